@@ -1,0 +1,32 @@
+// Bit-field helpers shared by every register, descriptor and command encoder.
+// Ranges are inclusive [hi:lo], as the architecture manuals write them.
+#pragma once
+#include <cstdint>
+
+namespace iommusim::common {
+
+constexpr uint64_t mask(unsigned hi, unsigned lo) {
+  return (hi - lo + 1 >= 64) ? ~0ull : (((1ull << (hi - lo + 1)) - 1) << lo);
+}
+constexpr uint64_t extract(uint64_t v, unsigned hi, unsigned lo) { return (v & mask(hi, lo)) >> lo; }
+constexpr bool bit(uint64_t v, unsigned b) { return (v >> b) & 1u; }
+// Returns v with [hi:lo] replaced by field. Bits of field above the width are dropped.
+constexpr uint64_t deposit(uint64_t v, unsigned hi, unsigned lo, uint64_t field) {
+  return (v & ~mask(hi, lo)) | ((field << lo) & mask(hi, lo));
+}
+// True when field does not fit in [hi:lo] (used by encoders to reject out-of-range values).
+constexpr bool overflows(unsigned hi, unsigned lo, uint64_t field) {
+  return (hi - lo + 1 < 64) && (field >> (hi - lo + 1)) != 0;
+}
+
+// A named bit field, vcml-style: `using ASID = Field<63, 48>; ASID::get(dw0)`.
+template <unsigned Hi, unsigned Lo>
+struct Field {
+  static_assert(Hi >= Lo && Hi < 64, "bad field range");
+  static constexpr unsigned hi = Hi, lo = Lo, width = Hi - Lo + 1;
+  static constexpr uint64_t get(uint64_t v) { return extract(v, Hi, Lo); }
+  static constexpr uint64_t set(uint64_t v, uint64_t f) { return deposit(v, Hi, Lo, f); }
+  static constexpr bool fits(uint64_t f) { return !overflows(Hi, Lo, f); }
+};
+
+}  // namespace iommusim::common
