@@ -1,0 +1,208 @@
+// The one set-associative cache used by every cache of every vendor: config caches,
+// IOTLBs, walk caches, IPA->PA caches.
+//
+// Models: entries/ways geometry (ways == 0 or ways == entries: fully associative), LRU,
+// round-robin or random replacement, a lookup latency and a number of lookup ports (a
+// CountedResource, so concurrent lookups queue), and invalidation by predicate whose cost
+// depends on how much it scans: a targeted invalidation scans only the set(s) its key maps
+// to, a broad one (by ASID, VMID, all) walks every set. Cost = sets scanned x
+// scan_cycles_per_set, holding one lookup port for that time.
+//
+// Does not model: banking, partial tag compares or ECC.
+//
+// Key needs operator== and `uint64_t set_hash() const`.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/common/clock.h"
+#include "models/common/resource.h"
+#include "models/common/stats.h"
+
+namespace iommusim::common {
+
+enum class Replacement { Lru, RoundRobin, Random };
+std::optional<Replacement> parse_replacement(const std::string& s);
+const char* to_string(Replacement r);
+
+struct CacheConfig {
+  unsigned entries = 0;        // 0 disables the cache (every lookup misses, inserts are dropped)
+  unsigned ways = 0;           // 0 = fully associative
+  Replacement replacement = Replacement::Lru;
+  unsigned lookup_cycles = 1;
+  unsigned ports = 1;
+  unsigned scan_cycles_per_set = 1;
+  uint64_t seed = 1;           // for Random replacement; runs stay deterministic
+};
+
+// Returns an error naming the problem, or empty when the geometry is usable.
+std::string validate(const CacheConfig& c);
+
+struct InvalidationScan {
+  uint64_t sets_scanned = 0;
+  uint64_t entries_removed = 0;
+};
+
+class CacheStats {
+ public:
+  Counter hits, misses, inserts, evictions, invalidated, invalidation_scans, sets_scanned;
+  void register_stats(StatRegistry& reg, const std::string& prefix, const std::string& what) const;
+  double hit_rate() const {
+    uint64_t n = hits.value() + misses.value();
+    return n ? double(hits.value()) / double(n) : 0.0;
+  }
+};
+
+template <class Key, class Value>
+class SetAssocCache {
+ public:
+  SetAssocCache(std::string name, const CacheConfig& cfg, Clock clk)
+      : name_(std::move(name)), cfg_(cfg), clk_(clk), ports_(name_ + ".ports", cfg.ports ? cfg.ports : 1) {
+    ways_ = (cfg.ways == 0 || cfg.ways > cfg.entries) ? cfg.entries : cfg.ways;
+    sets_ = ways_ ? cfg.entries / ways_ : 0;
+    lines_.resize(size_t(sets_) * ways_);
+    rr_next_.assign(sets_, 0);
+    rng_ = cfg.seed ? cfg.seed : 0x9E3779B97F4A7C15ull;
+  }
+
+  bool enabled() const { return sets_ != 0; }
+  unsigned sets() const { return sets_; }
+  unsigned ways() const { return ways_; }
+  const std::string& name() const { return name_; }
+  const CacheConfig& config() const { return cfg_; }
+  CacheStats& stats() { return stats_; }
+  const CacheStats& stats() const { return stats_; }
+  CountedResource& ports() { return ports_; }
+
+  // Functional lookup (no time). Updates replacement state and hit/miss counts.
+  std::optional<Value> lookup(const Key& key) {
+    if (!enabled()) { stats_.misses.inc(); return std::nullopt; }
+    Line* set = set_of(key.set_hash());
+    for (unsigned w = 0; w < ways_; ++w) {
+      if (set[w].valid && set[w].key == key) {
+        set[w].stamp = ++clock_;
+        stats_.hits.inc();
+        return set[w].value;
+      }
+    }
+    stats_.misses.inc();
+    return std::nullopt;
+  }
+
+  // Timed lookup: waits for a port, then the lookup latency. Call from an SC_THREAD.
+  std::optional<Value> timed_lookup(const Key& key) {
+    if (!enabled()) return lookup(key);
+    ResourceGuard port(ports_);
+    clk_.wait_cycles(cfg_.lookup_cycles);
+    return lookup(key);
+  }
+
+  // Inserts or refreshes. Never takes time: fills happen off the lookup path.
+  void insert(const Key& key, const Value& value) {
+    if (!enabled()) return;
+    Line* set = set_of(key.set_hash());
+    unsigned victim = ways_;
+    for (unsigned w = 0; w < ways_; ++w) {
+      if (set[w].valid && set[w].key == key) { victim = w; break; }
+    }
+    if (victim == ways_) {
+      for (unsigned w = 0; w < ways_; ++w)
+        if (!set[w].valid) { victim = w; break; }
+    }
+    if (victim == ways_) {
+      victim = choose_victim(set, key.set_hash());
+      stats_.evictions.inc();
+    }
+    set[victim] = Line{true, key, value, ++clock_};
+    stats_.inserts.inc();
+  }
+
+  // Invalidates every entry matching pred(key, value), scanning every set.
+  template <class Pred>
+  InvalidationScan invalidate_all_sets(Pred&& pred) {
+    InvalidationScan scan;
+    for (unsigned s = 0; s < sets_; ++s) scan_set(s, pred, scan);
+    account(scan);
+    return scan;
+  }
+
+  // Invalidates matching entries in the one set that set_hash selects.
+  template <class Pred>
+  InvalidationScan invalidate_in_set(uint64_t set_hash, Pred&& pred) {
+    InvalidationScan scan;
+    if (sets_) scan_set(unsigned(set_hash % sets_), pred, scan);
+    account(scan);
+    return scan;
+  }
+
+  // Time a scan costs: sets scanned x cycles per set, holding a lookup port.
+  void charge(const InvalidationScan& scan) {
+    if (!enabled() || scan.sets_scanned == 0) return;
+    ResourceGuard port(ports_);
+    clk_.wait_cycles(scan.sets_scanned * cfg_.scan_cycles_per_set);
+  }
+
+  uint64_t valid_entries() const {
+    uint64_t n = 0;
+    for (auto& l : lines_) n += l.valid;
+    return n;
+  }
+
+ private:
+  struct Line { bool valid = false; Key key{}; Value value{}; uint64_t stamp = 0; };
+
+  Line* set_of(uint64_t hash) { return &lines_[size_t(hash % sets_) * ways_]; }
+
+  unsigned choose_victim(Line* set, uint64_t hash) {
+    switch (cfg_.replacement) {
+      case Replacement::Lru: {
+        unsigned v = 0;
+        for (unsigned w = 1; w < ways_; ++w)
+          if (set[w].stamp < set[v].stamp) v = w;
+        return v;
+      }
+      case Replacement::RoundRobin: {
+        unsigned& next = rr_next_[hash % sets_];
+        unsigned v = next;
+        next = (next + 1) % ways_;
+        return v;
+      }
+      case Replacement::Random:
+      default:
+        rng_ ^= rng_ << 13; rng_ ^= rng_ >> 7; rng_ ^= rng_ << 17;   // xorshift64
+        return unsigned(rng_ % ways_);
+    }
+  }
+
+  template <class Pred>
+  void scan_set(unsigned s, Pred& pred, InvalidationScan& scan) {
+    Line* set = &lines_[size_t(s) * ways_];
+    ++scan.sets_scanned;
+    for (unsigned w = 0; w < ways_; ++w) {
+      if (set[w].valid && pred(set[w].key, set[w].value)) {
+        set[w].valid = false;
+        ++scan.entries_removed;
+      }
+    }
+  }
+
+  void account(const InvalidationScan& scan) {
+    stats_.invalidation_scans.inc();
+    stats_.sets_scanned.inc(scan.sets_scanned);
+    stats_.invalidated.inc(scan.entries_removed);
+  }
+
+  std::string name_;
+  CacheConfig cfg_;
+  Clock clk_;
+  CountedResource ports_;
+  unsigned ways_ = 0, sets_ = 0;
+  std::vector<Line> lines_;
+  std::vector<unsigned> rr_next_;
+  uint64_t clock_ = 0, rng_ = 0;
+  CacheStats stats_;
+};
+
+}  // namespace iommusim::common

@@ -1,0 +1,72 @@
+// The interface every page-table format implements (VMSAv8-64 stage 1/2 now; x86-64,
+// VT-d second stage and AMD v1 later). A format only knows bits: how an input address
+// splits into indices, how a descriptor decodes and encodes, and which accesses its
+// permissions allow. The walk engine (walker.h) does the walking.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace iommusim::pagetable {
+
+// Architecture-neutral fault classes; each vendor maps them to its own record
+// (SMMU F_TRANSLATION/F_ACCESS/F_PERMISSION/F_ADDR_SIZE, VT-d reason codes, AMD events).
+enum class Fault : uint8_t {
+  None = 0,
+  Translation,    // invalid or reserved descriptor, or input address out of range
+  AccessFlag,     // AF clear and hardware AF update disabled
+  Permission,
+  AddressSize,    // output or table address beyond the output size
+  FetchAbort,     // the descriptor read itself failed (external abort, or a nested stage-2 fault)
+};
+const char* to_string(Fault f);
+
+struct Access {
+  bool write = false;
+  bool exec = false;
+  bool privileged = false;
+};
+
+struct DecodedDescriptor {
+  enum class Kind : uint8_t { Invalid, Table, Leaf } kind = Kind::Invalid;
+  uint64_t address = 0;        // next table base (Table) or output block/page base (Leaf)
+  unsigned next_level = 0;     // Table only: level the next table belongs to (formats may skip)
+  uint64_t leaf_bytes = 0;     // Leaf only
+  // Leaf permissions, already in neutral form.
+  bool readable = false, writable = false, user = false, exec_user = false, exec_priv = false;
+  bool access_flag = true;
+};
+
+// What a driver asks for when it maps.
+struct LeafAttributes {
+  bool read = true, write = true, exec = false, user = true;
+  bool access_flag = true;
+};
+
+class Format {
+ public:
+  virtual ~Format() = default;
+  virtual std::string name() const = 0;
+  virtual unsigned start_level() const = 0;
+  virtual unsigned last_level() const = 0;
+  virtual unsigned descriptor_bytes() const { return 8; }
+  // Low bit of the input address that indexes `level`; the level maps 1 << shift bytes.
+  virtual unsigned level_shift(unsigned level) const = 0;
+  // Number of index bits at `level` (the start level may be wider: concatenated tables).
+  virtual unsigned index_bits(unsigned level) const = 0;
+  virtual unsigned input_bits() const = 0;
+  virtual unsigned output_bits() const = 0;
+  virtual bool leaf_allowed(unsigned level) const = 0;
+  // Size of the table that holds `level`, in bytes.
+  uint64_t table_bytes(unsigned level) const { return uint64_t(descriptor_bytes()) << index_bits(level); }
+  uint64_t index(unsigned level, uint64_t ia) const {
+    return (ia >> level_shift(level)) & ((1ull << index_bits(level)) - 1);
+  }
+
+  virtual DecodedDescriptor decode(unsigned level, uint64_t raw) const = 0;
+  virtual Fault check_access(const DecodedDescriptor& leaf, const Access& a) const = 0;
+  virtual uint64_t encode_table(unsigned level, uint64_t next_table) const = 0;
+  virtual uint64_t encode_leaf(unsigned level, uint64_t output, const LeafAttributes& attrs) const = 0;
+  virtual uint64_t encode_invalid() const { return 0; }
+};
+
+}  // namespace iommusim::pagetable

@@ -1,0 +1,75 @@
+#include "models/pagetable/table_builder.h"
+
+namespace iommusim::pagetable {
+
+TableBuilder::TableBuilder(const Format& fmt, TableMemory& mem)
+    : fmt_(fmt), mem_(mem), root_(mem.allocate_table(fmt.table_bytes(fmt.start_level()))) {}
+
+unsigned TableBuilder::level_for(uint64_t leaf_bytes) const {
+  for (unsigned l = fmt_.start_level(); l <= fmt_.last_level(); ++l)
+    if ((1ull << fmt_.level_shift(l)) == leaf_bytes && fmt_.leaf_allowed(l)) return l;
+  return ~0u;
+}
+
+EditResult TableBuilder::map(uint64_t ia, uint64_t out, uint64_t bytes, uint64_t leaf_bytes,
+                             const LeafAttributes& attrs) {
+  EditResult r;
+  const unsigned leaf_level = level_for(leaf_bytes);
+  if (leaf_level == ~0u) { r.ok = false; r.error = "leaf size " + std::to_string(leaf_bytes) + " not allowed by " + fmt_.name(); return r; }
+  if ((ia | out | bytes) & (leaf_bytes - 1)) { r.ok = false; r.error = "address or size not aligned to the leaf size"; return r; }
+  if (fmt_.input_bits() < 64 && ((ia + bytes - 1) >> fmt_.input_bits()) != 0) { r.ok = false; r.error = "input address beyond the table's input size"; return r; }
+  for (uint64_t off = 0; off < bytes; off += leaf_bytes) {
+    const uint64_t va = ia + off;
+    uint64_t table = root_;
+    for (unsigned level = fmt_.start_level();; ) {
+      const uint64_t daddr = table + fmt_.index(level, va) * fmt_.descriptor_bytes();
+      if (level == leaf_level) {
+        mem_.write_descriptor(daddr, fmt_.encode_leaf(level, out + off, attrs));
+        ++r.descriptors_written;
+        break;
+      }
+      DecodedDescriptor d = fmt_.decode(level, mem_.read_descriptor(daddr));
+      if (d.kind == DecodedDescriptor::Kind::Leaf) { r.ok = false; r.error = "range overlaps an existing larger leaf"; return r; }
+      if (d.kind == DecodedDescriptor::Kind::Invalid) {
+        const uint64_t next = mem_.allocate_table(fmt_.table_bytes(level + 1));
+        mem_.write_descriptor(daddr, fmt_.encode_table(level, next));
+        ++r.descriptors_written;
+        ++r.tables_allocated;
+        table = next;
+        level = level + 1;
+      } else {
+        table = d.address;
+        level = d.next_level;
+      }
+    }
+  }
+  return r;
+}
+
+EditResult TableBuilder::unmap(uint64_t ia, uint64_t bytes) {
+  EditResult r;
+  uint64_t va = ia;
+  const uint64_t end = ia + bytes;
+  while (va < end) {
+    uint64_t table = root_;
+    unsigned level = fmt_.start_level();
+    uint64_t step = 1ull << fmt_.level_shift(fmt_.last_level());
+    for (;;) {
+      const uint64_t daddr = table + fmt_.index(level, va) * fmt_.descriptor_bytes();
+      DecodedDescriptor d = fmt_.decode(level, mem_.read_descriptor(daddr));
+      if (d.kind == DecodedDescriptor::Kind::Invalid) { step = 1ull << fmt_.level_shift(level); break; }
+      if (d.kind == DecodedDescriptor::Kind::Leaf) {
+        mem_.write_descriptor(daddr, fmt_.encode_invalid());
+        ++r.descriptors_written;
+        step = d.leaf_bytes;
+        break;
+      }
+      table = d.address;
+      level = d.next_level;
+    }
+    va = (va & ~(step - 1)) + step;
+  }
+  return r;
+}
+
+}  // namespace iommusim::pagetable

@@ -1,0 +1,83 @@
+// The radix walk engine shared by every format and every vendor.
+//
+// It is a plain function, not a module: the caller supplies `fetch`, which reads one
+// descriptor (through its memory socket, and for a nested stage-1 walk through stage 2
+// first), so time, caches and nesting stay with the model. `on_table` lets the caller
+// fill its walk caches with each table pointer it passes.
+#pragma once
+#include <cstdint>
+
+#include "models/pagetable/format.h"
+
+namespace iommusim::pagetable {
+
+struct WalkStart {
+  unsigned level;      // level of the table at `table`
+  uint64_t table;      // table base address (in the walk's own address space)
+};
+
+struct WalkResult {
+  Fault fault = Fault::None;
+  unsigned level = 0;          // level of the leaf, or where the fault was found
+  uint64_t output = 0;         // translated address (leaf base | offset)
+  uint64_t leaf_bytes = 0;
+  uint64_t descriptor_address = 0;   // address of the last descriptor read (fault reporting)
+  unsigned reads = 0;          // descriptors read by this walk
+  DecodedDescriptor leaf;
+};
+
+struct FetchResult {
+  bool ok = true;
+  uint64_t raw = 0;
+};
+
+// fetch(uint64_t descriptor_address, unsigned level) -> FetchResult
+// on_table(unsigned next_level, uint64_t next_table) -> void
+template <class FetchFn, class OnTableFn>
+WalkResult walk(const Format& fmt, WalkStart start, uint64_t ia, const Access& access, FetchFn&& fetch,
+                OnTableFn&& on_table) {
+  WalkResult r;
+  if (fmt.input_bits() < 64 && (ia >> fmt.input_bits()) != 0) {
+    r.fault = Fault::Translation;
+    r.level = start.level;
+    return r;
+  }
+  unsigned level = start.level;
+  uint64_t table = start.table;
+  for (;;) {
+    const uint64_t daddr = table + fmt.index(level, ia) * fmt.descriptor_bytes();
+    r.descriptor_address = daddr;
+    r.level = level;
+    FetchResult f = fetch(daddr, level);
+    ++r.reads;
+    if (!f.ok) { r.fault = Fault::FetchAbort; return r; }
+    DecodedDescriptor d = fmt.decode(level, f.raw);
+    switch (d.kind) {
+      case DecodedDescriptor::Kind::Invalid:
+        r.fault = Fault::Translation;
+        return r;
+      case DecodedDescriptor::Kind::Table:
+        if (fmt.output_bits() < 64 && (d.address >> fmt.output_bits()) != 0) { r.fault = Fault::AddressSize; return r; }
+        if (d.next_level <= level || d.next_level > fmt.last_level()) { r.fault = Fault::Translation; return r; }
+        on_table(d.next_level, d.address);
+        level = d.next_level;
+        table = d.address;
+        break;
+      case DecodedDescriptor::Kind::Leaf: {
+        if (fmt.output_bits() < 64 && (d.address >> fmt.output_bits()) != 0) { r.fault = Fault::AddressSize; return r; }
+        r.leaf = d;
+        r.leaf_bytes = d.leaf_bytes;
+        r.output = d.address | (ia & (d.leaf_bytes - 1));
+        r.fault = fmt.check_access(d, access);
+        return r;
+      }
+    }
+  }
+}
+
+template <class FetchFn>
+WalkResult walk(const Format& fmt, WalkStart start, uint64_t ia, const Access& access, FetchFn&& fetch) {
+  return walk(fmt, start, ia, access, fetch, [](unsigned, uint64_t) {});
+}
+
+}  // namespace iommusim::pagetable

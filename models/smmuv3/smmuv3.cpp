@@ -1,0 +1,726 @@
+#include "models/smmuv3/smmuv3.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "models/common/bits.h"
+#include "models/pagetable/walker.h"
+#include "models/smmuv3/registers.h"
+
+namespace iommusim::smmuv3 {
+
+using common::to_ps;
+using pagetable::Fault;
+using sc_core::sc_time_stamp;
+
+std::string validate(const Smmuv3Config& c) {
+  if (c.clock_mhz <= 0) return "clock_mhz must be positive";
+  if (c.sid_bits < 1 || c.sid_bits > 32) return "sid_bits must be 1..32";
+  if (c.ssid_bits > 20) return "ssid_bits must be 0..20";
+  if (c.walkers == 0) return "walkers must be at least 1";
+  if (c.cmd_batch == 0) return "cmd_batch must be at least 1";
+  if (c.cmdq_log2_max < 1 || c.cmdq_log2_max > 19) return "cmdq_log2_max must be 1..19";
+  if (c.evtq_log2_max < 1 || c.evtq_log2_max > 19) return "evtq_log2_max must be 1..19";
+  const std::pair<const char*, const common::CacheConfig*> caches[] = {
+      {"config_cache", &c.config_cache}, {"iotlb", &c.iotlb}, {"s1_walk_cache", &c.s1_walk_cache},
+      {"s2_walk_cache", &c.s2_walk_cache}, {"ipa_cache", &c.ipa_cache}};
+  for (auto& [name, cc] : caches)
+    if (auto e = common::validate(*cc); !e.empty()) return std::string(name) + ": " + e;
+  return {};
+}
+
+Smmuv3::Smmuv3(sc_core::sc_module_name name, const Smmuv3Config& cfg)
+    : sc_module(name), dma("dma"), mmio("mmio"), mem("mem"), cfg_(cfg), clk_(common::Clock::from_mhz(cfg.clock_mhz)),
+      walkers_(std::string(this->name()) + ".walkers", cfg.walkers),
+      config_cache_("config_cache", cfg.config_cache, clk_), iotlb_("iotlb", cfg.iotlb, clk_),
+      s1_walk_cache_("s1_walk_cache", cfg.s1_walk_cache, clk_), s2_walk_cache_("s2_walk_cache", cfg.s2_walk_cache, clk_),
+      ipa_cache_("ipa_cache", cfg.ipa_cache, clk_) {
+  dma.register_b_transport(this, &Smmuv3::dma_b_transport);
+  mmio.register_b_transport(this, &Smmuv3::mmio_b_transport);
+  build_registers();
+  SC_THREAD(command_thread);
+}
+
+// ---------------------------------------------------------------- registers
+
+void Smmuv3::build_registers() {
+  using namespace reg;
+  uint64_t idr0 = 0;
+  idr0 = IDR0_S2P::set(idr0, 1);
+  idr0 = IDR0_S1P::set(idr0, 1);
+  idr0 = IDR0_TTF::set(idr0, 2);        // AArch64 tables
+  idr0 = IDR0_COHACC::set(idr0, 1);
+  idr0 = IDR0_ASID16::set(idr0, 1);
+  idr0 = IDR0_MSI::set(idr0, 1);
+  idr0 = IDR0_SEV::set(idr0, 1);
+  idr0 = IDR0_VMID16::set(idr0, 1);
+  idr0 = IDR0_TTENDIAN::set(idr0, 2);   // little-endian only
+  idr0 = IDR0_ST_LEVEL::set(idr0, 1);   // 2-level stream table
+  uint64_t idr1 = 0;
+  idr1 = IDR1_SIDSIZE::set(idr1, cfg_.sid_bits);
+  idr1 = IDR1_SSIDSIZE::set(idr1, cfg_.ssid_bits);
+  idr1 = IDR1_EVTQS::set(idr1, cfg_.evtq_log2_max);
+  idr1 = IDR1_CMDQS::set(idr1, cfg_.cmdq_log2_max);
+  const uint64_t idr3 = IDR3_RIL::set(0, cfg_.range_invalidation);
+  uint64_t idr5 = IDR5_OAS::set(0, 5);  // 48-bit
+  idr5 = IDR5_GRAN4K::set(idr5, 1);
+  idr5 = IDR5_GRAN16K::set(idr5, 1);
+  idr5 = IDR5_GRAN64K::set(idr5, 1);
+
+  regs_.add("IDR0", IDR0, 4, idr0, 0);
+  regs_.add("IDR1", IDR1, 4, idr1, 0);
+  regs_.add("IDR2", IDR2, 4, 0, 0);
+  regs_.add("IDR3", IDR3, 4, idr3, 0);
+  regs_.add("IDR4", IDR4, 4, 0, 0);
+  regs_.add("IDR5", IDR5, 4, idr5, 0);
+  regs_.add("IIDR", IIDR, 4, 0, 0);
+  regs_.add("AIDR", AIDR, 4, 0x1, 0);   // SMMUv3.1
+  regs_.add("CR0ACK", CR0ACK, 4, 0, 0);
+  // Updates take effect at once, so CR0ACK follows CR0 immediately.
+  regs_.add("CR0", CR0, 4, 0, 0x1F).on_write = [this](uint64_t, uint64_t v) {
+    regs_.set("CR0ACK", v);
+    cmdq_kick_.notify(sc_core::SC_ZERO_TIME);
+  };
+  regs_.add("CR1", CR1, 4, 0, 0xFFF);
+  regs_.add("CR2", CR2, 4, 0, 0x7);
+  // GBPA: abort by default; UPDATE completes at once.
+  regs_.add("GBPA", GBPA, 4, GBPA_ABORT::set(0, 1), ~0ull).on_write = [this](uint64_t, uint64_t v) {
+    regs_.set("GBPA", GBPA_UPDATE::set(v, 0));
+  };
+  regs_.add("IRQ_CTRL", IRQ_CTRL, 4, 0, 0x7).on_write = [this](uint64_t, uint64_t v) { regs_.set("IRQ_CTRLACK", v); };
+  regs_.add("IRQ_CTRLACK", IRQ_CTRLACK, 4, 0, 0);
+  regs_.add("GERROR", GERROR, 4, 0, 0);
+  regs_.add("GERRORN", GERRORN, 4, 0, 0x1FD).on_write = [this](uint64_t, uint64_t) {
+    cmdq_kick_.notify(sc_core::SC_ZERO_TIME);
+  };
+  regs_.add("GERROR_IRQ_CFG0", GERROR_IRQ_CFG0, 8, 0, common::mask(51, 2));
+  regs_.add("STRTAB_BASE", STRTAB_BASE, 8, 0, common::mask(51, 6) | (1ull << 62));
+  regs_.add("STRTAB_BASE_CFG", STRTAB_BASE_CFG, 4, 0, common::mask(17, 0));
+  regs_.add("CMDQ_BASE", CMDQ_BASE, 8, 0, common::mask(51, 0) | (1ull << 62));
+  regs_.add("CMDQ_PROD", CMDQ_PROD, 4, 0, common::mask(19, 0)).on_write = [this](uint64_t, uint64_t) {
+    cmdq_kick_.notify(sc_core::SC_ZERO_TIME);
+  };
+  regs_.add("CMDQ_CONS", CMDQ_CONS, 4, 0, 0);
+  regs_.add("EVTQ_BASE", EVTQ_BASE, 8, 0, common::mask(51, 0) | (1ull << 62));
+  regs_.add("EVTQ_PROD", EVTQ_PROD, 4, 0, 0);
+  regs_.add("EVTQ_CONS", EVTQ_CONS, 4, 0, common::mask(19, 0) | (1ull << 31));
+  regs_.alias(EVTQ_PROD_PAGE0, "EVTQ_PROD");
+  regs_.alias(EVTQ_CONS_PAGE0, "EVTQ_CONS");
+}
+
+uint64_t Smmuv3::peek_register(uint64_t offset) {
+  uint64_t v = 0;
+  regs_.read(offset, 4, v);
+  return v;
+}
+
+void Smmuv3::mmio_b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+  if (delay != sc_core::SC_ZERO_TIME) { sc_core::wait(delay); delay = sc_core::SC_ZERO_TIME; }
+  clk_.wait_cycles(1);
+  const unsigned len = p.get_data_length();
+  uint64_t v = 0;
+  bool ok = false;
+  if (p.get_byte_enable_ptr() == nullptr && (len == 4 || len == 8) && p.get_address() < reg::kMmioBytes) {
+    if (p.is_read()) {
+      ok = regs_.read(p.get_address(), len, v);
+      if (ok) std::memcpy(p.get_data_ptr(), &v, len);
+    } else if (p.is_write()) {
+      std::memcpy(&v, p.get_data_ptr(), len);
+      ok = regs_.write(p.get_address(), len, v);
+    }
+  }
+  p.set_response_status(ok ? tlm::TLM_OK_RESPONSE : tlm::TLM_ADDRESS_ERROR_RESPONSE);
+}
+
+// ---------------------------------------------------------------- memory helpers
+
+bool Smmuv3::read_memory(uint64_t addr, void* dst, unsigned len) {
+  return common::blocking_access(mem, pool_, tlm::TLM_READ_COMMAND, addr, dst, len);
+}
+
+bool Smmuv3::write_memory(uint64_t addr, const void* src, unsigned len) {
+  return common::blocking_access(mem, pool_, tlm::TLM_WRITE_COMMAND, addr, const_cast<void*>(src), len);
+}
+
+void Smmuv3::record_event(const EventRecord& e) {
+  events_.inc();
+  if (!reg::CR0_EVTQEN::get(regs_.get("CR0"))) { events_lost_.inc(); return; }
+  const uint64_t base = regs_.get("EVTQ_BASE");
+  common::WrapRing ring{unsigned(std::min<uint64_t>(reg::Q_BASE_LOG2SIZE::get(base), cfg_.evtq_log2_max))};
+  uint32_t prod = uint32_t(regs_.get("EVTQ_PROD"));
+  const uint32_t cons = uint32_t(regs_.get("EVTQ_CONS"));
+  if (ring.full(prod & ring.pointer_mask(), cons & ring.pointer_mask())) {
+    // Overflow: the record is lost and OVFLG toggles, as the architecture says.
+    events_lost_.inc();
+    regs_.set("EVTQ_PROD", prod ^ (1u << 31));
+    return;
+  }
+  const EventWords words = encode_event(e);
+  const uint64_t slot = reg::Q_BASE_ADDR::get(base) << 5;
+  if (!write_memory(slot + uint64_t(ring.index(prod)) * 32, words.data(), 32)) { events_lost_.inc(); return; }
+  regs_.set("EVTQ_PROD", (prod & (1u << 31)) | ring.next(prod & ring.pointer_mask()));
+}
+
+// ---------------------------------------------------------------- translation
+
+void Smmuv3::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+  if (delay != sc_core::SC_ZERO_TIME) { sc_core::wait(delay); delay = sc_core::SC_ZERO_TIME; }
+  common::DmaAttributes* attrs = nullptr;
+  p.get_extension(attrs);
+  Request rq;
+  if (attrs) {
+    rq.sid = attrs->requester_id;
+    rq.ssv = attrs->pasid_valid;
+    rq.ssid = attrs->pasid;
+    rq.access.privileged = attrs->privileged;
+    rq.access.exec = attrs->instruction;
+  }
+  rq.input = p.get_address();
+  rq.access.write = p.is_write();
+
+  const sc_core::sc_time start = sc_time_stamp();
+  Outcome o;
+  const uint64_t cr0 = regs_.get("CR0");
+  if (!reg::CR0_SMMUEN::get(cr0)) {
+    // SMMU disabled: GBPA decides between global bypass and abort.
+    o.ok = !reg::GBPA_ABORT::get(regs_.get("GBPA"));
+    o.output = rq.input;
+    if (o.ok) bypassed_.inc(); else aborted_.inc();
+  } else {
+    o = translate(rq);
+  }
+  translation_ps_.record(to_ps(sc_time_stamp() - start));
+  if (!o.ok) {
+    if (attrs) attrs->response = o.abort_silently ? common::IommuResponse::Aborted : common::IommuResponse::Fault;
+    p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
+    return;
+  }
+  if (attrs) attrs->response = common::IommuResponse::Ok;
+  const uint64_t input = p.get_address();
+  p.set_address(o.output);
+  sc_core::sc_time d = sc_core::SC_ZERO_TIME;
+  mem->b_transport(p, d);
+  if (d != sc_core::SC_ZERO_TIME) sc_core::wait(d);
+  p.set_address(input);   // the initiator sees its own address back
+}
+
+std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq) {
+  const ConfigKey key{rq.sid, rq.ssv ? rq.ssid : 0, rq.ssv};
+  if (auto hit = config_cache_.timed_lookup(key)) return hit;
+
+  auto bad = [&](EventId id, uint64_t fetch = 0) {
+    EventRecord e;
+    e.id = id; e.sid = rq.sid; e.ssv = rq.ssv; e.ssid = rq.ssid; e.input_addr = rq.input;
+    e.rnw = !rq.access.write; e.ipa_or_fetch_addr = fetch;
+    record_event(e);
+    return std::optional<StreamConfig>{};
+  };
+
+  // Locate the STE: linear, or through a level-1 descriptor.
+  const uint64_t base = reg::STRTAB_BASE_ADDR::get(regs_.get("STRTAB_BASE")) << 6;
+  const uint64_t scfg = regs_.get("STRTAB_BASE_CFG");
+  const unsigned log2size = unsigned(reg::STRTAB_CFG_LOG2SIZE::get(scfg));
+  if (log2size > cfg_.sid_bits || (log2size < 32 && (uint64_t(rq.sid) >> log2size) != 0))
+    return bad(EventId::C_BAD_STREAMID);
+  uint64_t ste_addr = base + uint64_t(rq.sid) * 64;
+  if (reg::STRTAB_CFG_FMT::get(scfg) == 1) {
+    const unsigned split = unsigned(reg::STRTAB_CFG_SPLIT::get(scfg));
+    const uint64_t l1_addr = base + (uint64_t(rq.sid) >> split) * 8;
+    uint64_t raw = 0;
+    config_reads_.inc();
+    if (!read_memory(l1_addr, &raw, 8)) return bad(EventId::F_STE_FETCH, l1_addr);
+    const StreamTableL1Desc l1 = decode_st_l1(raw);
+    const uint64_t index = rq.sid & ((1ull << split) - 1);
+    // SPAN 0 means the L2 table is invalid; the table holds 2^(SPAN-1) STEs.
+    if (l1.span == 0 || l1.span > split + 1 || index >= (1ull << (l1.span - 1))) return bad(EventId::C_BAD_STREAMID);
+    ste_addr = l1.l2_ptr + index * 64;
+  } else if (reg::STRTAB_CFG_FMT::get(scfg) != 0) {
+    return bad(EventId::C_BAD_STREAMID);
+  }
+  SteWords ste_words{};
+  config_reads_.inc();
+  if (!read_memory(ste_addr, ste_words.data(), 64)) return bad(EventId::F_STE_FETCH, ste_addr);
+  std::string why;
+  auto ste = decode_ste(ste_words, &why);
+  if (!ste || !ste->valid) return bad(EventId::C_BAD_STE);
+
+  StreamConfig c;
+  c.config = ste->config;
+  c.vmid = ste->s2_vmid;   // also the VMID tag of S1-only streams
+  const bool s1 = ste->s1_enabled(), s2 = ste->s2_enabled();
+  if (s2) {
+    const unsigned g = *pagetable::vmsa_granule_bits_from_tg0(ste->s2_tg);
+    c.s2 = pagetable::VmsaConfig{2, g, 64u - ste->s2_t0sz, *pagetable::vmsa_stage2_start_level(g, ste->s2_sl0),
+                                 *pagetable::vmsa_address_bits(ste->s2_ps), false};
+    if (!pagetable::validate(c.s2).empty()) return bad(EventId::C_BAD_STE);
+    c.s2_ttb = ste->s2_ttb;
+  }
+  if (s1) {
+    // Non-substream traffic uses CD 0 (S1DSS=2 or S1CDMax=0); S1DSS=0 terminates it.
+    uint32_t ssid = rq.ssv ? rq.ssid : 0;
+    if (rq.ssv && (ste->s1_cd_max == 0 || ssid >= (1u << ste->s1_cd_max))) return bad(EventId::C_BAD_SUBSTREAMID);
+    if (!rq.ssv && ste->s1_cd_max != 0) {
+      if (ste->s1_dss == 0) return bad(EventId::C_BAD_SUBSTREAMID);
+      if (ste->s1_dss == 1) { c.config = s2 ? SteConfig::S2Trans : SteConfig::Bypass; }
+    }
+    if (c.config == SteConfig::S1Trans || c.config == SteConfig::Nested) {
+      uint64_t cd_addr = ste->s1_context_ptr + uint64_t(ssid) * 64;
+      if (s2) {   // nested: the CD pointer is an IPA
+        uint64_t pa = 0; unsigned reads = 0;
+        pagetable::Access a;
+        if (!stage2(c, rq, cd_addr, a, true, pa, reads, false)) return std::nullopt;
+        cd_addr = pa;
+      }
+      CdWords cd_words{};
+      config_reads_.inc();
+      if (!read_memory(cd_addr, cd_words.data(), 64)) return bad(EventId::F_CD_FETCH, cd_addr);
+      auto cd = decode_cd(cd_words, &why);
+      if (!cd || !cd->valid) return bad(EventId::C_BAD_CD);
+      const unsigned g = *pagetable::vmsa_granule_bits_from_tg0(cd->tg0);
+      const unsigned ia = 64u - cd->t0sz;
+      c.s1 = pagetable::VmsaConfig{1, g, ia, pagetable::vmsa_stage1_start_level(g, ia),
+                                   std::min(*pagetable::vmsa_address_bits(cd->ips), 48u), cd->ha};
+      if (!pagetable::validate(c.s1).empty()) return bad(EventId::C_BAD_CD);
+      c.s1_ttb = cd->ttb0;
+      c.s1_epd0 = cd->epd0;
+      c.asid = cd->asid;
+    }
+  }
+  config_cache_.insert(key, c);
+  return c;
+}
+
+pagetable::WalkStart Smmuv3::walk_start(common::SetAssocCache<WalkKey, uint64_t>& wc, const pagetable::Format& f,
+                                        uint16_t vmid, uint16_t asid, uint64_t ia, uint64_t root) {
+  if (wc.enabled()) {
+    // One timed probe covers every level (the levels are looked up in parallel).
+    common::ResourceGuard port(wc.ports());
+    clk_.wait_cycles(wc.config().lookup_cycles);
+    for (unsigned level = f.last_level(); level > f.start_level(); --level) {
+      const WalkKey k{vmid, asid, uint8_t(level), ia >> f.level_shift(level - 1)};
+      if (auto t = wc.lookup(k)) return {level, *t};
+    }
+  }
+  return {f.start_level(), root};
+}
+
+bool Smmuv3::stage2(const StreamConfig& c, const Request& rq, uint64_t ipa, const pagetable::Access& a,
+                    bool table_fetch, uint64_t& pa, unsigned& reads, bool count_as_walk) {
+  const IpaKey ikey{c.vmid, ipa >> 12};
+  if (auto hit = ipa_cache_.timed_lookup(ikey)) {
+    const bool allowed = a.write ? hit->w : hit->r;
+    if (allowed && !(a.exec && !hit->x)) { pa = (hit->pa_page << 12) | (ipa & 0xFFF); return true; }
+  }
+  const pagetable::VmsaFormat f(c.s2);
+  const pagetable::WalkStart start = walk_start(s2_walk_cache_, f, c.vmid, 0, ipa, c.s2_ttb);
+  auto fetch = [&](uint64_t addr, unsigned) {
+    pagetable::FetchResult r;
+    r.ok = read_memory(addr, &r.raw, 8);
+    if (count_as_walk) { pt_reads_.inc(); s2_reads_.inc(); ++reads; }
+    return r;
+  };
+  auto fill = [&](unsigned level, uint64_t table) {
+    s2_walk_cache_.insert(WalkKey{c.vmid, 0, uint8_t(level), ipa >> f.level_shift(level - 1)}, table);
+  };
+  const pagetable::WalkResult w = pagetable::walk(f, start, ipa, a, fetch, fill);
+  if (w.fault != Fault::None) {
+    record_walk_fault(rq, w.fault, true, table_fetch, ipa, w.descriptor_address);
+    return false;
+  }
+  ipa_cache_.insert(ikey, IpaEntry{w.output >> 12, w.leaf.readable, w.leaf.writable, w.leaf.exec_user});
+  pa = w.output;
+  return true;
+}
+
+void Smmuv3::record_walk_fault(const Request& rq, Fault f, bool s2, bool table_fetch, uint64_t ipa,
+                               uint64_t fetch_addr) {
+  faults_.inc();
+  EventRecord e;
+  switch (f) {
+    case Fault::Translation: e.id = EventId::F_TRANSLATION; break;
+    case Fault::AccessFlag: e.id = EventId::F_ACCESS; break;
+    case Fault::Permission: e.id = EventId::F_PERMISSION; break;
+    case Fault::AddressSize: e.id = EventId::F_ADDR_SIZE; break;
+    case Fault::FetchAbort: case Fault::None: e.id = EventId::F_WALK_EABT; break;
+  }
+  e.sid = rq.sid; e.ssv = rq.ssv; e.ssid = rq.ssid; e.input_addr = rq.input;
+  e.rnw = !rq.access.write; e.pnu = rq.access.privileged; e.ind = rq.access.exec;
+  e.s2 = s2;
+  e.cls = table_fetch ? 1 : 2;       // CLASS: 1 = translation-table fetch, 2 = input address
+  e.ttrnw = table_fetch;
+  e.ipa_or_fetch_addr = e.id == EventId::F_WALK_EABT ? fetch_addr : ipa;
+  record_event(e);
+}
+
+Smmuv3::Outcome Smmuv3::translate(const Request& rq) {
+  translations_.inc();
+  clk_.wait_cycles(cfg_.translation_cycles);
+  Outcome o;
+  auto cfg = fetch_config(rq);
+  if (!cfg) { faults_.inc(); return o; }
+  const StreamConfig& c = *cfg;
+  switch (c.config) {
+    case SteConfig::Abort: aborted_.inc(); o.abort_silently = true; return o;   // no event: architected
+    case SteConfig::Bypass: bypassed_.inc(); o.ok = true; o.output = rq.input; return o;
+    default: break;
+  }
+  const uint8_t kind = c.config == SteConfig::S1Trans ? kS1Only : c.config == SteConfig::S2Trans ? kS2Only : kNested;
+  const uint16_t asid = kind == kS2Only ? 0 : c.asid;
+
+  // IOTLB: probe each page size that may be present; one lookup time covers them all.
+  if (iotlb_.enabled()) {
+    common::ResourceGuard port(iotlb_.ports());
+    clk_.wait_cycles(iotlb_.config().lookup_cycles);
+    for (unsigned n = 0; n < 3; ++n) {
+      if (!(tlb_page_shifts_ & (1u << n))) continue;
+      const uint8_t shift = uint8_t(12 + 9 * n);
+      if (auto e = iotlb_.lookup(TlbKey{c.vmid, asid, kind, shift, rq.input >> shift})) {
+        const bool user_ok = kind == kS2Only || rq.access.privileged || e->user;
+        if ((rq.access.write ? e->w : e->r) && user_ok && !(rq.access.exec && !e->x)) {
+          o.ok = true;
+          o.output = (e->out_page << shift) | (rq.input & ((1ull << shift) - 1));
+          return o;
+        }
+        break;   // permission problem: rewalk so the fault is reported from the tables
+      }
+    }
+  }
+
+  // Miss: take a walker and walk.
+  common::ResourceGuard walker(walkers_);
+  const uint64_t my_epoch = epoch_;
+  ++current_walks_;
+  const sc_core::sc_time walk_begin = sc_time_stamp();
+  unsigned reads = 0;
+  bool ok = true;
+  uint64_t output = 0, leaf_bytes = 0;
+  bool r = true, w = true, x = true, user = true;
+
+  auto finish_walk = [&] {
+    if (my_epoch == epoch_) --current_walks_;
+    else if (--older_walks_ == 0) sync_drained_.notify(sc_core::SC_ZERO_TIME);
+  };
+
+  if (kind == kS2Only) {
+    const pagetable::VmsaFormat f(c.s2);
+    const pagetable::WalkStart start = walk_start(s2_walk_cache_, f, c.vmid, 0, rq.input, c.s2_ttb);
+    auto fetch = [&](uint64_t addr, unsigned) {
+      pagetable::FetchResult fr; fr.ok = read_memory(addr, &fr.raw, 8);
+      pt_reads_.inc(); s2_reads_.inc(); ++reads; return fr;
+    };
+    auto fill = [&](unsigned level, uint64_t table) {
+      s2_walk_cache_.insert(WalkKey{c.vmid, 0, uint8_t(level), rq.input >> f.level_shift(level - 1)}, table);
+    };
+    const pagetable::WalkResult wr = pagetable::walk(f, start, rq.input, rq.access, fetch, fill);
+    if (wr.fault != Fault::None) { record_walk_fault(rq, wr.fault, true, false, rq.input, wr.descriptor_address); ok = false; }
+    else { output = wr.output; leaf_bytes = wr.leaf_bytes; r = wr.leaf.readable; w = wr.leaf.writable; x = wr.leaf.exec_user; }
+  } else if (c.s1_epd0) {
+    record_walk_fault(rq, Fault::Translation, false, false, 0, 0);
+    ok = false;
+  } else {
+    const pagetable::VmsaFormat f(c.s1);
+    const bool nested = kind == kNested;
+    const pagetable::WalkStart start = walk_start(s1_walk_cache_, f, c.vmid, asid, rq.input, c.s1_ttb);
+    bool s2_failed = false;
+    auto fetch = [&](uint64_t addr, unsigned) {
+      pagetable::FetchResult fr;
+      uint64_t pa = addr;
+      if (nested) {
+        pagetable::Access table_read;   // S1 table walks are stage-2 reads
+        if (!stage2(c, rq, addr, table_read, true, pa, reads, true)) { s2_failed = true; fr.ok = false; return fr; }
+      }
+      fr.ok = read_memory(pa, &fr.raw, 8);
+      pt_reads_.inc(); s1_reads_.inc(); ++reads;
+      return fr;
+    };
+    auto fill = [&](unsigned level, uint64_t table) {
+      s1_walk_cache_.insert(WalkKey{c.vmid, asid, uint8_t(level), rq.input >> f.level_shift(level - 1)}, table);
+    };
+    const pagetable::WalkResult wr = pagetable::walk(f, start, rq.input, rq.access, fetch, fill);
+    if (wr.fault != Fault::None) {
+      if (!s2_failed) record_walk_fault(rq, wr.fault, false, false, 0, wr.descriptor_address);
+      ok = false;
+    } else {
+      output = wr.output; leaf_bytes = wr.leaf_bytes;
+      r = wr.leaf.readable; w = wr.leaf.writable; x = rq.access.privileged ? wr.leaf.exec_priv : wr.leaf.exec_user;
+      user = wr.leaf.user;
+      if (nested) {
+        // The final IPA goes through stage 2; the combined entry covers the smaller page.
+        uint64_t pa = 0;
+        const uint64_t ipa = output;
+        if (!stage2(c, rq, ipa, rq.access, false, pa, reads, true)) ok = false;
+        else {
+          output = pa;
+          leaf_bytes = std::min<uint64_t>(leaf_bytes, 4096);   // IPA cache works in 4 KB pages
+        }
+      }
+    }
+  }
+  walk_reads_.record(reads);
+  walk_ps_.record(to_ps(sc_time_stamp() - walk_begin));
+  const bool stale = my_epoch != epoch_;
+  finish_walk();
+  if (!ok) return o;
+
+  // A walk overtaken by an invalidation must not install what it read before it.
+  if (stale) stale_fills_dropped_.inc();
+  else if (iotlb_.enabled()) {
+    const unsigned shift = leaf_bytes >= (1ull << 30) ? 30 : leaf_bytes >= (1ull << 21) ? 21 : 12;
+    tlb_page_shifts_ |= uint8_t(1u << ((shift - 12) / 9));
+    iotlb_.insert(TlbKey{c.vmid, asid, kind, uint8_t(shift), rq.input >> shift},
+                  TlbEntry{output >> shift, 0, r, w, x, user});
+  }
+  o.ok = true;
+  o.output = output;
+  return o;
+}
+
+// ---------------------------------------------------------------- command queue
+
+void Smmuv3::command_thread() {
+  for (;;) {
+    const uint64_t cr0 = regs_.get("CR0");
+    const bool error_active = (regs_.get("GERROR") ^ regs_.get("GERRORN")) & 1;
+    const uint64_t base = regs_.get("CMDQ_BASE");
+    common::WrapRing ring{unsigned(std::min<uint64_t>(reg::Q_BASE_LOG2SIZE::get(base), cfg_.cmdq_log2_max))};
+    const uint32_t prod = uint32_t(regs_.get("CMDQ_PROD")) & ring.pointer_mask();
+    uint32_t cons = uint32_t(regs_.get("CMDQ_CONS")) & ring.pointer_mask();
+    if (!reg::CR0_CMDQEN::get(cr0) || error_active || ring.empty(prod, cons)) {
+      sc_core::wait(cmdq_kick_);
+      continue;
+    }
+    // Fetch a batch, never past the end of the ring.
+    const uint32_t avail = ring.used(prod, cons);
+    const uint32_t to_end = ring.entries() - ring.index(cons);
+    const uint32_t n = std::min({avail, to_end, cfg_.cmd_batch});
+    uint64_t words[2 * 64];
+    const uint32_t batch = std::min<uint32_t>(n, 64);
+    const uint64_t qaddr = (reg::Q_BASE_ADDR::get(base) << 5) + uint64_t(ring.index(cons)) * 16;
+    const uint64_t fetch_start = to_ps(sc_time_stamp());
+    const bool fetched = read_memory(qaddr, words, batch * 16);
+    const uint64_t fetch_end = to_ps(sc_time_stamp());
+    if (!fetched) {
+      regs_.set("CMDQ_CONS", reg::CMDQ_CONS_ERR::set(cons, reg::CERROR_ABT));
+      regs_.set("GERROR", regs_.get("GERROR") ^ 1);
+      continue;
+    }
+    const DecodeCaps caps{cfg_.range_invalidation, cfg_.sid_bits, cfg_.ssid_bits};
+    for (uint32_t i = 0; i < batch; ++i) {
+      CommandTrace t;
+      t.queue_index = cons;
+      t.fetch_start_ps = fetch_start;
+      t.fetch_end_ps = fetch_end;
+      t.first_of_fetch = i == 0;
+      const CmdWords cw{words[2 * i], words[2 * i + 1]};
+      t.opcode = uint8_t(cw[0] & 0xFF);
+      clk_.wait_cycles(cfg_.cmd_decode_cycles);
+      std::string why;
+      auto cmd = decode_command(cw, caps, &why);
+      const sc_core::sc_time exec_start = sc_time_stamp();
+      if (!cmd) {
+        // CERROR_ILL: stop at this command (CONS points at it) until GERRORN is toggled.
+        illegal_commands_.inc();
+        t.illegal = true;
+        t.exec_end_ps = to_ps(sc_time_stamp());
+        regs_.set("CMDQ_CONS", reg::CMDQ_CONS_ERR::set(cons, reg::CERROR_ILL));
+        regs_.set("GERROR", regs_.get("GERROR") ^ 1);
+        if (probe_) probe_(t);
+        break;
+      }
+      commands_.inc();
+      execute(*cmd);
+      command_exec_ps_.record(to_ps(sc_time_stamp() - exec_start));
+      if (cmd->op == Opcode::Sync) sync_ps_.record(to_ps(sc_time_stamp() - exec_start));
+      cons = ring.next(cons);
+      regs_.set("CMDQ_CONS", cons);
+      t.exec_end_ps = to_ps(sc_time_stamp());
+      if (probe_) probe_(t);
+    }
+  }
+}
+
+void Smmuv3::invalidate_walk_caches_for(common::SetAssocCache<WalkKey, uint64_t>& wc, uint16_t vmid, uint16_t asid,
+                                        bool match_asid, uint64_t addr, uint64_t bytes) {
+  // Entries of level L cover 512^(4-L) pages; visit each entry the range can touch.
+  common::InvalidationScan total;
+  for (unsigned level = 1; level <= 3; ++level) {
+    const unsigned cover = 12 + 9 * (4 - level);     // 4 KB granule: bits one entry translates
+    const uint64_t first = addr >> cover, last = (addr + bytes - 1) >> cover;
+    auto pred = [&](const WalkKey& k, uint64_t) {
+      return k.vmid == vmid && (!match_asid || k.asid == asid) && k.level == level && k.prefix >= first && k.prefix <= last;
+    };
+    if (last - first + 1 >= wc.sets()) {
+      auto s = wc.invalidate_all_sets(pred);
+      total.sets_scanned += s.sets_scanned; total.entries_removed += s.entries_removed;
+    } else {
+      for (uint64_t p = first; p <= last; ++p) {
+        auto s = wc.invalidate_in_set(WalkKey{vmid, asid, uint8_t(level), p}.set_hash(), pred);
+        total.sets_scanned += s.sets_scanned; total.entries_removed += s.entries_removed;
+      }
+    }
+  }
+  wc.charge(total);
+}
+
+void Smmuv3::invalidate_tlb_range(const Command& c, bool s2_ipa) {
+  const uint64_t bytes = tlbi_range_bytes(c);
+  const uint64_t addr = c.addr;
+  common::InvalidationScan total;
+  // IOTLB: by VA (S1/nested entries of this VMID and, for NH_VA, ASID) or by IPA (S2-only
+  // entries; combined S1+S2 entries need TLBI_NH_* / S12_VMALL, as the architecture says).
+  const bool by_asid = c.op == Opcode::TlbiNhVa;
+  auto pred = [&](const TlbKey& k, const TlbEntry&) {
+    if (k.vmid != c.vmid) return false;
+    if (s2_ipa ? k.kind != kS2Only : k.kind == kS2Only) return false;
+    if (by_asid && k.asid != c.asid) return false;
+    const uint64_t lo = k.vpn << k.page_shift, hi = lo + (1ull << k.page_shift);
+    return lo < addr + bytes && addr < hi;
+  };
+  for (unsigned n = 0; n < 3; ++n) {
+    if (!(tlb_page_shifts_ & (1u << n))) continue;
+    const unsigned shift = 12 + 9 * n;
+    const uint64_t first = addr >> shift, last = (addr + bytes - 1) >> shift;
+    if (last - first + 1 >= iotlb_.sets()) {
+      auto s = iotlb_.invalidate_all_sets(pred);
+      total.sets_scanned += s.sets_scanned; total.entries_removed += s.entries_removed;
+    } else {
+      for (uint64_t v = first; v <= last; ++v) {
+        auto s = iotlb_.invalidate_in_set(v, pred);
+        total.sets_scanned += s.sets_scanned; total.entries_removed += s.entries_removed;
+      }
+    }
+  }
+  iotlb_.charge(total);
+  if (s2_ipa) {
+    const uint64_t first = addr >> 12, last = (addr + bytes - 1) >> 12;
+    auto ipred = [&](const IpaKey& k, const IpaEntry&) { return k.vmid == c.vmid && k.ipa_page >= first && k.ipa_page <= last; };
+    common::InvalidationScan s;
+    if (last - first + 1 >= ipa_cache_.sets()) s = ipa_cache_.invalidate_all_sets(ipred);
+    else for (uint64_t v = first; v <= last; ++v) {
+      auto one = ipa_cache_.invalidate_in_set(v, ipred);
+      s.sets_scanned += one.sets_scanned; s.entries_removed += one.entries_removed;
+    }
+    ipa_cache_.charge(s);
+  }
+  // Leaf=1 promises only last-level entries changed: walk caches survive.
+  if (!c.leaf) {
+    if (s2_ipa) invalidate_walk_caches_for(s2_walk_cache_, c.vmid, 0, false, addr, bytes);
+    else invalidate_walk_caches_for(s1_walk_cache_, c.vmid, c.asid, by_asid, addr, bytes);
+  }
+}
+
+bool Smmuv3::execute(const Command& c) {
+  clk_.wait_cycles(cfg_.cmd_exec_cycles);
+  auto scan_all = [](auto& cache, auto pred) { cache.charge(cache.invalidate_all_sets(pred)); };
+  switch (c.op) {
+    case Opcode::CfgiSte:
+      scan_all(config_cache_, [&](const ConfigKey& k, const StreamConfig&) { return k.sid == c.sid; });
+      break;
+    case Opcode::CfgiAll: {   // CFGI_STE_RANGE; Range=31 is CFGI_ALL
+      const uint64_t span = c.range >= 31 ? (1ull << 32) : (2ull << c.range);
+      const uint64_t lo = c.range >= 31 ? 0 : (uint64_t(c.sid) & ~(span - 1));
+      scan_all(config_cache_, [&](const ConfigKey& k, const StreamConfig&) { return k.sid >= lo && k.sid < lo + span; });
+      break;
+    }
+    case Opcode::CfgiCd:
+      config_cache_.charge(config_cache_.invalidate_in_set(ConfigKey{c.sid, c.ssid, true}.set_hash(),
+          [&](const ConfigKey& k, const StreamConfig&) { return k.sid == c.sid && (k.ssid == c.ssid || !k.ssv); }));
+      if (c.ssid == 0)   // SSID 0 also backs non-substream traffic
+        config_cache_.charge(config_cache_.invalidate_in_set(ConfigKey{c.sid, 0, false}.set_hash(),
+            [&](const ConfigKey& k, const StreamConfig&) { return k.sid == c.sid && !k.ssv; }));
+      break;
+    case Opcode::CfgiCdAll:
+      scan_all(config_cache_, [&](const ConfigKey& k, const StreamConfig&) { return k.sid == c.sid; });
+      break;
+    case Opcode::TlbiNhAll:
+      begin_epoch();
+      scan_all(iotlb_, [&](const TlbKey& k, const TlbEntry&) { return k.vmid == c.vmid && k.kind != kS2Only; });
+      scan_all(s1_walk_cache_, [&](const WalkKey& k, uint64_t) { return k.vmid == c.vmid; });
+      break;
+    case Opcode::TlbiNhAsid:
+      begin_epoch();
+      scan_all(iotlb_, [&](const TlbKey& k, const TlbEntry&) { return k.vmid == c.vmid && k.kind != kS2Only && k.asid == c.asid; });
+      scan_all(s1_walk_cache_, [&](const WalkKey& k, uint64_t) { return k.vmid == c.vmid && k.asid == c.asid; });
+      break;
+    case Opcode::TlbiNhVa:
+    case Opcode::TlbiNhVaa:
+      begin_epoch();
+      invalidate_tlb_range(c, false);
+      break;
+    case Opcode::TlbiS2Ipa:
+      begin_epoch();
+      invalidate_tlb_range(c, true);
+      break;
+    case Opcode::TlbiS12Vmall:
+      begin_epoch();
+      scan_all(iotlb_, [&](const TlbKey& k, const TlbEntry&) { return k.vmid == c.vmid; });
+      scan_all(s1_walk_cache_, [&](const WalkKey& k, uint64_t) { return k.vmid == c.vmid; });
+      scan_all(s2_walk_cache_, [&](const WalkKey& k, uint64_t) { return k.vmid == c.vmid; });
+      scan_all(ipa_cache_, [&](const IpaKey& k, const IpaEntry&) { return k.vmid == c.vmid; });
+      break;
+    case Opcode::TlbiNsnhAll:
+    case Opcode::TlbiEl2All:
+    case Opcode::TlbiEl2Asid:
+    case Opcode::TlbiEl2Va:
+      begin_epoch();
+      scan_all(iotlb_, [](const TlbKey&, const TlbEntry&) { return true; });
+      scan_all(s1_walk_cache_, [](const WalkKey&, uint64_t) { return true; });
+      scan_all(s2_walk_cache_, [](const WalkKey&, uint64_t) { return true; });
+      scan_all(ipa_cache_, [](const IpaKey&, const IpaEntry&) { return true; });
+      break;
+    case Opcode::Sync: {
+      // Complete only once every walk that began before the last invalidation is done.
+      syncs_.inc();
+      while (older_walks_ > 0) sc_core::wait(sync_drained_);
+      clk_.wait_cycles(cfg_.sync_cycles);
+      if (c.cs == SyncCs::Irq && c.msi_addr != 0) write_memory(c.msi_addr, &c.msi_data, 4);
+      break;
+    }
+    case Opcode::PrefetchConfig: {
+      Request rq;
+      rq.sid = c.sid; rq.ssv = c.ssv; rq.ssid = c.ssid;
+      if (reg::CR0_SMMUEN::get(regs_.get("CR0"))) fetch_config(rq);
+      break;
+    }
+    case Opcode::PrefetchAddr:
+      break;   // a hint; this model does not prefetch translations
+    case Opcode::AtcInv:
+    case Opcode::PriResp:
+    case Opcode::Resume:
+      clk_.wait_cycles(cfg_.atc_inv_cycles);   // message to the device; ATS comes later
+      break;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- stats
+
+void Smmuv3::register_stats(common::StatRegistry& reg, const std::string& p) const {
+  reg.add(p + ".translations", translations_, "count", "DMA requests translated with SMMUEN=1");
+  reg.add(p + ".bypassed", bypassed_, "count", "requests passed untranslated (STE bypass or GBPA)");
+  reg.add(p + ".aborted", aborted_, "count", "requests aborted without an event (STE abort or GBPA.ABORT)");
+  reg.add(p + ".faults", faults_, "count", "requests terminated with a fault or configuration error");
+  reg.add(p + ".table_reads", pt_reads_, "count", "page-table descriptor reads by translation walks (S1+S2)");
+  reg.add(p + ".s1_table_reads", s1_reads_, "count", "stage-1 descriptor reads");
+  reg.add(p + ".s2_table_reads", s2_reads_, "count", "stage-2 descriptor reads (incl. those nested in S1 walks)");
+  reg.add(p + ".config_reads", config_reads_, "count", "STE, L1 stream-table and CD reads");
+  reg.add(p + ".events", events_, "count", "event records raised");
+  reg.add(p + ".events_lost", events_lost_, "count", "event records dropped (EVTQ disabled, full or unwritable)");
+  reg.add(p + ".stale_fills_dropped", stale_fills_dropped_, "count", "walk results not cached because an invalidation overtook the walk");
+  reg.add(p + ".commands", commands_, "count", "commands executed from the CMDQ");
+  reg.add(p + ".illegal_commands", illegal_commands_, "count", "commands that raised CERROR_ILL");
+  reg.add(p + ".syncs", syncs_, "count", "CMD_SYNCs completed");
+  reg.add(p + ".walk_reads", walk_reads_, "reads", "page-table reads per IOTLB-miss walk");
+  reg.add(p + ".walk_latency", walk_ps_, "ns", "IOTLB-miss walk time incl. walk-cache probes", 1e-3);
+  reg.add(p + ".translation_latency", translation_ps_, "ns", "time from request to translated address", 1e-3);
+  reg.add(p + ".command_exec", command_exec_ps_, "ns", "execution time per command (after decode)", 1e-3);
+  reg.add(p + ".sync_exec", sync_ps_, "ns", "CMD_SYNC execution incl. draining older walks", 1e-3);
+  config_cache_.stats().register_stats(reg, p + ".config_cache", "STE+CD config cache");
+  iotlb_.stats().register_stats(reg, p + ".iotlb", "IOTLB");
+  s1_walk_cache_.stats().register_stats(reg, p + ".s1_walk_cache", "stage-1 walk cache");
+  s2_walk_cache_.stats().register_stats(reg, p + ".s2_walk_cache", "stage-2 walk cache");
+  ipa_cache_.stats().register_stats(reg, p + ".ipa_cache", "IPA->PA cache");
+  walkers_.register_stats(reg, p + ".walkers");
+}
+
+}  // namespace iommusim::smmuv3

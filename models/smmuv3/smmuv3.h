@@ -1,0 +1,209 @@
+// ARM SMMUv3 model (IHI 0070), blocking and cycle-approximate.
+//
+// What it models
+// - Register file at the architected offsets (IDR0-5, CR0/CR0ACK, CR1, CR2, GBPA,
+//   GERROR/GERRORN, STRTAB_BASE(_CFG), CMDQ_BASE/PROD/CONS, EVTQ_BASE/PROD/CONS).
+// - Linear and 2-level stream tables; STE Config abort, bypass, S1, S2 and nested; linear
+//   CD tables, fetched through stage 2 when nested. STEs, CDs, page tables and both queues
+//   are read from simulated memory through the `mem` socket and cost memory time.
+// - Caches, all common::SetAssocCache: a config cache (STE+CD per StreamID/SubstreamID),
+//   an IOTLB of combined S1+S2 entries tagged VMID/ASID, stage-1 and stage-2 walk caches
+//   by level, and an IPA->PA cache.
+// - Walker slots (a counted resource) shared by all translations.
+// - The command queue: CFGI_*, TLBI_* (with range form when IDR3.RIL), CMD_SYNC with
+//   CS=none/IRQ(MSI write)/SEV, PREFETCH_*; ATC_INV, PRI_RESP and RESUME are accepted and
+//   timed. Illegal commands set GERROR.CMDQ_ERR and CONS.ERR=CERROR_ILL and stop the queue
+//   until GERRORN acknowledges; a failed queue read sets CERROR_ABT.
+// - The event queue: translation, access, permission, address-size and walk-abort faults,
+//   bad StreamID/STE/SubstreamID/CD, with the architected records.
+// - Invalidation costs time: decode, then cache scans whose cost depends on the sets they
+//   visit (see docs/smmuv3.md). CMD_SYNC completes after every earlier command, and after
+//   every translation walk that began before the last invalidation has drained.
+//
+// What it does not model
+// - PRI queue, stall mode (faults always terminate), ATS translation requests (accepted as
+//   untranslated), MSI-based GERROR/EVTQ interrupts, secure state, hierarchical attribute
+//   controls, TTB1, 2-level CD tables, S1 granules other than those VmsaFormat supports,
+//   HTTU dirty updates, and ECMDQ/VCMDQ (later issues).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/multi_passthrough_target_socket.h>
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
+
+#include "models/common/cache.h"
+#include "models/common/clock.h"
+#include "models/common/dma_attributes.h"
+#include "models/common/payload_pool.h"
+#include "models/common/queue_ring.h"
+#include "models/common/register_bank.h"
+#include "models/common/resource.h"
+#include "models/common/stats.h"
+#include "models/pagetable/vmsa.h"
+#include "models/pagetable/walker.h"
+#include "models/smmuv3/commands.h"
+#include "models/smmuv3/events.h"
+#include "models/smmuv3/structures.h"
+
+namespace iommusim::smmuv3 {
+
+struct Smmuv3Config {
+  double clock_mhz = 1000.0;
+  unsigned sid_bits = 16;
+  unsigned ssid_bits = 20;
+  bool range_invalidation = true;     // IDR3.RIL
+  unsigned cmdq_log2_max = 19;        // IDR1.CMDQS
+  unsigned evtq_log2_max = 19;        // IDR1.EVTQS
+  unsigned walkers = 16;              // concurrent table walks
+  unsigned translation_cycles = 2;    // request pipeline before the IOTLB
+  unsigned cmd_batch = 8;             // commands fetched per queue read
+  unsigned cmd_decode_cycles = 2;
+  unsigned cmd_exec_cycles = 4;       // fixed part of every command
+  unsigned sync_cycles = 4;
+  unsigned atc_inv_cycles = 200;      // until ATS is modelled: a message to the device
+  common::CacheConfig config_cache{64, 4, common::Replacement::Lru, 3, 2, 1, 1};
+  common::CacheConfig iotlb{2048, 4, common::Replacement::Lru, 3, 4, 1, 2};
+  common::CacheConfig s1_walk_cache{256, 4, common::Replacement::Lru, 4, 2, 1, 3};
+  common::CacheConfig s2_walk_cache{128, 4, common::Replacement::Lru, 4, 2, 1, 4};
+  common::CacheConfig ipa_cache{128, 4, common::Replacement::Lru, 3, 2, 1, 5};
+};
+std::string validate(const Smmuv3Config& c);   // "" or a message naming the field
+
+// Per-command timing the driver model uses for its latency breakdown. This is a
+// simulator probe, not architectural state.
+struct CommandTrace {
+  uint32_t queue_index = 0;
+  uint8_t opcode = 0;
+  bool illegal = false;
+  uint64_t fetch_start_ps = 0, fetch_end_ps = 0, exec_end_ps = 0;
+  bool first_of_fetch = false;   // this command's queue read paid the fetch time
+};
+
+class Smmuv3 : public sc_core::sc_module {
+ public:
+  tlm_utils::multi_passthrough_target_socket<Smmuv3> dma;   // from endpoints / root ports
+  tlm_utils::simple_target_socket<Smmuv3> mmio;             // registers
+  tlm_utils::simple_initiator_socket<Smmuv3> mem;           // tables, queues, forwarded DMA
+
+  SC_HAS_PROCESS(Smmuv3);
+  Smmuv3(sc_core::sc_module_name name, const Smmuv3Config& cfg);
+
+  void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
+  void set_command_probe(std::function<void(const CommandTrace&)> probe) { probe_ = std::move(probe); }
+  const common::Clock& clock() const { return clk_; }
+  const Smmuv3Config& config() const { return cfg_; }
+
+  // Reads of the register file without time, for tests and debuggers.
+  uint64_t peek_register(uint64_t offset);
+
+  // Cache access for tests and the summary.
+  const common::CacheStats& iotlb_stats() const { return iotlb_.stats(); }
+  const common::CacheStats& config_cache_stats() const { return config_cache_.stats(); }
+  const common::CacheStats& s1_walk_cache_stats() const { return s1_walk_cache_.stats(); }
+  const common::CacheStats& s2_walk_cache_stats() const { return s2_walk_cache_.stats(); }
+  const common::CacheStats& ipa_cache_stats() const { return ipa_cache_.stats(); }
+  const common::Histogram& walk_reads() const { return walk_reads_; }
+  const common::Histogram& walk_latency_ps() const { return walk_ps_; }
+  uint64_t table_reads() const { return pt_reads_.value(); }
+  uint64_t config_reads() const { return config_reads_.value(); }
+  uint64_t events_written() const { return events_.value(); }
+
+  // Keys and values of the caches (public so tests can name them).
+  struct ConfigKey {
+    uint32_t sid = 0, ssid = 0; bool ssv = false;
+    bool operator==(const ConfigKey& o) const { return sid == o.sid && ssid == o.ssid && ssv == o.ssv; }
+    uint64_t set_hash() const { return uint64_t(sid) * 0x9E37u + ssid; }
+  };
+  struct StreamConfig {
+    SteConfig config = SteConfig::Abort;
+    uint16_t vmid = 0, asid = 0;
+    pagetable::VmsaConfig s1{}, s2{};
+    uint64_t s1_ttb = 0, s2_ttb = 0;
+    bool s1_epd0 = false;
+  };
+  struct TlbKey {
+    uint16_t vmid = 0, asid = 0; uint8_t kind = 0; uint8_t page_shift = 12; uint64_t vpn = 0;
+    bool operator==(const TlbKey& o) const {
+      return vpn == o.vpn && vmid == o.vmid && asid == o.asid && kind == o.kind && page_shift == o.page_shift;
+    }
+    uint64_t set_hash() const { return vpn; }
+  };
+  struct TlbEntry { uint64_t out_page = 0; uint64_t ipa_page = 0; bool r = false, w = false, x = false, user = false; };
+  struct WalkKey {
+    uint16_t vmid = 0, asid = 0; uint8_t level = 0; uint64_t prefix = 0;
+    bool operator==(const WalkKey& o) const {
+      return prefix == o.prefix && level == o.level && vmid == o.vmid && asid == o.asid;
+    }
+    uint64_t set_hash() const { return prefix * 4 + level; }
+  };
+  struct IpaKey {
+    uint16_t vmid = 0; uint64_t ipa_page = 0;
+    bool operator==(const IpaKey& o) const { return ipa_page == o.ipa_page && vmid == o.vmid; }
+    uint64_t set_hash() const { return ipa_page; }
+  };
+  struct IpaEntry { uint64_t pa_page = 0; bool r = false, w = false, x = false; };
+
+  enum TlbKind : uint8_t { kS1Only = 1, kS2Only = 2, kNested = 3 };
+
+ private:
+  struct Request {
+    uint32_t sid = 0; bool ssv = false; uint32_t ssid = 0;
+    uint64_t input = 0; pagetable::Access access;
+  };
+  struct Outcome {
+    bool ok = false; bool abort_silently = false; uint64_t output = 0;
+  };
+
+  void dma_b_transport(int id, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+  void mmio_b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+  void build_registers();
+
+  Outcome translate(const Request& rq);
+  std::optional<StreamConfig> fetch_config(const Request& rq);
+  // Stage-2 translation of an IPA (S1 table address or final output) with the IPA cache
+  // and S2 walk cache. `table_fetch` marks S1 descriptor fetches for fault records.
+  bool stage2(const StreamConfig& c, const Request& rq, uint64_t ipa, const pagetable::Access& a, bool table_fetch,
+              uint64_t& pa, unsigned& reads, bool count_as_walk);
+  pagetable::WalkStart walk_start(common::SetAssocCache<WalkKey, uint64_t>& wc, const pagetable::Format& f,
+                                  uint16_t vmid, uint16_t asid, uint64_t ia, uint64_t root);
+  bool read_memory(uint64_t addr, void* dst, unsigned len);
+  bool write_memory(uint64_t addr, const void* src, unsigned len);
+  void record_event(const EventRecord& e);
+  void record_walk_fault(const Request& rq, pagetable::Fault f, bool s2, bool table_fetch, uint64_t ipa,
+                         uint64_t fetch_addr);
+
+  void command_thread();
+  bool execute(const Command& c);
+  void invalidate_tlb_range(const Command& c, bool s2_ipa);
+  void invalidate_walk_caches_for(common::SetAssocCache<WalkKey, uint64_t>& wc, uint16_t vmid, uint16_t asid,
+                                  bool match_asid, uint64_t addr, uint64_t bytes);
+  void begin_epoch() { ++epoch_; older_walks_ += current_walks_; current_walks_ = 0; }
+
+  Smmuv3Config cfg_;
+  common::Clock clk_;
+  common::RegisterBank regs_;
+  common::PayloadPool pool_;
+  common::CountedResource walkers_;
+  common::SetAssocCache<ConfigKey, StreamConfig> config_cache_;
+  common::SetAssocCache<TlbKey, TlbEntry> iotlb_;
+  common::SetAssocCache<WalkKey, uint64_t> s1_walk_cache_;
+  common::SetAssocCache<WalkKey, uint64_t> s2_walk_cache_;
+  common::SetAssocCache<IpaKey, IpaEntry> ipa_cache_;
+  uint8_t tlb_page_shifts_ = 0;   // bit n set: IOTLB may hold entries of page shift 12 + 9n
+
+  sc_core::sc_event cmdq_kick_, sync_drained_;
+  std::function<void(const CommandTrace&)> probe_;
+  uint64_t epoch_ = 0, current_walks_ = 0, older_walks_ = 0;
+
+  common::Counter translations_, bypassed_, aborted_, faults_, pt_reads_, s1_reads_, s2_reads_, config_reads_,
+      events_, events_lost_, stale_fills_dropped_, commands_, illegal_commands_, syncs_;
+  common::Histogram walk_reads_, walk_ps_, translation_ps_, command_exec_ps_, sync_ps_;
+};
+
+}  // namespace iommusim::smmuv3

@@ -1,0 +1,241 @@
+// sc_spawn lives behind this macro; the include it guards sits outside <systemc>'s include
+// guard, so defining it here works even if <systemc> was included before.
+#define SC_INCLUDE_DYNAMIC_PROCESSES
+#include "traffic/endpoint.h"
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+
+namespace iommusim::traffic {
+
+std::optional<Pattern> parse_pattern(const std::string& s) {
+  if (s == "sequential") return Pattern::Sequential;
+  if (s == "random") return Pattern::Random;
+  if (s == "strided") return Pattern::Strided;
+  return std::nullopt;
+}
+
+const char* to_string(Pattern p) {
+  switch (p) {
+    case Pattern::Sequential: return "sequential";
+    case Pattern::Random: return "random";
+    case Pattern::Strided: return "strided";
+  }
+  return "?";
+}
+
+std::string validate(const EndpointConfig& c) {
+  constexpr uint64_t kPage = AddressGenerator::kPage;
+  std::ostringstream m;
+  if (c.outstanding == 0) return "outstanding must be >= 1";
+  if (c.transfer_bytes == 0 || c.transfer_bytes > kPage) {
+    m << "transfer_bytes must be in 1..4096 (got " << c.transfer_bytes << ")";
+    return m.str();
+  }
+  if (c.window_bytes == 0) return "window_bytes must be > 0";
+  if (c.window_bytes < c.transfer_bytes) {
+    m << "window_bytes (" << c.window_bytes << ") is smaller than transfer_bytes (" << c.transfer_bytes << ")";
+    return m.str();
+  }
+  if (c.window_base > std::numeric_limits<uint64_t>::max() - c.window_bytes)
+    return "window_base + window_bytes overflows 64 bits";
+  {
+    // Some access of transfer_bytes must fit inside the window and inside one 4 KB page.
+    const uint64_t end = c.window_base + c.window_bytes, len = c.transfer_bytes;
+    uint64_t a = c.window_base;
+    if (a % kPage + len > kPage) a += kPage - a % kPage;  // next page (0 past the top of memory)
+    if (a < c.window_base || a > end || end - a < len)
+      return "window_base/window_bytes: the window holds no transfer_bytes access within one 4 KB page";
+  }
+  if (c.pattern == Pattern::Strided && c.stride_bytes == 0) return "stride_bytes must be > 0 for the strided pattern";
+  if (!(c.read_fraction >= 0.0 && c.read_fraction <= 1.0)) {
+    m << "read_fraction must be in [0, 1] (got " << c.read_fraction << ")";
+    return m.str();
+  }
+  if (!(c.issue_gap_ns >= 0.0) || !std::isfinite(c.issue_gap_ns)) return "issue_gap_ns must be a finite value >= 0";
+  if (!(c.clock_mhz > 0.0) || !std::isfinite(c.clock_mhz)) return "clock_mhz must be > 0";
+  return "";
+}
+
+// ---------------------------------------------------------------------------------------
+// AddressGenerator
+
+AddressGenerator::AddressGenerator(const EndpointConfig& cfg)
+    : pattern_(cfg.pattern), base_(cfg.window_base), bytes_(cfg.window_bytes), stride_(cfg.stride_bytes),
+      len_(cfg.transfer_bytes), read_fraction_(cfg.read_fraction) {
+  rngs_.reserve(cfg.outstanding);
+  for (unsigned i = 0; i < cfg.outstanding; ++i) rngs_.emplace_back(cfg.seed * 1000003ull + i);
+}
+
+uint64_t AddressGenerator::fit(uint64_t addr) const {
+  if (addr % kPage + len_ <= kPage) return addr;
+  const uint64_t page_end = addr - addr % kPage + kPage;  // crossing: a next page exists
+  if (page_end - len_ >= base_) return page_end - len_;           // down to the end of its page
+  if (page_end + len_ <= base_ + bytes_) return page_end;         // up to the next page
+  return addr;                                                    // excluded by validate()
+}
+
+uint64_t AddressGenerator::next_sequential() {
+  for (int guard = 0; guard < 4; ++guard) {
+    if (cursor_ > bytes_ - len_) cursor_ = 0;  // wrap at the window end
+    const uint64_t addr = base_ + cursor_;
+    if (addr % kPage + len_ > kPage) {  // would cross a page: skip to the next one
+      cursor_ += kPage - addr % kPage;
+      continue;
+    }
+    cursor_ += len_;
+    return addr;
+  }
+  return base_;  // excluded by validate()
+}
+
+uint64_t AddressGenerator::next_strided() {
+  if (cursor_ > bytes_ - len_) cursor_ = 0;  // wrap at the window end
+  const uint64_t addr = fit(base_ + cursor_);
+  cursor_ += stride_;
+  if (cursor_ < stride_) cursor_ = bytes_;  // overflow: wrap on the next call
+  return addr;
+}
+
+uint64_t AddressGenerator::next_random(std::mt19937_64& rng) {
+  const uint64_t choices = (bytes_ - len_) / len_ + 1;  // transfer-aligned offsets that fit
+  return fit(base_ + (rng() % choices) * len_);
+}
+
+AddressGenerator::Access AddressGenerator::next(unsigned slot) {
+  std::mt19937_64& rng = rngs_.at(slot);
+  Access a{};
+  switch (pattern_) {
+    case Pattern::Sequential: a.addr = next_sequential(); break;
+    case Pattern::Strided: a.addr = next_strided(); break;
+    case Pattern::Random: a.addr = next_random(rng); break;
+  }
+  const double u = double(rng() >> 11) * 0x1.0p-53;  // [0, 1), same on every platform
+  a.is_read = u < read_fraction_;
+  return a;
+}
+
+// ---------------------------------------------------------------------------------------
+// Endpoint
+
+namespace {
+const EndpointConfig& checked(const EndpointConfig& cfg) {
+  const std::string err = validate(cfg);
+  if (!err.empty()) throw std::invalid_argument("endpoint config: " + err);
+  return cfg;
+}
+}  // namespace
+
+Endpoint::Endpoint(sc_core::sc_module_name name, const EndpointConfig& cfg)
+    : sc_module(name), socket("socket"), cfg_(checked(cfg)), clk_(common::Clock::from_mhz(cfg.clock_mhz)),
+      gap_(cfg.issue_gap_ns * 1000.0, sc_core::SC_PS), gen_(cfg_), done_("done") {
+  slots_.reserve(cfg_.outstanding);
+  for (unsigned i = 0; i < cfg_.outstanding; ++i) {
+    auto s = std::make_unique<Slot>();
+    s->ext = new common::DmaAttributes;
+    s->ext->requester_id = cfg_.requester_id;
+    s->ext->pasid_valid = cfg_.pasid_valid;
+    s->ext->pasid = cfg_.pasid;
+    s->ext->ats = common::AtsType::Untranslated;
+    s->data.fill(static_cast<unsigned char>(i));
+    tlm::tlm_generic_payload& p = s->payload;
+    p.set_data_ptr(s->data.data());
+    p.set_data_length(cfg_.transfer_bytes);
+    p.set_streaming_width(cfg_.transfer_bytes);
+    p.set_byte_enable_ptr(nullptr);
+    p.set_byte_enable_length(0);
+    p.set_extension(s->ext);  // the payload owns it from here
+    slots_.push_back(std::move(s));
+  }
+  running_slots_ = cfg_.outstanding;
+  for (unsigned i = 0; i < cfg_.outstanding; ++i) {
+    const std::string n = "slot_" + std::to_string(i);
+    sc_core::sc_spawn([this, i] { slot_thread(i); }, n.c_str());
+  }
+}
+
+void Endpoint::start(sc_core::sc_event& go) { go_ = &go; }
+
+void Endpoint::stop() { stop_requested_ = true; }
+
+void Endpoint::notify_done() {
+  if (done_notified_) return;
+  done_notified_ = true;
+  done_.notify(sc_core::SC_ZERO_TIME);
+}
+
+void Endpoint::slot_exited() {
+  if (--running_slots_ == 0) notify_done();
+}
+
+void Endpoint::slot_thread(unsigned idx) {
+  Slot& s = *slots_[idx];
+  tlm::tlm_generic_payload& p = s.payload;
+  common::DmaAttributes& ext = *s.ext;
+  const uint64_t total = cfg_.total_transactions;
+  if (go_) sc_core::wait(*go_);
+
+  auto finished = [&] { return stop_requested_ || (total && issued_ >= total); };
+  bool first = true;
+  sc_core::sc_time issue_start;
+  for (;;) {
+    if (finished()) break;
+    if (!first && gap_ != sc_core::SC_ZERO_TIME) {  // rate limit: issue starts >= gap apart
+      const sc_core::sc_time next = issue_start + gap_, now = sc_core::sc_time_stamp();
+      if (now < next) {
+        sc_core::wait(next - now);
+        if (finished()) break;
+      }
+    }
+    first = false;
+    ++issued_;
+    const AddressGenerator::Access acc = gen_.next(idx);
+    issue_start = sc_core::sc_time_stamp();
+    clk_.wait_cycles(cfg_.issue_cycles);
+
+    p.set_command(acc.is_read ? tlm::TLM_READ_COMMAND : tlm::TLM_WRITE_COMMAND);
+    p.set_address(acc.addr);
+    p.set_data_ptr(s.data.data());
+    p.set_data_length(cfg_.transfer_bytes);
+    p.set_streaming_width(cfg_.transfer_bytes);
+    p.set_dmi_allowed(false);
+    p.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    ext.requester_id = cfg_.requester_id;
+    ext.pasid_valid = cfg_.pasid_valid;
+    ext.pasid = cfg_.pasid;
+    ext.ats = common::AtsType::Untranslated;
+    ext.response = common::IommuResponse::None;
+
+    const sc_core::sc_time t0 = sc_core::sc_time_stamp();
+    sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
+    socket->b_transport(p, delay);
+    if (delay != sc_core::SC_ZERO_TIME) sc_core::wait(delay);
+    latency_ps_.record(common::to_ps(sc_core::sc_time_stamp() - t0));
+
+    transactions_.inc();
+    if (acc.is_read) reads_.inc();
+    else writes_.inc();
+    if (ext.response == common::IommuResponse::Fault || ext.response == common::IommuResponse::Aborted)
+      faults_.inc();
+    else if (p.get_response_status() != tlm::TLM_OK_RESPONSE)
+      errors_.inc();
+    else
+      bytes_.inc(cfg_.transfer_bytes);
+    if (total && transactions_.value() == total) notify_done();
+  }
+  slot_exited();
+}
+
+void Endpoint::register_stats(common::StatRegistry& reg, const std::string& pre) const {
+  reg.add(pre + ".transactions", transactions_, "count", "DMAs completed (any outcome)");
+  reg.add(pre + ".reads", reads_, "count", "read DMAs completed");
+  reg.add(pre + ".writes", writes_, "count", "write DMAs completed");
+  reg.add(pre + ".faults", faults_, "count", "DMAs the IOMMU answered with Fault or Aborted");
+  reg.add(pre + ".errors", errors_, "count", "DMAs with another non-OK response status");
+  reg.add(pre + ".bytes", bytes_, "bytes", "bytes moved by successful DMAs");
+  reg.add(pre + ".latency", latency_ps_, "ns", "time from issue to b_transport return, per DMA", 1e-3);
+}
+
+}  // namespace iommusim::traffic

@@ -1,0 +1,146 @@
+// A PCIe endpoint issuing DMA through a TLM-2.0 initiator socket (towards an IOMMU's DMA
+// target socket).
+//
+// Models: `outstanding` concurrent DMA slots, each an SC_THREAD created at elaboration that
+// owns one reusable generic payload, a 4 KB data buffer and a DmaAttributes extension
+// (RID/PASID from the config, Untranslated); a per-issue overhead of `issue_cycles` endpoint
+// clocks; an optional per-slot minimum gap between issues; sequential, random or strided
+// addresses in an IOVA window, deterministic from the seed, never crossing a 4 KB page.
+// Does not model: PCIe link/credit flow control, tags, ordering rules, ATS, MSI, data
+// contents (reads are discarded, writes carry a fixed per-slot pattern).
+#pragma once
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_initiator_socket.h>
+
+#include "models/common/clock.h"
+#include "models/common/dma_attributes.h"
+#include "models/common/stats.h"
+
+namespace iommusim::traffic {
+
+enum class Pattern { Sequential, Random, Strided };
+
+// "sequential" | "random" | "strided"; nullopt for anything else.
+std::optional<Pattern> parse_pattern(const std::string& s);
+const char* to_string(Pattern p);
+
+struct EndpointConfig {
+  uint32_t requester_id = 0x100;
+  bool pasid_valid = false;
+  uint32_t pasid = 0;
+  unsigned outstanding = 8;          // concurrent DMA slots (one SC_THREAD each)
+  Pattern pattern = Pattern::Random;
+  uint64_t window_base = 0;          // IOVA window [window_base, window_base + window_bytes)
+  uint64_t window_bytes = 64ull << 20;
+  uint64_t stride_bytes = 4096;      // cursor advance for Strided
+  unsigned transfer_bytes = 64;      // 1..4096
+  double read_fraction = 1.0;        // probability a DMA is a read, in [0,1]
+  double issue_gap_ns = 0;           // minimum time between issue starts, per slot; 0 = back to back
+  uint64_t total_transactions = 0;   // stop after this many completions in total; 0 = no limit
+  uint64_t seed = 1;
+  double clock_mhz = 250;            // endpoint clock
+  unsigned issue_cycles = 1;         // per-issue overhead, in endpoint clocks
+};
+
+// "" when the config is usable, else a message naming the offending field.
+std::string validate(const EndpointConfig& cfg);
+
+// Pure (SystemC-free) address generator shared by all slots of one endpoint.
+//
+// Sequential and Strided use one cursor shared by all slots (advancing by transfer_bytes
+// resp. stride_bytes and wrapping at the window end); Random draws from a per-slot
+// std::mt19937_64 seeded with seed * 1000003 + slot, picking a transfer_bytes-aligned offset
+// (relative to window_base). Whatever the pattern, no access leaves the window or crosses
+// a 4 KB page: Sequential skips ahead to the next page, Random/Strided move the address
+// down to the end of its page (or up to the next page when that would leave the window).
+// The read/write choice also comes from the slot's generator, so the whole stream is a
+// function of the config and the order in which slots ask.
+class AddressGenerator {
+ public:
+  struct Access {
+    uint64_t addr;
+    bool is_read;
+  };
+  static constexpr uint64_t kPage = 4096;
+
+  // cfg must pass validate().
+  explicit AddressGenerator(const EndpointConfig& cfg);
+  Access next(unsigned slot);
+  unsigned slots() const { return unsigned(rngs_.size()); }
+
+ private:
+  uint64_t fit(uint64_t addr) const;  // keep [addr, addr+len) inside the window and one page
+  uint64_t next_sequential();
+  uint64_t next_strided();
+  uint64_t next_random(std::mt19937_64& rng);
+
+  Pattern pattern_;
+  uint64_t base_, bytes_, stride_, len_;
+  double read_fraction_;
+  uint64_t cursor_ = 0;  // offset in the window
+  std::vector<std::mt19937_64> rngs_;
+};
+
+class Endpoint : public sc_core::sc_module {
+ public:
+  tlm_utils::simple_initiator_socket<Endpoint> socket;  // to the IOMMU's DMA target socket
+
+  // Throws std::invalid_argument when validate(cfg) fails.
+  Endpoint(sc_core::sc_module_name name, const EndpointConfig& cfg);
+
+  // Slots wait for `go` before their first issue. Call before sc_start(); notify `go` with
+  // a delta or timed notification. Without start(), slots begin at time 0.
+  void start(sc_core::sc_event& go);
+  // Each slot finishes its current DMA and issues no more.
+  void stop();
+  // Notified (once, delta) when total_transactions completed, or when every slot stopped.
+  sc_core::sc_event& done_event() { return done_; }
+  bool done() const { return done_notified_; }
+
+  uint64_t completed() const { return transactions_.value(); }  // every finished DMA
+  uint64_t faulted() const { return faults_.value(); }           // IommuResponse Fault/Aborted
+  uint64_t errors() const { return errors_.value(); }            // other non-OK responses
+  uint64_t reads() const { return reads_.value(); }
+  uint64_t writes() const { return writes_.value(); }
+  uint64_t bytes() const { return bytes_.value(); }              // bytes of successful DMAs
+  const common::Histogram& latency_ps() const { return latency_ps_; }
+  const EndpointConfig& config() const { return cfg_; }
+
+  // prefix.transactions, .reads, .writes, .faults, .errors, .bytes, .latency (ns)
+  void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
+
+ private:
+  struct Slot {
+    tlm::tlm_generic_payload payload;   // owns ext (freed by the payload's destructor)
+    common::DmaAttributes* ext = nullptr;
+    std::array<unsigned char, 4096> data{};
+  };
+
+  void slot_thread(unsigned idx);
+  void slot_exited();
+  void notify_done();
+
+  EndpointConfig cfg_;
+  common::Clock clk_;
+  sc_core::sc_time gap_;
+  AddressGenerator gen_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  sc_core::sc_event* go_ = nullptr;
+  sc_core::sc_event done_;
+  bool stop_requested_ = false, done_notified_ = false;
+  uint64_t issued_ = 0;
+  unsigned running_slots_ = 0;
+  common::Counter transactions_, reads_, writes_, faults_, errors_, bytes_;
+  common::Histogram latency_ps_;
+};
+
+}  // namespace iommusim::traffic
