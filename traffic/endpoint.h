@@ -7,7 +7,7 @@
 // clocks; an optional per-slot minimum gap between issues; sequential, random or strided
 // addresses in an IOVA window, deterministic from the seed, never crossing a 4 KB page.
 // Does not model: PCIe link/credit flow control, tags, ordering rules, ATS, MSI, data
-// contents (reads are discarded, writes carry a fixed per-slot pattern).
+// contents (each slot reads into and writes from one 4 KB buffer, never checked).
 #pragma once
 #include <array>
 #include <cstdint>

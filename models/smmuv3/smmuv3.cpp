@@ -371,6 +371,7 @@ Smmuv3::Outcome Smmuv3::translate(const Request& rq) {
   if (iotlb_.enabled()) {
     common::ResourceGuard port(iotlb_.ports());
     clk_.wait_cycles(iotlb_.config().lookup_cycles);
+    if (tlb_page_shifts_ == 0) iotlb_.stats().misses.inc();   // nothing cached yet: still a lookup
     for (unsigned n = 0; n < 3; ++n) {
       if (!(tlb_page_shifts_ & (1u << n))) continue;
       const uint8_t shift = uint8_t(12 + 9 * n);

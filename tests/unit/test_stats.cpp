@@ -26,7 +26,7 @@ TEST(Histogram, BoundedRelativeErrorForLargeValues) {
 }
 
 TEST(Histogram, BucketBoundariesAreContiguous) {
-  for (unsigned b = 0; b + 1 < 2000; ++b)
+  for (unsigned b = 0; b + 1 < Histogram::kBuckets; ++b)
     ASSERT_EQ(Histogram::bucket_of(Histogram::bucket_upper(b) + 1), b + 1) << b;
   EXPECT_EQ(Histogram::bucket_of(~0ull), Histogram::kBuckets - 1);
 }

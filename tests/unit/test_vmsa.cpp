@@ -18,7 +18,12 @@ struct MapMemory : TableMemory {
   uint64_t next = 0x100000;
   uint64_t read_descriptor(uint64_t a) override { auto it = words.find(a); return it == words.end() ? 0 : it->second; }
   void write_descriptor(uint64_t a, uint64_t v) override { words[a] = v; }
-  uint64_t allocate_table(uint64_t bytes) override { uint64_t a = next; next += bytes < 4096 ? 4096 : bytes; return a; }
+  uint64_t allocate_table(uint64_t bytes) override {   // tables are aligned to their size
+    const uint64_t align = bytes < 4096 ? 4096 : bytes;
+    const uint64_t a = (next + align - 1) & ~(align - 1);
+    next = a + align;
+    return a;
+  }
 };
 
 WalkResult walk_map(const Format& f, MapMemory& m, uint64_t root, uint64_t va, Access a = {}) {
@@ -93,7 +98,7 @@ TEST(VmsaWalk, TranslationFaultsAtTheMissingLevel) {
   WalkResult r = walk_map(f, m, b.root(), 0x2000);   // same L3 table, empty slot
   EXPECT_EQ(r.fault, Fault::Translation);
   EXPECT_EQ(r.level, 3u);
-  WalkResult far = walk_map(f, m, b.root(), 1ull << 40);   // L1 slot empty
+  WalkResult far = walk_map(f, m, b.root(), 1ull << 31);   // L0 idx 0 present, L1 idx 2 empty
   EXPECT_EQ(far.fault, Fault::Translation);
   EXPECT_EQ(far.level, 1u);
   EXPECT_EQ(walk_map(f, m, b.root(), 1ull << 48).fault, Fault::Translation);  // beyond T0SZ

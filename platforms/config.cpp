@@ -1,0 +1,166 @@
+#include "platforms/config.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "platforms/default_config.h"   // generated from configs/default.json
+
+namespace iommusim::platforms {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+json parse_text(const std::string& text, const std::string& origin) {
+  try {
+    return json::parse(text, nullptr, true, /*ignore_comments=*/true);
+  } catch (const json::parse_error& e) {
+    throw ConfigError(origin + ": not valid JSON: " + e.what());
+  }
+}
+
+json parse_file(const fs::path& p) {
+  std::ifstream in(p);
+  if (!in) throw ConfigError(p.string() + ": cannot open");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_text(ss.str(), p.string());
+}
+
+const char* kind(const json& v) {
+  if (v.is_object()) return "an object";
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_number()) return "a number";
+  if (v.is_string()) return "a string";
+  if (v.is_array()) return "an array";
+  return "null";
+}
+
+// Sections may be given as a path to a file, relative to the including file.
+void resolve_includes(json& user, const json& schema, const fs::path& dir, const std::string& path) {
+  for (auto it = user.begin(); it != user.end(); ++it) {
+    auto s = schema.find(it.key());
+    if (s == schema.end() || !s->is_object()) continue;
+    const std::string p = path.empty() ? it.key() : path + "." + it.key();
+    if (it->is_string()) {
+      const fs::path file = dir / it->get<std::string>();
+      *it = parse_file(file);
+      resolve_includes(*it, *s, file.parent_path(), p);
+    } else if (it->is_object()) {
+      resolve_includes(*it, *s, dir, p);
+    }
+  }
+}
+
+void merge_checked(json& base, const json& user, const std::string& path) {
+  if (!user.is_object()) throw ConfigError((path.empty() ? std::string("config") : path) + ": expected an object, got " + kind(user));
+  for (auto it = user.begin(); it != user.end(); ++it) {
+    const std::string p = path.empty() ? it.key() : path + "." + it.key();
+    auto b = base.find(it.key());
+    if (b == base.end()) throw ConfigError(p + ": unknown key");
+    if (b->is_object()) { merge_checked(*b, *it, p); continue; }
+    const bool same = (b->is_number() && it->is_number()) || (b->is_boolean() && it->is_boolean()) ||
+                      (b->is_string() && it->is_string());
+    if (!same) throw ConfigError(p + ": expected " + std::string(kind(*b)) + ", got " + kind(*it));
+    *b = *it;
+  }
+}
+
+}  // namespace
+
+const json& default_config() {
+  static const json j = parse_text(kDefaultConfigJson, "embedded default config");
+  return j;
+}
+
+json load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  json cfg = default_config();
+  if (!path.empty()) {
+    json user = parse_file(path);
+    if (!user.is_object()) throw ConfigError(path + ": the top level must be an object");
+    resolve_includes(user, cfg, fs::path(path).parent_path(), "");
+    merge_checked(cfg, user, "");
+  }
+  for (const std::string& o : overrides) {
+    const auto eq = o.find('=');
+    if (eq == std::string::npos || eq == 0) throw ConfigError("-p " + o + ": expected key.path=value");
+    const std::string key = o.substr(0, eq), text = o.substr(eq + 1);
+    json value;
+    try { value = json::parse(text); } catch (const json::parse_error&) { value = text; }   // bare words are strings
+    // Build {"a":{"b":value}} and merge it with the same checks as a file.
+    json patch = value;
+    std::string rest = key;
+    std::vector<std::string> parts;
+    for (size_t pos; (pos = rest.find('.')) != std::string::npos; rest = rest.substr(pos + 1)) parts.push_back(rest.substr(0, pos));
+    parts.push_back(rest);
+    for (auto it = parts.rbegin(); it != parts.rend(); ++it) patch = json{{*it, patch}};
+    merge_checked(cfg, patch, "");
+  }
+  return cfg;
+}
+
+const json& ConfigReader::at(const std::string& key) const {
+  auto it = j_.find(key);
+  if (it == j_.end()) fail(key, "missing");
+  return *it;
+}
+
+void ConfigReader::fail(const std::string& key, const std::string& why) const { throw ConfigError(path(key) + ": " + why); }
+
+ConfigReader ConfigReader::section(const std::string& key) const {
+  const json& v = at(key);
+  if (!v.is_object()) fail(key, "expected an object");
+  return ConfigReader(v, path(key));
+}
+
+double ConfigReader::number(const std::string& key, double min, double max) const {
+  const json& v = at(key);
+  if (!v.is_number()) fail(key, "expected a number");
+  const double d = v.get<double>();
+  if (!std::isfinite(d) || d < min || d > max) {
+    std::ostringstream os;
+    os << "value " << d << " out of range [" << min << ", " << max << "]";
+    fail(key, os.str());
+  }
+  return d;
+}
+
+uint64_t ConfigReader::integer(const std::string& key, uint64_t min, uint64_t max) const {
+  const json& v = at(key);
+  if (!v.is_number_integer() || (v.is_number_integer() && !v.is_number_unsigned() && v.get<int64_t>() < 0)) {
+    if (v.is_number_integer()) fail(key, "value " + v.dump() + " out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    fail(key, "expected an integer, got " + v.dump());
+  }
+  const uint64_t u = v.get<uint64_t>();
+  if (u < min || u > max) fail(key, "value " + std::to_string(u) + " out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+  return u;
+}
+
+int64_t ConfigReader::signed_integer(const std::string& key, int64_t min, int64_t max) const {
+  const json& v = at(key);
+  if (!v.is_number_integer()) fail(key, "expected an integer, got " + v.dump());
+  const int64_t i = v.get<int64_t>();
+  if (i < min || i > max) fail(key, "value " + std::to_string(i) + " out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+  return i;
+}
+
+bool ConfigReader::boolean(const std::string& key) const {
+  const json& v = at(key);
+  if (!v.is_boolean()) fail(key, "expected true or false");
+  return v.get<bool>();
+}
+
+std::string ConfigReader::choice(const std::string& key, const std::vector<std::string>& allowed) const {
+  const json& v = at(key);
+  if (!v.is_string()) fail(key, "expected a string");
+  const std::string s = v.get<std::string>();
+  for (auto& a : allowed) if (a == s) return s;
+  std::string list;
+  for (auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  fail(key, "\"" + s + "\" is not one of: " + list);
+}
+
+}  // namespace iommusim::platforms

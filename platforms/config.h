@@ -1,0 +1,44 @@
+// Run configuration: JSON with comments, checked against the embedded default, which is
+// also the schema. Errors name the key path ("iommu.smmuv3.iotlb.ways: ...").
+#pragma once
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace iommusim::platforms {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The compiled-in default (configs/default.json).
+const nlohmann::json& default_config();
+
+// Loads `path` (or the default when empty), resolves sections given as file paths
+// (relative to the including file), merges onto the default and applies `-p a.b=v`
+// overrides. Throws ConfigError naming the key path.
+nlohmann::json load_config(const std::string& path, const std::vector<std::string>& overrides);
+
+// Typed access with path-naming errors.
+class ConfigReader {
+ public:
+  ConfigReader(const nlohmann::json& j, std::string path) : j_(j), path_(std::move(path)) {}
+  ConfigReader section(const std::string& key) const;
+  double number(const std::string& key, double min, double max) const;
+  uint64_t integer(const std::string& key, uint64_t min, uint64_t max) const;
+  int64_t signed_integer(const std::string& key, int64_t min, int64_t max) const;
+  bool boolean(const std::string& key) const;
+  std::string choice(const std::string& key, const std::vector<std::string>& allowed) const;
+  [[noreturn]] void fail(const std::string& key, const std::string& why) const;
+  std::string path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+ private:
+  const nlohmann::json& at(const std::string& key) const;
+  const nlohmann::json& j_;
+  std::string path_;
+};
+
+}  // namespace iommusim::platforms

@@ -1,0 +1,47 @@
+#include "platforms/driver/driver.h"
+
+#include <nlohmann/json.hpp>
+
+namespace iommusim::driver {
+
+std::string validate(const DriverTiming& t) {
+  if (t.cpu_mhz <= 0) return "cpu_mhz must be positive";
+  if (t.poll_interval_ns <= 0) return "poll_interval_ns must be positive";
+  if (t.mmio_read_ns < 0 || t.mmio_write_ns < 0) return "MMIO latencies must not be negative";
+  return {};
+}
+
+void InvalidationLog::add(const InvalidationRecord& r) {
+  total_.record(r.total_ps);
+  software_.record(r.software_ps);
+  queueing_.record(r.queueing_ps);
+  fetch_.record(r.fetch_ps);
+  execution_.record(r.execution_ps);
+  sync_.record(r.sync_ps);
+  commands_.record(r.commands);
+  if (records_.size() < keep_) records_.push_back(r);
+  else dropped_records_.inc();
+}
+
+void InvalidationLog::register_stats(common::StatRegistry& reg, const std::string& p) const {
+  reg.add(p + ".latency", total_, "ns", "end-to-end invalidation latency seen by the driver", 1e-3);
+  reg.add(p + ".software", software_, "ns", "driver time: build commands, write queue, ring doorbell", 1e-3);
+  reg.add(p + ".queueing", queueing_, "ns", "doorbell until the IOMMU starts fetching the commands", 1e-3);
+  reg.add(p + ".fetch", fetch_, "ns", "IOMMU reads of the queue entries", 1e-3);
+  reg.add(p + ".execution", execution_, "ns", "IOMMU execution of the invalidation commands", 1e-3);
+  reg.add(p + ".sync", sync_, "ns", "completion barrier and its detection by the driver", 1e-3);
+  reg.add(p + ".commands", commands_, "commands", "queue entries per invalidation incl. the barrier");
+  reg.add(p + ".records_dropped", dropped_records_, "count", "records not kept in invalidations.json (limit reached)");
+}
+
+nlohmann::json InvalidationLog::to_json() const {
+  nlohmann::json a = nlohmann::json::array();
+  for (auto& r : records_)
+    a.push_back({{"op", r.op}, {"start_ns", r.start_ps / 1000.0}, {"commands", r.commands},
+                 {"total_ns", r.total_ps / 1000.0}, {"software_ns", r.software_ps / 1000.0},
+                 {"queueing_ns", r.queueing_ps / 1000.0}, {"fetch_ns", r.fetch_ps / 1000.0},
+                 {"execution_ns", r.execution_ps / 1000.0}, {"sync_ns", r.sync_ps / 1000.0}});
+  return a;
+}
+
+}  // namespace iommusim::driver

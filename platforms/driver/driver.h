@@ -1,0 +1,92 @@
+// The host driver interface every vendor backend implements, and the invalidation
+// bookkeeping they share. Calls run in the caller's SC_THREAD and take simulated time:
+// software work is charged in CPU cycles, MMIO goes through a TLM socket, and completion
+// is detected by polling, as a real driver does.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "models/common/stats.h"
+
+namespace iommusim::driver {
+
+using DomainId = uint32_t;
+
+enum class DomainKind { Stage1, Stage2, Nested };   // Nested: stage 1 over a Stage2 parent
+
+struct Prot { bool read = true, write = true, exec = false; };
+
+struct Status {
+  bool ok = true;
+  std::string error;
+  static Status fail(std::string why) { return {false, std::move(why)}; }
+};
+
+struct DriverTiming {
+  double cpu_mhz = 2000.0;
+  unsigned descriptor_write_cycles = 20;   // one 8-byte table store incl. barrier share
+  unsigned command_write_cycles = 30;      // build and store one 16-byte queue entry
+  unsigned op_overhead_cycles = 400;       // locking and bookkeeping per operation
+  double mmio_write_ns = 150.0;            // posted write to the IOMMU
+  double mmio_read_ns = 400.0;             // non-posted read round trip
+  double poll_interval_ns = 50.0;          // between completion polls
+  unsigned poll_read_cycles = 10;          // cached read of the completion word
+};
+std::string validate(const DriverTiming& t);
+
+// One invalidation as the driver saw it. The parts add up to total:
+// software (build commands, write queue, ring doorbell) + queueing (until the IOMMU
+// starts fetching them) + fetch (queue reads) + execution (the invalidation commands)
+// + sync (completion barrier and its detection by the CPU).
+struct InvalidationRecord {
+  std::string op;
+  uint64_t start_ps = 0;
+  unsigned commands = 0;   // including the completion barrier
+  uint64_t total_ps = 0, software_ps = 0, queueing_ps = 0, fetch_ps = 0, execution_ps = 0, sync_ps = 0;
+};
+
+class InvalidationLog {
+ public:
+  void add(const InvalidationRecord& r);
+  const std::vector<InvalidationRecord>& records() const { return records_; }
+  const common::Histogram& total() const { return total_; }
+  void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
+  nlohmann::json to_json() const;
+  void set_keep_records(size_t max) { keep_ = max; }
+
+ private:
+  std::vector<InvalidationRecord> records_;
+  size_t keep_ = 100000;
+  common::Histogram total_, software_, queueing_, fetch_, execution_, sync_, commands_;
+  common::Counter dropped_records_;
+};
+
+class IommuDriver {
+ public:
+  virtual ~IommuDriver() = default;
+  virtual std::string vendor() const = 0;
+
+  // Brings the IOMMU up: tables, queues, enables; then invalidates everything.
+  virtual Status init() = 0;
+  // parent: the Stage2 domain a Nested domain sits on.
+  virtual std::optional<DomainId> create_domain(DomainKind kind, std::optional<DomainId> parent, std::string* why) = 0;
+  virtual Status attach(uint32_t rid, std::optional<uint32_t> pasid, DomainId domain) = 0;
+  virtual Status map(DomainId d, uint64_t iova, uint64_t pa, uint64_t bytes, Prot prot, uint64_t page_bytes) = 0;
+  // Strict unmap: clears the PTEs, invalidates the range (leaf) and waits for completion.
+  virtual Status unmap(DomainId d, uint64_t iova, uint64_t bytes) = 0;
+  virtual Status invalidate_range(DomainId d, uint64_t iova, uint64_t bytes, bool leaf) = 0;
+  virtual Status invalidate_domain(DomainId d) = 0;
+  virtual Status sync() = 0;
+
+  InvalidationLog& invalidations() { return log_; }
+  const InvalidationLog& invalidations() const { return log_; }
+
+ protected:
+  InvalidationLog log_;
+};
+
+}  // namespace iommusim::driver

@@ -1,0 +1,441 @@
+#include "platforms/driver/smmuv3_driver.h"
+
+#include <algorithm>
+
+#include "models/common/bits.h"
+#include "models/common/clock.h"
+#include "models/common/payload_pool.h"
+#include "models/common/queue_ring.h"
+#include "models/pagetable/walker.h"
+#include "models/smmuv3/registers.h"
+#include "models/smmuv3/structures.h"
+
+namespace iommusim::driver {
+
+using namespace iommusim::smmuv3;
+using common::to_ps;
+using sc_core::sc_time_stamp;
+
+std::string validate(const Smmuv3DriverConfig& c) {
+  if (auto e = validate(c.timing); !e.empty()) return "timing." + e;
+  if (c.cmdq_log2 < 2 || c.cmdq_log2 > 19) return "cmdq_log2 must be 2..19";
+  if (c.evtq_log2 < 1 || c.evtq_log2 > 19) return "evtq_log2 must be 1..19";
+  if (c.stream_table_log2 < 1 || c.stream_table_log2 > 24) return "stream_table_log2 must be 1..24";
+  if (c.cd_table_log2 > 10) return "cd_table_log2 must be 0..10";
+  if (c.table_pool_bytes < (1u << 20)) return "table_pool_bytes must be at least 1 MiB";
+  if (c.table_pool_base % 4096 || c.guest_pool_ipa % 4096) return "pool bases must be 4 KiB aligned";
+  return {};
+}
+
+struct Smmuv3Driver::Domain {
+  DomainKind kind;
+  DomainId parent = 0;
+  uint16_t vmid = 0, asid = 0;
+  std::unique_ptr<pagetable::VmsaFormat> format;
+  std::unique_ptr<pagetable::TableBuilder> tables;
+  bool nest_parent = false;
+};
+
+// Host page tables: PA space, written straight into memory; each store costs CPU time.
+class Smmuv3Driver::HostTables : public pagetable::TableMemory {
+ public:
+  explicit HostTables(Smmuv3Driver& d) : d_(d) {}
+  uint64_t read_descriptor(uint64_t a) override { return d_.mem_.read64(a); }
+  void write_descriptor(uint64_t a, uint64_t v) override { d_.mem_.write64(a, v); ++stores; }
+  uint64_t allocate_table(uint64_t bytes) override { return d_.alloc_host(bytes, std::max<uint64_t>(bytes, 4096)); }
+  uint64_t stores = 0;
+ private:
+  Smmuv3Driver& d_;
+};
+
+// Guest-owned structures (nested S1 tables, CD tables) live at IPAs; the guest's stores
+// reach PA through the stage-2 tables its VMM built.
+class Smmuv3Driver::GuestTables : public pagetable::TableMemory {
+ public:
+  GuestTables(Smmuv3Driver& d, uint64_t base, uint64_t bytes) : d_(d), next_(base), end_(base + bytes) {}
+  void set_stage2(const Domain* s2) { s2_ = s2; }
+  bool to_pa(uint64_t ipa, uint64_t& pa) const {
+    if (!s2_) return false;
+    pagetable::Access write; write.write = true;
+    auto w = pagetable::walk(*s2_->format, {s2_->format->start_level(), s2_->tables->root()}, ipa, write,
+                             [&](uint64_t a, unsigned) { return pagetable::FetchResult{true, d_.mem_.read64(a)}; });
+    pa = w.output;
+    return w.fault == pagetable::Fault::None;
+  }
+  uint64_t read_descriptor(uint64_t ipa) override { uint64_t pa; return to_pa(ipa, pa) ? d_.mem_.read64(pa) : 0; }
+  void write_descriptor(uint64_t ipa, uint64_t v) override {
+    uint64_t pa;
+    if (to_pa(ipa, pa)) { d_.mem_.write64(pa, v); ++stores; } else ++unmapped;
+  }
+  uint64_t allocate_table(uint64_t bytes) override {
+    const uint64_t align = std::max<uint64_t>(bytes, 4096);
+    uint64_t a = (next_ + align - 1) & ~(align - 1);
+    if (a + bytes > end_) { ++exhausted; return 0; }
+    next_ = a + bytes;
+    return a;
+  }
+  uint64_t stores = 0, unmapped = 0, exhausted = 0;
+ private:
+  Smmuv3Driver& d_;
+  const Domain* s2_ = nullptr;
+  uint64_t next_, end_;
+};
+
+Smmuv3Driver::Smmuv3Driver(sc_core::sc_module_name name, const Smmuv3DriverConfig& cfg, Smmuv3& smmu,
+                           memory::SparseMemory& memory)
+    : sc_module(name), mmio("mmio"), cfg_(cfg), smmu_(smmu), mem_(memory),
+      cpu_cycle_(sc_core::sc_time(1e6 / cfg.timing.cpu_mhz, sc_core::SC_PS)),
+      host_next_(cfg.table_pool_base), host_end_(cfg.table_pool_base + cfg.table_pool_bytes),
+      host_tables_(std::make_unique<HostTables>(*this)),
+      guest_tables_(std::make_unique<GuestTables>(*this, cfg.guest_pool_ipa, cfg.guest_pool_bytes)) {
+  traces_.resize(size_t(1) << cfg.cmdq_log2);
+  smmu_.set_command_probe([this](const CommandTrace& t) {
+    traces_[t.queue_index & ((1u << cfg_.cmdq_log2) - 1)] = t;
+  });
+}
+
+Smmuv3Driver::~Smmuv3Driver() = default;
+
+uint64_t Smmuv3Driver::alloc_host(uint64_t bytes, uint64_t align) {
+  uint64_t a = (host_next_ + align - 1) & ~(align - 1);
+  if (a + bytes > host_end_) return 0;
+  host_next_ = a + bytes;
+  return a;
+}
+
+void Smmuv3Driver::charge_cycles(uint64_t n) { if (n) sc_core::wait(cpu_cycle_ * double(n)); }
+
+void Smmuv3Driver::mmio_write32(uint64_t off, uint32_t v) {
+  common::PayloadPool pool;
+  sc_core::wait(sc_core::sc_time(cfg_.timing.mmio_write_ns, sc_core::SC_NS));
+  common::blocking_access(mmio, pool, tlm::TLM_WRITE_COMMAND, off, &v, 4);
+}
+void Smmuv3Driver::mmio_write64(uint64_t off, uint64_t v) {
+  common::PayloadPool pool;
+  sc_core::wait(sc_core::sc_time(cfg_.timing.mmio_write_ns, sc_core::SC_NS));
+  common::blocking_access(mmio, pool, tlm::TLM_WRITE_COMMAND, off, &v, 8);
+}
+uint32_t Smmuv3Driver::mmio_read32(uint64_t off) {
+  common::PayloadPool pool;
+  uint32_t v = 0;
+  sc_core::wait(sc_core::sc_time(cfg_.timing.mmio_read_ns, sc_core::SC_NS));
+  common::blocking_access(mmio, pool, tlm::TLM_READ_COMMAND, off, &v, 4);
+  return v;
+}
+
+Status Smmuv3Driver::init() {
+  if (auto e = validate(cfg_); !e.empty()) return Status::fail("driver." + e);
+  const uint32_t idr0 = mmio_read32(reg::IDR0);
+  const uint32_t idr1 = mmio_read32(reg::IDR1);
+  ril_ = reg::IDR3_RIL::get(mmio_read32(reg::IDR3));
+  if (cfg_.stream_table_log2 > reg::IDR1_SIDSIZE::get(idr1))
+    return Status::fail("driver.stream_table_log2 exceeds IDR1.SIDSIZE");
+  if (cfg_.two_level_stream_table && reg::IDR0_ST_LEVEL::get(idr0) != 1)
+    return Status::fail("driver.two_level_stream_table: IDR0.ST_LEVEL says unsupported");
+  if (cfg_.cmdq_log2 > reg::IDR1_CMDQS::get(idr1)) return Status::fail("driver.cmdq_log2 exceeds IDR1.CMDQS");
+
+  // Stream table. 2-level uses SPLIT=8 (256 STEs per L2 table) as Linux does.
+  uint64_t strtab_cfg = reg::STRTAB_CFG_LOG2SIZE::set(0, cfg_.stream_table_log2);
+  if (cfg_.two_level_stream_table) {
+    const unsigned split = std::min(8u, cfg_.stream_table_log2);
+    strtab_base_ = alloc_host((uint64_t(1) << (cfg_.stream_table_log2 - split)) * 8, 64);
+    strtab_cfg = reg::STRTAB_CFG_SPLIT::set(strtab_cfg, split);
+    strtab_cfg = reg::STRTAB_CFG_FMT::set(strtab_cfg, 1);
+  } else {
+    strtab_base_ = alloc_host((uint64_t(1) << cfg_.stream_table_log2) * 64, 64);
+  }
+  cmdq_base_ = alloc_host((uint64_t(16) << cfg_.cmdq_log2), 4096);
+  evtq_base_ = alloc_host((uint64_t(32) << cfg_.evtq_log2), 4096);
+  if (!strtab_base_ || !cmdq_base_ || !evtq_base_) return Status::fail("driver.table_pool_bytes too small for the queues");
+
+  mmio_write32(reg::CR0, 0);
+  mmio_write64(reg::STRTAB_BASE, strtab_base_);
+  mmio_write32(reg::STRTAB_BASE_CFG, uint32_t(strtab_cfg));
+  mmio_write64(reg::CMDQ_BASE, cmdq_base_ | cfg_.cmdq_log2);
+  mmio_write32(reg::CMDQ_PROD, 0);
+  mmio_write64(reg::EVTQ_BASE, evtq_base_ | cfg_.evtq_log2);
+  mmio_write32(reg::EVTQ_CONS, 0);
+  cmdq_prod_ = 0;
+  mmio_write32(reg::CR0, reg::CR0_CMDQEN::set(0, 1) | reg::CR0_EVTQEN::set(0, 1));
+  // As Linux: invalidate all config and TLBs before enabling translation.
+  if (Status s = submit({cmd_cfgi_all(), cmd_tlbi_nsnh_all()}, "init"); !s.ok) return s;
+  mmio_write32(reg::CR0, reg::CR0_CMDQEN::set(0, 1) | reg::CR0_EVTQEN::set(0, 1) | reg::CR0_SMMUEN::set(0, 1));
+  return {};
+}
+
+Smmuv3Driver::Domain* Smmuv3Driver::domain(DomainId d, Status& st) {
+  if (d == 0 || d > domains_.size()) { st = Status::fail("no domain " + std::to_string(d)); return nullptr; }
+  return domains_[d - 1].get();
+}
+
+uint16_t Smmuv3Driver::vmid_of(DomainId d) const { return domains_.at(d - 1)->vmid; }
+uint16_t Smmuv3Driver::asid_of(DomainId d) const { return domains_.at(d - 1)->asid; }
+
+std::optional<DomainId> Smmuv3Driver::create_domain(DomainKind kind, std::optional<DomainId> parent, std::string* why) {
+  auto dom = std::make_unique<Domain>();
+  dom->kind = kind;
+  if (kind == DomainKind::Stage2) {
+    dom->vmid = next_vmid_++;
+    // 48-bit IPA, 4K granule, start at level 0 (SL0=2).
+    dom->format = std::make_unique<pagetable::VmsaFormat>(pagetable::VmsaConfig{2, 12, 48, 0, 48, false});
+    dom->tables = std::make_unique<pagetable::TableBuilder>(*dom->format, *host_tables_);
+  } else {
+    dom->asid = next_asid_++;
+    dom->format = std::make_unique<pagetable::VmsaFormat>(pagetable::VmsaConfig{1, 12, 48, 0, 48, false});
+    if (kind == DomainKind::Nested) {
+      if (!parent || *parent == 0 || *parent > domains_.size() || domains_[*parent - 1]->kind != DomainKind::Stage2) {
+        if (why) *why = "a nested domain needs a stage-2 parent domain";
+        return std::nullopt;
+      }
+      Domain* p = domains_[*parent - 1].get();
+      p->nest_parent = true;
+      dom->parent = *parent;
+      dom->vmid = p->vmid;
+      guest_tables_->set_stage2(p);
+      dom->tables = std::make_unique<pagetable::TableBuilder>(*dom->format, *guest_tables_);
+      if (dom->tables->root() == 0 || guest_tables_->unmapped) {
+        if (why) *why = "guest table pool is not mapped by the parent stage 2 (map driver.guest_pool_ipa first)";
+        return std::nullopt;
+      }
+    } else {
+      dom->tables = std::make_unique<pagetable::TableBuilder>(*dom->format, *host_tables_);
+    }
+  }
+  if (dom->tables->root() == 0) { if (why) *why = "table pool exhausted"; return std::nullopt; }
+  domains_.push_back(std::move(dom));
+  return DomainId(domains_.size());
+}
+
+uint64_t Smmuv3Driver::ste_address(uint32_t sid) const {
+  if (!cfg_.two_level_stream_table) return strtab_base_ + uint64_t(sid) * 64;
+  auto it = l2_tables_.find(sid >> 8);
+  return it == l2_tables_.end() ? 0 : it->second + uint64_t(sid & 0xFF) * 64;
+}
+
+Status Smmuv3Driver::write_ste(uint32_t sid) {
+  const Attachment& at = streams_.at(sid);
+  StreamTableEntry ste;
+  ste.valid = true;
+  ste.s1_cir = ste.s1_cor = 1; ste.s1_csh = 3;
+  const bool s1 = at.has_cd;
+  if (at.has_s2) {
+    const Domain& s2 = *domains_[at.s2 - 1];
+    ste.s2_vmid = s2.vmid;
+    ste.s2_t0sz = 16; ste.s2_sl0 = 2; ste.s2_tg = 0; ste.s2_ps = 5; ste.s2_aa64 = true;
+    ste.s2_ir0 = ste.s2_or0 = 1; ste.s2_sh0 = 3; ste.s2_r = true;
+    ste.s2_ttb = s2.tables->root();
+  }
+  if (s1) {
+    ste.s1_context_ptr = at.cd_table;
+    ste.s1_cd_max = uint8_t(cfg_.cd_table_log2);
+    ste.s1_dss = at.bypass_no_pasid ? 1 : 2;   // non-PASID traffic: CD 0 unless only PASIDs attached
+    ste.config = at.has_s2 ? SteConfig::Nested : SteConfig::S1Trans;
+  } else {
+    ste.config = at.has_s2 ? SteConfig::S2Trans : SteConfig::Bypass;
+  }
+  if (cfg_.two_level_stream_table && l2_tables_.find(sid >> 8) == l2_tables_.end()) {
+    const uint64_t l2 = alloc_host(256 * 64, 4096);
+    if (!l2) return Status::fail("table pool exhausted (L2 stream table)");
+    l2_tables_[sid >> 8] = l2;
+    StreamTableL1Desc l1; l1.span = 9; l1.l2_ptr = l2;   // 2^(9-1) = 256 STEs
+    mem_.write64(strtab_base_ + uint64_t(sid >> 8) * 8, encode_st_l1(l1));
+    charge_cycles(cfg_.timing.descriptor_write_cycles);
+  }
+  const SteWords w = encode_ste(ste);
+  mem_.write(ste_address(sid), w.data(), 64);
+  charge_cycles(8 * uint64_t(cfg_.timing.descriptor_write_cycles));
+  return {};
+}
+
+Status Smmuv3Driver::attach(uint32_t rid, std::optional<uint32_t> pasid, DomainId d) {
+  Status st;
+  Domain* dom = domain(d, st);
+  if (!dom) return st;
+  if (rid >> cfg_.stream_table_log2) return Status::fail("RID " + std::to_string(rid) + " beyond the stream table");
+  if (pasid && *pasid >> cfg_.cd_table_log2) return Status::fail("PASID " + std::to_string(*pasid) + " beyond S1CDMax");
+  if (pasid && dom->kind == DomainKind::Stage2) return Status::fail("a stage-2 domain attaches to a RID, not a PASID");
+  charge_cycles(cfg_.timing.op_overhead_cycles);
+  Attachment& at = streams_[rid];
+  std::vector<CmdWords> cmds;
+  if (dom->kind == DomainKind::Stage2) {
+    at.has_s2 = true; at.s2 = d;
+  } else {
+    if (dom->kind == DomainKind::Nested) {
+      if (at.has_s2 && at.s2 != dom->parent) return Status::fail("RID already uses another stage-2 domain");
+      at.has_s2 = true; at.s2 = dom->parent;
+    }
+    if (!at.has_cd) {
+      const uint64_t bytes = uint64_t(64) << cfg_.cd_table_log2;
+      at.cd_in_guest = dom->kind == DomainKind::Nested;
+      at.cd_table = at.cd_in_guest ? guest_tables_->allocate_table(bytes) : alloc_host(bytes, 64);
+      if (!at.cd_table) return Status::fail("no memory for the CD table");
+      at.has_cd = true;
+      at.bypass_no_pasid = pasid.has_value();
+    }
+    if (!pasid) at.bypass_no_pasid = false;
+    const uint32_t ssid = pasid.value_or(0);
+    at.by_ssid[ssid] = d;
+    ContextDescriptor cd;
+    cd.valid = true; cd.t0sz = 16; cd.tg0 = 0; cd.irgn0 = cd.orgn0 = 1; cd.sh0 = 3; cd.epd1 = true;
+    cd.ips = 5; cd.aa64 = true; cd.r = true; cd.a = true; cd.asid = dom->asid; cd.ttb0 = dom->tables->root();
+    cd.mair = 0xFF;   // attr 0: normal WB
+    const CdWords w = encode_cd(cd);
+    const uint64_t cd_addr = at.cd_table + uint64_t(ssid) * 64;
+    if (at.cd_in_guest) { for (unsigned i = 0; i < 8; ++i) guest_tables_->write_descriptor(cd_addr + 8 * i, w[i]); }
+    else mem_.write(cd_addr, w.data(), 64);
+    charge_cycles(8 * uint64_t(cfg_.timing.descriptor_write_cycles));
+    cmds.push_back(cmd_cfgi_cd(rid, ssid, true));
+  }
+  if (Status s = write_ste(rid); !s.ok) return s;
+  cmds.insert(cmds.begin(), cmd_cfgi_ste(rid, true));
+  return submit(cmds, "attach");
+}
+
+Status Smmuv3Driver::edit_result(const pagetable::EditResult& r) {
+  charge_cycles(uint64_t(r.descriptors_written) * cfg_.timing.descriptor_write_cycles);
+  return r.ok ? Status{} : Status::fail(r.error);
+}
+
+Status Smmuv3Driver::map(DomainId d, uint64_t iova, uint64_t pa, uint64_t bytes, Prot prot, uint64_t page_bytes) {
+  Status st;
+  Domain* dom = domain(d, st);
+  if (!dom) return st;
+  charge_cycles(cfg_.timing.op_overhead_cycles);
+  pagetable::LeafAttributes a;
+  a.read = prot.read; a.write = prot.write; a.exec = prot.exec;
+  return edit_result(dom->tables->map(iova, pa, bytes, page_bytes, a));
+}
+
+Status Smmuv3Driver::unmap(DomainId d, uint64_t iova, uint64_t bytes) {
+  Status st;
+  Domain* dom = domain(d, st);
+  if (!dom) return st;
+  const uint64_t t0 = to_ps(sc_time_stamp());
+  charge_cycles(cfg_.timing.op_overhead_cycles);
+  if (Status s = edit_result(dom->tables->unmap(iova, bytes)); !s.ok) return s;
+  // The PTE clearing is software time of the same operation.
+  op_start_ps_ = t0;
+  Status s = invalidate_range(d, iova, bytes, true);
+  return s;
+}
+
+Status Smmuv3Driver::invalidate_range(DomainId d, uint64_t iova, uint64_t bytes, bool leaf) {
+  Status st;
+  Domain* dom = domain(d, st);
+  if (!dom) return st;
+  if (bytes == 0) return Status::fail("invalidate_range: empty range");
+  std::vector<CmdWords> cmds;
+  for (const TlbiPiece& p : plan_tlbi_range(iova, bytes, 4096, leaf, ril_)) {
+    if (dom->kind == DomainKind::Stage2) cmds.push_back(cmd_tlbi_s2_ipa(dom->vmid, p.addr, leaf, p.range));
+    else cmds.push_back(cmd_tlbi_nh_va(dom->vmid, dom->asid, p.addr, leaf, p.range));
+  }
+  // Combined S1+S2 entries are not hit by TLBI_S2_IPA: a nest parent also drops S1 by VMID.
+  if (dom->kind == DomainKind::Stage2 && dom->nest_parent) cmds.push_back(cmd_tlbi_nh_all(dom->vmid));
+  return submit(cmds, leaf ? "invalidate_range_leaf" : "invalidate_range");
+}
+
+Status Smmuv3Driver::invalidate_domain(DomainId d) {
+  Status st;
+  Domain* dom = domain(d, st);
+  if (!dom) return st;
+  if (dom->kind == DomainKind::Stage2) return submit({cmd_tlbi_s12_vmall(dom->vmid)}, "invalidate_domain");
+  return submit({cmd_tlbi_nh_asid(dom->vmid, dom->asid)}, "invalidate_domain");
+}
+
+Status Smmuv3Driver::sync() { return submit({}, "sync"); }
+
+Status Smmuv3Driver::submit(const std::vector<CmdWords>& cmds_in, const std::string& op) {
+  const uint64_t t0 = op_start_ps_ ? op_start_ps_ : to_ps(sc_time_stamp());
+  op_start_ps_ = 0;
+  const common::WrapRing ring{cfg_.cmdq_log2};
+  charge_cycles(cfg_.timing.op_overhead_cycles);
+  const uint32_t first = cmdq_prod_;
+  const size_t n_total = cmds_in.size() + 1;
+  uint32_t cons_seen = mmio_read32(reg::CMDQ_CONS) & ring.pointer_mask();
+  uint32_t sync_slot = 0;
+  for (size_t i = 0; i < n_total; ++i) {
+    while (ring.full(cmdq_prod_, cons_seen)) {   // queue full: ring what we have and wait for space
+      mmio_write32(reg::CMDQ_PROD, cmdq_prod_);
+      sc_core::wait(sc_core::sc_time(cfg_.timing.poll_interval_ns, sc_core::SC_NS));
+      cons_seen = mmio_read32(reg::CMDQ_CONS) & ring.pointer_mask();
+    }
+    const uint64_t slot = cmdq_base_ + uint64_t(ring.index(cmdq_prod_)) * 16;
+    CmdWords w;
+    if (i < cmds_in.size()) w = cmds_in[i];
+    else {
+      // Linux MSI polling: the CMD_SYNC's MSI clears the first word of its own entry.
+      const bool msi = cfg_.sync_mode == SmmuSyncMode::MsiPoll;
+      w = cmd_sync(msi ? SyncCs::Irq : SyncCs::Sev, msi ? slot : 0, 0);
+      sync_slot = cmdq_prod_;
+    }
+    mem_.write(slot, w.data(), 16);
+    charge_cycles(cfg_.timing.command_write_cycles);
+    cmdq_prod_ = ring.next(cmdq_prod_);
+    commands_issued_.inc();
+  }
+  mmio_write32(reg::CMDQ_PROD, cmdq_prod_);
+  const uint64_t t_prod = to_ps(sc_time_stamp());
+
+  // Wait for completion, checking GERROR as Linux's error path would.
+  const uint64_t sync_entry = cmdq_base_ + uint64_t(ring.index(sync_slot)) * 16;
+  const sc_core::sc_time poll(cfg_.timing.poll_interval_ns, sc_core::SC_NS);
+  for (unsigned iter = 1;; ++iter) {
+    sc_core::wait(poll);
+    polls_.inc();
+    bool done;
+    if (cfg_.sync_mode == SmmuSyncMode::MsiPoll) {
+      charge_cycles(cfg_.timing.poll_read_cycles);
+      done = mem_.read32(sync_entry) == 0;
+    } else {
+      const uint32_t cons = mmio_read32(reg::CMDQ_CONS) & ring.pointer_mask();
+      // Done once CONS has moved past the sync slot.
+      done = ring.used(cons, first) > ring.used(sync_slot, first);
+    }
+    if (done) break;
+    if (iter % 16 == 0 || cfg_.sync_mode == SmmuSyncMode::SevPoll) {
+      const uint32_t gerror = mmio_read32(reg::GERROR), gerrorn = mmio_read32(reg::GERRORN);
+      if ((gerror ^ gerrorn) & 1) {
+        const uint32_t cons = mmio_read32(reg::CMDQ_CONS);
+        const uint32_t err = uint32_t(reg::CMDQ_CONS_ERR::get(cons));
+        // Replace the bad entry with a plain CMD_SYNC and acknowledge (Linux's recovery).
+        const CmdWords repl = cmd_sync(SyncCs::None);
+        mem_.write(cmdq_base_ + uint64_t(ring.index(cons & ring.pointer_mask())) * 16, repl.data(), 16);
+        charge_cycles(cfg_.timing.command_write_cycles);
+        mmio_write32(reg::GERRORN, gerror);
+        ++errors_recovered_;
+        if (err != reg::CERROR_ILL && err != reg::CERROR_ABT)
+          return Status::fail("CMDQ error " + std::to_string(err) + " not recoverable");
+      }
+    }
+  }
+  const uint64_t t_done = to_ps(sc_time_stamp());
+
+  InvalidationRecord r;
+  r.op = op;
+  r.start_ps = t0;
+  r.commands = unsigned(n_total);
+  r.total_ps = t_done - t0;
+  r.software_ps = t_prod - t0;
+  uint64_t first_fetch = ~0ull, prev_end = 0;
+  for (size_t i = 0; i < n_total; ++i) {
+    const CommandTrace& t = traces_[ring.index(first + uint32_t(i))];
+    first_fetch = std::min(first_fetch, t.fetch_start_ps);
+    if (t.first_of_fetch || i == 0) r.fetch_ps += t.fetch_end_ps - t.fetch_start_ps;
+    const uint64_t exec_start = std::max(t.fetch_end_ps, prev_end);
+    if (i + 1 < n_total && t.exec_end_ps > exec_start) r.execution_ps += t.exec_end_ps - exec_start;
+    prev_end = t.exec_end_ps;
+  }
+  r.queueing_ps = first_fetch > t_prod && first_fetch != ~0ull ? first_fetch - t_prod : 0;
+  const uint64_t accounted = r.software_ps + r.queueing_ps + r.fetch_ps + r.execution_ps;
+  r.sync_ps = r.total_ps > accounted ? r.total_ps - accounted : 0;
+  if (op != "init" && op != "attach") log_.add(r);
+  return {};
+}
+
+void Smmuv3Driver::register_stats(common::StatRegistry& reg, const std::string& p) const {
+  reg.add(p + ".commands_issued", commands_issued_, "count", "CMDQ entries written by the driver");
+  reg.add(p + ".polls", polls_, "count", "completion polls");
+  log_.register_stats(reg, p + ".invalidation");
+}
+
+}  // namespace iommusim::driver

@@ -1,0 +1,40 @@
+// Builds a platform from a resolved config, runs it and writes its outputs. One System
+// per process: SystemC elaborates and runs one simulation per process.
+#pragma once
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "models/common/stats.h"
+
+namespace iommusim::platforms {
+
+struct RunResult {
+  bool ok = true;
+  std::string error;
+  std::string summary;          // the human summary (also written to summary.txt)
+  nlohmann::json stats;         // stats.json content
+};
+
+class System {
+ public:
+  // Validates the config and elaborates the modules. Throws ConfigError naming the key.
+  explicit System(const nlohmann::json& resolved_config);
+  ~System();
+  // Runs to completion. Never throws for simulated faults; bad runtime conditions (a driver
+  // operation that fails) end the run with ok=false and a message, keeping the stats so far.
+  RunResult run();
+  common::StatRegistry& stats();
+  nlohmann::json invalidation_records() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Writes config.resolved.json, stats.json, invalidations.json and summary.txt into dir.
+void write_outputs(const std::string& dir, const nlohmann::json& config, const RunResult& r,
+                   const nlohmann::json& invalidations);
+
+}  // namespace iommusim::platforms
