@@ -1,0 +1,85 @@
+// Runs the iommusim binary as a user would.
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace {
+struct CliRun { int exit_code; std::string out; };
+CliRun run_cli(const std::string& args) {
+  const std::string cmd = std::string(IOMMUSIM_BINARY) + " " + args + " 2>&1";
+  CliRun r{-1, {}};
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+double stat(const nlohmann::json& stats, const std::string& name, const char* field = "value") {
+  for (auto& s : stats["stats"]) if (s["name"] == name) return s[field].get<double>();
+  ADD_FAILURE() << "no stat " << name;
+  return -1;
+}
+}  // namespace
+
+TEST(Cli, DefaultRunPrintsSummaryAndWritesOutputs) {
+  const std::string dir = ::testing::TempDir() + "cli_default";
+  CliRun r = run_cli("run -o " + dir + " -p traffic.transactions=20000");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  for (const char* line : {"translations", "cache hit rates", "iotlb", "page-table reads/walk", "walk latency",
+                           "invalidation latency", "mean breakdown"})
+    EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
+  auto cfg = read_json(dir + "/config.resolved.json");
+  EXPECT_EQ(cfg["traffic"]["transactions"], 20000);
+  auto stats = read_json(dir + "/stats.json");
+  EXPECT_TRUE(stats["ok"].get<bool>());
+  EXPECT_EQ(stat(stats, "endpoint.transactions"), 20000);
+  EXPECT_GT(stat(stats, "smmu.iotlb.misses"), 0);
+  EXPECT_GT(stat(stats, "driver.invalidation.latency", "count"), 0);
+  EXPECT_GT(stat(stats, "driver.invalidation.latency", "p99"), 0);
+  for (auto& s : stats["stats"]) {
+    EXPECT_TRUE(s.contains("unit")) << s.dump();
+    EXPECT_FALSE(s["description"].get<std::string>().empty()) << s.dump();
+  }
+  auto inv = read_json(dir + "/invalidations.json");
+  ASSERT_GT(inv.size(), 0u);
+  const auto& rec = inv[0];
+  const double parts = rec["software_ns"].get<double>() + rec["queueing_ns"].get<double>() + rec["fetch_ns"].get<double>() +
+                       rec["execution_ns"].get<double>() + rec["sync_ns"].get<double>();
+  EXPECT_NEAR(parts, rec["total_ns"].get<double>(), 1e-6);
+}
+
+TEST(Cli, SameSeedGivesIdenticalStats) {
+  const std::string a = ::testing::TempDir() + "cli_seed_a", b = ::testing::TempDir() + "cli_seed_b";
+  ASSERT_EQ(run_cli("run -o " + a + " -p traffic.transactions=5000").exit_code, 0);
+  ASSERT_EQ(run_cli("run -o " + b + " -p traffic.transactions=5000").exit_code, 0);
+  // stats.json holds only simulated figures, so it must match byte for byte.
+  std::ifstream fa(a + "/stats.json"), fb(b + "/stats.json");
+  std::stringstream sa, sb;
+  sa << fa.rdbuf();
+  sb << fb.rdbuf();
+  EXPECT_EQ(sa.str(), sb.str());
+}
+
+TEST(Cli, ConfigErrorNamesTheKeyAndExitsTwo) {
+  CliRun r = run_cli("run -o " + ::testing::TempDir() + "cli_bad -p iommu.smmuv3.iotlb.bogus=1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("iommu.smmuv3.iotlb.bogus: unknown key"), std::string::npos) << r.out;
+}
+
+TEST(Cli, MissingConfigFileIsAClearError) {
+  CliRun r = run_cli("run /nonexistent/x.json");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("x.json"), std::string::npos) << r.out;
+}

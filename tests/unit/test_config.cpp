@@ -1,0 +1,74 @@
+// Config loading: the embedded default is the schema; errors name the key path.
+#include <cstdio>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "platforms/config.h"
+#include "platforms/system.h"
+
+using iommusim::platforms::ConfigError;
+using iommusim::platforms::load_config;
+using nlohmann::json;
+
+namespace {
+std::string error_of(const std::string& path, const std::vector<std::string>& overrides) {
+  try {
+    json cfg = load_config(path, overrides);
+    iommusim::platforms::System s(cfg);   // typed validation happens here
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+std::string write_temp(const std::string& name, const std::string& text) {
+  const std::string path = ::testing::TempDir() + name;
+  std::ofstream(path) << text;
+  return path;
+}
+}  // namespace
+
+TEST(Config, DefaultIsNestedSmmuv3) {
+  const json& d = iommusim::platforms::default_config();
+  EXPECT_EQ(d["iommu"]["vendor"], "smmuv3");
+  EXPECT_EQ(d["iommu"]["translation"], "nested");
+  // The DMA window is larger than the IOTLB reach (entries x 4 KB).
+  EXPECT_GT(d["traffic"]["window_bytes"].get<uint64_t>(), d["iommu"]["smmuv3"]["iotlb"]["entries"].get<uint64_t>() * 4096);
+}
+
+TEST(Config, UnknownKeyNamesItsPath) {
+  EXPECT_EQ(error_of("", {"iommu.smmuv3.iotlb.entires=4"}), "iommu.smmuv3.iotlb.entires: unknown key");
+  const std::string f = write_temp("unknown.json", "{ // comment\n \"traffic\": { \"outstandng\": 4 } }");
+  EXPECT_EQ(error_of(f, {}), "traffic.outstandng: unknown key");
+}
+
+TEST(Config, WrongTypeNamesItsPath) {
+  EXPECT_EQ(error_of("", {"traffic.outstanding=\"many\""}), "traffic.outstanding: expected a number, got a string");
+  EXPECT_EQ(error_of("", {"iommu.smmuv3=3"}), "iommu.smmuv3: expected an object, got a number");
+}
+
+TEST(Config, BadValuesNameTheirPath) {
+  EXPECT_NE(error_of("", {"iommu.smmuv3.iotlb.ways=3"}).find("iommu.smmuv3.iotlb.entries: entries (2048) must be a multiple of ways (3)"),
+            std::string::npos);
+  EXPECT_NE(error_of("", {"traffic.outstanding=0"}).find("traffic.outstanding: value 0 out of range"), std::string::npos);
+  EXPECT_NE(error_of("", {"iommu.translation=s3"}).find("iommu.translation: \"s3\" is not one of"), std::string::npos);
+  EXPECT_NE(error_of("", {"iommu.smmuv3.iotlb.replacement=fifo"}).find("iommu.smmuv3.iotlb.replacement"), std::string::npos);
+  EXPECT_NE(error_of("", {"platform.stage2_page_bytes=8192"}).find("platform.stage2_page_bytes: must be"), std::string::npos);
+  EXPECT_NE(error_of("", {"traffic.pasid=-2"}).find("traffic.pasid"), std::string::npos);
+  EXPECT_NE(error_of("", {"noequals"}).find("expected key.path=value"), std::string::npos);
+}
+
+TEST(Config, OverridesAndIncludedSections) {
+  const std::string cache = write_temp("smmu.json", "{ \"walkers\": 3 }");
+  const std::string main = write_temp("main.json", "{ \"iommu\": { \"smmuv3\": \"smmu.json\" } }");
+  json cfg = load_config(main, {"traffic.pattern=sequential", "iommu.smmuv3.iotlb.entries=4096"});
+  EXPECT_EQ(cfg["iommu"]["smmuv3"]["walkers"], 3);
+  EXPECT_EQ(cfg["iommu"]["smmuv3"]["iotlb"]["entries"], 4096);   // untouched keys keep defaults
+  EXPECT_EQ(cfg["traffic"]["pattern"], "sequential");
+  EXPECT_EQ(error_of(main, {}), "");
+}
+
+TEST(Config, MalformedJsonIsAnErrorNotACrash) {
+  const std::string f = write_temp("bad.json", "{ \"sim\": { \"seed\": 1, } ");
+  EXPECT_NE(error_of(f, {}).find("not valid JSON"), std::string::npos);
+}
