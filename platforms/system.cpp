@@ -202,7 +202,7 @@ struct System::Impl : sc_core::sc_module {
     const uint64_t span = p.ep.window_bytes + p.churn_pages * 4096;
     const uint64_t span_s1 = (span + p.s1_page - 1) & ~(p.s1_page - 1);
     if (p.translation == "bypass") {
-      // No domain: the STE stays bypass (the driver writes one with attach of nothing).
+      drv.global_bypass();
       return true;
     }
     if (p.translation == "s2" || p.translation == "nested") {

@@ -344,6 +344,11 @@ Status Smmuv3Driver::invalidate_domain(DomainId d) {
 
 Status Smmuv3Driver::sync() { return submit({}, "sync"); }
 
+void Smmuv3Driver::global_bypass() {
+  mmio_write32(reg::GBPA, uint32_t(reg::GBPA_UPDATE::set(0, 1)));   // ABORT=0
+  mmio_write32(reg::CR0, reg::CR0_CMDQEN::set(0, 1) | reg::CR0_EVTQEN::set(0, 1));
+}
+
 Status Smmuv3Driver::submit(const std::vector<CmdWords>& cmds_in, const std::string& op) {
   const uint64_t t0 = op_start_ps_ ? op_start_ps_ : to_ps(sc_time_stamp());
   op_start_ps_ = 0;

@@ -60,6 +60,8 @@ class Smmuv3Driver : public sc_core::sc_module, public IommuDriver {
   Status invalidate_range(DomainId d, uint64_t iova, uint64_t bytes, bool leaf) override;
   Status invalidate_domain(DomainId d) override;
   Status sync() override;
+  // SMMUEN=0 with GBPA.ABORT=0: every stream passes untranslated (global bypass).
+  void global_bypass();
 
   // Queues raw entries plus a CMD_SYNC and waits (tests use it to inject bad commands).
   Status submit(const std::vector<smmuv3::CmdWords>& cmds, const std::string& op);
