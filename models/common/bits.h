@@ -1,6 +1,7 @@
 // Bit-field helpers shared by every register, descriptor and command encoder.
 // Ranges are inclusive [hi:lo], as the architecture manuals write them.
 #pragma once
+#include <cassert>
 #include <cstdint>
 
 namespace iommusim::common {
@@ -27,6 +28,18 @@ struct Field {
   static constexpr uint64_t get(uint64_t v) { return extract(v, Hi, Lo); }
   static constexpr uint64_t set(uint64_t v, uint64_t f) { return deposit(v, Hi, Lo, f); }
   static constexpr bool fits(uint64_t f) { return !overflows(Hi, Lo, f); }
+  // Encoders: a value wider than the field is a caller bug, not input to tolerate.
+  static void put(uint64_t& word, uint64_t f) {
+    assert(fits(f) && "value too wide for its field");
+    word = set(word, f);
+  }
+  // Fields that hold address bits [Hi:Lo] in place (table pointers, page addresses):
+  // the low bits of the byte address are dropped on purpose.
+  static constexpr uint64_t get_address(uint64_t word) { return get(word) << Lo; }
+  static void put_address(uint64_t& word, uint64_t addr) {
+    assert((Hi == 63 || (addr >> (Hi + 1)) == 0) && "address too wide for its field");
+    word = set(word, addr >> Lo);
+  }
 };
 
 }  // namespace iommusim::common

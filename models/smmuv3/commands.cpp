@@ -11,20 +11,6 @@ namespace {
 using common::Field;
 using common::mask;
 
-template <class F>
-void put(uint64_t& word, uint64_t value) {
-  assert(F::fits(value));
-  word = F::set(word, value);
-}
-// Address fields hold address bits [hi:lo] in place; lower bits are dropped on purpose
-// (a driver passes a byte address, the command carries its page/word number).
-template <class F>
-void put_addr(uint64_t& word, uint64_t addr) {
-  assert((addr & ~mask(F::hi, 0)) == 0 && "address too wide");
-  word = F::set(word, addr >> F::lo);
-}
-template <class F>
-uint64_t get_addr(uint64_t word) { return F::get(word) << F::lo; }
 
 std::nullopt_t reject(std::string* why, std::string reason) {
   if (why) *why = std::move(reason);
@@ -67,17 +53,17 @@ constexpr unsigned kPageShift = 12;
 
 CmdWords header(Opcode op) {
   CmdWords c{};
-  put<OpcodeF>(c[0], static_cast<uint8_t>(op));
+  OpcodeF::put(c[0], static_cast<uint8_t>(op));
   return c;
 }
 
 // Shared by NH_VA / NH_VAA / S2_IPA.
 void put_range(CmdWords& c, bool leaf, const TlbiRange& r) {
-  put<Num>(c[0], r.num);
-  put<Scale>(c[0], r.scale);
-  put<Leaf>(c[1], leaf);
-  put<Ttl>(c[1], r.ttl);
-  put<Tg>(c[1], r.tg);
+  Num::put(c[0], r.num);
+  Scale::put(c[0], r.scale);
+  Leaf::put(c[1], leaf);
+  Ttl::put(c[1], r.ttl);
+  Tg::put(c[1], r.tg);
 }
 
 bool too_wide(uint64_t value, unsigned bits) { return bits < 64 && (value >> bits) != 0; }
@@ -86,8 +72,8 @@ bool too_wide(uint64_t value, unsigned bits) { return bits < 64 && (value >> bit
 
 CmdWords cmd_cfgi_ste(uint32_t sid, bool leaf) {
   CmdWords c = header(Opcode::CfgiSte);
-  put<Sid>(c[0], sid);
-  put<Leaf>(c[1], leaf);
+  Sid::put(c[0], sid);
+  Leaf::put(c[1], leaf);
   return c;
 }
 
@@ -95,66 +81,66 @@ CmdWords cmd_cfgi_all() { return cmd_cfgi_ste_range(0, kCfgiAllRange); }
 
 CmdWords cmd_cfgi_ste_range(uint32_t sid, uint8_t range) {
   CmdWords c = header(Opcode::CfgiAll);
-  put<Sid>(c[0], sid);
-  put<CfgiRange>(c[1], range);
+  Sid::put(c[0], sid);
+  CfgiRange::put(c[1], range);
   return c;
 }
 
 CmdWords cmd_cfgi_cd(uint32_t sid, uint32_t ssid, bool leaf) {
   CmdWords c = header(Opcode::CfgiCd);
-  put<Ssid>(c[0], ssid);
-  put<Sid>(c[0], sid);
-  put<Leaf>(c[1], leaf);
+  Ssid::put(c[0], ssid);
+  Sid::put(c[0], sid);
+  Leaf::put(c[1], leaf);
   return c;
 }
 
 CmdWords cmd_cfgi_cd_all(uint32_t sid) {
   CmdWords c = header(Opcode::CfgiCdAll);
-  put<Sid>(c[0], sid);
+  Sid::put(c[0], sid);
   return c;
 }
 
 CmdWords cmd_tlbi_nh_all(uint16_t vmid) {
   CmdWords c = header(Opcode::TlbiNhAll);
-  put<Vmid>(c[0], vmid);
+  Vmid::put(c[0], vmid);
   return c;
 }
 
 CmdWords cmd_tlbi_nh_asid(uint16_t vmid, uint16_t asid) {
   CmdWords c = header(Opcode::TlbiNhAsid);
-  put<Vmid>(c[0], vmid);
-  put<Asid>(c[0], asid);
+  Vmid::put(c[0], vmid);
+  Asid::put(c[0], asid);
   return c;
 }
 
 CmdWords cmd_tlbi_nh_va(uint16_t vmid, uint16_t asid, uint64_t va, bool leaf, TlbiRange r) {
   CmdWords c = header(Opcode::TlbiNhVa);
-  put<Vmid>(c[0], vmid);
-  put<Asid>(c[0], asid);
+  Vmid::put(c[0], vmid);
+  Asid::put(c[0], asid);
   put_range(c, leaf, r);
-  put_addr<Va>(c[1], va);
+  Va::put_address(c[1], va);
   return c;
 }
 
 CmdWords cmd_tlbi_nh_vaa(uint16_t vmid, uint64_t va, bool leaf, TlbiRange r) {
   CmdWords c = header(Opcode::TlbiNhVaa);
-  put<Vmid>(c[0], vmid);
+  Vmid::put(c[0], vmid);
   put_range(c, leaf, r);
-  put_addr<Va>(c[1], va);
+  Va::put_address(c[1], va);
   return c;
 }
 
 CmdWords cmd_tlbi_s12_vmall(uint16_t vmid) {
   CmdWords c = header(Opcode::TlbiS12Vmall);
-  put<Vmid>(c[0], vmid);
+  Vmid::put(c[0], vmid);
   return c;
 }
 
 CmdWords cmd_tlbi_s2_ipa(uint16_t vmid, uint64_t ipa, bool leaf, TlbiRange r) {
   CmdWords c = header(Opcode::TlbiS2Ipa);
-  put<Vmid>(c[0], vmid);
+  Vmid::put(c[0], vmid);
   put_range(c, leaf, r);
-  put_addr<Ipa>(c[1], ipa);
+  Ipa::put_address(c[1], ipa);
   return c;
 }
 
@@ -162,28 +148,28 @@ CmdWords cmd_tlbi_nsnh_all() { return header(Opcode::TlbiNsnhAll); }
 
 CmdWords cmd_sync(SyncCs cs, uint64_t msi_addr, uint32_t msi_data) {
   CmdWords c = header(Opcode::Sync);
-  put<SyncCsF>(c[0], static_cast<uint8_t>(cs));
-  put<SyncMsh>(c[0], kLinuxMshIsh);
-  put<SyncMsiAttr>(c[0], kLinuxMsiAttrOiwb);
-  put<SyncMsiData>(c[0], msi_data);
-  put_addr<SyncMsiAddr>(c[1], msi_addr);
+  SyncCsF::put(c[0], static_cast<uint8_t>(cs));
+  SyncMsh::put(c[0], kLinuxMshIsh);
+  SyncMsiAttr::put(c[0], kLinuxMsiAttrOiwb);
+  SyncMsiData::put(c[0], msi_data);
+  SyncMsiAddr::put_address(c[1], msi_addr);
   return c;
 }
 
 CmdWords cmd_prefetch_config(uint32_t sid) {
   CmdWords c = header(Opcode::PrefetchConfig);
-  put<Sid>(c[0], sid);
+  Sid::put(c[0], sid);
   return c;
 }
 
 CmdWords cmd_atc_inv(uint32_t sid, bool ssv, uint32_t ssid, uint64_t addr, uint8_t size, bool global) {
   CmdWords c = header(Opcode::AtcInv);
-  put<AtcGlobal>(c[0], global);
-  put<Ssv>(c[0], ssv);
-  put<Ssid>(c[0], ssid);
-  put<Sid>(c[0], sid);
-  put<AtcSize>(c[1], size);
-  put_addr<Va>(c[1], addr);
+  AtcGlobal::put(c[0], global);
+  Ssv::put(c[0], ssv);
+  Ssid::put(c[0], ssid);
+  Sid::put(c[0], sid);
+  AtcSize::put(c[1], size);
+  Va::put_address(c[1], addr);
   return c;
 }
 
@@ -241,7 +227,7 @@ std::optional<Command> decode_command(const CmdWords& w, const DecodeCaps& caps,
   switch (c.op) {
     case Opcode::PrefetchAddr:
       c.size = PrefetchSize::get(dw1);
-      c.addr = get_addr<Va>(dw1);
+      c.addr = Va::get_address(dw1);
       [[fallthrough]];
     case Opcode::PrefetchConfig:
       has_sid = has_ssid = true;
@@ -275,7 +261,7 @@ std::optional<Command> decode_command(const CmdWords& w, const DecodeCaps& caps,
       [[fallthrough]];
     case Opcode::TlbiNhVaa:
       c.vmid = Vmid::get(dw0);
-      c.addr = get_addr<Va>(dw1);
+      c.addr = Va::get_address(dw1);
       is_range_tlbi = true;
       break;
     case Opcode::TlbiEl2All:
@@ -286,19 +272,19 @@ std::optional<Command> decode_command(const CmdWords& w, const DecodeCaps& caps,
       break;
     case Opcode::TlbiEl2Va:
       c.asid = Asid::get(dw0);
-      c.addr = get_addr<Va>(dw1);
+      c.addr = Va::get_address(dw1);
       is_range_tlbi = true;
       break;
     case Opcode::TlbiS2Ipa:
       c.vmid = Vmid::get(dw0);
-      c.addr = get_addr<Ipa>(dw1);
+      c.addr = Ipa::get_address(dw1);
       is_range_tlbi = true;
       break;
     case Opcode::AtcInv:
       has_sid = has_ssid = true;
       c.global = AtcGlobal::get(dw0);
       c.size = AtcSize::get(dw1);
-      c.addr = get_addr<Va>(dw1);
+      c.addr = Va::get_address(dw1);
       break;
     case Opcode::PriResp:
       has_sid = has_ssid = true;
@@ -319,7 +305,7 @@ std::optional<Command> decode_command(const CmdWords& w, const DecodeCaps& caps,
       c.msh = SyncMsh::get(dw0);
       c.msi_attr = SyncMsiAttr::get(dw0);
       c.msi_data = SyncMsiData::get(dw0);
-      c.msi_addr = get_addr<SyncMsiAddr>(dw1);
+      c.msi_addr = SyncMsiAddr::get_address(dw1);
       break;
     }
     default: {

@@ -10,11 +10,6 @@ namespace {
 using common::Field;
 using common::mask;
 
-template <class F>
-void put(uint64_t& word, uint64_t value) {
-  assert(F::fits(value));
-  word = F::set(word, value);
-}
 
 // dw0
 using EventIdF = Field<7, 0>;
@@ -64,18 +59,18 @@ Dw3Form event_dw3_form(EventId id) {
 
 EventWords encode_event(const EventRecord& e) {
   EventWords w{};
-  put<EventIdF>(w[0], static_cast<uint8_t>(e.id));
-  put<Ssv>(w[0], e.ssv);
-  put<Ssid>(w[0], e.ssid);
-  put<Sid>(w[0], e.sid);
-  put<Stag>(w[1], e.stag);
-  put<Stall>(w[1], e.stall);
-  put<PnU>(w[1], e.pnu);
-  put<InD>(w[1], e.ind);
-  put<RnW>(w[1], e.rnw);
-  put<S2>(w[1], e.s2);
-  put<Class>(w[1], e.cls);
-  put<TTRnW>(w[1], e.ttrnw);
+  EventIdF::put(w[0], static_cast<uint8_t>(e.id));
+  Ssv::put(w[0], e.ssv);
+  Ssid::put(w[0], e.ssid);
+  Sid::put(w[0], e.sid);
+  Stag::put(w[1], e.stag);
+  Stall::put(w[1], e.stall);
+  PnU::put(w[1], e.pnu);
+  InD::put(w[1], e.ind);
+  RnW::put(w[1], e.rnw);
+  S2::put(w[1], e.s2);
+  Class::put(w[1], e.cls);
+  TTRnW::put(w[1], e.ttrnw);
   w[2] = e.input_addr;
   w[3] = e.ipa_or_fetch_addr & dw3_mask(e.id);
   return w;

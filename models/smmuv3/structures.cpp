@@ -10,20 +10,6 @@ namespace {
 using common::Field;
 using common::mask;
 
-// Deposit a value field; a value wider than the field is a caller bug.
-template <class F>
-void put(uint64_t& word, uint64_t value) {
-  assert(F::fits(value));
-  word = F::set(word, value);
-}
-// Deposit a byte address whose field holds address bits [hi:lo] in place.
-template <class F>
-void put_addr(uint64_t& word, uint64_t addr) {
-  assert((addr & ~mask(F::hi, F::lo)) == 0 && "address misaligned or too wide");
-  word = F::set(word, addr >> F::lo);
-}
-template <class F>
-uint64_t get_addr(uint64_t word) { return F::get(word) << F::lo; }
 
 // Reports why a structure is ill-formed; returns nullopt so callers can `return reject(...)`.
 std::nullopt_t reject(std::string* why, const char* reason) {
@@ -122,37 +108,37 @@ bool s2_sl0_consistent_4k(unsigned sl0, unsigned t0sz) {
 
 SteWords encode_ste(const StreamTableEntry& e) {
   SteWords w{};
-  put<ste::V>(w[0], e.valid);
-  put<ste::Config>(w[0], static_cast<uint8_t>(e.config));
-  put<ste::S1Fmt>(w[0], e.s1_fmt);
-  put_addr<ste::S1ContextPtr>(w[0], e.s1_context_ptr);
-  put<ste::S1CDMax>(w[0], e.s1_cd_max);
+  ste::V::put(w[0], e.valid);
+  ste::Config::put(w[0], static_cast<uint8_t>(e.config));
+  ste::S1Fmt::put(w[0], e.s1_fmt);
+  ste::S1ContextPtr::put_address(w[0], e.s1_context_ptr);
+  ste::S1CDMax::put(w[0], e.s1_cd_max);
 
-  put<ste::S1DSS>(w[1], e.s1_dss);
-  put<ste::S1CIR>(w[1], e.s1_cir);
-  put<ste::S1COR>(w[1], e.s1_cor);
-  put<ste::S1CSH>(w[1], e.s1_csh);
-  put<ste::MEV>(w[1], e.mev);
-  put<ste::S1STALLD>(w[1], e.s1_stalld);
-  put<ste::EATS>(w[1], e.eats);
-  put<ste::STRW>(w[1], e.strw);
-  put<ste::SHCFG>(w[1], e.shcfg);
+  ste::S1DSS::put(w[1], e.s1_dss);
+  ste::S1CIR::put(w[1], e.s1_cir);
+  ste::S1COR::put(w[1], e.s1_cor);
+  ste::S1CSH::put(w[1], e.s1_csh);
+  ste::MEV::put(w[1], e.mev);
+  ste::S1STALLD::put(w[1], e.s1_stalld);
+  ste::EATS::put(w[1], e.eats);
+  ste::STRW::put(w[1], e.strw);
+  ste::SHCFG::put(w[1], e.shcfg);
 
-  put<ste::S2VMID>(w[2], e.s2_vmid);
-  put<ste::S2T0SZ>(w[2], e.s2_t0sz);
-  put<ste::S2SL0>(w[2], e.s2_sl0);
-  put<ste::S2IR0>(w[2], e.s2_ir0);
-  put<ste::S2OR0>(w[2], e.s2_or0);
-  put<ste::S2SH0>(w[2], e.s2_sh0);
-  put<ste::S2TG>(w[2], e.s2_tg);
-  put<ste::S2PS>(w[2], e.s2_ps);
-  put<ste::S2AA64>(w[2], e.s2_aa64);
-  put<ste::S2ENDI>(w[2], e.s2_endi);
-  put<ste::S2PTW>(w[2], e.s2_ptw);
-  put<ste::S2S>(w[2], e.s2_s);
-  put<ste::S2R>(w[2], e.s2_r);
+  ste::S2VMID::put(w[2], e.s2_vmid);
+  ste::S2T0SZ::put(w[2], e.s2_t0sz);
+  ste::S2SL0::put(w[2], e.s2_sl0);
+  ste::S2IR0::put(w[2], e.s2_ir0);
+  ste::S2OR0::put(w[2], e.s2_or0);
+  ste::S2SH0::put(w[2], e.s2_sh0);
+  ste::S2TG::put(w[2], e.s2_tg);
+  ste::S2PS::put(w[2], e.s2_ps);
+  ste::S2AA64::put(w[2], e.s2_aa64);
+  ste::S2ENDI::put(w[2], e.s2_endi);
+  ste::S2PTW::put(w[2], e.s2_ptw);
+  ste::S2S::put(w[2], e.s2_s);
+  ste::S2R::put(w[2], e.s2_r);
 
-  put_addr<ste::S2TTB>(w[3], e.s2_ttb);
+  ste::S2TTB::put_address(w[3], e.s2_ttb);
   return w;
 }
 
@@ -162,7 +148,7 @@ std::optional<StreamTableEntry> decode_ste(const SteWords& w, std::string* why) 
   const auto config = static_cast<uint8_t>(ste::Config::get(w[0]));
   e.config = static_cast<SteConfig>(config);
   e.s1_fmt = ste::S1Fmt::get(w[0]);
-  e.s1_context_ptr = get_addr<ste::S1ContextPtr>(w[0]);
+  e.s1_context_ptr = ste::S1ContextPtr::get_address(w[0]);
   e.s1_cd_max = ste::S1CDMax::get(w[0]);
 
   e.s1_dss = ste::S1DSS::get(w[1]);
@@ -189,7 +175,7 @@ std::optional<StreamTableEntry> decode_ste(const SteWords& w, std::string* why) 
   e.s2_s = ste::S2S::get(w[2]);
   e.s2_r = ste::S2R::get(w[2]);
 
-  e.s2_ttb = get_addr<ste::S2TTB>(w[3]);
+  e.s2_ttb = ste::S2TTB::get_address(w[3]);
 
   // An invalid STE carries no meaning; the caller reports C_BAD_STE for it.
   if (!e.valid) return e;
@@ -227,29 +213,29 @@ std::optional<StreamTableEntry> decode_ste(const SteWords& w, std::string* why) 
 
 CdWords encode_cd(const ContextDescriptor& d) {
   CdWords w{};
-  put<cd::T0SZ>(w[0], d.t0sz);
-  put<cd::TG0>(w[0], d.tg0);
-  put<cd::IRGN0>(w[0], d.irgn0);
-  put<cd::ORGN0>(w[0], d.orgn0);
-  put<cd::SH0>(w[0], d.sh0);
-  put<cd::EPD0>(w[0], d.epd0);
-  put<cd::ENDI>(w[0], d.endi);
-  put<cd::T1SZ>(w[0], d.t1sz);
-  put<cd::TG1>(w[0], d.tg1);
-  put<cd::EPD1>(w[0], d.epd1);
-  put<cd::V>(w[0], d.valid);
-  put<cd::IPS>(w[0], d.ips);
-  put<cd::TBI>(w[0], d.tbi);
-  put<cd::AA64>(w[0], d.aa64);
-  put<cd::HD>(w[0], d.hd);
-  put<cd::HA>(w[0], d.ha);
-  put<cd::S>(w[0], d.s);
-  put<cd::R>(w[0], d.r);
-  put<cd::A>(w[0], d.a);
-  put<cd::ASET>(w[0], d.aset);
-  put<cd::ASID>(w[0], d.asid);
-  put_addr<cd::TTB>(w[1], d.ttb0);
-  put_addr<cd::TTB>(w[2], d.ttb1);
+  cd::T0SZ::put(w[0], d.t0sz);
+  cd::TG0::put(w[0], d.tg0);
+  cd::IRGN0::put(w[0], d.irgn0);
+  cd::ORGN0::put(w[0], d.orgn0);
+  cd::SH0::put(w[0], d.sh0);
+  cd::EPD0::put(w[0], d.epd0);
+  cd::ENDI::put(w[0], d.endi);
+  cd::T1SZ::put(w[0], d.t1sz);
+  cd::TG1::put(w[0], d.tg1);
+  cd::EPD1::put(w[0], d.epd1);
+  cd::V::put(w[0], d.valid);
+  cd::IPS::put(w[0], d.ips);
+  cd::TBI::put(w[0], d.tbi);
+  cd::AA64::put(w[0], d.aa64);
+  cd::HD::put(w[0], d.hd);
+  cd::HA::put(w[0], d.ha);
+  cd::S::put(w[0], d.s);
+  cd::R::put(w[0], d.r);
+  cd::A::put(w[0], d.a);
+  cd::ASET::put(w[0], d.aset);
+  cd::ASID::put(w[0], d.asid);
+  cd::TTB::put_address(w[1], d.ttb0);
+  cd::TTB::put_address(w[2], d.ttb1);
   w[3] = d.mair;
   return w;
 }
@@ -277,8 +263,8 @@ std::optional<ContextDescriptor> decode_cd(const CdWords& w, std::string* why) {
   d.a = cd::A::get(w[0]);
   d.aset = cd::ASET::get(w[0]);
   d.asid = cd::ASID::get(w[0]);
-  d.ttb0 = get_addr<cd::TTB>(w[1]);
-  d.ttb1 = get_addr<cd::TTB>(w[2]);
+  d.ttb0 = cd::TTB::get_address(w[1]);
+  d.ttb1 = cd::TTB::get_address(w[2]);
   d.mair = w[3];
 
   if (!d.valid) return d;  // caller raises C_BAD_CD
@@ -298,15 +284,15 @@ std::optional<ContextDescriptor> decode_cd(const CdWords& w, std::string* why) {
 
 uint64_t encode_st_l1(const StreamTableL1Desc& d) {
   uint64_t w = 0;
-  put<l1::SPAN>(w, d.span);
-  put_addr<l1::L2Ptr>(w, d.l2_ptr);
+  l1::SPAN::put(w, d.span);
+  l1::L2Ptr::put_address(w, d.l2_ptr);
   return w;
 }
 
 StreamTableL1Desc decode_st_l1(uint64_t w) {
   StreamTableL1Desc d;
   d.span = l1::SPAN::get(w);
-  d.l2_ptr = get_addr<l1::L2Ptr>(w);
+  d.l2_ptr = l1::L2Ptr::get_address(w);
   return d;
 }
 
