@@ -68,8 +68,9 @@ struct Harness : sc_core::sc_module {
 
   explicit Harness(const smmuv3::Smmuv3Config& smmu_cfg = smmu_config(),
                    const driver::Smmuv3DriverConfig& drv_cfg = driver::Smmuv3DriverConfig{},
-                   const memory::MemoryConfig& mem_cfg = memory::MemoryConfig{})
-      : sc_module("harness"), memory("memory", mem_cfg), smmu("smmu", smmu_cfg), drv("driver", drv_cfg, smmu, memory),
+                   const memory::MemoryConfig& mem_cfg = memory::MemoryConfig{},
+                   sc_core::sc_module_name name = "harness")
+      : sc_module(name), memory("memory", mem_cfg), smmu("smmu", smmu_cfg), drv("driver", drv_cfg, smmu, memory),
         dev("dev") {
     dev.bind(smmu.dma);
     smmu.mem.bind(memory.socket);

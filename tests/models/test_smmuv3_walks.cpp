@@ -168,9 +168,10 @@ void nested_over_s2_blocks(uint64_t s2_page, uint64_t s1_page, uint64_t expected
     ASSERT_NE(s1, 0u);
     IOMMUSIM_ASSERT_OK(h.drv.map(s1, kIova, kBufferIpa, s1_page, {}, s1_page));
     IOMMUSIM_ASSERT_OK(h.drv.attach(kRid, std::nullopt, s1));
-    h.memory.write64(kGuestRamPa + kBufferIpa + 0x3008, kMagic);
+    const uint64_t off = s1_page - 0x18;   // last bytes of the S1 page or block
+    h.memory.write64(kGuestRamPa + kBufferIpa + off, kMagic);
     const uint64_t t0 = h.smmu.table_reads();
-    const DmaResult r = h.read(kRid, kIova + 0x3008);
+    const DmaResult r = h.read(kRid, kIova + off);
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r.data, kMagic);
     EXPECT_EQ(h.smmu.table_reads() - t0, expected_reads);
