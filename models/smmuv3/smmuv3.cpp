@@ -268,7 +268,7 @@ std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq) {
       if (s2) {   // nested: the CD pointer is an IPA
         uint64_t pa = 0; unsigned reads = 0;
         pagetable::Access a;
-        if (!stage2(c, rq, cd_addr, a, true, pa, reads, false)) return std::nullopt;
+        if (!stage2(c, rq, cd_addr, a, true, pa, reads, false, epoch_)) return std::nullopt;
         cd_addr = pa;
       }
       CdWords cd_words{};
@@ -305,7 +305,7 @@ pagetable::WalkStart Smmuv3::walk_start(common::SetAssocCache<WalkKey, uint64_t>
 }
 
 bool Smmuv3::stage2(const StreamConfig& c, const Request& rq, uint64_t ipa, const pagetable::Access& a,
-                    bool table_fetch, uint64_t& pa, unsigned& reads, bool count_as_walk) {
+                    bool table_fetch, uint64_t& pa, unsigned& reads, bool count_as_walk, uint64_t walk_epoch) {
   const IpaKey ikey{c.vmid, ipa >> 12};
   if (auto hit = ipa_cache_.timed_lookup(ikey)) {
     const bool allowed = a.write ? hit->w : hit->r;
@@ -319,15 +319,16 @@ bool Smmuv3::stage2(const StreamConfig& c, const Request& rq, uint64_t ipa, cons
     if (count_as_walk) { pt_reads_.inc(); s2_reads_.inc(); ++reads; }
     return r;
   };
+  // Nothing a walk read before an invalidation may be cached after it.
   auto fill = [&](unsigned level, uint64_t table) {
-    s2_walk_cache_.insert(WalkKey{c.vmid, 0, uint8_t(level), ipa >> f.level_shift(level - 1)}, table);
+    if (walk_epoch == epoch_) s2_walk_cache_.insert(WalkKey{c.vmid, 0, uint8_t(level), ipa >> f.level_shift(level - 1)}, table);
   };
   const pagetable::WalkResult w = pagetable::walk(f, start, ipa, a, fetch, fill);
   if (w.fault != Fault::None) {
     record_walk_fault(rq, w.fault, true, table_fetch, ipa, w.descriptor_address);
     return false;
   }
-  ipa_cache_.insert(ikey, IpaEntry{w.output >> 12, w.leaf.readable, w.leaf.writable, w.leaf.exec_user});
+  if (walk_epoch == epoch_) ipa_cache_.insert(ikey, IpaEntry{w.output >> 12, w.leaf.readable, w.leaf.writable, w.leaf.exec_user});
   pa = w.output;
   return true;
 }
@@ -410,7 +411,7 @@ Smmuv3::Outcome Smmuv3::translate(const Request& rq) {
       pt_reads_.inc(); s2_reads_.inc(); ++reads; return fr;
     };
     auto fill = [&](unsigned level, uint64_t table) {
-      s2_walk_cache_.insert(WalkKey{c.vmid, 0, uint8_t(level), rq.input >> f.level_shift(level - 1)}, table);
+      if (my_epoch == epoch_) s2_walk_cache_.insert(WalkKey{c.vmid, 0, uint8_t(level), rq.input >> f.level_shift(level - 1)}, table);
     };
     const pagetable::WalkResult wr = pagetable::walk(f, start, rq.input, rq.access, fetch, fill);
     if (wr.fault != Fault::None) { record_walk_fault(rq, wr.fault, true, false, rq.input, wr.descriptor_address); ok = false; }
@@ -428,14 +429,14 @@ Smmuv3::Outcome Smmuv3::translate(const Request& rq) {
       uint64_t pa = addr;
       if (nested) {
         pagetable::Access table_read;   // S1 table walks are stage-2 reads
-        if (!stage2(c, rq, addr, table_read, true, pa, reads, true)) { s2_failed = true; fr.ok = false; return fr; }
+        if (!stage2(c, rq, addr, table_read, true, pa, reads, true, my_epoch)) { s2_failed = true; fr.ok = false; return fr; }
       }
       fr.ok = read_memory(pa, &fr.raw, 8);
       pt_reads_.inc(); s1_reads_.inc(); ++reads;
       return fr;
     };
     auto fill = [&](unsigned level, uint64_t table) {
-      s1_walk_cache_.insert(WalkKey{c.vmid, asid, uint8_t(level), rq.input >> f.level_shift(level - 1)}, table);
+      if (my_epoch == epoch_) s1_walk_cache_.insert(WalkKey{c.vmid, asid, uint8_t(level), rq.input >> f.level_shift(level - 1)}, table);
     };
     const pagetable::WalkResult wr = pagetable::walk(f, start, rq.input, rq.access, fetch, fill);
     if (wr.fault != Fault::None) {
@@ -449,7 +450,7 @@ Smmuv3::Outcome Smmuv3::translate(const Request& rq) {
         // The final IPA goes through stage 2; the combined entry covers the smaller page.
         uint64_t pa = 0;
         const uint64_t ipa = output;
-        if (!stage2(c, rq, ipa, rq.access, false, pa, reads, true)) ok = false;
+        if (!stage2(c, rq, ipa, rq.access, false, pa, reads, true, my_epoch)) ok = false;
         else {
           output = pa;
           leaf_bytes = std::min<uint64_t>(leaf_bytes, 4096);   // IPA cache works in 4 KB pages

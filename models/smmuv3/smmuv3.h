@@ -169,7 +169,7 @@ class Smmuv3 : public sc_core::sc_module {
   // Stage-2 translation of an IPA (S1 table address or final output) with the IPA cache
   // and S2 walk cache. `table_fetch` marks S1 descriptor fetches for fault records.
   bool stage2(const StreamConfig& c, const Request& rq, uint64_t ipa, const pagetable::Access& a, bool table_fetch,
-              uint64_t& pa, unsigned& reads, bool count_as_walk);
+              uint64_t& pa, unsigned& reads, bool count_as_walk, uint64_t walk_epoch);
   pagetable::WalkStart walk_start(common::SetAssocCache<WalkKey, uint64_t>& wc, const pagetable::Format& f,
                                   uint16_t vmid, uint16_t asid, uint64_t ia, uint64_t root);
   bool read_memory(uint64_t addr, void* dst, unsigned len);
