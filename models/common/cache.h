@@ -137,6 +137,18 @@ class SetAssocCache {
     return scan;
   }
 
+  // Invalidates matching entries among keys whose set hashes are hash_of(first..last),
+  // e.g. the pages of an address range: visits those sets, or every set once the span is
+  // at least as large as the cache.
+  template <class HashOf, class Pred>
+  InvalidationScan invalidate_span(uint64_t first, uint64_t last, HashOf&& hash_of, Pred&& pred) {
+    if (last - first + 1 >= sets_) return invalidate_all_sets(pred);
+    InvalidationScan scan;
+    for (uint64_t v = first; v <= last; ++v) scan_set(unsigned(hash_of(v) % sets_), pred, scan);
+    account(scan);
+    return scan;
+  }
+
   // Time a scan costs: sets scanned x cycles per set, holding a lookup port.
   void charge(const InvalidationScan& scan) {
     if (!enabled() || scan.sets_scanned == 0) return;

@@ -551,15 +551,9 @@ void Smmuv3::invalidate_walk_caches_for(common::SetAssocCache<WalkKey, uint64_t>
     auto pred = [&](const WalkKey& k, uint64_t) {
       return k.vmid == vmid && (!match_asid || k.asid == asid) && k.level == level && k.prefix >= first && k.prefix <= last;
     };
-    if (last - first + 1 >= wc.sets()) {
-      auto s = wc.invalidate_all_sets(pred);
-      total.sets_scanned += s.sets_scanned; total.entries_removed += s.entries_removed;
-    } else {
-      for (uint64_t p = first; p <= last; ++p) {
-        auto s = wc.invalidate_in_set(WalkKey{vmid, asid, uint8_t(level), p}.set_hash(), pred);
-        total.sets_scanned += s.sets_scanned; total.entries_removed += s.entries_removed;
-      }
-    }
+    auto s = wc.invalidate_span(first, last, [&](uint64_t p) { return WalkKey{vmid, asid, uint8_t(level), p}.set_hash(); }, pred);
+    total.sets_scanned += s.sets_scanned;
+    total.entries_removed += s.entries_removed;
   }
   wc.charge(total);
 }
@@ -582,27 +576,15 @@ void Smmuv3::invalidate_tlb_range(const Command& c, bool s2_ipa) {
     if (!(tlb_page_shifts_ & (1u << n))) continue;
     const unsigned shift = 12 + 9 * n;
     const uint64_t first = addr >> shift, last = (addr + bytes - 1) >> shift;
-    if (last - first + 1 >= iotlb_.sets()) {
-      auto s = iotlb_.invalidate_all_sets(pred);
-      total.sets_scanned += s.sets_scanned; total.entries_removed += s.entries_removed;
-    } else {
-      for (uint64_t v = first; v <= last; ++v) {
-        auto s = iotlb_.invalidate_in_set(v, pred);
-        total.sets_scanned += s.sets_scanned; total.entries_removed += s.entries_removed;
-      }
-    }
+    auto s = iotlb_.invalidate_span(first, last, [](uint64_t vpn) { return vpn; }, pred);   // TlbKey hashes by vpn
+    total.sets_scanned += s.sets_scanned;
+    total.entries_removed += s.entries_removed;
   }
   iotlb_.charge(total);
   if (s2_ipa) {
     const uint64_t first = addr >> 12, last = (addr + bytes - 1) >> 12;
     auto ipred = [&](const IpaKey& k, const IpaEntry&) { return k.vmid == c.vmid && k.ipa_page >= first && k.ipa_page <= last; };
-    common::InvalidationScan s;
-    if (last - first + 1 >= ipa_cache_.sets()) s = ipa_cache_.invalidate_all_sets(ipred);
-    else for (uint64_t v = first; v <= last; ++v) {
-      auto one = ipa_cache_.invalidate_in_set(v, ipred);
-      s.sets_scanned += one.sets_scanned; s.entries_removed += one.entries_removed;
-    }
-    ipa_cache_.charge(s);
+    ipa_cache_.charge(ipa_cache_.invalidate_span(first, last, [](uint64_t page) { return page; }, ipred));
   }
   // Leaf=1 promises only last-level entries changed: walk caches survive.
   if (!c.leaf) {

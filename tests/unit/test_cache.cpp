@@ -77,3 +77,17 @@ TEST(Cache, ValidateRejectsBadGeometry) {
   EXPECT_NE(validate(geometry(10, 4, Replacement::Lru)), "");
   EXPECT_EQ(validate(geometry(12, 4, Replacement::Lru)), "");
 }
+
+TEST(Cache, SpanInvalidationVisitsOnlyItsSetsUntilItCoversTheCache) {
+  SetAssocCache<Key, int> c("c", geometry(16, 4, Replacement::Lru), Clock{});   // 4 sets
+  for (uint64_t p = 0; p < 8; ++p) c.insert({1, p}, 0);
+  auto pages = [](uint64_t p) { return p; };
+  auto in = [](uint64_t lo, uint64_t hi) { return [=](const Key& k, int) { return k.page >= lo && k.page <= hi; }; };
+  auto two = c.invalidate_span(2, 3, pages, in(2, 3));
+  EXPECT_EQ(two.sets_scanned, 2u);
+  EXPECT_EQ(two.entries_removed, 2u);
+  auto wide = c.invalidate_span(0, 5, pages, in(0, 5));   // 6 pages >= 4 sets: one pass over all
+  EXPECT_EQ(wide.sets_scanned, 4u);
+  EXPECT_EQ(wide.entries_removed, 4u);                   // pages 0, 1, 4, 5
+  EXPECT_EQ(c.valid_entries(), 2u);                      // pages 6, 7
+}
