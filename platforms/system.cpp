@@ -97,6 +97,7 @@ Params read_params(const json& j) {
   p.drv.timing.mmio_read_ns = d.number("mmio_read_ns", 0, 1e6);
   p.drv.timing.poll_interval_ns = d.number("poll_interval_ns", 1, 1e6);
   p.drv.timing.poll_read_cycles = unsigned(d.integer("poll_read_cycles", 0, 100000));
+  p.drv.timing.sync_timeout_us = d.number("sync_timeout_us", 0.001, 1e7);
   p.drv.sync_mode = d.choice("sync_mode", {"msi_poll", "sev_poll"}) == "msi_poll" ? driver::SmmuSyncMode::MsiPoll
                                                                                   : driver::SmmuSyncMode::SevPoll;
   p.drv.cmdq_log2 = unsigned(d.integer("cmdq_log2", 2, 19));

@@ -21,7 +21,7 @@ constexpr uint64_t kMmioBytes = 0x20000;   // two 64 KB pages
 using IDR0_S2P = Field<0, 0>; using IDR0_S1P = Field<1, 1>; using IDR0_TTF = Field<3, 2>;
 using IDR0_COHACC = Field<4, 4>; using IDR0_ASID16 = Field<12, 12>; using IDR0_MSI = Field<13, 13>;
 using IDR0_SEV = Field<14, 14>; using IDR0_VMID16 = Field<18, 18>; using IDR0_TTENDIAN = Field<22, 21>;
-using IDR0_ST_LEVEL = Field<28, 27>;
+using IDR0_STALL_MODEL = Field<25, 24>; using IDR0_ST_LEVEL = Field<28, 27>;
 // IDR1
 using IDR1_SIDSIZE = Field<5, 0>; using IDR1_SSIDSIZE = Field<10, 6>; using IDR1_EVTQS = Field<20, 16>;
 using IDR1_CMDQS = Field<25, 21>;

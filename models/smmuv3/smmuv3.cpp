@@ -56,6 +56,7 @@ void Smmuv3::build_registers() {
   idr0 = IDR0_VMID16::set(idr0, 1);
   idr0 = IDR0_TTENDIAN::set(idr0, 2);   // little-endian only
   idr0 = IDR0_ST_LEVEL::set(idr0, 1);   // 2-level stream table
+  idr0 = IDR0_STALL_MODEL::set(idr0, 1);   // stall not supported: faults terminate
   uint64_t idr1 = 0;
   idr1 = IDR1_SIDSIZE::set(idr1, cfg_.sid_bits);
   idr1 = IDR1_SSIDSIZE::set(idr1, cfg_.ssid_bits);
@@ -64,8 +65,7 @@ void Smmuv3::build_registers() {
   const uint64_t idr3 = IDR3_RIL::set(0, cfg_.range_invalidation);
   uint64_t idr5 = IDR5_OAS::set(0, 5);  // 48-bit
   idr5 = IDR5_GRAN4K::set(idr5, 1);
-  idr5 = IDR5_GRAN16K::set(idr5, 1);
-  idr5 = IDR5_GRAN64K::set(idr5, 1);
+  // Only the 4 KB granule: the STE/CD checks reject others (the VMSA format has them).
 
   regs_.add("IDR0", IDR0, 4, idr0, 0);
   regs_.add("IDR1", IDR1, 4, idr1, 0);
@@ -305,11 +305,16 @@ pagetable::WalkStart Smmuv3::walk_start(common::SetAssocCache<WalkKey, uint64_t>
 }
 
 bool Smmuv3::stage2(const StreamConfig& c, const Request& rq, uint64_t ipa, const pagetable::Access& a,
-                    bool table_fetch, uint64_t& pa, unsigned& reads, bool count_as_walk, uint64_t walk_epoch) {
+                    bool table_fetch, uint64_t& pa, unsigned& reads, bool count_as_walk, uint64_t walk_epoch,
+                    uint64_t* leaf_bytes) {
   const IpaKey ikey{c.vmid, ipa >> 12};
   if (auto hit = ipa_cache_.timed_lookup(ikey)) {
     const bool allowed = a.write ? hit->w : hit->r;
-    if (allowed && !(a.exec && !hit->x)) { pa = (hit->pa_page << 12) | (ipa & 0xFFF); return true; }
+    if (allowed && !(a.exec && !hit->x)) {
+      pa = (hit->pa_page << 12) | (ipa & 0xFFF);
+      if (leaf_bytes) *leaf_bytes = 1ull << hit->leaf_shift;
+      return true;
+    }
   }
   const pagetable::VmsaFormat f(c.s2);
   const pagetable::WalkStart start = walk_start(s2_walk_cache_, f, c.vmid, 0, ipa, c.s2_ttb);
@@ -328,8 +333,12 @@ bool Smmuv3::stage2(const StreamConfig& c, const Request& rq, uint64_t ipa, cons
     record_walk_fault(rq, w.fault, true, table_fetch, ipa, w.descriptor_address);
     return false;
   }
-  if (walk_epoch == epoch_) ipa_cache_.insert(ikey, IpaEntry{w.output >> 12, w.leaf.readable, w.leaf.writable, w.leaf.exec_user});
+  // Entries are keyed per 4 KB IPA page but remember the S2 leaf size, so combined
+  // S1+S2 IOTLB entries can cover the smaller of the two leaves.
+  const uint8_t shift = uint8_t(__builtin_ctzll(w.leaf_bytes));
+  if (walk_epoch == epoch_) ipa_cache_.insert(ikey, IpaEntry{w.output >> 12, w.leaf.readable, w.leaf.writable, w.leaf.exec_user, shift});
   pa = w.output;
+  if (leaf_bytes) *leaf_bytes = w.leaf_bytes;
   return true;
 }
 
@@ -450,10 +459,11 @@ Smmuv3::Outcome Smmuv3::translate(const Request& rq) {
         // The final IPA goes through stage 2; the combined entry covers the smaller page.
         uint64_t pa = 0;
         const uint64_t ipa = output;
-        if (!stage2(c, rq, ipa, rq.access, false, pa, reads, true, my_epoch)) ok = false;
+        uint64_t s2_leaf = 0;
+        if (!stage2(c, rq, ipa, rq.access, false, pa, reads, true, my_epoch, &s2_leaf)) ok = false;
         else {
           output = pa;
-          leaf_bytes = std::min<uint64_t>(leaf_bytes, 4096);   // IPA cache works in 4 KB pages
+          leaf_bytes = std::min(leaf_bytes, s2_leaf);
         }
       }
     }

@@ -147,7 +147,7 @@ class Smmuv3 : public sc_core::sc_module {
     bool operator==(const IpaKey& o) const { return ipa_page == o.ipa_page && vmid == o.vmid; }
     uint64_t set_hash() const { return ipa_page; }
   };
-  struct IpaEntry { uint64_t pa_page = 0; bool r = false, w = false, x = false; };
+  struct IpaEntry { uint64_t pa_page = 0; bool r = false, w = false, x = false; uint8_t leaf_shift = 12; };
 
   enum TlbKind : uint8_t { kS1Only = 1, kS2Only = 2, kNested = 3 };
 
@@ -169,7 +169,8 @@ class Smmuv3 : public sc_core::sc_module {
   // Stage-2 translation of an IPA (S1 table address or final output) with the IPA cache
   // and S2 walk cache. `table_fetch` marks S1 descriptor fetches for fault records.
   bool stage2(const StreamConfig& c, const Request& rq, uint64_t ipa, const pagetable::Access& a, bool table_fetch,
-              uint64_t& pa, unsigned& reads, bool count_as_walk, uint64_t walk_epoch);
+              uint64_t& pa, unsigned& reads, bool count_as_walk, uint64_t walk_epoch,
+              uint64_t* leaf_bytes = nullptr);
   pagetable::WalkStart walk_start(common::SetAssocCache<WalkKey, uint64_t>& wc, const pagetable::Format& f,
                                   uint16_t vmid, uint16_t asid, uint64_t ia, uint64_t root);
   bool read_memory(uint64_t addr, void* dst, unsigned len);

@@ -7,6 +7,7 @@ namespace iommusim::driver {
 std::string validate(const DriverTiming& t) {
   if (t.cpu_mhz <= 0) return "cpu_mhz must be positive";
   if (t.poll_interval_ns <= 0) return "poll_interval_ns must be positive";
+  if (t.sync_timeout_us <= 0) return "sync_timeout_us must be positive";
   if (t.mmio_read_ns < 0 || t.mmio_write_ns < 0) return "MMIO latencies must not be negative";
   return {};
 }

@@ -35,6 +35,7 @@ struct DriverTiming {
   double mmio_read_ns = 400.0;             // non-posted read round trip
   double poll_interval_ns = 50.0;          // between completion polls
   unsigned poll_read_cycles = 10;          // cached read of the completion word
+  double sync_timeout_us = 100.0;          // give up on a completion barrier (Linux: 1 s)
 };
 std::string validate(const DriverTiming& t);
 

@@ -1,6 +1,7 @@
 #include "platforms/driver/smmuv3_driver.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "models/common/bits.h"
 #include "models/common/clock.h"
@@ -15,6 +16,14 @@ namespace iommusim::driver {
 using namespace iommusim::smmuv3;
 using common::to_ps;
 using sc_core::sc_time_stamp;
+
+namespace {
+std::string hex(uint64_t v) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+  return b;
+}
+}  // namespace
 
 std::string validate(const Smmuv3DriverConfig& c) {
   if (auto e = validate(c.timing); !e.empty()) return "timing." + e;
@@ -356,6 +365,15 @@ Status Smmuv3Driver::submit(const std::vector<CmdWords>& cmds_in, const std::str
   charge_cycles(cfg_.timing.op_overhead_cycles);
   const uint32_t first = cmdq_prod_;
   const size_t n_total = cmds_in.size() + 1;
+  // Like Linux's ARM_SMMU_POLL_TIMEOUT_US: a queue that never drains is an error, not a hang.
+  const sc_core::sc_time deadline =
+      sc_time_stamp() + sc_core::sc_time(cfg_.timing.sync_timeout_us, sc_core::SC_US);
+  auto timed_out = [&](const char* what) {
+    return Status::fail(std::string(what) + " not complete after " + std::to_string(cfg_.timing.sync_timeout_us) +
+                        " us (CMDQ_CONS=" + hex(smmu_.peek_register(reg::CMDQ_CONS)) +
+                        ", GERROR=" + hex(smmu_.peek_register(reg::GERROR)) + ")");
+  };
+
   uint32_t cons_seen = mmio_read32(reg::CMDQ_CONS) & ring.pointer_mask();
   uint32_t sync_slot = 0;
   for (size_t i = 0; i < n_total; ++i) {
@@ -363,6 +381,7 @@ Status Smmuv3Driver::submit(const std::vector<CmdWords>& cmds_in, const std::str
       mmio_write32(reg::CMDQ_PROD, cmdq_prod_);
       sc_core::wait(sc_core::sc_time(cfg_.timing.poll_interval_ns, sc_core::SC_NS));
       cons_seen = mmio_read32(reg::CMDQ_CONS) & ring.pointer_mask();
+      if (sc_time_stamp() > deadline) return timed_out("CMDQ space");
     }
     const uint64_t slot = cmdq_base_ + uint64_t(ring.index(cmdq_prod_)) * 16;
     CmdWords w;
@@ -397,6 +416,7 @@ Status Smmuv3Driver::submit(const std::vector<CmdWords>& cmds_in, const std::str
       done = ring.used(cons, first) > ring.used(sync_slot, first);
     }
     if (done) break;
+    if (sc_time_stamp() > deadline) return timed_out("CMD_SYNC");
     if (iter % 16 == 0 || cfg_.sync_mode == SmmuSyncMode::SevPoll) {
       const uint32_t gerror = mmio_read32(reg::GERROR), gerrorn = mmio_read32(reg::GERRORN);
       if ((gerror ^ gerrorn) & 1) {

@@ -242,5 +242,22 @@ void range_invalidation(bool ril) {
 TEST(SmmuCmdq, RangeInvalidationWithRil) { range_invalidation(true); }
 TEST(SmmuCmdq, RangeInvalidationWithoutRil) { range_invalidation(false); }
 
+
+// A command queue in memory the SMMU cannot read keeps raising CERROR_ABT; the driver must
+// give up with a message after its timeout rather than poll forever.
+TEST(SmmuCmdq, UnreadableQueueTimesOutWithAMessage) {
+  driver::Smmuv3DriverConfig dc;
+  dc.table_pool_base = 1ull << 41;   // beyond the 1 TiB memory: every queue fetch aborts
+  dc.timing.sync_timeout_us = 5;
+  Harness h(smmu_config(), dc);
+  h.run([](Harness& h) {
+    const driver::Status s = h.drv.init();
+    EXPECT_FALSE(s.ok);
+    EXPECT_NE(s.error.find("CMD_SYNC not complete after"), std::string::npos) << s.error;
+    EXPECT_NE(s.error.find("CMDQ_CONS=0x2000000"), std::string::npos) << s.error;   // ERR = CERROR_ABT (2)
+    EXPECT_GE(sc_core::sc_time_stamp(), sc_core::sc_time(5, sc_core::SC_US));
+  });
+}
+
 }  // namespace
 }  // namespace iommusim::test

@@ -175,6 +175,13 @@ void nested_over_s2_blocks(uint64_t s2_page, uint64_t s1_page, uint64_t expected
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r.data, kMagic);
     EXPECT_EQ(h.smmu.table_reads() - t0, expected_reads);
+    if (s1_page == k2M) {
+      // Both stages map 2 MB, so the combined IOTLB entry covers the whole block: another
+      // 4 KB page in it hits without a walk.
+      const uint64_t t1 = h.smmu.table_reads();
+      ASSERT_TRUE(h.read(kRid, kIova + 0x1000).ok());
+      EXPECT_EQ(h.smmu.table_reads(), t1);
+    }
     (void)s2;
   });
 }
@@ -310,6 +317,27 @@ TEST(SmmuWalks, TwoLevelStreamTableTranslates) {
     ASSERT_EQ(ev.size(), 1u);
     EXPECT_EQ(ev[0].id, EventId::C_BAD_STREAMID);
     EXPECT_EQ(ev[0].sid, 0x145u);
+  });
+}
+
+
+TEST(SmmuRegisters, IdRegistersDescribeWhatTheModelSupports) {
+  Harness h(smmu_config(/*walk_caches=*/true));
+  h.run([](Harness& h) {
+    using namespace iommusim::smmuv3::reg;
+    const uint64_t idr0 = h.smmu.peek_register(IDR0), idr1 = h.smmu.peek_register(IDR1);
+    const uint64_t idr3 = h.smmu.peek_register(IDR3), idr5 = h.smmu.peek_register(IDR5);
+    EXPECT_EQ(IDR0_S1P::get(idr0), 1u);
+    EXPECT_EQ(IDR0_S2P::get(idr0), 1u);
+    EXPECT_EQ(IDR0_TTF::get(idr0), 2u);          // AArch64 tables only
+    EXPECT_EQ(IDR0_ST_LEVEL::get(idr0), 1u);     // 2-level stream tables
+    EXPECT_EQ(IDR0_STALL_MODEL::get(idr0), 1u);  // no stall mode
+    EXPECT_EQ(IDR1_SIDSIZE::get(idr1), 16u);
+    EXPECT_EQ(IDR3_RIL::get(idr3), 1u);
+    EXPECT_EQ(IDR5_OAS::get(idr5), 5u);          // 48 bits
+    EXPECT_EQ(IDR5_GRAN4K::get(idr5), 1u);
+    EXPECT_EQ(IDR5_GRAN16K::get(idr5), 0u);      // the STE/CD checks reject other granules
+    EXPECT_EQ(IDR5_GRAN64K::get(idr5), 0u);
   });
 }
 
