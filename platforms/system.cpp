@@ -244,6 +244,7 @@ struct System::Impl : sc_core::sc_module {
       sc_core::wait(sc_core::sc_time(double(p.unmap_interval_ns), sc_core::SC_NS), endpoint.done_event());
       if (endpoint.done()) break;
       ++op;
+      drv.drain_events();
       if (p.domain_every && op % p.domain_every == 0) {
         if (!check(drv.invalidate_domain(dma_domain), "invalidate_domain")) return;
         domain_flushes.inc();
@@ -262,6 +263,7 @@ struct System::Impl : sc_core::sc_module {
       }
     }
     traffic_end = sc_core::sc_time_stamp();
+    drv.drain_events();
     finished = true;
     sc_core::sc_stop();
   }

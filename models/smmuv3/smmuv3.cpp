@@ -150,9 +150,10 @@ void Smmuv3::record_event(const EventRecord& e) {
   uint32_t prod = uint32_t(regs_.get("EVTQ_PROD"));
   const uint32_t cons = uint32_t(regs_.get("EVTQ_CONS"));
   if (ring.full(prod & ring.pointer_mask(), cons & ring.pointer_mask())) {
-    // Overflow: the record is lost and OVFLG toggles, as the architecture says.
+    // Overflow: the record is lost. OVFLG toggles only for a new overflow, i.e. once the
+    // previous one was acknowledged (PROD.OVFLG == CONS.OVACKFLG).
     events_lost_.inc();
-    regs_.set("EVTQ_PROD", prod ^ (1u << 31));
+    if (((prod ^ cons) >> 31) == 0) regs_.set("EVTQ_PROD", prod ^ (1u << 31));
     return;
   }
   const EventWords words = encode_event(e);

@@ -324,6 +324,7 @@ Status Smmuv3Driver::unmap(DomainId d, uint64_t iova, uint64_t bytes) {
   if (Status s = edit_result(dom->tables->unmap(iova, bytes)); !s.ok) return s;
   // The PTE clearing is software time of the same operation.
   op_start_ps_ = t0;
+  pending_op_ = "unmap";
   Status s = invalidate_range(d, iova, bytes, true);
   return s;
 }
@@ -340,7 +341,9 @@ Status Smmuv3Driver::invalidate_range(DomainId d, uint64_t iova, uint64_t bytes,
   }
   // Combined S1+S2 entries are not hit by TLBI_S2_IPA: a nest parent also drops S1 by VMID.
   if (dom->kind == DomainKind::Stage2 && dom->nest_parent) cmds.push_back(cmd_tlbi_nh_all(dom->vmid));
-  return submit(cmds, leaf ? "invalidate_range_leaf" : "invalidate_range");
+  std::string op = pending_op_.empty() ? (leaf ? "invalidate_range_leaf" : "invalidate_range") : pending_op_;
+  pending_op_.clear();
+  return submit(cmds, op);
 }
 
 Status Smmuv3Driver::invalidate_domain(DomainId d) {
@@ -352,6 +355,27 @@ Status Smmuv3Driver::invalidate_domain(DomainId d) {
 }
 
 Status Smmuv3Driver::sync() { return submit({}, "sync"); }
+
+unsigned Smmuv3Driver::drain_events() {
+  const common::WrapRing ring{cfg_.evtq_log2};
+  const uint32_t prod = mmio_read32(reg::EVTQ_PROD);
+  uint32_t cons = mmio_read32(reg::EVTQ_CONS);
+  unsigned n = 0;
+  while (!ring.empty(prod & ring.pointer_mask(), cons & ring.pointer_mask())) {
+    EventWords w;
+    mem_.read(evtq_base_ + uint64_t(ring.index(cons)) * 32, w.data(), 32);
+    charge_cycles(4 * uint64_t(cfg_.timing.descriptor_write_cycles));   // read and decode 32 bytes
+    const EventRecord e = decode_event(w);
+    ++events_by_id_[static_cast<uint8_t>(e.id)];
+    events_consumed_.inc();
+    cons = (cons & (1u << 31)) | ring.next(cons & ring.pointer_mask());
+    ++n;
+  }
+  // Acknowledge an overflow by copying PROD.OVFLG into CONS.OVACKFLG.
+  if ((prod ^ cons) & (1u << 31)) { event_overflows_.inc(); cons ^= 1u << 31; }
+  if (n || (prod >> 31) != 0) mmio_write32(reg::EVTQ_CONS, cons);
+  return n;
+}
 
 void Smmuv3Driver::global_bypass() {
   mmio_write32(reg::GBPA, uint32_t(reg::GBPA_UPDATE::set(0, 1)));   // ABORT=0
@@ -460,6 +484,8 @@ Status Smmuv3Driver::submit(const std::vector<CmdWords>& cmds_in, const std::str
 void Smmuv3Driver::register_stats(common::StatRegistry& reg, const std::string& p) const {
   reg.add(p + ".commands_issued", commands_issued_, "count", "CMDQ entries written by the driver");
   reg.add(p + ".polls", polls_, "count", "completion polls");
+  reg.add(p + ".events_consumed", events_consumed_, "count", "event-queue records read and acknowledged");
+  reg.add(p + ".event_overflows", event_overflows_, "count", "event-queue overflows acknowledged (records were lost)");
   log_.register_stats(reg, p + ".invalidation");
 }
 

@@ -9,6 +9,7 @@
 // (Linux's MSI polling) or through CMDQ_CONS (SEV mode). A CMDQ_ERR is handled as Linux
 // does: the offending entry is replaced by a CMD_SYNC and GERRORN is acknowledged.
 #pragma once
+#include <array>
 #include <map>
 #include <memory>
 #include <vector>
@@ -62,6 +63,11 @@ class Smmuv3Driver : public sc_core::sc_module, public IommuDriver {
   Status sync() override;
   // SMMUEN=0 with GBPA.ABORT=0: every stream passes untranslated (global bypass).
   void global_bypass();
+  // Consumes the event queue as Linux's EVTQ thread does: reads PROD, decodes each record,
+  // advances CONS (acknowledging overflow). Returns the number of records consumed.
+  unsigned drain_events();
+  // Records consumed so far, by EventID (index = EventID byte).
+  uint64_t events_seen(smmuv3::EventId id) const { return events_by_id_[static_cast<uint8_t>(id)]; }
 
   // Queues raw entries plus a CMD_SYNC and waits (tests use it to inject bad commands).
   Status submit(const std::vector<smmuv3::CmdWords>& cmds, const std::string& op);
@@ -105,7 +111,9 @@ class Smmuv3Driver : public sc_core::sc_module, public IommuDriver {
   uint16_t next_vmid_ = 1, next_asid_ = 1;
   uint64_t errors_recovered_ = 0;
   uint64_t op_start_ps_ = 0;   // set by unmap so its PTE edits count as software time
-  common::Counter commands_issued_, polls_;
+  common::Counter commands_issued_, polls_, events_consumed_, event_overflows_;
+  std::array<uint64_t, 256> events_by_id_{};
+  std::string pending_op_;   // names the record of an operation that ends in an invalidation
 };
 
 }  // namespace iommusim::driver
