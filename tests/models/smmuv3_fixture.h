@@ -156,6 +156,16 @@ struct Harness : sc_core::sc_module {
     return d.value_or(0);
   }
 
+  // A stage-1 domain mapping one page iova -> pa, attached to rid (the common set-up).
+  // Returns 0 (after recording a failure) when any step fails.
+  DomainId stage1_device(uint32_t rid, uint64_t iova, uint64_t pa) {
+    const DomainId d = make_domain(DomainKind::Stage1);
+    const driver::Status m = drv.map(d, iova, pa, 4096, {}, 4096);
+    const driver::Status a = m.ok ? drv.attach(rid, std::nullopt, d) : m;
+    EXPECT_TRUE(a.ok) << a.error;
+    return a.ok ? d : 0;
+  }
+
   static void expect_ok(const driver::Status& s) { EXPECT_TRUE(s.ok) << s.error; }
 
  private:

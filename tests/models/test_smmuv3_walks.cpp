@@ -20,9 +20,8 @@ TEST(SmmuWalks, Stage1OnlyColdWalkReadsFourDescriptors) {
   Harness h;
   h.run([](Harness& h) {
     IOMMUSIM_ASSERT_OK(h.drv.init());
-    const DomainId d = h.make_domain(DomainKind::Stage1);
-    IOMMUSIM_ASSERT_OK(h.drv.map(d, kIova, kPa, kPage, {}, kPage));
-    IOMMUSIM_ASSERT_OK(h.drv.attach(kRid, std::nullopt, d));
+    const DomainId d = h.stage1_device(kRid, kIova, kPa);
+    ASSERT_NE(d, 0u);
     h.memory.write64(kPa + 0x18, kMagic);
     const uint64_t t0 = h.smmu.table_reads(), c0 = h.smmu.config_reads();
     const DmaResult r = h.read(kRid, kIova + 0x18);
@@ -194,9 +193,8 @@ TEST(SmmuWalks, UnmappedIovaRaisesTranslationFault) {
   Harness h;
   h.run([](Harness& h) {
     IOMMUSIM_ASSERT_OK(h.drv.init());
-    const DomainId d = h.make_domain(DomainKind::Stage1);
-    IOMMUSIM_ASSERT_OK(h.drv.map(d, kIova, kPa, kPage, {}, kPage));
-    IOMMUSIM_ASSERT_OK(h.drv.attach(kRid, std::nullopt, d));
+    const DomainId d = h.stage1_device(kRid, kIova, kPa);
+    ASSERT_NE(d, 0u);
     ASSERT_TRUE(h.events().empty());
     const uint64_t bad = kIova + 5 * kPage + 0x10;
     const DmaResult r = h.read(kRid, bad);
@@ -348,9 +346,8 @@ TEST(SmmuEvents, DriverDrainsQueueAndAcknowledgesOverflow) {
   h.run([](Harness& h) {
     using namespace iommusim::smmuv3::reg;
     IOMMUSIM_ASSERT_OK(h.drv.init());
-    const DomainId d = h.make_domain(DomainKind::Stage1);
-    IOMMUSIM_ASSERT_OK(h.drv.map(d, kIova, kPa, kPage, {}, kPage));
-    IOMMUSIM_ASSERT_OK(h.drv.attach(kRid, std::nullopt, d));
+    const DomainId d = h.stage1_device(kRid, kIova, kPa);
+    ASSERT_NE(d, 0u);
     for (int i = 0; i < 3; ++i) ASSERT_FALSE(h.read(kRid, kIova + 8 * kPage).ok());
     EXPECT_EQ(h.drv.drain_events(), 3u);
     EXPECT_EQ(h.drv.events_seen(EventId::F_TRANSLATION), 3u);
