@@ -22,7 +22,7 @@ test-long: build
 	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure
 
 bench: build
-	$(BUILD)/bench_translate
+	$(BUILD)/bench/bench_translate
 
 clean:
 	rm -rf $(BUILD)
