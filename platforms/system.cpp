@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -52,6 +53,13 @@ uint64_t check_page(const ConfigReader& r, const std::string& key) {
   const uint64_t v = r.integer(key, 4096, 1ull << 30);
   if (v != 4096 && v != (2ull << 20) && v != (1ull << 30)) r.fail(key, "must be 4096, 2097152 or 1073741824");
   return v;
+}
+
+// Leaf size of the tables the DMA domain uses, and the churn region in those units.
+uint64_t churn_unit(const Params& p) { return p.translation == "s2" ? p.s2_page : p.s1_page; }
+uint64_t churn_units(const Params& p) {
+  const uint64_t unit = churn_unit(p);
+  return std::max<uint64_t>(1, (p.churn_pages * 4096 + unit - 1) / unit);
 }
 
 Params read_params(const json& j) {
@@ -141,8 +149,15 @@ Params read_params(const json& j) {
   p.churn_pages = w.integer("churn_pages", 1, 1u << 20);
   p.domain_every = w.integer("domain_invalidate_every", 0, 1u << 30);
 
+  if (p.translation == "s2") {
+    // The device addresses IPAs directly; the window and churn region are guest RAM.
+    if (p.ep.window_base % p.s2_page || p.ep.window_bytes % p.s2_page)
+      t.fail("window_iova", "with translation s2 the window must be aligned to platform.stage2_page_bytes");
+    if (p.ep.window_base + p.ep.window_bytes + churn_units(p) * churn_unit(p) > p.guest_ram_bytes)
+      t.fail("window_iova", "with translation s2 the window and churn region must lie inside guest RAM");
+  }
   // Everything the traffic and churn touch must fit in guest RAM (buffers + guest tables).
-  const uint64_t need = p.ep.window_bytes + p.churn_pages * 4096;
+  const uint64_t need = p.ep.window_bytes + churn_units(p) * churn_unit(p);
   p.drv.guest_pool_ipa = (p.buffer_ipa + need + p.s2_page + (p.s2_page - 1)) & ~(p.s2_page - 1);
   p.drv.guest_pool_bytes = 16ull << 20;
   if (p.drv.guest_pool_ipa + p.drv.guest_pool_bytes > p.guest_ram_bytes)
@@ -187,6 +202,14 @@ struct System::Impl : sc_core::sc_module {
     reg.add("workload.domain_flushes", domain_flushes, "count", "whole-domain invalidations");
   }
 
+  // Where the DMA domain maps an IOVA of the window or churn region: a PA (s1), an IPA
+  // (nested) or, for s2, the PA that guest RAM backs the IPA with.
+  uint64_t dma_target(uint64_t iova) const {
+    if (p.translation == "s2") return p.guest_ram_pa + iova;
+    const uint64_t off = p.buffer_ipa + (iova - p.ep.window_base);
+    return p.translation == "s1" ? p.guest_ram_pa + off : off;
+  }
+
   bool check(const driver::Status& s, const char* what) {
     if (s.ok) return true;
     failure = std::string(what) + ": " + s.error;
@@ -200,8 +223,7 @@ struct System::Impl : sc_core::sc_module {
     if (!check(drv.init(), "driver init")) return false;
     std::string why;
     const std::optional<uint32_t> pasid = p.ep.pasid_valid ? std::optional<uint32_t>(p.ep.pasid) : std::nullopt;
-    const uint64_t span = p.ep.window_bytes + p.churn_pages * 4096;
-    const uint64_t span_s1 = (span + p.s1_page - 1) & ~(p.s1_page - 1);
+    const uint64_t span = p.ep.window_bytes + churn_units(p) * churn_unit(p);
     if (p.translation == "bypass") {
       drv.global_bypass();
       return true;
@@ -213,20 +235,18 @@ struct System::Impl : sc_core::sc_module {
       if (!check(drv.map(*s2, 0, p.guest_ram_pa, p.guest_ram_bytes, {}, p.s2_page), "map guest RAM")) return false;
       if (p.translation == "s2") {
         // Device IOVA = IPA: map the window onto the buffers directly through stage 2.
-        if (p.ep.window_base + span > p.guest_ram_bytes)
-          return check(driver::Status::fail("traffic.window_iova: window must lie inside guest RAM for s2 translation"), "setup");
         dma_domain = *s2;
         return check(drv.attach(p.ep.requester_id, std::nullopt, *s2), "attach");
       }
       auto s1 = drv.create_domain(DomainKind::Nested, *s2, &why);
       if (!s1) return check(driver::Status::fail(why), "create nested domain");
-      if (!check(drv.map(*s1, p.ep.window_base, p.buffer_ipa, span_s1, {}, p.s1_page), "map DMA window")) return false;
+      if (!check(drv.map(*s1, p.ep.window_base, dma_target(p.ep.window_base), span, {}, p.s1_page), "map DMA window")) return false;
       dma_domain = *s1;
       return check(drv.attach(p.ep.requester_id, pasid, *s1), "attach");
     }
     auto s1 = drv.create_domain(DomainKind::Stage1, std::nullopt, &why);
     if (!s1) return check(driver::Status::fail(why), "create stage-1 domain");
-    if (!check(drv.map(*s1, p.ep.window_base, p.guest_ram_pa + p.buffer_ipa, span_s1, {}, p.s1_page), "map DMA window"))
+    if (!check(drv.map(*s1, p.ep.window_base, dma_target(p.ep.window_base), span, {}, p.s1_page), "map DMA window"))
       return false;
     dma_domain = *s1;
     return check(drv.attach(p.ep.requester_id, pasid, *s1), "attach");
@@ -236,8 +256,11 @@ struct System::Impl : sc_core::sc_module {
     if (!setup()) return;
     traffic_start = sc_core::sc_time_stamp();
     go.notify(sc_core::SC_ZERO_TIME);
+    // The churn region follows the DMA window; it is unmapped and remapped one leaf at a
+    // time (a DMA buffer's life cycle), so the unit is the leaf size of the domain's tables.
+    const uint64_t unit = churn_unit(p);
     const uint64_t churn_iova = p.ep.window_base + p.ep.window_bytes;
-    const uint64_t churn_target = (p.translation == "s1" ? p.guest_ram_pa : 0) + p.buffer_ipa + p.ep.window_bytes;
+    const uint64_t units = churn_units(p);
     uint64_t op = 0, events_drained_at = 0;
     while (!endpoint.done()) {
       if (p.unmap_interval_ns == 0 || dma_domain == 0) { sc_core::wait(endpoint.done_event()); break; }
@@ -251,17 +274,10 @@ struct System::Impl : sc_core::sc_module {
         domain_flushes.inc();
         continue;
       }
-      // Strict unmap of one churn page, then map it back (a DMA buffer's life cycle).
-      const uint64_t page = (op % p.churn_pages) * 4096;
-      if (p.s1_page == 4096 || p.translation == "s2") {
-        const uint64_t leaf = p.translation == "s2" ? p.s2_page : 4096;
-        if (p.translation == "s2" && leaf != 4096) { sc_core::wait(endpoint.done_event()); break; }
-        if (!check(drv.unmap(dma_domain, churn_iova + page, 4096), "unmap")) return;
-        unmaps.inc();
-        if (!check(drv.map(dma_domain, churn_iova + page, churn_target + page, 4096, {}, 4096), "remap")) return;
-      } else {
-        if (!check(drv.invalidate_range(dma_domain, churn_iova + page, 4096, true), "invalidate_range")) return;
-      }
+      const uint64_t iova = churn_iova + (op % units) * unit;
+      if (!check(drv.unmap(dma_domain, iova, unit), "unmap")) return;
+      unmaps.inc();
+      if (!check(drv.map(dma_domain, iova, dma_target(iova), unit, {}, unit), "remap")) return;
     }
     traffic_end = sc_core::sc_time_stamp();
     drv.drain_events();

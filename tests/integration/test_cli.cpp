@@ -99,7 +99,7 @@ TEST(Cli, ExampleConfigsRun) {
     EXPECT_EQ(stat(stats, "endpoint.faults"), 0) << e.path();
     EXPECT_EQ(stat(stats, "endpoint.transactions"), 5000) << e.path();
   }
-  EXPECT_GE(n, 3u);
+  EXPECT_GE(n, 4u);
 }
 
 // The cold example really is the full 2D walk.

@@ -56,6 +56,13 @@ TEST(Config, BadValuesNameTheirPath) {
   EXPECT_NE(error_of("", {"platform.stage2_page_bytes=8192"}).find("platform.stage2_page_bytes: must be"), std::string::npos);
   EXPECT_NE(error_of("", {"traffic.pasid=-2"}).find("traffic.pasid"), std::string::npos);
   EXPECT_NE(error_of("", {"noequals"}).find("expected key.path=value"), std::string::npos);
+  // s2: the device addresses IPAs, so the window must be guest RAM (default window is at 1 GiB).
+  EXPECT_NE(error_of("", {"iommu.translation=s2"}).find("traffic.window_iova: with translation s2 the window and churn region must lie inside guest RAM"),
+            std::string::npos);
+  EXPECT_NE(error_of("", {"iommu.translation=s2", "traffic.window_iova=4096", "platform.stage2_page_bytes=2097152"})
+                .find("traffic.window_iova: with translation s2 the window must be aligned"),
+            std::string::npos);
+  EXPECT_EQ(error_of("", {"iommu.translation=s2", "traffic.window_iova=0"}), "");
 }
 
 TEST(Config, OverridesAndIncludedSections) {
