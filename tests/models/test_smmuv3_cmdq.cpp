@@ -99,9 +99,8 @@ TEST(SmmuCmdq, BroadInvalidationCostsEverySetTargetedOneDoesNot) {
   Harness h;
   h.run([](Harness& h) {
     IOMMUSIM_ASSERT_OK(h.drv.init());
-    const DomainId d = h.make_domain(DomainKind::Stage1);
-    IOMMUSIM_ASSERT_OK(h.drv.map(d, kIova, kPa, kPage, {}, kPage));
-    IOMMUSIM_ASSERT_OK(h.drv.attach(1, std::nullopt, d));
+    const DomainId d = h.stage1_device(1, kIova, kPa);
+    ASSERT_NE(d, 0u);
     ASSERT_TRUE(h.read(1, kIova).ok());
     const auto& cfg = h.smmu.config();
     const uint64_t iotlb_sets = cfg.iotlb.entries / cfg.iotlb.ways;                // 512
@@ -135,9 +134,8 @@ TEST(SmmuCmdq, IllegalCommandIsRecoveredLikeLinux) {
     std::vector<CommandTrace> traces;
     std::vector<uint32_t> cons_at_error;
     IOMMUSIM_ASSERT_OK(h.drv.init());
-    const DomainId d = h.make_domain(DomainKind::Stage1);
-    IOMMUSIM_ASSERT_OK(h.drv.map(d, kIova, kPa, kPage, {}, kPage));
-    IOMMUSIM_ASSERT_OK(h.drv.attach(1, std::nullopt, d));
+    const DomainId d = h.stage1_device(1, kIova, kPa);
+    ASSERT_NE(d, 0u);
     h.smmu.set_command_probe([&](const CommandTrace& t) {
       traces.push_back(t);
       if (t.illegal) cons_at_error.push_back(uint32_t(h.smmu.peek_register(smmuv3::reg::CMDQ_CONS)));
@@ -188,9 +186,8 @@ TEST(SmmuCmdq, SyncWithSevCompletes) {
   h.run([](Harness& h) {
     std::vector<CommandTrace> traces;
     IOMMUSIM_ASSERT_OK(h.drv.init());
-    const DomainId d = h.make_domain(DomainKind::Stage1);
-    IOMMUSIM_ASSERT_OK(h.drv.map(d, kIova, kPa, kPage, {}, kPage));
-    IOMMUSIM_ASSERT_OK(h.drv.attach(1, std::nullopt, d));
+    const DomainId d = h.stage1_device(1, kIova, kPa);
+    ASSERT_NE(d, 0u);
     h.memory.write64(kPa, 77);
     ASSERT_TRUE(h.read(1, kIova).ok());
     const uint32_t cons0 = uint32_t(h.smmu.peek_register(smmuv3::reg::CMDQ_CONS));

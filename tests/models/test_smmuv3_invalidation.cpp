@@ -106,9 +106,8 @@ TEST(SmmuInvalidation, LeafKeepsWalkCacheNonLeafDropsIt) {
   Harness h;
   h.run([](Harness& h) {
     IOMMUSIM_ASSERT_OK(h.drv.init());
-    const DomainId d = h.make_domain(DomainKind::Stage1);
-    IOMMUSIM_ASSERT_OK(h.drv.map(d, kIova, kPa, kPage, {}, kPage));
-    IOMMUSIM_ASSERT_OK(h.drv.attach(1, std::nullopt, d));
+    const DomainId d = h.stage1_device(1, kIova, kPa);
+    ASSERT_NE(d, 0u);
     EXPECT_EQ(reads_for(h, 1, kIova), 4u);
     EXPECT_EQ(reads_for(h, 1, kIova), 0u);
 
@@ -152,9 +151,8 @@ TEST(SmmuInvalidation, StrictUnmapFaultsAfterwards) {
   Harness h;
   h.run([](Harness& h) {
     IOMMUSIM_ASSERT_OK(h.drv.init());
-    const DomainId d = h.make_domain(DomainKind::Stage1);
-    IOMMUSIM_ASSERT_OK(h.drv.map(d, kIova, kPa, kPage, {}, kPage));
-    IOMMUSIM_ASSERT_OK(h.drv.attach(1, std::nullopt, d));
+    const DomainId d = h.stage1_device(1, kIova, kPa);
+    ASSERT_NE(d, 0u);
     EXPECT_EQ(reads_for(h, 1, kIova), 4u);
     IOMMUSIM_ASSERT_OK(h.drv.unmap(d, kIova, kPage));
     const DmaResult r = h.read(1, kIova);
