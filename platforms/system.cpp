@@ -120,6 +120,8 @@ Params read_params(const json& j) {
   p.buffer_ipa = pl.integer("buffer_ipa", 0, 1ull << 47);
   p.s2_page = check_page(pl, "stage2_page_bytes");
   p.s1_page = check_page(pl, "stage1_page_bytes");
+  if (p.guest_ram_pa + p.guest_ram_bytes > p.mem.size_bytes)
+    pl.fail("guest_ram_pa", "guest RAM ends beyond simulated memory (" + std::to_string(p.mem.size_bytes >> 30) + " GiB)");
   if (p.guest_ram_pa % p.s2_page || p.guest_ram_bytes % p.s2_page) pl.fail("guest_ram_pa", "guest RAM must be aligned to stage2_page_bytes");
   if (p.guest_ram_pa < (p.drv.table_pool_base + p.drv.table_pool_bytes) && p.guest_ram_pa + p.guest_ram_bytes > p.drv.table_pool_base)
     pl.fail("guest_ram_pa", "overlaps the host table pool at 0x100000000 (256 MiB)");

@@ -250,9 +250,12 @@ std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq) {
   c.vmid = ste->s2_vmid;   // also the VMID tag of S1-only streams
   const bool s1 = ste->s1_enabled(), s2 = ste->s2_enabled();
   if (s2) {
-    const unsigned g = *pagetable::vmsa_granule_bits_from_tg0(ste->s2_tg);
-    c.s2 = pagetable::VmsaConfig{2, g, 64u - ste->s2_t0sz, *pagetable::vmsa_stage2_start_level(g, ste->s2_sl0),
-                                 *pagetable::vmsa_address_bits(ste->s2_ps), false};
+    // Reserved encodings are C_BAD_STE here too, not only in decode_ste.
+    const auto g = pagetable::vmsa_granule_bits_from_tg0(ste->s2_tg);
+    const auto start = g ? pagetable::vmsa_stage2_start_level(*g, ste->s2_sl0) : std::nullopt;
+    const auto ps = pagetable::vmsa_address_bits(ste->s2_ps);
+    if (!g || !start || !ps || ste->s2_t0sz > 63) return bad(EventId::C_BAD_STE);
+    c.s2 = pagetable::VmsaConfig{2, *g, 64u - ste->s2_t0sz, *start, std::min(*ps, 48u), false};
     if (!pagetable::validate(c.s2).empty()) return bad(EventId::C_BAD_STE);
     c.s2_ttb = ste->s2_ttb;
   }
@@ -277,10 +280,11 @@ std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq) {
       if (!read_memory(cd_addr, cd_words.data(), 64)) return bad(EventId::F_CD_FETCH, cd_addr);
       auto cd = decode_cd(cd_words, &why);
       if (!cd || !cd->valid) return bad(EventId::C_BAD_CD);
-      const unsigned g = *pagetable::vmsa_granule_bits_from_tg0(cd->tg0);
+      const auto g = pagetable::vmsa_granule_bits_from_tg0(cd->tg0);
+      const auto ips = pagetable::vmsa_address_bits(cd->ips);
+      if (!g || !ips || cd->t0sz > 63 || 64u - cd->t0sz <= *g) return bad(EventId::C_BAD_CD);
       const unsigned ia = 64u - cd->t0sz;
-      c.s1 = pagetable::VmsaConfig{1, g, ia, pagetable::vmsa_stage1_start_level(g, ia),
-                                   std::min(*pagetable::vmsa_address_bits(cd->ips), 48u), cd->ha};
+      c.s1 = pagetable::VmsaConfig{1, *g, ia, pagetable::vmsa_stage1_start_level(*g, ia), std::min(*ips, 48u), cd->ha};
       if (!pagetable::validate(c.s1).empty()) return bad(EventId::C_BAD_CD);
       c.s1_ttb = cd->ttb0;
       c.s1_epd0 = cd->epd0;

@@ -63,6 +63,8 @@ TEST(Config, BadValuesNameTheirPath) {
                 .find("traffic.window_iova: with translation s2 the window must be aligned"),
             std::string::npos);
   EXPECT_EQ(error_of("", {"iommu.translation=s2", "traffic.window_iova=0"}), "");
+  EXPECT_NE(error_of("", {"platform.guest_ram_pa=140737488355328"}).find("platform.guest_ram_pa: guest RAM ends beyond simulated memory"),
+            std::string::npos);
 }
 
 TEST(Config, OverridesAndIncludedSections) {
