@@ -83,7 +83,7 @@ Params read_params(const json& j) {
   p.smmu.sid_bits = unsigned(s.integer("sid_bits", 1, 32));
   p.smmu.ssid_bits = unsigned(s.integer("ssid_bits", 0, 20));
   p.smmu.range_invalidation = s.boolean("range_invalidation");
-  p.smmu.walkers = unsigned(s.integer("walkers", 1, 1024));
+  p.smmu.translation.walkers = unsigned(s.integer("walkers", 1, 1024));
   p.smmu.translation_cycles = unsigned(s.integer("translation_cycles", 0, 10000));
   p.smmu.cmd_batch = unsigned(s.integer("cmd_batch", 1, 64));
   p.smmu.cmd_decode_cycles = unsigned(s.integer("cmd_decode_cycles", 0, 10000));
@@ -91,10 +91,10 @@ Params read_params(const json& j) {
   p.smmu.sync_cycles = unsigned(s.integer("sync_cycles", 0, 10000));
   p.smmu.atc_inv_cycles = unsigned(s.integer("atc_inv_cycles", 0, 1000000));
   p.smmu.config_cache = read_cache(s.section("config_cache"), p.seed * 11 + 1);
-  p.smmu.iotlb = read_cache(s.section("iotlb"), p.seed * 11 + 2);
-  p.smmu.s1_walk_cache = read_cache(s.section("s1_walk_cache"), p.seed * 11 + 3);
-  p.smmu.s2_walk_cache = read_cache(s.section("s2_walk_cache"), p.seed * 11 + 4);
-  p.smmu.ipa_cache = read_cache(s.section("ipa_cache"), p.seed * 11 + 5);
+  p.smmu.translation.iotlb = read_cache(s.section("iotlb"), p.seed * 11 + 2);
+  p.smmu.translation.s1_walk_cache = read_cache(s.section("s1_walk_cache"), p.seed * 11 + 3);
+  p.smmu.translation.s2_walk_cache = read_cache(s.section("s2_walk_cache"), p.seed * 11 + 4);
+  p.smmu.translation.ipa_cache = read_cache(s.section("ipa_cache"), p.seed * 11 + 5);
 
   auto d = root.section("driver");
   p.drv.timing.cpu_mhz = d.number("cpu_mhz", 1, 100000);

@@ -17,24 +17,18 @@ std::string validate(const Smmuv3Config& c) {
   if (c.clock_mhz <= 0) return "clock_mhz must be positive";
   if (c.sid_bits < 1 || c.sid_bits > 32) return "sid_bits must be 1..32";
   if (c.ssid_bits > 20) return "ssid_bits must be 0..20";
-  if (c.walkers == 0) return "walkers must be at least 1";
   if (c.cmd_batch == 0) return "cmd_batch must be at least 1";
   if (c.cmdq_log2_max < 1 || c.cmdq_log2_max > 19) return "cmdq_log2_max must be 1..19";
   if (c.evtq_log2_max < 1 || c.evtq_log2_max > 19) return "evtq_log2_max must be 1..19";
-  const std::pair<const char*, const common::CacheConfig*> caches[] = {
-      {"config_cache", &c.config_cache}, {"iotlb", &c.iotlb}, {"s1_walk_cache", &c.s1_walk_cache},
-      {"s2_walk_cache", &c.s2_walk_cache}, {"ipa_cache", &c.ipa_cache}};
-  for (auto& [name, cc] : caches)
-    if (auto e = common::validate(*cc); !e.empty()) return std::string(name) + ": " + e;
-  return {};
+  if (auto e = common::validate(c.config_cache); !e.empty()) return "config_cache: " + e;
+  return common::validate(c.translation);
 }
 
 Smmuv3::Smmuv3(sc_core::sc_module_name name, const Smmuv3Config& cfg)
     : sc_module(name), dma("dma"), mmio("mmio"), mem("mem"), cfg_(cfg), clk_(common::Clock::from_mhz(cfg.clock_mhz)),
-      walkers_(std::string(this->name()) + ".walkers", cfg.walkers),
-      config_cache_("config_cache", cfg.config_cache, clk_), iotlb_("iotlb", cfg.iotlb, clk_),
-      s1_walk_cache_("s1_walk_cache", cfg.s1_walk_cache, clk_), s2_walk_cache_("s2_walk_cache", cfg.s2_walk_cache, clk_),
-      ipa_cache_("ipa_cache", cfg.ipa_cache, clk_) {
+      config_cache_("config_cache", cfg.config_cache, clk_),
+      engine_(this->name(), cfg.translation, clk_,
+              [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); }) {
   dma.register_b_transport(this, &Smmuv3::dma_b_transport);
   mmio.register_b_transport(this, &Smmuv3::mmio_b_transport);
   build_registers();
@@ -270,10 +264,12 @@ std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq) {
     if (c.config == SteConfig::S1Trans || c.config == SteConfig::Nested) {
       uint64_t cd_addr = ste->s1_context_ptr + uint64_t(ssid) * 64;
       if (s2) {   // nested: the CD pointer is an IPA
-        uint64_t pa = 0; unsigned reads = 0;
-        pagetable::Access a;
-        if (!stage2(c, rq, cd_addr, a, true, pa, reads, false, epoch_)) return std::nullopt;
-        cd_addr = pa;
+        const pagetable::VmsaFormat s2f(c.s2);
+        common::Regime r;
+        r.stages = common::Stages::Nested; r.domain = c.vmid; r.s2 = &s2f; r.s2_root = c.s2_ttb;
+        const common::Translation t = engine_.translate_config_address(r, cd_addr);
+        if (!t.ok) { record_walk_fault(rq, t.fault); return std::nullopt; }
+        cd_addr = t.output;
       }
       CdWords cd_words{};
       config_reads_.inc();
@@ -295,63 +291,10 @@ std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq) {
   return c;
 }
 
-pagetable::WalkStart Smmuv3::walk_start(common::SetAssocCache<WalkKey, uint64_t>& wc, const pagetable::Format& f,
-                                        uint16_t vmid, uint16_t asid, uint64_t ia, uint64_t root) {
-  if (wc.enabled()) {
-    // One timed probe covers every level (the levels are looked up in parallel).
-    common::ResourceGuard port(wc.ports());
-    clk_.wait_cycles(wc.config().lookup_cycles);
-    for (unsigned level = f.last_level(); level > f.start_level(); --level) {
-      const WalkKey k{vmid, asid, uint8_t(level), ia >> f.level_shift(level - 1)};
-      if (auto t = wc.lookup(k)) return {level, *t};
-    }
-  }
-  return {f.start_level(), root};
-}
-
-bool Smmuv3::stage2(const StreamConfig& c, const Request& rq, uint64_t ipa, const pagetable::Access& a,
-                    bool table_fetch, uint64_t& pa, unsigned& reads, bool count_as_walk, uint64_t walk_epoch,
-                    uint64_t* leaf_bytes) {
-  const IpaKey ikey{c.vmid, ipa >> 12};
-  if (auto hit = ipa_cache_.timed_lookup(ikey)) {
-    const bool allowed = a.write ? hit->w : hit->r;
-    if (allowed && !(a.exec && !hit->x)) {
-      pa = (hit->pa_page << 12) | (ipa & 0xFFF);
-      if (leaf_bytes) *leaf_bytes = 1ull << hit->leaf_shift;
-      return true;
-    }
-  }
-  const pagetable::VmsaFormat f(c.s2);
-  const pagetable::WalkStart start = walk_start(s2_walk_cache_, f, c.vmid, 0, ipa, c.s2_ttb);
-  auto fetch = [&](uint64_t addr, unsigned) {
-    pagetable::FetchResult r;
-    r.ok = read_memory(addr, &r.raw, 8);
-    if (count_as_walk) { pt_reads_.inc(); s2_reads_.inc(); ++reads; }
-    return r;
-  };
-  // Nothing a walk read before an invalidation may be cached after it.
-  auto fill = [&](unsigned level, uint64_t table) {
-    if (walk_epoch == epoch_) s2_walk_cache_.insert(WalkKey{c.vmid, 0, uint8_t(level), ipa >> f.level_shift(level - 1)}, table);
-  };
-  const pagetable::WalkResult w = pagetable::walk(f, start, ipa, a, fetch, fill);
-  if (w.fault != Fault::None) {
-    record_walk_fault(rq, w.fault, true, table_fetch, ipa, w.descriptor_address);
-    return false;
-  }
-  // Entries are keyed per 4 KB IPA page but remember the S2 leaf size, so combined
-  // S1+S2 IOTLB entries can cover the smaller of the two leaves.
-  const uint8_t shift = uint8_t(__builtin_ctzll(w.leaf_bytes));
-  if (walk_epoch == epoch_) ipa_cache_.insert(ikey, IpaEntry{w.output >> 12, w.leaf.readable, w.leaf.writable, w.leaf.exec_user, shift});
-  pa = w.output;
-  if (leaf_bytes) *leaf_bytes = w.leaf_bytes;
-  return true;
-}
-
-void Smmuv3::record_walk_fault(const Request& rq, Fault f, bool s2, bool table_fetch, uint64_t ipa,
-                               uint64_t fetch_addr) {
+void Smmuv3::record_walk_fault(const Request& rq, const common::TranslationFault& f) {
   faults_.inc();
   EventRecord e;
-  switch (f) {
+  switch (f.fault) {
     case Fault::Translation: e.id = EventId::F_TRANSLATION; break;
     case Fault::AccessFlag: e.id = EventId::F_ACCESS; break;
     case Fault::Permission: e.id = EventId::F_PERMISSION; break;
@@ -360,10 +303,10 @@ void Smmuv3::record_walk_fault(const Request& rq, Fault f, bool s2, bool table_f
   }
   e.sid = rq.sid; e.ssv = rq.ssv; e.ssid = rq.ssid; e.input_addr = rq.input;
   e.rnw = !rq.access.write; e.pnu = rq.access.privileged; e.ind = rq.access.exec;
-  e.s2 = s2;
-  e.cls = table_fetch ? 1 : 2;       // CLASS: 1 = translation-table fetch, 2 = input address
-  e.ttrnw = table_fetch;
-  e.ipa_or_fetch_addr = e.id == EventId::F_WALK_EABT ? fetch_addr : ipa;
+  e.s2 = f.stage == 2;
+  e.cls = f.table_fetch ? 1 : 2;       // CLASS: 1 = translation-table fetch, 2 = input address
+  e.ttrnw = f.table_fetch;
+  e.ipa_or_fetch_addr = e.id == EventId::F_WALK_EABT ? f.descriptor_address : f.ipa;
   record_event(e);
 }
 
@@ -379,116 +322,25 @@ Smmuv3::Outcome Smmuv3::translate(const Request& rq) {
     case SteConfig::Bypass: bypassed_.inc(); o.ok = true; o.output = rq.input; return o;
     default: break;
   }
-  const uint8_t kind = c.config == SteConfig::S1Trans ? kS1Only : c.config == SteConfig::S2Trans ? kS2Only : kNested;
-  const uint16_t asid = kind == kS2Only ? 0 : c.asid;
-
-  // IOTLB: probe each page size that may be present; one lookup time covers them all.
-  if (iotlb_.enabled()) {
-    common::ResourceGuard port(iotlb_.ports());
-    clk_.wait_cycles(iotlb_.config().lookup_cycles);
-    if (tlb_page_shifts_ == 0) iotlb_.stats().misses.inc();   // nothing cached yet: still a lookup
-    for (unsigned n = 0; n < 3; ++n) {
-      if (!(tlb_page_shifts_ & (1u << n))) continue;
-      const uint8_t shift = uint8_t(12 + 9 * n);
-      if (auto e = iotlb_.lookup(TlbKey{c.vmid, asid, kind, shift, rq.input >> shift})) {
-        const bool user_ok = kind == kS2Only || rq.access.privileged || e->user;
-        if ((rq.access.write ? e->w : e->r) && user_ok && !(rq.access.exec && !e->x)) {
-          o.ok = true;
-          o.output = (e->out_page << shift) | (rq.input & ((1ull << shift) - 1));
-          return o;
-        }
-        break;   // permission problem: rewalk so the fault is reported from the tables
-      }
-    }
+  // The SMMU's tags: VMID for every entry (S1-only streams use the STE's VMID), ASID for S1.
+  const pagetable::VmsaFormat s1f(c.s1), s2f(c.s2);
+  common::Regime r;
+  r.domain = c.vmid;
+  switch (c.config) {
+    case SteConfig::S1Trans: r.stages = common::Stages::Stage1; break;
+    case SteConfig::S2Trans: r.stages = common::Stages::Stage2; break;
+    default: r.stages = common::Stages::Nested; break;
   }
-
-  // Miss: take a walker and walk.
-  common::ResourceGuard walker(walkers_);
-  const uint64_t my_epoch = epoch_;
-  ++current_walks_;
-  const sc_core::sc_time walk_begin = sc_time_stamp();
-  unsigned reads = 0;
-  bool ok = true;
-  uint64_t output = 0, leaf_bytes = 0;
-  bool r = true, w = true, x = true, user = true;
-
-  auto finish_walk = [&] {
-    if (my_epoch == epoch_) --current_walks_;
-    else if (--older_walks_ == 0) sync_drained_.notify(sc_core::SC_ZERO_TIME);
-  };
-
-  if (kind == kS2Only) {
-    const pagetable::VmsaFormat f(c.s2);
-    const pagetable::WalkStart start = walk_start(s2_walk_cache_, f, c.vmid, 0, rq.input, c.s2_ttb);
-    auto fetch = [&](uint64_t addr, unsigned) {
-      pagetable::FetchResult fr; fr.ok = read_memory(addr, &fr.raw, 8);
-      pt_reads_.inc(); s2_reads_.inc(); ++reads; return fr;
-    };
-    auto fill = [&](unsigned level, uint64_t table) {
-      if (my_epoch == epoch_) s2_walk_cache_.insert(WalkKey{c.vmid, 0, uint8_t(level), rq.input >> f.level_shift(level - 1)}, table);
-    };
-    const pagetable::WalkResult wr = pagetable::walk(f, start, rq.input, rq.access, fetch, fill);
-    if (wr.fault != Fault::None) { record_walk_fault(rq, wr.fault, true, false, rq.input, wr.descriptor_address); ok = false; }
-    else { output = wr.output; leaf_bytes = wr.leaf_bytes; r = wr.leaf.readable; w = wr.leaf.writable; x = wr.leaf.exec_user; }
-  } else if (c.s1_epd0) {
-    record_walk_fault(rq, Fault::Translation, false, false, 0, 0);
-    ok = false;
-  } else {
-    const pagetable::VmsaFormat f(c.s1);
-    const bool nested = kind == kNested;
-    const pagetable::WalkStart start = walk_start(s1_walk_cache_, f, c.vmid, asid, rq.input, c.s1_ttb);
-    bool s2_failed = false;
-    auto fetch = [&](uint64_t addr, unsigned) {
-      pagetable::FetchResult fr;
-      uint64_t pa = addr;
-      if (nested) {
-        pagetable::Access table_read;   // S1 table walks are stage-2 reads
-        if (!stage2(c, rq, addr, table_read, true, pa, reads, true, my_epoch)) { s2_failed = true; fr.ok = false; return fr; }
-      }
-      fr.ok = read_memory(pa, &fr.raw, 8);
-      pt_reads_.inc(); s1_reads_.inc(); ++reads;
-      return fr;
-    };
-    auto fill = [&](unsigned level, uint64_t table) {
-      if (my_epoch == epoch_) s1_walk_cache_.insert(WalkKey{c.vmid, asid, uint8_t(level), rq.input >> f.level_shift(level - 1)}, table);
-    };
-    const pagetable::WalkResult wr = pagetable::walk(f, start, rq.input, rq.access, fetch, fill);
-    if (wr.fault != Fault::None) {
-      if (!s2_failed) record_walk_fault(rq, wr.fault, false, false, 0, wr.descriptor_address);
-      ok = false;
-    } else {
-      output = wr.output; leaf_bytes = wr.leaf_bytes;
-      r = wr.leaf.readable; w = wr.leaf.writable; x = rq.access.privileged ? wr.leaf.exec_priv : wr.leaf.exec_user;
-      user = wr.leaf.user;
-      if (nested) {
-        // The final IPA goes through stage 2; the combined entry covers the smaller page.
-        uint64_t pa = 0;
-        const uint64_t ipa = output;
-        uint64_t s2_leaf = 0;
-        if (!stage2(c, rq, ipa, rq.access, false, pa, reads, true, my_epoch, &s2_leaf)) ok = false;
-        else {
-          output = pa;
-          leaf_bytes = std::min(leaf_bytes, s2_leaf);
-        }
-      }
-    }
+  if (r.stages != common::Stages::Stage2) { r.space = c.asid; r.s1 = &s1f; r.s1_root = c.s1_ttb; }
+  if (r.stages != common::Stages::Stage1) { r.s2 = &s2f; r.s2_root = c.s2_ttb; }
+  if (r.stages != common::Stages::Stage2 && c.s1_epd0) {   // TTB0 walks disabled
+    record_walk_fault(rq, common::TranslationFault{Fault::Translation, 1, false, 0, 0, 0});
+    return o;
   }
-  walk_reads_.record(reads);
-  walk_ps_.record(to_ps(sc_time_stamp() - walk_begin));
-  const bool stale = my_epoch != epoch_;
-  finish_walk();
-  if (!ok) return o;
-
-  // A walk overtaken by an invalidation must not install what it read before it.
-  if (stale) stale_fills_dropped_.inc();
-  else if (iotlb_.enabled()) {
-    const unsigned shift = leaf_bytes >= (1ull << 30) ? 30 : leaf_bytes >= (1ull << 21) ? 21 : 12;
-    tlb_page_shifts_ |= uint8_t(1u << ((shift - 12) / 9));
-    iotlb_.insert(TlbKey{c.vmid, asid, kind, uint8_t(shift), rq.input >> shift},
-                  TlbEntry{output >> shift, 0, r, w, x, user});
-  }
+  const common::Translation t = engine_.translate(r, rq.input, rq.access);
+  if (!t.ok) { record_walk_fault(rq, t.fault); return o; }
   o.ok = true;
-  o.output = output;
+  o.output = t.output;
   return o;
 }
 
@@ -556,69 +408,19 @@ void Smmuv3::command_thread() {
   }
 }
 
-void Smmuv3::invalidate_walk_caches_for(common::SetAssocCache<WalkKey, uint64_t>& wc, uint16_t vmid, uint16_t asid,
-                                        bool match_asid, uint64_t addr, uint64_t bytes) {
-  // Entries of level L cover 512^(4-L) pages; visit each entry the range can touch.
-  common::InvalidationScan total;
-  for (unsigned level = 1; level <= 3; ++level) {
-    const unsigned cover = 12 + 9 * (4 - level);     // 4 KB granule: bits one entry translates
-    const uint64_t first = addr >> cover, last = (addr + bytes - 1) >> cover;
-    auto pred = [&](const WalkKey& k, uint64_t) {
-      return k.vmid == vmid && (!match_asid || k.asid == asid) && k.level == level && k.prefix >= first && k.prefix <= last;
-    };
-    auto s = wc.invalidate_span(first, last, [&](uint64_t p) { return WalkKey{vmid, asid, uint8_t(level), p}.set_hash(); }, pred);
-    total.sets_scanned += s.sets_scanned;
-    total.entries_removed += s.entries_removed;
-  }
-  wc.charge(total);
-}
-
-void Smmuv3::invalidate_tlb_range(const Command& c, bool s2_ipa) {
-  const uint64_t bytes = tlbi_range_bytes(c);
-  const uint64_t addr = c.addr;
-  common::InvalidationScan total;
-  // IOTLB: by VA (S1/nested entries of this VMID and, for NH_VA, ASID) or by IPA (S2-only
-  // entries; combined S1+S2 entries need TLBI_NH_* / S12_VMALL, as the architecture says).
-  const bool by_asid = c.op == Opcode::TlbiNhVa;
-  auto pred = [&](const TlbKey& k, const TlbEntry&) {
-    if (k.vmid != c.vmid) return false;
-    if (s2_ipa ? k.kind != kS2Only : k.kind == kS2Only) return false;
-    if (by_asid && k.asid != c.asid) return false;
-    const uint64_t lo = k.vpn << k.page_shift, hi = lo + (1ull << k.page_shift);
-    return lo < addr + bytes && addr < hi;
-  };
-  for (unsigned n = 0; n < 3; ++n) {
-    if (!(tlb_page_shifts_ & (1u << n))) continue;
-    const unsigned shift = 12 + 9 * n;
-    const uint64_t first = addr >> shift, last = (addr + bytes - 1) >> shift;
-    auto s = iotlb_.invalidate_span(first, last, [](uint64_t vpn) { return vpn; }, pred);   // TlbKey hashes by vpn
-    total.sets_scanned += s.sets_scanned;
-    total.entries_removed += s.entries_removed;
-  }
-  iotlb_.charge(total);
-  if (s2_ipa) {
-    const uint64_t first = addr >> 12, last = (addr + bytes - 1) >> 12;
-    auto ipred = [&](const IpaKey& k, const IpaEntry&) { return k.vmid == c.vmid && k.ipa_page >= first && k.ipa_page <= last; };
-    ipa_cache_.charge(ipa_cache_.invalidate_span(first, last, [](uint64_t page) { return page; }, ipred));
-  }
-  // Leaf=1 promises only last-level entries changed: walk caches survive.
-  if (!c.leaf) {
-    if (s2_ipa) invalidate_walk_caches_for(s2_walk_cache_, c.vmid, 0, false, addr, bytes);
-    else invalidate_walk_caches_for(s1_walk_cache_, c.vmid, c.asid, by_asid, addr, bytes);
-  }
-}
-
 bool Smmuv3::execute(const Command& c) {
   clk_.wait_cycles(cfg_.cmd_exec_cycles);
-  auto scan_all = [](auto& cache, auto pred) { cache.charge(cache.invalidate_all_sets(pred)); };
+  auto scan_config = [&](auto pred) { config_cache_.charge(config_cache_.invalidate_all_sets(pred)); };
+  using common::InvalidationScope;
+  const uint8_t s1_kinds = common::kStage1Entries | common::kNestedEntries;
   switch (c.op) {
     case Opcode::CfgiSte:
-      scan_all(config_cache_, [&](const ConfigKey& k, const StreamConfig&) { return k.sid == c.sid; });
+      scan_config([&](const ConfigKey& k, const StreamConfig&) { return k.sid == c.sid; });
       break;
     case Opcode::CfgiAll: {   // CFGI_STE_RANGE; Range=31 is CFGI_ALL
       const uint64_t span = c.range >= 31 ? (1ull << 32) : (2ull << c.range);
       const uint64_t lo = c.range >= 31 ? 0 : (uint64_t(c.sid) & ~(span - 1));
-      scan_all(config_cache_, [&](const ConfigKey& k, const StreamConfig&) { return k.sid >= lo && k.sid < lo + span; });
+      scan_config([&](const ConfigKey& k, const StreamConfig&) { return k.sid >= lo && k.sid < lo + span; });
       break;
     }
     case Opcode::CfgiCd:
@@ -629,48 +431,42 @@ bool Smmuv3::execute(const Command& c) {
             [&](const ConfigKey& k, const StreamConfig&) { return k.sid == c.sid && !k.ssv; }));
       break;
     case Opcode::CfgiCdAll:
-      scan_all(config_cache_, [&](const ConfigKey& k, const StreamConfig&) { return k.sid == c.sid; });
+      scan_config([&](const ConfigKey& k, const StreamConfig&) { return k.sid == c.sid; });
       break;
     case Opcode::TlbiNhAll:
-      begin_epoch();
-      scan_all(iotlb_, [&](const TlbKey& k, const TlbEntry&) { return k.vmid == c.vmid && k.kind != kS2Only; });
-      scan_all(s1_walk_cache_, [&](const WalkKey& k, uint64_t) { return k.vmid == c.vmid; });
+      engine_.invalidate_by_input(InvalidationScope{c.vmid, std::nullopt, 0, 0, false}, s1_kinds);
       break;
     case Opcode::TlbiNhAsid:
-      begin_epoch();
-      scan_all(iotlb_, [&](const TlbKey& k, const TlbEntry&) { return k.vmid == c.vmid && k.kind != kS2Only && k.asid == c.asid; });
-      scan_all(s1_walk_cache_, [&](const WalkKey& k, uint64_t) { return k.vmid == c.vmid && k.asid == c.asid; });
+      engine_.invalidate_by_input(InvalidationScope{c.vmid, c.asid, 0, 0, false}, s1_kinds);
       break;
     case Opcode::TlbiNhVa:
-    case Opcode::TlbiNhVaa:
-      begin_epoch();
-      invalidate_tlb_range(c, false);
+    case Opcode::TlbiNhVaa: {
+      // By VA: S1/nested entries of this VMID (and, for NH_VA, ASID). Leaf=1 keeps walk caches.
+      InvalidationScope s{c.vmid, std::nullopt, c.addr, tlbi_range_bytes(c), c.leaf};
+      if (c.op == Opcode::TlbiNhVa) s.space = c.asid;
+      engine_.invalidate_by_input(s, s1_kinds);
       break;
+    }
     case Opcode::TlbiS2Ipa:
-      begin_epoch();
-      invalidate_tlb_range(c, true);
+      // S2-only entries, the IPA cache and S2 walk caches; combined S1+S2 entries need
+      // TLBI_NH_* or S12_VMALL, as the architecture says.
+      engine_.invalidate_by_ipa(InvalidationScope{c.vmid, std::nullopt, c.addr, tlbi_range_bytes(c), c.leaf});
       break;
     case Opcode::TlbiS12Vmall:
-      begin_epoch();
-      scan_all(iotlb_, [&](const TlbKey& k, const TlbEntry&) { return k.vmid == c.vmid; });
-      scan_all(s1_walk_cache_, [&](const WalkKey& k, uint64_t) { return k.vmid == c.vmid; });
-      scan_all(s2_walk_cache_, [&](const WalkKey& k, uint64_t) { return k.vmid == c.vmid; });
-      scan_all(ipa_cache_, [&](const IpaKey& k, const IpaEntry&) { return k.vmid == c.vmid; });
+      engine_.invalidate_by_input(InvalidationScope{c.vmid, std::nullopt, 0, 0, false}, common::kAllEntries);
+      engine_.invalidate_by_ipa(InvalidationScope{c.vmid, std::nullopt, 0, 0, false}, false);
       break;
     case Opcode::TlbiNsnhAll:
     case Opcode::TlbiEl2All:
     case Opcode::TlbiEl2Asid:
     case Opcode::TlbiEl2Va:
-      begin_epoch();
-      scan_all(iotlb_, [](const TlbKey&, const TlbEntry&) { return true; });
-      scan_all(s1_walk_cache_, [](const WalkKey&, uint64_t) { return true; });
-      scan_all(s2_walk_cache_, [](const WalkKey&, uint64_t) { return true; });
-      scan_all(ipa_cache_, [](const IpaKey&, const IpaEntry&) { return true; });
+      engine_.invalidate_by_input(InvalidationScope{}, common::kAllEntries);
+      engine_.invalidate_by_ipa(InvalidationScope{}, false);
       break;
     case Opcode::Sync: {
       // Complete only once every walk that began before the last invalidation is done.
       syncs_.inc();
-      while (older_walks_ > 0) sc_core::wait(sync_drained_);
+      engine_.drain_older_walks();
       clk_.wait_cycles(cfg_.sync_cycles);
       if (c.cs == SyncCs::Irq && c.msi_addr != 0) write_memory(c.msi_addr, &c.msi_data, 4);
       break;
@@ -699,27 +495,17 @@ void Smmuv3::register_stats(common::StatRegistry& reg, const std::string& p) con
   reg.add(p + ".bypassed", bypassed_, "count", "requests passed untranslated (STE bypass or GBPA)");
   reg.add(p + ".aborted", aborted_, "count", "requests aborted without an event (STE abort or GBPA.ABORT)");
   reg.add(p + ".faults", faults_, "count", "requests terminated with a fault or configuration error");
-  reg.add(p + ".table_reads", pt_reads_, "count", "page-table descriptor reads by translation walks (S1+S2)");
-  reg.add(p + ".s1_table_reads", s1_reads_, "count", "stage-1 descriptor reads");
-  reg.add(p + ".s2_table_reads", s2_reads_, "count", "stage-2 descriptor reads (incl. those nested in S1 walks)");
   reg.add(p + ".config_reads", config_reads_, "count", "STE, L1 stream-table and CD reads");
   reg.add(p + ".events", events_, "count", "event records raised");
   reg.add(p + ".events_lost", events_lost_, "count", "event records dropped (EVTQ disabled, full or unwritable)");
-  reg.add(p + ".stale_fills_dropped", stale_fills_dropped_, "count", "walk results not cached because an invalidation overtook the walk");
   reg.add(p + ".commands", commands_, "count", "commands executed from the CMDQ");
   reg.add(p + ".illegal_commands", illegal_commands_, "count", "commands that raised CERROR_ILL");
   reg.add(p + ".syncs", syncs_, "count", "CMD_SYNCs completed");
-  reg.add(p + ".walk_reads", walk_reads_, "reads", "page-table reads per IOTLB-miss walk");
-  reg.add(p + ".walk_latency", walk_ps_, "ns", "IOTLB-miss walk time incl. walk-cache probes", 1e-3);
   reg.add(p + ".translation_latency", translation_ps_, "ns", "time from request to translated address", 1e-3);
   reg.add(p + ".command_exec", command_exec_ps_, "ns", "execution time per command (after decode)", 1e-3);
   reg.add(p + ".sync_exec", sync_ps_, "ns", "CMD_SYNC execution incl. draining older walks", 1e-3);
   config_cache_.stats().register_stats(reg, p + ".config_cache", "STE+CD config cache");
-  iotlb_.stats().register_stats(reg, p + ".iotlb", "IOTLB");
-  s1_walk_cache_.stats().register_stats(reg, p + ".s1_walk_cache", "stage-1 walk cache");
-  s2_walk_cache_.stats().register_stats(reg, p + ".s2_walk_cache", "stage-2 walk cache");
-  ipa_cache_.stats().register_stats(reg, p + ".ipa_cache", "IPA->PA cache");
-  walkers_.register_stats(reg, p + ".walkers");
+  engine_.register_stats(reg, p);
 }
 
 }  // namespace iommusim::smmuv3

@@ -39,12 +39,14 @@
 
 #include "models/common/cache.h"
 #include "models/common/clock.h"
+#include "models/common/command_trace.h"
 #include "models/common/dma_attributes.h"
 #include "models/common/payload_pool.h"
 #include "models/common/queue_ring.h"
 #include "models/common/register_bank.h"
 #include "models/common/resource.h"
 #include "models/common/stats.h"
+#include "models/common/translation_engine.h"
 #include "models/pagetable/vmsa.h"
 #include "models/pagetable/walker.h"
 #include "models/smmuv3/commands.h"
@@ -60,7 +62,6 @@ struct Smmuv3Config {
   bool range_invalidation = true;     // IDR3.RIL
   unsigned cmdq_log2_max = 19;        // IDR1.CMDQS
   unsigned evtq_log2_max = 19;        // IDR1.EVTQS
-  unsigned walkers = 16;              // concurrent table walks
   unsigned translation_cycles = 2;    // request pipeline before the IOTLB
   unsigned cmd_batch = 8;             // commands fetched per queue read
   unsigned cmd_decode_cycles = 2;
@@ -68,22 +69,11 @@ struct Smmuv3Config {
   unsigned sync_cycles = 4;
   unsigned atc_inv_cycles = 200;      // until ATS is modelled: a message to the device
   common::CacheConfig config_cache{64, 4, common::Replacement::Lru, 3, 2, 1, 1};
-  common::CacheConfig iotlb{2048, 4, common::Replacement::Lru, 3, 4, 1, 2};
-  common::CacheConfig s1_walk_cache{256, 4, common::Replacement::Lru, 4, 2, 1, 3};
-  common::CacheConfig s2_walk_cache{128, 4, common::Replacement::Lru, 4, 2, 1, 4};
-  common::CacheConfig ipa_cache{128, 4, common::Replacement::Lru, 3, 2, 1, 5};
+  common::TranslationEngineConfig translation;   // walkers, IOTLB, S1/S2 walk caches, IPA cache
 };
 std::string validate(const Smmuv3Config& c);   // "" or a message naming the field
 
-// Per-command timing the driver model uses for its latency breakdown. This is a
-// simulator probe, not architectural state.
-struct CommandTrace {
-  uint32_t queue_index = 0;
-  uint8_t opcode = 0;
-  bool illegal = false;
-  uint64_t fetch_start_ps = 0, fetch_end_ps = 0, exec_end_ps = 0;
-  bool first_of_fetch = false;   // this command's queue read paid the fetch time
-};
+using common::CommandTrace;
 
 class Smmuv3 : public sc_core::sc_module {
  public:
@@ -103,14 +93,14 @@ class Smmuv3 : public sc_core::sc_module {
   uint64_t peek_register(uint64_t offset);
 
   // Cache access for tests and the summary.
-  const common::CacheStats& iotlb_stats() const { return iotlb_.stats(); }
+  const common::CacheStats& iotlb_stats() const { return engine_.iotlb_stats(); }
   const common::CacheStats& config_cache_stats() const { return config_cache_.stats(); }
-  const common::CacheStats& s1_walk_cache_stats() const { return s1_walk_cache_.stats(); }
-  const common::CacheStats& s2_walk_cache_stats() const { return s2_walk_cache_.stats(); }
-  const common::CacheStats& ipa_cache_stats() const { return ipa_cache_.stats(); }
-  const common::Histogram& walk_reads() const { return walk_reads_; }
-  const common::Histogram& walk_latency_ps() const { return walk_ps_; }
-  uint64_t table_reads() const { return pt_reads_.value(); }
+  const common::CacheStats& s1_walk_cache_stats() const { return engine_.s1_walk_cache_stats(); }
+  const common::CacheStats& s2_walk_cache_stats() const { return engine_.s2_walk_cache_stats(); }
+  const common::CacheStats& ipa_cache_stats() const { return engine_.ipa_cache_stats(); }
+  const common::Histogram& walk_reads() const { return engine_.walk_reads(); }
+  const common::Histogram& walk_latency_ps() const { return engine_.walk_latency_ps(); }
+  uint64_t table_reads() const { return engine_.table_reads(); }
   uint64_t config_reads() const { return config_reads_.value(); }
   uint64_t events_written() const { return events_.value(); }
 
@@ -127,29 +117,6 @@ class Smmuv3 : public sc_core::sc_module {
     uint64_t s1_ttb = 0, s2_ttb = 0;
     bool s1_epd0 = false;
   };
-  struct TlbKey {
-    uint16_t vmid = 0, asid = 0; uint8_t kind = 0; uint8_t page_shift = 12; uint64_t vpn = 0;
-    bool operator==(const TlbKey& o) const {
-      return vpn == o.vpn && vmid == o.vmid && asid == o.asid && kind == o.kind && page_shift == o.page_shift;
-    }
-    uint64_t set_hash() const { return vpn; }
-  };
-  struct TlbEntry { uint64_t out_page = 0; uint64_t ipa_page = 0; bool r = false, w = false, x = false, user = false; };
-  struct WalkKey {
-    uint16_t vmid = 0, asid = 0; uint8_t level = 0; uint64_t prefix = 0;
-    bool operator==(const WalkKey& o) const {
-      return prefix == o.prefix && level == o.level && vmid == o.vmid && asid == o.asid;
-    }
-    uint64_t set_hash() const { return prefix * 4 + level; }
-  };
-  struct IpaKey {
-    uint16_t vmid = 0; uint64_t ipa_page = 0;
-    bool operator==(const IpaKey& o) const { return ipa_page == o.ipa_page && vmid == o.vmid; }
-    uint64_t set_hash() const { return ipa_page; }
-  };
-  struct IpaEntry { uint64_t pa_page = 0; bool r = false, w = false, x = false; uint8_t leaf_shift = 12; };
-
-  enum TlbKind : uint8_t { kS1Only = 1, kS2Only = 2, kNested = 3 };
 
  private:
   struct Request {
@@ -166,45 +133,27 @@ class Smmuv3 : public sc_core::sc_module {
 
   Outcome translate(const Request& rq);
   std::optional<StreamConfig> fetch_config(const Request& rq);
-  // Stage-2 translation of an IPA (S1 table address or final output) with the IPA cache
-  // and S2 walk cache. `table_fetch` marks S1 descriptor fetches for fault records.
-  bool stage2(const StreamConfig& c, const Request& rq, uint64_t ipa, const pagetable::Access& a, bool table_fetch,
-              uint64_t& pa, unsigned& reads, bool count_as_walk, uint64_t walk_epoch,
-              uint64_t* leaf_bytes = nullptr);
-  pagetable::WalkStart walk_start(common::SetAssocCache<WalkKey, uint64_t>& wc, const pagetable::Format& f,
-                                  uint16_t vmid, uint16_t asid, uint64_t ia, uint64_t root);
   bool read_memory(uint64_t addr, void* dst, unsigned len);
   bool write_memory(uint64_t addr, const void* src, unsigned len);
   void record_event(const EventRecord& e);
-  void record_walk_fault(const Request& rq, pagetable::Fault f, bool s2, bool table_fetch, uint64_t ipa,
-                         uint64_t fetch_addr);
+  void record_walk_fault(const Request& rq, const common::TranslationFault& f);
 
   void command_thread();
   bool execute(const Command& c);
-  void invalidate_tlb_range(const Command& c, bool s2_ipa);
-  void invalidate_walk_caches_for(common::SetAssocCache<WalkKey, uint64_t>& wc, uint16_t vmid, uint16_t asid,
-                                  bool match_asid, uint64_t addr, uint64_t bytes);
-  void begin_epoch() { ++epoch_; older_walks_ += current_walks_; current_walks_ = 0; }
 
   Smmuv3Config cfg_;
   common::Clock clk_;
   common::RegisterBank regs_;
   common::PayloadPool pool_;
-  common::CountedResource walkers_;
   common::SetAssocCache<ConfigKey, StreamConfig> config_cache_;
-  common::SetAssocCache<TlbKey, TlbEntry> iotlb_;
-  common::SetAssocCache<WalkKey, uint64_t> s1_walk_cache_;
-  common::SetAssocCache<WalkKey, uint64_t> s2_walk_cache_;
-  common::SetAssocCache<IpaKey, IpaEntry> ipa_cache_;
-  uint8_t tlb_page_shifts_ = 0;   // bit n set: IOTLB may hold entries of page shift 12 + 9n
+  common::TranslationEngine engine_;
 
-  sc_core::sc_event cmdq_kick_, sync_drained_;
+  sc_core::sc_event cmdq_kick_;
   std::function<void(const CommandTrace&)> probe_;
-  uint64_t epoch_ = 0, current_walks_ = 0, older_walks_ = 0;
 
-  common::Counter translations_, bypassed_, aborted_, faults_, pt_reads_, s1_reads_, s2_reads_, config_reads_,
-      events_, events_lost_, stale_fills_dropped_, commands_, illegal_commands_, syncs_;
-  common::Histogram walk_reads_, walk_ps_, translation_ps_, command_exec_ps_, sync_ps_;
+  common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_, commands_,
+      illegal_commands_, syncs_;
+  common::Histogram translation_ps_, command_exec_ps_, sync_ps_;
 };
 
 }  // namespace iommusim::smmuv3

@@ -44,9 +44,9 @@ constexpr uint64_t kBufferIpa = 0x200000ull;   // a 2 MB region apart from the g
 inline smmuv3::Smmuv3Config smmu_config(bool walk_caches = true) {
   smmuv3::Smmuv3Config c;
   if (!walk_caches) {
-    c.s1_walk_cache.entries = 0;
-    c.s2_walk_cache.entries = 0;
-    c.ipa_cache.entries = 0;
+    c.translation.s1_walk_cache.entries = 0;
+    c.translation.s2_walk_cache.entries = 0;
+    c.translation.ipa_cache.entries = 0;
   }
   return c;
 }

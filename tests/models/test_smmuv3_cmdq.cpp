@@ -103,24 +103,24 @@ TEST(SmmuCmdq, BroadInvalidationCostsEverySetTargetedOneDoesNot) {
     ASSERT_NE(d, 0u);
     ASSERT_TRUE(h.read(1, kIova).ok());
     const auto& cfg = h.smmu.config();
-    const uint64_t iotlb_sets = cfg.iotlb.entries / cfg.iotlb.ways;                // 512
-    const uint64_t wc_sets = cfg.s1_walk_cache.entries / cfg.s1_walk_cache.ways;  // 64
+    const uint64_t iotlb_sets = cfg.translation.iotlb.entries / cfg.translation.iotlb.ways;                // 512
+    const uint64_t wc_sets = cfg.translation.s1_walk_cache.entries / cfg.translation.s1_walk_cache.ways;  // 64
     ASSERT_EQ(iotlb_sets, 512u);
 
     IOMMUSIM_ASSERT_OK(h.drv.invalidate_domain(d));   // TLBI_NH_ASID: scans every set
     ASSERT_FALSE(h.drv.invalidations().records().empty());
     const driver::InvalidationRecord asid = h.drv.invalidations().records().back();
     EXPECT_EQ(asid.commands, 2u);
-    EXPECT_GE(asid.execution_ps, iotlb_sets * cfg.iotlb.scan_cycles_per_set * 1000);
+    EXPECT_GE(asid.execution_ps, iotlb_sets * cfg.translation.iotlb.scan_cycles_per_set * 1000);
     // decode + fixed execution + IOTLB scan + S1 walk-cache scan, at 1 GHz.
-    EXPECT_EQ(asid.execution_ps, (cfg.cmd_decode_cycles + cfg.cmd_exec_cycles + iotlb_sets * cfg.iotlb.scan_cycles_per_set +
-                                  wc_sets * cfg.s1_walk_cache.scan_cycles_per_set) * 1000);
+    EXPECT_EQ(asid.execution_ps, (cfg.cmd_decode_cycles + cfg.cmd_exec_cycles + iotlb_sets * cfg.translation.iotlb.scan_cycles_per_set +
+                                  wc_sets * cfg.translation.s1_walk_cache.scan_cycles_per_set) * 1000);
 
     ASSERT_TRUE(h.read(1, kIova).ok());
     IOMMUSIM_ASSERT_OK(h.drv.invalidate_range(d, kIova, kPage, true));   // TLBI_NH_VA: one set
     const driver::InvalidationRecord va = h.drv.invalidations().records().back();
     EXPECT_EQ(va.commands, 2u);
-    EXPECT_EQ(va.execution_ps, (cfg.cmd_decode_cycles + cfg.cmd_exec_cycles + cfg.iotlb.scan_cycles_per_set) * 1000);
+    EXPECT_EQ(va.execution_ps, (cfg.cmd_decode_cycles + cfg.cmd_exec_cycles + cfg.translation.iotlb.scan_cycles_per_set) * 1000);
     EXPECT_LT(va.execution_ps * 50, asid.execution_ps);
     // The parts add up.
     for (const auto& r : {asid, va})

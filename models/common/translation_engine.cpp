@@ -1,0 +1,305 @@
+#include "models/common/translation_engine.h"
+
+#include <algorithm>
+
+namespace iommusim::common {
+
+using pagetable::Fault;
+using sc_core::sc_time_stamp;
+
+std::string validate(const TranslationEngineConfig& c) {
+  if (c.walkers == 0) return "walkers must be at least 1";
+  const std::pair<const char*, const CacheConfig*> caches[] = {
+      {"iotlb", &c.iotlb}, {"s1_walk_cache", &c.s1_walk_cache}, {"s2_walk_cache", &c.s2_walk_cache},
+      {"ipa_cache", &c.ipa_cache}};
+  for (auto& [name, cc] : caches)
+    if (auto e = validate(*cc); !e.empty()) return std::string(name) + ": " + e;
+  return {};
+}
+
+// State of one walk (or one config-address translation) while it runs.
+struct TranslationEngine::WalkContext {
+  uint64_t epoch = 0;
+  bool count_as_walk = true;   // false: config-structure reads, counted apart
+  unsigned reads = 0;
+  bool faulted = false;        // a nested stage-2 fault, already described in `fault`
+  TranslationFault fault;
+};
+
+namespace {
+uint8_t entry_kind(Stages s) {
+  switch (s) {
+    case Stages::Stage1: return kStage1Entries;
+    case Stages::Stage2: return kStage2Entries;
+    case Stages::Nested: return kNestedEntries;
+  }
+  return kStage1Entries;
+}
+bool overlaps(uint64_t lo, uint64_t bytes, const InvalidationScope& s) {
+  return s.bytes == 0 || (lo < s.addr + s.bytes && s.addr < lo + bytes);
+}
+}  // namespace
+
+TranslationEngine::TranslationEngine(const std::string& name, const TranslationEngineConfig& cfg, const Clock& clk,
+                                     MemoryRead read, const TranslationCacheNames& names)
+    : clk_(clk), read_(std::move(read)), names_(names), walkers_(name + ".walkers", cfg.walkers),
+      iotlb_(names.iotlb, cfg.iotlb, clk), s1_walk_cache_(names.s1_walk_cache, cfg.s1_walk_cache, clk),
+      s2_walk_cache_(names.s2_walk_cache, cfg.s2_walk_cache, clk), ipa_cache_(names.ipa_cache, cfg.ipa_cache, clk) {}
+
+pagetable::WalkStart TranslationEngine::walk_start(WalkCache& wc, const pagetable::Format& f, uint32_t domain,
+                                                   uint32_t space, uint64_t ia, uint64_t root) {
+  if (wc.enabled()) {
+    // One timed probe covers every level (the levels are looked up in parallel).
+    ResourceGuard port(wc.ports());
+    clk_.wait_cycles(wc.config().lookup_cycles);
+    for (unsigned level = f.last_level(); level > f.start_level(); --level) {
+      const unsigned shift = f.level_shift(level - 1);
+      if (auto t = wc.lookup(WalkKey{domain, space, uint8_t(shift), ia >> shift})) return {t->level, t->table};
+    }
+  }
+  return {f.start_level(), root};
+}
+
+pagetable::WalkResult TranslationEngine::stage_walk(WalkCache& wc, const pagetable::Format& f, uint32_t domain,
+                                                    uint32_t space, uint64_t root, uint64_t ia,
+                                                    const pagetable::Access& a, WalkContext& w, bool via_stage2,
+                                                    const Regime& r) {
+  const bool stage1 = &wc == &s1_walk_cache_;
+  const pagetable::WalkStart start = walk_start(wc, f, domain, space, ia, root);
+  auto fetch = [&](uint64_t addr, unsigned) {
+    pagetable::FetchResult fr;
+    uint64_t pa = addr;
+    if (via_stage2) {
+      const pagetable::Access table_read;   // stage-1 table walks are stage-2 reads
+      if (!stage2(r, addr, table_read, true, w, pa, nullptr)) { fr.ok = false; return fr; }
+    }
+    fr.ok = read_(pa, &fr.raw, 8);
+    if (w.count_as_walk) { table_reads_.inc(); (stage1 ? s1_reads_ : s2_reads_).inc(); ++w.reads; }
+    else config_reads_.inc();
+    return fr;
+  };
+  // Nothing a walk read before an invalidation may be cached after it.
+  uint64_t& shifts = stage1 ? s1_wc_shifts_ : s2_wc_shifts_;
+  auto fill = [&](unsigned level, uint64_t table) {
+    if (w.epoch != epoch_) return;
+    const unsigned shift = f.level_shift(level - 1);
+    shifts |= 1ull << shift;
+    wc.insert(WalkKey{domain, space, uint8_t(shift), ia >> shift}, WalkEntry{table, uint8_t(level)});
+  };
+  return pagetable::walk(f, start, ia, a, fetch, fill);
+}
+
+bool TranslationEngine::stage2(const Regime& r, uint64_t ipa, const pagetable::Access& a, bool table_fetch,
+                               WalkContext& w, uint64_t& pa, uint64_t* leaf_bytes) {
+  const IpaKey ikey{r.domain, ipa >> 12};
+  if (auto hit = ipa_cache_.timed_lookup(ikey)) {
+    const bool allowed = a.write ? hit->w : hit->r;
+    if (allowed && !(a.exec && !hit->x)) {
+      pa = (hit->pa_page << 12) | (ipa & 0xFFF);
+      if (leaf_bytes) *leaf_bytes = 1ull << hit->leaf_shift;
+      return true;
+    }
+  }
+  const pagetable::WalkResult wr = stage_walk(s2_walk_cache_, *r.s2, r.domain, 0, r.s2_root, ipa, a, w, false, r);
+  if (wr.fault != Fault::None) {
+    w.faulted = true;
+    w.fault = TranslationFault{wr.fault, 2, table_fetch, ipa, wr.descriptor_address, wr.level};
+    return false;
+  }
+  // Entries are keyed per 4 KB IPA page but remember the stage-2 leaf size, so combined
+  // IOTLB entries can cover the smaller of the two leaves.
+  const uint8_t shift = uint8_t(__builtin_ctzll(wr.leaf_bytes));
+  if (w.epoch == epoch_)
+    ipa_cache_.insert(ikey, IpaEntry{wr.output >> 12, wr.leaf.readable, wr.leaf.writable, wr.leaf.exec_user, shift});
+  pa = wr.output;
+  if (leaf_bytes) *leaf_bytes = wr.leaf_bytes;
+  return true;
+}
+
+Translation TranslationEngine::translate_config_address(const Regime& r, uint64_t ipa) {
+  Translation t;
+  WalkContext w;
+  w.epoch = epoch_;
+  w.count_as_walk = false;
+  uint64_t leaf = 0;
+  t.ok = stage2(r, ipa, pagetable::Access{}, true, w, t.output, &leaf);
+  t.leaf_bytes = leaf;
+  if (!t.ok) t.fault = w.fault;
+  return t;
+}
+
+Translation TranslationEngine::translate(const Regime& r, uint64_t input, const pagetable::Access& a) {
+  Translation t;
+  const uint8_t kind = entry_kind(r.stages);
+
+  // IOTLB: probe each page size that may be present; one lookup time covers them all.
+  if (iotlb_.enabled()) {
+    ResourceGuard port(iotlb_.ports());
+    clk_.wait_cycles(iotlb_.config().lookup_cycles);
+    if (tlb_page_shifts_ == 0) iotlb_.stats().misses.inc();   // nothing cached yet: still a lookup
+    for (unsigned n = 0; n < 3; ++n) {
+      if (!(tlb_page_shifts_ & (1u << n))) continue;
+      const uint8_t shift = uint8_t(12 + 9 * n);
+      if (auto e = iotlb_.lookup(TlbKey{r.domain, r.space, kind, shift, input >> shift})) {
+        const bool user_ok = r.stages == Stages::Stage2 || a.privileged || e->user;
+        if ((a.write ? e->w : e->r) && user_ok && !(a.exec && !e->x)) {
+          t.ok = t.tlb_hit = true;
+          t.output = (e->out_page << shift) | (input & ((1ull << shift) - 1));
+          return t;
+        }
+        break;   // permission problem: rewalk so the fault is reported from the tables
+      }
+    }
+  }
+
+  // Miss: take a walker and walk.
+  ResourceGuard walker(walkers_);
+  WalkContext w;
+  w.epoch = epoch_;
+  ++current_walks_;
+  const sc_core::sc_time begin = sc_time_stamp();
+  bool ok = true;
+  uint64_t output = 0, leaf_bytes = 0;
+  bool rd = true, wr_ok = true, x = true, user = true;
+
+  if (r.stages == Stages::Stage2) {
+    const pagetable::WalkResult wr = stage_walk(s2_walk_cache_, *r.s2, r.domain, 0, r.s2_root, input, a, w, false, r);
+    if (wr.fault != Fault::None) {
+      t.fault = TranslationFault{wr.fault, 2, false, input, wr.descriptor_address, wr.level};
+      ok = false;
+    } else {
+      output = wr.output; leaf_bytes = wr.leaf_bytes;
+      rd = wr.leaf.readable; wr_ok = wr.leaf.writable; x = wr.leaf.exec_user;
+    }
+  } else {
+    const bool nested = r.stages == Stages::Nested;
+    const pagetable::WalkResult wr =
+        stage_walk(s1_walk_cache_, *r.s1, r.domain, r.space, r.s1_root, input, a, w, nested, r);
+    if (wr.fault != Fault::None) {
+      t.fault = w.faulted ? w.fault : TranslationFault{wr.fault, 1, false, 0, wr.descriptor_address, wr.level};
+      ok = false;
+    } else {
+      output = wr.output; leaf_bytes = wr.leaf_bytes;
+      rd = wr.leaf.readable; wr_ok = wr.leaf.writable; user = wr.leaf.user;
+      x = a.privileged ? wr.leaf.exec_priv : wr.leaf.exec_user;
+      if (nested) {
+        // The final IPA goes through stage 2; the combined entry covers the smaller page.
+        uint64_t pa = 0, s2_leaf = 0;
+        if (!stage2(r, output, a, false, w, pa, &s2_leaf)) { t.fault = w.fault; ok = false; }
+        else { output = pa; leaf_bytes = std::min(leaf_bytes, s2_leaf); }
+      }
+    }
+  }
+  walk_reads_.record(w.reads);
+  walk_ps_.record(to_ps(sc_time_stamp() - begin));
+  const bool stale = w.epoch != epoch_;
+  if (!stale) --current_walks_;
+  else if (--older_walks_ == 0) drained_.notify(sc_core::SC_ZERO_TIME);
+  if (!ok) return t;
+
+  // A walk overtaken by an invalidation must not install what it read before it.
+  if (stale) stale_fills_dropped_.inc();
+  else if (iotlb_.enabled()) {
+    const unsigned shift = leaf_bytes >= (1ull << 30) ? 30 : leaf_bytes >= (1ull << 21) ? 21 : 12;
+    tlb_page_shifts_ |= uint8_t(1u << ((shift - 12) / 9));
+    iotlb_.insert(TlbKey{r.domain, r.space, kind, uint8_t(shift), input >> shift},
+                  TlbEntry{output >> shift, rd, wr_ok, x, user});
+  }
+  t.ok = true;
+  t.output = output;
+  t.leaf_bytes = leaf_bytes;
+  return t;
+}
+
+// ---------------------------------------------------------------- invalidation
+
+void TranslationEngine::invalidate_walk_cache(WalkCache& wc, uint64_t shifts, const InvalidationScope& s,
+                                              bool match_space) {
+  auto tags = [&](const WalkKey& k) {
+    return (!s.domain || k.domain == *s.domain) && (!match_space || !s.space || k.space == *s.space);
+  };
+  if (s.bytes == 0) {
+    wc.charge(wc.invalidate_all_sets([&](const WalkKey& k, const WalkEntry&) { return tags(k); }));
+    return;
+  }
+  // An entry of shift S covers 2^S bytes of input; visit each entry the range can touch.
+  InvalidationScan total;
+  for (unsigned shift = 12; shift < 64; ++shift) {
+    if (!(shifts & (1ull << shift))) continue;
+    const uint64_t first = s.addr >> shift, last = (s.addr + s.bytes - 1) >> shift;
+    auto pred = [&](const WalkKey& k, const WalkEntry&) {
+      return tags(k) && k.shift == shift && k.prefix >= first && k.prefix <= last;
+    };
+    auto hash = [&](uint64_t p) { return WalkKey{0, 0, uint8_t(shift), p}.set_hash(); };
+    auto scan = wc.invalidate_span(first, last, hash, pred);
+    total.sets_scanned += scan.sets_scanned;
+    total.entries_removed += scan.entries_removed;
+  }
+  wc.charge(total);
+}
+
+void TranslationEngine::invalidate_by_input(const InvalidationScope& s, uint8_t kinds) {
+  begin_epoch();
+  auto pred = [&](const TlbKey& k, const TlbEntry&) {
+    if (!(kinds & k.kind)) return false;
+    if (s.domain && k.domain != *s.domain) return false;
+    if (s.space && k.space != *s.space) return false;
+    return overlaps(k.vpn << k.page_shift, 1ull << k.page_shift, s);
+  };
+  if (s.bytes == 0) {
+    iotlb_.charge(iotlb_.invalidate_all_sets(pred));
+  } else {
+    InvalidationScan total;
+    for (unsigned n = 0; n < 3; ++n) {
+      if (!(tlb_page_shifts_ & (1u << n))) continue;
+      const unsigned shift = 12 + 9 * n;
+      const uint64_t first = s.addr >> shift, last = (s.addr + s.bytes - 1) >> shift;
+      auto scan = iotlb_.invalidate_span(first, last, [](uint64_t vpn) { return vpn; }, pred);   // hashes by vpn
+      total.sets_scanned += scan.sets_scanned;
+      total.entries_removed += scan.entries_removed;
+    }
+    iotlb_.charge(total);
+  }
+  if (!s.leaf_only) invalidate_walk_cache(s1_walk_cache_, s1_wc_shifts_, s, true);
+}
+
+void TranslationEngine::invalidate_by_ipa(const InvalidationScope& s, bool include_tlb) {
+  begin_epoch();
+  if (include_tlb) {
+    InvalidationScope any_space = s;
+    any_space.space.reset();
+    any_space.leaf_only = true;   // the stage-1 walk cache is not indexed by IPA
+    invalidate_by_input(any_space, kStage2Entries);   // stage-2-only entries: input == IPA
+  }
+  auto pred = [&](const IpaKey& k, const IpaEntry&) {
+    return (!s.domain || k.domain == *s.domain) && overlaps(k.ipa_page << 12, 4096, s);
+  };
+  if (s.bytes == 0) ipa_cache_.charge(ipa_cache_.invalidate_all_sets(pred));
+  else
+    ipa_cache_.charge(ipa_cache_.invalidate_span(s.addr >> 12, (s.addr + s.bytes - 1) >> 12,
+                                                 [](uint64_t page) { return page; }, pred));
+  if (!s.leaf_only) invalidate_walk_cache(s2_walk_cache_, s2_wc_shifts_, s, false);
+}
+
+void TranslationEngine::drain_older_walks() {
+  while (older_walks_ > 0) sc_core::wait(drained_);
+}
+
+void TranslationEngine::register_stats(StatRegistry& reg, const std::string& p) const {
+  reg.add(p + ".table_reads", table_reads_, "count", "page-table descriptor reads by translation walks (S1+S2)");
+  reg.add(p + ".s1_table_reads", s1_reads_, "count", "stage-1 descriptor reads");
+  reg.add(p + ".s2_table_reads", s2_reads_, "count", "stage-2 descriptor reads (incl. those nested in S1 walks)");
+  reg.add(p + ".config_table_reads", config_reads_, "count",
+          "stage-2 descriptor reads made to locate configuration structures at guest addresses");
+  reg.add(p + ".stale_fills_dropped", stale_fills_dropped_, "count",
+          "walk results not cached because an invalidation overtook the walk");
+  reg.add(p + ".walk_reads", walk_reads_, "reads", "page-table reads per IOTLB-miss walk");
+  reg.add(p + ".walk_latency", walk_ps_, "ns", "IOTLB-miss walk time incl. walk-cache probes", 1e-3);
+  iotlb_.stats().register_stats(reg, p + "." + names_.iotlb, names_.iotlb_what);
+  s1_walk_cache_.stats().register_stats(reg, p + "." + names_.s1_walk_cache, names_.s1_walk_what);
+  s2_walk_cache_.stats().register_stats(reg, p + "." + names_.s2_walk_cache, names_.s2_walk_what);
+  ipa_cache_.stats().register_stats(reg, p + "." + names_.ipa_cache, names_.ipa_what);
+  walkers_.register_stats(reg, p + ".walkers");
+}
+
+}  // namespace iommusim::common

@@ -1,0 +1,184 @@
+// The translation engine every vendor model shares: IOTLB, stage-1 and stage-2 walk
+// caches, the IPA/GPA->PA cache, walker slots, and the one-stage and nested (2D) walks.
+//
+// A vendor model resolves its own configuration structures (SMMU STE/CD, VT-d context and
+// PASID entries, AMD DTE/GCR3) into a Regime: which stages apply, the page-table formats
+// and roots, and the two tags every cache entry carries:
+//   domain  - SMMU VMID, VT-d DID, AMD DomainID (tags every cache);
+//   space   - SMMU ASID, VT-d PASID, AMD PASID (tags IOTLB and stage-1 walk-cache entries).
+// The engine walks through the model's memory socket (descriptor reads cost memory time),
+// and reports faults in neutral form; the vendor turns them into its records.
+//
+// Invalidation is by scope (domain, space, address range, leaf-only) and costs the scan
+// time of the caches it touches (see SetAssocCache::charge). Each invalidation starts a new
+// epoch: walks that began before it may not fill any cache when they finish, and a
+// completion barrier (CMD_SYNC, inv_wait, COMPLETION_WAIT) calls drain_older_walks().
+//
+// What it models: IOTLB entries for 4 KB, 2 MB and 1 GB pages (a combined nested entry
+// covers the smaller of the two leaves; other leaf sizes are cached as 4 KB entries);
+// walk caches keyed by the input bits above each table (so any format and level skipping
+// fit); one timed probe for all IOTLB page sizes and one for all walk-cache levels.
+// What it does not model: prefetch, speculative walks, hardware A/D updates.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "models/common/cache.h"
+#include "models/common/clock.h"
+#include "models/common/resource.h"
+#include "models/common/stats.h"
+#include "models/pagetable/format.h"
+#include "models/pagetable/walker.h"
+
+namespace iommusim::common {
+
+struct TranslationEngineConfig {
+  unsigned walkers = 16;   // concurrent table walks
+  CacheConfig iotlb{2048, 4, Replacement::Lru, 3, 4, 1, 2};
+  CacheConfig s1_walk_cache{256, 4, Replacement::Lru, 4, 2, 1, 3};
+  CacheConfig s2_walk_cache{128, 4, Replacement::Lru, 4, 2, 1, 4};
+  CacheConfig ipa_cache{128, 4, Replacement::Lru, 3, 2, 1, 5};
+};
+std::string validate(const TranslationEngineConfig& c);   // "" or a message naming the field
+
+// Stat names of the four caches; vendors use their own words (VT-d "PSC", AMD "PDC").
+struct TranslationCacheNames {
+  std::string iotlb = "iotlb", s1_walk_cache = "s1_walk_cache", s2_walk_cache = "s2_walk_cache",
+              ipa_cache = "ipa_cache";
+  std::string iotlb_what = "IOTLB", s1_walk_what = "stage-1 walk cache", s2_walk_what = "stage-2 walk cache",
+              ipa_what = "IPA->PA cache";
+};
+
+enum class Stages : uint8_t { Stage1 = 1, Stage2 = 2, Nested = 3 };
+// IOTLB entry kinds, as a mask for invalidation.
+enum EntryKinds : uint8_t { kStage1Entries = 1, kStage2Entries = 2, kNestedEntries = 4, kAllEntries = 7 };
+
+struct Regime {
+  Stages stages = Stages::Stage1;
+  uint32_t domain = 0;
+  uint32_t space = 0;
+  const pagetable::Format* s1 = nullptr;
+  uint64_t s1_root = 0;   // an IPA/GPA when nested
+  const pagetable::Format* s2 = nullptr;
+  uint64_t s2_root = 0;
+};
+
+struct TranslationFault {
+  pagetable::Fault fault = pagetable::Fault::None;
+  unsigned stage = 1;               // stage whose tables faulted
+  bool table_fetch = false;         // a stage-2 fault while translating a stage-1 table (or config) address
+  uint64_t ipa = 0;                 // stage-2 input of the faulting access (stage 2 only)
+  uint64_t descriptor_address = 0;  // last descriptor read (PA)
+  unsigned level = 0;
+};
+
+struct Translation {
+  bool ok = false;
+  bool tlb_hit = false;
+  uint64_t output = 0;
+  uint64_t leaf_bytes = 0;   // 0 on an IOTLB hit
+  TranslationFault fault;
+};
+
+// Which entries an invalidation hits. Unset optionals match everything.
+struct InvalidationScope {
+  std::optional<uint32_t> domain;
+  std::optional<uint32_t> space;
+  uint64_t addr = 0, bytes = 0;     // bytes == 0: every address
+  bool leaf_only = false;           // walk caches survive (SMMU Leaf=1, VT-d IH=1, AMD PDE=0)
+};
+
+class TranslationEngine {
+ public:
+  // read: reads `len` bytes of simulated memory through the model's socket (may wait).
+  using MemoryRead = std::function<bool(uint64_t addr, void* dst, unsigned len)>;
+
+  TranslationEngine(const std::string& name, const TranslationEngineConfig& cfg, const Clock& clk, MemoryRead read,
+                    const TranslationCacheNames& names = {});
+
+  // Translates `input` (IOVA/VA) under `r`. Takes time; call from an SC_THREAD.
+  Translation translate(const Regime& r, uint64_t input, const pagetable::Access& a);
+  // Stage-2 translation of a configuration structure the IOMMU reads at a guest address
+  // (a CD, the GCR3 table): cached like table fetches, counted as config reads.
+  Translation translate_config_address(const Regime& r, uint64_t ipa);
+
+  // Entries found by the request's input address: IOTLB entries of `kinds`, and (unless
+  // leaf_only) the stage-1 walk cache.
+  void invalidate_by_input(const InvalidationScope& s, uint8_t kinds);
+  // Entries found by IPA/GPA: stage-2-only IOTLB entries (if include_tlb), the IPA cache
+  // and (unless leaf_only) the stage-2 walk cache. The space tag is ignored.
+  void invalidate_by_ipa(const InvalidationScope& s, bool include_tlb = true);
+  // Completion barrier: returns once every walk that began before the last invalidation
+  // has finished.
+  void drain_older_walks();
+
+  void register_stats(StatRegistry& reg, const std::string& prefix) const;
+  const CacheStats& iotlb_stats() const { return iotlb_.stats(); }
+  const CacheStats& s1_walk_cache_stats() const { return s1_walk_cache_.stats(); }
+  const CacheStats& s2_walk_cache_stats() const { return s2_walk_cache_.stats(); }
+  const CacheStats& ipa_cache_stats() const { return ipa_cache_.stats(); }
+  const Histogram& walk_reads() const { return walk_reads_; }
+  const Histogram& walk_latency_ps() const { return walk_ps_; }
+  uint64_t table_reads() const { return table_reads_.value(); }
+  uint64_t config_table_reads() const { return config_reads_.value(); }
+  uint64_t iotlb_entries() const { return iotlb_.valid_entries(); }
+
+  // Cache keys (public so tests and vendors can name them).
+  struct TlbKey {
+    uint32_t domain = 0, space = 0; uint8_t kind = 0, page_shift = 12; uint64_t vpn = 0;
+    bool operator==(const TlbKey& o) const {
+      return vpn == o.vpn && domain == o.domain && space == o.space && kind == o.kind && page_shift == o.page_shift;
+    }
+    uint64_t set_hash() const { return vpn; }
+  };
+  struct TlbEntry { uint64_t out_page = 0; bool r = false, w = false, x = false, user = false; };
+  // A walk-cache entry holds the table that the input bits above `shift` select.
+  struct WalkKey {
+    uint32_t domain = 0, space = 0; uint8_t shift = 0; uint64_t prefix = 0;
+    bool operator==(const WalkKey& o) const {
+      return prefix == o.prefix && shift == o.shift && domain == o.domain && space == o.space;
+    }
+    uint64_t set_hash() const { return prefix * 4 + (shift >= 48 ? 0 : (48u - shift) / 9); }
+  };
+  struct WalkEntry { uint64_t table = 0; uint8_t level = 0; };
+  struct IpaKey {
+    uint32_t domain = 0; uint64_t ipa_page = 0;
+    bool operator==(const IpaKey& o) const { return ipa_page == o.ipa_page && domain == o.domain; }
+    uint64_t set_hash() const { return ipa_page; }
+  };
+  struct IpaEntry { uint64_t pa_page = 0; bool r = false, w = false, x = false; uint8_t leaf_shift = 12; };
+
+ private:
+  using WalkCache = SetAssocCache<WalkKey, WalkEntry>;
+  struct WalkContext;
+
+  pagetable::WalkStart walk_start(WalkCache& wc, const pagetable::Format& f, uint32_t domain, uint32_t space,
+                                  uint64_t ia, uint64_t root);
+  bool stage2(const Regime& r, uint64_t ipa, const pagetable::Access& a, bool table_fetch, WalkContext& w,
+              uint64_t& pa, uint64_t* leaf_bytes);
+  pagetable::WalkResult stage_walk(WalkCache& wc, const pagetable::Format& f, uint32_t domain, uint32_t space,
+                                   uint64_t root, uint64_t ia, const pagetable::Access& a, WalkContext& w,
+                                   bool via_stage2, const Regime& r);
+  void invalidate_walk_cache(WalkCache& wc, uint64_t shifts, const InvalidationScope& s, bool match_space);
+  void begin_epoch() { ++epoch_; older_walks_ += current_walks_; current_walks_ = 0; }
+
+  Clock clk_;
+  MemoryRead read_;
+  TranslationCacheNames names_;
+  CountedResource walkers_;
+  SetAssocCache<TlbKey, TlbEntry> iotlb_;
+  WalkCache s1_walk_cache_, s2_walk_cache_;
+  SetAssocCache<IpaKey, IpaEntry> ipa_cache_;
+  uint8_t tlb_page_shifts_ = 0;                 // bit n: the IOTLB may hold entries of shift 12 + 9n
+  uint64_t s1_wc_shifts_ = 0, s2_wc_shifts_ = 0;  // bit s: a walk-cache entry of shift s was filled
+
+  sc_core::sc_event drained_;
+  uint64_t epoch_ = 0, current_walks_ = 0, older_walks_ = 0;
+
+  Counter table_reads_, s1_reads_, s2_reads_, config_reads_, stale_fills_dropped_;
+  Histogram walk_reads_, walk_ps_;
+};
+
+}  // namespace iommusim::common
