@@ -123,7 +123,7 @@ Params read_params(const json& j) {
   if (p.guest_ram_pa + p.guest_ram_bytes > p.mem.size_bytes)
     pl.fail("guest_ram_pa", "guest RAM ends beyond simulated memory (" + std::to_string(p.mem.size_bytes >> 30) + " GiB)");
   if (p.guest_ram_pa % p.s2_page || p.guest_ram_bytes % p.s2_page) pl.fail("guest_ram_pa", "guest RAM must be aligned to stage2_page_bytes");
-  if (p.guest_ram_pa < (p.drv.table_pool_base + p.drv.table_pool_bytes) && p.guest_ram_pa + p.guest_ram_bytes > p.drv.table_pool_base)
+  if (p.guest_ram_pa < (p.drv.memory.table_pool_base + p.drv.memory.table_pool_bytes) && p.guest_ram_pa + p.guest_ram_bytes > p.drv.memory.table_pool_base)
     pl.fail("guest_ram_pa", "overlaps the host table pool at 0x100000000 (256 MiB)");
 
   auto t = root.section("traffic");
@@ -160,9 +160,9 @@ Params read_params(const json& j) {
   }
   // Everything the traffic and churn touch must fit in guest RAM (buffers + guest tables).
   const uint64_t need = p.ep.window_bytes + churn_units(p) * churn_unit(p);
-  p.drv.guest_pool_ipa = (p.buffer_ipa + need + p.s2_page + (p.s2_page - 1)) & ~(p.s2_page - 1);
-  p.drv.guest_pool_bytes = 16ull << 20;
-  if (p.drv.guest_pool_ipa + p.drv.guest_pool_bytes > p.guest_ram_bytes)
+  p.drv.memory.guest_pool_ipa = (p.buffer_ipa + need + p.s2_page + (p.s2_page - 1)) & ~(p.s2_page - 1);
+  p.drv.memory.guest_pool_bytes = 16ull << 20;
+  if (p.drv.memory.guest_pool_ipa + p.drv.memory.guest_pool_bytes > p.guest_ram_bytes)
     pl.fail("guest_ram_bytes", "too small for the DMA window, the churn pages and 16 MiB of guest tables");
   return p;
 }

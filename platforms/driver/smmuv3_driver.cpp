@@ -31,72 +31,12 @@ std::string validate(const Smmuv3DriverConfig& c) {
   if (c.evtq_log2 < 1 || c.evtq_log2 > 19) return "evtq_log2 must be 1..19";
   if (c.stream_table_log2 < 1 || c.stream_table_log2 > 24) return "stream_table_log2 must be 1..24";
   if (c.cd_table_log2 > 10) return "cd_table_log2 must be 0..10";
-  if (c.table_pool_bytes < (1u << 20)) return "table_pool_bytes must be at least 1 MiB";
-  if (c.table_pool_base % 4096 || c.guest_pool_ipa % 4096) return "pool bases must be 4 KiB aligned";
-  return {};
+  return validate(c.memory);
 }
-
-struct Smmuv3Driver::Domain {
-  DomainKind kind;
-  DomainId parent = 0;
-  uint16_t vmid = 0, asid = 0;
-  std::unique_ptr<pagetable::VmsaFormat> format;
-  std::unique_ptr<pagetable::TableBuilder> tables;
-  bool nest_parent = false;
-};
-
-// Host page tables: PA space, written straight into memory; each store costs CPU time.
-class Smmuv3Driver::HostTables : public pagetable::TableMemory {
- public:
-  explicit HostTables(Smmuv3Driver& d) : d_(d) {}
-  uint64_t read_descriptor(uint64_t a) override { return d_.mem_.read64(a); }
-  void write_descriptor(uint64_t a, uint64_t v) override { d_.mem_.write64(a, v); ++stores; }
-  uint64_t allocate_table(uint64_t bytes) override { return d_.alloc_host(bytes, std::max<uint64_t>(bytes, 4096)); }
-  uint64_t stores = 0;
- private:
-  Smmuv3Driver& d_;
-};
-
-// Guest-owned structures (nested S1 tables, CD tables) live at IPAs; the guest's stores
-// reach PA through the stage-2 tables its VMM built.
-class Smmuv3Driver::GuestTables : public pagetable::TableMemory {
- public:
-  GuestTables(Smmuv3Driver& d, uint64_t base, uint64_t bytes) : d_(d), next_(base), end_(base + bytes) {}
-  void set_stage2(const Domain* s2) { s2_ = s2; }
-  bool to_pa(uint64_t ipa, uint64_t& pa) const {
-    if (!s2_) return false;
-    pagetable::Access write; write.write = true;
-    auto w = pagetable::walk(*s2_->format, {s2_->format->start_level(), s2_->tables->root()}, ipa, write,
-                             [&](uint64_t a, unsigned) { return pagetable::FetchResult{true, d_.mem_.read64(a)}; });
-    pa = w.output;
-    return w.fault == pagetable::Fault::None;
-  }
-  uint64_t read_descriptor(uint64_t ipa) override { uint64_t pa; return to_pa(ipa, pa) ? d_.mem_.read64(pa) : 0; }
-  void write_descriptor(uint64_t ipa, uint64_t v) override {
-    uint64_t pa;
-    if (to_pa(ipa, pa)) { d_.mem_.write64(pa, v); ++stores; } else ++unmapped;
-  }
-  uint64_t allocate_table(uint64_t bytes) override {
-    const uint64_t align = std::max<uint64_t>(bytes, 4096);
-    uint64_t a = (next_ + align - 1) & ~(align - 1);
-    if (a + bytes > end_) { ++exhausted; return 0; }
-    next_ = a + bytes;
-    return a;
-  }
-  uint64_t stores = 0, unmapped = 0, exhausted = 0;
- private:
-  Smmuv3Driver& d_;
-  const Domain* s2_ = nullptr;
-  uint64_t next_, end_;
-};
 
 Smmuv3Driver::Smmuv3Driver(sc_core::sc_module_name name, const Smmuv3DriverConfig& cfg, Smmuv3& smmu,
                            memory::SparseMemory& memory)
-    : sc_module(name), mmio("mmio"), cfg_(cfg), smmu_(smmu), mem_(memory),
-      cpu_cycle_(sc_core::sc_time(1e6 / cfg.timing.cpu_mhz, sc_core::SC_PS)),
-      host_next_(cfg.table_pool_base), host_end_(cfg.table_pool_base + cfg.table_pool_bytes),
-      host_tables_(std::make_unique<HostTables>(*this)),
-      guest_tables_(std::make_unique<GuestTables>(*this, cfg.guest_pool_ipa, cfg.guest_pool_bytes)) {
+    : DriverBase(name, cfg.timing, cfg.memory, memory), cfg_(cfg), smmu_(smmu) {
   traces_.resize(size_t(1) << cfg.cmdq_log2);
   smmu_.set_command_probe([this](const CommandTrace& t) {
     traces_[t.queue_index & ((1u << cfg_.cmdq_log2) - 1)] = t;
@@ -104,33 +44,6 @@ Smmuv3Driver::Smmuv3Driver(sc_core::sc_module_name name, const Smmuv3DriverConfi
 }
 
 Smmuv3Driver::~Smmuv3Driver() = default;
-
-uint64_t Smmuv3Driver::alloc_host(uint64_t bytes, uint64_t align) {
-  uint64_t a = (host_next_ + align - 1) & ~(align - 1);
-  if (a + bytes > host_end_) return 0;
-  host_next_ = a + bytes;
-  return a;
-}
-
-void Smmuv3Driver::charge_cycles(uint64_t n) { if (n) sc_core::wait(cpu_cycle_ * double(n)); }
-
-void Smmuv3Driver::mmio_write32(uint64_t off, uint32_t v) {
-  common::PayloadPool pool;
-  sc_core::wait(sc_core::sc_time(cfg_.timing.mmio_write_ns, sc_core::SC_NS));
-  common::blocking_access(mmio, pool, tlm::TLM_WRITE_COMMAND, off, &v, 4);
-}
-void Smmuv3Driver::mmio_write64(uint64_t off, uint64_t v) {
-  common::PayloadPool pool;
-  sc_core::wait(sc_core::sc_time(cfg_.timing.mmio_write_ns, sc_core::SC_NS));
-  common::blocking_access(mmio, pool, tlm::TLM_WRITE_COMMAND, off, &v, 8);
-}
-uint32_t Smmuv3Driver::mmio_read32(uint64_t off) {
-  common::PayloadPool pool;
-  uint32_t v = 0;
-  sc_core::wait(sc_core::sc_time(cfg_.timing.mmio_read_ns, sc_core::SC_NS));
-  common::blocking_access(mmio, pool, tlm::TLM_READ_COMMAND, off, &v, 4);
-  return v;
-}
 
 Status Smmuv3Driver::init() {
   if (auto e = validate(cfg_); !e.empty()) return Status::fail("driver." + e);
@@ -172,47 +85,21 @@ Status Smmuv3Driver::init() {
   return {};
 }
 
-Smmuv3Driver::Domain* Smmuv3Driver::domain(DomainId d, Status& st) {
-  if (d == 0 || d > domains_.size()) { st = Status::fail("no domain " + std::to_string(d)); return nullptr; }
-  return domains_[d - 1].get();
-}
+uint16_t Smmuv3Driver::vmid_of(DomainId d) const { return static_cast<const SmmuDomain*>(domain(d))->vmid; }
+uint16_t Smmuv3Driver::asid_of(DomainId d) const { return static_cast<const SmmuDomain*>(domain(d))->asid; }
 
-uint16_t Smmuv3Driver::vmid_of(DomainId d) const { return domains_.at(d - 1)->vmid; }
-uint16_t Smmuv3Driver::asid_of(DomainId d) const { return domains_.at(d - 1)->asid; }
-
-std::optional<DomainId> Smmuv3Driver::create_domain(DomainKind kind, std::optional<DomainId> parent, std::string* why) {
-  auto dom = std::make_unique<Domain>();
-  dom->kind = kind;
+std::unique_ptr<DriverBase::Domain> Smmuv3Driver::make_domain(DomainKind kind, const Domain* parent, std::string*) {
+  auto dom = std::make_unique<SmmuDomain>();
   if (kind == DomainKind::Stage2) {
     dom->vmid = next_vmid_++;
     // 48-bit IPA, 4K granule, start at level 0 (SL0=2).
     dom->format = std::make_unique<pagetable::VmsaFormat>(pagetable::VmsaConfig{2, 12, 48, 0, 48, false});
-    dom->tables = std::make_unique<pagetable::TableBuilder>(*dom->format, *host_tables_);
   } else {
     dom->asid = next_asid_++;
+    if (parent) dom->vmid = static_cast<const SmmuDomain*>(parent)->vmid;
     dom->format = std::make_unique<pagetable::VmsaFormat>(pagetable::VmsaConfig{1, 12, 48, 0, 48, false});
-    if (kind == DomainKind::Nested) {
-      if (!parent || *parent == 0 || *parent > domains_.size() || domains_[*parent - 1]->kind != DomainKind::Stage2) {
-        if (why) *why = "a nested domain needs a stage-2 parent domain";
-        return std::nullopt;
-      }
-      Domain* p = domains_[*parent - 1].get();
-      p->nest_parent = true;
-      dom->parent = *parent;
-      dom->vmid = p->vmid;
-      guest_tables_->set_stage2(p);
-      dom->tables = std::make_unique<pagetable::TableBuilder>(*dom->format, *guest_tables_);
-      if (dom->tables->root() == 0 || guest_tables_->unmapped) {
-        if (why) *why = "guest table pool is not mapped by the parent stage 2 (map driver.guest_pool_ipa first)";
-        return std::nullopt;
-      }
-    } else {
-      dom->tables = std::make_unique<pagetable::TableBuilder>(*dom->format, *host_tables_);
-    }
   }
-  if (dom->tables->root() == 0) { if (why) *why = "table pool exhausted"; return std::nullopt; }
-  domains_.push_back(std::move(dom));
-  return DomainId(domains_.size());
+  return dom;
 }
 
 uint64_t Smmuv3Driver::ste_address(uint32_t sid) const {
@@ -228,7 +115,7 @@ Status Smmuv3Driver::write_ste(uint32_t sid) {
   ste.s1_cir = ste.s1_cor = 1; ste.s1_csh = 3;
   const bool s1 = at.has_cd;
   if (at.has_s2) {
-    const Domain& s2 = *domains_[at.s2 - 1];
+    const SmmuDomain& s2 = *static_cast<const SmmuDomain*>(domain(at.s2));
     ste.s2_vmid = s2.vmid;
     ste.s2_t0sz = 16; ste.s2_sl0 = 2; ste.s2_tg = 0; ste.s2_ps = 5; ste.s2_aa64 = true;
     ste.s2_ir0 = ste.s2_or0 = 1; ste.s2_sh0 = 3; ste.s2_r = true;
@@ -258,7 +145,7 @@ Status Smmuv3Driver::write_ste(uint32_t sid) {
 
 Status Smmuv3Driver::attach(uint32_t rid, std::optional<uint32_t> pasid, DomainId d) {
   Status st;
-  Domain* dom = domain(d, st);
+  SmmuDomain* dom = smmu_domain(d, st);
   if (!dom) return st;
   if (rid >> cfg_.stream_table_log2) return Status::fail("RID " + std::to_string(rid) + " beyond the stream table");
   if (pasid && *pasid >> cfg_.cd_table_log2) return Status::fail("PASID " + std::to_string(*pasid) + " beyond S1CDMax");
@@ -276,7 +163,7 @@ Status Smmuv3Driver::attach(uint32_t rid, std::optional<uint32_t> pasid, DomainI
     if (!at.has_cd) {
       const uint64_t bytes = uint64_t(64) << cfg_.cd_table_log2;
       at.cd_in_guest = dom->kind == DomainKind::Nested;
-      at.cd_table = at.cd_in_guest ? guest_tables_->allocate_table(bytes) : alloc_host(bytes, 64);
+      at.cd_table = at.cd_in_guest ? alloc_guest(bytes, std::max<uint64_t>(bytes, 4096)) : alloc_host(bytes, 64);
       if (!at.cd_table) return Status::fail("no memory for the CD table");
       at.has_cd = true;
       at.bypass_no_pasid = pasid.has_value();
@@ -290,8 +177,11 @@ Status Smmuv3Driver::attach(uint32_t rid, std::optional<uint32_t> pasid, DomainI
     cd.mair = 0xFF;   // attr 0: normal WB
     const CdWords w = encode_cd(cd);
     const uint64_t cd_addr = at.cd_table + uint64_t(ssid) * 64;
-    if (at.cd_in_guest) { for (unsigned i = 0; i < 8; ++i) guest_tables_->write_descriptor(cd_addr + 8 * i, w[i]); }
-    else mem_.write(cd_addr, w.data(), 64);
+    if (at.cd_in_guest) {
+      if (!guest_write(*domain(at.s2), cd_addr, w.data(), 64)) return Status::fail("CD table not mapped by stage 2");
+    } else {
+      mem_.write(cd_addr, w.data(), 64);
+    }
     charge_cycles(8 * uint64_t(cfg_.timing.descriptor_write_cycles));
     cmds.push_back(cmd_cfgi_cd(rid, ssid, true));
   }
@@ -300,38 +190,9 @@ Status Smmuv3Driver::attach(uint32_t rid, std::optional<uint32_t> pasid, DomainI
   return submit(cmds, "attach");
 }
 
-Status Smmuv3Driver::edit_result(const pagetable::EditResult& r) {
-  charge_cycles(uint64_t(r.descriptors_written) * cfg_.timing.descriptor_write_cycles);
-  return r.ok ? Status{} : Status::fail(r.error);
-}
-
-Status Smmuv3Driver::map(DomainId d, uint64_t iova, uint64_t pa, uint64_t bytes, Prot prot, uint64_t page_bytes) {
-  Status st;
-  Domain* dom = domain(d, st);
-  if (!dom) return st;
-  charge_cycles(cfg_.timing.op_overhead_cycles);
-  pagetable::LeafAttributes a;
-  a.read = prot.read; a.write = prot.write; a.exec = prot.exec;
-  return edit_result(dom->tables->map(iova, pa, bytes, page_bytes, a));
-}
-
-Status Smmuv3Driver::unmap(DomainId d, uint64_t iova, uint64_t bytes) {
-  Status st;
-  Domain* dom = domain(d, st);
-  if (!dom) return st;
-  const uint64_t t0 = to_ps(sc_time_stamp());
-  charge_cycles(cfg_.timing.op_overhead_cycles);
-  if (Status s = edit_result(dom->tables->unmap(iova, bytes)); !s.ok) return s;
-  // The PTE clearing is software time of the same operation.
-  op_start_ps_ = t0;
-  pending_op_ = "unmap";
-  Status s = invalidate_range(d, iova, bytes, true);
-  return s;
-}
-
 Status Smmuv3Driver::invalidate_range(DomainId d, uint64_t iova, uint64_t bytes, bool leaf) {
   Status st;
-  Domain* dom = domain(d, st);
+  SmmuDomain* dom = smmu_domain(d, st);
   if (!dom) return st;
   if (bytes == 0) return Status::fail("invalidate_range: empty range");
   std::vector<CmdWords> cmds;
@@ -341,14 +202,12 @@ Status Smmuv3Driver::invalidate_range(DomainId d, uint64_t iova, uint64_t bytes,
   }
   // Combined S1+S2 entries are not hit by TLBI_S2_IPA: a nest parent also drops S1 by VMID.
   if (dom->kind == DomainKind::Stage2 && dom->nest_parent) cmds.push_back(cmd_tlbi_nh_all(dom->vmid));
-  std::string op = pending_op_.empty() ? (leaf ? "invalidate_range_leaf" : "invalidate_range") : pending_op_;
-  pending_op_.clear();
-  return submit(cmds, op);
+  return submit(cmds, take_pending_op(leaf ? "invalidate_range_leaf" : "invalidate_range"));
 }
 
 Status Smmuv3Driver::invalidate_domain(DomainId d) {
   Status st;
-  Domain* dom = domain(d, st);
+  SmmuDomain* dom = smmu_domain(d, st);
   if (!dom) return st;
   if (dom->kind == DomainKind::Stage2) return submit({cmd_tlbi_s12_vmall(dom->vmid)}, "invalidate_domain");
   return submit({cmd_tlbi_nh_asid(dom->vmid, dom->asid)}, "invalidate_domain");
@@ -383,15 +242,13 @@ void Smmuv3Driver::global_bypass() {
 }
 
 Status Smmuv3Driver::submit(const std::vector<CmdWords>& cmds_in, const std::string& op) {
-  const uint64_t t0 = op_start_ps_ ? op_start_ps_ : to_ps(sc_time_stamp());
-  op_start_ps_ = 0;
+  const uint64_t t0 = take_op_start(to_ps(sc_time_stamp()));
   const common::WrapRing ring{cfg_.cmdq_log2};
   charge_cycles(cfg_.timing.op_overhead_cycles);
   const uint32_t first = cmdq_prod_;
   const size_t n_total = cmds_in.size() + 1;
   // Like Linux's ARM_SMMU_POLL_TIMEOUT_US: a queue that never drains is an error, not a hang.
-  const sc_core::sc_time deadline =
-      sc_time_stamp() + sc_core::sc_time(cfg_.timing.sync_timeout_us, sc_core::SC_US);
+  const sc_core::sc_time deadline = sync_deadline();
   auto timed_out = [&](const char* what) {
     return Status::fail(std::string(what) + " not complete after " + std::to_string(cfg_.timing.sync_timeout_us) +
                         " us (CMDQ_CONS=" + hex(smmu_.peek_register(reg::CMDQ_CONS)) +
@@ -459,34 +316,15 @@ Status Smmuv3Driver::submit(const std::vector<CmdWords>& cmds_in, const std::str
   }
   const uint64_t t_done = to_ps(sc_time_stamp());
 
-  InvalidationRecord r;
-  r.op = op;
-  r.start_ps = t0;
-  r.commands = unsigned(n_total);
-  r.total_ps = t_done - t0;
-  r.software_ps = t_prod - t0;
-  uint64_t first_fetch = ~0ull, prev_end = 0;
-  for (size_t i = 0; i < n_total; ++i) {
-    const CommandTrace& t = traces_[ring.index(first + uint32_t(i))];
-    first_fetch = std::min(first_fetch, t.fetch_start_ps);
-    if (t.first_of_fetch || i == 0) r.fetch_ps += t.fetch_end_ps - t.fetch_start_ps;
-    const uint64_t exec_start = std::max(t.fetch_end_ps, prev_end);
-    if (i + 1 < n_total && t.exec_end_ps > exec_start) r.execution_ps += t.exec_end_ps - exec_start;
-    prev_end = t.exec_end_ps;
-  }
-  r.queueing_ps = first_fetch > t_prod && first_fetch != ~0ull ? first_fetch - t_prod : 0;
-  const uint64_t accounted = r.software_ps + r.queueing_ps + r.fetch_ps + r.execution_ps;
-  r.sync_ps = r.total_ps > accounted ? r.total_ps - accounted : 0;
-  if (op != "init" && op != "attach") log_.add(r);
+  std::vector<CommandTrace> traces(n_total);
+  for (size_t i = 0; i < n_total; ++i) traces[i] = traces_[ring.index(first + uint32_t(i))];
+  record_invalidation(op, t0, t_prod, t_done, traces);
   return {};
 }
 
 void Smmuv3Driver::register_stats(common::StatRegistry& reg, const std::string& p) const {
-  reg.add(p + ".commands_issued", commands_issued_, "count", "CMDQ entries written by the driver");
-  reg.add(p + ".polls", polls_, "count", "completion polls");
-  reg.add(p + ".events_consumed", events_consumed_, "count", "event-queue records read and acknowledged");
+  DriverBase::register_stats(reg, p);
   reg.add(p + ".event_overflows", event_overflows_, "count", "event-queue overflows acknowledged (records were lost)");
-  log_.register_stats(reg, p + ".invalidation");
 }
 
 }  // namespace iommusim::driver

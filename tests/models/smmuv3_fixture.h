@@ -139,7 +139,7 @@ struct Harness : sc_core::sc_module {
     EXPECT_TRUE(s2.has_value()) << why;
     if (!s2) return {0, 0};
     if (s2_page == kPage) {
-      expect_ok(drv.map(*s2, dc.guest_pool_ipa, kGuestRamPa + dc.guest_pool_ipa, dc.guest_pool_bytes, {}, kPage));
+      expect_ok(drv.map(*s2, dc.memory.guest_pool_ipa, kGuestRamPa + dc.memory.guest_pool_ipa, dc.memory.guest_pool_bytes, {}, kPage));
       expect_ok(drv.map(*s2, kBufferIpa, kGuestRamPa + kBufferIpa, k2M, {}, kPage));
     } else {
       expect_ok(drv.map(*s2, 0, kGuestRamPa, k1G, {}, s2_page));

@@ -244,7 +244,7 @@ TEST(SmmuCmdq, RangeInvalidationWithoutRil) { range_invalidation(false); }
 // give up with a message after its timeout rather than poll forever.
 TEST(SmmuCmdq, UnreadableQueueTimesOutWithAMessage) {
   driver::Smmuv3DriverConfig dc;
-  dc.table_pool_base = 1ull << 41;   // beyond the 1 TiB memory: every queue fetch aborts
+  dc.memory.table_pool_base = 1ull << 41;   // beyond the 1 TiB memory: every queue fetch aborts
   dc.timing.sync_timeout_us = 5;
   Harness h(smmu_config(), dc);
   h.run([](Harness& h) {

@@ -1,0 +1,225 @@
+#include "platforms/driver/driver_base.h"
+
+#include <algorithm>
+
+#include "models/common/clock.h"
+#include "models/pagetable/walker.h"
+
+namespace iommusim::driver {
+
+using common::to_ps;
+using sc_core::sc_time_stamp;
+
+std::string validate(const DriverMemory& m) {
+  if (m.table_pool_bytes < (1u << 20)) return "table_pool_bytes must be at least 1 MiB";
+  if (m.table_pool_base % 4096 || m.guest_pool_ipa % 4096) return "pool bases must be 4 KiB aligned";
+  return {};
+}
+
+// Host page tables: PA space, written straight into memory.
+class DriverBase::HostTables : public pagetable::TableMemory {
+ public:
+  explicit HostTables(DriverBase& d) : d_(d) {}
+  uint64_t read_descriptor(uint64_t a) override { return d_.mem_.read64(a); }
+  void write_descriptor(uint64_t a, uint64_t v) override { d_.mem_.write64(a, v); }
+  uint64_t allocate_table(uint64_t bytes) override { return d_.alloc_host(bytes, std::max<uint64_t>(bytes, 4096)); }
+ private:
+  DriverBase& d_;
+};
+
+// Guest-owned tables live at IPAs/GPAs; the guest's stores reach PA through the stage-2
+// tables its VMM built.
+class DriverBase::GuestTables : public pagetable::TableMemory {
+ public:
+  GuestTables(DriverBase& d, const Domain& s2) : d_(d), s2_(s2) {}
+  uint64_t read_descriptor(uint64_t ipa) override {
+    uint64_t pa;
+    return d_.guest_to_pa(s2_, ipa, pa) ? d_.mem_.read64(pa) : 0;
+  }
+  void write_descriptor(uint64_t ipa, uint64_t v) override {
+    if (!d_.guest_write(s2_, ipa, &v, 8)) ++unmapped;
+  }
+  uint64_t allocate_table(uint64_t bytes) override { return d_.alloc_guest(bytes, std::max<uint64_t>(bytes, 4096)); }
+  uint64_t unmapped = 0;
+ private:
+  DriverBase& d_;
+  const Domain& s2_;
+};
+
+DriverBase::DriverBase(sc_core::sc_module_name name, const DriverTiming& timing, const DriverMemory& memory,
+                       memory::SparseMemory& mem)
+    : sc_module(name), mmio("mmio"), timing_(timing), memory_(memory), mem_(mem),
+      cpu_cycle_(sc_core::sc_time(1e6 / timing.cpu_mhz, sc_core::SC_PS)),
+      host_next_(memory.table_pool_base), host_end_(memory.table_pool_base + memory.table_pool_bytes),
+      guest_next_(memory.guest_pool_ipa), guest_end_(memory.guest_pool_ipa + memory.guest_pool_bytes),
+      host_tables_(std::make_unique<HostTables>(*this)) {}
+
+DriverBase::~DriverBase() = default;
+
+uint64_t DriverBase::alloc_host(uint64_t bytes, uint64_t align) {
+  const uint64_t a = (host_next_ + align - 1) & ~(align - 1);
+  if (a + bytes > host_end_) return 0;
+  host_next_ = a + bytes;
+  return a;
+}
+
+uint64_t DriverBase::alloc_guest(uint64_t bytes, uint64_t align) {
+  const uint64_t a = (guest_next_ + align - 1) & ~(align - 1);
+  if (a + bytes > guest_end_) return 0;
+  guest_next_ = a + bytes;
+  return a;
+}
+
+bool DriverBase::guest_to_pa(const Domain& s2, uint64_t ipa, uint64_t& pa) const {
+  pagetable::Access write;
+  write.write = true;
+  auto w = pagetable::walk(*s2.format, {s2.format->start_level(), s2.tables->root()}, ipa, write,
+                           [&](uint64_t a, unsigned) { return pagetable::FetchResult{true, mem_.read64(a)}; });
+  pa = w.output;
+  return w.fault == pagetable::Fault::None;
+}
+
+bool DriverBase::guest_write(const Domain& s2, uint64_t ipa, const void* src, unsigned len) {
+  // Structures never straddle a page: they are naturally aligned and at most 4 KiB.
+  uint64_t pa;
+  if (!guest_to_pa(s2, ipa, pa)) return false;
+  mem_.write(pa, src, len);
+  return true;
+}
+
+void DriverBase::charge_cycles(uint64_t n) {
+  if (n) sc_core::wait(cpu_cycle_ * double(n));
+}
+
+void DriverBase::mmio_write32(uint64_t off, uint32_t v) {
+  sc_core::wait(sc_core::sc_time(timing_.mmio_write_ns, sc_core::SC_NS));
+  common::blocking_access(mmio, mmio_pool_, tlm::TLM_WRITE_COMMAND, off, &v, 4);
+}
+void DriverBase::mmio_write64(uint64_t off, uint64_t v) {
+  sc_core::wait(sc_core::sc_time(timing_.mmio_write_ns, sc_core::SC_NS));
+  common::blocking_access(mmio, mmio_pool_, tlm::TLM_WRITE_COMMAND, off, &v, 8);
+}
+uint32_t DriverBase::mmio_read32(uint64_t off) {
+  uint32_t v = 0;
+  sc_core::wait(sc_core::sc_time(timing_.mmio_read_ns, sc_core::SC_NS));
+  common::blocking_access(mmio, mmio_pool_, tlm::TLM_READ_COMMAND, off, &v, 4);
+  return v;
+}
+uint64_t DriverBase::mmio_read64(uint64_t off) {
+  uint64_t v = 0;
+  sc_core::wait(sc_core::sc_time(timing_.mmio_read_ns, sc_core::SC_NS));
+  common::blocking_access(mmio, mmio_pool_, tlm::TLM_READ_COMMAND, off, &v, 8);
+  return v;
+}
+
+DriverBase::Domain* DriverBase::domain(DomainId d, Status& st) {
+  if (d == 0 || d > domains_.size()) { st = Status::fail("no domain " + std::to_string(d)); return nullptr; }
+  return domains_[d - 1].get();
+}
+
+const DriverBase::Domain* DriverBase::domain(DomainId d) const {
+  return d == 0 || d > domains_.size() ? nullptr : domains_[d - 1].get();
+}
+
+std::optional<DomainId> DriverBase::create_domain(DomainKind kind, std::optional<DomainId> parent, std::string* why) {
+  Domain* p = nullptr;
+  if (kind == DomainKind::Nested) {
+    if (!parent || *parent == 0 || *parent > domains_.size() || domains_[*parent - 1]->kind != DomainKind::Stage2) {
+      if (why) *why = "a nested domain needs a stage-2 parent domain";
+      return std::nullopt;
+    }
+    p = domains_[*parent - 1].get();
+  }
+  std::unique_ptr<Domain> dom = make_domain(kind, p, why);
+  if (!dom) return std::nullopt;
+  dom->kind = kind;
+  if (p) {
+    p->nest_parent = true;
+    dom->parent = *parent;
+    guest_tables_.push_back(std::make_unique<GuestTables>(*this, *p));
+    GuestTables& g = *guest_tables_.back();
+    dom->tables = std::make_unique<pagetable::TableBuilder>(*dom->format, g);
+    if (dom->tables->root() == 0 || g.unmapped) {
+      if (why) *why = "guest table pool is not mapped by the parent stage 2 (map driver.guest_pool_ipa first)";
+      return std::nullopt;
+    }
+  } else {
+    dom->tables = std::make_unique<pagetable::TableBuilder>(*dom->format, *host_tables_);
+  }
+  if (dom->tables->root() == 0) { if (why) *why = "table pool exhausted"; return std::nullopt; }
+  domains_.push_back(std::move(dom));
+  return DomainId(domains_.size());
+}
+
+Status DriverBase::edit_result(const pagetable::EditResult& r) {
+  charge_descriptor_writes(r.descriptors_written);
+  return r.ok ? Status{} : Status::fail(r.error);
+}
+
+Status DriverBase::map(DomainId d, uint64_t iova, uint64_t pa, uint64_t bytes, Prot prot, uint64_t page_bytes) {
+  Status st;
+  Domain* dom = domain(d, st);
+  if (!dom) return st;
+  charge_cycles(timing_.op_overhead_cycles);
+  pagetable::LeafAttributes a;
+  a.read = prot.read; a.write = prot.write; a.exec = prot.exec;
+  return edit_result(dom->tables->map(iova, pa, bytes, page_bytes, a));
+}
+
+Status DriverBase::unmap(DomainId d, uint64_t iova, uint64_t bytes) {
+  Status st;
+  Domain* dom = domain(d, st);
+  if (!dom) return st;
+  const uint64_t t0 = to_ps(sc_time_stamp());
+  charge_cycles(timing_.op_overhead_cycles);
+  if (Status s = edit_result(dom->tables->unmap(iova, bytes)); !s.ok) return s;
+  // The PTE clearing is software time of the same operation.
+  op_start_ps_ = t0;
+  pending_op_ = "unmap";
+  return invalidate_range(d, iova, bytes, true);
+}
+
+uint64_t DriverBase::take_op_start(uint64_t now_ps) {
+  const uint64_t t = op_start_ps_ ? op_start_ps_ : now_ps;
+  op_start_ps_ = 0;
+  return t;
+}
+
+std::string DriverBase::take_pending_op(const std::string& fallback) {
+  std::string op = pending_op_.empty() ? fallback : pending_op_;
+  pending_op_.clear();
+  return op;
+}
+
+void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_t t_doorbell, uint64_t t_done,
+                                     const std::vector<common::CommandTrace>& traces) {
+  InvalidationRecord r;
+  r.op = op;
+  r.start_ps = t0;
+  r.commands = unsigned(traces.size());
+  r.total_ps = t_done - t0;
+  r.software_ps = t_doorbell - t0;
+  uint64_t first_fetch = ~0ull, prev_end = 0;
+  for (size_t i = 0; i < traces.size(); ++i) {
+    const common::CommandTrace& t = traces[i];
+    first_fetch = std::min(first_fetch, t.fetch_start_ps);
+    if (t.first_of_fetch || i == 0) r.fetch_ps += t.fetch_end_ps - t.fetch_start_ps;
+    // The barrier's own execution is sync time, not invalidation work.
+    const uint64_t exec_start = std::max(t.fetch_end_ps, prev_end);
+    if (i + 1 < traces.size() && t.exec_end_ps > exec_start) r.execution_ps += t.exec_end_ps - exec_start;
+    prev_end = t.exec_end_ps;
+  }
+  r.queueing_ps = first_fetch > t_doorbell && first_fetch != ~0ull ? first_fetch - t_doorbell : 0;
+  const uint64_t accounted = r.software_ps + r.queueing_ps + r.fetch_ps + r.execution_ps;
+  r.sync_ps = r.total_ps > accounted ? r.total_ps - accounted : 0;
+  if (op != "init" && op != "attach") log_.add(r);
+}
+
+void DriverBase::register_stats(common::StatRegistry& reg, const std::string& p) const {
+  reg.add(p + ".commands_issued", commands_issued_, "count", "queue entries written by the driver");
+  reg.add(p + ".polls", polls_, "count", "completion polls");
+  reg.add(p + ".events_consumed", events_consumed_, "count", "event / fault records read and acknowledged");
+  log_.register_stats(reg, p + ".invalidation");
+}
+
+}  // namespace iommusim::driver

@@ -1,0 +1,119 @@
+// What every vendor backend of the host driver shares: CPU-time charging, MMIO through a
+// TLM socket, the host table pool, guest-owned tables reached through a stage-2 domain,
+// domain bookkeeping with page tables, map/unmap, and the latency breakdown of an
+// invalidation computed from the model's per-command traces.
+//
+// A backend supplies the vendor parts: its formats and hardware IDs (make_domain),
+// attach, the invalidation commands, the queue and its completion wait.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_initiator_socket.h>
+
+#include "models/common/command_trace.h"
+#include "models/common/payload_pool.h"
+#include "models/memory/sparse_memory.h"
+#include "models/pagetable/table_builder.h"
+#include "platforms/driver/driver.h"
+
+namespace iommusim::driver {
+
+// Where a driver keeps its structures.
+struct DriverMemory {
+  uint64_t table_pool_base = 0x100000000ull;   // host memory: config tables, queues, host page tables
+  uint64_t table_pool_bytes = 256ull << 20;
+  uint64_t guest_pool_ipa = 0x6000000ull;      // guest IPA/GPA range for nested stage-1 tables and guest config
+  uint64_t guest_pool_bytes = 16ull << 20;
+};
+std::string validate(const DriverMemory& m);
+
+class DriverBase : public sc_core::sc_module, public IommuDriver {
+ public:
+  tlm_utils::simple_initiator_socket<DriverBase> mmio;
+
+  Status map(DomainId d, uint64_t iova, uint64_t pa, uint64_t bytes, Prot prot, uint64_t page_bytes) override;
+  // Strict unmap: clear the leaves, then the backend's invalidate_range(leaf) and wait.
+  Status unmap(DomainId d, uint64_t iova, uint64_t bytes) override;
+  std::optional<DomainId> create_domain(DomainKind kind, std::optional<DomainId> parent, std::string* why) override;
+
+  // Registers the counters every backend has, plus the invalidation log.
+  void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
+
+ protected:
+  struct Domain {
+    virtual ~Domain() = default;
+    DomainKind kind = DomainKind::Stage1;
+    DomainId parent = 0;       // Nested: its stage-2 domain
+    bool nest_parent = false;  // a Nested domain sits on this Stage2 domain
+    std::unique_ptr<pagetable::Format> format;
+    std::unique_ptr<pagetable::TableBuilder> tables;
+  };
+
+  DriverBase(sc_core::sc_module_name name, const DriverTiming& timing, const DriverMemory& memory,
+             memory::SparseMemory& mem);
+  ~DriverBase() override;
+
+  // Backend: a new domain with its format and hardware IDs (tables are built here after).
+  // parent is the Stage2 domain of a Nested one. Return nullptr with *why set to refuse.
+  virtual std::unique_ptr<Domain> make_domain(DomainKind kind, const Domain* parent, std::string* why) = 0;
+
+  Domain* domain(DomainId d, Status& st);
+  const Domain* domain(DomainId d) const;
+  size_t domain_count() const { return domains_.size(); }
+
+  void charge_cycles(uint64_t n);
+  void charge_descriptor_writes(uint64_t n) { charge_cycles(n * timing_.descriptor_write_cycles); }
+  void mmio_write32(uint64_t off, uint32_t v);
+  void mmio_write64(uint64_t off, uint64_t v);
+  uint32_t mmio_read32(uint64_t off);
+  uint64_t mmio_read64(uint64_t off);
+  // Host memory for tables and queues; 0 when the pool is exhausted.
+  uint64_t alloc_host(uint64_t bytes, uint64_t align);
+  // Guest memory (IPA/GPA) for guest-owned structures, reached through `stage2`.
+  uint64_t alloc_guest(uint64_t bytes, uint64_t align);
+  // Stores into guest memory through the stage-2 tables of `stage2` (as the guest's own
+  // stores would land); false when the address is not mapped.
+  bool guest_write(const Domain& stage2, uint64_t ipa, const void* src, unsigned len);
+  bool guest_to_pa(const Domain& stage2, uint64_t ipa, uint64_t& pa) const;
+
+  Status edit_result(const pagetable::EditResult& r);
+  // Time an operation began, so PTE edits before its invalidation count as software time.
+  uint64_t take_op_start(uint64_t now_ps);
+  std::string take_pending_op(const std::string& fallback);
+
+  // Splits an invalidation into software / queueing / fetch / execution / sync from the
+  // traces of its queue entries (in queue order, barrier last) and logs it, except for
+  // set-up operations. t0: operation start, t_doorbell: tail written, t_done: completion seen.
+  void record_invalidation(const std::string& op, uint64_t t0, uint64_t t_doorbell, uint64_t t_done,
+                           const std::vector<common::CommandTrace>& traces);
+
+  sc_core::sc_time poll_interval() const { return sc_core::sc_time(timing_.poll_interval_ns, sc_core::SC_NS); }
+  sc_core::sc_time sync_deadline() const {
+    return sc_core::sc_time_stamp() + sc_core::sc_time(timing_.sync_timeout_us, sc_core::SC_US);
+  }
+
+  DriverTiming timing_;
+  DriverMemory memory_;
+  memory::SparseMemory& mem_;
+  common::Counter commands_issued_, polls_, events_consumed_;
+
+ private:
+  class HostTables;
+  class GuestTables;
+
+  sc_core::sc_time cpu_cycle_;
+  common::PayloadPool mmio_pool_;
+  uint64_t host_next_, host_end_, guest_next_, guest_end_;
+  std::unique_ptr<HostTables> host_tables_;
+  std::vector<std::unique_ptr<GuestTables>> guest_tables_;   // one per nest parent
+  std::vector<std::unique_ptr<Domain>> domains_;
+  uint64_t op_start_ps_ = 0;
+  std::string pending_op_;
+};
+
+}  // namespace iommusim::driver
