@@ -1,7 +1,10 @@
-// The interface every page-table format implements (VMSAv8-64 stage 1/2 now; x86-64,
-// VT-d second stage and AMD v1 later). A format only knows bits: how an input address
-// splits into indices, how a descriptor decodes and encodes, and which accesses its
-// permissions allow. The walk engine (walker.h) does the walking.
+// The interface every page-table format implements (VMSAv8-64 stage 1/2, x86-64 paging,
+// VT-d second stage, AMD v1). A format only knows bits: how an input address splits into
+// indices, how a descriptor decodes and encodes, and which accesses its permissions
+// allow. The walk engine (walker.h) does the walking.
+//
+// Levels are numbered from the root toward the leaf (a deeper level has a larger number
+// and a smaller level_shift); walk caches and the walker rely on that.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -34,6 +37,30 @@ struct DecodedDescriptor {
   // Leaf permissions, already in neutral form.
   bool readable = false, writable = false, user = false, exec_user = false, exec_priv = false;
   bool access_flag = true;
+  // Table only: limits on everything below this table (x86 R/W, U/S, XD; VT-d SS R/W;
+  // AMD IR/IW are ANDed across levels). The defaults restrict nothing (VMSA).
+  bool table_allows_read = true, table_allows_write = true, table_allows_user = true, table_allows_exec = true;
+};
+
+// The AND of the table_allows_* of every table descriptor a walk passed.
+struct TablePermissions {
+  bool read = true, write = true, user = true, exec = true;
+  void restrict_by(const DecodedDescriptor& table) {
+    read = read && table.table_allows_read;
+    write = write && table.table_allows_write;
+    user = user && table.table_allows_user;
+    exec = exec && table.table_allows_exec;
+  }
+  void apply_to(DecodedDescriptor& leaf) const {
+    leaf.readable = leaf.readable && read;
+    leaf.writable = leaf.writable && write;
+    leaf.user = leaf.user && user;
+    leaf.exec_user = leaf.exec_user && exec;
+    leaf.exec_priv = leaf.exec_priv && exec;
+  }
+  bool operator==(const TablePermissions& o) const {
+    return read == o.read && write == o.write && user == o.user && exec == o.exec;
+  }
 };
 
 // What a driver asks for when it maps.
@@ -60,6 +87,13 @@ class Format {
   uint64_t table_bytes(unsigned level) const { return uint64_t(descriptor_bytes()) << index_bits(level); }
   uint64_t index(unsigned level, uint64_t ia) const {
     return (ia >> level_shift(level)) & ((1ull << index_bits(level)) - 1);
+  }
+  // Input-address bits that index the levels strictly between `level` and `next_level`
+  // (a table descriptor that skips levels, AMD v1). They must be zero; 0 when none skipped.
+  uint64_t skipped_index_mask(unsigned level, unsigned next_level) const {
+    if (next_level <= level + 1) return 0;
+    const unsigned hi = level_shift(level), lo = level_shift(next_level - 1);
+    return (hi >= 64 ? ~0ull : (1ull << hi) - 1) & ~((1ull << lo) - 1);
   }
 
   virtual DecodedDescriptor decode(unsigned level, uint64_t raw) const = 0;

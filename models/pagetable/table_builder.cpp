@@ -38,6 +38,12 @@ EditResult TableBuilder::map(uint64_t ia, uint64_t out, uint64_t bytes, uint64_t
         table = next;
         level = level + 1;
       } else {
+        // A table that skips levels (AMD v1) only covers IAs whose skipped index bits are zero.
+        if (d.next_level <= level || d.next_level > leaf_level || (va & fmt_.skipped_index_mask(level, d.next_level))) {
+          r.ok = false;
+          r.error = "range crosses an existing table that skips levels";
+          return r;
+        }
         table = d.address;
         level = d.next_level;
       }
@@ -59,15 +65,29 @@ EditResult TableBuilder::unmap(uint64_t ia, uint64_t bytes) {
       DecodedDescriptor d = fmt_.decode(level, mem_.read_descriptor(daddr));
       if (d.kind == DecodedDescriptor::Kind::Invalid) { step = 1ull << fmt_.level_shift(level); break; }
       if (d.kind == DecodedDescriptor::Kind::Leaf) {
-        mem_.write_descriptor(daddr, fmt_.encode_invalid());
-        ++r.descriptors_written;
+        // A leaf larger than its level (AMD v1 NextLevel 7) is replicated: clear every copy.
+        const uint64_t natural = 1ull << fmt_.level_shift(level);
+        const uint64_t copies = d.leaf_bytes > natural ? d.leaf_bytes / natural : 1;
+        const uint64_t first =
+            copies > 1 ? table + fmt_.index(level, va & ~(d.leaf_bytes - 1)) * fmt_.descriptor_bytes() : daddr;
+        for (uint64_t i = 0; i < copies; ++i) {
+          mem_.write_descriptor(first + i * fmt_.descriptor_bytes(), fmt_.encode_invalid());
+          ++r.descriptors_written;
+        }
         step = d.leaf_bytes;
+        break;
+      }
+      // Past the part of a level-skipping table's range it maps: nothing until the entry's end.
+      if (d.next_level <= level || (va & fmt_.skipped_index_mask(level, d.next_level))) {
+        step = 1ull << fmt_.level_shift(level);
         break;
       }
       table = d.address;
       level = d.next_level;
     }
-    va = (va & ~(step - 1)) + step;
+    const uint64_t next = (va & ~(step - 1)) + step;
+    if (next <= va) break;   // wrapped past the top of a 64-bit input space
+    va = next;
   }
   return r;
 }

@@ -4,8 +4,16 @@
 // descriptor (through its memory socket, and for a nested stage-1 walk through stage 2
 // first), so time, caches and nesting stay with the model. `on_table` lets the caller
 // fill its walk caches with each table pointer it passes.
+//
+// Hierarchical permissions: the table_allows_* of every table descriptor passed are ANDed
+// and applied to the leaf before the format's check_access. A walk resumed from a walk
+// cache must pass the permissions of the tables it skipped (WalkStart::inherited); an
+// on_table that takes a third `const TablePermissions&` receives them to cache.
+// Level skipping (AMD v1): a table descriptor whose next level is not level + 1 requires
+// the index bits of the skipped levels to be zero, else Fault::Translation.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "models/pagetable/format.h"
 
@@ -14,6 +22,7 @@ namespace iommusim::pagetable {
 struct WalkStart {
   unsigned level;      // level of the table at `table`
   uint64_t table;      // table base address (in the walk's own address space)
+  TablePermissions inherited = {};   // from the table descriptors above `level` (walk-cache resume)
 };
 
 struct WalkResult {
@@ -32,7 +41,8 @@ struct FetchResult {
 };
 
 // fetch(uint64_t descriptor_address, unsigned level) -> FetchResult
-// on_table(unsigned next_level, uint64_t next_table) -> void
+// on_table(unsigned next_level, uint64_t next_table) -> void, or
+// on_table(unsigned next_level, uint64_t next_table, const TablePermissions& above) -> void
 template <class FetchFn, class OnTableFn>
 WalkResult walk(const Format& fmt, WalkStart start, uint64_t ia, const Access& access, FetchFn&& fetch,
                 OnTableFn&& on_table) {
@@ -44,6 +54,7 @@ WalkResult walk(const Format& fmt, WalkStart start, uint64_t ia, const Access& a
   }
   unsigned level = start.level;
   uint64_t table = start.table;
+  TablePermissions perms = start.inherited;
   for (;;) {
     const uint64_t daddr = table + fmt.index(level, ia) * fmt.descriptor_bytes();
     r.descriptor_address = daddr;
@@ -59,12 +70,18 @@ WalkResult walk(const Format& fmt, WalkStart start, uint64_t ia, const Access& a
       case DecodedDescriptor::Kind::Table:
         if (fmt.output_bits() < 64 && (d.address >> fmt.output_bits()) != 0) { r.fault = Fault::AddressSize; return r; }
         if (d.next_level <= level || d.next_level > fmt.last_level()) { r.fault = Fault::Translation; return r; }
-        on_table(d.next_level, d.address);
+        if (ia & fmt.skipped_index_mask(level, d.next_level)) { r.fault = Fault::Translation; return r; }
+        perms.restrict_by(d);
+        if constexpr (std::is_invocable_v<OnTableFn&, unsigned, uint64_t, const TablePermissions&>)
+          on_table(d.next_level, d.address, perms);
+        else
+          on_table(d.next_level, d.address);
         level = d.next_level;
         table = d.address;
         break;
       case DecodedDescriptor::Kind::Leaf: {
         if (fmt.output_bits() < 64 && (d.address >> fmt.output_bits()) != 0) { r.fault = Fault::AddressSize; return r; }
+        perms.apply_to(d);
         r.leaf = d;
         r.leaf_bytes = d.leaf_bytes;
         r.output = d.address | (ia & (d.leaf_bytes - 1));
