@@ -54,7 +54,7 @@ pagetable::WalkStart TranslationEngine::walk_start(WalkCache& wc, const pagetabl
     clk_.wait_cycles(wc.config().lookup_cycles);
     for (unsigned level = f.last_level(); level > f.start_level(); --level) {
       const unsigned shift = f.level_shift(level - 1);
-      if (auto t = wc.lookup(WalkKey{domain, space, uint8_t(shift), ia >> shift})) return {t->level, t->table};
+      if (auto t = wc.lookup(WalkKey{domain, space, uint8_t(shift), ia >> shift})) return {t->level, t->table, t->above};
     }
   }
   return {f.start_level(), root};
@@ -80,11 +80,11 @@ pagetable::WalkResult TranslationEngine::stage_walk(WalkCache& wc, const pagetab
   };
   // Nothing a walk read before an invalidation may be cached after it.
   uint64_t& shifts = stage1 ? s1_wc_shifts_ : s2_wc_shifts_;
-  auto fill = [&](unsigned level, uint64_t table) {
+  auto fill = [&](unsigned level, uint64_t table, const pagetable::TablePermissions& above) {
     if (w.epoch != epoch_) return;
     const unsigned shift = f.level_shift(level - 1);
     shifts |= 1ull << shift;
-    wc.insert(WalkKey{domain, space, uint8_t(shift), ia >> shift}, WalkEntry{table, uint8_t(level)});
+    wc.insert(WalkKey{domain, space, uint8_t(shift), ia >> shift}, WalkEntry{table, uint8_t(level), above});
   };
   return pagetable::walk(f, start, ia, a, fetch, fill);
 }

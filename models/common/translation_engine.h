@@ -142,7 +142,8 @@ class TranslationEngine {
     }
     uint64_t set_hash() const { return prefix * 4 + (shift >= 48 ? 0 : (48u - shift) / 9); }
   };
-  struct WalkEntry { uint64_t table = 0; uint8_t level = 0; };
+  // Remembers the permissions of the tables above (x86, VT-d SS and AMD AND them).
+  struct WalkEntry { uint64_t table = 0; uint8_t level = 0; pagetable::TablePermissions above; };
   struct IpaKey {
     uint32_t domain = 0; uint64_t ipa_page = 0;
     bool operator==(const IpaKey& o) const { return ipa_page == o.ipa_page && domain == o.domain; }
