@@ -153,10 +153,14 @@ bool ConfigReader::boolean(const std::string& key) const {
   return v.get<bool>();
 }
 
-std::string ConfigReader::choice(const std::string& key, const std::vector<std::string>& allowed) const {
+std::string ConfigReader::string(const std::string& key) const {
   const json& v = at(key);
   if (!v.is_string()) fail(key, "expected a string");
-  const std::string s = v.get<std::string>();
+  return v.get<std::string>();
+}
+
+std::string ConfigReader::choice(const std::string& key, const std::vector<std::string>& allowed) const {
+  const std::string s = string(key);
   for (auto& a : allowed) if (a == s) return s;
   std::string list;
   for (auto& a : allowed) list += (list.empty() ? "" : ", ") + a;

@@ -31,6 +31,7 @@ class ConfigReader {
   uint64_t integer(const std::string& key, uint64_t min, uint64_t max) const;
   int64_t signed_integer(const std::string& key, int64_t min, int64_t max) const;
   bool boolean(const std::string& key) const;
+  std::string string(const std::string& key) const;
   std::string choice(const std::string& key, const std::vector<std::string>& allowed) const;
   [[noreturn]] void fail(const std::string& key, const std::string& why) const;
   std::string path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }

@@ -1,3 +1,5 @@
+// sc_spawn: one workload thread per lane.
+#define SC_INCLUDE_DYNAMIC_PROCESSES
 #include "platforms/system.h"
 
 #include <unistd.h>
@@ -13,9 +15,8 @@
 #include <systemc>
 
 #include "models/memory/sparse_memory.h"
-#include "models/smmuv3/smmuv3.h"
 #include "platforms/config.h"
-#include "platforms/driver/smmuv3_driver.h"
+#include "platforms/iommu_lane.h"
 #include "traffic/endpoint.h"
 
 namespace iommusim::platforms {
@@ -24,26 +25,14 @@ using nlohmann::json;
 
 namespace {
 
-common::CacheConfig read_cache(const ConfigReader& r, uint64_t seed) {
-  common::CacheConfig c;
-  c.entries = unsigned(r.integer("entries", 0, 1u << 24));
-  c.ways = unsigned(r.integer("ways", 0, 1u << 24));
-  c.replacement = *common::parse_replacement(r.choice("replacement", {"lru", "round_robin", "random"}));
-  c.lookup_cycles = unsigned(r.integer("lookup_cycles", 0, 1000));
-  c.ports = unsigned(r.integer("ports", 1, 64));
-  c.scan_cycles_per_set = unsigned(r.integer("scan_cycles_per_set", 0, 1000));
-  c.seed = seed;
-  if (auto e = common::validate(c); !e.empty()) r.fail("entries", e);
-  return c;
-}
-
 struct Params {
   uint64_t seed;
   bool progress;
   memory::MemoryConfig mem;
   std::string translation;
-  smmuv3::Smmuv3Config smmu;
-  driver::Smmuv3DriverConfig drv;
+  std::vector<std::string> vendors;
+  driver::DriverTiming timing;
+  driver::DriverMemory pools;
   traffic::EndpointConfig ep;
   uint64_t guest_ram_pa, guest_ram_bytes, buffer_ipa, s2_page, s1_page;
   uint64_t unmap_interval_ns, churn_pages, domain_every;
@@ -76,43 +65,23 @@ Params read_params(const json& j) {
   p.mem.bytes_per_cycle = unsigned(m.integer("bytes_per_cycle", 1, 4096));
 
   auto io = root.section("iommu");
-  io.choice("vendor", {"smmuv3"});
+  // One vendor, or several separated by commas: each gets identical traffic.
+  const std::string vendors = io.string("vendor");
+  for (size_t pos = 0; pos <= vendors.size();) {
+    const size_t comma = std::min(vendors.find(',', pos), vendors.size());
+    const std::string v = vendors.substr(pos, comma - pos);
+    const auto& known = known_vendors();
+    if (std::find(known.begin(), known.end(), v) == known.end()) {
+      std::string list;
+      for (auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      io.fail("vendor", "unknown vendor '" + v + "' (known: " + list + "; several may be given, comma-separated)");
+    }
+    if (std::find(p.vendors.begin(), p.vendors.end(), v) != p.vendors.end()) io.fail("vendor", "'" + v + "' given twice");
+    p.vendors.push_back(v);
+    pos = comma + 1;
+  }
   p.translation = io.choice("translation", {"nested", "s1", "s2", "bypass"});
-  auto s = io.section("smmuv3");
-  p.smmu.clock_mhz = s.number("clock_mhz", 1, 100000);
-  p.smmu.sid_bits = unsigned(s.integer("sid_bits", 1, 32));
-  p.smmu.ssid_bits = unsigned(s.integer("ssid_bits", 0, 20));
-  p.smmu.range_invalidation = s.boolean("range_invalidation");
-  p.smmu.translation.walkers = unsigned(s.integer("walkers", 1, 1024));
-  p.smmu.translation_cycles = unsigned(s.integer("translation_cycles", 0, 10000));
-  p.smmu.cmd_batch = unsigned(s.integer("cmd_batch", 1, 64));
-  p.smmu.cmd_decode_cycles = unsigned(s.integer("cmd_decode_cycles", 0, 10000));
-  p.smmu.cmd_exec_cycles = unsigned(s.integer("cmd_exec_cycles", 0, 10000));
-  p.smmu.sync_cycles = unsigned(s.integer("sync_cycles", 0, 10000));
-  p.smmu.atc_inv_cycles = unsigned(s.integer("atc_inv_cycles", 0, 1000000));
-  p.smmu.config_cache = read_cache(s.section("config_cache"), p.seed * 11 + 1);
-  p.smmu.translation.iotlb = read_cache(s.section("iotlb"), p.seed * 11 + 2);
-  p.smmu.translation.s1_walk_cache = read_cache(s.section("s1_walk_cache"), p.seed * 11 + 3);
-  p.smmu.translation.s2_walk_cache = read_cache(s.section("s2_walk_cache"), p.seed * 11 + 4);
-  p.smmu.translation.ipa_cache = read_cache(s.section("ipa_cache"), p.seed * 11 + 5);
-
-  auto d = root.section("driver");
-  p.drv.timing.cpu_mhz = d.number("cpu_mhz", 1, 100000);
-  p.drv.timing.descriptor_write_cycles = unsigned(d.integer("descriptor_write_cycles", 0, 1000000));
-  p.drv.timing.command_write_cycles = unsigned(d.integer("command_write_cycles", 0, 1000000));
-  p.drv.timing.op_overhead_cycles = unsigned(d.integer("op_overhead_cycles", 0, 10000000));
-  p.drv.timing.mmio_write_ns = d.number("mmio_write_ns", 0, 1e6);
-  p.drv.timing.mmio_read_ns = d.number("mmio_read_ns", 0, 1e6);
-  p.drv.timing.poll_interval_ns = d.number("poll_interval_ns", 1, 1e6);
-  p.drv.timing.poll_read_cycles = unsigned(d.integer("poll_read_cycles", 0, 100000));
-  p.drv.timing.sync_timeout_us = d.number("sync_timeout_us", 0.001, 1e7);
-  p.drv.sync_mode = d.choice("sync_mode", {"msi_poll", "sev_poll"}) == "msi_poll" ? driver::SmmuSyncMode::MsiPoll
-                                                                                  : driver::SmmuSyncMode::SevPoll;
-  p.drv.cmdq_log2 = unsigned(d.integer("cmdq_log2", 2, 19));
-  p.drv.evtq_log2 = unsigned(d.integer("evtq_log2", 1, 19));
-  p.drv.two_level_stream_table = d.boolean("two_level_stream_table");
-  p.drv.stream_table_log2 = unsigned(d.integer("stream_table_log2", 1, 24));
-  if (p.drv.stream_table_log2 > p.smmu.sid_bits) d.fail("stream_table_log2", "exceeds iommu.smmuv3.sid_bits");
+  p.timing = read_driver_timing(root.section("driver"));
 
   auto pl = root.section("platform");
   p.guest_ram_pa = pl.integer("guest_ram_pa", 0, 1ull << 47);
@@ -123,15 +92,14 @@ Params read_params(const json& j) {
   if (p.guest_ram_pa + p.guest_ram_bytes > p.mem.size_bytes)
     pl.fail("guest_ram_pa", "guest RAM ends beyond simulated memory (" + std::to_string(p.mem.size_bytes >> 30) + " GiB)");
   if (p.guest_ram_pa % p.s2_page || p.guest_ram_bytes % p.s2_page) pl.fail("guest_ram_pa", "guest RAM must be aligned to stage2_page_bytes");
-  if (p.guest_ram_pa < (p.drv.memory.table_pool_base + p.drv.memory.table_pool_bytes) && p.guest_ram_pa + p.guest_ram_bytes > p.drv.memory.table_pool_base)
+  if (p.guest_ram_pa < (p.pools.table_pool_base + p.pools.table_pool_bytes) && p.guest_ram_pa + p.guest_ram_bytes > p.pools.table_pool_base)
     pl.fail("guest_ram_pa", "overlaps the host table pool at 0x100000000 (256 MiB)");
 
   auto t = root.section("traffic");
-  p.ep.requester_id = uint32_t(t.integer("requester_id", 0, (1ull << p.drv.stream_table_log2) - 1));
+  p.ep.requester_id = uint32_t(t.integer("requester_id", 0, 0xFFFF));
   const int64_t pasid = t.signed_integer("pasid", -1, (1 << 20) - 1);
   p.ep.pasid_valid = pasid >= 0;
   p.ep.pasid = pasid >= 0 ? uint32_t(pasid) : 0;
-  if (pasid >= (int64_t(1) << p.drv.cd_table_log2)) t.fail("pasid", "beyond the CD table (16 SubstreamIDs)");
   p.ep.outstanding = unsigned(t.integer("outstanding", 1, 4096));
   p.ep.pattern = *traffic::parse_pattern(t.choice("pattern", {"random", "sequential", "strided"}));
   p.ep.window_base = t.integer("window_iova", 0, 1ull << 47);
@@ -160,48 +128,67 @@ Params read_params(const json& j) {
   }
   // Everything the traffic and churn touch must fit in guest RAM (buffers + guest tables).
   const uint64_t need = p.ep.window_bytes + churn_units(p) * churn_unit(p);
-  p.drv.memory.guest_pool_ipa = (p.buffer_ipa + need + p.s2_page + (p.s2_page - 1)) & ~(p.s2_page - 1);
-  p.drv.memory.guest_pool_bytes = 16ull << 20;
-  if (p.drv.memory.guest_pool_ipa + p.drv.memory.guest_pool_bytes > p.guest_ram_bytes)
+  p.pools.guest_pool_ipa = (p.buffer_ipa + need + p.s2_page + (p.s2_page - 1)) & ~(p.s2_page - 1);
+  p.pools.guest_pool_bytes = 16ull << 20;
+  if (p.pools.guest_pool_ipa + p.pools.guest_pool_bytes > p.guest_ram_bytes)
     pl.fail("guest_ram_bytes", "too small for the DMA window, the churn pages and 16 MiB of guest tables");
   return p;
 }
 
 }  // namespace
 
-// The workload: sets the platform up through the driver, starts the traffic, and keeps
-// unmapping/invalidating until the traffic is done.
-struct System::Impl : sc_core::sc_module {
-  SC_HAS_PROCESS(Impl);
-  Params p;
-  json config;
-  memory::SparseMemory memory;
-  smmuv3::Smmuv3 smmu;
-  driver::Smmuv3Driver drv;
-  traffic::Endpoint endpoint;
+// One vendor's slice of the run: its memory, IOMMU + driver, endpoint and workload state.
+struct Lane {
+  std::string vendor;
+  std::unique_ptr<memory::SparseMemory> memory;
+  std::unique_ptr<IommuLane> iommu;
+  std::unique_ptr<traffic::Endpoint> endpoint;
   sc_core::sc_event go;
-  common::StatRegistry reg;
-  std::string failure;
   driver::DomainId dma_domain = 0;
   common::Counter unmaps, domain_flushes;
   sc_core::sc_time traffic_start, traffic_end;
+  std::string failure;
   bool finished = false;
+};
 
-  Impl(sc_core::sc_module_name name, const json& j, const Params& params)
-      : sc_module(name), p(params), config(j), memory("memory", p.mem), smmu("smmu", p.smmu),
-        drv("driver", p.drv, smmu, memory), endpoint("endpoint", p.ep) {
-    endpoint.socket.bind(smmu.dma);
-    smmu.mem.bind(memory.socket);
-    drv.mmio.bind(smmu.mmio);
-    endpoint.start(go);
-    SC_THREAD(workload);
+// The workload: per lane, sets the platform up through the driver, starts the traffic, and
+// keeps unmapping/invalidating until the traffic is done. The run ends when every lane has.
+struct System::Impl : sc_core::sc_module {
+  SC_HAS_PROCESS(Impl);
+  Params p;
+  std::vector<std::unique_ptr<Lane>> lanes;
+  common::StatRegistry reg;
+  unsigned running = 0;
+
+  Impl(sc_core::sc_module_name name, const json& j, const Params& params) : sc_module(name), p(params) {
+    ConfigReader root(j, "");
+    for (const std::string& v : p.vendors) {
+      auto lane = std::make_unique<Lane>();
+      Lane& l = *lane;
+      l.vendor = v;
+      l.memory = std::make_unique<memory::SparseMemory>((v + "_memory").c_str(), p.mem);
+      LaneSettings ls;
+      ls.name = v + "_";
+      ls.sim_memory = l.memory.get();
+      ls.seed = p.seed;
+      ls.timing = p.timing;
+      ls.pools = p.pools;
+      ls.traffic = p.ep;
+      l.iommu = make_lane(v, root.section("iommu"), root.section("driver"), root.section("traffic"), ls);
+      l.endpoint = std::make_unique<traffic::Endpoint>((v + "_endpoint").c_str(), p.ep);
+      l.iommu->bind(*l.endpoint);
+      l.endpoint->start(l.go);
+      l.memory->register_stats(reg, v + ".memory");
+      l.iommu->register_stats(reg, v);
+      l.endpoint->register_stats(reg, v + ".endpoint");
+      reg.add(v + ".workload.unmaps", l.unmaps, "count", "strict unmap operations (PTE clear + range invalidation + sync)");
+      reg.add(v + ".workload.domain_flushes", l.domain_flushes, "count", "whole-domain invalidations");
+      sc_core::sc_spawn_options opts;
+      sc_core::sc_spawn([this, &l] { workload(l); }, (v + "_workload").c_str(), &opts);
+      lanes.push_back(std::move(lane));
+    }
+    running = unsigned(lanes.size());
     SC_THREAD(progress);
-    memory.register_stats(reg, "memory");
-    smmu.register_stats(reg, "smmu");
-    drv.register_stats(reg, "driver");
-    endpoint.register_stats(reg, "endpoint");
-    reg.add("workload.unmaps", unmaps, "count", "strict unmap operations (PTE clear + range invalidation + sync)");
-    reg.add("workload.domain_flushes", domain_flushes, "count", "whole-domain invalidations");
   }
 
   // Where the DMA domain maps an IOVA of the window or churn region: a PA (s1), an IPA
@@ -212,52 +199,53 @@ struct System::Impl : sc_core::sc_module {
     return p.translation == "s1" ? p.guest_ram_pa + off : off;
   }
 
-  bool check(const driver::Status& s, const char* what) {
+  bool check(Lane& l, const driver::Status& s, const char* what) {
     if (s.ok) return true;
-    failure = std::string(what) + ": " + s.error;
-    sc_core::sc_stop();
+    l.failure = std::string(what) + ": " + s.error;
+    sc_core::sc_stop();   // one lane failing ends the run; every lane's stats so far are kept
     return false;
   }
 
   // Maps the DMA window (+ churn pages) to buffers and returns false on failure.
-  bool setup() {
+  bool setup(Lane& l) {
     using driver::DomainKind;
-    if (!check(drv.init(), "driver init")) return false;
+    driver::IommuDriver& drv = l.iommu->driver();
+    if (!check(l, drv.init(), "driver init")) return false;
     std::string why;
     const std::optional<uint32_t> pasid = p.ep.pasid_valid ? std::optional<uint32_t>(p.ep.pasid) : std::nullopt;
     const uint64_t span = p.ep.window_bytes + churn_units(p) * churn_unit(p);
-    if (p.translation == "bypass") {
-      drv.global_bypass();
-      return true;
-    }
+    if (p.translation == "bypass") return check(l, l.iommu->bypass_all(), "bypass");
     if (p.translation == "s2" || p.translation == "nested") {
       auto s2 = drv.create_domain(DomainKind::Stage2, std::nullopt, &why);
-      if (!s2) return check(driver::Status::fail(why), "create stage-2 domain");
+      if (!s2) return check(l, driver::Status::fail(why), "create stage-2 domain");
       // The VMM maps all of guest RAM: IPA [0, size) -> PA guest_ram_pa.
-      if (!check(drv.map(*s2, 0, p.guest_ram_pa, p.guest_ram_bytes, {}, p.s2_page), "map guest RAM")) return false;
+      if (!check(l, drv.map(*s2, 0, p.guest_ram_pa, p.guest_ram_bytes, {}, p.s2_page), "map guest RAM")) return false;
       if (p.translation == "s2") {
         // Device IOVA = IPA: map the window onto the buffers directly through stage 2.
-        dma_domain = *s2;
-        return check(drv.attach(p.ep.requester_id, std::nullopt, *s2), "attach");
+        l.dma_domain = *s2;
+        return check(l, drv.attach(p.ep.requester_id, std::nullopt, *s2), "attach");
       }
       auto s1 = drv.create_domain(DomainKind::Nested, *s2, &why);
-      if (!s1) return check(driver::Status::fail(why), "create nested domain");
-      if (!check(drv.map(*s1, p.ep.window_base, dma_target(p.ep.window_base), span, {}, p.s1_page), "map DMA window")) return false;
-      dma_domain = *s1;
-      return check(drv.attach(p.ep.requester_id, pasid, *s1), "attach");
+      if (!s1) return check(l, driver::Status::fail(why), "create nested domain");
+      if (!check(l, drv.map(*s1, p.ep.window_base, dma_target(p.ep.window_base), span, {}, p.s1_page), "map DMA window"))
+        return false;
+      l.dma_domain = *s1;
+      return check(l, drv.attach(p.ep.requester_id, pasid, *s1), "attach");
     }
     auto s1 = drv.create_domain(DomainKind::Stage1, std::nullopt, &why);
-    if (!s1) return check(driver::Status::fail(why), "create stage-1 domain");
-    if (!check(drv.map(*s1, p.ep.window_base, dma_target(p.ep.window_base), span, {}, p.s1_page), "map DMA window"))
+    if (!s1) return check(l, driver::Status::fail(why), "create stage-1 domain");
+    if (!check(l, drv.map(*s1, p.ep.window_base, dma_target(p.ep.window_base), span, {}, p.s1_page), "map DMA window"))
       return false;
-    dma_domain = *s1;
-    return check(drv.attach(p.ep.requester_id, pasid, *s1), "attach");
+    l.dma_domain = *s1;
+    return check(l, drv.attach(p.ep.requester_id, pasid, *s1), "attach");
   }
 
-  void workload() {
-    if (!setup()) return;
-    traffic_start = sc_core::sc_time_stamp();
-    go.notify(sc_core::SC_ZERO_TIME);
+  void workload(Lane& l) {
+    if (!setup(l)) return;
+    driver::IommuDriver& drv = l.iommu->driver();
+    traffic::Endpoint& endpoint = *l.endpoint;
+    l.traffic_start = sc_core::sc_time_stamp();
+    l.go.notify(sc_core::SC_ZERO_TIME);
     // The churn region follows the DMA window; it is unmapped and remapped one leaf at a
     // time (a DMA buffer's life cycle), so the unit is the leaf size of the domain's tables.
     const uint64_t unit = churn_unit(p);
@@ -265,39 +253,44 @@ struct System::Impl : sc_core::sc_module {
     const uint64_t units = churn_units(p);
     uint64_t op = 0, events_drained_at = 0;
     while (!endpoint.done()) {
-      if (p.unmap_interval_ns == 0 || dma_domain == 0) { sc_core::wait(endpoint.done_event()); break; }
+      if (p.unmap_interval_ns == 0 || l.dma_domain == 0) { sc_core::wait(endpoint.done_event()); break; }
       sc_core::wait(sc_core::sc_time(double(p.unmap_interval_ns), sc_core::SC_NS), endpoint.done_event());
       if (endpoint.done()) break;
       ++op;
-      // Stands in for the EVTQ interrupt: Linux's event thread runs only when records arrive.
-      if (smmu.events_written() != events_drained_at) { events_drained_at = smmu.events_written(); drv.drain_events(); }
+      // Stands in for the fault interrupt: the driver's handler runs only when records arrive.
+      if (l.iommu->events_recorded() != events_drained_at) {
+        events_drained_at = l.iommu->events_recorded();
+        l.iommu->drain_events();
+      }
       if (p.domain_every && op % p.domain_every == 0) {
-        if (!check(drv.invalidate_domain(dma_domain), "invalidate_domain")) return;
-        domain_flushes.inc();
+        if (!check(l, drv.invalidate_domain(l.dma_domain), "invalidate_domain")) return;
+        l.domain_flushes.inc();
         continue;
       }
       const uint64_t iova = churn_iova + (op % units) * unit;
-      if (!check(drv.unmap(dma_domain, iova, unit), "unmap")) return;
-      unmaps.inc();
-      if (!check(drv.map(dma_domain, iova, dma_target(iova), unit, {}, unit), "remap")) return;
+      if (!check(l, drv.unmap(l.dma_domain, iova, unit), "unmap")) return;
+      l.unmaps.inc();
+      if (!check(l, drv.map(l.dma_domain, iova, dma_target(iova), unit, {}, unit), "remap")) return;
     }
-    traffic_end = sc_core::sc_time_stamp();
-    drv.drain_events();
-    finished = true;
-    sc_core::sc_stop();
+    l.traffic_end = sc_core::sc_time_stamp();
+    l.iommu->drain_events();
+    l.finished = true;
+    if (--running == 0) sc_core::sc_stop();
   }
 
   void progress() {
     if (!p.progress || !isatty(STDERR_FILENO)) return;
     auto last = std::chrono::steady_clock::now();
+    const uint64_t total = p.ep.total_transactions * lanes.size();
     for (;;) {
       sc_core::wait(sc_core::sc_time(20, sc_core::SC_US));
       auto now = std::chrono::steady_clock::now();
       if (now - last < std::chrono::milliseconds(500)) continue;
       last = now;
-      std::fprintf(stderr, "\r  %llu / %llu DMAs (%.0f%%) at %.1f us simulated",
-                   (unsigned long long)endpoint.completed(), (unsigned long long)p.ep.total_transactions,
-                   100.0 * double(endpoint.completed()) / double(p.ep.total_transactions),
+      uint64_t done = 0;
+      for (auto& l : lanes) done += l->endpoint->completed();
+      std::fprintf(stderr, "\r  %llu / %llu DMAs (%.0f%%) at %.1f us simulated", (unsigned long long)done,
+                   (unsigned long long)total, 100.0 * double(done) / double(total),
                    sc_core::sc_time_stamp().to_seconds() * 1e6);
       std::fflush(stderr);
     }
@@ -306,15 +299,18 @@ struct System::Impl : sc_core::sc_module {
 
 System::System(const json& cfg) {
   Params p = read_params(cfg);
-  if (auto e = smmuv3::validate(p.smmu); !e.empty()) throw ConfigError("iommu.smmuv3." + e);
-  if (auto e = driver::validate(p.drv); !e.empty()) throw ConfigError(e);
   impl_ = std::make_unique<Impl>("system", cfg, p);
 }
 
 System::~System() = default;
 
 common::StatRegistry& System::stats() { return impl_->reg; }
-nlohmann::json System::invalidation_records() const { return impl_->drv.invalidations().to_json(); }
+
+nlohmann::json System::invalidation_records() const {
+  json j = json::object();
+  for (auto& l : impl_->lanes) j[l->vendor] = l->iommu->driver().invalidations().to_json();
+  return j;
+}
 
 namespace {
 std::string fmt(double v, int prec = 1) {
@@ -322,6 +318,32 @@ std::string fmt(double v, int prec = 1) {
   os << std::fixed << std::setprecision(prec) << v;
   return os.str();
 }
+
+// A table with one column per vendor.
+class SideBySide {
+ public:
+  explicit SideBySide(const std::vector<std::string>& vendors) { row("", vendors); }
+  void row(const std::string& label, const std::vector<std::string>& cells) { rows_.push_back({label, cells}); }
+  void note(const std::string& text) { rows_.push_back({"\x01" + text, {}}); }
+  std::string str() const {
+    size_t lw = 0, cw = 8;
+    for (auto& r : rows_) {
+      if (r.first[0] == '\x01') continue;
+      lw = std::max(lw, r.first.size());
+      for (auto& c : r.second) cw = std::max(cw, c.size());
+    }
+    std::ostringstream o;
+    for (auto& r : rows_) {
+      if (!r.first.empty() && r.first[0] == '\x01') { o << "  " << r.first.substr(1) << "\n"; continue; }
+      o << "  " << std::left << std::setw(int(lw)) << r.first;
+      for (auto& c : r.second) o << "  " << std::right << std::setw(int(cw)) << c;
+      o << "\n";
+    }
+    return o.str();
+  }
+ private:
+  std::vector<std::pair<std::string, std::vector<std::string>>> rows_;
+};
 }  // namespace
 
 RunResult System::run() {
@@ -333,56 +355,93 @@ RunResult System::run() {
   if (s.p.progress && isatty(STDERR_FILENO)) std::fprintf(stderr, "\r%80s\r", "");
 
   RunResult r;
-  r.ok = s.failure.empty();
-  r.error = s.failure;
-  const double sim_ns = (s.traffic_end - s.traffic_start).to_seconds() * 1e9;
-  const auto& smmu = s.smmu;
-  const uint64_t translations = smmu.iotlb_stats().hits.value() + smmu.iotlb_stats().misses.value();
-  s.reg.set_value("run.simulated_traffic_time", sim_ns, "ns", "simulated time from traffic start to its end");
-  s.reg.set_value("run.dma_throughput", sim_ns > 0 ? double(s.endpoint.completed()) / sim_ns * 1e3 : 0, "M DMA/s",
-                  "completed DMAs per simulated microsecond");
-  struct C { const char* name; const common::CacheStats* st; };
-  const C caches[] = {{"config_cache", &smmu.config_cache_stats()}, {"iotlb", &smmu.iotlb_stats()},
-                      {"s1_walk_cache", &smmu.s1_walk_cache_stats()}, {"s2_walk_cache", &smmu.s2_walk_cache_stats()},
-                      {"ipa_cache", &smmu.ipa_cache_stats()}};
-  for (auto& c : caches)
-    s.reg.set_value(std::string("smmu.") + c.name + ".hit_rate", c.st->hit_rate(), "ratio", std::string(c.name) + " hits / lookups");
+  std::vector<std::string> vendors;
+  for (auto& l : s.lanes) {
+    vendors.push_back(l->vendor);
+    if (!l->failure.empty()) {
+      r.ok = false;
+      r.error += (r.error.empty() ? "" : "; ") + l->vendor + ": " + l->failure;
+    }
+  }
+  std::ostringstream o;
+  o << "iommusim run: " << (vendors.size() > 1 ? "side by side on identical traffic, " : "");
+  for (size_t i = 0; i < vendors.size(); ++i) o << (i ? ", " : "") << vendors[i];
+  o << "; translation " << s.p.translation << ", seed " << s.p.seed << ", " << fmt(host_s, 2) << " s host\n";
+  if (!r.ok) o << "  RUN FAILED: " << r.error << " (statistics below cover the run up to that point)\n";
+
+  SideBySide t(vendors);
+  auto per_lane = [&](const std::string& label, auto&& cell) {
+    std::vector<std::string> cells;
+    for (auto& l : s.lanes) cells.push_back(cell(*l));
+    t.row(label, cells);
+  };
+  auto ns = [](double ps) { return fmt(ps / 1000.0); };
+  auto sim_ns = [](const Lane& l) { return (l.traffic_end - l.traffic_start).to_seconds() * 1e9; };
+  for (auto& lp : s.lanes) {
+    const Lane& l = *lp;
+    const double t_ns = sim_ns(l);
+    s.reg.set_value(l.vendor + ".run.simulated_traffic_time", t_ns, "ns", "simulated time from traffic start to its end");
+    s.reg.set_value(l.vendor + ".run.dma_throughput", t_ns > 0 ? double(l.endpoint->completed()) / t_ns * 1e3 : 0,
+                    "M DMA/s", "completed DMAs per simulated microsecond");
+    for (auto& c : l.iommu->caches())
+      s.reg.set_value(l.vendor + ".iommu." + c.name + ".hit_rate", c.stats->hit_rate(), "ratio", c.name + " hits / lookups");
+  }
   r.stats = s.reg.to_json();
 
-  std::ostringstream o;
-  o << "iommusim run: smmuv3, translation " << s.p.translation << ", seed " << s.p.seed << "\n";
-  if (!r.ok) o << "  RUN FAILED: " << r.error << " (statistics below cover the run up to that point)\n";
-  o << "  DMAs completed        " << s.endpoint.completed() << " (" << s.endpoint.faulted() << " faulted, "
-    << s.endpoint.errors() << " errors) in " << fmt(sim_ns / 1000.0) << " us simulated, " << fmt(host_s, 2)
-    << " s host\n";
-  o << "  translations          " << translations << " (IOTLB lookups)\n";
-  o << "  cache hit rates       ";
-  for (auto& c : caches) {
-    const uint64_t n = c.st->hits.value() + c.st->misses.value();
-    o << c.name << " " << (n ? fmt(100.0 * c.st->hit_rate()) + "%" : std::string("-")) << "  ";
+  per_lane("DMAs completed", [](const Lane& l) { return std::to_string(l.endpoint->completed()); });
+  per_lane("  faulted / errors", [](const Lane& l) {
+    return std::to_string(l.endpoint->faulted()) + " / " + std::to_string(l.endpoint->errors());
+  });
+  per_lane("simulated time (us)", [&](const Lane& l) { return fmt(sim_ns(l) / 1000.0); });
+  per_lane("IOTLB hit rate", [](const Lane& l) {
+    const auto* st = l.iommu->caches().front().stats;
+    return st->hits.value() + st->misses.value() ? fmt(100.0 * st->hit_rate()) + "%" : std::string("-");
+  });
+  per_lane("table reads/walk mean", [](const Lane& l) { return fmt(l.iommu->walk_reads().mean(), 2); });
+  per_lane("  p50 / p99 / max", [](const Lane& l) {
+    const auto& w = l.iommu->walk_reads();
+    return fmt(w.percentile(0.5), 0) + " / " + fmt(w.percentile(0.99), 0) + " / " + std::to_string(w.max());
+  });
+  per_lane("walks", [](const Lane& l) { return std::to_string(l.iommu->walk_reads().count()); });
+  per_lane("config reads (apart)", [](const Lane& l) { return std::to_string(l.iommu->config_reads()); });
+  per_lane("walk latency p50 (ns)", [&](const Lane& l) { return ns(l.iommu->walk_latency_ps().percentile(0.5)); });
+  per_lane("walk latency p99 (ns)", [&](const Lane& l) { return ns(l.iommu->walk_latency_ps().percentile(0.99)); });
+  per_lane("invalidations", [](const Lane& l) {
+    return std::to_string(l.iommu->driver().invalidations().total().count()) + " (" + std::to_string(l.unmaps.value()) +
+           "+" + std::to_string(l.domain_flushes.value()) + ")";
+  });
+  per_lane("  latency p50 (ns)", [&](const Lane& l) { return ns(l.iommu->driver().invalidations().total().percentile(0.5)); });
+  per_lane("  latency p99 (ns)", [&](const Lane& l) { return ns(l.iommu->driver().invalidations().total().percentile(0.99)); });
+  // Mean breakdown over the kept records: the parts add up to the mean total.
+  const char* parts[] = {"software", "queueing", "fetch", "execution", "sync"};
+  for (int k = 0; k < 5; ++k) {
+    per_lane(std::string("  mean ") + parts[k] + " (ns)", [&](const Lane& l) {
+      const auto& recs = l.iommu->driver().invalidations().records();
+      if (recs.empty()) return std::string("-");
+      double sum = 0;
+      for (auto& rec : recs) {
+        const uint64_t v[] = {rec.software_ps, rec.queueing_ps, rec.fetch_ps, rec.execution_ps, rec.sync_ps};
+        sum += double(v[k]);
+      }
+      return ns(sum / double(recs.size()));
+    });
   }
-  o << "\n";
-  const auto& wr = smmu.walk_reads();
-  o << "  page-table reads/walk mean " << fmt(wr.mean(), 2) << ", p50 " << wr.percentile(0.5) << ", p99 "
-    << wr.percentile(0.99) << ", max " << wr.max() << " (" << wr.count() << " walks; config reads "
-    << smmu.config_reads() << " counted apart)\n";
-  const auto& wl = smmu.walk_latency_ps();
-  o << "  walk latency (ns)     mean " << fmt(wl.mean() / 1000) << ", p50 " << fmt(wl.percentile(0.5) / 1000.0)
-    << ", p99 " << fmt(wl.percentile(0.99) / 1000.0) << ", max " << fmt(wl.max() / 1000.0) << "\n";
-  const auto& inv = s.drv.invalidations();
-  const auto& it = inv.total();
-  o << "  invalidations         " << it.count() << " (" << s.unmaps.value() << " strict unmaps, "
-    << s.domain_flushes.value() << " domain flushes)\n";
-  if (it.count()) {
-    o << "  invalidation latency (ns) p50 " << fmt(it.percentile(0.5) / 1000.0) << ", p99 "
-      << fmt(it.percentile(0.99) / 1000.0) << ", max " << fmt(it.max() / 1000.0) << "\n";
-    double sw = 0, q = 0, f = 0, e = 0, sy = 0;
-    for (auto& rec : inv.records()) { sw += rec.software_ps; q += rec.queueing_ps; f += rec.fetch_ps; e += rec.execution_ps; sy += rec.sync_ps; }
-    const double n = double(inv.records().size()) * 1000.0;
-    o << "    mean breakdown (ns) software " << fmt(sw / n) << ", queueing " << fmt(q / n) << ", fetch " << fmt(f / n)
-      << ", execution " << fmt(e / n) << ", sync " << fmt(sy / n) << "\n";
+  per_lane("  commands per domain flush", [](const Lane& l) {
+    for (auto& rec : l.iommu->driver().invalidations().records())
+      if (rec.op == "invalidate_domain") return std::to_string(rec.commands);
+    return std::string("-");
+  });
+  per_lane("events recorded", [](const Lane& l) { return std::to_string(l.iommu->events_recorded()); });
+  std::vector<std::string> hit_names;
+  for (auto& l : s.lanes) {
+    std::string line = l->vendor + " cache hit rates:";
+    for (auto& c : l->iommu->caches()) {
+      const uint64_t n = c.stats->hits.value() + c.stats->misses.value();
+      line += " " + c.name + " " + (n ? fmt(100.0 * c.stats->hit_rate()) + "%" : std::string("-"));
+    }
+    t.note(line);
   }
-  o << "  events recorded       " << smmu.events_written() << "\n";
+  o << t.str();
   r.summary = o.str();
   return r;
 }

@@ -38,22 +38,22 @@ TEST(Cli, DefaultRunPrintsSummaryAndWritesOutputs) {
   const std::string dir = ::testing::TempDir() + "cli_default";
   CliRun r = run_cli("run -o " + dir + " -p traffic.transactions=20000");
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  for (const char* line : {"translations", "cache hit rates", "iotlb", "page-table reads/walk", "walk latency",
-                           "invalidation latency", "mean breakdown"})
+  for (const char* line : {"IOTLB hit rate", "cache hit rates", "iotlb", "table reads/walk", "walk latency",
+                           "latency p99", "mean software", "mean sync"})
     EXPECT_NE(r.out.find(line), std::string::npos) << line << "\n" << r.out;
   auto cfg = read_json(dir + "/config.resolved.json");
   EXPECT_EQ(cfg["traffic"]["transactions"], 20000);
   auto stats = read_json(dir + "/stats.json");
   EXPECT_TRUE(stats["ok"].get<bool>());
-  EXPECT_EQ(stat(stats, "endpoint.transactions"), 20000);
-  EXPECT_GT(stat(stats, "smmu.iotlb.misses"), 0);
-  EXPECT_GT(stat(stats, "driver.invalidation.latency", "count"), 0);
-  EXPECT_GT(stat(stats, "driver.invalidation.latency", "p99"), 0);
+  EXPECT_EQ(stat(stats, "smmuv3.endpoint.transactions"), 20000);
+  EXPECT_GT(stat(stats, "smmuv3.iommu.iotlb.misses"), 0);
+  EXPECT_GT(stat(stats, "smmuv3.driver.invalidation.latency", "count"), 0);
+  EXPECT_GT(stat(stats, "smmuv3.driver.invalidation.latency", "p99"), 0);
   for (auto& s : stats["stats"]) {
     EXPECT_TRUE(s.contains("unit")) << s.dump();
     EXPECT_FALSE(s["description"].get<std::string>().empty()) << s.dump();
   }
-  auto inv = read_json(dir + "/invalidations.json");
+  auto inv = read_json(dir + "/invalidations.json")["smmuv3"];
   ASSERT_GT(inv.size(), 0u);
   const auto& rec = inv[0];
   const double parts = rec["software_ns"].get<double>() + rec["queueing_ns"].get<double>() + rec["fetch_ns"].get<double>() +
@@ -96,8 +96,8 @@ TEST(Cli, ExampleConfigsRun) {
     CliRun r = run_cli("run " + e.path().string() + " -o " + dir + " -p traffic.transactions=5000");
     EXPECT_EQ(r.exit_code, 0) << e.path() << "\n" << r.out;
     auto stats = read_json(dir + "/stats.json");
-    EXPECT_EQ(stat(stats, "endpoint.faults"), 0) << e.path();
-    EXPECT_EQ(stat(stats, "endpoint.transactions"), 5000) << e.path();
+    EXPECT_EQ(stat(stats, "smmuv3.endpoint.faults"), 0) << e.path();
+    EXPECT_EQ(stat(stats, "smmuv3.endpoint.transactions"), 5000) << e.path();
   }
   EXPECT_GE(n, 4u);
 }
@@ -109,6 +109,6 @@ TEST(Cli, ColdNestedExampleWalksTwentyFourReads) {
                      " -p traffic.transactions=3000");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   auto stats = read_json(dir + "/stats.json");
-  EXPECT_EQ(stat(stats, "smmu.walk_reads", "p50"), 24);
-  EXPECT_EQ(stat(stats, "smmu.walk_reads", "max"), 24);
+  EXPECT_EQ(stat(stats, "smmuv3.iommu.walk_reads", "p50"), 24);
+  EXPECT_EQ(stat(stats, "smmuv3.iommu.walk_reads", "max"), 24);
 }

@@ -1,0 +1,44 @@
+#include "platforms/iommu_lane.h"
+
+namespace iommusim::platforms {
+
+common::CacheConfig read_cache(const ConfigReader& r, uint64_t seed) {
+  common::CacheConfig c;
+  c.entries = unsigned(r.integer("entries", 0, 1u << 24));
+  c.ways = unsigned(r.integer("ways", 0, 1u << 24));
+  c.replacement = *common::parse_replacement(r.choice("replacement", {"lru", "round_robin", "random"}));
+  c.lookup_cycles = unsigned(r.integer("lookup_cycles", 0, 1000));
+  c.ports = unsigned(r.integer("ports", 1, 64));
+  c.scan_cycles_per_set = unsigned(r.integer("scan_cycles_per_set", 0, 1000));
+  c.seed = seed;
+  if (auto e = common::validate(c); !e.empty()) r.fail("entries", e);
+  return c;
+}
+
+driver::DriverTiming read_driver_timing(const ConfigReader& d) {
+  driver::DriverTiming t;
+  t.cpu_mhz = d.number("cpu_mhz", 1, 100000);
+  t.descriptor_write_cycles = unsigned(d.integer("descriptor_write_cycles", 0, 1000000));
+  t.command_write_cycles = unsigned(d.integer("command_write_cycles", 0, 1000000));
+  t.op_overhead_cycles = unsigned(d.integer("op_overhead_cycles", 0, 10000000));
+  t.mmio_write_ns = d.number("mmio_write_ns", 0, 1e6);
+  t.mmio_read_ns = d.number("mmio_read_ns", 0, 1e6);
+  t.poll_interval_ns = d.number("poll_interval_ns", 1, 1e6);
+  t.poll_read_cycles = unsigned(d.integer("poll_read_cycles", 0, 100000));
+  t.sync_timeout_us = d.number("sync_timeout_us", 0.001, 1e7);
+  if (auto e = driver::validate(t); !e.empty()) d.fail("cpu_mhz", e);
+  return t;
+}
+
+const std::vector<std::string>& known_vendors() {
+  static const std::vector<std::string> v{"smmuv3"};
+  return v;
+}
+
+std::unique_ptr<IommuLane> make_lane(const std::string& vendor, const ConfigReader& iommu, const ConfigReader& driver,
+                                     const ConfigReader& traffic, const LaneSettings& settings) {
+  if (vendor == "smmuv3") return make_smmuv3_lane(iommu.section("smmuv3"), driver.section("smmuv3"), traffic, settings);
+  iommu.fail("vendor", "unknown vendor '" + vendor + "'");
+}
+
+}  // namespace iommusim::platforms
