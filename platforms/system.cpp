@@ -35,7 +35,7 @@ struct Params {
   driver::DriverMemory pools;
   traffic::EndpointConfig ep;
   uint64_t guest_ram_pa, guest_ram_bytes, buffer_ipa, s2_page, s1_page;
-  uint64_t unmap_interval_ns, churn_pages, domain_every;
+  uint64_t unmap_interval_ns, churn_pages, domain_every, extra_pasids;
 };
 
 uint64_t check_page(const ConfigReader& r, const std::string& key) {
@@ -118,6 +118,11 @@ Params read_params(const json& j) {
   p.unmap_interval_ns = w.integer("unmap_interval_ns", 0, 1ull << 40);
   p.churn_pages = w.integer("churn_pages", 1, 1u << 20);
   p.domain_every = w.integer("domain_invalidate_every", 0, 1u << 30);
+  p.extra_pasids = w.integer("extra_pasids", 0, 14);
+  if (p.extra_pasids && (p.translation == "s2" || p.translation == "bypass"))
+    w.fail("extra_pasids", "needs translation s1 or nested (a stage-2 domain attaches to a RID, not a PASID)");
+  if (p.extra_pasids && p.ep.pasid_valid && p.ep.pasid <= p.extra_pasids)
+    t.fail("pasid", "collides with workload.extra_pasids (PASIDs 1.." + std::to_string(p.extra_pasids) + ")");
 
   if (p.translation == "s2") {
     // The device addresses IPAs directly; the window and churn region are guest RAM.
@@ -230,14 +235,22 @@ struct System::Impl : sc_core::sc_module {
       if (!check(l, drv.map(*s1, p.ep.window_base, dma_target(p.ep.window_base), span, {}, p.s1_page), "map DMA window"))
         return false;
       l.dma_domain = *s1;
-      return check(l, drv.attach(p.ep.requester_id, pasid, *s1), "attach");
+      return check(l, drv.attach(p.ep.requester_id, pasid, *s1), "attach") && attach_extra_pasids(l);
     }
     auto s1 = drv.create_domain(DomainKind::Stage1, std::nullopt, &why);
     if (!s1) return check(l, driver::Status::fail(why), "create stage-1 domain");
     if (!check(l, drv.map(*s1, p.ep.window_base, dma_target(p.ep.window_base), span, {}, p.s1_page), "map DMA window"))
       return false;
     l.dma_domain = *s1;
-    return check(l, drv.attach(p.ep.requester_id, pasid, *s1), "attach");
+    return check(l, drv.attach(p.ep.requester_id, pasid, *s1), "attach") && attach_extra_pasids(l);
+  }
+
+  // The same domain also attached through PASIDs 1..N of the device (an SVA-like fan-out):
+  // vendors that tag entries by PASID must invalidate each one.
+  bool attach_extra_pasids(Lane& l) {
+    for (uint32_t pasid = 1; pasid <= p.extra_pasids; ++pasid)
+      if (!check(l, l.iommu->driver().attach(p.ep.requester_id, pasid, l.dma_domain), "attach extra PASID")) return false;
+    return true;
   }
 
   void workload(Lane& l) {

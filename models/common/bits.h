@@ -37,7 +37,7 @@ struct Field {
   // the low bits of the byte address are dropped on purpose.
   static constexpr uint64_t get_address(uint64_t word) { return get(word) << Lo; }
   static void put_address(uint64_t& word, uint64_t addr) {
-    assert((Hi == 63 || (addr >> (Hi + 1)) == 0) && "address too wide for its field");
+    assert((Hi == 63 || (addr >> ((Hi + 1) & 63)) == 0) && "address too wide for its field");
     word = set(word, addr >> Lo);
   }
 };
