@@ -1,0 +1,167 @@
+#define SC_INCLUDE_DYNAMIC_PROCESSES   // sc_spawn in the barrier test
+// The shared translation engine on its own: tags, invalidation scopes, the 2D walk count
+// and the barrier, with x86 stage-1 tables over VT-d second-stage tables in a plain map.
+#include <functional>
+#include <map>
+
+#include <gtest/gtest.h>
+#include <systemc>
+
+#include "models/common/translation_engine.h"
+#include "models/pagetable/table_builder.h"
+#include "models/pagetable/vtd_ss.h"
+#include "models/pagetable/x86.h"
+
+namespace iommusim {
+namespace {
+
+using common::InvalidationScope;
+using common::Regime;
+using common::Stages;
+using common::TranslationEngine;
+
+// Descriptor memory: a map of 8-byte words, PA-addressed; tables are bump-allocated.
+struct MapMemory : pagetable::TableMemory {
+  std::map<uint64_t, uint64_t> words;
+  uint64_t next = 0x100000;
+  uint64_t read_descriptor(uint64_t a) override { auto it = words.find(a); return it == words.end() ? 0 : it->second; }
+  void write_descriptor(uint64_t a, uint64_t v) override { words[a] = v; }
+  uint64_t allocate_table(uint64_t bytes) override { uint64_t a = next; next += std::max<uint64_t>(bytes, 4096); return a; }
+};
+
+// Guest tables at GPAs: GPA g lives at PA g + kGuestBase (an identity-plus-offset stage 2).
+constexpr uint64_t kGuestBase = 0x40000000;
+struct GuestMemory : pagetable::TableMemory {
+  MapMemory& host;
+  uint64_t next = 0x200000;
+  explicit GuestMemory(MapMemory& h) : host(h) {}
+  uint64_t read_descriptor(uint64_t a) override { return host.read_descriptor(a + kGuestBase); }
+  void write_descriptor(uint64_t a, uint64_t v) override { host.write_descriptor(a + kGuestBase, v); }
+  uint64_t allocate_table(uint64_t bytes) override { uint64_t a = next; next += std::max<uint64_t>(bytes, 4096); return a; }
+};
+
+struct EngineHarness : sc_core::sc_module {
+  SC_HAS_PROCESS(EngineHarness);
+  MapMemory mem;
+  GuestMemory guest{mem};
+  pagetable::X86Format s1f{pagetable::X86PagingConfig{}};
+  pagetable::VtdSecondStageFormat s2f{pagetable::VtdSecondStageConfig{}};
+  pagetable::TableBuilder s2{s2f, mem};
+  pagetable::TableBuilder s1a{s1f, guest}, s1b{s1f, guest};
+  TranslationEngine engine;
+  std::function<void()> body;
+
+  explicit EngineHarness(common::TranslationEngineConfig cfg = {}) : EngineHarness("harness", cfg) {}
+  EngineHarness(sc_core::sc_module_name name, common::TranslationEngineConfig cfg)
+      : sc_module(name),
+        engine("engine", cfg, common::Clock::from_mhz(1000), [this](uint64_t a, void* dst, unsigned len) {
+          if (len != 8) return false;
+          sc_core::wait(sc_core::sc_time(10, sc_core::SC_NS));   // each descriptor read costs memory time
+          *static_cast<uint64_t*>(dst) = mem.read_descriptor(a);
+          return true;
+        }) {
+    // Stage 2: GPA [0, 1 GB) -> PA kGuestBase, 4 KB pages. Two stage-1 tables over it.
+    EXPECT_TRUE(s2.map(0, kGuestBase, 1ull << 30, 4096, {}).ok);
+    EXPECT_TRUE(s1a.map(0x10000000, 0x1000000, 0x10000, 4096, {}).ok);
+    EXPECT_TRUE(s1b.map(0x10000000, 0x2000000, 0x10000, 4096, {}).ok);
+    SC_THREAD(thread);
+  }
+  void thread() { body(); }
+  void run(std::function<void()> b) { body = std::move(b); sc_core::sc_start(sc_core::sc_time(10, sc_core::SC_MS)); }
+
+  Regime nested(uint32_t domain, uint32_t space, const pagetable::TableBuilder& s1) const {
+    return Regime{Stages::Nested, domain, space, &s1f, s1.root(), &s2f, s2.root()};
+  }
+  uint64_t reads_for(const Regime& r, uint64_t va) {
+    const uint64_t before = engine.table_reads();
+    const auto t = engine.translate(r, va, pagetable::Access{});
+    EXPECT_TRUE(t.ok);
+    return engine.table_reads() - before;
+  }
+};
+
+common::TranslationEngineConfig caches_off_but_iotlb() {
+  common::TranslationEngineConfig c;
+  c.s1_walk_cache.entries = c.s2_walk_cache.entries = c.ipa_cache.entries = 0;
+  return c;
+}
+
+TEST(TranslationEngine, ColdNestedWalkIsTwentyFourReadsAndTranslates) {
+  EngineHarness h(caches_off_but_iotlb());
+  h.run([&] {
+    const Regime r = h.nested(5, 1, h.s1a);
+    const auto t = h.engine.translate(r, 0x10003123, pagetable::Access{});
+    ASSERT_TRUE(t.ok);
+    EXPECT_EQ(t.output, kGuestBase + 0x1003123);   // S1: -> GPA 0x1003123; S2: + kGuestBase
+    EXPECT_EQ(h.engine.table_reads(), 24u);
+    EXPECT_EQ(h.engine.walk_reads().max(), 24u);
+    EXPECT_EQ(h.reads_for(r, 0x10003456), 0u);      // same page: IOTLB hit
+  });
+}
+
+TEST(TranslationEngine, SpacesAreSeparateAndScopesHitOnlyTheirTags) {
+  EngineHarness h(caches_off_but_iotlb());
+  h.run([&] {
+    const Regime a = h.nested(5, 1, h.s1a), b = h.nested(5, 2, h.s1b), other = h.nested(6, 1, h.s1a);
+    // Same VA, same domain, different space: different tables, different answers.
+    EXPECT_EQ(h.engine.translate(a, 0x10000000, {}).output, kGuestBase + 0x1000000);
+    EXPECT_EQ(h.engine.translate(b, 0x10000000, {}).output, kGuestBase + 0x2000000);
+    h.reads_for(other, 0x10000000);
+    // Space-scoped (VT-d P_IOTLB, AMD GN=1): only space 1 of domain 5 walks again.
+    h.engine.invalidate_by_input(InvalidationScope{5u, 1u, 0, 0, false}, common::kAllEntries);
+    EXPECT_EQ(h.reads_for(a, 0x10000000), 24u);
+    EXPECT_EQ(h.reads_for(b, 0x10000000), 0u);
+    EXPECT_EQ(h.reads_for(other, 0x10000000), 0u);
+    // Domain-scoped (VT-d DSI, SMMU by VMID): every space of domain 5, not domain 6.
+    h.engine.invalidate_by_input(InvalidationScope{5u, std::nullopt, 0, 0, false}, common::kAllEntries);
+    EXPECT_EQ(h.reads_for(a, 0x10000000), 24u);
+    EXPECT_EQ(h.reads_for(b, 0x10000000), 24u);
+    EXPECT_EQ(h.reads_for(other, 0x10000000), 0u);
+    // A range misses entries outside it.
+    h.engine.invalidate_by_input(InvalidationScope{5u, std::nullopt, 0x10001000, 0x1000, false}, common::kAllEntries);
+    EXPECT_EQ(h.reads_for(a, 0x10000000), 0u);
+    // Stage-2 (by IPA) does not reach combined nested entries (indexed by VA).
+    h.engine.invalidate_by_ipa(InvalidationScope{5u, std::nullopt, 0, 0, false});
+    EXPECT_EQ(h.reads_for(a, 0x10000000), 0u);
+  });
+}
+
+TEST(TranslationEngine, WalkCachesCutTheWalkAndLeafOnlyKeepsThem) {
+  EngineHarness h;   // every cache on
+  h.run([&] {
+    const Regime a = h.nested(5, 1, h.s1a);
+    EXPECT_GT(h.reads_for(a, 0x10000000), 2u);
+    // Next page in the same 2 MB: stage-1 walk cache gives the leaf table; its GPA is in the
+    // GPA cache only if it shares a page, so expect the leaf read plus its final S2 walk at most.
+    const uint64_t warm = h.reads_for(a, 0x10001000);
+    EXPECT_LE(warm, 2u);
+    // Leaf-only invalidation keeps the walk caches: the next miss is as short.
+    h.engine.invalidate_by_input(InvalidationScope{5u, 1u, 0x10002000, 0x1000, true}, common::kAllEntries);
+    EXPECT_LE(h.reads_for(a, 0x10002000), 2u);
+    // A non-leaf invalidation of the whole space drops the stage-1 walk cache as well.
+    h.engine.invalidate_by_input(InvalidationScope{5u, 1u, 0, 0, false}, common::kAllEntries);
+    h.engine.invalidate_by_ipa(InvalidationScope{5u, std::nullopt, 0, 0, false});
+    EXPECT_GT(h.reads_for(a, 0x10003000), 2u);
+  });
+}
+
+TEST(TranslationEngine, BarrierWaitsForWalksOlderThanTheInvalidationAndDropsTheirFills) {
+  common::TranslationEngineConfig cfg = caches_off_but_iotlb();
+  cfg.iotlb.entries = 16;   // a 4-set scan: the invalidation finishes well before the 240 ns walk
+  EngineHarness h(cfg);
+  h.run([&] {
+    const Regime a = h.nested(5, 1, h.s1a);
+    bool walk_done = false;
+    sc_core::sc_spawn([&] { h.engine.translate(a, 0x10000000, {}); walk_done = true; });
+    sc_core::wait(sc_core::sc_time(10, sc_core::SC_NS));   // the walk is under way (24 reads take longer)
+    h.engine.invalidate_by_input(InvalidationScope{5u, 1u, 0, 0, false}, common::kAllEntries);
+    EXPECT_FALSE(walk_done);
+    h.engine.drain_older_walks();
+    EXPECT_TRUE(walk_done);
+    // What the overtaken walk read was not cached: the same VA walks again.
+    EXPECT_EQ(h.reads_for(a, 0x10000000), 24u);
+  });
+}
+
+}  // namespace
+}  // namespace iommusim
