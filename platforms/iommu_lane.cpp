@@ -31,13 +31,14 @@ driver::DriverTiming read_driver_timing(const ConfigReader& d) {
 }
 
 const std::vector<std::string>& known_vendors() {
-  static const std::vector<std::string> v{"smmuv3"};
+  static const std::vector<std::string> v{"smmuv3", "vtd"};
   return v;
 }
 
 std::unique_ptr<IommuLane> make_lane(const std::string& vendor, const ConfigReader& iommu, const ConfigReader& driver,
                                      const ConfigReader& traffic, const LaneSettings& settings) {
   if (vendor == "smmuv3") return make_smmuv3_lane(iommu.section("smmuv3"), driver.section("smmuv3"), traffic, settings);
+  if (vendor == "vtd") return make_vtd_lane(iommu.section("vtd"), driver.section("vtd"), traffic, settings);
   iommu.fail("vendor", "unknown vendor '" + vendor + "'");
 }
 

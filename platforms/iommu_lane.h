@@ -68,5 +68,7 @@ const std::vector<std::string>& known_vendors();
 // Per-vendor factories (platforms/<vendor>_lane.cpp).
 std::unique_ptr<IommuLane> make_smmuv3_lane(const ConfigReader& iommu, const ConfigReader& driver,
                                             const ConfigReader& traffic, const LaneSettings& settings);
+std::unique_ptr<IommuLane> make_vtd_lane(const ConfigReader& iommu, const ConfigReader& driver,
+                                         const ConfigReader& traffic, const LaneSettings& settings);
 
 }  // namespace iommusim::platforms

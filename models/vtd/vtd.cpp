@@ -1,0 +1,594 @@
+#include "models/vtd/vtd.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "models/common/bits.h"
+#include "models/common/dma_attributes.h"
+#include "models/pagetable/walker.h"
+
+namespace iommusim::vtd {
+
+using common::to_ps;
+using pagetable::Fault;
+using sc_core::sc_time_stamp;
+
+namespace {
+constexpr uint64_t bit(unsigned n) { return uint64_t{1} << n; }
+// FSTS bits software clears by writing 1.
+constexpr uint64_t kFstsW1c = bit(0) | bit(1) | bit(4) | bit(5) | bit(6) | bit(7);
+constexpr uint64_t kFrcdF = bit(63);
+
+common::TranslationCacheNames vtd_cache_names() {
+  common::TranslationCacheNames n;
+  n.iotlb = "iotlb"; n.s1_walk_cache = "fs_psc"; n.s2_walk_cache = "ss_psc"; n.ipa_cache = "gpa_cache";
+  n.iotlb_what = "IOTLB (DID+PASID tagged)"; n.s1_walk_what = "first-stage paging-structure cache";
+  n.s2_walk_what = "second-stage paging-structure cache"; n.ipa_what = "GPA->HPA cache (nested)";
+  return n;
+}
+std::string frcd_name(unsigned i, bool hi) { return "FRCD" + std::to_string(i) + (hi ? "_HI" : "_LO"); }
+}  // namespace
+
+std::string validate(const VtdConfig& c) {
+  if (c.clock_mhz <= 0) return "clock_mhz must be positive";
+  if (c.haw < 39 || c.haw > 52) return "haw must be 39..52";
+  if (c.pasid_bits < 1 || c.pasid_bits > 20) return "pasid_bits must be 1..20";
+  if (c.fault_records < 1 || c.fault_records > reg::kMaxFaultRecords)
+    return "fault_records must be 1.." + std::to_string(reg::kMaxFaultRecords);
+  if (c.mamv > 63) return "mamv must be 0..63";
+  if (c.iq_max_qs > 7) return "iq_max_qs must be 0..7";
+  if (c.desc_batch == 0 || c.desc_batch > 64) return "desc_batch must be 1..64";
+  if (auto e = common::validate(c.context_cache); !e.empty()) return "context_cache: " + e;
+  if (auto e = common::validate(c.pasid_cache); !e.empty()) return "pasid_cache: " + e;
+  return common::validate(c.translation);
+}
+
+Vtd::Vtd(sc_core::sc_module_name name, const VtdConfig& cfg)
+    : sc_module(name), dma("dma"), mmio("mmio"), mem("mem"), cfg_(cfg), clk_(common::Clock::from_mhz(cfg.clock_mhz)),
+      context_cache_("context_cache", cfg.context_cache, clk_), pasid_cache_("pasid_cache", cfg.pasid_cache, clk_),
+      engine_(this->name(), cfg.translation, clk_,
+              [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); },
+              vtd_cache_names()),
+      fs4_(pagetable::X86PagingConfig{4, cfg.fs_1g, cfg.haw}), fs5_(pagetable::X86PagingConfig{5, cfg.fs_1g, cfg.haw}),
+      ss3_(pagetable::VtdSecondStageConfig{3, cfg.ss_2m, cfg.ss_1g, cfg.haw}),
+      ss4_(pagetable::VtdSecondStageConfig{4, cfg.ss_2m, cfg.ss_1g, cfg.haw}),
+      ss5_(pagetable::VtdSecondStageConfig{5, cfg.ss_2m, cfg.ss_1g, cfg.haw}) {
+  dma.register_b_transport(this, &Vtd::dma_b_transport);
+  mmio.register_b_transport(this, &Vtd::mmio_b_transport);
+  build_registers();
+  SC_THREAD(iq_thread);
+}
+
+// ---------------------------------------------------------------- registers
+
+void Vtd::build_registers() {
+  using namespace reg;
+  Capability cap;
+  cap.nd = 6;                 // 16-bit DIDs
+  cap.sagaw = 0x2 | 0x4 | 0x8; // 3, 4 and 5-level second stage
+  cap.mgaw_bits = cfg_.haw;
+  cap.sllps = uint8_t((cfg_.ss_2m ? 1 : 0) | (cfg_.ss_1g ? 2 : 0));
+  cap.psi = true;
+  cap.num_fault_records = cfg_.fault_records;
+  cap.mamv = uint8_t(cfg_.mamv);
+  cap.fl1gp = cfg_.fs_1g;
+  cap.fl5lp = cfg_.fs_5level;
+  ExtCapability ecap;
+  ecap.qi = true; ecap.dt = true; ecap.pt = true; ecap.nest = true; ecap.pasid = true; ecap.smts = true;
+  ecap.ssts = true; ecap.fsts = true; ecap.pss = uint8_t(cfg_.pasid_bits - 1); ecap.c = true;
+  qi_caps_ = QiCaps{true, uint8_t(cfg_.mamv), true, cap.did_bits(), cfg_.pasid_bits, true, false, false};
+
+  regs_.add("VER", VER, 4, 0x10, 0);   // 1.0
+  regs_.add("CAP", CAP, 8, encode_cap(cap), 0);
+  regs_.add("ECAP", ECAP, 8, encode_ecap(ecap), 0);
+  regs_.add("GSTS", GSTS, 4, 0, 0);
+  regs_.add("GCMD", GCMD, 4, 0, ~0ull).on_write = [this](uint64_t, uint64_t v) {
+    uint64_t gsts = regs_.get("GSTS");
+    gsts = GSTS_TES::set(gsts, GCMD_TE::get(v));
+    const bool qie_was = GSTS_QIES::get(gsts);
+    gsts = GSTS_QIES::set(gsts, GCMD_QIE::get(v));
+    if (GCMD_QIE::get(v) && !qie_was) regs_.set("IQH", 0);   // enabling QI resets the head
+    if (GCMD_SRTP::get(v)) {
+      const uint64_t rt = regs_.get("RTADDR");
+      root_table_ = RTADDR_RTA::get(rt) << 12;
+      ttm_ = uint8_t(RTADDR_TTM::get(rt));
+      gsts = GSTS_RTPS::set(gsts, 1);
+      context_cache_.invalidate_all_sets([](const ContextKey&, const SmContextEntry&) { return true; });
+      pasid_cache_.invalidate_all_sets([](const PasidKey&, const Resolved&) { return true; });
+    }
+    gsts = GSTS_WBFS::set(gsts, 0);   // write-buffer flush completes at once
+    regs_.set("GSTS", gsts);
+    regs_.set("GCMD", 0);             // GCMD reads as 0: software keeps its own copy (Linux gcmd)
+    iq_kick_.notify(sc_core::SC_ZERO_TIME);
+  };
+  regs_.add("RTADDR", RTADDR, 8, 0, common::mask(63, 12) | common::mask(11, 10));
+  regs_.add("CCMD", CCMD, 8, 0, ~0ull).on_write = [this](uint64_t, uint64_t v) {
+    if (!CCMD_ICC::get(v)) return;
+    const uint8_t g = uint8_t(CCMD_CIRG::get(v));
+    invalidate_context(g, uint16_t(CCMD_SID::get(v)), uint8_t(CCMD_FM::get(v)));
+    regs_.set("CCMD", CCMD_CAIG::set(CCMD_ICC::set(v, 0), g));
+  };
+  auto w1c = [this](const char* name) {
+    return [this, name](uint64_t old, uint64_t nv) {
+      const uint64_t clr = nv & regs_.at(name).writable;
+      regs_.set(name, old & ~clr);
+      if (std::string(name) == "FSTS") iq_kick_.notify(sc_core::SC_ZERO_TIME);
+    };
+  };
+  regs_.add("FSTS", FSTS, 4, 0, kFstsW1c).on_write = w1c("FSTS");
+  regs_.add("FECTL", FECTL, 4, FECTL_IM::set(0, 1), FECTL_IM::set(0, 1));
+  regs_.add("FEDATA", FEDATA, 4, 0, ~0ull);
+  regs_.add("FEADDR", FEADDR, 4, 0, common::mask(31, 2));
+  regs_.add("FEUADDR", FEUADDR, 4, 0, ~0ull);
+  regs_.add("IQH", IQH, 8, 0, 0);
+  regs_.add("IQT", IQT, 8, 0, common::mask(18, 4)).on_write = [this](uint64_t, uint64_t) {
+    iq_kick_.notify(sc_core::SC_ZERO_TIME);
+  };
+  regs_.add("IQA", IQA, 8, 0, common::mask(63, 12) | common::mask(11, 11) | common::mask(2, 0));
+  regs_.add("ICS", ICS, 4, 0, 1).on_write = w1c("ICS");
+  regs_.add("IECTL", IECTL, 4, IECTL_IM::set(0, 1), IECTL_IM::set(0, 1));
+  regs_.add("IEDATA", IEDATA, 4, 0, ~0ull);
+  regs_.add("IEADDR", IEADDR, 4, 0, common::mask(31, 2));
+  regs_.add("IEUADDR", IEUADDR, 4, 0, ~0ull);
+  regs_.add("IQER", IQER, 8, 0, 0);
+  regs_.add("IVA", IVA, 8, 0, common::mask(63, 12) | common::mask(6, 0));
+  regs_.add("IOTLB", IOTLB, 8, 0, ~0ull).on_write = [this](uint64_t, uint64_t v) {
+    if (!IOTLB_IVT::get(v)) return;
+    const uint64_t iva = regs_.get("IVA");
+    const uint8_t g = uint8_t(IOTLB_IIRG::get(v));
+    invalidate_iotlb(g, uint16_t(IOTLB_DID::get(v)), IVA_ADDR::get(iva) << 12, uint8_t(IVA_AM::get(iva)),
+                     IVA_IH::get(iva));
+    regs_.set("IOTLB", IOTLB_IAIG::set(IOTLB_IVT::set(v, 0), g));
+  };
+  for (unsigned i = 0; i < cfg_.fault_records; ++i) {
+    frcd_lo_.push_back(frcd_name(i, false));
+    frcd_hi_.push_back(frcd_name(i, true));
+    regs_.add(frcd_name(i, false), frcd(i), 8, 0, 0);
+    regs_.add(frcd_name(i, true), frcd(i) + 8, 8, 0, kFrcdF).on_write = [this, i](uint64_t old, uint64_t nv) {
+      regs_.set(frcd_hi_[i], old & ~(nv & kFrcdF));
+      update_ppf();
+    };
+  }
+}
+
+// PPF is the OR of the F bits; FRI names the oldest pending record.
+void Vtd::update_ppf() {
+  uint64_t fsts = regs_.get("FSTS");
+  bool any = false;
+  unsigned first = unsigned(reg::FSTS_FRI::get(fsts));
+  for (unsigned k = 0; k < cfg_.fault_records; ++k) {
+    const unsigned i = (first + k) % cfg_.fault_records;
+    if (regs_.get(frcd_hi_[i]) & kFrcdF) { any = true; first = i; break; }
+  }
+  fsts = reg::FSTS_PPF::set(fsts, any);
+  if (any) fsts = reg::FSTS_FRI::set(fsts, first);
+  regs_.set("FSTS", fsts);
+}
+
+uint64_t Vtd::peek_register(uint64_t offset, unsigned len) {
+  uint64_t v = 0;
+  if (!regs_.read(offset, len, v) && len == 8) regs_.read(offset, 4, v);   // a 32-bit register
+  return v;
+}
+
+void Vtd::mmio_b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+  if (delay != sc_core::SC_ZERO_TIME) { sc_core::wait(delay); delay = sc_core::SC_ZERO_TIME; }
+  clk_.wait_cycles(1);
+  const unsigned len = p.get_data_length();
+  uint64_t v = 0;
+  bool ok = false;
+  if (p.get_byte_enable_ptr() == nullptr && (len == 4 || len == 8) && p.get_address() < reg::kMmioBytes) {
+    if (p.is_read()) {
+      ok = regs_.read(p.get_address(), len, v);
+      if (ok) std::memcpy(p.get_data_ptr(), &v, len);
+    } else if (p.is_write()) {
+      std::memcpy(&v, p.get_data_ptr(), len);
+      ok = regs_.write(p.get_address(), len, v);
+    }
+  }
+  p.set_response_status(ok ? tlm::TLM_OK_RESPONSE : tlm::TLM_ADDRESS_ERROR_RESPONSE);
+}
+
+// ---------------------------------------------------------------- memory and faults
+
+bool Vtd::read_memory(uint64_t addr, void* dst, unsigned len) {
+  return common::blocking_access(mem, pool_, tlm::TLM_READ_COMMAND, addr, dst, len);
+}
+
+bool Vtd::write_memory(uint64_t addr, const void* src, unsigned len) {
+  return common::blocking_access(mem, pool_, tlm::TLM_WRITE_COMMAND, addr, const_cast<void*>(src), len);
+}
+
+void Vtd::record_fault(const Request& rq, FaultReason reason, bool fpd) {
+  faults_.inc();
+  if (fpd) { faults_suppressed_.inc(); return; }
+  const unsigned i = next_fault_;
+  const uint64_t hi = regs_.get(frcd_hi_[i]);
+  if (hi & kFrcdF) {   // the next record is still pending: overflow, the fault is lost
+    faults_lost_.inc();
+    regs_.set("FSTS", reg::FSTS_PFO::set(regs_.get("FSTS"), 1));
+    return;
+  }
+  FaultRecord r;
+  r.fault_info = rq.input;
+  r.sid = rq.rid;
+  r.pasid_present = rq.pasid_valid;
+  r.pasid = rq.pasid_valid ? rq.pasid : 0;
+  r.priv = rq.pasid_valid && rq.access.privileged;
+  r.exe = rq.pasid_valid && rq.access.exec;
+  r.reason = static_cast<uint8_t>(reason);
+  r.type = rq.access.write ? FaultType::Write : FaultType::Read;
+  r.fault = true;
+  const FrcdWords w = encode_frcd(r);
+  regs_.set(frcd_lo_[i], w[0]);
+  regs_.set(frcd_hi_[i], w[1]);
+  const bool was_pending = reg::FSTS_PPF::get(regs_.get("FSTS"));
+  uint64_t fsts = reg::FSTS_PPF::set(regs_.get("FSTS"), 1);
+  if (!was_pending) fsts = reg::FSTS_FRI::set(fsts, i);
+  regs_.set("FSTS", fsts);
+  if (!reg::FECTL_IM::get(regs_.get("FECTL"))) regs_.set("FECTL", reg::FECTL_IP::set(regs_.get("FECTL"), 1));
+  next_fault_ = (i + 1) % cfg_.fault_records;
+  faults_recorded_.inc();
+}
+
+FaultReason Vtd::walk_reason(const Request& rq, const common::TranslationFault& f) const {
+  const bool w = rq.access.write;
+  if (f.stage == 1) {
+    switch (f.fault) {
+      case Fault::Translation: case Fault::AccessFlag: return FaultReason::SM_FS_ENTRY_NOT_PRESENT;
+      case Fault::AddressSize: return f.level == 0 && f.descriptor_address == 0 ? FaultReason::SM_FS_NON_CANONICAL
+                                                                                 : FaultReason::SM_FS_ENTRY_RESERVED;
+      case Fault::Permission:
+        if (w) return FaultReason::SM_WRITE_DENIED;
+        if (rq.access.exec) return FaultReason::SM_EXECUTE_DENIED;
+        return rq.access.privileged ? FaultReason::SM_READ_DENIED : FaultReason::SM_FS_USER_ACCESS_DENIED;
+      default: return FaultReason::SM_FS_ENTRY_ACCESS;
+    }
+  }
+  // Second stage: a table fetch of a nested first stage (or the SS translation of it).
+  switch (f.fault) {
+    case Fault::Translation: case Fault::AccessFlag:
+      // An SS entry with R=W=0 is not present: the access had neither right.
+      return f.table_fetch ? FaultReason::SM_FS_ENTRY_READ_DENIED_NESTED : FaultReason::SM_SS_ENTRY_RW_DENIED;
+    case Fault::AddressSize: return FaultReason::SM_SS_ENTRY_RESERVED;
+    case Fault::Permission:
+      if (f.table_fetch) return FaultReason::SM_FS_ENTRY_READ_DENIED_NESTED;
+      return w ? FaultReason::SM_WRITE_DENIED : FaultReason::SM_READ_DENIED;
+    default: return FaultReason::SM_SS_ENTRY_ACCESS;
+  }
+}
+
+// ---------------------------------------------------------------- translation
+
+void Vtd::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+  if (delay != sc_core::SC_ZERO_TIME) { sc_core::wait(delay); delay = sc_core::SC_ZERO_TIME; }
+  common::DmaAttributes* attrs = nullptr;
+  p.get_extension(attrs);
+  Request rq;
+  if (attrs) {
+    rq.rid = uint16_t(attrs->requester_id);
+    rq.pasid_valid = attrs->pasid_valid;
+    rq.pasid = attrs->pasid;
+    rq.access.privileged = attrs->privileged;
+    rq.access.exec = attrs->instruction;
+  }
+  rq.input = p.get_address();
+  rq.access.write = p.is_write();
+
+  const sc_core::sc_time start = sc_time_stamp();
+  Outcome o;
+  if (!reg::GSTS_TES::get(regs_.get("GSTS"))) {   // translation disabled: DMA passes untranslated
+    passed_through_.inc();
+    o.ok = true;
+    o.output = rq.input;
+  } else {
+    o = translate(rq);
+  }
+  translation_ps_.record(to_ps(sc_time_stamp() - start));
+  if (!o.ok) {
+    if (attrs) attrs->response = common::IommuResponse::Fault;
+    p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
+    return;
+  }
+  if (attrs) attrs->response = common::IommuResponse::Ok;
+  const uint64_t input = p.get_address();
+  p.set_address(o.output);
+  sc_core::sc_time d = sc_core::SC_ZERO_TIME;
+  mem->b_transport(p, d);
+  if (d != sc_core::SC_ZERO_TIME) sc_core::wait(d);
+  p.set_address(input);
+}
+
+std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq) {
+  auto fail = [&](FaultReason r, bool fpd = false) {
+    record_fault(rq, r, fpd);
+    return std::optional<Resolved>{};
+  };
+  if (ttm_ != reg::TTM_SCALABLE) return fail(FaultReason::SM_ROOT_TABLE_ADDR_INVALID);
+  std::string why;
+  // Context entry, through the context cache.
+  SmContextEntry ctx;
+  if (auto hit = context_cache_.timed_lookup(ContextKey{rq.rid})) {
+    ctx = *hit;
+  } else {
+    const uint8_t bus = sid_bus(rq.rid), devfn = sid_devfn(rq.rid);
+    RootWords rw{};
+    config_reads_.inc();
+    if (!read_memory(root_table_ + root_entry_offset(bus), rw.data(), 16)) return fail(FaultReason::SM_ROOT_ENTRY_ACCESS);
+    const auto root = decode_root_entry(rw, &why, cfg_.haw);
+    if (!root) return fail(FaultReason::SM_ROOT_ENTRY_RESERVED);
+    const bool upper = sm_context_in_upper(devfn);
+    if (!(upper ? root->upper_present : root->lower_present)) return fail(FaultReason::SM_ROOT_ENTRY_NOT_PRESENT);
+    const uint64_t ctp = upper ? root->upper_ctp : root->lower_ctp;
+    SmContextWords cw{};
+    config_reads_.inc();
+    if (!read_memory(ctp + sm_context_entry_offset(devfn), cw.data(), 32))
+      return fail(FaultReason::SM_CONTEXT_ENTRY_ACCESS);
+    const auto c = decode_sm_context(cw, &why, cfg_.haw);
+    if (!c) return fail(FaultReason::SM_CONTEXT_ENTRY_RESERVED);
+    if (!c->present) return fail(FaultReason::SM_CONTEXT_ENTRY_NOT_PRESENT);
+    ctx = *c;
+    context_cache_.insert(ContextKey{rq.rid}, ctx);
+  }
+  if (rq.pasid_valid && !ctx.paside) return fail(FaultReason::SM_CONTEXT_PASIDE_CLEAR, ctx.fpd);
+  const uint32_t pasid = rq.pasid_valid ? rq.pasid : ctx.rid_pasid;
+  if ((pasid >> cfg_.pasid_bits) != 0 || !pasid_within_dir(pasid, ctx.pdts))
+    return fail(FaultReason::SM_PASID_BEYOND_PDTS, ctx.fpd);
+
+  // PASID entry, through the PASID cache.
+  const PasidKey pk{rq.rid, pasid};
+  if (auto hit = pasid_cache_.timed_lookup(pk)) return hit;
+  uint64_t dw = 0;
+  config_reads_.inc();
+  if (!read_memory(ctx.pasid_dir_ptr + pasid_dir_entry_offset(pasid), &dw, 8))
+    return fail(FaultReason::SM_PASID_DIR_ACCESS, ctx.fpd);
+  const auto dir = decode_pasid_dir_entry(dw, &why, cfg_.haw);
+  if (!dir) return fail(FaultReason::SM_PASID_DIR_RESERVED, ctx.fpd);
+  if (!dir->present) return fail(FaultReason::SM_PASID_DIR_NOT_PRESENT, ctx.fpd);
+  const bool fpd = ctx.fpd || dir->fpd;
+  PasidEntryWords pw{};
+  config_reads_.inc();
+  if (!read_memory(dir->pasid_table_ptr + pasid_entry_offset(pasid), pw.data(), 64))
+    return fail(FaultReason::SM_PASID_ENTRY_ACCESS, fpd);
+  const auto pe = decode_pasid_entry(pw, &why, cfg_.haw);
+  if (!pe) {
+    const bool reserved = why.find("reserved bits") != std::string::npos || why.find("HAW") != std::string::npos;
+    return fail(reserved ? FaultReason::SM_PASID_ENTRY_RESERVED : FaultReason::SM_PASID_ENTRY_INVALID, fpd);
+  }
+  if (!pe->present) return fail(FaultReason::SM_PASID_ENTRY_NOT_PRESENT, fpd);
+  const bool efpd = fpd || pe->fpd;
+  // What this model cannot walk is an invalid programming of the entry.
+  if ((pe->uses_first_stage() && pe->fspm == 1 && !cfg_.fs_5level) ||
+      (pe->uses_second_stage() && (pe->aw < 1 || pe->aw > 3)))
+    return fail(FaultReason::SM_PASID_ENTRY_INVALID, efpd);
+  Resolved r{*pe, pasid, efpd};
+  pasid_cache_.insert(pk, r);
+  return r;
+}
+
+Vtd::Outcome Vtd::translate(const Request& rq) {
+  translations_.inc();
+  clk_.wait_cycles(cfg_.translation_cycles);
+  Outcome o;
+  const auto res = resolve(rq);
+  if (!res) return o;
+  const PasidEntry& pe = res->pe;
+  if (rq.access.privileged && rq.pasid_valid && !pe.sre && pe.pgtt != Pgtt::SecondStage) {
+    record_fault(rq, FaultReason::SM_PASID_SRE_CLEAR, res->fpd);
+    return o;
+  }
+  if (pe.pgtt == Pgtt::PassThrough) {
+    if (cfg_.haw < 64 && (rq.input >> cfg_.haw) != 0) { record_fault(rq, FaultReason::SM_ADDR_BEYOND_MAX, res->fpd); return o; }
+    passed_through_.inc();
+    o.ok = true;
+    o.output = rq.input;
+    return o;
+  }
+  common::Regime r;
+  r.domain = pe.did;
+  r.space = res->pasid;
+  const pagetable::Format* ss = pe.aw == 1 ? static_cast<const pagetable::Format*>(&ss3_)
+                                : pe.aw == 3 ? static_cast<const pagetable::Format*>(&ss5_) : &ss4_;
+  const pagetable::Format* fs = pe.fspm == 1 ? static_cast<const pagetable::Format*>(&fs5_) : &fs4_;
+  switch (pe.pgtt) {
+    case Pgtt::FirstStage: r.stages = common::Stages::Stage1; break;
+    case Pgtt::SecondStage: r.stages = common::Stages::Stage2; break;
+    default: r.stages = common::Stages::Nested; nested_dids_[pe.did] = true; break;
+  }
+  if (r.stages != common::Stages::Stage2) { r.s1 = fs; r.s1_root = pe.fsptptr; }
+  if (r.stages != common::Stages::Stage1) { r.s2 = ss; r.s2_root = pe.ssptptr; }
+  // Input beyond the stage's width: first stage non-canonical, second stage beyond AW.
+  const pagetable::Format& in = r.stages == common::Stages::Stage2 ? *ss : *fs;
+  if ((rq.input >> in.input_bits()) != 0) {
+    record_fault(rq, r.stages == common::Stages::Stage2 ? FaultReason::SM_SS_ADDR_BEYOND_MAX
+                                                        : FaultReason::SM_FS_NON_CANONICAL, res->fpd);
+    return o;
+  }
+  const common::Translation t = engine_.translate(r, rq.input, rq.access);
+  if (!t.ok) { record_fault(rq, walk_reason(rq, t.fault), res->fpd); return o; }
+  o.ok = true;
+  o.output = t.output;
+  return o;
+}
+
+// ---------------------------------------------------------------- invalidation queue
+
+void Vtd::iq_error(reg::Iqei why) {
+  invalid_descriptors_.inc();
+  regs_.set("FSTS", reg::FSTS_IQE::set(regs_.get("FSTS"), 1));
+  regs_.set("IQER", reg::IQER_IQEI::set(regs_.get("IQER"), uint64_t(why)));
+}
+
+void Vtd::iq_thread() {
+  for (;;) {
+    const uint64_t iqa = regs_.get("IQA");
+    const bool dw256 = reg::IQA_DW::get(iqa);
+    const unsigned qs = unsigned(reg::IQA_QS::get(iqa));
+    const uint64_t head_reg = regs_.get("IQH"), tail_reg = regs_.get("IQT");
+    const bool enabled = reg::GSTS_QIES::get(regs_.get("GSTS"));
+    const bool error = reg::FSTS_IQE::get(regs_.get("FSTS"));
+    if (!enabled || error || head_reg == tail_reg) { sc_core::wait(iq_kick_); continue; }
+    const uint64_t entries = reg::iq_entries(std::min(qs, cfg_.iq_max_qs), dw256);
+    if (qs > cfg_.iq_max_qs || (dw256 && (tail_reg & reg::kIqtBit4)) || reg::iq_index(tail_reg, dw256) >= entries) {
+      iq_error(reg::Iqei::InvalidTail);
+      continue;
+    }
+    const uint64_t head = reg::iq_index(head_reg, dw256), tail = reg::iq_index(tail_reg, dw256);
+    const uint64_t avail = (tail + entries - head) % entries;
+    const uint64_t to_end = entries - head;
+    const unsigned batch = unsigned(std::min<uint64_t>({avail, to_end, cfg_.desc_batch}));
+    const unsigned dbytes = dw256 ? 32 : 16;
+    uint64_t words[4 * 64];
+    const uint64_t base = reg::IQA_IQA::get(iqa) << 12;
+    const uint64_t fetch_start = to_ps(sc_time_stamp());
+    const bool fetched = read_memory(base + head * dbytes, words, batch * dbytes);
+    const uint64_t fetch_end = to_ps(sc_time_stamp());
+    if (!fetched) { iq_error(reg::Iqei::FetchError); continue; }
+    uint64_t idx = head;
+    for (unsigned i = 0; i < batch; ++i) {
+      CommandTrace t;
+      t.queue_index = uint32_t(idx);
+      t.fetch_start_ps = fetch_start;
+      t.fetch_end_ps = fetch_end;
+      t.first_of_fetch = i == 0;
+      const uint64_t* q = words + (dw256 ? 4 : 2) * i;
+      const DescWords dw{q[0], q[1], dw256 ? q[2] : 0, dw256 ? q[3] : 0};
+      t.opcode = uint8_t((dw[0] & 0xF) | ((dw[0] >> 5) & 0x70));
+      clk_.wait_cycles(cfg_.desc_decode_cycles);
+      QiCaps caps = qi_caps_;
+      caps.dw256 = dw256;
+      std::string why;
+      reg::Iqei iqei = reg::Iqei::NoInfo;
+      const auto d = decode_descriptor(dw, caps, &why, &iqei);
+      if (!d) {
+        // IQH stays at the bad descriptor; the queue stops until FSTS.IQE is cleared.
+        iq_error(iqei);
+        t.illegal = true;
+        t.exec_end_ps = to_ps(sc_time_stamp());
+        if (probe_) probe_(t);
+        break;
+      }
+      const sc_core::sc_time exec_start = sc_time_stamp();
+      descriptors_.inc();
+      execute(*d);
+      desc_exec_ps_.record(to_ps(sc_time_stamp() - exec_start));
+      if (d->type == DescType::InvWait) wait_ps_.record(to_ps(sc_time_stamp() - exec_start));
+      idx = (idx + 1) % entries;
+      regs_.set("IQH", reg::iq_reg_value(idx, dw256));
+      t.exec_end_ps = to_ps(sc_time_stamp());
+      if (probe_) probe_(t);
+    }
+  }
+}
+
+void Vtd::invalidate_context(uint8_t gran, uint16_t sid, uint8_t fm) {
+  // Scalable-mode context entries carry no DID, so a domain-selective invalidation drops
+  // every entry (a superset, as the spec allows).
+  if (gran == uint8_t(CcGran::Device)) {
+    const uint16_t ignore = uint16_t(((1u << fm) - 1) << (3 - fm));   // FM masks function bits from bit 2 down
+    context_cache_.charge(context_cache_.invalidate_all_sets(
+        [&](const ContextKey& k, const SmContextEntry&) { return (k.rid & ~ignore) == (sid & ~ignore); }));
+  } else {
+    context_cache_.charge(
+        context_cache_.invalidate_all_sets([](const ContextKey&, const SmContextEntry&) { return true; }));
+  }
+}
+
+void Vtd::invalidate_iotlb(uint8_t gran, uint16_t did, uint64_t addr, uint8_t am, bool ih) {
+  using common::InvalidationScope;
+  switch (gran) {
+    case uint8_t(IotlbGran::Global):
+      nested_dids_.assign(nested_dids_.size(), false);
+      engine_.invalidate_by_input(InvalidationScope{}, common::kAllEntries);
+      engine_.invalidate_by_ipa(InvalidationScope{}, false);
+      break;
+    case uint8_t(IotlbGran::Domain):
+      // Every PASID under the DID, every entry kind.
+      nested_dids_[did] = false;
+      engine_.invalidate_by_input(InvalidationScope{did, std::nullopt, 0, 0, false}, common::kAllEntries);
+      engine_.invalidate_by_ipa(InvalidationScope{did, std::nullopt, 0, 0, false}, false);
+      break;
+    case uint8_t(IotlbGran::Page): {
+      // Second-stage translations found by GPA; combined nested entries cannot be found by
+      // GPA, so every nested entry of the DID goes too.
+      const uint64_t bytes = psi_bytes(am);
+      engine_.invalidate_by_ipa(InvalidationScope{did, std::nullopt, addr & ~(bytes - 1), bytes, ih}, true);
+      if (nested_dids_[did])
+        engine_.invalidate_by_input(InvalidationScope{did, std::nullopt, 0, 0, ih}, common::kNestedEntries);
+      break;
+    }
+    default: break;
+  }
+}
+
+void Vtd::execute(const Descriptor& d) {
+  clk_.wait_cycles(cfg_.desc_exec_cycles);
+  using common::InvalidationScope;
+  const uint8_t fs_kinds = common::kStage1Entries | common::kNestedEntries;
+  switch (d.type) {
+    case DescType::ContextCache:
+      invalidate_context(d.g, d.sid, d.fm);
+      break;
+    case DescType::Iotlb:
+      invalidate_iotlb(d.g, d.did, d.addr, d.am, d.ih);
+      break;
+    case DescType::PasidIotlb:
+      if (d.g == uint8_t(PiotlbGran::Page)) {
+        const uint64_t bytes = psi_bytes(d.am);
+        engine_.invalidate_by_input(InvalidationScope{d.did, d.pasid, d.addr & ~(bytes - 1), bytes, d.ih}, fs_kinds);
+      } else {
+        engine_.invalidate_by_input(InvalidationScope{d.did, d.pasid, 0, 0, false}, fs_kinds);
+      }
+      break;
+    case DescType::PasidCache: {
+      auto scan = [&](auto pred) { pasid_cache_.charge(pasid_cache_.invalidate_all_sets(pred)); };
+      if (d.g == uint8_t(PcGran::Global)) scan([](const PasidKey&, const Resolved&) { return true; });
+      else if (d.g == uint8_t(PcGran::Pasid))
+        scan([&](const PasidKey& k, const Resolved& v) { return v.pe.did == d.did && k.pasid == d.pasid; });
+      else scan([&](const PasidKey&, const Resolved& v) { return v.pe.did == d.did; });
+      break;
+    }
+    case DescType::DevTlb:
+    case DescType::PasidDevTlb:
+      clk_.wait_cycles(cfg_.devtlb_inv_cycles);   // message to the device; ATS comes later
+      break;
+    case DescType::InvWait: {
+      waits_.inc();
+      engine_.drain_older_walks();
+      clk_.wait_cycles(cfg_.wait_cycles);
+      if (d.sw) write_memory(d.status_addr, &d.status_data, 4);
+      if (d.iflag) {
+        regs_.set("ICS", 1);
+        if (!reg::IECTL_IM::get(regs_.get("IECTL"))) regs_.set("IECTL", reg::IECTL_IP::set(regs_.get("IECTL"), 1));
+      }
+      break;
+    }
+    case DescType::Iec:
+    case DescType::PageGroupResp:
+    case DescType::PageStreamResp:
+      break;   // accepted: no interrupt remapping or page requests in this model
+  }
+}
+
+// ---------------------------------------------------------------- stats
+
+void Vtd::register_stats(common::StatRegistry& reg, const std::string& p) const {
+  reg.add(p + ".translations", translations_, "count", "DMA requests translated with GSTS.TES=1");
+  reg.add(p + ".passed_through", passed_through_, "count", "requests passed untranslated (TE off or PGTT=PT)");
+  reg.add(p + ".faults", faults_, "count", "requests terminated with a fault");
+  reg.add(p + ".faults_recorded", faults_recorded_, "count", "fault records written to FRCD registers");
+  reg.add(p + ".faults_suppressed", faults_suppressed_, "count", "faults not recorded because of FPD");
+  reg.add(p + ".faults_lost", faults_lost_, "count", "faults dropped on FRCD overflow (FSTS.PFO)");
+  reg.add(p + ".config_reads", config_reads_, "count", "root, context, PASID-dir and PASID-entry reads");
+  reg.add(p + ".descriptors", descriptors_, "count", "invalidation descriptors executed");
+  reg.add(p + ".invalid_descriptors", invalid_descriptors_, "count", "queue errors (FSTS.IQE)");
+  reg.add(p + ".inv_waits", waits_, "count", "invalidation-wait descriptors completed");
+  reg.add(p + ".translation_latency", translation_ps_, "ns", "time from request to translated address", 1e-3);
+  reg.add(p + ".descriptor_exec", desc_exec_ps_, "ns", "execution time per descriptor (after decode)", 1e-3);
+  reg.add(p + ".wait_exec", wait_ps_, "ns", "inv_wait execution incl. draining older walks", 1e-3);
+  context_cache_.stats().register_stats(reg, p + ".context_cache", "context cache");
+  pasid_cache_.stats().register_stats(reg, p + ".pasid_cache", "PASID cache");
+  engine_.register_stats(reg, p);
+}
+
+}  // namespace iommusim::vtd

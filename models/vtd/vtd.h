@@ -1,0 +1,179 @@
+// Intel VT-d remapping unit in scalable mode (VT-d spec rev 4.x), blocking and
+// cycle-approximate.
+//
+// What it models
+// - Register file at the architected offsets: VER, CAP, ECAP, GCMD/GSTS (TE, QIE kept;
+//   SRTP and WBF one-shot, RTPS latched), RTADDR (TTM=01 scalable only), CCMD and the
+//   IVA/IOTLB registers (register-based invalidation, completes at once), FSTS, FECTL,
+//   IQH/IQT/IQA, ICS, IECTL, IQER and the FRCD fault-recording registers (at CAP.FRO).
+//   CAP/ECAP report exactly what the model does (SMTS, QI, PASID, NEST, FLTS, SLTS, PT,
+//   PSI, DT, MAMV, SAGAW, FL1GP, FL5LP, SLLPS, ND=16-bit DIDs, NFR, PSS).
+// - Translation: RID -> root entry -> scalable-mode context entry (lower/upper tables) ->
+//   PASID directory -> PASID table entry, with RID_PASID for requests without a PASID;
+//   PGTT first-stage (x86 4/5-level), second-stage (AW 3/4/5 levels), nested (FSPTPTR is a
+//   GPA translated through the second stage) and pass-through. The PASID entry's DID and
+//   PASID tag the shared translation engine (IOTLB, FS/SS paging-structure caches, GPA
+//   cache). Context and PASID caches are SetAssocCaches here.
+// - Faults: the scalable-mode reason codes of faults.h in the FRCD ring (FSTS.PPF, FRI,
+//   PFO on overflow); FPD in the context/PASID-dir/PASID entry suppresses recording. The
+//   DMA always gets IommuResponse::Fault.
+// - Queued invalidation: 128- or 256-bit descriptors (IQA.DW), consumed in batches; every
+//   descriptor type of commands.h is decoded and executed (device-TLB ones are timed as a
+//   message to the device). An invalid descriptor sets FSTS.IQE and IQER.IQEI and stops
+//   the queue at it until software clears IQE. inv_wait (SW/IF/FN) completes after every
+//   earlier descriptor and after every walk that began before the last invalidation.
+//   Invalidations cost time: decode + fixed execution + cache scans (docs/vtd.md).
+//
+// What it does not model
+// - Legacy (TTM=00) and abort-DMA modes, caching mode (CAP.CM=0: non-present entries are
+//   never cached), ATS/PRI/page requests, interrupt remapping (IEC is accepted only),
+//   fault/completion interrupt messages (FECTL/IECTL.IP are set, no MSI write), A/D
+//   updates, snoop and memory-type controls, advanced fault logging, PMRs.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/multi_passthrough_target_socket.h>
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
+
+#include "models/common/cache.h"
+#include "models/common/clock.h"
+#include "models/common/command_trace.h"
+#include "models/common/payload_pool.h"
+#include "models/common/register_bank.h"
+#include "models/common/stats.h"
+#include "models/common/translation_engine.h"
+#include "models/pagetable/vtd_ss.h"
+#include "models/pagetable/x86.h"
+#include "models/vtd/commands.h"
+#include "models/vtd/faults.h"
+#include "models/vtd/registers.h"
+#include "models/vtd/structures.h"
+
+namespace iommusim::vtd {
+
+struct VtdConfig {
+  double clock_mhz = 1000.0;
+  unsigned haw = 48;                 // host address width (CAP.MGAW)
+  unsigned pasid_bits = 20;          // ECAP.PSS + 1
+  unsigned fault_records = 8;        // CAP.NFR + 1 (at most reg::kMaxFaultRecords)
+  bool fs_5level = true;             // CAP.FL5LP
+  bool fs_1g = true;                 // CAP.FL1GP
+  bool ss_2m = true, ss_1g = true;   // CAP.SLLPS
+  unsigned mamv = 18;                // CAP.MAMV
+  unsigned iq_max_qs = 7;            // largest IQA.QS accepted
+  unsigned translation_cycles = 2;   // request pipeline before the caches
+  unsigned desc_batch = 8;           // descriptors fetched per queue read
+  unsigned desc_decode_cycles = 2;
+  unsigned desc_exec_cycles = 4;     // fixed part of every descriptor
+  unsigned wait_cycles = 4;          // inv_wait after draining
+  unsigned devtlb_inv_cycles = 200;  // until ATS is modelled: a message to the device
+  common::CacheConfig context_cache{64, 4, common::Replacement::Lru, 3, 2, 1, 1};
+  common::CacheConfig pasid_cache{64, 4, common::Replacement::Lru, 3, 2, 1, 6};
+  common::TranslationEngineConfig translation;   // walkers, IOTLB, FS/SS PSCs, GPA cache
+};
+std::string validate(const VtdConfig& c);
+
+using common::CommandTrace;
+
+class Vtd : public sc_core::sc_module {
+ public:
+  tlm_utils::multi_passthrough_target_socket<Vtd> dma;   // from endpoints / root ports
+  tlm_utils::simple_target_socket<Vtd> mmio;             // registers
+  tlm_utils::simple_initiator_socket<Vtd> mem;           // tables, queue, forwarded DMA
+
+  SC_HAS_PROCESS(Vtd);
+  Vtd(sc_core::sc_module_name name, const VtdConfig& cfg);
+
+  void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
+  void set_command_probe(std::function<void(const CommandTrace&)> probe) { probe_ = std::move(probe); }
+  const common::Clock& clock() const { return clk_; }
+  const VtdConfig& config() const { return cfg_; }
+
+  // Register reads without time or side effects, for tests and debuggers (len 8 also
+  // reads 32-bit registers).
+  uint64_t peek_register(uint64_t offset, unsigned len = 8);
+
+  const common::CacheStats& iotlb_stats() const { return engine_.iotlb_stats(); }
+  const common::CacheStats& context_cache_stats() const { return context_cache_.stats(); }
+  const common::CacheStats& pasid_cache_stats() const { return pasid_cache_.stats(); }
+  const common::CacheStats& fs_psc_stats() const { return engine_.s1_walk_cache_stats(); }
+  const common::CacheStats& ss_psc_stats() const { return engine_.s2_walk_cache_stats(); }
+  const common::CacheStats& gpa_cache_stats() const { return engine_.ipa_cache_stats(); }
+  const common::Histogram& walk_reads() const { return engine_.walk_reads(); }
+  const common::Histogram& walk_latency_ps() const { return engine_.walk_latency_ps(); }
+  uint64_t table_reads() const { return engine_.table_reads(); }
+  uint64_t config_reads() const { return config_reads_.value(); }
+  uint64_t faults_recorded() const { return faults_recorded_.value(); }
+  uint64_t iotlb_entries() const { return engine_.iotlb_entries(); }
+
+  struct ContextKey {
+    uint16_t rid = 0;
+    bool operator==(const ContextKey& o) const { return rid == o.rid; }
+    uint64_t set_hash() const { return rid; }
+  };
+  struct PasidKey {
+    uint16_t rid = 0; uint32_t pasid = 0;
+    bool operator==(const PasidKey& o) const { return rid == o.rid && pasid == o.pasid; }
+    uint64_t set_hash() const { return uint64_t(pasid) * 0x9E37u + rid; }
+  };
+
+ private:
+  struct Request {
+    uint16_t rid = 0; bool pasid_valid = false; uint32_t pasid = 0;
+    uint64_t input = 0; pagetable::Access access;
+  };
+  struct Outcome { bool ok = false; uint64_t output = 0; };
+  struct Resolved { PasidEntry pe; uint32_t pasid = 0; bool fpd = false; };
+
+  void dma_b_transport(int id, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+  void mmio_b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+  void build_registers();
+
+  Outcome translate(const Request& rq);
+  std::optional<Resolved> resolve(const Request& rq);
+  bool read_memory(uint64_t addr, void* dst, unsigned len);
+  bool write_memory(uint64_t addr, const void* src, unsigned len);
+  void record_fault(const Request& rq, FaultReason reason, bool fpd);
+  FaultReason walk_reason(const Request& rq, const common::TranslationFault& f) const;
+  void update_ppf();
+
+  void iq_thread();
+  void iq_error(reg::Iqei why);
+  void execute(const Descriptor& d);
+  void invalidate_context(uint8_t gran, uint16_t sid, uint8_t fm);
+  void invalidate_iotlb(uint8_t gran, uint16_t did, uint64_t addr, uint8_t am, bool ih);
+
+  VtdConfig cfg_;
+  common::Clock clk_;
+  common::RegisterBank regs_;
+  common::PayloadPool pool_;
+  common::SetAssocCache<ContextKey, SmContextEntry> context_cache_;
+  common::SetAssocCache<PasidKey, Resolved> pasid_cache_;
+  common::TranslationEngine engine_;
+  pagetable::X86Format fs4_, fs5_;
+  pagetable::VtdSecondStageFormat ss3_, ss4_, ss5_;
+  QiCaps qi_caps_;
+
+  // DIDs that may hold nested IOTLB entries (set by a nested translation, cleared by a
+  // global or domain-selective IOTLB invalidation): a PSI sweeps nested entries only there.
+  std::vector<bool> nested_dids_ = std::vector<bool>(1u << 16, false);
+  uint64_t root_table_ = 0;   // latched by SRTP
+  uint8_t ttm_ = 0;
+  unsigned next_fault_ = 0;
+  std::vector<std::string> frcd_lo_, frcd_hi_;   // register names, built once
+  sc_core::sc_event iq_kick_;
+  std::function<void(const CommandTrace&)> probe_;
+
+  common::Counter translations_, passed_through_, faults_, faults_recorded_, faults_suppressed_, faults_lost_,
+      config_reads_, descriptors_, invalid_descriptors_, waits_;
+  common::Histogram translation_ps_, desc_exec_ps_, wait_ps_;
+};
+
+}  // namespace iommusim::vtd

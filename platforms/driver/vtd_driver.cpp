@@ -1,0 +1,384 @@
+#include "platforms/driver/vtd_driver.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "models/common/clock.h"
+#include "models/pagetable/vtd_ss.h"
+#include "models/pagetable/x86.h"
+
+namespace iommusim::driver {
+
+using namespace iommusim::vtd;
+using common::to_ps;
+using sc_core::sc_time_stamp;
+
+namespace {
+std::string hex(uint64_t v) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+  return b;
+}
+constexpr uint32_t kQiInUse = 0, kQiDone = 1;   // Linux QI_IN_USE / QI_DONE status words
+constexpr uint16_t kPassThroughDid = 1;         // Linux FLPT_DEFAULT_DID
+}  // namespace
+
+std::string validate(const VtdDriverConfig& c) {
+  if (auto e = validate(c.timing); !e.empty()) return "timing." + e;
+  if (c.qi_qs > 7) return "qi_qs must be 0..7";
+  if (c.pdts > 7) return "pdts must be 0..7";
+  if (c.rid_pasid >> kPasidBits) return "rid_pasid must be below 2^20";
+  return validate(c.memory);
+}
+
+VtdDriver::VtdDriver(sc_core::sc_module_name name, const VtdDriverConfig& cfg, Vtd& iommu,
+                     memory::SparseMemory& memory)
+    : DriverBase(name, cfg.timing, cfg.memory, memory), cfg_(cfg), iommu_(iommu) {
+  iq_entries_ = reg::iq_entries(cfg.qi_qs, true);
+  traces_.resize(iq_entries_);
+  iommu_.set_command_probe([this](const CommandTrace& t) { traces_[t.queue_index % iq_entries_] = t; });
+}
+
+VtdDriver::~VtdDriver() = default;
+
+void VtdDriver::write_gcmd(uint32_t extra) {
+  mmio_write32(reg::GCMD, gcmd_ | extra);
+  (void)mmio_read32(reg::GSTS);   // Linux IOMMU_WAIT_OP: the model completes at once
+}
+
+Status VtdDriver::init() {
+  if (auto e = validate(cfg_); !e.empty()) return Status::fail("driver." + e);
+  cap_ = reg::decode_cap(mmio_read64(reg::CAP));
+  ecap_ = reg::decode_ecap(mmio_read64(reg::ECAP));
+  if (!ecap_.smts || !ecap_.qi) return Status::fail("VT-d: scalable mode and queued invalidation are required");
+  if (!(cap_.sagaw & 0x4)) return Status::fail("VT-d: CAP.SAGAW lacks 4-level second stage");
+  if ((cfg_.rid_pasid >> ecap_.pasid_bits()) != 0) return Status::fail("driver.vtd.rid_pasid beyond ECAP.PSS");
+
+  root_ = alloc_host(kRootEntries * kRootEntryBytes, 4096);
+  iq_base_ = alloc_host(uint64_t(4096) << cfg_.qi_qs, 4096);
+  status_base_ = alloc_host(4 * iq_entries_, 64);
+  if (!root_ || !iq_base_ || !status_base_) return Status::fail("driver.table_pool_bytes too small for the queue");
+
+  // Queued invalidation first (Linux dmar_enable_qi), then the root table.
+  tail_ = 0;
+  uint64_t iqa = 0;
+  reg::IQA_IQA::put(iqa, iq_base_ >> 12);
+  reg::IQA_DW::put(iqa, 1);
+  reg::IQA_QS::put(iqa, cfg_.qi_qs);
+  mmio_write64(reg::IQT, 0);
+  mmio_write64(reg::IQA, iqa);
+  gcmd_ |= uint32_t(reg::GCMD_QIE::set(0, 1));
+  write_gcmd(0);
+  uint64_t rta = root_;
+  reg::RTADDR_TTM::put(rta, reg::TTM_SCALABLE);
+  mmio_write64(reg::RTADDR, rta);
+  write_gcmd(uint32_t(reg::GCMD_SRTP::set(0, 1)));
+  if (!reg::GSTS_RTPS::get(mmio_read32(reg::GSTS))) return Status::fail("VT-d: root table pointer not latched");
+  // iommu_set_root_entry: global context, PASID-cache and IOTLB invalidation.
+  if (Status s = submit({desc_context_cache(CcGran::Global), desc_pasid_cache(PcGran::Global, 0),
+                         desc_iotlb(IotlbGran::Global, 0)}, "init"); !s.ok)
+    return s;
+  gcmd_ |= uint32_t(reg::GCMD_TE::set(0, 1));
+  write_gcmd(0);
+  return {};
+}
+
+uint16_t VtdDriver::did_of(DomainId d) const { return static_cast<const VtdDomain*>(domain(d))->did; }
+
+std::unique_ptr<DriverBase::Domain> VtdDriver::make_domain(DomainKind kind, const Domain*, std::string* why) {
+  const unsigned did_bits = cap_.did_bits();
+  if (did_bits < 16 && next_did_ >> did_bits) { if (why) *why = "VT-d: out of domain IDs (CAP.ND)"; return nullptr; }
+  auto dom = std::make_unique<VtdDomain>();
+  dom->did = next_did_++;
+  const unsigned haw = cap_.mgaw_bits;
+  if (kind == DomainKind::Stage2) {
+    dom->format = std::make_unique<pagetable::VtdSecondStageFormat>(
+        pagetable::VtdSecondStageConfig{4, bool(cap_.sllps & 1), bool(cap_.sllps & 2), haw});
+  } else {
+    dom->format = std::make_unique<pagetable::X86Format>(pagetable::X86PagingConfig{4, cap_.fl1gp, haw});
+  }
+  return dom;
+}
+
+Status VtdDriver::ensure_device(uint32_t rid, Device*& dev) {
+  const uint8_t bus = sid_bus(uint16_t(rid)), devfn = sid_devfn(uint16_t(rid));
+  auto& tables = context_tables_[bus];
+  const bool upper = sm_context_in_upper(devfn);
+  if (!tables[upper]) {
+    tables[upper] = alloc_host(4096, 4096);
+    if (!tables[upper]) return Status::fail("table pool exhausted (context table)");
+    RootEntry re;
+    re.lower_present = tables[0] != 0; re.lower_ctp = tables[0];
+    re.upper_present = tables[1] != 0; re.upper_ctp = tables[1];
+    const RootWords w = encode_root_entry(re);
+    mem_.write(root_ + root_entry_offset(bus), w.data(), 16);
+    charge_descriptor_writes(2);
+  }
+  auto it = devices_.find(rid);
+  if (it == devices_.end()) {
+    Device d;
+    d.pasid_dir = alloc_host(uint64_t(pasid_dir_entries(uint8_t(cfg_.pdts))) * kPasidDirEntryBytes, 4096);
+    if (!d.pasid_dir) return Status::fail("table pool exhausted (PASID directory)");
+    SmContextEntry ce;
+    ce.present = true; ce.paside = true; ce.pdts = uint8_t(cfg_.pdts); ce.pasid_dir_ptr = d.pasid_dir;
+    ce.rid_pasid = cfg_.rid_pasid;
+    const SmContextWords w = encode_sm_context(ce);
+    mem_.write(tables[upper] + sm_context_entry_offset(devfn), w.data(), 32);
+    charge_descriptor_writes(4);
+    it = devices_.emplace(rid, std::move(d)).first;
+  }
+  dev = &it->second;
+  return {};
+}
+
+uint64_t VtdDriver::pasid_entry_address(uint32_t rid, uint32_t pasid) const {
+  auto it = devices_.find(rid);
+  if (it == devices_.end()) return 0;
+  auto t = it->second.pasid_tables.find(pasid_dir_index(pasid));
+  return t == it->second.pasid_tables.end() ? 0 : t->second + pasid_entry_offset(pasid);
+}
+
+Status VtdDriver::set_pasid_entry(uint32_t rid, uint32_t pasid, const PasidEntry& pe, DomainId d) {
+  if (rid > 0xFFFF) return Status::fail("RID " + std::to_string(rid) + " is not a 16-bit bus:devfn");
+  if ((pasid >> ecap_.pasid_bits()) != 0 || !pasid_within_dir(pasid, uint8_t(cfg_.pdts)))
+    return Status::fail("PASID " + std::to_string(pasid) + " beyond the PASID directory (driver.vtd.pdts)");
+  charge_cycles(cfg_.timing.op_overhead_cycles);
+  Device* dev = nullptr;
+  if (Status s = ensure_device(rid, dev); !s.ok) return s;
+  const uint32_t di = pasid_dir_index(pasid);
+  if (!dev->pasid_tables.count(di)) {
+    const uint64_t t = alloc_host(kPasidEntriesPerTable * kPasidEntryBytes, 4096);
+    if (!t) return Status::fail("table pool exhausted (PASID table)");
+    dev->pasid_tables[di] = t;
+    PasidDirEntry de;
+    de.present = true; de.pasid_table_ptr = t;
+    mem_.write64(dev->pasid_dir + pasid_dir_entry_offset(pasid), encode_pasid_dir_entry(de));
+    charge_descriptor_writes(1);
+  }
+  const uint64_t addr = dev->pasid_tables[di] + pasid_entry_offset(pasid);
+  std::vector<DescWords> descs;
+  if (auto old = dev->entries.find(pasid); old != dev->entries.end()) {
+    // intel_pasid_tear_down_entry: clear, PASID-cache, then P_IOTLB (FS/PT) or IOTLB DSI.
+    const PasidEntryWords zero{};
+    mem_.write(addr, zero.data(), 64);
+    charge_descriptor_writes(1);
+    const PasidEntry& o = old->second;
+    descs.push_back(desc_pasid_cache(PcGran::Pasid, o.did, pasid));
+    if (o.pgtt == Pgtt::FirstStage || o.pgtt == Pgtt::PassThrough)
+      descs.push_back(desc_pasid_iotlb(PiotlbGran::Pasid, o.did, pasid));
+    else
+      descs.push_back(desc_iotlb(IotlbGran::Domain, o.did));
+    if (auto od = dev->by_pasid.find(pasid); od != dev->by_pasid.end() && od->second != 0) {
+      Status st;
+      if (VtdDomain* prev = vtd_domain(od->second, st)) prev->attached.erase({rid, pasid});
+    }
+  }
+  if (!descs.empty())
+    if (Status s = submit(descs, "attach"); !s.ok) return s;
+  const PasidEntryWords w = encode_pasid_entry(pe);
+  mem_.write(addr, w.data(), 64);
+  charge_descriptor_writes(8);
+  dev->entries[pasid] = pe;
+  dev->by_pasid[pasid] = d;
+  // New entry, CAP.CM=0: the hardware never cached the non-present one (Linux flushes the
+  // write buffer only when CAP.RWBF).
+  return {};
+}
+
+Status VtdDriver::attach(uint32_t rid, std::optional<uint32_t> pasid, DomainId d) {
+  Status st;
+  VtdDomain* dom = vtd_domain(d, st);
+  if (!dom) return st;
+  PasidEntry pe;
+  pe.present = true;
+  pe.did = dom->did;
+  pe.aw = 2;   // Linux writes the AGAW for every PGTT
+  switch (dom->kind) {
+    case DomainKind::Stage1:
+      pe.pgtt = Pgtt::FirstStage; pe.fsptptr = dom->tables->root(); pe.sre = true;
+      break;
+    case DomainKind::Stage2:
+      pe.pgtt = Pgtt::SecondStage; pe.ssptptr = dom->tables->root();
+      break;
+    case DomainKind::Nested: {
+      const Domain* parent = domain(dom->parent);
+      pe.pgtt = Pgtt::Nested; pe.fsptptr = dom->tables->root(); pe.ssptptr = parent->tables->root(); pe.sre = true;
+      break;
+    }
+  }
+  const uint32_t p = pasid.value_or(cfg_.rid_pasid);
+  if (Status s = set_pasid_entry(rid, p, pe, d); !s.ok) return s;
+  dom->attached.insert({rid, p});
+  return {};
+}
+
+Status VtdDriver::attach_pass_through(uint32_t rid, std::optional<uint32_t> pasid) {
+  if (!ecap_.pt) return Status::fail("VT-d: ECAP.PT not set");
+  PasidEntry pe;
+  pe.present = true; pe.did = kPassThroughDid; pe.aw = 2; pe.pgtt = Pgtt::PassThrough; pe.sre = true;
+  return set_pasid_entry(rid, pasid.value_or(cfg_.rid_pasid), pe, 0);
+}
+
+std::vector<uint32_t> VtdDriver::pasids_of(const VtdDomain& d) const {
+  std::vector<uint32_t> v;
+  for (const auto& a : d.attached) v.push_back(a.second);
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+void VtdDriver::range_descs(const VtdDomain& dom, uint64_t iova, uint64_t bytes, bool leaf,
+                            std::vector<DescWords>& out) {
+  const PsiPlan plan = plan_psi(iova, bytes, cap_.mamv, cap_.psi);
+  if (dom.kind == DomainKind::Stage2) {
+    out.push_back(plan.fallback ? desc_iotlb(IotlbGran::Domain, dom.did)
+                                : desc_iotlb(IotlbGran::Page, dom.did, plan.addr, plan.am, leaf));
+    return;
+  }
+  for (uint32_t pasid : pasids_of(dom))
+    out.push_back(plan.fallback ? desc_pasid_iotlb(PiotlbGran::Pasid, dom.did, pasid)
+                                : desc_pasid_iotlb(PiotlbGran::Page, dom.did, pasid, plan.addr, plan.am, leaf));
+}
+
+Status VtdDriver::invalidate_range(DomainId d, uint64_t iova, uint64_t bytes, bool leaf) {
+  Status st;
+  VtdDomain* dom = vtd_domain(d, st);
+  if (!dom) return st;
+  if (bytes == 0) return Status::fail("invalidate_range: empty range");
+  std::vector<DescWords> descs;
+  range_descs(*dom, iova, bytes, leaf, descs);
+  if (dom->kind == DomainKind::Stage2 && dom->nest_parent) {
+    // NESTING_IOTLB tags: the same GPA range on each nested DID (combined entries).
+    for (size_t i = 1; i <= domain_count(); ++i) {
+      const Domain* c = domain(DomainId(i));
+      if (c && c->kind == DomainKind::Nested && c->parent == d) {
+        VtdDomain as_s2;
+        as_s2.kind = DomainKind::Stage2;
+        as_s2.did = static_cast<const VtdDomain*>(c)->did;
+        range_descs(as_s2, iova, bytes, leaf, descs);
+      }
+    }
+  }
+  return submit(descs, take_pending_op(leaf ? "invalidate_range_leaf" : "invalidate_range"));
+}
+
+Status VtdDriver::invalidate_domain(DomainId d) {
+  Status st;
+  VtdDomain* dom = vtd_domain(d, st);
+  if (!dom) return st;
+  std::vector<DescWords> descs;
+  if (dom->kind == DomainKind::Stage2) {
+    descs.push_back(desc_iotlb(IotlbGran::Domain, dom->did));
+    if (dom->nest_parent)
+      for (size_t i = 1; i <= domain_count(); ++i) {
+        const Domain* c = domain(DomainId(i));
+        if (c && c->kind == DomainKind::Nested && c->parent == d)
+          descs.push_back(desc_iotlb(IotlbGran::Domain, static_cast<const VtdDomain*>(c)->did));
+      }
+  } else {
+    for (uint32_t pasid : pasids_of(*dom)) descs.push_back(desc_pasid_iotlb(PiotlbGran::Pasid, dom->did, pasid));
+  }
+  return submit(descs, "invalidate_domain");
+}
+
+Status VtdDriver::sync() { return submit({}, "sync"); }
+
+Status VtdDriver::submit(const std::vector<DescWords>& descs, const std::string& op) {
+  const uint64_t t0 = take_op_start(to_ps(sc_time_stamp()));
+  charge_cycles(cfg_.timing.op_overhead_cycles);
+  const uint64_t first = tail_;
+  const size_t n_total = descs.size() + 1;
+  const sc_core::sc_time deadline = sync_deadline();
+  auto timed_out = [&](const char* what) {
+    return Status::fail(std::string(what) + " not complete after " + std::to_string(cfg_.timing.sync_timeout_us) +
+                        " us (IQH=" + hex(iommu_.peek_register(reg::IQH)) + ", IQT=" +
+                        hex(iommu_.peek_register(reg::IQT)) + ", FSTS=" + hex(iommu_.peek_register(reg::FSTS, 4)) +
+                        ")");
+  };
+  auto free_slots = [&](uint64_t head) { return (head + iq_entries_ - tail_ - 1) % iq_entries_; };
+  uint64_t head = reg::iq_index(mmio_read64(reg::IQH), true);
+  uint64_t wait_slot = 0;
+  for (size_t i = 0; i < n_total; ++i) {
+    while (free_slots(head) == 0) {   // full: ring what we have and wait for space
+      mmio_write64(reg::IQT, reg::iq_reg_value(tail_, true));
+      sc_core::wait(poll_interval());
+      head = reg::iq_index(mmio_read64(reg::IQH), true);
+      if (sc_time_stamp() > deadline) return timed_out("queue space");
+    }
+    DescWords w;
+    if (i < descs.size()) {
+      w = descs[i];
+    } else {
+      // qi_submit_sync: the wait descriptor writes QI_DONE into this slot's status word.
+      wait_slot = tail_;
+      mem_.write32(status_base_ + 4 * wait_slot, kQiInUse);
+      w = desc_inv_wait(WaitFlags{false, true, true, false}, kQiDone, status_base_ + 4 * wait_slot);
+    }
+    mem_.write(iq_base_ + tail_ * 32, w.data(), 32);
+    charge_cycles(cfg_.timing.command_write_cycles);
+    tail_ = (tail_ + 1) % iq_entries_;
+    commands_issued_.inc();
+  }
+  mmio_write64(reg::IQT, reg::iq_reg_value(tail_, true));
+  const uint64_t t_tail = to_ps(sc_time_stamp());
+
+  for (unsigned iter = 1;; ++iter) {
+    sc_core::wait(poll_interval());
+    polls_.inc();
+    charge_cycles(cfg_.timing.poll_read_cycles);
+    if (mem_.read32(status_base_ + 4 * wait_slot) == kQiDone) break;
+    if (sc_time_stamp() > deadline) return timed_out("inv_wait");
+    // qi_check_fault (every 16th poll, as the SMMU driver checks GERROR).
+    if (iter % 16 == 0) {
+      const uint32_t fsts = mmio_read32(reg::FSTS);
+      if (reg::FSTS_IQE::get(fsts)) {
+        const uint64_t bad = reg::iq_index(mmio_read64(reg::IQH), true);
+        const DescWords repl = desc_inv_wait(WaitFlags{}, 0, 0);
+        mem_.write(iq_base_ + bad * 32, repl.data(), 32);
+        charge_cycles(cfg_.timing.command_write_cycles);
+        mmio_write32(reg::FSTS, uint32_t(reg::FSTS_IQE::set(0, 1)));
+        ++errors_recovered_;
+      } else if (reg::FSTS_ITE::get(fsts) || reg::FSTS_ICE::get(fsts)) {
+        return Status::fail("VT-d queue error FSTS=" + hex(fsts));
+      }
+    }
+  }
+  const uint64_t t_done = to_ps(sc_time_stamp());
+  std::vector<CommandTrace> traces(n_total);
+  for (size_t i = 0; i < n_total; ++i) traces[i] = traces_[(first + i) % iq_entries_];
+  record_invalidation(op, t0, t_tail, t_done, traces);
+  return {};
+}
+
+unsigned VtdDriver::drain_faults() {
+  const uint32_t fsts = mmio_read32(reg::FSTS);
+  unsigned n = 0;
+  const uint64_t fro = cap_.fault_record_offset();
+  const unsigned nfr = cap_.num_fault_records;
+  if (reg::FSTS_PPF::get(fsts)) {
+    unsigned idx = unsigned(reg::FSTS_FRI::get(fsts));
+    for (unsigned k = 0; k < nfr; ++k) {
+      const uint64_t off = fro + uint64_t(idx) * 16;
+      const uint64_t hi = mmio_read64(off + 8);
+      if (!(hi >> 63)) break;
+      const uint64_t lo = mmio_read64(off);
+      const FaultRecord r = decode_frcd({lo, hi});
+      ++faults_by_reason_[r.reason];
+      if (fault_log_.size() < 1024) fault_log_.push_back(r);
+      mmio_write32(off + 12, 1u << 31);   // clear F
+      events_consumed_.inc();
+      ++n;
+      idx = (idx + 1) % nfr;
+    }
+  }
+  if (reg::FSTS_PFO::get(fsts)) fault_overflows_.inc();
+  if (fsts & 0x3) mmio_write32(reg::FSTS, uint32_t(fsts & 0x3));   // PFO | PPF
+  return n;
+}
+
+void VtdDriver::register_stats(common::StatRegistry& reg, const std::string& p) const {
+  DriverBase::register_stats(reg, p);
+  reg.add(p + ".fault_overflows", fault_overflows_, "count", "FSTS.PFO seen (fault records were lost)");
+}
+
+}  // namespace iommusim::driver

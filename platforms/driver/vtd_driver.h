@@ -1,0 +1,111 @@
+// VT-d (scalable mode) backend of the host driver, modelled on Linux drivers/iommu/intel:
+// it lays out the root table, scalable-mode context tables, PASID directories and tables,
+// page tables and the invalidation queue (256-bit descriptors, IQA.DW=1) in simulated
+// memory, then drives the remapping unit through MMIO and queued invalidation.
+//
+// Domains get a DID each (0 and 1 reserved as in Linux: 0 for caching mode, 1 =
+// FLPT_DEFAULT_DID, used here for pass-through). Stage1 = x86 4-level first stage,
+// Stage2 = second stage AW=2 (4 levels), Nested = guest x86 first stage (FSPTPTR is the
+// guest table root GPA) over the parent's second stage, with the nested domain's own DID.
+//
+// Invalidations follow Linux cache.c (hardware-formats.md B.8): a range on a first-stage
+// or nested domain is P_IOTLB per attached PASID (page-selective, or all-in-PASID when the
+// range needs AM > MAMV); on a second-stage domain IOTLB PSI (DSI when AM > MAMV), and a
+// nest parent also flushes each nested DID on it. A domain flush is P_IOTLB(DID, PASID,
+// all) per attached PASID, or IOTLB DSI. Every batch ends with inv_wait SW=1 and the
+// driver polls the status word (qi_submit_sync). FSTS.IQE is handled as qi_check_fault:
+// the bad descriptor is replaced by a harmless inv_wait, IQE is cleared and the error
+// is counted. A new PASID/context entry needs no invalidation (CAP.CM=0: the hardware
+// never caches non-present entries); replacing a present PASID entry issues Linux's
+// tear-down sequence first.
+#pragma once
+#include <array>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "models/vtd/commands.h"
+#include "models/vtd/faults.h"
+#include "models/vtd/registers.h"
+#include "models/vtd/structures.h"
+#include "models/vtd/vtd.h"
+#include "platforms/driver/driver_base.h"
+
+namespace iommusim::driver {
+
+struct VtdDriverConfig {
+  DriverTiming timing;
+  DriverMemory memory;   // guest pool: nested first-stage tables
+  unsigned qi_qs = 1;    // IQA.QS: 2^QS 4 KiB pages (Linux: 1 -> 256 x 32 B)
+  unsigned pdts = 2;     // context PDTS: 2^(PDTS+7) PASID-directory entries (2: one 4 KiB page)
+  uint32_t rid_pasid = 0;   // Linux IOMMU_NO_PASID
+};
+std::string validate(const VtdDriverConfig& c);
+
+class VtdDriver : public DriverBase {
+ public:
+  VtdDriver(sc_core::sc_module_name name, const VtdDriverConfig& cfg, vtd::Vtd& iommu, memory::SparseMemory& memory);
+  ~VtdDriver() override;
+
+  std::string vendor() const override { return "vtd"; }
+  Status init() override;
+  Status attach(uint32_t rid, std::optional<uint32_t> pasid, DomainId domain) override;
+  Status invalidate_range(DomainId d, uint64_t iova, uint64_t bytes, bool leaf) override;
+  Status invalidate_domain(DomainId d) override;
+  Status sync() override;
+  // Identity mapping for (rid, pasid or RID_PASID): PGTT=pass-through with DID 1.
+  Status attach_pass_through(uint32_t rid, std::optional<uint32_t> pasid);
+  // Linux dmar_fault: reads FSTS, consumes pending FRCD records from FRI, clears F, then
+  // clears PFO/PPF. Returns the records consumed.
+  unsigned drain_faults();
+  uint64_t faults_seen(vtd::FaultReason r) const { return faults_by_reason_[static_cast<uint8_t>(r)]; }
+  const std::vector<vtd::FaultRecord>& fault_log() const { return fault_log_; }
+
+  // Queues raw descriptors plus an inv_wait and waits (tests use it to inject bad ones).
+  Status submit(const std::vector<vtd::DescWords>& descs, const std::string& op);
+  uint64_t queue_errors_recovered() const { return errors_recovered_; }
+  uint16_t did_of(DomainId d) const;
+  uint64_t root_table() const { return root_; }
+  uint64_t queue_base() const { return iq_base_; }
+  uint64_t pasid_entry_address(uint32_t rid, uint32_t pasid) const;
+  const vtd::reg::Capability& cap() const { return cap_; }
+  void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
+
+ private:
+  struct VtdDomain : Domain { uint16_t did = 0; std::set<std::pair<uint32_t, uint32_t>> attached; };
+  struct Device {
+    uint64_t pasid_dir = 0;
+    std::map<uint32_t, uint64_t> pasid_tables;   // dir index -> table
+    std::map<uint32_t, DomainId> by_pasid;       // 0 = pass-through
+    std::map<uint32_t, vtd::PasidEntry> entries;
+  };
+
+  std::unique_ptr<Domain> make_domain(DomainKind kind, const Domain* parent, std::string* why) override;
+  VtdDomain* vtd_domain(DomainId d, Status& st) { return static_cast<VtdDomain*>(domain(d, st)); }
+  Status set_pasid_entry(uint32_t rid, uint32_t pasid, const vtd::PasidEntry& pe, DomainId d);
+  Status ensure_device(uint32_t rid, Device*& dev);
+  void write_gcmd(uint32_t extra);
+  std::vector<uint32_t> pasids_of(const VtdDomain& d) const;
+  void range_descs(const VtdDomain& dom, uint64_t iova, uint64_t bytes, bool leaf, std::vector<vtd::DescWords>& out);
+
+  VtdDriverConfig cfg_;
+  vtd::Vtd& iommu_;
+  vtd::reg::Capability cap_;
+  vtd::reg::ExtCapability ecap_;
+  uint64_t root_ = 0, iq_base_ = 0, status_base_ = 0;
+  uint64_t iq_entries_ = 0;
+  uint64_t tail_ = 0;          // next free slot (index)
+  uint32_t gcmd_ = 0;          // Linux iommu->gcmd: persistent enables
+  std::map<uint32_t, std::array<uint64_t, 2>> context_tables_;   // bus -> lower/upper table
+  std::map<uint32_t, Device> devices_;
+  std::vector<common::CommandTrace> traces_;   // by queue slot
+  uint16_t next_did_ = 2;
+  uint64_t errors_recovered_ = 0;
+  std::array<uint64_t, 256> faults_by_reason_{};
+  std::vector<vtd::FaultRecord> fault_log_;
+  common::Counter fault_overflows_;
+};
+
+}  // namespace iommusim::driver
