@@ -31,7 +31,7 @@ driver::DriverTiming read_driver_timing(const ConfigReader& d) {
 }
 
 const std::vector<std::string>& known_vendors() {
-  static const std::vector<std::string> v{"smmuv3", "vtd"};
+  static const std::vector<std::string> v{"smmuv3", "vtd", "amdvi"};
   return v;
 }
 
@@ -39,6 +39,7 @@ std::unique_ptr<IommuLane> make_lane(const std::string& vendor, const ConfigRead
                                      const ConfigReader& traffic, const LaneSettings& settings) {
   if (vendor == "smmuv3") return make_smmuv3_lane(iommu.section("smmuv3"), driver.section("smmuv3"), traffic, settings);
   if (vendor == "vtd") return make_vtd_lane(iommu.section("vtd"), driver.section("vtd"), traffic, settings);
+  if (vendor == "amdvi") return make_amdvi_lane(iommu.section("amdvi"), driver.section("amdvi"), traffic, settings);
   iommu.fail("vendor", "unknown vendor '" + vendor + "'");
 }
 

@@ -70,5 +70,7 @@ std::unique_ptr<IommuLane> make_smmuv3_lane(const ConfigReader& iommu, const Con
                                             const ConfigReader& traffic, const LaneSettings& settings);
 std::unique_ptr<IommuLane> make_vtd_lane(const ConfigReader& iommu, const ConfigReader& driver,
                                          const ConfigReader& traffic, const LaneSettings& settings);
+std::unique_ptr<IommuLane> make_amdvi_lane(const ConfigReader& iommu, const ConfigReader& driver,
+                                           const ConfigReader& traffic, const LaneSettings& settings);
 
 }  // namespace iommusim::platforms

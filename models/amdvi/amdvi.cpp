@@ -1,0 +1,507 @@
+#include "models/amdvi/amdvi.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "models/common/bits.h"
+#include "models/common/queue_ring.h"
+#include "models/pagetable/amd_v1.h"
+#include "models/pagetable/x86.h"
+
+namespace iommusim::amdvi {
+
+using common::to_ps;
+using pagetable::Fault;
+using sc_core::sc_time_stamp;
+
+namespace {
+common::TranslationCacheNames cache_names() {
+  common::TranslationCacheNames n;
+  n.iotlb = "iotlb"; n.s1_walk_cache = "guest_pdc"; n.s2_walk_cache = "host_pdc"; n.ipa_cache = "gpa_cache";
+  n.iotlb_what = "IOTLB (DomainID+PASID)"; n.s1_walk_what = "guest (v2) page-directory cache";
+  n.s2_walk_what = "host (v1) page-directory cache"; n.ipa_what = "GPA->SPA cache";
+  return n;
+}
+constexpr uint64_t kDteBytes = 32;
+}  // namespace
+
+std::string validate(const AmdViConfig& c) {
+  if (c.clock_mhz <= 0) return "clock_mhz must be positive";
+  if (c.cmd_batch == 0 || c.cmd_batch > 64) return "cmd_batch must be 1..64";
+  if (c.caps.hats > 2) return "caps: HATS must be 0..2";
+  if (c.caps.gats > 1) return "caps: GATS must be 0..1";
+  if (c.caps.glx_sup > 2) return "caps: GLXSup must be 0..2";
+  if (c.caps.pasmax > 19) return "caps: PASmax must be 0..19";
+  if (auto e = common::validate(c.dte_cache); !e.empty()) return "dte_cache: " + e;
+  if (auto e = common::validate(c.gcr3_cache); !e.empty()) return "gcr3_cache: " + e;
+  return common::validate(c.translation);
+}
+
+AmdVi::AmdVi(sc_core::sc_module_name name, const AmdViConfig& cfg)
+    : sc_module(name), dma("dma"), mmio("mmio"), mem("mem"), cfg_(cfg), clk_(common::Clock::from_mhz(cfg.clock_mhz)),
+      dte_cache_("dte_cache", cfg.dte_cache, clk_), gcr3_cache_("gcr3_cache", cfg.gcr3_cache, clk_),
+      engine_(this->name(), cfg.translation, clk_,
+              [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); }, cache_names()) {
+  dma.register_b_transport(this, &AmdVi::dma_b_transport);
+  mmio.register_b_transport(this, &AmdVi::mmio_b_transport);
+  build_registers();
+  SC_THREAD(command_thread);
+}
+
+// ---------------------------------------------------------------- registers
+
+void AmdVi::build_registers() {
+  using namespace reg;
+  const uint64_t base_mask = common::mask(51, 12);
+  regs_.add("DEV_TABLE_BASE", DEV_TABLE_BASE, 8, 0, base_mask | common::mask(8, 0));
+  regs_.add("CMD_BUF_BASE", CMD_BUF_BASE, 8, 0, base_mask | common::mask(59, 56));
+  regs_.add("EVT_LOG_BASE", EVT_LOG_BASE, 8, 0, base_mask | common::mask(59, 56));
+  regs_.add("CONTROL", CONTROL, 8, 0, ~0ull).on_write = [this](uint64_t old, uint64_t v) {
+    // CmdBufEn 0->1 restarts a halted buffer; EventLogEn 0->1 restarts a stopped log.
+    if (!CTRL_CMD_BUF_EN::get(v)) cmd_halted_ = false;
+    if (!CTRL_EVT_LOG_EN::get(v)) evt_halted_ = false;
+    uint64_t st = regs_.get("STATUS");
+    st = STS_CMD_BUF_RUN::set(st, CTRL_CMD_BUF_EN::get(v) && !cmd_halted_);
+    st = STS_EVT_LOG_RUN::set(st, CTRL_EVT_LOG_EN::get(v) && !evt_halted_);
+    regs_.set("STATUS", st);
+    if (CTRL_CMD_BUF_EN::get(v) && !CTRL_CMD_BUF_EN::get(old)) cmd_kick_.notify(sc_core::SC_ZERO_TIME);
+  };
+  regs_.add("EXCL_BASE", EXCL_BASE, 8, 0, base_mask | 3);
+  regs_.add("EXCL_LIMIT", EXCL_LIMIT, 8, 0xFFF, base_mask);
+  regs_.add("EFR", EFR, 8, encode_efr(cfg_.caps), 0);
+  // Head/tail: byte offsets, bits [18:4]. The head of the command buffer and the tail of
+  // the log are the IOMMU's; software writes them only to reset (while disabled).
+  regs_.add("CMD_BUF_HEAD", CMD_BUF_HEAD, 8, 0, common::mask(18, 4));
+  regs_.add("CMD_BUF_TAIL", CMD_BUF_TAIL, 8, 0, common::mask(18, 4)).on_write = [this](uint64_t, uint64_t) {
+    cmd_kick_.notify(sc_core::SC_ZERO_TIME);
+  };
+  regs_.add("EVT_LOG_HEAD", EVT_LOG_HEAD, 8, 0, common::mask(18, 4));
+  regs_.add("EVT_LOG_TAIL", EVT_LOG_TAIL, 8, 0, common::mask(18, 4));
+  // Status: software writes ones to clear the interrupt/overflow bits.
+  regs_.add("STATUS", STATUS, 8, 0, kStatusRw1cMask).on_write = [this](uint64_t old, uint64_t v) {
+    regs_.set("STATUS", old & ~(v & kStatusRw1cMask));
+  };
+}
+
+uint64_t AmdVi::peek_register(uint64_t offset) {
+  uint64_t v = 0;
+  regs_.read(offset, 8, v);
+  return v;
+}
+
+void AmdVi::mmio_b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+  if (delay != sc_core::SC_ZERO_TIME) { sc_core::wait(delay); delay = sc_core::SC_ZERO_TIME; }
+  clk_.wait_cycles(1);
+  const unsigned len = p.get_data_length();
+  uint64_t v = 0;
+  bool ok = false;
+  if (p.get_byte_enable_ptr() == nullptr && (len == 4 || len == 8) && p.get_address() < reg::kMmioBytes) {
+    if (p.is_read()) {
+      ok = regs_.read(p.get_address(), len, v);
+      if (ok) std::memcpy(p.get_data_ptr(), &v, len);
+    } else if (p.is_write()) {
+      std::memcpy(&v, p.get_data_ptr(), len);
+      ok = regs_.write(p.get_address(), len, v);
+    }
+  }
+  p.set_response_status(ok ? tlm::TLM_OK_RESPONSE : tlm::TLM_ADDRESS_ERROR_RESPONSE);
+}
+
+// ---------------------------------------------------------------- memory and events
+
+bool AmdVi::read_memory(uint64_t addr, void* dst, unsigned len) {
+  return common::blocking_access(mem, pool_, tlm::TLM_READ_COMMAND, addr, dst, len);
+}
+
+bool AmdVi::write_memory(uint64_t addr, const void* src, unsigned len) {
+  return common::blocking_access(mem, pool_, tlm::TLM_WRITE_COMMAND, addr, const_cast<void*>(src), len);
+}
+
+void AmdVi::record_event(const EventRecord& e) {
+  events_.inc();
+  const uint64_t ctrl = regs_.get("CONTROL");
+  if (!reg::CTRL_EVT_LOG_EN::get(ctrl) || evt_halted_) { events_lost_.inc(); return; }
+  const uint64_t base = regs_.get("EVT_LOG_BASE");
+  const unsigned len = unsigned(reg::EVT_LOG_LEN::get(base));
+  if (len < reg::kMinLogLen || len > reg::kMaxLogLen) { events_lost_.inc(); return; }
+  const common::OffsetRing ring{reg::log_entries(len) * reg::kEntryBytes, reg::kEntryBytes};
+  const uint64_t head = reg::RING_PTR::get_address(regs_.get("EVT_LOG_HEAD")) % ring.size_bytes;
+  const uint64_t tail = reg::RING_PTR::get_address(regs_.get("EVT_LOG_TAIL")) % ring.size_bytes;
+  if (ring.full(head, tail)) {
+    // Overflow: the record is lost and logging stops until software restarts it.
+    events_lost_.inc();
+    evt_halted_ = true;
+    uint64_t st = regs_.get("STATUS");
+    st = reg::STS_EVT_OVERFLOW::set(st, 1);
+    st = reg::STS_EVT_LOG_RUN::set(st, 0);
+    regs_.set("STATUS", st);
+    return;
+  }
+  const EventWords w = encode_event(e);
+  if (!write_memory(reg::EVT_LOG_BASE_ADDR::get_address(base) + tail, w.data(), 16)) { events_lost_.inc(); return; }
+  regs_.set("EVT_LOG_TAIL", ring.next(tail));
+  if (reg::CTRL_EVT_INT_EN::get(ctrl)) regs_.set("STATUS", reg::STS_EVT_LOG_INT::set(regs_.get("STATUS"), 1));
+}
+
+void AmdVi::page_fault(const Request& rq, const DeviceTableEntry& dte, bool guest, uint32_t pasid, bool present,
+                       bool perm, bool reserved) {
+  faults_.inc();
+  if (dte.sa) return;   // SA: suppress all I/O page fault events
+  EventRecord e;
+  e.code = EventCode::IoPageFault;
+  e.device_id = rq.device_id;
+  e.gn = guest;
+  e.domain_or_pasid = guest ? pasid : dte.domain_id;
+  e.nx = rq.access.exec;
+  e.us = guest && !rq.access.privileged;
+  e.pr = present;
+  e.rw = rq.access.write;
+  e.pe = perm;
+  e.rz = reserved;
+  e.address = rq.input;
+  record_event(e);
+}
+
+void AmdVi::walk_fault(const Request& rq, const DeviceTableEntry& dte, bool guest, uint32_t pasid,
+                       const common::TranslationFault& f) {
+  if (f.fault == Fault::FetchAbort) {
+    // A table read itself failed (at either level; a host fault while fetching a guest
+    // table comes back as that fault instead): PAGE_TAB_HW_ERROR at the entry's address.
+    faults_.inc();
+    EventRecord e;
+    e.code = EventCode::PageTabHwError;
+    e.device_id = rq.device_id;
+    e.gn = guest;
+    e.domain_or_pasid = guest ? (pasid & 0xFFFF) : dte.domain_id;
+    e.rw = rq.access.write;
+    e.type = kHwErrMasterAbort;
+    e.address = f.descriptor_address & ~uint64_t{7};
+    record_event(e);
+    return;
+  }
+  const bool present = f.fault == Fault::Permission || f.fault == Fault::AddressSize;
+  page_fault(rq, dte, guest, pasid, present, f.fault == Fault::Permission, f.fault == Fault::AddressSize);
+}
+
+// ---------------------------------------------------------------- translation
+
+void AmdVi::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+  if (delay != sc_core::SC_ZERO_TIME) { sc_core::wait(delay); delay = sc_core::SC_ZERO_TIME; }
+  common::DmaAttributes* attrs = nullptr;
+  p.get_extension(attrs);
+  Request rq;
+  if (attrs) {
+    rq.device_id = uint16_t(attrs->requester_id);
+    rq.pasid_valid = attrs->pasid_valid;
+    rq.pasid = attrs->pasid;
+    rq.access.privileged = attrs->privileged;
+    rq.access.exec = attrs->instruction;
+  }
+  rq.input = p.get_address();
+  rq.access.write = p.is_write();
+
+  const sc_core::sc_time start = sc_time_stamp();
+  Outcome o;
+  if (!reg::CTRL_IOMMU_EN::get(regs_.get("CONTROL")) || (attrs && attrs->requester_id > 0xFFFF)) {
+    // IommuEn=0: requests pass untranslated. A RID wider than 16 bits is not a DeviceID.
+    o.ok = attrs == nullptr || attrs->requester_id <= 0xFFFF;
+    o.output = rq.input;
+    if (o.ok) bypassed_.inc(); else aborted_.inc();
+  } else {
+    o = translate(rq);
+  }
+  translation_ps_.record(to_ps(sc_time_stamp() - start));
+  if (!o.ok) {
+    if (attrs) attrs->response = o.abort_silently ? common::IommuResponse::Aborted : common::IommuResponse::Fault;
+    p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
+    return;
+  }
+  if (attrs) attrs->response = common::IommuResponse::Ok;
+  const uint64_t input = p.get_address();
+  p.set_address(o.output);
+  sc_core::sc_time d = sc_core::SC_ZERO_TIME;
+  mem->b_transport(p, d);
+  if (d != sc_core::SC_ZERO_TIME) sc_core::wait(d);
+  p.set_address(input);
+}
+
+std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq) {
+  if (auto hit = dte_cache_.timed_lookup(DteKey{rq.device_id})) return hit;
+  auto illegal = [&](bool rz) {
+    faults_.inc();
+    EventRecord e;
+    e.code = EventCode::IllegalDevTableEntry;
+    e.device_id = rq.device_id;
+    e.rw = rq.access.write;
+    e.rz = rz;
+    e.address = rq.input;
+    record_event(e);
+    return std::optional<DeviceTableEntry>{};
+  };
+  const uint64_t dtb = regs_.get("DEV_TABLE_BASE");
+  const uint64_t bytes = reg::dev_table_bytes(reg::DTB_SIZE::get(dtb));
+  // A DeviceID beyond the table has no entry: reported as an illegal DTE.
+  if ((uint64_t(rq.device_id) + 1) * kDteBytes > bytes) return illegal(false);
+  const uint64_t addr = reg::DTB_BASE::get_address(dtb) + uint64_t(rq.device_id) * kDteBytes;
+  DteWords w{};
+  config_reads_.inc();
+  if (!read_memory(addr, w.data(), kDteBytes)) {
+    faults_.inc();
+    EventRecord e;
+    e.code = EventCode::DevTabHwError;
+    e.device_id = rq.device_id;
+    e.rw = rq.access.write;
+    e.type = kHwErrMasterAbort;
+    e.address = addr;
+    record_event(e);
+    return std::nullopt;
+  }
+  std::string why;
+  DteFault kind = DteFault::IllegalDte;
+  auto dte = decode_dte(w, &why, &kind);
+  if (!dte) {
+    if (kind == DteFault::IoPageFault) {   // reserved Mode 7: an I/O page fault, RZ
+      DeviceTableEntry partial;
+      partial.domain_id = uint16_t(w[1] & 0xFFFF);
+      page_fault(rq, partial, false, 0, true, false, true);
+      return std::nullopt;
+    }
+    return illegal(true);
+  }
+  if (dte->valid && !check_dte_caps(*dte, cfg_.caps, &why)) return illegal(true);
+  dte_cache_.insert(DteKey{rq.device_id}, *dte);
+  return dte;
+}
+
+std::optional<uint64_t> AmdVi::fetch_gcr3(const Request& rq, const DeviceTableEntry& dte, uint32_t pasid,
+                                          const common::Regime& host) {
+  const Gcr3Key key{rq.device_id, pasid};
+  if (auto hit = gcr3_cache_.timed_lookup(key)) return hit->guest_cr3;
+  if (!gcr3_pasid_fits(pasid, dte.glx) || (pasid >> cfg_.caps.pasid_bits()) != 0) {
+    page_fault(rq, dte, true, pasid, false, false, true);
+    return std::nullopt;
+  }
+  uint64_t table = dte.gcr3_root;
+  for (int level = int(dte.glx); level >= 0; --level) {
+    uint64_t addr = table + uint64_t(gcr3_index(pasid, unsigned(level))) * 8;
+    if (host.stages == common::Stages::Nested) {   // a GPA: through the host v1 table
+      const common::Translation t = engine_.translate_config_address(host, addr);
+      if (!t.ok) { walk_fault(rq, dte, true, pasid, t.fault); return std::nullopt; }
+      addr = t.output;
+    }
+    uint64_t raw = 0;
+    config_reads_.inc();
+    if (!read_memory(addr, &raw, 8)) {
+      walk_fault(rq, dte, true, pasid, common::TranslationFault{Fault::FetchAbort, 1, false, 0, addr, 0});
+      return std::nullopt;
+    }
+    const Gcr3Entry g = decode_gcr3_entry(raw);
+    if (!g.valid) { page_fault(rq, dte, true, pasid, false, false, false); return std::nullopt; }
+    table = g.addr;
+  }
+  gcr3_cache_.insert(key, Gcr3Value{table, dte.domain_id});
+  return table;
+}
+
+AmdVi::Outcome AmdVi::translate(const Request& rq) {
+  translations_.inc();
+  clk_.wait_cycles(cfg_.translation_cycles);
+  Outcome o;
+  const auto d = fetch_dte(rq);
+  if (!d) return o;
+  const DeviceTableEntry& dte = *d;
+  if (!dte.valid) { bypassed_.inc(); o.ok = true; o.output = rq.input; return o; }   // V=0: untranslated
+  if (!dte.tv) { aborted_.inc(); o.abort_silently = true; return o; }   // no page-table information
+  const bool guest = dte.gv && (rq.pasid_valid || dte.giov);
+  const uint32_t pasid = rq.pasid_valid ? rq.pasid : 0;   // GIOV: non-PASID requests use PASID 0
+  // The DTE's IR/IW gate every access (ANDed with the tables' permissions).
+  if (rq.access.write ? !dte.iw : !dte.ir) {
+    page_fault(rq, dte, guest, pasid, true, true, false);
+    return o;
+  }
+  if (dte.mode == kModeNone && !guest) { bypassed_.inc(); o.ok = true; o.output = rq.input; return o; }
+
+  const pagetable::AmdV1Format host_fmt(pagetable::AmdV1Config{dte.mode == kModeNone ? 4u : dte.mode, 52});
+  const pagetable::X86Format guest_fmt(
+      pagetable::X86PagingConfig{dte.guest_paging_mode == kGuestPaging5Level ? 5u : 4u, true, 52});
+  common::Regime r;
+  r.domain = dte.domain_id;
+  if (dte.mode != kModeNone) { r.s2 = &host_fmt; r.s2_root = dte.host_pt_root; }
+  if (guest) {
+    r.stages = dte.mode != kModeNone ? common::Stages::Nested : common::Stages::Stage1;
+    r.space = pasid;
+    const auto cr3 = fetch_gcr3(rq, dte, pasid, r);
+    if (!cr3) return o;
+    r.s1 = &guest_fmt;
+    r.s1_root = *cr3;
+  } else {
+    r.stages = common::Stages::Stage2;   // v1 only: the host table, tagged DomainID
+  }
+  const common::Translation t = engine_.translate(r, rq.input, rq.access);
+  if (!t.ok) { walk_fault(rq, dte, guest, pasid, t.fault); return o; }
+  o.ok = true;
+  o.output = t.output;
+  return o;
+}
+
+// ---------------------------------------------------------------- command buffer
+
+void AmdVi::command_thread() {
+  for (;;) {
+    const uint64_t ctrl = regs_.get("CONTROL");
+    const uint64_t base = regs_.get("CMD_BUF_BASE");
+    const unsigned len = unsigned(reg::CMD_BUF_LEN::get(base));
+    const bool len_ok = len >= reg::kMinLogLen && len <= reg::kMaxLogLen;
+    const common::OffsetRing ring{reg::log_entries(len_ok ? len : reg::kMinLogLen) * reg::kEntryBytes,
+                                  reg::kEntryBytes};
+    uint64_t head = reg::RING_PTR::get_address(regs_.get("CMD_BUF_HEAD")) % ring.size_bytes;
+    const uint64_t tail = reg::RING_PTR::get_address(regs_.get("CMD_BUF_TAIL")) % ring.size_bytes;
+    if (!reg::CTRL_CMD_BUF_EN::get(ctrl) || cmd_halted_ || !len_ok || ring.empty(head, tail)) {
+      sc_core::wait(cmd_kick_);
+      continue;
+    }
+    // Fetch a batch of contiguous entries, never past the end of the ring.
+    const uint64_t avail = ((tail + ring.size_bytes - head) % ring.size_bytes) / reg::kEntryBytes;
+    const uint64_t to_end = (ring.size_bytes - head) / reg::kEntryBytes;
+    const uint32_t batch = uint32_t(std::min<uint64_t>({avail, to_end, cfg_.cmd_batch}));
+    uint64_t words[2 * 64];
+    const uint64_t qaddr = reg::CMD_BUF_BASE_ADDR::get_address(base) + head;
+    const uint64_t fetch_start = to_ps(sc_time_stamp());
+    const bool fetched = read_memory(qaddr, words, batch * 16);
+    const uint64_t fetch_end = to_ps(sc_time_stamp());
+    if (!fetched) {
+      // COMMAND_HW_ERROR; the buffer stops like after an illegal command.
+      EventRecord e;
+      e.code = EventCode::CommandHwError;
+      e.type = kHwErrMasterAbort;
+      e.address = qaddr;
+      record_event(e);
+      cmd_halted_ = true;
+      regs_.set("STATUS", reg::STS_CMD_BUF_RUN::set(regs_.get("STATUS"), 0));
+      continue;
+    }
+    for (uint32_t i = 0; i < batch; ++i) {
+      CommandTrace t;
+      t.queue_index = uint32_t(head / reg::kEntryBytes);
+      t.fetch_start_ps = fetch_start;
+      t.fetch_end_ps = fetch_end;
+      t.first_of_fetch = i == 0;
+      const CmdWords cw{words[2 * i], words[2 * i + 1]};
+      t.opcode = uint8_t(cw[0] >> 60);
+      clk_.wait_cycles(cfg_.cmd_decode_cycles);
+      std::string why;
+      const auto cmd = decode_command(cw, cfg_.caps, &why);
+      const sc_core::sc_time exec_start = sc_time_stamp();
+      if (!cmd) {
+        // ILLEGAL_COMMAND_ERROR at the command's address; Head stays on it, CmdBufRun=0.
+        illegal_commands_.inc();
+        EventRecord e;
+        e.code = EventCode::IllegalCommandError;
+        e.address = qaddr + uint64_t(i) * reg::kEntryBytes;
+        record_event(e);
+        cmd_halted_ = true;
+        regs_.set("STATUS", reg::STS_CMD_BUF_RUN::set(regs_.get("STATUS"), 0));
+        t.illegal = true;
+        t.exec_end_ps = to_ps(sc_time_stamp());
+        if (probe_) probe_(t);
+        break;
+      }
+      commands_.inc();
+      execute(*cmd);
+      command_exec_ps_.record(to_ps(sc_time_stamp() - exec_start));
+      if (cmd->op == Opcode::CompletionWait) completion_wait_ps_.record(to_ps(sc_time_stamp() - exec_start));
+      head = ring.next(head);
+      regs_.set("CMD_BUF_HEAD", head);
+      t.exec_end_ps = to_ps(sc_time_stamp());
+      if (probe_) probe_(t);
+    }
+  }
+}
+
+void AmdVi::execute(const Command& c) {
+  clk_.wait_cycles(cfg_.cmd_exec_cycles);
+  using common::InvalidationScope;
+  switch (c.op) {
+    case Opcode::CompletionWait: {
+      // Earlier commands are done (one at a time, in order); older walks must drain too.
+      completion_waits_.inc();
+      engine_.drain_older_walks();
+      clk_.wait_cycles(cfg_.completion_wait_cycles);
+      if (c.store && !write_memory(c.store_addr, &c.store_data, 8)) {
+        EventRecord e;   // the store was master-aborted
+        e.code = EventCode::CommandHwError;
+        e.type = kHwErrMasterAbort;
+        e.address = c.store_addr;
+        record_event(e);
+      }
+      if (c.interrupt) regs_.set("STATUS", reg::STS_COMWAIT_INT::set(regs_.get("STATUS"), 1));
+      break;
+    }
+    case Opcode::InvalidateDevtabEntry:
+      dte_cache_.charge(dte_cache_.invalidate_in_set(DteKey{c.device_id}.set_hash(),
+          [&](const DteKey& k, const DeviceTableEntry&) { return k.device_id == c.device_id; }));
+      gcr3_cache_.charge(gcr3_cache_.invalidate_all_sets(
+          [&](const Gcr3Key& k, const Gcr3Value&) { return k.device_id == c.device_id; }));
+      break;
+    case Opcode::InvalidateIommuPages: {
+      const InvRange range = inv_range(c.address, c.s);
+      const uint64_t bytes = range.all() ? 0 : range.bytes();
+      const uint64_t addr = range.all() ? 0 : range.base;
+      if (c.gn) {
+        // Guest entries of DomainID+PASID (IOTLB, and with PDE the guest PDC). The
+        // all-pages form also drops the PASID's cached GCR3 entry: Linux follows a GCR3
+        // entry update with exactly this command, and has no other way to flush it.
+        engine_.invalidate_by_input(InvalidationScope{c.domain_id, c.pasid, addr, bytes, !c.pde},
+                                    common::kStage1Entries | common::kNestedEntries);
+        if (range.all())
+          gcr3_cache_.charge(gcr3_cache_.invalidate_all_sets([&](const Gcr3Key& k, const Gcr3Value& v) {
+            return v.domain_id == c.domain_id && k.pasid == c.pasid;
+          }));
+      } else {
+        // Host (v1) translations of the DomainID by GPA/IOVA, and every nested entry of the
+        // DomainID: a combined guest+host entry cannot be found by its GPA.
+        engine_.invalidate_by_ipa(InvalidationScope{c.domain_id, std::nullopt, addr, bytes, !c.pde}, true);
+        engine_.invalidate_by_input(InvalidationScope{c.domain_id, std::nullopt, 0, 0, !c.pde},
+                                    common::kNestedEntries);
+      }
+      break;
+    }
+    case Opcode::InvalidateIotlbPages:
+      clk_.wait_cycles(cfg_.iotlb_inv_cycles);   // ATS invalidation message to the device
+      break;
+    case Opcode::InvalidateInterruptTable:
+    case Opcode::PrefetchIommuPages:
+    case Opcode::CompletePprRequest:
+      break;   // accepted: no interrupt remapping, prefetch or PPR modelled
+    case Opcode::InvalidateIommuAll:
+      dte_cache_.charge(dte_cache_.invalidate_all_sets([](const DteKey&, const DeviceTableEntry&) { return true; }));
+      gcr3_cache_.charge(gcr3_cache_.invalidate_all_sets([](const Gcr3Key&, const Gcr3Value&) { return true; }));
+      engine_.invalidate_by_input(InvalidationScope{}, common::kAllEntries);
+      engine_.invalidate_by_ipa(InvalidationScope{}, false);
+      break;
+  }
+}
+
+// ---------------------------------------------------------------- stats
+
+void AmdVi::register_stats(common::StatRegistry& reg, const std::string& p) const {
+  reg.add(p + ".translations", translations_, "count", "DMA requests translated with IommuEn=1");
+  reg.add(p + ".bypassed", bypassed_, "count", "requests passed untranslated (IommuEn=0, DTE V=0 or Mode 0)");
+  reg.add(p + ".aborted", aborted_, "count", "requests aborted without an event (DTE TV=0)");
+  reg.add(p + ".faults", faults_, "count", "requests terminated with an I/O page fault or DTE/table error");
+  reg.add(p + ".config_reads", config_reads_, "count", "DTE and GCR3 entry reads");
+  reg.add(p + ".events", events_, "count", "event-log records raised");
+  reg.add(p + ".events_lost", events_lost_, "count", "event records dropped (log disabled, full or unwritable)");
+  reg.add(p + ".commands", commands_, "count", "commands executed from the command buffer");
+  reg.add(p + ".illegal_commands", illegal_commands_, "count", "commands that raised ILLEGAL_COMMAND_ERROR");
+  reg.add(p + ".completion_waits", completion_waits_, "count", "COMPLETION_WAITs completed");
+  reg.add(p + ".translation_latency", translation_ps_, "ns", "time from request to translated address", 1e-3);
+  reg.add(p + ".command_exec", command_exec_ps_, "ns", "execution time per command (after decode)", 1e-3);
+  reg.add(p + ".completion_wait_exec", completion_wait_ps_, "ns",
+          "COMPLETION_WAIT execution incl. draining older walks", 1e-3);
+  dte_cache_.stats().register_stats(reg, p + ".dte_cache", "DTE cache (DeviceID)");
+  gcr3_cache_.stats().register_stats(reg, p + ".gcr3_cache", "GCR3 cache (DeviceID+PASID)");
+  engine_.register_stats(reg, p);
+}
+
+}  // namespace iommusim::amdvi

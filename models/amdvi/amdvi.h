@@ -1,0 +1,169 @@
+// AMD IOMMU (AMD-Vi, pub 48882) model, blocking and cycle-approximate.
+//
+// What it models
+// - Registers at the architected MMIO offsets: Device Table Base, Command Buffer Base,
+//   Event Log Base, Control, EFR (describes exactly the features below), Command Buffer
+//   Head/Tail, Event Log Head/Tail and Status (CmdBufRun, EvtLogRun, ComWaitInt,
+//   EvtOverflow; the interrupt/overflow bits are write-1-to-clear).
+// - Translation by DeviceID (requester ID) through the 256-bit DTE read from the device
+//   table: V=0 passes untranslated; V=1 TV=0 aborts (no page-table information, QEMU
+//   terminates the walk, no event); Mode 0 passes untranslated, gated by DTE IR/IW;
+//   Mode 1..6 walks the v1 host table (AmdV1Format, DTE IR/IW ANDed in); GV=1 walks the
+//   guest v2 (x86 4/5-level) table whose root comes from the GCR3 table indexed by PASID
+//   (GLX+1 levels). GV=1 with Mode 1..6 is nested: the GCR3 table, its entries and the
+//   guest tables are GPAs translated through the host v1 table. A request without PASID
+//   on a GV=1 DTE uses the guest table of PASID 0 when GIOV=1, else the host table only.
+//   A PASID on a GV=0 DTE is ignored (translated by the host table).
+// - Cache tags: DomainID for every entry, PASID for guest (v2) entries (0 for v1-only).
+//   Caches, all common::SetAssocCache: a DTE cache (DeviceID), a GCR3 cache
+//   (DeviceID+PASID, remembers the DomainID), and the engine's IOTLB, guest and host
+//   page-directory caches (guest_pdc, host_pdc) and GPA->SPA cache (gpa_cache).
+// - Events written to the event log in memory: IO_PAGE_FAULT (with its flags),
+//   ILLEGAL_DEV_TABLE_ENTRY, DEV_TAB_HW_ERROR, PAGE_TAB_HW_ERROR, ILLEGAL_COMMAND_ERROR;
+//   a full log sets EvtOverflow and stops logging (EvtLogRun=0) until EventLogEn is
+//   toggled, as Linux amd_iommu_restart_event_logging does.
+// - The command buffer: COMPLETION_WAIT (store, interrupt), INVALIDATE_DEVTAB_ENTRY,
+//   INVALIDATE_IOMMU_PAGES (S, PDE, GN, PASID), INVALIDATE_IOTLB_PAGES (timed as a message
+//   to the device), INVALIDATE_INTERRUPT_TABLE (accepted), INVALIDATE_IOMMU_ALL. An
+//   illegal command logs ILLEGAL_COMMAND_ERROR (address = the command's system address),
+//   clears CmdBufRun and leaves CmdBufHead at it; writing CmdBufEn 0 then 1 restarts.
+//   Invalidations cost decode + fixed execution + cache scans (docs/amdvi.md).
+//   COMPLETION_WAIT completes after every earlier command and every older walk.
+//
+// What it does not model
+// - Interrupt remapping, PPR log, GA log, exclusion range, ATS translation requests
+//   (accepted as untranslated), MSI interrupts, A/D updates, SE (suppress repeated
+//   faults; SA is honoured), the segmented device table, HW vIOMMU, perf counters;
+//   Control.GTEn is not checked (DTE GV and the EFR decide).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/multi_passthrough_target_socket.h>
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
+
+#include "models/amdvi/commands.h"
+#include "models/amdvi/events.h"
+#include "models/amdvi/registers.h"
+#include "models/amdvi/structures.h"
+#include "models/common/cache.h"
+#include "models/common/clock.h"
+#include "models/common/command_trace.h"
+#include "models/common/dma_attributes.h"
+#include "models/common/payload_pool.h"
+#include "models/common/register_bank.h"
+#include "models/common/stats.h"
+#include "models/common/translation_engine.h"
+
+namespace iommusim::amdvi {
+
+struct AmdViConfig {
+  double clock_mhz = 1000.0;
+  Caps caps;                          // what the EFR advertises and the decoders accept
+  unsigned translation_cycles = 2;    // request pipeline before the IOTLB
+  unsigned cmd_batch = 8;             // commands fetched per buffer read
+  unsigned cmd_decode_cycles = 2;
+  unsigned cmd_exec_cycles = 4;       // fixed part of every command
+  unsigned completion_wait_cycles = 4;
+  unsigned iotlb_inv_cycles = 200;    // INVALIDATE_IOTLB_PAGES: message to the device
+  common::CacheConfig dte_cache{64, 4, common::Replacement::Lru, 3, 2, 1, 1};
+  common::CacheConfig gcr3_cache{64, 4, common::Replacement::Lru, 3, 2, 1, 2};
+  common::TranslationEngineConfig translation;   // walkers, IOTLB, guest/host PDCs, GPA cache
+};
+std::string validate(const AmdViConfig& c);   // "" or a message naming the field
+
+using common::CommandTrace;
+
+class AmdVi : public sc_core::sc_module {
+ public:
+  tlm_utils::multi_passthrough_target_socket<AmdVi> dma;   // from endpoints / root ports
+  tlm_utils::simple_target_socket<AmdVi> mmio;             // registers
+  tlm_utils::simple_initiator_socket<AmdVi> mem;           // tables, logs, forwarded DMA
+
+  SC_HAS_PROCESS(AmdVi);
+  AmdVi(sc_core::sc_module_name name, const AmdViConfig& cfg);
+
+  void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
+  void set_command_probe(std::function<void(const CommandTrace&)> probe) { probe_ = std::move(probe); }
+  const common::Clock& clock() const { return clk_; }
+  const AmdViConfig& config() const { return cfg_; }
+
+  // Register reads without time, for tests and debuggers.
+  uint64_t peek_register(uint64_t offset);
+
+  const common::CacheStats& iotlb_stats() const { return engine_.iotlb_stats(); }
+  const common::CacheStats& dte_cache_stats() const { return dte_cache_.stats(); }
+  const common::CacheStats& gcr3_cache_stats() const { return gcr3_cache_.stats(); }
+  const common::CacheStats& guest_pdc_stats() const { return engine_.s1_walk_cache_stats(); }
+  const common::CacheStats& host_pdc_stats() const { return engine_.s2_walk_cache_stats(); }
+  const common::CacheStats& gpa_cache_stats() const { return engine_.ipa_cache_stats(); }
+  const common::Histogram& walk_reads() const { return engine_.walk_reads(); }
+  const common::Histogram& walk_latency_ps() const { return engine_.walk_latency_ps(); }
+  uint64_t table_reads() const { return engine_.table_reads(); }
+  // DTE and GCR3 entry reads, plus host-table reads made to locate GCR3 entries.
+  uint64_t config_reads() const { return config_reads_.value() + engine_.config_table_reads(); }
+  uint64_t events_written() const { return events_.value(); }
+  uint64_t iotlb_entries() const { return engine_.iotlb_entries(); }
+
+  struct DteKey {
+    uint16_t device_id = 0;
+    bool operator==(const DteKey& o) const { return device_id == o.device_id; }
+    uint64_t set_hash() const { return device_id; }
+  };
+  struct Gcr3Key {
+    uint16_t device_id = 0; uint32_t pasid = 0;
+    bool operator==(const Gcr3Key& o) const { return device_id == o.device_id && pasid == o.pasid; }
+    uint64_t set_hash() const { return uint64_t(device_id) * 0x9E37u + pasid; }
+  };
+  struct Gcr3Value { uint64_t guest_cr3 = 0; uint16_t domain_id = 0; };
+
+ private:
+  struct Request {
+    uint16_t device_id = 0; bool pasid_valid = false; uint32_t pasid = 0;
+    uint64_t input = 0; pagetable::Access access;
+  };
+  struct Outcome { bool ok = false; bool abort_silently = false; uint64_t output = 0; };
+
+  void dma_b_transport(int id, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+  void mmio_b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+  void build_registers();
+
+  Outcome translate(const Request& rq);
+  std::optional<DeviceTableEntry> fetch_dte(const Request& rq);
+  std::optional<uint64_t> fetch_gcr3(const Request& rq, const DeviceTableEntry& dte, uint32_t pasid,
+                                     const common::Regime& host);
+  bool read_memory(uint64_t addr, void* dst, unsigned len);
+  bool write_memory(uint64_t addr, const void* src, unsigned len);
+  void record_event(const EventRecord& e);
+  void page_fault(const Request& rq, const DeviceTableEntry& dte, bool guest, uint32_t pasid, bool present,
+                  bool perm, bool reserved);
+  void walk_fault(const Request& rq, const DeviceTableEntry& dte, bool guest, uint32_t pasid,
+                  const common::TranslationFault& f);
+
+  void command_thread();
+  void execute(const Command& c);
+
+  AmdViConfig cfg_;
+  common::Clock clk_;
+  common::RegisterBank regs_;
+  common::PayloadPool pool_;
+  common::SetAssocCache<DteKey, DeviceTableEntry> dte_cache_;
+  common::SetAssocCache<Gcr3Key, Gcr3Value> gcr3_cache_;
+  common::TranslationEngine engine_;
+  bool cmd_halted_ = false;   // an illegal command stopped the buffer until CmdBufEn is toggled
+  bool evt_halted_ = false;   // the log overflowed until EventLogEn is toggled
+
+  sc_core::sc_event cmd_kick_;
+  std::function<void(const CommandTrace&)> probe_;
+
+  common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_, commands_,
+      illegal_commands_, completion_waits_;
+  common::Histogram translation_ps_, command_exec_ps_, completion_wait_ps_;
+};
+
+}  // namespace iommusim::amdvi

@@ -1,0 +1,362 @@
+#include "platforms/driver/amdvi_driver.h"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "models/amdvi/registers.h"
+#include "models/amdvi/structures.h"
+#include "models/common/bits.h"
+#include "models/common/clock.h"
+#include "models/common/queue_ring.h"
+#include "models/pagetable/amd_v1.h"
+#include "models/pagetable/x86.h"
+
+namespace iommusim::driver {
+
+using namespace iommusim::amdvi;
+using common::to_ps;
+using sc_core::sc_time_stamp;
+
+namespace {
+std::string hex(uint64_t v) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+  return b;
+}
+constexpr unsigned kHostMode = 4;   // v1 4-level host tables (48-bit IOVA/GPA)
+}  // namespace
+
+std::string validate(const AmdViDriverConfig& c) {
+  if (auto e = validate(c.timing); !e.empty()) return "timing." + e;
+  if (c.cmd_buf_log2 < reg::kMinLogLen || c.cmd_buf_log2 > reg::kMaxLogLen) return "cmd_buf_log2 must be 8..15";
+  if (c.evt_log_log2 < reg::kMinLogLen || c.evt_log_log2 > reg::kMaxLogLen) return "evt_log_log2 must be 8..15";
+  if (c.device_table_entries < 1 || c.device_table_entries > 65536) return "device_table_entries must be 1..65536";
+  if (c.glx > 2) return "glx must be 0..2";
+  return validate(c.memory);
+}
+
+AmdViDriver::AmdViDriver(sc_core::sc_module_name name, const AmdViDriverConfig& cfg, AmdVi& iommu,
+                         memory::SparseMemory& memory)
+    : DriverBase(name, cfg.timing, cfg.memory, memory), cfg_(cfg), iommu_(iommu) {
+  traces_.resize(size_t(1) << cfg.cmd_buf_log2);
+  iommu_.set_command_probe([this](const CommandTrace& t) { traces_[t.queue_index % traces_.size()] = t; });
+}
+
+AmdViDriver::~AmdViDriver() = default;
+
+Status AmdViDriver::init() {
+  if (auto e = validate(cfg_); !e.empty()) return Status::fail("driver." + e);
+  caps_ = decode_efr(mmio_read64(reg::EFR));
+  if (caps_.host_levels() < kHostMode) return Status::fail("EFR.HATS: 4-level host tables not supported");
+
+  // Device table: whole 4 KB pages of 128 DTEs; every entry starts V=1 TV=1 Mode 0 with
+  // IR=IW=0, which blocks DMA (Linux init_device_table_dma).
+  const uint64_t dt_bytes = (uint64_t(cfg_.device_table_entries) * 32 + 4095) & ~uint64_t{4095};
+  dte_count_ = unsigned(dt_bytes / 32);
+  dev_table_ = alloc_host(dt_bytes, 4096);
+  cmd_bytes_ = reg::kEntryBytes << cfg_.cmd_buf_log2;
+  evt_bytes_ = reg::kEntryBytes << cfg_.evt_log_log2;
+  cmd_base_ = alloc_host(cmd_bytes_, 4096);
+  evt_base_ = alloc_host(evt_bytes_, 4096);
+  sem_addr_ = alloc_host(8, 8);
+  if (!dev_table_ || !cmd_base_ || !evt_base_ || !sem_addr_)
+    return Status::fail("driver.table_pool_bytes too small for the device table and logs");
+  DeviceTableEntry blocked;
+  blocked.valid = blocked.tv = true;
+  const DteWords bw = encode_dte(blocked);
+  for (unsigned i = 0; i < dte_count_; ++i) mem_.write(dte_address(i), bw.data(), 32);
+  charge_descriptor_writes(uint64_t(dte_count_) * 4);
+
+  ctrl_ = 0;
+  mmio_write64(reg::CONTROL, ctrl_);
+  mmio_write64(reg::DEV_TABLE_BASE, dev_table_ | reg::dev_table_size_field(dt_bytes));
+  mmio_write64(reg::CMD_BUF_BASE, cmd_base_ | (uint64_t(cfg_.cmd_buf_log2) << 56));
+  mmio_write64(reg::EVT_LOG_BASE, evt_base_ | (uint64_t(cfg_.evt_log_log2) << 56));
+  mmio_write64(reg::CMD_BUF_HEAD, 0);
+  mmio_write64(reg::CMD_BUF_TAIL, 0);
+  mmio_write64(reg::EVT_LOG_HEAD, 0);
+  mmio_write64(reg::EVT_LOG_TAIL, 0);
+  cmd_tail_ = cmd_head_ = evt_head_ = 0;
+  ctrl_ = reg::CTRL_CMD_BUF_EN::set(ctrl_, 1);
+  ctrl_ = reg::CTRL_EVT_LOG_EN::set(ctrl_, 1);
+  ctrl_ = reg::CTRL_GT_EN::set(ctrl_, caps_.gt);
+  mmio_write64(reg::CONTROL, ctrl_);
+  ctrl_ = reg::CTRL_IOMMU_EN::set(ctrl_, 1);
+  mmio_write64(reg::CONTROL, ctrl_);
+  // As Linux amd_iommu_flush_all_caches: INVALIDATE_IOMMU_ALL, or each DTE and DomainID.
+  if (caps_.ia) return submit({cmd_inv_iommu_all()}, "init");
+  std::vector<CmdWords> cmds;
+  for (unsigned i = 0; i < dte_count_; ++i) cmds.push_back(cmd_inv_devtab_entry(uint16_t(i)));
+  for (unsigned id = 0; id < 256; ++id) cmds.push_back(cmd_inv_iommu_pages(uint16_t(id), 0, kInvAllPagesSize));
+  return submit(cmds, "init");
+}
+
+uint16_t AmdViDriver::domain_id_of(DomainId d) const { return static_cast<const AmdDomain*>(domain(d))->domain_id; }
+
+uint16_t AmdViDriver::device_domain_id(uint32_t rid) const {
+  auto it = devices_.find(rid);
+  if (it == devices_.end()) return 0;
+  if (it->second.has_gcr3) return it->second.gcr3_domid;
+  return it->second.has_host ? domain_id_of(it->second.host) : 0;
+}
+
+std::unique_ptr<DriverBase::Domain> AmdViDriver::make_domain(DomainKind kind, const Domain*, std::string* why) {
+  auto dom = std::make_unique<AmdDomain>();
+  if (kind == DomainKind::Stage2) {
+    if (next_domid_ == 0) { if (why) *why = "DomainIDs exhausted"; return nullptr; }
+    dom->domain_id = next_domid_++;
+    dom->format = std::make_unique<pagetable::AmdV1Format>(pagetable::AmdV1Config{kHostMode, 52});
+  } else {
+    // v2 tables carry no DomainID of their own: the device's GCR3 DomainID + PASID tag them.
+    dom->format = std::make_unique<pagetable::X86Format>(pagetable::X86PagingConfig{4, true, 52});
+  }
+  return dom;
+}
+
+bool AmdViDriver::store(const Attachment& at, uint64_t addr, uint64_t value) {
+  charge_cycles(cfg_.timing.descriptor_write_cycles);
+  if (at.gcr3_in_guest) return guest_write(*domain(at.host), addr, &value, 8);
+  mem_.write64(addr, value);
+  return true;
+}
+
+Status AmdViDriver::write_gcr3(Attachment& at, uint32_t pasid, uint64_t cr3) {
+  uint64_t table = at.gcr3_root;
+  for (unsigned level = cfg_.glx; level >= 1; --level) {
+    const uint64_t key = (uint64_t(level) << 32) | (pasid >> (9 * level));
+    auto it = at.gcr3_tables.find(key);
+    if (it == at.gcr3_tables.end()) {
+      const uint64_t next = at.gcr3_in_guest ? alloc_guest(4096, 4096) : alloc_host(4096, 4096);
+      if (!next) return Status::fail("no memory for a GCR3 table level");
+      if (!store(at, table + uint64_t(gcr3_index(pasid, level)) * 8, encode_gcr3_entry({true, next})))
+        return Status::fail("GCR3 table not mapped by the host table");
+      it = at.gcr3_tables.emplace(key, next).first;
+    }
+    table = it->second;
+  }
+  if (!store(at, table + uint64_t(gcr3_index(pasid, 0)) * 8, encode_gcr3_entry({true, cr3})))
+    return Status::fail("GCR3 table not mapped by the host table");
+  return {};
+}
+
+Status AmdViDriver::write_dte(uint32_t rid) {
+  const Attachment& at = devices_.at(rid);
+  DeviceTableEntry e;
+  e.valid = e.tv = true;
+  e.ir = e.iw = true;
+  if (at.has_host) {
+    const AmdDomain& h = *static_cast<const AmdDomain*>(domain(at.host));
+    e.mode = kHostMode;
+    e.host_pt_root = h.tables->root();
+    e.domain_id = h.domain_id;
+  }
+  if (at.has_gcr3) {
+    e.gv = true;
+    e.glx = uint8_t(cfg_.glx);
+    e.gcr3_root = at.gcr3_root;
+    e.giov = at.giov;
+    e.guest_paging_mode = kGuestPaging4Level;
+    e.domain_id = at.gcr3_domid;
+  }
+  const DteWords w = encode_dte(e);
+  mem_.write(dte_address(rid), w.data(), 32);
+  charge_descriptor_writes(4);
+  return {};
+}
+
+Status AmdViDriver::attach(uint32_t rid, std::optional<uint32_t> pasid, DomainId d) {
+  Status st;
+  AmdDomain* dom = amd_domain(d, st);
+  if (!dom) return st;
+  if (rid >= dte_count_) return Status::fail("RID " + std::to_string(rid) + " beyond the device table");
+  if (pasid && dom->kind == DomainKind::Stage2) return Status::fail("a v1 (stage-2) domain attaches to a RID, not a PASID");
+  charge_cycles(cfg_.timing.op_overhead_cycles);
+  Attachment& at = devices_[rid];
+  std::vector<CmdWords> cmds;
+  if (dom->kind == DomainKind::Stage2) {
+    if (at.has_gcr3 && !at.gcr3_in_guest)
+      return Status::fail("RID has v2 PASID tables without host translation; a host table would nest them");
+    if (at.has_gcr3 && at.host != d) return Status::fail("RID already nests on another v1 domain");
+    at.has_host = true; at.host = d;
+  } else {
+    if (!caps_.gt) return Status::fail("EFR.GTSup=0: no guest (v2) translation");
+    const uint32_t p = pasid.value_or(0);
+    if ((p >> caps_.pasid_bits()) != 0 || !gcr3_pasid_fits(p, cfg_.glx))
+      return Status::fail("PASID " + std::to_string(p) + " beyond the GCR3 table (driver.amdvi.glx)");
+    const bool nested = dom->kind == DomainKind::Nested;
+    if (nested && at.has_host && at.host != dom->parent) return Status::fail("RID already uses another v1 domain");
+    if (!nested && at.has_host) return Status::fail("RID has a v1 host table: attach a nested domain instead");
+    if (at.has_gcr3 && at.gcr3_in_guest != nested) return Status::fail("RID's GCR3 table mixes v2 and nested domains");
+    if (!at.has_gcr3) {
+      if (nested) { at.has_host = true; at.host = dom->parent; }
+      at.gcr3_in_guest = nested;
+      at.gcr3_root = nested ? alloc_guest(4096, 4096) : alloc_host(4096, 4096);
+      if (!at.gcr3_root) return Status::fail("no memory for the GCR3 table");
+      if (next_domid_ == 0) return Status::fail("DomainIDs exhausted");
+      at.gcr3_domid = next_domid_++;   // Linux: a per-device DomainID for its GCR3 table
+      at.has_gcr3 = true;
+    }
+    if (!pasid) at.giov = true;
+    at.by_pasid[p] = d;
+    if (Status s = write_gcr3(at, p, dom->tables->root()); !s.ok) return s;
+    // Linux after a GCR3 update: INVALIDATE_IOMMU_PAGES(DomainID, PASID, GN=1, all).
+    cmds.push_back(cmd_inv_iommu_pages(at.gcr3_domid, 0, kInvAllPagesSize, true, true, p));
+  }
+  if (Status s = write_dte(rid); !s.ok) return s;
+  cmds.insert(cmds.begin(), cmd_inv_devtab_entry(uint16_t(rid)));
+  return submit(cmds, "attach");
+}
+
+std::vector<CmdWords> AmdViDriver::flush_commands(const AmdDomain& dom, DomainId d, uint64_t iova, uint64_t bytes,
+                                                  bool pde) {
+  const uint64_t addr = bytes ? iova : 0, size = bytes ? bytes : kInvAllPagesSize;
+  std::vector<CmdWords> cmds;
+  if (dom.kind == DomainKind::Stage2) {
+    cmds.push_back(cmd_inv_iommu_pages(dom.domain_id, addr, size, pde));
+    // Devices nested on this table tag its translations with their own DomainID.
+    for (const auto& [rid, at] : devices_)
+      if (at.has_host && at.host == d && at.has_gcr3) cmds.push_back(cmd_inv_iommu_pages(at.gcr3_domid, addr, size, pde));
+    return cmds;
+  }
+  // v2 entries are tagged DomainID+PASID: one command per attached (device, PASID).
+  for (const auto& [rid, at] : devices_)
+    for (const auto& [pasid, dd] : at.by_pasid)
+      if (dd == d) cmds.push_back(cmd_inv_iommu_pages(at.gcr3_domid, addr, size, pde, true, pasid));
+  return cmds;
+}
+
+Status AmdViDriver::invalidate_range(DomainId d, uint64_t iova, uint64_t bytes, bool leaf) {
+  Status st;
+  AmdDomain* dom = amd_domain(d, st);
+  if (!dom) return st;
+  if (bytes == 0) return Status::fail("invalidate_range: empty range");
+  return submit(flush_commands(*dom, d, iova, bytes, !leaf), take_pending_op(leaf ? "invalidate_range_leaf" : "invalidate_range"));
+}
+
+Status AmdViDriver::invalidate_domain(DomainId d) {
+  Status st;
+  AmdDomain* dom = amd_domain(d, st);
+  if (!dom) return st;
+  return submit(flush_commands(*dom, d, 0, 0, true), "invalidate_domain");
+}
+
+Status AmdViDriver::sync() { return submit({}, "sync"); }
+
+Status AmdViDriver::bypass_all() {
+  DeviceTableEntry e;
+  e.valid = e.tv = e.ir = e.iw = true;   // Mode 0: pass-through
+  const DteWords w = encode_dte(e);
+  for (unsigned i = 0; i < dte_count_; ++i) mem_.write(dte_address(i), w.data(), 32);
+  charge_descriptor_writes(uint64_t(dte_count_) * 4);
+  devices_.clear();
+  return submit({cmd_inv_iommu_all()}, "init");
+}
+
+unsigned AmdViDriver::drain_events() {
+  const common::OffsetRing ring{evt_bytes_, reg::kEntryBytes};
+  const uint64_t tail = reg::RING_PTR::get_address(mmio_read64(reg::EVT_LOG_TAIL)) % evt_bytes_;
+  unsigned n = 0;
+  while (!ring.empty(evt_head_, tail)) {
+    EventWords w;
+    mem_.read(evt_base_ + evt_head_, w.data(), 16);
+    charge_cycles(2 * uint64_t(cfg_.timing.descriptor_write_cycles));   // read and decode 16 bytes
+    ++events_by_code_[static_cast<uint8_t>(decode_event(w).code) & 0xF];
+    events_consumed_.inc();
+    const EventWords zero{};
+    mem_.write(evt_base_ + evt_head_, zero.data(), 16);   // so a new record is seen in memory
+    evt_head_ = ring.next(evt_head_);
+    ++n;
+  }
+  if (n) mmio_write64(reg::EVT_LOG_HEAD, evt_head_);
+  // Overflow: clear EvtOverflow and restart logging (Linux amd_iommu_restart_event_logging).
+  const uint64_t status = mmio_read64(reg::STATUS);
+  if (reg::STS_EVT_OVERFLOW::get(status)) {
+    event_overflows_.inc();
+    mmio_write64(reg::STATUS, reg::STS_EVT_OVERFLOW::set(0, 1));
+    mmio_write64(reg::CONTROL, reg::CTRL_EVT_LOG_EN::set(ctrl_, 0));
+    mmio_write64(reg::CONTROL, ctrl_);
+  }
+  return n;
+}
+
+Status AmdViDriver::recover_command_buffer() {
+  // Head stops on the illegal command: make it a no-op and restart the buffer.
+  const uint64_t head = reg::RING_PTR::get_address(mmio_read64(reg::CMD_BUF_HEAD)) % cmd_bytes_;
+  const CmdWords nop = cmd_completion_wait(false, false);
+  mem_.write(cmd_base_ + head, nop.data(), 16);
+  charge_cycles(cfg_.timing.command_write_cycles);
+  drain_events();
+  mmio_write64(reg::CONTROL, reg::CTRL_CMD_BUF_EN::set(ctrl_, 0));
+  mmio_write64(reg::CONTROL, ctrl_);
+  ++errors_recovered_;
+  return {};
+}
+
+Status AmdViDriver::submit(const std::vector<CmdWords>& cmds_in, const std::string& op) {
+  const uint64_t t0 = take_op_start(to_ps(sc_time_stamp()));
+  const common::OffsetRing ring{cmd_bytes_, reg::kEntryBytes};
+  charge_cycles(cfg_.timing.op_overhead_cycles);
+  const uint64_t first = cmd_tail_;
+  const size_t n_total = cmds_in.size() + 1;
+  const sc_core::sc_time deadline = sync_deadline();
+  auto timed_out = [&](const char* what) {
+    return Status::fail(std::string(what) + " not complete after " + std::to_string(cfg_.timing.sync_timeout_us) +
+                        " us (CmdBufHead=" + hex(iommu_.peek_register(reg::CMD_BUF_HEAD)) +
+                        ", Status=" + hex(iommu_.peek_register(reg::STATUS)) + ")");
+  };
+  const uint64_t value = ++sem_value_;
+  for (size_t i = 0; i < n_total; ++i) {
+    while (ring.full(cmd_head_, cmd_tail_)) {   // full: ring what we have, wait for the head to move
+      mmio_write64(reg::CMD_BUF_TAIL, cmd_tail_);
+      sc_core::wait(poll_interval());
+      cmd_head_ = reg::RING_PTR::get_address(mmio_read64(reg::CMD_BUF_HEAD)) % cmd_bytes_;
+      if (ring.full(cmd_head_, cmd_tail_) &&
+          !reg::STS_CMD_BUF_RUN::get(mmio_read64(reg::STATUS)) && !recover_command_buffer().ok)
+        return Status::fail("command buffer stopped");
+      if (sc_time_stamp() > deadline) return timed_out("command buffer space");
+    }
+    const CmdWords w = i < cmds_in.size() ? cmds_in[i] : cmd_completion_wait(true, false, sem_addr_, value);
+    mem_.write(cmd_base_ + cmd_tail_, w.data(), 16);
+    charge_cycles(cfg_.timing.command_write_cycles);
+    cmd_tail_ = ring.next(cmd_tail_);
+    commands_issued_.inc();
+  }
+  mmio_write64(reg::CMD_BUF_TAIL, cmd_tail_);
+  const uint64_t t_tail = to_ps(sc_time_stamp());
+
+  for (unsigned iter = 1;; ++iter) {
+    sc_core::wait(poll_interval());
+    polls_.inc();
+    charge_cycles(cfg_.timing.poll_read_cycles);
+    if (mem_.read64(sem_addr_) == value) break;
+    if (sc_time_stamp() > deadline) return timed_out("COMPLETION_WAIT");
+    // A new event record (consumed entries are zeroed, as Linux does) stands in for the
+    // event interrupt: an ILLEGAL_COMMAND_ERROR means the buffer stopped. Without an event
+    // (log off or full), Status.CmdBufRun is read now and then.
+    bool stopped = false;
+    charge_cycles(cfg_.timing.poll_read_cycles);
+    if (mem_.read64(evt_base_ + evt_head_) != 0) {
+      const uint64_t before = events_seen(EventCode::IllegalCommandError);
+      drain_events();
+      stopped = events_seen(EventCode::IllegalCommandError) != before;
+    } else if (iter % 256 == 0) {
+      stopped = !reg::STS_CMD_BUF_RUN::get(mmio_read64(reg::STATUS));
+    }
+    if (stopped)
+      if (Status s = recover_command_buffer(); !s.ok) return s;
+  }
+  const uint64_t t_done = to_ps(sc_time_stamp());
+  cmd_head_ = cmd_tail_;   // the COMPLETION_WAIT ran: everything before it was consumed
+
+  std::vector<CommandTrace> traces(n_total);
+  for (size_t i = 0; i < n_total; ++i) traces[i] = traces_[((first / reg::kEntryBytes) + i) % traces_.size()];
+  record_invalidation(op, t0, t_tail, t_done, traces);
+  return {};
+}
+
+void AmdViDriver::register_stats(common::StatRegistry& reg, const std::string& p) const {
+  DriverBase::register_stats(reg, p);
+  reg.add(p + ".event_overflows", event_overflows_, "count", "event-log overflows handled (records were lost)");
+}
+
+}  // namespace iommusim::driver

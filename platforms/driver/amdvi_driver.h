@@ -1,0 +1,114 @@
+// AMD IOMMU backend of the host driver, modelled on Linux drivers/iommu/amd: it lays out
+// the device table, GCR3 tables, page tables, the command buffer and the event log in
+// simulated memory in their real formats, then drives the IOMMU through MMIO and
+// commands.
+//
+// Domains: Stage2 = a v1 host table (Mode 4) with its own DomainID; Stage1 = a v2 (x86
+// 4-level) guest table reached through a GCR3 table with no host translation (DTE GV=1,
+// Mode 0: Linux's v2 page-table mode); Nested = a v2 table in guest memory over the
+// parent's v1 table (DTE GV=1, Mode 4; the GCR3 table lives in guest memory too).
+// As in Linux (gcr3_info.domid), a device with a GCR3 table gets its own DomainID: entries
+// are tagged DomainID+PASID, so two devices must not share a tag for different tables.
+// A non-PASID attach of a v2 domain uses PASID 0 with GIOV=1.
+//
+// Invalidations follow Linux: v1 range = INVALIDATE_IOMMU_PAGES(DomainID, range, S,
+// PDE=!leaf), plus the same for every per-device DomainID nested on the table; v2/nested
+// = one GN=1 command per attached (device, PASID); a domain flush uses the "all" range.
+// Every batch ends with COMPLETION_WAIT (S=1) storing an incrementing 64-bit semaphore
+// that the driver polls. While polling it also watches the next event-log slot in memory
+// (consumed records are zeroed, as Linux does); an ILLEGAL_COMMAND_ERROR there (or
+// Status.CmdBufRun=0, read every 256 polls) means the buffer stopped: the bad entry is
+// replaced with a no-op COMPLETION_WAIT and Control.CmdBufEn is toggled to restart it.
+#pragma once
+#include <array>
+#include <map>
+#include <memory>
+#include <vector>
+
+#include <systemc>
+
+#include "models/amdvi/amdvi.h"
+#include "models/amdvi/commands.h"
+#include "models/amdvi/events.h"
+#include "models/memory/sparse_memory.h"
+#include "platforms/driver/driver_base.h"
+
+namespace iommusim::driver {
+
+struct AmdViDriverConfig {
+  DriverTiming timing;
+  DriverMemory memory;              // guest pool: nested v2 tables and GCR3 tables
+  unsigned cmd_buf_log2 = 9;        // Linux: 512 entries
+  unsigned evt_log_log2 = 9;
+  unsigned device_table_entries = 256;   // DeviceIDs covered (rounded up to a 4 KB table)
+  unsigned glx = 0;                 // GCR3 table levels - 1 (0: 512 PASIDs)
+};
+std::string validate(const AmdViDriverConfig& c);
+
+class AmdViDriver : public DriverBase {
+ public:
+  AmdViDriver(sc_core::sc_module_name name, const AmdViDriverConfig& cfg, amdvi::AmdVi& iommu,
+              memory::SparseMemory& memory);
+  ~AmdViDriver() override;
+
+  std::string vendor() const override { return "amdvi"; }
+  Status init() override;
+  Status attach(uint32_t rid, std::optional<uint32_t> pasid, DomainId domain) override;
+  Status invalidate_range(DomainId d, uint64_t iova, uint64_t bytes, bool leaf) override;
+  Status invalidate_domain(DomainId d) override;
+  Status sync() override;
+  // Every DTE pass-through (V=1, TV=1, Mode 0, IR=IW=1), then INVALIDATE_IOMMU_ALL.
+  Status bypass_all();
+  // Consumes the event log as Linux's iommu_poll_events does; restarts logging after an
+  // overflow. Returns the number of records consumed.
+  unsigned drain_events();
+  uint64_t events_seen(amdvi::EventCode c) const { return events_by_code_[static_cast<uint8_t>(c) & 0xF]; }
+
+  // Queues raw commands plus a COMPLETION_WAIT and waits (tests inject bad commands).
+  Status submit(const std::vector<amdvi::CmdWords>& cmds, const std::string& op);
+  uint64_t command_errors_recovered() const { return errors_recovered_; }
+  uint64_t dte_address(uint32_t rid) const { return dev_table_ + uint64_t(rid) * 32; }
+  uint64_t evt_log_base() const { return evt_base_; }
+  uint64_t cmd_buf_base() const { return cmd_base_; }
+  uint64_t semaphore_address() const { return sem_addr_; }
+  uint16_t domain_id_of(DomainId d) const;            // Stage2 domains
+  uint16_t device_domain_id(uint32_t rid) const;      // the DTE's DomainID
+  void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
+
+ private:
+  struct AmdDomain : Domain { uint16_t domain_id = 0; };
+  struct Attachment {
+    bool has_host = false; DomainId host = 0;        // v1 table (Stage2 domain)
+    bool has_gcr3 = false; bool gcr3_in_guest = false;
+    uint64_t gcr3_root = 0;
+    std::map<uint64_t, uint64_t> gcr3_tables;        // (level << 32 | prefix) -> table
+    uint16_t gcr3_domid = 0;                         // per-device DomainID with a GCR3 table
+    bool giov = false;                               // PASID 0 serves non-PASID requests
+    std::map<uint32_t, DomainId> by_pasid;
+  };
+
+  std::unique_ptr<Domain> make_domain(DomainKind kind, const Domain* parent, std::string* why) override;
+  AmdDomain* amd_domain(DomainId d, Status& st) { return static_cast<AmdDomain*>(domain(d, st)); }
+  Status write_dte(uint32_t rid);
+  Status write_gcr3(Attachment& at, uint32_t pasid, uint64_t cr3);
+  bool store(const Attachment& at, uint64_t addr, uint64_t value);
+  // Commands that drop `range` (or everything) of domain d.
+  std::vector<amdvi::CmdWords> flush_commands(const AmdDomain& dom, DomainId d, uint64_t iova, uint64_t bytes,
+                                              bool pde);
+  Status recover_command_buffer();
+
+  AmdViDriverConfig cfg_;
+  amdvi::AmdVi& iommu_;
+  amdvi::Caps caps_;
+  uint64_t dev_table_ = 0, cmd_base_ = 0, evt_base_ = 0, sem_addr_ = 0;
+  uint64_t cmd_bytes_ = 0, evt_bytes_ = 0, cmd_tail_ = 0, cmd_head_ = 0, evt_head_ = 0, sem_value_ = 0, ctrl_ = 0;
+  unsigned dte_count_ = 0;
+  std::map<uint32_t, Attachment> devices_;
+  std::vector<common::CommandTrace> traces_;   // indexed by command slot
+  uint16_t next_domid_ = 1;
+  uint64_t errors_recovered_ = 0;
+  common::Counter event_overflows_;
+  std::array<uint64_t, 16> events_by_code_{};
+};
+
+}  // namespace iommusim::driver

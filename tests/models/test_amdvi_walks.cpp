@@ -1,0 +1,378 @@
+// AMD IOMMU model: walks through real tables (v1 at every Mode, v2 through the GCR3 table,
+// nested v2 over v1), their exact read counts, level skipping and NextLevel-7 large pages,
+// DTE V/TV/Mode handling, and the event records of faults and bad DTEs.
+#include <cstdint>
+
+#include <gtest/gtest.h>
+
+#include "amdvi_fixture.h"
+#include "models/pagetable/amd_v1.h"
+
+namespace iommusim::test {
+namespace {
+
+constexpr uint32_t kRid = 0x12;
+constexpr uint64_t kIova = 0x10000000ull;
+constexpr uint64_t kPa = 0x40200000ull;
+constexpr uint64_t kMagic = 0x1122334455667788ull;
+constexpr uint64_t kRawTables = 0x300000000ull;   // tests' own tables, apart from the driver pool
+
+amdvi::DeviceTableEntry v1_dte(unsigned mode, uint64_t root, uint16_t domid) {
+  amdvi::DeviceTableEntry e;
+  e.valid = e.tv = e.ir = e.iw = true;
+  e.mode = uint8_t(mode);
+  e.host_pt_root = root;
+  e.domain_id = domid;
+  return e;
+}
+
+TEST(AmdViWalks, V1EveryModeWalksModeLevels) {
+  AmdHarness h;
+  h.run([](AmdHarness& h) {
+    AMD_ASSERT_OK(h.drv.init());
+    RawTables raw(h.memory, kRawTables);
+    for (unsigned mode = 1; mode <= 6; ++mode) {
+      SCOPED_TRACE("Mode " + std::to_string(mode));
+      const pagetable::AmdV1Format fmt(pagetable::AmdV1Config{mode, 52});
+      pagetable::TableBuilder tb(fmt, raw);
+      // The highest index bit the mode covers, so every level's index is non-trivial.
+      const uint64_t iova = (mode < 6 ? (1ull << (10 + 9 * mode)) : (1ull << 60)) | 0x5000;
+      const uint64_t pa = kPa + mode * kPage;
+      ASSERT_TRUE(tb.map(iova, pa, kPage, kPage, {}).ok);
+      const uint32_t rid = kRid + mode;
+      h.write_dte(rid, v1_dte(mode, tb.root(), uint16_t(100 + mode)));
+      h.memory.write64(pa + 0x28, kMagic + mode);
+      const uint64_t t0 = h.iommu.table_reads();
+      const AmdDmaResult r = h.read(rid, iova + 0x28);
+      ASSERT_TRUE(r.ok());
+      EXPECT_EQ(r.data, kMagic + mode);
+      EXPECT_EQ(h.iommu.table_reads() - t0, mode) << "a Mode-m table has m levels";
+      if (mode < 6) {   // beyond the mode's input range: an I/O page fault
+        const AmdDmaResult bad = h.read(rid, 1ull << (12 + 9 * mode));
+        EXPECT_EQ(bad.response, IommuResponse::Fault);
+      }
+    }
+  });
+}
+
+TEST(AmdViWalks, V1LevelSkipReadsOnlyThePresentLevels) {
+  AmdHarness h;
+  h.run([](AmdHarness& h) {
+    AMD_ASSERT_OK(h.drv.init());
+    RawTables raw(h.memory, kRawTables);
+    const pagetable::AmdV1Format fmt(pagetable::AmdV1Config{4, 52});
+    // AMD level 4 -> (skip level 3) -> level 2 -> level 1 -> 4 KB page.
+    const uint64_t l4 = raw.allocate_table(4096), l2 = raw.allocate_table(4096), l1 = raw.allocate_table(4096);
+    const uint64_t iova = (5ull << 39) | (7ull << 21) | (9ull << 12);   // bits 38:30 zero
+    h.memory.write64(l4 + 5 * 8, fmt.encode_table_to(pagetable::AmdV1Format::walk_level(4), l2, 2));
+    h.memory.write64(l2 + 7 * 8, fmt.encode_table(pagetable::AmdV1Format::walk_level(2), l1));
+    h.memory.write64(l1 + 9 * 8, fmt.encode_leaf(pagetable::AmdV1Format::walk_level(1), kPa, {}));
+    // Literal PDE: PR, NextLevel=2 ([11:9] = 0x400), IR/IW (bits 61/62), address.
+    EXPECT_EQ(h.memory.read64(l4 + 5 * 8), 0x6000000000000401ull | l2);
+    h.write_dte(kRid, v1_dte(4, l4, 3));
+    h.memory.write64(kPa + 0x10, kMagic);
+    const uint64_t t0 = h.iommu.table_reads();
+    const AmdDmaResult r = h.read(kRid, iova + 0x10);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.data, kMagic);
+    EXPECT_EQ(h.iommu.table_reads() - t0, 3u);
+    // A skipped level's index bits must be zero: else an I/O page fault.
+    const AmdDmaResult bad = h.read(kRid, iova | (1ull << 30));
+    EXPECT_EQ(bad.response, IommuResponse::Fault);
+    const auto ev = h.events();
+    ASSERT_FALSE(ev.empty());
+    EXPECT_EQ(ev.back().code, EventCode::IoPageFault);
+    EXPECT_EQ(ev.back().address, iova | (1ull << 30));
+  });
+}
+
+TEST(AmdViWalks, V1NextLevel7LargePage) {
+  AmdHarness h;
+  h.run([](AmdHarness& h) {
+    AMD_ASSERT_OK(h.drv.init());
+    RawTables raw(h.memory, kRawTables);
+    const pagetable::AmdV1Format fmt(pagetable::AmdV1Config{3, 52});
+    // Mode 3: AMD level 3 -> level 2 entries holding an 8 MB page (NextLevel 7), replicated
+    // over the four 2 MB slots it covers.
+    const uint64_t l3 = raw.allocate_table(4096), l2 = raw.allocate_table(4096);
+    constexpr uint64_t k8M = 8ull << 20;
+    const uint64_t iova = 0x40800000ull;   // 1 GB slot 1, 8 MB aligned: L2 index 4..7
+    const uint64_t out = 0x80000000ull;    // 8 MB aligned
+    h.memory.write64(l3 + 1 * 8, fmt.encode_table(pagetable::AmdV1Format::walk_level(3), l2));
+    const uint64_t pte = fmt.encode_large_leaf(pagetable::AmdV1Format::walk_level(2), out, k8M, {});
+    // Literal: PR, NextLevel=7 (0xE00), address bits 21:12 = ones below the size bit 22
+    // (8 MB = 2^(1 + 22)), FC (bit 60, as Linux), IR/IW.
+    EXPECT_EQ(pte, 0x70000000803FFE01ull);
+    for (unsigned i = 4; i < 8; ++i) h.memory.write64(l2 + i * 8, pte);
+    h.write_dte(kRid, v1_dte(3, l3, 4));
+    h.memory.write64(out + 3 * k2M + 0x5018, kMagic);
+    const uint64_t t0 = h.iommu.table_reads();
+    const AmdDmaResult r = h.read(kRid, iova + 3 * k2M + 0x5018);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.data, kMagic);
+    EXPECT_EQ(h.iommu.table_reads() - t0, 2u);
+  });
+}
+
+TEST(AmdViWalks, V1DriverDomainColdAndWarm) {
+  AmdHarness h;
+  h.run([](AmdHarness& h) {
+    AMD_ASSERT_OK(h.drv.init());
+    const DomainId d = h.make_domain(DomainKind::Stage2);
+    AMD_ASSERT_OK(h.drv.map(d, kIova, kPa, kPage, {}, kPage));
+    AMD_ASSERT_OK(h.drv.attach(kRid, std::nullopt, d));
+    h.memory.write64(kPa + 0x100, kMagic);
+    const uint64_t t0 = h.iommu.table_reads(), c0 = h.iommu.config_reads();
+    const AmdDmaResult r = h.read(kRid, kIova + 0x100);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.data, kMagic);
+    EXPECT_EQ(h.iommu.table_reads() - t0, 4u);
+    EXPECT_EQ(h.iommu.config_reads() - c0, 1u);   // the DTE
+    ASSERT_TRUE(h.read(kRid, kIova + 0x100).ok());
+    EXPECT_EQ(h.iommu.table_reads() - t0, 4u) << "warm: IOTLB hit";
+    ASSERT_TRUE(h.dma(kRid, std::nullopt, kIova + 0x200, true, ~kMagic).ok());
+    EXPECT_EQ(h.memory.read64(kPa + 0x200), ~kMagic);
+  });
+}
+
+TEST(AmdViWalks, V2ThroughGcr3Table) {
+  AmdHarness h;
+  h.run([](AmdHarness& h) {
+    AMD_ASSERT_OK(h.drv.init());
+    const DomainId d = h.make_domain(DomainKind::Stage1);
+    AMD_ASSERT_OK(h.drv.map(d, kIova, kPa, kPage, {}, kPage));
+    AMD_ASSERT_OK(h.drv.attach(kRid, 5u, d));
+    h.memory.write64(kPa + 0x18, kMagic);
+    const uint64_t t0 = h.iommu.table_reads(), c0 = h.iommu.config_reads();
+    const AmdDmaResult r = h.read(kRid, 5u, kIova + 0x18);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.data, kMagic);
+    EXPECT_EQ(h.iommu.table_reads() - t0, 4u);
+    EXPECT_EQ(h.iommu.config_reads() - c0, 2u);   // DTE + GCR3 entry
+    // The DTE the driver wrote: GV=1, Mode 0, GLX=0 (literal bit positions).
+    const uint64_t dte0 = h.memory.read64(h.drv.dte_address(kRid));
+    EXPECT_EQ(dte0 & 0x3ull, 0x3ull);            // V, TV
+    EXPECT_EQ((dte0 >> 9) & 7, 0u);              // Mode 0: no host translation
+    EXPECT_EQ((dte0 >> 55) & 1, 1u);             // GV
+    EXPECT_EQ((dte0 >> 54) & 1, 0u);             // GIOV: only PASIDs attached
+    // No PASID and GIOV=0: GV=1 with Mode 0 passes untranslated.
+    h.memory.write64(kIova + 0x18, 0x77);
+    const AmdDmaResult np = h.read(kRid, kIova + 0x18);
+    ASSERT_TRUE(np.ok());
+    EXPECT_EQ(np.data, 0x77u);
+    // Another PASID has no valid GCR3 entry: I/O page fault with GN=1, D/P = PASID.
+    EXPECT_EQ(h.read(kRid, 6u, kIova + 0x18).response, IommuResponse::Fault);
+    const auto ev = h.events();
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_EQ(ev[0].code, EventCode::IoPageFault);
+    EXPECT_TRUE(ev[0].gn);
+    EXPECT_EQ(ev[0].domain_or_pasid, 6u);
+  });
+}
+
+TEST(AmdViWalks, V2WithoutPasidUsesPasid0WithGiov) {
+  AmdHarness h;
+  h.run([](AmdHarness& h) {
+    AMD_ASSERT_OK(h.drv.init());
+    const DomainId d = h.make_domain(DomainKind::Stage1);
+    AMD_ASSERT_OK(h.drv.map(d, kIova, kPa, kPage, {}, kPage));
+    AMD_ASSERT_OK(h.drv.attach(kRid, std::nullopt, d));
+    EXPECT_EQ((h.memory.read64(h.drv.dte_address(kRid)) >> 54) & 1, 1u) << "GIOV";
+    h.memory.write64(kPa + 0x18, kMagic);
+    const uint64_t t0 = h.iommu.table_reads();
+    const AmdDmaResult r = h.read(kRid, kIova + 0x18);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.data, kMagic);
+    EXPECT_EQ(h.iommu.table_reads() - t0, 4u);
+  });
+}
+
+TEST(AmdViWalks, NestedColdWalkMakesExactly24Reads) {
+  AmdHarness h(amd_config(false));
+  h.run([](AmdHarness& h) {
+    AMD_ASSERT_OK(h.drv.init());
+    const auto [s2, s1] = h.make_nested(kPage);
+    ASSERT_NE(s1, 0u);
+    AMD_ASSERT_OK(h.drv.map(s1, kIova, kBufferGpa, kPage, {}, kPage));
+    AMD_ASSERT_OK(h.drv.attach(kRid, std::nullopt, s1));
+    h.memory.write64(kGuestRamPa + kBufferGpa + 0x18, kMagic);
+    const uint64_t t0 = h.iommu.table_reads(), c0 = h.iommu.config_reads();
+    const AmdDmaResult r = h.read(kRid, kIova + 0x18);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.data, kMagic);
+    EXPECT_EQ(h.iommu.table_reads() - t0, 24u) << "(4+1)(4+1)-1";
+    // Counted apart: DTE, GCR3 entry, and the 4 host reads that locate the GCR3 entry.
+    EXPECT_EQ(h.iommu.config_reads() - c0, 6u);
+    const uint64_t t1 = h.iommu.table_reads();
+    ASSERT_TRUE(h.read(kRid, kIova + 0x18).ok());
+    EXPECT_EQ(h.iommu.table_reads(), t1) << "warm: a combined IOTLB entry";
+  });
+}
+
+TEST(AmdViWalks, NestedWithPasidAndLargeHostPages) {
+  AmdHarness h;
+  h.run([](AmdHarness& h) {
+    AMD_ASSERT_OK(h.drv.init());
+    const auto [s2, s1] = h.make_nested(k2M);
+    ASSERT_NE(s1, 0u);
+    AMD_ASSERT_OK(h.drv.map(s1, kIova, kBufferGpa, k2M, {}, k2M));
+    AMD_ASSERT_OK(h.drv.attach(kRid, 9u, s1));
+    h.memory.write64(kGuestRamPa + kBufferGpa + 0x1234 * 8, kMagic);
+    const AmdDmaResult r = h.read(kRid, 9u, kIova + 0x1234 * 8);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.data, kMagic);
+    const uint64_t dte0 = h.memory.read64(h.drv.dte_address(kRid));
+    EXPECT_EQ((dte0 >> 9) & 7, 4u);   // Mode 4 host table under GV=1
+    EXPECT_EQ((dte0 >> 55) & 1, 1u);
+  });
+}
+
+TEST(AmdViWalks, IoPageFaultEventFields) {
+  AmdHarness h;
+  h.run([](AmdHarness& h) {
+    AMD_ASSERT_OK(h.drv.init());
+    const DomainId d = h.make_domain(DomainKind::Stage2);
+    AMD_ASSERT_OK(h.drv.map(d, kIova, kPa, kPage, Prot{true, false, false}, kPage));
+    AMD_ASSERT_OK(h.drv.attach(kRid, std::nullopt, d));
+    const uint16_t domid = h.drv.domain_id_of(d);
+    // Not present: PR=0.
+    const AmdDmaResult miss = h.read(kRid, kIova + kPage);
+    EXPECT_FALSE(miss.ok());
+    EXPECT_EQ(miss.response, IommuResponse::Fault);
+    // Present, read-only, written: PR=1, PE=1, RW=1.
+    EXPECT_EQ(h.dma(kRid, std::nullopt, kIova + 8, true, 1).response, IommuResponse::Fault);
+    const auto ev = h.events();
+    ASSERT_EQ(ev.size(), 2u);
+    EXPECT_EQ(ev[0].code, EventCode::IoPageFault);
+    EXPECT_EQ(ev[0].device_id, kRid);
+    EXPECT_EQ(ev[0].domain_or_pasid, domid);
+    EXPECT_FALSE(ev[0].gn);
+    EXPECT_FALSE(ev[0].pr);
+    EXPECT_FALSE(ev[0].rw);
+    EXPECT_EQ(ev[0].address, kIova + kPage);
+    EXPECT_EQ(ev[1].code, EventCode::IoPageFault);
+    EXPECT_TRUE(ev[1].pr);
+    EXPECT_TRUE(ev[1].pe);
+    EXPECT_TRUE(ev[1].rw);
+    EXPECT_EQ(ev[1].address, kIova + 8);
+    // The raw record: code 2 in [63:60] of the first quadword, DeviceID in [15:0].
+    amdvi::EventWords w;
+    h.memory.read(h.drv.evt_log_base(), w.data(), 16);
+    EXPECT_EQ(w[0] >> 60, 0x2u);
+    EXPECT_EQ(w[0] & 0xFFFF, kRid);
+    EXPECT_EQ((w[0] >> 32) & 0xFFFF, domid);
+    EXPECT_EQ(w[1], kIova + kPage);
+    // The driver consumes both and advances EvtLogHead.
+    EXPECT_EQ(h.drv.drain_events(), 2u);
+    EXPECT_EQ(h.iommu.peek_register(amdvi::reg::EVT_LOG_HEAD), 32u);
+  });
+}
+
+TEST(AmdViWalks, DteValidAndTranslationValid) {
+  AmdHarness h;
+  h.run([](AmdHarness& h) {
+    AMD_ASSERT_OK(h.drv.init());
+    // The driver's initial DTEs (V=1 TV=1 Mode 0 IR=IW=0) block DMA with an I/O page fault.
+    EXPECT_EQ(h.read(kRid, kIova).response, IommuResponse::Fault);
+    // V=0: untranslated.
+    h.write_dte(kRid, amdvi::DeviceTableEntry{});
+    h.memory.write64(kPa, kMagic);
+    const AmdDmaResult pass = h.read(kRid, kPa);
+    ASSERT_TRUE(pass.ok());
+    EXPECT_EQ(pass.data, kMagic);
+    // V=1 TV=0: no page-table information; aborted, no event.
+    amdvi::DeviceTableEntry tv0;
+    tv0.valid = true;
+    h.write_dte(kRid, tv0);
+    const size_t n = h.events().size();
+    EXPECT_EQ(h.read(kRid, kPa).response, IommuResponse::Aborted);
+    EXPECT_EQ(h.events().size(), n);
+    // Mode 0 with IR=IW=1: pass-through.
+    amdvi::DeviceTableEntry pt;
+    pt.valid = pt.tv = pt.ir = pt.iw = true;
+    h.write_dte(kRid, pt);
+    EXPECT_EQ(h.read(kRid, kPa).data, kMagic);
+  });
+}
+
+TEST(AmdViWalks, BadDteAndTableReadErrorsWriteEvents) {
+  memory::MemoryConfig mc;
+  mc.size_bytes = 1ull << 36;
+  AmdHarness h(amd_config(), driver::AmdViDriverConfig{}, mc);
+  h.run([](AmdHarness& h) {
+    AMD_ASSERT_OK(h.drv.init());
+    // A reserved bit (data[0] bit 2): ILLEGAL_DEV_TABLE_ENTRY, DMA gets an error.
+    amdvi::DteWords w = amdvi::encode_dte(v1_dte(4, kRawTables, 1));
+    w[0] |= 1ull << 2;
+    h.memory.write(h.drv.dte_address(kRid), w.data(), 32);
+    AMD_ASSERT_OK(h.drv.submit({amdvi::cmd_inv_devtab_entry(kRid)}, "test"));
+    // A host root beyond memory: PAGE_TAB_HW_ERROR at the entry's address. (Set up before
+    // any fault: the driver consumes and zeroes records while it waits on a submit.)
+    const uint64_t root = 1ull << 37;
+    h.write_dte(kRid + 1, v1_dte(4, root, 2));
+    EXPECT_EQ(h.read(kRid, kIova).response, IommuResponse::Fault);
+    EXPECT_EQ(h.read(kRid + 1, kIova).response, IommuResponse::Fault);
+    const auto ev = h.events();
+    ASSERT_EQ(ev.size(), 2u);
+    EXPECT_EQ(ev[0].code, EventCode::IllegalDevTableEntry);
+    EXPECT_EQ(ev[0].device_id, kRid);
+    EXPECT_EQ(ev[0].address, kIova);
+    EXPECT_EQ(ev[1].code, EventCode::PageTabHwError);
+    EXPECT_EQ(ev[1].device_id, kRid + 1);
+    EXPECT_EQ(ev[1].address, root + ((kIova >> 39) & 0x1FF) * 8);
+  });
+}
+
+TEST(AmdViWalks, EventLogOverflowStopsLoggingUntilRestarted) {
+  driver::AmdViDriverConfig dc;
+  dc.evt_log_log2 = 8;   // 256 entries, 255 usable
+  AmdHarness h(amd_config(), dc);
+  h.run([](AmdHarness& h) {
+    AMD_ASSERT_OK(h.drv.init());
+    // The driver's initial DTEs block DMA: every read is an I/O page fault.
+    for (unsigned i = 0; i < 260; ++i) EXPECT_EQ(h.read(kRid, kIova + i * kPage).response, IommuResponse::Fault);
+    const uint64_t status = h.iommu.peek_register(amdvi::reg::STATUS);
+    EXPECT_EQ(status & 1, 1u) << "EvtOverflow";
+    EXPECT_EQ((status >> 3) & 1, 0u) << "EvtLogRun stops";
+    EXPECT_EQ(h.iommu.peek_register(amdvi::reg::EVT_LOG_TAIL), 255u * 16);
+    EXPECT_EQ(h.drv.drain_events(), 255u);
+    const uint64_t after = h.iommu.peek_register(amdvi::reg::STATUS);
+    EXPECT_EQ(after & 1, 0u);
+    EXPECT_EQ((after >> 3) & 1, 1u) << "restarted";
+    EXPECT_EQ(h.read(kRid, kIova).response, IommuResponse::Fault);
+    EXPECT_EQ(h.iommu.peek_register(amdvi::reg::EVT_LOG_TAIL), 0u) << "logged again, the tail wrapped";
+    EXPECT_EQ(h.drv.drain_events(), 1u);
+  });
+}
+
+TEST(AmdViWalks, NestedTwoLevelGcr3TableThroughTheHostTable) {
+  driver::AmdViDriverConfig dc;
+  dc.glx = 1;   // 2-level GCR3 table: PASID[17:9] then PASID[8:0]
+  AmdHarness h(amd_config(false), dc);
+  h.run([](AmdHarness& h) {
+    AMD_ASSERT_OK(h.drv.init());
+    const auto [s2, s1] = h.make_nested(kPage);
+    ASSERT_NE(s1, 0u);
+    AMD_ASSERT_OK(h.drv.map(s1, kIova, kBufferGpa, kPage, {}, kPage));
+    constexpr uint32_t kPasid = 1000;   // index 1 at level 1, 488 at level 0
+    AMD_ASSERT_OK(h.drv.attach(kRid, kPasid, s1));
+    EXPECT_EQ((h.memory.read64(h.drv.dte_address(kRid)) >> 56) & 3, 1u) << "GLX";
+    h.memory.write64(kGuestRamPa + kBufferGpa + 0x40, kMagic);
+    const uint64_t t0 = h.iommu.table_reads(), c0 = h.iommu.config_reads();
+    const AmdDmaResult r = h.read(kRid, kPasid, kIova + 0x40);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.data, kMagic);
+    EXPECT_EQ(h.iommu.table_reads() - t0, 24u);
+    // DTE + 2 GCR3 entries, each GCR3 entry located by a 4-level host walk.
+    EXPECT_EQ(h.iommu.config_reads() - c0, 1u + 2u + 2u * 4u);
+    // PASID 1001 shares the level-1 entry but has no leaf entry: I/O page fault, GN=1.
+    EXPECT_EQ(h.read(kRid, 1001u, kIova).response, IommuResponse::Fault);
+    const auto ev = h.events();
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_TRUE(ev[0].gn);
+    EXPECT_EQ(ev[0].domain_or_pasid, 1001u);
+  });
+}
+
+}  // namespace
+}  // namespace iommusim::test
