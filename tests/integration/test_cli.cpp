@@ -121,3 +121,32 @@ TEST(Cli, ColdNestedExampleWalksTwentyFourReads) {
   EXPECT_EQ(stat(stats, "smmuv3.iommu.walk_reads", "p50"), 24);
   EXPECT_EQ(stat(stats, "smmuv3.iommu.walk_reads", "max"), 24);
 }
+
+// The default run puts every vendor side by side on identical traffic, and each lane
+// reports the same figures.
+TEST(Cli, DefaultRunComparesEveryVendorOnIdenticalTraffic) {
+  const std::string dir = ::testing::TempDir() + "cli_side_by_side";
+  CliRun r = run_cli("run -o " + dir + " -p traffic.transactions=5000");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto cfg = read_json(dir + "/config.resolved.json");
+  const std::string vendors = cfg["iommu"]["vendor"].get<std::string>();
+  auto stats = read_json(dir + "/stats.json");
+  auto inv = read_json(dir + "/invalidations.json");
+  unsigned lanes = 0;
+  for (const char* v : {"smmuv3", "vtd", "amdvi"}) {
+    if (vendors.find(v) == std::string::npos) continue;
+    ++lanes;
+    const std::string p = v;
+    EXPECT_NE(r.out.find(v), std::string::npos) << r.out;
+    EXPECT_EQ(stat(stats, p + ".endpoint.transactions"), 5000) << v;
+    EXPECT_EQ(stat(stats, p + ".endpoint.faults"), 0) << v;
+    // Identical traffic: the same reads and writes reach every IOMMU.
+    EXPECT_EQ(stat(stats, p + ".endpoint.reads"), stat(stats, "smmuv3.endpoint.reads")) << v;
+    for (const char* s : {".iommu.iotlb.hits", ".iommu.table_reads", ".iommu.walk_reads", ".iommu.walk_latency",
+                          ".driver.invalidation.latency", ".driver.invalidation.sync"})
+      EXPECT_GT(stat(stats, p + s, s == std::string(".iommu.iotlb.hits") || s == std::string(".iommu.table_reads")
+                                        ? "value" : "count"), 0) << v << s;
+    EXPECT_GT(inv[p].size(), 0u) << v;
+  }
+  EXPECT_GE(lanes, 2u) << "the default compares vendors: " << vendors;
+}

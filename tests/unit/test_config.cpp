@@ -28,12 +28,19 @@ std::string write_temp(const std::string& name, const std::string& text) {
 }
 }  // namespace
 
-TEST(Config, DefaultIsNestedSmmuv3) {
+TEST(Config, DefaultIsNestedOnEveryVendorSideBySide) {
   const json& d = iommusim::platforms::default_config();
-  EXPECT_EQ(d["iommu"]["vendor"], "smmuv3");
+  EXPECT_EQ(d["iommu"]["vendor"], "smmuv3,vtd,amdvi");
   EXPECT_EQ(d["iommu"]["translation"], "nested");
-  // The DMA window is larger than the IOTLB reach (entries x 4 KB).
-  EXPECT_GT(d["traffic"]["window_bytes"].get<uint64_t>(), d["iommu"]["smmuv3"]["iotlb"]["entries"].get<uint64_t>() * 4096);
+  // The DMA window is larger than every IOTLB's reach (entries x 4 KB).
+  for (const char* v : {"smmuv3", "vtd", "amdvi"})
+    EXPECT_GT(d["traffic"]["window_bytes"].get<uint64_t>(), d["iommu"][v]["iotlb"]["entries"].get<uint64_t>() * 4096) << v;
+}
+
+TEST(Config, UnknownOrRepeatedVendorIsAnErrorNamingTheKey) {
+  EXPECT_NE(error_of("", {"iommu.vendor=smmuv3,intel"}).find("iommu.vendor: unknown vendor 'intel'"), std::string::npos);
+  EXPECT_NE(error_of("", {"iommu.vendor=vtd,vtd"}).find("iommu.vendor: 'vtd' given twice"), std::string::npos);
+  EXPECT_NE(error_of("", {"iommu.vendor="}).find("iommu.vendor"), std::string::npos);
 }
 
 TEST(Config, UnknownKeyNamesItsPath) {
