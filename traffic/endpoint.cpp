@@ -64,10 +64,8 @@ std::string validate(const EndpointConfig& c) {
 
 AddressGenerator::AddressGenerator(const EndpointConfig& cfg)
     : pattern_(cfg.pattern), base_(cfg.window_base), bytes_(cfg.window_bytes), stride_(cfg.stride_bytes),
-      len_(cfg.transfer_bytes), read_fraction_(cfg.read_fraction) {
-  rngs_.reserve(cfg.outstanding);
-  for (unsigned i = 0; i < cfg.outstanding; ++i) rngs_.emplace_back(cfg.seed * 1000003ull + i);
-}
+      len_(cfg.transfer_bytes), read_fraction_(cfg.read_fraction), slots_(cfg.outstanding),
+      rng_(cfg.seed * 1000003ull) {}
 
 uint64_t AddressGenerator::fit(uint64_t addr) const {
   if (addr % kPage + len_ <= kPage) return addr;
@@ -99,20 +97,19 @@ uint64_t AddressGenerator::next_strided() {
   return addr;
 }
 
-uint64_t AddressGenerator::next_random(std::mt19937_64& rng) {
+uint64_t AddressGenerator::next_random() {
   const uint64_t choices = (bytes_ - len_) / len_ + 1;  // transfer-aligned offsets that fit
-  return fit(base_ + (rng() % choices) * len_);
+  return fit(base_ + (rng_() % choices) * len_);
 }
 
-AddressGenerator::Access AddressGenerator::next(unsigned slot) {
-  std::mt19937_64& rng = rngs_.at(slot);
+AddressGenerator::Access AddressGenerator::next(unsigned) {
   Access a{};
   switch (pattern_) {
     case Pattern::Sequential: a.addr = next_sequential(); break;
     case Pattern::Strided: a.addr = next_strided(); break;
-    case Pattern::Random: a.addr = next_random(rng); break;
+    case Pattern::Random: a.addr = next_random(); break;
   }
-  const double u = double(rng() >> 11) * 0x1.0p-53;  // [0, 1), same on every platform
+  const double u = double(rng_() >> 11) * 0x1.0p-53;  // [0, 1), same on every platform
   a.is_read = u < read_fraction_;
   return a;
 }

@@ -57,13 +57,14 @@ std::string validate(const EndpointConfig& cfg);
 // Pure (SystemC-free) address generator shared by all slots of one endpoint.
 //
 // Sequential and Strided use one cursor shared by all slots (advancing by transfer_bytes
-// resp. stride_bytes and wrapping at the window end); Random draws from a per-slot
-// std::mt19937_64 seeded with seed * 1000003 + slot, picking a transfer_bytes-aligned offset
+// resp. stride_bytes and wrapping at the window end); Random draws from one
+// std::mt19937_64 seeded with seed * 1000003, picking a transfer_bytes-aligned offset
 // (relative to window_base). Whatever the pattern, no access leaves the window or crosses
 // a 4 KB page: Sequential skips ahead to the next page, Random/Strided move the address
 // down to the end of its page (or up to the next page when that would leave the window).
-// The read/write choice also comes from the slot's generator, so the whole stream is a
-// function of the config and the order in which slots ask.
+// The read/write choice comes from the same generator. The stream is one sequence in
+// issue order, whichever slot asks: the k-th DMA is the same on every IOMMU, however its
+// latency reorders the slots, so side-by-side vendors see identical traffic.
 class AddressGenerator {
  public:
   struct Access {
@@ -75,19 +76,20 @@ class AddressGenerator {
   // cfg must pass validate().
   explicit AddressGenerator(const EndpointConfig& cfg);
   Access next(unsigned slot);
-  unsigned slots() const { return unsigned(rngs_.size()); }
+  unsigned slots() const { return slots_; }
 
  private:
   uint64_t fit(uint64_t addr) const;  // keep [addr, addr+len) inside the window and one page
   uint64_t next_sequential();
   uint64_t next_strided();
-  uint64_t next_random(std::mt19937_64& rng);
+  uint64_t next_random();
 
   Pattern pattern_;
   uint64_t base_, bytes_, stride_, len_;
   double read_fraction_;
   uint64_t cursor_ = 0;  // offset in the window
-  std::vector<std::mt19937_64> rngs_;
+  unsigned slots_;
+  std::mt19937_64 rng_;
 };
 
 class Endpoint : public sc_core::sc_module {
