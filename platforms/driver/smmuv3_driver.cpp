@@ -77,7 +77,7 @@ Status Smmuv3Driver::init() {
   mmio_write32(reg::CMDQ_PROD, 0);
   mmio_write64(reg::EVTQ_BASE, evtq_base_ | cfg_.evtq_log2);
   mmio_write32(reg::EVTQ_CONS, 0);
-  cmdq_prod_ = 0;
+  cmdq_prod_ = cmdq_cons_seen_ = 0;
   mmio_write32(reg::CR0, reg::CR0_CMDQEN::set(0, 1) | reg::CR0_EVTQEN::set(0, 1));
   // As Linux: invalidate all config and TLBs before enabling translation.
   if (Status s = submit({cmd_cfgi_all(), cmd_tlbi_nsnh_all()}, "init"); !s.ok) return s;
@@ -255,7 +255,8 @@ Status Smmuv3Driver::submit(const std::vector<CmdWords>& cmds_in, const std::str
                         ", GERROR=" + hex(smmu_.peek_register(reg::GERROR)) + ")");
   };
 
-  uint32_t cons_seen = mmio_read32(reg::CMDQ_CONS) & ring.pointer_mask();
+  // Linux tracks the queue in software (llq) and reads CONS only when it looks full.
+  uint32_t cons_seen = cmdq_cons_seen_;
   uint32_t sync_slot = 0;
   for (size_t i = 0; i < n_total; ++i) {
     while (ring.full(cmdq_prod_, cons_seen)) {   // queue full: ring what we have and wait for space
@@ -318,6 +319,7 @@ Status Smmuv3Driver::submit(const std::vector<CmdWords>& cmds_in, const std::str
 
   std::vector<CommandTrace> traces(n_total);
   for (size_t i = 0; i < n_total; ++i) traces[i] = traces_[ring.index(first + uint32_t(i))];
+  cmdq_cons_seen_ = cmdq_prod_;   // the CMD_SYNC completed: everything before it was consumed
   record_invalidation(op, t0, t_prod, t_done, traces);
   return {};
 }

@@ -81,6 +81,7 @@ class Smmuv3Driver : public DriverBase {
   smmuv3::Smmuv3& smmu_;
   uint64_t strtab_base_ = 0, cmdq_base_ = 0, evtq_base_ = 0;
   uint32_t cmdq_prod_ = 0;
+  uint32_t cmdq_cons_seen_ = 0;   // software view of CONS (Linux's llq): read from MMIO only when full
   bool ril_ = false;
   std::map<uint32_t, uint64_t> l2_tables_;   // 2-level stream table: L1 index -> L2 table
   struct Attachment { DomainId s2 = 0; bool has_s2 = false; uint64_t cd_table = 0; bool cd_in_guest = false;

@@ -60,7 +60,7 @@ Status VtdDriver::init() {
   if (!root_ || !iq_base_ || !status_base_) return Status::fail("driver.table_pool_bytes too small for the queue");
 
   // Queued invalidation first (Linux dmar_enable_qi), then the root table.
-  tail_ = 0;
+  tail_ = head_seen_ = 0;
   uint64_t iqa = 0;
   reg::IQA_IQA::put(iqa, iq_base_ >> 12);
   reg::IQA_DW::put(iqa, 1);
@@ -296,7 +296,8 @@ Status VtdDriver::submit(const std::vector<DescWords>& descs, const std::string&
                         ")");
   };
   auto free_slots = [&](uint64_t head) { return (head + iq_entries_ - tail_ - 1) % iq_entries_; };
-  uint64_t head = reg::iq_index(mmio_read64(reg::IQH), true);
+  // Like qi_submit_sync's free_cnt: space is tracked in software; IQH is read only when full.
+  uint64_t head = head_seen_;
   uint64_t wait_slot = 0;
   for (size_t i = 0; i < n_total; ++i) {
     while (free_slots(head) == 0) {   // full: ring what we have and wait for space
@@ -346,6 +347,7 @@ Status VtdDriver::submit(const std::vector<DescWords>& descs, const std::string&
   const uint64_t t_done = to_ps(sc_time_stamp());
   std::vector<CommandTrace> traces(n_total);
   for (size_t i = 0; i < n_total; ++i) traces[i] = traces_[(first + i) % iq_entries_];
+  head_seen_ = tail_;   // the wait completed: every earlier descriptor was consumed
   record_invalidation(op, t0, t_tail, t_done, traces);
   return {};
 }

@@ -97,6 +97,7 @@ class VtdDriver : public DriverBase {
   uint64_t root_ = 0, iq_base_ = 0, status_base_ = 0;
   uint64_t iq_entries_ = 0;
   uint64_t tail_ = 0;          // next free slot (index)
+  uint64_t head_seen_ = 0;     // software view of IQH: everything before the last completed wait (free_cnt)
   uint32_t gcmd_ = 0;          // Linux iommu->gcmd: persistent enables
   std::map<uint32_t, std::array<uint64_t, 2>> context_tables_;   // bus -> lower/upper table
   std::map<uint32_t, Device> devices_;
