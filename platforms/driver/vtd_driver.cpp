@@ -323,14 +323,14 @@ Status VtdDriver::submit(const std::vector<DescWords>& descs, const std::string&
   mmio_write64(reg::IQT, reg::iq_reg_value(tail_, true));
   const uint64_t t_tail = to_ps(sc_time_stamp());
 
-  for (unsigned iter = 1;; ++iter) {
+  for (;;) {
     sc_core::wait(poll_interval());
     polls_.inc();
     charge_cycles(cfg_.timing.poll_read_cycles);
     if (mem_.read32(status_base_ + 4 * wait_slot) == kQiDone) break;
     if (sc_time_stamp() > deadline) return timed_out("inv_wait");
-    // qi_check_fault (every 16th poll, as the SMMU driver checks GERROR).
-    if (iter % 16 == 0) {
+    // qi_submit_sync calls qi_check_fault, an FSTS read, on every spin of its loop.
+    {
       const uint32_t fsts = mmio_read32(reg::FSTS);
       if (reg::FSTS_IQE::get(fsts)) {
         const uint64_t bad = reg::iq_index(mmio_read64(reg::IQH), true);
