@@ -92,19 +92,7 @@ uint64_t AmdVi::peek_register(uint64_t offset) {
 void AmdVi::mmio_b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
   if (delay != sc_core::SC_ZERO_TIME) { sc_core::wait(delay); delay = sc_core::SC_ZERO_TIME; }
   clk_.wait_cycles(1);
-  const unsigned len = p.get_data_length();
-  uint64_t v = 0;
-  bool ok = false;
-  if (p.get_byte_enable_ptr() == nullptr && (len == 4 || len == 8) && p.get_address() < reg::kMmioBytes) {
-    if (p.is_read()) {
-      ok = regs_.read(p.get_address(), len, v);
-      if (ok) std::memcpy(p.get_data_ptr(), &v, len);
-    } else if (p.is_write()) {
-      std::memcpy(&v, p.get_data_ptr(), len);
-      ok = regs_.write(p.get_address(), len, v);
-    }
-  }
-  p.set_response_status(ok ? tlm::TLM_OK_RESPONSE : tlm::TLM_ADDRESS_ERROR_RESPONSE);
+  regs_.transport(p, reg::kMmioBytes);
 }
 
 // ---------------------------------------------------------------- memory and events

@@ -1,5 +1,7 @@
 #include "models/common/register_bank.h"
 
+#include <cstring>
+
 #include <stdexcept>
 
 namespace iommusim::common {
@@ -54,6 +56,22 @@ bool RegisterBank::write(uint64_t offset, unsigned len, uint64_t data) {
   r->value = (old & ~mask) | ((data << shift) & mask);
   if (r->on_write) r->on_write(old, r->value);
   return true;
+}
+
+void RegisterBank::transport(tlm::tlm_generic_payload& p, uint64_t window_bytes) {
+  const unsigned len = p.get_data_length();
+  uint64_t v = 0;
+  bool ok = false;
+  if (p.get_byte_enable_ptr() == nullptr && (len == 4 || len == 8) && p.get_address() < window_bytes) {
+    if (p.is_read()) {
+      ok = read(p.get_address(), len, v);
+      if (ok) std::memcpy(p.get_data_ptr(), &v, len);
+    } else if (p.is_write()) {
+      std::memcpy(&v, p.get_data_ptr(), len);
+      ok = write(p.get_address(), len, v);
+    }
+  }
+  p.set_response_status(ok ? tlm::TLM_OK_RESPONSE : tlm::TLM_ADDRESS_ERROR_RESPONSE);
 }
 
 }  // namespace iommusim::common

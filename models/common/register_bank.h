@@ -7,6 +7,8 @@
 #include <map>
 #include <string>
 
+#include <tlm>
+
 namespace iommusim::common {
 
 class RegisterBank {
@@ -32,6 +34,9 @@ class RegisterBank {
   // Return false for a hole or a bad size (the model answers with an address error).
   bool read(uint64_t offset, unsigned len, uint64_t& out);
   bool write(uint64_t offset, unsigned len, uint64_t data);
+  // Serves one TLM access to the register window [0, window_bytes): 4- or 8-byte reads and
+  // writes without byte enables; anything else answers TLM_ADDRESS_ERROR_RESPONSE.
+  void transport(tlm::tlm_generic_payload& p, uint64_t window_bytes);
 
  private:
   Register* find(uint64_t offset, unsigned& shift, unsigned len);

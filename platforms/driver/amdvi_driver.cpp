@@ -18,11 +18,6 @@ using common::to_ps;
 using sc_core::sc_time_stamp;
 
 namespace {
-std::string hex(uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
-}
 constexpr unsigned kHostMode = 4;   // v1 4-level host tables (48-bit IOVA/GPA)
 }  // namespace
 
@@ -300,9 +295,8 @@ Status AmdViDriver::submit(const std::vector<CmdWords>& cmds_in, const std::stri
   const size_t n_total = cmds_in.size() + 1;
   const sc_core::sc_time deadline = sync_deadline();
   auto timed_out = [&](const char* what) {
-    return Status::fail(std::string(what) + " not complete after " + std::to_string(cfg_.timing.sync_timeout_us) +
-                        " us (CmdBufHead=" + hex(iommu_.peek_register(reg::CMD_BUF_HEAD)) +
-                        ", Status=" + hex(iommu_.peek_register(reg::STATUS)) + ")");
+    return barrier_timeout(what, "CmdBufHead=" + hex(iommu_.peek_register(reg::CMD_BUF_HEAD)) +
+                                     ", Status=" + hex(iommu_.peek_register(reg::STATUS)));
   };
   const uint64_t value = ++sem_value_;
   for (size_t i = 0; i < n_total; ++i) {

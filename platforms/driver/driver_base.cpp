@@ -1,6 +1,7 @@
 #include "platforms/driver/driver_base.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "models/common/clock.h"
 #include "models/pagetable/walker.h"
@@ -213,6 +214,16 @@ void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_
   const uint64_t accounted = r.software_ps + r.queueing_ps + r.fetch_ps + r.execution_ps;
   r.sync_ps = r.total_ps > accounted ? r.total_ps - accounted : 0;
   if (op != "init" && op != "attach") log_.add(r);
+}
+
+std::string DriverBase::hex(uint64_t v) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+  return b;
+}
+
+Status DriverBase::barrier_timeout(const std::string& what, const std::string& registers) const {
+  return Status::fail(what + " not complete after " + std::to_string(timing_.sync_timeout_us) + " us (" + registers + ")");
 }
 
 void DriverBase::register_stats(common::StatRegistry& reg, const std::string& p) const {

@@ -92,6 +92,10 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   void record_invalidation(const std::string& op, uint64_t t0, uint64_t t_doorbell, uint64_t t_done,
                            const std::vector<common::CommandTrace>& traces);
 
+  static std::string hex(uint64_t v);
+  // "<what> not complete after <sync_timeout_us> us (<registers>)", as Linux's poll timeouts say.
+  Status barrier_timeout(const std::string& what, const std::string& registers) const;
+
   sc_core::sc_time poll_interval() const { return sc_core::sc_time(timing_.poll_interval_ns, sc_core::SC_NS); }
   sc_core::sc_time sync_deadline() const {
     return sc_core::sc_time_stamp() + sc_core::sc_time(timing_.sync_timeout_us, sc_core::SC_US);

@@ -17,13 +17,6 @@ using namespace iommusim::smmuv3;
 using common::to_ps;
 using sc_core::sc_time_stamp;
 
-namespace {
-std::string hex(uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
-}
-}  // namespace
 
 std::string validate(const Smmuv3DriverConfig& c) {
   if (auto e = validate(c.timing); !e.empty()) return "timing." + e;
@@ -250,9 +243,8 @@ Status Smmuv3Driver::submit(const std::vector<CmdWords>& cmds_in, const std::str
   // Like Linux's ARM_SMMU_POLL_TIMEOUT_US: a queue that never drains is an error, not a hang.
   const sc_core::sc_time deadline = sync_deadline();
   auto timed_out = [&](const char* what) {
-    return Status::fail(std::string(what) + " not complete after " + std::to_string(cfg_.timing.sync_timeout_us) +
-                        " us (CMDQ_CONS=" + hex(smmu_.peek_register(reg::CMDQ_CONS)) +
-                        ", GERROR=" + hex(smmu_.peek_register(reg::GERROR)) + ")");
+    return barrier_timeout(what, "CMDQ_CONS=" + hex(smmu_.peek_register(reg::CMDQ_CONS)) +
+                                     ", GERROR=" + hex(smmu_.peek_register(reg::GERROR)));
   };
 
   // Linux tracks the queue in software (llq) and reads CONS only when it looks full.

@@ -14,11 +14,6 @@ using common::to_ps;
 using sc_core::sc_time_stamp;
 
 namespace {
-std::string hex(uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
-}
 constexpr uint32_t kQiInUse = 0, kQiDone = 1;   // Linux QI_IN_USE / QI_DONE status words
 constexpr uint16_t kPassThroughDid = 1;         // Linux FLPT_DEFAULT_DID
 }  // namespace
@@ -290,10 +285,8 @@ Status VtdDriver::submit(const std::vector<DescWords>& descs, const std::string&
   const size_t n_total = descs.size() + 1;
   const sc_core::sc_time deadline = sync_deadline();
   auto timed_out = [&](const char* what) {
-    return Status::fail(std::string(what) + " not complete after " + std::to_string(cfg_.timing.sync_timeout_us) +
-                        " us (IQH=" + hex(iommu_.peek_register(reg::IQH)) + ", IQT=" +
-                        hex(iommu_.peek_register(reg::IQT)) + ", FSTS=" + hex(iommu_.peek_register(reg::FSTS, 4)) +
-                        ")");
+    return barrier_timeout(what, "IQH=" + hex(iommu_.peek_register(reg::IQH)) + ", IQT=" +
+                                     hex(iommu_.peek_register(reg::IQT)) + ", FSTS=" + hex(iommu_.peek_register(reg::FSTS, 4)));
   };
   auto free_slots = [&](uint64_t head) { return (head + iq_entries_ - tail_ - 1) % iq_entries_; };
   // Like qi_submit_sync's free_cnt: space is tracked in software; IQH is read only when full.
