@@ -7,24 +7,12 @@ namespace iommusim::platforms {
 
 namespace {
 
-class AmdViLane : public IommuLane {
+class AmdViLane : public ModelLane<amdvi::AmdVi, driver::AmdViDriver> {
  public:
   AmdViLane(const LaneSettings& s, const amdvi::AmdViConfig& mc, const driver::AmdViDriverConfig& dc)
-      : memory_(*s.sim_memory), iommu_((s.name + "iommu").c_str(), mc),
-        drv_((s.name + "driver").c_str(), dc, iommu_, *s.sim_memory) {}
+      : ModelLane(s, mc, dc) {}
 
   std::string vendor() const override { return "amdvi"; }
-  driver::IommuDriver& driver() override { return drv_; }
-  const driver::IommuDriver& driver() const override { return drv_; }
-  void bind(traffic::Endpoint& endpoint) override {
-    endpoint.socket.bind(iommu_.dma);
-    iommu_.mem.bind(memory_.socket);
-    drv_.mmio.bind(iommu_.mmio);
-  }
-  void register_stats(common::StatRegistry& reg, const std::string& p) const override {
-    iommu_.register_stats(reg, p + ".iommu");
-    drv_.register_stats(reg, p + ".driver");
-  }
   driver::Status bypass_all() override { return drv_.bypass_all(); }
   void drain_events() override { drv_.drain_events(); }
   uint64_t events_recorded() const override { return iommu_.events_written(); }
@@ -33,14 +21,8 @@ class AmdViLane : public IommuLane {
             {"gcr3_cache", &iommu_.gcr3_cache_stats()}, {"guest_pdc", &iommu_.guest_pdc_stats()},
             {"host_pdc", &iommu_.host_pdc_stats()},   {"gpa_cache", &iommu_.gpa_cache_stats()}};
   }
-  const common::Histogram& walk_reads() const override { return iommu_.walk_reads(); }
-  const common::Histogram& walk_latency_ps() const override { return iommu_.walk_latency_ps(); }
-  uint64_t config_reads() const override { return iommu_.config_reads(); }
 
  private:
-  memory::SparseMemory& memory_;
-  amdvi::AmdVi iommu_;
-  driver::AmdViDriver drv_;
 };
 
 }  // namespace

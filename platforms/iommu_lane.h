@@ -58,6 +58,39 @@ class IommuLane {
   virtual uint64_t config_reads() const = 0;
 };
 
+// What every lane does the same way: owns the model and its driver (built on the lane's
+// memory), wires endpoint -> model -> memory and driver -> model registers, and reports
+// the engine figures. A vendor's lane adds vendor(), caches(), bypass_all() and its event
+// handling.
+template <class Model, class Driver>
+class ModelLane : public IommuLane {
+ public:
+  template <class ModelConfig, class DriverConfig>
+  ModelLane(const LaneSettings& s, const ModelConfig& mc, const DriverConfig& dc)
+      : memory_(*s.sim_memory), iommu_((s.name + "iommu").c_str(), mc),
+        drv_((s.name + "driver").c_str(), dc, iommu_, *s.sim_memory) {}
+
+  driver::IommuDriver& driver() override { return drv_; }
+  const driver::IommuDriver& driver() const override { return drv_; }
+  void bind(traffic::Endpoint& endpoint) override {
+    endpoint.socket.bind(iommu_.dma);
+    iommu_.mem.bind(memory_.socket);
+    drv_.mmio.bind(iommu_.mmio);
+  }
+  void register_stats(common::StatRegistry& reg, const std::string& p) const override {
+    iommu_.register_stats(reg, p + ".iommu");
+    drv_.register_stats(reg, p + ".driver");
+  }
+  const common::Histogram& walk_reads() const override { return iommu_.walk_reads(); }
+  const common::Histogram& walk_latency_ps() const override { return iommu_.walk_latency_ps(); }
+  uint64_t config_reads() const override { return iommu_.config_reads(); }
+
+ protected:
+  memory::SparseMemory& memory_;
+  Model iommu_;
+  Driver drv_;
+};
+
 // Builds the lane for `vendor` ("smmuv3", "vtd", "amdvi"). Throws ConfigError naming the key.
 std::unique_ptr<IommuLane> make_lane(const std::string& vendor, const ConfigReader& iommu,
                                      const ConfigReader& driver, const ConfigReader& traffic,

@@ -7,40 +7,22 @@ namespace iommusim::platforms {
 
 namespace {
 
-class Smmuv3Lane : public IommuLane {
+class Smmuv3Lane : public ModelLane<smmuv3::Smmuv3, driver::Smmuv3Driver> {
  public:
   Smmuv3Lane(const LaneSettings& s, const smmuv3::Smmuv3Config& mc, const driver::Smmuv3DriverConfig& dc)
-      : memory_(*s.sim_memory), smmu_((s.name + "iommu").c_str(), mc),
-        drv_((s.name + "driver").c_str(), dc, smmu_, *s.sim_memory) {}
+      : ModelLane(s, mc, dc) {}
 
   std::string vendor() const override { return "smmuv3"; }
-  driver::IommuDriver& driver() override { return drv_; }
-  const driver::IommuDriver& driver() const override { return drv_; }
-  void bind(traffic::Endpoint& endpoint) override {
-    endpoint.socket.bind(smmu_.dma);
-    smmu_.mem.bind(memory_.socket);
-    drv_.mmio.bind(smmu_.mmio);
-  }
-  void register_stats(common::StatRegistry& reg, const std::string& p) const override {
-    smmu_.register_stats(reg, p + ".iommu");
-    drv_.register_stats(reg, p + ".driver");
-  }
   driver::Status bypass_all() override { drv_.global_bypass(); return {}; }
   void drain_events() override { drv_.drain_events(); }
-  uint64_t events_recorded() const override { return smmu_.events_written(); }
+  uint64_t events_recorded() const override { return iommu_.events_written(); }
   std::vector<CacheView> caches() const override {
-    return {{"iotlb", &smmu_.iotlb_stats()}, {"config_cache", &smmu_.config_cache_stats()},
-            {"s1_walk_cache", &smmu_.s1_walk_cache_stats()}, {"s2_walk_cache", &smmu_.s2_walk_cache_stats()},
-            {"ipa_cache", &smmu_.ipa_cache_stats()}};
+    return {{"iotlb", &iommu_.iotlb_stats()}, {"config_cache", &iommu_.config_cache_stats()},
+            {"s1_walk_cache", &iommu_.s1_walk_cache_stats()}, {"s2_walk_cache", &iommu_.s2_walk_cache_stats()},
+            {"ipa_cache", &iommu_.ipa_cache_stats()}};
   }
-  const common::Histogram& walk_reads() const override { return smmu_.walk_reads(); }
-  const common::Histogram& walk_latency_ps() const override { return smmu_.walk_latency_ps(); }
-  uint64_t config_reads() const override { return smmu_.config_reads(); }
 
  private:
-  memory::SparseMemory& memory_;
-  smmuv3::Smmuv3 smmu_;
-  driver::Smmuv3Driver drv_;
 };
 
 }  // namespace

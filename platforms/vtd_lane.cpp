@@ -8,24 +8,12 @@ namespace iommusim::platforms {
 
 namespace {
 
-class VtdLane : public IommuLane {
+class VtdLane : public ModelLane<vtd::Vtd, driver::VtdDriver> {
  public:
   VtdLane(const LaneSettings& s, const vtd::VtdConfig& mc, const driver::VtdDriverConfig& dc)
-      : memory_(*s.sim_memory), iommu_((s.name + "iommu").c_str(), mc),
-        drv_((s.name + "driver").c_str(), dc, iommu_, *s.sim_memory), traffic_(s.traffic) {}
+      : ModelLane(s, mc, dc), traffic_(s.traffic) {}
 
   std::string vendor() const override { return "vtd"; }
-  driver::IommuDriver& driver() override { return drv_; }
-  const driver::IommuDriver& driver() const override { return drv_; }
-  void bind(traffic::Endpoint& endpoint) override {
-    endpoint.socket.bind(iommu_.dma);
-    iommu_.mem.bind(memory_.socket);
-    drv_.mmio.bind(iommu_.mmio);
-  }
-  void register_stats(common::StatRegistry& reg, const std::string& p) const override {
-    iommu_.register_stats(reg, p + ".iommu");
-    drv_.register_stats(reg, p + ".driver");
-  }
   // Linux's identity domain: the device's PASID entry with PGTT=pass-through (DID 1).
   driver::Status bypass_all() override {
     std::optional<uint32_t> pasid;
@@ -39,14 +27,8 @@ class VtdLane : public IommuLane {
             {"pasid_cache", &iommu_.pasid_cache_stats()}, {"fs_psc", &iommu_.fs_psc_stats()},
             {"ss_psc", &iommu_.ss_psc_stats()},     {"gpa_cache", &iommu_.gpa_cache_stats()}};
   }
-  const common::Histogram& walk_reads() const override { return iommu_.walk_reads(); }
-  const common::Histogram& walk_latency_ps() const override { return iommu_.walk_latency_ps(); }
-  uint64_t config_reads() const override { return iommu_.config_reads(); }
 
  private:
-  memory::SparseMemory& memory_;
-  vtd::Vtd iommu_;
-  driver::VtdDriver drv_;
   traffic::EndpointConfig traffic_;
 };
 
