@@ -38,12 +38,10 @@ std::string validate(const AmdViConfig& c) {
 }
 
 AmdVi::AmdVi(sc_core::sc_module_name name, const AmdViConfig& cfg)
-    : sc_module(name), dma("dma"), mmio("mmio"), mem("mem"), cfg_(cfg), clk_(common::Clock::from_mhz(cfg.clock_mhz)),
+    : IommuBlock(name, common::Clock::from_mhz(cfg.clock_mhz), reg::kMmioBytes, 16), cfg_(cfg),
       dte_cache_("dte_cache", cfg.dte_cache, clk_), gcr3_cache_("gcr3_cache", cfg.gcr3_cache, clk_),
       engine_(this->name(), cfg.translation, clk_,
               [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); }, cache_names()) {
-  dma.register_b_transport(this, &AmdVi::dma_b_transport);
-  mmio.register_b_transport(this, &AmdVi::mmio_b_transport);
   build_registers();
   SC_THREAD(command_thread);
 }
@@ -83,27 +81,7 @@ void AmdVi::build_registers() {
   };
 }
 
-uint64_t AmdVi::peek_register(uint64_t offset) {
-  uint64_t v = 0;
-  regs_.read(offset, 8, v);
-  return v;
-}
-
-void AmdVi::mmio_b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-  if (delay != sc_core::SC_ZERO_TIME) { sc_core::wait(delay); delay = sc_core::SC_ZERO_TIME; }
-  clk_.wait_cycles(1);
-  regs_.transport(p, reg::kMmioBytes);
-}
-
 // ---------------------------------------------------------------- memory and events
-
-bool AmdVi::read_memory(uint64_t addr, void* dst, unsigned len) {
-  return common::blocking_access(mem, pool_, tlm::TLM_READ_COMMAND, addr, dst, len);
-}
-
-bool AmdVi::write_memory(uint64_t addr, const void* src, unsigned len) {
-  return common::blocking_access(mem, pool_, tlm::TLM_WRITE_COMMAND, addr, const_cast<void*>(src), len);
-}
 
 void AmdVi::record_event(const EventRecord& e) {
   events_.inc();
@@ -173,44 +151,16 @@ void AmdVi::walk_fault(const Request& rq, const DeviceTableEntry& dte, bool gues
 
 // ---------------------------------------------------------------- translation
 
-void AmdVi::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-  if (delay != sc_core::SC_ZERO_TIME) { sc_core::wait(delay); delay = sc_core::SC_ZERO_TIME; }
-  common::DmaAttributes* attrs = nullptr;
-  p.get_extension(attrs);
-  Request rq;
-  if (attrs) {
-    rq.device_id = uint16_t(attrs->requester_id);
-    rq.pasid_valid = attrs->pasid_valid;
-    rq.pasid = attrs->pasid;
-    rq.access.privileged = attrs->privileged;
-    rq.access.exec = attrs->instruction;
-  }
-  rq.input = p.get_address();
-  rq.access.write = p.is_write();
-
-  const sc_core::sc_time start = sc_time_stamp();
-  Outcome o;
-  if (!reg::CTRL_IOMMU_EN::get(regs_.get("CONTROL")) || (attrs && attrs->requester_id > 0xFFFF)) {
-    // IommuEn=0: requests pass untranslated. A RID wider than 16 bits is not a DeviceID.
-    o.ok = attrs == nullptr || attrs->requester_id <= 0xFFFF;
+common::DmaOutcome AmdVi::handle_dma(const common::DmaRequest& d) {
+  const Request rq{uint16_t(d.requester_id), d.pasid_valid, d.pasid, d.input, d.access};
+  if (!reg::CTRL_IOMMU_EN::get(regs_.get("CONTROL"))) {   // IommuEn=0: requests pass untranslated
+    bypassed_.inc();
+    Outcome o;
+    o.ok = true;
     o.output = rq.input;
-    if (o.ok) bypassed_.inc(); else aborted_.inc();
-  } else {
-    o = translate(rq);
+    return o;
   }
-  translation_ps_.record(to_ps(sc_time_stamp() - start));
-  if (!o.ok) {
-    if (attrs) attrs->response = o.abort_silently ? common::IommuResponse::Aborted : common::IommuResponse::Fault;
-    p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
-    return;
-  }
-  if (attrs) attrs->response = common::IommuResponse::Ok;
-  const uint64_t input = p.get_address();
-  p.set_address(o.output);
-  sc_core::sc_time d = sc_core::SC_ZERO_TIME;
-  mem->b_transport(p, d);
-  if (d != sc_core::SC_ZERO_TIME) sc_core::wait(d);
-  p.set_address(input);
+  return translate(rq);
 }
 
 std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq) {
@@ -483,7 +433,7 @@ void AmdVi::register_stats(common::StatRegistry& reg, const std::string& p) cons
   reg.add(p + ".commands", commands_, "count", "commands executed from the command buffer");
   reg.add(p + ".illegal_commands", illegal_commands_, "count", "commands that raised ILLEGAL_COMMAND_ERROR");
   reg.add(p + ".completion_waits", completion_waits_, "count", "COMPLETION_WAITs completed");
-  reg.add(p + ".translation_latency", translation_ps_, "ns", "time from request to translated address", 1e-3);
+  register_front_end_stats(reg, p);
   reg.add(p + ".command_exec", command_exec_ps_, "ns", "execution time per command (after decode)", 1e-3);
   reg.add(p + ".completion_wait_exec", completion_wait_ps_, "ns",
           "COMPLETION_WAIT execution incl. draining older walks", 1e-3);

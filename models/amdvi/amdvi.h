@@ -55,6 +55,7 @@
 #include "models/common/clock.h"
 #include "models/common/command_trace.h"
 #include "models/common/dma_attributes.h"
+#include "models/common/iommu_block.h"
 #include "models/common/payload_pool.h"
 #include "models/common/register_bank.h"
 #include "models/common/stats.h"
@@ -79,22 +80,15 @@ std::string validate(const AmdViConfig& c);   // "" or a message naming the fiel
 
 using common::CommandTrace;
 
-class AmdVi : public sc_core::sc_module {
+class AmdVi : public common::IommuBlock {
  public:
-  tlm_utils::multi_passthrough_target_socket<AmdVi> dma;   // from endpoints / root ports
-  tlm_utils::simple_target_socket<AmdVi> mmio;             // registers
-  tlm_utils::simple_initiator_socket<AmdVi> mem;           // tables, logs, forwarded DMA
 
   SC_HAS_PROCESS(AmdVi);
   AmdVi(sc_core::sc_module_name name, const AmdViConfig& cfg);
 
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
   void set_command_probe(std::function<void(const CommandTrace&)> probe) { probe_ = std::move(probe); }
-  const common::Clock& clock() const { return clk_; }
   const AmdViConfig& config() const { return cfg_; }
-
-  // Register reads without time, for tests and debuggers.
-  uint64_t peek_register(uint64_t offset);
 
   const common::CacheStats& iotlb_stats() const { return engine_.iotlb_stats(); }
   const common::CacheStats& dte_cache_stats() const { return dte_cache_.stats(); }
@@ -127,18 +121,15 @@ class AmdVi : public sc_core::sc_module {
     uint16_t device_id = 0; bool pasid_valid = false; uint32_t pasid = 0;
     uint64_t input = 0; pagetable::Access access;
   };
-  struct Outcome { bool ok = false; bool abort_silently = false; uint64_t output = 0; };
+  using Outcome = common::DmaOutcome;
 
-  void dma_b_transport(int id, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
-  void mmio_b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+  common::DmaOutcome handle_dma(const common::DmaRequest& rq) override;
   void build_registers();
 
   Outcome translate(const Request& rq);
   std::optional<DeviceTableEntry> fetch_dte(const Request& rq);
   std::optional<uint64_t> fetch_gcr3(const Request& rq, const DeviceTableEntry& dte, uint32_t pasid,
                                      const common::Regime& host);
-  bool read_memory(uint64_t addr, void* dst, unsigned len);
-  bool write_memory(uint64_t addr, const void* src, unsigned len);
   void record_event(const EventRecord& e);
   void page_fault(const Request& rq, const DeviceTableEntry& dte, bool guest, uint32_t pasid, bool present,
                   bool perm, bool reserved);
@@ -149,9 +140,6 @@ class AmdVi : public sc_core::sc_module {
   void execute(const Command& c);
 
   AmdViConfig cfg_;
-  common::Clock clk_;
-  common::RegisterBank regs_;
-  common::PayloadPool pool_;
   common::SetAssocCache<DteKey, DeviceTableEntry> dte_cache_;
   common::SetAssocCache<Gcr3Key, Gcr3Value> gcr3_cache_;
   common::TranslationEngine engine_;
@@ -163,7 +151,7 @@ class AmdVi : public sc_core::sc_module {
 
   common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_, commands_,
       illegal_commands_, completion_waits_;
-  common::Histogram translation_ps_, command_exec_ps_, completion_wait_ps_;
+  common::Histogram command_exec_ps_, completion_wait_ps_;
 };
 
 }  // namespace iommusim::amdvi

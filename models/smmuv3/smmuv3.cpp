@@ -25,12 +25,10 @@ std::string validate(const Smmuv3Config& c) {
 }
 
 Smmuv3::Smmuv3(sc_core::sc_module_name name, const Smmuv3Config& cfg)
-    : sc_module(name), dma("dma"), mmio("mmio"), mem("mem"), cfg_(cfg), clk_(common::Clock::from_mhz(cfg.clock_mhz)),
+    : IommuBlock(name, common::Clock::from_mhz(cfg.clock_mhz), reg::kMmioBytes, 32), cfg_(cfg),
       config_cache_("config_cache", cfg.config_cache, clk_),
       engine_(this->name(), cfg.translation, clk_,
               [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); }) {
-  dma.register_b_transport(this, &Smmuv3::dma_b_transport);
-  mmio.register_b_transport(this, &Smmuv3::mmio_b_transport);
   build_registers();
   SC_THREAD(command_thread);
 }
@@ -102,27 +100,7 @@ void Smmuv3::build_registers() {
   regs_.alias(EVTQ_CONS_PAGE0, "EVTQ_CONS");
 }
 
-uint64_t Smmuv3::peek_register(uint64_t offset) {
-  uint64_t v = 0;
-  regs_.read(offset, 4, v);
-  return v;
-}
-
-void Smmuv3::mmio_b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-  if (delay != sc_core::SC_ZERO_TIME) { sc_core::wait(delay); delay = sc_core::SC_ZERO_TIME; }
-  clk_.wait_cycles(1);
-  regs_.transport(p, reg::kMmioBytes);
-}
-
 // ---------------------------------------------------------------- memory helpers
-
-bool Smmuv3::read_memory(uint64_t addr, void* dst, unsigned len) {
-  return common::blocking_access(mem, pool_, tlm::TLM_READ_COMMAND, addr, dst, len);
-}
-
-bool Smmuv3::write_memory(uint64_t addr, const void* src, unsigned len) {
-  return common::blocking_access(mem, pool_, tlm::TLM_WRITE_COMMAND, addr, const_cast<void*>(src), len);
-}
 
 void Smmuv3::record_event(const EventRecord& e) {
   events_.inc();
@@ -146,45 +124,17 @@ void Smmuv3::record_event(const EventRecord& e) {
 
 // ---------------------------------------------------------------- translation
 
-void Smmuv3::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-  if (delay != sc_core::SC_ZERO_TIME) { sc_core::wait(delay); delay = sc_core::SC_ZERO_TIME; }
-  common::DmaAttributes* attrs = nullptr;
-  p.get_extension(attrs);
-  Request rq;
-  if (attrs) {
-    rq.sid = attrs->requester_id;
-    rq.ssv = attrs->pasid_valid;
-    rq.ssid = attrs->pasid;
-    rq.access.privileged = attrs->privileged;
-    rq.access.exec = attrs->instruction;
-  }
-  rq.input = p.get_address();
-  rq.access.write = p.is_write();
-
-  const sc_core::sc_time start = sc_time_stamp();
-  Outcome o;
-  const uint64_t cr0 = regs_.get("CR0");
-  if (!reg::CR0_SMMUEN::get(cr0)) {
+common::DmaOutcome Smmuv3::handle_dma(const common::DmaRequest& d) {
+  const Request rq{d.requester_id, d.pasid_valid, d.pasid, d.input, d.access};
+  if (!reg::CR0_SMMUEN::get(regs_.get("CR0"))) {
     // SMMU disabled: GBPA decides between global bypass and abort.
+    Outcome o;
     o.ok = !reg::GBPA_ABORT::get(regs_.get("GBPA"));
     o.output = rq.input;
     if (o.ok) bypassed_.inc(); else aborted_.inc();
-  } else {
-    o = translate(rq);
+    return o;
   }
-  translation_ps_.record(to_ps(sc_time_stamp() - start));
-  if (!o.ok) {
-    if (attrs) attrs->response = o.abort_silently ? common::IommuResponse::Aborted : common::IommuResponse::Fault;
-    p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
-    return;
-  }
-  if (attrs) attrs->response = common::IommuResponse::Ok;
-  const uint64_t input = p.get_address();
-  p.set_address(o.output);
-  sc_core::sc_time d = sc_core::SC_ZERO_TIME;
-  mem->b_transport(p, d);
-  if (d != sc_core::SC_ZERO_TIME) sc_core::wait(d);
-  p.set_address(input);   // the initiator sees its own address back
+  return translate(rq);
 }
 
 std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq) {
@@ -489,7 +439,7 @@ void Smmuv3::register_stats(common::StatRegistry& reg, const std::string& p) con
   reg.add(p + ".commands", commands_, "count", "commands executed from the CMDQ");
   reg.add(p + ".illegal_commands", illegal_commands_, "count", "commands that raised CERROR_ILL");
   reg.add(p + ".syncs", syncs_, "count", "CMD_SYNCs completed");
-  reg.add(p + ".translation_latency", translation_ps_, "ns", "time from request to translated address", 1e-3);
+  register_front_end_stats(reg, p);
   reg.add(p + ".command_exec", command_exec_ps_, "ns", "execution time per command (after decode)", 1e-3);
   reg.add(p + ".sync_exec", sync_ps_, "ns", "CMD_SYNC execution incl. draining older walks", 1e-3);
   config_cache_.stats().register_stats(reg, p + ".config_cache", "STE+CD config cache");

@@ -41,6 +41,7 @@
 #include "models/common/clock.h"
 #include "models/common/command_trace.h"
 #include "models/common/dma_attributes.h"
+#include "models/common/iommu_block.h"
 #include "models/common/payload_pool.h"
 #include "models/common/queue_ring.h"
 #include "models/common/register_bank.h"
@@ -75,22 +76,15 @@ std::string validate(const Smmuv3Config& c);   // "" or a message naming the fie
 
 using common::CommandTrace;
 
-class Smmuv3 : public sc_core::sc_module {
+class Smmuv3 : public common::IommuBlock {
  public:
-  tlm_utils::multi_passthrough_target_socket<Smmuv3> dma;   // from endpoints / root ports
-  tlm_utils::simple_target_socket<Smmuv3> mmio;             // registers
-  tlm_utils::simple_initiator_socket<Smmuv3> mem;           // tables, queues, forwarded DMA
 
   SC_HAS_PROCESS(Smmuv3);
   Smmuv3(sc_core::sc_module_name name, const Smmuv3Config& cfg);
 
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
   void set_command_probe(std::function<void(const CommandTrace&)> probe) { probe_ = std::move(probe); }
-  const common::Clock& clock() const { return clk_; }
   const Smmuv3Config& config() const { return cfg_; }
-
-  // Reads of the register file without time, for tests and debuggers.
-  uint64_t peek_register(uint64_t offset);
 
   // Cache access for tests and the summary.
   const common::CacheStats& iotlb_stats() const { return engine_.iotlb_stats(); }
@@ -123,18 +117,13 @@ class Smmuv3 : public sc_core::sc_module {
     uint32_t sid = 0; bool ssv = false; uint32_t ssid = 0;
     uint64_t input = 0; pagetable::Access access;
   };
-  struct Outcome {
-    bool ok = false; bool abort_silently = false; uint64_t output = 0;
-  };
+  using Outcome = common::DmaOutcome;
 
-  void dma_b_transport(int id, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
-  void mmio_b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+  common::DmaOutcome handle_dma(const common::DmaRequest& rq) override;
   void build_registers();
 
   Outcome translate(const Request& rq);
   std::optional<StreamConfig> fetch_config(const Request& rq);
-  bool read_memory(uint64_t addr, void* dst, unsigned len);
-  bool write_memory(uint64_t addr, const void* src, unsigned len);
   void record_event(const EventRecord& e);
   void record_walk_fault(const Request& rq, const common::TranslationFault& f);
 
@@ -142,9 +131,6 @@ class Smmuv3 : public sc_core::sc_module {
   bool execute(const Command& c);
 
   Smmuv3Config cfg_;
-  common::Clock clk_;
-  common::RegisterBank regs_;
-  common::PayloadPool pool_;
   common::SetAssocCache<ConfigKey, StreamConfig> config_cache_;
   common::TranslationEngine engine_;
 
@@ -153,7 +139,7 @@ class Smmuv3 : public sc_core::sc_module {
 
   common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_, commands_,
       illegal_commands_, syncs_;
-  common::Histogram translation_ps_, command_exec_ps_, sync_ps_;
+  common::Histogram command_exec_ps_, sync_ps_;
 };
 
 }  // namespace iommusim::smmuv3

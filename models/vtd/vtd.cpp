@@ -44,7 +44,7 @@ std::string validate(const VtdConfig& c) {
 }
 
 Vtd::Vtd(sc_core::sc_module_name name, const VtdConfig& cfg)
-    : sc_module(name), dma("dma"), mmio("mmio"), mem("mem"), cfg_(cfg), clk_(common::Clock::from_mhz(cfg.clock_mhz)),
+    : IommuBlock(name, common::Clock::from_mhz(cfg.clock_mhz), reg::kMmioBytes, 16), cfg_(cfg),
       context_cache_("context_cache", cfg.context_cache, clk_), pasid_cache_("pasid_cache", cfg.pasid_cache, clk_),
       engine_(this->name(), cfg.translation, clk_,
               [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); },
@@ -53,8 +53,6 @@ Vtd::Vtd(sc_core::sc_module_name name, const VtdConfig& cfg)
       ss3_(pagetable::VtdSecondStageConfig{3, cfg.ss_2m, cfg.ss_1g, cfg.haw}),
       ss4_(pagetable::VtdSecondStageConfig{4, cfg.ss_2m, cfg.ss_1g, cfg.haw}),
       ss5_(pagetable::VtdSecondStageConfig{5, cfg.ss_2m, cfg.ss_1g, cfg.haw}) {
-  dma.register_b_transport(this, &Vtd::dma_b_transport);
-  mmio.register_b_transport(this, &Vtd::mmio_b_transport);
   build_registers();
   SC_THREAD(iq_thread);
 }
@@ -165,27 +163,7 @@ void Vtd::update_ppf() {
   regs_.set("FSTS", fsts);
 }
 
-uint64_t Vtd::peek_register(uint64_t offset, unsigned len) {
-  uint64_t v = 0;
-  if (!regs_.read(offset, len, v) && len == 8) regs_.read(offset, 4, v);   // a 32-bit register
-  return v;
-}
-
-void Vtd::mmio_b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-  if (delay != sc_core::SC_ZERO_TIME) { sc_core::wait(delay); delay = sc_core::SC_ZERO_TIME; }
-  clk_.wait_cycles(1);
-  regs_.transport(p, reg::kMmioBytes);
-}
-
 // ---------------------------------------------------------------- memory and faults
-
-bool Vtd::read_memory(uint64_t addr, void* dst, unsigned len) {
-  return common::blocking_access(mem, pool_, tlm::TLM_READ_COMMAND, addr, dst, len);
-}
-
-bool Vtd::write_memory(uint64_t addr, const void* src, unsigned len) {
-  return common::blocking_access(mem, pool_, tlm::TLM_WRITE_COMMAND, addr, const_cast<void*>(src), len);
-}
 
 void Vtd::record_fault(const Request& rq, FaultReason reason, bool fpd) {
   faults_.inc();
@@ -248,43 +226,16 @@ FaultReason Vtd::walk_reason(const Request& rq, const common::TranslationFault& 
 
 // ---------------------------------------------------------------- translation
 
-void Vtd::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-  if (delay != sc_core::SC_ZERO_TIME) { sc_core::wait(delay); delay = sc_core::SC_ZERO_TIME; }
-  common::DmaAttributes* attrs = nullptr;
-  p.get_extension(attrs);
-  Request rq;
-  if (attrs) {
-    rq.rid = uint16_t(attrs->requester_id);
-    rq.pasid_valid = attrs->pasid_valid;
-    rq.pasid = attrs->pasid;
-    rq.access.privileged = attrs->privileged;
-    rq.access.exec = attrs->instruction;
-  }
-  rq.input = p.get_address();
-  rq.access.write = p.is_write();
-
-  const sc_core::sc_time start = sc_time_stamp();
-  Outcome o;
+common::DmaOutcome Vtd::handle_dma(const common::DmaRequest& d) {
+  const Request rq{uint16_t(d.requester_id), d.pasid_valid, d.pasid, d.input, d.access};
   if (!reg::GSTS_TES::get(regs_.get("GSTS"))) {   // translation disabled: DMA passes untranslated
     passed_through_.inc();
+    Outcome o;
     o.ok = true;
     o.output = rq.input;
-  } else {
-    o = translate(rq);
+    return o;
   }
-  translation_ps_.record(to_ps(sc_time_stamp() - start));
-  if (!o.ok) {
-    if (attrs) attrs->response = common::IommuResponse::Fault;
-    p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
-    return;
-  }
-  if (attrs) attrs->response = common::IommuResponse::Ok;
-  const uint64_t input = p.get_address();
-  p.set_address(o.output);
-  sc_core::sc_time d = sc_core::SC_ZERO_TIME;
-  mem->b_transport(p, d);
-  if (d != sc_core::SC_ZERO_TIME) sc_core::wait(d);
-  p.set_address(input);
+  return translate(rq);
 }
 
 std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq) {
@@ -571,7 +522,7 @@ void Vtd::register_stats(common::StatRegistry& reg, const std::string& p) const 
   reg.add(p + ".descriptors", descriptors_, "count", "invalidation descriptors executed");
   reg.add(p + ".invalid_descriptors", invalid_descriptors_, "count", "queue errors (FSTS.IQE)");
   reg.add(p + ".inv_waits", waits_, "count", "invalidation-wait descriptors completed");
-  reg.add(p + ".translation_latency", translation_ps_, "ns", "time from request to translated address", 1e-3);
+  register_front_end_stats(reg, p);
   reg.add(p + ".descriptor_exec", desc_exec_ps_, "ns", "execution time per descriptor (after decode)", 1e-3);
   reg.add(p + ".wait_exec", wait_ps_, "ns", "inv_wait execution incl. draining older walks", 1e-3);
   context_cache_.stats().register_stats(reg, p + ".context_cache", "context cache");

@@ -43,6 +43,7 @@
 #include <tlm_utils/simple_target_socket.h>
 
 #include "models/common/cache.h"
+#include "models/common/iommu_block.h"
 #include "models/common/clock.h"
 #include "models/common/command_trace.h"
 #include "models/common/payload_pool.h"
@@ -82,23 +83,15 @@ std::string validate(const VtdConfig& c);
 
 using common::CommandTrace;
 
-class Vtd : public sc_core::sc_module {
+class Vtd : public common::IommuBlock {
  public:
-  tlm_utils::multi_passthrough_target_socket<Vtd> dma;   // from endpoints / root ports
-  tlm_utils::simple_target_socket<Vtd> mmio;             // registers
-  tlm_utils::simple_initiator_socket<Vtd> mem;           // tables, queue, forwarded DMA
 
   SC_HAS_PROCESS(Vtd);
   Vtd(sc_core::sc_module_name name, const VtdConfig& cfg);
 
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
   void set_command_probe(std::function<void(const CommandTrace&)> probe) { probe_ = std::move(probe); }
-  const common::Clock& clock() const { return clk_; }
   const VtdConfig& config() const { return cfg_; }
-
-  // Register reads without time or side effects, for tests and debuggers (len 8 also
-  // reads 32-bit registers).
-  uint64_t peek_register(uint64_t offset, unsigned len = 8);
 
   const common::CacheStats& iotlb_stats() const { return engine_.iotlb_stats(); }
   const common::CacheStats& context_cache_stats() const { return context_cache_.stats(); }
@@ -129,17 +122,14 @@ class Vtd : public sc_core::sc_module {
     uint16_t rid = 0; bool pasid_valid = false; uint32_t pasid = 0;
     uint64_t input = 0; pagetable::Access access;
   };
-  struct Outcome { bool ok = false; uint64_t output = 0; };
+  using Outcome = common::DmaOutcome;
   struct Resolved { PasidEntry pe; uint32_t pasid = 0; bool fpd = false; };
 
-  void dma_b_transport(int id, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
-  void mmio_b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+  common::DmaOutcome handle_dma(const common::DmaRequest& rq) override;
   void build_registers();
 
   Outcome translate(const Request& rq);
   std::optional<Resolved> resolve(const Request& rq);
-  bool read_memory(uint64_t addr, void* dst, unsigned len);
-  bool write_memory(uint64_t addr, const void* src, unsigned len);
   void record_fault(const Request& rq, FaultReason reason, bool fpd);
   FaultReason walk_reason(const Request& rq, const common::TranslationFault& f) const;
   void update_ppf();
@@ -151,9 +141,6 @@ class Vtd : public sc_core::sc_module {
   void invalidate_iotlb(uint8_t gran, uint16_t did, uint64_t addr, uint8_t am, bool ih);
 
   VtdConfig cfg_;
-  common::Clock clk_;
-  common::RegisterBank regs_;
-  common::PayloadPool pool_;
   common::SetAssocCache<ContextKey, SmContextEntry> context_cache_;
   common::SetAssocCache<PasidKey, Resolved> pasid_cache_;
   common::TranslationEngine engine_;
@@ -173,7 +160,7 @@ class Vtd : public sc_core::sc_module {
 
   common::Counter translations_, passed_through_, faults_, faults_recorded_, faults_suppressed_, faults_lost_,
       config_reads_, descriptors_, invalid_descriptors_, waits_;
-  common::Histogram translation_ps_, desc_exec_ps_, wait_ps_;
+  common::Histogram desc_exec_ps_, wait_ps_;
 };
 
 }  // namespace iommusim::vtd

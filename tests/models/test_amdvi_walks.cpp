@@ -26,6 +26,25 @@ amdvi::DeviceTableEntry v1_dte(unsigned mode, uint64_t root, uint16_t domid) {
   return e;
 }
 
+// A DeviceID is 16 bits and a PASID 20: wider values are refused, never truncated onto
+// another device's DTE.
+TEST(AmdViWalks, DeviceIdOrPasidWiderThanTheWireIsRefusedNotAliased) {
+  AmdHarness h;
+  h.run([](AmdHarness& h) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    constexpr uint32_t kDev = 0x21;
+    constexpr uint64_t kVa = 0x10000000ull, kPhys = 0x40200000ull;
+    ASSERT_NE(h.stage1_device(kDev, kVa, kPhys), 0u);
+    h.memory.write64(kPhys, 0x5A5A5A5A5A5A5A5Aull);
+    ASSERT_TRUE(h.read(kDev, kVa).ok());
+    const uint64_t events = h.iommu.events_written();
+    EXPECT_FALSE(h.read(kDev | 0x10000, kVa).ok());
+    EXPECT_FALSE(h.dma(kDev, 1u << 20, kVa, false).ok());
+    EXPECT_EQ(h.iommu.malformed_requests(), 2u);
+    EXPECT_EQ(h.iommu.events_written(), events);
+  });
+}
+
 TEST(AmdViWalks, V1EveryModeWalksModeLevels) {
   AmdHarness h;
   h.run([](AmdHarness& h) {

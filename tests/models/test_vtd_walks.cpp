@@ -39,6 +39,25 @@ TEST(VtdWalks, FirstStageColdWalkReadsFourDescriptors) {
   });
 }
 
+// A source-id is 16 bits and a PASID 20: wider values must be refused, not truncated onto
+// another device's (or PASID's) tables.
+TEST(VtdWalks, RequesterIdOrPasidWiderThanTheWireIsRefusedNotAliased) {
+  Harness h;
+  h.run([](Harness& h) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    ASSERT_NE(h.stage1_device(kRid, kIova, kPa), 0u);
+    h.memory.write64(kPa, kMagic);
+    ASSERT_TRUE(h.read(kRid, kIova).ok());
+    const DmaResult wide_rid = h.read(kRid | 0x10000, kIova);   // truncates to kRid
+    EXPECT_FALSE(wide_rid.ok());
+    EXPECT_EQ(wide_rid.response, IommuResponse::Aborted);
+    const DmaResult wide_pasid = h.dma(kRid, 1u << 20, kIova, false);
+    EXPECT_FALSE(wide_pasid.ok());
+    EXPECT_EQ(h.iommu.malformed_requests(), 2u);
+    EXPECT_EQ(h.iommu.faults_recorded(), 0u);   // not a translation fault: nothing to record
+  });
+}
+
 TEST(VtdWalks, FirstStageFiveLevelWalkReadsFiveDescriptors) {
   Harness h;
   h.run([](Harness& h) {

@@ -1,0 +1,83 @@
+#include "models/common/iommu_block.h"
+
+#include "models/common/dma_attributes.h"
+
+namespace iommusim::common {
+
+IommuBlock::IommuBlock(sc_core::sc_module_name name, const Clock& clk, uint64_t mmio_bytes,
+                       unsigned requester_id_bits)
+    : sc_module(name), dma("dma"), mmio("mmio"), mem("mem"), clk_(clk), mmio_bytes_(mmio_bytes),
+      requester_id_bits_(requester_id_bits) {
+  dma.register_b_transport(this, &IommuBlock::dma_b_transport);
+  mmio.register_b_transport(this, &IommuBlock::mmio_b_transport);
+}
+
+bool IommuBlock::read_memory(uint64_t addr, void* dst, unsigned len) {
+  return blocking_access(mem, pool_, tlm::TLM_READ_COMMAND, addr, dst, len);
+}
+
+bool IommuBlock::write_memory(uint64_t addr, const void* src, unsigned len) {
+  return blocking_access(mem, pool_, tlm::TLM_WRITE_COMMAND, addr, const_cast<void*>(src), len);
+}
+
+uint64_t IommuBlock::peek_register(uint64_t offset, unsigned len) {
+  uint64_t v = 0;
+  if (!regs_.read(offset, len, v) && len == 8) regs_.read(offset, 4, v);
+  return v;
+}
+
+void IommuBlock::mmio_b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+  if (delay != sc_core::SC_ZERO_TIME) { sc_core::wait(delay); delay = sc_core::SC_ZERO_TIME; }
+  clk_.wait_cycles(1);
+  regs_.transport(p, mmio_bytes_);
+}
+
+void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+  if (delay != sc_core::SC_ZERO_TIME) { sc_core::wait(delay); delay = sc_core::SC_ZERO_TIME; }
+  DmaAttributes* attrs = nullptr;
+  p.get_extension(attrs);
+  DmaRequest rq;
+  if (attrs) {
+    // A field wider than the wire format cannot name a device or PASID: refuse it rather
+    // than let its truncation alias another device's or PASID's tables.
+    const bool rid_too_wide = requester_id_bits_ < 32 && (attrs->requester_id >> requester_id_bits_) != 0;
+    const bool pasid_too_wide = attrs->pasid_valid && (attrs->pasid >> 20) != 0;
+    if (rid_too_wide || pasid_too_wide) {
+      malformed_.inc();
+      attrs->response = IommuResponse::Aborted;
+      p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
+      return;
+    }
+    rq.requester_id = attrs->requester_id;
+    rq.pasid_valid = attrs->pasid_valid;
+    rq.pasid = attrs->pasid_valid ? attrs->pasid : 0;
+    rq.access.privileged = attrs->privileged;
+    rq.access.exec = attrs->instruction;
+  }
+  rq.input = p.get_address();
+  rq.access.write = p.is_write();
+
+  const sc_core::sc_time start = sc_core::sc_time_stamp();
+  const DmaOutcome o = handle_dma(rq);
+  translation_ps_.record(to_ps(sc_core::sc_time_stamp() - start));
+  if (!o.ok) {
+    if (attrs) attrs->response = o.abort_silently ? IommuResponse::Aborted : IommuResponse::Fault;
+    p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
+    return;
+  }
+  if (attrs) attrs->response = IommuResponse::Ok;
+  const uint64_t input = p.get_address();
+  p.set_address(o.output);
+  sc_core::sc_time d = sc_core::SC_ZERO_TIME;
+  mem->b_transport(p, d);
+  if (d != sc_core::SC_ZERO_TIME) sc_core::wait(d);
+  p.set_address(input);   // the initiator sees its own address back
+}
+
+void IommuBlock::register_front_end_stats(StatRegistry& reg, const std::string& p) const {
+  reg.add(p + ".translation_latency", translation_ps_, "ns", "time from request to translated address", 1e-3);
+  reg.add(p + ".malformed_requests", malformed_, "count",
+          "DMAs refused because their requester ID or PASID is wider than the wire format");
+}
+
+}  // namespace iommusim::common

@@ -1,0 +1,78 @@
+// What every IOMMU model's sc_module shares, whatever the vendor: the three sockets, the
+// register file served on `mmio`, memory access through `mem`, and the DMA front end.
+//
+// The front end decodes the DmaAttributes sideband into a DmaRequest, rejects requests a
+// PCIe TLP cannot carry (a requester ID wider than the vendor's, a PASID wider than 20
+// bits: counted as malformed, never aliased onto another device or PASID), asks the vendor
+// (handle_dma, which may wait) and then forwards the DMA to memory at the translated
+// address, or answers with an error and the IommuResponse the vendor chose.
+#pragma once
+#include <cstdint>
+
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/multi_passthrough_target_socket.h>
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
+
+#include "models/common/clock.h"
+#include "models/common/payload_pool.h"
+#include "models/common/register_bank.h"
+#include "models/common/stats.h"
+#include "models/pagetable/format.h"
+
+namespace iommusim::common {
+
+struct DmaRequest {
+  uint32_t requester_id = 0;   // SMMU StreamID, VT-d source-id, AMD DeviceID
+  bool pasid_valid = false;
+  uint32_t pasid = 0;          // SMMU SubstreamID
+  uint64_t input = 0;          // the address the device used
+  pagetable::Access access;
+};
+
+struct DmaOutcome {
+  bool ok = false;
+  bool abort_silently = false;   // refused without a fault record (SMMU STE abort, AMD TV=0)
+  uint64_t output = 0;
+};
+
+class IommuBlock : public sc_core::sc_module {
+ public:
+  tlm_utils::multi_passthrough_target_socket<IommuBlock> dma;   // from endpoints / root ports
+  tlm_utils::simple_target_socket<IommuBlock> mmio;             // registers
+  tlm_utils::simple_initiator_socket<IommuBlock> mem;           // tables, queues, forwarded DMA
+
+  const Clock& clock() const { return clk_; }
+  uint64_t malformed_requests() const { return malformed_.value(); }
+  // A register read without time, for tests, debuggers and drivers' error messages: `len`
+  // bytes, or the 32-bit register when an 8-byte read does not fit one.
+  uint64_t peek_register(uint64_t offset, unsigned len = 8);
+
+ protected:
+  IommuBlock(sc_core::sc_module_name name, const Clock& clk, uint64_t mmio_bytes, unsigned requester_id_bits);
+
+  // The vendor's translation of one DMA (or its bypass decision). Called from the
+  // requester's thread; may wait.
+  virtual DmaOutcome handle_dma(const DmaRequest& rq) = 0;
+
+  bool read_memory(uint64_t addr, void* dst, unsigned len);
+  bool write_memory(uint64_t addr, const void* src, unsigned len);
+  // translation_latency and malformed_requests under `prefix`.
+  void register_front_end_stats(StatRegistry& reg, const std::string& prefix) const;
+
+  Clock clk_;
+  RegisterBank regs_;
+  PayloadPool pool_;
+
+ private:
+  void dma_b_transport(int id, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+  void mmio_b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+
+  uint64_t mmio_bytes_;
+  unsigned requester_id_bits_;
+  Counter malformed_;
+  Histogram translation_ps_;
+};
+
+}  // namespace iommusim::common
