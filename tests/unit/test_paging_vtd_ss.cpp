@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "map_memory.h"
+
 #include "models/pagetable/table_builder.h"
 #include "models/pagetable/vtd_ss.h"
 #include "models/pagetable/walker.h"
@@ -13,24 +15,6 @@ using namespace iommusim::pagetable;
 namespace {
 VtdSecondStageFormat ss(unsigned levels, bool p2m = true, bool p1g = true) {
   return VtdSecondStageFormat({levels, p2m, p1g, 48});
-}
-
-struct MapMemory : TableMemory {
-  std::map<uint64_t, uint64_t> words;
-  uint64_t next = 0x100000;
-  uint64_t read_descriptor(uint64_t a) override { auto it = words.find(a); return it == words.end() ? 0 : it->second; }
-  void write_descriptor(uint64_t a, uint64_t v) override { words[a] = v; }
-  uint64_t allocate_table(uint64_t bytes) override {
-    const uint64_t align = bytes < 4096 ? 4096 : bytes;
-    const uint64_t a = (next + align - 1) & ~(align - 1);
-    next = a + align;
-    return a;
-  }
-};
-
-WalkResult walk_map(const Format& f, MapMemory& m, uint64_t root, uint64_t va, Access a = {}) {
-  return walk(f, {f.start_level(), root}, va, a,
-              [&](uint64_t addr, unsigned) { return FetchResult{true, m.read_descriptor(addr)}; });
 }
 
 Access write_access() { Access a; a.write = true; return a; }
