@@ -12,10 +12,7 @@ namespace {
 using common::Field;
 using common::mask;
 
-std::nullopt_t reject(std::string* why, std::string reason) {
-  if (why) *why = std::move(reason);
-  return std::nullopt;
-}
+using common::reject;
 
 // ---- u64[0] (data[0] | data[1] << 32) ----
 using OpcodeF = Field<63, 60>;

@@ -11,9 +11,8 @@ using common::Field;
 using common::mask;
 
 std::nullopt_t reject(std::string* why, DteFault* fault, DteFault kind, const char* reason) {
-  if (why) *why = reason;
   if (fault) *fault = kind;
-  return std::nullopt;
+  return common::reject(why, reason);
 }
 
 // ---- DTE fields (sheet C.3; Linux DTE_FLAG_*/DEV_ENTRY_*) ----

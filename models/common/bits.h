@@ -3,6 +3,9 @@
 #pragma once
 #include <cassert>
 #include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <string>
 
 namespace iommusim::common {
 
@@ -41,5 +44,19 @@ struct Field {
     word = set(word, addr >> Lo);
   }
 };
+
+// Decoders: say why an encoding is ill-formed (when the caller asks) and return nullopt,
+// so a decoder can `return reject(why, "...")`.
+inline std::nullopt_t reject(std::string* why, std::string reason) {
+  if (why) *why = std::move(reason);
+  return std::nullopt;
+}
+
+// "0x1F": register and field values in error messages.
+inline std::string hex(uint64_t v) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%llX", static_cast<unsigned long long>(v));
+  return b;
+}
 
 }  // namespace iommusim::common

@@ -12,10 +12,7 @@ using common::Field;
 using common::mask;
 
 
-std::nullopt_t reject(std::string* why, std::string reason) {
-  if (why) *why = std::move(reason);
-  return std::nullopt;
-}
+using common::reject;
 
 // dw0
 using OpcodeF = Field<7, 0>;

@@ -11,11 +11,7 @@ using common::Field;
 using common::mask;
 
 
-// Reports why a structure is ill-formed; returns nullopt so callers can `return reject(...)`.
-std::nullopt_t reject(std::string* why, const char* reason) {
-  if (why) *why = reason;
-  return std::nullopt;
-}
+using common::reject;
 
 // ---- STE fields (sheet A.3) ----
 namespace ste {

@@ -13,16 +13,11 @@ using common::Field;
 using common::mask;
 
 std::nullopt_t reject(std::string* why, reg::Iqei* iqei, reg::Iqei code, std::string reason) {
-  if (why) *why = std::move(reason);
   if (iqei) *iqei = code;
-  return std::nullopt;
+  return common::reject(why, std::move(reason));
 }
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llX", static_cast<unsigned long long>(v));
-  return buf;
-}
+using common::hex;
 
 // ---- qw0, shared ----
 using TypeLo = Field<3, 0>;

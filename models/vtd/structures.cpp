@@ -8,10 +8,7 @@ namespace {
 using common::Field;
 using common::mask;
 
-std::nullopt_t reject(std::string* why, const char* reason) {
-  if (why) *why = reason;
-  return std::nullopt;
-}
+using common::reject;
 
 // Bits at or above the host address width (none when haw >= 64).
 constexpr uint64_t above_haw(unsigned haw) { return haw >= 64 ? 0 : ~mask(haw - 1, 0); }

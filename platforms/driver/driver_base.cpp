@@ -216,12 +216,6 @@ void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_
   if (op != "init" && op != "attach") log_.add(r);
 }
 
-std::string DriverBase::hex(uint64_t v) {
-  char b[24];
-  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
-  return b;
-}
-
 Status DriverBase::barrier_timeout(const std::string& what, const std::string& registers) const {
   return Status::fail(what + " not complete after " + std::to_string(timing_.sync_timeout_us) + " us (" + registers + ")");
 }

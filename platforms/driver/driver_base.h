@@ -15,6 +15,7 @@
 #include <tlm>
 #include <tlm_utils/simple_initiator_socket.h>
 
+#include "models/common/bits.h"
 #include "models/common/command_trace.h"
 #include "models/common/payload_pool.h"
 #include "models/memory/sparse_memory.h"
@@ -92,7 +93,7 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   void record_invalidation(const std::string& op, uint64_t t0, uint64_t t_doorbell, uint64_t t_done,
                            const std::vector<common::CommandTrace>& traces);
 
-  static std::string hex(uint64_t v);
+  static std::string hex(uint64_t v) { return common::hex(v); }
   // "<what> not complete after <sync_timeout_us> us (<registers>)", as Linux's poll timeouts say.
   Status barrier_timeout(const std::string& what, const std::string& registers) const;
 
