@@ -121,6 +121,8 @@ Params read_params(const json& j) {
   p.extra_pasids = w.integer("extra_pasids", 0, 14);
   if (p.extra_pasids && (p.translation == "s2" || p.translation == "bypass"))
     w.fail("extra_pasids", "needs translation s1 or nested (a stage-2 domain attaches to a RID, not a PASID)");
+  if (p.ep.pasid_valid && p.translation == "s2")
+    t.fail("pasid", "with translation s2 the DMA domain attaches to the RID, not a PASID (use -1)");
   if (p.extra_pasids && p.ep.pasid_valid && p.ep.pasid <= p.extra_pasids)
     t.fail("pasid", "collides with workload.extra_pasids (PASIDs 1.." + std::to_string(p.extra_pasids) + ")");
 

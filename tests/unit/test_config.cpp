@@ -37,6 +37,12 @@ TEST(Config, DefaultIsNestedOnEveryVendorSideBySide) {
     EXPECT_GT(d["traffic"]["window_bytes"].get<uint64_t>(), d["iommu"][v]["iotlb"]["entries"].get<uint64_t>() * 4096) << v;
 }
 
+TEST(Config, PasidTrafficToAStage2OnlyDomainIsAnError) {
+  EXPECT_NE(error_of("", {"iommu.translation=s2", "traffic.pasid=5", "traffic.window_iova=0"})
+                .find("traffic.pasid: with translation s2 the DMA domain attaches to the RID"),
+            std::string::npos);
+}
+
 TEST(Config, UnknownOrRepeatedVendorIsAnErrorNamingTheKey) {
   EXPECT_NE(error_of("", {"iommu.vendor=smmuv3,intel"}).find("iommu.vendor: unknown vendor 'intel'"), std::string::npos);
   EXPECT_NE(error_of("", {"iommu.vendor=vtd,vtd"}).find("iommu.vendor: 'vtd' given twice"), std::string::npos);
