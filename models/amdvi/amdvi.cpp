@@ -42,6 +42,7 @@ AmdVi::AmdVi(sc_core::sc_module_name name, const AmdViConfig& cfg)
       dte_cache_("dte_cache", cfg.dte_cache, clk_), gcr3_cache_("gcr3_cache", cfg.gcr3_cache, clk_),
       engine_(this->name(), cfg.translation, clk_,
               [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); }, cache_names()) {
+  order_requests_with(engine_);
   build_registers();
   SC_THREAD(command_thread);
 }
@@ -363,7 +364,7 @@ void AmdVi::execute(const Command& c) {
     case Opcode::CompletionWait: {
       // Earlier commands are done (one at a time, in order); older walks must drain too.
       completion_waits_.inc();
-      engine_.drain_older_walks();
+      engine_.drain_older_requests();
       clk_.wait_cycles(cfg_.completion_wait_cycles);
       if (c.store && !write_memory(c.store_addr, &c.store_data, 8)) {
         EventRecord e;   // the store was master-aborted

@@ -1,6 +1,7 @@
 #include "models/common/iommu_block.h"
 
 #include "models/common/dma_attributes.h"
+#include "models/common/translation_engine.h"
 
 namespace iommusim::common {
 
@@ -58,11 +59,14 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
   rq.access.write = p.is_write();
 
   const sc_core::sc_time start = sc_core::sc_time_stamp();
+  // A barrier orders every DMA begun before the last invalidation, until it completes.
+  const InflightRequest inflight(engine_);
   const DmaOutcome o = handle_dma(rq);
   translation_ps_.record(to_ps(sc_core::sc_time_stamp() - start));
   if (!o.ok) {
     if (attrs) attrs->response = o.abort_silently ? IommuResponse::Aborted : IommuResponse::Fault;
     p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
+    if (observer_) observer_->dma_completed(rq, o, to_ps(start));
     return;
   }
   if (attrs) attrs->response = IommuResponse::Ok;
@@ -72,6 +76,7 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
   mem->b_transport(p, d);
   if (d != sc_core::SC_ZERO_TIME) sc_core::wait(d);
   p.set_address(input);   // the initiator sees its own address back
+  if (observer_) observer_->dma_completed(rq, o, to_ps(start));
 }
 
 void IommuBlock::register_front_end_stats(StatRegistry& reg, const std::string& p) const {

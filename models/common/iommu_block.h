@@ -37,6 +37,16 @@ struct DmaOutcome {
   uint64_t output = 0;
 };
 
+// Sees every DMA the IOMMU has finished (the correctness oracle): one call per translated
+// page, after its memory access completed (or at once, for a fault).
+class DmaObserver {
+ public:
+  virtual ~DmaObserver() = default;
+  virtual void dma_completed(const DmaRequest& rq, const DmaOutcome& o, uint64_t issue_ps) = 0;
+};
+
+class TranslationEngine;
+
 class IommuBlock : public sc_core::sc_module {
  public:
   tlm_utils::multi_passthrough_target_socket<IommuBlock> dma;   // from endpoints / root ports
@@ -48,9 +58,12 @@ class IommuBlock : public sc_core::sc_module {
   // A register read without time, for tests, debuggers and drivers' error messages: `len`
   // bytes, or the 32-bit register when an 8-byte read does not fit one.
   uint64_t peek_register(uint64_t offset, unsigned len = 8);
+  void set_observer(DmaObserver* o) { observer_ = o; }
 
  protected:
   IommuBlock(sc_core::sc_module_name name, const Clock& clk, uint64_t mmio_bytes, unsigned requester_id_bits);
+  // The engine whose barriers must wait for this model's DMAs in flight.
+  void order_requests_with(TranslationEngine& e) { engine_ = &e; }
 
   // The vendor's translation of one DMA (or its bypass decision). Called from the
   // requester's thread; may wait.
@@ -71,6 +84,8 @@ class IommuBlock : public sc_core::sc_module {
 
   uint64_t mmio_bytes_;
   unsigned requester_id_bits_;
+  TranslationEngine* engine_ = nullptr;
+  DmaObserver* observer_ = nullptr;
   Counter malformed_;
   Histogram translation_ps_;
 };

@@ -281,8 +281,13 @@ void TranslationEngine::invalidate_by_ipa(const InvalidationScope& s, bool inclu
   if (!s.leaf_only) invalidate_walk_cache(s2_walk_cache_, s2_wc_shifts_, s, false);
 }
 
-void TranslationEngine::drain_older_walks() {
-  while (older_walks_ > 0) sc_core::wait(drained_);
+void TranslationEngine::end_request(uint64_t epoch) {
+  if (epoch == epoch_) --current_requests_;
+  else if (--older_requests_ == 0) drained_.notify(sc_core::SC_ZERO_TIME);
+}
+
+void TranslationEngine::drain_older_requests() {
+  while (older_walks_ > 0 || older_requests_ > 0) sc_core::wait(drained_);
 }
 
 void TranslationEngine::register_stats(StatRegistry& reg, const std::string& p) const {

@@ -12,7 +12,7 @@
 // Invalidation is by scope (domain, space, address range, leaf-only) and costs the scan
 // time of the caches it touches (see SetAssocCache::charge). Each invalidation starts a new
 // epoch: walks that began before it may not fill any cache when they finish, and a
-// completion barrier (CMD_SYNC, inv_wait, COMPLETION_WAIT) calls drain_older_walks().
+// completion barrier (CMD_SYNC, inv_wait, COMPLETION_WAIT) calls drain_older_requests().
 //
 // What it models: IOTLB entries for 4 KB, 2 MB and 1 GB pages (a combined nested entry
 // covers the smaller of the two leaves; other leaf sizes are cached as 4 KB entries);
@@ -110,9 +110,14 @@ class TranslationEngine {
   // Entries found by IPA/GPA: stage-2-only IOTLB entries (if include_tlb), the IPA cache
   // and (unless leaf_only) the stage-2 walk cache. The space tag is ignored.
   void invalidate_by_ipa(const InvalidationScope& s, bool include_tlb = true);
-  // Completion barrier: returns once every walk that began before the last invalidation
-  // has finished.
-  void drain_older_walks();
+  // DMAs in flight, so a barrier can order them (see InflightRequest): begin returns the
+  // request's epoch, end takes it back.
+  uint64_t begin_request() { ++current_requests_; return epoch_; }
+  void end_request(uint64_t epoch);
+  // Completion barrier: returns once every DMA (and every walk or config fetch, which run
+  // inside DMAs) that began before the last invalidation has completed. This orders all
+  // older DMAs, not only those that used an invalidated entry: simpler, and never late.
+  void drain_older_requests();
 
   void register_stats(StatRegistry& reg, const std::string& prefix) const;
   const CacheStats& iotlb_stats() const { return iotlb_.stats(); }
@@ -163,7 +168,11 @@ class TranslationEngine {
                                    uint64_t root, uint64_t ia, const pagetable::Access& a, WalkContext& w,
                                    bool via_stage2, const Regime& r);
   void invalidate_walk_cache(WalkCache& wc, uint64_t shifts, const InvalidationScope& s, bool match_space);
-  void begin_epoch() { ++epoch_; older_walks_ += current_walks_; current_walks_ = 0; }
+  void begin_epoch() {
+    ++epoch_;
+    older_walks_ += current_walks_; current_walks_ = 0;
+    older_requests_ += current_requests_; current_requests_ = 0;
+  }
 
   Clock clk_;
   MemoryRead read_;
@@ -176,10 +185,22 @@ class TranslationEngine {
   uint64_t s1_wc_shifts_ = 0, s2_wc_shifts_ = 0;  // bit s: a walk-cache entry of shift s was filled
 
   sc_core::sc_event drained_;
-  uint64_t epoch_ = 0, current_walks_ = 0, older_walks_ = 0;
+  uint64_t epoch_ = 0, current_walks_ = 0, older_walks_ = 0, current_requests_ = 0, older_requests_ = 0;
 
   Counter table_reads_, s1_reads_, s2_reads_, config_reads_, stale_fills_dropped_;
   Histogram walk_reads_, walk_ps_;
+};
+
+// One DMA in flight through an IOMMU front end, for the engine's barrier.
+class InflightRequest {
+ public:
+  explicit InflightRequest(TranslationEngine* e) : e_(e), epoch_(e ? e->begin_request() : 0) {}
+  ~InflightRequest() { if (e_) e_->end_request(epoch_); }
+  InflightRequest(const InflightRequest&) = delete;
+  InflightRequest& operator=(const InflightRequest&) = delete;
+ private:
+  TranslationEngine* e_;
+  uint64_t epoch_;
 };
 
 }  // namespace iommusim::common

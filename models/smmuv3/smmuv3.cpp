@@ -29,6 +29,7 @@ Smmuv3::Smmuv3(sc_core::sc_module_name name, const Smmuv3Config& cfg)
       config_cache_("config_cache", cfg.config_cache, clk_),
       engine_(this->name(), cfg.translation, clk_,
               [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); }) {
+  order_requests_with(engine_);
   build_registers();
   SC_THREAD(command_thread);
 }
@@ -404,7 +405,7 @@ bool Smmuv3::execute(const Command& c) {
     case Opcode::Sync: {
       // Complete only once every walk that began before the last invalidation is done.
       syncs_.inc();
-      engine_.drain_older_walks();
+      engine_.drain_older_requests();
       clk_.wait_cycles(cfg_.sync_cycles);
       if (c.cs == SyncCs::Irq && c.msi_addr != 0) write_memory(c.msi_addr, &c.msi_data, 4);
       break;

@@ -53,6 +53,7 @@ Vtd::Vtd(sc_core::sc_module_name name, const VtdConfig& cfg)
       ss3_(pagetable::VtdSecondStageConfig{3, cfg.ss_2m, cfg.ss_1g, cfg.haw}),
       ss4_(pagetable::VtdSecondStageConfig{4, cfg.ss_2m, cfg.ss_1g, cfg.haw}),
       ss5_(pagetable::VtdSecondStageConfig{5, cfg.ss_2m, cfg.ss_1g, cfg.haw}) {
+  order_requests_with(engine_);
   build_registers();
   SC_THREAD(iq_thread);
 }
@@ -493,7 +494,7 @@ void Vtd::execute(const Descriptor& d) {
       break;
     case DescType::InvWait: {
       waits_.inc();
-      engine_.drain_older_walks();
+      engine_.drain_older_requests();
       clk_.wait_cycles(cfg_.wait_cycles);
       if (d.sw) write_memory(d.status_addr, &d.status_data, 4);
       if (d.iflag) {

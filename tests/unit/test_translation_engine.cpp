@@ -156,10 +156,48 @@ TEST(TranslationEngine, BarrierWaitsForWalksOlderThanTheInvalidationAndDropsThei
     sc_core::wait(sc_core::sc_time(10, sc_core::SC_NS));   // the walk is under way (24 reads take longer)
     h.engine.invalidate_by_input(InvalidationScope{5u, 1u, 0, 0, false}, common::kAllEntries);
     EXPECT_FALSE(walk_done);
-    h.engine.drain_older_walks();
+    h.engine.drain_older_requests();
     EXPECT_TRUE(walk_done);
     // What the overtaken walk read was not cached: the same VA walks again.
     EXPECT_EQ(h.reads_for(a, 0x10000000), 24u);
+  });
+}
+
+}  // namespace
+}  // namespace iommusim
+
+namespace iommusim {
+namespace {
+
+// A DMA that translated (an IOTLB hit, say) and is still waiting for memory when the
+// invalidation executes must complete before the barrier does; one issued after the
+// invalidation does not hold the barrier up.
+TEST(TranslationEngine, BarrierWaitsForOlderDmasStillInFlight) {
+  EngineHarness h;
+  h.run([&] {
+    uint64_t old_done = 0, young_done = 0;
+    sc_core::sc_spawn([&] {
+      const common::InflightRequest dma(&h.engine);   // begins at 0 ns
+      sc_core::wait(sc_core::sc_time(1000, sc_core::SC_NS));   // "queueing for memory"
+      old_done = common::to_ps(sc_core::sc_time_stamp());
+    });
+    sc_core::wait(sc_core::sc_time(100, sc_core::SC_NS));
+    h.engine.invalidate_by_input(InvalidationScope{5u, 1u, 0, 0, false}, common::kAllEntries);
+    const uint64_t inv_done = common::to_ps(sc_core::sc_time_stamp());
+    sc_core::sc_spawn([&] {
+      const common::InflightRequest dma(&h.engine);   // begins after the invalidation
+      sc_core::wait(sc_core::sc_time(5000, sc_core::SC_NS));
+      young_done = common::to_ps(sc_core::sc_time_stamp());
+    });
+    h.engine.drain_older_requests();
+    const uint64_t barrier = common::to_ps(sc_core::sc_time_stamp());
+    EXPECT_GT(inv_done, 100000u);
+    EXPECT_EQ(old_done, 1000000u);
+    EXPECT_EQ(barrier, 1000000u) << "the barrier completes exactly when the older DMA does";
+    EXPECT_EQ(young_done, 0u) << "and does not wait for the DMA issued after the invalidation";
+    // With nothing older in flight, a second barrier returns at once.
+    h.engine.drain_older_requests();
+    EXPECT_EQ(common::to_ps(sc_core::sc_time_stamp()), 1000000u);
   });
 }
 
