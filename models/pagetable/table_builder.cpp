@@ -1,6 +1,12 @@
 #include "models/pagetable/table_builder.h"
 
+#include "models/common/bits.h"
+
 namespace iommusim::pagetable {
+
+namespace {
+std::string hex_error(const char* what, uint64_t a) { return what + common::hex(a); }
+}  // namespace
 
 TableBuilder::TableBuilder(const Format& fmt, TableMemory& mem)
     : fmt_(fmt), mem_(mem), root_(mem.allocate_table(fmt.table_bytes(fmt.start_level()))) {}
@@ -24,6 +30,12 @@ EditResult TableBuilder::map(uint64_t ia, uint64_t out, uint64_t bytes, uint64_t
     for (unsigned level = fmt_.start_level();; ) {
       const uint64_t daddr = table + fmt_.index(level, va) * fmt_.descriptor_bytes();
       if (level == leaf_level) {
+        const DecodedDescriptor old = fmt_.decode(level, mem_.read_descriptor(daddr));
+        if (old.kind != DecodedDescriptor::Kind::Invalid) {
+          r.ok = false;
+          r.error = hex_error(old.kind == DecodedDescriptor::Kind::Leaf ? "already mapped at " : "a table is in the way at ", va);
+          return r;
+        }
         mem_.write_descriptor(daddr, fmt_.encode_leaf(level, out + off, attrs));
         ++r.descriptors_written;
         break;
@@ -32,6 +44,7 @@ EditResult TableBuilder::map(uint64_t ia, uint64_t out, uint64_t bytes, uint64_t
       if (d.kind == DecodedDescriptor::Kind::Leaf) { r.ok = false; r.error = "range overlaps an existing larger leaf"; return r; }
       if (d.kind == DecodedDescriptor::Kind::Invalid) {
         const uint64_t next = mem_.allocate_table(fmt_.table_bytes(level + 1));
+        if (next == 0) { r.ok = false; r.error = "table pool exhausted"; r.pool_exhausted = true; return r; }
         mem_.write_descriptor(daddr, fmt_.encode_table(level, next));
         ++r.descriptors_written;
         ++r.tables_allocated;
@@ -88,6 +101,45 @@ EditResult TableBuilder::unmap(uint64_t ia, uint64_t bytes) {
     const uint64_t next = (va & ~(step - 1)) + step;
     if (next <= va) break;   // wrapped past the top of a 64-bit input space
     va = next;
+  }
+  return r;
+}
+
+}  // namespace iommusim::pagetable
+
+namespace iommusim::pagetable {
+
+bool TableBuilder::find_leaf(uint64_t va, uint64_t& daddr, unsigned& level, DecodedDescriptor& d) {
+  uint64_t table = root_;
+  level = fmt_.start_level();
+  for (;;) {
+    daddr = table + fmt_.index(level, va) * fmt_.descriptor_bytes();
+    d = fmt_.decode(level, mem_.read_descriptor(daddr));
+    if (d.kind == DecodedDescriptor::Kind::Leaf) return true;
+    if (d.kind == DecodedDescriptor::Kind::Invalid) return false;
+    if (d.next_level <= level || (va & fmt_.skipped_index_mask(level, d.next_level))) return false;
+    table = d.address;
+    level = d.next_level;
+  }
+}
+
+EditResult TableBuilder::change(uint64_t ia, uint64_t bytes, std::optional<uint64_t> out, const LeafAttributes& attrs) {
+  EditResult r;
+  for (uint64_t va = ia; va < ia + bytes;) {
+    uint64_t daddr = 0;
+    unsigned level = 0;
+    DecodedDescriptor d;
+    if (!find_leaf(va, daddr, level, d)) { r.ok = false; r.error = hex_error("nothing mapped at ", va); return r; }
+    const uint64_t natural = 1ull << fmt_.level_shift(level);
+    if (d.leaf_bytes != natural || (va & (natural - 1)) || va + natural > ia + bytes) {
+      r.ok = false;
+      r.error = hex_error("range splits the leaf at ", va);
+      return r;
+    }
+    const uint64_t output = out ? *out + (va - ia) : d.address;
+    mem_.write_descriptor(daddr, fmt_.encode_leaf(level, output, attrs));
+    ++r.descriptors_written;
+    va += natural;
   }
   return r;
 }
