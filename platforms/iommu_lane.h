@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "models/common/cache.h"
+#include "models/common/correctness_oracle.h"
 #include "models/common/stats.h"
 #include "models/memory/sparse_memory.h"
 #include "platforms/config.h"
@@ -27,6 +28,7 @@ struct LaneSettings {
   driver::DriverTiming timing;      // driver.* (shared keys)
   driver::DriverMemory pools;       // where the driver keeps tables, computed by the System
   traffic::EndpointConfig traffic;  // what the lane's endpoint will send
+  bool oracle = true;               // sim.oracle: check every DMA against the driver's mappings
 };
 
 // Reads a cache geometry section ({entries, ways, replacement, ...}); `seed` keeps random
@@ -56,6 +58,8 @@ class IommuLane {
   virtual const common::Histogram& walk_reads() const = 0;
   virtual const common::Histogram& walk_latency_ps() const = 0;
   virtual uint64_t config_reads() const = 0;
+  // The lane's correctness oracle; nullptr when sim.oracle is off.
+  virtual common::CorrectnessOracle* oracle() = 0;
 };
 
 // What every lane does the same way: owns the model and its driver (built on the lane's
@@ -68,7 +72,9 @@ class ModelLane : public IommuLane {
   template <class ModelConfig, class DriverConfig>
   ModelLane(const LaneSettings& s, const ModelConfig& mc, const DriverConfig& dc)
       : memory_(*s.sim_memory), iommu_((s.name + "iommu").c_str(), mc),
-        drv_((s.name + "driver").c_str(), dc, iommu_, *s.sim_memory) {}
+        drv_((s.name + "driver").c_str(), dc, iommu_, *s.sim_memory), oracle_(s.name.substr(0, s.name.find('_'))), oracle_on_(s.oracle) {
+    if (oracle_on_) { iommu_.set_observer(&oracle_); drv_.set_oracle(&oracle_); }
+  }
 
   driver::IommuDriver& driver() override { return drv_; }
   const driver::IommuDriver& driver() const override { return drv_; }
@@ -80,7 +86,9 @@ class ModelLane : public IommuLane {
   void register_stats(common::StatRegistry& reg, const std::string& p) const override {
     iommu_.register_stats(reg, p + ".iommu");
     drv_.register_stats(reg, p + ".driver");
+    if (oracle_on_) oracle_.register_stats(reg, p + ".oracle");
   }
+  common::CorrectnessOracle* oracle() override { return oracle_on_ ? &oracle_ : nullptr; }
   const common::Histogram& walk_reads() const override { return iommu_.walk_reads(); }
   const common::Histogram& walk_latency_ps() const override { return iommu_.walk_latency_ps(); }
   uint64_t config_reads() const override { return iommu_.config_reads(); }
@@ -89,6 +97,8 @@ class ModelLane : public IommuLane {
   memory::SparseMemory& memory_;
   Model iommu_;
   Driver drv_;
+  common::CorrectnessOracle oracle_;
+  bool oracle_on_;
 };
 
 // Builds the lane for `vendor` ("smmuv3", "vtd", "amdvi"). Throws ConfigError naming the key.

@@ -17,6 +17,7 @@
 #include "models/memory/sparse_memory.h"
 #include "platforms/config.h"
 #include "platforms/iommu_lane.h"
+#include "platforms/stress_workload.h"
 #include "traffic/endpoint.h"
 
 namespace iommusim::platforms {
@@ -36,6 +37,9 @@ struct Params {
   traffic::EndpointConfig ep;
   uint64_t guest_ram_pa, guest_ram_bytes, buffer_ipa, s2_page, s1_page;
   uint64_t unmap_interval_ns, churn_pages, domain_every, extra_pasids;
+  bool oracle;
+  bool stress, mixed_leaves;
+  uint64_t stride;   // stress: distance between the target regions a window leaf moves among
 };
 
 uint64_t check_page(const ConfigReader& r, const std::string& key) {
@@ -57,6 +61,7 @@ Params read_params(const json& j) {
   auto sim = root.section("sim");
   p.seed = sim.integer("seed", 0, ~0ull);
   p.progress = sim.boolean("progress");
+  p.oracle = sim.boolean("oracle");
 
   auto m = root.section("memory");
   p.mem.clock_mhz = m.number("clock_mhz", 1, 100000);
@@ -89,11 +94,15 @@ Params read_params(const json& j) {
   p.buffer_ipa = pl.integer("buffer_ipa", 0, 1ull << 47);
   p.s2_page = check_page(pl, "stage2_page_bytes");
   p.s1_page = check_page(pl, "stage1_page_bytes");
+  p.pools.table_pool_bytes = pl.integer("table_pool_bytes", 1u << 20, 64ull << 30);
+  p.pools.guest_pool_bytes = pl.integer("guest_table_pool_bytes", 1u << 20, 64ull << 30);
+  if (p.pools.table_pool_bytes % 4096) pl.fail("table_pool_bytes", "must be a multiple of 4096");
+  if (p.pools.guest_pool_bytes % 4096) pl.fail("guest_table_pool_bytes", "must be a multiple of 4096");
   if (p.guest_ram_pa + p.guest_ram_bytes > p.mem.size_bytes)
     pl.fail("guest_ram_pa", "guest RAM ends beyond simulated memory (" + std::to_string(p.mem.size_bytes >> 30) + " GiB)");
   if (p.guest_ram_pa % p.s2_page || p.guest_ram_bytes % p.s2_page) pl.fail("guest_ram_pa", "guest RAM must be aligned to stage2_page_bytes");
   if (p.guest_ram_pa < (p.pools.table_pool_base + p.pools.table_pool_bytes) && p.guest_ram_pa + p.guest_ram_bytes > p.pools.table_pool_base)
-    pl.fail("guest_ram_pa", "overlaps the host table pool at 0x100000000 (256 MiB)");
+    pl.fail("guest_ram_pa", "overlaps the host table pool at 0x100000000 (platform.table_pool_bytes)");
 
   auto t = root.section("traffic");
   p.ep.requester_id = uint32_t(t.integer("requester_id", 0, 0xFFFF));
@@ -119,6 +128,19 @@ Params read_params(const json& j) {
   p.churn_pages = w.integer("churn_pages", 1, 1u << 20);
   p.domain_every = w.integer("domain_invalidate_every", 0, 1u << 30);
   p.extra_pasids = w.integer("extra_pasids", 0, 14);
+  const std::string mode = w.choice("mode", {"churn", "stress"});
+  p.stress = mode == "stress";
+  p.mixed_leaves = w.boolean("mixed_leaves");
+  if (p.mixed_leaves && !p.stress) w.fail("mixed_leaves", "only with workload.mode = stress");
+  if (p.stress && p.translation == "bypass") w.fail("mode", "stress needs translation s1, s2 or nested");
+  if (p.stress && p.extra_pasids) w.fail("extra_pasids", "not with workload.mode = stress");
+  if (p.mixed_leaves && churn_unit(p) != 4096)
+    w.fail("mixed_leaves", "needs 4 KB pages in the DMA domain (platform.stage1_page_bytes, or stage2_page_bytes for s2)");
+  // The unit a window leaf (or mixed 2 MB chunk) occupies, and the region stride.
+  const uint64_t unit = p.mixed_leaves ? (2ull << 20) : churn_unit(p);
+  p.stride = (p.ep.window_bytes + unit - 1) / unit * unit;
+  if (p.stress && p.ep.window_bytes % unit)
+    t.fail("window_bytes", "with workload.mixed_leaves the window must be a multiple of 2 MiB");
   if (p.extra_pasids && (p.translation == "s2" || p.translation == "bypass"))
     w.fail("extra_pasids", "needs translation s1 or nested (a stage-2 domain attaches to a RID, not a PASID)");
   if (p.ep.pasid_valid && p.translation == "s2")
@@ -134,11 +156,21 @@ Params read_params(const json& j) {
       t.fail("window_iova", "with translation s2 the window and churn region must lie inside guest RAM");
   }
   // Everything the traffic and churn touch must fit in guest RAM (buffers + guest tables).
-  const uint64_t need = p.ep.window_bytes + churn_units(p) * churn_unit(p);
+  // Under stress a nested window moves between two IPA regions.
+  const uint64_t need = p.stress ? 2 * p.stride : p.ep.window_bytes + churn_units(p) * churn_unit(p);
   p.pools.guest_pool_ipa = (p.buffer_ipa + need + p.s2_page + (p.s2_page - 1)) & ~(p.s2_page - 1);
-  p.pools.guest_pool_bytes = 16ull << 20;
   if (p.pools.guest_pool_ipa + p.pools.guest_pool_bytes > p.guest_ram_bytes)
-    pl.fail("guest_ram_bytes", "too small for the DMA window, the churn pages and 16 MiB of guest tables");
+    pl.fail("guest_ram_bytes", "too small for the DMA buffers and platform.guest_table_pool_bytes of guest tables");
+  if (p.buffer_ipa % std::max(p.s1_page, p.s2_page)) pl.fail("buffer_ipa", "must be aligned to the stage-1 and stage-2 page sizes");
+  // A stage-2 domain maps all of guest RAM: its leaf tables alone take 8 bytes per page.
+  if ((p.translation == "s2" || p.translation == "nested") &&
+      p.guest_ram_bytes / p.s2_page * 8 > p.pools.table_pool_bytes / 2)
+    pl.fail("table_pool_bytes", "too small for the stage-2 tables of platform.guest_ram_bytes (" +
+                                    std::to_string(p.guest_ram_bytes / p.s2_page * 8) + " bytes of leaf tables; " +
+                                    "raise it or use larger platform.stage2_page_bytes)");
+  // Regions beyond guest RAM that stress remaps move pages to must exist in memory.
+  if (p.stress && p.guest_ram_pa + 2 * p.guest_ram_bytes + 4 * p.stride > p.mem.size_bytes)
+    pl.fail("guest_ram_bytes", "the stress workload's target regions end beyond simulated memory");
   return p;
 }
 
@@ -152,6 +184,7 @@ struct Lane {
   std::unique_ptr<traffic::Endpoint> endpoint;
   sc_core::sc_event go;
   driver::DomainId dma_domain = 0;
+  std::unique_ptr<StressWorkload> stress;
   common::Counter unmaps, domain_flushes;
   sc_core::sc_time traffic_start, traffic_end;
   std::string failure;
@@ -181,6 +214,7 @@ struct System::Impl : sc_core::sc_module {
       ls.timing = p.timing;
       ls.pools = p.pools;
       ls.traffic = p.ep;
+      ls.oracle = p.oracle;
       l.iommu = make_lane(v, root.section("iommu"), root.section("driver"), root.section("traffic"), ls);
       l.endpoint = std::make_unique<traffic::Endpoint>((v + "_endpoint").c_str(), p.ep);
       l.iommu->bind(*l.endpoint);
@@ -190,6 +224,22 @@ struct System::Impl : sc_core::sc_module {
       l.endpoint->register_stats(reg, v + ".endpoint");
       reg.add(v + ".workload.unmaps", l.unmaps, "count", "strict unmap operations (PTE clear + range invalidation + sync)");
       reg.add(v + ".workload.domain_flushes", l.domain_flushes, "count", "whole-domain invalidations");
+      if (p.stress) {
+        StressConfig sc;
+        sc.translation = p.translation;
+        sc.window_base = p.ep.window_base;
+        sc.window_bytes = p.ep.window_bytes;
+        sc.leaf_bytes = churn_unit(p);
+        sc.mixed_leaves = p.mixed_leaves;
+        sc.s2_page = p.s2_page;
+        sc.guest_ram_pa = p.guest_ram_pa;
+        sc.guest_ram_bytes = p.guest_ram_bytes;
+        sc.buffer_ipa = p.buffer_ipa;
+        sc.stride = p.stride;
+        sc.seed = p.seed;
+        l.stress = std::make_unique<StressWorkload>(sc, l.iommu->driver());
+        l.stress->register_stats(reg, v + ".workload");
+      }
       sc_core::sc_spawn_options opts;
       sc_core::sc_spawn([this, &l] { workload(l); }, (v + "_workload").c_str(), &opts);
       lanes.push_back(std::move(lane));
@@ -221,7 +271,12 @@ struct System::Impl : sc_core::sc_module {
     std::string why;
     const std::optional<uint32_t> pasid = p.ep.pasid_valid ? std::optional<uint32_t>(p.ep.pasid) : std::nullopt;
     const uint64_t span = p.ep.window_bytes + churn_units(p) * churn_unit(p);
-    if (p.translation == "bypass") return check(l, l.iommu->bypass_all(), "bypass");
+    if (l.stress) return check(l, l.stress->setup(p.ep.requester_id, pasid), "stress setup");
+    if (p.translation == "bypass") {
+      if (!check(l, l.iommu->bypass_all(), "bypass")) return false;
+      if (auto* o = l.iommu->oracle()) o->set_bypass(true);
+      return true;
+    }
     if (p.translation == "s2" || p.translation == "nested") {
       auto s2 = drv.create_domain(DomainKind::Stage2, std::nullopt, &why);
       if (!s2) return check(l, driver::Status::fail(why), "create stage-2 domain");
@@ -268,7 +323,7 @@ struct System::Impl : sc_core::sc_module {
     const uint64_t units = churn_units(p);
     uint64_t op = 0, events_drained_at = 0;
     while (!endpoint.done()) {
-      if (p.unmap_interval_ns == 0 || l.dma_domain == 0) { sc_core::wait(endpoint.done_event()); break; }
+      if (p.unmap_interval_ns == 0 || (l.dma_domain == 0 && !l.stress)) { sc_core::wait(endpoint.done_event()); break; }
       sc_core::wait(sc_core::sc_time(double(p.unmap_interval_ns), sc_core::SC_NS), endpoint.done_event());
       if (endpoint.done()) break;
       ++op;
@@ -276,6 +331,12 @@ struct System::Impl : sc_core::sc_module {
       if (l.iommu->events_recorded() != events_drained_at) {
         events_drained_at = l.iommu->events_recorded();
         l.iommu->drain_events();
+      }
+      if (l.stress) {
+        std::string what;
+        const driver::Status st = l.stress->step(what);
+        if (!check(l, st, ("stress " + what).c_str())) return;
+        continue;
       }
       if (p.domain_every && op % p.domain_every == 0) {
         if (!check(l, drv.invalidate_domain(l.dma_domain), "invalidate_domain")) return;
@@ -371,6 +432,14 @@ RunResult System::run() {
 
   RunResult r;
   std::vector<std::string> vendors;
+  r.violation_records = json::array();
+  for (auto& l : s.lanes) {
+    if (common::CorrectnessOracle* o = l->iommu->oracle()) {
+      o->finish();
+      r.violations += o->violations();
+      for (auto& v : o->violations_json()) r.violation_records.push_back(v);
+    }
+  }
   for (auto& l : s.lanes) {
     vendors.push_back(l->vendor);
     if (!l->failure.empty()) {
@@ -447,6 +516,14 @@ RunResult System::run() {
     return std::string("-");
   });
   per_lane("events recorded", [](const Lane& l) { return std::to_string(l.iommu->events_recorded()); });
+  per_lane("oracle: DMAs checked", [](const Lane& l) {
+    auto* o = l.iommu->oracle();
+    return o ? std::to_string(o->checked()) : std::string("off");
+  });
+  per_lane("  permitted stale / violations", [](const Lane& l) {
+    auto* o = l.iommu->oracle();
+    return o ? std::to_string(o->permitted_stale()) + " / " + std::to_string(o->violations()) : std::string("-");
+  });
   std::vector<std::string> hit_names;
   for (auto& l : s.lanes) {
     std::string line = l->vendor + " cache hit rates:";
@@ -472,6 +549,7 @@ void write_outputs(const std::string& dir, const json& config, const RunResult& 
   write("stats.json", json{{"ok", r.ok}, {"error", r.error}, {"stats", r.stats}}.dump(2) + "\n");
   write("invalidations.json", invalidations.dump(1) + "\n");
   write("summary.txt", r.summary);
+  if (r.violations) write("violations.json", json{{"violations", r.violations}, {"first", r.violation_records}}.dump(2) + "\n");
 }
 
 }  // namespace iommusim::platforms

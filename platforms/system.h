@@ -15,6 +15,8 @@ struct RunResult {
   std::string error;
   std::string summary;          // the human summary (also written to summary.txt)
   nlohmann::json stats;         // stats.json content
+  uint64_t violations = 0;      // correctness-oracle violations, all lanes
+  nlohmann::json violation_records;   // the first ones per lane (time, device, PASID, address, expected, got)
 };
 
 class System {
@@ -33,7 +35,8 @@ class System {
   std::unique_ptr<Impl> impl_;
 };
 
-// Writes config.resolved.json, stats.json, invalidations.json and summary.txt into dir.
+// Writes config.resolved.json, stats.json, invalidations.json and summary.txt into dir,
+// and violations.json when the correctness oracle found any.
 void write_outputs(const std::string& dir, const nlohmann::json& config, const RunResult& r,
                    const nlohmann::json& invalidations);
 

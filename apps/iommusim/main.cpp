@@ -38,6 +38,13 @@ int sc_main(int, char**) {
     iommusim::platforms::RunResult r = system.run();
     iommusim::platforms::write_outputs(out_dir, cfg, r, system.invalidation_records());
     std::cout << r.summary << "  outputs in " << out_dir << "/ (config.resolved.json, stats.json, invalidations.json)\n";
+    if (r.violations) {
+      // Exit status 3: the simulator's own correctness check failed (2: config, 1: run).
+      std::cerr << "iommusim: " << r.violations << " correctness violation(s); the first ones (also in " << out_dir
+                << "/violations.json):\n";
+      for (auto& v : r.violation_records) std::cerr << "  " << v.dump() << "\n";
+      return 3;
+    }
     return r.ok ? 0 : 1;
   } catch (const iommusim::platforms::ConfigError& e) {
     std::cerr << "iommusim: config error: " << e.what() << "\n";

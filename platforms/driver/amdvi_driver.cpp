@@ -115,7 +115,7 @@ bool AmdViDriver::store(const Attachment& at, uint64_t addr, uint64_t value) {
   return true;
 }
 
-Status AmdViDriver::write_gcr3(Attachment& at, uint32_t pasid, uint64_t cr3) {
+Status AmdViDriver::write_gcr3(Attachment& at, uint32_t pasid, uint64_t cr3, bool valid) {
   uint64_t table = at.gcr3_root;
   for (unsigned level = cfg_.glx; level >= 1; --level) {
     const uint64_t key = (uint64_t(level) << 32) | (pasid >> (9 * level));
@@ -129,7 +129,7 @@ Status AmdViDriver::write_gcr3(Attachment& at, uint32_t pasid, uint64_t cr3) {
     }
     table = it->second;
   }
-  if (!store(at, table + uint64_t(gcr3_index(pasid, 0)) * 8, encode_gcr3_entry({true, cr3})))
+  if (!store(at, table + uint64_t(gcr3_index(pasid, 0)) * 8, encode_gcr3_entry({valid, cr3})))
     return Status::fail("GCR3 table not mapped by the host table");
   return {};
 }
@@ -138,7 +138,7 @@ Status AmdViDriver::write_dte(uint32_t rid) {
   const Attachment& at = devices_.at(rid);
   DeviceTableEntry e;
   e.valid = e.tv = true;
-  e.ir = e.iw = true;
+  e.ir = e.iw = !at.blocked;
   if (at.has_host) {
     const AmdDomain& h = *static_cast<const AmdDomain*>(domain(at.host));
     e.mode = kHostMode;
@@ -159,7 +159,23 @@ Status AmdViDriver::write_dte(uint32_t rid) {
   return {};
 }
 
-Status AmdViDriver::attach(uint32_t rid, std::optional<uint32_t> pasid, DomainId d) {
+Status AmdViDriver::detach_device(uint32_t rid, std::optional<uint32_t> pasid) {
+  auto it = devices_.find(rid);
+  if (it == devices_.end()) return Status::fail("RID " + std::to_string(rid) + " is not attached");
+  Attachment& at = it->second;
+  charge_cycles(cfg_.timing.op_overhead_cycles);
+  if (pasid) {
+    if (!at.has_gcr3 || !at.by_pasid.erase(*pasid)) return Status::fail("PASID " + std::to_string(*pasid) + " is not attached");
+    if (Status s = write_gcr3(at, *pasid, 0, false); !s.ok) return s;
+    return submit({cmd_inv_iommu_pages(at.gcr3_domid, 0, kInvAllPagesSize, true, true, *pasid)}, "detach");
+  }
+  at = Attachment{};
+  at.blocked = true;
+  if (Status s = write_dte(rid); !s.ok) return s;
+  return submit({cmd_inv_devtab_entry(uint16_t(rid))}, "detach");
+}
+
+Status AmdViDriver::attach_device(uint32_t rid, std::optional<uint32_t> pasid, DomainId d) {
   Status st;
   AmdDomain* dom = amd_domain(d, st);
   if (!dom) return st;
@@ -167,11 +183,11 @@ Status AmdViDriver::attach(uint32_t rid, std::optional<uint32_t> pasid, DomainId
   if (pasid && dom->kind == DomainKind::Stage2) return Status::fail("a v1 (stage-2) domain attaches to a RID, not a PASID");
   charge_cycles(cfg_.timing.op_overhead_cycles);
   Attachment& at = devices_[rid];
+  at.blocked = false;
   std::vector<CmdWords> cmds;
   if (dom->kind == DomainKind::Stage2) {
-    if (at.has_gcr3 && !at.gcr3_in_guest)
-      return Status::fail("RID has v2 PASID tables without host translation; a host table would nest them");
-    if (at.has_gcr3 && at.host != d) return Status::fail("RID already nests on another v1 domain");
+    // A v1-only domain replaces whatever the DTE held (Linux's domain replace).
+    if ((at.has_gcr3 && !at.gcr3_in_guest) || (at.has_host && at.host != d)) at = Attachment{};
     at.has_host = true; at.host = d;
   } else {
     if (!caps_.gt) return Status::fail("EFR.GTSup=0: no guest (v2) translation");
@@ -179,9 +195,10 @@ Status AmdViDriver::attach(uint32_t rid, std::optional<uint32_t> pasid, DomainId
     if ((p >> caps_.pasid_bits()) != 0 || !gcr3_pasid_fits(p, cfg_.glx))
       return Status::fail("PASID " + std::to_string(p) + " beyond the GCR3 table (driver.amdvi.glx)");
     const bool nested = dom->kind == DomainKind::Nested;
-    if (nested && at.has_host && at.host != dom->parent) return Status::fail("RID already uses another v1 domain");
-    if (!nested && at.has_host) return Status::fail("RID has a v1 host table: attach a nested domain instead");
-    if (at.has_gcr3 && at.gcr3_in_guest != nested) return Status::fail("RID's GCR3 table mixes v2 and nested domains");
+    // Another v1 parent, or a switch between v2 and nested: replace the DTE and GCR3 table.
+    if ((nested && at.has_host && at.host != dom->parent) || (!nested && at.has_host) ||
+        (at.has_gcr3 && at.gcr3_in_guest != nested))
+      at = Attachment{};
     if (!at.has_gcr3) {
       if (nested) { at.has_host = true; at.host = dom->parent; }
       at.gcr3_in_guest = nested;

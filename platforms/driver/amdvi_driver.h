@@ -53,7 +53,6 @@ class AmdViDriver : public DriverBase {
 
   std::string vendor() const override { return "amdvi"; }
   Status init() override;
-  Status attach(uint32_t rid, std::optional<uint32_t> pasid, DomainId domain) override;
   Status invalidate_range(DomainId d, uint64_t iova, uint64_t bytes, bool leaf) override;
   Status invalidate_domain(DomainId d) override;
   Status sync() override;
@@ -84,13 +83,20 @@ class AmdViDriver : public DriverBase {
     std::map<uint64_t, uint64_t> gcr3_tables;        // (level << 32 | prefix) -> table
     uint16_t gcr3_domid = 0;                         // per-device DomainID with a GCR3 table
     bool giov = false;                               // PASID 0 serves non-PASID requests
+    bool blocked = false;                            // IR=IW=0: every request faults
     std::map<uint32_t, DomainId> by_pasid;
   };
 
   std::unique_ptr<Domain> make_domain(DomainKind kind, const Domain* parent, std::string* why) override;
+  // Attaching to another v1 parent (or switching between v1-only, v2 and nested) replaces
+  // the device's DTE and GCR3 table; detaching a PASID clears its GCR3 entry, detaching
+  // the device leaves a DTE with IR=IW=0 (the blocked domain). Each ends with
+  // INVALIDATE_DEVTAB_ENTRY / INVALIDATE_IOMMU_PAGES + COMPLETION_WAIT.
+  Status attach_device(uint32_t rid, std::optional<uint32_t> pasid, DomainId domain) override;
+  Status detach_device(uint32_t rid, std::optional<uint32_t> pasid) override;
   AmdDomain* amd_domain(DomainId d, Status& st) { return static_cast<AmdDomain*>(domain(d, st)); }
   Status write_dte(uint32_t rid);
-  Status write_gcr3(Attachment& at, uint32_t pasid, uint64_t cr3);
+  Status write_gcr3(Attachment& at, uint32_t pasid, uint64_t cr3, bool valid = true);
   bool store(const Attachment& at, uint64_t addr, uint64_t value);
   // Commands that drop `range` (or everything) of domain d.
   std::vector<amdvi::CmdWords> flush_commands(const AmdDomain& dom, DomainId d, uint64_t iova, uint64_t bytes,

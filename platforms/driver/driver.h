@@ -75,10 +75,18 @@ class IommuDriver {
   virtual Status init() = 0;
   // parent: the Stage2 domain a Nested domain sits on.
   virtual std::optional<DomainId> create_domain(DomainKind kind, std::optional<DomainId> parent, std::string* why) = 0;
+  // Attaches (rid, pasid) to `domain`, replacing whatever it was attached to.
   virtual Status attach(uint32_t rid, std::optional<uint32_t> pasid, DomainId domain) = 0;
+  // Blocks (rid, pasid): its DMAs fault (or abort) from then on.
+  virtual Status detach(uint32_t rid, std::optional<uint32_t> pasid) = 0;
+  // Maps unmapped IOVAs; a live leaf in the way is an error (Linux: -EEXIST).
   virtual Status map(DomainId d, uint64_t iova, uint64_t pa, uint64_t bytes, Prot prot, uint64_t page_bytes) = 0;
   // Strict unmap: clears the PTEs, invalidates the range (leaf) and waits for completion.
   virtual Status unmap(DomainId d, uint64_t iova, uint64_t bytes) = 0;
+  // Changes live leaves in place, then invalidates them (leaf) and waits: new rights
+  // (protect), or a new output address and rights (remap).
+  virtual Status protect(DomainId d, uint64_t iova, uint64_t bytes, Prot prot) = 0;
+  virtual Status remap(DomainId d, uint64_t iova, uint64_t new_out, uint64_t bytes, Prot prot) = 0;
   virtual Status invalidate_range(DomainId d, uint64_t iova, uint64_t bytes, bool leaf) = 0;
   virtual Status invalidate_domain(DomainId d) = 0;
   virtual Status sync() = 0;

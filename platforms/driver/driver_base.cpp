@@ -147,24 +147,48 @@ std::optional<DomainId> DriverBase::create_domain(DomainKind kind, std::optional
   } else {
     dom->tables = std::make_unique<pagetable::TableBuilder>(*dom->format, *host_tables_);
   }
-  if (dom->tables->root() == 0) { if (why) *why = "table pool exhausted"; return std::nullopt; }
+  if (dom->tables->root() == 0) {
+    if (why) *why = p ? "guest table pool exhausted (platform.guest_table_pool_bytes)"
+                      : "host table pool exhausted (platform.table_pool_bytes)";
+    return std::nullopt;
+  }
   domains_.push_back(std::move(dom));
-  return DomainId(domains_.size());
+  const DomainId id = DomainId(domains_.size());
+  if (oracle_) {
+    using K = common::CorrectnessOracle::SpaceKind;
+    oracle_->add_space(id, kind == DomainKind::Stage1 ? K::Stage1 : kind == DomainKind::Stage2 ? K::Stage2 : K::Nested,
+                       kind == DomainKind::Nested ? *parent : 0);
+  }
+  return id;
 }
 
-Status DriverBase::edit_result(const pagetable::EditResult& r) {
+Status DriverBase::edit_result(const pagetable::EditResult& r, const Domain* dom) {
   charge_descriptor_writes(r.descriptors_written);
-  return r.ok ? Status{} : Status::fail(r.error);
+  if (r.ok) return {};
+  if (r.pool_exhausted)
+    return Status::fail(dom && dom->kind == DomainKind::Nested
+                            ? "guest table pool exhausted (raise platform.guest_table_pool_bytes)"
+                            : "host table pool exhausted (raise platform.table_pool_bytes)");
+  return Status::fail(r.error);
 }
+
+namespace {
+common::Rights rights_of(const Prot& p) { return {p.read, p.write, p.exec, true}; }
+pagetable::LeafAttributes leaf_attributes(const Prot& p) {
+  pagetable::LeafAttributes a;
+  a.read = p.read; a.write = p.write; a.exec = p.exec;
+  return a;
+}
+}  // namespace
 
 Status DriverBase::map(DomainId d, uint64_t iova, uint64_t pa, uint64_t bytes, Prot prot, uint64_t page_bytes) {
   Status st;
   Domain* dom = domain(d, st);
   if (!dom) return st;
   charge_cycles(timing_.op_overhead_cycles);
-  pagetable::LeafAttributes a;
-  a.read = prot.read; a.write = prot.write; a.exec = prot.exec;
-  return edit_result(dom->tables->map(iova, pa, bytes, page_bytes, a));
+  if (Status s = edit_result(dom->tables->map(iova, pa, bytes, page_bytes, leaf_attributes(prot)), dom); !s.ok) return s;
+  if (oracle_) oracle_->map(d, iova, pa, bytes, rights_of(prot));
+  return {};
 }
 
 Status DriverBase::unmap(DomainId d, uint64_t iova, uint64_t bytes) {
@@ -172,12 +196,57 @@ Status DriverBase::unmap(DomainId d, uint64_t iova, uint64_t bytes) {
   Domain* dom = domain(d, st);
   if (!dom) return st;
   const uint64_t t0 = to_ps(sc_time_stamp());
+  const common::CorrectnessOracle::ChangeId c = oracle_ ? oracle_->unmap(d, iova, bytes) : 0;
   charge_cycles(timing_.op_overhead_cycles);
-  if (Status s = edit_result(dom->tables->unmap(iova, bytes)); !s.ok) return s;
+  if (Status s = edit_result(dom->tables->unmap(iova, bytes), dom); !s.ok) return s;
   // The PTE clearing is software time of the same operation.
   op_start_ps_ = t0;
   pending_op_ = "unmap";
-  return invalidate_range(d, iova, bytes, true);
+  if (Status s = invalidate_range(d, iova, bytes, true); !s.ok) return s;
+  complete_change(c);
+  return {};
+}
+
+Status DriverBase::change_leaves(DomainId d, uint64_t iova, uint64_t bytes, std::optional<uint64_t> new_out, Prot prot) {
+  Status st;
+  Domain* dom = domain(d, st);
+  if (!dom) return st;
+  if (bytes == 0) return Status::fail("empty range");
+  const uint64_t t0 = to_ps(sc_time_stamp());
+  common::CorrectnessOracle::ChangeId c = 0;
+  if (oracle_)
+    c = new_out ? oracle_->change(d, iova, bytes, *new_out, rights_of(prot)) : oracle_->change_rights(d, iova, bytes, rights_of(prot));
+  charge_cycles(timing_.op_overhead_cycles);
+  if (Status s = edit_result(dom->tables->change(iova, bytes, new_out, leaf_attributes(prot)), dom); !s.ok) return s;
+  op_start_ps_ = t0;
+  pending_op_ = new_out ? "remap" : "protect";
+  if (Status s = invalidate_range(d, iova, bytes, true); !s.ok) return s;
+  complete_change(c);
+  return {};
+}
+
+Status DriverBase::protect(DomainId d, uint64_t iova, uint64_t bytes, Prot prot) {
+  return change_leaves(d, iova, bytes, std::nullopt, prot);
+}
+
+Status DriverBase::remap(DomainId d, uint64_t iova, uint64_t new_out, uint64_t bytes, Prot prot) {
+  return change_leaves(d, iova, bytes, new_out, prot);
+}
+
+Status DriverBase::attach(uint32_t rid, std::optional<uint32_t> pasid, DomainId d) {
+  Status st;
+  if (!domain(d, st)) return st;
+  const common::CorrectnessOracle::ChangeId c = oracle_ ? oracle_->attach(rid, pasid, d) : 0;
+  if (Status s = attach_device(rid, pasid, d); !s.ok) return s;
+  complete_change(c);
+  return {};
+}
+
+Status DriverBase::detach(uint32_t rid, std::optional<uint32_t> pasid) {
+  const common::CorrectnessOracle::ChangeId c = oracle_ ? oracle_->detach(rid, pasid) : 0;
+  if (Status s = detach_device(rid, pasid); !s.ok) return s;
+  complete_change(c);
+  return {};
 }
 
 uint64_t DriverBase::take_op_start(uint64_t now_ps) {
@@ -211,6 +280,10 @@ void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_
     prev_end = t.exec_end_ps;
   }
   r.queueing_ps = first_fetch > t_doorbell && first_fetch != ~0ull ? first_fetch - t_doorbell : 0;
+  // The oracle's barrier time: when the hardware completed the barrier (not when the CPU noticed).
+  last_barrier_ps_ = t_done;
+  if (!traces.empty() && traces.back().exec_end_ps != 0 && traces.back().exec_end_ps <= t_done)
+    last_barrier_ps_ = traces.back().exec_end_ps;
   const uint64_t accounted = r.software_ps + r.queueing_ps + r.fetch_ps + r.execution_ps;
   r.sync_ps = r.total_ps > accounted ? r.total_ps - accounted : 0;
   if (op != "init" && op != "attach") log_.add(r);

@@ -17,6 +17,7 @@
 
 #include "models/common/bits.h"
 #include "models/common/command_trace.h"
+#include "models/common/correctness_oracle.h"
 #include "models/common/payload_pool.h"
 #include "models/memory/sparse_memory.h"
 #include "models/pagetable/table_builder.h"
@@ -40,6 +41,13 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   Status map(DomainId d, uint64_t iova, uint64_t pa, uint64_t bytes, Prot prot, uint64_t page_bytes) override;
   // Strict unmap: clear the leaves, then the backend's invalidate_range(leaf) and wait.
   Status unmap(DomainId d, uint64_t iova, uint64_t bytes) override;
+  Status protect(DomainId d, uint64_t iova, uint64_t bytes, Prot prot) override;
+  Status remap(DomainId d, uint64_t iova, uint64_t new_out, uint64_t bytes, Prot prot) override;
+  // Tell the oracle every change, then the backend's attach_device / detach_device.
+  Status attach(uint32_t rid, std::optional<uint32_t> pasid, DomainId domain) final;
+  Status detach(uint32_t rid, std::optional<uint32_t> pasid) final;
+  // The lane's correctness oracle (nullptr: none), told every mapping and change.
+  void set_oracle(common::CorrectnessOracle* o) { oracle_ = o; }
   std::optional<DomainId> create_domain(DomainKind kind, std::optional<DomainId> parent, std::string* why) override;
 
   // Registers the counters every backend has, plus the invalidation log.
@@ -62,6 +70,10 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   // Backend: a new domain with its format and hardware IDs (tables are built here after).
   // parent is the Stage2 domain of a Nested one. Return nullptr with *why set to refuse.
   virtual std::unique_ptr<Domain> make_domain(DomainKind kind, const Domain* parent, std::string* why) = 0;
+  // Backend: point (rid, pasid) at the domain's tables (replacing an earlier attachment), or
+  // block it, with the configuration invalidations that takes, and wait for them.
+  virtual Status attach_device(uint32_t rid, std::optional<uint32_t> pasid, DomainId domain) = 0;
+  virtual Status detach_device(uint32_t rid, std::optional<uint32_t> pasid) = 0;
 
   Domain* domain(DomainId d, Status& st);
   const Domain* domain(DomainId d) const;
@@ -82,7 +94,9 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   bool guest_write(const Domain& stage2, uint64_t ipa, const void* src, unsigned len);
   bool guest_to_pa(const Domain& stage2, uint64_t ipa, uint64_t& pa) const;
 
-  Status edit_result(const pagetable::EditResult& r);
+  // Charges the descriptor writes; a failed edit names what was wrong (and the config key
+  // that sizes the pool when one ran out).
+  Status edit_result(const pagetable::EditResult& r, const Domain* dom = nullptr);
   // Time an operation began, so PTE edits before its invalidation count as software time.
   uint64_t take_op_start(uint64_t now_ps);
   std::string take_pending_op(const std::string& fallback);
@@ -104,6 +118,7 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
 
   DriverTiming timing_;
   DriverMemory memory_;
+  common::CorrectnessOracle* oracle_ = nullptr;
   memory::SparseMemory& mem_;
   common::Counter commands_issued_, polls_, events_consumed_;
 
@@ -119,6 +134,11 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   std::vector<std::unique_ptr<Domain>> domains_;
   uint64_t op_start_ps_ = 0;
   std::string pending_op_;
+  uint64_t last_barrier_ps_ = 0;   // when the hardware completed the last barrier we waited for
+  // Tells the oracle that change `c` is covered by the barrier just waited for.
+  void complete_change(common::CorrectnessOracle::ChangeId c) { if (oracle_) oracle_->complete(c, last_barrier_ps_); }
+  // Same-size in-place leaf edit + leaf invalidation (protect and remap).
+  Status change_leaves(DomainId d, uint64_t iova, uint64_t bytes, std::optional<uint64_t> new_out, Prot prot);
 };
 
 }  // namespace iommusim::driver

@@ -120,7 +120,7 @@ Status Smmuv3Driver::write_ste(uint32_t sid) {
     ste.s1_dss = at.bypass_no_pasid ? 1 : 2;   // non-PASID traffic: CD 0 unless only PASIDs attached
     ste.config = at.has_s2 ? SteConfig::Nested : SteConfig::S1Trans;
   } else {
-    ste.config = at.has_s2 ? SteConfig::S2Trans : SteConfig::Bypass;
+    ste.config = at.blocked ? SteConfig::Abort : at.has_s2 ? SteConfig::S2Trans : SteConfig::Bypass;
   }
   if (cfg_.two_level_stream_table && l2_tables_.find(sid >> 8) == l2_tables_.end()) {
     const uint64_t l2 = alloc_host(256 * 64, 4096);
@@ -136,7 +136,7 @@ Status Smmuv3Driver::write_ste(uint32_t sid) {
   return {};
 }
 
-Status Smmuv3Driver::attach(uint32_t rid, std::optional<uint32_t> pasid, DomainId d) {
+Status Smmuv3Driver::attach_device(uint32_t rid, std::optional<uint32_t> pasid, DomainId d) {
   Status st;
   SmmuDomain* dom = smmu_domain(d, st);
   if (!dom) return st;
@@ -145,14 +145,18 @@ Status Smmuv3Driver::attach(uint32_t rid, std::optional<uint32_t> pasid, DomainI
   if (pasid && dom->kind == DomainKind::Stage2) return Status::fail("a stage-2 domain attaches to a RID, not a PASID");
   charge_cycles(cfg_.timing.op_overhead_cycles);
   Attachment& at = streams_[rid];
+  at.blocked = false;
   std::vector<CmdWords> cmds;
   if (dom->kind == DomainKind::Stage2) {
+    if (at.has_cd) at = Attachment{};   // the RID's STE now translates by stage 2 alone
     at.has_s2 = true; at.s2 = d;
   } else {
-    if (dom->kind == DomainKind::Nested) {
-      if (at.has_s2 && at.s2 != dom->parent) return Status::fail("RID already uses another stage-2 domain");
-      at.has_s2 = true; at.s2 = dom->parent;
-    }
+    // Another stage-2 parent, or nesting where the STE was S1-only (or the reverse): the
+    // whole STE is replaced, with a CD table where the new configuration can reach it.
+    const bool nested = dom->kind == DomainKind::Nested;
+    if (at.has_cd && (at.cd_in_guest != nested || (nested && at.s2 != dom->parent))) at = Attachment{};
+    if (!nested && at.has_s2) at = Attachment{};
+    if (nested) { at.has_s2 = true; at.s2 = dom->parent; }
     if (!at.has_cd) {
       const uint64_t bytes = uint64_t(64) << cfg_.cd_table_log2;
       at.cd_in_guest = dom->kind == DomainKind::Nested;
@@ -181,6 +185,29 @@ Status Smmuv3Driver::attach(uint32_t rid, std::optional<uint32_t> pasid, DomainI
   if (Status s = write_ste(rid); !s.ok) return s;
   cmds.insert(cmds.begin(), cmd_cfgi_ste(rid, true));
   return submit(cmds, "attach");
+}
+
+Status Smmuv3Driver::detach_device(uint32_t rid, std::optional<uint32_t> pasid) {
+  auto it = streams_.find(rid);
+  if (it == streams_.end()) return Status::fail("RID " + std::to_string(rid) + " is not attached");
+  Attachment& at = it->second;
+  charge_cycles(cfg_.timing.op_overhead_cycles);
+  if (pasid) {
+    if (!at.by_ssid.erase(*pasid)) return Status::fail("PASID " + std::to_string(*pasid) + " is not attached");
+    const CdWords zero{};   // V=0: the SubstreamID now faults C_BAD_CD
+    const uint64_t cd_addr = at.cd_table + uint64_t(*pasid) * 64;
+    if (at.cd_in_guest) {
+      if (!guest_write(*domain(at.s2), cd_addr, zero.data(), 64)) return Status::fail("CD table not mapped by stage 2");
+    } else {
+      mem_.write(cd_addr, zero.data(), 64);
+    }
+    charge_cycles(8 * uint64_t(cfg_.timing.descriptor_write_cycles));
+    return submit({cmd_cfgi_cd(rid, *pasid, true)}, "detach");
+  }
+  at = Attachment{};
+  at.blocked = true;
+  if (Status s = write_ste(rid); !s.ok) return s;
+  return submit({cmd_cfgi_ste(rid, true)}, "detach");
 }
 
 Status Smmuv3Driver::invalidate_range(DomainId d, uint64_t iova, uint64_t bytes, bool leaf) {

@@ -49,7 +49,6 @@ class Smmuv3Driver : public DriverBase {
 
   std::string vendor() const override { return "smmuv3"; }
   Status init() override;
-  Status attach(uint32_t rid, std::optional<uint32_t> pasid, DomainId domain) override;
   Status invalidate_range(DomainId d, uint64_t iova, uint64_t bytes, bool leaf) override;
   Status invalidate_domain(DomainId d) override;
   Status sync() override;
@@ -74,6 +73,11 @@ class Smmuv3Driver : public DriverBase {
   struct SmmuDomain : Domain { uint16_t vmid = 0, asid = 0; };
 
   std::unique_ptr<Domain> make_domain(DomainKind kind, const Domain* parent, std::string* why) override;
+  // Linux's STE/CD updates: a new stage-2 parent replaces the whole STE (with a fresh CD
+  // table in that guest's memory); detaching a PASID clears its CD, detaching the RID
+  // makes the STE abort (the blocked domain). Each ends with CFGI_STE / CFGI_CD + CMD_SYNC.
+  Status attach_device(uint32_t rid, std::optional<uint32_t> pasid, DomainId domain) override;
+  Status detach_device(uint32_t rid, std::optional<uint32_t> pasid) override;
   SmmuDomain* smmu_domain(DomainId d, Status& st) { return static_cast<SmmuDomain*>(domain(d, st)); }
   Status write_ste(uint32_t sid);
 
@@ -85,7 +89,8 @@ class Smmuv3Driver : public DriverBase {
   bool ril_ = false;
   std::map<uint32_t, uint64_t> l2_tables_;   // 2-level stream table: L1 index -> L2 table
   struct Attachment { DomainId s2 = 0; bool has_s2 = false; uint64_t cd_table = 0; bool cd_in_guest = false;
-                      bool has_cd = false; std::map<uint32_t, DomainId> by_ssid; bool bypass_no_pasid = false; };
+                      bool has_cd = false; std::map<uint32_t, DomainId> by_ssid; bool bypass_no_pasid = false;
+                      bool blocked = false; };
   std::map<uint32_t, Attachment> streams_;
   std::vector<smmuv3::CommandTrace> traces_;   // indexed by queue slot
   uint16_t next_vmid_ = 1, next_asid_ = 1;

@@ -170,6 +170,11 @@ Status VtdDriver::set_pasid_entry(uint32_t rid, uint32_t pasid, const PasidEntry
   }
   if (!descs.empty())
     if (Status s = submit(descs, "attach"); !s.ok) return s;
+  if (!pe.present) {   // detached: the cleared entry stays
+    dev->entries.erase(pasid);
+    dev->by_pasid.erase(pasid);
+    return {};
+  }
   const PasidEntryWords w = encode_pasid_entry(pe);
   mem_.write(addr, w.data(), 64);
   charge_descriptor_writes(8);
@@ -180,7 +185,12 @@ Status VtdDriver::set_pasid_entry(uint32_t rid, uint32_t pasid, const PasidEntry
   return {};
 }
 
-Status VtdDriver::attach(uint32_t rid, std::optional<uint32_t> pasid, DomainId d) {
+Status VtdDriver::detach_device(uint32_t rid, std::optional<uint32_t> pasid) {
+  PasidEntry none;   // P=0
+  return set_pasid_entry(rid, pasid.value_or(cfg_.rid_pasid), none, 0);
+}
+
+Status VtdDriver::attach_device(uint32_t rid, std::optional<uint32_t> pasid, DomainId d) {
   Status st;
   VtdDomain* dom = vtd_domain(d, st);
   if (!dom) return st;

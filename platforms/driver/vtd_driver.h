@@ -51,7 +51,6 @@ class VtdDriver : public DriverBase {
 
   std::string vendor() const override { return "vtd"; }
   Status init() override;
-  Status attach(uint32_t rid, std::optional<uint32_t> pasid, DomainId domain) override;
   Status invalidate_range(DomainId d, uint64_t iova, uint64_t bytes, bool leaf) override;
   Status invalidate_domain(DomainId d) override;
   Status sync() override;
@@ -83,6 +82,10 @@ class VtdDriver : public DriverBase {
   };
 
   std::unique_ptr<Domain> make_domain(DomainKind kind, const Domain* parent, std::string* why) override;
+  // A present PASID entry is torn down first (intel_pasid_tear_down_entry); detaching
+  // leaves it not present, so the PASID's requests fault.
+  Status attach_device(uint32_t rid, std::optional<uint32_t> pasid, DomainId domain) override;
+  Status detach_device(uint32_t rid, std::optional<uint32_t> pasid) override;
   VtdDomain* vtd_domain(DomainId d, Status& st) { return static_cast<VtdDomain*>(domain(d, st)); }
   Status set_pasid_entry(uint32_t rid, uint32_t pasid, const vtd::PasidEntry& pe, DomainId d);
   Status ensure_device(uint32_t rid, Device*& dev);

@@ -1,0 +1,116 @@
+// The correctness oracle's randomized stress matrix: for each vendor x {s1, s2, nested} x
+// {4 KB, 2 MB, 1 GB, mixed leaves} (and SMMUv3 with range invalidation off), DMAs run over
+// a window while the driver remaps, re-protects, unmaps and maps anew, re-attaches and
+// flushes that same window (workload.mode = stress). A cell passes when the oracle saw no
+// violation and did see permitted-stale DMAs (so the race windows were exercised), and every
+// kind of change happened.
+//
+// test_stress runs one seed per cell in the default ctest run; test_stress_long (label
+// `long`) runs STRESS_SEEDS more.
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#ifndef STRESS_FIRST_SEED
+#define STRESS_FIRST_SEED 1
+#endif
+#ifndef STRESS_SEEDS
+#define STRESS_SEEDS 1
+#endif
+
+namespace {
+
+struct Cell {
+  std::string vendor, translation, leaves;
+  bool ril = true;
+};
+
+void PrintTo(const Cell& c, std::ostream* os) {
+  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off");
+}
+
+std::string cell_name(const testing::TestParamInfo<Cell>& i) {
+  return i.param.vendor + "_" + i.param.translation + "_" + i.param.leaves + (i.param.ril ? "" : "_noRIL");
+}
+
+std::vector<Cell> cells() {
+  std::vector<Cell> v;
+  for (const char* vendor : {"smmuv3", "vtd", "amdvi"})
+    for (const char* t : {"s1", "s2", "nested"})
+      for (const char* leaves : {"4k", "2m", "1g", "mixed"}) v.push_back({vendor, t, leaves, true});
+  for (const char* t : {"s1", "s2", "nested"})
+    for (const char* leaves : {"2m", "mixed"}) v.push_back({"smmuv3", t, leaves, false});
+  return v;
+}
+
+// The overrides that give a cell its leaves, window and guest RAM.
+std::string overrides(const Cell& c) {
+  const uint64_t k4 = 4096, m2 = 2ull << 20, g1 = 1ull << 30;
+  uint64_t leaf = k4, window = 64 * k4, guest_ram = 128ull << 20, s2_window_iova = 16ull << 20;
+  if (c.leaves == "2m") { leaf = m2; window = 16 * m2; s2_window_iova = 32ull << 20; }
+  if (c.leaves == "1g") { leaf = g1; window = 4 * g1; guest_ram = 16 * g1; s2_window_iova = 4 * g1; }
+  if (c.leaves == "mixed") { window = 8 * m2; s2_window_iova = 32ull << 20; }
+  const bool s2 = c.translation == "s2", nested = c.translation == "nested";
+  std::string p = " -p iommu.vendor=" + c.vendor + " -p iommu.translation=" + c.translation +
+                  " -p workload.mode=stress -p workload.unmap_interval_ns=1000 -p traffic.transactions=20000" +
+                  " -p sim.progress=false -p traffic.window_bytes=" + std::to_string(window) +
+                  " -p platform.guest_ram_bytes=" + std::to_string(guest_ram);
+  if (c.leaves == "mixed") p += " -p workload.mixed_leaves=true";
+  if (!s2) p += " -p platform.stage1_page_bytes=" + std::to_string(leaf);
+  if (s2 || nested) p += " -p platform.stage2_page_bytes=" + std::to_string(leaf);
+  if (s2) p += " -p traffic.window_iova=" + std::to_string(s2_window_iova);
+  if (!c.ril) p += " -p iommu.smmuv3.range_invalidation=false";
+  return p;
+}
+
+int run(const std::string& args, std::string& out) {
+  const std::string cmd = std::string(IOMMUSIM_BINARY) + " " + args + " 2>&1";
+  FILE* f = popen(cmd.c_str(), "r");
+  if (!f) return -1;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  const int status = pclose(f);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+double stat(const nlohmann::json& stats, const std::string& name) {
+  for (auto& s : stats["stats"])
+    if (s["name"] == name) return s["value"].get<double>();
+  ADD_FAILURE() << "no stat " << name;
+  return -1;
+}
+
+class Stress : public testing::TestWithParam<Cell> {};
+
+TEST_P(Stress, NoViolationAndTheRacesHappen) {
+  const Cell& c = GetParam();
+  for (unsigned seed = STRESS_FIRST_SEED; seed < STRESS_FIRST_SEED + STRESS_SEEDS; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    const std::string dir = testing::TempDir() + "stress_" + cell_name({c, 0}) + "_" + std::to_string(seed);
+    std::string out;
+    const int rc = run("run -o " + dir + " -p sim.seed=" + std::to_string(seed) + overrides(c), out);
+    ASSERT_EQ(rc, 0) << out;
+    std::ifstream in(dir + "/stats.json");
+    const nlohmann::json stats = nlohmann::json::parse(in);
+    const std::string v = c.vendor;
+    EXPECT_GT(stat(stats, v + ".oracle.checked"), 19999);
+    EXPECT_EQ(stat(stats, v + ".oracle.violations"), 0);
+    EXPECT_GT(stat(stats, v + ".oracle.permitted_stale"), 0) << "no DMA raced a change: the cell proves little";
+    for (const char* op : {"remaps", "protects", "unmaps", "reattaches", "flushes"})
+      EXPECT_GT(stat(stats, v + ".workload.stress_" + op), 0) << op;
+    if (c.translation == "nested") {
+      EXPECT_GT(stat(stats, v + ".workload.stress_s2_remaps"), 0);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Matrix, Stress, testing::ValuesIn(cells()), cell_name);
+
+}  // namespace
