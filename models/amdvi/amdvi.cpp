@@ -153,7 +153,7 @@ void AmdVi::walk_fault(const Request& rq, const DeviceTableEntry& dte, bool gues
 // ---------------------------------------------------------------- translation
 
 common::DmaOutcome AmdVi::handle_dma(const common::DmaRequest& d) {
-  const Request rq{uint16_t(d.requester_id), d.pasid_valid, d.pasid, d.input, d.access};
+  const Request rq{uint16_t(d.requester_id), d.pasid_valid, d.pasid, d.input, d.access, d.epoch};
   if (!reg::CTRL_IOMMU_EN::get(regs_.get("CONTROL"))) {   // IommuEn=0: requests pass untranslated
     bypassed_.inc();
     Outcome o;
@@ -276,7 +276,7 @@ AmdVi::Outcome AmdVi::translate(const Request& rq) {
   } else {
     r.stages = common::Stages::Stage2;   // v1 only: the host table, tagged DomainID
   }
-  const common::Translation t = engine_.translate(r, rq.input, rq.access);
+  const common::Translation t = engine_.translate(r, rq.input, rq.access, rq.epoch);
   if (!t.ok) { walk_fault(rq, dte, guest, pasid, t.fault); return o; }
   o.ok = true;
   o.output = t.output;

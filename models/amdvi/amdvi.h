@@ -120,6 +120,7 @@ class AmdVi : public common::IommuBlock {
   struct Request {
     uint16_t device_id = 0; bool pasid_valid = false; uint32_t pasid = 0;
     uint64_t input = 0; pagetable::Access access;
+    uint64_t epoch = common::TranslationEngine::kNow;   // when the request began (DmaRequest::epoch)
   };
   using Outcome = common::DmaOutcome;
 

@@ -61,6 +61,7 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
   const sc_core::sc_time start = sc_core::sc_time_stamp();
   // A barrier orders every DMA begun before the last invalidation, until it completes.
   const InflightRequest inflight(engine_);
+  rq.epoch = inflight.epoch();
   const DmaOutcome o = handle_dma(rq);
   translation_ps_.record(to_ps(sc_core::sc_time_stamp() - start));
   if (!o.ok) {

@@ -29,6 +29,9 @@ struct DmaRequest {
   uint32_t pasid = 0;          // SMMU SubstreamID
   uint64_t input = 0;          // the address the device used
   pagetable::Access access;
+  // The engine's invalidation epoch when the request began: nothing it read (config,
+  // tables) may be cached once a later invalidation has begun (TranslationEngine::epoch()).
+  uint64_t epoch = 0;
 };
 
 struct DmaOutcome {

@@ -19,7 +19,8 @@ std::string validate(const TranslationEngineConfig& c) {
 
 // State of one walk (or one config-address translation) while it runs.
 struct TranslationEngine::WalkContext {
-  uint64_t epoch = 0;
+  uint64_t epoch = 0;          // when the walk began (for the barrier's count)
+  uint64_t fill_epoch = 0;     // what its results may be cached under (the request's epoch)
   bool count_as_walk = true;   // false: config-structure reads, counted apart
   unsigned reads = 0;
   bool faulted = false;        // a nested stage-2 fault, already described in `fault`
@@ -81,7 +82,7 @@ pagetable::WalkResult TranslationEngine::stage_walk(WalkCache& wc, const pagetab
   // Nothing a walk read before an invalidation may be cached after it.
   uint64_t& shifts = stage1 ? s1_wc_shifts_ : s2_wc_shifts_;
   auto fill = [&](unsigned level, uint64_t table, const pagetable::TablePermissions& above) {
-    if (w.epoch != epoch_) return;
+    if (w.fill_epoch != epoch_) return;
     const unsigned shift = f.level_shift(level - 1);
     shifts |= 1ull << shift;
     wc.insert(WalkKey{domain, space, uint8_t(shift), ia >> shift}, WalkEntry{table, uint8_t(level), above});
@@ -109,7 +110,7 @@ bool TranslationEngine::stage2(const Regime& r, uint64_t ipa, const pagetable::A
   // Entries are keyed per 4 KB IPA page but remember the stage-2 leaf size, so combined
   // IOTLB entries can cover the smaller of the two leaves.
   const uint8_t shift = uint8_t(__builtin_ctzll(wr.leaf_bytes));
-  if (w.epoch == epoch_)
+  if (w.fill_epoch == epoch_)
     ipa_cache_.insert(ikey, IpaEntry{wr.output >> 12, wr.leaf.readable, wr.leaf.writable, wr.leaf.exec_user, shift});
   pa = wr.output;
   if (leaf_bytes) *leaf_bytes = wr.leaf_bytes;
@@ -119,7 +120,7 @@ bool TranslationEngine::stage2(const Regime& r, uint64_t ipa, const pagetable::A
 Translation TranslationEngine::translate_config_address(const Regime& r, uint64_t ipa) {
   Translation t;
   WalkContext w;
-  w.epoch = epoch_;
+  w.epoch = w.fill_epoch = epoch_;
   w.count_as_walk = false;
   uint64_t leaf = 0;
   t.ok = stage2(r, ipa, pagetable::Access{}, true, w, t.output, &leaf);
@@ -128,7 +129,8 @@ Translation TranslationEngine::translate_config_address(const Regime& r, uint64_
   return t;
 }
 
-Translation TranslationEngine::translate(const Regime& r, uint64_t input, const pagetable::Access& a) {
+Translation TranslationEngine::translate(const Regime& r, uint64_t input, const pagetable::Access& a,
+                                         uint64_t begun) {
   Translation t;
   const uint8_t kind = entry_kind(r.stages);
 
@@ -156,6 +158,9 @@ Translation TranslationEngine::translate(const Regime& r, uint64_t input, const 
   ResourceGuard walker(walkers_);
   WalkContext w;
   w.epoch = epoch_;
+  // A regime read before the last invalidation began (a stale config) may be walked, but
+  // nothing the walk finds may be cached.
+  w.fill_epoch = begun == kNow ? epoch_ : begun;
   ++current_walks_;
   const sc_core::sc_time begin = sc_time_stamp();
   bool ok = true;
@@ -198,7 +203,7 @@ Translation TranslationEngine::translate(const Regime& r, uint64_t input, const 
   if (!ok) return t;
 
   // A walk overtaken by an invalidation must not install what it read before it.
-  if (stale) stale_fills_dropped_.inc();
+  if (w.fill_epoch != epoch_) stale_fills_dropped_.inc();
   else if (iotlb_.enabled()) {
     const unsigned shift = leaf_bytes >= (1ull << 30) ? 30 : leaf_bytes >= (1ull << 21) ? 21 : 12;
     tlb_page_shifts_ |= uint8_t(1u << ((shift - 12) / 9));

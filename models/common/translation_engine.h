@@ -99,7 +99,14 @@ class TranslationEngine {
                     const TranslationCacheNames& names = {});
 
   // Translates `input` (IOVA/VA) under `r`. Takes time; call from an SC_THREAD.
-  Translation translate(const Regime& r, uint64_t input, const pagetable::Access& a);
+  // `begun` is the epoch at which the request began (DmaRequest::epoch): the regime was
+  // read under it, so nothing is cached if an invalidation began since (default: now).
+  static constexpr uint64_t kNow = ~0ull;
+  Translation translate(const Regime& r, uint64_t input, const pagetable::Access& a, uint64_t begun = kNow);
+  // The current invalidation epoch; begin_epoch() starts a new one (every invalidation
+  // does, configuration invalidations included): fills read under an older epoch are
+  // dropped, and the barrier waits for requests begun before it.
+  uint64_t epoch() const { return epoch_; }
   // Stage-2 translation of a configuration structure the IOMMU reads at a guest address
   // (a CD, the GCR3 table): cached like table fetches, counted as config reads.
   Translation translate_config_address(const Regime& r, uint64_t ipa);
@@ -196,6 +203,7 @@ class InflightRequest {
  public:
   explicit InflightRequest(TranslationEngine* e) : e_(e), epoch_(e ? e->begin_request() : 0) {}
   ~InflightRequest() { if (e_) e_->end_request(epoch_); }
+  uint64_t epoch() const { return epoch_; }
   InflightRequest(const InflightRequest&) = delete;
   InflightRequest& operator=(const InflightRequest&) = delete;
  private:

@@ -126,7 +126,7 @@ void Smmuv3::record_event(const EventRecord& e) {
 // ---------------------------------------------------------------- translation
 
 common::DmaOutcome Smmuv3::handle_dma(const common::DmaRequest& d) {
-  const Request rq{d.requester_id, d.pasid_valid, d.pasid, d.input, d.access};
+  const Request rq{d.requester_id, d.pasid_valid, d.pasid, d.input, d.access, d.epoch};
   if (!reg::CR0_SMMUEN::get(regs_.get("CR0"))) {
     // SMMU disabled: GBPA decides between global bypass and abort.
     Outcome o;
@@ -276,7 +276,7 @@ Smmuv3::Outcome Smmuv3::translate(const Request& rq) {
     record_walk_fault(rq, common::TranslationFault{Fault::Translation, 1, false, 0, 0, 0});
     return o;
   }
-  const common::Translation t = engine_.translate(r, rq.input, rq.access);
+  const common::Translation t = engine_.translate(r, rq.input, rq.access, rq.epoch);
   if (!t.ok) { record_walk_fault(rq, t.fault); return o; }
   o.ok = true;
   o.output = t.output;

@@ -116,6 +116,7 @@ class Smmuv3 : public common::IommuBlock {
   struct Request {
     uint32_t sid = 0; bool ssv = false; uint32_t ssid = 0;
     uint64_t input = 0; pagetable::Access access;
+    uint64_t epoch = common::TranslationEngine::kNow;   // when the request began (DmaRequest::epoch)
   };
   using Outcome = common::DmaOutcome;
 

@@ -228,7 +228,7 @@ FaultReason Vtd::walk_reason(const Request& rq, const common::TranslationFault& 
 // ---------------------------------------------------------------- translation
 
 common::DmaOutcome Vtd::handle_dma(const common::DmaRequest& d) {
-  const Request rq{uint16_t(d.requester_id), d.pasid_valid, d.pasid, d.input, d.access};
+  const Request rq{uint16_t(d.requester_id), d.pasid_valid, d.pasid, d.input, d.access, d.epoch};
   if (!reg::GSTS_TES::get(regs_.get("GSTS"))) {   // translation disabled: DMA passes untranslated
     passed_through_.inc();
     Outcome o;
@@ -344,7 +344,7 @@ Vtd::Outcome Vtd::translate(const Request& rq) {
                                                         : FaultReason::SM_FS_NON_CANONICAL, res->fpd);
     return o;
   }
-  const common::Translation t = engine_.translate(r, rq.input, rq.access);
+  const common::Translation t = engine_.translate(r, rq.input, rq.access, rq.epoch);
   if (!t.ok) { record_fault(rq, walk_reason(rq, t.fault), res->fpd); return o; }
   o.ok = true;
   o.output = t.output;

@@ -121,6 +121,7 @@ class Vtd : public common::IommuBlock {
   struct Request {
     uint16_t rid = 0; bool pasid_valid = false; uint32_t pasid = 0;
     uint64_t input = 0; pagetable::Access access;
+    uint64_t epoch = common::TranslationEngine::kNow;   // when the request began (DmaRequest::epoch)
   };
   using Outcome = common::DmaOutcome;
   struct Resolved { PasidEntry pe; uint32_t pasid = 0; bool fpd = false; };

@@ -203,3 +203,30 @@ TEST(TranslationEngine, BarrierWaitsForOlderDmasStillInFlight) {
 
 }  // namespace
 }  // namespace iommusim
+
+namespace iommusim {
+namespace {
+
+// A request that read its configuration (here: the stage-1 root) before an invalidation
+// began, and walks after it, may use what it read but must not cache it: otherwise a later
+// request under the new configuration but the same tags (AMD's per-device DomainID over two
+// v2 domains) hits the old domain's translation.
+TEST(TranslationEngine, RequestBegunBeforeAnInvalidationCachesNothing) {
+  EngineHarness h(caches_off_but_iotlb());   // every walk is the full 24 reads
+  h.run([&] {
+    const Regime a = h.nested(5, 1, h.s1a);
+    const uint64_t begun = h.engine.epoch();
+    h.engine.invalidate_by_input(InvalidationScope{5u, 1u, 0, 0, false}, common::kAllEntries);
+    ASSERT_NE(h.engine.epoch(), begun);
+    const uint64_t r0 = h.engine.table_reads();
+    EXPECT_TRUE(h.engine.translate(a, 0x10000000, {}, begun).ok);
+    EXPECT_EQ(h.engine.table_reads() - r0, 24u) << "cold 2D walk";
+    // The IOTLB was not filled: the same walk again.
+    EXPECT_EQ(h.reads_for(a, 0x10000000), 24u);
+    // Begun under the current epoch, it is cached.
+    EXPECT_EQ(h.reads_for(a, 0x10000000), 0u);
+  });
+}
+
+}  // namespace
+}  // namespace iommusim
