@@ -12,7 +12,7 @@ build: deps
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	$(BUILD)/iommusim run -o results/default
+	$(BUILD)/iommusim run --force -o results/default
 
 # Default test run (well under 10 minutes); `make test-long` adds tests labelled long.
 test: build
