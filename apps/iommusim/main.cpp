@@ -1,10 +1,12 @@
-// iommusim command line: `iommusim run [CONFIG.json] [-p key.path=value]... [-o DIR] [--force]`.
+// iommusim command line: `iommusim run [CONFIG.json] [-p key.path=value]... [-o DIR] [--force]`
+// and `iommusim compare [--bless] RUN GOLDEN`.
 #include <cstdlib>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 #include <systemc>
 
+#include "apps/iommusim/compare.h"
 #include "platforms/config.h"
 #include "platforms/run_folder.h"
 #include "platforms/system.h"
@@ -26,11 +28,13 @@ int sc_main(int, char**) {
   run->add_option("-o,--out", out_dir, "output directory (created)")->capture_default_str();
   run->add_flag("--print-config", print_config, "print the resolved config and exit");
   run->add_flag("--force", force, "overwrite the run already in the output directory");
+  iommusim::app::CompareCommand compare(app);
   try {
     app.parse(g_argc, g_argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (compare.chosen()) return compare.exec();
 
   nlohmann::json cfg;
   try {
