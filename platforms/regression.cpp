@@ -81,9 +81,9 @@ std::string Tolerance::describe() const {
 bool within(double golden, double got, const Tolerance& t) {
   if (std::isnan(golden) || std::isnan(got)) return false;
   const double allowed = std::max(t.abs, t.rel * std::fabs(golden));
+  if (allowed == 0) return got == golden;
   // A little slack for the rounding in rel * |golden| and in the subtraction, so a value
-  // exactly on the boundary passes; it is far below any tolerance a golden declares and
-  // keeps integer counters exact.
+  // exactly on the boundary passes; it is far below any tolerance a golden declares.
   const double slack = 1e-12 * std::max(1.0, std::fabs(golden));
   return std::fabs(got - golden) <= allowed + slack;
 }
