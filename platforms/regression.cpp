@@ -92,6 +92,8 @@ RunStats flatten_stats(const json& stats_json) {
   if (!stats_json.is_object() || !stats_json.contains("stats") || !stats_json["stats"].is_array())
     throw RegressionError("stats.json has no \"stats\" list");
   RunStats r;
+  if (stats_json.contains("ok") && !stats_json["ok"].is_boolean()) throw RegressionError("ok: must be true or false");
+  if (stats_json.contains("error") && !stats_json["error"].is_string()) throw RegressionError("error: must be a string");
   r.ok = stats_json.value("ok", true);
   r.error = stats_json.value("error", std::string());
   for (const auto& s : stats_json["stats"]) {

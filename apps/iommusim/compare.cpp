@@ -84,7 +84,7 @@ int CompareCommand::exec() const {
     if (!b.golden.contains("run") || b.golden["run"].empty())
       std::cout << "  note: the golden records no run command; pass --config/-p so the golden check can rerun it\n";
     return 0;
-  } catch (const reg::RegressionError& e) {
+  } catch (const std::exception& e) {  // RegressionError, or a file or JSON error on the way
     std::cerr << "iommusim compare: " << e.what() << "\n";
     return 2;
   }

@@ -187,12 +187,18 @@ TEST(Compare, BadInputExitsTwo) {
   const std::string empty_dir = fresh_dir("bad_empty");
   const std::string bad_stats = fresh_dir("bad_stats");
   write_file(bad_stats + "/stats.json", "not json");
+  const std::string no_list = fresh_dir("bad_no_list");
+  write_file(no_list + "/stats.json", R"({ "ok": true, "stats": {} })");
+  const std::string bad_ok = fresh_dir("bad_ok");
+  write_file(bad_ok + "/stats.json", R"({ "ok": "yes", "stats": [] })");
 
   struct Case { std::string args, says; };
   for (const Case& c : std::vector<Case>{
            {"/nonexistent/run " + d + "/good.json", "no run folder /nonexistent/run"},
            {empty_dir + " " + d + "/good.json", "has no stats.json"},
            {bad_stats + " " + d + "/good.json", "not valid JSON"},
+           {no_list + " " + d + "/good.json", "no \"stats\" list"},
+           {bad_ok + " " + d + "/good.json", "stats.json: ok: must be true or false"},
            {run + " " + d + "/absent.json", "no golden " + d + "/absent.json"},
            {run + " " + d + "/notjson.json", "notjson.json: not valid JSON"},
            {run + " " + d + "/typo.json", "tolerance.default.rell: unknown key"},
