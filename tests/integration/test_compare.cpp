@@ -1,33 +1,23 @@
 // `iommusim compare [--bless] RUN GOLDEN` and run folders, through the binary as a user
 // runs them. The stats.json files and goldens are written by hand with known values, so
 // every verdict below is worked out by hand (docs/regression.md gives the rules).
-#include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#include "tests/support/run_cli.h"
 
 namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-struct CliRun { int exit_code; std::string out; };
-CliRun run_cli(const std::string& args) {
-  const std::string cmd = std::string(IOMMUSIM_BINARY) + " " + args + " 2>&1";
-  CliRun r{-1, {}};
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using iommusim::test::CliRun;
+using iommusim::test::run_cli;
 
 // A fresh folder under the test temp dir.
 std::string fresh_dir(const std::string& name) {
