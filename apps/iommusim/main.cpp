@@ -1,11 +1,14 @@
-// iommusim command line: `iommusim run [CONFIG.json] [-p key.path=value]... [-o DIR]`.
+// iommusim command line: `iommusim run [CONFIG.json] [-p key.path=value]... [-o DIR] [--force]`
+// and `iommusim compare [--bless] RUN GOLDEN`.
 #include <cstdlib>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
 #include <systemc>
 
+#include "apps/iommusim/compare.h"
 #include "platforms/config.h"
+#include "platforms/run_folder.h"
 #include "platforms/system.h"
 
 namespace {
@@ -19,21 +22,29 @@ int sc_main(int, char**) {
   auto* run = app.add_subcommand("run", "run a simulation (the embedded default when no CONFIG is given)");
   std::string config_path, out_dir = "results/default";
   std::vector<std::string> overrides;
-  bool print_config = false;
+  bool print_config = false, force = false;
   run->add_option("config", config_path, "JSON config (comments allowed); sections may name files")->check(CLI::ExistingFile);
   run->add_option("-p,--param", overrides, "override a key: -p iommu.smmuv3.iotlb.entries=4096");
   run->add_option("-o,--out", out_dir, "output directory (created)")->capture_default_str();
   run->add_flag("--print-config", print_config, "print the resolved config and exit");
+  run->add_flag("--force", force, "overwrite the run already in the output directory");
+  iommusim::app::CompareCommand compare(app);
   try {
     app.parse(g_argc, g_argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (compare.chosen()) return compare.exec();
 
   nlohmann::json cfg;
   try {
     cfg = iommusim::platforms::load_config(config_path, overrides);
     if (print_config) { std::cout << cfg.dump(2) << "\n"; return 0; }
+    if (const auto held = iommusim::platforms::existing_run_files(out_dir); !held.empty() && !force) {
+      std::cerr << "iommusim: " << out_dir << " already holds a run (" << held.front()
+                << "); pass --force to overwrite it, or -o another folder\n";
+      return 2;
+    }
     iommusim::platforms::System system(cfg);
     iommusim::platforms::RunResult r = system.run();
     iommusim::platforms::write_outputs(out_dir, cfg, r, system.invalidation_records());

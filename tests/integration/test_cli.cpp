@@ -9,20 +9,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "tests/support/run_cli.h"
+
 namespace {
-struct CliRun { int exit_code; std::string out; };
-CliRun run_cli(const std::string& args) {
-  const std::string cmd = std::string(IOMMUSIM_BINARY) + " " + args + " 2>&1";
-  CliRun r{-1, {}};
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using iommusim::test::CliRun;
+using iommusim::test::run_cli;
 nlohmann::json read_json(const std::string& path) {
   std::ifstream in(path);
   return nlohmann::json::parse(in);
@@ -36,7 +27,7 @@ double stat(const nlohmann::json& stats, const std::string& name, const char* fi
 
 TEST(Cli, DefaultRunPrintsSummaryAndWritesOutputs) {
   const std::string dir = ::testing::TempDir() + "cli_default";
-  CliRun r = run_cli("run -o " + dir + " -p traffic.transactions=20000");
+  CliRun r = run_cli("run --force -o " + dir + " -p traffic.transactions=20000");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   for (const char* line : {"IOTLB hit rate", "cache hit rates", "iotlb", "table reads/walk", "walk latency",
                            "latency p99", "mean software", "mean sync"})
@@ -63,8 +54,8 @@ TEST(Cli, DefaultRunPrintsSummaryAndWritesOutputs) {
 
 TEST(Cli, SameSeedGivesIdenticalStats) {
   const std::string a = ::testing::TempDir() + "cli_seed_a", b = ::testing::TempDir() + "cli_seed_b";
-  ASSERT_EQ(run_cli("run -o " + a + " -p traffic.transactions=5000").exit_code, 0);
-  ASSERT_EQ(run_cli("run -o " + b + " -p traffic.transactions=5000").exit_code, 0);
+  ASSERT_EQ(run_cli("run --force -o " + a + " -p traffic.transactions=5000").exit_code, 0);
+  ASSERT_EQ(run_cli("run --force -o " + b + " -p traffic.transactions=5000").exit_code, 0);
   // stats.json holds only simulated figures, so it must match byte for byte.
   std::ifstream fa(a + "/stats.json"), fb(b + "/stats.json");
   std::stringstream sa, sb;
@@ -93,7 +84,7 @@ TEST(Cli, ExampleConfigsRun) {
     if (e.path().extension() != ".json") continue;
     ++n;
     const std::string dir = ::testing::TempDir() + "cli_example_" + e.path().stem().string();
-    CliRun r = run_cli("run " + e.path().string() + " -o " + dir + " -p traffic.transactions=5000");
+    CliRun r = run_cli("run --force " + e.path().string() + " -o " + dir + " -p traffic.transactions=5000");
     EXPECT_EQ(r.exit_code, 0) << e.path() << "\n" << r.out;
     // Every vendor lane the example runs: no faults, all traffic done.
     auto stats = read_json(dir + "/stats.json");
@@ -114,7 +105,7 @@ TEST(Cli, ExampleConfigsRun) {
 // The cold example really is the full 2D walk.
 TEST(Cli, ColdNestedExampleWalksTwentyFourReads) {
   const std::string dir = ::testing::TempDir() + "cli_cold";
-  CliRun r = run_cli("run " + std::string(IOMMUSIM_SOURCE_DIR) + "/configs/examples/smmuv3_nested_cold.json -o " + dir +
+  CliRun r = run_cli("run --force " + std::string(IOMMUSIM_SOURCE_DIR) + "/configs/examples/smmuv3_nested_cold.json -o " + dir +
                      " -p traffic.transactions=3000");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   auto stats = read_json(dir + "/stats.json");
@@ -126,7 +117,7 @@ TEST(Cli, ColdNestedExampleWalksTwentyFourReads) {
 // reports the same figures.
 TEST(Cli, DefaultRunComparesEveryVendorOnIdenticalTraffic) {
   const std::string dir = ::testing::TempDir() + "cli_side_by_side";
-  CliRun r = run_cli("run -o " + dir + " -p traffic.transactions=5000");
+  CliRun r = run_cli("run --force -o " + dir + " -p traffic.transactions=5000");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   auto cfg = read_json(dir + "/config.resolved.json");
   const std::string vendors = cfg["iommu"]["vendor"].get<std::string>();

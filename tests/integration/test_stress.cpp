@@ -95,7 +95,7 @@ TEST_P(Stress, NoViolationAndTheRacesHappen) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     const std::string dir = testing::TempDir() + "stress_" + cell_name({c, 0}) + "_" + std::to_string(seed);
     std::string out;
-    const int rc = run("run -o " + dir + " -p sim.seed=" + std::to_string(seed) + overrides(c), out);
+    const int rc = run("run --force -o " + dir + " -p sim.seed=" + std::to_string(seed) + overrides(c), out);
     ASSERT_EQ(rc, 0) << out;
     std::ifstream in(dir + "/stats.json");
     const nlohmann::json stats = nlohmann::json::parse(in);
