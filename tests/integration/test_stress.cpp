@@ -23,6 +23,9 @@
 #ifndef STRESS_SEEDS
 #define STRESS_SEEDS 1
 #endif
+#ifndef STRESS_SUITE
+#define STRESS_SUITE Matrix
+#endif
 
 namespace {
 
@@ -111,6 +114,6 @@ TEST_P(Stress, NoViolationAndTheRacesHappen) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Matrix, Stress, testing::ValuesIn(cells()), cell_name);
+INSTANTIATE_TEST_SUITE_P(STRESS_SUITE, Stress, testing::ValuesIn(cells()), cell_name);
 
 }  // namespace
