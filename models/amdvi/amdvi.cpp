@@ -145,8 +145,12 @@ void AmdVi::walk_fault(const Request& rq, const DeviceTableEntry& dte, bool gues
     record_event(e);
     return;
   }
-  const bool present = f.fault == Fault::Permission || f.fault == Fault::AddressSize;
-  page_fault(rq, dte, guest, pasid, present, f.fault == Fault::Permission, f.fault == Fault::AddressSize);
+  // Not present: PR=0. Present but denied: PR=1 PE=1. A present entry that is malformed
+  // (reserved bits, bad NextLevel, nonzero skipped-level bits) or an address beyond the
+  // output size: PR=1 RZ=1.
+  const bool malformed = f.fault == Fault::AddressSize || f.fault == Fault::Reserved;
+  const bool present = f.fault == Fault::Permission || malformed;
+  page_fault(rq, dte, guest, pasid, present, f.fault == Fault::Permission, malformed);
 }
 
 // ---------------------------------------------------------------- translation

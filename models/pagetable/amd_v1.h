@@ -2,7 +2,7 @@
 //
 // Models: PDEs whose NextLevel names the level of the next table, including level
 // skipping (NextLevel below current - 1): the IOVA index bits of the skipped levels must be
-// zero, else an I/O page fault (Fault::Translation) -- the walker checks it; natural-size
+// zero, else an I/O page fault with PR=1 (Fault::Reserved) -- the walker checks it; natural-size
 // leaves (NextLevel 0) at levels 1..5; NextLevel 7 "large pages" whose size is the run of
 // ones in the address bits above 12 (size = 2^(1 + first zero bit of pte | 0xFFF)), larger
 // than the level's natural size and smaller than its parent's; IR/IW ANDed across every

@@ -233,7 +233,7 @@ void Smmuv3::record_walk_fault(const Request& rq, const common::TranslationFault
   faults_.inc();
   EventRecord e;
   switch (f.fault) {
-    case Fault::Translation: e.id = EventId::F_TRANSLATION; break;
+    case Fault::Translation: case Fault::Reserved: e.id = EventId::F_TRANSLATION; break;
     case Fault::AccessFlag: e.id = EventId::F_ACCESS; break;
     case Fault::Permission: e.id = EventId::F_PERMISSION; break;
     case Fault::AddressSize: e.id = EventId::F_ADDR_SIZE; break;

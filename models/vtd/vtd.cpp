@@ -202,6 +202,7 @@ FaultReason Vtd::walk_reason(const Request& rq, const common::TranslationFault& 
   if (f.stage == 1) {
     switch (f.fault) {
       case Fault::Translation: case Fault::AccessFlag: return FaultReason::SM_FS_ENTRY_NOT_PRESENT;
+      case Fault::Reserved: return FaultReason::SM_FS_ENTRY_RESERVED;   // 0x72
       case Fault::AddressSize: return f.level == 0 && f.descriptor_address == 0 ? FaultReason::SM_FS_NON_CANONICAL
                                                                                  : FaultReason::SM_FS_ENTRY_RESERVED;
       case Fault::Permission:
@@ -216,7 +217,7 @@ FaultReason Vtd::walk_reason(const Request& rq, const common::TranslationFault& 
     case Fault::Translation: case Fault::AccessFlag:
       // An SS entry with R=W=0 is not present: the access had neither right.
       return f.table_fetch ? FaultReason::SM_FS_ENTRY_READ_DENIED_NESTED : FaultReason::SM_SS_ENTRY_RW_DENIED;
-    case Fault::AddressSize: return FaultReason::SM_SS_ENTRY_RESERVED;
+    case Fault::AddressSize: case Fault::Reserved: return FaultReason::SM_SS_ENTRY_RESERVED;   // 0x7A
     case Fault::Permission:
       if (f.table_fetch) return FaultReason::SM_FS_ENTRY_READ_DENIED_NESTED;
       return w ? FaultReason::SM_WRITE_DENIED : FaultReason::SM_READ_DENIED;

@@ -95,13 +95,55 @@ TEST(AmdViWalks, V1LevelSkipReadsOnlyThePresentLevels) {
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r.data, kMagic);
     EXPECT_EQ(h.iommu.table_reads() - t0, 3u);
-    // A skipped level's index bits must be zero: else an I/O page fault.
+    // A skipped level's index bits must be zero: else an I/O page fault on a present,
+    // malformed entry: PR=1, RZ=1.
     const AmdDmaResult bad = h.read(kRid, iova | (1ull << 30));
     EXPECT_EQ(bad.response, IommuResponse::Fault);
     const auto ev = h.events();
     ASSERT_FALSE(ev.empty());
     EXPECT_EQ(ev.back().code, EventCode::IoPageFault);
     EXPECT_EQ(ev.back().address, iova | (1ull << 30));
+    EXPECT_TRUE(ev.back().pr);
+    EXPECT_TRUE(ev.back().rz);
+    EXPECT_FALSE(ev.back().pe);
+  });
+}
+
+// A present entry that is malformed is an IO_PAGE_FAULT with PR=1 (RZ=1), not PR=0: a PDE
+// whose NextLevel does not go down, and a NextLevel-7 PTE whose size is not between its
+// level's and its parent's.
+TEST(AmdViWalks, MalformedPageTableEntriesArePresentFaults) {
+  AmdHarness h;
+  h.run([](AmdHarness& h) {
+    AMD_ASSERT_OK(h.drv.init());
+    RawTables raw(h.memory, kRawTables);
+    const uint64_t l3 = raw.allocate_table(4096), l2 = raw.allocate_table(4096), l1 = raw.allocate_table(4096);
+    // Mode 3, IOVA 0: index 0 at every level.
+    // AMD level-3 PDE naming NextLevel 3 (itself): PR | NextLevel=3<<9 (0x600) | IR|IW.
+    h.memory.write64(l3, 0x6000000000000601ull | l2);
+    h.write_dte(kRid, v1_dte(3, l3, 5));
+    // Mode 3 again on another device: good PDEs, then a level-1 PTE with NextLevel 7
+    // (0xE00) and ones in address bits 20:12 (0x1F_F000): size 2^(1 + 21) = 4 MB, not below
+    // its parent's 2 MB. PR | IR | IW => 0x6000_0000_001F_FE01.
+    const uint64_t l3b = raw.allocate_table(4096);
+    h.memory.write64(l3b, 0x6000000000000401ull | l2);   // NextLevel 2
+    h.memory.write64(l2, 0x6000000000000201ull | l1);    // NextLevel 1
+    h.memory.write64(l1, 0x60000000001FFE01ull);
+    h.write_dte(kRid + 1, v1_dte(3, l3b, 6));
+    // Both DTEs before any fault: the driver consumes records while it waits on a submit.
+    EXPECT_EQ(h.read(kRid, 0x10).response, IommuResponse::Fault);
+    EXPECT_EQ(h.read(kRid + 1, 0x10).response, IommuResponse::Fault);
+    const auto ev = h.events();
+    ASSERT_EQ(ev.size(), 2u);
+    for (const auto& e : ev) {
+      EXPECT_EQ(e.code, EventCode::IoPageFault);
+      EXPECT_TRUE(e.pr);
+      EXPECT_TRUE(e.rz);
+      EXPECT_FALSE(e.pe);
+      EXPECT_EQ(e.address, 0x10u);
+    }
+    EXPECT_EQ(ev[0].domain_or_pasid, 5u);
+    EXPECT_EQ(ev[1].domain_or_pasid, 6u);
   });
 }
 
