@@ -13,6 +13,9 @@ enum class EventId : uint8_t {
   F_PERMISSION = 0x13, F_TLB_CONFLICT = 0x20, F_CFG_CONFLICT = 0x21
 };
 
+// CLASS of a stage-2 fault (IHI 0070, 7.3 event records): which access faulted.
+enum class EventClass : uint8_t { Cd = 0, TranslationTable = 1, Input = 2 };
+
 using EventWords = std::array<uint64_t, 4>;
 
 struct EventRecord {

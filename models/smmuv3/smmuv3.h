@@ -125,7 +125,9 @@ class Smmuv3 : public common::IommuBlock {
   Outcome translate(const Request& rq);
   std::optional<StreamConfig> fetch_config(const Request& rq);
   void record_event(const EventRecord& e);
-  void record_walk_fault(const Request& rq, const common::TranslationFault& f);
+  // cls: CLASS override (a stage-2 fault while fetching the CD reports CLASS=CD).
+  void record_walk_fault(const Request& rq, const common::TranslationFault& f,
+                         std::optional<EventClass> cls = std::nullopt);
 
   void command_thread();
   bool execute(const Command& c);
