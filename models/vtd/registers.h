@@ -115,14 +115,16 @@ using IQT_QT = Field<18, 4>;
 using ICS_IWC = Field<0, 0>;
 using IQER_IQEI = Field<3, 0>; using IQER_ITESID = Field<47, 32>; using IQER_ICESID = Field<63, 48>;
 
-// IQER.IQEI: why FSTS.IQE was set (values 0-5; the rest are not modelled).
+// IQER.IQEI: why FSTS.IQE was set (VT-d spec, Invalidation Queue Error Record Register;
+// values 0-6, ITE-related ones are not modelled).
 enum class Iqei : uint8_t {
   NoInfo = 0,
-  InvalidTail = 1,        // IQT beyond the queue, or bit 4 set with 256-bit descriptors
+  InvalidTail = 1,        // IQT beyond the queue
   FetchError = 2,
   InvalidType = 3,        // unknown type, or a 256-bit-only type in a 128-bit queue
   ReservedField = 4,      // reserved bit or reserved encoding in a known type
   InvalidWidth = 5,       // IQA.DW holds a descriptor width the hardware does not accept
+  TailMisaligned = 6,     // IQA.DW=1 (256-bit descriptors) and IQT bit 4 set
 };
 
 // Queue geometry: 128-bit descriptors are 16 B, 256-bit ones 32 B (Linux qi_shift).

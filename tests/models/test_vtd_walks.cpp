@@ -206,6 +206,11 @@ TEST(VtdRegisters, CapAndEcapDescribeTheModel) {
     EXPECT_TRUE(ecap.ssts);
     EXPECT_TRUE(ecap.pt);
     EXPECT_EQ(ecap.pasid_bits(), 20u);
+    // SRS (ECAP bit 31): the model checks SRE and the driver sets it (Linux refuses SRE
+    // without SRS). SMPWCS (bit 48): scalable-mode walks are coherent.
+    const uint64_t raw = h.iommu.peek_register(vtd::reg::ECAP);
+    EXPECT_EQ((raw >> 31) & 1, 1u);
+    EXPECT_EQ((raw >> 48) & 1, 1u);
     EXPECT_EQ(cap.sagaw, 0xEu);
     EXPECT_EQ(cap.did_bits(), 16u);
     EXPECT_EQ(cap.mgaw_bits, 48u);
