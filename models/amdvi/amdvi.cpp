@@ -182,8 +182,12 @@ std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq) {
   };
   const uint64_t dtb = regs_.get("DEV_TABLE_BASE");
   const uint64_t bytes = reg::dev_table_bytes(reg::DTB_SIZE::get(dtb));
-  // A DeviceID beyond the table has no entry: reported as an illegal DTE.
-  if ((uint64_t(rq.device_id) + 1) * kDteBytes > bytes) return illegal(false);
+  // A DeviceID beyond the table has no entry: an IO_PAGE_FAULT (not present, no DomainID),
+  // as VirtualBox raises it (kIoPageFaultType_DevId_Invalid); the access is aborted.
+  if ((uint64_t(rq.device_id) + 1) * kDteBytes > bytes) {
+    page_fault(rq, DeviceTableEntry{}, false, 0, false, false, false);
+    return std::nullopt;
+  }
   const uint64_t addr = reg::DTB_BASE::get_address(dtb) + uint64_t(rq.device_id) * kDteBytes;
   DteWords w{};
   config_reads_.inc();

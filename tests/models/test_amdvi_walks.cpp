@@ -147,6 +147,24 @@ TEST(AmdViWalks, MalformedPageTableEntriesArePresentFaults) {
   });
 }
 
+// A DeviceID beyond the device table has no DTE: an IO_PAGE_FAULT (VirtualBox
+// kIoPageFaultType_DevId_Invalid), not ILLEGAL_DEV_TABLE_ENTRY. The driver's table holds
+// 256 DTEs (DeviceIDs 0..255).
+TEST(AmdViWalks, DeviceIdBeyondTheDeviceTableIsAnIoPageFault) {
+  AmdHarness h;
+  h.run([](AmdHarness& h) {
+    AMD_ASSERT_OK(h.drv.init());
+    EXPECT_EQ(h.read(0x100, kIova).response, IommuResponse::Fault);
+    const auto ev = h.events();
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_EQ(ev[0].code, EventCode::IoPageFault);
+    EXPECT_EQ(ev[0].device_id, 0x100u);
+    EXPECT_FALSE(ev[0].pr);
+    EXPECT_EQ(ev[0].domain_or_pasid, 0u);
+    EXPECT_EQ(ev[0].address, kIova);
+  });
+}
+
 TEST(AmdViWalks, V1NextLevel7LargePage) {
   AmdHarness h;
   h.run([](AmdHarness& h) {
