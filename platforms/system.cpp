@@ -418,7 +418,10 @@ RunResult System::run() {
     return fmt(w.percentile(0.5), 0) + " / " + fmt(w.percentile(0.99), 0) + " / " + std::to_string(w.max());
   });
   per_lane("walks", [](const Lane& l) { return std::to_string(l.iommu->walk_reads().count()); });
-  per_lane("config reads (apart)", [](const Lane& l) { return std::to_string(l.iommu->config_reads()); });
+  // Config structures themselves (STE/CD, root/context/PASID, DTE/GCR3), and apart the
+  // stage-2 reads that locate them at guest addresses: one definition for every vendor.
+  per_lane("config reads", [](const Lane& l) { return std::to_string(l.iommu->config_reads()); });
+  per_lane("  stage-2 reads locating them", [](const Lane& l) { return std::to_string(l.iommu->config_locate_reads()); });
   per_lane("walk latency p50 (ns)", [&](const Lane& l) { return ns(l.iommu->walk_latency_ps().percentile(0.5)); });
   per_lane("walk latency p99 (ns)", [&](const Lane& l) { return ns(l.iommu->walk_latency_ps().percentile(0.99)); });
   per_lane("invalidations", [](const Lane& l) {

@@ -95,6 +95,9 @@ class Smmuv3 : public common::IommuBlock {
   const common::Histogram& walk_reads() const { return engine_.walk_reads(); }
   const common::Histogram& walk_latency_ps() const { return engine_.walk_latency_ps(); }
   uint64_t table_reads() const { return engine_.table_reads(); }
+  // Stage-2 reads made to locate a nested stream's CD at its IPA (config_reads counts the
+  // L1 descriptor, STE and CD reads themselves).
+  uint64_t config_locate_reads() const { return engine_.config_table_reads(); }
   uint64_t config_reads() const { return config_reads_.value(); }
   uint64_t events_written() const { return events_.value(); }
 

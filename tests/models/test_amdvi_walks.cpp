@@ -275,13 +275,15 @@ TEST(AmdViWalks, NestedColdWalkMakesExactly24Reads) {
     AMD_ASSERT_OK(h.drv.map(s1, kIova, kBufferGpa, kPage, {}, kPage));
     AMD_ASSERT_OK(h.drv.attach(kRid, std::nullopt, s1));
     h.memory.write64(kGuestRamPa + kBufferGpa + 0x18, kMagic);
-    const uint64_t t0 = h.iommu.table_reads(), c0 = h.iommu.config_reads();
+    const uint64_t t0 = h.iommu.table_reads(), c0 = h.iommu.config_reads(), l0 = h.iommu.config_locate_reads();
     const AmdDmaResult r = h.read(kRid, kIova + 0x18);
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r.data, kMagic);
     EXPECT_EQ(h.iommu.table_reads() - t0, 24u) << "(4+1)(4+1)-1";
-    // Counted apart: DTE, GCR3 entry, and the 4 host reads that locate the GCR3 entry.
-    EXPECT_EQ(h.iommu.config_reads() - c0, 6u);
+    // Counted apart: the DTE and the GCR3 entry (config reads), and in their own count the
+    // 4 host reads that locate the GCR3 entry at its GPA.
+    EXPECT_EQ(h.iommu.config_reads() - c0, 2u);
+    EXPECT_EQ(h.iommu.config_locate_reads() - l0, 4u);
     const uint64_t t1 = h.iommu.table_reads();
     ASSERT_TRUE(h.read(kRid, kIova + 0x18).ok());
     EXPECT_EQ(h.iommu.table_reads(), t1) << "warm: a combined IOTLB entry";
@@ -437,13 +439,14 @@ TEST(AmdViWalks, NestedTwoLevelGcr3TableThroughTheHostTable) {
     AMD_ASSERT_OK(h.drv.attach(kRid, kPasid, s1));
     EXPECT_EQ((h.memory.read64(h.drv.dte_address(kRid)) >> 56) & 3, 1u) << "GLX";
     h.memory.write64(kGuestRamPa + kBufferGpa + 0x40, kMagic);
-    const uint64_t t0 = h.iommu.table_reads(), c0 = h.iommu.config_reads();
+    const uint64_t t0 = h.iommu.table_reads(), c0 = h.iommu.config_reads(), l0 = h.iommu.config_locate_reads();
     const AmdDmaResult r = h.read(kRid, kPasid, kIova + 0x40);
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r.data, kMagic);
     EXPECT_EQ(h.iommu.table_reads() - t0, 24u);
-    // DTE + 2 GCR3 entries, each GCR3 entry located by a 4-level host walk.
-    EXPECT_EQ(h.iommu.config_reads() - c0, 1u + 2u + 2u * 4u);
+    // DTE + 2 GCR3 entries; apart, each GCR3 entry located by a 4-level host walk.
+    EXPECT_EQ(h.iommu.config_reads() - c0, 1u + 2u);
+    EXPECT_EQ(h.iommu.config_locate_reads() - l0, 2u * 4u);
     // PASID 1001 shares the level-1 entry but has no leaf entry: I/O page fault, GN=1.
     EXPECT_EQ(h.read(kRid, 1001u, kIova).response, IommuResponse::Fault);
     const auto ev = h.events();

@@ -69,7 +69,7 @@ TEST(SmmuWalks, NestedColdWalkWithoutWalkCachesReads24Descriptors) {
     IOMMUSIM_ASSERT_OK(h.drv.map(s1, kIova, kBufferIpa, kPage, {}, kPage));
     IOMMUSIM_ASSERT_OK(h.drv.attach(kRid, std::nullopt, s1));
     h.memory.write64(kGuestRamPa + kBufferIpa + 0x40, kMagic);
-    const uint64_t t0 = h.smmu.table_reads(), c0 = h.smmu.config_reads();
+    const uint64_t t0 = h.smmu.table_reads(), c0 = h.smmu.config_reads(), l0 = h.smmu.config_locate_reads();
     const DmaResult r = h.read(kRid, kIova + 0x40);
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r.data, kMagic);
@@ -77,6 +77,9 @@ TEST(SmmuWalks, NestedColdWalkWithoutWalkCachesReads24Descriptors) {
     // stage-2 translation is a config fetch, not a table walk.
     EXPECT_EQ(h.smmu.table_reads() - t0, 24u);
     EXPECT_EQ(h.smmu.config_reads() - c0, 2u);   // STE + CD
+    // Apart: the 4-level stage-2 walk that locates the CD at its IPA (the same count AMD
+    // gives for locating a nested GCR3 entry).
+    EXPECT_EQ(h.smmu.config_locate_reads() - l0, 4u);
     EXPECT_EQ(h.smmu.walk_reads().max(), 24u);
     // Same page again: IOTLB hit, no reads.
     const uint64_t t1 = h.smmu.table_reads();
