@@ -150,3 +150,10 @@ TEST(Cli, DefaultRunComparesEveryVendorOnIdenticalTraffic) {
   }
   EXPECT_GE(lanes, 2u) << "the default compares vendors: " << vendors;
 }
+
+TEST(Cli, UsageErrorsExitTwo) {
+  EXPECT_EQ(run_cli("run --no-such-option").exit_code, 2);   // CLI11: 109
+  EXPECT_EQ(run_cli("run /nonexistent/x.json").exit_code, 2);   // CLI11: 105
+  EXPECT_EQ(run_cli("").exit_code, 2);                        // no subcommand: 106
+  EXPECT_EQ(run_cli("run --help").exit_code, 0);
+}

@@ -94,3 +94,37 @@ TEST(Config, MalformedJsonIsAnErrorNotACrash) {
   const std::string f = write_temp("bad.json", "{ \"sim\": { \"seed\": 1, } ");
   EXPECT_NE(error_of(f, {}).find("not valid JSON"), std::string::npos);
 }
+
+// Issue 9, section 2: bad input ends as a ConfigError naming the key or the file.
+TEST(Config, OverflowingNumberNamesTheKey) {
+  EXPECT_NE(error_of("", {"sim.seed=1e400"}).find("sim.seed"), std::string::npos);
+  const std::string f = write_temp("overflow.json", "{ \"sim\": { \"seed\": 1e400 } }");
+  EXPECT_NE(error_of(f, {}).find("overflow.json"), std::string::npos);
+}
+
+TEST(Config, IncludedSectionThatIsNotAnObjectNamesKeyAndFile) {
+  write_temp("array_section.json", "[1]");
+  const std::string main = write_temp("main_array.json", "{ \"iommu\": { \"smmuv3\": \"array_section.json\" } }");
+  const std::string e = error_of(main, {});
+  EXPECT_NE(e.find("iommu.smmuv3"), std::string::npos) << e;
+  EXPECT_NE(e.find("array_section.json"), std::string::npos) << e;
+}
+
+TEST(Config, UnsignedBeyondInt64DoesNotWrapNegative) {
+  // 2^64-1 read as int64 would be -1, "no PASID".
+  const std::string e = error_of("", {"traffic.pasid=18446744073709551615"});
+  EXPECT_NE(e.find("traffic.pasid"), std::string::npos) << e;
+  EXPECT_NE(error_of("", {"traffic.pasid=9223372036854775808"}).find("traffic.pasid"), std::string::npos);
+}
+
+TEST(Config, NonRegularOrOversizeFilesAreRefused) {
+  EXPECT_NE(error_of("/dev/zero", {}).find("/dev/zero: not a regular file"), std::string::npos);
+  const std::string big = ::testing::TempDir() + "big.json";
+  {
+    std::ofstream out(big);
+    out << "{}";
+    out << std::string(iommusim::platforms::kMaxConfigFileBytes, ' ');
+  }
+  EXPECT_NE(error_of(big, {}).find("config file limit"), std::string::npos);
+  std::remove(big.c_str());
+}
