@@ -38,6 +38,8 @@ struct Params {
   uint64_t unmap_interval_ns, churn_pages, domain_every, extra_pasids;
 };
 
+constexpr unsigned kBarrierReads = 48;
+
 uint64_t check_page(const ConfigReader& r, const std::string& key) {
   const uint64_t v = r.integer(key, 4096, 1ull << 30);
   if (v != 4096 && v != (2ull << 20) && v != (1ull << 30)) r.fail(key, "must be 4096, 2097152 or 1073741824");
@@ -60,7 +62,9 @@ Params read_params(const json& j) {
 
   auto m = root.section("memory");
   p.mem.clock_mhz = m.number("clock_mhz", 1, 100000);
-  p.mem.latency_cycles = unsigned(m.integer("latency_cycles", 0, 100000));
+  // 10000 cycles is 10 us at 1 GHz, far beyond any DRAM (checked against
+  // driver.sync_timeout_us below).
+  p.mem.latency_cycles = unsigned(m.integer("latency_cycles", 0, 10000));
   p.mem.channels = unsigned(m.integer("channels", 1, 1024));
   p.mem.bytes_per_cycle = unsigned(m.integer("bytes_per_cycle", 1, 4096));
 
@@ -82,6 +86,14 @@ Params read_params(const json& j) {
   }
   p.translation = io.choice("translation", {"nested", "s1", "s2", "bypass"});
   p.timing = read_driver_timing(root.section("driver"));
+  // A completion barrier waits for the walks an invalidation overtook (a cold nested walk
+  // is 24 reads) and for its own queue reads and status write: with slow memory it cannot
+  // complete within driver.sync_timeout_us. Refuse such a pair up front (48 reads' margin).
+  const double read_ns = double(p.mem.latency_cycles) * 1000.0 / p.mem.clock_mhz;
+  if (read_ns * kBarrierReads > p.timing.sync_timeout_us * 1000.0)
+    m.fail("latency_cycles", "a memory read of " + std::to_string(read_ns) + " ns makes a barrier (up to " +
+                                 std::to_string(kBarrierReads) + " reads) outlast driver.sync_timeout_us (" +
+                                 std::to_string(p.timing.sync_timeout_us) + " us): raise driver.sync_timeout_us");
 
   auto pl = root.section("platform");
   p.guest_ram_pa = pl.integer("guest_ram_pa", 0, 1ull << 47);
@@ -89,9 +101,14 @@ Params read_params(const json& j) {
   p.buffer_ipa = pl.integer("buffer_ipa", 0, 1ull << 47);
   p.s2_page = check_page(pl, "stage2_page_bytes");
   p.s1_page = check_page(pl, "stage1_page_bytes");
+  // Stage 1 maps the window onto the buffers with stage1_page_bytes leaves, so their
+  // start (an IPA, or a PA offset into guest RAM with s1) must be aligned to it.
+  if (p.buffer_ipa % p.s1_page) pl.fail("buffer_ipa", "must be aligned to platform.stage1_page_bytes (" + std::to_string(p.s1_page) + ")");
   if (p.guest_ram_pa + p.guest_ram_bytes > p.mem.size_bytes)
     pl.fail("guest_ram_pa", "guest RAM ends beyond simulated memory (" + std::to_string(p.mem.size_bytes >> 30) + " GiB)");
   if (p.guest_ram_pa % p.s2_page || p.guest_ram_bytes % p.s2_page) pl.fail("guest_ram_pa", "guest RAM must be aligned to stage2_page_bytes");
+  if (p.translation == "s1" && p.guest_ram_pa % p.s1_page)
+    pl.fail("guest_ram_pa", "with translation s1 guest RAM holds the buffers and must be aligned to stage1_page_bytes");
   if (p.guest_ram_pa < (p.pools.table_pool_base + p.pools.table_pool_bytes) && p.guest_ram_pa + p.guest_ram_bytes > p.pools.table_pool_base)
     pl.fail("guest_ram_pa", "overlaps the host table pool at 0x100000000 (256 MiB)");
 

@@ -151,9 +151,40 @@ TEST(Cli, DefaultRunComparesEveryVendorOnIdenticalTraffic) {
   EXPECT_GE(lanes, 2u) << "the default compares vendors: " << vendors;
 }
 
+// Issue 9, section 2: bad input exits 2 with a message naming the key or file.
+TEST(Cli, BadInputExitsTwoNamingKeyOrFile) {
+  const std::string out = " -o " + ::testing::TempDir() + "cli_bad_input";
+  CliRun r = run_cli("run -p sim.seed=1e400" + out);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("sim.seed"), std::string::npos) << r.out;
+  r = run_cli("run -p traffic.pasid=18446744073709551615" + out);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("traffic.pasid"), std::string::npos) << r.out;
+  r = run_cli("run /dev/zero" + out);   // read without a limit, this grew until killed
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("/dev/zero"), std::string::npos) << r.out;
+  r = run_cli("run -p iommu.smmuv3.iotlb.entries=16777216" + out);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("iommu.smmuv3.iotlb.entries"), std::string::npos) << r.out;
+}
+
 TEST(Cli, UsageErrorsExitTwo) {
   EXPECT_EQ(run_cli("run --no-such-option").exit_code, 2);   // CLI11: 109
   EXPECT_EQ(run_cli("run /nonexistent/x.json").exit_code, 2);   // CLI11: 105
   EXPECT_EQ(run_cli("").exit_code, 2);                        // no subcommand: 106
   EXPECT_EQ(run_cli("run --help").exit_code, 0);
+}
+
+TEST(Cli, BarrierTimeoutNamesTheKey) {
+  // 1 ns reads (48 x 1 ns passes the config check), but a barrier that waits for queue
+  // reads and the driver's 50 ns polls cannot complete within 50 ns.
+  CliRun r = run_cli("run -o " + ::testing::TempDir() + "cli_timeout -p memory.latency_cycles=1 -p driver.sync_timeout_us=0.05");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("not complete after"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("driver.sync_timeout_us"), std::string::npos) << r.out;
+  // Slower memory than the timeout allows is refused up front, naming both keys.
+  r = run_cli("run -o " + ::testing::TempDir() + "cli_timeout -p memory.latency_cycles=10000");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("memory.latency_cycles"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("driver.sync_timeout_us"), std::string::npos) << r.out;
 }
