@@ -28,6 +28,7 @@ namespace {
 struct Params {
   uint64_t seed;
   bool progress;
+  double max_sim_time_us;   // 0: no limit
   memory::MemoryConfig mem;
   std::string translation;
   std::vector<std::string> vendors;
@@ -59,6 +60,7 @@ Params read_params(const json& j) {
   auto sim = root.section("sim");
   p.seed = sim.integer("seed", 0, ~0ull);
   p.progress = sim.boolean("progress");
+  p.max_sim_time_us = sim.number("max_sim_time_us", 0, 1e12);
 
   auto m = root.section("memory");
   p.mem.clock_mhz = m.number("clock_mhz", 1, 100000);
@@ -382,13 +384,32 @@ RunResult System::run() {
   Impl& s = *impl_;
   sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO, sc_core::SC_DO_NOTHING);   // "stopped by user"
   const auto host_start = std::chrono::steady_clock::now();
-  sc_core::sc_start();
+  // sim.max_sim_time_us bounds simulated time; without it a run also ends when it runs out
+  // of events (every process waiting). Either way a lane that did not finish fails the run.
+  if (s.p.max_sim_time_us > 0)
+    sc_core::sc_start(sc_core::sc_time(s.p.max_sim_time_us, sc_core::SC_US));
+  else
+    sc_core::sc_start();
   const double host_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - host_start).count();
   if (s.p.progress && isatty(STDERR_FILENO)) std::fprintf(stderr, "\r%80s\r", "");
 
   RunResult r;
   std::vector<std::string> vendors;
+  bool lane_failed = false;
+  for (auto& l : s.lanes) lane_failed |= !l->failure.empty();
+  const sc_core::sc_time stopped_at = sc_core::sc_time_stamp();
+  const std::string at_us = fmt(stopped_at.to_seconds() * 1e6);
   for (auto& l : s.lanes) {
+    if (!l->finished && l->failure.empty() && !lane_failed) {
+      if (s.p.max_sim_time_us > 0 && stopped_at >= sc_core::sc_time(s.p.max_sim_time_us, sc_core::SC_US))
+        l->failure = "did not finish: simulated time reached sim.max_sim_time_us (" + fmt(s.p.max_sim_time_us) + " us)";
+      else
+        l->failure = "did not finish: the simulation ran out of events at " + at_us + " us";
+      l->failure += " after " + std::to_string(l->endpoint->completed()) + " DMAs";
+    }
+    // A lane stopped during its traffic: its traffic time runs to the stop.
+    if (!l->finished && l->traffic_start != sc_core::SC_ZERO_TIME && l->traffic_end == sc_core::SC_ZERO_TIME)
+      l->traffic_end = stopped_at;
     vendors.push_back(l->vendor);
     if (!l->failure.empty()) {
       r.ok = false;

@@ -175,6 +175,23 @@ TEST(Cli, UsageErrorsExitTwo) {
   EXPECT_EQ(run_cli("run --help").exit_code, 0);
 }
 
+TEST(Cli, MaxSimTimeStopsTheRunKeepsResultsAndExitsOne) {
+  const std::string dir = ::testing::TempDir() + "cli_max_time";
+  // The default run's set-up (mapping 128 MiB of guest RAM) takes about 340 us of
+  // simulated time and its traffic about 5300 us more; stop it at 1500 us, in the traffic.
+  CliRun r = run_cli("run -o " + dir + " -p sim.max_sim_time_us=1500");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("sim.max_sim_time_us"), std::string::npos) << r.out;
+  auto stats = read_json(dir + "/stats.json");
+  EXPECT_FALSE(stats["ok"].get<bool>());
+  for (const char* v : {"smmuv3", "vtd", "amdvi"}) {
+    EXPECT_NE(stats["error"].get<std::string>().find(std::string(v) + ": did not finish"), std::string::npos) << stats["error"];
+    const double done = stat(stats, std::string(v) + ".endpoint.transactions");
+    EXPECT_GT(done, 0) << v;
+    EXPECT_LT(done, 100000) << v;
+  }
+}
+
 TEST(Cli, BarrierTimeoutNamesTheKey) {
   // 1 ns reads (48 x 1 ns passes the config check), but a barrier that waits for queue
   // reads and the driver's 50 ns polls cannot complete within 50 ns.
