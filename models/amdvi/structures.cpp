@@ -15,7 +15,7 @@ std::nullopt_t reject(std::string* why, DteFault* fault, DteFault kind, const ch
   return common::reject(why, reason);
 }
 
-// ---- DTE fields (sheet C.3; Linux DTE_FLAG_*/DEV_ENTRY_*) ----
+// ---- DTE fields (48882 section 2.2.2.1; Linux DTE_FLAG_*/DEV_ENTRY_*) ----
 namespace dte {
 // data[0]
 using V = Field<0, 0>;

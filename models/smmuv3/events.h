@@ -1,5 +1,5 @@
-// SMMUv3 event-queue records (32 bytes). Field positions:
-// /work/shared/reference/hardware-formats.md A.7.
+// SMMUv3 event-queue records (32 bytes). Field positions: Arm SMMUv3 architecture
+// specification (IHI 0070), section 7.3 (event records); Linux EVTQ_* masks.
 #pragma once
 #include <array>
 #include <cstdint>

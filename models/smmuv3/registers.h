@@ -1,4 +1,5 @@
-// SMMUv3 register offsets and ID-register fields (IHI 0070; hardware-formats.md A.1).
+// SMMUv3 register offsets and ID-register fields (Arm SMMUv3 architecture specification,
+// IHI 0070, chapter 6: memory map and registers; Linux ARM_SMMU_* offsets).
 #pragma once
 #include <cstdint>
 

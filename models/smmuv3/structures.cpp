@@ -13,7 +13,7 @@ using common::mask;
 
 using common::reject;
 
-// ---- STE fields (sheet A.3) ----
+// ---- STE fields (IHI 0070 section 5.2) ----
 namespace ste {
 // dw0
 using V = Field<0, 0>;
@@ -32,7 +32,7 @@ using EATS = Field<29, 28>;
 using STRW = Field<31, 30>;
 using SHCFG = Field<45, 44>;
 // dw2. S2S/S2R use the Linux positions (57/58). QEMU instead reads S2HD=56, S2HA=57,
-// S2S=58 (sheet open item 1); revisit against ARM IHI 0070 if stall/record matters.
+// S2S=58; revisit against ARM IHI 0070 section 5.2 if stall/record matters.
 using S2VMID = Field<15, 0>;
 using S2T0SZ = Field<37, 32>;
 using S2SL0 = Field<39, 38>;
@@ -50,7 +50,7 @@ using S2R = Field<58, 58>;
 using S2TTB = Field<51, 4>;
 }  // namespace ste
 
-// ---- CD fields (sheet A.4) ----
+// ---- CD fields (IHI 0070 section 5.4) ----
 namespace cd {
 // dw0
 using T0SZ = Field<5, 0>;

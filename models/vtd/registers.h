@@ -1,8 +1,9 @@
 // Intel VT-d (scalable mode) register offsets and register fields
-// (hardware-formats.md B.1-B.3; Linux intel/iommu.h; QEMU intel_iommu_internal.h).
+// (Intel VT-d architecture specification, chapter 11: register descriptions; Linux
+// intel/iommu.h; QEMU intel_iommu_internal.h).
 // Models: the DMA-remapping register block with QEMU's placement of the IOTLB
-// registers (0xF0) and fault-recording registers (0x220), the CAP/ECAP fields of the
-// sheet (not ECAP bit 28, unconfirmed there), CAP/ECAP builders and parsers.
+// registers (0xF0) and fault-recording registers (0x220), the CAP/ECAP fields of VT-d
+// sections 11.4.2/11.4.3 (not ECAP bit 28), CAP/ECAP builders and parsers.
 // Does not model: MTRRs, PMRs, perfmon, ECMD, VCMD, the page-request queue fields,
 // interrupt remapping (IRTA is only an offset here).
 #pragma once

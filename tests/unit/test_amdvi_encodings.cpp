@@ -1,8 +1,9 @@
 // Known-answer tests for the AMD-Vi encodings: MMIO register fields and EFR caps,
 // Device Table Entries, GCR3 entries, command-buffer entries (builders, Linux's
 // range encoding and the decoder's illegal cases) and event-log records. Every
-// literal was worked out by hand from the field tables in
-// /work/shared/reference/hardware-formats.md C.1-C.8; the arithmetic is in the
+// literal was worked out by hand from the field tables of the AMD IOMMU Specification
+// (48882: sections 2.2 (DTE, page tables, GCR3), 2.4 (commands), 2.5 (event log) and 3.4
+// (registers)); the arithmetic is in the
 // comment next to it. Nibble notation: "n[63:60]=3" means the hex digit for bits
 // 63..60 is 3. Commands and events are shown as u64[0] = data[1]:data[0],
 // u64[1] = data[3]:data[2].

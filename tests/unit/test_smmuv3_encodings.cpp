@@ -1,6 +1,7 @@
 // Known-answer tests for SMMUv3 STE/CD/L1 descriptors, CMDQ entries, the Linux
 // range-TLBI planner and event records. Every literal was worked out by hand from
-// the field table in /work/shared/reference/hardware-formats.md (A.3-A.7); the
+// the field tables of the Arm SMMUv3 architecture specification (IHI 0070: 5.2 STE, 5.4
+// CD, chapter 4 commands, 7.3 event records); the
 // arithmetic is in the comment next to it. Nibble notation: "n[47:44]=3" means
 // hex digit for bits 47..44 is 3.
 #include <gtest/gtest.h>
