@@ -34,6 +34,7 @@ DecodedDescriptor AmdV1Format::decode(unsigned level, uint64_t raw) const {
   const unsigned next = unsigned(extract(raw, kNextLevelHi, kNextLevelLo));
   if (next >= 1 && next <= 6) {
     if (next >= amd) return reserved;   // a PDE must point to a lower level
+    if (raw & mask(60, 52)) return reserved;   // PDE bits 60:52 are reserved
     d.kind = DecodedDescriptor::Kind::Table;
     d.address = raw & mask(kOaHi, kOaLo);
     d.next_level = walk_level(next);
@@ -42,6 +43,7 @@ DecodedDescriptor AmdV1Format::decode(unsigned level, uint64_t raw) const {
     return d;
   }
   if (!leaf_allowed(level)) return reserved;   // the level-6 table holds no pages
+  if (raw & mask(58, 52)) return reserved;     // PTE bits 58:52 are reserved (59 U, 60 FC are not)
   const unsigned natural = level_shift(level);
   unsigned size_shift = natural;
   if (next == kNextLevelLarge) {

@@ -110,8 +110,8 @@ TEST(AmdViWalks, V1LevelSkipReadsOnlyThePresentLevels) {
 }
 
 // A present entry that is malformed is an IO_PAGE_FAULT with PR=1 (RZ=1), not PR=0: a PDE
-// whose NextLevel does not go down, and a NextLevel-7 PTE whose size is not between its
-// level's and its parent's.
+// whose NextLevel does not go down, a NextLevel-7 PTE whose size is not between its
+// level's and its parent's, and a PTE with a reserved bit (58:52) set.
 TEST(AmdViWalks, MalformedPageTableEntriesArePresentFaults) {
   AmdHarness h;
   h.run([](AmdHarness& h) {
@@ -130,11 +130,19 @@ TEST(AmdViWalks, MalformedPageTableEntriesArePresentFaults) {
     h.memory.write64(l2, 0x6000000000000201ull | l1);    // NextLevel 1
     h.memory.write64(l1, 0x60000000001FFE01ull);
     h.write_dte(kRid + 1, v1_dte(3, l3b, 6));
-    // Both DTEs before any fault: the driver consumes records while it waits on a submit.
+    // A third device: the same PDEs down to a natural PTE (NextLevel 0) with bit 52 set:
+    // 0x6010_0000_0000_0001 | kPa.
+    const uint64_t l3c = raw.allocate_table(4096), l2c = raw.allocate_table(4096), l1c = raw.allocate_table(4096);
+    h.memory.write64(l3c, 0x6000000000000401ull | l2c);
+    h.memory.write64(l2c, 0x6000000000000201ull | l1c);
+    h.memory.write64(l1c, 0x6010000000000001ull | kPa);
+    h.write_dte(kRid + 2, v1_dte(3, l3c, 7));
+    // Every DTE before any fault: the driver consumes records while it waits on a submit.
     EXPECT_EQ(h.read(kRid, 0x10).response, IommuResponse::Fault);
     EXPECT_EQ(h.read(kRid + 1, 0x10).response, IommuResponse::Fault);
+    EXPECT_EQ(h.read(kRid + 2, 0x10).response, IommuResponse::Fault);
     const auto ev = h.events();
-    ASSERT_EQ(ev.size(), 2u);
+    ASSERT_EQ(ev.size(), 3u);
     for (const auto& e : ev) {
       EXPECT_EQ(e.code, EventCode::IoPageFault);
       EXPECT_TRUE(e.pr);
@@ -144,6 +152,7 @@ TEST(AmdViWalks, MalformedPageTableEntriesArePresentFaults) {
     }
     EXPECT_EQ(ev[0].domain_or_pasid, 5u);
     EXPECT_EQ(ev[1].domain_or_pasid, 6u);
+    EXPECT_EQ(ev[2].domain_or_pasid, 7u);
   });
 }
 

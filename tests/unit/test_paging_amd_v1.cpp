@@ -112,6 +112,13 @@ TEST(AmdV1, DecodeLiterals) {
   EXPECT_FALSE(t.table_allows_write);
   // Natural 512 GB leaf at AMD level 4 decodes (Linux avoids it for an erratum; the format allows it).
   EXPECT_EQ(f.decode(2, 0x7000008000000001ull).leaf_bytes, 1ull << 39);
+  // Reserved bits: PDE 60:52, PTE 58:52 (bits 59 U and 60 FC are not reserved in a PTE).
+  // PDE 0x6000_0000_0000_3401 | bit 52 (n[55:52]=1) => 0x6010_0000_0000_3401; | FC bit 60 => 0x7000_...
+  EXPECT_EQ(f.decode(2, 0x6010000000003401ull).kind, DecodedDescriptor::Kind::Reserved);
+  EXPECT_EQ(f.decode(2, 0x7000000000003401ull).kind, DecodedDescriptor::Kind::Reserved);
+  // PTE 0x7000_0000_0000_9001 | bit 58 (n[59:56]=4) => 0x7400_0000_0000_9001; U bit 59 (n=8) is fine.
+  EXPECT_EQ(f.decode(5, 0x7400000000009001ull).kind, DecodedDescriptor::Kind::Reserved);
+  EXPECT_EQ(f.decode(5, 0x7800000000009001ull).kind, DecodedDescriptor::Kind::Leaf);
 }
 
 TEST(AmdV1, LiteralSixLevelWalk) {
