@@ -37,11 +37,15 @@ json parse_file(const fs::path& p) {
     throw ConfigError(p.string() + ": larger than the " + std::to_string(kMaxConfigFileBytes >> 20) + " MiB config file limit");
   std::ifstream in(p, std::ios::binary);
   if (!in) throw ConfigError(p.string() + ": cannot open");
-  std::string text(kMaxConfigFileBytes + 1, '\0');   // the file may grow after the size check
-  in.read(&text[0], std::streamsize(text.size()));
-  text.resize(size_t(in.gcount()));
-  if (text.size() > kMaxConfigFileBytes)
-    throw ConfigError(p.string() + ": larger than the " + std::to_string(kMaxConfigFileBytes >> 20) + " MiB config file limit");
+  std::string text;
+  text.reserve(size_t(size));
+  char chunk[1 << 16];
+  // The file may grow after the size check: the limit holds while reading too.
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    text.append(chunk, size_t(in.gcount()));
+    if (text.size() > kMaxConfigFileBytes)
+      throw ConfigError(p.string() + ": larger than the " + std::to_string(kMaxConfigFileBytes >> 20) + " MiB config file limit");
+  }
   return parse_text(text, p.string());
 }
 
