@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "platforms/default_config.h"   // generated from configs/default.json
@@ -19,15 +20,33 @@ json parse_text(const std::string& text, const std::string& origin) {
     return json::parse(text, nullptr, true, /*ignore_comments=*/true);
   } catch (const json::parse_error& e) {
     throw ConfigError(origin + ": not valid JSON: " + e.what());
+  } catch (const json::exception& e) {   // out_of_range: a number beyond double (1e400)
+    throw ConfigError(origin + ": " + e.what());
   }
 }
 
+// A config file is a regular file of at most kMaxConfigFileBytes: /dev/zero, a FIFO or a
+// huge file is refused instead of read until memory runs out.
 json parse_file(const fs::path& p) {
-  std::ifstream in(p);
+  std::error_code ec;
+  const fs::file_status st = fs::status(p, ec);
+  if (ec || !fs::exists(st)) throw ConfigError(p.string() + ": cannot open (no such file)");
+  if (!fs::is_regular_file(st)) throw ConfigError(p.string() + ": not a regular file");
+  const uintmax_t size = fs::file_size(p, ec);
+  if (ec || size > kMaxConfigFileBytes)
+    throw ConfigError(p.string() + ": larger than the " + std::to_string(kMaxConfigFileBytes >> 20) + " MiB config file limit");
+  std::ifstream in(p, std::ios::binary);
   if (!in) throw ConfigError(p.string() + ": cannot open");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_text(ss.str(), p.string());
+  std::string text;
+  text.reserve(size_t(size));
+  char chunk[1 << 16];
+  // The file may grow after the size check: the limit holds while reading too.
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    text.append(chunk, size_t(in.gcount()));
+    if (text.size() > kMaxConfigFileBytes)
+      throw ConfigError(p.string() + ": larger than the " + std::to_string(kMaxConfigFileBytes >> 20) + " MiB config file limit");
+  }
+  return parse_text(text, p.string());
 }
 
 const char* kind(const json& v) {
@@ -48,6 +67,7 @@ void resolve_includes(json& user, const json& schema, const fs::path& dir, const
     if (it->is_string()) {
       const fs::path file = dir / it->get<std::string>();
       *it = parse_file(file);
+      if (!it->is_object()) throw ConfigError(p + ": " + file.string() + ": expected an object, got " + kind(*it));
       resolve_includes(*it, *s, file.parent_path(), p);
     } else if (it->is_object()) {
       resolve_includes(*it, *s, dir, p);
@@ -89,7 +109,13 @@ json load_config(const std::string& path, const std::vector<std::string>& overri
     if (eq == std::string::npos || eq == 0) throw ConfigError("-p " + o + ": expected key.path=value");
     const std::string key = o.substr(0, eq), text = o.substr(eq + 1);
     json value;
-    try { value = json::parse(text); } catch (const json::parse_error&) { value = text; }   // bare words are strings
+    try {
+      value = json::parse(text);
+    } catch (const json::parse_error&) {
+      value = text;   // bare words are strings
+    } catch (const json::exception& e) {   // out_of_range: 1e400
+      throw ConfigError(key + ": " + text + " is not a representable number (" + e.what() + ")");
+    }
     // Build {"a":{"b":value}} and merge it with the same checks as a file.
     json patch = value;
     std::string rest = key;
@@ -142,6 +168,9 @@ uint64_t ConfigReader::integer(const std::string& key, uint64_t min, uint64_t ma
 int64_t ConfigReader::signed_integer(const std::string& key, int64_t min, int64_t max) const {
   const json& v = at(key);
   if (!v.is_number_integer()) fail(key, "expected an integer, got " + v.dump());
+  // An unsigned value >= 2^63 must not wrap to a negative one (2^64-1 is not -1).
+  if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
+    fail(key, "value " + v.dump() + " out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]");
   const int64_t i = v.get<int64_t>();
   if (i < min || i > max) fail(key, "value " + std::to_string(i) + " out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]");
   return i;

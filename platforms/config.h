@@ -1,6 +1,7 @@
 // Run configuration: JSON with comments, checked against the embedded default, which is
 // also the schema. Errors name the key path ("iommu.smmuv3.iotlb.ways: ...").
 #pragma once
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -13,6 +14,9 @@ class ConfigError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// Config files larger than this (or not regular files) are refused.
+inline constexpr uintmax_t kMaxConfigFileBytes = 16u << 20;
 
 // The compiled-in default (configs/default.json).
 const nlohmann::json& default_config();

@@ -1,11 +1,22 @@
 #include "platforms/iommu_lane.h"
 
+#include <algorithm>
+
 namespace iommusim::platforms {
+
+namespace {
+constexpr uint64_t kMaxCacheEntries = 1u << 16;
+constexpr unsigned kMaxCacheWays = 1024;
+}  // namespace
 
 common::CacheConfig read_cache(const ConfigReader& r, uint64_t seed) {
   common::CacheConfig c;
-  c.entries = unsigned(r.integer("entries", 0, 1u << 24));
-  c.ways = unsigned(r.integer("ways", 0, 1u << 24));
+  // Bounded by what a run can hold and search: 2^16 entries (256 MiB of 4 KB reach, 32x
+  // the default IOTLB) per cache, at most 1024 ways searched per lookup.
+  c.entries = unsigned(r.integer("entries", 0, kMaxCacheEntries));
+  c.ways = unsigned(r.integer("ways", 0, kMaxCacheEntries));
+  if (std::min(c.ways ? c.ways : c.entries, c.entries) > kMaxCacheWays)
+    r.fail("ways", "at most " + std::to_string(kMaxCacheWays) + " ways (0 or ways >= entries means fully associative)");
   c.replacement = *common::parse_replacement(r.choice("replacement", {"lru", "round_robin", "random"}));
   c.lookup_cycles = unsigned(r.integer("lookup_cycles", 0, 1000));
   c.ports = unsigned(r.integer("ports", 1, 64));

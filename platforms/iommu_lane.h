@@ -57,9 +57,13 @@ class IommuLane {
   virtual std::vector<CacheView> caches() const = 0;   // the IOTLB first
   virtual const common::Histogram& walk_reads() const = 0;
   virtual const common::Histogram& walk_latency_ps() const = 0;
+  // Reads of configuration structures themselves (STE/CD, root/context/PASID-dir/PASID
+  // entries, DTE/GCR3 entries), the same definition for every vendor.
   virtual uint64_t config_reads() const = 0;
   // The lane's correctness oracle; nullptr when sim.oracle is off.
   virtual common::CorrectnessOracle* oracle() = 0;
+  // Stage-2 reads made to locate configuration structures at guest addresses (nested).
+  virtual uint64_t config_locate_reads() const = 0;
 };
 
 // What every lane does the same way: owns the model and its driver (built on the lane's
@@ -92,6 +96,7 @@ class ModelLane : public IommuLane {
   const common::Histogram& walk_reads() const override { return iommu_.walk_reads(); }
   const common::Histogram& walk_latency_ps() const override { return iommu_.walk_latency_ps(); }
   uint64_t config_reads() const override { return iommu_.config_reads(); }
+  uint64_t config_locate_reads() const override { return iommu_.config_locate_reads(); }
 
  protected:
   memory::SparseMemory& memory_;

@@ -29,6 +29,7 @@ namespace {
 struct Params {
   uint64_t seed;
   bool progress;
+  double max_sim_time_us;   // 0: no limit
   memory::MemoryConfig mem;
   std::string translation;
   std::vector<std::string> vendors;
@@ -41,6 +42,8 @@ struct Params {
   bool stress, mixed_leaves;
   uint64_t stride;   // stress: distance between the target regions a window leaf moves among
 };
+
+constexpr unsigned kBarrierReads = 48;
 
 uint64_t check_page(const ConfigReader& r, const std::string& key) {
   const uint64_t v = r.integer(key, 4096, 1ull << 30);
@@ -62,10 +65,13 @@ Params read_params(const json& j) {
   p.seed = sim.integer("seed", 0, ~0ull);
   p.progress = sim.boolean("progress");
   p.oracle = sim.boolean("oracle");
+  p.max_sim_time_us = sim.number("max_sim_time_us", 0, 1e12);
 
   auto m = root.section("memory");
   p.mem.clock_mhz = m.number("clock_mhz", 1, 100000);
-  p.mem.latency_cycles = unsigned(m.integer("latency_cycles", 0, 100000));
+  // 10000 cycles is 10 us at 1 GHz, far beyond any DRAM (checked against
+  // driver.sync_timeout_us below).
+  p.mem.latency_cycles = unsigned(m.integer("latency_cycles", 0, 10000));
   p.mem.channels = unsigned(m.integer("channels", 1, 1024));
   p.mem.bytes_per_cycle = unsigned(m.integer("bytes_per_cycle", 1, 4096));
 
@@ -87,6 +93,14 @@ Params read_params(const json& j) {
   }
   p.translation = io.choice("translation", {"nested", "s1", "s2", "bypass"});
   p.timing = read_driver_timing(root.section("driver"));
+  // A completion barrier waits for the walks an invalidation overtook (a cold nested walk
+  // is 24 reads) and for its own queue reads and status write: with slow memory it cannot
+  // complete within driver.sync_timeout_us. Refuse such a pair up front (48 reads' margin).
+  const double read_ns = double(p.mem.latency_cycles) * 1000.0 / p.mem.clock_mhz;
+  if (read_ns * kBarrierReads > p.timing.sync_timeout_us * 1000.0)
+    m.fail("latency_cycles", "a memory read of " + std::to_string(read_ns) + " ns makes a barrier (up to " +
+                                 std::to_string(kBarrierReads) + " reads) outlast driver.sync_timeout_us (" +
+                                 std::to_string(p.timing.sync_timeout_us) + " us): raise driver.sync_timeout_us");
 
   auto pl = root.section("platform");
   p.guest_ram_pa = pl.integer("guest_ram_pa", 0, 1ull << 47);
@@ -98,9 +112,14 @@ Params read_params(const json& j) {
   p.pools.guest_pool_bytes = pl.integer("guest_table_pool_bytes", 1u << 20, 64ull << 30);
   if (p.pools.table_pool_bytes % 4096) pl.fail("table_pool_bytes", "must be a multiple of 4096");
   if (p.pools.guest_pool_bytes % 4096) pl.fail("guest_table_pool_bytes", "must be a multiple of 4096");
+  // Stage 1 maps the window onto the buffers with stage1_page_bytes leaves, so their
+  // start (an IPA, or a PA offset into guest RAM with s1) must be aligned to it.
+  if (p.buffer_ipa % p.s1_page) pl.fail("buffer_ipa", "must be aligned to platform.stage1_page_bytes (" + std::to_string(p.s1_page) + ")");
   if (p.guest_ram_pa + p.guest_ram_bytes > p.mem.size_bytes)
     pl.fail("guest_ram_pa", "guest RAM ends beyond simulated memory (" + std::to_string(p.mem.size_bytes >> 30) + " GiB)");
   if (p.guest_ram_pa % p.s2_page || p.guest_ram_bytes % p.s2_page) pl.fail("guest_ram_pa", "guest RAM must be aligned to stage2_page_bytes");
+  if (p.translation == "s1" && p.guest_ram_pa % p.s1_page)
+    pl.fail("guest_ram_pa", "with translation s1 guest RAM holds the buffers and must be aligned to stage1_page_bytes");
   if (p.guest_ram_pa < (p.pools.table_pool_base + p.pools.table_pool_bytes) && p.guest_ram_pa + p.guest_ram_bytes > p.pools.table_pool_base)
     pl.fail("guest_ram_pa", "overlaps the host table pool at 0x100000000 (platform.table_pool_bytes)");
 
@@ -161,7 +180,7 @@ Params read_params(const json& j) {
   p.pools.guest_pool_ipa = (p.buffer_ipa + need + p.s2_page + (p.s2_page - 1)) & ~(p.s2_page - 1);
   if (p.pools.guest_pool_ipa + p.pools.guest_pool_bytes > p.guest_ram_bytes)
     pl.fail("guest_ram_bytes", "too small for the DMA buffers and platform.guest_table_pool_bytes of guest tables");
-  if (p.buffer_ipa % std::max(p.s1_page, p.s2_page)) pl.fail("buffer_ipa", "must be aligned to the stage-1 and stage-2 page sizes");
+  if (p.stress && p.buffer_ipa % p.s2_page) pl.fail("buffer_ipa", "with workload.mode = stress must be aligned to platform.stage2_page_bytes");
   // A stage-2 domain maps all of guest RAM: its leaf tables alone take 8 bytes per page.
   if ((p.translation == "s2" || p.translation == "nested") &&
       p.guest_ram_bytes / p.s2_page * 8 > p.pools.table_pool_bytes / 2)
@@ -426,7 +445,12 @@ RunResult System::run() {
   Impl& s = *impl_;
   sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO, sc_core::SC_DO_NOTHING);   // "stopped by user"
   const auto host_start = std::chrono::steady_clock::now();
-  sc_core::sc_start();
+  // sim.max_sim_time_us bounds simulated time; without it a run also ends when it runs out
+  // of events (every process waiting). Either way a lane that did not finish fails the run.
+  if (s.p.max_sim_time_us > 0)
+    sc_core::sc_start(sc_core::sc_time(s.p.max_sim_time_us, sc_core::SC_US));
+  else
+    sc_core::sc_start();
   const double host_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - host_start).count();
   if (s.p.progress && isatty(STDERR_FILENO)) std::fprintf(stderr, "\r%80s\r", "");
 
@@ -440,7 +464,21 @@ RunResult System::run() {
       for (auto& v : o->violations_json()) r.violation_records.push_back(v);
     }
   }
+  bool lane_failed = false;
+  for (auto& l : s.lanes) lane_failed |= !l->failure.empty();
+  const sc_core::sc_time stopped_at = sc_core::sc_time_stamp();
+  const std::string at_us = fmt(stopped_at.to_seconds() * 1e6);
   for (auto& l : s.lanes) {
+    if (!l->finished && l->failure.empty() && !lane_failed) {
+      if (s.p.max_sim_time_us > 0 && stopped_at >= sc_core::sc_time(s.p.max_sim_time_us, sc_core::SC_US))
+        l->failure = "did not finish: simulated time reached sim.max_sim_time_us (" + fmt(s.p.max_sim_time_us) + " us)";
+      else
+        l->failure = "did not finish: the simulation ran out of events at " + at_us + " us";
+      l->failure += " after " + std::to_string(l->endpoint->completed()) + " DMAs";
+    }
+    // A lane stopped during its traffic: its traffic time runs to the stop.
+    if (!l->finished && l->traffic_start != sc_core::SC_ZERO_TIME && l->traffic_end == sc_core::SC_ZERO_TIME)
+      l->traffic_end = stopped_at;
     vendors.push_back(l->vendor);
     if (!l->failure.empty()) {
       r.ok = false;
@@ -487,7 +525,10 @@ RunResult System::run() {
     return fmt(w.percentile(0.5), 0) + " / " + fmt(w.percentile(0.99), 0) + " / " + std::to_string(w.max());
   });
   per_lane("walks", [](const Lane& l) { return std::to_string(l.iommu->walk_reads().count()); });
-  per_lane("config reads (apart)", [](const Lane& l) { return std::to_string(l.iommu->config_reads()); });
+  // Config structures themselves (STE/CD, root/context/PASID, DTE/GCR3), and apart the
+  // stage-2 reads that locate them at guest addresses: one definition for every vendor.
+  per_lane("config reads", [](const Lane& l) { return std::to_string(l.iommu->config_reads()); });
+  per_lane("  stage-2 reads locating them", [](const Lane& l) { return std::to_string(l.iommu->config_locate_reads()); });
   per_lane("walk latency p50 (ns)", [&](const Lane& l) { return ns(l.iommu->walk_latency_ps().percentile(0.5)); });
   per_lane("walk latency p99 (ns)", [&](const Lane& l) { return ns(l.iommu->walk_latency_ps().percentile(0.99)); });
   per_lane("invalidations", [](const Lane& l) {

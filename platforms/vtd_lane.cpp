@@ -69,6 +69,10 @@ std::unique_ptr<IommuLane> make_vtd_lane(const ConfigReader& s, const ConfigRead
   dc.pdts = unsigned(d.integer("pdts", 0, 7));
   dc.rid_pasid = uint32_t(d.integer("rid_pasid", 0, (1 << 20) - 1));
   if (dc.rid_pasid >> m.pasid_bits) d.fail("rid_pasid", "beyond iommu.vtd.pasid_bits");
+  // The context entry's PASID directory has 2^(PDTS+7) entries of 64 PASIDs each.
+  if (!vtd::pasid_within_dir(dc.rid_pasid, uint8_t(dc.pdts)))
+    d.fail("rid_pasid", "beyond the PASID directory (driver.vtd.pdts = " + std::to_string(dc.pdts) + ": PASIDs below " +
+                            std::to_string(1u << (dc.pdts + 13)) + ")");
   if (auto e = driver::validate(dc); !e.empty()) d.fail("qi_qs", e);
 
   if (settings.traffic.requester_id > 0xFFFF) t.fail("requester_id", "VT-d requester IDs are 16-bit bus:devfn");

@@ -32,7 +32,10 @@ int sc_main(int, char**) {
   try {
     app.parse(g_argc, g_argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help prints and succeeds; every usage error (CLI11's own codes 105, 106, ...) is
+    // a bad-input error like a config error: exit status 2.
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
   }
   if (compare.chosen()) return compare.exec();
 

@@ -146,8 +146,12 @@ void AmdVi::walk_fault(const Request& rq, const DeviceTableEntry& dte, bool gues
     record_event(e);
     return;
   }
-  const bool present = f.fault == Fault::Permission || f.fault == Fault::AddressSize;
-  page_fault(rq, dte, guest, pasid, present, f.fault == Fault::Permission, f.fault == Fault::AddressSize);
+  // Not present: PR=0. Present but denied: PR=1 PE=1. A present entry that is malformed
+  // (reserved bits, bad NextLevel, nonzero skipped-level bits) or an address beyond the
+  // output size: PR=1 RZ=1.
+  const bool malformed = f.fault == Fault::AddressSize || f.fault == Fault::Reserved;
+  const bool present = f.fault == Fault::Permission || malformed;
+  page_fault(rq, dte, guest, pasid, present, f.fault == Fault::Permission, malformed);
 }
 
 // ---------------------------------------------------------------- translation
@@ -179,8 +183,12 @@ std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq) {
   };
   const uint64_t dtb = regs_.get("DEV_TABLE_BASE");
   const uint64_t bytes = reg::dev_table_bytes(reg::DTB_SIZE::get(dtb));
-  // A DeviceID beyond the table has no entry: reported as an illegal DTE.
-  if ((uint64_t(rq.device_id) + 1) * kDteBytes > bytes) return illegal(false);
+  // A DeviceID beyond the table has no entry: an IO_PAGE_FAULT (not present, no DomainID),
+  // as VirtualBox raises it (kIoPageFaultType_DevId_Invalid); the access is aborted.
+  if ((uint64_t(rq.device_id) + 1) * kDteBytes > bytes) {
+    page_fault(rq, DeviceTableEntry{}, false, 0, false, false, false);
+    return std::nullopt;
+  }
   const uint64_t addr = reg::DTB_BASE::get_address(dtb) + uint64_t(rq.device_id) * kDteBytes;
   DteWords w{};
   config_reads_.inc();

@@ -99,8 +99,10 @@ class AmdVi : public common::IommuBlock {
   const common::Histogram& walk_reads() const { return engine_.walk_reads(); }
   const common::Histogram& walk_latency_ps() const { return engine_.walk_latency_ps(); }
   uint64_t table_reads() const { return engine_.table_reads(); }
-  // DTE and GCR3 entry reads, plus host-table reads made to locate GCR3 entries.
-  uint64_t config_reads() const { return config_reads_.value() + engine_.config_table_reads(); }
+  // Reads of configuration structures themselves: DTEs and GCR3 entries.
+  uint64_t config_reads() const { return config_reads_.value(); }
+  // Host-table (stage-2) reads made to locate GCR3 entries at guest addresses (nested).
+  uint64_t config_locate_reads() const { return engine_.config_table_reads(); }
   uint64_t events_written() const { return events_.value(); }
   uint64_t iotlb_entries() const { return engine_.iotlb_entries(); }
 

@@ -2,7 +2,8 @@
 // builders (what a driver writes, following Linux drivers/iommu/amd/iommu.c
 // build_*), the one decoder the model's command processor uses, and the
 // address/S range encoding (Linux build_inv_address) with its inverse.
-// Positions: hardware-formats.md C.7, cross-checked with the reserved-bit checks
+// Positions: AMD IOMMU Specification (48882), section 2.4 (commands), cross-checked
+// with the reserved-bit checks
 // of QEMU hw/i386/amd_iommu.c and VirtualBox's AMD IOMMU command unions.
 // Models all eight commands of the spec; does not model the IOTLB invalidation
 // Type field (InvIotlbTypeSup), vIOMMU commands or SNP-specific behaviour.

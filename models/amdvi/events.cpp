@@ -25,6 +25,10 @@ using Rz = Field<55, 55>;
 using Tr = Field<56, 56>;
 using Type = Field<59, 57>;
 using Code = Field<63, 60>;
+// INVALID_PPR_REQUEST carries the PPR request's own layout (Linux PPR_PASID1/PPR_PASID2).
+using PprPasidLo = Field<31, 16>;
+using PprTag = Field<41, 32>;
+using PprPasidHi = Field<45, 42>;
 
 constexpr uint64_t bitm(unsigned b) { return uint64_t{1} << b; }
 constexpr uint64_t kDevId = mask(15, 0), kDp = mask(19, 16) | mask(47, 32), kHwType = mask(58, 57);
@@ -48,6 +52,10 @@ constexpr uint64_t kDevId = mask(15, 0), kDp = mask(19, 16) | mask(47, 32), kHwT
       return kDevId;
     case EventCode::InvalidDeviceRequest:
       return kDevId | kDp | bitm(48) | bitm(50) | bitm(56) | mask(59, 57);
+    case EventCode::InvalidPprRequest:
+      return kDevId | mask(31, 16) | mask(45, 32) | mask(59, 48);
+    case EventCode::EventCounterZero:
+      return 0;
   }
   return 0;
 }
@@ -58,8 +66,14 @@ EventWords encode_event(const EventRecord& e) {
   EventWords w{};
   DeviceId::put(w[0], e.device_id);
   assert((e.domain_or_pasid >> 20) == 0 && "D/P is at most a 20-bit PASID");
-  PasidHi::put(w[0], common::extract(e.domain_or_pasid, 19, 16));
-  DpLo::put(w[0], common::extract(e.domain_or_pasid, 15, 0));
+  if (e.code == EventCode::InvalidPprRequest) {
+    PprPasidLo::put(w[0], common::extract(e.domain_or_pasid, 15, 0));
+    PprPasidHi::put(w[0], common::extract(e.domain_or_pasid, 19, 16));
+    PprTag::put(w[0], e.tag);
+  } else {
+    PasidHi::put(w[0], common::extract(e.domain_or_pasid, 19, 16));
+    DpLo::put(w[0], common::extract(e.domain_or_pasid, 15, 0));
+  }
   Gn::put(w[0], e.gn);
   Nx::put(w[0], e.nx);
   Us::put(w[0], e.us);
@@ -81,7 +95,12 @@ EventRecord decode_event(const EventWords& w) {
   EventRecord e;
   e.code = static_cast<EventCode>(Code::get(w[0]));
   e.device_id = DeviceId::get(w[0]);
-  e.domain_or_pasid = static_cast<uint32_t>((PasidHi::get(w[0]) << 16) | DpLo::get(w[0]));
+  if (e.code == EventCode::InvalidPprRequest) {
+    e.domain_or_pasid = static_cast<uint32_t>((PprPasidHi::get(w[0]) << 16) | PprPasidLo::get(w[0]));
+    e.tag = static_cast<uint16_t>(PprTag::get(w[0]));
+  } else {
+    e.domain_or_pasid = static_cast<uint32_t>((PasidHi::get(w[0]) << 16) | DpLo::get(w[0]));
+  }
   e.gn = Gn::get(w[0]);
   e.nx = Nx::get(w[0]);
   e.us = Us::get(w[0]);
@@ -106,6 +125,8 @@ const char* event_name(EventCode code) {
     case EventCode::CommandHwError: return "COMMAND_HARDWARE_ERROR";
     case EventCode::IotlbInvTimeout: return "IOTLB_INV_TIMEOUT";
     case EventCode::InvalidDeviceRequest: return "INVALID_DEVICE_REQUEST";
+    case EventCode::InvalidPprRequest: return "INVALID_PPR_REQUEST";
+    case EventCode::EventCounterZero: return "EVENT_COUNTER_ZERO";
   }
   return "UNKNOWN";
 }

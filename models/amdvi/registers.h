@@ -4,7 +4,7 @@
 // buffer, event log, control, exclusion range, EFR, head/tail, status) and the
 // PPR/GA log base/head/tail offsets. Does not model: perf counters (0x4000+),
 // SMI filter, MARC, dual logs, segmented device table, x2APIC interrupt control.
-// Positions: /work/shared/reference/hardware-formats.md C.1/C.2, cross-checked
+// Positions: AMD IOMMU Specification (48882), section 3.4 (MMIO registers), cross-checked
 // against Linux amd_iommu_types.h and the VirtualBox AMD IOMMU register unions.
 #pragma once
 #include <cstdint>
@@ -48,7 +48,7 @@ constexpr uint64_t log_entries(unsigned len) { return uint64_t{1} << len; }
 // Head/tail pointers hold byte offsets into their ring; only [18:4] is writable.
 using RING_PTR = Field<18, 4>;  // get_address() / put_address() give the byte offset
 
-// Control (C.2). InvTimeOut is the ATS invalidation timeout (IOTLB_INV_TIMEOUT).
+// Control (48882 section 3.4, IOMMU Control Register). InvTimeOut is the ATS invalidation timeout (IOTLB_INV_TIMEOUT).
 using CTRL_IOMMU_EN = Field<0, 0>;
 using CTRL_HT_TUN_EN = Field<1, 1>;
 using CTRL_EVT_LOG_EN = Field<2, 2>;

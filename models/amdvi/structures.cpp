@@ -15,7 +15,7 @@ std::nullopt_t reject(std::string* why, DteFault* fault, DteFault kind, const ch
   return common::reject(why, reason);
 }
 
-// ---- DTE fields (sheet C.3; Linux DTE_FLAG_*/DEV_ENTRY_*) ----
+// ---- DTE fields (48882 section 2.2.2.1; Linux DTE_FLAG_*/DEV_ENTRY_*) ----
 namespace dte {
 // data[0]
 using V = Field<0, 0>;
@@ -68,6 +68,7 @@ constexpr uint64_t kUnmodelled3 = ~kRsvd3;
 
 constexpr uint8_t kModeReserved = 7;
 constexpr uint8_t kGlxReserved = 3;
+constexpr uint8_t kHadReserved = 2, kHadAccessDirty = 3;   // DTE.HAD encodings
 constexpr uint8_t kIoCtlReserved = 3;
 constexpr uint8_t kIntCtlReserved = 3;
 constexpr uint8_t kMaxIntTabLen = 11;  // 2048 IRTEs
@@ -176,6 +177,8 @@ std::optional<DeviceTableEntry> decode_dte(const DteWords& w, std::string* why, 
   if (e.tv && e.mode == kModeReserved)
     return reject(why, fault, DteFault::IoPageFault, "DTE.Mode=7 reserved");
   if (e.glx == kGlxReserved) return reject(why, fault, kIll, "DTE.GLX=3 reserved");
+  // HAD: 00 no update, 01 access, 11 access and dirty; 10 is reserved.
+  if (e.had == kHadReserved) return reject(why, fault, kIll, "DTE.HAD=2 reserved");
   if (e.guest_paging_mode > kGuestPaging5Level)
     return reject(why, fault, kIll, "DTE.GuestPagingMode reserved (only 0=4-level, 1=5-level)");
   if (e.ioctl == kIoCtlReserved) return reject(why, fault, kIll, "DTE.IoCtl=3 reserved");
@@ -199,7 +202,7 @@ bool check_dte_caps(const DeviceTableEntry& e, const Caps& caps, std::string* wh
   if (e.giov && !caps.gio) return fail("DTE.GIOV without EFR.GIoSup");
   if (e.ppr && !caps.ppr) return fail("DTE.PPR without EFR.PPRSup");
   if (e.had != 0 && !caps.ha) return fail("DTE.HAD without EFR.HASup");
-  if ((e.had & 2) && !caps.hd) return fail("DTE.HAD dirty update without EFR.HDSup");
+  if (e.had == kHadAccessDirty && !caps.hd) return fail("DTE.HAD dirty update without EFR.HDSup");
   return true;
 }
 

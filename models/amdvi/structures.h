@@ -1,7 +1,7 @@
 // AMD-Vi in-memory configuration structures: the 256-bit Device Table Entry (DTE)
-// and the GCR3 table entry (PASID -> guest CR3). Positions: hardware-formats.md
-// C.3/C.6, Linux amd_iommu_types.h (DTE_*), AMD IOMMU spec 2.2.2.1 via QEMU's
-// reserved masks.
+// and the GCR3 table entry (PASID -> guest CR3). Positions: AMD IOMMU Specification
+// (48882), section 2.2 (device table entry format, GCR3 table), Linux
+// amd_iommu_types.h (DTE_*), QEMU's reserved masks.
 // Models: host (v1) translation fields, guest (GCR3/v2) fields, IOTLB/ATS and
 // fault-suppression flags, interrupt-remapping fields (decoded only).
 // Does not model (rejected when set): data[1] bit 42, data[2] bit 59 and the

@@ -300,7 +300,8 @@ void TranslationEngine::register_stats(StatRegistry& reg, const std::string& p) 
   reg.add(p + ".s1_table_reads", s1_reads_, "count", "stage-1 descriptor reads");
   reg.add(p + ".s2_table_reads", s2_reads_, "count", "stage-2 descriptor reads (incl. those nested in S1 walks)");
   reg.add(p + ".config_table_reads", config_reads_, "count",
-          "stage-2 descriptor reads made to locate configuration structures at guest addresses");
+          "stage-2 descriptor reads made to locate configuration structures at guest addresses "
+          "(apart from config_reads, which counts the structures themselves)");
   reg.add(p + ".stale_fills_dropped", stale_fills_dropped_, "count",
           "walk results not cached because an invalidation overtook the walk");
   reg.add(p + ".walk_reads", walk_reads_, "reads", "page-table reads per IOTLB-miss walk");

@@ -27,10 +27,14 @@ std::string AmdV1Format::name() const { return "amd-v1-mode" + std::to_string(cf
 DecodedDescriptor AmdV1Format::decode(unsigned level, uint64_t raw) const {
   DecodedDescriptor d;
   if (!bit(raw, kPR)) return d;
+  // A present entry that is malformed: an I/O page fault with PR=1 (and RZ=1).
+  DecodedDescriptor reserved;
+  reserved.kind = DecodedDescriptor::Kind::Reserved;
   const unsigned amd = amd_level(level);
   const unsigned next = unsigned(extract(raw, kNextLevelHi, kNextLevelLo));
   if (next >= 1 && next <= 6) {
-    if (next >= amd) return d;   // a PDE must point to a lower level
+    if (next >= amd) return reserved;   // a PDE must point to a lower level
+    if (raw & mask(60, 52)) return reserved;   // PDE bits 60:52 are reserved
     d.kind = DecodedDescriptor::Kind::Table;
     d.address = raw & mask(kOaHi, kOaLo);
     d.next_level = walk_level(next);
@@ -38,14 +42,15 @@ DecodedDescriptor AmdV1Format::decode(unsigned level, uint64_t raw) const {
     d.table_allows_write = bit(raw, kIW);
     return d;
   }
-  if (!leaf_allowed(level)) return d;   // the level-6 table holds no pages
+  if (!leaf_allowed(level)) return reserved;   // the level-6 table holds no pages
+  if (raw & mask(58, 52)) return reserved;     // PTE bits 58:52 are reserved (59 U, 60 FC are not)
   const unsigned natural = level_shift(level);
   unsigned size_shift = natural;
   if (next == kNextLevelLarge) {
     // Bits 11:0 count as ones, bits 63:52 as zeros (the address is zero-extended).
     const uint64_t v = (raw & mask(kOaHi, kOaLo)) | 0xFFF;
     size_shift = unsigned(__builtin_ctzll(~v)) + 1;
-    if (size_shift <= natural || size_shift >= natural + 9 || size_shift > kOaHi + 1) return d;
+    if (size_shift <= natural || size_shift >= natural + 9 || size_shift > kOaHi + 1) return reserved;
   }
   d.kind = DecodedDescriptor::Kind::Leaf;
   d.leaf_bytes = 1ull << size_shift;

@@ -2,11 +2,13 @@
 //
 // Models: PDEs whose NextLevel names the level of the next table, including level
 // skipping (NextLevel below current - 1): the IOVA index bits of the skipped levels must be
-// zero, else an I/O page fault (Fault::Translation) -- the walker checks it; natural-size
+// zero, else an I/O page fault with PR=1 (Fault::Reserved) -- the walker checks it; natural-size
 // leaves (NextLevel 0) at levels 1..5; NextLevel 7 "large pages" whose size is the run of
 // ones in the address bits above 12 (size = 2^(1 + first zero bit of pte | 0xFFF)), larger
 // than the level's natural size and smaller than its parent's; IR/IW ANDed across every
-// level. An address at or above output_bits faults as Fault::AddressSize.
+// level. An address at or above output_bits faults as Fault::AddressSize. Reserved bits
+// (PDE 60:52, PTE 58:52; VirtualBox IOMMU_PDE_RSVD_MASK / IOMMU_PTE_RSVD_MASK) decode as
+// Kind::Reserved, like bad NextLevel and large-page encodings.
 // Does not model: Mode 0 / Mode 7 (no translation / reserved: the device model handles
 // them), the DTE's own IR/IW (the model ANDs them), A/D updates, U, FC and SME C-bit
 // semantics. The 512 GB page erratum is Linux's to avoid: such a leaf decodes.

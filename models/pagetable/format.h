@@ -15,11 +15,14 @@ namespace iommusim::pagetable {
 // (SMMU F_TRANSLATION/F_ACCESS/F_PERMISSION/F_ADDR_SIZE, VT-d reason codes, AMD events).
 enum class Fault : uint8_t {
   None = 0,
-  Translation,    // invalid or reserved descriptor, or input address out of range
+  Translation,    // invalid (not present) descriptor, or input address out of range
   AccessFlag,     // AF clear and hardware AF update disabled
   Permission,
   AddressSize,    // output or table address beyond the output size
   FetchAbort,     // the descriptor read itself failed (external abort, or a nested stage-2 fault)
+  Reserved,       // a present descriptor that is malformed: reserved bits set, a reserved
+                  // encoding, a bad NextLevel or nonzero skipped-level index bits (VT-d
+                  // 0x72/0x7A, AMD IO_PAGE_FAULT PR=1 RZ=1). VMSA reports these as Translation.
 };
 const char* to_string(Fault f);
 
@@ -30,7 +33,8 @@ struct Access {
 };
 
 struct DecodedDescriptor {
-  enum class Kind : uint8_t { Invalid, Table, Leaf } kind = Kind::Invalid;
+  // Invalid: not present. Reserved: present but malformed (reserved bits or encodings).
+  enum class Kind : uint8_t { Invalid, Table, Leaf, Reserved } kind = Kind::Invalid;
   uint64_t address = 0;        // next table base (Table) or output block/page base (Leaf)
   unsigned next_level = 0;     // Table only: level the next table belongs to (formats may skip)
   uint64_t leaf_bytes = 0;     // Leaf only

@@ -42,6 +42,7 @@ EditResult TableBuilder::map(uint64_t ia, uint64_t out, uint64_t bytes, uint64_t
       }
       DecodedDescriptor d = fmt_.decode(level, mem_.read_descriptor(daddr));
       if (d.kind == DecodedDescriptor::Kind::Leaf) { r.ok = false; r.error = "range overlaps an existing larger leaf"; return r; }
+      if (d.kind == DecodedDescriptor::Kind::Reserved) { r.ok = false; r.error = "range crosses a malformed entry"; return r; }
       if (d.kind == DecodedDescriptor::Kind::Invalid) {
         const uint64_t next = mem_.allocate_table(fmt_.table_bytes(level + 1));
         if (next == 0) { r.ok = false; r.error = "table pool exhausted"; r.pool_exhausted = true; return r; }
@@ -76,7 +77,10 @@ EditResult TableBuilder::unmap(uint64_t ia, uint64_t bytes) {
     for (;;) {
       const uint64_t daddr = table + fmt_.index(level, va) * fmt_.descriptor_bytes();
       DecodedDescriptor d = fmt_.decode(level, mem_.read_descriptor(daddr));
-      if (d.kind == DecodedDescriptor::Kind::Invalid) { step = 1ull << fmt_.level_shift(level); break; }
+      if (d.kind == DecodedDescriptor::Kind::Invalid || d.kind == DecodedDescriptor::Kind::Reserved) {
+        step = 1ull << fmt_.level_shift(level);
+        break;
+      }
       if (d.kind == DecodedDescriptor::Kind::Leaf) {
         // A leaf larger than its level (AMD v1 NextLevel 7) is replicated: clear every copy.
         const uint64_t natural = 1ull << fmt_.level_shift(level);

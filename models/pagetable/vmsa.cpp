@@ -15,6 +15,7 @@ const char* to_string(Fault f) {
     case Fault::Permission: return "permission";
     case Fault::AddressSize: return "address_size";
     case Fault::FetchAbort: return "fetch_abort";
+    case Fault::Reserved: return "reserved";
   }
   return "?";
 }

@@ -24,7 +24,9 @@ bool VtdSecondStageFormat::leaf_allowed(unsigned level) const {
 DecodedDescriptor VtdSecondStageFormat::decode(unsigned level, uint64_t raw) const {
   DecodedDescriptor d;
   if (!bit(raw, kR) && !bit(raw, kW)) return d;   // no present bit: R=W=0 is not present
-  if (cfg_.output_bits < 52 && (raw & mask(51, cfg_.output_bits))) return d;
+  DecodedDescriptor reserved;
+  reserved.kind = DecodedDescriptor::Kind::Reserved;
+  if (cfg_.output_bits < 52 && (raw & mask(51, cfg_.output_bits))) return reserved;
   const bool ps = level < 4 && bit(raw, kPS);    // bit 7 of an SS-PTE is ignored
   if (!ps && level < 4) {
     d.kind = DecodedDescriptor::Kind::Table;
@@ -34,9 +36,9 @@ DecodedDescriptor VtdSecondStageFormat::decode(unsigned level, uint64_t raw) con
     d.table_allows_write = bit(raw, kW);
     return d;
   }
-  if (!leaf_allowed(level)) return d;   // PS reserved here
+  if (!leaf_allowed(level)) return reserved;   // PS reserved here
   const unsigned shift = level_shift(level);
-  if (raw & mask(shift - 1, 12)) return d;   // large page: address bits below its base are reserved
+  if (raw & mask(shift - 1, 12)) return reserved;   // large page: address bits below its base are reserved
   d.kind = DecodedDescriptor::Kind::Leaf;
   d.leaf_bytes = 1ull << shift;
   d.address = raw & mask(51, shift);

@@ -10,7 +10,8 @@
 // cache must pass the permissions of the tables it skipped (WalkStart::inherited); an
 // on_table that takes a third `const TablePermissions&` receives them to cache.
 // Level skipping (AMD v1): a table descriptor whose next level is not level + 1 requires
-// the index bits of the skipped levels to be zero, else Fault::Translation.
+// the index bits of the skipped levels to be zero, else Fault::Reserved (so is a NextLevel
+// that does not point further down).
 #pragma once
 #include <cstdint>
 #include <type_traits>
@@ -67,10 +68,13 @@ WalkResult walk(const Format& fmt, WalkStart start, uint64_t ia, const Access& a
       case DecodedDescriptor::Kind::Invalid:
         r.fault = Fault::Translation;
         return r;
+      case DecodedDescriptor::Kind::Reserved:
+        r.fault = Fault::Reserved;
+        return r;
       case DecodedDescriptor::Kind::Table:
         if (fmt.output_bits() < 64 && (d.address >> fmt.output_bits()) != 0) { r.fault = Fault::AddressSize; return r; }
-        if (d.next_level <= level || d.next_level > fmt.last_level()) { r.fault = Fault::Translation; return r; }
-        if (ia & fmt.skipped_index_mask(level, d.next_level)) { r.fault = Fault::Translation; return r; }
+        if (d.next_level <= level || d.next_level > fmt.last_level()) { r.fault = Fault::Reserved; return r; }
+        if (ia & fmt.skipped_index_mask(level, d.next_level)) { r.fault = Fault::Reserved; return r; }
         perms.restrict_by(d);
         if constexpr (std::is_invocable_v<OnTableFn&, unsigned, uint64_t, const TablePermissions&>)
           on_table(d.next_level, d.address, perms);

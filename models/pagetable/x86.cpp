@@ -24,8 +24,10 @@ bool X86Format::leaf_allowed(unsigned level) const {
 DecodedDescriptor X86Format::decode(unsigned level, uint64_t raw) const {
   DecodedDescriptor d;
   if (!bit(raw, kP)) return d;
+  DecodedDescriptor reserved;
+  reserved.kind = DecodedDescriptor::Kind::Reserved;
   // Address bits from MAXPHYADDR up to 51 are reserved in every entry.
-  if (cfg_.output_bits < 52 && (raw & mask(51, cfg_.output_bits))) return d;
+  if (cfg_.output_bits < 52 && (raw & mask(51, cfg_.output_bits))) return reserved;
   const bool ps = level < 4 && bit(raw, kPS);   // bit 7 of a PTE is PAT, not PS
   if (!ps && level < 4) {
     d.kind = DecodedDescriptor::Kind::Table;
@@ -36,10 +38,10 @@ DecodedDescriptor X86Format::decode(unsigned level, uint64_t raw) const {
     d.table_allows_exec = !bit(raw, kXD);
     return d;
   }
-  if (!leaf_allowed(level)) return d;   // PS in a PML5E/PML4E, or a 1 GB page without support
+  if (!leaf_allowed(level)) return reserved;   // PS in a PML5E/PML4E, or a 1 GB page without support
   const unsigned shift = level_shift(level);
   // A large page keeps PAT in bit 12; the address bits between it and the page base are reserved.
-  if (level < 4 && (raw & mask(shift - 1, 13))) return d;
+  if (level < 4 && (raw & mask(shift - 1, 13))) return reserved;
   d.kind = DecodedDescriptor::Kind::Leaf;
   d.leaf_bytes = 1ull << shift;
   d.address = raw & mask(51, shift);

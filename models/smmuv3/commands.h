@@ -1,6 +1,7 @@
 // SMMUv3 command-queue entries (16 bytes): builders (what a driver writes),
 // the decoder the model's CMDQ consumer uses, and Linux's range-TLBI planner.
-// Field positions: /work/shared/reference/hardware-formats.md A.5/A.6.
+// Field positions: Arm SMMUv3 architecture specification (IHI 0070), chapter 4 (commands:
+// 4.3 configuration invalidation, 4.4 TLB invalidation, 4.7 CMD_SYNC); Linux CMDQ_* masks.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -69,7 +70,7 @@ CmdWords cmd_sync(SyncCs cs, uint64_t msi_addr = 0, uint32_t msi_data = 0);
 CmdWords cmd_prefetch_config(uint32_t sid);
 CmdWords cmd_atc_inv(uint32_t sid, bool ssv, uint32_t ssid, uint64_t addr, uint8_t size, bool global);
 
-// Range planning as Linux __arm_smmu_tlb_inv_range (sheet A.6), for a 4 KB-granule
+// Range planning as Linux __arm_smmu_tlb_inv_range (IHI 0070 4.4: TG/SCALE/NUM), for a 4 KB-granule
 // domain: [iova, iova+size) whose leaf entries are pgsize bytes (Linux's `granule`:
 // 4K, 2M or 1G; it sets the TTL hint and, without RIL, the step).
 // ril=true: range pieces with TG=1 (4K); ril=false: one non-range piece per pgsize.

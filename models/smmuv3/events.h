@@ -1,5 +1,5 @@
-// SMMUv3 event-queue records (32 bytes). Field positions:
-// /work/shared/reference/hardware-formats.md A.7.
+// SMMUv3 event-queue records (32 bytes). Field positions: Arm SMMUv3 architecture
+// specification (IHI 0070), section 7.3 (event records); Linux EVTQ_* masks.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -12,6 +12,9 @@ enum class EventId : uint8_t {
   C_BAD_CD = 0x0A, F_WALK_EABT = 0x0B, F_TRANSLATION = 0x10, F_ADDR_SIZE = 0x11, F_ACCESS = 0x12,
   F_PERMISSION = 0x13, F_TLB_CONFLICT = 0x20, F_CFG_CONFLICT = 0x21
 };
+
+// CLASS of a stage-2 fault (IHI 0070, 7.3 event records): which access faulted.
+enum class EventClass : uint8_t { Cd = 0, TranslationTable = 1, Input = 2 };
 
 using EventWords = std::array<uint64_t, 4>;
 

@@ -49,7 +49,9 @@ void Smmuv3::build_registers() {
   idr0 = IDR0_VMID16::set(idr0, 1);
   idr0 = IDR0_TTENDIAN::set(idr0, 2);   // little-endian only
   idr0 = IDR0_ST_LEVEL::set(idr0, 1);   // 2-level stream table
-  idr0 = IDR0_STALL_MODEL::set(idr0, 1);   // stall not supported: faults terminate
+  idr0 = IDR0_STALL_MODEL::set(idr0, 1);   // stall not supported: CD.S / STE.S2S are C_BAD_*
+  idr0 = IDR0_TERM_MODEL::set(idr0, 1);    // terminated transactions always abort: CD.A=0 is C_BAD_CD
+  idr0 = IDR0_HTTU::set(idr0, 0);          // no hardware A/D updates: CD.HA/HD are C_BAD_CD
   uint64_t idr1 = 0;
   idr1 = IDR1_SIDSIZE::set(idr1, cfg_.sid_bits);
   idr1 = IDR1_SSIDSIZE::set(idr1, cfg_.ssid_bits);
@@ -67,7 +69,8 @@ void Smmuv3::build_registers() {
   regs_.add("IDR4", IDR4, 4, 0, 0);
   regs_.add("IDR5", IDR5, 4, idr5, 0);
   regs_.add("IIDR", IIDR, 4, 0, 0);
-  regs_.add("AIDR", AIDR, 4, 0x1, 0);   // SMMUv3.1
+  // SMMUv3.2: IDR3.RIL (range invalidation) is a v3.2 feature.
+  regs_.add("AIDR", AIDR, 4, AIDR_MINOR::set(AIDR_MAJOR::set(0, 0), 2), 0);
   regs_.add("CR0ACK", CR0ACK, 4, 0, 0);
   // Updates take effect at once, so CR0ACK follows CR0 immediately.
   regs_.add("CR0", CR0, 4, 0, 0x1F).on_write = [this](uint64_t, uint64_t v) {
@@ -86,16 +89,30 @@ void Smmuv3::build_registers() {
   regs_.add("GERRORN", GERRORN, 4, 0, 0x1FD).on_write = [this](uint64_t, uint64_t) {
     cmdq_kick_.notify(sc_core::SC_ZERO_TIME);
   };
+  // MSI configuration (IDR0.MSI=1; Linux arm_smmu_setup_msis writes ADDR, DATA, MemAttr):
+  // stored, not used (the model signals GERROR/EVTQ interrupts through its own state).
   regs_.add("GERROR_IRQ_CFG0", GERROR_IRQ_CFG0, 8, 0, common::mask(51, 2));
+  regs_.add("GERROR_IRQ_CFG1", GERROR_IRQ_CFG1, 4, 0, common::mask(31, 0));
+  regs_.add("GERROR_IRQ_CFG2", GERROR_IRQ_CFG2, 4, 0, common::mask(5, 0));   // SH[5:4], MemAttr[3:0]
+  regs_.add("EVTQ_IRQ_CFG0", EVTQ_IRQ_CFG0, 8, 0, common::mask(51, 2));
+  regs_.add("EVTQ_IRQ_CFG1", EVTQ_IRQ_CFG1, 4, 0, common::mask(31, 0));
+  regs_.add("EVTQ_IRQ_CFG2", EVTQ_IRQ_CFG2, 4, 0, common::mask(5, 0));
   regs_.add("STRTAB_BASE", STRTAB_BASE, 8, 0, common::mask(51, 6) | (1ull << 62));
   regs_.add("STRTAB_BASE_CFG", STRTAB_BASE_CFG, 4, 0, common::mask(17, 0));
   regs_.add("CMDQ_BASE", CMDQ_BASE, 8, 0, common::mask(51, 0) | (1ull << 62));
   regs_.add("CMDQ_PROD", CMDQ_PROD, 4, 0, common::mask(19, 0)).on_write = [this](uint64_t, uint64_t) {
     cmdq_kick_.notify(sc_core::SC_ZERO_TIME);
   };
-  regs_.add("CMDQ_CONS", CMDQ_CONS, 4, 0, 0);
+  // Software may write CMDQ_CONS (wrap+index; ERR is read-only) only while the queue is
+  // disabled (CR0ACK.CMDQEN=0), as Linux does at reset; writes while enabled are ignored.
+  regs_.add("CMDQ_CONS", CMDQ_CONS, 4, 0, common::mask(19, 0)).on_write = [this](uint64_t old, uint64_t) {
+    if (CR0_CMDQEN::get(regs_.get("CR0ACK"))) regs_.set("CMDQ_CONS", old);
+  };
   regs_.add("EVTQ_BASE", EVTQ_BASE, 8, 0, common::mask(51, 0) | (1ull << 62));
-  regs_.add("EVTQ_PROD", EVTQ_PROD, 4, 0, 0);
+  // Likewise EVTQ_PROD (wrap+index and OVFLG) while CR0ACK.EVTQEN=0.
+  regs_.add("EVTQ_PROD", EVTQ_PROD, 4, 0, common::mask(19, 0) | (1ull << 31)).on_write = [this](uint64_t old, uint64_t) {
+    if (CR0_EVTQEN::get(regs_.get("CR0ACK"))) regs_.set("EVTQ_PROD", old);
+  };
   regs_.add("EVTQ_CONS", EVTQ_CONS, 4, 0, common::mask(19, 0) | (1ull << 31));
   regs_.alias(EVTQ_PROD_PAGE0, "EVTQ_PROD");
   regs_.alias(EVTQ_CONS_PAGE0, "EVTQ_CONS");
@@ -207,7 +224,8 @@ std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq) {
         common::Regime r;
         r.stages = common::Stages::Nested; r.domain = c.vmid; r.s2 = &s2f; r.s2_root = c.s2_ttb;
         const common::Translation t = engine_.translate_config_address(r, cd_addr);
-        if (!t.ok) { record_walk_fault(rq, t.fault); return std::nullopt; }
+        // A stage-2 fault on the CD fetch reports CLASS=CD (QEMU smmu_get_cd).
+        if (!t.ok) { record_walk_fault(rq, t.fault, EventClass::Cd); return std::nullopt; }
         cd_addr = t.output;
       }
       CdWords cd_words{};
@@ -230,11 +248,11 @@ std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq) {
   return c;
 }
 
-void Smmuv3::record_walk_fault(const Request& rq, const common::TranslationFault& f) {
+void Smmuv3::record_walk_fault(const Request& rq, const common::TranslationFault& f, std::optional<EventClass> cls) {
   faults_.inc();
   EventRecord e;
   switch (f.fault) {
-    case Fault::Translation: e.id = EventId::F_TRANSLATION; break;
+    case Fault::Translation: case Fault::Reserved: e.id = EventId::F_TRANSLATION; break;
     case Fault::AccessFlag: e.id = EventId::F_ACCESS; break;
     case Fault::Permission: e.id = EventId::F_PERMISSION; break;
     case Fault::AddressSize: e.id = EventId::F_ADDR_SIZE; break;
@@ -243,7 +261,8 @@ void Smmuv3::record_walk_fault(const Request& rq, const common::TranslationFault
   e.sid = rq.sid; e.ssv = rq.ssv; e.ssid = rq.ssid; e.input_addr = rq.input;
   e.rnw = !rq.access.write; e.pnu = rq.access.privileged; e.ind = rq.access.exec;
   e.s2 = f.stage == 2;
-  e.cls = f.table_fetch ? 1 : 2;       // CLASS: 1 = translation-table fetch, 2 = input address
+  // CLASS: CD fetch, translation-table fetch or input address (IHI 0070, 7.3 event records).
+  e.cls = uint8_t(cls ? *cls : f.table_fetch ? EventClass::TranslationTable : EventClass::Input);
   e.ttrnw = f.table_fetch;
   e.ipa_or_fetch_addr = e.id == EventId::F_WALK_EABT ? f.descriptor_address : f.ipa;
   record_event(e);

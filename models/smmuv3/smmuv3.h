@@ -95,6 +95,9 @@ class Smmuv3 : public common::IommuBlock {
   const common::Histogram& walk_reads() const { return engine_.walk_reads(); }
   const common::Histogram& walk_latency_ps() const { return engine_.walk_latency_ps(); }
   uint64_t table_reads() const { return engine_.table_reads(); }
+  // Stage-2 reads made to locate a nested stream's CD at its IPA (config_reads counts the
+  // L1 descriptor, STE and CD reads themselves).
+  uint64_t config_locate_reads() const { return engine_.config_table_reads(); }
   uint64_t config_reads() const { return config_reads_.value(); }
   uint64_t events_written() const { return events_.value(); }
 
@@ -126,7 +129,9 @@ class Smmuv3 : public common::IommuBlock {
   Outcome translate(const Request& rq);
   std::optional<StreamConfig> fetch_config(const Request& rq);
   void record_event(const EventRecord& e);
-  void record_walk_fault(const Request& rq, const common::TranslationFault& f);
+  // cls: CLASS override (a stage-2 fault while fetching the CD reports CLASS=CD).
+  void record_walk_fault(const Request& rq, const common::TranslationFault& f,
+                         std::optional<EventClass> cls = std::nullopt);
 
   void command_thread();
   bool execute(const Command& c);

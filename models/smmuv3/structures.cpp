@@ -13,7 +13,7 @@ using common::mask;
 
 using common::reject;
 
-// ---- STE fields (sheet A.3) ----
+// ---- STE fields (IHI 0070 section 5.2) ----
 namespace ste {
 // dw0
 using V = Field<0, 0>;
@@ -32,7 +32,7 @@ using EATS = Field<29, 28>;
 using STRW = Field<31, 30>;
 using SHCFG = Field<45, 44>;
 // dw2. S2S/S2R use the Linux positions (57/58). QEMU instead reads S2HD=56, S2HA=57,
-// S2S=58 (sheet open item 1); revisit against ARM IHI 0070 if stall/record matters.
+// S2S=58; revisit against ARM IHI 0070 section 5.2 if stall/record matters.
 using S2VMID = Field<15, 0>;
 using S2T0SZ = Field<37, 32>;
 using S2SL0 = Field<39, 38>;
@@ -50,7 +50,7 @@ using S2R = Field<58, 58>;
 using S2TTB = Field<51, 4>;
 }  // namespace ste
 
-// ---- CD fields (sheet A.4) ----
+// ---- CD fields (IHI 0070 section 5.4) ----
 namespace cd {
 // dw0
 using T0SZ = Field<5, 0>;
@@ -191,6 +191,9 @@ std::optional<StreamTableEntry> decode_ste(const SteWords& w, std::string* why) 
   if (e.s2_enabled()) {
     // AArch32 (LPAE) stage-2 tables are not modelled.
     if (!e.s2_aa64) return reject(why, "STE.S2AA64 must be 1");
+    // IDR0.TTENDIAN=2 (little-endian only) and IDR0.STALL_MODEL=1 (no stall).
+    if (e.s2_endi) return reject(why, "STE.S2ENDI set but IDR0.TTENDIAN=little-endian only");
+    if (e.s2_s) return reject(why, "STE.S2S set but IDR0.STALL_MODEL=1 (no stall)");
     // Only the 4 KB stage-2 granule is modelled.
     if (e.s2_tg != kGranule4K) return reject(why, "STE.S2TG unsupported granule");
     // 4K granule: IPA size 25..48 bits.
@@ -267,6 +270,15 @@ std::optional<ContextDescriptor> decode_cd(const CdWords& w, std::string* why) {
 
   // AArch32 stage-1 tables are not modelled.
   if (!d.aa64) return reject(why, "CD.AA64 must be 1");
+  // What the model's IDR0 claims (QEMU decode_cd makes the same checks):
+  // HTTU=0: no hardware access-flag / dirty updates.
+  if (d.ha || d.hd) return reject(why, "CD.HA/HD set but IDR0.HTTU=0");
+  // TTENDIAN=2: little-endian tables only.
+  if (d.endi) return reject(why, "CD.ENDI set but IDR0.TTENDIAN=little-endian only");
+  // STALL_MODEL=1: stalling is not supported.
+  if (d.s) return reject(why, "CD.S set but IDR0.STALL_MODEL=1 (no stall)");
+  // TERM_MODEL=1: terminated transactions always abort, so CD.A must be 1.
+  if (!d.a) return reject(why, "CD.A clear but IDR0.TERM_MODEL=1 (always abort)");
   // Only the 4 KB granule is modelled for TTB0 (TTB1 is unused: Linux sets EPD1).
   if (d.tg0 != kGranule4K) return reject(why, "CD.TG0 unsupported granule");
   // 4K granule, 4-level max: VA size 25..48 bits.

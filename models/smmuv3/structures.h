@@ -1,6 +1,7 @@
 // SMMUv3 in-memory configuration structures: Stream Table Entry (STE), Context
-// Descriptor (CD) and 2-level stream-table L1 descriptor. Field positions follow
-// /work/shared/reference/hardware-formats.md A.3/A.4.
+// Descriptor (CD) and 2-level stream-table L1 descriptor. Field positions follow the Arm
+// SMMUv3 architecture specification (IHI 0070), sections 5.1 (level-1 stream table
+// descriptor), 5.2 (STE) and 5.4 (CD); Linux STRTAB_STE_* / CTXDESC_CD_* masks.
 #pragma once
 #include <array>
 #include <cstdint>

@@ -1,7 +1,8 @@
 // VT-d queued-invalidation descriptors: builders (what a driver writes), the one
 // decoder the model's invalidation-queue consumer uses, the device-TLB size
 // encoding, and Linux's page-selective invalidation planner
-// (hardware-formats.md B.7/B.8; Linux intel/iommu.h, dmar.c, cache.c; QEMU masks).
+// (Intel VT-d architecture specification, section 6.5.2 (queued invalidation descriptors);
+// Linux intel/iommu.h, dmar.c, cache.c; QEMU masks).
 // Models: descriptor types 1-9. The type is 7 bits, qw0[11:9]:qw0[3:0] (QEMU follows
 // the spec here), so bits 11:9 are never "reserved": a nonzero value is another type.
 // Types 6-9 are 256-bit descriptors and are invalid in a 128-bit queue (IQA.DW=0);
@@ -95,7 +96,7 @@ DescWords desc_pasid_cache(PcGran g, uint16_t did, uint32_t pasid = 0);
 DescWords desc_pasid_dev_tlb(uint16_t sid, uint16_t pfsid, uint32_t pasid, uint8_t mip, uint64_t addr,
                              unsigned size_order, bool global = false);
 
-// ---- Device-TLB address/size encoding (B.7 last paragraph; PCIe ATS) ----
+// ---- Device-TLB address/size encoding (VT-d 6.5.2.5 device-TLB invalidate; PCIe ATS) ----
 // order 0: S=0, one page. order n>0: S=1, ADDR bits [12+n-2:12] set, bit 12+n-1 clear.
 // order 52 with addr 0 covers the whole 64-bit space (Linux's "flush all").
 struct DevTlbAddr {

@@ -1,5 +1,6 @@
 // VT-d fault reasons and the 128-bit fault-recording register (FRCD) record
-// (hardware-formats.md B.3/B.9; reason codes and texts from Linux dmar.c
+// (Intel VT-d architecture specification, section 7.1.3 (fault conditions and reason
+// codes) and chapter 11 (fault recording registers); reason codes and texts from Linux dmar.c
 // dma_remap_fault_reasons / dma_remap_sm_fault_reasons / irq_remap_fault_reasons;
 // FRCD layout from Linux dmar_fault and Intel datasheets).
 // Models: legacy reasons 0x1-0xD, interrupt-remapping reasons 0x20-0x26 (names only),

@@ -1,8 +1,9 @@
 // Intel VT-d (scalable mode) register offsets and register fields
-// (hardware-formats.md B.1-B.3; Linux intel/iommu.h; QEMU intel_iommu_internal.h).
+// (Intel VT-d architecture specification, chapter 11: register descriptions; Linux
+// intel/iommu.h; QEMU intel_iommu_internal.h).
 // Models: the DMA-remapping register block with QEMU's placement of the IOTLB
-// registers (0xF0) and fault-recording registers (0x220), the CAP/ECAP fields of the
-// sheet (not ECAP bit 28, unconfirmed there), CAP/ECAP builders and parsers.
+// registers (0xF0) and fault-recording registers (0x220), the CAP/ECAP fields of VT-d
+// sections 11.4.2/11.4.3 (not ECAP bit 28), CAP/ECAP builders and parsers.
 // Does not model: MTRRs, PMRs, perfmon, ECMD, VCMD, the page-request queue fields,
 // interrupt remapping (IRTA is only an offset here).
 #pragma once
@@ -115,14 +116,16 @@ using IQT_QT = Field<18, 4>;
 using ICS_IWC = Field<0, 0>;
 using IQER_IQEI = Field<3, 0>; using IQER_ITESID = Field<47, 32>; using IQER_ICESID = Field<63, 48>;
 
-// IQER.IQEI: why FSTS.IQE was set (values 0-5; the rest are not modelled).
+// IQER.IQEI: why FSTS.IQE was set (VT-d spec, Invalidation Queue Error Record Register;
+// values 0-6, ITE-related ones are not modelled).
 enum class Iqei : uint8_t {
   NoInfo = 0,
-  InvalidTail = 1,        // IQT beyond the queue, or bit 4 set with 256-bit descriptors
+  InvalidTail = 1,        // IQT beyond the queue
   FetchError = 2,
   InvalidType = 3,        // unknown type, or a 256-bit-only type in a 128-bit queue
   ReservedField = 4,      // reserved bit or reserved encoding in a known type
   InvalidWidth = 5,       // IQA.DW holds a descriptor width the hardware does not accept
+  TailMisaligned = 6,     // IQA.DW=1 (256-bit descriptors) and IQT bit 4 set
 };
 
 // Queue geometry: 128-bit descriptors are 16 B, 256-bit ones 32 B (Linux qi_shift).

@@ -13,14 +13,14 @@ using common::reject;
 // Bits at or above the host address width (none when haw >= 64).
 constexpr uint64_t above_haw(unsigned haw) { return haw >= 64 ? 0 : ~mask(haw - 1, 0); }
 
-// ---- Root entry (B.4) ----
+// ---- Scalable-mode root entry (VT-d section 9.2) ----
 namespace root {
 using P = Field<0, 0>;
 using CTP = Field<63, 12>;
 constexpr uint64_t kRsvd = mask(11, 1);
 }  // namespace root
 
-// ---- Scalable-mode context entry (B.4; QEMU reserved masks) ----
+// ---- Scalable-mode context entry (VT-d section 9.4; QEMU reserved masks) ----
 namespace ctx {
 // dw0
 using P = Field<0, 0>;
@@ -37,7 +37,7 @@ constexpr uint64_t kRsvd0 = 0x1E0;                  // bits 8:5
 constexpr uint64_t kRsvd1 = 0xFFFFFFFFFFE00000ull;  // bits 63:21
 }  // namespace ctx
 
-// ---- PASID directory entry (B.5) ----
+// ---- PASID directory entry (VT-d section 9.5) ----
 namespace pde {
 using P = Field<0, 0>;
 using FPD = Field<1, 1>;
@@ -45,7 +45,7 @@ using PTP = Field<63, 12>;
 constexpr uint64_t kRsvd = mask(11, 2);
 }  // namespace pde
 
-// ---- PASID table entry (B.5) ----
+// ---- PASID table entry (VT-d section 9.6) ----
 namespace pe {
 // val[0]
 using P = Field<0, 0>;

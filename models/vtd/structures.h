@@ -1,11 +1,12 @@
 // VT-d scalable-mode translation structures: root entry, scalable-mode context
 // entry, PASID directory entry and PASID table entry, plus the table-index helpers
-// a walker needs (hardware-formats.md B.4/B.5; Linux intel/pasid.h; QEMU masks).
-// Models: every field of B.4/B.5; reserved-bit and reserved-encoding checks that the
+// a walker needs (Intel VT-d architecture specification, chapter 9: translation
+// structure formats; Linux intel/pasid.h; QEMU masks).
+// Models: every field of those entries; reserved-bit and reserved-encoding checks that the
 // model turns into the SM fault reasons (faults.h: 0x3A, 0x42, 0x52, 0x5A, 0x5B).
 // Does not model: legacy-mode context entries, the PASID-entry fields Linux never
 // writes (memory type, PAT, ERE, ...: their bits are checked as reserved), paging
-// entries (B.6).
+// entries (VT-d sections 9.7/9.8: models/pagetable has those formats).
 #pragma once
 #include <array>
 #include <cstdint>

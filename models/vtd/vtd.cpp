@@ -75,6 +75,8 @@ void Vtd::build_registers() {
   ExtCapability ecap;
   ecap.qi = true; ecap.dt = true; ecap.pt = true; ecap.nest = true; ecap.pasid = true; ecap.smts = true;
   ecap.ssts = true; ecap.fsts = true; ecap.pss = uint8_t(cfg_.pasid_bits - 1); ecap.c = true;
+  ecap.srs = true;      // supervisor requests: the model checks the PASID entry's SRE (0x5D)
+  ecap.smpwcs = true;   // scalable-mode page walks snoop: the model reads memory coherently
   qi_caps_ = QiCaps{true, uint8_t(cfg_.mamv), true, cap.did_bits(), cfg_.pasid_bits, true, false, false};
 
   regs_.add("VER", VER, 4, 0x10, 0);   // 1.0
@@ -203,6 +205,7 @@ FaultReason Vtd::walk_reason(const Request& rq, const common::TranslationFault& 
   if (f.stage == 1) {
     switch (f.fault) {
       case Fault::Translation: case Fault::AccessFlag: return FaultReason::SM_FS_ENTRY_NOT_PRESENT;
+      case Fault::Reserved: return FaultReason::SM_FS_ENTRY_RESERVED;   // 0x72
       case Fault::AddressSize: return f.level == 0 && f.descriptor_address == 0 ? FaultReason::SM_FS_NON_CANONICAL
                                                                                  : FaultReason::SM_FS_ENTRY_RESERVED;
       case Fault::Permission:
@@ -217,7 +220,7 @@ FaultReason Vtd::walk_reason(const Request& rq, const common::TranslationFault& 
     case Fault::Translation: case Fault::AccessFlag:
       // An SS entry with R=W=0 is not present: the access had neither right.
       return f.table_fetch ? FaultReason::SM_FS_ENTRY_READ_DENIED_NESTED : FaultReason::SM_SS_ENTRY_RW_DENIED;
-    case Fault::AddressSize: return FaultReason::SM_SS_ENTRY_RESERVED;
+    case Fault::AddressSize: case Fault::Reserved: return FaultReason::SM_SS_ENTRY_RESERVED;   // 0x7A
     case Fault::Permission:
       if (f.table_fetch) return FaultReason::SM_FS_ENTRY_READ_DENIED_NESTED;
       return w ? FaultReason::SM_WRITE_DENIED : FaultReason::SM_READ_DENIED;
@@ -369,7 +372,11 @@ void Vtd::iq_thread() {
     const bool error = reg::FSTS_IQE::get(regs_.get("FSTS"));
     if (!enabled || error || head_reg == tail_reg) { sc_core::wait(iq_kick_); continue; }
     const uint64_t entries = reg::iq_entries(std::min(qs, cfg_.iq_max_qs), dw256);
-    if (qs > cfg_.iq_max_qs || (dw256 && (tail_reg & reg::kIqtBit4)) || reg::iq_index(tail_reg, dw256) >= entries) {
+    if (dw256 && (tail_reg & reg::kIqtBit4)) {   // a 256-bit queue's tail must be 32-byte aligned
+      iq_error(reg::Iqei::TailMisaligned);
+      continue;
+    }
+    if (qs > cfg_.iq_max_qs || reg::iq_index(tail_reg, dw256) >= entries) {
       iq_error(reg::Iqei::InvalidTail);
       continue;
     }

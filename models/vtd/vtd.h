@@ -102,6 +102,9 @@ class Vtd : public common::IommuBlock {
   const common::Histogram& walk_reads() const { return engine_.walk_reads(); }
   const common::Histogram& walk_latency_ps() const { return engine_.walk_latency_ps(); }
   uint64_t table_reads() const { return engine_.table_reads(); }
+  // Second-stage reads made to locate configuration at guest addresses: none in scalable
+  // mode (the PASID tables are host-physical), kept for a uniform summary.
+  uint64_t config_locate_reads() const { return engine_.config_table_reads(); }
   uint64_t config_reads() const { return config_reads_.value(); }
   uint64_t faults_recorded() const { return faults_recorded_.value(); }
   uint64_t iotlb_entries() const { return engine_.iotlb_entries(); }

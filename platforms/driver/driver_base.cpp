@@ -290,7 +290,7 @@ void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_
 }
 
 Status DriverBase::barrier_timeout(const std::string& what, const std::string& registers) const {
-  return Status::fail(what + " not complete after " + std::to_string(timing_.sync_timeout_us) + " us (" + registers + ")");
+  return Status::fail(what + " not complete after " + std::to_string(timing_.sync_timeout_us) + " us (driver.sync_timeout_us; " + registers + ")");
 }
 
 void DriverBase::register_stats(common::StatRegistry& reg, const std::string& p) const {

@@ -67,8 +67,12 @@ Status Smmuv3Driver::init() {
   mmio_write64(reg::STRTAB_BASE, strtab_base_);
   mmio_write32(reg::STRTAB_BASE_CFG, uint32_t(strtab_cfg));
   mmio_write64(reg::CMDQ_BASE, cmdq_base_ | cfg_.cmdq_log2);
+  // Both queue pointers, as Linux arm_smmu_device_reset does (CMDQ_CONS and EVTQ_PROD are
+  // writable while their queue is disabled).
   mmio_write32(reg::CMDQ_PROD, 0);
+  mmio_write32(reg::CMDQ_CONS, 0);
   mmio_write64(reg::EVTQ_BASE, evtq_base_ | cfg_.evtq_log2);
+  mmio_write32(reg::EVTQ_PROD, 0);
   mmio_write32(reg::EVTQ_CONS, 0);
   cmdq_prod_ = cmdq_cons_seen_ = 0;
   mmio_write32(reg::CR0, reg::CR0_CMDQEN::set(0, 1) | reg::CR0_EVTQEN::set(0, 1));

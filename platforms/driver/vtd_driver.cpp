@@ -46,6 +46,8 @@ Status VtdDriver::init() {
   cap_ = reg::decode_cap(mmio_read64(reg::CAP));
   ecap_ = reg::decode_ecap(mmio_read64(reg::ECAP));
   if (!ecap_.smts || !ecap_.qi) return Status::fail("VT-d: scalable mode and queued invalidation are required");
+  // Every PASID entry this driver writes sets SRE; Linux refuses that without ECAP.SRS.
+  if (!ecap_.srs) return Status::fail("VT-d: ECAP.SRS clear, but the PASID entries need SRE");
   if (!(cap_.sagaw & 0x4)) return Status::fail("VT-d: CAP.SAGAW lacks 4-level second stage");
   if ((cfg_.rid_pasid >> ecap_.pasid_bits()) != 0) return Status::fail("driver.vtd.rid_pasid beyond ECAP.PSS");
 

@@ -8,7 +8,7 @@
 // Stage2 = second stage AW=2 (4 levels), Nested = guest x86 first stage (FSPTPTR is the
 // guest table root GPA) over the parent's second stage, with the nested domain's own DID.
 //
-// Invalidations follow Linux cache.c (hardware-formats.md B.8): a range on a first-stage
+// Invalidations follow Linux cache.c (VT-d spec section 6.5.2): a range on a first-stage
 // or nested domain is P_IOTLB per attached PASID (page-selective, or all-in-PASID when the
 // range needs AM > MAMV); on a second-stage domain IOTLB PSI (DSI when AM > MAMV), and a
 // nest parent also flushes each nested DID on it. A domain flush is P_IOTLB(DID, PASID,

@@ -141,3 +141,58 @@ TEST(Cli, DefaultRunComparesEveryVendorOnIdenticalTraffic) {
   }
   EXPECT_GE(lanes, 2u) << "the default compares vendors: " << vendors;
 }
+
+// Issue 9, section 2: bad input exits 2 with a message naming the key or file.
+TEST(Cli, BadInputExitsTwoNamingKeyOrFile) {
+  const std::string out = " -o " + ::testing::TempDir() + "cli_bad_input";
+  CliRun r = run_cli("run -p sim.seed=1e400" + out);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("sim.seed"), std::string::npos) << r.out;
+  r = run_cli("run -p traffic.pasid=18446744073709551615" + out);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("traffic.pasid"), std::string::npos) << r.out;
+  r = run_cli("run /dev/zero" + out);   // read without a limit, this grew until killed
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("/dev/zero"), std::string::npos) << r.out;
+  r = run_cli("run -p iommu.smmuv3.iotlb.entries=16777216" + out);
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("iommu.smmuv3.iotlb.entries"), std::string::npos) << r.out;
+}
+
+TEST(Cli, UsageErrorsExitTwo) {
+  EXPECT_EQ(run_cli("run --no-such-option").exit_code, 2);   // CLI11: 109
+  EXPECT_EQ(run_cli("run /nonexistent/x.json").exit_code, 2);   // CLI11: 105
+  EXPECT_EQ(run_cli("").exit_code, 2);                        // no subcommand: 106
+  EXPECT_EQ(run_cli("run --help").exit_code, 0);
+}
+
+TEST(Cli, MaxSimTimeStopsTheRunKeepsResultsAndExitsOne) {
+  const std::string dir = ::testing::TempDir() + "cli_max_time";
+  // The default run's set-up (mapping 128 MiB of guest RAM) takes about 340 us of
+  // simulated time and its traffic about 5300 us more; stop it at 1500 us, in the traffic.
+  CliRun r = run_cli("run --force -o " + dir + " -p sim.max_sim_time_us=1500");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("sim.max_sim_time_us"), std::string::npos) << r.out;
+  auto stats = read_json(dir + "/stats.json");
+  EXPECT_FALSE(stats["ok"].get<bool>());
+  for (const char* v : {"smmuv3", "vtd", "amdvi"}) {
+    EXPECT_NE(stats["error"].get<std::string>().find(std::string(v) + ": did not finish"), std::string::npos) << stats["error"];
+    const double done = stat(stats, std::string(v) + ".endpoint.transactions");
+    EXPECT_GT(done, 0) << v;
+    EXPECT_LT(done, 100000) << v;
+  }
+}
+
+TEST(Cli, BarrierTimeoutNamesTheKey) {
+  // 1 ns reads (48 x 1 ns passes the config check), but a barrier that waits for queue
+  // reads and the driver's 50 ns polls cannot complete within 50 ns.
+  CliRun r = run_cli("run --force -o " + ::testing::TempDir() + "cli_timeout -p memory.latency_cycles=1 -p driver.sync_timeout_us=0.05");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("not complete after"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("driver.sync_timeout_us"), std::string::npos) << r.out;
+  // Slower memory than the timeout allows is refused up front, naming both keys.
+  r = run_cli("run --force -o " + ::testing::TempDir() + "cli_timeout -p memory.latency_cycles=10000");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("memory.latency_cycles"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("driver.sync_timeout_us"), std::string::npos) << r.out;
+}

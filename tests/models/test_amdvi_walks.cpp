@@ -95,13 +95,82 @@ TEST(AmdViWalks, V1LevelSkipReadsOnlyThePresentLevels) {
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r.data, kMagic);
     EXPECT_EQ(h.iommu.table_reads() - t0, 3u);
-    // A skipped level's index bits must be zero: else an I/O page fault.
+    // A skipped level's index bits must be zero: else an I/O page fault on a present,
+    // malformed entry: PR=1, RZ=1.
     const AmdDmaResult bad = h.read(kRid, iova | (1ull << 30));
     EXPECT_EQ(bad.response, IommuResponse::Fault);
     const auto ev = h.events();
     ASSERT_FALSE(ev.empty());
     EXPECT_EQ(ev.back().code, EventCode::IoPageFault);
     EXPECT_EQ(ev.back().address, iova | (1ull << 30));
+    EXPECT_TRUE(ev.back().pr);
+    EXPECT_TRUE(ev.back().rz);
+    EXPECT_FALSE(ev.back().pe);
+  });
+}
+
+// A present entry that is malformed is an IO_PAGE_FAULT with PR=1 (RZ=1), not PR=0: a PDE
+// whose NextLevel does not go down, a NextLevel-7 PTE whose size is not between its
+// level's and its parent's, and a PTE with a reserved bit (58:52) set.
+TEST(AmdViWalks, MalformedPageTableEntriesArePresentFaults) {
+  AmdHarness h;
+  h.run([](AmdHarness& h) {
+    AMD_ASSERT_OK(h.drv.init());
+    RawTables raw(h.memory, kRawTables);
+    const uint64_t l3 = raw.allocate_table(4096), l2 = raw.allocate_table(4096), l1 = raw.allocate_table(4096);
+    // Mode 3, IOVA 0: index 0 at every level.
+    // AMD level-3 PDE naming NextLevel 3 (itself): PR | NextLevel=3<<9 (0x600) | IR|IW.
+    h.memory.write64(l3, 0x6000000000000601ull | l2);
+    h.write_dte(kRid, v1_dte(3, l3, 5));
+    // Mode 3 again on another device: good PDEs, then a level-1 PTE with NextLevel 7
+    // (0xE00) and ones in address bits 20:12 (0x1F_F000): size 2^(1 + 21) = 4 MB, not below
+    // its parent's 2 MB. PR | IR | IW => 0x6000_0000_001F_FE01.
+    const uint64_t l3b = raw.allocate_table(4096);
+    h.memory.write64(l3b, 0x6000000000000401ull | l2);   // NextLevel 2
+    h.memory.write64(l2, 0x6000000000000201ull | l1);    // NextLevel 1
+    h.memory.write64(l1, 0x60000000001FFE01ull);
+    h.write_dte(kRid + 1, v1_dte(3, l3b, 6));
+    // A third device: the same PDEs down to a natural PTE (NextLevel 0) with bit 52 set:
+    // 0x6010_0000_0000_0001 | kPa.
+    const uint64_t l3c = raw.allocate_table(4096), l2c = raw.allocate_table(4096), l1c = raw.allocate_table(4096);
+    h.memory.write64(l3c, 0x6000000000000401ull | l2c);
+    h.memory.write64(l2c, 0x6000000000000201ull | l1c);
+    h.memory.write64(l1c, 0x6010000000000001ull | kPa);
+    h.write_dte(kRid + 2, v1_dte(3, l3c, 7));
+    // Every DTE before any fault: the driver consumes records while it waits on a submit.
+    EXPECT_EQ(h.read(kRid, 0x10).response, IommuResponse::Fault);
+    EXPECT_EQ(h.read(kRid + 1, 0x10).response, IommuResponse::Fault);
+    EXPECT_EQ(h.read(kRid + 2, 0x10).response, IommuResponse::Fault);
+    const auto ev = h.events();
+    ASSERT_EQ(ev.size(), 3u);
+    for (const auto& e : ev) {
+      EXPECT_EQ(e.code, EventCode::IoPageFault);
+      EXPECT_TRUE(e.pr);
+      EXPECT_TRUE(e.rz);
+      EXPECT_FALSE(e.pe);
+      EXPECT_EQ(e.address, 0x10u);
+    }
+    EXPECT_EQ(ev[0].domain_or_pasid, 5u);
+    EXPECT_EQ(ev[1].domain_or_pasid, 6u);
+    EXPECT_EQ(ev[2].domain_or_pasid, 7u);
+  });
+}
+
+// A DeviceID beyond the device table has no DTE: an IO_PAGE_FAULT (VirtualBox
+// kIoPageFaultType_DevId_Invalid), not ILLEGAL_DEV_TABLE_ENTRY. The driver's table holds
+// 256 DTEs (DeviceIDs 0..255).
+TEST(AmdViWalks, DeviceIdBeyondTheDeviceTableIsAnIoPageFault) {
+  AmdHarness h;
+  h.run([](AmdHarness& h) {
+    AMD_ASSERT_OK(h.drv.init());
+    EXPECT_EQ(h.read(0x100, kIova).response, IommuResponse::Fault);
+    const auto ev = h.events();
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_EQ(ev[0].code, EventCode::IoPageFault);
+    EXPECT_EQ(ev[0].device_id, 0x100u);
+    EXPECT_FALSE(ev[0].pr);
+    EXPECT_EQ(ev[0].domain_or_pasid, 0u);
+    EXPECT_EQ(ev[0].address, kIova);
   });
 }
 
@@ -215,13 +284,15 @@ TEST(AmdViWalks, NestedColdWalkMakesExactly24Reads) {
     AMD_ASSERT_OK(h.drv.map(s1, kIova, kBufferGpa, kPage, {}, kPage));
     AMD_ASSERT_OK(h.drv.attach(kRid, std::nullopt, s1));
     h.memory.write64(kGuestRamPa + kBufferGpa + 0x18, kMagic);
-    const uint64_t t0 = h.iommu.table_reads(), c0 = h.iommu.config_reads();
+    const uint64_t t0 = h.iommu.table_reads(), c0 = h.iommu.config_reads(), l0 = h.iommu.config_locate_reads();
     const AmdDmaResult r = h.read(kRid, kIova + 0x18);
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r.data, kMagic);
     EXPECT_EQ(h.iommu.table_reads() - t0, 24u) << "(4+1)(4+1)-1";
-    // Counted apart: DTE, GCR3 entry, and the 4 host reads that locate the GCR3 entry.
-    EXPECT_EQ(h.iommu.config_reads() - c0, 6u);
+    // Counted apart: the DTE and the GCR3 entry (config reads), and in their own count the
+    // 4 host reads that locate the GCR3 entry at its GPA.
+    EXPECT_EQ(h.iommu.config_reads() - c0, 2u);
+    EXPECT_EQ(h.iommu.config_locate_reads() - l0, 4u);
     const uint64_t t1 = h.iommu.table_reads();
     ASSERT_TRUE(h.read(kRid, kIova + 0x18).ok());
     EXPECT_EQ(h.iommu.table_reads(), t1) << "warm: a combined IOTLB entry";
@@ -377,13 +448,14 @@ TEST(AmdViWalks, NestedTwoLevelGcr3TableThroughTheHostTable) {
     AMD_ASSERT_OK(h.drv.attach(kRid, kPasid, s1));
     EXPECT_EQ((h.memory.read64(h.drv.dte_address(kRid)) >> 56) & 3, 1u) << "GLX";
     h.memory.write64(kGuestRamPa + kBufferGpa + 0x40, kMagic);
-    const uint64_t t0 = h.iommu.table_reads(), c0 = h.iommu.config_reads();
+    const uint64_t t0 = h.iommu.table_reads(), c0 = h.iommu.config_reads(), l0 = h.iommu.config_locate_reads();
     const AmdDmaResult r = h.read(kRid, kPasid, kIova + 0x40);
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r.data, kMagic);
     EXPECT_EQ(h.iommu.table_reads() - t0, 24u);
-    // DTE + 2 GCR3 entries, each GCR3 entry located by a 4-level host walk.
-    EXPECT_EQ(h.iommu.config_reads() - c0, 1u + 2u + 2u * 4u);
+    // DTE + 2 GCR3 entries; apart, each GCR3 entry located by a 4-level host walk.
+    EXPECT_EQ(h.iommu.config_reads() - c0, 1u + 2u);
+    EXPECT_EQ(h.iommu.config_locate_reads() - l0, 2u * 4u);
     // PASID 1001 shares the level-1 entry but has no leaf entry: I/O page fault, GN=1.
     EXPECT_EQ(h.read(kRid, 1001u, kIova).response, IommuResponse::Fault);
     const auto ev = h.events();

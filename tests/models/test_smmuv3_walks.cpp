@@ -69,7 +69,7 @@ TEST(SmmuWalks, NestedColdWalkWithoutWalkCachesReads24Descriptors) {
     IOMMUSIM_ASSERT_OK(h.drv.map(s1, kIova, kBufferIpa, kPage, {}, kPage));
     IOMMUSIM_ASSERT_OK(h.drv.attach(kRid, std::nullopt, s1));
     h.memory.write64(kGuestRamPa + kBufferIpa + 0x40, kMagic);
-    const uint64_t t0 = h.smmu.table_reads(), c0 = h.smmu.config_reads();
+    const uint64_t t0 = h.smmu.table_reads(), c0 = h.smmu.config_reads(), l0 = h.smmu.config_locate_reads();
     const DmaResult r = h.read(kRid, kIova + 0x40);
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r.data, kMagic);
@@ -77,6 +77,9 @@ TEST(SmmuWalks, NestedColdWalkWithoutWalkCachesReads24Descriptors) {
     // stage-2 translation is a config fetch, not a table walk.
     EXPECT_EQ(h.smmu.table_reads() - t0, 24u);
     EXPECT_EQ(h.smmu.config_reads() - c0, 2u);   // STE + CD
+    // Apart: the 4-level stage-2 walk that locates the CD at its IPA (the same count AMD
+    // gives for locating a nested GCR3 entry).
+    EXPECT_EQ(h.smmu.config_locate_reads() - l0, 4u);
     EXPECT_EQ(h.smmu.walk_reads().max(), 24u);
     // Same page again: IOTLB hit, no reads.
     const uint64_t t1 = h.smmu.table_reads();
@@ -290,6 +293,35 @@ TEST(SmmuWalks, NestedStage2FaultOnOutputIpa) {
   });
 }
 
+// The CD of a nested stream lives at an IPA. When stage 2 does not map it, the stage-2
+// fault on the CD fetch reports CLASS=CD (0b00), not TT: QEMU smmu_get_cd.
+TEST(SmmuWalks, Stage2FaultOnCdFetchReportsClassCd) {
+  Harness h;
+  h.run([](Harness& h) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    auto [s2, s1] = h.make_nested(kPage);
+    ASSERT_NE(s1, 0u);
+    IOMMUSIM_ASSERT_OK(h.drv.map(s1, kIova, kBufferIpa, kPage, {}, kPage));
+    IOMMUSIM_ASSERT_OK(h.drv.attach(kRid, std::nullopt, s1));
+    // The STE (linear stream table, 64 bytes per SID) names the CD table's IPA.
+    smmuv3::SteWords ste{};
+    const uint64_t strtab = h.smmu.peek_register(smmuv3::reg::STRTAB_BASE) & 0x000FFFFFFFFFFFC0ull;
+    h.memory.read(strtab + uint64_t(kRid) * 64, ste.data(), 64);
+    const uint64_t cd_ipa = smmuv3::decode_ste(ste, nullptr)->s1_context_ptr;   // SSID 0's CD
+    // Take the CD's page out of stage 2 before the first DMA (nothing is cached yet).
+    IOMMUSIM_ASSERT_OK(h.drv.unmap(s2, cd_ipa & ~(kPage - 1), kPage));
+    const DmaResult r = h.read(kRid, kIova + 0x18);
+    EXPECT_EQ(r.response, IommuResponse::Fault);
+    const auto ev = h.events();
+    ASSERT_EQ(ev.size(), 1u);
+    EXPECT_EQ(ev[0].id, EventId::F_TRANSLATION);
+    EXPECT_TRUE(ev[0].s2);
+    EXPECT_EQ(ev[0].cls, 0u);                       // CLASS=CD
+    EXPECT_EQ(ev[0].input_addr, kIova + 0x18);
+    EXPECT_EQ(ev[0].ipa_or_fetch_addr, cd_ipa & ~(kPage - 1));   // IPA[51:12] of the CD
+  });
+}
+
 TEST(SmmuWalks, TwoLevelStreamTableTranslates) {
   driver::Smmuv3DriverConfig dc;
   dc.two_level_stream_table = true;
@@ -329,7 +361,13 @@ TEST(SmmuRegisters, IdRegistersDescribeWhatTheModelSupports) {
     EXPECT_EQ(IDR0_S2P::get(idr0), 1u);
     EXPECT_EQ(IDR0_TTF::get(idr0), 2u);          // AArch64 tables only
     EXPECT_EQ(IDR0_ST_LEVEL::get(idr0), 1u);     // 2-level stream tables
-    EXPECT_EQ(IDR0_STALL_MODEL::get(idr0), 1u);  // no stall mode
+    EXPECT_EQ(IDR0_STALL_MODEL::get(idr0), 1u);  // no stall mode: CD.S, STE.S2S are C_BAD_*
+    EXPECT_EQ(IDR0_TERM_MODEL::get(idr0), 1u);   // always abort: CD.A=0 is C_BAD_CD
+    EXPECT_EQ(IDR0_HTTU::get(idr0), 0u);         // no HW A/D update: CD.HA/HD are C_BAD_CD
+    EXPECT_EQ(IDR0_TTENDIAN::get(idr0), 2u);     // little-endian: CD.ENDI, STE.S2ENDI are C_BAD_*
+    EXPECT_EQ(IDR0_MSI::get(idr0), 1u);
+    // AIDR: ArchMajorRev=0, ArchMinorRev=2 (SMMUv3.2, which IDR3.RIL needs) => 0x02.
+    EXPECT_EQ(h.smmu.peek_register(AIDR, 4), 0x02u);
     EXPECT_EQ(IDR1_SIDSIZE::get(idr1), 16u);
     EXPECT_EQ(IDR3_RIL::get(idr3), 1u);
     EXPECT_EQ(IDR5_OAS::get(idr5), 5u);          // 48 bits
@@ -361,6 +399,68 @@ TEST(SmmuEvents, DriverDrainsQueueAndAcknowledgesOverflow) {
     // Recording resumes once there is room.
     ASSERT_FALSE(h.read(kRid, kIova + 8 * kPage).ok());
     EXPECT_EQ(h.drv.drain_events(), 1u);
+  });
+}
+
+}  // namespace
+}  // namespace iommusim::test
+
+namespace iommusim::test {
+namespace {
+
+// A 4- or 8-byte register access straight into the model (as the driver's socket would).
+tlm::tlm_response_status smmu_mmio(Harness& h, uint64_t offset, unsigned len, uint64_t value) {
+  tlm::tlm_generic_payload p;
+  p.set_command(tlm::TLM_WRITE_COMMAND);
+  p.set_address(offset);
+  p.set_data_ptr(reinterpret_cast<unsigned char*>(&value));
+  p.set_data_length(len);
+  p.set_streaming_width(len);
+  sc_core::sc_time d = sc_core::SC_ZERO_TIME;
+  h.smmu.mmio.get_base_interface().b_transport(p, d);
+  return p.get_response_status();
+}
+
+// IDR0.MSI=1, so the MSI configuration registers exist (Linux arm_smmu_setup_msis writes
+// them): GERROR_IRQ_CFG0/1/2 at 0x68/0x70/0x74, EVTQ_IRQ_CFG0/1/2 at 0xB0/0xB8/0xBC
+// (IHI 0070, 6.3). CFG0 keeps ADDR[51:2], CFG1 the 32-bit data, CFG2 SH[5:4] and MemAttr[3:0].
+TEST(SmmuRegisters, MsiConfigurationRegistersAreStored) {
+  Harness h;
+  h.run([](Harness& h) {
+    using namespace iommusim::smmuv3::reg;
+    EXPECT_EQ(smmu_mmio(h, GERROR_IRQ_CFG1, 4, 0xDEADBEEF), tlm::TLM_OK_RESPONSE);
+    EXPECT_EQ(smmu_mmio(h, GERROR_IRQ_CFG2, 4, 0xFF), tlm::TLM_OK_RESPONSE);
+    EXPECT_EQ(smmu_mmio(h, EVTQ_IRQ_CFG0, 8, 0xFFFF123456789ABFull), tlm::TLM_OK_RESPONSE);
+    EXPECT_EQ(smmu_mmio(h, EVTQ_IRQ_CFG1, 4, 0x1234), tlm::TLM_OK_RESPONSE);
+    EXPECT_EQ(smmu_mmio(h, EVTQ_IRQ_CFG2, 4, 0x31), tlm::TLM_OK_RESPONSE);   // SH=3 (inner), MemAttr=1 (nGnRE)
+    EXPECT_EQ(h.smmu.peek_register(GERROR_IRQ_CFG1, 4), 0xDEADBEEFu);
+    EXPECT_EQ(h.smmu.peek_register(GERROR_IRQ_CFG2, 4), 0x3Fu);               // bits [31:6] RES0
+    // ADDR[51:2]: 0xFFFF_1234_5678_9ABF & 0x000F_FFFF_FFFF_FFFC = 0x000F_1234_5678_9ABC
+    EXPECT_EQ(h.smmu.peek_register(EVTQ_IRQ_CFG0), 0x000F123456789ABCull);
+    EXPECT_EQ(h.smmu.peek_register(EVTQ_IRQ_CFG1, 4), 0x1234u);
+    EXPECT_EQ(h.smmu.peek_register(EVTQ_IRQ_CFG2, 4), 0x31u);
+  });
+}
+
+// CMDQ_CONS and EVTQ_PROD are writable while their queue is disabled (Linux writes them at
+// reset) and ignore writes while it is enabled.
+TEST(SmmuRegisters, QueuePointersWritableOnlyWhileTheQueueIsDisabled) {
+  Harness h;
+  h.run([](Harness& h) {
+    using namespace iommusim::smmuv3::reg;
+    // Before init: both queues are disabled (CR0ACK = 0).
+    EXPECT_EQ(smmu_mmio(h, CMDQ_CONS, 4, 0x7F000025), tlm::TLM_OK_RESPONSE);
+    EXPECT_EQ(h.smmu.peek_register(CMDQ_CONS, 4), 0x25u);                     // ERR[30:24] is read-only
+    EXPECT_EQ(smmu_mmio(h, EVTQ_PROD, 4, 0x80000011), tlm::TLM_OK_RESPONSE);
+    EXPECT_EQ(h.smmu.peek_register(EVTQ_PROD, 4), 0x80000011u);               // OVFLG | index 0x11
+    EXPECT_EQ(smmu_mmio(h, EVTQ_PROD_PAGE0, 4, 0x3), tlm::TLM_OK_RESPONSE);    // the page-0 alias
+    EXPECT_EQ(h.smmu.peek_register(EVTQ_PROD, 4), 0x3u);
+    IOMMUSIM_ASSERT_OK(h.drv.init());   // resets the pointers and enables both queues
+    const uint64_t cons = h.smmu.peek_register(CMDQ_CONS, 4), prod = h.smmu.peek_register(EVTQ_PROD, 4);
+    EXPECT_EQ(smmu_mmio(h, CMDQ_CONS, 4, cons + 5), tlm::TLM_OK_RESPONSE);
+    EXPECT_EQ(smmu_mmio(h, EVTQ_PROD, 4, prod + 5), tlm::TLM_OK_RESPONSE);
+    EXPECT_EQ(h.smmu.peek_register(CMDQ_CONS, 4), cons);
+    EXPECT_EQ(h.smmu.peek_register(EVTQ_PROD, 4), prod);
   });
 }
 

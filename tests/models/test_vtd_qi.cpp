@@ -253,6 +253,21 @@ TEST(VtdQi, LegacyWidthQueueRuns128BitDescriptorsAndRejects256BitTypes) {
   });
 }
 
+// With 256-bit descriptors (IQA.DW=1) IQT must be 32-byte aligned: bit 4 set is IQE with
+// IQEI 6 (VT-d spec, IQERCD_REG: "queue tail not aligned to 256-bit descriptors"), not 1.
+TEST(VtdQi, MisalignedTailOfA256BitQueueIsIqei6) {
+  Harness h;
+  h.run([](Harness& h) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    const uint64_t iqh = h.iommu.peek_register(vtd::reg::IQH);
+    h.mmio_write(vtd::reg::IQT, iqh + 0x10, 8);   // half a descriptor further
+    sc_core::wait(sc_core::sc_time(5, sc_core::SC_US));
+    EXPECT_EQ(h.fsts() & 0x10u, 0x10u);           // FSTS.IQE
+    EXPECT_EQ(vtd::reg::IQER_IQEI::get(h.iommu.peek_register(vtd::reg::IQER)), 6u);
+    EXPECT_EQ(h.iommu.peek_register(vtd::reg::IQH), iqh);
+  });
+}
+
 TEST(VtdQi, DriverRecoversFromAnInvalidDescriptorLikeQiCheckFault) {
   Harness h;
   h.run([](Harness& h) {

@@ -206,6 +206,11 @@ TEST(VtdRegisters, CapAndEcapDescribeTheModel) {
     EXPECT_TRUE(ecap.ssts);
     EXPECT_TRUE(ecap.pt);
     EXPECT_EQ(ecap.pasid_bits(), 20u);
+    // SRS (ECAP bit 31): the model checks SRE and the driver sets it (Linux refuses SRE
+    // without SRS). SMPWCS (bit 48): scalable-mode walks are coherent.
+    const uint64_t raw = h.iommu.peek_register(vtd::reg::ECAP);
+    EXPECT_EQ((raw >> 31) & 1, 1u);
+    EXPECT_EQ((raw >> 48) & 1, 1u);
     EXPECT_EQ(cap.sagaw, 0xEu);
     EXPECT_EQ(cap.did_bits(), 16u);
     EXPECT_EQ(cap.mgaw_bits, 48u);
@@ -244,6 +249,51 @@ TEST(VtdFaults, UnmappedIovaRecordsFirstStageNotPresent) {
     EXPECT_EQ(h.drv.faults_seen(FaultReason::SM_FS_ENTRY_NOT_PRESENT), 1u);
     EXPECT_TRUE(h.faults().empty());
     EXPECT_EQ(h.fsts() & 0x3u, 0u);
+  });
+}
+
+// A present paging entry with a reserved bit set is fault reason 0x72 (first stage) or
+// 0x7A (second stage), not "not present" 0x71 / 0x79 (VT-d spec, scalable-mode
+// non-recoverable fault conditions table). Hand-built 4-level tables for kIova
+// 0x1000_0000: PML4 index 0, PDPT index 0, PD index 0x80 (byte 0x400), PT index 0. The PTE
+// sets address bit 50, beyond the 48-bit HAW: 0x0004_0000_4020_0000 | flags.
+TEST(VtdFaults, ReservedBitsInPagingEntriesAreReasons72And7A) {
+  Harness h;
+  h.run([](Harness& h) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    const DomainId d = h.make_domain(DomainKind::Stage1);
+    IOMMUSIM_ASSERT_OK(h.drv.attach(kRid, std::nullopt, d));
+    IOMMUSIM_ASSERT_OK(h.drv.attach(kRid + 1, std::nullopt, d));
+    const uint64_t fs = 0x80000000ull, ss = 0x80100000ull;
+    // First stage (x86): tables P|R/W|U/S = 0x7.
+    h.memory.write64(fs + 0x0000, 0x80001007ull);
+    h.memory.write64(fs + 0x1000, 0x80002007ull);
+    h.memory.write64(fs + 0x2400, 0x80003007ull);
+    h.memory.write64(fs + 0x3000, 0x0004000040200007ull);
+    // Second stage: tables R|W = 0x3.
+    h.memory.write64(ss + 0x0000, 0x80101003ull);
+    h.memory.write64(ss + 0x1000, 0x80102003ull);
+    h.memory.write64(ss + 0x2400, 0x80103003ull);
+    h.memory.write64(ss + 0x3000, 0x0004000040200003ull);
+    vtd::PasidEntry pe;
+    pe.present = true; pe.did = h.drv.did_of(d); pe.aw = 2; pe.pgtt = vtd::Pgtt::FirstStage; pe.sre = true;
+    pe.fsptptr = fs;
+    auto w = vtd::encode_pasid_entry(pe);
+    h.memory.write(h.drv.pasid_entry_address(kRid, 0), w.data(), 64);
+    pe.pgtt = vtd::Pgtt::SecondStage; pe.fsptptr = 0; pe.ssptptr = ss; pe.sre = false;
+    w = vtd::encode_pasid_entry(pe);
+    h.memory.write(h.drv.pasid_entry_address(kRid + 1, 0), w.data(), 64);
+    IOMMUSIM_ASSERT_OK(h.drv.submit({vtd::desc_pasid_cache(vtd::PcGran::Domain, pe.did, 0)}, "test"));
+    EXPECT_EQ(h.read(kRid, kIova + 0x20).response, IommuResponse::Fault);
+    EXPECT_EQ(h.read(kRid + 1, kIova + 0x20).response, IommuResponse::Fault);
+    const auto f = h.faults();
+    ASSERT_EQ(f.size(), 2u);
+    EXPECT_EQ(f[0].reason, 0x72u);   // SM: non-zero reserved field in a first-stage entry
+    EXPECT_EQ(f[0].sid, kRid);
+    EXPECT_EQ(f[0].fault_info, kIova);
+    EXPECT_EQ(f[1].reason, 0x7Au);   // SM: non-zero reserved field in a second-stage entry
+    EXPECT_EQ(f[1].sid, kRid + 1);
+    EXPECT_EQ(f[1].fault_info, kIova);
   });
 }
 

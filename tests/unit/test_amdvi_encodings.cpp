@@ -1,8 +1,9 @@
 // Known-answer tests for the AMD-Vi encodings: MMIO register fields and EFR caps,
 // Device Table Entries, GCR3 entries, command-buffer entries (builders, Linux's
 // range encoding and the decoder's illegal cases) and event-log records. Every
-// literal was worked out by hand from the field tables in
-// /work/shared/reference/hardware-formats.md C.1-C.8; the arithmetic is in the
+// literal was worked out by hand from the field tables of the AMD IOMMU Specification
+// (48882: sections 2.2 (DTE, page tables, GCR3), 2.4 (commands), 2.5 (event log) and 3.4
+// (registers)); the arithmetic is in the
 // comment next to it. Nibble notation: "n[63:60]=3" means the hex digit for bits
 // 63..60 is 3. Commands and events are shown as u64[0] = data[1]:data[0],
 // u64[1] = data[3]:data[2].
@@ -273,6 +274,12 @@ TEST(AmdViDte, RejectsReservedEncodings) {
   // GuestPagingMode=2<<54 (n[55:52]=8) and 3<<54 (0xC)
   expect_bad_dte({0x6000000012345803ull, 7, 0x0080000000000000ull, 0}, "GuestPagingMode");
   expect_bad_dte({0x6000000012345803ull, 7, 0x00C0000000000000ull, 0}, "GuestPagingMode");
+  // HAD=2<<7 (0x100; 00 none, 01 access, 11 access+dirty, 10 reserved): low 0x1234_5903
+  expect_bad_dte({0x6000000012345903ull, 7, 0, 0}, "HAD");
+  // HAD=1 (0x80, low 0x1234_5883) decodes (the caps check then wants EFR.HASup).
+  auto had1 = decode_dte({0x6000000012345883ull, 7, 0, 0}, nullptr);
+  ASSERT_TRUE(had1.has_value());
+  EXPECT_EQ(had1->had, 1);
   // IoCtl=3<<35 (0x18_0000_0000)                         => data[1] 0x0000_0018_0000_0007
   expect_bad_dte({0x6000000012345803ull, 0x0000001800000007ull, 0, 0}, "IoCtl");
   // IV 0x1 | IntTabLen=12<<1 (0x18) = 0x19
@@ -766,6 +773,37 @@ TEST(AmdViEvent, TimeoutAndInvalidRequestKat) {
   EXPECT_TRUE(d.tr);
   EXPECT_EQ(d.type, 1);
   EXPECT_EQ(d.device_id, 0x18);
+}
+
+// Event codes 0x9 and 0xA of the AMD IOMMU spec event-code table.
+TEST(AmdViEvent, InvalidPprRequestAndEventCounterZeroKat) {
+  // INVALID_PPR_REQUEST (Linux PPR_PASID1/PPR_PASID2 positions): DeviceID 0x0010 [15:0],
+  // PASID 0x12345: [15:0]=0x2345 at [31:16], [19:16]=0x1 at [45:42] (0x400 in [47:32]);
+  // Tag 0x155 at [41:32]; GN 1<<48; code 9<<60
+  //   => [47:32] = 0x155|0x400 = 0x555 => 0x9001_0555_2345_0010
+  EventRecord p;
+  p.code = EventCode::InvalidPprRequest;
+  p.device_id = 0x10;
+  p.domain_or_pasid = 0x12345;
+  p.tag = 0x155;
+  p.gn = true;
+  p.address = 0xFEDCBA9876543000ull;
+  const EventWords kat = {0x9001055523450010ull, 0xFEDCBA9876543000ull};
+  EXPECT_EQ(encode_event(p), kat);
+  const EventRecord d = decode_event(kat);
+  EXPECT_EQ(d.code, EventCode::InvalidPprRequest);
+  EXPECT_EQ(d.device_id, 0x10);
+  EXPECT_EQ(d.domain_or_pasid, 0x12345u);
+  EXPECT_EQ(d.tag, 0x155);
+  EXPECT_TRUE(d.gn);
+  EXPECT_STREQ(event_name(d.code), "INVALID_PPR_REQUEST");
+  // EVENT_COUNTER_ZERO: code 0xA<<60, the address word as given.
+  EventRecord z;
+  z.code = EventCode::EventCounterZero;
+  z.address = 0x40;
+  EXPECT_EQ(encode_event(z), (EventWords{0xA000000000000000ull, 0x40ull}));
+  EXPECT_EQ(decode_event({0xA000000000000000ull, 0x40ull}).code, EventCode::EventCounterZero);
+  EXPECT_STREQ(event_name(EventCode::EventCounterZero), "EVENT_COUNTER_ZERO");
 }
 
 TEST(AmdViEvent, Names) {

@@ -94,3 +94,83 @@ TEST(Config, MalformedJsonIsAnErrorNotACrash) {
   const std::string f = write_temp("bad.json", "{ \"sim\": { \"seed\": 1, } ");
   EXPECT_NE(error_of(f, {}).find("not valid JSON"), std::string::npos);
 }
+
+// Issue 9, section 2: bad input ends as a ConfigError naming the key or the file.
+TEST(Config, OverflowingNumberNamesTheKey) {
+  EXPECT_NE(error_of("", {"sim.seed=1e400"}).find("sim.seed"), std::string::npos);
+  const std::string f = write_temp("overflow.json", "{ \"sim\": { \"seed\": 1e400 } }");
+  EXPECT_NE(error_of(f, {}).find("overflow.json"), std::string::npos);
+}
+
+TEST(Config, IncludedSectionThatIsNotAnObjectNamesKeyAndFile) {
+  write_temp("array_section.json", "[1]");
+  const std::string main = write_temp("main_array.json", "{ \"iommu\": { \"smmuv3\": \"array_section.json\" } }");
+  const std::string e = error_of(main, {});
+  EXPECT_NE(e.find("iommu.smmuv3"), std::string::npos) << e;
+  EXPECT_NE(e.find("array_section.json"), std::string::npos) << e;
+}
+
+TEST(Config, UnsignedBeyondInt64DoesNotWrapNegative) {
+  // 2^64-1 read as int64 would be -1, "no PASID".
+  const std::string e = error_of("", {"traffic.pasid=18446744073709551615"});
+  EXPECT_NE(e.find("traffic.pasid"), std::string::npos) << e;
+  EXPECT_NE(error_of("", {"traffic.pasid=9223372036854775808"}).find("traffic.pasid"), std::string::npos);
+}
+
+TEST(Config, BufferIpaMustBeStageOnePageAligned) {
+  EXPECT_NE(error_of("", {"platform.buffer_ipa=2048"}).find("platform.buffer_ipa"), std::string::npos);
+  // 2 MB stage-1 leaves need a 2 MB aligned buffer start.
+  EXPECT_NE(error_of("", {"platform.stage1_page_bytes=2097152", "platform.buffer_ipa=4096"}).find("platform.buffer_ipa"),
+            std::string::npos);
+  EXPECT_EQ(error_of("", {"platform.buffer_ipa=8192"}), "");
+}
+
+TEST(Config, VtdRidPasidMustLieInThePasidDirectory) {
+  // PDTS=0: 2^(0+7) directory entries x 64 PASIDs = 8192 PASIDs (0..8191).
+  const std::string e = error_of("", {"iommu.vendor=vtd", "driver.vtd.pdts=0", "driver.vtd.rid_pasid=8192"});
+  EXPECT_NE(e.find("driver.vtd.rid_pasid"), std::string::npos) << e;
+  EXPECT_EQ(error_of("", {"iommu.vendor=vtd", "driver.vtd.pdts=0", "driver.vtd.rid_pasid=8191"}), "");
+}
+
+// Errors found before any module exists (read_params) or in the first lane's config, so
+// each call leaves nothing behind in the SystemC hierarchy.
+TEST(Config, ExtremesAreBoundedByWhatCanRun) {
+  EXPECT_NE(error_of("", {"iommu.smmuv3.iotlb.entries=16777216"}).find("iommu.smmuv3.iotlb.entries"), std::string::npos);
+  EXPECT_NE(error_of("", {"iommu.vendor=amdvi", "iommu.amdvi.gpa_cache.entries=16777216"})
+                .find("iommu.amdvi.gpa_cache.entries"),
+            std::string::npos);
+  // Fully associative (ways 0) with more than 1024 entries: every lookup searches them all.
+  EXPECT_NE(error_of("", {"iommu.vendor=vtd", "iommu.vtd.iotlb.entries=4096", "iommu.vtd.iotlb.ways=0"})
+                .find("iommu.vtd.iotlb.ways"),
+            std::string::npos);
+  EXPECT_NE(error_of("", {"memory.latency_cycles=100000"}).find("memory.latency_cycles"), std::string::npos);
+  // 10000 cycles at 1 GHz = 10 us per read; 48 reads = 480 us > the default 100 us timeout.
+  const std::string slow = error_of("", {"memory.latency_cycles=10000"});
+  EXPECT_NE(slow.find("memory.latency_cycles"), std::string::npos) << slow;
+  EXPECT_NE(slow.find("driver.sync_timeout_us"), std::string::npos) << slow;
+  EXPECT_NE(error_of("", {"sim.max_sim_time_us=-1"}).find("sim.max_sim_time_us"), std::string::npos);
+}
+
+TEST(Config, SlowMemoryRunsWithALongerBarrierTimeout) {
+  // 10 us per read x 48 = 480 us <= 500 us.
+  EXPECT_EQ(error_of("", {"memory.latency_cycles=10000", "driver.sync_timeout_us=500"}), "");
+}
+
+TEST(Config, LargestCachesAreAccepted) {
+  std::vector<std::string> big{"iommu.vendor=vtd"};
+  for (const char* c : {"context_cache", "pasid_cache", "iotlb", "fs_psc", "ss_psc", "gpa_cache"})
+    big.push_back(std::string("iommu.vtd.") + c + ".entries=65536");
+  EXPECT_EQ(error_of("", big), "");
+}
+
+TEST(Config, NonRegularOrOversizeFilesAreRefused) {
+  EXPECT_NE(error_of("/dev/zero", {}).find("/dev/zero: not a regular file"), std::string::npos);
+  const std::string big = ::testing::TempDir() + "big.json";
+  {
+    std::ofstream out(big);
+    out << "{}";
+    out << std::string(iommusim::platforms::kMaxConfigFileBytes, ' ');
+  }
+  EXPECT_NE(error_of(big, {}).find("config file limit"), std::string::npos);
+  std::remove(big.c_str());
+}

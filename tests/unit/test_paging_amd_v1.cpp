@@ -85,24 +85,25 @@ TEST(AmdV1, LargePageLiterals) {
   EXPECT_EQ(d.leaf_bytes, 1ull << 20);
   EXPECT_EQ(d.address, 0x100000ull);
   // ... but smaller than level 2's natural 2 MB.
-  EXPECT_EQ(f.decode(4, 0x17FE01).kind, DecodedDescriptor::Kind::Invalid);
+  EXPECT_EQ(f.decode(4, 0x17FE01).kind, DecodedDescriptor::Kind::Reserved);
   // 2 MB via NextLevel 7 (ones in 19:12 = 0xFF000): equal to level 2's size (NextLevel 0 is
   // required there) and not smaller than level 1's parent.
-  EXPECT_EQ(f.decode(4, 0x2FFE01).kind, DecodedDescriptor::Kind::Invalid);
-  EXPECT_EQ(f.decode(5, 0x2FFE01).kind, DecodedDescriptor::Kind::Invalid);
+  EXPECT_EQ(f.decode(4, 0x2FFE01).kind, DecodedDescriptor::Kind::Reserved);
+  EXPECT_EQ(f.decode(5, 0x2FFE01).kind, DecodedDescriptor::Kind::Reserved);
   // 1 GB at AMD level 2 via NextLevel 7 (ones in 28:12): not smaller than the parent's 1 GB.
-  EXPECT_EQ(f.decode(4, 0x1FFFFE01).kind, DecodedDescriptor::Kind::Invalid);
+  EXPECT_EQ(f.decode(4, 0x1FFFFE01).kind, DecodedDescriptor::Kind::Reserved);
 }
 
 TEST(AmdV1, DecodeLiterals) {
   auto f = amd(6);
   EXPECT_EQ(f.decode(5, 0x7000000000009000ull).kind, DecodedDescriptor::Kind::Invalid);   // PR clear
-  // The level-6 table holds no pages, natural or large.
-  EXPECT_EQ(f.decode(0, 0x7000000000000001ull).kind, DecodedDescriptor::Kind::Invalid);
-  EXPECT_EQ(f.decode(0, 0x7000000000000E01ull).kind, DecodedDescriptor::Kind::Invalid);
+  // Present but malformed entries decode as Reserved (IO_PAGE_FAULT PR=1 RZ=1), not as
+  // not present. The level-6 table holds no pages, natural or large.
+  EXPECT_EQ(f.decode(0, 0x7000000000000001ull).kind, DecodedDescriptor::Kind::Reserved);
+  EXPECT_EQ(f.decode(0, 0x7000000000000E01ull).kind, DecodedDescriptor::Kind::Reserved);
   // A PDE at AMD level 4 (w2) naming level 4 or 5 (0x801 / 0xA01) does not go down.
-  EXPECT_EQ(f.decode(2, 0x6000000000003801ull).kind, DecodedDescriptor::Kind::Invalid);
-  EXPECT_EQ(f.decode(2, 0x6000000000003A01ull).kind, DecodedDescriptor::Kind::Invalid);
+  EXPECT_EQ(f.decode(2, 0x6000000000003801ull).kind, DecodedDescriptor::Kind::Reserved);
+  EXPECT_EQ(f.decode(2, 0x6000000000003A01ull).kind, DecodedDescriptor::Kind::Reserved);
   // Table with IR only (bit 61): read allowed, write removed below.
   DecodedDescriptor t = f.decode(2, 0x2000000000003401ull);
   EXPECT_EQ(t.kind, DecodedDescriptor::Kind::Table);
@@ -111,6 +112,13 @@ TEST(AmdV1, DecodeLiterals) {
   EXPECT_FALSE(t.table_allows_write);
   // Natural 512 GB leaf at AMD level 4 decodes (Linux avoids it for an erratum; the format allows it).
   EXPECT_EQ(f.decode(2, 0x7000008000000001ull).leaf_bytes, 1ull << 39);
+  // Reserved bits: PDE 60:52, PTE 58:52 (bits 59 U and 60 FC are not reserved in a PTE).
+  // PDE 0x6000_0000_0000_3401 | bit 52 (n[55:52]=1) => 0x6010_0000_0000_3401; | FC bit 60 => 0x7000_...
+  EXPECT_EQ(f.decode(2, 0x6010000000003401ull).kind, DecodedDescriptor::Kind::Reserved);
+  EXPECT_EQ(f.decode(2, 0x7000000000003401ull).kind, DecodedDescriptor::Kind::Reserved);
+  // PTE 0x7000_0000_0000_9001 | bit 58 (n[59:56]=4) => 0x7400_0000_0000_9001; U bit 59 (n=8) is fine.
+  EXPECT_EQ(f.decode(5, 0x7400000000009001ull).kind, DecodedDescriptor::Kind::Reserved);
+  EXPECT_EQ(f.decode(5, 0x7800000000009001ull).kind, DecodedDescriptor::Kind::Leaf);
 }
 
 TEST(AmdV1, LiteralSixLevelWalk) {
@@ -166,9 +174,10 @@ TEST(AmdV1, LevelSkipping) {
   EXPECT_EQ(r.fault, Fault::None);
   EXPECT_EQ(r.output, 0x9045ull);
   EXPECT_EQ(r.reads, 3u);
-  // A nonzero skipped index (bit 30) is an I/O page fault at the skipping PDE.
+  // A nonzero skipped index (bit 30) is an I/O page fault at the skipping PDE: a present,
+  // malformed entry (PR=1), not a missing one.
   WalkResult bad = walk_map(f, m, 0x1000, 0x0000008000403045ull | (1ull << 30));
-  EXPECT_EQ(bad.fault, Fault::Translation);
+  EXPECT_EQ(bad.fault, Fault::Reserved);
   EXPECT_EQ(bad.reads, 1u);
   EXPECT_EQ(bad.level, 2u);
   EXPECT_EQ(f.skipped_index_mask(2, 4), 0x0000007FC0000000ull);   // bits 38:30

@@ -69,16 +69,17 @@ TEST(VtdSecondStage, DecodeLiterals) {
   EXPECT_EQ(f.decode(3, 0x40200083).leaf_bytes, 2ull << 20);
   EXPECT_EQ(f.decode(3, 0x40200083).address, 0x40200000ull);
   EXPECT_EQ(f.decode(2, 0x40000083).leaf_bytes, 1ull << 30);
-  // PS in an SS-PML4E or SS-PML5E is reserved.
-  EXPECT_EQ(f.decode(1, 0x2083).kind, DecodedDescriptor::Kind::Invalid);
-  EXPECT_EQ(ss(5).decode(0, 0x2083).kind, DecodedDescriptor::Kind::Invalid);
+  // Present (R or W) entries with reserved bits decode as Reserved (fault reason 0x7A), not
+  // as not present (0x79). PS in an SS-PML4E or SS-PML5E is reserved.
+  EXPECT_EQ(f.decode(1, 0x2083).kind, DecodedDescriptor::Kind::Reserved);
+  EXPECT_EQ(ss(5).decode(0, 0x2083).kind, DecodedDescriptor::Kind::Reserved);
   // Large page with address bit 12 set (0x40201083): reserved.
-  EXPECT_EQ(f.decode(3, 0x40201083).kind, DecodedDescriptor::Kind::Invalid);
+  EXPECT_EQ(f.decode(3, 0x40201083).kind, DecodedDescriptor::Kind::Reserved);
   // PS where the capability has no such page size.
-  EXPECT_EQ(ss(4, false, true).decode(3, 0x40200083).kind, DecodedDescriptor::Kind::Invalid);
-  EXPECT_EQ(ss(4, true, false).decode(2, 0x40000083).kind, DecodedDescriptor::Kind::Invalid);
+  EXPECT_EQ(ss(4, false, true).decode(3, 0x40200083).kind, DecodedDescriptor::Kind::Reserved);
+  EXPECT_EQ(ss(4, true, false).decode(2, 0x40000083).kind, DecodedDescriptor::Kind::Reserved);
   // Address bit 48 (0x1_0000_0000_0000) beyond a 48-bit HAW is reserved; fine with 52 bits.
-  EXPECT_EQ(f.decode(4, 0x0001000000009003ull).kind, DecodedDescriptor::Kind::Invalid);
+  EXPECT_EQ(f.decode(4, 0x0001000000009003ull).kind, DecodedDescriptor::Kind::Reserved);
   EXPECT_EQ(VtdSecondStageFormat({4, true, true, 52}).decode(4, 0x0001000000009003ull).address, 0x1000000009000ull);
 }
 
@@ -181,8 +182,8 @@ TEST(VtdSecondStage, LargeLeavesInWalks) {
   EXPECT_EQ(gb.fault, Fault::None);
   EXPECT_EQ(gb.output, 0x147654321ull);
   EXPECT_EQ(gb.reads, 2u);
-  EXPECT_EQ(walk_map(ss(4, false, true), m, 0x1000, 0x40312345).fault, Fault::Translation);
-  EXPECT_EQ(walk_map(ss(4, true, false), m, 0x1000, 0x87654321).fault, Fault::Translation);
+  EXPECT_EQ(walk_map(ss(4, false, true), m, 0x1000, 0x40312345).fault, Fault::Reserved);
+  EXPECT_EQ(walk_map(ss(4, true, false), m, 0x1000, 0x87654321).fault, Fault::Reserved);
 }
 
 TEST(VtdSecondStage, TableBuilderMapsEveryPageSize) {

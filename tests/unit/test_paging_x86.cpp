@@ -137,7 +137,7 @@ TEST(X86Paging, LargePageWalks) {
   EXPECT_EQ(gb.level, 2u);
   // Without 1 GB pages the PDPTE's PS is reserved.
   WalkResult no1g = walk_map(X86Format({4, false, 52}), m, 0x1000, 0x87654321);
-  EXPECT_EQ(no1g.fault, Fault::Translation);
+  EXPECT_EQ(no1g.fault, Fault::Reserved);
   EXPECT_EQ(no1g.level, 2u);
 }
 
@@ -212,26 +212,26 @@ TEST(X86Paging, WalkReportsTablePermissionsAndHonoursInherited) {
   EXPECT_EQ(walk(f, {4, 0x4000}, 0x10, write_access(), fetch).fault, Fault::None);
 }
 
-TEST(X86Paging, ReservedBitsAreTranslationFaults) {
+TEST(X86Paging, ReservedBitsAreReservedFaultsNotNotPresent) {
   auto f = x86_4l();
   // PS in a PML4E (0x2027 | PS 0x80 = 0x20A7) or a PML5E is reserved.
-  EXPECT_EQ(f.decode(1, 0x20A7).kind, DecodedDescriptor::Kind::Invalid);
-  EXPECT_EQ(x86_5l().decode(0, 0x20A7).kind, DecodedDescriptor::Kind::Invalid);
+  EXPECT_EQ(f.decode(1, 0x20A7).kind, DecodedDescriptor::Kind::Reserved);
+  EXPECT_EQ(x86_5l().decode(0, 0x20A7).kind, DecodedDescriptor::Kind::Reserved);
   MapMemory m;
   m.words[0x1000] = 0x20A7;
   WalkResult r = walk_map(f, m, 0x1000, 0x0);
-  EXPECT_EQ(r.fault, Fault::Translation);
+  EXPECT_EQ(r.fault, Fault::Reserved);   // VT-d 0x72, AMD PR=1 RZ=1 (not "not present")
   EXPECT_EQ(r.level, 1u);
   EXPECT_EQ(r.reads, 1u);
   // 2 MB PDE: bit 12 is PAT (0x800010E7 is a page at 0x8000_0000); bit 13 (0x800020E7) is reserved.
   EXPECT_EQ(f.decode(3, 0x800010E7).address, 0x80000000ull);
-  EXPECT_EQ(f.decode(3, 0x800020E7).kind, DecodedDescriptor::Kind::Invalid);
+  EXPECT_EQ(f.decode(3, 0x800020E7).kind, DecodedDescriptor::Kind::Reserved);
   // 1 GB PDPTE: bits 29:13 reserved (bit 20 here).
-  EXPECT_EQ(f.decode(2, 0xC01000E7).kind, DecodedDescriptor::Kind::Invalid);
+  EXPECT_EQ(f.decode(2, 0xC01000E7).kind, DecodedDescriptor::Kind::Reserved);
   // Address bit 46 (0x4000_0000_0000) with a 46-bit MAXPHYADDR is reserved, in a PTE and in a table.
   X86Format narrow({4, true, 46});
-  EXPECT_EQ(narrow.decode(4, 0x0000400000009067ull).kind, DecodedDescriptor::Kind::Invalid);
-  EXPECT_EQ(narrow.decode(2, 0x0000400000003027ull).kind, DecodedDescriptor::Kind::Invalid);
+  EXPECT_EQ(narrow.decode(4, 0x0000400000009067ull).kind, DecodedDescriptor::Kind::Reserved);
+  EXPECT_EQ(narrow.decode(2, 0x0000400000003027ull).kind, DecodedDescriptor::Kind::Reserved);
   EXPECT_EQ(f.decode(4, 0x0000400000009067ull).address, 0x400000009000ull);
 }
 

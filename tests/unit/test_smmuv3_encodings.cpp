@@ -1,6 +1,7 @@
 // Known-answer tests for SMMUv3 STE/CD/L1 descriptors, CMDQ entries, the Linux
 // range-TLBI planner and event records. Every literal was worked out by hand from
-// the field table in /work/shared/reference/hardware-formats.md (A.3-A.7); the
+// the field tables of the Arm SMMUv3 architecture specification (IHI 0070: 5.2 STE, 5.4
+// CD, chapter 4 commands, 7.3 event records); the
 // arithmetic is in the comment next to it. Nibble notation: "n[47:44]=3" means
 // hex digit for bits 47..44 is 3.
 #include <gtest/gtest.h>
@@ -177,6 +178,14 @@ TEST(SmmuV3Ste, RejectsS1Fields) {
   expect_bad_ste({0xA80000000000000Bull, 0, 0, 0, 0, 0, 0, 0}, "S1CDMax");
 }
 
+TEST(SmmuV3Ste, RejectsWhatIdr0DoesNotAdvertise) {
+  // kNestedSte dw2 0x044A_3558_0000_0042 with S2ENDI=1<<52: n[55:52]=4|1=5 => 0x045A_3558_0000_0042
+  // (IDR0.TTENDIAN=2: little-endian only)
+  expect_bad_ste({kNestedSte[0], kNestedSte[1], 0x045A355800000042ull, kNestedSte[3], 0, 0, 0, 0}, "S2ENDI");
+  // ... with S2S=1<<57: n[59:56]=4|2=6 => 0x064A_3558_0000_0042 (IDR0.STALL_MODEL=1: no stall)
+  expect_bad_ste({kNestedSte[0], kNestedSte[1], 0x064A355800000042ull, kNestedSte[3], 0, 0, 0, 0}, "S2S");
+}
+
 // ---------------------------------------------------------------- CD
 
 // dw0: T0SZ=16 (0x10) | IRGN0=1<<8 (0x100) | ORGN0=1<<10 (0x400) | SH0=3<<12 (0x3000)
@@ -252,6 +261,22 @@ TEST(SmmuV3Cd, Rejects) {
   expect_bad_cd({0x12346206C0003510ull, 0x87654000ull, 0, 0, 0, 0, 0, 0}, "IPS");
   // TTB0 0x8765_4800 (bit 11 set)
   expect_bad_cd({0x12346205C0003510ull, 0x87654800ull, 0, 0, 0, 0, 0, 0}, "TTB0");
+}
+
+// The model's IDR0 claims (HTTU=0, TTENDIAN=2 little-endian only, STALL_MODEL=1,
+// TERM_MODEL=1) make these CD fields ILLEGAL: C_BAD_CD, as QEMU decode_cd does. kCd dw0 is
+// 0x1234_6205_C000_3510: n[47:44]=6 (A=bit 46, R=bit 45), n[43:40]=2 (AA64=bit 41).
+TEST(SmmuV3Cd, RejectsWhatIdr0DoesNotAdvertise) {
+  // HA=1<<43: n[43:40]=2|8=A                                  => 0x1234_6A05_C000_3510
+  expect_bad_cd({0x12346A05C0003510ull, 0x87654000ull, 0, 0, 0, 0, 0, 0}, "HA");
+  // HD=1<<42: n[43:40]=2|4=6                                  => 0x1234_6605_C000_3510
+  expect_bad_cd({0x12346605C0003510ull, 0x87654000ull, 0, 0, 0, 0, 0, 0}, "HD");
+  // ENDI=1<<15: low word 0xC000_3510|0x8000                   => 0x1234_6205_C000_B510
+  expect_bad_cd({0x12346205C000B510ull, 0x87654000ull, 0, 0, 0, 0, 0, 0}, "ENDI");
+  // S=1<<44: n[47:44]=6|1=7                                   => 0x1234_7205_C000_3510
+  expect_bad_cd({0x12347205C0003510ull, 0x87654000ull, 0, 0, 0, 0, 0, 0}, "CD.S");
+  // A cleared (bit 46): n[47:44]=6&~4=2                       => 0x1234_2205_C000_3510
+  expect_bad_cd({0x12342205C0003510ull, 0x87654000ull, 0, 0, 0, 0, 0, 0}, "CD.A");
 }
 
 TEST(SmmuV3Cd, Epd0IsAllowed) {

@@ -2,7 +2,8 @@
 // fields), root / scalable-mode context / PASID directory / PASID table entries,
 // queued-invalidation descriptors, the device-TLB size encoding, the PSI planner and
 // fault records. Every literal was worked out by hand from the field positions in
-// /work/shared/reference/hardware-formats.md (B.1-B.9); the arithmetic is next to it.
+// the Intel VT-d architecture specification (chapter 9 structures, 6.5.2 descriptors,
+// chapter 11 registers); the arithmetic is next to it.
 // Nibble notation: "n[47:44]=3" means the hex digit for bits 47..44 is 3.
 #include <gtest/gtest.h>
 
