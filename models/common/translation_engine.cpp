@@ -90,13 +90,14 @@ pagetable::WalkResult TranslationEngine::stage_walk(WalkCache& wc, const pagetab
 }
 
 bool TranslationEngine::stage2(const Regime& r, uint64_t ipa, const pagetable::Access& a, bool table_fetch,
-                               WalkContext& w, uint64_t& pa, uint64_t* leaf_bytes) {
+                               WalkContext& w, uint64_t& pa, uint64_t* leaf_bytes, Rights* rights) {
   const IpaKey ikey{r.domain, ipa >> 12};
   if (auto hit = ipa_cache_.timed_lookup(ikey)) {
     const bool allowed = a.write ? hit->w : hit->r;
     if (allowed && !(a.exec && !hit->x)) {
       pa = (hit->pa_page << 12) | (ipa & 0xFFF);
       if (leaf_bytes) *leaf_bytes = 1ull << hit->leaf_shift;
+      if (rights) *rights = Rights{hit->r, hit->w, hit->x};
       return true;
     }
   }
@@ -113,6 +114,7 @@ bool TranslationEngine::stage2(const Regime& r, uint64_t ipa, const pagetable::A
     ipa_cache_.insert(ikey, IpaEntry{wr.output >> 12, wr.leaf.readable, wr.leaf.writable, wr.leaf.exec_user, shift});
   pa = wr.output;
   if (leaf_bytes) *leaf_bytes = wr.leaf_bytes;
+  if (rights) *rights = Rights{wr.leaf.readable, wr.leaf.writable, wr.leaf.exec_user};
   return true;
 }
 
@@ -183,10 +185,15 @@ Translation TranslationEngine::translate(const Regime& r, uint64_t input, const 
       rd = wr.leaf.readable; wr_ok = wr.leaf.writable; user = wr.leaf.user;
       x = a.privileged ? wr.leaf.exec_priv : wr.leaf.exec_user;
       if (nested) {
-        // The final IPA goes through stage 2; the combined entry covers the smaller page.
+        // The final IPA goes through stage 2; the combined entry covers the smaller page
+        // and holds the rights both stages grant (user comes from stage 1 alone).
         uint64_t pa = 0, s2_leaf = 0;
-        if (!stage2(r, output, a, false, w, pa, &s2_leaf)) { t.fault = w.fault; ok = false; }
-        else { output = pa; leaf_bytes = std::min(leaf_bytes, s2_leaf); }
+        Rights s2r;
+        if (!stage2(r, output, a, false, w, pa, &s2_leaf, &s2r)) { t.fault = w.fault; ok = false; }
+        else {
+          output = pa; leaf_bytes = std::min(leaf_bytes, s2_leaf);
+          rd = rd && s2r.r; wr_ok = wr_ok && s2r.w; x = x && s2r.x;
+        }
       }
     }
   }

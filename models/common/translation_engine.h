@@ -15,7 +15,8 @@
 // completion barrier (CMD_SYNC, inv_wait, COMPLETION_WAIT) calls drain_older_walks().
 //
 // What it models: IOTLB entries for 4 KB, 2 MB and 1 GB pages (a combined nested entry
-// covers the smaller of the two leaves; other leaf sizes are cached as 4 KB entries);
+// covers the smaller of the two leaves and holds the rights both stages grant; other leaf
+// sizes are cached as 4 KB entries);
 // walk caches keyed by the input bits above each table (so any format and level skipping
 // fit); one timed probe for all IOTLB page sizes and one for all walk-cache levels.
 // What it does not model: prefetch, speculative walks, hardware A/D updates.
@@ -157,8 +158,9 @@ class TranslationEngine {
 
   pagetable::WalkStart walk_start(WalkCache& wc, const pagetable::Format& f, uint32_t domain, uint32_t space,
                                   uint64_t ia, uint64_t root);
+  struct Rights { bool r = true, w = true, x = true; };   // a stage-2 leaf's rights
   bool stage2(const Regime& r, uint64_t ipa, const pagetable::Access& a, bool table_fetch, WalkContext& w,
-              uint64_t& pa, uint64_t* leaf_bytes);
+              uint64_t& pa, uint64_t* leaf_bytes, Rights* rights = nullptr);
   pagetable::WalkResult stage_walk(WalkCache& wc, const pagetable::Format& f, uint32_t domain, uint32_t space,
                                    uint64_t root, uint64_t ia, const pagetable::Access& a, WalkContext& w,
                                    bool via_stage2, const Regime& r);

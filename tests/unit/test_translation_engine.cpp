@@ -163,5 +163,30 @@ TEST(TranslationEngine, BarrierWaitsForWalksOlderThanTheInvalidationAndDropsThei
   });
 }
 
+
+// Defect: a combined nested IOTLB entry kept only the stage-1 rights, so once a read filled
+// it a write went through to a page stage 2 maps read-only.
+TEST(TranslationEngine, NestedEntryHoldsTheIntersectionOfBothStagesRights) {
+  EngineHarness h(caches_off_but_iotlb());
+  h.run([&] {
+    // GPA 0x1003000 (where s1a maps VA 0x10003000, read-write) becomes read-only at stage 2.
+    pagetable::LeafAttributes ro;
+    ro.write = false;
+    ASSERT_TRUE(h.s2.map(0x1003000, kGuestBase + 0x1003000, 0x1000, 4096, ro).ok);
+    const Regime r = h.nested(5, 1, h.s1a);
+    pagetable::Access write;
+    write.write = true;
+    const auto rd = h.engine.translate(r, 0x10003000, pagetable::Access{});
+    ASSERT_TRUE(rd.ok);
+    EXPECT_FALSE(rd.tlb_hit);
+    const auto wr = h.engine.translate(r, 0x10003000, write);
+    EXPECT_FALSE(wr.ok);   // stage 2 forbids the write, cached or not
+    EXPECT_EQ(wr.fault.fault, pagetable::Fault::Permission);
+    EXPECT_EQ(wr.fault.stage, 2u);
+    // Reads still hit the entry.
+    EXPECT_TRUE(h.engine.translate(r, 0x10003000, pagetable::Access{}).tlb_hit);
+  });
+}
+
 }  // namespace
 }  // namespace iommusim
