@@ -91,11 +91,25 @@ pagetable::WalkResult TranslationEngine::stage_walk(WalkCache& wc, const pagetab
 
 bool TranslationEngine::stage2(const Regime& r, uint64_t ipa, const pagetable::Access& a, bool table_fetch,
                                WalkContext& w, uint64_t& pa, uint64_t* leaf_bytes, Rights* rights) {
-  const IpaKey ikey{r.domain, ipa >> 12};
-  if (auto hit = ipa_cache_.timed_lookup(ikey)) {
+  // Entries are keyed by the stage-2 leaf they cache (its size and its page number), so
+  // an invalidation finds an entry by any address the leaf covers. One timed probe covers
+  // every leaf size present.
+  std::optional<IpaEntry> hit;
+  if (!ipa_cache_.enabled()) {
+    ipa_cache_.count_lookup(false);
+  } else {
+    ResourceGuard port(ipa_cache_.ports());
+    clk_.wait_cycles(ipa_cache_.config().lookup_cycles);
+    for (uint64_t m = ipa_leaf_shifts_; m && !hit; m &= m - 1) {
+      const unsigned shift = unsigned(__builtin_ctzll(m));
+      hit = ipa_cache_.probe(IpaKey{r.domain, uint8_t(shift), ipa >> shift});
+    }
+    ipa_cache_.count_lookup(hit.has_value());
+  }
+  if (hit) {
     const bool allowed = a.write ? hit->w : hit->r;
     if (allowed && !(a.exec && !hit->x)) {
-      pa = (hit->pa_page << 12) | (ipa & 0xFFF);
+      pa = (hit->pa_page << hit->leaf_shift) | (ipa & ((1ull << hit->leaf_shift) - 1));
       if (leaf_bytes) *leaf_bytes = 1ull << hit->leaf_shift;
       if (rights) *rights = Rights{hit->r, hit->w, hit->x};
       return true;
@@ -107,11 +121,14 @@ bool TranslationEngine::stage2(const Regime& r, uint64_t ipa, const pagetable::A
     w.fault = TranslationFault{wr.fault, 2, table_fetch, ipa, wr.descriptor_address, wr.level};
     return false;
   }
-  // Entries are keyed per 4 KB IPA page but remember the stage-2 leaf size, so combined
-  // IOTLB entries can cover the smaller of the two leaves.
+  // The entry covers the whole stage-2 leaf, so combined IOTLB entries can cover the
+  // smaller of the two leaves.
   const uint8_t shift = uint8_t(__builtin_ctzll(wr.leaf_bytes));
-  if (w.epoch == epoch_)
-    ipa_cache_.insert(ikey, IpaEntry{wr.output >> 12, wr.leaf.readable, wr.leaf.writable, wr.leaf.exec_user, shift});
+  if (w.epoch == epoch_ && ipa_cache_.enabled()) {
+    ipa_leaf_shifts_ |= 1ull << shift;
+    ipa_cache_.insert(IpaKey{r.domain, shift, ipa >> shift},
+                      IpaEntry{wr.output >> shift, wr.leaf.readable, wr.leaf.writable, wr.leaf.exec_user, shift});
+  }
   pa = wr.output;
   if (leaf_bytes) *leaf_bytes = wr.leaf_bytes;
   if (rights) *rights = Rights{wr.leaf.readable, wr.leaf.writable, wr.leaf.exec_user};
@@ -278,13 +295,23 @@ void TranslationEngine::invalidate_by_ipa(const InvalidationScope& s, bool inclu
     any_space.leaf_only = true;   // the stage-1 walk cache is not indexed by IPA
     invalidate_by_input(any_space, kStage2Entries);   // stage-2-only entries: input == IPA
   }
+  // Each entry is matched by its own leaf size: a 2 MB leaf is hit by any address in it.
   auto pred = [&](const IpaKey& k, const IpaEntry&) {
-    return (!s.domain || k.domain == *s.domain) && overlaps(k.ipa_page << 12, 4096, s);
+    return (!s.domain || k.domain == *s.domain) && overlaps(k.ipa_page << k.shift, 1ull << k.shift, s);
   };
-  if (s.bytes == 0) ipa_cache_.charge(ipa_cache_.invalidate_all_sets(pred));
-  else
-    ipa_cache_.charge(ipa_cache_.invalidate_span(s.addr >> 12, (s.addr + s.bytes - 1) >> 12,
-                                                 [](uint64_t page) { return page; }, pred));
+  if (s.bytes == 0) {
+    ipa_cache_.charge(ipa_cache_.invalidate_all_sets(pred));
+  } else {
+    InvalidationScan total;
+    for (uint64_t m = ipa_leaf_shifts_; m; m &= m - 1) {
+      const unsigned shift = unsigned(__builtin_ctzll(m));
+      auto scan = ipa_cache_.invalidate_span(s.addr >> shift, (s.addr + s.bytes - 1) >> shift,
+                                             [](uint64_t page) { return page; }, pred);   // hashes by page
+      total.sets_scanned += scan.sets_scanned;
+      total.entries_removed += scan.entries_removed;
+    }
+    ipa_cache_.charge(total);
+  }
   if (!s.leaf_only) invalidate_walk_cache(s2_walk_cache_, s2_wc_shifts_, s, false);
 }
 

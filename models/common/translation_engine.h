@@ -145,9 +145,12 @@ class TranslationEngine {
   };
   // Remembers the permissions of the tables above (x86, VT-d SS and AMD AND them).
   struct WalkEntry { uint64_t table = 0; uint8_t level = 0; pagetable::TablePermissions above; };
+  // An IPA-cache entry caches one stage-2 leaf: ipa_page is the IPA >> the leaf's shift.
   struct IpaKey {
-    uint32_t domain = 0; uint64_t ipa_page = 0;
-    bool operator==(const IpaKey& o) const { return ipa_page == o.ipa_page && domain == o.domain; }
+    uint32_t domain = 0; uint8_t shift = 12; uint64_t ipa_page = 0;
+    bool operator==(const IpaKey& o) const {
+      return ipa_page == o.ipa_page && domain == o.domain && shift == o.shift;
+    }
     uint64_t set_hash() const { return ipa_page; }
   };
   struct IpaEntry { uint64_t pa_page = 0; bool r = false, w = false, x = false; uint8_t leaf_shift = 12; };
@@ -176,6 +179,7 @@ class TranslationEngine {
   SetAssocCache<IpaKey, IpaEntry> ipa_cache_;
   uint8_t tlb_page_shifts_ = 0;                 // bit n: the IOTLB may hold entries of shift 12 + 9n
   uint64_t s1_wc_shifts_ = 0, s2_wc_shifts_ = 0;  // bit s: a walk-cache entry of shift s was filled
+  uint64_t ipa_leaf_shifts_ = 0;                  // bit s: an IPA-cache entry for a 2^s-byte leaf was filled
 
   sc_core::sc_event drained_;
   uint64_t epoch_ = 0, current_walks_ = 0, older_walks_ = 0;

@@ -188,5 +188,28 @@ TEST(TranslationEngine, NestedEntryHoldsTheIntersectionOfBothStagesRights) {
   });
 }
 
+// Defect: the IPA/GPA cache was matched as 4 KB when invalidated by address although it
+// records the stage-2 leaf size; an invalidation at a 2 MB block's base left the rest cached.
+TEST(TranslationEngine, IpaInvalidationMatchesTheEntrysOwnLeafSize) {
+  common::TranslationEngineConfig cfg = caches_off_but_iotlb();
+  cfg.ipa_cache.entries = 128;   // the IPA cache on, the walk caches off
+  EngineHarness h(cfg);
+  // A second stage 2: GPA [0, 64 MB) -> PA kGuestBase, 2 MB blocks.
+  pagetable::TableBuilder s2big(h.s2f, h.mem);
+  ASSERT_TRUE(s2big.map(0, kGuestBase, 64ull << 20, 2ull << 20, {}).ok);
+  h.run([&] {
+    const Regime r{Stages::Nested, 5, 1, &h.s1f, h.s1a.root(), &h.s2f, s2big.root()};
+    // VA 0x10001000 -> GPA 0x1001000 (s1a), inside the block [0x1000000, 0x1200000).
+    EXPECT_EQ(h.engine.translate(r, 0x10001000, {}).output, kGuestBase + 0x1001000);
+    // The VMM moves that block, then invalidates stage 2 at the block's base (one 4 KB
+    // page, as SMMU TLBI_S2_IPA does) and drops the domain's combined entries.
+    ASSERT_TRUE(s2big.map(0x1000000, kGuestBase + 0x8000000, 2ull << 20, 2ull << 20, {}).ok);
+    h.engine.invalidate_by_ipa(InvalidationScope{5u, std::nullopt, 0x1000000, 0x1000, true});
+    h.engine.invalidate_by_input(InvalidationScope{5u, std::nullopt, 0, 0, true}, common::kNestedEntries);
+    // The cached 2 MB leaf covered 0x1000000, so it is gone: the new block is used.
+    EXPECT_EQ(h.engine.translate(r, 0x10001000, {}).output, kGuestBase + 0x8001000);
+  });
+}
+
 }  // namespace
 }  // namespace iommusim
