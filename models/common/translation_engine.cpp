@@ -49,13 +49,18 @@ TranslationEngine::TranslationEngine(const std::string& name, const TranslationE
 pagetable::WalkStart TranslationEngine::walk_start(WalkCache& wc, const pagetable::Format& f, uint32_t domain,
                                                    uint32_t space, uint64_t ia, uint64_t root) {
   if (wc.enabled()) {
-    // One timed probe covers every level (the levels are looked up in parallel).
+    // One timed probe covers every level (the levels are looked up in parallel), and
+    // counts as one hit or one miss.
     ResourceGuard port(wc.ports());
     clk_.wait_cycles(wc.config().lookup_cycles);
     for (unsigned level = f.last_level(); level > f.start_level(); --level) {
       const unsigned shift = f.level_shift(level - 1);
-      if (auto t = wc.lookup(WalkKey{domain, space, uint8_t(shift), ia >> shift})) return {t->level, t->table, t->above};
+      if (auto t = wc.probe(WalkKey{domain, space, uint8_t(shift), ia >> shift})) {
+        wc.count_lookup(true);
+        return {t->level, t->table, t->above};
+      }
     }
+    wc.count_lookup(false);
   }
   return {f.start_level(), root};
 }
@@ -151,23 +156,27 @@ Translation TranslationEngine::translate(const Regime& r, uint64_t input, const 
   Translation t;
   const uint8_t kind = entry_kind(r.stages);
 
-  // IOTLB: probe each page size that may be present; one lookup time covers them all.
+  // IOTLB: probe each page size that may be present; one lookup time covers them all,
+  // and the lookup counts as one hit or one miss.
   if (iotlb_.enabled()) {
     ResourceGuard port(iotlb_.ports());
     clk_.wait_cycles(iotlb_.config().lookup_cycles);
-    if (tlb_page_shifts_ == 0) iotlb_.stats().misses.inc();   // nothing cached yet: still a lookup
-    for (unsigned n = 0; n < 3; ++n) {
+    std::optional<TlbEntry> e;
+    uint8_t shift = 12;
+    for (unsigned n = 0; n < 3 && !e; ++n) {
       if (!(tlb_page_shifts_ & (1u << n))) continue;
-      const uint8_t shift = uint8_t(12 + 9 * n);
-      if (auto e = iotlb_.lookup(TlbKey{r.domain, r.space, kind, shift, input >> shift})) {
-        const bool user_ok = r.stages == Stages::Stage2 || a.privileged || e->user;
-        if ((a.write ? e->w : e->r) && user_ok && !(a.exec && !e->x)) {
-          t.ok = t.tlb_hit = true;
-          t.output = (e->out_page << shift) | (input & ((1ull << shift) - 1));
-          return t;
-        }
-        break;   // permission problem: rewalk so the fault is reported from the tables
+      shift = uint8_t(12 + 9 * n);
+      e = iotlb_.probe(TlbKey{r.domain, r.space, kind, shift, input >> shift});
+    }
+    iotlb_.count_lookup(e.has_value());
+    if (e) {
+      const bool user_ok = r.stages == Stages::Stage2 || a.privileged || e->user;
+      if ((a.write ? e->w : e->r) && user_ok && !(a.exec && !e->x)) {
+        t.ok = t.tlb_hit = true;
+        t.output = (e->out_page << shift) | (input & ((1ull << shift) - 1));
+        return t;
       }
+      // permission problem: rewalk so the fault is reported from the tables
     }
   }
 

@@ -211,5 +211,29 @@ TEST(TranslationEngine, IpaInvalidationMatchesTheEntrysOwnLeafSize) {
   });
 }
 
+// Defect: one lookup counted one miss per IOTLB page size probed, and one walk-cache miss
+// per level probed. One lookup is one hit or one miss.
+TEST(TranslationEngine, OneLookupCountsOneHitOrOneMiss) {
+  EngineHarness h;   // every cache on
+  // Stage-1-only tables in host memory: a 4 KB page and a 2 MB page.
+  pagetable::TableBuilder s1(h.s1f, h.mem);
+  ASSERT_TRUE(s1.map(0x10000000, 0x3000000, 0x1000, 4096, {}).ok);
+  ASSERT_TRUE(s1.map(0x20000000, 0x4000000, 2ull << 20, 2ull << 20, {}).ok);
+  h.run([&] {
+    const Regime r{Stages::Stage1, 5, 1, &h.s1f, s1.root(), nullptr, 0};
+    ASSERT_TRUE(h.engine.translate(r, 0x10000000, {}).ok);   // IOTLB miss; walk-cache miss (cold)
+    ASSERT_TRUE(h.engine.translate(r, 0x20000000, {}).ok);   // IOTLB miss; walk cache hits the 1 GB table
+    for (unsigned i = 0; i < 10; ++i) {
+      const auto t = h.engine.translate(r, 0x20000000 + i * 0x1000, {});
+      ASSERT_TRUE(t.tlb_hit);
+      EXPECT_EQ(t.output, 0x4000000 + i * 0x1000);
+    }
+    EXPECT_EQ(h.engine.iotlb_stats().hits.value(), 10u);
+    EXPECT_EQ(h.engine.iotlb_stats().misses.value(), 2u);
+    EXPECT_EQ(h.engine.s1_walk_cache_stats().misses.value(), 1u);
+    EXPECT_EQ(h.engine.s1_walk_cache_stats().hits.value(), 1u);
+  });
+}
+
 }  // namespace
 }  // namespace iommusim
