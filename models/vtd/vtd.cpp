@@ -330,9 +330,9 @@ Vtd::Outcome Vtd::translate(const Request& rq) {
                                 : pe.aw == 3 ? static_cast<const pagetable::Format*>(&ss5_) : &ss4_;
   const pagetable::Format* fs = pe.fspm == 1 ? static_cast<const pagetable::Format*>(&fs5_) : &fs4_;
   switch (pe.pgtt) {
-    case Pgtt::FirstStage: r.stages = common::Stages::Stage1; break;
+    case Pgtt::FirstStage: r.stages = common::Stages::Stage1; fs_dids_[pe.did] = true; break;
     case Pgtt::SecondStage: r.stages = common::Stages::Stage2; break;
-    default: r.stages = common::Stages::Nested; nested_dids_[pe.did] = true; break;
+    default: r.stages = common::Stages::Nested; fs_dids_[pe.did] = true; break;
   }
   if (r.stages != common::Stages::Stage2) { r.s1 = fs; r.s1_root = pe.fsptptr; }
   if (r.stages != common::Stages::Stage1) { r.s2 = ss; r.s2_root = pe.ssptptr; }
@@ -437,23 +437,25 @@ void Vtd::invalidate_iotlb(uint8_t gran, uint16_t did, uint64_t addr, uint8_t am
   using common::InvalidationScope;
   switch (gran) {
     case uint8_t(IotlbGran::Global):
-      nested_dids_.assign(nested_dids_.size(), false);
+      fs_dids_.assign(fs_dids_.size(), false);
       engine_.invalidate_by_input(InvalidationScope{}, common::kAllEntries);
       engine_.invalidate_by_ipa(InvalidationScope{}, false);
       break;
     case uint8_t(IotlbGran::Domain):
       // Every PASID under the DID, every entry kind.
-      nested_dids_[did] = false;
+      fs_dids_[did] = false;
       engine_.invalidate_by_input(InvalidationScope{did, std::nullopt, 0, 0, false}, common::kAllEntries);
       engine_.invalidate_by_ipa(InvalidationScope{did, std::nullopt, 0, 0, false}, false);
       break;
     case uint8_t(IotlbGran::Page): {
-      // Second-stage translations found by GPA; combined nested entries cannot be found by
-      // GPA, so every nested entry of the DID goes too.
+      // Second-stage translations found by GPA. Entries caching first-stage (PGTT=001b) or
+      // nested (PGTT=011b) mappings of the DID go too, whatever their address (VT-d 4.x
+      // 6.5.2.3; combined nested entries cannot be found by GPA anyway).
       const uint64_t bytes = psi_bytes(am);
       engine_.invalidate_by_ipa(InvalidationScope{did, std::nullopt, addr & ~(bytes - 1), bytes, ih}, true);
-      if (nested_dids_[did])
-        engine_.invalidate_by_input(InvalidationScope{did, std::nullopt, 0, 0, ih}, common::kNestedEntries);
+      if (fs_dids_[did])
+        engine_.invalidate_by_input(InvalidationScope{did, std::nullopt, 0, 0, ih},
+                                    common::kStage1Entries | common::kNestedEntries);
       break;
     }
     default: break;

@@ -148,9 +148,10 @@ class Vtd : public common::IommuBlock {
   pagetable::VtdSecondStageFormat ss3_, ss4_, ss5_;
   QiCaps qi_caps_;
 
-  // DIDs that may hold nested IOTLB entries (set by a nested translation, cleared by a
-  // global or domain-selective IOTLB invalidation): a PSI sweeps nested entries only there.
-  std::vector<bool> nested_dids_ = std::vector<bool>(1u << 16, false);
+  // DIDs that may hold first-stage or nested IOTLB entries (set by such a translation,
+  // cleared by a global or domain-selective IOTLB invalidation): a PSI sweeps those
+  // entries of the DID only there.
+  std::vector<bool> fs_dids_ = std::vector<bool>(1u << 16, false);
   uint64_t root_table_ = 0;   // latched by SRTP
   uint8_t ttm_ = 0;
   unsigned next_fault_ = 0;

@@ -345,5 +345,23 @@ TEST(VtdQi, ContextCacheDeviceSelectiveHonoursFunctionMask) {
   });
 }
 
+// Defect: an IOTLB PSI hit only second-stage entries (and nested ones on a nest parent).
+// VT-d 4.x 6.5.2.3 (page-selective-within-domain): IOTLB entries caching first-stage
+// (PGTT=001b) or nested (PGTT=011b) mappings of the DID are invalidated too, whatever their
+// address (QEMU "intel_iommu: Flush stage-1 cache in iotlb invalidation").
+TEST(VtdQi, PsiAlsoDropsFirstStageEntriesOfTheDid) {
+  Harness h;
+  h.run([](Harness& h) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    const TwoPasids t = two_pasids(h);   // first-stage (PGTT=001b) on PASIDs 1, 2 (one DID) and 3
+    ASSERT_EQ(h.iommu.iotlb_entries(), 3u);
+    IOMMUSIM_ASSERT_OK(h.drv.submit({vtd::desc_iotlb(vtd::IotlbGran::Page, t.did, kIova, 0)}, "test"));
+    EXPECT_EQ(h.iommu.iotlb_entries(), 1u);
+    EXPECT_FALSE(hits(h, 1));
+    EXPECT_FALSE(hits(h, 2));
+    EXPECT_TRUE(hits(h, 3));   // another DID
+  });
+}
+
 }  // namespace
 }  // namespace iommusim::vtdtest
