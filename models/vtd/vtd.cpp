@@ -478,7 +478,9 @@ void Vtd::execute(const Descriptor& d) {
         const uint64_t bytes = psi_bytes(d.am);
         engine_.invalidate_by_input(InvalidationScope{d.did, d.pasid, d.addr & ~(bytes - 1), bytes, d.ih}, fs_kinds);
       } else {
-        engine_.invalidate_by_input(InvalidationScope{d.did, d.pasid, 0, 0, false}, fs_kinds);
+        // PASID-selective: every IOTLB entry of the DID and PASID, second-stage ones
+        // included (VT-d 6.5.2.4; QEMU vtd_piotlb_pasid_invalidate), and the FS PSC.
+        engine_.invalidate_by_input(InvalidationScope{d.did, d.pasid, 0, 0, false}, common::kAllEntries);
       }
       break;
     case DescType::PasidCache: {

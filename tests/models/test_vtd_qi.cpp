@@ -363,5 +363,23 @@ TEST(VtdQi, PsiAlsoDropsFirstStageEntriesOfTheDid) {
   });
 }
 
+// Defect: a PASID-selective P_IOTLB (G=2, "all mappings in the PASID") kept second-stage
+// entries of that DID and PASID. VT-d 6.5.2.4 and QEMU vtd_piotlb_pasid_invalidate drop
+// every IOTLB entry tagged with the DID and PASID.
+TEST(VtdQi, PasidSelectivePiotlbDropsSecondStageEntriesOfThePasid) {
+  Harness h;
+  h.run([](Harness& h) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    const DomainId d = h.make_domain(DomainKind::Stage2);
+    IOMMUSIM_ASSERT_OK(h.drv.map(d, kIova, kPa, kPage, {}, kPage));
+    IOMMUSIM_ASSERT_OK(h.drv.attach(kRid, std::nullopt, d));   // requests without PASID use RID_PASID 0
+    ASSERT_TRUE(h.read(kRid, kIova).ok());
+    ASSERT_TRUE(hits_rid(h, kIova));
+    IOMMUSIM_ASSERT_OK(h.drv.submit({vtd::desc_pasid_iotlb(vtd::PiotlbGran::Pasid, h.drv.did_of(d), 0)}, "test"));
+    EXPECT_EQ(h.iommu.iotlb_entries(), 0u);
+    EXPECT_FALSE(hits_rid(h, kIova));
+  });
+}
+
 }  // namespace
 }  // namespace iommusim::vtdtest
