@@ -35,7 +35,7 @@ std::string validate(const VtdConfig& c) {
   if (c.pasid_bits < 1 || c.pasid_bits > 20) return "pasid_bits must be 1..20";
   if (c.fault_records < 1 || c.fault_records > reg::kMaxFaultRecords)
     return "fault_records must be 1.." + std::to_string(reg::kMaxFaultRecords);
-  if (c.mamv > 63) return "mamv must be 0..63";
+  if (c.mamv > kMaxAddressMask) return "mamv must be 0.." + std::to_string(kMaxAddressMask);
   if (c.iq_max_qs > 7) return "iq_max_qs must be 0..7";
   if (c.desc_batch == 0 || c.desc_batch > 64) return "desc_batch must be 1..64";
   if (auto e = common::validate(c.context_cache); !e.empty()) return "context_cache: " + e;
@@ -133,9 +133,12 @@ void Vtd::build_registers() {
   regs_.add("IOTLB", IOTLB, 8, 0, ~0ull).on_write = [this](uint64_t, uint64_t v) {
     if (!IOTLB_IVT::get(v)) return;
     const uint64_t iva = regs_.get("IVA");
-    const uint8_t g = uint8_t(IOTLB_IIRG::get(v));
-    invalidate_iotlb(g, uint16_t(IOTLB_DID::get(v)), IVA_ADDR::get(iva) << 12, uint8_t(IVA_AM::get(iva)),
-                     IVA_IH::get(iva));
+    uint8_t g = uint8_t(IOTLB_IIRG::get(v));
+    const uint8_t am = uint8_t(IVA_AM::get(iva));
+    // A page-selective request with AM above CAP.MAMV is incorrect: hardware ignores it
+    // and reports IAIG = 00b (VT-d 11.4.8.1, IOTLB_REG.IAIG).
+    if (g == uint8_t(IotlbGran::Page) && am > cfg_.mamv) g = 0;
+    else invalidate_iotlb(g, uint16_t(IOTLB_DID::get(v)), IVA_ADDR::get(iva) << 12, am, IVA_IH::get(iva));
     regs_.set("IOTLB", IOTLB_IAIG::set(IOTLB_IVT::set(v, 0), g));
   };
   for (unsigned i = 0; i < cfg_.fault_records; ++i) {

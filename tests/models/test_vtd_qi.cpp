@@ -381,5 +381,33 @@ TEST(VtdQi, PasidSelectivePiotlbDropsSecondStageEntriesOfThePasid) {
   });
 }
 
+// Defect: register-based invalidation never checked IVA.AM against CAP.MAMV, and
+// psi_bytes(am) shifted out of range for AM >= 52. An AM above MAMV is an incorrect
+// request: hardware ignores it and reports IOTLB_REG.IAIG = 00b (VT-d 11.4.8.1).
+TEST(VtdQi, RegisterPsiWithAmAboveMamvIsIgnoredWithIaigZero) {
+  Harness h;   // CAP.MAMV = 18
+  h.run([](Harness& h) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    const DomainId d = h.make_domain(DomainKind::Stage2);
+    IOMMUSIM_ASSERT_OK(h.drv.map(d, kIova, kPa, kPage, {}, kPage));
+    IOMMUSIM_ASSERT_OK(h.drv.attach(kRid, std::nullopt, d));
+    ASSERT_TRUE(h.read(kRid, kIova).ok());
+    const uint64_t did = h.drv.did_of(d);
+    const uint64_t psi = (1ull << 63) | (3ull << 60) | (did << 32);   // IVT, IIRG = page, DID
+    for (const uint64_t am : {19ull, 52ull, 63ull}) {
+      h.mmio_write(vtd::reg::IVA, am, 8);   // ADDR 0, AM
+      h.mmio_write(vtd::reg::IOTLB, psi, 8);
+      EXPECT_EQ(h.iommu.peek_register(vtd::reg::IOTLB) >> 63, 0u) << "AM " << am << ": IVT clears";
+      EXPECT_EQ((h.iommu.peek_register(vtd::reg::IOTLB) >> 57) & 3, 0u) << "AM " << am << ": IAIG 00b";
+      EXPECT_EQ(h.iommu.iotlb_entries(), 1u) << "AM " << am << ": the request is ignored";
+    }
+    // AM = MAMV is carried out: 2^18 pages from 0 cover kIova.
+    h.mmio_write(vtd::reg::IVA, 18, 8);
+    h.mmio_write(vtd::reg::IOTLB, psi, 8);
+    EXPECT_EQ((h.iommu.peek_register(vtd::reg::IOTLB) >> 57) & 3, 3u);
+    EXPECT_EQ(h.iommu.iotlb_entries(), 0u);
+  });
+}
+
 }  // namespace
 }  // namespace iommusim::vtdtest
