@@ -71,6 +71,7 @@ void Vtd::build_registers() {
   cap.mamv = uint8_t(cfg_.mamv);
   cap.fl1gp = cfg_.fs_1g;
   cap.fl5lp = cfg_.fs_5level;
+  cap.drd = cap.dwd = true;   // IOTLB invalidations with DR/DW wait for the DMAs in flight
   ExtCapability ecap;
   ecap.qi = true; ecap.dt = true; ecap.pt = true; ecap.nest = true; ecap.pasid = true; ecap.smts = true;
   ecap.ssts = true; ecap.fsts = true; ecap.pss = uint8_t(cfg_.pasid_bits - 1); ecap.c = true;
@@ -137,8 +138,13 @@ void Vtd::build_registers() {
     const uint8_t am = uint8_t(IVA_AM::get(iva));
     // A page-selective request with AM above CAP.MAMV is incorrect: hardware ignores it
     // and reports IAIG = 00b (VT-d 11.4.8.1, IOTLB_REG.IAIG).
-    if (g == uint8_t(IotlbGran::Page) && am > cfg_.mamv) g = 0;
-    else invalidate_iotlb(g, uint16_t(IOTLB_DID::get(v)), IVA_ADDR::get(iva) << 12, am, IVA_IH::get(iva));
+    if (g == uint8_t(IotlbGran::Page) && am > cfg_.mamv) {
+      g = 0;
+    } else {
+      invalidate_iotlb(g, uint16_t(IOTLB_DID::get(v)), IVA_ADDR::get(iva) << 12, am, IVA_IH::get(iva));
+      // DR/DW: IVT clears only once DMAs in flight on the old entries have drained.
+      if (IOTLB_DR::get(v) || IOTLB_DW::get(v)) engine_.drain_older_walks();   // drains DMAs too once requests are tracked
+    }
     regs_.set("IOTLB", IOTLB_IAIG::set(IOTLB_IVT::set(v, 0), g));
   };
   for (unsigned i = 0; i < cfg_.fault_records; ++i) {
@@ -475,6 +481,9 @@ void Vtd::execute(const Descriptor& d) {
       break;
     case DescType::Iotlb:
       invalidate_iotlb(d.g, d.did, d.addr, d.am, d.ih);
+      // DR/DW (CAP.DRD/DWD): the descriptor completes only once DMAs in flight on the old
+      // entries have drained, like the barrier, so a later inv_wait waits for it too.
+      if (d.dr || d.dw) engine_.drain_older_walks();   // drains DMAs too once requests are tracked
       break;
     case DescType::PasidIotlb:
       if (d.g == uint8_t(PiotlbGran::Page)) {

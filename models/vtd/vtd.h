@@ -4,10 +4,13 @@
 // What it models
 // - Register file at the architected offsets: VER, CAP, ECAP, GCMD/GSTS (TE, QIE kept;
 //   SRTP and WBF one-shot, RTPS latched), RTADDR (TTM=01 scalable only), CCMD and the
-//   IVA/IOTLB registers (register-based invalidation, completes at once), FSTS, FECTL,
+//   IVA/IOTLB registers (register-based invalidation, completes at once unless DR/DW),
+//   FSTS, FECTL,
 //   IQH/IQT/IQA, ICS, IECTL, IQER and the FRCD fault-recording registers (at CAP.FRO).
 //   CAP/ECAP report exactly what the model does (SMTS, QI, PASID, NEST, FLTS, SLTS, PT,
-//   PSI, DT, MAMV, SAGAW, FL1GP, FL5LP, SLLPS, ND=16-bit DIDs, NFR, PSS).
+//   PSI, DT, MAMV, SAGAW, FL1GP, FL5LP, SLLPS, DRD, DWD, ND=16-bit DIDs, NFR, PSS).
+//   An IOTLB invalidation with DR or DW set completes only once the walks that began
+//   before it have finished (the DMAs in flight on the old entries).
 // - Translation: RID -> root entry -> scalable-mode context entry (lower/upper tables) ->
 //   PASID directory -> PASID table entry, with RID_PASID for requests without a PASID;
 //   PGTT first-stage (x86 4/5-level), second-stage (AW 3/4/5 levels), nested (FSPTPTR is a

@@ -409,5 +409,40 @@ TEST(VtdQi, RegisterPsiWithAmAboveMamvIsIgnoredWithIaigZero) {
   });
 }
 
+// Defect: an IOTLB invalidation with DR/DW set (Linux sets them when CAP.DRD/DWD
+// advertise draining, qi_flush_iotlb) completed at once; it must complete only after the
+// DMAs in flight on the old entries have drained, so the following inv_wait waits for it.
+TEST(VtdQi, IotlbInvalidationWithDrainCompletesAfterTheDmasInFlight) {
+  Harness h(vtd_config(/*walk_caches=*/false));
+  h.run([](Harness& h) {
+    std::vector<CommandTrace> traces;
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    const auto cap = vtd::reg::decode_cap(h.iommu.peek_register(vtd::reg::CAP));
+    EXPECT_TRUE(cap.drd);
+    EXPECT_TRUE(cap.dwd);
+    auto [s2, s1] = h.make_nested(kPage);
+    ASSERT_NE(s1, 0u);
+    IOMMUSIM_ASSERT_OK(h.drv.map(s1, kIova, kBufferIpa, kPage, {}, kPage));
+    IOMMUSIM_ASSERT_OK(h.drv.attach(1, std::nullopt, s1));
+    ASSERT_TRUE(h.read(1, kIova).ok());   // warms the context and PASID caches
+    IOMMUSIM_ASSERT_OK(h.drv.invalidate_domain(s1));
+    h.iommu.set_command_probe([&](const CommandTrace& t) { traces.push_back(t); });
+
+    uint64_t dma_done_ps = 0;
+    sc_core::sc_spawn([&] {
+      EXPECT_TRUE(h.read(1, kIova).ok());   // a cold 24-read nested walk, then the access
+      dma_done_ps = common::to_ps(sc_core::sc_time_stamp());
+    });
+    IOMMUSIM_ASSERT_OK(h.drv.submit({vtd::desc_iotlb(vtd::IotlbGran::Global, 0, 0, 0, false, true, true)}, "drain"));
+    ASSERT_EQ(traces.size(), 2u);
+    ASSERT_EQ(traces[0].opcode, uint8_t(DescType::Iotlb));
+    ASSERT_NE(dma_done_ps, 0u);
+    // The descriptor itself ends only once the walk is done: at most the DMA's own 8-byte
+    // memory access (80 + 1 cycles at 1 GHz) before the DMA completes.
+    EXPECT_GE(traces[0].exec_end_ps + 81'000, dma_done_ps);
+    EXPECT_LE(traces[0].exec_end_ps, traces[1].exec_end_ps);
+  });
+}
+
 }  // namespace
 }  // namespace iommusim::vtdtest
