@@ -188,7 +188,7 @@ Translation TranslationEngine::translate(const Regime& r, uint64_t input, const 
   const sc_core::sc_time begin = sc_time_stamp();
   bool ok = true;
   uint64_t output = 0, leaf_bytes = 0;
-  bool rd = true, wr_ok = true, x = true, user = true;
+  bool rd = true, wr_ok = true, x = true, user = true, global = false;
 
   if (r.stages == Stages::Stage2) {
     const pagetable::WalkResult wr = stage_walk(s2_walk_cache_, *r.s2, r.domain, 0, r.s2_root, input, a, w, false, r);
@@ -208,7 +208,7 @@ Translation TranslationEngine::translate(const Regime& r, uint64_t input, const 
       ok = false;
     } else {
       output = wr.output; leaf_bytes = wr.leaf_bytes;
-      rd = wr.leaf.readable; wr_ok = wr.leaf.writable; user = wr.leaf.user;
+      rd = wr.leaf.readable; wr_ok = wr.leaf.writable; user = wr.leaf.user; global = wr.leaf.global;
       x = a.privileged ? wr.leaf.exec_priv : wr.leaf.exec_user;
       if (nested) {
         // The final IPA goes through stage 2; the combined entry covers the smaller page
@@ -236,7 +236,7 @@ Translation TranslationEngine::translate(const Regime& r, uint64_t input, const 
     const unsigned shift = leaf_bytes >= (1ull << 30) ? 30 : leaf_bytes >= (1ull << 21) ? 21 : 12;
     tlb_page_shifts_ |= uint8_t(1u << ((shift - 12) / 9));
     iotlb_.insert(TlbKey{r.domain, r.space, kind, uint8_t(shift), input >> shift},
-                  TlbEntry{output >> shift, rd, wr_ok, x, user});
+                  TlbEntry{output >> shift, rd, wr_ok, x, user, global});
   }
   t.ok = true;
   t.output = output;
@@ -273,10 +273,11 @@ void TranslationEngine::invalidate_walk_cache(WalkCache& wc, uint64_t shifts, co
 
 void TranslationEngine::invalidate_by_input(const InvalidationScope& s, uint8_t kinds) {
   begin_epoch();
-  auto pred = [&](const TlbKey& k, const TlbEntry&) {
+  auto pred = [&](const TlbKey& k, const TlbEntry& e) {
     if (!(kinds & k.kind)) return false;
     if (s.domain && k.domain != *s.domain) return false;
-    if (s.space && k.space != *s.space) return false;
+    if (e.global && s.keep_global) return false;
+    if (s.space && k.space != *s.space && !(e.global && s.global_matches_any_space)) return false;
     return overlaps(k.vpn << k.page_shift, 1ull << k.page_shift, s);
   };
   if (s.bytes == 0) {

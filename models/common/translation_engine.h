@@ -89,6 +89,10 @@ struct InvalidationScope {
   std::optional<uint32_t> space;
   uint64_t addr = 0, bytes = 0;     // bytes == 0: every address
   bool leaf_only = false;           // walk caches survive (SMMU Leaf=1, VT-d IH=1, AMD PDE=0)
+  // Global IOTLB entries (VMSA nG = 0): match whatever their space (SMMU TLBI_NH_VA), or
+  // are not hit at all (TLBI_NH_ASID).
+  bool global_matches_any_space = false;
+  bool keep_global = false;
 };
 
 class TranslationEngine {
@@ -134,7 +138,7 @@ class TranslationEngine {
     }
     uint64_t set_hash() const { return vpn; }
   };
-  struct TlbEntry { uint64_t out_page = 0; bool r = false, w = false, x = false, user = false; };
+  struct TlbEntry { uint64_t out_page = 0; bool r = false, w = false, x = false, user = false, global = false; };
   // A walk-cache entry holds the table that the input bits above `shift` select.
   struct WalkKey {
     uint32_t domain = 0, space = 0; uint8_t shift = 0; uint64_t prefix = 0;

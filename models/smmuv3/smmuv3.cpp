@@ -374,14 +374,19 @@ bool Smmuv3::execute(const Command& c) {
     case Opcode::TlbiNhAll:
       engine_.invalidate_by_input(InvalidationScope{c.vmid, std::nullopt, 0, 0, false}, s1_kinds);
       break;
-    case Opcode::TlbiNhAsid:
-      engine_.invalidate_by_input(InvalidationScope{c.vmid, c.asid, 0, 0, false}, s1_kinds);
+    case Opcode::TlbiNhAsid: {
+      // Global entries (nG = 0) are not tagged by ASID: TLBI_NH_ASID keeps them.
+      InvalidationScope s{c.vmid, c.asid, 0, 0, false};
+      s.keep_global = true;
+      engine_.invalidate_by_input(s, s1_kinds);
       break;
+    }
     case Opcode::TlbiNhVa:
     case Opcode::TlbiNhVaa: {
       // By VA: S1/nested entries of this VMID (and, for NH_VA, ASID). Leaf=1 keeps walk caches.
       InvalidationScope s{c.vmid, std::nullopt, c.addr, tlbi_range_bytes(c), c.leaf};
       if (c.op == Opcode::TlbiNhVa) s.space = c.asid;
+      s.global_matches_any_space = true;   // a global entry (nG = 0) matches any ASID
       engine_.invalidate_by_input(s, s1_kinds);
       break;
     }
