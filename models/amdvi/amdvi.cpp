@@ -165,6 +165,8 @@ common::DmaOutcome AmdVi::handle_dma(const common::DmaRequest& d) {
 
 std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq) {
   if (auto hit = dte_cache_.timed_lookup(DteKey{rq.device_id})) return hit;
+  // A DTE (or any) invalidation that overtakes this fetch forbids its fill.
+  const uint64_t epoch = engine_.epoch();
   auto illegal = [&](bool rz) {
     faults_.inc();
     EventRecord e;
@@ -207,7 +209,8 @@ std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq) {
     return illegal(true);
   }
   if (dte->valid && !check_dte_caps(*dte, cfg_.caps, &why)) return illegal(true);
-  dte_cache_.insert(DteKey{rq.device_id}, *dte);
+  if (engine_.epoch() == epoch) dte_cache_.insert(DteKey{rq.device_id}, *dte);
+  else stale_config_fills_.inc();
   return dte;
 }
 
@@ -215,6 +218,7 @@ std::optional<uint64_t> AmdVi::fetch_gcr3(const Request& rq, const DeviceTableEn
                                           const common::Regime& host) {
   const Gcr3Key key{rq.device_id, pasid};
   if (auto hit = gcr3_cache_.timed_lookup(key)) return hit->guest_cr3;
+  const uint64_t epoch = engine_.epoch();   // as for the DTE
   if (!gcr3_pasid_fits(pasid, dte.glx) || (pasid >> cfg_.caps.pasid_bits()) != 0) {
     page_fault(rq, dte, true, pasid, false, false, true);
     return std::nullopt;
@@ -237,7 +241,8 @@ std::optional<uint64_t> AmdVi::fetch_gcr3(const Request& rq, const DeviceTableEn
     if (!g.valid) { page_fault(rq, dte, true, pasid, false, false, false); return std::nullopt; }
     table = g.addr;
   }
-  gcr3_cache_.insert(key, Gcr3Value{table, dte.domain_id});
+  if (engine_.epoch() == epoch) gcr3_cache_.insert(key, Gcr3Value{table, dte.domain_id});
+  else stale_config_fills_.inc();
   return table;
 }
 
@@ -376,6 +381,7 @@ void AmdVi::execute(const Command& c) {
       break;
     }
     case Opcode::InvalidateDevtabEntry:
+      engine_.begin_epoch();   // DTE/GCR3 fetches that began before may not fill
       dte_cache_.charge(dte_cache_.invalidate_in_set(DteKey{c.device_id}.set_hash(),
           [&](const DteKey& k, const DeviceTableEntry&) { return k.device_id == c.device_id; }));
       gcr3_cache_.charge(gcr3_cache_.invalidate_all_sets(
@@ -412,6 +418,7 @@ void AmdVi::execute(const Command& c) {
     case Opcode::CompletePprRequest:
       break;   // accepted: no interrupt remapping, prefetch or PPR modelled
     case Opcode::InvalidateIommuAll:
+      engine_.begin_epoch();
       dte_cache_.charge(dte_cache_.invalidate_all_sets([](const DteKey&, const DeviceTableEntry&) { return true; }));
       gcr3_cache_.charge(gcr3_cache_.invalidate_all_sets([](const Gcr3Key&, const Gcr3Value&) { return true; }));
       engine_.invalidate_by_input(InvalidationScope{}, common::kAllEntries);
@@ -428,6 +435,8 @@ void AmdVi::register_stats(common::StatRegistry& reg, const std::string& p) cons
   reg.add(p + ".aborted", aborted_, "count", "requests aborted without an event (DTE TV=0)");
   reg.add(p + ".faults", faults_, "count", "requests terminated with an I/O page fault or DTE/table error");
   reg.add(p + ".config_reads", config_reads_, "count", "DTE and GCR3 entry reads");
+  reg.add(p + ".stale_config_fills_dropped", stale_config_fills_, "count",
+          "DTE/GCR3 fetches not cached because an invalidation overtook them");
   reg.add(p + ".events", events_, "count", "event-log records raised");
   reg.add(p + ".events_lost", events_lost_, "count", "event records dropped (log disabled, full or unwritable)");
   reg.add(p + ".commands", commands_, "count", "commands executed from the command buffer");

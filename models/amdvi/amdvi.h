@@ -149,6 +149,7 @@ class AmdVi : public common::IommuBlock {
   sc_core::sc_event cmd_kick_;
   std::function<void(const CommandTrace&)> probe_;
 
+  common::Counter stale_config_fills_;   // DTE/GCR3 fetches an invalidation overtook: not cached
   common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_, commands_,
       illegal_commands_, completion_waits_;
   common::Histogram command_exec_ps_, completion_wait_ps_;

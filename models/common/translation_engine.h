@@ -118,6 +118,11 @@ class TranslationEngine {
   // Completion barrier: returns once every walk that began before the last invalidation
   // has finished.
   void drain_older_walks();
+  // The invalidation epoch. Every invalidation (of translations here, or of a vendor's
+  // configuration cache through begin_epoch) starts a new one; a fetch that captured an
+  // older epoch may finish but may not fill any cache.
+  uint64_t epoch() const { return epoch_; }
+  void begin_epoch() { ++epoch_; older_walks_ += current_walks_; current_walks_ = 0; }
 
   void register_stats(StatRegistry& reg, const std::string& prefix) const;
   const CacheStats& iotlb_stats() const { return iotlb_.stats(); }
@@ -172,7 +177,6 @@ class TranslationEngine {
                                    uint64_t root, uint64_t ia, const pagetable::Access& a, WalkContext& w,
                                    bool via_stage2, const Regime& r);
   void invalidate_walk_cache(WalkCache& wc, uint64_t shifts, const InvalidationScope& s, bool match_space);
-  void begin_epoch() { ++epoch_; older_walks_ += current_walks_; current_walks_ = 0; }
 
   Clock clk_;
   MemoryRead read_;

@@ -138,6 +138,7 @@ class Smmuv3 : public common::IommuBlock {
   sc_core::sc_event cmdq_kick_;
   std::function<void(const CommandTrace&)> probe_;
 
+  common::Counter stale_config_fills_;   // config fetches a CFGI overtook: not cached
   common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_, commands_,
       illegal_commands_, syncs_;
   common::Histogram command_exec_ps_, sync_ps_;

@@ -92,6 +92,7 @@ void Vtd::build_registers() {
       root_table_ = RTADDR_RTA::get(rt) << 12;
       ttm_ = uint8_t(RTADDR_TTM::get(rt));
       gsts = GSTS_RTPS::set(gsts, 1);
+      engine_.begin_epoch();
       context_cache_.invalidate_all_sets([](const ContextKey&, const SmContextEntry&) { return true; });
       pasid_cache_.invalidate_all_sets([](const PasidKey&, const Resolved&) { return true; });
     }
@@ -259,6 +260,8 @@ std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq) {
   if (auto hit = context_cache_.timed_lookup(ContextKey{rq.rid})) {
     ctx = *hit;
   } else {
+    // A context-cache (or any) invalidation that overtakes this fetch forbids its fill.
+    const uint64_t epoch = engine_.epoch();
     const uint8_t bus = sid_bus(rq.rid), devfn = sid_devfn(rq.rid);
     RootWords rw{};
     config_reads_.inc();
@@ -276,7 +279,8 @@ std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq) {
     if (!c) return fail(FaultReason::SM_CONTEXT_ENTRY_RESERVED);
     if (!c->present) return fail(FaultReason::SM_CONTEXT_ENTRY_NOT_PRESENT);
     ctx = *c;
-    context_cache_.insert(ContextKey{rq.rid}, ctx);
+    if (engine_.epoch() == epoch) context_cache_.insert(ContextKey{rq.rid}, ctx);
+    else stale_config_fills_.inc();
   }
   if (rq.pasid_valid && !ctx.paside) return fail(FaultReason::SM_CONTEXT_PASIDE_CLEAR, ctx.fpd);
   const uint32_t pasid = rq.pasid_valid ? rq.pasid : ctx.rid_pasid;
@@ -286,6 +290,7 @@ std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq) {
   // PASID entry, through the PASID cache.
   const PasidKey pk{rq.rid, pasid};
   if (auto hit = pasid_cache_.timed_lookup(pk)) return hit;
+  const uint64_t epoch = engine_.epoch();   // as for the context entry
   uint64_t dw = 0;
   config_reads_.inc();
   if (!read_memory(ctx.pasid_dir_ptr + pasid_dir_entry_offset(pasid), &dw, 8))
@@ -310,7 +315,8 @@ std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq) {
       (pe->uses_second_stage() && (pe->aw < 1 || pe->aw > 3)))
     return fail(FaultReason::SM_PASID_ENTRY_INVALID, efpd);
   Resolved r{*pe, pasid, efpd};
-  pasid_cache_.insert(pk, r);
+  if (engine_.epoch() == epoch) pasid_cache_.insert(pk, r);
+  else stale_config_fills_.inc();
   return r;
 }
 
@@ -430,6 +436,7 @@ void Vtd::iq_thread() {
 }
 
 void Vtd::invalidate_context(uint8_t gran, uint16_t sid, uint8_t fm) {
+  engine_.begin_epoch();   // fetches that began before may not fill
   // Scalable-mode context entries carry no DID, so a domain-selective invalidation drops
   // every entry (a superset, as the spec allows).
   if (gran == uint8_t(CcGran::Device)) {
@@ -496,6 +503,7 @@ void Vtd::execute(const Descriptor& d) {
       }
       break;
     case DescType::PasidCache: {
+      engine_.begin_epoch();   // fetches that began before may not fill
       auto scan = [&](auto pred) { pasid_cache_.charge(pasid_cache_.invalidate_all_sets(pred)); };
       if (d.g == uint8_t(PcGran::Global)) scan([](const PasidKey&, const Resolved&) { return true; });
       else if (d.g == uint8_t(PcGran::Pasid))
@@ -535,6 +543,8 @@ void Vtd::register_stats(common::StatRegistry& reg, const std::string& p) const 
   reg.add(p + ".faults_suppressed", faults_suppressed_, "count", "faults not recorded because of FPD");
   reg.add(p + ".faults_lost", faults_lost_, "count", "faults dropped on FRCD overflow (FSTS.PFO)");
   reg.add(p + ".config_reads", config_reads_, "count", "root, context, PASID-dir and PASID-entry reads");
+  reg.add(p + ".stale_config_fills_dropped", stale_config_fills_, "count",
+          "context/PASID fetches not cached because an invalidation overtook them");
   reg.add(p + ".descriptors", descriptors_, "count", "invalidation descriptors executed");
   reg.add(p + ".invalid_descriptors", invalid_descriptors_, "count", "queue errors (FSTS.IQE)");
   reg.add(p + ".inv_waits", waits_, "count", "invalidation-wait descriptors completed");

@@ -163,7 +163,7 @@ class Vtd : public common::IommuBlock {
   std::function<void(const CommandTrace&)> probe_;
 
   common::Counter translations_, passed_through_, faults_, faults_recorded_, faults_suppressed_, faults_lost_,
-      config_reads_, descriptors_, invalid_descriptors_, waits_;
+      config_reads_, descriptors_, invalid_descriptors_, waits_, stale_config_fills_;
   common::Histogram desc_exec_ps_, wait_ps_;
 };
 
