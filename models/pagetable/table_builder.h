@@ -24,6 +24,7 @@ struct EditResult {
   std::string error;              // names what was wrong (misaligned, overlaps a block, ...)
   unsigned descriptors_written = 0;
   unsigned tables_allocated = 0;
+  uint64_t leaf_bytes = 0;        // unmap: the smallest leaf cleared (0: none); map: the leaf size used
 };
 
 class TableBuilder {

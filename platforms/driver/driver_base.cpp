@@ -164,7 +164,9 @@ Status DriverBase::map(DomainId d, uint64_t iova, uint64_t pa, uint64_t bytes, P
   charge_cycles(timing_.op_overhead_cycles);
   pagetable::LeafAttributes a;
   a.read = prot.read; a.write = prot.write; a.exec = prot.exec;
-  return edit_result(dom->tables->map(iova, pa, bytes, page_bytes, a));
+  const pagetable::EditResult r = dom->tables->map(iova, pa, bytes, page_bytes, a);
+  if (r.ok && (dom->min_leaf_bytes == 0 || page_bytes < dom->min_leaf_bytes)) dom->min_leaf_bytes = page_bytes;
+  return edit_result(r);
 }
 
 Status DriverBase::unmap(DomainId d, uint64_t iova, uint64_t bytes) {
@@ -173,7 +175,9 @@ Status DriverBase::unmap(DomainId d, uint64_t iova, uint64_t bytes) {
   if (!dom) return st;
   const uint64_t t0 = to_ps(sc_time_stamp());
   charge_cycles(timing_.op_overhead_cycles);
-  if (Status s = edit_result(dom->tables->unmap(iova, bytes)); !s.ok) return s;
+  const pagetable::EditResult r = dom->tables->unmap(iova, bytes);
+  if (Status s = edit_result(r); !s.ok) return s;
+  pending_leaf_bytes_ = r.leaf_bytes;
   // The PTE clearing is software time of the same operation.
   op_start_ps_ = t0;
   pending_op_ = "unmap";
@@ -186,9 +190,17 @@ uint64_t DriverBase::take_op_start(uint64_t now_ps) {
   return t;
 }
 
+uint64_t DriverBase::take_leaf_bytes(const Domain& d) {
+  const uint64_t pending = pending_leaf_bytes_;
+  pending_leaf_bytes_ = 0;
+  if (pending) return pending;
+  return d.min_leaf_bytes ? d.min_leaf_bytes : 4096;
+}
+
 std::string DriverBase::take_pending_op(const std::string& fallback) {
   std::string op = pending_op_.empty() ? fallback : pending_op_;
   pending_op_.clear();
+  pending_leaf_bytes_ = 0;   // backends that do not plan by leaf size leave it unread
   return op;
 }
 
