@@ -67,6 +67,7 @@ void AmdVi::build_registers() {
   regs_.add("EXCL_BASE", EXCL_BASE, 8, 0, base_mask | 3);
   regs_.add("EXCL_LIMIT", EXCL_LIMIT, 8, 0xFFF, base_mask);
   regs_.add("EFR", EFR, 8, encode_efr(cfg_.caps), 0);
+  regs_.add("EFR2", EFR2, 8, EFR2_GCR3TRP_MODE::set(0, 1), 0);   // GCR3TRPMode supported
   // Head/tail: byte offsets, bits [18:4]. The head of the command buffer and the tail of
   // the log are the IOMMU's; software writes them only to reset (while disabled).
   regs_.add("CMD_BUF_HEAD", CMD_BUF_HEAD, 8, 0, common::mask(18, 4));
@@ -224,9 +225,12 @@ std::optional<uint64_t> AmdVi::fetch_gcr3(const Request& rq, const DeviceTableEn
     return std::nullopt;
   }
   uint64_t table = dte.gcr3_root;
+  // The GCR3 table root pointer (and the table levels below it) are GPAs only with
+  // Control.GCR3TRPMode set; otherwise SPAs, even when the guest tables are nested.
+  const bool gpa = host.stages == common::Stages::Nested && reg::CTRL_GCR3TRP_MODE::get(regs_.get("CONTROL"));
   for (int level = int(dte.glx); level >= 0; --level) {
     uint64_t addr = table + uint64_t(gcr3_index(pasid, unsigned(level))) * 8;
-    if (host.stages == common::Stages::Nested) {   // a GPA: through the host v1 table
+    if (gpa) {   // a GPA: through the host v1 table
       const common::Translation t = engine_.translate_config_address(host, addr);
       if (!t.ok) { walk_fault(rq, dte, true, pasid, t.fault); return std::nullopt; }
       addr = t.output;
