@@ -46,7 +46,7 @@ std::unique_ptr<IommuLane> make_vtd_lane(const ConfigReader& s, const ConfigRead
   m.fs_1g = s.boolean("fs_1g");
   m.ss_2m = s.boolean("ss_2m");
   m.ss_1g = s.boolean("ss_1g");
-  m.mamv = unsigned(s.integer("mamv", 0, 63));
+  m.mamv = unsigned(s.integer("mamv", 0, vtd::kMaxAddressMask));
   m.translation.walkers = unsigned(s.integer("walkers", 1, 1024));
   m.translation_cycles = unsigned(s.integer("translation_cycles", 0, 10000));
   m.desc_batch = unsigned(s.integer("desc_batch", 1, 64));

@@ -68,6 +68,7 @@ void AmdVi::build_registers() {
   regs_.add("EXCL_BASE", EXCL_BASE, 8, 0, base_mask | 3);
   regs_.add("EXCL_LIMIT", EXCL_LIMIT, 8, 0xFFF, base_mask);
   regs_.add("EFR", EFR, 8, encode_efr(cfg_.caps), 0);
+  regs_.add("EFR2", EFR2, 8, EFR2_GCR3TRP_MODE::set(0, 1), 0);   // GCR3TRPMode supported
   // Head/tail: byte offsets, bits [18:4]. The head of the command buffer and the tail of
   // the log are the IOMMU's; software writes them only to reset (while disabled).
   regs_.add("CMD_BUF_HEAD", CMD_BUF_HEAD, 8, 0, common::mask(18, 4));
@@ -170,6 +171,8 @@ common::DmaOutcome AmdVi::handle_dma(const common::DmaRequest& d) {
 
 std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq) {
   if (auto hit = dte_cache_.timed_lookup(DteKey{rq.device_id})) return hit;
+  // A DTE (or any) invalidation that overtakes this fetch forbids its fill.
+  const uint64_t epoch = engine_.epoch();
   auto illegal = [&](bool rz) {
     faults_.inc();
     EventRecord e;
@@ -216,7 +219,8 @@ std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq) {
     return illegal(true);
   }
   if (dte->valid && !check_dte_caps(*dte, cfg_.caps, &why)) return illegal(true);
-  dte_cache_.insert(DteKey{rq.device_id}, *dte);
+  if (engine_.epoch() == epoch) dte_cache_.insert(DteKey{rq.device_id}, *dte);
+  else stale_config_fills_.inc();
   return dte;
 }
 
@@ -224,14 +228,18 @@ std::optional<uint64_t> AmdVi::fetch_gcr3(const Request& rq, const DeviceTableEn
                                           const common::Regime& host) {
   const Gcr3Key key{rq.device_id, pasid};
   if (auto hit = gcr3_cache_.timed_lookup(key)) return hit->guest_cr3;
+  const uint64_t epoch = engine_.epoch();   // as for the DTE
   if (!gcr3_pasid_fits(pasid, dte.glx) || (pasid >> cfg_.caps.pasid_bits()) != 0) {
     page_fault(rq, dte, true, pasid, false, false, true);
     return std::nullopt;
   }
   uint64_t table = dte.gcr3_root;
+  // The GCR3 table root pointer (and the table levels below it) are GPAs only with
+  // Control.GCR3TRPMode set; otherwise SPAs, even when the guest tables are nested.
+  const bool gpa = host.stages == common::Stages::Nested && reg::CTRL_GCR3TRP_MODE::get(regs_.get("CONTROL"));
   for (int level = int(dte.glx); level >= 0; --level) {
     uint64_t addr = table + uint64_t(gcr3_index(pasid, unsigned(level))) * 8;
-    if (host.stages == common::Stages::Nested) {   // a GPA: through the host v1 table
+    if (gpa) {   // a GPA: through the host v1 table
       const common::Translation t = engine_.translate_config_address(host, addr);
       if (!t.ok) { walk_fault(rq, dte, true, pasid, t.fault); return std::nullopt; }
       addr = t.output;
@@ -246,7 +254,8 @@ std::optional<uint64_t> AmdVi::fetch_gcr3(const Request& rq, const DeviceTableEn
     if (!g.valid) { page_fault(rq, dte, true, pasid, false, false, false); return std::nullopt; }
     table = g.addr;
   }
-  gcr3_cache_.insert(key, Gcr3Value{table, dte.domain_id});
+  if (engine_.epoch() == epoch) gcr3_cache_.insert(key, Gcr3Value{table, dte.domain_id});
+  else stale_config_fills_.inc();
   return table;
 }
 
@@ -385,6 +394,7 @@ void AmdVi::execute(const Command& c) {
       break;
     }
     case Opcode::InvalidateDevtabEntry:
+      engine_.begin_epoch();   // DTE/GCR3 fetches that began before may not fill
       dte_cache_.charge(dte_cache_.invalidate_in_set(DteKey{c.device_id}.set_hash(),
           [&](const DteKey& k, const DeviceTableEntry&) { return k.device_id == c.device_id; }));
       gcr3_cache_.charge(gcr3_cache_.invalidate_all_sets(
@@ -421,6 +431,7 @@ void AmdVi::execute(const Command& c) {
     case Opcode::CompletePprRequest:
       break;   // accepted: no interrupt remapping, prefetch or PPR modelled
     case Opcode::InvalidateIommuAll:
+      engine_.begin_epoch();
       dte_cache_.charge(dte_cache_.invalidate_all_sets([](const DteKey&, const DeviceTableEntry&) { return true; }));
       gcr3_cache_.charge(gcr3_cache_.invalidate_all_sets([](const Gcr3Key&, const Gcr3Value&) { return true; }));
       engine_.invalidate_by_input(InvalidationScope{}, common::kAllEntries);
@@ -437,6 +448,8 @@ void AmdVi::register_stats(common::StatRegistry& reg, const std::string& p) cons
   reg.add(p + ".aborted", aborted_, "count", "requests aborted without an event (DTE TV=0)");
   reg.add(p + ".faults", faults_, "count", "requests terminated with an I/O page fault or DTE/table error");
   reg.add(p + ".config_reads", config_reads_, "count", "DTE and GCR3 entry reads");
+  reg.add(p + ".stale_config_fills_dropped", stale_config_fills_, "count",
+          "DTE/GCR3 fetches not cached because an invalidation overtook them");
   reg.add(p + ".events", events_, "count", "event-log records raised");
   reg.add(p + ".events_lost", events_lost_, "count", "event records dropped (log disabled, full or unwritable)");
   reg.add(p + ".commands", commands_, "count", "commands executed from the command buffer");

@@ -2,7 +2,7 @@
 //
 // What it models
 // - Registers at the architected MMIO offsets: Device Table Base, Command Buffer Base,
-//   Event Log Base, Control, EFR (describes exactly the features below), Command Buffer
+//   Event Log Base, Control, EFR (describes exactly the features below), EFR2 (GCR3TRPMode), Command Buffer
 //   Head/Tail, Event Log Head/Tail and Status (CmdBufRun, EvtLogRun, ComWaitInt,
 //   EvtOverflow; the interrupt/overflow bits are write-1-to-clear).
 // - Translation by DeviceID (requester ID) through the 256-bit DTE read from the device
@@ -10,8 +10,9 @@
 //   terminates the walk, no event); Mode 0 passes untranslated, gated by DTE IR/IW;
 //   Mode 1..6 walks the v1 host table (AmdV1Format, DTE IR/IW ANDed in); GV=1 walks the
 //   guest v2 (x86 4/5-level) table whose root comes from the GCR3 table indexed by PASID
-//   (GLX+1 levels). GV=1 with Mode 1..6 is nested: the GCR3 table, its entries and the
-//   guest tables are GPAs translated through the host v1 table. A request without PASID
+//   (GLX+1 levels). GV=1 with Mode 1..6 is nested: the GCR3 entries and the guest tables
+//   are GPAs translated through the host v1 table; the GCR3 table itself is at a GPA only
+//   with Control.GCR3TRPMode (EFR2 bit 3 advertises it), else at an SPA. A request without PASID
 //   on a GV=1 DTE uses the guest table of PASID 0 when GIOV=1, else the host table only.
 //   A PASID on a GV=0 DTE is ignored (translated by the host table).
 // - Cache tags: DomainID for every entry, PASID for guest (v2) entries (0 for v1-only).
@@ -152,6 +153,7 @@ class AmdVi : public common::IommuBlock {
   sc_core::sc_event cmd_kick_;
   std::function<void(const CommandTrace&)> probe_;
 
+  common::Counter stale_config_fills_;   // DTE/GCR3 fetches an invalidation overtook: not cached
   common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_, commands_,
       illegal_commands_, completion_waits_;
   common::Histogram command_exec_ps_, completion_wait_ps_;

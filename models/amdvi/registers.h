@@ -73,7 +73,10 @@ using CTRL_EPH_EN = Field<45, 45>;
 using CTRL_XT_EN = Field<50, 50>;
 using CTRL_INTCAPXT_EN = Field<51, 51>;
 using CTRL_IRT_CACHE_DIS = Field<59, 59>;
+using CTRL_GCR3TRP_MODE = Field<58, 58>;  // Linux CONTROL_GCR3TRPMODE: the DTE's GCR3 root is a GPA
 using CTRL_SNPAVIC_EN = Field<61, 61>;
+// EFR2 (MMIO 0x1A0)
+using EFR2_GCR3TRP_MODE = Field<3, 3>;    // Linux FEATURE_GCR3TRPMODE: Control.GCR3TRPMode supported
 constexpr uint8_t INV_TO_NONE = 0, INV_TO_1MS = 1, INV_TO_10MS = 2, INV_TO_100MS = 3, INV_TO_1S = 4,
                   INV_TO_10S = 5, INV_TO_100S = 6;  // 7 reserved
 

@@ -78,18 +78,25 @@ class SetAssocCache {
 
   // Functional lookup (no time). Updates replacement state and hit/miss counts.
   std::optional<Value> lookup(const Key& key) {
-    if (!enabled()) { stats_.misses.inc(); return std::nullopt; }
+    auto v = probe(key);
+    count_lookup(v.has_value());
+    return v;
+  }
+
+  // Functional lookup that updates replacement state but counts nothing: for a lookup
+  // made of several probes (one per page size or level), counted once with count_lookup.
+  std::optional<Value> probe(const Key& key) {
+    if (!enabled()) return std::nullopt;
     Line* set = set_of(key.set_hash());
     for (unsigned w = 0; w < ways_; ++w) {
       if (set[w].valid && set[w].key == key) {
         set[w].stamp = ++clock_;
-        stats_.hits.inc();
         return set[w].value;
       }
     }
-    stats_.misses.inc();
     return std::nullopt;
   }
+  void count_lookup(bool hit) { (hit ? stats_.hits : stats_.misses).inc(); }
 
   // Timed lookup: waits for a port, then the lookup latency. Call from an SC_THREAD.
   std::optional<Value> timed_lookup(const Key& key) {

@@ -1,9 +1,15 @@
 #include "models/common/iommu_block.h"
 
+#include <algorithm>
+
 #include "models/common/dma_attributes.h"
 #include "models/common/translation_engine.h"
 
 namespace iommusim::common {
+
+namespace {
+constexpr uint64_t kPageBytes = 4096;   // the translation granule of every request
+}  // namespace
 
 IommuBlock::IommuBlock(sc_core::sc_module_name name, const Clock& clk, uint64_t mmio_bytes,
                        unsigned requester_id_bits)
@@ -55,29 +61,51 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
     rq.access.privileged = attrs->privileged;
     rq.access.exec = attrs->instruction;
   }
-  rq.input = p.get_address();
   rq.access.write = p.is_write();
 
-  const sc_core::sc_time start = sc_core::sc_time_stamp();
+  // Translation is per 4 KB page: an access that crosses a page boundary is split there,
+  // and each piece is translated and forwarded on its own (the pages need not be
+  // contiguous in PA). The initiator gets its own payload back.
+  const uint64_t input = p.get_address();
+  const unsigned len = p.get_data_length(), width = p.get_streaming_width();
+  unsigned char* const data = p.get_data_ptr();
+  auto restore = [&] {
+    p.set_address(input);
+    p.set_data_ptr(data);
+    p.set_data_length(len);
+    p.set_streaming_width(width);
+  };
   // A barrier orders every DMA begun before the last invalidation, until it completes.
+  const sc_core::sc_time issued = sc_core::sc_time_stamp();
   const InflightRequest inflight(engine_);
   rq.epoch = inflight.epoch();
-  const DmaOutcome o = handle_dma(rq);
-  translation_ps_.record(to_ps(sc_core::sc_time_stamp() - start));
-  if (!o.ok) {
-    if (attrs) attrs->response = o.abort_silently ? IommuResponse::Aborted : IommuResponse::Fault;
-    p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
-    if (observer_) observer_->dma_completed(rq, o, to_ps(start));
-    return;
-  }
-  if (attrs) attrs->response = IommuResponse::Ok;
-  const uint64_t input = p.get_address();
-  p.set_address(o.output);
-  sc_core::sc_time d = sc_core::SC_ZERO_TIME;
-  mem->b_transport(p, d);
-  if (d != sc_core::SC_ZERO_TIME) sc_core::wait(d);
-  p.set_address(input);   // the initiator sees its own address back
-  if (observer_) observer_->dma_completed(rq, o, to_ps(start));
+  unsigned done = 0;
+  do {
+    const uint64_t addr = input + done;
+    const unsigned piece = unsigned(std::min<uint64_t>(len - done, kPageBytes - (addr & (kPageBytes - 1))));
+    rq.input = addr;
+    const sc_core::sc_time start = sc_core::sc_time_stamp();
+    const DmaOutcome o = handle_dma(rq);
+    translation_ps_.record(to_ps(sc_core::sc_time_stamp() - start));
+    if (!o.ok) {
+      restore();
+      if (attrs) attrs->response = o.abort_silently ? IommuResponse::Aborted : IommuResponse::Fault;
+      p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
+      if (observer_) observer_->dma_completed(rq, o, to_ps(issued));
+      return;
+    }
+    if (attrs) attrs->response = IommuResponse::Ok;
+    p.set_address(o.output);
+    p.set_data_ptr(data + done);
+    p.set_data_length(piece);
+    p.set_streaming_width(piece);
+    sc_core::sc_time d = sc_core::SC_ZERO_TIME;
+    mem->b_transport(p, d);
+    if (d != sc_core::SC_ZERO_TIME) sc_core::wait(d);
+    if (observer_) observer_->dma_completed(rq, o, to_ps(issued));
+    done += piece;
+  } while (done < len && p.get_response_status() == tlm::TLM_OK_RESPONSE);
+  restore();   // the initiator sees its own address back
 }
 
 void IommuBlock::register_front_end_stats(StatRegistry& reg, const std::string& p) const {

@@ -5,7 +5,9 @@
 // PCIe TLP cannot carry (a requester ID wider than the vendor's, a PASID wider than 20
 // bits: counted as malformed, never aliased onto another device or PASID), asks the vendor
 // (handle_dma, which may wait) and then forwards the DMA to memory at the translated
-// address, or answers with an error and the IommuResponse the vendor chose.
+// address, or answers with an error and the IommuResponse the vendor chose. An access
+// that crosses a 4 KB boundary is split there: each page is translated and forwarded on
+// its own (a fault on any page fails the access; pieces already forwarded stay done).
 #pragma once
 #include <cstdint>
 

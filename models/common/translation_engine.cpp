@@ -50,13 +50,18 @@ TranslationEngine::TranslationEngine(const std::string& name, const TranslationE
 pagetable::WalkStart TranslationEngine::walk_start(WalkCache& wc, const pagetable::Format& f, uint32_t domain,
                                                    uint32_t space, uint64_t ia, uint64_t root) {
   if (wc.enabled()) {
-    // One timed probe covers every level (the levels are looked up in parallel).
+    // One timed probe covers every level (the levels are looked up in parallel), and
+    // counts as one hit or one miss.
     ResourceGuard port(wc.ports());
     clk_.wait_cycles(wc.config().lookup_cycles);
     for (unsigned level = f.last_level(); level > f.start_level(); --level) {
       const unsigned shift = f.level_shift(level - 1);
-      if (auto t = wc.lookup(WalkKey{domain, space, uint8_t(shift), ia >> shift})) return {t->level, t->table, t->above};
+      if (auto t = wc.probe(WalkKey{domain, space, uint8_t(shift), ia >> shift})) {
+        wc.count_lookup(true);
+        return {t->level, t->table, t->above};
+      }
     }
+    wc.count_lookup(false);
   }
   return {f.start_level(), root};
 }
@@ -91,13 +96,28 @@ pagetable::WalkResult TranslationEngine::stage_walk(WalkCache& wc, const pagetab
 }
 
 bool TranslationEngine::stage2(const Regime& r, uint64_t ipa, const pagetable::Access& a, bool table_fetch,
-                               WalkContext& w, uint64_t& pa, uint64_t* leaf_bytes) {
-  const IpaKey ikey{r.domain, ipa >> 12};
-  if (auto hit = ipa_cache_.timed_lookup(ikey)) {
+                               WalkContext& w, uint64_t& pa, uint64_t* leaf_bytes, Rights* rights) {
+  // Entries are keyed by the stage-2 leaf they cache (its size and its page number), so
+  // an invalidation finds an entry by any address the leaf covers. One timed probe covers
+  // every leaf size present.
+  std::optional<IpaEntry> hit;
+  if (!ipa_cache_.enabled()) {
+    ipa_cache_.count_lookup(false);
+  } else {
+    ResourceGuard port(ipa_cache_.ports());
+    clk_.wait_cycles(ipa_cache_.config().lookup_cycles);
+    for (uint64_t m = ipa_leaf_shifts_; m && !hit; m &= m - 1) {
+      const unsigned shift = unsigned(__builtin_ctzll(m));
+      hit = ipa_cache_.probe(IpaKey{r.domain, uint8_t(shift), ipa >> shift});
+    }
+    ipa_cache_.count_lookup(hit.has_value());
+  }
+  if (hit) {
     const bool allowed = a.write ? hit->w : hit->r;
     if (allowed && !(a.exec && !hit->x)) {
-      pa = (hit->pa_page << 12) | (ipa & 0xFFF);
+      pa = (hit->pa_page << hit->leaf_shift) | (ipa & ((1ull << hit->leaf_shift) - 1));
       if (leaf_bytes) *leaf_bytes = 1ull << hit->leaf_shift;
+      if (rights) *rights = Rights{hit->r, hit->w, hit->x};
       return true;
     }
   }
@@ -107,13 +127,17 @@ bool TranslationEngine::stage2(const Regime& r, uint64_t ipa, const pagetable::A
     w.fault = TranslationFault{wr.fault, 2, table_fetch, ipa, wr.descriptor_address, wr.level};
     return false;
   }
-  // Entries are keyed per 4 KB IPA page but remember the stage-2 leaf size, so combined
-  // IOTLB entries can cover the smaller of the two leaves.
+  // The entry covers the whole stage-2 leaf, so combined IOTLB entries can cover the
+  // smaller of the two leaves.
   const uint8_t shift = uint8_t(__builtin_ctzll(wr.leaf_bytes));
-  if (w.fill_epoch == epoch_)
-    ipa_cache_.insert(ikey, IpaEntry{wr.output >> 12, wr.leaf.readable, wr.leaf.writable, wr.leaf.exec_user, shift});
+  if (w.fill_epoch == epoch_ && ipa_cache_.enabled()) {
+    ipa_leaf_shifts_ |= 1ull << shift;
+    ipa_cache_.insert(IpaKey{r.domain, shift, ipa >> shift},
+                      IpaEntry{wr.output >> shift, wr.leaf.readable, wr.leaf.writable, wr.leaf.exec_user, shift});
+  }
   pa = wr.output;
   if (leaf_bytes) *leaf_bytes = wr.leaf_bytes;
+  if (rights) *rights = Rights{wr.leaf.readable, wr.leaf.writable, wr.leaf.exec_user};
   return true;
 }
 
@@ -134,23 +158,27 @@ Translation TranslationEngine::translate(const Regime& r, uint64_t input, const 
   Translation t;
   const uint8_t kind = entry_kind(r.stages);
 
-  // IOTLB: probe each page size that may be present; one lookup time covers them all.
+  // IOTLB: probe each page size that may be present; one lookup time covers them all,
+  // and the lookup counts as one hit or one miss.
   if (iotlb_.enabled()) {
     ResourceGuard port(iotlb_.ports());
     clk_.wait_cycles(iotlb_.config().lookup_cycles);
-    if (tlb_page_shifts_ == 0) iotlb_.stats().misses.inc();   // nothing cached yet: still a lookup
-    for (unsigned n = 0; n < 3; ++n) {
+    std::optional<TlbEntry> e;
+    uint8_t shift = 12;
+    for (unsigned n = 0; n < 3 && !e; ++n) {
       if (!(tlb_page_shifts_ & (1u << n))) continue;
-      const uint8_t shift = uint8_t(12 + 9 * n);
-      if (auto e = iotlb_.lookup(TlbKey{r.domain, r.space, kind, shift, input >> shift})) {
-        const bool user_ok = r.stages == Stages::Stage2 || a.privileged || e->user;
-        if ((a.write ? e->w : e->r) && user_ok && !(a.exec && !e->x)) {
-          t.ok = t.tlb_hit = true;
-          t.output = (e->out_page << shift) | (input & ((1ull << shift) - 1));
-          return t;
-        }
-        break;   // permission problem: rewalk so the fault is reported from the tables
+      shift = uint8_t(12 + 9 * n);
+      e = iotlb_.probe(TlbKey{r.domain, r.space, kind, shift, input >> shift});
+    }
+    iotlb_.count_lookup(e.has_value());
+    if (e) {
+      const bool user_ok = r.stages == Stages::Stage2 || a.privileged || e->user;
+      if ((a.write ? e->w : e->r) && user_ok && !(a.exec && !e->x)) {
+        t.ok = t.tlb_hit = true;
+        t.output = (e->out_page << shift) | (input & ((1ull << shift) - 1));
+        return t;
       }
+      // permission problem: rewalk so the fault is reported from the tables
     }
   }
 
@@ -165,7 +193,7 @@ Translation TranslationEngine::translate(const Regime& r, uint64_t input, const 
   const sc_core::sc_time begin = sc_time_stamp();
   bool ok = true;
   uint64_t output = 0, leaf_bytes = 0;
-  bool rd = true, wr_ok = true, x = true, user = true;
+  bool rd = true, wr_ok = true, x = true, user = true, global = false;
 
   if (r.stages == Stages::Stage2) {
     const pagetable::WalkResult wr = stage_walk(s2_walk_cache_, *r.s2, r.domain, 0, r.s2_root, input, a, w, false, r);
@@ -185,13 +213,18 @@ Translation TranslationEngine::translate(const Regime& r, uint64_t input, const 
       ok = false;
     } else {
       output = wr.output; leaf_bytes = wr.leaf_bytes;
-      rd = wr.leaf.readable; wr_ok = wr.leaf.writable; user = wr.leaf.user;
+      rd = wr.leaf.readable; wr_ok = wr.leaf.writable; user = wr.leaf.user; global = wr.leaf.global;
       x = a.privileged ? wr.leaf.exec_priv : wr.leaf.exec_user;
       if (nested) {
-        // The final IPA goes through stage 2; the combined entry covers the smaller page.
+        // The final IPA goes through stage 2; the combined entry covers the smaller page
+        // and holds the rights both stages grant (user comes from stage 1 alone).
         uint64_t pa = 0, s2_leaf = 0;
-        if (!stage2(r, output, a, false, w, pa, &s2_leaf)) { t.fault = w.fault; ok = false; }
-        else { output = pa; leaf_bytes = std::min(leaf_bytes, s2_leaf); }
+        Rights s2r;
+        if (!stage2(r, output, a, false, w, pa, &s2_leaf, &s2r)) { t.fault = w.fault; ok = false; }
+        else {
+          output = pa; leaf_bytes = std::min(leaf_bytes, s2_leaf);
+          rd = rd && s2r.r; wr_ok = wr_ok && s2r.w; x = x && s2r.x;
+        }
       }
     }
   }
@@ -208,7 +241,7 @@ Translation TranslationEngine::translate(const Regime& r, uint64_t input, const 
     const unsigned shift = leaf_bytes >= (1ull << 30) ? 30 : leaf_bytes >= (1ull << 21) ? 21 : 12;
     tlb_page_shifts_ |= uint8_t(1u << ((shift - 12) / 9));
     iotlb_.insert(TlbKey{r.domain, r.space, kind, uint8_t(shift), input >> shift},
-                  TlbEntry{output >> shift, rd, wr_ok, x, user});
+                  TlbEntry{output >> shift, rd, wr_ok, x, user, global});
   }
   t.ok = true;
   t.output = output;
@@ -245,10 +278,11 @@ void TranslationEngine::invalidate_walk_cache(WalkCache& wc, uint64_t shifts, co
 
 void TranslationEngine::invalidate_by_input(const InvalidationScope& s, uint8_t kinds) {
   begin_epoch();
-  auto pred = [&](const TlbKey& k, const TlbEntry&) {
+  auto pred = [&](const TlbKey& k, const TlbEntry& e) {
     if (!(kinds & k.kind)) return false;
     if (s.domain && k.domain != *s.domain) return false;
-    if (s.space && k.space != *s.space) return false;
+    if (e.global && s.keep_global) return false;
+    if (s.space && k.space != *s.space && !(e.global && s.global_matches_any_space)) return false;
     return overlaps(k.vpn << k.page_shift, 1ull << k.page_shift, s);
   };
   if (s.bytes == 0) {
@@ -276,13 +310,23 @@ void TranslationEngine::invalidate_by_ipa(const InvalidationScope& s, bool inclu
     any_space.leaf_only = true;   // the stage-1 walk cache is not indexed by IPA
     invalidate_by_input(any_space, kStage2Entries);   // stage-2-only entries: input == IPA
   }
+  // Each entry is matched by its own leaf size: a 2 MB leaf is hit by any address in it.
   auto pred = [&](const IpaKey& k, const IpaEntry&) {
-    return (!s.domain || k.domain == *s.domain) && overlaps(k.ipa_page << 12, 4096, s);
+    return (!s.domain || k.domain == *s.domain) && overlaps(k.ipa_page << k.shift, 1ull << k.shift, s);
   };
-  if (s.bytes == 0) ipa_cache_.charge(ipa_cache_.invalidate_all_sets(pred));
-  else
-    ipa_cache_.charge(ipa_cache_.invalidate_span(s.addr >> 12, (s.addr + s.bytes - 1) >> 12,
-                                                 [](uint64_t page) { return page; }, pred));
+  if (s.bytes == 0) {
+    ipa_cache_.charge(ipa_cache_.invalidate_all_sets(pred));
+  } else {
+    InvalidationScan total;
+    for (uint64_t m = ipa_leaf_shifts_; m; m &= m - 1) {
+      const unsigned shift = unsigned(__builtin_ctzll(m));
+      auto scan = ipa_cache_.invalidate_span(s.addr >> shift, (s.addr + s.bytes - 1) >> shift,
+                                             [](uint64_t page) { return page; }, pred);   // hashes by page
+      total.sets_scanned += scan.sets_scanned;
+      total.entries_removed += scan.entries_removed;
+    }
+    ipa_cache_.charge(total);
+  }
   if (!s.leaf_only) invalidate_walk_cache(s2_walk_cache_, s2_wc_shifts_, s, false);
 }
 

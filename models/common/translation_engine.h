@@ -15,7 +15,8 @@
 // completion barrier (CMD_SYNC, inv_wait, COMPLETION_WAIT) calls drain_older_requests().
 //
 // What it models: IOTLB entries for 4 KB, 2 MB and 1 GB pages (a combined nested entry
-// covers the smaller of the two leaves; other leaf sizes are cached as 4 KB entries);
+// covers the smaller of the two leaves and holds the rights both stages grant; other leaf
+// sizes are cached as 4 KB entries);
 // walk caches keyed by the input bits above each table (so any format and level skipping
 // fit); one timed probe for all IOTLB page sizes and one for all walk-cache levels.
 // What it does not model: prefetch, speculative walks, hardware A/D updates.
@@ -88,6 +89,10 @@ struct InvalidationScope {
   std::optional<uint32_t> space;
   uint64_t addr = 0, bytes = 0;     // bytes == 0: every address
   bool leaf_only = false;           // walk caches survive (SMMU Leaf=1, VT-d IH=1, AMD PDE=0)
+  // Global IOTLB entries (VMSA nG = 0): match whatever their space (SMMU TLBI_NH_VA), or
+  // are not hit at all (TLBI_NH_ASID).
+  bool global_matches_any_space = false;
+  bool keep_global = false;
 };
 
 class TranslationEngine {
@@ -125,6 +130,14 @@ class TranslationEngine {
   // inside DMAs) that began before the last invalidation has completed. This orders all
   // older DMAs, not only those that used an invalidated entry: simpler, and never late.
   void drain_older_requests();
+  // Starts a new invalidation epoch: every invalidation here does, and a vendor's
+  // configuration invalidation calls it too. A fetch begun under an older epoch may finish
+  // but may not fill any cache, and the barrier waits for requests begun before it.
+  void begin_epoch() {
+    ++epoch_;
+    older_walks_ += current_walks_; current_walks_ = 0;
+    older_requests_ += current_requests_; current_requests_ = 0;
+  }
 
   void register_stats(StatRegistry& reg, const std::string& prefix) const;
   const CacheStats& iotlb_stats() const { return iotlb_.stats(); }
@@ -145,7 +158,7 @@ class TranslationEngine {
     }
     uint64_t set_hash() const { return vpn; }
   };
-  struct TlbEntry { uint64_t out_page = 0; bool r = false, w = false, x = false, user = false; };
+  struct TlbEntry { uint64_t out_page = 0; bool r = false, w = false, x = false, user = false, global = false; };
   // A walk-cache entry holds the table that the input bits above `shift` select.
   struct WalkKey {
     uint32_t domain = 0, space = 0; uint8_t shift = 0; uint64_t prefix = 0;
@@ -156,9 +169,12 @@ class TranslationEngine {
   };
   // Remembers the permissions of the tables above (x86, VT-d SS and AMD AND them).
   struct WalkEntry { uint64_t table = 0; uint8_t level = 0; pagetable::TablePermissions above; };
+  // An IPA-cache entry caches one stage-2 leaf: ipa_page is the IPA >> the leaf's shift.
   struct IpaKey {
-    uint32_t domain = 0; uint64_t ipa_page = 0;
-    bool operator==(const IpaKey& o) const { return ipa_page == o.ipa_page && domain == o.domain; }
+    uint32_t domain = 0; uint8_t shift = 12; uint64_t ipa_page = 0;
+    bool operator==(const IpaKey& o) const {
+      return ipa_page == o.ipa_page && domain == o.domain && shift == o.shift;
+    }
     uint64_t set_hash() const { return ipa_page; }
   };
   struct IpaEntry { uint64_t pa_page = 0; bool r = false, w = false, x = false; uint8_t leaf_shift = 12; };
@@ -169,17 +185,13 @@ class TranslationEngine {
 
   pagetable::WalkStart walk_start(WalkCache& wc, const pagetable::Format& f, uint32_t domain, uint32_t space,
                                   uint64_t ia, uint64_t root);
+  struct Rights { bool r = true, w = true, x = true; };   // a stage-2 leaf's rights
   bool stage2(const Regime& r, uint64_t ipa, const pagetable::Access& a, bool table_fetch, WalkContext& w,
-              uint64_t& pa, uint64_t* leaf_bytes);
+              uint64_t& pa, uint64_t* leaf_bytes, Rights* rights = nullptr);
   pagetable::WalkResult stage_walk(WalkCache& wc, const pagetable::Format& f, uint32_t domain, uint32_t space,
                                    uint64_t root, uint64_t ia, const pagetable::Access& a, WalkContext& w,
                                    bool via_stage2, const Regime& r);
   void invalidate_walk_cache(WalkCache& wc, uint64_t shifts, const InvalidationScope& s, bool match_space);
-  void begin_epoch() {
-    ++epoch_;
-    older_walks_ += current_walks_; current_walks_ = 0;
-    older_requests_ += current_requests_; current_requests_ = 0;
-  }
 
   Clock clk_;
   MemoryRead read_;
@@ -190,6 +202,7 @@ class TranslationEngine {
   SetAssocCache<IpaKey, IpaEntry> ipa_cache_;
   uint8_t tlb_page_shifts_ = 0;                 // bit n: the IOTLB may hold entries of shift 12 + 9n
   uint64_t s1_wc_shifts_ = 0, s2_wc_shifts_ = 0;  // bit s: a walk-cache entry of shift s was filled
+  uint64_t ipa_leaf_shifts_ = 0;                  // bit s: an IPA-cache entry for a 2^s-byte leaf was filled
 
   sc_core::sc_event drained_;
   uint64_t epoch_ = 0, current_walks_ = 0, older_walks_ = 0, current_requests_ = 0, older_requests_ = 0;

@@ -7,7 +7,7 @@ namespace iommusim::memory {
 
 SparseMemory::SparseMemory(sc_core::sc_module_name name, const MemoryConfig& cfg)
     : sc_module(name), socket("socket"), cfg_(cfg), clk_(common::Clock::from_mhz(cfg.clock_mhz)),
-      channels_(std::string(this->name()) + ".channels", cfg.channels ? cfg.channels : 1) {
+      channel_free_at_(cfg.channels ? cfg.channels : 1, sc_core::SC_ZERO_TIME) {
   socket.register_b_transport(this, &SparseMemory::b_transport);
   socket.register_transport_dbg(this, &SparseMemory::transport_dbg);
 }
@@ -45,9 +45,16 @@ void SparseMemory::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_tim
   if (delay != sc_core::SC_ZERO_TIME) { sc_core::wait(delay); delay = sc_core::SC_ZERO_TIME; }
   const sc_core::sc_time start = sc_core::sc_time_stamp();
   {
-    common::ResourceGuard channel(channels_);
+    // Reserve the channel that frees first for the transfer only; no process blocks on it.
+    auto channel = std::min_element(channel_free_at_.begin(), channel_free_at_.end());
+    const sc_core::sc_time transfer_start = std::max(start, *channel);
     const uint64_t bpc = cfg_.bytes_per_cycle ? cfg_.bytes_per_cycle : 1;
-    clk_.wait_cycles(cfg_.latency_cycles + (len + bpc - 1) / bpc);
+    const sc_core::sc_time transfer = clk_.cycles((len + bpc - 1) / bpc);
+    *channel = transfer_start + transfer;
+    channel_acquisitions_.inc();
+    if (transfer_start > start) channel_contended_.inc();
+    channel_wait_ps_.record(common::to_ps(transfer_start - start));
+    sc_core::wait(transfer_start - start + clk_.cycles(cfg_.latency_cycles) + transfer);
   }
   if (p.is_read()) { read(addr, p.get_data_ptr(), len); reads_.inc(); bytes_read_.inc(len); }
   else if (p.is_write()) { write(addr, p.get_data_ptr(), len); writes_.inc(); bytes_written_.inc(len); }
@@ -70,7 +77,9 @@ void SparseMemory::register_stats(common::StatRegistry& reg, const std::string& 
   reg.add(p + ".bytes_written", bytes_written_, "bytes", "bytes stored by timed writes");
   reg.add(p + ".address_errors", address_errors_, "count", "accesses outside memory, answered with an address error");
   reg.add(p + ".access_latency", access_ps_, "ns", "time from channel request to data, per access", 1e-3);
-  channels_.register_stats(reg, p + ".channels");
+  reg.add(p + ".channels.acquisitions", channel_acquisitions_, "count", "channel transfers reserved");
+  reg.add(p + ".channels.contended", channel_contended_, "count", "accesses that waited for a channel to free");
+  reg.add(p + ".channels.wait", channel_wait_ps_, "ns", "time an access waited for a channel before its transfer", 1e-3);
 }
 
 }  // namespace iommusim::memory

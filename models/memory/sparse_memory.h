@@ -1,8 +1,12 @@
 // Sparse physical memory behind a TLM-2.0 target socket.
 //
 // Models: byte storage only for 4 KB frames that were written (reads of never-written
-// bytes return 0), an access latency, a number of channels (a CountedResource: accesses
-// beyond it queue FIFO) and a data rate in bytes per cycle.
+// bytes return 0), an access latency, a number of channels and a data rate in bytes per
+// cycle. A channel is busy only while it transfers (ceil(bytes / bytes_per_cycle) cycles);
+// the latency overlaps other accesses' transfers, so N outstanding accesses reach
+// channels x bytes_per_cycle. Each channel is a busy-until reservation: an access takes
+// the channel that frees first (FIFO in arrival order), starts its transfer then, and
+// completes latency + transfer cycles after that start.
 // Does not model: banks, rows, refresh or write buffering.
 #pragma once
 #include <array>
@@ -10,13 +14,13 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <systemc>
 #include <tlm>
 #include <tlm_utils/multi_passthrough_target_socket.h>
 
 #include "models/common/clock.h"
-#include "models/common/resource.h"
 #include "models/common/stats.h"
 
 namespace iommusim::memory {
@@ -56,10 +60,11 @@ class SparseMemory : public sc_core::sc_module {
 
   MemoryConfig cfg_;
   common::Clock clk_;
-  common::CountedResource channels_;
+  std::vector<sc_core::sc_time> channel_free_at_;   // per channel: end of its last reserved transfer
   std::unordered_map<uint64_t, std::unique_ptr<Frame>> frames_;
   common::Counter reads_, writes_, bytes_read_, bytes_written_, address_errors_;
-  common::Histogram access_ps_;
+  common::Counter channel_acquisitions_, channel_contended_;
+  common::Histogram access_ps_, channel_wait_ps_;
 };
 
 }  // namespace iommusim::memory

@@ -41,6 +41,9 @@ struct DecodedDescriptor {
   // Leaf permissions, already in neutral form.
   bool readable = false, writable = false, user = false, exec_user = false, exec_priv = false;
   bool access_flag = true;
+  // Leaf only: a global translation, shared by every address space (VMSA stage 1 nG = 0).
+  // Formats that do not expose it leave it false (entries stay tagged by space).
+  bool global = false;
   // Table only: limits on everything below this table (x86 R/W, U/S, XD; VT-d SS R/W;
   // AMD IR/IW are ANDed across levels). The defaults restrict nothing (VMSA).
   bool table_allows_read = true, table_allows_write = true, table_allows_user = true, table_allows_exec = true;
@@ -71,6 +74,7 @@ struct TablePermissions {
 struct LeafAttributes {
   bool read = true, write = true, exec = false, user = true;
   bool access_flag = true;
+  bool global = false;   // VMSA stage 1: nG = 0 (drivers map nG = 1, as Linux does)
 };
 
 class Format {

@@ -23,6 +23,7 @@ EditResult TableBuilder::map(uint64_t ia, uint64_t out, uint64_t bytes, uint64_t
   const unsigned leaf_level = level_for(leaf_bytes);
   if (leaf_level == ~0u) { r.ok = false; r.error = "leaf size " + std::to_string(leaf_bytes) + " not allowed by " + fmt_.name(); return r; }
   if ((ia | out | bytes) & (leaf_bytes - 1)) { r.ok = false; r.error = "address or size not aligned to the leaf size"; return r; }
+  r.leaf_bytes = leaf_bytes;
   if (fmt_.input_bits() < 64 && ((ia + bytes - 1) >> fmt_.input_bits()) != 0) { r.ok = false; r.error = "input address beyond the table's input size"; return r; }
   for (uint64_t off = 0; off < bytes; off += leaf_bytes) {
     const uint64_t va = ia + off;
@@ -91,6 +92,7 @@ EditResult TableBuilder::unmap(uint64_t ia, uint64_t bytes) {
           mem_.write_descriptor(first + i * fmt_.descriptor_bytes(), fmt_.encode_invalid());
           ++r.descriptors_written;
         }
+        if (r.leaf_bytes == 0 || d.leaf_bytes < r.leaf_bytes) r.leaf_bytes = d.leaf_bytes;
         step = d.leaf_bytes;
         break;
       }
@@ -143,6 +145,7 @@ EditResult TableBuilder::change(uint64_t ia, uint64_t bytes, std::optional<uint6
     const uint64_t output = out ? *out + (va - ia) : d.address;
     mem_.write_descriptor(daddr, fmt_.encode_leaf(level, output, attrs));
     ++r.descriptors_written;
+    if (r.leaf_bytes == 0 || natural < r.leaf_bytes) r.leaf_bytes = natural;
     va += natural;
   }
   return r;

@@ -26,6 +26,7 @@ struct EditResult {
   unsigned descriptors_written = 0;
   unsigned tables_allocated = 0;
   bool pool_exhausted = false;    // a table could not be allocated
+  uint64_t leaf_bytes = 0;        // unmap: the smallest leaf cleared (0: none); map: the leaf size used
 };
 
 class TableBuilder {

@@ -113,6 +113,7 @@ DecodedDescriptor VmsaFormat::decode(unsigned level, uint64_t raw) const {
     d.user = bit(raw, kAP1);
     d.exec_user = !bit(raw, kUXN);
     d.exec_priv = !bit(raw, kPXN);
+    d.global = !bit(raw, kNG);
   } else {
     d.readable = bit(raw, kS2AP_R);
     d.writable = bit(raw, kS2AP_W);
@@ -145,8 +146,9 @@ uint64_t VmsaFormat::encode_leaf(unsigned level, uint64_t output, const LeafAttr
   d |= 3ull << kSH0;                       // inner shareable
   if (a.access_flag) d |= 1ull << kAF;
   if (cfg_.stage == 1) {
-    // AttrIndx 0 (MAIR slot 0, Linux: normal WB); nG so entries are ASID-tagged.
-    d |= 1ull << kNG;
+    // AttrIndx 0 (MAIR slot 0, Linux: normal WB); nG so entries are ASID-tagged, unless
+    // asked for a global entry.
+    if (!a.global) d |= 1ull << kNG;
     if (!a.write) d |= 1ull << kAP2;
     if (a.user) d |= 1ull << kAP1;
     if (!a.exec) d |= (1ull << kUXN) | (1ull << kPXN);

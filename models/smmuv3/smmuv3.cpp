@@ -158,6 +158,8 @@ common::DmaOutcome Smmuv3::handle_dma(const common::DmaRequest& d) {
 std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq) {
   const ConfigKey key{rq.sid, rq.ssv ? rq.ssid : 0, rq.ssv};
   if (auto hit = config_cache_.timed_lookup(key)) return hit;
+  // A CFGI (or any invalidation) that overtakes this fetch forbids its fill.
+  const uint64_t epoch = engine_.epoch();
 
   auto bad = [&](EventId id, uint64_t fetch = 0) {
     EventRecord e;
@@ -244,7 +246,8 @@ std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq) {
       c.asid = cd->asid;
     }
   }
-  config_cache_.insert(key, c);
+  if (engine_.epoch() == epoch) config_cache_.insert(key, c);
+  else stale_config_fills_.inc();
   return c;
 }
 
@@ -369,6 +372,13 @@ void Smmuv3::command_thread() {
 bool Smmuv3::execute(const Command& c) {
   clk_.wait_cycles(cfg_.cmd_exec_cycles);
   auto scan_config = [&](auto pred) { config_cache_.charge(config_cache_.invalidate_all_sets(pred)); };
+  // A config invalidation starts an epoch: fetches that began before it may not fill.
+  switch (c.op) {
+    case Opcode::CfgiSte: case Opcode::CfgiAll: case Opcode::CfgiCd: case Opcode::CfgiCdAll:
+      engine_.begin_epoch();
+      break;
+    default: break;
+  }
   using common::InvalidationScope;
   const uint8_t s1_kinds = common::kStage1Entries | common::kNestedEntries;
   switch (c.op) {
@@ -394,14 +404,19 @@ bool Smmuv3::execute(const Command& c) {
     case Opcode::TlbiNhAll:
       engine_.invalidate_by_input(InvalidationScope{c.vmid, std::nullopt, 0, 0, false}, s1_kinds);
       break;
-    case Opcode::TlbiNhAsid:
-      engine_.invalidate_by_input(InvalidationScope{c.vmid, c.asid, 0, 0, false}, s1_kinds);
+    case Opcode::TlbiNhAsid: {
+      // Global entries (nG = 0) are not tagged by ASID: TLBI_NH_ASID keeps them.
+      InvalidationScope s{c.vmid, c.asid, 0, 0, false};
+      s.keep_global = true;
+      engine_.invalidate_by_input(s, s1_kinds);
       break;
+    }
     case Opcode::TlbiNhVa:
     case Opcode::TlbiNhVaa: {
       // By VA: S1/nested entries of this VMID (and, for NH_VA, ASID). Leaf=1 keeps walk caches.
       InvalidationScope s{c.vmid, std::nullopt, c.addr, tlbi_range_bytes(c), c.leaf};
       if (c.op == Opcode::TlbiNhVa) s.space = c.asid;
+      s.global_matches_any_space = true;   // a global entry (nG = 0) matches any ASID
       engine_.invalidate_by_input(s, s1_kinds);
       break;
     }
@@ -454,6 +469,8 @@ void Smmuv3::register_stats(common::StatRegistry& reg, const std::string& p) con
   reg.add(p + ".aborted", aborted_, "count", "requests aborted without an event (STE abort or GBPA.ABORT)");
   reg.add(p + ".faults", faults_, "count", "requests terminated with a fault or configuration error");
   reg.add(p + ".config_reads", config_reads_, "count", "STE, L1 stream-table and CD reads");
+  reg.add(p + ".stale_config_fills_dropped", stale_config_fills_, "count",
+          "configuration fetches not cached because an invalidation overtook them");
   reg.add(p + ".events", events_, "count", "event records raised");
   reg.add(p + ".events_lost", events_lost_, "count", "event records dropped (EVTQ disabled, full or unwritable)");
   reg.add(p + ".commands", commands_, "count", "commands executed from the CMDQ");

@@ -7,8 +7,9 @@
 //   CD tables, fetched through stage 2 when nested. STEs, CDs, page tables and both queues
 //   are read from simulated memory through the `mem` socket and cost memory time.
 // - Caches, all common::SetAssocCache: a config cache (STE+CD per StreamID/SubstreamID),
-//   an IOTLB of combined S1+S2 entries tagged VMID/ASID, stage-1 and stage-2 walk caches
-//   by level, and an IPA->PA cache.
+//   an IOTLB of combined S1+S2 entries tagged VMID/ASID (global entries, stage-1 nG = 0,
+//   match any ASID for TLBI_NH_VA and survive TLBI_NH_ASID), stage-1 and stage-2 walk
+//   caches by level, and an IPA->PA cache.
 // - Walker slots (a counted resource) shared by all translations.
 // - The command queue: CFGI_*, TLBI_* (with range form when IDR3.RIL), CMD_SYNC with
 //   CS=none/IRQ(MSI write)/SEV, PREFETCH_*; ATC_INV, PRI_RESP and RESUME are accepted and
@@ -143,6 +144,7 @@ class Smmuv3 : public common::IommuBlock {
   sc_core::sc_event cmdq_kick_;
   std::function<void(const CommandTrace&)> probe_;
 
+  common::Counter stale_config_fills_;   // config fetches a CFGI overtook: not cached
   common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_, commands_,
       illegal_commands_, syncs_;
   common::Histogram command_exec_ps_, sync_ps_;

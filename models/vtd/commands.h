@@ -150,7 +150,12 @@ struct PsiChunk {
   uint8_t am;
 };
 std::vector<PsiChunk> split_psi(uint64_t start, uint64_t size, uint8_t mamv);
-// Bytes covered by a decoded IOTLB/P_IOTLB page-selective descriptor (am < 52).
-constexpr uint64_t psi_bytes(uint8_t am) { return uint64_t{1} << (12 + am); }
+// The largest useful address mask: 2^(12 + 52) bytes is the whole 64-bit address space.
+// CAP.MAMV and the AM fields are 6 bits wide, but a larger mask covers nothing more.
+constexpr unsigned kMaxAddressMask = 52;
+// Bytes covered by a page-selective IOTLB/P_IOTLB invalidation with mask `am`; 0 when it
+// covers the whole 64-bit space (am >= 52), which is also what an InvalidationScope's
+// bytes = 0 means. Never shifts by 64 or more.
+constexpr uint64_t psi_bytes(uint8_t am) { return am >= kMaxAddressMask ? 0 : uint64_t{1} << (12 + am); }
 
 }  // namespace iommusim::vtd

@@ -35,7 +35,7 @@ std::string validate(const VtdConfig& c) {
   if (c.pasid_bits < 1 || c.pasid_bits > 20) return "pasid_bits must be 1..20";
   if (c.fault_records < 1 || c.fault_records > reg::kMaxFaultRecords)
     return "fault_records must be 1.." + std::to_string(reg::kMaxFaultRecords);
-  if (c.mamv > 63) return "mamv must be 0..63";
+  if (c.mamv > kMaxAddressMask) return "mamv must be 0.." + std::to_string(kMaxAddressMask);
   if (c.iq_max_qs > 7) return "iq_max_qs must be 0..7";
   if (c.desc_batch == 0 || c.desc_batch > 64) return "desc_batch must be 1..64";
   if (auto e = common::validate(c.context_cache); !e.empty()) return "context_cache: " + e;
@@ -72,6 +72,7 @@ void Vtd::build_registers() {
   cap.mamv = uint8_t(cfg_.mamv);
   cap.fl1gp = cfg_.fs_1g;
   cap.fl5lp = cfg_.fs_5level;
+  cap.drd = cap.dwd = true;   // IOTLB invalidations with DR/DW wait for the DMAs in flight
   ExtCapability ecap;
   ecap.qi = true; ecap.dt = true; ecap.pt = true; ecap.nest = true; ecap.pasid = true; ecap.smts = true;
   ecap.ssts = true; ecap.fsts = true; ecap.pss = uint8_t(cfg_.pasid_bits - 1); ecap.c = true;
@@ -94,6 +95,7 @@ void Vtd::build_registers() {
       root_table_ = RTADDR_RTA::get(rt) << 12;
       ttm_ = uint8_t(RTADDR_TTM::get(rt));
       gsts = GSTS_RTPS::set(gsts, 1);
+      engine_.begin_epoch();
       context_cache_.invalidate_all_sets([](const ContextKey&, const SmContextEntry&) { return true; });
       pasid_cache_.invalidate_all_sets([](const PasidKey&, const Resolved&) { return true; });
     }
@@ -136,9 +138,17 @@ void Vtd::build_registers() {
   regs_.add("IOTLB", IOTLB, 8, 0, ~0ull).on_write = [this](uint64_t, uint64_t v) {
     if (!IOTLB_IVT::get(v)) return;
     const uint64_t iva = regs_.get("IVA");
-    const uint8_t g = uint8_t(IOTLB_IIRG::get(v));
-    invalidate_iotlb(g, uint16_t(IOTLB_DID::get(v)), IVA_ADDR::get(iva) << 12, uint8_t(IVA_AM::get(iva)),
-                     IVA_IH::get(iva));
+    uint8_t g = uint8_t(IOTLB_IIRG::get(v));
+    const uint8_t am = uint8_t(IVA_AM::get(iva));
+    // A page-selective request with AM above CAP.MAMV is incorrect: hardware ignores it
+    // and reports IAIG = 00b (VT-d 11.4.8.1, IOTLB_REG.IAIG).
+    if (g == uint8_t(IotlbGran::Page) && am > cfg_.mamv) {
+      g = 0;
+    } else {
+      invalidate_iotlb(g, uint16_t(IOTLB_DID::get(v)), IVA_ADDR::get(iva) << 12, am, IVA_IH::get(iva));
+      // DR/DW: IVT clears only once DMAs in flight on the old entries have drained.
+      if (IOTLB_DR::get(v) || IOTLB_DW::get(v)) engine_.drain_older_requests();
+    }
     regs_.set("IOTLB", IOTLB_IAIG::set(IOTLB_IVT::set(v, 0), g));
   };
   for (unsigned i = 0; i < cfg_.fault_records; ++i) {
@@ -254,6 +264,8 @@ std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq) {
   if (auto hit = context_cache_.timed_lookup(ContextKey{rq.rid})) {
     ctx = *hit;
   } else {
+    // A context-cache (or any) invalidation that overtakes this fetch forbids its fill.
+    const uint64_t epoch = engine_.epoch();
     const uint8_t bus = sid_bus(rq.rid), devfn = sid_devfn(rq.rid);
     RootWords rw{};
     config_reads_.inc();
@@ -271,7 +283,8 @@ std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq) {
     if (!c) return fail(FaultReason::SM_CONTEXT_ENTRY_RESERVED);
     if (!c->present) return fail(FaultReason::SM_CONTEXT_ENTRY_NOT_PRESENT);
     ctx = *c;
-    context_cache_.insert(ContextKey{rq.rid}, ctx);
+    if (engine_.epoch() == epoch) context_cache_.insert(ContextKey{rq.rid}, ctx);
+    else stale_config_fills_.inc();
   }
   if (rq.pasid_valid && !ctx.paside) return fail(FaultReason::SM_CONTEXT_PASIDE_CLEAR, ctx.fpd);
   const uint32_t pasid = rq.pasid_valid ? rq.pasid : ctx.rid_pasid;
@@ -281,6 +294,7 @@ std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq) {
   // PASID entry, through the PASID cache.
   const PasidKey pk{rq.rid, pasid};
   if (auto hit = pasid_cache_.timed_lookup(pk)) return hit;
+  const uint64_t epoch = engine_.epoch();   // as for the context entry
   uint64_t dw = 0;
   config_reads_.inc();
   if (!read_memory(ctx.pasid_dir_ptr + pasid_dir_entry_offset(pasid), &dw, 8))
@@ -305,7 +319,8 @@ std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq) {
       (pe->uses_second_stage() && (pe->aw < 1 || pe->aw > 3)))
     return fail(FaultReason::SM_PASID_ENTRY_INVALID, efpd);
   Resolved r{*pe, pasid, efpd};
-  pasid_cache_.insert(pk, r);
+  if (engine_.epoch() == epoch) pasid_cache_.insert(pk, r);
+  else stale_config_fills_.inc();
   return r;
 }
 
@@ -334,9 +349,9 @@ Vtd::Outcome Vtd::translate(const Request& rq) {
                                 : pe.aw == 3 ? static_cast<const pagetable::Format*>(&ss5_) : &ss4_;
   const pagetable::Format* fs = pe.fspm == 1 ? static_cast<const pagetable::Format*>(&fs5_) : &fs4_;
   switch (pe.pgtt) {
-    case Pgtt::FirstStage: r.stages = common::Stages::Stage1; break;
+    case Pgtt::FirstStage: r.stages = common::Stages::Stage1; fs_dids_[pe.did] = true; break;
     case Pgtt::SecondStage: r.stages = common::Stages::Stage2; break;
-    default: r.stages = common::Stages::Nested; nested_dids_[pe.did] = true; break;
+    default: r.stages = common::Stages::Nested; fs_dids_[pe.did] = true; break;
   }
   if (r.stages != common::Stages::Stage2) { r.s1 = fs; r.s1_root = pe.fsptptr; }
   if (r.stages != common::Stages::Stage1) { r.s2 = ss; r.s2_root = pe.ssptptr; }
@@ -429,6 +444,7 @@ void Vtd::iq_thread() {
 }
 
 void Vtd::invalidate_context(uint8_t gran, uint16_t sid, uint8_t fm) {
+  engine_.begin_epoch();   // fetches that began before may not fill
   // Scalable-mode context entries carry no DID, so a domain-selective invalidation drops
   // every entry (a superset, as the spec allows).
   if (gran == uint8_t(CcGran::Device)) {
@@ -445,23 +461,25 @@ void Vtd::invalidate_iotlb(uint8_t gran, uint16_t did, uint64_t addr, uint8_t am
   using common::InvalidationScope;
   switch (gran) {
     case uint8_t(IotlbGran::Global):
-      nested_dids_.assign(nested_dids_.size(), false);
+      fs_dids_.assign(fs_dids_.size(), false);
       engine_.invalidate_by_input(InvalidationScope{}, common::kAllEntries);
       engine_.invalidate_by_ipa(InvalidationScope{}, false);
       break;
     case uint8_t(IotlbGran::Domain):
       // Every PASID under the DID, every entry kind.
-      nested_dids_[did] = false;
+      fs_dids_[did] = false;
       engine_.invalidate_by_input(InvalidationScope{did, std::nullopt, 0, 0, false}, common::kAllEntries);
       engine_.invalidate_by_ipa(InvalidationScope{did, std::nullopt, 0, 0, false}, false);
       break;
     case uint8_t(IotlbGran::Page): {
-      // Second-stage translations found by GPA; combined nested entries cannot be found by
-      // GPA, so every nested entry of the DID goes too.
+      // Second-stage translations found by GPA. Entries caching first-stage (PGTT=001b) or
+      // nested (PGTT=011b) mappings of the DID go too, whatever their address (VT-d 4.x
+      // 6.5.2.3; combined nested entries cannot be found by GPA anyway).
       const uint64_t bytes = psi_bytes(am);
       engine_.invalidate_by_ipa(InvalidationScope{did, std::nullopt, addr & ~(bytes - 1), bytes, ih}, true);
-      if (nested_dids_[did])
-        engine_.invalidate_by_input(InvalidationScope{did, std::nullopt, 0, 0, ih}, common::kNestedEntries);
+      if (fs_dids_[did])
+        engine_.invalidate_by_input(InvalidationScope{did, std::nullopt, 0, 0, ih},
+                                    common::kStage1Entries | common::kNestedEntries);
       break;
     }
     default: break;
@@ -478,16 +496,22 @@ void Vtd::execute(const Descriptor& d) {
       break;
     case DescType::Iotlb:
       invalidate_iotlb(d.g, d.did, d.addr, d.am, d.ih);
+      // DR/DW (CAP.DRD/DWD): the descriptor completes only once DMAs in flight on the old
+      // entries have drained, like the barrier, so a later inv_wait waits for it too.
+      if (d.dr || d.dw) engine_.drain_older_requests();
       break;
     case DescType::PasidIotlb:
       if (d.g == uint8_t(PiotlbGran::Page)) {
         const uint64_t bytes = psi_bytes(d.am);
         engine_.invalidate_by_input(InvalidationScope{d.did, d.pasid, d.addr & ~(bytes - 1), bytes, d.ih}, fs_kinds);
       } else {
-        engine_.invalidate_by_input(InvalidationScope{d.did, d.pasid, 0, 0, false}, fs_kinds);
+        // PASID-selective: every IOTLB entry of the DID and PASID, second-stage ones
+        // included (VT-d 6.5.2.4; QEMU vtd_piotlb_pasid_invalidate), and the FS PSC.
+        engine_.invalidate_by_input(InvalidationScope{d.did, d.pasid, 0, 0, false}, common::kAllEntries);
       }
       break;
     case DescType::PasidCache: {
+      engine_.begin_epoch();   // fetches that began before may not fill
       auto scan = [&](auto pred) { pasid_cache_.charge(pasid_cache_.invalidate_all_sets(pred)); };
       if (d.g == uint8_t(PcGran::Global)) scan([](const PasidKey&, const Resolved&) { return true; });
       else if (d.g == uint8_t(PcGran::Pasid))
@@ -527,6 +551,8 @@ void Vtd::register_stats(common::StatRegistry& reg, const std::string& p) const 
   reg.add(p + ".faults_suppressed", faults_suppressed_, "count", "faults not recorded because of FPD");
   reg.add(p + ".faults_lost", faults_lost_, "count", "faults dropped on FRCD overflow (FSTS.PFO)");
   reg.add(p + ".config_reads", config_reads_, "count", "root, context, PASID-dir and PASID-entry reads");
+  reg.add(p + ".stale_config_fills_dropped", stale_config_fills_, "count",
+          "context/PASID fetches not cached because an invalidation overtook them");
   reg.add(p + ".descriptors", descriptors_, "count", "invalidation descriptors executed");
   reg.add(p + ".invalid_descriptors", invalid_descriptors_, "count", "queue errors (FSTS.IQE)");
   reg.add(p + ".inv_waits", waits_, "count", "invalidation-wait descriptors completed");

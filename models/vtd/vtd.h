@@ -4,10 +4,13 @@
 // What it models
 // - Register file at the architected offsets: VER, CAP, ECAP, GCMD/GSTS (TE, QIE kept;
 //   SRTP and WBF one-shot, RTPS latched), RTADDR (TTM=01 scalable only), CCMD and the
-//   IVA/IOTLB registers (register-based invalidation, completes at once), FSTS, FECTL,
+//   IVA/IOTLB registers (register-based invalidation, completes at once unless DR/DW),
+//   FSTS, FECTL,
 //   IQH/IQT/IQA, ICS, IECTL, IQER and the FRCD fault-recording registers (at CAP.FRO).
 //   CAP/ECAP report exactly what the model does (SMTS, QI, PASID, NEST, FLTS, SLTS, PT,
-//   PSI, DT, MAMV, SAGAW, FL1GP, FL5LP, SLLPS, ND=16-bit DIDs, NFR, PSS).
+//   PSI, DT, MAMV, SAGAW, FL1GP, FL5LP, SLLPS, DRD, DWD, ND=16-bit DIDs, NFR, PSS).
+//   An IOTLB invalidation with DR or DW set completes only once the walks that began
+//   before it have finished (the DMAs in flight on the old entries).
 // - Translation: RID -> root entry -> scalable-mode context entry (lower/upper tables) ->
 //   PASID directory -> PASID table entry, with RID_PASID for requests without a PASID;
 //   PGTT first-stage (x86 4/5-level), second-stage (AW 3/4/5 levels), nested (FSPTPTR is a
@@ -152,9 +155,10 @@ class Vtd : public common::IommuBlock {
   pagetable::VtdSecondStageFormat ss3_, ss4_, ss5_;
   QiCaps qi_caps_;
 
-  // DIDs that may hold nested IOTLB entries (set by a nested translation, cleared by a
-  // global or domain-selective IOTLB invalidation): a PSI sweeps nested entries only there.
-  std::vector<bool> nested_dids_ = std::vector<bool>(1u << 16, false);
+  // DIDs that may hold first-stage or nested IOTLB entries (set by such a translation,
+  // cleared by a global or domain-selective IOTLB invalidation): a PSI sweeps those
+  // entries of the DID only there.
+  std::vector<bool> fs_dids_ = std::vector<bool>(1u << 16, false);
   uint64_t root_table_ = 0;   // latched by SRTP
   uint8_t ttm_ = 0;
   unsigned next_fault_ = 0;
@@ -163,7 +167,7 @@ class Vtd : public common::IommuBlock {
   std::function<void(const CommandTrace&)> probe_;
 
   common::Counter translations_, passed_through_, faults_, faults_recorded_, faults_suppressed_, faults_lost_,
-      config_reads_, descriptors_, invalid_descriptors_, waits_;
+      config_reads_, descriptors_, invalid_descriptors_, waits_, stale_config_fills_;
   common::Histogram desc_exec_ps_, wait_ps_;
 };
 

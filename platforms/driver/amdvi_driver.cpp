@@ -75,6 +75,10 @@ Status AmdViDriver::init() {
   ctrl_ = reg::CTRL_CMD_BUF_EN::set(ctrl_, 1);
   ctrl_ = reg::CTRL_EVT_LOG_EN::set(ctrl_, 1);
   ctrl_ = reg::CTRL_GT_EN::set(ctrl_, caps_.gt);
+  // Linux: CONTROL_GCR3TRPMODE when EFR2 advertises FEATURE_GCR3TRPMODE, so a nested
+  // device's GCR3 table root (in guest memory) is a GPA.
+  gcr3trp_mode_ = reg::EFR2_GCR3TRP_MODE::get(mmio_read64(reg::EFR2));
+  ctrl_ = reg::CTRL_GCR3TRP_MODE::set(ctrl_, gcr3trp_mode_);
   mmio_write64(reg::CONTROL, ctrl_);
   ctrl_ = reg::CTRL_IOMMU_EN::set(ctrl_, 1);
   mmio_write64(reg::CONTROL, ctrl_);
@@ -102,6 +106,11 @@ std::unique_ptr<DriverBase::Domain> AmdViDriver::make_domain(DomainKind kind, co
     dom->domain_id = next_domid_++;
     dom->format = std::make_unique<pagetable::AmdV1Format>(pagetable::AmdV1Config{kHostMode, 52});
   } else {
+    // Nesting needs the GCR3 root as a GPA (Linux requires GCR3TRPMode for a nest parent).
+    if (kind == DomainKind::Nested && !gcr3trp_mode_) {
+      if (why) *why = "EFR2.GCR3TRPMode not supported: no nested domains";
+      return nullptr;
+    }
     // v2 tables carry no DomainID of their own: the device's GCR3 DomainID + PASID tag them.
     dom->format = std::make_unique<pagetable::X86Format>(pagetable::X86PagingConfig{4, true, 52});
   }

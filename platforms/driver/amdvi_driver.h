@@ -106,6 +106,7 @@ class AmdViDriver : public DriverBase {
   AmdViDriverConfig cfg_;
   amdvi::AmdVi& iommu_;
   amdvi::Caps caps_;
+  bool gcr3trp_mode_ = false;   // EFR2.GCR3TRPMode, and so Control.GCR3TRPMode, set
   uint64_t dev_table_ = 0, cmd_base_ = 0, evt_base_ = 0, sem_addr_ = 0;
   uint64_t cmd_bytes_ = 0, evt_bytes_ = 0, cmd_tail_ = 0, cmd_head_ = 0, evt_head_ = 0, sem_value_ = 0, ctrl_ = 0;
   unsigned dte_count_ = 0;

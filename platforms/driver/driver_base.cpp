@@ -186,7 +186,9 @@ Status DriverBase::map(DomainId d, uint64_t iova, uint64_t pa, uint64_t bytes, P
   Domain* dom = domain(d, st);
   if (!dom) return st;
   charge_cycles(timing_.op_overhead_cycles);
-  if (Status s = edit_result(dom->tables->map(iova, pa, bytes, page_bytes, leaf_attributes(prot)), dom); !s.ok) return s;
+  const pagetable::EditResult r = dom->tables->map(iova, pa, bytes, page_bytes, leaf_attributes(prot));
+  if (r.ok && (dom->min_leaf_bytes == 0 || page_bytes < dom->min_leaf_bytes)) dom->min_leaf_bytes = page_bytes;
+  if (Status s = edit_result(r, dom); !s.ok) return s;
   if (oracle_) oracle_->map(d, iova, pa, bytes, rights_of(prot));
   return {};
 }
@@ -198,7 +200,9 @@ Status DriverBase::unmap(DomainId d, uint64_t iova, uint64_t bytes) {
   const uint64_t t0 = to_ps(sc_time_stamp());
   const common::CorrectnessOracle::ChangeId c = oracle_ ? oracle_->unmap(d, iova, bytes) : 0;
   charge_cycles(timing_.op_overhead_cycles);
-  if (Status s = edit_result(dom->tables->unmap(iova, bytes), dom); !s.ok) return s;
+  const pagetable::EditResult r = dom->tables->unmap(iova, bytes);
+  if (Status s = edit_result(r, dom); !s.ok) return s;
+  pending_leaf_bytes_ = r.leaf_bytes;
   // The PTE clearing is software time of the same operation.
   op_start_ps_ = t0;
   pending_op_ = "unmap";
@@ -217,7 +221,9 @@ Status DriverBase::change_leaves(DomainId d, uint64_t iova, uint64_t bytes, std:
   if (oracle_)
     c = new_out ? oracle_->change(d, iova, bytes, *new_out, rights_of(prot)) : oracle_->change_rights(d, iova, bytes, rights_of(prot));
   charge_cycles(timing_.op_overhead_cycles);
-  if (Status s = edit_result(dom->tables->change(iova, bytes, new_out, leaf_attributes(prot)), dom); !s.ok) return s;
+  const pagetable::EditResult r = dom->tables->change(iova, bytes, new_out, leaf_attributes(prot));
+  if (Status s = edit_result(r, dom); !s.ok) return s;
+  pending_leaf_bytes_ = r.leaf_bytes;
   op_start_ps_ = t0;
   pending_op_ = new_out ? "remap" : "protect";
   if (Status s = invalidate_range(d, iova, bytes, true); !s.ok) return s;
@@ -255,9 +261,17 @@ uint64_t DriverBase::take_op_start(uint64_t now_ps) {
   return t;
 }
 
+uint64_t DriverBase::take_leaf_bytes(const Domain& d) {
+  const uint64_t pending = pending_leaf_bytes_;
+  pending_leaf_bytes_ = 0;
+  if (pending) return pending;
+  return d.min_leaf_bytes ? d.min_leaf_bytes : 4096;
+}
+
 std::string DriverBase::take_pending_op(const std::string& fallback) {
   std::string op = pending_op_.empty() ? fallback : pending_op_;
   pending_op_.clear();
+  pending_leaf_bytes_ = 0;   // backends that do not plan by leaf size leave it unread
   return op;
 }
 

@@ -61,6 +61,7 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
     bool nest_parent = false;  // a Nested domain sits on this Stage2 domain
     std::unique_ptr<pagetable::Format> format;
     std::unique_ptr<pagetable::TableBuilder> tables;
+    uint64_t min_leaf_bytes = 0;   // smallest leaf size mapped so far (0: none yet)
   };
 
   DriverBase(sc_core::sc_module_name name, const DriverTiming& timing, const DriverMemory& memory,
@@ -100,6 +101,10 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   // Time an operation began, so PTE edits before its invalidation count as software time.
   uint64_t take_op_start(uint64_t now_ps);
   std::string take_pending_op(const std::string& fallback);
+  // The leaf size an invalidation of `d` plans by (Linux: the granule the unmap gathered):
+  // the smallest leaf the pending unmap cleared, else the domain's smallest mapped leaf,
+  // else 4 KB.
+  uint64_t take_leaf_bytes(const Domain& d);
 
   // Splits an invalidation into software / queueing / fetch / execution / sync from the
   // traces of its queue entries (in queue order, barrier last) and logs it, except for
@@ -139,6 +144,7 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   void complete_change(common::CorrectnessOracle::ChangeId c) { if (oracle_) oracle_->complete(c, last_barrier_ps_); }
   // Same-size in-place leaf edit + leaf invalidation (protect and remap).
   Status change_leaves(DomainId d, uint64_t iova, uint64_t bytes, std::optional<uint64_t> new_out, Prot prot);
+  uint64_t pending_leaf_bytes_ = 0;   // set by unmap for the invalidation it issues
 };
 
 }  // namespace iommusim::driver

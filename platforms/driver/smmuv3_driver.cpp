@@ -220,7 +220,10 @@ Status Smmuv3Driver::invalidate_range(DomainId d, uint64_t iova, uint64_t bytes,
   if (!dom) return st;
   if (bytes == 0) return Status::fail("invalidate_range: empty range");
   std::vector<CmdWords> cmds;
-  for (const TlbiPiece& p : plan_tlbi_range(iova, bytes, 4096, leaf, ril_)) {
+  // Planned by the leaf size, as Linux's arm_smmu_tlb_inv_range_cmd does with the
+  // gathered granule: with RIL the range form in 4 KB granules with TTL for that leaf,
+  // without it one command per leaf.
+  for (const TlbiPiece& p : plan_tlbi_range(iova, bytes, take_leaf_bytes(*dom), leaf, ril_)) {
     if (dom->kind == DomainKind::Stage2) cmds.push_back(cmd_tlbi_s2_ipa(dom->vmid, p.addr, leaf, p.range));
     else cmds.push_back(cmd_tlbi_nh_va(dom->vmid, dom->asid, p.addr, leaf, p.range));
   }

@@ -3,7 +3,9 @@
 // formats, then drives the SMMU through MMIO and the command queue.
 //
 // Invalidations follow Linux: a range unmap issues TLBI_NH_VA (S1/nested) or
-// TLBI_S2_IPA (+ TLBI_NH_ALL on a nest parent) with the range form when IDR3.RIL is set;
+// TLBI_S2_IPA (+ TLBI_NH_ALL on a nest parent), planned by the leaf size the unmap cleared
+// (else the domain's smallest mapped leaf): with IDR3.RIL the range form (TG = 4 KB, TTL
+// for the leaf, SCALE/NUM), without it one command per leaf (per 2 MB block, not per page);
 // a domain flush is TLBI_NH_ASID (S1/nested) or TLBI_S12_VMALL (S2). Every batch ends
 // with CMD_SYNC; completion is polled through the MSI write into the CMD_SYNC slot
 // (Linux's MSI polling) or through CMDQ_CONS (SEV mode). A CMDQ_ERR is handled as Linux

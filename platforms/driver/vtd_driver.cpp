@@ -73,7 +73,7 @@ Status VtdDriver::init() {
   if (!reg::GSTS_RTPS::get(mmio_read32(reg::GSTS))) return Status::fail("VT-d: root table pointer not latched");
   // iommu_set_root_entry: global context, PASID-cache and IOTLB invalidation.
   if (Status s = submit({desc_context_cache(CcGran::Global), desc_pasid_cache(PcGran::Global, 0),
-                         desc_iotlb(IotlbGran::Global, 0)}, "init"); !s.ok)
+                         iotlb_desc(IotlbGran::Global, 0)}, "init"); !s.ok)
     return s;
   gcmd_ |= uint32_t(reg::GCMD_TE::set(0, 1));
   write_gcmd(0);
@@ -164,7 +164,7 @@ Status VtdDriver::set_pasid_entry(uint32_t rid, uint32_t pasid, const PasidEntry
     if (o.pgtt == Pgtt::FirstStage || o.pgtt == Pgtt::PassThrough)
       descs.push_back(desc_pasid_iotlb(PiotlbGran::Pasid, o.did, pasid));
     else
-      descs.push_back(desc_iotlb(IotlbGran::Domain, o.did));
+      descs.push_back(iotlb_desc(IotlbGran::Domain, o.did));
     if (auto od = dev->by_pasid.find(pasid); od != dev->by_pasid.end() && od->second != 0) {
       Status st;
       if (VtdDomain* prev = vtd_domain(od->second, st)) prev->attached.erase({rid, pasid});
@@ -238,8 +238,8 @@ void VtdDriver::range_descs(const VtdDomain& dom, uint64_t iova, uint64_t bytes,
                             std::vector<DescWords>& out) {
   const PsiPlan plan = plan_psi(iova, bytes, cap_.mamv, cap_.psi);
   if (dom.kind == DomainKind::Stage2) {
-    out.push_back(plan.fallback ? desc_iotlb(IotlbGran::Domain, dom.did)
-                                : desc_iotlb(IotlbGran::Page, dom.did, plan.addr, plan.am, leaf));
+    out.push_back(plan.fallback ? iotlb_desc(IotlbGran::Domain, dom.did)
+                                : iotlb_desc(IotlbGran::Page, dom.did, plan.addr, plan.am, leaf));
     return;
   }
   for (uint32_t pasid : pasids_of(dom))
@@ -275,12 +275,12 @@ Status VtdDriver::invalidate_domain(DomainId d) {
   if (!dom) return st;
   std::vector<DescWords> descs;
   if (dom->kind == DomainKind::Stage2) {
-    descs.push_back(desc_iotlb(IotlbGran::Domain, dom->did));
+    descs.push_back(iotlb_desc(IotlbGran::Domain, dom->did));
     if (dom->nest_parent)
       for (size_t i = 1; i <= domain_count(); ++i) {
         const Domain* c = domain(DomainId(i));
         if (c && c->kind == DomainKind::Nested && c->parent == d)
-          descs.push_back(desc_iotlb(IotlbGran::Domain, static_cast<const VtdDomain*>(c)->did));
+          descs.push_back(iotlb_desc(IotlbGran::Domain, static_cast<const VtdDomain*>(c)->did));
       }
   } else {
     for (uint32_t pasid : pasids_of(*dom)) descs.push_back(desc_pasid_iotlb(PiotlbGran::Pasid, dom->did, pasid));

@@ -92,6 +92,10 @@ class VtdDriver : public DriverBase {
   void write_gcmd(uint32_t extra);
   std::vector<uint32_t> pasids_of(const VtdDomain& d) const;
   void range_descs(const VtdDomain& dom, uint64_t iova, uint64_t bytes, bool leaf, std::vector<vtd::DescWords>& out);
+  // An IOTLB invalidation descriptor with DR/DW set as CAP.DRD/DWD allow (Linux qi_flush_iotlb).
+  vtd::DescWords iotlb_desc(vtd::IotlbGran g, uint16_t did, uint64_t addr = 0, uint8_t am = 0, bool ih = false) const {
+    return vtd::desc_iotlb(g, did, addr, am, ih, cap_.drd, cap_.dwd);
+  }
 
   VtdDriverConfig cfg_;
   vtd::Vtd& iommu_;

@@ -299,6 +299,53 @@ TEST(AmdViWalks, NestedColdWalkMakesExactly24Reads) {
   });
 }
 
+// Defect: the model always treated the DTE's GCR3 table root pointer as a GPA in nested
+// mode. Only with Control.GCR3TRPMode (bit 58; advertised in EFR2 bit 3, Linux
+// CONTROL_GCR3TRPMODE / FEATURE_GCR3TRPMODE) is it a GPA; otherwise it is an SPA.
+TEST(AmdViWalks, Gcr3RootIsAGpaOnlyInGcr3TrpMode) {
+  AmdHarness h(amd_config(false));
+  h.run([](AmdHarness& h) {
+    AMD_ASSERT_OK(h.drv.init());
+    EXPECT_EQ((h.iommu.peek_register(amdvi::reg::EFR2) >> 3) & 1, 1u) << "EFR2.GCR3TRPMode advertised";
+    EXPECT_EQ((h.iommu.peek_register(amdvi::reg::CONTROL) >> 58) & 1, 1u) << "the driver sets it for nesting";
+    const auto [s2, s1] = h.make_nested(kPage);
+    ASSERT_NE(s1, 0u);
+    AMD_ASSERT_OK(h.drv.map(s1, kIova, kBufferGpa, kPage, {}, kPage));
+    AMD_ASSERT_OK(h.drv.attach(kRid, std::nullopt, s1));
+    h.memory.write64(kGuestRamPa + kBufferGpa + 0x18, kMagic);
+    uint64_t c0 = h.iommu.config_reads();
+    ASSERT_EQ(h.read(kRid, kIova + 0x18).data, kMagic);
+    EXPECT_EQ(h.iommu.config_reads() - c0, 6u);   // DTE, GCR3 entry, 4 host reads for its GPA
+
+    // GCR3TRPMode off: the root pointer is an SPA. Point the DTE at the table's SPA (guest
+    // RAM GPA g is PA kGuestRamPa + g) and drop every cached translation.
+    uint64_t ctrl = h.iommu.peek_register(amdvi::reg::CONTROL) & ~(1ull << 58);
+    tlm::tlm_generic_payload p;
+    p.set_command(tlm::TLM_WRITE_COMMAND);
+    p.set_address(amdvi::reg::CONTROL);
+    p.set_data_ptr(reinterpret_cast<unsigned char*>(&ctrl));
+    p.set_data_length(8);
+    p.set_streaming_width(8);
+    p.set_byte_enable_ptr(nullptr);
+    sc_core::sc_time d = sc_core::SC_ZERO_TIME;
+    h.drv.mmio->b_transport(p, d);
+    ASSERT_EQ((h.iommu.peek_register(amdvi::reg::CONTROL) >> 58) & 1, 0u);
+    amdvi::DteWords w{};
+    h.memory.read(h.drv.dte_address(kRid), w.data(), 32);
+    std::string why;
+    auto dte = amdvi::decode_dte(w, &why);
+    ASSERT_TRUE(dte.has_value()) << why;
+    dte->gcr3_root += kGuestRamPa;
+    h.write_dte(kRid, *dte);
+    AMD_ASSERT_OK(h.drv.submit({amdvi::cmd_inv_iommu_all()}, "test"));
+    c0 = h.iommu.config_reads();
+    const AmdDmaResult r = h.read(kRid, kIova + 0x18);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.data, kMagic);
+    EXPECT_EQ(h.iommu.config_reads() - c0, 2u);   // DTE and GCR3 entry, read at their SPAs
+  });
+}
+
 TEST(AmdViWalks, NestedWithPasidAndLargeHostPages) {
   AmdHarness h;
   h.run([](AmdHarness& h) {

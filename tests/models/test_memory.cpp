@@ -1,5 +1,6 @@
 #define SC_INCLUDE_DYNAMIC_PROCESSES   // sc_spawn
 // SparseMemory: sparse storage, timed access cost and address errors.
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -136,8 +137,39 @@ TEST(Memory, ChannelsLimitConcurrency) {
     }
     sc_core::wait(all);
     ASSERT_EQ(done.size(), 5u);
+    // A channel is busy only for the 1-cycle transfer; the 80-cycle latency overlaps. The
+    // fifth read takes channel 0 once the first transfer ends at 1 ns: 1 + 80 + 1 ns.
     for (unsigned i = 0; i < 4; ++i) EXPECT_EQ(done[i], 81'000u);
-    EXPECT_EQ(done[4], 162'000u);
+    EXPECT_EQ(done[4], 82'000u);
+  });
+}
+
+// Defect: a channel was held for the whole latency, so 4 channels gave about 50 M
+// accesses/s. N outstanding reads now reach the configured bandwidth:
+// channels x bytes_per_cycle = 4 x 32 = 128 bytes per 1 ns cycle, i.e. a 64-byte read
+// occupies a channel for 2 cycles, and 4 channels finish 4 reads every 2 ns.
+TEST(Memory, OutstandingReadsReachTheConfiguredBandwidth) {
+  MemoryConfig cfg;   // 1 GHz, 80 cycles latency, 4 channels, 32 bytes per cycle
+  MemHarness h(cfg);
+  h.run([](MemHarness& h) {
+    constexpr unsigned kReads = 400;
+    std::vector<uint64_t> done;
+    std::vector<std::array<uint8_t, 64>> bufs(kReads);
+    sc_core::sc_event all;
+    for (unsigned i = 0; i < kReads; ++i) {
+      sc_core::sc_spawn([&, i] {
+        EXPECT_EQ(h.access(tlm::TLM_READ_COMMAND, 0x40ull * i, bufs[i].data(), 64), tlm::TLM_OK_RESPONSE);
+        done.push_back(now_ps());
+        if (done.size() == kReads) all.notify();
+      });
+    }
+    sc_core::wait(all);
+    ASSERT_EQ(done.size(), size_t(kReads));
+    // The i-th read to be served transfers in [2 (i / 4), 2 (i / 4) + 2) ns and returns
+    // 80 ns later.
+    for (unsigned i = 0; i < kReads; ++i) EXPECT_EQ(done[i], (2ull * (i / 4) + 2 + 80) * 1000) << "read " << i;
+    // 400 x 64 bytes = 25600 bytes moved in the 200 ns the channels were busy: 128 bytes/ns.
+    EXPECT_EQ(done.back() - 80'000u, 200'000u);
   });
 }
 

@@ -239,6 +239,62 @@ void range_invalidation(bool ril) {
 TEST(SmmuCmdq, RangeInvalidationWithRil) { range_invalidation(true); }
 TEST(SmmuCmdq, RangeInvalidationWithoutRil) { range_invalidation(false); }
 
+// Defect: the driver planned TLBIs with 4 KB pages whatever the leaf size. Linux
+// (arm_smmu_tlb_inv_range_cmd / __arm_smmu_tlb_inv_range) plans by the leaf size: without
+// RIL one command per leaf (per 2 MB block), with RIL the range form in 4 KB granules
+// (TG = 1) with TTL = 2 (a level-2 leaf).
+void block_unmap(bool ril) {
+  smmuv3::Smmuv3Config sc = smmu_config();
+  sc.range_invalidation = ril;
+  Harness h(sc);
+  h.run([=](Harness& h) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    const DomainId d = h.make_domain(DomainKind::Stage2);
+    IOMMUSIM_ASSERT_OK(h.drv.map(d, 0x40000000, 0x80000000, 2 * k2M, {}, k2M));   // two 2 MB blocks
+    IOMMUSIM_ASSERT_OK(h.drv.attach(1, std::nullopt, d));
+    // Each executed entry, decoded from the queue slot the trace names.
+    std::vector<smmuv3::Command> cmds;
+    const uint64_t qbase = smmuv3::reg::Q_BASE_ADDR::get(h.smmu.peek_register(smmuv3::reg::CMDQ_BASE)) << 5;
+    const uint64_t qmask = (1ull << smmuv3::reg::Q_BASE_LOG2SIZE::get(h.smmu.peek_register(smmuv3::reg::CMDQ_BASE))) - 1;
+    h.smmu.set_command_probe([&](const CommandTrace& t) {
+      smmuv3::CmdWords w{};
+      h.memory.read(qbase + (t.queue_index & qmask) * 16, w.data(), 16);
+      smmuv3::DecodeCaps caps;
+      caps.range_invalidation = true;
+      std::string why;
+      const auto c = smmuv3::decode_command(w, caps, &why);
+      if (c) { cmds.push_back(*c); return; }
+      // CMD_SYNC with CS=IRQ (MSI polling) has overwritten its own slot by now.
+      EXPECT_EQ(t.opcode, uint8_t(smmuv3::Opcode::Sync)) << why;
+      smmuv3::Command sync;
+      sync.op = smmuv3::Opcode::Sync;
+      cmds.push_back(sync);
+    });
+    IOMMUSIM_ASSERT_OK(h.drv.unmap(d, 0x40000000, 2 * k2M));
+    ASSERT_EQ(cmds.size(), ril ? 2u : 3u);   // the TLBIs and the CMD_SYNC
+    if (ril) {
+      // 4 MB = 1024 pages of 4 KB: SCALE = ffs(1024) = 10, one chunk (NUM field 0): one command.
+      EXPECT_EQ(cmds[0].op, smmuv3::Opcode::TlbiS2Ipa);
+      EXPECT_EQ(cmds[0].addr, 0x40000000u);
+      EXPECT_EQ(cmds[0].tg, 1u);
+      EXPECT_EQ(cmds[0].ttl, 2u);
+      EXPECT_EQ(cmds[0].scale, 10u);
+      EXPECT_EQ(cmds[0].num, 0u);
+    } else {
+      for (unsigned i = 0; i < 2; ++i) {
+        EXPECT_EQ(cmds[i].op, smmuv3::Opcode::TlbiS2Ipa);
+        EXPECT_EQ(cmds[i].addr, 0x40000000u + i * k2M);
+        EXPECT_EQ(cmds[i].tg, 0u);
+      }
+    }
+    EXPECT_EQ(cmds.back().op, smmuv3::Opcode::Sync);
+    EXPECT_EQ(h.read(1, 0x40000000 + k2M + 0x1000).response, IommuResponse::Fault);
+  });
+}
+
+TEST(SmmuCmdq, BlockUnmapPlansByTheLeafSizeWithRil) { block_unmap(true); }
+TEST(SmmuCmdq, BlockUnmapPlansOneCommandPerBlockWithoutRil) { block_unmap(false); }
+
 
 // A command queue in memory the SMMU cannot read keeps raising CERROR_ABT; the driver must
 // give up with a message after its timeout rather than poll forever.

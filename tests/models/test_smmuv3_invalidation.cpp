@@ -168,5 +168,61 @@ TEST(SmmuInvalidation, StrictUnmapFaultsAfterwards) {
   });
 }
 
+// The stage-1 leaf descriptor's PA for `iova` of the stream `sid` (linear stream table,
+// CD 0, 4 KB granule, 4 levels), found by reading the STE, the CD and the tables.
+uint64_t s1_leaf_address(Harness& h, uint32_t sid, uint64_t iova) {
+  smmuv3::SteWords ste{};
+  h.memory.read(h.drv.ste_address(sid), ste.data(), 64);
+  std::string why;
+  const auto e = smmuv3::decode_ste(ste, &why);
+  EXPECT_TRUE(e.has_value()) << why;
+  smmuv3::CdWords cd{};
+  h.memory.read(e->s1_context_ptr, cd.data(), 64);
+  const auto c = smmuv3::decode_cd(cd, &why);
+  EXPECT_TRUE(c.has_value()) << why;
+  uint64_t table = c->ttb0;
+  for (unsigned shift : {39u, 30u, 21u}) table = h.memory.read64(table + ((iova >> shift) & 511) * 8) & 0xFFFFFFFFF000ull;
+  return table + ((iova >> 12) & 511) * 8;
+}
+
+// Defect: nG was ignored. A global stage-1 entry (nG = 0) matches any ASID for
+// TLBI_NH_VA and is kept by TLBI_NH_ASID (IHI 0070, 4.4.2 CMD_TLBI_NH_ASID and
+// CMD_TLBI_NH_VA: "global entries ... are not invalidated" / "match any ASID").
+TEST(SmmuInvalidation, GlobalEntriesSurviveNhAsidAndMatchAnyAsidForNhVa) {
+  Harness h;
+  h.run([](Harness& h) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    const DomainId d1 = h.make_domain(DomainKind::Stage1), d2 = h.make_domain(DomainKind::Stage1);
+    IOMMUSIM_ASSERT_OK(h.drv.map(d1, kIova, kPa, kPage, {}, kPage));
+    IOMMUSIM_ASSERT_OK(h.drv.map(d2, kIova, kPa + kPage, kPage, {}, kPage));
+    IOMMUSIM_ASSERT_OK(h.drv.attach(1, std::nullopt, d1));
+    IOMMUSIM_ASSERT_OK(h.drv.attach(2, std::nullopt, d2));
+    // Make d1's leaf global: clear nG (bit 11). No entry is cached yet.
+    const uint64_t leaf = s1_leaf_address(h, 1, kIova);
+    const uint64_t pte = h.memory.read64(leaf);
+    ASSERT_EQ(pte & ~0xFFFull & 0xFFFFFFFFF000ull, kPa);
+    ASSERT_NE(pte & (1ull << 11), 0u) << "the driver maps stage 1 with nG = 1";
+    h.memory.write64(leaf, pte & ~(1ull << 11));
+    smmuv3::SteWords ste{};
+    h.memory.read(h.drv.ste_address(1), ste.data(), 64);
+    std::string why;
+    const uint16_t vmid = smmuv3::decode_ste(ste, &why)->s2_vmid;
+    const uint16_t a1 = h.drv.asid_of(d1), a2 = h.drv.asid_of(d2);
+    ASSERT_NE(a1, a2);
+
+    EXPECT_EQ(reads_for(h, 1, kIova), 4u);   // the global entry, cached under ASID a1
+    EXPECT_EQ(reads_for(h, 2, kIova), 4u);   // d2's non-global entry
+    // TLBI_NH_ASID(a1): the global entry stays.
+    IOMMUSIM_ASSERT_OK(h.drv.submit({smmuv3::cmd_tlbi_nh_asid(vmid, a1)}, "test"));
+    EXPECT_EQ(reads_for(h, 1, kIova), 0u);
+    // TLBI_NH_VA(ASID a2, kIova, Leaf=1): matches d2's entry and the global one.
+    IOMMUSIM_ASSERT_OK(h.drv.submit({smmuv3::cmd_tlbi_nh_va(vmid, a2, kIova, true)}, "test"));
+    EXPECT_EQ(reads_for(h, 2, kIova), 1u);   // the leaf only: the walk caches stay (Leaf=1)
+    // The global entry is gone too; ASID a1's walk-cache entries went with TLBI_NH_ASID
+    // (table entries are never global), so its walk is the full four reads.
+    EXPECT_EQ(reads_for(h, 1, kIova), 4u);
+  });
+}
+
 }  // namespace
 }  // namespace iommusim::test

@@ -360,5 +360,104 @@ TEST(VtdQi, ContextCacheDeviceSelectiveHonoursFunctionMask) {
   });
 }
 
+// Defect: an IOTLB PSI hit only second-stage entries (and nested ones on a nest parent).
+// VT-d 4.x 6.5.2.3 (page-selective-within-domain): IOTLB entries caching first-stage
+// (PGTT=001b) or nested (PGTT=011b) mappings of the DID are invalidated too, whatever their
+// address (QEMU "intel_iommu: Flush stage-1 cache in iotlb invalidation").
+TEST(VtdQi, PsiAlsoDropsFirstStageEntriesOfTheDid) {
+  Harness h;
+  h.run([](Harness& h) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    const TwoPasids t = two_pasids(h);   // first-stage (PGTT=001b) on PASIDs 1, 2 (one DID) and 3
+    ASSERT_EQ(h.iommu.iotlb_entries(), 3u);
+    IOMMUSIM_ASSERT_OK(h.drv.submit({vtd::desc_iotlb(vtd::IotlbGran::Page, t.did, kIova, 0)}, "test"));
+    EXPECT_EQ(h.iommu.iotlb_entries(), 1u);
+    EXPECT_FALSE(hits(h, 1));
+    EXPECT_FALSE(hits(h, 2));
+    EXPECT_TRUE(hits(h, 3));   // another DID
+  });
+}
+
+// Defect: a PASID-selective P_IOTLB (G=2, "all mappings in the PASID") kept second-stage
+// entries of that DID and PASID. VT-d 6.5.2.4 and QEMU vtd_piotlb_pasid_invalidate drop
+// every IOTLB entry tagged with the DID and PASID.
+TEST(VtdQi, PasidSelectivePiotlbDropsSecondStageEntriesOfThePasid) {
+  Harness h;
+  h.run([](Harness& h) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    const DomainId d = h.make_domain(DomainKind::Stage2);
+    IOMMUSIM_ASSERT_OK(h.drv.map(d, kIova, kPa, kPage, {}, kPage));
+    IOMMUSIM_ASSERT_OK(h.drv.attach(kRid, std::nullopt, d));   // requests without PASID use RID_PASID 0
+    ASSERT_TRUE(h.read(kRid, kIova).ok());
+    ASSERT_TRUE(hits_rid(h, kIova));
+    IOMMUSIM_ASSERT_OK(h.drv.submit({vtd::desc_pasid_iotlb(vtd::PiotlbGran::Pasid, h.drv.did_of(d), 0)}, "test"));
+    EXPECT_EQ(h.iommu.iotlb_entries(), 0u);
+    EXPECT_FALSE(hits_rid(h, kIova));
+  });
+}
+
+// Defect: register-based invalidation never checked IVA.AM against CAP.MAMV, and
+// psi_bytes(am) shifted out of range for AM >= 52. An AM above MAMV is an incorrect
+// request: hardware ignores it and reports IOTLB_REG.IAIG = 00b (VT-d 11.4.8.1).
+TEST(VtdQi, RegisterPsiWithAmAboveMamvIsIgnoredWithIaigZero) {
+  Harness h;   // CAP.MAMV = 18
+  h.run([](Harness& h) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    const DomainId d = h.make_domain(DomainKind::Stage2);
+    IOMMUSIM_ASSERT_OK(h.drv.map(d, kIova, kPa, kPage, {}, kPage));
+    IOMMUSIM_ASSERT_OK(h.drv.attach(kRid, std::nullopt, d));
+    ASSERT_TRUE(h.read(kRid, kIova).ok());
+    const uint64_t did = h.drv.did_of(d);
+    const uint64_t psi = (1ull << 63) | (3ull << 60) | (did << 32);   // IVT, IIRG = page, DID
+    for (const uint64_t am : {19ull, 52ull, 63ull}) {
+      h.mmio_write(vtd::reg::IVA, am, 8);   // ADDR 0, AM
+      h.mmio_write(vtd::reg::IOTLB, psi, 8);
+      EXPECT_EQ(h.iommu.peek_register(vtd::reg::IOTLB) >> 63, 0u) << "AM " << am << ": IVT clears";
+      EXPECT_EQ((h.iommu.peek_register(vtd::reg::IOTLB) >> 57) & 3, 0u) << "AM " << am << ": IAIG 00b";
+      EXPECT_EQ(h.iommu.iotlb_entries(), 1u) << "AM " << am << ": the request is ignored";
+    }
+    // AM = MAMV is carried out: 2^18 pages from 0 cover kIova.
+    h.mmio_write(vtd::reg::IVA, 18, 8);
+    h.mmio_write(vtd::reg::IOTLB, psi, 8);
+    EXPECT_EQ((h.iommu.peek_register(vtd::reg::IOTLB) >> 57) & 3, 3u);
+    EXPECT_EQ(h.iommu.iotlb_entries(), 0u);
+  });
+}
+
+// Defect: an IOTLB invalidation with DR/DW set (Linux sets them when CAP.DRD/DWD
+// advertise draining, qi_flush_iotlb) completed at once; it must complete only after the
+// DMAs in flight on the old entries have drained, so the following inv_wait waits for it.
+TEST(VtdQi, IotlbInvalidationWithDrainCompletesAfterTheDmasInFlight) {
+  Harness h(vtd_config(/*walk_caches=*/false));
+  h.run([](Harness& h) {
+    std::vector<CommandTrace> traces;
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    const auto cap = vtd::reg::decode_cap(h.iommu.peek_register(vtd::reg::CAP));
+    EXPECT_TRUE(cap.drd);
+    EXPECT_TRUE(cap.dwd);
+    auto [s2, s1] = h.make_nested(kPage);
+    ASSERT_NE(s1, 0u);
+    IOMMUSIM_ASSERT_OK(h.drv.map(s1, kIova, kBufferIpa, kPage, {}, kPage));
+    IOMMUSIM_ASSERT_OK(h.drv.attach(1, std::nullopt, s1));
+    ASSERT_TRUE(h.read(1, kIova).ok());   // warms the context and PASID caches
+    IOMMUSIM_ASSERT_OK(h.drv.invalidate_domain(s1));
+    h.iommu.set_command_probe([&](const CommandTrace& t) { traces.push_back(t); });
+
+    uint64_t dma_done_ps = 0;
+    sc_core::sc_spawn([&] {
+      EXPECT_TRUE(h.read(1, kIova).ok());   // a cold 24-read nested walk, then the access
+      dma_done_ps = common::to_ps(sc_core::sc_time_stamp());
+    });
+    IOMMUSIM_ASSERT_OK(h.drv.submit({vtd::desc_iotlb(vtd::IotlbGran::Global, 0, 0, 0, false, true, true)}, "drain"));
+    ASSERT_EQ(traces.size(), 2u);
+    ASSERT_EQ(traces[0].opcode, uint8_t(DescType::Iotlb));
+    ASSERT_NE(dma_done_ps, 0u);
+    // The descriptor itself ends only once the walk is done: at most the DMA's own 8-byte
+    // memory access (80 + 1 cycles at 1 GHz) before the DMA completes.
+    EXPECT_GE(traces[0].exec_end_ps + 81'000, dma_done_ps);
+    EXPECT_LE(traces[0].exec_end_ps, traces[1].exec_end_ps);
+  });
+}
+
 }  // namespace
 }  // namespace iommusim::vtdtest

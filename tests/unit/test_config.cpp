@@ -80,6 +80,13 @@ TEST(Config, BadValuesNameTheirPath) {
             std::string::npos);
 }
 
+// CAP.MAMV: an address mask above 52 would cover more than the 64-bit address space in
+// 4 KB pages (2^(12 + AM) bytes), so the config stops at 52.
+TEST(Config, VtdMamvStopsAtTheLargestUsefulMask) {
+  EXPECT_NE(error_of("", {"iommu.vendor=vtd", "iommu.vtd.mamv=53"}).find("iommu.vtd.mamv: value 53 out of range"), std::string::npos);
+  EXPECT_EQ(error_of("", {"iommu.vtd.mamv=52"}), "");   // last: a System that builds stays built
+}
+
 TEST(Config, OverridesAndIncludedSections) {
   const std::string cache = write_temp("smmu.json", "{ \"walkers\": 3 }");
   const std::string main = write_temp("main.json", "{ \"iommu\": { \"smmuv3\": \"smmu.json\" } }");

@@ -163,6 +163,78 @@ TEST(TranslationEngine, BarrierWaitsForWalksOlderThanTheInvalidationAndDropsThei
   });
 }
 
+
+// Defect: a combined nested IOTLB entry kept only the stage-1 rights, so once a read filled
+// it a write went through to a page stage 2 maps read-only.
+TEST(TranslationEngine, NestedEntryHoldsTheIntersectionOfBothStagesRights) {
+  EngineHarness h(caches_off_but_iotlb());
+  h.run([&] {
+    // GPA 0x1003000 (where s1a maps VA 0x10003000, read-write) becomes read-only at stage 2.
+    pagetable::LeafAttributes ro;
+    ro.write = false;
+    ASSERT_TRUE(h.s2.map(0x1003000, kGuestBase + 0x1003000, 0x1000, 4096, ro).ok);
+    const Regime r = h.nested(5, 1, h.s1a);
+    pagetable::Access write;
+    write.write = true;
+    const auto rd = h.engine.translate(r, 0x10003000, pagetable::Access{});
+    ASSERT_TRUE(rd.ok);
+    EXPECT_FALSE(rd.tlb_hit);
+    const auto wr = h.engine.translate(r, 0x10003000, write);
+    EXPECT_FALSE(wr.ok);   // stage 2 forbids the write, cached or not
+    EXPECT_EQ(wr.fault.fault, pagetable::Fault::Permission);
+    EXPECT_EQ(wr.fault.stage, 2u);
+    // Reads still hit the entry.
+    EXPECT_TRUE(h.engine.translate(r, 0x10003000, pagetable::Access{}).tlb_hit);
+  });
+}
+
+// Defect: the IPA/GPA cache was matched as 4 KB when invalidated by address although it
+// records the stage-2 leaf size; an invalidation at a 2 MB block's base left the rest cached.
+TEST(TranslationEngine, IpaInvalidationMatchesTheEntrysOwnLeafSize) {
+  common::TranslationEngineConfig cfg = caches_off_but_iotlb();
+  cfg.ipa_cache.entries = 128;   // the IPA cache on, the walk caches off
+  EngineHarness h(cfg);
+  // A second stage 2: GPA [0, 64 MB) -> PA kGuestBase, 2 MB blocks.
+  pagetable::TableBuilder s2big(h.s2f, h.mem);
+  ASSERT_TRUE(s2big.map(0, kGuestBase, 64ull << 20, 2ull << 20, {}).ok);
+  h.run([&] {
+    const Regime r{Stages::Nested, 5, 1, &h.s1f, h.s1a.root(), &h.s2f, s2big.root()};
+    // VA 0x10001000 -> GPA 0x1001000 (s1a), inside the block [0x1000000, 0x1200000).
+    EXPECT_EQ(h.engine.translate(r, 0x10001000, {}).output, kGuestBase + 0x1001000);
+    // The VMM moves that block, then invalidates stage 2 at the block's base (one 4 KB
+    // page, as SMMU TLBI_S2_IPA does) and drops the domain's combined entries.
+    ASSERT_TRUE(s2big.map(0x1000000, kGuestBase + 0x8000000, 2ull << 20, 2ull << 20, {}).ok);
+    h.engine.invalidate_by_ipa(InvalidationScope{5u, std::nullopt, 0x1000000, 0x1000, true});
+    h.engine.invalidate_by_input(InvalidationScope{5u, std::nullopt, 0, 0, true}, common::kNestedEntries);
+    // The cached 2 MB leaf covered 0x1000000, so it is gone: the new block is used.
+    EXPECT_EQ(h.engine.translate(r, 0x10001000, {}).output, kGuestBase + 0x8001000);
+  });
+}
+
+// Defect: one lookup counted one miss per IOTLB page size probed, and one walk-cache miss
+// per level probed. One lookup is one hit or one miss.
+TEST(TranslationEngine, OneLookupCountsOneHitOrOneMiss) {
+  EngineHarness h;   // every cache on
+  // Stage-1-only tables in host memory: a 4 KB page and a 2 MB page.
+  pagetable::TableBuilder s1(h.s1f, h.mem);
+  ASSERT_TRUE(s1.map(0x10000000, 0x3000000, 0x1000, 4096, {}).ok);
+  ASSERT_TRUE(s1.map(0x20000000, 0x4000000, 2ull << 20, 2ull << 20, {}).ok);
+  h.run([&] {
+    const Regime r{Stages::Stage1, 5, 1, &h.s1f, s1.root(), nullptr, 0};
+    ASSERT_TRUE(h.engine.translate(r, 0x10000000, {}).ok);   // IOTLB miss; walk-cache miss (cold)
+    ASSERT_TRUE(h.engine.translate(r, 0x20000000, {}).ok);   // IOTLB miss; walk cache hits the 1 GB table
+    for (unsigned i = 0; i < 10; ++i) {
+      const auto t = h.engine.translate(r, 0x20000000 + i * 0x1000, {});
+      ASSERT_TRUE(t.tlb_hit);
+      EXPECT_EQ(t.output, 0x4000000 + i * 0x1000);
+    }
+    EXPECT_EQ(h.engine.iotlb_stats().hits.value(), 10u);
+    EXPECT_EQ(h.engine.iotlb_stats().misses.value(), 2u);
+    EXPECT_EQ(h.engine.s1_walk_cache_stats().misses.value(), 1u);
+    EXPECT_EQ(h.engine.s1_walk_cache_stats().hits.value(), 1u);
+  });
+}
+
 }  // namespace
 }  // namespace iommusim
 
