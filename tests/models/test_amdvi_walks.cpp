@@ -313,9 +313,10 @@ TEST(AmdViWalks, Gcr3RootIsAGpaOnlyInGcr3TrpMode) {
     AMD_ASSERT_OK(h.drv.map(s1, kIova, kBufferGpa, kPage, {}, kPage));
     AMD_ASSERT_OK(h.drv.attach(kRid, std::nullopt, s1));
     h.memory.write64(kGuestRamPa + kBufferGpa + 0x18, kMagic);
-    uint64_t c0 = h.iommu.config_reads();
+    uint64_t c0 = h.iommu.config_reads(), l0 = h.iommu.config_locate_reads();
     ASSERT_EQ(h.read(kRid, kIova + 0x18).data, kMagic);
-    EXPECT_EQ(h.iommu.config_reads() - c0, 6u);   // DTE, GCR3 entry, 4 host reads for its GPA
+    EXPECT_EQ(h.iommu.config_reads() - c0, 2u);          // DTE, GCR3 entry
+    EXPECT_EQ(h.iommu.config_locate_reads() - l0, 4u);   // 4 host reads for the GCR3 entry's GPA
 
     // GCR3TRPMode off: the root pointer is an SPA. Point the DTE at the table's SPA (guest
     // RAM GPA g is PA kGuestRamPa + g) and drop every cached translation.
@@ -339,10 +340,12 @@ TEST(AmdViWalks, Gcr3RootIsAGpaOnlyInGcr3TrpMode) {
     h.write_dte(kRid, *dte);
     AMD_ASSERT_OK(h.drv.submit({amdvi::cmd_inv_iommu_all()}, "test"));
     c0 = h.iommu.config_reads();
+    l0 = h.iommu.config_locate_reads();
     const AmdDmaResult r = h.read(kRid, kIova + 0x18);
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r.data, kMagic);
     EXPECT_EQ(h.iommu.config_reads() - c0, 2u);   // DTE and GCR3 entry, read at their SPAs
+    EXPECT_EQ(h.iommu.config_locate_reads() - l0, 0u);
   });
 }
 

@@ -172,7 +172,7 @@ TEST(TranslationEngine, NestedEntryHoldsTheIntersectionOfBothStagesRights) {
     // GPA 0x1003000 (where s1a maps VA 0x10003000, read-write) becomes read-only at stage 2.
     pagetable::LeafAttributes ro;
     ro.write = false;
-    ASSERT_TRUE(h.s2.map(0x1003000, kGuestBase + 0x1003000, 0x1000, 4096, ro).ok);
+    ASSERT_TRUE(h.s2.change(0x1003000, 0x1000, std::nullopt, ro).ok);
     const Regime r = h.nested(5, 1, h.s1a);
     pagetable::Access write;
     write.write = true;
@@ -203,7 +203,7 @@ TEST(TranslationEngine, IpaInvalidationMatchesTheEntrysOwnLeafSize) {
     EXPECT_EQ(h.engine.translate(r, 0x10001000, {}).output, kGuestBase + 0x1001000);
     // The VMM moves that block, then invalidates stage 2 at the block's base (one 4 KB
     // page, as SMMU TLBI_S2_IPA does) and drops the domain's combined entries.
-    ASSERT_TRUE(s2big.map(0x1000000, kGuestBase + 0x8000000, 2ull << 20, 2ull << 20, {}).ok);
+    ASSERT_TRUE(s2big.change(0x1000000, 2ull << 20, kGuestBase + 0x8000000, {}).ok);
     h.engine.invalidate_by_ipa(InvalidationScope{5u, std::nullopt, 0x1000000, 0x1000, true});
     h.engine.invalidate_by_input(InvalidationScope{5u, std::nullopt, 0, 0, true}, common::kNestedEntries);
     // The cached 2 MB leaf covered 0x1000000, so it is gone: the new block is used.
