@@ -408,12 +408,16 @@ void AmdVi::execute(const Command& c) {
         // Guest entries of DomainID+PASID (IOTLB, and with PDE the guest PDC). The
         // all-pages form also drops the PASID's cached GCR3 entry: Linux follows a GCR3
         // entry update with exactly this command, and has no other way to flush it.
+        // The GCR3 entry goes before the translations (which take time to scan), so no walk
+        // in between resumes from the old table root.
+        common::InvalidationScan gcr3;
+        if (range.all())
+          gcr3 = gcr3_cache_.invalidate_all_sets([&](const Gcr3Key& k, const Gcr3Value& v) {
+            return v.domain_id == c.domain_id && k.pasid == c.pasid;
+          });
         engine_.invalidate_by_input(InvalidationScope{c.domain_id, c.pasid, addr, bytes, !c.pde},
                                     common::kStage1Entries | common::kNestedEntries);
-        if (range.all())
-          gcr3_cache_.charge(gcr3_cache_.invalidate_all_sets([&](const Gcr3Key& k, const Gcr3Value& v) {
-            return v.domain_id == c.domain_id && k.pasid == c.pasid;
-          }));
+        gcr3_cache_.charge(gcr3);
       } else {
         // Host (v1) translations of the DomainID by GPA/IOVA, and every nested entry of the
         // DomainID: a combined guest+host entry cannot be found by its GPA.
@@ -430,13 +434,17 @@ void AmdVi::execute(const Command& c) {
     case Opcode::PrefetchIommuPages:
     case Opcode::CompletePprRequest:
       break;   // accepted: no interrupt remapping, prefetch or PPR modelled
-    case Opcode::InvalidateIommuAll:
+    case Opcode::InvalidateIommuAll: {
+      // Everything goes at once (the translations last); the scans are paid after.
       engine_.begin_epoch();
-      dte_cache_.charge(dte_cache_.invalidate_all_sets([](const DteKey&, const DeviceTableEntry&) { return true; }));
-      gcr3_cache_.charge(gcr3_cache_.invalidate_all_sets([](const Gcr3Key&, const Gcr3Value&) { return true; }));
-      engine_.invalidate_by_input(InvalidationScope{}, common::kAllEntries);
+      const auto dtes = dte_cache_.invalidate_all_sets([](const DteKey&, const DeviceTableEntry&) { return true; });
+      const auto gcr3s = gcr3_cache_.invalidate_all_sets([](const Gcr3Key&, const Gcr3Value&) { return true; });
       engine_.invalidate_by_ipa(InvalidationScope{}, false);
+      engine_.invalidate_by_input(InvalidationScope{}, common::kAllEntries);
+      dte_cache_.charge(dtes);
+      gcr3_cache_.charge(gcr3s);
       break;
+    }
   }
 }
 

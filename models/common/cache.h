@@ -43,6 +43,11 @@ std::string validate(const CacheConfig& c);
 struct InvalidationScan {
   uint64_t sets_scanned = 0;
   uint64_t entries_removed = 0;
+  InvalidationScan& operator+=(const InvalidationScan& o) {
+    sets_scanned += o.sets_scanned;
+    entries_removed += o.entries_removed;
+    return *this;
+  }
 };
 
 class CacheStats {

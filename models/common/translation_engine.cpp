@@ -192,7 +192,7 @@ Translation TranslationEngine::translate(const Regime& r, uint64_t input, const 
   ++current_walks_;
   const sc_core::sc_time begin = sc_time_stamp();
   bool ok = true;
-  uint64_t output = 0, leaf_bytes = 0;
+  uint64_t output = 0, leaf_bytes = 0, input_leaf_bytes = 0;
   bool rd = true, wr_ok = true, x = true, user = true, global = false;
 
   if (r.stages == Stages::Stage2) {
@@ -201,7 +201,7 @@ Translation TranslationEngine::translate(const Regime& r, uint64_t input, const 
       t.fault = TranslationFault{wr.fault, 2, false, input, wr.descriptor_address, wr.level};
       ok = false;
     } else {
-      output = wr.output; leaf_bytes = wr.leaf_bytes;
+      output = wr.output; leaf_bytes = input_leaf_bytes = wr.leaf_bytes;
       rd = wr.leaf.readable; wr_ok = wr.leaf.writable; x = wr.leaf.exec_user;
     }
   } else {
@@ -212,7 +212,7 @@ Translation TranslationEngine::translate(const Regime& r, uint64_t input, const 
       t.fault = w.faulted ? w.fault : TranslationFault{wr.fault, 1, false, 0, wr.descriptor_address, wr.level};
       ok = false;
     } else {
-      output = wr.output; leaf_bytes = wr.leaf_bytes;
+      output = wr.output; leaf_bytes = input_leaf_bytes = wr.leaf_bytes;
       rd = wr.leaf.readable; wr_ok = wr.leaf.writable; user = wr.leaf.user; global = wr.leaf.global;
       x = a.privileged ? wr.leaf.exec_priv : wr.leaf.exec_user;
       if (nested) {
@@ -240,8 +240,10 @@ Translation TranslationEngine::translate(const Regime& r, uint64_t input, const 
   else if (iotlb_.enabled()) {
     const unsigned shift = leaf_bytes >= (1ull << 30) ? 30 : leaf_bytes >= (1ull << 21) ? 21 : 12;
     tlb_page_shifts_ |= uint8_t(1u << ((shift - 12) / 9));
+    const uint8_t block = uint8_t(std::max<unsigned>(shift, unsigned(__builtin_ctzll(input_leaf_bytes))));
+    if (block > shift) splinter_shift_ = std::max(splinter_shift_, block);
     iotlb_.insert(TlbKey{r.domain, r.space, kind, uint8_t(shift), input >> shift},
-                  TlbEntry{output >> shift, rd, wr_ok, x, user, global});
+                  TlbEntry{output >> shift, rd, wr_ok, x, user, global, block});
   }
   t.ok = true;
   t.output = output;
@@ -251,15 +253,12 @@ Translation TranslationEngine::translate(const Regime& r, uint64_t input, const 
 
 // ---------------------------------------------------------------- invalidation
 
-void TranslationEngine::invalidate_walk_cache(WalkCache& wc, uint64_t shifts, const InvalidationScope& s,
+InvalidationScan TranslationEngine::invalidate_walk_cache(WalkCache& wc, uint64_t shifts, const InvalidationScope& s,
                                               bool match_space) {
   auto tags = [&](const WalkKey& k) {
     return (!s.domain || k.domain == *s.domain) && (!match_space || !s.space || k.space == *s.space);
   };
-  if (s.bytes == 0) {
-    wc.charge(wc.invalidate_all_sets([&](const WalkKey& k, const WalkEntry&) { return tags(k); }));
-    return;
-  }
+  if (s.bytes == 0) return wc.invalidate_all_sets([&](const WalkKey& k, const WalkEntry&) { return tags(k); });
   // An entry of shift S covers 2^S bytes of input; visit each entry the range can touch.
   InvalidationScan total;
   for (unsigned shift = 12; shift < 64; ++shift) {
@@ -273,51 +272,76 @@ void TranslationEngine::invalidate_walk_cache(WalkCache& wc, uint64_t shifts, co
     total.sets_scanned += scan.sets_scanned;
     total.entries_removed += scan.entries_removed;
   }
-  wc.charge(total);
+  return total;
 }
 
+// Every entry an invalidation hits goes at once, when it begins; its cost (the scans) is
+// paid after. Otherwise a walk in the meantime could resume from a walk-cache entry still
+// waiting for its scan and cache a translation of the old tables under the new epoch.
 void TranslationEngine::invalidate_by_input(const InvalidationScope& s, uint8_t kinds) {
   begin_epoch();
+  Scans scans;
+  remove_by_input(s, kinds, scans);
+  charge(scans);
+}
+
+void TranslationEngine::charge(const Scans& scans) {
+  iotlb_.charge(scans.iotlb);
+  s1_walk_cache_.charge(scans.s1_walk);
+  s2_walk_cache_.charge(scans.s2_walk);
+  ipa_cache_.charge(scans.ipa);
+}
+
+void TranslationEngine::remove_by_input(const InvalidationScope& s, uint8_t kinds, Scans& scans) {
   auto pred = [&](const TlbKey& k, const TlbEntry& e) {
     if (!(kinds & k.kind)) return false;
     if (s.domain && k.domain != *s.domain) return false;
     if (e.global && s.keep_global) return false;
     if (s.space && k.space != *s.space && !(e.global && s.global_matches_any_space)) return false;
-    return overlaps(k.vpn << k.page_shift, 1ull << k.page_shift, s);
+    const uint64_t block_bytes = 1ull << e.block_shift;
+    return overlaps((k.vpn << k.page_shift) & ~(block_bytes - 1), block_bytes, s);
   };
   if (s.bytes == 0) {
-    iotlb_.charge(iotlb_.invalidate_all_sets(pred));
+    scans.iotlb += iotlb_.invalidate_all_sets(pred);
   } else {
-    InvalidationScan total;
+    InvalidationScan& total = scans.iotlb;
+    // Splintered entries of a leaf that overlaps the range may lie outside it: widen the
+    // sets visited to the largest such leaf.
+    uint64_t lo = s.addr, hi = s.addr + s.bytes - 1;
+    if (splinter_shift_) {
+      const uint64_t block = 1ull << splinter_shift_;
+      lo &= ~(block - 1);
+      hi |= block - 1;
+    }
     for (unsigned n = 0; n < 3; ++n) {
       if (!(tlb_page_shifts_ & (1u << n))) continue;
       const unsigned shift = 12 + 9 * n;
-      const uint64_t first = s.addr >> shift, last = (s.addr + s.bytes - 1) >> shift;
+      const uint64_t first = lo >> shift, last = hi >> shift;
       auto scan = iotlb_.invalidate_span(first, last, [](uint64_t vpn) { return vpn; }, pred);   // hashes by vpn
       total.sets_scanned += scan.sets_scanned;
       total.entries_removed += scan.entries_removed;
     }
-    iotlb_.charge(total);
   }
-  if (!s.leaf_only) invalidate_walk_cache(s1_walk_cache_, s1_wc_shifts_, s, true);
+  if (!s.leaf_only) scans.s1_walk += invalidate_walk_cache(s1_walk_cache_, s1_wc_shifts_, s, true);
 }
 
 void TranslationEngine::invalidate_by_ipa(const InvalidationScope& s, bool include_tlb) {
   begin_epoch();
+  Scans scans;
   if (include_tlb) {
     InvalidationScope any_space = s;
     any_space.space.reset();
     any_space.leaf_only = true;   // the stage-1 walk cache is not indexed by IPA
-    invalidate_by_input(any_space, kStage2Entries);   // stage-2-only entries: input == IPA
+    remove_by_input(any_space, kStage2Entries, scans);   // stage-2-only entries: input == IPA
   }
   // Each entry is matched by its own leaf size: a 2 MB leaf is hit by any address in it.
   auto pred = [&](const IpaKey& k, const IpaEntry&) {
     return (!s.domain || k.domain == *s.domain) && overlaps(k.ipa_page << k.shift, 1ull << k.shift, s);
   };
   if (s.bytes == 0) {
-    ipa_cache_.charge(ipa_cache_.invalidate_all_sets(pred));
+    scans.ipa += ipa_cache_.invalidate_all_sets(pred);
   } else {
-    InvalidationScan total;
+    InvalidationScan& total = scans.ipa;
     for (uint64_t m = ipa_leaf_shifts_; m; m &= m - 1) {
       const unsigned shift = unsigned(__builtin_ctzll(m));
       auto scan = ipa_cache_.invalidate_span(s.addr >> shift, (s.addr + s.bytes - 1) >> shift,
@@ -325,9 +349,9 @@ void TranslationEngine::invalidate_by_ipa(const InvalidationScope& s, bool inclu
       total.sets_scanned += scan.sets_scanned;
       total.entries_removed += scan.entries_removed;
     }
-    ipa_cache_.charge(total);
   }
-  if (!s.leaf_only) invalidate_walk_cache(s2_walk_cache_, s2_wc_shifts_, s, false);
+  if (!s.leaf_only) scans.s2_walk += invalidate_walk_cache(s2_walk_cache_, s2_wc_shifts_, s, false);
+  charge(scans);
 }
 
 void TranslationEngine::end_request(uint64_t epoch) {

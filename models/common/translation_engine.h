@@ -158,7 +158,13 @@ class TranslationEngine {
     }
     uint64_t set_hash() const { return vpn; }
   };
-  struct TlbEntry { uint64_t out_page = 0; bool r = false, w = false, x = false, user = false, global = false; };
+  // block_shift: the size of the leaf the input address was translated by (stage 1 when
+  // nested). A larger leaf is cached as smaller entries ("splintered", nested over smaller
+  // stage-2 pages); an invalidation of any address in the leaf drops all of them.
+  struct TlbEntry {
+    uint64_t out_page = 0; bool r = false, w = false, x = false, user = false, global = false;
+    uint8_t block_shift = 12;
+  };
   // A walk-cache entry holds the table that the input bits above `shift` select.
   struct WalkKey {
     uint32_t domain = 0, space = 0; uint8_t shift = 0; uint64_t prefix = 0;
@@ -191,7 +197,11 @@ class TranslationEngine {
   pagetable::WalkResult stage_walk(WalkCache& wc, const pagetable::Format& f, uint32_t domain, uint32_t space,
                                    uint64_t root, uint64_t ia, const pagetable::Access& a, WalkContext& w,
                                    bool via_stage2, const Regime& r);
-  void invalidate_walk_cache(WalkCache& wc, uint64_t shifts, const InvalidationScope& s, bool match_space);
+  // Removes what an invalidation hits at once; charge() then pays for the scans.
+  struct Scans { InvalidationScan iotlb, s1_walk, s2_walk, ipa; };
+  InvalidationScan invalidate_walk_cache(WalkCache& wc, uint64_t shifts, const InvalidationScope& s, bool match_space);
+  void remove_by_input(const InvalidationScope& s, uint8_t kinds, Scans& scans);
+  void charge(const Scans& scans);
 
   Clock clk_;
   MemoryRead read_;
@@ -201,6 +211,7 @@ class TranslationEngine {
   WalkCache s1_walk_cache_, s2_walk_cache_;
   SetAssocCache<IpaKey, IpaEntry> ipa_cache_;
   uint8_t tlb_page_shifts_ = 0;                 // bit n: the IOTLB may hold entries of shift 12 + 9n
+  uint8_t splinter_shift_ = 0;                  // the largest block_shift of a splintered entry (0: none)
   uint64_t s1_wc_shifts_ = 0, s2_wc_shifts_ = 0;  // bit s: a walk-cache entry of shift s was filled
   uint64_t ipa_leaf_shifts_ = 0;                  // bit s: an IPA-cache entry for a 2^s-byte leaf was filled
 

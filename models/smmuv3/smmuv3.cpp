@@ -426,15 +426,15 @@ bool Smmuv3::execute(const Command& c) {
       engine_.invalidate_by_ipa(InvalidationScope{c.vmid, std::nullopt, c.addr, tlbi_range_bytes(c), c.leaf});
       break;
     case Opcode::TlbiS12Vmall:
-      engine_.invalidate_by_input(InvalidationScope{c.vmid, std::nullopt, 0, 0, false}, common::kAllEntries);
       engine_.invalidate_by_ipa(InvalidationScope{c.vmid, std::nullopt, 0, 0, false}, false);
+      engine_.invalidate_by_input(InvalidationScope{c.vmid, std::nullopt, 0, 0, false}, common::kAllEntries);
       break;
     case Opcode::TlbiNsnhAll:
     case Opcode::TlbiEl2All:
     case Opcode::TlbiEl2Asid:
     case Opcode::TlbiEl2Va:
-      engine_.invalidate_by_input(InvalidationScope{}, common::kAllEntries);
       engine_.invalidate_by_ipa(InvalidationScope{}, false);
+      engine_.invalidate_by_input(InvalidationScope{}, common::kAllEntries);
       break;
     case Opcode::Sync: {
       // Complete only once every walk that began before the last invalidation is done.

@@ -462,14 +462,14 @@ void Vtd::invalidate_iotlb(uint8_t gran, uint16_t did, uint64_t addr, uint8_t am
   switch (gran) {
     case uint8_t(IotlbGran::Global):
       fs_dids_.assign(fs_dids_.size(), false);
-      engine_.invalidate_by_input(InvalidationScope{}, common::kAllEntries);
       engine_.invalidate_by_ipa(InvalidationScope{}, false);
+      engine_.invalidate_by_input(InvalidationScope{}, common::kAllEntries);
       break;
     case uint8_t(IotlbGran::Domain):
       // Every PASID under the DID, every entry kind.
       fs_dids_[did] = false;
-      engine_.invalidate_by_input(InvalidationScope{did, std::nullopt, 0, 0, false}, common::kAllEntries);
       engine_.invalidate_by_ipa(InvalidationScope{did, std::nullopt, 0, 0, false}, false);
+      engine_.invalidate_by_input(InvalidationScope{did, std::nullopt, 0, 0, false}, common::kAllEntries);
       break;
     case uint8_t(IotlbGran::Page): {
       // Second-stage translations found by GPA. Entries caching first-stage (PGTT=001b) or

@@ -302,3 +302,49 @@ TEST(TranslationEngine, RequestBegunBeforeAnInvalidationCachesNothing) {
 
 }  // namespace
 }  // namespace iommusim
+
+namespace iommusim {
+namespace {
+
+// Found by the oracle's stress matrix (SMMUv3 nested, 2 MB stage-1 leaves over 4 KB stage-2
+// pages, range invalidation off): a 2 MB stage-1 leaf is cached as 4 KB combined entries,
+// and one TLBI_NH_VA at the leaf's base must drop every one of them (they are all copies
+// of the stage-1 entry that translates that address).
+TEST(TranslationEngine, InvalidatingAnAddressOfASplinteredLeafDropsEverySplinter) {
+  EngineHarness h(caches_off_but_iotlb());
+  h.run([&] {
+    pagetable::TableBuilder s1big(h.s1f, h.guest);
+    ASSERT_TRUE(s1big.map(0x40000000, 0x1000000, 2ull << 20, 2ull << 20, {}).ok);   // one 2 MB leaf
+    const Regime r{Stages::Nested, 5, 1, &h.s1f, s1big.root(), &h.s2f, h.s2.root()};
+    // 3 stage-1 levels above the 2 MB leaf: (3+1)*(4+1)-1 = 19 reads cold.
+    EXPECT_EQ(h.reads_for(r, 0x40000000), 19u);
+    EXPECT_EQ(h.reads_for(r, 0x40005000), 19u);   // another 4 KB splinter of the same leaf
+    EXPECT_EQ(h.reads_for(r, 0x40005000), 0u);
+    h.engine.invalidate_by_input(InvalidationScope{5u, 1u, 0x40000000, 0x1000, true}, common::kAllEntries);
+    EXPECT_EQ(h.reads_for(r, 0x40005000), 19u) << "the splinter at +20 KB survived a TLBI of the leaf's base";
+    // An address outside the leaf keeps its entry.
+  });
+}
+
+// Found by the oracle's stress matrix (AMD v2, a device moved between two domains that share
+// its DomainID): an invalidation removed the IOTLB entries, then spent its scan time before
+// removing the walk-cache entries, and a walk in between resumed from the old tables and
+// cached the old translation under the new epoch. Everything now goes at once.
+TEST(TranslationEngine, AnInvalidationRemovesEveryCacheAtOnceBeforeItsScanTime) {
+  common::TranslationEngineConfig cfg = caches_off_but_iotlb();
+  cfg.s1_walk_cache.entries = 256;   // only the stage-1 walk cache and the IOTLB
+  EngineHarness h(cfg);
+  h.run([&] {
+    const Regime a = h.nested(5, 1, h.s1a);
+    EXPECT_EQ(h.reads_for(a, 0x10000000), 24u);
+    EXPECT_LT(h.reads_for(a, 0x10001000), 24u);   // resumed from the stage-1 walk cache
+    sc_core::sc_spawn([&] {   // the IOTLB scan of a whole-space invalidation takes 512 ns
+      h.engine.invalidate_by_input(InvalidationScope{5u, 1u, 0, 0, false}, common::kAllEntries);
+    });
+    sc_core::wait(sc_core::sc_time(10, sc_core::SC_NS));
+    EXPECT_EQ(h.reads_for(a, 0x10002000), 24u) << "a walk during the scan resumed from a walk-cache entry";
+  });
+}
+
+}  // namespace
+}  // namespace iommusim
