@@ -149,7 +149,10 @@ struct PsiChunk {
   uint8_t am;
 };
 std::vector<PsiChunk> split_psi(uint64_t start, uint64_t size, uint8_t mamv);
-// Bytes covered by a decoded IOTLB/P_IOTLB page-selective descriptor (am < 52).
-constexpr uint64_t psi_bytes(uint8_t am) { return uint64_t{1} << (12 + am); }
+// Bytes covered by a decoded IOTLB/P_IOTLB page-selective descriptor or register-based
+// invalidation; 0 (every address, as in common::InvalidationScope) from AM 52 up, where
+// 2^(12+AM) bytes cover the whole 64-bit space. IVA.AM is 6 bits and the register path does
+// not check it against CAP.MAMV, nor does the queue when MAMV is configured that high.
+constexpr uint64_t psi_bytes(uint8_t am) { return 12u + am >= 64 ? 0 : uint64_t{1} << (12 + am); }
 
 }  // namespace iommusim::vtd
