@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= 2
 
-.PHONY: deps build run test test-long golden bless bench clean
+.PHONY: deps build run test test-long golden bless test-sanitize build-sanitize bench clean
 
 deps:
 	./scripts/install-deps.sh
@@ -32,8 +32,23 @@ golden: build
 bless: build
 	$(GOLDEN) -DMODE=bless -P scripts/golden.cmake
 
+# ASan + UBSan build of the models and tests (cmake -DIOMMUSIM_SANITIZE=ON) in its own
+# folder, then the default test set (tests labelled long are skipped). Any report aborts the
+# test that triggered it. The options also apply while building, because
+# gtest_discover_tests runs each test binary to list its tests.
+SANITIZE_BUILD ?= build-sanitize
+SANITIZE_ENV = ASAN_OPTIONS=detect_leaks=1:check_initialization_order=1 \
+               UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
+build-sanitize: deps
+	cmake -S . -B $(SANITIZE_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DIOMMUSIM_SANITIZE=ON -DIOMMUSIM_BUILD_BENCH=OFF
+	$(SANITIZE_ENV) cmake --build $(SANITIZE_BUILD) -j $(JOBS)
+
+test-sanitize: build-sanitize
+	cd $(SANITIZE_BUILD) && $(SANITIZE_ENV) ctest -j $(JOBS) --output-on-failure -LE long
+
 bench: build
 	$(BUILD)/bench/bench_translate
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(SANITIZE_BUILD)

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config   # g++ brings libasan and libubsan (make test-sanitize)
   libsystemc-dev          # SystemC 2.3.4 + TLM-2.0 (built as C++17)
   nlohmann-json3-dev      # config and stats JSON
   libcli11-dev            # command line

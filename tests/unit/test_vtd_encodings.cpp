@@ -467,6 +467,9 @@ TEST(VtdDesc, IotlbKat) {
   EXPECT_EQ(d.am, 4);
   EXPECT_TRUE(d.ih);
   EXPECT_EQ(psi_bytes(d.am), 0x10000u);
+  EXPECT_EQ(psi_bytes(51), 1ull << 63);
+  EXPECT_EQ(psi_bytes(52), 0u) << "2^64 bytes: every address (IVA.AM is 6 bits)";
+  EXPECT_EQ(psi_bytes(63), 0u);
   // DSI with DW=1<<6 and DR=1<<7 (as Linux when CAP.DWD/DRD): 2 | 0x20 | 0xC0 | 5<<16 -> 0x5_00E2
   EXPECT_EQ(desc_iotlb(IotlbGran::Domain, 5, 0, 0, false, true, true), (DescWords{0x500E2ull, 0, 0, 0}));
   Descriptor dsi = decode_ok({0x500E2ull, 0, 0, 0});
