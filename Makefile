@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= 2
 
-.PHONY: deps build run test test-long golden bless test-sanitize build-sanitize bench clean
+.PHONY: deps build run test test-long long-tests golden bless test-sanitize build-sanitize bench clean
 
 deps:
 	./scripts/install-deps.sh
@@ -20,6 +20,10 @@ test: build
 
 test-long: build
 	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure
+
+# Only the tests labelled long (the stress matrix's extra seeds, the long fuzz seeds).
+long-tests: build
+	cd $(BUILD) && ctest -j $(JOBS) --output-on-failure -L long
 
 # Regression goldens (docs/regression.md): `make golden` checks every results/golden/*.json
 # (the ctest label golden does the same); `make bless` reruns every example and the default
