@@ -196,3 +196,25 @@ TEST(Cli, BarrierTimeoutNamesTheKey) {
   EXPECT_NE(r.out.find("memory.latency_cycles"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("driver.sync_timeout_us"), std::string::npos) << r.out;
 }
+
+// Defect: with translation s2 and 160 GiB of guest RAM in 4 KB pages the stage-2 tables
+// outgrew the table pool, and the run went on with tables written at address 0 (0 faults).
+// 160 GiB / 4 KiB x 8 bytes = 320 MiB of leaf tables, more than the 256 MiB pool.
+TEST(Cli, TablePoolTooSmallForGuestRamNamesItsKey) {
+  CliRun r = run_cli("run --force -o " + ::testing::TempDir() + "cli_pool -p iommu.translation=s2 -p iommu.vendor=smmuv3"
+                     " -p platform.guest_ram_bytes=171798691840 -p traffic.window_iova=268435456");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("platform.table_pool_bytes"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("335544320 bytes of leaf tables"), std::string::npos) << r.out;
+}
+
+// Run time: a driver whose pool runs out mid-run says which key sizes it.
+TEST(Cli, TablePoolExhaustedAtRunTimeNamesItsKey) {
+  // 1 MiB of host pool: the queues and stream table fit, the stage-1 tables of a 1 GiB
+  // window in 4 KB pages do not (512 leaf tables of 4 KB = 2 MiB).
+  CliRun r = run_cli("run --force -o " + ::testing::TempDir() + "cli_pool2 -p iommu.translation=s1 -p iommu.vendor=smmuv3"
+                     " -p platform.table_pool_bytes=1048576 -p traffic.transactions=100"
+                     " -p traffic.window_bytes=1073741824 -p platform.guest_ram_bytes=2147483648");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("host table pool exhausted (raise platform.table_pool_bytes)"), std::string::npos) << r.out;
+}

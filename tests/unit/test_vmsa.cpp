@@ -166,3 +166,60 @@ TEST(TableBuilder, RejectsMisalignedAndOverlappingMaps) {
   EXPECT_FALSE(r.ok);
   EXPECT_NE(r.error.find("larger leaf"), std::string::npos);
 }
+
+namespace iommusim::pagetable {
+namespace {
+
+// A pool that runs out after `tables` allocations (then answers 0, as the drivers' pools do).
+struct SmallPool : MapMemory {
+  unsigned left;
+  explicit SmallPool(unsigned tables) : left(tables) {}
+  uint64_t allocate_table(uint64_t bytes) override { return left-- > 0 ? MapMemory::allocate_table(bytes) : 0; }
+};
+
+// Defect: when the pool ran out, map() ignored the failed allocation and wrote the next
+// level's tables at address 0. Now it stops, says so, and points nothing at address 0.
+TEST(TableBuilder, ExhaustedPoolIsAnErrorNotTablesAtAddressZero) {
+  const VmsaFormat f(VmsaConfig{1, 12, 48, 0, 48, false});   // 4 levels, 4 KB pages
+  SmallPool mem(2);   // the root and one level-1 table; the level-2 table cannot be had
+  TableBuilder tb(f, mem);
+  ASSERT_NE(tb.root(), 0u);
+  const EditResult r = tb.map(0x40000000, 0x80000000, 4096, 4096, {});
+  EXPECT_FALSE(r.ok);
+  EXPECT_TRUE(r.pool_exhausted);
+  EXPECT_NE(r.error.find("table pool exhausted"), std::string::npos) << r.error;
+  for (auto& [addr, word] : mem.words) {
+    EXPECT_GE(addr, 0x100000u) << "a descriptor was written into address 0's table";
+    if (word) {
+      EXPECT_NE(word & 0xFFFFFFFFF000ull, 0u) << "a table descriptor points at address 0";
+    }
+  }
+  EXPECT_EQ(walk_map(f, mem, tb.root(), 0x40000000).fault, Fault::Translation);
+}
+
+// Mapping over a live leaf is refused; change() rewrites it in place, keeping its size.
+TEST(TableBuilder, LiveLeafIsRefusedByMapAndRewrittenByChange) {
+  const VmsaFormat f(VmsaConfig{1, 12, 48, 0, 48, false});
+  MapMemory mem;
+  TableBuilder tb(f, mem);
+  ASSERT_TRUE(tb.map(0x40000000, 0x80000000, 2ull << 20, 2ull << 20, {}).ok);   // one 2 MB block
+  const EditResult again = tb.map(0x40000000, 0x90000000, 2ull << 20, 2ull << 20, {});
+  EXPECT_FALSE(again.ok);
+  EXPECT_NE(again.error.find("already mapped at 0x40000000"), std::string::npos) << again.error;
+  EXPECT_EQ(walk_map(f, mem, tb.root(), 0x40012345).output, 0x80012345u);
+  LeafAttributes ro;
+  ro.write = false;
+  EXPECT_FALSE(tb.change(0x40000000, 4096, std::nullopt, ro).ok) << "4 KB of a 2 MB block: the range splits the leaf";
+  const EditResult c = tb.change(0x40000000, 2ull << 20, 0xA0000000, ro);
+  ASSERT_TRUE(c.ok) << c.error;
+  EXPECT_EQ(c.descriptors_written, 1u);
+  const WalkResult w = walk_map(f, mem, tb.root(), 0x40012345);
+  EXPECT_EQ(w.output, 0xA0012345u);
+  EXPECT_EQ(w.leaf_bytes, 2ull << 20);
+  Access write;
+  write.write = true;
+  EXPECT_EQ(walk_map(f, mem, tb.root(), 0x40012345, write).fault, Fault::Permission);
+}
+
+}  // namespace
+}  // namespace iommusim::pagetable
