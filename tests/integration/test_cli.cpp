@@ -170,7 +170,7 @@ TEST(Cli, MaxSimTimeStopsTheRunKeepsResultsAndExitsOne) {
   const std::string dir = ::testing::TempDir() + "cli_max_time";
   // The default run's set-up (mapping 128 MiB of guest RAM) takes about 340 us of
   // simulated time and its traffic about 5300 us more; stop it at 1500 us, in the traffic.
-  CliRun r = run_cli("run --force -o " + dir + " -p sim.max_sim_time_us=1500");
+  CliRun r = run_cli_stopped_midway("run --force -o " + dir + " -p sim.max_sim_time_us=1500");
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_NE(r.out.find("sim.max_sim_time_us"), std::string::npos) << r.out;
   auto stats = read_json(dir + "/stats.json");
@@ -186,7 +186,7 @@ TEST(Cli, MaxSimTimeStopsTheRunKeepsResultsAndExitsOne) {
 TEST(Cli, BarrierTimeoutNamesTheKey) {
   // 1 ns reads (48 x 1 ns passes the config check), but a barrier that waits for queue
   // reads and the driver's 50 ns polls cannot complete within 50 ns.
-  CliRun r = run_cli("run --force -o " + ::testing::TempDir() + "cli_timeout -p memory.latency_cycles=1 -p driver.sync_timeout_us=0.05");
+  CliRun r = run_cli_stopped_midway("run --force -o " + ::testing::TempDir() + "cli_timeout -p memory.latency_cycles=1 -p driver.sync_timeout_us=0.05");
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_NE(r.out.find("not complete after"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("driver.sync_timeout_us"), std::string::npos) << r.out;
@@ -212,7 +212,7 @@ TEST(Cli, TablePoolTooSmallForGuestRamNamesItsKey) {
 TEST(Cli, TablePoolExhaustedAtRunTimeNamesItsKey) {
   // 1 MiB of host pool: the queues and stream table fit, the stage-1 tables of a 1 GiB
   // window in 4 KB pages do not (512 leaf tables of 4 KB = 2 MiB).
-  CliRun r = run_cli("run --force -o " + ::testing::TempDir() + "cli_pool2 -p iommu.translation=s1 -p iommu.vendor=smmuv3"
+  CliRun r = run_cli_stopped_midway("run --force -o " + ::testing::TempDir() + "cli_pool2 -p iommu.translation=s1 -p iommu.vendor=smmuv3"
                      " -p platform.table_pool_bytes=1048576 -p traffic.transactions=100"
                      " -p traffic.window_bytes=1073741824 -p platform.guest_ram_bytes=2147483648");
   EXPECT_EQ(r.exit_code, 1) << r.out;
