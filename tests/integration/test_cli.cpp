@@ -14,6 +14,7 @@
 namespace {
 using iommusim::test::CliRun;
 using iommusim::test::run_cli;
+using iommusim::test::run_cli_stopped_midway;
 nlohmann::json read_json(const std::string& path) {
   std::ifstream in(path);
   return nlohmann::json::parse(in);
