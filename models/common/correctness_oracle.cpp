@@ -153,13 +153,33 @@ void CorrectnessOracle::complete(ChangeId id, uint64_t barrier_ps) {
       ++it;
     }
   }
-  // Attachments retired by completed changes can go once nothing waits on them.
-  retired_attachments_.erase(
-      std::remove_if(retired_attachments_.begin(), retired_attachments_.end(), [&](const RetiredAttachment& r) {
-        const uint64_t t = done_time(r.change);
-        return t != kPending && t + 1 < now_ps() && retired_attachments_.size() > 64;
-      }),
-      retired_attachments_.end());
+  if (++completions_ % 64 == 0) forget_completed();
+}
+
+void CorrectnessOracle::forget_completed() {
+  // Old attachments whose barrier completed: a DMA still using one is a violation either
+  // way; a fault of a DMA issued before their barrier can no longer be judged.
+  const uint64_t now = now_ps();
+  if (retired_attachments_.size() > 64) {
+    retired_attachments_.erase(
+        std::remove_if(retired_attachments_.begin(), retired_attachments_.end(),
+                       [&](const RetiredAttachment& r) {
+                         const uint64_t t = done_time(r.change);
+                         if (t == kPending || t >= now) return false;
+                         pruned_horizon_ps_ = std::max(pruned_horizon_ps_, t);
+                         return true;
+                       }),
+        retired_attachments_.end());
+  }
+  // Barrier times nothing refers to any more (change ids only grow).
+  ChangeId oldest = next_change_;
+  for (auto& [id, sp] : spaces_)
+    for (auto& [end, v] : sp.retired) oldest = std::min(oldest, v.change);
+  for (auto& r : retired_attachments_) oldest = std::min(oldest, r.change);
+  for (auto& w : waiting_)
+    for (ChangeId c : w.relies)
+      if (c) oldest = std::min(oldest, c);
+  change_done_.erase(change_done_.begin(), change_done_.lower_bound(oldest));
 }
 
 void CorrectnessOracle::prune(Space& s) {

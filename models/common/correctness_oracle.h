@@ -141,6 +141,9 @@ class CorrectnessOracle : public DmaObserver {
   void violation(const DmaRequest& rq, uint64_t done_ps, const std::string& expected, const std::string& got,
                  const std::string& why);
   void prune(Space& s);
+  // Forgets completed attachments (beyond a few) and barrier times nothing refers to, so a
+  // long run's memory stays bounded.
+  void forget_completed();
 
   std::string vendor_;
   bool bypass_ = false;
@@ -148,6 +151,7 @@ class CorrectnessOracle : public DmaObserver {
   std::map<uint64_t, Attachment> attached_;
   std::vector<RetiredAttachment> retired_attachments_;
   ChangeId next_change_ = 1;
+  uint64_t completions_ = 0;
   std::map<ChangeId, uint64_t> change_done_;   // barrier time of each completed change
   uint64_t pruned_horizon_ps_ = 0;             // retired versions completed before this are forgotten
   std::deque<Wait> waiting_;

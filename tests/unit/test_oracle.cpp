@@ -196,6 +196,23 @@ TEST(Oracle, ReattachedDeviceMayUseItsOldDomainOnlyUntilTheBarrier) {
   }, 5, 1, 2);
 }
 
+// Long runs forget completed changes (memory stays bounded) and still judge: a DMA that
+// reaches a long-retired target is a violation, the current target is correct.
+TEST(Oracle, ForgottenChangesAreStillJudged) {
+  run([](Script& s) {
+    s.basic();
+    for (unsigned i = 1; i <= 2000; ++i) {   // the page moves 2000 times, each barrier 1 ns later
+      Script::at_ns(10.0 * i);
+      const auto c = s.oracle.change(1, kIova, 4096, (i & 1) ? kPa2 : kPa, Rights{});
+      Script::at_ns(10.0 * i + 5);
+      s.oracle.complete(c, uint64_t(10.0 * i + 1) * 1000);
+    }
+    Script::at_ns(30000);
+    s.dma(29000, kIova, false, true, kPa2);   // the previous target, its barrier long past
+    s.dma(29000, kIova, false, true, kPa);    // the current one (2000 is even)
+  }, 2, 0, 1);
+}
+
 TEST(Oracle, BypassPassesEverythingUntranslated) {
   run([](Script& s) {
     s.oracle.set_bypass(true);
