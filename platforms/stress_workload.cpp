@@ -53,9 +53,12 @@ Status StressWorkload::setup(uint32_t rid, std::optional<uint32_t> pasid) {
     // Guest RAM around the window at its own page size; the window with the stress leaves.
     if (Status s = create(DomainKind::Stage2, std::nullopt, a_); !s.ok) return s;
     const uint64_t lo = c_.window_base, hi = c_.window_base + c_.window_bytes;
-    if (lo && !(drv_.map(a_, 0, c_.guest_ram_pa, lo, {}, c_.s2_page)).ok) return Status::fail("map guest RAM below the window");
-    if (hi < g && !(drv_.map(a_, hi, c_.guest_ram_pa + hi, g - hi, {}, c_.s2_page)).ok)
-      return Status::fail("map guest RAM above the window");
+    if (lo)
+      if (Status s = drv_.map(a_, 0, c_.guest_ram_pa, lo, {}, c_.s2_page); !s.ok)
+        return Status::fail("map guest RAM below the window: " + s.error);
+    if (hi < g)
+      if (Status s = drv_.map(a_, hi, c_.guest_ram_pa + hi, g - hi, {}, c_.s2_page); !s.ok)
+        return Status::fail("map guest RAM above the window: " + s.error);
     if (Status s = map_window(a_, 0); !s.ok) return s;
     if (Status s = create(DomainKind::Stage2, std::nullopt, b_); !s.ok) return s;
     for (Leaf& l : leaves_)
