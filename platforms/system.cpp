@@ -17,6 +17,7 @@
 #include "models/memory/sparse_memory.h"
 #include "platforms/config.h"
 #include "platforms/iommu_lane.h"
+#include "platforms/progress.h"
 #include "platforms/stress_workload.h"
 #include "traffic/endpoint.h"
 
@@ -375,7 +376,8 @@ struct System::Impl : sc_core::sc_module {
 
   void progress() {
     if (!p.progress || !isatty(STDERR_FILENO)) return;
-    auto last = std::chrono::steady_clock::now();
+    const auto start = std::chrono::steady_clock::now();
+    auto last = start;
     const uint64_t total = p.ep.total_transactions * lanes.size();
     for (;;) {
       sc_core::wait(sc_core::sc_time(20, sc_core::SC_US));
@@ -384,9 +386,8 @@ struct System::Impl : sc_core::sc_module {
       last = now;
       uint64_t done = 0;
       for (auto& l : lanes) done += l->endpoint->completed();
-      std::fprintf(stderr, "\r  %llu / %llu DMAs (%.0f%%) at %.1f us simulated", (unsigned long long)done,
-                   (unsigned long long)total, 100.0 * double(done) / double(total),
-                   sc_core::sc_time_stamp().to_seconds() * 1e6);
+      const std::string line = progress_text(done, total, std::chrono::duration<double>(now - start).count(), "DMAs");
+      std::fprintf(stderr, "\r  %s, at %.1f us simulated\x1b[K", line.c_str(), sc_core::sc_time_stamp().to_seconds() * 1e6);
       std::fflush(stderr);
     }
   }
@@ -452,7 +453,7 @@ RunResult System::run() {
   else
     sc_core::sc_start();
   const double host_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - host_start).count();
-  if (s.p.progress && isatty(STDERR_FILENO)) std::fprintf(stderr, "\r%80s\r", "");
+  if (s.p.progress && isatty(STDERR_FILENO)) std::fprintf(stderr, "\r\x1b[K");
 
   RunResult r;
   std::vector<std::string> vendors;

@@ -1,0 +1,132 @@
+#include "apps/iommusim/sweep_pool.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <map>
+
+extern char** environ;
+
+namespace iommusim::app {
+namespace {
+
+volatile sig_atomic_t g_stop = 0;
+void on_stop_signal(int) { g_stop = 1; }
+
+// SIGINT and SIGTERM set g_stop and interrupt waitpid (no SA_RESTART) while the pool runs.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop = 0;
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~StopSignals() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+struct Running {
+  size_t index;
+  std::chrono::steady_clock::time_point start;
+};
+
+pid_t spawn(const PoolJob& job) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, job.log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
+  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  std::vector<char*> argv;
+  for (const auto& a : job.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  const int err = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (err != 0) {
+    std::ofstream(job.log_path) << "cannot start " << job.argv[0] << ": " << std::strerror(err) << "\n";
+    return -1;
+  }
+  return pid;
+}
+
+}  // namespace
+
+bool run_pool(const std::vector<PoolJob>& jobs, unsigned parallel, const std::function<void(size_t)>& on_start,
+              const std::function<void(const PoolResult&)>& on_done) {
+  StopSignals signals;
+  std::map<pid_t, Running> running;
+  size_t next = 0;
+  if (parallel == 0) parallel = 1;
+  while (next < jobs.size() || !running.empty()) {
+    while (!g_stop && next < jobs.size() && running.size() < parallel) {
+      const PoolJob& job = jobs[next++];
+      on_start(job.index);
+      const auto start = std::chrono::steady_clock::now();
+      const pid_t pid = spawn(job);
+      if (pid < 0) {
+        on_done(PoolResult{job.index, 127, 0, 0});
+        continue;
+      }
+      running[pid] = Running{job.index, start};
+    }
+    if (g_stop) break;
+    if (running.empty()) continue;
+    int status = 0;
+    const pid_t pid = waitpid(-1, &status, 0);
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      break;   // ECHILD: nothing left to wait for
+    }
+    auto it = running.find(pid);
+    if (it == running.end()) continue;
+    PoolResult r;
+    r.index = it->second.index;
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second.start).count();
+    if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
+    running.erase(it);
+    on_done(r);
+  }
+  if (!g_stop) return true;
+  for (auto& [pid, run] : running) kill(pid, SIGTERM);
+  for (auto& [pid, run] : running) {
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  return false;
+}
+
+unsigned usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return unsigned(CPU_COUNT(&set));
+  const long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? unsigned(n) : 1;
+}
+
+std::string self_executable() {
+  char buf[4096];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return "";
+  return std::string(buf, size_t(n));
+}
+
+}  // namespace iommusim::app

@@ -1,0 +1,38 @@
+// A local process pool for sweeps: runs commands, at most N at a time, each its own process
+// (SystemC elaborates one simulation per process) with its stdout and stderr in a log file.
+// The caller learns of each end in its own thread, in the order they end.
+// What it does not do: retry, time out, or decide what a point's outcome means.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace iommusim::app {
+
+struct PoolJob {
+  size_t index = 0;                 // the caller's id for the job
+  std::vector<std::string> argv;    // argv[0] is the program (an absolute path)
+  std::string log_path;             // stdout and stderr go here (truncated first)
+};
+
+struct PoolResult {
+  size_t index = 0;
+  int exit_code = -1;               // the exit status, -1 when killed by a signal
+  int signal = 0;                   // the signal that killed it, 0 when it exited
+  double seconds = 0;               // wall time from spawn to exit
+};
+
+// Runs every job. on_start(index) runs just before a job is spawned (prepare its folder),
+// on_done(result) as each ends. Returns false when SIGINT or SIGTERM stopped the pool: the
+// running jobs are then sent SIGTERM and reaped, without on_done. A job that cannot be
+// spawned ends with exit code 127 and the reason in its log.
+bool run_pool(const std::vector<PoolJob>& jobs, unsigned parallel, const std::function<void(size_t)>& on_start,
+              const std::function<void(const PoolResult&)>& on_done);
+
+// The CPUs this process may run on (its affinity mask), at least 1.
+unsigned usable_cpus();
+
+// The absolute path of the running executable.
+std::string self_executable();
+
+}  // namespace iommusim::app
