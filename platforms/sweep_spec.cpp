@@ -221,18 +221,6 @@ Spec parse_spec(const ojson& j, const std::string& origin, const std::string& di
       const json* def = lookup(s.base_config, it.key());
       if (!def) fail(origin, field, "unknown config key");
       std::vector<json> values = key_values(it.value(), *def, origin, field);
-      // The schema's type check, once per value: a combination adds no new type.
-      for (const json& v : values) {
-        std::vector<std::string> params = s.set;
-        params.push_back(param(it.key(), v));
-        try {
-          load_config(s.base, params);
-        } catch (const ConfigError& e) {
-          // "iommu.vendor: expected a string" names the key the field already names.
-          const std::string why = e.what(), own = it.key() + ": ";
-          fail(origin, field, why.rfind(own, 0) == 0 ? why.substr(own.size()) : why);
-        }
-      }
       s.keys.push_back(it.key());
       s.values.push_back(std::move(values));
     }
@@ -301,6 +289,21 @@ Spec parse_spec(const ojson& j, const std::string& origin, const std::string& di
     for (auto& v : s.values) points *= double(v.size());
   if (points > double(kMaxPoints))
     fail(origin, "sweep", std::to_string(uint64_t(points)) + " points, more than " + std::to_string(kMaxPoints));
+
+  // The schema's type check, once per swept value: a combination adds no new type.
+  for (size_t k = 0; k < s.keys.size(); ++k) {
+    for (const json& v : s.values[k]) {
+      std::vector<std::string> params = s.set;
+      params.push_back(param(s.keys[k], v));
+      try {
+        load_config(s.base, params);
+      } catch (const ConfigError& e) {
+        // "iommu.vendor: expected a string" names the key the field already names.
+        const std::string why = e.what(), own = s.keys[k] + ": ";
+        fail(origin, "sweep." + s.keys[k], why.rfind(own, 0) == 0 ? why.substr(own.size()) : why);
+      }
+    }
+  }
   return s;
 }
 
