@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages iommusim needs to build and test. Idempotent: does nothing
 # when everything is already present.
+#   scripts/install-deps.sh          build and test (make build, make test)
+#   scripts/install-deps.sh slurm    the slurm test label only (make slurm-test)
 set -euo pipefail
 
 PACKAGES=(
@@ -11,6 +13,16 @@ PACKAGES=(
   libgtest-dev libgmock-dev googletest
   libbenchmark-dev        # bench/
 )
+
+# A one-node Slurm on localhost for the `slurm` test label (tests/slurm, docs/sweep.md):
+# the controller and node daemons, sbatch/squeue/sinfo, and munge for their credentials.
+SLURM_PACKAGES=(slurmctld slurmd slurm-client munge)
+if [ "${1:-}" = slurm ]; then
+  PACKAGES=("${SLURM_PACKAGES[@]}")
+elif [ $# -gt 0 ]; then
+  echo "usage: $0 [slurm]" >&2
+  exit 2
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
