@@ -22,8 +22,9 @@ class SweepError : public std::runtime_error {
 
 // The config key the replicate seeds set.
 inline constexpr const char* kSeedKey = "sim.seed";
-// Expansion refuses sweeps with more points than this.
-inline constexpr size_t kMaxPoints = 1000000;
+// Parsing refuses sweeps with more points than this: the manifest lists every point
+// (about 300 bytes each), and Slurm arrays are far smaller (MaxArraySize, 1001 by default).
+inline constexpr size_t kMaxPoints = 100000;
 
 struct Spec {
   std::string file;                      // the spec file as given ("" for a spec built in memory)

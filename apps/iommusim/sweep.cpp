@@ -161,10 +161,10 @@ std::string index_ranges(const std::vector<size_t>& indices) {
   return s;
 }
 
-// Runs a shell command; returns its exit status and output.
+// Runs a shell command; returns its exit status and stdout (its stderr goes to ours).
 std::pair<int, std::string> shell(const std::string& cmd) {
   std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  FILE* p = popen(cmd.c_str(), "r");
   if (!p) return {-1, "cannot run " + cmd};
   char buf[4096];
   size_t n;
@@ -207,6 +207,8 @@ int SweepCommand::exec() const {
       return 0;
     }
     if (merge_) {
+      if (!fs::exists(fs::path(dir) / sw::kManifestFile))
+        throw sw::SweepError(dir + " holds no sweep (no " + std::string(sw::kManifestFile) + "): run the sweep first");
       folder.check_existing();
       const auto missing = folder.merge();
       std::cout << "iommusim sweep: " << dir << "/" << sw::kResultsFile << " from " << points.size() - missing.size() << " of "
@@ -225,9 +227,9 @@ int SweepCommand::exec() const {
         std::cout << "iommusim sweep: point " << i << " is done (" << folder.point_dir(i) << ")\n";
         return 0;
       }
-      ProgressLine quiet(1, 0);
-      const Outcome o = run_points(folder, {i}, 1, quiet);
-      quiet.finish();
+      ProgressLine progress(1, 0);
+      const Outcome o = run_points(folder, {i}, 1, progress);
+      progress.finish();
       if (o.interrupted) return 130;
       if (o.failed) return o.last_exit ? o.last_exit : 1;
       std::cout << "iommusim sweep: point " << i << " done: " << describe(spec, points[i]) << "\n";
@@ -271,23 +273,24 @@ int SweepCommand::exec() const {
                   << " points already done)\n  submit: sbatch " << script_path << "\n  when it ends: " << merge_cmd << "\n";
         return 0;
       }
+      // sbatch --parsable prints "JOBID" or "JOBID;CLUSTER".
+      auto job_id = [](const std::string& out) { return out.substr(0, out.find_first_of(";\n")); };
       auto [rc, out] = shell("sbatch --parsable " + shell_quote(script_path));
-      if (rc != 0) {
-        std::cerr << "iommusim sweep: sbatch " << script_path << " failed (exit " << rc << "): " << out;
+      const std::string array_id = job_id(out);
+      if (rc != 0 || array_id.empty() || array_id.find_first_not_of("0123456789") != std::string::npos) {
+        std::cerr << "iommusim sweep: sbatch " << script_path << " failed (exit " << rc << ", printed \"" << out << "\")\n";
         return 1;
       }
-      const std::string array_id = out.substr(0, out.find_first_of(";\n"));
       auto [rc2, out2] = shell("sbatch --parsable --job-name=iommusim-sweep-merge --dependency=afterany:" + array_id +
                                " --output=" + shell_quote(adir + "/" + sw::kSlurmLogDir + "/merge_%j.out") + " --wrap=" +
                                shell_quote("exec " + merge_cmd));
       if (rc2 != 0) {
-        std::cerr << "iommusim sweep: submitting the merge job failed (exit " << rc2 << "): " << out2
-                  << "  the array job " << array_id << " runs; merge by hand: " << merge_cmd << "\n";
+        std::cerr << "iommusim sweep: submitting the merge job failed (exit " << rc2 << "); the array job " << array_id
+                  << " runs; merge by hand when it ends: " << merge_cmd << "\n";
         return 1;
       }
       std::cout << "iommusim sweep: submitted array job " << array_id << " (" << todo.size() << " tasks) and merge job "
-                << out2.substr(0, out2.find_first_of(";\n")) << "; results in " << dir << "/" << sw::kResultsFile
-                << " when both end\n";
+                << job_id(out2) << "; results in " << dir << "/" << sw::kResultsFile << " when both end\n";
       return 0;
     }
 

@@ -173,6 +173,9 @@ TEST(SweepCli, ABadSpecStopsBeforeAnythingRuns) {
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(has(r.out, "broken.json: not valid JSON")) << r.out;
   EXPECT_EQ(run_cli("sweep " + d + "/missing.json").exit_code, 2);
+  r = run_cli("sweep " + write_spec(d, "fine", "\"seeds\": [1]") + " -o " + d + "/never --merge");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(has(r.out, "never holds no sweep (no sweep.json): run the sweep first")) << r.out;
   EXPECT_EQ(run_cli("sweep " + spec + " --index 0 --merge").exit_code, 2);   // exclusive options
 }
 

@@ -117,12 +117,14 @@ TEST(SweepSpec, ErrorsNameTheField) {
       {R"({"seeds": []})", "spec.json: seeds: an empty list of seeds"},
       {R"({"seeds": [1, -2]})", "spec.json: seeds[1]: must be an integer >= 0"},
       {R"({"seeds": [4, 4]})", "spec.json: seeds[1]: the seed 4 repeats"},
-      {R"({"seeds": {"count": 0}})", "spec.json: seeds.count: must be an integer from 1"},
+      {R"({"seeds": {"count": 0}})", "spec.json: seeds.count: must be an integer from 1 to 100000"},
+      {R"({"sweep": {"memory.latency_cycles": {"start": 1, "stop": 200001, "step": 1}}})",
+       "spec.json: sweep.memory.latency_cycles: more than 100000 values"},
       {R"({"seeds": {"count": 2, "start": 1}})", "spec.json: seeds.start: unknown field"},
       {R"({"stats": []})", "spec.json: stats: must be a non-empty list"},
       {R"({"stats": ["a", "a"]})", "spec.json: stats[1]: \"a\" repeats"},
       {R"({"sweep": {"memory.latency_cycles": {"start": 1, "stop": 2000, "step": 1}, "memory.channels": {"start": 1, "stop": 1000, "step": 1}}})",
-       "spec.json: sweep: 2000000 points, more than 1000000"},
+       "spec.json: sweep: 2000000 points, more than 100000"},
   };
   for (const auto& [text, want] : cases) {
     const std::string got = spec_error(text);
