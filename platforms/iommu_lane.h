@@ -85,6 +85,7 @@ class ModelLane : public IommuLane {
   void bind(traffic::Endpoint& endpoint) override {
     endpoint.socket.bind(iommu_.dma);
     iommu_.mem.bind(memory_.socket);
+    iommu_.set_direct_memory(&memory_);   // DMI-style: the same memory, without payloads
     drv_.mmio.bind(iommu_.mmio);
   }
   void register_stats(common::StatRegistry& reg, const std::string& p) const override {

@@ -134,6 +134,8 @@ class Endpoint : public sc_core::sc_module {
   EndpointConfig cfg_;
   common::Clock clk_;
   sc_core::sc_time gap_;
+  common::Ps issue_ps_;          // issue_cycles
+  sc_core::sc_time issue_time_;
   AddressGenerator gen_;
   std::vector<std::unique_ptr<Slot>> slots_;
   sc_core::sc_event* go_ = nullptr;

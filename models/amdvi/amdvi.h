@@ -127,23 +127,26 @@ class AmdVi : public common::IommuBlock {
   };
   using Outcome = common::DmaOutcome;
 
-  common::DmaOutcome handle_dma(const common::DmaRequest& rq) override;
+  common::DmaOutcome handle_dma(const common::DmaRequest& rq, common::Ps& t) override;
   void build_registers();
 
-  Outcome translate(const Request& rq);
-  std::optional<DeviceTableEntry> fetch_dte(const Request& rq);
+  // The request path, at the request's annotated time `t`, which they advance.
+  Outcome translate(const Request& rq, common::Ps& t);
+  std::optional<DeviceTableEntry> fetch_dte(const Request& rq, common::Ps& t);
   std::optional<uint64_t> fetch_gcr3(const Request& rq, const DeviceTableEntry& dte, uint32_t pasid,
-                                     const common::Regime& host);
-  void record_event(const EventRecord& e);
+                                     const common::Regime& host, common::Ps& t);
+  void record_event(const EventRecord& e, common::Ps& t);
+  void record_event(const EventRecord& e);   // from the command thread, which waits
   void page_fault(const Request& rq, const DeviceTableEntry& dte, bool guest, uint32_t pasid, bool present,
-                  bool perm, bool reserved);
+                  bool perm, bool reserved, common::Ps& t);
   void walk_fault(const Request& rq, const DeviceTableEntry& dte, bool guest, uint32_t pasid,
-                  const common::TranslationFault& f);
+                  const common::TranslationFault& f, common::Ps& t);
 
   void command_thread();
   void execute(const Command& c);
 
   AmdViConfig cfg_;
+  common::Ps pipeline_ps_;   // translation_cycles, the request pipeline before the caches
   common::SetAssocCache<DteKey, DeviceTableEntry> dte_cache_;
   common::SetAssocCache<Gcr3Key, Gcr3Value> gcr3_cache_;
   common::TranslationEngine engine_;

@@ -132,11 +132,11 @@ class Vtd : public common::IommuBlock {
   using Outcome = common::DmaOutcome;
   struct Resolved { PasidEntry pe; uint32_t pasid = 0; bool fpd = false; };
 
-  common::DmaOutcome handle_dma(const common::DmaRequest& rq) override;
+  common::DmaOutcome handle_dma(const common::DmaRequest& rq, common::Ps& t) override;
   void build_registers();
 
-  Outcome translate(const Request& rq);
-  std::optional<Resolved> resolve(const Request& rq);
+  Outcome translate(const Request& rq, common::Ps& t);
+  std::optional<Resolved> resolve(const Request& rq, common::Ps& t);   // at annotated time t
   void record_fault(const Request& rq, FaultReason reason, bool fpd);
   FaultReason walk_reason(const Request& rq, const common::TranslationFault& f) const;
   void update_ppf();
@@ -148,6 +148,7 @@ class Vtd : public common::IommuBlock {
   void invalidate_iotlb(uint8_t gran, uint16_t did, uint64_t addr, uint8_t am, bool ih);
 
   VtdConfig cfg_;
+  common::Ps pipeline_ps_;   // translation_cycles, the request pipeline before the caches
   common::SetAssocCache<ContextKey, SmContextEntry> context_cache_;
   common::SetAssocCache<PasidKey, Resolved> pasid_cache_;
   common::TranslationEngine engine_;
