@@ -1,5 +1,5 @@
-// iommusim command line: `iommusim run [CONFIG.json] [-p key.path=value]... [-o DIR] [--force]`
-// and `iommusim compare [--bless] RUN GOLDEN`.
+// iommusim command line: `iommusim run [CONFIG.json] [-p key.path=value]... [-o DIR] [--force]`,
+// `iommusim compare [--bless] RUN GOLDEN` and `iommusim config-docs` (docs/config.md).
 #include <cstdlib>
 #include <iostream>
 
@@ -8,6 +8,7 @@
 
 #include "apps/iommusim/compare.h"
 #include "platforms/config.h"
+#include "platforms/config_keys.h"
 #include "platforms/run_folder.h"
 #include "platforms/system.h"
 
@@ -28,6 +29,7 @@ int sc_main(int, char**) {
   run->add_option("-o,--out", out_dir, "output directory (created)")->capture_default_str();
   run->add_flag("--print-config", print_config, "print the resolved config and exit");
   run->add_flag("--force", force, "overwrite the run already in the output directory");
+  auto* config_docs = app.add_subcommand("config-docs", "print docs/config.md: every config key, from the declarations");
   iommusim::app::CompareCommand compare(app);
   try {
     app.parse(g_argc, g_argv);
@@ -38,6 +40,7 @@ int sc_main(int, char**) {
     return code == 0 ? 0 : 2;
   }
   if (compare.chosen()) return compare.exec();
+  if (config_docs->parsed()) { std::cout << iommusim::platforms::config_docs_markdown(); return 0; }
 
   nlohmann::json cfg;
   try {

@@ -73,8 +73,9 @@ struct AmdViConfig {
   unsigned cmd_exec_cycles = 4;       // fixed part of every command
   unsigned completion_wait_cycles = 4;
   unsigned iotlb_inv_cycles = 200;    // INVALIDATE_IOTLB_PAGES: message to the device
-  common::CacheConfig dte_cache{64, 4, common::Replacement::Lru, 3, 2, 1, 1};
-  common::CacheConfig gcr3_cache{64, 4, common::Replacement::Lru, 3, 2, 1, 2};
+  // Defaults: as iommusim's config declares them (platforms/amdvi_lane.cpp; a test checks).
+  common::CacheConfig dte_cache = common::CacheConfig().set_entries(64).set_ways(4).set_lookup_cycles(3).set_ports(2);
+  common::CacheConfig gcr3_cache = common::CacheConfig().set_entries(64).set_ways(4).set_lookup_cycles(3).set_ports(2);
   common::TranslationEngineConfig translation;   // walkers, IOTLB, guest/host PDCs, GPA cache
 };
 std::string validate(const AmdViConfig& c);   // "" or a message naming the field

@@ -42,6 +42,13 @@ struct CacheConfig {
   unsigned ports = 1;
   unsigned scan_cycles_per_set = 1;
   uint64_t seed = 1;           // for Random replacement; runs stay deterministic
+
+  // Named setters, so a default geometry reads as what it sets:
+  // CacheConfig().set_entries(64).set_ways(4).set_lookup_cycles(3).set_ports(2).
+  CacheConfig& set_entries(unsigned v) { entries = v; return *this; }
+  CacheConfig& set_ways(unsigned v) { ways = v; return *this; }
+  CacheConfig& set_lookup_cycles(unsigned v) { lookup_cycles = v; return *this; }
+  CacheConfig& set_ports(unsigned v) { ports = v; return *this; }
 };
 
 // Returns an error naming the problem, or empty when the geometry is usable.

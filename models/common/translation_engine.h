@@ -43,10 +43,12 @@ namespace iommusim::common {
 
 struct TranslationEngineConfig {
   unsigned walkers = 16;   // concurrent table walks
-  CacheConfig iotlb{2048, 4, Replacement::Lru, 3, 4, 1, 2};
-  CacheConfig s1_walk_cache{256, 4, Replacement::Lru, 4, 2, 1, 3};
-  CacheConfig s2_walk_cache{128, 4, Replacement::Lru, 4, 2, 1, 4};
-  CacheConfig ipa_cache{128, 4, Replacement::Lru, 3, 2, 1, 5};
+  // The geometries iommusim's config declares (platforms/iommu_lane.cpp translation_keys;
+  // a test checks they agree).
+  CacheConfig iotlb = CacheConfig().set_entries(2048).set_ways(4).set_lookup_cycles(3).set_ports(4);
+  CacheConfig s1_walk_cache = CacheConfig().set_entries(256).set_ways(4).set_lookup_cycles(4).set_ports(2);
+  CacheConfig s2_walk_cache = CacheConfig().set_entries(128).set_ways(4).set_lookup_cycles(4).set_ports(2);
+  CacheConfig ipa_cache = CacheConfig().set_entries(128).set_ways(4).set_lookup_cycles(3).set_ports(2);
 };
 std::string validate(const TranslationEngineConfig& c);   // "" or a message naming the field
 

@@ -70,7 +70,8 @@ struct Smmuv3Config {
   unsigned cmd_exec_cycles = 4;       // fixed part of every command
   unsigned sync_cycles = 4;
   unsigned atc_inv_cycles = 200;      // until ATS is modelled: a message to the device
-  common::CacheConfig config_cache{64, 4, common::Replacement::Lru, 3, 2, 1, 1};
+  // Defaults: as iommusim's config declares them (platforms/smmuv3_lane.cpp; a test checks).
+  common::CacheConfig config_cache = common::CacheConfig().set_entries(64).set_ways(4).set_lookup_cycles(3).set_ports(2);
   common::TranslationEngineConfig translation;   // walkers, IOTLB, S1/S2 walk caches, IPA cache
 };
 std::string validate(const Smmuv3Config& c);   // "" or a message naming the field

@@ -78,8 +78,9 @@ struct VtdConfig {
   unsigned desc_exec_cycles = 4;     // fixed part of every descriptor
   unsigned wait_cycles = 4;          // inv_wait after draining
   unsigned devtlb_inv_cycles = 200;  // until ATS is modelled: a message to the device
-  common::CacheConfig context_cache{64, 4, common::Replacement::Lru, 3, 2, 1, 1};
-  common::CacheConfig pasid_cache{64, 4, common::Replacement::Lru, 3, 2, 1, 6};
+  // Defaults: as iommusim's config declares them (platforms/vtd_lane.cpp; a test checks).
+  common::CacheConfig context_cache = common::CacheConfig().set_entries(64).set_ways(4).set_lookup_cycles(3).set_ports(2);
+  common::CacheConfig pasid_cache = common::CacheConfig().set_entries(64).set_ways(4).set_lookup_cycles(3).set_ports(2);
   common::TranslationEngineConfig translation;   // walkers, IOTLB, FS/SS PSCs, GPA cache
 };
 std::string validate(const VtdConfig& c);

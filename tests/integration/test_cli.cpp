@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "platforms/config.h"
 #include "tests/support/run_cli.h"
 
 namespace {
@@ -69,6 +70,28 @@ TEST(Cli, ConfigErrorNamesTheKeyAndExitsTwo) {
   CliRun r = run_cli("run -o " + ::testing::TempDir() + "cli_bad -p iommu.smmuv3.iotlb.bogus=1");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.out.find("iommu.smmuv3.iotlb.bogus: unknown key"), std::string::npos) << r.out;
+}
+
+// --print-config prints the resolved config: the declared defaults with the overrides.
+TEST(Cli, PrintConfigShowsTheDeclaredDefaultsWithOverrides) {
+  CliRun r = run_cli("run --print-config -p iommu.vtd.iotlb.entries=4096 -p traffic.pattern=sequential");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  nlohmann::json expected = iommusim::platforms::default_config();
+  expected["iommu"]["vtd"]["iotlb"]["entries"] = 4096;
+  expected["traffic"]["pattern"] = "sequential";
+  EXPECT_EQ(nlohmann::json::parse(r.out), expected);
+  r = run_cli("run --print-config -p iommu.vtd.iotlb.entires=1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("iommu.vtd.iotlb.entires: unknown key"), std::string::npos) << r.out;
+}
+
+TEST(Cli, ConfigDocsPrintsDocsConfigMd) {
+  CliRun r = run_cli("config-docs");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  std::ifstream in(std::string(IOMMUSIM_SOURCE_DIR) + "/docs/config.md");
+  std::stringstream file;
+  file << in.rdbuf();
+  EXPECT_TRUE(r.out == file.str()) << "docs/config.md differs from `iommusim config-docs`";
 }
 
 TEST(Cli, MissingConfigFileIsAClearError) {
