@@ -69,7 +69,9 @@ Section<memory::MemoryConfig> memory_keys() {
       // driver.sync_timeout_us).
       .integer("latency_cycles", &M::latency_cycles, 80, 0, 10000, "cycles", "first-word latency of an access")
       .integer("channels", &M::channels, 4, 1, 1024, "channels", "accesses served at once")
-      .integer("bytes_per_cycle", &M::bytes_per_cycle, 32, 1, 4096, "bytes", "transfer rate of one channel");
+      .integer("bytes_per_cycle", &M::bytes_per_cycle, 32, 1, 4096, "bytes", "transfer rate of one channel")
+      .boolean("store_dma_payload", &M::store_dma_payload, false,
+               "keep the bytes devices write (off: only frames that hold tables or queues keep DMA data)");
 }
 
 // iommu.vendor: one vendor, or several separated by commas: each gets identical traffic.
