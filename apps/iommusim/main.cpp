@@ -1,5 +1,5 @@
 // iommusim command line: `iommusim run [CONFIG.json] [-p key.path=value]... [-o DIR] [--force]`
-// and `iommusim compare [--bless] RUN GOLDEN`.
+// `iommusim compare [--bless] RUN GOLDEN` and `iommusim report DIR [-o FILE.html]`.
 #include <cstdlib>
 #include <iostream>
 
@@ -7,6 +7,7 @@
 #include <systemc>
 
 #include "apps/iommusim/compare.h"
+#include "apps/iommusim/report.h"
 #include "platforms/config.h"
 #include "platforms/run_folder.h"
 #include "platforms/system.h"
@@ -29,6 +30,7 @@ int sc_main(int, char**) {
   run->add_flag("--print-config", print_config, "print the resolved config and exit");
   run->add_flag("--force", force, "overwrite the run already in the output directory");
   iommusim::app::CompareCommand compare(app);
+  iommusim::app::ReportCommand report(app);
   try {
     app.parse(g_argc, g_argv);
   } catch (const CLI::ParseError& e) {
@@ -38,6 +40,7 @@ int sc_main(int, char**) {
     return code == 0 ? 0 : 2;
   }
   if (compare.chosen()) return compare.exec();
+  if (report.chosen()) return report.exec();
 
   nlohmann::json cfg;
   try {
