@@ -127,7 +127,7 @@ Plot stat_against_key(const Sweep& s, const std::string& stat, const std::string
   json rows = json::array();
   std::vector<std::string> panels;
   bool numeric = true, positive = true;
-  double smallest = 0, largest = 0;
+  double smallest = HUGE_VAL, largest = -HUGE_VAL;
   for (auto& r : s.rows) {
     if (r[mc].is_null()) continue;
     std::string panel;
@@ -142,12 +142,12 @@ Plot stat_against_key(const Sweep& s, const std::string& stat, const std::string
     if (!r[kc].is_number()) { numeric = false; continue; }
     const double x = r[kc].get<double>();
     positive = positive && x > 0;
-    smallest = rows.size() == 1 ? x : std::min(smallest, x);
-    largest = rows.size() == 1 ? x : std::max(largest, x);
+    smallest = std::min(smallest, x);
+    largest = std::max(largest, x);
   }
   json x = {{"field", "x"}, {"type", numeric ? "quantitative" : "ordinal"}, {"title", key}};
   // Ranges made with a factor (powers of two, decades) read best on a log axis.
-  if (numeric && positive && smallest > 0 && largest / smallest >= 64) x["scale"] = {{"type", "log"}};
+  if (numeric && positive && largest / smallest >= 10) x["scale"] = {{"type", "log"}};
   else if (numeric) x["scale"] = {{"zero", false}};
   const json y = {{"field", "mean"}, {"type", "quantitative"}, {"title", stat}, {"scale", {{"zero", false}}}};
   json line = {{"mark", {{"type", "line"}, {"point", true}}},
