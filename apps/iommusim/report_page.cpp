@@ -1,3 +1,5 @@
+// Helpers the run and sweep pages share: lanes from stat names, files, numbers, and the
+// Vega-Lite skeleton and colours every plot starts from.
 #include "apps/iommusim/report_page.h"
 
 #include <algorithm>
@@ -33,8 +35,12 @@ json read_json_file(const std::string& path) {
 std::string format_number(double v) {
   if (std::isnan(v)) return "";
   std::ostringstream os;
-  if (v == std::floor(v) && std::fabs(v) < 1e15) os << static_cast<long long>(v);
-  else os.precision(4), os << v;
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {
+    os << static_cast<long long>(v);
+  } else {
+    os.precision(4);
+    os << v;
+  }
   return os.str();
 }
 
