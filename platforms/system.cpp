@@ -32,6 +32,7 @@ struct Params {
   uint64_t seed = 0;
   bool progress = false;
   double max_sim_time_us = 0;   // 0: no limit
+  uint64_t warmup = 0;          // DMAs per lane before its statistics count (0: none)
   memory::MemoryConfig mem;
   std::string translation;
   std::vector<std::string> vendors;
@@ -58,7 +59,9 @@ Section<P> sim_keys() {
       .boolean("progress", &P::progress, true, "progress on stderr when it is a terminal")
       .boolean("oracle", &P::oracle, true, "check every DMA against the driver's mappings (exit 3 on a violation)")
       .number("max_sim_time_us", &P::max_sim_time_us, 0, 0, 1e12, "us",
-              "stop a run whose simulated time reaches this (exit 1); 0: no limit");
+              "stop a run whose simulated time reaches this (exit 1); 0: no limit")
+      .integer("warmup_transactions", &P::warmup, 0, 0, 1ull << 40, "DMAs",
+               "DMAs per lane before its statistics count (the oracle's counts never reset); 0: none");
 }
 
 Section<memory::MemoryConfig> memory_keys() {
@@ -252,6 +255,9 @@ Params read_params(const json& j) {
     pl.fail("guest_ram_pa", "overlaps the host table pool at 0x100000000 (platform.table_pool_bytes)");
 
   if (p.ep.window_base % p.s1_page || p.ep.window_bytes % p.s1_page) t.fail("window_iova", "window must be aligned to platform.stage1_page_bytes");
+  if (p.warmup >= p.ep.total_transactions)
+    root.section("sim").fail("warmup_transactions", "must be less than traffic.transactions (" +
+                                                         std::to_string(p.ep.total_transactions) + "), or 0 for no warm-up");
 
   if (p.stress && p.translation == "bypass") w.fail("mode", "stress needs translation s1, s2 or nested");
   if (p.stress && p.extra_pasids) w.fail("extra_pasids", "not with workload.mode = stress");
@@ -319,6 +325,12 @@ struct Lane {
   std::unique_ptr<StressWorkload> stress;
   common::Counter unmaps, domain_flushes;
   sc_core::sc_time traffic_start, traffic_end;
+  // sim.warmup_transactions: when the lane's statistics started counting afresh, and
+  // where its invalidation records and event count stood then.
+  bool warmed_up = false;
+  sc_core::sc_time warmup_end;
+  size_t invalidations_from = 0;
+  uint64_t events_from = 0;
   std::string failure;
   bool finished = false;
 };
@@ -356,6 +368,7 @@ struct System::Impl : sc_core::sc_module {
       l.endpoint->register_stats(reg, v + ".endpoint");
       reg.add(v + ".workload.unmaps", l.unmaps, "count", "strict unmap operations (PTE clear + range invalidation + sync)");
       reg.add(v + ".workload.domain_flushes", l.domain_flushes, "count", "whole-domain invalidations");
+      if (p.warmup) l.endpoint->on_completed(p.warmup, [this, &l] { end_warmup(l); });
       if (p.stress) {
         StressConfig sc;
         sc.translation = p.translation;
@@ -432,6 +445,15 @@ struct System::Impl : sc_core::sc_module {
       return false;
     l.dma_domain = *s1;
     return check(l, drv.attach(p.ep.requester_id, pasid, *s1), "attach") && attach_extra_pasids(l);
+  }
+
+  // The lane's statistics count afresh from here, except the oracle's, which judge every DMA.
+  void end_warmup(Lane& l) {
+    reg.reset(l.vendor + ".", {l.vendor + ".oracle."});
+    l.warmed_up = true;
+    l.warmup_end = sc_core::sc_time_stamp();
+    l.invalidations_from = l.iommu->driver().invalidations().records().size();
+    l.events_from = l.iommu->events_recorded();
   }
 
   // The same domain also attached through PASIDs 1..N of the device (an SVA-like fan-out):
@@ -516,7 +538,11 @@ common::StatRegistry& System::stats() { return impl_->reg; }
 
 nlohmann::json System::invalidation_records() const {
   json j = json::object();
-  for (auto& l : impl_->lanes) j[l->vendor] = l->iommu->driver().invalidations().to_json();
+  for (auto& l : impl_->lanes) {
+    json records = l->iommu->driver().invalidations().to_json();
+    records.erase(records.begin(), records.begin() + std::ptrdiff_t(l->invalidations_from));
+    j[l->vendor] = std::move(records);
+  }
   return j;
 }
 
@@ -610,66 +636,91 @@ RunResult System::run() {
     for (auto& l : s.lanes) cells.push_back(cell(*l));
     t.row(label, cells);
   };
+  // Every figure is read through the registry, so it counts from the end of the lane's
+  // warm-up (sim.warmup_transactions), like stats.json; the oracle's cover the whole run.
+  auto count = [&](const Lane& l, const std::string& stat) { return s.reg.counter(l.vendor + "." + stat); };
+  auto hist = [&](const Lane& l, const std::string& stat) { return s.reg.histogram(l.vendor + "." + stat); };
   auto ns = [](double ps) { return fmt(ps / 1000.0); };
-  auto sim_ns = [](const Lane& l) { return (l.traffic_end - l.traffic_start).to_seconds() * 1e9; };
+  auto measured_from = [](const Lane& l) { return l.warmed_up ? l.warmup_end : l.traffic_start; };
+  auto sim_ns = [&](const Lane& l) { return (l.traffic_end - measured_from(l)).to_seconds() * 1e9; };
+  auto hit_rate = [&](const Lane& l, const std::string& cache) {
+    const uint64_t hits = count(l, "iommu." + cache + ".hits"), lookups = hits + count(l, "iommu." + cache + ".misses");
+    return lookups ? double(hits) / double(lookups) : 0.0;
+  };
   for (auto& lp : s.lanes) {
     const Lane& l = *lp;
     const double t_ns = sim_ns(l);
-    s.reg.set_value(l.vendor + ".run.simulated_traffic_time", t_ns, "ns", "simulated time from traffic start to its end");
-    s.reg.set_value(l.vendor + ".run.dma_throughput", t_ns > 0 ? double(l.endpoint->completed()) / t_ns * 1e3 : 0,
+    s.reg.set_value(l.vendor + ".run.simulated_traffic_time", t_ns, "ns",
+                    "simulated time from traffic start (or the end of the warm-up) to its end");
+    s.reg.set_value(l.vendor + ".run.dma_throughput", t_ns > 0 ? double(count(l, "endpoint.transactions")) / t_ns * 1e3 : 0,
                     "M DMA/s", "completed DMAs per simulated microsecond");
+    if (l.warmed_up)
+      s.reg.set_value(l.vendor + ".run.warmup_end", measured_from(l).to_seconds() * 1e9, "ns",
+                      "when the lane's warm-up (sim.warmup_transactions) ended: its other stats, except the oracle's, count from here");
     for (auto& c : l.iommu->caches())
-      s.reg.set_value(l.vendor + ".iommu." + c.name + ".hit_rate", c.stats->hit_rate(), "ratio", c.name + " hits / lookups");
+      s.reg.set_value(l.vendor + ".iommu." + c.name + ".hit_rate", hit_rate(l, c.name), "ratio", c.name + " hits / lookups");
   }
   r.stats = s.reg.to_json();
 
-  per_lane("DMAs completed", [](const Lane& l) { return std::to_string(l.endpoint->completed()); });
-  per_lane("  faulted / errors", [](const Lane& l) {
-    return std::to_string(l.endpoint->faulted()) + " / " + std::to_string(l.endpoint->errors());
+  per_lane("DMAs completed", [&](const Lane& l) { return std::to_string(count(l, "endpoint.transactions")); });
+  per_lane("  faulted / errors", [&](const Lane& l) {
+    return std::to_string(count(l, "endpoint.faults")) + " / " + std::to_string(count(l, "endpoint.errors"));
   });
   per_lane("simulated time (us)", [&](const Lane& l) { return fmt(sim_ns(l) / 1000.0); });
-  per_lane("IOTLB hit rate", [](const Lane& l) {
-    const auto* st = l.iommu->caches().front().stats;
-    return st->hits.value() + st->misses.value() ? fmt(100.0 * st->hit_rate()) + "%" : std::string("-");
+  per_lane("IOTLB hit rate", [&](const Lane& l) {
+    const std::string iotlb = l.iommu->caches().front().name;
+    return count(l, "iommu." + iotlb + ".hits") + count(l, "iommu." + iotlb + ".misses")
+               ? fmt(100.0 * hit_rate(l, iotlb)) + "%"
+               : std::string("-");
   });
-  per_lane("table reads/walk mean", [](const Lane& l) { return fmt(l.iommu->walk_reads().mean(), 2); });
-  per_lane("  p50 / p99 / max", [](const Lane& l) {
-    const auto& w = l.iommu->walk_reads();
+  per_lane("table reads/walk mean", [&](const Lane& l) { return fmt(hist(l, "iommu.walk_reads").mean(), 2); });
+  per_lane("  p50 / p99 / max", [&](const Lane& l) {
+    const auto w = hist(l, "iommu.walk_reads");
     return fmt(w.percentile(0.5), 0) + " / " + fmt(w.percentile(0.99), 0) + " / " + std::to_string(w.max());
   });
-  per_lane("walks", [](const Lane& l) { return std::to_string(l.iommu->walk_reads().count()); });
+  per_lane("walks", [&](const Lane& l) { return std::to_string(hist(l, "iommu.walk_reads").count()); });
   // Config structures themselves (STE/CD, root/context/PASID, DTE/GCR3), and apart the
   // stage-2 reads that locate them at guest addresses: one definition for every vendor.
-  per_lane("config reads", [](const Lane& l) { return std::to_string(l.iommu->config_reads()); });
-  per_lane("  stage-2 reads locating them", [](const Lane& l) { return std::to_string(l.iommu->config_locate_reads()); });
-  per_lane("walk latency p50 (ns)", [&](const Lane& l) { return ns(l.iommu->walk_latency_ps().percentile(0.5)); });
-  per_lane("walk latency p99 (ns)", [&](const Lane& l) { return ns(l.iommu->walk_latency_ps().percentile(0.99)); });
-  per_lane("invalidations", [](const Lane& l) {
-    return std::to_string(l.iommu->driver().invalidations().total().count()) + " (" + std::to_string(l.unmaps.value()) +
-           "+" + std::to_string(l.domain_flushes.value()) + ")";
+  per_lane("config reads", [&](const Lane& l) { return std::to_string(count(l, "iommu.config_reads")); });
+  per_lane("  stage-2 reads locating them", [&](const Lane& l) { return std::to_string(count(l, "iommu.config_table_reads")); });
+  // Percentiles are bucket upper bounds: the resolution row says how far above the true
+  // value they may be (0: exact).
+  auto latency_rows = [&](const std::string& indent, const std::string& what, const std::string& stat) {
+    per_lane(indent + what + " p50 (ns)", [&](const Lane& l) { return ns(hist(l, stat).percentile(0.5)); });
+    per_lane(indent + what + " p99 (ns)", [&](const Lane& l) { return ns(hist(l, stat).percentile(0.99)); });
+    per_lane(indent + "  resolution (ns)", [&](const Lane& l) { return ns(hist(l, stat).resolution({0.5, 0.99})); });
+  };
+  latency_rows("", "walk latency", "iommu.walk_latency");
+  per_lane("invalidations", [&](const Lane& l) {
+    return std::to_string(hist(l, "driver.invalidation.latency").count()) + " (" +
+           std::to_string(count(l, "workload.unmaps")) + "+" + std::to_string(count(l, "workload.domain_flushes")) + ")";
   });
-  per_lane("  latency p50 (ns)", [&](const Lane& l) { return ns(l.iommu->driver().invalidations().total().percentile(0.5)); });
-  per_lane("  latency p99 (ns)", [&](const Lane& l) { return ns(l.iommu->driver().invalidations().total().percentile(0.99)); });
+  latency_rows("  ", "latency", "driver.invalidation.latency");
   // Mean breakdown over the kept records: the parts add up to the mean total.
+  auto records = [](const Lane& l) {
+    const auto& all = l.iommu->driver().invalidations().records();
+    return std::make_pair(all.begin() + std::ptrdiff_t(l.invalidations_from), all.end());
+  };
   const char* parts[] = {"software", "queueing", "fetch", "execution", "sync"};
   for (int k = 0; k < 5; ++k) {
     per_lane(std::string("  mean ") + parts[k] + " (ns)", [&](const Lane& l) {
-      const auto& recs = l.iommu->driver().invalidations().records();
-      if (recs.empty()) return std::string("-");
+      const auto [first, last] = records(l);
+      if (first == last) return std::string("-");
       double sum = 0;
-      for (auto& rec : recs) {
-        const uint64_t v[] = {rec.software_ps, rec.queueing_ps, rec.fetch_ps, rec.execution_ps, rec.sync_ps};
+      for (auto rec = first; rec != last; ++rec) {
+        const uint64_t v[] = {rec->software_ps, rec->queueing_ps, rec->fetch_ps, rec->execution_ps, rec->sync_ps};
         sum += double(v[k]);
       }
-      return ns(sum / double(recs.size()));
+      return ns(sum / double(last - first));
     });
   }
-  per_lane("  commands per domain flush", [](const Lane& l) {
-    for (auto& rec : l.iommu->driver().invalidations().records())
-      if (rec.op == "invalidate_domain") return std::to_string(rec.commands);
+  per_lane("  commands per domain flush", [&](const Lane& l) {
+    const auto [first, last] = records(l);
+    for (auto rec = first; rec != last; ++rec)
+      if (rec->op == "invalidate_domain") return std::to_string(rec->commands);
     return std::string("-");
   });
-  per_lane("events recorded", [](const Lane& l) { return std::to_string(l.iommu->events_recorded()); });
+  per_lane("events recorded", [](const Lane& l) { return std::to_string(l.iommu->events_recorded() - l.events_from); });
   per_lane("oracle: DMAs checked", [](const Lane& l) {
     auto* o = l.iommu->oracle();
     return o ? std::to_string(o->checked()) : std::string("off");
@@ -678,15 +729,22 @@ RunResult System::run() {
     auto* o = l.iommu->oracle();
     return o ? std::to_string(o->permitted_stale()) + " / " + std::to_string(o->violations()) : std::string("-");
   });
-  std::vector<std::string> hit_names;
   for (auto& l : s.lanes) {
     std::string line = l->vendor + " cache hit rates:";
     for (auto& c : l->iommu->caches()) {
-      const uint64_t n = c.stats->hits.value() + c.stats->misses.value();
-      line += " " + c.name + " " + (n ? fmt(100.0 * c.stats->hit_rate()) + "%" : std::string("-"));
+      const uint64_t n = count(*l, "iommu." + c.name + ".hits") + count(*l, "iommu." + c.name + ".misses");
+      line += " " + c.name + " " + (n ? fmt(100.0 * hit_rate(*l, c.name)) + "%" : std::string("-"));
     }
     t.note(line);
   }
+  if (s.p.warmup) {
+    std::string line = "warm-up: the first " + std::to_string(s.p.warmup) +
+                       " DMAs of each lane are not counted above (the oracle's counts cover every DMA)";
+    for (auto& l : s.lanes)
+      if (!l->warmed_up) line += "; " + l->vendor + " never finished its warm-up: its figures cover the whole run";
+    t.note(line);
+  }
+  t.note("percentiles: nearest rank, exact below 64 (ps, reads), else a bucket's upper bound at most 3.2% high");
   o << t.str();
   r.summary = o.str();
   return r;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages iommusim needs to build and test. Idempotent: does nothing
-# when everything is already present.
+# Installs what iommusim needs to build and test: Debian packages, then the plotting
+# library `iommusim report` inlines into its HTML reports (npm, into a git-ignored folder).
+# Idempotent: does nothing when everything is already present.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 PACKAGES=(
   build-essential cmake pkg-config   # g++ brings libasan and libubsan (make test-sanitize)
@@ -10,17 +12,30 @@ PACKAGES=(
   libcli11-dev            # command line
   libgtest-dev libgmock-dev googletest
   libbenchmark-dev        # bench/
+  chromium                # the report test renders a report headless (docs/report.md)
 )
+# npm installs Vega-Lite below; any Node.js with npm will do (the machine's, or Debian's).
+command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -ne 0 ]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
 
-echo "install-deps: installing ${missing[*]}" >&2
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Vega, Vega-Lite and vega-embed, at the versions third_party/vega/package-lock.json pins.
+# Why npm: Debian ships no Vega-Lite; `iommusim report` inlines their prebuilt browser
+# bundles, so a report opens offline. The stamp records which lock the folder came from.
+VEGA=third_party/vega
+if ! cmp -s "$VEGA/package-lock.json" "$VEGA/node_modules/.iommusim-lock"; then
+  echo "install-deps: installing Vega-Lite into $VEGA/node_modules (npm ci)" >&2
+  (cd "$VEGA" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+  cp "$VEGA/package-lock.json" "$VEGA/node_modules/.iommusim-lock"
+fi

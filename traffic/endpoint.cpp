@@ -158,6 +158,12 @@ void Endpoint::start(sc_core::sc_event& go) { go_ = &go; }
 
 void Endpoint::stop() { stop_requested_ = true; }
 
+void Endpoint::on_completed(uint64_t n, std::function<void()> fn) {
+  if (n == 0) throw std::invalid_argument("Endpoint::on_completed: n must be at least 1");
+  milestone_at_ = n;
+  milestone_ = std::move(fn);
+}
+
 void Endpoint::notify_done() {
   if (done_notified_) return;
   done_notified_ = true;
@@ -222,6 +228,7 @@ void Endpoint::slot_thread(unsigned idx) {
       errors_.inc();
     else
       bytes_.inc(cfg_.transfer_bytes);
+    if (transactions_.value() == milestone_at_) milestone_();
     if (total && transactions_.value() == total) notify_done();
   }
   slot_exited();

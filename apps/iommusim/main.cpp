@@ -1,5 +1,6 @@
 // iommusim command line: `iommusim run [CONFIG.json] [-p key.path=value]... [-o DIR] [--force]`,
-// `iommusim compare [--bless] RUN GOLDEN` and `iommusim config-docs` (docs/config.md).
+// `iommusim compare [--bless] RUN GOLDEN`, `iommusim report DIR [-o FILE.html]` and
+// `iommusim config-docs` (docs/config.md).
 #include <cstdlib>
 #include <iostream>
 
@@ -7,6 +8,7 @@
 #include <systemc>
 
 #include "apps/iommusim/compare.h"
+#include "apps/iommusim/report.h"
 #include "platforms/config.h"
 #include "platforms/config_keys.h"
 #include "platforms/run_folder.h"
@@ -31,6 +33,7 @@ int sc_main(int, char**) {
   run->add_flag("--force", force, "overwrite the run already in the output directory");
   auto* config_docs = app.add_subcommand("config-docs", "print docs/config.md: every config key, from the declarations");
   iommusim::app::CompareCommand compare(app);
+  iommusim::app::ReportCommand report(app);
   try {
     app.parse(g_argc, g_argv);
   } catch (const CLI::ParseError& e) {
@@ -41,6 +44,7 @@ int sc_main(int, char**) {
   }
   if (compare.chosen()) return compare.exec();
   if (config_docs->parsed()) { std::cout << iommusim::platforms::config_docs_markdown(); return 0; }
+  if (report.chosen()) return report.exec();
 
   nlohmann::json cfg;
   try {
