@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= 2
 
-.PHONY: deps build run test test-long long-tests slurm-test golden bless test-sanitize build-sanitize bench clean
+.PHONY: deps build run test test-long long-tests slurm-test golden bless config-docs test-sanitize build-sanitize bench clean
 
 deps:
 	./scripts/install-deps.sh
@@ -43,6 +43,10 @@ golden: build
 
 bless: build
 	$(GOLDEN) -DMODE=bless -P scripts/golden.cmake
+
+# docs/config.md is generated from the config key declarations (a test checks it is current).
+config-docs: build
+	$(BUILD)/iommusim config-docs > docs/config.md
 
 # ASan + UBSan build of the models and tests (cmake -DIOMMUSIM_SANITIZE=ON) in its own
 # folder, then the default test set (tests labelled long are skipped). Any report aborts the

@@ -1,4 +1,5 @@
-// The AMD IOMMU lane: iommu.amdvi and driver.amdvi into an AmdVi and its Linux-like driver.
+// The AMD IOMMU lane: the keys of iommu.amdvi and driver.amdvi, read into an AmdVi and its
+// Linux-like driver.
 #include "models/amdvi/amdvi.h"
 #include "platforms/driver/amdvi_driver.h"
 #include "platforms/iommu_lane.h"
@@ -25,41 +26,62 @@ class AmdViLane : public ModelLane<amdvi::AmdVi, driver::AmdViDriver> {
  private:
 };
 
-}  // namespace
+// iommu.amdvi: the model (models/amdvi/amdvi.h).
+const Section<amdvi::AmdViConfig>& model_keys() {
+  using C = amdvi::AmdViConfig;
+  using amdvi::Caps;
+  common::TranslationCacheNames names;
+  names.iotlb = "iotlb"; names.s1_walk_cache = "guest_pdc"; names.s2_walk_cache = "host_pdc"; names.ipa_cache = "gpa_cache";
+  names.iotlb_what = "IOTLB (DomainID+PASID tagged)"; names.s1_walk_what = "Guest (v2) page-directory cache";
+  names.s2_walk_what = "Host (v1) page-directory cache"; names.ipa_what = "GPA->SPA cache (nested)";
+  // What the Extended Feature Register advertises (AMD IOMMU spec 48882, section 3.4: EFR at MMIO 0x30).
+  const Section<Caps> caps =
+      Section<Caps>("")
+          .integer("hats", &Caps::hats, 2, 0, 2, "", "EFR.HATS: host table levels, 0/1/2 = 4/5/6")
+          .integer("gats", &Caps::gats, 0, 0, 1, "", "EFR.GATS: guest table levels, 0/1 = 4/5")
+          .integer("glx_sup", &Caps::glx_sup, 1, 0, 2, "", "EFR.GLXSup: the largest DTE.GLX (GCR3 table levels - 1)")
+          .integer("pasmax", &Caps::pasmax, 15, 0, 19, "bits - 1", "EFR.PASmax: PASID width - 1");
+  static const Section<C> keys =
+      Section<C>("The AMD IOMMU model (AMD IOMMU spec 48882): its EFR, command-buffer timing and caches.")
+          .number("clock_mhz", &C::clock_mhz, 1000, 1, 100000, "MHz", "IOMMU clock")
+          .embed(&C::caps, caps)
+          .integer("translation_cycles", &C::translation_cycles, 2, 0, 10000, "cycles", "request pipeline before the IOTLB")
+          .integer("cmd_batch", &C::cmd_batch, 8, 1, 64, "commands", "commands fetched per command-buffer read")
+          .integer("cmd_decode_cycles", &C::cmd_decode_cycles, 2, 0, 10000, "cycles", "decode of one command")
+          .integer("cmd_exec_cycles", &C::cmd_exec_cycles, 4, 0, 10000, "cycles", "fixed part of every command's execution")
+          .integer("completion_wait_cycles", &C::completion_wait_cycles, 4, 0, 10000, "cycles",
+                   "COMPLETION_WAIT once older commands are done")
+          .integer("iotlb_inv_cycles", &C::iotlb_inv_cycles, 200, 0, 1000000, "cycles",
+                   "INVALIDATE_IOTLB_PAGES: the message to the device (ATS is not modelled)")
+          .section("dte_cache", &C::dte_cache, cache_keys("Device-table-entry cache", CacheDefaults(64)))
+          .section("gcr3_cache", &C::gcr3_cache, cache_keys("GCR3-table-entry cache", CacheDefaults(64)))
+          .embed(&C::translation, translation_keys(names))
+          .check("", [](const C& m) { return amdvi::validate(m); });
+  return keys;
+}
 
-std::unique_ptr<IommuLane> make_amdvi_lane(const ConfigReader& s, const ConfigReader& d, const ConfigReader& t,
-                                           const LaneSettings& settings) {
-  amdvi::AmdViConfig m;
-  const uint64_t seed = settings.seed;
-  m.clock_mhz = s.number("clock_mhz", 1, 100000);
-  m.caps.hats = uint8_t(s.integer("hats", 0, 2));
-  m.caps.gats = uint8_t(s.integer("gats", 0, 1));
-  m.caps.glx_sup = uint8_t(s.integer("glx_sup", 0, 2));
-  m.caps.pasmax = uint8_t(s.integer("pasmax", 0, 19));
-  m.translation.walkers = unsigned(s.integer("walkers", 1, 1024));
-  m.translation_cycles = unsigned(s.integer("translation_cycles", 0, 10000));
-  m.cmd_batch = unsigned(s.integer("cmd_batch", 1, 64));
-  m.cmd_decode_cycles = unsigned(s.integer("cmd_decode_cycles", 0, 10000));
-  m.cmd_exec_cycles = unsigned(s.integer("cmd_exec_cycles", 0, 10000));
-  m.completion_wait_cycles = unsigned(s.integer("completion_wait_cycles", 0, 10000));
-  m.iotlb_inv_cycles = unsigned(s.integer("iotlb_inv_cycles", 0, 1000000));
-  m.dte_cache = read_cache(s.section("dte_cache"), seed * 13 + 1);
-  m.gcr3_cache = read_cache(s.section("gcr3_cache"), seed * 13 + 2);
-  m.translation.iotlb = read_cache(s.section("iotlb"), seed * 13 + 3);
-  m.translation.s1_walk_cache = read_cache(s.section("guest_pdc"), seed * 13 + 4);
-  m.translation.s2_walk_cache = read_cache(s.section("host_pdc"), seed * 13 + 5);
-  m.translation.ipa_cache = read_cache(s.section("gpa_cache"), seed * 13 + 6);
-  if (auto e = amdvi::validate(m); !e.empty()) s.fail("clock_mhz", e);
+// driver.amdvi: the Linux-like driver (platforms/driver/amdvi_driver.h).
+const Section<driver::AmdViDriverConfig>& driver_keys() {
+  using D = driver::AmdViDriverConfig;
+  static const Section<D> keys =
+      Section<D>("The AMD IOMMU driver: command buffer, event log, device table and GCR3 table sizes.")
+          .integer("cmd_buf_log2", &D::cmd_buf_log2, 9, 8, 15, "log2 entries", "command buffer size (Linux: 512 entries)")
+          .integer("evt_log_log2", &D::evt_log_log2, 9, 8, 15, "log2 entries", "event log size")
+          .integer("device_table_entries", &D::device_table_entries, 256, 1, 65536, "entries",
+                   "DeviceIDs the device table covers (rounded up to a 4 KiB table)")
+          .integer("glx", &D::glx, 0, 0, 2, "", "DTE.GLX: GCR3 table levels - 1 (0: 512 PASIDs)")
+          .check("", [](const D& d) { return driver::validate(d); });
+  return keys;
+}
 
-  driver::AmdViDriverConfig dc;
-  dc.timing = settings.timing;
-  dc.memory = settings.pools;
-  dc.cmd_buf_log2 = unsigned(d.integer("cmd_buf_log2", 8, 15));
-  dc.evt_log_log2 = unsigned(d.integer("evt_log_log2", 8, 15));
-  dc.device_table_entries = unsigned(d.integer("device_table_entries", 1, 65536));
-  dc.glx = unsigned(d.integer("glx", 0, 2));
+std::unique_ptr<IommuLane> make(const ConfigReader& s, const ConfigReader& d, const ConfigReader& t,
+                                const LaneSettings& settings) {
+  amdvi::AmdViConfig m = model_keys().read(s);
+  seed_caches(settings.seed * 13, {&m.dte_cache, &m.gcr3_cache, &m.translation.iotlb, &m.translation.s1_walk_cache,
+                                   &m.translation.s2_walk_cache, &m.translation.ipa_cache});
+
+  const driver::AmdViDriverConfig dc = read_driver_config(driver_keys(), d, settings);
   if (dc.glx > m.caps.glx_sup) d.fail("glx", "exceeds iommu.amdvi.glx_sup");
-  if (auto e = driver::validate(dc); !e.empty()) d.fail("cmd_buf_log2", e);
 
   if (settings.traffic.requester_id >= dc.device_table_entries)
     t.fail("requester_id", "beyond the AMD device table (driver.amdvi.device_table_entries)");
@@ -68,5 +90,10 @@ std::unique_ptr<IommuLane> make_amdvi_lane(const ConfigReader& s, const ConfigRe
     t.fail("pasid", "beyond the AMD GCR3 table (driver.amdvi.glx) or EFR.PASmax");
   return std::make_unique<AmdViLane>(settings, m, dc);
 }
+
+const RegisterLane kLane{{"amdvi", [] { return model_keys().info("amdvi"); },
+                          [] { return driver_keys().info("amdvi"); }, make}};
+
+}  // namespace
 
 }  // namespace iommusim::platforms

@@ -6,7 +6,7 @@
 #include <limits>
 #include <sstream>
 
-#include "platforms/default_config.h"   // generated from configs/default.json
+#include "platforms/config_keys.h"
 
 namespace iommusim::platforms {
 
@@ -92,7 +92,7 @@ void merge_checked(json& base, const json& user, const std::string& path) {
 }  // namespace
 
 const json& default_config() {
-  static const json j = parse_text(kDefaultConfigJson, "embedded default config");
+  static const json j = config_schema().defaults();
   return j;
 }
 
@@ -135,6 +135,10 @@ const json& ConfigReader::at(const std::string& key) const {
 }
 
 void ConfigReader::fail(const std::string& key, const std::string& why) const { throw ConfigError(path(key) + ": " + why); }
+
+void ConfigReader::fail_here(const std::string& why) const {
+  throw ConfigError((path_.empty() ? std::string("config") : path_) + ": " + why);
+}
 
 ConfigReader ConfigReader::section(const std::string& key) const {
   const json& v = at(key);

@@ -1,5 +1,6 @@
-// Run configuration: JSON with comments, checked against the embedded default, which is
-// also the schema. Errors name the key path ("iommu.smmuv3.iotlb.ways: ...").
+// Run configuration: JSON with comments, checked against the default config, which is also
+// the schema; both come from the key declarations (platforms/config_keys.h). Errors name
+// the key path ("iommu.smmuv3.iotlb.ways: ...").
 #pragma once
 #include <cstdint>
 #include <stdexcept>
@@ -18,7 +19,8 @@ class ConfigError : public std::runtime_error {
 // Config files larger than this (or not regular files) are refused.
 inline constexpr uintmax_t kMaxConfigFileBytes = 16u << 20;
 
-// The compiled-in default (configs/default.json).
+// The default config, from the key declarations (configs/default.json is a copy that a
+// test keeps equal).
 const nlohmann::json& default_config();
 
 // Loads `path` (or the default when empty), resolves sections given as file paths
@@ -38,6 +40,8 @@ class ConfigReader {
   std::string string(const std::string& key) const;
   std::string choice(const std::string& key, const std::vector<std::string>& allowed) const;
   [[noreturn]] void fail(const std::string& key, const std::string& why) const;
+  // An error about the section as a whole ("iommu.smmuv3: ...").
+  [[noreturn]] void fail_here(const std::string& why) const;
   std::string path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
 
  private:

@@ -1,56 +1,92 @@
 #include "platforms/iommu_lane.h"
 
 #include <algorithm>
+#include <cctype>
 
 namespace iommusim::platforms {
 
 namespace {
+// Bounded by what a run can hold and search: 2^16 entries (256 MiB of 4 KB reach, 32x the
+// default IOTLB) per cache, at most 1024 ways searched per lookup.
 constexpr uint64_t kMaxCacheEntries = 1u << 16;
 constexpr unsigned kMaxCacheWays = 1024;
+
+std::vector<LaneType>& registry() {
+  static std::vector<LaneType> lanes;
+  return lanes;
+}
 }  // namespace
 
-common::CacheConfig read_cache(const ConfigReader& r, uint64_t seed) {
-  common::CacheConfig c;
-  // Bounded by what a run can hold and search: 2^16 entries (256 MiB of 4 KB reach, 32x
-  // the default IOTLB) per cache, at most 1024 ways searched per lookup.
-  c.entries = unsigned(r.integer("entries", 0, kMaxCacheEntries));
-  c.ways = unsigned(r.integer("ways", 0, kMaxCacheEntries));
-  if (std::min(c.ways ? c.ways : c.entries, c.entries) > kMaxCacheWays)
-    r.fail("ways", "at most " + std::to_string(kMaxCacheWays) + " ways (0 or ways >= entries means fully associative)");
-  c.replacement = *common::parse_replacement(r.choice("replacement", {"lru", "round_robin", "random"}));
-  c.lookup_cycles = unsigned(r.integer("lookup_cycles", 0, 1000));
-  c.ports = unsigned(r.integer("ports", 1, 64));
-  c.scan_cycles_per_set = unsigned(r.integer("scan_cycles_per_set", 0, 1000));
-  c.seed = seed;
-  if (auto e = common::validate(c); !e.empty()) r.fail("entries", e);
-  return c;
+CacheDefaults::CacheDefaults(unsigned entries) {
+  c_.entries = entries;
+  c_.ways = 4;
+  c_.replacement = common::Replacement::Lru;
+  c_.lookup_cycles = 3;
+  c_.ports = 2;
+  c_.scan_cycles_per_set = 1;
 }
 
-driver::DriverTiming read_driver_timing(const ConfigReader& d) {
-  driver::DriverTiming t;
-  t.cpu_mhz = d.number("cpu_mhz", 1, 100000);
-  t.descriptor_write_cycles = unsigned(d.integer("descriptor_write_cycles", 0, 1000000));
-  t.command_write_cycles = unsigned(d.integer("command_write_cycles", 0, 1000000));
-  t.op_overhead_cycles = unsigned(d.integer("op_overhead_cycles", 0, 10000000));
-  t.mmio_write_ns = d.number("mmio_write_ns", 0, 1e6);
-  t.mmio_read_ns = d.number("mmio_read_ns", 0, 1e6);
-  t.poll_interval_ns = d.number("poll_interval_ns", 1, 1e6);
-  t.poll_read_cycles = unsigned(d.integer("poll_read_cycles", 0, 100000));
-  t.sync_timeout_us = d.number("sync_timeout_us", 0.001, 1e7);
-  if (auto e = driver::validate(t); !e.empty()) d.fail("cpu_mhz", e);
-  return t;
+Section<common::CacheConfig> cache_keys(const std::string& what, const CacheDefaults& defaults) {
+  using C = common::CacheConfig;
+  using common::Replacement;
+  const C& d = defaults.config();
+  std::string doc = what + ".";
+  doc[0] = char(std::toupper(static_cast<unsigned char>(doc[0])));
+  return Section<C>(doc, StructDefaults::Own)   // a vendor's section checks its caches' member defaults
+      .integer("entries", &C::entries, d.entries, 0, kMaxCacheEntries, "entries", "capacity; 0 disables the cache")
+      .integer("ways", &C::ways, d.ways, 0, kMaxCacheEntries, "ways",
+               "associativity; 0 (or ways >= entries) is fully associative, which may search at most 1024 ways")
+      .choice("replacement", &C::replacement, d.replacement,
+              {{"lru", Replacement::Lru}, {"round_robin", Replacement::RoundRobin}, {"random", Replacement::Random}},
+              "victim choice within a set (random is seeded from sim.seed)")
+      .integer("lookup_cycles", &C::lookup_cycles, d.lookup_cycles, 0, 1000, "cycles", "latency of one lookup")
+      .integer("ports", &C::ports, d.ports, 1, 64, "ports", "concurrent lookups; more queue")
+      .integer("scan_cycles_per_set", &C::scan_cycles_per_set, d.scan_cycles_per_set, 0, 1000, "cycles",
+               "invalidation cost per set visited (a targeted invalidation visits one set, a broad one all)")
+      .check("ways",
+             [](const C& c) {
+               return std::min(c.ways ? c.ways : c.entries, c.entries) > kMaxCacheWays
+                          ? "at most " + std::to_string(kMaxCacheWays) +
+                                " ways (0 or ways >= entries means fully associative)"
+                          : std::string();
+             })
+      .check("entries", [](const C& c) { return common::validate(c); });
 }
 
-const std::vector<std::string>& known_vendors() {
-  static const std::vector<std::string> v{"smmuv3", "vtd", "amdvi"};
+Section<common::TranslationEngineConfig> translation_keys(const common::TranslationCacheNames& n) {
+  using T = common::TranslationEngineConfig;
+  return Section<T>("", StructDefaults::Own)   // embedded: the vendor's section checks member defaults
+      .integer("walkers", &T::walkers, 16, 1, 1024, "walks", "table walks in flight at once")
+      .section(n.iotlb.c_str(), &T::iotlb, cache_keys(n.iotlb_what, CacheDefaults(2048).ports(4)))
+      .section(n.s1_walk_cache.c_str(), &T::s1_walk_cache, cache_keys(n.s1_walk_what, CacheDefaults(256).lookup_cycles(4)))
+      .section(n.s2_walk_cache.c_str(), &T::s2_walk_cache, cache_keys(n.s2_walk_what, CacheDefaults(128).lookup_cycles(4)))
+      .section(n.ipa_cache.c_str(), &T::ipa_cache, cache_keys(n.ipa_what, CacheDefaults(128)));
+}
+
+void seed_caches(uint64_t base, std::initializer_list<common::CacheConfig*> caches) {
+  uint64_t i = 0;
+  for (common::CacheConfig* c : caches) c->seed = base + ++i;
+}
+
+RegisterLane::RegisterLane(LaneType type) {
+  auto& lanes = registry();
+  lanes.insert(std::upper_bound(lanes.begin(), lanes.end(), type,
+                                [](const LaneType& a, const LaneType& b) { return a.vendor < b.vendor; }),
+               std::move(type));
+}
+
+const std::vector<LaneType>& lane_types() { return registry(); }
+
+std::vector<std::string> known_vendors() {
+  std::vector<std::string> v;
+  for (const LaneType& t : lane_types()) v.push_back(t.vendor);
   return v;
 }
 
 std::unique_ptr<IommuLane> make_lane(const std::string& vendor, const ConfigReader& iommu, const ConfigReader& driver,
                                      const ConfigReader& traffic, const LaneSettings& settings) {
-  if (vendor == "smmuv3") return make_smmuv3_lane(iommu.section("smmuv3"), driver.section("smmuv3"), traffic, settings);
-  if (vendor == "vtd") return make_vtd_lane(iommu.section("vtd"), driver.section("vtd"), traffic, settings);
-  if (vendor == "amdvi") return make_amdvi_lane(iommu.section("amdvi"), driver.section("amdvi"), traffic, settings);
+  for (const LaneType& t : lane_types())
+    if (t.vendor == vendor) return t.make(iommu.section(vendor), driver.section(vendor), traffic, settings);
   iommu.fail("vendor", "unknown vendor '" + vendor + "'");
 }
 

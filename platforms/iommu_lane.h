@@ -2,10 +2,12 @@
 // lane per vendor in `iommu.vendor`; each lane has its own memory and endpoint, and every
 // lane gets identical traffic, so vendors compare side by side in one simulation.
 //
-// A vendor adds a lane by implementing IommuLane and a factory registered in
-// make_lane() (platforms/iommu_lane.cpp); its factory reads `iommu.<vendor>` and
-// `driver.<vendor>` and checks that it can serve the configured traffic.
+// A vendor adds a lane in its own file, platforms/<vendor>_lane.cpp: an IommuLane, the
+// declarations of its `iommu.<vendor>` and `driver.<vendor>` keys, and a factory that reads
+// them and checks that it can serve the configured traffic, registered with RegisterLane.
+// No shared list names the vendors.
 #pragma once
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,7 +16,9 @@
 #include "models/common/correctness_oracle.h"
 #include "models/common/stats.h"
 #include "models/memory/sparse_memory.h"
+#include "models/common/translation_engine.h"
 #include "platforms/config.h"
+#include "platforms/config_keys.h"
 #include "platforms/driver/driver_base.h"
 #include "traffic/endpoint.h"
 
@@ -31,11 +35,35 @@ struct LaneSettings {
   bool oracle = true;               // sim.oracle: check every DMA against the driver's mappings
 };
 
-// Reads a cache geometry section ({entries, ways, replacement, ...}); `seed` keeps random
-// replacement deterministic.
-common::CacheConfig read_cache(const ConfigReader& r, uint64_t seed);
-// The timing keys every driver shares (driver.cpu_mhz, ...).
-driver::DriverTiming read_driver_timing(const ConfigReader& d);
+// The declared defaults of one cache section: 4-way sets, LRU, 3-cycle lookups on 2 ports
+// and one cycle per set an invalidation scans (gem5-like), changed by name:
+// CacheDefaults(2048).ports(4).
+class CacheDefaults {
+ public:
+  explicit CacheDefaults(unsigned entries);
+  CacheDefaults& lookup_cycles(unsigned v) { c_.lookup_cycles = v; return *this; }
+  CacheDefaults& ports(unsigned v) { c_.ports = v; return *this; }
+  const common::CacheConfig& config() const { return c_; }
+ private:
+  common::CacheConfig c_;
+};
+
+// The keys of one cache ({entries, ways, replacement, ...}); `what` describes the cache.
+Section<common::CacheConfig> cache_keys(const std::string& what, const CacheDefaults& d);
+// `walkers` and the four caches of the translation engine, under the vendor's names.
+Section<common::TranslationEngineConfig> translation_keys(const common::TranslationCacheNames& names);
+// A vendor's driver config: the shared timing and pools from `settings`, then its own keys
+// (driver.<vendor>) read by `keys` from `d`.
+template <class DriverConfig>
+DriverConfig read_driver_config(const Section<DriverConfig>& keys, const ConfigReader& d, const LaneSettings& settings) {
+  DriverConfig dc;
+  dc.timing = settings.timing;
+  dc.memory = settings.pools;
+  keys.read(d, dc);
+  return dc;
+}
+// Seeds for random replacement, so runs stay deterministic: caches[i]->seed = base + i + 1.
+void seed_caches(uint64_t base, std::initializer_list<common::CacheConfig*> caches);
 
 class IommuLane {
  public:
@@ -85,6 +113,7 @@ class ModelLane : public IommuLane {
   void bind(traffic::Endpoint& endpoint) override {
     endpoint.socket.bind(iommu_.dma);
     iommu_.mem.bind(memory_.socket);
+    iommu_.set_direct_memory(&memory_);   // DMI-style: the same memory, without payloads
     drv_.mmio.bind(iommu_.mmio);
   }
   void register_stats(common::StatRegistry& reg, const std::string& p) const override {
@@ -106,19 +135,28 @@ class ModelLane : public IommuLane {
   bool oracle_on_;
 };
 
-// Builds the lane for `vendor` ("smmuv3", "vtd", "amdvi"). Throws ConfigError naming the key.
+// A vendor's lane: its config sections and its factory. Each platforms/<vendor>_lane.cpp
+// registers its own with a static RegisterLane.
+struct LaneType {
+  std::string vendor;
+  KeyInfo (*iommu_keys)();    // the declarations of iommu.<vendor>
+  KeyInfo (*driver_keys)();   // the declarations of driver.<vendor>
+  // Reads iommu.<vendor> and driver.<vendor>; throws ConfigError naming the key.
+  std::unique_ptr<IommuLane> (*make)(const ConfigReader& iommu, const ConfigReader& driver,
+                                     const ConfigReader& traffic, const LaneSettings& settings);
+};
+struct RegisterLane {
+  explicit RegisterLane(LaneType type);
+};
+// Every registered lane, by vendor name.
+const std::vector<LaneType>& lane_types();
+
+// Builds the lane for `vendor` from the `iommu` and `driver` sections (which hold each
+// vendor's own). Throws ConfigError naming the key.
 std::unique_ptr<IommuLane> make_lane(const std::string& vendor, const ConfigReader& iommu,
                                      const ConfigReader& driver, const ConfigReader& traffic,
                                      const LaneSettings& settings);
-// The vendors this build has lanes for, in the order a side-by-side summary shows them.
-const std::vector<std::string>& known_vendors();
-
-// Per-vendor factories (platforms/<vendor>_lane.cpp).
-std::unique_ptr<IommuLane> make_smmuv3_lane(const ConfigReader& iommu, const ConfigReader& driver,
-                                            const ConfigReader& traffic, const LaneSettings& settings);
-std::unique_ptr<IommuLane> make_vtd_lane(const ConfigReader& iommu, const ConfigReader& driver,
-                                         const ConfigReader& traffic, const LaneSettings& settings);
-std::unique_ptr<IommuLane> make_amdvi_lane(const ConfigReader& iommu, const ConfigReader& driver,
-                                           const ConfigReader& traffic, const LaneSettings& settings);
+// The vendors this build has lanes for, by name.
+std::vector<std::string> known_vendors();
 
 }  // namespace iommusim::platforms

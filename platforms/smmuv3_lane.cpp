@@ -1,4 +1,5 @@
-// The SMMUv3 lane: iommu.smmuv3 and driver.smmuv3 into an Smmuv3 and its Linux-like driver.
+// The SMMUv3 lane: the keys of iommu.smmuv3 and driver.smmuv3, read into an Smmuv3 and its
+// Linux-like driver.
 #include "models/smmuv3/smmuv3.h"
 #include "platforms/driver/smmuv3_driver.h"
 #include "platforms/iommu_lane.h"
@@ -25,41 +26,54 @@ class Smmuv3Lane : public ModelLane<smmuv3::Smmuv3, driver::Smmuv3Driver> {
  private:
 };
 
-}  // namespace
+// iommu.smmuv3: the model (models/smmuv3/smmuv3.h).
+const Section<smmuv3::Smmuv3Config>& model_keys() {
+  using C = smmuv3::Smmuv3Config;
+  static const Section<C> keys =
+      Section<C>("The Arm SMMUv3 model (Arm IHI 0070): its ID registers, command-queue timing and caches.")
+          .number("clock_mhz", &C::clock_mhz, 1000, 1, 100000, "MHz", "SMMU clock")
+          .integer("sid_bits", &C::sid_bits, 16, 1, 32, "bits", "StreamID width (IDR1.SIDSIZE)")
+          .integer("ssid_bits", &C::ssid_bits, 20, 0, 20, "bits", "SubstreamID width (IDR1.SSIDSIZE)")
+          .boolean("range_invalidation", &C::range_invalidation, true, "range invalidation commands (IDR3.RIL)")
+          .integer("translation_cycles", &C::translation_cycles, 2, 0, 10000, "cycles", "request pipeline before the IOTLB")
+          .integer("cmd_batch", &C::cmd_batch, 8, 1, 64, "commands", "commands fetched per command-queue read")
+          .integer("cmd_decode_cycles", &C::cmd_decode_cycles, 2, 0, 10000, "cycles", "decode of one command")
+          .integer("cmd_exec_cycles", &C::cmd_exec_cycles, 4, 0, 10000, "cycles", "fixed part of every command's execution")
+          .integer("sync_cycles", &C::sync_cycles, 4, 0, 10000, "cycles", "CMD_SYNC completion once older commands are done")
+          .integer("atc_inv_cycles", &C::atc_inv_cycles, 200, 0, 1000000, "cycles",
+                   "CMD_ATC_INV: the message to the device (ATS is not modelled)")
+          .section("config_cache", &C::config_cache, cache_keys("STE/CD configuration cache", CacheDefaults(64)))
+          .embed(&C::translation, translation_keys(common::TranslationCacheNames{}))
+          .check("", [](const C& m) { return smmuv3::validate(m); });
+  return keys;
+}
 
-std::unique_ptr<IommuLane> make_smmuv3_lane(const ConfigReader& s, const ConfigReader& d, const ConfigReader& t,
-                                            const LaneSettings& settings) {
-  smmuv3::Smmuv3Config m;
-  const uint64_t seed = settings.seed;
-  m.clock_mhz = s.number("clock_mhz", 1, 100000);
-  m.sid_bits = unsigned(s.integer("sid_bits", 1, 32));
-  m.ssid_bits = unsigned(s.integer("ssid_bits", 0, 20));
-  m.range_invalidation = s.boolean("range_invalidation");
-  m.translation.walkers = unsigned(s.integer("walkers", 1, 1024));
-  m.translation_cycles = unsigned(s.integer("translation_cycles", 0, 10000));
-  m.cmd_batch = unsigned(s.integer("cmd_batch", 1, 64));
-  m.cmd_decode_cycles = unsigned(s.integer("cmd_decode_cycles", 0, 10000));
-  m.cmd_exec_cycles = unsigned(s.integer("cmd_exec_cycles", 0, 10000));
-  m.sync_cycles = unsigned(s.integer("sync_cycles", 0, 10000));
-  m.atc_inv_cycles = unsigned(s.integer("atc_inv_cycles", 0, 1000000));
-  m.config_cache = read_cache(s.section("config_cache"), seed * 11 + 1);
-  m.translation.iotlb = read_cache(s.section("iotlb"), seed * 11 + 2);
-  m.translation.s1_walk_cache = read_cache(s.section("s1_walk_cache"), seed * 11 + 3);
-  m.translation.s2_walk_cache = read_cache(s.section("s2_walk_cache"), seed * 11 + 4);
-  m.translation.ipa_cache = read_cache(s.section("ipa_cache"), seed * 11 + 5);
-  if (auto e = smmuv3::validate(m); !e.empty()) s.fail("clock_mhz", e);
+// driver.smmuv3: the Linux-like driver (platforms/driver/smmuv3_driver.h).
+const Section<driver::Smmuv3DriverConfig>& driver_keys() {
+  using D = driver::Smmuv3DriverConfig;
+  using driver::SmmuSyncMode;
+  static const Section<D> keys =
+      Section<D>("The SMMUv3 driver: queue and stream-table sizes, and how it waits for CMD_SYNC.")
+          .choice("sync_mode", &D::sync_mode, SmmuSyncMode::MsiPoll,
+                  {{"msi_poll", SmmuSyncMode::MsiPoll}, {"sev_poll", SmmuSyncMode::SevPoll}},
+                  "CMD_SYNC completion: msi_poll polls the word its MSI clears (Linux), sev_poll polls CMDQ_CONS")
+          .integer("cmdq_log2", &D::cmdq_log2, 8, 2, 19, "log2 entries", "command queue size (CMDQ_BASE.LOG2SIZE)")
+          .integer("evtq_log2", &D::evtq_log2, 7, 1, 19, "log2 entries", "event queue size (EVENTQ_BASE.LOG2SIZE)")
+          .boolean("two_level_stream_table", &D::two_level_stream_table, false,
+                   "two-level stream table (STRTAB_BASE_CFG.FMT); linear when false")
+          .integer("stream_table_log2", &D::stream_table_log2, 8, 1, 24, "log2 StreamIDs", "StreamIDs the stream table covers")
+          .check("", [](const D& d) { return driver::validate(d); });
+  return keys;
+}
 
-  driver::Smmuv3DriverConfig dc;
-  dc.timing = settings.timing;
-  dc.memory = settings.pools;
-  dc.sync_mode = d.choice("sync_mode", {"msi_poll", "sev_poll"}) == "msi_poll" ? driver::SmmuSyncMode::MsiPoll
-                                                                               : driver::SmmuSyncMode::SevPoll;
-  dc.cmdq_log2 = unsigned(d.integer("cmdq_log2", 2, 19));
-  dc.evtq_log2 = unsigned(d.integer("evtq_log2", 1, 19));
-  dc.two_level_stream_table = d.boolean("two_level_stream_table");
-  dc.stream_table_log2 = unsigned(d.integer("stream_table_log2", 1, 24));
+std::unique_ptr<IommuLane> make(const ConfigReader& s, const ConfigReader& d, const ConfigReader& t,
+                                const LaneSettings& settings) {
+  smmuv3::Smmuv3Config m = model_keys().read(s);
+  seed_caches(settings.seed * 11, {&m.config_cache, &m.translation.iotlb, &m.translation.s1_walk_cache,
+                                   &m.translation.s2_walk_cache, &m.translation.ipa_cache});
+
+  const driver::Smmuv3DriverConfig dc = read_driver_config(driver_keys(), d, settings);
   if (dc.stream_table_log2 > m.sid_bits) d.fail("stream_table_log2", "exceeds iommu.smmuv3.sid_bits");
-  if (auto e = driver::validate(dc); !e.empty()) d.fail("cmdq_log2", e);
 
   if (settings.traffic.requester_id >> dc.stream_table_log2)
     t.fail("requester_id", "beyond the SMMUv3 stream table (driver.smmuv3.stream_table_log2)");
@@ -67,5 +81,10 @@ std::unique_ptr<IommuLane> make_smmuv3_lane(const ConfigReader& s, const ConfigR
     t.fail("pasid", "beyond the SMMUv3 CD table (" + std::to_string(1u << dc.cd_table_log2) + " SubstreamIDs)");
   return std::make_unique<Smmuv3Lane>(settings, m, dc);
 }
+
+const RegisterLane kLane{{"smmuv3", [] { return model_keys().info("smmuv3"); },
+                          [] { return driver_keys().info("smmuv3"); }, make}};
+
+}  // namespace
 
 }  // namespace iommusim::platforms

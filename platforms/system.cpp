@@ -16,6 +16,7 @@
 
 #include "models/memory/sparse_memory.h"
 #include "platforms/config.h"
+#include "platforms/config_keys.h"
 #include "platforms/iommu_lane.h"
 #include "platforms/progress.h"
 #include "platforms/stress_workload.h"
@@ -27,62 +28,64 @@ using nlohmann::json;
 
 namespace {
 
+// The run's own settings; the vendors' are read by their lanes.
 struct Params {
-  uint64_t seed;
-  bool progress;
-  double max_sim_time_us;   // 0: no limit
+  uint64_t seed = 0;
+  bool progress = false;
+  double max_sim_time_us = 0;   // 0: no limit
+  uint64_t warmup = 0;          // DMAs per lane before its statistics count (0: none)
   memory::MemoryConfig mem;
   std::string translation;
   std::vector<std::string> vendors;
   driver::DriverTiming timing;
   driver::DriverMemory pools;
   traffic::EndpointConfig ep;
-  uint64_t guest_ram_pa, guest_ram_bytes, buffer_ipa, s2_page, s1_page;
-  uint64_t unmap_interval_ns, churn_pages, domain_every, extra_pasids;
-  bool oracle;
-  bool stress, mixed_leaves;
-  uint64_t stride;   // stress: distance between the target regions a window leaf moves among
+  uint64_t guest_ram_pa = 0, guest_ram_bytes = 0, buffer_ipa = 0, s2_page = 0, s1_page = 0;
+  uint64_t unmap_interval_ns = 0, churn_pages = 0, domain_every = 0, extra_pasids = 0;
+  bool oracle = false;
+  bool stress = false, mixed_leaves = false;
+  uint64_t stride = 0;   // stress: distance between the target regions a window leaf moves among
 };
 
 constexpr unsigned kBarrierReads = 48;
 
-uint64_t check_page(const ConfigReader& r, const std::string& key) {
-  const uint64_t v = r.integer(key, 4096, 1ull << 30);
-  if (v != 4096 && v != (2ull << 20) && v != (1ull << 30)) r.fail(key, "must be 4096, 2097152 or 1073741824");
-  return v;
+// The run's own sections. Params's zeros are placeholders (StructDefaults::Own): every value
+// comes from these declarations. The model structs it holds are checked against them where
+// their member defaults serve tests that build models directly.
+using P = Params;
+
+Section<P> sim_keys() {
+  return Section<P>("Simulation control.", StructDefaults::Own)
+      .integer("seed", &P::seed, 1, 0, ~0ull, "", "seed of the traffic and of random cache replacement")
+      .boolean("progress", &P::progress, true, "progress on stderr when it is a terminal")
+      .boolean("oracle", &P::oracle, true, "check every DMA against the driver's mappings (exit 3 on a violation)")
+      .number("max_sim_time_us", &P::max_sim_time_us, 0, 0, 1e12, "us",
+              "stop a run whose simulated time reaches this (exit 1); 0: no limit")
+      .integer("warmup_transactions", &P::warmup, 0, 0, 1ull << 40, "DMAs",
+               "DMAs per lane before its statistics count (the oracle's counts never reset); 0: none");
 }
 
-// Leaf size of the tables the DMA domain uses, and the churn region in those units.
-uint64_t churn_unit(const Params& p) { return p.translation == "s2" ? p.s2_page : p.s1_page; }
-uint64_t churn_units(const Params& p) {
-  const uint64_t unit = churn_unit(p);
-  return std::max<uint64_t>(1, (p.churn_pages * 4096 + unit - 1) / unit);
+Section<memory::MemoryConfig> memory_keys() {
+  using M = memory::MemoryConfig;
+  return Section<M>("Each lane's memory (models/memory/sparse_memory.h): tables, queues and DMA buffers.")
+      .number("clock_mhz", &M::clock_mhz, 1000, 1, 100000, "MHz", "memory clock")
+      // 10000 cycles is 10 us at 1 GHz, far beyond any DRAM (and checked against
+      // driver.sync_timeout_us).
+      .integer("latency_cycles", &M::latency_cycles, 80, 0, 10000, "cycles", "first-word latency of an access")
+      .integer("channels", &M::channels, 4, 1, 1024, "channels", "accesses served at once")
+      .integer("bytes_per_cycle", &M::bytes_per_cycle, 32, 1, 4096, "bytes", "transfer rate of one channel")
+      .boolean("store_dma_payload", &M::store_dma_payload, false,
+               "keep the bytes devices write (off: only frames that hold tables or queues keep DMA data)");
 }
 
-Params read_params(const json& j) {
-  ConfigReader root(j, "");
-  Params p;
-  auto sim = root.section("sim");
-  p.seed = sim.integer("seed", 0, ~0ull);
-  p.progress = sim.boolean("progress");
-  p.oracle = sim.boolean("oracle");
-  p.max_sim_time_us = sim.number("max_sim_time_us", 0, 1e12);
-
-  auto m = root.section("memory");
-  p.mem.clock_mhz = m.number("clock_mhz", 1, 100000);
-  // 10000 cycles is 10 us at 1 GHz, far beyond any DRAM (checked against
-  // driver.sync_timeout_us below).
-  p.mem.latency_cycles = unsigned(m.integer("latency_cycles", 0, 10000));
-  p.mem.channels = unsigned(m.integer("channels", 1, 1024));
-  p.mem.bytes_per_cycle = unsigned(m.integer("bytes_per_cycle", 1, 4096));
-
-  auto io = root.section("iommu");
-  // One vendor, or several separated by commas: each gets identical traffic.
+// iommu.vendor: one vendor, or several separated by commas: each gets identical traffic.
+void read_vendors(const ConfigReader& io, P& p) {
   const std::string vendors = io.string("vendor");
+  const std::vector<std::string> known = known_vendors();
+  p.vendors.clear();
   for (size_t pos = 0; pos <= vendors.size();) {
     const size_t comma = std::min(vendors.find(',', pos), vendors.size());
     const std::string v = vendors.substr(pos, comma - pos);
-    const auto& known = known_vendors();
     if (std::find(known.begin(), known.end(), v) == known.end()) {
       std::string list;
       for (auto& k : known) list += (list.empty() ? "" : ", ") + k;
@@ -92,8 +95,146 @@ Params read_params(const json& j) {
     p.vendors.push_back(v);
     pos = comma + 1;
   }
-  p.translation = io.choice("translation", {"nested", "s1", "s2", "bypass"});
-  p.timing = read_driver_timing(root.section("driver"));
+}
+
+json write_vendors(const P& p) {
+  std::string s;
+  for (auto& v : p.vendors) s += (s.empty() ? "" : ",") + v;
+  return s;
+}
+
+// Each vendor's own section (iommu.<vendor>) joins these in config_schema().
+Section<P> iommu_keys() {
+  std::string known;
+  for (const std::string& v : known_vendors()) known += (known.empty() ? "" : ", ") + v;
+  return Section<P>("Which IOMMUs to simulate and how the DMA domain translates; each vendor's model is "
+                    "configured in its own section below.",
+                    StructDefaults::Own)
+      .custom(value_key("vendor", KeyType::String, "smmuv3,vtd,amdvi", "comma-separated: " + known, "",
+                        "the IOMMU(s) to simulate; several run side by side on identical traffic"),
+              read_vendors, write_vendors)
+      .choice("translation", &P::translation, "nested", {"nested", "s1", "s2", "bypass"},
+              "the DMA domain: stage 1 over stage 2, one stage, or untranslated");
+}
+
+// Each vendor's own section (driver.<vendor>) joins these in config_schema().
+Section<driver::DriverTiming> driver_timing_keys() {
+  using D = driver::DriverTiming;
+  return Section<D>("The host driver's CPU costs, shared by every vendor's driver (platforms/driver/driver.h); "
+                    "each vendor's own keys are in its section below.")
+      .number("cpu_mhz", &D::cpu_mhz, 2000, 1, 100000, "MHz", "host CPU clock")
+      .integer("descriptor_write_cycles", &D::descriptor_write_cycles, 20, 0, 1000000, "cycles",
+               "one 8-byte table store, with its share of barriers")
+      .integer("command_write_cycles", &D::command_write_cycles, 30, 0, 1000000, "cycles", "build and store one queue entry")
+      .integer("op_overhead_cycles", &D::op_overhead_cycles, 400, 0, 10000000, "cycles",
+               "locking and bookkeeping per operation")
+      .number("mmio_write_ns", &D::mmio_write_ns, 150, 0, 1e6, "ns", "posted MMIO write to the IOMMU")
+      .number("mmio_read_ns", &D::mmio_read_ns, 400, 0, 1e6, "ns", "non-posted MMIO read round trip")
+      .number("poll_interval_ns", &D::poll_interval_ns, 50, 1, 1e6, "ns", "between completion polls")
+      .integer("poll_read_cycles", &D::poll_read_cycles, 10, 0, 100000, "cycles", "cached read of the completion word")
+      .number("sync_timeout_us", &D::sync_timeout_us, 100, 0.001, 1e7, "us",
+              "a completion barrier not done by then fails the run with a message (Linux: 1 s)")
+      .check("", [](const D& t) { return driver::validate(t); });
+}
+
+Section<P> platform_keys() {
+  using Pools = driver::DriverMemory;
+  const std::vector<uint64_t> pages{4096, 2ull << 20, 1ull << 30};
+  return Section<P>("Where guest RAM, DMA buffers and the drivers' table pools live, and the page sizes.",
+                    StructDefaults::Own)
+      .integer("guest_ram_pa", &P::guest_ram_pa, 0x200000000ull, 0, 1ull << 47, "bytes", "where guest IPA 0 lives (a PA)")
+      .integer("guest_ram_bytes", &P::guest_ram_bytes, 128ull << 20, 1u << 20, 1ull << 40, "bytes",
+               "guest RAM, all mapped by stage 2")
+      .integer("buffer_ipa", &P::buffer_ipa, 0, 0, 1ull << 47, "bytes",
+               "where the DMA buffers start (an IPA, or a PA offset into guest RAM when not nested)")
+      .one_of("stage2_page_bytes", &P::s2_page, 4096, pages, "bytes", "leaf size of the stage-2 tables")
+      .one_of("stage1_page_bytes", &P::s1_page, 4096, pages, "bytes", "leaf size of the stage-1 tables")
+      .embed(&P::pools, Section<Pools>("")
+                            .integer("table_pool_bytes", &Pools::table_pool_bytes, 256ull << 20, 1u << 20, 64ull << 30,
+                                     "bytes", "host memory for the drivers' tables and queues, at 0x1_0000_0000")
+                            .multiple_of(4096)
+                            .integer("guest_table_pool_bytes", &Pools::guest_pool_bytes, 16u << 20, 1u << 20,
+                                     64ull << 30, "bytes", "guest memory for nested stage-1 tables and guest config")
+                            .multiple_of(4096));
+}
+
+// EndpointConfig's member defaults are the endpoint model's own, for its unit tests (reads
+// only, a window at 0, no limit), so they are not checked against these.
+Section<traffic::EndpointConfig> traffic_keys() {
+  using E = traffic::EndpointConfig;
+  using traffic::Pattern;
+  return Section<E>("What each lane's PCIe endpoint sends (traffic/endpoint.h); every lane gets the same.",
+                    StructDefaults::Own)
+      .integer("requester_id", &E::requester_id, 16, 0, 0xFFFF, "", "the device's requester ID (bus:devfn)")
+      .custom(value_key("pasid", KeyType::Integer, -1, "-1 .. 1048575", "", "PASID of every DMA; -1: none"),
+              [](const ConfigReader& r, E& e) {
+                const int64_t pasid = r.signed_integer("pasid", -1, (1 << 20) - 1);
+                e.pasid_valid = pasid >= 0;
+                e.pasid = pasid >= 0 ? uint32_t(pasid) : 0;
+              },
+              [](const E& e) { return json(e.pasid_valid ? int64_t(e.pasid) : int64_t(-1)); })
+      .integer("outstanding", &E::outstanding, 8, 1, 4096, "DMAs", "DMAs in flight at once")
+      .choice("pattern", &E::pattern, Pattern::Random,
+              {{"random", Pattern::Random}, {"sequential", Pattern::Sequential}, {"strided", Pattern::Strided}},
+              "where in the window each DMA goes")
+      .integer("window_iova", &E::window_base, 1ull << 30, 0, 1ull << 47, "bytes", "start of the DMA window")
+      .integer("window_bytes", &E::window_bytes, 32ull << 20, 4096, 1ull << 40, "bytes", "size of the DMA window")
+      .integer("stride_bytes", &E::stride_bytes, 4096, 1, 1ull << 40, "bytes",
+               "distance between consecutive DMAs of the strided pattern")
+      .integer("transfer_bytes", &E::transfer_bytes, 64, 1, 4096, "bytes", "size of each DMA")
+      .number("read_fraction", &E::read_fraction, 0.7, 0, 1, "", "share of DMAs that are reads")
+      .number("issue_gap_ns", &E::issue_gap_ns, 0, 0, 1e9, "ns", "least time between issues of one slot")
+      .integer("transactions", &E::total_transactions, 100000, 1, 1ull << 40, "DMAs", "DMAs per lane")
+      .number("clock_mhz", &E::clock_mhz, 250, 1, 100000, "MHz", "endpoint clock")
+      .check("", [](const E& e) { return traffic::validate(e); });
+}
+
+Section<P> workload_keys() {
+  return Section<P>("What the driver does while the traffic runs.", StructDefaults::Own)
+      .integer("unmap_interval_ns", &P::unmap_interval_ns, 5000, 0, 1ull << 40, "ns",
+               "time between unmap/invalidate operations; 0 disables the loop")
+      .integer("churn_pages", &P::churn_pages, 64, 1, 1u << 20, "pages",
+               "4 KB pages beside the DMA window that are unmapped and remapped")
+      .integer("domain_invalidate_every", &P::domain_every, 64, 0, 1u << 30, "operations",
+               "every Nth operation flushes the whole domain; 0: never")
+      .integer("extra_pasids", &P::extra_pasids, 0, 0, 14, "PASIDs",
+               "also attach the DMA domain through PASIDs 1..N (s1 or nested)")
+      .choice("mode", &P::stress, false, {{"churn", false}, {"stress", true}},
+              "churn: unmap and remap pages beside the DMA window; stress: change the window itself")
+      .boolean("mixed_leaves", &P::mixed_leaves, false,
+               "stress: alternate 2 MB leaves and 4 KB leaves per 2 MB of the window")
+      .check("mixed_leaves",
+             [](const P& p) { return p.mixed_leaves && !p.stress ? "only with workload.mode = stress" : ""; });
+}
+
+const Section<P>& run_keys() {
+  static const Section<P> keys = Section<P>("", StructDefaults::Own)
+                                     .section("sim", sim_keys())
+                                     .section("memory", &P::mem, memory_keys())
+                                     .section("iommu", iommu_keys())
+                                     .section("driver", &P::timing, driver_timing_keys())
+                                     .section("platform", platform_keys())
+                                     .section("traffic", &P::ep, traffic_keys())
+                                     .section("workload", workload_keys());
+  return keys;
+}
+
+// Leaf size of the tables the DMA domain uses, and the churn region in those units.
+uint64_t churn_unit(const Params& p) { return p.translation == "s2" ? p.s2_page : p.s1_page; }
+uint64_t churn_units(const Params& p) {
+  const uint64_t unit = churn_unit(p);
+  return std::max<uint64_t>(1, (p.churn_pages * 4096 + unit - 1) / unit);
+}
+
+// Reads the run's sections, then the checks that span sections.
+Params read_params(const json& j) {
+  ConfigReader root(j, "");
+  Params p;
+  run_keys().read(root, p);
+  p.ep.seed = p.seed;
+  const ConfigReader m = root.section("memory"), pl = root.section("platform"), t = root.section("traffic"),
+                     w = root.section("workload");
+
   // A completion barrier waits for the walks an invalidation overtook (a cold nested walk
   // is 24 reads) and for its own queue reads and status write: with slow memory it cannot
   // complete within driver.sync_timeout_us. Refuse such a pair up front (48 reads' margin).
@@ -103,16 +244,6 @@ Params read_params(const json& j) {
                                  std::to_string(kBarrierReads) + " reads) outlast driver.sync_timeout_us (" +
                                  std::to_string(p.timing.sync_timeout_us) + " us): raise driver.sync_timeout_us");
 
-  auto pl = root.section("platform");
-  p.guest_ram_pa = pl.integer("guest_ram_pa", 0, 1ull << 47);
-  p.guest_ram_bytes = pl.integer("guest_ram_bytes", 1u << 20, 1ull << 40);
-  p.buffer_ipa = pl.integer("buffer_ipa", 0, 1ull << 47);
-  p.s2_page = check_page(pl, "stage2_page_bytes");
-  p.s1_page = check_page(pl, "stage1_page_bytes");
-  p.pools.table_pool_bytes = pl.integer("table_pool_bytes", 1u << 20, 64ull << 30);
-  p.pools.guest_pool_bytes = pl.integer("guest_table_pool_bytes", 1u << 20, 64ull << 30);
-  if (p.pools.table_pool_bytes % 4096) pl.fail("table_pool_bytes", "must be a multiple of 4096");
-  if (p.pools.guest_pool_bytes % 4096) pl.fail("guest_table_pool_bytes", "must be a multiple of 4096");
   // Stage 1 maps the window onto the buffers with stage1_page_bytes leaves, so their
   // start (an IPA, or a PA offset into guest RAM with s1) must be aligned to it.
   if (p.buffer_ipa % p.s1_page) pl.fail("buffer_ipa", "must be aligned to platform.stage1_page_bytes (" + std::to_string(p.s1_page) + ")");
@@ -124,34 +255,11 @@ Params read_params(const json& j) {
   if (p.guest_ram_pa < (p.pools.table_pool_base + p.pools.table_pool_bytes) && p.guest_ram_pa + p.guest_ram_bytes > p.pools.table_pool_base)
     pl.fail("guest_ram_pa", "overlaps the host table pool at 0x100000000 (platform.table_pool_bytes)");
 
-  auto t = root.section("traffic");
-  p.ep.requester_id = uint32_t(t.integer("requester_id", 0, 0xFFFF));
-  const int64_t pasid = t.signed_integer("pasid", -1, (1 << 20) - 1);
-  p.ep.pasid_valid = pasid >= 0;
-  p.ep.pasid = pasid >= 0 ? uint32_t(pasid) : 0;
-  p.ep.outstanding = unsigned(t.integer("outstanding", 1, 4096));
-  p.ep.pattern = *traffic::parse_pattern(t.choice("pattern", {"random", "sequential", "strided"}));
-  p.ep.window_base = t.integer("window_iova", 0, 1ull << 47);
-  p.ep.window_bytes = t.integer("window_bytes", 4096, 1ull << 40);
-  p.ep.stride_bytes = t.integer("stride_bytes", 1, 1ull << 40);
-  p.ep.transfer_bytes = unsigned(t.integer("transfer_bytes", 1, 4096));
-  p.ep.read_fraction = t.number("read_fraction", 0, 1);
-  p.ep.issue_gap_ns = t.number("issue_gap_ns", 0, 1e9);
-  p.ep.total_transactions = t.integer("transactions", 1, 1ull << 40);
-  p.ep.clock_mhz = t.number("clock_mhz", 1, 100000);
-  p.ep.seed = p.seed;
-  if (auto e = traffic::validate(p.ep); !e.empty()) t.fail("window_bytes", e);
   if (p.ep.window_base % p.s1_page || p.ep.window_bytes % p.s1_page) t.fail("window_iova", "window must be aligned to platform.stage1_page_bytes");
+  if (p.warmup >= p.ep.total_transactions)
+    root.section("sim").fail("warmup_transactions", "must be less than traffic.transactions (" +
+                                                         std::to_string(p.ep.total_transactions) + "), or 0 for no warm-up");
 
-  auto w = root.section("workload");
-  p.unmap_interval_ns = w.integer("unmap_interval_ns", 0, 1ull << 40);
-  p.churn_pages = w.integer("churn_pages", 1, 1u << 20);
-  p.domain_every = w.integer("domain_invalidate_every", 0, 1u << 30);
-  p.extra_pasids = w.integer("extra_pasids", 0, 14);
-  const std::string mode = w.choice("mode", {"churn", "stress"});
-  p.stress = mode == "stress";
-  p.mixed_leaves = w.boolean("mixed_leaves");
-  if (p.mixed_leaves && !p.stress) w.fail("mixed_leaves", "only with workload.mode = stress");
   if (p.stress && p.translation == "bypass") w.fail("mode", "stress needs translation s1, s2 or nested");
   if (p.stress && p.extra_pasids) w.fail("extra_pasids", "not with workload.mode = stress");
   if (p.mixed_leaves && churn_unit(p) != 4096)
@@ -167,7 +275,6 @@ Params read_params(const json& j) {
     t.fail("pasid", "with translation s2 the DMA domain attaches to the RID, not a PASID (use -1)");
   if (p.extra_pasids && p.ep.pasid_valid && p.ep.pasid <= p.extra_pasids)
     t.fail("pasid", "collides with workload.extra_pasids (PASIDs 1.." + std::to_string(p.extra_pasids) + ")");
-
   if (p.translation == "s2") {
     // The device addresses IPAs directly; the window and churn region are guest RAM.
     if (p.ep.window_base % p.s2_page || p.ep.window_bytes % p.s2_page)
@@ -196,6 +303,18 @@ Params read_params(const json& j) {
 
 }  // namespace
 
+const KeyInfo& config_schema() {
+  static const KeyInfo schema = [] {
+    KeyInfo root = run_keys().info("");
+    for (const LaneType& lane : lane_types()) {
+      root.find("iommu")->keys.push_back(lane.iommu_keys());
+      root.find("driver")->keys.push_back(lane.driver_keys());
+    }
+    return root;
+  }();
+  return schema;
+}
+
 // One vendor's slice of the run: its memory, IOMMU + driver, endpoint and workload state.
 struct Lane {
   std::string vendor;
@@ -207,6 +326,12 @@ struct Lane {
   std::unique_ptr<StressWorkload> stress;
   common::Counter unmaps, domain_flushes;
   sc_core::sc_time traffic_start, traffic_end;
+  // sim.warmup_transactions: when the lane's statistics started counting afresh, and
+  // where its invalidation records and event count stood then.
+  bool warmed_up = false;
+  sc_core::sc_time warmup_end;
+  size_t invalidations_from = 0;
+  uint64_t events_from = 0;
   std::string failure;
   bool finished = false;
 };
@@ -244,6 +369,7 @@ struct System::Impl : sc_core::sc_module {
       l.endpoint->register_stats(reg, v + ".endpoint");
       reg.add(v + ".workload.unmaps", l.unmaps, "count", "strict unmap operations (PTE clear + range invalidation + sync)");
       reg.add(v + ".workload.domain_flushes", l.domain_flushes, "count", "whole-domain invalidations");
+      if (p.warmup) l.endpoint->on_completed(p.warmup, [this, &l] { end_warmup(l); });
       if (p.stress) {
         StressConfig sc;
         sc.translation = p.translation;
@@ -320,6 +446,15 @@ struct System::Impl : sc_core::sc_module {
       return false;
     l.dma_domain = *s1;
     return check(l, drv.attach(p.ep.requester_id, pasid, *s1), "attach") && attach_extra_pasids(l);
+  }
+
+  // The lane's statistics count afresh from here, except the oracle's, which judge every DMA.
+  void end_warmup(Lane& l) {
+    reg.reset(l.vendor + ".", {l.vendor + ".oracle."});
+    l.warmed_up = true;
+    l.warmup_end = sc_core::sc_time_stamp();
+    l.invalidations_from = l.iommu->driver().invalidations().records().size();
+    l.events_from = l.iommu->events_recorded();
   }
 
   // The same domain also attached through PASIDs 1..N of the device (an SVA-like fan-out):
@@ -404,7 +539,11 @@ common::StatRegistry& System::stats() { return impl_->reg; }
 
 nlohmann::json System::invalidation_records() const {
   json j = json::object();
-  for (auto& l : impl_->lanes) j[l->vendor] = l->iommu->driver().invalidations().to_json();
+  for (auto& l : impl_->lanes) {
+    json records = l->iommu->driver().invalidations().to_json();
+    records.erase(records.begin(), records.begin() + std::ptrdiff_t(l->invalidations_from));
+    j[l->vendor] = std::move(records);
+  }
   return j;
 }
 
@@ -498,66 +637,91 @@ RunResult System::run() {
     for (auto& l : s.lanes) cells.push_back(cell(*l));
     t.row(label, cells);
   };
+  // Every figure is read through the registry, so it counts from the end of the lane's
+  // warm-up (sim.warmup_transactions), like stats.json; the oracle's cover the whole run.
+  auto count = [&](const Lane& l, const std::string& stat) { return s.reg.counter(l.vendor + "." + stat); };
+  auto hist = [&](const Lane& l, const std::string& stat) { return s.reg.histogram(l.vendor + "." + stat); };
   auto ns = [](double ps) { return fmt(ps / 1000.0); };
-  auto sim_ns = [](const Lane& l) { return (l.traffic_end - l.traffic_start).to_seconds() * 1e9; };
+  auto measured_from = [](const Lane& l) { return l.warmed_up ? l.warmup_end : l.traffic_start; };
+  auto sim_ns = [&](const Lane& l) { return (l.traffic_end - measured_from(l)).to_seconds() * 1e9; };
+  auto hit_rate = [&](const Lane& l, const std::string& cache) {
+    const uint64_t hits = count(l, "iommu." + cache + ".hits"), lookups = hits + count(l, "iommu." + cache + ".misses");
+    return lookups ? double(hits) / double(lookups) : 0.0;
+  };
   for (auto& lp : s.lanes) {
     const Lane& l = *lp;
     const double t_ns = sim_ns(l);
-    s.reg.set_value(l.vendor + ".run.simulated_traffic_time", t_ns, "ns", "simulated time from traffic start to its end");
-    s.reg.set_value(l.vendor + ".run.dma_throughput", t_ns > 0 ? double(l.endpoint->completed()) / t_ns * 1e3 : 0,
+    s.reg.set_value(l.vendor + ".run.simulated_traffic_time", t_ns, "ns",
+                    "simulated time from traffic start (or the end of the warm-up) to its end");
+    s.reg.set_value(l.vendor + ".run.dma_throughput", t_ns > 0 ? double(count(l, "endpoint.transactions")) / t_ns * 1e3 : 0,
                     "M DMA/s", "completed DMAs per simulated microsecond");
+    if (l.warmed_up)
+      s.reg.set_value(l.vendor + ".run.warmup_end", measured_from(l).to_seconds() * 1e9, "ns",
+                      "when the lane's warm-up (sim.warmup_transactions) ended: its other stats, except the oracle's, count from here");
     for (auto& c : l.iommu->caches())
-      s.reg.set_value(l.vendor + ".iommu." + c.name + ".hit_rate", c.stats->hit_rate(), "ratio", c.name + " hits / lookups");
+      s.reg.set_value(l.vendor + ".iommu." + c.name + ".hit_rate", hit_rate(l, c.name), "ratio", c.name + " hits / lookups");
   }
   r.stats = s.reg.to_json();
 
-  per_lane("DMAs completed", [](const Lane& l) { return std::to_string(l.endpoint->completed()); });
-  per_lane("  faulted / errors", [](const Lane& l) {
-    return std::to_string(l.endpoint->faulted()) + " / " + std::to_string(l.endpoint->errors());
+  per_lane("DMAs completed", [&](const Lane& l) { return std::to_string(count(l, "endpoint.transactions")); });
+  per_lane("  faulted / errors", [&](const Lane& l) {
+    return std::to_string(count(l, "endpoint.faults")) + " / " + std::to_string(count(l, "endpoint.errors"));
   });
   per_lane("simulated time (us)", [&](const Lane& l) { return fmt(sim_ns(l) / 1000.0); });
-  per_lane("IOTLB hit rate", [](const Lane& l) {
-    const auto* st = l.iommu->caches().front().stats;
-    return st->hits.value() + st->misses.value() ? fmt(100.0 * st->hit_rate()) + "%" : std::string("-");
+  per_lane("IOTLB hit rate", [&](const Lane& l) {
+    const std::string iotlb = l.iommu->caches().front().name;
+    return count(l, "iommu." + iotlb + ".hits") + count(l, "iommu." + iotlb + ".misses")
+               ? fmt(100.0 * hit_rate(l, iotlb)) + "%"
+               : std::string("-");
   });
-  per_lane("table reads/walk mean", [](const Lane& l) { return fmt(l.iommu->walk_reads().mean(), 2); });
-  per_lane("  p50 / p99 / max", [](const Lane& l) {
-    const auto& w = l.iommu->walk_reads();
+  per_lane("table reads/walk mean", [&](const Lane& l) { return fmt(hist(l, "iommu.walk_reads").mean(), 2); });
+  per_lane("  p50 / p99 / max", [&](const Lane& l) {
+    const auto w = hist(l, "iommu.walk_reads");
     return fmt(w.percentile(0.5), 0) + " / " + fmt(w.percentile(0.99), 0) + " / " + std::to_string(w.max());
   });
-  per_lane("walks", [](const Lane& l) { return std::to_string(l.iommu->walk_reads().count()); });
+  per_lane("walks", [&](const Lane& l) { return std::to_string(hist(l, "iommu.walk_reads").count()); });
   // Config structures themselves (STE/CD, root/context/PASID, DTE/GCR3), and apart the
   // stage-2 reads that locate them at guest addresses: one definition for every vendor.
-  per_lane("config reads", [](const Lane& l) { return std::to_string(l.iommu->config_reads()); });
-  per_lane("  stage-2 reads locating them", [](const Lane& l) { return std::to_string(l.iommu->config_locate_reads()); });
-  per_lane("walk latency p50 (ns)", [&](const Lane& l) { return ns(l.iommu->walk_latency_ps().percentile(0.5)); });
-  per_lane("walk latency p99 (ns)", [&](const Lane& l) { return ns(l.iommu->walk_latency_ps().percentile(0.99)); });
-  per_lane("invalidations", [](const Lane& l) {
-    return std::to_string(l.iommu->driver().invalidations().total().count()) + " (" + std::to_string(l.unmaps.value()) +
-           "+" + std::to_string(l.domain_flushes.value()) + ")";
+  per_lane("config reads", [&](const Lane& l) { return std::to_string(count(l, "iommu.config_reads")); });
+  per_lane("  stage-2 reads locating them", [&](const Lane& l) { return std::to_string(count(l, "iommu.config_table_reads")); });
+  // Percentiles are bucket upper bounds: the resolution row says how far above the true
+  // value they may be (0: exact).
+  auto latency_rows = [&](const std::string& indent, const std::string& what, const std::string& stat) {
+    per_lane(indent + what + " p50 (ns)", [&](const Lane& l) { return ns(hist(l, stat).percentile(0.5)); });
+    per_lane(indent + what + " p99 (ns)", [&](const Lane& l) { return ns(hist(l, stat).percentile(0.99)); });
+    per_lane(indent + "  resolution (ns)", [&](const Lane& l) { return ns(hist(l, stat).resolution({0.5, 0.99})); });
+  };
+  latency_rows("", "walk latency", "iommu.walk_latency");
+  per_lane("invalidations", [&](const Lane& l) {
+    return std::to_string(hist(l, "driver.invalidation.latency").count()) + " (" +
+           std::to_string(count(l, "workload.unmaps")) + "+" + std::to_string(count(l, "workload.domain_flushes")) + ")";
   });
-  per_lane("  latency p50 (ns)", [&](const Lane& l) { return ns(l.iommu->driver().invalidations().total().percentile(0.5)); });
-  per_lane("  latency p99 (ns)", [&](const Lane& l) { return ns(l.iommu->driver().invalidations().total().percentile(0.99)); });
+  latency_rows("  ", "latency", "driver.invalidation.latency");
   // Mean breakdown over the kept records: the parts add up to the mean total.
+  auto records = [](const Lane& l) {
+    const auto& all = l.iommu->driver().invalidations().records();
+    return std::make_pair(all.begin() + std::ptrdiff_t(l.invalidations_from), all.end());
+  };
   const char* parts[] = {"software", "queueing", "fetch", "execution", "sync"};
   for (int k = 0; k < 5; ++k) {
     per_lane(std::string("  mean ") + parts[k] + " (ns)", [&](const Lane& l) {
-      const auto& recs = l.iommu->driver().invalidations().records();
-      if (recs.empty()) return std::string("-");
+      const auto [first, last] = records(l);
+      if (first == last) return std::string("-");
       double sum = 0;
-      for (auto& rec : recs) {
-        const uint64_t v[] = {rec.software_ps, rec.queueing_ps, rec.fetch_ps, rec.execution_ps, rec.sync_ps};
+      for (auto rec = first; rec != last; ++rec) {
+        const uint64_t v[] = {rec->software_ps, rec->queueing_ps, rec->fetch_ps, rec->execution_ps, rec->sync_ps};
         sum += double(v[k]);
       }
-      return ns(sum / double(recs.size()));
+      return ns(sum / double(last - first));
     });
   }
-  per_lane("  commands per domain flush", [](const Lane& l) {
-    for (auto& rec : l.iommu->driver().invalidations().records())
-      if (rec.op == "invalidate_domain") return std::to_string(rec.commands);
+  per_lane("  commands per domain flush", [&](const Lane& l) {
+    const auto [first, last] = records(l);
+    for (auto rec = first; rec != last; ++rec)
+      if (rec->op == "invalidate_domain") return std::to_string(rec->commands);
     return std::string("-");
   });
-  per_lane("events recorded", [](const Lane& l) { return std::to_string(l.iommu->events_recorded()); });
+  per_lane("events recorded", [](const Lane& l) { return std::to_string(l.iommu->events_recorded() - l.events_from); });
   per_lane("oracle: DMAs checked", [](const Lane& l) {
     auto* o = l.iommu->oracle();
     return o ? std::to_string(o->checked()) : std::string("off");
@@ -566,15 +730,22 @@ RunResult System::run() {
     auto* o = l.iommu->oracle();
     return o ? std::to_string(o->permitted_stale()) + " / " + std::to_string(o->violations()) : std::string("-");
   });
-  std::vector<std::string> hit_names;
   for (auto& l : s.lanes) {
     std::string line = l->vendor + " cache hit rates:";
     for (auto& c : l->iommu->caches()) {
-      const uint64_t n = c.stats->hits.value() + c.stats->misses.value();
-      line += " " + c.name + " " + (n ? fmt(100.0 * c.stats->hit_rate()) + "%" : std::string("-"));
+      const uint64_t n = count(*l, "iommu." + c.name + ".hits") + count(*l, "iommu." + c.name + ".misses");
+      line += " " + c.name + " " + (n ? fmt(100.0 * hit_rate(*l, c.name)) + "%" : std::string("-"));
     }
     t.note(line);
   }
+  if (s.p.warmup) {
+    std::string line = "warm-up: the first " + std::to_string(s.p.warmup) +
+                       " DMAs of each lane are not counted above (the oracle's counts cover every DMA)";
+    for (auto& l : s.lanes)
+      if (!l->warmed_up) line += "; " + l->vendor + " never finished its warm-up: its figures cover the whole run";
+    t.note(line);
+  }
+  t.note("percentiles: nearest rank, exact below 64 (ps, reads), else a bucket's upper bound at most 3.2% high");
   o << t.str();
   r.summary = o.str();
   return r;

@@ -1,5 +1,5 @@
-// The VT-d lane: iommu.vtd and driver.vtd into a Vtd (scalable mode) and its Linux-like
-// driver.
+// The VT-d lane: the keys of iommu.vtd and driver.vtd, read into a Vtd (scalable mode) and
+// its Linux-like driver.
 #include "models/vtd/vtd.h"
 #include "platforms/driver/vtd_driver.h"
 #include "platforms/iommu_lane.h"
@@ -32,48 +32,69 @@ class VtdLane : public ModelLane<vtd::Vtd, driver::VtdDriver> {
   traffic::EndpointConfig traffic_;
 };
 
-}  // namespace
+// iommu.vtd: the model (models/vtd/vtd.h).
+const Section<vtd::VtdConfig>& model_keys() {
+  using C = vtd::VtdConfig;
+  common::TranslationCacheNames names;
+  names.iotlb = "iotlb"; names.s1_walk_cache = "fs_psc"; names.s2_walk_cache = "ss_psc"; names.ipa_cache = "gpa_cache";
+  names.iotlb_what = "IOTLB (DID+PASID tagged)"; names.s1_walk_what = "First-stage paging-structure cache";
+  names.s2_walk_what = "Second-stage paging-structure cache"; names.ipa_what = "GPA->HPA cache (nested)";
+  static const Section<C> keys =
+      Section<C>("The Intel VT-d model in scalable mode (Intel VT-d spec rev 4.x): its capabilities, "
+                 "invalidation-queue timing and caches.")
+          .number("clock_mhz", &C::clock_mhz, 1000, 1, 100000, "MHz", "remapping-unit clock")
+          .integer("haw", &C::haw, 48, 39, 52, "bits", "host address width (CAP.MGAW)")
+          .integer("pasid_bits", &C::pasid_bits, 20, 1, 20, "bits", "PASID width (ECAP.PSS + 1)")
+          .integer("fault_records", &C::fault_records, 8, 1, vtd::reg::kMaxFaultRecords, "records",
+                   "fault recording registers (CAP.NFR + 1)")
+          .boolean("fs_5level", &C::fs_5level, true, "5-level first-stage tables (CAP.FL5LP)")
+          .boolean("fs_1g", &C::fs_1g, true, "1 GB first-stage pages (CAP.FL1GP)")
+          .boolean("ss_2m", &C::ss_2m, true, "2 MB second-stage pages (CAP.SLLPS bit 0)")
+          .boolean("ss_1g", &C::ss_1g, true, "1 GB second-stage pages (CAP.SLLPS bit 1)")
+          .integer("mamv", &C::mamv, 18, 0, vtd::kMaxAddressMask, "log2 pages",
+                   "largest page-selective invalidation, 2^MAMV pages (CAP.MAMV)")
+          .integer("translation_cycles", &C::translation_cycles, 2, 0, 10000, "cycles", "request pipeline before the caches")
+          .integer("desc_batch", &C::desc_batch, 8, 1, 64, "descriptors", "descriptors fetched per invalidation-queue read")
+          .integer("desc_decode_cycles", &C::desc_decode_cycles, 2, 0, 10000, "cycles", "decode of one descriptor")
+          .integer("desc_exec_cycles", &C::desc_exec_cycles, 4, 0, 10000, "cycles", "fixed part of every descriptor's execution")
+          .integer("wait_cycles", &C::wait_cycles, 4, 0, 10000, "cycles", "inv_wait completion once older descriptors are done")
+          .integer("devtlb_inv_cycles", &C::devtlb_inv_cycles, 200, 0, 1000000, "cycles",
+                   "device-TLB invalidation: the message to the device (ATS is not modelled)")
+          .section("context_cache", &C::context_cache, cache_keys("Scalable-mode context-entry cache", CacheDefaults(64)))
+          .section("pasid_cache", &C::pasid_cache, cache_keys("PASID-entry cache", CacheDefaults(64)))
+          .embed(&C::translation, translation_keys(names))
+          .check("", [](const C& m) { return vtd::validate(m); });
+  return keys;
+}
 
-std::unique_ptr<IommuLane> make_vtd_lane(const ConfigReader& s, const ConfigReader& d, const ConfigReader& t,
-                                         const LaneSettings& settings) {
-  vtd::VtdConfig m;
-  const uint64_t seed = settings.seed;
-  m.clock_mhz = s.number("clock_mhz", 1, 100000);
-  m.haw = unsigned(s.integer("haw", 39, 52));
-  m.pasid_bits = unsigned(s.integer("pasid_bits", 1, 20));
-  m.fault_records = unsigned(s.integer("fault_records", 1, vtd::reg::kMaxFaultRecords));
-  m.fs_5level = s.boolean("fs_5level");
-  m.fs_1g = s.boolean("fs_1g");
-  m.ss_2m = s.boolean("ss_2m");
-  m.ss_1g = s.boolean("ss_1g");
-  m.mamv = unsigned(s.integer("mamv", 0, vtd::kMaxAddressMask));
-  m.translation.walkers = unsigned(s.integer("walkers", 1, 1024));
-  m.translation_cycles = unsigned(s.integer("translation_cycles", 0, 10000));
-  m.desc_batch = unsigned(s.integer("desc_batch", 1, 64));
-  m.desc_decode_cycles = unsigned(s.integer("desc_decode_cycles", 0, 10000));
-  m.desc_exec_cycles = unsigned(s.integer("desc_exec_cycles", 0, 10000));
-  m.wait_cycles = unsigned(s.integer("wait_cycles", 0, 10000));
-  m.devtlb_inv_cycles = unsigned(s.integer("devtlb_inv_cycles", 0, 1000000));
-  m.context_cache = read_cache(s.section("context_cache"), seed * 13 + 1);
-  m.pasid_cache = read_cache(s.section("pasid_cache"), seed * 13 + 2);
-  m.translation.iotlb = read_cache(s.section("iotlb"), seed * 13 + 3);
-  m.translation.s1_walk_cache = read_cache(s.section("fs_psc"), seed * 13 + 4);
-  m.translation.s2_walk_cache = read_cache(s.section("ss_psc"), seed * 13 + 5);
-  m.translation.ipa_cache = read_cache(s.section("gpa_cache"), seed * 13 + 6);
-  if (auto e = vtd::validate(m); !e.empty()) s.fail("clock_mhz", e);
+// driver.vtd: the Linux-like driver (platforms/driver/vtd_driver.h).
+const Section<driver::VtdDriverConfig>& driver_keys() {
+  using D = driver::VtdDriverConfig;
+  static const Section<D> keys =
+      Section<D>("The VT-d driver: invalidation-queue and PASID-directory sizes.")
+          .integer("qi_qs", &D::qi_qs, 1, 0, 7, "log2 pages",
+                   "IQA.QS: 2^QS 4 KiB pages of 256-bit descriptors (Linux: 1 = 256 entries)")
+          .integer("pdts", &D::pdts, 2, 0, 7, "", "context PDTS: 2^(PDTS+7) PASID-directory entries of 64 PASIDs each")
+          .integer("rid_pasid", &D::rid_pasid, 0, 0, (1u << 20) - 1, "", "PASID for requests without one (Linux IOMMU_NO_PASID)")
+          .check("rid_pasid",
+                 [](const D& d) {
+                   return vtd::pasid_within_dir(d.rid_pasid, uint8_t(d.pdts))
+                              ? std::string()
+                              : "beyond the PASID directory (driver.vtd.pdts = " + std::to_string(d.pdts) +
+                                    ": PASIDs below " + std::to_string(1u << (d.pdts + 13)) + ")";
+                 })
+          .check("", [](const D& d) { return driver::validate(d); });
+  return keys;
+}
 
-  driver::VtdDriverConfig dc;
-  dc.timing = settings.timing;
-  dc.memory = settings.pools;
-  dc.qi_qs = unsigned(d.integer("qi_qs", 0, 7));
-  dc.pdts = unsigned(d.integer("pdts", 0, 7));
-  dc.rid_pasid = uint32_t(d.integer("rid_pasid", 0, (1 << 20) - 1));
+std::unique_ptr<IommuLane> make(const ConfigReader& s, const ConfigReader& d, const ConfigReader& t,
+                                const LaneSettings& settings) {
+  vtd::VtdConfig m = model_keys().read(s);
+  seed_caches(settings.seed * 13, {&m.context_cache, &m.pasid_cache, &m.translation.iotlb, &m.translation.s1_walk_cache,
+                                   &m.translation.s2_walk_cache, &m.translation.ipa_cache});
+
+  const driver::VtdDriverConfig dc = read_driver_config(driver_keys(), d, settings);
   if (dc.rid_pasid >> m.pasid_bits) d.fail("rid_pasid", "beyond iommu.vtd.pasid_bits");
-  // The context entry's PASID directory has 2^(PDTS+7) entries of 64 PASIDs each.
-  if (!vtd::pasid_within_dir(dc.rid_pasid, uint8_t(dc.pdts)))
-    d.fail("rid_pasid", "beyond the PASID directory (driver.vtd.pdts = " + std::to_string(dc.pdts) + ": PASIDs below " +
-                            std::to_string(1u << (dc.pdts + 13)) + ")");
-  if (auto e = driver::validate(dc); !e.empty()) d.fail("qi_qs", e);
 
   if (settings.traffic.requester_id > 0xFFFF) t.fail("requester_id", "VT-d requester IDs are 16-bit bus:devfn");
   if (settings.traffic.pasid_valid) {
@@ -83,5 +104,9 @@ std::unique_ptr<IommuLane> make_vtd_lane(const ConfigReader& s, const ConfigRead
   }
   return std::make_unique<VtdLane>(settings, m, dc);
 }
+
+const RegisterLane kLane{{"vtd", [] { return model_keys().info("vtd"); }, [] { return driver_keys().info("vtd"); }, make}};
+
+}  // namespace
 
 }  // namespace iommusim::platforms

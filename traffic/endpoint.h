@@ -11,6 +11,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
@@ -104,6 +105,9 @@ class Endpoint : public sc_core::sc_module {
   void start(sc_core::sc_event& go);
   // Each slot finishes its current DMA and issues no more.
   void stop();
+  // Calls `fn` once, right after the n-th DMA (n >= 1) has completed and been counted,
+  // before any other process runs: a boundary that falls exactly between two DMAs.
+  void on_completed(uint64_t n, std::function<void()> fn);
   // Notified (once, delta) when total_transactions completed, or when every slot stopped.
   sc_core::sc_event& done_event() { return done_; }
   bool done() const { return done_notified_; }
@@ -134,6 +138,8 @@ class Endpoint : public sc_core::sc_module {
   EndpointConfig cfg_;
   common::Clock clk_;
   sc_core::sc_time gap_;
+  common::Ps issue_ps_;          // issue_cycles
+  sc_core::sc_time issue_time_;
   AddressGenerator gen_;
   std::vector<std::unique_ptr<Slot>> slots_;
   sc_core::sc_event* go_ = nullptr;
@@ -141,6 +147,8 @@ class Endpoint : public sc_core::sc_module {
   bool stop_requested_ = false, done_notified_ = false;
   uint64_t issued_ = 0;
   unsigned running_slots_ = 0;
+  uint64_t milestone_at_ = 0;   // on_completed(); 0: none
+  std::function<void()> milestone_;
   common::Counter transactions_, reads_, writes_, faults_, errors_, bytes_;
   common::Histogram latency_ps_;
 };

@@ -1,5 +1,6 @@
-// iommusim command line: `iommusim run [CONFIG.json] [-p key.path=value]... [-o DIR] [--force]`
-// `iommusim compare [--bless] RUN GOLDEN` and `iommusim sweep SPEC.json ...` (docs/sweep.md).
+// iommusim command line: `iommusim run [CONFIG.json] [-p key.path=value]... [-o DIR] [--force]`,
+// `iommusim compare [--bless] RUN GOLDEN`, `iommusim report DIR [-o FILE.html]`,
+// `iommusim sweep SPEC.json ...` (docs/sweep.md) and `iommusim config-docs` (docs/config.md).
 #include <cstdlib>
 #include <iostream>
 
@@ -7,8 +8,10 @@
 #include <systemc>
 
 #include "apps/iommusim/compare.h"
+#include "apps/iommusim/report.h"
 #include "apps/iommusim/sweep.h"
 #include "platforms/config.h"
+#include "platforms/config_keys.h"
 #include "platforms/run_folder.h"
 #include "platforms/system.h"
 
@@ -29,7 +32,9 @@ int sc_main(int, char**) {
   run->add_option("-o,--out", out_dir, "output directory (created)")->capture_default_str();
   run->add_flag("--print-config", print_config, "print the resolved config and exit");
   run->add_flag("--force", force, "overwrite the run already in the output directory");
+  auto* config_docs = app.add_subcommand("config-docs", "print docs/config.md: every config key, from the declarations");
   iommusim::app::CompareCommand compare(app);
+  iommusim::app::ReportCommand report(app);
   iommusim::app::SweepCommand sweep(app);
   try {
     app.parse(g_argc, g_argv);
@@ -40,6 +45,8 @@ int sc_main(int, char**) {
     return code == 0 ? 0 : 2;
   }
   if (compare.chosen()) return compare.exec();
+  if (config_docs->parsed()) { std::cout << iommusim::platforms::config_docs_markdown(); return 0; }
+  if (report.chosen()) return report.exec();
   if (sweep.chosen()) return sweep.exec();
 
   nlohmann::json cfg;

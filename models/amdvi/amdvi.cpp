@@ -39,9 +39,10 @@ std::string validate(const AmdViConfig& c) {
 
 AmdVi::AmdVi(sc_core::sc_module_name name, const AmdViConfig& cfg)
     : IommuBlock(name, common::Clock::from_mhz(cfg.clock_mhz), reg::kMmioBytes, 16), cfg_(cfg),
+      pipeline_ps_(clk_.cycles_ps(cfg.translation_cycles)),
       dte_cache_("dte_cache", cfg.dte_cache, clk_), gcr3_cache_("gcr3_cache", cfg.gcr3_cache, clk_),
       engine_(this->name(), cfg.translation, clk_,
-              [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); }, cache_names()) {
+              [this](uint64_t addr, void* dst, unsigned len, common::Ps& t) { return read_memory(addr, dst, len, t); }, cache_names()) {
   order_requests_with(engine_);
   build_registers();
   SC_THREAD(command_thread);
@@ -86,6 +87,12 @@ void AmdVi::build_registers() {
 // ---------------------------------------------------------------- memory and events
 
 void AmdVi::record_event(const EventRecord& e) {
+  common::Ps t = common::now_ps();
+  record_event(e, t);
+  common::wait_until(t);
+}
+
+void AmdVi::record_event(const EventRecord& e, common::Ps& t) {
   events_.inc();
   const uint64_t ctrl = regs_.get("CONTROL");
   if (!reg::CTRL_EVT_LOG_EN::get(ctrl) || evt_halted_) { events_lost_.inc(); return; }
@@ -106,13 +113,13 @@ void AmdVi::record_event(const EventRecord& e) {
     return;
   }
   const EventWords w = encode_event(e);
-  if (!write_memory(reg::EVT_LOG_BASE_ADDR::get_address(base) + tail, w.data(), 16)) { events_lost_.inc(); return; }
+  if (!write_memory(reg::EVT_LOG_BASE_ADDR::get_address(base) + tail, w.data(), 16, t)) { events_lost_.inc(); return; }
   regs_.set("EVT_LOG_TAIL", ring.next(tail));
   if (reg::CTRL_EVT_INT_EN::get(ctrl)) regs_.set("STATUS", reg::STS_EVT_LOG_INT::set(regs_.get("STATUS"), 1));
 }
 
 void AmdVi::page_fault(const Request& rq, const DeviceTableEntry& dte, bool guest, uint32_t pasid, bool present,
-                       bool perm, bool reserved) {
+                       bool perm, bool reserved, common::Ps& t) {
   faults_.inc();
   if (dte.sa) return;   // SA: suppress all I/O page fault events
   EventRecord e;
@@ -127,11 +134,11 @@ void AmdVi::page_fault(const Request& rq, const DeviceTableEntry& dte, bool gues
   e.pe = perm;
   e.rz = reserved;
   e.address = rq.input;
-  record_event(e);
+  record_event(e, t);
 }
 
 void AmdVi::walk_fault(const Request& rq, const DeviceTableEntry& dte, bool guest, uint32_t pasid,
-                       const common::TranslationFault& f) {
+                       const common::TranslationFault& f, common::Ps& t) {
   if (f.fault == Fault::FetchAbort) {
     // A table read itself failed (at either level; a host fault while fetching a guest
     // table comes back as that fault instead): PAGE_TAB_HW_ERROR at the entry's address.
@@ -144,7 +151,7 @@ void AmdVi::walk_fault(const Request& rq, const DeviceTableEntry& dte, bool gues
     e.rw = rq.access.write;
     e.type = kHwErrMasterAbort;
     e.address = f.descriptor_address & ~uint64_t{7};
-    record_event(e);
+    record_event(e, t);
     return;
   }
   // Not present: PR=0. Present but denied: PR=1 PE=1. A present entry that is malformed
@@ -152,12 +159,12 @@ void AmdVi::walk_fault(const Request& rq, const DeviceTableEntry& dte, bool gues
   // output size: PR=1 RZ=1.
   const bool malformed = f.fault == Fault::AddressSize || f.fault == Fault::Reserved;
   const bool present = f.fault == Fault::Permission || malformed;
-  page_fault(rq, dte, guest, pasid, present, f.fault == Fault::Permission, malformed);
+  page_fault(rq, dte, guest, pasid, present, f.fault == Fault::Permission, malformed, t);
 }
 
 // ---------------------------------------------------------------- translation
 
-common::DmaOutcome AmdVi::handle_dma(const common::DmaRequest& d) {
+common::DmaOutcome AmdVi::handle_dma(const common::DmaRequest& d, common::Ps& t) {
   const Request rq{uint16_t(d.requester_id), d.pasid_valid, d.pasid, d.input, d.access, d.epoch};
   if (!reg::CTRL_IOMMU_EN::get(regs_.get("CONTROL"))) {   // IommuEn=0: requests pass untranslated
     bypassed_.inc();
@@ -166,11 +173,11 @@ common::DmaOutcome AmdVi::handle_dma(const common::DmaRequest& d) {
     o.output = rq.input;
     return o;
   }
-  return translate(rq);
+  return translate(rq, t);
 }
 
-std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq) {
-  if (auto hit = dte_cache_.timed_lookup(DteKey{rq.device_id})) return hit;
+std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq, common::Ps& t) {
+  if (auto hit = dte_cache_.lookup_at(DteKey{rq.device_id}, t)) return hit;
   // A DTE (or any) invalidation that overtakes this fetch forbids its fill.
   const uint64_t epoch = engine_.epoch();
   auto illegal = [&](bool rz) {
@@ -181,7 +188,7 @@ std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq) {
     e.rw = rq.access.write;
     e.rz = rz;
     e.address = rq.input;
-    record_event(e);
+    record_event(e, t);
     return std::optional<DeviceTableEntry>{};
   };
   const uint64_t dtb = regs_.get("DEV_TABLE_BASE");
@@ -189,13 +196,13 @@ std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq) {
   // A DeviceID beyond the table has no entry: an IO_PAGE_FAULT (not present, no DomainID),
   // as VirtualBox raises it (kIoPageFaultType_DevId_Invalid); the access is aborted.
   if ((uint64_t(rq.device_id) + 1) * kDteBytes > bytes) {
-    page_fault(rq, DeviceTableEntry{}, false, 0, false, false, false);
+    page_fault(rq, DeviceTableEntry{}, false, 0, false, false, false, t);
     return std::nullopt;
   }
   const uint64_t addr = reg::DTB_BASE::get_address(dtb) + uint64_t(rq.device_id) * kDteBytes;
   DteWords w{};
   config_reads_.inc();
-  if (!read_memory(addr, w.data(), kDteBytes)) {
+  if (!read_memory(addr, w.data(), kDteBytes, t)) {
     faults_.inc();
     EventRecord e;
     e.code = EventCode::DevTabHwError;
@@ -203,7 +210,7 @@ std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq) {
     e.rw = rq.access.write;
     e.type = kHwErrMasterAbort;
     e.address = addr;
-    record_event(e);
+    record_event(e, t);
     return std::nullopt;
   }
   std::string why;
@@ -213,24 +220,24 @@ std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq) {
     if (kind == DteFault::IoPageFault) {   // reserved Mode 7: an I/O page fault, RZ
       DeviceTableEntry partial;
       partial.domain_id = uint16_t(w[1] & 0xFFFF);
-      page_fault(rq, partial, false, 0, true, false, true);
+      page_fault(rq, partial, false, 0, true, false, true, t);
       return std::nullopt;
     }
     return illegal(true);
   }
   if (dte->valid && !check_dte_caps(*dte, cfg_.caps, &why)) return illegal(true);
-  if (engine_.epoch() == epoch) dte_cache_.insert(DteKey{rq.device_id}, *dte);
+  if (engine_.epoch() == epoch) dte_cache_.insert(DteKey{rq.device_id}, *dte, t);
   else stale_config_fills_.inc();
   return dte;
 }
 
 std::optional<uint64_t> AmdVi::fetch_gcr3(const Request& rq, const DeviceTableEntry& dte, uint32_t pasid,
-                                          const common::Regime& host) {
+                                          const common::Regime& host, common::Ps& t) {
   const Gcr3Key key{rq.device_id, pasid};
-  if (auto hit = gcr3_cache_.timed_lookup(key)) return hit->guest_cr3;
+  if (auto hit = gcr3_cache_.lookup_at(key, t)) return hit->guest_cr3;
   const uint64_t epoch = engine_.epoch();   // as for the DTE
   if (!gcr3_pasid_fits(pasid, dte.glx) || (pasid >> cfg_.caps.pasid_bits()) != 0) {
-    page_fault(rq, dte, true, pasid, false, false, true);
+    page_fault(rq, dte, true, pasid, false, false, true, t);
     return std::nullopt;
   }
   uint64_t table = dte.gcr3_root;
@@ -240,30 +247,30 @@ std::optional<uint64_t> AmdVi::fetch_gcr3(const Request& rq, const DeviceTableEn
   for (int level = int(dte.glx); level >= 0; --level) {
     uint64_t addr = table + uint64_t(gcr3_index(pasid, unsigned(level))) * 8;
     if (gpa) {   // a GPA: through the host v1 table
-      const common::Translation t = engine_.translate_config_address(host, addr);
-      if (!t.ok) { walk_fault(rq, dte, true, pasid, t.fault); return std::nullopt; }
-      addr = t.output;
+      const common::Translation tr = engine_.translate_config_address(host, addr, t);
+      if (!tr.ok) { walk_fault(rq, dte, true, pasid, tr.fault, t); return std::nullopt; }
+      addr = tr.output;
     }
     uint64_t raw = 0;
     config_reads_.inc();
-    if (!read_memory(addr, &raw, 8)) {
-      walk_fault(rq, dte, true, pasid, common::TranslationFault{Fault::FetchAbort, 1, false, 0, addr, 0});
+    if (!read_memory(addr, &raw, 8, t)) {
+      walk_fault(rq, dte, true, pasid, common::TranslationFault{Fault::FetchAbort, 1, false, 0, addr, 0}, t);
       return std::nullopt;
     }
     const Gcr3Entry g = decode_gcr3_entry(raw);
-    if (!g.valid) { page_fault(rq, dte, true, pasid, false, false, false); return std::nullopt; }
+    if (!g.valid) { page_fault(rq, dte, true, pasid, false, false, false, t); return std::nullopt; }
     table = g.addr;
   }
-  if (engine_.epoch() == epoch) gcr3_cache_.insert(key, Gcr3Value{table, dte.domain_id});
+  if (engine_.epoch() == epoch) gcr3_cache_.insert(key, Gcr3Value{table, dte.domain_id}, t);
   else stale_config_fills_.inc();
   return table;
 }
 
-AmdVi::Outcome AmdVi::translate(const Request& rq) {
+AmdVi::Outcome AmdVi::translate(const Request& rq, common::Ps& t) {
   translations_.inc();
-  clk_.wait_cycles(cfg_.translation_cycles);
+  t += pipeline_ps_;
   Outcome o;
-  const auto d = fetch_dte(rq);
+  const auto d = fetch_dte(rq, t);
   if (!d) return o;
   const DeviceTableEntry& dte = *d;
   if (!dte.valid) { bypassed_.inc(); o.ok = true; o.output = rq.input; return o; }   // V=0: untranslated
@@ -272,7 +279,7 @@ AmdVi::Outcome AmdVi::translate(const Request& rq) {
   const uint32_t pasid = rq.pasid_valid ? rq.pasid : 0;   // GIOV: non-PASID requests use PASID 0
   // The DTE's IR/IW gate every access (ANDed with the tables' permissions).
   if (rq.access.write ? !dte.iw : !dte.ir) {
-    page_fault(rq, dte, guest, pasid, true, true, false);
+    page_fault(rq, dte, guest, pasid, true, true, false, t);
     return o;
   }
   if (dte.mode == kModeNone && !guest) { bypassed_.inc(); o.ok = true; o.output = rq.input; return o; }
@@ -286,17 +293,17 @@ AmdVi::Outcome AmdVi::translate(const Request& rq) {
   if (guest) {
     r.stages = dte.mode != kModeNone ? common::Stages::Nested : common::Stages::Stage1;
     r.space = pasid;
-    const auto cr3 = fetch_gcr3(rq, dte, pasid, r);
+    const auto cr3 = fetch_gcr3(rq, dte, pasid, r, t);
     if (!cr3) return o;
     r.s1 = &guest_fmt;
     r.s1_root = *cr3;
   } else {
     r.stages = common::Stages::Stage2;   // v1 only: the host table, tagged DomainID
   }
-  const common::Translation t = engine_.translate(r, rq.input, rq.access, rq.epoch);
-  if (!t.ok) { walk_fault(rq, dte, guest, pasid, t.fault); return o; }
+  const common::Translation tr = engine_.translate(r, rq.input, rq.access, rq.epoch, t);
+  if (!tr.ok) { walk_fault(rq, dte, guest, pasid, tr.fault, t); return o; }
   o.ok = true;
-  o.output = t.output;
+  o.output = tr.output;
   return o;
 }
 

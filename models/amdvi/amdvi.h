@@ -73,8 +73,9 @@ struct AmdViConfig {
   unsigned cmd_exec_cycles = 4;       // fixed part of every command
   unsigned completion_wait_cycles = 4;
   unsigned iotlb_inv_cycles = 200;    // INVALIDATE_IOTLB_PAGES: message to the device
-  common::CacheConfig dte_cache{64, 4, common::Replacement::Lru, 3, 2, 1, 1};
-  common::CacheConfig gcr3_cache{64, 4, common::Replacement::Lru, 3, 2, 1, 2};
+  // Defaults: as iommusim's config declares them (platforms/amdvi_lane.cpp; a test checks).
+  common::CacheConfig dte_cache = common::CacheConfig().set_entries(64).set_ways(4).set_lookup_cycles(3).set_ports(2);
+  common::CacheConfig gcr3_cache = common::CacheConfig().set_entries(64).set_ways(4).set_lookup_cycles(3).set_ports(2);
   common::TranslationEngineConfig translation;   // walkers, IOTLB, guest/host PDCs, GPA cache
 };
 std::string validate(const AmdViConfig& c);   // "" or a message naming the field
@@ -127,23 +128,26 @@ class AmdVi : public common::IommuBlock {
   };
   using Outcome = common::DmaOutcome;
 
-  common::DmaOutcome handle_dma(const common::DmaRequest& rq) override;
+  common::DmaOutcome handle_dma(const common::DmaRequest& rq, common::Ps& t) override;
   void build_registers();
 
-  Outcome translate(const Request& rq);
-  std::optional<DeviceTableEntry> fetch_dte(const Request& rq);
+  // The request path, at the request's annotated time `t`, which they advance.
+  Outcome translate(const Request& rq, common::Ps& t);
+  std::optional<DeviceTableEntry> fetch_dte(const Request& rq, common::Ps& t);
   std::optional<uint64_t> fetch_gcr3(const Request& rq, const DeviceTableEntry& dte, uint32_t pasid,
-                                     const common::Regime& host);
-  void record_event(const EventRecord& e);
+                                     const common::Regime& host, common::Ps& t);
+  void record_event(const EventRecord& e, common::Ps& t);
+  void record_event(const EventRecord& e);   // from the command thread, which waits
   void page_fault(const Request& rq, const DeviceTableEntry& dte, bool guest, uint32_t pasid, bool present,
-                  bool perm, bool reserved);
+                  bool perm, bool reserved, common::Ps& t);
   void walk_fault(const Request& rq, const DeviceTableEntry& dte, bool guest, uint32_t pasid,
-                  const common::TranslationFault& f);
+                  const common::TranslationFault& f, common::Ps& t);
 
   void command_thread();
   void execute(const Command& c);
 
   AmdViConfig cfg_;
+  common::Ps pipeline_ps_;   // translation_cycles, the request pipeline before the caches
   common::SetAssocCache<DteKey, DeviceTableEntry> dte_cache_;
   common::SetAssocCache<Gcr3Key, Gcr3Value> gcr3_cache_;
   common::TranslationEngine engine_;

@@ -2,16 +2,23 @@
 // IOTLBs, walk caches, IPA->PA caches.
 //
 // Models: entries/ways geometry (ways == 0 or ways == entries: fully associative), LRU,
-// round-robin or random replacement, a lookup latency and a number of lookup ports (a
-// CountedResource, so concurrent lookups queue), and invalidation by predicate whose cost
+// round-robin or random replacement, a lookup latency and a number of lookup ports (busy-
+// until reservations, so concurrent lookups queue), and invalidation by predicate whose cost
 // depends on how much it scans: a targeted invalidation scans only the set(s) its key maps
 // to, a broad one (by ASID, VMID, all) walks every set. Cost = sets scanned x
-// scan_cycles_per_set, holding one lookup port for that time.
+// scan_cycles_per_set, holding one lookup port for that time. Lookups take the requester's
+// annotated time and return it advanced (no process waits); an invalidation's charge, made
+// by a queue's own thread, waits.
 //
-// Does not model: banking, partial tag compares or ECC.
+// An entry is visible from the annotated time its fill completed (`ready`): a lookup at
+// an earlier time misses, as it would while the fill was still in flight, although the
+// filling request ran earlier on the host. Entries filled without a time are visible at once.
+//
+// Does not model: banking, partial tag compares, ECC, or merging a miss into a fill in flight.
 //
 // Key needs operator== and `uint64_t set_hash() const`.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -35,6 +42,13 @@ struct CacheConfig {
   unsigned ports = 1;
   unsigned scan_cycles_per_set = 1;
   uint64_t seed = 1;           // for Random replacement; runs stay deterministic
+
+  // Named setters, so a default geometry reads as what it sets:
+  // CacheConfig().set_entries(64).set_ways(4).set_lookup_cycles(3).set_ports(2).
+  CacheConfig& set_entries(unsigned v) { entries = v; return *this; }
+  CacheConfig& set_ways(unsigned v) { ways = v; return *this; }
+  CacheConfig& set_lookup_cycles(unsigned v) { lookup_cycles = v; return *this; }
+  CacheConfig& set_ports(unsigned v) { ports = v; return *this; }
 };
 
 // Returns an error naming the problem, or empty when the geometry is usable.
@@ -64,7 +78,8 @@ template <class Key, class Value>
 class SetAssocCache {
  public:
   SetAssocCache(std::string name, const CacheConfig& cfg, Clock clk)
-      : name_(std::move(name)), cfg_(cfg), clk_(clk), ports_(name_ + ".ports", cfg.ports ? cfg.ports : 1) {
+      : name_(std::move(name)), cfg_(cfg), clk_(clk), ports_(name_ + ".ports", cfg.ports ? cfg.ports : 1),
+        lookup_ps_(clk.cycles_ps(cfg.lookup_cycles)) {
     ways_ = (cfg.ways == 0 || cfg.ways > cfg.entries) ? cfg.entries : cfg.ways;
     sets_ = ways_ ? cfg.entries / ways_ : 0;
     lines_.resize(size_t(sets_) * ways_);
@@ -79,22 +94,25 @@ class SetAssocCache {
   const CacheConfig& config() const { return cfg_; }
   CacheStats& stats() { return stats_; }
   const CacheStats& stats() const { return stats_; }
-  CountedResource& ports() { return ports_; }
+  BusyUnits& ports() { return ports_; }
 
-  // Functional lookup (no time). Updates replacement state and hit/miss counts.
-  std::optional<Value> lookup(const Key& key) {
-    auto v = probe(key);
+  static constexpr Ps kAnyTime = ~Ps{0};
+
+  // Functional lookup (no time) of the entries visible at `at`. Updates replacement state
+  // and hit/miss counts.
+  std::optional<Value> lookup(const Key& key, Ps at = kAnyTime) {
+    auto v = probe(key, at);
     count_lookup(v.has_value());
     return v;
   }
 
   // Functional lookup that updates replacement state but counts nothing: for a lookup
   // made of several probes (one per page size or level), counted once with count_lookup.
-  std::optional<Value> probe(const Key& key) {
+  std::optional<Value> probe(const Key& key, Ps at = kAnyTime) {
     if (!enabled()) return std::nullopt;
     Line* set = set_of(key.set_hash());
     for (unsigned w = 0; w < ways_; ++w) {
-      if (set[w].valid && set[w].key == key) {
+      if (set[w].valid && set[w].key == key && set[w].ready <= at) {
         set[w].stamp = ++clock_;
         return set[w].value;
       }
@@ -103,21 +121,27 @@ class SetAssocCache {
   }
   void count_lookup(bool hit) { (hit ? stats_.hits : stats_.misses).inc(); }
 
-  // Timed lookup: waits for a port, then the lookup latency. Call from an SC_THREAD.
-  std::optional<Value> timed_lookup(const Key& key) {
-    if (!enabled()) return lookup(key);
-    ResourceGuard port(ports_);
-    clk_.wait_cycles(cfg_.lookup_cycles);
-    return lookup(key);
+  // The time of one lookup begun at `t`: a port for lookup_cycles, from when one frees.
+  Ps port_lookup(Ps t) { return ports_.reserve(t, lookup_ps_) + lookup_ps_; }
+
+  // Timed lookup at the requester's annotated time `t`, which it advances.
+  std::optional<Value> lookup_at(const Key& key, Ps& t) {
+    if (enabled()) t = port_lookup(t);
+    return lookup(key, t);
   }
 
-  // Inserts or refreshes. Never takes time: fills happen off the lookup path.
-  void insert(const Key& key, const Value& value) {
+  // Inserts or refreshes an entry visible from annotated time `ready`. Never takes time:
+  // fills happen off the lookup path.
+  void insert(const Key& key, const Value& value, Ps ready = 0) {
     if (!enabled()) return;
     Line* set = set_of(key.set_hash());
     unsigned victim = ways_;
     for (unsigned w = 0; w < ways_; ++w) {
-      if (set[w].valid && set[w].key == key) { victim = w; break; }
+      if (set[w].valid && set[w].key == key) {
+        victim = w;
+        ready = std::min(ready, set[w].ready);   // a refresh does not hide what was visible
+        break;
+      }
     }
     if (victim == ways_) {
       for (unsigned w = 0; w < ways_; ++w)
@@ -127,7 +151,7 @@ class SetAssocCache {
       victim = choose_victim(set, key.set_hash());
       stats_.evictions.inc();
     }
-    set[victim] = Line{true, key, value, ++clock_};
+    set[victim] = Line{true, key, value, ++clock_, ready};
     stats_.inserts.inc();
   }
 
@@ -161,12 +185,15 @@ class SetAssocCache {
     return scan;
   }
 
-  // Time a scan costs: sets scanned x cycles per set, holding a lookup port.
-  void charge(const InvalidationScan& scan) {
-    if (!enabled() || scan.sets_scanned == 0) return;
-    ResourceGuard port(ports_);
-    clk_.wait_cycles(scan.sets_scanned * cfg_.scan_cycles_per_set);
+  // Time a scan costs: sets scanned x cycles per set, holding a lookup port. Begun at `t`,
+  // returns when it ends.
+  Ps charge_at(const InvalidationScan& scan, Ps t) {
+    if (!enabled() || scan.sets_scanned == 0) return t;
+    const Ps d = clk_.cycles_ps(scan.sets_scanned * cfg_.scan_cycles_per_set);
+    return ports_.reserve(t, d) + d;
   }
+  // The same from a queue's thread, which waits until the scan ends.
+  void charge(const InvalidationScan& scan) { wait_until(charge_at(scan, now_ps())); }
 
   uint64_t valid_entries() const {
     uint64_t n = 0;
@@ -175,7 +202,7 @@ class SetAssocCache {
   }
 
  private:
-  struct Line { bool valid = false; Key key{}; Value value{}; uint64_t stamp = 0; };
+  struct Line { bool valid = false; Key key{}; Value value{}; uint64_t stamp = 0; Ps ready = 0; };
 
   Line* set_of(uint64_t hash) { return &lines_[size_t(hash % sets_) * ways_]; }
 
@@ -221,7 +248,8 @@ class SetAssocCache {
   std::string name_;
   CacheConfig cfg_;
   Clock clk_;
-  CountedResource ports_;
+  BusyUnits ports_;
+  Ps lookup_ps_;
   unsigned ways_ = 0, sets_ = 0;
   std::vector<Line> lines_;
   std::vector<unsigned> rr_next_;

@@ -75,7 +75,7 @@ class CorrectnessOracle : public DmaObserver {
   void set_bypass(bool on) { bypass_ = on; }
 
   // The model's side.
-  void dma_completed(const DmaRequest& rq, const DmaOutcome& o, uint64_t issue_ps) override;
+  void dma_completed(const DmaRequest& rq, const DmaOutcome& o, uint64_t issue_ps, uint64_t done_ps) override;
 
   // Judges the DMAs still waiting on a pending change (permitted: no barrier completed).
   void finish();

@@ -19,12 +19,42 @@ IommuBlock::IommuBlock(sc_core::sc_module_name name, const Clock& clk, uint64_t 
   mmio.register_b_transport(this, &IommuBlock::mmio_b_transport);
 }
 
-bool IommuBlock::read_memory(uint64_t addr, void* dst, unsigned len) {
-  return blocking_access(mem, pool_, tlm::TLM_READ_COMMAND, addr, dst, len);
+bool IommuBlock::access(bool write, uint64_t addr, void* data, unsigned len, AccessKind kind, Ps& t) {
+  if (!direct_)
+    return annotated_access(mem, pool_, write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND, addr, data, len, t);
+  if (!direct_->reserve(addr, len, t)) return false;
+  direct_->transfer(write, addr, data, len, kind);
+  return true;
 }
 
+// A thread that waits for its access sees (or makes visible) the data when it completes,
+// so a completion record is not seen before the hardware wrote it.
+bool IommuBlock::waited_access(bool write, uint64_t addr, void* data, unsigned len) {
+  Ps t = now_ps();
+  if (!direct_) {
+    const bool ok =
+        annotated_access(mem, pool_, write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND, addr, data, len, t);
+    wait_until(t);
+    return ok;
+  }
+  if (!direct_->reserve(addr, len, t)) return false;
+  wait_until(t);
+  direct_->transfer(write, addr, data, len, AccessKind::Structure);
+  return true;
+}
+
+bool IommuBlock::read_memory(uint64_t addr, void* dst, unsigned len, Ps& t) {
+  return access(false, addr, dst, len, AccessKind::Structure, t);
+}
+
+bool IommuBlock::write_memory(uint64_t addr, const void* src, unsigned len, Ps& t) {
+  return access(true, addr, const_cast<void*>(src), len, AccessKind::Structure, t);
+}
+
+bool IommuBlock::read_memory(uint64_t addr, void* dst, unsigned len) { return waited_access(false, addr, dst, len); }
+
 bool IommuBlock::write_memory(uint64_t addr, const void* src, unsigned len) {
-  return blocking_access(mem, pool_, tlm::TLM_WRITE_COMMAND, addr, const_cast<void*>(src), len);
+  return waited_access(true, addr, const_cast<void*>(src), len);
 }
 
 uint64_t IommuBlock::peek_register(uint64_t offset, unsigned len) {
@@ -40,7 +70,8 @@ void IommuBlock::mmio_b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time&
 }
 
 void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-  if (delay != sc_core::SC_ZERO_TIME) { sc_core::wait(delay); delay = sc_core::SC_ZERO_TIME; }
+  const Ps now = now_ps();
+  Ps t = now + to_ps(delay);
   DmaAttributes* attrs = nullptr;
   p.get_extension(attrs);
   DmaRequest rq;
@@ -69,43 +100,48 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
   const uint64_t input = p.get_address();
   const unsigned len = p.get_data_length(), width = p.get_streaming_width();
   unsigned char* const data = p.get_data_ptr();
-  auto restore = [&] {
-    p.set_address(input);
-    p.set_data_ptr(data);
-    p.set_data_length(len);
-    p.set_streaming_width(width);
-  };
   // A barrier orders every DMA begun before the last invalidation, until it completes.
-  const sc_core::sc_time issued = sc_core::sc_time_stamp();
-  const InflightRequest inflight(engine_);
+  const Ps issued = t;
+  InflightRequest inflight(engine_);
   rq.epoch = inflight.epoch();
-  unsigned done = 0;
-  do {
+  bool ok = true;
+  for (unsigned done = 0; ok && done < len;) {
     const uint64_t addr = input + done;
     const unsigned piece = unsigned(std::min<uint64_t>(len - done, kPageBytes - (addr & (kPageBytes - 1))));
     rq.input = addr;
-    const sc_core::sc_time start = sc_core::sc_time_stamp();
-    const DmaOutcome o = handle_dma(rq);
-    translation_ps_.record(to_ps(sc_core::sc_time_stamp() - start));
+    const Ps start = t;
+    const DmaOutcome o = handle_dma(rq, t);
+    translation_ps_.record(t - start);
     if (!o.ok) {
-      restore();
       if (attrs) attrs->response = o.abort_silently ? IommuResponse::Aborted : IommuResponse::Fault;
       p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
-      if (observer_) observer_->dma_completed(rq, o, to_ps(issued));
-      return;
+      if (observer_) observer_->dma_completed(rq, o, issued, t);
+      break;
     }
     if (attrs) attrs->response = IommuResponse::Ok;
-    p.set_address(o.output);
-    p.set_data_ptr(data + done);
-    p.set_data_length(piece);
-    p.set_streaming_width(piece);
-    sc_core::sc_time d = sc_core::SC_ZERO_TIME;
-    mem->b_transport(p, d);
-    if (d != sc_core::SC_ZERO_TIME) sc_core::wait(d);
-    if (observer_) observer_->dma_completed(rq, o, to_ps(issued));
+    if (direct_) {
+      ok = access(rq.access.write, o.output, data + done, piece, AccessKind::DmaPayload, t);
+      p.set_response_status(ok ? tlm::TLM_OK_RESPONSE : tlm::TLM_ADDRESS_ERROR_RESPONSE);
+    } else {
+      p.set_address(o.output);
+      p.set_data_ptr(data + done);
+      p.set_data_length(piece);
+      p.set_streaming_width(piece);
+      sc_core::sc_time d = from_ps(t - now);
+      mem->b_transport(p, d);
+      t = now + to_ps(d);
+      ok = p.get_response_status() == tlm::TLM_OK_RESPONSE;
+    }
+    if (observer_) observer_->dma_completed(rq, o, issued, t);
     done += piece;
-  } while (done < len && p.get_response_status() == tlm::TLM_OK_RESPONSE);
-  restore();   // the initiator sees its own address back
+  }
+  // The initiator sees its own payload back.
+  p.set_address(input);
+  p.set_data_ptr(data);
+  p.set_data_length(len);
+  p.set_streaming_width(width);
+  inflight.set_end(t);
+  delay = from_ps(t - now);
 }
 
 void IommuBlock::register_front_end_stats(StatRegistry& reg, const std::string& p) const {

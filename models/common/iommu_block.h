@@ -8,6 +8,12 @@
 // address, or answers with an error and the IommuResponse the vendor chose. An access
 // that crosses a 4 KB boundary is split there: each page is translated and forwarded on
 // its own (a fault on any page fails the access; pieces already forwarded stay done).
+//
+// Timing is annotated (docs/architecture.md, "Timing"): the front end starts at the
+// requester's time (now + delay), the vendor and the engine advance it, the memory access
+// adds its own, and the total goes back in `delay`; nothing here waits, so the requester
+// synchronises once per DMA. The model's own memory accesses go straight to the memory
+// (common::TimedMemory, DMI-style) when the platform provides it, else through `mem`.
 #pragma once
 #include <cstdint>
 
@@ -21,6 +27,7 @@
 #include "models/common/payload_pool.h"
 #include "models/common/register_bank.h"
 #include "models/common/stats.h"
+#include "models/common/timed_memory.h"
 #include "models/pagetable/format.h"
 
 namespace iommusim::common {
@@ -47,7 +54,7 @@ struct DmaOutcome {
 class DmaObserver {
  public:
   virtual ~DmaObserver() = default;
-  virtual void dma_completed(const DmaRequest& rq, const DmaOutcome& o, uint64_t issue_ps) = 0;
+  virtual void dma_completed(const DmaRequest& rq, const DmaOutcome& o, uint64_t issue_ps, uint64_t done_ps) = 0;
 };
 
 class TranslationEngine;
@@ -64,16 +71,22 @@ class IommuBlock : public sc_core::sc_module {
   // bytes, or the 32-bit register when an 8-byte read does not fit one.
   uint64_t peek_register(uint64_t offset, unsigned len = 8);
   void set_observer(DmaObserver* o) { observer_ = o; }
+  // Direct access to the memory bound to `mem` (it must be the same memory).
+  void set_direct_memory(TimedMemory* m) { direct_ = m; }
 
  protected:
   IommuBlock(sc_core::sc_module_name name, const Clock& clk, uint64_t mmio_bytes, unsigned requester_id_bits);
   // The engine whose barriers must wait for this model's DMAs in flight.
   void order_requests_with(TranslationEngine& e) { engine_ = &e; }
 
-  // The vendor's translation of one DMA (or its bypass decision). Called from the
-  // requester's thread; may wait.
-  virtual DmaOutcome handle_dma(const DmaRequest& rq) = 0;
+  // The vendor's translation of one DMA (or its bypass decision), beginning at annotated
+  // time `t`, which it advances. Called from the requester's thread; must not wait.
+  virtual DmaOutcome handle_dma(const DmaRequest& rq, Ps& t) = 0;
 
+  // The model's own memory accesses at annotated time `t` (advanced to their completion).
+  bool read_memory(uint64_t addr, void* dst, unsigned len, Ps& t);
+  bool write_memory(uint64_t addr, const void* src, unsigned len, Ps& t);
+  // The same from the model's own threads (queues), which wait for the access.
   bool read_memory(uint64_t addr, void* dst, unsigned len);
   bool write_memory(uint64_t addr, const void* src, unsigned len);
   // translation_latency and malformed_requests under `prefix`.
@@ -89,8 +102,12 @@ class IommuBlock : public sc_core::sc_module {
 
   uint64_t mmio_bytes_;
   unsigned requester_id_bits_;
+  bool access(bool write, uint64_t addr, void* data, unsigned len, AccessKind kind, Ps& t);
+  bool waited_access(bool write, uint64_t addr, void* data, unsigned len);
+
   TranslationEngine* engine_ = nullptr;
   DmaObserver* observer_ = nullptr;
+  TimedMemory* direct_ = nullptr;
   Counter malformed_;
   Histogram translation_ps_;
 };

@@ -8,6 +8,8 @@
 
 #include <tlm>
 
+#include "models/common/clock.h"
+
 namespace iommusim::common {
 
 class PayloadPool {
@@ -46,6 +48,28 @@ bool blocking_access(Socket& socket, PayloadPool& pool, tlm::tlm_command cmd, ui
   sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
   socket->b_transport(*p, delay);
   if (delay != sc_core::SC_ZERO_TIME) sc_core::wait(delay);
+  const bool ok = p->is_response_ok();
+  pool.put(p);
+  return ok;
+}
+
+// The same at annotated time `t` (advanced to the access's completion), without waiting.
+template <class Socket>
+bool annotated_access(Socket& socket, PayloadPool& pool, tlm::tlm_command cmd, uint64_t addr, void* data,
+                      unsigned len, Ps& t) {
+  tlm::tlm_generic_payload* p = pool.get();
+  p->set_command(cmd);
+  p->set_address(addr);
+  p->set_data_ptr(static_cast<unsigned char*>(data));
+  p->set_data_length(len);
+  p->set_streaming_width(len);
+  p->set_byte_enable_ptr(nullptr);
+  p->set_dmi_allowed(false);
+  p->set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+  const Ps now = now_ps();
+  sc_core::sc_time delay = from_ps(t > now ? t - now : 0);
+  socket->b_transport(*p, delay);
+  t = now + to_ps(delay);
   const bool ok = p->is_response_ok();
   pool.put(p);
   return ok;

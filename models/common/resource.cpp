@@ -1,42 +1,81 @@
 #include "models/common/resource.h"
 
+#include <algorithm>
+#include <limits>
+
 namespace iommusim::common {
 
-CountedResource::CountedResource(std::string name, unsigned capacity)
-    : name_(std::move(name)), capacity_(capacity), free_(capacity) {}
+namespace {
+constexpr Ps kOpen = std::numeric_limits<Ps>::max();   // a hold not yet ended
+}  // namespace
 
-bool CountedResource::try_acquire() {
-  if (free_ == 0 || !waiters_.empty()) return false;
-  --free_;
-  acquisitions_.inc();
-  wait_ps_.record(0);
-  return true;
-}
+BusyUnits::BusyUnits(std::string name, unsigned units) : name_(std::move(name)), busy_(units ? units : 1) {}
 
-void CountedResource::acquire() {
-  if (try_acquire()) return;
-  contended_.inc();
-  acquisitions_.inc();
-  sc_core::sc_event granted;   // lives on this thread's stack until the grant arrives
-  const sc_core::sc_time start = sc_core::sc_time_stamp();
-  waiters_.push_back({&granted});
-  sc_core::wait(granted);
-  wait_ps_.record(uint64_t((sc_core::sc_time_stamp() - start).value() /
-                           sc_core::sc_time(1, sc_core::SC_PS).value()));
-}
-
-void CountedResource::release() {
-  if (!waiters_.empty()) {
-    // Hand the unit over directly; free_ stays unchanged.
-    Waiter w = waiters_.front();
-    waiters_.pop_front();
-    w.granted->notify(sc_core::SC_ZERO_TIME);
-    return;
+Ps BusyUnits::earliest_fit(const Timeline& tl, Ps at, Ps duration) {
+  Ps s = at;
+  for (const Interval& iv : tl) {
+    if (iv.end <= s) continue;
+    if (iv.start >= s && iv.start - s >= duration) break;   // the gap before it fits
+    s = iv.end;
+    if (s == kOpen) break;
   }
-  ++free_;
+  return s;
 }
 
-void CountedResource::register_stats(StatRegistry& reg, const std::string& prefix) const {
+void BusyUnits::forget_past(Timeline& tl) {
+  // Every request begins at or after the current time, so intervals ended by then are
+  // gaps nobody can use.
+  if (tl.size() < 8) return;
+  const Ps now = now_ps();
+  auto first_live = std::find_if(tl.begin(), tl.end(), [&](const Interval& iv) { return iv.end > now; });
+  tl.erase(tl.begin(), first_live);
+}
+
+void BusyUnits::count(Ps at, Ps start) {
+  acquisitions_.inc();
+  if (start > at) contended_.inc();
+  wait_ps_.record(start - at);
+}
+
+Ps BusyUnits::reserve(Ps at, Ps duration) {
+  unsigned best = 0;
+  Ps best_start = kOpen;
+  for (unsigned u = 0; u < busy_.size(); ++u) {
+    forget_past(busy_[u]);
+    const Ps s = earliest_fit(busy_[u], at, duration);
+    if (s < best_start) { best = u; best_start = s; }
+    if (s == at) break;
+  }
+  Timeline& tl = busy_[best];
+  if (duration) {
+    auto pos = std::lower_bound(tl.begin(), tl.end(), best_start,
+                                [](const Interval& iv, Ps t) { return iv.start < t; });
+    tl.insert(pos, Interval{best_start, best_start + duration});
+  }
+  count(at, best_start);
+  return best_start;
+}
+
+BusyUnits::Hold BusyUnits::begin(Ps at) {
+  unsigned best = 0;
+  Ps best_start = kOpen;
+  for (unsigned u = 0; u < busy_.size(); ++u) {
+    forget_past(busy_[u]);
+    const Ps s = busy_[u].empty() ? at : std::max(at, busy_[u].back().end);
+    if (s < best_start) { best = u; best_start = s; }
+  }
+  busy_[best].push_back(Interval{best_start, kOpen});
+  count(at, best_start);
+  return {best, best_start};
+}
+
+void BusyUnits::end(const Hold& h, Ps end_time) {
+  Timeline& tl = busy_[h.unit];
+  for (auto it = tl.rbegin(); it != tl.rend(); ++it)
+    if (it->start == h.start && it->end == kOpen) { it->end = std::max(end_time, h.start); return; }
+}
+
+void BusyUnits::register_stats(StatRegistry& reg, const std::string& prefix) const {
   reg.add(prefix + ".acquisitions", acquisitions_, "count", "units granted of " + name_);
   reg.add(prefix + ".contended", contended_, "count", "acquisitions of " + name_ + " that had to wait");
   reg.add(prefix + ".wait", wait_ps_, "ns", "time spent waiting for " + name_, 1e-3);

@@ -1,53 +1,61 @@
-// A counted hardware resource (walker slots, cache ports, memory channels, queue entries)
-// with strict FIFO hand-over to waiting SC_THREADs. Contention and queueing in every model
-// come from these, never from hand-computed delays.
+// A hardware resource with a number of identical units (walker slots, cache lookup ports,
+// memory channels, link lanes), modelled as reservations on a timeline per unit: a request
+// at annotated time `at` for `duration` takes the earliest time >= at at which some unit
+// is free for that long, filling gaps between reservations already made. No process
+// blocks on it; the requester adds the wait to its annotated time.
+//
+// Reservations are made in host execution order: a request is placed among those already
+// made and never moves them. A request that in simulated time arrives before an existing
+// reservation but runs later on the host may therefore wait behind it (when no gap fits)
+// where real hardware would have served it first. Since the kernel runs processes in time
+// order and a request annotates only its own latency (a few hundred ns), that displacement
+// stays within one DMA's span (docs/architecture.md, "Timing"). Reservations that ended
+// before the current simulated time are forgotten, so the timelines stay short.
+//
+// Contention and queueing in every model come from these, never from hand-computed delays.
 #pragma once
 #include <cstdint>
-#include <deque>
 #include <string>
+#include <vector>
 
-#include <systemc>
-
+#include "models/common/clock.h"
 #include "models/common/stats.h"
 
 namespace iommusim::common {
 
-class CountedResource {
+class BusyUnits {
  public:
-  CountedResource(std::string name, unsigned capacity);
+  BusyUnits(std::string name, unsigned units);
 
-  // Blocks the calling SC_THREAD until a unit is free. Waiters are served first come,
-  // first served: a released unit goes straight to the oldest waiter.
-  void acquire();
-  // Non-blocking; false when no unit is free or someone is already waiting.
-  bool try_acquire();
-  void release();
+  // Reserves a unit for [start, start + duration), start being the earliest time >= at
+  // at which one is free for that long. Returns start.
+  Ps reserve(Ps at, Ps duration);
 
-  unsigned capacity() const { return capacity_; }
-  unsigned in_use() const { return capacity_ - free_; }
+  // A reservation whose length is known only at its end (a table walk): begin() takes
+  // the unit free soonest after its last reservation (busy until end()) and returns when
+  // the hold starts.
+  struct Hold { unsigned unit; Ps start; };
+  Hold begin(Ps at);
+  void end(const Hold& h, Ps end_time);
+
+  unsigned units() const { return unsigned(busy_.size()); }
   const Histogram& wait_ps() const { return wait_ps_; }
   const Counter& contended() const { return contended_; }
   const std::string& name() const { return name_; }
   void register_stats(StatRegistry& reg, const std::string& prefix) const;
 
  private:
-  struct Waiter { sc_core::sc_event* granted; };
+  struct Interval { Ps start, end; };
+  using Timeline = std::vector<Interval>;   // sorted, disjoint
+
+  static Ps earliest_fit(const Timeline& tl, Ps at, Ps duration);
+  void forget_past(Timeline& tl);
+  void count(Ps at, Ps start);
+
   std::string name_;
-  unsigned capacity_, free_;
-  std::deque<Waiter> waiters_;
+  std::vector<Timeline> busy_;
   Histogram wait_ps_;
   Counter acquisitions_, contended_;
-};
-
-// RAII holder so early returns (faults) always give the unit back.
-class ResourceGuard {
- public:
-  explicit ResourceGuard(CountedResource& r) : r_(&r) { r_->acquire(); }
-  ~ResourceGuard() { if (r_) r_->release(); }
-  ResourceGuard(const ResourceGuard&) = delete;
-  ResourceGuard& operator=(const ResourceGuard&) = delete;
- private:
-  CountedResource* r_;
 };
 
 }  // namespace iommusim::common

@@ -20,6 +20,7 @@ std::string validate(const TranslationEngineConfig& c) {
 // State of one walk (or one config-address translation) while it runs.
 struct TranslationEngine::WalkContext {
   uint64_t epoch = 0;          // when the walk began (for the barrier's count)
+  Ps t = 0;                    // annotated time: when the walk's next step begins
   uint64_t fill_epoch = 0;     // what its results may be cached under (the request's epoch)
   bool count_as_walk = true;   // false: config-structure reads, counted apart
   unsigned reads = 0;
@@ -48,17 +49,16 @@ TranslationEngine::TranslationEngine(const std::string& name, const TranslationE
       s2_walk_cache_(names.s2_walk_cache, cfg.s2_walk_cache, clk), ipa_cache_(names.ipa_cache, cfg.ipa_cache, clk) {}
 
 pagetable::WalkStart TranslationEngine::walk_start(WalkCache& wc, const pagetable::Format& f, uint32_t domain,
-                                                   uint32_t space, uint64_t ia, uint64_t root) {
+                                                   uint32_t space, uint64_t ia, uint64_t root, Ps& t) {
   if (wc.enabled()) {
     // One timed probe covers every level (the levels are looked up in parallel), and
     // counts as one hit or one miss.
-    ResourceGuard port(wc.ports());
-    clk_.wait_cycles(wc.config().lookup_cycles);
+    t = wc.port_lookup(t);
     for (unsigned level = f.last_level(); level > f.start_level(); --level) {
       const unsigned shift = f.level_shift(level - 1);
-      if (auto t = wc.probe(WalkKey{domain, space, uint8_t(shift), ia >> shift})) {
+      if (auto hit = wc.probe(WalkKey{domain, space, uint8_t(shift), ia >> shift}, t)) {
         wc.count_lookup(true);
-        return {t->level, t->table, t->above};
+        return {hit->level, hit->table, hit->above};
       }
     }
     wc.count_lookup(false);
@@ -71,7 +71,7 @@ pagetable::WalkResult TranslationEngine::stage_walk(WalkCache& wc, const pagetab
                                                     const pagetable::Access& a, WalkContext& w, bool via_stage2,
                                                     const Regime& r) {
   const bool stage1 = &wc == &s1_walk_cache_;
-  const pagetable::WalkStart start = walk_start(wc, f, domain, space, ia, root);
+  const pagetable::WalkStart start = walk_start(wc, f, domain, space, ia, root, w.t);
   auto fetch = [&](uint64_t addr, unsigned) {
     pagetable::FetchResult fr;
     uint64_t pa = addr;
@@ -79,7 +79,7 @@ pagetable::WalkResult TranslationEngine::stage_walk(WalkCache& wc, const pagetab
       const pagetable::Access table_read;   // stage-1 table walks are stage-2 reads
       if (!stage2(r, addr, table_read, true, w, pa, nullptr)) { fr.ok = false; return fr; }
     }
-    fr.ok = read_(pa, &fr.raw, 8);
+    fr.ok = read_(pa, &fr.raw, 8, w.t);
     if (w.count_as_walk) { table_reads_.inc(); (stage1 ? s1_reads_ : s2_reads_).inc(); ++w.reads; }
     else config_reads_.inc();
     return fr;
@@ -90,7 +90,7 @@ pagetable::WalkResult TranslationEngine::stage_walk(WalkCache& wc, const pagetab
     if (w.fill_epoch != epoch_) return;
     const unsigned shift = f.level_shift(level - 1);
     shifts |= 1ull << shift;
-    wc.insert(WalkKey{domain, space, uint8_t(shift), ia >> shift}, WalkEntry{table, uint8_t(level), above});
+    wc.insert(WalkKey{domain, space, uint8_t(shift), ia >> shift}, WalkEntry{table, uint8_t(level), above}, w.t);
   };
   return pagetable::walk(f, start, ia, a, fetch, fill);
 }
@@ -104,11 +104,10 @@ bool TranslationEngine::stage2(const Regime& r, uint64_t ipa, const pagetable::A
   if (!ipa_cache_.enabled()) {
     ipa_cache_.count_lookup(false);
   } else {
-    ResourceGuard port(ipa_cache_.ports());
-    clk_.wait_cycles(ipa_cache_.config().lookup_cycles);
+    w.t = ipa_cache_.port_lookup(w.t);
     for (uint64_t m = ipa_leaf_shifts_; m && !hit; m &= m - 1) {
       const unsigned shift = unsigned(__builtin_ctzll(m));
-      hit = ipa_cache_.probe(IpaKey{r.domain, uint8_t(shift), ipa >> shift});
+      hit = ipa_cache_.probe(IpaKey{r.domain, uint8_t(shift), ipa >> shift}, w.t);
     }
     ipa_cache_.count_lookup(hit.has_value());
   }
@@ -133,7 +132,7 @@ bool TranslationEngine::stage2(const Regime& r, uint64_t ipa, const pagetable::A
   if (w.fill_epoch == epoch_ && ipa_cache_.enabled()) {
     ipa_leaf_shifts_ |= 1ull << shift;
     ipa_cache_.insert(IpaKey{r.domain, shift, ipa >> shift},
-                      IpaEntry{wr.output >> shift, wr.leaf.readable, wr.leaf.writable, wr.leaf.exec_user, shift});
+                      IpaEntry{wr.output >> shift, wr.leaf.readable, wr.leaf.writable, wr.leaf.exec_user, shift}, w.t);
   }
   pa = wr.output;
   if (leaf_bytes) *leaf_bytes = wr.leaf_bytes;
@@ -141,34 +140,56 @@ bool TranslationEngine::stage2(const Regime& r, uint64_t ipa, const pagetable::A
   return true;
 }
 
-Translation TranslationEngine::translate_config_address(const Regime& r, uint64_t ipa) {
+Translation TranslationEngine::translate_config_address(const Regime& r, uint64_t ipa, Ps& at) {
   Translation t;
   WalkContext w;
   w.epoch = w.fill_epoch = epoch_;
   w.count_as_walk = false;
+  w.t = at;
   uint64_t leaf = 0;
   t.ok = stage2(r, ipa, pagetable::Access{}, true, w, t.output, &leaf);
   t.leaf_bytes = leaf;
   if (!t.ok) t.fault = w.fault;
+  at = w.t;
+  note_end(w.epoch, at);
   return t;
+}
+
+Translation TranslationEngine::translate_config_address(const Regime& r, uint64_t ipa) {
+  Ps t = now_ps();
+  const Translation tr = translate_config_address(r, ipa, t);
+  wait_until(t);
+  return tr;
 }
 
 Translation TranslationEngine::translate(const Regime& r, uint64_t input, const pagetable::Access& a,
                                          uint64_t begun) {
+  Ps t = now_ps();
+  const Translation tr = translate(r, input, a, begun, t);
+  wait_until(t);
+  return tr;
+}
+
+void TranslationEngine::note_end(uint64_t epoch, Ps end) {
+  Ps& latest = epoch == epoch_ ? current_end_ : older_end_;
+  latest = std::max(latest, end);
+}
+
+Translation TranslationEngine::translate(const Regime& r, uint64_t input, const pagetable::Access& a,
+                                         uint64_t begun, Ps& at) {
   Translation t;
   const uint8_t kind = entry_kind(r.stages);
 
   // IOTLB: probe each page size that may be present; one lookup time covers them all,
   // and the lookup counts as one hit or one miss.
   if (iotlb_.enabled()) {
-    ResourceGuard port(iotlb_.ports());
-    clk_.wait_cycles(iotlb_.config().lookup_cycles);
+    at = iotlb_.port_lookup(at);
     std::optional<TlbEntry> e;
     uint8_t shift = 12;
     for (unsigned n = 0; n < 3 && !e; ++n) {
       if (!(tlb_page_shifts_ & (1u << n))) continue;
       shift = uint8_t(12 + 9 * n);
-      e = iotlb_.probe(TlbKey{r.domain, r.space, kind, shift, input >> shift});
+      e = iotlb_.probe(TlbKey{r.domain, r.space, kind, shift, input >> shift}, at);
     }
     iotlb_.count_lookup(e.has_value());
     if (e) {
@@ -183,14 +204,14 @@ Translation TranslationEngine::translate(const Regime& r, uint64_t input, const 
   }
 
   // Miss: take a walker and walk.
-  ResourceGuard walker(walkers_);
+  const BusyUnits::Hold walker = walkers_.begin(at);
   WalkContext w;
+  w.t = walker.start;
   w.epoch = epoch_;
   // A regime read before the last invalidation began (a stale config) may be walked, but
   // nothing the walk finds may be cached.
   w.fill_epoch = begun == kNow ? epoch_ : begun;
   ++current_walks_;
-  const sc_core::sc_time begin = sc_time_stamp();
   bool ok = true;
   uint64_t output = 0, leaf_bytes = 0, input_leaf_bytes = 0;
   bool rd = true, wr_ok = true, x = true, user = true, global = false;
@@ -228,8 +249,11 @@ Translation TranslationEngine::translate(const Regime& r, uint64_t input, const 
       }
     }
   }
+  walkers_.end(walker, w.t);
   walk_reads_.record(w.reads);
-  walk_ps_.record(to_ps(sc_time_stamp() - begin));
+  walk_ps_.record(w.t - walker.start);
+  at = w.t;
+  note_end(w.epoch, at);
   const bool stale = w.epoch != epoch_;
   if (!stale) --current_walks_;
   else if (--older_walks_ == 0) drained_.notify(sc_core::SC_ZERO_TIME);
@@ -243,7 +267,7 @@ Translation TranslationEngine::translate(const Regime& r, uint64_t input, const 
     const uint8_t block = uint8_t(std::max<unsigned>(shift, unsigned(__builtin_ctzll(input_leaf_bytes))));
     if (block > shift) splinter_shift_ = std::max(splinter_shift_, block);
     iotlb_.insert(TlbKey{r.domain, r.space, kind, uint8_t(shift), input >> shift},
-                  TlbEntry{output >> shift, rd, wr_ok, x, user, global, block});
+                  TlbEntry{output >> shift, rd, wr_ok, x, user, global, block}, at);
   }
   t.ok = true;
   t.output = output;
@@ -285,11 +309,15 @@ void TranslationEngine::invalidate_by_input(const InvalidationScope& s, uint8_t 
   charge(scans);
 }
 
+// The scans run one after another, each holding a port of its cache; the queue's thread
+// waits until the last ends.
 void TranslationEngine::charge(const Scans& scans) {
-  iotlb_.charge(scans.iotlb);
-  s1_walk_cache_.charge(scans.s1_walk);
-  s2_walk_cache_.charge(scans.s2_walk);
-  ipa_cache_.charge(scans.ipa);
+  Ps t = now_ps();
+  t = iotlb_.charge_at(scans.iotlb, t);
+  t = s1_walk_cache_.charge_at(scans.s1_walk, t);
+  t = s2_walk_cache_.charge_at(scans.s2_walk, t);
+  t = ipa_cache_.charge_at(scans.ipa, t);
+  wait_until(t);
 }
 
 void TranslationEngine::remove_by_input(const InvalidationScope& s, uint8_t kinds, Scans& scans) {
@@ -354,13 +382,15 @@ void TranslationEngine::invalidate_by_ipa(const InvalidationScope& s, bool inclu
   charge(scans);
 }
 
-void TranslationEngine::end_request(uint64_t epoch) {
+void TranslationEngine::end_request(uint64_t epoch, Ps end) {
+  note_end(epoch, end);
   if (epoch == epoch_) --current_requests_;
   else if (--older_requests_ == 0) drained_.notify(sc_core::SC_ZERO_TIME);
 }
 
 void TranslationEngine::drain_older_requests() {
   while (older_walks_ > 0 || older_requests_ > 0) sc_core::wait(drained_);
+  wait_until(older_end_);
 }
 
 void TranslationEngine::register_stats(StatRegistry& reg, const std::string& p) const {

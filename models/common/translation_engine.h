@@ -14,6 +14,11 @@
 // epoch: walks that began before it may not fill any cache when they finish, and a
 // completion barrier (CMD_SYNC, inv_wait, COMPLETION_WAIT) calls drain_older_requests().
 //
+// Timing: a translation runs at the requester's annotated time and returns it advanced
+// (cache ports, walkers and memory are busy-until reservations); nothing waits. The
+// engine keeps the latest annotated end of the requests of each epoch, so a barrier
+// waits until the older requests' end (docs/architecture.md, "Timing").
+//
 // What it models: IOTLB entries for 4 KB, 2 MB and 1 GB pages (a combined nested entry
 // covers the smaller of the two leaves and holds the rights both stages grant; other leaf
 // sizes are cached as 4 KB entries);
@@ -21,6 +26,7 @@
 // fit); one timed probe for all IOTLB page sizes and one for all walk-cache levels.
 // What it does not model: prefetch, speculative walks, hardware A/D updates.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -37,10 +43,12 @@ namespace iommusim::common {
 
 struct TranslationEngineConfig {
   unsigned walkers = 16;   // concurrent table walks
-  CacheConfig iotlb{2048, 4, Replacement::Lru, 3, 4, 1, 2};
-  CacheConfig s1_walk_cache{256, 4, Replacement::Lru, 4, 2, 1, 3};
-  CacheConfig s2_walk_cache{128, 4, Replacement::Lru, 4, 2, 1, 4};
-  CacheConfig ipa_cache{128, 4, Replacement::Lru, 3, 2, 1, 5};
+  // The geometries iommusim's config declares (platforms/iommu_lane.cpp translation_keys;
+  // a test checks they agree).
+  CacheConfig iotlb = CacheConfig().set_entries(2048).set_ways(4).set_lookup_cycles(3).set_ports(4);
+  CacheConfig s1_walk_cache = CacheConfig().set_entries(256).set_ways(4).set_lookup_cycles(4).set_ports(2);
+  CacheConfig s2_walk_cache = CacheConfig().set_entries(128).set_ways(4).set_lookup_cycles(4).set_ports(2);
+  CacheConfig ipa_cache = CacheConfig().set_entries(128).set_ways(4).set_lookup_cycles(3).set_ports(2);
 };
 std::string validate(const TranslationEngineConfig& c);   // "" or a message naming the field
 
@@ -97,16 +105,18 @@ struct InvalidationScope {
 
 class TranslationEngine {
  public:
-  // read: reads `len` bytes of simulated memory through the model's socket (may wait).
-  using MemoryRead = std::function<bool(uint64_t addr, void* dst, unsigned len)>;
+  // read: reads `len` bytes of simulated memory at annotated time `t`, which it advances.
+  using MemoryRead = std::function<bool(uint64_t addr, void* dst, unsigned len, Ps& t)>;
 
   TranslationEngine(const std::string& name, const TranslationEngineConfig& cfg, const Clock& clk, MemoryRead read,
                     const TranslationCacheNames& names = {});
 
-  // Translates `input` (IOVA/VA) under `r`. Takes time; call from an SC_THREAD.
-  // `begun` is the epoch at which the request began (DmaRequest::epoch): the regime was
-  // read under it, so nothing is cached if an invalidation began since (default: now).
+  // Translates `input` (IOVA/VA) under `r`, beginning at annotated time `t`, which it
+  // advances. `begun` is the epoch at which the request began (DmaRequest::epoch): the
+  // regime was read under it, so nothing is cached if an invalidation began since.
   static constexpr uint64_t kNow = ~0ull;
+  Translation translate(const Regime& r, uint64_t input, const pagetable::Access& a, uint64_t begun, Ps& t);
+  // The same from an SC_THREAD that waits for the result (tests, queue threads).
   Translation translate(const Regime& r, uint64_t input, const pagetable::Access& a, uint64_t begun = kNow);
   // The current invalidation epoch; begin_epoch() starts a new one (every invalidation
   // does, configuration invalidations included): fills read under an older epoch are
@@ -114,7 +124,8 @@ class TranslationEngine {
   uint64_t epoch() const { return epoch_; }
   // Stage-2 translation of a configuration structure the IOMMU reads at a guest address
   // (a CD, the GCR3 table): cached like table fetches, counted as config reads.
-  Translation translate_config_address(const Regime& r, uint64_t ipa);
+  Translation translate_config_address(const Regime& r, uint64_t ipa, Ps& t);
+  Translation translate_config_address(const Regime& r, uint64_t ipa);   // waits
 
   // Entries found by the request's input address: IOTLB entries of `kinds`, and (unless
   // leaf_only) the stage-1 walk cache.
@@ -123,12 +134,13 @@ class TranslationEngine {
   // and (unless leaf_only) the stage-2 walk cache. The space tag is ignored.
   void invalidate_by_ipa(const InvalidationScope& s, bool include_tlb = true);
   // DMAs in flight, so a barrier can order them (see InflightRequest): begin returns the
-  // request's epoch, end takes it back.
+  // request's epoch, end takes it back with the request's annotated completion time.
   uint64_t begin_request() { ++current_requests_; return epoch_; }
-  void end_request(uint64_t epoch);
+  void end_request(uint64_t epoch, Ps end);
   // Completion barrier: returns once every DMA (and every walk or config fetch, which run
-  // inside DMAs) that began before the last invalidation has completed. This orders all
-  // older DMAs, not only those that used an invalidated entry: simpler, and never late.
+  // inside DMAs) that began before the last invalidation has completed: once none is still
+  // running and the latest annotated end among them has passed. This orders all older
+  // DMAs, not only those that used an invalidated entry: simpler, and never late.
   void drain_older_requests();
   // Starts a new invalidation epoch: every invalidation here does, and a vendor's
   // configuration invalidation calls it too. A fetch begun under an older epoch may finish
@@ -137,6 +149,7 @@ class TranslationEngine {
     ++epoch_;
     older_walks_ += current_walks_; current_walks_ = 0;
     older_requests_ += current_requests_; current_requests_ = 0;
+    older_end_ = std::max(older_end_, current_end_);
   }
 
   void register_stats(StatRegistry& reg, const std::string& prefix) const;
@@ -190,7 +203,9 @@ class TranslationEngine {
   struct WalkContext;
 
   pagetable::WalkStart walk_start(WalkCache& wc, const pagetable::Format& f, uint32_t domain, uint32_t space,
-                                  uint64_t ia, uint64_t root);
+                                  uint64_t ia, uint64_t root, Ps& t);
+  // Records when a request, walk or config fetch of `epoch` ends, for the barrier.
+  void note_end(uint64_t epoch, Ps end);
   struct Rights { bool r = true, w = true, x = true; };   // a stage-2 leaf's rights
   bool stage2(const Regime& r, uint64_t ipa, const pagetable::Access& a, bool table_fetch, WalkContext& w,
               uint64_t& pa, uint64_t* leaf_bytes, Rights* rights = nullptr);
@@ -206,7 +221,7 @@ class TranslationEngine {
   Clock clk_;
   MemoryRead read_;
   TranslationCacheNames names_;
-  CountedResource walkers_;
+  BusyUnits walkers_;
   SetAssocCache<TlbKey, TlbEntry> iotlb_;
   WalkCache s1_walk_cache_, s2_walk_cache_;
   SetAssocCache<IpaKey, IpaEntry> ipa_cache_;
@@ -217,6 +232,7 @@ class TranslationEngine {
 
   sc_core::sc_event drained_;
   uint64_t epoch_ = 0, current_walks_ = 0, older_walks_ = 0, current_requests_ = 0, older_requests_ = 0;
+  Ps current_end_ = 0, older_end_ = 0;   // latest annotated end of this epoch's / older requests
 
   Counter table_reads_, s1_reads_, s2_reads_, config_reads_, stale_fills_dropped_;
   Histogram walk_reads_, walk_ps_;
@@ -226,13 +242,16 @@ class TranslationEngine {
 class InflightRequest {
  public:
   explicit InflightRequest(TranslationEngine* e) : e_(e), epoch_(e ? e->begin_request() : 0) {}
-  ~InflightRequest() { if (e_) e_->end_request(epoch_); }
+  ~InflightRequest() { if (e_) e_->end_request(epoch_, end_); }
   uint64_t epoch() const { return epoch_; }
+  // The request's annotated completion time (default: when it is destroyed).
+  void set_end(Ps end) { end_ = end; }
   InflightRequest(const InflightRequest&) = delete;
   InflightRequest& operator=(const InflightRequest&) = delete;
  private:
   TranslationEngine* e_;
   uint64_t epoch_;
+  Ps end_ = now_ps();
 };
 
 }  // namespace iommusim::common

@@ -25,10 +25,17 @@ EditResult TableBuilder::map(uint64_t ia, uint64_t out, uint64_t bytes, uint64_t
   if ((ia | out | bytes) & (leaf_bytes - 1)) { r.ok = false; r.error = "address or size not aligned to the leaf size"; return r; }
   r.leaf_bytes = leaf_bytes;
   if (fmt_.input_bits() < 64 && ((ia + bytes - 1) >> fmt_.input_bits()) != 0) { r.ok = false; r.error = "input address beyond the table's input size"; return r; }
+  // The builder keeps its place: consecutive pages whose leaves share a table reuse the
+  // table the previous page reached, instead of walking from the root again (tables are
+  // never freed, so the pointer stays valid).
+  const uint64_t leaf_table_span = leaf_bytes << fmt_.index_bits(leaf_level);
+  uint64_t place_table = 0, place_block = ~0ull;
   for (uint64_t off = 0; off < bytes; off += leaf_bytes) {
     const uint64_t va = ia + off;
-    uint64_t table = root_;
-    for (unsigned level = fmt_.start_level();; ) {
+    const uint64_t block = leaf_table_span ? va / leaf_table_span : 0;
+    const bool in_place = block == place_block;
+    uint64_t table = in_place ? place_table : root_;
+    for (unsigned level = in_place ? leaf_level : fmt_.start_level();; ) {
       const uint64_t daddr = table + fmt_.index(level, va) * fmt_.descriptor_bytes();
       if (level == leaf_level) {
         const DecodedDescriptor old = fmt_.decode(level, mem_.read_descriptor(daddr));
@@ -39,6 +46,8 @@ EditResult TableBuilder::map(uint64_t ia, uint64_t out, uint64_t bytes, uint64_t
         }
         mem_.write_descriptor(daddr, fmt_.encode_leaf(level, out + off, attrs));
         ++r.descriptors_written;
+        place_table = table;
+        place_block = block;
         break;
       }
       DecodedDescriptor d = fmt_.decode(level, mem_.read_descriptor(daddr));

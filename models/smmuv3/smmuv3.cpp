@@ -26,9 +26,10 @@ std::string validate(const Smmuv3Config& c) {
 
 Smmuv3::Smmuv3(sc_core::sc_module_name name, const Smmuv3Config& cfg)
     : IommuBlock(name, common::Clock::from_mhz(cfg.clock_mhz), reg::kMmioBytes, 32), cfg_(cfg),
+      pipeline_ps_(clk_.cycles_ps(cfg.translation_cycles)),
       config_cache_("config_cache", cfg.config_cache, clk_),
       engine_(this->name(), cfg.translation, clk_,
-              [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); }) {
+              [this](uint64_t addr, void* dst, unsigned len, common::Ps& t) { return read_memory(addr, dst, len, t); }) {
   order_requests_with(engine_);
   build_registers();
   SC_THREAD(command_thread);
@@ -120,7 +121,7 @@ void Smmuv3::build_registers() {
 
 // ---------------------------------------------------------------- memory helpers
 
-void Smmuv3::record_event(const EventRecord& e) {
+void Smmuv3::record_event(const EventRecord& e, common::Ps& t) {
   events_.inc();
   if (!reg::CR0_EVTQEN::get(regs_.get("CR0"))) { events_lost_.inc(); return; }
   const uint64_t base = regs_.get("EVTQ_BASE");
@@ -136,13 +137,13 @@ void Smmuv3::record_event(const EventRecord& e) {
   }
   const EventWords words = encode_event(e);
   const uint64_t slot = reg::Q_BASE_ADDR::get(base) << 5;
-  if (!write_memory(slot + uint64_t(ring.index(prod)) * 32, words.data(), 32)) { events_lost_.inc(); return; }
+  if (!write_memory(slot + uint64_t(ring.index(prod)) * 32, words.data(), 32, t)) { events_lost_.inc(); return; }
   regs_.set("EVTQ_PROD", (prod & (1u << 31)) | ring.next(prod & ring.pointer_mask()));
 }
 
 // ---------------------------------------------------------------- translation
 
-common::DmaOutcome Smmuv3::handle_dma(const common::DmaRequest& d) {
+common::DmaOutcome Smmuv3::handle_dma(const common::DmaRequest& d, common::Ps& t) {
   const Request rq{d.requester_id, d.pasid_valid, d.pasid, d.input, d.access, d.epoch};
   if (!reg::CR0_SMMUEN::get(regs_.get("CR0"))) {
     // SMMU disabled: GBPA decides between global bypass and abort.
@@ -152,12 +153,12 @@ common::DmaOutcome Smmuv3::handle_dma(const common::DmaRequest& d) {
     if (o.ok) bypassed_.inc(); else aborted_.inc();
     return o;
   }
-  return translate(rq);
+  return translate(rq, t);
 }
 
-std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq) {
+std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq, common::Ps& t) {
   const ConfigKey key{rq.sid, rq.ssv ? rq.ssid : 0, rq.ssv};
-  if (auto hit = config_cache_.timed_lookup(key)) return hit;
+  if (auto hit = config_cache_.lookup_at(key, t)) return hit;
   // A CFGI (or any invalidation) that overtakes this fetch forbids its fill.
   const uint64_t epoch = engine_.epoch();
 
@@ -165,7 +166,7 @@ std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq) {
     EventRecord e;
     e.id = id; e.sid = rq.sid; e.ssv = rq.ssv; e.ssid = rq.ssid; e.input_addr = rq.input;
     e.rnw = !rq.access.write; e.ipa_or_fetch_addr = fetch;
-    record_event(e);
+    record_event(e, t);
     return std::optional<StreamConfig>{};
   };
 
@@ -181,7 +182,7 @@ std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq) {
     const uint64_t l1_addr = base + (uint64_t(rq.sid) >> split) * 8;
     uint64_t raw = 0;
     config_reads_.inc();
-    if (!read_memory(l1_addr, &raw, 8)) return bad(EventId::F_STE_FETCH, l1_addr);
+    if (!read_memory(l1_addr, &raw, 8, t)) return bad(EventId::F_STE_FETCH, l1_addr);
     const StreamTableL1Desc l1 = decode_st_l1(raw);
     const uint64_t index = rq.sid & ((1ull << split) - 1);
     // SPAN 0 means the L2 table is invalid; the table holds 2^(SPAN-1) STEs.
@@ -192,7 +193,7 @@ std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq) {
   }
   SteWords ste_words{};
   config_reads_.inc();
-  if (!read_memory(ste_addr, ste_words.data(), 64)) return bad(EventId::F_STE_FETCH, ste_addr);
+  if (!read_memory(ste_addr, ste_words.data(), 64, t)) return bad(EventId::F_STE_FETCH, ste_addr);
   std::string why;
   auto ste = decode_ste(ste_words, &why);
   if (!ste || !ste->valid) return bad(EventId::C_BAD_STE);
@@ -225,14 +226,14 @@ std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq) {
         const pagetable::VmsaFormat s2f(c.s2);
         common::Regime r;
         r.stages = common::Stages::Nested; r.domain = c.vmid; r.s2 = &s2f; r.s2_root = c.s2_ttb;
-        const common::Translation t = engine_.translate_config_address(r, cd_addr);
+        const common::Translation tr = engine_.translate_config_address(r, cd_addr, t);
         // A stage-2 fault on the CD fetch reports CLASS=CD (QEMU smmu_get_cd).
-        if (!t.ok) { record_walk_fault(rq, t.fault, EventClass::Cd); return std::nullopt; }
-        cd_addr = t.output;
+        if (!tr.ok) { record_walk_fault(rq, tr.fault, t, EventClass::Cd); return std::nullopt; }
+        cd_addr = tr.output;
       }
       CdWords cd_words{};
       config_reads_.inc();
-      if (!read_memory(cd_addr, cd_words.data(), 64)) return bad(EventId::F_CD_FETCH, cd_addr);
+      if (!read_memory(cd_addr, cd_words.data(), 64, t)) return bad(EventId::F_CD_FETCH, cd_addr);
       auto cd = decode_cd(cd_words, &why);
       if (!cd || !cd->valid) return bad(EventId::C_BAD_CD);
       const auto g = pagetable::vmsa_granule_bits_from_tg0(cd->tg0);
@@ -246,12 +247,13 @@ std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq) {
       c.asid = cd->asid;
     }
   }
-  if (engine_.epoch() == epoch) config_cache_.insert(key, c);
+  if (engine_.epoch() == epoch) config_cache_.insert(key, c, t);
   else stale_config_fills_.inc();
   return c;
 }
 
-void Smmuv3::record_walk_fault(const Request& rq, const common::TranslationFault& f, std::optional<EventClass> cls) {
+void Smmuv3::record_walk_fault(const Request& rq, const common::TranslationFault& f, common::Ps& t,
+                               std::optional<EventClass> cls) {
   faults_.inc();
   EventRecord e;
   switch (f.fault) {
@@ -268,14 +270,14 @@ void Smmuv3::record_walk_fault(const Request& rq, const common::TranslationFault
   e.cls = uint8_t(cls ? *cls : f.table_fetch ? EventClass::TranslationTable : EventClass::Input);
   e.ttrnw = f.table_fetch;
   e.ipa_or_fetch_addr = e.id == EventId::F_WALK_EABT ? f.descriptor_address : f.ipa;
-  record_event(e);
+  record_event(e, t);
 }
 
-Smmuv3::Outcome Smmuv3::translate(const Request& rq) {
+Smmuv3::Outcome Smmuv3::translate(const Request& rq, common::Ps& t) {
   translations_.inc();
-  clk_.wait_cycles(cfg_.translation_cycles);
+  t += pipeline_ps_;
   Outcome o;
-  auto cfg = fetch_config(rq);
+  auto cfg = fetch_config(rq, t);
   if (!cfg) { faults_.inc(); return o; }
   const StreamConfig& c = *cfg;
   switch (c.config) {
@@ -295,13 +297,13 @@ Smmuv3::Outcome Smmuv3::translate(const Request& rq) {
   if (r.stages != common::Stages::Stage2) { r.space = c.asid; r.s1 = &s1f; r.s1_root = c.s1_ttb; }
   if (r.stages != common::Stages::Stage1) { r.s2 = &s2f; r.s2_root = c.s2_ttb; }
   if (r.stages != common::Stages::Stage2 && c.s1_epd0) {   // TTB0 walks disabled
-    record_walk_fault(rq, common::TranslationFault{Fault::Translation, 1, false, 0, 0, 0});
+    record_walk_fault(rq, common::TranslationFault{Fault::Translation, 1, false, 0, 0, 0}, t);
     return o;
   }
-  const common::Translation t = engine_.translate(r, rq.input, rq.access, rq.epoch);
-  if (!t.ok) { record_walk_fault(rq, t.fault); return o; }
+  const common::Translation tr = engine_.translate(r, rq.input, rq.access, rq.epoch, t);
+  if (!tr.ok) { record_walk_fault(rq, tr.fault, t); return o; }
   o.ok = true;
-  o.output = t.output;
+  o.output = tr.output;
   return o;
 }
 
@@ -447,7 +449,11 @@ bool Smmuv3::execute(const Command& c) {
     case Opcode::PrefetchConfig: {
       Request rq;
       rq.sid = c.sid; rq.ssv = c.ssv; rq.ssid = c.ssid;
-      if (reg::CR0_SMMUEN::get(regs_.get("CR0"))) fetch_config(rq);
+      if (reg::CR0_SMMUEN::get(regs_.get("CR0"))) {
+        common::Ps t = common::now_ps();
+        fetch_config(rq, t);
+        common::wait_until(t);
+      }
       break;
     }
     case Opcode::PrefetchAddr:

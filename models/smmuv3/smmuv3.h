@@ -70,7 +70,8 @@ struct Smmuv3Config {
   unsigned cmd_exec_cycles = 4;       // fixed part of every command
   unsigned sync_cycles = 4;
   unsigned atc_inv_cycles = 200;      // until ATS is modelled: a message to the device
-  common::CacheConfig config_cache{64, 4, common::Replacement::Lru, 3, 2, 1, 1};
+  // Defaults: as iommusim's config declares them (platforms/smmuv3_lane.cpp; a test checks).
+  common::CacheConfig config_cache = common::CacheConfig().set_entries(64).set_ways(4).set_lookup_cycles(3).set_ports(2);
   common::TranslationEngineConfig translation;   // walkers, IOTLB, S1/S2 walk caches, IPA cache
 };
 std::string validate(const Smmuv3Config& c);   // "" or a message naming the field
@@ -124,20 +125,22 @@ class Smmuv3 : public common::IommuBlock {
   };
   using Outcome = common::DmaOutcome;
 
-  common::DmaOutcome handle_dma(const common::DmaRequest& rq) override;
+  common::DmaOutcome handle_dma(const common::DmaRequest& rq, common::Ps& t) override;
   void build_registers();
 
-  Outcome translate(const Request& rq);
-  std::optional<StreamConfig> fetch_config(const Request& rq);
-  void record_event(const EventRecord& e);
+  // At the request's annotated time `t`, which they advance.
+  Outcome translate(const Request& rq, common::Ps& t);
+  std::optional<StreamConfig> fetch_config(const Request& rq, common::Ps& t);
+  void record_event(const EventRecord& e, common::Ps& t);
   // cls: CLASS override (a stage-2 fault while fetching the CD reports CLASS=CD).
-  void record_walk_fault(const Request& rq, const common::TranslationFault& f,
+  void record_walk_fault(const Request& rq, const common::TranslationFault& f, common::Ps& t,
                          std::optional<EventClass> cls = std::nullopt);
 
   void command_thread();
   bool execute(const Command& c);
 
   Smmuv3Config cfg_;
+  common::Ps pipeline_ps_;   // translation_cycles, the request pipeline before the caches
   common::SetAssocCache<ConfigKey, StreamConfig> config_cache_;
   common::TranslationEngine engine_;
 

@@ -45,9 +45,10 @@ std::string validate(const VtdConfig& c) {
 
 Vtd::Vtd(sc_core::sc_module_name name, const VtdConfig& cfg)
     : IommuBlock(name, common::Clock::from_mhz(cfg.clock_mhz), reg::kMmioBytes, 16), cfg_(cfg),
+      pipeline_ps_(clk_.cycles_ps(cfg.translation_cycles)),
       context_cache_("context_cache", cfg.context_cache, clk_), pasid_cache_("pasid_cache", cfg.pasid_cache, clk_),
       engine_(this->name(), cfg.translation, clk_,
-              [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); },
+              [this](uint64_t addr, void* dst, unsigned len, common::Ps& t) { return read_memory(addr, dst, len, t); },
               vtd_cache_names()),
       fs4_(pagetable::X86PagingConfig{4, cfg.fs_1g, cfg.haw}), fs5_(pagetable::X86PagingConfig{5, cfg.fs_1g, cfg.haw}),
       ss3_(pagetable::VtdSecondStageConfig{3, cfg.ss_2m, cfg.ss_1g, cfg.haw}),
@@ -240,7 +241,7 @@ FaultReason Vtd::walk_reason(const Request& rq, const common::TranslationFault& 
 
 // ---------------------------------------------------------------- translation
 
-common::DmaOutcome Vtd::handle_dma(const common::DmaRequest& d) {
+common::DmaOutcome Vtd::handle_dma(const common::DmaRequest& d, common::Ps& t) {
   const Request rq{uint16_t(d.requester_id), d.pasid_valid, d.pasid, d.input, d.access, d.epoch};
   if (!reg::GSTS_TES::get(regs_.get("GSTS"))) {   // translation disabled: DMA passes untranslated
     passed_through_.inc();
@@ -249,10 +250,10 @@ common::DmaOutcome Vtd::handle_dma(const common::DmaRequest& d) {
     o.output = rq.input;
     return o;
   }
-  return translate(rq);
+  return translate(rq, t);
 }
 
-std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq) {
+std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq, common::Ps& t) {
   auto fail = [&](FaultReason r, bool fpd = false) {
     record_fault(rq, r, fpd);
     return std::optional<Resolved>{};
@@ -261,7 +262,7 @@ std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq) {
   std::string why;
   // Context entry, through the context cache.
   SmContextEntry ctx;
-  if (auto hit = context_cache_.timed_lookup(ContextKey{rq.rid})) {
+  if (auto hit = context_cache_.lookup_at(ContextKey{rq.rid}, t)) {
     ctx = *hit;
   } else {
     // A context-cache (or any) invalidation that overtakes this fetch forbids its fill.
@@ -269,7 +270,7 @@ std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq) {
     const uint8_t bus = sid_bus(rq.rid), devfn = sid_devfn(rq.rid);
     RootWords rw{};
     config_reads_.inc();
-    if (!read_memory(root_table_ + root_entry_offset(bus), rw.data(), 16)) return fail(FaultReason::SM_ROOT_ENTRY_ACCESS);
+    if (!read_memory(root_table_ + root_entry_offset(bus), rw.data(), 16, t)) return fail(FaultReason::SM_ROOT_ENTRY_ACCESS);
     const auto root = decode_root_entry(rw, &why, cfg_.haw);
     if (!root) return fail(FaultReason::SM_ROOT_ENTRY_RESERVED);
     const bool upper = sm_context_in_upper(devfn);
@@ -277,13 +278,13 @@ std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq) {
     const uint64_t ctp = upper ? root->upper_ctp : root->lower_ctp;
     SmContextWords cw{};
     config_reads_.inc();
-    if (!read_memory(ctp + sm_context_entry_offset(devfn), cw.data(), 32))
+    if (!read_memory(ctp + sm_context_entry_offset(devfn), cw.data(), 32, t))
       return fail(FaultReason::SM_CONTEXT_ENTRY_ACCESS);
     const auto c = decode_sm_context(cw, &why, cfg_.haw);
     if (!c) return fail(FaultReason::SM_CONTEXT_ENTRY_RESERVED);
     if (!c->present) return fail(FaultReason::SM_CONTEXT_ENTRY_NOT_PRESENT);
     ctx = *c;
-    if (engine_.epoch() == epoch) context_cache_.insert(ContextKey{rq.rid}, ctx);
+    if (engine_.epoch() == epoch) context_cache_.insert(ContextKey{rq.rid}, ctx, t);
     else stale_config_fills_.inc();
   }
   if (rq.pasid_valid && !ctx.paside) return fail(FaultReason::SM_CONTEXT_PASIDE_CLEAR, ctx.fpd);
@@ -293,11 +294,11 @@ std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq) {
 
   // PASID entry, through the PASID cache.
   const PasidKey pk{rq.rid, pasid};
-  if (auto hit = pasid_cache_.timed_lookup(pk)) return hit;
+  if (auto hit = pasid_cache_.lookup_at(pk, t)) return hit;
   const uint64_t epoch = engine_.epoch();   // as for the context entry
   uint64_t dw = 0;
   config_reads_.inc();
-  if (!read_memory(ctx.pasid_dir_ptr + pasid_dir_entry_offset(pasid), &dw, 8))
+  if (!read_memory(ctx.pasid_dir_ptr + pasid_dir_entry_offset(pasid), &dw, 8, t))
     return fail(FaultReason::SM_PASID_DIR_ACCESS, ctx.fpd);
   const auto dir = decode_pasid_dir_entry(dw, &why, cfg_.haw);
   if (!dir) return fail(FaultReason::SM_PASID_DIR_RESERVED, ctx.fpd);
@@ -305,7 +306,7 @@ std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq) {
   const bool fpd = ctx.fpd || dir->fpd;
   PasidEntryWords pw{};
   config_reads_.inc();
-  if (!read_memory(dir->pasid_table_ptr + pasid_entry_offset(pasid), pw.data(), 64))
+  if (!read_memory(dir->pasid_table_ptr + pasid_entry_offset(pasid), pw.data(), 64, t))
     return fail(FaultReason::SM_PASID_ENTRY_ACCESS, fpd);
   const auto pe = decode_pasid_entry(pw, &why, cfg_.haw);
   if (!pe) {
@@ -319,16 +320,16 @@ std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq) {
       (pe->uses_second_stage() && (pe->aw < 1 || pe->aw > 3)))
     return fail(FaultReason::SM_PASID_ENTRY_INVALID, efpd);
   Resolved r{*pe, pasid, efpd};
-  if (engine_.epoch() == epoch) pasid_cache_.insert(pk, r);
+  if (engine_.epoch() == epoch) pasid_cache_.insert(pk, r, t);
   else stale_config_fills_.inc();
   return r;
 }
 
-Vtd::Outcome Vtd::translate(const Request& rq) {
+Vtd::Outcome Vtd::translate(const Request& rq, common::Ps& t) {
   translations_.inc();
-  clk_.wait_cycles(cfg_.translation_cycles);
+  t += pipeline_ps_;
   Outcome o;
-  const auto res = resolve(rq);
+  const auto res = resolve(rq, t);
   if (!res) return o;
   const PasidEntry& pe = res->pe;
   if (rq.access.privileged && rq.pasid_valid && !pe.sre && pe.pgtt != Pgtt::SecondStage) {
@@ -362,10 +363,10 @@ Vtd::Outcome Vtd::translate(const Request& rq) {
                                                         : FaultReason::SM_FS_NON_CANONICAL, res->fpd);
     return o;
   }
-  const common::Translation t = engine_.translate(r, rq.input, rq.access, rq.epoch);
-  if (!t.ok) { record_fault(rq, walk_reason(rq, t.fault), res->fpd); return o; }
+  const common::Translation tr = engine_.translate(r, rq.input, rq.access, rq.epoch, t);
+  if (!tr.ok) { record_fault(rq, walk_reason(rq, tr.fault), res->fpd); return o; }
   o.ok = true;
-  o.output = t.output;
+  o.output = tr.output;
   return o;
 }
 

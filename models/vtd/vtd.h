@@ -78,8 +78,9 @@ struct VtdConfig {
   unsigned desc_exec_cycles = 4;     // fixed part of every descriptor
   unsigned wait_cycles = 4;          // inv_wait after draining
   unsigned devtlb_inv_cycles = 200;  // until ATS is modelled: a message to the device
-  common::CacheConfig context_cache{64, 4, common::Replacement::Lru, 3, 2, 1, 1};
-  common::CacheConfig pasid_cache{64, 4, common::Replacement::Lru, 3, 2, 1, 6};
+  // Defaults: as iommusim's config declares them (platforms/vtd_lane.cpp; a test checks).
+  common::CacheConfig context_cache = common::CacheConfig().set_entries(64).set_ways(4).set_lookup_cycles(3).set_ports(2);
+  common::CacheConfig pasid_cache = common::CacheConfig().set_entries(64).set_ways(4).set_lookup_cycles(3).set_ports(2);
   common::TranslationEngineConfig translation;   // walkers, IOTLB, FS/SS PSCs, GPA cache
 };
 std::string validate(const VtdConfig& c);
@@ -132,11 +133,11 @@ class Vtd : public common::IommuBlock {
   using Outcome = common::DmaOutcome;
   struct Resolved { PasidEntry pe; uint32_t pasid = 0; bool fpd = false; };
 
-  common::DmaOutcome handle_dma(const common::DmaRequest& rq) override;
+  common::DmaOutcome handle_dma(const common::DmaRequest& rq, common::Ps& t) override;
   void build_registers();
 
-  Outcome translate(const Request& rq);
-  std::optional<Resolved> resolve(const Request& rq);
+  Outcome translate(const Request& rq, common::Ps& t);
+  std::optional<Resolved> resolve(const Request& rq, common::Ps& t);   // at annotated time t
   void record_fault(const Request& rq, FaultReason reason, bool fpd);
   FaultReason walk_reason(const Request& rq, const common::TranslationFault& f) const;
   void update_ppf();
@@ -148,6 +149,7 @@ class Vtd : public common::IommuBlock {
   void invalidate_iotlb(uint8_t gran, uint16_t did, uint64_t addr, uint8_t am, bool ih);
 
   VtdConfig cfg_;
+  common::Ps pipeline_ps_;   // translation_cycles, the request pipeline before the caches
   common::SetAssocCache<ContextKey, SmContextEntry> context_cache_;
   common::SetAssocCache<PasidKey, Resolved> pasid_cache_;
   common::TranslationEngine engine_;

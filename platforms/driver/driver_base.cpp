@@ -188,9 +188,10 @@ Status DriverBase::map(DomainId d, uint64_t iova, uint64_t pa, uint64_t bytes, P
   charge_cycles(timing_.op_overhead_cycles);
   const pagetable::EditResult r = dom->tables->map(iova, pa, bytes, page_bytes, leaf_attributes(prot));
   if (r.ok && (dom->min_leaf_bytes == 0 || page_bytes < dom->min_leaf_bytes)) dom->min_leaf_bytes = page_bytes;
-  if (Status s = edit_result(r, dom); !s.ok) return s;
-  if (oracle_) oracle_->map(d, iova, pa, bytes, rights_of(prot));
-  return {};
+  // The mapping exists from the moment its descriptors are in memory: a walk may find it
+  // while the CPU is still paying for the writes.
+  if (r.ok && oracle_) oracle_->map(d, iova, pa, bytes, rights_of(prot));
+  return edit_result(r, dom);
 }
 
 Status DriverBase::unmap(DomainId d, uint64_t iova, uint64_t bytes) {

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "platforms/config.h"
 #include "tests/support/run_cli.h"
 
 namespace {
@@ -69,6 +70,28 @@ TEST(Cli, ConfigErrorNamesTheKeyAndExitsTwo) {
   CliRun r = run_cli("run -o " + ::testing::TempDir() + "cli_bad -p iommu.smmuv3.iotlb.bogus=1");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.out.find("iommu.smmuv3.iotlb.bogus: unknown key"), std::string::npos) << r.out;
+}
+
+// --print-config prints the resolved config: the declared defaults with the overrides.
+TEST(Cli, PrintConfigShowsTheDeclaredDefaultsWithOverrides) {
+  CliRun r = run_cli("run --print-config -p iommu.vtd.iotlb.entries=4096 -p traffic.pattern=sequential");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  nlohmann::json expected = iommusim::platforms::default_config();
+  expected["iommu"]["vtd"]["iotlb"]["entries"] = 4096;
+  expected["traffic"]["pattern"] = "sequential";
+  EXPECT_EQ(nlohmann::json::parse(r.out), expected);
+  r = run_cli("run --print-config -p iommu.vtd.iotlb.entires=1");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("iommu.vtd.iotlb.entires: unknown key"), std::string::npos) << r.out;
+}
+
+TEST(Cli, ConfigDocsPrintsDocsConfigMd) {
+  CliRun r = run_cli("config-docs");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  std::ifstream in(std::string(IOMMUSIM_SOURCE_DIR) + "/docs/config.md");
+  std::stringstream file;
+  file << in.rdbuf();
+  EXPECT_TRUE(r.out == file.str()) << "docs/config.md differs from `iommusim config-docs`";
 }
 
 TEST(Cli, MissingConfigFileIsAClearError) {
@@ -218,4 +241,43 @@ TEST(Cli, TablePoolExhaustedAtRunTimeNamesItsKey) {
                      " -p traffic.window_bytes=1073741824 -p platform.guest_ram_bytes=2147483648");
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_NE(r.out.find("host table pool exhausted (raise platform.table_pool_bytes)"), std::string::npos) << r.out;
+}
+
+// sim.warmup_transactions = 500 of 2000 DMAs: the lane's stats count the last 1500 DMAs,
+// the oracle every one of the 2000, and the model runs exactly as without a warm-up (its
+// invalidations after the warm-up are the tail of the plain run's, to the picosecond).
+TEST(Cli, WarmupCountsAfreshButNotTheOracle) {
+  const std::string warm = ::testing::TempDir() + "cli_warm", plain = ::testing::TempDir() + "cli_warm_plain";
+  const std::string common = " -p iommu.vendor=smmuv3 -p traffic.transactions=2000";
+  CliRun r = run_cli("run --force -o " + warm + common + " -p sim.warmup_transactions=500");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("warm-up: the first 500 DMAs"), std::string::npos) << r.out;
+  ASSERT_EQ(run_cli("run --force -o " + plain + common).exit_code, 0);
+  auto stats = read_json(warm + "/stats.json");
+  EXPECT_EQ(stat(stats, "smmuv3.endpoint.transactions"), 1500);
+  EXPECT_EQ(stat(stats, "smmuv3.endpoint.reads") + stat(stats, "smmuv3.endpoint.writes"), 1500);
+  EXPECT_EQ(stat(stats, "smmuv3.endpoint.latency", "count"), 1500);
+  EXPECT_EQ(stat(stats, "smmuv3.oracle.checked"), 2000);
+  EXPECT_GT(stat(stats, "smmuv3.run.warmup_end"), 0);
+  double bucketed = 0;
+  for (auto& s : stats["stats"])
+    if (s["name"] == "smmuv3.endpoint.latency")
+      for (auto& b : s["buckets"]) bucketed += b[2].get<double>();
+  EXPECT_EQ(bucketed, 1500);
+
+  auto inv = read_json(warm + "/invalidations.json")["smmuv3"];
+  auto all = read_json(plain + "/invalidations.json")["smmuv3"];
+  EXPECT_EQ(double(inv.size()), stat(stats, "smmuv3.driver.invalidation.latency", "count"));
+  ASSERT_GT(inv.size(), 0u);
+  ASSERT_LT(inv.size(), all.size());
+  for (size_t i = 0; i < inv.size(); ++i) ASSERT_EQ(inv[i], all[all.size() - inv.size() + i]) << i;
+  // The plain run counts the same model from its start.
+  EXPECT_EQ(stat(read_json(plain + "/stats.json"), "smmuv3.endpoint.transactions"), 2000);
+}
+
+TEST(Cli, WarmupAsLongAsTheTrafficNamesTheKey) {
+  CliRun r = run_cli("run --force -o " + ::testing::TempDir() + "cli_warm_bad -p traffic.transactions=100 "
+                     "-p sim.warmup_transactions=100");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("sim.warmup_transactions"), std::string::npos) << r.out;
 }

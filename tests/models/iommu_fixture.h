@@ -73,6 +73,7 @@ struct IommuHarness : sc_core::sc_module {
         dev("dev") {
     dev.bind(iommu.dma);
     iommu.mem.bind(memory.socket);
+    iommu.set_direct_memory(&memory);
     drv.mmio.bind(iommu.mmio);
     SC_THREAD(thread);
   }

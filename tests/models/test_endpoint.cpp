@@ -361,6 +361,43 @@ TEST(Endpoint, CountsFaultsAndErrors) {
   EXPECT_EQ(reg.find_histogram("endpoint.latency")->count(), 12u);
 }
 
+// A warm-up boundary after 5 of 12 sequential DMAs: the callback runs once, right after the
+// 5th is counted; a registry reset there leaves the 7 later DMAs: of the faulting
+// addresses (DMAs 3, 4 and 6) only the 6th, and the error (DMA 9); 5 of them move 64 bytes.
+TEST(Endpoint, OnCompletedRunsBetweenTwoDmas) {
+  EndpointConfig c = base_config();
+  c.outstanding = 1;
+  c.pattern = Pattern::Sequential;
+  c.window_base = 0;
+  c.window_bytes = 12 * 64;
+  c.total_transactions = 12;
+  c.read_fraction = 0.0;
+  Endpoint ep("ep", c);
+  TestTarget tgt("tgt", c.requester_id, c.pasid_valid, c.pasid);
+  tgt.fault = {2 * 64, 4 * 64};
+  tgt.aborted = {5 * 64, 6 * 64};
+  tgt.error = {8 * 64, 9 * 64};
+  ep.socket.bind(tgt.socket);
+  iommusim::common::StatRegistry reg;
+  ep.register_stats(reg, "endpoint");
+  unsigned calls = 0;
+  ep.on_completed(5, [&] {
+    ++calls;
+    EXPECT_EQ(ep.completed(), 5u);
+    EXPECT_EQ(ep.faulted(), 2u);
+    reg.reset("endpoint.");
+  });
+  sc_core::sc_start();
+
+  EXPECT_EQ(calls, 1u);
+  EXPECT_EQ(ep.completed(), 12u);   // the endpoint itself still counts every DMA
+  EXPECT_EQ(reg.counter("endpoint.transactions"), 7u);
+  EXPECT_EQ(reg.counter("endpoint.faults"), 1u);
+  EXPECT_EQ(reg.counter("endpoint.errors"), 1u);
+  EXPECT_EQ(reg.counter("endpoint.bytes"), 5u * 64);
+  EXPECT_EQ(reg.histogram("endpoint.latency").count(), 7u);
+}
+
 TEST(Endpoint, StartWaitsForGoAndStopEndsSlots) {
   EndpointConfig c = base_config();
   c.outstanding = 2;

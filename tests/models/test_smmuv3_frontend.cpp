@@ -16,7 +16,9 @@ constexpr uint32_t kRid = 0x12;
 // Defect: a DMA crossing a 4 KB boundary translated only its first page and wrote its
 // tail into the physical page after that page's PA. Each page is translated and forwarded.
 TEST(SmmuFrontEnd, DmaCrossingAPageTranslatesEachPage) {
-  Harness h;
+  memory::MemoryConfig keep_payload;
+  keep_payload.store_dma_payload = true;   // the test reads what the DMA wrote
+  Harness h(smmu_config(), driver::Smmuv3DriverConfig{}, keep_payload);
   h.run([](Harness& h) {
     IOMMUSIM_ASSERT_OK(h.drv.init());
     // IOVA 0x10000 -> PA 0x500000 and IOVA 0x11000 -> PA 0x900000: not contiguous.

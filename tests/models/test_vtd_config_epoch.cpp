@@ -37,7 +37,7 @@ TEST(VtdConfigEpoch, ContextFetchOvertakenByAnInvalidationDoesNotFill) {
     });
     // The root entry is read after ~500 ns; the context entry ~500 ns later.
     sc_core::wait(sc_core::sc_time(600, sc_core::SC_NS));
-    ASSERT_EQ(h.iommu.config_reads(), 2u) << "root entry read, context entry under way";
+    ASSERT_FALSE(first_done) << "root entry read, context entry under way";
     // Software clears bus 0's root entry and invalidates the context cache globally.
     const uint8_t zero[16] = {};
     h.memory.write(root_table, zero, 16);

@@ -32,7 +32,7 @@ struct Script : sc_core::sc_module {
     DmaOutcome o;
     o.ok = ok;
     o.output = out;
-    oracle.dma_completed(rq, o, uint64_t(issue_ns * 1000));
+    oracle.dma_completed(rq, o, uint64_t(issue_ns * 1000), now_ps());
   }
   // One stage-1 domain 1 mapping kIova -> kPa (4 KB, read-write), attached at time 0.
   void basic() {
@@ -161,15 +161,15 @@ TEST(Oracle, NestedComposesBothStagesAndTheirChanges) {
     DmaRequest rq;
     rq.requester_id = kRid; rq.pasid_valid = true; rq.pasid = 3; rq.input = kIova;
     DmaOutcome ok{true, false, kPa};
-    s.oracle.dma_completed(rq, ok, 5000);                                  // correct
+    s.oracle.dma_completed(rq, ok, 5000, now_ps());                                  // correct
     const auto c = s.oracle.change(1, 0x1000, 4096, kPa2, Rights{});       // the VMM moves the page
     Script::at_ns(20);
-    s.oracle.dma_completed(rq, ok, 15000);                                 // old PA, barrier pending
+    s.oracle.dma_completed(rq, ok, 15000, now_ps());                                 // old PA, barrier pending
     Script::at_ns(30);
     s.oracle.complete(c, 25000);
     Script::at_ns(40);
-    s.oracle.dma_completed(rq, ok, 35000);                                 // old PA after the barrier
-    s.oracle.dma_completed(rq, DmaOutcome{true, false, kPa2}, 35000);      // new PA: correct
+    s.oracle.dma_completed(rq, ok, 35000, now_ps());                                 // old PA after the barrier
+    s.oracle.dma_completed(rq, DmaOutcome{true, false, kPa2}, 35000, now_ps());      // new PA: correct
   }, 4, 1, 1);
 }
 

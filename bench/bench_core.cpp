@@ -1,0 +1,282 @@
+// Simulator speed, in host CPU time (Release build): each case runs in its own forked
+// process (one SystemC simulation per process), REPEATS times; the median CPU time of the
+// simulation (elaboration excluded unless the case says so) is reported, with DMAs per
+// CPU second and the ratio to the one-wait floor measured in the same run.
+//
+//   floor        a bare SystemC program: 8 initiator threads -> pass-through target ->
+//                memory target, latency annotated in `delay`, one wait per DMA
+//   hit          nested translation on a 1 MiB window (inside the IOTLB's reach): checked
+//                to hit the IOTLB on more than 99% of DMAs
+//   nested_miss  the same window with the IOTLB off: checked to hit on less than 1%
+//   bypass       the same window, translation off (iommu.translation=bypass)
+//   default      the default run (three vendors side by side, 100k DMAs each, unmap loop on)
+//   lanes        each vendor of the default run alone; the sum is compared with `default`
+//   setup_gib    elaboration and table setup of a 1 GiB window, 4 KB pages at both stages
+// Every case runs with the correctness oracle at its default (on) and must not fault.
+//
+//   bench_core [--transactions N] [--repeats R] [--vendors a,b] [--quick]
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
+
+#include "platforms/config.h"
+#include "platforms/system.h"
+
+namespace {
+
+double cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
+}
+
+// What a case measured in its child process.
+struct Sample {
+  double cpu_s = -1;       // < 0: the case failed (message on stderr)
+  double hit_rate = -1;    // IOTLB hit rate over all lanes (-1: not translated)
+};
+
+// ------------------------------------------------------------------ the one-wait floor
+
+struct FloorMemory : sc_core::sc_module {
+  tlm_utils::simple_target_socket<FloorMemory> socket{"socket"};
+  explicit FloorMemory(sc_core::sc_module_name n) : sc_module(n) {
+    socket.register_b_transport(this, &FloorMemory::b_transport);
+  }
+  void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+    delay += sc_core::sc_time(80, sc_core::SC_NS);
+    p.set_response_status(tlm::TLM_OK_RESPONSE);
+  }
+};
+
+struct FloorIommu : sc_core::sc_module {
+  tlm_utils::simple_target_socket<FloorIommu> in{"in"};
+  tlm_utils::simple_initiator_socket<FloorIommu> out{"out"};
+  explicit FloorIommu(sc_core::sc_module_name n) : sc_module(n) {
+    in.register_b_transport(this, &FloorIommu::b_transport);
+  }
+  void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+    delay += sc_core::sc_time(6, sc_core::SC_NS);   // a "translation"
+    out->b_transport(p, delay);
+  }
+};
+
+struct FloorEndpoint : sc_core::sc_module {
+  SC_HAS_PROCESS(FloorEndpoint);
+  tlm_utils::simple_initiator_socket<FloorEndpoint> socket{"socket"};
+  uint64_t per_thread;
+  FloorEndpoint(sc_core::sc_module_name n, uint64_t total) : sc_module(n), per_thread(total / 8) {
+    for (int i = 0; i < 8; ++i) SC_THREAD(slot);
+  }
+  void slot() {
+    tlm::tlm_generic_payload p;
+    unsigned char data[64] = {};
+    p.set_data_ptr(data);
+    p.set_data_length(64);
+    p.set_streaming_width(64);
+    for (uint64_t k = 0; k < per_thread; ++k) {
+      p.set_command(k & 1 ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
+      p.set_address(k * 64);
+      sc_core::sc_time delay = sc_core::sc_time(4, sc_core::SC_NS);
+      socket->b_transport(p, delay);
+      sc_core::wait(delay);   // the one synchronisation per DMA
+    }
+  }
+};
+
+Sample run_floor(uint64_t transactions) {
+  FloorEndpoint ep("ep", transactions);
+  FloorIommu iommu("iommu");
+  FloorMemory mem("mem");
+  ep.socket.bind(iommu.in);
+  iommu.out.bind(mem.socket);
+  const double t0 = cpu_seconds();
+  sc_core::sc_start();
+  return Sample{cpu_seconds() - t0, -1};
+}
+
+// ------------------------------------------------------------------ platform cases
+
+struct Case {
+  std::string label;
+  std::vector<std::string> vendors;     // lanes in the run
+  std::vector<std::string> overrides;
+  uint64_t transactions;
+  bool include_elaboration = false;
+  enum class Check { None, Hits, Misses } check = Check::None;
+};
+
+Sample run_platform(const Case& c) {
+  std::vector<std::string> o = c.overrides;
+  std::string vendors;
+  for (const auto& v : c.vendors) vendors += (vendors.empty() ? "" : ",") + v;
+  o.push_back("iommu.vendor=" + vendors);
+  o.push_back("traffic.transactions=" + std::to_string(c.transactions));
+  o.push_back("sim.progress=false");
+  const double t_elab = cpu_seconds();
+  auto cfg = iommusim::platforms::load_config("", o);
+  iommusim::platforms::System sys(cfg);
+  const double t0 = cpu_seconds();
+  const auto r = sys.run();
+  Sample s;
+  s.cpu_s = cpu_seconds() - (c.include_elaboration ? t_elab : t0);
+  if (!r.ok) { std::fprintf(stderr, "%s: run failed: %s\n", c.label.c_str(), r.error.c_str()); s.cpu_s = -1; return s; }
+  uint64_t hits = 0, lookups = 0;
+  for (const auto& v : c.vendors) {
+    const auto* faults = sys.stats().find_counter(v + ".endpoint.faults");
+    const auto* done = sys.stats().find_counter(v + ".endpoint.transactions");
+    if (!faults || faults->value() != 0 || !done || done->value() != c.transactions) {
+      std::fprintf(stderr, "%s: %s faulted or did not finish; not a valid measurement\n", c.label.c_str(), v.c_str());
+      s.cpu_s = -1;
+      return s;
+    }
+    if (const auto* h = sys.stats().find_counter(v + ".iommu.iotlb.hits")) {
+      hits += h->value();
+      lookups += h->value() + sys.stats().find_counter(v + ".iommu.iotlb.misses")->value();
+    }
+  }
+  if (lookups) s.hit_rate = double(hits) / double(lookups);
+  const bool ok = c.check == Case::Check::None || (c.check == Case::Check::Hits && s.hit_rate > 0.99) ||
+                  (c.check == Case::Check::Misses && s.hit_rate >= 0 && s.hit_rate < 0.01);
+  if (!ok) {
+    std::fprintf(stderr, "%s: IOTLB hit rate %.4f does not match the case's label\n", c.label.c_str(), s.hit_rate);
+    s.cpu_s = -1;
+  }
+  return s;
+}
+
+template <class F>
+Sample in_child(F&& f) {
+  int fd[2];
+  if (pipe(fd) != 0) return {};
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fd[0]);
+    const Sample s = f();
+    const bool sent = write(fd[1], &s, sizeof s) == ssize_t(sizeof s);
+    _exit(sent ? 0 : 1);
+  }
+  close(fd[1]);
+  Sample s;
+  if (read(fd[0], &s, sizeof s) != ssize_t(sizeof s)) s = Sample{};
+  close(fd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return s;
+}
+
+// Median of the repetitions; any failed repetition fails the case.
+Sample median(std::vector<Sample> v) {
+  for (const auto& s : v)
+    if (s.cpu_s < 0) return Sample{};
+  std::sort(v.begin(), v.end(), [](const Sample& a, const Sample& b) { return a.cpu_s < b.cpu_s; });
+  return v[v.size() / 2];
+}
+
+template <class F>
+Sample measure(int repeats, F&& f) {
+  std::vector<Sample> v;
+  for (int r = 0; r < repeats; ++r) v.push_back(in_child(f));
+  return median(v);
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  for (size_t pos = 0; pos <= s.size();) {
+    const size_t comma = std::min(s.find(',', pos), s.size());
+    if (comma > pos) out.push_back(s.substr(pos, comma - pos));
+    pos = comma + 1;
+  }
+  return out;
+}
+
+int g_argc;
+char** g_argv;
+
+}  // namespace
+
+int sc_main(int, char**) {
+  uint64_t n = 400000;
+  int repeats = 5;
+  std::vector<std::string> vendors{"smmuv3", "vtd", "amdvi"};
+  for (int i = 1; i < g_argc; ++i) {
+    const std::string a = g_argv[i];
+    if (a == "--quick") { n = 50000; repeats = 1; }
+    else if (a == "--transactions" && i + 1 < g_argc) n = std::strtoull(g_argv[++i], nullptr, 10);
+    else if (a == "--repeats" && i + 1 < g_argc) repeats = std::max(1, std::atoi(g_argv[++i]));
+    else if (a == "--vendors" && i + 1 < g_argc) vendors = split(g_argv[++i]);
+    else {
+      std::fprintf(stderr, "usage: bench_core [--transactions N] [--repeats R] [--vendors a,b] [--quick]\n");
+      return 2;
+    }
+  }
+  bool failed = false;
+  const Sample floor = measure(repeats, [&] { return run_floor(n); });
+  if (floor.cpu_s <= 0) { std::fprintf(stderr, "the floor program failed\n"); return 1; }
+  const double floor_rate = double(n) / floor.cpu_s;
+  std::printf("median CPU time of %d run(s); %llu DMAs per case unless noted; oracle on\n", repeats,
+              (unsigned long long)n);
+  std::printf("%-8s %-12s %10s %14s %12s %9s\n", "vendor", "case", "CPU s", "DMAs/CPU s", "floor/case", "IOTLB hit");
+  std::printf("%-8s %-12s %10.3f %14.0f %12s %9s\n", "-", "floor", floor.cpu_s, floor_rate, "1.00x", "-");
+  auto report = [&](const std::string& v, const Case& c, const Sample& s, uint64_t dmas) {
+    if (s.cpu_s < 0) { std::printf("%-8s %-12s %10s\n", v.c_str(), c.label.c_str(), "FAILED"); failed = true; return; }
+    const double rate = double(dmas) / s.cpu_s;
+    char hit[16] = "-";
+    if (s.hit_rate >= 0) std::snprintf(hit, sizeof hit, "%.2f%%", 100 * s.hit_rate);
+    std::printf("%-8s %-12s %10.3f %14.0f %11.2fx %9s\n", v.c_str(), c.label.c_str(), s.cpu_s, rate, floor_rate / rate,
+                hit);
+  };
+  const std::vector<std::string> same_window{"traffic.window_bytes=1048576", "workload.unmap_interval_ns=0"};
+  for (const auto& v : vendors) {
+    Case hit{"hit", {v}, same_window, n, false, Case::Check::Hits};
+    Case miss{"nested_miss", {v}, same_window, n, false, Case::Check::Misses};
+    miss.overrides.push_back("iommu." + v + ".iotlb.entries=0");
+    Case bypass{"bypass", {v}, same_window, n};
+    bypass.overrides.push_back("iommu.translation=bypass");
+    for (const Case* c : {&hit, &miss, &bypass}) report(v, *c, measure(repeats, [&] { return run_platform(*c); }), n);
+  }
+  // The default run, and its lanes alone.
+  const uint64_t dflt = 100000;
+  const Case all{"default", vendors, {}, dflt};
+  const Sample together = measure(repeats, [&] { return run_platform(all); });
+  report("all", all, together, dflt * vendors.size());
+  double separate = 0;
+  for (const auto& v : vendors) {
+    const Case one{"lanes", {v}, {}, dflt};
+    const Sample s = measure(repeats, [&] { return run_platform(one); });
+    report(v, one, s, dflt);
+    separate = s.cpu_s < 0 || separate < 0 ? -1 : separate + s.cpu_s;
+  }
+  if (together.cpu_s > 0 && separate > 0)
+    std::printf("three lanes in one process / separate runs: %.3fx\n", together.cpu_s / separate);
+  // Table setup of a 1 GiB window (4 KB pages at both stages), elaboration included.
+  const Case setup{"setup_gib", {vendors.front()},
+                   {"traffic.window_bytes=1073741824", "platform.guest_ram_bytes=2147483648",
+                    "platform.guest_table_pool_bytes=33554432", "workload.unmap_interval_ns=0"},
+                   8, true};
+  const Sample s = measure(repeats, [&] { return run_platform(setup); });
+  if (s.cpu_s < 0) { std::printf("%-8s %-12s FAILED\n", vendors.front().c_str(), "setup_gib"); failed = true; }
+  else std::printf("%-8s %-12s %10.3f s per GiB of window (elaboration and tables, 8 DMAs)\n", vendors.front().c_str(),
+                   "setup_gib", s.cpu_s);
+  return failed ? 1 : 0;
+}
+
+int main(int argc, char** argv) {
+  setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 1);
+  g_argc = argc;
+  g_argv = argv;
+  return sc_core::sc_elab_and_sim(argc, argv);
+}
