@@ -63,8 +63,14 @@ build-sanitize: deps
 test-sanitize: build-sanitize
 	cd $(SANITIZE_BUILD) && $(SANITIZE_ENV) ctest -j $(JOBS) --output-on-failure -LE 'long|slurm'
 
-bench: build
-	$(BUILD)/bench/bench_translate
+# Simulator speed (bench/README.md): a Release build of its own, CPU-time medians, each case
+# checked against its label. BENCH_ARGS=--quick is the short run .ci/run makes.
+RELEASE_BUILD ?= build-release
+BENCH_ARGS ?=
+bench: deps
+	cmake -S . -B $(RELEASE_BUILD) -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(RELEASE_BUILD) -j $(JOBS) --target bench_core iommusim
+	$(RELEASE_BUILD)/bench/bench_core $(BENCH_ARGS)
 
 clean:
-	rm -rf $(BUILD) $(SANITIZE_BUILD)
+	rm -rf $(BUILD) $(SANITIZE_BUILD) $(RELEASE_BUILD)
