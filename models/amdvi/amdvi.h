@@ -58,7 +58,7 @@
 #include "models/common/dma_attributes.h"
 #include "models/common/iommu_block.h"
 #include "models/common/payload_pool.h"
-#include "models/common/register_bank.h"
+#include "models/common/register_file.h"
 #include "models/common/stats.h"
 #include "models/common/translation_engine.h"
 
@@ -157,6 +157,16 @@ class AmdVi : public common::IommuBlock {
   common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_, commands_,
       illegal_commands_, completion_waits_;
   common::Histogram command_exec_ps_, completion_wait_ps_;
+
+  // Registers (48882 section 3.4), all 64-bit, configured in build_registers().
+  using R64 = common::Reg<uint64_t>;
+  R64 dev_table_base_{regs_, "DEV_TABLE_BASE", reg::DEV_TABLE_BASE}, cmd_buf_base_{regs_, "CMD_BUF_BASE", reg::CMD_BUF_BASE},
+      evt_log_base_{regs_, "EVT_LOG_BASE", reg::EVT_LOG_BASE}, control_{regs_, "CONTROL", reg::CONTROL},
+      excl_base_{regs_, "EXCL_BASE", reg::EXCL_BASE}, excl_limit_{regs_, "EXCL_LIMIT", reg::EXCL_LIMIT},
+      efr_{regs_, "EFR", reg::EFR}, efr2_{regs_, "EFR2", reg::EFR2};
+  R64 cmd_buf_head_{regs_, "CMD_BUF_HEAD", reg::CMD_BUF_HEAD}, cmd_buf_tail_{regs_, "CMD_BUF_TAIL", reg::CMD_BUF_TAIL},
+      evt_log_head_{regs_, "EVT_LOG_HEAD", reg::EVT_LOG_HEAD}, evt_log_tail_{regs_, "EVT_LOG_TAIL", reg::EVT_LOG_TAIL},
+      status_{regs_, "STATUS", reg::STATUS};
 };
 
 }  // namespace iommusim::amdvi

@@ -19,7 +19,7 @@
 
 #include "models/common/clock.h"
 #include "models/common/payload_pool.h"
-#include "models/common/register_bank.h"
+#include "models/common/register_file.h"
 #include "models/common/stats.h"
 #include "models/pagetable/format.h"
 
@@ -80,7 +80,7 @@ class IommuBlock : public sc_core::sc_module {
   void register_front_end_stats(StatRegistry& reg, const std::string& prefix) const;
 
   Clock clk_;
-  RegisterBank regs_;
+  RegisterFile regs_;   // the vendor's Reg<T> members add themselves
   PayloadPool pool_;
 
  private:

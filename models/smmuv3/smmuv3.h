@@ -45,7 +45,7 @@
 #include "models/common/iommu_block.h"
 #include "models/common/payload_pool.h"
 #include "models/common/queue_ring.h"
-#include "models/common/register_bank.h"
+#include "models/common/register_file.h"
 #include "models/common/resource.h"
 #include "models/common/stats.h"
 #include "models/common/translation_engine.h"
@@ -53,6 +53,7 @@
 #include "models/pagetable/walker.h"
 #include "models/smmuv3/commands.h"
 #include "models/smmuv3/events.h"
+#include "models/smmuv3/registers.h"
 #include "models/smmuv3/structures.h"
 
 namespace iommusim::smmuv3 {
@@ -148,6 +149,29 @@ class Smmuv3 : public common::IommuBlock {
   common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_, commands_,
       illegal_commands_, syncs_;
   common::Histogram command_exec_ps_, sync_ps_;
+
+  // Registers (IHI 0070 chapter 6), configured in build_registers().
+  using R32 = common::Reg<uint32_t>;
+  using R64 = common::Reg<uint64_t>;
+  R32 idr0_{regs_, "IDR0", reg::IDR0}, idr1_{regs_, "IDR1", reg::IDR1}, idr2_{regs_, "IDR2", reg::IDR2},
+      idr3_{regs_, "IDR3", reg::IDR3}, idr4_{regs_, "IDR4", reg::IDR4}, idr5_{regs_, "IDR5", reg::IDR5},
+      iidr_{regs_, "IIDR", reg::IIDR}, aidr_{regs_, "AIDR", reg::AIDR};
+  R32 cr0_{regs_, "CR0", reg::CR0}, cr0ack_{regs_, "CR0ACK", reg::CR0ACK}, cr1_{regs_, "CR1", reg::CR1},
+      cr2_{regs_, "CR2", reg::CR2}, gbpa_{regs_, "GBPA", reg::GBPA};
+  R32 irq_ctrl_{regs_, "IRQ_CTRL", reg::IRQ_CTRL}, irq_ctrlack_{regs_, "IRQ_CTRLACK", reg::IRQ_CTRLACK};
+  R32 gerror_{regs_, "GERROR", reg::GERROR}, gerrorn_{regs_, "GERRORN", reg::GERRORN};
+  R64 gerror_irq_cfg0_{regs_, "GERROR_IRQ_CFG0", reg::GERROR_IRQ_CFG0};
+  R32 gerror_irq_cfg1_{regs_, "GERROR_IRQ_CFG1", reg::GERROR_IRQ_CFG1},
+      gerror_irq_cfg2_{regs_, "GERROR_IRQ_CFG2", reg::GERROR_IRQ_CFG2};
+  R64 strtab_base_{regs_, "STRTAB_BASE", reg::STRTAB_BASE};
+  R32 strtab_base_cfg_{regs_, "STRTAB_BASE_CFG", reg::STRTAB_BASE_CFG};
+  R64 cmdq_base_{regs_, "CMDQ_BASE", reg::CMDQ_BASE};
+  R32 cmdq_prod_{regs_, "CMDQ_PROD", reg::CMDQ_PROD}, cmdq_cons_{regs_, "CMDQ_CONS", reg::CMDQ_CONS};
+  R64 evtq_base_{regs_, "EVTQ_BASE", reg::EVTQ_BASE};
+  R64 evtq_irq_cfg0_{regs_, "EVTQ_IRQ_CFG0", reg::EVTQ_IRQ_CFG0};
+  R32 evtq_irq_cfg1_{regs_, "EVTQ_IRQ_CFG1", reg::EVTQ_IRQ_CFG1},
+      evtq_irq_cfg2_{regs_, "EVTQ_IRQ_CFG2", reg::EVTQ_IRQ_CFG2};
+  R32 evtq_prod_{regs_, "EVTQ_PROD", reg::EVTQ_PROD}, evtq_cons_{regs_, "EVTQ_CONS", reg::EVTQ_CONS};
 };
 
 }  // namespace iommusim::smmuv3

@@ -80,18 +80,18 @@ void Vtd::build_registers() {
   ecap.smpwcs = true;   // scalable-mode page walks snoop: the model reads memory coherently
   qi_caps_ = QiCaps{true, uint8_t(cfg_.mamv), true, cap.did_bits(), cfg_.pasid_bits, true, false, false};
 
-  regs_.add("VER", VER, 4, 0x10, 0);   // 1.0
-  regs_.add("CAP", CAP, 8, encode_cap(cap), 0);
-  regs_.add("ECAP", ECAP, 8, encode_ecap(ecap), 0);
-  regs_.add("GSTS", GSTS, 4, 0, 0);
-  regs_.add("GCMD", GCMD, 4, 0, ~0ull).on_write = [this](uint64_t, uint64_t v) {
-    uint64_t gsts = regs_.get("GSTS");
+  ver_.read_only().reset(0x10);   // 1.0
+  cap_.read_only().reset(encode_cap(cap));
+  ecap_.read_only().reset(encode_ecap(ecap));
+  gsts_.read_only();
+  gcmd_.on_write([this](uint32_t, uint32_t v) {
+    uint64_t gsts = gsts_.get();
     gsts = GSTS_TES::set(gsts, GCMD_TE::get(v));
     const bool qie_was = GSTS_QIES::get(gsts);
     gsts = GSTS_QIES::set(gsts, GCMD_QIE::get(v));
-    if (GCMD_QIE::get(v) && !qie_was) regs_.set("IQH", 0);   // enabling QI resets the head
+    if (GCMD_QIE::get(v) && !qie_was) iqh_.set(0);   // enabling QI resets the head
     if (GCMD_SRTP::get(v)) {
-      const uint64_t rt = regs_.get("RTADDR");
+      const uint64_t rt = rtaddr_.get();
       root_table_ = RTADDR_RTA::get(rt) << 12;
       ttm_ = uint8_t(RTADDR_TTM::get(rt));
       gsts = GSTS_RTPS::set(gsts, 1);
@@ -100,44 +100,33 @@ void Vtd::build_registers() {
       pasid_cache_.invalidate_all_sets([](const PasidKey&, const Resolved&) { return true; });
     }
     gsts = GSTS_WBFS::set(gsts, 0);   // write-buffer flush completes at once
-    regs_.set("GSTS", gsts);
-    regs_.set("GCMD", 0);             // GCMD reads as 0: software keeps its own copy (Linux gcmd)
+    gsts_.set(uint32_t(gsts));
+    gcmd_.set(0);                     // GCMD reads as 0: software keeps its own copy (Linux gcmd)
     iq_kick_.notify(sc_core::SC_ZERO_TIME);
-  };
-  regs_.add("RTADDR", RTADDR, 8, 0, common::mask(63, 12) | common::mask(11, 10));
-  regs_.add("CCMD", CCMD, 8, 0, ~0ull).on_write = [this](uint64_t, uint64_t v) {
+  });
+  rtaddr_.writable(common::mask(63, 12) | common::mask(11, 10));
+  ccmd_.on_write([this](uint64_t, uint64_t v) {
     if (!CCMD_ICC::get(v)) return;
     const uint8_t g = uint8_t(CCMD_CIRG::get(v));
     invalidate_context(g, uint16_t(CCMD_SID::get(v)), uint8_t(CCMD_FM::get(v)));
-    regs_.set("CCMD", CCMD_CAIG::set(CCMD_ICC::set(v, 0), g));
-  };
-  auto w1c = [this](const char* name) {
-    return [this, name](uint64_t old, uint64_t nv) {
-      const uint64_t clr = nv & regs_.at(name).writable;
-      regs_.set(name, old & ~clr);
-      if (std::string(name) == "FSTS") iq_kick_.notify(sc_core::SC_ZERO_TIME);
-    };
-  };
-  regs_.add("FSTS", FSTS, 4, 0, kFstsW1c).on_write = w1c("FSTS");
-  regs_.add("FECTL", FECTL, 4, FECTL_IM::set(0, 1), FECTL_IM::set(0, 1));
-  regs_.add("FEDATA", FEDATA, 4, 0, ~0ull);
-  regs_.add("FEADDR", FEADDR, 4, 0, common::mask(31, 2));
-  regs_.add("FEUADDR", FEUADDR, 4, 0, ~0ull);
-  regs_.add("IQH", IQH, 8, 0, 0);
-  regs_.add("IQT", IQT, 8, 0, common::mask(18, 4)).on_write = [this](uint64_t, uint64_t) {
-    iq_kick_.notify(sc_core::SC_ZERO_TIME);
-  };
-  regs_.add("IQA", IQA, 8, 0, common::mask(63, 12) | common::mask(11, 11) | common::mask(2, 0));
-  regs_.add("ICS", ICS, 4, 0, 1).on_write = w1c("ICS");
-  regs_.add("IECTL", IECTL, 4, IECTL_IM::set(0, 1), IECTL_IM::set(0, 1));
-  regs_.add("IEDATA", IEDATA, 4, 0, ~0ull);
-  regs_.add("IEADDR", IEADDR, 4, 0, common::mask(31, 2));
-  regs_.add("IEUADDR", IEUADDR, 4, 0, ~0ull);
-  regs_.add("IQER", IQER, 8, 0, 0);
-  regs_.add("IVA", IVA, 8, 0, common::mask(63, 12) | common::mask(6, 0));
-  regs_.add("IOTLB", IOTLB, 8, 0, ~0ull).on_write = [this](uint64_t, uint64_t v) {
+    ccmd_.set(CCMD_CAIG::set(CCMD_ICC::set(v, 0), g));
+  });
+  fsts_.read_only().w1c(uint32_t(kFstsW1c)).on_write([this](uint32_t, uint32_t) {
+    iq_kick_.notify(sc_core::SC_ZERO_TIME);   // clearing IQE restarts the queue
+  });
+  fectl_.reset(uint32_t(FECTL_IM::set(0, 1))).writable(uint32_t(FECTL_IM::set(0, 1)));
+  feaddr_.writable(uint32_t(common::mask(31, 2)));
+  iqh_.read_only();
+  iqt_.writable(common::mask(18, 4)).on_write([this](uint64_t, uint64_t) { iq_kick_.notify(sc_core::SC_ZERO_TIME); });
+  iqa_.writable(common::mask(63, 12) | common::mask(11, 11) | common::mask(2, 0));
+  ics_.read_only().w1c(1);
+  iectl_.reset(uint32_t(IECTL_IM::set(0, 1))).writable(uint32_t(IECTL_IM::set(0, 1)));
+  ieaddr_.writable(uint32_t(common::mask(31, 2)));
+  iqer_.read_only();
+  iva_.writable(common::mask(63, 12) | common::mask(6, 0));
+  iotlb_reg_.on_write([this](uint64_t, uint64_t v) {
     if (!IOTLB_IVT::get(v)) return;
-    const uint64_t iva = regs_.get("IVA");
+    const uint64_t iva = iva_.get();
     uint8_t g = uint8_t(IOTLB_IIRG::get(v));
     const uint8_t am = uint8_t(IVA_AM::get(iva));
     // A page-selective request with AM above CAP.MAMV is incorrect: hardware ignores it
@@ -149,31 +138,28 @@ void Vtd::build_registers() {
       // DR/DW: IVT clears only once DMAs in flight on the old entries have drained.
       if (IOTLB_DR::get(v) || IOTLB_DW::get(v)) engine_.drain_older_requests();
     }
-    regs_.set("IOTLB", IOTLB_IAIG::set(IOTLB_IVT::set(v, 0), g));
-  };
+    iotlb_reg_.set(IOTLB_IAIG::set(IOTLB_IVT::set(v, 0), g));
+  });
   for (unsigned i = 0; i < cfg_.fault_records; ++i) {
-    frcd_lo_.push_back(frcd_name(i, false));
-    frcd_hi_.push_back(frcd_name(i, true));
-    regs_.add(frcd_name(i, false), frcd(i), 8, 0, 0);
-    regs_.add(frcd_name(i, true), frcd(i) + 8, 8, 0, kFrcdF).on_write = [this, i](uint64_t old, uint64_t nv) {
-      regs_.set(frcd_hi_[i], old & ~(nv & kFrcdF));
-      update_ppf();
-    };
+    frcd_lo_.emplace_back(regs_, frcd_name(i, false), frcd(i));
+    frcd_lo_.back().read_only();
+    frcd_hi_.emplace_back(regs_, frcd_name(i, true), frcd(i) + 8);
+    frcd_hi_.back().read_only().w1c(kFrcdF).on_write([this](uint64_t, uint64_t) { update_ppf(); });
   }
 }
 
 // PPF is the OR of the F bits; FRI names the oldest pending record.
 void Vtd::update_ppf() {
-  uint64_t fsts = regs_.get("FSTS");
+  uint64_t fsts = fsts_.get();
   bool any = false;
   unsigned first = unsigned(reg::FSTS_FRI::get(fsts));
   for (unsigned k = 0; k < cfg_.fault_records; ++k) {
     const unsigned i = (first + k) % cfg_.fault_records;
-    if (regs_.get(frcd_hi_[i]) & kFrcdF) { any = true; first = i; break; }
+    if (frcd_hi_[i].get() & kFrcdF) { any = true; first = i; break; }
   }
   fsts = reg::FSTS_PPF::set(fsts, any);
   if (any) fsts = reg::FSTS_FRI::set(fsts, first);
-  regs_.set("FSTS", fsts);
+  fsts_.set(uint32_t(fsts));
 }
 
 // ---------------------------------------------------------------- memory and faults
@@ -182,10 +168,10 @@ void Vtd::record_fault(const Request& rq, FaultReason reason, bool fpd) {
   faults_.inc();
   if (fpd) { faults_suppressed_.inc(); return; }
   const unsigned i = next_fault_;
-  const uint64_t hi = regs_.get(frcd_hi_[i]);
+  const uint64_t hi = frcd_hi_[i].get();
   if (hi & kFrcdF) {   // the next record is still pending: overflow, the fault is lost
     faults_lost_.inc();
-    regs_.set("FSTS", reg::FSTS_PFO::set(regs_.get("FSTS"), 1));
+    fsts_.set<reg::FSTS_PFO>(1);
     return;
   }
   FaultRecord r;
@@ -199,13 +185,12 @@ void Vtd::record_fault(const Request& rq, FaultReason reason, bool fpd) {
   r.type = rq.access.write ? FaultType::Write : FaultType::Read;
   r.fault = true;
   const FrcdWords w = encode_frcd(r);
-  regs_.set(frcd_lo_[i], w[0]);
-  regs_.set(frcd_hi_[i], w[1]);
-  const bool was_pending = reg::FSTS_PPF::get(regs_.get("FSTS"));
-  uint64_t fsts = reg::FSTS_PPF::set(regs_.get("FSTS"), 1);
-  if (!was_pending) fsts = reg::FSTS_FRI::set(fsts, i);
-  regs_.set("FSTS", fsts);
-  if (!reg::FECTL_IM::get(regs_.get("FECTL"))) regs_.set("FECTL", reg::FECTL_IP::set(regs_.get("FECTL"), 1));
+  frcd_lo_[i].set(w[0]);
+  frcd_hi_[i].set(w[1]);
+  const bool was_pending = fsts_.get<reg::FSTS_PPF>();
+  fsts_.set<reg::FSTS_PPF>(1);
+  if (!was_pending) fsts_.set<reg::FSTS_FRI>(i);
+  if (!fectl_.get<reg::FECTL_IM>()) fectl_.set<reg::FECTL_IP>(1);
   next_fault_ = (i + 1) % cfg_.fault_records;
   faults_recorded_.inc();
 }
@@ -242,7 +227,7 @@ FaultReason Vtd::walk_reason(const Request& rq, const common::TranslationFault& 
 
 common::DmaOutcome Vtd::handle_dma(const common::DmaRequest& d) {
   const Request rq{uint16_t(d.requester_id), d.pasid_valid, d.pasid, d.input, d.access, d.epoch};
-  if (!reg::GSTS_TES::get(regs_.get("GSTS"))) {   // translation disabled: DMA passes untranslated
+  if (!gsts_.get<reg::GSTS_TES>()) {   // translation disabled: DMA passes untranslated
     passed_through_.inc();
     Outcome o;
     o.ok = true;
@@ -373,18 +358,18 @@ Vtd::Outcome Vtd::translate(const Request& rq) {
 
 void Vtd::iq_error(reg::Iqei why) {
   invalid_descriptors_.inc();
-  regs_.set("FSTS", reg::FSTS_IQE::set(regs_.get("FSTS"), 1));
-  regs_.set("IQER", reg::IQER_IQEI::set(regs_.get("IQER"), uint64_t(why)));
+  fsts_.set<reg::FSTS_IQE>(1);
+  iqer_.set<reg::IQER_IQEI>(uint64_t(why));
 }
 
 void Vtd::iq_thread() {
   for (;;) {
-    const uint64_t iqa = regs_.get("IQA");
+    const uint64_t iqa = iqa_.get();
     const bool dw256 = reg::IQA_DW::get(iqa);
     const unsigned qs = unsigned(reg::IQA_QS::get(iqa));
-    const uint64_t head_reg = regs_.get("IQH"), tail_reg = regs_.get("IQT");
-    const bool enabled = reg::GSTS_QIES::get(regs_.get("GSTS"));
-    const bool error = reg::FSTS_IQE::get(regs_.get("FSTS"));
+    const uint64_t head_reg = iqh_.get(), tail_reg = iqt_.get();
+    const bool enabled = gsts_.get<reg::GSTS_QIES>();
+    const bool error = fsts_.get<reg::FSTS_IQE>();
     if (!enabled || error || head_reg == tail_reg) { sc_core::wait(iq_kick_); continue; }
     const uint64_t entries = reg::iq_entries(std::min(qs, cfg_.iq_max_qs), dw256);
     if (dw256 && (tail_reg & reg::kIqtBit4)) {   // a 256-bit queue's tail must be 32-byte aligned
@@ -436,7 +421,7 @@ void Vtd::iq_thread() {
       desc_exec_ps_.record(to_ps(sc_time_stamp() - exec_start));
       if (d->type == DescType::InvWait) wait_ps_.record(to_ps(sc_time_stamp() - exec_start));
       idx = (idx + 1) % entries;
-      regs_.set("IQH", reg::iq_reg_value(idx, dw256));
+      iqh_.set(reg::iq_reg_value(idx, dw256));
       t.exec_end_ps = to_ps(sc_time_stamp());
       if (probe_) probe_(t);
     }
@@ -529,8 +514,8 @@ void Vtd::execute(const Descriptor& d) {
       clk_.wait_cycles(cfg_.wait_cycles);
       if (d.sw) write_memory(d.status_addr, &d.status_data, 4);
       if (d.iflag) {
-        regs_.set("ICS", 1);
-        if (!reg::IECTL_IM::get(regs_.get("IECTL"))) regs_.set("IECTL", reg::IECTL_IP::set(regs_.get("IECTL"), 1));
+        ics_.set(1);
+        if (!iectl_.get<reg::IECTL_IM>()) iectl_.set<reg::IECTL_IP>(1);
       }
       break;
     }

@@ -34,6 +34,7 @@
 //   updates, snoop and memory-type controls, advanced fault logging, PMRs.
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
@@ -50,7 +51,7 @@
 #include "models/common/clock.h"
 #include "models/common/command_trace.h"
 #include "models/common/payload_pool.h"
-#include "models/common/register_bank.h"
+#include "models/common/register_file.h"
 #include "models/common/stats.h"
 #include "models/common/translation_engine.h"
 #include "models/pagetable/vtd_ss.h"
@@ -162,13 +163,28 @@ class Vtd : public common::IommuBlock {
   uint64_t root_table_ = 0;   // latched by SRTP
   uint8_t ttm_ = 0;
   unsigned next_fault_ = 0;
-  std::vector<std::string> frcd_lo_, frcd_hi_;   // register names, built once
   sc_core::sc_event iq_kick_;
   std::function<void(const CommandTrace&)> probe_;
 
   common::Counter translations_, passed_through_, faults_, faults_recorded_, faults_suppressed_, faults_lost_,
       config_reads_, descriptors_, invalid_descriptors_, waits_, stale_config_fills_;
   common::Histogram desc_exec_ps_, wait_ps_;
+
+  // Registers (VT-d chapter 11), configured in build_registers().
+  using R32 = common::Reg<uint32_t>;
+  using R64 = common::Reg<uint64_t>;
+  R32 ver_{regs_, "VER", reg::VER};
+  R64 cap_{regs_, "CAP", reg::CAP}, ecap_{regs_, "ECAP", reg::ECAP};
+  R32 gcmd_{regs_, "GCMD", reg::GCMD}, gsts_{regs_, "GSTS", reg::GSTS};
+  R64 rtaddr_{regs_, "RTADDR", reg::RTADDR}, ccmd_{regs_, "CCMD", reg::CCMD};
+  R32 fsts_{regs_, "FSTS", reg::FSTS}, fectl_{regs_, "FECTL", reg::FECTL}, fedata_{regs_, "FEDATA", reg::FEDATA},
+      feaddr_{regs_, "FEADDR", reg::FEADDR}, feuaddr_{regs_, "FEUADDR", reg::FEUADDR};
+  R64 iqh_{regs_, "IQH", reg::IQH}, iqt_{regs_, "IQT", reg::IQT}, iqa_{regs_, "IQA", reg::IQA};
+  R32 ics_{regs_, "ICS", reg::ICS}, iectl_{regs_, "IECTL", reg::IECTL}, iedata_{regs_, "IEDATA", reg::IEDATA},
+      ieaddr_{regs_, "IEADDR", reg::IEADDR}, ieuaddr_{regs_, "IEUADDR", reg::IEUADDR};
+  R64 iqer_{regs_, "IQER", reg::IQER};
+  R64 iva_{regs_, "IVA", reg::IVA}, iotlb_reg_{regs_, "IOTLB", reg::IOTLB};
+  std::deque<R64> frcd_lo_, frcd_hi_;   // cfg_.fault_records of each, from CAP.FRO
 };
 
 }  // namespace iommusim::vtd
