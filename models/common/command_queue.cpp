@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <cctype>
 
 #include "models/common/translation_engine.h"
 
@@ -91,8 +92,11 @@ void CommandQueue::barrier(unsigned cycles) {
 void CommandQueue::register_stats(StatRegistry& reg, const std::string& p,
                                   const std::vector<std::pair<uint8_t, std::string>>& type_names) const {
   reg.add(p + ".fetches", stats_.fetches, "count", "queue reads (each fetches a batch of entries)");
-  for (const auto& [type, name] : type_names)
-    reg.add(p + ".executed." + name, stats_.by_type[type], "count", "entries of this type executed");
+  for (const auto& [type, name] : type_names) {
+    std::string stat = name;   // the vendor's command name, as a stat name: lower case
+    for (char& c : stat) c = char(std::tolower(static_cast<unsigned char>(c)));
+    reg.add(p + ".executed." + stat, stats_.by_type[type], "count", name + " entries executed");
+  }
 }
 
 }  // namespace iommusim::common

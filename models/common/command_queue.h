@@ -141,7 +141,8 @@ class CommandQueue {
 
   void set_probe(std::function<void(const CommandTrace&)> probe) { probe_ = std::move(probe); }
   const Stats& stats() const { return stats_; }
-  // <prefix>.fetches and <prefix>.executed.<name> for each (type, name) the vendor lists.
+  // <prefix>.fetches and <prefix>.executed.<name> (lower case) for each (type, name) the
+  // vendor lists.
   void register_stats(StatRegistry& reg, const std::string& prefix,
                       const std::vector<std::pair<uint8_t, std::string>>& type_names) const;
 
