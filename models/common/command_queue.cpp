@@ -26,7 +26,9 @@ void CommandQueue::run() {
         vendor_.halt(QueueError{QueueError::Kind::BadPointer, q.error_code, q.head, 0}, q);
         break;
       case QueueState::Status::Ready:
-        consume_batch(q);
+        // An empty ring (a head the vendor masked onto the tail) has nothing to fetch.
+        if (q.ring.empty(q.tail, q.head)) sc_core::wait(kick_);
+        else consume_batch(q);
         break;
     }
   }

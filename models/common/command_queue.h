@@ -59,7 +59,7 @@ class TranslationEngine;
 struct QueueState {
   enum class Status {
     Idle,         // disabled, halted or empty: wait for a doorbell
-    Ready,        // entries to consume
+    Ready,        // entries to consume (an empty ring counts as Idle)
     BadPointer,   // the vendor found an invalid pointer: error halt with error_code
   };
   Status status = Status::Idle;

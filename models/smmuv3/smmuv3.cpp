@@ -28,7 +28,9 @@ Smmuv3::Smmuv3(sc_core::sc_module_name name, const Smmuv3Config& cfg)
     : IommuBlock(name, common::Clock::from_mhz(cfg.clock_mhz), reg::kMmioBytes, 32), cfg_(cfg),
       config_cache_("config_cache", cfg.config_cache, clk_),
       engine_(this->name(), cfg.translation, clk_,
-              [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); }) {
+              [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); }),
+      cmdq_(clk_, common::CommandQueueConfig{cfg.cmd_batch, cfg.cmd_decode_cycles, cfg.cmd_exec_cycles},
+            [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); }, engine_, *this) {
   order_requests_with(engine_);
   build_registers();
   SC_THREAD(command_thread);
@@ -75,7 +77,7 @@ void Smmuv3::build_registers() {
   // Updates take effect at once, so CR0ACK follows CR0 immediately.
   cr0_.writable(0x1F).on_write([this](uint32_t, uint32_t v) {
     cr0ack_.set(v);
-    cmdq_kick_.notify(sc_core::SC_ZERO_TIME);
+    cmdq_.kick();
   });
   cr1_.writable(0xFFF);
   cr2_.writable(0x7);
@@ -84,7 +86,7 @@ void Smmuv3::build_registers() {
   irq_ctrl_.writable(0x7).on_write([this](uint32_t, uint32_t v) { irq_ctrlack_.set(v); });
   irq_ctrlack_.read_only();
   gerror_.read_only();
-  gerrorn_.writable(0x1FD).on_write([this](uint32_t, uint32_t) { cmdq_kick_.notify(sc_core::SC_ZERO_TIME); });
+  gerrorn_.writable(0x1FD).on_write([this](uint32_t, uint32_t) { cmdq_.kick(); });   // may acknowledge CMDQ_ERR
   // MSI configuration (IDR0.MSI=1; Linux arm_smmu_setup_msis writes ADDR, DATA, MemAttr):
   // stored, not used (the model signals GERROR/EVTQ interrupts through its own state).
   gerror_irq_cfg0_.writable(common::mask(51, 2));
@@ -94,9 +96,7 @@ void Smmuv3::build_registers() {
   strtab_base_.writable(common::mask(51, 6) | (1ull << 62));
   strtab_base_cfg_.writable(uint32_t(common::mask(17, 0)));
   cmdq_base_.writable(common::mask(51, 0) | (1ull << 62));
-  cmdq_prod_.writable(uint32_t(common::mask(19, 0))).on_write([this](uint32_t, uint32_t) {
-    cmdq_kick_.notify(sc_core::SC_ZERO_TIME);
-  });
+  cmdq_prod_.writable(uint32_t(common::mask(19, 0))).on_write([this](uint32_t, uint32_t) { cmdq_.kick(); });
   // Software may write CMDQ_CONS (wrap+index; ERR is read-only) only while the queue is
   // disabled (CR0ACK.CMDQEN=0), as Linux does at reset; writes while enabled are ignored.
   cmdq_cons_.writable(uint32_t(common::mask(19, 0))).on_write([this](uint32_t old, uint32_t) {
@@ -301,70 +301,44 @@ Smmuv3::Outcome Smmuv3::translate(const Request& rq) {
 
 // ---------------------------------------------------------------- command queue
 
-void Smmuv3::command_thread() {
-  for (;;) {
-    const uint64_t cr0 = cr0_.get();
-    const bool error_active = (gerror_.get() ^ gerrorn_.get()) & 1;
-    const uint64_t base = cmdq_base_.get();
-    common::WrapRing ring{unsigned(std::min<uint64_t>(reg::Q_BASE_LOG2SIZE::get(base), cfg_.cmdq_log2_max))};
-    const uint32_t prod = cmdq_prod_.get() & ring.pointer_mask();
-    uint32_t cons = cmdq_cons_.get() & ring.pointer_mask();
-    if (!reg::CR0_CMDQEN::get(cr0) || error_active || ring.empty(prod, cons)) {
-      sc_core::wait(cmdq_kick_);
-      continue;
-    }
-    // Fetch a batch, never past the end of the ring.
-    const uint32_t avail = ring.used(prod, cons);
-    const uint32_t to_end = ring.entries() - ring.index(cons);
-    const uint32_t n = std::min({avail, to_end, cfg_.cmd_batch});
-    uint64_t words[2 * 64];
-    const uint32_t batch = std::min<uint32_t>(n, 64);
-    const uint64_t qaddr = (reg::Q_BASE_ADDR::get(base) << 5) + uint64_t(ring.index(cons)) * 16;
-    const uint64_t fetch_start = to_ps(sc_time_stamp());
-    const bool fetched = read_memory(qaddr, words, batch * 16);
-    const uint64_t fetch_end = to_ps(sc_time_stamp());
-    if (!fetched) {
-      cmdq_cons_.set(uint32_t(reg::CMDQ_CONS_ERR::set(cons, reg::CERROR_ABT)));
-      gerror_.set(gerror_.get() ^ 1);
-      continue;
-    }
-    const DecodeCaps caps{cfg_.range_invalidation, cfg_.sid_bits, cfg_.ssid_bits};
-    for (uint32_t i = 0; i < batch; ++i) {
-      CommandTrace t;
-      t.queue_index = cons;
-      t.fetch_start_ps = fetch_start;
-      t.fetch_end_ps = fetch_end;
-      t.first_of_fetch = i == 0;
-      const CmdWords cw{words[2 * i], words[2 * i + 1]};
-      t.opcode = uint8_t(cw[0] & 0xFF);
-      clk_.wait_cycles(cfg_.cmd_decode_cycles);
-      std::string why;
-      auto cmd = decode_command(cw, caps, &why);
-      const sc_core::sc_time exec_start = sc_time_stamp();
-      if (!cmd) {
-        // CERROR_ILL: stop at this command (CONS points at it) until GERRORN is toggled.
-        illegal_commands_.inc();
-        t.illegal = true;
-        t.exec_end_ps = to_ps(sc_time_stamp());
-        cmdq_cons_.set(uint32_t(reg::CMDQ_CONS_ERR::set(cons, reg::CERROR_ILL)));
-        gerror_.set(gerror_.get() ^ 1);
-        if (probe_) probe_(t);
-        break;
-      }
-      commands_.inc();
-      execute(*cmd);
-      command_exec_ps_.record(to_ps(sc_time_stamp() - exec_start));
-      if (cmd->op == Opcode::Sync) sync_ps_.record(to_ps(sc_time_stamp() - exec_start));
-      cons = ring.next(cons);
-      cmdq_cons_.set(cons);
-      t.exec_end_ps = to_ps(sc_time_stamp());
-      if (probe_) probe_(t);
-    }
-  }
+common::QueueState Smmuv3::queue_state() {
+  common::QueueState q;
+  const uint64_t base = cmdq_base_.get();
+  q.ring = common::IndexRing{unsigned(std::min<uint64_t>(reg::Q_BASE_LOG2SIZE::get(base), cfg_.cmdq_log2_max)), true};
+  q.base = reg::Q_BASE_ADDR::get_address(base);
+  q.entry_bytes = 16;
+  q.tail = cmdq_prod_.get() & q.ring.pointer_mask();
+  q.head = cmdq_cons_.get() & q.ring.pointer_mask();   // without CONS.ERR
+  // GERROR.CMDQ_ERR differs from GERRORN until software acknowledges the error.
+  const bool error_active = (gerror_.get() ^ gerrorn_.get()) & 1;
+  if (cr0_.get<reg::CR0_CMDQEN>() && !error_active && !q.ring.empty(q.tail, q.head))
+    q.status = common::QueueState::Status::Ready;
+  return q;
 }
 
-bool Smmuv3::execute(const Command& c) {
-  clk_.wait_cycles(cfg_.cmd_exec_cycles);
+common::Decoded Smmuv3::decode(const uint64_t* entry, const common::QueueState&) {
+  common::Decoded d;
+  const DecodeCaps caps{cfg_.range_invalidation, cfg_.sid_bits, cfg_.ssid_bits};
+  const auto cmd = decode_command(CmdWords{entry[0], entry[1]}, caps, nullptr);
+  if (!cmd) { d.error_code = reg::CERROR_ILL; return d; }
+  pending_ = *cmd;
+  d.legal = true;
+  d.type = uint8_t(cmd->op);
+  d.barrier = cmd->op == Opcode::Sync;
+  return d;
+}
+
+void Smmuv3::consumed(const common::QueueState&, uint32_t head) { cmdq_cons_.set(head); }
+
+// CONS stays on the entry, with ERR saying why; GERROR.CMDQ_ERR toggles and the queue
+// stops until GERRORN acknowledges it.
+void Smmuv3::halt(const common::QueueError& e, const common::QueueState&) {
+  const uint32_t err = e.kind == common::QueueError::Kind::FetchAbort ? reg::CERROR_ABT : reg::CERROR_ILL;
+  cmdq_cons_.set(uint32_t(reg::CMDQ_CONS_ERR::set(e.head, err)));
+  gerror_.set<reg::GERROR_CMDQ_ERR>(!gerror_.get<reg::GERROR_CMDQ_ERR>());
+}
+
+void Smmuv3::execute(const Command& c) {
   auto scan_config = [&](auto pred) { config_cache_.charge(config_cache_.invalidate_all_sets(pred)); };
   // A config invalidation starts an epoch: fetches that began before it may not fill.
   switch (c.op) {
@@ -432,9 +406,7 @@ bool Smmuv3::execute(const Command& c) {
       break;
     case Opcode::Sync: {
       // Complete only once every walk that began before the last invalidation is done.
-      syncs_.inc();
-      engine_.drain_older_requests();
-      clk_.wait_cycles(cfg_.sync_cycles);
+      cmdq_.barrier(cfg_.sync_cycles);
       if (c.cs == SyncCs::Irq && c.msi_addr != 0) write_memory(c.msi_addr, &c.msi_data, 4);
       break;
     }
@@ -452,7 +424,6 @@ bool Smmuv3::execute(const Command& c) {
       clk_.wait_cycles(cfg_.atc_inv_cycles);   // message to the device; ATS comes later
       break;
   }
-  return true;
 }
 
 // ---------------------------------------------------------------- stats
@@ -467,12 +438,14 @@ void Smmuv3::register_stats(common::StatRegistry& reg, const std::string& p) con
           "configuration fetches not cached because an invalidation overtook them");
   reg.add(p + ".events", events_, "count", "event records raised");
   reg.add(p + ".events_lost", events_lost_, "count", "event records dropped (EVTQ disabled, full or unwritable)");
-  reg.add(p + ".commands", commands_, "count", "commands executed from the CMDQ");
-  reg.add(p + ".illegal_commands", illegal_commands_, "count", "commands that raised CERROR_ILL");
-  reg.add(p + ".syncs", syncs_, "count", "CMD_SYNCs completed");
+  const common::CommandQueue::Stats& q = cmdq_.stats();
+  reg.add(p + ".commands", q.executed, "count", "commands executed from the CMDQ");
+  reg.add(p + ".illegal_commands", q.illegal, "count", "commands that raised CERROR_ILL");
+  reg.add(p + ".syncs", q.barriers, "count", "CMD_SYNCs completed");
   register_front_end_stats(reg, p);
-  reg.add(p + ".command_exec", command_exec_ps_, "ns", "execution time per command (after decode)", 1e-3);
-  reg.add(p + ".sync_exec", sync_ps_, "ns", "CMD_SYNC execution incl. draining older walks", 1e-3);
+  reg.add(p + ".command_exec", q.exec_ps, "ns", "execution time per command (after decode)", 1e-3);
+  reg.add(p + ".sync_exec", q.barrier_ps, "ns", "CMD_SYNC execution incl. draining older walks", 1e-3);
+  cmdq_.register_stats(reg, p + ".cmdq", command_type_names());
   config_cache_.stats().register_stats(reg, p + ".config_cache", "STE+CD config cache");
   engine_.register_stats(reg, p);
 }

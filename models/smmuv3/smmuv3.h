@@ -11,7 +11,7 @@
 //   match any ASID for TLBI_NH_VA and survive TLBI_NH_ASID), stage-1 and stage-2 walk
 //   caches by level, and an IPA->PA cache.
 // - Walker slots (a counted resource) shared by all translations.
-// - The command queue: CFGI_*, TLBI_* (with range form when IDR3.RIL), CMD_SYNC with
+// - The command queue, on the shared engine (common::CommandQueue): CFGI_*, TLBI_* (with range form when IDR3.RIL), CMD_SYNC with
 //   CS=none/IRQ(MSI write)/SEV, PREFETCH_*; ATC_INV, PRI_RESP and RESUME are accepted and
 //   timed. Illegal commands set GERROR.CMDQ_ERR and CONS.ERR=CERROR_ILL and stop the queue
 //   until GERRORN acknowledges; a failed queue read sets CERROR_ABT.
@@ -40,6 +40,7 @@
 
 #include "models/common/cache.h"
 #include "models/common/clock.h"
+#include "models/common/command_queue.h"
 #include "models/common/command_trace.h"
 #include "models/common/dma_attributes.h"
 #include "models/common/iommu_block.h"
@@ -78,14 +79,14 @@ std::string validate(const Smmuv3Config& c);   // "" or a message naming the fie
 
 using common::CommandTrace;
 
-class Smmuv3 : public common::IommuBlock {
+class Smmuv3 : public common::IommuBlock, private common::CommandQueueVendor {
  public:
 
   SC_HAS_PROCESS(Smmuv3);
   Smmuv3(sc_core::sc_module_name name, const Smmuv3Config& cfg);
 
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
-  void set_command_probe(std::function<void(const CommandTrace&)> probe) { probe_ = std::move(probe); }
+  void set_command_probe(std::function<void(const CommandTrace&)> probe) { cmdq_.set_probe(std::move(probe)); }
   const Smmuv3Config& config() const { return cfg_; }
 
   // Cache access for tests and the summary.
@@ -135,20 +136,24 @@ class Smmuv3 : public common::IommuBlock {
   void record_walk_fault(const Request& rq, const common::TranslationFault& f,
                          std::optional<EventClass> cls = std::nullopt);
 
-  void command_thread();
-  bool execute(const Command& c);
+  // The command queue: the engine's consumer thread and the SMMU's hooks.
+  void command_thread() { cmdq_.run(); }
+  common::QueueState queue_state() override;
+  uint8_t trace_opcode(const uint64_t* entry) const override { return uint8_t(entry[0] & 0xFF); }
+  common::Decoded decode(const uint64_t* entry, const common::QueueState& q) override;
+  void execute() override { execute(pending_); }
+  void consumed(const common::QueueState& q, uint32_t head) override;
+  void halt(const common::QueueError& e, const common::QueueState& q) override;
+  void execute(const Command& c);
 
   Smmuv3Config cfg_;
   common::SetAssocCache<ConfigKey, StreamConfig> config_cache_;
   common::TranslationEngine engine_;
-
-  sc_core::sc_event cmdq_kick_;
-  std::function<void(const CommandTrace&)> probe_;
+  common::CommandQueue cmdq_;
+  Command pending_;   // decoded, not yet executed
 
   common::Counter stale_config_fills_;   // config fetches a CFGI overtook: not cached
-  common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_, commands_,
-      illegal_commands_, syncs_;
-  common::Histogram command_exec_ps_, sync_ps_;
+  common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_;
 
   // Registers (IHI 0070 chapter 6), configured in build_registers().
   using R32 = common::Reg<uint32_t>;
