@@ -49,6 +49,8 @@ Vtd::Vtd(sc_core::sc_module_name name, const VtdConfig& cfg)
       engine_(this->name(), cfg.translation, clk_,
               [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); },
               vtd_cache_names()),
+      iq_(clk_, common::CommandQueueConfig{cfg.desc_batch, cfg.desc_decode_cycles, cfg.desc_exec_cycles},
+          [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); }, engine_, *this),
       fs4_(pagetable::X86PagingConfig{4, cfg.fs_1g, cfg.haw}), fs5_(pagetable::X86PagingConfig{5, cfg.fs_1g, cfg.haw}),
       ss3_(pagetable::VtdSecondStageConfig{3, cfg.ss_2m, cfg.ss_1g, cfg.haw}),
       ss4_(pagetable::VtdSecondStageConfig{4, cfg.ss_2m, cfg.ss_1g, cfg.haw}),
@@ -102,7 +104,7 @@ void Vtd::build_registers() {
     gsts = GSTS_WBFS::set(gsts, 0);   // write-buffer flush completes at once
     gsts_.set(uint32_t(gsts));
     gcmd_.set(0);                     // GCMD reads as 0: software keeps its own copy (Linux gcmd)
-    iq_kick_.notify(sc_core::SC_ZERO_TIME);
+    iq_.kick();
   });
   rtaddr_.writable(common::mask(63, 12) | common::mask(11, 10));
   ccmd_.on_write([this](uint64_t, uint64_t v) {
@@ -112,12 +114,12 @@ void Vtd::build_registers() {
     ccmd_.set(CCMD_CAIG::set(CCMD_ICC::set(v, 0), g));
   });
   fsts_.read_only().w1c(uint32_t(kFstsW1c)).on_write([this](uint32_t, uint32_t) {
-    iq_kick_.notify(sc_core::SC_ZERO_TIME);   // clearing IQE restarts the queue
+    iq_.kick();   // clearing IQE restarts the queue
   });
   fectl_.reset(uint32_t(FECTL_IM::set(0, 1))).writable(uint32_t(FECTL_IM::set(0, 1)));
   feaddr_.writable(uint32_t(common::mask(31, 2)));
   iqh_.read_only();
-  iqt_.writable(common::mask(18, 4)).on_write([this](uint64_t, uint64_t) { iq_kick_.notify(sc_core::SC_ZERO_TIME); });
+  iqt_.writable(common::mask(18, 4)).on_write([this](uint64_t, uint64_t) { iq_.kick(); });
   iqa_.writable(common::mask(63, 12) | common::mask(11, 11) | common::mask(2, 0));
   ics_.read_only().w1c(1);
   iectl_.reset(uint32_t(IECTL_IM::set(0, 1))).writable(uint32_t(IECTL_IM::set(0, 1)));
@@ -136,7 +138,7 @@ void Vtd::build_registers() {
     } else {
       invalidate_iotlb(g, uint16_t(IOTLB_DID::get(v)), IVA_ADDR::get(iva) << 12, am, IVA_IH::get(iva));
       // DR/DW: IVT clears only once DMAs in flight on the old entries have drained.
-      if (IOTLB_DR::get(v) || IOTLB_DW::get(v)) engine_.drain_older_requests();
+      if (IOTLB_DR::get(v) || IOTLB_DW::get(v)) iq_.barrier(0);
     }
     iotlb_reg_.set(IOTLB_IAIG::set(IOTLB_IVT::set(v, 0), g));
   });
@@ -356,76 +358,54 @@ Vtd::Outcome Vtd::translate(const Request& rq) {
 
 // ---------------------------------------------------------------- invalidation queue
 
-void Vtd::iq_error(reg::Iqei why) {
-  invalid_descriptors_.inc();
-  fsts_.set<reg::FSTS_IQE>(1);
-  iqer_.set<reg::IQER_IQEI>(uint64_t(why));
+common::QueueState Vtd::queue_state() {
+  common::QueueState q;
+  const uint64_t iqa = iqa_.get();
+  const bool dw256 = reg::IQA_DW::get(iqa);
+  const unsigned qs = unsigned(reg::IQA_QS::get(iqa));
+  const uint64_t head_reg = iqh_.get(), tail_reg = iqt_.get();
+  // 2^QS 4 KiB pages of 16- or 32-byte descriptors; IQH/IQT hold byte offsets.
+  q.ring = common::IndexRing{12 + std::min(qs, cfg_.iq_max_qs) - reg::iq_shift(dw256), false};
+  q.base = reg::IQA_IQA::get(iqa) << 12;
+  q.entry_bytes = dw256 ? 32 : 16;
+  q.head = uint32_t(reg::iq_index(head_reg, dw256));
+  q.tail = uint32_t(reg::iq_index(tail_reg, dw256));
+  if (!gsts_.get<reg::GSTS_QIES>() || fsts_.get<reg::FSTS_IQE>() || head_reg == tail_reg) return q;
+  q.status = common::QueueState::Status::BadPointer;
+  if (dw256 && (tail_reg & reg::kIqtBit4)) {   // a 256-bit queue's tail must be 32-byte aligned
+    q.error_code = uint32_t(reg::Iqei::TailMisaligned);
+  } else if (qs > cfg_.iq_max_qs || q.tail >= q.ring.entries()) {
+    q.error_code = uint32_t(reg::Iqei::InvalidTail);
+  } else {
+    q.status = common::QueueState::Status::Ready;
+  }
+  return q;
 }
 
-void Vtd::iq_thread() {
-  for (;;) {
-    const uint64_t iqa = iqa_.get();
-    const bool dw256 = reg::IQA_DW::get(iqa);
-    const unsigned qs = unsigned(reg::IQA_QS::get(iqa));
-    const uint64_t head_reg = iqh_.get(), tail_reg = iqt_.get();
-    const bool enabled = gsts_.get<reg::GSTS_QIES>();
-    const bool error = fsts_.get<reg::FSTS_IQE>();
-    if (!enabled || error || head_reg == tail_reg) { sc_core::wait(iq_kick_); continue; }
-    const uint64_t entries = reg::iq_entries(std::min(qs, cfg_.iq_max_qs), dw256);
-    if (dw256 && (tail_reg & reg::kIqtBit4)) {   // a 256-bit queue's tail must be 32-byte aligned
-      iq_error(reg::Iqei::TailMisaligned);
-      continue;
-    }
-    if (qs > cfg_.iq_max_qs || reg::iq_index(tail_reg, dw256) >= entries) {
-      iq_error(reg::Iqei::InvalidTail);
-      continue;
-    }
-    const uint64_t head = reg::iq_index(head_reg, dw256), tail = reg::iq_index(tail_reg, dw256);
-    const uint64_t avail = (tail + entries - head) % entries;
-    const uint64_t to_end = entries - head;
-    const unsigned batch = unsigned(std::min<uint64_t>({avail, to_end, cfg_.desc_batch}));
-    const unsigned dbytes = dw256 ? 32 : 16;
-    uint64_t words[4 * 64];
-    const uint64_t base = reg::IQA_IQA::get(iqa) << 12;
-    const uint64_t fetch_start = to_ps(sc_time_stamp());
-    const bool fetched = read_memory(base + head * dbytes, words, batch * dbytes);
-    const uint64_t fetch_end = to_ps(sc_time_stamp());
-    if (!fetched) { iq_error(reg::Iqei::FetchError); continue; }
-    uint64_t idx = head;
-    for (unsigned i = 0; i < batch; ++i) {
-      CommandTrace t;
-      t.queue_index = uint32_t(idx);
-      t.fetch_start_ps = fetch_start;
-      t.fetch_end_ps = fetch_end;
-      t.first_of_fetch = i == 0;
-      const uint64_t* q = words + (dw256 ? 4 : 2) * i;
-      const DescWords dw{q[0], q[1], dw256 ? q[2] : 0, dw256 ? q[3] : 0};
-      t.opcode = uint8_t((dw[0] & 0xF) | ((dw[0] >> 5) & 0x70));
-      clk_.wait_cycles(cfg_.desc_decode_cycles);
-      QiCaps caps = qi_caps_;
-      caps.dw256 = dw256;
-      std::string why;
-      reg::Iqei iqei = reg::Iqei::NoInfo;
-      const auto d = decode_descriptor(dw, caps, &why, &iqei);
-      if (!d) {
-        // IQH stays at the bad descriptor; the queue stops until FSTS.IQE is cleared.
-        iq_error(iqei);
-        t.illegal = true;
-        t.exec_end_ps = to_ps(sc_time_stamp());
-        if (probe_) probe_(t);
-        break;
-      }
-      const sc_core::sc_time exec_start = sc_time_stamp();
-      descriptors_.inc();
-      execute(*d);
-      desc_exec_ps_.record(to_ps(sc_time_stamp() - exec_start));
-      if (d->type == DescType::InvWait) wait_ps_.record(to_ps(sc_time_stamp() - exec_start));
-      idx = (idx + 1) % entries;
-      iqh_.set(reg::iq_reg_value(idx, dw256));
-      t.exec_end_ps = to_ps(sc_time_stamp());
-      if (probe_) probe_(t);
-    }
-  }
+uint8_t Vtd::trace_opcode(const uint64_t* entry) const { return uint8_t((entry[0] & 0xF) | ((entry[0] >> 5) & 0x70)); }
+
+common::Decoded Vtd::decode(const uint64_t* e, const common::QueueState& q) {
+  const bool dw256 = q.entry_bytes == 32;
+  QiCaps caps = qi_caps_;
+  caps.dw256 = dw256;
+  reg::Iqei iqei = reg::Iqei::NoInfo;
+  const auto desc = decode_descriptor(DescWords{e[0], e[1], dw256 ? e[2] : 0, dw256 ? e[3] : 0}, caps, nullptr, &iqei);
+  common::Decoded d;
+  if (!desc) { d.error_code = uint32_t(iqei); return d; }
+  pending_ = *desc;
+  d.legal = true;
+  d.type = uint8_t(desc->type);
+  d.barrier = desc->type == DescType::InvWait;
+  return d;
+}
+
+void Vtd::consumed(const common::QueueState& q, uint32_t head) { iqh_.set(reg::iq_reg_value(head, q.entry_bytes == 32)); }
+
+// IQH stays at the bad descriptor; the queue stops until software clears FSTS.IQE.
+void Vtd::halt(const common::QueueError& e, const common::QueueState&) {
+  const reg::Iqei why = e.kind == common::QueueError::Kind::FetchAbort ? reg::Iqei::FetchError : reg::Iqei(e.code);
+  fsts_.set<reg::FSTS_IQE>(1);
+  iqer_.set<reg::IQER_IQEI>(uint64_t(why));
 }
 
 void Vtd::invalidate_context(uint8_t gran, uint16_t sid, uint8_t fm) {
@@ -472,7 +452,6 @@ void Vtd::invalidate_iotlb(uint8_t gran, uint16_t did, uint64_t addr, uint8_t am
 }
 
 void Vtd::execute(const Descriptor& d) {
-  clk_.wait_cycles(cfg_.desc_exec_cycles);
   using common::InvalidationScope;
   const uint8_t fs_kinds = common::kStage1Entries | common::kNestedEntries;
   switch (d.type) {
@@ -483,7 +462,7 @@ void Vtd::execute(const Descriptor& d) {
       invalidate_iotlb(d.g, d.did, d.addr, d.am, d.ih);
       // DR/DW (CAP.DRD/DWD): the descriptor completes only once DMAs in flight on the old
       // entries have drained, like the barrier, so a later inv_wait waits for it too.
-      if (d.dr || d.dw) engine_.drain_older_requests();
+      if (d.dr || d.dw) iq_.barrier(0);
       break;
     case DescType::PasidIotlb:
       if (d.g == uint8_t(PiotlbGran::Page)) {
@@ -509,9 +488,7 @@ void Vtd::execute(const Descriptor& d) {
       clk_.wait_cycles(cfg_.devtlb_inv_cycles);   // message to the device; ATS comes later
       break;
     case DescType::InvWait: {
-      waits_.inc();
-      engine_.drain_older_requests();
-      clk_.wait_cycles(cfg_.wait_cycles);
+      iq_.barrier(cfg_.wait_cycles);
       if (d.sw) write_memory(d.status_addr, &d.status_data, 4);
       if (d.iflag) {
         ics_.set(1);
@@ -538,12 +515,14 @@ void Vtd::register_stats(common::StatRegistry& reg, const std::string& p) const 
   reg.add(p + ".config_reads", config_reads_, "count", "root, context, PASID-dir and PASID-entry reads");
   reg.add(p + ".stale_config_fills_dropped", stale_config_fills_, "count",
           "context/PASID fetches not cached because an invalidation overtook them");
-  reg.add(p + ".descriptors", descriptors_, "count", "invalidation descriptors executed");
-  reg.add(p + ".invalid_descriptors", invalid_descriptors_, "count", "queue errors (FSTS.IQE)");
-  reg.add(p + ".inv_waits", waits_, "count", "invalidation-wait descriptors completed");
+  const common::CommandQueue::Stats& q = iq_.stats();
+  reg.add(p + ".descriptors", q.executed, "count", "invalidation descriptors executed");
+  reg.add(p + ".invalid_descriptors", q.errors, "count", "queue errors (FSTS.IQE)");
+  reg.add(p + ".inv_waits", q.barriers, "count", "invalidation-wait descriptors completed");
   register_front_end_stats(reg, p);
-  reg.add(p + ".descriptor_exec", desc_exec_ps_, "ns", "execution time per descriptor (after decode)", 1e-3);
-  reg.add(p + ".wait_exec", wait_ps_, "ns", "inv_wait execution incl. draining older walks", 1e-3);
+  reg.add(p + ".descriptor_exec", q.exec_ps, "ns", "execution time per descriptor (after decode)", 1e-3);
+  reg.add(p + ".wait_exec", q.barrier_ps, "ns", "inv_wait execution incl. draining older walks", 1e-3);
+  iq_.register_stats(reg, p + ".iq", descriptor_type_names());
   context_cache_.stats().register_stats(reg, p + ".context_cache", "context cache");
   pasid_cache_.stats().register_stats(reg, p + ".pasid_cache", "PASID cache");
   engine_.register_stats(reg, p);
