@@ -23,7 +23,7 @@
 //   ILLEGAL_DEV_TABLE_ENTRY, DEV_TAB_HW_ERROR, PAGE_TAB_HW_ERROR, ILLEGAL_COMMAND_ERROR;
 //   a full log sets EvtOverflow and stops logging (EvtLogRun=0) until EventLogEn is
 //   toggled, as Linux amd_iommu_restart_event_logging does.
-// - The command buffer: COMPLETION_WAIT (store, interrupt), INVALIDATE_DEVTAB_ENTRY,
+// - The command buffer, on the shared engine (common::CommandQueue): COMPLETION_WAIT (store, interrupt), INVALIDATE_DEVTAB_ENTRY,
 //   INVALIDATE_IOMMU_PAGES (S, PDE, GN, PASID), INVALIDATE_IOTLB_PAGES (timed as a message
 //   to the device), INVALIDATE_INTERRUPT_TABLE (accepted), INVALIDATE_IOMMU_ALL. An
 //   illegal command logs ILLEGAL_COMMAND_ERROR (address = the command's system address),
@@ -54,6 +54,7 @@
 #include "models/amdvi/structures.h"
 #include "models/common/cache.h"
 #include "models/common/clock.h"
+#include "models/common/command_queue.h"
 #include "models/common/command_trace.h"
 #include "models/common/dma_attributes.h"
 #include "models/common/iommu_block.h"
@@ -81,14 +82,14 @@ std::string validate(const AmdViConfig& c);   // "" or a message naming the fiel
 
 using common::CommandTrace;
 
-class AmdVi : public common::IommuBlock {
+class AmdVi : public common::IommuBlock, private common::CommandQueueVendor {
  public:
 
   SC_HAS_PROCESS(AmdVi);
   AmdVi(sc_core::sc_module_name name, const AmdViConfig& cfg);
 
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
-  void set_command_probe(std::function<void(const CommandTrace&)> probe) { probe_ = std::move(probe); }
+  void set_command_probe(std::function<void(const CommandTrace&)> probe) { cmdbuf_.set_probe(std::move(probe)); }
   const AmdViConfig& config() const { return cfg_; }
 
   const common::CacheStats& iotlb_stats() const { return engine_.iotlb_stats(); }
@@ -140,23 +141,28 @@ class AmdVi : public common::IommuBlock {
   void walk_fault(const Request& rq, const DeviceTableEntry& dte, bool guest, uint32_t pasid,
                   const common::TranslationFault& f);
 
-  void command_thread();
+  // The command buffer: the engine's consumer thread and AMD's hooks.
+  void command_thread() { cmdbuf_.run(); }
+  common::QueueState queue_state() override;
+  uint8_t trace_opcode(const uint64_t* entry) const override { return uint8_t(entry[0] >> 60); }
+  common::Decoded decode(const uint64_t* entry, const common::QueueState& q) override;
+  void execute() override { execute(pending_); }
+  void consumed(const common::QueueState& q, uint32_t head) override;
+  void halt(const common::QueueError& e, const common::QueueState& q) override;
   void execute(const Command& c);
 
   AmdViConfig cfg_;
   common::SetAssocCache<DteKey, DeviceTableEntry> dte_cache_;
   common::SetAssocCache<Gcr3Key, Gcr3Value> gcr3_cache_;
   common::TranslationEngine engine_;
+  common::CommandQueue cmdbuf_;
+  Command pending_;           // decoded, not yet executed
   bool cmd_halted_ = false;   // an illegal command stopped the buffer until CmdBufEn is toggled
   bool evt_halted_ = false;   // the log overflowed until EventLogEn is toggled
 
-  sc_core::sc_event cmd_kick_;
-  std::function<void(const CommandTrace&)> probe_;
 
   common::Counter stale_config_fills_;   // DTE/GCR3 fetches an invalidation overtook: not cached
-  common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_, commands_,
-      illegal_commands_, completion_waits_;
-  common::Histogram command_exec_ps_, completion_wait_ps_;
+  common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_;
 
   // Registers (48882 section 3.4), all 64-bit, configured in build_registers().
   using R64 = common::Reg<uint64_t>;
