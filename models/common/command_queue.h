@@ -33,9 +33,9 @@
 // - Fetching ahead while entries execute, or several entries executing at once.
 // - Completion interrupts and MSIs as such (a vendor's barrier writes its own).
 //
-// Simulated time passes only in run()'s fetch and decode/execute steps and in barrier();
-// they use the block's memory read, its clock and the translation engine, in this file
-// and nowhere else.
+// The engine's own time (fetch, decode, fixed execution, barrier) uses the block's memory
+// read, its clock and the translation engine in command_queue.cpp and nowhere else; the
+// vendor's execute() adds whatever its commands cost.
 #pragma once
 #include <array>
 #include <cstdint>
