@@ -42,7 +42,9 @@ AmdVi::AmdVi(sc_core::sc_module_name name, const AmdViConfig& cfg)
       pipeline_ps_(clk_.cycles_ps(cfg.translation_cycles)),
       dte_cache_("dte_cache", cfg.dte_cache, clk_), gcr3_cache_("gcr3_cache", cfg.gcr3_cache, clk_),
       engine_(this->name(), cfg.translation, clk_,
-              [this](uint64_t addr, void* dst, unsigned len, common::Ps& t) { return read_memory(addr, dst, len, t); }, cache_names()) {
+              [this](uint64_t addr, void* dst, unsigned len, common::Ps& t) { return read_memory(addr, dst, len, t); }, cache_names()),
+      cmdbuf_(clk_, common::CommandQueueConfig{cfg.cmd_batch, cfg.cmd_decode_cycles, cfg.cmd_exec_cycles},
+              [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); }, engine_, *this) {
   order_requests_with(engine_);
   build_registers();
   SC_THREAD(command_thread);
@@ -53,35 +55,29 @@ AmdVi::AmdVi(sc_core::sc_module_name name, const AmdViConfig& cfg)
 void AmdVi::build_registers() {
   using namespace reg;
   const uint64_t base_mask = common::mask(51, 12);
-  regs_.add("DEV_TABLE_BASE", DEV_TABLE_BASE, 8, 0, base_mask | common::mask(8, 0));
-  regs_.add("CMD_BUF_BASE", CMD_BUF_BASE, 8, 0, base_mask | common::mask(59, 56));
-  regs_.add("EVT_LOG_BASE", EVT_LOG_BASE, 8, 0, base_mask | common::mask(59, 56));
-  regs_.add("CONTROL", CONTROL, 8, 0, ~0ull).on_write = [this](uint64_t old, uint64_t v) {
+  dev_table_base_.writable(base_mask | common::mask(8, 0));
+  cmd_buf_base_.writable(base_mask | common::mask(59, 56));
+  evt_log_base_.writable(base_mask | common::mask(59, 56));
+  control_.on_write([this](uint64_t old, uint64_t v) {
     // CmdBufEn 0->1 restarts a halted buffer; EventLogEn 0->1 restarts a stopped log.
     if (!CTRL_CMD_BUF_EN::get(v)) cmd_halted_ = false;
     if (!CTRL_EVT_LOG_EN::get(v)) evt_halted_ = false;
-    uint64_t st = regs_.get("STATUS");
-    st = STS_CMD_BUF_RUN::set(st, CTRL_CMD_BUF_EN::get(v) && !cmd_halted_);
-    st = STS_EVT_LOG_RUN::set(st, CTRL_EVT_LOG_EN::get(v) && !evt_halted_);
-    regs_.set("STATUS", st);
-    if (CTRL_CMD_BUF_EN::get(v) && !CTRL_CMD_BUF_EN::get(old)) cmd_kick_.notify(sc_core::SC_ZERO_TIME);
-  };
-  regs_.add("EXCL_BASE", EXCL_BASE, 8, 0, base_mask | 3);
-  regs_.add("EXCL_LIMIT", EXCL_LIMIT, 8, 0xFFF, base_mask);
-  regs_.add("EFR", EFR, 8, encode_efr(cfg_.caps), 0);
-  regs_.add("EFR2", EFR2, 8, EFR2_GCR3TRP_MODE::set(0, 1), 0);   // GCR3TRPMode supported
+    status_.set<STS_CMD_BUF_RUN>(CTRL_CMD_BUF_EN::get(v) && !cmd_halted_);
+    status_.set<STS_EVT_LOG_RUN>(CTRL_EVT_LOG_EN::get(v) && !evt_halted_);
+    if (CTRL_CMD_BUF_EN::get(v) && !CTRL_CMD_BUF_EN::get(old)) cmdbuf_.kick();
+  });
+  excl_base_.writable(base_mask | 3);
+  excl_limit_.reset(0xFFF).writable(base_mask);
+  efr_.read_only().reset(encode_efr(cfg_.caps));
+  efr2_.read_only().reset(EFR2_GCR3TRP_MODE::set(0, 1));   // GCR3TRPMode supported
   // Head/tail: byte offsets, bits [18:4]. The head of the command buffer and the tail of
   // the log are the IOMMU's; software writes them only to reset (while disabled).
-  regs_.add("CMD_BUF_HEAD", CMD_BUF_HEAD, 8, 0, common::mask(18, 4));
-  regs_.add("CMD_BUF_TAIL", CMD_BUF_TAIL, 8, 0, common::mask(18, 4)).on_write = [this](uint64_t, uint64_t) {
-    cmd_kick_.notify(sc_core::SC_ZERO_TIME);
-  };
-  regs_.add("EVT_LOG_HEAD", EVT_LOG_HEAD, 8, 0, common::mask(18, 4));
-  regs_.add("EVT_LOG_TAIL", EVT_LOG_TAIL, 8, 0, common::mask(18, 4));
-  // Status: software writes ones to clear the interrupt/overflow bits.
-  regs_.add("STATUS", STATUS, 8, 0, kStatusRw1cMask).on_write = [this](uint64_t old, uint64_t v) {
-    regs_.set("STATUS", old & ~(v & kStatusRw1cMask));
-  };
+  cmd_buf_head_.writable(common::mask(18, 4));
+  cmd_buf_tail_.writable(common::mask(18, 4)).on_write([this](uint64_t, uint64_t) { cmdbuf_.kick(); });
+  evt_log_head_.writable(common::mask(18, 4));
+  evt_log_tail_.writable(common::mask(18, 4));
+  // Status: software writes ones to clear the interrupt/overflow bits; *_RUN are read-only.
+  status_.read_only().w1c(kStatusRw1cMask);
 }
 
 // ---------------------------------------------------------------- memory and events
@@ -94,28 +90,26 @@ void AmdVi::record_event(const EventRecord& e) {
 
 void AmdVi::record_event(const EventRecord& e, common::Ps& t) {
   events_.inc();
-  const uint64_t ctrl = regs_.get("CONTROL");
+  const uint64_t ctrl = control_.get();
   if (!reg::CTRL_EVT_LOG_EN::get(ctrl) || evt_halted_) { events_lost_.inc(); return; }
-  const uint64_t base = regs_.get("EVT_LOG_BASE");
+  const uint64_t base = evt_log_base_.get();
   const unsigned len = unsigned(reg::EVT_LOG_LEN::get(base));
   if (len < reg::kMinLogLen || len > reg::kMaxLogLen) { events_lost_.inc(); return; }
   const common::OffsetRing ring{reg::log_entries(len) * reg::kEntryBytes, reg::kEntryBytes};
-  const uint64_t head = reg::RING_PTR::get_address(regs_.get("EVT_LOG_HEAD")) % ring.size_bytes;
-  const uint64_t tail = reg::RING_PTR::get_address(regs_.get("EVT_LOG_TAIL")) % ring.size_bytes;
+  const uint64_t head = reg::RING_PTR::get_address(evt_log_head_.get()) % ring.size_bytes;
+  const uint64_t tail = reg::RING_PTR::get_address(evt_log_tail_.get()) % ring.size_bytes;
   if (ring.full(head, tail)) {
     // Overflow: the record is lost and logging stops until software restarts it.
     events_lost_.inc();
     evt_halted_ = true;
-    uint64_t st = regs_.get("STATUS");
-    st = reg::STS_EVT_OVERFLOW::set(st, 1);
-    st = reg::STS_EVT_LOG_RUN::set(st, 0);
-    regs_.set("STATUS", st);
+    status_.set<reg::STS_EVT_OVERFLOW>(1);
+    status_.set<reg::STS_EVT_LOG_RUN>(0);
     return;
   }
   const EventWords w = encode_event(e);
   if (!write_memory(reg::EVT_LOG_BASE_ADDR::get_address(base) + tail, w.data(), 16, t)) { events_lost_.inc(); return; }
-  regs_.set("EVT_LOG_TAIL", ring.next(tail));
-  if (reg::CTRL_EVT_INT_EN::get(ctrl)) regs_.set("STATUS", reg::STS_EVT_LOG_INT::set(regs_.get("STATUS"), 1));
+  evt_log_tail_.set(ring.next(tail));
+  if (reg::CTRL_EVT_INT_EN::get(ctrl)) status_.set<reg::STS_EVT_LOG_INT>(1);
 }
 
 void AmdVi::page_fault(const Request& rq, const DeviceTableEntry& dte, bool guest, uint32_t pasid, bool present,
@@ -166,7 +160,7 @@ void AmdVi::walk_fault(const Request& rq, const DeviceTableEntry& dte, bool gues
 
 common::DmaOutcome AmdVi::handle_dma(const common::DmaRequest& d, common::Ps& t) {
   const Request rq{uint16_t(d.requester_id), d.pasid_valid, d.pasid, d.input, d.access, d.epoch};
-  if (!reg::CTRL_IOMMU_EN::get(regs_.get("CONTROL"))) {   // IommuEn=0: requests pass untranslated
+  if (!control_.get<reg::CTRL_IOMMU_EN>()) {   // IommuEn=0: requests pass untranslated
     bypassed_.inc();
     Outcome o;
     o.ok = true;
@@ -191,7 +185,7 @@ std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq, common::Ps& 
     record_event(e, t);
     return std::optional<DeviceTableEntry>{};
   };
-  const uint64_t dtb = regs_.get("DEV_TABLE_BASE");
+  const uint64_t dtb = dev_table_base_.get();
   const uint64_t bytes = reg::dev_table_bytes(reg::DTB_SIZE::get(dtb));
   // A DeviceID beyond the table has no entry: an IO_PAGE_FAULT (not present, no DomainID),
   // as VirtualBox raises it (kIoPageFaultType_DevId_Invalid); the access is aborted.
@@ -243,7 +237,7 @@ std::optional<uint64_t> AmdVi::fetch_gcr3(const Request& rq, const DeviceTableEn
   uint64_t table = dte.gcr3_root;
   // The GCR3 table root pointer (and the table levels below it) are GPAs only with
   // Control.GCR3TRPMode set; otherwise SPAs, even when the guest tables are nested.
-  const bool gpa = host.stages == common::Stages::Nested && reg::CTRL_GCR3TRP_MODE::get(regs_.get("CONTROL"));
+  const bool gpa = host.stages == common::Stages::Nested && control_.get<reg::CTRL_GCR3TRP_MODE>();
   for (int level = int(dte.glx); level >= 0; --level) {
     uint64_t addr = table + uint64_t(gcr3_index(pasid, unsigned(level))) * 8;
     if (gpa) {   // a GPA: through the host v1 table
@@ -309,87 +303,58 @@ AmdVi::Outcome AmdVi::translate(const Request& rq, common::Ps& t) {
 
 // ---------------------------------------------------------------- command buffer
 
-void AmdVi::command_thread() {
-  for (;;) {
-    const uint64_t ctrl = regs_.get("CONTROL");
-    const uint64_t base = regs_.get("CMD_BUF_BASE");
-    const unsigned len = unsigned(reg::CMD_BUF_LEN::get(base));
-    const bool len_ok = len >= reg::kMinLogLen && len <= reg::kMaxLogLen;
-    const common::OffsetRing ring{reg::log_entries(len_ok ? len : reg::kMinLogLen) * reg::kEntryBytes,
-                                  reg::kEntryBytes};
-    uint64_t head = reg::RING_PTR::get_address(regs_.get("CMD_BUF_HEAD")) % ring.size_bytes;
-    const uint64_t tail = reg::RING_PTR::get_address(regs_.get("CMD_BUF_TAIL")) % ring.size_bytes;
-    if (!reg::CTRL_CMD_BUF_EN::get(ctrl) || cmd_halted_ || !len_ok || ring.empty(head, tail)) {
-      sc_core::wait(cmd_kick_);
-      continue;
-    }
-    // Fetch a batch of contiguous entries, never past the end of the ring.
-    const uint64_t avail = ((tail + ring.size_bytes - head) % ring.size_bytes) / reg::kEntryBytes;
-    const uint64_t to_end = (ring.size_bytes - head) / reg::kEntryBytes;
-    const uint32_t batch = uint32_t(std::min<uint64_t>({avail, to_end, cfg_.cmd_batch}));
-    uint64_t words[2 * 64];
-    const uint64_t qaddr = reg::CMD_BUF_BASE_ADDR::get_address(base) + head;
-    const uint64_t fetch_start = to_ps(sc_time_stamp());
-    const bool fetched = read_memory(qaddr, words, batch * 16);
-    const uint64_t fetch_end = to_ps(sc_time_stamp());
-    if (!fetched) {
-      // COMMAND_HW_ERROR; the buffer stops like after an illegal command.
-      EventRecord e;
-      e.code = EventCode::CommandHwError;
-      e.type = kHwErrMasterAbort;
-      e.address = qaddr;
-      record_event(e);
-      cmd_halted_ = true;
-      regs_.set("STATUS", reg::STS_CMD_BUF_RUN::set(regs_.get("STATUS"), 0));
-      continue;
-    }
-    for (uint32_t i = 0; i < batch; ++i) {
-      CommandTrace t;
-      t.queue_index = uint32_t(head / reg::kEntryBytes);
-      t.fetch_start_ps = fetch_start;
-      t.fetch_end_ps = fetch_end;
-      t.first_of_fetch = i == 0;
-      const CmdWords cw{words[2 * i], words[2 * i + 1]};
-      t.opcode = uint8_t(cw[0] >> 60);
-      clk_.wait_cycles(cfg_.cmd_decode_cycles);
-      std::string why;
-      const auto cmd = decode_command(cw, cfg_.caps, &why);
-      const sc_core::sc_time exec_start = sc_time_stamp();
-      if (!cmd) {
-        // ILLEGAL_COMMAND_ERROR at the command's address; Head stays on it, CmdBufRun=0.
-        illegal_commands_.inc();
-        EventRecord e;
-        e.code = EventCode::IllegalCommandError;
-        e.address = qaddr + uint64_t(i) * reg::kEntryBytes;
-        record_event(e);
-        cmd_halted_ = true;
-        regs_.set("STATUS", reg::STS_CMD_BUF_RUN::set(regs_.get("STATUS"), 0));
-        t.illegal = true;
-        t.exec_end_ps = to_ps(sc_time_stamp());
-        if (probe_) probe_(t);
-        break;
-      }
-      commands_.inc();
-      execute(*cmd);
-      command_exec_ps_.record(to_ps(sc_time_stamp() - exec_start));
-      if (cmd->op == Opcode::CompletionWait) completion_wait_ps_.record(to_ps(sc_time_stamp() - exec_start));
-      head = ring.next(head);
-      regs_.set("CMD_BUF_HEAD", head);
-      t.exec_end_ps = to_ps(sc_time_stamp());
-      if (probe_) probe_(t);
-    }
+common::QueueState AmdVi::queue_state() {
+  common::QueueState q;
+  const uint64_t base = cmd_buf_base_.get();
+  const unsigned len = unsigned(reg::CMD_BUF_LEN::get(base));
+  const bool len_ok = len >= reg::kMinLogLen && len <= reg::kMaxLogLen;
+  q.ring = common::IndexRing{len_ok ? len : reg::kMinLogLen, false};
+  q.base = reg::CMD_BUF_BASE_ADDR::get_address(base);
+  q.entry_bytes = reg::kEntryBytes;
+  // Head and tail are byte offsets into the buffer.
+  const uint64_t bytes = reg::log_entries(q.ring.log2size) * reg::kEntryBytes;
+  q.head = uint32_t(reg::RING_PTR::get_address(cmd_buf_head_.get()) % bytes / reg::kEntryBytes);
+  q.tail = uint32_t(reg::RING_PTR::get_address(cmd_buf_tail_.get()) % bytes / reg::kEntryBytes);
+  if (control_.get<reg::CTRL_CMD_BUF_EN>() && !cmd_halted_ && len_ok && !q.ring.empty(q.tail, q.head))
+    q.status = common::QueueState::Status::Ready;
+  return q;
+}
+
+common::Decoded AmdVi::decode(const uint64_t* entry, const common::QueueState&) {
+  common::Decoded d;
+  const auto cmd = decode_command(CmdWords{entry[0], entry[1]}, cfg_.caps, nullptr);
+  if (!cmd) return d;
+  pending_ = *cmd;
+  d.legal = true;
+  d.type = uint8_t(cmd->op);
+  d.barrier = cmd->op == Opcode::CompletionWait;
+  return d;
+}
+
+void AmdVi::consumed(const common::QueueState&, uint32_t head) { cmd_buf_head_.set(uint64_t(head) * reg::kEntryBytes); }
+
+// ILLEGAL_COMMAND_ERROR at the command's address (a failed fetch: COMMAND_HW_ERROR at the
+// batch's); Head stays on it and the buffer stops (CmdBufRun=0) until CmdBufEn is toggled.
+void AmdVi::halt(const common::QueueError& e, const common::QueueState&) {
+  EventRecord ev;
+  if (e.kind == common::QueueError::Kind::FetchAbort) {
+    ev.code = EventCode::CommandHwError;
+    ev.type = kHwErrMasterAbort;
+  } else {
+    ev.code = EventCode::IllegalCommandError;
   }
+  ev.address = e.address;
+  record_event(ev);
+  cmd_halted_ = true;
+  status_.set<reg::STS_CMD_BUF_RUN>(0);
 }
 
 void AmdVi::execute(const Command& c) {
-  clk_.wait_cycles(cfg_.cmd_exec_cycles);
   using common::InvalidationScope;
   switch (c.op) {
     case Opcode::CompletionWait: {
       // Earlier commands are done (one at a time, in order); older walks must drain too.
-      completion_waits_.inc();
-      engine_.drain_older_requests();
-      clk_.wait_cycles(cfg_.completion_wait_cycles);
+      cmdbuf_.barrier(cfg_.completion_wait_cycles);
       if (c.store && !write_memory(c.store_addr, &c.store_data, 8)) {
         EventRecord e;   // the store was master-aborted
         e.code = EventCode::CommandHwError;
@@ -397,7 +362,7 @@ void AmdVi::execute(const Command& c) {
         e.address = c.store_addr;
         record_event(e);
       }
-      if (c.interrupt) regs_.set("STATUS", reg::STS_COMWAIT_INT::set(regs_.get("STATUS"), 1));
+      if (c.interrupt) status_.set<reg::STS_COMWAIT_INT>(1);
       break;
     }
     case Opcode::InvalidateDevtabEntry:
@@ -467,13 +432,15 @@ void AmdVi::register_stats(common::StatRegistry& reg, const std::string& p) cons
           "DTE/GCR3 fetches not cached because an invalidation overtook them");
   reg.add(p + ".events", events_, "count", "event-log records raised");
   reg.add(p + ".events_lost", events_lost_, "count", "event records dropped (log disabled, full or unwritable)");
-  reg.add(p + ".commands", commands_, "count", "commands executed from the command buffer");
-  reg.add(p + ".illegal_commands", illegal_commands_, "count", "commands that raised ILLEGAL_COMMAND_ERROR");
-  reg.add(p + ".completion_waits", completion_waits_, "count", "COMPLETION_WAITs completed");
+  const common::CommandQueue::Stats& q = cmdbuf_.stats();
+  reg.add(p + ".commands", q.executed, "count", "commands executed from the command buffer");
+  reg.add(p + ".illegal_commands", q.illegal, "count", "commands that raised ILLEGAL_COMMAND_ERROR");
+  reg.add(p + ".completion_waits", q.barriers, "count", "COMPLETION_WAITs completed");
   register_front_end_stats(reg, p);
-  reg.add(p + ".command_exec", command_exec_ps_, "ns", "execution time per command (after decode)", 1e-3);
-  reg.add(p + ".completion_wait_exec", completion_wait_ps_, "ns",
-          "COMPLETION_WAIT execution incl. draining older walks", 1e-3);
+  reg.add(p + ".command_exec", q.exec_ps, "ns", "execution time per command (after decode)", 1e-3);
+  reg.add(p + ".completion_wait_exec", q.barrier_ps, "ns", "COMPLETION_WAIT execution incl. draining older walks",
+          1e-3);
+  cmdbuf_.register_stats(reg, p + ".cmdbuf", command_type_names());
   dte_cache_.stats().register_stats(reg, p + ".dte_cache", "DTE cache (DeviceID)");
   gcr3_cache_.stats().register_stats(reg, p + ".gcr3_cache", "GCR3 cache (DeviceID+PASID)");
   engine_.register_stats(reg, p);

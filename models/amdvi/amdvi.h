@@ -23,7 +23,7 @@
 //   ILLEGAL_DEV_TABLE_ENTRY, DEV_TAB_HW_ERROR, PAGE_TAB_HW_ERROR, ILLEGAL_COMMAND_ERROR;
 //   a full log sets EvtOverflow and stops logging (EvtLogRun=0) until EventLogEn is
 //   toggled, as Linux amd_iommu_restart_event_logging does.
-// - The command buffer: COMPLETION_WAIT (store, interrupt), INVALIDATE_DEVTAB_ENTRY,
+// - The command buffer, on the shared engine (common::CommandQueue): COMPLETION_WAIT (store, interrupt), INVALIDATE_DEVTAB_ENTRY,
 //   INVALIDATE_IOMMU_PAGES (S, PDE, GN, PASID), INVALIDATE_IOTLB_PAGES (timed as a message
 //   to the device), INVALIDATE_INTERRUPT_TABLE (accepted), INVALIDATE_IOMMU_ALL. An
 //   illegal command logs ILLEGAL_COMMAND_ERROR (address = the command's system address),
@@ -54,11 +54,12 @@
 #include "models/amdvi/structures.h"
 #include "models/common/cache.h"
 #include "models/common/clock.h"
+#include "models/common/command_queue.h"
 #include "models/common/command_trace.h"
 #include "models/common/dma_attributes.h"
 #include "models/common/iommu_block.h"
 #include "models/common/payload_pool.h"
-#include "models/common/register_bank.h"
+#include "models/common/register_file.h"
 #include "models/common/stats.h"
 #include "models/common/translation_engine.h"
 
@@ -82,14 +83,14 @@ std::string validate(const AmdViConfig& c);   // "" or a message naming the fiel
 
 using common::CommandTrace;
 
-class AmdVi : public common::IommuBlock {
+class AmdVi : public common::IommuBlock, private common::CommandQueueVendor {
  public:
 
   SC_HAS_PROCESS(AmdVi);
   AmdVi(sc_core::sc_module_name name, const AmdViConfig& cfg);
 
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
-  void set_command_probe(std::function<void(const CommandTrace&)> probe) { probe_ = std::move(probe); }
+  void set_command_probe(std::function<void(const CommandTrace&)> probe) { cmdbuf_.set_probe(std::move(probe)); }
   const AmdViConfig& config() const { return cfg_; }
 
   const common::CacheStats& iotlb_stats() const { return engine_.iotlb_stats(); }
@@ -143,7 +144,14 @@ class AmdVi : public common::IommuBlock {
   void walk_fault(const Request& rq, const DeviceTableEntry& dte, bool guest, uint32_t pasid,
                   const common::TranslationFault& f, common::Ps& t);
 
-  void command_thread();
+  // The command buffer: the engine's consumer thread and AMD's hooks.
+  void command_thread() { cmdbuf_.run(); }
+  common::QueueState queue_state() override;
+  uint8_t trace_opcode(const uint64_t* entry) const override { return uint8_t(entry[0] >> 60); }
+  common::Decoded decode(const uint64_t* entry, const common::QueueState& q) override;
+  void execute() override { execute(pending_); }
+  void consumed(const common::QueueState& q, uint32_t head) override;
+  void halt(const common::QueueError& e, const common::QueueState& q) override;
   void execute(const Command& c);
 
   AmdViConfig cfg_;
@@ -151,16 +159,24 @@ class AmdVi : public common::IommuBlock {
   common::SetAssocCache<DteKey, DeviceTableEntry> dte_cache_;
   common::SetAssocCache<Gcr3Key, Gcr3Value> gcr3_cache_;
   common::TranslationEngine engine_;
+  common::CommandQueue cmdbuf_;
+  Command pending_;           // decoded, not yet executed
   bool cmd_halted_ = false;   // an illegal command stopped the buffer until CmdBufEn is toggled
   bool evt_halted_ = false;   // the log overflowed until EventLogEn is toggled
 
-  sc_core::sc_event cmd_kick_;
-  std::function<void(const CommandTrace&)> probe_;
 
   common::Counter stale_config_fills_;   // DTE/GCR3 fetches an invalidation overtook: not cached
-  common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_, commands_,
-      illegal_commands_, completion_waits_;
-  common::Histogram command_exec_ps_, completion_wait_ps_;
+  common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_;
+
+  // Registers (48882 section 3.4), all 64-bit, configured in build_registers().
+  using R64 = common::Reg<uint64_t>;
+  R64 dev_table_base_{regs_, "DEV_TABLE_BASE", reg::DEV_TABLE_BASE}, cmd_buf_base_{regs_, "CMD_BUF_BASE", reg::CMD_BUF_BASE},
+      evt_log_base_{regs_, "EVT_LOG_BASE", reg::EVT_LOG_BASE}, control_{regs_, "CONTROL", reg::CONTROL},
+      excl_base_{regs_, "EXCL_BASE", reg::EXCL_BASE}, excl_limit_{regs_, "EXCL_LIMIT", reg::EXCL_LIMIT},
+      efr_{regs_, "EFR", reg::EFR}, efr2_{regs_, "EFR2", reg::EFR2};
+  R64 cmd_buf_head_{regs_, "CMD_BUF_HEAD", reg::CMD_BUF_HEAD}, cmd_buf_tail_{regs_, "CMD_BUF_TAIL", reg::CMD_BUF_TAIL},
+      evt_log_head_{regs_, "EVT_LOG_HEAD", reg::EVT_LOG_HEAD}, evt_log_tail_{regs_, "EVT_LOG_TAIL", reg::EVT_LOG_TAIL},
+      status_{regs_, "STATUS", reg::STATUS};
 };
 
 }  // namespace iommusim::amdvi

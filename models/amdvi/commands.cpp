@@ -284,4 +284,13 @@ const char* opcode_name(Opcode op) {
   return "UNKNOWN";
 }
 
+std::vector<std::pair<uint8_t, std::string>> command_type_names() {
+  std::vector<std::pair<uint8_t, std::string>> out;
+  for (Opcode op : {Opcode::CompletionWait, Opcode::InvalidateDevtabEntry, Opcode::InvalidateIommuPages,
+                    Opcode::InvalidateIotlbPages, Opcode::InvalidateInterruptTable, Opcode::PrefetchIommuPages,
+                    Opcode::CompletePprRequest, Opcode::InvalidateIommuAll})
+    out.emplace_back(uint8_t(op), opcode_name(op));
+  return out;
+}
+
 }  // namespace iommusim::amdvi

@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "models/amdvi/registers.h"
 
@@ -105,5 +107,7 @@ CmdWords cmd_inv_iommu_all();
 // store and interrupt optional; QEMU accepts it too).
 std::optional<Command> decode_command(const CmdWords&, const Caps&, std::string* why);
 const char* opcode_name(Opcode);
+// Every opcode the decoder accepts, with its name: the command buffer's stats by type.
+std::vector<std::pair<uint8_t, std::string>> command_type_names();
 
 }  // namespace iommusim::amdvi

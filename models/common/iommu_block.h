@@ -25,7 +25,7 @@
 
 #include "models/common/clock.h"
 #include "models/common/payload_pool.h"
-#include "models/common/register_bank.h"
+#include "models/common/register_file.h"
 #include "models/common/stats.h"
 #include "models/common/timed_memory.h"
 #include "models/pagetable/format.h"
@@ -93,7 +93,7 @@ class IommuBlock : public sc_core::sc_module {
   void register_front_end_stats(StatRegistry& reg, const std::string& prefix) const;
 
   Clock clk_;
-  RegisterBank regs_;
+  RegisterFile regs_;   // the vendor's Reg<T> members add themselves
   PayloadPool pool_;
 
  private:

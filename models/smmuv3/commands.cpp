@@ -366,4 +366,14 @@ const char* opcode_name(Opcode op) {
   return "CMD_UNKNOWN";
 }
 
+std::vector<std::pair<uint8_t, std::string>> command_type_names() {
+  std::vector<std::pair<uint8_t, std::string>> out;
+  for (Opcode op : {Opcode::PrefetchConfig, Opcode::PrefetchAddr, Opcode::CfgiSte, Opcode::CfgiAll, Opcode::CfgiCd,
+                    Opcode::CfgiCdAll, Opcode::TlbiNhAll, Opcode::TlbiNhAsid, Opcode::TlbiNhVa, Opcode::TlbiNhVaa,
+                    Opcode::TlbiEl2All, Opcode::TlbiEl2Asid, Opcode::TlbiEl2Va, Opcode::TlbiS12Vmall, Opcode::TlbiS2Ipa,
+                    Opcode::TlbiNsnhAll, Opcode::AtcInv, Opcode::PriResp, Opcode::Resume, Opcode::Sync})
+    out.emplace_back(uint8_t(op), opcode_name(op));
+  return out;
+}
+
 }  // namespace iommusim::smmuv3

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace iommusim::smmuv3 {
@@ -91,5 +92,7 @@ struct DecodeCaps {
 // CERROR_ILL) returns std::nullopt and sets *why (if non-null) to a reason.
 std::optional<Command> decode_command(const CmdWords&, const DecodeCaps&, std::string* why);
 const char* opcode_name(Opcode);
+// Every opcode the decoder accepts, with its name: the command queue's stats by type.
+std::vector<std::pair<uint8_t, std::string>> command_type_names();
 
 }  // namespace iommusim::smmuv3

@@ -29,7 +29,9 @@ Smmuv3::Smmuv3(sc_core::sc_module_name name, const Smmuv3Config& cfg)
       pipeline_ps_(clk_.cycles_ps(cfg.translation_cycles)),
       config_cache_("config_cache", cfg.config_cache, clk_),
       engine_(this->name(), cfg.translation, clk_,
-              [this](uint64_t addr, void* dst, unsigned len, common::Ps& t) { return read_memory(addr, dst, len, t); }) {
+              [this](uint64_t addr, void* dst, unsigned len, common::Ps& t) { return read_memory(addr, dst, len, t); }),
+      cmdq_(clk_, common::CommandQueueConfig{cfg.cmd_batch, cfg.cmd_decode_cycles, cfg.cmd_exec_cycles},
+            [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); }, engine_, *this) {
   order_requests_with(engine_);
   build_registers();
   SC_THREAD(command_thread);
@@ -63,92 +65,84 @@ void Smmuv3::build_registers() {
   idr5 = IDR5_GRAN4K::set(idr5, 1);
   // Only the 4 KB granule: the STE/CD checks reject others (the VMSA format has them).
 
-  regs_.add("IDR0", IDR0, 4, idr0, 0);
-  regs_.add("IDR1", IDR1, 4, idr1, 0);
-  regs_.add("IDR2", IDR2, 4, 0, 0);
-  regs_.add("IDR3", IDR3, 4, idr3, 0);
-  regs_.add("IDR4", IDR4, 4, 0, 0);
-  regs_.add("IDR5", IDR5, 4, idr5, 0);
-  regs_.add("IIDR", IIDR, 4, 0, 0);
+  idr0_.read_only().reset(uint32_t(idr0));
+  idr1_.read_only().reset(uint32_t(idr1));
+  idr2_.read_only();
+  idr3_.read_only().reset(uint32_t(idr3));
+  idr4_.read_only();
+  idr5_.read_only().reset(uint32_t(idr5));
+  iidr_.read_only();
   // SMMUv3.2: IDR3.RIL (range invalidation) is a v3.2 feature.
-  regs_.add("AIDR", AIDR, 4, AIDR_MINOR::set(AIDR_MAJOR::set(0, 0), 2), 0);
-  regs_.add("CR0ACK", CR0ACK, 4, 0, 0);
+  aidr_.read_only().reset(uint32_t(AIDR_MINOR::set(AIDR_MAJOR::set(0, 0), 2)));
+  cr0ack_.read_only();
   // Updates take effect at once, so CR0ACK follows CR0 immediately.
-  regs_.add("CR0", CR0, 4, 0, 0x1F).on_write = [this](uint64_t, uint64_t v) {
-    regs_.set("CR0ACK", v);
-    cmdq_kick_.notify(sc_core::SC_ZERO_TIME);
-  };
-  regs_.add("CR1", CR1, 4, 0, 0xFFF);
-  regs_.add("CR2", CR2, 4, 0, 0x7);
+  cr0_.writable(0x1F).on_write([this](uint32_t, uint32_t v) {
+    cr0ack_.set(v);
+    cmdq_.kick();
+  });
+  cr1_.writable(0xFFF);
+  cr2_.writable(0x7);
   // GBPA: abort by default; UPDATE completes at once.
-  regs_.add("GBPA", GBPA, 4, GBPA_ABORT::set(0, 1), ~0ull).on_write = [this](uint64_t, uint64_t v) {
-    regs_.set("GBPA", GBPA_UPDATE::set(v, 0));
-  };
-  regs_.add("IRQ_CTRL", IRQ_CTRL, 4, 0, 0x7).on_write = [this](uint64_t, uint64_t v) { regs_.set("IRQ_CTRLACK", v); };
-  regs_.add("IRQ_CTRLACK", IRQ_CTRLACK, 4, 0, 0);
-  regs_.add("GERROR", GERROR, 4, 0, 0);
-  regs_.add("GERRORN", GERRORN, 4, 0, 0x1FD).on_write = [this](uint64_t, uint64_t) {
-    cmdq_kick_.notify(sc_core::SC_ZERO_TIME);
-  };
+  gbpa_.reset(uint32_t(GBPA_ABORT::set(0, 1))).on_write([this](uint32_t, uint32_t) { gbpa_.set<GBPA_UPDATE>(0); });
+  irq_ctrl_.writable(0x7).on_write([this](uint32_t, uint32_t v) { irq_ctrlack_.set(v); });
+  irq_ctrlack_.read_only();
+  gerror_.read_only();
+  gerrorn_.writable(0x1FD).on_write([this](uint32_t, uint32_t) { cmdq_.kick(); });   // may acknowledge CMDQ_ERR
   // MSI configuration (IDR0.MSI=1; Linux arm_smmu_setup_msis writes ADDR, DATA, MemAttr):
   // stored, not used (the model signals GERROR/EVTQ interrupts through its own state).
-  regs_.add("GERROR_IRQ_CFG0", GERROR_IRQ_CFG0, 8, 0, common::mask(51, 2));
-  regs_.add("GERROR_IRQ_CFG1", GERROR_IRQ_CFG1, 4, 0, common::mask(31, 0));
-  regs_.add("GERROR_IRQ_CFG2", GERROR_IRQ_CFG2, 4, 0, common::mask(5, 0));   // SH[5:4], MemAttr[3:0]
-  regs_.add("EVTQ_IRQ_CFG0", EVTQ_IRQ_CFG0, 8, 0, common::mask(51, 2));
-  regs_.add("EVTQ_IRQ_CFG1", EVTQ_IRQ_CFG1, 4, 0, common::mask(31, 0));
-  regs_.add("EVTQ_IRQ_CFG2", EVTQ_IRQ_CFG2, 4, 0, common::mask(5, 0));
-  regs_.add("STRTAB_BASE", STRTAB_BASE, 8, 0, common::mask(51, 6) | (1ull << 62));
-  regs_.add("STRTAB_BASE_CFG", STRTAB_BASE_CFG, 4, 0, common::mask(17, 0));
-  regs_.add("CMDQ_BASE", CMDQ_BASE, 8, 0, common::mask(51, 0) | (1ull << 62));
-  regs_.add("CMDQ_PROD", CMDQ_PROD, 4, 0, common::mask(19, 0)).on_write = [this](uint64_t, uint64_t) {
-    cmdq_kick_.notify(sc_core::SC_ZERO_TIME);
-  };
+  gerror_irq_cfg0_.writable(common::mask(51, 2));
+  gerror_irq_cfg2_.writable(uint32_t(common::mask(5, 0)));   // SH[5:4], MemAttr[3:0]
+  evtq_irq_cfg0_.writable(common::mask(51, 2));
+  evtq_irq_cfg2_.writable(uint32_t(common::mask(5, 0)));
+  strtab_base_.writable(common::mask(51, 6) | (1ull << 62));
+  strtab_base_cfg_.writable(uint32_t(common::mask(17, 0)));
+  cmdq_base_.writable(common::mask(51, 0) | (1ull << 62));
+  cmdq_prod_.writable(uint32_t(common::mask(19, 0))).on_write([this](uint32_t, uint32_t) { cmdq_.kick(); });
   // Software may write CMDQ_CONS (wrap+index; ERR is read-only) only while the queue is
   // disabled (CR0ACK.CMDQEN=0), as Linux does at reset; writes while enabled are ignored.
-  regs_.add("CMDQ_CONS", CMDQ_CONS, 4, 0, common::mask(19, 0)).on_write = [this](uint64_t old, uint64_t) {
-    if (CR0_CMDQEN::get(regs_.get("CR0ACK"))) regs_.set("CMDQ_CONS", old);
-  };
-  regs_.add("EVTQ_BASE", EVTQ_BASE, 8, 0, common::mask(51, 0) | (1ull << 62));
+  cmdq_cons_.writable(uint32_t(common::mask(19, 0))).on_write([this](uint32_t old, uint32_t) {
+    if (cr0ack_.get<CR0_CMDQEN>()) cmdq_cons_.set(old);
+  });
+  evtq_base_.writable(common::mask(51, 0) | (1ull << 62));
   // Likewise EVTQ_PROD (wrap+index and OVFLG) while CR0ACK.EVTQEN=0.
-  regs_.add("EVTQ_PROD", EVTQ_PROD, 4, 0, common::mask(19, 0) | (1ull << 31)).on_write = [this](uint64_t old, uint64_t) {
-    if (CR0_EVTQEN::get(regs_.get("CR0ACK"))) regs_.set("EVTQ_PROD", old);
-  };
-  regs_.add("EVTQ_CONS", EVTQ_CONS, 4, 0, common::mask(19, 0) | (1ull << 31));
-  regs_.alias(EVTQ_PROD_PAGE0, "EVTQ_PROD");
-  regs_.alias(EVTQ_CONS_PAGE0, "EVTQ_CONS");
+  evtq_prod_.writable(uint32_t(common::mask(19, 0) | (1ull << 31))).on_write([this](uint32_t old, uint32_t) {
+    if (cr0ack_.get<CR0_EVTQEN>()) evtq_prod_.set(old);
+  });
+  evtq_cons_.writable(uint32_t(common::mask(19, 0) | (1ull << 31)));
+  regs_.alias(EVTQ_PROD_PAGE0, evtq_prod_);
+  regs_.alias(EVTQ_CONS_PAGE0, evtq_cons_);
 }
 
 // ---------------------------------------------------------------- memory helpers
 
 void Smmuv3::record_event(const EventRecord& e, common::Ps& t) {
   events_.inc();
-  if (!reg::CR0_EVTQEN::get(regs_.get("CR0"))) { events_lost_.inc(); return; }
-  const uint64_t base = regs_.get("EVTQ_BASE");
+  if (!cr0_.get<reg::CR0_EVTQEN>()) { events_lost_.inc(); return; }
+  const uint64_t base = evtq_base_.get();
   common::WrapRing ring{unsigned(std::min<uint64_t>(reg::Q_BASE_LOG2SIZE::get(base), cfg_.evtq_log2_max))};
-  uint32_t prod = uint32_t(regs_.get("EVTQ_PROD"));
-  const uint32_t cons = uint32_t(regs_.get("EVTQ_CONS"));
+  uint32_t prod = evtq_prod_.get();
+  const uint32_t cons = evtq_cons_.get();
   if (ring.full(prod & ring.pointer_mask(), cons & ring.pointer_mask())) {
     // Overflow: the record is lost. OVFLG toggles only for a new overflow, i.e. once the
     // previous one was acknowledged (PROD.OVFLG == CONS.OVACKFLG).
     events_lost_.inc();
-    if (((prod ^ cons) >> 31) == 0) regs_.set("EVTQ_PROD", prod ^ (1u << 31));
+    if (((prod ^ cons) >> 31) == 0) evtq_prod_.set(prod ^ (1u << 31));
     return;
   }
   const EventWords words = encode_event(e);
   const uint64_t slot = reg::Q_BASE_ADDR::get(base) << 5;
   if (!write_memory(slot + uint64_t(ring.index(prod)) * 32, words.data(), 32, t)) { events_lost_.inc(); return; }
-  regs_.set("EVTQ_PROD", (prod & (1u << 31)) | ring.next(prod & ring.pointer_mask()));
+  evtq_prod_.set((prod & (1u << 31)) | ring.next(prod & ring.pointer_mask()));
 }
 
 // ---------------------------------------------------------------- translation
 
 common::DmaOutcome Smmuv3::handle_dma(const common::DmaRequest& d, common::Ps& t) {
   const Request rq{d.requester_id, d.pasid_valid, d.pasid, d.input, d.access, d.epoch};
-  if (!reg::CR0_SMMUEN::get(regs_.get("CR0"))) {
+  if (!cr0_.get<reg::CR0_SMMUEN>()) {
     // SMMU disabled: GBPA decides between global bypass and abort.
     Outcome o;
-    o.ok = !reg::GBPA_ABORT::get(regs_.get("GBPA"));
+    o.ok = !gbpa_.get<reg::GBPA_ABORT>();
     o.output = rq.input;
     if (o.ok) bypassed_.inc(); else aborted_.inc();
     return o;
@@ -171,8 +165,8 @@ std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq, comm
   };
 
   // Locate the STE: linear, or through a level-1 descriptor.
-  const uint64_t base = reg::STRTAB_BASE_ADDR::get(regs_.get("STRTAB_BASE")) << 6;
-  const uint64_t scfg = regs_.get("STRTAB_BASE_CFG");
+  const uint64_t base = strtab_base_.get<reg::STRTAB_BASE_ADDR>() << 6;
+  const uint64_t scfg = strtab_base_cfg_.get();
   const unsigned log2size = unsigned(reg::STRTAB_CFG_LOG2SIZE::get(scfg));
   if (log2size > cfg_.sid_bits || (log2size < 32 && (uint64_t(rq.sid) >> log2size) != 0))
     return bad(EventId::C_BAD_STREAMID);
@@ -309,70 +303,44 @@ Smmuv3::Outcome Smmuv3::translate(const Request& rq, common::Ps& t) {
 
 // ---------------------------------------------------------------- command queue
 
-void Smmuv3::command_thread() {
-  for (;;) {
-    const uint64_t cr0 = regs_.get("CR0");
-    const bool error_active = (regs_.get("GERROR") ^ regs_.get("GERRORN")) & 1;
-    const uint64_t base = regs_.get("CMDQ_BASE");
-    common::WrapRing ring{unsigned(std::min<uint64_t>(reg::Q_BASE_LOG2SIZE::get(base), cfg_.cmdq_log2_max))};
-    const uint32_t prod = uint32_t(regs_.get("CMDQ_PROD")) & ring.pointer_mask();
-    uint32_t cons = uint32_t(regs_.get("CMDQ_CONS")) & ring.pointer_mask();
-    if (!reg::CR0_CMDQEN::get(cr0) || error_active || ring.empty(prod, cons)) {
-      sc_core::wait(cmdq_kick_);
-      continue;
-    }
-    // Fetch a batch, never past the end of the ring.
-    const uint32_t avail = ring.used(prod, cons);
-    const uint32_t to_end = ring.entries() - ring.index(cons);
-    const uint32_t n = std::min({avail, to_end, cfg_.cmd_batch});
-    uint64_t words[2 * 64];
-    const uint32_t batch = std::min<uint32_t>(n, 64);
-    const uint64_t qaddr = (reg::Q_BASE_ADDR::get(base) << 5) + uint64_t(ring.index(cons)) * 16;
-    const uint64_t fetch_start = to_ps(sc_time_stamp());
-    const bool fetched = read_memory(qaddr, words, batch * 16);
-    const uint64_t fetch_end = to_ps(sc_time_stamp());
-    if (!fetched) {
-      regs_.set("CMDQ_CONS", reg::CMDQ_CONS_ERR::set(cons, reg::CERROR_ABT));
-      regs_.set("GERROR", regs_.get("GERROR") ^ 1);
-      continue;
-    }
-    const DecodeCaps caps{cfg_.range_invalidation, cfg_.sid_bits, cfg_.ssid_bits};
-    for (uint32_t i = 0; i < batch; ++i) {
-      CommandTrace t;
-      t.queue_index = cons;
-      t.fetch_start_ps = fetch_start;
-      t.fetch_end_ps = fetch_end;
-      t.first_of_fetch = i == 0;
-      const CmdWords cw{words[2 * i], words[2 * i + 1]};
-      t.opcode = uint8_t(cw[0] & 0xFF);
-      clk_.wait_cycles(cfg_.cmd_decode_cycles);
-      std::string why;
-      auto cmd = decode_command(cw, caps, &why);
-      const sc_core::sc_time exec_start = sc_time_stamp();
-      if (!cmd) {
-        // CERROR_ILL: stop at this command (CONS points at it) until GERRORN is toggled.
-        illegal_commands_.inc();
-        t.illegal = true;
-        t.exec_end_ps = to_ps(sc_time_stamp());
-        regs_.set("CMDQ_CONS", reg::CMDQ_CONS_ERR::set(cons, reg::CERROR_ILL));
-        regs_.set("GERROR", regs_.get("GERROR") ^ 1);
-        if (probe_) probe_(t);
-        break;
-      }
-      commands_.inc();
-      execute(*cmd);
-      command_exec_ps_.record(to_ps(sc_time_stamp() - exec_start));
-      if (cmd->op == Opcode::Sync) sync_ps_.record(to_ps(sc_time_stamp() - exec_start));
-      cons = ring.next(cons);
-      regs_.set("CMDQ_CONS", cons);
-      t.exec_end_ps = to_ps(sc_time_stamp());
-      if (probe_) probe_(t);
-    }
-  }
+common::QueueState Smmuv3::queue_state() {
+  common::QueueState q;
+  const uint64_t base = cmdq_base_.get();
+  q.ring = common::IndexRing{unsigned(std::min<uint64_t>(reg::Q_BASE_LOG2SIZE::get(base), cfg_.cmdq_log2_max)), true};
+  q.base = reg::Q_BASE_ADDR::get_address(base);
+  q.entry_bytes = 16;
+  q.tail = cmdq_prod_.get() & q.ring.pointer_mask();
+  q.head = cmdq_cons_.get() & q.ring.pointer_mask();   // without CONS.ERR
+  // GERROR.CMDQ_ERR differs from GERRORN until software acknowledges the error.
+  const bool error_active = (gerror_.get() ^ gerrorn_.get()) & 1;
+  if (cr0_.get<reg::CR0_CMDQEN>() && !error_active && !q.ring.empty(q.tail, q.head))
+    q.status = common::QueueState::Status::Ready;
+  return q;
 }
 
-bool Smmuv3::execute(const Command& c) {
-  clk_.wait_cycles(cfg_.cmd_exec_cycles);
+common::Decoded Smmuv3::decode(const uint64_t* entry, const common::QueueState&) {
+  common::Decoded d;
+  const DecodeCaps caps{cfg_.range_invalidation, cfg_.sid_bits, cfg_.ssid_bits};
+  const auto cmd = decode_command(CmdWords{entry[0], entry[1]}, caps, nullptr);
+  if (!cmd) { d.error_code = reg::CERROR_ILL; return d; }
+  pending_ = *cmd;
+  d.legal = true;
+  d.type = uint8_t(cmd->op);
+  d.barrier = cmd->op == Opcode::Sync;
+  return d;
+}
+
+void Smmuv3::consumed(const common::QueueState&, uint32_t head) { cmdq_cons_.set(head); }
+
+// CONS stays on the entry, with ERR saying why; GERROR.CMDQ_ERR toggles and the queue
+// stops until GERRORN acknowledges it.
+void Smmuv3::halt(const common::QueueError& e, const common::QueueState&) {
+  const uint32_t err = e.kind == common::QueueError::Kind::FetchAbort ? reg::CERROR_ABT : reg::CERROR_ILL;
+  cmdq_cons_.set(uint32_t(reg::CMDQ_CONS_ERR::set(e.head, err)));
+  gerror_.set<reg::GERROR_CMDQ_ERR>(!gerror_.get<reg::GERROR_CMDQ_ERR>());
+}
+
+void Smmuv3::execute(const Command& c) {
   auto scan_config = [&](auto pred) { config_cache_.charge(config_cache_.invalidate_all_sets(pred)); };
   // A config invalidation starts an epoch: fetches that began before it may not fill.
   switch (c.op) {
@@ -440,16 +408,14 @@ bool Smmuv3::execute(const Command& c) {
       break;
     case Opcode::Sync: {
       // Complete only once every walk that began before the last invalidation is done.
-      syncs_.inc();
-      engine_.drain_older_requests();
-      clk_.wait_cycles(cfg_.sync_cycles);
+      cmdq_.barrier(cfg_.sync_cycles);
       if (c.cs == SyncCs::Irq && c.msi_addr != 0) write_memory(c.msi_addr, &c.msi_data, 4);
       break;
     }
     case Opcode::PrefetchConfig: {
       Request rq;
       rq.sid = c.sid; rq.ssv = c.ssv; rq.ssid = c.ssid;
-      if (reg::CR0_SMMUEN::get(regs_.get("CR0"))) {
+      if (cr0_.get<reg::CR0_SMMUEN>()) {
         common::Ps t = common::now_ps();
         fetch_config(rq, t);
         common::wait_until(t);
@@ -464,7 +430,6 @@ bool Smmuv3::execute(const Command& c) {
       clk_.wait_cycles(cfg_.atc_inv_cycles);   // message to the device; ATS comes later
       break;
   }
-  return true;
 }
 
 // ---------------------------------------------------------------- stats
@@ -479,12 +444,14 @@ void Smmuv3::register_stats(common::StatRegistry& reg, const std::string& p) con
           "configuration fetches not cached because an invalidation overtook them");
   reg.add(p + ".events", events_, "count", "event records raised");
   reg.add(p + ".events_lost", events_lost_, "count", "event records dropped (EVTQ disabled, full or unwritable)");
-  reg.add(p + ".commands", commands_, "count", "commands executed from the CMDQ");
-  reg.add(p + ".illegal_commands", illegal_commands_, "count", "commands that raised CERROR_ILL");
-  reg.add(p + ".syncs", syncs_, "count", "CMD_SYNCs completed");
+  const common::CommandQueue::Stats& q = cmdq_.stats();
+  reg.add(p + ".commands", q.executed, "count", "commands executed from the CMDQ");
+  reg.add(p + ".illegal_commands", q.illegal, "count", "commands that raised CERROR_ILL");
+  reg.add(p + ".syncs", q.barriers, "count", "CMD_SYNCs completed");
   register_front_end_stats(reg, p);
-  reg.add(p + ".command_exec", command_exec_ps_, "ns", "execution time per command (after decode)", 1e-3);
-  reg.add(p + ".sync_exec", sync_ps_, "ns", "CMD_SYNC execution incl. draining older walks", 1e-3);
+  reg.add(p + ".command_exec", q.exec_ps, "ns", "execution time per command (after decode)", 1e-3);
+  reg.add(p + ".sync_exec", q.barrier_ps, "ns", "CMD_SYNC execution incl. draining older walks", 1e-3);
+  cmdq_.register_stats(reg, p + ".cmdq", command_type_names());
   config_cache_.stats().register_stats(reg, p + ".config_cache", "STE+CD config cache");
   engine_.register_stats(reg, p);
 }

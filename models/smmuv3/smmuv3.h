@@ -11,7 +11,7 @@
 //   match any ASID for TLBI_NH_VA and survive TLBI_NH_ASID), stage-1 and stage-2 walk
 //   caches by level, and an IPA->PA cache.
 // - Walker slots (a counted resource) shared by all translations.
-// - The command queue: CFGI_*, TLBI_* (with range form when IDR3.RIL), CMD_SYNC with
+// - The command queue, on the shared engine (common::CommandQueue): CFGI_*, TLBI_* (with range form when IDR3.RIL), CMD_SYNC with
 //   CS=none/IRQ(MSI write)/SEV, PREFETCH_*; ATC_INV, PRI_RESP and RESUME are accepted and
 //   timed. Illegal commands set GERROR.CMDQ_ERR and CONS.ERR=CERROR_ILL and stop the queue
 //   until GERRORN acknowledges; a failed queue read sets CERROR_ABT.
@@ -40,12 +40,13 @@
 
 #include "models/common/cache.h"
 #include "models/common/clock.h"
+#include "models/common/command_queue.h"
 #include "models/common/command_trace.h"
 #include "models/common/dma_attributes.h"
 #include "models/common/iommu_block.h"
 #include "models/common/payload_pool.h"
 #include "models/common/queue_ring.h"
-#include "models/common/register_bank.h"
+#include "models/common/register_file.h"
 #include "models/common/resource.h"
 #include "models/common/stats.h"
 #include "models/common/translation_engine.h"
@@ -53,6 +54,7 @@
 #include "models/pagetable/walker.h"
 #include "models/smmuv3/commands.h"
 #include "models/smmuv3/events.h"
+#include "models/smmuv3/registers.h"
 #include "models/smmuv3/structures.h"
 
 namespace iommusim::smmuv3 {
@@ -78,14 +80,14 @@ std::string validate(const Smmuv3Config& c);   // "" or a message naming the fie
 
 using common::CommandTrace;
 
-class Smmuv3 : public common::IommuBlock {
+class Smmuv3 : public common::IommuBlock, private common::CommandQueueVendor {
  public:
 
   SC_HAS_PROCESS(Smmuv3);
   Smmuv3(sc_core::sc_module_name name, const Smmuv3Config& cfg);
 
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
-  void set_command_probe(std::function<void(const CommandTrace&)> probe) { probe_ = std::move(probe); }
+  void set_command_probe(std::function<void(const CommandTrace&)> probe) { cmdq_.set_probe(std::move(probe)); }
   const Smmuv3Config& config() const { return cfg_; }
 
   // Cache access for tests and the summary.
@@ -136,21 +138,48 @@ class Smmuv3 : public common::IommuBlock {
   void record_walk_fault(const Request& rq, const common::TranslationFault& f, common::Ps& t,
                          std::optional<EventClass> cls = std::nullopt);
 
-  void command_thread();
-  bool execute(const Command& c);
+  // The command queue: the engine's consumer thread and the SMMU's hooks.
+  void command_thread() { cmdq_.run(); }
+  common::QueueState queue_state() override;
+  uint8_t trace_opcode(const uint64_t* entry) const override { return uint8_t(entry[0] & 0xFF); }
+  common::Decoded decode(const uint64_t* entry, const common::QueueState& q) override;
+  void execute() override { execute(pending_); }
+  void consumed(const common::QueueState& q, uint32_t head) override;
+  void halt(const common::QueueError& e, const common::QueueState& q) override;
+  void execute(const Command& c);
 
   Smmuv3Config cfg_;
   common::Ps pipeline_ps_;   // translation_cycles, the request pipeline before the caches
   common::SetAssocCache<ConfigKey, StreamConfig> config_cache_;
   common::TranslationEngine engine_;
-
-  sc_core::sc_event cmdq_kick_;
-  std::function<void(const CommandTrace&)> probe_;
+  common::CommandQueue cmdq_;
+  Command pending_;   // decoded, not yet executed
 
   common::Counter stale_config_fills_;   // config fetches a CFGI overtook: not cached
-  common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_, commands_,
-      illegal_commands_, syncs_;
-  common::Histogram command_exec_ps_, sync_ps_;
+  common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_;
+
+  // Registers (IHI 0070 chapter 6), configured in build_registers().
+  using R32 = common::Reg<uint32_t>;
+  using R64 = common::Reg<uint64_t>;
+  R32 idr0_{regs_, "IDR0", reg::IDR0}, idr1_{regs_, "IDR1", reg::IDR1}, idr2_{regs_, "IDR2", reg::IDR2},
+      idr3_{regs_, "IDR3", reg::IDR3}, idr4_{regs_, "IDR4", reg::IDR4}, idr5_{regs_, "IDR5", reg::IDR5},
+      iidr_{regs_, "IIDR", reg::IIDR}, aidr_{regs_, "AIDR", reg::AIDR};
+  R32 cr0_{regs_, "CR0", reg::CR0}, cr0ack_{regs_, "CR0ACK", reg::CR0ACK}, cr1_{regs_, "CR1", reg::CR1},
+      cr2_{regs_, "CR2", reg::CR2}, gbpa_{regs_, "GBPA", reg::GBPA};
+  R32 irq_ctrl_{regs_, "IRQ_CTRL", reg::IRQ_CTRL}, irq_ctrlack_{regs_, "IRQ_CTRLACK", reg::IRQ_CTRLACK};
+  R32 gerror_{regs_, "GERROR", reg::GERROR}, gerrorn_{regs_, "GERRORN", reg::GERRORN};
+  R64 gerror_irq_cfg0_{regs_, "GERROR_IRQ_CFG0", reg::GERROR_IRQ_CFG0};
+  R32 gerror_irq_cfg1_{regs_, "GERROR_IRQ_CFG1", reg::GERROR_IRQ_CFG1},
+      gerror_irq_cfg2_{regs_, "GERROR_IRQ_CFG2", reg::GERROR_IRQ_CFG2};
+  R64 strtab_base_{regs_, "STRTAB_BASE", reg::STRTAB_BASE};
+  R32 strtab_base_cfg_{regs_, "STRTAB_BASE_CFG", reg::STRTAB_BASE_CFG};
+  R64 cmdq_base_{regs_, "CMDQ_BASE", reg::CMDQ_BASE};
+  R32 cmdq_prod_{regs_, "CMDQ_PROD", reg::CMDQ_PROD}, cmdq_cons_{regs_, "CMDQ_CONS", reg::CMDQ_CONS};
+  R64 evtq_base_{regs_, "EVTQ_BASE", reg::EVTQ_BASE};
+  R64 evtq_irq_cfg0_{regs_, "EVTQ_IRQ_CFG0", reg::EVTQ_IRQ_CFG0};
+  R32 evtq_irq_cfg1_{regs_, "EVTQ_IRQ_CFG1", reg::EVTQ_IRQ_CFG1},
+      evtq_irq_cfg2_{regs_, "EVTQ_IRQ_CFG2", reg::EVTQ_IRQ_CFG2};
+  R32 evtq_prod_{regs_, "EVTQ_PROD", reg::EVTQ_PROD}, evtq_cons_{regs_, "EVTQ_CONS", reg::EVTQ_CONS};
 };
 
 }  // namespace iommusim::smmuv3

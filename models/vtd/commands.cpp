@@ -434,6 +434,14 @@ const char* desc_type_name(DescType t) {
   return "unknown_dsc";
 }
 
+std::vector<std::pair<uint8_t, std::string>> descriptor_type_names() {
+  std::vector<std::pair<uint8_t, std::string>> out;
+  for (DescType t : {DescType::ContextCache, DescType::Iotlb, DescType::DevTlb, DescType::Iec, DescType::InvWait,
+                     DescType::PasidIotlb, DescType::PasidCache, DescType::PasidDevTlb, DescType::PageGroupResp})
+    out.emplace_back(uint8_t(t), desc_type_name(t));
+  return out;
+}
+
 // ---------------------------------------------------------------- PSI planning
 
 PsiPlan plan_psi(uint64_t start, uint64_t size, uint8_t mamv, bool psi_supported) {

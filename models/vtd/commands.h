@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "models/vtd/registers.h"
@@ -131,6 +132,8 @@ QiCaps make_qi_caps(const reg::Capability& cap, const reg::ExtCapability& ecap, 
 std::optional<Descriptor> decode_descriptor(const DescWords& w, const QiCaps& caps, std::string* why,
                                             reg::Iqei* iqei = nullptr);
 const char* desc_type_name(DescType);
+// Every type the decoder accepts, with its name: the invalidation queue's stats by type.
+std::vector<std::pair<uint8_t, std::string>> descriptor_type_names();
 
 // ---- Page-selective invalidation planning (Linux cache.c / qi_flush_piotlb) ----
 // One naturally aligned 2^am-page region covering [start, start+size), as Linux's

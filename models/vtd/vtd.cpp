@@ -50,6 +50,8 @@ Vtd::Vtd(sc_core::sc_module_name name, const VtdConfig& cfg)
       engine_(this->name(), cfg.translation, clk_,
               [this](uint64_t addr, void* dst, unsigned len, common::Ps& t) { return read_memory(addr, dst, len, t); },
               vtd_cache_names()),
+      iq_(clk_, common::CommandQueueConfig{cfg.desc_batch, cfg.desc_decode_cycles, cfg.desc_exec_cycles},
+          [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); }, engine_, *this),
       fs4_(pagetable::X86PagingConfig{4, cfg.fs_1g, cfg.haw}), fs5_(pagetable::X86PagingConfig{5, cfg.fs_1g, cfg.haw}),
       ss3_(pagetable::VtdSecondStageConfig{3, cfg.ss_2m, cfg.ss_1g, cfg.haw}),
       ss4_(pagetable::VtdSecondStageConfig{4, cfg.ss_2m, cfg.ss_1g, cfg.haw}),
@@ -81,18 +83,18 @@ void Vtd::build_registers() {
   ecap.smpwcs = true;   // scalable-mode page walks snoop: the model reads memory coherently
   qi_caps_ = QiCaps{true, uint8_t(cfg_.mamv), true, cap.did_bits(), cfg_.pasid_bits, true, false, false};
 
-  regs_.add("VER", VER, 4, 0x10, 0);   // 1.0
-  regs_.add("CAP", CAP, 8, encode_cap(cap), 0);
-  regs_.add("ECAP", ECAP, 8, encode_ecap(ecap), 0);
-  regs_.add("GSTS", GSTS, 4, 0, 0);
-  regs_.add("GCMD", GCMD, 4, 0, ~0ull).on_write = [this](uint64_t, uint64_t v) {
-    uint64_t gsts = regs_.get("GSTS");
+  ver_.read_only().reset(0x10);   // 1.0
+  cap_.read_only().reset(encode_cap(cap));
+  ecap_.read_only().reset(encode_ecap(ecap));
+  gsts_.read_only();
+  gcmd_.on_write([this](uint32_t, uint32_t v) {
+    uint64_t gsts = gsts_.get();
     gsts = GSTS_TES::set(gsts, GCMD_TE::get(v));
     const bool qie_was = GSTS_QIES::get(gsts);
     gsts = GSTS_QIES::set(gsts, GCMD_QIE::get(v));
-    if (GCMD_QIE::get(v) && !qie_was) regs_.set("IQH", 0);   // enabling QI resets the head
+    if (GCMD_QIE::get(v) && !qie_was) iqh_.set(0);   // enabling QI resets the head
     if (GCMD_SRTP::get(v)) {
-      const uint64_t rt = regs_.get("RTADDR");
+      const uint64_t rt = rtaddr_.get();
       root_table_ = RTADDR_RTA::get(rt) << 12;
       ttm_ = uint8_t(RTADDR_TTM::get(rt));
       gsts = GSTS_RTPS::set(gsts, 1);
@@ -101,44 +103,33 @@ void Vtd::build_registers() {
       pasid_cache_.invalidate_all_sets([](const PasidKey&, const Resolved&) { return true; });
     }
     gsts = GSTS_WBFS::set(gsts, 0);   // write-buffer flush completes at once
-    regs_.set("GSTS", gsts);
-    regs_.set("GCMD", 0);             // GCMD reads as 0: software keeps its own copy (Linux gcmd)
-    iq_kick_.notify(sc_core::SC_ZERO_TIME);
-  };
-  regs_.add("RTADDR", RTADDR, 8, 0, common::mask(63, 12) | common::mask(11, 10));
-  regs_.add("CCMD", CCMD, 8, 0, ~0ull).on_write = [this](uint64_t, uint64_t v) {
+    gsts_.set(uint32_t(gsts));
+    gcmd_.set(0);                     // GCMD reads as 0: software keeps its own copy (Linux gcmd)
+    iq_.kick();
+  });
+  rtaddr_.writable(common::mask(63, 12) | common::mask(11, 10));
+  ccmd_.on_write([this](uint64_t, uint64_t v) {
     if (!CCMD_ICC::get(v)) return;
     const uint8_t g = uint8_t(CCMD_CIRG::get(v));
     invalidate_context(g, uint16_t(CCMD_SID::get(v)), uint8_t(CCMD_FM::get(v)));
-    regs_.set("CCMD", CCMD_CAIG::set(CCMD_ICC::set(v, 0), g));
-  };
-  auto w1c = [this](const char* name) {
-    return [this, name](uint64_t old, uint64_t nv) {
-      const uint64_t clr = nv & regs_.at(name).writable;
-      regs_.set(name, old & ~clr);
-      if (std::string(name) == "FSTS") iq_kick_.notify(sc_core::SC_ZERO_TIME);
-    };
-  };
-  regs_.add("FSTS", FSTS, 4, 0, kFstsW1c).on_write = w1c("FSTS");
-  regs_.add("FECTL", FECTL, 4, FECTL_IM::set(0, 1), FECTL_IM::set(0, 1));
-  regs_.add("FEDATA", FEDATA, 4, 0, ~0ull);
-  regs_.add("FEADDR", FEADDR, 4, 0, common::mask(31, 2));
-  regs_.add("FEUADDR", FEUADDR, 4, 0, ~0ull);
-  regs_.add("IQH", IQH, 8, 0, 0);
-  regs_.add("IQT", IQT, 8, 0, common::mask(18, 4)).on_write = [this](uint64_t, uint64_t) {
-    iq_kick_.notify(sc_core::SC_ZERO_TIME);
-  };
-  regs_.add("IQA", IQA, 8, 0, common::mask(63, 12) | common::mask(11, 11) | common::mask(2, 0));
-  regs_.add("ICS", ICS, 4, 0, 1).on_write = w1c("ICS");
-  regs_.add("IECTL", IECTL, 4, IECTL_IM::set(0, 1), IECTL_IM::set(0, 1));
-  regs_.add("IEDATA", IEDATA, 4, 0, ~0ull);
-  regs_.add("IEADDR", IEADDR, 4, 0, common::mask(31, 2));
-  regs_.add("IEUADDR", IEUADDR, 4, 0, ~0ull);
-  regs_.add("IQER", IQER, 8, 0, 0);
-  regs_.add("IVA", IVA, 8, 0, common::mask(63, 12) | common::mask(6, 0));
-  regs_.add("IOTLB", IOTLB, 8, 0, ~0ull).on_write = [this](uint64_t, uint64_t v) {
+    ccmd_.set(CCMD_CAIG::set(CCMD_ICC::set(v, 0), g));
+  });
+  fsts_.read_only().w1c(uint32_t(kFstsW1c)).on_write([this](uint32_t, uint32_t) {
+    iq_.kick();   // clearing IQE restarts the queue
+  });
+  fectl_.reset(uint32_t(FECTL_IM::set(0, 1))).writable(uint32_t(FECTL_IM::set(0, 1)));
+  feaddr_.writable(uint32_t(common::mask(31, 2)));
+  iqh_.read_only();
+  iqt_.writable(common::mask(18, 4)).on_write([this](uint64_t, uint64_t) { iq_.kick(); });
+  iqa_.writable(common::mask(63, 12) | common::mask(11, 11) | common::mask(2, 0));
+  ics_.read_only().w1c(1);
+  iectl_.reset(uint32_t(IECTL_IM::set(0, 1))).writable(uint32_t(IECTL_IM::set(0, 1)));
+  ieaddr_.writable(uint32_t(common::mask(31, 2)));
+  iqer_.read_only();
+  iva_.writable(common::mask(63, 12) | common::mask(6, 0));
+  iotlb_reg_.on_write([this](uint64_t, uint64_t v) {
     if (!IOTLB_IVT::get(v)) return;
-    const uint64_t iva = regs_.get("IVA");
+    const uint64_t iva = iva_.get();
     uint8_t g = uint8_t(IOTLB_IIRG::get(v));
     const uint8_t am = uint8_t(IVA_AM::get(iva));
     // A page-selective request with AM above CAP.MAMV is incorrect: hardware ignores it
@@ -148,33 +139,30 @@ void Vtd::build_registers() {
     } else {
       invalidate_iotlb(g, uint16_t(IOTLB_DID::get(v)), IVA_ADDR::get(iva) << 12, am, IVA_IH::get(iva));
       // DR/DW: IVT clears only once DMAs in flight on the old entries have drained.
-      if (IOTLB_DR::get(v) || IOTLB_DW::get(v)) engine_.drain_older_requests();
+      if (IOTLB_DR::get(v) || IOTLB_DW::get(v)) iq_.barrier(0);
     }
-    regs_.set("IOTLB", IOTLB_IAIG::set(IOTLB_IVT::set(v, 0), g));
-  };
+    iotlb_reg_.set(IOTLB_IAIG::set(IOTLB_IVT::set(v, 0), g));
+  });
   for (unsigned i = 0; i < cfg_.fault_records; ++i) {
-    frcd_lo_.push_back(frcd_name(i, false));
-    frcd_hi_.push_back(frcd_name(i, true));
-    regs_.add(frcd_name(i, false), frcd(i), 8, 0, 0);
-    regs_.add(frcd_name(i, true), frcd(i) + 8, 8, 0, kFrcdF).on_write = [this, i](uint64_t old, uint64_t nv) {
-      regs_.set(frcd_hi_[i], old & ~(nv & kFrcdF));
-      update_ppf();
-    };
+    frcd_lo_.emplace_back(regs_, frcd_name(i, false), frcd(i));
+    frcd_lo_.back().read_only();
+    frcd_hi_.emplace_back(regs_, frcd_name(i, true), frcd(i) + 8);
+    frcd_hi_.back().read_only().w1c(kFrcdF).on_write([this](uint64_t, uint64_t) { update_ppf(); });
   }
 }
 
 // PPF is the OR of the F bits; FRI names the oldest pending record.
 void Vtd::update_ppf() {
-  uint64_t fsts = regs_.get("FSTS");
+  uint64_t fsts = fsts_.get();
   bool any = false;
   unsigned first = unsigned(reg::FSTS_FRI::get(fsts));
   for (unsigned k = 0; k < cfg_.fault_records; ++k) {
     const unsigned i = (first + k) % cfg_.fault_records;
-    if (regs_.get(frcd_hi_[i]) & kFrcdF) { any = true; first = i; break; }
+    if (frcd_hi_[i].get() & kFrcdF) { any = true; first = i; break; }
   }
   fsts = reg::FSTS_PPF::set(fsts, any);
   if (any) fsts = reg::FSTS_FRI::set(fsts, first);
-  regs_.set("FSTS", fsts);
+  fsts_.set(uint32_t(fsts));
 }
 
 // ---------------------------------------------------------------- memory and faults
@@ -183,10 +171,10 @@ void Vtd::record_fault(const Request& rq, FaultReason reason, bool fpd) {
   faults_.inc();
   if (fpd) { faults_suppressed_.inc(); return; }
   const unsigned i = next_fault_;
-  const uint64_t hi = regs_.get(frcd_hi_[i]);
+  const uint64_t hi = frcd_hi_[i].get();
   if (hi & kFrcdF) {   // the next record is still pending: overflow, the fault is lost
     faults_lost_.inc();
-    regs_.set("FSTS", reg::FSTS_PFO::set(regs_.get("FSTS"), 1));
+    fsts_.set<reg::FSTS_PFO>(1);
     return;
   }
   FaultRecord r;
@@ -200,13 +188,12 @@ void Vtd::record_fault(const Request& rq, FaultReason reason, bool fpd) {
   r.type = rq.access.write ? FaultType::Write : FaultType::Read;
   r.fault = true;
   const FrcdWords w = encode_frcd(r);
-  regs_.set(frcd_lo_[i], w[0]);
-  regs_.set(frcd_hi_[i], w[1]);
-  const bool was_pending = reg::FSTS_PPF::get(regs_.get("FSTS"));
-  uint64_t fsts = reg::FSTS_PPF::set(regs_.get("FSTS"), 1);
-  if (!was_pending) fsts = reg::FSTS_FRI::set(fsts, i);
-  regs_.set("FSTS", fsts);
-  if (!reg::FECTL_IM::get(regs_.get("FECTL"))) regs_.set("FECTL", reg::FECTL_IP::set(regs_.get("FECTL"), 1));
+  frcd_lo_[i].set(w[0]);
+  frcd_hi_[i].set(w[1]);
+  const bool was_pending = fsts_.get<reg::FSTS_PPF>();
+  fsts_.set<reg::FSTS_PPF>(1);
+  if (!was_pending) fsts_.set<reg::FSTS_FRI>(i);
+  if (!fectl_.get<reg::FECTL_IM>()) fectl_.set<reg::FECTL_IP>(1);
   next_fault_ = (i + 1) % cfg_.fault_records;
   faults_recorded_.inc();
 }
@@ -243,7 +230,7 @@ FaultReason Vtd::walk_reason(const Request& rq, const common::TranslationFault& 
 
 common::DmaOutcome Vtd::handle_dma(const common::DmaRequest& d, common::Ps& t) {
   const Request rq{uint16_t(d.requester_id), d.pasid_valid, d.pasid, d.input, d.access, d.epoch};
-  if (!reg::GSTS_TES::get(regs_.get("GSTS"))) {   // translation disabled: DMA passes untranslated
+  if (!gsts_.get<reg::GSTS_TES>()) {   // translation disabled: DMA passes untranslated
     passed_through_.inc();
     Outcome o;
     o.ok = true;
@@ -372,76 +359,54 @@ Vtd::Outcome Vtd::translate(const Request& rq, common::Ps& t) {
 
 // ---------------------------------------------------------------- invalidation queue
 
-void Vtd::iq_error(reg::Iqei why) {
-  invalid_descriptors_.inc();
-  regs_.set("FSTS", reg::FSTS_IQE::set(regs_.get("FSTS"), 1));
-  regs_.set("IQER", reg::IQER_IQEI::set(regs_.get("IQER"), uint64_t(why)));
+common::QueueState Vtd::queue_state() {
+  common::QueueState q;
+  const uint64_t iqa = iqa_.get();
+  const bool dw256 = reg::IQA_DW::get(iqa);
+  const unsigned qs = unsigned(reg::IQA_QS::get(iqa));
+  const uint64_t head_reg = iqh_.get(), tail_reg = iqt_.get();
+  // 2^QS 4 KiB pages of 16- or 32-byte descriptors; IQH/IQT hold byte offsets.
+  q.ring = common::IndexRing{12 + std::min(qs, cfg_.iq_max_qs) - reg::iq_shift(dw256), false};
+  q.base = reg::IQA_IQA::get(iqa) << 12;
+  q.entry_bytes = dw256 ? 32 : 16;
+  q.head = uint32_t(reg::iq_index(head_reg, dw256));
+  q.tail = uint32_t(reg::iq_index(tail_reg, dw256));
+  if (!gsts_.get<reg::GSTS_QIES>() || fsts_.get<reg::FSTS_IQE>() || head_reg == tail_reg) return q;
+  q.status = common::QueueState::Status::BadPointer;
+  if (dw256 && (tail_reg & reg::kIqtBit4)) {   // a 256-bit queue's tail must be 32-byte aligned
+    q.error_code = uint32_t(reg::Iqei::TailMisaligned);
+  } else if (qs > cfg_.iq_max_qs || q.tail >= q.ring.entries()) {
+    q.error_code = uint32_t(reg::Iqei::InvalidTail);
+  } else {
+    q.status = common::QueueState::Status::Ready;
+  }
+  return q;
 }
 
-void Vtd::iq_thread() {
-  for (;;) {
-    const uint64_t iqa = regs_.get("IQA");
-    const bool dw256 = reg::IQA_DW::get(iqa);
-    const unsigned qs = unsigned(reg::IQA_QS::get(iqa));
-    const uint64_t head_reg = regs_.get("IQH"), tail_reg = regs_.get("IQT");
-    const bool enabled = reg::GSTS_QIES::get(regs_.get("GSTS"));
-    const bool error = reg::FSTS_IQE::get(regs_.get("FSTS"));
-    if (!enabled || error || head_reg == tail_reg) { sc_core::wait(iq_kick_); continue; }
-    const uint64_t entries = reg::iq_entries(std::min(qs, cfg_.iq_max_qs), dw256);
-    if (dw256 && (tail_reg & reg::kIqtBit4)) {   // a 256-bit queue's tail must be 32-byte aligned
-      iq_error(reg::Iqei::TailMisaligned);
-      continue;
-    }
-    if (qs > cfg_.iq_max_qs || reg::iq_index(tail_reg, dw256) >= entries) {
-      iq_error(reg::Iqei::InvalidTail);
-      continue;
-    }
-    const uint64_t head = reg::iq_index(head_reg, dw256), tail = reg::iq_index(tail_reg, dw256);
-    const uint64_t avail = (tail + entries - head) % entries;
-    const uint64_t to_end = entries - head;
-    const unsigned batch = unsigned(std::min<uint64_t>({avail, to_end, cfg_.desc_batch}));
-    const unsigned dbytes = dw256 ? 32 : 16;
-    uint64_t words[4 * 64];
-    const uint64_t base = reg::IQA_IQA::get(iqa) << 12;
-    const uint64_t fetch_start = to_ps(sc_time_stamp());
-    const bool fetched = read_memory(base + head * dbytes, words, batch * dbytes);
-    const uint64_t fetch_end = to_ps(sc_time_stamp());
-    if (!fetched) { iq_error(reg::Iqei::FetchError); continue; }
-    uint64_t idx = head;
-    for (unsigned i = 0; i < batch; ++i) {
-      CommandTrace t;
-      t.queue_index = uint32_t(idx);
-      t.fetch_start_ps = fetch_start;
-      t.fetch_end_ps = fetch_end;
-      t.first_of_fetch = i == 0;
-      const uint64_t* q = words + (dw256 ? 4 : 2) * i;
-      const DescWords dw{q[0], q[1], dw256 ? q[2] : 0, dw256 ? q[3] : 0};
-      t.opcode = uint8_t((dw[0] & 0xF) | ((dw[0] >> 5) & 0x70));
-      clk_.wait_cycles(cfg_.desc_decode_cycles);
-      QiCaps caps = qi_caps_;
-      caps.dw256 = dw256;
-      std::string why;
-      reg::Iqei iqei = reg::Iqei::NoInfo;
-      const auto d = decode_descriptor(dw, caps, &why, &iqei);
-      if (!d) {
-        // IQH stays at the bad descriptor; the queue stops until FSTS.IQE is cleared.
-        iq_error(iqei);
-        t.illegal = true;
-        t.exec_end_ps = to_ps(sc_time_stamp());
-        if (probe_) probe_(t);
-        break;
-      }
-      const sc_core::sc_time exec_start = sc_time_stamp();
-      descriptors_.inc();
-      execute(*d);
-      desc_exec_ps_.record(to_ps(sc_time_stamp() - exec_start));
-      if (d->type == DescType::InvWait) wait_ps_.record(to_ps(sc_time_stamp() - exec_start));
-      idx = (idx + 1) % entries;
-      regs_.set("IQH", reg::iq_reg_value(idx, dw256));
-      t.exec_end_ps = to_ps(sc_time_stamp());
-      if (probe_) probe_(t);
-    }
-  }
+uint8_t Vtd::trace_opcode(const uint64_t* entry) const { return uint8_t((entry[0] & 0xF) | ((entry[0] >> 5) & 0x70)); }
+
+common::Decoded Vtd::decode(const uint64_t* e, const common::QueueState& q) {
+  const bool dw256 = q.entry_bytes == 32;
+  QiCaps caps = qi_caps_;
+  caps.dw256 = dw256;
+  reg::Iqei iqei = reg::Iqei::NoInfo;
+  const auto desc = decode_descriptor(DescWords{e[0], e[1], dw256 ? e[2] : 0, dw256 ? e[3] : 0}, caps, nullptr, &iqei);
+  common::Decoded d;
+  if (!desc) { d.error_code = uint32_t(iqei); return d; }
+  pending_ = *desc;
+  d.legal = true;
+  d.type = uint8_t(desc->type);
+  d.barrier = desc->type == DescType::InvWait;
+  return d;
+}
+
+void Vtd::consumed(const common::QueueState& q, uint32_t head) { iqh_.set(reg::iq_reg_value(head, q.entry_bytes == 32)); }
+
+// IQH stays at the bad descriptor; the queue stops until software clears FSTS.IQE.
+void Vtd::halt(const common::QueueError& e, const common::QueueState&) {
+  const reg::Iqei why = e.kind == common::QueueError::Kind::FetchAbort ? reg::Iqei::FetchError : reg::Iqei(e.code);
+  fsts_.set<reg::FSTS_IQE>(1);
+  iqer_.set<reg::IQER_IQEI>(uint64_t(why));
 }
 
 void Vtd::invalidate_context(uint8_t gran, uint16_t sid, uint8_t fm) {
@@ -488,7 +453,6 @@ void Vtd::invalidate_iotlb(uint8_t gran, uint16_t did, uint64_t addr, uint8_t am
 }
 
 void Vtd::execute(const Descriptor& d) {
-  clk_.wait_cycles(cfg_.desc_exec_cycles);
   using common::InvalidationScope;
   const uint8_t fs_kinds = common::kStage1Entries | common::kNestedEntries;
   switch (d.type) {
@@ -499,7 +463,7 @@ void Vtd::execute(const Descriptor& d) {
       invalidate_iotlb(d.g, d.did, d.addr, d.am, d.ih);
       // DR/DW (CAP.DRD/DWD): the descriptor completes only once DMAs in flight on the old
       // entries have drained, like the barrier, so a later inv_wait waits for it too.
-      if (d.dr || d.dw) engine_.drain_older_requests();
+      if (d.dr || d.dw) iq_.barrier(0);
       break;
     case DescType::PasidIotlb:
       if (d.g == uint8_t(PiotlbGran::Page)) {
@@ -525,13 +489,11 @@ void Vtd::execute(const Descriptor& d) {
       clk_.wait_cycles(cfg_.devtlb_inv_cycles);   // message to the device; ATS comes later
       break;
     case DescType::InvWait: {
-      waits_.inc();
-      engine_.drain_older_requests();
-      clk_.wait_cycles(cfg_.wait_cycles);
+      iq_.barrier(cfg_.wait_cycles);
       if (d.sw) write_memory(d.status_addr, &d.status_data, 4);
       if (d.iflag) {
-        regs_.set("ICS", 1);
-        if (!reg::IECTL_IM::get(regs_.get("IECTL"))) regs_.set("IECTL", reg::IECTL_IP::set(regs_.get("IECTL"), 1));
+        ics_.set(1);
+        if (!iectl_.get<reg::IECTL_IM>()) iectl_.set<reg::IECTL_IP>(1);
       }
       break;
     }
@@ -554,12 +516,14 @@ void Vtd::register_stats(common::StatRegistry& reg, const std::string& p) const 
   reg.add(p + ".config_reads", config_reads_, "count", "root, context, PASID-dir and PASID-entry reads");
   reg.add(p + ".stale_config_fills_dropped", stale_config_fills_, "count",
           "context/PASID fetches not cached because an invalidation overtook them");
-  reg.add(p + ".descriptors", descriptors_, "count", "invalidation descriptors executed");
-  reg.add(p + ".invalid_descriptors", invalid_descriptors_, "count", "queue errors (FSTS.IQE)");
-  reg.add(p + ".inv_waits", waits_, "count", "invalidation-wait descriptors completed");
+  const common::CommandQueue::Stats& q = iq_.stats();
+  reg.add(p + ".descriptors", q.executed, "count", "invalidation descriptors executed");
+  reg.add(p + ".invalid_descriptors", q.errors, "count", "queue errors (FSTS.IQE)");
+  reg.add(p + ".inv_waits", q.barriers, "count", "invalidation-wait descriptors completed");
   register_front_end_stats(reg, p);
-  reg.add(p + ".descriptor_exec", desc_exec_ps_, "ns", "execution time per descriptor (after decode)", 1e-3);
-  reg.add(p + ".wait_exec", wait_ps_, "ns", "inv_wait execution incl. draining older walks", 1e-3);
+  reg.add(p + ".descriptor_exec", q.exec_ps, "ns", "execution time per descriptor (after decode)", 1e-3);
+  reg.add(p + ".wait_exec", q.barrier_ps, "ns", "inv_wait execution incl. draining older walks", 1e-3);
+  iq_.register_stats(reg, p + ".iq", descriptor_type_names());
   context_cache_.stats().register_stats(reg, p + ".context_cache", "context cache");
   pasid_cache_.stats().register_stats(reg, p + ".pasid_cache", "PASID cache");
   engine_.register_stats(reg, p);

@@ -20,7 +20,7 @@
 // - Faults: the scalable-mode reason codes of faults.h in the FRCD ring (FSTS.PPF, FRI,
 //   PFO on overflow); FPD in the context/PASID-dir/PASID entry suppresses recording. The
 //   DMA always gets IommuResponse::Fault.
-// - Queued invalidation: 128- or 256-bit descriptors (IQA.DW), consumed in batches; every
+// - Queued invalidation, on the shared engine (common::CommandQueue): 128- or 256-bit descriptors (IQA.DW), consumed in batches; every
 //   descriptor type of commands.h is decoded and executed (device-TLB ones are timed as a
 //   message to the device). An invalid descriptor sets FSTS.IQE and IQER.IQEI and stops
 //   the queue at it until software clears IQE. inv_wait (SW/IF/FN) completes after every
@@ -34,6 +34,7 @@
 //   updates, snoop and memory-type controls, advanced fault logging, PMRs.
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
@@ -48,9 +49,10 @@
 #include "models/common/cache.h"
 #include "models/common/iommu_block.h"
 #include "models/common/clock.h"
+#include "models/common/command_queue.h"
 #include "models/common/command_trace.h"
 #include "models/common/payload_pool.h"
-#include "models/common/register_bank.h"
+#include "models/common/register_file.h"
 #include "models/common/stats.h"
 #include "models/common/translation_engine.h"
 #include "models/pagetable/vtd_ss.h"
@@ -87,14 +89,14 @@ std::string validate(const VtdConfig& c);
 
 using common::CommandTrace;
 
-class Vtd : public common::IommuBlock {
+class Vtd : public common::IommuBlock, private common::CommandQueueVendor {
  public:
 
   SC_HAS_PROCESS(Vtd);
   Vtd(sc_core::sc_module_name name, const VtdConfig& cfg);
 
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
-  void set_command_probe(std::function<void(const CommandTrace&)> probe) { probe_ = std::move(probe); }
+  void set_command_probe(std::function<void(const CommandTrace&)> probe) { iq_.set_probe(std::move(probe)); }
   const VtdConfig& config() const { return cfg_; }
 
   const common::CacheStats& iotlb_stats() const { return engine_.iotlb_stats(); }
@@ -142,8 +144,14 @@ class Vtd : public common::IommuBlock {
   FaultReason walk_reason(const Request& rq, const common::TranslationFault& f) const;
   void update_ppf();
 
-  void iq_thread();
-  void iq_error(reg::Iqei why);
+  // The invalidation queue: the engine's consumer thread and VT-d's hooks.
+  void iq_thread() { iq_.run(); }
+  common::QueueState queue_state() override;
+  uint8_t trace_opcode(const uint64_t* entry) const override;
+  common::Decoded decode(const uint64_t* entry, const common::QueueState& q) override;
+  void execute() override { execute(pending_); }
+  void consumed(const common::QueueState& q, uint32_t head) override;
+  void halt(const common::QueueError& e, const common::QueueState& q) override;
   void execute(const Descriptor& d);
   void invalidate_context(uint8_t gran, uint16_t sid, uint8_t fm);
   void invalidate_iotlb(uint8_t gran, uint16_t did, uint64_t addr, uint8_t am, bool ih);
@@ -153,6 +161,8 @@ class Vtd : public common::IommuBlock {
   common::SetAssocCache<ContextKey, SmContextEntry> context_cache_;
   common::SetAssocCache<PasidKey, Resolved> pasid_cache_;
   common::TranslationEngine engine_;
+  common::CommandQueue iq_;
+  Descriptor pending_;   // decoded, not yet executed
   pagetable::X86Format fs4_, fs5_;
   pagetable::VtdSecondStageFormat ss3_, ss4_, ss5_;
   QiCaps qi_caps_;
@@ -164,13 +174,25 @@ class Vtd : public common::IommuBlock {
   uint64_t root_table_ = 0;   // latched by SRTP
   uint8_t ttm_ = 0;
   unsigned next_fault_ = 0;
-  std::vector<std::string> frcd_lo_, frcd_hi_;   // register names, built once
-  sc_core::sc_event iq_kick_;
-  std::function<void(const CommandTrace&)> probe_;
 
   common::Counter translations_, passed_through_, faults_, faults_recorded_, faults_suppressed_, faults_lost_,
-      config_reads_, descriptors_, invalid_descriptors_, waits_, stale_config_fills_;
-  common::Histogram desc_exec_ps_, wait_ps_;
+      config_reads_, stale_config_fills_;
+
+  // Registers (VT-d chapter 11), configured in build_registers().
+  using R32 = common::Reg<uint32_t>;
+  using R64 = common::Reg<uint64_t>;
+  R32 ver_{regs_, "VER", reg::VER};
+  R64 cap_{regs_, "CAP", reg::CAP}, ecap_{regs_, "ECAP", reg::ECAP};
+  R32 gcmd_{regs_, "GCMD", reg::GCMD}, gsts_{regs_, "GSTS", reg::GSTS};
+  R64 rtaddr_{regs_, "RTADDR", reg::RTADDR}, ccmd_{regs_, "CCMD", reg::CCMD};
+  R32 fsts_{regs_, "FSTS", reg::FSTS}, fectl_{regs_, "FECTL", reg::FECTL}, fedata_{regs_, "FEDATA", reg::FEDATA},
+      feaddr_{regs_, "FEADDR", reg::FEADDR}, feuaddr_{regs_, "FEUADDR", reg::FEUADDR};
+  R64 iqh_{regs_, "IQH", reg::IQH}, iqt_{regs_, "IQT", reg::IQT}, iqa_{regs_, "IQA", reg::IQA};
+  R32 ics_{regs_, "ICS", reg::ICS}, iectl_{regs_, "IECTL", reg::IECTL}, iedata_{regs_, "IEDATA", reg::IEDATA},
+      ieaddr_{regs_, "IEADDR", reg::IEADDR}, ieuaddr_{regs_, "IEUADDR", reg::IEUADDR};
+  R64 iqer_{regs_, "IQER", reg::IQER};
+  R64 iva_{regs_, "IVA", reg::IVA}, iotlb_reg_{regs_, "IOTLB", reg::IOTLB};
+  std::deque<R64> frcd_lo_, frcd_hi_;   // cfg_.fault_records of each, from CAP.FRO
 };
 
 }  // namespace iommusim::vtd

@@ -32,9 +32,10 @@ std::string validate(const AmdViDriverConfig& c) {
 
 AmdViDriver::AmdViDriver(sc_core::sc_module_name name, const AmdViDriverConfig& cfg, AmdVi& iommu,
                          memory::SparseMemory& memory)
-    : DriverBase(name, cfg.timing, cfg.memory, memory), cfg_(cfg), iommu_(iommu) {
-  traces_.resize(size_t(1) << cfg.cmd_buf_log2);
-  iommu_.set_command_probe([this](const CommandTrace& t) { traces_[t.queue_index % traces_.size()] = t; });
+    : DriverBase(name, cfg.timing, cfg.memory, memory), cfg_(cfg), iommu_(iommu),
+      cmdbuf_(common::IndexRing{cfg.cmd_buf_log2, false}, unsigned(reg::kEntryBytes), *this, "command buffer space",
+              "COMPLETION_WAIT") {
+  iommu_.set_command_probe([this](const CommandTrace& t) { cmdbuf_.trace(t); });
 }
 
 AmdViDriver::~AmdViDriver() = default;
@@ -49,12 +50,11 @@ Status AmdViDriver::init() {
   const uint64_t dt_bytes = (uint64_t(cfg_.device_table_entries) * 32 + 4095) & ~uint64_t{4095};
   dte_count_ = unsigned(dt_bytes / 32);
   dev_table_ = alloc_host(dt_bytes, 4096);
-  cmd_bytes_ = reg::kEntryBytes << cfg_.cmd_buf_log2;
   evt_bytes_ = reg::kEntryBytes << cfg_.evt_log_log2;
-  cmd_base_ = alloc_host(cmd_bytes_, 4096);
+  const uint64_t cmd_base = alloc_host(reg::kEntryBytes << cfg_.cmd_buf_log2, 4096);
   evt_base_ = alloc_host(evt_bytes_, 4096);
   sem_addr_ = alloc_host(8, 8);
-  if (!dev_table_ || !cmd_base_ || !evt_base_ || !sem_addr_)
+  if (!dev_table_ || !cmd_base || !evt_base_ || !sem_addr_)
     return Status::fail("driver.table_pool_bytes too small for the device table and logs");
   DeviceTableEntry blocked;
   blocked.valid = blocked.tv = true;
@@ -65,13 +65,14 @@ Status AmdViDriver::init() {
   ctrl_ = 0;
   mmio_write64(reg::CONTROL, ctrl_);
   mmio_write64(reg::DEV_TABLE_BASE, dev_table_ | reg::dev_table_size_field(dt_bytes));
-  mmio_write64(reg::CMD_BUF_BASE, cmd_base_ | (uint64_t(cfg_.cmd_buf_log2) << 56));
+  mmio_write64(reg::CMD_BUF_BASE, cmd_base | (uint64_t(cfg_.cmd_buf_log2) << 56));
   mmio_write64(reg::EVT_LOG_BASE, evt_base_ | (uint64_t(cfg_.evt_log_log2) << 56));
   mmio_write64(reg::CMD_BUF_HEAD, 0);
   mmio_write64(reg::CMD_BUF_TAIL, 0);
   mmio_write64(reg::EVT_LOG_HEAD, 0);
   mmio_write64(reg::EVT_LOG_TAIL, 0);
-  cmd_tail_ = cmd_head_ = evt_head_ = 0;
+  cmdbuf_.reset(cmd_base);
+  evt_head_ = 0;
   ctrl_ = reg::CTRL_CMD_BUF_EN::set(ctrl_, 1);
   ctrl_ = reg::CTRL_EVT_LOG_EN::set(ctrl_, 1);
   ctrl_ = reg::CTRL_GT_EN::set(ctrl_, caps_.gt);
@@ -302,9 +303,9 @@ unsigned AmdViDriver::drain_events() {
 
 Status AmdViDriver::recover_command_buffer() {
   // Head stops on the illegal command: make it a no-op and restart the buffer.
-  const uint64_t head = reg::RING_PTR::get_address(mmio_read64(reg::CMD_BUF_HEAD)) % cmd_bytes_;
+  const uint32_t head = read_consumer();
   const CmdWords nop = cmd_completion_wait(false, false);
-  mem_.write(cmd_base_ + head, nop.data(), 16);
+  mem_.write(cmdbuf_.slot_address(head), nop.data(), 16);
   charge_cycles(cfg_.timing.command_write_cycles);
   drain_events();
   mmio_write64(reg::CONTROL, reg::CTRL_CMD_BUF_EN::set(ctrl_, 0));
@@ -313,65 +314,54 @@ Status AmdViDriver::recover_command_buffer() {
   return {};
 }
 
-Status AmdViDriver::submit(const std::vector<CmdWords>& cmds_in, const std::string& op) {
-  const uint64_t t0 = take_op_start(to_ps(sc_time_stamp()));
-  const common::OffsetRing ring{cmd_bytes_, reg::kEntryBytes};
-  charge_cycles(cfg_.timing.op_overhead_cycles);
-  const uint64_t first = cmd_tail_;
-  const size_t n_total = cmds_in.size() + 1;
-  const sc_core::sc_time deadline = sync_deadline();
-  auto timed_out = [&](const char* what) {
-    return barrier_timeout(what, "CmdBufHead=" + hex(iommu_.peek_register(reg::CMD_BUF_HEAD)) +
-                                     ", Status=" + hex(iommu_.peek_register(reg::STATUS)));
-  };
-  const uint64_t value = ++sem_value_;
-  for (size_t i = 0; i < n_total; ++i) {
-    while (ring.full(cmd_head_, cmd_tail_)) {   // full: ring what we have, wait for the head to move
-      mmio_write64(reg::CMD_BUF_TAIL, cmd_tail_);
-      sc_core::wait(poll_interval());
-      cmd_head_ = reg::RING_PTR::get_address(mmio_read64(reg::CMD_BUF_HEAD)) % cmd_bytes_;
-      if (ring.full(cmd_head_, cmd_tail_) &&
-          !reg::STS_CMD_BUF_RUN::get(mmio_read64(reg::STATUS)) && !recover_command_buffer().ok)
-        return Status::fail("command buffer stopped");
-      if (sc_time_stamp() > deadline) return timed_out("command buffer space");
-    }
-    const CmdWords w = i < cmds_in.size() ? cmds_in[i] : cmd_completion_wait(true, false, sem_addr_, value);
-    mem_.write(cmd_base_ + cmd_tail_, w.data(), 16);
-    charge_cycles(cfg_.timing.command_write_cycles);
-    cmd_tail_ = ring.next(cmd_tail_);
-    commands_issued_.inc();
-  }
-  mmio_write64(reg::CMD_BUF_TAIL, cmd_tail_);
-  const uint64_t t_tail = to_ps(sc_time_stamp());
+Status AmdViDriver::submit(const std::vector<CmdWords>& cmds, const std::string& op) {
+  static_assert(sizeof(CmdWords) == 16, "commands are stored back to back");
+  return submit_batch(cmdbuf_, cmds.empty() ? nullptr : cmds.front().data(), cmds.size(), op);
+}
 
-  for (unsigned iter = 1;; ++iter) {
-    sc_core::wait(poll_interval());
-    polls_.inc();
-    charge_cycles(cfg_.timing.poll_read_cycles);
-    if (mem_.read64(sem_addr_) == value) break;
-    if (sc_time_stamp() > deadline) return timed_out("COMPLETION_WAIT");
-    // A new event record (consumed entries are zeroed, as Linux does) stands in for the
-    // event interrupt: an ILLEGAL_COMMAND_ERROR means the buffer stopped. Without an event
-    // (log off or full), Status.CmdBufRun is read now and then.
-    bool stopped = false;
-    charge_cycles(cfg_.timing.poll_read_cycles);
-    if (mem_.read64(evt_base_ + evt_head_) != 0) {
-      const uint64_t before = events_seen(EventCode::IllegalCommandError);
-      drain_events();
-      stopped = events_seen(EventCode::IllegalCommandError) != before;
-    } else if (iter % 256 == 0) {
-      stopped = !reg::STS_CMD_BUF_RUN::get(mmio_read64(reg::STATUS));
-    }
-    if (stopped)
-      if (Status s = recover_command_buffer(); !s.ok) return s;
-  }
-  const uint64_t t_done = to_ps(sc_time_stamp());
-  cmd_head_ = cmd_tail_;   // the COMPLETION_WAIT ran: everything before it was consumed
+// Head and tail registers hold byte offsets.
+void AmdViDriver::doorbell(uint32_t producer) { mmio_write64(reg::CMD_BUF_TAIL, uint64_t(producer) * reg::kEntryBytes); }
 
-  std::vector<CommandTrace> traces(n_total);
-  for (size_t i = 0; i < n_total; ++i) traces[i] = traces_[((first / reg::kEntryBytes) + i) % traces_.size()];
-  record_invalidation(op, t0, t_tail, t_done, traces);
+uint32_t AmdViDriver::read_consumer() {
+  return cmdbuf_.ring().index(uint32_t(reg::RING_PTR::get(mmio_read64(reg::CMD_BUF_HEAD))));
+}
+
+// The head did not move: a stopped buffer (an illegal command) is restarted.
+Status AmdViDriver::still_full() {
+  if (!reg::STS_CMD_BUF_RUN::get(mmio_read64(reg::STATUS)) && !recover_command_buffer().ok)
+    return Status::fail("command buffer stopped");
   return {};
+}
+
+void AmdViDriver::barrier_entry(uint32_t, uint64_t, uint64_t* words) {
+  const CmdWords w = cmd_completion_wait(true, false, sem_addr_, ++sem_value_);
+  words[0] = w[0];
+  words[1] = w[1];
+}
+
+bool AmdViDriver::completed(uint32_t, uint32_t) {
+  charge_cycles(cfg_.timing.poll_read_cycles);
+  return mem_.read64(sem_addr_) == sem_value_;
+}
+
+// A new event record (consumed entries are zeroed, as Linux does) stands in for the event
+// interrupt: an ILLEGAL_COMMAND_ERROR means the buffer stopped. Without an event (log off
+// or full), Status.CmdBufRun is read now and then.
+Status AmdViDriver::check_error(unsigned poll) {
+  bool stopped = false;
+  charge_cycles(cfg_.timing.poll_read_cycles);
+  if (mem_.read64(evt_base_ + evt_head_) != 0) {
+    const uint64_t before = events_seen(EventCode::IllegalCommandError);
+    drain_events();
+    stopped = events_seen(EventCode::IllegalCommandError) != before;
+  } else if (poll % 256 == 0) {
+    stopped = !reg::STS_CMD_BUF_RUN::get(mmio_read64(reg::STATUS));
+  }
+  return stopped ? recover_command_buffer() : Status{};
+}
+
+std::string AmdViDriver::registers() {
+  return "CmdBufHead=" + hex(iommu_.peek_register(reg::CMD_BUF_HEAD)) + ", Status=" + hex(iommu_.peek_register(reg::STATUS));
 }
 
 void AmdViDriver::register_stats(common::StatRegistry& reg, const std::string& p) const {

@@ -45,7 +45,7 @@ struct AmdViDriverConfig {
 };
 std::string validate(const AmdViDriverConfig& c);
 
-class AmdViDriver : public DriverBase {
+class AmdViDriver : public DriverBase, private DriverQueue::Hooks {
  public:
   AmdViDriver(sc_core::sc_module_name name, const AmdViDriverConfig& cfg, amdvi::AmdVi& iommu,
               memory::SparseMemory& memory);
@@ -68,7 +68,7 @@ class AmdViDriver : public DriverBase {
   uint64_t command_errors_recovered() const { return errors_recovered_; }
   uint64_t dte_address(uint32_t rid) const { return dev_table_ + uint64_t(rid) * 32; }
   uint64_t evt_log_base() const { return evt_base_; }
-  uint64_t cmd_buf_base() const { return cmd_base_; }
+  uint64_t cmd_buf_base() const { return cmdbuf_.base(); }
   uint64_t semaphore_address() const { return sem_addr_; }
   uint16_t domain_id_of(DomainId d) const;            // Stage2 domains
   uint16_t device_domain_id(uint32_t rid) const;      // the DTE's DomainID
@@ -103,15 +103,24 @@ class AmdViDriver : public DriverBase {
                                               bool pde);
   Status recover_command_buffer();
 
+  // The command buffer's hooks (DriverBase::submit_batch).
+  void doorbell(uint32_t producer) override;
+  uint32_t read_consumer() override;
+  Status still_full() override;
+  void barrier_entry(uint32_t producer, uint64_t slot_address, uint64_t* words) override;
+  bool completed(uint32_t first, uint32_t barrier) override;
+  Status check_error(unsigned poll) override;
+  std::string registers() override;
+
   AmdViDriverConfig cfg_;
   amdvi::AmdVi& iommu_;
   amdvi::Caps caps_;
   bool gcr3trp_mode_ = false;   // EFR2.GCR3TRPMode, and so Control.GCR3TRPMode, set
-  uint64_t dev_table_ = 0, cmd_base_ = 0, evt_base_ = 0, sem_addr_ = 0;
-  uint64_t cmd_bytes_ = 0, evt_bytes_ = 0, cmd_tail_ = 0, cmd_head_ = 0, evt_head_ = 0, sem_value_ = 0, ctrl_ = 0;
+  uint64_t dev_table_ = 0, evt_base_ = 0, sem_addr_ = 0;
+  uint64_t evt_bytes_ = 0, evt_head_ = 0, sem_value_ = 0, ctrl_ = 0;
+  DriverQueue cmdbuf_;
   unsigned dte_count_ = 0;
   std::map<uint32_t, Attachment> devices_;
-  std::vector<common::CommandTrace> traces_;   // indexed by command slot
   uint16_t next_domid_ = 1;
   uint64_t errors_recovered_ = 0;
   common::Counter event_overflows_;

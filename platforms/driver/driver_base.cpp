@@ -276,6 +276,59 @@ std::string DriverBase::take_pending_op(const std::string& fallback) {
   return op;
 }
 
+Status DriverBase::submit_batch(DriverQueue& q, const uint64_t* words, size_t count, const std::string& op) {
+  DriverQueue::Hooks& h = q.hooks_;
+  const common::IndexRing& ring = q.ring_;
+  const unsigned entry_words = q.entry_bytes_ / 8;
+  const uint64_t t0 = take_op_start(to_ps(sc_time_stamp()));
+  charge_cycles(timing_.op_overhead_cycles);
+  const uint32_t first = q.producer_;
+  // Like Linux's poll timeouts: a queue that never drains is an error, not a hang.
+  const sc_core::sc_time deadline = sync_deadline();
+  uint32_t barrier = 0;
+  uint64_t barrier_words[DriverQueue::kMaxEntryBytes / 8];
+  for (size_t i = 0; i <= count; ++i) {
+    // Space is tracked in software; the consumer register is read only when full. Then
+    // ring what is queued and wait for space.
+    while (ring.full(q.producer_, q.consumer_seen_)) {
+      h.doorbell(q.producer_);
+      sc_core::wait(poll_interval());
+      q.consumer_seen_ = h.read_consumer();
+      if (ring.full(q.producer_, q.consumer_seen_))
+        if (Status s = h.still_full(); !s.ok) return s;
+      if (sc_time_stamp() > deadline) return barrier_timeout(q.space_what_, h.registers());
+    }
+    const uint64_t slot = q.slot_address(q.producer_);
+    const uint64_t* w = words + i * entry_words;
+    if (i == count) {
+      barrier = q.producer_;
+      h.barrier_entry(barrier, slot, barrier_words);
+      w = barrier_words;
+    }
+    mem_.write(slot, w, q.entry_bytes_);
+    charge_cycles(timing_.command_write_cycles);
+    q.producer_ = ring.next(q.producer_);
+    commands_issued_.inc();
+  }
+  h.doorbell(q.producer_);
+  const uint64_t t_doorbell = to_ps(sc_time_stamp());
+
+  for (unsigned poll = 1;; ++poll) {
+    sc_core::wait(poll_interval());
+    polls_.inc();
+    if (h.completed(first, barrier)) break;
+    if (sc_time_stamp() > deadline) return barrier_timeout(q.barrier_what_, h.registers());
+    if (Status s = h.check_error(poll); !s.ok) return s;
+  }
+  const uint64_t t_done = to_ps(sc_time_stamp());
+  q.consumer_seen_ = q.producer_;   // the barrier completed: everything before it was consumed
+
+  std::vector<common::CommandTrace> traces(count + 1);
+  for (size_t i = 0; i <= count; ++i) traces[i] = q.traces_[ring.index(first + uint32_t(i))];
+  record_invalidation(op, t0, t_doorbell, t_done, traces);
+  return {};
+}
+
 void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_t t_doorbell, uint64_t t_done,
                                      const std::vector<common::CommandTrace>& traces) {
   InvalidationRecord r;

@@ -4,7 +4,8 @@
 // invalidation computed from the model's per-command traces.
 //
 // A backend supplies the vendor parts: its formats and hardware IDs (make_domain),
-// attach, the invalidation commands, the queue and its completion wait.
+// attach, the invalidation commands, and its queue's hooks (DriverQueue::Hooks); the
+// submit-and-wait path (submit_batch) is shared.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -22,6 +23,7 @@
 #include "models/memory/sparse_memory.h"
 #include "models/pagetable/table_builder.h"
 #include "platforms/driver/driver.h"
+#include "platforms/driver/driver_queue.h"
 
 namespace iommusim::driver {
 
@@ -105,6 +107,12 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   // the smallest leaf the pending unmap cleared, else the domain's smallest mapped leaf,
   // else 4 KB.
   uint64_t take_leaf_bytes(const Domain& d);
+
+  // Writes `count` entries (`words`: count * entry_bytes / 8 of them) and the vendor's
+  // completion barrier into `q`, rings the doorbell and polls until the barrier completes,
+  // then logs the batch as `op`. Fails on a timeout (driver.sync_timeout_us) or an error
+  // the vendor's hooks cannot recover.
+  Status submit_batch(DriverQueue& q, const uint64_t* words, size_t count, const std::string& op);
 
   // Splits an invalidation into software / queueing / fetch / execution / sync from the
   // traces of its queue entries (in queue order, barrier last) and logs it, except for

@@ -29,11 +29,9 @@ std::string validate(const Smmuv3DriverConfig& c) {
 
 Smmuv3Driver::Smmuv3Driver(sc_core::sc_module_name name, const Smmuv3DriverConfig& cfg, Smmuv3& smmu,
                            memory::SparseMemory& memory)
-    : DriverBase(name, cfg.timing, cfg.memory, memory), cfg_(cfg), smmu_(smmu) {
-  traces_.resize(size_t(1) << cfg.cmdq_log2);
-  smmu_.set_command_probe([this](const CommandTrace& t) {
-    traces_[t.queue_index & ((1u << cfg_.cmdq_log2) - 1)] = t;
-  });
+    : DriverBase(name, cfg.timing, cfg.memory, memory), cfg_(cfg), smmu_(smmu),
+      cmdq_(common::IndexRing{cfg.cmdq_log2, true}, 16, *this, "CMDQ space", "CMD_SYNC") {
+  smmu_.set_command_probe([this](const CommandTrace& t) { cmdq_.trace(t); });
 }
 
 Smmuv3Driver::~Smmuv3Driver() = default;
@@ -59,14 +57,14 @@ Status Smmuv3Driver::init() {
   } else {
     strtab_base_ = alloc_host((uint64_t(1) << cfg_.stream_table_log2) * 64, 64);
   }
-  cmdq_base_ = alloc_host((uint64_t(16) << cfg_.cmdq_log2), 4096);
+  const uint64_t cmdq_base = alloc_host((uint64_t(16) << cfg_.cmdq_log2), 4096);
   evtq_base_ = alloc_host((uint64_t(32) << cfg_.evtq_log2), 4096);
-  if (!strtab_base_ || !cmdq_base_ || !evtq_base_) return Status::fail("driver.table_pool_bytes too small for the queues");
+  if (!strtab_base_ || !cmdq_base || !evtq_base_) return Status::fail("driver.table_pool_bytes too small for the queues");
 
   mmio_write32(reg::CR0, 0);
   mmio_write64(reg::STRTAB_BASE, strtab_base_);
   mmio_write32(reg::STRTAB_BASE_CFG, uint32_t(strtab_cfg));
-  mmio_write64(reg::CMDQ_BASE, cmdq_base_ | cfg_.cmdq_log2);
+  mmio_write64(reg::CMDQ_BASE, cmdq_base | cfg_.cmdq_log2);
   // Both queue pointers, as Linux arm_smmu_device_reset does (CMDQ_CONS and EVTQ_PROD are
   // writable while their queue is disabled).
   mmio_write32(reg::CMDQ_PROD, 0);
@@ -74,7 +72,7 @@ Status Smmuv3Driver::init() {
   mmio_write64(reg::EVTQ_BASE, evtq_base_ | cfg_.evtq_log2);
   mmio_write32(reg::EVTQ_PROD, 0);
   mmio_write32(reg::EVTQ_CONS, 0);
-  cmdq_prod_ = cmdq_cons_seen_ = 0;
+  cmdq_.reset(cmdq_base);
   mmio_write32(reg::CR0, reg::CR0_CMDQEN::set(0, 1) | reg::CR0_EVTQEN::set(0, 1));
   // As Linux: invalidate all config and TLBs before enabling translation.
   if (Status s = submit({cmd_cfgi_all(), cmd_tlbi_nsnh_all()}, "init"); !s.ok) return s;
@@ -268,88 +266,56 @@ void Smmuv3Driver::global_bypass() {
   mmio_write32(reg::CR0, reg::CR0_CMDQEN::set(0, 1) | reg::CR0_EVTQEN::set(0, 1));
 }
 
-Status Smmuv3Driver::submit(const std::vector<CmdWords>& cmds_in, const std::string& op) {
-  const uint64_t t0 = take_op_start(to_ps(sc_time_stamp()));
-  const common::WrapRing ring{cfg_.cmdq_log2};
-  charge_cycles(cfg_.timing.op_overhead_cycles);
-  const uint32_t first = cmdq_prod_;
-  const size_t n_total = cmds_in.size() + 1;
-  // Like Linux's ARM_SMMU_POLL_TIMEOUT_US: a queue that never drains is an error, not a hang.
-  const sc_core::sc_time deadline = sync_deadline();
-  auto timed_out = [&](const char* what) {
-    return barrier_timeout(what, "CMDQ_CONS=" + hex(smmu_.peek_register(reg::CMDQ_CONS)) +
-                                     ", GERROR=" + hex(smmu_.peek_register(reg::GERROR)));
-  };
+Status Smmuv3Driver::submit(const std::vector<CmdWords>& cmds, const std::string& op) {
+  static_assert(sizeof(CmdWords) == 16, "commands are stored back to back");
+  return submit_batch(cmdq_, cmds.empty() ? nullptr : cmds.front().data(), cmds.size(), op);
+}
 
-  // Linux tracks the queue in software (llq) and reads CONS only when it looks full.
-  uint32_t cons_seen = cmdq_cons_seen_;
-  uint32_t sync_slot = 0;
-  for (size_t i = 0; i < n_total; ++i) {
-    while (ring.full(cmdq_prod_, cons_seen)) {   // queue full: ring what we have and wait for space
-      mmio_write32(reg::CMDQ_PROD, cmdq_prod_);
-      sc_core::wait(sc_core::sc_time(cfg_.timing.poll_interval_ns, sc_core::SC_NS));
-      cons_seen = mmio_read32(reg::CMDQ_CONS) & ring.pointer_mask();
-      if (sc_time_stamp() > deadline) return timed_out("CMDQ space");
-    }
-    const uint64_t slot = cmdq_base_ + uint64_t(ring.index(cmdq_prod_)) * 16;
-    CmdWords w;
-    if (i < cmds_in.size()) w = cmds_in[i];
-    else {
-      // Linux MSI polling: the CMD_SYNC's MSI clears the first word of its own entry.
-      const bool msi = cfg_.sync_mode == SmmuSyncMode::MsiPoll;
-      w = cmd_sync(msi ? SyncCs::Irq : SyncCs::Sev, msi ? slot : 0, 0);
-      sync_slot = cmdq_prod_;
-    }
-    mem_.write(slot, w.data(), 16);
-    charge_cycles(cfg_.timing.command_write_cycles);
-    cmdq_prod_ = ring.next(cmdq_prod_);
-    commands_issued_.inc();
+void Smmuv3Driver::doorbell(uint32_t producer) { mmio_write32(reg::CMDQ_PROD, producer); }
+
+uint32_t Smmuv3Driver::read_consumer() { return mmio_read32(reg::CMDQ_CONS) & cmdq_.ring().pointer_mask(); }
+
+void Smmuv3Driver::barrier_entry(uint32_t, uint64_t slot_address, uint64_t* words) {
+  // Linux MSI polling: the CMD_SYNC's MSI clears the first word of its own entry.
+  const bool msi = cfg_.sync_mode == SmmuSyncMode::MsiPoll;
+  const CmdWords w = cmd_sync(msi ? SyncCs::Irq : SyncCs::Sev, msi ? slot_address : 0, 0);
+  words[0] = w[0];
+  words[1] = w[1];
+  sync_entry_ = slot_address;
+}
+
+bool Smmuv3Driver::completed(uint32_t first, uint32_t barrier) {
+  if (cfg_.sync_mode == SmmuSyncMode::MsiPoll) {
+    charge_cycles(cfg_.timing.poll_read_cycles);
+    return mem_.read32(sync_entry_) == 0;
   }
-  mmio_write32(reg::CMDQ_PROD, cmdq_prod_);
-  const uint64_t t_prod = to_ps(sc_time_stamp());
+  // SEV: done once CONS has moved past the sync slot.
+  const common::IndexRing& ring = cmdq_.ring();
+  const uint32_t cons = mmio_read32(reg::CMDQ_CONS) & ring.pointer_mask();
+  return ring.used(cons, first) > ring.used(barrier, first);
+}
 
-  // Wait for completion, checking GERROR as Linux's error path would.
-  const uint64_t sync_entry = cmdq_base_ + uint64_t(ring.index(sync_slot)) * 16;
-  const sc_core::sc_time poll(cfg_.timing.poll_interval_ns, sc_core::SC_NS);
-  for (;;) {
-    sc_core::wait(poll);
-    polls_.inc();
-    bool done;
-    if (cfg_.sync_mode == SmmuSyncMode::MsiPoll) {
-      charge_cycles(cfg_.timing.poll_read_cycles);
-      done = mem_.read32(sync_entry) == 0;
-    } else {
-      const uint32_t cons = mmio_read32(reg::CMDQ_CONS) & ring.pointer_mask();
-      // Done once CONS has moved past the sync slot.
-      done = ring.used(cons, first) > ring.used(sync_slot, first);
-    }
-    if (done) break;
-    if (sc_time_stamp() > deadline) return timed_out("CMD_SYNC");
-    // Linux learns of a CMDQ error from the GERROR interrupt, not by polling GERROR: the
-    // model's GERROR line stands in for it (no time), and the handler then reads the registers.
-    if ((smmu_.peek_register(reg::GERROR) ^ smmu_.peek_register(reg::GERRORN)) & 1) {
-      const uint32_t gerror = mmio_read32(reg::GERROR), gerrorn = mmio_read32(reg::GERRORN);
-      if ((gerror ^ gerrorn) & 1) {
-        const uint32_t cons = mmio_read32(reg::CMDQ_CONS);
-        const uint32_t err = uint32_t(reg::CMDQ_CONS_ERR::get(cons));
-        // Replace the bad entry with a plain CMD_SYNC and acknowledge (Linux's recovery).
-        const CmdWords repl = cmd_sync(SyncCs::None);
-        mem_.write(cmdq_base_ + uint64_t(ring.index(cons & ring.pointer_mask())) * 16, repl.data(), 16);
-        charge_cycles(cfg_.timing.command_write_cycles);
-        mmio_write32(reg::GERRORN, gerror);
-        ++errors_recovered_;
-        if (err != reg::CERROR_ILL && err != reg::CERROR_ABT)
-          return Status::fail("CMDQ error " + std::to_string(err) + " not recoverable");
-      }
-    }
-  }
-  const uint64_t t_done = to_ps(sc_time_stamp());
-
-  std::vector<CommandTrace> traces(n_total);
-  for (size_t i = 0; i < n_total; ++i) traces[i] = traces_[ring.index(first + uint32_t(i))];
-  cmdq_cons_seen_ = cmdq_prod_;   // the CMD_SYNC completed: everything before it was consumed
-  record_invalidation(op, t0, t_prod, t_done, traces);
+// Linux learns of a CMDQ error from the GERROR interrupt, not by polling GERROR: the
+// model's GERROR line stands in for it (no time), and the handler then reads the registers.
+Status Smmuv3Driver::check_error(unsigned) {
+  if (!((smmu_.peek_register(reg::GERROR) ^ smmu_.peek_register(reg::GERRORN)) & 1)) return {};
+  const uint32_t gerror = mmio_read32(reg::GERROR), gerrorn = mmio_read32(reg::GERRORN);
+  if (!((gerror ^ gerrorn) & 1)) return {};
+  const uint32_t cons = mmio_read32(reg::CMDQ_CONS);
+  const uint32_t err = uint32_t(reg::CMDQ_CONS_ERR::get(cons));
+  // Replace the bad entry with a plain CMD_SYNC and acknowledge (Linux's recovery).
+  const CmdWords repl = cmd_sync(SyncCs::None);
+  mem_.write(cmdq_.slot_address(cons), repl.data(), 16);
+  charge_cycles(cfg_.timing.command_write_cycles);
+  mmio_write32(reg::GERRORN, gerror);
+  ++errors_recovered_;
+  if (err != reg::CERROR_ILL && err != reg::CERROR_ABT)
+    return Status::fail("CMDQ error " + std::to_string(err) + " not recoverable");
   return {};
+}
+
+std::string Smmuv3Driver::registers() {
+  return "CMDQ_CONS=" + hex(smmu_.peek_register(reg::CMDQ_CONS)) + ", GERROR=" + hex(smmu_.peek_register(reg::GERROR));
 }
 
 void Smmuv3Driver::register_stats(common::StatRegistry& reg, const std::string& p) const {

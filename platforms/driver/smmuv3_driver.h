@@ -43,7 +43,7 @@ struct Smmuv3DriverConfig {
 };
 std::string validate(const Smmuv3DriverConfig& c);
 
-class Smmuv3Driver : public DriverBase {
+class Smmuv3Driver : public DriverBase, private DriverQueue::Hooks {
  public:
   Smmuv3Driver(sc_core::sc_module_name name, const Smmuv3DriverConfig& cfg, smmuv3::Smmuv3& smmu,
                memory::SparseMemory& memory);
@@ -83,18 +83,25 @@ class Smmuv3Driver : public DriverBase {
   SmmuDomain* smmu_domain(DomainId d, Status& st) { return static_cast<SmmuDomain*>(domain(d, st)); }
   Status write_ste(uint32_t sid);
 
+  // The command queue's hooks (DriverBase::submit_batch).
+  void doorbell(uint32_t producer) override;
+  uint32_t read_consumer() override;
+  void barrier_entry(uint32_t producer, uint64_t slot_address, uint64_t* words) override;
+  bool completed(uint32_t first, uint32_t barrier) override;
+  Status check_error(unsigned poll) override;
+  std::string registers() override;
+
   Smmuv3DriverConfig cfg_;
   smmuv3::Smmuv3& smmu_;
-  uint64_t strtab_base_ = 0, cmdq_base_ = 0, evtq_base_ = 0;
-  uint32_t cmdq_prod_ = 0;
-  uint32_t cmdq_cons_seen_ = 0;   // software view of CONS (Linux's llq): read from MMIO only when full
+  uint64_t strtab_base_ = 0, evtq_base_ = 0;
+  DriverQueue cmdq_;
+  uint64_t sync_entry_ = 0;   // the pending CMD_SYNC's slot, which its MSI clears
   bool ril_ = false;
   std::map<uint32_t, uint64_t> l2_tables_;   // 2-level stream table: L1 index -> L2 table
   struct Attachment { DomainId s2 = 0; bool has_s2 = false; uint64_t cd_table = 0; bool cd_in_guest = false;
                       bool has_cd = false; std::map<uint32_t, DomainId> by_ssid; bool bypass_no_pasid = false;
                       bool blocked = false; };
   std::map<uint32_t, Attachment> streams_;
-  std::vector<smmuv3::CommandTrace> traces_;   // indexed by queue slot
   uint16_t next_vmid_ = 1, next_asid_ = 1;
   uint64_t errors_recovered_ = 0;
   common::Counter event_overflows_;

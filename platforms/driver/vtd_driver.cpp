@@ -28,10 +28,10 @@ std::string validate(const VtdDriverConfig& c) {
 
 VtdDriver::VtdDriver(sc_core::sc_module_name name, const VtdDriverConfig& cfg, Vtd& iommu,
                      memory::SparseMemory& memory)
-    : DriverBase(name, cfg.timing, cfg.memory, memory), cfg_(cfg), iommu_(iommu) {
-  iq_entries_ = reg::iq_entries(cfg.qi_qs, true);
-  traces_.resize(iq_entries_);
-  iommu_.set_command_probe([this](const CommandTrace& t) { traces_[t.queue_index % iq_entries_] = t; });
+    : DriverBase(name, cfg.timing, cfg.memory, memory), cfg_(cfg), iommu_(iommu),
+      // 2^QS 4 KiB pages of 32-byte descriptors.
+      iq_(common::IndexRing{12 + cfg.qi_qs - reg::iq_shift(true), false}, 32, *this, "queue space", "inv_wait") {
+  iommu_.set_command_probe([this](const CommandTrace& t) { iq_.trace(t); });
 }
 
 VtdDriver::~VtdDriver() = default;
@@ -52,14 +52,14 @@ Status VtdDriver::init() {
   if ((cfg_.rid_pasid >> ecap_.pasid_bits()) != 0) return Status::fail("driver.vtd.rid_pasid beyond ECAP.PSS");
 
   root_ = alloc_host(kRootEntries * kRootEntryBytes, 4096);
-  iq_base_ = alloc_host(uint64_t(4096) << cfg_.qi_qs, 4096);
-  status_base_ = alloc_host(4 * iq_entries_, 64);
-  if (!root_ || !iq_base_ || !status_base_) return Status::fail("driver.table_pool_bytes too small for the queue");
+  const uint64_t iq_base = alloc_host(uint64_t(4096) << cfg_.qi_qs, 4096);
+  status_base_ = alloc_host(4 * uint64_t(iq_.ring().entries()), 64);
+  if (!root_ || !iq_base || !status_base_) return Status::fail("driver.table_pool_bytes too small for the queue");
 
   // Queued invalidation first (Linux dmar_enable_qi), then the root table.
-  tail_ = head_seen_ = 0;
+  iq_.reset(iq_base);
   uint64_t iqa = 0;
-  reg::IQA_IQA::put(iqa, iq_base_ >> 12);
+  reg::IQA_IQA::put(iqa, iq_base >> 12);
   reg::IQA_DW::put(iqa, 1);
   reg::IQA_QS::put(iqa, cfg_.qi_qs);
   mmio_write64(reg::IQT, 0);
@@ -291,70 +291,47 @@ Status VtdDriver::invalidate_domain(DomainId d) {
 Status VtdDriver::sync() { return submit({}, "sync"); }
 
 Status VtdDriver::submit(const std::vector<DescWords>& descs, const std::string& op) {
-  const uint64_t t0 = take_op_start(to_ps(sc_time_stamp()));
-  charge_cycles(cfg_.timing.op_overhead_cycles);
-  const uint64_t first = tail_;
-  const size_t n_total = descs.size() + 1;
-  const sc_core::sc_time deadline = sync_deadline();
-  auto timed_out = [&](const char* what) {
-    return barrier_timeout(what, "IQH=" + hex(iommu_.peek_register(reg::IQH)) + ", IQT=" +
-                                     hex(iommu_.peek_register(reg::IQT)) + ", FSTS=" + hex(iommu_.peek_register(reg::FSTS, 4)));
-  };
-  auto free_slots = [&](uint64_t head) { return (head + iq_entries_ - tail_ - 1) % iq_entries_; };
-  // Like qi_submit_sync's free_cnt: space is tracked in software; IQH is read only when full.
-  uint64_t head = head_seen_;
-  uint64_t wait_slot = 0;
-  for (size_t i = 0; i < n_total; ++i) {
-    while (free_slots(head) == 0) {   // full: ring what we have and wait for space
-      mmio_write64(reg::IQT, reg::iq_reg_value(tail_, true));
-      sc_core::wait(poll_interval());
-      head = reg::iq_index(mmio_read64(reg::IQH), true);
-      if (sc_time_stamp() > deadline) return timed_out("queue space");
-    }
-    DescWords w;
-    if (i < descs.size()) {
-      w = descs[i];
-    } else {
-      // qi_submit_sync: the wait descriptor writes QI_DONE into this slot's status word.
-      wait_slot = tail_;
-      mem_.write32(status_base_ + 4 * wait_slot, kQiInUse);
-      w = desc_inv_wait(WaitFlags{false, true, true, false}, kQiDone, status_base_ + 4 * wait_slot);
-    }
-    mem_.write(iq_base_ + tail_ * 32, w.data(), 32);
-    charge_cycles(cfg_.timing.command_write_cycles);
-    tail_ = (tail_ + 1) % iq_entries_;
-    commands_issued_.inc();
-  }
-  mmio_write64(reg::IQT, reg::iq_reg_value(tail_, true));
-  const uint64_t t_tail = to_ps(sc_time_stamp());
+  static_assert(sizeof(DescWords) == 32, "descriptors are stored back to back");
+  return submit_batch(iq_, descs.empty() ? nullptr : descs.front().data(), descs.size(), op);
+}
 
-  for (;;) {
-    sc_core::wait(poll_interval());
-    polls_.inc();
-    charge_cycles(cfg_.timing.poll_read_cycles);
-    if (mem_.read32(status_base_ + 4 * wait_slot) == kQiDone) break;
-    if (sc_time_stamp() > deadline) return timed_out("inv_wait");
-    // qi_submit_sync calls qi_check_fault, an FSTS read, on every spin of its loop.
-    {
-      const uint32_t fsts = mmio_read32(reg::FSTS);
-      if (reg::FSTS_IQE::get(fsts)) {
-        const uint64_t bad = reg::iq_index(mmio_read64(reg::IQH), true);
-        const DescWords repl = desc_inv_wait(WaitFlags{}, 0, 0);
-        mem_.write(iq_base_ + bad * 32, repl.data(), 32);
-        charge_cycles(cfg_.timing.command_write_cycles);
-        mmio_write32(reg::FSTS, uint32_t(reg::FSTS_IQE::set(0, 1)));
-        ++errors_recovered_;
-      } else if (reg::FSTS_ITE::get(fsts) || reg::FSTS_ICE::get(fsts)) {
-        return Status::fail("VT-d queue error FSTS=" + hex(fsts));
-      }
-    }
+void VtdDriver::doorbell(uint32_t producer) { mmio_write64(reg::IQT, reg::iq_reg_value(producer, true)); }
+
+uint32_t VtdDriver::read_consumer() { return uint32_t(reg::iq_index(mmio_read64(reg::IQH), true)); }
+
+void VtdDriver::barrier_entry(uint32_t producer, uint64_t, uint64_t* words) {
+  // qi_submit_sync: the wait descriptor writes QI_DONE into this slot's status word.
+  wait_slot_ = producer;
+  const uint64_t status = status_base_ + 4 * uint64_t(producer);
+  mem_.write32(status, kQiInUse);
+  const DescWords w = desc_inv_wait(WaitFlags{false, true, true, false}, kQiDone, status);
+  std::copy(w.begin(), w.end(), words);
+}
+
+bool VtdDriver::completed(uint32_t, uint32_t) {
+  charge_cycles(cfg_.timing.poll_read_cycles);
+  return mem_.read32(status_base_ + 4 * uint64_t(wait_slot_)) == kQiDone;
+}
+
+// qi_submit_sync calls qi_check_fault, an FSTS read, on every spin of its loop.
+Status VtdDriver::check_error(unsigned) {
+  const uint32_t fsts = mmio_read32(reg::FSTS);
+  if (reg::FSTS_IQE::get(fsts)) {
+    const uint64_t bad = reg::iq_index(mmio_read64(reg::IQH), true);
+    const DescWords repl = desc_inv_wait(WaitFlags{}, 0, 0);
+    mem_.write(iq_.slot_address(uint32_t(bad)), repl.data(), 32);
+    charge_cycles(cfg_.timing.command_write_cycles);
+    mmio_write32(reg::FSTS, uint32_t(reg::FSTS_IQE::set(0, 1)));
+    ++errors_recovered_;
+  } else if (reg::FSTS_ITE::get(fsts) || reg::FSTS_ICE::get(fsts)) {
+    return Status::fail("VT-d queue error FSTS=" + hex(fsts));
   }
-  const uint64_t t_done = to_ps(sc_time_stamp());
-  std::vector<CommandTrace> traces(n_total);
-  for (size_t i = 0; i < n_total; ++i) traces[i] = traces_[(first + i) % iq_entries_];
-  head_seen_ = tail_;   // the wait completed: every earlier descriptor was consumed
-  record_invalidation(op, t0, t_tail, t_done, traces);
   return {};
+}
+
+std::string VtdDriver::registers() {
+  return "IQH=" + hex(iommu_.peek_register(reg::IQH)) + ", IQT=" + hex(iommu_.peek_register(reg::IQT)) +
+         ", FSTS=" + hex(iommu_.peek_register(reg::FSTS, 4));
 }
 
 unsigned VtdDriver::drain_faults() {

@@ -44,7 +44,7 @@ struct VtdDriverConfig {
 };
 std::string validate(const VtdDriverConfig& c);
 
-class VtdDriver : public DriverBase {
+class VtdDriver : public DriverBase, private DriverQueue::Hooks {
  public:
   VtdDriver(sc_core::sc_module_name name, const VtdDriverConfig& cfg, vtd::Vtd& iommu, memory::SparseMemory& memory);
   ~VtdDriver() override;
@@ -67,7 +67,7 @@ class VtdDriver : public DriverBase {
   uint64_t queue_errors_recovered() const { return errors_recovered_; }
   uint16_t did_of(DomainId d) const;
   uint64_t root_table() const { return root_; }
-  uint64_t queue_base() const { return iq_base_; }
+  uint64_t queue_base() const { return iq_.base(); }
   uint64_t pasid_entry_address(uint32_t rid, uint32_t pasid) const;
   const vtd::reg::Capability& cap() const { return cap_; }
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
@@ -90,6 +90,14 @@ class VtdDriver : public DriverBase {
   Status set_pasid_entry(uint32_t rid, uint32_t pasid, const vtd::PasidEntry& pe, DomainId d);
   Status ensure_device(uint32_t rid, Device*& dev);
   void write_gcmd(uint32_t extra);
+
+  // The invalidation queue's hooks (DriverBase::submit_batch).
+  void doorbell(uint32_t producer) override;
+  uint32_t read_consumer() override;
+  void barrier_entry(uint32_t producer, uint64_t slot_address, uint64_t* words) override;
+  bool completed(uint32_t first, uint32_t barrier) override;
+  Status check_error(unsigned poll) override;
+  std::string registers() override;
   std::vector<uint32_t> pasids_of(const VtdDomain& d) const;
   void range_descs(const VtdDomain& dom, uint64_t iova, uint64_t bytes, bool leaf, std::vector<vtd::DescWords>& out);
   // An IOTLB invalidation descriptor with DR/DW set as CAP.DRD/DWD allow (Linux qi_flush_iotlb).
@@ -101,14 +109,12 @@ class VtdDriver : public DriverBase {
   vtd::Vtd& iommu_;
   vtd::reg::Capability cap_;
   vtd::reg::ExtCapability ecap_;
-  uint64_t root_ = 0, iq_base_ = 0, status_base_ = 0;
-  uint64_t iq_entries_ = 0;
-  uint64_t tail_ = 0;          // next free slot (index)
-  uint64_t head_seen_ = 0;     // software view of IQH: everything before the last completed wait (free_cnt)
+  uint64_t root_ = 0, status_base_ = 0;   // status_base_: one QI_DONE status word per queue slot
+  DriverQueue iq_;             // 256-bit descriptors
+  uint32_t wait_slot_ = 0;     // the pending inv_wait's slot
   uint32_t gcmd_ = 0;          // Linux iommu->gcmd: persistent enables
   std::map<uint32_t, std::array<uint64_t, 2>> context_tables_;   // bus -> lower/upper table
   std::map<uint32_t, Device> devices_;
-  std::vector<common::CommandTrace> traces_;   // by queue slot
   uint16_t next_did_ = 2;
   uint64_t errors_recovered_ = 0;
   std::array<uint64_t, 256> faults_by_reason_{};

@@ -4,6 +4,7 @@
 // the commands the driver issues for a domain flush.
 #define SC_INCLUDE_DYNAMIC_PROCESSES   // sc_spawn
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -273,6 +274,33 @@ TEST(AmdViCmd, DriverRecoversFromIllegalCommand) {
     EXPECT_EQ(h.drv.events_seen(EventCode::IllegalCommandError), 1u);
     AMD_ASSERT_OK(h.drv.submit({amdvi::cmd_inv_iommu_all()}, "after"));
     EXPECT_EQ(h.drv.command_errors_recovered(), 1u);
+  });
+}
+
+// The queue engine's stats, by hand: init queues INVALIDATE_IOMMU_ALL and COMPLETION_WAIT
+// (one fetch); [bad, COMPLETION_WAIT] is one fetch, the retry after the driver's recovery
+// (the bad command replaced by a COMPLETION_WAIT) another.
+TEST(AmdViCmd, QueueStatsCountFetchesErrorsAndCommandsByType) {
+  AmdHarness h;
+  h.run([](AmdHarness& h) {
+    AMD_ASSERT_OK(h.drv.init());
+    amdvi::CmdWords bad = amdvi::cmd_inv_devtab_entry(3);
+    bad[1] |= 1;   // reserved bit
+    AMD_ASSERT_OK(h.drv.submit({bad}, "bad"));
+    common::StatRegistry reg;
+    h.iommu.register_stats(reg, "amd");
+    auto count = [&](const char* name) {
+      const common::Counter* c = reg.find_counter(std::string("amd.") + name);
+      EXPECT_NE(c, nullptr) << name;
+      return c ? c->value() : ~0ull;
+    };
+    EXPECT_EQ(count("cmdbuf.fetches"), 3u);
+    EXPECT_EQ(count("cmdbuf.executed.invalidate_iommu_all"), 1u);
+    EXPECT_EQ(count("cmdbuf.executed.completion_wait"), 3u);
+    EXPECT_EQ(count("cmdbuf.executed.invalidate_devtab_entry"), 0u);
+    EXPECT_EQ(count("commands"), 4u);
+    EXPECT_EQ(count("completion_waits"), 3u);
+    EXPECT_EQ(count("illegal_commands"), 1u);
   });
 }
 

@@ -4,6 +4,7 @@
 // which replaces the driver's (only submit's status is used there, not its records).
 #define SC_INCLUDE_DYNAMIC_PROCESSES   // sc_spawn
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -125,6 +126,34 @@ TEST(SmmuCmdq, BroadInvalidationCostsEverySetTargetedOneDoesNot) {
     // The parts add up.
     for (const auto& r : {asid, va})
       EXPECT_EQ(r.total_ps, r.software_ps + r.queueing_ps + r.fetch_ps + r.execution_ps + r.sync_ps);
+  });
+}
+
+// The queue engine's stats, by hand: init queues CFGI_ALL, TLBI_NSNH_ALL and CMD_SYNC (one
+// fetch); a bad command and its CMD_SYNC are one fetch, the retry after Linux's recovery
+// (the bad entry replaced by a CMD_SYNC) another.
+TEST(SmmuCmdq, QueueStatsCountFetchesErrorsAndCommandsByType) {
+  Harness h;
+  h.run([](Harness& h) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    IOMMUSIM_ASSERT_OK(h.drv.submit({{0x7F, 0}}, "bad"));
+    common::StatRegistry reg;
+    h.smmu.register_stats(reg, "smmu");
+    auto count = [&](const char* name) {
+      const common::Counter* c = reg.find_counter(std::string("smmu.") + name);
+      EXPECT_NE(c, nullptr) << name;
+      return c ? c->value() : ~0ull;
+    };
+    EXPECT_EQ(count("cmdq.fetches"), 3u);
+    EXPECT_EQ(count("cmdq.executed.cmd_cfgi_ste_range"), 1u);
+    EXPECT_EQ(count("cmdq.executed.cmd_tlbi_nsnh_all"), 1u);
+    EXPECT_EQ(count("cmdq.executed.cmd_sync"), 3u);
+    EXPECT_EQ(count("cmdq.executed.cmd_tlbi_nh_va"), 0u);
+    EXPECT_EQ(count("commands"), 5u);
+    EXPECT_EQ(count("syncs"), 3u);
+    EXPECT_EQ(count("illegal_commands"), 1u);
+    ASSERT_NE(reg.find_histogram("smmu.sync_exec"), nullptr);
+    EXPECT_EQ(reg.find_histogram("smmu.sync_exec")->count(), 3u);
   });
 }
 

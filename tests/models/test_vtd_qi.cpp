@@ -4,6 +4,7 @@
 // (IQE, IQER, queue stopped, recovery), invalidation cost and the driver's commands.
 #define SC_INCLUDE_DYNAMIC_PROCESSES   // sc_spawn
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -284,6 +285,35 @@ TEST(VtdQi, DriverRecoversFromAnInvalidDescriptorLikeQiCheckFault) {
     EXPECT_EQ(h.iommu.iotlb_entries(), 0u) << "descriptors after the bad one ran";
     // The queue keeps working.
     IOMMUSIM_ASSERT_OK(h.drv.invalidate_domain(d));
+  });
+}
+
+// The queue engine's stats, by hand: init queues cc, pc and IOTLB global plus inv_wait (one
+// fetch); [bad, IOTLB global, inv_wait] is one fetch, the retry after qi_check_fault's
+// recovery (the bad descriptor replaced by an inv_wait) another.
+TEST(VtdQi, QueueStatsCountFetchesErrorsAndDescriptorsByType) {
+  Harness h;
+  h.run([](Harness& h) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    vtd::DescWords bad = vtd::desc_pasid_iotlb(vtd::PiotlbGran::Pasid, 2, 0);
+    bad[0] &= ~uint64_t(0x30);   // reserved granularity G=0
+    IOMMUSIM_ASSERT_OK(h.drv.submit({bad, vtd::desc_iotlb(vtd::IotlbGran::Global, 0)}, "test"));
+    common::StatRegistry reg;
+    h.iommu.register_stats(reg, "vtd");
+    auto count = [&](const char* name) {
+      const common::Counter* c = reg.find_counter(std::string("vtd.") + name);
+      EXPECT_NE(c, nullptr) << name;
+      return c ? c->value() : ~0ull;
+    };
+    EXPECT_EQ(count("iq.fetches"), 3u);
+    EXPECT_EQ(count("iq.executed.cc_inv_dsc"), 1u);
+    EXPECT_EQ(count("iq.executed.pc_inv_dsc"), 1u);
+    EXPECT_EQ(count("iq.executed.iotlb_inv_dsc"), 2u);
+    EXPECT_EQ(count("iq.executed.inv_wait_dsc"), 3u);
+    EXPECT_EQ(count("iq.executed.p_iotlb_inv_dsc"), 0u);
+    EXPECT_EQ(count("descriptors"), 7u);
+    EXPECT_EQ(count("inv_waits"), 3u);
+    EXPECT_EQ(count("invalid_descriptors"), 1u);
   });
 }
 

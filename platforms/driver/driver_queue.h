@@ -1,0 +1,81 @@
+// The driver's side of one command queue, shared by every vendor backend: the SMMUv3
+// command queue, the VT-d invalidation queue and the AMD command buffer (and any later
+// guest queue or virtqueue). DriverBase::submit writes a batch of entries plus the
+// vendor's completion barrier at the producer pointer, rings the doorbell and polls for
+// the barrier's completion, with a timeout, as Linux's submit paths do
+// (arm_smmu_cmdq_issue_cmdlist, qi_submit_sync, iommu_completion_wait).
+//
+// What it models
+// - The producer pointer and the software's view of the consumer (Linux's llq / free_cnt):
+//   the consumer register is read only when the queue looks full; then the doorbell is
+//   rung with what is queued and the driver polls for space.
+// - The two pointer conventions of queue_ring.h: index plus wrap bit (every slot usable)
+//   or plain index (one slot stays empty).
+// - Per-entry traces from the model (trace()) for the latency breakdown of each batch.
+//
+// The vendor supplies the register accesses, the barrier entry, the completion check and
+// the error recovery (Hooks).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "models/common/command_trace.h"
+#include "models/common/queue_ring.h"
+#include "platforms/driver/driver.h"
+
+namespace iommusim::driver {
+
+class DriverQueue {
+ public:
+  static constexpr unsigned kMaxEntryBytes = 32;
+
+  class Hooks {
+   public:
+    virtual ~Hooks() = default;
+    // Writes the producer register (the doorbell).
+    virtual void doorbell(uint32_t producer) = 0;
+    // Reads the consumer register (the queue looked full), as a pointer.
+    virtual uint32_t read_consumer() = 0;
+    // The queue is still full after read_consumer(): a failure stops the submit.
+    virtual Status still_full() { return {}; }
+    // Fills `words` with the completion barrier that goes into slot `producer` at
+    // `slot_address` (and prepares whatever completed() will poll).
+    virtual void barrier_entry(uint32_t producer, uint64_t slot_address, uint64_t* words) = 0;
+    // One completion poll (charges its own read). first: the batch's first pointer;
+    // barrier: the barrier's.
+    virtual bool completed(uint32_t first, uint32_t barrier) = 0;
+    // After the n-th poll that found the barrier incomplete: detect and recover errors.
+    virtual Status check_error(unsigned poll) = 0;
+    // The registers a timeout message shows, e.g. "CMDQ_CONS=0x3, GERROR=0x0".
+    virtual std::string registers() = 0;
+  };
+
+  // space_what / barrier_what name what a timeout waited for ("CMDQ space", "CMD_SYNC").
+  // ring: size and pointer convention; entry_bytes: 16 or 32.
+  DriverQueue(const common::IndexRing& ring, unsigned entry_bytes, Hooks& hooks, std::string space_what,
+              std::string barrier_what);
+
+  // At init: the queue lives at `base` and is empty.
+  void reset(uint64_t base);
+  // The model's per-entry trace (its command probe).
+  void trace(const common::CommandTrace& t) { traces_[ring_.index(t.queue_index)] = t; }
+
+  const common::IndexRing& ring() const { return ring_; }
+  unsigned entry_bytes() const { return entry_bytes_; }
+  uint64_t base() const { return base_; }
+  uint64_t slot_address(uint32_t p) const { return base_ + uint64_t(ring_.index(p)) * entry_bytes_; }
+
+ private:
+  friend class DriverBase;   // submit() drives the pointers
+
+  common::IndexRing ring_;
+  unsigned entry_bytes_;
+  Hooks& hooks_;
+  std::string space_what_, barrier_what_;
+  uint64_t base_ = 0;
+  uint32_t producer_ = 0, consumer_seen_ = 0;
+  std::vector<common::CommandTrace> traces_;   // indexed by slot
+};
+
+}  // namespace iommusim::driver
