@@ -48,7 +48,7 @@ struct ToyQueue : sc_core::sc_module, CommandQueueVendor {
   explicit ToyQueue(unsigned batch) : ToyQueue("toy", batch) {}
   ToyQueue(sc_core::sc_module_name name, unsigned batch)
       : sc_module(name),
-        engine("engine", TranslationEngineConfig{}, clk, [](uint64_t, void*, unsigned) { return false; }),
+        engine("engine", TranslationEngineConfig{}, clk, [](uint64_t, void*, unsigned, Ps&) { return false; }),
         queue(clk, CommandQueueConfig{batch, 2, 4},
               [this](uint64_t addr, void* dst, unsigned len) {
                 sc_core::wait(sc_core::sc_time(double(kReadNs), sc_core::SC_NS));
