@@ -31,29 +31,9 @@ class PayloadPool {
   std::vector<tlm::tlm_generic_payload*> free_;
 };
 
-// Issues one blocking access through `socket` with a pooled payload. Returns false when the
-// target answered with an error (the caller raises the architected abort).
-template <class Socket>
-bool blocking_access(Socket& socket, PayloadPool& pool, tlm::tlm_command cmd, uint64_t addr, void* data,
-                     unsigned len) {
-  tlm::tlm_generic_payload* p = pool.get();
-  p->set_command(cmd);
-  p->set_address(addr);
-  p->set_data_ptr(static_cast<unsigned char*>(data));
-  p->set_data_length(len);
-  p->set_streaming_width(len);
-  p->set_byte_enable_ptr(nullptr);
-  p->set_dmi_allowed(false);
-  p->set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
-  sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
-  socket->b_transport(*p, delay);
-  if (delay != sc_core::SC_ZERO_TIME) sc_core::wait(delay);
-  const bool ok = p->is_response_ok();
-  pool.put(p);
-  return ok;
-}
-
-// The same at annotated time `t` (advanced to the access's completion), without waiting.
+// Issues one access through `socket` with a pooled payload at annotated time `t` (advanced
+// to the access's completion), without waiting. Returns false when the target answered with
+// an error (the caller raises the architected abort).
 template <class Socket>
 bool annotated_access(Socket& socket, PayloadPool& pool, tlm::tlm_command cmd, uint64_t addr, void* data,
                       unsigned len, Ps& t) {
@@ -72,6 +52,16 @@ bool annotated_access(Socket& socket, PayloadPool& pool, tlm::tlm_command cmd, u
   t = now + to_ps(delay);
   const bool ok = p->is_response_ok();
   pool.put(p);
+  return ok;
+}
+
+// The same from a thread that waits until the access completes.
+template <class Socket>
+bool blocking_access(Socket& socket, PayloadPool& pool, tlm::tlm_command cmd, uint64_t addr, void* data,
+                     unsigned len) {
+  Ps t = now_ps();
+  const bool ok = annotated_access(socket, pool, cmd, addr, data, len, t);
+  wait_until(t);
   return ok;
 }
 

@@ -22,11 +22,10 @@ Ps BusyUnits::earliest_fit(const Timeline& tl, Ps at, Ps duration) {
   return s;
 }
 
-void BusyUnits::forget_past(Timeline& tl) {
+void BusyUnits::forget_past(Timeline& tl, Ps now) {
   // Every request begins at or after the current time, so intervals ended by then are
   // gaps nobody can use.
-  if (tl.size() < 8) return;
-  const Ps now = now_ps();
+  if (tl.empty() || tl.front().end > now) return;
   auto first_live = std::find_if(tl.begin(), tl.end(), [&](const Interval& iv) { return iv.end > now; });
   tl.erase(tl.begin(), first_live);
 }
@@ -40,8 +39,9 @@ void BusyUnits::count(Ps at, Ps start) {
 Ps BusyUnits::reserve(Ps at, Ps duration) {
   unsigned best = 0;
   Ps best_start = kOpen;
+  const Ps now = now_ps();
   for (unsigned u = 0; u < busy_.size(); ++u) {
-    forget_past(busy_[u]);
+    forget_past(busy_[u], now);
     const Ps s = earliest_fit(busy_[u], at, duration);
     if (s < best_start) { best = u; best_start = s; }
     if (s == at) break;
@@ -59,8 +59,9 @@ Ps BusyUnits::reserve(Ps at, Ps duration) {
 BusyUnits::Hold BusyUnits::begin(Ps at) {
   unsigned best = 0;
   Ps best_start = kOpen;
+  const Ps now = now_ps();
   for (unsigned u = 0; u < busy_.size(); ++u) {
-    forget_past(busy_[u]);
+    forget_past(busy_[u], now);
     const Ps s = busy_[u].empty() ? at : std::max(at, busy_[u].back().end);
     if (s < best_start) { best = u; best_start = s; }
   }

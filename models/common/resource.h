@@ -49,7 +49,7 @@ class BusyUnits {
   using Timeline = std::vector<Interval>;   // sorted, disjoint
 
   static Ps earliest_fit(const Timeline& tl, Ps at, Ps duration);
-  void forget_past(Timeline& tl);
+  void forget_past(Timeline& tl, Ps now);
   void count(Ps at, Ps start);
 
   std::string name_;
