@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/run_cli.h"
+#include "tests/support/test_files.h"
 
 namespace {
 namespace fs = std::filesystem;
@@ -19,23 +20,10 @@ using json = nlohmann::json;
 using iommusim::test::CliRun;
 using iommusim::test::run_cli;
 
+using iommusim::test::read_file;
+using iommusim::test::write_file;
 // A fresh folder under the test temp dir.
-std::string fresh_dir(const std::string& name) {
-  const fs::path d = fs::path(::testing::TempDir()) / ("cmp_" + name);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
-void write_file(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-}
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string fresh_dir(const std::string& name) { return iommusim::test::fresh_dir("cmp_" + name); }
 
 json counter(const std::string& name, uint64_t v) {
   return {{"name", name}, {"kind", "counter"}, {"value", v}, {"unit", ""}, {"description", "d"}};

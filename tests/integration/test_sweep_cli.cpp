@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/run_cli.h"
+#include "tests/support/test_files.h"
 
 namespace {
 namespace fs = std::filesystem;
@@ -19,19 +20,9 @@ using json = nlohmann::json;
 using iommusim::test::CliRun;
 using iommusim::test::run_cli;
 
-std::string fresh_dir(const std::string& name) {
-  const fs::path d = fs::path(::testing::TempDir()) / ("sweep_" + name);
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
-void write_file(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using iommusim::test::read_file;
+using iommusim::test::write_file;
+std::string fresh_dir(const std::string& name) { return iommusim::test::fresh_dir("sweep_" + name); }
 json read_json(const std::string& path) { return json::parse(read_file(path)); }
 bool has(const std::string& out, const std::string& s) { return out.find(s) != std::string::npos; }
 std::vector<std::vector<std::string>> csv_rows(const std::string& path) {

@@ -323,7 +323,8 @@ TEST(Endpoint, SequentialSingleSlotInOrderAndWraps) {
   EXPECT_EQ(sc_core::sc_time_stamp(), sc_time(1040, SC_NS));
 }
 
-TEST(Endpoint, CountsFaultsAndErrors) {
+// Twelve 64-byte writes, one at a time, at 0, 64, ..., 704.
+EndpointConfig twelve_sequential_writes() {
   EndpointConfig c = base_config();
   c.outstanding = 1;
   c.pattern = Pattern::Sequential;
@@ -331,11 +332,21 @@ TEST(Endpoint, CountsFaultsAndErrors) {
   c.window_bytes = 12 * 64;
   c.total_transactions = 12;
   c.read_fraction = 0.0;  // all writes
+  return c;
+}
+
+// DMAs 3 and 4 (addresses 128, 192) fault, DMA 6 (320) is aborted, DMA 9 (512) errs.
+void answer_some_with_faults_and_an_error(TestTarget& tgt) {
+  tgt.fault = {2 * 64, 4 * 64};
+  tgt.aborted = {5 * 64, 6 * 64};
+  tgt.error = {8 * 64, 9 * 64};
+}
+
+TEST(Endpoint, CountsFaultsAndErrors) {
+  const EndpointConfig c = twelve_sequential_writes();
   Endpoint ep("ep", c);
   TestTarget tgt("tgt", c.requester_id, c.pasid_valid, c.pasid);
-  tgt.fault = {2 * 64, 4 * 64};    // addresses 128, 192
-  tgt.aborted = {5 * 64, 6 * 64};  // 320
-  tgt.error = {8 * 64, 9 * 64};    // 512
+  answer_some_with_faults_and_an_error(tgt);
   ep.socket.bind(tgt.socket);
   iommusim::common::StatRegistry reg;
   ep.register_stats(reg, "endpoint");
@@ -365,18 +376,10 @@ TEST(Endpoint, CountsFaultsAndErrors) {
 // 5th is counted; a registry reset there leaves the 7 later DMAs: of the faulting
 // addresses (DMAs 3, 4 and 6) only the 6th, and the error (DMA 9); 5 of them move 64 bytes.
 TEST(Endpoint, OnCompletedRunsBetweenTwoDmas) {
-  EndpointConfig c = base_config();
-  c.outstanding = 1;
-  c.pattern = Pattern::Sequential;
-  c.window_base = 0;
-  c.window_bytes = 12 * 64;
-  c.total_transactions = 12;
-  c.read_fraction = 0.0;
+  const EndpointConfig c = twelve_sequential_writes();
   Endpoint ep("ep", c);
   TestTarget tgt("tgt", c.requester_id, c.pasid_valid, c.pasid);
-  tgt.fault = {2 * 64, 4 * 64};
-  tgt.aborted = {5 * 64, 6 * 64};
-  tgt.error = {8 * 64, 9 * 64};
+  answer_some_with_faults_and_an_error(tgt);
   ep.socket.bind(tgt.socket);
   iommusim::common::StatRegistry reg;
   ep.register_stats(reg, "endpoint");

@@ -9,6 +9,7 @@
 
 #include "platforms/config_keys.h"
 #include "platforms/iommu_lane.h"
+#include "tests/support/test_files.h"
 
 using iommusim::platforms::ConfigError;
 using iommusim::platforms::ConfigReader;
@@ -20,12 +21,7 @@ using nlohmann::json;
 
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using iommusim::test::read_file;
 
 // A toy section exercising every kind of key.
 enum class Mode { A, B };
