@@ -46,6 +46,11 @@ Ps BusyUnits::reserve(Ps at, Ps duration) {
     if (s < best_start) { best = u; best_start = s; }
     if (s == at) break;
   }
+  if (best_start == kOpen) {   // every unit held open: an extra unit, outside the timelines
+    overflowed_.inc();
+    count(at, at);
+    return at;
+  }
   Timeline& tl = busy_[best];
   if (duration) {
     auto pos = std::lower_bound(tl.begin(), tl.end(), best_start,
@@ -65,12 +70,18 @@ BusyUnits::Hold BusyUnits::begin(Ps at) {
     const Ps s = busy_[u].empty() ? at : std::max(at, busy_[u].back().end);
     if (s < best_start) { best = u; best_start = s; }
   }
+  if (best_start == kOpen) {   // every unit held open: an extra unit, outside the timelines
+    overflowed_.inc();
+    count(at, at);
+    return {units(), at};
+  }
   busy_[best].push_back(Interval{best_start, kOpen});
   count(at, best_start);
   return {best, best_start};
 }
 
 void BusyUnits::end(const Hold& h, Ps end_time) {
+  if (h.unit >= busy_.size()) return;   // an extra unit (overflowed)
   Timeline& tl = busy_[h.unit];
   for (auto it = tl.rbegin(); it != tl.rend(); ++it)
     if (it->start == h.start && it->end == kOpen) { it->end = std::max(end_time, h.start); return; }
@@ -80,6 +91,9 @@ void BusyUnits::register_stats(StatRegistry& reg, const std::string& prefix) con
   reg.add(prefix + ".acquisitions", acquisitions_, "count", "units granted of " + name_);
   reg.add(prefix + ".contended", contended_, "count", "acquisitions of " + name_ + " that had to wait");
   reg.add(prefix + ".wait", wait_ps_, "ns", "time spent waiting for " + name_, 1e-3);
+  reg.add(prefix + ".overflowed", overflowed_, "count",
+          "requests served beyond " + name_ + "'s units because every unit was held by an unfinished hold "
+          "(a holder that waited mid-hold; no model does)");
 }
 
 }  // namespace iommusim::common

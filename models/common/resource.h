@@ -37,6 +37,8 @@ class BusyUnits {
   struct Hold { unsigned unit; Ps start; };
   Hold begin(Ps at);
   void end(const Hold& h, Ps end_time);
+  // A hold must not span a wait: while every unit is held open, a request is served at
+  // once on an extra unit, counted in `overflowed`, rather than never.
 
   unsigned units() const { return unsigned(busy_.size()); }
   const Histogram& wait_ps() const { return wait_ps_; }
@@ -55,7 +57,7 @@ class BusyUnits {
   std::string name_;
   std::vector<Timeline> busy_;
   Histogram wait_ps_;
-  Counter acquisitions_, contended_;
+  Counter acquisitions_, contended_, overflowed_;
 };
 
 }  // namespace iommusim::common

@@ -50,5 +50,18 @@ TEST(Resource, AHoldKeepsItsUnitUntilItEnds) {
   EXPECT_EQ(u.reserve(0, 1), 45u);
 }
 
+// Every unit held by an unfinished hold: a request is served at once and counted, never
+// placed at the end of time.
+TEST(Resource, RequestsWhileEveryUnitIsHeldOpenAreCountedNotLost) {
+  BusyUnits u("walkers", 1);
+  StatRegistry reg;
+  u.register_stats(reg, "w");
+  const BusyUnits::Hold h = u.begin(0);
+  EXPECT_EQ(u.reserve(10, 5), 10u);
+  EXPECT_EQ(u.begin(20).start, 20u);
+  EXPECT_EQ(reg.find_counter("w.overflowed")->value(), 2u);
+  u.end(h, 30);
+}
+
 }  // namespace
 }  // namespace iommusim::common
