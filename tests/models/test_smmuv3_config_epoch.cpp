@@ -49,6 +49,9 @@ TEST(SmmuConfigEpoch, FetchOvertakenByCfgiDoesNotFillTheConfigCache) {
     // The STE read is done after ~500 ns; the CD fetch needs several more 500 ns reads.
     sc_core::wait(sc_core::sc_time(600, sc_core::SC_NS));
     ASSERT_FALSE(first_done) << "the first DMA's fetch is still under way";
+    // It read the STE and the CD when it began (annotated time); its fill is visible only
+    // from its completion, and the CFGI below removes it.
+    ASSERT_EQ(h.smmu.config_reads(), 2u);
     // Software rewrites kRid's STE, then CFGI_STE + CMD_SYNC, and waits for completion.
     h.memory.write(h.drv.ste_address(kRid), new_ste.data(), 64);
     IOMMUSIM_ASSERT_OK(h.drv.submit({smmuv3::cmd_cfgi_ste(kRid, true)}, "test"));

@@ -38,6 +38,8 @@ TEST(VtdConfigEpoch, ContextFetchOvertakenByAnInvalidationDoesNotFill) {
     // The root entry is read after ~500 ns; the context entry ~500 ns later.
     sc_core::wait(sc_core::sc_time(600, sc_core::SC_NS));
     ASSERT_FALSE(first_done) << "root entry read, context entry under way";
+    // It read the root, context, PASID-directory and PASID entries when it began.
+    ASSERT_EQ(h.iommu.config_reads(), 4u);
     // Software clears bus 0's root entry and invalidates the context cache globally.
     const uint8_t zero[16] = {};
     h.memory.write(root_table, zero, 16);
