@@ -14,8 +14,12 @@ constexpr size_t kRetiredKept = 512;   // per space, before completed versions a
 }  // namespace
 
 CorrectnessOracle::Space* CorrectnessOracle::space(uint32_t id) {
+  auto& slot = space_cache_[id % space_cache_.size()];
+  if (slot.second && slot.first == id) return slot.second;
   auto it = spaces_.find(id);
-  return it == spaces_.end() ? nullptr : &it->second;
+  if (it == spaces_.end()) return nullptr;
+  slot = {id, &it->second};
+  return slot.second;
 }
 
 void CorrectnessOracle::add_space(uint32_t id, SpaceKind kind, uint32_t parent) {
@@ -108,6 +112,7 @@ CorrectnessOracle::ChangeId CorrectnessOracle::attach(uint32_t rid, std::optiona
     retired_attachments_.push_back({k, it->second, c});
   }
   attached_[k] = Attachment{id, now_ps()};
+  attachment_cached_ = false;
   return c;
 }
 
@@ -117,6 +122,7 @@ CorrectnessOracle::ChangeId CorrectnessOracle::detach(uint32_t rid, std::optiona
   if (auto it = attached_.find(k); it != attached_.end()) {
     retired_attachments_.push_back({k, it->second, c});
     attached_.erase(it);
+    attachment_cached_ = false;
   }
   return c;
 }
@@ -214,6 +220,7 @@ void CorrectnessOracle::versions(uint32_t id, uint64_t addr, uint64_t issue_ps, 
       out.push_back(c);
     }
   }
+  if (s->retired.empty()) return;
   for (auto r = s->retired.upper_bound(addr); r != s->retired.end() && r->first <= addr + s->max_retired_bytes; ++r) {
     const Retired& v = r->second;
     if (addr < v.e.in) continue;
@@ -274,7 +281,12 @@ void CorrectnessOracle::dma_completed(const DmaRequest& rq, const DmaOutcome& o,
   const uint64_t k = key(rq.requester_id, rq.pasid_valid ? std::optional<uint32_t>(rq.pasid) : std::nullopt);
   std::vector<Candidate>& cands = scratch_;
   cands.clear();
-  const auto live = attached_.find(k);
+  if (!attachment_cached_ || cached_key_ != k) {
+    cached_attachment_ = attached_.find(k);
+    cached_key_ = k;
+    attachment_cached_ = true;
+  }
+  const auto live = cached_attachment_;
   if (live != attached_.end()) candidates(live->second.space, rq.input, issue_ps, Candidate{}, cands);
   bool attach_changing = false;
   for (const RetiredAttachment& ra : retired_attachments_) {

@@ -29,6 +29,7 @@
 // changes when its flush completes; a device ATC is one more version store checked the
 // same way; a guest owning stage 1 completes its own changes with its own barrier times.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -147,8 +148,15 @@ class CorrectnessOracle : public DmaObserver {
 
   std::string vendor_;
   bool bypass_ = false;
-  std::map<uint32_t, Space> spaces_;
+  std::map<uint32_t, Space> spaces_;   // never erased, so pointers into it stay valid
   std::map<uint64_t, Attachment> attached_;
+  // Every DMA looks up its attachment and one or two spaces: small caches in front of the
+  // maps (the hit path's profile). Spaces are never erased; the attachment cache is reset
+  // whenever attached_ changes.
+  std::array<std::pair<uint32_t, Space*>, 4> space_cache_{};
+  uint64_t cached_key_ = 0;
+  std::map<uint64_t, Attachment>::const_iterator cached_attachment_;
+  bool attachment_cached_ = false;
   std::vector<RetiredAttachment> retired_attachments_;
   ChangeId next_change_ = 1;
   uint64_t completions_ = 0;

@@ -41,8 +41,14 @@ Ps BusyUnits::reserve(Ps at, Ps duration) {
   Ps best_start = kOpen;
   const Ps now = now_ps();
   for (unsigned u = 0; u < busy_.size(); ++u) {
-    forget_past(busy_[u], now);
-    const Ps s = earliest_fit(busy_[u], at, duration);
+    Timeline& tl = busy_[u];
+    forget_past(tl, now);
+    if (tl.empty() || tl.back().end <= at) {   // free from `at` on: the common, uncontended case
+      if (duration) tl.push_back(Interval{at, at + duration});
+      count(at, at);
+      return at;
+    }
+    const Ps s = earliest_fit(tl, at, duration);
     if (s < best_start) { best = u; best_start = s; }
     if (s == at) break;
   }
