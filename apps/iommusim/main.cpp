@@ -9,11 +9,9 @@
 
 #include "apps/iommusim/compare.h"
 #include "apps/iommusim/report.h"
+#include "apps/iommusim/run.h"
 #include "apps/iommusim/sweep.h"
-#include "platforms/config.h"
 #include "platforms/config_keys.h"
-#include "platforms/run_folder.h"
-#include "platforms/system.h"
 
 namespace {
 int g_argc;
@@ -24,14 +22,12 @@ int sc_main(int, char**) {
   CLI::App app{"iommusim: cycle-approximate SystemC/TLM-2.0 simulator of I/O MMUs"};
   app.require_subcommand(1);
   auto* run = app.add_subcommand("run", "run a simulation (the embedded default when no CONFIG is given)");
-  std::string config_path, out_dir = "results/default";
-  std::vector<std::string> overrides;
-  bool print_config = false, force = false;
-  run->add_option("config", config_path, "JSON config (comments allowed); sections may name files")->check(CLI::ExistingFile);
-  run->add_option("-p,--param", overrides, "override a key: -p iommu.smmuv3.iotlb.entries=4096");
-  run->add_option("-o,--out", out_dir, "output directory (created)")->capture_default_str();
-  run->add_flag("--print-config", print_config, "print the resolved config and exit");
-  run->add_flag("--force", force, "overwrite the run already in the output directory");
+  iommusim::app::RunOptions run_options;
+  run->add_option("config", run_options.config_path, "JSON config (comments allowed); sections may name files")->check(CLI::ExistingFile);
+  run->add_option("-p,--param", run_options.overrides, "override a key: -p iommu.smmuv3.iotlb.entries=4096");
+  run->add_option("-o,--out", run_options.out_dir, "output directory (created)")->capture_default_str();
+  run->add_flag("--print-config", run_options.print_config, "print the resolved config and exit");
+  run->add_flag("--force", run_options.force, "overwrite the run already in the output directory");
   auto* config_docs = app.add_subcommand("config-docs", "print docs/config.md: every config key, from the declarations");
   iommusim::app::CompareCommand compare(app);
   iommusim::app::ReportCommand report(app);
@@ -49,34 +45,7 @@ int sc_main(int, char**) {
   if (report.chosen()) return report.exec();
   if (sweep.chosen()) return sweep.exec();
 
-  nlohmann::json cfg;
-  try {
-    cfg = iommusim::platforms::load_config(config_path, overrides);
-    if (print_config) { std::cout << cfg.dump(2) << "\n"; return 0; }
-    if (const auto held = iommusim::platforms::existing_run_files(out_dir); !held.empty() && !force) {
-      std::cerr << "iommusim: " << out_dir << " already holds a run (" << held.front()
-                << "); pass --force to overwrite it, or -o another folder\n";
-      return 2;
-    }
-    iommusim::platforms::System system(cfg);
-    iommusim::platforms::RunResult r = system.run();
-    iommusim::platforms::write_outputs(out_dir, cfg, r, system.invalidation_records());
-    std::cout << r.summary << "  outputs in " << out_dir << "/ (config.resolved.json, stats.json, invalidations.json)\n";
-    if (r.violations) {
-      // Exit status 3: the simulator's own correctness check failed (2: config, 1: run).
-      std::cerr << "iommusim: " << r.violations << " correctness violation(s); the first ones (also in " << out_dir
-                << "/violations.json):\n";
-      for (auto& v : r.violation_records) std::cerr << "  " << v.dump() << "\n";
-      return 3;
-    }
-    return r.ok ? 0 : 1;
-  } catch (const iommusim::platforms::ConfigError& e) {
-    std::cerr << "iommusim: config error: " << e.what() << "\n";
-    return 2;
-  } catch (const std::exception& e) {
-    std::cerr << "iommusim: " << e.what() << "\n";
-    return 1;
-  }
+  return iommusim::app::run_simulation(run_options);
 }
 
 int main(int argc, char** argv) {

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "apps/iommusim/run.h"
 #include "apps/iommusim/sweep_pool.h"
 #include "platforms/progress.h"
 #include "platforms/sweep_folder.h"
@@ -39,13 +40,15 @@ std::string shell_quote(const std::string& s) {
 std::string absolute(const std::string& p) { return fs::absolute(p).lexically_normal().string(); }
 
 // A point's run: `iommusim run BASE -p ... -o POINT --force`, its output in POINT/run.log.
-PoolJob point_job(const sw::Folder& folder, const std::string& exe, size_t index) {
+PoolJob point_job(const sw::Folder& folder, size_t index) {
   PoolJob job;
   job.index = index;
-  job.argv = {exe, "run"};
-  if (!folder.spec().base.empty()) job.argv.push_back(absolute(folder.spec().base));
-  for (const auto& p : folder.points()[index].params) job.argv.insert(job.argv.end(), {"-p", p});
-  job.argv.insert(job.argv.end(), {"-o", folder.point_dir(index), "--force"});
+  RunOptions run;
+  if (!folder.spec().base.empty()) run.config_path = absolute(folder.spec().base);
+  run.overrides = folder.points()[index].params;
+  run.out_dir = folder.point_dir(index);
+  run.force = true;
+  job.work = [run] { return run_simulation(run); };
   job.log_path = (fs::path(folder.point_dir(index)) / sw::kRunLog).string();
   return job;
 }
@@ -117,11 +120,9 @@ struct Outcome {
 
 // Runs the given points on the pool, marking each done or failed as it ends.
 Outcome run_points(const sw::Folder& folder, const std::vector<size_t>& todo, unsigned parallel, ProgressLine& progress) {
-  const std::string exe = self_executable();
-  if (exe.empty()) throw sw::SweepError("cannot find the iommusim executable (/proc/self/exe)");
   std::vector<PoolJob> jobs;
   jobs.reserve(todo.size());
-  for (size_t i : todo) jobs.push_back(point_job(folder, exe, i));
+  for (size_t i : todo) jobs.push_back(point_job(folder, i));
   Outcome out;
   const bool completed = run_pool(
       jobs, parallel, [&](size_t i) { folder.begin_point(i); },

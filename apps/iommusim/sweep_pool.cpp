@@ -3,17 +3,16 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <cstdio>
 #include <fstream>
+#include <iostream>
 #include <map>
-
-extern char** environ;
 
 namespace iommusim::app {
 namespace {
@@ -48,22 +47,35 @@ struct Running {
 };
 
 pid_t spawn(const PoolJob& job) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, job.log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  std::vector<char*> argv;
-  for (const auto& a : job.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  const int err = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (err != 0) {
-    std::ofstream(job.log_path) << "cannot start " << job.argv[0] << ": " << std::strerror(err) << "\n";
-    return -1;
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);   // nothing buffered here may be written twice, by the child too
+  const pid_t pid = fork();
+  if (pid != 0) {
+    if (pid < 0) std::ofstream(job.log_path) << "cannot start the point: fork: " << std::strerror(errno) << "\n";
+    return pid;
   }
-  return pid;
+  // The child: the pool's own signal handlers only set a flag; a point stops on SIGTERM.
+  signal(SIGINT, SIG_DFL);
+  signal(SIGTERM, SIG_DFL);
+  const int log = open(job.log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  const int null = open("/dev/null", O_RDONLY);
+  if (log < 0 || null < 0) _exit(127);
+  dup2(log, STDOUT_FILENO);
+  dup2(log, STDERR_FILENO);
+  dup2(null, STDIN_FILENO);
+  close(log);
+  close(null);
+  int code = 1;
+  try {
+    code = job.work();
+  } catch (const std::exception& e) {
+    std::cerr << "iommusim: " << e.what() << "\n";
+  }
+  std::cout.flush();
+  std::cerr.flush();
+  std::fflush(nullptr);
+  _exit(code);   // no destructors or atexit handlers of the pool's process
 }
 
 }  // namespace

@@ -1,6 +1,10 @@
-// A local process pool for sweeps: runs commands, at most N at a time, each its own process
+// A local process pool for sweeps: runs jobs, at most N at a time, each in its own process
 // (SystemC elaborates one simulation per process) with its stdout and stderr in a log file.
-// The caller learns of each end in its own thread, in the order they end.
+// A job is a function run in a child forked from this process, which has loaded and
+// initialised everything once, so a point pays no exec, dynamic linking or static
+// initialisation (a fifth of a short point's CPU time; docs/sweep.md). The forking process
+// must not have elaborated a SystemC model. The caller learns of each end in its own
+// thread, in the order they end.
 // What it does not do: retry, time out, or decide what a point's outcome means.
 #pragma once
 #include <functional>
@@ -11,7 +15,7 @@ namespace iommusim::app {
 
 struct PoolJob {
   size_t index = 0;                 // the caller's id for the job
-  std::vector<std::string> argv;    // argv[0] is the program (an absolute path)
+  std::function<int()> work;        // runs in the child; returns its exit status
   std::string log_path;             // stdout and stderr go here (truncated first)
 };
 
@@ -25,7 +29,8 @@ struct PoolResult {
 // Runs every job. on_start(index) runs just before a job is spawned (prepare its folder),
 // on_done(result) as each ends. Returns false when SIGINT or SIGTERM stopped the pool: the
 // running jobs are then sent SIGTERM and reaped, without on_done. A job that cannot be
-// spawned ends with exit code 127 and the reason in its log.
+// started (no process, no log file) ends with exit code 127 and, where possible, the
+// reason in its log.
 bool run_pool(const std::vector<PoolJob>& jobs, unsigned parallel, const std::function<void(size_t)>& on_start,
               const std::function<void(const PoolResult&)>& on_done);
 

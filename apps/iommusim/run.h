@@ -1,0 +1,21 @@
+// `iommusim run`: one simulation from a config, its outputs written to a run folder.
+// The sweep pool calls the same function in a forked child for each point.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace iommusim::app {
+
+struct RunOptions {
+  std::string config_path;               // "" = the embedded default
+  std::vector<std::string> overrides;    // key.path=value
+  std::string out_dir = "results/default";
+  bool print_config = false;
+  bool force = false;                    // overwrite a run already in out_dir
+};
+
+// Exit status: 0 ok, 1 the run failed, 2 bad config or usage, 3 correctness violations.
+// Elaborates and runs a SystemC simulation, so a process can call it once.
+int run_simulation(const RunOptions& o);
+
+}  // namespace iommusim::app
