@@ -8,14 +8,6 @@
 
 namespace iommusim::common {
 
-unsigned Histogram::bucket_of(uint64_t v) {
-  if (v < kLinear) return unsigned(v);
-  unsigned msb = 63u - unsigned(__builtin_clzll(v));     // >= kSubBits + 1
-  unsigned shift = msb - kSubBits;                        // keeps kSubBits+1 top bits
-  unsigned sub = unsigned(v >> shift) & ((1u << kSubBits) - 1);
-  return kLinear + (msb - kSubBits - 1) * (1u << kSubBits) + sub;
-}
-
 uint64_t Histogram::bucket_lower(unsigned b) {
   if (b < kLinear) return b;
   unsigned octave = (b - kLinear) >> kSubBits;
@@ -27,14 +19,6 @@ uint64_t Histogram::bucket_upper(unsigned b) {
   if (b < kLinear) return b;
   const unsigned octave = (b - kLinear) >> kSubBits;
   return bucket_lower(b) + ((1ull << (octave + 1)) - 1);
-}
-
-void Histogram::record(uint64_t v) {
-  ++buckets_[bucket_of(v)];
-  ++count_;
-  sum_ += v;
-  min_ = std::min(min_, v);
-  max_ = std::max(max_, v);
 }
 
 Histogram::Range Histogram::clamped(unsigned b) const {

@@ -46,7 +46,14 @@ class Histogram {
     uint64_t width() const { return hi - lo; }
   };
 
-  void record(uint64_t v);
+  // Inline: several samples per DMA on the hit path.
+  void record(uint64_t v) {
+    ++buckets_[bucket_of(v)];
+    ++count_;
+    sum_ += v;
+    min_ = v < min_ ? v : min_;
+    max_ = v > max_ ? v : max_;
+  }
   uint64_t count() const { return count_; }
   uint64_t min() const { return count_ ? min_ : 0; }
   uint64_t max() const { return max_; }
@@ -67,7 +74,12 @@ class Histogram {
   // The samples recorded after `earlier`, a copy of this histogram taken before them.
   Histogram since(const Histogram& earlier) const;
 
-  static unsigned bucket_of(uint64_t v);
+  static unsigned bucket_of(uint64_t v) {
+    if (v < kLinear) return unsigned(v);
+    const unsigned msb = 63u - unsigned(__builtin_clzll(v));   // >= kSubBits + 1
+    const unsigned sub = unsigned(v >> (msb - kSubBits)) & ((1u << kSubBits) - 1);   // the top kSubBits+1 bits
+    return kLinear + (msb - kSubBits - 1) * (1u << kSubBits) + sub;
+  }
   static uint64_t bucket_lower(unsigned b);
   static uint64_t bucket_upper(unsigned b);   // inclusive
   uint64_t bucket_count(unsigned b) const { return buckets_[b]; }
