@@ -76,6 +76,7 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
   p.get_extension(attrs);
   DmaRequest rq;
   if (attrs) {
+    attrs->translation_ps = attrs->memory_ps = 0;
     // A field wider than the wire format cannot name a device or PASID: refuse it rather
     // than let its truncation alias another device's or PASID's tables.
     const bool rid_too_wide = requester_id_bits_ < 32 && (attrs->requester_id >> requester_id_bits_) != 0;
@@ -105,6 +106,7 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
   InflightRequest inflight(engine_);
   rq.epoch = inflight.epoch();
   bool ok = true;
+  Ps translation_ps = 0, memory_ps = 0;
   for (unsigned done = 0; ok && done < len;) {
     const uint64_t addr = input + done;
     const unsigned piece = unsigned(std::min<uint64_t>(len - done, kPageBytes - (addr & (kPageBytes - 1))));
@@ -112,6 +114,8 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
     const Ps start = t;
     const DmaOutcome o = handle_dma(rq, t);
     translation_ps_.record(t - start);
+    translation_ps += t - start;
+    const Ps translated = t;
     if (!o.ok) {
       if (attrs) attrs->response = o.abort_silently ? IommuResponse::Aborted : IommuResponse::Fault;
       p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
@@ -132,6 +136,7 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
       t = now + to_ps(d);
       ok = p.get_response_status() == tlm::TLM_OK_RESPONSE;
     }
+    memory_ps += t - translated;
     if (observer_) observer_->dma_completed(rq, o, issued, t);
     done += piece;
   }
@@ -141,6 +146,7 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
   p.set_data_length(len);
   p.set_streaming_width(width);
   inflight.set_end(t);
+  if (attrs) { attrs->translation_ps = translation_ps; attrs->memory_ps = memory_ps; }
   delay = from_ps(t - now);
 }
 
