@@ -70,7 +70,7 @@ void IommuBlock::mmio_b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time&
 }
 
 void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-  const Ps now = now_ps();
+  Ps now = now_ps();
   Ps t = now + to_ps(delay);
   DmaAttributes* attrs = nullptr;
   p.get_extension(attrs);
@@ -101,13 +101,21 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
   const uint64_t input = p.get_address();
   const unsigned len = p.get_data_length(), width = p.get_streaming_width();
   unsigned char* const data = p.get_data_ptr();
-  // A barrier orders every DMA begun before the last invalidation, until it completes.
   const Ps issued = t;
-  InflightRequest inflight(engine_);
-  rq.epoch = inflight.epoch();
   bool ok = true;
   Ps translation_ps = 0, memory_ps = 0;
   for (unsigned done = 0; ok && done < len;) {
+    // A page after the first starts when the one before it has completed: the requester
+    // synchronises there, so no request runs more than a page ahead of simulated time and
+    // a barrier waits for the pages begun before its invalidation, not for the rest of a
+    // long DMA.
+    if (done) {
+      wait_until(t);
+      now = now_ps();
+    }
+    // A barrier orders every page begun before the last invalidation, until it completes.
+    InflightRequest inflight(engine_);
+    rq.epoch = inflight.epoch();
     const uint64_t addr = input + done;
     const unsigned piece = unsigned(std::min<uint64_t>(len - done, kPageBytes - (addr & (kPageBytes - 1))));
     rq.input = addr;
@@ -120,6 +128,7 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
       if (attrs) attrs->response = o.abort_silently ? IommuResponse::Aborted : IommuResponse::Fault;
       p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
       if (observer_) observer_->dma_completed(rq, o, issued, t);
+      inflight.set_end(t);
       break;
     }
     if (attrs) attrs->response = IommuResponse::Ok;
@@ -138,6 +147,7 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
     }
     memory_ps += t - translated;
     if (observer_) observer_->dma_completed(rq, o, issued, t);
+    inflight.set_end(t);
     done += piece;
   }
   // The initiator sees its own payload back.
@@ -145,7 +155,6 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
   p.set_data_ptr(data);
   p.set_data_length(len);
   p.set_streaming_width(width);
-  inflight.set_end(t);
   if (attrs) { attrs->translation_ps = translation_ps; attrs->memory_ps = memory_ps; }
   delay = from_ps(t - now);
 }

@@ -14,7 +14,8 @@ RootComplex::RootComplex(sc_core::sc_module_name name, const LinkConfig& cfg)
 }
 
 void RootComplex::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-  const Ps now = common::now_ps(), issued = now + common::to_ps(delay);
+  Ps now = common::now_ps();
+  const Ps issued = now + common::to_ps(delay);
   common::DmaAttributes* attrs = nullptr;
   p.get_extension(attrs);
   const LinkConfig& c = link_.config();
@@ -27,6 +28,13 @@ void RootComplex::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time
   uint64_t translation_ps = 0, memory_ps = 0;
   p.set_response_status(tlm::TLM_OK_RESPONSE);
   for (unsigned offset = 0; offset < len;) {
+    // A page after the first goes when its requests may start: synchronise there, so no
+    // request runs more than a page ahead of simulated time (the IOMMU's barriers then
+    // wait for the pages begun before an invalidation, not the rest of a long DMA).
+    if (offset) {
+      common::wait_until(next_request);
+      now = common::now_ps();
+    }
     const uint64_t addr = input + offset;
     const unsigned piece = unsigned(std::min<uint64_t>(len - offset, kPageBytes - addr % kPageBytes));
     const Link::Delivery up = write ? link_.send(Direction::Up, TlpType::Posted, posted_writes(c, addr, piece), next_request)

@@ -9,7 +9,8 @@
 // IOMMU (`to_iommu`) one rc latency after its last TLP arrived, and a read's completions,
 // split at RCB boundaries, go downstream one rc latency after the memory access ended. The
 // pages are pipelined: a page's requests follow the previous page's on the wire without
-// waiting for its data. The DMA completes when its last page has (for a write, when the
+// waiting for its data; the device's thread synchronises before each page after the first,
+// so nothing runs more than a page ahead. The DMA completes when its last page has (for a write, when the
 // memory has taken its data). A page the IOMMU refuses ends the DMA; a read gets one
 // completion without data for it (Unsupported Request / Completer Abort, §2.3.2).
 // The DmaAttributes extension carries back the translation and memory time of the page

@@ -302,7 +302,8 @@ struct Device : sc_core::sc_module {
     SC_THREAD(run);
   }
   void run() { script(*this); }
-  // One DMA at the current time; returns its annotated completion and the extension.
+  // One DMA at the current time (0 in these tests); returns its annotated completion time
+  // (the root complex may have waited between pages) and the extension.
   Ps dma(bool write, uint64_t addr, std::vector<unsigned char>& buf, DmaAttributes*& ext) {
     tlm::tlm_generic_payload p;
     ext = new DmaAttributes;
@@ -318,7 +319,7 @@ struct Device : sc_core::sc_module {
     last_addr = p.get_address();
     last_len = p.get_data_length();
     p.clear_extension(ext);
-    return iommusim::common::to_ps(d);
+    return iommusim::common::now_ps() + iommusim::common::to_ps(d);
   }
   tlm::tlm_response_status last_status = tlm::TLM_INCOMPLETE_RESPONSE;
   uint64_t last_addr = 0, last_len = 0;
