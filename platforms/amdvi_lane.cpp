@@ -74,7 +74,7 @@ const Section<driver::AmdViDriverConfig>& driver_keys() {
   return keys;
 }
 
-std::unique_ptr<IommuLane> make(const ConfigReader& s, const ConfigReader& d, const ConfigReader& t,
+std::unique_ptr<IommuLane> make(const ConfigReader& s, const ConfigReader& d, const ConfigReader&,
                                 const LaneSettings& settings) {
   amdvi::AmdViConfig m = model_keys().read(s);
   seed_caches(settings.seed * 13, {&m.dte_cache, &m.gcr3_cache, &m.translation.iotlb, &m.translation.s1_walk_cache,
@@ -83,11 +83,13 @@ std::unique_ptr<IommuLane> make(const ConfigReader& s, const ConfigReader& d, co
   const driver::AmdViDriverConfig dc = read_driver_config(driver_keys(), d, settings);
   if (dc.glx > m.caps.glx_sup) d.fail("glx", "exceeds iommu.amdvi.glx_sup");
 
-  if (settings.traffic.requester_id >= dc.device_table_entries)
-    t.fail("requester_id", "beyond the AMD device table (driver.amdvi.device_table_entries)");
-  if (settings.traffic.pasid_valid &&
-      (!amdvi::gcr3_pasid_fits(settings.traffic.pasid, dc.glx) || (settings.traffic.pasid >> m.caps.pasid_bits())))
-    t.fail("pasid", "beyond the AMD GCR3 table (driver.amdvi.glx) or EFR.PASmax");
+  for (const EndpointSettings& e : settings.endpoints) {
+    if (e.config.requester_id >= dc.device_table_entries)
+      e.fail("requester_id", "beyond the AMD device table (driver.amdvi.device_table_entries)");
+    if (e.config.pasid_valid &&
+        (!amdvi::gcr3_pasid_fits(e.config.pasid, dc.glx) || (e.config.pasid >> m.caps.pasid_bits())))
+      e.fail("pasid", "beyond the AMD GCR3 table (driver.amdvi.glx) or EFR.PASmax");
+  }
   return std::make_unique<AmdViLane>(settings, m, dc);
 }
 

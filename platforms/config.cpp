@@ -82,8 +82,9 @@ void merge_checked(json& base, const json& user, const std::string& path) {
     auto b = base.find(it.key());
     if (b == base.end()) throw ConfigError(p + ": unknown key");
     if (b->is_object()) { merge_checked(*b, *it, p); continue; }
+    // A list replaces the default's whole; its elements are checked when it is read.
     const bool same = (b->is_number() && it->is_number()) || (b->is_boolean() && it->is_boolean()) ||
-                      (b->is_string() && it->is_string());
+                      (b->is_string() && it->is_string()) || (b->is_array() && it->is_array());
     if (!same) throw ConfigError(p + ": expected " + std::string(kind(*b)) + ", got " + kind(*it));
     *b = *it;
   }
@@ -178,6 +179,12 @@ int64_t ConfigReader::signed_integer(const std::string& key, int64_t min, int64_
   const int64_t i = v.get<int64_t>();
   if (i < min || i > max) fail(key, "value " + std::to_string(i) + " out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]");
   return i;
+}
+
+const json& ConfigReader::list(const std::string& key) const {
+  const json& v = at(key);
+  if (!v.is_array()) fail(key, "expected a list (a JSON array)");
+  return v;
 }
 
 bool ConfigReader::boolean(const std::string& key) const {

@@ -39,6 +39,8 @@ class ConfigReader {
   bool boolean(const std::string& key) const;
   std::string string(const std::string& key) const;
   std::string choice(const std::string& key, const std::vector<std::string>& allowed) const;
+  // A list; its elements are read by the caller, with paths like "key[2]".
+  const nlohmann::json& list(const std::string& key) const;
   [[noreturn]] void fail(const std::string& key, const std::string& why) const;
   // An error about the section as a whole ("iommu.smmuv3: ...").
   [[noreturn]] void fail_here(const std::string& why) const;

@@ -13,6 +13,7 @@ const char* to_string(KeyType t) {
     case KeyType::Integer: return "integer";
     case KeyType::Number: return "number";
     case KeyType::String: return "string";
+    case KeyType::List: return "list";
     case KeyType::Section: return "section";
   }
   return "?";

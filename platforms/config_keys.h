@@ -31,7 +31,7 @@
 
 namespace iommusim::platforms {
 
-enum class KeyType { Boolean, Integer, Number, String, Section };
+enum class KeyType { Boolean, Integer, Number, String, List, Section };   // List: of objects
 const char* to_string(KeyType t);
 
 // What the schema, the default config and the docs know of one key, or of a section.

@@ -24,6 +24,15 @@
 
 namespace iommusim::platforms {
 
+// One endpoint of a lane: its traffic and where its keys are ("traffic", or
+// "traffic.endpoints[2]" for the third of several), for messages.
+struct EndpointSettings {
+  traffic::EndpointConfig config;
+  std::string path;
+  // A ConfigError naming <path>.<key>.
+  [[noreturn]] void fail(const std::string& key, const std::string& why) const { throw ConfigError(path + "." + key + ": " + why); }
+};
+
 // What every lane's factory is given besides its own config sections.
 struct LaneSettings {
   std::string name;                 // SystemC name prefix of the lane's modules
@@ -31,7 +40,7 @@ struct LaneSettings {
   uint64_t seed = 1;
   driver::DriverTiming timing;      // driver.* (shared keys)
   driver::DriverMemory pools;       // where the driver keeps tables, computed by the System
-  traffic::EndpointConfig traffic;  // what the lane's endpoint will send
+  std::vector<EndpointSettings> endpoints;   // what the lane's endpoints will send (at least one)
   bool oracle = true;               // sim.oracle: check every DMA against the driver's mappings
 };
 
@@ -71,8 +80,11 @@ class IommuLane {
   virtual std::string vendor() const = 0;
   virtual driver::IommuDriver& driver() = 0;
   virtual const driver::IommuDriver& driver() const = 0;
-  // Connects the model's memory initiator to the lane's memory and the endpoint to the model.
-  virtual void bind(traffic::Endpoint& endpoint) = 0;
+  // Connects the model's memory initiator to the lane's memory and the driver to the model.
+  virtual void bind() = 0;
+  // Connects a requester (an endpoint, or the root complex in front of the model) to its
+  // DMA port; several may be.
+  virtual void bind_requester(tlm::tlm_initiator_socket<>& requester) = 0;
   virtual void register_stats(common::StatRegistry& reg, const std::string& prefix) const = 0;
   // Translation "bypass": let every request through untranslated, the vendor's way.
   virtual driver::Status bypass_all() = 0;
@@ -110,12 +122,12 @@ class ModelLane : public IommuLane {
 
   driver::IommuDriver& driver() override { return drv_; }
   const driver::IommuDriver& driver() const override { return drv_; }
-  void bind(traffic::Endpoint& endpoint) override {
-    endpoint.socket.bind(iommu_.dma);
+  void bind() override {
     iommu_.mem.bind(memory_.socket);
     iommu_.set_direct_memory(&memory_);   // DMI-style: the same memory, without payloads
     drv_.mmio.bind(iommu_.mmio);
   }
+  void bind_requester(tlm::tlm_initiator_socket<>& requester) override { requester.bind(iommu_.dma); }
   void register_stats(common::StatRegistry& reg, const std::string& p) const override {
     iommu_.register_stats(reg, p + ".iommu");
     drv_.register_stats(reg, p + ".driver");

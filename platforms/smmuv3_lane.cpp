@@ -66,7 +66,7 @@ const Section<driver::Smmuv3DriverConfig>& driver_keys() {
   return keys;
 }
 
-std::unique_ptr<IommuLane> make(const ConfigReader& s, const ConfigReader& d, const ConfigReader& t,
+std::unique_ptr<IommuLane> make(const ConfigReader& s, const ConfigReader& d, const ConfigReader&,
                                 const LaneSettings& settings) {
   smmuv3::Smmuv3Config m = model_keys().read(s);
   seed_caches(settings.seed * 11, {&m.config_cache, &m.translation.iotlb, &m.translation.s1_walk_cache,
@@ -75,10 +75,12 @@ std::unique_ptr<IommuLane> make(const ConfigReader& s, const ConfigReader& d, co
   const driver::Smmuv3DriverConfig dc = read_driver_config(driver_keys(), d, settings);
   if (dc.stream_table_log2 > m.sid_bits) d.fail("stream_table_log2", "exceeds iommu.smmuv3.sid_bits");
 
-  if (settings.traffic.requester_id >> dc.stream_table_log2)
-    t.fail("requester_id", "beyond the SMMUv3 stream table (driver.smmuv3.stream_table_log2)");
-  if (settings.traffic.pasid_valid && settings.traffic.pasid >> dc.cd_table_log2)
-    t.fail("pasid", "beyond the SMMUv3 CD table (" + std::to_string(1u << dc.cd_table_log2) + " SubstreamIDs)");
+  for (const EndpointSettings& e : settings.endpoints) {
+    if (e.config.requester_id >> dc.stream_table_log2)
+      e.fail("requester_id", "beyond the SMMUv3 stream table (driver.smmuv3.stream_table_log2)");
+    if (e.config.pasid_valid && e.config.pasid >> dc.cd_table_log2)
+      e.fail("pasid", "beyond the SMMUv3 CD table (" + std::to_string(1u << dc.cd_table_log2) + " SubstreamIDs)");
+  }
   return std::make_unique<Smmuv3Lane>(settings, m, dc);
 }
 

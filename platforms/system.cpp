@@ -17,7 +17,9 @@
 #include "models/memory/sparse_memory.h"
 #include "platforms/config.h"
 #include "platforms/config_keys.h"
+#include "models/pcie/root_complex.h"
 #include "platforms/iommu_lane.h"
+#include "platforms/pcie_keys.h"
 #include "platforms/progress.h"
 #include "platforms/stress_workload.h"
 #include "traffic/endpoint.h"
@@ -39,7 +41,10 @@ struct Params {
   std::vector<std::string> vendors;
   driver::DriverTiming timing;
   driver::DriverMemory pools;
-  traffic::EndpointConfig ep;
+  traffic::EndpointConfig ep;                  // traffic.*: the lane's endpoint, or what the listed ones start from
+  std::vector<traffic::EndpointConfig> listed;  // traffic.endpoints
+  std::vector<EndpointSettings> eps;            // the lane's endpoints: `ep`, or the listed ones
+  PcieSettings pcie;
   uint64_t guest_ram_pa = 0, guest_ram_bytes = 0, buffer_ipa = 0, s2_page = 0, s1_page = 0;
   uint64_t unmap_interval_ns = 0, churn_pages = 0, domain_every = 0, extra_pasids = 0;
   bool oracle = false;
@@ -181,12 +186,74 @@ Section<traffic::EndpointConfig> traffic_keys() {
       .integer("window_bytes", &E::window_bytes, 32ull << 20, 4096, 1ull << 40, "bytes", "size of the DMA window")
       .integer("stride_bytes", &E::stride_bytes, 4096, 1, 1ull << 40, "bytes",
                "distance between consecutive DMAs of the strided pattern")
-      .integer("transfer_bytes", &E::transfer_bytes, 64, 1, 4096, "bytes", "size of each DMA")
+      .integer("transfer_bytes", &E::transfer_bytes, 64, 1, traffic::kMaxTransferBytes, "bytes",
+               "size of each DMA; beyond 4096 it spans pages, translated one by one")
       .number("read_fraction", &E::read_fraction, 0.7, 0, 1, "", "share of DMAs that are reads")
       .number("issue_gap_ns", &E::issue_gap_ns, 0, 0, 1e9, "ns", "least time between issues of one slot")
-      .integer("transactions", &E::total_transactions, 100000, 1, 1ull << 40, "DMAs", "DMAs per lane")
+      .integer("transactions", &E::total_transactions, 100000, 1, 1ull << 40, "DMAs",
+               "DMAs per lane (per endpoint, with traffic.endpoints)")
       .number("clock_mhz", &E::clock_mhz, 250, 1, 100000, "MHz", "endpoint clock")
       .check("", [](const E& e) { return traffic::validate(e); });
+}
+
+// The traffic keys an element of traffic.endpoints may change; the window (which the
+// lane's driver maps once) is shared by every endpoint.
+const std::vector<std::string>& per_endpoint_keys() {
+  static const std::vector<std::string> keys{"requester_id", "pasid",          "outstanding", "pattern",
+                                             "stride_bytes", "transfer_bytes", "read_fraction", "issue_gap_ns",
+                                             "transactions", "clock_mhz"};
+  return keys;
+}
+
+std::string per_endpoint_list() {
+  std::string list;
+  for (const std::string& k : per_endpoint_keys()) list += (list.empty() ? "" : ", ") + k;
+  return list;
+}
+
+// Each element: the traffic keys above, changed by the element's own.
+void read_endpoints(const ConfigReader& r, P& p) {
+  const json& list = r.list("endpoints");
+  const Section<traffic::EndpointConfig> keys = traffic_keys();
+  const json base = keys.write(p.ep);
+  p.listed.clear();
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string where = r.path("endpoints") + "[" + std::to_string(i) + "]";
+    const ConfigReader element(list[i], where);
+    if (!list[i].is_object()) element.fail_here("expected an object (the traffic keys this endpoint changes)");
+    json merged = base;
+    for (auto it = list[i].begin(); it != list[i].end(); ++it) {
+      const auto& own = per_endpoint_keys();
+      if (std::find(own.begin(), own.end(), it.key()) == own.end())
+        element.fail(it.key(), base.contains(it.key()) ? "shared by every endpoint of a lane: set traffic." + it.key()
+                                                       : "unknown key (an endpoint may set " + per_endpoint_list() + ")");
+      merged[it.key()] = *it;
+    }
+    traffic::EndpointConfig e = p.ep;
+    keys.read(ConfigReader(merged, where), e);
+    p.listed.push_back(e);
+  }
+}
+
+json write_endpoints(const P& p) {
+  json list = json::array();
+  for (const traffic::EndpointConfig& e : p.listed) {
+    const json all = traffic_keys().write(e);
+    json mine = json::object();
+    for (const std::string& k : per_endpoint_keys()) mine[k] = all[k];
+    list.push_back(mine);
+  }
+  return list;
+}
+
+Section<P> traffic_run_keys() {
+  return Section<P>("What each lane's PCIe endpoints send (traffic/endpoint.h); every lane gets the same.",
+                    StructDefaults::Own)
+      .embed(&P::ep, traffic_keys())
+      .custom(value_key("endpoints", KeyType::List, json::array(), "list of objects", "",
+                        "several endpoints per lane, each an object holding the keys above it changes (" +
+                            per_endpoint_list() + "); they share the window. Empty: one endpoint"),
+              read_endpoints, write_endpoints);
 }
 
 Section<P> workload_keys() {
@@ -214,7 +281,8 @@ const Section<P>& run_keys() {
                                      .section("iommu", iommu_keys())
                                      .section("driver", &P::timing, driver_timing_keys())
                                      .section("platform", platform_keys())
-                                     .section("traffic", &P::ep, traffic_keys())
+                                     .section("traffic", traffic_run_keys())
+                                     .section("pcie", &P::pcie, pcie_keys())
                                      .section("workload", workload_keys());
   return keys;
 }
@@ -234,6 +302,26 @@ Params read_params(const json& j) {
   p.ep.seed = p.seed;
   const ConfigReader m = root.section("memory"), pl = root.section("platform"), t = root.section("traffic"),
                      w = root.section("workload");
+  // The lane's endpoints; the k-th has seed + k, so they differ from each other but every
+  // lane sees the same traffic.
+  if (p.listed.empty()) p.eps.push_back({p.ep, "traffic"});
+  for (size_t i = 0; i < p.listed.size(); ++i) {
+    p.eps.push_back({p.listed[i], "traffic.endpoints[" + std::to_string(i) + "]"});
+    p.eps.back().config.seed = p.seed + i;
+  }
+  uint64_t total = 0;
+  for (size_t i = 0; i < p.eps.size(); ++i) {
+    const EndpointSettings& e = p.eps[i];
+    total += e.config.total_transactions;
+    for (size_t j = 0; j < i; ++j)
+      if (p.eps[j].config.requester_id == e.config.requester_id)
+        e.fail("requester_id", "already used by " + p.eps[j].path + " (each endpoint has its own)");
+    if (e.config.pasid_valid && p.translation == "s2")
+      e.fail("pasid", "with translation s2 the DMA domain attaches to the RID, not a PASID (use -1)");
+    if (p.extra_pasids && e.config.pasid_valid && e.config.pasid <= p.extra_pasids)
+      e.fail("pasid", "collides with workload.extra_pasids (PASIDs 1.." + std::to_string(p.extra_pasids) + ")");
+  }
+  if (p.stress && p.eps.size() > 1) t.fail("endpoints", "workload.mode = stress drives one endpoint");
 
   // A completion barrier waits for the walks an invalidation overtook (a cold nested walk
   // is 24 reads) and for its own queue reads and status write: with slow memory it cannot
@@ -256,9 +344,9 @@ Params read_params(const json& j) {
     pl.fail("guest_ram_pa", "overlaps the host table pool at 0x100000000 (platform.table_pool_bytes)");
 
   if (p.ep.window_base % p.s1_page || p.ep.window_bytes % p.s1_page) t.fail("window_iova", "window must be aligned to platform.stage1_page_bytes");
-  if (p.warmup >= p.ep.total_transactions)
-    root.section("sim").fail("warmup_transactions", "must be less than traffic.transactions (" +
-                                                         std::to_string(p.ep.total_transactions) + "), or 0 for no warm-up");
+  if (p.warmup >= total)
+    root.section("sim").fail("warmup_transactions", "must be less than the DMAs of a lane (traffic.transactions: " +
+                                                         std::to_string(total) + "), or 0 for no warm-up");
 
   if (p.stress && p.translation == "bypass") w.fail("mode", "stress needs translation s1, s2 or nested");
   if (p.stress && p.extra_pasids) w.fail("extra_pasids", "not with workload.mode = stress");
@@ -271,10 +359,6 @@ Params read_params(const json& j) {
     t.fail("window_bytes", "with workload.mixed_leaves the window must be a multiple of 2 MiB");
   if (p.extra_pasids && (p.translation == "s2" || p.translation == "bypass"))
     w.fail("extra_pasids", "needs translation s1 or nested (a stage-2 domain attaches to a RID, not a PASID)");
-  if (p.ep.pasid_valid && p.translation == "s2")
-    t.fail("pasid", "with translation s2 the DMA domain attaches to the RID, not a PASID (use -1)");
-  if (p.extra_pasids && p.ep.pasid_valid && p.ep.pasid <= p.extra_pasids)
-    t.fail("pasid", "collides with workload.extra_pasids (PASIDs 1.." + std::to_string(p.extra_pasids) + ")");
   if (p.translation == "s2") {
     // The device addresses IPAs directly; the window and churn region are guest RAM.
     if (p.ep.window_base % p.s2_page || p.ep.window_bytes % p.s2_page)
@@ -315,12 +399,17 @@ const KeyInfo& config_schema() {
   return schema;
 }
 
-// One vendor's slice of the run: its memory, IOMMU + driver, endpoint and workload state.
+// One vendor's slice of the run: its memory, IOMMU + driver, endpoints, root complex (with
+// pcie.enabled) and workload state.
 struct Lane {
   std::string vendor;
   std::unique_ptr<memory::SparseMemory> memory;
   std::unique_ptr<IommuLane> iommu;
-  std::unique_ptr<traffic::Endpoint> endpoint;
+  std::unique_ptr<pcie::RootComplex> root_complex;
+  std::vector<std::unique_ptr<traffic::Endpoint>> endpoints;
+  std::unique_ptr<traffic::DmaStats> totals;   // several endpoints: all of theirs, as <vendor>.endpoint
+  std::vector<std::string> endpoint_stats;     // each endpoint's stats prefix after <vendor>., then the totals'
+  sc_core::sc_event_or_list endpoint_done;     // any endpoint finished
   sc_core::sc_event go;
   driver::DomainId dma_domain = 0;
   std::unique_ptr<StressWorkload> stress;
@@ -334,6 +423,17 @@ struct Lane {
   uint64_t events_from = 0;
   std::string failure;
   bool finished = false;
+
+  bool traffic_done() const {
+    for (auto& e : endpoints)
+      if (!e->done()) return false;
+    return true;
+  }
+  uint64_t completed() const {
+    uint64_t n = 0;
+    for (auto& e : endpoints) n += e->completed();
+    return n;
+  }
 };
 
 // The workload: per lane, sets the platform up through the driver, starts the traffic, and
@@ -358,18 +458,25 @@ struct System::Impl : sc_core::sc_module {
       ls.seed = p.seed;
       ls.timing = p.timing;
       ls.pools = p.pools;
-      ls.traffic = p.ep;
+      ls.endpoints = p.eps;
       ls.oracle = p.oracle;
       l.iommu = make_lane(v, root.section("iommu"), root.section("driver"), root.section("traffic"), ls);
-      l.endpoint = std::make_unique<traffic::Endpoint>((v + "_endpoint").c_str(), p.ep);
-      l.iommu->bind(*l.endpoint);
-      l.endpoint->start(l.go);
+      l.iommu->bind();
       l.memory->register_stats(reg, v + ".memory");
       l.iommu->register_stats(reg, v);
-      l.endpoint->register_stats(reg, v + ".endpoint");
+      if (p.pcie.enabled) {
+        l.root_complex = std::make_unique<pcie::RootComplex>((v + "_root_complex").c_str(), p.pcie.link);
+        l.iommu->bind_requester(l.root_complex->to_iommu);
+        l.root_complex->register_stats(reg, v + ".pcie");
+      }
+      add_endpoints(l);
       reg.add(v + ".workload.unmaps", l.unmaps, "count", "strict unmap operations (PTE clear + range invalidation + sync)");
       reg.add(v + ".workload.domain_flushes", l.domain_flushes, "count", "whole-domain invalidations");
-      if (p.warmup) l.endpoint->on_completed(p.warmup, [this, &l] { end_warmup(l); });
+      if (p.warmup) {
+        auto end = [this, &l] { end_warmup(l); };
+        if (l.totals) l.totals->on_completed(p.warmup, end);
+        else l.endpoints.front()->on_completed(p.warmup, end);
+      }
       if (p.stress) {
         StressConfig sc;
         sc.translation = p.translation;
@@ -394,6 +501,30 @@ struct System::Impl : sc_core::sc_module {
     SC_THREAD(progress);
   }
 
+  // The lane's endpoints, each bound to the root complex or straight to the IOMMU. One
+  // endpoint's stats are <vendor>.endpoint.*; several have <vendor>.endpoint.ep<k>.* each
+  // and their totals as <vendor>.endpoint.*.
+  void add_endpoints(Lane& l) {
+    const bool several = p.eps.size() > 1;
+    if (several) l.totals = std::make_unique<traffic::DmaStats>();
+    for (size_t i = 0; i < p.eps.size(); ++i) {
+      const std::string k = several ? std::to_string(i) : "";
+      auto e = std::make_unique<traffic::Endpoint>((l.vendor + "_endpoint" + k).c_str(), p.eps[i].config);
+      if (l.root_complex) e->socket.bind(l.root_complex->from_devices);
+      else l.iommu->bind_requester(e->socket);
+      e->start(l.go);
+      if (l.totals) e->also_count_in(*l.totals);
+      l.endpoint_done |= e->done_event();
+      l.endpoint_stats.push_back(several ? "endpoint.ep" + k : "endpoint");
+      e->register_stats(reg, l.vendor + "." + l.endpoint_stats.back());
+      l.endpoints.push_back(std::move(e));
+    }
+    if (l.totals) {
+      l.endpoint_stats.push_back("endpoint");
+      l.totals->register_stats(reg, l.vendor + ".endpoint");
+    }
+  }
+
   // Where the DMA domain maps an IOVA of the window or churn region: a PA (s1), an IPA
   // (nested) or, for s2, the PA that guest RAM backs the IPA with.
   uint64_t dma_target(uint64_t iova) const {
@@ -415,9 +546,8 @@ struct System::Impl : sc_core::sc_module {
     driver::IommuDriver& drv = l.iommu->driver();
     if (!check(l, drv.init(), "driver init")) return false;
     std::string why;
-    const std::optional<uint32_t> pasid = p.ep.pasid_valid ? std::optional<uint32_t>(p.ep.pasid) : std::nullopt;
     const uint64_t span = p.ep.window_bytes + churn_units(p) * churn_unit(p);
-    if (l.stress) return check(l, l.stress->setup(p.ep.requester_id, pasid), "stress setup");
+    if (l.stress) return check(l, l.stress->setup(p.ep.requester_id, pasid_of(p.ep)), "stress setup");
     if (p.translation == "bypass") {
       if (!check(l, l.iommu->bypass_all(), "bypass")) return false;
       if (auto* o = l.iommu->oracle()) o->set_bypass(true);
@@ -431,21 +561,21 @@ struct System::Impl : sc_core::sc_module {
       if (p.translation == "s2") {
         // Device IOVA = IPA: map the window onto the buffers directly through stage 2.
         l.dma_domain = *s2;
-        return check(l, drv.attach(p.ep.requester_id, std::nullopt, *s2), "attach");
+        return attach_endpoints(l);
       }
       auto s1 = drv.create_domain(DomainKind::Nested, *s2, &why);
       if (!s1) return check(l, driver::Status::fail(why), "create nested domain");
       if (!check(l, drv.map(*s1, p.ep.window_base, dma_target(p.ep.window_base), span, {}, p.s1_page), "map DMA window"))
         return false;
       l.dma_domain = *s1;
-      return check(l, drv.attach(p.ep.requester_id, pasid, *s1), "attach") && attach_extra_pasids(l);
+      return attach_endpoints(l);
     }
     auto s1 = drv.create_domain(DomainKind::Stage1, std::nullopt, &why);
     if (!s1) return check(l, driver::Status::fail(why), "create stage-1 domain");
     if (!check(l, drv.map(*s1, p.ep.window_base, dma_target(p.ep.window_base), span, {}, p.s1_page), "map DMA window"))
       return false;
     l.dma_domain = *s1;
-    return check(l, drv.attach(p.ep.requester_id, pasid, *s1), "attach") && attach_extra_pasids(l);
+    return attach_endpoints(l);
   }
 
   // The lane's statistics count afresh from here, except the oracle's, which judge every DMA.
@@ -457,18 +587,26 @@ struct System::Impl : sc_core::sc_module {
     l.events_from = l.iommu->events_recorded();
   }
 
-  // The same domain also attached through PASIDs 1..N of the device (an SVA-like fan-out):
-  // vendors that tag entries by PASID must invalidate each one.
-  bool attach_extra_pasids(Lane& l) {
-    for (uint32_t pasid = 1; pasid <= p.extra_pasids; ++pasid)
-      if (!check(l, l.iommu->driver().attach(p.ep.requester_id, pasid, l.dma_domain), "attach extra PASID")) return false;
+  static std::optional<uint32_t> pasid_of(const traffic::EndpointConfig& e) {
+    return e.pasid_valid ? std::optional<uint32_t>(e.pasid) : std::nullopt;
+  }
+
+  // Every endpoint to the DMA domain through its RID (and PASID). The same domain is also
+  // attached through PASIDs 1..N of each device (an SVA-like fan-out): vendors that tag
+  // entries by PASID must invalidate each one.
+  bool attach_endpoints(Lane& l) {
+    driver::IommuDriver& drv = l.iommu->driver();
+    for (const EndpointSettings& e : p.eps) {
+      if (!check(l, drv.attach(e.config.requester_id, pasid_of(e.config), l.dma_domain), "attach")) return false;
+      for (uint32_t pasid = 1; pasid <= p.extra_pasids; ++pasid)
+        if (!check(l, drv.attach(e.config.requester_id, pasid, l.dma_domain), "attach extra PASID")) return false;
+    }
     return true;
   }
 
   void workload(Lane& l) {
     if (!setup(l)) return;
     driver::IommuDriver& drv = l.iommu->driver();
-    traffic::Endpoint& endpoint = *l.endpoint;
     l.traffic_start = sc_core::sc_time_stamp();
     l.go.notify(sc_core::SC_ZERO_TIME);
     // The churn region follows the DMA window; it is unmapped and remapped one leaf at a
@@ -477,10 +615,10 @@ struct System::Impl : sc_core::sc_module {
     const uint64_t churn_iova = p.ep.window_base + p.ep.window_bytes;
     const uint64_t units = churn_units(p);
     uint64_t op = 0, events_drained_at = 0;
-    while (!endpoint.done()) {
-      if (p.unmap_interval_ns == 0 || (l.dma_domain == 0 && !l.stress)) { sc_core::wait(endpoint.done_event()); break; }
-      sc_core::wait(sc_core::sc_time(double(p.unmap_interval_ns), sc_core::SC_NS), endpoint.done_event());
-      if (endpoint.done()) break;
+    while (!l.traffic_done()) {
+      if (p.unmap_interval_ns == 0 || (l.dma_domain == 0 && !l.stress)) { sc_core::wait(l.endpoint_done); continue; }
+      sc_core::wait(sc_core::sc_time(double(p.unmap_interval_ns), sc_core::SC_NS), l.endpoint_done);
+      if (l.traffic_done()) break;
       ++op;
       // Stands in for the fault interrupt: the driver's handler runs only when records arrive.
       if (l.iommu->events_recorded() != events_drained_at) {
@@ -513,14 +651,15 @@ struct System::Impl : sc_core::sc_module {
     if (!p.progress || !isatty(STDERR_FILENO)) return;
     const auto start = std::chrono::steady_clock::now();
     auto last = start;
-    const uint64_t total = p.ep.total_transactions * lanes.size();
+    uint64_t total = 0;
+    for (const EndpointSettings& e : p.eps) total += e.config.total_transactions * lanes.size();
     for (;;) {
       sc_core::wait(sc_core::sc_time(20, sc_core::SC_US));
       auto now = std::chrono::steady_clock::now();
       if (now - last < std::chrono::milliseconds(500)) continue;
       last = now;
       uint64_t done = 0;
-      for (auto& l : lanes) done += l->endpoint->completed();
+      for (auto& l : lanes) done += l->completed();
       const std::string line = progress_text(done, total, std::chrono::duration<double>(now - start).count(), "DMAs");
       std::fprintf(stderr, "\r  %s, at %.1f us simulated\x1b[K", line.c_str(), sc_core::sc_time_stamp().to_seconds() * 1e6);
       std::fflush(stderr);
@@ -614,7 +753,7 @@ RunResult System::run() {
         l->failure = "did not finish: simulated time reached sim.max_sim_time_us (" + fmt(s.p.max_sim_time_us) + " us)";
       else
         l->failure = "did not finish: the simulation ran out of events at " + at_us + " us";
-      l->failure += " after " + std::to_string(l->endpoint->completed()) + " DMAs";
+      l->failure += " after " + std::to_string(l->completed()) + " DMAs";
     }
     // A lane stopped during its traffic: its traffic time runs to the stop.
     if (!l->finished && l->traffic_start != sc_core::SC_ZERO_TIME && l->traffic_end == sc_core::SC_ZERO_TIME)
@@ -660,6 +799,24 @@ RunResult System::run() {
                       "when the lane's warm-up (sim.warmup_transactions) ended: its other stats, except the oracle's, count from here");
     for (auto& c : l.iommu->caches())
       s.reg.set_value(l.vendor + ".iommu." + c.name + ".hit_rate", hit_rate(l, c.name), "ratio", c.name + " hits / lookups");
+    // Bytes per nanosecond times 8: Gb/s.
+    auto gbps = [&](const std::string& stat) { return t_ns > 0 ? double(count(l, stat)) * 8 / t_ns : 0; };
+    for (const std::string& e : l.endpoint_stats) {
+      s.reg.set_value(l.vendor + "." + e + ".up_bandwidth", gbps(e + ".up_bytes"), "Gb/s",
+                      "data successful writes moved from the device to memory, over the traffic time");
+      s.reg.set_value(l.vendor + "." + e + ".down_bandwidth", gbps(e + ".down_bytes"), "Gb/s",
+                      "data successful reads moved from memory to the device, over the traffic time");
+    }
+    if (l.root_complex) {
+      for (const std::string dir : {"up", "down"}) {
+        const std::string pre = l.vendor + ".pcie." + dir;
+        s.reg.set_value(pre + ".bandwidth", gbps("pcie." + dir + ".payload_bytes"), "Gb/s",
+                        "TLP payload carried " + dir + "stream, over the traffic time");
+        const double busy_ns = double(pcie::serialise_ps(s.p.pcie.link, count(l, "pcie." + dir + ".wire_bytes"))) / 1000;
+        s.reg.set_value(pre + ".utilisation", t_ns > 0 ? busy_ns / t_ns : 0, "ratio",
+                        "share of the traffic time the " + dir + "stream wire was busy (TLPs and DLLPs)");
+      }
+    }
   }
   r.stats = s.reg.to_json();
 
@@ -668,6 +825,20 @@ RunResult System::run() {
     return std::to_string(count(l, "endpoint.faults")) + " / " + std::to_string(count(l, "endpoint.errors"));
   });
   per_lane("simulated time (us)", [&](const Lane& l) { return fmt(sim_ns(l) / 1000.0); });
+  if (s.p.pcie.enabled) {
+    auto value = [&](const Lane& l, const std::string& stat) { return s.reg.value(l.vendor + "." + stat); };
+    per_lane("PCIe payload up / down (Gb/s)", [&](const Lane& l) {
+      return fmt(value(l, "pcie.up.bandwidth"), 2) + " / " + fmt(value(l, "pcie.down.bandwidth"), 2);
+    });
+    per_lane("  wire busy up / down", [&](const Lane& l) {
+      return fmt(100 * value(l, "pcie.up.utilisation")) + "% / " + fmt(100 * value(l, "pcie.down.utilisation")) + "%";
+    });
+    per_lane("DMA latency mean (ns)", [&](const Lane& l) { return ns(hist(l, "endpoint.latency").mean()); });
+    per_lane("  link / translation / memory", [&](const Lane& l) {
+      return ns(hist(l, "endpoint.link_latency").mean()) + " / " + ns(hist(l, "endpoint.translation_latency").mean()) +
+             " / " + ns(hist(l, "endpoint.memory_latency").mean());
+    });
+  }
   per_lane("IOTLB hit rate", [&](const Lane& l) {
     const std::string iotlb = l.iommu->caches().front().name;
     return count(l, "iommu." + iotlb + ".hits") + count(l, "iommu." + iotlb + ".misses")

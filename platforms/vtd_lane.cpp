@@ -11,14 +11,18 @@ namespace {
 class VtdLane : public ModelLane<vtd::Vtd, driver::VtdDriver> {
  public:
   VtdLane(const LaneSettings& s, const vtd::VtdConfig& mc, const driver::VtdDriverConfig& dc)
-      : ModelLane(s, mc, dc), traffic_(s.traffic) {}
+      : ModelLane(s, mc, dc), endpoints_(s.endpoints) {}
 
   std::string vendor() const override { return "vtd"; }
   // Linux's identity domain: the device's PASID entry with PGTT=pass-through (DID 1).
   driver::Status bypass_all() override {
-    std::optional<uint32_t> pasid;
-    if (traffic_.pasid_valid) pasid = traffic_.pasid;
-    return drv_.attach_pass_through(traffic_.requester_id, pasid);
+    for (const EndpointSettings& e : endpoints_) {
+      std::optional<uint32_t> pasid;
+      if (e.config.pasid_valid) pasid = e.config.pasid;
+      const driver::Status st = drv_.attach_pass_through(e.config.requester_id, pasid);
+      if (!st.ok) return st;
+    }
+    return driver::Status{};
   }
   void drain_events() override { drv_.drain_faults(); }
   uint64_t events_recorded() const override { return iommu_.faults_recorded(); }
@@ -29,7 +33,7 @@ class VtdLane : public ModelLane<vtd::Vtd, driver::VtdDriver> {
   }
 
  private:
-  traffic::EndpointConfig traffic_;
+  std::vector<EndpointSettings> endpoints_;
 };
 
 // iommu.vtd: the model (models/vtd/vtd.h).
@@ -87,7 +91,7 @@ const Section<driver::VtdDriverConfig>& driver_keys() {
   return keys;
 }
 
-std::unique_ptr<IommuLane> make(const ConfigReader& s, const ConfigReader& d, const ConfigReader& t,
+std::unique_ptr<IommuLane> make(const ConfigReader& s, const ConfigReader& d, const ConfigReader&,
                                 const LaneSettings& settings) {
   vtd::VtdConfig m = model_keys().read(s);
   seed_caches(settings.seed * 13, {&m.context_cache, &m.pasid_cache, &m.translation.iotlb, &m.translation.s1_walk_cache,
@@ -96,11 +100,13 @@ std::unique_ptr<IommuLane> make(const ConfigReader& s, const ConfigReader& d, co
   const driver::VtdDriverConfig dc = read_driver_config(driver_keys(), d, settings);
   if (dc.rid_pasid >> m.pasid_bits) d.fail("rid_pasid", "beyond iommu.vtd.pasid_bits");
 
-  if (settings.traffic.requester_id > 0xFFFF) t.fail("requester_id", "VT-d requester IDs are 16-bit bus:devfn");
-  if (settings.traffic.pasid_valid) {
-    if (settings.traffic.pasid >> m.pasid_bits) t.fail("pasid", "beyond iommu.vtd.pasid_bits");
-    if (!vtd::pasid_within_dir(settings.traffic.pasid, uint8_t(dc.pdts)))
-      t.fail("pasid", "beyond the PASID directory (driver.vtd.pdts)");
+  for (const EndpointSettings& e : settings.endpoints) {
+    if (e.config.requester_id > 0xFFFF) e.fail("requester_id", "VT-d requester IDs are 16-bit bus:devfn");
+    if (e.config.pasid_valid) {
+      if (e.config.pasid >> m.pasid_bits) e.fail("pasid", "beyond iommu.vtd.pasid_bits");
+      if (!vtd::pasid_within_dir(e.config.pasid, uint8_t(dc.pdts)))
+        e.fail("pasid", "beyond the PASID directory (driver.vtd.pdts)");
+    }
   }
   return std::make_unique<VtdLane>(settings, m, dc);
 }

@@ -3,6 +3,7 @@
 #define SC_INCLUDE_DYNAMIC_PROCESSES
 #include "traffic/endpoint.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <sstream>
@@ -30,8 +31,13 @@ std::string validate(const EndpointConfig& c) {
   constexpr uint64_t kPage = AddressGenerator::kPage;
   std::ostringstream m;
   if (c.outstanding == 0) return "outstanding must be >= 1";
-  if (c.transfer_bytes == 0 || c.transfer_bytes > kPage) {
-    m << "transfer_bytes must be in 1..4096 (got " << c.transfer_bytes << ")";
+  if (c.transfer_bytes == 0 || c.transfer_bytes > kMaxTransferBytes) {
+    m << "transfer_bytes must be in 1.." << kMaxTransferBytes << " (got " << c.transfer_bytes << ")";
+    return m.str();
+  }
+  if (uint64_t(c.outstanding) * c.transfer_bytes > kMaxBufferBytes) {
+    m << "outstanding * transfer_bytes (" << uint64_t(c.outstanding) * c.transfer_bytes << ") exceeds the "
+      << (kMaxBufferBytes >> 20) << " MiB an endpoint may buffer";
     return m.str();
   }
   if (c.window_bytes == 0) return "window_bytes must be > 0";
@@ -41,7 +47,7 @@ std::string validate(const EndpointConfig& c) {
   }
   if (c.window_base > std::numeric_limits<uint64_t>::max() - c.window_bytes)
     return "window_base + window_bytes overflows 64 bits";
-  {
+  if (c.transfer_bytes <= kPage) {
     // Some access of transfer_bytes must fit inside the window and inside one 4 KB page.
     const uint64_t end = c.window_base + c.window_bytes, len = c.transfer_bytes;
     uint64_t a = c.window_base;
@@ -68,7 +74,7 @@ AddressGenerator::AddressGenerator(const EndpointConfig& cfg)
       rng_(cfg.seed * 1000003ull) {}
 
 uint64_t AddressGenerator::fit(uint64_t addr) const {
-  if (addr % kPage + len_ <= kPage) return addr;
+  if (len_ > kPage || addr % kPage + len_ <= kPage) return addr;
   const uint64_t page_end = addr - addr % kPage + kPage;  // crossing: a next page exists
   if (page_end - len_ >= base_) return page_end - len_;           // down to the end of its page
   if (page_end + len_ <= base_ + bytes_) return page_end;         // up to the next page
@@ -79,7 +85,7 @@ uint64_t AddressGenerator::next_sequential() {
   for (int guard = 0; guard < 4; ++guard) {
     if (cursor_ > bytes_ - len_) cursor_ = 0;  // wrap at the window end
     const uint64_t addr = base_ + cursor_;
-    if (addr % kPage + len_ > kPage) {  // would cross a page: skip to the next one
+    if (len_ <= kPage && addr % kPage + len_ > kPage) {  // would cross a page: skip to the next one
       cursor_ += kPage - addr % kPage;
       continue;
     }
@@ -115,6 +121,51 @@ AddressGenerator::Access AddressGenerator::next(unsigned) {
 }
 
 // ---------------------------------------------------------------------------------------
+// DmaStats
+
+void DmaStats::record(const Dma& d) {
+  transactions_.inc();
+  if (d.read) reads_.inc();
+  else writes_.inc();
+  if (d.outcome == Outcome::Fault) faults_.inc();
+  else if (d.outcome == Outcome::Error) errors_.inc();
+  else {
+    bytes_.inc(d.bytes);
+    (d.read ? down_bytes_ : up_bytes_).inc(d.bytes);
+  }
+  latency_ps_.record(d.latency);
+  translation_ps_.record(d.translation);
+  memory_ps_.record(d.memory);
+  // What the IOMMU did not spend is the link's and the root complex's (0 without a link).
+  link_ps_.record(d.latency - std::min(d.latency, d.translation + d.memory));
+  if (transactions_.value() == milestone_at_) milestone_();
+}
+
+void DmaStats::on_completed(uint64_t n, std::function<void()> fn) {
+  if (n == 0) throw std::invalid_argument("on_completed: n must be at least 1");
+  milestone_at_ = n;
+  milestone_ = std::move(fn);
+}
+
+void DmaStats::register_stats(common::StatRegistry& reg, const std::string& pre) const {
+  reg.add(pre + ".transactions", transactions_, "count", "DMAs completed (any outcome)");
+  reg.add(pre + ".reads", reads_, "count", "read DMAs completed");
+  reg.add(pre + ".writes", writes_, "count", "write DMAs completed");
+  reg.add(pre + ".faults", faults_, "count", "DMAs the IOMMU answered with Fault or Aborted");
+  reg.add(pre + ".errors", errors_, "count", "DMAs with another non-OK response status");
+  reg.add(pre + ".bytes", bytes_, "bytes", "bytes moved by successful DMAs");
+  reg.add(pre + ".up_bytes", up_bytes_, "bytes", "bytes successful writes moved from the device to memory");
+  reg.add(pre + ".down_bytes", down_bytes_, "bytes", "bytes successful reads moved from memory to the device");
+  reg.add(pre + ".latency", latency_ps_, "ns", "time from issue to b_transport return, per DMA", 1e-3);
+  reg.add(pre + ".translation_latency", translation_ps_, "ns",
+          "part of a DMA's latency spent translating (its last page's, when it spans pages)", 1e-3);
+  reg.add(pre + ".memory_latency", memory_ps_, "ns",
+          "part of a DMA's latency spent in the memory access (its last page's, when it spans pages)", 1e-3);
+  reg.add(pre + ".link_latency", link_ps_, "ns",
+          "the rest of a DMA's latency: PCIe link and root complex, with their queueing (0 without a link)", 1e-3);
+}
+
+// ---------------------------------------------------------------------------------------
 // Endpoint
 
 namespace {
@@ -137,7 +188,7 @@ Endpoint::Endpoint(sc_core::sc_module_name name, const EndpointConfig& cfg)
     s->ext->pasid_valid = cfg_.pasid_valid;
     s->ext->pasid = cfg_.pasid;
     s->ext->ats = common::AtsType::Untranslated;
-    s->data.fill(static_cast<unsigned char>(i));
+    s->data.assign(cfg_.transfer_bytes, static_cast<unsigned char>(i));
     tlm::tlm_generic_payload& p = s->payload;
     p.set_data_ptr(s->data.data());
     p.set_data_length(cfg_.transfer_bytes);
@@ -158,11 +209,7 @@ void Endpoint::start(sc_core::sc_event& go) { go_ = &go; }
 
 void Endpoint::stop() { stop_requested_ = true; }
 
-void Endpoint::on_completed(uint64_t n, std::function<void()> fn) {
-  if (n == 0) throw std::invalid_argument("Endpoint::on_completed: n must be at least 1");
-  milestone_at_ = n;
-  milestone_ = std::move(fn);
-}
+void Endpoint::on_completed(uint64_t n, std::function<void()> fn) { stats_.on_completed(n, std::move(fn)); }
 
 void Endpoint::notify_done() {
   if (done_notified_) return;
@@ -210,6 +257,7 @@ void Endpoint::slot_thread(unsigned idx) {
     ext.pasid = cfg_.pasid;
     ext.ats = common::AtsType::Untranslated;
     ext.response = common::IommuResponse::None;
+    ext.translation_ps = ext.memory_ps = 0;
 
     // The issue overhead and everything downstream accumulate in `delay` (TLM-2.0 loosely
     // timed); the slot synchronises once, at the DMA's completion.
@@ -217,31 +265,21 @@ void Endpoint::slot_thread(unsigned idx) {
     socket->b_transport(p, delay);
     sc_core::wait(delay);
     // From the end of the issue overhead (a target may also have waited instead of annotating).
-    latency_ps_.record(common::now_ps() - (common::to_ps(issue_start) + issue_ps_));
-
-    transactions_.inc();
-    if (acc.is_read) reads_.inc();
-    else writes_.inc();
+    DmaStats::Dma d;
+    d.read = acc.is_read;
+    d.bytes = cfg_.transfer_bytes;
+    d.latency = common::now_ps() - (common::to_ps(issue_start) + issue_ps_);
+    d.translation = ext.translation_ps;
+    d.memory = ext.memory_ps;
     if (ext.response == common::IommuResponse::Fault || ext.response == common::IommuResponse::Aborted)
-      faults_.inc();
+      d.outcome = DmaStats::Outcome::Fault;
     else if (p.get_response_status() != tlm::TLM_OK_RESPONSE)
-      errors_.inc();
-    else
-      bytes_.inc(cfg_.transfer_bytes);
-    if (transactions_.value() == milestone_at_) milestone_();
-    if (total && transactions_.value() == total) notify_done();
+      d.outcome = DmaStats::Outcome::Error;
+    stats_.record(d);
+    if (lane_) lane_->record(d);
+    if (total && stats_.transactions() == total) notify_done();
   }
   slot_exited();
-}
-
-void Endpoint::register_stats(common::StatRegistry& reg, const std::string& pre) const {
-  reg.add(pre + ".transactions", transactions_, "count", "DMAs completed (any outcome)");
-  reg.add(pre + ".reads", reads_, "count", "read DMAs completed");
-  reg.add(pre + ".writes", writes_, "count", "write DMAs completed");
-  reg.add(pre + ".faults", faults_, "count", "DMAs the IOMMU answered with Fault or Aborted");
-  reg.add(pre + ".errors", errors_, "count", "DMAs with another non-OK response status");
-  reg.add(pre + ".bytes", bytes_, "bytes", "bytes moved by successful DMAs");
-  reg.add(pre + ".latency", latency_ps_, "ns", "time from issue to b_transport return, per DMA", 1e-3);
 }
 
 }  // namespace iommusim::traffic

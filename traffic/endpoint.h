@@ -2,14 +2,17 @@
 // target socket).
 //
 // Models: `outstanding` concurrent DMA slots, each an SC_THREAD created at elaboration that
-// owns one reusable generic payload, a 4 KB data buffer and a DmaAttributes extension
-// (RID/PASID from the config, Untranslated); a per-issue overhead of `issue_cycles` endpoint
-// clocks; an optional per-slot minimum gap between issues; sequential, random or strided
-// addresses in an IOVA window, deterministic from the seed, never crossing a 4 KB page.
-// Does not model: PCIe link/credit flow control, tags, ordering rules, ATS, MSI, data
-// contents (each slot reads into and writes from one 4 KB buffer, never checked).
+// owns one reusable generic payload, a data buffer of transfer_bytes and a DmaAttributes
+// extension (RID/PASID from the config, Untranslated); a per-issue overhead of
+// `issue_cycles` endpoint clocks; an optional per-slot minimum gap between issues;
+// sequential, random or strided addresses in an IOVA window, deterministic from the seed.
+// A transfer of at most 4 KB never crosses a 4 KB page; a longer one (up to 16 MiB) spans
+// pages, which the IOMMU (or the root complex in front of it, models/pcie) translates one
+// by one. Per DMA it counts its latency and the parts of it the IOMMU reports
+// (translation, memory; the rest is the link and root complex), and the bytes each way.
+// Does not model: the PCIe link itself (models/pcie), tags, ordering rules, ATS, MSI, data
+// contents (each slot reads into and writes from one buffer, never checked).
 #pragma once
-#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -43,7 +46,7 @@ struct EndpointConfig {
   uint64_t window_base = 0;          // IOVA window [window_base, window_base + window_bytes)
   uint64_t window_bytes = 64ull << 20;
   uint64_t stride_bytes = 4096;      // cursor advance for Strided
-  unsigned transfer_bytes = 64;      // 1..4096
+  unsigned transfer_bytes = 64;      // 1..kMaxTransferBytes
   double read_fraction = 1.0;        // probability a DMA is a read, in [0,1]
   double issue_gap_ns = 0;           // minimum time between issue starts, per slot; 0 = back to back
   uint64_t total_transactions = 0;   // stop after this many completions in total; 0 = no limit
@@ -52,17 +55,58 @@ struct EndpointConfig {
   unsigned issue_cycles = 1;         // per-issue overhead, in endpoint clocks
 };
 
+inline constexpr unsigned kMaxTransferBytes = 16u << 20;
+// The slots' buffers of one endpoint together (outstanding * transfer_bytes) stay below this.
+inline constexpr uint64_t kMaxBufferBytes = 256ull << 20;
+
 // "" when the config is usable, else a message naming the offending field.
 std::string validate(const EndpointConfig& cfg);
+
+// What endpoints count per DMA. Each endpoint has its own; a lane with several endpoints
+// also counts all of theirs in one (Endpoint::also_count_in).
+class DmaStats {
+ public:
+  enum class Outcome { Ok, Fault, Error };
+  struct Dma {
+    bool read = true;
+    Outcome outcome = Outcome::Ok;
+    uint64_t bytes = 0;
+    common::Ps latency = 0, translation = 0, memory = 0;
+  };
+  void record(const Dma& d);
+  // Calls `fn` once, right after the n-th DMA (n >= 1) has been recorded.
+  void on_completed(uint64_t n, std::function<void()> fn);
+
+  uint64_t transactions() const { return transactions_.value(); }
+  uint64_t faults() const { return faults_.value(); }
+  uint64_t errors() const { return errors_.value(); }
+  uint64_t reads() const { return reads_.value(); }
+  uint64_t writes() const { return writes_.value(); }
+  uint64_t bytes() const { return bytes_.value(); }
+  uint64_t up_bytes() const { return up_bytes_.value(); }
+  uint64_t down_bytes() const { return down_bytes_.value(); }
+  const common::Histogram& latency_ps() const { return latency_ps_; }
+
+  // prefix.transactions, .reads, .writes, .faults, .errors, .bytes, .up_bytes, .down_bytes,
+  // .latency and its parts .link_latency, .translation_latency, .memory_latency (ns)
+  void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
+
+ private:
+  common::Counter transactions_, reads_, writes_, faults_, errors_, bytes_, up_bytes_, down_bytes_;
+  common::Histogram latency_ps_, link_ps_, translation_ps_, memory_ps_;
+  uint64_t milestone_at_ = 0;   // on_completed(); 0: none
+  std::function<void()> milestone_;
+};
 
 // Pure (SystemC-free) address generator shared by all slots of one endpoint.
 //
 // Sequential and Strided use one cursor shared by all slots (advancing by transfer_bytes
 // resp. stride_bytes and wrapping at the window end); Random draws from one
 // std::mt19937_64 seeded with seed * 1000003, picking a transfer_bytes-aligned offset
-// (relative to window_base). Whatever the pattern, no access leaves the window or crosses
-// a 4 KB page: Sequential skips ahead to the next page, Random/Strided move the address
-// down to the end of its page (or up to the next page when that would leave the window).
+// (relative to window_base). Whatever the pattern, no access leaves the window, and one of
+// at most 4 KB does not cross a 4 KB page: Sequential skips ahead to the next page,
+// Random/Strided move the address down to the end of its page (or up to the next page when
+// that would leave the window). Longer transfers span pages where they fall.
 // The read/write choice comes from the same generator. The stream is one sequence in
 // issue order, whichever slot asks: the k-th DMA is the same on every IOMMU, however its
 // latency reorders the slots, so side-by-side vendors see identical traffic.
@@ -108,27 +152,30 @@ class Endpoint : public sc_core::sc_module {
   // Calls `fn` once, right after the n-th DMA (n >= 1) has completed and been counted,
   // before any other process runs: a boundary that falls exactly between two DMAs.
   void on_completed(uint64_t n, std::function<void()> fn);
+  // Every DMA is also recorded in `lane` (after this endpoint's own stats).
+  void also_count_in(DmaStats& lane) { lane_ = &lane; }
   // Notified (once, delta) when total_transactions completed, or when every slot stopped.
   sc_core::sc_event& done_event() { return done_; }
   bool done() const { return done_notified_; }
 
-  uint64_t completed() const { return transactions_.value(); }  // every finished DMA
-  uint64_t faulted() const { return faults_.value(); }           // IommuResponse Fault/Aborted
-  uint64_t errors() const { return errors_.value(); }            // other non-OK responses
-  uint64_t reads() const { return reads_.value(); }
-  uint64_t writes() const { return writes_.value(); }
-  uint64_t bytes() const { return bytes_.value(); }              // bytes of successful DMAs
-  const common::Histogram& latency_ps() const { return latency_ps_; }
+  uint64_t completed() const { return stats_.transactions(); }  // every finished DMA
+  uint64_t faulted() const { return stats_.faults(); }           // IommuResponse Fault/Aborted
+  uint64_t errors() const { return stats_.errors(); }            // other non-OK responses
+  uint64_t reads() const { return stats_.reads(); }
+  uint64_t writes() const { return stats_.writes(); }
+  uint64_t bytes() const { return stats_.bytes(); }              // bytes of successful DMAs
+  const common::Histogram& latency_ps() const { return stats_.latency_ps(); }
+  const DmaStats& stats() const { return stats_; }
   const EndpointConfig& config() const { return cfg_; }
 
-  // prefix.transactions, .reads, .writes, .faults, .errors, .bytes, .latency (ns)
-  void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
+  // DmaStats::register_stats under prefix.
+  void register_stats(common::StatRegistry& reg, const std::string& prefix) const { stats_.register_stats(reg, prefix); }
 
  private:
   struct Slot {
     tlm::tlm_generic_payload payload;   // owns ext (freed by the payload's destructor)
     common::DmaAttributes* ext = nullptr;
-    std::array<unsigned char, 4096> data{};
+    std::vector<unsigned char> data;   // transfer_bytes
   };
 
   void slot_thread(unsigned idx);
@@ -147,10 +194,8 @@ class Endpoint : public sc_core::sc_module {
   bool stop_requested_ = false, done_notified_ = false;
   uint64_t issued_ = 0;
   unsigned running_slots_ = 0;
-  uint64_t milestone_at_ = 0;   // on_completed(); 0: none
-  std::function<void()> milestone_;
-  common::Counter transactions_, reads_, writes_, faults_, errors_, bytes_;
-  common::Histogram latency_ps_;
+  DmaStats stats_;
+  DmaStats* lane_ = nullptr;
 };
 
 }  // namespace iommusim::traffic

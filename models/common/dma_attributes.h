@@ -24,6 +24,11 @@ struct DmaAttributes : tlm::tlm_extension<DmaAttributes> {
   bool instruction = false;
   AtsType ats = AtsType::Untranslated;
   IommuResponse response = IommuResponse::None;
+  // Where the DMA's time went, filled by the IOMMU front end (summed over the pages it was
+  // given) and kept by a root complex for the page that completed last: translation, and
+  // the memory access. The rest of the device's latency is its link and root complex.
+  uint64_t translation_ps = 0;
+  uint64_t memory_ps = 0;
 
   tlm::tlm_extension_base* clone() const override { return new DmaAttributes(*this); }
   void copy_from(const tlm::tlm_extension_base& other) override {

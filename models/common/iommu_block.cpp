@@ -70,12 +70,13 @@ void IommuBlock::mmio_b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time&
 }
 
 void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-  const Ps now = now_ps();
+  Ps now = now_ps();
   Ps t = now + to_ps(delay);
   DmaAttributes* attrs = nullptr;
   p.get_extension(attrs);
   DmaRequest rq;
   if (attrs) {
+    attrs->translation_ps = attrs->memory_ps = 0;
     // A field wider than the wire format cannot name a device or PASID: refuse it rather
     // than let its truncation alias another device's or PASID's tables.
     const bool rid_too_wide = requester_id_bits_ < 32 && (attrs->requester_id >> requester_id_bits_) != 0;
@@ -100,22 +101,34 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
   const uint64_t input = p.get_address();
   const unsigned len = p.get_data_length(), width = p.get_streaming_width();
   unsigned char* const data = p.get_data_ptr();
-  // A barrier orders every DMA begun before the last invalidation, until it completes.
   const Ps issued = t;
-  InflightRequest inflight(engine_);
-  rq.epoch = inflight.epoch();
   bool ok = true;
+  Ps translation_ps = 0, memory_ps = 0;
   for (unsigned done = 0; ok && done < len;) {
+    // A page after the first starts when the one before it has completed: the requester
+    // synchronises there, so no request runs more than a page ahead of simulated time and
+    // a barrier waits for the pages begun before its invalidation, not for the rest of a
+    // long DMA.
+    if (done) {
+      wait_until(t);
+      now = now_ps();
+    }
+    // A barrier orders every page begun before the last invalidation, until it completes.
+    InflightRequest inflight(engine_);
+    rq.epoch = inflight.epoch();
     const uint64_t addr = input + done;
     const unsigned piece = unsigned(std::min<uint64_t>(len - done, kPageBytes - (addr & (kPageBytes - 1))));
     rq.input = addr;
     const Ps start = t;
     const DmaOutcome o = handle_dma(rq, t);
     translation_ps_.record(t - start);
+    translation_ps += t - start;
+    const Ps translated = t;
     if (!o.ok) {
       if (attrs) attrs->response = o.abort_silently ? IommuResponse::Aborted : IommuResponse::Fault;
       p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
       if (observer_) observer_->dma_completed(rq, o, issued, t);
+      inflight.set_end(t);
       break;
     }
     if (attrs) attrs->response = IommuResponse::Ok;
@@ -132,7 +145,9 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
       t = now + to_ps(d);
       ok = p.get_response_status() == tlm::TLM_OK_RESPONSE;
     }
+    memory_ps += t - translated;
     if (observer_) observer_->dma_completed(rq, o, issued, t);
+    inflight.set_end(t);
     done += piece;
   }
   // The initiator sees its own payload back.
@@ -140,7 +155,7 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
   p.set_data_ptr(data);
   p.set_data_length(len);
   p.set_streaming_width(width);
-  inflight.set_end(t);
+  if (attrs) { attrs->translation_ps = translation_ps; attrs->memory_ps = memory_ps; }
   delay = from_ps(t - now);
 }
 

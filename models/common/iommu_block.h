@@ -8,11 +8,13 @@
 // address, or answers with an error and the IommuResponse the vendor chose. An access
 // that crosses a 4 KB boundary is split there: each page is translated and forwarded on
 // its own (a fault on any page fails the access; pieces already forwarded stay done).
+// The translation and memory time go back in the DmaAttributes extension.
 //
 // Timing is annotated (docs/architecture.md, "Timing"): the front end starts at the
 // requester's time (now + delay), the vendor and the engine advance it, the memory access
-// adds its own, and the total goes back in `delay`; nothing here waits, so the requester
-// synchronises once per DMA. The model's own memory accesses go straight to the memory
+// adds its own, and the total goes back in `delay`; nothing here waits within a page, so
+// the requester synchronises once per DMA of one page. A longer access waits for each
+// page after the first to begin (so a barrier never waits for the rest of a long DMA). The model's own memory accesses go straight to the memory
 // (common::TimedMemory, DMI-style) when the platform provides it, else through `mem`.
 #pragma once
 #include <cstdint>

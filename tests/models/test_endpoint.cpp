@@ -133,7 +133,12 @@ TEST(Endpoint, ValidateRejectsBadFields) {
   };
   EXPECT_NE(msg([](EndpointConfig& c) { c.outstanding = 0; }).find("outstanding"), std::string::npos);
   EXPECT_NE(msg([](EndpointConfig& c) { c.transfer_bytes = 0; }).find("transfer_bytes"), std::string::npos);
-  EXPECT_NE(msg([](EndpointConfig& c) { c.transfer_bytes = 8192; }).find("transfer_bytes"), std::string::npos);
+  EXPECT_NE(msg([](EndpointConfig& c) { c.transfer_bytes = iommusim::traffic::kMaxTransferBytes + 1; }).find("transfer_bytes"),
+            std::string::npos);
+  // 64 slots of 8 MiB: 512 MiB of buffers, beyond the 256 MiB an endpoint may hold.
+  EXPECT_NE(msg([](EndpointConfig& c) { c.outstanding = 64; c.transfer_bytes = 8u << 20; }).find("outstanding * transfer_bytes"),
+            std::string::npos);
+  EXPECT_EQ(msg([](EndpointConfig& c) { c.transfer_bytes = 1u << 20; }), "");
   EXPECT_NE(msg([](EndpointConfig& c) { c.window_bytes = 0; }).find("window_bytes"), std::string::npos);
   EXPECT_NE(msg([](EndpointConfig& c) { c.window_bytes = 32; }).find("window_bytes"), std::string::npos);
   EXPECT_NE(msg([](EndpointConfig& c) { c.read_fraction = 1.5; }).find("read_fraction"), std::string::npos);
@@ -236,6 +241,29 @@ TEST(AddressGenerator, SequentialSharedCursorSkipsPagesAndWraps) {
   EXPECT_EQ(h.next(0).addr, 4096u);
   for (unsigned i = 1; i < 42; ++i) ASSERT_EQ(h.next(0).addr, 4096u + i * 96u);
   EXPECT_EQ(h.next(0).addr, 0u);  // wrapped
+}
+
+// Transfers longer than a page span pages where they fall (the IOMMU or root complex
+// splits them): sequential ones follow each other without skipping, random ones stay
+// transfer-aligned inside the window.
+TEST(AddressGenerator, TransfersLongerThanAPageSpanPages) {
+  EndpointConfig c = base_config();
+  c.pattern = Pattern::Sequential;
+  c.window_base = 0x100000;
+  c.window_bytes = 64 * 4096;
+  c.transfer_bytes = 10000;
+  AddressGenerator g(c);
+  // 26 transfers fit (260000 <= 262144); the 27th would leave the window: wrap.
+  for (unsigned i = 0; i < 26; ++i) ASSERT_EQ(g.next(0).addr, 0x100000u + i * 10000u);
+  EXPECT_EQ(g.next(0).addr, 0x100000u);
+  c.pattern = Pattern::Random;
+  c.transfer_bytes = 1u << 16;
+  AddressGenerator r(c);
+  for (int i = 0; i < 200; ++i) {
+    const uint64_t a = r.next(0).addr;
+    ASSERT_EQ((a - c.window_base) % c.transfer_bytes, 0u);
+    ASSERT_LE(a + c.transfer_bytes, c.window_base + c.window_bytes);
+  }
 }
 
 TEST(AddressGenerator, StridedWrapsAtWindowEnd) {

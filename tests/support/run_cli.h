@@ -4,7 +4,11 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <fstream>
 #include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 namespace iommusim::test {
 
@@ -28,6 +32,19 @@ inline CliRun run_cli(const std::string& args, const std::string& env = "") {
 // test-sanitize) what those frames own reads as leaked. Such runs go without leak checks.
 inline CliRun run_cli_stopped_midway(const std::string& args) {
   return run_cli(args, "ASAN_OPTIONS=\"${ASAN_OPTIONS}:detect_leaks=0\" ");
+}
+
+inline nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+// A stat's field from a stats.json ("value" for counters and values, "count", "mean", ...
+// for histograms); a test failure and -1 when there is no such stat.
+inline double stat(const nlohmann::json& stats, const std::string& name, const char* field = "value") {
+  for (auto& s : stats["stats"]) if (s["name"] == name) return s[field].get<double>();
+  ADD_FAILURE() << "no stat " << name;
+  return -1;
 }
 
 }  // namespace iommusim::test
