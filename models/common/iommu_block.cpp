@@ -101,7 +101,6 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
   const uint64_t input = p.get_address();
   const unsigned len = p.get_data_length(), width = p.get_streaming_width();
   unsigned char* const data = p.get_data_ptr();
-  const Ps issued = t;
   bool ok = true;
   Ps translation_ps = 0, memory_ps = 0;
   for (unsigned done = 0; ok && done < len;) {
@@ -119,7 +118,7 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
     const uint64_t addr = input + done;
     const unsigned piece = unsigned(std::min<uint64_t>(len - done, kPageBytes - (addr & (kPageBytes - 1))));
     rq.input = addr;
-    const Ps start = t;
+    const Ps start = t;   // each page is its own request, issued here
     const DmaOutcome o = handle_dma(rq, t);
     translation_ps_.record(t - start);
     translation_ps += t - start;
@@ -127,7 +126,7 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
     if (!o.ok) {
       if (attrs) attrs->response = o.abort_silently ? IommuResponse::Aborted : IommuResponse::Fault;
       p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
-      if (observer_) observer_->dma_completed(rq, o, issued, t);
+      if (observer_) observer_->dma_completed(rq, o, start, t);
       inflight.set_end(t);
       break;
     }
@@ -146,7 +145,7 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
       ok = p.get_response_status() == tlm::TLM_OK_RESPONSE;
     }
     memory_ps += t - translated;
-    if (observer_) observer_->dma_completed(rq, o, issued, t);
+    if (observer_) observer_->dma_completed(rq, o, start, t);
     inflight.set_end(t);
     done += piece;
   }
