@@ -3,7 +3,10 @@
 #define SC_INCLUDE_DYNAMIC_PROCESSES
 #include "traffic/endpoint.h"
 
+#include <algorithm>
+#include <cinttypes>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
@@ -210,6 +213,7 @@ void Endpoint::slot_thread(unsigned idx) {
     ext.pasid = cfg_.pasid;
     ext.ats = common::AtsType::Untranslated;
     ext.response = common::IommuResponse::None;
+    ext.translated_ps = 0;
 
     // The issue overhead and everything downstream accumulate in `delay` (TLM-2.0 loosely
     // timed); the slot synchronises once, at the DMA's completion.
@@ -228,10 +232,36 @@ void Endpoint::slot_thread(unsigned idx) {
       errors_.inc();
     else
       bytes_.inc(cfg_.transfer_bytes);
+    if (timeline_) trace_dma(idx, s, common::to_ps(issue_start), acc.is_read);
     if (transactions_.value() == milestone_at_) milestone_();
     if (total && transactions_.value() == total) notify_done();
   }
   slot_exited();
+}
+
+void Endpoint::set_timeline(common::Timeline& timeline, uint32_t pid, const std::string& device) {
+  timeline_ = &timeline;
+  slot_tracks_.clear();
+  for (unsigned i = 0; i < cfg_.outstanding; ++i)
+    slot_tracks_.push_back(timeline.track(pid, "device " + device + " / slot " + std::to_string(i)));
+}
+
+void Endpoint::trace_dma(unsigned idx, const Slot& s, common::Ps issue_start, bool is_read) {
+  const common::DmaAttributes& ext = *s.ext;
+  const common::Ps issued = issue_start + issue_ps_, done = common::now_ps();
+  // Refused before translation (malformed): no translation and no memory phase.
+  const common::Ps translated = ext.translated_ps >= issued ? std::min(ext.translated_ps, done) : issued;
+  // As the counters classify it.
+  const char* result = "ok";
+  if (ext.response == common::IommuResponse::Fault) result = "fault";
+  else if (ext.response == common::IommuResponse::Aborted) result = "aborted";
+  else if (s.payload.get_response_status() != tlm::TLM_OK_RESPONSE) result = "error";
+  char args[160];
+  std::snprintf(args, sizeof args, "{\"address\":\"0x%" PRIx64 "\",\"access\":\"%s\",\"rid\":%u,\"pasid\":%" PRId64 ",\"result\":\"%s\"}",
+                uint64_t(s.payload.get_address()), is_read ? "read" : "write", unsigned(ext.requester_id),
+                ext.pasid_valid ? int64_t(ext.pasid) : int64_t(-1), result);
+  timeline_->nested(slot_tracks_[idx], "dma", is_read ? "DMA read" : "DMA write", issue_start, done - issue_start, args,
+                    {{"issue", issued - issue_start}, {"translation", translated - issued}, {"memory", done - translated}});
 }
 
 void Endpoint::register_stats(common::StatRegistry& reg, const std::string& pre) const {

@@ -8,6 +8,8 @@
 // addresses in an IOVA window, deterministic from the seed, never crossing a 4 KB page.
 // Does not model: PCIe link/credit flow control, tags, ordering rules, ATS, MSI, data
 // contents (each slot reads into and writes from one 4 KB buffer, never checked).
+// With a timeline attached (set_timeline), each DMA is a slice on its slot's track, from
+// issue to completion, split into issue, translation and memory (docs/trace.md).
 #pragma once
 #include <array>
 #include <cstdint>
@@ -25,6 +27,7 @@
 #include "models/common/clock.h"
 #include "models/common/dma_attributes.h"
 #include "models/common/stats.h"
+#include "models/common/timeline.h"
 
 namespace iommusim::traffic {
 
@@ -103,6 +106,9 @@ class Endpoint : public sc_core::sc_module {
   // Slots wait for `go` before their first issue. Call before sc_start(); notify `go` with
   // a delta or timed notification. Without start(), slots begin at time 0.
   void start(sc_core::sc_event& go);
+  // Records every DMA on `timeline` (process `pid`): one track per slot, named
+  // "device <device> / slot <n>". Call before sc_start().
+  void set_timeline(common::Timeline& timeline, uint32_t pid, const std::string& device);
   // Each slot finishes its current DMA and issues no more.
   void stop();
   // Calls `fn` once, right after the n-th DMA (n >= 1) has completed and been counted,
@@ -132,6 +138,8 @@ class Endpoint : public sc_core::sc_module {
   };
 
   void slot_thread(unsigned idx);
+  // The slot's DMA that began at `issue_start` and has just completed, on its track.
+  void trace_dma(unsigned idx, const Slot& s, common::Ps issue_start, bool is_read);
   void slot_exited();
   void notify_done();
 
@@ -149,6 +157,8 @@ class Endpoint : public sc_core::sc_module {
   unsigned running_slots_ = 0;
   uint64_t milestone_at_ = 0;   // on_completed(); 0: none
   std::function<void()> milestone_;
+  common::Timeline* timeline_ = nullptr;
+  std::vector<common::Timeline::Track> slot_tracks_;
   common::Counter transactions_, reads_, writes_, faults_, errors_, bytes_;
   common::Histogram latency_ps_;
 };

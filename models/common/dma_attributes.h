@@ -24,6 +24,10 @@ struct DmaAttributes : tlm::tlm_extension<DmaAttributes> {
   bool instruction = false;
   AtsType ats = AtsType::Untranslated;
   IommuResponse response = IommuResponse::None;
+  // Written back by an IOMMU: the annotated time (ps) at which the translation of the
+  // access's first page ended, so a trace can split the DMA into translation and memory.
+  // 0: not translated (refused before translation). A probe, not a PCIe field.
+  uint64_t translated_ps = 0;
 
   tlm::tlm_extension_base* clone() const override { return new DmaAttributes(*this); }
   void copy_from(const tlm::tlm_extension_base& other) override {

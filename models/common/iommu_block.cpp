@@ -112,6 +112,7 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
     const Ps start = t;
     const DmaOutcome o = handle_dma(rq, t);
     translation_ps_.record(t - start);
+    if (attrs && done == 0) attrs->translated_ps = t;
     if (!o.ok) {
       if (attrs) attrs->response = o.abort_silently ? IommuResponse::Aborted : IommuResponse::Fault;
       p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);

@@ -8,6 +8,8 @@
 // address, or answers with an error and the IommuResponse the vendor chose. An access
 // that crosses a 4 KB boundary is split there: each page is translated and forwarded on
 // its own (a fault on any page fails the access; pieces already forwarded stay done).
+// The sideband gets back the IommuResponse and when the first page's translation ended
+// (DmaAttributes::translated_ps, for timelines).
 //
 // Timing is annotated (docs/architecture.md, "Timing"): the front end starts at the
 // requester's time (now + delay), the vendor and the engine advance it, the memory access
