@@ -14,6 +14,7 @@
 
 #include <systemc>
 
+#include "models/common/timeline.h"
 #include "models/memory/sparse_memory.h"
 #include "platforms/config.h"
 #include "platforms/config_keys.h"
@@ -345,7 +346,8 @@ struct System::Impl : sc_core::sc_module {
   common::StatRegistry reg;
   unsigned running = 0;
 
-  Impl(sc_core::sc_module_name name, const json& j, const Params& params) : sc_module(name), p(params) {
+  Impl(sc_core::sc_module_name name, const json& j, const Params& params, common::Timeline* timeline)
+      : sc_module(name), p(params) {
     ConfigReader root(j, "");
     for (const std::string& v : p.vendors) {
       auto lane = std::make_unique<Lane>();
@@ -363,6 +365,11 @@ struct System::Impl : sc_core::sc_module {
       l.iommu = make_lane(v, root.section("iommu"), root.section("driver"), root.section("traffic"), ls);
       l.endpoint = std::make_unique<traffic::Endpoint>((v + "_endpoint").c_str(), p.ep);
       l.iommu->bind(*l.endpoint);
+      if (timeline) {
+        const uint32_t pid = timeline->process(v);
+        l.iommu->driver().set_timeline(*timeline, pid);
+        l.endpoint->set_timeline(*timeline, pid, "ep0");
+      }
       l.endpoint->start(l.go);
       l.memory->register_stats(reg, v + ".memory");
       l.iommu->register_stats(reg, v);
@@ -528,9 +535,9 @@ struct System::Impl : sc_core::sc_module {
   }
 };
 
-System::System(const json& cfg) {
+System::System(const json& cfg, common::Timeline* timeline) {
   Params p = read_params(cfg);
-  impl_ = std::make_unique<Impl>("system", cfg, p);
+  impl_ = std::make_unique<Impl>("system", cfg, p, timeline);
 }
 
 System::~System() = default;

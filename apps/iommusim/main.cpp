@@ -1,8 +1,11 @@
-// iommusim command line: `iommusim run [CONFIG.json] [-p key.path=value]... [-o DIR] [--force]`,
+// iommusim command line: `iommusim run [CONFIG.json] [-p key.path=value]... [-o DIR] [--force]
+// [--trace FILE [--trace-limit MB]]`,
 // `iommusim compare [--bless] RUN GOLDEN`, `iommusim report DIR [-o FILE.html]`,
 // `iommusim sweep SPEC.json ...` (docs/sweep.md) and `iommusim config-docs` (docs/config.md).
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 #include <systemc>
@@ -10,6 +13,7 @@
 #include "apps/iommusim/compare.h"
 #include "apps/iommusim/report.h"
 #include "apps/iommusim/sweep.h"
+#include "models/common/timeline.h"
 #include "platforms/config.h"
 #include "platforms/config_keys.h"
 #include "platforms/run_folder.h"
@@ -32,6 +36,12 @@ int sc_main(int, char**) {
   run->add_option("-o,--out", out_dir, "output directory (created)")->capture_default_str();
   run->add_flag("--print-config", print_config, "print the resolved config and exit");
   run->add_flag("--force", force, "overwrite the run already in the output directory");
+  std::string trace_path;
+  double trace_limit_mb = iommusim::common::Timeline::kDefaultLimitMb;
+  run->add_option("--trace", trace_path, "write a Chrome/Perfetto trace-event timeline to FILE (docs/trace.md)");
+  run->add_option("--trace-limit", trace_limit_mb, "stop recording the trace when FILE would pass this many MB (10^6 bytes)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   auto* config_docs = app.add_subcommand("config-docs", "print docs/config.md: every config key, from the declarations");
   iommusim::app::CompareCommand compare(app);
   iommusim::app::ReportCommand report(app);
@@ -50,6 +60,7 @@ int sc_main(int, char**) {
   if (sweep.chosen()) return sweep.exec();
 
   nlohmann::json cfg;
+  std::optional<iommusim::common::Timeline> timeline;
   try {
     cfg = iommusim::platforms::load_config(config_path, overrides);
     if (print_config) { std::cout << cfg.dump(2) << "\n"; return 0; }
@@ -58,10 +69,23 @@ int sc_main(int, char**) {
                 << "); pass --force to overwrite it, or -o another folder\n";
       return 2;
     }
-    iommusim::platforms::System system(cfg);
+    if (!trace_path.empty()) {
+      try {
+        timeline.emplace(trace_path, uint64_t(trace_limit_mb * 1e6));
+      } catch (const iommusim::common::TimelineError& e) {
+        std::cerr << "iommusim: --trace: " << e.what() << "\n";
+        return 2;
+      }
+    }
+    iommusim::platforms::System system(cfg, timeline ? &*timeline : nullptr);
     iommusim::platforms::RunResult r = system.run();
     iommusim::platforms::write_outputs(out_dir, cfg, r, system.invalidation_records());
     std::cout << r.summary << "  outputs in " << out_dir << "/ (config.resolved.json, stats.json, invalidations.json)\n";
+    if (timeline) {
+      timeline->finish();
+      std::cout << "  trace in " << trace_path << " (" << timeline->events() << " events, " << timeline->bytes()
+                << " bytes" << (timeline->truncated() ? "; truncated at --trace-limit" : "") << ")\n";
+    }
     if (r.violations) {
       // Exit status 3: the simulator's own correctness check failed (2: config, 1: run).
       std::cerr << "iommusim: " << r.violations << " correctness violation(s); the first ones (also in " << out_dir
@@ -72,6 +96,10 @@ int sc_main(int, char**) {
     return r.ok ? 0 : 1;
   } catch (const iommusim::platforms::ConfigError& e) {
     std::cerr << "iommusim: config error: " << e.what() << "\n";
+    if (timeline) {   // nothing was simulated: leave no trace file behind
+      timeline.reset();
+      std::remove(trace_path.c_str());
+    }
     return 2;
   } catch (const std::exception& e) {
     std::cerr << "iommusim: " << e.what() << "\n";
