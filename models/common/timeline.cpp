@@ -2,7 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cinttypes>
+#include <charconv>
 #include <cstring>
 
 #include <nlohmann/json.hpp>
@@ -16,17 +16,18 @@ constexpr char kFooter[] = "\n],\n\"displayTimeUnit\":\"ns\"}\n";
 constexpr uint64_t kTrailerReserve = 256;
 constexpr char kTruncatedName[] = "trace size limit reached: later events are not recorded";
 
-// Picoseconds as microseconds with six decimals: exact, whatever the magnitude.
-void append_us(std::string& s, Ps ps) {
-  char buf[48];
-  const int n = std::snprintf(buf, sizeof buf, "%" PRIu64 ".%06" PRIu64, ps / 1000000, ps % 1000000);
-  s.append(buf, size_t(n));
-}
-
 void append_uint(std::string& s, uint64_t v) {
   char buf[24];
-  const int n = std::snprintf(buf, sizeof buf, "%" PRIu64, v);
-  s.append(buf, size_t(n));
+  const std::to_chars_result r = std::to_chars(buf, buf + sizeof buf, v);
+  s.append(buf, r.ptr);
+}
+
+// Picoseconds as microseconds with six decimals: exact, whatever the magnitude.
+void append_us(std::string& s, Ps ps) {
+  append_uint(s, ps / 1000000);
+  char frac[7] = {'.', '0', '0', '0', '0', '0', '0'};
+  for (uint64_t rest = ps % 1000000, i = 6; rest; rest /= 10, --i) frac[i] = char('0' + rest % 10);
+  s.append(frac, sizeof frac);
 }
 
 // A JSON string (RFC 8259 section 7) without building a temporary.
