@@ -89,15 +89,19 @@ void Timeline::append_metadata(const char* what, uint32_t pid, uint32_t tid, con
   line_ += '}';
 }
 
+void Timeline::append_name_and_time(const char* name, Ps ts) {
+  line_ += ",\"name\":";
+  append_string(line_, name);
+  line_ += ",\"ts\":";
+  append_us(line_, ts);
+}
+
 void Timeline::append_slice(Track track, const char* cat, const char* name, Ps start, Ps dur, const char* args) {
   const auto [pid, tid] = tracks_.at(track);
   begin_event("X", pid, tid);
   line_ += ",\"cat\":";
   append_string(line_, cat);
-  line_ += ",\"name\":";
-  append_string(line_, name);
-  line_ += ",\"ts\":";
-  append_us(line_, start);
+  append_name_and_time(name, start);
   line_ += ",\"dur\":";
   append_us(line_, dur);
   if (args) {
@@ -174,20 +178,18 @@ void Timeline::nested(Track track, const char* cat, const char* name, Ps start, 
 
 void Timeline::finish() {
   if (!file_) return;
-  std::string tail;
-  if (truncated_) {
-    tail = events_ ? ",\n" : "\n";
-    tail += "{\"ph\":\"i\",\"s\":\"g\",\"pid\":0,\"tid\":0,\"name\":";
-    append_string(tail, kTruncatedName);
-    tail += ",\"ts\":";
-    append_us(tail, truncated_at_);
-    tail += ",\"args\":{\"limit_bytes\":";
-    append_uint(tail, limit_);
-    tail += "}}";
+  line_.clear();
+  if (truncated_) {   // a global instant event: a line across every track
+    begin_event("i", 0, 0);
+    line_ += ",\"s\":\"g\"";
+    append_name_and_time(kTruncatedName, truncated_at_);
+    line_ += ",\"args\":{\"limit_bytes\":";
+    append_uint(line_, limit_);
+    line_ += "}}";
     ++events_;
   }
-  tail += kFooter;
-  write(tail);
+  line_ += kFooter;
+  write(line_);
   const bool failed = write_failed_ || std::fflush(file_) != 0 || std::ferror(file_);
   const bool close_failed = std::fclose(file_) != 0;
   file_ = nullptr;

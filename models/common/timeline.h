@@ -75,6 +75,7 @@ class Timeline {
  private:
   // Appends one event's text to line_ (a separator first).
   void begin_event(const char* ph, uint32_t pid, uint32_t tid);
+  void append_name_and_time(const char* name, Ps ts);
   void append_slice(Track track, const char* cat, const char* name, Ps start, Ps dur, const char* args);
   void append_metadata(const char* what, uint32_t pid, uint32_t tid, const std::string& key, const std::string& value);
   // Writes line_ (holding `n` events) if it fits under the limit; else stops recording.
