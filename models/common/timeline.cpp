@@ -128,8 +128,7 @@ void Timeline::commit(uint64_t n) {
 }
 
 uint32_t Timeline::process(const std::string& name) {
-  next_tid_.push_back(0);
-  const uint32_t pid = uint32_t(next_tid_.size());
+  const uint32_t pid = ++processes_;
   if (truncated_ || !file_) return pid;
   append_metadata("process_name", pid, 0, "name", name);
   begin_event("M", pid, 0);
@@ -141,7 +140,9 @@ uint32_t Timeline::process(const std::string& name) {
 }
 
 Timeline::Track Timeline::track(uint32_t pid, const std::string& name) {
-  const uint32_t tid = ++next_tid_.at(pid - 1);
+  if (pid == 0 || pid > processes_) throw std::out_of_range("Timeline::track: no process " + std::to_string(pid));
+  // Unique across processes, as OS thread ids are: a viewer may key threads by tid alone.
+  const uint32_t tid = uint32_t(tracks_.size() + 1);
   tracks_.emplace_back(pid, tid);
   if (truncated_ || !file_) return Track(tracks_.size() - 1);
   append_metadata("thread_name", pid, tid, "name", name);

@@ -53,7 +53,8 @@ class Timeline {
 
   // A process (a lane), shown as `name`; returns its pid (1, 2, ...).
   uint32_t process(const std::string& name);
-  // A track of process `pid`, shown as `name`, below the tracks made before it.
+  // A track of process `pid`, shown as `name`, below the tracks made before it. Its tid is
+  // unique in the file.
   Track track(uint32_t pid, const std::string& name);
 
   // A slice [start, start + dur) on `track`. `args`: the text of a JSON object, or nullptr.
@@ -89,8 +90,8 @@ class Timeline {
   bool truncated_ = false, write_failed_ = false;
   Ps truncated_at_ = 0;
   std::string line_;
-  std::vector<std::pair<uint32_t, uint32_t>> tracks_;   // Track -> (pid, tid)
-  std::vector<uint32_t> next_tid_;                      // per pid - 1
+  std::vector<std::pair<uint32_t, uint32_t>> tracks_;   // Track -> (pid, tid = Track + 1)
+  uint32_t processes_ = 0;
 };
 
 }  // namespace iommusim::common

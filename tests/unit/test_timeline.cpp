@@ -53,8 +53,8 @@ TEST(Timeline, ProcessesAndTracksAreNamedInCreationOrder) {
   const auto names = test::trace_track_names(j);
   ASSERT_EQ(names.size(), 3u);
   EXPECT_EQ(names.at({1, 1}), "cpu 0");
-  EXPECT_EQ(names.at({1, 2}), "queue");
-  EXPECT_EQ(names.at({2, 1}), "cpu 0");
+  EXPECT_EQ(names.at({2, 2}), "cpu 0");   // tids are unique across processes
+  EXPECT_EQ(names.at({1, 3}), "queue");
   bool found = false;
   for (auto& e : j["traceEvents"])
     if (e["name"] == "process_name" && e["pid"] == 2) found = e["args"]["name"] == "vt\"d\n";
