@@ -14,6 +14,7 @@
 
 #include <systemc>
 
+#include "models/common/timeline.h"
 #include "models/memory/sparse_memory.h"
 #include "platforms/config.h"
 #include "platforms/config_keys.h"
@@ -412,6 +413,7 @@ struct Lane {
   sc_core::sc_event_or_list endpoint_done;     // any endpoint finished
   sc_core::sc_event go;
   driver::DomainId dma_domain = 0;
+  uint32_t timeline_pid = 0;                   // its process on the timeline (--trace)
   std::unique_ptr<StressWorkload> stress;
   common::Counter unmaps, domain_flushes;
   sc_core::sc_time traffic_start, traffic_end;
@@ -444,8 +446,10 @@ struct System::Impl : sc_core::sc_module {
   std::vector<std::unique_ptr<Lane>> lanes;
   common::StatRegistry reg;
   unsigned running = 0;
+  common::Timeline* timeline_ = nullptr;
 
-  Impl(sc_core::sc_module_name name, const json& j, const Params& params) : sc_module(name), p(params) {
+  Impl(sc_core::sc_module_name name, const json& j, const Params& params, common::Timeline* timeline)
+      : sc_module(name), p(params), timeline_(timeline) {
     ConfigReader root(j, "");
     for (const std::string& v : p.vendors) {
       auto lane = std::make_unique<Lane>();
@@ -462,6 +466,10 @@ struct System::Impl : sc_core::sc_module {
       ls.oracle = p.oracle;
       l.iommu = make_lane(v, root.section("iommu"), root.section("driver"), root.section("traffic"), ls);
       l.iommu->bind();
+      if (timeline) {
+        l.timeline_pid = timeline->process(v);
+        l.iommu->driver().set_timeline(*timeline, l.timeline_pid);
+      }
       l.memory->register_stats(reg, v + ".memory");
       l.iommu->register_stats(reg, v);
       if (p.pcie.enabled) {
@@ -514,6 +522,7 @@ struct System::Impl : sc_core::sc_module {
       else l.iommu->bind_requester(e->socket);
       e->start(l.go);
       if (l.totals) e->also_count_in(*l.totals);
+      if (timeline_) e->set_timeline(*timeline_, l.timeline_pid, "ep" + std::to_string(i));
       l.endpoint_done |= e->done_event();
       l.endpoint_stats.push_back(several ? "endpoint.ep" + k : "endpoint");
       e->register_stats(reg, l.vendor + "." + l.endpoint_stats.back());
@@ -667,9 +676,9 @@ struct System::Impl : sc_core::sc_module {
   }
 };
 
-System::System(const json& cfg) {
+System::System(const json& cfg, common::Timeline* timeline) {
   Params p = read_params(cfg);
-  impl_ = std::make_unique<Impl>("system", cfg, p);
+  impl_ = std::make_unique<Impl>("system", cfg, p, timeline);
 }
 
 System::~System() = default;

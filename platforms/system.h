@@ -8,6 +8,10 @@
 
 #include "models/common/stats.h"
 
+namespace iommusim::common {
+class Timeline;
+}
+
 namespace iommusim::platforms {
 
 struct RunResult {
@@ -22,7 +26,9 @@ struct RunResult {
 class System {
  public:
   // Validates the config and elaborates the modules. Throws ConfigError naming the key.
-  explicit System(const nlohmann::json& resolved_config);
+  // With a timeline, each lane is a process on it with its CPU, queue and device tracks
+  // (docs/trace.md); the caller finishes it after run().
+  explicit System(const nlohmann::json& resolved_config, common::Timeline* timeline = nullptr);
   ~System();
   // Runs to completion. Never throws for simulated faults; bad runtime conditions (a driver
   // operation that fails) end the run with ok=false and a message, keeping the stats so far.

@@ -4,7 +4,9 @@
 #include "traffic/endpoint.h"
 
 #include <algorithm>
+#include <cinttypes>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
@@ -277,9 +279,40 @@ void Endpoint::slot_thread(unsigned idx) {
       d.outcome = DmaStats::Outcome::Error;
     stats_.record(d);
     if (lane_) lane_->record(d);
+    if (timeline_) trace_dma(idx, s, common::to_ps(issue_start), acc.is_read);
     if (total && stats_.transactions() == total) notify_done();
   }
   slot_exited();
+}
+
+void Endpoint::set_timeline(common::Timeline& timeline, uint32_t pid, const std::string& device) {
+  timeline_ = &timeline;
+  slot_tracks_.clear();
+  for (unsigned i = 0; i < cfg_.outstanding; ++i)
+    slot_tracks_.push_back(timeline.track(pid, "device " + device + " / slot " + std::to_string(i)));
+}
+
+void Endpoint::trace_dma(unsigned idx, const Slot& s, common::Ps issue_start, bool is_read) {
+  const common::DmaAttributes& ext = *s.ext;
+  const common::Ps issued = issue_start + issue_ps_, done = common::now_ps();
+  // The IOMMU reports translation and memory time; the rest is the link and root complex
+  // (both directions, drawn as one phase before translation). The timeline cuts phases at
+  // the slice's end should a multi-page DMA's parts overlap.
+  const common::Ps span = done - issued;
+  const common::Ps translation = std::min<common::Ps>(ext.translation_ps, span);
+  const common::Ps memory = std::min<common::Ps>(ext.memory_ps, span - translation);
+  const common::Ps link = span - translation - memory;
+  // As the counters classify it.
+  const char* result = "ok";
+  if (ext.response == common::IommuResponse::Fault) result = "fault";
+  else if (ext.response == common::IommuResponse::Aborted) result = "aborted";
+  else if (s.payload.get_response_status() != tlm::TLM_OK_RESPONSE) result = "error";
+  char args[160];
+  std::snprintf(args, sizeof args, "{\"address\":\"0x%" PRIx64 "\",\"access\":\"%s\",\"rid\":%u,\"pasid\":%" PRId64 ",\"result\":\"%s\"}",
+                uint64_t(s.payload.get_address()), is_read ? "read" : "write", unsigned(ext.requester_id),
+                ext.pasid_valid ? int64_t(ext.pasid) : int64_t(-1), result);
+  timeline_->nested(slot_tracks_[idx], "dma", is_read ? "DMA read" : "DMA write", issue_start, done - issue_start, args,
+                    {{"issue", issued - issue_start}, {"link", link}, {"translation", translation}, {"memory", memory}});
 }
 
 }  // namespace iommusim::traffic

@@ -12,6 +12,8 @@
 // (translation, memory; the rest is the link and root complex), and the bytes each way.
 // Does not model: the PCIe link itself (models/pcie), tags, ordering rules, ATS, MSI, data
 // contents (each slot reads into and writes from one buffer, never checked).
+// With a timeline attached (set_timeline), each DMA is a slice on its slot's track, from
+// issue to completion, split into issue, link, translation and memory (docs/trace.md).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -28,6 +30,7 @@
 #include "models/common/clock.h"
 #include "models/common/dma_attributes.h"
 #include "models/common/stats.h"
+#include "models/common/timeline.h"
 
 namespace iommusim::traffic {
 
@@ -147,6 +150,9 @@ class Endpoint : public sc_core::sc_module {
   // Slots wait for `go` before their first issue. Call before sc_start(); notify `go` with
   // a delta or timed notification. Without start(), slots begin at time 0.
   void start(sc_core::sc_event& go);
+  // Records every DMA on `timeline` (process `pid`): one track per slot, named
+  // "device <device> / slot <n>". Call before sc_start().
+  void set_timeline(common::Timeline& timeline, uint32_t pid, const std::string& device);
   // Each slot finishes its current DMA and issues no more.
   void stop();
   // Calls `fn` once, right after the n-th DMA (n >= 1) has completed and been counted,
@@ -179,6 +185,8 @@ class Endpoint : public sc_core::sc_module {
   };
 
   void slot_thread(unsigned idx);
+  // The slot's DMA that began at `issue_start` and has just completed, on its track.
+  void trace_dma(unsigned idx, const Slot& s, common::Ps issue_start, bool is_read);
   void slot_exited();
   void notify_done();
 
@@ -196,6 +204,8 @@ class Endpoint : public sc_core::sc_module {
   unsigned running_slots_ = 0;
   DmaStats stats_;
   DmaStats* lane_ = nullptr;
+  common::Timeline* timeline_ = nullptr;
+  std::vector<common::Timeline::Track> slot_tracks_;
 };
 
 }  // namespace iommusim::traffic

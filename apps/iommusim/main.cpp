@@ -1,8 +1,11 @@
-// iommusim command line: `iommusim run [CONFIG.json] [-p key.path=value]... [-o DIR] [--force]`,
+// iommusim command line: `iommusim run [CONFIG.json] [-p key.path=value]... [-o DIR] [--force]
+// [--trace FILE [--trace-limit MB]]`,
 // `iommusim compare [--bless] RUN GOLDEN`, `iommusim report DIR [-o FILE.html]`,
 // `iommusim sweep SPEC.json ...` (docs/sweep.md) and `iommusim config-docs` (docs/config.md).
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 
 #include <CLI/CLI.hpp>
 #include <systemc>
@@ -28,6 +31,10 @@ int sc_main(int, char**) {
   run->add_option("-o,--out", run_options.out_dir, "output directory (created)")->capture_default_str();
   run->add_flag("--print-config", run_options.print_config, "print the resolved config and exit");
   run->add_flag("--force", run_options.force, "overwrite the run already in the output directory");
+  run->add_option("--trace", run_options.trace_path, "write a Chrome/Perfetto trace-event timeline to FILE (docs/trace.md)");
+  run->add_option("--trace-limit", run_options.trace_limit_mb, "stop recording the trace when FILE would pass this many MB (10^6 bytes)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   auto* config_docs = app.add_subcommand("config-docs", "print docs/config.md: every config key, from the declarations");
   iommusim::app::CompareCommand compare(app);
   iommusim::app::ReportCommand report(app);

@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "models/common/timeline.h"
+
 namespace iommusim::app {
 
 struct RunOptions {
@@ -12,6 +14,8 @@ struct RunOptions {
   std::string out_dir = "results/default";
   bool print_config = false;
   bool force = false;                    // overwrite a run already in out_dir
+  std::string trace_path;                // --trace: a Chrome/Perfetto timeline ("" = none)
+  double trace_limit_mb = common::Timeline::kDefaultLimitMb;   // --trace-limit
 };
 
 // Exit status: 0 ok, 1 the run failed, 2 bad config or usage, 3 correctness violations.

@@ -36,6 +36,7 @@ AmdViDriver::AmdViDriver(sc_core::sc_module_name name, const AmdViDriverConfig& 
       cmdbuf_(common::IndexRing{cfg.cmd_buf_log2, false}, unsigned(reg::kEntryBytes), *this, "command buffer space",
               "COMPLETION_WAIT") {
   iommu_.set_command_probe([this](const CommandTrace& t) { cmdbuf_.trace(t); });
+  add_command_queue(cmdbuf_);
 }
 
 AmdViDriver::~AmdViDriver() = default;

@@ -111,6 +111,7 @@ class AmdViDriver : public DriverBase, private DriverQueue::Hooks {
   bool completed(uint32_t first, uint32_t barrier) override;
   Status check_error(unsigned poll) override;
   std::string registers() override;
+  const char* command_name(uint8_t opcode) const override { return amdvi::opcode_name(amdvi::Opcode(opcode)); }
 
   AmdViDriverConfig cfg_;
   amdvi::AmdVi& iommu_;

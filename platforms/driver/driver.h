@@ -12,6 +12,10 @@
 
 #include "models/common/stats.h"
 
+namespace iommusim::common {
+class Timeline;
+}
+
 namespace iommusim::driver {
 
 using DomainId = uint32_t;
@@ -90,6 +94,10 @@ class IommuDriver {
   virtual Status invalidate_range(DomainId d, uint64_t iova, uint64_t bytes, bool leaf) = 0;
   virtual Status invalidate_domain(DomainId d) = 0;
   virtual Status sync() = 0;
+  // Records the driver's invalidations on `timeline`, under process `pid`: each operation
+  // with its latency breakdown on a "cpu 0" track, and what its command queue fetched and
+  // executed on a "queue" track (docs/trace.md). Call before sc_start().
+  virtual void set_timeline(common::Timeline& timeline, uint32_t pid) = 0;
 
   InvalidationLog& invalidations() { return log_; }
   const InvalidationLog& invalidations() const { return log_; }

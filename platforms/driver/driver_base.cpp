@@ -355,6 +355,23 @@ void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_
   const uint64_t accounted = r.software_ps + r.queueing_ps + r.fetch_ps + r.execution_ps;
   r.sync_ps = r.total_ps > accounted ? r.total_ps - accounted : 0;
   if (op != "init" && op != "attach") log_.add(r);
+  if (timeline_) {
+    char args[32];
+    std::snprintf(args, sizeof args, "{\"commands\":%u}", r.commands);
+    timeline_->nested(cpu_track_, "invalidation", op.c_str(), r.start_ps, r.total_ps, args,
+                      {{"software", r.software_ps},
+                       {"queueing", r.queueing_ps},
+                       {"fetch", r.fetch_ps},
+                       {"execution", r.execution_ps},
+                       {"sync", r.sync_ps}});
+  }
+}
+
+void DriverBase::set_timeline(common::Timeline& timeline, uint32_t pid) {
+  timeline_ = &timeline;
+  cpu_track_ = timeline.track(pid, "cpu 0");
+  for (size_t i = 0; i < queues_.size(); ++i)
+    queues_[i]->set_timeline(timeline, timeline.track(pid, queues_.size() == 1 ? "queue" : "queue " + std::to_string(i)));
 }
 
 Status DriverBase::barrier_timeout(const std::string& what, const std::string& registers) const {

@@ -20,6 +20,7 @@
 #include "models/common/command_trace.h"
 #include "models/common/correctness_oracle.h"
 #include "models/common/payload_pool.h"
+#include "models/common/timeline.h"
 #include "models/memory/sparse_memory.h"
 #include "models/pagetable/table_builder.h"
 #include "platforms/driver/driver.h"
@@ -54,6 +55,9 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
 
   // Registers the counters every backend has, plus the invalidation log.
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
+  // "cpu 0" for the operations (record_invalidation), then one "queue" track per command
+  // queue the backend named with add_command_queue.
+  void set_timeline(common::Timeline& timeline, uint32_t pid) override;
 
  protected:
   struct Domain {
@@ -77,6 +81,9 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   // block it, with the configuration invalidations that takes, and wait for them.
   virtual Status attach_device(uint32_t rid, std::optional<uint32_t> pasid, DomainId domain) = 0;
   virtual Status detach_device(uint32_t rid, std::optional<uint32_t> pasid) = 0;
+
+  // A command queue whose fetches and commands go on the timeline (set_timeline).
+  void add_command_queue(DriverQueue& q) { queues_.push_back(&q); }
 
   Domain* domain(DomainId d, Status& st);
   const Domain* domain(DomainId d) const;
@@ -117,6 +124,8 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   // Splits an invalidation into software / queueing / fetch / execution / sync from the
   // traces of its queue entries (in queue order, barrier last) and logs it, except for
   // set-up operations. t0: operation start, t_doorbell: tail written, t_done: completion seen.
+  // With a timeline, every operation (set-up ones too) becomes a slice on the CPU track
+  // whose five parts, laid end to end in that order, tile it.
   void record_invalidation(const std::string& op, uint64_t t0, uint64_t t_doorbell, uint64_t t_done,
                            const std::vector<common::CommandTrace>& traces);
 
@@ -153,6 +162,9 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   // Same-size in-place leaf edit + leaf invalidation (protect and remap).
   Status change_leaves(DomainId d, uint64_t iova, uint64_t bytes, std::optional<uint64_t> new_out, Prot prot);
   uint64_t pending_leaf_bytes_ = 0;   // set by unmap for the invalidation it issues
+  std::vector<DriverQueue*> queues_;   // add_command_queue
+  common::Timeline* timeline_ = nullptr;
+  common::Timeline::Track cpu_track_ = 0;
 };
 
 }  // namespace iommusim::driver

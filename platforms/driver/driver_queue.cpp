@@ -1,6 +1,9 @@
 #include "platforms/driver/driver_queue.h"
 
+#include <algorithm>
 #include <cassert>
+#include <cinttypes>
+#include <cstdio>
 
 namespace iommusim::driver {
 
@@ -14,6 +17,17 @@ DriverQueue::DriverQueue(const common::IndexRing& ring, unsigned entry_bytes, Ho
 void DriverQueue::reset(uint64_t base) {
   base_ = base;
   producer_ = consumer_seen_ = 0;
+}
+
+void DriverQueue::record(const common::CommandTrace& t) {
+  if (t.first_of_fetch) timeline_->slice(track_, "queue", "fetch", t.fetch_start_ps, t.fetch_end_ps - t.fetch_start_ps);
+  // One entry at a time: the first of a batch starts when the fetch ends, the others when
+  // the entry before them ended.
+  const uint64_t start = t.first_of_fetch ? t.fetch_end_ps : std::max(t.fetch_end_ps, last_exec_end_ps_);
+  last_exec_end_ps_ = t.exec_end_ps;
+  char args[64];
+  std::snprintf(args, sizeof args, "{\"index\":%" PRIu32 "%s}", t.queue_index, t.illegal ? ",\"illegal\":true" : "");
+  timeline_->slice(track_, "queue", hooks_.command_name(t.opcode), start, t.exec_end_ps - start, args);
 }
 
 }  // namespace iommusim::driver

@@ -11,7 +11,8 @@
 //   rung with what is queued and the driver polls for space.
 // - The two pointer conventions of queue_ring.h: index plus wrap bit (every slot usable)
 //   or plain index (one slot stays empty).
-// - Per-entry traces from the model (trace()) for the latency breakdown of each batch.
+// - Per-entry traces from the model (trace()) for the latency breakdown of each batch,
+//   and, with a timeline attached, each fetch and each command as slices on its track.
 //
 // The vendor supplies the register accesses, the barrier entry, the completion check and
 // the error recovery (Hooks).
@@ -22,6 +23,7 @@
 
 #include "models/common/command_trace.h"
 #include "models/common/queue_ring.h"
+#include "models/common/timeline.h"
 #include "platforms/driver/driver.h"
 
 namespace iommusim::driver {
@@ -49,6 +51,8 @@ class DriverQueue {
     virtual Status check_error(unsigned poll) = 0;
     // The registers a timeout message shows, e.g. "CMDQ_CONS=0x3, GERROR=0x0".
     virtual std::string registers() = 0;
+    // The vendor's name of a command by its trace opcode (CommandTrace::opcode), for timelines.
+    virtual const char* command_name(uint8_t opcode) const = 0;
   };
 
   // space_what / barrier_what name what a timeout waited for ("CMDQ space", "CMD_SYNC").
@@ -59,7 +63,15 @@ class DriverQueue {
   // At init: the queue lives at `base` and is empty.
   void reset(uint64_t base);
   // The model's per-entry trace (its command probe).
-  void trace(const common::CommandTrace& t) { traces_[ring_.index(t.queue_index)] = t; }
+  void trace(const common::CommandTrace& t) {
+    traces_[ring_.index(t.queue_index)] = t;
+    if (timeline_) record(t);
+  }
+  // Records each fetch and each command on `track` of `timeline` from here on.
+  void set_timeline(common::Timeline& timeline, common::Timeline::Track track) {
+    timeline_ = &timeline;
+    track_ = track;
+  }
 
   const common::IndexRing& ring() const { return ring_; }
   unsigned entry_bytes() const { return entry_bytes_; }
@@ -76,6 +88,12 @@ class DriverQueue {
   uint64_t base_ = 0;
   uint32_t producer_ = 0, consumer_seen_ = 0;
   std::vector<common::CommandTrace> traces_;   // indexed by slot
+
+  // The entry's fetch (when it paid it) and its decode + execution, on the timeline.
+  void record(const common::CommandTrace& t);
+  common::Timeline* timeline_ = nullptr;
+  common::Timeline::Track track_ = 0;
+  uint64_t last_exec_end_ps_ = 0;   // the previous entry's, where the next one's execution starts
 };
 
 }  // namespace iommusim::driver

@@ -32,6 +32,7 @@ Smmuv3Driver::Smmuv3Driver(sc_core::sc_module_name name, const Smmuv3DriverConfi
     : DriverBase(name, cfg.timing, cfg.memory, memory), cfg_(cfg), smmu_(smmu),
       cmdq_(common::IndexRing{cfg.cmdq_log2, true}, 16, *this, "CMDQ space", "CMD_SYNC") {
   smmu_.set_command_probe([this](const CommandTrace& t) { cmdq_.trace(t); });
+  add_command_queue(cmdq_);
 }
 
 Smmuv3Driver::~Smmuv3Driver() = default;

@@ -90,6 +90,7 @@ class Smmuv3Driver : public DriverBase, private DriverQueue::Hooks {
   bool completed(uint32_t first, uint32_t barrier) override;
   Status check_error(unsigned poll) override;
   std::string registers() override;
+  const char* command_name(uint8_t opcode) const override { return smmuv3::opcode_name(smmuv3::Opcode(opcode)); }
 
   Smmuv3DriverConfig cfg_;
   smmuv3::Smmuv3& smmu_;

@@ -32,6 +32,7 @@ VtdDriver::VtdDriver(sc_core::sc_module_name name, const VtdDriverConfig& cfg, V
       // 2^QS 4 KiB pages of 32-byte descriptors.
       iq_(common::IndexRing{12 + cfg.qi_qs - reg::iq_shift(true), false}, 32, *this, "queue space", "inv_wait") {
   iommu_.set_command_probe([this](const CommandTrace& t) { iq_.trace(t); });
+  add_command_queue(iq_);
 }
 
 VtdDriver::~VtdDriver() = default;

@@ -98,6 +98,7 @@ class VtdDriver : public DriverBase, private DriverQueue::Hooks {
   bool completed(uint32_t first, uint32_t barrier) override;
   Status check_error(unsigned poll) override;
   std::string registers() override;
+  const char* command_name(uint8_t opcode) const override { return vtd::desc_type_name(vtd::DescType(opcode)); }
   std::vector<uint32_t> pasids_of(const VtdDomain& d) const;
   void range_descs(const VtdDomain& dom, uint64_t iova, uint64_t bytes, bool leaf, std::vector<vtd::DescWords>& out);
   // An IOTLB invalidation descriptor with DR/DW set as CAP.DRD/DWD allow (Linux qi_flush_iotlb).
