@@ -8,6 +8,7 @@
 // submit-and-wait path (submit_batch) is shared.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,6 +52,15 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   // The lane's correctness oracle (nullptr: none), told every mapping and change.
   void set_oracle(common::CorrectnessOracle* o) { oracle_ = o; }
   std::optional<DomainId> create_domain(DomainKind kind, std::optional<DomainId> parent, std::string* why) override;
+
+  // The DMA API's lazy unmap (Linux iommu_unmap_fast with a queued gather): clears the
+  // PTEs with no invalidation; *change is the oracle's change, completed later by
+  // complete_deferred() once a flush covering it has completed.
+  Status unmap_deferred(DomainId d, uint64_t iova, uint64_t bytes, common::CorrectnessOracle::ChangeId* change);
+  // Completes `c` at the hardware time of the last barrier the calling thread waited for.
+  void complete_deferred(common::CorrectnessOracle::ChangeId c) { complete_change(c); }
+  // That time (0: none yet).
+  uint64_t last_barrier_ps() { return op_state().last_barrier_ps; }
 
   // Registers the counters every backend has, plus the invalidation log.
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
@@ -114,11 +124,13 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   // the vendor's hooks cannot recover.
   Status submit_batch(DriverQueue& q, const uint64_t* words, size_t count, const std::string& op);
 
-  // Splits an invalidation into software / queueing / fetch / execution / sync from the
-  // traces of its queue entries (in queue order, barrier last) and logs it, except for
-  // set-up operations. t0: operation start, t_doorbell: tail written, t_done: completion seen.
+  // Splits an invalidation into software / lock / queueing / fetch / execution / sync from
+  // the traces of its queue entries (in queue order, barrier last) and logs it, except for
+  // set-up operations. t0: operation start, t_doorbell: tail written (by this CPU or the
+  // one that rang for it), t_done: completion seen; lock_ps: time spent waiting for other
+  // CPUs between t0 and t_doorbell (the queue lock, or the shared doorbell).
   void record_invalidation(const std::string& op, uint64_t t0, uint64_t t_doorbell, uint64_t t_done,
-                           const std::vector<common::CommandTrace>& traces);
+                           const std::vector<common::CommandTrace>& traces, uint64_t lock_ps = 0);
 
   static std::string hex(uint64_t v) { return common::hex(v); }
   // "<what> not complete after <sync_timeout_us> us (<registers>)", as Linux's poll timeouts say.
@@ -145,14 +157,25 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   std::unique_ptr<HostTables> host_tables_;
   std::vector<std::unique_ptr<GuestTables>> guest_tables_;   // one per nest parent
   std::vector<std::unique_ptr<Domain>> domains_;
-  uint64_t op_start_ps_ = 0;
-  std::string pending_op_;
-  uint64_t last_barrier_ps_ = 0;   // when the hardware completed the last barrier we waited for
+  // One operation's state, per calling thread (CPU): several driver threads may be inside
+  // the driver at once, each between its PTE edits and its invalidation.
+  struct OpState {
+    uint64_t op_start_ps = 0;
+    std::string pending_op;
+    uint64_t pending_leaf_bytes = 0;   // set by unmap for the invalidation it issues
+    uint64_t last_barrier_ps = 0;      // when the hardware completed the last barrier this thread waited for
+  };
+  std::map<const sc_core::sc_object*, OpState> op_states_;   // by SystemC process
+  OpState& op_state();
   // Tells the oracle that change `c` is covered by the barrier just waited for.
-  void complete_change(common::CorrectnessOracle::ChangeId c) { if (oracle_) oracle_->complete(c, last_barrier_ps_); }
+  void complete_change(common::CorrectnessOracle::ChangeId c) { if (oracle_) oracle_->complete(c, op_state().last_barrier_ps); }
   // Same-size in-place leaf edit + leaf invalidation (protect and remap).
   Status change_leaves(DomainId d, uint64_t iova, uint64_t bytes, std::optional<uint64_t> new_out, Prot prot);
-  uint64_t pending_leaf_bytes_ = 0;   // set by unmap for the invalidation it issues
+  // Submit steps: reserve and write the entries (Concurrent: wait for space, Serialised:
+  // the lock is held), then ring or wait for the doorbell that covers them.
+  struct Written { std::vector<std::pair<uint32_t, uint32_t>> chunks; uint32_t barrier = 0; uint64_t end_seq = 0; };
+  Status write_entries(DriverQueue& q, const uint64_t* words, size_t count, sc_core::sc_time deadline, Written& w);
+  void ring_written_prefix(DriverQueue& q);
 };
 
 }  // namespace iommusim::driver
