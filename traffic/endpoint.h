@@ -108,6 +108,9 @@ class Endpoint : public sc_core::sc_module {
   // Calls `fn` once, right after the n-th DMA (n >= 1) has completed and been counted,
   // before any other process runs: a boundary that falls exactly between two DMAs.
   void on_completed(uint64_t n, std::function<void()> fn);
+  // Redirects each DMA's window address (default: none): a workload whose buffers are
+  // mapped at IOVAs it learns at run time points the DMAs into them. Called once per DMA.
+  void set_address_map(std::function<uint64_t(uint64_t)> map) { address_map_ = std::move(map); }
   // Notified (once, delta) when total_transactions completed, or when every slot stopped.
   sc_core::sc_event& done_event() { return done_; }
   bool done() const { return done_notified_; }
@@ -149,6 +152,7 @@ class Endpoint : public sc_core::sc_module {
   unsigned running_slots_ = 0;
   uint64_t milestone_at_ = 0;   // on_completed(); 0: none
   std::function<void()> milestone_;
+  std::function<uint64_t(uint64_t)> address_map_;
   common::Counter transactions_, reads_, writes_, faults_, errors_, bytes_;
   common::Histogram latency_ps_;
 };

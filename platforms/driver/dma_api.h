@@ -69,6 +69,8 @@ class DmaApi {
   // also the IOVA granule.
   DmaApi(const DmaApiConfig& c, DriverBase& drv, DomainId domain, uint64_t page_bytes = 4096);
   ~DmaApi();
+  // A platform registers the stats before the driver's init, so the domain comes later.
+  void set_domain(DomainId domain) { domain_ = domain; }
 
   // dma_map_page: maps [pa, pa + bytes) for `cpu`; *dma gets the device address.
   Status map(unsigned cpu, uint64_t pa, uint64_t bytes, Prot prot, uint64_t* dma);

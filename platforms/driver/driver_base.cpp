@@ -406,12 +406,16 @@ Status DriverBase::submit_batch(DriverQueue& q, const uint64_t* words, size_t co
   traces.reserve(count + 1);
   for (const auto& [start, n] : w.chunks)
     for (uint32_t k = 0, p = start; k < n; ++k, p = ring.next(p)) traces.push_back(q.traces_[ring.index(p)]);
-  record_invalidation(op, t0, t_doorbell, t_done, traces, lock_ps);
+  // The entry just ahead of this batch (another CPU's, on a shared queue): until it has
+  // executed, this batch waits in the queue.
+  const uint64_t ahead_end_ps = q.traces_[ring.index(first + ring.pointer_mask())].exec_end_ps;
+  record_invalidation(op, t0, t_doorbell, t_done, traces, lock_ps, ahead_end_ps);
   return {};
 }
 
 void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_t t_doorbell, uint64_t t_done,
-                                     const std::vector<common::CommandTrace>& traces, uint64_t lock_ps) {
+                                     const std::vector<common::CommandTrace>& traces, uint64_t lock_ps,
+                                     uint64_t ahead_end_ps) {
   InvalidationRecord r;
   r.op = op;
   r.start_ps = t0;
@@ -419,7 +423,7 @@ void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_
   r.total_ps = t_done - t0;
   r.lock_ps = lock_ps;
   r.software_ps = t_doorbell - t0 - lock_ps;
-  uint64_t first_fetch = ~0ull, prev_end = 0;
+  uint64_t first_fetch = ~0ull, prev_end = ahead_end_ps;
   for (size_t i = 0; i < traces.size(); ++i) {
     const common::CommandTrace& t = traces[i];
     first_fetch = std::min(first_fetch, t.fetch_start_ps);
@@ -430,6 +434,11 @@ void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_
     prev_end = t.exec_end_ps;
   }
   r.queueing_ps = first_fetch > t_doorbell && first_fetch != ~0ull ? first_fetch - t_doorbell : 0;
+  // Fetched, but behind entries still executing: waiting in the queue too.
+  if (!traces.empty()) {
+    const uint64_t from = std::max(traces.front().fetch_end_ps, t_doorbell);
+    if (ahead_end_ps > from && ahead_end_ps <= t_done) r.queueing_ps += ahead_end_ps - from;
+  }
   // The oracle's barrier time: when the hardware completed the barrier (not when the CPU noticed).
   uint64_t& barrier_ps = op_state().last_barrier_ps;
   barrier_ps = t_done;

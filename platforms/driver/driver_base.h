@@ -128,9 +128,12 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   // the traces of its queue entries (in queue order, barrier last) and logs it, except for
   // set-up operations. t0: operation start, t_doorbell: tail written (by this CPU or the
   // one that rang for it), t_done: completion seen; lock_ps: time spent waiting for other
-  // CPUs between t0 and t_doorbell (the queue lock, or the shared doorbell).
+  // CPUs between t0 and t_doorbell (the queue lock, or the shared doorbell); ahead_end_ps:
+  // when the queue entry before the first trace finished executing (waiting behind it,
+  // after the fetch, is queueing too).
   void record_invalidation(const std::string& op, uint64_t t0, uint64_t t_doorbell, uint64_t t_done,
-                           const std::vector<common::CommandTrace>& traces, uint64_t lock_ps = 0);
+                           const std::vector<common::CommandTrace>& traces, uint64_t lock_ps = 0,
+                           uint64_t ahead_end_ps = 0);
 
   static std::string hex(uint64_t v) { return common::hex(v); }
   // "<what> not complete after <sync_timeout_us> us (<registers>)", as Linux's poll timeouts say.

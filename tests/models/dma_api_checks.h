@@ -229,7 +229,9 @@ void check_random_multi_cpu(H& h, const std::string& vendor, bool strict, uint64
   if (strict) {
     EXPECT_EQ(r.api->invalidations(), 4u * rounds);
   } else {
-    EXPECT_GE(r.api->flushes_full(), 4u);
+    // A flush is domain-wide: one CPU's full ring frees every CPU's older entries.
+    EXPECT_GE(r.api->flushes_full(), 1u);
+    EXPECT_EQ(r.api->invalidations(), r.api->flushes_full() + r.api->flushes_timer());
   }
   expect_parts_add_up(h.drv.invalidations());
   EXPECT_GT(r.oracle.checked(), 0u);
