@@ -296,14 +296,20 @@ std::string DriverBase::take_pending_op(const std::string& fallback) {
   return op;
 }
 
-void DriverBase::ring_written_prefix(DriverQueue& q) {
-  const uint64_t seq = q.written_seq_;
-  q.hooks_.doorbell(q.written_ptr_);
-  if (seq > q.rung_seq_) {
-    q.rung_seq_ = seq;
+void DriverBase::ring_written_prefix(DriverQueue& q, bool even_if_rung, uint64_t cover_seq, uint64_t* covered_ps) {
+  // One doorbell writer at a time, so the producer register never moves back; the writer
+  // rings again for whatever other CPUs wrote meanwhile (Linux's CMDQ owner).
+  if (q.ringing_) return;
+  q.ringing_ = true;
+  for (bool first = true; q.rung_seq_ < q.written_seq_ || (first && even_if_rung); first = false) {
+    const uint64_t seq = q.written_seq_;
+    q.hooks_.doorbell(q.written_ptr_);
+    q.rung_seq_ = std::max(q.rung_seq_, seq);
     q.rung_ps_ = to_ps(sc_time_stamp());
+    if (covered_ps && !*covered_ps && q.rung_seq_ >= cover_seq) *covered_ps = q.rung_ps_;
     q.doorbell_rung_.notify(sc_core::SC_ZERO_TIME);
   }
+  q.ringing_ = false;
 }
 
 Status DriverBase::write_entries(DriverQueue& q, const uint64_t* words, size_t count, sc_core::sc_time deadline,
@@ -317,7 +323,7 @@ Status DriverBase::write_entries(DriverQueue& q, const uint64_t* words, size_t c
     // Space is tracked in software; the consumer register is read only when full. Then
     // ring what is written and wait for space.
     while (ring.full(q.producer_, q.consumer_seen_)) {
-      ring_written_prefix(q);
+      ring_written_prefix(q, true);
       sc_core::wait(poll_interval());
       q.consumer_seen_ = h.read_consumer();
       if (ring.full(q.producer_, q.consumer_seen_))
@@ -382,12 +388,17 @@ Status DriverBase::submit_batch(DriverQueue& q, const uint64_t* words, size_t co
   if (Status s = write_entries(q, words, count, deadline, w); !s.ok) return s;
   // This CPU's entries are in the written prefix: ring for it, unless a CPU still writing
   // earlier slots will (then wait for that doorbell).
-  if (q.written_seq_ >= w.end_seq) ring_written_prefix(q);
+  // The doorbell time is when the ring that covered these entries was written, also when
+  // this CPU, as the doorbell writer, went on to ring for others.
+  uint64_t t_doorbell = 0;
+  if (q.written_seq_ >= w.end_seq) ring_written_prefix(q, false, w.end_seq, &t_doorbell);
   // Waiting for another CPU's doorbell is time lost to the others, like a lock wait.
-  const uint64_t written_at = to_ps(sc_time_stamp());
-  while (q.rung_seq_ < w.end_seq) sc_core::wait(q.doorbell_rung_);
-  const uint64_t t_doorbell = to_ps(sc_time_stamp());
-  lock_ps += t_doorbell - written_at;
+  if (!t_doorbell) {
+    const uint64_t written_at = to_ps(sc_time_stamp());
+    while (q.rung_seq_ < w.end_seq) sc_core::wait(q.doorbell_rung_);
+    t_doorbell = to_ps(sc_time_stamp());
+    lock_ps += t_doorbell - written_at;
+  }
 
   const uint32_t first = w.chunks.front().first;
   for (unsigned poll = 1;; ++poll) {

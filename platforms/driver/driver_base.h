@@ -178,7 +178,10 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   // the lock is held), then ring or wait for the doorbell that covers them.
   struct Written { std::vector<std::pair<uint32_t, uint32_t>> chunks; uint32_t barrier = 0; uint64_t end_seq = 0; };
   Status write_entries(DriverQueue& q, const uint64_t* words, size_t count, sc_core::sc_time deadline, Written& w);
-  void ring_written_prefix(DriverQueue& q);
+  // Writes the doorbell for the written prefix (even_if_rung: also when nothing new was
+  // written, as the wait for space does). *covered_ps: when a ring first covered cover_seq.
+  void ring_written_prefix(DriverQueue& q, bool even_if_rung = false, uint64_t cover_seq = 0,
+                           uint64_t* covered_ps = nullptr);
 };
 
 }  // namespace iommusim::driver

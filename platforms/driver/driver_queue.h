@@ -25,7 +25,8 @@
 //   waits for that doorbell (Linux: the owner waits for the earlier entries' valid bits,
 //   then writes PROD for the gathered batch). Simplified: reservation is instantaneous
 //   (no cmpxchg retries), a batch larger than the free space is reserved in pieces, and
-//   the owner does not hand its ownership over (one doorbell per completed prefix).
+//   one CPU writes the doorbell at a time and, like Linux's owner, rings again for what
+//   others wrote meanwhile, so the producer register never moves back.
 //
 // The vendor supplies the register accesses, the barrier entry, the completion check and
 // the error recovery (Hooks).
@@ -107,6 +108,7 @@ class DriverQueue {
   uint64_t reserved_seq_ = 0, written_seq_ = 0, rung_seq_ = 0;
   uint32_t written_ptr_ = 0;
   uint64_t rung_ps_ = 0;
+  bool ringing_ = false;   // a CPU is writing the doorbell
   sc_core::sc_event doorbell_rung_;
 };
 

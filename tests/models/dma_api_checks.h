@@ -184,7 +184,8 @@ void check_strict_vs_lazy(H& h, const std::string& vendor, bool strict) {
 inline void expect_parts_add_up(const driver::InvalidationLog& log) {
   for (const auto& x : log.records())
     EXPECT_EQ(x.software_ps + x.lock_ps + x.queueing_ps + x.fetch_ps + x.execution_ps + x.sync_ps, x.total_ps)
-        << x.op << " at " << x.start_ps;
+        << x.op << " at " << x.start_ps << ": software " << x.software_ps << ", lock " << x.lock_ps << ", queueing "
+        << x.queueing_ps << ", fetch " << x.fetch_ps << ", execution " << x.execution_ps << ", sync " << x.sync_ps;
 }
 
 template <class H>
