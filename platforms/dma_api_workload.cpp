@@ -48,9 +48,9 @@ Status DmaApiWorkload::setup(uint32_t rid, std::optional<uint32_t> pasid) {
 }
 
 uint64_t DmaApiWorkload::translate(uint64_t window_addr) const {
-  const uint64_t off = window_addr - c_.window_base;
-  const uint64_t k = std::min<uint64_t>(off / slot_bytes_, c_.api.cpus - 1);
-  return current_[k] + (off - k * slot_bytes_);
+  // A window that does not divide into whole-page slots wraps its tail onto the slots.
+  const uint64_t off = (window_addr - c_.window_base) % (slot_bytes_ * c_.api.cpus);
+  return current_[off / slot_bytes_] + off % slot_bytes_;
 }
 
 void DmaApiWorkload::start() {

@@ -5,7 +5,8 @@
 // What it models
 // - The window is split into one buffer slot per CPU (window_bytes / cpus, whole pages);
 //   the endpoint's window offset o lands in slot k = o / slot_bytes at the IOVA the slot's
-//   current buffer was mapped at (the endpoint's address hook, translate()).
+//   current buffer was mapped at (the endpoint's address hook, translate()); a tail that
+//   does not fill a slot wraps onto the first slots.
 // - Every interval each CPU dma_maps a new buffer for its slot (alternating between two
 //   PA regions), publishes it to the device, then dma_unmaps the buffer it published one
 //   interval earlier: a buffer is unmapped only after the device has stopped using it
