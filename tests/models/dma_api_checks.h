@@ -261,7 +261,7 @@ void check_random_multi_cpu(H& h, const std::string& vendor, bool strict, uint64
     H h;                                                                                                       \
     h.run([](H& x) { ::iommusim::test::check_random_multi_cpu(x, vendor, true, 2, 100); }, sc_core::sc_time(1, sc_core::SC_SEC)); \
   }                                                                                                            \
-  TEST(Long##Suite, RandomFourCpusLazyManySeeds) {                                                             \
+  TEST(Long##Suite, RandomFourCpusLazyLongRun) {                                                             \
     H h;                                                                                                       \
     h.run([](H& x) { ::iommusim::test::check_random_multi_cpu(x, vendor, false, 7, 3000); }, sc_core::sc_time(10, sc_core::SC_SEC)); \
   }
