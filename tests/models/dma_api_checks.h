@@ -263,7 +263,7 @@ void check_random_multi_cpu(H& h, const std::string& vendor, bool strict, uint64
   }                                                                                                            \
   TEST(Long##Suite, RandomFourCpusLazyLongRun) {                                                             \
     H h;                                                                                                       \
-    h.run([](H& x) { ::iommusim::test::check_random_multi_cpu(x, vendor, false, 7, 3000); }, sc_core::sc_time(10, sc_core::SC_SEC)); \
+    h.run([](H& x) { ::iommusim::test::check_random_multi_cpu(x, vendor, false, 7, 20000); }, sc_core::sc_time(10, sc_core::SC_SEC)); \
   }
 
 }  // namespace iommusim::test
