@@ -739,14 +739,14 @@ RunResult System::run() {
     const auto& all = l.iommu->driver().invalidations().records();
     return std::make_pair(all.begin() + std::ptrdiff_t(l.invalidations_from), all.end());
   };
-  const char* parts[] = {"software", "queueing", "fetch", "execution", "sync"};
-  for (int k = 0; k < 5; ++k) {
+  const char* parts[] = {"software", "lock", "queueing", "fetch", "execution", "sync"};
+  for (int k = 0; k < 6; ++k) {
     per_lane(std::string("  mean ") + parts[k] + " (ns)", [&](const Lane& l) {
       const auto [first, last] = records(l);
       if (first == last) return std::string("-");
       double sum = 0;
       for (auto rec = first; rec != last; ++rec) {
-        const uint64_t v[] = {rec->software_ps, rec->queueing_ps, rec->fetch_ps, rec->execution_ps, rec->sync_ps};
+        const uint64_t v[] = {rec->software_ps, rec->lock_ps, rec->queueing_ps, rec->fetch_ps, rec->execution_ps, rec->sync_ps};
         sum += double(v[k]);
       }
       return ns(sum / double(last - first));
