@@ -19,6 +19,7 @@
 #include "platforms/config.h"
 #include "platforms/config_keys.h"
 #include "models/pcie/root_complex.h"
+#include "platforms/dma_api_workload.h"
 #include "platforms/iommu_lane.h"
 #include "platforms/pcie_keys.h"
 #include "platforms/progress.h"
@@ -49,7 +50,9 @@ struct Params {
   uint64_t guest_ram_pa = 0, guest_ram_bytes = 0, buffer_ipa = 0, s2_page = 0, s1_page = 0;
   uint64_t unmap_interval_ns = 0, churn_pages = 0, domain_every = 0, extra_pasids = 0;
   bool oracle = false;
-  bool stress = false, mixed_leaves = false;
+  std::string mode;   // workload.mode
+  bool stress = false, mixed_leaves = false, dma_api = false;
+  driver::DmaApiConfig dma;
   uint64_t stride = 0;   // stress: distance between the target regions a window leaf moves among
 };
 
@@ -267,12 +270,14 @@ Section<P> workload_keys() {
                "every Nth operation flushes the whole domain; 0: never")
       .integer("extra_pasids", &P::extra_pasids, 0, 0, 14, "PASIDs",
                "also attach the DMA domain through PASIDs 1..N (s1 or nested)")
-      .choice("mode", &P::stress, false, {{"churn", false}, {"stress", true}},
-              "churn: unmap and remap pages beside the DMA window; stress: change the window itself")
+      .choice("mode", &P::mode, "churn", {"churn", "stress", "dma_api"},
+              "churn: unmap and remap pages beside the DMA window; stress: change the window itself; "
+              "dma_api: CPUs map and unmap the window's buffers through Linux's DMA API (section dma_api), "
+              "each every unmap_interval_ns")
       .boolean("mixed_leaves", &P::mixed_leaves, false,
                "stress: alternate 2 MB leaves and 4 KB leaves per 2 MB of the window")
       .check("mixed_leaves",
-             [](const P& p) { return p.mixed_leaves && !p.stress ? "only with workload.mode = stress" : ""; });
+             [](const P& p) { return p.mixed_leaves && p.mode != "stress" ? "only with workload.mode = stress" : ""; });
 }
 
 const Section<P>& run_keys() {
@@ -284,7 +289,8 @@ const Section<P>& run_keys() {
                                      .section("platform", platform_keys())
                                      .section("traffic", traffic_run_keys())
                                      .section("pcie", &P::pcie, pcie_keys())
-                                     .section("workload", workload_keys());
+                                     .section("workload", workload_keys())
+                                     .section("dma_api", &P::dma, dma_api_keys());
   return keys;
 }
 
@@ -301,6 +307,8 @@ Params read_params(const json& j) {
   Params p;
   run_keys().read(root, p);
   p.ep.seed = p.seed;
+  p.stress = p.mode == "stress";
+  p.dma_api = p.mode == "dma_api";
   const ConfigReader m = root.section("memory"), pl = root.section("platform"), t = root.section("traffic"),
                      w = root.section("workload");
   // The lane's endpoints; the k-th has seed + k, so they differ from each other but every
@@ -323,6 +331,7 @@ Params read_params(const json& j) {
       e.fail("pasid", "collides with workload.extra_pasids (PASIDs 1.." + std::to_string(p.extra_pasids) + ")");
   }
   if (p.stress && p.eps.size() > 1) t.fail("endpoints", "workload.mode = stress drives one endpoint");
+  if (p.dma_api && p.eps.size() > 1) t.fail("endpoints", "workload.mode = dma_api drives one endpoint");
 
   // A completion barrier waits for the walks an invalidation overtook (a cold nested walk
   // is 24 reads) and for its own queue reads and status write: with slow memory it cannot
@@ -349,6 +358,10 @@ Params read_params(const json& j) {
     root.section("sim").fail("warmup_transactions", "must be less than the DMAs of a lane (traffic.transactions: " +
                                                          std::to_string(total) + "), or 0 for no warm-up");
 
+  p.dma.cpu_mhz = p.timing.cpu_mhz;
+  if (p.dma_api && p.translation != "s1") w.fail("mode", "dma_api needs translation s1 (one DMA domain per device)");
+  if (p.dma_api && p.ep.window_bytes / p.dma.cpus < p.s1_page)
+    t.fail("window_bytes", "with workload.mode = dma_api the window must hold a page per CPU (dma_api.cpus)");
   if (p.stress && p.translation == "bypass") w.fail("mode", "stress needs translation s1, s2 or nested");
   if (p.stress && p.extra_pasids) w.fail("extra_pasids", "not with workload.mode = stress");
   if (p.mixed_leaves && churn_unit(p) != 4096)
@@ -369,7 +382,8 @@ Params read_params(const json& j) {
   }
   // Everything the traffic and churn touch must fit in guest RAM (buffers + guest tables).
   // Under stress a nested window moves between two IPA regions.
-  const uint64_t need = p.stress ? 2 * p.stride : p.ep.window_bytes + churn_units(p) * churn_unit(p);
+  // The DMA API's buffers alternate between two PA regions of the window's size.
+  const uint64_t need = p.stress ? 2 * p.stride : p.dma_api ? 2 * p.ep.window_bytes : p.ep.window_bytes + churn_units(p) * churn_unit(p);
   p.pools.guest_pool_ipa = (p.buffer_ipa + need + p.s2_page + (p.s2_page - 1)) & ~(p.s2_page - 1);
   if (p.pools.guest_pool_ipa + p.pools.guest_pool_bytes > p.guest_ram_bytes)
     pl.fail("guest_ram_bytes", "too small for the DMA buffers and platform.guest_table_pool_bytes of guest tables");
@@ -415,6 +429,7 @@ struct Lane {
   driver::DomainId dma_domain = 0;
   uint32_t timeline_pid = 0;                   // its process on the timeline (--trace)
   std::unique_ptr<StressWorkload> stress;
+  std::unique_ptr<DmaApiWorkload> dma_api;
   common::Counter unmaps, domain_flushes;
   sc_core::sc_time traffic_start, traffic_end;
   // sim.warmup_transactions: when the lane's statistics started counting afresh, and
@@ -501,6 +516,7 @@ struct System::Impl : sc_core::sc_module {
         l.stress = std::make_unique<StressWorkload>(sc, l.iommu->driver());
         l.stress->register_stats(reg, v + ".workload");
       }
+      if (p.dma_api) add_dma_api(l);
       sc_core::sc_spawn_options opts;
       sc_core::sc_spawn([this, &l] { workload(l); }, (v + "_workload").c_str(), &opts);
       lanes.push_back(std::move(lane));
@@ -534,6 +550,22 @@ struct System::Impl : sc_core::sc_module {
     }
   }
 
+  // workload.mode = dma_api: the CPUs' buffers, and the endpoint's DMAs redirected into them.
+  void add_dma_api(Lane& l) {
+    auto* drv = dynamic_cast<driver::DriverBase*>(&l.iommu->driver());
+    if (!drv) throw std::runtime_error(l.vendor + ": workload.mode = dma_api needs a DriverBase driver");
+    DmaApiWorkloadConfig c;
+    c.api = p.dma;
+    c.window_base = p.ep.window_base;
+    c.window_bytes = p.ep.window_bytes;
+    c.buffer_pa = p.guest_ram_pa + p.buffer_ipa;
+    c.page_bytes = p.s1_page;
+    c.interval_ns = double(p.unmap_interval_ns);
+    l.dma_api = std::make_unique<DmaApiWorkload>(c, *drv);
+    l.dma_api->register_stats(reg, l.vendor + ".dma_api");
+    l.endpoints.front()->set_address_map([w = l.dma_api.get()](uint64_t a) { return w->translate(a); });
+  }
+
   // Where the DMA domain maps an IOVA of the window or churn region: a PA (s1), an IPA
   // (nested) or, for s2, the PA that guest RAM backs the IPA with.
   uint64_t dma_target(uint64_t iova) const {
@@ -557,6 +589,7 @@ struct System::Impl : sc_core::sc_module {
     std::string why;
     const uint64_t span = p.ep.window_bytes + churn_units(p) * churn_unit(p);
     if (l.stress) return check(l, l.stress->setup(p.ep.requester_id, pasid_of(p.ep)), "stress setup");
+    if (l.dma_api) return check(l, l.dma_api->setup(p.ep.requester_id, pasid_of(p.ep)), "dma_api setup");
     if (p.translation == "bypass") {
       if (!check(l, l.iommu->bypass_all(), "bypass")) return false;
       if (auto* o = l.iommu->oracle()) o->set_bypass(true);
@@ -624,6 +657,7 @@ struct System::Impl : sc_core::sc_module {
     const uint64_t churn_iova = p.ep.window_base + p.ep.window_bytes;
     const uint64_t units = churn_units(p);
     uint64_t op = 0, events_drained_at = 0;
+    if (l.dma_api && p.unmap_interval_ns) l.dma_api->start();
     while (!l.traffic_done()) {
       if (p.unmap_interval_ns == 0 || (l.dma_domain == 0 && !l.stress)) { sc_core::wait(l.endpoint_done); continue; }
       sc_core::wait(sc_core::sc_time(double(p.unmap_interval_ns), sc_core::SC_NS), l.endpoint_done);
@@ -649,6 +683,10 @@ struct System::Impl : sc_core::sc_module {
       if (!check(l, drv.unmap(l.dma_domain, iova, unit), "unmap")) return;
       l.unmaps.inc();
       if (!check(l, drv.map(l.dma_domain, iova, dma_target(iova), unit, {}, unit), "remap")) return;
+    }
+    if (l.dma_api) {
+      l.dma_api->stop();
+      if (const std::string f = l.dma_api->failure(); !f.empty() && !check(l, driver::Status::fail(f), "dma_api")) return;
     }
     l.traffic_end = sc_core::sc_time_stamp();
     l.iommu->drain_events();
@@ -882,14 +920,14 @@ RunResult System::run() {
     const auto& all = l.iommu->driver().invalidations().records();
     return std::make_pair(all.begin() + std::ptrdiff_t(l.invalidations_from), all.end());
   };
-  const char* parts[] = {"software", "queueing", "fetch", "execution", "sync"};
-  for (int k = 0; k < 5; ++k) {
+  const char* parts[] = {"software", "lock", "queueing", "fetch", "execution", "sync"};
+  for (int k = 0; k < 6; ++k) {
     per_lane(std::string("  mean ") + parts[k] + " (ns)", [&](const Lane& l) {
       const auto [first, last] = records(l);
       if (first == last) return std::string("-");
       double sum = 0;
       for (auto rec = first; rec != last; ++rec) {
-        const uint64_t v[] = {rec->software_ps, rec->queueing_ps, rec->fetch_ps, rec->execution_ps, rec->sync_ps};
+        const uint64_t v[] = {rec->software_ps, rec->lock_ps, rec->queueing_ps, rec->fetch_ps, rec->execution_ps, rec->sync_ps};
         sum += double(v[k]);
       }
       return ns(sum / double(last - first));

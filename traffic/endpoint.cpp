@@ -248,7 +248,7 @@ void Endpoint::slot_thread(unsigned idx) {
     issue_start = sc_core::sc_time_stamp();
 
     p.set_command(acc.is_read ? tlm::TLM_READ_COMMAND : tlm::TLM_WRITE_COMMAND);
-    p.set_address(acc.addr);
+    p.set_address(address_map_ ? address_map_(acc.addr) : acc.addr);
     p.set_data_ptr(s.data.data());
     p.set_data_length(cfg_.transfer_bytes);
     p.set_streaming_width(cfg_.transfer_bytes);

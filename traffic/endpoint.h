@@ -160,6 +160,9 @@ class Endpoint : public sc_core::sc_module {
   void on_completed(uint64_t n, std::function<void()> fn);
   // Every DMA is also recorded in `lane` (after this endpoint's own stats).
   void also_count_in(DmaStats& lane) { lane_ = &lane; }
+  // Redirects each DMA's window address (default: none): a workload whose buffers are
+  // mapped at IOVAs it learns at run time points the DMAs into them. Called once per DMA.
+  void set_address_map(std::function<uint64_t(uint64_t)> map) { address_map_ = std::move(map); }
   // Notified (once, delta) when total_transactions completed, or when every slot stopped.
   sc_core::sc_event& done_event() { return done_; }
   bool done() const { return done_notified_; }
@@ -206,6 +209,7 @@ class Endpoint : public sc_core::sc_module {
   DmaStats* lane_ = nullptr;
   common::Timeline* timeline_ = nullptr;
   std::vector<common::Timeline::Track> slot_tracks_;
+  std::function<uint64_t(uint64_t)> address_map_;
 };
 
 }  // namespace iommusim::traffic

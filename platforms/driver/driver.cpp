@@ -15,6 +15,7 @@ std::string validate(const DriverTiming& t) {
 void InvalidationLog::add(const InvalidationRecord& r) {
   total_.record(r.total_ps);
   software_.record(r.software_ps);
+  lock_.record(r.lock_ps);
   queueing_.record(r.queueing_ps);
   fetch_.record(r.fetch_ps);
   execution_.record(r.execution_ps);
@@ -27,6 +28,7 @@ void InvalidationLog::add(const InvalidationRecord& r) {
 void InvalidationLog::register_stats(common::StatRegistry& reg, const std::string& p) const {
   reg.add(p + ".latency", total_, "ns", "end-to-end invalidation latency seen by the driver", 1e-3);
   reg.add(p + ".software", software_, "ns", "driver time: build commands, write queue, ring doorbell", 1e-3);
+  reg.add(p + ".lock", lock_, "ns", "waiting for other CPUs: the queue lock, or the doorbell of a shared batch", 1e-3);
   reg.add(p + ".queueing", queueing_, "ns", "doorbell until the IOMMU starts fetching the commands", 1e-3);
   reg.add(p + ".fetch", fetch_, "ns", "IOMMU reads of the queue entries", 1e-3);
   reg.add(p + ".execution", execution_, "ns", "IOMMU execution of the invalidation commands", 1e-3);
@@ -39,7 +41,7 @@ nlohmann::json InvalidationLog::to_json() const {
   nlohmann::json a = nlohmann::json::array();
   for (auto& r : records_)
     a.push_back({{"op", r.op}, {"start_ns", r.start_ps / 1000.0}, {"commands", r.commands},
-                 {"total_ns", r.total_ps / 1000.0}, {"software_ns", r.software_ps / 1000.0},
+                 {"total_ns", r.total_ps / 1000.0}, {"software_ns", r.software_ps / 1000.0}, {"lock_ns", r.lock_ps / 1000.0},
                  {"queueing_ns", r.queueing_ps / 1000.0}, {"fetch_ns", r.fetch_ps / 1000.0},
                  {"execution_ns", r.execution_ps / 1000.0}, {"sync_ns", r.sync_ps / 1000.0}});
   return a;

@@ -44,14 +44,19 @@ struct DriverTiming {
 std::string validate(const DriverTiming& t);
 
 // One invalidation as the driver saw it. The parts add up to total:
-// software (build commands, write queue, ring doorbell) + queueing (until the IOMMU
-// starts fetching them) + fetch (queue reads) + execution (the invalidation commands)
-// + sync (completion barrier and its detection by the CPU).
+// software (build commands, write queue, ring doorbell) + lock (waiting for other CPUs:
+// the queue lock, or another CPU's doorbell covering these entries) + queueing (until the
+// IOMMU starts fetching them) + fetch (queue reads) + execution (the invalidation
+// commands) + sync (completion barrier and its detection by the CPU).
+// Shared work is charged in full to each invalidation that waited for it: a fetch burst
+// or a doorbell carrying several CPUs' entries, and the IOMMU's work on other CPUs'
+// entries ahead of these (queueing). So the parts add up per invalidation, and summing
+// records over CPUs counts shared time once per CPU that waited.
 struct InvalidationRecord {
   std::string op;
   uint64_t start_ps = 0;
   unsigned commands = 0;   // including the completion barrier
-  uint64_t total_ps = 0, software_ps = 0, queueing_ps = 0, fetch_ps = 0, execution_ps = 0, sync_ps = 0;
+  uint64_t total_ps = 0, software_ps = 0, lock_ps = 0, queueing_ps = 0, fetch_ps = 0, execution_ps = 0, sync_ps = 0;
 };
 
 class InvalidationLog {
@@ -66,7 +71,7 @@ class InvalidationLog {
  private:
   std::vector<InvalidationRecord> records_;
   size_t keep_ = 100000;
-  common::Histogram total_, software_, queueing_, fetch_, execution_, sync_, commands_;
+  common::Histogram total_, software_, lock_, queueing_, fetch_, execution_, sync_, commands_;
   common::Counter dropped_records_;
 };
 

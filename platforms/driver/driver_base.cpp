@@ -203,13 +203,24 @@ Status DriverBase::unmap(DomainId d, uint64_t iova, uint64_t bytes) {
   charge_cycles(timing_.op_overhead_cycles);
   const pagetable::EditResult r = dom->tables->unmap(iova, bytes);
   if (Status s = edit_result(r, dom); !s.ok) return s;
-  pending_leaf_bytes_ = r.leaf_bytes;
   // The PTE clearing is software time of the same operation.
-  op_start_ps_ = t0;
-  pending_op_ = "unmap";
+  OpState& op = op_state();
+  op.pending_leaf_bytes = r.leaf_bytes;
+  op.op_start_ps = t0;
+  op.pending_op = "unmap";
   if (Status s = invalidate_range(d, iova, bytes, true); !s.ok) return s;
   complete_change(c);
   return {};
+}
+
+Status DriverBase::unmap_deferred(DomainId d, uint64_t iova, uint64_t bytes, common::CorrectnessOracle::ChangeId* change) {
+  Status st;
+  Domain* dom = domain(d, st);
+  if (!dom) return st;
+  const common::CorrectnessOracle::ChangeId c = oracle_ ? oracle_->unmap(d, iova, bytes) : 0;
+  if (change) *change = c;
+  charge_cycles(timing_.op_overhead_cycles);
+  return edit_result(dom->tables->unmap(iova, bytes), dom);
 }
 
 Status DriverBase::change_leaves(DomainId d, uint64_t iova, uint64_t bytes, std::optional<uint64_t> new_out, Prot prot) {
@@ -224,9 +235,10 @@ Status DriverBase::change_leaves(DomainId d, uint64_t iova, uint64_t bytes, std:
   charge_cycles(timing_.op_overhead_cycles);
   const pagetable::EditResult r = dom->tables->change(iova, bytes, new_out, leaf_attributes(prot));
   if (Status s = edit_result(r, dom); !s.ok) return s;
-  pending_leaf_bytes_ = r.leaf_bytes;
-  op_start_ps_ = t0;
-  pending_op_ = new_out ? "remap" : "protect";
+  OpState& op = op_state();
+  op.pending_leaf_bytes = r.leaf_bytes;
+  op.op_start_ps = t0;
+  op.pending_op = new_out ? "remap" : "protect";
   if (Status s = invalidate_range(d, iova, bytes, true); !s.ok) return s;
   complete_change(c);
   return {};
@@ -256,88 +268,182 @@ Status DriverBase::detach(uint32_t rid, std::optional<uint32_t> pasid) {
   return {};
 }
 
+DriverBase::OpState& DriverBase::op_state() {
+  const sc_core::sc_process_handle h = sc_core::sc_get_current_process_handle();
+  return op_states_[h.valid() ? h.get_process_object() : nullptr];
+}
+
+common::Timeline::Track DriverBase::cpu_track() {
+  OpState& op = op_state();
+  if (!op.has_track) {   // "cpu 0", "cpu 1", ... in the order the threads first invalidate
+    op.track = timeline_->track(timeline_pid_, "cpu " + std::to_string(cpu_tracks_++));
+    op.has_track = true;
+  }
+  return op.track;
+}
+
 uint64_t DriverBase::take_op_start(uint64_t now_ps) {
-  const uint64_t t = op_start_ps_ ? op_start_ps_ : now_ps;
-  op_start_ps_ = 0;
+  OpState& op = op_state();
+  const uint64_t t = op.op_start_ps ? op.op_start_ps : now_ps;
+  op.op_start_ps = 0;
   return t;
 }
 
 uint64_t DriverBase::take_leaf_bytes(const Domain& d) {
-  const uint64_t pending = pending_leaf_bytes_;
-  pending_leaf_bytes_ = 0;
+  OpState& op = op_state();
+  const uint64_t pending = op.pending_leaf_bytes;
+  op.pending_leaf_bytes = 0;
   if (pending) return pending;
   return d.min_leaf_bytes ? d.min_leaf_bytes : 4096;
 }
 
 std::string DriverBase::take_pending_op(const std::string& fallback) {
-  std::string op = pending_op_.empty() ? fallback : pending_op_;
-  pending_op_.clear();
-  pending_leaf_bytes_ = 0;   // backends that do not plan by leaf size leave it unread
+  OpState& st = op_state();
+  std::string op = st.pending_op.empty() ? fallback : st.pending_op;
+  st.pending_op.clear();
+  st.pending_leaf_bytes = 0;   // backends that do not plan by leaf size leave it unread
   return op;
 }
 
-Status DriverBase::submit_batch(DriverQueue& q, const uint64_t* words, size_t count, const std::string& op) {
+void DriverBase::ring_written_prefix(DriverQueue& q, bool even_if_rung, uint64_t cover_seq, uint64_t* covered_ps) {
+  // One doorbell writer at a time, so the producer register never moves back; the writer
+  // rings again for whatever other CPUs wrote meanwhile (Linux's CMDQ owner).
+  if (q.ringing_) return;
+  q.ringing_ = true;
+  for (bool first = true; q.rung_seq_ < q.written_seq_ || (first && even_if_rung); first = false) {
+    const uint64_t seq = q.written_seq_;
+    q.hooks_.doorbell(q.written_ptr_);
+    q.rung_seq_ = std::max(q.rung_seq_, seq);
+    q.rung_ps_ = to_ps(sc_time_stamp());
+    if (covered_ps && !*covered_ps && q.rung_seq_ >= cover_seq) *covered_ps = q.rung_ps_;
+    q.doorbell_rung_.notify(sc_core::SC_ZERO_TIME);
+  }
+  q.ringing_ = false;
+}
+
+Status DriverBase::write_entries(DriverQueue& q, const uint64_t* words, size_t count, sc_core::sc_time deadline,
+                                 Written& out) {
   DriverQueue::Hooks& h = q.hooks_;
   const common::IndexRing& ring = q.ring_;
   const unsigned entry_words = q.entry_bytes_ / 8;
-  const uint64_t t0 = take_op_start(to_ps(sc_time_stamp()));
-  charge_cycles(timing_.op_overhead_cycles);
-  const uint32_t first = q.producer_;
-  // Like Linux's poll timeouts: a queue that never drains is an error, not a hang.
-  const sc_core::sc_time deadline = sync_deadline();
-  uint32_t barrier = 0;
+  const uint32_t capacity = ring.wrap_bit ? ring.entries() : ring.entries() - 1;
   uint64_t barrier_words[DriverQueue::kMaxEntryBytes / 8];
-  for (size_t i = 0; i <= count; ++i) {
+  for (size_t i = 0; i <= count;) {
     // Space is tracked in software; the consumer register is read only when full. Then
-    // ring what is queued and wait for space.
+    // ring what is written and wait for space.
     while (ring.full(q.producer_, q.consumer_seen_)) {
-      h.doorbell(q.producer_);
+      ring_written_prefix(q, true);
       sc_core::wait(poll_interval());
       q.consumer_seen_ = h.read_consumer();
       if (ring.full(q.producer_, q.consumer_seen_))
         if (Status s = h.still_full(); !s.ok) return s;
       if (sc_time_stamp() > deadline) return barrier_timeout(q.space_what_, h.registers());
     }
-    const uint64_t slot = q.slot_address(q.producer_);
-    const uint64_t* w = words + i * entry_words;
-    if (i == count) {
-      barrier = q.producer_;
-      h.barrier_entry(barrier, slot, barrier_words);
-      w = barrier_words;
+    // Reserve what fits of the rest at once (Linux reserves a whole batch by cmpxchg).
+    const uint32_t n = uint32_t(std::min<uint64_t>(count + 1 - i, capacity - ring.used(q.producer_, q.consumer_seen_)));
+    uint32_t p = q.producer_;
+    out.chunks.emplace_back(p, n);
+    for (uint32_t k = 0; k < n; ++k) q.producer_ = ring.next(q.producer_);
+    q.reserved_seq_ += n;
+    q.reservations_.push_back({q.reserved_seq_, q.producer_, false});
+    DriverQueue::Reservation* mine = &q.reservations_.back();
+    const uint64_t end_seq = q.reserved_seq_;
+    for (uint32_t k = 0; k < n; ++k, ++i, p = ring.next(p)) {
+      const uint64_t slot = q.slot_address(p);
+      const uint64_t* w = words + i * entry_words;
+      if (i == count) {
+        out.barrier = p;
+        h.barrier_entry(p, slot, barrier_words);
+        w = barrier_words;
+      }
+      mem_.write(slot, w, q.entry_bytes_);
+      charge_cycles(timing_.command_write_cycles);
+      commands_issued_.inc();
     }
-    mem_.write(slot, w, q.entry_bytes_);
-    charge_cycles(timing_.command_write_cycles);
-    q.producer_ = ring.next(q.producer_);
-    commands_issued_.inc();
+    mine->written = true;   // deque elements stay put while others push behind them
+    while (!q.reservations_.empty() && q.reservations_.front().written) {
+      q.written_seq_ = q.reservations_.front().end_seq;
+      q.written_ptr_ = q.reservations_.front().end_ptr;
+      q.reservations_.pop_front();
+    }
+    out.end_seq = end_seq;
   }
-  h.doorbell(q.producer_);
-  const uint64_t t_doorbell = to_ps(sc_time_stamp());
+  return {};
+}
 
+Status DriverBase::submit_batch(DriverQueue& q, const uint64_t* words, size_t count, const std::string& op) {
+  DriverQueue::Hooks& h = q.hooks_;
+  const common::IndexRing& ring = q.ring_;
+  const uint64_t t0 = take_op_start(to_ps(sc_time_stamp()));
+  charge_cycles(timing_.op_overhead_cycles);
+  uint64_t lock_ps = 0;
+  const bool serialised = q.submission_ == DriverQueue::Submission::Serialised;
+  uint64_t ticket = 0;
+  if (serialised) {
+    const uint64_t asked = to_ps(sc_time_stamp());
+    ticket = q.next_ticket_++;
+    while (q.serving_ != ticket) sc_core::wait(q.lock_released_);
+    lock_ps = to_ps(sc_time_stamp()) - asked;
+  }
+  // Serialised: the next ticket's turn, on every way out.
+  struct Unlock {
+    DriverQueue& q; bool on;
+    ~Unlock() { if (on) { ++q.serving_; q.lock_released_.notify(sc_core::SC_ZERO_TIME); } }
+  } unlock{q, serialised};
+
+  // Like Linux's poll timeouts: a queue that never drains is an error, not a hang.
+  const sc_core::sc_time deadline = sync_deadline();
+  Written w;
+  if (Status s = write_entries(q, words, count, deadline, w); !s.ok) return s;
+  // This CPU's entries are in the written prefix: ring for it, unless a CPU still writing
+  // earlier slots will (then wait for that doorbell).
+  // The doorbell time is when the ring that covered these entries was written, also when
+  // this CPU, as the doorbell writer, went on to ring for others.
+  uint64_t t_doorbell = 0;
+  if (q.written_seq_ >= w.end_seq) ring_written_prefix(q, false, w.end_seq, &t_doorbell);
+  // Waiting for another CPU's doorbell is time lost to the others, like a lock wait.
+  if (!t_doorbell) {
+    const uint64_t written_at = to_ps(sc_time_stamp());
+    while (q.rung_seq_ < w.end_seq) sc_core::wait(q.doorbell_rung_);
+    t_doorbell = to_ps(sc_time_stamp());
+    lock_ps += t_doorbell - written_at;
+  }
+
+  const uint32_t first = w.chunks.front().first;
   for (unsigned poll = 1;; ++poll) {
     sc_core::wait(poll_interval());
     polls_.inc();
-    if (h.completed(first, barrier)) break;
+    if (h.completed(first, w.barrier)) break;
     if (sc_time_stamp() > deadline) return barrier_timeout(q.barrier_what_, h.registers());
     if (Status s = h.check_error(poll); !s.ok) return s;
   }
   const uint64_t t_done = to_ps(sc_time_stamp());
-  q.consumer_seen_ = q.producer_;   // the barrier completed: everything before it was consumed
+  // The barrier completed: everything up to it was consumed (unless the view is newer).
+  const uint32_t after = ring.next(w.barrier);
+  if (ring.used(after, q.consumer_seen_) <= ring.used(q.producer_, q.consumer_seen_)) q.consumer_seen_ = after;
 
-  std::vector<common::CommandTrace> traces(count + 1);
-  for (size_t i = 0; i <= count; ++i) traces[i] = q.traces_[ring.index(first + uint32_t(i))];
-  record_invalidation(op, t0, t_doorbell, t_done, traces);
+  std::vector<common::CommandTrace> traces;
+  traces.reserve(count + 1);
+  for (const auto& [start, n] : w.chunks)
+    for (uint32_t k = 0, p = start; k < n; ++k, p = ring.next(p)) traces.push_back(q.traces_[ring.index(p)]);
+  // The entry just ahead of this batch (another CPU's, on a shared queue): until it has
+  // executed, this batch waits in the queue.
+  const uint64_t ahead_end_ps = q.traces_[ring.index(first + ring.pointer_mask())].exec_end_ps;
+  record_invalidation(op, t0, t_doorbell, t_done, traces, lock_ps, ahead_end_ps);
   return {};
 }
 
 void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_t t_doorbell, uint64_t t_done,
-                                     const std::vector<common::CommandTrace>& traces) {
+                                     const std::vector<common::CommandTrace>& traces, uint64_t lock_ps,
+                                     uint64_t ahead_end_ps) {
   InvalidationRecord r;
   r.op = op;
   r.start_ps = t0;
   r.commands = unsigned(traces.size());
   r.total_ps = t_done - t0;
-  r.software_ps = t_doorbell - t0;
-  uint64_t first_fetch = ~0ull, prev_end = 0;
+  r.lock_ps = lock_ps;
+  r.software_ps = t_doorbell - t0 - lock_ps;
+  uint64_t first_fetch = ~0ull, prev_end = ahead_end_ps;
   for (size_t i = 0; i < traces.size(); ++i) {
     const common::CommandTrace& t = traces[i];
     first_fetch = std::min(first_fetch, t.fetch_start_ps);
@@ -348,18 +454,25 @@ void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_
     prev_end = t.exec_end_ps;
   }
   r.queueing_ps = first_fetch > t_doorbell && first_fetch != ~0ull ? first_fetch - t_doorbell : 0;
+  // Fetched, but behind entries still executing: waiting in the queue too.
+  if (!traces.empty()) {
+    const uint64_t from = std::max(traces.front().fetch_end_ps, t_doorbell);
+    if (ahead_end_ps > from && ahead_end_ps <= t_done) r.queueing_ps += ahead_end_ps - from;
+  }
   // The oracle's barrier time: when the hardware completed the barrier (not when the CPU noticed).
-  last_barrier_ps_ = t_done;
+  uint64_t& barrier_ps = op_state().last_barrier_ps;
+  barrier_ps = t_done;
   if (!traces.empty() && traces.back().exec_end_ps != 0 && traces.back().exec_end_ps <= t_done)
-    last_barrier_ps_ = traces.back().exec_end_ps;
-  const uint64_t accounted = r.software_ps + r.queueing_ps + r.fetch_ps + r.execution_ps;
+    barrier_ps = traces.back().exec_end_ps;
+  const uint64_t accounted = r.software_ps + r.lock_ps + r.queueing_ps + r.fetch_ps + r.execution_ps;
   r.sync_ps = r.total_ps > accounted ? r.total_ps - accounted : 0;
   if (op != "init" && op != "attach") log_.add(r);
   if (timeline_) {
     char args[32];
     std::snprintf(args, sizeof args, "{\"commands\":%u}", r.commands);
-    timeline_->nested(cpu_track_, "invalidation", op.c_str(), r.start_ps, r.total_ps, args,
+    timeline_->nested(cpu_track(), "invalidation", op.c_str(), r.start_ps, r.total_ps, args,
                       {{"software", r.software_ps},
+                       {"lock", r.lock_ps},
                        {"queueing", r.queueing_ps},
                        {"fetch", r.fetch_ps},
                        {"execution", r.execution_ps},
@@ -369,7 +482,8 @@ void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_
 
 void DriverBase::set_timeline(common::Timeline& timeline, uint32_t pid) {
   timeline_ = &timeline;
-  cpu_track_ = timeline.track(pid, "cpu 0");
+  timeline_pid_ = pid;
+  cpu_tracks_ = 0;
   for (size_t i = 0; i < queues_.size(); ++i)
     queues_[i]->set_timeline(timeline, timeline.track(pid, queues_.size() == 1 ? "queue" : "queue " + std::to_string(i)));
 }

@@ -8,6 +8,7 @@
 // submit-and-wait path (submit_batch) is shared.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,10 +54,19 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   void set_oracle(common::CorrectnessOracle* o) { oracle_ = o; }
   std::optional<DomainId> create_domain(DomainKind kind, std::optional<DomainId> parent, std::string* why) override;
 
+  // The DMA API's lazy unmap (Linux iommu_unmap_fast with a queued gather): clears the
+  // PTEs with no invalidation; *change is the oracle's change, completed later by
+  // complete_deferred() once a flush covering it has completed.
+  Status unmap_deferred(DomainId d, uint64_t iova, uint64_t bytes, common::CorrectnessOracle::ChangeId* change);
+  // Completes `c` at the hardware time of the last barrier the calling thread waited for.
+  void complete_deferred(common::CorrectnessOracle::ChangeId c) { complete_change(c); }
+  // That time (0: none yet).
+  uint64_t last_barrier_ps() { return op_state().last_barrier_ps; }
+
   // Registers the counters every backend has, plus the invalidation log.
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
-  // "cpu 0" for the operations (record_invalidation), then one "queue" track per command
-  // queue the backend named with add_command_queue.
+  // One "queue" track per command queue the backend named with add_command_queue, and a
+  // "cpu N" track per thread that invalidates (record_invalidation), in order of first use.
   void set_timeline(common::Timeline& timeline, uint32_t pid) override;
 
  protected:
@@ -121,13 +131,18 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   // the vendor's hooks cannot recover.
   Status submit_batch(DriverQueue& q, const uint64_t* words, size_t count, const std::string& op);
 
-  // Splits an invalidation into software / queueing / fetch / execution / sync from the
-  // traces of its queue entries (in queue order, barrier last) and logs it, except for
-  // set-up operations. t0: operation start, t_doorbell: tail written, t_done: completion seen.
+  // Splits an invalidation into software / lock / queueing / fetch / execution / sync from
+  // the traces of its queue entries (in queue order, barrier last) and logs it, except for
+  // set-up operations. t0: operation start, t_doorbell: tail written (by this CPU or the
+  // one that rang for it), t_done: completion seen; lock_ps: time spent waiting for other
+  // CPUs between t0 and t_doorbell (the queue lock, or the shared doorbell); ahead_end_ps:
+  // when the queue entry before the first trace finished executing (waiting behind it,
+  // after the fetch, is queueing too).
   // With a timeline, every operation (set-up ones too) becomes a slice on the CPU track
-  // whose five parts, laid end to end in that order, tile it.
+  // whose parts, laid end to end in the order above, tile it.
   void record_invalidation(const std::string& op, uint64_t t0, uint64_t t_doorbell, uint64_t t_done,
-                           const std::vector<common::CommandTrace>& traces);
+                           const std::vector<common::CommandTrace>& traces, uint64_t lock_ps = 0,
+                           uint64_t ahead_end_ps = 0);
 
   static std::string hex(uint64_t v) { return common::hex(v); }
   // "<what> not complete after <sync_timeout_us> us (<registers>)", as Linux's poll timeouts say.
@@ -154,17 +169,35 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   std::unique_ptr<HostTables> host_tables_;
   std::vector<std::unique_ptr<GuestTables>> guest_tables_;   // one per nest parent
   std::vector<std::unique_ptr<Domain>> domains_;
-  uint64_t op_start_ps_ = 0;
-  std::string pending_op_;
-  uint64_t last_barrier_ps_ = 0;   // when the hardware completed the last barrier we waited for
+  // One operation's state, per calling thread (CPU): several driver threads may be inside
+  // the driver at once, each between its PTE edits and its invalidation.
+  struct OpState {
+    uint64_t op_start_ps = 0;
+    std::string pending_op;
+    uint64_t pending_leaf_bytes = 0;   // set by unmap for the invalidation it issues
+    uint64_t last_barrier_ps = 0;      // when the hardware completed the last barrier this thread waited for
+    common::Timeline::Track track = 0;  // its CPU track on the timeline
+    bool has_track = false;
+  };
+  std::map<const sc_core::sc_object*, OpState> op_states_;   // by SystemC process
+  OpState& op_state();
   // Tells the oracle that change `c` is covered by the barrier just waited for.
-  void complete_change(common::CorrectnessOracle::ChangeId c) { if (oracle_) oracle_->complete(c, last_barrier_ps_); }
+  void complete_change(common::CorrectnessOracle::ChangeId c) { if (oracle_) oracle_->complete(c, op_state().last_barrier_ps); }
   // Same-size in-place leaf edit + leaf invalidation (protect and remap).
   Status change_leaves(DomainId d, uint64_t iova, uint64_t bytes, std::optional<uint64_t> new_out, Prot prot);
-  uint64_t pending_leaf_bytes_ = 0;   // set by unmap for the invalidation it issues
   std::vector<DriverQueue*> queues_;   // add_command_queue
   common::Timeline* timeline_ = nullptr;
-  common::Timeline::Track cpu_track_ = 0;
+  uint32_t timeline_pid_ = 0;
+  unsigned cpu_tracks_ = 0;
+  common::Timeline::Track cpu_track();   // the calling thread's
+  // Submit steps: reserve and write the entries (Concurrent: wait for space, Serialised:
+  // the lock is held), then ring or wait for the doorbell that covers them.
+  struct Written { std::vector<std::pair<uint32_t, uint32_t>> chunks; uint32_t barrier = 0; uint64_t end_seq = 0; };
+  Status write_entries(DriverQueue& q, const uint64_t* words, size_t count, sc_core::sc_time deadline, Written& w);
+  // Writes the doorbell for the written prefix (even_if_rung: also when nothing new was
+  // written, as the wait for space does). *covered_ps: when a ring first covered cover_seq.
+  void ring_written_prefix(DriverQueue& q, bool even_if_rung = false, uint64_t cover_seq = 0,
+                           uint64_t* covered_ps = nullptr);
 };
 
 }  // namespace iommusim::driver

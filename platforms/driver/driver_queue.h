@@ -14,12 +14,30 @@
 // - Per-entry traces from the model (trace()) for the latency breakdown of each batch,
 //   and, with a timeline attached, each fetch and each command as slices on its track.
 //
+// - Several CPUs submitting at once (Linux's submit paths, one per vendor):
+//   Serialised (VT-d qi_submit_sync's qi->q_lock, AMD's iommu->lock around building the
+//   commands and iommu_completion_wait): one submitter at a time, from writing its first
+//   entry until its barrier completed; the others wait in FIFO order (the kernel's queued
+//   spinlock).
+//   Concurrent (SMMUv3 arm_smmu_cmdq_issue_cmdlist): each CPU reserves its slots (its
+//   commands and its own CMD_SYNC) at once and writes them while others write theirs;
+//   the doorbell is batched: whichever CPU completes the written prefix of the queue
+//   writes PROD for all of it, and a CPU whose slots follow a prefix still being written
+//   waits for that doorbell (Linux: the owner waits for the earlier entries' valid bits,
+//   then writes PROD for the gathered batch). Simplified: reservation is instantaneous
+//   (no cmpxchg retries), a batch larger than the free space is reserved in pieces, and
+//   one CPU writes the doorbell at a time and, like Linux's owner, rings again for what
+//   others wrote meanwhile, so the producer register never moves back.
+//
 // The vendor supplies the register accesses, the barrier entry, the completion check and
 // the error recovery (Hooks).
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <vector>
+
+#include <systemc>
 
 #include "models/common/command_trace.h"
 #include "models/common/queue_ring.h"
@@ -57,8 +75,10 @@ class DriverQueue {
 
   // space_what / barrier_what name what a timeout waited for ("CMDQ space", "CMD_SYNC").
   // ring: size and pointer convention; entry_bytes: 16 or 32.
+  enum class Submission { Serialised, Concurrent };
+
   DriverQueue(const common::IndexRing& ring, unsigned entry_bytes, Hooks& hooks, std::string space_what,
-              std::string barrier_what);
+              std::string barrier_what, Submission submission = Submission::Serialised);
 
   // At init: the queue lives at `base` and is empty.
   void reset(uint64_t base);
@@ -94,6 +114,19 @@ class DriverQueue {
   common::Timeline* timeline_ = nullptr;
   common::Timeline::Track track_ = 0;
   uint64_t last_exec_end_ps_ = 0;   // the previous entry's, where the next one's execution starts
+  Submission submission_;
+  // Serialised: a ticket lock, FIFO.
+  uint64_t next_ticket_ = 0, serving_ = 0;
+  sc_core::sc_event lock_released_;
+  // Slots in software sequence numbers (never wrap): reserved, written as a prefix, and
+  // covered by the last doorbell; each reservation waits in order until written.
+  struct Reservation { uint64_t end_seq = 0; uint32_t end_ptr = 0; bool written = false; };
+  std::deque<Reservation> reservations_;
+  uint64_t reserved_seq_ = 0, written_seq_ = 0, rung_seq_ = 0;
+  uint32_t written_ptr_ = 0;
+  uint64_t rung_ps_ = 0;
+  bool ringing_ = false;   // a CPU is writing the doorbell
+  sc_core::sc_event doorbell_rung_;
 };
 
 }  // namespace iommusim::driver

@@ -30,7 +30,8 @@ std::string validate(const Smmuv3DriverConfig& c) {
 Smmuv3Driver::Smmuv3Driver(sc_core::sc_module_name name, const Smmuv3DriverConfig& cfg, Smmuv3& smmu,
                            memory::SparseMemory& memory)
     : DriverBase(name, cfg.timing, cfg.memory, memory), cfg_(cfg), smmu_(smmu),
-      cmdq_(common::IndexRing{cfg.cmdq_log2, true}, 16, *this, "CMDQ space", "CMD_SYNC") {
+      cmdq_(common::IndexRing{cfg.cmdq_log2, true}, 16, *this, "CMDQ space", "CMD_SYNC",
+            DriverQueue::Submission::Concurrent) {
   smmu_.set_command_probe([this](const CommandTrace& t) { cmdq_.trace(t); });
   add_command_queue(cmdq_);
 }
@@ -277,18 +278,18 @@ void Smmuv3Driver::doorbell(uint32_t producer) { mmio_write32(reg::CMDQ_PROD, pr
 uint32_t Smmuv3Driver::read_consumer() { return mmio_read32(reg::CMDQ_CONS) & cmdq_.ring().pointer_mask(); }
 
 void Smmuv3Driver::barrier_entry(uint32_t, uint64_t slot_address, uint64_t* words) {
-  // Linux MSI polling: the CMD_SYNC's MSI clears the first word of its own entry.
+  // Linux MSI polling: the CMD_SYNC's MSI clears the first word of its own entry, so
+  // each CPU polls its own CMD_SYNC.
   const bool msi = cfg_.sync_mode == SmmuSyncMode::MsiPoll;
   const CmdWords w = cmd_sync(msi ? SyncCs::Irq : SyncCs::Sev, msi ? slot_address : 0, 0);
   words[0] = w[0];
   words[1] = w[1];
-  sync_entry_ = slot_address;
 }
 
 bool Smmuv3Driver::completed(uint32_t first, uint32_t barrier) {
   if (cfg_.sync_mode == SmmuSyncMode::MsiPoll) {
     charge_cycles(cfg_.timing.poll_read_cycles);
-    return mem_.read32(sync_entry_) == 0;
+    return mem_.read32(cmdq_.slot_address(barrier)) == 0;
   }
   // SEV: done once CONS has moved past the sync slot.
   const common::IndexRing& ring = cmdq_.ring();

@@ -96,7 +96,6 @@ class Smmuv3Driver : public DriverBase, private DriverQueue::Hooks {
   smmuv3::Smmuv3& smmu_;
   uint64_t strtab_base_ = 0, evtq_base_ = 0;
   DriverQueue cmdq_;
-  uint64_t sync_entry_ = 0;   // the pending CMD_SYNC's slot, which its MSI clears
   bool ril_ = false;
   std::map<uint32_t, uint64_t> l2_tables_;   // 2-level stream table: L1 index -> L2 table
   struct Attachment { DomainId s2 = 0; bool has_s2 = false; uint64_t cd_table = 0; bool cd_in_guest = false;
