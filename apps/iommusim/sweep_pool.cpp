@@ -31,14 +31,21 @@ class StopSignals {
     sa.sa_flags = 0;
     sigaction(SIGINT, &sa, &old_int_);
     sigaction(SIGTERM, &sa, &old_term_);
+    // An inherited "ignore SIGCHLD" would reap the points itself: waitpid would then see
+    // no children and the pool could not tell how they ended.
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(SIGCHLD, &dfl, &old_chld_);
   }
   ~StopSignals() {
     sigaction(SIGINT, &old_int_, nullptr);
     sigaction(SIGTERM, &old_term_, nullptr);
+    sigaction(SIGCHLD, &old_chld_, nullptr);
   }
 
  private:
-  struct sigaction old_int_ {}, old_term_ {};
+  struct sigaction old_int_ {}, old_term_ {}, old_chld_ {};
 };
 
 struct Running {
@@ -50,14 +57,24 @@ pid_t spawn(const PoolJob& job) {
   std::cout.flush();
   std::cerr.flush();
   std::fflush(nullptr);   // nothing buffered here may be written twice, by the child too
+  // SIGINT/SIGTERM stay pending across fork until the child has its default handlers back,
+  // so a stop that arrives meanwhile ends the point instead of setting the pool's flag in it.
+  sigset_t stop, before;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  sigprocmask(SIG_BLOCK, &stop, &before);
   const pid_t pid = fork();
   if (pid != 0) {
-    if (pid < 0) std::ofstream(job.log_path) << "cannot start the point: fork: " << std::strerror(errno) << "\n";
+    const int err = errno;
+    sigprocmask(SIG_SETMASK, &before, nullptr);
+    if (pid < 0) std::ofstream(job.log_path) << "cannot start the point: fork: " << std::strerror(err) << "\n";
     return pid;
   }
   // The child: the pool's own signal handlers only set a flag; a point stops on SIGTERM.
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
+  sigprocmask(SIG_SETMASK, &before, nullptr);
   const int log = open(job.log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   const int null = open("/dev/null", O_RDONLY);
   if (log < 0 || null < 0) _exit(127);

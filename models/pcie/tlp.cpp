@@ -50,10 +50,11 @@ Train completions(const LinkConfig& c, uint64_t addr, uint64_t len) {
   // The largest completion: one RCB, or MPS (a multiple of the RCB).
   const uint64_t most = c.completion_split == CompletionSplit::Rcb ? rcb : c.max_payload_bytes;
   split_requests(addr, len, c.max_read_request_bytes, [&](uint64_t a, uint64_t n) {
-    // §2.3.1.1: a completion that does not finish its request ends on an RCB boundary.
+    // §2.3.1.1: a completion that does not finish its request ends on an RCB boundary;
+    // one that finishes it (at most `most` bytes) need not.
     for (const uint64_t end = a + n; a < end;) {
       const uint64_t limit = a + most, boundary = limit - limit % rcb;
-      const uint64_t stop = std::min(end, boundary > a ? boundary : limit);
+      const uint64_t stop = end - a <= most ? end : boundary > a ? boundary : limit;
       ++t.tlps;
       t.payload_bytes += stop - a;
       t.wire_bytes += kFramingBytes + kCompletionHeaderBytes + digest(c) + (stop - a);

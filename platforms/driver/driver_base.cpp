@@ -334,6 +334,10 @@ Status DriverBase::write_entries(DriverQueue& q, const uint64_t* words, size_t c
     while (ring.full(q.producer_, q.consumer_seen_)) {
       ring_written_prefix(q, true);
       sc_core::wait(poll_interval());
+      if (q.sync_waiters_) {   // the exclusive lock is not free: wait for the last sync waiter
+        if (sc_time_stamp() > deadline) return barrier_timeout(q.space_what_, h.registers());
+        continue;
+      }
       q.consumer_seen_ = h.read_consumer();
       if (ring.full(q.producer_, q.consumer_seen_))
         if (Status s = h.still_full(); !s.ok) return s;
@@ -395,6 +399,13 @@ Status DriverBase::submit_batch(DriverQueue& q, const uint64_t* words, size_t co
   const sc_core::sc_time deadline = sync_deadline();
   Written w;
   if (Status s = write_entries(q, words, count, deadline, w); !s.ok) return s;
+  // Concurrent: from here until its sync is seen complete, this CPU holds the queue's
+  // lock shared (DriverQueue::sync_waiters_), on every way out.
+  struct SharedHold {
+    DriverQueue& q; bool on;
+    ~SharedHold() { if (on) --q.sync_waiters_; }
+  } shared{q, !serialised};
+  if (shared.on) ++q.sync_waiters_;
   // This CPU's entries are in the written prefix: ring for it, unless a CPU still writing
   // earlier slots will (then wait for that doorbell).
   // The doorbell time is when the ring that covered these entries was written, also when
@@ -419,8 +430,11 @@ Status DriverBase::submit_batch(DriverQueue& q, const uint64_t* words, size_t co
   }
   const uint64_t t_done = to_ps(sc_time_stamp());
   // The barrier completed: everything up to it was consumed (unless the view is newer).
+  // Concurrent: only the last sync waiter moves the view (the others' syncs may be
+  // polled still).
   const uint32_t after = ring.next(w.barrier);
-  if (ring.used(after, q.consumer_seen_) <= ring.used(q.producer_, q.consumer_seen_)) q.consumer_seen_ = after;
+  if (serialised || q.sync_waiters_ == 1)
+    if (ring.used(after, q.consumer_seen_) <= ring.used(q.producer_, q.consumer_seen_)) q.consumer_seen_ = after;
 
   std::vector<common::CommandTrace> traces;
   traces.reserve(count + 1);

@@ -127,6 +127,12 @@ class DriverQueue {
   uint64_t rung_ps_ = 0;
   bool ringing_ = false;   // a CPU is writing the doorbell
   sc_core::sc_event doorbell_rung_;
+  // Concurrent: CPUs between writing their CMD_SYNC and seeing it complete (Linux's
+  // cmdq->lock held shared). While any is waiting, nobody refreshes the consumer view from
+  // the hardware (the exclusive trylock fails): a completed sync's slot, which its owner
+  // polls, must not be reused before the owner has seen it. The last to leave moves the
+  // view past its own sync (arm_smmu_cmdq_shared_tryunlock).
+  unsigned sync_waiters_ = 0;
 };
 
 }  // namespace iommusim::driver

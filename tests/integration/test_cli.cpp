@@ -319,6 +319,22 @@ TEST(Cli, DmaApiWorkloadStrictAndLazy) {
     }
 }
 
+// SMMUv3's shared queue with more CPUs than slots: a CPU polls its CMD_SYNC's own slot
+// (the MSI target), so no slot may be reused before its owner saw the sync complete
+// (Linux's cmdq->lock held shared). Without that rule, a sync's completion write landed
+// on another CPU's command in a reused slot and the oracle saw stale translations.
+TEST(Cli, DmaApiSmmuSharedQueueNeverReusesAPolledSyncSlot) {
+  const std::string dir = ::testing::TempDir() + "cli_dma_api_tiny_cmdq";
+  CliRun r = run_cli("run --force -o " + dir + " -p iommu.vendor=smmuv3 -p iommu.translation=s1"
+                     " -p workload.mode=dma_api -p dma_api.mode=strict -p dma_api.cpus=32"
+                     " -p driver.smmuv3.cmdq_log2=2 -p driver.sync_timeout_us=100000");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto stats = read_json(dir + "/stats.json");
+  EXPECT_GT(stat(stats, "smmuv3.dma_api.unmaps"), 1000);
+  EXPECT_EQ(stat(stats, "smmuv3.oracle.violations"), 0);
+  EXPECT_EQ(stat(stats, "smmuv3.iommu.illegal_commands"), 0);   // no command overwritten by a completion write
+}
+
 TEST(Cli, DmaApiWorkloadIsDeterministic) {
   const std::string a = ::testing::TempDir() + "cli_dma_api_a", b = ::testing::TempDir() + "cli_dma_api_b";
   const std::string args = " -p iommu.translation=s1 -p workload.mode=dma_api -p workload.unmap_interval_ns=1000"

@@ -87,12 +87,18 @@ TEST(PcieTlp, CompletionsSplitAtTheReadCompletionBoundary) {
   EXPECT_EQ(t.tlps, 5u);
   EXPECT_EQ(t.payload_bytes, 256u);
   EXPECT_EQ(t.wire_bytes, 356u);
-  // As large as MPS allows, split only at RCB boundaries (§2.3.1.1): 0x20 + 256 = 0x120, so
-  // the first ends at the RCB boundary 0x100 (224 B), the second takes the last 32 B.
+  // As large as MPS allows, split only at RCB boundaries (§2.3.1.1). 256 B fit in one
+  // completion of MPS 256, which finishes the request and so need not end on an RCB
+  // boundary: 1 completion, 20 + 256 = 276 B. 320 B from 0x20 (to 0x160) do not: the first
+  // ends at the RCB boundary 0x100 (224 B), the second finishes with 96 B: 2 x 20 + 320 = 360 B.
   c.completion_split = CompletionSplit::Mps;
   t = completions(c, kLow + 0x20, 256);
+  EXPECT_EQ(t.tlps, 1u);
+  EXPECT_EQ(t.wire_bytes, 276u);
+  t = completions(c, kLow + 0x20, 320);
   EXPECT_EQ(t.tlps, 2u);
-  EXPECT_EQ(t.wire_bytes, 296u);
+  EXPECT_EQ(t.payload_bytes, 320u);
+  EXPECT_EQ(t.wire_bytes, 360u);
   // An aligned 1024 B read: two 512 B requests (MRRS), each answered by two 256 B
   // completions (MPS): 4 x 20 + 1024 = 1104 B.
   t = completions(c, kLow, 1024);
