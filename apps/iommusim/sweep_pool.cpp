@@ -103,7 +103,7 @@ bool run_pool(const std::vector<PoolJob>& jobs, unsigned parallel, const std::fu
   std::map<pid_t, Running> running;
   size_t next = 0;
   if (parallel == 0) parallel = 1;
-  while (next < jobs.size() || !running.empty()) {
+  auto fill = [&] {
     while (!g_stop && next < jobs.size() && running.size() < parallel) {
       const PoolJob& job = jobs[next++];
       on_start(job.index);
@@ -115,6 +115,9 @@ bool run_pool(const std::vector<PoolJob>& jobs, unsigned parallel, const std::fu
       }
       running[pid] = Running{job.index, start};
     }
+  };
+  while (next < jobs.size() || !running.empty()) {
+    fill();
     if (g_stop) break;
     if (running.empty()) continue;
     int status = 0;
@@ -131,6 +134,7 @@ bool run_pool(const std::vector<PoolJob>& jobs, unsigned parallel, const std::fu
     if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
     if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
     running.erase(it);
+    fill();   // the next point starts before this one's results are handled
     on_done(r);
   }
   if (!g_stop) return true;

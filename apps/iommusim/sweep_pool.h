@@ -27,7 +27,8 @@ struct PoolResult {
 };
 
 // Runs every job. on_start(index) runs just before a job is spawned (prepare its folder),
-// on_done(result) as each ends. Returns false when SIGINT or SIGTERM stopped the pool: the
+// on_done(result) as each ends, after the next job was started in its place (handling a
+// result overlaps the jobs still running). Returns false when SIGINT or SIGTERM stopped the pool: the
 // running jobs are then sent SIGTERM and reaped, without on_done. A job that cannot be
 // started (no process, no log file) ends with exit code 127 and, where possible, the
 // reason in its log.
