@@ -30,7 +30,7 @@ Section<DmaApiConfig> dma_api_keys() {
 DmaApiWorkload::DmaApiWorkload(const DmaApiWorkloadConfig& c, driver::DriverBase& drv)
     : c_(c), drv_(drv), api_(std::make_unique<driver::DmaApi>(c.api, drv, 0, c.page_bytes)),
       slot_bytes_(c.window_bytes / c.api.cpus / c.page_bytes * c.page_bytes),
-      current_(c.api.cpus, 0), region_(c.api.cpus, 0) {}
+      buffers_(c.api.cpus), region_(c.api.cpus, 0) {}
 
 uint64_t DmaApiWorkload::buffer_pa(unsigned cpu, unsigned region) const {
   return c_.buffer_pa + region * c_.window_bytes + cpu * slot_bytes_;
@@ -43,14 +43,25 @@ Status DmaApiWorkload::setup(uint32_t rid, std::optional<uint32_t> pasid) {
   if (Status s = drv_.attach(rid, pasid, *d); !s.ok) return s;
   api_->set_domain(*d);
   for (unsigned cpu = 0; cpu < c_.api.cpus; ++cpu)
-    if (Status s = api_->map(cpu, buffer_pa(cpu, 0), slot_bytes_, {}, &current_[cpu]); !s.ok) return s;
+    if (Status s = api_->map(cpu, buffer_pa(cpu, 0), slot_bytes_, {}, &buffers_[cpu].current.iova); !s.ok) return s;
   return {};
 }
 
-uint64_t DmaApiWorkload::translate(uint64_t window_addr) const {
+uint64_t DmaApiWorkload::translate(uint64_t window_addr) {
   // A window that does not divide into whole-page slots wraps its tail onto the slots.
   const uint64_t off = (window_addr - c_.window_base) % (slot_bytes_ * c_.api.cpus);
-  return current_[off / slot_bytes_] + off % slot_bytes_;
+  Buffer& b = buffers_[off / slot_bytes_].current;
+  ++b.dmas;
+  return b.iova + off % slot_bytes_;
+}
+
+void DmaApiWorkload::dma_done(uint64_t iova) {
+  for (CpuBuffers& c : buffers_)
+    for (Buffer* b : {&c.current, &c.previous})
+      if (b->dmas && iova >= b->iova && iova - b->iova < slot_bytes_) {
+        if (--b->dmas == 0) c.idle.notify(sc_core::SC_ZERO_TIME);
+        return;
+      }
 }
 
 void DmaApiWorkload::start() {
@@ -66,20 +77,24 @@ void DmaApiWorkload::stop() {
 std::string DmaApiWorkload::failure() const { return failure_.empty() ? api_->timer_error() : failure_; }
 
 void DmaApiWorkload::cpu_thread(unsigned cpu) {
-  uint64_t previous = 0;   // published one interval ago, unmapped now
+  CpuBuffers& mine = buffers_[cpu];
   while (!stopped_ && failure_.empty()) {
     sc_core::wait(sc_core::sc_time(c_.interval_ns, sc_core::SC_NS), stop_);
     if (stopped_) break;
     uint64_t next = 0;
     const unsigned region = region_[cpu] ^ 1;
     Status s = api_->map(cpu, buffer_pa(cpu, region), slot_bytes_, {}, &next);
-    if (s.ok && previous) s = api_->unmap(cpu, previous, slot_bytes_);
+    if (s.ok && mine.previous.iova) {
+      while (mine.previous.dmas && !stopped_) sc_core::wait(mine.idle | stop_);
+      if (stopped_) break;
+      s = api_->unmap(cpu, mine.previous.iova, slot_bytes_);
+    }
     if (!s.ok) {
       if (failure_.empty()) failure_ = "dma_api CPU " + std::to_string(cpu) + ": " + s.error;
       break;
     }
-    previous = current_[cpu];
-    current_[cpu] = next;
+    mine.previous = mine.current;
+    mine.current = Buffer{next, 0};
     region_[cpu] = region;
   }
 }

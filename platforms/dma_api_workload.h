@@ -9,9 +9,9 @@
 //   does not fill a slot wraps onto the first slots.
 // - Every interval each CPU dma_maps a new buffer for its slot (alternating between two
 //   PA regions), publishes it to the device, then dma_unmaps the buffer it published one
-//   interval earlier: a buffer is unmapped only after the device has stopped using it
-//   for a whole interval (a driver reclaiming completed descriptors). The CPUs start
-//   together, so their unmaps contend for the invalidation queue.
+//   interval earlier, once every DMA issued to that buffer has completed (a driver
+//   reclaiming completed descriptors; a DMA longer than the interval delays the unmap).
+//   The CPUs start together, so their unmaps contend for the invalidation queue.
 // - Stats: the DMA API's (maps, unmaps, flushes by ring-full and by timer, invalidations,
 //   the IOVA allocator's paths) under <vendor>.dma_api; lock waits and queueing are in the
 //   driver's invalidation breakdown.
@@ -55,8 +55,10 @@ class DmaApiWorkload {
   void stop();
   // The first failure of a CPU thread or the flush timer; empty when none.
   std::string failure() const;
-  // The endpoint's address hook: a window address -> the IOVA of the slot's current buffer.
-  uint64_t translate(uint64_t window_addr) const;
+  // The endpoint's address hooks: a window address -> the IOVA of the slot's current
+  // buffer (counted as in use), and the end of a DMA issued to that IOVA.
+  uint64_t translate(uint64_t window_addr);
+  void dma_done(uint64_t iova);
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
 
  private:
@@ -67,8 +69,13 @@ class DmaApiWorkload {
   driver::DriverBase& drv_;
   std::unique_ptr<driver::DmaApi> api_;
   uint64_t slot_bytes_ = 0;
-  std::vector<uint64_t> current_;   // per CPU: the IOVA its published buffer is mapped at
-  std::vector<unsigned> region_;    // per CPU: which PA region that buffer is in
+  // Per CPU: the buffer it published last (current) and the one before (previous), each
+  // with the DMAs issued to it and not yet complete. A buffer is unmapped only once its
+  // DMAs completed (a driver reclaims a descriptor after the device is done with it).
+  struct Buffer { uint64_t iova = 0; unsigned dmas = 0; };
+  struct CpuBuffers { Buffer current, previous; sc_core::sc_event idle; };
+  std::vector<CpuBuffers> buffers_;
+  std::vector<unsigned> region_;    // per CPU: which PA region its current buffer is in
   bool stopped_ = false;
   sc_core::sc_event stop_;
   std::string failure_;

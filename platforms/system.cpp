@@ -563,7 +563,8 @@ struct System::Impl : sc_core::sc_module {
     c.interval_ns = double(p.unmap_interval_ns);
     l.dma_api = std::make_unique<DmaApiWorkload>(c, *drv);
     l.dma_api->register_stats(reg, l.vendor + ".dma_api");
-    l.endpoints.front()->set_address_map([w = l.dma_api.get()](uint64_t a) { return w->translate(a); });
+    l.endpoints.front()->set_address_map([w = l.dma_api.get()](uint64_t a) { return w->translate(a); },
+                                         [w = l.dma_api.get()](uint64_t iova) { w->dma_done(iova); });
   }
 
   // Where the DMA domain maps an IOVA of the window or churn region: a PA (s1), an IPA

@@ -279,6 +279,7 @@ void Endpoint::slot_thread(unsigned idx) {
       d.outcome = DmaStats::Outcome::Error;
     stats_.record(d);
     if (lane_) lane_->record(d);
+    if (address_done_) address_done_(p.get_address());
     if (timeline_) trace_dma(idx, s, common::to_ps(issue_start), acc.is_read);
     if (total && stats_.transactions() == total) notify_done();
   }

@@ -161,8 +161,13 @@ class Endpoint : public sc_core::sc_module {
   // Every DMA is also recorded in `lane` (after this endpoint's own stats).
   void also_count_in(DmaStats& lane) { lane_ = &lane; }
   // Redirects each DMA's window address (default: none): a workload whose buffers are
-  // mapped at IOVAs it learns at run time points the DMAs into them. Called once per DMA.
-  void set_address_map(std::function<uint64_t(uint64_t)> map) { address_map_ = std::move(map); }
+  // mapped at IOVAs it learns at run time points the DMAs into them. `map` is called at
+  // each DMA's issue, `done` (optional) with the address it gave once that DMA completed,
+  // so the workload knows when a buffer is no longer in use.
+  void set_address_map(std::function<uint64_t(uint64_t)> map, std::function<void(uint64_t)> done = {}) {
+    address_map_ = std::move(map);
+    address_done_ = std::move(done);
+  }
   // Notified (once, delta) when total_transactions completed, or when every slot stopped.
   sc_core::sc_event& done_event() { return done_; }
   bool done() const { return done_notified_; }
@@ -210,6 +215,7 @@ class Endpoint : public sc_core::sc_module {
   common::Timeline* timeline_ = nullptr;
   std::vector<common::Timeline::Track> slot_tracks_;
   std::function<uint64_t(uint64_t)> address_map_;
+  std::function<void(uint64_t)> address_done_;
 };
 
 }  // namespace iommusim::traffic
