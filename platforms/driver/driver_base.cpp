@@ -322,7 +322,7 @@ void DriverBase::ring_written_prefix(DriverQueue& q, bool even_if_rung, uint64_t
 }
 
 Status DriverBase::write_entries(DriverQueue& q, const uint64_t* words, size_t count, sc_core::sc_time deadline,
-                                 Written& out) {
+                                 Written& out) {   // deadline: for space, renewed while the queue drains
   DriverQueue::Hooks& h = q.hooks_;
   const common::IndexRing& ring = q.ring_;
   const unsigned entry_words = q.entry_bytes_ / 8;
@@ -338,7 +338,10 @@ Status DriverBase::write_entries(DriverQueue& q, const uint64_t* words, size_t c
         if (sc_time_stamp() > deadline) return barrier_timeout(q.space_what_, h.registers());
         continue;
       }
+      // Like Linux's per-wait poll timeout: a queue that is still draining is not stuck.
+      const uint32_t seen = q.consumer_seen_;
       q.consumer_seen_ = h.read_consumer();
+      if (q.consumer_seen_ != seen) deadline = sync_deadline();
       if (ring.full(q.producer_, q.consumer_seen_))
         if (Status s = h.still_full(); !s.ok) return s;
       if (sc_time_stamp() > deadline) return barrier_timeout(q.space_what_, h.registers());
@@ -421,11 +424,12 @@ Status DriverBase::submit_batch(DriverQueue& q, const uint64_t* words, size_t co
   }
 
   const uint32_t first = w.chunks.front().first;
+  const sc_core::sc_time sync_by = sync_deadline();   // the barrier's own timeout, from the doorbell
   for (unsigned poll = 1;; ++poll) {
     sc_core::wait(poll_interval());
     polls_.inc();
     if (h.completed(first, w.barrier)) break;
-    if (sc_time_stamp() > deadline) return barrier_timeout(q.barrier_what_, h.registers());
+    if (sc_time_stamp() > sync_by) return barrier_timeout(q.barrier_what_, h.registers());
     if (Status s = h.check_error(poll); !s.ok) return s;
   }
   const uint64_t t_done = to_ps(sc_time_stamp());
