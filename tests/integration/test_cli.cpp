@@ -349,6 +349,20 @@ TEST(Cli, DmaApiUnmapsABufferOnlyAfterItsDmasCompleted) {
   EXPECT_EQ(stat(stats, "smmuv3.oracle.violations"), 0);
 }
 
+// Without range invalidation, unmapping one 32 MiB buffer is 8192 TLBIs through a 256-slot
+// queue: it takes far longer than driver.sync_timeout_us (100 us) but the queue drains all
+// the while, and Linux's timeout is per wait for space, so the unmap completes.
+TEST(Cli, DmaApiLongUnmapOnADrainingQueueDoesNotTimeOut) {
+  const std::string dir = ::testing::TempDir() + "cli_dma_api_no_ril";
+  CliRun r = run_cli("run --force -o " + dir + " -p iommu.vendor=smmuv3 -p iommu.translation=s1"
+                     " -p workload.mode=dma_api -p dma_api.mode=strict -p dma_api.cpus=1"
+                     " -p iommu.smmuv3.range_invalidation=false -p traffic.transactions=30000");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto stats = read_json(dir + "/stats.json");
+  EXPECT_GE(stat(stats, "smmuv3.dma_api.unmaps"), 1);
+  EXPECT_GE(stat(stats, "smmuv3.iommu.cmdq.executed.cmd_tlbi_nh_va"), 8192);
+}
+
 TEST(Cli, DmaApiWorkloadIsDeterministic) {
   const std::string a = ::testing::TempDir() + "cli_dma_api_a", b = ::testing::TempDir() + "cli_dma_api_b";
   const std::string args = " -p iommu.translation=s1 -p workload.mode=dma_api -p workload.unmap_interval_ns=1000"
