@@ -2,6 +2,8 @@
 #define SC_INCLUDE_DYNAMIC_PROCESSES
 #include "platforms/driver/dma_api.h"
 
+#include <algorithm>
+
 #include "models/common/bits.h"
 
 namespace iommusim::driver {
@@ -122,10 +124,12 @@ Status DmaApi::flush(Cause why) {
   uint64_t depth = 0;
   for (const FlushQueue& fq : fqs_) depth += (fq.tail - fq.head) & mask;
   fq_depth_at_flush_.record(depth);
-  ++flush_start_cnt_;
+  const uint64_t number = ++flush_start_cnt_;
   invalidations_.inc();
   (why == Cause::Full ? flushes_full_ : flushes_timer_).inc();
   if (Status s = drv_.invalidate_domain(domain_); !s.ok) return s;
+  finished_.push_back({number, drv_.last_barrier_ps()});
+  if (finished_.size() > kFinishedKept) finished_.pop_front();
   ++flush_finish_cnt_;
   // Every queued entry this flush makes freeable has its change covered now (see dma_api.h).
   for (FlushQueue& fq : fqs_)
@@ -133,11 +137,20 @@ Status DmaApi::flush(Cause why) {
       Entry& e = fq.entries[i];
       if (e.counter >= flush_finish_cnt_) break;
       if (!e.completed) {
-        drv_.complete_deferred(e.change);
+        drv_.complete_deferred(e.change, covering_barrier_ps(e.counter));
         e.completed = true;
       }
     }
   return {};
+}
+
+uint64_t DmaApi::covering_barrier_ps(uint64_t counter) const {
+  // finish_cnt > counter: of the flushes finished, at least one started after the entry
+  // was queued (numbered above counter). The earliest such barrier covers it.
+  uint64_t t = drv_.last_barrier_ps();
+  for (const FinishedFlush& f : finished_)
+    if (f.number > counter) t = std::min(t, f.barrier_ps);
+  return t;
 }
 
 void DmaApi::ring_free(FlushQueue& fq, unsigned free_cpu) {

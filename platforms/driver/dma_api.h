@@ -37,6 +37,7 @@
 //   and swiotlb bouncing, DMA direction beyond read/write rights, and cache maintenance.
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <string>
 #include <vector>
@@ -111,6 +112,14 @@ class DmaApi {
   std::map<uint64_t, uint64_t> live_;   // mapped: first pfn -> pages (as mapped, unrounded)
   std::vector<FlushQueue> fqs_;
   uint64_t flush_start_cnt_ = 0, flush_finish_cnt_ = 0;
+  // Finished flushes (their number in start order, their barrier's hardware time), the
+  // latest kFinishedKept: an entry queued when `counter` flushes had started is covered by
+  // the first to finish of those numbered above it, which is not always the flush whose
+  // thread frees it (flushes on several CPUs finish out of order).
+  struct FinishedFlush { uint64_t number = 0, barrier_ps = 0; };
+  static constexpr size_t kFinishedKept = 256;
+  std::deque<FinishedFlush> finished_;
+  uint64_t covering_barrier_ps(uint64_t counter) const;
   bool timer_on_ = false;
   unsigned timer_cpu_ = 0;   // the CPU that armed the timer (its softirq frees into that rcache)
   sc_core::sc_event timer_;

@@ -60,6 +60,10 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   Status unmap_deferred(DomainId d, uint64_t iova, uint64_t bytes, common::CorrectnessOracle::ChangeId* change);
   // Completes `c` at the hardware time of the last barrier the calling thread waited for.
   void complete_deferred(common::CorrectnessOracle::ChangeId c) { complete_change(c); }
+  // Completes `c` at `barrier_ps`, the hardware time of the barrier that covered it.
+  void complete_deferred(common::CorrectnessOracle::ChangeId c, uint64_t barrier_ps) {
+    if (oracle_) oracle_->complete(c, barrier_ps);
+  }
   // That time (0: none yet).
   uint64_t last_barrier_ps() { return op_state().last_barrier_ps; }
 
