@@ -8,7 +8,11 @@
 //     (same source: 600 -> 880 ns on a Xeon E5-2630 v4);
 //   - a read that hits takes about 600 ns (same source). The preset fits
 //     pcie.link_latency_ns to this one, so it checks that the fit holds, nothing more.
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -47,6 +51,26 @@ WindowRun run_preset(unsigned pages) {
   w.p99_ns = stat(stats, "vtd.endpoint.latency", "p99");
   return w;
 }
+
+// results.csv of a sweep as rows of column name -> cell (no quoted cells in these sweeps).
+std::vector<std::map<std::string, std::string>> read_csv(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::vector<std::string> header;
+  std::vector<std::map<std::string, std::string>> rows;
+  while (std::getline(in, line)) {
+    std::vector<std::string> cells;
+    std::stringstream s(line);
+    for (std::string cell; std::getline(s, cell, ',');) cells.push_back(cell);
+    if (header.empty()) {
+      header = cells;
+      continue;
+    }
+    auto& row = rows.emplace_back();
+    for (size_t i = 0; i < cells.size() && i < header.size(); ++i) row[header[i]] = cells[i];
+  }
+  return rows;
+}
 }  // namespace
 
 // Below the knee every read hits; above it misses appear. With reads spread evenly over the
@@ -79,4 +103,34 @@ TEST(PcieBenchPreset, MedianMissPenaltyOf64ByteReadIs280nsWithin20Percent) {
   EXPECT_LE(penalty, kMissPenaltyNs * (1 + kPenaltyTolerance)) << "hit " << hit.p50_ns << " miss " << miss.p50_ns;
   // The fitted figure: the hit's median stays where the preset put it.
   EXPECT_NEAR(hit.p50_ns, kHitNs, kHitNs * kHitTolerance);
+}
+
+// The shipped sweep (pcie-bench's window sweep, 64 KB steps) finds the same knee: the last
+// window whose tail is still a hit and the first whose tail is a miss bracket it, and both
+// lie within 48 .. 80 entries' reach. The median jumps later, once most reads miss.
+TEST(PcieBenchPreset, KneeSweepPutsTheTailJumpBetween48And80Entries) {
+  const std::string dir = ::testing::TempDir() + "pcie_bench_knee_sweep";
+  CliRun r = run_cli("sweep " + std::string(IOMMUSIM_SOURCE_DIR) + "/configs/presets/pcie_bench_knee.sweep.json -j 1 --force -o " +
+                     dir);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto rows = read_csv(dir + "/results.csv");
+  ASSERT_GE(rows.size(), 2u);
+  const double hit_ns = std::stod(rows.front().at("endpoint.latency.p50"));
+  const double jump_ns = kMissPenaltyNs * (1 - kPenaltyTolerance);
+  double last_flat = 0, first_tail_jump = 0, first_median_jump = 0;
+  for (const auto& row : rows) {
+    const double window = std::stod(row.at("traffic.window_bytes"));
+    if (std::stod(row.at("endpoint.latency.p90")) - hit_ns < jump_ns / 2) {
+      EXPECT_EQ(first_tail_jump, 0) << "the tail is a hit again at " << window;
+      last_flat = window;
+    } else if (first_tail_jump == 0) {
+      first_tail_jump = window;
+      EXPECT_GE(std::stod(row.at("endpoint.latency.p90")) - hit_ns, jump_ns) << window;
+    }
+    if (first_median_jump == 0 && std::stod(row.at("endpoint.latency.p50")) - hit_ns >= jump_ns) first_median_jump = window;
+  }
+  EXPECT_GE(last_flat, double{kKneeLowEntries} * kPageBytes);
+  EXPECT_GT(first_tail_jump, 0) << "no knee in the sweep";
+  EXPECT_LE(first_tail_jump, double{kKneeHighEntries} * kPageBytes);
+  EXPECT_GT(first_median_jump, first_tail_jump);
 }
