@@ -8,9 +8,7 @@
 //     (same source: 600 -> 880 ns on a Xeon E5-2630 v4);
 //   - a read that hits takes about 600 ns (same source). The preset fits
 //     pcie.link_latency_ns to this one, so it checks that the fit holds, nothing more.
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -18,9 +16,11 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/support/run_cli.h"
+#include "tests/support/test_files.h"
 
 namespace {
 using iommusim::test::CliRun;
+using iommusim::test::csv_rows;
 using iommusim::test::read_json;
 using iommusim::test::run_cli;
 using iommusim::test::stat;
@@ -52,24 +52,15 @@ WindowRun run_preset(unsigned pages) {
   return w;
 }
 
-// results.csv of a sweep as rows of column name -> cell (no quoted cells in these sweeps).
-std::vector<std::map<std::string, std::string>> read_csv(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::vector<std::string> header;
-  std::vector<std::map<std::string, std::string>> rows;
-  while (std::getline(in, line)) {
-    std::vector<std::string> cells;
-    std::stringstream s(line);
-    for (std::string cell; std::getline(s, cell, ',');) cells.push_back(cell);
-    if (header.empty()) {
-      header = cells;
-      continue;
-    }
-    auto& row = rows.emplace_back();
-    for (size_t i = 0; i < cells.size() && i < header.size(); ++i) row[header[i]] = cells[i];
+// A sweep's results.csv as rows of column name -> cell.
+std::vector<std::map<std::string, std::string>> csv_records(const std::string& path) {
+  const auto rows = csv_rows(path);
+  std::vector<std::map<std::string, std::string>> records;
+  for (size_t r = 1; r < rows.size(); ++r) {
+    auto& record = records.emplace_back();
+    for (size_t c = 0; c < rows[r].size() && c < rows[0].size(); ++c) record[rows[0][c]] = rows[r][c];
   }
-  return rows;
+  return records;
 }
 }  // namespace
 
@@ -113,7 +104,7 @@ TEST(PcieBenchPreset, KneeSweepPutsTheTailJumpBetween48And80Entries) {
   CliRun r = run_cli("sweep " + std::string(IOMMUSIM_SOURCE_DIR) + "/configs/presets/pcie_bench_knee.sweep.json -j 1 --force -o " +
                      dir);
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  const auto rows = read_csv(dir + "/results.csv");
+  const auto rows = csv_records(dir + "/results.csv");
   ASSERT_GE(rows.size(), 2u);
   const double hit_ns = std::stod(rows.front().at("endpoint.latency.p50"));
   const double jump_ns = kMissPenaltyNs * (1 - kPenaltyTolerance);
