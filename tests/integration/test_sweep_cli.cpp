@@ -20,23 +20,12 @@ using json = nlohmann::json;
 using iommusim::test::CliRun;
 using iommusim::test::run_cli;
 
+using iommusim::test::csv_rows;
 using iommusim::test::read_file;
 using iommusim::test::write_file;
 std::string fresh_dir(const std::string& name) { return iommusim::test::fresh_dir("sweep_" + name); }
 json read_json(const std::string& path) { return json::parse(read_file(path)); }
 bool has(const std::string& out, const std::string& s) { return out.find(s) != std::string::npos; }
-std::vector<std::vector<std::string>> csv_rows(const std::string& path) {
-  std::vector<std::vector<std::string>> rows;
-  std::istringstream in(read_file(path));
-  for (std::string line; std::getline(in, line);) {
-    std::vector<std::string> cells;
-    std::istringstream ls(line);
-    for (std::string c; std::getline(ls, c, ',');) cells.push_back(c);
-    if (!line.empty() && line.back() == ',') cells.push_back("");
-    rows.push_back(cells);
-  }
-  return rows;
-}
 double stat(const json& stats, const std::string& name, const char* field) {
   for (auto& s : stats["stats"])
     if (s["name"] == name) return s[field].get<double>();
