@@ -65,13 +65,25 @@ void DmaApiWorkload::dma_done(uint64_t iova) {
 }
 
 void DmaApiWorkload::start() {
-  for (unsigned cpu = 0; cpu < c_.api.cpus; ++cpu)
-    sc_core::sc_spawn([this, cpu] { cpu_thread(cpu); }, sc_core::sc_gen_unique_name("dma_api_cpu"));
+  for (unsigned cpu = 0; cpu < c_.api.cpus; ++cpu) {
+    ++running_cpus_;
+    sc_core::sc_spawn(
+        [this, cpu] {
+          cpu_thread(cpu);
+          --running_cpus_;
+          cpu_left_.notify(sc_core::SC_ZERO_TIME);
+        },
+        sc_core::sc_gen_unique_name("dma_api_cpu"));
+  }
 }
 
 void DmaApiWorkload::stop() {
   stopped_ = true;
   stop_.notify(sc_core::SC_ZERO_TIME);
+}
+
+void DmaApiWorkload::join() {
+  while (running_cpus_) sc_core::wait(cpu_left_);
 }
 
 std::string DmaApiWorkload::failure() const { return failure_.empty() ? api_->timer_error() : failure_; }

@@ -53,6 +53,9 @@ class DmaApiWorkload {
   // Starts the CPU threads; they run until stop().
   void start();
   void stop();
+  // Waits until every CPU thread has left: each finishes the map or unmap it is in, so
+  // the simulation never ends with a driver operation half done.
+  void join();
   // The first failure of a CPU thread or the flush timer; empty when none.
   std::string failure() const;
   // The endpoint's address hooks: a window address -> the IOVA of the slot's current
@@ -78,6 +81,8 @@ class DmaApiWorkload {
   std::vector<unsigned> region_;    // per CPU: which PA region its current buffer is in
   bool stopped_ = false;
   sc_core::sc_event stop_;
+  unsigned running_cpus_ = 0;
+  sc_core::sc_event cpu_left_;
   std::string failure_;
 };
 

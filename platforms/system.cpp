@@ -687,6 +687,7 @@ struct System::Impl : sc_core::sc_module {
     }
     if (l.dma_api) {
       l.dma_api->stop();
+      l.dma_api->join();
       if (const std::string f = l.dma_api->failure(); !f.empty() && !check(l, driver::Status::fail(f), "dma_api")) return;
     }
     l.traffic_end = sc_core::sc_time_stamp();

@@ -310,7 +310,8 @@ TEST(Cli, DmaApiWorkloadStrictAndLazy) {
         EXPECT_EQ(inv, full + stat(stats, v + ".dma_api.flushes_timer")) << vendor;
         EXPECT_GE(unmaps, 255 * full) << vendor;
       }
-      for (const auto& rec : read_json(dir + "/invalidations.json")[vendor]) {
+      const auto invalidations = read_json(dir + "/invalidations.json");   // kept: the loop reads into it
+      for (const auto& rec : invalidations[vendor]) {
         const double parts = rec["software_ns"].get<double>() + rec["lock_ns"].get<double>() +
                              rec["queueing_ns"].get<double>() + rec["fetch_ns"].get<double>() +
                              rec["execution_ns"].get<double>() + rec["sync_ns"].get<double>();
