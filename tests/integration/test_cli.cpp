@@ -320,17 +320,23 @@ TEST(Cli, DmaApiWorkloadStrictAndLazy) {
     }
 }
 
+// A strict dma_api run on SMMUv3 with stage 1 and `extra` parameters, in its own folder;
+// its stats.json (the run must succeed).
+static nlohmann::json smmu_strict_dma_api_run(const std::string& folder, const std::string& extra) {
+  const std::string dir = ::testing::TempDir() + folder;
+  CliRun r = run_cli("run --force -o " + dir + " -p iommu.vendor=smmuv3 -p iommu.translation=s1"
+                     " -p workload.mode=dma_api -p dma_api.mode=strict " + extra);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  return r.exit_code == 0 ? read_json(dir + "/stats.json") : nlohmann::json();
+}
+
 // SMMUv3's shared queue with more CPUs than slots: a CPU polls its CMD_SYNC's own slot
 // (the MSI target), so no slot may be reused before its owner saw the sync complete
 // (Linux's cmdq->lock held shared). Without that rule, a sync's completion write landed
 // on another CPU's command in a reused slot and the oracle saw stale translations.
 TEST(Cli, DmaApiSmmuSharedQueueNeverReusesAPolledSyncSlot) {
-  const std::string dir = ::testing::TempDir() + "cli_dma_api_tiny_cmdq";
-  CliRun r = run_cli("run --force -o " + dir + " -p iommu.vendor=smmuv3 -p iommu.translation=s1"
-                     " -p workload.mode=dma_api -p dma_api.mode=strict -p dma_api.cpus=32"
-                     " -p driver.smmuv3.cmdq_log2=2 -p driver.sync_timeout_us=100000");
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  auto stats = read_json(dir + "/stats.json");
+  const auto stats = smmu_strict_dma_api_run("cli_dma_api_tiny_cmdq", "-p dma_api.cpus=32 -p driver.smmuv3.cmdq_log2=2 -p driver.sync_timeout_us=100000");
+  ASSERT_FALSE(stats.is_null());
   EXPECT_GT(stat(stats, "smmuv3.dma_api.unmaps"), 1000);
   EXPECT_EQ(stat(stats, "smmuv3.oracle.violations"), 0);
   EXPECT_EQ(stat(stats, "smmuv3.iommu.illegal_commands"), 0);   // no command overwritten by a completion write
@@ -339,12 +345,8 @@ TEST(Cli, DmaApiSmmuSharedQueueNeverReusesAPolledSyncSlot) {
 // A DMA longer than the exchange interval (1 MiB at the default 5 us): its buffer is
 // unmapped only once the DMA completed, so no DMA faults on a buffer pulled from under it.
 TEST(Cli, DmaApiUnmapsABufferOnlyAfterItsDmasCompleted) {
-  const std::string dir = ::testing::TempDir() + "cli_dma_api_long_dmas";
-  CliRun r = run_cli("run --force -o " + dir + " -p iommu.vendor=smmuv3 -p iommu.translation=s1"
-                     " -p workload.mode=dma_api -p dma_api.mode=strict -p traffic.transfer_bytes=1048576"
-                     " -p traffic.transactions=500");
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  auto stats = read_json(dir + "/stats.json");
+  const auto stats = smmu_strict_dma_api_run("cli_dma_api_long_dmas", "-p traffic.transfer_bytes=1048576 -p traffic.transactions=500");
+  ASSERT_FALSE(stats.is_null());
   EXPECT_GT(stat(stats, "smmuv3.dma_api.unmaps"), 100);
   EXPECT_EQ(stat(stats, "smmuv3.endpoint.faults"), 0);
   EXPECT_EQ(stat(stats, "smmuv3.oracle.violations"), 0);
@@ -354,12 +356,8 @@ TEST(Cli, DmaApiUnmapsABufferOnlyAfterItsDmasCompleted) {
 // queue: it takes far longer than driver.sync_timeout_us (100 us) but the queue drains all
 // the while, and Linux's timeout is per wait for space, so the unmap completes.
 TEST(Cli, DmaApiLongUnmapOnADrainingQueueDoesNotTimeOut) {
-  const std::string dir = ::testing::TempDir() + "cli_dma_api_no_ril";
-  CliRun r = run_cli("run --force -o " + dir + " -p iommu.vendor=smmuv3 -p iommu.translation=s1"
-                     " -p workload.mode=dma_api -p dma_api.mode=strict -p dma_api.cpus=1"
-                     " -p iommu.smmuv3.range_invalidation=false -p traffic.transactions=30000");
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  auto stats = read_json(dir + "/stats.json");
+  const auto stats = smmu_strict_dma_api_run("cli_dma_api_no_ril", "-p dma_api.cpus=1 -p iommu.smmuv3.range_invalidation=false -p traffic.transactions=30000");
+  ASSERT_FALSE(stats.is_null());
   EXPECT_GE(stat(stats, "smmuv3.dma_api.unmaps"), 1);
   EXPECT_GE(stat(stats, "smmuv3.iommu.cmdq.executed.cmd_tlbi_nh_va"), 8192);
 }
