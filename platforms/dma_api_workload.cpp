@@ -7,7 +7,7 @@ namespace iommusim::platforms {
 using driver::DmaApiConfig;
 using driver::Status;
 
-Section<DmaApiConfig> dma_api_keys() {
+static Section<DmaApiConfig> api_keys() {
   using D = DmaApiConfig;
   return Section<D>("Linux's DMA API as the driver (workload.mode = dma_api; platforms/driver/dma_api.h, docs/dma_api.md). "
                     "Cycle costs are orders of magnitude of the kernel paths, not measurements.")
@@ -27,13 +27,25 @@ Section<DmaApiConfig> dma_api_keys() {
       .check("", [](const D& d) { return driver::validate(d); });
 }
 
+Section<DmaApiSection> dma_api_keys() {
+  using D = DmaApiSection;
+  return Section<D>("Linux's DMA API as the driver (workload.mode = dma_api; platforms/driver/dma_api.h, docs/dma_api.md). "
+                    "Cycle costs are orders of magnitude of the kernel paths, not measurements.")
+      .embed(&D::api, api_keys())
+      .integer("buffer_bytes", &D::buffer_bytes, 64 << 10, 4096, 1ull << 30, "bytes",
+               "one DMA buffer (one dma_map); the window is split into buffers of this size, an equal run per CPU")
+      .multiple_of(4096);
+}
+
 DmaApiWorkload::DmaApiWorkload(const DmaApiWorkloadConfig& c, driver::DriverBase& drv)
     : c_(c), drv_(drv), api_(std::make_unique<driver::DmaApi>(c.api, drv, 0, c.page_bytes)),
-      slot_bytes_(c.window_bytes / c.api.cpus / c.page_bytes * c.page_bytes),
-      buffers_(c.api.cpus), region_(c.api.cpus, 0) {}
+      slots_per_cpu_(unsigned(c.window_bytes / c.api.cpus / c.buffer_bytes)),
+      slots_(size_t(slots_per_cpu_) * c.api.cpus), cpu_idle_(c.api.cpus), next_slot_(c.api.cpus, 0) {
+  if (slots_per_cpu_ == 0) throw std::invalid_argument("dma_api: the window holds no buffer per CPU");
+}
 
-uint64_t DmaApiWorkload::buffer_pa(unsigned cpu, unsigned region) const {
-  return c_.buffer_pa + region * c_.window_bytes + cpu * slot_bytes_;
+uint64_t DmaApiWorkload::buffer_pa(unsigned slot, unsigned region) const {
+  return c_.buffer_pa + region * c_.window_bytes + uint64_t(slot) * c_.buffer_bytes;
 }
 
 Status DmaApiWorkload::setup(uint32_t rid, std::optional<uint32_t> pasid) {
@@ -42,26 +54,30 @@ Status DmaApiWorkload::setup(uint32_t rid, std::optional<uint32_t> pasid) {
   if (!d) return Status::fail(why);
   if (Status s = drv_.attach(rid, pasid, *d); !s.ok) return s;
   api_->set_domain(*d);
-  for (unsigned cpu = 0; cpu < c_.api.cpus; ++cpu)
-    if (Status s = api_->map(cpu, buffer_pa(cpu, 0), slot_bytes_, {}, &buffers_[cpu].current.iova); !s.ok) return s;
+  for (unsigned k = 0; k < slots_.size(); ++k) {
+    Buffer& b = slots_[k].current;
+    if (Status s = api_->map(k / slots_per_cpu_, buffer_pa(k, 0), c_.buffer_bytes, {}, &b.iova); !s.ok) return s;
+    by_iova_[b.iova] = k;
+  }
   return {};
 }
 
 uint64_t DmaApiWorkload::translate(uint64_t window_addr) {
-  // A window that does not divide into whole-page slots wraps its tail onto the slots.
-  const uint64_t off = (window_addr - c_.window_base) % (slot_bytes_ * c_.api.cpus);
-  Buffer& b = buffers_[off / slot_bytes_].current;
+  // A window that does not divide into whole slots wraps its tail onto the first ones.
+  const uint64_t off = (window_addr - c_.window_base) % (c_.buffer_bytes * slots_.size());
+  Buffer& b = slots_[off / c_.buffer_bytes].current;
   ++b.dmas;
-  return b.iova + off % slot_bytes_;
+  return b.iova + off % c_.buffer_bytes;
 }
 
 void DmaApiWorkload::dma_done(uint64_t iova) {
-  for (CpuBuffers& c : buffers_)
-    for (Buffer* b : {&c.current, &c.previous})
-      if (b->dmas && iova >= b->iova && iova - b->iova < slot_bytes_) {
-        if (--b->dmas == 0) c.idle.notify(sc_core::SC_ZERO_TIME);
-        return;
-      }
+  auto it = by_iova_.upper_bound(iova);
+  if (it == by_iova_.begin()) return;
+  --it;
+  if (iova - it->first >= c_.buffer_bytes) return;
+  Slot& slot = slots_[it->second];
+  Buffer& b = slot.current.iova == it->first ? slot.current : slot.retiring;
+  if (b.dmas && --b.dmas == 0) cpu_idle_[it->second / slots_per_cpu_].notify(sc_core::SC_ZERO_TIME);
 }
 
 void DmaApiWorkload::start() {
@@ -89,25 +105,32 @@ void DmaApiWorkload::join() {
 std::string DmaApiWorkload::failure() const { return failure_.empty() ? api_->timer_error() : failure_; }
 
 void DmaApiWorkload::cpu_thread(unsigned cpu) {
-  CpuBuffers& mine = buffers_[cpu];
   while (!stopped_ && failure_.empty()) {
     sc_core::wait(sc_core::sc_time(c_.interval_ns, sc_core::SC_NS), stop_);
     if (stopped_) break;
+    const unsigned k = cpu * slots_per_cpu_ + next_slot_[cpu];
+    next_slot_[cpu] = (next_slot_[cpu] + 1) % slots_per_cpu_;
+    Slot& slot = slots_[k];
     uint64_t next = 0;
-    const unsigned region = region_[cpu] ^ 1;
-    Status s = api_->map(cpu, buffer_pa(cpu, region), slot_bytes_, {}, &next);
-    if (s.ok && mine.previous.iova) {
-      while (mine.previous.dmas && !stopped_) sc_core::wait(mine.idle | stop_);
+    const unsigned region = slot.region ^ 1;
+    Status s = api_->map(cpu, buffer_pa(k, region), c_.buffer_bytes, {}, &next);
+    if (s.ok) {
+      // Publish the new buffer; the old one gets no new DMA and is unmapped once its
+      // DMAs have completed.
+      slot.retiring = slot.current;
+      slot.current = Buffer{next, 0};
+      slot.region = region;
+      by_iova_[next] = k;
+      while (slot.retiring.dmas && !stopped_) sc_core::wait(cpu_idle_[cpu] | stop_);
       if (stopped_) break;
-      s = api_->unmap(cpu, mine.previous.iova, slot_bytes_);
+      s = api_->unmap(cpu, slot.retiring.iova, c_.buffer_bytes);
+      by_iova_.erase(slot.retiring.iova);
+      slot.retiring = Buffer{};
     }
     if (!s.ok) {
       if (failure_.empty()) failure_ = "dma_api CPU " + std::to_string(cpu) + ": " + s.error;
       break;
     }
-    mine.previous = mine.current;
-    mine.current = Buffer{next, 0};
-    region_[cpu] = region;
   }
 }
 

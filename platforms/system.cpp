@@ -52,7 +52,7 @@ struct Params {
   bool oracle = false;
   std::string mode;   // workload.mode
   bool stress = false, mixed_leaves = false, dma_api = false;
-  driver::DmaApiConfig dma;
+  DmaApiSection dma;
   uint64_t stride = 0;   // stress: distance between the target regions a window leaf moves among
 };
 
@@ -358,10 +358,20 @@ Params read_params(const json& j) {
     root.section("sim").fail("warmup_transactions", "must be less than the DMAs of a lane (traffic.transactions: " +
                                                          std::to_string(total) + "), or 0 for no warm-up");
 
-  p.dma.cpu_mhz = p.timing.cpu_mhz;
+  p.dma.api.cpu_mhz = p.timing.cpu_mhz;
   if (p.dma_api && p.translation != "s1") w.fail("mode", "dma_api needs translation s1 (one DMA domain per device)");
-  if (p.dma_api && p.ep.window_bytes / p.dma.cpus < p.s1_page)
-    t.fail("window_bytes", "with workload.mode = dma_api the window must hold a page per CPU (dma_api.cpus)");
+  if (p.dma_api) {
+    auto d = root.section("dma_api");
+    const uint64_t buf = p.dma.buffer_bytes, len = p.ep.transfer_bytes;
+    if (buf % p.s1_page) d.fail("buffer_bytes", "must be a multiple of platform.stage1_page_bytes");
+    if (p.ep.window_bytes / p.dma.api.cpus < buf)
+      t.fail("window_bytes", "with workload.mode = dma_api the window must hold a buffer (dma_api.buffer_bytes) per CPU (dma_api.cpus)");
+    // A DMA stays inside one buffer: at most a page never crosses one (the address
+    // generator keeps it in its page); a longer one starts at a multiple of its length.
+    if (len > 4096 && (buf % len || (p.ep.pattern == traffic::Pattern::Strided && p.ep.stride_bytes % len)))
+      d.fail("buffer_bytes", "a DMA must stay in one buffer: with traffic.transfer_bytes above 4096, buffer_bytes (and "
+                             "a strided pattern's stride) must be multiples of it");
+  }
   if (p.stress && p.translation == "bypass") w.fail("mode", "stress needs translation s1, s2 or nested");
   if (p.stress && p.extra_pasids) w.fail("extra_pasids", "not with workload.mode = stress");
   if (p.mixed_leaves && churn_unit(p) != 4096)
@@ -555,7 +565,8 @@ struct System::Impl : sc_core::sc_module {
     auto* drv = dynamic_cast<driver::DriverBase*>(&l.iommu->driver());
     if (!drv) throw std::runtime_error(l.vendor + ": workload.mode = dma_api needs a DriverBase driver");
     DmaApiWorkloadConfig c;
-    c.api = p.dma;
+    c.api = p.dma.api;
+    c.buffer_bytes = p.dma.buffer_bytes;
     c.window_base = p.ep.window_base;
     c.window_bytes = p.ep.window_bytes;
     c.buffer_pa = p.guest_ram_pa + p.buffer_ipa;
@@ -913,8 +924,11 @@ RunResult System::run() {
   };
   latency_rows("", "walk latency", "iommu.walk_latency");
   per_lane("invalidations", [&](const Lane& l) {
-    return std::to_string(hist(l, "driver.invalidation.latency").count()) + " (" +
-           std::to_string(count(l, "workload.unmaps")) + "+" + std::to_string(count(l, "workload.domain_flushes")) + ")";
+    const std::string n = std::to_string(hist(l, "driver.invalidation.latency").count());
+    // What caused them: the churn loop's unmaps + domain flushes, or the DMA API's unmaps
+    // (strict: one each; lazy: one per flush of a queue).
+    if (l.dma_api) return n + " (" + std::to_string(count(l, "dma_api.unmaps")) + " unmaps)";
+    return n + " (" + std::to_string(count(l, "workload.unmaps")) + "+" + std::to_string(count(l, "workload.domain_flushes")) + ")";
   });
   latency_rows("  ", "latency", "driver.invalidation.latency");
   // Mean breakdown over the kept records: the parts add up to the mean total.

@@ -330,6 +330,34 @@ static nlohmann::json smmu_strict_dma_api_run(const std::string& folder, const s
   return r.exit_code == 0 ? read_json(dir + "/stats.json") : nlohmann::json();
 }
 
+// dma_api.buffer_bytes: the default 32 MiB window splits into 64 KB buffers, 128 per CPU,
+// all mapped from the IOVA tree at setup (512). 64 KB is 16 pages, within the rcache's
+// largest class (32 pages): a CPU's first exchange maps before any free (tree), and from
+// then on each strict unmap frees into the CPU's magazine what its next map takes back.
+// 8 MiB buffers (2048 pages) never use the rcache.
+TEST(Cli, DmaApiBufferSizeDecidesTheIovaCachePath) {
+  const auto small = smmu_strict_dma_api_run("cli_dma_api_64k", "-p traffic.transactions=20000");
+  ASSERT_FALSE(small.is_null());
+  const double maps = stat(small, "smmuv3.dma_api.maps");
+  EXPECT_GT(maps, 512 + 4);
+  EXPECT_EQ(stat(small, "smmuv3.dma_api.iova.tree_allocs"), 512 + 4);
+  EXPECT_EQ(stat(small, "smmuv3.dma_api.iova.rcache_hits"), maps - 516);
+  const auto big = smmu_strict_dma_api_run("cli_dma_api_8m", "-p dma_api.buffer_bytes=8388608 -p traffic.transactions=20000");
+  ASSERT_FALSE(big.is_null());
+  EXPECT_EQ(stat(big, "smmuv3.dma_api.iova.rcache_hits"), 0);
+  EXPECT_EQ(stat(big, "smmuv3.dma_api.iova.tree_allocs"), stat(big, "smmuv3.dma_api.maps"));
+}
+
+TEST(Cli, DmaApiBufferSizeErrorsNameTheKey) {
+  for (const char* bad : {"-p dma_api.buffer_bytes=6144", "-p dma_api.buffer_bytes=33554432",
+                          "-p traffic.transfer_bytes=1048576 -p dma_api.buffer_bytes=65536"}) {
+    CliRun r = run_cli("run --force -o " + ::testing::TempDir() + "cli_dma_api_bad_buf -p iommu.translation=s1"
+                       " -p workload.mode=dma_api " + std::string(bad));
+    EXPECT_EQ(r.exit_code, 2) << bad << "\n" << r.out;
+    EXPECT_NE(r.out.find("buffer_bytes"), std::string::npos) << bad << "\n" << r.out;
+  }
+}
+
 // SMMUv3's shared queue with more CPUs than slots: a CPU polls its CMD_SYNC's own slot
 // (the MSI target), so no slot may be reused before its owner saw the sync complete
 // (Linux's cmdq->lock held shared). Without that rule, a sync's completion write landed
@@ -345,7 +373,7 @@ TEST(Cli, DmaApiSmmuSharedQueueNeverReusesAPolledSyncSlot) {
 // A DMA longer than the exchange interval (1 MiB at the default 5 us): its buffer is
 // unmapped only once the DMA completed, so no DMA faults on a buffer pulled from under it.
 TEST(Cli, DmaApiUnmapsABufferOnlyAfterItsDmasCompleted) {
-  const auto stats = smmu_strict_dma_api_run("cli_dma_api_long_dmas", "-p traffic.transfer_bytes=1048576 -p traffic.transactions=500");
+  const auto stats = smmu_strict_dma_api_run("cli_dma_api_long_dmas", "-p traffic.transfer_bytes=1048576 -p dma_api.buffer_bytes=4194304 -p traffic.transactions=500");
   ASSERT_FALSE(stats.is_null());
   EXPECT_GT(stat(stats, "smmuv3.dma_api.unmaps"), 100);
   EXPECT_EQ(stat(stats, "smmuv3.endpoint.faults"), 0);
@@ -356,7 +384,7 @@ TEST(Cli, DmaApiUnmapsABufferOnlyAfterItsDmasCompleted) {
 // queue: it takes far longer than driver.sync_timeout_us (100 us) but the queue drains all
 // the while, and Linux's timeout is per wait for space, so the unmap completes.
 TEST(Cli, DmaApiLongUnmapOnADrainingQueueDoesNotTimeOut) {
-  const auto stats = smmu_strict_dma_api_run("cli_dma_api_no_ril", "-p dma_api.cpus=1 -p iommu.smmuv3.range_invalidation=false -p traffic.transactions=30000");
+  const auto stats = smmu_strict_dma_api_run("cli_dma_api_no_ril", "-p dma_api.cpus=1 -p dma_api.buffer_bytes=33554432 -p iommu.smmuv3.range_invalidation=false -p traffic.transactions=30000");
   ASSERT_FALSE(stats.is_null());
   EXPECT_GE(stat(stats, "smmuv3.dma_api.unmaps"), 1);
   EXPECT_GE(stat(stats, "smmuv3.iommu.cmdq.executed.cmd_tlbi_nh_va"), 8192);
