@@ -300,7 +300,9 @@ bool Smmuv3Driver::completed(uint32_t first, uint32_t barrier) {
 // Linux learns of a CMDQ error from the GERROR interrupt, not by polling GERROR: the
 // model's GERROR line stands in for it (no time), and the handler then reads the registers.
 Status Smmuv3Driver::check_error(unsigned) {
-  if (!((smmu_.peek_register(reg::GERROR) ^ smmu_.peek_register(reg::GERRORN)) & 1)) return {};
+  if (recovering_ || !((smmu_.peek_register(reg::GERROR) ^ smmu_.peek_register(reg::GERRORN)) & 1)) return {};
+  recovering_ = true;
+  struct Done { bool& f; ~Done() { f = false; } } done{recovering_};
   const uint32_t gerror = mmio_read32(reg::GERROR), gerrorn = mmio_read32(reg::GERRORN);
   if (!((gerror ^ gerrorn) & 1)) return {};
   const uint32_t cons = mmio_read32(reg::CMDQ_CONS);

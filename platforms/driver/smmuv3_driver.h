@@ -104,6 +104,10 @@ class Smmuv3Driver : public DriverBase, private DriverQueue::Hooks {
   std::map<uint32_t, Attachment> streams_;
   uint16_t next_vmid_ = 1, next_asid_ = 1;
   uint64_t errors_recovered_ = 0;
+  // One CPU recovers a command error at a time (Linux does it in the GERROR handler): a
+  // second poller would read CONS after the first resumed the queue and overwrite a good
+  // command.
+  bool recovering_ = false;
   common::Counter event_overflows_;
   std::array<uint64_t, 256> events_by_id_{};
 };

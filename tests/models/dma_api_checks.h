@@ -22,6 +22,7 @@
 #include "models/common/clock.h"
 #include "models/common/correctness_oracle.h"
 #include "platforms/driver/dma_api.h"
+#include "tests/support/on_cpus.h"
 
 namespace iommusim::test {
 
@@ -71,14 +72,7 @@ inline void wait_until_ps(uint64_t t) {
   if (t > n) sc_core::wait(sc_core::sc_time(double(t - n), sc_core::SC_PS));
 }
 
-// Runs `body(cpu)` in `cpus` threads started at the same time, and waits for all.
-inline void on_cpus(unsigned cpus, const std::function<void(unsigned)>& body) {
-  auto running = std::make_shared<unsigned>(cpus);
-  auto done = std::make_shared<sc_core::sc_event>();
-  for (unsigned cpu = 0; cpu < cpus; ++cpu)
-    sc_core::sc_spawn([=] { body(cpu); if (--*running == 0) done->notify(sc_core::SC_ZERO_TIME); });
-  while (*running) sc_core::wait(*done);
-}
+
 
 template <class H>
 void check_lazy_flush_at_ring_full(H& h, const std::string& vendor) {

@@ -175,4 +175,10 @@ struct IommuHarness : sc_core::sc_module {
     ASSERT_TRUE(st_.ok) << #expr << ": " << st_.error; \
   } while (0)
 
+#define IOMMUSIM_EXPECT_OK(expr)                       \
+  do {                                                 \
+    const ::iommusim::driver::Status st_ = (expr);     \
+    EXPECT_TRUE(st_.ok) << #expr << ": " << st_.error; \
+  } while (0)
+
 }  // namespace iommusim::test

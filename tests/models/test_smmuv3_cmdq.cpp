@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "smmuv3_fixture.h"
+#include "tests/support/on_cpus.h"
 
 namespace iommusim::test {
 namespace {
@@ -204,6 +205,34 @@ TEST(SmmuCmdq, IllegalCommandIsRecoveredLikeLinux) {
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r.data, 0xABCDu);
     EXPECT_EQ(h.smmu.table_reads() - t0, 4u);
+    EXPECT_EQ(h.drv.command_errors_recovered(), 1u);
+  });
+}
+
+// Four CPUs submit at once; one batch holds an illegal command. Every CPU polls its sync
+// and checks GERROR, but the error is recovered once: the bad slot alone becomes a
+// CMD_SYNC. (A second CPU recovering after the queue resumed would read the new CONS and
+// overwrite a good command: one TLBI lost.)
+TEST(SmmuCmdq, ConcurrentPollersRecoverAnErrorOnce) {
+  Harness h;
+  h.run([](Harness& h) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    ASSERT_NE(h.stage1_device(1, kIova, kPa), 0u);
+    unsigned illegal = 0, tlbis = 0;
+    h.smmu.set_command_probe([&](const CommandTrace& t) {
+      illegal += t.illegal;
+      tlbis += t.opcode == uint8_t(Opcode::TlbiNhVa);
+    });
+    test::on_cpus(4, [&](unsigned cpu) {
+      if (cpu == 0) {
+        IOMMUSIM_EXPECT_OK(h.drv.submit({{0x7F, 0}}, "bad"));
+      } else {
+        const auto c = smmuv3::cmd_tlbi_nh_va(0, 1, kIova + cpu * 4096, true);
+        IOMMUSIM_EXPECT_OK(h.drv.submit({{c[0], c[1]}}, "tlbi"));
+      }
+    });
+    EXPECT_EQ(illegal, 1u);
+    EXPECT_EQ(tlbis, 3u) << "every good command executed";
     EXPECT_EQ(h.drv.command_errors_recovered(), 1u);
   });
 }
