@@ -125,3 +125,38 @@ TEST(PcieBenchPreset, KneeSweepPutsTheTailJumpBetween48And80Entries) {
   EXPECT_LE(first_tail_jump, double{kKneeHighEntries} * kPageBytes);
   EXPECT_GT(first_median_jump, first_tail_jump);
 }
+
+// The bandwidth sweep (pcie-bench's BW_RD / BW_WR): with 32 reads or writes in flight, 2 KB
+// transfers inside the IOTLB's reach run at the link's payload rate, worked out by hand for
+// Gen3 x8 (8 GT/s x 8 lanes x 128/130 = 63.0154 Gb/s of wire) from the preset's MPS 256,
+// MRRS 512 and RCB 64 (PCIe Base 5.0 §2.2, §4.2.2.3):
+//   - reads: each 512-byte request is answered by 8 completions of 64 bytes, each with a
+//     12-byte header and 8 bytes of framing (84 bytes); the request's Ack and UpdateFC
+//     DLLPs (one per 4 TLPs each, 8 bytes) share that direction: 8 x 84 + 4 = 676 bytes of
+//     wire per 512 of data, 47.7275 Gb/s;
+//   - writes: a 256-byte posted write is 256 + 12 + 8 = 276 bytes: 58.4489 Gb/s.
+// 64-byte reads are latency-bound instead: far below the line rate, and lower still once
+// the window is past the IOTLB's reach.
+TEST(PcieBenchPreset, BandwidthSweepReachesTheLinkPayloadRate) {
+  const std::string dir = ::testing::TempDir() + "pcie_bench_bw_sweep";
+  CliRun r = run_cli("sweep " + std::string(IOMMUSIM_SOURCE_DIR) + "/configs/presets/pcie_bench_bw.sweep.json -j 2 --force -o " +
+                     dir);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const double wire_gbps = 8.0 * 8 * 128 / 130;
+  const double read_gbps = wire_gbps * 512 / 676, write_gbps = wire_gbps * 256 / 276;
+  std::map<std::string, double> small_read;   // 64-byte reads by window
+  unsigned checked = 0;
+  for (const auto& row : csv_records(dir + "/results.csv")) {
+    const bool read = row.at("traffic.read_fraction") == "1";
+    const double gbps = std::stod(row.at(read ? "endpoint.down_bandwidth" : "endpoint.up_bandwidth"));
+    if (row.at("traffic.transfer_bytes") == "2048" && row.at("traffic.window_bytes") == "65536") {
+      EXPECT_NEAR(gbps, read ? read_gbps : write_gbps, 0.01 * wire_gbps) << (read ? "BW_RD" : "BW_WR");
+      ++checked;
+    }
+    if (read && row.at("traffic.transfer_bytes") == "64") small_read[row.at("traffic.window_bytes")] = gbps;
+  }
+  EXPECT_EQ(checked, 2u);
+  ASSERT_EQ(small_read.size(), 2u);
+  EXPECT_LT(small_read.at("65536"), 0.7 * read_gbps);
+  EXPECT_LT(small_read.at("67108864"), small_read.at("65536"));
+}
