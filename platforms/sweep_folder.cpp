@@ -186,7 +186,7 @@ void Folder::mark_failed(size_t index, int exit_code, int signal, const std::str
 }
 
 std::vector<size_t> Folder::merge() const {
-  std::vector<json> stats(points_.size());
+  CsvMerger merger(spec_, points_);
   std::vector<size_t> missing;
   for (const Point& p : points_) {
     if (status(p.index) != Status::kDone) {
@@ -195,13 +195,13 @@ std::vector<size_t> Folder::merge() const {
     }
     const fs::path f = fs::path(point_dir(p.index)) / "stats.json";
     try {
-      stats[p.index] = json::parse(read_text(f));
+      merger.add(p.index, json::parse(read_text(f)));
     } catch (const json::exception& e) {
       throw SweepError(f.string() + ": not valid JSON (" + e.what() + "); rerun the point with --index " +
                        std::to_string(p.index) + " --force");
     }
   }
-  write_atomically((fs::path(dir_) / kResultsFile).string(), merge_csv(spec_, points_, stats));
+  write_atomically((fs::path(dir_) / kResultsFile).string(), merger.csv());
   return missing;
 }
 

@@ -65,12 +65,12 @@ double student_t_cdf(double t, double df) {
 
 bool is_glob(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
 
-// One point's stats by lane, the lanes in the order stats.json lists them.
-struct Lane {
-  std::string vendor, path;
-  std::map<std::string, double> values;   // stat name without the lane -> value
-};
-std::vector<Lane> lanes_of(const json& stats_json, size_t index) {
+using Lane = CsvMerger::Lane;
+
+// One point's stats by lane, the lanes in the order stats.json lists them; `keep` says
+// which values to keep, `seen` hears every stat name.
+template <class Keep, class Seen>
+std::vector<Lane> lanes_of(const json& stats_json, size_t index, Keep keep, Seen seen) {
   regression::RunStats flat;
   try {
     flat = regression::flatten_stats(stats_json);
@@ -88,7 +88,11 @@ std::vector<Lane> lanes_of(const json& stats_json, size_t index) {
   };
   for (const auto& s : stats_json["stats"]) lane(s["name"].get<std::string>());
   for (auto it = flat.values.begin(); it != flat.values.end(); ++it)
-    if (Lane* l = lane(it.key())) l->values[split_stat_name(it.key()).stat] = it.value().get<double>();
+    if (Lane* l = lane(it.key())) {
+      std::string stat = split_stat_name(it.key()).stat;
+      seen(stat);
+      if (keep(stat)) l->values[std::move(stat)] = it.value().get<double>();
+    }
   return lanes;
 }
 
@@ -158,18 +162,34 @@ std::string csv_cell(const std::string& text) {
   return q + "\"";
 }
 
+CsvMerger::CsvMerger(const Spec& spec, const std::vector<Point>& points)
+    : spec_(spec), points_(points), lanes_(points.size()) {}
+
+bool CsvMerger::chosen(const std::string& stat) const {
+  for (const auto& sel : spec_.stats)
+    if (is_glob(sel) ? fnmatch(sel.c_str(), stat.c_str(), 0) == 0 : sel == stat) return true;
+  return false;
+}
+
+void CsvMerger::add(size_t i, const json& stats) {
+  if (i >= points_.size() || stats.is_null()) return;
+  any_done_ = true;
+  lanes_[i] = lanes_of(
+      stats, points_[i].index, [this](const std::string& s) { return chosen(s); },
+      [this](const std::string& s) { known_.insert(s); });
+}
+
 std::string merge_csv(const Spec& spec, const std::vector<Point>& points, const std::vector<json>& stats) {
-  std::vector<std::vector<Lane>> lanes(points.size());
-  std::set<std::string> known;
-  bool any_done = false;
-  for (size_t i = 0; i < points.size() && i < stats.size(); ++i) {
-    if (stats[i].is_null()) continue;
-    any_done = true;
-    lanes[i] = lanes_of(stats[i], points[i].index);
-    for (auto& l : lanes[i])
-      for (auto& kv : l.values) known.insert(kv.first);
-  }
-  const std::vector<std::string> columns = stat_columns(spec, known, any_done);
+  CsvMerger m(spec, points);
+  for (size_t i = 0; i < points.size() && i < stats.size(); ++i) m.add(i, stats[i]);
+  return m.csv();
+}
+
+std::string CsvMerger::csv() const {
+  const Spec& spec = spec_;
+  const std::vector<Point>& points = points_;
+  const auto& lanes = lanes_;
+  const std::vector<std::string> columns = stat_columns(spec, known_, any_done_);
 
   std::ostringstream out;
   auto row = [&out](const std::vector<std::string>& cells) {

@@ -5,6 +5,8 @@
 // What it does not do: read folders (platforms/sweep_folder.h does) or weight replicates.
 #pragma once
 #include <cstdint>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,33 @@ Summary summarize(const std::vector<double>& values);
 
 // One CSV cell (RFC 4180): quoted when it holds a comma, a quote or a line break.
 std::string csv_cell(const std::string& text);
+
+// Builds the CSV one point at a time, keeping from each point's stats.json only the values
+// of the chosen stats, so a merge holds one parsed stats.json at a time.
+class CsvMerger {
+ public:
+  CsvMerger(const Spec& spec, const std::vector<Point>& points);
+  // Point i's stats.json content; points never added are not done. Throws SweepError when
+  // it is not a stats.json.
+  void add(size_t i, const nlohmann::json& stats);
+  // The CSV text. Throws SweepError when a chosen stat matches nothing in any done point.
+  std::string csv() const;
+
+  // One point's kept stats for one lane.
+  struct Lane {
+    std::string vendor, path;
+    std::map<std::string, double> values;   // stat name without the lane -> value
+  };
+
+ private:
+  bool chosen(const std::string& stat) const;
+
+  const Spec& spec_;
+  const std::vector<Point>& points_;
+  std::vector<std::vector<Lane>> lanes_;   // per point, the lanes in the order stats.json lists them
+  std::set<std::string> known_;            // every stat name (without the lane) of a done point
+  bool any_done_ = false;
+};
 
 // The CSV text. stats[i] is point i's stats.json content, or null when the point is not done.
 // Throws SweepError when a chosen stat matches nothing in any done point.
