@@ -24,6 +24,7 @@
 #include "platforms/nic_workload.h"
 #include "platforms/pcie_keys.h"
 #include "platforms/progress.h"
+#include "platforms/storage_workload.h"
 #include "platforms/stress_workload.h"
 #include "platforms/trace_workload.h"
 #include "traffic/endpoint.h"
@@ -57,6 +58,7 @@ struct Params {
   bool jobs = false;   // nic, storage or trace: the workload hands the endpoints their DMAs
   driver::DmaApiConfig dma;
   NicConfig nic;
+  StorageConfig storage;
   TraceConfig trace;
   std::vector<TraceEvent> trace_events;   // trace.file, read and checked
   uint64_t stride = 0;   // stress: distance between the target regions a window leaf moves among
@@ -276,11 +278,11 @@ Section<P> workload_keys() {
                "every Nth operation flushes the whole domain; 0: never")
       .integer("extra_pasids", &P::extra_pasids, 0, 0, 14, "PASIDs",
                "also attach the DMA domain through PASIDs 1..N (s1 or nested)")
-      .choice("mode", &P::mode, "churn", {"churn", "stress", "dma_api", "nic", "trace"},
+      .choice("mode", &P::mode, "churn", {"churn", "stress", "dma_api", "nic", "storage", "trace"},
               "churn: unmap and remap pages beside the DMA window; stress: change the window itself; "
               "dma_api: CPUs map and unmap the window's buffers through Linux's DMA API (section dma_api), "
               "each every unmap_interval_ns; nic: a NIC's RX and TX rings (section nic, docs/workloads.md); "
-              "trace: replay trace.file (docs/trace_replay.md)")
+              "storage: NVMe-like queues (section storage); trace: replay trace.file (docs/trace_replay.md)")
       .boolean("mixed_leaves", &P::mixed_leaves, false,
                "stress: alternate 2 MB leaves and 4 KB leaves per 2 MB of the window")
       .check("mixed_leaves",
@@ -299,6 +301,7 @@ const Section<P>& run_keys() {
                                      .section("workload", workload_keys())
                                      .section("dma_api", &P::dma, dma_api_keys())
                                      .section("nic", &P::nic, nic_keys())
+                                     .section("storage", &P::storage, storage_keys())
                                      .section("trace", &P::trace, trace_keys());
   return keys;
 }
@@ -313,6 +316,7 @@ uint64_t churn_units(const Params& p) {
 // The memory a job workload's buffers (and rings) take from platform.buffer_ipa.
 uint64_t job_footprint(const Params& p) {
   if (p.mode == "trace") return TraceWorkload::footprint(p.trace_events);
+  if (p.mode == "storage") return StorageWorkload::footprint(p.storage, p.s1_page);
   return NicWorkload::footprint(p.nic, p.s1_page);
 }
 
@@ -332,7 +336,7 @@ void read_trace_events(const ConfigReader& tr, Params& p) {
   }
 }
 
-// workload.mode = nic or trace: the checks, and each endpoint's slot buffers sized to the
+// workload.mode = nic, storage or trace: the checks, and each endpoint's slot buffers sized to the
 // workload's largest DMA (traffic.transfer_bytes does not apply).
 void read_job_workload(const ConfigReader& root, Params& p) {
   const ConfigReader t = root.section("traffic"), w = root.section("workload");
@@ -340,7 +344,9 @@ void read_job_workload(const ConfigReader& root, Params& p) {
   if (p.mode != "trace" && p.eps.size() > 1) t.fail("endpoints", "workload.mode = " + p.mode + " drives one endpoint per lane");
   if (p.warmup) root.section("sim").fail("warmup_transactions", "not with workload.mode = " + p.mode + " (its run ends with its traffic)");
   if (p.mode == "trace") read_trace_events(root.section("trace"), p);
-  const uint32_t largest = p.mode == "trace" ? TraceWorkload::max_dma_bytes(p.trace_events) : NicWorkload::max_dma_bytes(p.nic);
+  const uint32_t largest = p.mode == "trace"     ? TraceWorkload::max_dma_bytes(p.trace_events)
+                           : p.mode == "storage" ? StorageWorkload::max_dma_bytes(p.storage)
+                                                 : NicWorkload::max_dma_bytes(p.nic);
   for (EndpointSettings& e : p.eps) {
     e.config.transfer_bytes = largest;
     if (uint64_t(e.config.outstanding) * largest > traffic::kMaxBufferBytes)
@@ -357,7 +363,7 @@ Params read_params(const json& j) {
   p.ep.seed = p.seed;
   p.stress = p.mode == "stress";
   p.dma_api = p.mode == "dma_api";
-  p.jobs = p.mode == "nic" || p.mode == "trace";
+  p.jobs = p.mode == "nic" || p.mode == "storage" || p.mode == "trace";
   const ConfigReader m = root.section("memory"), pl = root.section("platform"), t = root.section("traffic"),
                      w = root.section("workload");
   // The lane's endpoints; the k-th has seed + k, so they differ from each other but every
@@ -621,29 +627,43 @@ struct System::Impl : sc_core::sc_module {
                                          [w = l.dma_api.get()](uint64_t iova) { w->dma_done(iova); });
   }
 
-  // workload.mode = nic or trace: the workload that hands the endpoints their DMAs.
+  // workload.mode = nic, storage or trace: the workload that hands the endpoints their DMAs.
   void add_jobs(Lane& l) {
     auto* drv = dynamic_cast<driver::DriverBase*>(&l.iommu->driver());
     if (!drv) throw std::runtime_error(l.vendor + ": workload.mode = " + p.mode + " needs a DriverBase driver");
+    l.jobs = make_jobs(*drv);
+    l.jobs->register_stats(reg, l.vendor);
+  }
+
+  std::unique_ptr<JobWorkload> make_jobs(driver::DriverBase& drv) const {
+    const uint64_t buffer_pa = p.guest_ram_pa + p.buffer_ipa;
     if (p.mode == "trace") {
       TraceSetup t;
       t.events = &p.trace_events;
       for (const EndpointSettings& e : p.eps) t.endpoints.push_back(e.config.requester_id);
-      t.buffer_pa = p.guest_ram_pa + p.buffer_ipa;
+      t.buffer_pa = buffer_pa;
       t.page_bytes = p.s1_page;
-      l.jobs = std::make_unique<TraceWorkload>(t, *drv);
-      l.jobs->register_stats(reg, l.vendor);
-      return;
+      return std::make_unique<TraceWorkload>(t, drv);
+    }
+    if (p.mode == "storage") {
+      StorageSetup st;
+      st.storage = p.storage;
+      st.api = p.dma;
+      st.buffer_pa = buffer_pa;
+      st.page_bytes = p.s1_page;
+      st.seed = p.seed;
+      st.rid = p.ep.requester_id;
+      st.pasid = pasid_of(p.ep);
+      return std::make_unique<StorageWorkload>(st, drv);
     }
     NicSetup n;
     n.nic = p.nic;
     n.api = p.dma;
-    n.buffer_pa = p.guest_ram_pa + p.buffer_ipa;
+    n.buffer_pa = buffer_pa;
     n.page_bytes = p.s1_page;
     n.rid = p.ep.requester_id;
     n.pasid = pasid_of(p.ep);
-    l.jobs = std::make_unique<NicWorkload>(n, *drv);
-    l.jobs->register_stats(reg, l.vendor);
+    return std::make_unique<NicWorkload>(n, drv);
   }
 
   // Where the DMA domain maps an IOVA of the window or churn region: a PA (s1), an IPA

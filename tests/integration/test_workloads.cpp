@@ -1,6 +1,7 @@
 // The job workloads (docs/workloads.md, docs/trace_replay.md) run as a user runs them.
 // Known answers are worked out from the config: packets per flow from the rate, Linux's
 // flush-queue arithmetic for lazy unmaps.
+#include <cmath>
 #include <random>
 #include <sstream>
 #include <string>
@@ -229,5 +230,102 @@ TEST(TraceReplay, RandomizedTracesHaveNoOracleViolation) {
     EXPECT_EQ(stat(s, std::string(v) + ".trace.unmaps"), 40) << v;
     EXPECT_EQ(stat(s, std::string(v) + ".trace.faults"), 0) << v;
     EXPECT_EQ(stat(s, std::string(v) + ".oracle.violations"), 0) << v;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Storage
+
+namespace {
+nlohmann::json run_storage(const std::string& name, const std::string& params) {
+  const std::string dir = fresh_dir(name);
+  const CliRun r = run_cli("run --force -o " + dir + " -p iommu.translation=s1 -p workload.mode=storage " + params);
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  return read_json(dir + "/stats.json");
+}
+}  // namespace
+
+// Per I/O the device reads its 64-byte submission entry, moves the data in 4 KB DMAs and
+// writes a 16-byte completion entry: 1 MB I/Os take 1 + 256 + 1 DMAs. Strict: one
+// invalidation per I/O (its unmap); the setup's queue mappings are never unmapped.
+TEST(StorageWorkload, DmasAndInvalidationsPerIo) {
+  const nlohmann::json s = run_storage("storage_1m", "-p storage.queues=2 -p storage.depth=4 -p storage.io_sizes=1048576:1 "
+                                                     "-p storage.duration_us=500 -p dma_api.mode=strict -p dma_api.cpus=2");
+  for (const char* v : kVendors) {
+    const std::string vs(v);
+    const double ios = stat(s, vs + ".storage.ios");
+    EXPECT_GT(ios, 8) << v;
+    EXPECT_EQ(stat(s, vs + ".endpoint.transactions"), 258 * ios) << v;
+    EXPECT_EQ(stat(s, vs + ".storage.bytes"), 1048576 * ios) << v;
+    EXPECT_EQ(stat(s, vs + ".dma_api.unmaps"), ios) << v;
+    EXPECT_EQ(stat(s, vs + ".dma_api.maps"), ios + 2 * 2) << v;   // + each queue's SQ and CQ
+    EXPECT_DOUBLE_EQ(stat(s, vs + ".storage.invalidations_per_io"), 1.0) << v;
+    EXPECT_EQ(stat(s, vs + ".storage.reads") + stat(s, vs + ".storage.writes"), ios) << v;
+    EXPECT_EQ(stat(s, vs + ".oracle.violations"), 0) << v;
+  }
+}
+
+// Lazy on one CPU, short of the 10 ms timer: a flush at the 256th, 511th, .. unmap. A size
+// mix with 4 KB DMAs: 2 entries per I/O plus one DMA per 4 KB of data.
+TEST(StorageWorkload, LazyFlushesPerFullQueueWithASizeMix) {
+  const nlohmann::json s = run_storage("storage_mix", "-p storage.queues=3 -p storage.depth=8 -p dma_api.cpus=1 "
+                                                      "-p storage.io_sizes=4096:5,16384:3,65536:1 -p storage.duration_us=3000 "
+                                                      "-p dma_api.mode=lazy");
+  for (const char* v : kVendors) {
+    const std::string vs(v);
+    const double ios = stat(s, vs + ".storage.ios");
+    ASSERT_GT(ios, 600) << v;
+    EXPECT_EQ(stat(s, vs + ".dma_api.flushes_full"), std::floor((ios - 1) / 255)) << v;
+    EXPECT_EQ(stat(s, vs + ".dma_api.flushes_timer"), 0) << v;
+    EXPECT_EQ(stat(s, vs + ".endpoint.transactions"), 2 * ios + stat(s, vs + ".storage.bytes") / 4096) << v;
+    EXPECT_EQ(stat(s, vs + ".oracle.violations"), 0) << v;
+  }
+}
+
+TEST(StorageWorkload, SameSeedIdenticalOtherSeedDiffers) {
+  const std::string a = fresh_dir("storage_det_a"), b = fresh_dir("storage_det_b"), c = fresh_dir("storage_det_c");
+  const std::string args = " -p iommu.translation=s1 -p workload.mode=storage -p storage.io_sizes=4096,8192,65536 "
+                           "-p storage.duration_us=300";
+  ASSERT_EQ(run_cli("run --force -o " + a + args).exit_code, 0);
+  ASSERT_EQ(run_cli("run --force -o " + b + args).exit_code, 0);
+  ASSERT_EQ(run_cli("run --force -o " + c + args + " -p sim.seed=2").exit_code, 0);
+  EXPECT_EQ(read_file(a + "/stats.json"), read_file(b + "/stats.json"));
+  EXPECT_NE(read_file(a + "/stats.json"), read_file(c + "/stats.json"));
+}
+
+TEST(StorageWorkload, RandomizedMultiCpuRunsHaveNoOracleViolation) {
+  std::mt19937_64 rng(23);
+  for (int round = 0; round < 3; ++round) {
+    std::ostringstream p;
+    p << "-p storage.queues=" << 1 + rng() % 5 << " -p dma_api.cpus=" << 1 + rng() % 4 << " -p storage.depth="
+      << 1 + rng() % 12 << " -p storage.io_sizes=" << 4096 * (1 + rng() % 4) << ":3," << 4096 * (1 + rng() % 256)
+      << " -p storage.segment_bytes=" << 4096 * (1 + rng() % 16) << " -p storage.dma_bytes=" << 64 * (1 + rng() % 128)
+      << " -p storage.read_fraction=" << double(rng() % 11) / 10 << " -p dma_api.mode=" << (rng() % 2 ? "strict" : "lazy")
+      << " -p dma_api.fq_size=" << (16u << (rng() % 4)) << " -p storage.duration_us=200 -p traffic.outstanding="
+      << 1 + rng() % 16 << " -p sim.seed=" << rng() % 1000;
+    SCOPED_TRACE(p.str());
+    const nlohmann::json s = run_storage("storage_random", p.str());
+    for (const char* v : kVendors) {
+      EXPECT_EQ(stat(s, std::string(v) + ".oracle.violations"), 0) << v;
+      EXPECT_EQ(stat(s, std::string(v) + ".storage.faults"), 0) << v;
+      EXPECT_GT(stat(s, std::string(v) + ".storage.ios"), 0) << v;
+    }
+  }
+}
+
+TEST(StorageWorkload, ConfigErrorsNameTheKeyAndExitTwo) {
+  const std::string o = " -o " + fresh_dir("storage_bad");
+  struct Case { std::string params, expect; };
+  for (const Case& c : std::vector<Case>{
+           {"-p storage.io_sizes=4096:2,3000", "storage.io_sizes: '3000': a size is a multiple of 4096"},
+           {"-p storage.io_sizes=4096:0", "storage.io_sizes: '4096:0': a weight"},
+           {"-p storage.io_sizes=", "storage.io_sizes: expected bytes[:weight]"},
+           {"-p storage.segment_bytes=5000", "storage.segment_bytes"},
+           {"-p storage.queues=64 -p storage.depth=64 -p storage.io_sizes=1048576:1", "platform.guest_ram_bytes"},
+           {"-p traffic.endpoints='[{\"requester_id\":1},{\"requester_id\":2}]'", "traffic.endpoints: workload.mode = storage drives one endpoint"},
+       }) {
+    const CliRun r = run_cli("run" + o + " -p iommu.translation=s1 -p workload.mode=storage " + c.params);
+    EXPECT_EQ(r.exit_code, 2) << c.params << "\n" << r.out;
+    EXPECT_NE(r.out.find(c.expect), std::string::npos) << c.params << "\n" << r.out;
   }
 }
