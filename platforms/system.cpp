@@ -487,7 +487,7 @@ struct Lane {
   uint32_t timeline_pid = 0;                   // its process on the timeline (--trace)
   std::unique_ptr<StressWorkload> stress;
   std::unique_ptr<DmaApiWorkload> dma_api;
-  std::unique_ptr<JobWorkload> jobs;           // nic: hands the endpoints their DMAs
+  std::unique_ptr<JobWorkload> jobs;           // nic, storage, trace: hands the endpoints their DMAs
   common::Counter unmaps, domain_flushes;
   sc_core::sc_time traffic_start, traffic_end;
   // sim.warmup_transactions: when the lane's statistics started counting afresh, and
