@@ -103,6 +103,11 @@ json load_config(const std::string& path, const std::vector<std::string>& overri
     json user = parse_file(path);
     if (!user.is_object()) throw ConfigError(path + ": the top level must be an object");
     resolve_includes(user, cfg, fs::path(path).parent_path(), "");
+    // A trace file is named relative to the config file that names it.
+    if (auto t = user.find("trace"); t != user.end() && t->is_object())
+      if (auto f = t->find("file"); f != t->end() && f->is_string() && !f->get<std::string>().empty() &&
+                                    fs::path(f->get<std::string>()).is_relative())
+        *f = (fs::path(path).parent_path() / f->get<std::string>()).lexically_normal().string();
     merge_checked(cfg, user, "");
   }
   for (const std::string& o : overrides) {

@@ -21,9 +21,12 @@
 #include "models/pcie/root_complex.h"
 #include "platforms/dma_api_workload.h"
 #include "platforms/iommu_lane.h"
+#include "platforms/nic_workload.h"
 #include "platforms/pcie_keys.h"
 #include "platforms/progress.h"
+#include "platforms/storage_workload.h"
 #include "platforms/stress_workload.h"
+#include "platforms/trace_workload.h"
 #include "traffic/endpoint.h"
 
 namespace iommusim::platforms {
@@ -52,7 +55,12 @@ struct Params {
   bool oracle = false;
   std::string mode;   // workload.mode
   bool stress = false, mixed_leaves = false, dma_api = false;
+  bool jobs = false;   // nic, storage or trace: the workload hands the endpoints their DMAs
   DmaApiSection dma;
+  NicConfig nic;
+  StorageConfig storage;
+  TraceConfig trace;
+  std::vector<TraceEvent> trace_events;   // trace.file, read and checked
   uint64_t stride = 0;   // stress: distance between the target regions a window leaf moves among
 };
 
@@ -270,10 +278,11 @@ Section<P> workload_keys() {
                "every Nth operation flushes the whole domain; 0: never")
       .integer("extra_pasids", &P::extra_pasids, 0, 0, 14, "PASIDs",
                "also attach the DMA domain through PASIDs 1..N (s1 or nested)")
-      .choice("mode", &P::mode, "churn", {"churn", "stress", "dma_api"},
+      .choice("mode", &P::mode, "churn", {"churn", "stress", "dma_api", "nic", "storage", "trace"},
               "churn: unmap and remap pages beside the DMA window; stress: change the window itself; "
               "dma_api: CPUs map and unmap the window's buffers through Linux's DMA API (section dma_api), "
-              "each every unmap_interval_ns")
+              "each every unmap_interval_ns; nic: a NIC's RX and TX rings (section nic, docs/workloads.md); "
+              "storage: NVMe-like queues (section storage); trace: replay trace.file (docs/trace_replay.md)")
       .boolean("mixed_leaves", &P::mixed_leaves, false,
                "stress: alternate 2 MB leaves and 4 KB leaves per 2 MB of the window")
       .check("mixed_leaves",
@@ -290,7 +299,10 @@ const Section<P>& run_keys() {
                                      .section("traffic", traffic_run_keys())
                                      .section("pcie", &P::pcie, pcie_keys())
                                      .section("workload", workload_keys())
-                                     .section("dma_api", &P::dma, dma_api_keys());
+                                     .section("dma_api", &P::dma, dma_api_keys())
+                                     .section("nic", &P::nic, nic_keys())
+                                     .section("storage", &P::storage, storage_keys())
+                                     .section("trace", &P::trace, trace_keys());
   return keys;
 }
 
@@ -301,6 +313,48 @@ uint64_t churn_units(const Params& p) {
   return std::max<uint64_t>(1, (p.churn_pages * 4096 + unit - 1) / unit);
 }
 
+// The memory a job workload's buffers (and rings) take from platform.buffer_ipa.
+uint64_t job_footprint(const Params& p) {
+  if (p.mode == "trace") return TraceWorkload::footprint(p.trace_events);
+  if (p.mode == "storage") return StorageWorkload::footprint(p.storage, p.s1_page);
+  return NicWorkload::footprint(p.nic, p.s1_page);
+}
+
+// trace.file: its events, each naming a device the lane has.
+void read_trace_events(const ConfigReader& tr, Params& p) {
+  if (p.trace.file.empty()) tr.fail("file", "needed with workload.mode = trace");
+  try {
+    p.trace_events = read_trace(p.trace.file, p.s1_page);
+  } catch (const std::runtime_error& e) {
+    tr.fail("file", e.what());
+  }
+  for (const TraceEvent& e : p.trace_events) {
+    const bool known = std::any_of(p.eps.begin(), p.eps.end(), [&](const EndpointSettings& s) { return s.config.requester_id == e.device; });
+    if (!known)
+      tr.fail("file", p.trace.file + ":" + std::to_string(e.line) + ": device " + std::to_string(e.device) +
+                          " is no endpoint's requester ID (traffic.requester_id, traffic.endpoints)");
+  }
+}
+
+// workload.mode = nic, storage or trace: the checks, and each endpoint's slot buffers sized to the
+// workload's largest DMA (traffic.transfer_bytes does not apply).
+void read_job_workload(const ConfigReader& root, Params& p) {
+  const ConfigReader t = root.section("traffic"), w = root.section("workload");
+  if (p.translation != "s1") w.fail("mode", p.mode + " needs translation s1 (the DMA API's domain per device)");
+  if (p.mode != "trace" && p.eps.size() > 1) t.fail("endpoints", "workload.mode = " + p.mode + " drives one endpoint per lane");
+  if (p.warmup) root.section("sim").fail("warmup_transactions", "not with workload.mode = " + p.mode + " (its run ends with its traffic)");
+  if (p.mode == "trace") read_trace_events(root.section("trace"), p);
+  const uint32_t largest = p.mode == "trace"     ? TraceWorkload::max_dma_bytes(p.trace_events)
+                           : p.mode == "storage" ? StorageWorkload::max_dma_bytes(p.storage)
+                                                 : NicWorkload::max_dma_bytes(p.nic);
+  for (EndpointSettings& e : p.eps) {
+    e.config.transfer_bytes = largest;
+    if (uint64_t(e.config.outstanding) * largest > traffic::kMaxBufferBytes)
+      e.fail("outstanding", "times the workload's largest DMA (" + std::to_string(largest) + " bytes) exceeds the " +
+                                std::to_string(traffic::kMaxBufferBytes >> 20) + " MiB an endpoint may buffer");
+  }
+}
+
 // Reads the run's sections, then the checks that span sections.
 Params read_params(const json& j) {
   ConfigReader root(j, "");
@@ -309,6 +363,7 @@ Params read_params(const json& j) {
   p.ep.seed = p.seed;
   p.stress = p.mode == "stress";
   p.dma_api = p.mode == "dma_api";
+  p.jobs = p.mode == "nic" || p.mode == "storage" || p.mode == "trace";
   const ConfigReader m = root.section("memory"), pl = root.section("platform"), t = root.section("traffic"),
                      w = root.section("workload");
   // The lane's endpoints; the k-th has seed + k, so they differ from each other but every
@@ -332,6 +387,7 @@ Params read_params(const json& j) {
   }
   if (p.stress && p.eps.size() > 1) t.fail("endpoints", "workload.mode = stress drives one endpoint");
   if (p.dma_api && p.eps.size() > 1) t.fail("endpoints", "workload.mode = dma_api drives one endpoint");
+  if (p.jobs) read_job_workload(root, p);
 
   // A completion barrier waits for the walks an invalidation overtook (a cold nested walk
   // is 24 reads) and for its own queue reads and status write: with slow memory it cannot
@@ -393,7 +449,8 @@ Params read_params(const json& j) {
   // Everything the traffic and churn touch must fit in guest RAM (buffers + guest tables).
   // Under stress a nested window moves between two IPA regions.
   // The DMA API's buffers alternate between two PA regions of the window's size.
-  const uint64_t need = p.stress ? 2 * p.stride : p.dma_api ? 2 * p.ep.window_bytes : p.ep.window_bytes + churn_units(p) * churn_unit(p);
+  const uint64_t need = p.stress ? 2 * p.stride : p.dma_api ? 2 * p.ep.window_bytes
+                     : p.jobs ? job_footprint(p) : p.ep.window_bytes + churn_units(p) * churn_unit(p);
   p.pools.guest_pool_ipa = (p.buffer_ipa + need + p.s2_page + (p.s2_page - 1)) & ~(p.s2_page - 1);
   if (p.pools.guest_pool_ipa + p.pools.guest_pool_bytes > p.guest_ram_bytes)
     pl.fail("guest_ram_bytes", "too small for the DMA buffers and platform.guest_table_pool_bytes of guest tables");
@@ -440,6 +497,7 @@ struct Lane {
   uint32_t timeline_pid = 0;                   // its process on the timeline (--trace)
   std::unique_ptr<StressWorkload> stress;
   std::unique_ptr<DmaApiWorkload> dma_api;
+  std::unique_ptr<JobWorkload> jobs;           // nic, storage, trace: hands the endpoints their DMAs
   common::Counter unmaps, domain_flushes;
   sc_core::sc_time traffic_start, traffic_end;
   // sim.warmup_transactions: when the lane's statistics started counting afresh, and
@@ -502,6 +560,7 @@ struct System::Impl : sc_core::sc_module {
         l.iommu->bind_requester(l.root_complex->to_iommu);
         l.root_complex->register_stats(reg, v + ".pcie");
       }
+      if (p.jobs) add_jobs(l);
       add_endpoints(l);
       reg.add(v + ".workload.unmaps", l.unmaps, "count", "strict unmap operations (PTE clear + range invalidation + sync)");
       reg.add(v + ".workload.domain_flushes", l.domain_flushes, "count", "whole-domain invalidations");
@@ -548,6 +607,7 @@ struct System::Impl : sc_core::sc_module {
       else l.iommu->bind_requester(e->socket);
       e->start(l.go);
       if (l.totals) e->also_count_in(*l.totals);
+      if (l.jobs) e->set_job_source(l.jobs->source(i));
       if (timeline_) e->set_timeline(*timeline_, l.timeline_pid, "ep" + std::to_string(i));
       l.endpoint_done |= e->done_event();
       l.endpoint_stats.push_back(several ? "endpoint.ep" + k : "endpoint");
@@ -578,6 +638,45 @@ struct System::Impl : sc_core::sc_module {
                                          [w = l.dma_api.get()](uint64_t iova) { w->dma_done(iova); });
   }
 
+  // workload.mode = nic, storage or trace: the workload that hands the endpoints their DMAs.
+  void add_jobs(Lane& l) {
+    auto* drv = dynamic_cast<driver::DriverBase*>(&l.iommu->driver());
+    if (!drv) throw std::runtime_error(l.vendor + ": workload.mode = " + p.mode + " needs a DriverBase driver");
+    l.jobs = make_jobs(*drv);
+    l.jobs->register_stats(reg, l.vendor);
+  }
+
+  std::unique_ptr<JobWorkload> make_jobs(driver::DriverBase& drv) const {
+    const uint64_t buffer_pa = p.guest_ram_pa + p.buffer_ipa;
+    if (p.mode == "trace") {
+      TraceSetup t;
+      t.events = &p.trace_events;
+      for (const EndpointSettings& e : p.eps) t.endpoints.push_back(e.config.requester_id);
+      t.buffer_pa = buffer_pa;
+      t.page_bytes = p.s1_page;
+      return std::make_unique<TraceWorkload>(t, drv);
+    }
+    if (p.mode == "storage") {
+      StorageSetup st;
+      st.storage = p.storage;
+      st.api = p.dma.api;
+      st.buffer_pa = buffer_pa;
+      st.page_bytes = p.s1_page;
+      st.seed = p.seed;
+      st.rid = p.ep.requester_id;
+      st.pasid = pasid_of(p.ep);
+      return std::make_unique<StorageWorkload>(st, drv);
+    }
+    NicSetup n;
+    n.nic = p.nic;
+    n.api = p.dma.api;
+    n.buffer_pa = buffer_pa;
+    n.page_bytes = p.s1_page;
+    n.rid = p.ep.requester_id;
+    n.pasid = pasid_of(p.ep);
+    return std::make_unique<NicWorkload>(n, drv);
+  }
+
   // Where the DMA domain maps an IOVA of the window or churn region: a PA (s1), an IPA
   // (nested) or, for s2, the PA that guest RAM backs the IPA with.
   uint64_t dma_target(uint64_t iova) const {
@@ -602,6 +701,7 @@ struct System::Impl : sc_core::sc_module {
     const uint64_t span = p.ep.window_bytes + churn_units(p) * churn_unit(p);
     if (l.stress) return check(l, l.stress->setup(p.ep.requester_id, pasid_of(p.ep)), "stress setup");
     if (l.dma_api) return check(l, l.dma_api->setup(p.ep.requester_id, pasid_of(p.ep)), "dma_api setup");
+    if (l.jobs) return check(l, l.jobs->setup(), (p.mode + " setup").c_str());
     if (p.translation == "bypass") {
       if (!check(l, l.iommu->bypass_all(), "bypass")) return false;
       if (auto* o = l.iommu->oracle()) o->set_bypass(true);
@@ -670,6 +770,10 @@ struct System::Impl : sc_core::sc_module {
     const uint64_t units = churn_units(p);
     uint64_t op = 0, events_drained_at = 0;
     if (l.dma_api && p.unmap_interval_ns) l.dma_api->start();
+    if (l.jobs) {
+      l.jobs->run();   // returns once its traffic is over; the endpoints' slots then leave
+      if (!l.jobs->failure().empty() && !check(l, driver::Status::fail(l.jobs->failure()), p.mode.c_str())) return;
+    }
     while (!l.traffic_done()) {
       if (p.unmap_interval_ns == 0 || (l.dma_domain == 0 && !l.stress)) { sc_core::wait(l.endpoint_done); continue; }
       sc_core::wait(sc_core::sc_time(double(p.unmap_interval_ns), sc_core::SC_NS), l.endpoint_done);
@@ -878,6 +982,8 @@ RunResult System::run() {
       }
     }
   }
+  for (auto& l : s.lanes)
+    if (l->jobs) l->jobs->report(s.reg, l->vendor);
   r.stats = s.reg.to_json();
 
   per_lane("DMAs completed", [&](const Lane& l) { return std::to_string(count(l, "endpoint.transactions")); });

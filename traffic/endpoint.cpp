@@ -223,6 +223,31 @@ void Endpoint::slot_exited() {
   if (--running_slots_ == 0) notify_done();
 }
 
+bool Endpoint::next_dma(unsigned idx, bool first, const sc_core::sc_time& last_issue, DmaJob& job) {
+  if (stop_requested_) return false;
+  if (jobs_) {
+    if (!jobs_->next_job(idx, job) || stop_requested_) return false;
+    common::wait_until(job.not_before);
+    return !stop_requested_;
+  }
+  const uint64_t total = cfg_.total_transactions;
+  if (total && issued_ >= total) return false;
+  if (!first && gap_ != sc_core::SC_ZERO_TIME) {  // rate limit: issue starts >= gap apart
+    const sc_core::sc_time next = last_issue + gap_, now = sc_core::sc_time_stamp();
+    if (now < next) {
+      sc_core::wait(next - now);
+      if (stop_requested_ || (total && issued_ >= total)) return false;
+    }
+  }
+  const AddressGenerator::Access acc = gen_.next(idx);
+  job.iova = address_map_ ? address_map_(acc.addr) : acc.addr;
+  job.bytes = cfg_.transfer_bytes;
+  job.read = acc.is_read;
+  job.pasid_valid = cfg_.pasid_valid;
+  job.pasid = cfg_.pasid;
+  return true;
+}
+
 void Endpoint::slot_thread(unsigned idx) {
   Slot& s = *slots_[idx];
   tlm::tlm_generic_payload& p = s.payload;
@@ -230,33 +255,34 @@ void Endpoint::slot_thread(unsigned idx) {
   const uint64_t total = cfg_.total_transactions;
   if (go_) sc_core::wait(*go_);
 
-  auto finished = [&] { return stop_requested_ || (total && issued_ >= total); };
   bool first = true;
   sc_core::sc_time issue_start;
-  for (;;) {
-    if (finished()) break;
-    if (!first && gap_ != sc_core::SC_ZERO_TIME) {  // rate limit: issue starts >= gap apart
-      const sc_core::sc_time next = issue_start + gap_, now = sc_core::sc_time_stamp();
-      if (now < next) {
-        sc_core::wait(next - now);
-        if (finished()) break;
-      }
-    }
+  DmaJob job;
+  while (next_dma(idx, first, issue_start, job)) {
     first = false;
     ++issued_;
-    const AddressGenerator::Access acc = gen_.next(idx);
     issue_start = sc_core::sc_time_stamp();
+    DmaStats::Dma d;
+    d.read = job.read;
+    d.bytes = job.bytes;
+    if (job.bytes == 0 || job.bytes > cfg_.transfer_bytes) {   // a job the slot's buffer cannot hold
+      d.outcome = DmaStats::Outcome::Error;
+      stats_.record(d);
+      if (lane_) lane_->record(d);
+      if (jobs_) jobs_->job_done(idx, job, d.outcome);
+      continue;
+    }
 
-    p.set_command(acc.is_read ? tlm::TLM_READ_COMMAND : tlm::TLM_WRITE_COMMAND);
-    p.set_address(address_map_ ? address_map_(acc.addr) : acc.addr);
+    p.set_command(job.read ? tlm::TLM_READ_COMMAND : tlm::TLM_WRITE_COMMAND);
+    p.set_address(job.iova);
     p.set_data_ptr(s.data.data());
-    p.set_data_length(cfg_.transfer_bytes);
-    p.set_streaming_width(cfg_.transfer_bytes);
+    p.set_data_length(job.bytes);
+    p.set_streaming_width(job.bytes);
     p.set_dmi_allowed(false);
     p.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
     ext.requester_id = cfg_.requester_id;
-    ext.pasid_valid = cfg_.pasid_valid;
-    ext.pasid = cfg_.pasid;
+    ext.pasid_valid = job.pasid_valid;
+    ext.pasid = job.pasid;
     ext.ats = common::AtsType::Untranslated;
     ext.response = common::IommuResponse::None;
     ext.translation_ps = ext.memory_ps = 0;
@@ -267,9 +293,6 @@ void Endpoint::slot_thread(unsigned idx) {
     socket->b_transport(p, delay);
     sc_core::wait(delay);
     // From the end of the issue overhead (a target may also have waited instead of annotating).
-    DmaStats::Dma d;
-    d.read = acc.is_read;
-    d.bytes = cfg_.transfer_bytes;
     d.latency = common::now_ps() - (common::to_ps(issue_start) + issue_ps_);
     d.translation = ext.translation_ps;
     d.memory = ext.memory_ps;
@@ -280,8 +303,9 @@ void Endpoint::slot_thread(unsigned idx) {
     stats_.record(d);
     if (lane_) lane_->record(d);
     if (address_done_) address_done_(p.get_address());
-    if (timeline_) trace_dma(idx, s, common::to_ps(issue_start), acc.is_read);
-    if (total && stats_.transactions() == total) notify_done();
+    if (jobs_) jobs_->job_done(idx, job, d.outcome);
+    if (timeline_) trace_dma(idx, s, common::to_ps(issue_start), job.read);
+    if (!jobs_ && total && stats_.transactions() == total) notify_done();
   }
   slot_exited();
 }

@@ -10,6 +10,8 @@
 // pages, which the IOMMU (or the root complex in front of it, models/pcie) translates one
 // by one. Per DMA it counts its latency and the parts of it the IOMMU reports
 // (translation, memory; the rest is the link and root complex), and the bytes each way.
+// Instead of the generator, a workload may hand each free slot its next DMA (JobSource:
+// address, size, direction, PASID, earliest issue time) and hear of its completion.
 // Does not model: the PCIe link itself (models/pcie), tags, ordering rules, ATS, MSI, data
 // contents (each slot reads into and writes from one buffer, never checked).
 // With a timeline attached (set_timeline), each DMA is a slice on its slot's track, from
@@ -101,6 +103,29 @@ class DmaStats {
   std::function<void()> milestone_;
 };
 
+// One DMA a workload hands a slot instead of the address generator (Endpoint::set_job_source).
+// Fixed-size: sources keep them in preallocated rings, nothing is allocated per DMA.
+struct DmaJob {
+  uint64_t iova = 0;
+  uint32_t bytes = 0;            // 1 .. the endpoint's transfer_bytes (the size of a slot's buffer)
+  bool read = true;              // read: memory -> device; write: device -> memory
+  bool pasid_valid = false;
+  uint32_t pasid = 0;
+  common::Ps not_before = 0;     // earliest issue time
+  uint64_t tag = 0;              // the workload's own: which packet, I/O or trace line
+};
+
+// Where a workload's DMAs come from. Both calls run in the slot's SC_THREAD.
+class JobSource {
+ public:
+  virtual ~JobSource() = default;
+  // A free slot asks for its next DMA: fill `job` and return true (waiting first if none is
+  // ready yet), or return false when the workload has no more for this endpoint: the slot exits.
+  virtual bool next_job(unsigned slot, DmaJob& job) = 0;
+  // The slot's DMA has completed and been counted; `outcome` as DmaStats classified it.
+  virtual void job_done(unsigned slot, const DmaJob& job, DmaStats::Outcome outcome) = 0;
+};
+
 // Pure (SystemC-free) address generator shared by all slots of one endpoint.
 //
 // Sequential and Strided use one cursor shared by all slots (advancing by transfer_bytes
@@ -168,6 +193,11 @@ class Endpoint : public sc_core::sc_module {
     address_map_ = std::move(map);
     address_done_ = std::move(done);
   }
+  // The DMAs come from `source` instead of the address generator: the pattern, window,
+  // read_fraction, issue_gap_ns and total_transactions no longer apply; transfer_bytes is the
+  // size of each slot's buffer, the largest DMA a job may ask for (a larger or empty one
+  // completes as an Error without being issued). Call before sc_start().
+  void set_job_source(JobSource& source) { jobs_ = &source; }
   // Notified (once, delta) when total_transactions completed, or when every slot stopped.
   sc_core::sc_event& done_event() { return done_; }
   bool done() const { return done_notified_; }
@@ -193,6 +223,9 @@ class Endpoint : public sc_core::sc_module {
   };
 
   void slot_thread(unsigned idx);
+  // The slot's next DMA, from the job source or the address generator (after the slot's
+  // issue gap); false when the slot is to stop.
+  bool next_dma(unsigned idx, bool first, const sc_core::sc_time& last_issue, DmaJob& job);
   // The slot's DMA that began at `issue_start` and has just completed, on its track.
   void trace_dma(unsigned idx, const Slot& s, common::Ps issue_start, bool is_read);
   void slot_exited();
@@ -216,6 +249,7 @@ class Endpoint : public sc_core::sc_module {
   std::vector<common::Timeline::Track> slot_tracks_;
   std::function<uint64_t(uint64_t)> address_map_;
   std::function<void(uint64_t)> address_done_;
+  JobSource* jobs_ = nullptr;
 };
 
 }  // namespace iommusim::traffic

@@ -73,6 +73,35 @@ Status DmaApi::map(unsigned cpu, uint64_t pa, uint64_t bytes, Prot prot, uint64_
   return {};
 }
 
+Status DmaApi::map_sg(unsigned cpu, const Segment* seg, size_t count, Prot prot, uint64_t* dma) {
+  if (cpu >= c_.cpus) return Status::fail("dma_map_sg: no CPU " + std::to_string(cpu));
+  if (count == 0) return Status::fail("dma_map_sg: empty list");
+  uint64_t pages = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const bool last = i + 1 == count;
+    if (seg[i].bytes == 0 || seg[i].pa % page_bytes_ || (!last && seg[i].bytes % page_bytes_))
+      return Status::fail("dma_map_sg: segment " + std::to_string(i) + " is not whole pages");
+    pages += (seg[i].bytes + page_bytes_ - 1) >> page_shift_;
+  }
+  const IovaAllocator::Result r = iovas_.alloc(cpu, IovaAllocator::dma_length(pages));
+  charge(r.from_cache ? c_.iova_cache_cycles : c_.iova_tree_cycles);
+  if (!r.pfn) { failures_.inc(); return Status::fail("dma_map_sg: " + r.error); }
+  const uint64_t iova = r.pfn << page_shift_;
+  uint64_t off = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const uint64_t len = (seg[i].bytes + page_bytes_ - 1) >> page_shift_ << page_shift_;
+    if (Status s = drv_.map(domain_, iova + off, seg[i].pa, len, prot, page_bytes_); !s.ok) {
+      failures_.inc();   // what is mapped stays so: the run fails here
+      return Status::fail("dma_map_sg: iommu_map at " + common::hex(iova + off) + ": " + s.error);
+    }
+    off += len;
+  }
+  live_[r.pfn] = pages;
+  maps_.inc();
+  *dma = iova;
+  return {};
+}
+
 Status DmaApi::unmap(unsigned cpu, uint64_t dma, uint64_t bytes) {
   if (cpu >= c_.cpus) return Status::fail("dma_unmap: no CPU " + std::to_string(cpu));
   const uint64_t offset = dma & (page_bytes_ - 1);

@@ -33,8 +33,8 @@
 // What it does not model
 // - Contention on the rcache, rbtree and flush-queue spinlocks (their operations are
 //   atomic here); the timer's fq_ring_free does not wait for a CPU that holds its queue's
-//   lock during a flush. The single-queue option (IOVA_SINGLE_FQ_SIZE), scatter-gather
-//   and swiotlb bouncing, DMA direction beyond read/write rights, and cache maintenance.
+//   lock during a flush. The single-queue option (IOVA_SINGLE_FQ_SIZE), the merging of
+//   scatter-gather segments, swiotlb bouncing, DMA direction beyond read/write rights, and cache maintenance.
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -75,6 +75,13 @@ class DmaApi {
 
   // dma_map_page: maps [pa, pa + bytes) for `cpu`; *dma gets the device address.
   Status map(unsigned cpu, uint64_t pa, uint64_t bytes, Prot prot, uint64_t* dma);
+  // dma_map_sg (iommu_dma_map_sg): one IOVA range for the whole list, the segments mapped
+  // back to back in it, *dma its start. Every segment but the last is whole pages (PA and
+  // length page aligned). Each segment is its own iommu_map here (Linux maps the list in
+  // one iommu_map_sg call, so the driver's per-operation overhead is charged per segment).
+  // dma_unmap_sg is unmap() of *dma with the total length.
+  struct Segment { uint64_t pa = 0, bytes = 0; };
+  Status map_sg(unsigned cpu, const Segment* segments, size_t count, Prot prot, uint64_t* dma);
   // dma_unmap_page: what map returned, with the same length.
   Status unmap(unsigned cpu, uint64_t dma, uint64_t bytes);
 

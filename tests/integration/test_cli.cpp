@@ -105,7 +105,10 @@ TEST(Cli, ExampleConfigsRun) {
     CliRun r = run_cli("run --force " + e.path().string() + " -o " + dir + " -p traffic.transactions=5000");
     EXPECT_EQ(r.exit_code, 0) << e.path() << "\n" << r.out;
     // Every vendor lane the example runs: no faults, all traffic done (5000 DMAs per
-    // endpoint; a lane with several has endpoint.ep<k>.* each and their totals).
+    // endpoint; a lane with several has endpoint.ep<k>.* each and their totals). The
+    // workloads that hand the endpoints their DMAs (docs/workloads.md) set their own amount.
+    const std::string mode = read_json(dir + "/config.resolved.json")["workload"]["mode"].get<std::string>();
+    const bool own_amount = mode == "nic" || mode == "storage" || mode == "trace";
     auto stats = read_json(dir + "/stats.json");
     std::map<std::string, double> totals, endpoints;
     for (auto& s : stats["stats"]) {
@@ -115,14 +118,16 @@ TEST(Cli, ExampleConfigsRun) {
       const std::string lane = name.substr(0, dot), rest = name.substr(dot + 1);
       if (rest == "endpoint.faults") { EXPECT_EQ(s["value"].get<double>(), 0) << e.path() << " " << name; }
       if (rest == "endpoint.transactions") totals[lane] = s["value"].get<double>();
+      if (own_amount) continue;
       if (rest.rfind("endpoint.ep", 0) == 0 && rest.size() > 13 && rest.substr(rest.size() - 13) == ".transactions") {
         EXPECT_EQ(s["value"].get<double>(), 5000) << e.path() << " " << name;
         ++endpoints[lane];
       }
     }
     EXPECT_GE(totals.size(), 1u) << e.path();
-    for (auto& [lane, n] : totals)
-      EXPECT_EQ(n, 5000 * std::max(1.0, endpoints[lane])) << e.path() << " " << lane;
+    for (auto& [lane, n] : totals) {
+      if (!own_amount) { EXPECT_EQ(n, 5000 * std::max(1.0, endpoints[lane])) << e.path() << " " << lane; }
+    }
   }
   EXPECT_GE(n, 4u);
 }

@@ -14,6 +14,7 @@
 #include "models/common/dma_attributes.h"
 #include "models/common/stats.h"
 #include "traffic/endpoint.h"
+#include "traffic/job_queue.h"
 
 namespace {
 
@@ -480,3 +481,70 @@ TEST(Endpoint, IssueGapRateLimitsEachSlot) {
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Job source
+
+// A JobQueue that records each completion's tag and outcome.
+struct RecordingQueue : iommusim::traffic::JobQueue {
+  using JobQueue::JobQueue;
+  std::vector<std::pair<uint64_t, iommusim::traffic::DmaStats::Outcome>> done;
+  void job_done(unsigned, const iommusim::traffic::DmaJob& j, iommusim::traffic::DmaStats::Outcome o) override {
+    done.push_back({j.tag, o});
+  }
+};
+
+// Jobs go earliest due first (ties in push order), each at its due time plus the issue
+// cycle (4 ns), with its own address, size, direction and PASID; one larger than a slot's
+// buffer completes as an Error without reaching the target; closing the empty queue ends
+// the slots.
+TEST(Endpoint, JobSourceIssuesEachJobAtItsTime) {
+  using iommusim::traffic::DmaJob;
+  using Outcome = iommusim::traffic::DmaStats::Outcome;
+  EndpointConfig c = base_config();
+  c.outstanding = 2;
+  c.transfer_bytes = 4096;   // each slot's buffer: the largest job
+  Endpoint ep("ep", c);
+  TestTarget tgt("tgt", c.requester_id, true, 7);
+  ep.socket.bind(tgt.socket);
+  RecordingQueue q(8);
+  ep.set_job_source(q);
+  DoneWatcher watch("watch", ep);
+  auto job = [](uint64_t tag, uint64_t iova, uint32_t bytes, bool read, uint64_t due_ns) {
+    DmaJob j;
+    j.tag = tag;
+    j.iova = iova;
+    j.bytes = bytes;
+    j.read = read;
+    j.pasid_valid = true;
+    j.pasid = 7;
+    j.not_before = due_ns * 1000;
+    return j;
+  };
+  Script feed("feed", [&] {
+    EXPECT_TRUE(q.push(job(1, 0x1000, 100, false, 500)));
+    EXPECT_TRUE(q.push(job(2, 0x2000, 64, true, 200)));
+    EXPECT_TRUE(q.push(job(3, 0x3000, 4096, true, 200)));
+    EXPECT_TRUE(q.push(job(4, 0x4000, 8192, true, 0)));   // larger than a slot's buffer
+    q.close();
+  });
+  sc_core::sc_start();
+
+  ASSERT_EQ(tgt.addrs.size(), 3u);
+  EXPECT_EQ(std::set<uint64_t>(tgt.addrs.begin(), tgt.addrs.begin() + 2), (std::set<uint64_t>{0x2000, 0x3000}));
+  EXPECT_EQ(tgt.times[0], sc_time(204, SC_NS));
+  EXPECT_EQ(tgt.times[1], sc_time(204, SC_NS));
+  EXPECT_EQ(tgt.addrs[2], 0x1000u);
+  EXPECT_EQ(tgt.times[2], sc_time(504, SC_NS));
+  EXPECT_FALSE(tgt.is_read[2]);
+  EXPECT_EQ(tgt.lengths[2], 100u);
+  EXPECT_EQ(tgt.bad_sideband, 0u);
+  ASSERT_EQ(q.done.size(), 4u);
+  EXPECT_EQ(q.done[0], std::make_pair(uint64_t(4), Outcome::Error));
+  EXPECT_EQ(q.done[3], std::make_pair(uint64_t(1), Outcome::Ok));
+  EXPECT_EQ(ep.completed(), 4u);
+  EXPECT_EQ(ep.errors(), 1u);
+  EXPECT_EQ(ep.bytes(), 100u + 64 + 4096);
+  EXPECT_EQ(watch.fired, 1u);
+  EXPECT_EQ(watch.at, sc_time(604, SC_NS));   // the last DMA's 100 ns, then the slots leave
+}
