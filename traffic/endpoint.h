@@ -10,7 +10,12 @@
 // pages, which the IOMMU (or the root complex in front of it, models/pcie) translates one
 // by one. Per DMA it counts its latency and the parts of it the IOMMU reports
 // (translation, memory; the rest is the link and root complex), and the bytes each way.
-// Does not model: the PCIe link itself (models/pcie), tags, ordering rules, ATS, MSI, data
+// With ATS enabled (cfg.ats, traffic/atc.h, docs/ats.md) the endpoint has an ATC: each page
+// of a DMA is looked up there; a miss sends an ATS Translation Request and fills the ATC
+// from its completion; the page then goes as a Translated request, page after page (no
+// pipelining of a long DMA's pages). The IOMMU cannot see a Translated request's IOVA, so
+// the endpoint reports each such page to the DmaObserver (set_observer) itself.
+// Does not model: the PCIe link itself (models/pcie), tags, ordering rules, MSI, data
 // contents (each slot reads into and writes from one buffer, never checked).
 // With a timeline attached (set_timeline), each DMA is a slice on its slot's track, from
 // issue to completion, split into issue, link, translation and memory (docs/trace.md).
@@ -31,6 +36,8 @@
 #include "models/common/dma_attributes.h"
 #include "models/common/stats.h"
 #include "models/common/timeline.h"
+#include "models/common/iommu_block.h"
+#include "traffic/atc.h"
 
 namespace iommusim::traffic {
 
@@ -56,6 +63,7 @@ struct EndpointConfig {
   uint64_t seed = 1;
   double clock_mhz = 250;            // endpoint clock
   unsigned issue_cycles = 1;         // per-issue overhead, in endpoint clocks
+  AtsConfig ats;                     // the device's ATC (off by default)
 };
 
 inline constexpr unsigned kMaxTransferBytes = 16u << 20;
@@ -168,6 +176,11 @@ class Endpoint : public sc_core::sc_module {
     address_map_ = std::move(map);
     address_done_ = std::move(done);
   }
+  // Where the endpoint reports its Translated DMAs (the lane's correctness oracle).
+  void set_observer(common::DmaObserver* o) { observer_ = o; }
+  // The endpoint's ATC; nullptr unless cfg.ats.enabled.
+  Atc* atc() { return atc_.get(); }
+  const Atc* atc() const { return atc_.get(); }
   // Notified (once, delta) when total_transactions completed, or when every slot stopped.
   sc_core::sc_event& done_event() { return done_; }
   bool done() const { return done_notified_; }
@@ -193,6 +206,11 @@ class Endpoint : public sc_core::sc_module {
   };
 
   void slot_thread(unsigned idx);
+  // The slot's DMA through the ATC, page by page, from annotated time `t` (ATS on).
+  void ats_transfer(unsigned idx, Slot& s, uint64_t iova, bool is_read, common::Ps t, DmaStats::Dma& d);
+  // Translation Requests for `key` until a completion no invalidation overtook arrives;
+  // nullopt when the IOMMU refuses ATS or grants no right for the access.
+  std::optional<Atc::Entry> request_translation(unsigned idx, Slot& s, const Atc::Key& key, bool is_read, common::Ps& t);
   // The slot's DMA that began at `issue_start` and has just completed, on its track.
   void trace_dma(unsigned idx, const Slot& s, common::Ps issue_start, bool is_read);
   void slot_exited();
@@ -216,6 +234,8 @@ class Endpoint : public sc_core::sc_module {
   std::vector<common::Timeline::Track> slot_tracks_;
   std::function<uint64_t(uint64_t)> address_map_;
   std::function<void(uint64_t)> address_done_;
+  std::unique_ptr<Atc> atc_;
+  common::DmaObserver* observer_ = nullptr;
 };
 
 }  // namespace iommusim::traffic
