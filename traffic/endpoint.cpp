@@ -292,7 +292,7 @@ void Endpoint::slot_thread(unsigned idx) {
 }
 
 std::optional<Atc::Entry> Endpoint::request_translation(unsigned idx, Slot& s, const Atc::Key& key, bool is_read,
-                                                        common::Ps& t) {
+                                                        common::Ps& t, common::Ps& sent_at) {
   tlm::tlm_generic_payload& p = s.payload;
   common::DmaAttributes& ext = *s.ext;
   for (;;) {
@@ -304,6 +304,7 @@ std::optional<Atc::Entry> Endpoint::request_translation(unsigned idx, Slot& s, c
     ext.ats = common::AtsType::TranslationRequest;
     ext.response = common::IommuResponse::None;
     const common::Ps sent = t;
+    sent_at = common::now_ps();   // the IOMMU answers it in this process's turn (loosely timed)
     sc_core::sc_time delay = common::from_ps(t - common::now_ps());
     socket->b_transport(p, delay);
     sc_core::wait(delay);
@@ -339,14 +340,17 @@ void Endpoint::ats_transfer(unsigned idx, Slot& s, uint64_t iova, bool is_read, 
     const unsigned piece = unsigned(std::min<uint64_t>(len - done, AddressGenerator::kPage - addr % AddressGenerator::kPage));
     const Atc::Key key{cfg_.pasid_valid ? cfg_.pasid : Atc::kNoPasid, addr >> 12};
     const common::Ps looked_up = t;
+    common::Ps sent_at = 0;
     std::optional<Atc::Entry> e = atc_->lookup(key, !is_read, t);
-    if (!e) e = request_translation(idx, s, key, is_read, t);
+    if (!e) e = request_translation(idx, s, key, is_read, t, sent_at);
     translation += t - looked_up;
     rq.input = addr;
     common::DmaOutcome o;
     if (!e) {
+      // Judged from when its last Translation Request was sent: the IOMMU answered it
+      // then, in this process's turn, although its annotated arrival was later.
       d.outcome = DmaStats::Outcome::Fault;
-      if (observer_) observer_->dma_completed(rq, o, looked_up, t);
+      if (observer_) observer_->dma_completed(rq, o, sent_at, t);
       break;
     }
     // The page goes as a Translated request at its translated address.

@@ -209,8 +209,10 @@ class Endpoint : public sc_core::sc_module {
   // The slot's DMA through the ATC, page by page, from annotated time `t` (ATS on).
   void ats_transfer(unsigned idx, Slot& s, uint64_t iova, bool is_read, common::Ps t, DmaStats::Dma& d);
   // Translation Requests for `key` until a completion no invalidation overtook arrives;
-  // nullopt when the IOMMU refuses ATS or grants no right for the access.
-  std::optional<Atc::Entry> request_translation(unsigned idx, Slot& s, const Atc::Key& key, bool is_read, common::Ps& t);
+  // nullopt when the IOMMU refuses ATS or grants no right for the access. *sent_at: the
+  // simulated time the last request was sent.
+  std::optional<Atc::Entry> request_translation(unsigned idx, Slot& s, const Atc::Key& key, bool is_read, common::Ps& t,
+                                                common::Ps& sent_at);
   // The slot's DMA that began at `issue_start` and has just completed, on its track.
   void trace_dma(unsigned idx, const Slot& s, common::Ps issue_start, bool is_read);
   void slot_exited();

@@ -210,6 +210,26 @@ common::DmaAttributes ats_request(H& h, common::AtsType type, uint32_t sid, uint
   return ext;
 }
 
+// Device `rid` has ATS enabled: its Translation Request for kAtsIova comes back with
+// kAtsPa and R, and its Translated read of kAtsPa returns the 0x1234 stored there without
+// an IOTLB lookup. `h` is an IommuHarness (no link).
+template <class H>
+void check_ats_device_served(H& h, uint32_t rid) {
+  h.memory.write64(kAtsPa, 0x1234);
+  uint64_t data = 0;
+  tlm::tlm_response_status st;
+  common::DmaAttributes a = ats_request(h, common::AtsType::TranslationRequest, rid, kAtsIova, &data, &st);
+  EXPECT_EQ(st, tlm::TLM_OK_RESPONSE);
+  EXPECT_EQ(a.translated_addr, kAtsPa);
+  EXPECT_TRUE(a.granted_read);
+  EXPECT_FALSE(a.granted_write);
+  const uint64_t lookups = h.iommu.iotlb_stats().hits.value() + h.iommu.iotlb_stats().misses.value();
+  a = ats_request(h, common::AtsType::Translated, rid, kAtsPa, &data, &st);
+  EXPECT_EQ(st, tlm::TLM_OK_RESPONSE);
+  EXPECT_EQ(data, 0x1234u);
+  EXPECT_EQ(h.iommu.iotlb_stats().hits.value() + h.iommu.iotlb_stats().misses.value(), lookups);
+}
+
 inline traffic::EndpointConfig ats_endpoint_running() {
   traffic::EndpointConfig e = ats_endpoint(400);
   e.issue_gap_ns = 100;
