@@ -51,8 +51,8 @@ const Section<amdvi::AmdViConfig>& model_keys() {
           .integer("cmd_exec_cycles", &C::cmd_exec_cycles, 4, 0, 10000, "cycles", "fixed part of every command's execution")
           .integer("completion_wait_cycles", &C::completion_wait_cycles, 4, 0, 10000, "cycles",
                    "COMPLETION_WAIT once older commands are done")
-          .integer("iotlb_inv_cycles", &C::iotlb_inv_cycles, 200, 0, 1000000, "cycles",
-                   "INVALIDATE_IOTLB_PAGES: the message to the device (ATS is not modelled)")
+          .integer("iotlb_inv_cycles", &C::iotlb_inv_cycles, 4, 0, 1000000, "cycles",
+                   "INVALIDATE_IOTLB_PAGES: building the Invalidate Request (its trip to the device is the link's)")
           .section("dte_cache", &C::dte_cache, cache_keys("Device-table-entry cache", CacheDefaults(64)))
           .section("gcr3_cache", &C::gcr3_cache, cache_keys("GCR3-table-entry cache", CacheDefaults(64)))
           .embed(&C::translation, translation_keys(names))
@@ -70,6 +70,8 @@ const Section<driver::AmdViDriverConfig>& driver_keys() {
           .integer("device_table_entries", &D::device_table_entries, 256, 1, 65536, "entries",
                    "DeviceIDs the device table covers (rounded up to a 4 KiB table)")
           .integer("glx", &D::glx, 0, 0, 2, "", "DTE.GLX: GCR3 table levels - 1 (0: 512 PASIDs)")
+          .integer("inv_timeout", &D::inv_timeout, 4, 0, 6, "",
+                   "Control.InvTimeOut for ATS invalidations: 0 none, n: 10^(n-1) ms (Linux: 4, 1 s)")
           .check("", [](const D& d) { return driver::validate(d); });
   return keys;
 }

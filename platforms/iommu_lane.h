@@ -104,6 +104,10 @@ class IommuLane {
   virtual common::CorrectnessOracle* oracle() = 0;
   // Stage-2 reads made to locate configuration structures at guest addresses (nested).
   virtual uint64_t config_locate_reads() const = 0;
+  // ATS (docs/ats.md): the device `rid` has an ATC; the model's ATC invalidations reach it.
+  virtual void attach_ats_device(uint32_t rid, common::AtsDevice* device) = 0;
+  // The model's ATS stats under <prefix>.iommu (lanes with an ATS device only).
+  virtual void register_ats_stats(common::StatRegistry& reg, const std::string& prefix) const = 0;
 };
 
 // What every lane does the same way: owns the model and its driver (built on the lane's
@@ -138,6 +142,10 @@ class ModelLane : public IommuLane {
   const common::Histogram& walk_latency_ps() const override { return iommu_.walk_latency_ps(); }
   uint64_t config_reads() const override { return iommu_.config_reads(); }
   uint64_t config_locate_reads() const override { return iommu_.config_locate_reads(); }
+  void attach_ats_device(uint32_t rid, common::AtsDevice* device) override { iommu_.attach_ats_device(rid, device); }
+  void register_ats_stats(common::StatRegistry& reg, const std::string& p) const override {
+    iommu_.register_ats_stats(reg, p + ".iommu");
+  }
 
  protected:
   memory::SparseMemory& memory_;

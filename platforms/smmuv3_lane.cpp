@@ -40,8 +40,10 @@ const Section<smmuv3::Smmuv3Config>& model_keys() {
           .integer("cmd_decode_cycles", &C::cmd_decode_cycles, 2, 0, 10000, "cycles", "decode of one command")
           .integer("cmd_exec_cycles", &C::cmd_exec_cycles, 4, 0, 10000, "cycles", "fixed part of every command's execution")
           .integer("sync_cycles", &C::sync_cycles, 4, 0, 10000, "cycles", "CMD_SYNC completion once older commands are done")
-          .integer("atc_inv_cycles", &C::atc_inv_cycles, 200, 0, 1000000, "cycles",
-                   "CMD_ATC_INV: the message to the device (ATS is not modelled)")
+          .integer("atc_inv_cycles", &C::atc_inv_cycles, 4, 0, 1000000, "cycles",
+                   "CMD_ATC_INV: building the Invalidate Request (its trip to the device is the link's)")
+          .number("atc_inv_timeout_ns", &C::atc_inv_timeout_ns, 50000, 1, 1e9, "ns",
+                  "CMD_SYNC fails with CERROR_ATC_INV_SYNC when an ATC invalidation is not completed within this")
           .section("config_cache", &C::config_cache, cache_keys("STE/CD configuration cache", CacheDefaults(64)))
           .embed(&C::translation, translation_keys(common::TranslationCacheNames{}))
           .check("", [](const C& m) { return smmuv3::validate(m); });

@@ -175,6 +175,21 @@ Section<P> platform_keys() {
                             .multiple_of(4096));
 }
 
+// traffic.ats: the endpoint's ATC (traffic/atc.h, docs/ats.md).
+Section<traffic::AtsConfig> ats_keys() {
+  using A = traffic::AtsConfig;
+  return Section<A>("The endpoint's PCIe ATS and its ATC (docs/ats.md); off by default.")
+      .boolean("enabled", &A::enabled, false,
+               "the device translates through its ATC with ATS requests; its driver enables ATS for it")
+      .integer("entries", &A::entries, 64, 1, 1u << 20, "entries", "ATC entries (one 4 KB translation each)")
+      .integer("ways", &A::ways, 4, 0, 1u << 20, "ways", "ATC associativity; 0: fully associative")
+      .integer("lookup_cycles", &A::lookup_cycles, 1, 0, 10000, "cycles", "endpoint clocks per ATC lookup")
+      .number("invalidation_response_ns", &A::invalidation_response_ns, 500, 0, 1e9, "ns",
+              "from an Invalidate Request's arrival to the device's Invalidate Completion")
+      .boolean("respond", &A::respond, true, "false: the device never answers an Invalidate Request (tests the timeouts)")
+      .check("", [](const A& a) { return traffic::validate(a); });
+}
+
 // EndpointConfig's member defaults are the endpoint model's own, for its unit tests (reads
 // only, a window at 0, no limit), so they are not checked against these.
 Section<traffic::EndpointConfig> traffic_keys() {
@@ -205,6 +220,7 @@ Section<traffic::EndpointConfig> traffic_keys() {
       .integer("transactions", &E::total_transactions, 100000, 1, 1ull << 40, "DMAs",
                "DMAs per lane (per endpoint, with traffic.endpoints)")
       .number("clock_mhz", &E::clock_mhz, 250, 1, 100000, "MHz", "endpoint clock")
+      .section("ats", &E::ats, ats_keys())
       .check("", [](const E& e) { return traffic::validate(e); });
 }
 
@@ -213,7 +229,7 @@ Section<traffic::EndpointConfig> traffic_keys() {
 const std::vector<std::string>& per_endpoint_keys() {
   static const std::vector<std::string> keys{"requester_id", "pasid",          "outstanding", "pattern",
                                              "stride_bytes", "transfer_bytes", "read_fraction", "issue_gap_ns",
-                                             "transactions", "clock_mhz"};
+                                             "transactions", "clock_mhz",      "ats"};
   return keys;
 }
 
@@ -239,7 +255,8 @@ void read_endpoints(const ConfigReader& r, P& p) {
       if (std::find(own.begin(), own.end(), it.key()) == own.end())
         element.fail(it.key(), base.contains(it.key()) ? "shared by every endpoint of a lane: set traffic." + it.key()
                                                        : "unknown key (an endpoint may set " + per_endpoint_list() + ")");
-      merged[it.key()] = *it;
+      if (it->is_object() && merged[it.key()].is_object()) merged[it.key()].update(*it);   // ats: key by key
+      else merged[it.key()] = *it;
     }
     traffic::EndpointConfig e = p.ep;
     keys.read(ConfigReader(merged, where), e);
@@ -489,6 +506,7 @@ struct Lane {
   std::unique_ptr<IommuLane> iommu;
   std::unique_ptr<pcie::RootComplex> root_complex;
   std::vector<std::unique_ptr<traffic::Endpoint>> endpoints;
+  bool ats_stats = false;                      // the IOMMU's ATS stats are registered
   std::unique_ptr<traffic::DmaStats> totals;   // several endpoints: all of theirs, as <vendor>.endpoint
   std::vector<std::string> endpoint_stats;     // each endpoint's stats prefix after <vendor>., then the totals'
   sc_core::sc_event_or_list endpoint_done;     // any endpoint finished
@@ -612,12 +630,27 @@ struct System::Impl : sc_core::sc_module {
       l.endpoint_done |= e->done_event();
       l.endpoint_stats.push_back(several ? "endpoint.ep" + k : "endpoint");
       e->register_stats(reg, l.vendor + "." + l.endpoint_stats.back());
+      add_ats(l, *e, l.vendor + "." + l.endpoint_stats.back());
       l.endpoints.push_back(std::move(e));
     }
     if (l.totals) {
       l.endpoint_stats.push_back("endpoint");
       l.totals->register_stats(reg, l.vendor + ".endpoint");
     }
+  }
+
+  // An endpoint with ATS (docs/ats.md): its ATC on the lane's link, known to the IOMMU and
+  // its driver, and its Translated DMAs reported to the oracle.
+  void add_ats(Lane& l, traffic::Endpoint& e, const std::string& stats_prefix) {
+    traffic::Atc* atc = e.atc();
+    if (!atc) return;
+    if (l.root_complex) atc->set_link(&l.root_complex->link());
+    l.iommu->attach_ats_device(e.config().requester_id, atc);
+    l.iommu->driver().enable_ats(e.config().requester_id);
+    if (auto* o = l.iommu->oracle()) e.set_observer(o);
+    atc->register_stats(reg, stats_prefix + ".atc");
+    if (!l.ats_stats) l.iommu->register_ats_stats(reg, l.vendor);
+    l.ats_stats = true;
   }
 
   // workload.mode = dma_api: the CPUs' buffers, and the endpoint's DMAs redirected into them.
@@ -1042,14 +1075,15 @@ RunResult System::run() {
     const auto& all = l.iommu->driver().invalidations().records();
     return std::make_pair(all.begin() + std::ptrdiff_t(l.invalidations_from), all.end());
   };
-  const char* parts[] = {"software", "lock", "queueing", "fetch", "execution", "sync"};
-  for (int k = 0; k < 6; ++k) {
+  const char* parts[] = {"software", "lock", "queueing", "fetch", "execution", "atc", "sync"};
+  for (int k = 0; k < 7; ++k) {
     per_lane(std::string("  mean ") + parts[k] + " (ns)", [&](const Lane& l) {
       const auto [first, last] = records(l);
       if (first == last) return std::string("-");
       double sum = 0;
       for (auto rec = first; rec != last; ++rec) {
-        const uint64_t v[] = {rec->software_ps, rec->lock_ps, rec->queueing_ps, rec->fetch_ps, rec->execution_ps, rec->sync_ps};
+        const uint64_t v[] = {rec->software_ps, rec->lock_ps,      rec->queueing_ps, rec->fetch_ps,
+                              rec->execution_ps, rec->atc_ps, rec->sync_ps};
         sum += double(v[k]);
       }
       return ns(sum / double(last - first));

@@ -62,8 +62,10 @@ const Section<vtd::VtdConfig>& model_keys() {
           .integer("desc_decode_cycles", &C::desc_decode_cycles, 2, 0, 10000, "cycles", "decode of one descriptor")
           .integer("desc_exec_cycles", &C::desc_exec_cycles, 4, 0, 10000, "cycles", "fixed part of every descriptor's execution")
           .integer("wait_cycles", &C::wait_cycles, 4, 0, 10000, "cycles", "inv_wait completion once older descriptors are done")
-          .integer("devtlb_inv_cycles", &C::devtlb_inv_cycles, 200, 0, 1000000, "cycles",
-                   "device-TLB invalidation: the message to the device (ATS is not modelled)")
+          .integer("devtlb_inv_cycles", &C::devtlb_inv_cycles, 4, 0, 1000000, "cycles",
+                   "device-TLB invalidation: building the Invalidate Request (its trip to the device is the link's)")
+          .number("devtlb_inv_timeout_ns", &C::devtlb_inv_timeout_ns, 50000, 1, 1e9, "ns",
+                  "inv_wait sets FSTS.ITE when a device-TLB invalidation is not completed within this")
           .section("context_cache", &C::context_cache, cache_keys("Scalable-mode context-entry cache", CacheDefaults(64)))
           .section("pasid_cache", &C::pasid_cache, cache_keys("PASID-entry cache", CacheDefaults(64)))
           .embed(&C::translation, translation_keys(names))

@@ -64,7 +64,7 @@ std::string validate(const EndpointConfig& c) {
   }
   if (!(c.issue_gap_ns >= 0.0) || !std::isfinite(c.issue_gap_ns)) return "issue_gap_ns must be a finite value >= 0";
   if (!(c.clock_mhz > 0.0) || !std::isfinite(c.clock_mhz)) return "clock_mhz must be > 0";
-  return "";
+  return validate(c.ats);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -200,6 +200,7 @@ Endpoint::Endpoint(sc_core::sc_module_name name, const EndpointConfig& cfg)
     p.set_extension(s->ext);  // the payload owns it from here
     slots_.push_back(std::move(s));
   }
+  if (cfg_.ats.enabled) atc_ = std::make_unique<Atc>(std::string(basename()) + ".atc", cfg_.ats, clk_, cfg_.outstanding);
   running_slots_ = cfg_.outstanding;
   for (unsigned i = 0; i < cfg_.outstanding; ++i) {
     const std::string n = "slot_" + std::to_string(i);
@@ -287,19 +288,23 @@ void Endpoint::slot_thread(unsigned idx) {
     ext.response = common::IommuResponse::None;
     ext.translation_ps = ext.memory_ps = 0;
 
-    // The issue overhead and everything downstream accumulate in `delay` (TLM-2.0 loosely
-    // timed); the slot synchronises once, at the DMA's completion.
-    sc_core::sc_time delay = issue_time_;
-    socket->b_transport(p, delay);
-    sc_core::wait(delay);
+    if (atc_) {
+      ats_transfer(idx, s, job, common::to_ps(issue_start) + issue_ps_, d);
+    } else {
+      // The issue overhead and everything downstream accumulate in `delay` (TLM-2.0 loosely
+      // timed); the slot synchronises once, at the DMA's completion.
+      sc_core::sc_time delay = issue_time_;
+      socket->b_transport(p, delay);
+      sc_core::wait(delay);
+      d.translation = ext.translation_ps;
+      d.memory = ext.memory_ps;
+      if (ext.response == common::IommuResponse::Fault || ext.response == common::IommuResponse::Aborted)
+        d.outcome = DmaStats::Outcome::Fault;
+      else if (p.get_response_status() != tlm::TLM_OK_RESPONSE)
+        d.outcome = DmaStats::Outcome::Error;
+    }
     // From the end of the issue overhead (a target may also have waited instead of annotating).
     d.latency = common::now_ps() - (common::to_ps(issue_start) + issue_ps_);
-    d.translation = ext.translation_ps;
-    d.memory = ext.memory_ps;
-    if (ext.response == common::IommuResponse::Fault || ext.response == common::IommuResponse::Aborted)
-      d.outcome = DmaStats::Outcome::Fault;
-    else if (p.get_response_status() != tlm::TLM_OK_RESPONSE)
-      d.outcome = DmaStats::Outcome::Error;
     stats_.record(d);
     if (lane_) lane_->record(d);
     if (address_done_) address_done_(p.get_address());
@@ -308,6 +313,114 @@ void Endpoint::slot_thread(unsigned idx) {
     if (!jobs_ && total && stats_.transactions() == total) notify_done();
   }
   slot_exited();
+}
+
+std::optional<Atc::Entry> Endpoint::request_translation(unsigned idx, Slot& s, const Atc::Key& key, bool is_read,
+                                                        common::Ps& t, common::Ps& sent_at) {
+  tlm::tlm_generic_payload& p = s.payload;
+  common::DmaAttributes& ext = *s.ext;
+  for (;;) {
+    atc_->translation_sent(idx, key);
+    // A read-like request for the page; a write asks for write permission (No Write = 0).
+    p.set_command(is_read ? tlm::TLM_READ_COMMAND : tlm::TLM_WRITE_COMMAND);
+    p.set_address(key.page << 12);
+    p.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    ext.ats = common::AtsType::TranslationRequest;
+    ext.response = common::IommuResponse::None;
+    const common::Ps sent = t;
+    sent_at = common::now_ps();   // the IOMMU answers it in this process's turn (loosely timed)
+    sc_core::sc_time delay = common::from_ps(t - common::now_ps());
+    socket->b_transport(p, delay);
+    sc_core::wait(delay);
+    t = common::now_ps();
+    atc_->count_translation_request(t - sent);
+    const bool overtaken = atc_->translation_overtaken(idx);
+    if (ext.response != common::IommuResponse::Ok || p.get_response_status() != tlm::TLM_OK_RESPONSE)
+      return std::nullopt;   // Unsupported Request: ATS is not enabled for this function
+    // An invalidation covering the page arrived meanwhile: the translation may be stale (§10.3.1).
+    if (overtaken) {
+      atc_->count_discarded_completion();
+      continue;
+    }
+    const Atc::Entry e{ext.translated_addr >> 12, ext.granted_read, ext.granted_write};
+    if (!(is_read ? e.read : e.write)) return std::nullopt;   // R = W = 0: no translation
+    atc_->fill(key, e, t);
+    return e;
+  }
+}
+
+void Endpoint::ats_transfer(unsigned idx, Slot& s, const DmaJob& job, common::Ps t, DmaStats::Dma& d) {
+  tlm::tlm_generic_payload& p = s.payload;
+  common::DmaAttributes& ext = *s.ext;
+  const uint64_t iova = job.iova;
+  const bool is_read = job.read;
+  const unsigned len = job.bytes;
+  common::DmaRequest rq;   // what the oracle is told, per page
+  rq.requester_id = cfg_.requester_id;
+  rq.pasid_valid = job.pasid_valid;
+  rq.pasid = job.pasid_valid ? job.pasid : 0;
+  rq.access.write = !is_read;
+  common::Ps translation = 0, memory = 0;
+  for (unsigned done = 0; done < len;) {
+    const uint64_t addr = iova + done;
+    const unsigned piece = unsigned(std::min<uint64_t>(len - done, AddressGenerator::kPage - addr % AddressGenerator::kPage));
+    const Atc::Key key{job.pasid_valid ? job.pasid : Atc::kNoPasid, addr >> 12};
+    const common::Ps looked_up = t;
+    common::Ps sent_at = 0;
+    std::optional<Atc::Entry> e = atc_->lookup(key, !is_read, t);
+    if (!e) e = request_translation(idx, s, key, is_read, t, sent_at);
+    translation += t - looked_up;
+    rq.input = addr;
+    common::DmaOutcome o;
+    if (!e) {
+      // Judged from when its last Translation Request was sent: the IOMMU answered it
+      // then, in this process's turn, although its annotated arrival was later.
+      d.outcome = DmaStats::Outcome::Fault;
+      if (observer_) observer_->dma_completed(rq, o, sent_at, t);
+      break;
+    }
+    // The page goes as a Translated request at its translated address.
+    const uint64_t pa = (e->pa_page << 12) | (addr & 0xFFF);
+    p.set_command(is_read ? tlm::TLM_READ_COMMAND : tlm::TLM_WRITE_COMMAND);
+    p.set_address(pa);
+    p.set_data_ptr(s.data.data() + done);
+    p.set_data_length(piece);
+    p.set_streaming_width(piece);
+    p.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    ext.ats = common::AtsType::Translated;
+    ext.response = common::IommuResponse::None;
+    ext.translation_ps = ext.memory_ps = 0;
+    const common::Ps issued = t;
+    sc_core::sc_time delay = common::from_ps(t - common::now_ps());
+    socket->b_transport(p, delay);
+    const common::Ps end = common::now_ps() + common::to_ps(delay);
+    atc_->dma_in_flight(idx, issued, end);   // an invalidation arriving now waits for it
+    o.ok = ext.response == common::IommuResponse::Ok;
+    o.output = pa;
+    if (observer_) observer_->dma_completed(rq, o, issued, end);
+    sc_core::wait(delay);
+    atc_->dma_done(idx);
+    t = common::now_ps();
+    translation += ext.translation_ps;   // the IOMMU's check of the Translated request
+    memory += ext.memory_ps;
+    if (ext.response == common::IommuResponse::Fault || ext.response == common::IommuResponse::Aborted) {
+      d.outcome = DmaStats::Outcome::Fault;
+      break;
+    }
+    if (p.get_response_status() != tlm::TLM_OK_RESPONSE) {
+      d.outcome = DmaStats::Outcome::Error;
+      break;
+    }
+    done += piece;
+  }
+  common::wait_until(t);
+  // The slot's payload as the non-ATS path leaves it.
+  p.set_address(iova);
+  p.set_data_ptr(s.data.data());
+  p.set_data_length(len);
+  p.set_streaming_width(len);
+  d.translation = translation;
+  d.memory = memory;
 }
 
 void Endpoint::set_timeline(common::Timeline& timeline, uint32_t pid, const std::string& device) {

@@ -12,7 +12,12 @@
 // (translation, memory; the rest is the link and root complex), and the bytes each way.
 // Instead of the generator, a workload may hand each free slot its next DMA (JobSource:
 // address, size, direction, PASID, earliest issue time) and hear of its completion.
-// Does not model: the PCIe link itself (models/pcie), tags, ordering rules, ATS, MSI, data
+// With ATS enabled (cfg.ats, traffic/atc.h, docs/ats.md) the endpoint has an ATC: each page
+// of a DMA is looked up there; a miss sends an ATS Translation Request and fills the ATC
+// from its completion; the page then goes as a Translated request, page after page (no
+// pipelining of a long DMA's pages). The IOMMU cannot see a Translated request's IOVA, so
+// the endpoint reports each such page to the DmaObserver (set_observer) itself.
+// Does not model: the PCIe link itself (models/pcie), tags, ordering rules, MSI, data
 // contents (each slot reads into and writes from one buffer, never checked).
 // With a timeline attached (set_timeline), each DMA is a slice on its slot's track, from
 // issue to completion, split into issue, link, translation and memory (docs/trace.md).
@@ -33,6 +38,8 @@
 #include "models/common/dma_attributes.h"
 #include "models/common/stats.h"
 #include "models/common/timeline.h"
+#include "models/common/iommu_block.h"
+#include "traffic/atc.h"
 
 namespace iommusim::traffic {
 
@@ -58,6 +65,7 @@ struct EndpointConfig {
   uint64_t seed = 1;
   double clock_mhz = 250;            // endpoint clock
   unsigned issue_cycles = 1;         // per-issue overhead, in endpoint clocks
+  AtsConfig ats;                     // the device's ATC (off by default)
 };
 
 inline constexpr unsigned kMaxTransferBytes = 16u << 20;
@@ -198,6 +206,11 @@ class Endpoint : public sc_core::sc_module {
   // size of each slot's buffer, the largest DMA a job may ask for (a larger or empty one
   // completes as an Error without being issued). Call before sc_start().
   void set_job_source(JobSource& source) { jobs_ = &source; }
+  // Where the endpoint reports its Translated DMAs (the lane's correctness oracle).
+  void set_observer(common::DmaObserver* o) { observer_ = o; }
+  // The endpoint's ATC; nullptr unless cfg.ats.enabled.
+  Atc* atc() { return atc_.get(); }
+  const Atc* atc() const { return atc_.get(); }
   // Notified (once, delta) when total_transactions completed, or when every slot stopped.
   sc_core::sc_event& done_event() { return done_; }
   bool done() const { return done_notified_; }
@@ -226,6 +239,13 @@ class Endpoint : public sc_core::sc_module {
   // The slot's next DMA, from the job source or the address generator (after the slot's
   // issue gap); false when the slot is to stop.
   bool next_dma(unsigned idx, bool first, const sc_core::sc_time& last_issue, DmaJob& job);
+  // The slot's DMA through the ATC, page by page, from annotated time `t` (ATS on).
+  void ats_transfer(unsigned idx, Slot& s, const DmaJob& job, common::Ps t, DmaStats::Dma& d);
+  // Translation Requests for `key` until a completion no invalidation overtook arrives;
+  // nullopt when the IOMMU refuses ATS or grants no right for the access. *sent_at: the
+  // simulated time the last request was sent.
+  std::optional<Atc::Entry> request_translation(unsigned idx, Slot& s, const Atc::Key& key, bool is_read, common::Ps& t,
+                                                common::Ps& sent_at);
   // The slot's DMA that began at `issue_start` and has just completed, on its track.
   void trace_dma(unsigned idx, const Slot& s, common::Ps issue_start, bool is_read);
   void slot_exited();
@@ -250,6 +270,8 @@ class Endpoint : public sc_core::sc_module {
   std::function<uint64_t(uint64_t)> address_map_;
   std::function<void(uint64_t)> address_done_;
   JobSource* jobs_ = nullptr;
+  std::unique_ptr<Atc> atc_;
+  common::DmaObserver* observer_ = nullptr;
 };
 
 }  // namespace iommusim::traffic

@@ -170,6 +170,34 @@ common::DmaOutcome AmdVi::handle_dma(const common::DmaRequest& d, common::Ps& t)
   return translate(rq, t);
 }
 
+// Control.InvTimeOut (48882 §3.4): 0 none, then 1 ms x 10^(n-1) up to 100 s.
+common::Ps AmdVi::inv_timeout_ps() const {
+  const unsigned n = unsigned(control_.get<reg::CTRL_INV_TIMEOUT>());
+  if (n == 0 || n > 6) return ~common::Ps{0} / 2;   // none (7 is reserved: none too)
+  common::Ps t = 1000000000ull;   // 1 ms
+  for (unsigned i = 1; i < n; ++i) t *= 10;
+  return t;
+}
+
+bool AmdVi::ats_permitted(const common::DmaRequest& d, common::AtsType type, common::Ps& t) {
+  const Request rq{uint16_t(d.requester_id), d.pasid_valid, d.pasid, d.input, d.access, d.epoch};
+  // IommuEn = 0: Translated traffic passes like any other; no ATS service.
+  if (!control_.get<reg::CTRL_IOMMU_EN>()) return type == common::AtsType::Translated;
+  t += pipeline_ps_;
+  const auto dte = fetch_dte(rq, t);
+  if (!dte) return false;   // its event is logged
+  if (dte->valid && dte->iotlb) return true;
+  faults_.inc();
+  EventRecord e;   // a pretranslated transaction or translation request from a device with I = 0
+  e.code = EventCode::InvalidDeviceRequest;
+  e.device_id = rq.device_id;
+  e.tr = type == common::AtsType::TranslationRequest;
+  e.type = 1;
+  e.address = rq.input;
+  record_event(e, t);
+  return false;
+}
+
 std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq, common::Ps& t) {
   if (auto hit = dte_cache_.lookup_at(DteKey{rq.device_id}, t)) return hit;
   // A DTE (or any) invalidation that overtakes this fetch forbids its fill.
@@ -353,8 +381,19 @@ void AmdVi::execute(const Command& c) {
   using common::InvalidationScope;
   switch (c.op) {
     case Opcode::CompletionWait: {
-      // Earlier commands are done (one at a time, in order); older walks must drain too.
+      // Earlier commands are done (one at a time, in order); older walks must drain too,
+      // and every earlier INVALIDATE_IOTLB_PAGES must have its completion, or time out.
       cmdbuf_.barrier(cfg_.completion_wait_cycles);
+      common::Ps waited = 0;
+      uint32_t late = 0;
+      if (!wait_for_device_invalidations(inv_timeout_ps(), &waited, &late)) {
+        EventRecord e;
+        e.code = EventCode::IotlbInvTimeout;
+        e.device_id = uint16_t(late);
+        e.address = late_command_address_;
+        record_event(e);
+      }
+      cmdbuf_.note_device_wait(waited);
       if (c.store && !write_memory(c.store_addr, &c.store_data, 8)) {
         EventRecord e;   // the store was master-aborted
         e.code = EventCode::CommandHwError;
@@ -399,9 +438,19 @@ void AmdVi::execute(const Command& c) {
       }
       break;
     }
-    case Opcode::InvalidateIotlbPages:
-      clk_.wait_cycles(cfg_.iotlb_inv_cycles);   // ATS invalidation message to the device
+    case Opcode::InvalidateIotlbPages: {
+      clk_.wait_cycles(cfg_.iotlb_inv_cycles);
+      const InvRange range = inv_range(c.address, c.s);
+      common::AtcInvalidation inv;
+      inv.pasid_valid = c.gn;
+      inv.pasid = c.pasid;
+      if (!range.all()) { inv.addr = range.base; inv.bytes = range.bytes(); }
+      // Before consumed() moves it, CmdBufHead is this command's offset.
+      late_command_address_ = reg::CMD_BUF_BASE_ADDR::get_address(cmd_buf_base_.get()) +
+                              reg::RING_PTR::get_address(cmd_buf_head_.get());
+      invalidate_device(c.device_id, inv, common::now_ps());
       break;
+    }
     case Opcode::InvalidateInterruptTable:
     case Opcode::PrefetchIommuPages:
     case Opcode::CompletePprRequest:

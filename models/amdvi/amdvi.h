@@ -24,16 +24,21 @@
 //   a full log sets EvtOverflow and stops logging (EvtLogRun=0) until EventLogEn is
 //   toggled, as Linux amd_iommu_restart_event_logging does.
 // - The command buffer, on the shared engine (common::CommandQueue): COMPLETION_WAIT (store, interrupt), INVALIDATE_DEVTAB_ENTRY,
-//   INVALIDATE_IOMMU_PAGES (S, PDE, GN, PASID), INVALIDATE_IOTLB_PAGES (timed as a message
-//   to the device), INVALIDATE_INTERRUPT_TABLE (accepted), INVALIDATE_IOMMU_ALL. An
+//   INVALIDATE_IOMMU_PAGES (S, PDE, GN, PASID), INVALIDATE_IOTLB_PAGES, INVALIDATE_INTERRUPT_TABLE (accepted), INVALIDATE_IOMMU_ALL. An
 //   illegal command logs ILLEGAL_COMMAND_ERROR (address = the command's system address),
 //   clears CmdBufRun and leaves CmdBufHead at it; writing CmdBufEn 0 then 1 restarts.
 //   Invalidations cost decode + fixed execution + cache scans (docs/amdvi.md).
 //   COMPLETION_WAIT completes after every earlier command and every older walk.
+// - ATS (docs/ats.md): with DTE.I set, a device's Translation Requests are answered from
+//   the IOTLB or a walk and its Translated requests go to memory as given; with I = 0 both
+//   are refused and logged as INVALID_DEVICE_REQUEST (Type 001b, TR for a translation
+//   request). INVALIDATE_IOTLB_PAGES sends an Invalidate Request to the device's ATC;
+//   COMPLETION_WAIT completes once every earlier one's completion arrived, or, when one
+//   does not within Control.InvTimeOut (1 ms .. 100 s; 0: none), logs IOTLB_INV_TIMEOUT
+//   (DeviceID, the command's address) and completes at the timeout.
 //
 // What it does not model
-// - Interrupt remapping, PPR log, GA log, exclusion range, ATS translation requests
-//   (accepted as untranslated), MSI interrupts, A/D updates, SE (suppress repeated
+// - Interrupt remapping, PPR log, GA log, exclusion range, MSI interrupts, A/D updates, SE (suppress repeated
 //   faults; SA is honoured), the segmented device table, HW vIOMMU, perf counters;
 //   Control.GTEn is not checked (DTE GV and the EFR decide).
 #pragma once
@@ -73,7 +78,7 @@ struct AmdViConfig {
   unsigned cmd_decode_cycles = 2;
   unsigned cmd_exec_cycles = 4;       // fixed part of every command
   unsigned completion_wait_cycles = 4;
-  unsigned iotlb_inv_cycles = 200;    // INVALIDATE_IOTLB_PAGES: message to the device
+  unsigned iotlb_inv_cycles = 4;      // INVALIDATE_IOTLB_PAGES: building the Invalidate Request
   // Defaults: as iommusim's config declares them (platforms/amdvi_lane.cpp; a test checks).
   common::CacheConfig dte_cache = common::CacheConfig().set_entries(64).set_ways(4).set_lookup_cycles(3).set_ports(2);
   common::CacheConfig gcr3_cache = common::CacheConfig().set_entries(64).set_ways(4).set_lookup_cycles(3).set_ports(2);
@@ -130,6 +135,9 @@ class AmdVi : public common::IommuBlock, private common::CommandQueueVendor {
   using Outcome = common::DmaOutcome;
 
   common::DmaOutcome handle_dma(const common::DmaRequest& rq, common::Ps& t) override;
+  bool ats_permitted(const common::DmaRequest& rq, common::AtsType type, common::Ps& t) override;
+  common::Ps inv_timeout_ps() const;   // Control.InvTimeOut
+  uint64_t late_command_address_ = 0;   // the last INVALIDATE_IOTLB_PAGES, for IOTLB_INV_TIMEOUT
   void build_registers();
 
   // The request path, at the request's annotated time `t`, which they advance.

@@ -76,6 +76,17 @@ void CommandQueue::consume_batch(const QueueState& q) {
     if (d.barrier) stats_.barriers.inc();
     clk_.wait_cycles(cfg_.exec_cycles);
     vendor_.execute();
+    t.device_wait_ps = device_wait_ps_;
+    device_wait_ps_ = 0;
+    if (exec_failed_) {
+      // Executed but not completed: the head stays on it, as for an illegal entry.
+      exec_failed_ = false;
+      stats_.errors.inc();
+      vendor_.halt(QueueError{QueueError::Kind::Completion, exec_error_code_, head, addr + uint64_t(i) * q.entry_bytes}, q);
+      t.exec_end_ps = now_ps();
+      if (probe_) probe_(t);
+      return;
+    }
     const uint64_t exec_ps = to_ps(sc_core::sc_time_stamp() - exec_start);
     stats_.exec_ps.record(exec_ps);
     if (d.barrier) stats_.barrier_ps.record(exec_ps);

@@ -17,7 +17,7 @@
 //   barrier(), which waits until every request older than the last invalidation has
 //   finished (TranslationEngine::drain_older_requests) and then the barrier's own cycles.
 // - Error halt: a bad pointer (found by the vendor when it reads its registers), a failed
-//   fetch or an illegal entry stops the queue, the head left on the offending entry, and
+//   fetch, an illegal entry or one whose execution fails (fail_execution) stops the queue, the head left on the offending entry, and
 //   the vendor records its architected error (SMMU GERROR.CMDQ_ERR with CMDQ_CONS.ERR,
 //   VT-d FSTS.IQE with IQER.IQEI, AMD ILLEGAL_COMMAND_ERROR / COMMAND_HW_ERROR with
 //   Status.CmdBufRun cleared).
@@ -71,7 +71,9 @@ struct QueueState {
 };
 
 struct QueueError {
-  enum class Kind { BadPointer, FetchAbort, Illegal };
+  // Completion: a legal entry that could not complete (a barrier whose device ATC
+  // invalidation timed out: SMMU CERROR_ATC_INV_SYNC, VT-d ITE).
+  enum class Kind { BadPointer, FetchAbort, Illegal, Completion };
   Kind kind = Kind::Illegal;
   uint32_t code = 0;       // the vendor's reason (from QueueState or Decoded)
   uint32_t head = 0;       // the pointer of the offending entry (fetch: of the batch)
@@ -138,6 +140,12 @@ class CommandQueue {
   // The barrier of a completion command (and of VT-d's drain-on-invalidate): waits for
   // every request older than the last invalidation, then `cycles` of the block's clock.
   void barrier(unsigned cycles);
+  // From the vendor's execute(): the entry could not complete (`code`: the vendor's
+  // reason). The engine halts on it as on an illegal entry, the head left on it.
+  void fail_execution(uint32_t code) { exec_failed_ = true; exec_error_code_ = code; }
+  // From the vendor's execute(): `ps` of it went waiting for device ATC invalidations
+  // (the trace's device_wait_ps).
+  void note_device_wait(uint64_t ps) { device_wait_ps_ += ps; }
 
   void set_probe(std::function<void(const CommandTrace&)> probe) { probe_ = std::move(probe); }
   const Stats& stats() const { return stats_; }
@@ -159,6 +167,9 @@ class CommandQueue {
   std::function<void(const CommandTrace&)> probe_;
   std::array<uint64_t, kMaxBatch * kMaxEntryBytes / 8> words_{};
   Stats stats_;
+  bool exec_failed_ = false;
+  uint32_t exec_error_code_ = 0;
+  uint64_t device_wait_ps_ = 0;
 };
 
 }  // namespace iommusim::common

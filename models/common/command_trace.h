@@ -12,6 +12,8 @@ struct CommandTrace {
   bool illegal = false;
   uint64_t fetch_start_ps = 0, fetch_end_ps = 0, exec_end_ps = 0;
   bool first_of_fetch = false;   // this entry's queue read paid the fetch time
+  // A barrier's wait for device ATC invalidation completions (part of its execution).
+  uint64_t device_wait_ps = 0;
 };
 
 }  // namespace iommusim::common

@@ -300,11 +300,12 @@ void CorrectnessOracle::dma_completed(const DmaRequest& rq, const DmaOutcome& o,
 
   if (!o.ok) {
     // A fault is wrong only if a live mapping permitting the access existed for the DMA's
-    // whole lifetime and no change about it was pending.
-    if (live == attached_.end() || live->second.created > issue_ps || attach_changing) return;
+    // whole lifetime (created before it was issued: one made at that very time may have
+    // been written after the IOMMU looked) and no change about it was pending.
+    if (live == attached_.end() || live->second.created >= issue_ps || attach_changing) return;
     if (issue_ps <= pruned_horizon_ps_) return;   // cannot be judged any more
     for (const Candidate& c : cands) {
-      if (c.relies[0] || c.reused || c.created > issue_ps || !c.rights.allows(rq.access)) continue;
+      if (c.relies[0] || c.reused || c.created >= issue_ps || !c.rights.allows(rq.access)) continue;
       if (changing(live->second.space, rq.input, issue_ps)) { stale_.inc(); return; }
       violation(rq, done, hex(c.out), "fault", "faulted although a mapping permitting the access existed");
       return;

@@ -26,7 +26,8 @@
 // Nested (IOVA -> IPA over a Stage2 parent); a nested DMA's candidates are the compositions
 // of both stages' live and retired versions, with the intersection of their rights. Later
 // owners extend it without rewriting it: a deferred (lazy) invalidation completes its
-// changes when its flush completes; a device ATC is one more version store checked the
+// changes when its flush completes; a device ATC (docs/ats.md: the endpoint reports its
+// Translated DMAs with their IOVA) is one more version store checked the
 // same way; a guest owning stage 1 completes its own changes with its own barrier times.
 #pragma once
 #include <array>

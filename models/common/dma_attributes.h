@@ -29,6 +29,11 @@ struct DmaAttributes : tlm::tlm_extension<DmaAttributes> {
   // the memory access. The rest of the device's latency is its link and root complex.
   uint64_t translation_ps = 0;
   uint64_t memory_ps = 0;
+  // A TranslationRequest's completion (PCIe 6.0 §10.2.3): the translated page and the
+  // rights granted (R, W). The request itself is a read; a write command asks for write
+  // permission too (No Write = 0).
+  uint64_t translated_addr = 0;
+  bool granted_read = false, granted_write = false;
 
   tlm::tlm_extension_base* clone() const override { return new DmaAttributes(*this); }
   void copy_from(const tlm::tlm_extension_base& other) override {

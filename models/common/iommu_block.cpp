@@ -94,6 +94,8 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
     rq.access.exec = attrs->instruction;
   }
   rq.access.write = p.is_write();
+  if (attrs && attrs->ats == AtsType::TranslationRequest) return translation_request(p, *attrs, rq, delay);
+  const bool translated = attrs && attrs->ats == AtsType::Translated;
 
   // Translation is per 4 KB page: an access that crosses a page boundary is split there,
   // and each piece is translated and forwarded on its own (the pages need not be
@@ -119,14 +121,17 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
     const unsigned piece = unsigned(std::min<uint64_t>(len - done, kPageBytes - (addr & (kPageBytes - 1))));
     rq.input = addr;
     const Ps start = t;   // each page is its own request, issued here
-    const DmaOutcome o = handle_dma(rq, t);
-    translation_ps_.record(t - start);
+    DmaOutcome o;
+    if (!translated) o = handle_dma(rq, t);
+    else if (ats_permitted(rq, AtsType::Translated, t)) { o.ok = true; o.output = addr; translated_requests_.inc(); }
+    else translated_refused_.inc();
+    if (!translated) translation_ps_.record(t - start);
     translation_ps += t - start;
-    const Ps translated = t;
+    const Ps translated_at = t;
     if (!o.ok) {
       if (attrs) attrs->response = o.abort_silently ? IommuResponse::Aborted : IommuResponse::Fault;
       p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
-      if (observer_) observer_->dma_completed(rq, o, start, t);
+      if (observer_ && !translated) observer_->dma_completed(rq, o, start, t);
       inflight.set_end(t);
       break;
     }
@@ -144,8 +149,9 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
       t = now + to_ps(d);
       ok = p.get_response_status() == tlm::TLM_OK_RESPONSE;
     }
-    memory_ps += t - translated;
-    if (observer_) observer_->dma_completed(rq, o, start, t);
+    memory_ps += t - translated_at;
+    // The device reports its translated DMAs itself: here the input is already a PA.
+    if (observer_ && !translated) observer_->dma_completed(rq, o, start, t);
     inflight.set_end(t);
     done += piece;
   }
@@ -158,10 +164,79 @@ void IommuBlock::dma_b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_t
   delay = from_ps(t - now);
 }
 
+void IommuBlock::translation_request(tlm::tlm_generic_payload& p, DmaAttributes& attrs, DmaRequest& rq,
+                                     sc_core::sc_time& delay) {
+  const Ps now = now_ps();
+  Ps t = now + to_ps(delay);
+  InflightRequest inflight(engine_);   // a barrier orders it like any request
+  rq.epoch = inflight.epoch();
+  rq.input = p.get_address() & ~(kPageBytes - 1);
+  attrs.translated_addr = 0;
+  attrs.granted_read = attrs.granted_write = false;
+  translation_requests_.inc();
+  if (!ats_permitted(rq, AtsType::TranslationRequest, t)) {
+    // Unsupported Request: no translation comes back.
+    translation_requests_refused_.inc();
+    attrs.response = IommuResponse::Aborted;
+    p.set_response_status(tlm::TLM_GENERIC_ERROR_RESPONSE);
+  } else {
+    // A fault is a successful completion granting nothing (R = W = 0, PCIe 6.0 §10.2.3).
+    const DmaOutcome o = handle_dma(rq, t);
+    attrs.response = IommuResponse::Ok;
+    p.set_response_status(tlm::TLM_OK_RESPONSE);
+    if (o.ok) {
+      attrs.translated_addr = o.output & ~(kPageBytes - 1);
+      (rq.access.write ? attrs.granted_write : attrs.granted_read) = true;
+    }
+  }
+  inflight.set_end(t);
+  attrs.translation_ps = t - (now + to_ps(delay));
+  attrs.memory_ps = 0;
+  delay = from_ps(t - now);
+}
+
+bool IommuBlock::ats_permitted(const DmaRequest&, AtsType, Ps&) { return false; }
+
+void IommuBlock::invalidate_device(uint32_t rid, const AtcInvalidation& inv, Ps at) {
+  for (const auto& [r, device] : ats_devices_) {
+    if (r != rid) continue;
+    atc_invalidations_sent_.inc();
+    pending_atc_.push_back({rid, at, device->invalidate(inv, at)});
+  }
+}
+
+bool IommuBlock::wait_for_device_invalidations(Ps timeout_ps, Ps* waited_ps, uint32_t* late_rid) {
+  const Ps start = now_ps();
+  Ps latest = start, deadline = ~Ps{0};
+  for (const PendingDeviceInvalidation& d : pending_atc_) {
+    if (d.result.answered && d.result.done <= d.issued + timeout_ps) {
+      latest = std::max(latest, d.result.done);
+    } else if (d.issued + timeout_ps < deadline) {
+      deadline = d.issued + timeout_ps;
+      if (late_rid) *late_rid = d.rid;
+    }
+  }
+  pending_atc_.clear();
+  const bool in_time = deadline == ~Ps{0};
+  wait_until(in_time ? latest : std::max(start, deadline));
+  if (waited_ps) *waited_ps = now_ps() - start;
+  return in_time;
+}
+
 void IommuBlock::register_front_end_stats(StatRegistry& reg, const std::string& p) const {
   reg.add(p + ".translation_latency", translation_ps_, "ns", "time from request to translated address", 1e-3);
   reg.add(p + ".malformed_requests", malformed_, "count",
           "DMAs refused because their requester ID or PASID is wider than the wire format");
+}
+
+void IommuBlock::register_ats_stats(StatRegistry& reg, const std::string& p) const {
+  reg.add(p + ".ats.translation_requests", translation_requests_, "count", "ATS Translation Requests answered");
+  reg.add(p + ".ats.translation_requests_refused", translation_requests_refused_, "count",
+          "ATS Translation Requests refused (ATS not enabled for the requester: Unsupported Request)");
+  reg.add(p + ".ats.translated_requests", translated_requests_, "count", "Translated DMA pages passed to memory");
+  reg.add(p + ".ats.translated_refused", translated_refused_, "count",
+          "Translated DMA pages refused (ATS not enabled for the requester)");
+  reg.add(p + ".ats.invalidations_sent", atc_invalidations_sent_, "count", "Invalidate Requests sent to device ATCs");
 }
 
 }  // namespace iommusim::common

@@ -16,8 +16,20 @@
 // the requester synchronises once per DMA of one page. A longer access waits for each
 // page after the first to begin (so a barrier never waits for the rest of a long DMA). The model's own memory accesses go straight to the memory
 // (common::TimedMemory, DMI-style) when the platform provides it, else through `mem`.
+//
+// ATS (PCIe 6.0 §10, models/common/ats.h): a Translation Request (one page) is answered
+// from the IOTLB or a walk with no memory access, the translated page and the rights
+// granted going back in the DmaAttributes; a Translated request goes to memory at the
+// address the device gives, untranslated. The vendor decides whether the requester may use
+// ATS at all (SMMU STE.EATS, VT-d context DTE, AMD DTE.I) and records its architected
+// fault when not. Translated requests are not reported to the observer: the IOMMU does not
+// know their IOVA, so the device reports them (traffic/atc.h). The vendor's ATC
+// invalidation commands reach the devices attached with attach_ats_device; its barrier
+// then waits for their completions (wait_for_device_invalidations).
 #pragma once
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include <systemc>
 #include <tlm>
@@ -25,7 +37,9 @@
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
 
+#include "models/common/ats.h"
 #include "models/common/clock.h"
+#include "models/common/dma_attributes.h"
 #include "models/common/payload_pool.h"
 #include "models/common/register_file.h"
 #include "models/common/stats.h"
@@ -75,6 +89,11 @@ class IommuBlock : public sc_core::sc_module {
   void set_observer(DmaObserver* o) { observer_ = o; }
   // Direct access to the memory bound to `mem` (it must be the same memory).
   void set_direct_memory(TimedMemory* m) { direct_ = m; }
+  // The device with requester ID `rid` has an ATC: ATC invalidations for `rid` reach it.
+  void attach_ats_device(uint32_t rid, AtsDevice* device) { ats_devices_.push_back({rid, device}); }
+  // <prefix>.ats.*: translation requests and translated requests served, invalidations sent
+  // (registered only by lanes with ATS devices, so other runs' stats stay as they were).
+  void register_ats_stats(StatRegistry& reg, const std::string& prefix) const;
 
  protected:
   IommuBlock(sc_core::sc_module_name name, const Clock& clk, uint64_t mmio_bytes, unsigned requester_id_bits);
@@ -84,6 +103,19 @@ class IommuBlock : public sc_core::sc_module {
   // The vendor's translation of one DMA (or its bypass decision), beginning at annotated
   // time `t`, which it advances. Called from the requester's thread; must not wait.
   virtual DmaOutcome handle_dma(const DmaRequest& rq, Ps& t) = 0;
+
+  // Whether requester `rq` may use ATS requests of `type` (TranslationRequest or
+  // Translated), at annotated time `t` (advanced by the configuration lookup). When not,
+  // the vendor records its architected fault. Default: ATS is not supported.
+  virtual bool ats_permitted(const DmaRequest& rq, AtsType type, Ps& t);
+  // Sends an Invalidate Request to the ATC of device `rid` (if it has one) at annotated
+  // time `at`; the next wait_for_device_invalidations() waits for its completion.
+  void invalidate_device(uint32_t rid, const AtcInvalidation& inv, Ps at);
+  // The barrier's part: waits until every Invalidate Request sent since the last call
+  // has arrived and returns true; or, when one does not arrive within `timeout_ps` of its
+  // request, waits until that deadline and returns false (the vendor's architected timeout).
+  // *waited_ps: the time spent waiting; *late_rid: the device that did not answer.
+  bool wait_for_device_invalidations(Ps timeout_ps, Ps* waited_ps = nullptr, uint32_t* late_rid = nullptr);
 
   // The model's own memory accesses at annotated time `t` (advanced to their completion).
   bool read_memory(uint64_t addr, void* dst, unsigned len, Ps& t);
@@ -100,6 +132,8 @@ class IommuBlock : public sc_core::sc_module {
 
  private:
   void dma_b_transport(int id, tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+  // An ATS Translation Request: translated, not forwarded to memory.
+  void translation_request(tlm::tlm_generic_payload& p, DmaAttributes& attrs, DmaRequest& rq, sc_core::sc_time& delay);
   void mmio_b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
 
   uint64_t mmio_bytes_;
@@ -112,6 +146,12 @@ class IommuBlock : public sc_core::sc_module {
   TimedMemory* direct_ = nullptr;
   Counter malformed_;
   Histogram translation_ps_;
+  // ATS: the devices with an ATC, and the Invalidate Requests the next barrier waits for.
+  std::vector<std::pair<uint32_t, AtsDevice*>> ats_devices_;
+  struct PendingDeviceInvalidation { uint32_t rid = 0; Ps issued = 0; AtcInvalidationResult result; };
+  std::vector<PendingDeviceInvalidation> pending_atc_;   // reused: cleared, never shrunk
+  Counter translation_requests_, translation_requests_refused_, translated_requests_, translated_refused_,
+      atc_invalidations_sent_;
 };
 
 }  // namespace iommusim::common

@@ -19,6 +19,17 @@ void RootComplex::b_transport(int, tlm::tlm_generic_payload& p, sc_core::sc_time
   common::DmaAttributes* attrs = nullptr;
   p.get_extension(attrs);
   const LinkConfig& c = link_.config();
+  if (attrs && attrs->ats == common::AtsType::TranslationRequest) {
+    // One non-posted request up, the IOMMU's answer, one completion with the translation down.
+    const Link::Delivery up = link_.send(Direction::Up, TlpType::NonPosted, translation_request(c, p.get_address()), issued);
+    sc_core::sc_time d = common::from_ps(up.arrived + link_.rc_latency_ps() - now);
+    to_iommu->b_transport(p, d);
+    const bool ok = p.get_response_status() == tlm::TLM_OK_RESPONSE;
+    const Train cpl = translation_completion(c, ok ? 1 : 0);   // Unsupported Request: no data
+    const Ps done = link_.send(Direction::Down, TlpType::Completion, cpl, now + common::to_ps(d) + link_.rc_latency_ps()).arrived;
+    delay = common::from_ps(done - now);
+    return;
+  }
   const bool write = p.is_write();
   const uint64_t input = p.get_address();
   const unsigned len = p.get_data_length(), width = p.get_streaming_width();

@@ -16,8 +16,9 @@
 // The DmaAttributes extension carries back the translation and memory time of the page
 // that completed last, so the device can split its latency into link, translation and
 // memory.
-// Does not model: ATS translation requests (the device ATC will send them through here),
-// relaxed ordering or ID-based ordering, peer-to-peer, tag limits (the device's outstanding
+// An ATS Translation Request (DmaAttributes::ats) is one non-posted request up and one
+// completion with the translation (8 bytes) down; Translated requests move as any DMA.
+// Does not model: relaxed ordering or ID-based ordering, peer-to-peer, tag limits (the device's outstanding
 // limit stands in for them), a posted write that frees its device slot before reaching
 // memory.
 #pragma once

@@ -64,6 +64,22 @@ Train completions(const LinkConfig& c, uint64_t addr, uint64_t len) {
   return t;
 }
 
+namespace {
+Train one_tlp(const LinkConfig& c, unsigned header, uint64_t payload) {
+  return Train{1, payload, kFramingBytes + header + digest(c) + payload, credits_for(payload)};
+}
+}  // namespace
+
+Train translation_request(const LinkConfig& c, uint64_t addr) { return one_tlp(c, request_header_bytes(addr), 0); }
+
+Train translation_completion(const LinkConfig& c, unsigned translations) {
+  return one_tlp(c, kCompletionHeaderBytes, uint64_t(translations) * kTranslationBytes);
+}
+
+Train invalidate_request(const LinkConfig& c) { return one_tlp(c, kMessageHeaderBytes, kInvalidateRequestBytes); }
+
+Train invalidate_completion(const LinkConfig& c) { return one_tlp(c, kMessageHeaderBytes, 0); }
+
 common::Ps serialise_ps(const LinkConfig& c, uint64_t bytes) {
   // bytes * 8 bits * 130/128 (encoding) / (GT/s * lanes) in ns, times 1000 for ps.
   const uint64_t num = bytes * 8 * 130 * 1000, den = 128ull * gigatransfers(c.generation) * c.width;

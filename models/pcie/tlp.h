@@ -13,6 +13,10 @@
 //   the TLP sequence number, and the 4-byte LCRC: 8 bytes per TLP; plus 4 for a TLP digest
 //   (ECRC, §2.7.1). A DLLP is the 2-byte SDP token and 6 bytes (§4.2.2.3, §3.5).
 // - Flow-control data credits are 4 DW (16-byte) units (§2.6.1).
+// - ATS (§10.2, §10.3): a Translation Request is a memory-read request without data (its
+//   header as a read's); its completion carries 8 bytes per translation; Invalidate
+//   Request and Invalidate Completion are messages with a 4 DW header, the request with
+//   8 bytes of data.
 // Does not model: lane-alignment padding of framing tokens on wide links, TLP prefixes
 // (PASID travels in an End-End TLP Prefix, §6.20, 4 bytes it does not count).
 #pragma once
@@ -48,6 +52,16 @@ Train posted_writes(const LinkConfig& c, uint64_t addr, uint64_t len);
 Train read_requests(const LinkConfig& c, uint64_t addr, uint64_t len);
 // The completions answering those requests (each request's split at RCB boundaries).
 Train completions(const LinkConfig& c, uint64_t addr, uint64_t len);
+
+// ATS: one Translation Request for the page at `addr`, its completion with `translations`
+// translations, and the invalidation messages.
+Train translation_request(const LinkConfig& c, uint64_t addr);
+Train translation_completion(const LinkConfig& c, unsigned translations);
+Train invalidate_request(const LinkConfig& c);
+Train invalidate_completion(const LinkConfig& c);
+inline constexpr unsigned kMessageHeaderBytes = 16;
+inline constexpr unsigned kTranslationBytes = 8;
+inline constexpr unsigned kInvalidateRequestBytes = 8;
 
 // Time to put `bytes` on the wire of the link, 128b/130b encoded and striped over its
 // lanes, rounded up to the next picosecond.

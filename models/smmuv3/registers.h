@@ -46,7 +46,7 @@ using STRTAB_CFG_LOG2SIZE = Field<5, 0>; using STRTAB_CFG_SPLIT = Field<10, 6>; 
 using Q_BASE_LOG2SIZE = Field<4, 0>; using Q_BASE_ADDR = Field<51, 5>;
 // CMDQ_CONS error field
 using CMDQ_CONS_ERR = Field<30, 24>;
-constexpr uint32_t CERROR_NONE = 0, CERROR_ILL = 1, CERROR_ABT = 2;
+constexpr uint32_t CERROR_NONE = 0, CERROR_ILL = 1, CERROR_ABT = 2, CERROR_ATC_INV_SYNC = 3;
 // EVTQ_PROD overflow flag
 using EVTQ_PROD_OVFLG = Field<31, 31>;
 

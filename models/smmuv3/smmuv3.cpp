@@ -20,6 +20,7 @@ std::string validate(const Smmuv3Config& c) {
   if (c.cmd_batch == 0) return "cmd_batch must be at least 1";
   if (c.cmdq_log2_max < 1 || c.cmdq_log2_max > 19) return "cmdq_log2_max must be 1..19";
   if (c.evtq_log2_max < 1 || c.evtq_log2_max > 19) return "evtq_log2_max must be 1..19";
+  if (!(c.atc_inv_timeout_ns > 0)) return "atc_inv_timeout_ns must be positive";
   if (auto e = common::validate(c.config_cache); !e.empty()) return "config_cache: " + e;
   return common::validate(c.translation);
 }
@@ -27,6 +28,7 @@ std::string validate(const Smmuv3Config& c) {
 Smmuv3::Smmuv3(sc_core::sc_module_name name, const Smmuv3Config& cfg)
     : IommuBlock(name, common::Clock::from_mhz(cfg.clock_mhz), reg::kMmioBytes, 32), cfg_(cfg),
       pipeline_ps_(clk_.cycles_ps(cfg.translation_cycles)),
+      atc_timeout_ps_(common::Ps(cfg.atc_inv_timeout_ns * 1000.0 + 0.5)),
       config_cache_("config_cache", cfg.config_cache, clk_),
       engine_(this->name(), cfg.translation, clk_,
               [this](uint64_t addr, void* dst, unsigned len, common::Ps& t) { return read_memory(addr, dst, len, t); }),
@@ -150,6 +152,22 @@ common::DmaOutcome Smmuv3::handle_dma(const common::DmaRequest& d, common::Ps& t
   return translate(rq, t);
 }
 
+bool Smmuv3::ats_permitted(const common::DmaRequest& d, common::AtsType type, common::Ps& t) {
+  // SMMUEN = 0: no STE, no ATS; Translated traffic follows GBPA like any other.
+  if (!cr0_.get<reg::CR0_SMMUEN>()) return type == common::AtsType::Translated && !gbpa_.get<reg::GBPA_ABORT>();
+  const Request rq{d.requester_id, d.pasid_valid, d.pasid, d.input, d.access, d.epoch};
+  t += pipeline_ps_;
+  auto cfg = fetch_config(rq, t);
+  if (!cfg) { faults_.inc(); return false; }   // its configuration error is recorded
+  if (cfg->eats != 0 && cfg->config != SteConfig::Abort) return true;
+  EventRecord e;
+  e.sid = rq.sid; e.ssv = rq.ssv; e.ssid = rq.ssid; e.input_addr = rq.input; e.rnw = !rq.access.write;
+  e.id = type == common::AtsType::Translated ? EventId::F_TRANSL_FORBIDDEN : EventId::F_BAD_ATS_TREQ;
+  faults_.inc();
+  record_event(e, t);
+  return false;
+}
+
 std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq, common::Ps& t) {
   const ConfigKey key{rq.sid, rq.ssv ? rq.ssid : 0, rq.ssv};
   if (auto hit = config_cache_.lookup_at(key, t)) return hit;
@@ -195,6 +213,7 @@ std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq, comm
   StreamConfig c;
   c.config = ste->config;
   c.vmid = ste->s2_vmid;   // also the VMID tag of S1-only streams
+  c.eats = ste->eats;
   const bool s1 = ste->s1_enabled(), s2 = ste->s2_enabled();
   if (s2) {
     // Reserved encodings are C_BAD_STE here too, not only in decode_ste.
@@ -335,7 +354,9 @@ void Smmuv3::consumed(const common::QueueState&, uint32_t head) { cmdq_cons_.set
 // CONS stays on the entry, with ERR saying why; GERROR.CMDQ_ERR toggles and the queue
 // stops until GERRORN acknowledges it.
 void Smmuv3::halt(const common::QueueError& e, const common::QueueState&) {
-  const uint32_t err = e.kind == common::QueueError::Kind::FetchAbort ? reg::CERROR_ABT : reg::CERROR_ILL;
+  uint32_t err = reg::CERROR_ILL;
+  if (e.kind == common::QueueError::Kind::FetchAbort) err = reg::CERROR_ABT;
+  if (e.kind == common::QueueError::Kind::Completion) err = e.code;   // CERROR_ATC_INV_SYNC
   cmdq_cons_.set(uint32_t(reg::CMDQ_CONS_ERR::set(e.head, err)));
   gerror_.set<reg::GERROR_CMDQ_ERR>(!gerror_.get<reg::GERROR_CMDQ_ERR>());
 }
@@ -407,8 +428,16 @@ void Smmuv3::execute(const Command& c) {
       engine_.invalidate_by_input(InvalidationScope{}, common::kAllEntries);
       break;
     case Opcode::Sync: {
-      // Complete only once every walk that began before the last invalidation is done.
+      // Complete only once every walk that began before the last invalidation is done,
+      // and every earlier CMD_ATC_INV's completion has arrived (IHI 0070 §4.7.3).
       cmdq_.barrier(cfg_.sync_cycles);
+      common::Ps waited = 0;
+      const bool answered = wait_for_device_invalidations(atc_timeout_ps_, &waited);
+      cmdq_.note_device_wait(waited);
+      if (!answered) {   // no MSI: the CMD_SYNC did not complete
+        cmdq_.fail_execution(reg::CERROR_ATC_INV_SYNC);
+        break;
+      }
       if (c.cs == SyncCs::Irq && c.msi_addr != 0) write_memory(c.msi_addr, &c.msi_data, 4);
       break;
     }
@@ -424,10 +453,22 @@ void Smmuv3::execute(const Command& c) {
     }
     case Opcode::PrefetchAddr:
       break;   // a hint; this model does not prefetch translations
-    case Opcode::AtcInv:
+    case Opcode::AtcInv: {
+      // Size: the span is 2^Size 4 KB pages, Address aligned to it; 52 covers everything
+      // (Linux ATC_INV_SIZE_ALL).
+      clk_.wait_cycles(cfg_.atc_inv_cycles);
+      common::AtcInvalidation inv;
+      inv.pasid_valid = c.ssv; inv.pasid = c.ssid; inv.global = c.global;
+      if (c.size < 52) {
+        inv.bytes = 4096ull << c.size;
+        inv.addr = c.addr & ~(inv.bytes - 1);
+      }
+      invalidate_device(c.sid, inv, common::now_ps());
+      break;
+    }
     case Opcode::PriResp:
     case Opcode::Resume:
-      clk_.wait_cycles(cfg_.atc_inv_cycles);   // message to the device; ATS comes later
+      clk_.wait_cycles(cfg_.atc_inv_cycles);   // a message to the device (PRI is not modelled)
       break;
   }
 }

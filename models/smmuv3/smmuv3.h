@@ -22,8 +22,8 @@
 //   every translation walk that began before the last invalidation has drained.
 //
 // What it does not model
-// - PRI queue, stall mode (faults always terminate), ATS translation requests (accepted as
-//   untranslated), MSI-based GERROR/EVTQ interrupts, secure state, hierarchical attribute
+// - PRI queue, stall mode (faults always terminate), split-stage ATS (EATS = 0b10 is
+//   answered as full ATS), MSI-based GERROR/EVTQ interrupts, secure state, hierarchical attribute
 //   controls, TTB1, 2-level CD tables, S1 granules other than those VmsaFormat supports,
 //   HTTU dirty updates, and ECMDQ/VCMDQ (later issues).
 #pragma once
@@ -71,7 +71,8 @@ struct Smmuv3Config {
   unsigned cmd_decode_cycles = 2;
   unsigned cmd_exec_cycles = 4;       // fixed part of every command
   unsigned sync_cycles = 4;
-  unsigned atc_inv_cycles = 200;      // until ATS is modelled: a message to the device
+  unsigned atc_inv_cycles = 4;        // CMD_ATC_INV: building the Invalidate Request
+  double atc_inv_timeout_ns = 50000;  // CMD_SYNC gives up on an ATC invalidation completion
   // Defaults: as iommusim's config declares them (platforms/smmuv3_lane.cpp; a test checks).
   common::CacheConfig config_cache = common::CacheConfig().set_entries(64).set_ways(4).set_lookup_cycles(3).set_ports(2);
   common::TranslationEngineConfig translation;   // walkers, IOTLB, S1/S2 walk caches, IPA cache
@@ -117,6 +118,7 @@ class Smmuv3 : public common::IommuBlock, private common::CommandQueueVendor {
     pagetable::VmsaConfig s1{}, s2{};
     uint64_t s1_ttb = 0, s2_ttb = 0;
     bool s1_epd0 = false;
+    uint8_t eats = 0;   // STE.EATS: 0 ATS disabled, 1 full ATS, 2 split-stage
   };
 
  private:
@@ -128,6 +130,7 @@ class Smmuv3 : public common::IommuBlock, private common::CommandQueueVendor {
   using Outcome = common::DmaOutcome;
 
   common::DmaOutcome handle_dma(const common::DmaRequest& rq, common::Ps& t) override;
+  bool ats_permitted(const common::DmaRequest& rq, common::AtsType type, common::Ps& t) override;
   void build_registers();
 
   // At the request's annotated time `t`, which they advance.
@@ -150,6 +153,7 @@ class Smmuv3 : public common::IommuBlock, private common::CommandQueueVendor {
 
   Smmuv3Config cfg_;
   common::Ps pipeline_ps_;   // translation_cycles, the request pipeline before the caches
+  common::Ps atc_timeout_ps_;   // atc_inv_timeout_ns
   common::SetAssocCache<ConfigKey, StreamConfig> config_cache_;
   common::TranslationEngine engine_;
   common::CommandQueue cmdq_;

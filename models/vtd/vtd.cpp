@@ -33,6 +33,7 @@ std::string validate(const VtdConfig& c) {
   if (c.clock_mhz <= 0) return "clock_mhz must be positive";
   if (c.haw < 39 || c.haw > 52) return "haw must be 39..52";
   if (c.pasid_bits < 1 || c.pasid_bits > 20) return "pasid_bits must be 1..20";
+  if (!(c.devtlb_inv_timeout_ns > 0)) return "devtlb_inv_timeout_ns must be positive";
   if (c.fault_records < 1 || c.fault_records > reg::kMaxFaultRecords)
     return "fault_records must be 1.." + std::to_string(reg::kMaxFaultRecords);
   if (c.mamv > kMaxAddressMask) return "mamv must be 0.." + std::to_string(kMaxAddressMask);
@@ -46,6 +47,7 @@ std::string validate(const VtdConfig& c) {
 Vtd::Vtd(sc_core::sc_module_name name, const VtdConfig& cfg)
     : IommuBlock(name, common::Clock::from_mhz(cfg.clock_mhz), reg::kMmioBytes, 16), cfg_(cfg),
       pipeline_ps_(clk_.cycles_ps(cfg.translation_cycles)),
+      devtlb_timeout_ps_(common::Ps(cfg.devtlb_inv_timeout_ns * 1000.0 + 0.5)),
       context_cache_("context_cache", cfg.context_cache, clk_), pasid_cache_("pasid_cache", cfg.pasid_cache, clk_),
       engine_(this->name(), cfg.translation, clk_,
               [this](uint64_t addr, void* dst, unsigned len, common::Ps& t) { return read_memory(addr, dst, len, t); },
@@ -115,7 +117,7 @@ void Vtd::build_registers() {
     ccmd_.set(CCMD_CAIG::set(CCMD_ICC::set(v, 0), g));
   });
   fsts_.read_only().w1c(uint32_t(kFstsW1c)).on_write([this](uint32_t, uint32_t) {
-    iq_.kick();   // clearing IQE restarts the queue
+    iq_.kick();   // clearing IQE (or ITE) restarts the queue
   });
   fectl_.reset(uint32_t(FECTL_IM::set(0, 1))).writable(uint32_t(FECTL_IM::set(0, 1)));
   feaddr_.writable(uint32_t(common::mask(31, 2)));
@@ -240,6 +242,18 @@ common::DmaOutcome Vtd::handle_dma(const common::DmaRequest& d, common::Ps& t) {
   return translate(rq, t);
 }
 
+bool Vtd::ats_permitted(const common::DmaRequest& d, common::AtsType type, common::Ps& t) {
+  const Request rq{uint16_t(d.requester_id), d.pasid_valid, d.pasid, d.input, d.access, d.epoch};
+  // Translation disabled: Translated traffic passes like any other; no ATS service.
+  if (!gsts_.get<reg::GSTS_TES>()) return type == common::AtsType::Translated;
+  t += pipeline_ps_;
+  const auto res = resolve(rq, t);
+  if (!res) return false;   // its fault is recorded
+  if (res->dte) return true;
+  record_fault(rq, FaultReason::SM_CONTEXT_DTE_CLEAR, res->fpd);
+  return false;
+}
+
 std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq, common::Ps& t) {
   auto fail = [&](FaultReason r, bool fpd = false) {
     record_fault(rq, r, fpd);
@@ -306,7 +320,7 @@ std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq, common::Ps& t) {
   if ((pe->uses_first_stage() && pe->fspm == 1 && !cfg_.fs_5level) ||
       (pe->uses_second_stage() && (pe->aw < 1 || pe->aw > 3)))
     return fail(FaultReason::SM_PASID_ENTRY_INVALID, efpd);
-  Resolved r{*pe, pasid, efpd};
+  Resolved r{*pe, pasid, efpd, ctx.dte};
   if (engine_.epoch() == epoch) pasid_cache_.insert(pk, r, t);
   else stale_config_fills_.inc();
   return r;
@@ -371,7 +385,8 @@ common::QueueState Vtd::queue_state() {
   q.entry_bytes = dw256 ? 32 : 16;
   q.head = uint32_t(reg::iq_index(head_reg, dw256));
   q.tail = uint32_t(reg::iq_index(tail_reg, dw256));
-  if (!gsts_.get<reg::GSTS_QIES>() || fsts_.get<reg::FSTS_IQE>() || head_reg == tail_reg) return q;
+  if (!gsts_.get<reg::GSTS_QIES>() || fsts_.get<reg::FSTS_IQE>() || fsts_.get<reg::FSTS_ITE>() || head_reg == tail_reg)
+    return q;
   q.status = common::QueueState::Status::BadPointer;
   if (dw256 && (tail_reg & reg::kIqtBit4)) {   // a 256-bit queue's tail must be 32-byte aligned
     q.error_code = uint32_t(reg::Iqei::TailMisaligned);
@@ -404,6 +419,11 @@ void Vtd::consumed(const common::QueueState& q, uint32_t head) { iqh_.set(reg::i
 
 // IQH stays at the bad descriptor; the queue stops until software clears FSTS.IQE.
 void Vtd::halt(const common::QueueError& e, const common::QueueState&) {
+  if (e.kind == common::QueueError::Kind::Completion) {   // a device-TLB invalidation timed out
+    fsts_.set<reg::FSTS_ITE>(1);
+    iqer_.set<reg::IQER_ITESID>(e.code);
+    return;
+  }
   const reg::Iqei why = e.kind == common::QueueError::Kind::FetchAbort ? reg::Iqei::FetchError : reg::Iqei(e.code);
   fsts_.set<reg::FSTS_IQE>(1);
   iqer_.set<reg::IQER_IQEI>(uint64_t(why));
@@ -485,11 +505,27 @@ void Vtd::execute(const Descriptor& d) {
       break;
     }
     case DescType::DevTlb:
-    case DescType::PasidDevTlb:
-      clk_.wait_cycles(cfg_.devtlb_inv_cycles);   // message to the device; ATS comes later
+    case DescType::PasidDevTlb: {
+      clk_.wait_cycles(cfg_.devtlb_inv_cycles);
+      const DevTlbSpan span = decode_devtlb_range(d.addr, d.size);
+      common::AtcInvalidation inv;
+      inv.pasid_valid = d.type == DescType::PasidDevTlb;
+      inv.pasid = d.pasid;
+      inv.global = inv.pasid_valid && d.global;
+      if (span.log2_bytes < 64) { inv.addr = span.base; inv.bytes = 1ull << span.log2_bytes; }
+      invalidate_device(d.sid, inv, common::now_ps());
       break;
+    }
     case DescType::InvWait: {
       iq_.barrier(cfg_.wait_cycles);
+      common::Ps waited = 0;
+      uint32_t late = 0;
+      const bool answered = wait_for_device_invalidations(devtlb_timeout_ps_, &waited, &late);
+      iq_.note_device_wait(waited);
+      if (!answered) {   // ITE: the wait descriptor does not complete
+        iq_.fail_execution(late);
+        break;
+      }
       if (d.sw) write_memory(d.status_addr, &d.status_data, 4);
       if (d.iflag) {
         ics_.set(1);

@@ -21,15 +21,22 @@
 //   PFO on overflow); FPD in the context/PASID-dir/PASID entry suppresses recording. The
 //   DMA always gets IommuResponse::Fault.
 // - Queued invalidation, on the shared engine (common::CommandQueue): 128- or 256-bit descriptors (IQA.DW), consumed in batches; every
-//   descriptor type of commands.h is decoded and executed (device-TLB ones are timed as a
-//   message to the device). An invalid descriptor sets FSTS.IQE and IQER.IQEI and stops
+//   descriptor type of commands.h is decoded and executed. An invalid descriptor sets FSTS.IQE and IQER.IQEI and stops
 //   the queue at it until software clears IQE. inv_wait (SW/IF/FN) completes after every
 //   earlier descriptor and after every walk that began before the last invalidation.
 //   Invalidations cost time: decode + fixed execution + cache scans (docs/vtd.md).
 //
+// - ATS (docs/ats.md): with the context entry's DTE set, a device's Translation Requests
+//   are answered from the IOTLB or a walk and its Translated requests go to memory as
+//   given; with DTE clear both fault with SM_CONTEXT_DTE_CLEAR (0x44, VT-d 7.1.3). Device-TLB
+//   invalidation descriptors send an Invalidate Request to the device's ATC; inv_wait
+//   completes once every earlier one's completion arrived, or, when one does not within
+//   devtlb_inv_timeout_ns, sets FSTS.ITE and IQER.ITESID and stops the queue at the
+//   inv_wait (its status is not written) until software clears ITE (VT-d 6.5.2.10).
+//
 // What it does not model
 // - Legacy (TTM=00) and abort-DMA modes, caching mode (CAP.CM=0: non-present entries are
-//   never cached), ATS/PRI/page requests, interrupt remapping (IEC is accepted only),
+//   never cached), PRI/page requests, interrupt remapping (IEC is accepted only),
 //   fault/completion interrupt messages (FECTL/IECTL.IP are set, no MSI write), A/D
 //   updates, snoop and memory-type controls, advanced fault logging, PMRs.
 #pragma once
@@ -79,7 +86,8 @@ struct VtdConfig {
   unsigned desc_decode_cycles = 2;
   unsigned desc_exec_cycles = 4;     // fixed part of every descriptor
   unsigned wait_cycles = 4;          // inv_wait after draining
-  unsigned devtlb_inv_cycles = 200;  // until ATS is modelled: a message to the device
+  unsigned devtlb_inv_cycles = 4;       // device-TLB invalidation: building the Invalidate Request
+  double devtlb_inv_timeout_ns = 50000;  // inv_wait gives up on a device-TLB invalidation completion (ITE)
   // Defaults: as iommusim's config declares them (platforms/vtd_lane.cpp; a test checks).
   common::CacheConfig context_cache = common::CacheConfig().set_entries(64).set_ways(4).set_lookup_cycles(3).set_ports(2);
   common::CacheConfig pasid_cache = common::CacheConfig().set_entries(64).set_ways(4).set_lookup_cycles(3).set_ports(2);
@@ -133,9 +141,10 @@ class Vtd : public common::IommuBlock, private common::CommandQueueVendor {
     uint64_t epoch = common::TranslationEngine::kNow;   // when the request began (DmaRequest::epoch)
   };
   using Outcome = common::DmaOutcome;
-  struct Resolved { PasidEntry pe; uint32_t pasid = 0; bool fpd = false; };
+  struct Resolved { PasidEntry pe; uint32_t pasid = 0; bool fpd = false; bool dte = false; };
 
   common::DmaOutcome handle_dma(const common::DmaRequest& rq, common::Ps& t) override;
+  bool ats_permitted(const common::DmaRequest& rq, common::AtsType type, common::Ps& t) override;
   void build_registers();
 
   Outcome translate(const Request& rq, common::Ps& t);
@@ -158,6 +167,7 @@ class Vtd : public common::IommuBlock, private common::CommandQueueVendor {
 
   VtdConfig cfg_;
   common::Ps pipeline_ps_;   // translation_cycles, the request pipeline before the caches
+  common::Ps devtlb_timeout_ps_;   // devtlb_inv_timeout_ns
   common::SetAssocCache<ContextKey, SmContextEntry> context_cache_;
   common::SetAssocCache<PasidKey, Resolved> pasid_cache_;
   common::TranslationEngine engine_;

@@ -27,6 +27,7 @@ std::string validate(const AmdViDriverConfig& c) {
   if (c.evt_log_log2 < reg::kMinLogLen || c.evt_log_log2 > reg::kMaxLogLen) return "evt_log_log2 must be 8..15";
   if (c.device_table_entries < 1 || c.device_table_entries > 65536) return "device_table_entries must be 1..65536";
   if (c.glx > 2) return "glx must be 0..2";
+  if (c.inv_timeout > 6) return "inv_timeout must be 0..6";
   return validate(c.memory);
 }
 
@@ -77,6 +78,7 @@ Status AmdViDriver::init() {
   ctrl_ = reg::CTRL_CMD_BUF_EN::set(ctrl_, 1);
   ctrl_ = reg::CTRL_EVT_LOG_EN::set(ctrl_, 1);
   ctrl_ = reg::CTRL_GT_EN::set(ctrl_, caps_.gt);
+  ctrl_ = reg::CTRL_INV_TIMEOUT::set(ctrl_, cfg_.inv_timeout);   // Linux iommu_set_inv_tlb_timeout
   // Linux: CONTROL_GCR3TRPMODE when EFR2 advertises FEATURE_GCR3TRPMODE, so a nested
   // device's GCR3 table root (in guest memory) is a GPA.
   gcr3trp_mode_ = reg::EFR2_GCR3TRP_MODE::get(mmio_read64(reg::EFR2));
@@ -150,6 +152,7 @@ Status AmdViDriver::write_dte(uint32_t rid) {
   DeviceTableEntry e;
   e.valid = e.tv = true;
   e.ir = e.iw = !at.blocked;
+  e.iotlb = ats_enabled(rid);   // Linux DTE_FLAG_IOTLB when the device's ATS is enabled
   if (at.has_host) {
     const AmdDomain& h = *static_cast<const AmdDomain*>(domain(at.host));
     e.mode = kHostMode;
@@ -178,12 +181,16 @@ Status AmdViDriver::detach_device(uint32_t rid, std::optional<uint32_t> pasid) {
   if (pasid) {
     if (!at.has_gcr3 || !at.by_pasid.erase(*pasid)) return Status::fail("PASID " + std::to_string(*pasid) + " is not attached");
     if (Status s = write_gcr3(at, *pasid, 0, false); !s.ok) return s;
-    return submit({cmd_inv_iommu_pages(at.gcr3_domid, 0, kInvAllPagesSize, true, true, *pasid)}, "detach");
+    std::vector<CmdWords> cmds{cmd_inv_iommu_pages(at.gcr3_domid, 0, kInvAllPagesSize, true, true, *pasid)};
+    add_iotlb_flush(rid, 0, 0, pasid, cmds);
+    return submit(cmds, "detach");
   }
   at = Attachment{};
   at.blocked = true;
   if (Status s = write_dte(rid); !s.ok) return s;
-  return submit({cmd_inv_devtab_entry(uint16_t(rid))}, "detach");
+  std::vector<CmdWords> cmds{cmd_inv_devtab_entry(uint16_t(rid))};
+  add_iotlb_flush(rid, 0, 0, std::nullopt, cmds);
+  return submit(cmds, "detach");
 }
 
 Status AmdViDriver::attach_device(uint32_t rid, std::optional<uint32_t> pasid, DomainId d) {
@@ -227,6 +234,7 @@ Status AmdViDriver::attach_device(uint32_t rid, std::optional<uint32_t> pasid, D
   }
   if (Status s = write_dte(rid); !s.ok) return s;
   cmds.insert(cmds.begin(), cmd_inv_devtab_entry(uint16_t(rid)));
+  add_iotlb_flush(rid, 0, 0, std::nullopt, cmds);   // Linux device_flush_dte: the device's IOTLB too
   return submit(cmds, "attach");
 }
 
@@ -239,12 +247,19 @@ std::vector<CmdWords> AmdViDriver::flush_commands(const AmdDomain& dom, DomainId
     // Devices nested on this table tag its translations with their own DomainID.
     for (const auto& [rid, at] : devices_)
       if (at.has_host && at.host == d && at.has_gcr3) cmds.push_back(cmd_inv_iommu_pages(at.gcr3_domid, addr, size, pde));
+    // Linux domain_flush_pages: then each ATS device's IOTLB (a nested one's in full: the
+    // GPA range says nothing about its IOVAs).
+    for (const auto& [rid, at] : devices_)
+      if (at.has_host && at.host == d) add_iotlb_flush(rid, at.has_gcr3 ? 0 : iova, at.has_gcr3 ? 0 : bytes, std::nullopt, cmds);
     return cmds;
   }
   // v2 entries are tagged DomainID+PASID: one command per attached (device, PASID).
   for (const auto& [rid, at] : devices_)
     for (const auto& [pasid, dd] : at.by_pasid)
       if (dd == d) cmds.push_back(cmd_inv_iommu_pages(at.gcr3_domid, addr, size, pde, true, pasid));
+  for (const auto& [rid, at] : devices_)
+    for (const auto& [pasid, dd] : at.by_pasid)
+      if (dd == d) add_iotlb_flush(rid, iova, bytes, (pasid == 0 && at.giov) ? std::nullopt : std::optional<uint32_t>(pasid), cmds);
   return cmds;
 }
 
@@ -359,6 +374,25 @@ Status AmdViDriver::check_error(unsigned poll) {
     stopped = !reg::STS_CMD_BUF_RUN::get(mmio_read64(reg::STATUS));
   }
   return stopped ? recover_command_buffer() : Status{};
+}
+
+// Linux device_flush_iotlb: INVALIDATE_IOTLB_PAGES for a device with ATS enabled
+// (bytes == 0: everything), GN and the PASID for a PASID's translations.
+void AmdViDriver::add_iotlb_flush(uint32_t rid, uint64_t iova, uint64_t bytes, std::optional<uint32_t> pasid,
+                                  std::vector<CmdWords>& cmds) const {
+  if (!device_invalidations() || !ats_enabled(rid)) return;
+  cmds.push_back(cmd_inv_iotlb_pages(uint16_t(rid), 0, bytes ? iova : 0, bytes ? bytes : kInvAllPagesSize,
+                                     pasid.has_value(), pasid.value_or(0)));
+}
+
+// COMPLETION_WAIT completes even when an IOTLB invalidation timed out: the event log says so.
+Status AmdViDriver::after_completion() {
+  if (mem_.read64(evt_base_ + evt_head_) != 0) drain_events();   // check_error may have drained it already
+  const uint64_t seen = events_seen(EventCode::IotlbInvTimeout);
+  if (seen == iotlb_timeouts_reported_) return {};
+  iotlb_timeouts_reported_ = seen;
+  return Status::fail("IOTLB invalidation not completed: IOTLB_INV_TIMEOUT logged (a device did not answer its "
+                      "Invalidate Request within Control.InvTimeOut, driver.amdvi.inv_timeout; " + registers() + ")");
 }
 
 std::string AmdViDriver::registers() {

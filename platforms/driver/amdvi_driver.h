@@ -42,6 +42,7 @@ struct AmdViDriverConfig {
   unsigned evt_log_log2 = 9;
   unsigned device_table_entries = 256;   // DeviceIDs covered (rounded up to a 4 KB table)
   unsigned glx = 0;                 // GCR3 table levels - 1 (0: 512 PASIDs)
+  unsigned inv_timeout = 4;         // Control.InvTimeOut: 0 none, n: 10^(n-1) ms (Linux CTRL_INV_TO_1S = 4)
 };
 std::string validate(const AmdViDriverConfig& c);
 
@@ -61,6 +62,7 @@ class AmdViDriver : public DriverBase, private DriverQueue::Hooks {
   // Consumes the event log as Linux's iommu_poll_events does; restarts logging after an
   // overflow. Returns the number of records consumed.
   unsigned drain_events();
+  Status after_completion() override;
   uint64_t events_seen(amdvi::EventCode c) const { return events_by_code_[static_cast<uint8_t>(c) & 0xF]; }
 
   // Queues raw commands plus a COMPLETION_WAIT and waits (tests inject bad commands).
@@ -110,6 +112,9 @@ class AmdViDriver : public DriverBase, private DriverQueue::Hooks {
   void barrier_entry(uint32_t producer, uint64_t slot_address, uint64_t* words) override;
   bool completed(uint32_t first, uint32_t barrier) override;
   Status check_error(unsigned poll) override;
+  uint64_t iotlb_timeouts_reported_ = 0;   // IOTLB_INV_TIMEOUT records a submit has failed for
+  void add_iotlb_flush(uint32_t rid, uint64_t iova, uint64_t bytes, std::optional<uint32_t> pasid,
+                       std::vector<amdvi::CmdWords>& cmds) const;
   std::string registers() override;
   const char* command_name(uint8_t opcode) const override { return amdvi::opcode_name(amdvi::Opcode(opcode)); }
 

@@ -19,6 +19,7 @@ void InvalidationLog::add(const InvalidationRecord& r) {
   queueing_.record(r.queueing_ps);
   fetch_.record(r.fetch_ps);
   execution_.record(r.execution_ps);
+  atc_.record(r.atc_ps);
   sync_.record(r.sync_ps);
   commands_.record(r.commands);
   if (records_.size() < keep_) records_.push_back(r);
@@ -32,6 +33,8 @@ void InvalidationLog::register_stats(common::StatRegistry& reg, const std::strin
   reg.add(p + ".queueing", queueing_, "ns", "doorbell until the IOMMU starts fetching the commands", 1e-3);
   reg.add(p + ".fetch", fetch_, "ns", "IOMMU reads of the queue entries", 1e-3);
   reg.add(p + ".execution", execution_, "ns", "IOMMU execution of the invalidation commands", 1e-3);
+  reg.add(p + ".atc", atc_, "ns",
+          "the barrier's wait for device ATC invalidation completions (ATS), beyond the rest of its work", 1e-3);
   reg.add(p + ".sync", sync_, "ns", "completion barrier and its detection by the driver", 1e-3);
   reg.add(p + ".commands", commands_, "commands", "queue entries per invalidation incl. the barrier");
   reg.add(p + ".records_dropped", dropped_records_, "count", "records not kept in invalidations.json (limit reached)");
@@ -43,7 +46,8 @@ nlohmann::json InvalidationLog::to_json() const {
     a.push_back({{"op", r.op}, {"start_ns", r.start_ps / 1000.0}, {"commands", r.commands},
                  {"total_ns", r.total_ps / 1000.0}, {"software_ns", r.software_ps / 1000.0}, {"lock_ns", r.lock_ps / 1000.0},
                  {"queueing_ns", r.queueing_ps / 1000.0}, {"fetch_ns", r.fetch_ps / 1000.0},
-                 {"execution_ns", r.execution_ps / 1000.0}, {"sync_ns", r.sync_ps / 1000.0}});
+                 {"execution_ns", r.execution_ps / 1000.0}, {"atc_ns", r.atc_ps / 1000.0},
+                 {"sync_ns", r.sync_ps / 1000.0}});
   return a;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -47,7 +48,9 @@ std::string validate(const DriverTiming& t);
 // software (build commands, write queue, ring doorbell) + lock (waiting for other CPUs:
 // the queue lock, or another CPU's doorbell covering these entries) + queueing (until the
 // IOMMU starts fetching them) + fetch (queue reads) + execution (the invalidation
-// commands) + sync (completion barrier and its detection by the CPU).
+// commands) + atc (the barrier's wait for device ATC invalidation completions, beyond
+// what it waited for anyway: docs/ats.md) + sync (completion barrier and its detection by
+// the CPU).
 // Shared work is charged in full to each invalidation that waited for it: a fetch burst
 // or a doorbell carrying several CPUs' entries, and the IOMMU's work on other CPUs'
 // entries ahead of these (queueing). So the parts add up per invalidation, and summing
@@ -56,7 +59,8 @@ struct InvalidationRecord {
   std::string op;
   uint64_t start_ps = 0;
   unsigned commands = 0;   // including the completion barrier
-  uint64_t total_ps = 0, software_ps = 0, lock_ps = 0, queueing_ps = 0, fetch_ps = 0, execution_ps = 0, sync_ps = 0;
+  uint64_t total_ps = 0, software_ps = 0, lock_ps = 0, queueing_ps = 0, fetch_ps = 0, execution_ps = 0, atc_ps = 0,
+           sync_ps = 0;
 };
 
 class InvalidationLog {
@@ -71,7 +75,7 @@ class InvalidationLog {
  private:
   std::vector<InvalidationRecord> records_;
   size_t keep_ = 100000;
-  common::Histogram total_, software_, lock_, queueing_, fetch_, execution_, sync_, commands_;
+  common::Histogram total_, software_, lock_, queueing_, fetch_, execution_, atc_, sync_, commands_;
   common::Counter dropped_records_;
 };
 
@@ -107,8 +111,22 @@ class IommuDriver {
   InvalidationLog& invalidations() { return log_; }
   const InvalidationLog& invalidations() const { return log_; }
 
+  // Device `rid` has ATS enabled (an ATC, docs/ats.md). Call before attaching it: the
+  // attachment lets it use ATS (SMMU STE.EATS, VT-d context DTE, AMD DTE.I), and every
+  // invalidation of its domain also invalidates its ATC (Linux arm_smmu_atc_inv_domain,
+  // qi_flush_dev_iotlb, amd device_flush_iotlb).
+  void enable_ats(uint32_t rid) { ats_rids_.insert(rid); }
+  bool ats_enabled(uint32_t rid) const { return ats_rids_.count(rid) != 0; }
+  // Test hook: leave the device ATC invalidations out (the oracle must then catch the
+  // stale translations the devices go on using).
+  void skip_device_invalidations_for_test(bool skip) { skip_device_invalidations_ = skip; }
+
  protected:
+  bool device_invalidations() const { return !ats_rids_.empty() && !skip_device_invalidations_; }
+
   InvalidationLog log_;
+  std::set<uint32_t> ats_rids_;
+  bool skip_device_invalidations_ = false;
 };
 
 }  // namespace iommusim::driver

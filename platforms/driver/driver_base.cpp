@@ -432,6 +432,7 @@ Status DriverBase::submit_batch(DriverQueue& q, const uint64_t* words, size_t co
     if (sc_time_stamp() > sync_by) return barrier_timeout(q.barrier_what_, h.registers());
     if (Status s = h.check_error(poll); !s.ok) return s;
   }
+  if (Status s = h.after_completion(); !s.ok) return s;
   const uint64_t t_done = to_ps(sc_time_stamp());
   // The barrier completed: everything up to it was consumed (unless the view is newer).
   // Concurrent: only the last sync waiter moves the view (the others' syncs may be
@@ -483,7 +484,12 @@ void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_
   if (!traces.empty() && traces.back().exec_end_ps != 0 && traces.back().exec_end_ps <= t_done)
     barrier_ps = traces.back().exec_end_ps;
   const uint64_t accounted = r.software_ps + r.lock_ps + r.queueing_ps + r.fetch_ps + r.execution_ps;
-  r.sync_ps = r.total_ps > accounted ? r.total_ps - accounted : 0;
+  const uint64_t rest = r.total_ps > accounted ? r.total_ps - accounted : 0;
+  // The barrier's wait for device ATC completions is its own part, taken out of sync.
+  uint64_t device_wait = 0;
+  for (const common::CommandTrace& t : traces) device_wait += t.device_wait_ps;
+  r.atc_ps = std::min(rest, device_wait);
+  r.sync_ps = rest - r.atc_ps;
   if (op != "init" && op != "attach") log_.add(r);
   if (timeline_) {
     char args[32];
@@ -494,6 +500,7 @@ void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_
                        {"queueing", r.queueing_ps},
                        {"fetch", r.fetch_ps},
                        {"execution", r.execution_ps},
+                       {"atc", r.atc_ps},
                        {"sync", r.sync_ps}});
   }
 }

@@ -66,6 +66,9 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   }
   // That time (0: none yet).
   uint64_t last_barrier_ps() { return op_state().last_barrier_ps; }
+  // The calling thread's operation takes effect now, later than its last barrier (a VT-d
+  // PASID entry written after the teardown's barrier): its changes complete now.
+  void takes_effect_now() { op_state().last_barrier_ps = common::now_ps(); }
 
   // Registers the counters every backend has, plus the invalidation log.
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;

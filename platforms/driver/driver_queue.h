@@ -67,6 +67,9 @@ class DriverQueue {
     virtual bool completed(uint32_t first, uint32_t barrier) = 0;
     // After the n-th poll that found the barrier incomplete: detect and recover errors.
     virtual Status check_error(unsigned poll) = 0;
+    // The barrier completed: errors it reports only in a log (AMD IOTLB_INV_TIMEOUT) fail
+    // the submit here.
+    virtual Status after_completion() { return {}; }
     // The registers a timeout message shows, e.g. "CMDQ_CONS=0x3, GERROR=0x0".
     virtual std::string registers() = 0;
     // The vendor's name of a command by its trace opcode (CommandTrace::opcode), for timelines.

@@ -126,6 +126,9 @@ Status Smmuv3Driver::write_ste(uint32_t sid) {
   } else {
     ste.config = at.blocked ? SteConfig::Abort : at.has_s2 ? SteConfig::S2Trans : SteConfig::Bypass;
   }
+  // Linux arm_smmu_make_cdtable_ste / _s2_domain_ste: STRTAB_STE_1_EATS_TRANS when the
+  // master's ATS is enabled and the STE translates.
+  if (ats_enabled(sid) && ste.config != SteConfig::Abort && ste.config != SteConfig::Bypass) ste.eats = 1;
   if (cfg_.two_level_stream_table && l2_tables_.find(sid >> 8) == l2_tables_.end()) {
     const uint64_t l2 = alloc_host(256 * 64, 4096);
     if (!l2) return Status::fail("table pool exhausted (L2 stream table)");
@@ -188,6 +191,7 @@ Status Smmuv3Driver::attach_device(uint32_t rid, std::optional<uint32_t> pasid, 
   }
   if (Status s = write_ste(rid); !s.ok) return s;
   cmds.insert(cmds.begin(), cmd_cfgi_ste(rid, true));
+  add_master_atc_invalidation(rid, pasid, cmds);
   return submit(cmds, "attach");
 }
 
@@ -206,12 +210,16 @@ Status Smmuv3Driver::detach_device(uint32_t rid, std::optional<uint32_t> pasid) 
       mem_.write(cd_addr, zero.data(), 64);
     }
     charge_cycles(8 * uint64_t(cfg_.timing.descriptor_write_cycles));
-    return submit({cmd_cfgi_cd(rid, *pasid, true)}, "detach");
+    std::vector<CmdWords> cmds{cmd_cfgi_cd(rid, *pasid, true)};
+    add_master_atc_invalidation(rid, pasid, cmds);
+    return submit(cmds, "detach");
   }
   at = Attachment{};
   at.blocked = true;
   if (Status s = write_ste(rid); !s.ok) return s;
-  return submit({cmd_cfgi_ste(rid, true)}, "detach");
+  std::vector<CmdWords> cmds{cmd_cfgi_ste(rid, true)};
+  add_master_atc_invalidation(rid, std::nullopt, cmds);
+  return submit(cmds, "detach");
 }
 
 Status Smmuv3Driver::invalidate_range(DomainId d, uint64_t iova, uint64_t bytes, bool leaf) {
@@ -229,6 +237,9 @@ Status Smmuv3Driver::invalidate_range(DomainId d, uint64_t iova, uint64_t bytes,
   }
   // Combined S1+S2 entries are not hit by TLBI_S2_IPA: a nest parent also drops S1 by VMID.
   if (dom->kind == DomainKind::Stage2 && dom->nest_parent) cmds.push_back(cmd_tlbi_nh_all(dom->vmid));
+  // The IPA range says nothing about a nested stream's IOVAs: its ATCs drop everything.
+  if (dom->kind == DomainKind::Stage2 && dom->nest_parent) add_atc_invalidations(d, 0, 0, cmds);
+  else add_atc_invalidations(d, iova, bytes, cmds);
   return submit(cmds, take_pending_op(leaf ? "invalidate_range_leaf" : "invalidate_range"));
 }
 
@@ -236,8 +247,47 @@ Status Smmuv3Driver::invalidate_domain(DomainId d) {
   Status st;
   SmmuDomain* dom = smmu_domain(d, st);
   if (!dom) return st;
-  if (dom->kind == DomainKind::Stage2) return submit({cmd_tlbi_s12_vmall(dom->vmid)}, "invalidate_domain");
-  return submit({cmd_tlbi_nh_asid(dom->vmid, dom->asid)}, "invalidate_domain");
+  std::vector<CmdWords> cmds{dom->kind == DomainKind::Stage2 ? cmd_tlbi_s12_vmall(dom->vmid)
+                                                              : cmd_tlbi_nh_asid(dom->vmid, dom->asid)};
+  add_atc_invalidations(d, 0, 0, cmds);
+  return submit(cmds, "invalidate_domain");
+}
+
+// Linux arm_smmu_atc_inv_master: a master whose translations change (attach, detach) drops
+// its whole ATC, for the one PASID, or every one.
+void Smmuv3Driver::add_master_atc_invalidation(uint32_t rid, std::optional<uint32_t> pasid,
+                                               std::vector<CmdWords>& cmds) const {
+  if (!device_invalidations() || !ats_enabled(rid)) return;
+  cmds.push_back(cmd_atc_inv(rid, pasid.has_value(), pasid.value_or(0), 0, 52, !pasid));
+}
+
+// Linux arm_smmu_atc_inv_to_cmd: the smallest naturally aligned span of 2^Size pages that
+// holds the range; Size 52 (ATC_INV_SIZE_ALL) for everything.
+void Smmuv3Driver::add_atc_invalidations(DomainId d, uint64_t iova, uint64_t bytes, std::vector<CmdWords>& cmds) const {
+  if (!device_invalidations()) return;
+  uint64_t addr = 0;
+  uint8_t size = 52;
+  if (bytes) {
+    const uint64_t first = iova >> 12, last = (iova + bytes - 1) >> 12;
+    unsigned log2_span = 0;
+    while (log2_span < 52 && (first >> log2_span) != (last >> log2_span)) ++log2_span;
+    size = uint8_t(log2_span);
+    addr = (first >> log2_span) << (log2_span + 12);
+  }
+  // Linux arm_smmu_atc_inv_domain: every ATS master of the domain, for each SSID it is
+  // attached with (SSV = 0 for the RID itself); a stage-2 domain's masters in full.
+  for (const auto& [sid, at] : streams_) {
+    if (!ats_enabled(sid)) continue;
+    if (at.has_s2 && at.s2 == d) {
+      cmds.push_back(cmd_atc_inv(sid, false, 0, addr, size, true));
+      continue;
+    }
+    for (const auto& [ssid, dom] : at.by_ssid) {
+      if (dom != d) continue;
+      const bool ssv = ssid != 0 || at.bypass_no_pasid;
+      cmds.push_back(cmd_atc_inv(sid, ssv, ssv ? ssid : 0, addr, size, false));
+    }
+  }
 }
 
 Status Smmuv3Driver::sync() { return submit({}, "sync"); }
@@ -307,6 +357,15 @@ Status Smmuv3Driver::check_error(unsigned) {
   if (!((gerror ^ gerrorn) & 1)) return {};
   const uint32_t cons = mmio_read32(reg::CMDQ_CONS);
   const uint32_t err = uint32_t(reg::CMDQ_CONS_ERR::get(cons));
+  if (err == reg::CERROR_ATC_INV_SYNC) {
+    // Linux arm_smmu_cmdq_skip_err: CONS is still on the CMD_SYNC; acknowledge, so it runs
+    // again (the timed-out invalidation is no longer waited for), and report the failure.
+    const std::string regs = registers();
+    mmio_write32(reg::GERRORN, gerror);
+    ++errors_recovered_;
+    return Status::fail("ATC invalidation not completed: CMD_SYNC failed with CERROR_ATC_INV_SYNC (a device did not "
+                        "answer its Invalidate Request within iommu.smmuv3.atc_inv_timeout_ns; " + regs + ")");
+  }
   // Replace the bad entry with a plain CMD_SYNC and acknowledge (Linux's recovery).
   const CmdWords repl = cmd_sync(SyncCs::None);
   mem_.write(cmdq_.slot_address(cons), repl.data(), 16);

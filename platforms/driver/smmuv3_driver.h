@@ -10,6 +10,9 @@
 // with CMD_SYNC; completion is polled through the MSI write into the CMD_SYNC slot
 // (Linux's MSI polling) or through CMDQ_CONS (SEV mode). A CMDQ_ERR is handled as Linux
 // does: the offending entry is replaced by a CMD_SYNC and GERRORN is acknowledged.
+// With ATS (enable_ats), STEs of ATS masters get EATS = 1 and every invalidation adds a
+// CMD_ATC_INV per master and SSID before its CMD_SYNC (Linux arm_smmu_atc_inv_domain); a
+// CERROR_ATC_INV_SYNC is acknowledged and reported as a failure.
 #pragma once
 #include <array>
 #include <map>
@@ -82,6 +85,11 @@ class Smmuv3Driver : public DriverBase, private DriverQueue::Hooks {
   Status detach_device(uint32_t rid, std::optional<uint32_t> pasid) override;
   SmmuDomain* smmu_domain(DomainId d, Status& st) { return static_cast<SmmuDomain*>(domain(d, st)); }
   Status write_ste(uint32_t sid);
+  // CMD_ATC_INV for every ATS master attached to `d` (bytes == 0: everything).
+  void add_atc_invalidations(DomainId d, uint64_t iova, uint64_t bytes, std::vector<smmuv3::CmdWords>& cmds) const;
+  // CMD_ATC_INV of everything `rid` (or its `pasid`) cached, when its attachment changes.
+  void add_master_atc_invalidation(uint32_t rid, std::optional<uint32_t> pasid,
+                                   std::vector<smmuv3::CmdWords>& cmds) const;
 
   // The command queue's hooks (DriverBase::submit_batch).
   void doorbell(uint32_t producer) override;

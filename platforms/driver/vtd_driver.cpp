@@ -120,6 +120,7 @@ Status VtdDriver::ensure_device(uint32_t rid, Device*& dev) {
     SmContextEntry ce;
     ce.present = true; ce.paside = true; ce.pdts = uint8_t(cfg_.pdts); ce.pasid_dir_ptr = d.pasid_dir;
     ce.rid_pasid = cfg_.rid_pasid;
+    ce.dte = ats_enabled(rid);   // Linux context_set_sm_dte when the device's ATS is enabled
     const SmContextWords w = encode_sm_context(ce);
     mem_.write(tables[upper] + sm_context_entry_offset(devfn), w.data(), 32);
     charge_descriptor_writes(4);
@@ -166,6 +167,7 @@ Status VtdDriver::set_pasid_entry(uint32_t rid, uint32_t pasid, const PasidEntry
       descs.push_back(desc_pasid_iotlb(PiotlbGran::Pasid, o.did, pasid));
     else
       descs.push_back(iotlb_desc(IotlbGran::Domain, o.did));
+    add_dev_tlb(rid, pasid, 0, kDevTlbAll, descs);   // Linux devtlb_invalidation_with_pasid
     if (auto od = dev->by_pasid.find(pasid); od != dev->by_pasid.end() && od->second != 0) {
       Status st;
       if (VtdDomain* prev = vtd_domain(od->second, st)) prev->attached.erase({rid, pasid});
@@ -183,6 +185,9 @@ Status VtdDriver::set_pasid_entry(uint32_t rid, uint32_t pasid, const PasidEntry
   charge_descriptor_writes(8);
   dev->entries[pasid] = pe;
   dev->by_pasid[pasid] = d;
+  // Replacing an entry: the teardown's barrier came before this write, so the attachment
+  // is in effect only from now.
+  if (!descs.empty()) takes_effect_now();
   // New entry, CAP.CM=0: the hardware never cached the non-present one (Linux flushes the
   // write buffer only when CAP.RWBF).
   return {};
@@ -248,6 +253,40 @@ void VtdDriver::range_descs(const VtdDomain& dom, uint64_t iova, uint64_t bytes,
                                 : desc_pasid_iotlb(PiotlbGran::Page, dom.did, pasid, plan.addr, plan.am, leaf));
 }
 
+// Linux qi_flush_dev_iotlb / qi_flush_dev_iotlb_pasid: the device-TLB invalidation of one
+// attached (rid, pasid) with ATS enabled, 4 KB << size_order from addr.
+void VtdDriver::add_dev_tlb(uint32_t rid, uint32_t pasid, uint64_t addr, unsigned size_order,
+                            std::vector<DescWords>& out) const {
+  if (!device_invalidations() || !ats_enabled(rid)) return;
+  if (size_order >= kDevTlbAll) addr = 0;
+  if (pasid == cfg_.rid_pasid) out.push_back(desc_dev_tlb(uint16_t(rid), 0, 0, addr, size_order));
+  else out.push_back(desc_pasid_dev_tlb(uint16_t(rid), 0, pasid, 0, addr, size_order));
+}
+
+// Linux iommu_flush_dev_iotlb: every ATS device of the domain (and, for a nest parent, of
+// the nested domains on it, in full).
+void VtdDriver::dev_tlb_descs(DomainId d, uint64_t iova, uint64_t bytes, std::vector<DescWords>& out) {
+  if (!device_invalidations()) return;
+  unsigned order = kDevTlbAll;
+  uint64_t addr = 0;
+  if (bytes) {
+    const PsiPlan plan = plan_psi(iova, bytes, 63, true);
+    order = plan.fallback ? kDevTlbAll : plan.am;
+    addr = plan.addr;
+  }
+  Status st;
+  const VtdDomain* dom = vtd_domain(d, st);
+  if (!dom) return;
+  for (const auto& [rid, pasid] : dom->attached) add_dev_tlb(rid, pasid, addr, order, out);
+  if (dom->kind == DomainKind::Stage2 && dom->nest_parent)
+    for (size_t i = 1; i <= domain_count(); ++i) {
+      const Domain* c = domain(DomainId(i));
+      if (c && c->kind == DomainKind::Nested && c->parent == d)
+        for (const auto& [rid, pasid] : static_cast<const VtdDomain*>(c)->attached)
+          add_dev_tlb(rid, pasid, 0, kDevTlbAll, out);
+    }
+}
+
 Status VtdDriver::invalidate_range(DomainId d, uint64_t iova, uint64_t bytes, bool leaf) {
   Status st;
   VtdDomain* dom = vtd_domain(d, st);
@@ -267,6 +306,7 @@ Status VtdDriver::invalidate_range(DomainId d, uint64_t iova, uint64_t bytes, bo
       }
     }
   }
+  dev_tlb_descs(d, iova, bytes, descs);
   return submit(descs, take_pending_op(leaf ? "invalidate_range_leaf" : "invalidate_range"));
 }
 
@@ -286,6 +326,7 @@ Status VtdDriver::invalidate_domain(DomainId d) {
   } else {
     for (uint32_t pasid : pasids_of(*dom)) descs.push_back(desc_pasid_iotlb(PiotlbGran::Pasid, dom->did, pasid));
   }
+  dev_tlb_descs(d, 0, 0, descs);
   return submit(descs, "invalidate_domain");
 }
 
@@ -324,7 +365,18 @@ Status VtdDriver::check_error(unsigned) {
     charge_cycles(cfg_.timing.command_write_cycles);
     mmio_write32(reg::FSTS, uint32_t(reg::FSTS_IQE::set(0, 1)));
     ++errors_recovered_;
-  } else if (reg::FSTS_ITE::get(fsts) || reg::FSTS_ICE::get(fsts)) {
+  } else if (reg::FSTS_ITE::get(fsts)) {
+    // Linux qi_check_fault: the wait descriptor was aborted; clear ITE so the queue runs
+    // again, and report the failure rather than retry (a device that never answers would
+    // loop forever).
+    const std::string regs = registers();
+    const uint64_t iqer = mmio_read64(reg::IQER);
+    mmio_write32(reg::FSTS, uint32_t(reg::FSTS_ITE::set(0, 1)));
+    ++errors_recovered_;
+    return Status::fail("device-TLB invalidation not completed: FSTS.ITE set (device " +
+                        hex(reg::IQER_ITESID::get(iqer)) + " did not answer within iommu.vtd.devtlb_inv_timeout_ns; " +
+                        regs + ")");
+  } else if (reg::FSTS_ICE::get(fsts)) {
     return Status::fail("VT-d queue error FSTS=" + hex(fsts));
   }
   return {};

@@ -101,6 +101,12 @@ class VtdDriver : public DriverBase, private DriverQueue::Hooks {
   const char* command_name(uint8_t opcode) const override { return vtd::desc_type_name(vtd::DescType(opcode)); }
   std::vector<uint32_t> pasids_of(const VtdDomain& d) const;
   void range_descs(const VtdDomain& dom, uint64_t iova, uint64_t bytes, bool leaf, std::vector<vtd::DescWords>& out);
+  // Device-TLB invalidations (ATS): of one (rid, pasid), and of every ATS device of `d`
+  // (bytes == 0: everything).
+  static constexpr unsigned kDevTlbAll = 52;   // size order covering the whole address space
+  void add_dev_tlb(uint32_t rid, uint32_t pasid, uint64_t addr, unsigned size_order,
+                   std::vector<vtd::DescWords>& out) const;
+  void dev_tlb_descs(DomainId d, uint64_t iova, uint64_t bytes, std::vector<vtd::DescWords>& out);
   // An IOTLB invalidation descriptor with DR/DW set as CAP.DRD/DWD allow (Linux qi_flush_iotlb).
   vtd::DescWords iotlb_desc(vtd::IotlbGran g, uint16_t did, uint64_t addr = 0, uint8_t am = 0, bool ih = false) const {
     return vtd::desc_iotlb(g, did, addr, am, ih, cap_.drd, cap_.dwd);

@@ -1,5 +1,6 @@
 // The correctness oracle's randomized stress matrix: for each vendor x {s1, s2, nested} x
-// {4 KB, 2 MB, 1 GB, mixed leaves} (and SMMUv3 with range invalidation off), DMAs run over
+// {4 KB, 2 MB, 1 GB, mixed leaves} (and SMMUv3 with range invalidation off, and every vendor
+// with the endpoint's ATS on: its ATC is a translation cache the oracle judges too), DMAs run over
 // a window while the driver remaps, re-protects, unmaps and maps anew, re-attaches and
 // flushes that same window (workload.mode = stress). A cell passes when the oracle saw no
 // violation and did see permitted-stale DMAs (so the race windows were exercised), and every
@@ -32,14 +33,16 @@ namespace {
 struct Cell {
   std::string vendor, translation, leaves;
   bool ril = true;
+  bool ats = false;
 };
 
 void PrintTo(const Cell& c, std::ostream* os) {
-  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off");
+  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "");
 }
 
 std::string cell_name(const testing::TestParamInfo<Cell>& i) {
-  return i.param.vendor + "_" + i.param.translation + "_" + i.param.leaves + (i.param.ril ? "" : "_noRIL");
+  return i.param.vendor + "_" + i.param.translation + "_" + i.param.leaves + (i.param.ril ? "" : "_noRIL") +
+         (i.param.ats ? "_ats" : "");
 }
 
 std::vector<Cell> cells() {
@@ -49,6 +52,8 @@ std::vector<Cell> cells() {
       for (const char* leaves : {"4k", "2m", "1g", "mixed"}) v.push_back({vendor, t, leaves, true});
   for (const char* t : {"s1", "s2", "nested"})
     for (const char* leaves : {"2m", "mixed"}) v.push_back({"smmuv3", t, leaves, false});
+  for (const char* vendor : {"smmuv3", "vtd", "amdvi"})
+    for (const char* t : {"s1", "s2", "nested"}) v.push_back({vendor, t, "mixed", true, true});
   return v;
 }
 
@@ -69,6 +74,7 @@ std::string overrides(const Cell& c) {
   if (s2 || nested) p += " -p platform.stage2_page_bytes=" + std::to_string(leaf);
   if (s2) p += " -p traffic.window_iova=" + std::to_string(s2_window_iova);
   if (!c.ril) p += " -p iommu.smmuv3.range_invalidation=false";
+  if (c.ats) p += " -p traffic.ats.enabled=true -p pcie.enabled=true";   // ATC messages on the link
   return p;
 }
 
@@ -110,6 +116,10 @@ TEST_P(Stress, NoViolationAndTheRacesHappen) {
       EXPECT_GT(stat(stats, v + ".workload.stress_" + op), 0) << op;
     if (c.translation == "nested") {
       EXPECT_GT(stat(stats, v + ".workload.stress_s2_remaps"), 0);
+    }
+    if (c.ats) {   // the device translated through its ATC, and the IOMMU invalidated it
+      EXPECT_GT(stat(stats, v + ".endpoint.atc.hits"), 0);
+      EXPECT_GT(stat(stats, v + ".iommu.ats.invalidations_sent"), 0);
     }
   }
 }
