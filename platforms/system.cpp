@@ -1064,9 +1064,10 @@ RunResult System::run() {
   latency_rows("", "walk latency", "iommu.walk_latency");
   per_lane("invalidations", [&](const Lane& l) {
     const std::string n = std::to_string(hist(l, "driver.invalidation.latency").count());
-    // What caused them: the churn loop's unmaps + domain flushes, or the DMA API's unmaps
-    // (strict: one each; lazy: one per flush of a queue).
-    if (l.dma_api) return n + " (" + std::to_string(count(l, "dma_api.unmaps")) + " unmaps)";
+    // What caused them: the DMA API's unmaps (strict: one each; lazy: one per flush of a
+    // queue), a trace's unmaps, or the churn loop's unmaps + domain flushes.
+    for (const char* unmaps : {"dma_api.unmaps", "trace.unmaps"})
+      if (s.reg.find_counter(l.vendor + "." + unmaps)) return n + " (" + std::to_string(count(l, unmaps)) + " unmaps)";
     return n + " (" + std::to_string(count(l, "workload.unmaps")) + "+" + std::to_string(count(l, "workload.domain_flushes")) + ")";
   });
   latency_rows("  ", "latency", "driver.invalidation.latency");
