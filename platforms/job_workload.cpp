@@ -2,6 +2,8 @@
 #define SC_INCLUDE_DYNAMIC_PROCESSES
 #include "platforms/job_workload.h"
 
+#include <cmath>
+
 namespace iommusim::platforms {
 
 // Hands the workload each completion with the endpoint it came from.
@@ -48,6 +50,18 @@ void JobWorkload::spawn(const std::string& name, std::function<void()> body) {
 
 void JobWorkload::join() {
   while (running_) sc_core::wait(left_);
+}
+
+void JobWorkload::run_cpus(const std::string& name, unsigned cpus, double duration_us, const driver::DmaApi& api,
+                           const std::function<void(unsigned)>& cpu, const std::function<void()>& first) {
+  start_ = common::now_ps();
+  end_ = start_ + common::Ps(std::llround(duration_us * 1e6));
+  if (first) first();
+  for (unsigned c = 0; c < cpus; ++c) spawn(name, [cpu, c] { cpu(c); });
+  join();
+  if (const std::string& t = api.timer_error(); !t.empty()) fail("dma_api flush timer: " + t);
+  finished_ = common::now_ps();
+  close_queues();
 }
 
 void JobWorkload::fail(const std::string& why) {

@@ -17,6 +17,8 @@
 #include <systemc>
 
 #include "models/common/stats.h"
+#include "models/common/clock.h"
+#include "platforms/driver/dma_api.h"
 #include "platforms/driver/driver_base.h"
 #include "traffic/job_queue.h"
 
@@ -55,10 +57,17 @@ class JobWorkload {
   // Records the first failure and wakes everything waiting on `wake` (the CPUs leave).
   void fail(const std::string& why);
   bool failed() const { return !failure_.empty(); }
+  // The CPU-driven workloads' run(): `cpu(c)` on `cpus` CPU threads named `name`, for
+  // `duration_us` of traffic from now (start_ .. end_; `first` runs once they are set, before
+  // the CPUs start); then finished_ (when the last CPU left), a failure of `api`'s flush
+  // timer, and the queues closed.
+  void run_cpus(const std::string& name, unsigned cpus, double duration_us, const driver::DmaApi& api,
+                const std::function<void(unsigned)>& cpu, const std::function<void()>& first = {});
   // A fresh stage-1 domain attached to (rid, pasid).
   driver::Status attach_new_domain(uint32_t rid, std::optional<uint32_t> pasid, driver::DomainId* domain);
 
   driver::DriverBase& drv_;
+  common::Ps start_ = 0, end_ = 0, finished_ = 0;   // run_cpus: the traffic time, the last CPU's exit
   sc_core::sc_event wake_;   // CPUs wait on this (among others) so a failure reaches them
 
  private:

@@ -214,14 +214,8 @@ void NicWorkload::cpu_thread(unsigned cpu) {
 }
 
 void NicWorkload::run() {
-  start_ = common::now_ps();
-  end_ = start_ + common::Ps(std::llround(s_.nic.duration_us * 1e6));
-  for (unsigned f = 0; f < s_.nic.flows; ++f) start_rx(f);
-  for (unsigned c = 0; c < s_.api.cpus; ++c) spawn("nic_cpu", [this, c] { cpu_thread(c); });
-  join();
-  if (const std::string& t = api_->timer_error(); !t.empty()) fail("dma_api flush timer: " + t);
-  finished_ = common::now_ps();
-  close_queues();
+  run_cpus("nic_cpu", s_.api.cpus, s_.nic.duration_us, *api_, [this](unsigned c) { cpu_thread(c); },
+           [this] { for (unsigned f = 0; f < s_.nic.flows; ++f) start_rx(f); });
 }
 
 void NicWorkload::register_stats(common::StatRegistry& reg, const std::string& prefix) {

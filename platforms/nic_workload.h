@@ -107,7 +107,6 @@ class NicWorkload : public JobWorkload {
   uint64_t buffer_stride_ = 0, ring_stride_ = 0;
   std::vector<Flow> flows_;
   std::vector<sc_core::sc_event> cpu_work_;
-  common::Ps start_ = 0, end_ = 0, finished_ = 0;
   common::Counter faults_;
 };
 

@@ -234,13 +234,7 @@ void StorageWorkload::cpu_thread(unsigned cpu) {
 }
 
 void StorageWorkload::run() {
-  start_ = common::now_ps();
-  end_ = start_ + common::Ps(std::llround(s_.storage.duration_us * 1e6));
-  for (unsigned c = 0; c < s_.api.cpus; ++c) spawn("storage_cpu", [this, c] { cpu_thread(c); });
-  join();
-  if (const std::string& t = api_->timer_error(); !t.empty()) fail("dma_api flush timer: " + t);
-  finished_ = common::now_ps();
-  close_queues();
+  run_cpus("storage_cpu", s_.api.cpus, s_.storage.duration_us, *api_, [this](unsigned c) { cpu_thread(c); });
 }
 
 void StorageWorkload::register_stats(common::StatRegistry& reg, const std::string& prefix) {

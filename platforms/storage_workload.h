@@ -104,7 +104,6 @@ class StorageWorkload : public JobWorkload {
   std::vector<Queue> queues_;
   std::vector<sc_core::sc_event> cpu_work_;
   std::vector<std::vector<driver::DmaApi::Segment>> segments_;   // per CPU: its map_sg's list
-  common::Ps start_ = 0, end_ = 0, finished_ = 0;
   common::Counter ios_, reads_, writes_, bytes_, faults_;
   common::Histogram latency_ps_;
 };
