@@ -34,7 +34,12 @@ Atc::Atc(const std::string& name, const AtsConfig& cfg, const common::Clock& clk
       inflight_(slots), requests_(slots) {}
 
 bool Atc::covers(const common::AtcInvalidation& inv, const Key& k) {
-  if (!(inv.global || (inv.pasid_valid ? k.pasid == inv.pasid : k.pasid == kNoPasid))) return false;
+  // PCIe Base Spec, ATS Invalidate Request (§10.3.1): without a PASID it drops the range's
+  // entries requested without a PASID and every entry requested with any PASID, whatever
+  // its address; with a PASID, that PASID's entries in the range, and with Global set every
+  // PASID's global entries there (the ATC keeps no global flag: all PASIDs' entries).
+  if (!inv.pasid_valid && k.pasid != kNoPasid) return true;
+  if (inv.pasid_valid && !inv.global && k.pasid != inv.pasid) return false;
   if (inv.bytes == 0) return true;
   const uint64_t first = inv.addr >> 12, last = (inv.addr + inv.bytes - 1) >> 12;
   return k.page >= first && k.page <= last;

@@ -254,11 +254,11 @@ Status Smmuv3Driver::invalidate_domain(DomainId d) {
 }
 
 // Linux arm_smmu_atc_inv_master: a master whose translations change (attach, detach) drops
-// its whole ATC, for the one PASID, or every one.
+// its whole ATC, for the one PASID, or (no PASID: PCIe drops every PASID's entries) all.
 void Smmuv3Driver::add_master_atc_invalidation(uint32_t rid, std::optional<uint32_t> pasid,
                                                std::vector<CmdWords>& cmds) const {
   if (!device_invalidations() || !ats_enabled(rid)) return;
-  cmds.push_back(cmd_atc_inv(rid, pasid.has_value(), pasid.value_or(0), 0, 52, !pasid));
+  cmds.push_back(cmd_atc_inv(rid, pasid.has_value(), pasid.value_or(0), 0, 52, false));
 }
 
 // Linux arm_smmu_atc_inv_to_cmd: the smallest naturally aligned span of 2^Size pages that
@@ -279,7 +279,7 @@ void Smmuv3Driver::add_atc_invalidations(DomainId d, uint64_t iova, uint64_t byt
   for (const auto& [sid, at] : streams_) {
     if (!ats_enabled(sid)) continue;
     if (at.has_s2 && at.s2 == d) {
-      cmds.push_back(cmd_atc_inv(sid, false, 0, addr, size, true));
+      cmds.push_back(cmd_atc_inv(sid, false, 0, addr, size, false));
       continue;
     }
     for (const auto& [ssid, dom] : at.by_ssid) {

@@ -34,15 +34,16 @@ struct Cell {
   std::string vendor, translation, leaves;
   bool ril = true;
   bool ats = false;
+  bool pasid = false;   // the device's DMAs carry PASID 5 (its ATC entries are PASID-tagged)
 };
 
 void PrintTo(const Cell& c, std::ostream* os) {
-  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "");
+  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "") << (c.pasid ? " PASID" : "");
 }
 
 std::string cell_name(const testing::TestParamInfo<Cell>& i) {
   return i.param.vendor + "_" + i.param.translation + "_" + i.param.leaves + (i.param.ril ? "" : "_noRIL") +
-         (i.param.ats ? "_ats" : "");
+         (i.param.ats ? "_ats" : "") + (i.param.pasid ? "_pasid" : "");
 }
 
 std::vector<Cell> cells() {
@@ -54,6 +55,9 @@ std::vector<Cell> cells() {
     for (const char* leaves : {"2m", "mixed"}) v.push_back({"smmuv3", t, leaves, false});
   for (const char* vendor : {"smmuv3", "vtd", "amdvi"})
     for (const char* t : {"s1", "s2", "nested"}) v.push_back({vendor, t, "mixed", true, true});
+  // PASID-tagged ATC entries: an invalidation without a PASID must drop them too.
+  for (const char* vendor : {"smmuv3", "vtd", "amdvi"})
+    for (const char* t : {"s1", "nested"}) v.push_back({vendor, t, "4k", true, true, true});
   return v;
 }
 
@@ -75,6 +79,7 @@ std::string overrides(const Cell& c) {
   if (s2) p += " -p traffic.window_iova=" + std::to_string(s2_window_iova);
   if (!c.ril) p += " -p iommu.smmuv3.range_invalidation=false";
   if (c.ats) p += " -p traffic.ats.enabled=true -p pcie.enabled=true";   // ATC messages on the link
+  if (c.pasid) p += " -p traffic.pasid=5";
   return p;
 }
 
