@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -25,6 +26,43 @@ Section<TraceConfig> trace_keys() {
 namespace {
 
 constexpr uint64_t kMaxTraceBytes = 256ull << 20;
+constexpr uint64_t kMaxTimeNs = 10'000'000'000'000'000ull;   // 1e16 ns: the picosecond clock holds 1.8e16
+
+// What a trace has mapped so far, per (device, PASID): disjoint [first, end) ranges, so an
+// unmap of something never mapped, or a map over a mapping, is an error of its line.
+class MappedRanges {
+ public:
+  // "" when [a, a + n) overlaps nothing and is now mapped, else why not.
+  std::string map(uint64_t a, uint64_t n) {
+    auto next = ranges_.lower_bound(a);
+    if ((next != ranges_.end() && next->first < a + n) || (next != ranges_.begin() && std::prev(next)->second > a))
+      return "map over a range this device and PASID already have mapped";
+    ranges_[a] = a + n;
+    return "";
+  }
+  // "" when every byte of [a, a + n) was mapped and now is not, else why not.
+  std::string unmap(uint64_t a, uint64_t n) {
+    const std::string never = "unmap of a range this device and PASID never mapped";
+    const uint64_t end = a + n;
+    auto first = ranges_.upper_bound(a);
+    if (first == ranges_.begin() || std::prev(first)->second <= a) return never;
+    --first;
+    auto last = first;   // the ranges must join up to `end`
+    while (last->second < end) {
+      const auto next = std::next(last);
+      if (next == ranges_.end() || next->first != last->second) return never;
+      last = next;
+    }
+    const uint64_t head = first->first, tail = last->second;
+    ranges_.erase(first, std::next(last));
+    if (head < a) ranges_[head] = a;
+    if (tail > end) ranges_[end] = tail;
+    return "";
+  }
+
+ private:
+  std::map<uint64_t, uint64_t> ranges_;
+};
 
 // Decimal, or hexadecimal after 0x; the whole token.
 bool parse_number(const std::string& s, uint64_t* v) {
@@ -56,6 +94,7 @@ std::vector<TraceEvent> read_trace(const std::string& file, uint64_t page) {
   std::string text;
   unsigned line = 0;
   uint64_t last_time = 0;
+  std::map<std::pair<uint32_t, uint32_t>, MappedRanges> mapped;   // (device, PASID or ~0) -> ranges
   while (std::getline(in, text)) {
     ++line;
     auto bad = [&](const std::string& why) { throw std::runtime_error(file + ":" + std::to_string(line) + ": " + why); };
@@ -69,6 +108,7 @@ std::vector<TraceEvent> read_trace(const std::string& file, uint64_t page) {
     e.line = line;
     uint64_t v = 0;
     if (!parse_number(f[0], &e.time_ns)) bad("time_ns '" + f[0] + "' is not a number");
+    if (e.time_ns > kMaxTimeNs) bad("time_ns " + f[0] + " is beyond 1e16 ns, the simulator's picosecond clock");
     if (e.time_ns < last_time) bad("time_ns " + f[0] + " is before the previous event's (" + std::to_string(last_time) + ")");
     last_time = e.time_ns;
     if (!parse_number(f[1], &v) || v > 0xFFFF) bad("device '" + f[1] + "' is not a requester ID (0 .. 0xffff)");
@@ -80,7 +120,7 @@ std::vector<TraceEvent> read_trace(const std::string& file, uint64_t page) {
     else if (op == "write") e.op = TraceEvent::Op::Write;
     else bad("unknown event '" + op + "' (map, unmap, read or write)");
     if (f[3] != "-") {
-      if (!parse_number(f[3], &v) || v >= (1u << 20)) bad("pasid '" + f[3] + "' is neither - nor 0 .. 1048575");
+      if (!parse_number(f[3], &v) || v == 0 || v >= (1u << 20)) bad("pasid '" + f[3] + "' is neither - nor 1 .. 1048575");
       e.pasid = uint32_t(v);
     }
     if (!parse_number(f[4], &e.iova)) bad("address '" + f[4] + "' is not a number");
@@ -94,6 +134,10 @@ std::vector<TraceEvent> read_trace(const std::string& file, uint64_t page) {
       if (e.bytes > traffic::kMaxTransferBytes) bad("a DMA is at most " + std::to_string(traffic::kMaxTransferBytes) + " bytes");
     } else if (e.iova % page || e.bytes % page || e.buffer_offset % page) {
       bad(op + ": address, size and buffer offset must be multiples of platform.stage1_page_bytes (" + std::to_string(page) + ")");
+    } else {
+      MappedRanges& r = mapped[{e.device, e.pasid.value_or(~0u)}];
+      if (const std::string why = e.op == TraceEvent::Op::Map ? r.map(e.iova, e.bytes) : r.unmap(e.iova, e.bytes); !why.empty())
+        bad(why);
     }
     events.push_back(e);
   }

@@ -84,7 +84,6 @@ class TraceWorkload : public JobWorkload {
   TraceSetup s_;
   std::vector<Device> devices_;   // per endpoint
   std::vector<Space> spaces_;
-  common::Ps start_ = 0, finished_ = 0;
   common::Counter maps_, unmaps_, dmas_, faults_;
 };
 

@@ -158,6 +158,11 @@ TEST(TraceReplay, BadLinesNameTheLineAndExitTwo) {
            {"0 17 read - 0x1000 64\n", "t.trace:1: device 17 is no endpoint's requester ID"},
            {"0 16 read - 0x1000 0\n", "t.trace:1: size '0'"},
            {"# nothing\n", "t.trace: no events"},
+           {"18446744073709552 16 read - 0x1000 64\n", "t.trace:1: time_ns 18446744073709552 is beyond 1e16 ns"},
+           {"0 16 read 0 0x1000 64\n", "t.trace:1: pasid '0' is neither - nor 1 .. 1048575"},
+           {"0 16 map - 0x1000 0x2000 0\n1 16 unmap - 0x2000 0x2000\n", "t.trace:2: unmap of a range this device and PASID never mapped"},
+           {"0 16 map 5 0x1000 0x1000 0\n1 16 unmap - 0x1000 0x1000\n", "t.trace:2: unmap of a range"},
+           {"0 16 map - 0x1000 0x2000 0\n1 16 map - 0x2000 0x1000 0\n", "t.trace:2: map over a range"},
        }) {
     const CliRun r = run_trace("trace_bad", c.trace);
     EXPECT_EQ(r.exit_code, 2) << c.trace << "\n" << r.out;
