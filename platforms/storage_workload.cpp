@@ -34,6 +34,13 @@ std::string parse_sizes(const std::string& text, std::vector<StorageConfig::Size
   if (out->empty()) return "expected bytes[:weight],... (e.g. 4096:70,131072:20,1048576:10)";
   return "";
 }
+constexpr uint64_t kMaxQueuedDmas = 1u << 22;   // 4 Mi jobs, about 200 MB of queue
+
+uint64_t largest_io(const StorageConfig& c) {
+  uint64_t m = kMinIo;
+  for (const auto& s : c.sizes) m = std::max(m, s.bytes);
+  return m;
+}
 }  // namespace
 
 Section<StorageConfig> storage_keys() {
@@ -55,16 +62,16 @@ Section<StorageConfig> storage_keys() {
       .multiple_of(4096)
       .integer("dma_bytes", &S::dma_bytes, 4096, 64, 1u << 20, "bytes", "the device moves an I/O's data in DMAs of at most this")
       .number("duration_us", &S::duration_us, 2000, 0.001, 1e7, "us",
-              "I/Os are submitted for this long; then those in flight finish and the run ends");
+              "I/Os are submitted for this long; then those in flight finish and the run ends")
+      .check("dma_bytes", [](const S& s) -> std::string {
+        // The device's job queue holds every DMA of every I/O in flight (reserved up front).
+        const uint64_t dmas = uint64_t(s.queues) * s.depth * ((largest_io(s) + s.dma_bytes - 1) / s.dma_bytes);
+        if (dmas <= kMaxQueuedDmas) return "";
+        return "queues x depth x (largest I/O / dma_bytes) = " + std::to_string(dmas) + " DMAs in flight, above the " +
+               std::to_string(kMaxQueuedDmas) + " the device queue holds: use larger dma_bytes or fewer I/Os in flight";
+      });
 }
 
-namespace {
-uint64_t largest_io(const StorageConfig& c) {
-  uint64_t m = kMinIo;
-  for (const auto& s : c.sizes) m = std::max(m, s.bytes);
-  return m;
-}
-}  // namespace
 
 uint64_t StorageWorkload::footprint(const StorageConfig& c, uint64_t page) {
   const uint64_t max_io = largest_io(c);

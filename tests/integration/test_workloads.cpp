@@ -327,6 +327,10 @@ TEST(StorageWorkload, ConfigErrorsNameTheKeyAndExitTwo) {
            {"-p storage.io_sizes=", "storage.io_sizes: expected bytes[:weight]"},
            {"-p storage.segment_bytes=5000", "storage.segment_bytes"},
            {"-p storage.queues=64 -p storage.depth=64 -p storage.io_sizes=1048576:1", "platform.guest_ram_bytes"},
+           // 64 x 4096 x (1 MiB / 64 B) = 2^32 DMAs in flight: a clear error, not an allocation failure.
+           {"-p storage.queues=64 -p storage.depth=4096 -p storage.io_sizes=1048576:1 -p storage.dma_bytes=64 "
+            "-p platform.guest_ram_bytes=549755813888",
+            "storage.dma_bytes: queues x depth x (largest I/O / dma_bytes) = 4294967296 DMAs in flight"},
            {"-p traffic.endpoints='[{\"requester_id\":1},{\"requester_id\":2}]'", "traffic.endpoints: workload.mode = storage drives one endpoint"},
        }) {
     const CliRun r = run_cli("run" + o + " -p iommu.translation=s1 -p workload.mode=storage " + c.params);
