@@ -405,6 +405,11 @@ Params read_params(const json& j) {
   if (p.stress && p.eps.size() > 1) t.fail("endpoints", "workload.mode = stress drives one endpoint");
   if (p.dma_api && p.eps.size() > 1) t.fail("endpoints", "workload.mode = dma_api drives one endpoint");
   if (p.jobs) read_job_workload(root, p);
+  // Linux turns ATS off for an identity (bypass) domain, and the STE/context/DTE then refuse
+  // translated requests: a device that still used ATS would fault every DMA.
+  for (const EndpointSettings& e : p.eps)
+    if (e.config.ats.enabled && p.translation == "bypass")
+      e.fail("ats.enabled", "ATS needs a translating domain; with iommu.translation = bypass the IOMMU refuses translated requests");
 
   // A completion barrier waits for the walks an invalidation overtook (a cold nested walk
   // is 24 reads) and for its own queue reads and status write: with slow memory it cannot

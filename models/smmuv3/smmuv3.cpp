@@ -159,7 +159,10 @@ bool Smmuv3::ats_permitted(const common::DmaRequest& d, common::AtsType type, co
   t += pipeline_ps_;
   auto cfg = fetch_config(rq, t);
   if (!cfg) { faults_.inc(); return false; }   // its configuration error is recorded
-  if (cfg->eats != 0 && cfg->config != SteConfig::Abort) return true;
+  // IHI 0070 §5.2, STE.Config: 0b000 (abort) denies ATS with no event recorded; 0b100
+  // (bypass) denies it as though EATS were 0b00, with the event.
+  if (cfg->config == SteConfig::Abort) { faults_.inc(); return false; }
+  if (cfg->eats != 0 && cfg->config != SteConfig::Bypass) return true;
   EventRecord e;
   e.sid = rq.sid; e.ssv = rq.ssv; e.ssid = rq.ssid; e.input_addr = rq.input; e.rnw = !rq.access.write;
   e.id = type == common::AtsType::Translated ? EventId::F_TRANSL_FORBIDDEN : EventId::F_BAD_ATS_TREQ;

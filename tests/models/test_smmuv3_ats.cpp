@@ -95,5 +95,48 @@ TEST(SmmuAts, EatsZeroRefusesTranslationRequestsAndTranslatedDmas) {
   });
 }
 
+// IHI 0070 §5.2, STE.Config: a bypass STE (0b100) denies ATS as though EATS were 0b00,
+// with the events, whatever its EATS; an abort STE (0b000) denies it with no event.
+TEST(SmmuAts, BypassAndAbortStesDenyAtsWhateverTheirEats) {
+  Harness h;
+  h.run([](Harness& h) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    const DomainId d = h.make_domain(DomainKind::Stage1);
+    IOMMUSIM_ASSERT_OK(h.drv.map(d, kAtsIova, kAtsPa, kPage, {}, kPage));
+    h.drv.enable_ats(2);
+    IOMMUSIM_ASSERT_OK(h.drv.attach(2, std::nullopt, d));   // STE.EATS = 1
+    auto rewrite_ste = [&](smmuv3::SteConfig config) {
+      smmuv3::SteWords w{};
+      h.memory.read(h.drv.ste_address(2), w.data(), sizeof w);
+      std::string why;
+      auto ste = smmuv3::decode_ste(w, &why);
+      ASSERT_TRUE(ste) << why;
+      ASSERT_EQ(ste->eats, 1u);
+      ste->config = config;
+      w = smmuv3::encode_ste(*ste);
+      h.memory.write(h.drv.ste_address(2), w.data(), sizeof w);
+      IOMMUSIM_ASSERT_OK(h.drv.submit({smmuv3::cmd_cfgi_ste(2, true)}, "cfgi"));
+    };
+    uint64_t data = 0;
+    tlm::tlm_response_status st;
+    rewrite_ste(smmuv3::SteConfig::Bypass);
+    common::DmaAttributes a = ats_request(h, common::AtsType::TranslationRequest, 2, kAtsIova, &data, &st);
+    EXPECT_NE(st, tlm::TLM_OK_RESPONSE);
+    a = ats_request(h, common::AtsType::Translated, 2, kAtsPa, &data, &st);
+    EXPECT_EQ(a.response, IommuResponse::Fault);
+    auto ev = h.events();
+    ASSERT_EQ(ev.size(), 2u);
+    EXPECT_EQ(ev[0].id, EventId::F_BAD_ATS_TREQ);
+    EXPECT_EQ(ev[1].id, EventId::F_TRANSL_FORBIDDEN);
+
+    rewrite_ste(smmuv3::SteConfig::Abort);
+    ats_request(h, common::AtsType::TranslationRequest, 2, kAtsIova, &data, &st);
+    EXPECT_NE(st, tlm::TLM_OK_RESPONSE);
+    ats_request(h, common::AtsType::Translated, 2, kAtsPa, &data, &st);
+    EXPECT_NE(st, tlm::TLM_OK_RESPONSE);
+    EXPECT_EQ(h.events().size(), 2u) << "an abort STE records no event";
+  });
+}
+
 }  // namespace
 }  // namespace iommusim::test
