@@ -24,6 +24,7 @@
 #include "models/pcie/root_complex.h"
 #include "platforms/driver/driver.h"
 #include "traffic/endpoint.h"
+#include "iommu_fixture.h"
 
 namespace iommusim::test {
 
@@ -208,6 +209,19 @@ common::DmaAttributes ats_request(H& h, common::AtsType type, uint32_t sid, uint
   *status = p.get_response_status();
   p.clear_extension(&ext);
   return ext;
+}
+
+// The enable-bit tests' setup on an IommuHarness: one stage-1 domain mapping kAtsIova ->
+// kAtsPa, attached to device 1 without ATS (STE.EATS / context DTE / DTE.I clear) and to
+// device 2 with it. Fails the test (ASSERT) when the driver refuses.
+template <class H>
+void attach_devices_without_and_with_ats(H& h) {
+  IOMMUSIM_ASSERT_OK(h.drv.init());
+  const driver::DomainId d = h.make_domain(driver::DomainKind::Stage1);
+  IOMMUSIM_ASSERT_OK(h.drv.map(d, kAtsIova, kAtsPa, kPage, {}, kPage));
+  IOMMUSIM_ASSERT_OK(h.drv.attach(1, std::nullopt, d));
+  h.drv.enable_ats(2);
+  IOMMUSIM_ASSERT_OK(h.drv.attach(2, std::nullopt, d));
 }
 
 // Device `rid` has ATS enabled: its Translation Request for kAtsIova comes back with

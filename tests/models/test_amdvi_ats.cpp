@@ -63,12 +63,8 @@ TEST(AmdAts, UnansweredIotlbInvalidationLogsIotlbInvTimeout) {
 TEST(AmdAts, DteIZeroRefusesTranslationRequestsAndTranslatedDmas) {
   AmdHarness h;
   h.run([](AmdHarness& h) {
-    IOMMUSIM_ASSERT_OK(h.drv.init());
-    const DomainId d = h.make_domain(DomainKind::Stage1);
-    IOMMUSIM_ASSERT_OK(h.drv.map(d, kAtsIova, kAtsPa, kPage, {}, kPage));
-    IOMMUSIM_ASSERT_OK(h.drv.attach(1, std::nullopt, d));   // ATS not enabled: DTE.I = 0
-    h.drv.enable_ats(2);
-    IOMMUSIM_ASSERT_OK(h.drv.attach(2, std::nullopt, d));   // DTE.I = 1
+    attach_devices_without_and_with_ats(h);   // device 1: DTE.I clear; device 2: set
+    if (::testing::Test::HasFatalFailure()) return;
     uint64_t data = 0;
     tlm::tlm_response_status st;
     const size_t before = h.events().size();

@@ -67,12 +67,8 @@ TEST(SmmuAts, WithTheDeviceInvalidationLaterDmasFault) {
 TEST(SmmuAts, EatsZeroRefusesTranslationRequestsAndTranslatedDmas) {
   Harness h;
   h.run([](Harness& h) {
-    IOMMUSIM_ASSERT_OK(h.drv.init());
-    const DomainId d = h.make_domain(DomainKind::Stage1);
-    IOMMUSIM_ASSERT_OK(h.drv.map(d, kAtsIova, kAtsPa, kPage, {}, kPage));
-    IOMMUSIM_ASSERT_OK(h.drv.attach(1, std::nullopt, d));   // ATS not enabled: STE.EATS = 0
-    h.drv.enable_ats(2);
-    IOMMUSIM_ASSERT_OK(h.drv.attach(2, std::nullopt, d));   // STE.EATS = 1
+    attach_devices_without_and_with_ats(h);   // device 1: STE.EATS clear; device 2: set
+    if (::testing::Test::HasFatalFailure()) return;
     uint64_t data = 0;
     tlm::tlm_response_status st;
 

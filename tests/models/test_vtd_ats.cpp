@@ -60,12 +60,8 @@ TEST(VtdAts, UnansweredDeviceTlbInvalidationSetsIte) {
 TEST(VtdAts, DteClearRefusesTranslationRequestsAndTranslatedDmas) {
   vtdtest::Harness h;
   h.run([](vtdtest::Harness& h) {
-    IOMMUSIM_ASSERT_OK(h.drv.init());
-    const DomainId d = h.make_domain(DomainKind::Stage1);
-    IOMMUSIM_ASSERT_OK(h.drv.map(d, kAtsIova, kAtsPa, kPage, {}, kPage));
-    IOMMUSIM_ASSERT_OK(h.drv.attach(1, std::nullopt, d));   // ATS not enabled: context DTE = 0
-    h.drv.enable_ats(2);
-    IOMMUSIM_ASSERT_OK(h.drv.attach(2, std::nullopt, d));   // DTE = 1
+    attach_devices_without_and_with_ats(h);   // device 1: context DTE clear; device 2: set
+    if (::testing::Test::HasFatalFailure()) return;
     uint64_t data = 0;
     tlm::tlm_response_status st;
 
