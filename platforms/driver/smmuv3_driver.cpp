@@ -28,7 +28,7 @@ std::string validate(const Smmuv3DriverConfig& c) {
 }
 
 Smmuv3Driver::Smmuv3Driver(sc_core::sc_module_name name, const Smmuv3DriverConfig& cfg, Smmuv3& smmu,
-                           memory::SparseMemory& memory)
+                           DriverMemoryRef memory)
     : DriverBase(name, cfg.timing, cfg.memory, memory), cfg_(cfg), smmu_(smmu),
       cmdq_(common::IndexRing{cfg.cmdq_log2, true}, 16, *this, "CMDQ space", "CMD_SYNC",
             DriverQueue::Submission::Concurrent) {

@@ -49,7 +49,7 @@ std::string validate(const Smmuv3DriverConfig& c);
 class Smmuv3Driver : public DriverBase, private DriverQueue::Hooks {
  public:
   Smmuv3Driver(sc_core::sc_module_name name, const Smmuv3DriverConfig& cfg, smmuv3::Smmuv3& smmu,
-               memory::SparseMemory& memory);
+               DriverMemoryRef memory);
   ~Smmuv3Driver() override;
 
   std::string vendor() const override { return "smmuv3"; }
