@@ -120,6 +120,24 @@ DriverBase::Domain* DriverBase::domain(DomainId d, Status& st) {
   return domains_[d - 1].get();
 }
 
+DriverBase::Domain* DriverBase::table_domain(DomainId d, Status& st) {
+  Domain* dom = domain(d, st);
+  if (dom && dom->user_managed) {
+    st = Status::fail("domain " + std::to_string(d) + " is user-managed: its tables are the guest's");
+    return nullptr;
+  }
+  return dom;
+}
+
+DomainId DriverBase::add_user_domain(std::unique_ptr<Domain> dom, DomainId parent) {
+  domains_[parent - 1]->nest_parent = true;
+  dom->kind = DomainKind::Nested;
+  dom->parent = parent;
+  dom->user_managed = true;
+  domains_.push_back(std::move(dom));
+  return DomainId(domains_.size());
+}
+
 const DriverBase::Domain* DriverBase::domain(DomainId d) const {
   return d == 0 || d > domains_.size() ? nullptr : domains_[d - 1].get();
 }
@@ -183,7 +201,7 @@ pagetable::LeafAttributes leaf_attributes(const Prot& p) {
 
 Status DriverBase::map(DomainId d, uint64_t iova, uint64_t pa, uint64_t bytes, Prot prot, uint64_t page_bytes) {
   Status st;
-  Domain* dom = domain(d, st);
+  Domain* dom = table_domain(d, st);
   if (!dom) return st;
   charge_cycles(timing_.op_overhead_cycles);
   const pagetable::EditResult r = dom->tables->map(iova, pa, bytes, page_bytes, leaf_attributes(prot));
@@ -196,7 +214,7 @@ Status DriverBase::map(DomainId d, uint64_t iova, uint64_t pa, uint64_t bytes, P
 
 Status DriverBase::unmap(DomainId d, uint64_t iova, uint64_t bytes) {
   Status st;
-  Domain* dom = domain(d, st);
+  Domain* dom = table_domain(d, st);
   if (!dom) return st;
   const uint64_t t0 = to_ps(sc_time_stamp());
   const common::CorrectnessOracle::ChangeId c = oracle_.unmap(d, iova, bytes);
@@ -215,7 +233,7 @@ Status DriverBase::unmap(DomainId d, uint64_t iova, uint64_t bytes) {
 
 Status DriverBase::unmap_deferred(DomainId d, uint64_t iova, uint64_t bytes, common::CorrectnessOracle::ChangeId* change) {
   Status st;
-  Domain* dom = domain(d, st);
+  Domain* dom = table_domain(d, st);
   if (!dom) return st;
   const common::CorrectnessOracle::ChangeId c = oracle_.unmap(d, iova, bytes);
   if (change) *change = c;
@@ -225,7 +243,7 @@ Status DriverBase::unmap_deferred(DomainId d, uint64_t iova, uint64_t bytes, com
 
 Status DriverBase::change_leaves(DomainId d, uint64_t iova, uint64_t bytes, std::optional<uint64_t> new_out, Prot prot) {
   Status st;
-  Domain* dom = domain(d, st);
+  Domain* dom = table_domain(d, st);
   if (!dom) return st;
   if (bytes == 0) return Status::fail("empty range");
   const uint64_t t0 = to_ps(sc_time_stamp());
@@ -253,8 +271,10 @@ Status DriverBase::remap(DomainId d, uint64_t iova, uint64_t new_out, uint64_t b
 
 Status DriverBase::attach(uint32_t rid, std::optional<uint32_t> pasid, DomainId d) {
   Status st;
-  if (!domain(d, st)) return st;
-  const common::CorrectnessOracle::ChangeId c = oracle_.attach(rid, pasid, d);
+  const Domain* dom = domain(d, st);
+  if (!dom) return st;
+  // A user-managed domain's attachments are the guest's to report (through its scope).
+  const common::CorrectnessOracle::ChangeId c = dom->user_managed ? 0 : oracle_.attach(rid, pasid, d);
   if (Status s = attach_device(rid, pasid, d); !s.ok) return s;
   complete_change(c);
   return {};

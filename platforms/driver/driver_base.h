@@ -87,6 +87,10 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
     DomainKind kind = DomainKind::Stage1;
     DomainId parent = 0;       // Nested: its stage-2 domain
     bool nest_parent = false;  // a Nested domain sits on this Stage2 domain
+    // A user-managed nested domain (iommufd HWPT_NESTED, platforms/driver/nesting.h): the
+    // guest owns its stage-1 tables and reports them itself, so it has no tables here and
+    // tells the oracle nothing; map/unmap on it fail.
+    bool user_managed = false;
     std::unique_ptr<pagetable::Format> format;
     std::unique_ptr<pagetable::TableBuilder> tables;
     uint64_t min_leaf_bytes = 0;   // smallest leaf size mapped so far (0: none yet)
@@ -107,6 +111,11 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   void add_command_queue(DriverQueue& q) { queues_.push_back(&q); }
 
   Domain* domain(DomainId d, Status& st);
+  // A domain whose tables this driver builds: fails on a user-managed one.
+  Domain* table_domain(DomainId d, Status& st);
+  // Registers a user-managed nested domain over the Stage2 `parent` (checked by the
+  // caller): no tables, no oracle space. Returns its ID.
+  DomainId add_user_domain(std::unique_ptr<Domain> dom, DomainId parent);
   const Domain* domain(DomainId d) const;
   size_t domain_count() const { return domains_.size(); }
 
