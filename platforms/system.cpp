@@ -24,6 +24,7 @@
 #include "platforms/nic_workload.h"
 #include "platforms/pcie_keys.h"
 #include "platforms/progress.h"
+#include "platforms/stat_names.h"
 #include "platforms/storage_workload.h"
 #include "platforms/stress_workload.h"
 #include "platforms/trace_workload.h"
@@ -44,6 +45,9 @@ struct Params {
   memory::MemoryConfig mem;
   std::string translation;
   std::vector<std::string> vendors;
+  // Each vendor's lanes, one per invalidation path; only the native path exists so far
+  // (design of issue 12: a trapped path through a VMM is the next).
+  std::vector<std::string> paths{kNativePath};
   driver::DriverTiming timing;
   driver::DriverMemory pools;
   traffic::EndpointConfig ep;                  // traffic.*: the lane's endpoint, or what the listed ones start from
@@ -503,17 +507,20 @@ const KeyInfo& config_schema() {
   return schema;
 }
 
-// One vendor's slice of the run: its memory, IOMMU + driver, endpoints, root complex (with
+// One (vendor, path) slice of the run: its memory, IOMMU + driver, endpoints, root complex (with
 // pcie.enabled) and workload state.
 struct Lane {
   std::string vendor;
+  std::string path = kNativePath;   // the invalidation path its driver's invalidations take
+  std::string name;                 // lane_name(vendor, path): its stats' prefix
+  std::string module;               // its SystemC modules' prefix: the vendor, plus _path off the native path
   std::unique_ptr<memory::SparseMemory> memory;
   std::unique_ptr<IommuLane> iommu;
   std::unique_ptr<pcie::RootComplex> root_complex;
   std::vector<std::unique_ptr<traffic::Endpoint>> endpoints;
   bool ats_stats = false;                      // the IOMMU's ATS stats are registered
-  std::unique_ptr<traffic::DmaStats> totals;   // several endpoints: all of theirs, as <vendor>.endpoint
-  std::vector<std::string> endpoint_stats;     // each endpoint's stats prefix after <vendor>., then the totals'
+  std::unique_ptr<traffic::DmaStats> totals;   // several endpoints: all of theirs, as <lane>.endpoint
+  std::vector<std::string> endpoint_stats;     // each endpoint's stats prefix after <lane>., then the totals'
   sc_core::sc_event_or_list endpoint_done;     // any endpoint finished
   sc_core::sc_event go;
   driver::DomainId dma_domain = 0;
@@ -557,13 +564,17 @@ struct System::Impl : sc_core::sc_module {
   Impl(sc_core::sc_module_name name, const json& j, const Params& params, common::Timeline* timeline)
       : sc_module(name), p(params), timeline_(timeline) {
     ConfigReader root(j, "");
-    for (const std::string& v : p.vendors) {
+    for (const std::string& v : p.vendors) for (const std::string& path : p.paths) {
       auto lane = std::make_unique<Lane>();
       Lane& l = *lane;
       l.vendor = v;
-      l.memory = std::make_unique<memory::SparseMemory>((v + "_memory").c_str(), p.mem);
+      l.path = path;
+      l.name = lane_name(v, path);
+      l.module = path == kNativePath ? v : v + "_" + path;
+      const std::string& n = l.name;
+      l.memory = std::make_unique<memory::SparseMemory>((l.module + "_memory").c_str(), p.mem);
       LaneSettings ls;
-      ls.name = v + "_";
+      ls.name = l.module + "_";
       ls.sim_memory = l.memory.get();
       ls.seed = p.seed;
       ls.timing = p.timing;
@@ -573,20 +584,20 @@ struct System::Impl : sc_core::sc_module {
       l.iommu = make_lane(v, root.section("iommu"), root.section("driver"), root.section("traffic"), ls);
       l.iommu->bind();
       if (timeline) {
-        l.timeline_pid = timeline->process(v);
+        l.timeline_pid = timeline->process(n);
         l.iommu->driver().set_timeline(*timeline, l.timeline_pid);
       }
-      l.memory->register_stats(reg, v + ".memory");
-      l.iommu->register_stats(reg, v);
+      l.memory->register_stats(reg, n + ".memory");
+      l.iommu->register_stats(reg, n);
       if (p.pcie.enabled) {
-        l.root_complex = std::make_unique<pcie::RootComplex>((v + "_root_complex").c_str(), p.pcie.link);
+        l.root_complex = std::make_unique<pcie::RootComplex>((l.module + "_root_complex").c_str(), p.pcie.link);
         l.iommu->bind_requester(l.root_complex->to_iommu);
-        l.root_complex->register_stats(reg, v + ".pcie");
+        l.root_complex->register_stats(reg, n + ".pcie");
       }
       if (p.jobs) add_jobs(l);
       add_endpoints(l);
-      reg.add(v + ".workload.unmaps", l.unmaps, "count", "strict unmap operations (PTE clear + range invalidation + sync)");
-      reg.add(v + ".workload.domain_flushes", l.domain_flushes, "count", "whole-domain invalidations");
+      reg.add(n + ".workload.unmaps", l.unmaps, "count", "strict unmap operations (PTE clear + range invalidation + sync)");
+      reg.add(n + ".workload.domain_flushes", l.domain_flushes, "count", "whole-domain invalidations");
       if (p.warmup) {
         auto end = [this, &l] { end_warmup(l); };
         if (l.totals) l.totals->on_completed(p.warmup, end);
@@ -606,11 +617,11 @@ struct System::Impl : sc_core::sc_module {
         sc.stride = p.stride;
         sc.seed = p.seed;
         l.stress = std::make_unique<StressWorkload>(sc, l.iommu->driver());
-        l.stress->register_stats(reg, v + ".workload");
+        l.stress->register_stats(reg, n + ".workload");
       }
       if (p.dma_api) add_dma_api(l);
       sc_core::sc_spawn_options opts;
-      sc_core::sc_spawn([this, &l] { workload(l); }, (v + "_workload").c_str(), &opts);
+      sc_core::sc_spawn([this, &l] { workload(l); }, (l.module + "_workload").c_str(), &opts);
       lanes.push_back(std::move(lane));
     }
     running = unsigned(lanes.size());
@@ -618,14 +629,14 @@ struct System::Impl : sc_core::sc_module {
   }
 
   // The lane's endpoints, each bound to the root complex or straight to the IOMMU. One
-  // endpoint's stats are <vendor>.endpoint.*; several have <vendor>.endpoint.ep<k>.* each
-  // and their totals as <vendor>.endpoint.*.
+  // endpoint's stats are <lane>.endpoint.*; several have <lane>.endpoint.ep<k>.* each
+  // and their totals as <lane>.endpoint.*.
   void add_endpoints(Lane& l) {
     const bool several = p.eps.size() > 1;
     if (several) l.totals = std::make_unique<traffic::DmaStats>();
     for (size_t i = 0; i < p.eps.size(); ++i) {
       const std::string k = several ? std::to_string(i) : "";
-      auto e = std::make_unique<traffic::Endpoint>((l.vendor + "_endpoint" + k).c_str(), p.eps[i].config);
+      auto e = std::make_unique<traffic::Endpoint>((l.module + "_endpoint" + k).c_str(), p.eps[i].config);
       if (l.root_complex) e->socket.bind(l.root_complex->from_devices);
       else l.iommu->bind_requester(e->socket);
       e->start(l.go);
@@ -634,13 +645,13 @@ struct System::Impl : sc_core::sc_module {
       if (timeline_) e->set_timeline(*timeline_, l.timeline_pid, "ep" + std::to_string(i));
       l.endpoint_done |= e->done_event();
       l.endpoint_stats.push_back(several ? "endpoint.ep" + k : "endpoint");
-      e->register_stats(reg, l.vendor + "." + l.endpoint_stats.back());
-      add_ats(l, *e, l.vendor + "." + l.endpoint_stats.back());
+      e->register_stats(reg, l.name + "." + l.endpoint_stats.back());
+      add_ats(l, *e, l.name + "." + l.endpoint_stats.back());
       l.endpoints.push_back(std::move(e));
     }
     if (l.totals) {
       l.endpoint_stats.push_back("endpoint");
-      l.totals->register_stats(reg, l.vendor + ".endpoint");
+      l.totals->register_stats(reg, l.name + ".endpoint");
     }
   }
 
@@ -654,14 +665,14 @@ struct System::Impl : sc_core::sc_module {
     l.iommu->driver().enable_ats(e.config().requester_id);
     if (auto* o = l.iommu->oracle()) e.set_observer(o);
     atc->register_stats(reg, stats_prefix + ".atc");
-    if (!l.ats_stats) l.iommu->register_ats_stats(reg, l.vendor);
+    if (!l.ats_stats) l.iommu->register_ats_stats(reg, l.name);
     l.ats_stats = true;
   }
 
   // workload.mode = dma_api: the CPUs' buffers, and the endpoint's DMAs redirected into them.
   void add_dma_api(Lane& l) {
     auto* drv = dynamic_cast<driver::DriverBase*>(&l.iommu->driver());
-    if (!drv) throw std::runtime_error(l.vendor + ": workload.mode = dma_api needs a DriverBase driver");
+    if (!drv) throw std::runtime_error(l.name + ": workload.mode = dma_api needs a DriverBase driver");
     DmaApiWorkloadConfig c;
     c.api = p.dma.api;
     c.buffer_bytes = p.dma.buffer_bytes;
@@ -671,7 +682,7 @@ struct System::Impl : sc_core::sc_module {
     c.page_bytes = p.s1_page;
     c.interval_ns = double(p.unmap_interval_ns);
     l.dma_api = std::make_unique<DmaApiWorkload>(c, *drv);
-    l.dma_api->register_stats(reg, l.vendor + ".dma_api");
+    l.dma_api->register_stats(reg, l.name + ".dma_api");
     l.endpoints.front()->set_address_map([w = l.dma_api.get()](uint64_t a) { return w->translate(a); },
                                          [w = l.dma_api.get()](uint64_t iova) { w->dma_done(iova); });
   }
@@ -679,9 +690,9 @@ struct System::Impl : sc_core::sc_module {
   // workload.mode = nic, storage or trace: the workload that hands the endpoints their DMAs.
   void add_jobs(Lane& l) {
     auto* drv = dynamic_cast<driver::DriverBase*>(&l.iommu->driver());
-    if (!drv) throw std::runtime_error(l.vendor + ": workload.mode = " + p.mode + " needs a DriverBase driver");
+    if (!drv) throw std::runtime_error(l.name + ": workload.mode = " + p.mode + " needs a DriverBase driver");
     l.jobs = make_jobs(*drv);
-    l.jobs->register_stats(reg, l.vendor);
+    l.jobs->register_stats(reg, l.name);
   }
 
   std::unique_ptr<JobWorkload> make_jobs(driver::DriverBase& drv) const {
@@ -772,7 +783,7 @@ struct System::Impl : sc_core::sc_module {
 
   // The lane's statistics count afresh from here, except the oracle's, which judge every DMA.
   void end_warmup(Lane& l) {
-    reg.reset(l.vendor + ".", {l.vendor + ".oracle."});
+    reg.reset(l.name + ".", {l.name + ".oracle."});
     l.warmed_up = true;
     l.warmup_end = sc_core::sc_time_stamp();
     l.invalidations_from = l.iommu->driver().invalidations().records().size();
@@ -883,7 +894,7 @@ nlohmann::json System::invalidation_records() const {
   for (auto& l : impl_->lanes) {
     json records = l->iommu->driver().invalidations().to_json();
     records.erase(records.begin(), records.begin() + std::ptrdiff_t(l->invalidations_from));
-    j[l->vendor] = std::move(records);
+    j[l->name] = std::move(records);
   }
   return j;
 }
@@ -960,10 +971,10 @@ RunResult System::run() {
     // A lane stopped during its traffic: its traffic time runs to the stop.
     if (!l->finished && l->traffic_start != sc_core::SC_ZERO_TIME && l->traffic_end == sc_core::SC_ZERO_TIME)
       l->traffic_end = stopped_at;
-    vendors.push_back(l->vendor);
+    vendors.push_back(l->name);
     if (!l->failure.empty()) {
       r.ok = false;
-      r.error += (r.error.empty() ? "" : "; ") + l->vendor + ": " + l->failure;
+      r.error += (r.error.empty() ? "" : "; ") + l->name + ": " + l->failure;
     }
   }
   std::ostringstream o;
@@ -980,8 +991,8 @@ RunResult System::run() {
   };
   // Every figure is read through the registry, so it counts from the end of the lane's
   // warm-up (sim.warmup_transactions), like stats.json; the oracle's cover the whole run.
-  auto count = [&](const Lane& l, const std::string& stat) { return s.reg.counter(l.vendor + "." + stat); };
-  auto hist = [&](const Lane& l, const std::string& stat) { return s.reg.histogram(l.vendor + "." + stat); };
+  auto count = [&](const Lane& l, const std::string& stat) { return s.reg.counter(l.name + "." + stat); };
+  auto hist = [&](const Lane& l, const std::string& stat) { return s.reg.histogram(l.name + "." + stat); };
   auto ns = [](double ps) { return fmt(ps / 1000.0); };
   auto measured_from = [](const Lane& l) { return l.warmed_up ? l.warmup_end : l.traffic_start; };
   auto sim_ns = [&](const Lane& l) { return (l.traffic_end - measured_from(l)).to_seconds() * 1e9; };
@@ -992,26 +1003,26 @@ RunResult System::run() {
   for (auto& lp : s.lanes) {
     const Lane& l = *lp;
     const double t_ns = sim_ns(l);
-    s.reg.set_value(l.vendor + ".run.simulated_traffic_time", t_ns, "ns",
+    s.reg.set_value(l.name + ".run.simulated_traffic_time", t_ns, "ns",
                     "simulated time from traffic start (or the end of the warm-up) to its end");
-    s.reg.set_value(l.vendor + ".run.dma_throughput", t_ns > 0 ? double(count(l, "endpoint.transactions")) / t_ns * 1e3 : 0,
+    s.reg.set_value(l.name + ".run.dma_throughput", t_ns > 0 ? double(count(l, "endpoint.transactions")) / t_ns * 1e3 : 0,
                     "M DMA/s", "completed DMAs per simulated microsecond");
     if (l.warmed_up)
-      s.reg.set_value(l.vendor + ".run.warmup_end", measured_from(l).to_seconds() * 1e9, "ns",
+      s.reg.set_value(l.name + ".run.warmup_end", measured_from(l).to_seconds() * 1e9, "ns",
                       "when the lane's warm-up (sim.warmup_transactions) ended: its other stats, except the oracle's, count from here");
     for (auto& c : l.iommu->caches())
-      s.reg.set_value(l.vendor + ".iommu." + c.name + ".hit_rate", hit_rate(l, c.name), "ratio", c.name + " hits / lookups");
+      s.reg.set_value(l.name + ".iommu." + c.name + ".hit_rate", hit_rate(l, c.name), "ratio", c.name + " hits / lookups");
     // Bytes per nanosecond times 8: Gb/s.
     auto gbps = [&](const std::string& stat) { return t_ns > 0 ? double(count(l, stat)) * 8 / t_ns : 0; };
     for (const std::string& e : l.endpoint_stats) {
-      s.reg.set_value(l.vendor + "." + e + ".up_bandwidth", gbps(e + ".up_bytes"), "Gb/s",
+      s.reg.set_value(l.name + "." + e + ".up_bandwidth", gbps(e + ".up_bytes"), "Gb/s",
                       "data successful writes moved from the device to memory, over the traffic time");
-      s.reg.set_value(l.vendor + "." + e + ".down_bandwidth", gbps(e + ".down_bytes"), "Gb/s",
+      s.reg.set_value(l.name + "." + e + ".down_bandwidth", gbps(e + ".down_bytes"), "Gb/s",
                       "data successful reads moved from memory to the device, over the traffic time");
     }
     if (l.root_complex) {
       for (const std::string dir : {"up", "down"}) {
-        const std::string pre = l.vendor + ".pcie." + dir;
+        const std::string pre = l.name + ".pcie." + dir;
         s.reg.set_value(pre + ".bandwidth", gbps("pcie." + dir + ".payload_bytes"), "Gb/s",
                         "TLP payload carried " + dir + "stream, over the traffic time");
         const double busy_ns = double(pcie::serialise_ps(s.p.pcie.link, count(l, "pcie." + dir + ".wire_bytes"))) / 1000;
@@ -1021,7 +1032,7 @@ RunResult System::run() {
     }
   }
   for (auto& l : s.lanes)
-    if (l->jobs) l->jobs->report(s.reg, l->vendor);
+    if (l->jobs) l->jobs->report(s.reg, l->name);
   r.stats = s.reg.to_json();
 
   per_lane("DMAs completed", [&](const Lane& l) { return std::to_string(count(l, "endpoint.transactions")); });
@@ -1030,7 +1041,7 @@ RunResult System::run() {
   });
   per_lane("simulated time (us)", [&](const Lane& l) { return fmt(sim_ns(l) / 1000.0); });
   if (s.p.pcie.enabled) {
-    auto value = [&](const Lane& l, const std::string& stat) { return s.reg.value(l.vendor + "." + stat); };
+    auto value = [&](const Lane& l, const std::string& stat) { return s.reg.value(l.name + "." + stat); };
     per_lane("PCIe payload up / down (Gb/s)", [&](const Lane& l) {
       return fmt(value(l, "pcie.up.bandwidth"), 2) + " / " + fmt(value(l, "pcie.down.bandwidth"), 2);
     });
@@ -1072,7 +1083,7 @@ RunResult System::run() {
     // What caused them: the DMA API's unmaps (strict: one each; lazy: one per flush of a
     // queue), a trace's unmaps, or the churn loop's unmaps + domain flushes.
     for (const char* unmaps : {"dma_api.unmaps", "trace.unmaps"})
-      if (s.reg.find_counter(l.vendor + "." + unmaps)) return n + " (" + std::to_string(count(l, unmaps)) + " unmaps)";
+      if (s.reg.find_counter(l.name + "." + unmaps)) return n + " (" + std::to_string(count(l, unmaps)) + " unmaps)";
     return n + " (" + std::to_string(count(l, "workload.unmaps")) + "+" + std::to_string(count(l, "workload.domain_flushes")) + ")";
   });
   latency_rows("  ", "latency", "driver.invalidation.latency");
@@ -1111,7 +1122,7 @@ RunResult System::run() {
     return o ? std::to_string(o->permitted_stale()) + " / " + std::to_string(o->violations()) : std::string("-");
   });
   for (auto& l : s.lanes) {
-    std::string line = l->vendor + " cache hit rates:";
+    std::string line = l->name + " cache hit rates:";
     for (auto& c : l->iommu->caches()) {
       const uint64_t n = count(*l, "iommu." + c.name + ".hits") + count(*l, "iommu." + c.name + ".misses");
       line += " " + c.name + " " + (n ? fmt(100.0 * hit_rate(*l, c.name)) + "%" : std::string("-"));
@@ -1122,7 +1133,7 @@ RunResult System::run() {
     std::string line = "warm-up: the first " + std::to_string(s.p.warmup) +
                        " DMAs of each lane are not counted above (the oracle's counts cover every DMA)";
     for (auto& l : s.lanes)
-      if (!l->warmed_up) line += "; " + l->vendor + " never finished its warm-up: its figures cover the whole run";
+      if (!l->warmed_up) line += "; " + l->name + " never finished its warm-up: its figures cover the whole run";
     t.note(line);
   }
   t.note("percentiles: nearest rank, exact below 64 (ps, reads), else a bucket's upper bound at most 3.2% high");

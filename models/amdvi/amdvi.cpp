@@ -44,7 +44,8 @@ AmdVi::AmdVi(sc_core::sc_module_name name, const AmdViConfig& cfg)
       engine_(this->name(), cfg.translation, clk_,
               [this](uint64_t addr, void* dst, unsigned len, common::Ps& t) { return read_memory(addr, dst, len, t); }, cache_names()),
       cmdbuf_(clk_, common::CommandQueueConfig{cfg.cmd_batch, cfg.cmd_decode_cycles, cfg.cmd_exec_cycles},
-              [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); }, engine_, *this) {
+              [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); },
+            [this] { engine_.drain_older_requests(); }, *this) {
   order_requests_with(engine_);
   build_registers();
   SC_THREAD(command_thread);

@@ -4,34 +4,39 @@
 #include <cassert>
 #include <cctype>
 
-#include "models/common/translation_engine.h"
-
 namespace iommusim::common {
 
-CommandQueue::CommandQueue(const Clock& clk, const CommandQueueConfig& cfg, MemoryRead read, TranslationEngine& engine,
+CommandQueue::CommandQueue(const Clock& clk, const CommandQueueConfig& cfg, MemoryRead read, Drain drain,
                            CommandQueueVendor& vendor)
-    : clk_(clk), cfg_(cfg), read_(std::move(read)), engine_(engine), vendor_(vendor) {}
+    : clk_(clk), cfg_(cfg), read_(std::move(read)), drain_(std::move(drain)), vendor_(vendor) {}
 
 uint64_t CommandQueue::now_ps() const { return to_ps(sc_core::sc_time_stamp()); }
 
 void CommandQueue::run() {
-  for (;;) {
-    const QueueState q = vendor_.queue_state();
-    switch (q.status) {
-      case QueueState::Status::Idle:
-        sc_core::wait(kick_);
-        break;
-      case QueueState::Status::BadPointer:
-        stats_.errors.inc();
-        vendor_.halt(QueueError{QueueError::Kind::BadPointer, q.error_code, q.head, 0}, q);
-        break;
-      case QueueState::Status::Ready:
-        // An empty ring (a head the vendor masked onto the tail) has nothing to fetch.
-        if (q.ring.empty(q.tail, q.head)) sc_core::wait(kick_);
-        else consume_batch(q);
-        break;
-    }
+  for (;;)
+    if (!step()) sc_core::wait(kick_);
+}
+
+void CommandQueue::run_until_idle() {
+  while (step()) {}
+}
+
+bool CommandQueue::step() {
+  const QueueState q = vendor_.queue_state();
+  switch (q.status) {
+    case QueueState::Status::Idle:
+      return false;
+    case QueueState::Status::BadPointer:
+      stats_.errors.inc();
+      vendor_.halt(QueueError{QueueError::Kind::BadPointer, q.error_code, q.head, 0}, q);
+      return true;
+    case QueueState::Status::Ready:
+      // An empty ring (a head the vendor masked onto the tail) has nothing to fetch.
+      if (q.ring.empty(q.tail, q.head)) return false;
+      consume_batch(q);
+      return true;
   }
+  return false;
 }
 
 void CommandQueue::consume_batch(const QueueState& q) {
@@ -98,7 +103,7 @@ void CommandQueue::consume_batch(const QueueState& q) {
 }
 
 void CommandQueue::barrier(unsigned cycles) {
-  engine_.drain_older_requests();
+  if (drain_) drain_();
   clk_.wait_cycles(cycles);
 }
 

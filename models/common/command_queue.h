@@ -15,12 +15,17 @@
 //   which the vendor's head register moves past it. One entry at a time.
 // - Barriers (CMD_SYNC, inv_wait, COMPLETION_WAIT): the vendor's execution calls
 //   barrier(), which waits until every request older than the last invalidation has
-//   finished (TranslationEngine::drain_older_requests) and then the barrier's own cycles.
+//   finished (the owner's drain callback: an IOMMU's TranslationEngine::drain_older_requests;
+//   a queue with no translations behind it, such as a vIOMMU's, passes a no-op) and then
+//   the barrier's own cycles.
 // - Error halt: a bad pointer (found by the vendor when it reads its registers), a failed
 //   fetch, an illegal entry or one whose execution fails (fail_execution) stops the queue, the head left on the offending entry, and
 //   the vendor records its architected error (SMMU GERROR.CMDQ_ERR with CMDQ_CONS.ERR,
 //   VT-d FSTS.IQE with IQER.IQEI, AMD ILLEGAL_COMMAND_ERROR / COMMAND_HW_ERROR with
 //   Status.CmdBufRun cleared).
+// - Consumers: run() is a vendor SC_THREAD's body that waits for doorbells; run_until_idle()
+//   consumes in the calling thread until the queue is idle (a trapping vCPU that runs its
+//   emulated queue synchronously, as QEMU does in its MMIO handler).
 // - Restart: the queue runs whenever the vendor's registers say it may (enabled, no error
 //   pending, not empty), checked after each batch and on each doorbell. Each vendor's
 //   restart rule lives in its registers: GERRORN acknowledging GERROR, FSTS.IQE cleared,
@@ -34,7 +39,7 @@
 // - Completion interrupts and MSIs as such (a vendor's barrier writes its own).
 //
 // The engine's own time (fetch, decode, fixed execution, barrier) uses the block's memory
-// read, its clock and the translation engine in command_queue.cpp and nowhere else; the
+// read, its clock and the drain callback in command_queue.cpp and nowhere else; the
 // vendor's execute() adds whatever its commands cost.
 #pragma once
 #include <array>
@@ -52,8 +57,6 @@
 #include "models/common/stats.h"
 
 namespace iommusim::common {
-
-class TranslationEngine;
 
 // The queue as the vendor's registers describe it, read once per batch.
 struct QueueState {
@@ -117,6 +120,8 @@ class CommandQueue {
   static constexpr unsigned kMaxBatch = 64;
   static constexpr unsigned kMaxEntryBytes = 32;
   using MemoryRead = std::function<bool(uint64_t addr, void* dst, unsigned len)>;
+  // Waits until every request older than the last invalidation has finished.
+  using Drain = std::function<void()>;
 
   struct Stats {
     Counter fetches;     // queue reads
@@ -129,11 +134,14 @@ class CommandQueue {
     std::array<Counter, 256> by_type;
   };
 
-  CommandQueue(const Clock& clk, const CommandQueueConfig& cfg, MemoryRead read, TranslationEngine& engine,
+  CommandQueue(const Clock& clk, const CommandQueueConfig& cfg, MemoryRead read, Drain drain,
                CommandQueueVendor& vendor);
 
   // The consumer: the body of the vendor's SC_THREAD. Never returns.
   void run();
+  // Consumes in the calling thread until the queue is idle (disabled, halted or empty),
+  // then returns without waiting for a doorbell.
+  void run_until_idle();
   // Doorbell: a register write that may let the queue run (tail moved, enable, error
   // acknowledged). The engine re-reads the vendor's state in the next delta cycle.
   void kick() { kick_.notify(sc_core::SC_ZERO_TIME); }
@@ -155,13 +163,15 @@ class CommandQueue {
                       const std::vector<std::pair<uint8_t, std::string>>& type_names) const;
 
  private:
+  // One step of the consumer: false when the queue is idle (nothing done).
+  bool step();
   void consume_batch(const QueueState& q);
   uint64_t now_ps() const;
 
   const Clock& clk_;
   CommandQueueConfig cfg_;
   MemoryRead read_;
-  TranslationEngine& engine_;
+  Drain drain_;
   CommandQueueVendor& vendor_;
   sc_core::sc_event kick_;
   std::function<void(const CommandTrace&)> probe_;

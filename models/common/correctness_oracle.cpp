@@ -391,4 +391,35 @@ void CorrectnessOracle::register_stats(StatRegistry& reg, const std::string& p) 
           "DMAs that used a mapping they may not (after its barrier, reused IOVA, wrong rights or domain)");
 }
 
+void ScopedOracle::set_rid(uint32_t vrid, std::optional<uint32_t> prid) {
+  if (prid) scope_.rid_map[vrid] = *prid;
+  else scope_.rid_map.erase(vrid);
+}
+
+std::optional<uint32_t> ScopedOracle::rid(uint32_t local) const {
+  if (!scope_.virtual_rids) return local;
+  auto it = scope_.rid_map.find(local);
+  if (it == scope_.rid_map.end()) return std::nullopt;
+  return it->second;
+}
+
+void ScopedOracle::add_space(uint32_t local, SpaceKind kind, uint32_t local_parent) {
+  if (!o_) return;
+  if (kind == SpaceKind::Stage1 && scope_.stage1_parent) {
+    o_->add_space(space(local), SpaceKind::Nested, scope_.stage1_parent);
+    return;
+  }
+  o_->add_space(space(local), kind, kind == SpaceKind::Nested ? space(local_parent) : 0);
+}
+
+CorrectnessOracle::ChangeId ScopedOracle::attach(uint32_t r, std::optional<uint32_t> pasid, uint32_t local_space) {
+  const std::optional<uint32_t> p = rid(r);
+  return o_ && p ? o_->attach(*p, pasid, space(local_space)) : 0;
+}
+
+CorrectnessOracle::ChangeId ScopedOracle::detach(uint32_t r, std::optional<uint32_t> pasid) {
+  const std::optional<uint32_t> p = rid(r);
+  return o_ && p ? o_->detach(*p, pasid) : 0;
+}
+
 }  // namespace iommusim::common

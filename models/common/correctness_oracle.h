@@ -28,7 +28,8 @@
 // owners extend it without rewriting it: a deferred (lazy) invalidation completes its
 // changes when its flush completes; a device ATC (docs/ats.md: the endpoint reports its
 // Translated DMAs with their IOVA) is one more version store checked the
-// same way; a guest owning stage 1 completes its own changes with its own barrier times.
+// same way; a guest owning stage 1 completes its own changes with its own barrier times,
+// reporting through an OracleScope (below) that places its spaces and device IDs.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -168,6 +169,63 @@ class CorrectnessOracle : public DmaObserver {
   Counter checked_, stale_, violations_;
   struct Record { DmaRequest rq; uint64_t done_ps = 0; std::string expected, got, why; };
   std::vector<Record> kept_;
+};
+
+// What one driver's reports mean in the lane's oracle, when several drivers share it: a
+// host driver per physical IOMMU and a guest driver per vIOMMU of each VM.
+// - Space IDs are namespaced: the driver's domain d is oracle space space_base + d (host
+//   unit k: k << 24; VM v's vIOMMU k: (0x40 + 8v + k) << 24, platforms/vmm).
+// - A guest's Stage1 domain translates IOVA -> GPA, so with stage1_parent set it becomes a
+//   Nested space over that (oracle) Stage2 space: the VM's stage 2, built by the host.
+// - Device IDs: a guest names its devices by virtual ID (vSID / vRID / vDeviceID) while DMAs
+//   carry the physical one, so attach and detach go through the vRID -> pRID map. A vRID
+//   with no physical device (no vDEVICE yet) reaches no DMA and is not reported.
+// The default scope (base 0, no parent, physical RIDs) reports exactly what the driver says.
+struct OracleScope {
+  uint32_t space_base = 0;
+  uint32_t stage1_parent = 0;   // 0: Stage1 domains are Stage1 spaces
+  bool virtual_rids = false;    // RIDs go through rid_map
+  std::map<uint32_t, uint32_t> rid_map;   // vRID -> pRID
+};
+
+// A driver's handle on the lane's oracle through its scope; every call is a no-op (change
+// ID 0) without an oracle.
+class ScopedOracle {
+ public:
+  using ChangeId = CorrectnessOracle::ChangeId;
+  using SpaceKind = CorrectnessOracle::SpaceKind;
+
+  ScopedOracle() = default;
+  ScopedOracle(CorrectnessOracle* o, OracleScope scope) : o_(o), scope_(std::move(scope)) {}
+  explicit operator bool() const { return o_ != nullptr; }
+  CorrectnessOracle* oracle() const { return o_; }
+  const OracleScope& scope() const { return scope_; }
+  // A vDEVICE appeared (or went: nullopt) after the scope was set.
+  void set_rid(uint32_t vrid, std::optional<uint32_t> prid);
+
+  uint32_t space(uint32_t local) const { return scope_.space_base + local; }
+  std::optional<uint32_t> rid(uint32_t local) const;
+
+  void add_space(uint32_t local, SpaceKind kind, uint32_t local_parent);
+  void map(uint32_t local, uint64_t in, uint64_t out, uint64_t bytes, Rights r) {
+    if (o_) o_->map(space(local), in, out, bytes, r);
+  }
+  ChangeId unmap(uint32_t local, uint64_t in, uint64_t bytes) { return o_ ? o_->unmap(space(local), in, bytes) : 0; }
+  ChangeId change(uint32_t local, uint64_t in, uint64_t bytes, uint64_t out, Rights r) {
+    return o_ ? o_->change(space(local), in, bytes, out, r) : 0;
+  }
+  ChangeId change_rights(uint32_t local, uint64_t in, uint64_t bytes, Rights r) {
+    return o_ ? o_->change_rights(space(local), in, bytes, r) : 0;
+  }
+  ChangeId attach(uint32_t rid, std::optional<uint32_t> pasid, uint32_t local_space);
+  ChangeId detach(uint32_t rid, std::optional<uint32_t> pasid);
+  void complete(ChangeId c, uint64_t barrier_ps) {
+    if (o_ && c) o_->complete(c, barrier_ps);
+  }
+
+ private:
+  CorrectnessOracle* o_ = nullptr;
+  OracleScope scope_;
 };
 
 }  // namespace iommusim::common

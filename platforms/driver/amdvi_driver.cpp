@@ -32,7 +32,7 @@ std::string validate(const AmdViDriverConfig& c) {
 }
 
 AmdViDriver::AmdViDriver(sc_core::sc_module_name name, const AmdViDriverConfig& cfg, AmdVi& iommu,
-                         memory::SparseMemory& memory)
+                         DriverMemoryRef memory)
     : DriverBase(name, cfg.timing, cfg.memory, memory), cfg_(cfg), iommu_(iommu),
       cmdbuf_(common::IndexRing{cfg.cmd_buf_log2, false}, unsigned(reg::kEntryBytes), *this, "command buffer space",
               "COMPLETION_WAIT") {

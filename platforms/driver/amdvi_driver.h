@@ -49,7 +49,7 @@ std::string validate(const AmdViDriverConfig& c);
 class AmdViDriver : public DriverBase, private DriverQueue::Hooks {
  public:
   AmdViDriver(sc_core::sc_module_name name, const AmdViDriverConfig& cfg, amdvi::AmdVi& iommu,
-              memory::SparseMemory& memory);
+              DriverMemoryRef memory);
   ~AmdViDriver() override;
 
   std::string vendor() const override { return "amdvi"; }

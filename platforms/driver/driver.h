@@ -55,12 +55,25 @@ std::string validate(const DriverTiming& t);
 // or a doorbell carrying several CPUs' entries, and the IOMMU's work on other CPUs'
 // entries ahead of these (queueing). So the parts add up per invalidation, and summing
 // records over CPUs counts shared time once per CPU that waited.
+// A guest's invalidation on a trapped path (a vIOMMU emulated by the VMM) has five more
+// parts, zero on a native path: trap (VM exit to the VMM's handler), vmm (the VMM reading,
+// checking and translating the guest's commands, and completing its sync), host_kernel
+// (ioctl, iommufd and the host driver's software), host_queue (the host IOMMU's queueing,
+// fetch, execution and sync of the forwarded commands) and return (VM entry). There the
+// guest's queueing, fetch and execution are 0: their time is inside those parts.
 struct InvalidationRecord {
   std::string op;
   uint64_t start_ps = 0;
   unsigned commands = 0;   // including the completion barrier
   uint64_t total_ps = 0, software_ps = 0, lock_ps = 0, queueing_ps = 0, fetch_ps = 0, execution_ps = 0, atc_ps = 0,
            sync_ps = 0;
+  uint64_t trap_ps = 0, vmm_ps = 0, host_kernel_ps = 0, host_queue_ps = 0, return_ps = 0;   // trapped path only
+
+  // Every part: what total_ps is the sum of.
+  uint64_t parts_ps() const {
+    return software_ps + lock_ps + queueing_ps + fetch_ps + execution_ps + atc_ps + sync_ps + trap_ps + vmm_ps +
+           host_kernel_ps + host_queue_ps + return_ps;
+  }
 };
 
 class InvalidationLog {
@@ -71,11 +84,17 @@ class InvalidationLog {
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
   nlohmann::json to_json() const;
   void set_keep_records(size_t max) { keep_ = max; }
+  // A trapped path's log: its five trapped parts become stats and JSON fields too. A
+  // native log leaves them out, so native stats and invalidations.json do not change.
+  void set_trapped_parts(bool on) { trapped_parts_ = on; }
+  bool trapped_parts() const { return trapped_parts_; }
 
  private:
   std::vector<InvalidationRecord> records_;
   size_t keep_ = 100000;
+  bool trapped_parts_ = false;
   common::Histogram total_, software_, lock_, queueing_, fetch_, execution_, atc_, sync_, commands_;
+  common::Histogram trap_, vmm_, host_kernel_, host_queue_, return_;
   common::Counter dropped_records_;
 };
 

@@ -48,8 +48,10 @@ class DriverBase::GuestTables : public pagetable::TableMemory {
 };
 
 DriverBase::DriverBase(sc_core::sc_module_name name, const DriverTiming& timing, const DriverMemory& memory,
-                       memory::SparseMemory& mem)
-    : sc_module(name), mmio("mmio"), timing_(timing), memory_(memory), mem_(mem),
+                       DriverMemoryRef mem)
+    : sc_module(name), mmio("mmio"), timing_(timing), memory_(memory),
+      host_view_(mem.host() ? std::make_unique<HostMemoryView>(*mem.host()) : nullptr),
+      mem_(host_view_ ? *host_view_ : *mem.view()),
       cpu_cycle_(sc_core::sc_time(1e6 / timing.cpu_mhz, sc_core::SC_PS)),
       host_next_(memory.table_pool_base), host_end_(memory.table_pool_base + memory.table_pool_bytes),
       guest_next_(memory.guest_pool_ipa), guest_end_(memory.guest_pool_ipa + memory.guest_pool_bytes),
@@ -118,6 +120,24 @@ DriverBase::Domain* DriverBase::domain(DomainId d, Status& st) {
   return domains_[d - 1].get();
 }
 
+DriverBase::Domain* DriverBase::table_domain(DomainId d, Status& st) {
+  Domain* dom = domain(d, st);
+  if (dom && dom->user_managed) {
+    st = Status::fail("domain " + std::to_string(d) + " is user-managed: its tables are the guest's");
+    return nullptr;
+  }
+  return dom;
+}
+
+DomainId DriverBase::add_user_domain(std::unique_ptr<Domain> dom, DomainId parent) {
+  domains_[parent - 1]->nest_parent = true;
+  dom->kind = DomainKind::Nested;
+  dom->parent = parent;
+  dom->user_managed = true;
+  domains_.push_back(std::move(dom));
+  return DomainId(domains_.size());
+}
+
 const DriverBase::Domain* DriverBase::domain(DomainId d) const {
   return d == 0 || d > domains_.size() ? nullptr : domains_[d - 1].get();
 }
@@ -154,11 +174,9 @@ std::optional<DomainId> DriverBase::create_domain(DomainKind kind, std::optional
   }
   domains_.push_back(std::move(dom));
   const DomainId id = DomainId(domains_.size());
-  if (oracle_) {
-    using K = common::CorrectnessOracle::SpaceKind;
-    oracle_->add_space(id, kind == DomainKind::Stage1 ? K::Stage1 : kind == DomainKind::Stage2 ? K::Stage2 : K::Nested,
-                       kind == DomainKind::Nested ? *parent : 0);
-  }
+  using K = common::CorrectnessOracle::SpaceKind;
+  oracle_.add_space(id, kind == DomainKind::Stage1 ? K::Stage1 : kind == DomainKind::Stage2 ? K::Stage2 : K::Nested,
+                    kind == DomainKind::Nested ? *parent : 0);
   return id;
 }
 
@@ -183,23 +201,23 @@ pagetable::LeafAttributes leaf_attributes(const Prot& p) {
 
 Status DriverBase::map(DomainId d, uint64_t iova, uint64_t pa, uint64_t bytes, Prot prot, uint64_t page_bytes) {
   Status st;
-  Domain* dom = domain(d, st);
+  Domain* dom = table_domain(d, st);
   if (!dom) return st;
   charge_cycles(timing_.op_overhead_cycles);
   const pagetable::EditResult r = dom->tables->map(iova, pa, bytes, page_bytes, leaf_attributes(prot));
   if (r.ok && (dom->min_leaf_bytes == 0 || page_bytes < dom->min_leaf_bytes)) dom->min_leaf_bytes = page_bytes;
   // The mapping exists from the moment its descriptors are in memory: a walk may find it
   // while the CPU is still paying for the writes.
-  if (r.ok && oracle_) oracle_->map(d, iova, pa, bytes, rights_of(prot));
+  if (r.ok) oracle_.map(d, iova, pa, bytes, rights_of(prot));
   return edit_result(r, dom);
 }
 
 Status DriverBase::unmap(DomainId d, uint64_t iova, uint64_t bytes) {
   Status st;
-  Domain* dom = domain(d, st);
+  Domain* dom = table_domain(d, st);
   if (!dom) return st;
   const uint64_t t0 = to_ps(sc_time_stamp());
-  const common::CorrectnessOracle::ChangeId c = oracle_ ? oracle_->unmap(d, iova, bytes) : 0;
+  const common::CorrectnessOracle::ChangeId c = oracle_.unmap(d, iova, bytes);
   charge_cycles(timing_.op_overhead_cycles);
   const pagetable::EditResult r = dom->tables->unmap(iova, bytes);
   if (Status s = edit_result(r, dom); !s.ok) return s;
@@ -215,9 +233,9 @@ Status DriverBase::unmap(DomainId d, uint64_t iova, uint64_t bytes) {
 
 Status DriverBase::unmap_deferred(DomainId d, uint64_t iova, uint64_t bytes, common::CorrectnessOracle::ChangeId* change) {
   Status st;
-  Domain* dom = domain(d, st);
+  Domain* dom = table_domain(d, st);
   if (!dom) return st;
-  const common::CorrectnessOracle::ChangeId c = oracle_ ? oracle_->unmap(d, iova, bytes) : 0;
+  const common::CorrectnessOracle::ChangeId c = oracle_.unmap(d, iova, bytes);
   if (change) *change = c;
   charge_cycles(timing_.op_overhead_cycles);
   return edit_result(dom->tables->unmap(iova, bytes), dom);
@@ -225,13 +243,12 @@ Status DriverBase::unmap_deferred(DomainId d, uint64_t iova, uint64_t bytes, com
 
 Status DriverBase::change_leaves(DomainId d, uint64_t iova, uint64_t bytes, std::optional<uint64_t> new_out, Prot prot) {
   Status st;
-  Domain* dom = domain(d, st);
+  Domain* dom = table_domain(d, st);
   if (!dom) return st;
   if (bytes == 0) return Status::fail("empty range");
   const uint64_t t0 = to_ps(sc_time_stamp());
-  common::CorrectnessOracle::ChangeId c = 0;
-  if (oracle_)
-    c = new_out ? oracle_->change(d, iova, bytes, *new_out, rights_of(prot)) : oracle_->change_rights(d, iova, bytes, rights_of(prot));
+  const common::CorrectnessOracle::ChangeId c =
+      new_out ? oracle_.change(d, iova, bytes, *new_out, rights_of(prot)) : oracle_.change_rights(d, iova, bytes, rights_of(prot));
   charge_cycles(timing_.op_overhead_cycles);
   const pagetable::EditResult r = dom->tables->change(iova, bytes, new_out, leaf_attributes(prot));
   if (Status s = edit_result(r, dom); !s.ok) return s;
@@ -254,15 +271,17 @@ Status DriverBase::remap(DomainId d, uint64_t iova, uint64_t new_out, uint64_t b
 
 Status DriverBase::attach(uint32_t rid, std::optional<uint32_t> pasid, DomainId d) {
   Status st;
-  if (!domain(d, st)) return st;
-  const common::CorrectnessOracle::ChangeId c = oracle_ ? oracle_->attach(rid, pasid, d) : 0;
+  const Domain* dom = domain(d, st);
+  if (!dom) return st;
+  // A user-managed domain's attachments are the guest's to report (through its scope).
+  const common::CorrectnessOracle::ChangeId c = dom->user_managed ? 0 : oracle_.attach(rid, pasid, d);
   if (Status s = attach_device(rid, pasid, d); !s.ok) return s;
   complete_change(c);
   return {};
 }
 
 Status DriverBase::detach(uint32_t rid, std::optional<uint32_t> pasid) {
-  const common::CorrectnessOracle::ChangeId c = oracle_ ? oracle_->detach(rid, pasid) : 0;
+  const common::CorrectnessOracle::ChangeId c = oracle_.detach(rid, pasid);
   if (Status s = detach_device(rid, pasid); !s.ok) return s;
   complete_change(c);
   return {};

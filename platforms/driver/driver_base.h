@@ -26,10 +26,11 @@
 #include "models/pagetable/table_builder.h"
 #include "platforms/driver/driver.h"
 #include "platforms/driver/driver_queue.h"
+#include "platforms/driver/memory_view.h"
 
 namespace iommusim::driver {
 
-// Where a driver keeps its structures.
+// Where a driver keeps its structures (addresses in its MemoryView).
 struct DriverMemory {
   uint64_t table_pool_base = 0x100000000ull;   // host memory: config tables, queues, host page tables
   uint64_t table_pool_bytes = 256ull << 20;
@@ -50,8 +51,12 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   // Tell the oracle every change, then the backend's attach_device / detach_device.
   Status attach(uint32_t rid, std::optional<uint32_t> pasid, DomainId domain) final;
   Status detach(uint32_t rid, std::optional<uint32_t> pasid) final;
-  // The lane's correctness oracle (nullptr: none), told every mapping and change.
-  void set_oracle(common::CorrectnessOracle* o) { oracle_ = o; }
+  // The lane's correctness oracle (nullptr: none), told every mapping and change; a
+  // driver sharing it with others (a guest's, a second IOMMU's) reports through `scope`.
+  void set_oracle(common::CorrectnessOracle* o, common::OracleScope scope = {}) {
+    oracle_ = common::ScopedOracle(o, std::move(scope));
+  }
+  common::ScopedOracle& scoped_oracle() { return oracle_; }
   std::optional<DomainId> create_domain(DomainKind kind, std::optional<DomainId> parent, std::string* why) override;
 
   // The DMA API's lazy unmap (Linux iommu_unmap_fast with a queued gather): clears the
@@ -62,7 +67,7 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   void complete_deferred(common::CorrectnessOracle::ChangeId c) { complete_change(c); }
   // Completes `c` at `barrier_ps`, the hardware time of the barrier that covered it.
   void complete_deferred(common::CorrectnessOracle::ChangeId c, uint64_t barrier_ps) {
-    if (oracle_) oracle_->complete(c, barrier_ps);
+    oracle_.complete(c, barrier_ps);
   }
   // That time (0: none yet).
   uint64_t last_barrier_ps() { return op_state().last_barrier_ps; }
@@ -82,13 +87,16 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
     DomainKind kind = DomainKind::Stage1;
     DomainId parent = 0;       // Nested: its stage-2 domain
     bool nest_parent = false;  // a Nested domain sits on this Stage2 domain
+    // A user-managed nested domain (iommufd HWPT_NESTED, platforms/driver/nesting.h): the
+    // guest owns its stage-1 tables and reports them itself, so it has no tables here and
+    // tells the oracle nothing; map/unmap on it fail.
+    bool user_managed = false;
     std::unique_ptr<pagetable::Format> format;
     std::unique_ptr<pagetable::TableBuilder> tables;
     uint64_t min_leaf_bytes = 0;   // smallest leaf size mapped so far (0: none yet)
   };
 
-  DriverBase(sc_core::sc_module_name name, const DriverTiming& timing, const DriverMemory& memory,
-             memory::SparseMemory& mem);
+  DriverBase(sc_core::sc_module_name name, const DriverTiming& timing, const DriverMemory& memory, DriverMemoryRef mem);
   ~DriverBase() override;
 
   // Backend: a new domain with its format and hardware IDs (tables are built here after).
@@ -103,6 +111,11 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   void add_command_queue(DriverQueue& q) { queues_.push_back(&q); }
 
   Domain* domain(DomainId d, Status& st);
+  // A domain whose tables this driver builds: fails on a user-managed one.
+  Domain* table_domain(DomainId d, Status& st);
+  // Registers a user-managed nested domain over the Stage2 `parent` (checked by the
+  // caller): no tables, no oracle space. Returns its ID.
+  DomainId add_user_domain(std::unique_ptr<Domain> dom, DomainId parent);
   const Domain* domain(DomainId d) const;
   size_t domain_count() const { return domains_.size(); }
 
@@ -112,6 +125,8 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   void mmio_write64(uint64_t off, uint64_t v);
   uint32_t mmio_read32(uint64_t off);
   uint64_t mmio_read64(uint64_t off);
+  // The driver's memory (its tables and queues) as its CPU sees it.
+  MemoryView& memory_view() { return mem_; }
   // Host memory for tables and queues; 0 when the pool is exhausted.
   uint64_t alloc_host(uint64_t bytes, uint64_t align);
   // Guest memory (IPA/GPA) for guest-owned structures, reached through `stage2`.
@@ -162,8 +177,13 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
 
   DriverTiming timing_;
   DriverMemory memory_;
-  common::CorrectnessOracle* oracle_ = nullptr;
-  memory::SparseMemory& mem_;
+  common::ScopedOracle oracle_;
+
+ private:
+  std::unique_ptr<HostMemoryView> host_view_;   // when built on a host's physical memory
+
+ protected:
+  MemoryView& mem_;
   common::Counter commands_issued_, polls_, events_consumed_;
 
  private:
@@ -189,7 +209,7 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   std::map<const sc_core::sc_object*, OpState> op_states_;   // by SystemC process
   OpState& op_state();
   // Tells the oracle that change `c` is covered by the barrier just waited for.
-  void complete_change(common::CorrectnessOracle::ChangeId c) { if (oracle_) oracle_->complete(c, op_state().last_barrier_ps); }
+  void complete_change(common::CorrectnessOracle::ChangeId c) { if (c) oracle_.complete(c, op_state().last_barrier_ps); }
   // Same-size in-place leaf edit + leaf invalidation (protect and remap).
   Status change_leaves(DomainId d, uint64_t iova, uint64_t bytes, std::optional<uint64_t> new_out, Prot prot);
   std::vector<DriverQueue*> queues_;   // add_command_queue

@@ -28,7 +28,7 @@ std::string validate(const Smmuv3DriverConfig& c) {
 }
 
 Smmuv3Driver::Smmuv3Driver(sc_core::sc_module_name name, const Smmuv3DriverConfig& cfg, Smmuv3& smmu,
-                           memory::SparseMemory& memory)
+                           DriverMemoryRef memory)
     : DriverBase(name, cfg.timing, cfg.memory, memory), cfg_(cfg), smmu_(smmu),
       cmdq_(common::IndexRing{cfg.cmdq_log2, true}, 16, *this, "CMDQ space", "CMD_SYNC",
             DriverQueue::Submission::Concurrent) {
@@ -43,6 +43,7 @@ Status Smmuv3Driver::init() {
   const uint32_t idr0 = mmio_read32(reg::IDR0);
   const uint32_t idr1 = mmio_read32(reg::IDR1);
   ril_ = reg::IDR3_RIL::get(mmio_read32(reg::IDR3));
+  nesting_ = reg::IDR0_S1P::get(idr0) && reg::IDR0_S2P::get(idr0);
   if (cfg_.stream_table_log2 > reg::IDR1_SIDSIZE::get(idr1))
     return Status::fail("driver.stream_table_log2 exceeds IDR1.SIDSIZE");
   if (cfg_.two_level_stream_table && reg::IDR0_ST_LEVEL::get(idr0) != 1)
@@ -105,18 +106,35 @@ uint64_t Smmuv3Driver::ste_address(uint32_t sid) const {
   return it == l2_tables_.end() ? 0 : it->second + uint64_t(sid & 0xFF) * 64;
 }
 
+// The stage-2 fields: 48-bit IPA (T0SZ 16), 4 KB granule from level 0 (SL0 2), 48-bit PA
+// (PS 5), write-back cacheable inner shareable walks, stall-free faults recorded (S2R).
+namespace {
+void put_s2_fields(StreamTableEntry& ste, uint16_t vmid, uint64_t root) {
+  ste.s2_vmid = vmid;
+  ste.s2_t0sz = 16; ste.s2_sl0 = 2; ste.s2_tg = 0; ste.s2_ps = 5; ste.s2_aa64 = true;
+  ste.s2_ir0 = ste.s2_or0 = 1; ste.s2_sh0 = 3; ste.s2_r = true;
+  ste.s2_ttb = root;
+}
+}  // namespace
+
+StreamTableEntry Smmuv3Driver::s2_ste(const SmmuDomain& s2) const {
+  StreamTableEntry ste;
+  ste.valid = true;
+  ste.config = SteConfig::S2Trans;
+  put_s2_fields(ste, s2.vmid, s2.tables->root());
+  return ste;
+}
+
 Status Smmuv3Driver::write_ste(uint32_t sid) {
   const Attachment& at = streams_.at(sid);
+  if (at.user_nested) return write_ste_words(sid, nested_ste(sid, *static_cast<const SmmuDomain*>(domain(at.user_nested))));
   StreamTableEntry ste;
   ste.valid = true;
   ste.s1_cir = ste.s1_cor = 1; ste.s1_csh = 3;
   const bool s1 = at.has_cd;
   if (at.has_s2) {
     const SmmuDomain& s2 = *static_cast<const SmmuDomain*>(domain(at.s2));
-    ste.s2_vmid = s2.vmid;
-    ste.s2_t0sz = 16; ste.s2_sl0 = 2; ste.s2_tg = 0; ste.s2_ps = 5; ste.s2_aa64 = true;
-    ste.s2_ir0 = ste.s2_or0 = 1; ste.s2_sh0 = 3; ste.s2_r = true;
-    ste.s2_ttb = s2.tables->root();
+    put_s2_fields(ste, s2.vmid, s2.tables->root());
   }
   if (s1) {
     ste.s1_context_ptr = at.cd_table;
@@ -129,6 +147,10 @@ Status Smmuv3Driver::write_ste(uint32_t sid) {
   // Linux arm_smmu_make_cdtable_ste / _s2_domain_ste: STRTAB_STE_1_EATS_TRANS when the
   // master's ATS is enabled and the STE translates.
   if (ats_enabled(sid) && ste.config != SteConfig::Abort && ste.config != SteConfig::Bypass) ste.eats = 1;
+  return write_ste_words(sid, encode_ste(ste));
+}
+
+Status Smmuv3Driver::write_ste_words(uint32_t sid, const SteWords& w) {
   if (cfg_.two_level_stream_table && l2_tables_.find(sid >> 8) == l2_tables_.end()) {
     const uint64_t l2 = alloc_host(256 * 64, 4096);
     if (!l2) return Status::fail("table pool exhausted (L2 stream table)");
@@ -137,7 +159,6 @@ Status Smmuv3Driver::write_ste(uint32_t sid) {
     mem_.write64(strtab_base_ + uint64_t(sid >> 8) * 8, encode_st_l1(l1));
     charge_cycles(cfg_.timing.descriptor_write_cycles);
   }
-  const SteWords w = encode_ste(ste);
   mem_.write(ste_address(sid), w.data(), 64);
   charge_cycles(8 * uint64_t(cfg_.timing.descriptor_write_cycles));
   return {};
@@ -154,7 +175,11 @@ Status Smmuv3Driver::attach_device(uint32_t rid, std::optional<uint32_t> pasid, 
   Attachment& at = streams_[rid];
   at.blocked = false;
   std::vector<CmdWords> cmds;
-  if (dom->kind == DomainKind::Stage2) {
+  if (dom->user_managed) {
+    // arm_smmu_attach_dev_nested: the whole STE is replaced; the guest owns the CD table.
+    at = Attachment{};
+    at.has_s2 = true; at.s2 = dom->parent; at.user_nested = d;
+  } else if (dom->kind == DomainKind::Stage2) {
     if (at.has_cd) at = Attachment{};   // the RID's STE now translates by stage 2 alone
     at.has_s2 = true; at.s2 = d;
   } else {
@@ -163,6 +188,7 @@ Status Smmuv3Driver::attach_device(uint32_t rid, std::optional<uint32_t> pasid, 
     const bool nested = dom->kind == DomainKind::Nested;
     if (at.has_cd && (at.cd_in_guest != nested || (nested && at.s2 != dom->parent))) at = Attachment{};
     if (!nested && at.has_s2) at = Attachment{};
+    if (at.user_nested) at = Attachment{};
     if (nested) { at.has_s2 = true; at.s2 = dom->parent; }
     if (!at.has_cd) {
       const uint64_t bytes = uint64_t(64) << cfg_.cd_table_log2;
@@ -226,6 +252,7 @@ Status Smmuv3Driver::invalidate_range(DomainId d, uint64_t iova, uint64_t bytes,
   Status st;
   SmmuDomain* dom = smmu_domain(d, st);
   if (!dom) return st;
+  if (dom->user_managed) return Status::fail("a user-managed domain is invalidated by its guest (cache_invalidate)");
   if (bytes == 0) return Status::fail("invalidate_range: empty range");
   std::vector<CmdWords> cmds;
   // Planned by the leaf size, as Linux's arm_smmu_tlb_inv_range_cmd does with the
@@ -247,6 +274,7 @@ Status Smmuv3Driver::invalidate_domain(DomainId d) {
   Status st;
   SmmuDomain* dom = smmu_domain(d, st);
   if (!dom) return st;
+  if (dom->user_managed) return Status::fail("a user-managed domain is invalidated by its guest (cache_invalidate)");
   std::vector<CmdWords> cmds{dom->kind == DomainKind::Stage2 ? cmd_tlbi_s12_vmall(dom->vmid)
                                                               : cmd_tlbi_nh_asid(dom->vmid, dom->asid)};
   add_atc_invalidations(d, 0, 0, cmds);
@@ -384,6 +412,172 @@ std::string Smmuv3Driver::registers() {
 void Smmuv3Driver::register_stats(common::StatRegistry& reg, const std::string& p) const {
   DriverBase::register_stats(reg, p);
   reg.add(p + ".event_overflows", event_overflows_, "count", "event-queue overflows acknowledged (records were lost)");
+}
+
+// ---- Nesting (NestingOps), as Linux arm-smmu-v3-iommufd.c ----
+
+namespace {
+// STE dword 0 and 1 fields (IHI 0070 §5.2; Linux STRTAB_STE_*).
+constexpr uint64_t kSte0V = common::mask(0, 0);
+constexpr uint64_t kSte0Cfg = common::mask(3, 1);
+constexpr uint64_t kSte1Mev = common::mask(19, 19);
+constexpr uint64_t kSte1Eats = common::mask(29, 28);
+// STRTAB_STE_0_NESTING_ALLOWED: V, Config, S1Fmt, S1ContextPtr, S1CDMax.
+constexpr uint64_t kSte0NestingAllowed =
+    kSte0V | kSte0Cfg | common::mask(5, 4) | common::mask(51, 6) | common::mask(63, 59);
+// STRTAB_STE_1_NESTING_ALLOWED: S1DSS, S1CIR, S1COR, S1CSH, S1STALLD, EATS.
+constexpr uint64_t kSte1NestingAllowed = common::mask(7, 0) | common::mask(27, 27) | kSte1Eats;
+// Command fields (IHI 0070 §4; Linux CMDQ_0_OP, CMDQ_TLBI_0_VMID, CMDQ_CFGI_0_SID).
+constexpr uint64_t kCmd0Op = common::mask(7, 0);
+constexpr uint64_t kCmd0TlbiVmid = common::mask(47, 32);
+constexpr uint64_t kCmd0Sid = common::mask(63, 32);
+// Linux CMDQ_BATCH_ENTRIES (BITS_PER_LONG): a vIOMMU invalidation issues at most one less
+// per CMD_SYNC.
+constexpr uint32_t kUserBatch = 64 - 1;
+}  // namespace
+
+Errno Smmuv3Driver::viommu_init(ViommuType type, DomainId parent, ViommuHandle* out) {
+  if (!supports_viommu(type)) return Errno::OpNotSupp;
+  const Domain* p = domain(parent);
+  // arm_vsmmu_init: a parent of another SMMU is EINVAL.
+  if (!p || p->kind != DomainKind::Stage2 || p->user_managed) return Errno::Inval;
+  VSmmu v;
+  v.parent = parent;
+  v.vmid = static_cast<const SmmuDomain*>(p)->vmid;   // "FIXME Move VMID allocation ... to here"
+  vsmmus_.push_back(v);
+  *out = ViommuHandle(vsmmus_.size());
+  return Errno::Ok;
+}
+
+Errno Smmuv3Driver::alloc_nested(ViommuHandle v, uint32_t flags, const UserData& data, DomainId* out) {
+  if (v == 0 || v > vsmmus_.size()) return Errno::Inval;
+  if (flags) return Errno::OpNotSupp;   // arm_vsmmu_alloc_domain_nested
+  // iommu_copy_struct_from_user: another type, or too short to hold `ste`, is EINVAL.
+  if (data.type != HwptDataType::ArmSmmuv3 || !data.data || data.len < sizeof(HwptArmSmmuv3)) return Errno::Inval;
+  HwptArmSmmuv3 arg = *static_cast<const HwptArmSmmuv3*>(data.data);
+  // arm_smmu_validate_vste
+  bool ats = false;
+  if (!(arg.ste[0] & kSte0V)) {
+    arg.ste[0] = arg.ste[1] = 0;
+  } else {
+    if ((arg.ste[0] & ~kSte0NestingAllowed) || (arg.ste[1] & ~kSte1NestingAllowed)) return Errno::Io;
+    const auto cfg = SteConfig(common::extract(arg.ste[0], 3, 1));
+    if (cfg != SteConfig::Abort && cfg != SteConfig::Bypass && cfg != SteConfig::S1Trans) return Errno::Io;
+    const uint64_t eats = common::extract(arg.ste[1], 29, 28);
+    if (eats > 1) return Errno::Io;   // only STRTAB_STE_1_EATS_ABT or _TRANS
+    if (cfg == SteConfig::S1Trans) ats = eats == 1;
+    arg.ste[1] &= ~kSte1Eats;
+  }
+  const VSmmu& vs = vsmmus_[v - 1];
+  auto dom = std::make_unique<SmmuDomain>();
+  dom->vmid = vs.vmid;
+  dom->vste[0] = arg.ste[0];
+  dom->vste[1] = arg.ste[1];
+  dom->vste_ats = ats;
+  dom->viommu = v;
+  charge_cycles(cfg_.timing.op_overhead_cycles);
+  *out = add_user_domain(std::move(dom), vs.parent);
+  return Errno::Ok;
+}
+
+Errno Smmuv3Driver::set_vdevice(ViommuHandle v, uint64_t virt_id, std::optional<uint32_t> rid) {
+  if (v == 0 || v > vsmmus_.size()) return Errno::Inval;
+  if (rid) vsmmus_[v - 1].vdevs[virt_id] = *rid;
+  else vsmmus_[v - 1].vdevs.erase(virt_id);
+  return Errno::Ok;
+}
+
+Errno Smmuv3Driver::attach_nested(uint32_t rid, DomainId nested) {
+  const Domain* d = domain(nested);
+  if (!d || !d->user_managed) return Errno::Inval;
+  const auto& dom = *static_cast<const SmmuDomain*>(d);
+  // arm_smmu_attach_dev_nested: SSIDs in use (a host CD table with PASIDs) is EBUSY.
+  auto it = streams_.find(rid);
+  if (it != streams_.end() && it->second.has_cd && !it->second.cd_in_guest) {
+    for (const auto& [ssid, dom_id] : it->second.by_ssid)
+      if (ssid != 0 || it->second.bypass_no_pasid) return Errno::Busy;
+  }
+  // arm_smmu_attach_prepare_vmaster: the device must have a vDEVICE on the vIOMMU.
+  bool has_vdev = false;
+  for (const auto& [vsid, sid] : vsmmus_[dom.viommu - 1].vdevs) has_vdev |= sid == rid;
+  if (!has_vdev) return Errno::NoEnt;
+  return attach(rid, std::nullopt, nested).ok ? Errno::Ok : Errno::Inval;
+}
+
+SteWords Smmuv3Driver::nested_ste(uint32_t sid, const SmmuDomain& d) const {
+  const SmmuDomain& parent = *static_cast<const SmmuDomain*>(domain(d.parent));
+  StreamTableEntry ste;
+  ste.valid = true;
+  // A non-valid vSTE is relayed as an abort STE (so the guest can be told C_BAD_STE).
+  const auto cfg = (d.vste[0] & kSte0V) ? SteConfig(common::extract(d.vste[0], 3, 1)) : SteConfig::Abort;
+  if (cfg == SteConfig::Abort) return encode_ste(ste);   // arm_smmu_make_abort_ste
+  ste = s2_ste(parent);
+  if (cfg == SteConfig::Bypass) {   // the stage 2 alone
+    if (ats_enabled(sid)) ste.eats = 1;
+    return encode_ste(ste);
+  }
+  // arm_smmu_make_nested_cd_table_ste: the parent's S2 STE, Config = nested, the vSTE's
+  // stage-1 fields, MEV.
+  if (d.vste_ats && ats_enabled(sid)) ste.eats = 1;
+  SteWords w = encode_ste(ste);
+  w[0] = kSte0V | common::deposit(0, 3, 1, uint64_t(SteConfig::Nested)) | (d.vste[0] & ~kSte0Cfg);
+  w[1] |= d.vste[1] | kSte1Mev;
+  return w;
+}
+
+Errno Smmuv3Driver::convert_user_cmd(ViommuHandle v, CmdWords& c) const {
+  const VSmmu& vs = vsmmus_.at(v - 1);
+  switch (Opcode(c[0] & kCmd0Op)) {
+    case Opcode::TlbiNsnhAll:
+      c = cmd_tlbi_nh_all(vs.vmid);
+      return Errno::Ok;
+    case Opcode::TlbiNhVa:
+    case Opcode::TlbiNhVaa:
+    case Opcode::TlbiNhAll:
+    case Opcode::TlbiNhAsid:
+      c[0] = common::deposit(c[0], 47, 32, vs.vmid);
+      return Errno::Ok;
+    case Opcode::AtcInv:
+    case Opcode::CfgiCd:
+    case Opcode::CfgiCdAll: {
+      auto it = vs.vdevs.find(common::extract(c[0], 63, 32));
+      if (it == vs.vdevs.end()) return Errno::Io;   // arm_vsmmu_vsid_to_sid
+      c[0] = common::deposit(c[0], 63, 32, it->second);
+      return Errno::Ok;
+    }
+    default:
+      return Errno::Io;
+  }
+}
+
+Errno Smmuv3Driver::cache_invalidate(ViommuHandle v, InvalidateDataType type, const void* entries, uint32_t entry_len,
+                                     uint32_t* entry_num) {
+  const uint32_t n = *entry_num;
+  *entry_num = 0;
+  if (v == 0 || v > vsmmus_.size()) return Errno::Inval;
+  if (type != InvalidateDataType::ArmSmmuv3) return Errno::Inval;
+  if (n == 0) return Errno::Ok;   // a zero-length array only probes the type
+  // iommu_copy_struct_from_full_user_array: an entry shorter than the struct is EINVAL.
+  if (!entries || entry_len < sizeof(ViommuArmSmmuv3Invalidate)) return Errno::Inval;
+  const auto* bytes = static_cast<const uint8_t*>(entries);
+  std::vector<CmdWords>& block = user_block_;
+  for (uint32_t done = 0; done < n;) {
+    const uint32_t count = std::min(n - done, kUserBatch);
+    block.clear();
+    charge_cycles(cfg_.timing.op_overhead_cycles);
+    for (uint32_t i = 0; i < count; ++i) {
+      ViommuArmSmmuv3Invalidate e;
+      std::copy_n(bytes + uint64_t(done + i) * entry_len, sizeof(e), reinterpret_cast<uint8_t*>(&e));
+      CmdWords c{e.cmd[0], e.cmd[1]};
+      // Sending an illegal command is a VMM bug: it fails its whole block.
+      if (Errno err = convert_user_cmd(v, c); err != Errno::Ok) return err;
+      block.push_back(c);
+    }
+    if (!submit(block, "viommu_invalidate").ok) return Errno::Io;
+    done += count;
+    *entry_num = done;
+  }
+  return Errno::Ok;
 }
 
 }  // namespace iommusim::driver

@@ -13,6 +13,20 @@
 // With ATS (enable_ats), STEs of ATS masters get EATS = 1 and every invalidation adds a
 // CMD_ATC_INV per master and SSID before its CMD_SYNC (Linux arm_smmu_atc_inv_domain); a
 // CERROR_ATC_INV_SYNC is acknowledged and reported as a failure.
+//
+// Nesting for a VMM (NestingOps, platforms/driver/nesting.h), as Linux
+// arm-smmu-v3-iommufd.c: a vIOMMU takes its nest parent's VMID (arm_vsmmu_init); a
+// user-managed nested domain holds the guest's vSTE dwords 0-1, checked against
+// STRTAB_STE_0/1_NESTING_ALLOWED (arm_smmu_validate_vste); attaching it writes the parent's
+// stage-2 STE with Config = nested and the vSTE's stage-1 fields plus MEV, or a plain
+// stage-2 STE (bypass vSTE), or an abort STE (V = 0 or abort vSTE)
+// (arm_smmu_make_nested_domain_ste); and the guest's commands are converted as
+// arm_vsmmu_convert_user_cmd does (NSNH_ALL -> NH_ALL of the VMID, the VMID of NH_* forced,
+// vSID -> SID for ATC_INV and CFGI_CD*, anything else EIO) and issued in blocks of
+// CMDQ_BATCH_ENTRIES - 1 = 63, each with a CMD_SYNC; a bad command fails its block, which
+// issues nothing (arm_vsmmu_cache_invalidate). Not modelled: the per-opcode reserved-field
+// check of newer kernels (arm_vsmmu_validate_user_cmd), S2FWB / canwbs (devices are
+// coherent here), vEVENTQ reporting.
 #pragma once
 #include <array>
 #include <map>
@@ -28,7 +42,9 @@
 #include "models/pagetable/vmsa.h"
 #include "models/smmuv3/commands.h"
 #include "models/smmuv3/smmuv3.h"
+#include "models/smmuv3/structures.h"
 #include "platforms/driver/driver_base.h"
+#include "platforms/driver/nesting.h"
 
 namespace iommusim::driver {
 
@@ -46,10 +62,10 @@ struct Smmuv3DriverConfig {
 };
 std::string validate(const Smmuv3DriverConfig& c);
 
-class Smmuv3Driver : public DriverBase, private DriverQueue::Hooks {
+class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::Hooks {
  public:
   Smmuv3Driver(sc_core::sc_module_name name, const Smmuv3DriverConfig& cfg, smmuv3::Smmuv3& smmu,
-               memory::SparseMemory& memory);
+               DriverMemoryRef memory);
   ~Smmuv3Driver() override;
 
   std::string vendor() const override { return "smmuv3"; }
@@ -74,8 +90,43 @@ class Smmuv3Driver : public DriverBase, private DriverQueue::Hooks {
   uint16_t asid_of(DomainId d) const;
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
 
+  // NestingOps
+  // arm_smmu_get_viommu_size: IOMMU_VIOMMU_TYPE_ARM_SMMUV3 on an SMMU that can nest.
+  bool supports_viommu(ViommuType type) const override { return type == ViommuType::ArmSmmuv3 && nesting_; }
+  Errno viommu_init(ViommuType type, DomainId parent, ViommuHandle* out) override;
+  Errno alloc_nested(ViommuHandle v, uint32_t flags, const UserData& data, DomainId* out) override;
+  // Linux arm-smmu-v3 has no domain_alloc_nested: an SMMU nested domain needs a vIOMMU.
+  Errno alloc_nested_on_parent(DomainId, uint32_t, const UserData&, DomainId*) override { return Errno::OpNotSupp; }
+  Errno set_vdevice(ViommuHandle v, uint64_t virt_id, std::optional<uint32_t> rid) override;
+  Errno attach_nested(uint32_t rid, DomainId nested) override;
+  Errno cache_invalidate(ViommuHandle v, InvalidateDataType type, const void* entries, uint32_t entry_len,
+                         uint32_t* entry_num) override;
+  uint32_t viommu_tag(ViommuHandle v) const override { return vsmmus_.at(v - 1).vmid; }
+  // arm_vsmmu_convert_user_cmd: the guest command `c` as the physical queue gets it, or
+  // EIO (an opcode a guest may not send, or a vSID with no vDEVICE).
+  Errno convert_user_cmd(ViommuHandle v, smmuv3::CmdWords& c) const;
+
  private:
-  struct SmmuDomain : Domain { uint16_t vmid = 0, asid = 0; };
+  struct SmmuDomain : Domain {
+    uint16_t vmid = 0, asid = 0;
+    // User-managed nested (a vIOMMU's HWPT_NESTED): the checked vSTE dwords 0-1 (EATS
+    // cleared) and whether they asked for ATS.
+    uint64_t vste[2] = {0, 0};
+    bool vste_ats = false;
+    ViommuHandle viommu = 0;
+  };
+  struct VSmmu {
+    DomainId parent = 0;
+    uint16_t vmid = 0;
+    std::map<uint64_t, uint32_t> vdevs;   // vSID -> SID
+  };
+  std::vector<VSmmu> vsmmus_;
+  std::vector<smmuv3::CmdWords> user_block_;   // cache_invalidate's block, kept for its capacity
+  bool nesting_ = false;   // IDR0.S1P and S2P: Linux ARM_SMMU_FEAT_NESTING
+  // The STE of stage-2 domain `s2` alone, as arm_smmu_make_s2_domain_ste builds it.
+  smmuv3::StreamTableEntry s2_ste(const SmmuDomain& s2) const;
+  // The physical STE words of `sid` attached to user-managed domain `d`.
+  smmuv3::SteWords nested_ste(uint32_t sid, const SmmuDomain& d) const;
 
   std::unique_ptr<Domain> make_domain(DomainKind kind, const Domain* parent, std::string* why) override;
   // Linux's STE/CD updates: a new stage-2 parent replaces the whole STE (with a fresh CD
@@ -85,6 +136,7 @@ class Smmuv3Driver : public DriverBase, private DriverQueue::Hooks {
   Status detach_device(uint32_t rid, std::optional<uint32_t> pasid) override;
   SmmuDomain* smmu_domain(DomainId d, Status& st) { return static_cast<SmmuDomain*>(domain(d, st)); }
   Status write_ste(uint32_t sid);
+  Status write_ste_words(uint32_t sid, const smmuv3::SteWords& w);
   // CMD_ATC_INV for every ATS master attached to `d` (bytes == 0: everything).
   void add_atc_invalidations(DomainId d, uint64_t iova, uint64_t bytes, std::vector<smmuv3::CmdWords>& cmds) const;
   // CMD_ATC_INV of everything `rid` (or its `pasid`) cached, when its attachment changes.
@@ -108,7 +160,7 @@ class Smmuv3Driver : public DriverBase, private DriverQueue::Hooks {
   std::map<uint32_t, uint64_t> l2_tables_;   // 2-level stream table: L1 index -> L2 table
   struct Attachment { DomainId s2 = 0; bool has_s2 = false; uint64_t cd_table = 0; bool cd_in_guest = false;
                       bool has_cd = false; std::map<uint32_t, DomainId> by_ssid; bool bypass_no_pasid = false;
-                      bool blocked = false; };
+                      bool blocked = false; DomainId user_nested = 0; };
   std::map<uint32_t, Attachment> streams_;
   uint16_t next_vmid_ = 1, next_asid_ = 1;
   uint64_t errors_recovered_ = 0;

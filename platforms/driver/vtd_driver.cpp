@@ -27,7 +27,7 @@ std::string validate(const VtdDriverConfig& c) {
 }
 
 VtdDriver::VtdDriver(sc_core::sc_module_name name, const VtdDriverConfig& cfg, Vtd& iommu,
-                     memory::SparseMemory& memory)
+                     DriverMemoryRef memory)
     : DriverBase(name, cfg.timing, cfg.memory, memory), cfg_(cfg), iommu_(iommu),
       // 2^QS 4 KiB pages of 32-byte descriptors.
       iq_(common::IndexRing{12 + cfg.qi_qs - reg::iq_shift(true), false}, 32, *this, "queue space", "inv_wait") {

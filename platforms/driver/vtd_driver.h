@@ -46,7 +46,7 @@ std::string validate(const VtdDriverConfig& c);
 
 class VtdDriver : public DriverBase, private DriverQueue::Hooks {
  public:
-  VtdDriver(sc_core::sc_module_name name, const VtdDriverConfig& cfg, vtd::Vtd& iommu, memory::SparseMemory& memory);
+  VtdDriver(sc_core::sc_module_name name, const VtdDriverConfig& cfg, vtd::Vtd& iommu, DriverMemoryRef memory);
   ~VtdDriver() override;
 
   std::string vendor() const override { return "vtd"; }

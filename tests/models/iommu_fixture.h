@@ -22,6 +22,7 @@
 #include "models/common/dma_attributes.h"
 #include "models/memory/sparse_memory.h"
 #include "platforms/driver/driver.h"
+#include "platforms/driver/memory_view.h"
 
 namespace iommusim::test {
 
@@ -67,9 +68,11 @@ struct IommuHarness : sc_core::sc_module {
   Driver drv;
   tlm_utils::simple_initiator_socket<IommuHarness> dev;
 
+  // view: the driver's memory as its CPU sees it (default: `memory` itself).
   IommuHarness(const ModelConfig& cfg, const DriverConfig& drv_cfg, const memory::MemoryConfig& mem_cfg,
-               sc_core::sc_module_name name, const char* model_name)
-      : sc_module(name), memory("memory", mem_cfg), iommu(model_name, cfg), drv("driver", drv_cfg, iommu, memory),
+               sc_core::sc_module_name name, const char* model_name, driver::MemoryView* view = nullptr)
+      : sc_module(name), memory("memory", mem_cfg), iommu(model_name, cfg),
+        drv("driver", drv_cfg, iommu, view ? driver::DriverMemoryRef(*view) : driver::DriverMemoryRef(memory)),
         dev("dev") {
     dev.bind(iommu.dma);
     iommu.mem.bind(memory.socket);

@@ -32,8 +32,8 @@ struct Harness : IommuHarness<Harness, smmuv3::Smmuv3, smmuv3::Smmuv3Config, dri
   explicit Harness(const smmuv3::Smmuv3Config& smmu_cfg = smmu_config(),
                    const driver::Smmuv3DriverConfig& drv_cfg = driver::Smmuv3DriverConfig{},
                    const memory::MemoryConfig& mem_cfg = memory::MemoryConfig{},
-                   sc_core::sc_module_name name = "harness")
-      : IommuHarness(smmu_cfg, drv_cfg, mem_cfg, name, "smmu") {}
+                   sc_core::sc_module_name name = "harness", driver::MemoryView* view = nullptr)
+      : IommuHarness(smmu_cfg, drv_cfg, mem_cfg, name, "smmu", view) {}
 
   // Event records the SMMU has written (the driver never consumes them).
   std::vector<EventRecord> events() {

@@ -45,8 +45,8 @@ struct ToyQueue : sc_core::sc_module, CommandQueueVendor {
   uint64_t pending_cycles = 0;
   uint8_t pending_type = 0;
 
-  explicit ToyQueue(unsigned batch) : ToyQueue("toy", batch) {}
-  ToyQueue(sc_core::sc_module_name name, unsigned batch)
+  explicit ToyQueue(unsigned batch, bool consumer_thread = true) : ToyQueue("toy", batch, consumer_thread) {}
+  ToyQueue(sc_core::sc_module_name name, unsigned batch, bool consumer_thread)
       : sc_module(name),
         engine("engine", TranslationEngineConfig{}, clk, [](uint64_t, void*, unsigned, Ps&) { return false; }),
         queue(clk, CommandQueueConfig{batch, 2, 4},
@@ -57,9 +57,9 @@ struct ToyQueue : sc_core::sc_module, CommandQueueVendor {
                 for (unsigned i = 0; i < len / 8; ++i) w[i] = memory[addr + 8 * i];
                 return true;
               },
-              engine, *this) {
+              [this] { engine.drain_older_requests(); }, *this) {
     queue.set_probe([this](const CommandTrace& t) { traces.push_back(t); });
-    SC_THREAD(consumer);
+    if (consumer_thread) SC_THREAD(consumer);
     SC_THREAD(test);
   }
   void consumer() { queue.run(); }
@@ -151,6 +151,30 @@ TEST(CommandQueue, FetchesInBatchesAndTimesEachEntry) {
     EXPECT_EQ(s.exec_ps.max(), 4'000u) << "execution time excludes decode";
     EXPECT_EQ(s.errors.value(), 0u);
     EXPECT_TRUE(t.halts.empty());
+  });
+}
+
+// No consumer thread: the test's thread consumes, as a trapping vCPU runs its emulated queue.
+TEST(CommandQueue, RunUntilIdleConsumesInTheCallingThreadAndReturns) {
+  ToyQueue t(/*batch=*/4, /*consumer_thread=*/false);
+  t.run([&] {
+    for (int i = 0; i < 3; ++i) t.produce(kWork);
+    t.queue.run_until_idle();
+    // Fetch 3 at 0..10 ns, then 2 decode + 4 execute each: the last ends at 28 ns, and the
+    // call returns then, with nothing left.
+    EXPECT_EQ(ToyQueue::now_ns(), 28u);
+    EXPECT_EQ(t.head, 3u);
+    ASSERT_EQ(t.traces.size(), 3u);
+    t.produce(kWork);
+    t.produce(0x7F);   // illegal: halts, and the call returns on the halted queue
+    t.produce(kWork);
+    t.queue.run_until_idle();
+    EXPECT_EQ(t.head, 4u) << "head left on the illegal entry";
+    ASSERT_EQ(t.halts.size(), 1u);
+    EXPECT_EQ(t.halts[0].head, 4u);
+    t.queue.run_until_idle();   // halted: idle at once
+    EXPECT_EQ(t.traces.size(), 5u);
+    EXPECT_EQ(t.queue.stats().executed.value(), 4u);
   });
 }
 

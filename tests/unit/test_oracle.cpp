@@ -173,6 +173,36 @@ TEST(Oracle, NestedComposesBothStagesAndTheirChanges) {
   }, 4, 1, 1);
 }
 
+TEST(Oracle, ScopesNamespaceSpacesNestAGuestsStage1AndMapItsDeviceIds) {
+  // The host (scope base 0) has Stage2 domain 1: IPA 0x1000 -> kPa. A guest driver (base
+  // 0x40 << 24, its Stage1 over the host's space 1) also numbers its first domain 1, maps
+  // kIova -> GPA 0x1000 there and attaches its vRID 3, which is physical kRid.
+  run([](Script& s) {
+    ScopedOracle host(&s.oracle, OracleScope{});
+    OracleScope gs;
+    gs.space_base = 0x40u << 24;
+    gs.stage1_parent = host.space(1);
+    gs.virtual_rids = true;
+    ScopedOracle guest(&s.oracle, gs);
+    guest.set_rid(3, kRid);
+    host.add_space(1, K::Stage2, 0);
+    host.map(1, 0x1000, kPa, 4096, Rights{});
+    guest.add_space(1, K::Stage1, 0);
+    EXPECT_EQ(guest.space(1), 0x40000001u);
+    guest.map(1, kIova, 0x1000, 4096, Rights{});
+    EXPECT_EQ(guest.attach(7, std::nullopt, 1), 0u) << "vRID 7 has no vDEVICE: nothing to report";
+    guest.complete(guest.attach(3, std::nullopt, 1), 0);
+    Script::at_ns(10);
+    s.dma(5, kIova, false, true, kPa);    // composed: kIova -> 0x1000 -> kPa: correct
+    s.dma(6, kIova, false, true, 0x1000); // the GPA itself: a violation (stage 2 skipped)
+    // The guest's unmap completes at its own barrier (20 ns); a use after it is a violation.
+    const auto c = guest.unmap(1, kIova, 4096);
+    Script::at_ns(30);
+    guest.complete(c, 20000);
+    s.dma(25, kIova, false, true, kPa);
+  }, 3, 0, 2);
+}
+
 TEST(Oracle, ReattachedDeviceMayUseItsOldDomainOnlyUntilTheBarrier) {
   run([](Script& s) {
     s.basic();

@@ -1,0 +1,84 @@
+// The host driver's half of iommufd nesting: what a VMM's iommufd calls ask of the vendor
+// driver once the iommufd core (platforms/vmm/iommufd.h) has checked its own part.
+//
+// What it models
+// - A vIOMMU: one VM's slice of one physical IOMMU over a nest-parent stage-2 domain
+//   (Linux iommu_ops viommu_init, iommufd_viommu_ops). It owns the VM's cache tag (ARM: the
+//   parent's VMID, arm_vsmmu_init) and its virtual -> physical device IDs (vDEVICEs).
+// - A user-managed nested domain (HWPT_NESTED, alloc_domain_nested): the guest's own
+//   stage-1 configuration as the vendor's user data (ARM: the vSTE's two dwords), checked
+//   as Linux checks it and installed on attach as the physical entry Linux builds from it.
+// - Cache invalidation on the vIOMMU (cache_invalidate): the guest's own commands in the
+//   hardware's format, converted (tags and device IDs forced to the VM's) and issued on the
+//   physical queue with a completion barrier, as Linux does.
+// - The uAPI numbering of data types and vIOMMU types (include/uapi/linux/iommufd.h), so
+//   a call carries what the real ioctl carries.
+//
+// What it does not model: copy_from_user and struct sizing (a user struct is its C++
+// struct here), vIOMMU types other than the vendor's own (Tegra241 CMDQV), fault queues.
+#pragma once
+#include <cstdint>
+#include <optional>
+
+#include "platforms/driver/driver.h"
+#include "platforms/vmm/errno.h"
+
+namespace iommusim::driver {
+
+using vmm::Errno;
+
+// enum iommu_hwpt_data_type
+enum class HwptDataType : uint32_t { None = 0, VtdS1 = 1, ArmSmmuv3 = 2, AmdGuest = 3 };
+// enum iommu_hwpt_invalidate_data_type
+enum class InvalidateDataType : uint32_t { VtdS1 = 0, ArmSmmuv3 = 1 };
+// enum iommu_viommu_type
+enum class ViommuType : uint32_t { Default = 0, ArmSmmuv3 = 1, Tegra241Cmdqv = 2 };
+
+// struct iommu_hwpt_arm_smmuv3: the guest's STE dwords 0 and 1 (little-endian).
+struct HwptArmSmmuv3 {
+  uint64_t ste[2] = {0, 0};
+};
+// struct iommu_viommu_arm_smmuv3_invalidate: one 128-bit SMMU command.
+struct ViommuArmSmmuv3Invalidate {
+  uint64_t cmd[2] = {0, 0};
+};
+
+// struct iommu_user_data: a vendor struct, tagged with its type.
+struct UserData {
+  HwptDataType type = HwptDataType::None;
+  const void* data = nullptr;
+  uint32_t len = 0;
+};
+
+// A vIOMMU as its host driver numbers them (from 1).
+using ViommuHandle = uint32_t;
+
+class NestingOps {
+ public:
+  virtual ~NestingOps() = default;
+  // Whether this IOMMU offers vIOMMUs of `type` (Linux get_viommu_size != 0: the type is
+  // the driver's and the hardware can nest); iommufd asks before it looks at the parent.
+  virtual bool supports_viommu(ViommuType type) const = 0;
+  // A vIOMMU of `type` over the nest parent `parent` (a Stage2 domain of this driver):
+  // EOPNOTSUPP for a type supports_viommu refuses, EINVAL for a parent that is not this
+  // IOMMU's stage-2 domain.
+  virtual Errno viommu_init(ViommuType type, DomainId parent, ViommuHandle* out) = 0;
+  // A user-managed nested domain from the guest's configuration.
+  virtual Errno alloc_nested(ViommuHandle v, uint32_t flags, const UserData& data, DomainId* out) = 0;
+  // The same straight on a nest parent, with no vIOMMU (iommu_ops domain_alloc_nested).
+  virtual Errno alloc_nested_on_parent(DomainId parent, uint32_t flags, const UserData& data, DomainId* out) = 0;
+  // A vDEVICE: the guest's `virt_id` names physical `rid` on this vIOMMU (the iommufd core
+  // has checked uniqueness); nullopt removes it.
+  virtual Errno set_vdevice(ViommuHandle v, uint64_t virt_id, std::optional<uint32_t> rid) = 0;
+  // Points `rid` at a nested domain (the physical entry and its configuration
+  // invalidation); Errno, unlike IommuDriver::attach, because iommufd reports it.
+  virtual Errno attach_nested(uint32_t rid, DomainId nested) = 0;
+  // IOMMU_HWPT_INVALIDATE to the vIOMMU: `*entry_num` entries of `entry_len` bytes in;
+  // the number handled out (the ioctl's entry_num). entry_num 0 only checks the type.
+  virtual Errno cache_invalidate(ViommuHandle v, InvalidateDataType type, const void* entries, uint32_t entry_len,
+                                 uint32_t* entry_num) = 0;
+  // The tag the vIOMMU's guest invalidations are forced to (ARM: its VMID).
+  virtual uint32_t viommu_tag(ViommuHandle v) const = 0;
+};
+
+}  // namespace iommusim::driver

@@ -1,0 +1,343 @@
+#include "platforms/vmm/iommufd.h"
+
+#include <algorithm>
+
+namespace iommusim::vmm {
+
+using driver::DomainKind;
+
+const char* Iommufd::call_name(Call c) {
+  switch (c) {
+    case Call::BindDevice: return "bind_device";
+    case Call::IoasAlloc: return "ioas_alloc";
+    case Call::IoasMap: return "ioas_map";
+    case Call::IoasUnmap: return "ioas_unmap";
+    case Call::HwptAlloc: return "hwpt_alloc";
+    case Call::ViommuAlloc: return "viommu_alloc";
+    case Call::VdeviceAlloc: return "vdevice_alloc";
+    case Call::HwptInvalidate: return "hwpt_invalidate";
+    case Call::Attach: return "attach";
+    case Call::Destroy: return "destroy";
+    case Call::Count: break;
+  }
+  return "?";
+}
+
+Iommufd::Iommufd(std::vector<HostIommu> units) : units_(std::move(units)) {}
+
+Errno Iommufd::done(Call c, Errno e) {
+  CallStats& s = stats_[size_t(c)];
+  s.calls.inc();
+  if (e != Errno::Ok) {
+    s.errors.inc();
+    ++s.by_errno[size_t(e) % s.by_errno.size()];
+  }
+  return e;
+}
+
+uint64_t Iommufd::errors(Call c, Errno e) const { return stats_[size_t(c)].by_errno[size_t(e) % 128]; }
+
+Iommufd::Object* Iommufd::get(uint32_t id, ObjType type, Errno* err) {
+  auto it = objects_.find(id);
+  if (it == objects_.end() || it->second.type != type) {
+    *err = Errno::NoEnt;
+    return nullptr;
+  }
+  return &it->second;
+}
+
+uint32_t Iommufd::add(Object o) {
+  uint32_t id = 1;   // xa_alloc with XA_FLAGS_ALLOC1: the lowest free index from 1
+  for (const auto& [used, obj] : objects_) {
+    if (used != id) break;
+    ++id;
+  }
+  objects_.emplace(id, std::move(o));
+  return id;
+}
+
+Errno Iommufd::bind_device(uint32_t rid, unsigned u, uint32_t* dev_id) {
+  if (u >= units_.size()) return done(Call::BindDevice, Errno::NoDev);
+  Object o;
+  o.type = ObjType::Device;
+  o.unit = u;
+  o.rid = rid;
+  *dev_id = add(std::move(o));
+  return done(Call::BindDevice, Errno::Ok);
+}
+
+Errno Iommufd::ioas_alloc(uint32_t flags, uint32_t* ioas_id) {
+  if (flags) return done(Call::IoasAlloc, Errno::OpNotSupp);   // iommufd_ioas_alloc_ioctl
+  Object o;
+  o.type = ObjType::Ioas;
+  *ioas_id = add(std::move(o));
+  return done(Call::IoasAlloc, Errno::Ok);
+}
+
+Errno Iommufd::map_area(const Object& hwpt, uint64_t iova, const Area& a) {
+  // As iommu_map: the largest page size that the IOVA, the PA and the length allow.
+  uint64_t page = 4096;
+  for (uint64_t size : {1ull << 30, 1ull << 21})
+    if (!(iova % size) && !(a.pa % size) && !(a.length % size)) { page = size; break; }
+  driver::Prot prot;
+  prot.read = a.flags & kIoasMapReadable;
+  prot.write = a.flags & kIoasMapWriteable;
+  return units_[hwpt.unit].driver->map(hwpt.domain, iova, a.pa, a.length, prot, page).ok ? Errno::Ok : Errno::NoMem;
+}
+
+Errno Iommufd::ioas_map(uint32_t ioas_id, uint32_t flags, uint64_t iova, uint64_t pa, uint64_t length) {
+  // iommufd_ioas_map: an unknown flag is EOPNOTSUPP.
+  if (flags & ~(kIoasMapFixedIova | kIoasMapWriteable | kIoasMapReadable)) return done(Call::IoasMap, Errno::OpNotSupp);
+  Errno err = Errno::Ok;
+  Object* ioas = get(ioas_id, ObjType::Ioas, &err);
+  if (!ioas) return done(Call::IoasMap, err);
+  // Model: the VMM names the IOVA (a GPA); iommufd's IOVA allocation is not modelled.
+  if (!(flags & kIoasMapFixedIova)) return done(Call::IoasMap, Errno::Inval);
+  // iopt_check_iova: unaligned (page size) or empty is EINVAL, past the end EOVERFLOW, a
+  // range overlapping a mapped area EEXIST.
+  if (!length || (iova | pa | length) % 4096) return done(Call::IoasMap, Errno::Inval);
+  if (iova + (length - 1) < iova) return done(Call::IoasMap, Errno::Overflow);
+  const uint64_t last = iova + (length - 1);
+  auto next = ioas->areas.upper_bound(last);
+  if (next != ioas->areas.begin()) {
+    const auto& [start, a] = *std::prev(next);
+    if (start + (a.length - 1) >= iova) return done(Call::IoasMap, Errno::Exist);
+  }
+  const Area area{pa, length, flags};
+  for (uint32_t h : ioas->paging)
+    if (Errno e = map_area(objects_.at(h), iova, area); e != Errno::Ok) return done(Call::IoasMap, e);
+  ioas->areas.emplace(iova, area);
+  return done(Call::IoasMap, Errno::Ok);
+}
+
+Errno Iommufd::ioas_unmap(uint32_t ioas_id, uint64_t iova, uint64_t length, uint64_t* unmapped) {
+  *unmapped = 0;
+  Errno err = Errno::Ok;
+  Object* ioas = get(ioas_id, ObjType::Ioas, &err);
+  if (!ioas) return done(Call::IoasUnmap, err);
+  const bool all = iova == 0 && length == ~0ull;
+  if (!all && !length) return done(Call::IoasUnmap, Errno::Inval);
+  const uint64_t last = all ? ~0ull : iova + (length - 1);
+  if (last < iova) return done(Call::IoasUnmap, Errno::Overflow);
+  // iopt_unmap_iova_range: only whole areas; one reaching outside the range is ENOENT.
+  std::vector<uint64_t> hit;
+  for (const auto& [start, a] : ioas->areas) {
+    const uint64_t end = start + (a.length - 1);
+    if (end < iova || start > last) continue;
+    if (start < iova || end > last) return done(Call::IoasUnmap, Errno::NoEnt);
+    hit.push_back(start);
+  }
+  // iommufd_ioas_unmap: nothing unmapped is ENOENT (unmap-all of nothing succeeds).
+  if (hit.empty()) return done(Call::IoasUnmap, all ? Errno::Ok : Errno::NoEnt);
+  for (uint64_t start : hit) {
+    const Area a = ioas->areas.at(start);
+    for (uint32_t h : ioas->paging) {
+      const Object& hw = objects_.at(h);
+      if (!units_[hw.unit].driver->unmap(hw.domain, start, a.length).ok) return done(Call::IoasUnmap, Errno::Io);
+    }
+    ioas->areas.erase(start);
+    *unmapped += a.length;
+  }
+  return done(Call::IoasUnmap, Errno::Ok);
+}
+
+Errno Iommufd::hwpt_alloc(uint32_t flags, uint32_t dev_id, uint32_t pt_id, const driver::UserData& data,
+                          uint32_t* hwpt_id) {
+  // iommufd_hwpt_alloc's own checks.
+  if (flags & ~kHwptAllocNestParent) return done(Call::HwptAlloc, Errno::OpNotSupp);
+  const bool has_data = data.type != driver::HwptDataType::None;
+  if (has_data && !data.len) return done(Call::HwptAlloc, Errno::Inval);
+  if ((flags & kHwptAllocNestParent) && has_data) return done(Call::HwptAlloc, Errno::Inval);
+  Errno err = Errno::Ok;
+  const Object* dev = get(dev_id, ObjType::Device, &err);
+  if (!dev) return done(Call::HwptAlloc, err);
+  auto pt = objects_.find(pt_id);
+  if (pt == objects_.end()) return done(Call::HwptAlloc, Errno::Inval);   // "pt_obj" lookup failure
+  HostIommu& host = units_[dev->unit];
+  Object o;
+  o.unit = dev->unit;
+  switch (pt->second.type) {
+    case ObjType::Ioas: {
+      // The driver's paging allocation takes no user data.
+      if (has_data) return done(Call::HwptAlloc, Errno::OpNotSupp);
+      o.type = ObjType::HwptPaging;
+      o.ioas = pt_id;
+      o.nest_parent = flags & kHwptAllocNestParent;
+      std::string why;
+      auto d = host.driver->create_domain(o.nest_parent ? DomainKind::Stage2 : DomainKind::Stage1, std::nullopt, &why);
+      if (!d) return done(Call::HwptAlloc, Errno::NoMem);
+      o.domain = *d;
+      for (const auto& [iova, a] : pt->second.areas)
+        if (Errno e = map_area(o, iova, a); e != Errno::Ok) return done(Call::HwptAlloc, e);
+      const uint32_t id = add(std::move(o));
+      Object& ioas = objects_.at(pt_id);
+      ioas.paging.push_back(id);
+      ++ioas.users;
+      *hwpt_id = id;
+      return done(Call::HwptAlloc, Errno::Ok);
+    }
+    case ObjType::HwptPaging: {
+      // iommufd_hwpt_nested_alloc: no data, or a parent that is not a nest parent, EINVAL.
+      if (!has_data || !pt->second.nest_parent) return done(Call::HwptAlloc, Errno::Inval);
+      if (pt->second.unit != dev->unit) return done(Call::HwptAlloc, Errno::Inval);
+      if (Errno e = host.nesting->alloc_nested_on_parent(pt->second.domain, flags, data, &o.domain); e != Errno::Ok)
+        return done(Call::HwptAlloc, e);
+      o.type = ObjType::HwptNested;
+      o.parent = pt_id;
+      ++pt->second.users;
+      break;
+    }
+    case ObjType::Viommu: {
+      // iommufd_hwpt_alloc: a device behind another IOMMU than the vIOMMU's is EINVAL.
+      if (pt->second.unit != dev->unit) return done(Call::HwptAlloc, Errno::Inval);
+      if (Errno e = host.nesting->alloc_nested(pt->second.handle, flags, data, &o.domain); e != Errno::Ok)
+        return done(Call::HwptAlloc, e);
+      o.type = ObjType::HwptNested;
+      o.parent = pt->second.parent;   // held through the vIOMMU
+      o.viommu = pt_id;
+      ++pt->second.users;
+      break;
+    }
+    default:
+      return done(Call::HwptAlloc, Errno::Inval);
+  }
+  *hwpt_id = add(std::move(o));
+  return done(Call::HwptAlloc, Errno::Ok);
+}
+
+Errno Iommufd::viommu_alloc(uint32_t flags, driver::ViommuType type, uint32_t dev_id, uint32_t hwpt_id,
+                            uint32_t* viommu_id) {
+  // iommufd_viommu_alloc_ioctl
+  if (flags || type == driver::ViommuType::Default) return done(Call::ViommuAlloc, Errno::OpNotSupp);
+  Errno err = Errno::Ok;
+  const Object* dev = get(dev_id, ObjType::Device, &err);
+  if (!dev) return done(Call::ViommuAlloc, err);
+  if (!units_[dev->unit].nesting->supports_viommu(type)) return done(Call::ViommuAlloc, Errno::OpNotSupp);
+  Object* parent = get(hwpt_id, ObjType::HwptPaging, &err);
+  if (!parent) return done(Call::ViommuAlloc, err);
+  if (!parent->nest_parent) return done(Call::ViommuAlloc, Errno::Inval);
+  Object o;
+  o.type = ObjType::Viommu;
+  o.unit = dev->unit;
+  o.parent = hwpt_id;
+  // The driver's viommu_init: a parent on another IOMMU is EINVAL there (arm_vsmmu_init).
+  if (parent->unit != dev->unit) return done(Call::ViommuAlloc, Errno::Inval);
+  if (Errno e = units_[dev->unit].nesting->viommu_init(type, parent->domain, &o.handle); e != Errno::Ok)
+    return done(Call::ViommuAlloc, e);
+  ++parent->users;
+  *viommu_id = add(std::move(o));
+  return done(Call::ViommuAlloc, Errno::Ok);
+}
+
+Errno Iommufd::vdevice_alloc(uint32_t viommu_id, uint32_t dev_id, uint64_t virt_id, uint32_t* vdevice_id) {
+  // iommufd_vdevice_alloc_ioctl
+  Errno err = Errno::Ok;
+  Object* v = get(viommu_id, ObjType::Viommu, &err);
+  if (!v) return done(Call::VdeviceAlloc, err);
+  Object* dev = get(dev_id, ObjType::Device, &err);
+  if (!dev) return done(Call::VdeviceAlloc, err);
+  if (v->unit != dev->unit) return done(Call::VdeviceAlloc, Errno::Inval);
+  if (dev->vdevice) return done(Call::VdeviceAlloc, Errno::Exist);        // idev->vdev
+  if (v->vdevs.count(virt_id)) return done(Call::VdeviceAlloc, Errno::Exist);   // xa_cmpxchg
+  if (Errno e = units_[v->unit].nesting->set_vdevice(v->handle, virt_id, dev->rid); e != Errno::Ok)
+    return done(Call::VdeviceAlloc, e);
+  Object o;
+  o.type = ObjType::Vdevice;
+  o.unit = v->unit;
+  o.viommu = viommu_id;
+  o.dev = dev_id;
+  o.virt_id = virt_id;
+  const uint32_t id = add(std::move(o));   // a std::map insert: v and dev stay valid
+  v->vdevs[virt_id] = id;
+  ++v->users;
+  dev->vdevice = id;
+  ++dev->users;
+  *vdevice_id = id;
+  return done(Call::VdeviceAlloc, Errno::Ok);
+}
+
+Errno Iommufd::hwpt_invalidate(uint32_t id, driver::InvalidateDataType type, const void* entries, uint32_t entry_len,
+                               uint32_t* entry_num) {
+  // iommufd_hwpt_invalidate: entries without a buffer or a length are EINVAL; the handled
+  // count is 0 on any error before the driver.
+  const uint32_t n = *entry_num;
+  *entry_num = 0;
+  if (n && (!entries || !entry_len)) return done(Call::HwptInvalidate, Errno::Inval);
+  auto it = objects_.find(id);
+  if (it == objects_.end()) return done(Call::HwptInvalidate, Errno::NoEnt);
+  const Object& o = it->second;
+  if (o.type == ObjType::Viommu) {
+    *entry_num = n;
+    return done(Call::HwptInvalidate, units_[o.unit].nesting->cache_invalidate(o.handle, type, entries, entry_len, entry_num));
+  }
+  // A HWPT_NESTED of a vIOMMU-less driver would take its domain's cache_invalidate_user;
+  // the SMMU's nested domains have none (arm_smmu_nested_ops): EOPNOTSUPP.
+  if (o.type == ObjType::HwptNested) return done(Call::HwptInvalidate, Errno::OpNotSupp);
+  return done(Call::HwptInvalidate, Errno::Inval);
+}
+
+Errno Iommufd::attach(uint32_t dev_id, uint32_t pt_id) {
+  Errno err = Errno::Ok;
+  Object* dev = get(dev_id, ObjType::Device, &err);
+  if (!dev) return done(Call::Attach, err);
+  auto it = objects_.find(pt_id);
+  if (it == objects_.end()) return done(Call::Attach, Errno::NoEnt);
+  Object& pt = it->second;
+  if (pt.type != ObjType::HwptPaging && pt.type != ObjType::HwptNested) return done(Call::Attach, Errno::Inval);
+  if (pt.unit != dev->unit) return done(Call::Attach, Errno::Inval);   // a domain of another IOMMU
+  HostIommu& host = units_[dev->unit];
+  if (pt.type == ObjType::HwptNested) {
+    if (Errno e = host.nesting->attach_nested(dev->rid, pt.domain); e != Errno::Ok) return done(Call::Attach, e);
+  } else if (!host.driver->attach(dev->rid, std::nullopt, pt.domain).ok) {
+    return done(Call::Attach, Errno::Inval);
+  }
+  if (dev->attached) --objects_.at(dev->attached).users;
+  dev->attached = pt_id;
+  ++pt.users;
+  return done(Call::Attach, Errno::Ok);
+}
+
+Errno Iommufd::destroy(uint32_t id) {
+  auto it = objects_.find(id);
+  if (it == objects_.end()) return done(Call::Destroy, Errno::NoEnt);
+  const Object o = it->second;
+  if (o.users) return done(Call::Destroy, Errno::Busy);   // iommufd_object_remove
+  switch (o.type) {
+    case ObjType::HwptPaging: {
+      Object& ioas = objects_.at(o.ioas);
+      ioas.paging.erase(std::find(ioas.paging.begin(), ioas.paging.end(), id));
+      --ioas.users;
+      break;
+    }
+    case ObjType::HwptNested:
+      --objects_.at(o.viommu ? o.viommu : o.parent).users;
+      break;
+    case ObjType::Viommu:
+      --objects_.at(o.parent).users;
+      break;
+    case ObjType::Vdevice: {
+      Object& v = objects_.at(o.viommu);
+      units_[v.unit].nesting->set_vdevice(v.handle, o.virt_id, std::nullopt);
+      v.vdevs.erase(o.virt_id);
+      --v.users;
+      Object& dev = objects_.at(o.dev);
+      dev.vdevice = 0;
+      --dev.users;
+      break;
+    }
+    default:
+      break;
+  }
+  objects_.erase(id);
+  return done(Call::Destroy, Errno::Ok);
+}
+
+void Iommufd::register_stats(common::StatRegistry& reg, const std::string& prefix) const {
+  for (size_t c = 0; c < size_t(Call::Count); ++c) {
+    const std::string p = prefix + "." + call_name(Call(c));
+    reg.add(p + ".calls", stats_[c].calls, "count", std::string(call_name(Call(c))) + " calls");
+    reg.add(p + ".errors", stats_[c].errors, "count", std::string(call_name(Call(c))) + " calls that failed");
+  }
+}
+
+}  // namespace iommusim::vmm

@@ -1,0 +1,130 @@
+// One VM's iommufd context: the object table a VMM builds its guest's DMA translation from,
+// with each call's checks and errno as Linux's drivers/iommu/iommufd returns them.
+//
+// What it models
+// - Objects in one ID table (iommufd_ctx: IDs from 1, the lowest free one reused after
+//   IOMMU_DESTROY; an object with users is EBUSY to destroy):
+//   device (VFIO_DEVICE_BIND_IOMMUFD: a physical RID behind one host IOMMU), IOAS (the VM's
+//   GPA -> PA map), HWPT_PAGING (a host-built domain of an IOAS; with
+//   IOMMU_HWPT_ALLOC_NEST_PARENT the stage 2 a guest nests over), HWPT_NESTED (the guest's
+//   stage-1 configuration over a parent, user-managed), vIOMMU (the VM's slice of one host
+//   IOMMU), vDEVICE (a guest's virtual device ID for a physical one). vEVENTQ is a reserved
+//   object type (its calls come with guest fault reporting).
+// - The calls: IOMMU_IOAS_ALLOC / MAP / UNMAP, IOMMU_HWPT_ALLOC, IOMMU_VIOMMU_ALLOC,
+//   IOMMU_VDEVICE_ALLOC, IOMMU_HWPT_INVALIDATE, VFIO_DEVICE_ATTACH_IOMMUFD_PT (RID only) and
+//   IOMMU_DESTROY; the core's checks here, the vendor's in its NestingOps
+//   (platforms/driver/nesting.h). IOAS_MAP/UNMAP map and unmap every HWPT_PAGING of the IOAS
+//   through the host driver (its unmaps are the host's stage-2 invalidations).
+// - Per call: calls and errors (stats), and the errors by errno (errors()).
+//
+// What it does not model
+// - Call timing (syscall, iommufd and VMM costs: the trapped path's cost keys come with the
+//   VMM); the host driver's own work is timed by the host driver.
+// - IOAS IOVA allocation (only IOMMU_IOAS_MAP_FIXED_IOVA: a VMM maps GPA = IOVA), pinning,
+//   copy/iova ranges, dirty tracking, PASID attach, auto domains (attach to an IOAS),
+//   faults and vEVENTQ calls, HW queues.
+// - Freeing a destroyed HWPT's host domain (the host driver never frees domains).
+#pragma once
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "models/common/stats.h"
+#include "platforms/driver/driver_base.h"
+#include "platforms/driver/nesting.h"
+#include "platforms/vmm/errno.h"
+
+namespace iommusim::vmm {
+
+// IOMMU_HWPT_ALLOC_NEST_PARENT
+inline constexpr uint32_t kHwptAllocNestParent = 1u << 0;
+// IOMMU_IOAS_MAP_FIXED_IOVA, _WRITEABLE, _READABLE
+inline constexpr uint32_t kIoasMapFixedIova = 1u << 0, kIoasMapWriteable = 1u << 1, kIoasMapReadable = 1u << 2;
+
+enum class ObjType : uint8_t { Device, Ioas, HwptPaging, HwptNested, Viommu, Vdevice, Veventq };
+
+// A host IOMMU the VM's devices may sit behind: its driver and that driver's nesting half.
+struct HostIommu {
+  driver::DriverBase* driver = nullptr;
+  driver::NestingOps* nesting = nullptr;
+};
+
+class Iommufd {
+ public:
+  enum class Call : uint8_t {
+    BindDevice, IoasAlloc, IoasMap, IoasUnmap, HwptAlloc, ViommuAlloc, VdeviceAlloc, HwptInvalidate, Attach, Destroy,
+    Count
+  };
+  static const char* call_name(Call c);
+
+  explicit Iommufd(std::vector<HostIommu> units);
+
+  // VFIO_DEVICE_BIND_IOMMUFD: physical `rid` behind host IOMMU `unit`.
+  Errno bind_device(uint32_t rid, unsigned unit, uint32_t* dev_id);
+  Errno ioas_alloc(uint32_t flags, uint32_t* ioas_id);
+  // Maps [iova, iova + length) to [pa, ...) with the READABLE / WRITEABLE flags.
+  Errno ioas_map(uint32_t ioas_id, uint32_t flags, uint64_t iova, uint64_t pa, uint64_t length);
+  // Unmaps whole areas in [iova, iova + length) (iova 0 and length ~0: everything).
+  Errno ioas_unmap(uint32_t ioas_id, uint64_t iova, uint64_t length, uint64_t* unmapped);
+  // pt_id: an IOAS (a paging HWPT, kNestParent for stage 2), a nest-parent HWPT_PAGING or a
+  // vIOMMU (a nested HWPT from the vendor `data`).
+  Errno hwpt_alloc(uint32_t flags, uint32_t dev_id, uint32_t pt_id, const driver::UserData& data, uint32_t* hwpt_id);
+  Errno viommu_alloc(uint32_t flags, driver::ViommuType type, uint32_t dev_id, uint32_t hwpt_id, uint32_t* viommu_id);
+  Errno vdevice_alloc(uint32_t viommu_id, uint32_t dev_id, uint64_t virt_id, uint32_t* vdevice_id);
+  // To a HWPT_NESTED or a vIOMMU; *entry_num in: entries, out: handled.
+  Errno hwpt_invalidate(uint32_t id, driver::InvalidateDataType type, const void* entries, uint32_t entry_len,
+                        uint32_t* entry_num);
+  // VFIO_DEVICE_ATTACH_IOMMUFD_PT of the device's RID to a HWPT_PAGING or HWPT_NESTED.
+  Errno attach(uint32_t dev_id, uint32_t pt_id);
+  Errno destroy(uint32_t id);
+
+  // Observers.
+  bool exists(uint32_t id) const { return objects_.count(id) != 0; }
+  ObjType type_of(uint32_t id) const { return objects_.at(id).type; }
+  driver::DomainId domain_of(uint32_t hwpt_id) const { return objects_.at(hwpt_id).domain; }
+  uint32_t users(uint32_t id) const { return objects_.at(id).users; }
+  uint64_t calls(Call c) const { return stats_[size_t(c)].calls.value(); }
+  uint64_t errors(Call c, Errno e) const;
+  void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
+
+ private:
+  struct Area { uint64_t pa = 0, length = 0; uint32_t flags = 0; };
+  struct Object {
+    ObjType type = ObjType::Device;
+    uint32_t users = 0;      // other objects (and attachments) holding it
+    unsigned unit = 0;       // its host IOMMU (device, HWPTs, vIOMMU)
+    uint32_t rid = 0;        // device
+    uint32_t attached = 0;   // device: the HWPT its RID is attached to
+    uint32_t vdevice = 0;    // device: its vDEVICE
+    std::map<uint64_t, Area> areas;   // IOAS: by IOVA
+    std::vector<uint32_t> paging;     // IOAS: its HWPT_PAGINGs
+    uint32_t ioas = 0;                // HWPT_PAGING
+    bool nest_parent = false;         // HWPT_PAGING
+    uint32_t parent = 0;              // HWPT_NESTED: its HWPT_PAGING; vIOMMU: its nest parent
+    uint32_t viommu = 0;              // HWPT_NESTED (through a vIOMMU), vDEVICE
+    driver::DomainId domain = 0;      // HWPTs: the host driver's domain
+    driver::ViommuHandle handle = 0;  // vIOMMU: the host driver's
+    std::map<uint64_t, uint32_t> vdevs;   // vIOMMU: virt_id -> vDEVICE
+    uint32_t dev = 0;                     // vDEVICE: its device
+    uint64_t virt_id = 0;                 // vDEVICE
+  };
+  struct CallStats {
+    common::Counter calls, errors;
+    std::array<uint64_t, 128> by_errno{};
+  };
+
+  // iommufd_get_object with a type: an unknown ID or another type is ENOENT.
+  Object* get(uint32_t id, ObjType type, Errno* err);
+  uint32_t add(Object o);   // the lowest free ID
+  Errno done(Call c, Errno e);
+  // Maps one IOAS area onto a paging domain, in the largest pages that fit it.
+  Errno map_area(const Object& hwpt, uint64_t iova, const Area& a);
+
+  std::vector<HostIommu> units_;
+  std::map<uint32_t, Object> objects_;
+  std::array<CallStats, size_t(Call::Count)> stats_;
+};
+
+}  // namespace iommusim::vmm
