@@ -25,6 +25,19 @@ std::string validate(const Smmuv3Config& c) {
   return common::validate(c.translation);
 }
 
+namespace {
+// What the model's ID registers advertise: both stages, MSIs, 2-level stream tables.
+Features features(const Smmuv3Config& c) {
+  Features f;
+  f.sid_bits = c.sid_bits;
+  f.ssid_bits = c.ssid_bits;
+  f.cmdq_log2_max = c.cmdq_log2_max;
+  f.evtq_log2_max = c.evtq_log2_max;
+  f.range_invalidation = c.range_invalidation;
+  return f;
+}
+}  // namespace
+
 Smmuv3::Smmuv3(sc_core::sc_module_name name, const Smmuv3Config& cfg)
     : IommuBlock(name, common::Clock::from_mhz(cfg.clock_mhz), reg::kMmioBytes, 32), cfg_(cfg),
       pipeline_ps_(clk_.cycles_ps(cfg.translation_cycles)),
@@ -34,118 +47,42 @@ Smmuv3::Smmuv3(sc_core::sc_module_name name, const Smmuv3Config& cfg)
               [this](uint64_t addr, void* dst, unsigned len, common::Ps& t) { return read_memory(addr, dst, len, t); }),
       cmdq_(clk_, common::CommandQueueConfig{cfg.cmd_batch, cfg.cmd_decode_cycles, cfg.cmd_exec_cycles},
             [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); },
-            [this] { engine_.drain_older_requests(); }, *this) {
+            [this] { engine_.drain_older_requests(); }, *this),
+      r_(regs_, features(cfg), [this] { cmdq_.kick(); }) {
   order_requests_with(engine_);
-  build_registers();
   SC_THREAD(command_thread);
-}
-
-// ---------------------------------------------------------------- registers
-
-void Smmuv3::build_registers() {
-  using namespace reg;
-  uint64_t idr0 = 0;
-  idr0 = IDR0_S2P::set(idr0, 1);
-  idr0 = IDR0_S1P::set(idr0, 1);
-  idr0 = IDR0_TTF::set(idr0, 2);        // AArch64 tables
-  idr0 = IDR0_COHACC::set(idr0, 1);
-  idr0 = IDR0_ASID16::set(idr0, 1);
-  idr0 = IDR0_MSI::set(idr0, 1);
-  idr0 = IDR0_SEV::set(idr0, 1);
-  idr0 = IDR0_VMID16::set(idr0, 1);
-  idr0 = IDR0_TTENDIAN::set(idr0, 2);   // little-endian only
-  idr0 = IDR0_ST_LEVEL::set(idr0, 1);   // 2-level stream table
-  idr0 = IDR0_STALL_MODEL::set(idr0, 1);   // stall not supported: CD.S / STE.S2S are C_BAD_*
-  idr0 = IDR0_TERM_MODEL::set(idr0, 1);    // terminated transactions always abort: CD.A=0 is C_BAD_CD
-  idr0 = IDR0_HTTU::set(idr0, 0);          // no hardware A/D updates: CD.HA/HD are C_BAD_CD
-  uint64_t idr1 = 0;
-  idr1 = IDR1_SIDSIZE::set(idr1, cfg_.sid_bits);
-  idr1 = IDR1_SSIDSIZE::set(idr1, cfg_.ssid_bits);
-  idr1 = IDR1_EVTQS::set(idr1, cfg_.evtq_log2_max);
-  idr1 = IDR1_CMDQS::set(idr1, cfg_.cmdq_log2_max);
-  const uint64_t idr3 = IDR3_RIL::set(0, cfg_.range_invalidation);
-  uint64_t idr5 = IDR5_OAS::set(0, 5);  // 48-bit
-  idr5 = IDR5_GRAN4K::set(idr5, 1);
-  // Only the 4 KB granule: the STE/CD checks reject others (the VMSA format has them).
-
-  idr0_.read_only().reset(uint32_t(idr0));
-  idr1_.read_only().reset(uint32_t(idr1));
-  idr2_.read_only();
-  idr3_.read_only().reset(uint32_t(idr3));
-  idr4_.read_only();
-  idr5_.read_only().reset(uint32_t(idr5));
-  iidr_.read_only();
-  // SMMUv3.2: IDR3.RIL (range invalidation) is a v3.2 feature.
-  aidr_.read_only().reset(uint32_t(AIDR_MINOR::set(AIDR_MAJOR::set(0, 0), 2)));
-  cr0ack_.read_only();
-  // Updates take effect at once, so CR0ACK follows CR0 immediately.
-  cr0_.writable(0x1F).on_write([this](uint32_t, uint32_t v) {
-    cr0ack_.set(v);
-    cmdq_.kick();
-  });
-  cr1_.writable(0xFFF);
-  cr2_.writable(0x7);
-  // GBPA: abort by default; UPDATE completes at once.
-  gbpa_.reset(uint32_t(GBPA_ABORT::set(0, 1))).on_write([this](uint32_t, uint32_t) { gbpa_.set<GBPA_UPDATE>(0); });
-  irq_ctrl_.writable(0x7).on_write([this](uint32_t, uint32_t v) { irq_ctrlack_.set(v); });
-  irq_ctrlack_.read_only();
-  gerror_.read_only();
-  gerrorn_.writable(0x1FD).on_write([this](uint32_t, uint32_t) { cmdq_.kick(); });   // may acknowledge CMDQ_ERR
-  // MSI configuration (IDR0.MSI=1; Linux arm_smmu_setup_msis writes ADDR, DATA, MemAttr):
-  // stored, not used (the model signals GERROR/EVTQ interrupts through its own state).
-  gerror_irq_cfg0_.writable(common::mask(51, 2));
-  gerror_irq_cfg2_.writable(uint32_t(common::mask(5, 0)));   // SH[5:4], MemAttr[3:0]
-  evtq_irq_cfg0_.writable(common::mask(51, 2));
-  evtq_irq_cfg2_.writable(uint32_t(common::mask(5, 0)));
-  strtab_base_.writable(common::mask(51, 6) | (1ull << 62));
-  strtab_base_cfg_.writable(uint32_t(common::mask(17, 0)));
-  cmdq_base_.writable(common::mask(51, 0) | (1ull << 62));
-  cmdq_prod_.writable(uint32_t(common::mask(19, 0))).on_write([this](uint32_t, uint32_t) { cmdq_.kick(); });
-  // Software may write CMDQ_CONS (wrap+index; ERR is read-only) only while the queue is
-  // disabled (CR0ACK.CMDQEN=0), as Linux does at reset; writes while enabled are ignored.
-  cmdq_cons_.writable(uint32_t(common::mask(19, 0))).on_write([this](uint32_t old, uint32_t) {
-    if (cr0ack_.get<CR0_CMDQEN>()) cmdq_cons_.set(old);
-  });
-  evtq_base_.writable(common::mask(51, 0) | (1ull << 62));
-  // Likewise EVTQ_PROD (wrap+index and OVFLG) while CR0ACK.EVTQEN=0.
-  evtq_prod_.writable(uint32_t(common::mask(19, 0) | (1ull << 31))).on_write([this](uint32_t old, uint32_t) {
-    if (cr0ack_.get<CR0_EVTQEN>()) evtq_prod_.set(old);
-  });
-  evtq_cons_.writable(uint32_t(common::mask(19, 0) | (1ull << 31)));
-  regs_.alias(EVTQ_PROD_PAGE0, evtq_prod_);
-  regs_.alias(EVTQ_CONS_PAGE0, evtq_cons_);
 }
 
 // ---------------------------------------------------------------- memory helpers
 
 void Smmuv3::record_event(const EventRecord& e, common::Ps& t) {
   events_.inc();
-  if (!cr0_.get<reg::CR0_EVTQEN>()) { events_lost_.inc(); return; }
-  const uint64_t base = evtq_base_.get();
+  if (!r_.cr0.get<reg::CR0_EVTQEN>()) { events_lost_.inc(); return; }
+  const uint64_t base = r_.evtq_base.get();
   common::WrapRing ring{unsigned(std::min<uint64_t>(reg::Q_BASE_LOG2SIZE::get(base), cfg_.evtq_log2_max))};
-  uint32_t prod = evtq_prod_.get();
-  const uint32_t cons = evtq_cons_.get();
+  uint32_t prod = r_.evtq_prod.get();
+  const uint32_t cons = r_.evtq_cons.get();
   if (ring.full(prod & ring.pointer_mask(), cons & ring.pointer_mask())) {
     // Overflow: the record is lost. OVFLG toggles only for a new overflow, i.e. once the
     // previous one was acknowledged (PROD.OVFLG == CONS.OVACKFLG).
     events_lost_.inc();
-    if (((prod ^ cons) >> 31) == 0) evtq_prod_.set(prod ^ (1u << 31));
+    if (((prod ^ cons) >> 31) == 0) r_.evtq_prod.set(prod ^ (1u << 31));
     return;
   }
   const EventWords words = encode_event(e);
   const uint64_t slot = reg::Q_BASE_ADDR::get(base) << 5;
   if (!write_memory(slot + uint64_t(ring.index(prod)) * 32, words.data(), 32, t)) { events_lost_.inc(); return; }
-  evtq_prod_.set((prod & (1u << 31)) | ring.next(prod & ring.pointer_mask()));
+  r_.evtq_prod.set((prod & (1u << 31)) | ring.next(prod & ring.pointer_mask()));
 }
 
 // ---------------------------------------------------------------- translation
 
 common::DmaOutcome Smmuv3::handle_dma(const common::DmaRequest& d, common::Ps& t) {
   const Request rq{d.requester_id, d.pasid_valid, d.pasid, d.input, d.access, d.epoch};
-  if (!cr0_.get<reg::CR0_SMMUEN>()) {
+  if (!r_.cr0.get<reg::CR0_SMMUEN>()) {
     // SMMU disabled: GBPA decides between global bypass and abort.
     Outcome o;
-    o.ok = !gbpa_.get<reg::GBPA_ABORT>();
+    o.ok = !r_.gbpa.get<reg::GBPA_ABORT>();
     o.output = rq.input;
     if (o.ok) bypassed_.inc(); else aborted_.inc();
     return o;
@@ -155,7 +92,7 @@ common::DmaOutcome Smmuv3::handle_dma(const common::DmaRequest& d, common::Ps& t
 
 bool Smmuv3::ats_permitted(const common::DmaRequest& d, common::AtsType type, common::Ps& t) {
   // SMMUEN = 0: no STE, no ATS; Translated traffic follows GBPA like any other.
-  if (!cr0_.get<reg::CR0_SMMUEN>()) return type == common::AtsType::Translated && !gbpa_.get<reg::GBPA_ABORT>();
+  if (!r_.cr0.get<reg::CR0_SMMUEN>()) return type == common::AtsType::Translated && !r_.gbpa.get<reg::GBPA_ABORT>();
   const Request rq{d.requester_id, d.pasid_valid, d.pasid, d.input, d.access, d.epoch};
   t += pipeline_ps_;
   auto cfg = fetch_config(rq, t);
@@ -187,8 +124,8 @@ std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq, comm
   };
 
   // Locate the STE: linear, or through a level-1 descriptor.
-  const uint64_t base = strtab_base_.get<reg::STRTAB_BASE_ADDR>() << 6;
-  const uint64_t scfg = strtab_base_cfg_.get();
+  const uint64_t base = r_.strtab_base.get<reg::STRTAB_BASE_ADDR>() << 6;
+  const uint64_t scfg = r_.strtab_base_cfg.get();
   const unsigned log2size = unsigned(reg::STRTAB_CFG_LOG2SIZE::get(scfg));
   if (log2size > cfg_.sid_bits || (log2size < 32 && (uint64_t(rq.sid) >> log2size) != 0))
     return bad(EventId::C_BAD_STREAMID);
@@ -328,15 +265,15 @@ Smmuv3::Outcome Smmuv3::translate(const Request& rq, common::Ps& t) {
 
 common::QueueState Smmuv3::queue_state() {
   common::QueueState q;
-  const uint64_t base = cmdq_base_.get();
+  const uint64_t base = r_.cmdq_base.get();
   q.ring = common::IndexRing{unsigned(std::min<uint64_t>(reg::Q_BASE_LOG2SIZE::get(base), cfg_.cmdq_log2_max)), true};
   q.base = reg::Q_BASE_ADDR::get_address(base);
   q.entry_bytes = 16;
-  q.tail = cmdq_prod_.get() & q.ring.pointer_mask();
-  q.head = cmdq_cons_.get() & q.ring.pointer_mask();   // without CONS.ERR
+  q.tail = r_.cmdq_prod.get() & q.ring.pointer_mask();
+  q.head = r_.cmdq_cons.get() & q.ring.pointer_mask();   // without CONS.ERR
   // GERROR.CMDQ_ERR differs from GERRORN until software acknowledges the error.
-  const bool error_active = (gerror_.get() ^ gerrorn_.get()) & 1;
-  if (cr0_.get<reg::CR0_CMDQEN>() && !error_active && !q.ring.empty(q.tail, q.head))
+  const bool error_active = r_.cmdq_error_active();
+  if (r_.cr0.get<reg::CR0_CMDQEN>() && !error_active && !q.ring.empty(q.tail, q.head))
     q.status = common::QueueState::Status::Ready;
   return q;
 }
@@ -353,7 +290,7 @@ common::Decoded Smmuv3::decode(const uint64_t* entry, const common::QueueState&)
   return d;
 }
 
-void Smmuv3::consumed(const common::QueueState&, uint32_t head) { cmdq_cons_.set(head); }
+void Smmuv3::consumed(const common::QueueState&, uint32_t head) { r_.cmdq_cons.set(head); }
 
 // CONS stays on the entry, with ERR saying why; GERROR.CMDQ_ERR toggles and the queue
 // stops until GERRORN acknowledges it.
@@ -361,8 +298,8 @@ void Smmuv3::halt(const common::QueueError& e, const common::QueueState&) {
   uint32_t err = reg::CERROR_ILL;
   if (e.kind == common::QueueError::Kind::FetchAbort) err = reg::CERROR_ABT;
   if (e.kind == common::QueueError::Kind::Completion) err = e.code;   // CERROR_ATC_INV_SYNC
-  cmdq_cons_.set(uint32_t(reg::CMDQ_CONS_ERR::set(e.head, err)));
-  gerror_.set<reg::GERROR_CMDQ_ERR>(!gerror_.get<reg::GERROR_CMDQ_ERR>());
+  r_.cmdq_cons.set(uint32_t(reg::CMDQ_CONS_ERR::set(e.head, err)));
+  r_.gerror.set<reg::GERROR_CMDQ_ERR>(!r_.gerror.get<reg::GERROR_CMDQ_ERR>());
 }
 
 void Smmuv3::execute(const Command& c) {
@@ -448,7 +385,7 @@ void Smmuv3::execute(const Command& c) {
     case Opcode::PrefetchConfig: {
       Request rq;
       rq.sid = c.sid; rq.ssv = c.ssv; rq.ssid = c.ssid;
-      if (cr0_.get<reg::CR0_SMMUEN>()) {
+      if (r_.cr0.get<reg::CR0_SMMUEN>()) {
         common::Ps t = common::now_ps();
         fetch_config(rq, t);
         common::wait_until(t);

@@ -54,6 +54,7 @@
 #include "models/pagetable/walker.h"
 #include "models/smmuv3/commands.h"
 #include "models/smmuv3/events.h"
+#include "models/smmuv3/register_block.h"
 #include "models/smmuv3/registers.h"
 #include "models/smmuv3/structures.h"
 
@@ -131,7 +132,6 @@ class Smmuv3 : public common::IommuBlock, private common::CommandQueueVendor {
 
   common::DmaOutcome handle_dma(const common::DmaRequest& rq, common::Ps& t) override;
   bool ats_permitted(const common::DmaRequest& rq, common::AtsType type, common::Ps& t) override;
-  void build_registers();
 
   // At the request's annotated time `t`, which they advance.
   Outcome translate(const Request& rq, common::Ps& t);
@@ -162,28 +162,7 @@ class Smmuv3 : public common::IommuBlock, private common::CommandQueueVendor {
   common::Counter stale_config_fills_;   // config fetches a CFGI overtook: not cached
   common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_;
 
-  // Registers (IHI 0070 chapter 6), configured in build_registers().
-  using R32 = common::Reg<uint32_t>;
-  using R64 = common::Reg<uint64_t>;
-  R32 idr0_{regs_, "IDR0", reg::IDR0}, idr1_{regs_, "IDR1", reg::IDR1}, idr2_{regs_, "IDR2", reg::IDR2},
-      idr3_{regs_, "IDR3", reg::IDR3}, idr4_{regs_, "IDR4", reg::IDR4}, idr5_{regs_, "IDR5", reg::IDR5},
-      iidr_{regs_, "IIDR", reg::IIDR}, aidr_{regs_, "AIDR", reg::AIDR};
-  R32 cr0_{regs_, "CR0", reg::CR0}, cr0ack_{regs_, "CR0ACK", reg::CR0ACK}, cr1_{regs_, "CR1", reg::CR1},
-      cr2_{regs_, "CR2", reg::CR2}, gbpa_{regs_, "GBPA", reg::GBPA};
-  R32 irq_ctrl_{regs_, "IRQ_CTRL", reg::IRQ_CTRL}, irq_ctrlack_{regs_, "IRQ_CTRLACK", reg::IRQ_CTRLACK};
-  R32 gerror_{regs_, "GERROR", reg::GERROR}, gerrorn_{regs_, "GERRORN", reg::GERRORN};
-  R64 gerror_irq_cfg0_{regs_, "GERROR_IRQ_CFG0", reg::GERROR_IRQ_CFG0};
-  R32 gerror_irq_cfg1_{regs_, "GERROR_IRQ_CFG1", reg::GERROR_IRQ_CFG1},
-      gerror_irq_cfg2_{regs_, "GERROR_IRQ_CFG2", reg::GERROR_IRQ_CFG2};
-  R64 strtab_base_{regs_, "STRTAB_BASE", reg::STRTAB_BASE};
-  R32 strtab_base_cfg_{regs_, "STRTAB_BASE_CFG", reg::STRTAB_BASE_CFG};
-  R64 cmdq_base_{regs_, "CMDQ_BASE", reg::CMDQ_BASE};
-  R32 cmdq_prod_{regs_, "CMDQ_PROD", reg::CMDQ_PROD}, cmdq_cons_{regs_, "CMDQ_CONS", reg::CMDQ_CONS};
-  R64 evtq_base_{regs_, "EVTQ_BASE", reg::EVTQ_BASE};
-  R64 evtq_irq_cfg0_{regs_, "EVTQ_IRQ_CFG0", reg::EVTQ_IRQ_CFG0};
-  R32 evtq_irq_cfg1_{regs_, "EVTQ_IRQ_CFG1", reg::EVTQ_IRQ_CFG1},
-      evtq_irq_cfg2_{regs_, "EVTQ_IRQ_CFG2", reg::EVTQ_IRQ_CFG2};
-  R32 evtq_prod_{regs_, "EVTQ_PROD", reg::EVTQ_PROD}, evtq_cons_{regs_, "EVTQ_CONS", reg::EVTQ_CONS};
+  RegisterBlock r_;   // the programming interface (register_block.h)
 };
 
 }  // namespace iommusim::smmuv3

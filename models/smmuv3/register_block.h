@@ -1,0 +1,66 @@
+// The SMMUv3 programming interface (Arm IHI 0070, chapter 6): every register software sees,
+// with its write rules. One definition serves the SMMU model and a VMM's emulated vSMMU
+// (platforms/vmm/vsmmuv3.h), which differ only in their ID registers and in what a write
+// that may start the command queue does.
+//
+// What it models
+// - The registers at their architected offsets, EVTQ_PROD/CONS on page 1 and aliased on page 0.
+// - ID registers from Features; CR0ACK following CR0 at once; GBPA.UPDATE completing at once;
+//   IRQ_CTRLACK following IRQ_CTRL; CMDQ_CONS and EVTQ_PROD writable only while their queue is
+//   disabled (as Linux arm_smmu_device_reset writes them); MSI configuration stored.
+// - A callback for every write that may let the command queue run (CR0, GERRORN, CMDQ_PROD).
+//
+// What it does not model: the secure and Realm register pages, IDR2/IDR4 contents, ECMDQ.
+#pragma once
+#include <cstdint>
+#include <functional>
+
+#include "models/common/register_file.h"
+
+namespace iommusim::smmuv3 {
+
+// What the ID registers advertise.
+struct Features {
+  bool stage1 = true;                 // IDR0.S1P
+  bool stage2 = true;                 // IDR0.S2P
+  bool msi = true;                    // IDR0.MSI
+  bool two_level_stream_table = true; // IDR0.ST_LEVEL = 1
+  unsigned sid_bits = 16;             // IDR1.SIDSIZE
+  unsigned ssid_bits = 20;            // IDR1.SSIDSIZE
+  unsigned cmdq_log2_max = 19;        // IDR1.CMDQS
+  unsigned evtq_log2_max = 19;        // IDR1.EVTQS
+  bool range_invalidation = true;     // IDR3.RIL
+};
+
+class RegisterBlock {
+ public:
+  using R32 = common::Reg<uint32_t>;
+  using R64 = common::Reg<uint64_t>;
+
+  // Adds the registers to `file` and sets their reset values and write rules;
+  // `queue_may_run` is called after a write to CR0, GERRORN or CMDQ_PROD.
+  RegisterBlock(common::RegisterFile& file, const Features& f, std::function<void()> queue_may_run);
+
+  R32 idr0, idr1, idr2, idr3, idr4, idr5, iidr, aidr;
+  R32 cr0, cr0ack, cr1, cr2, gbpa;
+  R32 irq_ctrl, irq_ctrlack;
+  R32 gerror, gerrorn;
+  R64 gerror_irq_cfg0;
+  R32 gerror_irq_cfg1, gerror_irq_cfg2;
+  R64 strtab_base;
+  R32 strtab_base_cfg;
+  R64 cmdq_base;
+  R32 cmdq_prod, cmdq_cons;
+  R64 evtq_base;
+  R64 evtq_irq_cfg0;
+  R32 evtq_irq_cfg1, evtq_irq_cfg2;
+  R32 evtq_prod, evtq_cons;
+
+  // GERROR.CMDQ_ERR differs from GERRORN until software acknowledges the error.
+  bool cmdq_error_active() const { return (gerror.get() ^ gerrorn.get()) & 1; }
+
+ private:
+  std::function<void()> queue_may_run_;
+};
+
+}  // namespace iommusim::smmuv3
