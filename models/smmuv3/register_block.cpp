@@ -1,5 +1,7 @@
 #include "models/smmuv3/register_block.h"
 
+#include <algorithm>
+
 #include "models/common/bits.h"
 #include "models/smmuv3/registers.h"
 
@@ -20,7 +22,7 @@ RegisterBlock::RegisterBlock(common::RegisterFile& f, const Features& ft, std::f
       evtq_base{f, "EVTQ_BASE", EVTQ_BASE}, evtq_irq_cfg0{f, "EVTQ_IRQ_CFG0", EVTQ_IRQ_CFG0},
       evtq_irq_cfg1{f, "EVTQ_IRQ_CFG1", EVTQ_IRQ_CFG1}, evtq_irq_cfg2{f, "EVTQ_IRQ_CFG2", EVTQ_IRQ_CFG2},
       evtq_prod{f, "EVTQ_PROD", EVTQ_PROD}, evtq_cons{f, "EVTQ_CONS", EVTQ_CONS},
-      queue_may_run_(std::move(queue_may_run)) {
+      cmdq_log2_max_(ft.cmdq_log2_max), queue_may_run_(std::move(queue_may_run)) {
   uint64_t id0 = 0;
   id0 = IDR0_S2P::set(id0, ft.stage2);
   id0 = IDR0_S1P::set(id0, ft.stage1);
@@ -91,6 +93,27 @@ RegisterBlock::RegisterBlock(common::RegisterFile& f, const Features& ft, std::f
   evtq_cons.writable(uint32_t(common::mask(19, 0) | (1ull << 31)));
   f.alias(EVTQ_PROD_PAGE0, evtq_prod);
   f.alias(EVTQ_CONS_PAGE0, evtq_cons);
+}
+
+common::QueueState RegisterBlock::cmdq_state() const {
+  common::QueueState q;
+  const uint64_t base = cmdq_base.get();
+  q.ring = common::IndexRing{unsigned(std::min<uint64_t>(Q_BASE_LOG2SIZE::get(base), cmdq_log2_max_)), true};
+  q.base = Q_BASE_ADDR::get_address(base);
+  q.entry_bytes = 16;
+  q.tail = cmdq_prod.get() & q.ring.pointer_mask();
+  q.head = cmdq_cons.get() & q.ring.pointer_mask();   // without CONS.ERR
+  if (cr0.get<CR0_CMDQEN>() && !cmdq_error_active() && !q.ring.empty(q.tail, q.head))
+    q.status = common::QueueState::Status::Ready;
+  return q;
+}
+
+void RegisterBlock::cmdq_halt(const common::QueueError& e) {
+  uint32_t err = CERROR_ILL;
+  if (e.kind == common::QueueError::Kind::FetchAbort) err = CERROR_ABT;
+  if (e.kind == common::QueueError::Kind::Completion) err = e.code;   // CERROR_ATC_INV_SYNC
+  cmdq_cons.set(uint32_t(CMDQ_CONS_ERR::set(e.head, err)));
+  gerror.set<GERROR_CMDQ_ERR>(!gerror.get<GERROR_CMDQ_ERR>());
 }
 
 }  // namespace iommusim::smmuv3

@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <functional>
 
+#include "models/common/command_queue.h"
+#include "models/common/command_trace.h"
 #include "models/common/register_file.h"
 
 namespace iommusim::smmuv3 {
@@ -30,6 +32,16 @@ struct Features {
   unsigned cmdq_log2_max = 19;        // IDR1.CMDQS
   unsigned evtq_log2_max = 19;        // IDR1.EVTQS
   bool range_invalidation = true;     // IDR3.RIL
+};
+
+// What a driver reaches besides MMIO, on an SMMU or an emulated one: the per-command traces
+// of its command queue (for the latency breakdown) and untimed register peeks (error checks
+// and messages).
+class ProgrammingInterface {
+ public:
+  virtual ~ProgrammingInterface() = default;
+  virtual void set_command_probe(std::function<void(const common::CommandTrace&)> probe) = 0;
+  virtual uint32_t peek32(uint64_t offset) = 0;
 };
 
 class RegisterBlock {
@@ -56,10 +68,18 @@ class RegisterBlock {
   R32 evtq_irq_cfg1, evtq_irq_cfg2;
   R32 evtq_prod, evtq_cons;
 
+  // The command queue as these registers describe it (common::CommandQueueVendor::queue_state):
+  // ready while CR0.CMDQEN is set, no error is pending and PROD differs from CONS.
+  common::QueueState cmdq_state() const;
+  // An error halt: CONS stays on the entry with ERR saying why (CERROR_ILL, CERROR_ABT for a
+  // failed fetch, or the completion's own code), and GERROR.CMDQ_ERR toggles; the queue stays
+  // stopped until GERRORN acknowledges it (IHI 0070 §7.1).
+  void cmdq_halt(const common::QueueError& e);
   // GERROR.CMDQ_ERR differs from GERRORN until software acknowledges the error.
   bool cmdq_error_active() const { return (gerror.get() ^ gerrorn.get()) & 1; }
 
  private:
+  unsigned cmdq_log2_max_;
   std::function<void()> queue_may_run_;
 };
 

@@ -263,20 +263,7 @@ Smmuv3::Outcome Smmuv3::translate(const Request& rq, common::Ps& t) {
 
 // ---------------------------------------------------------------- command queue
 
-common::QueueState Smmuv3::queue_state() {
-  common::QueueState q;
-  const uint64_t base = r_.cmdq_base.get();
-  q.ring = common::IndexRing{unsigned(std::min<uint64_t>(reg::Q_BASE_LOG2SIZE::get(base), cfg_.cmdq_log2_max)), true};
-  q.base = reg::Q_BASE_ADDR::get_address(base);
-  q.entry_bytes = 16;
-  q.tail = r_.cmdq_prod.get() & q.ring.pointer_mask();
-  q.head = r_.cmdq_cons.get() & q.ring.pointer_mask();   // without CONS.ERR
-  // GERROR.CMDQ_ERR differs from GERRORN until software acknowledges the error.
-  const bool error_active = r_.cmdq_error_active();
-  if (r_.cr0.get<reg::CR0_CMDQEN>() && !error_active && !q.ring.empty(q.tail, q.head))
-    q.status = common::QueueState::Status::Ready;
-  return q;
-}
+common::QueueState Smmuv3::queue_state() { return r_.cmdq_state(); }
 
 common::Decoded Smmuv3::decode(const uint64_t* entry, const common::QueueState&) {
   common::Decoded d;
@@ -292,15 +279,7 @@ common::Decoded Smmuv3::decode(const uint64_t* entry, const common::QueueState&)
 
 void Smmuv3::consumed(const common::QueueState&, uint32_t head) { r_.cmdq_cons.set(head); }
 
-// CONS stays on the entry, with ERR saying why; GERROR.CMDQ_ERR toggles and the queue
-// stops until GERRORN acknowledges it.
-void Smmuv3::halt(const common::QueueError& e, const common::QueueState&) {
-  uint32_t err = reg::CERROR_ILL;
-  if (e.kind == common::QueueError::Kind::FetchAbort) err = reg::CERROR_ABT;
-  if (e.kind == common::QueueError::Kind::Completion) err = e.code;   // CERROR_ATC_INV_SYNC
-  r_.cmdq_cons.set(uint32_t(reg::CMDQ_CONS_ERR::set(e.head, err)));
-  r_.gerror.set<reg::GERROR_CMDQ_ERR>(!r_.gerror.get<reg::GERROR_CMDQ_ERR>());
-}
+void Smmuv3::halt(const common::QueueError& e, const common::QueueState&) { r_.cmdq_halt(e); }
 
 void Smmuv3::execute(const Command& c) {
   auto scan_config = [&](auto pred) { config_cache_.charge(config_cache_.invalidate_all_sets(pred)); };

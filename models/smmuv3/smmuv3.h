@@ -82,14 +82,15 @@ std::string validate(const Smmuv3Config& c);   // "" or a message naming the fie
 
 using common::CommandTrace;
 
-class Smmuv3 : public common::IommuBlock, private common::CommandQueueVendor {
+class Smmuv3 : public common::IommuBlock, public ProgrammingInterface, private common::CommandQueueVendor {
  public:
 
   SC_HAS_PROCESS(Smmuv3);
   Smmuv3(sc_core::sc_module_name name, const Smmuv3Config& cfg);
 
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
-  void set_command_probe(std::function<void(const CommandTrace&)> probe) { cmdq_.set_probe(std::move(probe)); }
+  void set_command_probe(std::function<void(const CommandTrace&)> probe) override { cmdq_.set_probe(std::move(probe)); }
+  uint32_t peek32(uint64_t offset) override { return uint32_t(peek_register(offset, 4)); }
   const Smmuv3Config& config() const { return cfg_; }
 
   // Cache access for tests and the summary.

@@ -27,7 +27,7 @@ std::string validate(const Smmuv3DriverConfig& c) {
   return validate(c.memory);
 }
 
-Smmuv3Driver::Smmuv3Driver(sc_core::sc_module_name name, const Smmuv3DriverConfig& cfg, Smmuv3& smmu,
+Smmuv3Driver::Smmuv3Driver(sc_core::sc_module_name name, const Smmuv3DriverConfig& cfg, ProgrammingInterface& smmu,
                            DriverMemoryRef memory)
     : DriverBase(name, cfg.timing, cfg.memory, memory), cfg_(cfg), smmu_(smmu),
       cmdq_(common::IndexRing{cfg.cmdq_log2, true}, 16, *this, "CMDQ space", "CMD_SYNC",
@@ -44,6 +44,9 @@ Status Smmuv3Driver::init() {
   const uint32_t idr1 = mmio_read32(reg::IDR1);
   ril_ = reg::IDR3_RIL::get(mmio_read32(reg::IDR3));
   nesting_ = reg::IDR0_S1P::get(idr0) && reg::IDR0_S2P::get(idr0);
+  // MSI polling needs MSIs (Linux sets ARM_SMMU_OPT_MSIPOLL only with ARM_SMMU_FEAT_MSI):
+  // without them CMD_SYNC completion is seen in CMDQ_CONS.
+  if (!reg::IDR0_MSI::get(idr0)) cfg_.sync_mode = SmmuSyncMode::SevPoll;
   if (cfg_.stream_table_log2 > reg::IDR1_SIDSIZE::get(idr1))
     return Status::fail("driver.stream_table_log2 exceeds IDR1.SIDSIZE");
   if (cfg_.two_level_stream_table && reg::IDR0_ST_LEVEL::get(idr0) != 1)
@@ -378,7 +381,7 @@ bool Smmuv3Driver::completed(uint32_t first, uint32_t barrier) {
 // Linux learns of a CMDQ error from the GERROR interrupt, not by polling GERROR: the
 // model's GERROR line stands in for it (no time), and the handler then reads the registers.
 Status Smmuv3Driver::check_error(unsigned) {
-  if (recovering_ || !((smmu_.peek_register(reg::GERROR) ^ smmu_.peek_register(reg::GERRORN)) & 1)) return {};
+  if (recovering_ || !((smmu_.peek32(reg::GERROR) ^ smmu_.peek32(reg::GERRORN)) & 1)) return {};
   recovering_ = true;
   struct Done { bool& f; ~Done() { f = false; } } done{recovering_};
   const uint32_t gerror = mmio_read32(reg::GERROR), gerrorn = mmio_read32(reg::GERRORN);
@@ -406,7 +409,7 @@ Status Smmuv3Driver::check_error(unsigned) {
 }
 
 std::string Smmuv3Driver::registers() {
-  return "CMDQ_CONS=" + hex(smmu_.peek_register(reg::CMDQ_CONS)) + ", GERROR=" + hex(smmu_.peek_register(reg::GERROR));
+  return "CMDQ_CONS=" + hex(smmu_.peek32(reg::CMDQ_CONS)) + ", GERROR=" + hex(smmu_.peek32(reg::GERROR));
 }
 
 void Smmuv3Driver::register_stats(common::StatRegistry& reg, const std::string& p) const {

@@ -64,7 +64,7 @@ std::string validate(const Smmuv3DriverConfig& c);
 
 class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::Hooks {
  public:
-  Smmuv3Driver(sc_core::sc_module_name name, const Smmuv3DriverConfig& cfg, smmuv3::Smmuv3& smmu,
+  Smmuv3Driver(sc_core::sc_module_name name, const Smmuv3DriverConfig& cfg, smmuv3::ProgrammingInterface& smmu,
                DriverMemoryRef memory);
   ~Smmuv3Driver() override;
 
@@ -153,7 +153,7 @@ class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::
   const char* command_name(uint8_t opcode) const override { return smmuv3::opcode_name(smmuv3::Opcode(opcode)); }
 
   Smmuv3DriverConfig cfg_;
-  smmuv3::Smmuv3& smmu_;
+  smmuv3::ProgrammingInterface& smmu_;
   uint64_t strtab_base_ = 0, evtq_base_ = 0;
   DriverQueue cmdq_;
   bool ril_ = false;
