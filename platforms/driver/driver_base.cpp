@@ -332,6 +332,7 @@ void DriverBase::ring_written_prefix(DriverQueue& q, bool even_if_rung, uint64_t
   for (bool first = true; q.rung_seq_ < q.written_seq_ || (first && even_if_rung); first = false) {
     const uint64_t seq = q.written_seq_;
     q.hooks_.doorbell(q.written_ptr_);
+    if (trapping_) op_state().trapped += trapping_->take_doorbell_spans();
     q.rung_seq_ = std::max(q.rung_seq_, seq);
     q.rung_ps_ = to_ps(sc_time_stamp());
     if (covered_ps && !*covered_ps && q.rung_seq_ >= cover_seq) *covered_ps = q.rung_ps_;
@@ -497,18 +498,31 @@ void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_
     const uint64_t from = std::max(traces.front().fetch_end_ps, t_doorbell);
     if (ahead_end_ps > from && ahead_end_ps <= t_done) r.queueing_ps += ahead_end_ps - from;
   }
+  // A trapped doorbell: the emulated queue ran inside the doorbell write, whose time the
+  // spans divide; what follows the write until the completion was seen is sync.
+  TrapSpans& spans = op_state().trapped;
+  if (trapping_) {
+    r.queueing_ps = r.fetch_ps = r.execution_ps = 0;
+    r.software_ps -= std::min(r.software_ps, spans.total());
+    r.trap_ps = spans.trap_ps; r.vmm_ps = spans.vmm_ps; r.host_kernel_ps = spans.host_kernel_ps;
+    r.host_queue_ps = spans.host_queue_ps; r.return_ps = spans.return_ps;
+  }
+  spans = TrapSpans{};
   // The oracle's barrier time: when the hardware completed the barrier (not when the CPU noticed).
   uint64_t& barrier_ps = op_state().last_barrier_ps;
   barrier_ps = t_done;
   if (!traces.empty() && traces.back().exec_end_ps != 0 && traces.back().exec_end_ps <= t_done)
     barrier_ps = traces.back().exec_end_ps;
-  const uint64_t accounted = r.software_ps + r.lock_ps + r.queueing_ps + r.fetch_ps + r.execution_ps;
+  const uint64_t accounted = r.parts_ps();
   const uint64_t rest = r.total_ps > accounted ? r.total_ps - accounted : 0;
   // The barrier's wait for device ATC completions is its own part, taken out of sync.
   uint64_t device_wait = 0;
-  for (const common::CommandTrace& t : traces) device_wait += t.device_wait_ps;
+  if (!trapping_)
+    for (const common::CommandTrace& t : traces) device_wait += t.device_wait_ps;
   r.atc_ps = std::min(rest, device_wait);
   r.sync_ps = rest - r.atc_ps;
+  last_record_ = r;
+  queue_time_ps_ += r.total_ps - r.software_ps - r.lock_ps;
   if (op != "init" && op != "attach") log_.add(r);
   if (timeline_) {
     char args[32];
@@ -516,12 +530,22 @@ void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_
     timeline_->nested(cpu_track(), "invalidation", op.c_str(), r.start_ps, r.total_ps, args,
                       {{"software", r.software_ps},
                        {"lock", r.lock_ps},
+                       {"trap", r.trap_ps},   // the trapped parts, in the order they happen
+                       {"vmm", r.vmm_ps},
+                       {"host_kernel", r.host_kernel_ps},
+                       {"host_queue", r.host_queue_ps},
+                       {"return", r.return_ps},
                        {"queueing", r.queueing_ps},
                        {"fetch", r.fetch_ps},
                        {"execution", r.execution_ps},
                        {"atc", r.atc_ps},
                        {"sync", r.sync_ps}});
   }
+}
+
+void DriverBase::set_trapping_doorbell(TrappingDoorbell* doorbell) {
+  trapping_ = doorbell;
+  log_.set_trapped_parts(doorbell != nullptr);
 }
 
 void DriverBase::set_timeline(common::Timeline& timeline, uint32_t pid) {

@@ -27,6 +27,7 @@
 #include "platforms/driver/driver.h"
 #include "platforms/driver/driver_queue.h"
 #include "platforms/driver/memory_view.h"
+#include "platforms/driver/trap_spans.h"
 
 namespace iommusim::driver {
 
@@ -74,6 +75,16 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   // The calling thread's operation takes effect now, later than its last barrier (a VT-d
   // PASID entry written after the teardown's barrier): its changes complete now.
   void takes_effect_now() { op_state().last_barrier_ps = common::now_ps(); }
+
+  // A guest driver's queues are emulated by `doorbell` (its VMM): each record shows the
+  // doorbell's trap spans instead of the queue's fetch and execution.
+  void set_trapping_doorbell(TrappingDoorbell* doorbell);
+  // The last queue operation's record, set-up ones (init, attach) too.
+  const InvalidationRecord& last_record() const { return last_record_; }
+  // The time every queue operation so far spent after its doorbell (queueing, fetch,
+  // execution, device waits, sync), set-up ones too: what a VMM's ioctl spent on the
+  // host queue is the growth of this across the call.
+  uint64_t queue_time_ps() const { return queue_time_ps_; }
 
   // Registers the counters every backend has, plus the invalidation log.
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
@@ -203,6 +214,7 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
     std::string pending_op;
     uint64_t pending_leaf_bytes = 0;   // set by unmap for the invalidation it issues
     uint64_t last_barrier_ps = 0;      // when the hardware completed the last barrier this thread waited for
+    TrapSpans trapped;                 // of the doorbells this thread wrote for its operation
     common::Timeline::Track track = 0;  // its CPU track on the timeline
     bool has_track = false;
   };
@@ -213,6 +225,9 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   // Same-size in-place leaf edit + leaf invalidation (protect and remap).
   Status change_leaves(DomainId d, uint64_t iova, uint64_t bytes, std::optional<uint64_t> new_out, Prot prot);
   std::vector<DriverQueue*> queues_;   // add_command_queue
+  TrappingDoorbell* trapping_ = nullptr;
+  InvalidationRecord last_record_;
+  uint64_t queue_time_ps_ = 0;
   common::Timeline* timeline_ = nullptr;
   uint32_t timeline_pid_ = 0;
   unsigned cpu_tracks_ = 0;
