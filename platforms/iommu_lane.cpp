@@ -77,16 +77,30 @@ RegisterLane::RegisterLane(LaneType type) {
 
 const std::vector<LaneType>& lane_types() { return registry(); }
 
+std::string trapped_vendors() {
+  std::string list;
+  for (const LaneType& t : lane_types())
+    if (t.make_trapped) list += (list.empty() ? "" : ", ") + t.vendor;
+  return list;
+}
+
 std::vector<std::string> known_vendors() {
   std::vector<std::string> v;
   for (const LaneType& t : lane_types()) v.push_back(t.vendor);
   return v;
 }
 
-std::unique_ptr<IommuLane> make_lane(const std::string& vendor, const ConfigReader& iommu, const ConfigReader& driver,
-                                     const ConfigReader& traffic, const LaneSettings& settings) {
-  for (const LaneType& t : lane_types())
-    if (t.vendor == vendor) return t.make(iommu.section(vendor), driver.section(vendor), traffic, settings);
+std::unique_ptr<IommuLane> make_lane(const std::string& vendor, const std::string& path, const ConfigReader& iommu,
+                                     const ConfigReader& driver, const ConfigReader& traffic,
+                                     const LaneSettings& settings) {
+  for (const LaneType& t : lane_types()) {
+    if (t.vendor != vendor) continue;
+    if (path != kTrappedPath) return t.make(iommu.section(vendor), driver.section(vendor), traffic, settings);
+    if (!t.make_trapped)
+      throw ConfigError("vmm.paths: the trapped path is not modelled for " + vendor + " yet (only for " +
+                        trapped_vendors() + ")");
+    return t.make_trapped(iommu.section(vendor), driver.section(vendor), traffic, settings);
+  }
   iommu.fail("vendor", "unknown vendor '" + vendor + "'");
 }
 

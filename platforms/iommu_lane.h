@@ -20,6 +20,7 @@
 #include "platforms/config.h"
 #include "platforms/config_keys.h"
 #include "platforms/driver/driver_base.h"
+#include "platforms/vmm_keys.h"
 #include "traffic/endpoint.h"
 
 namespace iommusim::platforms {
@@ -42,6 +43,10 @@ struct LaneSettings {
   driver::DriverMemory pools;       // where the driver keeps tables, computed by the System
   std::vector<EndpointSettings> endpoints;   // what the lane's endpoints will send (at least one)
   bool oracle = true;               // sim.oracle: check every DMA against the driver's mappings
+  // A trapped lane's VM: guest RAM (GPA 0 at guest_ram_pa), the host pages behind it (the
+  // stage-2 leaf size), and the VMM's costs.
+  uint64_t guest_ram_pa = 0, guest_ram_bytes = 0, stage2_page_bytes = 4096;
+  VmmSettings vmm;
 };
 
 // The declared defaults of one cache section: 4-way sets, LRU, 3-cycle lookups on 2 ports
@@ -78,8 +83,17 @@ class IommuLane {
  public:
   virtual ~IommuLane() = default;
   virtual std::string vendor() const = 0;
+  // The driver the workload programs: the host's, or on a trapped lane the guest's.
   virtual driver::IommuDriver& driver() = 0;
   virtual const driver::IommuDriver& driver() const = 0;
+  // Brings the lane up in simulated time: the driver's init, and on a trapped lane the
+  // host driver, the VM's iommufd objects and the guest driver first.
+  virtual driver::Status boot() { return driver().init(); }
+  // The ID driver() knows physical device `rid` by (a trapped lane's guest: its vSID/vRID).
+  virtual uint32_t driver_rid(uint32_t rid) const { return rid; }
+  // driver() is a guest's that owns stage 1 only, over the stage 2 its VMM set up: a
+  // nested translation is a stage-1 domain of driver().
+  virtual bool guest_stage1() const { return false; }
   // Connects the model's memory initiator to the lane's memory and the driver to the model.
   virtual void bind() = 0;
   // Connects a requester (an endpoint, or the root complex in front of the model) to its
@@ -164,6 +178,10 @@ struct LaneType {
   // Reads iommu.<vendor> and driver.<vendor>; throws ConfigError naming the key.
   std::unique_ptr<IommuLane> (*make)(const ConfigReader& iommu, const ConfigReader& driver,
                                      const ConfigReader& traffic, const LaneSettings& settings);
+  // The same for vmm.paths "trapped" (a guest behind the vendor's vIOMMU); nullptr: the
+  // vendor has no trapped path yet.
+  std::unique_ptr<IommuLane> (*make_trapped)(const ConfigReader& iommu, const ConfigReader& driver,
+                                             const ConfigReader& traffic, const LaneSettings& settings) = nullptr;
 };
 struct RegisterLane {
   explicit RegisterLane(LaneType type);
@@ -171,12 +189,14 @@ struct RegisterLane {
 // Every registered lane, by vendor name.
 const std::vector<LaneType>& lane_types();
 
-// Builds the lane for `vendor` from the `iommu` and `driver` sections (which hold each
-// vendor's own). Throws ConfigError naming the key.
-std::unique_ptr<IommuLane> make_lane(const std::string& vendor, const ConfigReader& iommu,
+// Builds the lane for `vendor` on invalidation `path` from the `iommu` and `driver`
+// sections (which hold each vendor's own). Throws ConfigError naming the key.
+std::unique_ptr<IommuLane> make_lane(const std::string& vendor, const std::string& path, const ConfigReader& iommu,
                                      const ConfigReader& driver, const ConfigReader& traffic,
                                      const LaneSettings& settings);
 // The vendors this build has lanes for, by name.
 std::vector<std::string> known_vendors();
+// Those with a trapped path, comma-separated.
+std::string trapped_vendors();
 
 }  // namespace iommusim::platforms

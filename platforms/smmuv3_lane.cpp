@@ -3,6 +3,8 @@
 #include "models/smmuv3/smmuv3.h"
 #include "platforms/driver/smmuv3_driver.h"
 #include "platforms/iommu_lane.h"
+#include "platforms/vmm/vm.h"
+#include "platforms/vmm/vsmmuv3.h"
 
 namespace iommusim::platforms {
 
@@ -24,6 +26,62 @@ class Smmuv3Lane : public ModelLane<smmuv3::Smmuv3, driver::Smmuv3Driver> {
   }
 
  private:
+};
+
+// vmm.paths = trapped: the SMMU and its host driver as on the native lane, plus a VM whose
+// guest runs the same SMMUv3 driver against the VMM's vSMMU (platforms/vmm/vsmmuv3.h), its
+// stage 1 nested over the host's stage 2 through iommufd. The workload programs the guest.
+class Smmuv3TrappedLane : public Smmuv3Lane {
+ public:
+  Smmuv3TrappedLane(const LaneSettings& s, const smmuv3::Smmuv3Config& mc, const driver::Smmuv3DriverConfig& host,
+                    const driver::Smmuv3DriverConfig& guest, const vmm::VSmmuConfig& vc, const vmm::VmLayout& layout)
+      : Smmuv3Lane(s, mc, host),
+        vm_(*s.sim_memory, layout, vmm::HostIommu{&drv_, &drv_}),
+        vsmmu_((s.name + "vsmmu").c_str(), vc, vm_.ram(), vm_.iommufd(), drv_),
+        guest_((s.name + "guest_driver").c_str(), guest, vsmmu_, vm_.ram()) {
+    // The guest knows its devices by their index among the lane's endpoints (vSID != SID).
+    for (size_t i = 0; i < s.endpoints.size(); ++i)
+      devices_.push_back(vmm::AssignedDevice{s.endpoints[i].config.requester_id, i, 0});
+    guest_.set_trapping_doorbell(&vsmmu_);
+  }
+
+  driver::IommuDriver& driver() override { return guest_; }
+  const driver::IommuDriver& driver() const override { return guest_; }
+  bool guest_stage1() const override { return true; }
+  uint32_t driver_rid(uint32_t rid) const override {
+    for (const vmm::AssignedDevice& d : devices_)
+      if (d.rid == rid) return uint32_t(d.virt_id);
+    return rid;
+  }
+  void bind() override {
+    Smmuv3Lane::bind();
+    guest_.mmio.bind(vsmmu_.mmio);
+  }
+  driver::Status boot() override {
+    if (driver::Status st = drv_.init(); !st.ok) return st;
+    if (driver::Status st = vm_.build(devices_, driver::ViommuType::ArmSmmuv3); !st.ok) return st;
+    vsmmu_.set_viommu(vm_.viommu_id());
+    for (const vmm::AssignedDevice& d : devices_)
+      if (vmm::Errno e = vsmmu_.add_device(d.virt_id, d.dev_id); e != vmm::Errno::Ok)
+        return driver::Status::fail(std::string("VMM: IOMMU_HWPT_ALLOC (abort/bypass) failed with ") + vmm::errno_name(e));
+    if (oracle_on_) guest_.set_oracle(&oracle_, vm_.guest_oracle_scope(devices_));
+    return guest_.init();
+  }
+  void register_stats(common::StatRegistry& reg, const std::string& p) const override {
+    iommu_.register_stats(reg, p + ".iommu");
+    guest_.register_stats(reg, p + ".driver");
+    drv_.register_stats(reg, p + ".host.driver");
+    vsmmu_.register_stats(reg, p + ".vmm");
+    vm_.iommufd().register_stats(reg, p + ".vmm.iommufd");
+    vm_.ram().register_stats(reg, p + ".vmm.guest_ram");
+    if (oracle_on_) oracle_.register_stats(reg, p + ".oracle");
+  }
+
+ private:
+  vmm::Vm vm_;
+  vmm::VSmmuv3 vsmmu_;
+  driver::Smmuv3Driver guest_;
+  std::vector<vmm::AssignedDevice> devices_;
 };
 
 // iommu.smmuv3: the model (models/smmuv3/smmuv3.h).
@@ -68,26 +126,60 @@ const Section<driver::Smmuv3DriverConfig>& driver_keys() {
   return keys;
 }
 
-std::unique_ptr<IommuLane> make(const ConfigReader& s, const ConfigReader& d, const ConfigReader&,
-                                const LaneSettings& settings) {
-  smmuv3::Smmuv3Config m = model_keys().read(s);
+// Reads iommu.smmuv3 and driver.smmuv3 and checks them against the lane's endpoints.
+void read_configs(const ConfigReader& s, const ConfigReader& d, const LaneSettings& settings, smmuv3::Smmuv3Config& m,
+                  driver::Smmuv3DriverConfig& dc) {
+  m = model_keys().read(s);
   seed_caches(settings.seed * 11, {&m.config_cache, &m.translation.iotlb, &m.translation.s1_walk_cache,
                                    &m.translation.s2_walk_cache, &m.translation.ipa_cache});
-
-  const driver::Smmuv3DriverConfig dc = read_driver_config(driver_keys(), d, settings);
+  dc = read_driver_config(driver_keys(), d, settings);
   if (dc.stream_table_log2 > m.sid_bits) d.fail("stream_table_log2", "exceeds iommu.smmuv3.sid_bits");
-
   for (const EndpointSettings& e : settings.endpoints) {
     if (e.config.requester_id >> dc.stream_table_log2)
       e.fail("requester_id", "beyond the SMMUv3 stream table (driver.smmuv3.stream_table_log2)");
     if (e.config.pasid_valid && e.config.pasid >> dc.cd_table_log2)
       e.fail("pasid", "beyond the SMMUv3 CD table (" + std::to_string(1u << dc.cd_table_log2) + " SubstreamIDs)");
   }
+}
+
+std::unique_ptr<IommuLane> make(const ConfigReader& s, const ConfigReader& d, const ConfigReader&,
+                                const LaneSettings& settings) {
+  smmuv3::Smmuv3Config m;
+  driver::Smmuv3DriverConfig dc;
+  read_configs(s, d, settings, m, dc);
   return std::make_unique<Smmuv3Lane>(settings, m, dc);
 }
 
+std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReader& d, const ConfigReader&,
+                                        const LaneSettings& settings) {
+  smmuv3::Smmuv3Config m;
+  driver::Smmuv3DriverConfig host;
+  read_configs(s, d, settings, m, host);
+  // The guest runs the same driver on guest RAM: its tables and queues in the guest table
+  // pool (GPAs), its MMIO trapped by the vSMMU (which charges the exits instead). Its
+  // devices are numbered from 0, so its stream table needs log2(endpoints) bits.
+  driver::Smmuv3DriverConfig guest = host;
+  guest.memory.table_pool_base = settings.pools.guest_pool_ipa;
+  guest.memory.table_pool_bytes = settings.pools.guest_pool_bytes;
+  guest.memory.guest_pool_ipa = 0;
+  guest.memory.guest_pool_bytes = 0;
+  guest.timing.mmio_write_ns = guest.timing.mmio_read_ns = 0;
+  guest.two_level_stream_table = false;   // the vSMMU offers a linear stream table only
+  vmm::VSmmuConfig vc;
+  vc.costs = settings.vmm.arm64;
+  vc.cpu_mhz = settings.timing.cpu_mhz;
+  vc.sid_bits = m.sid_bits;
+  vc.ssid_bits = m.ssid_bits;
+  vc.range_invalidation = m.range_invalidation;
+  vmm::VmLayout layout;
+  layout.ram_pa = settings.guest_ram_pa;
+  layout.ram_bytes = settings.guest_ram_bytes;
+  layout.backing_page_bytes = settings.stage2_page_bytes;
+  return std::make_unique<Smmuv3TrappedLane>(settings, m, host, guest, vc, layout);
+}
+
 const RegisterLane kLane{{"smmuv3", [] { return model_keys().info("smmuv3"); },
-                          [] { return driver_keys().info("smmuv3"); }, make}};
+                          [] { return driver_keys().info("smmuv3"); }, make, make_trapped}};
 
 }  // namespace
 

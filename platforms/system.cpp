@@ -23,6 +23,7 @@
 #include "platforms/iommu_lane.h"
 #include "platforms/nic_workload.h"
 #include "platforms/pcie_keys.h"
+#include "platforms/vmm_keys.h"
 #include "platforms/progress.h"
 #include "platforms/stat_names.h"
 #include "platforms/storage_workload.h"
@@ -45,8 +46,8 @@ struct Params {
   memory::MemoryConfig mem;
   std::string translation;
   std::vector<std::string> vendors;
-  // Each vendor's lanes, one per invalidation path; only the native path exists so far
-  // (design of issue 12: a trapped path through a VMM is the next).
+  // Each vendor's lanes, one per invalidation path (vmm.paths).
+  VmmSettings vmm;
   std::vector<std::string> paths{kNativePath};
   driver::DriverTiming timing;
   driver::DriverMemory pools;
@@ -323,7 +324,8 @@ const Section<P>& run_keys() {
                                      .section("dma_api", &P::dma, dma_api_keys())
                                      .section("nic", &P::nic, nic_keys())
                                      .section("storage", &P::storage, storage_keys())
-                                     .section("trace", &P::trace, trace_keys());
+                                     .section("trace", &P::trace, trace_keys())
+                                     .section("vmm", &P::vmm, vmm_keys());
   return keys;
 }
 
@@ -405,6 +407,22 @@ Params read_params(const json& j) {
       e.fail("pasid", "with translation s2 the DMA domain attaches to the RID, not a PASID (use -1)");
     if (p.extra_pasids && e.config.pasid_valid && e.config.pasid <= p.extra_pasids)
       e.fail("pasid", "collides with workload.extra_pasids (PASIDs 1.." + std::to_string(p.extra_pasids) + ")");
+  }
+  // vmm.paths: the lanes of each vendor.
+  p.paths.clear();
+  for (size_t pos = 0; pos <= p.vmm.paths.size();) {
+    const size_t comma = std::min(p.vmm.paths.find(',', pos), p.vmm.paths.size());
+    p.paths.push_back(p.vmm.paths.substr(pos, comma - pos));
+    pos = comma + 1;
+  }
+  if (std::find(p.paths.begin(), p.paths.end(), kTrappedPath) != p.paths.end()) {
+    const ConfigReader v = root.section("vmm");
+    if (p.translation != "nested")
+      v.fail("paths", "trapped needs iommu.translation = nested (the guest owns stage 1 over the host's stage 2)");
+    if (p.mode != "churn")
+      v.fail("paths", "trapped runs workload.mode = churn so far (stress, dma_api and the job workloads come later)");
+    for (const EndpointSettings& e : p.eps)
+      if (e.config.ats.enabled) v.fail("paths", "trapped does not model ATS yet (" + e.path + ".ats.enabled)");
   }
   if (p.stress && p.eps.size() > 1) t.fail("endpoints", "workload.mode = stress drives one endpoint");
   if (p.dma_api && p.eps.size() > 1) t.fail("endpoints", "workload.mode = dma_api drives one endpoint");
@@ -581,7 +599,11 @@ struct System::Impl : sc_core::sc_module {
       ls.pools = p.pools;
       ls.endpoints = p.eps;
       ls.oracle = p.oracle;
-      l.iommu = make_lane(v, root.section("iommu"), root.section("driver"), root.section("traffic"), ls);
+      ls.guest_ram_pa = p.guest_ram_pa;
+      ls.guest_ram_bytes = p.guest_ram_bytes;
+      ls.stage2_page_bytes = p.s2_page;
+      ls.vmm = p.vmm;
+      l.iommu = make_lane(v, path, root.section("iommu"), root.section("driver"), root.section("traffic"), ls);
       l.iommu->bind();
       if (timeline) {
         l.timeline_pid = timeline->process(n);
@@ -745,7 +767,7 @@ struct System::Impl : sc_core::sc_module {
   bool setup(Lane& l) {
     using driver::DomainKind;
     driver::IommuDriver& drv = l.iommu->driver();
-    if (!check(l, drv.init(), "driver init")) return false;
+    if (!check(l, l.iommu->boot(), "driver init")) return false;
     std::string why;
     const uint64_t span = p.ep.window_bytes + churn_units(p) * churn_unit(p);
     if (l.stress) return check(l, l.stress->setup(p.ep.requester_id, pasid_of(p.ep)), "stress setup");
@@ -756,7 +778,8 @@ struct System::Impl : sc_core::sc_module {
       if (auto* o = l.iommu->oracle()) o->set_bypass(true);
       return true;
     }
-    if (p.translation == "s2" || p.translation == "nested") {
+    // A guest's driver builds stage 1 only: its VMM set stage 2 up at boot.
+    if (p.translation == "s2" || (p.translation == "nested" && !l.iommu->guest_stage1())) {
       auto s2 = drv.create_domain(DomainKind::Stage2, std::nullopt, &why);
       if (!s2) return check(l, driver::Status::fail(why), "create stage-2 domain");
       // The VMM maps all of guest RAM: IPA [0, size) -> PA guest_ram_pa.
@@ -800,9 +823,10 @@ struct System::Impl : sc_core::sc_module {
   bool attach_endpoints(Lane& l) {
     driver::IommuDriver& drv = l.iommu->driver();
     for (const EndpointSettings& e : p.eps) {
-      if (!check(l, drv.attach(e.config.requester_id, pasid_of(e.config), l.dma_domain), "attach")) return false;
+      const uint32_t rid = l.iommu->driver_rid(e.config.requester_id);
+      if (!check(l, drv.attach(rid, pasid_of(e.config), l.dma_domain), "attach")) return false;
       for (uint32_t pasid = 1; pasid <= p.extra_pasids; ++pasid)
-        if (!check(l, drv.attach(e.config.requester_id, pasid, l.dma_domain), "attach extra PASID")) return false;
+        if (!check(l, drv.attach(rid, pasid, l.dma_domain), "attach extra PASID")) return false;
     }
     return true;
   }
@@ -1092,15 +1116,20 @@ RunResult System::run() {
     const auto& all = l.iommu->driver().invalidations().records();
     return std::make_pair(all.begin() + std::ptrdiff_t(l.invalidations_from), all.end());
   };
-  const char* parts[] = {"software", "lock", "queueing", "fetch", "execution", "atc", "sync"};
-  for (int k = 0; k < 7; ++k) {
+  // The trapped path's parts are rows only when a trapped lane runs.
+  const bool trapped = std::find(s.p.paths.begin(), s.p.paths.end(), kTrappedPath) != s.p.paths.end();
+  const char* parts[] = {"software", "lock", "trap", "vmm", "host_kernel", "host_queue", "return",
+                         "queueing", "fetch", "execution", "atc", "sync"};
+  for (int k = 0; k < 12; ++k) {
+    if (!trapped && k >= 2 && k <= 6) continue;
     per_lane(std::string("  mean ") + parts[k] + " (ns)", [&](const Lane& l) {
       const auto [first, last] = records(l);
       if (first == last) return std::string("-");
       double sum = 0;
       for (auto rec = first; rec != last; ++rec) {
-        const uint64_t v[] = {rec->software_ps, rec->lock_ps,      rec->queueing_ps, rec->fetch_ps,
-                              rec->execution_ps, rec->atc_ps, rec->sync_ps};
+        const uint64_t v[] = {rec->software_ps,   rec->lock_ps,       rec->trap_ps,     rec->vmm_ps,
+                              rec->host_kernel_ps, rec->host_queue_ps, rec->return_ps,   rec->queueing_ps,
+                              rec->fetch_ps,       rec->execution_ps,  rec->atc_ps,      rec->sync_ps};
         sum += double(v[k]);
       }
       return ns(sum / double(last - first));

@@ -75,10 +75,11 @@ Errno Iommufd::ioas_alloc(uint32_t flags, uint32_t* ioas_id) {
 }
 
 Errno Iommufd::map_area(const Object& hwpt, uint64_t iova, const Area& a) {
-  // As iommu_map: the largest page size that the IOVA, the PA and the length allow.
+  // As iommu_map: the largest page size that the IOVA, the PA and the length allow, and
+  // the pages backing guest RAM (set_backing_page_bytes).
   uint64_t page = 4096;
   for (uint64_t size : {1ull << 30, 1ull << 21})
-    if (!(iova % size) && !(a.pa % size) && !(a.length % size)) { page = size; break; }
+    if (size <= backing_page_ && !(iova % size) && !(a.pa % size) && !(a.length % size)) { page = size; break; }
   driver::Prot prot;
   prot.read = a.flags & kIoasMapReadable;
   prot.write = a.flags & kIoasMapWriteable;

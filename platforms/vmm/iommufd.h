@@ -80,6 +80,10 @@ class Iommufd {
   Errno attach(uint32_t dev_id, uint32_t pt_id);
   Errno destroy(uint32_t id);
 
+  // The host pages behind the memory the VMM maps (4 KB, 2 MB or 1 GB hugepages): the
+  // physically contiguous runs iommu_map may use as leaves. Default 1 GB.
+  void set_backing_page_bytes(uint64_t bytes) { backing_page_ = bytes; }
+
   // Observers.
   bool exists(uint32_t id) const { return objects_.count(id) != 0; }
   ObjType type_of(uint32_t id) const { return objects_.at(id).type; }
@@ -123,6 +127,7 @@ class Iommufd {
   Errno map_area(const Object& hwpt, uint64_t iova, const Area& a);
 
   std::vector<HostIommu> units_;
+  uint64_t backing_page_ = 1ull << 30;
   std::map<uint32_t, Object> objects_;
   std::array<CallStats, size_t(Call::Count)> stats_;
 };

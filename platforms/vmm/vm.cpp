@@ -1,0 +1,44 @@
+#include "platforms/vmm/vm.h"
+
+namespace iommusim::vmm {
+
+Vm::Vm(memory::SparseMemory& host_memory, const VmLayout& layout, HostIommu unit)
+    : layout_(layout), ram_(host_memory, layout.ram_pa, layout.ram_bytes), fd_({unit}) {
+  fd_.set_backing_page_bytes(layout.backing_page_bytes);
+}
+
+driver::Status Vm::build(std::vector<AssignedDevice>& devices, driver::ViommuType type) {
+  auto failed = [](const char* call, Errno e) {
+    return driver::Status::fail(std::string("VMM: ") + call + " failed with " + errno_name(e));
+  };
+  if (devices.empty()) return driver::Status::fail("VMM: no device assigned to the VM");
+  for (AssignedDevice& d : devices)
+    if (Errno e = fd_.bind_device(d.rid, 0, &d.dev_id); e != Errno::Ok) return failed("VFIO_DEVICE_BIND_IOMMUFD", e);
+  if (Errno e = fd_.ioas_alloc(0, &ioas_); e != Errno::Ok) return failed("IOMMU_IOAS_ALLOC", e);
+  if (Errno e = fd_.ioas_map(ioas_, kIoasMapFixedIova | kIoasMapReadable | kIoasMapWriteable, 0, layout_.ram_pa,
+                             layout_.ram_bytes);
+      e != Errno::Ok)
+    return failed("IOMMU_IOAS_MAP", e);
+  const uint32_t dev0 = devices.front().dev_id;
+  if (Errno e = fd_.hwpt_alloc(kHwptAllocNestParent, dev0, ioas_, driver::UserData{}, &parent_); e != Errno::Ok)
+    return failed("IOMMU_HWPT_ALLOC (nest parent)", e);
+  if (Errno e = fd_.viommu_alloc(0, type, dev0, parent_, &viommu_); e != Errno::Ok)
+    return failed("IOMMU_VIOMMU_ALLOC", e);
+  for (AssignedDevice& d : devices) {
+    uint32_t vdev = 0;
+    if (Errno e = fd_.vdevice_alloc(viommu_, d.dev_id, d.virt_id, &vdev); e != Errno::Ok)
+      return failed("IOMMU_VDEVICE_ALLOC", e);
+  }
+  return {};
+}
+
+common::OracleScope Vm::guest_oracle_scope(const std::vector<AssignedDevice>& devices) const {
+  common::OracleScope s;
+  s.space_base = layout_.oracle_space_base;
+  s.stage1_parent = fd_.domain_of(parent_);   // the host driver reports with the default scope
+  s.virtual_rids = true;
+  for (const AssignedDevice& d : devices) s.rid_map[uint32_t(d.virt_id)] = d.rid;
+  return s;
+}
+
+}  // namespace iommusim::vmm

@@ -1,0 +1,66 @@
+// One VM as its VMM builds it with iommufd: guest RAM, and the objects that nest the
+// guest's stage 1 over a host stage 2 (docs/vmm.md, "Building a VM").
+//
+// What it models
+// - Guest RAM (GuestRam) mapped into an IOAS at GPA 0 (IOMMU_IOAS_MAP with FIXED_IOVA),
+//   in leaves no larger than the host pages backing it.
+// - The sequence a VMM such as QEMU runs for devices assigned to the guest behind a vIOMMU:
+//   VFIO_DEVICE_BIND_IOMMUFD per device, IOMMU_IOAS_ALLOC and MAP, IOMMU_HWPT_ALLOC of a
+//   nest parent (the host builds stage 2), IOMMU_VIOMMU_ALLOC of the vendor's type, and an
+//   IOMMU_VDEVICE_ALLOC per device with the guest's ID for it.
+// - The oracle scope the guest's driver reports through: its own space IDs, its stage-1
+//   domains nested over the parent's stage 2, its virtual device IDs mapped to physical ones.
+//
+// What it does not model: several IOMMUs per VM, memory slots other than one, building
+// the VM in simulated time (set-up is untimed apart from the host driver's own work).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "models/common/correctness_oracle.h"
+#include "platforms/driver/driver.h"
+#include "platforms/driver/nesting.h"
+#include "platforms/vmm/guest_ram.h"
+#include "platforms/vmm/iommufd.h"
+
+namespace iommusim::vmm {
+
+// A physical device assigned to the VM and the ID its guest knows it by (vSID, vRID, vDeviceID).
+struct AssignedDevice {
+  uint32_t rid = 0;
+  uint64_t virt_id = 0;
+  uint32_t dev_id = 0;   // iommufd device, once bound
+};
+
+struct VmLayout {
+  uint64_t ram_pa = 0, ram_bytes = 0;
+  uint64_t backing_page_bytes = 4096;   // host pages behind guest RAM: the largest stage-2 leaf
+  uint32_t oracle_space_base = 0x40u << 24;   // the guest driver's space IDs start here
+};
+
+class Vm {
+ public:
+  Vm(memory::SparseMemory& host_memory, const VmLayout& layout, HostIommu unit);
+
+  GuestRam& ram() { return ram_; }
+  const GuestRam& ram() const { return ram_; }
+  Iommufd& iommufd() { return fd_; }
+  const Iommufd& iommufd() const { return fd_; }
+
+  // Binds `devices`, maps guest RAM into a new IOAS, allocates the nest parent and a vIOMMU
+  // of `type` over it and a vDEVICE per device. Fails naming the call and its errno.
+  driver::Status build(std::vector<AssignedDevice>& devices, driver::ViommuType type);
+  uint32_t parent_id() const { return parent_; }
+  uint32_t viommu_id() const { return viommu_; }
+  // The scope a guest driver reports to the lane's oracle through.
+  common::OracleScope guest_oracle_scope(const std::vector<AssignedDevice>& devices) const;
+
+ private:
+  VmLayout layout_;
+  GuestRam ram_;
+  Iommufd fd_;
+  uint32_t ioas_ = 0, parent_ = 0, viommu_ = 0;
+};
+
+}  // namespace iommusim::vmm

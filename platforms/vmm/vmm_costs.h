@@ -1,0 +1,26 @@
+// What each step of the trapped path costs the host CPU, in cycles of the host clock
+// (driver.cpu_mhz): the VM exit and entry around a trapped register access, the VMM's
+// emulation of the guest's queue, and the ioctls that forward to the host kernel. The host
+// driver's own work on the physical queue is its own (driver.*) and the hardware's.
+// Defaults and their sources: docs/vmm.md, "Costs".
+#pragma once
+#include <cstdint>
+
+namespace iommusim::vmm {
+
+struct VmmCosts {
+  uint64_t exit_cycles = 0;           // guest MMIO access -> the VMM's handler in user space
+  uint64_t entry_cycles = 0;          // the handler's return -> the guest runs again
+  uint64_t reg_access_cycles = 0;     // the VMM's MMIO dispatch and register emulation
+  uint64_t fetch_cycles = 0;          // read one guest queue entry from guest RAM
+  uint64_t decode_cycles = 0;         // decode, check and translate the IDs of one entry
+  uint64_t syscall_cycles = 0;        // ioctl entry plus exit
+  uint64_t iommufd_call_cycles = 0;   // iommufd's part of one call (object lookup, copies)
+  uint64_t iommufd_entry_cycles = 0;  // per invalidation entry in the kernel (conversion)
+  uint64_t hwpt_alloc_cycles = 0;     // IOMMU_HWPT_ALLOC of a nested HWPT (before its attach)
+  uint64_t destroy_cycles = 0;        // IOMMU_DESTROY
+  uint64_t complete_cycles = 0;       // completing the guest's sync (its CONS, MSI or status store)
+  unsigned forward_batch = 1;         // guest commands per IOMMU_HWPT_INVALIDATE (QEMU: 1)
+};
+
+}  // namespace iommusim::vmm

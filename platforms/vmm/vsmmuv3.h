@@ -1,0 +1,149 @@
+// The VMM's emulated SMMUv3 (a vSMMU, as QEMU's hw/arm/smmuv3.c with its iommufd
+// acceleration, smmuv3-accel.c): what a guest's SMMUv3 driver programs when its stage 1
+// is nested over the host's stage 2 through iommufd (IOMMU_VIOMMU_TYPE_ARM_SMMUV3).
+//
+// What it models
+// - The SMMUv3 programming interface (models/smmuv3/register_block.h) in the VMM: stage 1
+//   only (IDR0.S1P = 1, S2P = 0), no MSIs (IDR0.MSI = 0, so a Linux guest polls CMDQ_CONS),
+//   a linear stream table only (IDR0.ST_LEVEL = 0), the host's IDR3.RIL. Every guest access
+//   to it traps: a VM exit, the VMM's dispatch and a VM entry (VmmCosts), one vCPU in the
+//   VMM at a time (QEMU's big lock, FIFO here).
+// - The guest's command queue in guest RAM, consumed synchronously in the trapping vCPU's
+//   CMDQ_PROD write (QEMU smmuv3_cmdq_consume), on the shared queue engine: per entry a
+//   read from guest RAM and a decode with the vSMMU's own ID limits, so an out-of-range or
+//   unsupported command (TLBI_S2_IPA, TLBI_S12_VMALL, TLBI_EL2_*: no stage 2, no EL2 here)
+//   raises CERROR_ILL in the guest's GERROR/CMDQ_CONS and forwards nothing.
+// - Per command, as QEMU's accelerated vSMMU does:
+//   TLBI_NH_*, TLBI_NSNH_ALL, CFGI_CD(_ALL) and ATC_INV go to the vIOMMU with
+//   IOMMU_HWPT_INVALIDATE (IOMMU_VIOMMU_INVALIDATE_DATA_ARM_SMMUV3), `forward_batch` per
+//   call (QEMU issues one each); the host kernel forces the VMID and turns vSIDs into SIDs.
+//   A CFGI_CD or ATC_INV naming a vSID with no vDEVICE is dropped and counted.
+//   CFGI_STE / CFGI_STE_RANGE / CFGI_ALL: the guest STE is read from guest RAM, its stage-1
+//   fields kept (QEMU STE0_MASK / STE1_MASK), and installed as a nested HWPT of the vIOMMU
+//   (IOMMU_HWPT_ALLOC, attach, IOMMU_DESTROY of the one it replaces).
+//   CMD_SYNC: the pending forwards are issued first (each ioctl returns after the host's
+//   own CMD_SYNC); then CONS moves past it, and with CS = IRQ and an MSI address the MSI
+//   data is stored in guest RAM. PREFETCH_* are absorbed. A failed ioctl is CERROR_ILL
+//   (QEMU sets SMMU_CERROR_ILL).
+// - The time of a doorbell write split into trap, vmm, host_kernel, host_queue and return
+//   (driver::TrapSpans), which the guest driver's invalidation record shows.
+//
+// What it does not model
+// - The event queue towards the guest (guest faults, vEVENTQ: later), GERROR interrupts,
+//   two-level guest stream tables, PRI, stall, QEMU's caching of abort/bypass HWPTs (every
+//   STE install allocates one).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_target_socket.h>
+
+#include "models/common/clock.h"
+#include "models/common/command_queue.h"
+#include "models/common/register_file.h"
+#include "models/common/stats.h"
+#include "models/smmuv3/commands.h"
+#include "models/smmuv3/register_block.h"
+#include "platforms/driver/driver_base.h"
+#include "platforms/driver/nesting.h"
+#include "platforms/driver/trap_spans.h"
+#include "platforms/vmm/guest_ram.h"
+#include "platforms/vmm/iommufd.h"
+#include "platforms/vmm/vmm_costs.h"
+
+namespace iommusim::vmm {
+
+struct VSmmuConfig {
+  VmmCosts costs;
+  double cpu_mhz = 2000;            // the host CPU the VMM runs on (driver.cpu_mhz)
+  unsigned sid_bits = 16;           // IDR1.SIDSIZE the guest sees
+  unsigned ssid_bits = 20;          // IDR1.SSIDSIZE (the host's)
+  bool range_invalidation = true;   // IDR3.RIL (the host's)
+};
+
+class VSmmuv3 : public sc_core::sc_module,
+                public smmuv3::ProgrammingInterface,
+                public driver::TrappingDoorbell,
+                private common::CommandQueueVendor {
+ public:
+  tlm_utils::simple_target_socket<VSmmuv3> mmio;
+
+  // A vSMMU forwarding through `fd` to the host driver `host`.
+  VSmmuv3(sc_core::sc_module_name name, const VSmmuConfig& cfg, GuestRam& ram, Iommufd& fd,
+          const driver::DriverBase& host);
+  // Its vIOMMU object (once the VM is built, before the guest programs it).
+  void set_viommu(uint32_t viommu_id) { viommu_id_ = viommu_id; }
+
+  // The guest's device `vsid` is iommufd device `dev_id` (it has a vDEVICE on the vIOMMU).
+  // The first one also allocates the vIOMMU's abort and bypass HWPTs, which a guest STE that
+  // is not a stage-1 one installs (QEMU smmuv3_accel_alloc_viommu: abort_hwpt_id,
+  // bypass_hwpt_id). Untimed: the VM is being built.
+  Errno add_device(uint64_t vsid, uint32_t dev_id);
+  // The nested HWPT installed for `vsid` (0: none yet).
+  uint32_t installed_hwpt(uint64_t vsid) const;
+
+  // smmuv3::ProgrammingInterface
+  void set_command_probe(std::function<void(const common::CommandTrace&)> probe) override {
+    cmdq_.set_probe(std::move(probe));
+  }
+  uint32_t peek32(uint64_t offset) override;
+  // driver::TrappingDoorbell
+  driver::TrapSpans take_doorbell_spans() override;
+
+  struct Stats {
+    common::Counter doorbell_exits, write_exits, read_exits;
+    common::Counter forwarded, ioctls, ioctl_errors, installs, absorbed, dropped_unattached;
+    common::Histogram bql_wait_ps;
+  };
+  const Stats& stats() const { return stats_; }
+  void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
+
+ private:
+  struct Device { uint32_t dev_id = 0; uint32_t hwpt = 0; };
+
+  void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+  // The queue engine's hooks: the guest's queue, executed by the VMM.
+  common::QueueState queue_state() override { return r_.cmdq_state(); }
+  uint8_t trace_opcode(const uint64_t* entry) const override { return uint8_t(entry[0] & 0xFF); }
+  common::Decoded decode(const uint64_t* entry, const common::QueueState& q) override;
+  void execute() override;
+  void consumed(const common::QueueState&, uint32_t head) override { r_.cmdq_cons.set(head); }
+  void halt(const common::QueueError& e, const common::QueueState&) override { r_.cmdq_halt(e); }
+
+  // Issues the pending forwards as one IOMMU_HWPT_INVALIDATE; false when it failed.
+  bool flush();
+  // Reads the guest STE of `vsid` and installs it as a nested HWPT; false when an ioctl failed.
+  bool install_ste(uint64_t vsid, Device& d);
+  // Attaches the device to `hwpt` and frees the nested HWPT it had (QEMU
+  // smmuv3_accel_dev_uninstall_nested_ste when `hwpt` is a proxy).
+  bool replace_hwpt(Device& d, uint32_t hwpt);
+  // One ioctl: its syscall and iommufd costs plus `extra_cycles` before the call, the rest of
+  // the syscall after; its time goes to host_kernel, except the host queue's.
+  template <class Call> Errno ioctl(uint64_t extra_cycles, Call&& call);
+
+  VSmmuConfig cfg_;
+  common::Clock cpu_;
+  GuestRam& ram_;
+  Iommufd& fd_;
+  uint32_t viommu_id_ = 0;
+  const driver::DriverBase& host_;
+  common::RegisterFile regs_;
+  common::CommandQueue cmdq_;
+  smmuv3::RegisterBlock r_;
+  bool queue_may_run_ = false;
+  smmuv3::Command pending_;
+  std::vector<driver::ViommuArmSmmuv3Invalidate> forwards_;   // capacity forward_batch
+  std::map<uint64_t, Device> devices_;                        // by vSID
+  uint32_t abort_hwpt_ = 0, bypass_hwpt_ = 0;
+  smmuv3::CmdWords pending_words_{};
+  // The big lock: a ticket per vCPU entering the VMM, served in order.
+  uint64_t next_ticket_ = 0, serving_ = 0;
+  sc_core::sc_event lock_released_;
+  driver::TrapSpans current_, doorbell_spans_;
+  Stats stats_;
+};
+
+}  // namespace iommusim::vmm

@@ -1,0 +1,53 @@
+#include "platforms/vmm_keys.h"
+
+namespace iommusim::platforms {
+
+namespace {
+// One architecture's costs. exit/entry: half each of a VM exit to the VMM in user space and
+// back, per architecture (docs/vmm.md, "Costs": a KVM hypercall round trip from Dall et al.,
+// ISCA 2016, Table II, plus an estimated user-space transition); the rest are the same
+// estimates on every host (docs/vmm.md gives each one's reasoning).
+Section<vmm::VmmCosts> cost_keys(const char* what, uint64_t exit_entry_cycles) {
+  using C = vmm::VmmCosts;
+  return Section<C>(what, StructDefaults::Own)
+      .integer("exit_cycles", &C::exit_cycles, exit_entry_cycles, 0, 100000000, "cycles",
+               "a trapped guest register access: VM exit to the VMM's handler in user space")
+      .integer("entry_cycles", &C::entry_cycles, exit_entry_cycles, 0, 100000000, "cycles",
+               "the handler's return to the running guest (VM entry)")
+      .integer("reg_access_cycles", &C::reg_access_cycles, 600, 0, 100000000, "cycles",
+               "the VMM's MMIO dispatch and register emulation (estimate)")
+      .integer("fetch_cycles", &C::fetch_cycles, 200, 0, 100000000, "cycles",
+               "the VMM reads one guest queue entry (or STE) from guest RAM (estimate)")
+      .integer("decode_cycles", &C::decode_cycles, 200, 0, 100000000, "cycles",
+               "the VMM decodes and checks one guest queue entry (estimate)")
+      .integer("syscall_cycles", &C::syscall_cycles, 1000, 0, 100000000, "cycles",
+               "ioctl entry plus exit, with speculation mitigations (estimate)")
+      .integer("iommufd_call_cycles", &C::iommufd_call_cycles, 1000, 0, 100000000, "cycles",
+               "iommufd's part of one call: object lookup, copies (estimate)")
+      .integer("iommufd_entry_cycles", &C::iommufd_entry_cycles, 50, 0, 100000000, "cycles",
+               "per IOMMU_HWPT_INVALIDATE entry: the kernel's check and conversion (estimate)")
+      .integer("hwpt_alloc_cycles", &C::hwpt_alloc_cycles, 4000, 0, 100000000, "cycles",
+               "IOMMU_HWPT_ALLOC of a nested HWPT before its attach (estimate)")
+      .integer("destroy_cycles", &C::destroy_cycles, 1000, 0, 100000000, "cycles", "IOMMU_DESTROY (estimate)")
+      .integer("complete_cycles", &C::complete_cycles, 200, 0, 100000000, "cycles",
+               "completing the guest's sync: its CONS, MSI or status store (estimate)")
+      .integer("forward_batch", &C::forward_batch, 1, 1, 64, "commands",
+               "guest commands per IOMMU_HWPT_INVALIDATE; QEMU issues one per call");
+}
+}  // namespace
+
+Section<VmmSettings> vmm_keys() {
+  using V = VmmSettings;
+  return Section<V>("Guests behind a vIOMMU: the invalidation paths each vendor runs and what the trapped path's "
+                    "steps cost on each host architecture, in cycles of driver.cpu_mhz (docs/vmm.md).",
+                    StructDefaults::Own)
+      .choice("paths", &V::paths, "native", {"native", "trapped", "native,trapped"},
+              "native: the host driver owns both stages; trapped: a guest driver owns stage 1 behind an emulated "
+              "vIOMMU whose commands the VMM forwards through iommufd; both: side by side on identical traffic "
+              "(trapped needs iommu.translation = nested)")
+      .section("arm64", &V::arm64, cost_keys("An Arm64 host (SMMUv3).", 3826))
+      .section("x86_intel", &V::x86_intel, cost_keys("An Intel x86 host (VT-d).", 1226))
+      .section("x86_amd", &V::x86_amd, cost_keys("An AMD x86 host (AMD-Vi).", 1264));
+}
+
+}  // namespace iommusim::platforms
