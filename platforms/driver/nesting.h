@@ -8,15 +8,20 @@
 // - A user-managed nested domain (HWPT_NESTED, alloc_domain_nested): the guest's own
 //   stage-1 configuration as the vendor's user data (ARM: the vSTE's two dwords), checked
 //   as Linux checks it and installed on attach as the physical entry Linux builds from it.
+// - A nested domain straight on a nest parent, with no vIOMMU (iommu_ops
+//   domain_alloc_nested; VT-d: the guest's first-stage table pointer and flags).
 // - Cache invalidation on the vIOMMU (cache_invalidate): the guest's own commands in the
 //   hardware's format, converted (tags and device IDs forced to the VM's) and issued on the
-//   physical queue with a completion barrier, as Linux does.
+//   physical queue with a completion barrier, as Linux does; or on a nested domain
+//   (cache_invalidate_hwpt, Linux cache_invalidate_user: VT-d's address ranges, issued
+//   with the nested domain's own tags).
 // - The uAPI numbering of data types and vIOMMU types (include/uapi/linux/iommufd.h), so
 //   a call carries what the real ioctl carries.
 //
 // What it does not model: copy_from_user and struct sizing (a user struct is its C++
 // struct here), vIOMMU types other than the vendor's own (Tegra241 CMDQV), fault queues.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 
@@ -43,6 +48,37 @@ struct ViommuArmSmmuv3Invalidate {
   uint64_t cmd[2] = {0, 0};
 };
 
+// struct iommu_hwpt_vtd_s1 with enum iommu_hwpt_vtd_s1_flags: the guest's first-stage
+// table (a GPA) and its paging attributes.
+inline constexpr uint64_t kVtdS1Sre = 1u << 0, kVtdS1Eafe = 1u << 1, kVtdS1Wpe = 1u << 2;
+struct HwptVtdS1 {
+  uint64_t flags = 0;
+  uint64_t pgtbl_addr = 0;
+  uint32_t addr_width = 0;   // 48 (4-level) or 57 (5-level)
+  uint32_t reserved = 0;     // __reserved
+};
+// struct iommu_hwpt_vtd_s1_invalidate with IOMMU_VTD_INV_FLAGS_LEAF: `npages` 4 KiB pages
+// from `addr` (addr 0 and npages ~0: everything).
+inline constexpr uint32_t kVtdInvFlagsLeaf = 1u << 0;
+struct HwptInvalidateVtdS1 {
+  uint64_t addr = 0;
+  uint64_t npages = 0;
+  uint32_t flags = 0;
+  uint32_t reserved = 0;     // __reserved
+};
+
+// Linux copy_struct_from_user as iommu_copy_struct_from_user uses it, for a struct whose
+// last member is the minimum (__reserved): a shorter user struct is EINVAL, a longer one
+// with non-zero bytes past the struct E2BIG.
+template <class T>
+Errno copy_struct_from_user(T* dst, const void* src, uint64_t len) {
+  if (!src || len < sizeof(T)) return Errno::Inval;
+  const auto* bytes = static_cast<const uint8_t*>(src);
+  if (std::any_of(bytes + sizeof(T), bytes + len, [](uint8_t b) { return b != 0; })) return Errno::TooBig;
+  std::copy_n(bytes, sizeof(T), reinterpret_cast<uint8_t*>(dst));
+  return Errno::Ok;
+}
+
 // struct iommu_user_data: a vendor struct, tagged with its type.
 struct UserData {
   HwptDataType type = HwptDataType::None;
@@ -65,6 +101,9 @@ class NestingOps {
   virtual Errno viommu_init(ViommuType type, DomainId parent, ViommuHandle* out) = 0;
   // A user-managed nested domain from the guest's configuration.
   virtual Errno alloc_nested(ViommuHandle v, uint32_t flags, const UserData& data, DomainId* out) = 0;
+  // Whether the driver allocates nested domains straight on a nest parent (Linux
+  // iommu_ops domain_alloc_nested is set); iommufd asks before it looks at the parent.
+  virtual bool nests_on_parent() const = 0;
   // The same straight on a nest parent, with no vIOMMU (iommu_ops domain_alloc_nested).
   virtual Errno alloc_nested_on_parent(DomainId parent, uint32_t flags, const UserData& data, DomainId* out) = 0;
   // A vDEVICE: the guest's `virt_id` names physical `rid` on this vIOMMU (the iommufd core
@@ -77,6 +116,11 @@ class NestingOps {
   // the number handled out (the ioctl's entry_num). entry_num 0 only checks the type.
   virtual Errno cache_invalidate(ViommuHandle v, InvalidateDataType type, const void* entries, uint32_t entry_len,
                                  uint32_t* entry_num) = 0;
+  // IOMMU_HWPT_INVALIDATE to a HWPT_NESTED (its domain's cache_invalidate_user), entries
+  // and entry_num as cache_invalidate; EOPNOTSUPP from a driver whose nested domains
+  // have none.
+  virtual Errno cache_invalidate_hwpt(DomainId nested, InvalidateDataType type, const void* entries,
+                                      uint32_t entry_len, uint32_t* entry_num) = 0;
   // The tag the vIOMMU's guest invalidations are forced to (ARM: its VMID).
   virtual uint32_t viommu_tag(ViommuHandle v) const = 0;
 };

@@ -96,11 +96,17 @@ class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::
   Errno viommu_init(ViommuType type, DomainId parent, ViommuHandle* out) override;
   Errno alloc_nested(ViommuHandle v, uint32_t flags, const UserData& data, DomainId* out) override;
   // Linux arm-smmu-v3 has no domain_alloc_nested: an SMMU nested domain needs a vIOMMU.
+  bool nests_on_parent() const override { return false; }
   Errno alloc_nested_on_parent(DomainId, uint32_t, const UserData&, DomainId*) override { return Errno::OpNotSupp; }
   Errno set_vdevice(ViommuHandle v, uint64_t virt_id, std::optional<uint32_t> rid) override;
   Errno attach_nested(uint32_t rid, DomainId nested) override;
   Errno cache_invalidate(ViommuHandle v, InvalidateDataType type, const void* entries, uint32_t entry_len,
                          uint32_t* entry_num) override;
+  // arm_smmu_nested_ops has no cache_invalidate_user: the guest invalidates through its vIOMMU.
+  Errno cache_invalidate_hwpt(DomainId, InvalidateDataType, const void*, uint32_t, uint32_t* entry_num) override {
+    *entry_num = 0;
+    return Errno::OpNotSupp;
+  }
   uint32_t viommu_tag(ViommuHandle v) const override { return vsmmus_.at(v - 1).vmid; }
   // arm_vsmmu_convert_user_cmd: the guest command `c` as the physical queue gets it, or
   // EIO (an opcode a guest may not send, or a vSID with no vDEVICE).

@@ -83,11 +83,17 @@ Status VtdDriver::init() {
 
 uint16_t VtdDriver::did_of(DomainId d) const { return static_cast<const VtdDomain*>(domain(d))->did; }
 
-std::unique_ptr<DriverBase::Domain> VtdDriver::make_domain(DomainKind kind, const Domain*, std::string* why) {
+std::optional<uint16_t> VtdDriver::alloc_did() {
   const unsigned did_bits = cap_.did_bits();
-  if (did_bits < 16 && next_did_ >> did_bits) { if (why) *why = "VT-d: out of domain IDs (CAP.ND)"; return nullptr; }
+  if (did_bits < 16 && next_did_ >> did_bits) return std::nullopt;
+  return next_did_++;
+}
+
+std::unique_ptr<DriverBase::Domain> VtdDriver::make_domain(DomainKind kind, const Domain*, std::string* why) {
+  const std::optional<uint16_t> did = alloc_did();
+  if (!did) { if (why) *why = "VT-d: out of domain IDs (CAP.ND)"; return nullptr; }
   auto dom = std::make_unique<VtdDomain>();
-  dom->did = next_did_++;
+  dom->did = *did;
   const unsigned haw = cap_.mgaw_bits;
   if (kind == DomainKind::Stage2) {
     dom->format = std::make_unique<pagetable::VtdSecondStageFormat>(
@@ -215,7 +221,20 @@ Status VtdDriver::attach_device(uint32_t rid, std::optional<uint32_t> pasid, Dom
       break;
     case DomainKind::Nested: {
       const Domain* parent = domain(dom->parent);
-      pe.pgtt = Pgtt::Nested; pe.fsptptr = dom->tables->root(); pe.ssptptr = parent->tables->root(); pe.sre = true;
+      pe.pgtt = Pgtt::Nested; pe.ssptptr = parent->tables->root();
+      if (!dom->user_managed) {
+        pe.fsptptr = dom->tables->root(); pe.sre = true;
+        break;
+      }
+      // pasid_pte_config_nestd: the guest's first stage as its iommu_hwpt_vtd_s1 says
+      // (pasid_set_flptr keeps the page-aligned part; WPE only with SRE).
+      const HwptVtdS1& s1 = dom->s1;
+      pe.fsptptr = s1.pgtbl_addr & ~(kPageSize - 1);
+      pe.fspm = s1.addr_width == 57 ? 1 : 0;
+      pe.sre = s1.flags & kVtdS1Sre;
+      pe.wpe = pe.sre && (s1.flags & kVtdS1Wpe);
+      pe.eafe = s1.flags & kVtdS1Eafe;
+      pe.pwsnp = ecap_.smpwcs;
       break;
     }
   }
@@ -291,6 +310,7 @@ Status VtdDriver::invalidate_range(DomainId d, uint64_t iova, uint64_t bytes, bo
   Status st;
   VtdDomain* dom = vtd_domain(d, st);
   if (!dom) return st;
+  if (dom->user_managed) return Status::fail("a user-managed domain is invalidated by its guest (cache_invalidate_hwpt)");
   if (bytes == 0) return Status::fail("invalidate_range: empty range");
   std::vector<DescWords> descs;
   range_descs(*dom, iova, bytes, leaf, descs);
@@ -314,6 +334,7 @@ Status VtdDriver::invalidate_domain(DomainId d) {
   Status st;
   VtdDomain* dom = vtd_domain(d, st);
   if (!dom) return st;
+  if (dom->user_managed) return Status::fail("a user-managed domain is invalidated by its guest (cache_invalidate_hwpt)");
   std::vector<DescWords> descs;
   if (dom->kind == DomainKind::Stage2) {
     descs.push_back(iotlb_desc(IotlbGran::Domain, dom->did));
@@ -416,6 +437,83 @@ unsigned VtdDriver::drain_faults() {
 void VtdDriver::register_stats(common::StatRegistry& reg, const std::string& p) const {
   DriverBase::register_stats(reg, p);
   reg.add(p + ".fault_overflows", fault_overflows_, "count", "FSTS.PFO seen (fault records were lost)");
+}
+
+// ---- Nesting (NestingOps), as Linux intel/nested.c and pasid.c ----
+
+namespace {
+// ADDR_WIDTH_4LEVEL / ADDR_WIDTH_5LEVEL: the stage-1 address widths Linux accepts.
+constexpr uint32_t kAddrWidth4Level = 48, kAddrWidth5Level = 57;
+// Pages at and above this make a range reach past 2^64: the whole address space.
+constexpr uint64_t kAllPages = uint64_t{1} << (64 - kPageShift - 1);
+}  // namespace
+
+Errno VtdDriver::alloc_nested_on_parent(DomainId parent, uint32_t flags, const UserData& data, DomainId* out) {
+  // intel_iommu_domain_alloc_nested: no nesting (nested_supported) or a flag is
+  // EOPNOTSUPP (IOMMU_HWPT_ALLOC_PASID, which Linux takes, is not modelled); another data
+  // type EOPNOTSUPP; a parent that is not a nest parent EINVAL; then the struct's copy.
+  if (!ecap_.nest || flags) return Errno::OpNotSupp;
+  if (data.type != HwptDataType::VtdS1) return Errno::OpNotSupp;
+  const Domain* p = domain(parent);
+  if (!p || p->kind != DomainKind::Stage2 || p->user_managed) return Errno::Inval;
+  auto dom = std::make_unique<VtdDomain>();
+  if (Errno e = copy_struct_from_user(&dom->s1, data.data, data.len); e != Errno::Ok) return e;
+  // The nested domain's own DID (Linux domain_attach_iommu gives it one per IOMMU at its
+  // first attach; this driver has one IOMMU and numbers DIDs at creation, as for every domain).
+  const std::optional<uint16_t> did = alloc_did();
+  if (!did) return Errno::NoSpc;
+  dom->did = *did;
+  charge_cycles(cfg_.timing.op_overhead_cycles);
+  *out = add_user_domain(std::move(dom), parent);
+  return Errno::Ok;
+}
+
+Errno VtdDriver::attach_nested(uint32_t rid, DomainId nested) {
+  const Domain* d = domain(nested);
+  if (!d || !d->user_managed) return Errno::Inval;
+  const HwptVtdS1& s1 = static_cast<const VtdDomain*>(d)->s1;
+  // intel_pasid_setup_nested: an address width other than 48, or 57 without CAP.FL5LP;
+  // SRE without ECAP.SRS; EAFE without ECAP.EAFS. Linux checks after blocking the device
+  // and its core then re-attaches the old domain; here the checks come first, so a
+  // refused attach leaves the old entry as it was.
+  if (s1.addr_width != kAddrWidth4Level && !(s1.addr_width == kAddrWidth5Level && cap_.fl5lp)) return Errno::Inval;
+  if ((s1.flags & kVtdS1Sre) && !ecap_.srs) return Errno::Inval;
+  if ((s1.flags & kVtdS1Eafe) && !ecap_.eafs) return Errno::Inval;
+  return attach(rid, std::nullopt, nested).ok ? Errno::Ok : Errno::Inval;
+}
+
+Errno VtdDriver::cache_invalidate_hwpt(DomainId nested, InvalidateDataType type, const void* entries,
+                                       uint32_t entry_len, uint32_t* entry_num) {
+  const uint32_t n = *entry_num;
+  *entry_num = 0;
+  Status st;
+  VtdDomain* dom = vtd_domain(nested, st);
+  if (!dom || !dom->user_managed) return Errno::Inval;
+  // intel_nested_cache_invalidate_user: another type is EINVAL before any entry.
+  if (type != InvalidateDataType::VtdS1) return Errno::Inval;
+  const auto* bytes = static_cast<const uint8_t*>(entries);
+  std::vector<DescWords> descs;
+  for (uint32_t i = 0; i < n; ++i) {
+    HwptInvalidateVtdS1 e;
+    if (Errno err = copy_struct_from_user(&e, bytes + uint64_t(i) * entry_len, entry_len); err != Errno::Ok)
+      return err;
+    if ((e.flags & ~kVtdInvFlagsLeaf) || e.reserved) return Errno::OpNotSupp;
+    if ((e.addr & (kPageSize - 1)) || (e.npages == ~uint64_t{0} && e.addr)) return Errno::Inval;
+    // cache_tag_flush_range over the nested domain's tags: P_IOTLB (DID, PASID) per
+    // attached PASID (intel_domain_use_piotlb) and the ATS devices' dev-TLBs, in one batch
+    // with its inv_wait. npages 0 (Linux computes an end before its start) issues nothing.
+    charge_cycles(cfg_.timing.op_overhead_cycles);
+    if (e.npages) {
+      const uint64_t size = e.npages >= kAllPages ? kFlushAll : e.npages << kPageShift;
+      descs.clear();
+      range_descs(*dom, e.addr, size, e.flags & kVtdInvFlagsLeaf, descs);
+      dev_tlb_descs(nested, e.addr, size, descs);
+      // qi_batch_flush_descs: an empty batch (nothing attached) is not submitted.
+      if (!descs.empty() && !submit(descs, "hwpt_invalidate").ok) return Errno::Io;
+    }
+    *entry_num = i + 1;
+  }
+  return Errno::Ok;
 }
 
 }  // namespace iommusim::driver

@@ -18,6 +18,20 @@
 // is counted. A new PASID/context entry needs no invalidation (CAP.CM=0: the hardware
 // never caches non-present entries); replacing a present PASID entry issues Linux's
 // tear-down sequence first.
+//
+// Nesting for a VMM (NestingOps, platforms/driver/nesting.h), as Linux intel/nested.c and
+// pasid.c: VT-d has no vIOMMU type, so a VMM allocates a user-managed nested domain
+// straight on its nest parent (intel_iommu_domain_alloc_nested), holding the guest's
+// iommu_hwpt_vtd_s1, with a DID of its own. Attaching it (intel_nested_attach_dev) checks
+// the address width and flags against CAP/ECAP (intel_pasid_setup_nested) and writes the
+// RID_PASID entry as pasid_pte_config_nestd does: PGTT nested, FSPTPTR = the guest's
+// table GPA, FSPM for 57 bits, SRE / WPE (only with SRE) / EAFE from the flags, PWSNP
+// from ECAP.SMPWCS, the parent's SSPTPTR and AW, the nested DID; a present entry is torn
+// down first. The guest's invalidations (intel_nested_cache_invalidate_user) are checked
+// per entry and become cache_tag_flush_range on the nested domain: P_IOTLB (DID, PASID)
+// per attached PASID and dev-TLB for ATS devices, one inv_wait per entry. Not modelled:
+// IOMMU_HWPT_ALLOC_PASID and PASID attach of nested domains, dirty tracking (SSADE),
+// PGSNP (force_snooping), the extra dev-TLB flush quirk.
 #pragma once
 #include <array>
 #include <map>
@@ -32,6 +46,7 @@
 #include "models/vtd/structures.h"
 #include "models/vtd/vtd.h"
 #include "platforms/driver/driver_base.h"
+#include "platforms/driver/nesting.h"
 
 namespace iommusim::driver {
 
@@ -44,7 +59,7 @@ struct VtdDriverConfig {
 };
 std::string validate(const VtdDriverConfig& c);
 
-class VtdDriver : public DriverBase, private DriverQueue::Hooks {
+class VtdDriver : public DriverBase, public NestingOps, private DriverQueue::Hooks {
  public:
   VtdDriver(sc_core::sc_module_name name, const VtdDriverConfig& cfg, vtd::Vtd& iommu, DriverMemoryRef memory);
   ~VtdDriver() override;
@@ -72,8 +87,29 @@ class VtdDriver : public DriverBase, private DriverQueue::Hooks {
   const vtd::reg::Capability& cap() const { return cap_; }
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
 
+  // NestingOps
+  // VT-d has no upstream vIOMMU type (Linux intel_iommu_ops has no get_viommu_size).
+  bool supports_viommu(ViommuType) const override { return false; }
+  Errno viommu_init(ViommuType, DomainId, ViommuHandle*) override { return Errno::OpNotSupp; }
+  Errno alloc_nested(ViommuHandle, uint32_t, const UserData&, DomainId*) override { return Errno::OpNotSupp; }
+  Errno set_vdevice(ViommuHandle, uint64_t, std::optional<uint32_t>) override { return Errno::OpNotSupp; }
+  Errno cache_invalidate(ViommuHandle, InvalidateDataType, const void*, uint32_t, uint32_t* entry_num) override {
+    *entry_num = 0;
+    return Errno::OpNotSupp;
+  }
+  uint32_t viommu_tag(ViommuHandle) const override { return 0; }
+  bool nests_on_parent() const override { return true; }
+  Errno alloc_nested_on_parent(DomainId parent, uint32_t flags, const UserData& data, DomainId* out) override;
+  Errno attach_nested(uint32_t rid, DomainId nested) override;
+  Errno cache_invalidate_hwpt(DomainId nested, InvalidateDataType type, const void* entries, uint32_t entry_len,
+                              uint32_t* entry_num) override;
+
  private:
-  struct VtdDomain : Domain { uint16_t did = 0; std::set<std::pair<uint32_t, uint32_t>> attached; };
+  struct VtdDomain : Domain {
+    uint16_t did = 0;
+    std::set<std::pair<uint32_t, uint32_t>> attached;
+    HwptVtdS1 s1;   // user-managed nested: the guest's first stage
+  };
   struct Device {
     uint64_t pasid_dir = 0;
     std::map<uint32_t, uint64_t> pasid_tables;   // dir index -> table
@@ -82,6 +118,8 @@ class VtdDriver : public DriverBase, private DriverQueue::Hooks {
   };
 
   std::unique_ptr<Domain> make_domain(DomainKind kind, const Domain* parent, std::string* why) override;
+  // The next DID (0 and 1 are reserved); nullopt when CAP.ND has none left.
+  std::optional<uint16_t> alloc_did();
   // A present PASID entry is torn down first (intel_pasid_tear_down_entry); detaching
   // leaves it not present, so the PASID's requests fault.
   Status attach_device(uint32_t rid, std::optional<uint32_t> pasid, DomainId domain) override;

@@ -147,7 +147,7 @@ Errno Iommufd::hwpt_alloc(uint32_t flags, uint32_t dev_id, uint32_t pt_id, const
   // iommufd_hwpt_alloc's own checks.
   if (flags & ~kHwptAllocNestParent) return done(Call::HwptAlloc, Errno::OpNotSupp);
   const bool has_data = data.type != driver::HwptDataType::None;
-  if (has_data && !data.len) return done(Call::HwptAlloc, Errno::Inval);
+  if (has_data != (data.len != 0)) return done(Call::HwptAlloc, Errno::Inval);
   if ((flags & kHwptAllocNestParent) && has_data) return done(Call::HwptAlloc, Errno::Inval);
   Errno err = Errno::Ok;
   const Object* dev = get(dev_id, ObjType::Device, &err);
@@ -178,9 +178,11 @@ Errno Iommufd::hwpt_alloc(uint32_t flags, uint32_t dev_id, uint32_t pt_id, const
       return done(Call::HwptAlloc, Errno::Ok);
     }
     case ObjType::HwptPaging: {
-      // iommufd_hwpt_nested_alloc: no data, or a parent that is not a nest parent, EINVAL.
-      if (!has_data || !pt->second.nest_parent) return done(Call::HwptAlloc, Errno::Inval);
-      if (pt->second.unit != dev->unit) return done(Call::HwptAlloc, Errno::Inval);
+      // iommufd_hwpt_nested_alloc: a flag (NEST_PARENT), no data or a driver without
+      // domain_alloc_nested is EOPNOTSUPP; then a parent that is not a nest parent (or, here,
+      // is on another IOMMU) EINVAL; then the driver's own checks.
+      if (flags || !has_data || !host.nesting->nests_on_parent()) return done(Call::HwptAlloc, Errno::OpNotSupp);
+      if (!pt->second.nest_parent || pt->second.unit != dev->unit) return done(Call::HwptAlloc, Errno::Inval);
       if (Errno e = host.nesting->alloc_nested_on_parent(pt->second.domain, flags, data, &o.domain); e != Errno::Ok)
         return done(Call::HwptAlloc, e);
       o.type = ObjType::HwptNested;
@@ -271,9 +273,13 @@ Errno Iommufd::hwpt_invalidate(uint32_t id, driver::InvalidateDataType type, con
     *entry_num = n;
     return done(Call::HwptInvalidate, units_[o.unit].nesting->cache_invalidate(o.handle, type, entries, entry_len, entry_num));
   }
-  // A HWPT_NESTED of a vIOMMU-less driver would take its domain's cache_invalidate_user;
-  // the SMMU's nested domains have none (arm_smmu_nested_ops): EOPNOTSUPP.
-  if (o.type == ObjType::HwptNested) return done(Call::HwptInvalidate, Errno::OpNotSupp);
+  // A HWPT_NESTED: its domain's cache_invalidate_user (VT-d's ranges; the SMMU's nested
+  // domains have none, arm_smmu_nested_ops: EOPNOTSUPP).
+  if (o.type == ObjType::HwptNested) {
+    *entry_num = n;
+    return done(Call::HwptInvalidate,
+                units_[o.unit].nesting->cache_invalidate_hwpt(o.domain, type, entries, entry_len, entry_num));
+  }
   return done(Call::HwptInvalidate, Errno::Inval);
 }
 
