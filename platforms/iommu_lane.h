@@ -46,6 +46,7 @@ struct LaneSettings {
   // A trapped lane's VM: guest RAM (GPA 0 at guest_ram_pa), the host pages behind it (the
   // stage-2 leaf size), and the VMM's costs.
   uint64_t guest_ram_pa = 0, guest_ram_bytes = 0, stage2_page_bytes = 4096;
+  uint64_t movable_gpa = 0, movable_bytes = 0;   // guest pages the VMM may move (stress)
   VmmSettings vmm;
 };
 
@@ -94,6 +95,11 @@ class IommuLane {
   // driver() is a guest's that owns stage 1 only, over the stage 2 its VMM set up: a
   // nested translation is a stage-1 domain of driver().
   virtual bool guest_stage1() const { return false; }
+  // A trapped lane's VMM moves guest pages [gpa, gpa + bytes) to host `pa` (IOAS unmap and
+  // map): host stage-2 changes while the guest runs.
+  virtual driver::Status move_guest_page(uint64_t, uint64_t, uint64_t) {
+    return driver::Status::fail("no VMM on this lane");
+  }
   // Connects the model's memory initiator to the lane's memory and the driver to the model.
   virtual void bind() = 0;
   // Connects a requester (an endpoint, or the root complex in front of the model) to its

@@ -48,6 +48,9 @@ class Smmuv3TrappedLane : public Smmuv3Lane {
   driver::IommuDriver& driver() override { return guest_; }
   const driver::IommuDriver& driver() const override { return guest_; }
   bool guest_stage1() const override { return true; }
+  driver::Status move_guest_page(uint64_t gpa, uint64_t pa, uint64_t bytes) override {
+    return vm_.move_page(gpa, pa, bytes);
+  }
   uint32_t driver_rid(uint32_t rid) const override {
     for (const vmm::AssignedDevice& d : devices_)
       if (d.rid == rid) return uint32_t(d.virt_id);
@@ -167,6 +170,7 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   guest.two_level_stream_table = false;   // the vSMMU offers a linear stream table only
   vmm::VSmmuConfig vc;
   vc.costs = settings.vmm.arm64;
+  vc.inject = settings.vmm.inject;
   vc.cpu_mhz = settings.timing.cpu_mhz;
   vc.sid_bits = m.sid_bits;
   vc.ssid_bits = m.ssid_bits;
@@ -175,6 +179,8 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   layout.ram_pa = settings.guest_ram_pa;
   layout.ram_bytes = settings.guest_ram_bytes;
   layout.backing_page_bytes = settings.stage2_page_bytes;
+  layout.movable_gpa = settings.movable_gpa;
+  layout.movable_bytes = settings.movable_bytes;
   return std::make_unique<Smmuv3TrappedLane>(settings, m, host, guest, vc, layout);
 }
 

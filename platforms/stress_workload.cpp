@@ -64,6 +64,11 @@ Status StressWorkload::setup(uint32_t rid, std::optional<uint32_t> pasid) {
     for (Leaf& l : leaves_)
       if (Status s = drv_.map(b_, l.iova, target(l.iova, 2), l.bytes, prot(l), l.bytes); !s.ok) return s;
     pasid_.reset();
+  } else if (c_.guest_stage1) {
+    if (Status s = create(DomainKind::Stage1, std::nullopt, a_); !s.ok) return s;
+    if (Status s = map_window(a_, 0); !s.ok) return s;
+    if (Status s = create(DomainKind::Stage1, std::nullopt, b_); !s.ok) return s;
+    if (Status s = map_window(b_, 1); !s.ok) return s;
   } else {
     // Two VMs' worth of stage 2: B's guest memory lies after A's.
     if (Status s = create(DomainKind::Stage2, std::nullopt, s2_a_); !s.ok) return s;
@@ -125,6 +130,7 @@ Status StressWorkload::step(std::string& what) {
   s2_moved_[i] = !s2_moved_[i];
   const uint64_t pa = s2_moved_[i] ? c_.guest_ram_pa + 2 * c_.guest_ram_bytes + (ipa - c_.buffer_ipa) : c_.guest_ram_pa + ipa;
   s2_remaps_.inc();
+  if (c_.guest_stage1) return c_.move_guest_page(ipa, pa, c_.s2_page);
   return drv_.remap(s2_a_, ipa, pa, c_.s2_page, {});
 }
 

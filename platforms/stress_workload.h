@@ -15,6 +15,7 @@
 // Each is the driver's own operation with its own invalidation and barrier.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <random>
 #include <string>
@@ -34,6 +35,11 @@ struct StressConfig {
   uint64_t guest_ram_pa = 0, guest_ram_bytes = 0, buffer_ipa = 0;
   uint64_t stride = 0;          // distance between target regions (window rounded up to a leaf)
   uint64_t seed = 1;
+  // Nested with a guest that owns stage 1 (a trapped lane): A and B are the guest driver's
+  // stage-1 domains over its VM's one stage 2 (B maps the window onto region 1), and a
+  // stage-2 move is the VMM's (move_guest_page: IOMMU_IOAS_UNMAP and MAP of the page).
+  bool guest_stage1 = false;
+  std::function<driver::Status(uint64_t gpa, uint64_t pa, uint64_t bytes)> move_guest_page;
 };
 
 class StressWorkload {

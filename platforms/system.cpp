@@ -419,8 +419,9 @@ Params read_params(const json& j) {
     const ConfigReader v = root.section("vmm");
     if (p.translation != "nested")
       v.fail("paths", "trapped needs iommu.translation = nested (the guest owns stage 1 over the host's stage 2)");
-    if (p.mode != "churn")
-      v.fail("paths", "trapped runs workload.mode = churn so far (stress, dma_api and the job workloads come later)");
+    if (p.mode != "churn" && p.mode != "stress")
+      v.fail("paths", "trapped runs workload.mode = churn or stress so far (dma_api and the job workloads come later)");
+    if (p.mixed_leaves) v.fail("paths", "trapped does not run workload.mixed_leaves yet");
     for (const EndpointSettings& e : p.eps)
       if (e.config.ats.enabled) v.fail("paths", "trapped does not model ATS yet (" + e.path + ".ats.enabled)");
   }
@@ -603,6 +604,10 @@ struct System::Impl : sc_core::sc_module {
       ls.guest_ram_bytes = p.guest_ram_bytes;
       ls.stage2_page_bytes = p.s2_page;
       ls.vmm = p.vmm;
+      if (p.stress) {   // the stress workload's two window regions, whose pages the VMM moves
+        ls.movable_gpa = p.buffer_ipa;
+        ls.movable_bytes = 2 * p.stride;
+      }
       l.iommu = make_lane(v, path, root.section("iommu"), root.section("driver"), root.section("traffic"), ls);
       l.iommu->bind();
       if (timeline) {
@@ -638,6 +643,13 @@ struct System::Impl : sc_core::sc_module {
         sc.buffer_ipa = p.buffer_ipa;
         sc.stride = p.stride;
         sc.seed = p.seed;
+        if (l.iommu->guest_stage1()) {
+          sc.guest_stage1 = true;
+          IommuLane* lane = l.iommu.get();
+          sc.move_guest_page = [lane](uint64_t gpa, uint64_t pa, uint64_t bytes) {
+            return lane->move_guest_page(gpa, pa, bytes);
+          };
+        }
         l.stress = std::make_unique<StressWorkload>(sc, l.iommu->driver());
         l.stress->register_stats(reg, n + ".workload");
       }
@@ -770,7 +782,7 @@ struct System::Impl : sc_core::sc_module {
     if (!check(l, l.iommu->boot(), "driver init")) return false;
     std::string why;
     const uint64_t span = p.ep.window_bytes + churn_units(p) * churn_unit(p);
-    if (l.stress) return check(l, l.stress->setup(p.ep.requester_id, pasid_of(p.ep)), "stress setup");
+    if (l.stress) return check(l, l.stress->setup(l.iommu->driver_rid(p.ep.requester_id), pasid_of(p.ep)), "stress setup");
     if (l.dma_api) return check(l, l.dma_api->setup(p.ep.requester_id, pasid_of(p.ep)), "dma_api setup");
     if (l.jobs) return check(l, l.jobs->setup(), (p.mode + " setup").c_str());
     if (p.translation == "bypass") {

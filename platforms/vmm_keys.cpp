@@ -45,6 +45,10 @@ Section<VmmSettings> vmm_keys() {
               "native: the host driver owns both stages; trapped: a guest driver owns stage 1 behind an emulated "
               "vIOMMU whose commands the VMM forwards through iommufd; both: side by side on identical traffic "
               "(trapped needs iommu.translation = nested)")
+      .choice("inject", &V::inject, vmm::VmmFault::None,
+              {{"none", vmm::VmmFault::None}, {"drop_tlbi", vmm::VmmFault::DropTlbi}},
+              "a VMM bug, to check the oracle: drop_tlbi completes the guest's CMD_SYNCs without forwarding its "
+              "TLBIs, so stale translations survive and the run must report violations (exit 3)")
       .section("arm64", &V::arm64, cost_keys("An Arm64 host (SMMUv3).", 3826))
       .section("x86_intel", &V::x86_intel, cost_keys("An Intel x86 host (VT-d).", 1226))
       .section("x86_amd", &V::x86_amd, cost_keys("An AMD x86 host (AMD-Vi).", 1264));

@@ -16,6 +16,7 @@ struct VmmSettings {
   vmm::VmmCosts arm64;        // SMMUv3 hosts
   vmm::VmmCosts x86_intel;    // VT-d hosts
   vmm::VmmCosts x86_amd;      // AMD-Vi hosts
+  vmm::VmmFault inject = vmm::VmmFault::None;
 };
 
 // Its keys; VmmSettings's zeros are placeholders (StructDefaults::Own).

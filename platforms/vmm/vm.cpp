@@ -1,6 +1,14 @@
 #include "platforms/vmm/vm.h"
 
+#include <algorithm>
+
+#include "models/common/bits.h"
+
 namespace iommusim::vmm {
+
+namespace {
+constexpr uint32_t kRw = kIoasMapFixedIova | kIoasMapReadable | kIoasMapWriteable;
+}  // namespace
 
 Vm::Vm(memory::SparseMemory& host_memory, const VmLayout& layout, HostIommu unit)
     : layout_(layout), ram_(host_memory, layout.ram_pa, layout.ram_bytes), fd_({unit}) {
@@ -15,10 +23,18 @@ driver::Status Vm::build(std::vector<AssignedDevice>& devices, driver::ViommuTyp
   for (AssignedDevice& d : devices)
     if (Errno e = fd_.bind_device(d.rid, 0, &d.dev_id); e != Errno::Ok) return failed("VFIO_DEVICE_BIND_IOMMUFD", e);
   if (Errno e = fd_.ioas_alloc(0, &ioas_); e != Errno::Ok) return failed("IOMMU_IOAS_ALLOC", e);
-  if (Errno e = fd_.ioas_map(ioas_, kIoasMapFixedIova | kIoasMapReadable | kIoasMapWriteable, 0, layout_.ram_pa,
-                             layout_.ram_bytes);
-      e != Errno::Ok)
-    return failed("IOMMU_IOAS_MAP", e);
+  // Guest RAM in up to three parts: below the movable range, the range a page per area,
+  // and above it.
+  const uint64_t lo = std::min(layout_.movable_gpa, layout_.ram_bytes);
+  const uint64_t hi = std::min(lo + layout_.movable_bytes, layout_.ram_bytes);
+  auto map = [&](uint64_t gpa, uint64_t bytes) {
+    return bytes ? fd_.ioas_map(ioas_, kRw, gpa, layout_.ram_pa + gpa, bytes) : Errno::Ok;
+  };
+  if (Errno e = map(0, lo); e != Errno::Ok) return failed("IOMMU_IOAS_MAP", e);
+  for (uint64_t gpa = lo; gpa < hi; gpa += layout_.backing_page_bytes)
+    if (Errno e = map(gpa, std::min(layout_.backing_page_bytes, hi - gpa)); e != Errno::Ok)
+      return failed("IOMMU_IOAS_MAP", e);
+  if (Errno e = map(hi, layout_.ram_bytes - hi); e != Errno::Ok) return failed("IOMMU_IOAS_MAP", e);
   const uint32_t dev0 = devices.front().dev_id;
   if (Errno e = fd_.hwpt_alloc(kHwptAllocNestParent, dev0, ioas_, driver::UserData{}, &parent_); e != Errno::Ok)
     return failed("IOMMU_HWPT_ALLOC (nest parent)", e);
@@ -29,6 +45,17 @@ driver::Status Vm::build(std::vector<AssignedDevice>& devices, driver::ViommuTyp
     if (Errno e = fd_.vdevice_alloc(viommu_, d.dev_id, d.virt_id, &vdev); e != Errno::Ok)
       return failed("IOMMU_VDEVICE_ALLOC", e);
   }
+  return {};
+}
+
+driver::Status Vm::move_page(uint64_t gpa, uint64_t pa, uint64_t bytes) {
+  uint64_t unmapped = 0;
+  if (Errno e = fd_.ioas_unmap(ioas_, gpa, bytes, &unmapped); e != Errno::Ok)
+    return driver::Status::fail(std::string("VMM: IOMMU_IOAS_UNMAP of GPA ") + common::hex(gpa) + " failed with " +
+                                errno_name(e));
+  if (Errno e = fd_.ioas_map(ioas_, kRw, gpa, pa, bytes); e != Errno::Ok)
+    return driver::Status::fail(std::string("VMM: IOMMU_IOAS_MAP of GPA ") + common::hex(gpa) + " failed with " +
+                                errno_name(e));
   return {};
 }
 

@@ -11,8 +11,13 @@
 // - The oracle scope the guest's driver reports through: its own space IDs, its stage-1
 //   domains nested over the parent's stage 2, its virtual device IDs mapped to physical ones.
 //
-// What it does not model: several IOMMUs per VM, memory slots other than one, building
-// the VM in simulated time (set-up is untimed apart from the host driver's own work).
+// - Host-side stage-2 changes while the guest runs: the VMM moves a guest page to another
+//   host page (IOMMU_IOAS_UNMAP then MAP), as ballooning and migration do; the host driver
+//   invalidates its stage 2 (and the guest's stage-1 entries of the VM) as for any unmap.
+//
+// What it does not model: several IOMMUs per VM, memory slots other than one, copying a
+// moved page's contents, the VMM's own CPU time for building the VM or moving pages (only
+// the host driver's work is timed).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -37,6 +42,9 @@ struct VmLayout {
   uint64_t ram_pa = 0, ram_bytes = 0;
   uint64_t backing_page_bytes = 4096;   // host pages behind guest RAM: the largest stage-2 leaf
   uint32_t oracle_space_base = 0x40u << 24;   // the guest driver's space IDs start here
+  // GPAs the VMM may move to other host pages while the guest runs (ballooning,
+  // migration): mapped one backing page per IOAS area, so each can be unmapped alone.
+  uint64_t movable_gpa = 0, movable_bytes = 0;
 };
 
 class Vm {
@@ -51,6 +59,9 @@ class Vm {
   // Binds `devices`, maps guest RAM into a new IOAS, allocates the nest parent and a vIOMMU
   // of `type` over it and a vDEVICE per device. Fails naming the call and its errno.
   driver::Status build(std::vector<AssignedDevice>& devices, driver::ViommuType type);
+  // The VMM moves guest page(s) [gpa, gpa + bytes) of the movable range to host `pa`:
+  // IOMMU_IOAS_UNMAP (the host invalidates its stage 2) then IOMMU_IOAS_MAP.
+  driver::Status move_page(uint64_t gpa, uint64_t pa, uint64_t bytes);
   uint32_t parent_id() const { return parent_; }
   uint32_t viommu_id() const { return viommu_; }
   // The scope a guest driver reports to the lane's oracle through.

@@ -23,4 +23,10 @@ struct VmmCosts {
   unsigned forward_batch = 1;         // guest commands per IOMMU_HWPT_INVALIDATE (QEMU: 1)
 };
 
+// A VMM bug to inject, to show that the oracle catches what it breaks (vmm.inject).
+enum class VmmFault : uint8_t {
+  None,
+  DropTlbi,   // the guest's TLBIs are never forwarded; its CMD_SYNCs still complete
+};
+
 }  // namespace iommusim::vmm

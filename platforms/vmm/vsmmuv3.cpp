@@ -141,6 +141,7 @@ void VSmmuv3::execute() {
   switch (c.op) {
     case Opcode::TlbiNhAll: case Opcode::TlbiNhAsid: case Opcode::TlbiNhVa: case Opcode::TlbiNhVaa:
     case Opcode::TlbiNsnhAll:
+      if (cfg_.inject == VmmFault::DropTlbi) { stats_.dropped_injected.inc(); break; }
       ok = forward();
       break;
     case Opcode::CfgiCd: case Opcode::CfgiCdAll: case Opcode::AtcInv:
@@ -252,6 +253,8 @@ void VSmmuv3::register_stats(common::StatRegistry& reg, const std::string& p) co
   reg.add(p + ".commands.absorbed", stats_.absorbed, "count", "guest commands the VMM completes itself (PREFETCH_*)");
   reg.add(p + ".commands.dropped_unattached", stats_.dropped_unattached, "count",
           "guest commands naming a StreamID with no vDEVICE (not forwarded)");
+  if (cfg_.inject != VmmFault::None)
+    reg.add(p + ".commands.dropped_injected", stats_.dropped_injected, "count", "guest TLBIs dropped by vmm.inject");
   reg.add(p + ".ste_installs", stats_.installs, "count", "guest STEs installed as nested HWPTs (CFGI_STE*)");
   reg.add(p + ".ioctls", stats_.ioctls, "count", "iommufd calls the VMM made for the guest");
   reg.add(p + ".ioctl_errors", stats_.ioctl_errors, "count", "of which failed (the guest sees CERROR_ILL)");

@@ -62,6 +62,7 @@ struct VSmmuConfig {
   unsigned sid_bits = 16;           // IDR1.SIDSIZE the guest sees
   unsigned ssid_bits = 20;          // IDR1.SSIDSIZE (the host's)
   bool range_invalidation = true;   // IDR3.RIL (the host's)
+  VmmFault inject = VmmFault::None;
 };
 
 class VSmmuv3 : public sc_core::sc_module,
@@ -95,7 +96,7 @@ class VSmmuv3 : public sc_core::sc_module,
 
   struct Stats {
     common::Counter doorbell_exits, write_exits, read_exits;
-    common::Counter forwarded, ioctls, ioctl_errors, installs, absorbed, dropped_unattached;
+    common::Counter forwarded, ioctls, ioctl_errors, installs, absorbed, dropped_unattached, dropped_injected;
     common::Histogram bql_wait_ps;
   };
   const Stats& stats() const { return stats_; }

@@ -150,7 +150,8 @@ TEST(Trapped, UnsupportedSettingsAreConfigErrors) {
   const Case cases[] = {
       {"-p iommu.translation=s1 -p vmm.paths=trapped", "trapped needs iommu.translation = nested"},
       {"-p vmm.paths=trapped -p iommu.vendor=vtd", "not modelled for vtd"},
-      {"-p vmm.paths=trapped -p workload.mode=stress", "workload.mode = churn"},
+      {"-p vmm.paths=trapped -p workload.mode=storage", "workload.mode = churn or stress"},
+      {"-p vmm.paths=trapped -p workload.mode=stress -p workload.mixed_leaves=true", "mixed_leaves"},
       {"-p vmm.paths=trapped -p traffic.ats.enabled=true", "ATS"},
       {"-p vmm.paths=guest", "vmm.paths"},
   };
@@ -160,4 +161,19 @@ TEST(Trapped, UnsupportedSettingsAreConfigErrors) {
     EXPECT_EQ(r.exit_code, 2) << c.params << "\n" << r.out;
     EXPECT_NE(r.out.find(c.says), std::string::npos) << c.params << "\n" << r.out;
   }
+}
+
+// A VMM that completes the guest's CMD_SYNCs without forwarding its TLBIs leaves stale
+// translations in the host's IOTLB: under the stress workload (the guest remaps pages the
+// device uses; a 1 MiB window, so the IOTLB holds them), the oracle must report them (exit 3).
+TEST(Trapped, OracleCatchesAVmmThatDropsTheGuestsTlbis) {
+  const std::string dir = fresh_dir("trapped_inject");
+  const CliRun r = run_cli("run --force -o " + dir +
+                           " -p iommu.vendor=smmuv3 -p iommu.translation=nested -p vmm.paths=trapped -p vmm.inject=drop_tlbi "
+                           "-p workload.mode=stress -p traffic.transactions=100000 -p traffic.pattern=random "
+                           "-p traffic.window_bytes=1048576 -p workload.unmap_interval_ns=500");
+  EXPECT_EQ(r.exit_code, 3) << r.out;
+  const nlohmann::json s = read_json(dir + "/stats.json");
+  EXPECT_GT(stat(s, "smmuv3@trapped.vmm.commands.dropped_injected"), 0);
+  EXPECT_GT(stat(s, "smmuv3@trapped.oracle.violations"), 0);
 }
