@@ -16,6 +16,12 @@
 //                flush timer fires): checked to have no link and no ATC
 //   nic_on       the same with the PCIe link and ATS on: checked to send TLPs and hit the
 //                ATC; reported with DMAs and TLPs per CPU second and CPU per DMA vs nic_off
+//   inv_native   SMMUv3 nested churn with back-to-back unmaps (unmap_interval_ns 100) beside
+//                one DMA in flight, less the same DMAs without unmaps: CPU per invalidation;
+//                checked to invalidate and to have no trapped parts
+//   inv_trapped  the same on smmuv3@trapped (vmm.paths=trapped): CPU per guest
+//                invalidation; checked to trap on every one (issue 12 target: at most 3x
+//                inv_native)
 // Every case runs with the correctness oracle at its default (on) and must not fault.
 //
 //   bench_core [--transactions N] [--repeats R] [--vendors a,b] [--quick]
@@ -52,6 +58,7 @@ struct Sample {
   double cpu_s = -1;       // < 0: the case failed (message on stderr)
   double hit_rate = -1;    // IOTLB hit rate over all lanes (-1: not translated)
   double dmas = 0, tlps = 0;   // nic_*: DMAs completed, TLPs on the link (both directions)
+  double invalidations = 0;    // inv_*: invalidation records of the lane
 };
 
 // ------------------------------------------------------------------ the one-wait floor
@@ -197,6 +204,40 @@ Sample run_nic(const std::string& vendor, bool link_and_ats) {
   return s;
 }
 
+// SMMUv3 nested churn on the native or the trapped path, unmapping back to back or not
+// at all (the same DMAs either way). Checked: no fault, every DMA done, invalidations exactly
+// when unmapping, and trapped parts exactly on the trapped path.
+Sample run_invalidations(bool trapped, bool unmaps, uint64_t transactions) {
+  std::vector<std::string> o{"iommu.vendor=smmuv3", "iommu.translation=nested", "sim.progress=false",
+                             "traffic.transactions=" + std::to_string(transactions),
+                             "traffic.window_bytes=1048576", "traffic.outstanding=1",
+                             std::string("workload.unmap_interval_ns=") + (unmaps ? "100" : "0"),
+                             std::string("vmm.paths=") + (trapped ? "trapped" : "native")};
+  auto cfg = iommusim::platforms::load_config("", o);
+  iommusim::platforms::System sys(cfg);
+  const double t0 = cpu_seconds();
+  const auto r = sys.run();
+  Sample s;
+  s.cpu_s = cpu_seconds() - t0;
+  const std::string lane = trapped ? "smmuv3@trapped." : "smmuv3.";
+  const auto* faults = sys.stats().find_counter(lane + "endpoint.faults");
+  const auto* done = sys.stats().find_counter(lane + "endpoint.transactions");
+  const auto* records = sys.stats().find_histogram(lane + "driver.invalidation.latency");
+  const auto* trap = sys.stats().find_histogram(lane + "driver.invalidation.trap");
+  const char* wrong = !r.ok                                                   ? "the run failed"
+                      : !faults || faults->value() || !done || done->value() != transactions ? "DMAs faulted or did not finish"
+                      : !records || (records->count() > 0) != unmaps          ? "invalidated when it should not (or not when it should)"
+                      : trapped != (trap != nullptr)                          ? "trapped parts on the wrong path"
+                      : trapped && unmaps && trap->count() != records->count() ? "an invalidation did not trap"
+                                                                              : nullptr;
+  if (wrong) {
+    std::fprintf(stderr, "inv_%s: %s; not a valid measurement %s\n", trapped ? "trapped" : "native", wrong, r.error.c_str());
+    return Sample{};
+  }
+  s.invalidations = double(records->count());
+  return s;
+}
+
 template <class F>
 Sample in_child(F&& f) {
   int fd[2];
@@ -327,6 +368,25 @@ int sc_main(int, char**) {
       std::printf("%-8s nic CPU per DMA, link and ATS on / off: %.2fx (target <= 2x)\n", v.c_str(),
                   (on.cpu_s / on.dmas) / (off.cpu_s / off.dmas));
   }
+  // Host CPU per invalidation, native and trapped (SMMUv3): the run with unmaps less the
+  // same traffic without.
+  double per_inv[2] = {-1, -1};
+  for (bool trapped : {false, true}) {
+    const uint64_t dmas = std::max<uint64_t>(n, 200000);   // one in flight: about 20 ms simulated per 200k
+    const Sample with = measure(repeats, [&] { return run_invalidations(trapped, true, dmas); });
+    const Sample without = measure(repeats, [&] { return run_invalidations(trapped, false, dmas); });
+    const char* label = trapped ? "inv_trapped" : "inv_native";
+    if (with.cpu_s < 0 || without.cpu_s < 0 || with.invalidations <= 0) {
+      std::printf("%-8s %-12s FAILED\n", "smmuv3", label);
+      failed = true;
+      continue;
+    }
+    per_inv[trapped] = (with.cpu_s - without.cpu_s) / with.invalidations;
+    std::printf("%-8s %-12s %10.3f s with unmaps, %.3f s without, %.0f invalidations: %.2f us CPU each\n", "smmuv3",
+                label, with.cpu_s, without.cpu_s, with.invalidations, 1e6 * per_inv[trapped]);
+  }
+  if (per_inv[0] > 0 && per_inv[1] > 0)
+    std::printf("smmuv3   CPU per invalidation, trapped / native: %.2fx (target <= 3x)\n", per_inv[1] / per_inv[0]);
   return failed ? 1 : 0;
 }
 

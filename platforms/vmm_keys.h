@@ -12,7 +12,7 @@ namespace iommusim::platforms {
 inline constexpr const char* kTrappedPath = "trapped";
 
 struct VmmSettings {
-  std::string paths;          // "native", "trapped" or "native,trapped"
+  std::string paths = "native";   // or "trapped", "native,trapped"
   vmm::VmmCosts arm64;        // SMMUv3 hosts
   vmm::VmmCosts x86_intel;    // VT-d hosts
   vmm::VmmCosts x86_amd;      // AMD-Vi hosts
