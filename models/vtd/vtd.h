@@ -2,7 +2,8 @@
 // cycle-approximate.
 //
 // What it models
-// - Register file at the architected offsets: VER, CAP, ECAP, GCMD/GSTS (TE, QIE kept;
+// - Register file at the architected offsets (models/vtd/register_block.h, shared with a
+//   VMM's vVT-d): VER, CAP, ECAP, GCMD/GSTS (TE, QIE kept;
 //   SRTP and WBF one-shot, RTPS latched), RTADDR (TTM=01 scalable only), CCMD and the
 //   IVA/IOTLB registers (register-based invalidation, completes at once unless DR/DW),
 //   FSTS, FECTL,
