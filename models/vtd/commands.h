@@ -132,6 +132,8 @@ QiCaps make_qi_caps(const reg::Capability& cap, const reg::ExtCapability& ecap, 
 std::optional<Descriptor> decode_descriptor(const DescWords& w, const QiCaps& caps, std::string* why,
                                             reg::Iqei* iqei = nullptr);
 const char* desc_type_name(DescType);
+// The 7-bit type of a descriptor from its qw0 (qw0[11:9]:qw0[3:0]), known or not.
+constexpr uint8_t raw_desc_type(uint64_t qw0) { return uint8_t((qw0 & 0xF) | ((qw0 >> 5) & 0x70)); }
 // Every type the decoder accepts, with its name: the invalidation queue's stats by type.
 std::vector<std::pair<uint8_t, std::string>> descriptor_type_names();
 

@@ -14,10 +14,6 @@ using pagetable::Fault;
 using sc_core::sc_time_stamp;
 
 namespace {
-constexpr uint64_t bit(unsigned n) { return uint64_t{1} << n; }
-// FSTS bits software clears by writing 1.
-constexpr uint64_t kFstsW1c = bit(0) | bit(1) | bit(4) | bit(5) | bit(6) | bit(7);
-constexpr uint64_t kFrcdF = bit(63);
 
 common::TranslationCacheNames vtd_cache_names() {
   common::TranslationCacheNames n;
@@ -26,7 +22,6 @@ common::TranslationCacheNames vtd_cache_names() {
   n.s2_walk_what = "second-stage paging-structure cache"; n.ipa_what = "GPA->HPA cache (nested)";
   return n;
 }
-std::string frcd_name(unsigned i, bool hi) { return "FRCD" + std::to_string(i) + (hi ? "_HI" : "_LO"); }
 }  // namespace
 
 std::string validate(const VtdConfig& c) {
@@ -58,114 +53,46 @@ Vtd::Vtd(sc_core::sc_module_name name, const VtdConfig& cfg)
       fs4_(pagetable::X86PagingConfig{4, cfg.fs_1g, cfg.haw}), fs5_(pagetable::X86PagingConfig{5, cfg.fs_1g, cfg.haw}),
       ss3_(pagetable::VtdSecondStageConfig{3, cfg.ss_2m, cfg.ss_1g, cfg.haw}),
       ss4_(pagetable::VtdSecondStageConfig{4, cfg.ss_2m, cfg.ss_1g, cfg.haw}),
-      ss5_(pagetable::VtdSecondStageConfig{5, cfg.ss_2m, cfg.ss_1g, cfg.haw}) {
+      ss5_(pagetable::VtdSecondStageConfig{5, cfg.ss_2m, cfg.ss_1g, cfg.haw}),
+      r_(regs_, features(cfg),
+         RegisterBlock::Hooks{
+             [this] { iq_.kick(); },
+             [this] {
+               engine_.begin_epoch();
+               context_cache_.invalidate_all_sets([](const ContextKey&, const SmContextEntry&) { return true; });
+               pasid_cache_.invalidate_all_sets([](const PasidKey&, const Resolved&) { return true; });
+             },
+             [this](uint8_t g, uint16_t sid, uint8_t fm) { invalidate_context(g, sid, fm); },
+             [this](uint8_t g, uint16_t did, uint64_t addr, uint8_t am, bool ih, bool drain) {
+               invalidate_iotlb(g, did, addr, am, ih);
+               // DR/DW: IVT clears only once DMAs in flight on the old entries have drained.
+               if (drain) iq_.barrier(0);
+             }}) {
   order_requests_with(engine_);
-  build_registers();
   SC_THREAD(iq_thread);
 }
 
 // ---------------------------------------------------------------- registers
 
-void Vtd::build_registers() {
+Features Vtd::features(const VtdConfig& c) {
   using namespace reg;
   Capability cap;
   cap.nd = 6;                 // 16-bit DIDs
   cap.sagaw = 0x2 | 0x4 | 0x8; // 3, 4 and 5-level second stage
-  cap.mgaw_bits = cfg_.haw;
-  cap.sllps = uint8_t((cfg_.ss_2m ? 1 : 0) | (cfg_.ss_1g ? 2 : 0));
+  cap.mgaw_bits = c.haw;
+  cap.sllps = uint8_t((c.ss_2m ? 1 : 0) | (c.ss_1g ? 2 : 0));
   cap.psi = true;
-  cap.num_fault_records = cfg_.fault_records;
-  cap.mamv = uint8_t(cfg_.mamv);
-  cap.fl1gp = cfg_.fs_1g;
-  cap.fl5lp = cfg_.fs_5level;
+  cap.num_fault_records = c.fault_records;
+  cap.mamv = uint8_t(c.mamv);
+  cap.fl1gp = c.fs_1g;
+  cap.fl5lp = c.fs_5level;
   cap.drd = cap.dwd = true;   // IOTLB invalidations with DR/DW wait for the DMAs in flight
   ExtCapability ecap;
   ecap.qi = true; ecap.dt = true; ecap.pt = true; ecap.nest = true; ecap.pasid = true; ecap.smts = true;
-  ecap.ssts = true; ecap.fsts = true; ecap.pss = uint8_t(cfg_.pasid_bits - 1); ecap.c = true;
+  ecap.ssts = true; ecap.fsts = true; ecap.pss = uint8_t(c.pasid_bits - 1); ecap.c = true;
   ecap.srs = true;      // supervisor requests: the model checks the PASID entry's SRE (0x5D)
   ecap.smpwcs = true;   // scalable-mode page walks snoop: the model reads memory coherently
-  qi_caps_ = QiCaps{true, uint8_t(cfg_.mamv), true, cap.did_bits(), cfg_.pasid_bits, true, false, false};
-
-  ver_.read_only().reset(0x10);   // 1.0
-  cap_.read_only().reset(encode_cap(cap));
-  ecap_.read_only().reset(encode_ecap(ecap));
-  gsts_.read_only();
-  gcmd_.on_write([this](uint32_t, uint32_t v) {
-    uint64_t gsts = gsts_.get();
-    gsts = GSTS_TES::set(gsts, GCMD_TE::get(v));
-    const bool qie_was = GSTS_QIES::get(gsts);
-    gsts = GSTS_QIES::set(gsts, GCMD_QIE::get(v));
-    if (GCMD_QIE::get(v) && !qie_was) iqh_.set(0);   // enabling QI resets the head
-    if (GCMD_SRTP::get(v)) {
-      const uint64_t rt = rtaddr_.get();
-      root_table_ = RTADDR_RTA::get(rt) << 12;
-      ttm_ = uint8_t(RTADDR_TTM::get(rt));
-      gsts = GSTS_RTPS::set(gsts, 1);
-      engine_.begin_epoch();
-      context_cache_.invalidate_all_sets([](const ContextKey&, const SmContextEntry&) { return true; });
-      pasid_cache_.invalidate_all_sets([](const PasidKey&, const Resolved&) { return true; });
-    }
-    gsts = GSTS_WBFS::set(gsts, 0);   // write-buffer flush completes at once
-    gsts_.set(uint32_t(gsts));
-    gcmd_.set(0);                     // GCMD reads as 0: software keeps its own copy (Linux gcmd)
-    iq_.kick();
-  });
-  rtaddr_.writable(common::mask(63, 12) | common::mask(11, 10));
-  ccmd_.on_write([this](uint64_t, uint64_t v) {
-    if (!CCMD_ICC::get(v)) return;
-    const uint8_t g = uint8_t(CCMD_CIRG::get(v));
-    invalidate_context(g, uint16_t(CCMD_SID::get(v)), uint8_t(CCMD_FM::get(v)));
-    ccmd_.set(CCMD_CAIG::set(CCMD_ICC::set(v, 0), g));
-  });
-  fsts_.read_only().w1c(uint32_t(kFstsW1c)).on_write([this](uint32_t, uint32_t) {
-    iq_.kick();   // clearing IQE (or ITE) restarts the queue
-  });
-  fectl_.reset(uint32_t(FECTL_IM::set(0, 1))).writable(uint32_t(FECTL_IM::set(0, 1)));
-  feaddr_.writable(uint32_t(common::mask(31, 2)));
-  iqh_.read_only();
-  iqt_.writable(common::mask(18, 4)).on_write([this](uint64_t, uint64_t) { iq_.kick(); });
-  iqa_.writable(common::mask(63, 12) | common::mask(11, 11) | common::mask(2, 0));
-  ics_.read_only().w1c(1);
-  iectl_.reset(uint32_t(IECTL_IM::set(0, 1))).writable(uint32_t(IECTL_IM::set(0, 1)));
-  ieaddr_.writable(uint32_t(common::mask(31, 2)));
-  iqer_.read_only();
-  iva_.writable(common::mask(63, 12) | common::mask(6, 0));
-  iotlb_reg_.on_write([this](uint64_t, uint64_t v) {
-    if (!IOTLB_IVT::get(v)) return;
-    const uint64_t iva = iva_.get();
-    uint8_t g = uint8_t(IOTLB_IIRG::get(v));
-    const uint8_t am = uint8_t(IVA_AM::get(iva));
-    // A page-selective request with AM above CAP.MAMV is incorrect: hardware ignores it
-    // and reports IAIG = 00b (VT-d 11.4.8.1, IOTLB_REG.IAIG).
-    if (g == uint8_t(IotlbGran::Page) && am > cfg_.mamv) {
-      g = 0;
-    } else {
-      invalidate_iotlb(g, uint16_t(IOTLB_DID::get(v)), IVA_ADDR::get(iva) << 12, am, IVA_IH::get(iva));
-      // DR/DW: IVT clears only once DMAs in flight on the old entries have drained.
-      if (IOTLB_DR::get(v) || IOTLB_DW::get(v)) iq_.barrier(0);
-    }
-    iotlb_reg_.set(IOTLB_IAIG::set(IOTLB_IVT::set(v, 0), g));
-  });
-  for (unsigned i = 0; i < cfg_.fault_records; ++i) {
-    frcd_lo_.emplace_back(regs_, frcd_name(i, false), frcd(i));
-    frcd_lo_.back().read_only();
-    frcd_hi_.emplace_back(regs_, frcd_name(i, true), frcd(i) + 8);
-    frcd_hi_.back().read_only().w1c(kFrcdF).on_write([this](uint64_t, uint64_t) { update_ppf(); });
-  }
-}
-
-// PPF is the OR of the F bits; FRI names the oldest pending record.
-void Vtd::update_ppf() {
-  uint64_t fsts = fsts_.get();
-  bool any = false;
-  unsigned first = unsigned(reg::FSTS_FRI::get(fsts));
-  for (unsigned k = 0; k < cfg_.fault_records; ++k) {
-    const unsigned i = (first + k) % cfg_.fault_records;
-    if (frcd_hi_[i].get() & kFrcdF) { any = true; first = i; break; }
-  }
-  fsts = reg::FSTS_PPF::set(fsts, any);
-  if (any) fsts = reg::FSTS_FRI::set(fsts, first);
-  fsts_.set(uint32_t(fsts));
+  return Features{cap, ecap, c.iq_max_qs};
 }
 
 // ---------------------------------------------------------------- memory and faults
@@ -173,13 +100,6 @@ void Vtd::update_ppf() {
 void Vtd::record_fault(const Request& rq, FaultReason reason, bool fpd) {
   faults_.inc();
   if (fpd) { faults_suppressed_.inc(); return; }
-  const unsigned i = next_fault_;
-  const uint64_t hi = frcd_hi_[i].get();
-  if (hi & kFrcdF) {   // the next record is still pending: overflow, the fault is lost
-    faults_lost_.inc();
-    fsts_.set<reg::FSTS_PFO>(1);
-    return;
-  }
   FaultRecord r;
   r.fault_info = rq.input;
   r.sid = rq.rid;
@@ -190,14 +110,7 @@ void Vtd::record_fault(const Request& rq, FaultReason reason, bool fpd) {
   r.reason = static_cast<uint8_t>(reason);
   r.type = rq.access.write ? FaultType::Write : FaultType::Read;
   r.fault = true;
-  const FrcdWords w = encode_frcd(r);
-  frcd_lo_[i].set(w[0]);
-  frcd_hi_[i].set(w[1]);
-  const bool was_pending = fsts_.get<reg::FSTS_PPF>();
-  fsts_.set<reg::FSTS_PPF>(1);
-  if (!was_pending) fsts_.set<reg::FSTS_FRI>(i);
-  if (!fectl_.get<reg::FECTL_IM>()) fectl_.set<reg::FECTL_IP>(1);
-  next_fault_ = (i + 1) % cfg_.fault_records;
+  if (!r_.record_fault(r)) { faults_lost_.inc(); return; }   // the next record is still pending
   faults_recorded_.inc();
 }
 
@@ -233,7 +146,7 @@ FaultReason Vtd::walk_reason(const Request& rq, const common::TranslationFault& 
 
 common::DmaOutcome Vtd::handle_dma(const common::DmaRequest& d, common::Ps& t) {
   const Request rq{uint16_t(d.requester_id), d.pasid_valid, d.pasid, d.input, d.access, d.epoch};
-  if (!gsts_.get<reg::GSTS_TES>()) {   // translation disabled: DMA passes untranslated
+  if (!r_.translation_enabled()) {   // translation disabled: DMA passes untranslated
     passed_through_.inc();
     Outcome o;
     o.ok = true;
@@ -246,7 +159,7 @@ common::DmaOutcome Vtd::handle_dma(const common::DmaRequest& d, common::Ps& t) {
 bool Vtd::ats_permitted(const common::DmaRequest& d, common::AtsType type, common::Ps& t) {
   const Request rq{uint16_t(d.requester_id), d.pasid_valid, d.pasid, d.input, d.access, d.epoch};
   // Translation disabled: Translated traffic passes like any other; no ATS service.
-  if (!gsts_.get<reg::GSTS_TES>()) return type == common::AtsType::Translated;
+  if (!r_.translation_enabled()) return type == common::AtsType::Translated;
   t += pipeline_ps_;
   const auto res = resolve(rq, t);
   if (!res) return false;   // its fault is recorded
@@ -260,7 +173,7 @@ std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq, common::Ps& t) {
     record_fault(rq, r, fpd);
     return std::optional<Resolved>{};
   };
-  if (ttm_ != reg::TTM_SCALABLE) return fail(FaultReason::SM_ROOT_TABLE_ADDR_INVALID);
+  if (r_.ttm() != reg::TTM_SCALABLE) return fail(FaultReason::SM_ROOT_TABLE_ADDR_INVALID);
   std::string why;
   // Context entry, through the context cache.
   SmContextEntry ctx;
@@ -272,7 +185,7 @@ std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq, common::Ps& t) {
     const uint8_t bus = sid_bus(rq.rid), devfn = sid_devfn(rq.rid);
     RootWords rw{};
     config_reads_.inc();
-    if (!read_memory(root_table_ + root_entry_offset(bus), rw.data(), 16, t)) return fail(FaultReason::SM_ROOT_ENTRY_ACCESS);
+    if (!read_memory(r_.root_table() + root_entry_offset(bus), rw.data(), 16, t)) return fail(FaultReason::SM_ROOT_ENTRY_ACCESS);
     const auto root = decode_root_entry(rw, &why, cfg_.haw);
     if (!root) return fail(FaultReason::SM_ROOT_ENTRY_RESERVED);
     const bool upper = sm_context_in_upper(devfn);
@@ -374,36 +287,11 @@ Vtd::Outcome Vtd::translate(const Request& rq, common::Ps& t) {
 
 // ---------------------------------------------------------------- invalidation queue
 
-common::QueueState Vtd::queue_state() {
-  common::QueueState q;
-  const uint64_t iqa = iqa_.get();
-  const bool dw256 = reg::IQA_DW::get(iqa);
-  const unsigned qs = unsigned(reg::IQA_QS::get(iqa));
-  const uint64_t head_reg = iqh_.get(), tail_reg = iqt_.get();
-  // 2^QS 4 KiB pages of 16- or 32-byte descriptors; IQH/IQT hold byte offsets.
-  q.ring = common::IndexRing{12 + std::min(qs, cfg_.iq_max_qs) - reg::iq_shift(dw256), false};
-  q.base = reg::IQA_IQA::get(iqa) << 12;
-  q.entry_bytes = dw256 ? 32 : 16;
-  q.head = uint32_t(reg::iq_index(head_reg, dw256));
-  q.tail = uint32_t(reg::iq_index(tail_reg, dw256));
-  if (!gsts_.get<reg::GSTS_QIES>() || fsts_.get<reg::FSTS_IQE>() || fsts_.get<reg::FSTS_ITE>() || head_reg == tail_reg)
-    return q;
-  q.status = common::QueueState::Status::BadPointer;
-  if (dw256 && (tail_reg & reg::kIqtBit4)) {   // a 256-bit queue's tail must be 32-byte aligned
-    q.error_code = uint32_t(reg::Iqei::TailMisaligned);
-  } else if (qs > cfg_.iq_max_qs || q.tail >= q.ring.entries()) {
-    q.error_code = uint32_t(reg::Iqei::InvalidTail);
-  } else {
-    q.status = common::QueueState::Status::Ready;
-  }
-  return q;
-}
-
-uint8_t Vtd::trace_opcode(const uint64_t* entry) const { return uint8_t((entry[0] & 0xF) | ((entry[0] >> 5) & 0x70)); }
+uint8_t Vtd::trace_opcode(const uint64_t* entry) const { return raw_desc_type(entry[0]); }
 
 common::Decoded Vtd::decode(const uint64_t* e, const common::QueueState& q) {
   const bool dw256 = q.entry_bytes == 32;
-  QiCaps caps = qi_caps_;
+  QiCaps caps = r_.qi_caps();
   caps.dw256 = dw256;
   reg::Iqei iqei = reg::Iqei::NoInfo;
   const auto desc = decode_descriptor(DescWords{e[0], e[1], dw256 ? e[2] : 0, dw256 ? e[3] : 0}, caps, nullptr, &iqei);
@@ -414,20 +302,6 @@ common::Decoded Vtd::decode(const uint64_t* e, const common::QueueState& q) {
   d.type = uint8_t(desc->type);
   d.barrier = desc->type == DescType::InvWait;
   return d;
-}
-
-void Vtd::consumed(const common::QueueState& q, uint32_t head) { iqh_.set(reg::iq_reg_value(head, q.entry_bytes == 32)); }
-
-// IQH stays at the bad descriptor; the queue stops until software clears FSTS.IQE.
-void Vtd::halt(const common::QueueError& e, const common::QueueState&) {
-  if (e.kind == common::QueueError::Kind::Completion) {   // a device-TLB invalidation timed out
-    fsts_.set<reg::FSTS_ITE>(1);
-    iqer_.set<reg::IQER_ITESID>(e.code);
-    return;
-  }
-  const reg::Iqei why = e.kind == common::QueueError::Kind::FetchAbort ? reg::Iqei::FetchError : reg::Iqei(e.code);
-  fsts_.set<reg::FSTS_IQE>(1);
-  iqer_.set<reg::IQER_IQEI>(uint64_t(why));
 }
 
 void Vtd::invalidate_context(uint8_t gran, uint16_t sid, uint8_t fm) {
@@ -528,10 +402,7 @@ void Vtd::execute(const Descriptor& d) {
         break;
       }
       if (d.sw) write_memory(d.status_addr, &d.status_data, 4);
-      if (d.iflag) {
-        ics_.set(1);
-        if (!iectl_.get<reg::IECTL_IM>()) iectl_.set<reg::IECTL_IP>(1);
-      }
+      if (d.iflag) r_.wait_completed_interrupt();
       break;
     }
     case DescType::Iec:

@@ -2,7 +2,8 @@
 // cycle-approximate.
 //
 // What it models
-// - Register file at the architected offsets: VER, CAP, ECAP, GCMD/GSTS (TE, QIE kept;
+// - Register file at the architected offsets (models/vtd/register_block.h, shared with a
+//   VMM's vVT-d): VER, CAP, ECAP, GCMD/GSTS (TE, QIE kept;
 //   SRTP and WBF one-shot, RTPS latched), RTADDR (TTM=01 scalable only), CCMD and the
 //   IVA/IOTLB registers (register-based invalidation, completes at once unless DR/DW),
 //   FSTS, FECTL,
@@ -66,6 +67,7 @@
 #include "models/pagetable/x86.h"
 #include "models/vtd/commands.h"
 #include "models/vtd/faults.h"
+#include "models/vtd/register_block.h"
 #include "models/vtd/registers.h"
 #include "models/vtd/structures.h"
 
@@ -97,14 +99,15 @@ std::string validate(const VtdConfig& c);
 
 using common::CommandTrace;
 
-class Vtd : public common::IommuBlock, private common::CommandQueueVendor {
+class Vtd : public common::IommuBlock, public ProgrammingInterface, private common::CommandQueueVendor {
  public:
-
   SC_HAS_PROCESS(Vtd);
   Vtd(sc_core::sc_module_name name, const VtdConfig& cfg);
 
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
-  void set_command_probe(std::function<void(const CommandTrace&)> probe) { iq_.set_probe(std::move(probe)); }
+  // ProgrammingInterface
+  void set_command_probe(std::function<void(const CommandTrace&)> probe) override { iq_.set_probe(std::move(probe)); }
+  uint64_t peek_register(uint64_t offset, unsigned len = 8) override { return IommuBlock::peek_register(offset, len); }
   const VtdConfig& config() const { return cfg_; }
 
   const common::CacheStats& iotlb_stats() const { return engine_.iotlb_stats(); }
@@ -145,22 +148,21 @@ class Vtd : public common::IommuBlock, private common::CommandQueueVendor {
 
   common::DmaOutcome handle_dma(const common::DmaRequest& rq, common::Ps& t) override;
   bool ats_permitted(const common::DmaRequest& rq, common::AtsType type, common::Ps& t) override;
-  void build_registers();
+  static Features features(const VtdConfig& c);
 
   Outcome translate(const Request& rq, common::Ps& t);
   std::optional<Resolved> resolve(const Request& rq, common::Ps& t);   // at annotated time t
   void record_fault(const Request& rq, FaultReason reason, bool fpd);
   FaultReason walk_reason(const Request& rq, const common::TranslationFault& f) const;
-  void update_ppf();
 
   // The invalidation queue: the engine's consumer thread and VT-d's hooks.
   void iq_thread() { iq_.run(); }
-  common::QueueState queue_state() override;
+  common::QueueState queue_state() override { return r_.iq_state(); }
   uint8_t trace_opcode(const uint64_t* entry) const override;
   common::Decoded decode(const uint64_t* entry, const common::QueueState& q) override;
   void execute() override { execute(pending_); }
-  void consumed(const common::QueueState& q, uint32_t head) override;
-  void halt(const common::QueueError& e, const common::QueueState& q) override;
+  void consumed(const common::QueueState& q, uint32_t head) override { r_.iq_consumed(q, head); }
+  void halt(const common::QueueError& e, const common::QueueState&) override { r_.iq_halt(e); }
   void execute(const Descriptor& d);
   void invalidate_context(uint8_t gran, uint16_t sid, uint8_t fm);
   void invalidate_iotlb(uint8_t gran, uint16_t did, uint64_t addr, uint8_t am, bool ih);
@@ -175,34 +177,16 @@ class Vtd : public common::IommuBlock, private common::CommandQueueVendor {
   Descriptor pending_;   // decoded, not yet executed
   pagetable::X86Format fs4_, fs5_;
   pagetable::VtdSecondStageFormat ss3_, ss4_, ss5_;
-  QiCaps qi_caps_;
 
   // DIDs that may hold first-stage or nested IOTLB entries (set by such a translation,
   // cleared by a global or domain-selective IOTLB invalidation): a PSI sweeps those
   // entries of the DID only there.
   std::vector<bool> fs_dids_ = std::vector<bool>(1u << 16, false);
-  uint64_t root_table_ = 0;   // latched by SRTP
-  uint8_t ttm_ = 0;
-  unsigned next_fault_ = 0;
 
   common::Counter translations_, passed_through_, faults_, faults_recorded_, faults_suppressed_, faults_lost_,
       config_reads_, stale_config_fills_;
 
-  // Registers (VT-d chapter 11), configured in build_registers().
-  using R32 = common::Reg<uint32_t>;
-  using R64 = common::Reg<uint64_t>;
-  R32 ver_{regs_, "VER", reg::VER};
-  R64 cap_{regs_, "CAP", reg::CAP}, ecap_{regs_, "ECAP", reg::ECAP};
-  R32 gcmd_{regs_, "GCMD", reg::GCMD}, gsts_{regs_, "GSTS", reg::GSTS};
-  R64 rtaddr_{regs_, "RTADDR", reg::RTADDR}, ccmd_{regs_, "CCMD", reg::CCMD};
-  R32 fsts_{regs_, "FSTS", reg::FSTS}, fectl_{regs_, "FECTL", reg::FECTL}, fedata_{regs_, "FEDATA", reg::FEDATA},
-      feaddr_{regs_, "FEADDR", reg::FEADDR}, feuaddr_{regs_, "FEUADDR", reg::FEUADDR};
-  R64 iqh_{regs_, "IQH", reg::IQH}, iqt_{regs_, "IQT", reg::IQT}, iqa_{regs_, "IQA", reg::IQA};
-  R32 ics_{regs_, "ICS", reg::ICS}, iectl_{regs_, "IECTL", reg::IECTL}, iedata_{regs_, "IEDATA", reg::IEDATA},
-      ieaddr_{regs_, "IEADDR", reg::IEADDR}, ieuaddr_{regs_, "IEUADDR", reg::IEUADDR};
-  R64 iqer_{regs_, "IQER", reg::IQER};
-  R64 iva_{regs_, "IVA", reg::IVA}, iotlb_reg_{regs_, "IOTLB", reg::IOTLB};
-  std::deque<R64> frcd_lo_, frcd_hi_;   // cfg_.fault_records of each, from CAP.FRO
+  RegisterBlock r_;   // the registers (VT-d chapter 11)
 };
 
 }  // namespace iommusim::vtd

@@ -26,12 +26,12 @@ std::string validate(const VtdDriverConfig& c) {
   return validate(c.memory);
 }
 
-VtdDriver::VtdDriver(sc_core::sc_module_name name, const VtdDriverConfig& cfg, Vtd& iommu,
+VtdDriver::VtdDriver(sc_core::sc_module_name name, const VtdDriverConfig& cfg, ProgrammingInterface& iommu,
                      DriverMemoryRef memory)
     : DriverBase(name, cfg.timing, cfg.memory, memory), cfg_(cfg), iommu_(iommu),
       // 2^QS 4 KiB pages of 32-byte descriptors.
       iq_(common::IndexRing{12 + cfg.qi_qs - reg::iq_shift(true), false}, 32, *this, "queue space", "inv_wait") {
-  iommu_.set_command_probe([this](const CommandTrace& t) { iq_.trace(t); });
+  iommu_.set_command_probe([this](const common::CommandTrace& t) { iq_.trace(t); });
   add_command_queue(iq_);
 }
 
@@ -131,6 +131,14 @@ Status VtdDriver::ensure_device(uint32_t rid, Device*& dev) {
     mem_.write(tables[upper] + sm_context_entry_offset(devfn), w.data(), 32);
     charge_descriptor_writes(4);
     it = devices_.emplace(rid, std::move(d)).first;
+    // device_pasid_table_setup: a unit that caches non-present entries (CAP.CM, as an
+    // emulated one advertises so that its VMM sees every new entry) caches them under DID
+    // 0: device-selective context-cache, then domain-selective IOTLB of DID 0, each
+    // submitted and waited for on its own.
+    if (cap_.cm) {
+      if (Status s = submit({desc_context_cache(CcGran::Device, 0, uint16_t(rid))}, "attach"); !s.ok) return s;
+      if (Status s = submit({iotlb_desc(IotlbGran::Domain, 0)}, "attach"); !s.ok) return s;
+    }
   }
   dev = &it->second;
   return {};
@@ -191,11 +199,17 @@ Status VtdDriver::set_pasid_entry(uint32_t rid, uint32_t pasid, const PasidEntry
   charge_descriptor_writes(8);
   dev->entries[pasid] = pe;
   dev->by_pasid[pasid] = d;
+  // pasid_flush_caches: with CAP.CM the unit may have cached the non-present entry:
+  // PASID-selective PASID-cache, then the PASID's P_IOTLB, each waited for on its own; the
+  // attachment is in effect from the last one. With CAP.CM = 0 the hardware never cached
+  // it (Linux flushes the write buffer only when CAP.RWBF).
+  if (cap_.cm) {
+    if (Status s = submit({desc_pasid_cache(PcGran::Pasid, pe.did, pasid)}, "attach"); !s.ok) return s;
+    return submit({desc_pasid_iotlb(PiotlbGran::Pasid, pe.did, pasid)}, "attach");
+  }
   // Replacing an entry: the teardown's barrier came before this write, so the attachment
   // is in effect only from now.
   if (!descs.empty()) takes_effect_now();
-  // New entry, CAP.CM=0: the hardware never cached the non-present one (Linux flushes the
-  // write buffer only when CAP.RWBF).
   return {};
 }
 

@@ -15,9 +15,11 @@
 // all) per attached PASID, or IOTLB DSI. Every batch ends with inv_wait SW=1 and the
 // driver polls the status word (qi_submit_sync). FSTS.IQE is handled as qi_check_fault:
 // the bad descriptor is replaced by a harmless inv_wait, IQE is cleared and the error
-// is counted. A new PASID/context entry needs no invalidation (CAP.CM=0: the hardware
-// never caches non-present entries); replacing a present PASID entry issues Linux's
-// tear-down sequence first.
+// is counted. A new PASID/context entry needs no invalidation when CAP.CM = 0 (the
+// hardware never caches non-present entries); with CAP.CM (an emulated unit: its VMM learns
+// of new entries this way) it gets Linux's caching-mode flushes (device_pasid_table_setup,
+// pasid_flush_caches). Replacing a present PASID entry issues Linux's tear-down sequence
+// first.
 //
 // Nesting for a VMM (NestingOps, platforms/driver/nesting.h), as Linux intel/nested.c and
 // pasid.c: VT-d has no vIOMMU type, so a VMM allocates a user-managed nested domain
@@ -44,7 +46,7 @@
 #include "models/vtd/faults.h"
 #include "models/vtd/registers.h"
 #include "models/vtd/structures.h"
-#include "models/vtd/vtd.h"
+#include "models/vtd/register_block.h"
 #include "platforms/driver/driver_base.h"
 #include "platforms/driver/nesting.h"
 
@@ -61,7 +63,9 @@ std::string validate(const VtdDriverConfig& c);
 
 class VtdDriver : public DriverBase, public NestingOps, private DriverQueue::Hooks {
  public:
-  VtdDriver(sc_core::sc_module_name name, const VtdDriverConfig& cfg, vtd::Vtd& iommu, DriverMemoryRef memory);
+  // Programs `iommu`: the VT-d model, or a VMM's emulated vVT-d (a guest's driver).
+  VtdDriver(sc_core::sc_module_name name, const VtdDriverConfig& cfg, vtd::ProgrammingInterface& iommu,
+            DriverMemoryRef memory);
   ~VtdDriver() override;
 
   std::string vendor() const override { return "vtd"; }
@@ -151,7 +155,7 @@ class VtdDriver : public DriverBase, public NestingOps, private DriverQueue::Hoo
   }
 
   VtdDriverConfig cfg_;
-  vtd::Vtd& iommu_;
+  vtd::ProgrammingInterface& iommu_;
   vtd::reg::Capability cap_;
   vtd::reg::ExtCapability ecap_;
   uint64_t root_ = 0, status_base_ = 0;   // status_base_: one QI_DONE status word per queue slot

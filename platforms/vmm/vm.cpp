@@ -15,7 +15,7 @@ Vm::Vm(memory::SparseMemory& host_memory, const VmLayout& layout, HostIommu unit
   fd_.set_backing_page_bytes(layout.backing_page_bytes);
 }
 
-driver::Status Vm::build(std::vector<AssignedDevice>& devices, driver::ViommuType type) {
+driver::Status Vm::build(std::vector<AssignedDevice>& devices, std::optional<driver::ViommuType> type) {
   auto failed = [](const char* call, Errno e) {
     return driver::Status::fail(std::string("VMM: ") + call + " failed with " + errno_name(e));
   };
@@ -38,7 +38,8 @@ driver::Status Vm::build(std::vector<AssignedDevice>& devices, driver::ViommuTyp
   const uint32_t dev0 = devices.front().dev_id;
   if (Errno e = fd_.hwpt_alloc(kHwptAllocNestParent, dev0, ioas_, driver::UserData{}, &parent_); e != Errno::Ok)
     return failed("IOMMU_HWPT_ALLOC (nest parent)", e);
-  if (Errno e = fd_.viommu_alloc(0, type, dev0, parent_, &viommu_); e != Errno::Ok)
+  if (!type) return {};
+  if (Errno e = fd_.viommu_alloc(0, *type, dev0, parent_, &viommu_); e != Errno::Ok)
     return failed("IOMMU_VIOMMU_ALLOC", e);
   for (AssignedDevice& d : devices) {
     uint32_t vdev = 0;

@@ -7,7 +7,9 @@
 // - The sequence a VMM such as QEMU runs for devices assigned to the guest behind a vIOMMU:
 //   VFIO_DEVICE_BIND_IOMMUFD per device, IOMMU_IOAS_ALLOC and MAP, IOMMU_HWPT_ALLOC of a
 //   nest parent (the host builds stage 2), IOMMU_VIOMMU_ALLOC of the vendor's type, and an
-//   IOMMU_VDEVICE_ALLOC per device with the guest's ID for it.
+//   IOMMU_VDEVICE_ALLOC per device with the guest's ID for it. A vendor without a vIOMMU
+//   type (VT-d upstream) makes neither call: its VMM keeps the guest's device IDs itself
+//   and allocates nested HWPTs straight on the nest parent.
 // - The oracle scope the guest's driver reports through: its own space IDs, its stage-1
 //   domains nested over the parent's stage 2, its virtual device IDs mapped to physical ones.
 //
@@ -20,6 +22,7 @@
 // the host driver's work is timed).
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,14 +59,15 @@ class Vm {
   Iommufd& iommufd() { return fd_; }
   const Iommufd& iommufd() const { return fd_; }
 
-  // Binds `devices`, maps guest RAM into a new IOAS, allocates the nest parent and a vIOMMU
-  // of `type` over it and a vDEVICE per device. Fails naming the call and its errno.
-  driver::Status build(std::vector<AssignedDevice>& devices, driver::ViommuType type);
+  // Binds `devices`, maps guest RAM into a new IOAS, allocates the nest parent and, given a
+  // `type`, a vIOMMU of it over the parent and a vDEVICE per device. Fails naming the call
+  // and its errno.
+  driver::Status build(std::vector<AssignedDevice>& devices, std::optional<driver::ViommuType> type);
   // The VMM moves guest page(s) [gpa, gpa + bytes) of the movable range to host `pa`:
   // IOMMU_IOAS_UNMAP (the host invalidates its stage 2) then IOMMU_IOAS_MAP.
   driver::Status move_page(uint64_t gpa, uint64_t pa, uint64_t bytes);
   uint32_t parent_id() const { return parent_; }
-  uint32_t viommu_id() const { return viommu_; }
+  uint32_t viommu_id() const { return viommu_; }   // 0: none
   // The scope a guest driver reports to the lane's oracle through.
   common::OracleScope guest_oracle_scope(const std::vector<AssignedDevice>& devices) const;
 

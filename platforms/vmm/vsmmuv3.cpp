@@ -6,7 +6,6 @@
 namespace iommusim::vmm {
 
 namespace reg = smmuv3::reg;
-using common::now_ps;
 using smmuv3::Opcode;
 
 namespace {
@@ -36,8 +35,7 @@ smmuv3::Features vsmmu_features(const VSmmuConfig& c) {
 
 VSmmuv3::VSmmuv3(sc_core::sc_module_name name, const VSmmuConfig& cfg, GuestRam& ram, Iommufd& fd,
                  const driver::DriverBase& host)
-    : sc_module(name), mmio("mmio"), cfg_(cfg), cpu_(common::Clock::from_mhz(cfg.cpu_mhz)), ram_(ram), fd_(fd),
-      host_(host),
+    : sc_module(name), TrappedMmio(cfg.costs, cfg.cpu_mhz, host), mmio("mmio"), cfg_(cfg), ram_(ram), fd_(fd),
       // One entry per read (batch 1); its fetch is charged with its decode, in one wait.
       cmdq_(cpu_, common::CommandQueueConfig{1, unsigned(cfg.costs.fetch_cycles + cfg.costs.decode_cycles), 0},
             [this](uint64_t addr, void* dst, unsigned len) {
@@ -74,47 +72,16 @@ uint32_t VSmmuv3::peek32(uint64_t offset) {
   return uint32_t(v);
 }
 
-driver::TrapSpans VSmmuv3::take_doorbell_spans() {
-  const driver::TrapSpans s = doorbell_spans_;
-  doorbell_spans_ = {};
-  return s;
-}
-
-// A guest access: VM exit, the big lock, the VMM's dispatch (and for a doorbell the whole
-// queue), VM entry.
+// A guest access: the doorbell runs the whole queue inside its trap.
 void VSmmuv3::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-  if (delay != sc_core::SC_ZERO_TIME) { sc_core::wait(delay); delay = sc_core::SC_ZERO_TIME; }
-  const uint64_t t_exit = now_ps();
-  const uint64_t ticket = next_ticket_++;
-  uint64_t lock_wait = 0;
-  if (serving_ == ticket) {   // the lock is free: exit and dispatch in one wait
-    cpu_.wait_cycles(cfg_.costs.exit_cycles + cfg_.costs.reg_access_cycles);
-  } else {
-    cpu_.wait_cycles(cfg_.costs.exit_cycles);
-    const uint64_t t_lock = now_ps();
-    while (serving_ != ticket) sc_core::wait(lock_released_);
-    lock_wait = now_ps() - t_lock;
-    cpu_.wait_cycles(cfg_.costs.reg_access_cycles);
-  }
-  stats_.bql_wait_ps.record(lock_wait);
-  current_ = {};
-  current_.trap_ps = now_ps() - t_exit - lock_wait;
-  const bool write = p.is_write();
-  const bool doorbell = write && p.get_address() == reg::CMDQ_PROD;
-  regs_.transport(p, reg::kMmioBytes);
-  if (queue_may_run_) {
-    queue_may_run_ = false;
-    cmdq_.run_until_idle();
-  }
-  ++serving_;
-  lock_released_.notify(sc_core::SC_ZERO_TIME);
-  const uint64_t t_entry = now_ps();
-  cpu_.wait_cycles(cfg_.costs.entry_cycles);
-  current_.return_ps = now_ps() - t_entry;
-  const uint64_t total = now_ps() - t_exit;
-  current_.vmm_ps = total - current_.trap_ps - current_.host_kernel_ps - current_.host_queue_ps - current_.return_ps;
-  (doorbell ? stats_.doorbell_exits : write ? stats_.write_exits : stats_.read_exits).inc();
-  if (doorbell) doorbell_spans_ += current_;
+  const bool doorbell = p.is_write() && p.get_address() == reg::CMDQ_PROD;
+  trap(p, delay, doorbell, [&] {
+    regs_.transport(p, reg::kMmioBytes);
+    if (queue_may_run_) {
+      queue_may_run_ = false;
+      cmdq_.run_until_idle();
+    }
+  });
 }
 
 common::Decoded VSmmuv3::decode(const uint64_t* entry, const common::QueueState&) {
@@ -140,7 +107,7 @@ void VSmmuv3::execute() {
   auto forward = [&] {
     forwards_.push_back(driver::ViommuArmSmmuv3Invalidate{{pending_words_[0], pending_words_[1]}});
     stats_.forwarded.inc();
-    return forwards_.size() < cfg_.costs.forward_batch || flush();
+    return forwards_.size() < costs_.forward_batch || flush();
   };
   bool ok = true;
   switch (c.op) {
@@ -174,7 +141,7 @@ void VSmmuv3::execute() {
       // guest's sync completes: CONS moves past it, and its MSI is written.
       ok = flush();
       if (!ok) break;
-      cpu_.wait_cycles(cfg_.costs.complete_cycles);
+      cpu_.wait_cycles(costs_.complete_cycles);
       if (c.cs == smmuv3::SyncCs::Irq && c.msi_addr != 0) ram_.write(c.msi_addr, &c.msi_data, 4);
       break;
     default:   // PREFETCH_*, and PRI_RESP / RESUME (no PRI or stall here)
@@ -184,25 +151,10 @@ void VSmmuv3::execute() {
   if (!ok) cmdq_.fail_execution(reg::CERROR_ILL);
 }
 
-template <class Call>
-Errno VSmmuv3::ioctl(uint64_t extra_cycles, Call&& call) {
-  const VmmCosts& k = cfg_.costs;
-  const uint64_t t0 = now_ps(), queue0 = host_.queue_time_ps();
-  cpu_.wait_cycles(k.syscall_cycles / 2 + k.iommufd_call_cycles + extra_cycles);
-  const Errno e = call();
-  cpu_.wait_cycles(k.syscall_cycles - k.syscall_cycles / 2);
-  const uint64_t host_queue = host_.queue_time_ps() - queue0;
-  current_.host_queue_ps += host_queue;
-  current_.host_kernel_ps += now_ps() - t0 - host_queue;
-  stats_.ioctls.inc();
-  if (e != Errno::Ok) stats_.ioctl_errors.inc();
-  return e;
-}
-
 bool VSmmuv3::flush() {
   if (forwards_.empty()) return true;
   uint32_t n = uint32_t(forwards_.size());
-  const Errno e = ioctl(cfg_.costs.iommufd_entry_cycles * n, [&] {
+  const Errno e = ioctl(costs_.iommufd_entry_cycles * n, [&] {
     return fd_.hwpt_invalidate(viommu_id_, driver::InvalidateDataType::ArmSmmuv3, forwards_.data(),
                                sizeof(driver::ViommuArmSmmuv3Invalidate), &n);
   });
@@ -212,7 +164,7 @@ bool VSmmuv3::flush() {
 
 bool VSmmuv3::replace_hwpt(Device& d, uint32_t hwpt) {
   if (ioctl(0, [&] { return fd_.attach(d.dev_id, hwpt); }) != Errno::Ok) return false;
-  if (d.hwpt && ioctl(cfg_.costs.destroy_cycles, [&] { return fd_.destroy(d.hwpt); }) != Errno::Ok) return false;
+  if (d.hwpt && ioctl(costs_.destroy_cycles, [&] { return fd_.destroy(d.hwpt); }) != Errno::Ok) return false;
   d.hwpt = hwpt == abort_hwpt_ || hwpt == bypass_hwpt_ ? 0 : hwpt;
   return true;
 }
@@ -225,7 +177,7 @@ bool VSmmuv3::install_ste(uint64_t vsid, Device& d) {
   uint64_t w[2] = {0, 0};
   if (reg::STRTAB_CFG_FMT::get(scfg) == 0 && log2size < 64 && !(vsid >> log2size)) {
     const uint64_t addr = (r_.strtab_base.get<reg::STRTAB_BASE_ADDR>() << 6) + vsid * 64;
-    cpu_.wait_cycles(cfg_.costs.fetch_cycles);
+    cpu_.wait_cycles(costs_.fetch_cycles);
     ram_.read(addr, w, sizeof w);
   }
   const uint64_t config = (w[0] >> kConfigShift) & 0x7;
@@ -237,13 +189,13 @@ bool VSmmuv3::install_ste(uint64_t vsid, Device& d) {
   if (d.hwpt && !replace_hwpt(d, abort_hwpt_)) return false;
   const driver::HwptArmSmmuv3 data{{w[0] & kSte0Mask, w[1] & kSte1Mask}};
   uint32_t hwpt = 0;
-  const Errno e = ioctl(cfg_.costs.hwpt_alloc_cycles, [&] {
+  const Errno e = ioctl(costs_.hwpt_alloc_cycles, [&] {
     return fd_.hwpt_alloc(0, d.dev_id, viommu_id_, driver::UserData{driver::HwptDataType::ArmSmmuv3, &data, sizeof data},
                           &hwpt);
   });
   if (e != Errno::Ok) return false;
   if (ioctl(0, [&] { return fd_.attach(d.dev_id, hwpt); }) != Errno::Ok) {
-    ioctl(cfg_.costs.destroy_cycles, [&] { return fd_.destroy(hwpt); });
+    ioctl(costs_.destroy_cycles, [&] { return fd_.destroy(hwpt); });
     return false;
   }
   d.hwpt = hwpt;
@@ -251,9 +203,8 @@ bool VSmmuv3::install_ste(uint64_t vsid, Device& d) {
 }
 
 void VSmmuv3::register_stats(common::StatRegistry& reg, const std::string& p) const {
-  reg.add(p + ".exits.doorbell", stats_.doorbell_exits, "count", "guest CMDQ_PROD writes (each runs the queue)");
-  reg.add(p + ".exits.mmio_write", stats_.write_exits, "count", "other trapped guest register writes");
-  reg.add(p + ".exits.mmio_read", stats_.read_exits, "count", "trapped guest register reads (CMDQ_CONS polls among them)");
+  register_exit_stats(reg, p, "guest CMDQ_PROD writes (each runs the queue)",
+                      "trapped guest register reads (CMDQ_CONS polls among them)");
   reg.add(p + ".commands.forwarded", stats_.forwarded, "count", "guest commands forwarded with IOMMU_HWPT_INVALIDATE");
   reg.add(p + ".commands.absorbed", stats_.absorbed, "count", "guest commands the VMM completes itself (PREFETCH_*)");
   reg.add(p + ".commands.dropped_unattached", stats_.dropped_unattached, "count",
@@ -261,9 +212,7 @@ void VSmmuv3::register_stats(common::StatRegistry& reg, const std::string& p) co
   if (cfg_.inject != VmmFault::None)
     reg.add(p + ".commands.dropped_injected", stats_.dropped_injected, "count", "guest TLBIs dropped by vmm.inject");
   reg.add(p + ".ste_installs", stats_.installs, "count", "guest STEs installed as nested HWPTs (CFGI_STE*)");
-  reg.add(p + ".ioctls", stats_.ioctls, "count", "iommufd calls the VMM made for the guest");
-  reg.add(p + ".ioctl_errors", stats_.ioctl_errors, "count", "of which failed (the guest sees CERROR_ILL)");
-  reg.add(p + ".bql_wait", stats_.bql_wait_ps, "ns", "a trapped access's wait for the VMM's big lock", 1e-3);
+  register_ioctl_stats(reg, p, "of which failed (the guest sees CERROR_ILL)");
   const common::CommandQueue::Stats& q = cmdq_.stats();
   reg.add(p + ".illegal_commands", q.illegal, "count", "guest commands that raised CERROR_ILL");
 }

@@ -6,8 +6,7 @@
 // - The SMMUv3 programming interface (models/smmuv3/register_block.h) in the VMM: stage 1
 //   only (IDR0.S1P = 1, S2P = 0), no MSIs (IDR0.MSI = 0, so a Linux guest polls CMDQ_CONS),
 //   a linear stream table only (IDR0.ST_LEVEL = 0), the host's IDR3.RIL. Every guest access
-//   to it traps: a VM exit, the VMM's dispatch and a VM entry (VmmCosts), one vCPU in the
-//   VMM at a time (QEMU's big lock, FIFO here).
+//   to it traps (platforms/vmm/trapped_mmio.h: exit, big lock, dispatch, entry).
 // - The guest's command queue in guest RAM, consumed synchronously in the trapping vCPU's
 //   CMDQ_PROD write (QEMU smmuv3_cmdq_consume), on the shared queue engine: per entry a
 //   read from guest RAM and a decode with the vSMMU's own ID limits, so an out-of-range or
@@ -41,7 +40,6 @@
 #include <tlm>
 #include <tlm_utils/simple_target_socket.h>
 
-#include "models/common/clock.h"
 #include "models/common/command_queue.h"
 #include "models/common/register_file.h"
 #include "models/common/stats.h"
@@ -49,9 +47,9 @@
 #include "models/smmuv3/register_block.h"
 #include "platforms/driver/driver_base.h"
 #include "platforms/driver/nesting.h"
-#include "platforms/driver/trap_spans.h"
 #include "platforms/vmm/guest_ram.h"
 #include "platforms/vmm/iommufd.h"
+#include "platforms/vmm/trapped_mmio.h"
 #include "platforms/vmm/vmm_costs.h"
 
 namespace iommusim::vmm {
@@ -67,7 +65,7 @@ struct VSmmuConfig {
 
 class VSmmuv3 : public sc_core::sc_module,
                 public smmuv3::ProgrammingInterface,
-                public driver::TrappingDoorbell,
+                public TrappedMmio,
                 private common::CommandQueueVendor {
  public:
   tlm_utils::simple_target_socket<VSmmuv3> mmio;
@@ -91,13 +89,9 @@ class VSmmuv3 : public sc_core::sc_module,
     cmdq_.set_probe(std::move(probe));
   }
   uint32_t peek32(uint64_t offset) override;
-  // driver::TrappingDoorbell
-  driver::TrapSpans take_doorbell_spans() override;
 
   struct Stats {
-    common::Counter doorbell_exits, write_exits, read_exits;
-    common::Counter forwarded, ioctls, ioctl_errors, installs, absorbed, dropped_unattached, dropped_injected;
-    common::Histogram bql_wait_ps;
+    common::Counter forwarded, installs, absorbed, dropped_unattached, dropped_injected;
   };
   const Stats& stats() const { return stats_; }
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
@@ -121,16 +115,11 @@ class VSmmuv3 : public sc_core::sc_module,
   // Attaches the device to `hwpt` and frees the nested HWPT it had (QEMU
   // smmuv3_accel_dev_uninstall_nested_ste when `hwpt` is a proxy).
   bool replace_hwpt(Device& d, uint32_t hwpt);
-  // One ioctl: its syscall and iommufd costs plus `extra_cycles` before the call, the rest of
-  // the syscall after; its time goes to host_kernel, except the host queue's.
-  template <class Call> Errno ioctl(uint64_t extra_cycles, Call&& call);
 
   VSmmuConfig cfg_;
-  common::Clock cpu_;
   GuestRam& ram_;
   Iommufd& fd_;
   uint32_t viommu_id_ = 0;
-  const driver::DriverBase& host_;
   common::RegisterFile regs_;
   common::CommandQueue cmdq_;
   smmuv3::RegisterBlock r_;
@@ -140,10 +129,6 @@ class VSmmuv3 : public sc_core::sc_module,
   std::map<uint64_t, Device> devices_;                        // by vSID
   uint32_t abort_hwpt_ = 0, bypass_hwpt_ = 0;
   smmuv3::CmdWords pending_words_{};
-  // The big lock: a ticket per vCPU entering the VMM, served in order.
-  uint64_t next_ticket_ = 0, serving_ = 0;
-  sc_core::sc_event lock_released_;
-  driver::TrapSpans current_, doorbell_spans_;
   Stats stats_;
 };
 

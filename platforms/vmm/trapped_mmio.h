@@ -1,0 +1,81 @@
+// What every emulated vIOMMU of the VMM shares (platforms/vmm/vsmmuv3.h, vvtd.h): guest
+// register accesses that trap, the VMM's big lock, the ioctls it forwards through, and the
+// time of a doorbell write split into the trapped path's parts (driver::TrapSpans).
+//
+// What it models
+// - A guest access: a VM exit, the big lock (QEMU's BQL: one vCPU in the VMM at a time,
+//   served in arrival order), the VMM's register dispatch, whatever the access starts (the
+//   vendor's queue, run in the trapping vCPU), a VM entry; each step charged from VmmCosts on
+//   the host CPU's clock.
+// - An ioctl: half the syscall and iommufd's part (plus the caller's per-call extra) before
+//   the host kernel's work, the other half after; its time is host_kernel except what the
+//   host driver's queue spent (host_queue).
+// - Counts: doorbell, other write and read exits, ioctls and failed ones, lock waits.
+//
+// What it does not model: several vCPUs' exits overlapping in the VMM (the lock serialises
+// them), ioeventfd-style exits without the big lock.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include <systemc>
+#include <tlm>
+
+#include "models/common/clock.h"
+#include "models/common/stats.h"
+#include "platforms/driver/driver_base.h"
+#include "platforms/driver/trap_spans.h"
+#include "platforms/vmm/errno.h"
+#include "platforms/vmm/vmm_costs.h"
+
+namespace iommusim::vmm {
+
+class TrappedMmio : public driver::TrappingDoorbell {
+ public:
+  driver::TrapSpans take_doorbell_spans() override;
+
+ protected:
+  TrappedMmio(const VmmCosts& costs, double cpu_mhz, const driver::DriverBase& host);
+
+  // A guest access: exit, lock, dispatch, `emulate` (the register access and what it
+  // starts), entry. `doorbell`: the access is the queue's doorbell, whose spans the guest
+  // driver's record shows.
+  template <class Emulate>
+  void trap(tlm::tlm_generic_payload& p, sc_core::sc_time& delay, bool doorbell, Emulate&& emulate) {
+    const uint64_t t_exit = enter(delay);
+    emulate();
+    leave(t_exit, doorbell, p.is_write());
+  }
+  // One ioctl with `extra_cycles` of the caller's kernel work before the call.
+  template <class Call>
+  Errno ioctl(uint64_t extra_cycles, Call&& call) {
+    const IoctlStart s = ioctl_begin(extra_cycles);
+    const Errno e = call();
+    ioctl_end(s, e);
+    return e;
+  }
+
+  // <p>.exits.{doorbell,mmio_write,mmio_read}, then <p>.ioctls, .ioctl_errors, .bql_wait.
+  void register_exit_stats(common::StatRegistry& reg, const std::string& p, const char* doorbell_what,
+                           const char* read_what) const;
+  void register_ioctl_stats(common::StatRegistry& reg, const std::string& p, const char* error_what) const;
+
+  VmmCosts costs_;
+  common::Clock cpu_;
+  const driver::DriverBase& host_;
+
+ private:
+  struct IoctlStart { uint64_t t0, queue0; };
+  uint64_t enter(sc_core::sc_time& delay);
+  void leave(uint64_t t_exit, bool doorbell, bool write);
+  IoctlStart ioctl_begin(uint64_t extra_cycles);
+  void ioctl_end(const IoctlStart& s, Errno e);
+
+  uint64_t next_ticket_ = 0, serving_ = 0, lock_wait_ps_ = 0;
+  sc_core::sc_event lock_released_;
+  driver::TrapSpans current_, doorbell_spans_;
+  common::Counter doorbell_exits_, write_exits_, read_exits_, ioctls_, ioctl_errors_;
+  common::Histogram bql_wait_ps_;
+};
+
+}  // namespace iommusim::vmm
