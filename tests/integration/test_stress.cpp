@@ -62,8 +62,9 @@ std::vector<Cell> cells() {
     for (const char* t : {"s1", "nested"}) v.push_back({vendor, t, "4k", true, true, true});
   // The trapped path: the guest's changes reach the host through the VMM, and the VMM
   // moves guest pages behind the host's stage 2.
-  for (const char* leaves : {"4k", "2m", "1g"}) v.push_back({"smmuv3", "nested", leaves, true, false, false, true});
-  v.push_back({"smmuv3", "nested", "4k", true, false, true, true});
+  for (const char* vendor : {"smmuv3", "vtd"})
+    for (const char* leaves : {"4k", "2m", "1g"}) v.push_back({vendor, "nested", leaves, true, false, false, true});
+  v.push_back({"smmuv3", "nested", "4k", true, false, true, true});   // VT-d's guest PASIDs are not propagated
   return v;
 }
 
