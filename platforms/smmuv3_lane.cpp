@@ -3,7 +3,7 @@
 #include "models/smmuv3/smmuv3.h"
 #include "platforms/driver/smmuv3_driver.h"
 #include "platforms/iommu_lane.h"
-#include "platforms/vmm/vm.h"
+#include "platforms/trapped_lane.h"
 #include "platforms/vmm/vsmmuv3.h"
 
 namespace iommusim::platforms {
@@ -28,63 +28,21 @@ class Smmuv3Lane : public ModelLane<smmuv3::Smmuv3, driver::Smmuv3Driver> {
  private:
 };
 
-// vmm.paths = trapped: the SMMU and its host driver as on the native lane, plus a VM whose
-// guest runs the same SMMUv3 driver against the VMM's vSMMU (platforms/vmm/vsmmuv3.h), its
-// stage 1 nested over the host's stage 2 through iommufd. The workload programs the guest.
-class Smmuv3TrappedLane : public Smmuv3Lane {
+// vmm.paths = trapped: the guest's SMMUv3 driver behind the VMM's vSMMU
+// (platforms/vmm/vsmmuv3.h), with an IOMMU_VIOMMU_TYPE_ARM_SMMUV3 vIOMMU.
+class Smmuv3TrappedLane : public TrappedLane<Smmuv3Lane, vmm::VSmmuv3, driver::Smmuv3Driver> {
  public:
-  Smmuv3TrappedLane(const LaneSettings& s, const smmuv3::Smmuv3Config& mc, const driver::Smmuv3DriverConfig& host,
-                    const driver::Smmuv3DriverConfig& guest, const vmm::VSmmuConfig& vc, const vmm::VmLayout& layout)
-      : Smmuv3Lane(s, mc, host),
-        vm_(*s.sim_memory, layout, vmm::HostIommu{&drv_, &drv_}),
-        vsmmu_((s.name + "vsmmu").c_str(), vc, vm_.ram(), vm_.iommufd(), drv_),
-        guest_((s.name + "guest_driver").c_str(), guest, vsmmu_, vm_.ram()) {
-    // The guest knows its devices by their index among the lane's endpoints (vSID != SID).
-    for (size_t i = 0; i < s.endpoints.size(); ++i)
-      devices_.push_back(vmm::AssignedDevice{s.endpoints[i].config.requester_id, i, 0});
-    guest_.set_trapping_doorbell(&vsmmu_);
-  }
+  using TrappedLane::TrappedLane;
 
-  driver::IommuDriver& driver() override { return guest_; }
-  const driver::IommuDriver& driver() const override { return guest_; }
-  bool guest_stage1() const override { return true; }
-  driver::Status move_guest_page(uint64_t gpa, uint64_t pa, uint64_t bytes) override {
-    return vm_.move_page(gpa, pa, bytes);
-  }
-  uint32_t driver_rid(uint32_t rid) const override {
+ protected:
+  std::optional<driver::ViommuType> viommu_type() const override { return driver::ViommuType::ArmSmmuv3; }
+  driver::Status connect_viommu() override {
+    viommu_.set_viommu(vm_.viommu_id());
     for (const vmm::AssignedDevice& d : devices_)
-      if (d.rid == rid) return uint32_t(d.virt_id);
-    return rid;
-  }
-  void bind() override {
-    Smmuv3Lane::bind();
-    guest_.mmio.bind(vsmmu_.mmio);
-  }
-  driver::Status boot() override {
-    if (driver::Status st = drv_.init(); !st.ok) return st;
-    if (driver::Status st = vm_.build(devices_, driver::ViommuType::ArmSmmuv3); !st.ok) return st;
-    vsmmu_.set_viommu(vm_.viommu_id());
-    for (const vmm::AssignedDevice& d : devices_)
-      if (vmm::Errno e = vsmmu_.add_device(d.virt_id, d.dev_id); e != vmm::Errno::Ok)
+      if (vmm::Errno e = viommu_.add_device(d.virt_id, d.dev_id); e != vmm::Errno::Ok)
         return driver::Status::fail(std::string("VMM: IOMMU_HWPT_ALLOC (abort/bypass) failed with ") + vmm::errno_name(e));
-    if (oracle_on_) guest_.set_oracle(&oracle_, vm_.guest_oracle_scope(devices_));
-    return guest_.init();
+    return {};
   }
-  void register_stats(common::StatRegistry& reg, const std::string& p) const override {
-    iommu_.register_stats(reg, p + ".iommu");
-    guest_.register_stats(reg, p + ".driver");
-    drv_.register_stats(reg, p + ".host.driver");
-    vsmmu_.register_stats(reg, p + ".vmm");
-    vm_.iommufd().register_stats(reg, p + ".vmm.iommufd");
-    vm_.ram().register_stats(reg, p + ".vmm.guest_ram");
-    if (oracle_on_) oracle_.register_stats(reg, p + ".oracle");
-  }
-
- private:
-  vmm::Vm vm_;
-  vmm::VSmmuv3 vsmmu_;
-  driver::Smmuv3Driver guest_;
-  std::vector<vmm::AssignedDevice> devices_;
 };
 
 // iommu.smmuv3: the model (models/smmuv3/smmuv3.h).
@@ -158,16 +116,9 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   smmuv3::Smmuv3Config m;
   driver::Smmuv3DriverConfig host;
   read_configs(s, d, settings, m, host);
-  // The guest runs the same driver on guest RAM: its tables and queues in the guest table
-  // pool (GPAs), its MMIO trapped by the vSMMU (which charges the exits instead). Its
-  // devices are numbered from 0, so its stream table needs log2(endpoints) bits.
-  driver::Smmuv3DriverConfig guest = host;
-  guest.memory.table_pool_base = settings.pools.guest_pool_ipa;
-  guest.memory.table_pool_bytes = settings.pools.guest_pool_bytes;
-  guest.memory.guest_pool_ipa = 0;
-  guest.memory.guest_pool_bytes = 0;
-  guest.timing.mmio_write_ns = guest.timing.mmio_read_ns = 0;
-  guest.two_level_stream_table = false;   // the vSMMU offers a linear stream table only
+  // The guest runs the same driver on guest RAM; the vSMMU offers a linear stream table only.
+  driver::Smmuv3DriverConfig guest = guest_driver_config(host, settings);
+  guest.two_level_stream_table = false;
   vmm::VSmmuConfig vc;
   vc.costs = settings.vmm.arm64;
   vc.inject = settings.vmm.inject;
@@ -175,13 +126,7 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   vc.sid_bits = m.sid_bits;
   vc.ssid_bits = m.ssid_bits;
   vc.range_invalidation = m.range_invalidation;
-  vmm::VmLayout layout;
-  layout.ram_pa = settings.guest_ram_pa;
-  layout.ram_bytes = settings.guest_ram_bytes;
-  layout.backing_page_bytes = settings.stage2_page_bytes;
-  layout.movable_gpa = settings.movable_gpa;
-  layout.movable_bytes = settings.movable_bytes;
-  return std::make_unique<Smmuv3TrappedLane>(settings, m, host, guest, vc, layout);
+  return std::make_unique<Smmuv3TrappedLane>(settings, m, host, guest, vc, "vsmmu");
 }
 
 const RegisterLane kLane{{"smmuv3", [] { return model_keys().info("smmuv3"); },

@@ -3,7 +3,7 @@
 #include "models/vtd/vtd.h"
 #include "platforms/driver/vtd_driver.h"
 #include "platforms/iommu_lane.h"
-#include "platforms/vmm/vm.h"
+#include "platforms/trapped_lane.h"
 #include "platforms/vmm/vvtd.h"
 
 namespace iommusim::platforms {
@@ -38,64 +38,20 @@ class VtdLane : public ModelLane<vtd::Vtd, driver::VtdDriver> {
   std::vector<EndpointSettings> endpoints_;
 };
 
-// vmm.paths = trapped: the VT-d unit and its host driver as on the native lane, plus a VM
-// whose guest runs the same VT-d driver against the VMM's vVT-d (platforms/vmm/vvtd.h), its
-// first stage nested over the host's second stage through iommufd. VT-d has no vIOMMU
-// object: the VM gets none, and the vVT-d keeps the guest's vRID -> device table. The
-// workload programs the guest.
-class VtdTrappedLane : public VtdLane {
+// vmm.paths = trapped: the guest's VT-d driver behind the VMM's vVT-d
+// (platforms/vmm/vvtd.h). VT-d has no vIOMMU object upstream: the VM gets none, and the
+// vVT-d keeps the guest's vRID -> device table and the nest parent its HWPTs nest on.
+class VtdTrappedLane : public TrappedLane<VtdLane, vmm::VVtd, driver::VtdDriver> {
  public:
-  VtdTrappedLane(const LaneSettings& s, const vtd::VtdConfig& mc, const driver::VtdDriverConfig& host,
-                 const driver::VtdDriverConfig& guest, const vmm::VVtdConfig& vc, const vmm::VmLayout& layout)
-      : VtdLane(s, mc, host),
-        vm_(*s.sim_memory, layout, vmm::HostIommu{&drv_, &drv_}),
-        vvtd_((s.name + "vvtd").c_str(), vc, vm_.ram(), vm_.iommufd(), drv_),
-        guest_((s.name + "guest_driver").c_str(), guest, vvtd_, vm_.ram()) {
-    // The guest knows its devices by their index among the lane's endpoints (vRID != RID).
-    for (size_t i = 0; i < s.endpoints.size(); ++i)
-      devices_.push_back(vmm::AssignedDevice{s.endpoints[i].config.requester_id, i, 0});
-    guest_.set_trapping_doorbell(&vvtd_);
-  }
+  using TrappedLane::TrappedLane;
 
-  driver::IommuDriver& driver() override { return guest_; }
-  const driver::IommuDriver& driver() const override { return guest_; }
-  bool guest_stage1() const override { return true; }
-  driver::Status move_guest_page(uint64_t gpa, uint64_t pa, uint64_t bytes) override {
-    return vm_.move_page(gpa, pa, bytes);
+ protected:
+  std::optional<driver::ViommuType> viommu_type() const override { return std::nullopt; }
+  driver::Status connect_viommu() override {
+    viommu_.set_parent(vm_.parent_id());
+    for (const vmm::AssignedDevice& d : devices_) viommu_.add_device(uint16_t(d.virt_id), d.dev_id);
+    return {};
   }
-  uint32_t driver_rid(uint32_t rid) const override {
-    for (const vmm::AssignedDevice& d : devices_)
-      if (d.rid == rid) return uint32_t(d.virt_id);
-    return rid;
-  }
-  void bind() override {
-    VtdLane::bind();
-    guest_.mmio.bind(vvtd_.mmio);
-  }
-  driver::Status boot() override {
-    if (driver::Status st = drv_.init(); !st.ok) return st;
-    if (driver::Status st = vm_.build(devices_, std::nullopt); !st.ok) return st;
-    vvtd_.set_parent(vm_.parent_id());
-    for (const vmm::AssignedDevice& d : devices_) vvtd_.add_device(uint16_t(d.virt_id), d.dev_id);
-    if (oracle_on_) guest_.set_oracle(&oracle_, vm_.guest_oracle_scope(devices_));
-    return guest_.init();
-  }
-  void drain_events() override { guest_.drain_faults(); }
-  void register_stats(common::StatRegistry& reg, const std::string& p) const override {
-    iommu_.register_stats(reg, p + ".iommu");
-    guest_.register_stats(reg, p + ".driver");
-    drv_.register_stats(reg, p + ".host.driver");
-    vvtd_.register_stats(reg, p + ".vmm");
-    vm_.iommufd().register_stats(reg, p + ".vmm.iommufd");
-    vm_.ram().register_stats(reg, p + ".vmm.guest_ram");
-    if (oracle_on_) oracle_.register_stats(reg, p + ".oracle");
-  }
-
- private:
-  vmm::Vm vm_;
-  vmm::VVtd vvtd_;
-  driver::VtdDriver guest_;
-  std::vector<vmm::AssignedDevice> devices_;
 };
 
 // iommu.vtd: the model (models/vtd/vtd.h).
@@ -193,14 +149,7 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   for (const EndpointSettings& e : settings.endpoints)
     if (e.config.pasid_valid)
       e.fail("pasid", "vtd@trapped nests the RID_PASID entry only (QEMU propagates PASID 0): use -1");
-  // The guest runs the same driver on guest RAM: its tables and queue in the guest table
-  // pool (GPAs), its MMIO trapped by the vVT-d (which charges the exits instead).
-  driver::VtdDriverConfig guest = host;
-  guest.memory.table_pool_base = settings.pools.guest_pool_ipa;
-  guest.memory.table_pool_bytes = settings.pools.guest_pool_bytes;
-  guest.memory.guest_pool_ipa = 0;
-  guest.memory.guest_pool_bytes = 0;
-  guest.timing.mmio_write_ns = guest.timing.mmio_read_ns = 0;
+  const driver::VtdDriverConfig guest = guest_driver_config(host, settings);
   vmm::VVtdConfig vc;
   vc.costs = settings.vmm.x86_intel;
   vc.cpu_mhz = settings.timing.cpu_mhz;
@@ -210,13 +159,7 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   vc.fault_records = m.fault_records;
   vc.fs_5level = m.fs_5level;
   vc.fs_1g = m.fs_1g;
-  vmm::VmLayout layout;
-  layout.ram_pa = settings.guest_ram_pa;
-  layout.ram_bytes = settings.guest_ram_bytes;
-  layout.backing_page_bytes = settings.stage2_page_bytes;
-  layout.movable_gpa = settings.movable_gpa;
-  layout.movable_bytes = settings.movable_bytes;
-  return std::make_unique<VtdTrappedLane>(settings, m, host, guest, vc, layout);
+  return std::make_unique<VtdTrappedLane>(settings, m, host, guest, vc, "vvtd");
 }
 
 const RegisterLane kLane{
