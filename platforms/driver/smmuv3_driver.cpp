@@ -576,7 +576,7 @@ Errno Smmuv3Driver::cache_invalidate(ViommuHandle v, InvalidateDataType type, co
       if (Errno err = convert_user_cmd(v, c); err != Errno::Ok) return err;
       block.push_back(c);
     }
-    if (!submit(block, "viommu_invalidate").ok) return Errno::Io;
+    if (!submit(block, "viommu_inv").ok) return Errno::Io;
     done += count;
     *entry_num = done;
   }

@@ -296,6 +296,15 @@ void VtdDriver::add_dev_tlb(uint32_t rid, uint32_t pasid, uint64_t addr, unsigne
   else out.push_back(desc_pasid_dev_tlb(uint16_t(rid), 0, pasid, 0, addr, size_order));
 }
 
+// A nested domain on `parent` whose tags a stage-2 change must invalidate. A user-managed
+// one (a guest's HWPT_NESTED) that no device uses any more has none: its entries were
+// flushed when its last PASID entry was torn down, and Linux drops a domain's cache tags
+// at detach; the VMM's destroyed HWPTs would otherwise multiply every host invalidation.
+bool VtdDriver::nested_child_tagged(const Domain* c, DomainId parent) const {
+  if (!c || c->kind != DomainKind::Nested || c->parent != parent) return false;
+  return !c->user_managed || !static_cast<const VtdDomain*>(c)->attached.empty();
+}
+
 // Linux iommu_flush_dev_iotlb: every ATS device of the domain (and, for a nest parent, of
 // the nested domains on it, in full).
 void VtdDriver::dev_tlb_descs(DomainId d, uint64_t iova, uint64_t bytes, std::vector<DescWords>& out) {
@@ -314,7 +323,7 @@ void VtdDriver::dev_tlb_descs(DomainId d, uint64_t iova, uint64_t bytes, std::ve
   if (dom->kind == DomainKind::Stage2 && dom->nest_parent)
     for (size_t i = 1; i <= domain_count(); ++i) {
       const Domain* c = domain(DomainId(i));
-      if (c && c->kind == DomainKind::Nested && c->parent == d)
+      if (nested_child_tagged(c, d))
         for (const auto& [rid, pasid] : static_cast<const VtdDomain*>(c)->attached)
           add_dev_tlb(rid, pasid, 0, kDevTlbAll, out);
     }
@@ -332,7 +341,7 @@ Status VtdDriver::invalidate_range(DomainId d, uint64_t iova, uint64_t bytes, bo
     // NESTING_IOTLB tags: the same GPA range on each nested DID (combined entries).
     for (size_t i = 1; i <= domain_count(); ++i) {
       const Domain* c = domain(DomainId(i));
-      if (c && c->kind == DomainKind::Nested && c->parent == d) {
+      if (nested_child_tagged(c, d)) {
         VtdDomain as_s2;
         as_s2.kind = DomainKind::Stage2;
         as_s2.did = static_cast<const VtdDomain*>(c)->did;
@@ -355,7 +364,7 @@ Status VtdDriver::invalidate_domain(DomainId d) {
     if (dom->nest_parent)
       for (size_t i = 1; i <= domain_count(); ++i) {
         const Domain* c = domain(DomainId(i));
-        if (c && c->kind == DomainKind::Nested && c->parent == d)
+        if (nested_child_tagged(c, d))
           descs.push_back(iotlb_desc(IotlbGran::Domain, static_cast<const VtdDomain*>(c)->did));
       }
   } else {

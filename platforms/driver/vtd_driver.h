@@ -142,6 +142,8 @@ class VtdDriver : public DriverBase, public NestingOps, private DriverQueue::Hoo
   std::string registers() override;
   const char* command_name(uint8_t opcode) const override { return vtd::desc_type_name(vtd::DescType(opcode)); }
   std::vector<uint32_t> pasids_of(const VtdDomain& d) const;
+  // A nested domain on `parent` whose cache tags a stage-2 change must invalidate.
+  bool nested_child_tagged(const Domain* c, DomainId parent) const;
   void range_descs(const VtdDomain& dom, uint64_t iova, uint64_t bytes, bool leaf, std::vector<vtd::DescWords>& out);
   // Device-TLB invalidations (ATS): of one (rid, pasid), and of every ATS device of `d`
   // (bytes == 0: everything).

@@ -37,15 +37,17 @@ uint64_t TrappedMmio::enter(sc_core::sc_time& delay) {
 // The lock's release and the VM entry; what the access spent in between, apart from its
 // ioctls, is the VMM's.
 void TrappedMmio::leave(uint64_t t_exit, bool doorbell, bool write) {
+  // This access's spans, before the next vCPU in the VMM starts its own in current_.
+  driver::TrapSpans mine = current_;
   ++serving_;
   lock_released_.notify(sc_core::SC_ZERO_TIME);
   const uint64_t t_entry = now_ps();
   cpu_.wait_cycles(costs_.entry_cycles);
-  current_.return_ps = now_ps() - t_entry;
+  mine.return_ps = now_ps() - t_entry;
   const uint64_t total = now_ps() - t_exit;
-  current_.vmm_ps = total - current_.trap_ps - current_.host_kernel_ps - current_.host_queue_ps - current_.return_ps;
+  mine.vmm_ps = total - mine.trap_ps - mine.host_kernel_ps - mine.host_queue_ps - mine.return_ps;
   (doorbell ? doorbell_exits_ : write ? write_exits_ : read_exits_).inc();
-  if (doorbell) doorbell_spans_ += current_;
+  if (doorbell) doorbell_spans_ += mine;
 }
 
 TrappedMmio::IoctlStart TrappedMmio::ioctl_begin(uint64_t extra_cycles) {

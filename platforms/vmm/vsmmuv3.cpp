@@ -185,9 +185,12 @@ bool VSmmuv3::install_ste(uint64_t vsid, Device& d) {
   // A guest STE that is not stage 1 takes the abort or bypass HWPT
   // (smmuv3_accel_install_nested_ste -> smmuv3_accel_dev_uninstall_nested_ste).
   if (!stage1) return replace_hwpt(d, valid && config == kConfigBypass ? bypass_hwpt_ : abort_hwpt_);
-  // A stage-1 one replaces the installed HWPT, which goes first (abort meanwhile).
-  if (d.hwpt && !replace_hwpt(d, abort_hwpt_)) return false;
   const driver::HwptArmSmmuv3 data{{w[0] & kSte0Mask, w[1] & kSte1Mask}};
+  // The same stage-1 fields as installed: nothing to change (a guest re-sends CFGI_STE when
+  // only its CD changed; parking the device on abort then would fault its DMAs meanwhile).
+  if (d.hwpt && d.vste[0] == data.ste[0] && d.vste[1] == data.ste[1]) return true;
+  // A new one replaces the installed HWPT, which goes first (abort meanwhile).
+  if (d.hwpt && !replace_hwpt(d, abort_hwpt_)) return false;
   uint32_t hwpt = 0;
   const Errno e = ioctl(costs_.hwpt_alloc_cycles, [&] {
     return fd_.hwpt_alloc(0, d.dev_id, viommu_id_, driver::UserData{driver::HwptDataType::ArmSmmuv3, &data, sizeof data},
@@ -199,6 +202,8 @@ bool VSmmuv3::install_ste(uint64_t vsid, Device& d) {
     return false;
   }
   d.hwpt = hwpt;
+  d.vste[0] = data.ste[0];
+  d.vste[1] = data.ste[1];
   return true;
 }
 

@@ -19,7 +19,9 @@
 //   A CFGI_CD or ATC_INV naming a vSID with no vDEVICE is dropped and counted.
 //   CFGI_STE / CFGI_STE_RANGE / CFGI_ALL: the guest STE is read from guest RAM, its stage-1
 //   fields kept (QEMU STE0_MASK / STE1_MASK), and installed as a nested HWPT of the vIOMMU
-//   (IOMMU_HWPT_ALLOC, attach, IOMMU_DESTROY of the one it replaces).
+//   (IOMMU_HWPT_ALLOC, attach, IOMMU_DESTROY of the one it replaces). A CFGI_STE whose
+//   STE's stage-1 fields are those already installed changes nothing (model choice: the
+//   device is not parked on the abort HWPT for an unchanged STE).
 //   CMD_SYNC: the pending forwards are issued first (each ioctl returns after the host's
 //   own CMD_SYNC); then CONS moves past it, and with CS = IRQ and an MSI address the MSI
 //   data is stored in guest RAM. PREFETCH_* are absorbed. A failed ioctl is CERROR_ILL
@@ -97,7 +99,11 @@ class VSmmuv3 : public sc_core::sc_module,
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
 
  private:
-  struct Device { uint32_t dev_id = 0; uint32_t hwpt = 0; };
+  struct Device {
+    uint32_t dev_id = 0;
+    uint32_t hwpt = 0;          // the nested HWPT installed (0: the abort or bypass one)
+    uint64_t vste[2] = {0, 0};  // the stage-1 fields it was made from
+  };
 
   void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
   // The queue engine's hooks: the guest's queue, executed by the VMM.

@@ -159,6 +159,7 @@ TEST(Trapped, UnsupportedSettingsAreConfigErrors) {
       {"-p vmm.paths=trapped -p workload.mode=storage", "workload.mode = churn or stress"},
       {"-p vmm.paths=trapped -p workload.mode=stress -p workload.mixed_leaves=true", "mixed_leaves"},
       {"-p vmm.paths=trapped -p traffic.ats.enabled=true", "ATS"},
+      {"-p vmm.paths=trapped -p iommu.vendor=vtd -p vmm.inject=drop_tlbi", "smmuv3@trapped only"},
       {"-p vmm.paths=guest", "vmm.paths"},
   };
   for (const Case& c : cases) {
@@ -278,4 +279,23 @@ TEST(Trapped, VtdSeveralDevicesTranslateWithoutViolations) {
   const LaneRun b = run_vtd("trapped_vtd_det_b", eps + "-p vmm.paths=trapped -p sim.seed=3");
   EXPECT_EQ(a.stats, b.stats);
   EXPECT_EQ(a.records, b.records);
+}
+
+// Under stress the guest moves its device between domains A and B many times; the VMM
+// replaces the nested HWPT each time. No DMA may meet an aborting STE because of it (the
+// SMMU guest re-sends CFGI_STE when only its CD changed), and on VT-d a host stage-2 change
+// invalidates only the nest parent's DID and the one nested DID in use, plus inv_wait: 3
+// descriptors at most, however many HWPTs were destroyed before.
+TEST(Trapped, ReattachesNeitherAbortDmasNorMultiplyHostInvalidations) {
+  const std::string stress = "-p vmm.paths=trapped -p workload.mode=stress -p traffic.pattern=random "
+                             "-p traffic.transactions=100000 -p workload.unmap_interval_ns=700 ";
+  const LaneRun smmu = run_lane("smmuv3", "trapped_reattach_smmu", stress);
+  EXPECT_GT(stat(smmu.stats, "smmuv3@trapped.workload.stress_reattaches"), 10);
+  EXPECT_EQ(stat(smmu.stats, "smmuv3@trapped.iommu.aborted"), 0);
+  EXPECT_EQ(stat(smmu.stats, "smmuv3@trapped.oracle.violations"), 0);
+  const LaneRun vtd = run_lane("vtd", "trapped_reattach_vtd", stress);
+  EXPECT_GT(stat(vtd.stats, "vtd@trapped.workload.stress_reattaches"), 10);
+  EXPECT_GT(stat(vtd.stats, "vtd@trapped.workload.stress_s2_remaps"), 10);
+  EXPECT_LE(stat(vtd.stats, "vtd@trapped.host.driver.invalidation.commands", "max"), 3);
+  EXPECT_EQ(stat(vtd.stats, "vtd@trapped.oracle.violations"), 0);
 }
