@@ -165,4 +165,19 @@ void RegisterBlock::update_ppf() {
   fsts.set(uint32_t(s));
 }
 
+common::Decoded RegisterBlock::decode_queue_entry(const uint64_t* e, const common::QueueState& q, Descriptor& out) const {
+  QiCaps caps = qi_caps();
+  caps.dw256 = q.entry_bytes == 32;
+  reg::Iqei iqei = reg::Iqei::NoInfo;
+  const auto desc =
+      decode_descriptor(DescWords{e[0], e[1], caps.dw256 ? e[2] : 0, caps.dw256 ? e[3] : 0}, caps, nullptr, &iqei);
+  common::Decoded d;
+  if (!desc) { d.error_code = uint32_t(iqei); return d; }
+  out = *desc;
+  d.legal = true;
+  d.type = uint8_t(desc->type);
+  d.barrier = desc->type == DescType::InvWait;
+  return d;
+}
+
 }  // namespace iommusim::vtd

@@ -77,6 +77,9 @@ class RegisterBlock {
   const Features& features() const { return f_; }
   // The descriptor checks these capabilities call for, with 256-bit descriptors.
   QiCaps qi_caps() const { return make_qi_caps(f_.cap, f_.ecap, true); }
+  // Decodes the invalidation-queue entry `e` (IQA.DW from the queue's entry size) with these
+  // capabilities: a legal one into `out`, an illegal one with its IQER.IQEI as error code.
+  common::Decoded decode_queue_entry(const uint64_t* e, const common::QueueState& q, Descriptor& out) const;
   uint64_t root_table() const { return root_table_; }
   uint8_t ttm() const { return ttm_; }
   bool translation_enabled() const { return gsts.get<reg::GSTS_TES>(); }

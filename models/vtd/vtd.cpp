@@ -290,18 +290,7 @@ Vtd::Outcome Vtd::translate(const Request& rq, common::Ps& t) {
 uint8_t Vtd::trace_opcode(const uint64_t* entry) const { return raw_desc_type(entry[0]); }
 
 common::Decoded Vtd::decode(const uint64_t* e, const common::QueueState& q) {
-  const bool dw256 = q.entry_bytes == 32;
-  QiCaps caps = r_.qi_caps();
-  caps.dw256 = dw256;
-  reg::Iqei iqei = reg::Iqei::NoInfo;
-  const auto desc = decode_descriptor(DescWords{e[0], e[1], dw256 ? e[2] : 0, dw256 ? e[3] : 0}, caps, nullptr, &iqei);
-  common::Decoded d;
-  if (!desc) { d.error_code = uint32_t(iqei); return d; }
-  pending_ = *desc;
-  d.legal = true;
-  d.type = uint8_t(desc->type);
-  d.barrier = desc->type == DescType::InvWait;
-  return d;
+  return r_.decode_queue_entry(e, q, pending_);
 }
 
 void Vtd::invalidate_context(uint8_t gran, uint16_t sid, uint8_t fm) {

@@ -74,18 +74,7 @@ void VVtd::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
 }
 
 common::Decoded VVtd::decode(const uint64_t* e, const common::QueueState& q) {
-  common::Decoded d;
-  vtd::QiCaps caps = r_.qi_caps();
-  caps.dw256 = q.entry_bytes == 32;
-  reg::Iqei iqei = reg::Iqei::NoInfo;
-  const auto desc = vtd::decode_descriptor(vtd::DescWords{e[0], e[1], caps.dw256 ? e[2] : 0, caps.dw256 ? e[3] : 0},
-                                           caps, nullptr, &iqei);
-  if (!desc) { d.error_code = uint32_t(iqei); return d; }
-  pending_ = *desc;
-  d.legal = true;
-  d.type = uint8_t(desc->type);
-  d.barrier = desc->type == DescType::InvWait;
-  return d;
+  return r_.decode_queue_entry(e, q, pending_);
 }
 
 void VVtd::execute() {

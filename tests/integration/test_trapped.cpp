@@ -66,6 +66,24 @@ void expect_clean_multi_device_runs(const std::string& vendor, const std::string
 }
 
 double ns(const nlohmann::json& rec, const char* part) { return rec.at(std::string(part) + "_ns").get<double>(); }
+
+// The software part of the first unmap among a native lane's records (-1: none).
+double first_unmap_software(const nlohmann::json& records) {
+  for (const auto& rec : records)
+    if (rec["op"] == "unmap") return ns(rec, "software");
+  return -1;
+}
+
+// A trapped record: the hardware queue's parts are zero (the emulated queue ran inside the
+// doorbell write) and every part together is the total.
+void expect_trapped_parts(const nlohmann::json& rec) {
+  for (const char* hw : {"queueing", "fetch", "execution", "atc", "lock"}) EXPECT_EQ(ns(rec, hw), 0) << hw;
+  double parts = 0;
+  for (const char* p : {"software", "lock", "trap", "vmm", "host_kernel", "host_queue", "return", "queueing", "fetch",
+                        "execution", "atc", "sync"})
+    parts += ns(rec, p);
+  EXPECT_NEAR(parts, ns(rec, "total"), 1e-6);
+}
 }  // namespace
 
 // One uncontended guest unmap of a 4 KB page: TLBI_NH_VA + CMD_SYNC in the guest's queue.
@@ -86,9 +104,7 @@ TEST(Trapped, GuestUnmapLatencyIsTheSumOfItsSteps) {
   const nlohmann::json& guest = records_of(r, "smmuv3@trapped");
   const nlohmann::json& native = records_of(r, "smmuv3");
   ASSERT_FALSE(guest.empty());
-  double native_unmap_software = -1;
-  for (const auto& rec : native)
-    if (rec["op"] == "unmap") { native_unmap_software = ns(rec, "software"); break; }
+  const double native_unmap_software = first_unmap_software(native);
   ASSERT_GT(native_unmap_software, 0);
   const std::string host = "smmuv3@trapped.host.driver.invalidation.";
   const double host_software = stat(r.stats, host + "software", "mean");
@@ -110,12 +126,7 @@ TEST(Trapped, GuestUnmapLatencyIsTheSumOfItsSteps) {
     guest_host_queue_sum += ns(rec, "host_queue");
     EXPECT_DOUBLE_EQ(ns(rec, "sync"), 50 + (kExit + kRegAccess + kEntry) * kNsPerCycle);   // 4176
     EXPECT_DOUBLE_EQ(ns(rec, "software"), native_unmap_software - 150 - 1);
-    for (const char* hw : {"queueing", "fetch", "execution", "atc", "lock"}) EXPECT_EQ(ns(rec, hw), 0) << hw;
-    double parts = 0;
-    for (const char* p : {"software", "lock", "trap", "vmm", "host_kernel", "host_queue", "return", "queueing",
-                          "fetch", "execution", "atc", "sync"})
-      parts += ns(rec, p);
-    EXPECT_NEAR(parts, ns(rec, "total"), 1e-6);
+    expect_trapped_parts(rec);
   }
   EXPECT_EQ(host_records, unmaps + 2);
   EXPECT_GT(host_queue_sum - guest_host_queue_sum, 0);
@@ -226,9 +237,7 @@ TEST(Trapped, VtdGuestUnmapLatencyIsTheSumOfItsSteps) {
   const nlohmann::json& guest = records_of(r, "vtd@trapped");
   const nlohmann::json& native = records_of(r, "vtd");
   ASSERT_FALSE(guest.empty());
-  double native_unmap_software = -1;
-  for (const auto& rec : native)
-    if (rec["op"] == "unmap") { native_unmap_software = ns(rec, "software"); break; }
+  const double native_unmap_software = first_unmap_software(native);
   ASSERT_GT(native_unmap_software, 0);
   const std::string host = "vtd@trapped.host.driver.invalidation.";
   const double host_software = stat(r.stats, host + "software", "mean");
@@ -246,12 +255,7 @@ TEST(Trapped, VtdGuestUnmapLatencyIsTheSumOfItsSteps) {
     EXPECT_GT(ns(rec, "host_queue"), 0);
     EXPECT_DOUBLE_EQ(ns(rec, "sync"), 50 + kPollRead * kNsPerCycle);                           // 55
     EXPECT_DOUBLE_EQ(ns(rec, "software"), native_unmap_software - 150 - 1);
-    for (const char* hw : {"queueing", "fetch", "execution", "atc", "lock"}) EXPECT_EQ(ns(rec, hw), 0) << hw;
-    double parts = 0;
-    for (const char* p : {"software", "lock", "trap", "vmm", "host_kernel", "host_queue", "return", "queueing",
-                          "fetch", "execution", "atc", "sync"})
-      parts += ns(rec, p);
-    EXPECT_NEAR(parts, ns(rec, "total"), 1e-6);
+    expect_trapped_parts(rec);
   }
   // One forwarded entry per guest unmap, plus the P_IOTLB of the attach's caching-mode
   // flush (pasid_flush_caches) once the nested HWPT is installed; the guest's inv_wait is
