@@ -85,6 +85,9 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   // execution, device waits, sync), set-up ones too: what a VMM's ioctl spent on the
   // host queue is the growth of this across the call.
   uint64_t queue_time_ps() const { return queue_time_ps_; }
+  // Queue entries written so far (commands and barriers): what a VMM's trap cost the host
+  // in commands is the growth of this across it.
+  uint64_t commands_issued() const { return commands_issued_.value(); }
 
   // Registers the counters every backend has, plus the invalidation log.
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;

@@ -30,6 +30,7 @@ uint64_t TrappedMmio::enter(sc_core::sc_time& delay) {
   }
   bql_wait_ps_.record(lock_wait_ps_);
   current_ = {};
+  host_commands_ = 0;
   current_.trap_ps = now_ps() - t_exit - lock_wait_ps_;
   return t_exit;
 }
@@ -39,6 +40,7 @@ uint64_t TrappedMmio::enter(sc_core::sc_time& delay) {
 void TrappedMmio::leave(uint64_t t_exit, bool doorbell, bool write) {
   // This access's spans, before the next vCPU in the VMM starts its own in current_.
   driver::TrapSpans mine = current_;
+  const uint64_t host_commands = host_commands_;
   ++serving_;
   lock_released_.notify(sc_core::SC_ZERO_TIME);
   const uint64_t t_entry = now_ps();
@@ -47,11 +49,14 @@ void TrappedMmio::leave(uint64_t t_exit, bool doorbell, bool write) {
   const uint64_t total = now_ps() - t_exit;
   mine.vmm_ps = total - mine.trap_ps - mine.host_kernel_ps - mine.host_queue_ps - mine.return_ps;
   (doorbell ? doorbell_exits_ : write ? write_exits_ : read_exits_).inc();
-  if (doorbell) doorbell_spans_ += mine;
+  if (doorbell) {
+    doorbell_spans_ += mine;
+    host_commands_per_doorbell_.record(host_commands);
+  }
 }
 
 TrappedMmio::IoctlStart TrappedMmio::ioctl_begin(uint64_t extra_cycles) {
-  const IoctlStart s{now_ps(), host_.queue_time_ps()};
+  const IoctlStart s{now_ps(), host_.queue_time_ps(), host_.commands_issued()};
   cpu_.wait_cycles(costs_.syscall_cycles / 2 + costs_.iommufd_call_cycles + extra_cycles);
   return s;
 }
@@ -60,6 +65,7 @@ void TrappedMmio::ioctl_end(const IoctlStart& s, Errno e) {
   cpu_.wait_cycles(costs_.syscall_cycles - costs_.syscall_cycles / 2);
   const uint64_t host_queue = host_.queue_time_ps() - s.queue0;
   current_.host_queue_ps += host_queue;
+  host_commands_ += host_.commands_issued() - s.commands0;
   current_.host_kernel_ps += now_ps() - s.t0 - host_queue;
   ioctls_.inc();
   if (e != Errno::Ok) ioctl_errors_.inc();
@@ -70,6 +76,8 @@ void TrappedMmio::register_exit_stats(common::StatRegistry& reg, const std::stri
   reg.add(p + ".exits.doorbell", doorbell_exits_, "count", doorbell_what);
   reg.add(p + ".exits.mmio_write", write_exits_, "count", "other trapped guest register writes");
   reg.add(p + ".exits.mmio_read", read_exits_, "count", read_what);
+  reg.add(p + ".host_commands_per_doorbell", host_commands_per_doorbell_, "count",
+          "host queue entries (commands and barriers) one guest doorbell cost");
 }
 
 void TrappedMmio::register_ioctl_stats(common::StatRegistry& reg, const std::string& p, const char* error_what) const {

@@ -10,7 +10,9 @@
 // - An ioctl: half the syscall and iommufd's part (plus the caller's per-call extra) before
 //   the host kernel's work, the other half after; its time is host_kernel except what the
 //   host driver's queue spent (host_queue).
-// - Counts: doorbell, other write and read exits, ioctls and failed ones, lock waits.
+// - Counts: doorbell, other write and read exits, ioctls and failed ones, lock waits, and
+//   the host queue entries each doorbell's ioctls wrote (commands and barriers: the fan-out
+//   of one guest batch; host work of other threads overlapping an ioctl counts too).
 //
 // What it does not model: several vCPUs' exits overlapping in the VMM (the lock serialises
 // them), ioeventfd-style exits without the big lock.
@@ -65,17 +67,17 @@ class TrappedMmio : public driver::TrappingDoorbell {
   const driver::DriverBase& host_;
 
  private:
-  struct IoctlStart { uint64_t t0, queue0; };
+  struct IoctlStart { uint64_t t0, queue0, commands0; };
   uint64_t enter(sc_core::sc_time& delay);
   void leave(uint64_t t_exit, bool doorbell, bool write);
   IoctlStart ioctl_begin(uint64_t extra_cycles);
   void ioctl_end(const IoctlStart& s, Errno e);
 
-  uint64_t next_ticket_ = 0, serving_ = 0, lock_wait_ps_ = 0;
+  uint64_t next_ticket_ = 0, serving_ = 0, lock_wait_ps_ = 0, host_commands_ = 0;
   sc_core::sc_event lock_released_;
   driver::TrapSpans current_, doorbell_spans_;
   common::Counter doorbell_exits_, write_exits_, read_exits_, ioctls_, ioctl_errors_;
-  common::Histogram bql_wait_ps_;
+  common::Histogram bql_wait_ps_, host_commands_per_doorbell_;
 };
 
 }  // namespace iommusim::vmm

@@ -65,6 +65,15 @@ void expect_clean_multi_device_runs(const std::string& vendor, const std::string
   EXPECT_EQ(a.records, b.records);
 }
 
+// How many samples histogram `name` holds at exactly `value` (its buckets are exact below 64).
+double bucket_count(const nlohmann::json& stats, const std::string& name, double value) {
+  for (const auto& s : stats["stats"])
+    if (s["name"] == name)
+      for (const auto& b : s["buckets"])
+        if (b[0].get<double>() == value && b[1].get<double>() == value + 1) return b[2].get<double>();
+  return 0;
+}
+
 double ns(const nlohmann::json& rec, const char* part) { return rec.at(std::string(part) + "_ns").get<double>(); }
 
 // The software part of the first unmap among a native lane's records (-1: none).
@@ -136,6 +145,14 @@ TEST(Trapped, GuestUnmapLatencyIsTheSumOfItsSteps) {
   EXPECT_EQ(stat(r.stats, "smmuv3@trapped.workload.unmaps"), unmaps);
   EXPECT_EQ(stat(r.stats, "smmuv3@trapped.vmm.commands.forwarded"), unmaps + 2);   // + TLBI_NSNH_ALL, CFGI_CD
   EXPECT_EQ(stat(r.stats, "smmuv3@trapped.vmm.exits.doorbell"), stat(r.stats, "smmuv3@trapped.vmm.iommufd.hwpt_invalidate.calls") + 1);
+  // Host queue entries per doorbell: every host entry after the host driver's own init
+  // (CFGI_ALL, TLBI_NSNH_ALL, CMD_SYNC: arm_smmu_device_reset) came from a guest doorbell,
+  // and each unmap's costs two (its TLBI_NH_VA with the VMID, the host's CMD_SYNC).
+  const std::string per_doorbell = "smmuv3@trapped.vmm.host_commands_per_doorbell";
+  EXPECT_EQ(stat(r.stats, per_doorbell, "count"), stat(r.stats, "smmuv3@trapped.vmm.exits.doorbell"));
+  EXPECT_DOUBLE_EQ(stat(r.stats, per_doorbell, "count") * stat(r.stats, per_doorbell, "mean"),
+                   stat(r.stats, "smmuv3@trapped.host.driver.commands_issued") - 3);
+  EXPECT_GE(bucket_count(r.stats, per_doorbell, 2), unmaps);
   EXPECT_EQ(stat(r.stats, "smmuv3@trapped.oracle.violations"), 0);
   EXPECT_EQ(stat(r.stats, "smmuv3@trapped.oracle.checked"), 5000);
 }
@@ -264,6 +281,9 @@ TEST(Trapped, VtdGuestUnmapLatencyIsTheSumOfItsSteps) {
   EXPECT_EQ(stat(r.stats, "vtd@trapped.vmm.commands.forwarded"), unmaps + 1);
   EXPECT_EQ(stat(r.stats, "vtd@trapped.vmm.iommufd.hwpt_invalidate.calls"), unmaps + 1);
   EXPECT_EQ(stat(r.stats, "vtd@trapped.vmm.pasid_installs"), 1);
+  // Each unmap's ioctl costs the host two entries: the P_IOTLB with the nested domain's own
+  // DID and the inv_wait of that entry (intel_nested_cache_invalidate_user).
+  EXPECT_GE(bucket_count(r.stats, "vtd@trapped.vmm.host_commands_per_doorbell", 2), unmaps);
   EXPECT_EQ(stat(r.stats, "vtd@trapped.vmm.ioctl_errors"), 0);
   // One poll per queue operation (the run may end between a doorbell and its poll).
   const double polls = stat(r.stats, "vtd@trapped.driver.polls");
