@@ -30,34 +30,33 @@ driver::Smmuv3DriverConfig guest_config() {
   return c;
 }
 
-vmm::VmLayout layout() {
+vmm::VmLayout layout(uint64_t ram_pa) {
   vmm::VmLayout l;
-  l.ram_pa = kGuestRamPa;
+  l.ram_pa = ram_pa;
   l.ram_bytes = kGuestRamBytes;
   l.backing_page_bytes = kPage;
   return l;
 }
 
-// The host SMMU and driver (Harness), a VM with one device, the vSMMU and the guest driver.
-struct TrappedHarness {
-  Harness h;
+// One VM on the host's SMMU: one device, the vSMMU and the guest driver.
+struct GuestVm {
   vmm::Vm vm;
   vmm::VSmmuv3 vsmmu;
   driver::Smmuv3Driver guest;
-  std::vector<vmm::AssignedDevice> devices{{kRid, kVsid, 0}};
+  std::vector<vmm::AssignedDevice> devices;
 
-  explicit TrappedHarness(const smmuv3::Smmuv3Config& cfg = smmu_config())
-      : h(cfg), vm(h.memory, layout(), vmm::HostIommu{&h.drv, &h.drv}),
-        vsmmu("vsmmu", vmm::VSmmuConfig{}, vm.ram(), vm.iommufd(), h.drv),
-        guest("guest", guest_config(), vsmmu, vm.ram()) {
+  GuestVm(Harness& h, const std::string& name, uint64_t ram_pa, uint32_t rid)
+      : vm(h.memory, layout(ram_pa), vmm::HostIommu{&h.drv, &h.drv}),
+        vsmmu((name + "_vsmmu").c_str(), vmm::VSmmuConfig{}, vm.ram(), vm.iommufd(), h.drv),
+        guest((name + "_guest").c_str(), guest_config(), vsmmu, vm.ram()),
+        devices{{rid, kVsid, 0}} {
     guest.mmio.bind(vsmmu.mmio);
     guest.set_trapping_doorbell(&vsmmu);
   }
 
-  // Host init, the VM's objects, guest init, and a guest stage-1 domain mapping kIova to
-  // GPA kBufferIpa attached to the device; returns the domain.
+  // The VM's objects, guest init, and a guest stage-1 domain mapping kIova to GPA
+  // kBufferIpa attached to the device; returns the domain. The host driver is up.
   DomainId boot() {
-    EXPECT_TRUE(h.drv.init().ok);
     const driver::Status built = vm.build(devices, driver::ViommuType::ArmSmmuv3);
     EXPECT_TRUE(built.ok) << built.error;
     vsmmu.set_viommu(vm.viommu_id());
@@ -71,15 +70,32 @@ struct TrappedHarness {
     EXPECT_TRUE(guest.attach(uint32_t(kVsid), std::nullopt, *d).ok);
     return *d;
   }
+};
 
-  // The host's physical command queue so far (it has not wrapped: 256 entries).
-  std::vector<smmuv3::CmdWords> host_commands() {
-    const uint64_t base = h.smmu.peek_register(smmuv3::reg::CMDQ_BASE) & common::mask(51, 5);
-    const uint32_t prod = uint32_t(h.smmu.peek_register(smmuv3::reg::CMDQ_PROD, 4)) & 0xFF;
-    std::vector<smmuv3::CmdWords> out(prod);
-    for (uint32_t i = 0; i < prod; ++i) h.memory.read(base + i * 16ull, out[i].data(), 16);
-    return out;
+// The host's physical command queue so far (it has not wrapped: 256 entries).
+std::vector<smmuv3::CmdWords> host_commands(Harness& h) {
+  const uint64_t base = h.smmu.peek_register(smmuv3::reg::CMDQ_BASE) & common::mask(51, 5);
+  const uint32_t prod = uint32_t(h.smmu.peek_register(smmuv3::reg::CMDQ_PROD, 4)) & 0xFF;
+  std::vector<smmuv3::CmdWords> out(prod);
+  for (uint32_t i = 0; i < prod; ++i) h.memory.read(base + i * 16ull, out[i].data(), 16);
+  return out;
+}
+
+// The host SMMU and driver (Harness) and one VM.
+struct TrappedHarness {
+  Harness h;
+  GuestVm g;
+  vmm::VSmmuv3& vsmmu = g.vsmmu;
+  driver::Smmuv3Driver& guest = g.guest;
+
+  explicit TrappedHarness(const smmuv3::Smmuv3Config& cfg = smmu_config()) : h(cfg), g(h, "vm", kGuestRamPa, kRid) {}
+
+  // Host init, then the VM's boot.
+  DomainId boot() {
+    EXPECT_TRUE(h.drv.init().ok);
+    return g.boot();
   }
+  std::vector<smmuv3::CmdWords> host_commands() { return test::host_commands(h); }
 };
 
 uint8_t opcode(const smmuv3::CmdWords& c) { return uint8_t(c[0] & 0xFF); }
@@ -154,6 +170,36 @@ TEST(VSmmuv3, IllegalGuestCommandStopsTheGuestsQueueOnly) {
     EXPECT_EQ(t.vsmmu.peek32(smmuv3::reg::GERRORN) & 1, 1u);
     EXPECT_EQ(t.host_commands().size(), before);
     EXPECT_EQ(t.vsmmu.stats().forwarded.value(), forwarded);
+  });
+}
+
+// Two VMs on one SMMU, each guest with its first ASID (1) for its DMA domain: the same
+// guest tag. VM A's domain flush (TLBI_NH_ASID, ASID 1) reaches the host with VM A's VMID
+// (1: the host's first stage-2 domain) and never VM B's (2), so VM B's translation stays
+// in the IOTLB (its next DMA hits, no walk) while VM A's next DMA walks again.
+TEST(VSmmuv3, OneVmsGuestInvalidationLeavesTheOtherVmsEntries) {
+  Harness h;
+  constexpr uint32_t kRidB = 0x11;
+  GuestVm a(h, "vm_a", kGuestRamPa, kRid), b(h, "vm_b", kGuestRamPa + kGuestRamBytes, kRidB);
+  h.run([&](Harness&) {
+    ASSERT_TRUE(h.drv.init().ok);
+    const DomainId da = a.boot();
+    b.boot();
+    ASSERT_TRUE(h.dma(kRid, std::nullopt, kIova, false).ok());
+    ASSERT_TRUE(h.dma(kRidB, std::nullopt, kIova, false).ok());
+    const size_t before = host_commands(h).size();
+    ASSERT_TRUE(a.guest.invalidate_domain(da).ok);
+    const std::vector<smmuv3::CmdWords> all = host_commands(h);
+    ASSERT_EQ(all.size(), before + 2);                 // TLBI_NH_ASID, CMD_SYNC
+    EXPECT_EQ(opcode(all[before]), 0x11);              // CMD_TLBI_NH_ASID
+    EXPECT_EQ((all[before][0] >> 32) & 0xFFFF, 1u);    // VMID[47:32]: VM A's
+    EXPECT_EQ(all[before][0] >> 48, 1u);               // ASID[63:48]: the guest's
+    EXPECT_EQ(uint32_t(all[before + 1][0]), 0u);       // CMD_SYNC: its MSI stored 0 over this word
+    const uint64_t walks = h.smmu.walk_reads().count();
+    ASSERT_TRUE(h.dma(kRidB, std::nullopt, kIova, false).ok());
+    EXPECT_EQ(h.smmu.walk_reads().count(), walks);     // VM B: an IOTLB hit
+    ASSERT_TRUE(h.dma(kRid, std::nullopt, kIova, false).ok());
+    EXPECT_EQ(h.smmu.walk_reads().count(), walks + 1); // VM A: walked again
   });
 }
 
