@@ -121,6 +121,7 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   guest.two_level_stream_table = false;
   vmm::VSmmuConfig vc;
   vc.costs = settings.vmm.arm64;
+  vc.completion = settings.vmm.completion;
   vc.inject = settings.vmm.inject;
   vc.cpu_mhz = settings.timing.cpu_mhz;
   vc.sid_bits = m.sid_bits;

@@ -31,6 +31,9 @@ Section<vmm::VmmCosts> cost_keys(const char* what, uint64_t exit_entry_cycles) {
       .integer("destroy_cycles", &C::destroy_cycles, 1000, 0, 100000000, "cycles", "IOMMU_DESTROY (estimate)")
       .integer("complete_cycles", &C::complete_cycles, 200, 0, 100000000, "cycles",
                "completing the guest's sync: its CONS, MSI or status store (estimate)")
+      .integer("iothread_wakeup_cycles", &C::iothread_wakeup_cycles, 10000, 0, 100000000, "cycles",
+               "vmm.completion = deferred: the VMM's iothread wakes for a doorbell (eventfd, poll, handler; "
+               "estimate)")
       .integer("forward_batch", &C::forward_batch, 1, 1, 64, "commands",
                "guest commands per IOMMU_HWPT_INVALIDATE; QEMU issues one per call");
 }
@@ -49,6 +52,11 @@ Section<VmmSettings> vmm_keys() {
               {{"none", vmm::VmmFault::None}, {"drop_tlbi", vmm::VmmFault::DropTlbi}},
               "a VMM bug, to check the oracle: drop_tlbi completes the guest's CMD_SYNCs without forwarding its "
               "TLBIs, so stale translations survive and the run must report violations (exit 3)")
+      .choice("completion", &V::completion, vmm::VmmCompletion::Synchronous,
+              {{"synchronous", vmm::VmmCompletion::Synchronous}, {"deferred", vmm::VmmCompletion::Deferred}},
+              "when the VMM runs a guest's queue: synchronous, inside the doorbell write's trap (QEMU); deferred, "
+              "in an iothread after the write returned, so the guest polls meanwhile (a VT-d guest reads FSTS on "
+              "every poll, an SMMUv3 guest CMDQ_CONS: each read traps)")
       .section("arm64", &V::arm64, cost_keys("An Arm64 host (SMMUv3).", 3826))
       .section("x86_intel", &V::x86_intel, cost_keys("An Intel x86 host (VT-d).", 1226))
       .section("x86_amd", &V::x86_amd, cost_keys("An AMD x86 host (AMD-Vi).", 1264));

@@ -17,6 +17,7 @@ struct VmmSettings {
   vmm::VmmCosts x86_intel;    // VT-d hosts
   vmm::VmmCosts x86_amd;      // AMD-Vi hosts
   vmm::VmmFault inject = vmm::VmmFault::None;
+  vmm::VmmCompletion completion = vmm::VmmCompletion::Synchronous;
 };
 
 // Its keys; VmmSettings's zeros are placeholders (StructDefaults::Own).

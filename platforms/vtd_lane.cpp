@@ -154,6 +154,7 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   const driver::VtdDriverConfig guest = guest_driver_config(host, settings);
   vmm::VVtdConfig vc;
   vc.costs = settings.vmm.x86_intel;
+  vc.completion = settings.vmm.completion;
   vc.cpu_mhz = settings.timing.cpu_mhz;
   vc.haw = m.haw;
   vc.pasid_bits = m.pasid_bits;

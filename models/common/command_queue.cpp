@@ -17,8 +17,10 @@ void CommandQueue::run() {
     if (!step()) sc_core::wait(kick_);
 }
 
-void CommandQueue::run_until_idle() {
-  while (step()) {}
+bool CommandQueue::run_until_idle() {
+  bool any = false;
+  while (step()) any = true;
+  return any;
 }
 
 bool CommandQueue::step() {

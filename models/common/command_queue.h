@@ -141,7 +141,8 @@ class CommandQueue {
   void run();
   // Consumes in the calling thread until the queue is idle (disabled, halted or empty),
   // then returns without waiting for a doorbell.
-  void run_until_idle();
+  // Returns whether it consumed anything (or stopped on an error).
+  bool run_until_idle();
   // Doorbell: a register write that may let the queue run (tail moved, enable, error
   // acknowledged). The engine re-reads the vendor's state in the next delta cycle.
   void kick() { kick_.notify(sc_core::SC_ZERO_TIME); }

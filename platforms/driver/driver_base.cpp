@@ -508,6 +508,18 @@ void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_
     r.host_queue_ps = spans.host_queue_ps; r.return_ps = spans.return_ps;
   }
   spans = TrapSpans{};
+  // Work the emulator did in the background while this CPU waited: taken out of the wait
+  // (never more than the wait), so the parts still add up to the total.
+  if (trapping_) {
+    const TrapSpans bg = trapping_->take_background_spans();
+    uint64_t wait = r.total_ps - std::min(r.total_ps, r.parts_ps());
+    for (auto [part, add] : {std::pair{&r.vmm_ps, bg.vmm_ps}, {&r.host_kernel_ps, bg.host_kernel_ps},
+                             {&r.host_queue_ps, bg.host_queue_ps}}) {
+      const uint64_t taken = std::min(wait, add);
+      *part += taken;
+      wait -= taken;
+    }
+  }
   // The oracle's barrier time: when the hardware completed the barrier (not when the CPU noticed).
   uint64_t& barrier_ps = op_state().last_barrier_ps;
   barrier_ps = t_done;

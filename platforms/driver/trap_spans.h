@@ -23,11 +23,14 @@ struct TrapSpans {
 };
 
 // Who emulates a driver's queue registers: after each doorbell write, the spans of the
-// trap it took (all zero when it did not trap).
+// trap it took (all zero when it did not trap); once a sync completed, the spans of the
+// emulator's work done outside any trap meanwhile (a VMM iothread's: vmm, host_kernel and
+// host_queue only), which fall in the driver's wait rather than in its doorbell write.
 class TrappingDoorbell {
  public:
   virtual ~TrappingDoorbell() = default;
   virtual TrapSpans take_doorbell_spans() = 0;
+  virtual TrapSpans take_background_spans() = 0;
 };
 
 }  // namespace iommusim::driver

@@ -1,11 +1,17 @@
 #include "platforms/vmm/trapped_mmio.h"
 
+#include <algorithm>
+
 namespace iommusim::vmm {
 
 using common::now_ps;
 
-TrappedMmio::TrappedMmio(const VmmCosts& costs, double cpu_mhz, const driver::DriverBase& host)
-    : costs_(costs), cpu_(common::Clock::from_mhz(cpu_mhz)), host_(host) {}
+TrappedMmio::TrappedMmio(const VmmCosts& costs, double cpu_mhz, const driver::DriverBase& host,
+                         VmmCompletion completion)
+    : costs_(costs), cpu_(common::Clock::from_mhz(cpu_mhz)), host_(host), completion_(completion) {
+  if (completion_ == VmmCompletion::Deferred)
+    sc_core::sc_spawn([this] { iothread(); }, sc_core::sc_gen_unique_name("vmm_iothread"));
+}
 
 driver::TrapSpans TrappedMmio::take_doorbell_spans() {
   const driver::TrapSpans s = doorbell_spans_;
@@ -13,25 +19,40 @@ driver::TrapSpans TrappedMmio::take_doorbell_spans() {
   return s;
 }
 
+driver::TrapSpans TrappedMmio::take_background_spans() {
+  const driver::TrapSpans s = background_spans_;
+  background_spans_ = {};
+  return s;
+}
+
+uint64_t TrappedMmio::wait_for_lock(uint64_t ticket) {
+  const uint64_t t0 = now_ps();
+  while (serving_ != ticket) sc_core::wait(lock_released_);
+  return now_ps() - t0;
+}
+
+void TrappedMmio::release_lock() {
+  ++serving_;
+  lock_released_.notify(sc_core::SC_ZERO_TIME);
+}
+
 // VM exit, the big lock, the VMM's dispatch; returns when the exit began.
 uint64_t TrappedMmio::enter(sc_core::sc_time& delay) {
   if (delay != sc_core::SC_ZERO_TIME) { sc_core::wait(delay); delay = sc_core::SC_ZERO_TIME; }
   const uint64_t t_exit = now_ps();
   const uint64_t ticket = next_ticket_++;
-  lock_wait_ps_ = 0;
+  uint64_t lock_wait = 0;
   if (serving_ == ticket) {   // the lock is free: exit and dispatch in one wait
     cpu_.wait_cycles(costs_.exit_cycles + costs_.reg_access_cycles);
   } else {
     cpu_.wait_cycles(costs_.exit_cycles);
-    const uint64_t t_lock = now_ps();
-    while (serving_ != ticket) sc_core::wait(lock_released_);
-    lock_wait_ps_ = now_ps() - t_lock;
+    lock_wait = wait_for_lock(ticket);
     cpu_.wait_cycles(costs_.reg_access_cycles);
   }
-  bql_wait_ps_.record(lock_wait_ps_);
+  bql_wait_ps_.record(lock_wait);
   current_ = {};
   host_commands_ = 0;
-  current_.trap_ps = now_ps() - t_exit - lock_wait_ps_;
+  current_.trap_ps = now_ps() - t_exit - lock_wait;
   return t_exit;
 }
 
@@ -40,9 +61,7 @@ uint64_t TrappedMmio::enter(sc_core::sc_time& delay) {
 void TrappedMmio::leave(uint64_t t_exit, bool doorbell, bool write) {
   // This access's spans, before the next vCPU in the VMM starts its own in current_.
   driver::TrapSpans mine = current_;
-  const uint64_t host_commands = host_commands_;
-  ++serving_;
-  lock_released_.notify(sc_core::SC_ZERO_TIME);
+  release_lock();
   const uint64_t t_entry = now_ps();
   cpu_.wait_cycles(costs_.entry_cycles);
   mine.return_ps = now_ps() - t_entry;
@@ -51,7 +70,39 @@ void TrappedMmio::leave(uint64_t t_exit, bool doorbell, bool write) {
   (doorbell ? doorbell_exits_ : write ? write_exits_ : read_exits_).inc();
   if (doorbell) {
     doorbell_spans_ += mine;
-    host_commands_per_doorbell_.record(host_commands);
+    doorbell_returned_ps_ = now_ps();
+  }
+}
+
+// In the lock: the queue until nothing more lets it run (a run may restart it). A run
+// that found the queue empty (an enable or acknowledge write) is not a queue run.
+void TrappedMmio::run_pending_queue() {
+  bool consumed = false;
+  while (queue_may_run_) {
+    queue_may_run_ = false;
+    consumed |= run_queue();
+  }
+  if (consumed) host_commands_per_run_.record(host_commands_);
+}
+
+// vmm.completion = deferred: woken by a trap that let the queue run, after that trap's own
+// lock; its work is VMM time (wake-up and lock wait included) but for its ioctls.
+void TrappedMmio::iothread() {
+  for (;;) {
+    while (!queue_may_run_) sc_core::wait(iothread_kick_);
+    const uint64_t t0 = now_ps();
+    cpu_.wait_cycles(costs_.iothread_wakeup_cycles);
+    bql_wait_ps_.record(wait_for_lock(next_ticket_++));
+    current_ = {};
+    host_commands_ = 0;
+    run_pending_queue();
+    driver::TrapSpans mine = current_;
+    release_lock();
+    mine.vmm_ps = now_ps() - t0 - mine.host_kernel_ps - mine.host_queue_ps;
+    // Its wake-up overlapped the kicking vCPU's VM entry, which that record has as return.
+    if (doorbell_returned_ps_ > t0) mine.vmm_ps -= std::min(mine.vmm_ps, doorbell_returned_ps_ - t0);
+    background_spans_ += mine;
+    iothread_runs_.inc();
   }
 }
 
@@ -65,8 +116,8 @@ void TrappedMmio::ioctl_end(const IoctlStart& s, Errno e) {
   cpu_.wait_cycles(costs_.syscall_cycles - costs_.syscall_cycles / 2);
   const uint64_t host_queue = host_.queue_time_ps() - s.queue0;
   current_.host_queue_ps += host_queue;
-  host_commands_ += host_.commands_issued() - s.commands0;
   current_.host_kernel_ps += now_ps() - s.t0 - host_queue;
+  host_commands_ += host_.commands_issued() - s.commands0;
   ioctls_.inc();
   if (e != Errno::Ok) ioctl_errors_.inc();
 }
@@ -76,8 +127,10 @@ void TrappedMmio::register_exit_stats(common::StatRegistry& reg, const std::stri
   reg.add(p + ".exits.doorbell", doorbell_exits_, "count", doorbell_what);
   reg.add(p + ".exits.mmio_write", write_exits_, "count", "other trapped guest register writes");
   reg.add(p + ".exits.mmio_read", read_exits_, "count", read_what);
-  reg.add(p + ".host_commands_per_doorbell", host_commands_per_doorbell_, "count",
-          "host queue entries (commands and barriers) one guest doorbell cost");
+  reg.add(p + ".host_commands_per_queue_run", host_commands_per_run_, "count",
+          "host queue entries (commands and barriers) one run of the guest's queue cost");
+  if (completion_ == VmmCompletion::Deferred)
+    reg.add(p + ".iothread_runs", iothread_runs_, "count", "runs of the guest's queue in the VMM's iothread");
 }
 
 void TrappedMmio::register_ioctl_stats(common::StatRegistry& reg, const std::string& p, const char* error_what) const {

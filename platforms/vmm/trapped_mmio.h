@@ -10,8 +10,13 @@
 // - An ioctl: half the syscall and iommufd's part (plus the caller's per-call extra) before
 //   the host kernel's work, the other half after; its time is host_kernel except what the
 //   host driver's queue spent (host_queue).
+// - When the guest's queue runs (VmmCompletion): inside the trap that let it run
+//   (synchronous), or in the VMM's iothread once the trap returned (deferred): it wakes,
+//   takes the big lock like any vCPU, runs the queue; its spans go to the guest record that
+//   next completes (take_background_spans), so with several vCPUs one record may take work
+//   done for another's commands.
 // - Counts: doorbell, other write and read exits, ioctls and failed ones, lock waits, and
-//   the host queue entries each doorbell's ioctls wrote (commands and barriers: the fan-out
+//   the host queue entries each queue run's ioctls wrote (commands and barriers: the fan-out
 //   of one guest batch; host work of other threads overlapping an ioctl counts too).
 //
 // What it does not model: several vCPUs' exits overlapping in the VMM (the lock serialises
@@ -35,9 +40,17 @@ namespace iommusim::vmm {
 class TrappedMmio : public driver::TrappingDoorbell {
  public:
   driver::TrapSpans take_doorbell_spans() override;
+  driver::TrapSpans take_background_spans() override;
 
  protected:
-  TrappedMmio(const VmmCosts& costs, double cpu_mhz, const driver::DriverBase& host);
+  TrappedMmio(const VmmCosts& costs, double cpu_mhz, const driver::DriverBase& host, VmmCompletion completion);
+
+  // A register write let the guest's queue run (its doorbell, or a write that restarts a
+  // stopped queue): run_queue follows within this trap, or in the iothread.
+  void queue_may_run() { queue_may_run_ = true; }
+  // Runs the vendor's queue until it is idle or stopped; the caller holds the big lock.
+  // Returns whether it consumed anything.
+  virtual bool run_queue() = 0;
 
   // A guest access: exit, lock, dispatch, `emulate` (the register access and what it
   // starts), entry. `doorbell`: the access is the queue's doorbell, whose spans the guest
@@ -46,6 +59,10 @@ class TrappedMmio : public driver::TrappingDoorbell {
   void trap(tlm::tlm_generic_payload& p, sc_core::sc_time& delay, bool doorbell, Emulate&& emulate) {
     const uint64_t t_exit = enter(delay);
     emulate();
+    if (queue_may_run_) {
+      if (completion_ == VmmCompletion::Synchronous) run_pending_queue();
+      else iothread_kick_.notify(sc_core::SC_ZERO_TIME);
+    }
     leave(t_exit, doorbell, p.is_write());
   }
   // One ioctl with `extra_cycles` of the caller's kernel work before the call.
@@ -70,14 +87,21 @@ class TrappedMmio : public driver::TrappingDoorbell {
   struct IoctlStart { uint64_t t0, queue0, commands0; };
   uint64_t enter(sc_core::sc_time& delay);
   void leave(uint64_t t_exit, bool doorbell, bool write);
+  // The big lock, served in ticket order (taken when `ticket` was drawn); the wait, in ps.
+  uint64_t wait_for_lock(uint64_t ticket);
+  void release_lock();
+  void run_pending_queue();
+  void iothread();
   IoctlStart ioctl_begin(uint64_t extra_cycles);
   void ioctl_end(const IoctlStart& s, Errno e);
 
-  uint64_t next_ticket_ = 0, serving_ = 0, lock_wait_ps_ = 0, host_commands_ = 0;
-  sc_core::sc_event lock_released_;
-  driver::TrapSpans current_, doorbell_spans_;
-  common::Counter doorbell_exits_, write_exits_, read_exits_, ioctls_, ioctl_errors_;
-  common::Histogram bql_wait_ps_, host_commands_per_doorbell_;
+  VmmCompletion completion_;
+  bool queue_may_run_ = false;
+  uint64_t next_ticket_ = 0, serving_ = 0, host_commands_ = 0, doorbell_returned_ps_ = 0;
+  sc_core::sc_event lock_released_, iothread_kick_;
+  driver::TrapSpans current_, doorbell_spans_, background_spans_;
+  common::Counter doorbell_exits_, write_exits_, read_exits_, ioctls_, ioctl_errors_, iothread_runs_;
+  common::Histogram bql_wait_ps_, host_commands_per_run_;
 };
 
 }  // namespace iommusim::vmm

@@ -20,7 +20,14 @@ struct VmmCosts {
   uint64_t hwpt_alloc_cycles = 0;     // IOMMU_HWPT_ALLOC of a nested HWPT (before its attach)
   uint64_t destroy_cycles = 0;        // IOMMU_DESTROY
   uint64_t complete_cycles = 0;       // completing the guest's sync (its CONS, MSI or status store)
+  uint64_t iothread_wakeup_cycles = 0;   // deferred completion: the VMM's iothread wakes for a doorbell
   unsigned forward_batch = 1;         // guest commands per IOMMU_HWPT_INVALIDATE (QEMU: 1)
+};
+
+// When the VMM runs the guest's queue (vmm.completion).
+enum class VmmCompletion : uint8_t {
+  Synchronous,   // inside the doorbell write's trap, as QEMU does: the guest's first poll sees its sync done
+  Deferred,      // in an iothread after the doorbell write returned: the guest polls (and may trap) meanwhile
 };
 
 // A VMM bug to inject, to show that the oracle catches what it breaks (vmm.inject).

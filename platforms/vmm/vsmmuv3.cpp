@@ -35,7 +35,7 @@ smmuv3::Features vsmmu_features(const VSmmuConfig& c) {
 
 VSmmuv3::VSmmuv3(sc_core::sc_module_name name, const VSmmuConfig& cfg, GuestRam& ram, Iommufd& fd,
                  const driver::DriverBase& host)
-    : sc_module(name), TrappedMmio(cfg.costs, cfg.cpu_mhz, host), mmio("mmio"), cfg_(cfg), ram_(ram), fd_(fd),
+    : sc_module(name), TrappedMmio(cfg.costs, cfg.cpu_mhz, host, cfg.completion), mmio("mmio"), cfg_(cfg), ram_(ram), fd_(fd),
       // One entry per read (batch 1); its fetch is charged with its decode, in one wait.
       cmdq_(cpu_, common::CommandQueueConfig{1, unsigned(cfg.costs.fetch_cycles + cfg.costs.decode_cycles), 0},
             [this](uint64_t addr, void* dst, unsigned len) {
@@ -45,7 +45,7 @@ VSmmuv3::VSmmuv3(sc_core::sc_module_name name, const VSmmuConfig& cfg, GuestRam&
             },
             [] {},   // no DMA goes through an emulated queue: nothing to drain
             *this),
-      r_(regs_, vsmmu_features(cfg), [this] { queue_may_run_ = true; }) {
+      r_(regs_, vsmmu_features(cfg), [this] { queue_may_run(); }) {
   mmio.register_b_transport(this, &VSmmuv3::b_transport);
   forwards_.reserve(cfg.costs.forward_batch);
 }
@@ -77,10 +77,6 @@ void VSmmuv3::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) 
   const bool doorbell = p.is_write() && p.get_address() == reg::CMDQ_PROD;
   trap(p, delay, doorbell, [&] {
     regs_.transport(p, reg::kMmioBytes);
-    if (queue_may_run_) {
-      queue_may_run_ = false;
-      cmdq_.run_until_idle();
-    }
   });
 }
 

@@ -7,7 +7,8 @@
 //   only (IDR0.S1P = 1, S2P = 0), no MSIs (IDR0.MSI = 0, so a Linux guest polls CMDQ_CONS),
 //   a linear stream table only (IDR0.ST_LEVEL = 0), the host's IDR3.RIL. Every guest access
 //   to it traps (platforms/vmm/trapped_mmio.h: exit, big lock, dispatch, entry).
-// - The guest's command queue in guest RAM, consumed synchronously in the trapping vCPU's
+// - The guest's command queue in guest RAM, consumed (unless vmm.completion = deferred:
+//   then in the VMM's iothread, trapped_mmio.h) synchronously in the trapping vCPU's
 //   CMDQ_PROD write (QEMU smmuv3_cmdq_consume), on the shared queue engine: per entry a
 //   read from guest RAM and a decode with the vSMMU's own ID limits, so an out-of-range or
 //   unsupported command (TLBI_S2_IPA, TLBI_S12_VMALL, TLBI_EL2_*: no stage 2, no EL2 here)
@@ -58,6 +59,7 @@ namespace iommusim::vmm {
 
 struct VSmmuConfig {
   VmmCosts costs;
+  VmmCompletion completion = VmmCompletion::Synchronous;
   double cpu_mhz = 2000;            // the host CPU the VMM runs on (driver.cpu_mhz)
   unsigned sid_bits = 16;           // IDR1.SIDSIZE the guest sees
   unsigned ssid_bits = 20;          // IDR1.SSIDSIZE (the host's)
@@ -106,6 +108,7 @@ class VSmmuv3 : public sc_core::sc_module,
   };
 
   void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+  bool run_queue() override { return cmdq_.run_until_idle(); }
   // The queue engine's hooks: the guest's queue, executed by the VMM.
   common::QueueState queue_state() override { return r_.cmdq_state(); }
   uint8_t trace_opcode(const uint64_t* entry) const override { return uint8_t(entry[0] & 0xFF); }
@@ -129,7 +132,6 @@ class VSmmuv3 : public sc_core::sc_module,
   common::RegisterFile regs_;
   common::CommandQueue cmdq_;
   smmuv3::RegisterBlock r_;
-  bool queue_may_run_ = false;
   smmuv3::Command pending_;
   std::vector<driver::ViommuArmSmmuv3Invalidate> forwards_;   // capacity forward_batch
   std::map<uint64_t, Device> devices_;                        // by vSID

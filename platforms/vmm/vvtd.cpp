@@ -32,7 +32,7 @@ constexpr uint64_t kEverything = ~uint64_t{0};   // npages of a whole-range entr
 
 VVtd::VVtd(sc_core::sc_module_name name, const VVtdConfig& cfg, GuestRam& ram, Iommufd& fd,
            const driver::DriverBase& host)
-    : sc_module(name), TrappedMmio(cfg.costs, cfg.cpu_mhz, host), mmio("mmio"), cfg_(cfg), ram_(ram), fd_(fd),
+    : sc_module(name), TrappedMmio(cfg.costs, cfg.cpu_mhz, host, cfg.completion), mmio("mmio"), cfg_(cfg), ram_(ram), fd_(fd),
       iq_(cpu_, common::CommandQueueConfig{1, unsigned(cfg.costs.decode_cycles), 0},
           [this](uint64_t addr, void* dst, unsigned len) {
             cpu_.wait_cycles(costs_.fetch_cycles);   // one 32-byte descriptor per read (batch 1)
@@ -43,7 +43,7 @@ VVtd::VVtd(sc_core::sc_module_name name, const VVtdConfig& cfg, GuestRam& ram, I
           [] {},   // no DMA goes through an emulated queue: nothing to drain
           *this),
       r_(regs_, vvtd_features(cfg),
-         vtd::RegisterBlock::Hooks{[this] { queue_may_run_ = true; }, nullptr,
+         vtd::RegisterBlock::Hooks{[this] { queue_may_run(); }, nullptr,
                                    [](uint8_t, uint16_t, uint8_t) {},
                                    [](uint8_t, uint16_t, uint64_t, uint8_t, bool, bool) {}}) {
   mmio.register_b_transport(this, &VVtd::b_transport);
@@ -66,10 +66,6 @@ void VVtd::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
   const bool doorbell = p.is_write() && p.get_address() == reg::IQT;
   trap(p, delay, doorbell, [&] {
     regs_.transport(p, reg::kMmioBytes);
-    if (queue_may_run_) {
-      queue_may_run_ = false;
-      iq_.run_until_idle();
-    }
   });
 }
 

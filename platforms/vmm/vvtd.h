@@ -11,7 +11,7 @@
 //   every new guest entry), the configured CAP.ND, ECAP.DT (the guest's dev-TLB descriptors
 //   are absorbed: the host flushes dev-TLBs itself). Every guest access traps
 //   (platforms/vmm/trapped_mmio.h).
-// - The guest's invalidation queue in guest RAM, consumed synchronously in the trapping
+// - The guest's invalidation queue in guest RAM, consumed (by default) synchronously in the trapping
 //   vCPU's IQT write (QEMU vtd_fetch_inv_desc), on the shared queue engine: per 256-bit
 //   descriptor one read from guest RAM and a decode with the vVT-d's own capabilities
 //   (models/vtd/commands.h), so a reserved bit or a DID beyond CAP.ND raises FSTS.IQE / IQER.IQEI in the guest's registers and forwards nothing.
@@ -37,8 +37,9 @@
 //   turning not present (the device keeps its HWPT until the next entry replaces it: the
 //   iommufd model has no detach), second-stage or nested guest entries (QEMU refuses them
 //   with x-flts), register-based invalidation (accepted, not forwarded; Linux uses QI),
-//   fault reporting to the guest (FRCD stays empty), a deferred mode in which the IQT
-//   write returns before the queue ran (then the guest's inv_wait polls would read FSTS).
+//   fault reporting to the guest (FRCD stays empty).
+// - With vmm.completion = deferred the queue runs in the VMM's iothread instead
+//   (trapped_mmio.h); the guest's polls then read FSTS, each a trapped read.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -65,6 +66,7 @@ namespace iommusim::vmm {
 
 struct VVtdConfig {
   VmmCosts costs;
+  VmmCompletion completion = VmmCompletion::Synchronous;
   double cpu_mhz = 2000;        // the host CPU the VMM runs on (driver.cpu_mhz)
   unsigned nd = 6;              // CAP.ND: 2^(4 + 2 ND) DIDs (QEMU VTD_CAP_ND: 16-bit)
   unsigned haw = 48;            // CAP.MGAW (the host's)
@@ -113,6 +115,7 @@ class VVtd : public sc_core::sc_module,
   };
 
   void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+  bool run_queue() override { return iq_.run_until_idle(); }
   // The queue engine's hooks: the guest's queue, executed by the VMM.
   common::QueueState queue_state() override { return r_.iq_state(); }
   uint8_t trace_opcode(const uint64_t* entry) const override { return vtd::raw_desc_type(entry[0]); }
@@ -141,7 +144,6 @@ class VVtd : public sc_core::sc_module,
   common::RegisterFile regs_;
   common::CommandQueue iq_;
   vtd::RegisterBlock r_;
-  bool queue_may_run_ = false;
   vtd::Descriptor pending_;
   std::map<uint16_t, Device> devices_;   // by vRID
   Stats stats_;

@@ -36,16 +36,17 @@ struct Cell {
   bool ats = false;
   bool pasid = false;   // the device's DMAs carry PASID 5 (its ATC entries are PASID-tagged)
   bool trapped = false;  // a guest owns stage 1 behind the VMM's vIOMMU (vmm.paths = trapped)
+  bool deferred = false;  // the VMM runs the guest's queue in its iothread (vmm.completion = deferred)
   std::string lane() const { return trapped ? vendor + "@trapped" : vendor; }
 };
 
 void PrintTo(const Cell& c, std::ostream* os) {
-  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "") << (c.pasid ? " PASID" : "") << (c.trapped ? " trapped" : "");
+  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "") << (c.pasid ? " PASID" : "") << (c.trapped ? " trapped" : "") << (c.deferred ? " deferred" : "");
 }
 
 std::string cell_name(const testing::TestParamInfo<Cell>& i) {
   return i.param.vendor + "_" + i.param.translation + "_" + i.param.leaves + (i.param.ril ? "" : "_noRIL") +
-         (i.param.ats ? "_ats" : "") + (i.param.pasid ? "_pasid" : "") + (i.param.trapped ? "_trapped" : "");
+         (i.param.ats ? "_ats" : "") + (i.param.pasid ? "_pasid" : "") + (i.param.trapped ? "_trapped" : "") + (i.param.deferred ? "_deferred" : "");
 }
 
 std::vector<Cell> cells() {
@@ -65,6 +66,8 @@ std::vector<Cell> cells() {
   for (const char* vendor : {"smmuv3", "vtd"})
     for (const char* leaves : {"4k", "2m", "1g"}) v.push_back({vendor, "nested", leaves, true, false, false, true});
   v.push_back({"smmuv3", "nested", "4k", true, false, true, true});   // VT-d's guest PASIDs are not propagated
+  // The guest's sync completed from the VMM's iothread while the guest polls.
+  for (const char* vendor : {"smmuv3", "vtd"}) v.push_back({vendor, "nested", "4k", true, false, false, true, true});
   return v;
 }
 
@@ -89,6 +92,7 @@ std::string overrides(const Cell& c) {
   if (c.pasid) p += " -p traffic.pasid=5";
   // A trapped change takes about ten times a native one: more DMAs, so every kind happens.
   if (c.trapped) p += " -p vmm.paths=trapped -p traffic.transactions=100000";
+  if (c.deferred) p += " -p vmm.completion=deferred";
   return p;
 }
 
