@@ -419,8 +419,8 @@ Params read_params(const json& j) {
     const ConfigReader v = root.section("vmm");
     if (p.translation != "nested")
       v.fail("paths", "trapped needs iommu.translation = nested (the guest owns stage 1 over the host's stage 2)");
-    if (p.mode != "churn" && p.mode != "stress")
-      v.fail("paths", "trapped runs workload.mode = churn or stress so far (dma_api and the job workloads come later)");
+    if (p.mode != "churn" && p.mode != "stress" && p.mode != "dma_api")
+      v.fail("paths", "trapped runs workload.mode = churn, stress or dma_api so far (the job workloads come later)");
     if (p.mixed_leaves) v.fail("paths", "trapped does not run workload.mixed_leaves yet");
     for (const EndpointSettings& e : p.eps)
       if (e.config.ats.enabled) v.fail("paths", "trapped does not model ATS yet (" + e.path + ".ats.enabled)");
@@ -460,7 +460,11 @@ Params read_params(const json& j) {
                                                          std::to_string(total) + "), or 0 for no warm-up");
 
   p.dma.api.cpu_mhz = p.timing.cpu_mhz;
-  if (p.dma_api && p.translation != "s1") w.fail("mode", "dma_api needs translation s1 (one DMA domain per device)");
+  // A guest's DMA API builds its stage 1 over its VMM's stage 2: nested, on trapped lanes only.
+  const bool trapped_only = p.paths.size() == 1 && p.paths.front() == kTrappedPath;
+  if (p.dma_api && p.translation != "s1" && !(p.translation == "nested" && trapped_only))
+    w.fail("mode", "dma_api needs translation s1 (one DMA domain per device), or nested with vmm.paths = trapped "
+                   "(the guest's DMA API over its vIOMMU)");
   if (p.dma_api) {
     auto d = root.section("dma_api");
     const uint64_t buf = p.dma.buffer_bytes, len = p.ep.transfer_bytes;
@@ -712,7 +716,8 @@ struct System::Impl : sc_core::sc_module {
     c.buffer_bytes = p.dma.buffer_bytes;
     c.window_base = p.ep.window_base;
     c.window_bytes = p.ep.window_bytes;
-    c.buffer_pa = p.guest_ram_pa + p.buffer_ipa;
+    // A guest's DMA API maps guest-physical buffers (its VMM backs them with guest RAM).
+    c.buffer_pa = l.iommu->guest_stage1() ? p.buffer_ipa : p.guest_ram_pa + p.buffer_ipa;
     c.page_bytes = p.s1_page;
     c.interval_ns = double(p.unmap_interval_ns);
     l.dma_api = std::make_unique<DmaApiWorkload>(c, *drv);
@@ -783,7 +788,7 @@ struct System::Impl : sc_core::sc_module {
     std::string why;
     const uint64_t span = p.ep.window_bytes + churn_units(p) * churn_unit(p);
     if (l.stress) return check(l, l.stress->setup(l.iommu->driver_rid(p.ep.requester_id), pasid_of(p.ep)), "stress setup");
-    if (l.dma_api) return check(l, l.dma_api->setup(p.ep.requester_id, pasid_of(p.ep)), "dma_api setup");
+    if (l.dma_api) return check(l, l.dma_api->setup(l.iommu->driver_rid(p.ep.requester_id), pasid_of(p.ep)), "dma_api setup");
     if (l.jobs) return check(l, l.jobs->setup(), (p.mode + " setup").c_str());
     if (p.translation == "bypass") {
       if (!check(l, l.iommu->bypass_all(), "bypass")) return false;

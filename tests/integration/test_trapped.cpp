@@ -196,7 +196,8 @@ TEST(Trapped, UnsupportedSettingsAreConfigErrors) {
       {"-p iommu.translation=s1 -p vmm.paths=trapped", "trapped needs iommu.translation = nested"},
       {"-p vmm.paths=trapped -p iommu.vendor=amdvi", "not modelled for amdvi"},
       {"-p vmm.paths=trapped -p iommu.vendor=vtd -p traffic.pasid=3", "RID_PASID entry only"},
-      {"-p vmm.paths=trapped -p workload.mode=storage", "workload.mode = churn or stress"},
+      {"-p vmm.paths=trapped -p workload.mode=storage", "workload.mode = churn, stress or dma_api"},
+      {"-p vmm.paths=native,trapped -p workload.mode=dma_api", "nested with vmm.paths = trapped"},
       {"-p vmm.paths=trapped -p workload.mode=stress -p workload.mixed_leaves=true", "mixed_leaves"},
       {"-p vmm.paths=trapped -p traffic.ats.enabled=true", "ATS"},
       {"-p vmm.paths=trapped -p iommu.vendor=vtd -p vmm.inject=drop_tlbi", "smmuv3@trapped only"},
@@ -209,6 +210,35 @@ TEST(Trapped, UnsupportedSettingsAreConfigErrors) {
     EXPECT_EQ(r.exit_code, 2) << c.params << "\n" << r.out;
     EXPECT_NE(r.out.find(c.says), std::string::npos) << c.params << "\n" << r.out;
   }
+}
+
+// The guest's DMA API (4 CPUs) over its vIOMMU, strict and lazy, on both vendors: every DMA
+// checked against the guest's mappings with no violation; strict forwards one invalidation
+// per unmap (plus the boot and attach forwards), lazy one per flush-queue flush.
+TEST(Trapped, GuestDmaApiRunsStrictAndLazy) {
+  for (const char* vendor : {"smmuv3", "vtd"})
+    for (const char* mode : {"strict", "lazy"}) {
+      SCOPED_TRACE(std::string(vendor) + " " + mode);
+      const LaneRun r = run_lane(vendor, std::string("trapped_dma_api_") + vendor + mode,
+                                 std::string("-p vmm.paths=trapped -p workload.mode=dma_api -p dma_api.mode=") + mode +
+                                     " -p dma_api.fq_size=16 -p dma_api.fq_timeout_us=50 -p traffic.transactions=20000");
+      const std::string lane = std::string(vendor) + "@trapped.";
+      EXPECT_EQ(stat(r.stats, lane + "oracle.checked"), 20000);
+      EXPECT_EQ(stat(r.stats, lane + "oracle.violations"), 0);
+      EXPECT_EQ(stat(r.stats, lane + "endpoint.faults"), 0);
+      EXPECT_EQ(stat(r.stats, lane + "dma_api.failures"), 0);
+      const double invalidations = stat(r.stats, lane + "dma_api.invalidations");
+      if (std::string(mode) == "strict") {
+        EXPECT_GT(invalidations, 0);
+        EXPECT_EQ(invalidations, stat(r.stats, lane + "dma_api.unmaps"));
+      } else {
+        EXPECT_GT(invalidations, 0);
+        EXPECT_EQ(invalidations, stat(r.stats, lane + "dma_api.flushes_full") + stat(r.stats, lane + "dma_api.flushes_timer"));
+        EXPECT_LT(invalidations, stat(r.stats, lane + "dma_api.unmaps"));
+      }
+      // SMMUv3: the boot's TLBI_NSNH_ALL and the attach's CFGI_CD; VT-d: the attach's P_IOTLB.
+      EXPECT_EQ(stat(r.stats, lane + "vmm.commands.forwarded"), invalidations + (std::string(vendor) == "smmuv3" ? 2 : 1));
+    }
 }
 
 // A VMM that completes the guest's CMD_SYNCs without forwarding its TLBIs leaves stale
