@@ -126,6 +126,8 @@ class IommuLane {
   virtual uint64_t config_locate_reads() const = 0;
   // ATS (docs/ats.md): the device `rid` has an ATC; the model's ATC invalidations reach it.
   virtual void attach_ats_device(uint32_t rid, common::AtsDevice* device) = 0;
+  // The driver(s) that program the device `rid` enable its ATS (Linux: pci_enable_ats).
+  virtual void enable_ats(uint32_t rid) { driver().enable_ats(rid); }
   // The model's ATS stats under <prefix>.iommu (lanes with an ATS device only).
   virtual void register_ats_stats(common::StatRegistry& reg, const std::string& prefix) const = 0;
 };

@@ -422,8 +422,6 @@ Params read_params(const json& j) {
     if (p.mode != "churn" && p.mode != "stress" && p.mode != "dma_api")
       v.fail("paths", "trapped runs workload.mode = churn, stress or dma_api so far (the job workloads come later)");
     if (p.mixed_leaves) v.fail("paths", "trapped does not run workload.mixed_leaves yet");
-    for (const EndpointSettings& e : p.eps)
-      if (e.config.ats.enabled) v.fail("paths", "trapped does not model ATS yet (" + e.path + ".ats.enabled)");
   }
   if (p.stress && p.eps.size() > 1) t.fail("endpoints", "workload.mode = stress drives one endpoint");
   if (p.dma_api && p.eps.size() > 1) t.fail("endpoints", "workload.mode = dma_api drives one endpoint");
@@ -700,7 +698,7 @@ struct System::Impl : sc_core::sc_module {
     if (!atc) return;
     if (l.root_complex) atc->set_link(&l.root_complex->link());
     l.iommu->attach_ats_device(e.config().requester_id, atc);
-    l.iommu->driver().enable_ats(e.config().requester_id);
+    l.iommu->enable_ats(e.config().requester_id);
     if (auto* o = l.iommu->oracle()) e.set_observer(o);
     atc->register_stats(reg, stats_prefix + ".atc");
     if (!l.ats_stats) l.iommu->register_ats_stats(reg, l.name);

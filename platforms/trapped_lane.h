@@ -71,6 +71,13 @@ class TrappedLane : public NativeLane {
       if (d.rid == rid) return uint32_t(d.virt_id);
     return rid;
   }
+  // The host enables ATS on the physical device (its nested entries may allow translated
+  // requests, its stage-2 changes drop the device's ATC); the guest on its virtual one (its
+  // own entries ask for ATS, its invalidations carry ATC invalidations the VMM forwards).
+  void enable_ats(uint32_t rid) override {
+    this->drv_.enable_ats(rid);
+    guest_.enable_ats(driver_rid(rid));
+  }
   driver::Status move_guest_page(uint64_t gpa, uint64_t pa, uint64_t bytes) override {
     return vm_.move_page(gpa, pa, bytes);
   }

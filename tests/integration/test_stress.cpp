@@ -66,6 +66,8 @@ std::vector<Cell> cells() {
   for (const char* vendor : {"smmuv3", "vtd"})
     for (const char* leaves : {"4k", "2m", "1g"}) v.push_back({vendor, "nested", leaves, true, false, false, true});
   v.push_back({"smmuv3", "nested", "4k", true, false, true, true});   // VT-d's guest PASIDs are not propagated
+  // ATS under a guest: its ATC invalidations forwarded (SMMUv3) or added by the host (VT-d).
+  for (const char* vendor : {"smmuv3", "vtd"}) v.push_back({vendor, "nested", "4k", true, true, false, true});
   // The guest's sync completed from the VMM's iothread while the guest polls.
   for (const char* vendor : {"smmuv3", "vtd"}) v.push_back({vendor, "nested", "4k", true, false, false, true, true});
   return v;

@@ -199,7 +199,6 @@ TEST(Trapped, UnsupportedSettingsAreConfigErrors) {
       {"-p vmm.paths=trapped -p workload.mode=storage", "workload.mode = churn, stress or dma_api"},
       {"-p vmm.paths=native,trapped -p workload.mode=dma_api", "nested with vmm.paths = trapped"},
       {"-p vmm.paths=trapped -p workload.mode=stress -p workload.mixed_leaves=true", "mixed_leaves"},
-      {"-p vmm.paths=trapped -p traffic.ats.enabled=true", "ATS"},
       {"-p vmm.paths=trapped -p iommu.vendor=vtd -p vmm.inject=drop_tlbi", "smmuv3@trapped only"},
       {"-p vmm.paths=guest", "vmm.paths"},
   };
