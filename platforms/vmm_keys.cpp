@@ -49,9 +49,11 @@ Section<VmmSettings> vmm_keys() {
               "vIOMMU whose commands the VMM forwards through iommufd; both: side by side on identical traffic "
               "(trapped needs iommu.translation = nested)")
       .choice("inject", &V::inject, vmm::VmmFault::None,
-              {{"none", vmm::VmmFault::None}, {"drop_tlbi", vmm::VmmFault::DropTlbi}},
+              {{"none", vmm::VmmFault::None}, {"drop_tlbi", vmm::VmmFault::DropTlbi},
+               {"drop_atc_inv", vmm::VmmFault::DropAtcInv}},
               "a VMM bug, to check the oracle: drop_tlbi completes the guest's CMD_SYNCs without forwarding its "
-              "TLBIs, so stale translations survive and the run must report violations (exit 3)")
+              "TLBIs, drop_atc_inv without forwarding its ATC_INVs (with ATS), so stale translations survive and "
+              "the run must report violations (exit 3)")
       .choice("completion", &V::completion, vmm::VmmCompletion::Synchronous,
               {{"synchronous", vmm::VmmCompletion::Synchronous}, {"deferred", vmm::VmmCompletion::Deferred}},
               "when the VMM runs a guest's queue: synchronous, inside the doorbell write's trap (QEMU); deferred, "

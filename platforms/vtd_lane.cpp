@@ -150,7 +150,7 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
     if (e.config.pasid_valid)
       e.fail("pasid", "vtd@trapped nests the RID_PASID entry only (QEMU propagates PASID 0): use -1");
   if (settings.vmm.inject != vmm::VmmFault::None)
-    throw ConfigError("vmm.inject: drop_tlbi is modelled on smmuv3@trapped only");
+    throw ConfigError("vmm.inject: the injected VMM bugs are modelled on smmuv3@trapped only");
   const driver::VtdDriverConfig guest = guest_driver_config(host, settings);
   vmm::VVtdConfig vc;
   vc.costs = settings.vmm.x86_intel;

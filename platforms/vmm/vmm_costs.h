@@ -33,7 +33,8 @@ enum class VmmCompletion : uint8_t {
 // A VMM bug to inject, to show that the oracle catches what it breaks (vmm.inject).
 enum class VmmFault : uint8_t {
   None,
-  DropTlbi,   // the guest's TLBIs are never forwarded; its CMD_SYNCs still complete
+  DropTlbi,     // the guest's TLBIs are never forwarded; its CMD_SYNCs still complete
+  DropAtcInv,   // the guest's ATC_INVs are never forwarded (with ATS, the device keeps stale entries)
 };
 
 }  // namespace iommusim::vmm

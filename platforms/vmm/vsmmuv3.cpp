@@ -115,6 +115,7 @@ void VSmmuv3::execute() {
     case Opcode::CfgiCd: case Opcode::CfgiCdAll: case Opcode::AtcInv:
       // QEMU: a command for a device with no vDEVICE is not forwarded.
       if (!devices_.count(c.sid)) { stats_.dropped_unattached.inc(); break; }
+      if (c.op == Opcode::AtcInv && cfg_.inject == VmmFault::DropAtcInv) { stats_.dropped_injected.inc(); break; }
       ok = forward();
       break;
     case Opcode::CfgiSte: {
@@ -211,7 +212,7 @@ void VSmmuv3::register_stats(common::StatRegistry& reg, const std::string& p) co
   reg.add(p + ".commands.dropped_unattached", stats_.dropped_unattached, "count",
           "guest commands naming a StreamID with no vDEVICE (not forwarded)");
   if (cfg_.inject != VmmFault::None)
-    reg.add(p + ".commands.dropped_injected", stats_.dropped_injected, "count", "guest TLBIs dropped by vmm.inject");
+    reg.add(p + ".commands.dropped_injected", stats_.dropped_injected, "count", "guest commands dropped by vmm.inject");
   reg.add(p + ".ste_installs", stats_.installs, "count", "guest STEs installed as nested HWPTs (CFGI_STE*)");
   register_ioctl_stats(reg, p, "of which failed (the guest sees CERROR_ILL)");
   const common::CommandQueue::Stats& q = cmdq_.stats();

@@ -255,6 +255,23 @@ TEST(Trapped, OracleCatchesAVmmThatDropsTheGuestsTlbis) {
   EXPECT_GT(stat(s, "smmuv3@trapped.oracle.violations"), 0);
 }
 
+// With ATS, a VMM that forwards the guest's TLBIs but not its ATC_INVs leaves the device's
+// ATC stale after the guest's CMD_SYNC: the oracle sees translated DMAs through entries the
+// guest removed. The same run without the injected bug is the stress cell
+// smmuv3_nested_4k_ats_trapped (zero violations).
+TEST(Trapped, OracleCatchesAVmmThatDropsTheGuestsAtcInvalidations) {
+  const std::string dir = fresh_dir("trapped_inject_atc");
+  const CliRun r = run_cli("run --force -o " + dir +
+                           " -p iommu.vendor=smmuv3 -p iommu.translation=nested -p vmm.paths=trapped "
+                           "-p vmm.inject=drop_atc_inv -p traffic.ats.enabled=true -p pcie.enabled=true "
+                           "-p workload.mode=stress -p workload.unmap_interval_ns=1000 -p traffic.transactions=100000 "
+                           "-p traffic.window_bytes=262144 -p platform.guest_ram_bytes=134217728");
+  EXPECT_EQ(r.exit_code, 3) << r.out;
+  const nlohmann::json s = read_json(dir + "/stats.json");
+  EXPECT_GT(stat(s, "smmuv3@trapped.vmm.commands.dropped_injected"), 0);
+  EXPECT_GT(stat(s, "smmuv3@trapped.oracle.violations"), 0);
+}
+
 // vmm.x86_intel defaults, in cycles.
 constexpr double kVtdExit = 1226, kVtdEntry = 1226;
 // driver.poll_read_cycles: the guest's read of its inv_wait status word in memory.
