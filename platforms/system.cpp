@@ -49,6 +49,8 @@ struct Params {
   // Each vendor's lanes, one per invalidation path (vmm.paths).
   VmmSettings vmm;
   std::vector<std::string> paths{kNativePath};
+  // Only trapped lanes run: a guest's driver over its vIOMMU programs every DMA domain.
+  bool trapped_only() const { return paths.size() == 1 && paths.front() == kTrappedPath; }
   driver::DriverTiming timing;
   driver::DriverMemory pools;
   traffic::EndpointConfig ep;                  // traffic.*: the lane's endpoint, or what the listed ones start from
@@ -363,7 +365,11 @@ void read_trace_events(const ConfigReader& tr, Params& p) {
 // workload's largest DMA (traffic.transfer_bytes does not apply).
 void read_job_workload(const ConfigReader& root, Params& p) {
   const ConfigReader t = root.section("traffic"), w = root.section("workload");
-  if (p.translation != "s1") w.fail("mode", p.mode + " needs translation s1 (the DMA API's domain per device)");
+  // A guest's driver runs NIC and storage over its vIOMMU: nested, on trapped lanes only.
+  const bool guest = p.translation == "nested" && p.trapped_only() && p.mode != "trace";
+  if (p.translation != "s1" && !guest)
+    w.fail("mode", p.mode + " needs translation s1 (the DMA API's domain per device)" +
+                       (p.mode == "trace" ? std::string() : ", or nested with vmm.paths = trapped"));
   if (p.mode != "trace" && p.eps.size() > 1) t.fail("endpoints", "workload.mode = " + p.mode + " drives one endpoint per lane");
   if (p.warmup) root.section("sim").fail("warmup_transactions", "not with workload.mode = " + p.mode + " (its run ends with its traffic)");
   if (p.mode == "trace") read_trace_events(root.section("trace"), p);
@@ -419,8 +425,8 @@ Params read_params(const json& j) {
     const ConfigReader v = root.section("vmm");
     if (p.translation != "nested")
       v.fail("paths", "trapped needs iommu.translation = nested (the guest owns stage 1 over the host's stage 2)");
-    if (p.mode != "churn" && p.mode != "stress" && p.mode != "dma_api")
-      v.fail("paths", "trapped runs workload.mode = churn, stress or dma_api so far (the job workloads come later)");
+    if (p.mode == "trace")
+      v.fail("paths", "trapped does not run workload.mode = trace yet (its device IDs are physical)");
     if (p.mixed_leaves) v.fail("paths", "trapped does not run workload.mixed_leaves yet");
   }
   if (p.stress && p.eps.size() > 1) t.fail("endpoints", "workload.mode = stress drives one endpoint");
@@ -459,8 +465,7 @@ Params read_params(const json& j) {
 
   p.dma.api.cpu_mhz = p.timing.cpu_mhz;
   // A guest's DMA API builds its stage 1 over its VMM's stage 2: nested, on trapped lanes only.
-  const bool trapped_only = p.paths.size() == 1 && p.paths.front() == kTrappedPath;
-  if (p.dma_api && p.translation != "s1" && !(p.translation == "nested" && trapped_only))
+  if (p.dma_api && p.translation != "s1" && !(p.translation == "nested" && p.trapped_only()))
     w.fail("mode", "dma_api needs translation s1 (one DMA domain per device), or nested with vmm.paths = trapped "
                    "(the guest's DMA API over its vIOMMU)");
   if (p.dma_api) {
@@ -728,12 +733,14 @@ struct System::Impl : sc_core::sc_module {
   void add_jobs(Lane& l) {
     auto* drv = dynamic_cast<driver::DriverBase*>(&l.iommu->driver());
     if (!drv) throw std::runtime_error(l.name + ": workload.mode = " + p.mode + " needs a DriverBase driver");
-    l.jobs = make_jobs(*drv);
+    l.jobs = make_jobs(*drv, *l.iommu);
     l.jobs->register_stats(reg, l.name);
   }
 
-  std::unique_ptr<JobWorkload> make_jobs(driver::DriverBase& drv) const {
-    const uint64_t buffer_pa = p.guest_ram_pa + p.buffer_ipa;
+  std::unique_ptr<JobWorkload> make_jobs(driver::DriverBase& drv, const IommuLane& lane) const {
+    // A guest's driver maps guest-physical buffers for its virtual device.
+    const uint64_t buffer_pa = lane.guest_stage1() ? p.buffer_ipa : p.guest_ram_pa + p.buffer_ipa;
+    const uint32_t rid = lane.driver_rid(p.ep.requester_id);
     if (p.mode == "trace") {
       TraceSetup t;
       t.events = &p.trace_events;
@@ -749,7 +756,7 @@ struct System::Impl : sc_core::sc_module {
       st.buffer_pa = buffer_pa;
       st.page_bytes = p.s1_page;
       st.seed = p.seed;
-      st.rid = p.ep.requester_id;
+      st.rid = rid;
       st.pasid = pasid_of(p.ep);
       return std::make_unique<StorageWorkload>(st, drv);
     }
@@ -758,7 +765,7 @@ struct System::Impl : sc_core::sc_module {
     n.api = p.dma.api;
     n.buffer_pa = buffer_pa;
     n.page_bytes = p.s1_page;
-    n.rid = p.ep.requester_id;
+    n.rid = rid;
     n.pasid = pasid_of(p.ep);
     return std::make_unique<NicWorkload>(n, drv);
   }

@@ -196,7 +196,8 @@ TEST(Trapped, UnsupportedSettingsAreConfigErrors) {
       {"-p iommu.translation=s1 -p vmm.paths=trapped", "trapped needs iommu.translation = nested"},
       {"-p vmm.paths=trapped -p iommu.vendor=amdvi", "not modelled for amdvi"},
       {"-p vmm.paths=trapped -p iommu.vendor=vtd -p traffic.pasid=3", "RID_PASID entry only"},
-      {"-p vmm.paths=trapped -p workload.mode=storage", "workload.mode = churn, stress or dma_api"},
+      {"-p vmm.paths=trapped -p workload.mode=trace -p trace.file=x.trace", "workload.mode = trace"},
+      {"-p vmm.paths=native,trapped -p workload.mode=nic", "nested with vmm.paths = trapped"},
       {"-p vmm.paths=native,trapped -p workload.mode=dma_api", "nested with vmm.paths = trapped"},
       {"-p vmm.paths=trapped -p workload.mode=stress -p workload.mixed_leaves=true", "mixed_leaves"},
       {"-p vmm.paths=trapped -p iommu.vendor=vtd -p vmm.inject=drop_tlbi", "smmuv3@trapped only"},
@@ -237,6 +238,32 @@ TEST(Trapped, GuestDmaApiRunsStrictAndLazy) {
       }
       // SMMUv3: the boot's TLBI_NSNH_ALL and the attach's CFGI_CD; VT-d: the attach's P_IOTLB.
       EXPECT_EQ(stat(r.stats, lane + "vmm.commands.forwarded"), invalidations + (std::string(vendor) == "smmuv3" ? 2 : 1));
+    }
+}
+
+// The NIC and storage workloads with the guest's driver over its vIOMMU (guest-physical
+// buffers and rings, the virtual device ID): every DMA checked, none faulted or violating,
+// the guest's flushes forwarded, and each record's parts add up to its total.
+TEST(Trapped, GuestNicAndStorageRun) {
+  for (const char* vendor : {"smmuv3", "vtd"})
+    for (const char* mode : {"nic", "storage"}) {
+      SCOPED_TRACE(std::string(vendor) + " " + mode);
+      const LaneRun r = run_lane(vendor, std::string("trapped_jobs_") + vendor + mode,
+                                 std::string("-p vmm.paths=trapped -p workload.mode=") + mode);
+      const std::string lane = std::string(vendor) + "@trapped";
+      EXPECT_GT(stat(r.stats, lane + ".oracle.checked"), 0);
+      EXPECT_EQ(stat(r.stats, lane + ".oracle.violations"), 0);
+      EXPECT_EQ(stat(r.stats, lane + ".endpoint.faults"), 0);
+      EXPECT_GT(stat(r.stats, lane + ".vmm.commands.forwarded"), 2);
+      EXPECT_EQ(stat(r.stats, lane + ".vmm.ioctl_errors"), 0);
+      ASSERT_FALSE(records_of(r, lane).empty());
+      for (const auto& rec : records_of(r, lane)) {
+        double parts = 0;
+        for (const char* part : {"software", "lock", "trap", "vmm", "host_kernel", "host_queue", "return", "queueing",
+                                 "fetch", "execution", "atc", "sync"})
+          parts += ns(rec, part);
+        EXPECT_NEAR(parts, ns(rec, "total"), 1e-6);
+      }
     }
 }
 
