@@ -366,13 +366,17 @@ void read_trace_events(const ConfigReader& tr, Params& p) {
 void read_job_workload(const ConfigReader& root, Params& p) {
   const ConfigReader t = root.section("traffic"), w = root.section("workload");
   // A guest's driver runs NIC and storage over its vIOMMU: nested, on trapped lanes only.
-  const bool guest = p.translation == "nested" && p.trapped_only() && p.mode != "trace";
+  const bool guest = p.translation == "nested" && p.trapped_only();
   if (p.translation != "s1" && !guest)
-    w.fail("mode", p.mode + " needs translation s1 (the DMA API's domain per device)" +
-                       (p.mode == "trace" ? std::string() : ", or nested with vmm.paths = trapped"));
+    w.fail("mode", p.mode + " needs translation s1 (the DMA API's domain per device), or nested with vmm.paths = trapped");
   if (p.mode != "trace" && p.eps.size() > 1) t.fail("endpoints", "workload.mode = " + p.mode + " drives one endpoint per lane");
   if (p.warmup) root.section("sim").fail("warmup_transactions", "not with workload.mode = " + p.mode + " (its run ends with its traffic)");
   if (p.mode == "trace") read_trace_events(root.section("trace"), p);
+  if (p.mode == "trace" && guest && std::find(p.vendors.begin(), p.vendors.end(), "vtd") != p.vendors.end())
+    for (const TraceEvent& e : p.trace_events)
+      if (e.pasid)
+        root.section("trace").fail("file", "vtd@trapped nests the RID_PASID entry only (QEMU propagates PASID 0): "
+                                           "the trace uses PASID " + std::to_string(*e.pasid));
   const uint32_t largest = p.mode == "trace"     ? TraceWorkload::max_dma_bytes(p.trace_events)
                            : p.mode == "storage" ? StorageWorkload::max_dma_bytes(p.storage)
                                                  : NicWorkload::max_dma_bytes(p.nic);
@@ -425,8 +429,7 @@ Params read_params(const json& j) {
     const ConfigReader v = root.section("vmm");
     if (p.translation != "nested")
       v.fail("paths", "trapped needs iommu.translation = nested (the guest owns stage 1 over the host's stage 2)");
-    if (p.mode == "trace")
-      v.fail("paths", "trapped does not run workload.mode = trace yet (its device IDs are physical)");
+
     if (p.mixed_leaves) v.fail("paths", "trapped does not run workload.mixed_leaves yet");
   }
   if (p.stress && p.eps.size() > 1) t.fail("endpoints", "workload.mode = stress drives one endpoint");
@@ -744,7 +747,10 @@ struct System::Impl : sc_core::sc_module {
     if (p.mode == "trace") {
       TraceSetup t;
       t.events = &p.trace_events;
-      for (const EndpointSettings& e : p.eps) t.endpoints.push_back(e.config.requester_id);
+      for (const EndpointSettings& e : p.eps) {
+        t.endpoints.push_back(e.config.requester_id);
+        t.driver_rids.push_back(lane.driver_rid(e.config.requester_id));
+      }
       t.buffer_pa = buffer_pa;
       t.page_bytes = p.s1_page;
       return std::make_unique<TraceWorkload>(t, drv);

@@ -183,7 +183,8 @@ Status TraceWorkload::setup() {
                                    [&](const Space& sp) { return sp.device == e.device && sp.pasid == e.pasid; });
     if (known) continue;
     Space sp{e.device, e.pasid, 0};
-    if (Status st = attach_new_domain(e.device, e.pasid, &sp.domain); !st.ok) return st;
+    const size_t ep = size_t(std::find(s_.endpoints.begin(), s_.endpoints.end(), e.device) - s_.endpoints.begin());
+    if (Status st = attach_new_domain(s_.driver_rids.at(ep), e.pasid, &sp.domain); !st.ok) return st;
     spaces_.push_back(sp);
   }
   return {};

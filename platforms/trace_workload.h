@@ -51,7 +51,8 @@ std::vector<TraceEvent> read_trace(const std::string& file, uint64_t page_bytes)
 struct TraceSetup {
   const std::vector<TraceEvent>* events = nullptr;
   std::vector<uint32_t> endpoints;    // each endpoint's requester ID, in the lane's order
-  uint64_t buffer_pa = 0;             // the buffer region (a PA: translation s1)
+  std::vector<uint32_t> driver_rids;  // the ID the driver knows each by (a guest's: its virtual one)
+  uint64_t buffer_pa = 0;             // the buffer region (a PA; a GPA for a guest's driver)
   uint64_t page_bytes = 4096;
 };
 

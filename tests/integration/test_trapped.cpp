@@ -74,6 +74,13 @@ double bucket_count(const nlohmann::json& stats, const std::string& name, double
   return 0;
 }
 
+// configs/examples/trace_replay.json as overrides: its trace and its two endpoints (0x10,
+// and 0x18 with PASID 1).
+std::string trace_example() {
+  return "-p workload.mode=trace -p trace.file=" + std::string(IOMMUSIM_SOURCE_DIR) +
+         "/configs/examples/trace_sample.trace -p 'traffic.endpoints=[{\"requester_id\":16},{\"requester_id\":24}]'";
+}
+
 double ns(const nlohmann::json& rec, const char* part) { return rec.at(std::string(part) + "_ns").get<double>(); }
 
 // The software part of the first unmap among a native lane's records (-1: none).
@@ -191,12 +198,13 @@ TEST(Trapped, SeveralDevicesAndPasidsTranslateWithoutViolations) {
 
 // What the trapped path cannot serve yet is a config error naming vmm.paths (exit 2).
 TEST(Trapped, UnsupportedSettingsAreConfigErrors) {
-  struct Case { const char* params; const char* says; };
+  struct Case { std::string params; const char* says; };
+
   const Case cases[] = {
       {"-p iommu.translation=s1 -p vmm.paths=trapped", "trapped needs iommu.translation = nested"},
       {"-p vmm.paths=trapped -p iommu.vendor=amdvi", "not modelled for amdvi"},
       {"-p vmm.paths=trapped -p iommu.vendor=vtd -p traffic.pasid=3", "RID_PASID entry only"},
-      {"-p vmm.paths=trapped -p workload.mode=trace -p trace.file=x.trace", "workload.mode = trace"},
+      {"-p vmm.paths=trapped -p iommu.vendor=vtd " + trace_example(), "the trace uses PASID 1"},
       {"-p vmm.paths=native,trapped -p workload.mode=nic", "nested with vmm.paths = trapped"},
       {"-p vmm.paths=native,trapped -p workload.mode=dma_api", "nested with vmm.paths = trapped"},
       {"-p vmm.paths=trapped -p workload.mode=stress -p workload.mixed_leaves=true", "mixed_leaves"},
@@ -241,30 +249,34 @@ TEST(Trapped, GuestDmaApiRunsStrictAndLazy) {
     }
 }
 
-// The NIC and storage workloads with the guest's driver over its vIOMMU (guest-physical
-// buffers and rings, the virtual device ID): every DMA checked, none faulted or violating,
-// the guest's flushes forwarded, and each record's parts add up to its total.
-TEST(Trapped, GuestNicAndStorageRun) {
-  for (const char* vendor : {"smmuv3", "vtd"})
-    for (const char* mode : {"nic", "storage"}) {
-      SCOPED_TRACE(std::string(vendor) + " " + mode);
-      const LaneRun r = run_lane(vendor, std::string("trapped_jobs_") + vendor + mode,
-                                 std::string("-p vmm.paths=trapped -p workload.mode=") + mode);
-      const std::string lane = std::string(vendor) + "@trapped";
-      EXPECT_GT(stat(r.stats, lane + ".oracle.checked"), 0);
-      EXPECT_EQ(stat(r.stats, lane + ".oracle.violations"), 0);
-      EXPECT_EQ(stat(r.stats, lane + ".endpoint.faults"), 0);
-      EXPECT_GT(stat(r.stats, lane + ".vmm.commands.forwarded"), 2);
-      EXPECT_EQ(stat(r.stats, lane + ".vmm.ioctl_errors"), 0);
-      ASSERT_FALSE(records_of(r, lane).empty());
-      for (const auto& rec : records_of(r, lane)) {
-        double parts = 0;
-        for (const char* part : {"software", "lock", "trap", "vmm", "host_kernel", "host_queue", "return", "queueing",
-                                 "fetch", "execution", "atc", "sync"})
-          parts += ns(rec, part);
-        EXPECT_NEAR(parts, ns(rec, "total"), 1e-6);
-      }
+// The NIC, storage and trace-replay workloads with the guest's driver over its vIOMMU
+// (guest-physical buffers and rings, virtual device IDs): every DMA checked, none faulted
+// or violating, the guest's flushes forwarded, and each record's parts add up to its total.
+// The example trace's second device uses PASID 1, which the vVT-d does not propagate.
+TEST(Trapped, GuestJobWorkloadsRun) {
+  const std::string trace = trace_example();
+  const std::pair<const char*, std::string> runs[] = {
+      {"smmuv3", "-p workload.mode=nic"}, {"smmuv3", "-p workload.mode=storage"}, {"smmuv3", trace},
+      {"vtd", "-p workload.mode=nic"},    {"vtd", "-p workload.mode=storage"}};
+  for (const auto& [vendor, params] : runs) {
+    SCOPED_TRACE(std::string(vendor) + " " + params);
+    const LaneRun r = run_lane(vendor, std::string("trapped_jobs_") + vendor + std::to_string(params.size()),
+                               "-p vmm.paths=trapped " + params);
+    const std::string lane = std::string(vendor) + "@trapped";
+    EXPECT_GT(stat(r.stats, lane + ".oracle.checked"), 0);
+    EXPECT_EQ(stat(r.stats, lane + ".oracle.violations"), 0);
+    EXPECT_EQ(stat(r.stats, lane + ".endpoint.faults"), 0);
+    EXPECT_GT(stat(r.stats, lane + ".vmm.commands.forwarded"), 2);
+    EXPECT_EQ(stat(r.stats, lane + ".vmm.ioctl_errors"), 0);
+    ASSERT_FALSE(records_of(r, lane).empty());
+    for (const auto& rec : records_of(r, lane)) {
+      double parts = 0;
+      for (const char* part : {"software", "lock", "trap", "vmm", "host_kernel", "host_queue", "return", "queueing",
+                               "fetch", "execution", "atc", "sync"})
+        parts += ns(rec, part);
+      EXPECT_NEAR(parts, ns(rec, "total"), 1e-6);
     }
+  }
 }
 
 // A VMM that completes the guest's CMD_SYNCs without forwarding its TLBIs leaves stale
