@@ -31,12 +31,12 @@ std::string validate(const AmdViDriverConfig& c) {
   return validate(c.memory);
 }
 
-AmdViDriver::AmdViDriver(sc_core::sc_module_name name, const AmdViDriverConfig& cfg, AmdVi& iommu,
+AmdViDriver::AmdViDriver(sc_core::sc_module_name name, const AmdViDriverConfig& cfg, ProgrammingInterface& iommu,
                          DriverMemoryRef memory)
     : DriverBase(name, cfg.timing, cfg.memory, memory), cfg_(cfg), iommu_(iommu),
       cmdbuf_(common::IndexRing{cfg.cmd_buf_log2, false}, unsigned(reg::kEntryBytes), *this, "command buffer space",
               "COMPLETION_WAIT") {
-  iommu_.set_command_probe([this](const CommandTrace& t) { cmdbuf_.trace(t); });
+  iommu_.set_command_probe([this](const common::CommandTrace& t) { cmdbuf_.trace(t); });
   add_command_queue(cmdbuf_);
 }
 
@@ -605,7 +605,8 @@ Errno AmdViDriver::cache_invalidate(ViommuHandle v, InvalidateDataType type, con
     // A bad command fails the whole call: nothing is issued.
     if (Errno err = convert_user_cmd(v, CmdWords{e.cmd[0], e.cmd[1]}, user_cmds_); err != Errno::Ok) return err;
   }
-  if (!submit(user_cmds_, "viommu_inv").ok) return Errno::Io;
+  // Nothing to issue (INVALIDATE_IOMMU_ALL before any hDomID): no lone COMPLETION_WAIT.
+  if (!user_cmds_.empty() && !submit(user_cmds_, "viommu_inv").ok) return Errno::Io;
   *entry_num = n;
   return Errno::Ok;
 }

@@ -44,7 +44,8 @@
 
 #include <systemc>
 
-#include "models/amdvi/amdvi.h"
+#include "models/amdvi/register_block.h"
+#include "models/amdvi/structures.h"
 #include "models/amdvi/commands.h"
 #include "models/amdvi/events.h"
 #include "models/memory/sparse_memory.h"
@@ -66,7 +67,8 @@ std::string validate(const AmdViDriverConfig& c);
 
 class AmdViDriver : public DriverBase, public NestingOps, private DriverQueue::Hooks {
  public:
-  AmdViDriver(sc_core::sc_module_name name, const AmdViDriverConfig& cfg, amdvi::AmdVi& iommu,
+  // Programs `iommu`: the AMD IOMMU model, or a VMM's emulated vAMD (a guest's driver).
+  AmdViDriver(sc_core::sc_module_name name, const AmdViDriverConfig& cfg, amdvi::ProgrammingInterface& iommu,
               DriverMemoryRef memory);
   ~AmdViDriver() override;
 
@@ -185,7 +187,7 @@ class AmdViDriver : public DriverBase, public NestingOps, private DriverQueue::H
   const char* command_name(uint8_t opcode) const override { return amdvi::opcode_name(amdvi::Opcode(opcode)); }
 
   AmdViDriverConfig cfg_;
-  amdvi::AmdVi& iommu_;
+  amdvi::ProgrammingInterface& iommu_;
   amdvi::Caps caps_;
   bool gcr3trp_mode_ = false;   // EFR2.GCR3TRPMode, and so Control.GCR3TRPMode, set
   uint64_t dev_table_ = 0, evt_base_ = 0, sem_addr_ = 0;

@@ -285,6 +285,18 @@ TEST(IommufdAmd, GuestInvalidationsReachTheBufferWithHostIds) {
   });
 }
 
+// INVALIDATE_IOMMU_ALL on a vIOMMU with no gDomID yet converts to nothing: the call
+// succeeds and issues nothing, not even a COMPLETION_WAIT.
+TEST(IommufdAmd, IommuAllBeforeAnyHostDomainIssuesNothing) {
+  run_with_vm([](AmdHarness& h, Vm& vm) {
+    Probe probe(h);
+    uint32_t n = 0;
+    EXPECT_EQ(vm.invalidate({{0x8ull << 60, 0}}, &n), Errno::Ok);
+    EXPECT_EQ(n, 1u);
+    EXPECT_TRUE(probe.traces.empty());
+  });
+}
+
 // The guest builds its GCR3 table and x86 four-level v2 tables in its RAM; a DMA through
 // the nested attachment reads the GCR3 table at its GPA through the host v1 table
 // (Control.GCR3TRPMode) and walks the guest tables through stage 2 (GPA [0, 2 MB) at
