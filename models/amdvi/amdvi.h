@@ -1,7 +1,8 @@
 // AMD IOMMU (AMD-Vi, pub 48882) model, blocking and cycle-approximate.
 //
 // What it models
-// - Registers at the architected MMIO offsets: Device Table Base, Command Buffer Base,
+// - Registers at the architected MMIO offsets (models/amdvi/register_block.h, shared with a
+//   VMM's emulated vAMD): Device Table Base, Command Buffer Base,
 //   Event Log Base, Control, EFR (describes exactly the features below), EFR2 (GCR3TRPMode), Command Buffer
 //   Head/Tail, Event Log Head/Tail and Status (CmdBufRun, EvtLogRun, ComWaitInt,
 //   EvtOverflow; the interrupt/overflow bits are write-1-to-clear).
