@@ -1,8 +1,10 @@
 // The AMD IOMMU lane: the keys of iommu.amdvi and driver.amdvi, read into an AmdVi and its
-// Linux-like driver.
+// Linux-like driver; and its trapped lane (a guest's driver behind the VMM's vAMD).
 #include "models/amdvi/amdvi.h"
 #include "platforms/driver/amdvi_driver.h"
 #include "platforms/iommu_lane.h"
+#include "platforms/trapped_lane.h"
+#include "platforms/vmm/vamdvi.h"
 
 namespace iommusim::platforms {
 
@@ -24,6 +26,22 @@ class AmdViLane : public ModelLane<amdvi::AmdVi, driver::AmdViDriver> {
   }
 
  private:
+};
+
+// vmm.paths = trapped: the guest's AMD driver behind the VMM's vAMD
+// (platforms/vmm/vamdvi.h), with an IOMMU_VIOMMU_TYPE_AMD vIOMMU; the guest's DeviceIDs
+// are its vDEVICEs' virtual IDs.
+class AmdViTrappedLane : public TrappedLane<AmdViLane, vmm::VAmdVi, driver::AmdViDriver> {
+ public:
+  using TrappedLane::TrappedLane;
+
+ protected:
+  std::optional<driver::ViommuType> viommu_type() const override { return driver::ViommuType::Amd; }
+  driver::Status connect_viommu() override {
+    viommu_.set_viommu(vm_.viommu_id());
+    for (const vmm::AssignedDevice& d : devices_) viommu_.add_device(uint16_t(d.virt_id), d.dev_id);
+    return {};
+  }
 };
 
 // iommu.amdvi: the model (models/amdvi/amdvi.h).
@@ -76,13 +94,14 @@ const Section<driver::AmdViDriverConfig>& driver_keys() {
   return keys;
 }
 
-std::unique_ptr<IommuLane> make(const ConfigReader& s, const ConfigReader& d, const ConfigReader&,
-                                const LaneSettings& settings) {
-  amdvi::AmdViConfig m = model_keys().read(s);
+// Reads iommu.amdvi and driver.amdvi and checks them against the lane's endpoints.
+void read_configs(const ConfigReader& s, const ConfigReader& d, const LaneSettings& settings, amdvi::AmdViConfig& m,
+                  driver::AmdViDriverConfig& dc) {
+  m = model_keys().read(s);
   seed_caches(settings.seed * 13, {&m.dte_cache, &m.gcr3_cache, &m.translation.iotlb, &m.translation.s1_walk_cache,
                                    &m.translation.s2_walk_cache, &m.translation.ipa_cache});
 
-  const driver::AmdViDriverConfig dc = read_driver_config(driver_keys(), d, settings);
+  dc = read_driver_config(driver_keys(), d, settings);
   if (dc.glx > m.caps.glx_sup) d.fail("glx", "exceeds iommu.amdvi.glx_sup");
 
   for (const EndpointSettings& e : settings.endpoints) {
@@ -92,11 +111,34 @@ std::unique_ptr<IommuLane> make(const ConfigReader& s, const ConfigReader& d, co
         (!amdvi::gcr3_pasid_fits(e.config.pasid, dc.glx) || (e.config.pasid >> m.caps.pasid_bits())))
       e.fail("pasid", "beyond the AMD GCR3 table (driver.amdvi.glx) or EFR.PASmax");
   }
+}
+
+std::unique_ptr<IommuLane> make(const ConfigReader& s, const ConfigReader& d, const ConfigReader&,
+                                const LaneSettings& settings) {
+  amdvi::AmdViConfig m;
+  driver::AmdViDriverConfig dc;
+  read_configs(s, d, settings, m, dc);
   return std::make_unique<AmdViLane>(settings, m, dc);
 }
 
+std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReader& d, const ConfigReader&,
+                                        const LaneSettings& settings) {
+  amdvi::AmdViConfig m;
+  driver::AmdViDriverConfig host;
+  read_configs(s, d, settings, m, host);
+  if (settings.vmm.inject != vmm::VmmFault::None)
+    throw ConfigError("vmm.inject: the injected VMM bugs are modelled on smmuv3@trapped only");
+  const driver::AmdViDriverConfig guest = guest_driver_config(host, settings);
+  vmm::VAmdViConfig vc;
+  vc.costs = settings.vmm.x86_amd;
+  vc.completion = settings.vmm.completion;
+  vc.cpu_mhz = settings.timing.cpu_mhz;
+  vc.caps = m.caps;
+  return std::make_unique<AmdViTrappedLane>(settings, m, host, guest, vc, "vamd");
+}
+
 const RegisterLane kLane{{"amdvi", [] { return model_keys().info("amdvi"); },
-                          [] { return driver_keys().info("amdvi"); }, make}};
+                          [] { return driver_keys().info("amdvi"); }, make, make_trapped}};
 
 }  // namespace
 

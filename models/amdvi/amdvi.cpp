@@ -45,40 +45,10 @@ AmdVi::AmdVi(sc_core::sc_module_name name, const AmdViConfig& cfg)
               [this](uint64_t addr, void* dst, unsigned len, common::Ps& t) { return read_memory(addr, dst, len, t); }, cache_names()),
       cmdbuf_(clk_, common::CommandQueueConfig{cfg.cmd_batch, cfg.cmd_decode_cycles, cfg.cmd_exec_cycles},
               [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); },
-            [this] { engine_.drain_older_requests(); }, *this) {
+            [this] { engine_.drain_older_requests(); }, *this),
+      r_(regs_, cfg.caps, RegisterBlock::Hooks{[this] { cmdbuf_.kick(); }}) {
   order_requests_with(engine_);
-  build_registers();
   SC_THREAD(command_thread);
-}
-
-// ---------------------------------------------------------------- registers
-
-void AmdVi::build_registers() {
-  using namespace reg;
-  const uint64_t base_mask = common::mask(51, 12);
-  dev_table_base_.writable(base_mask | common::mask(8, 0));
-  cmd_buf_base_.writable(base_mask | common::mask(59, 56));
-  evt_log_base_.writable(base_mask | common::mask(59, 56));
-  control_.on_write([this](uint64_t old, uint64_t v) {
-    // CmdBufEn 0->1 restarts a halted buffer; EventLogEn 0->1 restarts a stopped log.
-    if (!CTRL_CMD_BUF_EN::get(v)) cmd_halted_ = false;
-    if (!CTRL_EVT_LOG_EN::get(v)) evt_halted_ = false;
-    status_.set<STS_CMD_BUF_RUN>(CTRL_CMD_BUF_EN::get(v) && !cmd_halted_);
-    status_.set<STS_EVT_LOG_RUN>(CTRL_EVT_LOG_EN::get(v) && !evt_halted_);
-    if (CTRL_CMD_BUF_EN::get(v) && !CTRL_CMD_BUF_EN::get(old)) cmdbuf_.kick();
-  });
-  excl_base_.writable(base_mask | 3);
-  excl_limit_.reset(0xFFF).writable(base_mask);
-  efr_.read_only().reset(encode_efr(cfg_.caps));
-  efr2_.read_only().reset(EFR2_GCR3TRP_MODE::set(0, 1));   // GCR3TRPMode supported
-  // Head/tail: byte offsets, bits [18:4]. The head of the command buffer and the tail of
-  // the log are the IOMMU's; software writes them only to reset (while disabled).
-  cmd_buf_head_.writable(common::mask(18, 4));
-  cmd_buf_tail_.writable(common::mask(18, 4)).on_write([this](uint64_t, uint64_t) { cmdbuf_.kick(); });
-  evt_log_head_.writable(common::mask(18, 4));
-  evt_log_tail_.writable(common::mask(18, 4));
-  // Status: software writes ones to clear the interrupt/overflow bits; *_RUN are read-only.
-  status_.read_only().w1c(kStatusRw1cMask);
 }
 
 // ---------------------------------------------------------------- memory and events
@@ -91,26 +61,10 @@ void AmdVi::record_event(const EventRecord& e) {
 
 void AmdVi::record_event(const EventRecord& e, common::Ps& t) {
   events_.inc();
-  const uint64_t ctrl = control_.get();
-  if (!reg::CTRL_EVT_LOG_EN::get(ctrl) || evt_halted_) { events_lost_.inc(); return; }
-  const uint64_t base = evt_log_base_.get();
-  const unsigned len = unsigned(reg::EVT_LOG_LEN::get(base));
-  if (len < reg::kMinLogLen || len > reg::kMaxLogLen) { events_lost_.inc(); return; }
-  const common::OffsetRing ring{reg::log_entries(len) * reg::kEntryBytes, reg::kEntryBytes};
-  const uint64_t head = reg::RING_PTR::get_address(evt_log_head_.get()) % ring.size_bytes;
-  const uint64_t tail = reg::RING_PTR::get_address(evt_log_tail_.get()) % ring.size_bytes;
-  if (ring.full(head, tail)) {
-    // Overflow: the record is lost and logging stops until software restarts it.
-    events_lost_.inc();
-    evt_halted_ = true;
-    status_.set<reg::STS_EVT_OVERFLOW>(1);
-    status_.set<reg::STS_EVT_LOG_RUN>(0);
-    return;
-  }
+  const std::optional<uint64_t> slot = r_.evt_log_slot();
   const EventWords w = encode_event(e);
-  if (!write_memory(reg::EVT_LOG_BASE_ADDR::get_address(base) + tail, w.data(), 16, t)) { events_lost_.inc(); return; }
-  evt_log_tail_.set(ring.next(tail));
-  if (reg::CTRL_EVT_INT_EN::get(ctrl)) status_.set<reg::STS_EVT_LOG_INT>(1);
+  if (!slot || !write_memory(*slot, w.data(), 16, t)) { events_lost_.inc(); return; }
+  r_.evt_log_stored();
 }
 
 void AmdVi::page_fault(const Request& rq, const DeviceTableEntry& dte, bool guest, uint32_t pasid, bool present,
@@ -161,7 +115,7 @@ void AmdVi::walk_fault(const Request& rq, const DeviceTableEntry& dte, bool gues
 
 common::DmaOutcome AmdVi::handle_dma(const common::DmaRequest& d, common::Ps& t) {
   const Request rq{uint16_t(d.requester_id), d.pasid_valid, d.pasid, d.input, d.access, d.epoch};
-  if (!control_.get<reg::CTRL_IOMMU_EN>()) {   // IommuEn=0: requests pass untranslated
+  if (!r_.control.get<reg::CTRL_IOMMU_EN>()) {   // IommuEn=0: requests pass untranslated
     bypassed_.inc();
     Outcome o;
     o.ok = true;
@@ -173,7 +127,7 @@ common::DmaOutcome AmdVi::handle_dma(const common::DmaRequest& d, common::Ps& t)
 
 // Control.InvTimeOut (48882 §3.4): 0 none, then 1 ms x 10^(n-1) up to 100 s.
 common::Ps AmdVi::inv_timeout_ps() const {
-  const unsigned n = unsigned(control_.get<reg::CTRL_INV_TIMEOUT>());
+  const unsigned n = unsigned(r_.control.get<reg::CTRL_INV_TIMEOUT>());
   if (n == 0 || n > 6) return ~common::Ps{0} / 2;   // none (7 is reserved: none too)
   common::Ps t = 1000000000ull;   // 1 ms
   for (unsigned i = 1; i < n; ++i) t *= 10;
@@ -183,7 +137,7 @@ common::Ps AmdVi::inv_timeout_ps() const {
 bool AmdVi::ats_permitted(const common::DmaRequest& d, common::AtsType type, common::Ps& t) {
   const Request rq{uint16_t(d.requester_id), d.pasid_valid, d.pasid, d.input, d.access, d.epoch};
   // IommuEn = 0: Translated traffic passes like any other; no ATS service.
-  if (!control_.get<reg::CTRL_IOMMU_EN>()) return type == common::AtsType::Translated;
+  if (!r_.control.get<reg::CTRL_IOMMU_EN>()) return type == common::AtsType::Translated;
   t += pipeline_ps_;
   const auto dte = fetch_dte(rq, t);
   if (!dte) return false;   // its event is logged
@@ -214,7 +168,7 @@ std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq, common::Ps& 
     record_event(e, t);
     return std::optional<DeviceTableEntry>{};
   };
-  const uint64_t dtb = dev_table_base_.get();
+  const uint64_t dtb = r_.dev_table_base.get();
   const uint64_t bytes = reg::dev_table_bytes(reg::DTB_SIZE::get(dtb));
   // A DeviceID beyond the table has no entry: an IO_PAGE_FAULT (not present, no DomainID),
   // as VirtualBox raises it (kIoPageFaultType_DevId_Invalid); the access is aborted.
@@ -266,7 +220,7 @@ std::optional<uint64_t> AmdVi::fetch_gcr3(const Request& rq, const DeviceTableEn
   uint64_t table = dte.gcr3_root;
   // The GCR3 table root pointer (and the table levels below it) are GPAs only with
   // Control.GCR3TRPMode set; otherwise SPAs, even when the guest tables are nested.
-  const bool gpa = host.stages == common::Stages::Nested && control_.get<reg::CTRL_GCR3TRP_MODE>();
+  const bool gpa = host.stages == common::Stages::Nested && r_.control.get<reg::CTRL_GCR3TRP_MODE>();
   for (int level = int(dte.glx); level >= 0; --level) {
     uint64_t addr = table + uint64_t(gcr3_index(pasid, unsigned(level))) * 8;
     if (gpa) {   // a GPA: through the host v1 table
@@ -332,51 +286,15 @@ AmdVi::Outcome AmdVi::translate(const Request& rq, common::Ps& t) {
 
 // ---------------------------------------------------------------- command buffer
 
-common::QueueState AmdVi::queue_state() {
-  common::QueueState q;
-  const uint64_t base = cmd_buf_base_.get();
-  const unsigned len = unsigned(reg::CMD_BUF_LEN::get(base));
-  const bool len_ok = len >= reg::kMinLogLen && len <= reg::kMaxLogLen;
-  q.ring = common::IndexRing{len_ok ? len : reg::kMinLogLen, false};
-  q.base = reg::CMD_BUF_BASE_ADDR::get_address(base);
-  q.entry_bytes = reg::kEntryBytes;
-  // Head and tail are byte offsets into the buffer.
-  const uint64_t bytes = reg::log_entries(q.ring.log2size) * reg::kEntryBytes;
-  q.head = uint32_t(reg::RING_PTR::get_address(cmd_buf_head_.get()) % bytes / reg::kEntryBytes);
-  q.tail = uint32_t(reg::RING_PTR::get_address(cmd_buf_tail_.get()) % bytes / reg::kEntryBytes);
-  if (control_.get<reg::CTRL_CMD_BUF_EN>() && !cmd_halted_ && len_ok && !q.ring.empty(q.tail, q.head))
-    q.status = common::QueueState::Status::Ready;
-  return q;
-}
+common::QueueState AmdVi::queue_state() { return r_.cmd_state(); }
 
 common::Decoded AmdVi::decode(const uint64_t* entry, const common::QueueState&) {
-  common::Decoded d;
-  const auto cmd = decode_command(CmdWords{entry[0], entry[1]}, cfg_.caps, nullptr);
-  if (!cmd) return d;
-  pending_ = *cmd;
-  d.legal = true;
-  d.type = uint8_t(cmd->op);
-  d.barrier = cmd->op == Opcode::CompletionWait;
-  return d;
+  return r_.decode_queue_entry(entry, pending_);
 }
 
-void AmdVi::consumed(const common::QueueState&, uint32_t head) { cmd_buf_head_.set(uint64_t(head) * reg::kEntryBytes); }
+void AmdVi::consumed(const common::QueueState&, uint32_t head) { r_.cmd_consumed(head); }
 
-// ILLEGAL_COMMAND_ERROR at the command's address (a failed fetch: COMMAND_HW_ERROR at the
-// batch's); Head stays on it and the buffer stops (CmdBufRun=0) until CmdBufEn is toggled.
-void AmdVi::halt(const common::QueueError& e, const common::QueueState&) {
-  EventRecord ev;
-  if (e.kind == common::QueueError::Kind::FetchAbort) {
-    ev.code = EventCode::CommandHwError;
-    ev.type = kHwErrMasterAbort;
-  } else {
-    ev.code = EventCode::IllegalCommandError;
-  }
-  ev.address = e.address;
-  record_event(ev);
-  cmd_halted_ = true;
-  status_.set<reg::STS_CMD_BUF_RUN>(0);
-}
+void AmdVi::halt(const common::QueueError& e, const common::QueueState&) { record_event(r_.cmd_halt(e)); }
 
 void AmdVi::execute(const Command& c) {
   using common::InvalidationScope;
@@ -402,7 +320,7 @@ void AmdVi::execute(const Command& c) {
         e.address = c.store_addr;
         record_event(e);
       }
-      if (c.interrupt) status_.set<reg::STS_COMWAIT_INT>(1);
+      if (c.interrupt) r_.completion_wait_interrupt();
       break;
     }
     case Opcode::InvalidateDevtabEntry:
@@ -447,8 +365,8 @@ void AmdVi::execute(const Command& c) {
       inv.pasid = c.pasid;
       if (!range.all()) { inv.addr = range.base; inv.bytes = range.bytes(); }
       // Before consumed() moves it, CmdBufHead is this command's offset.
-      late_command_address_ = reg::CMD_BUF_BASE_ADDR::get_address(cmd_buf_base_.get()) +
-                              reg::RING_PTR::get_address(cmd_buf_head_.get());
+      late_command_address_ = reg::CMD_BUF_BASE_ADDR::get_address(r_.cmd_buf_base.get()) +
+                              reg::RING_PTR::get_address(r_.cmd_buf_head.get());
       invalidate_device(c.device_id, inv, common::now_ps());
       break;
     }

@@ -1,7 +1,8 @@
 // AMD IOMMU (AMD-Vi, pub 48882) model, blocking and cycle-approximate.
 //
 // What it models
-// - Registers at the architected MMIO offsets: Device Table Base, Command Buffer Base,
+// - Registers at the architected MMIO offsets (models/amdvi/register_block.h, shared with a
+//   VMM's emulated vAMD): Device Table Base, Command Buffer Base,
 //   Event Log Base, Control, EFR (describes exactly the features below), EFR2 (GCR3TRPMode), Command Buffer
 //   Head/Tail, Event Log Head/Tail and Status (CmdBufRun, EvtLogRun, ComWaitInt,
 //   EvtOverflow; the interrupt/overflow bits are write-1-to-clear).
@@ -55,6 +56,7 @@
 
 #include "models/amdvi/commands.h"
 #include "models/amdvi/events.h"
+#include "models/amdvi/register_block.h"
 #include "models/amdvi/registers.h"
 #include "models/amdvi/structures.h"
 #include "models/common/cache.h"
@@ -88,14 +90,16 @@ std::string validate(const AmdViConfig& c);   // "" or a message naming the fiel
 
 using common::CommandTrace;
 
-class AmdVi : public common::IommuBlock, private common::CommandQueueVendor {
+class AmdVi : public common::IommuBlock, public ProgrammingInterface, private common::CommandQueueVendor {
  public:
 
   SC_HAS_PROCESS(AmdVi);
   AmdVi(sc_core::sc_module_name name, const AmdViConfig& cfg);
 
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
-  void set_command_probe(std::function<void(const CommandTrace&)> probe) { cmdbuf_.set_probe(std::move(probe)); }
+  // ProgrammingInterface
+  void set_command_probe(std::function<void(const CommandTrace&)> probe) override { cmdbuf_.set_probe(std::move(probe)); }
+  uint64_t peek_register(uint64_t offset, unsigned len = 8) override { return IommuBlock::peek_register(offset, len); }
   const AmdViConfig& config() const { return cfg_; }
 
   const common::CacheStats& iotlb_stats() const { return engine_.iotlb_stats(); }
@@ -138,7 +142,6 @@ class AmdVi : public common::IommuBlock, private common::CommandQueueVendor {
   bool ats_permitted(const common::DmaRequest& rq, common::AtsType type, common::Ps& t) override;
   common::Ps inv_timeout_ps() const;   // Control.InvTimeOut
   uint64_t late_command_address_ = 0;   // the last INVALIDATE_IOTLB_PAGES, for IOTLB_INV_TIMEOUT
-  void build_registers();
 
   // The request path, at the request's annotated time `t`, which they advance.
   Outcome translate(const Request& rq, common::Ps& t);
@@ -169,22 +172,12 @@ class AmdVi : public common::IommuBlock, private common::CommandQueueVendor {
   common::TranslationEngine engine_;
   common::CommandQueue cmdbuf_;
   Command pending_;           // decoded, not yet executed
-  bool cmd_halted_ = false;   // an illegal command stopped the buffer until CmdBufEn is toggled
-  bool evt_halted_ = false;   // the log overflowed until EventLogEn is toggled
 
 
   common::Counter stale_config_fills_;   // DTE/GCR3 fetches an invalidation overtook: not cached
   common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_;
 
-  // Registers (48882 section 3.4), all 64-bit, configured in build_registers().
-  using R64 = common::Reg<uint64_t>;
-  R64 dev_table_base_{regs_, "DEV_TABLE_BASE", reg::DEV_TABLE_BASE}, cmd_buf_base_{regs_, "CMD_BUF_BASE", reg::CMD_BUF_BASE},
-      evt_log_base_{regs_, "EVT_LOG_BASE", reg::EVT_LOG_BASE}, control_{regs_, "CONTROL", reg::CONTROL},
-      excl_base_{regs_, "EXCL_BASE", reg::EXCL_BASE}, excl_limit_{regs_, "EXCL_LIMIT", reg::EXCL_LIMIT},
-      efr_{regs_, "EFR", reg::EFR}, efr2_{regs_, "EFR2", reg::EFR2};
-  R64 cmd_buf_head_{regs_, "CMD_BUF_HEAD", reg::CMD_BUF_HEAD}, cmd_buf_tail_{regs_, "CMD_BUF_TAIL", reg::CMD_BUF_TAIL},
-      evt_log_head_{regs_, "EVT_LOG_HEAD", reg::EVT_LOG_HEAD}, evt_log_tail_{regs_, "EVT_LOG_TAIL", reg::EVT_LOG_TAIL},
-      status_{regs_, "STATUS", reg::STATUS};
+  RegisterBlock r_;   // the registers (48882 §3.4) and their write rules
 };
 
 }  // namespace iommusim::amdvi

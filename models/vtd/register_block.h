@@ -23,6 +23,7 @@
 
 #include "models/common/command_queue.h"
 #include "models/common/command_trace.h"
+#include "models/common/programming_interface.h"
 #include "models/common/register_file.h"
 #include "models/vtd/commands.h"
 #include "models/vtd/faults.h"
@@ -37,15 +38,8 @@ struct Features {
   unsigned iq_max_qs = 7;
 };
 
-// What a driver reaches besides MMIO, on a VT-d unit or an emulated one: the per-descriptor
-// traces of its invalidation queue (for the latency breakdown) and untimed register peeks
-// (error messages).
-class ProgrammingInterface {
- public:
-  virtual ~ProgrammingInterface() = default;
-  virtual void set_command_probe(std::function<void(const common::CommandTrace&)> probe) = 0;
-  virtual uint64_t peek_register(uint64_t offset, unsigned len = 8) = 0;
-};
+// What a driver reaches besides MMIO, on the unit or an emulated one.
+using ProgrammingInterface = common::ProgrammingInterface;
 
 class RegisterBlock {
  public:

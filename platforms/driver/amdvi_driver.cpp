@@ -31,12 +31,12 @@ std::string validate(const AmdViDriverConfig& c) {
   return validate(c.memory);
 }
 
-AmdViDriver::AmdViDriver(sc_core::sc_module_name name, const AmdViDriverConfig& cfg, AmdVi& iommu,
+AmdViDriver::AmdViDriver(sc_core::sc_module_name name, const AmdViDriverConfig& cfg, ProgrammingInterface& iommu,
                          DriverMemoryRef memory)
     : DriverBase(name, cfg.timing, cfg.memory, memory), cfg_(cfg), iommu_(iommu),
       cmdbuf_(common::IndexRing{cfg.cmd_buf_log2, false}, unsigned(reg::kEntryBytes), *this, "command buffer space",
               "COMPLETION_WAIT") {
-  iommu_.set_command_probe([this](const CommandTrace& t) { cmdbuf_.trace(t); });
+  iommu_.set_command_probe([this](const common::CommandTrace& t) { cmdbuf_.trace(t); });
   add_command_queue(cmdbuf_);
 }
 
@@ -99,6 +99,7 @@ uint16_t AmdViDriver::domain_id_of(DomainId d) const { return static_cast<const 
 uint16_t AmdViDriver::device_domain_id(uint32_t rid) const {
   auto it = devices_.find(rid);
   if (it == devices_.end()) return 0;
+  if (it->second.user_nested) return static_cast<const AmdDomain*>(domain(it->second.user_nested))->domain_id;
   if (it->second.has_gcr3) return it->second.gcr3_domid;
   return it->second.has_host ? domain_id_of(it->second.host) : 0;
 }
@@ -149,6 +150,12 @@ Status AmdViDriver::write_gcr3(Attachment& at, uint32_t pasid, uint64_t cr3, boo
 
 Status AmdViDriver::write_dte(uint32_t rid) {
   const Attachment& at = devices_.at(rid);
+  if (at.user_nested) {
+    const DteWords w = encode_dte(nested_dte(rid, *static_cast<const AmdDomain*>(domain(at.user_nested))));
+    mem_.write(dte_address(rid), w.data(), 32);
+    charge_descriptor_writes(4);
+    return {};
+  }
   DeviceTableEntry e;
   e.valid = e.tv = true;
   e.ir = e.iw = !at.blocked;
@@ -203,9 +210,13 @@ Status AmdViDriver::attach_device(uint32_t rid, std::optional<uint32_t> pasid, D
   Attachment& at = devices_[rid];
   at.blocked = false;
   std::vector<CmdWords> cmds;
-  if (dom->kind == DomainKind::Stage2) {
+  if (dom->user_managed) {
+    // nested_attach_device: the whole DTE is rebuilt from the parent and the guest's DTE.
+    at = Attachment{};
+    at.has_host = true; at.host = dom->parent; at.user_nested = d;
+  } else if (dom->kind == DomainKind::Stage2) {
     // A v1-only domain replaces whatever the DTE held (Linux's domain replace).
-    if ((at.has_gcr3 && !at.gcr3_in_guest) || (at.has_host && at.host != d)) at = Attachment{};
+    if ((at.has_gcr3 && !at.gcr3_in_guest) || (at.has_host && at.host != d) || at.user_nested) at = Attachment{};
     at.has_host = true; at.host = d;
   } else {
     if (!caps_.gt) return Status::fail("EFR.GTSup=0: no guest (v2) translation");
@@ -215,7 +226,7 @@ Status AmdViDriver::attach_device(uint32_t rid, std::optional<uint32_t> pasid, D
     const bool nested = dom->kind == DomainKind::Nested;
     // Another v1 parent, or a switch between v2 and nested: replace the DTE and GCR3 table.
     if ((nested && at.has_host && at.host != dom->parent) || (!nested && at.has_host) ||
-        (at.has_gcr3 && at.gcr3_in_guest != nested))
+        (at.has_gcr3 && at.gcr3_in_guest != nested) || at.user_nested)
       at = Attachment{};
     if (!at.has_gcr3) {
       if (nested) { at.has_host = true; at.host = dom->parent; }
@@ -247,10 +258,18 @@ std::vector<CmdWords> AmdViDriver::flush_commands(const AmdDomain& dom, DomainId
     // Devices nested on this table tag its translations with their own DomainID.
     for (const auto& [rid, at] : devices_)
       if (at.has_host && at.host == d && at.has_gcr3) cmds.push_back(cmd_inv_iommu_pages(at.gcr3_domid, addr, size, pde));
+    // iommu_flush_pages_v1_hdom_ids: every hDomID of every vIOMMU over this nest parent
+    // (attached or not: the map holds them until their last nested domain is freed).
+    for (const AmdViommu& v : viommus_)
+      if (v.parent == d)
+        for (const auto& [gdom, g] : v.gdoms) cmds.push_back(cmd_inv_iommu_pages(g.hdom_id, addr, size, pde));
     // Linux domain_flush_pages: then each ATS device's IOTLB (a nested one's in full: the
     // GPA range says nothing about its IOVAs).
     for (const auto& [rid, at] : devices_)
-      if (at.has_host && at.host == d) add_iotlb_flush(rid, at.has_gcr3 ? 0 : iova, at.has_gcr3 ? 0 : bytes, std::nullopt, cmds);
+      if (at.has_host && at.host == d) {
+        const bool nested = at.has_gcr3 || at.user_nested;
+        add_iotlb_flush(rid, nested ? 0 : iova, nested ? 0 : bytes, std::nullopt, cmds);
+      }
     return cmds;
   }
   // v2 entries are tagged DomainID+PASID: one command per attached (device, PASID).
@@ -265,7 +284,7 @@ std::vector<CmdWords> AmdViDriver::flush_commands(const AmdDomain& dom, DomainId
 
 Status AmdViDriver::invalidate_range(DomainId d, uint64_t iova, uint64_t bytes, bool leaf) {
   Status st;
-  AmdDomain* dom = amd_domain(d, st);
+  AmdDomain* dom = static_cast<AmdDomain*>(table_domain(d, st));
   if (!dom) return st;
   if (bytes == 0) return Status::fail("invalidate_range: empty range");
   return submit(flush_commands(*dom, d, iova, bytes, !leaf), take_pending_op(leaf ? "invalidate_range_leaf" : "invalidate_range"));
@@ -273,7 +292,7 @@ Status AmdViDriver::invalidate_range(DomainId d, uint64_t iova, uint64_t bytes, 
 
 Status AmdViDriver::invalidate_domain(DomainId d) {
   Status st;
-  AmdDomain* dom = amd_domain(d, st);
+  AmdDomain* dom = static_cast<AmdDomain*>(table_domain(d, st));
   if (!dom) return st;
   return submit(flush_commands(*dom, d, 0, 0, true), "invalidate_domain");
 }
@@ -402,6 +421,194 @@ std::string AmdViDriver::registers() {
 void AmdViDriver::register_stats(common::StatRegistry& reg, const std::string& p) const {
   DriverBase::register_stats(reg, p);
   reg.add(p + ".event_overflows", event_overflows_, "count", "event-log overflows handled (records were lost)");
+}
+
+// ---- Nesting (NestingOps), as Linux amd/iommufd.c and amd/nested.c ----
+
+namespace {
+using common::extract;
+// Guest DTE fields Linux reads (amd_iommu_types.h; 48882 §2.2.2.1 positions).
+struct GuestDte {
+  const uint64_t* w;
+  bool v() const { return extract(w[0], 0, 0); }                  // DTE_FLAG_V
+  uint64_t mode() const { return extract(w[0], 11, 9); }          // DTE_MODE_MASK
+  uint64_t host_trp() const { return extract(w[0], 51, 12); }     // DTE_HOST_TRP
+  bool ppr() const { return extract(w[0], 52, 52); }              // DTE_FLAG_PPR
+  bool giov() const { return extract(w[0], 54, 54); }             // DTE_FLAG_GIOV
+  bool gv() const { return extract(w[0], 55, 55); }               // DTE_FLAG_GV
+  uint8_t glx() const { return uint8_t(extract(w[0], 57, 56)); }  // DTE_GLX
+  // DTE_GCR3_14_12, DTE_GCR3_30_15, DTE_GCR3_51_31: the GCR3 table root (a GPA).
+  uint64_t gcr3() const {
+    return extract(w[0], 60, 58) << 12 | extract(w[1], 31, 16) << 15 | extract(w[1], 63, 43) << 31;
+  }
+  uint16_t domain_id() const { return uint16_t(extract(w[1], 15, 0)); }        // DTE_DOMID_MASK
+  uint8_t gpt_level() const { return uint8_t(extract(w[2], 55, 54)); }         // DTE_GPT_LEVEL_MASK
+};
+constexpr uint8_t kGlxReserved = 3;
+// Command fields the conversion rewrites (48882 §2.4.3, §2.4.4; u64[0] = data[1] << 32 | data[0]).
+constexpr unsigned kIpDomainIdLo = 32, kIpDomainIdHi = 47;   // INVALIDATE_IOMMU_PAGES DomainID
+constexpr unsigned kItDeviceIdLo = 0, kItDeviceIdHi = 15;    // INVALIDATE_IOTLB_PAGES DeviceID
+constexpr unsigned kItQueueIdLo = 32, kItQueueIdHi = 47;     // INVALIDATE_IOTLB_PAGES QueueID
+
+// validate_gdte_nested
+Errno validate_gdte_nested(const HwptAmdGuest& g, const Caps& caps) {
+  const GuestDte d{g.dte};
+  if (d.mode() != 0 || d.host_trp() != 0) return Errno::Inval;   // Mode and Host TRP must be zero
+  if (d.v() && d.gv() && d.gcr3() == 0) return Errno::Inval;      // GCR3 TRP must be non-zero
+  if (d.gpt_level() != kGuestPaging4Level && d.gpt_level() != kGuestPaging5Level) return Errno::Inval;
+  if (d.glx() == kGlxReserved) return Errno::Inval;
+  // amd_iommu_gpt_level (EFR.GATS) must allow a 5-level guest table.
+  if (d.gpt_level() == kGuestPaging5Level && caps.guest_levels() < 5) return Errno::OpNotSupp;
+  return Errno::Ok;
+}
+}  // namespace
+
+Errno AmdViDriver::viommu_init(ViommuType type, DomainId parent, ViommuHandle* out) {
+  if (!supports_viommu(type)) return Errno::OpNotSupp;
+  const Domain* p = domain(parent);
+  if (!p || p->kind != DomainKind::Stage2 || p->user_managed) return Errno::Inval;
+  AmdViommu v;
+  v.parent = parent;   // amd_iommufd_viommu_init: aviommu->parent, on pdom->viommu_list
+  viommus_.push_back(std::move(v));
+  *out = ViommuHandle(viommus_.size());
+  return Errno::Ok;
+}
+
+Errno AmdViDriver::alloc_nested(ViommuHandle v, uint32_t flags, const UserData& data, DomainId* out) {
+  if (!viommu(v)) return Errno::Inval;
+  // iommufd_viommu_alloc_hwpt_nested refuses flags (FAULT_ID_VALID, which it takes, is not
+  // modelled); amd_iommu_alloc_domain_nested: another data type EOPNOTSUPP, then the copy
+  // of iommu_hwpt_amd_guest and validate_gdte_nested.
+  if (flags) return Errno::OpNotSupp;
+  if (data.type != HwptDataType::AmdGuest) return Errno::OpNotSupp;
+  auto dom = std::make_unique<AmdDomain>();
+  if (Errno e = copy_struct_from_user(&dom->gdte, data.data, data.len); e != Errno::Ok) return e;
+  if (Errno e = validate_gdte_nested(dom->gdte, caps_); e != Errno::Ok) return e;
+  AmdViommu& vi = viommus_[v - 1];
+  dom->gdom_id = GuestDte{dom->gdte.dte}.domain_id();
+  dom->viommu = v;
+  // gdomid_array: the gDomID's hDomID, a new one (amd_iommu_pdom_id_alloc) on first use.
+  auto [it, fresh] = vi.gdoms.try_emplace(dom->gdom_id);
+  if (fresh) {
+    if (next_domid_ == 0) { vi.gdoms.erase(it); return Errno::NoSpc; }
+    it->second.hdom_id = next_domid_++;
+  }
+  ++it->second.users;
+  dom->domain_id = it->second.hdom_id;
+  charge_cycles(cfg_.timing.op_overhead_cycles);
+  *out = add_user_domain(std::move(dom), vi.parent);
+  return Errno::Ok;
+}
+
+void AmdViDriver::free_nested(DomainId nested) {
+  Status st;
+  AmdDomain* dom = amd_domain(nested, st);
+  if (!dom || !dom->user_managed || !dom->viommu) return;
+  // nested_domain_free: the last user drops the gDomID's mapping. (This driver never
+  // reuses DomainIDs, so amd_iommu_pdom_id_free has nothing to return them to.)
+  auto& gdoms = viommus_[dom->viommu - 1].gdoms;
+  auto it = gdoms.find(dom->gdom_id);
+  if (it != gdoms.end() && --it->second.users == 0) gdoms.erase(it);
+  dom->viommu = 0;
+}
+
+std::optional<uint16_t> AmdViDriver::host_domain_id(ViommuHandle v, uint16_t gdom_id) const {
+  const AmdViommu* vi = viommu(v);
+  if (!vi) return std::nullopt;
+  auto it = vi->gdoms.find(gdom_id);
+  if (it == vi->gdoms.end()) return std::nullopt;
+  return it->second.hdom_id;
+}
+
+Errno AmdViDriver::set_vdevice(ViommuHandle v, uint64_t virt_id, std::optional<uint32_t> rid) {
+  if (!viommu(v)) return Errno::Inval;
+  if (rid) viommus_[v - 1].vdevs[virt_id] = *rid;
+  else viommus_[v - 1].vdevs.erase(virt_id);
+  return Errno::Ok;
+}
+
+Errno AmdViDriver::attach_nested(uint32_t rid, DomainId nested) {
+  const Domain* d = domain(nested);
+  if (!d || !d->user_managed) return Errno::Inval;
+  // nested_attach_device: a PASID-enabled device is EINVAL. Here a device counts as
+  // PASID-enabled while a host-built GCR3 table serves a PASID other than the GIOV one.
+  auto it = devices_.find(rid);
+  if (it != devices_.end() && it->second.has_gcr3 && !it->second.gcr3_in_guest)
+    for (const auto& [pasid, dom] : it->second.by_pasid)
+      if (pasid != 0 || !it->second.giov) return Errno::Inval;
+  return attach(rid, std::nullopt, nested).ok ? Errno::Ok : Errno::Inval;
+}
+
+DeviceTableEntry AmdViDriver::nested_dte(uint32_t rid, const AmdDomain& d) const {
+  const AmdDomain& parent = *static_cast<const AmdDomain*>(domain(d.parent));
+  const GuestDte g{d.gdte.dte};
+  DeviceTableEntry e;
+  // amd_iommu_make_clear_dte + amd_iommu_set_dte_v1 with the hDomID.
+  e.valid = e.tv = e.ir = e.iw = true;
+  e.mode = kHostMode;
+  e.host_pt_root = parent.tables->root();
+  e.domain_id = d.domain_id;
+  e.iotlb = ats_enabled(rid);
+  // set_dte_nested: GV, and the guest's PPR, GLX, GIOV, GCR3 root and paging mode.
+  e.gv = true;
+  e.ppr = g.ppr();
+  e.glx = g.glx();
+  e.giov = g.giov();
+  e.gcr3_root = g.gcr3();
+  e.guest_paging_mode = g.gpt_level();
+  return e;
+}
+
+Errno AmdViDriver::convert_user_cmd(ViommuHandle v, const CmdWords& c, std::vector<CmdWords>& out) const {
+  const AmdViommu& vi = viommus_.at(v - 1);
+  const std::optional<Command> cmd = decode_command(c, caps_, nullptr);
+  if (!cmd) return Errno::Io;   // an illegal command is the VMM's bug
+  switch (cmd->op) {
+    case Opcode::InvalidateIommuPages: {
+      auto it = vi.gdoms.find(cmd->domain_id);
+      if (it == vi.gdoms.end()) return Errno::Io;
+      out.push_back({common::deposit(c[0], kIpDomainIdHi, kIpDomainIdLo, it->second.hdom_id), c[1]});
+      return Errno::Ok;
+    }
+    case Opcode::InvalidateIotlbPages: {
+      auto it = vi.vdevs.find(cmd->device_id);
+      if (it == vi.vdevs.end()) return Errno::Io;
+      // QueueID carries the DeviceID, as Linux build_inv_iotlb_pages writes it.
+      uint64_t w0 = common::deposit(c[0], kItDeviceIdHi, kItDeviceIdLo, it->second);
+      w0 = common::deposit(w0, kItQueueIdHi, kItQueueIdLo, it->second);
+      out.push_back({w0, c[1]});
+      return Errno::Ok;
+    }
+    case Opcode::InvalidateIommuAll:
+      // Never the physical INVALIDATE_IOMMU_ALL: every hDomID of this vIOMMU, in full.
+      for (const auto& [gdom, g] : vi.gdoms) out.push_back(cmd_inv_iommu_pages(g.hdom_id, 0, kInvAllPagesSize));
+      return Errno::Ok;
+    default:
+      return Errno::Io;
+  }
+}
+
+Errno AmdViDriver::cache_invalidate(ViommuHandle v, InvalidateDataType type, const void* entries, uint32_t entry_len,
+                                    uint32_t* entry_num) {
+  const uint32_t n = *entry_num;
+  *entry_num = 0;
+  if (!viommu(v)) return Errno::Inval;
+  if (type != InvalidateDataType::AmdViommuExt) return Errno::Inval;
+  if (n == 0) return Errno::Ok;   // a zero-length array only probes the type
+  if (!entries || entry_len < sizeof(ViommuAmdInvalidateExt)) return Errno::Inval;
+  const auto* bytes = static_cast<const uint8_t*>(entries);
+  user_cmds_.clear();
+  charge_cycles(cfg_.timing.op_overhead_cycles);
+  for (uint32_t i = 0; i < n; ++i) {
+    ViommuAmdInvalidateExt e;
+    std::copy_n(bytes + uint64_t(i) * entry_len, sizeof(e), reinterpret_cast<uint8_t*>(&e));
+    // A bad command fails the whole call: nothing is issued.
+    if (Errno err = convert_user_cmd(v, CmdWords{e.cmd[0], e.cmd[1]}, user_cmds_); err != Errno::Ok) return err;
+  }
+  // Nothing to issue (INVALIDATE_IOMMU_ALL before any hDomID): no lone COMPLETION_WAIT.
+  if (!user_cmds_.empty() && !submit(user_cmds_, "viommu_inv").ok) return Errno::Io;
+  *entry_num = n;
+  return Errno::Ok;
 }
 
 }  // namespace iommusim::driver

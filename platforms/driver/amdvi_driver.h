@@ -19,19 +19,38 @@
 // (consumed records are zeroed, as Linux does); an ILLEGAL_COMMAND_ERROR there (or
 // Status.CmdBufRun=0, read every 256 polls) means the buffer stopped: the bad entry is
 // replaced with a no-op COMPLETION_WAIT and Control.CmdBufEn is toggled to restart it.
+//
+// Nesting for a VMM (NestingOps, platforms/driver/nesting.h), as Linux amd/iommufd.c and
+// amd/nested.c: a vIOMMU (IOMMU_VIOMMU_TYPE_AMD, amd_iommufd_viommu_init) sits on a nest
+// parent and keeps the gDomID -> {users, hDomID} map (gdomid_array). A user-managed nested
+// domain holds the guest's DTE (iommu_hwpt_amd_guest), checked as validate_gdte_nested,
+// and takes the hDomID of its gDomID (the guest DTE's DomainID), a new one on first use
+// (amd_iommu_alloc_domain_nested); destroying it drops the reference (nested_domain_free).
+// Attaching it (nested_attach_device, set_dte_nested) writes the parent's v1 fields (Mode,
+// host root, TV, IR/IW, I with ATS) with DomainID = hDomID, GV = 1 and the guest's PPR,
+// GLX, GIOV, GCR3 root (a GPA: Control.GCR3TRPMode) and GuestPagingMode, then
+// INVALIDATE_DEVTAB_ENTRY (+ the device's IOTLB with ATS) and COMPLETION_WAIT
+// (amd_iommu_update_dte; the extra flush update_dte256 issues first is not modelled, as on
+// the native attach path). A stage-2 change on a nest parent also flushes every hDomID of
+// every vIOMMU over it (iommu_flush_pages_v1_hdom_ids). Guest invalidations: upstream has
+// no AMD vIOMMU cache_invalidate, so InvalidateDataType::AmdViommuExt is a MODEL EXTENSION
+// in the style of arm_vsmmu_cache_invalidate (see cache_invalidate below and docs/vmm.md).
 #pragma once
 #include <array>
 #include <map>
+#include <optional>
 #include <memory>
 #include <vector>
 
 #include <systemc>
 
-#include "models/amdvi/amdvi.h"
+#include "models/amdvi/register_block.h"
+#include "models/amdvi/structures.h"
 #include "models/amdvi/commands.h"
 #include "models/amdvi/events.h"
 #include "models/memory/sparse_memory.h"
 #include "platforms/driver/driver_base.h"
+#include "platforms/driver/nesting.h"
 
 namespace iommusim::driver {
 
@@ -46,9 +65,10 @@ struct AmdViDriverConfig {
 };
 std::string validate(const AmdViDriverConfig& c);
 
-class AmdViDriver : public DriverBase, private DriverQueue::Hooks {
+class AmdViDriver : public DriverBase, public NestingOps, private DriverQueue::Hooks {
  public:
-  AmdViDriver(sc_core::sc_module_name name, const AmdViDriverConfig& cfg, amdvi::AmdVi& iommu,
+  // Programs `iommu`: the AMD IOMMU model, or a VMM's emulated vAMD (a guest's driver).
+  AmdViDriver(sc_core::sc_module_name name, const AmdViDriverConfig& cfg, amdvi::ProgrammingInterface& iommu,
               DriverMemoryRef memory);
   ~AmdViDriver() override;
 
@@ -76,8 +96,55 @@ class AmdViDriver : public DriverBase, private DriverQueue::Hooks {
   uint16_t device_domain_id(uint32_t rid) const;      // the DTE's DomainID
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
 
+  // NestingOps
+  // amd_iommufd_get_viommu_size: IOMMU_VIOMMU_TYPE_AMD where nesting works (GTSup and
+  // GCR3TRPMode: the guest's GCR3 root is a GPA).
+  bool supports_viommu(ViommuType type) const override { return type == ViommuType::Amd && caps_.gt && gcr3trp_mode_; }
+  Errno viommu_init(ViommuType type, DomainId parent, ViommuHandle* out) override;
+  Errno alloc_nested(ViommuHandle v, uint32_t flags, const UserData& data, DomainId* out) override;
+  // amd_iommu_ops has no domain_alloc_nested: an AMD nested domain needs a vIOMMU.
+  bool nests_on_parent() const override { return false; }
+  Errno alloc_nested_on_parent(DomainId, uint32_t, const UserData&, DomainId*) override { return Errno::OpNotSupp; }
+  Errno set_vdevice(ViommuHandle v, uint64_t virt_id, std::optional<uint32_t> rid) override;
+  void free_nested(DomainId nested) override;
+  Errno attach_nested(uint32_t rid, DomainId nested) override;
+  // MODEL EXTENSION (InvalidateDataType::AmdViommuExt): raw guest commands, converted by
+  // convert_user_cmd and issued with one COMPLETION_WAIT per call; a bad command fails the
+  // call before anything is issued.
+  Errno cache_invalidate(ViommuHandle v, InvalidateDataType type, const void* entries, uint32_t entry_len,
+                         uint32_t* entry_num) override;
+  // nested_domain_ops has no cache_invalidate_user.
+  Errno cache_invalidate_hwpt(DomainId, InvalidateDataType, const void*, uint32_t, uint32_t* entry_num) override {
+    *entry_num = 0;
+    return Errno::OpNotSupp;
+  }
+  // A vIOMMU's guest invalidations are retagged per gDomID, not to one tag: 0.
+  uint32_t viommu_tag(ViommuHandle) const override { return 0; }
+  // The hDomID standing for `gdom_id` on vIOMMU `v` (nullopt: none).
+  std::optional<uint16_t> host_domain_id(ViommuHandle v, uint16_t gdom_id) const;
+  // MODEL EXTENSION: the guest command `c` as the physical buffer gets it, appended to
+  // `out` (INVALIDATE_IOMMU_ALL becomes several), or EIO.
+  Errno convert_user_cmd(ViommuHandle v, const amdvi::CmdWords& c, std::vector<amdvi::CmdWords>& out) const;
+
  private:
-  struct AmdDomain : Domain { uint16_t domain_id = 0; };
+  struct AmdDomain : Domain {
+    uint16_t domain_id = 0;   // Stage2: its own; user-managed nested: its gDomID's hDomID
+    // User-managed nested (a vIOMMU's HWPT_NESTED): the checked guest DTE and its gDomID.
+    HwptAmdGuest gdte;
+    uint16_t gdom_id = 0;
+    ViommuHandle viommu = 0;
+  };
+  struct GuestDomain { uint32_t users = 0; uint16_t hdom_id = 0; };   // struct guest_domain_mapping_info
+  struct AmdViommu {
+    DomainId parent = 0;
+    std::map<uint16_t, GuestDomain> gdoms;   // gdomid_array
+    std::map<uint64_t, uint32_t> vdevs;      // guest DeviceID -> DeviceID
+  };
+  std::vector<AmdViommu> viommus_;
+  std::vector<amdvi::CmdWords> user_cmds_;   // cache_invalidate's batch, kept for its capacity
+  const AmdViommu* viommu(ViommuHandle v) const { return v == 0 || v > viommus_.size() ? nullptr : &viommus_[v - 1]; }
+  // The physical DTE of a device attached to user-managed domain `d` (set_dte_nested).
+  amdvi::DeviceTableEntry nested_dte(uint32_t rid, const AmdDomain& d) const;
   struct Attachment {
     bool has_host = false; DomainId host = 0;        // v1 table (Stage2 domain)
     bool has_gcr3 = false; bool gcr3_in_guest = false;
@@ -87,6 +154,7 @@ class AmdViDriver : public DriverBase, private DriverQueue::Hooks {
     bool giov = false;                               // PASID 0 serves non-PASID requests
     bool blocked = false;                            // IR=IW=0: every request faults
     std::map<uint32_t, DomainId> by_pasid;
+    DomainId user_nested = 0;                        // a vIOMMU's nested domain (the guest's DTE)
   };
 
   std::unique_ptr<Domain> make_domain(DomainKind kind, const Domain* parent, std::string* why) override;
@@ -119,7 +187,7 @@ class AmdViDriver : public DriverBase, private DriverQueue::Hooks {
   const char* command_name(uint8_t opcode) const override { return amdvi::opcode_name(amdvi::Opcode(opcode)); }
 
   AmdViDriverConfig cfg_;
-  amdvi::AmdVi& iommu_;
+  amdvi::ProgrammingInterface& iommu_;
   amdvi::Caps caps_;
   bool gcr3trp_mode_ = false;   // EFR2.GCR3TRPMode, and so Control.GCR3TRPMode, set
   uint64_t dev_table_ = 0, evt_base_ = 0, sem_addr_ = 0;

@@ -34,10 +34,12 @@ using vmm::Errno;
 
 // enum iommu_hwpt_data_type
 enum class HwptDataType : uint32_t { None = 0, VtdS1 = 1, ArmSmmuv3 = 2, AmdGuest = 3 };
-// enum iommu_hwpt_invalidate_data_type
-enum class InvalidateDataType : uint32_t { VtdS1 = 0, ArmSmmuv3 = 1 };
-// enum iommu_viommu_type
-enum class ViommuType : uint32_t { Default = 0, ArmSmmuv3 = 1, Tegra241Cmdqv = 2 };
+// enum iommu_hwpt_invalidate_data_type, plus AmdViommuExt: a MODEL EXTENSION (upstream
+// Linux has no AMD vIOMMU cache_invalidate: amd_viommu_ops has only .destroy), numbered
+// far above the uAPI's so that it can never alias a real type.
+enum class InvalidateDataType : uint32_t { VtdS1 = 0, ArmSmmuv3 = 1, AmdViommuExt = 0x80000001u };
+// enum iommu_viommu_type (IOMMU_VIOMMU_TYPE_AMD = 3)
+enum class ViommuType : uint32_t { Default = 0, ArmSmmuv3 = 1, Tegra241Cmdqv = 2, Amd = 3 };
 
 // struct iommu_hwpt_arm_smmuv3: the guest's STE dwords 0 and 1 (little-endian).
 struct HwptArmSmmuv3 {
@@ -45,6 +47,17 @@ struct HwptArmSmmuv3 {
 };
 // struct iommu_viommu_arm_smmuv3_invalidate: one 128-bit SMMU command.
 struct ViommuArmSmmuv3Invalidate {
+  uint64_t cmd[2] = {0, 0};
+};
+
+// struct iommu_hwpt_amd_guest: the guest's 256-bit DTE (little-endian quadwords).
+struct HwptAmdGuest {
+  uint64_t dte[4] = {0, 0, 0, 0};
+};
+// The entry of InvalidateDataType::AmdViommuExt (MODEL EXTENSION): one 128-bit AMD
+// command as the guest wrote it (AMD 48882 §2.4), in ARM's style of
+// iommu_viommu_arm_smmuv3_invalidate.
+struct ViommuAmdInvalidateExt {
   uint64_t cmd[2] = {0, 0};
 };
 
@@ -109,6 +122,9 @@ class NestingOps {
   // A vDEVICE: the guest's `virt_id` names physical `rid` on this vIOMMU (the iommufd core
   // has checked uniqueness); nullopt removes it.
   virtual Errno set_vdevice(ViommuHandle v, uint64_t virt_id, std::optional<uint32_t> rid) = 0;
+  // A user-managed nested domain's HWPT was destroyed (its iommu_domain_ops free): the
+  // driver drops what it held for it (AMD: the gDomID's reference, nested_domain_free).
+  virtual void free_nested(DomainId) {}
   // Points `rid` at a nested domain (the physical entry and its configuration
   // invalidation); Errno, unlike IommuDriver::attach, because iommufd reports it.
   virtual Errno attach_nested(uint32_t rid, DomainId nested) = 0;

@@ -318,6 +318,7 @@ Errno Iommufd::destroy(uint32_t id) {
     }
     case ObjType::HwptNested:
       --objects_.at(o.viommu ? o.viommu : o.parent).users;
+      units_[o.unit].nesting->free_nested(o.domain);
       break;
     case ObjType::Viommu:
       --objects_.at(o.parent).users;

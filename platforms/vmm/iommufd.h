@@ -23,7 +23,8 @@
 // - IOAS IOVA allocation (only IOMMU_IOAS_MAP_FIXED_IOVA: a VMM maps GPA = IOVA), pinning,
 //   copy/iova ranges, dirty tracking, PASID attach, auto domains (attach to an IOAS),
 //   faults and vEVENTQ calls, HW queues.
-// - Freeing a destroyed HWPT's host domain (the host driver never frees domains).
+// - Freeing a destroyed HWPT's host domain (the host driver never frees domains; it is
+//   told of a destroyed HWPT_NESTED, NestingOps::free_nested, to drop what it held for it).
 #pragma once
 #include <array>
 #include <cstdint>

@@ -63,13 +63,15 @@ std::vector<Cell> cells() {
     for (const char* t : {"s1", "nested"}) v.push_back({vendor, t, "4k", true, true, true});
   // The trapped path: the guest's changes reach the host through the VMM, and the VMM
   // moves guest pages behind the host's stage 2.
-  for (const char* vendor : {"smmuv3", "vtd"})
+  for (const char* vendor : {"smmuv3", "vtd", "amdvi"})
     for (const char* leaves : {"4k", "2m", "1g"}) v.push_back({vendor, "nested", leaves, true, false, false, true});
-  v.push_back({"smmuv3", "nested", "4k", true, false, true, true});   // VT-d's guest PASIDs are not propagated
-  // ATS under a guest: its ATC invalidations forwarded (SMMUv3) or added by the host (VT-d).
-  for (const char* vendor : {"smmuv3", "vtd"}) v.push_back({vendor, "nested", "4k", true, true, false, true});
+  // VT-d's guest PASIDs are not propagated; an AMD guest's live in its own GCR3 table.
+  for (const char* vendor : {"smmuv3", "amdvi"}) v.push_back({vendor, "nested", "4k", true, false, true, true});
+  // ATS under a guest: its ATC invalidations forwarded (SMMUv3, AMD) or added by the host (VT-d).
+  for (const char* vendor : {"smmuv3", "vtd", "amdvi"}) v.push_back({vendor, "nested", "4k", true, true, false, true});
   // The guest's sync completed from the VMM's iothread while the guest polls.
-  for (const char* vendor : {"smmuv3", "vtd"}) v.push_back({vendor, "nested", "4k", true, false, false, true, true});
+  for (const char* vendor : {"smmuv3", "vtd", "amdvi"})
+    v.push_back({vendor, "nested", "4k", true, false, false, true, true});
   return v;
 }
 

@@ -1,0 +1,179 @@
+#include "platforms/vmm/vamdvi.h"
+
+#include "models/amdvi/events.h"
+#include "models/amdvi/registers.h"
+
+namespace iommusim::vmm {
+
+namespace reg = amdvi::reg;
+using amdvi::Opcode;
+
+namespace {
+// The host's caps with guest translation on (the guest must use v2 tables to nest).
+amdvi::Caps vamd_caps(const VAmdViConfig& c) {
+  amdvi::Caps caps = c.caps;
+  caps.gt = true;
+  return caps;
+}
+constexpr uint64_t kDteBytes = 32;
+}  // namespace
+
+VAmdVi::VAmdVi(sc_core::sc_module_name name, const VAmdViConfig& cfg, GuestRam& ram, Iommufd& fd,
+               const driver::DriverBase& host)
+    : sc_module(name), TrappedMmio(cfg.costs, cfg.cpu_mhz, host, cfg.completion), mmio("mmio"), cfg_(cfg), ram_(ram), fd_(fd),
+      // One 16-byte command per read (batch 1); its fetch is charged with its decode.
+      cmdbuf_(cpu_, common::CommandQueueConfig{1, unsigned(cfg.costs.fetch_cycles + cfg.costs.decode_cycles), 0},
+              [this](uint64_t addr, void* dst, unsigned len) {
+                if (!ram_.contains(addr, len)) return false;
+                ram_.read(addr, dst, len);
+                return true;
+              },
+              [] {},   // no DMA goes through an emulated queue: nothing to drain
+              *this),
+      r_(regs_, vamd_caps(cfg), amdvi::RegisterBlock::Hooks{[this] { queue_may_run(); }}) {
+  mmio.register_b_transport(this, &VAmdVi::b_transport);
+  forwards_.reserve(cfg.costs.forward_batch);
+}
+
+uint32_t VAmdVi::installed_hwpt(uint16_t gdev) const {
+  auto it = devices_.find(gdev);
+  return it == devices_.end() ? 0 : it->second.hwpt;
+}
+
+uint64_t VAmdVi::peek_register(uint64_t offset, unsigned len) {
+  uint64_t v = 0;
+  regs_.read(offset, len, v);
+  return v;
+}
+
+// A guest access: a CmdBufTail write (or CmdBufEn turning on) lets the buffer run (TrappedMmio).
+void VAmdVi::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
+  const bool doorbell = p.is_write() && p.get_address() == reg::CMD_BUF_TAIL;
+  trap(p, delay, doorbell, [&] {
+    regs_.transport(p, reg::kMmioBytes);
+  });
+}
+
+common::Decoded VAmdVi::decode(const uint64_t* entry, const common::QueueState&) {
+  pending_words_ = {entry[0], entry[1]};
+  return r_.decode_queue_entry(entry, pending_);
+}
+
+// The illegal command's record goes into the guest's event log in guest RAM.
+void VAmdVi::halt(const common::QueueError& e, const common::QueueState&) {
+  flush();   // what was forwarded before it still goes (the hardware ran those commands)
+  const amdvi::EventRecord ev = r_.cmd_halt(e);
+  const std::optional<uint64_t> slot = r_.evt_log_slot();
+  if (!slot) return;
+  const amdvi::EventWords w = amdvi::encode_event(ev);
+  ram_.write(*slot, w.data(), 16);
+  r_.evt_log_stored();
+}
+
+bool VAmdVi::gdom_installed(uint16_t gdom) const {
+  for (const auto& [gdev, d] : devices_)
+    if (d.hwpt && d.gdom_id == gdom) return true;
+  return false;
+}
+
+void VAmdVi::execute() {
+  const amdvi::Command& c = pending_;
+  switch (c.op) {
+    case Opcode::InvalidateIommuPages:
+      // The host knows a gDomID only through a nested HWPT made from a DTE carrying it.
+      if (!gdom_installed(c.domain_id)) { stats_.dropped_unattached.inc(); break; }
+      forward();
+      break;
+    case Opcode::InvalidateIotlbPages:
+      if (!devices_.count(c.device_id)) { stats_.dropped_unattached.inc(); break; }
+      forward();
+      break;
+    case Opcode::InvalidateIommuAll:
+      forward();
+      break;
+    case Opcode::InvalidateDevtabEntry: {
+      flush();
+      auto it = devices_.find(c.device_id);
+      if (it == devices_.end()) { stats_.dropped_unattached.inc(); break; }
+      install_dte(c.device_id, it->second);
+      break;
+    }
+    case Opcode::CompletionWait:
+      // Every forward before it has returned (each after the host's COMPLETION_WAIT); then
+      // the guest's wait completes: its store and/or ComWaitInt.
+      flush();
+      cpu_.wait_cycles(costs_.complete_cycles);
+      if (c.store) ram_.write(c.store_addr, &c.store_data, 8);
+      if (c.interrupt) r_.completion_wait_interrupt();
+      break;
+    default:   // INVALIDATE_INTERRUPT_TABLE, PREFETCH_IOMMU_PAGES, COMPLETE_PPR_REQUEST
+      stats_.absorbed.inc();
+      break;
+  }
+}
+
+void VAmdVi::forward() {
+  forwards_.push_back(driver::ViommuAmdInvalidateExt{{pending_words_[0], pending_words_[1]}});
+  stats_.forwarded.inc();
+  if (forwards_.size() >= costs_.forward_batch) flush();
+}
+
+void VAmdVi::flush() {
+  if (forwards_.empty()) return;
+  uint32_t n = uint32_t(forwards_.size());
+  // A failed call is counted by the ioctl; the buffer goes on (nothing the guest can see).
+  ioctl(costs_.iommufd_entry_cycles * n, [&] {
+    return fd_.hwpt_invalidate(viommu_id_, driver::InvalidateDataType::AmdViommuExt, forwards_.data(),
+                               sizeof(driver::ViommuAmdInvalidateExt), &n);
+  });
+  forwards_.clear();
+}
+
+void VAmdVi::install_dte(uint16_t gdev, Device& d) {
+  const uint64_t dtb = r_.dev_table_base.get();
+  amdvi::DteWords w{};
+  if ((uint64_t(gdev) + 1) * kDteBytes <= reg::dev_table_bytes(reg::DTB_SIZE::get(dtb))) {
+    cpu_.wait_cycles(costs_.fetch_cycles);
+    ram_.read(reg::DTB_BASE::get_address(dtb) + uint64_t(gdev) * kDteBytes, w.data(), kDteBytes);
+  }
+  // An unchanged DTE keeps its HWPT (the guest re-sends INVALIDATE_DEVTAB_ENTRY after GCR3
+  // updates that leave the DTE alone).
+  if (d.hwpt && w == d.gdte) return;
+  // DTE V [0], TV [1], GV [55] (48882 §2.2.2.1): only guest translation is nested.
+  const bool v = w[0] & 1, tv = w[0] & 2, gv = (w[0] >> 55) & 1;
+  if (!v || !tv || !gv) { stats_.unsupported_dtes.inc(); return; }
+  stats_.installs.inc();
+  const driver::HwptAmdGuest data{{w[0], w[1], w[2], w[3]}};
+  uint32_t hwpt = 0;
+  const Errno e = ioctl(costs_.hwpt_alloc_cycles, [&] {
+    return fd_.hwpt_alloc(0, d.dev_id, viommu_id_, driver::UserData{driver::HwptDataType::AmdGuest, &data, sizeof data},
+                          &hwpt);
+  });
+  if (e != Errno::Ok) return;
+  if (ioctl(0, [&] { return fd_.attach(d.dev_id, hwpt); }) != Errno::Ok) {
+    ioctl(costs_.destroy_cycles, [&] { return fd_.destroy(hwpt); });
+    return;
+  }
+  if (d.hwpt) ioctl(costs_.destroy_cycles, [&] { return fd_.destroy(d.hwpt); });
+  d.hwpt = hwpt;
+  d.gdte = w;
+  d.gdom_id = uint16_t(w[1] & 0xFFFF);   // DTE DomainID [15:0] of data[1]
+}
+
+void VAmdVi::register_stats(common::StatRegistry& reg, const std::string& p) const {
+  register_exit_stats(reg, p, "guest CmdBufTail writes (each runs the command buffer)",
+                      "trapped guest register reads (Status, CmdBufHead ...)");
+  reg.add(p + ".commands.forwarded", stats_.forwarded, "count",
+          "guest commands forwarded with IOMMU_HWPT_INVALIDATE (AmdViommuExt)");
+  reg.add(p + ".commands.absorbed", stats_.absorbed, "count",
+          "guest commands the VMM completes itself (INVALIDATE_INTERRUPT_TABLE, PREFETCH, PPR)");
+  reg.add(p + ".commands.dropped_unattached", stats_.dropped_unattached, "count",
+          "guest commands naming a gDomID no installed DTE carries, or a DeviceID with no vDEVICE (not forwarded)");
+  reg.add(p + ".dte_installs", stats_.installs, "count", "guest DTEs installed as nested HWPTs (INVALIDATE_DEVTAB_ENTRY)");
+  reg.add(p + ".unsupported_dtes", stats_.unsupported_dtes, "count",
+          "guest DTEs without V, TV and GV (not installed)");
+  register_ioctl_stats(reg, p, "of which failed (counted; the buffer goes on)");
+  reg.add(p + ".illegal_commands", cmdbuf_.stats().illegal, "count", "guest commands that raised ILLEGAL_COMMAND_ERROR");
+}
+
+}  // namespace iommusim::vmm

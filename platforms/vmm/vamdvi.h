@@ -1,0 +1,135 @@
+// The VMM's emulated AMD IOMMU (a vAMD, with QEMU hw/i386/amd_iommu.c's register and
+// command semantics): what a guest's AMD driver programs when its v2 (guest) tables are
+// nested over the host's v1 stage 2 through iommufd, with an IOMMU_VIOMMU_TYPE_AMD vIOMMU.
+//
+// What it models
+// - The AMD programming interface (models/amdvi/register_block.h) in the VMM, with the
+//   host's capabilities (EFR GTSup = 1 so the guest uses v2 tables, IASup, GLXSup, PASmax,
+//   GATS; EFR2.GCR3TRPMode). Every guest access traps (platforms/vmm/trapped_mmio.h).
+// - The guest's command buffer in guest RAM, consumed synchronously in the trapping vCPU's
+//   CmdBufTail write (as QEMU amdvi_cmdbuf_run) on the shared queue engine: per 16-byte
+//   command one read from guest RAM and a decode with the vAMD's own caps, so an illegal
+//   command logs ILLEGAL_COMMAND_ERROR (48882 §2.5, the real 16-byte record) into the
+//   guest's event log in guest RAM, stops the buffer (Status.CmdBufRun = 0) and forwards
+//   nothing.
+// - Per command (48882 §2.4): INVALIDATE_IOMMU_PAGES of a gDomID some installed guest DTE
+//   carries, INVALIDATE_IOTLB_PAGES of a gDevID with a vDEVICE, and INVALIDATE_IOMMU_ALL
+//   are forwarded raw to the vIOMMU (IOMMU_HWPT_INVALIDATE with the MODEL EXTENSION
+//   InvalidateDataType::AmdViommuExt, vmm.x86_amd.forward_batch commands per call); any
+//   other gDomID or gDevID -> dropped and counted. INVALIDATE_DEVTAB_ENTRY -> the guest's
+//   DTE is read from guest RAM and, if it changed, installed: IOMMU_HWPT_ALLOC
+//   (IOMMU_HWPT_DATA_AMD_GUEST, the four quadwords) on the vIOMMU, an attach and
+//   IOMMU_DESTROY of the HWPT it replaces. COMPLETION_WAIT -> pending forwards are sent
+//   (each returns after the host's own COMPLETION_WAIT), then the 8-byte store to guest RAM
+//   (S) and/or Status.ComWaitInt (I). INVALIDATE_INTERRUPT_TABLE, PREFETCH_IOMMU_PAGES and
+//   COMPLETE_PPR_REQUEST are absorbed. A failed ioctl is counted and the buffer goes on.
+// - The time of a CmdBufTail write split into trap, vmm, host_kernel, host_queue and return.
+//
+// What it does not model
+// - Guest DTEs that do not ask for guest translation (V = 0, TV = 0 or GV = 0: counted,
+//   not installed; the device keeps its HWPT, as the iommufd model has no detach), guest
+//   PASIDs beyond what the guest's own GCR3 table holds (the host reads it), interrupt
+//   remapping, the PPR and GA logs, AMD's HW-vIOMMU (guest command buffers the hardware
+//   runs itself), a deferred mode where the tail write returns before the buffer ran.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_target_socket.h>
+
+#include "models/amdvi/commands.h"
+#include "models/amdvi/register_block.h"
+#include "models/amdvi/structures.h"
+#include "models/common/command_queue.h"
+#include "models/common/register_file.h"
+#include "models/common/stats.h"
+#include "platforms/driver/driver_base.h"
+#include "platforms/driver/nesting.h"
+#include "platforms/vmm/guest_ram.h"
+#include "platforms/vmm/iommufd.h"
+#include "platforms/vmm/trapped_mmio.h"
+#include "platforms/vmm/vmm_costs.h"
+
+namespace iommusim::vmm {
+
+struct VAmdViConfig {
+  VmmCosts costs;
+  VmmCompletion completion = VmmCompletion::Synchronous;
+  double cpu_mhz = 2000;   // the host CPU the VMM runs on (driver.cpu_mhz)
+  amdvi::Caps caps;        // the host's EFR fields the vAMD passes on (GTSup forced on)
+};
+
+class VAmdVi : public sc_core::sc_module,
+               public amdvi::ProgrammingInterface,
+               public TrappedMmio,
+               private common::CommandQueueVendor {
+ public:
+  tlm_utils::simple_target_socket<VAmdVi> mmio;
+
+  // A vAMD forwarding through `fd` to the host driver `host`.
+  VAmdVi(sc_core::sc_module_name name, const VAmdViConfig& cfg, GuestRam& ram, Iommufd& fd,
+         const driver::DriverBase& host);
+  // The vIOMMU its nested HWPTs and invalidations go to (once the VM is built).
+  void set_viommu(uint32_t viommu_id) { viommu_id_ = viommu_id; }
+  // The guest's DeviceID `gdev` is iommufd device `dev_id`, with a vDEVICE.
+  void add_device(uint16_t gdev, uint32_t dev_id) { devices_[gdev].dev_id = dev_id; }
+  // The nested HWPT installed for `gdev` (0: none).
+  uint32_t installed_hwpt(uint16_t gdev) const;
+
+  // amdvi::ProgrammingInterface
+  void set_command_probe(std::function<void(const common::CommandTrace&)> probe) override {
+    cmdbuf_.set_probe(std::move(probe));
+  }
+  uint64_t peek_register(uint64_t offset, unsigned len = 8) override;
+
+  struct Stats {
+    common::Counter forwarded, absorbed, dropped_unattached, installs, unsupported_dtes;
+  };
+  const Stats& stats() const { return stats_; }
+  uint64_t illegal_commands() const { return cmdbuf_.stats().illegal.value(); }
+  void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
+
+ private:
+  struct Device {
+    uint32_t dev_id = 0;
+    uint32_t hwpt = 0;             // its nested HWPT (0: none)
+    amdvi::DteWords gdte{};        // the guest DTE it was made from
+    uint16_t gdom_id = 0;          // that DTE's DomainID
+  };
+
+  void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
+  bool run_queue() override { return cmdbuf_.run_until_idle(); }
+  // The queue engine's hooks: the guest's command buffer, executed by the VMM.
+  common::QueueState queue_state() override { return r_.cmd_state(); }
+  uint8_t trace_opcode(const uint64_t* entry) const override { return uint8_t(entry[0] >> 60); }
+  common::Decoded decode(const uint64_t* entry, const common::QueueState&) override;
+  void execute() override;
+  void consumed(const common::QueueState&, uint32_t head) override { r_.cmd_consumed(head); }
+  void halt(const common::QueueError& e, const common::QueueState&) override;
+
+  // Queues the pending command for the vIOMMU; sends the batch when it is full.
+  void forward();
+  // Sends the queued commands in one IOMMU_HWPT_INVALIDATE.
+  void flush();
+  // Reads the guest DTE of `gdev` and installs it if it changed.
+  void install_dte(uint16_t gdev, Device& d);
+  bool gdom_installed(uint16_t gdom) const;
+
+  VAmdViConfig cfg_;
+  GuestRam& ram_;
+  Iommufd& fd_;
+  uint32_t viommu_id_ = 0;
+  common::RegisterFile regs_;
+  common::CommandQueue cmdbuf_;
+  amdvi::RegisterBlock r_;
+  amdvi::Command pending_;
+  amdvi::CmdWords pending_words_{};
+  std::vector<driver::ViommuAmdInvalidateExt> forwards_;
+  std::map<uint16_t, Device> devices_;   // by guest DeviceID
+  Stats stats_;
+};
+
+}  // namespace iommusim::vmm
