@@ -41,12 +41,7 @@ class Smmuv3TrappedLane : public TrappedLane<Smmuv3Lane, vmm::VSmmuv3, driver::S
   void drain_events() override {
     if (events_recorded() == events_handled_) return;   // no new record: no interrupt
     events_handled_ = events_recorded();
-    const bool injected = viommu_.host_event_interrupt([this] {
-      const uint64_t before = drv_.events_reported();
-      drv_.drain_events();
-      return drv_.events_reported() - before;
-    });
-    if (injected) guest_.drain_events();
+    if (viommu_.host_event_interrupt(drv_)) guest_.drain_events();
   }
 
  protected:

@@ -73,7 +73,7 @@ struct HostIommu {
   driver::NestingOps* nesting = nullptr;
 };
 
-class Iommufd : private driver::ViommuEventSink {
+class Iommufd : public driver::ViommuEventSink {
  public:
   enum class Call : uint8_t {
     BindDevice, IoasAlloc, IoasMap, IoasUnmap, HwptAlloc, ViommuAlloc, VdeviceAlloc, HwptInvalidate, Attach, Destroy,
@@ -106,6 +106,9 @@ class Iommufd : private driver::ViommuEventSink {
                       uint32_t* veventq_id);
   // read() of the vEVENTQ's fd: up to `max` entries, oldest first, into `out`; *n says how many.
   Errno veventq_read(uint32_t veventq_id, Vevent* out, uint32_t max, uint32_t* n);
+  // driver::ViommuEventSink, what the host driver calls: iommufd_viommu_report_event.
+  Errno report_event(uint32_t viommu, driver::VeventqType type, const void* data, uint32_t len,
+                     uint64_t recorded_ps) override;
 
   // The host pages behind the memory the VMM maps (4 KB, 2 MB or 1 GB hugepages): the
   // physically contiguous runs iommu_map may use as leaves. Default 1 GB.
@@ -158,9 +161,6 @@ class Iommufd : private driver::ViommuEventSink {
   Object* get(uint32_t id, ObjType type, Errno* err);
   uint32_t add(Object o);   // the lowest free ID
   Errno done(Call c, Errno e);
-  // driver::ViommuEventSink: iommufd_viommu_report_event.
-  Errno report_event(uint32_t viommu, driver::VeventqType type, const void* data, uint32_t len,
-                     uint64_t recorded_ps) override;
   // Maps one IOAS area onto a paging domain, in the largest pages that fit it.
   Errno map_area(const Object& hwpt, uint64_t iova, const Area& a);
 

@@ -93,6 +93,15 @@ void VSmmuv3::alloc_veventq() {
   ioctl(0, [&] { return fd_.veventq_alloc(0, viommu_id_, driver::VeventqType::ArmSmmuv3, depth, &veventq_id_); });
 }
 
+bool VSmmuv3::host_event_interrupt(driver::Smmuv3Driver& host) {
+  cpu_.wait_cycles(costs_.event_irq_cycles);
+  const uint64_t before = host.events_reported();
+  host.drain_events();
+  const uint64_t reported = host.events_reported() - before;
+  cpu_.wait_cycles(costs_.event_report_cycles * reported);
+  return reported && deliver_events();
+}
+
 bool VSmmuv3::deliver_events() {
   if (!veventq_id_) return false;
   cpu_.wait_cycles(costs_.event_wakeup_cycles);

@@ -60,6 +60,7 @@
 #include "models/smmuv3/register_block.h"
 #include "platforms/driver/driver_base.h"
 #include "platforms/driver/nesting.h"
+#include "platforms/driver/smmuv3_driver.h"
 #include "platforms/vmm/guest_ram.h"
 #include "platforms/vmm/iommufd.h"
 #include "platforms/vmm/trapped_mmio.h"
@@ -99,17 +100,11 @@ class VSmmuv3 : public sc_core::sc_module,
   uint32_t installed_hwpt(uint64_t vsid) const;
   uint32_t veventq_id() const { return veventq_id_; }   // 0: none yet
 
-  // The host's event interrupt: its threaded handler wakes and runs `host_handler` (the host
-  // driver's drain, returning how many records it reported to a vIOMMU); then the VMM takes
-  // the vEVENTQ's records into the guest's EVTQ. True when the guest's event interrupt was
-  // injected (its driver's handler should run).
-  template <class HostHandler>
-  bool host_event_interrupt(HostHandler&& host_handler) {
-    cpu_.wait_cycles(costs_.event_irq_cycles);
-    const uint64_t reported = host_handler();
-    cpu_.wait_cycles(costs_.event_report_cycles * reported);
-    return reported && deliver_events();
-  }
+  // The host's event interrupt: its threaded handler wakes and `host` drains its EVTQ,
+  // reporting a vmaster's records to the vIOMMU (each charged as iommufd's report); then the
+  // VMM takes the vEVENTQ's entries into the guest's EVTQ. True when the guest's event
+  // interrupt was injected (its driver's handler should run).
+  bool host_event_interrupt(driver::Smmuv3Driver& host);
 
   // smmuv3::ProgrammingInterface
   void set_command_probe(std::function<void(const common::CommandTrace&)> probe) override {
