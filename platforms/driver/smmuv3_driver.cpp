@@ -416,8 +416,6 @@ std::string Smmuv3Driver::registers() {
 void Smmuv3Driver::register_stats(common::StatRegistry& reg, const std::string& p) const {
   DriverBase::register_stats(reg, p);
   reg.add(p + ".event_overflows", event_overflows_, "count", "event-queue overflows acknowledged (records were lost)");
-  if (!vsmmus_.empty())
-    reg.add(p + ".events_reported", events_reported_, "count", "event records reported to a vIOMMU's vEVENTQ");
 }
 
 // ---- Nesting (NestingOps), as Linux arm-smmu-v3-iommufd.c ----

@@ -98,6 +98,7 @@ bool VSmmuv3::host_event_interrupt(driver::Smmuv3Driver& host) {
   const uint64_t before = host.events_reported();
   host.drain_events();
   const uint64_t reported = host.events_reported() - before;
+  stats_.events_reported.inc(reported);
   cpu_.wait_cycles(costs_.event_report_cycles * reported);
   return reported && deliver_events();
 }
@@ -272,6 +273,8 @@ void VSmmuv3::register_stats(common::StatRegistry& reg, const std::string& p) co
     reg.add(p + ".commands.dropped_injected", stats_.dropped_injected, "count", "guest TLBIs dropped by vmm.inject");
   reg.add(p + ".ste_installs", stats_.installs, "count", "guest STEs installed as nested HWPTs (CFGI_STE*)");
   register_ioctl_stats(reg, p, "of which failed (the guest sees CERROR_ILL)");
+  reg.add(p + ".events.reported", stats_.events_reported, "count",
+          "host event records its driver reported to the vIOMMU's vEVENTQ (arm_vmaster_report_event)");
   reg.add(p + ".events.forwarded", stats_.events_forwarded, "count", "guest fault records written into the guest's EVTQ");
   reg.add(p + ".events.lost", stats_.events_lost, "count",
           "guest fault records lost: the vEVENTQ's LOST_EVENTS, or a full guest EVTQ (OVFLG)");

@@ -114,7 +114,7 @@ class VSmmuv3 : public sc_core::sc_module,
 
   struct Stats {
     common::Counter forwarded, installs, absorbed, dropped_unattached, dropped_injected;
-    common::Counter events_forwarded, events_lost, event_reads;
+    common::Counter events_reported, events_forwarded, events_lost, event_reads;
     common::Histogram event_latency_ps;   // host EVTQ record written -> guest EVTQ record written
   };
   const Stats& stats() const { return stats_; }
