@@ -9,6 +9,8 @@
 //   IRQ_CTRLACK following IRQ_CTRL; CMDQ_CONS and EVTQ_PROD writable only while their queue is
 //   disabled (as Linux arm_smmu_device_reset writes them); MSI configuration stored.
 // - A callback for every write that may let the command queue run (CR0, GERRORN, CMDQ_PROD).
+// - The event queue's producer side (the SMMU's own records, or a VMM's for its guest): the
+//   next free slot, PROD's advance, and OVFLG on a lost record (IHI 0070 §7.4).
 //
 // What it does not model: the secure and Realm register pages, IDR2/IDR4 contents, ECMDQ.
 #pragma once
