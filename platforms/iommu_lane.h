@@ -108,8 +108,12 @@ class IommuLane {
   virtual void register_stats(common::StatRegistry& reg, const std::string& prefix) const = 0;
   // Translation "bypass": let every request through untranslated, the vendor's way.
   virtual driver::Status bypass_all() = 0;
-  // The driver's fault/event handler; the workload calls it when records have arrived.
+  // The driver's fault/event handler, run in the caller's thread until every record so far
+  // is handled (the end of a run calls it).
   virtual void drain_events() = 0;
+  // The event interrupt while the workload runs (records have arrived): the handler runs in
+  // the caller's thread, or in a thread of its own where the lane models one.
+  virtual void raise_event_interrupt() { drain_events(); }
   virtual uint64_t events_recorded() const = 0;
 
   // For the summary.

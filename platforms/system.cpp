@@ -883,7 +883,7 @@ struct System::Impl : sc_core::sc_module {
       // Stands in for the fault interrupt: the driver's handler runs only when records arrive.
       if (l.iommu->events_recorded() != events_drained_at) {
         events_drained_at = l.iommu->events_recorded();
-        l.iommu->drain_events();
+        l.iommu->raise_event_interrupt();
       }
       if (l.stress) {
         std::string what;

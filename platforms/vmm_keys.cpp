@@ -35,7 +35,15 @@ Section<vmm::VmmCosts> cost_keys(const char* what, uint64_t exit_entry_cycles) {
                "vmm.completion = deferred: the VMM's iothread wakes for a doorbell (eventfd, poll, handler; "
                "estimate)")
       .integer("forward_batch", &C::forward_batch, 1, 1, 64, "commands",
-               "guest commands per IOMMU_HWPT_INVALIDATE; QEMU issues one per call");
+               "guest commands per IOMMU_HWPT_INVALIDATE; QEMU issues one per call")
+      .integer("event_irq_cycles", &C::event_irq_cycles, 4000, 0, 100000000, "cycles",
+               "guest faults: the host's event interrupt until its threaded handler runs (estimate)")
+      .integer("event_report_cycles", &C::event_report_cycles, 500, 0, 100000000, "cycles",
+               "guest faults: iommufd_viommu_report_event per record, allocation and queueing (estimate)")
+      .integer("event_wakeup_cycles", &C::event_wakeup_cycles, 10000, 0, 100000000, "cycles",
+               "guest faults: the vEVENTQ's eventfd wakes the VMM's main loop (estimate)")
+      .integer("irq_inject_cycles", &C::irq_inject_cycles, 2000, 0, 100000000, "cycles",
+               "guest faults: the VMM injects the guest's event interrupt (estimate)");
 }
 }  // namespace
 

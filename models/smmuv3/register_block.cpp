@@ -22,7 +22,7 @@ RegisterBlock::RegisterBlock(common::RegisterFile& f, const Features& ft, std::f
       evtq_base{f, "EVTQ_BASE", EVTQ_BASE}, evtq_irq_cfg0{f, "EVTQ_IRQ_CFG0", EVTQ_IRQ_CFG0},
       evtq_irq_cfg1{f, "EVTQ_IRQ_CFG1", EVTQ_IRQ_CFG1}, evtq_irq_cfg2{f, "EVTQ_IRQ_CFG2", EVTQ_IRQ_CFG2},
       evtq_prod{f, "EVTQ_PROD", EVTQ_PROD}, evtq_cons{f, "EVTQ_CONS", EVTQ_CONS},
-      cmdq_log2_max_(ft.cmdq_log2_max), queue_may_run_(std::move(queue_may_run)) {
+      cmdq_log2_max_(ft.cmdq_log2_max), evtq_log2_max_(ft.evtq_log2_max), queue_may_run_(std::move(queue_may_run)) {
   uint64_t id0 = 0;
   id0 = IDR0_S2P::set(id0, ft.stage2);
   id0 = IDR0_S1P::set(id0, ft.stage1);
@@ -106,6 +106,33 @@ common::QueueState RegisterBlock::cmdq_state() const {
   if (cr0.get<CR0_CMDQEN>() && !cmdq_error_active() && !q.ring.empty(q.tail, q.head))
     q.status = common::QueueState::Status::Ready;
   return q;
+}
+
+common::WrapRing RegisterBlock::evtq_ring() const {
+  return common::WrapRing{unsigned(std::min<uint64_t>(Q_BASE_LOG2SIZE::get(evtq_base.get()), evtq_log2_max_))};
+}
+
+std::optional<RegisterBlock::EvtqSlot> RegisterBlock::evtq_next_slot() {
+  if (!cr0.get<CR0_EVTQEN>()) return std::nullopt;
+  const common::WrapRing ring = evtq_ring();
+  const uint32_t prod = evtq_prod.get(), cons = evtq_cons.get();
+  if (ring.full(prod & ring.pointer_mask(), cons & ring.pointer_mask())) {
+    evtq_overflow();
+    return std::nullopt;
+  }
+  const uint32_t index = ring.index(prod);
+  return EvtqSlot{(Q_BASE_ADDR::get(evtq_base.get()) << 5) + uint64_t(index) * 32, index};
+}
+
+void RegisterBlock::evtq_overflow() {
+  const uint32_t prod = evtq_prod.get();
+  if (((prod ^ evtq_cons.get()) >> 31) == 0) evtq_prod.set(prod ^ (1u << 31));
+}
+
+void RegisterBlock::evtq_produce() {
+  const common::WrapRing ring = evtq_ring();
+  const uint32_t prod = evtq_prod.get();
+  evtq_prod.set((prod & (1u << 31)) | ring.next(prod & ring.pointer_mask()));
 }
 
 void RegisterBlock::cmdq_halt(const common::QueueError& e) {

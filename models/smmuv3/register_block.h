@@ -9,14 +9,18 @@
 //   IRQ_CTRLACK following IRQ_CTRL; CMDQ_CONS and EVTQ_PROD writable only while their queue is
 //   disabled (as Linux arm_smmu_device_reset writes them); MSI configuration stored.
 // - A callback for every write that may let the command queue run (CR0, GERRORN, CMDQ_PROD).
+// - The event queue's producer side (the SMMU's own records, or a VMM's for its guest): the
+//   next free slot, PROD's advance, and OVFLG on a lost record (IHI 0070 §7.4).
 //
 // What it does not model: the secure and Realm register pages, IDR2/IDR4 contents, ECMDQ.
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <optional>
 
 #include "models/common/command_queue.h"
 #include "models/common/command_trace.h"
+#include "models/common/queue_ring.h"
 #include "models/common/register_file.h"
 
 namespace iommusim::smmuv3 {
@@ -42,6 +46,9 @@ class ProgrammingInterface {
   virtual ~ProgrammingInterface() = default;
   virtual void set_command_probe(std::function<void(const common::CommandTrace&)> probe) = 0;
   virtual uint32_t peek32(uint64_t offset) = 0;
+  // When the record in event-queue slot `index` was written, in simulated ps (bookkeeping
+  // for latency stats: no register shows it); 0 when unknown.
+  virtual uint64_t event_written_ps(uint32_t index) const { (void)index; return 0; }
 };
 
 class RegisterBlock {
@@ -75,11 +82,22 @@ class RegisterBlock {
   // failed fetch, or the completion's own code), and GERROR.CMDQ_ERR toggles; the queue stays
   // stopped until GERRORN acknowledges it (IHI 0070 §7.1).
   void cmdq_halt(const common::QueueError& e);
+  // The event queue's next free slot, for a record the SMMU (or a VMM for its guest) writes;
+  // none when the queue is disabled (CR0.EVTQEN = 0) or full. A full queue loses the record
+  // and toggles EVTQ_PROD.OVFLG, unless an earlier overflow is still unacknowledged
+  // (PROD.OVFLG != CONS.OVACKFLG) (IHI 0070 §7.4).
+  struct EvtqSlot { uint64_t address = 0; uint32_t index = 0; };
+  std::optional<EvtqSlot> evtq_next_slot();
+  // The record at the slot evtq_next_slot gave is written: EVTQ_PROD moves past it.
+  void evtq_produce();
+  // Records were lost: EVTQ_PROD.OVFLG toggles unless an earlier overflow is unacknowledged.
+  void evtq_overflow();
   // GERROR.CMDQ_ERR differs from GERRORN until software acknowledges the error.
   bool cmdq_error_active() const { return (gerror.get() ^ gerrorn.get()) & 1; }
 
  private:
-  unsigned cmdq_log2_max_;
+  common::WrapRing evtq_ring() const;
+  unsigned cmdq_log2_max_, evtq_log2_max_;
   std::function<void()> queue_may_run_;
 };
 

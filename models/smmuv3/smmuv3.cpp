@@ -57,22 +57,14 @@ Smmuv3::Smmuv3(sc_core::sc_module_name name, const Smmuv3Config& cfg)
 
 void Smmuv3::record_event(const EventRecord& e, common::Ps& t) {
   events_.inc();
-  if (!r_.cr0.get<reg::CR0_EVTQEN>()) { events_lost_.inc(); return; }
-  const uint64_t base = r_.evtq_base.get();
-  common::WrapRing ring{unsigned(std::min<uint64_t>(reg::Q_BASE_LOG2SIZE::get(base), cfg_.evtq_log2_max))};
-  uint32_t prod = r_.evtq_prod.get();
-  const uint32_t cons = r_.evtq_cons.get();
-  if (ring.full(prod & ring.pointer_mask(), cons & ring.pointer_mask())) {
-    // Overflow: the record is lost. OVFLG toggles only for a new overflow, i.e. once the
-    // previous one was acknowledged (PROD.OVFLG == CONS.OVACKFLG).
-    events_lost_.inc();
-    if (((prod ^ cons) >> 31) == 0) r_.evtq_prod.set(prod ^ (1u << 31));
-    return;
-  }
+  // Disabled or full (OVFLG toggled): the record is lost.
+  const auto slot = r_.evtq_next_slot();
+  if (!slot) { events_lost_.inc(); return; }
   const EventWords words = encode_event(e);
-  const uint64_t slot = reg::Q_BASE_ADDR::get(base) << 5;
-  if (!write_memory(slot + uint64_t(ring.index(prod)) * 32, words.data(), 32, t)) { events_lost_.inc(); return; }
-  r_.evtq_prod.set((prod & (1u << 31)) | ring.next(prod & ring.pointer_mask()));
+  if (!write_memory(slot->address, words.data(), 32, t)) { events_lost_.inc(); return; }
+  if (event_written_ps_.size() <= slot->index) event_written_ps_.resize(slot->index + 1);   // the first pass only
+  event_written_ps_[slot->index] = t;
+  r_.evtq_produce();
 }
 
 // ---------------------------------------------------------------- translation

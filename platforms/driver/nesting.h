@@ -17,9 +17,12 @@
 //   with the nested domain's own tags).
 // - The uAPI numbering of data types and vIOMMU types (include/uapi/linux/iommufd.h), so
 //   a call carries what the real ioctl carries.
+// - Virtual events (iommufd_viommu_report_event): the driver hands a guest's fault record,
+//   in the vEVENTQ type's format, to the iommufd core through the sink the core gave the
+//   vIOMMU (set_event_sink).
 //
 // What it does not model: copy_from_user and struct sizing (a user struct is its C++
-// struct here), vIOMMU types other than the vendor's own (Tegra241 CMDQV), fault queues.
+// struct here), vIOMMU types other than the vendor's own (Tegra241 CMDQV), IOPF fault queues.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -40,6 +43,8 @@ enum class HwptDataType : uint32_t { None = 0, VtdS1 = 1, ArmSmmuv3 = 2, AmdGues
 enum class InvalidateDataType : uint32_t { VtdS1 = 0, ArmSmmuv3 = 1, AmdViommuExt = 0x80000001u };
 // enum iommu_viommu_type (IOMMU_VIOMMU_TYPE_AMD = 3)
 enum class ViommuType : uint32_t { Default = 0, ArmSmmuv3 = 1, Tegra241Cmdqv = 2, Amd = 3 };
+// enum iommu_veventq_type
+enum class VeventqType : uint32_t { Default = 0, ArmSmmuv3 = 1, Tegra241Cmdqv = 2 };
 
 // struct iommu_hwpt_arm_smmuv3: the guest's STE dwords 0 and 1 (little-endian).
 struct HwptArmSmmuv3 {
@@ -102,6 +107,18 @@ struct UserData {
 // A vIOMMU as its host driver numbers them (from 1).
 using ViommuHandle = uint32_t;
 
+// Where a driver reports a vIOMMU's events (the iommufd core, iommufd_viommu_report_event).
+class ViommuEventSink {
+ public:
+  virtual ~ViommuEventSink() = default;
+  // One event of `type` (`len` bytes of `data`) for the vIOMMU the core knows as `viommu`:
+  // EOPNOTSUPP when it has no vEVENTQ of that type (the driver then keeps the event).
+  // `recorded_ps`, the simulated time the hardware wrote the record, is the model's
+  // bookkeeping for latency stats, not part of the uAPI.
+  virtual Errno report_event(uint32_t viommu, VeventqType type, const void* data, uint32_t len,
+                             uint64_t recorded_ps) = 0;
+};
+
 class NestingOps {
  public:
   virtual ~NestingOps() = default;
@@ -139,6 +156,11 @@ class NestingOps {
                                       uint32_t entry_len, uint32_t* entry_num) = 0;
   // The tag the vIOMMU's guest invalidations are forced to (ARM: its VMID).
   virtual uint32_t viommu_tag(ViommuHandle v) const = 0;
+  // The core's sink for vIOMMU `v`'s events, reported as `viommu` (its object ID); nullptr
+  // stops them. A driver with no vEVENTQ type upstream (VT-d, AMD) reports none.
+  virtual void set_event_sink(ViommuHandle v, ViommuEventSink* sink, uint32_t viommu) {
+    (void)v; (void)sink; (void)viommu;
+  }
 };
 
 }  // namespace iommusim::driver

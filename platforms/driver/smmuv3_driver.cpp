@@ -333,7 +333,8 @@ unsigned Smmuv3Driver::drain_events() {
     mem_.read(evtq_base_ + uint64_t(ring.index(cons)) * 32, w.data(), 32);
     charge_cycles(4 * uint64_t(cfg_.timing.descriptor_write_cycles));   // read and decode 32 bytes
     const EventRecord e = decode_event(w);
-    ++events_by_id_[static_cast<uint8_t>(e.id)];
+    if (report_to_viommu(w, e, ring.index(cons))) events_reported_.inc();
+    else ++events_by_id_[static_cast<uint8_t>(e.id)];
     events_consumed_.inc();
     cons = (cons & (1u << 31)) | ring.next(cons & ring.pointer_mask());
     ++n;
@@ -481,6 +482,42 @@ Errno Smmuv3Driver::alloc_nested(ViommuHandle v, uint32_t flags, const UserData&
   charge_cycles(cfg_.timing.op_overhead_cycles);
   *out = add_user_domain(std::move(dom), vs.parent);
   return Errno::Ok;
+}
+
+void Smmuv3Driver::set_event_sink(ViommuHandle v, ViommuEventSink* sink, uint32_t viommu) {
+  if (v == 0 || v > vsmmus_.size()) return;
+  vsmmus_[v - 1].sink = sink;
+  vsmmus_[v - 1].sink_id = viommu;
+}
+
+bool Smmuv3Driver::report_to_viommu(const EventWords& w, const EventRecord& e, uint32_t index) {
+  // The EventIDs arm_smmu_handle_event handles (those the uAPI's iommu_vevent_arm_smmuv3
+  // lists); a stall goes to IOPF, a stage-2 fault stays with the host.
+  switch (e.id) {
+    case EventId::C_BAD_STE: case EventId::F_STREAM_DISABLED: case EventId::C_BAD_SUBSTREAMID:
+    case EventId::C_BAD_CD: case EventId::F_TRANSLATION: case EventId::F_ADDR_SIZE: case EventId::F_ACCESS:
+    case EventId::F_PERMISSION:
+      break;
+    default:
+      return false;
+  }
+  if (e.stall || e.s2) return false;
+  // master->vmaster: the stream is attached to a vIOMMU's nested domain and has its vSID.
+  auto st = streams_.find(e.sid);
+  if (st == streams_.end() || !st->second.user_nested) return false;
+  const auto* dom = static_cast<const SmmuDomain*>(domain(st->second.user_nested));
+  if (!dom || !dom->viommu) return false;
+  const VSmmu& vs = vsmmus_[dom->viommu - 1];
+  if (!vs.sink) return false;
+  for (const auto& [vsid, sid] : vs.vdevs) {
+    if (sid != e.sid) continue;
+    // arm_vmaster_report_event: the record as is, StreamID[63:32] of dword 0 the vSID.
+    EventWords v = w;
+    v[0] = common::deposit(v[0], 63, 32, vsid);
+    return vs.sink->report_event(vs.sink_id, VeventqType::ArmSmmuv3, v.data(), sizeof v,
+                                 smmu_.event_written_ps(index)) == Errno::Ok;
+  }
+  return false;
 }
 
 Errno Smmuv3Driver::set_vdevice(ViommuHandle v, uint64_t virt_id, std::optional<uint32_t> rid) {

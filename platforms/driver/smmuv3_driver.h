@@ -24,9 +24,14 @@
 // arm_vsmmu_convert_user_cmd does (NSNH_ALL -> NH_ALL of the VMID, the VMID of NH_* forced,
 // vSID -> SID for ATC_INV and CFGI_CD*, anything else EIO) and issued in blocks of
 // CMDQ_BATCH_ENTRIES - 1 = 63, each with a CMD_SYNC; a bad command fails its block, which
-// issues nothing (arm_vsmmu_cache_invalidate). Not modelled: the per-opcode reserved-field
-// check of newer kernels (arm_vsmmu_validate_user_cmd), S2FWB / canwbs (devices are
-// coherent here), vEVENTQ reporting.
+// issues nothing (arm_vsmmu_cache_invalidate). Events (arm_smmu_handle_event): a record
+// whose EventID the uAPI lists for IOMMU_VEVENTQ_TYPE_ARM_SMMUV3 (C_BAD_STE,
+// F_STREAM_DISABLED, C_BAD_SUBSTREAMID, C_BAD_CD, F_TRANSLATION, F_ADDR_SIZE, F_ACCESS,
+// F_PERMISSION), not a stall and not a stage-2 fault (S2 = 0), from a stream attached to a
+// vIOMMU's nested domain (a vmaster) goes to the vIOMMU's vEVENTQ with SID replaced by the
+// vSID (arm_vmaster_report_event); the driver keeps every other record, and one the vIOMMU
+// has no vEVENTQ for. Not modelled: the per-opcode reserved-field check of newer kernels
+// (arm_vsmmu_validate_user_cmd), S2FWB / canwbs (devices are coherent here).
 #pragma once
 #include <array>
 #include <map>
@@ -76,10 +81,13 @@ class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::
   // SMMUEN=0 with GBPA.ABORT=0: every stream passes untranslated (global bypass).
   void global_bypass();
   // Consumes the event queue as Linux's EVTQ thread does: reads PROD, decodes each record,
-  // advances CONS (acknowledging overflow). Returns the number of records consumed.
+  // hands a vmaster's to its vIOMMU (arm_smmu_handle_event), advances CONS (acknowledging
+  // overflow). Returns the number of records consumed.
   unsigned drain_events();
-  // Records consumed so far, by EventID (index = EventID byte).
+  // Records this driver kept (not reported to a vIOMMU) so far, by EventID (index = EventID byte).
   uint64_t events_seen(smmuv3::EventId id) const { return events_by_id_[static_cast<uint8_t>(id)]; }
+  // Records reported to a vIOMMU's vEVENTQ so far.
+  uint64_t events_reported() const { return events_reported_.value(); }
 
   // Queues raw entries plus a CMD_SYNC and waits (tests use it to inject bad commands).
   Status submit(const std::vector<smmuv3::CmdWords>& cmds, const std::string& op);
@@ -108,6 +116,7 @@ class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::
     return Errno::OpNotSupp;
   }
   uint32_t viommu_tag(ViommuHandle v) const override { return vsmmus_.at(v - 1).vmid; }
+  void set_event_sink(ViommuHandle v, ViommuEventSink* sink, uint32_t viommu) override;
   // arm_vsmmu_convert_user_cmd: the guest command `c` as the physical queue gets it, or
   // EIO (an opcode a guest may not send, or a vSID with no vDEVICE).
   Errno convert_user_cmd(ViommuHandle v, smmuv3::CmdWords& c) const;
@@ -125,7 +134,12 @@ class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::
     DomainId parent = 0;
     uint16_t vmid = 0;
     std::map<uint64_t, uint32_t> vdevs;   // vSID -> SID
+    ViommuEventSink* sink = nullptr;      // where its events go (the iommufd core)
+    uint32_t sink_id = 0;                 // the vIOMMU as the sink knows it
   };
+  // arm_smmu_handle_event for a vmaster: true when record `w` (slot `index`) went to a
+  // vIOMMU's vEVENTQ.
+  bool report_to_viommu(const smmuv3::EventWords& w, const smmuv3::EventRecord& e, uint32_t index);
   std::vector<VSmmu> vsmmus_;
   std::vector<smmuv3::CmdWords> user_block_;   // cache_invalidate's block, kept for its capacity
   bool nesting_ = false;   // IDR0.S1P and S2P: Linux ARM_SMMU_FEAT_NESTING
@@ -174,7 +188,7 @@ class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::
   // second poller would read CONS after the first resumed the queue and overwrite a good
   // command.
   bool recovering_ = false;
-  common::Counter event_overflows_;
+  common::Counter event_overflows_, events_reported_;
   std::array<uint64_t, 256> events_by_id_{};
 };
 

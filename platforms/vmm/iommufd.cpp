@@ -1,6 +1,8 @@
 #include "platforms/vmm/iommufd.h"
 
 #include <algorithm>
+#include <cstring>
+#include <tuple>
 
 namespace iommusim::vmm {
 
@@ -18,6 +20,8 @@ const char* Iommufd::call_name(Call c) {
     case Call::HwptInvalidate: return "hwpt_invalidate";
     case Call::Attach: return "attach";
     case Call::Destroy: return "destroy";
+    case Call::VeventqAlloc: return "veventq_alloc";
+    case Call::VeventqRead: return "veventq_read";
     case Call::Count: break;
   }
   return "?";
@@ -228,7 +232,9 @@ Errno Iommufd::viommu_alloc(uint32_t flags, driver::ViommuType type, uint32_t de
   if (Errno e = units_[dev->unit].nesting->viommu_init(type, parent->domain, &o.handle); e != Errno::Ok)
     return done(Call::ViommuAlloc, e);
   ++parent->users;
+  const driver::ViommuHandle handle = o.handle;
   *viommu_id = add(std::move(o));
+  units_[dev->unit].nesting->set_event_sink(handle, this, *viommu_id);
   return done(Call::ViommuAlloc, Errno::Ok);
 }
 
@@ -321,8 +327,15 @@ Errno Iommufd::destroy(uint32_t id) {
       units_[o.unit].nesting->free_nested(o.domain);
       break;
     case ObjType::Viommu:
+      units_[o.unit].nesting->set_event_sink(o.handle, nullptr, id);
       --objects_.at(o.parent).users;
       break;
+    case ObjType::Veventq: {   // iommufd_veventq_abort: its events go, the vIOMMU is free
+      Object& v = objects_.at(o.viommu);
+      v.veventqs[size_t(o.veventq_type)] = 0;
+      --v.users;
+      break;
+    }
     case ObjType::Vdevice: {
       Object& v = objects_.at(o.viommu);
       units_[v.unit].nesting->set_vdevice(v.handle, o.virt_id, std::nullopt);
@@ -338,6 +351,72 @@ Errno Iommufd::destroy(uint32_t id) {
   }
   objects_.erase(id);
   return done(Call::Destroy, Errno::Ok);
+}
+
+Errno Iommufd::veventq_alloc(uint32_t flags, uint32_t viommu_id, driver::VeventqType type, uint32_t depth,
+                             uint32_t* veventq_id) {
+  // iommufd_veventq_alloc: flags (or __reserved) or type DEFAULT is EOPNOTSUPP, depth 0
+  // EINVAL, then an unknown vIOMMU ENOENT, a second queue of the type EEXIST. Linux bounds
+  // neither the depth (a u32) nor the type against the vIOMMU's; a type outside the uAPI
+  // enum is EOPNOTSUPP here (no driver would report it).
+  const size_t t = size_t(type);
+  if (flags || type == driver::VeventqType::Default || t >= std::tuple_size<decltype(Object::veventqs)>::value)
+    return done(Call::VeventqAlloc, Errno::OpNotSupp);
+  if (!depth) return done(Call::VeventqAlloc, Errno::Inval);
+  Errno err = Errno::Ok;
+  Object* v = get(viommu_id, ObjType::Viommu, &err);
+  if (!v) return done(Call::VeventqAlloc, err);
+  if (v->veventqs[t]) return done(Call::VeventqAlloc, Errno::Exist);
+  Object o;
+  o.type = ObjType::Veventq;
+  o.unit = v->unit;
+  o.viommu = viommu_id;
+  o.veventq_type = type;
+  o.depth = depth;
+  const uint32_t id = add(std::move(o));   // a std::map insert: v stays valid
+  v->veventqs[t] = id;
+  ++v->users;   // the vIOMMU is EBUSY to destroy while its vEVENTQ exists
+  *veventq_id = id;
+  return done(Call::VeventqAlloc, Errno::Ok);
+}
+
+Errno Iommufd::report_event(uint32_t viommu, driver::VeventqType type, const void* data, uint32_t len,
+                            uint64_t recorded_ps) {
+  // iommufd_viommu_report_event: no vEVENTQ of the type is EOPNOTSUPP. A full queue takes
+  // the lost-events header instead; any new entry first removes that header when it is
+  // last, so it is never followed and carries the newest sequence (iommufd_vevent_handler).
+  auto it = objects_.find(viommu);
+  if (it == objects_.end() || it->second.type != ObjType::Viommu || size_t(type) >= it->second.veventqs.size() ||
+      !it->second.veventqs[size_t(type)])
+    return Errno::OpNotSupp;
+  Object& q = objects_.at(it->second.veventqs[size_t(type)]);
+  if (!q.deliver.empty() && (q.deliver.back().header.flags & kVeventqFlagLostEvents)) q.deliver.pop_back();
+  Vevent e;
+  if (q.num_events == q.depth) {
+    e.header.flags = kVeventqFlagLostEvents;
+  } else {
+    std::memcpy(e.evt.data(), data, std::min<size_t>(len, sizeof e.evt));
+    e.recorded_ps = recorded_ps;
+    ++q.num_events;
+  }
+  e.header.sequence = q.sequence;
+  q.sequence = (q.sequence + 1) & 0x7FFFFFFFu;   // INT_MAX
+  q.deliver.push_back(e);
+  return Errno::Ok;
+}
+
+Errno Iommufd::veventq_read(uint32_t veventq_id, Vevent* out, uint32_t max, uint32_t* n) {
+  *n = 0;
+  Errno err = Errno::Ok;
+  Object* q = get(veventq_id, ObjType::Veventq, &err);
+  if (!q) return done(Call::VeventqRead, err);
+  // iommufd_veventq_fops_read: whole entries, oldest first, while they fit.
+  while (*n < max && !q->deliver.empty()) {
+    out[(*n)++] = q->deliver.front();
+    if (!(q->deliver.front().header.flags & kVeventqFlagLostEvents)) --q->num_events;
+    q->deliver.pop_front();
+  }
+  return done(Call::VeventqRead, Errno::Ok);
 }
 
 void Iommufd::register_stats(common::StatRegistry& reg, const std::string& prefix) const {

@@ -8,13 +8,18 @@
 //   GPA -> PA map), HWPT_PAGING (a host-built domain of an IOAS; with
 //   IOMMU_HWPT_ALLOC_NEST_PARENT the stage 2 a guest nests over), HWPT_NESTED (the guest's
 //   stage-1 configuration over a parent, user-managed), vIOMMU (the VM's slice of one host
-//   IOMMU), vDEVICE (a guest's virtual device ID for a physical one). vEVENTQ is a reserved
-//   object type (its calls come with guest fault reporting).
+//   IOMMU), vDEVICE (a guest's virtual device ID for a physical one), vEVENTQ (a vIOMMU's
+//   queue of virtual events of one type, drivers/iommu/iommufd/eventq.c).
 // - The calls: IOMMU_IOAS_ALLOC / MAP / UNMAP, IOMMU_HWPT_ALLOC, IOMMU_VIOMMU_ALLOC,
 //   IOMMU_VDEVICE_ALLOC, IOMMU_HWPT_INVALIDATE, VFIO_DEVICE_ATTACH_IOMMUFD_PT (RID only) and
 //   IOMMU_DESTROY; the core's checks here, the vendor's in its NestingOps
 //   (platforms/driver/nesting.h). IOAS_MAP/UNMAP map and unmap every HWPT_PAGING of the IOAS
 //   through the host driver (its unmaps are the host's stage-2 invalidations).
+// - IOMMU_VEVENTQ_ALLOC and the vEVENTQ's read(): a queue of at most `veventq_depth`
+//   events, each {iommufd_vevent_header {flags, sequence}, the vendor's record}; when full,
+//   one header with IOMMU_VEVENTQ_FLAG_LOST_EVENTS stands for the lost ones (it stays the
+//   last entry, taking a new sequence number per loss); sequence numbers wrap at INT_MAX.
+//   The host driver reports into it (driver::ViommuEventSink, iommufd_viommu_report_event).
 // - Per call: calls and errors (stats), and the errors by errno (errors()).
 //
 // What it does not model
@@ -22,12 +27,14 @@
 //   VMM); the host driver's own work is timed by the host driver.
 // - IOAS IOVA allocation (only IOMMU_IOAS_MAP_FIXED_IOVA: a VMM maps GPA = IOVA), pinning,
 //   copy/iova ranges, dirty tracking, PASID attach, auto domains (attach to an IOAS),
-//   faults and vEVENTQ calls, HW queues.
+//   IOPF fault queues, HW queues; the vEVENTQ's file (poll, its fd): read() is a call here,
+//   counting records rather than bytes.
 // - Freeing a destroyed HWPT's host domain (the host driver never frees domains; it is
 //   told of a destroyed HWPT_NESTED, NestingOps::free_nested, to drop what it held for it).
 #pragma once
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <string>
 #include <vector>
@@ -46,17 +53,32 @@ inline constexpr uint32_t kIoasMapFixedIova = 1u << 0, kIoasMapWriteable = 1u <<
 
 enum class ObjType : uint8_t { Device, Ioas, HwptPaging, HwptNested, Viommu, Vdevice, Veventq };
 
+// IOMMU_VEVENTQ_FLAG_LOST_EVENTS
+inline constexpr uint32_t kVeventqFlagLostEvents = 1u << 0;
+// struct iommufd_vevent_header
+struct VeventHeader {
+  uint32_t flags = 0;
+  uint32_t sequence = 0;
+};
+// One vEVENTQ entry as read() returns it: the header and, unless it is the lost-events
+// header, the vendor's record (struct iommu_vevent_arm_smmuv3: the 32-byte event record).
+// `recorded_ps` is the model's bookkeeping (when the hardware wrote the record), not uAPI.
+struct Vevent {
+  VeventHeader header;
+  std::array<uint64_t, 4> evt{};
+  uint64_t recorded_ps = 0;
+};
 // A host IOMMU the VM's devices may sit behind: its driver and that driver's nesting half.
 struct HostIommu {
   driver::DriverBase* driver = nullptr;
   driver::NestingOps* nesting = nullptr;
 };
 
-class Iommufd {
+class Iommufd : public driver::ViommuEventSink {
  public:
   enum class Call : uint8_t {
     BindDevice, IoasAlloc, IoasMap, IoasUnmap, HwptAlloc, ViommuAlloc, VdeviceAlloc, HwptInvalidate, Attach, Destroy,
-    Count
+    VeventqAlloc, VeventqRead, Count
   };
   static const char* call_name(Call c);
 
@@ -80,6 +102,14 @@ class Iommufd {
   // VFIO_DEVICE_ATTACH_IOMMUFD_PT of the device's RID to a HWPT_PAGING or HWPT_NESTED.
   Errno attach(uint32_t dev_id, uint32_t pt_id);
   Errno destroy(uint32_t id);
+  // IOMMU_VEVENTQ_ALLOC: a queue of `depth` events of `type` on vIOMMU `viommu_id`.
+  Errno veventq_alloc(uint32_t flags, uint32_t viommu_id, driver::VeventqType type, uint32_t depth,
+                      uint32_t* veventq_id);
+  // read() of the vEVENTQ's fd: up to `max` entries, oldest first, into `out`; *n says how many.
+  Errno veventq_read(uint32_t veventq_id, Vevent* out, uint32_t max, uint32_t* n);
+  // driver::ViommuEventSink, what the host driver calls: iommufd_viommu_report_event.
+  Errno report_event(uint32_t viommu, driver::VeventqType type, const void* data, uint32_t len,
+                     uint64_t recorded_ps) override;
 
   // The host pages behind the memory the VMM maps (4 KB, 2 MB or 1 GB hugepages): the
   // physically contiguous runs iommu_map may use as leaves. Default 1 GB.
@@ -91,6 +121,10 @@ class Iommufd {
   driver::DomainId domain_of(uint32_t hwpt_id) const { return objects_.at(hwpt_id).domain; }
   uint32_t users(uint32_t id) const { return objects_.at(id).users; }
   uint64_t calls(Call c) const { return stats_[size_t(c)].calls.value(); }
+  // Events waiting in vEVENTQ `id` (the lost-events header not counted: num_events).
+  uint32_t veventq_pending(uint32_t id) const { return objects_.at(id).num_events; }
+  // Whether a read() of vEVENTQ `id` has an entry to return (its fd polls readable).
+  bool veventq_readable(uint32_t id) const { return !objects_.at(id).deliver.empty(); }
   uint64_t errors(Call c, Errno e) const;
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
 
@@ -114,6 +148,10 @@ class Iommufd {
     std::map<uint64_t, uint32_t> vdevs;   // vIOMMU: virt_id -> vDEVICE
     uint32_t dev = 0;                     // vDEVICE: its device
     uint64_t virt_id = 0;                 // vDEVICE
+    std::array<uint32_t, 3> veventqs{};   // vIOMMU: its vEVENTQ per VeventqType (0: none)
+    driver::VeventqType veventq_type{};   // vEVENTQ
+    uint32_t depth = 0, num_events = 0, sequence = 0;   // vEVENTQ
+    std::deque<Vevent> deliver;                         // vEVENTQ: oldest first
   };
   struct CallStats {
     common::Counter calls, errors;

@@ -22,6 +22,11 @@ struct VmmCosts {
   uint64_t complete_cycles = 0;       // completing the guest's sync (its CONS, MSI or status store)
   uint64_t iothread_wakeup_cycles = 0;   // deferred completion: the VMM's iothread wakes for a doorbell
   unsigned forward_batch = 1;         // guest commands per IOMMU_HWPT_INVALIDATE (QEMU: 1)
+  // Guest faults (the vEVENTQ path, docs/vmm.md "Guest faults").
+  uint64_t event_irq_cycles = 0;      // the host's event interrupt -> its threaded handler runs
+  uint64_t event_report_cycles = 0;   // iommufd_viommu_report_event, per record
+  uint64_t event_wakeup_cycles = 0;   // the vEVENTQ's eventfd wakes the VMM's main loop
+  uint64_t irq_inject_cycles = 0;     // the VMM injects the guest's event interrupt (irqfd)
 };
 
 // When the VMM runs the guest's queue (vmm.completion).

@@ -29,11 +29,22 @@
 //   (QEMU sets SMMU_CERROR_ILL).
 // - The time of a doorbell write split into trap, vmm, host_kernel, host_queue and return
 //   (driver::TrapSpans), which the guest driver's invalidation record shows.
+// - Guest faults (docs/vmm.md, "Guest faults"): the guest's event queue (EVTQ_BASE,
+//   EVTQ_PROD/CONS, CR0.EVTQEN, IDR1.EVTQS). When the guest enables it, the VMM allocates the
+//   vIOMMU's vEVENTQ (IOMMU_VEVENTQ_ALLOC, IOMMU_VEVENTQ_TYPE_ARM_SMMUV3, depth
+//   1 << EVTQ_BASE.LOG2SIZE as QEMU's smmuv3_accel_alloc_veventq). On the host's event
+//   interrupt (host_event_interrupt): the host's threaded handler (its driver drains the
+//   physical EVTQ and reports a vmaster's records), the eventfd wakes the VMM, which reads
+//   the vEVENTQ one entry per read() (QEMU smmuv3_accel_event_read), writes each record
+//   into the guest's EVTQ at EVTQ_PROD in guest RAM and advances PROD; a full guest queue,
+//   or a LOST_EVENTS header, toggles EVTQ_PROD.OVFLG (IHI 0070 §7.4; QEMU only logs lost
+//   events); then the guest's event interrupt is injected.
 //
 // What it does not model
-// - The event queue towards the guest (guest faults, vEVENTQ: later), GERROR interrupts,
-//   two-level guest stream tables, PRI, stall, QEMU's caching of abort/bypass HWPTs (every
-//   STE install allocates one).
+// - GERROR interrupts, two-level guest stream tables, PRI, stall, QEMU's caching of
+//   abort/bypass HWPTs (every STE install allocates one); the VMM's big lock around its
+//   vEVENTQ handler (it runs beside the vCPUs' traps); MSI configuration of the guest's
+//   event interrupt (the guest driver's handler runs when it is injected).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -50,6 +61,7 @@
 #include "models/smmuv3/register_block.h"
 #include "platforms/driver/driver_base.h"
 #include "platforms/driver/nesting.h"
+#include "platforms/driver/smmuv3_driver.h"
 #include "platforms/vmm/guest_ram.h"
 #include "platforms/vmm/iommufd.h"
 #include "platforms/vmm/trapped_mmio.h"
@@ -65,6 +77,7 @@ struct VSmmuConfig {
   unsigned ssid_bits = 20;          // IDR1.SSIDSIZE (the host's)
   bool range_invalidation = true;   // IDR3.RIL (the host's)
   VmmFault inject = VmmFault::None;
+  uint32_t veventq_depth = 0;       // 0: the guest's EVTQ size, as QEMU asks
 };
 
 class VSmmuv3 : public sc_core::sc_module,
@@ -87,6 +100,13 @@ class VSmmuv3 : public sc_core::sc_module,
   Errno add_device(uint64_t vsid, uint32_t dev_id);
   // The nested HWPT installed for `vsid` (0: none yet).
   uint32_t installed_hwpt(uint64_t vsid) const;
+  uint32_t veventq_id() const { return veventq_id_; }   // 0: none yet
+
+  // The host's event interrupt: its threaded handler wakes and `host` drains its EVTQ,
+  // reporting a vmaster's records to the vIOMMU (each charged as iommufd's report); then the
+  // VMM takes the vEVENTQ's entries into the guest's EVTQ. True when the guest's event
+  // interrupt was injected (its driver's handler should run).
+  bool host_event_interrupt(driver::Smmuv3Driver& host);
 
   // smmuv3::ProgrammingInterface
   void set_command_probe(std::function<void(const common::CommandTrace&)> probe) override {
@@ -96,6 +116,8 @@ class VSmmuv3 : public sc_core::sc_module,
 
   struct Stats {
     common::Counter forwarded, installs, absorbed, dropped_unattached, dropped_injected;
+    common::Counter events_reported, events_forwarded, events_lost, event_reads;
+    common::Histogram event_latency_ps;   // host EVTQ record written -> guest EVTQ record written
   };
   const Stats& stats() const { return stats_; }
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
@@ -121,6 +143,14 @@ class VSmmuv3 : public sc_core::sc_module,
   bool flush();
   // Reads the guest STE of `vsid` and installs it as a nested HWPT; false when an ioctl failed.
   bool install_ste(uint64_t vsid, Device& d);
+  // The VMM's vEVENTQ handler: reads each entry and puts it in the guest's EVTQ; then the
+  // guest's event interrupt. True when it was injected.
+  bool deliver_events();
+  // One vEVENTQ entry into the guest's EVTQ; true when the guest has something to see
+  // (a record or an overflow).
+  bool write_guest_event(const Vevent& e);
+  // QEMU smmuv3_accel_alloc_veventq: once the guest enables its EVTQ.
+  void alloc_veventq();
   // Attaches the device to `hwpt` and frees the nested HWPT it had (QEMU
   // smmuv3_accel_dev_uninstall_nested_ste when `hwpt` is a proxy).
   bool replace_hwpt(Device& d, uint32_t hwpt);
@@ -128,7 +158,7 @@ class VSmmuv3 : public sc_core::sc_module,
   VSmmuConfig cfg_;
   GuestRam& ram_;
   Iommufd& fd_;
-  uint32_t viommu_id_ = 0;
+  uint32_t viommu_id_ = 0, veventq_id_ = 0;
   common::RegisterFile regs_;
   common::CommandQueue cmdq_;
   smmuv3::RegisterBlock r_;

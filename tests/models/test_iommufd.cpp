@@ -305,5 +305,71 @@ TEST(Iommufd, BadVstesAndAttachesAreRejected) {
   });
 }
 
+// IOMMU_VEVENTQ_ALLOC's checks, in iommufd_veventq_alloc's order, and its hold on the vIOMMU.
+TEST(Iommufd, VeventqAllocReturnsLinuxErrnos) {
+  run_with_vm([](Harness&, Vm& vm) {
+    Iommufd& fd = vm.fd;
+    using driver::VeventqType;
+    uint32_t q = 0, id = 0;
+    EXPECT_EQ(fd.veventq_alloc(1, vm.viommu, VeventqType::ArmSmmuv3, 8, &id), Errno::OpNotSupp) << "flags";
+    EXPECT_EQ(fd.veventq_alloc(0, vm.viommu, VeventqType::Default, 8, &id), Errno::OpNotSupp) << "type DEFAULT";
+    EXPECT_EQ(fd.veventq_alloc(0, vm.viommu, VeventqType::ArmSmmuv3, 0, &id), Errno::Inval) << "depth 0";
+    EXPECT_EQ(fd.veventq_alloc(0, 99, VeventqType::ArmSmmuv3, 8, &id), Errno::NoEnt) << "no such object";
+    EXPECT_EQ(fd.veventq_alloc(0, vm.parent, VeventqType::ArmSmmuv3, 8, &id), Errno::NoEnt) << "not a vIOMMU";
+    ASSERT_EQ(fd.veventq_alloc(0, vm.viommu, VeventqType::ArmSmmuv3, 8, &q), Errno::Ok);
+    EXPECT_EQ(fd.type_of(q), vmm::ObjType::Veventq);
+    EXPECT_EQ(fd.veventq_alloc(0, vm.viommu, VeventqType::ArmSmmuv3, 8, &id), Errno::Exist) << "one per type";
+    EXPECT_EQ(fd.errors(Call::VeventqAlloc, Errno::OpNotSupp), 2u);
+    uint32_t n = 0;
+    vmm::Vevent e;
+    EXPECT_EQ(fd.veventq_read(vm.viommu, &e, 1, &n), Errno::NoEnt) << "read of a vIOMMU";
+    EXPECT_EQ(fd.veventq_read(q, &e, 1, &n), Errno::Ok);
+    EXPECT_EQ(n, 0u) << "nothing queued";
+    // The vEVENTQ holds its vIOMMU: EBUSY until it goes.
+    EXPECT_EQ(fd.destroy(vm.viommu), Errno::Busy);
+    EXPECT_EQ(fd.destroy(q), Errno::Ok);
+    EXPECT_EQ(fd.destroy(vm.viommu), Errno::Ok);
+  });
+}
+
+// The queue of a depth-2 vEVENTQ (iommufd_viommu_report_event, iommufd_vevent_handler):
+// sequence numbers 0, 1 for two records, then the lost-events header (no record) takes 2
+// and, still last, is taken again with 3 by the next loss; after a read makes room, a
+// record removes it. With no vEVENTQ of the type, a report is EOPNOTSUPP.
+TEST(Iommufd, AFullVeventqKeepsOneLostEventsHeader) {
+  run_with_vm([](Harness&, Vm& vm) {
+    Iommufd& fd = vm.fd;
+    const smmuv3::EventWords rec{0x10, 0, 0x1000, 0};
+    EXPECT_EQ(fd.report_event(vm.viommu, driver::VeventqType::ArmSmmuv3, rec.data(), 32, 0), Errno::OpNotSupp);
+    uint32_t q = 0, n = 0;
+    ASSERT_EQ(fd.veventq_alloc(0, vm.viommu, driver::VeventqType::ArmSmmuv3, 2, &q), Errno::Ok);
+    for (int i = 0; i < 4; ++i)
+      ASSERT_EQ(fd.report_event(vm.viommu, driver::VeventqType::ArmSmmuv3, rec.data(), 32, 0), Errno::Ok);
+    EXPECT_EQ(fd.veventq_pending(q), 2u);
+    std::vector<vmm::Vevent> out(4);
+    ASSERT_EQ(fd.veventq_read(q, out.data(), 1, &n), Errno::Ok);
+    ASSERT_EQ(n, 1u);
+    EXPECT_EQ(out[0].header.flags, 0u);
+    EXPECT_EQ(out[0].header.sequence, 0u);
+    EXPECT_EQ(out[0].evt, rec);
+    // Room for one: the next record (sequence 4) replaces the lost-events header at the end:
+    // the reader sees the loss as the gap from 1 to 4.
+    ASSERT_EQ(fd.report_event(vm.viommu, driver::VeventqType::ArmSmmuv3, rec.data(), 32, 0), Errno::Ok);
+    ASSERT_EQ(fd.veventq_read(q, out.data(), 4, &n), Errno::Ok);
+    ASSERT_EQ(n, 2u);
+    EXPECT_EQ(out[0].header.sequence, 1u);
+    EXPECT_EQ(out[1].header.flags, 0u);
+    EXPECT_EQ(out[1].header.sequence, 4u);
+    // Overflow again: 2 records and the header, read at once.
+    for (int i = 0; i < 3; ++i)
+      ASSERT_EQ(fd.report_event(vm.viommu, driver::VeventqType::ArmSmmuv3, rec.data(), 32, 0), Errno::Ok);
+    ASSERT_EQ(fd.veventq_read(q, out.data(), 4, &n), Errno::Ok);
+    ASSERT_EQ(n, 3u);
+    EXPECT_EQ(out[2].header.flags, vmm::kVeventqFlagLostEvents);
+    EXPECT_EQ(out[2].header.sequence, 7u);
+    EXPECT_EQ(fd.veventq_pending(q), 0u);
+  });
+}
+
 }  // namespace
 }  // namespace iommusim::test

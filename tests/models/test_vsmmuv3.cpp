@@ -45,9 +45,10 @@ struct GuestVm {
   driver::Smmuv3Driver guest;
   std::vector<vmm::AssignedDevice> devices;
 
-  GuestVm(Harness& h, const std::string& name, uint64_t ram_pa, uint32_t rid)
+  GuestVm(Harness& h, const std::string& name, uint64_t ram_pa, uint32_t rid,
+          const vmm::VSmmuConfig& vc = vmm::VSmmuConfig{})
       : vm(h.memory, layout(ram_pa), vmm::HostIommu{&h.drv, &h.drv}),
-        vsmmu((name + "_vsmmu").c_str(), vmm::VSmmuConfig{}, vm.ram(), vm.iommufd(), h.drv),
+        vsmmu((name + "_vsmmu").c_str(), vc, vm.ram(), vm.iommufd(), h.drv),
         guest((name + "_guest").c_str(), guest_config(), vsmmu, vm.ram()),
         devices{{rid, kVsid, 0}} {
     guest.mmio.bind(vsmmu.mmio);
@@ -88,7 +89,9 @@ struct TrappedHarness {
   vmm::VSmmuv3& vsmmu = g.vsmmu;
   driver::Smmuv3Driver& guest = g.guest;
 
-  explicit TrappedHarness(const smmuv3::Smmuv3Config& cfg = smmu_config()) : h(cfg), g(h, "vm", kGuestRamPa, kRid) {}
+  explicit TrappedHarness(const smmuv3::Smmuv3Config& cfg = smmu_config(),
+                          const vmm::VSmmuConfig& vc = vmm::VSmmuConfig{})
+      : h(cfg), g(h, "vm", kGuestRamPa, kRid, vc) {}
 
   // Host init, then the VM's boot.
   DomainId boot() {
@@ -99,6 +102,27 @@ struct TrappedHarness {
 };
 
 uint8_t opcode(const smmuv3::CmdWords& c) { return uint8_t(c[0] & 0xFF); }
+
+// The guest-fault costs the brief's defaults give (vmm.arm64.*, cycles of 2000 MHz).
+vmm::VSmmuConfig fault_costs(uint32_t veventq_depth = 0) {
+  vmm::VSmmuConfig c;
+  c.costs.event_irq_cycles = 4000;      // 2000 ns
+  c.costs.event_report_cycles = 500;    // 250 ns per record
+  c.costs.event_wakeup_cycles = 10000;  // 5000 ns
+  c.costs.syscall_cycles = 1000;        // with iommufd_call: 1000 ns per read()
+  c.costs.iommufd_call_cycles = 1000;
+  c.costs.complete_cycles = 200;        // 100 ns per guest record
+  c.costs.irq_inject_cycles = 2000;     // 1000 ns
+  c.veventq_depth = veventq_depth;
+  return c;
+}
+
+// The guest's EVTQ entry `i`, from guest RAM.
+smmuv3::EventWords guest_event(TrappedHarness& t, uint32_t i) {
+  smmuv3::EventWords w{};
+  t.g.vm.ram().read(t.guest.evtq_base() + uint64_t(i) * 32, w.data(), 32);
+  return w;
+}
 
 }  // namespace
 
@@ -200,6 +224,94 @@ TEST(VSmmuv3, OneVmsGuestInvalidationLeavesTheOtherVmsEntries) {
     EXPECT_EQ(h.smmu.walk_reads().count(), walks);     // VM B: an IOTLB hit
     ASSERT_TRUE(h.dma(kRid, std::nullopt, kIova, false).ok());
     EXPECT_EQ(h.smmu.walk_reads().count(), walks + 1); // VM A: walked again
+  });
+}
+
+// A guest-stage fault: a read of a guest IOVA the guest never mapped faults in its stage 1
+// (F_TRANSLATION, S2 = 0). The host driver reports it to the vIOMMU's vEVENTQ with the vSID
+// and keeps nothing; the VMM writes it at the guest's EVTQ_PROD; the guest driver's handler
+// consumes it. Record words from IHI 0070 §7.3: dword 0 EventID[7:0] = 0x10, SSV[11] = 0,
+// StreamID[63:32] = the vSID 0 (the host's own said 0x10: 0x0000001000000010); dword 1
+// RnW[35] = 1 (a read), S2[39] = 0; dword 2 the input address.
+TEST(VSmmuv3, GuestStageFaultReachesTheGuestsEvtqWithItsVsid) {
+  TrappedHarness t(smmu_config(), fault_costs());
+  t.h.run([&](Harness& h) {
+    t.boot();
+    ASSERT_NE(t.vsmmu.veventq_id(), 0u) << "allocated when the guest set CR0.EVTQEN";
+    const uint64_t iova = kIova + 0x100000;   // 0x110000
+    ASSERT_FALSE(h.dma(kRid, std::nullopt, iova, false).ok());
+    smmuv3::EventWords host{};
+    h.memory.read(h.drv.evtq_base(), host.data(), 32);
+    EXPECT_EQ(host[0], 0x0000001000000010ull);
+    const uint64_t written = h.smmu.event_written_ps(0);
+    const uint64_t t0 = common::now_ps();
+    ASSERT_TRUE(t.vsmmu.host_event_interrupt(h.drv));
+    EXPECT_EQ(h.drv.events_reported(), 1u);
+    EXPECT_EQ(h.drv.events_seen(EventId::F_TRANSLATION), 0u) << "the host keeps none";
+    const smmuv3::EventWords g = guest_event(t, 0);
+    EXPECT_EQ(g[0], 0x0000000000000010ull);
+    EXPECT_EQ((g[1] >> 35) & 1, 1u);
+    EXPECT_EQ((g[1] >> 39) & 1, 0u);
+    EXPECT_EQ(g[2], 0x110000ull);
+    EXPECT_EQ(g[1], host[1]);
+    EXPECT_EQ(g[3], host[3]);
+    EXPECT_EQ(t.vsmmu.peek32(smmuv3::reg::EVTQ_PROD), 1u);
+    // Its latency, from the host's record to the guest's: the wait for the handler, then
+    // the host's interrupt (2000 ns), its driver's drain (EVTQ_PROD and EVTQ_CONS reads,
+    // 400 ns each plus one 1 ns SMMU register cycle; 4 x 20 cycles of decode, 40 ns;
+    // EVTQ_CONS write 150 + 1 ns: 993 ns), the report (250 ns), the VMM's wake-up (5000 ns),
+    // one read() (1000 ns) and the store (100 ns): 9343 ns.
+    const vmm::VSmmuv3::Stats& st = t.vsmmu.stats();
+    ASSERT_EQ(st.event_latency_ps.count(), 1u);
+    EXPECT_EQ(st.event_latency_ps.max(), (t0 - written) + 9343000u);
+    EXPECT_EQ(st.events_forwarded.value(), 1u);
+    EXPECT_EQ(st.event_reads.value(), 1u);
+    // The guest's handler: one record, by the guest's own EVTQ_CONS.
+    EXPECT_EQ(t.guest.drain_events(), 1u);
+    EXPECT_EQ(t.guest.events_seen(EventId::F_TRANSLATION), 1u);
+    EXPECT_EQ(t.vsmmu.peek32(smmuv3::reg::EVTQ_CONS), 1u);
+  });
+}
+
+// A stage-2 fault under the guest (its stage 1 maps to a GPA the VMM never mapped in the
+// IOAS): S2 = 1, so the host keeps it; nothing reaches the vEVENTQ or the guest.
+TEST(VSmmuv3, StageTwoFaultStaysWithTheHost) {
+  TrappedHarness t(smmu_config(), fault_costs());
+  t.h.run([&](Harness& h) {
+    const DomainId d = t.boot();
+    const uint64_t iova = 0x200000, gpa_outside = kGuestRamBytes * 2;
+    ASSERT_TRUE(t.guest.map(d, iova, gpa_outside, kPage, {}, kPage).ok);
+    ASSERT_FALSE(h.dma(kRid, std::nullopt, iova, false).ok());
+    ASSERT_EQ(h.events().size(), 1u);
+    EXPECT_TRUE(h.events()[0].s2);
+    EXPECT_FALSE(t.vsmmu.host_event_interrupt(h.drv));
+    EXPECT_EQ(h.drv.events_reported(), 0u);
+    EXPECT_EQ(h.drv.events_seen(EventId::F_TRANSLATION), 1u);
+    EXPECT_EQ(t.g.vm.iommufd().veventq_pending(t.vsmmu.veventq_id()), 0u);
+    EXPECT_EQ(t.vsmmu.peek32(smmuv3::reg::EVTQ_PROD), 0u);
+    EXPECT_EQ(t.vsmmu.stats().events_forwarded.value(), 0u);
+  });
+}
+
+// A depth-2 vEVENTQ and three guest faults before the host's handler runs: two records and
+// the LOST_EVENTS header. The guest sees both records and an overflow (EVTQ_PROD.OVFLG[31]
+// toggled: 0x80000002), which its driver acknowledges (EVTQ_CONS.OVACKFLG[31]).
+TEST(VSmmuv3, AFullVeventqSetsTheGuestsOverflowFlag) {
+  TrappedHarness t(smmu_config(), fault_costs(2));
+  t.h.run([&](Harness& h) {
+    t.boot();
+    for (uint64_t i = 1; i <= 3; ++i) ASSERT_FALSE(h.dma(kRid, std::nullopt, kIova + i * 0x100000, false).ok());
+    ASSERT_TRUE(t.vsmmu.host_event_interrupt(h.drv));
+    EXPECT_EQ(h.drv.events_reported(), 3u);
+    const vmm::VSmmuv3::Stats& st = t.vsmmu.stats();
+    EXPECT_EQ(st.events_forwarded.value(), 2u);
+    EXPECT_EQ(st.events_lost.value(), 1u);
+    EXPECT_EQ(st.event_reads.value(), 3u);
+    EXPECT_EQ(guest_event(t, 0)[2], kIova + 0x100000);
+    EXPECT_EQ(guest_event(t, 1)[2], kIova + 0x200000);
+    EXPECT_EQ(t.vsmmu.peek32(smmuv3::reg::EVTQ_PROD), 0x80000002u);
+    EXPECT_EQ(t.guest.drain_events(), 2u);
+    EXPECT_EQ(t.vsmmu.peek32(smmuv3::reg::EVTQ_CONS), 0x80000002u);
   });
 }
 
