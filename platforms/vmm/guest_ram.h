@@ -28,6 +28,13 @@ class GuestRam final : public driver::MemoryView {
   uint64_t pa() const { return pa_; }
   uint64_t bytes() const { return bytes_; }
   bool contains(uint64_t gpa, uint64_t len) const { return len <= bytes_ && gpa <= bytes_ - len; }
+  // A VMM's read of a guest queue entry: false (nothing read) outside guest RAM, which the
+  // queue engine turns into the vIOMMU's architected fetch error.
+  bool fetch(uint64_t gpa, void* dst, uint64_t len) const {
+    if (!contains(gpa, len)) return false;
+    read(gpa, dst, len);
+    return true;
+  }
 
   void read(uint64_t gpa, void* dst, uint64_t len) const override {
     if (!contains(gpa, len)) { outside_.inc(); std::memset(dst, 0, len); return; }

@@ -38,11 +38,7 @@ VSmmuv3::VSmmuv3(sc_core::sc_module_name name, const VSmmuConfig& cfg, GuestRam&
     : sc_module(name), TrappedMmio(cfg.costs, cfg.cpu_mhz, host, cfg.completion), mmio("mmio"), cfg_(cfg), ram_(ram), fd_(fd),
       // One entry per read (batch 1); its fetch is charged with its decode, in one wait.
       cmdq_(cpu_, common::CommandQueueConfig{1, unsigned(cfg.costs.fetch_cycles + cfg.costs.decode_cycles), 0},
-            [this](uint64_t addr, void* dst, unsigned len) {
-              if (!ram_.contains(addr, len)) return false;
-              ram_.read(addr, dst, len);
-              return true;
-            },
+            [this](uint64_t addr, void* dst, unsigned len) { return ram_.fetch(addr, dst, len); },
             [] {},   // no DMA goes through an emulated queue: nothing to drain
             *this),
       r_(regs_, vsmmu_features(cfg), [this] { queue_may_run(); }) {

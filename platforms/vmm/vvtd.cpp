@@ -36,9 +36,7 @@ VVtd::VVtd(sc_core::sc_module_name name, const VVtdConfig& cfg, GuestRam& ram, I
       iq_(cpu_, common::CommandQueueConfig{1, unsigned(cfg.costs.decode_cycles), 0},
           [this](uint64_t addr, void* dst, unsigned len) {
             cpu_.wait_cycles(costs_.fetch_cycles);   // one 32-byte descriptor per read (batch 1)
-            if (!ram_.contains(addr, len)) return false;
-            ram_.read(addr, dst, len);
-            return true;
+            return ram_.fetch(addr, dst, len);
           },
           [] {},   // no DMA goes through an emulated queue: nothing to drain
           *this),
