@@ -580,7 +580,11 @@ Errno AmdViDriver::convert_user_cmd(ViommuHandle v, const CmdWords& c, std::vect
       return Errno::Ok;
     }
     case Opcode::InvalidateIommuAll:
-      // Never the physical INVALIDATE_IOMMU_ALL: every hDomID of this vIOMMU, in full.
+      // Never the physical INVALIDATE_IOMMU_ALL, but everything it drops of this vIOMMU's:
+      // the device-table and GCR3 entries its devices cached (INVALIDATE_DEVTAB_ENTRY per
+      // vDEVICE) and the translations of every hDomID, in full (48882 §2.4.7: the command
+      // covers every cache of the IOMMU).
+      for (const auto& [vdev, device_id] : vi.vdevs) out.push_back(cmd_inv_devtab_entry(uint16_t(device_id)));
       for (const auto& [gdom, g] : vi.gdoms) out.push_back(cmd_inv_iommu_pages(g.hdom_id, 0, kInvAllPagesSize));
       return Errno::Ok;
     default:

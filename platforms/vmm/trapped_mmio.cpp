@@ -58,7 +58,7 @@ uint64_t TrappedMmio::enter(sc_core::sc_time& delay) {
 
 // The lock's release and the VM entry; what the access spent in between, apart from its
 // ioctls, is the VMM's.
-void TrappedMmio::leave(uint64_t t_exit, bool doorbell, bool write) {
+void TrappedMmio::leave(uint64_t t_exit, bool doorbell, bool write, bool woke_iothread) {
   // This access's spans, before the next vCPU in the VMM starts its own in current_.
   driver::TrapSpans mine = current_;
   release_lock();
@@ -68,10 +68,8 @@ void TrappedMmio::leave(uint64_t t_exit, bool doorbell, bool write) {
   const uint64_t total = now_ps() - t_exit;
   mine.vmm_ps = total - mine.trap_ps - mine.host_kernel_ps - mine.host_queue_ps - mine.return_ps;
   (doorbell ? doorbell_exits_ : write ? write_exits_ : read_exits_).inc();
-  if (doorbell) {
-    doorbell_spans_ += mine;
-    doorbell_returned_ps_ = now_ps();
-  }
+  if (doorbell) doorbell_spans_ += mine;
+  if (woke_iothread) waker_returned_ps_ = now_ps();
 }
 
 // In the lock: the queue until nothing more lets it run (a run may restart it). A run
@@ -93,14 +91,16 @@ void TrappedMmio::iothread() {
     const uint64_t t0 = now_ps();
     cpu_.wait_cycles(costs_.iothread_wakeup_cycles);
     bql_wait_ps_.record(wait_for_lock(next_ticket_++));
+    iothread_woken_ = false;   // doorbells from here on wake it for its next run
     current_ = {};
     host_commands_ = 0;
     run_pending_queue();
     driver::TrapSpans mine = current_;
     release_lock();
     mine.vmm_ps = now_ps() - t0 - mine.host_kernel_ps - mine.host_queue_ps;
-    // Its wake-up overlapped the kicking vCPU's VM entry, which that record has as return.
-    if (doorbell_returned_ps_ > t0) mine.vmm_ps -= std::min(mine.vmm_ps, doorbell_returned_ps_ - t0);
+    // Its wake-up overlapped the VM entry of the vCPU that woke it, which that vCPU's
+    // record has as return (another vCPU's traps meanwhile are the iothread's wait).
+    if (waker_returned_ps_ > t0) mine.vmm_ps -= std::min(mine.vmm_ps, waker_returned_ps_ - t0);
     background_spans_ += mine;
     iothread_runs_.inc();
   }

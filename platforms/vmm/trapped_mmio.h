@@ -59,11 +59,17 @@ class TrappedMmio : public driver::TrappingDoorbell {
   void trap(tlm::tlm_generic_payload& p, sc_core::sc_time& delay, bool doorbell, Emulate&& emulate) {
     const uint64_t t_exit = enter(delay);
     emulate();
+    bool woke_iothread = false;
     if (queue_may_run_) {
-      if (completion_ == VmmCompletion::Synchronous) run_pending_queue();
-      else iothread_kick_.notify(sc_core::SC_ZERO_TIME);
+      if (completion_ == VmmCompletion::Synchronous) {
+        run_pending_queue();
+      } else {
+        woke_iothread = !iothread_woken_;
+        iothread_woken_ = true;
+        iothread_kick_.notify(sc_core::SC_ZERO_TIME);
+      }
     }
-    leave(t_exit, doorbell, p.is_write());
+    leave(t_exit, doorbell, p.is_write(), woke_iothread);
   }
   // One ioctl with `extra_cycles` of the caller's kernel work before the call.
   template <class Call>
@@ -86,7 +92,7 @@ class TrappedMmio : public driver::TrappingDoorbell {
  private:
   struct IoctlStart { uint64_t t0, queue0, commands0; };
   uint64_t enter(sc_core::sc_time& delay);
-  void leave(uint64_t t_exit, bool doorbell, bool write);
+  void leave(uint64_t t_exit, bool doorbell, bool write, bool woke_iothread);
   // The big lock, served in ticket order (taken when `ticket` was drawn); the wait, in ps.
   uint64_t wait_for_lock(uint64_t ticket);
   void release_lock();
@@ -97,7 +103,9 @@ class TrappedMmio : public driver::TrappingDoorbell {
 
   VmmCompletion completion_;
   bool queue_may_run_ = false;
-  uint64_t next_ticket_ = 0, serving_ = 0, host_commands_ = 0, doorbell_returned_ps_ = 0;
+  bool iothread_woken_ = false;   // a trap has woken the iothread for its next run
+  // When the vCPU whose trap woke the iothread for its current run was back in the guest.
+  uint64_t next_ticket_ = 0, serving_ = 0, host_commands_ = 0, waker_returned_ps_ = 0;
   sc_core::sc_event lock_released_, iothread_kick_;
   driver::TrapSpans current_, doorbell_spans_, background_spans_;
   common::Counter doorbell_exits_, write_exits_, read_exits_, ioctls_, ioctl_errors_, iothread_runs_;

@@ -30,7 +30,8 @@
 //   not installed; the device keeps its HWPT, as the iommufd model has no detach), guest
 //   PASIDs beyond what the guest's own GCR3 table holds (the host reads it), interrupt
 //   remapping, the PPR and GA logs, AMD's HW-vIOMMU (guest command buffers the hardware
-//   runs itself), a deferred mode where the tail write returns before the buffer ran.
+//   runs itself). With vmm.completion = deferred the buffer runs in the VMM's iothread
+//   (trapped_mmio.h).
 #pragma once
 #include <cstdint>
 #include <map>

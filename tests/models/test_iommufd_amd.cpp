@@ -259,18 +259,20 @@ TEST(IommufdAmd, GuestInvalidationsReachTheBufferWithHostIds) {
     const amdvi::CmdWords all{0x8ull << 60, 0};   // INVALIDATE_IOMMU_ALL
     ASSERT_EQ(vm.invalidate({guest_inv_pages(5, 0x200000), iotlb, all}, &n), Errno::Ok);
     EXPECT_EQ(n, 3u);
-    ASSERT_EQ(probe.ops(), (std::vector<uint8_t>{kInvPages, kInvIotlb, kInvPages, kInvPages, kCw}));
+    ASSERT_EQ(probe.ops(), (std::vector<uint8_t>{kInvPages, kInvIotlb, kInvDte, kInvPages, kInvPages, kCw}));
     // gDomID 5 -> hDomID 2 in [47:32]; the rest (address, GN, PDE) as the guest wrote it.
     EXPECT_EQ(probe.words(h, 0)[0], 0x3000000200000000ull);
     EXPECT_EQ(probe.words(h, 0)[1], 0x200006ull);
     // gDevID 3 -> DeviceID 0x10 in DeviceID and QueueID.
     EXPECT_EQ(probe.words(h, 1)[0], 0x4000001000000010ull);
     EXPECT_EQ(probe.words(h, 1)[1], 0x5000ull);
-    // INVALIDATE_IOMMU_ALL -> every hDomID of the vIOMMU in full: address
+    // INVALIDATE_IOMMU_ALL -> the device-table entry of its vDEVICE (DeviceID 0x10: the
+    // cached DTE and GCR3 entries), then every hDomID of the vIOMMU in full: address
     // 0x7FFFFFFFFFFFF000 | S [0] | PDE [1], DomainID 2 then 3.
-    EXPECT_EQ(probe.words(h, 2)[0], 0x3000000200000000ull);
-    EXPECT_EQ(probe.words(h, 2)[1], 0x7FFFFFFFFFFFF003ull);
-    EXPECT_EQ(probe.words(h, 3)[0], 0x3000000300000000ull);
+    EXPECT_EQ(probe.words(h, 2)[0], (0x2ull << 60) | kRid);
+    EXPECT_EQ(probe.words(h, 3)[0], 0x3000000200000000ull);
+    EXPECT_EQ(probe.words(h, 3)[1], 0x7FFFFFFFFFFFF003ull);
+    EXPECT_EQ(probe.words(h, 4)[0], 0x3000000300000000ull);
 
     // The host unmaps guest memory (a stage-2 change): the parent's DomainID 1 and every
     // hDomID on it (iommu_flush_pages_v1_hdom_ids), GN = 0.
@@ -285,15 +287,16 @@ TEST(IommufdAmd, GuestInvalidationsReachTheBufferWithHostIds) {
   });
 }
 
-// INVALIDATE_IOMMU_ALL on a vIOMMU with no gDomID yet converts to nothing: the call
-// succeeds and issues nothing, not even a COMPLETION_WAIT.
-TEST(IommufdAmd, IommuAllBeforeAnyHostDomainIssuesNothing) {
+// INVALIDATE_IOMMU_ALL on a vIOMMU with no gDomID yet: its vDEVICE's device-table entry
+// only (DeviceID 0x10), then the COMPLETION_WAIT; no INVALIDATE_IOMMU_PAGES.
+TEST(IommufdAmd, IommuAllBeforeAnyHostDomainDropsOnlyTheDeviceEntries) {
   run_with_vm([](AmdHarness& h, Vm& vm) {
     Probe probe(h);
     uint32_t n = 0;
     EXPECT_EQ(vm.invalidate({{0x8ull << 60, 0}}, &n), Errno::Ok);
     EXPECT_EQ(n, 1u);
-    EXPECT_TRUE(probe.traces.empty());
+    ASSERT_EQ(probe.ops(), (std::vector<uint8_t>{kInvDte, kCw}));
+    EXPECT_EQ(probe.words(h, 0)[0], (0x2ull << 60) | kRid);
   });
 }
 
@@ -332,6 +335,19 @@ TEST(IommufdAmd, DmaWalksTheGuestTablesThroughStage2) {
     r = h.read(kRid, kIova + 0x48);
     ASSERT_TRUE(r.ok());
     EXPECT_EQ(r.data, ~kMagic);
+    // The guest points PASID 0's GCR3 entry at a second table tree (IOVA -> GPA 0x100000
+    // again) and flushes with INVALIDATE_IOMMU_ALL alone (Linux amd_iommu_flush_all_caches):
+    // the host's conversion must drop the cached GCR3 entry too, or the walk would resume
+    // from the old root and read ~kMagic.
+    guest_store(0x86000 + 1 * 8, 0x87000 | kPte);
+    guest_store(0x87000 + 1 * 8, 0x88000 | kPte);
+    guest_store(0x88000 + 1 * 8, 0x89000 | kPte);
+    guest_store(0x89000 + 3 * 8, 0x100000 | kPte);
+    guest_store(kGcr3Gpa + 0 * 8, 0x86000 | 1);
+    ASSERT_EQ(vm.invalidate({{0x8ull << 60, 0}}, &n), Errno::Ok);
+    r = h.read(kRid, kIova + 0x48);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.data, kMagic);
   });
 }
 
