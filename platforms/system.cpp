@@ -427,6 +427,9 @@ Params read_params(const json& j) {
   }
   if (std::find(p.paths.begin(), p.paths.end(), kTrappedPath) != p.paths.end()) {
     const ConfigReader v = root.section("vmm");
+    if (p.vmm.inject == vmm::VmmFault::DropAtcInv &&
+        std::none_of(p.eps.begin(), p.eps.end(), [](const EndpointSettings& e) { return e.config.ats.enabled; }))
+      v.fail("inject", "drop_atc_inv drops the guest's ATC invalidations: it needs an endpoint with ATS (traffic.ats.enabled)");
     if (p.translation != "nested")
       v.fail("paths", "trapped needs iommu.translation = nested (the guest owns stage 1 over the host's stage 2)");
 

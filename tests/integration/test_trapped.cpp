@@ -210,6 +210,7 @@ TEST(Trapped, UnsupportedSettingsAreConfigErrors) {
       {"-p vmm.paths=trapped -p workload.mode=stress -p workload.mixed_leaves=true", "mixed_leaves"},
       {"-p vmm.paths=trapped -p iommu.vendor=vtd -p vmm.inject=drop_tlbi", "smmuv3@trapped only"},
       {"-p vmm.paths=guest", "vmm.paths"},
+      {"-p vmm.paths=trapped -p vmm.inject=drop_atc_inv", "needs an endpoint with ATS"},
   };
   for (const Case& c : cases) {
     const std::string dir = fresh_dir("trapped_bad");
@@ -220,11 +221,11 @@ TEST(Trapped, UnsupportedSettingsAreConfigErrors) {
   }
 }
 
-// The guest's DMA API (4 CPUs) over its vIOMMU, strict and lazy, on both vendors: every DMA
+// The guest's DMA API (4 CPUs) over its vIOMMU, strict and lazy, on every vendor: every DMA
 // checked against the guest's mappings with no violation; strict forwards one invalidation
 // per unmap (plus the boot and attach forwards), lazy one per flush-queue flush.
 TEST(Trapped, GuestDmaApiRunsStrictAndLazy) {
-  for (const char* vendor : {"smmuv3", "vtd"})
+  for (const char* vendor : {"smmuv3", "vtd", "amdvi"})
     for (const char* mode : {"strict", "lazy"}) {
       SCOPED_TRACE(std::string(vendor) + " " + mode);
       const LaneRun r = run_lane(vendor, std::string("trapped_dma_api_") + vendor + mode,
@@ -244,20 +245,24 @@ TEST(Trapped, GuestDmaApiRunsStrictAndLazy) {
         EXPECT_EQ(invalidations, stat(r.stats, lane + "dma_api.flushes_full") + stat(r.stats, lane + "dma_api.flushes_timer"));
         EXPECT_LT(invalidations, stat(r.stats, lane + "dma_api.unmaps"));
       }
-      // SMMUv3: the boot's TLBI_NSNH_ALL and the attach's CFGI_CD; VT-d: the attach's P_IOTLB.
-      EXPECT_EQ(stat(r.stats, lane + "vmm.commands.forwarded"), invalidations + (std::string(vendor) == "smmuv3" ? 2 : 1));
+      // SMMUv3: the boot's TLBI_NSNH_ALL and the attach's CFGI_CD; VT-d: the attach's
+      // P_IOTLB; AMD: the boot's INVALIDATE_IOMMU_ALL and the attach's GN=1 all-pages
+      // INVALIDATE_IOMMU_PAGES of PASID 0 (its GCR3 entry's flush).
+      EXPECT_EQ(stat(r.stats, lane + "vmm.commands.forwarded"), invalidations + (std::string(vendor) == "vtd" ? 1 : 2));
     }
 }
 
 // The NIC, storage and trace-replay workloads with the guest's driver over its vIOMMU
 // (guest-physical buffers and rings, virtual device IDs): every DMA checked, none faulted
 // or violating, the guest's flushes forwarded, and each record's parts add up to its total.
-// The example trace's second device uses PASID 1, which the vVT-d does not propagate.
+// The example trace's second device uses PASID 1, which the vVT-d does not propagate (an
+// AMD guest's PASIDs live in its own GCR3 table).
 TEST(Trapped, GuestJobWorkloadsRun) {
   const std::string trace = trace_example();
   const std::pair<const char*, std::string> runs[] = {
       {"smmuv3", "-p workload.mode=nic"}, {"smmuv3", "-p workload.mode=storage"}, {"smmuv3", trace},
-      {"vtd", "-p workload.mode=nic"},    {"vtd", "-p workload.mode=storage"}};
+      {"vtd", "-p workload.mode=nic"},    {"vtd", "-p workload.mode=storage"},
+      {"amdvi", "-p workload.mode=nic"},  {"amdvi", "-p workload.mode=storage"}, {"amdvi", trace}};
   for (const auto& [vendor, params] : runs) {
     SCOPED_TRACE(std::string(vendor) + " " + params);
     const LaneRun r = run_lane(vendor, std::string("trapped_jobs_") + vendor + std::to_string(params.size()),
