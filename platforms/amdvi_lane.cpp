@@ -126,13 +126,8 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   amdvi::AmdViConfig m;
   driver::AmdViDriverConfig host;
   read_configs(s, d, settings, m, host);
-  if (settings.vmm.inject != vmm::VmmFault::None)
-    throw ConfigError("vmm.inject: the injected VMM bugs are modelled on smmuv3@trapped only");
   const driver::AmdViDriverConfig guest = guest_driver_config(host, settings);
-  vmm::VAmdViConfig vc;
-  vc.costs = settings.vmm.x86_amd;
-  vc.completion = settings.vmm.completion;
-  vc.cpu_mhz = settings.timing.cpu_mhz;
+  auto vc = viommu_config<vmm::VAmdViConfig>(settings, settings.vmm.x86_amd, false);
   vc.caps = m.caps;
   return std::make_unique<AmdViTrappedLane>(settings, m, host, guest, vc, "vamd");
 }

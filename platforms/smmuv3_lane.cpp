@@ -160,11 +160,8 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   // The guest runs the same driver on guest RAM; the vSMMU offers a linear stream table only.
   driver::Smmuv3DriverConfig guest = guest_driver_config(host, settings);
   guest.two_level_stream_table = false;
-  vmm::VSmmuConfig vc;
-  vc.costs = settings.vmm.arm64;
-  vc.completion = settings.vmm.completion;
+  auto vc = viommu_config<vmm::VSmmuConfig>(settings, settings.vmm.arm64, true);
   vc.inject = settings.vmm.inject;
-  vc.cpu_mhz = settings.timing.cpu_mhz;
   vc.sid_bits = m.sid_bits;
   vc.ssid_bits = m.ssid_bits;
   vc.range_invalidation = m.range_invalidation;

@@ -49,6 +49,20 @@ DriverConfig guest_driver_config(const DriverConfig& host, const LaneSettings& s
   return g;
 }
 
+// A vIOMMU's config with the run's settings for the VMM: the host architecture's `costs`,
+// vmm.completion and the host CPU's clock. vmm.inject is a config error on a vIOMMU that
+// does not model the injected bugs (only the vSMMU does).
+template <class VIommuConfig>
+VIommuConfig viommu_config(const LaneSettings& s, const vmm::VmmCosts& costs, bool models_injected_bugs) {
+  if (!models_injected_bugs && s.vmm.inject != vmm::VmmFault::None)
+    throw ConfigError("vmm.inject: the injected VMM bugs are modelled on smmuv3@trapped only");
+  VIommuConfig c;
+  c.costs = costs;
+  c.completion = s.vmm.completion;
+  c.cpu_mhz = s.timing.cpu_mhz;
+  return c;
+}
+
 template <class NativeLane, class VIommu, class Driver>
 class TrappedLane : public NativeLane {
  public:

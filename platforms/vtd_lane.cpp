@@ -149,13 +149,8 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   for (const EndpointSettings& e : settings.endpoints)
     if (e.config.pasid_valid)
       e.fail("pasid", "vtd@trapped nests the RID_PASID entry only (QEMU propagates PASID 0): use -1");
-  if (settings.vmm.inject != vmm::VmmFault::None)
-    throw ConfigError("vmm.inject: the injected VMM bugs are modelled on smmuv3@trapped only");
   const driver::VtdDriverConfig guest = guest_driver_config(host, settings);
-  vmm::VVtdConfig vc;
-  vc.costs = settings.vmm.x86_intel;
-  vc.completion = settings.vmm.completion;
-  vc.cpu_mhz = settings.timing.cpu_mhz;
+  auto vc = viommu_config<vmm::VVtdConfig>(settings, settings.vmm.x86_intel, false);
   vc.haw = m.haw;
   vc.pasid_bits = m.pasid_bits;
   vc.mamv = m.mamv;

@@ -6,9 +6,8 @@ namespace iommusim::vmm {
 
 using common::now_ps;
 
-TrappedMmio::TrappedMmio(const VmmCosts& costs, double cpu_mhz, const driver::DriverBase& host,
-                         VmmCompletion completion)
-    : costs_(costs), cpu_(common::Clock::from_mhz(cpu_mhz)), host_(host), completion_(completion) {
+TrappedMmio::TrappedMmio(const TrappedMmioConfig& cfg, const driver::DriverBase& host)
+    : costs_(cfg.costs), cpu_(common::Clock::from_mhz(cfg.cpu_mhz)), host_(host), completion_(cfg.completion) {
   if (completion_ == VmmCompletion::Deferred)
     sc_core::sc_spawn([this] { iothread(); }, sc_core::sc_gen_unique_name("vmm_iothread"));
 }

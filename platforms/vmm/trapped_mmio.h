@@ -37,13 +37,21 @@
 
 namespace iommusim::vmm {
 
+// What every emulated vIOMMU's config starts with: what its steps cost, when it runs the
+// guest's queue, and the clock of the host CPU the VMM runs on (driver.cpu_mhz).
+struct TrappedMmioConfig {
+  VmmCosts costs;
+  VmmCompletion completion = VmmCompletion::Synchronous;
+  double cpu_mhz = 2000;
+};
+
 class TrappedMmio : public driver::TrappingDoorbell {
  public:
   driver::TrapSpans take_doorbell_spans() override;
   driver::TrapSpans take_background_spans() override;
 
  protected:
-  TrappedMmio(const VmmCosts& costs, double cpu_mhz, const driver::DriverBase& host, VmmCompletion completion);
+  TrappedMmio(const TrappedMmioConfig& cfg, const driver::DriverBase& host);
 
   // A register write let the guest's queue run (its doorbell, or a write that restarts a
   // stopped queue): run_queue follows within this trap, or in the iothread.

@@ -56,10 +56,7 @@
 
 namespace iommusim::vmm {
 
-struct VAmdViConfig {
-  VmmCosts costs;
-  VmmCompletion completion = VmmCompletion::Synchronous;
-  double cpu_mhz = 2000;   // the host CPU the VMM runs on (driver.cpu_mhz)
+struct VAmdViConfig : TrappedMmioConfig {
   amdvi::Caps caps;        // the host's EFR fields the vAMD passes on (GTSup forced on)
 };
 

@@ -35,7 +35,7 @@ smmuv3::Features vsmmu_features(const VSmmuConfig& c) {
 
 VSmmuv3::VSmmuv3(sc_core::sc_module_name name, const VSmmuConfig& cfg, GuestRam& ram, Iommufd& fd,
                  const driver::DriverBase& host)
-    : sc_module(name), TrappedMmio(cfg.costs, cfg.cpu_mhz, host, cfg.completion), mmio("mmio"), cfg_(cfg), ram_(ram), fd_(fd),
+    : sc_module(name), TrappedMmio(cfg, host), mmio("mmio"), cfg_(cfg), ram_(ram), fd_(fd),
       // One entry per read (batch 1); its fetch is charged with its decode, in one wait.
       cmdq_(cpu_, common::CommandQueueConfig{1, unsigned(cfg.costs.fetch_cycles + cfg.costs.decode_cycles), 0},
             [this](uint64_t addr, void* dst, unsigned len) { return ram_.fetch(addr, dst, len); },

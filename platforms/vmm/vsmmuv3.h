@@ -69,10 +69,7 @@
 
 namespace iommusim::vmm {
 
-struct VSmmuConfig {
-  VmmCosts costs;
-  VmmCompletion completion = VmmCompletion::Synchronous;
-  double cpu_mhz = 2000;            // the host CPU the VMM runs on (driver.cpu_mhz)
+struct VSmmuConfig : TrappedMmioConfig {
   unsigned sid_bits = 16;           // IDR1.SIDSIZE the guest sees
   unsigned ssid_bits = 20;          // IDR1.SSIDSIZE (the host's)
   bool range_invalidation = true;   // IDR3.RIL (the host's)

@@ -32,7 +32,7 @@ constexpr uint64_t kEverything = ~uint64_t{0};   // npages of a whole-range entr
 
 VVtd::VVtd(sc_core::sc_module_name name, const VVtdConfig& cfg, GuestRam& ram, Iommufd& fd,
            const driver::DriverBase& host)
-    : sc_module(name), TrappedMmio(cfg.costs, cfg.cpu_mhz, host, cfg.completion), mmio("mmio"), cfg_(cfg), ram_(ram), fd_(fd),
+    : sc_module(name), TrappedMmio(cfg, host), mmio("mmio"), cfg_(cfg), ram_(ram), fd_(fd),
       iq_(cpu_, common::CommandQueueConfig{1, unsigned(cfg.costs.decode_cycles), 0},
           [this](uint64_t addr, void* dst, unsigned len) {
             cpu_.wait_cycles(costs_.fetch_cycles);   // one 32-byte descriptor per read (batch 1)

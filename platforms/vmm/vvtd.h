@@ -64,10 +64,7 @@
 
 namespace iommusim::vmm {
 
-struct VVtdConfig {
-  VmmCosts costs;
-  VmmCompletion completion = VmmCompletion::Synchronous;
-  double cpu_mhz = 2000;        // the host CPU the VMM runs on (driver.cpu_mhz)
+struct VVtdConfig : TrappedMmioConfig {
   unsigned nd = 6;              // CAP.ND: 2^(4 + 2 ND) DIDs (QEMU VTD_CAP_ND: 16-bit)
   unsigned haw = 48;            // CAP.MGAW (the host's)
   unsigned pasid_bits = 20;     // ECAP.PSS + 1 (the host's)
