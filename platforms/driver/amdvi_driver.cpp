@@ -317,7 +317,9 @@ unsigned AmdViDriver::drain_events() {
     EventWords w;
     mem_.read(evt_base_ + evt_head_, w.data(), 16);
     charge_cycles(2 * uint64_t(cfg_.timing.descriptor_write_cycles));   // read and decode 16 bytes
-    ++events_by_code_[static_cast<uint8_t>(decode_event(w).code) & 0xF];
+    const EventRecord e = decode_event(w);
+    if (report_to_viommu(w, e, uint32_t(evt_head_ / reg::kEntryBytes))) events_reported_.inc();
+    else ++events_by_code_[static_cast<uint8_t>(e.code) & 0xF];
     events_consumed_.inc();
     const EventWords zero{};
     mem_.write(evt_base_ + evt_head_, zero.data(), 16);   // so a new record is seen in memory
@@ -525,6 +527,30 @@ Errno AmdViDriver::set_vdevice(ViommuHandle v, uint64_t virt_id, std::optional<u
   if (rid) viommus_[v - 1].vdevs[virt_id] = *rid;
   else viommus_[v - 1].vdevs.erase(virt_id);
   return Errno::Ok;
+}
+
+void AmdViDriver::set_event_sink(ViommuHandle v, ViommuEventSink* sink, uint32_t viommu_id) {
+  if (!viommu(v)) return;
+  viommus_[v - 1].sink = sink;
+  viommus_[v - 1].sink_id = viommu_id;
+}
+
+bool AmdViDriver::report_to_viommu(const EventWords& w, const EventRecord& e, uint32_t index) {
+  // Only the guest tables' faults: GN = 1 (a host-table fault is reported with GN = 0).
+  if (e.code != EventCode::IoPageFault || !e.gn) return false;
+  auto at = devices_.find(e.device_id);
+  if (at == devices_.end() || !at->second.user_nested) return false;
+  const auto* dom = static_cast<const AmdDomain*>(domain(at->second.user_nested));
+  const AmdViommu* vi = dom ? viommu(dom->viommu) : nullptr;
+  if (!vi || !vi->sink) return false;
+  for (const auto& [gdev, rid] : vi->vdevs) {
+    if (rid != e.device_id) continue;
+    EventWords g = w;
+    g[0] = common::deposit(g[0], 15, 0, gdev);   // DeviceID [15:0] (48882 §2.5)
+    return vi->sink->report_event(vi->sink_id, VeventqType::AmdExt, g.data(), sizeof g,
+                                  iommu_.event_written_ps(index)) == Errno::Ok;
+  }
+  return false;   // no vDEVICE: the VM cannot name the device
 }
 
 Errno AmdViDriver::attach_nested(uint32_t rid, DomainId nested) {

@@ -35,6 +35,11 @@
 // every vIOMMU over it (iommu_flush_pages_v1_hdom_ids). Guest invalidations: upstream has
 // no AMD vIOMMU cache_invalidate, so InvalidateDataType::AmdViommuExt is a MODEL EXTENSION
 // in the style of arm_vsmmu_cache_invalidate (see cache_invalidate below and docs/vmm.md).
+// Guest faults, a MODEL EXTENSION too (no AMD vEVENTQ type upstream): an IO_PAGE_FAULT with
+// GN = 1 (the guest tables refused the request; the model reports a host-table fault as
+// GN = 0) from a device attached to a vIOMMU's nested domain goes to that vIOMMU's vEVENTQ
+// (VeventqType::AmdExt) as its 16-byte entry with DeviceID -> guest DeviceID; the record
+// carries the PASID, not a DomainID, so nothing else is rewritten. The host keeps the rest.
 #pragma once
 #include <array>
 #include <map>
@@ -80,8 +85,12 @@ class AmdViDriver : public DriverBase, public NestingOps, private DriverQueue::H
   // Every DTE pass-through (V=1, TV=1, Mode 0, IR=IW=1), then INVALIDATE_IOMMU_ALL.
   Status bypass_all();
   // Consumes the event log as Linux's iommu_poll_events does; restarts logging after an
-  // overflow. Returns the number of records consumed.
+  // overflow. A guest-stage IO_PAGE_FAULT of a device on a vIOMMU's nested domain goes to
+  // the vIOMMU's vEVENTQ instead (report_to_viommu, a MODEL EXTENSION). Returns the number
+  // of records consumed.
   unsigned drain_events();
+  // Records reported to a vIOMMU's vEVENTQ so far.
+  uint64_t events_reported() const { return events_reported_.value(); }
   Status after_completion() override;
   uint64_t events_seen(amdvi::EventCode c) const { return events_by_code_[static_cast<uint8_t>(c) & 0xF]; }
 
@@ -106,6 +115,7 @@ class AmdViDriver : public DriverBase, public NestingOps, private DriverQueue::H
   bool nests_on_parent() const override { return false; }
   Errno alloc_nested_on_parent(DomainId, uint32_t, const UserData&, DomainId*) override { return Errno::OpNotSupp; }
   Errno set_vdevice(ViommuHandle v, uint64_t virt_id, std::optional<uint32_t> rid) override;
+  void set_event_sink(ViommuHandle v, ViommuEventSink* sink, uint32_t viommu) override;
   void free_nested(DomainId nested) override;
   Errno attach_nested(uint32_t rid, DomainId nested) override;
   // MODEL EXTENSION (InvalidateDataType::AmdViommuExt): raw guest commands, converted by
@@ -139,7 +149,12 @@ class AmdViDriver : public DriverBase, public NestingOps, private DriverQueue::H
     DomainId parent = 0;
     std::map<uint16_t, GuestDomain> gdoms;   // gdomid_array
     std::map<uint64_t, uint32_t> vdevs;      // guest DeviceID -> DeviceID
+    ViommuEventSink* sink = nullptr;         // where its events go (the iommufd core)
+    uint32_t sink_id = 0;                    // the vIOMMU as the sink knows it
   };
+  // MODEL EXTENSION (VeventqType::AmdExt): true when event-log record `w` (entry `index`)
+  // went to a vIOMMU's vEVENTQ.
+  bool report_to_viommu(const amdvi::EventWords& w, const amdvi::EventRecord& e, uint32_t index);
   std::vector<AmdViommu> viommus_;
   std::vector<amdvi::CmdWords> user_cmds_;   // cache_invalidate's batch, kept for its capacity
   const AmdViommu* viommu(ViommuHandle v) const { return v == 0 || v > viommus_.size() ? nullptr : &viommus_[v - 1]; }
@@ -197,7 +212,7 @@ class AmdViDriver : public DriverBase, public NestingOps, private DriverQueue::H
   std::map<uint32_t, Attachment> devices_;
   uint16_t next_domid_ = 1;
   uint64_t errors_recovered_ = 0;
-  common::Counter event_overflows_;
+  common::Counter event_overflows_, events_reported_;
   std::array<uint64_t, 16> events_by_code_{};
 };
 
