@@ -165,6 +165,9 @@ class TrappedLane : public NativeLane {
   void handle_events() {
     if (this->events_recorded() == events_handled_) return;
     events_handled_ = this->events_recorded();
+    // The interrupt comes once the newest record is written: a DMA's fault is recorded at
+    // its own (annotated) time, which may be ahead of the workload's.
+    common::wait_until(this->iommu_.last_event_written_ps());
     if (viommu_.host_event_interrupt(this->drv_)) drain_guest_events();
   }
 

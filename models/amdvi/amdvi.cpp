@@ -67,6 +67,7 @@ void AmdVi::record_event(const EventRecord& e, common::Ps& t) {
   const uint64_t index = (*slot - reg::EVT_LOG_BASE_ADDR::get_address(r_.evt_log_base.get())) / reg::kEntryBytes;
   if (event_written_ps_.size() <= index) event_written_ps_.resize(index + 1);
   event_written_ps_[index] = t;
+  last_event_written_ps_ = std::max(last_event_written_ps_, t);
   r_.evt_log_stored();
 }
 

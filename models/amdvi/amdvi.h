@@ -104,6 +104,8 @@ class AmdVi : public common::IommuBlock, public ProgrammingInterface, private co
   // ProgrammingInterface
   void set_command_probe(std::function<void(const CommandTrace&)> probe) override { cmdbuf_.set_probe(std::move(probe)); }
   uint64_t peek_register(uint64_t offset, unsigned len = 8) override { return IommuBlock::peek_register(offset, len); }
+  // When the newest event record was written (its event interrupt cannot come before).
+  uint64_t last_event_written_ps() const { return last_event_written_ps_; }
   uint64_t event_written_ps(uint32_t index) const override {
     return index < event_written_ps_.size() ? event_written_ps_[index] : 0;
   }
@@ -186,6 +188,7 @@ class AmdVi : public common::IommuBlock, public ProgrammingInterface, private co
 
   RegisterBlock r_;   // the registers (48882 §3.4) and their write rules
   std::vector<common::Ps> event_written_ps_;   // by event-log entry: when its record was written
+  common::Ps last_event_written_ps_ = 0;
 };
 
 }  // namespace iommusim::amdvi

@@ -114,6 +114,7 @@ void Vtd::record_fault(const Request& rq, FaultReason reason, bool fpd, common::
   if (!index) { faults_lost_.inc(); return; }   // the next record is still pending
   if (fault_written_ps_.size() <= *index) fault_written_ps_.resize(*index + 1);
   fault_written_ps_[*index] = t;
+  last_fault_written_ps_ = std::max(last_fault_written_ps_, t);
   faults_recorded_.inc();
 }
 

@@ -131,6 +131,12 @@ class Iommufd : public driver::ViommuEventSink {
   uint32_t veventq_pending(uint32_t id) const { return objects_.at(id).num_events; }
   // Whether a read() of vEVENTQ `id` has an entry to return (its fd polls readable).
   bool veventq_readable(uint32_t id) const { return !objects_.at(id).deliver.empty(); }
+  // When the hardware wrote the record the next read() of vEVENTQ `id` returns (0: none, or
+  // the lost-events header): the model's bookkeeping, as Vevent::recorded_ps.
+  uint64_t veventq_next_recorded_ps(uint32_t id) const {
+    const auto& d = objects_.at(id).deliver;
+    return d.empty() ? 0 : d.front().recorded_ps;
+  }
   // The physical RID of iommufd device `dev_id` (a VMM without vDEVICEs maps IDs itself).
   uint32_t rid_of(uint32_t dev_id) const { return objects_.at(dev_id).rid; }
   uint64_t errors(Call c, Errno e) const;

@@ -128,12 +128,16 @@ void TrappedMmio::alloc_veventq(Iommufd& fd, uint32_t owner, driver::VeventqType
   if (ioctl(0, [&] { return fd.veventq_alloc(0, owner, type, depth, &veventq_id_); }) == Errno::Ok) events_fd_ = &fd;
 }
 
-bool TrappedMmio::deliver_events() {
-  if (!veventq_id_) return false;
+bool TrappedMmio::deliver_events(uint64_t raised) {
+  const auto readable = [&] {
+    return events_fd_->veventq_readable(veventq_id_) && events_fd_->veventq_next_recorded_ps(veventq_id_) <= raised;
+  };
+  // The eventfd wakes the VMM only when the vEVENTQ has something to read.
+  if (!veventq_id_ || !readable()) return false;
   cpu_.wait_cycles(costs_.event_wakeup_cycles);
   bool inject = false;
   // The main loop calls the handler while the fd polls readable; each call is one read().
-  while (events_fd_->veventq_readable(veventq_id_)) {
+  while (readable()) {
     Vevent e;
     uint32_t n = 0;
     cpu_.wait_cycles(costs_.syscall_cycles + costs_.iommufd_call_cycles);

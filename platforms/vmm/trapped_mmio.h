@@ -1,7 +1,7 @@
-// What every emulated vIOMMU of the VMM shares (platforms/vmm/vsmmuv3.h, vvtd.h, vamdvi.h): guest
-// register accesses that trap, the VMM's big lock, the ioctls it forwards through, the
-// time of a doorbell write split into the trapped path's parts (driver::TrapSpans), and the
-// way of a guest fault from the host to the guest.
+// What every emulated vIOMMU of the VMM shares (platforms/vmm/vsmmuv3.h, vvtd.h,
+// vamdvi.h): guest register accesses that trap, the VMM's big lock, the ioctls it forwards
+// through, the time of a doorbell write split into the trapped path's parts
+// (driver::TrapSpans), and the way of a guest fault from the host to the guest.
 //
 // What it models
 // - A guest access: a VM exit, the big lock (QEMU's BQL: one vCPU in the VMM at a time,
@@ -115,13 +115,16 @@ class TrappedMmio : public driver::TrappingDoorbell {
   // was injected (its driver's handler should run).
   template <class HostDriver>
   bool host_event_interrupt(HostDriver& host, unsigned (HostDriver::*drain)()) {
+    const uint64_t raised = common::now_ps();
     cpu_.wait_cycles(costs_.event_irq_cycles);
     const uint64_t before = host.events_reported();
     (host.*drain)();
-    const uint64_t reported = host.events_reported() - before;
-    events_.reported.inc(reported);
-    cpu_.wait_cycles(costs_.event_report_cycles * reported);
-    return reported && deliver_events();
+    cpu_.wait_cycles(costs_.event_report_cycles * (host.events_reported() - before));
+    // With any the host driver reported while it polled its own queue (AMD: its completion
+    // wait watches the event log), untimed there.
+    events_.reported.inc(host.events_reported() - reported_seen_);
+    reported_seen_ = host.events_reported();
+    return deliver_events(raised);
   }
   // One vEVENTQ entry into the guest's fault log (a record, or the LOST_EVENTS header:
   // kVeventqFlagLostEvents); true when the guest has something to see. The vendor calls
@@ -154,9 +157,12 @@ class TrappedMmio : public driver::TrappingDoorbell {
   void iothread();
   IoctlStart ioctl_begin(uint64_t extra_cycles);
   void ioctl_end(const IoctlStart& s, Errno e);
-  // The VMM's vEVENTQ handler: reads each entry and puts it in the guest's log; then the
-  // guest's event interrupt. True when it was injected.
-  bool deliver_events();
+  // The VMM's vEVENTQ handler, when the vEVENTQ is readable: reads each entry and puts it in
+  // the guest's log; then the guest's event interrupt. True when it was injected. Entries
+  // the IOMMU wrote after the interrupt was `raised` wait for their own interrupt: a host
+  // driver may meet a record before its annotated write time (a DMA's thread runs ahead;
+  // the AMD driver peeks at its log while polling).
+  bool deliver_events(uint64_t raised);
 
   VmmCompletion completion_;
   bool queue_may_run_ = false;
@@ -170,6 +176,7 @@ class TrappedMmio : public driver::TrappingDoorbell {
   Iommufd* events_fd_ = nullptr;
   uint32_t veventq_id_ = 0;
   uint32_t veventq_depth_;
+  uint64_t reported_seen_ = 0;   // the host driver's reports counted so far
   EventStats events_;
 };
 
