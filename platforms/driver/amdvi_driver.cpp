@@ -310,6 +310,10 @@ Status AmdViDriver::bypass_all() {
 }
 
 unsigned AmdViDriver::drain_events() {
+  // One drainer at a time (Linux iommu_poll_events runs in the one IRQ thread): on a trapped
+  // lane the event thread's handler and a command's completion poll may both come here.
+  if (draining_) return 0;
+  draining_ = true;
   const common::OffsetRing ring{evt_bytes_, reg::kEntryBytes};
   const uint64_t tail = reg::RING_PTR::get_address(mmio_read64(reg::EVT_LOG_TAIL)) % evt_bytes_;
   unsigned n = 0;
@@ -335,6 +339,7 @@ unsigned AmdViDriver::drain_events() {
     mmio_write64(reg::CONTROL, reg::CTRL_EVT_LOG_EN::set(ctrl_, 0));
     mmio_write64(reg::CONTROL, ctrl_);
   }
+  draining_ = false;
   return n;
 }
 

@@ -213,6 +213,7 @@ class AmdViDriver : public DriverBase, public NestingOps, private DriverQueue::H
   uint16_t next_domid_ = 1;
   uint64_t errors_recovered_ = 0;
   common::Counter event_overflows_, events_reported_;
+  bool draining_ = false;   // drain_events is running (in another thread)
   std::array<uint64_t, 16> events_by_code_{};
 };
 
