@@ -434,6 +434,12 @@ Params read_params(const json& j) {
       v.fail("paths", "trapped needs iommu.translation = nested (the guest owns stage 1 over the host's stage 2)");
 
     if (p.mixed_leaves) v.fail("paths", "trapped does not run workload.mixed_leaves yet");
+  } else {
+    // Settings of the VMM's trapped path would silently do nothing on native lanes.
+    const ConfigReader v = root.section("vmm");
+    if (p.vmm.inject != vmm::VmmFault::None) v.fail("inject", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
+    if (p.vmm.completion != vmm::VmmCompletion::Synchronous)
+      v.fail("completion", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
   }
   if (p.stress && p.eps.size() > 1) t.fail("endpoints", "workload.mode = stress drives one endpoint");
   if (p.dma_api && p.eps.size() > 1) t.fail("endpoints", "workload.mode = dma_api drives one endpoint");

@@ -211,6 +211,8 @@ TEST(Trapped, UnsupportedSettingsAreConfigErrors) {
       {"-p vmm.paths=trapped -p iommu.vendor=vtd -p vmm.inject=drop_tlbi", "smmuv3@trapped only"},
       {"-p vmm.paths=guest", "vmm.paths"},
       {"-p vmm.paths=trapped -p vmm.inject=drop_atc_inv", "needs an endpoint with ATS"},
+      {"-p vmm.paths=native -p vmm.completion=deferred", "vmm.completion: needs a trapped lane"},
+      {"-p vmm.paths=native -p vmm.inject=drop_tlbi", "vmm.inject: needs a trapped lane"},
   };
   for (const Case& c : cases) {
     const std::string dir = fresh_dir("trapped_bad");
