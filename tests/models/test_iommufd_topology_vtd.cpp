@@ -81,6 +81,20 @@ void vtd_topology(bool ats) {
     EXPECT_EQ(a.fd.users(d1_plain), 0u);
     EXPECT_EQ(a.fd.attached_to(a.d1), d1_rid);
     EXPECT_EQ(a.fd.attached_to(a.d1, kGuestPasid), d1_proc);
+    // A PASID entry takes paging HWPTs too: first stage (PGTT 1) for a plain one, second
+    // stage (PGTT 2) for a nest parent, each with its domain's DID; each attach replaces
+    // the PASID's entry.
+    uint32_t fs = 0, ss = 0;
+    ASSERT_EQ(a.fd.hwpt_alloc(vmm::kHwptAllocPasid, a.d0, a.ioas, UserData{}, &fs), Errno::Ok);
+    ASSERT_EQ(a.fd.attach(a.d0, fs, kPasidA), Errno::Ok);
+    EXPECT_EQ(pasid_fields(h, kD0, kPasidA).pgtt, 1u);
+    EXPECT_EQ(pasid_fields(h, kD0, kPasidA).did, h.drv.did_of(a.fd.domain_of(fs)));
+    ASSERT_EQ(a.fd.hwpt_alloc(vmm::kHwptAllocNestParent | vmm::kHwptAllocPasid, a.d0, a.ioas, UserData{}, &ss),
+              Errno::Ok);
+    ASSERT_EQ(a.fd.attach(a.d0, ss, kPasidA), Errno::Ok);
+    EXPECT_EQ(pasid_fields(h, kD0, kPasidA).pgtt, 2u);
+    EXPECT_EQ(pasid_fields(h, kD0, kPasidA).did, h.drv.did_of(a.fd.domain_of(ss)));
+    EXPECT_EQ(a.fd.users(fs), 0u);
     // D0's work queues: PASID 1 nested over A's parent, PASID 2 over B's.
     ASSERT_EQ(a.fd.hwpt_alloc(vmm::kHwptAllocPasid, a.d0, a.parent, data, &d0_a), Errno::Ok);
     ASSERT_EQ(a.fd.attach(a.d0, d0_a, kPasidA), Errno::Ok);
