@@ -476,10 +476,11 @@ Errno AmdViDriver::viommu_init(ViommuType type, DomainId parent, ViommuHandle* o
 
 Errno AmdViDriver::alloc_nested(ViommuHandle v, uint32_t flags, const UserData& data, DomainId* out) {
   if (!viommu(v)) return Errno::Inval;
-  // iommufd_viommu_alloc_hwpt_nested refuses flags (FAULT_ID_VALID, which it takes, is not
-  // modelled); amd_iommu_alloc_domain_nested: another data type EOPNOTSUPP, then the copy
-  // of iommu_hwpt_amd_guest and validate_gdte_nested.
-  if (flags) return Errno::OpNotSupp;
+  // iommufd_viommu_alloc_hwpt_nested refuses flags other than ALLOC_PASID (FAULT_ID_VALID,
+  // which it takes, is not modelled), and amd_iommu_alloc_domain_nested does not look at
+  // ALLOC_PASID (the domain still has no set_dev_pasid); another data type EOPNOTSUPP, then
+  // the copy of iommu_hwpt_amd_guest and validate_gdte_nested.
+  if (flags & ~kHwptAllocPasid) return Errno::OpNotSupp;
   if (data.type != HwptDataType::AmdGuest) return Errno::OpNotSupp;
   auto dom = std::make_unique<AmdDomain>();
   if (Errno e = copy_struct_from_user(&dom->gdte, data.data, data.len); e != Errno::Ok) return e;

@@ -35,6 +35,12 @@
 // every vIOMMU over it (iommu_flush_pages_v1_hdom_ids). Guest invalidations: upstream has
 // no AMD vIOMMU cache_invalidate, so InvalidateDataType::AmdViommuExt is a MODEL EXTENSION
 // in the style of arm_vsmmu_cache_invalidate (see cache_invalidate below and docs/vmm.md).
+// One DTE holds one host (v1) table for every PASID, so a device whose PASIDs serve
+// different VMs cannot nest: nested_attach_device refuses a PASID-enabled device (EINVAL),
+// and such a device's PASIDs get host-built v2 (paging) domains instead. Attaching a paging
+// domain to a PASID through iommufd is a MODEL EXTENSION too: IOMMU_HWPT_ALLOC_PASID gives
+// a v2 domain (amd_iommu_domain_alloc_paging_flags), but upstream amdv2_ops has no
+// set_dev_pasid; the model writes the GCR3 entry as the SVA path does (amd_iommu_set_gcr3).
 #pragma once
 #include <array>
 #include <map>

@@ -174,8 +174,13 @@ Status Smmuv3Driver::attach_device(uint32_t rid, std::optional<uint32_t> pasid, 
   if (rid >> cfg_.stream_table_log2) return Status::fail("RID " + std::to_string(rid) + " beyond the stream table");
   if (pasid && *pasid >> cfg_.cd_table_log2) return Status::fail("PASID " + std::to_string(*pasid) + " beyond S1CDMax");
   if (pasid && dom->kind == DomainKind::Stage2) return Status::fail("a stage-2 domain attaches to a RID, not a PASID");
-  charge_cycles(cfg_.timing.op_overhead_cycles);
   Attachment& at = streams_[rid];
+  // arm_smmu_set_pasid: a PASID needs the RID's STE to hold this driver's CD table (or no
+  // translation yet); a RID on a guest's nested domain, or a stage-1 PASID over a stage-2
+  // RID, is EINVAL.
+  if (pasid && !dom->user_managed && (at.user_nested || (dom->kind == DomainKind::Stage1 && at.has_s2)))
+    return Status::fail("PASID " + std::to_string(*pasid) + ": the RID's STE holds no host CD table for it");
+  charge_cycles(cfg_.timing.op_overhead_cycles);
   at.blocked = false;
   std::vector<CmdWords> cmds;
   if (dom->user_managed) {

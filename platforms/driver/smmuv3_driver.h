@@ -152,6 +152,8 @@ class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::
   // Linux's STE/CD updates: a new stage-2 parent replaces the whole STE (with a fresh CD
   // table in that guest's memory); detaching a PASID clears its CD, detaching the RID
   // makes the STE abort (the blocked domain). Each ends with CFGI_STE / CFGI_CD + CMD_SYNC.
+  // A host PASID needs a host CD table in the RID's STE: on a RID that is nested for a guest
+  // or translated by a stage 2 alone it fails (arm_smmu_set_pasid: EINVAL).
   Status attach_device(uint32_t rid, std::optional<uint32_t> pasid, DomainId domain) override;
   Status detach_device(uint32_t rid, std::optional<uint32_t> pasid) override;
   SmmuDomain* smmu_domain(DomainId d, Status& st) { return static_cast<SmmuDomain*>(domain(d, st)); }

@@ -305,6 +305,51 @@ TEST(Iommufd, BadVstesAndAttachesAreRejected) {
   });
 }
 
+// VFIO_DEVICE_ATTACH_IOMMUFD_PT with a PASID: the iommu core's PASID range, iommufd's
+// pasid_compat rules (iommufd_hwpt_pasid_compat), and the SMMU's (arm_smmu_set_pasid: a
+// stage-1 domain on a CD table; arm_smmu_nested_ops has no set_dev_pasid).
+TEST(Iommufd, PasidAttachFollowsPasidCompat) {
+  run_with_vm([](Harness& h, Vm& vm) {
+    Iommufd& fd = vm.fd;
+    uint32_t plain = 0, pasid_pt = 0, parent_pasid = 0, nested = 0, vdev = 0;
+    ASSERT_EQ(fd.hwpt_alloc(0, vm.dev, vm.ioas, UserData{}, &plain), Errno::Ok);
+    ASSERT_EQ(fd.hwpt_alloc(vmm::kHwptAllocPasid, vm.dev, vm.ioas, UserData{}, &pasid_pt), Errno::Ok);
+    ASSERT_EQ(fd.hwpt_alloc(vmm::kHwptAllocNestParent | vmm::kHwptAllocPasid, vm.dev, vm.ioas, UserData{},
+                            &parent_pasid),
+              Errno::Ok);
+    EXPECT_EQ(fd.attach(vm.dev, pasid_pt, 0u), Errno::Inval) << "IOMMU_NO_PASID";
+    EXPECT_EQ(fd.attach(vm.dev, pasid_pt, 1u << 20), Errno::Inval) << "wider than 20 bits";
+    EXPECT_EQ(fd.attach(vm.dev, plain, 1u), Errno::Inval) << "not allocated with ALLOC_PASID";
+    EXPECT_EQ(fd.attach(vm.dev, parent_pasid, 1u), Errno::Inval) << "a stage-2 domain on an SSID";
+    // The RID on a HWPT without ALLOC_PASID: no PASID may join it.
+    ASSERT_EQ(fd.attach(vm.dev, plain), Errno::Ok);
+    EXPECT_EQ(fd.attach(vm.dev, pasid_pt, 1u), Errno::Inval);
+    ASSERT_EQ(fd.attach(vm.dev, pasid_pt), Errno::Ok) << "replaces the RID's HWPT";
+    EXPECT_EQ(fd.users(plain), 0u);
+    ASSERT_EQ(fd.attach(vm.dev, pasid_pt, 1u), Errno::Ok);
+    EXPECT_EQ(fd.attached_to(vm.dev, 1u), pasid_pt);
+    EXPECT_EQ(fd.users(pasid_pt), 2u) << "the RID and PASID 1";
+    // With a PASID attached, the RID may not move to a HWPT without ALLOC_PASID.
+    EXPECT_EQ(fd.attach(vm.dev, plain), Errno::Inval);
+    // A nested HWPT: no ALLOC_PASID on the SMMU, and no PASID attach.
+    HwptArmSmmuv3 v;
+    v.ste[0] = kVste0;
+    v.ste[1] = kVste1;
+    const UserData arm{HwptDataType::ArmSmmuv3, &v, sizeof(v)};
+    uint32_t id = 0;
+    EXPECT_EQ(fd.hwpt_alloc(vmm::kHwptAllocPasid, vm.other, vm.viommu, arm, &id), Errno::OpNotSupp);
+    ASSERT_EQ(fd.vdevice_alloc(vm.viommu, vm.other, kVsid, &vdev), Errno::Ok);
+    ASSERT_EQ(fd.hwpt_alloc(0, vm.other, vm.viommu, arm, &nested), Errno::Ok);
+    EXPECT_EQ(fd.attach(vm.other, nested, 1u), Errno::Inval) << "nested HWPT without ALLOC_PASID";
+    EXPECT_EQ(h.drv.attach_nested_pasid(kOtherRid, 1, fd.domain_of(nested)), Errno::OpNotSupp);
+    // The other device's RID on the guest's nested domain: a host stage-1 PASID cannot join
+    // its STE (the driver refuses; iommufd reports EINVAL).
+    ASSERT_EQ(fd.attach(vm.other, nested), Errno::Ok);
+    EXPECT_FALSE(h.drv.attach(kOtherRid, 1u, fd.domain_of(pasid_pt)).ok);
+    EXPECT_EQ(fd.errors(Call::Attach, Errno::Inval), 7u) << "the seven refused attaches above";
+  });
+}
+
 // IOMMU_VEVENTQ_ALLOC's checks, in iommufd_veventq_alloc's order, and its hold on the vIOMMU.
 TEST(Iommufd, VeventqAllocReturnsLinuxErrnos) {
   run_with_vm([](Harness&, Vm& vm) {
