@@ -37,7 +37,7 @@ struct Cell {
   bool pasid = false;   // the device's DMAs carry PASID 5 (its ATC entries are PASID-tagged)
   bool trapped = false;  // a guest owns stage 1 behind the VMM's vIOMMU (vmm.paths = trapped)
   bool deferred = false;  // the VMM runs the guest's queue in its iothread (vmm.completion = deferred)
-  std::string policy;     // a cache-tag policy (docs/vmm.md): "<key>=<value>", named by its value
+  std::string policy = "";  // a cache-tag policy (docs/vmm.md): "<key>=<value>", named by its value
   std::string lane() const { return trapped ? vendor + "@trapped" : vendor; }
 };
 
