@@ -245,9 +245,8 @@ Status AmdViDriver::attach_device(uint32_t rid, std::optional<uint32_t> pasid, D
     at.nested_domid = dom->domain_id;
     if (cfg_.nested_domids == AmdNestedDomainIds::PerDevice) {
       const AmdViommu* vi = viommu(dom->viommu);
-      auto h = vi ? vi->dev_hdoms.find(rid) : decltype(vi->dev_hdoms.end()){};
-      if (!vi || h == vi->dev_hdoms.end()) return Status::fail("per_device: the device has no hDomID (attach_nested)");
-      at.nested_domid = h->second;
+      if (!vi || !vi->dev_hdoms.count(rid)) return Status::fail("per_device: the device has no hDomID (attach_nested)");
+      at.nested_domid = vi->dev_hdoms.at(rid);
     }
   } else if (dom->kind == DomainKind::Stage2) {
     // A v1-only domain replaces whatever the DTE held (Linux's domain replace).

@@ -33,8 +33,9 @@
 // has no vEVENTQ for. Cache-tag policy (vmm.arm_vmid, tag_policies.h): per_viommu as
 // upstream; per_nested_hwpt gives each nested HWPT a VMID of its own over the same stage 2,
 // so a guest TLBI_NH_* (which names an ASID the host cannot place) goes out once per live
-// nested VMID of the vIOMMU, and a stage-2 change flushes each of them too. Not modelled: the per-opcode reserved-field check of newer kernels
-// (arm_vsmmu_validate_user_cmd), S2FWB / canwbs (devices are coherent here).
+// nested VMID of the vIOMMU, and a stage-2 change flushes each of them too. Not modelled:
+// the per-opcode reserved-field check of newer kernels (arm_vsmmu_validate_user_cmd),
+// S2FWB / canwbs (devices are coherent here).
 #pragma once
 #include <array>
 #include <map>

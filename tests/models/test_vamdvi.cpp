@@ -318,6 +318,43 @@ INSTANTIATE_TEST_SUITE_P(
                   "per_gdomid_per_device_gcr3"}),
     [](const testing::TestParamInfo<SplitCase>& i) { return std::string(i.param.name); });
 
+// guest.amd_gcr3 = shared: two devices share domain A's GCR3 table (DomainID 1) until
+// device 0 attaches PASID 5 to domain C; it then gets a table of its own (DomainID 2)
+// holding A at PASID 0 and C at PASID 5, while device 1 keeps the shared one, which never
+// held PASID 5.
+TEST(VAmdVi, SharedGcr3TableIsCopiedWhenADeviceAttachesAPasid) {
+  AmdHarness h;
+  VamdRig rig(h, 2, AmdGcr3Tables::Shared);
+  h.run([&](AmdHarness& h) {
+    rig.boot(h, true);
+    if (::testing::Test::HasFatalFailure()) return;
+    std::string why;
+    const auto a = rig.guest.create_domain(DomainKind::Stage1, std::nullopt, &why);
+    const auto c = rig.guest.create_domain(DomainKind::Stage1, std::nullopt, &why);
+    ASSERT_TRUE(a && c) << why;
+    AMD_ASSERT_OK(rig.guest.map(*a, kIova, kGpaA, 4096, {}, 4096));
+    AMD_ASSERT_OK(rig.guest.map(*c, kIova, kGpaB, 4096, {}, 4096));
+    h.memory.write64(kGuestRamPa + kGpaA, kDataA);
+    h.memory.write64(kGuestRamPa + kGpaB, kDataB);
+    AMD_ASSERT_OK(rig.guest.attach(0, std::nullopt, *a));
+    AMD_ASSERT_OK(rig.guest.attach(1, std::nullopt, *a));
+    EXPECT_EQ(rig.guest.gcr3_tables(), 1u);
+    EXPECT_EQ(rig.guest.device_domain_id(0), 1u);
+    EXPECT_EQ(rig.guest.device_domain_id(1), 1u);
+    EXPECT_EQ(h.drv.device_domain_id(kRid), h.drv.device_domain_id(kRid2)) << "one gDomID: one hDomID";
+    AMD_ASSERT_OK(rig.guest.attach(0, 5u, *c));
+    EXPECT_EQ(rig.guest.gcr3_tables(), 2u);
+    EXPECT_EQ(rig.guest.device_domain_id(0), 2u);
+    EXPECT_EQ(rig.guest.device_domain_id(1), 1u);
+    EXPECT_EQ(h.dma(kRid, 5u, kIova, false).data, kDataB);
+    EXPECT_EQ(h.read(kRid, kIova).data, kDataA) << "PASID 0 copied into the new table";
+    EXPECT_FALSE(h.dma(kRid2, 5u, kIova, false).ok()) << "the shared table has no PASID 5";
+    EXPECT_EQ(h.read(kRid2, kIova).data, kDataA);
+    rig.oracle.finish();
+    EXPECT_EQ(rig.oracle.violations(), 0u);
+  });
+}
+
 }  // namespace policies
 
 }  // namespace
