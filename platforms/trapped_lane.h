@@ -134,6 +134,13 @@ class TrappedLane : public NativeLane {
     vm_.ram().register_stats(reg, p + ".vmm.guest_ram");
     if (this->oracle_on_) this->oracle_.register_stats(reg, p + ".oracle");
   }
+  void set_end_values(common::StatRegistry& reg, const std::string& p) const override {
+    NativeLane::set_end_values(reg, p);
+    if (const std::optional<uint64_t> n = this->drv_.nested_tags_in_use())
+      reg.set_value(p + ".vmm.tags.host_ids", double(*n), "count",
+                    "host cache tags (hDomIDs, VMIDs) the VM's nested domains use at the end (vmm.amd_domid, "
+                    "vmm.arm_vmid)");
+  }
 
  protected:
   // The vIOMMU object the VM gets (none: the vendor has no vIOMMU type upstream).

@@ -138,6 +138,10 @@ DomainId DriverBase::add_user_domain(std::unique_ptr<Domain> dom, DomainId paren
   return DomainId(domains_.size());
 }
 
+void DriverBase::mark_nest_parent(DomainId d) {
+  if (d != 0 && d <= domains_.size() && domains_[d - 1]->kind == DomainKind::Stage2) domains_[d - 1]->nest_parent = true;
+}
+
 const DriverBase::Domain* DriverBase::domain(DomainId d) const {
   return d == 0 || d > domains_.size() ? nullptr : domains_[d - 1].get();
 }

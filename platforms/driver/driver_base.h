@@ -59,6 +59,10 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   }
   common::ScopedOracle& scoped_oracle() { return oracle_; }
   std::optional<DomainId> create_domain(DomainKind kind, std::optional<DomainId> parent, std::string* why) override;
+  // Stage2 domain `d` was allocated as a nest parent (IOMMU_HWPT_ALLOC_NEST_PARENT): its
+  // invalidations cover nested tags from then on, before any nested domain sits on it, as
+  // Linux's smmu_domain->nest_parent does.
+  void mark_nest_parent(DomainId d);
 
   // The DMA API's lazy unmap (Linux iommu_unmap_fast with a queued gather): clears the
   // PTEs with no invalidation; *change is the oracle's change, completed later by
@@ -100,7 +104,7 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
     virtual ~Domain() = default;
     DomainKind kind = DomainKind::Stage1;
     DomainId parent = 0;       // Nested: its stage-2 domain
-    bool nest_parent = false;  // a Nested domain sits on this Stage2 domain
+    bool nest_parent = false;  // a Nested domain sits on this Stage2 domain, or it was made to be one
     // A user-managed nested domain (iommufd HWPT_NESTED, platforms/driver/nesting.h): the
     // guest owns its stage-1 tables and reports them itself, so it has no tables here and
     // tells the oracle nothing; map/unmap on it fail.

@@ -10,6 +10,8 @@
 //   as Linux checks it and installed on attach as the physical entry Linux builds from it.
 // - A nested domain straight on a nest parent, with no vIOMMU (iommu_ops
 //   domain_alloc_nested; VT-d: the guest's first-stage table pointer and flags).
+// - A nested domain on a PASID (its set_dev_pasid; IOMMU_HWPT_ALLOC_PASID at allocation):
+//   only VT-d's, whose PASID entries each carry their own PGTT, DID and stage-2 pointer.
 // - Cache invalidation on the vIOMMU (cache_invalidate): the guest's own commands in the
 //   hardware's format, converted (tags and device IDs forced to the VM's) and issued on the
 //   physical queue with a completion barrier, as Linux does; or on a nested domain
@@ -35,6 +37,10 @@
 namespace iommusim::driver {
 
 using vmm::Errno;
+
+// IOMMU_HWPT_ALLOC_PASID (enum iommufd_hwpt_alloc_flags): the HWPT may be attached to a
+// PASID (iommufd's hwpt->pasid_compat); iommufd passes it to the driver's allocation.
+inline constexpr uint32_t kHwptAllocPasid = 1u << 3;
 
 // enum iommu_hwpt_data_type
 enum class HwptDataType : uint32_t { None = 0, VtdS1 = 1, ArmSmmuv3 = 2, AmdGuest = 3 };
@@ -151,6 +157,13 @@ class NestingOps {
   // Points `rid` at a nested domain (the physical entry and its configuration
   // invalidation); Errno, unlike IommuDriver::attach, because iommufd reports it.
   virtual Errno attach_nested(uint32_t rid, DomainId nested) = 0;
+  // Points (rid, pasid) at a nested domain (the nested domain's set_dev_pasid). A driver
+  // whose nested domains have none is EOPNOTSUPP, as the iommu core answers
+  // (iommu_attach_device_pasid): SMMUv3 (arm_smmu_nested_ops) and AMD (nested_domain_ops).
+  virtual Errno attach_nested_pasid(uint32_t rid, uint32_t pasid, DomainId nested) {
+    (void)rid; (void)pasid; (void)nested;
+    return Errno::OpNotSupp;
+  }
   // IOMMU_HWPT_INVALIDATE to the vIOMMU: `*entry_num` entries of `entry_len` bytes in;
   // the number handled out (the ioctl's entry_num). entry_num 0 only checks the type.
   virtual Errno cache_invalidate(ViommuHandle v, InvalidateDataType type, const void* entries, uint32_t entry_len,
@@ -162,6 +175,9 @@ class NestingOps {
                                       uint32_t entry_len, uint32_t* entry_num) = 0;
   // The tag the vIOMMU's guest invalidations are forced to (ARM: its VMID).
   virtual uint32_t viommu_tag(ViommuHandle v) const = 0;
+  // The host cache tags (VMIDs, hDomIDs) the vIOMMUs' nested domains use now (the
+  // vmm.*_domid / arm_vmid policies, platforms/driver/tag_policies.h); nullopt: not counted.
+  virtual std::optional<uint64_t> nested_tags_in_use() const { return std::nullopt; }
   // The core's sink for vIOMMU `v`'s events, reported as `viommu` (its object ID); nullptr
   // stops them. AMD reports through its MODEL EXTENSION type (VeventqType::AmdExt).
   virtual void set_event_sink(ViommuHandle v, ViommuEventSink* sink, uint32_t viommu) {

@@ -510,10 +510,10 @@ constexpr uint64_t kAllPages = uint64_t{1} << (64 - kPageShift - 1);
 }  // namespace
 
 Errno VtdDriver::alloc_nested_on_parent(DomainId parent, uint32_t flags, const UserData& data, DomainId* out) {
-  // intel_iommu_domain_alloc_nested: no nesting (nested_supported) or a flag is
-  // EOPNOTSUPP (IOMMU_HWPT_ALLOC_PASID, which Linux takes, is not modelled); another data
-  // type EOPNOTSUPP; a parent that is not a nest parent EINVAL; then the struct's copy.
-  if (!ecap_.nest || flags) return Errno::OpNotSupp;
+  // intel_iommu_domain_alloc_nested: no nesting (nested_supported) or a flag other than
+  // IOMMU_HWPT_ALLOC_PASID is EOPNOTSUPP; another data type EOPNOTSUPP; a parent that is
+  // not a nest parent EINVAL; then the struct's copy.
+  if (!ecap_.nest || (flags & ~kHwptAllocPasid)) return Errno::OpNotSupp;
   if (data.type != HwptDataType::VtdS1) return Errno::OpNotSupp;
   const Domain* p = domain(parent);
   if (!p || p->kind != DomainKind::Stage2 || p->user_managed) return Errno::Inval;
@@ -529,7 +529,7 @@ Errno VtdDriver::alloc_nested_on_parent(DomainId parent, uint32_t flags, const U
   return Errno::Ok;
 }
 
-Errno VtdDriver::attach_nested(uint32_t rid, DomainId nested) {
+Errno VtdDriver::check_nested_setup(DomainId nested) const {
   const Domain* d = domain(nested);
   if (!d || !d->user_managed) return Errno::Inval;
   const HwptVtdS1& s1 = static_cast<const VtdDomain*>(d)->s1;
@@ -540,7 +540,20 @@ Errno VtdDriver::attach_nested(uint32_t rid, DomainId nested) {
   if (s1.addr_width != kAddrWidth4Level && !(s1.addr_width == kAddrWidth5Level && cap_.fl5lp)) return Errno::Inval;
   if ((s1.flags & kVtdS1Sre) && !ecap_.srs) return Errno::Inval;
   if ((s1.flags & kVtdS1Eafe) && !ecap_.eafs) return Errno::Inval;
+  return Errno::Ok;
+}
+
+Errno VtdDriver::attach_nested(uint32_t rid, DomainId nested) {
+  if (Errno e = check_nested_setup(nested); e != Errno::Ok) return e;
   return attach(rid, std::nullopt, nested).ok ? Errno::Ok : Errno::Inval;
+}
+
+// intel_nested_set_dev_pasid: no PASID support (ECAP.PASID) is EOPNOTSUPP; then the same
+// PASID-entry setup as the RID's (domain_setup_nested), in that PASID's own entry.
+Errno VtdDriver::attach_nested_pasid(uint32_t rid, uint32_t pasid, DomainId nested) {
+  if (!ecap_.pasid) return Errno::OpNotSupp;
+  if (Errno e = check_nested_setup(nested); e != Errno::Ok) return e;
+  return attach(rid, pasid, nested).ok ? Errno::Ok : Errno::Inval;
 }
 
 Errno VtdDriver::cache_invalidate_hwpt(DomainId nested, InvalidateDataType type, const void* entries,

@@ -31,12 +31,14 @@
 // from ECAP.SMPWCS, the parent's SSPTPTR and AW, the nested DID; a present entry is torn
 // down first. The guest's invalidations (intel_nested_cache_invalidate_user) are checked
 // per entry and become cache_tag_flush_range on the nested domain: P_IOTLB (DID, PASID)
-// per attached PASID and dev-TLB for ATS devices, one inv_wait per entry. Guest faults, a
-// MODEL EXTENSION (upstream has no VT-d vEVENTQ type): a fault record whose reason is a
-// first-stage one, of a (RID, PASID) attached to a user-managed nested domain, goes as
-// its 128-bit FRCD image to the vEVENTQ on that domain's nest parent
-// (VeventqType::VtdExt); the host keeps second-stage and configuration faults. Not modelled:
-// IOMMU_HWPT_ALLOC_PASID and PASID attach of nested domains, dirty tracking (SSADE),
+// per attached PASID and dev-TLB for ATS devices, one inv_wait per entry. A nested domain
+// allocated with IOMMU_HWPT_ALLOC_PASID may also go on a PASID (intel_nested_set_dev_pasid):
+// that PASID's own entry gets the same nested setup, so every PASID of a device may nest
+// over a different parent (another VM's stage 2), with its own DID. Guest faults, a MODEL
+// EXTENSION (upstream has no VT-d vEVENTQ type): a fault record whose reason is a
+// first-stage one, of a (RID, PASID) attached to a user-managed nested domain, goes as its
+// 128-bit FRCD image to the vEVENTQ on that domain's nest parent (VeventqType::VtdExt); the
+// host keeps second-stage and configuration faults. Not modelled: dirty tracking (SSADE),
 // PGSNP (force_snooping), the extra dev-TLB flush quirk.
 #pragma once
 #include <array>
@@ -114,6 +116,7 @@ class VtdDriver : public DriverBase, public NestingOps, private DriverQueue::Hoo
   void set_parent_event_sink(DomainId parent, ViommuEventSink* sink, uint32_t owner) override;
   Errno alloc_nested_on_parent(DomainId parent, uint32_t flags, const UserData& data, DomainId* out) override;
   Errno attach_nested(uint32_t rid, DomainId nested) override;
+  Errno attach_nested_pasid(uint32_t rid, uint32_t pasid, DomainId nested) override;
   Errno cache_invalidate_hwpt(DomainId nested, InvalidateDataType type, const void* entries, uint32_t entry_len,
                               uint32_t* entry_num) override;
 
@@ -131,6 +134,8 @@ class VtdDriver : public DriverBase, public NestingOps, private DriverQueue::Hoo
   };
 
   std::unique_ptr<Domain> make_domain(DomainKind kind, const Domain* parent, std::string* why) override;
+  // intel_pasid_setup_nested's checks of a user-managed nested domain against CAP/ECAP.
+  Errno check_nested_setup(DomainId nested) const;
   // The next DID (0 and 1 are reserved); nullopt when CAP.ND has none left.
   std::optional<uint16_t> alloc_did();
   // A present PASID entry is torn down first (intel_pasid_tear_down_entry); detaching

@@ -148,7 +148,7 @@ Errno Iommufd::ioas_unmap(uint32_t ioas_id, uint64_t iova, uint64_t length, uint
 Errno Iommufd::hwpt_alloc(uint32_t flags, uint32_t dev_id, uint32_t pt_id, const driver::UserData& data,
                           uint32_t* hwpt_id) {
   // iommufd_hwpt_alloc's own checks.
-  if (flags & ~kHwptAllocNestParent) return done(Call::HwptAlloc, Errno::OpNotSupp);
+  if (flags & ~(kHwptAllocNestParent | kHwptAllocPasid)) return done(Call::HwptAlloc, Errno::OpNotSupp);
   const bool has_data = data.type != driver::HwptDataType::None;
   if (has_data != (data.len != 0)) return done(Call::HwptAlloc, Errno::Inval);
   if ((flags & kHwptAllocNestParent) && has_data) return done(Call::HwptAlloc, Errno::Inval);
@@ -160,6 +160,7 @@ Errno Iommufd::hwpt_alloc(uint32_t flags, uint32_t dev_id, uint32_t pt_id, const
   HostIommu& host = units_[dev->unit];
   Object o;
   o.unit = dev->unit;
+  o.pasid_compat = flags & kHwptAllocPasid;   // hwpt->pasid_compat
   switch (pt->second.type) {
     case ObjType::Ioas: {
       // The driver's paging allocation takes no user data.
@@ -171,6 +172,7 @@ Errno Iommufd::hwpt_alloc(uint32_t flags, uint32_t dev_id, uint32_t pt_id, const
       auto d = host.driver->create_domain(o.nest_parent ? DomainKind::Stage2 : DomainKind::Stage1, std::nullopt, &why);
       if (!d) return done(Call::HwptAlloc, Errno::NoMem);
       o.domain = *d;
+      if (o.nest_parent) host.driver->mark_nest_parent(o.domain);
       for (const auto& [iova, a] : pt->second.areas)
         if (Errno e = map_area(o, iova, a); e != Errno::Ok) return done(Call::HwptAlloc, e);
       const uint32_t id = add(std::move(o));
@@ -181,10 +183,11 @@ Errno Iommufd::hwpt_alloc(uint32_t flags, uint32_t dev_id, uint32_t pt_id, const
       return done(Call::HwptAlloc, Errno::Ok);
     }
     case ObjType::HwptPaging: {
-      // iommufd_hwpt_nested_alloc: a flag (NEST_PARENT), no data or a driver without
-      // domain_alloc_nested is EOPNOTSUPP; then a parent that is not a nest parent (or, here,
-      // is on another IOMMU) EINVAL; then the driver's own checks.
-      if (flags || !has_data || !host.nesting->nests_on_parent()) return done(Call::HwptAlloc, Errno::OpNotSupp);
+      // iommufd_hwpt_nested_alloc: a flag other than ALLOC_PASID (NEST_PARENT), no data or a
+      // driver without domain_alloc_nested is EOPNOTSUPP; then a parent that is not a nest
+      // parent (or, here, is on another IOMMU) EINVAL; then the driver's own checks.
+      if ((flags & ~kHwptAllocPasid) || !has_data || !host.nesting->nests_on_parent())
+        return done(Call::HwptAlloc, Errno::OpNotSupp);
       if (!pt->second.nest_parent || pt->second.unit != dev->unit) return done(Call::HwptAlloc, Errno::Inval);
       if (Errno e = host.nesting->alloc_nested_on_parent(pt->second.domain, flags, data, &o.domain); e != Errno::Ok)
         return done(Call::HwptAlloc, e);
@@ -194,6 +197,9 @@ Errno Iommufd::hwpt_alloc(uint32_t flags, uint32_t dev_id, uint32_t pt_id, const
       break;
     }
     case ObjType::Viommu: {
+      // iommufd_viommu_alloc_hwpt_nested: a flag other than ALLOC_PASID is EOPNOTSUPP; the
+      // driver sees ALLOC_PASID (arm_vsmmu_alloc_domain_nested refuses it too).
+      if (flags & ~kHwptAllocPasid) return done(Call::HwptAlloc, Errno::OpNotSupp);
       // iommufd_hwpt_alloc: a device behind another IOMMU than the vIOMMU's is EINVAL.
       if (pt->second.unit != dev->unit) return done(Call::HwptAlloc, Errno::Inval);
       if (Errno e = host.nesting->alloc_nested(pt->second.handle, flags, data, &o.domain); e != Errno::Ok)
@@ -288,7 +294,7 @@ Errno Iommufd::hwpt_invalidate(uint32_t id, driver::InvalidateDataType type, con
   return done(Call::HwptInvalidate, Errno::Inval);
 }
 
-Errno Iommufd::attach(uint32_t dev_id, uint32_t pt_id) {
+Errno Iommufd::attach(uint32_t dev_id, uint32_t pt_id, std::optional<uint32_t> pasid) {
   Errno err = Errno::Ok;
   Object* dev = get(dev_id, ObjType::Device, &err);
   if (!dev) return done(Call::Attach, err);
@@ -297,16 +303,36 @@ Errno Iommufd::attach(uint32_t dev_id, uint32_t pt_id) {
   Object& pt = it->second;
   if (pt.type != ObjType::HwptPaging && pt.type != ObjType::HwptNested) return done(Call::Attach, Errno::Inval);
   if (pt.unit != dev->unit) return done(Call::Attach, Errno::Inval);   // a domain of another IOMMU
-  HostIommu& host = units_[dev->unit];
-  if (pt.type == ObjType::HwptNested) {
-    if (Errno e = host.nesting->attach_nested(dev->rid, pt.domain); e != Errno::Ok) return done(Call::Attach, e);
-  } else if (!host.driver->attach(dev->rid, std::nullopt, pt.domain).ok) {
+  // iommu_attach_device_pasid: IOMMU_NO_PASID, or a PASID beyond the device's width, is EINVAL.
+  if (pasid && (*pasid == kNoPasid || (*pasid >> kPasidBits))) return done(Call::Attach, Errno::Inval);
+  // iommufd_hwpt_pasid_compat: a PASID only on a HWPT allocated with ALLOC_PASID, and only
+  // while the RID's HWPT is one too; the RID only on such a HWPT while PASIDs are attached.
+  if (pasid) {
+    if (!pt.pasid_compat || (dev->attached && !objects_.at(dev->attached).pasid_compat))
+      return done(Call::Attach, Errno::Inval);
+  } else if (!pt.pasid_compat && !dev->pasids.empty()) {
     return done(Call::Attach, Errno::Inval);
   }
-  if (dev->attached) --objects_.at(dev->attached).users;
-  dev->attached = pt_id;
+  HostIommu& host = units_[dev->unit];
+  if (pt.type == ObjType::HwptNested) {
+    const Errno e = pasid ? host.nesting->attach_nested_pasid(dev->rid, *pasid, pt.domain)
+                          : host.nesting->attach_nested(dev->rid, pt.domain);
+    if (e != Errno::Ok) return done(Call::Attach, e);
+  } else if (!host.driver->attach(dev->rid, pasid, pt.domain).ok) {
+    return done(Call::Attach, Errno::Inval);   // e.g. a stage-2 domain on an SMMU PASID
+  }
+  uint32_t& slot = pasid ? dev->pasids[*pasid] : dev->attached;
+  if (slot) --objects_.at(slot).users;
+  slot = pt_id;
   ++pt.users;
   return done(Call::Attach, Errno::Ok);
+}
+
+uint32_t Iommufd::attached_to(uint32_t dev_id, std::optional<uint32_t> pasid) const {
+  const Object& dev = objects_.at(dev_id);
+  if (!pasid) return dev.attached;
+  auto it = dev.pasids.find(*pasid);
+  return it == dev.pasids.end() ? 0 : it->second;
 }
 
 Errno Iommufd::destroy(uint32_t id) {

@@ -11,8 +11,9 @@
 //   IOMMU), vDEVICE (a guest's virtual device ID for a physical one), vEVENTQ (a vIOMMU's
 //   queue of virtual events of one type, drivers/iommu/iommufd/eventq.c).
 // - The calls: IOMMU_IOAS_ALLOC / MAP / UNMAP, IOMMU_HWPT_ALLOC, IOMMU_VIOMMU_ALLOC,
-//   IOMMU_VDEVICE_ALLOC, IOMMU_HWPT_INVALIDATE, VFIO_DEVICE_ATTACH_IOMMUFD_PT (RID only) and
-//   IOMMU_DESTROY; the core's checks here, the vendor's in its NestingOps
+//   IOMMU_VDEVICE_ALLOC, IOMMU_HWPT_INVALIDATE, VFIO_DEVICE_ATTACH_IOMMUFD_PT (of the RID, or
+//   with VFIO_DEVICE_ATTACH_PASID of one PASID) and IOMMU_DESTROY; the core's checks here,
+//   the vendor's in its NestingOps
 //   (platforms/driver/nesting.h). IOAS_MAP/UNMAP map and unmap every HWPT_PAGING of the IOAS
 //   through the host driver (its unmaps are the host's stage-2 invalidations).
 // - IOMMU_VEVENTQ_ALLOC and the vEVENTQ's read(): a queue of at most `veventq_depth`
@@ -29,9 +30,14 @@
 // - Call timing (syscall, iommufd and VMM costs: the trapped path's cost keys come with the
 //   VMM); the host driver's own work is timed by the host driver.
 // - IOAS IOVA allocation (only IOMMU_IOAS_MAP_FIXED_IOVA: a VMM maps GPA = IOVA), pinning,
-//   copy/iova ranges, dirty tracking, PASID attach, auto domains (attach to an IOAS),
+//   copy/iova ranges, dirty tracking, detaching a PASID, auto domains (attach to an IOAS),
 //   IOPF fault queues, HW queues; the vEVENTQ's file (poll, its fd): read() is a call here,
 //   counting records rather than bytes.
+// - Device ownership: Linux binds a device to one iommufd context (iommu_device_claim_dma_owner).
+//   Binding one RID in two VMs' contexts here stands for PASID-granular assignable interfaces
+//   (Intel Scalable IOV work queues), which upstream VFIO does not offer; each context's
+//   checks (iommufd_hwpt_pasid_compat) then see its own attachments only, the host driver's
+//   see every context's.
 // - Freeing a destroyed HWPT's host domain (the host driver never frees domains; it is
 //   told of a destroyed HWPT_NESTED, NestingOps::free_nested, to drop what it held for it).
 #pragma once
@@ -50,8 +56,11 @@
 
 namespace iommusim::vmm {
 
-// IOMMU_HWPT_ALLOC_NEST_PARENT
+// IOMMU_HWPT_ALLOC_NEST_PARENT, IOMMU_HWPT_ALLOC_PASID
 inline constexpr uint32_t kHwptAllocNestParent = 1u << 0;
+inline constexpr uint32_t kHwptAllocPasid = driver::kHwptAllocPasid;
+// IOMMU_NO_PASID, and the PASID width (PCIe: 20 bits)
+inline constexpr uint32_t kNoPasid = 0, kPasidBits = 20;
 // IOMMU_IOAS_MAP_FIXED_IOVA, _WRITEABLE, _READABLE
 inline constexpr uint32_t kIoasMapFixedIova = 1u << 0, kIoasMapWriteable = 1u << 1, kIoasMapReadable = 1u << 2;
 
@@ -104,8 +113,10 @@ class Iommufd : public driver::ViommuEventSink {
   // To a HWPT_NESTED or a vIOMMU; *entry_num in: entries, out: handled.
   Errno hwpt_invalidate(uint32_t id, driver::InvalidateDataType type, const void* entries, uint32_t entry_len,
                         uint32_t* entry_num);
-  // VFIO_DEVICE_ATTACH_IOMMUFD_PT of the device's RID to a HWPT_PAGING or HWPT_NESTED.
-  Errno attach(uint32_t dev_id, uint32_t pt_id);
+  // VFIO_DEVICE_ATTACH_IOMMUFD_PT of the device's RID (or, with a pasid, of that PASID:
+  // VFIO_DEVICE_ATTACH_PASID) to a HWPT_PAGING or HWPT_NESTED, replacing what it was
+  // attached to (iommufd_device_replace).
+  Errno attach(uint32_t dev_id, uint32_t pt_id, std::optional<uint32_t> pasid = std::nullopt);
   Errno destroy(uint32_t id);
   // IOMMU_VEVENTQ_ALLOC: a queue of `depth` events of `type` on vIOMMU `viommu_id` (for
   // VeventqType::VtdExt, a MODEL EXTENSION: on nest-parent HWPT_PAGING `viommu_id`).
@@ -126,6 +137,8 @@ class Iommufd : public driver::ViommuEventSink {
   ObjType type_of(uint32_t id) const { return objects_.at(id).type; }
   driver::DomainId domain_of(uint32_t hwpt_id) const { return objects_.at(hwpt_id).domain; }
   uint32_t users(uint32_t id) const { return objects_.at(id).users; }
+  // The HWPT device `dev_id`'s `pasid` (nullopt: its RID) is attached to (0: none).
+  uint32_t attached_to(uint32_t dev_id, std::optional<uint32_t> pasid = std::nullopt) const;
   uint64_t calls(Call c) const { return stats_[size_t(c)].calls.value(); }
   // Events waiting in vEVENTQ `id` (the lost-events header not counted: num_events).
   uint32_t veventq_pending(uint32_t id) const { return objects_.at(id).num_events; }
@@ -151,11 +164,13 @@ class Iommufd : public driver::ViommuEventSink {
     unsigned unit = 0;       // its host IOMMU (device, HWPTs, vIOMMU)
     uint32_t rid = 0;        // device
     uint32_t attached = 0;   // device: the HWPT its RID is attached to
+    std::map<uint32_t, uint32_t> pasids;   // device: PASID -> the HWPT it is attached to
     uint32_t vdevice = 0;    // device: its vDEVICE
     std::map<uint64_t, Area> areas;   // IOAS: by IOVA
     std::vector<uint32_t> paging;     // IOAS: its HWPT_PAGINGs
     uint32_t ioas = 0;                // HWPT_PAGING
     bool nest_parent = false;         // HWPT_PAGING
+    bool pasid_compat = false;        // HWPTs: allocated with IOMMU_HWPT_ALLOC_PASID
     uint32_t parent = 0;              // HWPT_NESTED: its HWPT_PAGING; vIOMMU: its nest parent
     uint32_t viommu = 0;              // HWPT_NESTED (through a vIOMMU), vDEVICE
     driver::DomainId domain = 0;      // HWPTs: the host driver's domain

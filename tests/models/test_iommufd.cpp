@@ -59,8 +59,9 @@ struct Vm {
 };
 
 // Runs `body` in the simulation with the SMMU up and one VM built on it.
-void run_with_vm(const std::function<void(Harness&, Vm&)>& body) {
-  Harness h;
+void run_with_vm(const std::function<void(Harness&, Vm&)>& body,
+                 const driver::Smmuv3DriverConfig& dc = driver::Smmuv3DriverConfig{}) {
+  Harness h(smmu_config(), dc);
   h.run([&](Harness& h) {
     IOMMUSIM_ASSERT_OK(h.drv.init());
     Vm vm(h);
@@ -305,6 +306,51 @@ TEST(Iommufd, BadVstesAndAttachesAreRejected) {
   });
 }
 
+// VFIO_DEVICE_ATTACH_IOMMUFD_PT with a PASID: the iommu core's PASID range, iommufd's
+// pasid_compat rules (iommufd_hwpt_pasid_compat), and the SMMU's (arm_smmu_set_pasid: a
+// stage-1 domain on a CD table; arm_smmu_nested_ops has no set_dev_pasid).
+TEST(Iommufd, PasidAttachFollowsPasidCompat) {
+  run_with_vm([](Harness& h, Vm& vm) {
+    Iommufd& fd = vm.fd;
+    uint32_t plain = 0, pasid_pt = 0, parent_pasid = 0, nested = 0, vdev = 0;
+    ASSERT_EQ(fd.hwpt_alloc(0, vm.dev, vm.ioas, UserData{}, &plain), Errno::Ok);
+    ASSERT_EQ(fd.hwpt_alloc(vmm::kHwptAllocPasid, vm.dev, vm.ioas, UserData{}, &pasid_pt), Errno::Ok);
+    ASSERT_EQ(fd.hwpt_alloc(vmm::kHwptAllocNestParent | vmm::kHwptAllocPasid, vm.dev, vm.ioas, UserData{},
+                            &parent_pasid),
+              Errno::Ok);
+    EXPECT_EQ(fd.attach(vm.dev, pasid_pt, 0u), Errno::Inval) << "IOMMU_NO_PASID";
+    EXPECT_EQ(fd.attach(vm.dev, pasid_pt, 1u << 20), Errno::Inval) << "wider than 20 bits";
+    EXPECT_EQ(fd.attach(vm.dev, plain, 1u), Errno::Inval) << "not allocated with ALLOC_PASID";
+    EXPECT_EQ(fd.attach(vm.dev, parent_pasid, 1u), Errno::Inval) << "a stage-2 domain on an SSID";
+    // The RID on a HWPT without ALLOC_PASID: no PASID may join it.
+    ASSERT_EQ(fd.attach(vm.dev, plain), Errno::Ok);
+    EXPECT_EQ(fd.attach(vm.dev, pasid_pt, 1u), Errno::Inval);
+    ASSERT_EQ(fd.attach(vm.dev, pasid_pt), Errno::Ok) << "replaces the RID's HWPT";
+    EXPECT_EQ(fd.users(plain), 0u);
+    ASSERT_EQ(fd.attach(vm.dev, pasid_pt, 1u), Errno::Ok);
+    EXPECT_EQ(fd.attached_to(vm.dev, 1u), pasid_pt);
+    EXPECT_EQ(fd.users(pasid_pt), 2u) << "the RID and PASID 1";
+    // With a PASID attached, the RID may not move to a HWPT without ALLOC_PASID.
+    EXPECT_EQ(fd.attach(vm.dev, plain), Errno::Inval);
+    // A nested HWPT: no ALLOC_PASID on the SMMU, and no PASID attach.
+    HwptArmSmmuv3 v;
+    v.ste[0] = kVste0;
+    v.ste[1] = kVste1;
+    const UserData arm{HwptDataType::ArmSmmuv3, &v, sizeof(v)};
+    uint32_t id = 0;
+    EXPECT_EQ(fd.hwpt_alloc(vmm::kHwptAllocPasid, vm.other, vm.viommu, arm, &id), Errno::OpNotSupp);
+    ASSERT_EQ(fd.vdevice_alloc(vm.viommu, vm.other, kVsid, &vdev), Errno::Ok);
+    ASSERT_EQ(fd.hwpt_alloc(0, vm.other, vm.viommu, arm, &nested), Errno::Ok);
+    EXPECT_EQ(fd.attach(vm.other, nested, 1u), Errno::Inval) << "nested HWPT without ALLOC_PASID";
+    EXPECT_EQ(h.drv.attach_nested_pasid(kOtherRid, 1, fd.domain_of(nested)), Errno::OpNotSupp);
+    // The other device's RID on the guest's nested domain: a host stage-1 PASID cannot join
+    // its STE (the driver refuses; iommufd reports EINVAL).
+    ASSERT_EQ(fd.attach(vm.other, nested), Errno::Ok);
+    EXPECT_FALSE(h.drv.attach(kOtherRid, 1u, fd.domain_of(pasid_pt)).ok);
+    EXPECT_EQ(fd.errors(Call::Attach, Errno::Inval), 7u) << "the seven refused attaches above";
+  });
+}
+
 // IOMMU_VEVENTQ_ALLOC's checks, in iommufd_veventq_alloc's order, and its hold on the vIOMMU.
 TEST(Iommufd, VeventqAllocReturnsLinuxErrnos) {
   run_with_vm([](Harness&, Vm& vm) {
@@ -370,6 +416,70 @@ TEST(Iommufd, AFullVeventqKeepsOneLostEventsHeader) {
     EXPECT_EQ(fd.veventq_pending(q), 0u);
   });
 }
+
+// vmm.arm_vmid = per_nested_hwpt: each nested HWPT takes a VMID of its own (2, 3, 4 after
+// the nest parent's 1), its STE carries it (S2VMID, dword 2 [15:0]), and a guest TLBI_NH_VA
+// goes out once per live nested VMID of the vIOMMU: the host cannot tell which HWPT's CD
+// holds the ASID. A stage-2 change flushes every VMID over the parent. per_viommu (the
+// upstream default) forwards the one command with the parent's VMID.
+void expect_tlbi_fanout(driver::ArmNestedVmids policy) {
+  {
+    const bool per_hwpt = policy == driver::ArmNestedVmids::PerNestedHwpt;
+    driver::Smmuv3DriverConfig dc;
+    dc.nested_vmids = policy;
+    run_with_vm([&](Harness& h, Vm& vm) {
+      uint32_t vdev = 0, a = 0, b = 0, c = 0;
+      ASSERT_EQ(vm.fd.vdevice_alloc(vm.viommu, vm.dev, kVsid, &vdev), Errno::Ok);
+      ASSERT_EQ(vm.nested(kVste0, kVste1, &a), Errno::Ok);
+      ASSERT_EQ(vm.nested(kVste0, kVste1, &b), Errno::Ok);
+      ASSERT_EQ(vm.nested(kVste0, kVste1, &c), Errno::Ok);
+      ASSERT_EQ(vm.fd.attach(vm.dev, b), Errno::Ok);
+      EXPECT_EQ(ste_of(h, kRid)[2] & 0xFFFF, per_hwpt ? 3u : 1u) << "S2VMID";
+      EXPECT_EQ(h.drv.nested_tags_in_use(), std::optional<uint64_t>(per_hwpt ? 3 : 1));
+      ASSERT_EQ(vm.fd.destroy(c), Errno::Ok);   // VMID 4 goes with it
+      std::vector<smmuv3::CommandTrace> traces;
+      h.smmu.set_command_probe([&](const smmuv3::CommandTrace& t) { traces.push_back(t); });
+      const uint64_t base = h.smmu.peek_register(smmuv3::reg::CMDQ_BASE) & ~0x1Full & ((1ull << 52) - 1);
+      const uint32_t slots = 1u << driver::Smmuv3DriverConfig{}.cmdq_log2;
+      auto word0 = [&](size_t i) {
+        uint64_t w[2];
+        h.memory.read(base + uint64_t(traces.at(i).queue_index % slots) * 16, w, 16);
+        return w[0];
+      };
+      // TLBI_NH_VA ASID 5 [63:48], VA 0x12345000, leaf; opcode 0x12; VMID [47:32] forced.
+      ViommuArmSmmuv3Invalidate e;
+      const smmuv3::CmdWords tlbi = smmuv3::cmd_tlbi_nh_va(0, 5, 0x12345000, true);
+      e.cmd[0] = tlbi[0];
+      e.cmd[1] = tlbi[1];
+      uint32_t n = 1;
+      ASSERT_EQ(vm.fd.hwpt_invalidate(vm.viommu, InvalidateDataType::ArmSmmuv3, &e, sizeof(e), &n), Errno::Ok);
+      if (per_hwpt) {
+        ASSERT_EQ(traces.size(), 3u) << "VMIDs 2 and 3, then CMD_SYNC";
+        EXPECT_EQ(word0(0), 0x0005000200000012ull);
+        EXPECT_EQ(word0(1), 0x0005000300000012ull);
+      } else {
+        ASSERT_EQ(traces.size(), 2u);
+        EXPECT_EQ(word0(0), 0x0005000100000012ull);
+      }
+      EXPECT_EQ(traces.back().opcode, uint8_t(smmuv3::Opcode::Sync));
+      // A host stage-2 unmap: TLBI_NH_ALL (0x10) of every VMID that tags the parent's
+      // stage 2 (after that VMID's TLBI_S2_IPAs).
+      traces.clear();
+      uint64_t unmapped = 0;
+      ASSERT_EQ(vm.fd.ioas_unmap(vm.ioas, 0, kGpaBytes, &unmapped), Errno::Ok);
+      std::vector<uint64_t> nh_all;
+      for (size_t i = 0; i < traces.size(); ++i)
+        if (traces[i].opcode == uint8_t(smmuv3::Opcode::TlbiNhAll)) nh_all.push_back(word0(i));
+      if (per_hwpt)
+        EXPECT_EQ(nh_all, (std::vector<uint64_t>{0x0000000100000010ull, 0x0000000200000010ull, 0x0000000300000010ull}));
+      else
+        EXPECT_EQ(nh_all, (std::vector<uint64_t>{0x0000000100000010ull}));
+    }, dc);
+  }
+}
+
+TEST(Iommufd, PerViommuVmidForwardsOneTlbi) { expect_tlbi_fanout(driver::ArmNestedVmids::PerViommu); }
+TEST(Iommufd, PerNestedHwptVmidsFanOutEveryGuestTlbi) { expect_tlbi_fanout(driver::ArmNestedVmids::PerNestedHwpt); }
 
 }  // namespace
 }  // namespace iommusim::test
