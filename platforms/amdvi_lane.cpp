@@ -42,6 +42,7 @@ class AmdViTrappedLane : public TrappedLane<AmdViLane, vmm::VAmdVi, driver::AmdV
     for (const vmm::AssignedDevice& d : devices_) viommu_.add_device(uint16_t(d.virt_id), d.dev_id);
     return {};
   }
+  void drain_guest_events() override { guest_.drain_events(); }
 };
 
 // iommu.amdvi: the model (models/amdvi/amdvi.h).

@@ -4,8 +4,12 @@
 // The workload programs the guest driver; DMAs carry physical IDs and reach the model.
 //
 // The vendor's lane file instantiates it with its native lane, its vIOMMU and its driver,
-// and says which vIOMMU object the VM gets and how the vIOMMU learns its devices
-// (connect_viommu).
+// and says which vIOMMU object the VM gets, how the vIOMMU learns its devices
+// (connect_viommu) and how the guest driver drains its fault log (drain_guest_events).
+//
+// Guest faults (docs/vmm.md, "Guest faults") take their whole way in the lane's event
+// thread, beside the workload: the host's event interrupt wakes it (the host's threaded
+// IRQ handler, then the VMM's main loop, then the guest's handler).
 #pragma once
 #include <optional>
 #include <string>
@@ -75,6 +79,20 @@ class TrappedLane : public NativeLane {
         guest_((s.name + "guest_driver").c_str(), guest, viommu_, vm_.ram()),
         devices_(assigned_devices(s)) {
     guest_.set_trapping_doorbell(&viommu_);
+    sc_core::sc_spawn([this] { event_thread(); }, sc_core::sc_gen_unique_name("event_thread"));
+  }
+
+  // The host's event interrupt wakes the event thread, so a guest fault takes its whole way
+  // beside the workload, not in its thread.
+  void raise_event_interrupt() override {
+    if (this->events_recorded() == events_handled_) return;   // no new record: no interrupt
+    irq_pending_ = true;
+    irq_.notify(sc_core::SC_ZERO_TIME);
+  }
+  // The end of the run: once the event thread is idle, whatever arrived since.
+  void drain_events() override {
+    while (irq_pending_ || handling_) sc_core::wait(idle_);
+    handle_events();
   }
 
   driver::IommuDriver& driver() override { return guest_; }
@@ -129,11 +147,40 @@ class TrappedLane : public NativeLane {
   virtual std::optional<driver::ViommuType> viommu_type() const = 0;
   // Tells the vIOMMU its iommufd objects and the guest's devices, once the VM is built.
   virtual driver::Status connect_viommu() = 0;
+  // The guest driver's fault / event handler, once the VMM injected its interrupt.
+  virtual void drain_guest_events() = 0;
 
   vmm::Vm vm_;
   VIommu viommu_;
   Driver guest_;
   std::vector<vmm::AssignedDevice> devices_;
+
+ private:
+  void event_thread() {
+    for (;;) {
+      while (!irq_pending_) sc_core::wait(irq_);
+      irq_pending_ = false;
+      handling_ = true;
+      handle_events();
+      handling_ = false;
+      idle_.notify(sc_core::SC_ZERO_TIME);
+    }
+  }
+  // The host driver reports a guest's records to the vEVENTQ, the VMM puts them in the
+  // guest's fault log and injects the guest's interrupt, and the guest driver's handler
+  // drains them through trapped registers.
+  void handle_events() {
+    if (this->events_recorded() == events_handled_) return;
+    events_handled_ = this->events_recorded();
+    // The interrupt comes once the newest record is written: a DMA's fault is recorded at
+    // its own (annotated) time, which may be ahead of the workload's.
+    common::wait_until(this->iommu_.last_event_written_ps());
+    if (viommu_.host_event_interrupt(this->drv_)) drain_guest_events();
+  }
+
+  uint64_t events_handled_ = 0;   // host records written when the handler last ran
+  bool irq_pending_ = false, handling_ = false;
+  sc_core::sc_event irq_, idle_;
 };
 
 }  // namespace iommusim::platforms

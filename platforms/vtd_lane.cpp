@@ -52,6 +52,7 @@ class VtdTrappedLane : public TrappedLane<VtdLane, vmm::VVtd, driver::VtdDriver>
     for (const vmm::AssignedDevice& d : devices_) viommu_.add_device(uint16_t(d.virt_id), d.dev_id);
     return {};
   }
+  void drain_guest_events() override { guest_.drain_faults(); }
 };
 
 // iommu.vtd: the model (models/vtd/vtd.h).

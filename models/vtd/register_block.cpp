@@ -133,11 +133,11 @@ void RegisterBlock::wait_completed_interrupt() {
   if (!iectl.get<IECTL_IM>()) iectl.set<IECTL_IP>(1);
 }
 
-bool RegisterBlock::record_fault(const FaultRecord& r) {
+std::optional<unsigned> RegisterBlock::record_fault(const FaultRecord& r) {
   const unsigned i = next_fault_;
   if (frcd_hi[i].get() & kFrcdF) {   // the next record is still pending: overflow
-    fsts.set<FSTS_PFO>(1);
-    return false;
+    fault_overflow();
+    return std::nullopt;
   }
   const FrcdWords w = encode_frcd(r);
   frcd_lo[i].set(w[0]);
@@ -147,7 +147,7 @@ bool RegisterBlock::record_fault(const FaultRecord& r) {
   if (!was_pending) fsts.set<FSTS_FRI>(i);
   if (!fectl.get<FECTL_IM>()) fectl.set<FECTL_IP>(1);
   next_fault_ = (i + 1) % unsigned(frcd_hi.size());
-  return true;
+  return i;
 }
 
 // PPF is the OR of the F bits; FRI names the oldest pending record.

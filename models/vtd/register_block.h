@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 
 #include "models/common/command_queue.h"
 #include "models/common/command_trace.h"
@@ -88,9 +89,11 @@ class RegisterBlock {
   void iq_halt(const common::QueueError& e);
   // An inv_wait with IF: ICS.IWC, and IECTL.IP unless IECTL.IM.
   void wait_completed_interrupt();
-  // Writes a fault record into the next FRCD; false when that one is still pending (the
-  // fault is lost: FSTS.PFO).
-  bool record_fault(const FaultRecord& r);
+  // Writes a fault record into the next FRCD and returns its index; nullopt when that one
+  // is still pending (the fault is lost: FSTS.PFO).
+  std::optional<unsigned> record_fault(const FaultRecord& r);
+  // Faults lost elsewhere (an emulated unit's source dropped them): FSTS.PFO.
+  void fault_overflow() { fsts.set<reg::FSTS_PFO>(1); }
 
  private:
   void update_ppf();
