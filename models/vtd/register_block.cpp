@@ -11,8 +11,10 @@ using namespace reg;
 
 namespace {
 constexpr uint64_t bit(unsigned n) { return uint64_t{1} << n; }
-// FSTS bits software clears by writing 1: PFO, PPF, IQE, ICE, ITE, PRO.
-constexpr uint64_t kFstsW1c = bit(0) | bit(1) | bit(4) | bit(5) | bit(6) | bit(7);
+// FSTS bits software clears by writing 1: PFO, IQE, ICE, ITE, PRO. PPF is read-only, the
+// OR of the FRCDs' F bits (VT-d spec, Fault Status Register): a driver that writes it back
+// (Linux dmar_fault does) must not clear it while a record is still pending.
+constexpr uint64_t kFstsW1c = bit(0) | bit(4) | bit(5) | bit(6) | bit(7);
 constexpr uint64_t kFrcdF = bit(63);
 std::string frcd_name(unsigned i, bool hi) { return "FRCD" + std::to_string(i) + (hi ? "_HI" : "_LO"); }
 }  // namespace

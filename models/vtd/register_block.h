@@ -8,7 +8,7 @@
 // - VER, CAP, ECAP (from Features), GCMD/GSTS (TE, QIE kept; SRTP and WBF one-shot, RTPS
 //   latched; enabling QI resets IQH), RTADDR, CCMD and IVA/IOTLB (register-based
 //   invalidation completing at once, a page-selective IOTLB request with AM above CAP.MAMV
-//   ignored with IAIG = 00b, VT-d 11.4.8.1), FSTS (RW1C), FECTL, IQH/IQT/IQA, ICS, IECTL,
+//   ignored with IAIG = 00b, VT-d 11.4.8.1), FSTS (RW1C; PPF read-only), FECTL, IQH/IQT/IQA, ICS, IECTL,
 //   IQER and the FRCD fault-recording registers at CAP.FRO.
 // - The invalidation queue as these registers describe it, its error halt (FSTS.IQE with
 //   IQER.IQEI, or FSTS.ITE with IQER.ITESID), the inv_wait's IF completion (ICS.IWC,

@@ -143,7 +143,19 @@ bool TrappedMmio::deliver_events(uint64_t raised) {
     cpu_.wait_cycles(costs_.syscall_cycles + costs_.iommufd_call_cycles);
     events_fd_->veventq_read(veventq_id_, &e, 1, &n);
     events_.reads.inc();
-    if (n) inject |= write_guest_event(e);
+    if (!n) continue;
+    // iommufd_viommu_report_event numbers every report, dropped or not: a LOST_EVENTS header
+    // carries the newest dropped one's sequence and stands for every sequence since the last
+    // entry read; a record after a gap follows drops whose header it replaced.
+    const uint32_t gap = sequence_seen_ ? ((e.header.sequence - last_sequence_) & 0x7FFFFFFFu) : 1;
+    if (e.header.flags & kVeventqFlagLostEvents) {
+      header_records_ = gap;
+    } else if (gap > 1) {
+      events_.lost.inc(gap - 1);
+    }
+    last_sequence_ = e.header.sequence;
+    sequence_seen_ = true;
+    inject |= write_guest_event(e);
   }
   if (inject) cpu_.wait_cycles(costs_.irq_inject_cycles);
   return inject;

@@ -131,7 +131,8 @@ class TrappedMmio : public driver::TrappingDoorbell {
   // event_forwarded or event_lost.
   virtual bool write_guest_event(const Vevent& e) = 0;
   void event_forwarded(const Vevent& e);
-  void event_lost() { events_.lost.inc(); }
+  // Entry `e` lost: one record, or as many as a LOST_EVENTS header stands for.
+  void event_lost(const Vevent& e) { events_.lost.inc(e.header.flags & kVeventqFlagLostEvents ? header_records_ : 1); }
   // <p>.events.{reported,forwarded,lost,reads} and <p>.event_latency; `log` names the
   // guest's fault log.
   void register_event_stats(common::StatRegistry& reg, const std::string& p, const char* reported_what,
@@ -190,6 +191,9 @@ class TrappedMmio : public driver::TrappingDoorbell {
   uint32_t veventq_id_ = 0;
   uint32_t veventq_depth_;
   uint64_t reported_seen_ = 0;   // the host driver's reports counted so far
+  uint32_t last_sequence_ = 0;   // of the last vEVENTQ entry read
+  bool sequence_seen_ = false;
+  uint64_t header_records_ = 1;  // the records the LOST_EVENTS header just read stands for
   EventStats events_;
 };
 

@@ -71,13 +71,13 @@ bool VAmdVi::write_guest_event(const Vevent& e) {
   // A LOST_EVENTS header stands for records the vEVENTQ dropped: the guest sees an
   // overflow, as a full log of its own shows it.
   if (e.header.flags & kVeventqFlagLostEvents) {
-    event_lost();
+    event_lost(e);
     if (!r_.control.get<reg::CTRL_EVT_LOG_EN>()) return false;
     r_.evt_log_overflow();
     return true;
   }
   if (!store_guest_event(e.evt.data())) {
-    event_lost();
+    event_lost(e);
     return r_.control.get<reg::CTRL_EVT_LOG_EN>();   // a full log: EvtOverflow to see
   }
   event_forwarded(e);

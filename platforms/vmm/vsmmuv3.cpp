@@ -91,7 +91,7 @@ bool VSmmuv3::write_guest_event(const Vevent& e) {
   const bool lost = e.header.flags & kVeventqFlagLostEvents;
   const auto slot = lost ? std::nullopt : r_.evtq_next_slot();
   if (!slot) {   // lost here, or by the vEVENTQ
-    event_lost();
+    event_lost(e);
     if (!r_.cr0.get<reg::CR0_EVTQEN>()) return false;
     if (lost) r_.evtq_overflow();
     return true;

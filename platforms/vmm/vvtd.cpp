@@ -82,7 +82,7 @@ bool VVtd::write_guest_event(const Vevent& e) {
   // A LOST_EVENTS header stands for records the vEVENTQ dropped: the guest sees an
   // overflow (FSTS.PFO), as its own full registers show it.
   if (e.header.flags & kVeventqFlagLostEvents) {
-    event_lost();
+    event_lost(e);
     r_.fault_overflow();
     return true;
   }
@@ -90,9 +90,9 @@ bool VVtd::write_guest_event(const Vevent& e) {
   // No vDEVICE on VT-d: the VMM's own table names the guest's RID for the physical one.
   auto guest = std::find_if(devices_.begin(), devices_.end(),
                             [&](const auto& d) { return fd_.rid_of(d.second.dev_id) == r.sid; });
-  if (guest == devices_.end()) { event_lost(); return false; }
+  if (guest == devices_.end()) { event_lost(e); return false; }
   r.sid = guest->first;
-  if (!r_.record_fault(r)) { event_lost(); return true; }   // the next FRCD is pending: FSTS.PFO
+  if (!r_.record_fault(r)) { event_lost(e); return true; }   // the next FRCD is pending: FSTS.PFO
   event_forwarded(e);
   return true;
 }
