@@ -1,12 +1,21 @@
-// A vendor's trapped lane (vmm.paths = trapped, docs/vmm.md): its native lane (the model and
-// the host driver, on the lane's memory) plus a VM whose guest runs the same driver against
-// the VMM's emulated vIOMMU, its stage 1 nested over the host's stage 2 through iommufd.
-// The workload programs the guest driver; DMAs carry physical IDs and reach the model.
+// A vendor's trapped lane (vmm.paths = trapped, docs/vmm.md): its native lane (the models and
+// host drivers, on the lane's memory) plus a VM whose guest runs the same driver against
+// the VMM's emulated vIOMMUs, its stage 1 nested over the host's stage 2 through iommufd.
+// The workload programs the guest drivers; DMAs carry physical IDs and reach the models.
+//
+// Per physical IOMMU (unit) the VM has devices behind, it has one nest parent of its IOAS,
+// one vIOMMU object, one emulated vIOMMU and one guest driver instance (Linux binds a
+// driver instance per IOMMU); a device's vDEVICE lives on its unit's vIOMMU, and the
+// emulated vIOMMU forwards only to its own vIOMMU object, so a guest command reaches the
+// unit it was issued to or nothing. A unit without the VM's devices has none of these (a
+// VMM such as QEMU is given a vIOMMU per host IOMMU its devices sit behind): only its host
+// driver runs there, and it is what unit_driver() gives for it.
 //
 // The vendor's lane file instantiates it with its native lane, its vIOMMU and its driver,
-// and says which vIOMMU object the VM gets and how the vIOMMU learns its devices
+// and says which vIOMMU object the VM gets and how each vIOMMU learns its devices
 // (connect_viommu).
 #pragma once
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,10 +26,11 @@
 namespace iommusim::platforms {
 
 // The guest's view of each endpoint: device k (the k-th endpoint) is the guest's ID k, so
-// virtual and physical IDs differ.
+// virtual and physical IDs differ; it sits behind the endpoint's unit.
 inline std::vector<vmm::AssignedDevice> assigned_devices(const LaneSettings& s) {
   std::vector<vmm::AssignedDevice> d;
-  for (size_t i = 0; i < s.endpoints.size(); ++i) d.push_back(vmm::AssignedDevice{s.endpoints[i].config.requester_id, i, 0});
+  for (size_t i = 0; i < s.endpoints.size(); ++i)
+    d.push_back(vmm::AssignedDevice{s.endpoints[i].config.requester_id, i, 0, s.endpoints[i].iommu});
   return d;
 }
 
@@ -69,16 +79,21 @@ class TrappedLane : public NativeLane {
   template <class ModelConfig, class DriverConfig, class VIommuConfig>
   TrappedLane(const LaneSettings& s, const ModelConfig& mc, const DriverConfig& host, const DriverConfig& guest,
               const VIommuConfig& vc, const char* viommu_name)
-      : NativeLane(s, mc, host),
-        vm_(*s.sim_memory, vm_layout(s), vmm::HostIommu{&this->drv_, &this->drv_}),
-        viommu_((s.name + viommu_name).c_str(), vc, vm_.ram(), vm_.iommufd(), this->drv_),
-        guest_((s.name + "guest_driver").c_str(), guest, viommu_, vm_.ram()),
-        devices_(assigned_devices(s)) {
-    guest_.set_trapping_doorbell(&viommu_);
+      : NativeLane(s, mc, host), vm_(*s.sim_memory, vm_layout(s), host_units()), devices_(assigned_devices(s)) {
+    guests_.resize(this->units());
+    for (unsigned k = 0; k < this->units(); ++k) {
+      if (!has_devices(k)) continue;
+      DriverConfig g = guest;
+      g.memory = unit_pools(guest.memory, k, this->units());   // its slice of the guest table pool
+      const std::string n = unit_name("", k, this->units());
+      guests_[k] = std::make_unique<Guest>(s.name + viommu_name + n, s.name + "guest_driver" + n, vc, g, vm_,
+                                           this->drv(k));
+    }
   }
 
-  driver::IommuDriver& driver() override { return guest_; }
-  const driver::IommuDriver& driver() const override { return guest_; }
+  driver::IommuDriver& unit_driver(unsigned k) override {
+    return guests_[k] ? static_cast<driver::IommuDriver&>(guest(k)) : this->drv(k);
+  }
   bool guest_stage1() const override { return true; }
   uint32_t driver_rid(uint32_t rid) const override {
     for (const vmm::AssignedDevice& d : devices_)
@@ -89,44 +104,79 @@ class TrappedLane : public NativeLane {
   // requests, its stage-2 changes drop the device's ATC); the guest on its virtual one (its
   // own entries ask for ATS, its invalidations carry ATC invalidations the VMM forwards).
   void enable_ats(uint32_t rid) override {
-    this->drv_.enable_ats(rid);
-    guest_.enable_ats(driver_rid(rid));
+    const unsigned k = this->unit_of(rid);
+    this->drv(k).enable_ats(rid);
+    guest(k).enable_ats(driver_rid(rid));   // an endpoint's unit has the VM's devices
   }
   driver::Status move_guest_page(uint64_t gpa, uint64_t pa, uint64_t bytes) override {
     return vm_.move_page(gpa, pa, bytes);
   }
   void bind() override {
     NativeLane::bind();
-    guest_.mmio.bind(viommu_.mmio);
+    for (auto& g : guests_)
+      if (g) g->drv.mmio.bind(g->viommu.mmio);
   }
-  // The host driver, the VM's iommufd objects, the vIOMMU's devices, the guest driver.
+  // The host drivers, the VM's iommufd objects, each vIOMMU's devices, the guest drivers.
   driver::Status boot() override {
-    if (driver::Status st = this->drv_.init(); !st.ok) return st;
+    if (driver::Status st = NativeLane::boot(); !st.ok) return st;
     if (driver::Status st = vm_.build(devices_, viommu_type()); !st.ok) return st;
-    if (driver::Status st = connect_viommu(); !st.ok) return st;
-    if (this->oracle_on_) guest_.set_oracle(&this->oracle_, vm_.guest_oracle_scope(devices_));
-    return guest_.init();
+    for (unsigned k = 0; k < this->units(); ++k) {
+      if (!guests_[k]) continue;
+      if (driver::Status st = connect_viommu(k); !st.ok) return st;
+      if (this->oracle_on_)
+        guest(k).set_oracle(&this->oracle_, vm_.guest_oracle_scope(devices_, k, unit_space_base(k)));
+      if (driver::Status st = guest(k).init(); !st.ok) return st;
+    }
+    return {};
   }
   void register_stats(common::StatRegistry& reg, const std::string& p) const override {
-    this->iommu_.register_stats(reg, p + ".iommu");
-    guest_.register_stats(reg, p + ".driver");
-    this->drv_.register_stats(reg, p + ".host.driver");
-    viommu_.register_stats(reg, p + ".vmm");
+    const unsigned n = this->units();
+    for (unsigned k = 0; k < n; ++k) {
+      this->iommu(k).register_stats(reg, p + "." + unit_name("iommu", k, n));
+      this->drv(k).register_stats(reg, p + ".host." + unit_name("driver", k, n));
+      if (!guests_[k]) continue;
+      guests_[k]->drv.register_stats(reg, p + "." + unit_name("driver", k, n));
+      guests_[k]->viommu.register_stats(reg, p + "." + unit_name("vmm", k, n));
+    }
     vm_.iommufd().register_stats(reg, p + ".vmm.iommufd");
     vm_.ram().register_stats(reg, p + ".vmm.guest_ram");
     if (this->oracle_on_) this->oracle_.register_stats(reg, p + ".oracle");
   }
 
  protected:
-  // The vIOMMU object the VM gets (none: the vendor has no vIOMMU type upstream).
+  // One unit's half of the VM: the VMM's emulated vIOMMU and the guest driver behind it.
+  struct Guest {
+    template <class VIommuConfig, class DriverConfig, class HostDriver>
+    Guest(const std::string& viommu_name, const std::string& driver_name, const VIommuConfig& vc,
+          const DriverConfig& dc, vmm::Vm& vm, HostDriver& host)
+        : viommu(viommu_name.c_str(), vc, vm.ram(), vm.iommufd(), host), drv(driver_name.c_str(), dc, viommu, vm.ram()) {
+      drv.set_trapping_doorbell(&viommu);
+    }
+    VIommu viommu;
+    Driver drv;
+  };
+  // The vIOMMU object the VM gets per unit (none: the vendor has no vIOMMU type upstream).
   virtual std::optional<driver::ViommuType> viommu_type() const = 0;
-  // Tells the vIOMMU its iommufd objects and the guest's devices, once the VM is built.
-  virtual driver::Status connect_viommu() = 0;
+  // Tells unit k's vIOMMU its iommufd objects and the guest's devices behind it, once the
+  // VM is built.
+  virtual driver::Status connect_viommu(unsigned k) = 0;
+
+  VIommu& viommu(unsigned k) { return guests_[k]->viommu; }
+  Driver& guest(unsigned k) { return guests_[k]->drv; }
 
   vmm::Vm vm_;
-  VIommu viommu_;
-  Driver guest_;
   std::vector<vmm::AssignedDevice> devices_;
+  std::vector<std::unique_ptr<Guest>> guests_;   // per unit; none where the VM has no device
+
+ private:
+  bool has_devices(unsigned k) const {
+    return std::any_of(devices_.begin(), devices_.end(), [k](const vmm::AssignedDevice& d) { return d.unit == k; });
+  }
+  std::vector<vmm::HostIommu> host_units() {
+    std::vector<vmm::HostIommu> u;
+    for (unsigned k = 0; k < this->units(); ++k) u.push_back(vmm::HostIommu{&this->drv(k), &this->drv(k)});
+    return u;
+  }
 };
 
 }  // namespace iommusim::platforms

@@ -21,7 +21,7 @@ TEST(VVtd, IllegalGuestDescriptorRaisesIqeAndIssuesNothingOnTheHost) {
   vmm::VmLayout layout;
   layout.ram_pa = test::kGuestRamPa;
   layout.ram_bytes = 64ull << 20;
-  vmm::Vm vm(h.memory, layout, vmm::HostIommu{&h.drv, &h.drv});
+  vmm::Vm vm(h.memory, layout, {vmm::HostIommu{&h.drv, &h.drv}});
   vmm::VVtdConfig vc;
   vc.nd = 2;   // 2^(4 + 2 * 2) = 256 DIDs: DID 0x100 is beyond CAP.ND
   vmm::VVtd vvtd("vvtd", vc, vm.ram(), vm.iommufd(), h.drv);

@@ -42,7 +42,7 @@ struct VamdRig {
     return gc;
   }
   explicit VamdRig(AmdHarness& h)
-      : vm(h.memory, layout(), vmm::HostIommu{&h.drv, &h.drv}),
+      : vm(h.memory, layout(), {vmm::HostIommu{&h.drv, &h.drv}}),
         vamd("vamd", vmm::VAmdViConfig{}, vm.ram(), vm.iommufd(), h.drv),
         guest("guest", guest_config(), vamd, vm.ram()) {
     guest.mmio.bind(vamd.mmio);
