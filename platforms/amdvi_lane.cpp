@@ -134,7 +134,9 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   amdvi::AmdViConfig m;
   driver::AmdViDriverConfig host;
   read_configs(s, d, settings, m, host);
-  const driver::AmdViDriverConfig guest = guest_driver_config(host, settings);
+  host.nested_domids = settings.vmm.amd_domid;
+  driver::AmdViDriverConfig guest = guest_driver_config(host, settings);
+  guest.gcr3_tables = settings.guest.amd_gcr3;
   auto vc = viommu_config<vmm::VAmdViConfig>(settings, settings.vmm.x86_amd, false);
   vc.caps = m.caps;
   return std::make_unique<AmdViTrappedLane>(settings, m, host, guest, vc, "vamd");

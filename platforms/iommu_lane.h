@@ -55,6 +55,7 @@ struct LaneSettings {
   uint64_t guest_ram_pa = 0, guest_ram_bytes = 0, stage2_page_bytes = 4096;
   uint64_t movable_gpa = 0, movable_bytes = 0;   // guest pages the VMM may move (stress)
   VmmSettings vmm;
+  GuestSettings guest;
 };
 
 // The declared defaults of one cache section: 4-way sets, LRU, 3-cycle lookups on 2 ports
@@ -130,6 +131,9 @@ class IommuLane {
   // `unit`'s DMA port; several may be.
   virtual void bind_requester(tlm::tlm_initiator_socket<>& requester, unsigned unit) = 0;
   virtual void register_stats(common::StatRegistry& reg, const std::string& prefix) const = 0;
+  // Figures read once at the end of the run (StatRegistry::set_value): what the caches and
+  // tags hold then.
+  virtual void set_end_values(common::StatRegistry& reg, const std::string& prefix) const = 0;
   // Translation "bypass": let every request through untranslated, the vendor's way.
   virtual driver::Status bypass_all() = 0;
   // The driver's fault/event handler, run in the caller's thread until every record so far
@@ -206,6 +210,11 @@ class ModelLane : public IommuLane {
       drv(k).register_stats(reg, p + "." + unit_name("driver", k, units()));
     }
     if (oracle_on_) oracle_.register_stats(reg, p + ".oracle");
+  }
+  void set_end_values(common::StatRegistry& reg, const std::string& p) const override {
+    for (unsigned k = 0; k < units(); ++k)
+      reg.set_value(p + "." + unit_name("iommu", k, units()) + "." + caches().front().name + ".valid_entries",
+                    double(iommu(k).iotlb_entries()), "count", "valid IOTLB entries at the end of the run");
   }
   common::CorrectnessOracle* oracle() override { return oracle_on_ ? &oracle_ : nullptr; }
   void attach_ats_device(uint32_t rid, common::AtsDevice* device) override {

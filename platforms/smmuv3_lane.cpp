@@ -164,6 +164,7 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   smmuv3::Smmuv3Config m;
   driver::Smmuv3DriverConfig host;
   read_configs(s, d, settings, m, host);
+  host.nested_vmids = settings.vmm.arm_vmid;
   // The guest runs the same driver on guest RAM; the vSMMU offers a linear stream table only.
   driver::Smmuv3DriverConfig guest = guest_driver_config(host, settings);
   guest.two_level_stream_table = false;

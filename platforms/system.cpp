@@ -48,6 +48,7 @@ struct Params {
   std::vector<std::string> vendors;
   // Each vendor's lanes, one per invalidation path (vmm.paths).
   VmmSettings vmm;
+  GuestSettings guest;
   std::vector<std::string> paths{kNativePath};
   // Only trapped lanes run: a guest's driver over its vIOMMU programs every DMA domain.
   bool trapped_only() const { return paths.size() == 1 && paths.front() == kTrappedPath; }
@@ -352,7 +353,8 @@ const Section<P>& run_keys() {
                                      .section("nic", &P::nic, nic_keys())
                                      .section("storage", &P::storage, storage_keys())
                                      .section("trace", &P::trace, trace_keys())
-                                     .section("vmm", &P::vmm, vmm_keys());
+                                     .section("vmm", &P::vmm, vmm_keys())
+                                     .section("guest", &P::guest, guest_keys());
   return keys;
 }
 
@@ -469,6 +471,17 @@ Params read_params(const json& j) {
     if (p.vmm.completion != vmm::VmmCompletion::Synchronous)
       v.fail("completion", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
   }
+  // A cache-tag policy acts on its vendor's trapped lane only: anywhere else it would be ignored.
+  auto trapped_lane_of = [&](const char* vendor) {
+    return std::find(p.paths.begin(), p.paths.end(), kTrappedPath) != p.paths.end() &&
+           std::find(p.vendors.begin(), p.vendors.end(), vendor) != p.vendors.end();
+  };
+  if (p.vmm.amd_domid != driver::AmdNestedDomainIds::PerGuestDomain && !trapped_lane_of("amdvi"))
+    root.section("vmm").fail("amd_domid", "applies to amdvi@trapped only (iommu.vendor amdvi, vmm.paths trapped)");
+  if (p.vmm.arm_vmid != driver::ArmNestedVmids::PerViommu && !trapped_lane_of("smmuv3"))
+    root.section("vmm").fail("arm_vmid", "applies to smmuv3@trapped only (iommu.vendor smmuv3, vmm.paths trapped)");
+  if (p.guest.amd_gcr3 != driver::AmdGcr3Tables::PerDevice && !trapped_lane_of("amdvi"))
+    root.section("guest").fail("amd_gcr3", "applies to amdvi@trapped only (iommu.vendor amdvi, vmm.paths trapped)");
   if (p.iommus > 1) {
     if (p.pcie.enabled)
       pl.fail("iommus", "one root complex (pcie.enabled) feeds one IOMMU: several IOMMUs need pcie.enabled = false");
@@ -661,6 +674,7 @@ struct System::Impl : sc_core::sc_module {
       ls.guest_ram_bytes = p.guest_ram_bytes;
       ls.stage2_page_bytes = p.s2_page;
       ls.vmm = p.vmm;
+      ls.guest = p.guest;
       if (p.stress) {   // the stress workload's two window regions, whose pages the VMM moves
         ls.movable_gpa = p.buffer_ipa;
         ls.movable_bytes = 2 * p.stride;
@@ -1165,6 +1179,7 @@ RunResult System::run() {
         s.reg.set_value(unit + ".hit_rate", ratio(s.reg.counter(unit + ".hits"), s.reg.counter(unit + ".misses")), "ratio",
                         c.name + " hits / lookups");
       }
+    l.iommu->set_end_values(s.reg, l.name);
     // Bytes per nanosecond times 8: Gb/s.
     auto gbps = [&](const std::string& stat) { return t_ns > 0 ? double(count(l, stat)) * 8 / t_ns : 0; };
     for (const std::string& e : l.endpoint_stats) {

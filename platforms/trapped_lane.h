@@ -142,6 +142,15 @@ class TrappedLane : public NativeLane {
     vm_.ram().register_stats(reg, p + ".vmm.guest_ram");
     if (this->oracle_on_) this->oracle_.register_stats(reg, p + ".oracle");
   }
+  void set_end_values(common::StatRegistry& reg, const std::string& p) const override {
+    NativeLane::set_end_values(reg, p);
+    // Per unit with the VM's devices: each host IOMMU has its own tag space.
+    for (unsigned k = 0; k < this->units(); ++k)
+      if (const std::optional<uint64_t> n = this->drv(k).nested_tags_in_use(); n && guests_[k])
+        reg.set_value(p + "." + unit_name("vmm", k, this->units()) + ".tags.host_ids", double(*n), "count",
+                      "host cache tags (hDomIDs, VMIDs) the VM's nested domains use at the end (vmm.amd_domid, "
+                      "vmm.arm_vmid)");
+  }
 
  protected:
   // One unit's half of the VM: the VMM's emulated vIOMMU and the guest driver behind it.

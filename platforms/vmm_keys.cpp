@@ -67,9 +67,33 @@ Section<VmmSettings> vmm_keys() {
               "when the VMM runs a guest's queue: synchronous, inside the doorbell write's trap (QEMU); deferred, "
               "in an iothread after the write returned, so the guest polls meanwhile (a VT-d guest reads FSTS on "
               "every poll, an SMMUv3 guest CMDQ_CONS: each read traps)")
+      .choice("amd_domid", &V::amd_domid, driver::AmdNestedDomainIds::PerGuestDomain,
+              {{"per_gdomid", driver::AmdNestedDomainIds::PerGuestDomain},
+               {"per_device", driver::AmdNestedDomainIds::PerDevice},
+               {"per_group", driver::AmdNestedDomainIds::PerGroup}},
+              "amdvi@trapped: the host DomainID of the guest's nested domains: per_gdomid, one per guest DomainID "
+              "(Linux gdomid_array); per_device, one per assigned device (a guest domain over two devices costs two "
+              "commands per invalidation); per_group, one for the whole vIOMMU (two guest domains at the same PASID "
+              "share IOTLB tags: wrong translations the oracle reports)")
+      .choice("arm_vmid", &V::arm_vmid, driver::ArmNestedVmids::PerViommu,
+              {{"per_viommu", driver::ArmNestedVmids::PerViommu},
+               {"per_nested_hwpt", driver::ArmNestedVmids::PerNestedHwpt}},
+              "smmuv3@trapped: the VMID of the guest's nested domains: per_viommu, the nest parent's (Linux "
+              "arm_vsmmu_init); per_nested_hwpt, one per nested HWPT, so a guest TLBI goes to every VMID of the vIOMMU")
       .section("arm64", &V::arm64, cost_keys("An Arm64 host (SMMUv3).", 3826))
       .section("x86_intel", &V::x86_intel, cost_keys("An Intel x86 host (VT-d).", 1226))
       .section("x86_amd", &V::x86_amd, cost_keys("An AMD x86 host (AMD-Vi).", 1264));
+}
+
+Section<GuestSettings> guest_keys() {
+  using G = GuestSettings;
+  return Section<G>("What a trapped lane's guest driver does that its host's does not (docs/vmm.md, \"Cache-tag "
+                    "policies\").")
+      .choice("amd_gcr3", &G::amd_gcr3, driver::AmdGcr3Tables::PerDevice,
+              {{"per_device", driver::AmdGcr3Tables::PerDevice}, {"shared", driver::AmdGcr3Tables::Shared}},
+              "amdvi@trapped: the guest driver's GCR3 tables: per_device, one table and DomainID per device "
+              "(Linux gcr3_info); shared, devices attached (without PASID) to the same domain share one, so the "
+              "guest names one DomainID per invalidation");
 }
 
 }  // namespace iommusim::platforms

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "platforms/config_keys.h"
+#include "platforms/driver/tag_policies.h"
 #include "platforms/vmm/vmm_costs.h"
 
 namespace iommusim::platforms {
@@ -18,9 +19,18 @@ struct VmmSettings {
   vmm::VmmCosts x86_amd;      // AMD-Vi hosts
   vmm::VmmFault inject = vmm::VmmFault::None;
   vmm::VmmCompletion completion = vmm::VmmCompletion::Synchronous;
+  // Cache-tag policies of the host's nesting (docs/vmm.md, "Cache-tag policies").
+  driver::AmdNestedDomainIds amd_domid = driver::AmdNestedDomainIds::PerGuestDomain;
+  driver::ArmNestedVmids arm_vmid = driver::ArmNestedVmids::PerViommu;
+};
+
+// The `guest` section: what a trapped lane's guest driver does differently from the host's.
+struct GuestSettings {
+  driver::AmdGcr3Tables amd_gcr3 = driver::AmdGcr3Tables::PerDevice;
 };
 
 // Its keys; VmmSettings's zeros are placeholders (StructDefaults::Own).
 Section<VmmSettings> vmm_keys();
+Section<GuestSettings> guest_keys();
 
 }  // namespace iommusim::platforms

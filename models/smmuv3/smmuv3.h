@@ -99,6 +99,7 @@ class Smmuv3 : public common::IommuBlock, public ProgrammingInterface, private c
 
   // Cache access for tests and the summary.
   const common::CacheStats& iotlb_stats() const { return engine_.iotlb_stats(); }
+  uint64_t iotlb_entries() const { return engine_.iotlb_entries(); }
   const common::CacheStats& config_cache_stats() const { return config_cache_.stats(); }
   const common::CacheStats& s1_walk_cache_stats() const { return engine_.s1_walk_cache_stats(); }
   const common::CacheStats& s2_walk_cache_stats() const { return engine_.s2_walk_cache_stats(); }

@@ -99,7 +99,7 @@ uint16_t AmdViDriver::domain_id_of(DomainId d) const { return static_cast<const 
 uint16_t AmdViDriver::device_domain_id(uint32_t rid) const {
   auto it = devices_.find(rid);
   if (it == devices_.end()) return 0;
-  if (it->second.user_nested) return static_cast<const AmdDomain*>(domain(it->second.user_nested))->domain_id;
+  if (it->second.user_nested) return it->second.nested_domid;
   if (it->second.has_gcr3) return it->second.gcr3_domid;
   return it->second.has_host ? domain_id_of(it->second.host) : 0;
 }
@@ -151,7 +151,8 @@ Status AmdViDriver::write_gcr3(Attachment& at, uint32_t pasid, uint64_t cr3, boo
 Status AmdViDriver::write_dte(uint32_t rid) {
   const Attachment& at = devices_.at(rid);
   if (at.user_nested) {
-    const DteWords w = encode_dte(nested_dte(rid, *static_cast<const AmdDomain*>(domain(at.user_nested))));
+    const DteWords w =
+        encode_dte(nested_dte(rid, *static_cast<const AmdDomain*>(domain(at.user_nested)), at.nested_domid));
     mem_.write(dte_address(rid), w.data(), 32);
     charge_descriptor_writes(4);
     return {};
@@ -187,8 +188,15 @@ Status AmdViDriver::detach_device(uint32_t rid, std::optional<uint32_t> pasid) {
   charge_cycles(cfg_.timing.op_overhead_cycles);
   if (pasid) {
     if (!at.has_gcr3 || !at.by_pasid.erase(*pasid)) return Status::fail("PASID " + std::to_string(*pasid) + " is not attached");
+    std::vector<CmdWords> cmds;
+    if (at.shared_gcr3) {
+      // Other devices keep the shared table: this one moves to a table of its own.
+      if (Status s = own_gcr3_table(at, at.gcr3_in_guest); !s.ok) return s;
+      if (Status s = write_dte(rid); !s.ok) return s;
+      cmds.push_back(cmd_inv_devtab_entry(uint16_t(rid)));
+    }
     if (Status s = write_gcr3(at, *pasid, 0, false); !s.ok) return s;
-    std::vector<CmdWords> cmds{cmd_inv_iommu_pages(at.gcr3_domid, 0, kInvAllPagesSize, true, true, *pasid)};
+    cmds.push_back(cmd_inv_iommu_pages(at.gcr3_domid, 0, kInvAllPagesSize, true, true, *pasid));
     add_iotlb_flush(rid, 0, 0, pasid, cmds);
     return submit(cmds, "detach");
   }
@@ -198,6 +206,26 @@ Status AmdViDriver::detach_device(uint32_t rid, std::optional<uint32_t> pasid) {
   std::vector<CmdWords> cmds{cmd_inv_devtab_entry(uint16_t(rid))};
   add_iotlb_flush(rid, 0, 0, std::nullopt, cmds);
   return submit(cmds, "detach");
+}
+
+std::optional<uint16_t> AmdViDriver::new_domain_id() {
+  if (next_domid_ == 0) return std::nullopt;
+  return next_domid_++;
+}
+
+Status AmdViDriver::own_gcr3_table(Attachment& at, bool in_guest) {
+  at.gcr3_root = in_guest ? alloc_guest(4096, 4096) : alloc_host(4096, 4096);
+  if (!at.gcr3_root) return Status::fail("no memory for the GCR3 table");
+  const std::optional<uint16_t> id = new_domain_id();
+  if (!id) return Status::fail("DomainIDs exhausted");
+  at.gcr3_domid = *id;   // Linux: a per-device DomainID for its GCR3 table
+  at.gcr3_tables.clear();
+  at.shared_gcr3 = 0;
+  at.has_gcr3 = true;
+  gcr3_tables_.inc();
+  for (const auto& [pasid, dd] : at.by_pasid)
+    if (Status s = write_gcr3(at, pasid, domain(dd)->tables->root()); !s.ok) return s;
+  return {};
 }
 
 Status AmdViDriver::attach_device(uint32_t rid, std::optional<uint32_t> pasid, DomainId d) {
@@ -214,6 +242,12 @@ Status AmdViDriver::attach_device(uint32_t rid, std::optional<uint32_t> pasid, D
     // nested_attach_device: the whole DTE is rebuilt from the parent and the guest's DTE.
     at = Attachment{};
     at.has_host = true; at.host = dom->parent; at.user_nested = d;
+    at.nested_domid = dom->domain_id;
+    if (cfg_.nested_domids == AmdNestedDomainIds::PerDevice) {
+      const AmdViommu* vi = viommu(dom->viommu);
+      if (!vi || !vi->dev_hdoms.count(rid)) return Status::fail("per_device: the device has no hDomID (attach_nested)");
+      at.nested_domid = vi->dev_hdoms.at(rid);
+    }
   } else if (dom->kind == DomainKind::Stage2) {
     // A v1-only domain replaces whatever the DTE held (Linux's domain replace).
     if ((at.has_gcr3 && !at.gcr3_in_guest) || (at.has_host && at.host != d) || at.user_nested) at = Attachment{};
@@ -228,18 +262,40 @@ Status AmdViDriver::attach_device(uint32_t rid, std::optional<uint32_t> pasid, D
     if ((nested && at.has_host && at.host != dom->parent) || (!nested && at.has_host) ||
         (at.has_gcr3 && at.gcr3_in_guest != nested) || at.user_nested)
       at = Attachment{};
-    if (!at.has_gcr3) {
+    // guest.amd_gcr3 = shared: a device whose only GCR3 entry is its RID's domain uses that
+    // domain's table; one that needs more gets a table of its own (copy on write).
+    bool only_rid = !pasid;
+    for (const auto& [q, dd] : at.by_pasid) only_rid &= q == 0;
+    const bool share = cfg_.gcr3_tables == AmdGcr3Tables::Shared && only_rid;
+    bool write_entry = true;
+    if (!at.has_gcr3 || (share && at.shared_gcr3 != d)) {
       if (nested) { at.has_host = true; at.host = dom->parent; }
       at.gcr3_in_guest = nested;
-      at.gcr3_root = nested ? alloc_guest(4096, 4096) : alloc_host(4096, 4096);
-      if (!at.gcr3_root) return Status::fail("no memory for the GCR3 table");
-      if (next_domid_ == 0) return Status::fail("DomainIDs exhausted");
-      at.gcr3_domid = next_domid_++;   // Linux: a per-device DomainID for its GCR3 table
-      at.has_gcr3 = true;
+      if (share) {
+        auto [it, fresh] = shared_gcr3_.try_emplace(d);
+        SharedGcr3& sh = it->second;
+        if (fresh) {
+          sh.root = nested ? alloc_guest(4096, 4096) : alloc_host(4096, 4096);
+          const std::optional<uint16_t> id = new_domain_id();
+          if (!sh.root || !id) { shared_gcr3_.erase(it); return Status::fail("no memory or DomainID for the GCR3 table"); }
+          sh.domid = *id;
+          gcr3_tables_.inc();
+        }
+        at.gcr3_root = sh.root; at.gcr3_tables = sh.tables; at.gcr3_domid = sh.domid;
+        at.shared_gcr3 = d; at.has_gcr3 = true;
+        write_entry = fresh;   // the table already holds the domain's root at PASID 0
+      } else if (Status s = own_gcr3_table(at, nested); !s.ok) {
+        return s;
+      }
+    } else if (at.shared_gcr3 && !share) {
+      if (Status s = own_gcr3_table(at, nested); !s.ok) return s;
     }
     if (!pasid) at.giov = true;
     at.by_pasid[p] = d;
-    if (Status s = write_gcr3(at, p, dom->tables->root()); !s.ok) return s;
+    if (write_entry) {
+      if (Status s = write_gcr3(at, p, dom->tables->root()); !s.ok) return s;
+      if (at.shared_gcr3) shared_gcr3_.at(d).tables = at.gcr3_tables;
+    }
     // Linux after a GCR3 update: INVALIDATE_IOMMU_PAGES(DomainID, PASID, GN=1, all).
     cmds.push_back(cmd_inv_iommu_pages(at.gcr3_domid, 0, kInvAllPagesSize, true, true, p));
   }
@@ -259,10 +315,12 @@ std::vector<CmdWords> AmdViDriver::flush_commands(const AmdDomain& dom, DomainId
     for (const auto& [rid, at] : devices_)
       if (at.has_host && at.host == d && at.has_gcr3) cmds.push_back(cmd_inv_iommu_pages(at.gcr3_domid, addr, size, pde));
     // iommu_flush_pages_v1_hdom_ids: every hDomID of every vIOMMU over this nest parent
-    // (attached or not: the map holds them until their last nested domain is freed).
-    for (const AmdViommu& v : viommus_)
-      if (v.parent == d)
-        for (const auto& [gdom, g] : v.gdoms) cmds.push_back(cmd_inv_iommu_pages(g.hdom_id, addr, size, pde));
+    // (attached or not: the map holds them until their last nested domain is freed), as
+    // many as the vmm.amd_domid policy made.
+    for (size_t v = 0; v < viommus_.size(); ++v)
+      if (viommus_[v].parent == d)
+        for_each_host_domain_id(ViommuHandle(v + 1), std::nullopt,
+                                [&](uint16_t h) { cmds.push_back(cmd_inv_iommu_pages(h, addr, size, pde)); });
     // Linux domain_flush_pages: then each ATS device's IOTLB (a nested one's in full: the
     // GPA range says nothing about its IOVAs).
     for (const auto& [rid, at] : devices_)
@@ -272,10 +330,17 @@ std::vector<CmdWords> AmdViDriver::flush_commands(const AmdDomain& dom, DomainId
       }
     return cmds;
   }
-  // v2 entries are tagged DomainID+PASID: one command per attached (device, PASID).
+  // v2 entries are tagged DomainID+PASID: one command per attached (device, PASID), each
+  // tag once (devices sharing a GCR3 table share its DomainID).
+  std::vector<std::pair<uint16_t, uint32_t>> tags;
   for (const auto& [rid, at] : devices_)
-    for (const auto& [pasid, dd] : at.by_pasid)
-      if (dd == d) cmds.push_back(cmd_inv_iommu_pages(at.gcr3_domid, addr, size, pde, true, pasid));
+    for (const auto& [pasid, dd] : at.by_pasid) {
+      if (dd != d) continue;
+      const std::pair<uint16_t, uint32_t> tag{at.gcr3_domid, pasid};
+      if (std::find(tags.begin(), tags.end(), tag) != tags.end()) continue;
+      tags.push_back(tag);
+      cmds.push_back(cmd_inv_iommu_pages(at.gcr3_domid, addr, size, pde, true, pasid));
+    }
   for (const auto& [rid, at] : devices_)
     for (const auto& [pasid, dd] : at.by_pasid)
       if (dd == d) add_iotlb_flush(rid, iova, bytes, (pasid == 0 && at.giov) ? std::nullopt : std::optional<uint32_t>(pasid), cmds);
@@ -421,6 +486,8 @@ std::string AmdViDriver::registers() {
 void AmdViDriver::register_stats(common::StatRegistry& reg, const std::string& p) const {
   DriverBase::register_stats(reg, p);
   reg.add(p + ".event_overflows", event_overflows_, "count", "event-log overflows handled (records were lost)");
+  reg.add(p + ".gcr3_tables", gcr3_tables_, "count",
+          "GCR3 tables built (one per device with guest tables; fewer with guest.amd_gcr3 = shared)");
 }
 
 // ---- Nesting (NestingOps), as Linux amd/iommufd.c and amd/nested.c ----
@@ -463,6 +530,37 @@ Errno validate_gdte_nested(const HwptAmdGuest& g, const Caps& caps) {
 }
 }  // namespace
 
+template <class F>
+void AmdViDriver::for_each_host_domain_id(ViommuHandle v, std::optional<uint16_t> gdom, F&& f) const {
+  const AmdViommu& vi = viommus_.at(v - 1);
+  switch (cfg_.nested_domids) {
+    case AmdNestedDomainIds::PerGuestDomain:
+      for (const auto& [g, info] : vi.gdoms)
+        if (!gdom || g == *gdom) f(info.hdom_id);
+      return;
+    case AmdNestedDomainIds::PerGroup:
+      if (vi.group_hdom) f(vi.group_hdom);
+      return;
+    case AmdNestedDomainIds::PerDevice:
+      for (const auto& [rid, hdom] : vi.dev_hdoms) {
+        if (gdom) {   // the devices attached now to a nested domain of this gDomID
+          auto at = devices_.find(rid);
+          if (at == devices_.end() || !at->second.user_nested) continue;
+          const auto* nd = static_cast<const AmdDomain*>(domain(at->second.user_nested));
+          if (nd->viommu != v || nd->gdom_id != *gdom) continue;
+        }
+        f(hdom);
+      }
+      return;
+  }
+}
+
+std::optional<uint64_t> AmdViDriver::nested_tags_in_use() const {
+  uint64_t n = 0;
+  for (size_t v = 0; v < viommus_.size(); ++v) for_each_host_domain_id(ViommuHandle(v + 1), std::nullopt, [&](uint16_t) { ++n; });
+  return n;
+}
+
 Errno AmdViDriver::viommu_init(ViommuType type, DomainId parent, ViommuHandle* out) {
   if (!supports_viommu(type)) return Errno::OpNotSupp;
   const Domain* p = domain(parent);
@@ -488,11 +586,14 @@ Errno AmdViDriver::alloc_nested(ViommuHandle v, uint32_t flags, const UserData& 
   AmdViommu& vi = viommus_[v - 1];
   dom->gdom_id = GuestDte{dom->gdte.dte}.domain_id();
   dom->viommu = v;
-  // gdomid_array: the gDomID's hDomID, a new one (amd_iommu_pdom_id_alloc) on first use.
+  // gdomid_array: the gDomID's hDomID, a new one (amd_iommu_pdom_id_alloc) on first use;
+  // per_group: the vIOMMU's one; per_device: none yet (each device's, at attach).
   auto [it, fresh] = vi.gdoms.try_emplace(dom->gdom_id);
-  if (fresh) {
-    if (next_domid_ == 0) { vi.gdoms.erase(it); return Errno::NoSpc; }
-    it->second.hdom_id = next_domid_++;
+  if (fresh && cfg_.nested_domids != AmdNestedDomainIds::PerDevice) {
+    uint16_t& hdom = cfg_.nested_domids == AmdNestedDomainIds::PerGroup ? vi.group_hdom : it->second.hdom_id;
+    const std::optional<uint16_t> id = hdom ? std::optional<uint16_t>(hdom) : new_domain_id();
+    if (!id) { vi.gdoms.erase(it); return Errno::NoSpc; }
+    hdom = it->second.hdom_id = *id;
   }
   ++it->second.users;
   dom->domain_id = it->second.hdom_id;
@@ -537,10 +638,20 @@ Errno AmdViDriver::attach_nested(uint32_t rid, DomainId nested) {
   if (it != devices_.end() && it->second.has_gcr3 && !it->second.gcr3_in_guest)
     for (const auto& [pasid, dom] : it->second.by_pasid)
       if (pasid != 0 || !it->second.giov) return Errno::Inval;
+  // per_device: the device's own hDomID on this vIOMMU, taken on its first nested attach.
+  const auto& dom = *static_cast<const AmdDomain*>(d);
+  if (cfg_.nested_domids == AmdNestedDomainIds::PerDevice && dom.viommu) {
+    auto& hdoms = viommus_[dom.viommu - 1].dev_hdoms;
+    if (!hdoms.count(rid)) {
+      const std::optional<uint16_t> id = new_domain_id();
+      if (!id) return Errno::NoSpc;
+      hdoms[rid] = *id;
+    }
+  }
   return attach(rid, std::nullopt, nested).ok ? Errno::Ok : Errno::Inval;
 }
 
-DeviceTableEntry AmdViDriver::nested_dte(uint32_t rid, const AmdDomain& d) const {
+DeviceTableEntry AmdViDriver::nested_dte(uint32_t rid, const AmdDomain& d, uint16_t hdom_id) const {
   const AmdDomain& parent = *static_cast<const AmdDomain*>(domain(d.parent));
   const GuestDte g{d.gdte.dte};
   DeviceTableEntry e;
@@ -548,7 +659,7 @@ DeviceTableEntry AmdViDriver::nested_dte(uint32_t rid, const AmdDomain& d) const
   e.valid = e.tv = e.ir = e.iw = true;
   e.mode = kHostMode;
   e.host_pt_root = parent.tables->root();
-  e.domain_id = d.domain_id;
+  e.domain_id = hdom_id;
   e.iotlb = ats_enabled(rid);
   // set_dte_nested: GV, and the guest's PPR, GLX, GIOV, GCR3 root and paging mode.
   e.gv = true;
@@ -566,9 +677,11 @@ Errno AmdViDriver::convert_user_cmd(ViommuHandle v, const CmdWords& c, std::vect
   if (!cmd) return Errno::Io;   // an illegal command is the VMM's bug
   switch (cmd->op) {
     case Opcode::InvalidateIommuPages: {
-      auto it = vi.gdoms.find(cmd->domain_id);
-      if (it == vi.gdoms.end()) return Errno::Io;
-      out.push_back({common::deposit(c[0], kIpDomainIdHi, kIpDomainIdLo, it->second.hdom_id), c[1]});
+      if (!vi.gdoms.count(cmd->domain_id)) return Errno::Io;
+      // One per hDomID the policy gave the gDomID (per_device: each of its devices').
+      for_each_host_domain_id(v, cmd->domain_id, [&](uint16_t h) {
+        out.push_back({common::deposit(c[0], kIpDomainIdHi, kIpDomainIdLo, h), c[1]});
+      });
       return Errno::Ok;
     }
     case Opcode::InvalidateIotlbPages: {
@@ -586,7 +699,7 @@ Errno AmdViDriver::convert_user_cmd(ViommuHandle v, const CmdWords& c, std::vect
       // vDEVICE) and the translations of every hDomID, in full (48882 §2.4.7: the command
       // covers every cache of the IOMMU).
       for (const auto& [vdev, device_id] : vi.vdevs) out.push_back(cmd_inv_devtab_entry(uint16_t(device_id)));
-      for (const auto& [gdom, g] : vi.gdoms) out.push_back(cmd_inv_iommu_pages(g.hdom_id, 0, kInvAllPagesSize));
+      for_each_host_domain_id(v, std::nullopt, [&](uint16_t h) { out.push_back(cmd_inv_iommu_pages(h, 0, kInvAllPagesSize)); });
       return Errno::Ok;
     default:
       return Errno::Io;

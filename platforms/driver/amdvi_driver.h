@@ -41,6 +41,14 @@
 // domain to a PASID through iommufd is a MODEL EXTENSION too: IOMMU_HWPT_ALLOC_PASID gives
 // a v2 domain (amd_iommu_domain_alloc_paging_flags), but upstream amdv2_ops has no
 // set_dev_pasid; the model writes the GCR3 entry as the SVA path does (amd_iommu_set_gcr3).
+//
+// Cache-tag policies (tag_policies.h). A host's vIOMMU gives its nested domains hDomIDs
+// per guest DomainID (upstream), per device (a gDomID over two devices becomes two
+// hDomIDs: its guest invalidations and every stage-2 change name both), or one for the
+// whole vIOMMU (per_group: two guest domains' tables at the same PASID share IOTLB tags,
+// the aliasing amd_iommu_alloc_domain_nested warns of). A driver's GCR3 tables are per
+// device (Linux) or, shared, one per domain for devices attached to it without PASID:
+// they share its DomainID, so a flush names each (DomainID, PASID) once.
 #pragma once
 #include <array>
 #include <map>
@@ -57,6 +65,7 @@
 #include "models/memory/sparse_memory.h"
 #include "platforms/driver/driver_base.h"
 #include "platforms/driver/nesting.h"
+#include "platforms/driver/tag_policies.h"
 
 namespace iommusim::driver {
 
@@ -68,6 +77,8 @@ struct AmdViDriverConfig {
   unsigned device_table_entries = 256;   // DeviceIDs covered (rounded up to a 4 KB table)
   unsigned glx = 0;                 // GCR3 table levels - 1 (0: 512 PASIDs)
   unsigned inv_timeout = 4;         // Control.InvTimeOut: 0 none, n: 10^(n-1) ms (Linux CTRL_INV_TO_1S = 4)
+  AmdNestedDomainIds nested_domids = AmdNestedDomainIds::PerGuestDomain;   // vmm.amd_domid (a host's)
+  AmdGcr3Tables gcr3_tables = AmdGcr3Tables::PerDevice;                    // guest.amd_gcr3 (a guest's)
 };
 std::string validate(const AmdViDriverConfig& c);
 
@@ -126,6 +137,9 @@ class AmdViDriver : public DriverBase, public NestingOps, private DriverQueue::H
   }
   // A vIOMMU's guest invalidations are retagged per gDomID, not to one tag: 0.
   uint32_t viommu_tag(ViommuHandle) const override { return 0; }
+  std::optional<uint64_t> nested_tags_in_use() const override;
+  // GCR3 tables this driver has built (guest.amd_gcr3 = shared builds fewer).
+  uint64_t gcr3_tables() const { return gcr3_tables_.value(); }
   // The hDomID standing for `gdom_id` on vIOMMU `v` (nullopt: none).
   std::optional<uint16_t> host_domain_id(ViommuHandle v, uint16_t gdom_id) const;
   // MODEL EXTENSION: the guest command `c` as the physical buffer gets it, appended to
@@ -143,14 +157,22 @@ class AmdViDriver : public DriverBase, public NestingOps, private DriverQueue::H
   struct GuestDomain { uint32_t users = 0; uint16_t hdom_id = 0; };   // struct guest_domain_mapping_info
   struct AmdViommu {
     DomainId parent = 0;
-    std::map<uint16_t, GuestDomain> gdoms;   // gdomid_array
+    std::map<uint16_t, GuestDomain> gdoms;   // gdomid_array (hdom_id unused per_device)
     std::map<uint64_t, uint32_t> vdevs;      // guest DeviceID -> DeviceID
+    std::map<uint32_t, uint16_t> dev_hdoms;  // per_device: DeviceID -> its hDomID
+    uint16_t group_hdom = 0;                 // per_group: the one hDomID (0: none yet)
   };
+  // The hDomIDs of vIOMMU `vi` (index `v`) that tag gDomID `gdom`'s translations (nullopt:
+  // every hDomID of the vIOMMU), each once.
+  template <class F> void for_each_host_domain_id(ViommuHandle v, std::optional<uint16_t> gdom, F&& f) const;
+  // A new DomainID (nullopt: the 16-bit space is used up).
+  std::optional<uint16_t> new_domain_id();
   std::vector<AmdViommu> viommus_;
   std::vector<amdvi::CmdWords> user_cmds_;   // cache_invalidate's batch, kept for its capacity
   const AmdViommu* viommu(ViommuHandle v) const { return v == 0 || v > viommus_.size() ? nullptr : &viommus_[v - 1]; }
-  // The physical DTE of a device attached to user-managed domain `d` (set_dte_nested).
-  amdvi::DeviceTableEntry nested_dte(uint32_t rid, const AmdDomain& d) const;
+  // The physical DTE of a device attached to user-managed domain `d` with hDomID
+  // `hdom_id` (set_dte_nested).
+  amdvi::DeviceTableEntry nested_dte(uint32_t rid, const AmdDomain& d, uint16_t hdom_id) const;
   struct Attachment {
     bool has_host = false; DomainId host = 0;        // v1 table (Stage2 domain)
     bool has_gcr3 = false; bool gcr3_in_guest = false;
@@ -161,7 +183,19 @@ class AmdViDriver : public DriverBase, public NestingOps, private DriverQueue::H
     bool blocked = false;                            // IR=IW=0: every request faults
     std::map<uint32_t, DomainId> by_pasid;
     DomainId user_nested = 0;                        // a vIOMMU's nested domain (the guest's DTE)
+    uint16_t nested_domid = 0;                       // its hDomID on this device (the policy's)
+    DomainId shared_gcr3 = 0;                        // guest.amd_gcr3 = shared: the domain whose table it uses
   };
+  // guest.amd_gcr3 = shared: a domain's GCR3 table, used by its devices attached without PASID.
+  struct SharedGcr3 {
+    uint64_t root = 0;
+    std::map<uint64_t, uint64_t> tables;
+    uint16_t domid = 0;
+  };
+  std::map<DomainId, SharedGcr3> shared_gcr3_;
+  // A GCR3 table of its own for `at` (its own DomainID), holding its PASIDs' entries.
+  Status own_gcr3_table(Attachment& at, bool in_guest);
+  common::Counter gcr3_tables_;
 
   std::unique_ptr<Domain> make_domain(DomainKind kind, const Domain* parent, std::string* why) override;
   // Attaching to another v1 parent (or switching between v1-only, v2 and nested) replaces

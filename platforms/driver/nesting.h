@@ -169,6 +169,9 @@ class NestingOps {
                                       uint32_t entry_len, uint32_t* entry_num) = 0;
   // The tag the vIOMMU's guest invalidations are forced to (ARM: its VMID).
   virtual uint32_t viommu_tag(ViommuHandle v) const = 0;
+  // The host cache tags (VMIDs, hDomIDs) the vIOMMUs' nested domains use now (the
+  // vmm.*_domid / arm_vmid policies, platforms/driver/tag_policies.h); nullopt: not counted.
+  virtual std::optional<uint64_t> nested_tags_in_use() const { return std::nullopt; }
   // The core's sink for vIOMMU `v`'s events, reported as `viommu` (its object ID); nullptr
   // stops them. A driver with no vEVENTQ type upstream (VT-d, AMD) reports none.
   virtual void set_event_sink(ViommuHandle v, ViommuEventSink* sink, uint32_t viommu) {

@@ -266,12 +266,16 @@ Status Smmuv3Driver::invalidate_range(DomainId d, uint64_t iova, uint64_t bytes,
   // Planned by the leaf size, as Linux's arm_smmu_tlb_inv_range_cmd does with the
   // gathered granule: with RIL the range form in 4 KB granules with TTL for that leaf,
   // without it one command per leaf.
-  for (const TlbiPiece& p : plan_tlbi_range(iova, bytes, take_leaf_bytes(*dom), leaf, ril_)) {
-    if (dom->kind == DomainKind::Stage2) cmds.push_back(cmd_tlbi_s2_ipa(dom->vmid, p.addr, leaf, p.range));
-    else cmds.push_back(cmd_tlbi_nh_va(dom->vmid, dom->asid, p.addr, leaf, p.range));
+  const std::vector<TlbiPiece> pieces = plan_tlbi_range(iova, bytes, take_leaf_bytes(*dom), leaf, ril_);
+  if (dom->kind == DomainKind::Stage2) {
+    for_each_s2_vmid(*dom, d, [&](uint16_t vmid) {
+      for (const TlbiPiece& p : pieces) cmds.push_back(cmd_tlbi_s2_ipa(vmid, p.addr, leaf, p.range));
+      // Combined S1+S2 entries are not hit by TLBI_S2_IPA: a nest parent also drops S1 by VMID.
+      if (dom->nest_parent) cmds.push_back(cmd_tlbi_nh_all(vmid));
+    });
+  } else {
+    for (const TlbiPiece& p : pieces) cmds.push_back(cmd_tlbi_nh_va(dom->vmid, dom->asid, p.addr, leaf, p.range));
   }
-  // Combined S1+S2 entries are not hit by TLBI_S2_IPA: a nest parent also drops S1 by VMID.
-  if (dom->kind == DomainKind::Stage2 && dom->nest_parent) cmds.push_back(cmd_tlbi_nh_all(dom->vmid));
   // The IPA range says nothing about a nested stream's IOVAs: its ATCs drop everything.
   if (dom->kind == DomainKind::Stage2 && dom->nest_parent) add_atc_invalidations(d, 0, 0, cmds);
   else add_atc_invalidations(d, iova, bytes, cmds);
@@ -283,8 +287,9 @@ Status Smmuv3Driver::invalidate_domain(DomainId d) {
   SmmuDomain* dom = smmu_domain(d, st);
   if (!dom) return st;
   if (dom->user_managed) return Status::fail("a user-managed domain is invalidated by its guest (cache_invalidate)");
-  std::vector<CmdWords> cmds{dom->kind == DomainKind::Stage2 ? cmd_tlbi_s12_vmall(dom->vmid)
-                                                              : cmd_tlbi_nh_asid(dom->vmid, dom->asid)};
+  std::vector<CmdWords> cmds;
+  if (dom->kind == DomainKind::Stage2) for_each_s2_vmid(*dom, d, [&](uint16_t vmid) { cmds.push_back(cmd_tlbi_s12_vmall(vmid)); });
+  else cmds.push_back(cmd_tlbi_nh_asid(dom->vmid, dom->asid));
   add_atc_invalidations(d, 0, 0, cmds);
   return submit(cmds, "invalidate_domain");
 }
@@ -480,13 +485,44 @@ Errno Smmuv3Driver::alloc_nested(ViommuHandle v, uint32_t flags, const UserData&
   const VSmmu& vs = vsmmus_[v - 1];
   auto dom = std::make_unique<SmmuDomain>();
   dom->vmid = vs.vmid;
+  if (cfg_.nested_vmids == ArmNestedVmids::PerNestedHwpt) {
+    if (next_vmid_ == 0) return Errno::NoSpc;   // 16-bit VMIDs exhausted
+    dom->vmid = next_vmid_++;
+  }
   dom->vste[0] = arg.ste[0];
   dom->vste[1] = arg.ste[1];
   dom->vste_ats = ats;
   dom->viommu = v;
   charge_cycles(cfg_.timing.op_overhead_cycles);
+  const uint16_t vmid = dom->vmid;
   *out = add_user_domain(std::move(dom), vs.parent);
+  if (cfg_.nested_vmids == ArmNestedVmids::PerNestedHwpt) vsmmus_[v - 1].hwpt_vmids[*out] = vmid;
   return Errno::Ok;
+}
+
+void Smmuv3Driver::free_nested(DomainId nested) {
+  const auto* dom = static_cast<const SmmuDomain*>(domain(nested));
+  if (dom && dom->user_managed && dom->viommu) vsmmus_[dom->viommu - 1].hwpt_vmids.erase(nested);
+}
+
+template <class F>
+void Smmuv3Driver::for_each_guest_vmid(const VSmmu& vs, F&& f) const {
+  if (cfg_.nested_vmids == ArmNestedVmids::PerViommu) { f(vs.vmid); return; }
+  for (const auto& [hwpt, vmid] : vs.hwpt_vmids) f(vmid);
+}
+
+template <class F>
+void Smmuv3Driver::for_each_s2_vmid(const SmmuDomain& d, DomainId id, F&& f) const {
+  f(d.vmid);
+  for (const VSmmu& vs : vsmmus_)
+    if (vs.parent == id)
+      for (const auto& [hwpt, vmid] : vs.hwpt_vmids) f(vmid);
+}
+
+std::optional<uint64_t> Smmuv3Driver::nested_tags_in_use() const {
+  uint64_t n = 0;
+  for (const VSmmu& vs : vsmmus_) for_each_guest_vmid(vs, [&](uint16_t) { ++n; });
+  return n;
 }
 
 void Smmuv3Driver::set_event_sink(ViommuHandle v, ViommuEventSink* sink, uint32_t viommu) {
@@ -557,6 +593,7 @@ SteWords Smmuv3Driver::nested_ste(uint32_t sid, const SmmuDomain& d) const {
   const auto cfg = (d.vste[0] & kSte0V) ? SteConfig(common::extract(d.vste[0], 3, 1)) : SteConfig::Abort;
   if (cfg == SteConfig::Abort) return encode_ste(ste);   // arm_smmu_make_abort_ste
   ste = s2_ste(parent);
+  ste.s2_vmid = d.vmid;   // the parent's, or the HWPT's own (per_nested_hwpt)
   if (cfg == SteConfig::Bypass) {   // the stage 2 alone
     if (ats_enabled(sid)) ste.eats = 1;
     return encode_ste(ste);
@@ -616,9 +653,19 @@ Errno Smmuv3Driver::cache_invalidate(ViommuHandle v, InvalidateDataType type, co
       CmdWords c{e.cmd[0], e.cmd[1]};
       // Sending an illegal command is a VMM bug: it fails its whole block.
       if (Errno err = convert_user_cmd(v, c); err != Errno::Ok) return err;
-      block.push_back(c);
+      switch (Opcode(c[0] & kCmd0Op)) {
+        case Opcode::TlbiNhVa: case Opcode::TlbiNhVaa: case Opcode::TlbiNhAll: case Opcode::TlbiNhAsid:
+          // The ASID's HWPT is unknown to the host: every VMID of the vIOMMU.
+          for_each_guest_vmid(vsmmus_[v - 1], [&](uint16_t vmid) {
+            block.push_back({common::deposit(c[0], 47, 32, vmid), c[1]});
+          });
+          break;
+        default:
+          block.push_back(c);
+      }
     }
-    if (!submit(block, "viommu_inv").ok) return Errno::Io;
+    // Nothing to issue (a TLBI before any nested HWPT, per_nested_hwpt): no lone CMD_SYNC.
+    if (!block.empty() && !submit(block, "viommu_inv").ok) return Errno::Io;
     done += count;
     *entry_num = done;
   }

@@ -30,8 +30,12 @@
 // F_PERMISSION), not a stall and not a stage-2 fault (S2 = 0), from a stream attached to a
 // vIOMMU's nested domain (a vmaster) goes to the vIOMMU's vEVENTQ with SID replaced by the
 // vSID (arm_vmaster_report_event); the driver keeps every other record, and one the vIOMMU
-// has no vEVENTQ for. Not modelled: the per-opcode reserved-field check of newer kernels
-// (arm_vsmmu_validate_user_cmd), S2FWB / canwbs (devices are coherent here).
+// has no vEVENTQ for. Cache-tag policy (vmm.arm_vmid, tag_policies.h): per_viommu as
+// upstream; per_nested_hwpt gives each nested HWPT a VMID of its own over the same stage 2,
+// so a guest TLBI_NH_* (which names an ASID the host cannot place) goes out once per live
+// nested VMID of the vIOMMU, and a stage-2 change flushes each of them too. Not modelled:
+// the per-opcode reserved-field check of newer kernels (arm_vsmmu_validate_user_cmd),
+// S2FWB / canwbs (devices are coherent here).
 #pragma once
 #include <array>
 #include <map>
@@ -50,6 +54,7 @@
 #include "models/smmuv3/structures.h"
 #include "platforms/driver/driver_base.h"
 #include "platforms/driver/nesting.h"
+#include "platforms/driver/tag_policies.h"
 
 namespace iommusim::driver {
 
@@ -64,6 +69,7 @@ struct Smmuv3DriverConfig {
   unsigned stream_table_log2 = 8;              // SIDs covered by the stream table
   unsigned cd_table_log2 = 4;                  // S1CDMax: SubstreamIDs per device
   SmmuSyncMode sync_mode = SmmuSyncMode::MsiPoll;
+  ArmNestedVmids nested_vmids = ArmNestedVmids::PerViommu;   // vmm.arm_vmid (a host driver's)
 };
 std::string validate(const Smmuv3DriverConfig& c);
 
@@ -116,6 +122,9 @@ class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::
     return Errno::OpNotSupp;
   }
   uint32_t viommu_tag(ViommuHandle v) const override { return vsmmus_.at(v - 1).vmid; }
+  std::optional<uint64_t> nested_tags_in_use() const override;
+  // per_nested_hwpt: the nested HWPT's own VMID is dropped with it.
+  void free_nested(DomainId nested) override;
   void set_event_sink(ViommuHandle v, ViommuEventSink* sink, uint32_t viommu) override;
   // arm_vsmmu_convert_user_cmd: the guest command `c` as the physical queue gets it, or
   // EIO (an opcode a guest may not send, or a vSID with no vDEVICE).
@@ -136,7 +145,13 @@ class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::
     std::map<uint64_t, uint32_t> vdevs;   // vSID -> SID
     ViommuEventSink* sink = nullptr;      // where its events go (the iommufd core)
     uint32_t sink_id = 0;                 // the vIOMMU as the sink knows it
+    std::map<DomainId, uint16_t> hwpt_vmids;   // per_nested_hwpt: each live nested HWPT's VMID
   };
+  // The VMIDs a guest TLBI of vIOMMU `vs` must name (its one, or each nested HWPT's).
+  template <class F> void for_each_guest_vmid(const VSmmu& vs, F&& f) const;
+  // The VMIDs stage-2 domain `d` tags translations with (its own and, per_nested_hwpt,
+  // each nested HWPT's over it).
+  template <class F> void for_each_s2_vmid(const SmmuDomain& d, DomainId id, F&& f) const;
   // arm_smmu_handle_event for a vmaster: true when record `w` (slot `index`) went to a
   // vIOMMU's vEVENTQ.
   bool report_to_viommu(const smmuv3::EventWords& w, const smmuv3::EventRecord& e, uint32_t index);

@@ -132,6 +132,12 @@ void TrappedMmio::register_exit_stats(common::StatRegistry& reg, const std::stri
     reg.add(p + ".iothread_runs", iothread_runs_, "count", "runs of the guest's queue in the VMM's iothread");
 }
 
+void TrappedMmio::register_fanout_stats(common::StatRegistry& reg, const std::string& p) const {
+  reg.add(p + ".host_commands_per_guest_invalidation", host_commands_per_guest_inv_, "count",
+          "host queue entries (commands and barriers) per forwarded guest invalidation command: the cache-tag "
+          "policies' fan-out (vmm.amd_domid, vmm.arm_vmid)");
+}
+
 void TrappedMmio::register_ioctl_stats(common::StatRegistry& reg, const std::string& p, const char* error_what) const {
   reg.add(p + ".ioctls", ioctls_, "count", "iommufd calls the VMM made for the guest");
   reg.add(p + ".ioctl_errors", ioctl_errors_, "count", error_what);

@@ -88,10 +88,24 @@ class TrappedMmio : public driver::TrappingDoorbell {
     return e;
   }
 
+  // IOMMU_HWPT_INVALIDATE of `guest_commands` forwarded guest commands: an ioctl whose host
+  // queue entries (commands and barriers) per guest command go to
+  // host_commands_per_guest_invalidation (rounded up when a call carries several).
+  template <class Call>
+  Errno invalidate_ioctl(uint64_t extra_cycles, uint32_t guest_commands, Call&& call) {
+    const uint64_t before = host_.commands_issued();
+    const Errno e = ioctl(extra_cycles, std::forward<Call>(call));
+    if (guest_commands)
+      host_commands_per_guest_inv_.record((host_.commands_issued() - before + guest_commands - 1) / guest_commands);
+    return e;
+  }
+
   // <p>.exits.{doorbell,mmio_write,mmio_read}, then <p>.ioctls, .ioctl_errors, .bql_wait.
   void register_exit_stats(common::StatRegistry& reg, const std::string& p, const char* doorbell_what,
                            const char* read_what) const;
   void register_ioctl_stats(common::StatRegistry& reg, const std::string& p, const char* error_what) const;
+  // <p>.host_commands_per_guest_invalidation (vIOMMUs that forward with invalidate_ioctl).
+  void register_fanout_stats(common::StatRegistry& reg, const std::string& p) const;
 
   VmmCosts costs_;
   common::Clock cpu_;
@@ -117,7 +131,7 @@ class TrappedMmio : public driver::TrappingDoorbell {
   sc_core::sc_event lock_released_, iothread_kick_;
   driver::TrapSpans current_, doorbell_spans_, background_spans_;
   common::Counter doorbell_exits_, write_exits_, read_exits_, ioctls_, ioctl_errors_, iothread_runs_;
-  common::Histogram bql_wait_ps_, host_commands_per_run_;
+  common::Histogram bql_wait_ps_, host_commands_per_run_, host_commands_per_guest_inv_;
 };
 
 }  // namespace iommusim::vmm

@@ -118,7 +118,7 @@ void VAmdVi::flush() {
   if (forwards_.empty()) return;
   uint32_t n = uint32_t(forwards_.size());
   // A failed call is counted by the ioctl; the buffer goes on (nothing the guest can see).
-  ioctl(costs_.iommufd_entry_cycles * n, [&] {
+  invalidate_ioctl(costs_.iommufd_entry_cycles * n, n, [&] {
     return fd_.hwpt_invalidate(viommu_id_, driver::InvalidateDataType::AmdViommuExt, forwards_.data(),
                                sizeof(driver::ViommuAmdInvalidateExt), &n);
   });
@@ -169,6 +169,7 @@ void VAmdVi::register_stats(common::StatRegistry& reg, const std::string& p) con
   reg.add(p + ".unsupported_dtes", stats_.unsupported_dtes, "count",
           "guest DTEs without V, TV and GV (not installed)");
   register_ioctl_stats(reg, p, "of which failed (counted; the buffer goes on)");
+  register_fanout_stats(reg, p);
   reg.add(p + ".illegal_commands", cmdbuf_.stats().illegal, "count", "guest commands that raised ILLEGAL_COMMAND_ERROR");
 }
 

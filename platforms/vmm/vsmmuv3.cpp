@@ -202,7 +202,7 @@ void VSmmuv3::execute() {
 bool VSmmuv3::flush() {
   if (forwards_.empty()) return true;
   uint32_t n = uint32_t(forwards_.size());
-  const Errno e = ioctl(costs_.iommufd_entry_cycles * n, [&] {
+  const Errno e = invalidate_ioctl(costs_.iommufd_entry_cycles * n, n, [&] {
     return fd_.hwpt_invalidate(viommu_id_, driver::InvalidateDataType::ArmSmmuv3, forwards_.data(),
                                sizeof(driver::ViommuArmSmmuv3Invalidate), &n);
   });
@@ -266,6 +266,7 @@ void VSmmuv3::register_stats(common::StatRegistry& reg, const std::string& p) co
     reg.add(p + ".commands.dropped_injected", stats_.dropped_injected, "count", "guest commands dropped by vmm.inject");
   reg.add(p + ".ste_installs", stats_.installs, "count", "guest STEs installed as nested HWPTs (CFGI_STE*)");
   register_ioctl_stats(reg, p, "of which failed (the guest sees CERROR_ILL)");
+  register_fanout_stats(reg, p);
   reg.add(p + ".events.reported", stats_.events_reported, "count",
           "host event records its driver reported to the vIOMMU's vEVENTQ (arm_vmaster_report_event)");
   reg.add(p + ".events.forwarded", stats_.events_forwarded, "count", "guest fault records written into the guest's EVTQ");

@@ -215,6 +215,57 @@ TEST(Trapped, UnsupportedSettingsAreConfigErrors) {
   });
 }
 
+// A cache-tag policy: a value it does not know, or a lane it does not act on, is a config
+// error naming the key (exit 2).
+TEST(Trapped, CacheTagPolicyErrorsNameTheKey) {
+  iommusim::test::expect_config_errors(fresh_dir("trapped_bad_policy"), "-p iommu.vendor=smmuv3 -p iommu.translation=nested", {
+      {"-p vmm.paths=trapped -p iommu.vendor=amdvi -p vmm.amd_domid=per_vm", "vmm.amd_domid"},
+      {"-p vmm.paths=trapped -p vmm.arm_vmid=per_cd", "vmm.arm_vmid"},
+      {"-p vmm.paths=trapped -p iommu.vendor=amdvi -p guest.amd_gcr3=dedup", "guest.amd_gcr3"},
+      {"-p iommu.vendor=amdvi -p vmm.amd_domid=per_device", "vmm.amd_domid: applies to amdvi@trapped only"},
+      {"-p vmm.paths=trapped -p vmm.amd_domid=per_group", "vmm.amd_domid: applies to amdvi@trapped only"},
+      {"-p vmm.paths=trapped -p iommu.vendor=vtd -p vmm.arm_vmid=per_nested_hwpt", "vmm.arm_vmid: applies"},
+      {"-p vmm.paths=native -p iommu.vendor=amdvi -p guest.amd_gcr3=shared", "guest.amd_gcr3: applies"},
+  });
+}
+
+// Two devices in one guest domain on amdvi@trapped, under each host DomainID policy and
+// GCR3 layout: no violation, and the tags and fan-out each policy implies. Linux's guest
+// (a GCR3 table and gDomID per device) names two gDomIDs per invalidation; a de-duplicating
+// guest names one, which per_device splits again over two hDomIDs.
+TEST(Trapped, AmdCacheTagPoliciesOnTwoDevices) {
+  struct Case { const char* params; double host_ids, gcr3_tables, per_guest_inv; };
+  const Case cases[] = {
+      {"-p vmm.amd_domid=per_gdomid", 2, 2, 2},
+      {"-p vmm.amd_domid=per_gdomid -p guest.amd_gcr3=shared", 1, 1, 2},
+      {"-p vmm.amd_domid=per_device -p guest.amd_gcr3=shared", 2, 1, 3},
+      {"-p vmm.amd_domid=per_group", 1, 2, 2},
+  };
+  const std::string eps = R"(-p 'traffic.endpoints=[{"requester_id":16,"transactions":3000},{"requester_id":33,"transactions":3000}]' )";
+  const std::string lane = "amdvi@trapped.";
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.params);
+    const LaneRun r = run_lane("amdvi", "trapped_amd_tags", eps + "-p vmm.paths=trapped -p workload.domain_invalidate_every=0 " + c.params);
+    EXPECT_EQ(stat(r.stats, lane + "oracle.violations"), 0);
+    EXPECT_EQ(stat(r.stats, lane + "oracle.checked"), 6000);
+    EXPECT_EQ(stat(r.stats, lane + "vmm.tags.host_ids"), c.host_ids);
+    EXPECT_EQ(stat(r.stats, lane + "driver.gcr3_tables"), c.gcr3_tables);
+    EXPECT_GT(stat(r.stats, lane + "iommu.iotlb.valid_entries"), 0);
+    // A churn unmap: per guest INVALIDATE_IOMMU_PAGES, its host commands and the host's
+    // COMPLETION_WAIT (the guest's boot-time INVALIDATE_IOMMU_ALL and attach flushes differ).
+    EXPECT_EQ(stat(r.stats, lane + "vmm.host_commands_per_guest_invalidation", "p50"), c.per_guest_inv);
+  }
+}
+
+// SMMUv3 with a VMID per nested HWPT: still no violation, and a guest TLBI costs one host
+// command per nested HWPT of the vIOMMU (here one: one guest STE installed).
+TEST(Trapped, ArmVmidPerNestedHwptRunsClean) {
+  const LaneRun r = run_smmu("trapped_arm_vmid", "-p vmm.paths=trapped -p vmm.arm_vmid=per_nested_hwpt "
+                                                 "-p traffic.transactions=3000");
+  EXPECT_EQ(stat(r.stats, "smmuv3@trapped.oracle.violations"), 0);
+  EXPECT_GE(stat(r.stats, "smmuv3@trapped.vmm.tags.host_ids"), 1);
+}
+
 // The guest's DMA API (4 CPUs) over its vIOMMU, strict and lazy, on every vendor: every DMA
 // checked against the guest's mappings with no violation; strict forwards one invalidation
 // per unmap (plus the boot and attach forwards), lazy one per flush-queue flush.

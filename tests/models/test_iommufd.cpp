@@ -59,8 +59,9 @@ struct Vm {
 };
 
 // Runs `body` in the simulation with the SMMU up and one VM built on it.
-void run_with_vm(const std::function<void(Harness&, Vm&)>& body) {
-  Harness h;
+void run_with_vm(const std::function<void(Harness&, Vm&)>& body,
+                 const driver::Smmuv3DriverConfig& dc = driver::Smmuv3DriverConfig{}) {
+  Harness h(smmu_config(), dc);
   h.run([&](Harness& h) {
     IOMMUSIM_ASSERT_OK(h.drv.init());
     Vm vm(h);
@@ -415,6 +416,70 @@ TEST(Iommufd, AFullVeventqKeepsOneLostEventsHeader) {
     EXPECT_EQ(fd.veventq_pending(q), 0u);
   });
 }
+
+// vmm.arm_vmid = per_nested_hwpt: each nested HWPT takes a VMID of its own (2, 3, 4 after
+// the nest parent's 1), its STE carries it (S2VMID, dword 2 [15:0]), and a guest TLBI_NH_VA
+// goes out once per live nested VMID of the vIOMMU: the host cannot tell which HWPT's CD
+// holds the ASID. A stage-2 change flushes every VMID over the parent. per_viommu (the
+// upstream default) forwards the one command with the parent's VMID.
+void expect_tlbi_fanout(driver::ArmNestedVmids policy) {
+  {
+    const bool per_hwpt = policy == driver::ArmNestedVmids::PerNestedHwpt;
+    driver::Smmuv3DriverConfig dc;
+    dc.nested_vmids = policy;
+    run_with_vm([&](Harness& h, Vm& vm) {
+      uint32_t vdev = 0, a = 0, b = 0, c = 0;
+      ASSERT_EQ(vm.fd.vdevice_alloc(vm.viommu, vm.dev, kVsid, &vdev), Errno::Ok);
+      ASSERT_EQ(vm.nested(kVste0, kVste1, &a), Errno::Ok);
+      ASSERT_EQ(vm.nested(kVste0, kVste1, &b), Errno::Ok);
+      ASSERT_EQ(vm.nested(kVste0, kVste1, &c), Errno::Ok);
+      ASSERT_EQ(vm.fd.attach(vm.dev, b), Errno::Ok);
+      EXPECT_EQ(ste_of(h, kRid)[2] & 0xFFFF, per_hwpt ? 3u : 1u) << "S2VMID";
+      EXPECT_EQ(h.drv.nested_tags_in_use(), std::optional<uint64_t>(per_hwpt ? 3 : 1));
+      ASSERT_EQ(vm.fd.destroy(c), Errno::Ok);   // VMID 4 goes with it
+      std::vector<smmuv3::CommandTrace> traces;
+      h.smmu.set_command_probe([&](const smmuv3::CommandTrace& t) { traces.push_back(t); });
+      const uint64_t base = h.smmu.peek_register(smmuv3::reg::CMDQ_BASE) & ~0x1Full & ((1ull << 52) - 1);
+      const uint32_t slots = 1u << driver::Smmuv3DriverConfig{}.cmdq_log2;
+      auto word0 = [&](size_t i) {
+        uint64_t w[2];
+        h.memory.read(base + uint64_t(traces.at(i).queue_index % slots) * 16, w, 16);
+        return w[0];
+      };
+      // TLBI_NH_VA ASID 5 [63:48], VA 0x12345000, leaf; opcode 0x12; VMID [47:32] forced.
+      ViommuArmSmmuv3Invalidate e;
+      const smmuv3::CmdWords tlbi = smmuv3::cmd_tlbi_nh_va(0, 5, 0x12345000, true);
+      e.cmd[0] = tlbi[0];
+      e.cmd[1] = tlbi[1];
+      uint32_t n = 1;
+      ASSERT_EQ(vm.fd.hwpt_invalidate(vm.viommu, InvalidateDataType::ArmSmmuv3, &e, sizeof(e), &n), Errno::Ok);
+      if (per_hwpt) {
+        ASSERT_EQ(traces.size(), 3u) << "VMIDs 2 and 3, then CMD_SYNC";
+        EXPECT_EQ(word0(0), 0x0005000200000012ull);
+        EXPECT_EQ(word0(1), 0x0005000300000012ull);
+      } else {
+        ASSERT_EQ(traces.size(), 2u);
+        EXPECT_EQ(word0(0), 0x0005000100000012ull);
+      }
+      EXPECT_EQ(traces.back().opcode, uint8_t(smmuv3::Opcode::Sync));
+      // A host stage-2 unmap: TLBI_NH_ALL (0x10) of every VMID that tags the parent's
+      // stage 2 (after that VMID's TLBI_S2_IPAs).
+      traces.clear();
+      uint64_t unmapped = 0;
+      ASSERT_EQ(vm.fd.ioas_unmap(vm.ioas, 0, kGpaBytes, &unmapped), Errno::Ok);
+      std::vector<uint64_t> nh_all;
+      for (size_t i = 0; i < traces.size(); ++i)
+        if (traces[i].opcode == uint8_t(smmuv3::Opcode::TlbiNhAll)) nh_all.push_back(word0(i));
+      if (per_hwpt)
+        EXPECT_EQ(nh_all, (std::vector<uint64_t>{0x0000000100000010ull, 0x0000000200000010ull, 0x0000000300000010ull}));
+      else
+        EXPECT_EQ(nh_all, (std::vector<uint64_t>{0x0000000100000010ull}));
+    }, dc);
+  }
+}
+
+TEST(Iommufd, PerViommuVmidForwardsOneTlbi) { expect_tlbi_fanout(driver::ArmNestedVmids::PerViommu); }
+TEST(Iommufd, PerNestedHwptVmidsFanOutEveryGuestTlbi) { expect_tlbi_fanout(driver::ArmNestedVmids::PerNestedHwpt); }
 
 }  // namespace
 }  // namespace iommusim::test

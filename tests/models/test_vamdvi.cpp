@@ -4,12 +4,17 @@
 // RAM, stops the guest's buffer and reaches neither iommufd nor the host's buffer; commands
 // naming a gDomID no installed DTE carries, or a DeviceID with no vDEVICE, are dropped and
 // counted; the guest's INVALIDATE_DEVTAB_ENTRY installs its DTE as a nested HWPT once.
+// The cache-tag policies (vmm.amd_domid, guest.amd_gcr3) with two assigned devices: the
+// host commands each guest invalidation and stage-2 change becomes (hex from 48882 §2.4.3
+// field positions: opcode [63:60], DomainID [47:32], PASID [19:0] of u64[0]; address, GN
+// [2], PDE [1], S [0] of u64[1]), and what the oracle makes of the DMAs.
 #include <cstdint>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "amdvi_fixture.h"
+#include "models/common/correctness_oracle.h"
 #include "platforms/vmm/vamdvi.h"
 #include "platforms/vmm/vm.h"
 
@@ -17,42 +22,55 @@ namespace iommusim::test {
 namespace {
 
 using Call = vmm::Iommufd::Call;
-constexpr uint32_t kRid = 0x10;
+using driver::AmdGcr3Tables;
+using driver::AmdNestedDomainIds;
+constexpr uint32_t kRid = 0x10, kRid2 = 0x11;
+constexpr uint64_t kMovableGpa = 0x300000;   // a guest page the VMM may move (one IOAS area)
 
 // One VM with a vAMD over the harness's AMD IOMMU, a guest AMD driver on it, kRid assigned
-// as guest DeviceID 0.
+// as guest DeviceID 0 (and kRid2 as 1 with two devices); an oracle when asked.
 struct VamdRig {
   vmm::Vm vm;
   vmm::VAmdVi vamd;
   driver::AmdViDriver guest;
   std::vector<vmm::AssignedDevice> devices{{kRid, 0, 0}};
+  common::CorrectnessOracle oracle{"amdvi"};
   static vmm::VmLayout layout() {
     vmm::VmLayout l;
     l.ram_pa = kGuestRamPa;
     l.ram_bytes = 64ull << 20;
+    l.movable_gpa = kMovableGpa;
+    l.movable_bytes = 4096;
     return l;
   }
-  static driver::AmdViDriverConfig guest_config() {
+  static driver::AmdViDriverConfig guest_config(AmdGcr3Tables gcr3) {
     driver::AmdViDriverConfig gc;   // the guest's tables and buffers in guest RAM
     gc.memory.table_pool_base = 16ull << 20;
     gc.memory.table_pool_bytes = 8ull << 20;
     gc.memory.guest_pool_ipa = 0;
     gc.memory.guest_pool_bytes = 0;
     gc.timing.mmio_write_ns = gc.timing.mmio_read_ns = 0;
+    gc.gcr3_tables = gcr3;
     return gc;
   }
-  explicit VamdRig(AmdHarness& h)
+  explicit VamdRig(AmdHarness& h, unsigned device_count = 1, AmdGcr3Tables gcr3 = AmdGcr3Tables::PerDevice)
       : vm(h.memory, layout(), {vmm::HostIommu{&h.drv, &h.drv}}),
         vamd("vamd", vmm::VAmdViConfig{}, vm.ram(), vm.iommufd(), h.drv),
-        guest("guest", guest_config(), vamd, vm.ram()) {
+        guest("guest", guest_config(gcr3), vamd, vm.ram()) {
+    if (device_count > 1) devices.push_back({kRid2, 1, 0});
     guest.mmio.bind(vamd.mmio);
     guest.set_trapping_doorbell(&vamd);
   }
-  void boot(AmdHarness& h) {
+  void boot(AmdHarness& h, bool with_oracle = false) {
+    if (with_oracle) {   // the host reports stage 2, the guest its stage 1 over it
+      h.iommu.set_observer(&oracle);
+      h.drv.set_oracle(&oracle);
+    }
     AMD_ASSERT_OK(h.drv.init());
     AMD_ASSERT_OK(vm.build(devices, driver::ViommuType::Amd));
     vamd.set_viommu(vm.viommu_id());
-    vamd.add_device(0, devices[0].dev_id);
+    for (const vmm::AssignedDevice& d : devices) vamd.add_device(uint16_t(d.virt_id), d.dev_id);
+    if (with_oracle) guest.set_oracle(&oracle, vm.guest_oracle_scope(devices));
     AMD_ASSERT_OK(guest.init());
   }
   uint64_t host_calls() const {
@@ -120,6 +138,224 @@ TEST(VAmdVi, UnattachedIdsAreDroppedAndTheDteInstalledOnce) {
     EXPECT_EQ(rig.vamd.stats().forwarded.value(), fwd + 1);
   });
 }
+
+
+namespace policies {
+
+constexpr uint64_t kIova = 0x10000000;                     // the guest's IOVA in both domains
+constexpr uint64_t kGpaA = 0x100000, kGpaB = 0x200000;     // where domains A and B map it
+constexpr uint64_t kDataA = 0xA1A1A1A1A1A1A1A1ull, kDataB = 0xB2B2B2B2B2B2B2B2ull;
+// Guest INVALIDATE_IOMMU_PAGES of the 4 KiB page at kIova, PASID 0 (a leaf unmap of a v2
+// table, reached by the host with the hDomID in DomainID): u64[0] = 3 [63:60] | DomainID
+// [47:32]; u64[1] = kIova | GN [2] (S = 0, PDE = 0).
+constexpr uint64_t kIovaWord1 = kIova | 0x4;
+constexpr uint64_t kPagesHDom2 = 0x3000000200000000ull, kPagesHDom3 = 0x3000000300000000ull;
+
+uint64_t cmd_tail(AmdHarness& h) {
+  return amdvi::reg::RING_PTR::get_address(h.iommu.peek_register(amdvi::reg::CMD_BUF_TAIL));
+}
+// The host driver's commands in its physical buffer from byte offset `from` to the tail.
+std::vector<amdvi::CmdWords> host_commands_since(AmdHarness& h, uint64_t from) {
+  const uint64_t bytes = 16ull << driver::AmdViDriverConfig{}.cmd_buf_log2, to = cmd_tail(h);
+  std::vector<amdvi::CmdWords> out;
+  for (uint64_t off = from; off != to; off = (off + 16) % bytes) {
+    amdvi::CmdWords w{};
+    h.memory.read(h.drv.cmd_buf_base() + off, w.data(), 16);
+    out.push_back(w);
+  }
+  return out;
+}
+// The DomainIDs of the INVALIDATE_IOMMU_PAGES among `cmds`, in order.
+std::vector<uint16_t> page_domain_ids(const std::vector<amdvi::CmdWords>& cmds) {
+  std::vector<uint16_t> ids;
+  for (const auto& c : cmds)
+    if (c[0] >> 60 == 0x3) ids.push_back(uint16_t(c[0] >> 32));
+  return ids;
+}
+
+driver::AmdViDriverConfig host_config(AmdNestedDomainIds ids) {
+  driver::AmdViDriverConfig c;
+  c.nested_domids = ids;
+  return c;
+}
+
+// The aliasing case of Linux amd_iommu_alloc_domain_nested: two assigned devices in
+// different guest domains A and B, both at PASID 0, the same IOVA mapped to different
+// pages. The guest gives each device's GCR3 table its own DomainID (gDomIDs 1 and 2, in
+// attach order); the host's DomainIDs count from 1 (the nest parent), then 2 and 3.
+class AmdAliasing : public testing::TestWithParam<AmdNestedDomainIds> {};
+
+TEST_P(AmdAliasing, GuestInvalidationNamesOnlyItsDomainOrTheTagsAlias) {
+  const AmdNestedDomainIds policy = GetParam();
+  const bool group = policy == AmdNestedDomainIds::PerGroup;
+  AmdHarness h(amd_config(), host_config(policy));
+  VamdRig rig(h, 2);
+  h.run([&](AmdHarness& h) {
+    rig.boot(h, true);
+    if (::testing::Test::HasFatalFailure()) return;
+    std::string why;
+    const auto a = rig.guest.create_domain(DomainKind::Stage1, std::nullopt, &why);
+    const auto b = rig.guest.create_domain(DomainKind::Stage1, std::nullopt, &why);
+    ASSERT_TRUE(a && b) << why;
+    AMD_ASSERT_OK(rig.guest.map(*a, kIova, kGpaA, 4096, {}, 4096));
+    AMD_ASSERT_OK(rig.guest.map(*b, kIova, kGpaB, 4096, {}, 4096));
+    h.memory.write64(kGuestRamPa + kGpaA, kDataA);
+    h.memory.write64(kGuestRamPa + kGpaB, kDataB);
+    AMD_ASSERT_OK(rig.guest.attach(0, std::nullopt, *a));
+    AMD_ASSERT_OK(rig.guest.attach(1, std::nullopt, *b));
+    EXPECT_EQ(rig.guest.device_domain_id(0), 1u);
+    EXPECT_EQ(rig.guest.device_domain_id(1), 2u);
+    EXPECT_EQ(h.drv.device_domain_id(kRid), 2u);
+    EXPECT_EQ(h.drv.device_domain_id(kRid2), group ? 2u : 3u);
+    EXPECT_EQ(h.drv.nested_tags_in_use(), std::optional<uint64_t>(group ? 1 : 2));
+
+    EXPECT_EQ(h.read(kRid, kIova).data, kDataA);
+    const AmdDmaResult rb = h.read(kRid2, kIova);
+    ASSERT_TRUE(rb.ok());
+    if (group) {
+      // (hDomID 2, PASID 0) tags both GCR3 tables' translations: B hits A's entry.
+      EXPECT_EQ(rb.data, kDataA) << "device B read domain A's page";
+      rig.oracle.finish();
+      EXPECT_GT(rig.oracle.violations(), 0u) << "a translation through another domain's tables";
+      return;
+    }
+    EXPECT_EQ(rb.data, kDataB);
+    // The guest unmaps A's page: one INVALIDATE_IOMMU_PAGES of gDomID 1, which reaches the
+    // hardware as hDomID 2 only, then the host's COMPLETION_WAIT (opcode 1).
+    const uint64_t tail = cmd_tail(h);
+    AMD_ASSERT_OK(rig.guest.unmap(*a, kIova, 4096));
+    const std::vector<amdvi::CmdWords> cmds = host_commands_since(h, tail);
+    ASSERT_EQ(cmds.size(), 2u);
+    EXPECT_EQ(cmds[0][0], kPagesHDom2);
+    EXPECT_EQ(cmds[0][1], kIovaWord1);
+    EXPECT_EQ(cmds[1][0] >> 60, 0x1u);
+    // B's translation survived: its next DMA hits the IOTLB; A's page is gone.
+    const uint64_t hits = h.iommu.iotlb_stats().hits.value();
+    EXPECT_EQ(h.read(kRid2, kIova).data, kDataB);
+    EXPECT_EQ(h.iommu.iotlb_stats().hits.value(), hits + 1);
+    EXPECT_FALSE(h.read(kRid, kIova).ok());
+    rig.oracle.finish();
+    EXPECT_EQ(rig.oracle.violations(), 0u);
+    EXPECT_GE(rig.oracle.checked(), 4u);
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Policies, AmdAliasing,
+                         testing::Values(AmdNestedDomainIds::PerGuestDomain, AmdNestedDomainIds::PerDevice,
+                                         AmdNestedDomainIds::PerGroup),
+                         [](const testing::TestParamInfo<AmdNestedDomainIds>& i) {
+                           return std::string(i.param == AmdNestedDomainIds::PerGuestDomain ? "per_gdomid"
+                                              : i.param == AmdNestedDomainIds::PerDevice    ? "per_device"
+                                                                                            : "per_group");
+                         });
+
+// One guest domain over two devices. With guest.amd_gcr3 = shared both devices' DTEs carry
+// gDomID 1 (one GCR3 table); with per_device (Linux) gDomIDs 1 and 2 (two tables).
+struct SplitCase {
+  AmdNestedDomainIds ids;
+  AmdGcr3Tables gcr3;
+  uint64_t gcr3_tables;                 // the guest's GCR3 tables
+  std::vector<uint16_t> unmap_hdoms;    // INVALIDATE_IOMMU_PAGES DomainIDs of one guest unmap
+  unsigned unmap_waits;                 // host COMPLETION_WAITs (one per ioctl: one per guest command)
+  std::vector<uint16_t> s2_hdoms;       // ... of one stage-2 page move: the parent (1), then each hDomID
+  const char* name;
+};
+
+class AmdSplit : public testing::TestWithParam<SplitCase> {};
+
+TEST_P(AmdSplit, GuestAndStage2InvalidationsNameEveryHostDomainId) {
+  const SplitCase& c = GetParam();
+  AmdHarness h(amd_config(), host_config(c.ids));
+  VamdRig rig(h, 2, c.gcr3);
+  h.run([&](AmdHarness& h) {
+    rig.boot(h, true);
+    if (::testing::Test::HasFatalFailure()) return;
+    std::string why;
+    const auto a = rig.guest.create_domain(DomainKind::Stage1, std::nullopt, &why);
+    ASSERT_TRUE(a) << why;
+    AMD_ASSERT_OK(rig.guest.map(*a, kIova, kGpaA, 4096, {}, 4096));
+    h.memory.write64(kGuestRamPa + kGpaA, kDataA);
+    AMD_ASSERT_OK(rig.guest.attach(0, std::nullopt, *a));
+    AMD_ASSERT_OK(rig.guest.attach(1, std::nullopt, *a));
+    EXPECT_EQ(rig.guest.gcr3_tables(), c.gcr3_tables);
+    EXPECT_EQ(h.read(kRid, kIova).data, kDataA);
+    EXPECT_EQ(h.read(kRid2, kIova).data, kDataA);
+
+    uint64_t tail = cmd_tail(h);
+    AMD_ASSERT_OK(rig.guest.unmap(*a, kIova, 4096));
+    std::vector<amdvi::CmdWords> cmds = host_commands_since(h, tail);
+    EXPECT_EQ(page_domain_ids(cmds), c.unmap_hdoms);
+    EXPECT_EQ(cmds.size(), c.unmap_hdoms.size() + c.unmap_waits);
+    for (const auto& w : cmds)
+      if (w[0] >> 60 == 0x3) {
+        EXPECT_EQ(w[1], kIovaWord1);
+      }
+    EXPECT_EQ(cmds.front()[0], kPagesHDom2);
+    if (c.unmap_hdoms.size() == 2) {
+      EXPECT_EQ(cmds[c.unmap_waits == 2 ? 2 : 1][0], kPagesHDom3);
+    }
+
+    // The VMM moves a guest page (IOMMU_IOAS_UNMAP, MAP): the host flushes its stage 2.
+    tail = cmd_tail(h);
+    AMD_ASSERT_OK(rig.vm.move_page(kMovableGpa, kGuestRamPa + (32ull << 20), 4096));
+    cmds = host_commands_since(h, tail);
+    EXPECT_EQ(page_domain_ids(cmds), c.s2_hdoms);
+    rig.oracle.finish();
+    EXPECT_EQ(rig.oracle.violations(), 0u);
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Policies, AmdSplit,
+    testing::Values(
+        // Upstream host, de-duplicating guest: one hDomID, one command per invalidation.
+        SplitCase{AmdNestedDomainIds::PerGuestDomain, AmdGcr3Tables::Shared, 1, {2}, 1, {1, 2}, "per_gdomid_shared"},
+        // The mis-split: one gDomID over two hDomIDs, two commands per guest invalidation
+        // (one ioctl) and two per stage-2 change.
+        SplitCase{AmdNestedDomainIds::PerDevice, AmdGcr3Tables::Shared, 1, {2, 3}, 1, {1, 2, 3}, "per_device_shared"},
+        // Linux's guest: two GCR3 tables, two gDomIDs, so two guest commands (two ioctls).
+        SplitCase{AmdNestedDomainIds::PerGuestDomain, AmdGcr3Tables::PerDevice, 2, {2, 3}, 2, {1, 2, 3},
+                  "per_gdomid_per_device_gcr3"}),
+    [](const testing::TestParamInfo<SplitCase>& i) { return std::string(i.param.name); });
+
+// guest.amd_gcr3 = shared: two devices share domain A's GCR3 table (DomainID 1) until
+// device 0 attaches PASID 5 to domain C; it then gets a table of its own (DomainID 2)
+// holding A at PASID 0 and C at PASID 5, while device 1 keeps the shared one, which never
+// held PASID 5.
+TEST(VAmdVi, SharedGcr3TableIsCopiedWhenADeviceAttachesAPasid) {
+  AmdHarness h;
+  VamdRig rig(h, 2, AmdGcr3Tables::Shared);
+  h.run([&](AmdHarness& h) {
+    rig.boot(h, true);
+    if (::testing::Test::HasFatalFailure()) return;
+    std::string why;
+    const auto a = rig.guest.create_domain(DomainKind::Stage1, std::nullopt, &why);
+    const auto c = rig.guest.create_domain(DomainKind::Stage1, std::nullopt, &why);
+    ASSERT_TRUE(a && c) << why;
+    AMD_ASSERT_OK(rig.guest.map(*a, kIova, kGpaA, 4096, {}, 4096));
+    AMD_ASSERT_OK(rig.guest.map(*c, kIova, kGpaB, 4096, {}, 4096));
+    h.memory.write64(kGuestRamPa + kGpaA, kDataA);
+    h.memory.write64(kGuestRamPa + kGpaB, kDataB);
+    AMD_ASSERT_OK(rig.guest.attach(0, std::nullopt, *a));
+    AMD_ASSERT_OK(rig.guest.attach(1, std::nullopt, *a));
+    EXPECT_EQ(rig.guest.gcr3_tables(), 1u);
+    EXPECT_EQ(rig.guest.device_domain_id(0), 1u);
+    EXPECT_EQ(rig.guest.device_domain_id(1), 1u);
+    EXPECT_EQ(h.drv.device_domain_id(kRid), h.drv.device_domain_id(kRid2)) << "one gDomID: one hDomID";
+    AMD_ASSERT_OK(rig.guest.attach(0, 5u, *c));
+    EXPECT_EQ(rig.guest.gcr3_tables(), 2u);
+    EXPECT_EQ(rig.guest.device_domain_id(0), 2u);
+    EXPECT_EQ(rig.guest.device_domain_id(1), 1u);
+    EXPECT_EQ(h.dma(kRid, 5u, kIova, false).data, kDataB);
+    EXPECT_EQ(h.read(kRid, kIova).data, kDataA) << "PASID 0 copied into the new table";
+    EXPECT_FALSE(h.dma(kRid2, 5u, kIova, false).ok()) << "the shared table has no PASID 5";
+    EXPECT_EQ(h.read(kRid2, kIova).data, kDataA);
+    rig.oracle.finish();
+    EXPECT_EQ(rig.oracle.violations(), 0u);
+  });
+}
+
+}  // namespace policies
 
 }  // namespace
 }  // namespace iommusim::test
