@@ -11,11 +11,14 @@
 // them and checks that it can serve the configured traffic, registered with RegisterLane.
 // No shared list names the vendors.
 #pragma once
+#include <algorithm>
 #include <initializer_list>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <tlm_utils/simple_initiator_socket.h>
 
 #include "models/common/cache.h"
 #include "models/common/correctness_oracle.h"
@@ -181,6 +184,11 @@ class ModelLane : public IommuLane {
       }
     }
     for (const EndpointSettings& e : s.endpoints) rid_unit_[e.config.requester_id] = e.iommu;
+    // A unit no endpoint sits behind: an unbound DMA port fails elaboration, so a requester
+    // that never sends takes its place.
+    for (unsigned k = 0; k < s.iommus; ++k)
+      if (std::none_of(s.endpoints.begin(), s.endpoints.end(), [k](const EndpointSettings& e) { return e.iommu == k; }))
+        idle_requesters_.push_back({k, std::make_unique<IdleRequester>((s.name + "idle_requester" + std::to_string(k)).c_str())});
   }
 
   unsigned units() const override { return unsigned(units_.size()); }
@@ -195,6 +203,7 @@ class ModelLane : public IommuLane {
     return {};
   }
   void bind() override {
+    for (auto& [k, r] : idle_requesters_) r->bind(iommu(k).dma);
     for (auto& u : units_) {
       u->iommu.mem.bind(memory_.socket);
       u->iommu.set_direct_memory(&memory_);   // DMI-style: the same memory, without payloads
@@ -245,8 +254,11 @@ class ModelLane : public IommuLane {
     return n;
   }
 
+  using IdleRequester = tlm_utils::simple_initiator_socket<ModelLane>;
+
   memory::SparseMemory& memory_;
   std::vector<std::unique_ptr<Unit>> units_;
+  std::vector<std::pair<unsigned, std::unique_ptr<IdleRequester>>> idle_requesters_;
   std::map<uint32_t, unsigned> rid_unit_;   // endpoint RID -> its unit
   common::CorrectnessOracle oracle_;
   bool oracle_on_;
