@@ -50,6 +50,7 @@ class AmdViTrappedLane : public TrappedLane<AmdViLane, vmm::VAmdVi, driver::AmdV
       if (d.unit == k) viommu(k).add_device(uint16_t(d.virt_id), d.dev_id);
     return {};
   }
+  void drain_guest_events(unsigned k) override { guest(k).drain_events(); }
 };
 
 // iommu.amdvi: the model (models/amdvi/amdvi.h).

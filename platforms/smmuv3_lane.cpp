@@ -38,24 +38,7 @@ class Smmuv3Lane : public ModelLane<smmuv3::Smmuv3, driver::Smmuv3Driver> {
 // (platforms/vmm/vsmmuv3.h), with an IOMMU_VIOMMU_TYPE_ARM_SMMUV3 vIOMMU.
 class Smmuv3TrappedLane : public TrappedLane<Smmuv3Lane, vmm::VSmmuv3, driver::Smmuv3Driver> {
  public:
-  template <class... Args>
-  explicit Smmuv3TrappedLane(Args&&... args) : TrappedLane(std::forward<Args>(args)...) {
-    sc_core::sc_spawn([this] { event_thread(); }, sc_core::sc_gen_unique_name("event_thread"));
-  }
-
-  // The host's event interrupt wakes the event thread (the host's threaded IRQ handler,
-  // then the VMM's main loop, then the guest's handler), so a guest fault takes its whole
-  // way (docs/vmm.md, "Guest faults") beside the workload, not in its thread.
-  void raise_event_interrupt() override {
-    if (events_recorded() == events_handled_) return;   // no new record: no interrupt
-    irq_pending_ = true;
-    irq_.notify(sc_core::SC_ZERO_TIME);
-  }
-  // The end of the run: once the event thread is idle, whatever arrived since.
-  void drain_events() override {
-    while (irq_pending_ || handling_) sc_core::wait(idle_);
-    handle_events();
-  }
+  using TrappedLane::TrappedLane;
 
  protected:
   std::optional<driver::ViommuType> viommu_type() const override { return driver::ViommuType::ArmSmmuv3; }
@@ -66,31 +49,7 @@ class Smmuv3TrappedLane : public TrappedLane<Smmuv3Lane, vmm::VSmmuv3, driver::S
         return driver::Status::fail(std::string("VMM: IOMMU_HWPT_ALLOC (abort/bypass) failed with ") + vmm::errno_name(e));
     return {};
   }
-
- private:
-  void event_thread() {
-    for (;;) {
-      while (!irq_pending_) sc_core::wait(irq_);
-      irq_pending_ = false;
-      handling_ = true;
-      handle_events();
-      handling_ = false;
-      idle_.notify(sc_core::SC_ZERO_TIME);
-    }
-  }
-  // Per unit, the host driver reports a vmaster's records to the vEVENTQ, the VMM puts them
-  // in the guest's EVTQ of that vIOMMU and injects its interrupt, and the guest driver's
-  // handler drains them through trapped registers.
-  void handle_events() {
-    if (events_recorded() == events_handled_) return;
-    events_handled_ = events_recorded();
-    for (unsigned k = 0; k < units(); ++k)
-      if (guests_[k] && viommu(k).host_event_interrupt(drv(k))) guest(k).drain_events();
-  }
-
-  uint64_t events_handled_ = 0;   // host records written when the handler last ran
-  bool irq_pending_ = false, handling_ = false;
-  sc_core::sc_event irq_, idle_;
+  void drain_guest_events(unsigned k) override { guest(k).drain_events(); }
 };
 
 // iommu.smmuv3: the model (models/smmuv3/smmuv3.h).

@@ -12,8 +12,13 @@
 // driver runs there, and it is what unit_driver() gives for it.
 //
 // The vendor's lane file instantiates it with its native lane, its vIOMMU and its driver,
-// and says which vIOMMU object the VM gets and how each vIOMMU learns its devices
-// (connect_viommu).
+// and says which vIOMMU object the VM gets, how each vIOMMU learns its devices
+// (connect_viommu) and how a unit's guest driver drains its fault log (drain_guest_events).
+//
+// Guest faults (docs/vmm.md, "Guest faults") take their whole way in the lane's event
+// thread, beside the workload: a host's event interrupt wakes it (per unit with the VM's
+// devices: the host's threaded IRQ handler, then the VMM's main loop, then the guest's
+// handler).
 #pragma once
 #include <algorithm>
 #include <optional>
@@ -89,6 +94,20 @@ class TrappedLane : public NativeLane {
       guests_[k] = std::make_unique<Guest>(s.name + viommu_name + n, s.name + "guest_driver" + n, vc, g, vm_,
                                            this->drv(k));
     }
+    sc_core::sc_spawn([this] { event_thread(); }, sc_core::sc_gen_unique_name("event_thread"));
+  }
+
+  // The host's event interrupt wakes the event thread, so a guest fault takes its whole way
+  // beside the workload, not in its thread.
+  void raise_event_interrupt() override {
+    if (this->events_recorded() == events_handled_) return;   // no new record: no interrupt
+    irq_pending_ = true;
+    irq_.notify(sc_core::SC_ZERO_TIME);
+  }
+  // The end of the run: once the event thread is idle, whatever arrived since.
+  void drain_events() override {
+    while (irq_pending_ || handling_) sc_core::wait(idle_);
+    handle_events();
   }
 
   driver::IommuDriver& unit_driver(unsigned k) override {
@@ -169,6 +188,8 @@ class TrappedLane : public NativeLane {
   // Tells unit k's vIOMMU its iommufd objects and the guest's devices behind it, once the
   // VM is built.
   virtual driver::Status connect_viommu(unsigned k) = 0;
+  // Unit k's guest driver's fault / event handler, once the VMM injected its interrupt.
+  virtual void drain_guest_events(unsigned k) = 0;
 
   VIommu& viommu(unsigned k) { return guests_[k]->viommu; }
   Driver& guest(unsigned k) { return guests_[k]->drv; }
@@ -186,6 +207,34 @@ class TrappedLane : public NativeLane {
     for (unsigned k = 0; k < this->units(); ++k) u.push_back(vmm::HostIommu{&this->drv(k), &this->drv(k)});
     return u;
   }
+  void event_thread() {
+    for (;;) {
+      while (!irq_pending_) sc_core::wait(irq_);
+      irq_pending_ = false;
+      handling_ = true;
+      handle_events();
+      handling_ = false;
+      idle_.notify(sc_core::SC_ZERO_TIME);
+    }
+  }
+  // Per unit with the VM's devices: its host driver reports a guest's records to the unit's
+  // vEVENTQ, the VMM puts them in that vIOMMU's guest fault log and injects its interrupt,
+  // and the guest driver's handler drains them through trapped registers.
+  void handle_events() {
+    if (this->events_recorded() == events_handled_) return;
+    events_handled_ = this->events_recorded();
+    for (unsigned k = 0; k < this->units(); ++k) {
+      if (!guests_[k]) continue;
+      // The interrupt comes once the unit's newest record is written: a DMA's fault is
+      // recorded at its own (annotated) time, which may be ahead of the workload's.
+      common::wait_until(this->iommu(k).last_event_written_ps());
+      if (viommu(k).host_event_interrupt(this->drv(k))) drain_guest_events(k);
+    }
+  }
+
+  uint64_t events_handled_ = 0;   // host records written (all units) when the handler last ran
+  bool irq_pending_ = false, handling_ = false;
+  sc_core::sc_event irq_, idle_;
 };
 
 }  // namespace iommusim::platforms

@@ -58,6 +58,7 @@ class VtdTrappedLane : public TrappedLane<VtdLane, vmm::VVtd, driver::VtdDriver>
       if (d.unit == k) viommu(k).add_device(uint16_t(d.virt_id), d.dev_id);
     return {};
   }
+  void drain_guest_events(unsigned k) override { guest(k).drain_faults(); }
 };
 
 // iommu.vtd: the model (models/vtd/vtd.h).

@@ -64,6 +64,10 @@ void AmdVi::record_event(const EventRecord& e, common::Ps& t) {
   const std::optional<uint64_t> slot = r_.evt_log_slot();
   const EventWords w = encode_event(e);
   if (!slot || !write_memory(*slot, w.data(), 16, t)) { events_lost_.inc(); return; }
+  const uint64_t index = (*slot - reg::EVT_LOG_BASE_ADDR::get_address(r_.evt_log_base.get())) / reg::kEntryBytes;
+  if (event_written_ps_.size() <= index) event_written_ps_.resize(index + 1);
+  event_written_ps_[index] = t;
+  last_event_written_ps_ = std::max(last_event_written_ps_, t);
   r_.evt_log_stored();
 }
 
@@ -108,6 +112,15 @@ void AmdVi::walk_fault(const Request& rq, const DeviceTableEntry& dte, bool gues
   // output size: PR=1 RZ=1.
   const bool malformed = f.fault == Fault::AddressSize || f.fault == Fault::Reserved;
   const bool present = f.fault == Fault::Permission || malformed;
+  // The host table refused a guest request's GPA (a guest table's or the output's): the
+  // host table's fault, as for a request it translated alone (MODEL DECISION: 48882 gives
+  // IO_PAGE_FAULT no stage field; this is what lets a host tell the guest's faults apart).
+  if (guest && f.stage == 2) {
+    Request host_rq = rq;
+    host_rq.input = f.ipa;
+    page_fault(host_rq, dte, false, 0, present, f.fault == Fault::Permission, malformed, t);
+    return;
+  }
   page_fault(rq, dte, guest, pasid, present, f.fault == Fault::Permission, malformed, t);
 }
 

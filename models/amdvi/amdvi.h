@@ -22,6 +22,10 @@
 //   page-directory caches (guest_pdc, host_pdc) and GPA->SPA cache (gpa_cache).
 // - Events written to the event log in memory: IO_PAGE_FAULT (with its flags),
 //   ILLEGAL_DEV_TABLE_ENTRY, DEV_TAB_HW_ERROR, PAGE_TAB_HW_ERROR, ILLEGAL_COMMAND_ERROR;
+//   a fault in the host (v1) table of a nested guest request is the host table's
+//   IO_PAGE_FAULT (GN = 0, the DTE's DomainID, the GPA it refused), a fault in the guest
+//   tables the guest's (GN = 1, the PASID, the GVA): MODEL DECISION, 48882 §2.5 gives the
+//   record no stage field;
 //   a full log sets EvtOverflow and stops logging (EvtLogRun=0) until EventLogEn is
 //   toggled, as Linux amd_iommu_restart_event_logging does.
 // - The command buffer, on the shared engine (common::CommandQueue): COMPLETION_WAIT (store, interrupt), INVALIDATE_DEVTAB_ENTRY,
@@ -100,6 +104,11 @@ class AmdVi : public common::IommuBlock, public ProgrammingInterface, private co
   // ProgrammingInterface
   void set_command_probe(std::function<void(const CommandTrace&)> probe) override { cmdbuf_.set_probe(std::move(probe)); }
   uint64_t peek_register(uint64_t offset, unsigned len = 8) override { return IommuBlock::peek_register(offset, len); }
+  // When the newest event record was written (its event interrupt cannot come before).
+  uint64_t last_event_written_ps() const { return last_event_written_ps_; }
+  uint64_t event_written_ps(uint32_t index) const override {
+    return index < event_written_ps_.size() ? event_written_ps_[index] : 0;
+  }
   const AmdViConfig& config() const { return cfg_; }
 
   const common::CacheStats& iotlb_stats() const { return engine_.iotlb_stats(); }
@@ -178,6 +187,8 @@ class AmdVi : public common::IommuBlock, public ProgrammingInterface, private co
   common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_;
 
   RegisterBlock r_;   // the registers (48882 §3.4) and their write rules
+  std::vector<common::Ps> event_written_ps_;   // by event-log entry: when its record was written
+  common::Ps last_event_written_ps_ = 0;
 };
 
 }  // namespace iommusim::amdvi

@@ -96,13 +96,16 @@ std::optional<uint64_t> RegisterBlock::evt_log_slot() {
   const uint64_t head = RING_PTR::get_address(evt_log_head.get()) % ring.size_bytes;
   const uint64_t tail = RING_PTR::get_address(evt_log_tail.get()) % ring.size_bytes;
   if (ring.full(head, tail)) {
-    // Overflow: the record is lost and logging stops until software restarts it.
-    evt_halted_ = true;
-    status.set<STS_EVT_OVERFLOW>(1);
-    status.set<STS_EVT_LOG_RUN>(0);
+    evt_log_overflow();   // the record is lost
     return std::nullopt;
   }
   return EVT_LOG_BASE_ADDR::get_address(base) + tail;
+}
+
+void RegisterBlock::evt_log_overflow() {
+  evt_halted_ = true;
+  status.set<STS_EVT_OVERFLOW>(1);
+  status.set<STS_EVT_LOG_RUN>(0);
 }
 
 void RegisterBlock::evt_log_stored() {

@@ -63,6 +63,9 @@ class RegisterBlock {
   std::optional<uint64_t> evt_log_slot();
   // The record is stored at the slot: the tail moves, EventLogInt if enabled.
   void evt_log_stored();
+  // Records were lost (the log was full, or an emulated unit's source dropped them):
+  // EvtOverflow, and logging stops until software restarts it.
+  void evt_log_overflow();
   void completion_wait_interrupt() { status.set<reg::STS_COMWAIT_INT>(1); }
 
  private:

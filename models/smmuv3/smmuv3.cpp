@@ -64,6 +64,7 @@ void Smmuv3::record_event(const EventRecord& e, common::Ps& t) {
   if (!write_memory(slot->address, words.data(), 32, t)) { events_lost_.inc(); return; }
   if (event_written_ps_.size() <= slot->index) event_written_ps_.resize(slot->index + 1);   // the first pass only
   event_written_ps_[slot->index] = t;
+  last_event_written_ps_ = std::max(last_event_written_ps_, t);
   r_.evtq_produce();
 }
 

@@ -92,6 +92,8 @@ class Smmuv3 : public common::IommuBlock, public ProgrammingInterface, private c
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
   void set_command_probe(std::function<void(const CommandTrace&)> probe) override { cmdq_.set_probe(std::move(probe)); }
   uint32_t peek32(uint64_t offset) override { return uint32_t(peek_register(offset, 4)); }
+  // When the newest event record was written (its event interrupt cannot come before).
+  uint64_t last_event_written_ps() const { return last_event_written_ps_; }
   uint64_t event_written_ps(uint32_t index) const override {
     return index < event_written_ps_.size() ? event_written_ps_[index] : 0;
   }
@@ -168,6 +170,7 @@ class Smmuv3 : public common::IommuBlock, public ProgrammingInterface, private c
   common::Counter stale_config_fills_;   // config fetches a CFGI overtook: not cached
   common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_;
   std::vector<common::Ps> event_written_ps_;   // by event-queue slot: when its record was written
+  common::Ps last_event_written_ps_ = 0;
 
   RegisterBlock r_;   // the programming interface (register_block.h)
 };

@@ -11,8 +11,10 @@ using namespace reg;
 
 namespace {
 constexpr uint64_t bit(unsigned n) { return uint64_t{1} << n; }
-// FSTS bits software clears by writing 1: PFO, PPF, IQE, ICE, ITE, PRO.
-constexpr uint64_t kFstsW1c = bit(0) | bit(1) | bit(4) | bit(5) | bit(6) | bit(7);
+// FSTS bits software clears by writing 1: PFO, IQE, ICE, ITE, PRO. PPF is read-only, the
+// OR of the FRCDs' F bits (VT-d spec, Fault Status Register): a driver that writes it back
+// (Linux dmar_fault does) must not clear it while a record is still pending.
+constexpr uint64_t kFstsW1c = bit(0) | bit(4) | bit(5) | bit(6) | bit(7);
 constexpr uint64_t kFrcdF = bit(63);
 std::string frcd_name(unsigned i, bool hi) { return "FRCD" + std::to_string(i) + (hi ? "_HI" : "_LO"); }
 }  // namespace
@@ -133,11 +135,11 @@ void RegisterBlock::wait_completed_interrupt() {
   if (!iectl.get<IECTL_IM>()) iectl.set<IECTL_IP>(1);
 }
 
-bool RegisterBlock::record_fault(const FaultRecord& r) {
+std::optional<unsigned> RegisterBlock::record_fault(const FaultRecord& r) {
   const unsigned i = next_fault_;
   if (frcd_hi[i].get() & kFrcdF) {   // the next record is still pending: overflow
-    fsts.set<FSTS_PFO>(1);
-    return false;
+    fault_overflow();
+    return std::nullopt;
   }
   const FrcdWords w = encode_frcd(r);
   frcd_lo[i].set(w[0]);
@@ -147,7 +149,7 @@ bool RegisterBlock::record_fault(const FaultRecord& r) {
   if (!was_pending) fsts.set<FSTS_FRI>(i);
   if (!fectl.get<FECTL_IM>()) fectl.set<FECTL_IP>(1);
   next_fault_ = (i + 1) % unsigned(frcd_hi.size());
-  return true;
+  return i;
 }
 
 // PPF is the OR of the F bits; FRI names the oldest pending record.

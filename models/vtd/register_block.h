@@ -8,7 +8,7 @@
 // - VER, CAP, ECAP (from Features), GCMD/GSTS (TE, QIE kept; SRTP and WBF one-shot, RTPS
 //   latched; enabling QI resets IQH), RTADDR, CCMD and IVA/IOTLB (register-based
 //   invalidation completing at once, a page-selective IOTLB request with AM above CAP.MAMV
-//   ignored with IAIG = 00b, VT-d 11.4.8.1), FSTS (RW1C), FECTL, IQH/IQT/IQA, ICS, IECTL,
+//   ignored with IAIG = 00b, VT-d 11.4.8.1), FSTS (RW1C; PPF read-only), FECTL, IQH/IQT/IQA, ICS, IECTL,
 //   IQER and the FRCD fault-recording registers at CAP.FRO.
 // - The invalidation queue as these registers describe it, its error halt (FSTS.IQE with
 //   IQER.IQEI, or FSTS.ITE with IQER.ITESID), the inv_wait's IF completion (ICS.IWC,
@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 
 #include "models/common/command_queue.h"
 #include "models/common/command_trace.h"
@@ -88,9 +89,11 @@ class RegisterBlock {
   void iq_halt(const common::QueueError& e);
   // An inv_wait with IF: ICS.IWC, and IECTL.IP unless IECTL.IM.
   void wait_completed_interrupt();
-  // Writes a fault record into the next FRCD; false when that one is still pending (the
-  // fault is lost: FSTS.PFO).
-  bool record_fault(const FaultRecord& r);
+  // Writes a fault record into the next FRCD and returns its index; nullopt when that one
+  // is still pending (the fault is lost: FSTS.PFO).
+  std::optional<unsigned> record_fault(const FaultRecord& r);
+  // Faults lost elsewhere (an emulated unit's source dropped them): FSTS.PFO.
+  void fault_overflow() { fsts.set<reg::FSTS_PFO>(1); }
 
  private:
   void update_ppf();

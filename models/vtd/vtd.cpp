@@ -97,7 +97,7 @@ Features Vtd::features(const VtdConfig& c) {
 
 // ---------------------------------------------------------------- memory and faults
 
-void Vtd::record_fault(const Request& rq, FaultReason reason, bool fpd) {
+void Vtd::record_fault(const Request& rq, FaultReason reason, bool fpd, common::Ps t) {
   faults_.inc();
   if (fpd) { faults_suppressed_.inc(); return; }
   FaultRecord r;
@@ -110,7 +110,11 @@ void Vtd::record_fault(const Request& rq, FaultReason reason, bool fpd) {
   r.reason = static_cast<uint8_t>(reason);
   r.type = rq.access.write ? FaultType::Write : FaultType::Read;
   r.fault = true;
-  if (!r_.record_fault(r)) { faults_lost_.inc(); return; }   // the next record is still pending
+  const std::optional<unsigned> index = r_.record_fault(r);
+  if (!index) { faults_lost_.inc(); return; }   // the next record is still pending
+  if (fault_written_ps_.size() <= *index) fault_written_ps_.resize(*index + 1);
+  fault_written_ps_[*index] = t;
+  last_fault_written_ps_ = std::max(last_fault_written_ps_, t);
   faults_recorded_.inc();
 }
 
@@ -164,13 +168,13 @@ bool Vtd::ats_permitted(const common::DmaRequest& d, common::AtsType type, commo
   const auto res = resolve(rq, t);
   if (!res) return false;   // its fault is recorded
   if (res->dte) return true;
-  record_fault(rq, FaultReason::SM_CONTEXT_DTE_CLEAR, res->fpd);
+  record_fault(rq, FaultReason::SM_CONTEXT_DTE_CLEAR, res->fpd, t);
   return false;
 }
 
 std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq, common::Ps& t) {
   auto fail = [&](FaultReason r, bool fpd = false) {
-    record_fault(rq, r, fpd);
+    record_fault(rq, r, fpd, t);
     return std::optional<Resolved>{};
   };
   if (r_.ttm() != reg::TTM_SCALABLE) return fail(FaultReason::SM_ROOT_TABLE_ADDR_INVALID);
@@ -248,11 +252,11 @@ Vtd::Outcome Vtd::translate(const Request& rq, common::Ps& t) {
   if (!res) return o;
   const PasidEntry& pe = res->pe;
   if (rq.access.privileged && rq.pasid_valid && !pe.sre && pe.pgtt != Pgtt::SecondStage) {
-    record_fault(rq, FaultReason::SM_PASID_SRE_CLEAR, res->fpd);
+    record_fault(rq, FaultReason::SM_PASID_SRE_CLEAR, res->fpd, t);
     return o;
   }
   if (pe.pgtt == Pgtt::PassThrough) {
-    if (cfg_.haw < 64 && (rq.input >> cfg_.haw) != 0) { record_fault(rq, FaultReason::SM_ADDR_BEYOND_MAX, res->fpd); return o; }
+    if (cfg_.haw < 64 && (rq.input >> cfg_.haw) != 0) { record_fault(rq, FaultReason::SM_ADDR_BEYOND_MAX, res->fpd, t); return o; }
     passed_through_.inc();
     o.ok = true;
     o.output = rq.input;
@@ -275,11 +279,11 @@ Vtd::Outcome Vtd::translate(const Request& rq, common::Ps& t) {
   const pagetable::Format& in = r.stages == common::Stages::Stage2 ? *ss : *fs;
   if ((rq.input >> in.input_bits()) != 0) {
     record_fault(rq, r.stages == common::Stages::Stage2 ? FaultReason::SM_SS_ADDR_BEYOND_MAX
-                                                        : FaultReason::SM_FS_NON_CANONICAL, res->fpd);
+                                                        : FaultReason::SM_FS_NON_CANONICAL, res->fpd, t);
     return o;
   }
   const common::Translation tr = engine_.translate(r, rq.input, rq.access, rq.epoch, t);
-  if (!tr.ok) { record_fault(rq, walk_reason(rq, tr.fault), res->fpd); return o; }
+  if (!tr.ok) { record_fault(rq, walk_reason(rq, tr.fault), res->fpd, t); return o; }
   o.ok = true;
   o.output = tr.output;
   return o;

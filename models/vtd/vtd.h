@@ -108,6 +108,11 @@ class Vtd : public common::IommuBlock, public ProgrammingInterface, private comm
   // ProgrammingInterface
   void set_command_probe(std::function<void(const CommandTrace&)> probe) override { iq_.set_probe(std::move(probe)); }
   uint64_t peek_register(uint64_t offset, unsigned len = 8) override { return IommuBlock::peek_register(offset, len); }
+  // When the newest fault record was written (its fault event cannot come before).
+  uint64_t last_event_written_ps() const { return last_fault_written_ps_; }
+  uint64_t event_written_ps(uint32_t index) const override {
+    return index < fault_written_ps_.size() ? fault_written_ps_[index] : 0;
+  }
   const VtdConfig& config() const { return cfg_; }
 
   const common::CacheStats& iotlb_stats() const { return engine_.iotlb_stats(); }
@@ -152,7 +157,7 @@ class Vtd : public common::IommuBlock, public ProgrammingInterface, private comm
 
   Outcome translate(const Request& rq, common::Ps& t);
   std::optional<Resolved> resolve(const Request& rq, common::Ps& t);   // at annotated time t
-  void record_fault(const Request& rq, FaultReason reason, bool fpd);
+  void record_fault(const Request& rq, FaultReason reason, bool fpd, common::Ps t);   // at annotated time t
   FaultReason walk_reason(const Request& rq, const common::TranslationFault& f) const;
 
   // The invalidation queue: the engine's consumer thread and VT-d's hooks.
@@ -187,6 +192,8 @@ class Vtd : public common::IommuBlock, public ProgrammingInterface, private comm
       config_reads_, stale_config_fills_;
 
   RegisterBlock r_;   // the registers (VT-d chapter 11)
+  std::vector<common::Ps> fault_written_ps_;   // by FRCD index: when its record was written
+  common::Ps last_fault_written_ps_ = 0;
 };
 
 }  // namespace iommusim::vtd

@@ -375,6 +375,10 @@ Status AmdViDriver::bypass_all() {
 }
 
 unsigned AmdViDriver::drain_events() {
+  // One drainer at a time (Linux iommu_poll_events runs in the one IRQ thread): on a trapped
+  // lane the event thread's handler and a command's completion poll may both come here.
+  if (draining_) return 0;
+  draining_ = true;
   const common::OffsetRing ring{evt_bytes_, reg::kEntryBytes};
   const uint64_t tail = reg::RING_PTR::get_address(mmio_read64(reg::EVT_LOG_TAIL)) % evt_bytes_;
   unsigned n = 0;
@@ -382,7 +386,9 @@ unsigned AmdViDriver::drain_events() {
     EventWords w;
     mem_.read(evt_base_ + evt_head_, w.data(), 16);
     charge_cycles(2 * uint64_t(cfg_.timing.descriptor_write_cycles));   // read and decode 16 bytes
-    ++events_by_code_[static_cast<uint8_t>(decode_event(w).code) & 0xF];
+    const EventRecord e = decode_event(w);
+    if (report_to_viommu(w, e, uint32_t(evt_head_ / reg::kEntryBytes))) events_reported_.inc();
+    else ++events_by_code_[static_cast<uint8_t>(e.code) & 0xF];
     events_consumed_.inc();
     const EventWords zero{};
     mem_.write(evt_base_ + evt_head_, zero.data(), 16);   // so a new record is seen in memory
@@ -398,6 +404,7 @@ unsigned AmdViDriver::drain_events() {
     mmio_write64(reg::CONTROL, reg::CTRL_EVT_LOG_EN::set(ctrl_, 0));
     mmio_write64(reg::CONTROL, ctrl_);
   }
+  draining_ = false;
   return n;
 }
 
@@ -627,6 +634,30 @@ Errno AmdViDriver::set_vdevice(ViommuHandle v, uint64_t virt_id, std::optional<u
   if (rid) viommus_[v - 1].vdevs[virt_id] = *rid;
   else viommus_[v - 1].vdevs.erase(virt_id);
   return Errno::Ok;
+}
+
+void AmdViDriver::set_event_sink(ViommuHandle v, ViommuEventSink* sink, uint32_t viommu_id) {
+  if (!viommu(v)) return;
+  viommus_[v - 1].sink = sink;
+  viommus_[v - 1].sink_id = viommu_id;
+}
+
+bool AmdViDriver::report_to_viommu(const EventWords& w, const EventRecord& e, uint32_t index) {
+  // Only the guest tables' faults: GN = 1 (a host-table fault is reported with GN = 0).
+  if (e.code != EventCode::IoPageFault || !e.gn) return false;
+  auto at = devices_.find(e.device_id);
+  if (at == devices_.end() || !at->second.user_nested) return false;
+  const auto* dom = static_cast<const AmdDomain*>(domain(at->second.user_nested));
+  const AmdViommu* vi = dom ? viommu(dom->viommu) : nullptr;
+  if (!vi || !vi->sink) return false;
+  for (const auto& [gdev, rid] : vi->vdevs) {
+    if (rid != e.device_id) continue;
+    EventWords g = w;
+    g[0] = common::deposit(g[0], 15, 0, gdev);   // DeviceID [15:0] (48882 §2.5)
+    return vi->sink->report_event(vi->sink_id, VeventqType::AmdExt, g.data(), sizeof g,
+                                  iommu_.event_written_ps(index)) == Errno::Ok;
+  }
+  return false;   // no vDEVICE: the VM cannot name the device
 }
 
 Errno AmdViDriver::attach_nested(uint32_t rid, DomainId nested) {

@@ -35,6 +35,12 @@
 // every vIOMMU over it (iommu_flush_pages_v1_hdom_ids). Guest invalidations: upstream has
 // no AMD vIOMMU cache_invalidate, so InvalidateDataType::AmdViommuExt is a MODEL EXTENSION
 // in the style of arm_vsmmu_cache_invalidate (see cache_invalidate below and docs/vmm.md).
+// Guest faults, a MODEL EXTENSION too (no AMD vEVENTQ type upstream): an IO_PAGE_FAULT with
+// GN = 1 (the guest tables refused the request; the model reports a host-table fault as
+// GN = 0) from a device attached to a vIOMMU's nested domain goes to that vIOMMU's vEVENTQ
+// (VeventqType::AmdExt) as its 16-byte entry with DeviceID -> guest DeviceID; the record
+// carries the PASID, not a DomainID, so nothing else is rewritten. The host keeps the rest.
+//
 // One DTE holds one host (v1) table for every PASID, so a device whose PASIDs serve
 // different VMs cannot nest: nested_attach_device refuses a PASID-enabled device (EINVAL),
 // and such a device's PASIDs get host-built v2 (paging) domains instead. Attaching a paging
@@ -97,8 +103,12 @@ class AmdViDriver : public DriverBase, public NestingOps, private DriverQueue::H
   // Every DTE pass-through (V=1, TV=1, Mode 0, IR=IW=1), then INVALIDATE_IOMMU_ALL.
   Status bypass_all();
   // Consumes the event log as Linux's iommu_poll_events does; restarts logging after an
-  // overflow. Returns the number of records consumed.
+  // overflow. A guest-stage IO_PAGE_FAULT of a device on a vIOMMU's nested domain goes to
+  // the vIOMMU's vEVENTQ instead (report_to_viommu, a MODEL EXTENSION). Returns the number
+  // of records consumed.
   unsigned drain_events();
+  // Records reported to a vIOMMU's vEVENTQ so far.
+  uint64_t events_reported() const { return events_reported_.value(); }
   Status after_completion() override;
   uint64_t events_seen(amdvi::EventCode c) const { return events_by_code_[static_cast<uint8_t>(c) & 0xF]; }
 
@@ -123,6 +133,7 @@ class AmdViDriver : public DriverBase, public NestingOps, private DriverQueue::H
   bool nests_on_parent() const override { return false; }
   Errno alloc_nested_on_parent(DomainId, uint32_t, const UserData&, DomainId*) override { return Errno::OpNotSupp; }
   Errno set_vdevice(ViommuHandle v, uint64_t virt_id, std::optional<uint32_t> rid) override;
+  void set_event_sink(ViommuHandle v, ViommuEventSink* sink, uint32_t viommu) override;
   void free_nested(DomainId nested) override;
   Errno attach_nested(uint32_t rid, DomainId nested) override;
   // MODEL EXTENSION (InvalidateDataType::AmdViommuExt): raw guest commands, converted by
@@ -159,9 +170,14 @@ class AmdViDriver : public DriverBase, public NestingOps, private DriverQueue::H
     DomainId parent = 0;
     std::map<uint16_t, GuestDomain> gdoms;   // gdomid_array (hdom_id unused per_device)
     std::map<uint64_t, uint32_t> vdevs;      // guest DeviceID -> DeviceID
+    ViommuEventSink* sink = nullptr;         // where its events go (the iommufd core)
+    uint32_t sink_id = 0;                    // the vIOMMU as the sink knows it
     std::map<uint32_t, uint16_t> dev_hdoms;  // per_device: DeviceID -> its hDomID
     uint16_t group_hdom = 0;                 // per_group: the one hDomID (0: none yet)
   };
+  // MODEL EXTENSION (VeventqType::AmdExt): true when event-log record `w` (entry `index`)
+  // went to a vIOMMU's vEVENTQ.
+  bool report_to_viommu(const amdvi::EventWords& w, const amdvi::EventRecord& e, uint32_t index);
   // The hDomIDs of vIOMMU `vi` (index `v`) that tag gDomID `gdom`'s translations (nullopt:
   // every hDomID of the vIOMMU), each once.
   template <class F> void for_each_host_domain_id(ViommuHandle v, std::optional<uint16_t> gdom, F&& f) const;
@@ -237,7 +253,8 @@ class AmdViDriver : public DriverBase, public NestingOps, private DriverQueue::H
   std::map<uint32_t, Attachment> devices_;
   uint16_t next_domid_ = 1;
   uint64_t errors_recovered_ = 0;
-  common::Counter event_overflows_;
+  common::Counter event_overflows_, events_reported_;
+  bool draining_ = false;   // drain_events is running (in another thread)
   std::array<uint64_t, 16> events_by_code_{};
 };
 

@@ -21,7 +21,8 @@
 //   a call carries what the real ioctl carries.
 // - Virtual events (iommufd_viommu_report_event): the driver hands a guest's fault record,
 //   in the vEVENTQ type's format, to the iommufd core through the sink the core gave the
-//   vIOMMU (set_event_sink).
+//   vIOMMU (set_event_sink). VT-d has no vIOMMU: its vEVENTQ (a MODEL EXTENSION) hangs on
+//   the nest parent, whose sink the core sets with set_parent_event_sink.
 //
 // What it does not model: copy_from_user and struct sizing (a user struct is its C++
 // struct here), vIOMMU types other than the vendor's own (Tegra241 CMDQV), IOPF fault queues.
@@ -49,8 +50,13 @@ enum class HwptDataType : uint32_t { None = 0, VtdS1 = 1, ArmSmmuv3 = 2, AmdGues
 enum class InvalidateDataType : uint32_t { VtdS1 = 0, ArmSmmuv3 = 1, AmdViommuExt = 0x80000001u };
 // enum iommu_viommu_type (IOMMU_VIOMMU_TYPE_AMD = 3)
 enum class ViommuType : uint32_t { Default = 0, ArmSmmuv3 = 1, Tegra241Cmdqv = 2, Amd = 3 };
-// enum iommu_veventq_type
-enum class VeventqType : uint32_t { Default = 0, ArmSmmuv3 = 1, Tegra241Cmdqv = 2 };
+// enum iommu_veventq_type, plus VtdExt and AmdExt: MODEL EXTENSIONS (upstream Linux has
+// vEVENTQ types for ARM SMMUv3 and Tegra241 CMDQV only), numbered far above the uAPI's as
+// AmdViommuExt is. VtdExt: one 128-bit fault record (the FRCD image, Intel VT-d spec
+// §11.4.11); AmdExt: one 16-byte event-log entry (AMD 48882 §2.5).
+enum class VeventqType : uint32_t {
+  Default = 0, ArmSmmuv3 = 1, Tegra241Cmdqv = 2, VtdExt = 0x80000001u, AmdExt = 0x80000002u
+};
 
 // struct iommu_hwpt_arm_smmuv3: the guest's STE dwords 0 and 1 (little-endian).
 struct HwptArmSmmuv3 {
@@ -173,9 +179,14 @@ class NestingOps {
   // vmm.*_domid / arm_vmid policies, platforms/driver/tag_policies.h); nullopt: not counted.
   virtual std::optional<uint64_t> nested_tags_in_use() const { return std::nullopt; }
   // The core's sink for vIOMMU `v`'s events, reported as `viommu` (its object ID); nullptr
-  // stops them. A driver with no vEVENTQ type upstream (VT-d, AMD) reports none.
+  // stops them. AMD reports through its MODEL EXTENSION type (VeventqType::AmdExt).
   virtual void set_event_sink(ViommuHandle v, ViommuEventSink* sink, uint32_t viommu) {
     (void)v; (void)sink; (void)viommu;
+  }
+  // The same for a driver with no vIOMMU (VT-d, MODEL EXTENSION): the events of devices
+  // nested over nest parent `parent` go to `sink` as object `owner` (the parent's HWPT).
+  virtual void set_parent_event_sink(DomainId parent, ViommuEventSink* sink, uint32_t owner) {
+    (void)parent; (void)sink; (void)owner;
   }
 };
 

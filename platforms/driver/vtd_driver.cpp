@@ -444,8 +444,12 @@ unsigned VtdDriver::drain_faults() {
       if (!(hi >> 63)) break;
       const uint64_t lo = mmio_read64(off);
       const FaultRecord r = decode_frcd({lo, hi});
-      ++faults_by_reason_[r.reason];
-      if (fault_log_.size() < 1024) fault_log_.push_back(r);
+      if (report_to_vm({lo, hi}, r, idx)) {
+        events_reported_.inc();
+      } else {
+        ++faults_by_reason_[r.reason];
+        if (fault_log_.size() < 1024) fault_log_.push_back(r);
+      }
       mmio_write32(off + 12, 1u << 31);   // clear F
       events_consumed_.inc();
       ++n;
@@ -455,6 +459,40 @@ unsigned VtdDriver::drain_faults() {
   if (reg::FSTS_PFO::get(fsts)) fault_overflows_.inc();
   if (fsts & 0x3) mmio_write32(reg::FSTS, uint32_t(fsts & 0x3));   // PFO | PPF
   return n;
+}
+
+namespace {
+// The fault reasons of a first-stage walk or check (Intel VT-d spec §7.1.3, scalable mode;
+// Linux dma_remap_sm_fault_reasons): FS entry access / not present / reserved / FSPTPTR /
+// address beyond MGAW, non-canonical input, U/S, execute, input beyond the DMA width, and
+// the write / read denials. The spec does not say which stage denied a write or read
+// (0x85, 0x86); a VMM maps guest RAM read-write, so a denial is the guest's own stage 1
+// (a read-only IOAS area would be reported to the guest too: a documented limitation).
+// 0x75-0x77 are the second stage refusing a first-stage table (host), 0x78-0x7C and 0x84
+// the second stage itself.
+bool first_stage_reason(uint8_t r) {
+  return (r >= 0x70 && r <= 0x74) || (r >= 0x80 && r <= 0x83) || r == 0x85 || r == 0x86;
+}
+}  // namespace
+
+void VtdDriver::set_parent_event_sink(DomainId parent, ViommuEventSink* sink, uint32_t owner) {
+  if (sink) parent_sinks_[parent] = EventSink{sink, owner};
+  else parent_sinks_.erase(parent);
+}
+
+bool VtdDriver::report_to_vm(const FrcdWords& w, const FaultRecord& r, unsigned index) {
+  if (parent_sinks_.empty() || !first_stage_reason(r.reason)) return false;
+  auto dev = devices_.find(r.sid);
+  if (dev == devices_.end()) return false;
+  auto at = dev->second.by_pasid.find(r.pasid_present ? r.pasid : cfg_.rid_pasid);
+  if (at == dev->second.by_pasid.end()) return false;
+  const Domain* d = domain(at->second);
+  if (!d || !d->user_managed) return false;
+  auto sink = parent_sinks_.find(d->parent);
+  if (sink == parent_sinks_.end()) return false;
+  // The record as the hardware wrote it (the RID is the VMM's to map: VT-d has no vDEVICE).
+  return sink->second.sink->report_event(sink->second.owner, VeventqType::VtdExt, w.data(), sizeof w,
+                                         iommu_.event_written_ps(index)) == Errno::Ok;
 }
 
 void VtdDriver::register_stats(common::StatRegistry& reg, const std::string& p) const {

@@ -34,8 +34,12 @@
 // per attached PASID and dev-TLB for ATS devices, one inv_wait per entry. A nested domain
 // allocated with IOMMU_HWPT_ALLOC_PASID may also go on a PASID (intel_nested_set_dev_pasid):
 // that PASID's own entry gets the same nested setup, so every PASID of a device may nest
-// over a different parent (another VM's stage 2), with its own DID. Not modelled: dirty
-// tracking (SSADE), PGSNP (force_snooping), the extra dev-TLB flush quirk.
+// over a different parent (another VM's stage 2), with its own DID. Guest faults, a MODEL
+// EXTENSION (upstream has no VT-d vEVENTQ type): a fault record whose reason is a
+// first-stage one, of a (RID, PASID) attached to a user-managed nested domain, goes as its
+// 128-bit FRCD image to the vEVENTQ on that domain's nest parent (VeventqType::VtdExt); the
+// host keeps second-stage and configuration faults. Not modelled: dirty tracking (SSADE),
+// PGSNP (force_snooping), the extra dev-TLB flush quirk.
 #pragma once
 #include <array>
 #include <map>
@@ -78,8 +82,12 @@ class VtdDriver : public DriverBase, public NestingOps, private DriverQueue::Hoo
   // Identity mapping for (rid, pasid or RID_PASID): PGTT=pass-through with DID 1.
   Status attach_pass_through(uint32_t rid, std::optional<uint32_t> pasid);
   // Linux dmar_fault: reads FSTS, consumes pending FRCD records from FRI, clears F, then
-  // clears PFO/PPF. Returns the records consumed.
+  // clears PFO/PPF. A first-stage fault of a device nested through iommufd goes to its
+  // nest parent's vEVENTQ instead (report_to_vm, a MODEL EXTENSION). Returns the records
+  // consumed.
   unsigned drain_faults();
+  // Records reported to a VM's vEVENTQ so far.
+  uint64_t events_reported() const { return events_reported_.value(); }
   uint64_t faults_seen(vtd::FaultReason r) const { return faults_by_reason_[static_cast<uint8_t>(r)]; }
   const std::vector<vtd::FaultRecord>& fault_log() const { return fault_log_; }
 
@@ -105,6 +113,7 @@ class VtdDriver : public DriverBase, public NestingOps, private DriverQueue::Hoo
   }
   uint32_t viommu_tag(ViommuHandle) const override { return 0; }
   bool nests_on_parent() const override { return true; }
+  void set_parent_event_sink(DomainId parent, ViommuEventSink* sink, uint32_t owner) override;
   Errno alloc_nested_on_parent(DomainId parent, uint32_t flags, const UserData& data, DomainId* out) override;
   Errno attach_nested(uint32_t rid, DomainId nested) override;
   Errno attach_nested_pasid(uint32_t rid, uint32_t pasid, DomainId nested) override;
@@ -175,7 +184,13 @@ class VtdDriver : public DriverBase, public NestingOps, private DriverQueue::Hoo
   uint64_t errors_recovered_ = 0;
   std::array<uint64_t, 256> faults_by_reason_{};
   std::vector<vtd::FaultRecord> fault_log_;
-  common::Counter fault_overflows_;
+  common::Counter fault_overflows_, events_reported_;
+  // MODEL EXTENSION (VeventqType::VtdExt): where the faults of devices nested over a nest
+  // parent go (the iommufd core, and the parent's object ID there).
+  struct EventSink { ViommuEventSink* sink = nullptr; uint32_t owner = 0; };
+  std::map<DomainId, EventSink> parent_sinks_;
+  // True when FRCD record `w` (register `index`) went to a VM's vEVENTQ.
+  bool report_to_vm(const vtd::FrcdWords& w, const vtd::FaultRecord& r, unsigned index);
 };
 
 }  // namespace iommusim::driver

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <tuple>
 
 namespace iommusim::vmm {
 
@@ -358,7 +357,8 @@ Errno Iommufd::destroy(uint32_t id) {
       break;
     case ObjType::Veventq: {   // iommufd_veventq_abort: its events go, the vIOMMU is free
       Object& v = objects_.at(o.viommu);
-      v.veventqs[size_t(o.veventq_type)] = 0;
+      v.veventqs[*veventq_slot(o.veventq_type)] = 0;
+      if (v.type == ObjType::HwptPaging) units_[v.unit].nesting->set_parent_event_sink(v.domain, nullptr, o.viommu);
       --v.users;
       break;
     }
@@ -379,19 +379,38 @@ Errno Iommufd::destroy(uint32_t id) {
   return done(Call::Destroy, Errno::Ok);
 }
 
+std::optional<size_t> Iommufd::veventq_slot(driver::VeventqType t) {
+  switch (t) {
+    case driver::VeventqType::ArmSmmuv3: return 1;
+    case driver::VeventqType::Tegra241Cmdqv: return 2;
+    case driver::VeventqType::VtdExt: return 3;
+    case driver::VeventqType::AmdExt: return 4;
+    default: return std::nullopt;
+  }
+}
+
+Iommufd::Object* Iommufd::veventq_owner(uint32_t id, driver::VeventqType t) {
+  auto it = objects_.find(id);
+  if (it == objects_.end()) return nullptr;
+  Object& o = it->second;
+  if (o.type == ObjType::Viommu) return &o;
+  // MODEL EXTENSION: VT-d's vEVENTQ hangs on the nest parent (VT-d has no vIOMMU type).
+  const bool vtd_parent = t == driver::VeventqType::VtdExt && o.type == ObjType::HwptPaging && o.nest_parent;
+  return vtd_parent ? &o : nullptr;
+}
+
 Errno Iommufd::veventq_alloc(uint32_t flags, uint32_t viommu_id, driver::VeventqType type, uint32_t depth,
                              uint32_t* veventq_id) {
   // iommufd_veventq_alloc: flags (or __reserved) or type DEFAULT is EOPNOTSUPP, depth 0
   // EINVAL, then an unknown vIOMMU ENOENT, a second queue of the type EEXIST. Linux bounds
   // neither the depth (a u32) nor the type against the vIOMMU's; a type outside the uAPI
-  // enum is EOPNOTSUPP here (no driver would report it).
-  const size_t t = size_t(type);
-  if (flags || type == driver::VeventqType::Default || t >= std::tuple_size<decltype(Object::veventqs)>::value)
-    return done(Call::VeventqAlloc, Errno::OpNotSupp);
+  // enum and the model's extensions is EOPNOTSUPP here (no driver would report it).
+  const std::optional<size_t> slot = veventq_slot(type);
+  if (flags || !slot) return done(Call::VeventqAlloc, Errno::OpNotSupp);
+  const size_t t = *slot;
   if (!depth) return done(Call::VeventqAlloc, Errno::Inval);
-  Errno err = Errno::Ok;
-  Object* v = get(viommu_id, ObjType::Viommu, &err);
-  if (!v) return done(Call::VeventqAlloc, err);
+  Object* v = veventq_owner(viommu_id, type);
+  if (!v) return done(Call::VeventqAlloc, Errno::NoEnt);
   if (v->veventqs[t]) return done(Call::VeventqAlloc, Errno::Exist);
   Object o;
   o.type = ObjType::Veventq;
@@ -402,6 +421,7 @@ Errno Iommufd::veventq_alloc(uint32_t flags, uint32_t viommu_id, driver::Veventq
   const uint32_t id = add(std::move(o));   // a std::map insert: v stays valid
   v->veventqs[t] = id;
   ++v->users;   // the vIOMMU is EBUSY to destroy while its vEVENTQ exists
+  if (v->type == ObjType::HwptPaging) units_[v->unit].nesting->set_parent_event_sink(v->domain, this, viommu_id);
   *veventq_id = id;
   return done(Call::VeventqAlloc, Errno::Ok);
 }
@@ -411,11 +431,10 @@ Errno Iommufd::report_event(uint32_t viommu, driver::VeventqType type, const voi
   // iommufd_viommu_report_event: no vEVENTQ of the type is EOPNOTSUPP. A full queue takes
   // the lost-events header instead; any new entry first removes that header when it is
   // last, so it is never followed and carries the newest sequence (iommufd_vevent_handler).
-  auto it = objects_.find(viommu);
-  if (it == objects_.end() || it->second.type != ObjType::Viommu || size_t(type) >= it->second.veventqs.size() ||
-      !it->second.veventqs[size_t(type)])
-    return Errno::OpNotSupp;
-  Object& q = objects_.at(it->second.veventqs[size_t(type)]);
+  const std::optional<size_t> slot = veventq_slot(type);
+  const Object* owner = slot ? veventq_owner(viommu, type) : nullptr;
+  if (!owner || !owner->veventqs[*slot]) return Errno::OpNotSupp;
+  Object& q = objects_.at(owner->veventqs[*slot]);
   if (!q.deliver.empty() && (q.deliver.back().header.flags & kVeventqFlagLostEvents)) q.deliver.pop_back();
   Vevent e;
   if (q.num_events == q.depth) {

@@ -21,6 +21,9 @@
 //   one header with IOMMU_VEVENTQ_FLAG_LOST_EVENTS stands for the lost ones (it stays the
 //   last entry, taking a new sequence number per loss); sequence numbers wrap at INT_MAX.
 //   The host driver reports into it (driver::ViommuEventSink, iommufd_viommu_report_event).
+//   MODEL EXTENSIONS (no upstream type): VeventqType::AmdExt on an AMD vIOMMU, and
+//   VeventqType::VtdExt on a VT-d nest parent (HWPT_PAGING): VT-d has no vIOMMU object, so
+//   the one object a VM holds per VT-d unit, the parent its nested HWPTs hang on, owns it.
 // - Per call: calls and errors (stats), and the errors by errno (errors()).
 //
 // What it does not model
@@ -71,7 +74,8 @@ struct VeventHeader {
   uint32_t sequence = 0;
 };
 // One vEVENTQ entry as read() returns it: the header and, unless it is the lost-events
-// header, the vendor's record (struct iommu_vevent_arm_smmuv3: the 32-byte event record).
+// header, the vendor's record (struct iommu_vevent_arm_smmuv3: the 32-byte event record;
+// the extensions' 16-byte records fill the first two words).
 // `recorded_ps` is the model's bookkeeping (when the hardware wrote the record), not uAPI.
 struct Vevent {
   VeventHeader header;
@@ -114,7 +118,8 @@ class Iommufd : public driver::ViommuEventSink {
   // attached to (iommufd_device_replace).
   Errno attach(uint32_t dev_id, uint32_t pt_id, std::optional<uint32_t> pasid = std::nullopt);
   Errno destroy(uint32_t id);
-  // IOMMU_VEVENTQ_ALLOC: a queue of `depth` events of `type` on vIOMMU `viommu_id`.
+  // IOMMU_VEVENTQ_ALLOC: a queue of `depth` events of `type` on vIOMMU `viommu_id` (for
+  // VeventqType::VtdExt, a MODEL EXTENSION: on nest-parent HWPT_PAGING `viommu_id`).
   Errno veventq_alloc(uint32_t flags, uint32_t viommu_id, driver::VeventqType type, uint32_t depth,
                       uint32_t* veventq_id);
   // read() of the vEVENTQ's fd: up to `max` entries, oldest first, into `out`; *n says how many.
@@ -139,10 +144,19 @@ class Iommufd : public driver::ViommuEventSink {
   uint32_t veventq_pending(uint32_t id) const { return objects_.at(id).num_events; }
   // Whether a read() of vEVENTQ `id` has an entry to return (its fd polls readable).
   bool veventq_readable(uint32_t id) const { return !objects_.at(id).deliver.empty(); }
+  // When the hardware wrote the record the next read() of vEVENTQ `id` returns (0: none, or
+  // the lost-events header): the model's bookkeeping, as Vevent::recorded_ps.
+  uint64_t veventq_next_recorded_ps(uint32_t id) const {
+    const auto& d = objects_.at(id).deliver;
+    return d.empty() ? 0 : d.front().recorded_ps;
+  }
+  // The physical RID of iommufd device `dev_id` (a VMM without vDEVICEs maps IDs itself).
+  uint32_t rid_of(uint32_t dev_id) const { return objects_.at(dev_id).rid; }
   uint64_t errors(Call c, Errno e) const;
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
 
  private:
+  static constexpr size_t kVeventqSlots = 5;   // ARM SMMUv3, Tegra241 CMDQV, VtdExt, AmdExt (0 unused)
   struct Area { uint64_t pa = 0, length = 0; uint32_t flags = 0; };
   struct Object {
     ObjType type = ObjType::Device;
@@ -164,7 +178,7 @@ class Iommufd : public driver::ViommuEventSink {
     std::map<uint64_t, uint32_t> vdevs;   // vIOMMU: virt_id -> vDEVICE
     uint32_t dev = 0;                     // vDEVICE: its device
     uint64_t virt_id = 0;                 // vDEVICE
-    std::array<uint32_t, 3> veventqs{};   // vIOMMU: its vEVENTQ per VeventqType (0: none)
+    std::array<uint32_t, kVeventqSlots> veventqs{};   // vIOMMU (VT-d: parent): its vEVENTQ per type (0: none)
     driver::VeventqType veventq_type{};   // vEVENTQ
     uint32_t depth = 0, num_events = 0, sequence = 0;   // vEVENTQ
     std::deque<Vevent> deliver;                         // vEVENTQ: oldest first
@@ -174,6 +188,10 @@ class Iommufd : public driver::ViommuEventSink {
     std::array<uint64_t, 128> by_errno{};
   };
 
+  // The slot of a vEVENTQ type in Object::veventqs (nullopt: not a type this core knows).
+  static std::optional<size_t> veventq_slot(driver::VeventqType t);
+  // A vEVENTQ owner: a vIOMMU, or for VtdExt a nest parent (nullptr: neither).
+  Object* veventq_owner(uint32_t id, driver::VeventqType t);
   // iommufd_get_object with a type: an unknown ID or another type is ENOENT.
   Object* get(uint32_t id, ObjType type, Errno* err);
   uint32_t add(Object o);   // the lowest free ID

@@ -7,7 +7,8 @@ namespace iommusim::vmm {
 using common::now_ps;
 
 TrappedMmio::TrappedMmio(const TrappedMmioConfig& cfg, const driver::DriverBase& host)
-    : costs_(cfg.costs), cpu_(common::Clock::from_mhz(cfg.cpu_mhz)), host_(host), completion_(cfg.completion) {
+    : costs_(cfg.costs), cpu_(common::Clock::from_mhz(cfg.cpu_mhz)), host_(host), completion_(cfg.completion),
+      veventq_depth_(cfg.veventq_depth) {
   if (completion_ == VmmCompletion::Deferred)
     sc_core::sc_spawn([this] { iothread(); }, sc_core::sc_gen_unique_name("vmm_iothread"));
 }
@@ -119,6 +120,61 @@ void TrappedMmio::ioctl_end(const IoctlStart& s, Errno e) {
   host_commands_ += host_.commands_issued() - s.commands0;
   ioctls_.inc();
   if (e != Errno::Ok) ioctl_errors_.inc();
+}
+
+void TrappedMmio::alloc_veventq(Iommufd& fd, uint32_t owner, driver::VeventqType type, uint32_t guest_depth) {
+  if (veventq_id_ || !owner) return;
+  const uint32_t depth = veventq_depth_ ? veventq_depth_ : guest_depth;
+  if (ioctl(0, [&] { return fd.veventq_alloc(0, owner, type, depth, &veventq_id_); }) == Errno::Ok) events_fd_ = &fd;
+}
+
+bool TrappedMmio::deliver_events(uint64_t raised) {
+  const auto readable = [&] {
+    return events_fd_->veventq_readable(veventq_id_) && events_fd_->veventq_next_recorded_ps(veventq_id_) <= raised;
+  };
+  // The eventfd wakes the VMM only when the vEVENTQ has something to read.
+  if (!veventq_id_ || !readable()) return false;
+  cpu_.wait_cycles(costs_.event_wakeup_cycles);
+  bool inject = false;
+  // The main loop calls the handler while the fd polls readable; each call is one read().
+  while (readable()) {
+    Vevent e;
+    uint32_t n = 0;
+    cpu_.wait_cycles(costs_.syscall_cycles + costs_.iommufd_call_cycles);
+    events_fd_->veventq_read(veventq_id_, &e, 1, &n);
+    events_.reads.inc();
+    if (!n) continue;
+    // iommufd_viommu_report_event numbers every report, dropped or not: a LOST_EVENTS header
+    // carries the newest dropped one's sequence and stands for every sequence since the last
+    // entry read; a record after a gap follows drops whose header it replaced.
+    const uint32_t gap = sequence_seen_ ? ((e.header.sequence - last_sequence_) & 0x7FFFFFFFu) : 1;
+    if (e.header.flags & kVeventqFlagLostEvents) {
+      header_records_ = gap;
+    } else if (gap > 1) {
+      events_.lost.inc(gap - 1);
+    }
+    last_sequence_ = e.header.sequence;
+    sequence_seen_ = true;
+    inject |= write_guest_event(e);
+  }
+  if (inject) cpu_.wait_cycles(costs_.irq_inject_cycles);
+  return inject;
+}
+
+void TrappedMmio::event_forwarded(const Vevent& e) {
+  events_.forwarded.inc();
+  events_.latency_ps.record(now_ps() - e.recorded_ps);
+}
+
+void TrappedMmio::register_event_stats(common::StatRegistry& reg, const std::string& p, const char* reported_what,
+                                       const char* log) const {
+  reg.add(p + ".events.reported", events_.reported, "count", reported_what);
+  reg.add(p + ".events.forwarded", events_.forwarded, "count", std::string("guest fault records written into ") + log);
+  reg.add(p + ".events.lost", events_.lost, "count",
+          std::string("guest fault records lost: the vEVENTQ's LOST_EVENTS, or a full ") + log);
+  reg.add(p + ".events.reads", events_.reads, "count", "read() calls on the vEVENTQ");
+  reg.add(p + ".event_latency", events_.latency_ps, "ns",
+          std::string("a guest fault: its host record written -> written in ") + log, 1e-3);
 }
 
 void TrappedMmio::register_exit_stats(common::StatRegistry& reg, const std::string& p, const char* doorbell_what,

@@ -1,6 +1,7 @@
-// What every emulated vIOMMU of the VMM shares (platforms/vmm/vsmmuv3.h, vvtd.h): guest
-// register accesses that trap, the VMM's big lock, the ioctls it forwards through, and the
-// time of a doorbell write split into the trapped path's parts (driver::TrapSpans).
+// What every emulated vIOMMU of the VMM shares (platforms/vmm/vsmmuv3.h, vvtd.h,
+// vamdvi.h): guest register accesses that trap, the VMM's big lock, the ioctls it forwards
+// through, the time of a doorbell write split into the trapped path's parts
+// (driver::TrapSpans), and the way of a guest fault from the host to the guest.
 //
 // What it models
 // - A guest access: a VM exit, the big lock (QEMU's BQL: one vCPU in the VMM at a time,
@@ -18,6 +19,13 @@
 // - Counts: doorbell, other write and read exits, ioctls and failed ones, lock waits, and
 //   the host queue entries each queue run's ioctls wrote (commands and barriers: the fan-out
 //   of one guest batch; host work of other threads overlapping an ioctl counts too).
+// - Guest faults (docs/vmm.md, "Guest faults"), the part every vendor shares: the vEVENTQ's
+//   allocation when the guest enables its fault reporting (an ioctl inside that trap); the
+//   host's event interrupt (its threaded handler wakes, the host driver drains its records
+//   and reports a guest's to the vEVENTQ); the eventfd waking the VMM, which reads the
+//   vEVENTQ one entry per read() and has the vendor write each into the guest's own fault
+//   log (write_guest_event); then the guest's event interrupt. Counts and the latency from
+//   the host's record to the guest's.
 //
 // What it does not model: several vCPUs' exits overlapping in the VMM (the lock serialises
 // them), ioeventfd-style exits without the big lock.
@@ -33,6 +41,7 @@
 #include "platforms/driver/driver_base.h"
 #include "platforms/driver/trap_spans.h"
 #include "platforms/vmm/errno.h"
+#include "platforms/vmm/iommufd.h"
 #include "platforms/vmm/vmm_costs.h"
 
 namespace iommusim::vmm {
@@ -43,12 +52,20 @@ struct TrappedMmioConfig {
   VmmCosts costs;
   VmmCompletion completion = VmmCompletion::Synchronous;
   double cpu_mhz = 2000;
+  uint32_t veventq_depth = 0;   // 0: the size of the guest's own fault log, as QEMU asks
 };
 
 class TrappedMmio : public driver::TrappingDoorbell {
  public:
   driver::TrapSpans take_doorbell_spans() override;
   driver::TrapSpans take_background_spans() override;
+
+  uint32_t veventq_id() const { return veventq_id_; }   // 0: none yet
+  struct EventStats {
+    common::Counter reported, forwarded, lost, reads;
+    common::Histogram latency_ps;   // host's fault record written -> the guest's written
+  };
+  const EventStats& event_stats() const { return events_; }
 
  protected:
   TrappedMmio(const TrappedMmioConfig& cfg, const driver::DriverBase& host);
@@ -88,6 +105,38 @@ class TrappedMmio : public driver::TrappingDoorbell {
     return e;
   }
 
+  // Guest faults. Allocates the vEVENTQ of `type` on `owner` (a vIOMMU; VT-d: the nest
+  // parent) with `guest_depth` entries unless configured, once; a failure leaves the guest
+  // without events, as QEMU reports it and goes on.
+  void alloc_veventq(Iommufd& fd, uint32_t owner, driver::VeventqType type, uint32_t guest_depth);
+  // The host's event interrupt: its threaded handler wakes and runs the host driver's
+  // handler `drain`, which reports a guest's records to the vEVENTQ (each charged as
+  // iommufd's report); then the VMM delivers them. True when the guest's event interrupt
+  // was injected (its driver's handler should run).
+  template <class HostDriver>
+  bool host_event_interrupt(HostDriver& host, unsigned (HostDriver::*drain)()) {
+    const uint64_t raised = common::now_ps();
+    cpu_.wait_cycles(costs_.event_irq_cycles);
+    const uint64_t before = host.events_reported();
+    (host.*drain)();
+    cpu_.wait_cycles(costs_.event_report_cycles * (host.events_reported() - before));
+    // With any the host driver reported while it polled its own queue (AMD: its completion
+    // wait watches the event log), untimed there.
+    events_.reported.inc(host.events_reported() - reported_seen_);
+    reported_seen_ = host.events_reported();
+    return deliver_events(raised);
+  }
+  // One vEVENTQ entry into the guest's fault log (a record, or the LOST_EVENTS header:
+  // kVeventqFlagLostEvents); true when the guest has something to see. The vendor calls
+  // event_forwarded or event_lost.
+  virtual bool write_guest_event(const Vevent& e) = 0;
+  void event_forwarded(const Vevent& e);
+  // Entry `e` lost: one record, or as many as a LOST_EVENTS header stands for.
+  void event_lost(const Vevent& e) { events_.lost.inc(e.header.flags & kVeventqFlagLostEvents ? header_records_ : 1); }
+  // <p>.events.{reported,forwarded,lost,reads} and <p>.event_latency; `log` names the
+  // guest's fault log.
+  void register_event_stats(common::StatRegistry& reg, const std::string& p, const char* reported_what,
+                            const char* log) const;
   // IOMMU_HWPT_INVALIDATE of `guest_commands` forwarded guest commands: an ioctl whose host
   // queue entries (commands and barriers) per guest command go to
   // host_commands_per_guest_invalidation (rounded up when a call carries several).
@@ -122,6 +171,12 @@ class TrappedMmio : public driver::TrappingDoorbell {
   void iothread();
   IoctlStart ioctl_begin(uint64_t extra_cycles);
   void ioctl_end(const IoctlStart& s, Errno e);
+  // The VMM's vEVENTQ handler, when the vEVENTQ is readable: reads each entry and puts it in
+  // the guest's log; then the guest's event interrupt. True when it was injected. Entries
+  // the IOMMU wrote after the interrupt was `raised` wait for their own interrupt: a host
+  // driver may meet a record before its annotated write time (a DMA's thread runs ahead;
+  // the AMD driver peeks at its log while polling).
+  bool deliver_events(uint64_t raised);
 
   VmmCompletion completion_;
   bool queue_may_run_ = false;
@@ -132,6 +187,14 @@ class TrappedMmio : public driver::TrappingDoorbell {
   driver::TrapSpans current_, doorbell_spans_, background_spans_;
   common::Counter doorbell_exits_, write_exits_, read_exits_, ioctls_, ioctl_errors_, iothread_runs_;
   common::Histogram bql_wait_ps_, host_commands_per_run_, host_commands_per_guest_inv_;
+  Iommufd* events_fd_ = nullptr;
+  uint32_t veventq_id_ = 0;
+  uint32_t veventq_depth_;
+  uint64_t reported_seen_ = 0;   // the host driver's reports counted so far
+  uint32_t last_sequence_ = 0;   // of the last vEVENTQ entry read
+  bool sequence_seen_ = false;
+  uint64_t header_records_ = 1;  // the records the LOST_EVENTS header just read stands for
+  EventStats events_;
 };
 
 }  // namespace iommusim::vmm

@@ -47,7 +47,41 @@ void VAmdVi::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
   const bool doorbell = p.is_write() && p.get_address() == reg::CMD_BUF_TAIL;
   trap(p, delay, doorbell, [&] {
     regs_.transport(p, reg::kMmioBytes);
+    // Once the guest enables its event log: the vEVENTQ, of the log's size (MODEL EXTENSION).
+    if (p.is_write() && p.get_address() == reg::CONTROL && r_.control.get<reg::CTRL_EVT_LOG_EN>())
+      alloc_veventq(fd_, viommu_id_, driver::VeventqType::AmdExt,
+                    uint32_t(reg::log_entries(unsigned(reg::EVT_LOG_LEN::get(r_.evt_log_base.get())))));
   });
+}
+
+bool VAmdVi::host_event_interrupt(driver::AmdViDriver& host) {
+  return TrappedMmio::host_event_interrupt(host, &driver::AmdViDriver::drain_events);
+}
+
+bool VAmdVi::store_guest_event(const uint64_t* words) {
+  const std::optional<uint64_t> slot = r_.evt_log_slot();
+  if (!slot) return false;
+  ram_.write(*slot, words, 16);
+  r_.evt_log_stored();
+  return true;
+}
+
+bool VAmdVi::write_guest_event(const Vevent& e) {
+  cpu_.wait_cycles(costs_.complete_cycles);   // the record's store and the tail update
+  // A LOST_EVENTS header stands for records the vEVENTQ dropped: the guest sees an
+  // overflow, as a full log of its own shows it.
+  if (e.header.flags & kVeventqFlagLostEvents) {
+    event_lost(e);
+    if (!r_.control.get<reg::CTRL_EVT_LOG_EN>()) return false;
+    r_.evt_log_overflow();
+    return true;
+  }
+  if (!store_guest_event(e.evt.data())) {
+    event_lost(e);
+    return r_.control.get<reg::CTRL_EVT_LOG_EN>();   // a full log: EvtOverflow to see
+  }
+  event_forwarded(e);
+  return true;
 }
 
 common::Decoded VAmdVi::decode(const uint64_t* entry, const common::QueueState&) {
@@ -58,12 +92,8 @@ common::Decoded VAmdVi::decode(const uint64_t* entry, const common::QueueState&)
 // The illegal command's record goes into the guest's event log in guest RAM.
 void VAmdVi::halt(const common::QueueError& e, const common::QueueState&) {
   flush();   // what was forwarded before it still goes (the hardware ran those commands)
-  const amdvi::EventRecord ev = r_.cmd_halt(e);
-  const std::optional<uint64_t> slot = r_.evt_log_slot();
-  if (!slot) return;
-  const amdvi::EventWords w = amdvi::encode_event(ev);
-  ram_.write(*slot, w.data(), 16);
-  r_.evt_log_stored();
+  const amdvi::EventWords w = amdvi::encode_event(r_.cmd_halt(e));
+  store_guest_event(w.data());
 }
 
 bool VAmdVi::gdom_installed(uint16_t gdom) const {
@@ -170,6 +200,8 @@ void VAmdVi::register_stats(common::StatRegistry& reg, const std::string& p) con
           "guest DTEs without V, TV and GV (not installed)");
   register_ioctl_stats(reg, p, "of which failed (counted; the buffer goes on)");
   register_fanout_stats(reg, p);
+  register_event_stats(reg, p, "host event-log records its driver reported to the vIOMMU's vEVENTQ (MODEL EXTENSION)",
+                       "the guest's event log (EvtOverflow)");
   reg.add(p + ".illegal_commands", cmdbuf_.stats().illegal, "count", "guest commands that raised ILLEGAL_COMMAND_ERROR");
 }
 

@@ -24,6 +24,14 @@
 //   (S) and/or Status.ComWaitInt (I). INVALIDATE_INTERRUPT_TABLE, PREFETCH_IOMMU_PAGES and
 //   COMPLETE_PPR_REQUEST are absorbed. A failed ioctl is counted and the buffer goes on.
 // - The time of a CmdBufTail write split into trap, vmm, host_kernel, host_queue and return.
+// - Guest faults (docs/vmm.md, "Guest faults"; a MODEL EXTENSION: upstream has no AMD
+//   vEVENTQ type): when the guest enables its event log (Control.EventLogEn), the VMM
+//   allocates the vIOMMU's vEVENTQ (VeventqType::AmdExt, depth the guest log's entries).
+//   On the host's event interrupt its driver reports a guest-stage IO_PAGE_FAULT with the
+//   guest DeviceID; the VMM reads each entry and stores the 16-byte record at the guest's
+//   EvtLogTail in guest RAM (the tail moves, Status.EventLogInt as QEMU amdvi_log_event);
+//   a full guest log, or a LOST_EVENTS header, sets Status.EvtOverflow; then the guest's
+//   event interrupt.
 //
 // What it does not model
 // - Guest DTEs that do not ask for guest translation (V = 0, TV = 0 or GV = 0: counted,
@@ -47,6 +55,7 @@
 #include "models/common/command_queue.h"
 #include "models/common/register_file.h"
 #include "models/common/stats.h"
+#include "platforms/driver/amdvi_driver.h"
 #include "platforms/driver/driver_base.h"
 #include "platforms/driver/nesting.h"
 #include "platforms/vmm/guest_ram.h"
@@ -76,6 +85,9 @@ class VAmdVi : public sc_core::sc_module,
   void add_device(uint16_t gdev, uint32_t dev_id) { devices_[gdev].dev_id = dev_id; }
   // The nested HWPT installed for `gdev` (0: none).
   uint32_t installed_hwpt(uint16_t gdev) const;
+  // The host's event interrupt (TrappedMmio::host_event_interrupt): `host` drains its event
+  // log; a guest's faults reach the guest's log. True when the guest's interrupt was injected.
+  bool host_event_interrupt(driver::AmdViDriver& host);
 
   // amdvi::ProgrammingInterface
   void set_command_probe(std::function<void(const common::CommandTrace&)> probe) override {
@@ -115,6 +127,10 @@ class VAmdVi : public sc_core::sc_module,
   // Reads the guest DTE of `gdev` and installs it if it changed.
   void install_dte(uint16_t gdev, Device& d);
   bool gdom_installed(uint16_t gdom) const;
+  // Stores a 16-byte record in the guest's event log in guest RAM; false when it was lost
+  // (the log off, stopped or full: EvtOverflow).
+  bool store_guest_event(const uint64_t* words);
+  bool write_guest_event(const Vevent& e) override;
 
   VAmdViConfig cfg_;
   GuestRam& ram_;

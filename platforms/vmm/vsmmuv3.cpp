@@ -73,43 +73,15 @@ void VSmmuv3::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) 
   const bool doorbell = p.is_write() && p.get_address() == reg::CMDQ_PROD;
   trap(p, delay, doorbell, [&] {
     regs_.transport(p, reg::kMmioBytes);
-    if (p.is_write() && p.get_address() == reg::CR0) alloc_veventq();
+    // QEMU smmuv3_accel_alloc_veventq: once the guest enables its EVTQ, of its size.
+    if (p.is_write() && p.get_address() == reg::CR0 && r_.cr0.get<reg::CR0_EVTQEN>())
+      alloc_veventq(fd_, viommu_id_, driver::VeventqType::ArmSmmuv3,
+                    1u << reg::Q_BASE_LOG2SIZE::get(r_.evtq_base.get()));
   });
 }
 
-void VSmmuv3::alloc_veventq() {
-  if (veventq_id_ || !viommu_id_ || !r_.cr0.get<reg::CR0_EVTQEN>()) return;
-  const uint32_t depth =
-      cfg_.veventq_depth ? cfg_.veventq_depth : 1u << reg::Q_BASE_LOG2SIZE::get(r_.evtq_base.get());
-  // A failure leaves the guest without events, as QEMU reports it and goes on.
-  ioctl(0, [&] { return fd_.veventq_alloc(0, viommu_id_, driver::VeventqType::ArmSmmuv3, depth, &veventq_id_); });
-}
-
 bool VSmmuv3::host_event_interrupt(driver::Smmuv3Driver& host) {
-  cpu_.wait_cycles(costs_.event_irq_cycles);
-  const uint64_t before = host.events_reported();
-  host.drain_events();
-  const uint64_t reported = host.events_reported() - before;
-  stats_.events_reported.inc(reported);
-  cpu_.wait_cycles(costs_.event_report_cycles * reported);
-  return reported && deliver_events();
-}
-
-bool VSmmuv3::deliver_events() {
-  if (!veventq_id_) return false;
-  cpu_.wait_cycles(costs_.event_wakeup_cycles);
-  bool inject = false;
-  // The main loop calls the handler while the fd polls readable; each call is one read().
-  while (fd_.veventq_readable(veventq_id_)) {
-    Vevent e;
-    uint32_t n = 0;
-    cpu_.wait_cycles(costs_.syscall_cycles + costs_.iommufd_call_cycles);
-    fd_.veventq_read(veventq_id_, &e, 1, &n);
-    stats_.event_reads.inc();
-    if (n) inject |= write_guest_event(e);
-  }
-  if (inject) cpu_.wait_cycles(costs_.irq_inject_cycles);
-  return inject;
+  return TrappedMmio::host_event_interrupt(host, &driver::Smmuv3Driver::drain_events);
 }
 
 bool VSmmuv3::write_guest_event(const Vevent& e) {
@@ -119,15 +91,14 @@ bool VSmmuv3::write_guest_event(const Vevent& e) {
   const bool lost = e.header.flags & kVeventqFlagLostEvents;
   const auto slot = lost ? std::nullopt : r_.evtq_next_slot();
   if (!slot) {   // lost here, or by the vEVENTQ
-    stats_.events_lost.inc();
+    event_lost(e);
     if (!r_.cr0.get<reg::CR0_EVTQEN>()) return false;
     if (lost) r_.evtq_overflow();
     return true;
   }
   ram_.write(slot->address, e.evt.data(), sizeof e.evt);
   r_.evtq_produce();
-  stats_.events_forwarded.inc();
-  stats_.event_latency_ps.record(common::now_ps() - e.recorded_ps);
+  event_forwarded(e);
   return true;
 }
 
@@ -267,14 +238,8 @@ void VSmmuv3::register_stats(common::StatRegistry& reg, const std::string& p) co
   reg.add(p + ".ste_installs", stats_.installs, "count", "guest STEs installed as nested HWPTs (CFGI_STE*)");
   register_ioctl_stats(reg, p, "of which failed (the guest sees CERROR_ILL)");
   register_fanout_stats(reg, p);
-  reg.add(p + ".events.reported", stats_.events_reported, "count",
-          "host event records its driver reported to the vIOMMU's vEVENTQ (arm_vmaster_report_event)");
-  reg.add(p + ".events.forwarded", stats_.events_forwarded, "count", "guest fault records written into the guest's EVTQ");
-  reg.add(p + ".events.lost", stats_.events_lost, "count",
-          "guest fault records lost: the vEVENTQ's LOST_EVENTS, or a full guest EVTQ (OVFLG)");
-  reg.add(p + ".events.reads", stats_.event_reads, "count", "read() calls on the vEVENTQ");
-  reg.add(p + ".event_latency", stats_.event_latency_ps, "ns",
-          "a guest fault: its record written in the host's EVTQ -> written in the guest's EVTQ", 1e-3);
+  register_event_stats(reg, p, "host event records its driver reported to the vIOMMU's vEVENTQ (arm_vmaster_report_event)",
+                       "the guest's EVTQ (OVFLG)");
   const common::CommandQueue::Stats& q = cmdq_.stats();
   reg.add(p + ".illegal_commands", q.illegal, "count", "guest commands that raised CERROR_ILL");
 }

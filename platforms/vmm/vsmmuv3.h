@@ -74,7 +74,6 @@ struct VSmmuConfig : TrappedMmioConfig {
   unsigned ssid_bits = 20;          // IDR1.SSIDSIZE (the host's)
   bool range_invalidation = true;   // IDR3.RIL (the host's)
   VmmFault inject = VmmFault::None;
-  uint32_t veventq_depth = 0;       // 0: the guest's EVTQ size, as QEMU asks
 };
 
 class VSmmuv3 : public sc_core::sc_module,
@@ -97,12 +96,11 @@ class VSmmuv3 : public sc_core::sc_module,
   Errno add_device(uint64_t vsid, uint32_t dev_id);
   // The nested HWPT installed for `vsid` (0: none yet).
   uint32_t installed_hwpt(uint64_t vsid) const;
-  uint32_t veventq_id() const { return veventq_id_; }   // 0: none yet
 
   // The host's event interrupt: its threaded handler wakes and `host` drains its EVTQ,
-  // reporting a vmaster's records to the vIOMMU (each charged as iommufd's report); then the
-  // VMM takes the vEVENTQ's entries into the guest's EVTQ. True when the guest's event
-  // interrupt was injected (its driver's handler should run).
+  // reporting a vmaster's records to the vIOMMU; then the VMM takes the vEVENTQ's entries
+  // into the guest's EVTQ (TrappedMmio). True when the guest's event interrupt was
+  // injected (its driver's handler should run).
   bool host_event_interrupt(driver::Smmuv3Driver& host);
 
   // smmuv3::ProgrammingInterface
@@ -113,8 +111,6 @@ class VSmmuv3 : public sc_core::sc_module,
 
   struct Stats {
     common::Counter forwarded, installs, absorbed, dropped_unattached, dropped_injected;
-    common::Counter events_reported, events_forwarded, events_lost, event_reads;
-    common::Histogram event_latency_ps;   // host EVTQ record written -> guest EVTQ record written
   };
   const Stats& stats() const { return stats_; }
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
@@ -140,14 +136,9 @@ class VSmmuv3 : public sc_core::sc_module,
   bool flush();
   // Reads the guest STE of `vsid` and installs it as a nested HWPT; false when an ioctl failed.
   bool install_ste(uint64_t vsid, Device& d);
-  // The VMM's vEVENTQ handler: reads each entry and puts it in the guest's EVTQ; then the
-  // guest's event interrupt. True when it was injected.
-  bool deliver_events();
   // One vEVENTQ entry into the guest's EVTQ; true when the guest has something to see
   // (a record or an overflow).
-  bool write_guest_event(const Vevent& e);
-  // QEMU smmuv3_accel_alloc_veventq: once the guest enables its EVTQ.
-  void alloc_veventq();
+  bool write_guest_event(const Vevent& e) override;
   // Attaches the device to `hwpt` and frees the nested HWPT it had (QEMU
   // smmuv3_accel_dev_uninstall_nested_ste when `hwpt` is a proxy).
   bool replace_hwpt(Device& d, uint32_t hwpt);
@@ -155,7 +146,7 @@ class VSmmuv3 : public sc_core::sc_module,
   VSmmuConfig cfg_;
   GuestRam& ram_;
   Iommufd& fd_;
-  uint32_t viommu_id_ = 0, veventq_id_ = 0;
+  uint32_t viommu_id_ = 0;
   common::RegisterFile regs_;
   common::CommandQueue cmdq_;
   smmuv3::RegisterBlock r_;

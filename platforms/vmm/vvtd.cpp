@@ -1,5 +1,7 @@
 #include "platforms/vmm/vvtd.h"
 
+#include <algorithm>
+
 #include "models/vtd/registers.h"
 
 namespace iommusim::vmm {
@@ -64,7 +66,35 @@ void VVtd::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
   const bool doorbell = p.is_write() && p.get_address() == reg::IQT;
   trap(p, delay, doorbell, [&] {
     regs_.transport(p, reg::kMmioBytes);
+    // Once the guest enables translation: the vEVENTQ on the nest parent, one fault record
+    // per FRCD (MODEL EXTENSION).
+    if (p.is_write() && p.get_address() == reg::GCMD && r_.translation_enabled())
+      alloc_veventq(fd_, parent_, driver::VeventqType::VtdExt, cfg_.fault_records);
   });
+}
+
+bool VVtd::host_event_interrupt(driver::VtdDriver& host) {
+  return TrappedMmio::host_event_interrupt(host, &driver::VtdDriver::drain_faults);
+}
+
+bool VVtd::write_guest_event(const Vevent& e) {
+  cpu_.wait_cycles(costs_.complete_cycles);   // the FRCD and FSTS updates
+  // A LOST_EVENTS header stands for records the vEVENTQ dropped: the guest sees an
+  // overflow (FSTS.PFO), as its own full registers show it.
+  if (e.header.flags & kVeventqFlagLostEvents) {
+    event_lost(e);
+    r_.fault_overflow();
+    return true;
+  }
+  vtd::FaultRecord r = vtd::decode_frcd({e.evt[0], e.evt[1]});
+  // No vDEVICE on VT-d: the VMM's own table names the guest's RID for the physical one.
+  auto guest = std::find_if(devices_.begin(), devices_.end(),
+                            [&](const auto& d) { return fd_.rid_of(d.second.dev_id) == r.sid; });
+  if (guest == devices_.end()) { event_lost(e); return false; }
+  r.sid = guest->first;
+  if (!r_.record_fault(r)) { event_lost(e); return true; }   // the next FRCD is pending: FSTS.PFO
+  event_forwarded(e);
+  return true;
 }
 
 common::Decoded VVtd::decode(const uint64_t* e, const common::QueueState& q) {
@@ -229,6 +259,8 @@ void VVtd::register_stats(common::StatRegistry& reg, const std::string& p) const
   reg.add(p + ".unsupported_entries", stats_.unsupported_entries, "count",
           "guest PASID entries neither first-stage nor pass-through (not installed)");
   register_ioctl_stats(reg, p, "of which failed (logged; the queue goes on)");
+  register_event_stats(reg, p, "host fault records its driver reported to the nest parent's vEVENTQ (MODEL EXTENSION)",
+                       "the guest's fault-recording registers (FSTS.PFO)");
   reg.add(p + ".illegal_commands", iq_.stats().illegal, "count", "guest descriptors that raised FSTS.IQE");
 }
 

@@ -31,13 +31,23 @@
 //   wait: StatusData stored to guest RAM (SW) and/or ICS.IWC (IF). A failed ioctl is
 //   logged and counted, and the queue goes on (QEMU).
 // - The time of an IQT write split into trap, vmm, host_kernel, host_queue and return.
+// - Guest faults (docs/vmm.md, "Guest faults"; a MODEL EXTENSION: upstream has no VT-d
+//   vEVENTQ type and no VT-d vIOMMU). When the guest enables translation (GCMD.TE), the VMM
+//   allocates a vEVENTQ (VeventqType::VtdExt, depth CAP.NFR + 1) on the nest parent, the
+//   one iommufd object it holds per VT-d unit. On the host's event interrupt the host
+//   driver reports a nested device's first-stage faults there; the VMM reads each 128-bit
+//   FRCD image, maps the physical RID to the guest's (no vDEVICE on VT-d: its own table),
+//   and records it in the guest's next fault-recording register (F, FSTS.PPF and FRI, as
+//   QEMU vtd_record_frcd); a pending register, or a LOST_EVENTS header, sets FSTS.PFO;
+//   then the guest's fault event is injected.
 //
 // What it does not model
 // - Guest PASIDs other than the RID_PASID (QEMU propagates PASID 0 only), a guest entry
 //   turning not present (the device keeps its HWPT until the next entry replaces it: the
 //   iommufd model has no detach), second-stage or nested guest entries (QEMU refuses them
 //   with x-flts), register-based invalidation (accepted, not forwarded; Linux uses QI),
-//   fault reporting to the guest (FRCD stays empty).
+//   the guest's fault-event interrupt configuration (FECTL, FEDATA: its handler runs when
+//   the VMM injects the event).
 // - With vmm.completion = deferred the queue runs in the VMM's iothread instead
 //   (trapped_mmio.h); the guest's polls then read FSTS, each a trapped read.
 #pragma once
@@ -57,6 +67,7 @@
 #include "models/vtd/structures.h"
 #include "platforms/driver/driver_base.h"
 #include "platforms/driver/nesting.h"
+#include "platforms/driver/vtd_driver.h"
 #include "platforms/vmm/guest_ram.h"
 #include "platforms/vmm/iommufd.h"
 #include "platforms/vmm/trapped_mmio.h"
@@ -89,6 +100,9 @@ class VVtd : public sc_core::sc_module,
   void add_device(uint16_t vrid, uint32_t dev_id) { devices_[vrid].dev_id = dev_id; }
   // The nested HWPT installed for `vrid` (0: none).
   uint32_t installed_hwpt(uint16_t vrid) const;
+  // The host's event interrupt (TrappedMmio::host_event_interrupt): `host` drains its fault
+  // records; a guest's reach the guest's FRCDs. True when the guest's event was injected.
+  bool host_event_interrupt(driver::VtdDriver& host);
 
   // vtd::ProgrammingInterface
   void set_command_probe(std::function<void(const common::CommandTrace&)> probe) override {
@@ -133,6 +147,7 @@ class VVtd : public sc_core::sc_module,
   std::optional<std::pair<vtd::PasidEntry, uint32_t>> read_guest_entry(uint16_t vrid);
   // Attaches `hwpt` and destroys the nested HWPT it replaces.
   bool replace_hwpt(Device& d, uint32_t hwpt);
+  bool write_guest_event(const Vevent& e) override;
 
   VVtdConfig cfg_;
   GuestRam& ram_;

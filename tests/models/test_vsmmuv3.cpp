@@ -9,6 +9,7 @@
 #include "models/smmuv3/registers.h"
 #include "platforms/vmm/vm.h"
 #include "platforms/vmm/vsmmuv3.h"
+#include "vmm_guest_fixture.h"
 #include "smmuv3_fixture.h"
 
 namespace iommusim::test {
@@ -94,19 +95,7 @@ struct TrappedHarness {
 
 uint8_t opcode(const smmuv3::CmdWords& c) { return uint8_t(c[0] & 0xFF); }
 
-// The guest-fault costs the brief's defaults give (vmm.arm64.*, cycles of 2000 MHz).
-vmm::VSmmuConfig fault_costs(uint32_t veventq_depth = 0) {
-  vmm::VSmmuConfig c;
-  c.costs.event_irq_cycles = 4000;      // 2000 ns
-  c.costs.event_report_cycles = 500;    // 250 ns per record
-  c.costs.event_wakeup_cycles = 10000;  // 5000 ns
-  c.costs.syscall_cycles = 1000;        // with iommufd_call: 1000 ns per read()
-  c.costs.iommufd_call_cycles = 1000;
-  c.costs.complete_cycles = 200;        // 100 ns per guest record
-  c.costs.irq_inject_cycles = 2000;     // 1000 ns
-  c.veventq_depth = veventq_depth;
-  return c;
-}
+vmm::VSmmuConfig fault_costs(uint32_t veventq_depth = 0) { return guest_fault_costs<vmm::VSmmuConfig>(veventq_depth); }
 
 // The guest's EVTQ entry `i`, from guest RAM.
 smmuv3::EventWords guest_event(TrappedHarness& t, uint32_t i) {
@@ -252,11 +241,11 @@ TEST(VSmmuv3, GuestStageFaultReachesTheGuestsEvtqWithItsVsid) {
     // 400 ns each plus one 1 ns SMMU register cycle; 4 x 20 cycles of decode, 40 ns;
     // EVTQ_CONS write 150 + 1 ns: 993 ns), the report (250 ns), the VMM's wake-up (5000 ns),
     // one read() (1000 ns) and the store (100 ns): 9343 ns.
-    const vmm::VSmmuv3::Stats& st = t.vsmmu.stats();
-    ASSERT_EQ(st.event_latency_ps.count(), 1u);
-    EXPECT_EQ(st.event_latency_ps.max(), (t0 - written) + 9343000u);
-    EXPECT_EQ(st.events_forwarded.value(), 1u);
-    EXPECT_EQ(st.event_reads.value(), 1u);
+    const vmm::TrappedMmio::EventStats& st = t.vsmmu.event_stats();
+    ASSERT_EQ(st.latency_ps.count(), 1u);
+    EXPECT_EQ(st.latency_ps.max(), (t0 - written) + 9343000u);
+    EXPECT_EQ(st.forwarded.value(), 1u);
+    EXPECT_EQ(st.reads.value(), 1u);
     // The guest's handler: one record, by the guest's own EVTQ_CONS.
     EXPECT_EQ(t.guest.drain_events(), 1u);
     EXPECT_EQ(t.guest.events_seen(EventId::F_TRANSLATION), 1u);
@@ -280,24 +269,26 @@ TEST(VSmmuv3, StageTwoFaultStaysWithTheHost) {
     EXPECT_EQ(h.drv.events_seen(EventId::F_TRANSLATION), 1u);
     EXPECT_EQ(t.g.vm.iommufd().veventq_pending(t.vsmmu.veventq_id()), 0u);
     EXPECT_EQ(t.vsmmu.peek32(smmuv3::reg::EVTQ_PROD), 0u);
-    EXPECT_EQ(t.vsmmu.stats().events_forwarded.value(), 0u);
+    EXPECT_EQ(t.vsmmu.event_stats().forwarded.value(), 0u);
   });
 }
 
-// A depth-2 vEVENTQ and three guest faults before the host's handler runs: two records and
-// the LOST_EVENTS header. The guest sees both records and an overflow (EVTQ_PROD.OVFLG[31]
-// toggled: 0x80000002), which its driver acknowledges (EVTQ_CONS.OVACKFLG[31]).
+// A depth-2 vEVENTQ and four guest faults before the host's handler runs: two records and
+// the LOST_EVENTS header, which stands for the two dropped records (sequences 2 and 3: it
+// carries 3, the last entry read carried 1). The guest sees both records and an overflow
+// (EVTQ_PROD.OVFLG[31] toggled: 0x80000002), which its driver acknowledges
+// (EVTQ_CONS.OVACKFLG[31]).
 TEST(VSmmuv3, AFullVeventqSetsTheGuestsOverflowFlag) {
   TrappedHarness t(smmu_config(), fault_costs(2));
   t.h.run([&](Harness& h) {
     t.boot();
-    for (uint64_t i = 1; i <= 3; ++i) ASSERT_FALSE(h.dma(kRid, std::nullopt, kIova + i * 0x100000, false).ok());
+    for (uint64_t i = 1; i <= 4; ++i) ASSERT_FALSE(h.dma(kRid, std::nullopt, kIova + i * 0x100000, false).ok());
     ASSERT_TRUE(t.vsmmu.host_event_interrupt(h.drv));
-    EXPECT_EQ(h.drv.events_reported(), 3u);
-    const vmm::VSmmuv3::Stats& st = t.vsmmu.stats();
-    EXPECT_EQ(st.events_forwarded.value(), 2u);
-    EXPECT_EQ(st.events_lost.value(), 1u);
-    EXPECT_EQ(st.event_reads.value(), 3u);
+    EXPECT_EQ(h.drv.events_reported(), 4u);
+    const vmm::TrappedMmio::EventStats& st = t.vsmmu.event_stats();
+    EXPECT_EQ(st.forwarded.value(), 2u);
+    EXPECT_EQ(st.lost.value(), 2u);
+    EXPECT_EQ(st.reads.value(), 3u);
     EXPECT_EQ(guest_event(t, 0)[2], kIova + 0x100000);
     EXPECT_EQ(guest_event(t, 1)[2], kIova + 0x200000);
     EXPECT_EQ(t.vsmmu.peek32(smmuv3::reg::EVTQ_PROD), 0x80000002u);

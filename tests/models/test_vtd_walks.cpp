@@ -252,6 +252,24 @@ TEST(VtdFaults, UnmappedIovaRecordsFirstStageNotPresent) {
   });
 }
 
+// FSTS.PPF is read-only, the OR of the F bits (VT-d spec, Fault Status Register): writing
+// PFO|PPF back (as Linux dmar_fault does at the end of its drain) while a record is still
+// pending leaves it set, so the next drain still finds the record. Two faults, FRCD 0 and 1.
+TEST(VtdFaults, WritingPpfBackLeavesItSetWhileARecordIsPending) {
+  Harness h;
+  h.run([](Harness& h) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    ASSERT_NE(h.stage1_device(kRid, kIova, kPa), 0u);
+    EXPECT_FALSE(h.read(kRid, kIova + k2M).ok());
+    EXPECT_FALSE(h.read(kRid, kIova + 2 * k2M).ok());
+    EXPECT_EQ(h.fsts() & 0xFF03u, 0x0002u);   // PPF, FRI 0
+    h.mmio_write(vtd::reg::FSTS, 0x3, 4);
+    EXPECT_EQ(h.fsts() & 0x3u, 0x2u) << "PPF is not write-1-to-clear";
+    EXPECT_EQ(h.drv.drain_faults(), 2u);
+    EXPECT_EQ(h.fsts() & 0x3u, 0u) << "no F bit left: PPF reads 0";
+  });
+}
+
 // A present paging entry with a reserved bit set is fault reason 0x72 (first stage) or
 // 0x7A (second stage), not "not present" 0x71 / 0x79 (VT-d spec, scalable-mode
 // non-recoverable fault conditions table). Hand-built 4-level tables for kIova
