@@ -16,16 +16,23 @@ class AmdViLane : public ModelLane<amdvi::AmdVi, driver::AmdViDriver> {
       : ModelLane(s, mc, dc) {}
 
   std::string vendor() const override { return "amdvi"; }
-  driver::Status bypass_all() override { return drv_.bypass_all(); }
-  void drain_events() override { drv_.drain_events(); }
-  uint64_t events_recorded() const override { return iommu_.events_written(); }
-  std::vector<CacheView> caches() const override {
-    return {{"iotlb", &iommu_.iotlb_stats()},         {"dte_cache", &iommu_.dte_cache_stats()},
-            {"gcr3_cache", &iommu_.gcr3_cache_stats()}, {"guest_pdc", &iommu_.guest_pdc_stats()},
-            {"host_pdc", &iommu_.host_pdc_stats()},   {"gpa_cache", &iommu_.gpa_cache_stats()}};
+  driver::Status bypass_all() override {
+    for (unsigned k = 0; k < units(); ++k)
+      if (driver::Status st = drv(k).bypass_all(); !st.ok) return st;
+    return {};
   }
-
- private:
+  void drain_events() override {
+    for (unsigned k = 0; k < units(); ++k) drv(k).drain_events();
+  }
+  uint64_t events_recorded() const override {
+    return sum_units([this](unsigned k) { return iommu(k).events_written(); });
+  }
+  std::vector<CacheView> caches() const override {
+    const amdvi::AmdVi& m = iommu(0);
+    return {{"iotlb", &m.iotlb_stats()},         {"dte_cache", &m.dte_cache_stats()},
+            {"gcr3_cache", &m.gcr3_cache_stats()}, {"guest_pdc", &m.guest_pdc_stats()},
+            {"host_pdc", &m.host_pdc_stats()},   {"gpa_cache", &m.gpa_cache_stats()}};
+  }
 };
 
 // vmm.paths = trapped: the guest's AMD driver behind the VMM's vAMD
@@ -37,12 +44,13 @@ class AmdViTrappedLane : public TrappedLane<AmdViLane, vmm::VAmdVi, driver::AmdV
 
  protected:
   std::optional<driver::ViommuType> viommu_type() const override { return driver::ViommuType::Amd; }
-  driver::Status connect_viommu() override {
-    viommu_.set_viommu(vm_.viommu_id());
-    for (const vmm::AssignedDevice& d : devices_) viommu_.add_device(uint16_t(d.virt_id), d.dev_id);
+  driver::Status connect_viommu(unsigned k) override {
+    viommu(k).set_viommu(vm_.viommu_id(k));
+    for (const vmm::AssignedDevice& d : devices_)
+      if (d.unit == k) viommu(k).add_device(uint16_t(d.virt_id), d.dev_id);
     return {};
   }
-  void drain_guest_events() override { guest_.drain_events(); }
+  void drain_guest_events(unsigned k) override { guest(k).drain_events(); }
 };
 
 // iommu.amdvi: the model (models/amdvi/amdvi.h).

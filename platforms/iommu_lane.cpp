@@ -68,6 +68,18 @@ void seed_caches(uint64_t base, std::initializer_list<common::CacheConfig*> cach
   for (common::CacheConfig* c : caches) c->seed = base + ++i;
 }
 
+driver::DriverMemory unit_pools(const driver::DriverMemory& pools, unsigned k, unsigned units) {
+  constexpr uint64_t kPage = 4096;
+  driver::DriverMemory m = pools;
+  const uint64_t host = pools.table_pool_bytes / units / kPage * kPage;
+  const uint64_t guest = pools.guest_pool_bytes / units / kPage * kPage;
+  m.table_pool_base += k * host;
+  m.table_pool_bytes = host;
+  m.guest_pool_ipa += k * guest;
+  m.guest_pool_bytes = guest;
+  return m;
+}
+
 RegisterLane::RegisterLane(LaneType type) {
   auto& lanes = registry();
   lanes.insert(std::upper_bound(lanes.begin(), lanes.end(), type,

@@ -2,15 +2,23 @@
 // lane per vendor in `iommu.vendor`; each lane has its own memory and endpoint, and every
 // lane gets identical traffic, so vendors compare side by side in one simulation.
 //
+// A lane holds platform.iommus physical IOMMUs ("units"), each its own model and host
+// driver on the lane's memory; every endpoint's DMAs go to the unit it sits behind
+// (traffic.endpoints[i].iommu), and the lane's one oracle observes them all.
+//
 // A vendor adds a lane in its own file, platforms/<vendor>_lane.cpp: an IommuLane, the
 // declarations of its `iommu.<vendor>` and `driver.<vendor>` keys, and a factory that reads
 // them and checks that it can serve the configured traffic, registered with RegisterLane.
 // No shared list names the vendors.
 #pragma once
+#include <algorithm>
 #include <initializer_list>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <tlm_utils/simple_initiator_socket.h>
 
 #include "models/common/cache.h"
 #include "models/common/correctness_oracle.h"
@@ -30,6 +38,7 @@ namespace iommusim::platforms {
 struct EndpointSettings {
   traffic::EndpointConfig config;
   std::string path;
+  unsigned iommu = 0;   // the unit it sits behind (traffic.endpoints[i].iommu)
   // A ConfigError naming <path>.<key>.
   [[noreturn]] void fail(const std::string& key, const std::string& why) const { throw ConfigError(path + "." + key + ": " + why); }
 };
@@ -42,6 +51,7 @@ struct LaneSettings {
   driver::DriverTiming timing;      // driver.* (shared keys)
   driver::DriverMemory pools;       // where the driver keeps tables, computed by the System
   std::vector<EndpointSettings> endpoints;   // what the lane's endpoints will send (at least one)
+  unsigned iommus = 1;              // platform.iommus: physical IOMMUs on the lane
   bool oracle = true;               // sim.oracle: check every DMA against the driver's mappings
   // A trapped lane's VM: guest RAM (GPA 0 at guest_ram_pa), the host pages behind it (the
   // stage-2 leaf size), and the VMM's costs.
@@ -81,16 +91,33 @@ DriverConfig read_driver_config(const Section<DriverConfig>& keys, const ConfigR
 // Seeds for random replacement, so runs stay deterministic: caches[i]->seed = base + i + 1.
 void seed_caches(uint64_t base, std::initializer_list<common::CacheConfig*> caches);
 
+// Unit k's stats prefix: `base` alone when the lane has one unit (so single-IOMMU stats keep
+// their names), base<k> when it has several.
+inline std::string unit_name(const std::string& base, unsigned k, unsigned units) {
+  return units > 1 ? base + std::to_string(k) : base;
+}
+// Unit k's share of the drivers' table pools: each pool split in `units` page-aligned
+// slices, so the units' drivers never allocate the same frames.
+driver::DriverMemory unit_pools(const driver::DriverMemory& pools, unsigned k, unsigned units);
+// The oracle space IDs host driver k reports under (unit 0: the driver's own IDs).
+inline uint32_t unit_space_base(unsigned k) { return k << 20; }
+
 class IommuLane {
  public:
   virtual ~IommuLane() = default;
   virtual std::string vendor() const = 0;
-  // The driver the workload programs: the host's, or on a trapped lane the guest's.
-  virtual driver::IommuDriver& driver() = 0;
-  virtual const driver::IommuDriver& driver() const = 0;
-  // Brings the lane up in simulated time: the driver's init, and on a trapped lane the
-  // host driver, the VM's iommufd objects and the guest driver first.
-  virtual driver::Status boot() { return driver().init(); }
+  // The physical IOMMUs (platform.iommus) and, for unit k, the driver the workload programs:
+  // the host's, or on a trapped lane the guest's instance behind that unit's vIOMMU.
+  virtual unsigned units() const { return 1; }
+  virtual driver::IommuDriver& unit_driver(unsigned k) = 0;
+  // The unit physical device `rid` sits behind, and the driver that programs it.
+  virtual unsigned unit_of(uint32_t) const { return 0; }
+  driver::IommuDriver& driver_for(uint32_t rid) { return unit_driver(unit_of(rid)); }
+  // Unit 0's driver: the only one when the lane has one unit.
+  driver::IommuDriver& driver() { return unit_driver(0); }
+  // Brings the lane up in simulated time: every unit's driver init, and on a trapped lane
+  // the host drivers, the VM's iommufd objects and the guest drivers.
+  virtual driver::Status boot() = 0;
   // The ID driver() knows physical device `rid` by (a trapped lane's guest: its vSID/vRID).
   virtual uint32_t driver_rid(uint32_t rid) const { return rid; }
   // driver() is a guest's that owns stage 1 only, over the stage 2 its VMM set up: a
@@ -103,9 +130,9 @@ class IommuLane {
   }
   // Connects the model's memory initiator to the lane's memory and the driver to the model.
   virtual void bind() = 0;
-  // Connects a requester (an endpoint, or the root complex in front of the model) to its
-  // DMA port; several may be.
-  virtual void bind_requester(tlm::tlm_initiator_socket<>& requester) = 0;
+  // Connects a requester (an endpoint, or the root complex in front of the model) to unit
+  // `unit`'s DMA port; several may be.
+  virtual void bind_requester(tlm::tlm_initiator_socket<>& requester, unsigned unit) = 0;
   virtual void register_stats(common::StatRegistry& reg, const std::string& prefix) const = 0;
   // Figures read once at the end of the run (StatRegistry::set_value): what the caches and
   // tags hold then.
@@ -120,28 +147,23 @@ class IommuLane {
   virtual void raise_event_interrupt() { drain_events(); }
   virtual uint64_t events_recorded() const = 0;
 
-  // For the summary.
+  // For the summary: the names of each unit's caches (<unit>.<name>.hits, .misses).
   struct CacheView { std::string name; const common::CacheStats* stats; };
   virtual std::vector<CacheView> caches() const = 0;   // the IOTLB first
-  virtual const common::Histogram& walk_reads() const = 0;
-  virtual const common::Histogram& walk_latency_ps() const = 0;
-  // Reads of configuration structures themselves (STE/CD, root/context/PASID-dir/PASID
-  // entries, DTE/GCR3 entries), the same definition for every vendor.
-  virtual uint64_t config_reads() const = 0;
   // The lane's correctness oracle; nullptr when sim.oracle is off.
   virtual common::CorrectnessOracle* oracle() = 0;
-  // Stage-2 reads made to locate configuration structures at guest addresses (nested).
-  virtual uint64_t config_locate_reads() const = 0;
-  // ATS (docs/ats.md): the device `rid` has an ATC; the model's ATC invalidations reach it.
+  // ATS (docs/ats.md): the device `rid` has an ATC; its unit's ATC invalidations reach it.
   virtual void attach_ats_device(uint32_t rid, common::AtsDevice* device) = 0;
   // The driver(s) that program the device `rid` enable its ATS (Linux: pci_enable_ats).
-  virtual void enable_ats(uint32_t rid) { driver().enable_ats(rid); }
-  // The model's ATS stats under <prefix>.iommu (lanes with an ATS device only).
+  virtual void enable_ats(uint32_t rid) { driver_for(rid).enable_ats(rid); }
+  // The models' ATS stats under <prefix>.iommu (<prefix>.iommu<k> with several units;
+  // lanes with an ATS device only).
   virtual void register_ats_stats(common::StatRegistry& reg, const std::string& prefix) const = 0;
 };
 
-// What every lane does the same way: owns the model and its driver (built on the lane's
-// memory), wires endpoint -> model -> memory and driver -> model registers, and reports
+// What every lane does the same way: owns the units (each a model and its driver, built on
+// the lane's memory with its own slice of the table pools and its own register window),
+// wires endpoint -> its unit's model -> memory and driver -> model registers, and reports
 // the engine figures. A vendor's lane adds vendor(), caches(), bypass_all() and its event
 // handling.
 template <class Model, class Driver>
@@ -149,42 +171,95 @@ class ModelLane : public IommuLane {
  public:
   template <class ModelConfig, class DriverConfig>
   ModelLane(const LaneSettings& s, const ModelConfig& mc, const DriverConfig& dc)
-      : memory_(*s.sim_memory), iommu_((s.name + "iommu").c_str(), mc),
-        drv_((s.name + "driver").c_str(), dc, iommu_, *s.sim_memory), oracle_(s.name.substr(0, s.name.find('_'))), oracle_on_(s.oracle) {
-    if (oracle_on_) { iommu_.set_observer(&oracle_); drv_.set_oracle(&oracle_); }
+      : memory_(*s.sim_memory), oracle_(s.name.substr(0, s.name.find('_'))), oracle_on_(s.oracle) {
+    for (unsigned k = 0; k < s.iommus; ++k) {
+      DriverConfig unit_dc = dc;
+      unit_dc.memory = unit_pools(dc.memory, k, s.iommus);
+      units_.push_back(std::make_unique<Unit>(s.name, unit_name("", k, s.iommus), mc, unit_dc, *s.sim_memory));
+      if (oracle_on_) {
+        iommu(k).set_observer(&oracle_);
+        common::OracleScope scope;
+        scope.space_base = unit_space_base(k);
+        drv(k).set_oracle(&oracle_, scope);
+      }
+    }
+    for (const EndpointSettings& e : s.endpoints) rid_unit_[e.config.requester_id] = e.iommu;
+    // A unit no endpoint sits behind: an unbound DMA port fails elaboration, so a requester
+    // that never sends takes its place.
+    for (unsigned k = 0; k < s.iommus; ++k)
+      if (std::none_of(s.endpoints.begin(), s.endpoints.end(), [k](const EndpointSettings& e) { return e.iommu == k; }))
+        idle_requesters_.push_back({k, std::make_unique<IdleRequester>((s.name + "idle_requester" + std::to_string(k)).c_str())});
   }
 
-  driver::IommuDriver& driver() override { return drv_; }
-  const driver::IommuDriver& driver() const override { return drv_; }
-  void bind() override {
-    iommu_.mem.bind(memory_.socket);
-    iommu_.set_direct_memory(&memory_);   // DMI-style: the same memory, without payloads
-    drv_.mmio.bind(iommu_.mmio);
+  unsigned units() const override { return unsigned(units_.size()); }
+  driver::IommuDriver& unit_driver(unsigned k) override { return drv(k); }
+  unsigned unit_of(uint32_t rid) const override {
+    auto it = rid_unit_.find(rid);
+    return it == rid_unit_.end() ? 0 : it->second;
   }
-  void bind_requester(tlm::tlm_initiator_socket<>& requester) override { requester.bind(iommu_.dma); }
+  driver::Status boot() override {
+    for (auto& u : units_)
+      if (driver::Status st = u->drv.init(); !st.ok) return st;
+    return {};
+  }
+  void bind() override {
+    for (auto& [k, r] : idle_requesters_) r->bind(iommu(k).dma);
+    for (auto& u : units_) {
+      u->iommu.mem.bind(memory_.socket);
+      u->iommu.set_direct_memory(&memory_);   // DMI-style: the same memory, without payloads
+      u->drv.mmio.bind(u->iommu.mmio);
+    }
+  }
+  void bind_requester(tlm::tlm_initiator_socket<>& requester, unsigned unit) override {
+    requester.bind(iommu(unit).dma);
+  }
   void register_stats(common::StatRegistry& reg, const std::string& p) const override {
-    iommu_.register_stats(reg, p + ".iommu");
-    drv_.register_stats(reg, p + ".driver");
+    for (unsigned k = 0; k < units(); ++k) {
+      iommu(k).register_stats(reg, p + "." + unit_name("iommu", k, units()));
+      drv(k).register_stats(reg, p + "." + unit_name("driver", k, units()));
+    }
     if (oracle_on_) oracle_.register_stats(reg, p + ".oracle");
   }
   void set_end_values(common::StatRegistry& reg, const std::string& p) const override {
-    reg.set_value(p + ".iommu." + caches().front().name + ".valid_entries", double(iommu_.iotlb_entries()), "count",
-                  "valid IOTLB entries at the end of the run");
+    for (unsigned k = 0; k < units(); ++k)
+      reg.set_value(p + "." + unit_name("iommu", k, units()) + "." + caches().front().name + ".valid_entries",
+                    double(iommu(k).iotlb_entries()), "count", "valid IOTLB entries at the end of the run");
   }
   common::CorrectnessOracle* oracle() override { return oracle_on_ ? &oracle_ : nullptr; }
-  const common::Histogram& walk_reads() const override { return iommu_.walk_reads(); }
-  const common::Histogram& walk_latency_ps() const override { return iommu_.walk_latency_ps(); }
-  uint64_t config_reads() const override { return iommu_.config_reads(); }
-  uint64_t config_locate_reads() const override { return iommu_.config_locate_reads(); }
-  void attach_ats_device(uint32_t rid, common::AtsDevice* device) override { iommu_.attach_ats_device(rid, device); }
+  void attach_ats_device(uint32_t rid, common::AtsDevice* device) override {
+    iommu(unit_of(rid)).attach_ats_device(rid, device);
+  }
   void register_ats_stats(common::StatRegistry& reg, const std::string& p) const override {
-    iommu_.register_ats_stats(reg, p + ".iommu");
+    for (unsigned k = 0; k < units(); ++k) iommu(k).register_ats_stats(reg, p + "." + unit_name("iommu", k, units()));
   }
 
  protected:
+  struct Unit {
+    template <class ModelConfig, class DriverConfig>
+    Unit(const std::string& lane, const std::string& k, const ModelConfig& mc, const DriverConfig& dc,
+         memory::SparseMemory& mem)
+        : iommu((lane + "iommu" + k).c_str(), mc), drv((lane + "driver" + k).c_str(), dc, iommu, mem) {}
+    Model iommu;
+    Driver drv;
+  };
+  Model& iommu(unsigned k) { return units_[k]->iommu; }
+  const Model& iommu(unsigned k) const { return units_[k]->iommu; }
+  Driver& drv(unsigned k) { return units_[k]->drv; }
+  const Driver& drv(unsigned k) const { return units_[k]->drv; }
+  // What every unit's driver or model says, added up.
+  template <class F>
+  uint64_t sum_units(F&& f) const {
+    uint64_t n = 0;
+    for (unsigned k = 0; k < units(); ++k) n += f(k);
+    return n;
+  }
+
+  using IdleRequester = tlm_utils::simple_initiator_socket<ModelLane>;
+
   memory::SparseMemory& memory_;
-  Model iommu_;
-  Driver drv_;
+  std::vector<std::unique_ptr<Unit>> units_;
+  std::vector<std::pair<unsigned, std::unique_ptr<IdleRequester>>> idle_requesters_;
+  std::map<uint32_t, unsigned> rid_unit_;   // endpoint RID -> its unit
   common::CorrectnessOracle oracle_;
   bool oracle_on_;
 };

@@ -16,16 +16,22 @@ class Smmuv3Lane : public ModelLane<smmuv3::Smmuv3, driver::Smmuv3Driver> {
       : ModelLane(s, mc, dc) {}
 
   std::string vendor() const override { return "smmuv3"; }
-  driver::Status bypass_all() override { drv_.global_bypass(); return {}; }
-  void drain_events() override { drv_.drain_events(); }
-  uint64_t events_recorded() const override { return iommu_.events_written(); }
-  std::vector<CacheView> caches() const override {
-    return {{"iotlb", &iommu_.iotlb_stats()}, {"config_cache", &iommu_.config_cache_stats()},
-            {"s1_walk_cache", &iommu_.s1_walk_cache_stats()}, {"s2_walk_cache", &iommu_.s2_walk_cache_stats()},
-            {"ipa_cache", &iommu_.ipa_cache_stats()}};
+  driver::Status bypass_all() override {
+    for (unsigned k = 0; k < units(); ++k) drv(k).global_bypass();
+    return {};
   }
-
- private:
+  void drain_events() override {
+    for (unsigned k = 0; k < units(); ++k) drv(k).drain_events();
+  }
+  uint64_t events_recorded() const override {
+    return sum_units([this](unsigned k) { return iommu(k).events_written(); });
+  }
+  std::vector<CacheView> caches() const override {
+    const smmuv3::Smmuv3& m = iommu(0);
+    return {{"iotlb", &m.iotlb_stats()}, {"config_cache", &m.config_cache_stats()},
+            {"s1_walk_cache", &m.s1_walk_cache_stats()}, {"s2_walk_cache", &m.s2_walk_cache_stats()},
+            {"ipa_cache", &m.ipa_cache_stats()}};
+  }
 };
 
 // vmm.paths = trapped: the guest's SMMUv3 driver behind the VMM's vSMMU
@@ -36,14 +42,14 @@ class Smmuv3TrappedLane : public TrappedLane<Smmuv3Lane, vmm::VSmmuv3, driver::S
 
  protected:
   std::optional<driver::ViommuType> viommu_type() const override { return driver::ViommuType::ArmSmmuv3; }
-  driver::Status connect_viommu() override {
-    viommu_.set_viommu(vm_.viommu_id());
+  driver::Status connect_viommu(unsigned k) override {
+    viommu(k).set_viommu(vm_.viommu_id(k));
     for (const vmm::AssignedDevice& d : devices_)
-      if (vmm::Errno e = viommu_.add_device(d.virt_id, d.dev_id); e != vmm::Errno::Ok)
+      if (vmm::Errno e = d.unit == k ? viommu(k).add_device(d.virt_id, d.dev_id) : vmm::Errno::Ok; e != vmm::Errno::Ok)
         return driver::Status::fail(std::string("VMM: IOMMU_HWPT_ALLOC (abort/bypass) failed with ") + vmm::errno_name(e));
     return {};
   }
-  void drain_guest_events() override { guest_.drain_events(); }
+  void drain_guest_events(unsigned k) override { guest(k).drain_events(); }
 };
 
 // iommu.smmuv3: the model (models/smmuv3/smmuv3.h).

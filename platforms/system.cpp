@@ -56,6 +56,8 @@ struct Params {
   driver::DriverMemory pools;
   traffic::EndpointConfig ep;                  // traffic.*: the lane's endpoint, or what the listed ones start from
   std::vector<traffic::EndpointConfig> listed;  // traffic.endpoints
+  std::vector<unsigned> listed_iommu;           // traffic.endpoints[i].iommu
+  unsigned iommus = 1;                          // platform.iommus
   std::vector<EndpointSettings> eps;            // the lane's endpoints: `ep`, or the listed ones
   PcieSettings pcie;
   uint64_t guest_ram_pa = 0, guest_ram_bytes = 0, buffer_ipa = 0, s2_page = 0, s1_page = 0;
@@ -73,6 +75,7 @@ struct Params {
 };
 
 constexpr unsigned kBarrierReads = 48;
+constexpr unsigned kMaxIommus = 8;   // platform.iommus
 
 // The run's own sections. Params's zeros are placeholders (StructDefaults::Own): every value
 // comes from these declarations. The model structs it holds are checked against them where
@@ -172,6 +175,9 @@ Section<P> platform_keys() {
                "guest RAM, all mapped by stage 2")
       .integer("buffer_ipa", &P::buffer_ipa, 0, 0, 1ull << 47, "bytes",
                "where the DMA buffers start (an IPA, or a PA offset into guest RAM when not nested)")
+      .integer("iommus", &P::iommus, 1, 1, kMaxIommus, "units",
+               "physical IOMMUs per lane, each its own model and driver; an endpoint sits behind "
+               "traffic.endpoints[i].iommu (stats iommu<k>, driver<k> when more than one)")
       .one_of("stage2_page_bytes", &P::s2_page, 4096, pages, "bytes", "leaf size of the stage-2 tables")
       .one_of("stage1_page_bytes", &P::s1_page, 4096, pages, "bytes", "leaf size of the stage-1 tables")
       .embed(&P::pools, Section<Pools>("")
@@ -247,18 +253,35 @@ std::string per_endpoint_list() {
   return list;
 }
 
-// Each element: the traffic keys above, changed by the element's own.
+// Where an element of traffic.endpoints sits on the platform (not traffic: the lane routes it).
+struct EndpointPlacement {
+  unsigned iommu = 0;
+};
+const Section<EndpointPlacement>& placement_keys() {
+  static const Section<EndpointPlacement> keys =
+      Section<EndpointPlacement>("", StructDefaults::Own)
+          .integer("iommu", &EndpointPlacement::iommu, 0, 0, kMaxIommus - 1, "",
+                   "the physical IOMMU the endpoint sits behind (below platform.iommus)");
+  return keys;
+}
+
+// Each element: the traffic keys above, changed by the element's own, and its placement.
 void read_endpoints(const ConfigReader& r, P& p) {
   const json& list = r.list("endpoints");
   const Section<traffic::EndpointConfig> keys = traffic_keys();
   const json base = keys.write(p.ep);
   p.listed.clear();
+  p.listed_iommu.clear();
   for (size_t i = 0; i < list.size(); ++i) {
     const std::string where = r.path("endpoints") + "[" + std::to_string(i) + "]";
     const ConfigReader element(list[i], where);
     if (!list[i].is_object()) element.fail_here("expected an object (the traffic keys this endpoint changes)");
-    json merged = base;
+    json merged = base, placement = placement_keys().write(EndpointPlacement{});
     for (auto it = list[i].begin(); it != list[i].end(); ++it) {
+      if (placement.contains(it.key())) {
+        placement[it.key()] = *it;
+        continue;
+      }
       const auto& own = per_endpoint_keys();
       if (std::find(own.begin(), own.end(), it.key()) == own.end())
         element.fail(it.key(), base.contains(it.key()) ? "shared by every endpoint of a lane: set traffic." + it.key()
@@ -269,14 +292,15 @@ void read_endpoints(const ConfigReader& r, P& p) {
     traffic::EndpointConfig e = p.ep;
     keys.read(ConfigReader(merged, where), e);
     p.listed.push_back(e);
+    p.listed_iommu.push_back(placement_keys().read(ConfigReader(placement, where)).iommu);
   }
 }
 
 json write_endpoints(const P& p) {
   json list = json::array();
-  for (const traffic::EndpointConfig& e : p.listed) {
-    const json all = traffic_keys().write(e);
-    json mine = json::object();
+  for (size_t i = 0; i < p.listed.size(); ++i) {
+    const json all = traffic_keys().write(p.listed[i]);
+    json mine = placement_keys().write(EndpointPlacement{p.listed_iommu[i]});
     for (const std::string& k : per_endpoint_keys()) mine[k] = all[k];
     list.push_back(mine);
   }
@@ -289,7 +313,8 @@ Section<P> traffic_run_keys() {
       .embed(&P::ep, traffic_keys())
       .custom(value_key("endpoints", KeyType::List, json::array(), "list of objects", "",
                         "several endpoints per lane, each an object holding the keys above it changes (" +
-                            per_endpoint_list() + "); they share the window. Empty: one endpoint"),
+                            per_endpoint_list() + ") and `iommu`, the physical IOMMU it sits behind (0 .. "
+                            "platform.iommus - 1, default 0); they share the window. Empty: one endpoint"),
               read_endpoints, write_endpoints);
 }
 
@@ -405,8 +430,11 @@ Params read_params(const json& j) {
   // lane sees the same traffic.
   if (p.listed.empty()) p.eps.push_back({p.ep, "traffic"});
   for (size_t i = 0; i < p.listed.size(); ++i) {
-    p.eps.push_back({p.listed[i], "traffic.endpoints[" + std::to_string(i) + "]"});
+    p.eps.push_back({p.listed[i], "traffic.endpoints[" + std::to_string(i) + "]", p.listed_iommu[i]});
     p.eps.back().config.seed = p.seed + i;
+    if (p.eps.back().iommu >= p.iommus)
+      p.eps.back().fail("iommu", "IOMMU " + std::to_string(p.eps.back().iommu) + " does not exist (platform.iommus = " +
+                                     std::to_string(p.iommus) + ")");
   }
   uint64_t total = 0;
   for (size_t i = 0; i < p.eps.size(); ++i) {
@@ -454,6 +482,14 @@ Params read_params(const json& j) {
     root.section("vmm").fail("arm_vmid", "applies to smmuv3@trapped only (iommu.vendor smmuv3, vmm.paths trapped)");
   if (p.guest.amd_gcr3 != driver::AmdGcr3Tables::PerDevice && !trapped_lane_of("amdvi"))
     root.section("guest").fail("amd_gcr3", "applies to amdvi@trapped only (iommu.vendor amdvi, vmm.paths trapped)");
+  if (p.iommus > 1) {
+    if (p.pcie.enabled)
+      pl.fail("iommus", "one root complex (pcie.enabled) feeds one IOMMU: several IOMMUs need pcie.enabled = false");
+    if (p.mode == "trace")
+      for (const EndpointSettings& e : p.eps)
+        if (e.iommu != p.eps.front().iommu)
+          e.fail("iommu", "workload.mode = trace drives one IOMMU's driver: put every endpoint behind the same IOMMU");
+  }
   if (p.stress && p.eps.size() > 1) t.fail("endpoints", "workload.mode = stress drives one endpoint");
   if (p.dma_api && p.eps.size() > 1) t.fail("endpoints", "workload.mode = dma_api drives one endpoint");
   if (p.jobs) read_job_workload(root, p);
@@ -534,10 +570,11 @@ Params read_params(const json& j) {
   if (p.stress && p.buffer_ipa % p.s2_page) pl.fail("buffer_ipa", "with workload.mode = stress must be aligned to platform.stage2_page_bytes");
   // A stage-2 domain maps all of guest RAM: its leaf tables alone take 8 bytes per page.
   if ((p.translation == "s2" || p.translation == "nested") &&
-      p.guest_ram_bytes / p.s2_page * 8 > p.pools.table_pool_bytes / 2)
+      p.guest_ram_bytes / p.s2_page * 8 > p.pools.table_pool_bytes / p.iommus / 2)
     pl.fail("table_pool_bytes", "too small for the stage-2 tables of platform.guest_ram_bytes (" +
-                                    std::to_string(p.guest_ram_bytes / p.s2_page * 8) + " bytes of leaf tables; " +
-                                    "raise it or use larger platform.stage2_page_bytes)");
+                                    std::to_string(p.guest_ram_bytes / p.s2_page * 8) + " bytes of leaf tables" +
+                                    (p.iommus > 1 ? " per IOMMU, each with 1/" + std::to_string(p.iommus) + " of the pool" : "") +
+                                    "; raise it or use larger platform.stage2_page_bytes)");
   // Regions beyond guest RAM that stress remaps move pages to must exist in memory.
   if (p.stress && p.guest_ram_pa + 2 * p.guest_ram_bytes + 4 * p.stride > p.mem.size_bytes)
     pl.fail("guest_ram_bytes", "the stress workload's target regions end beyond simulated memory");
@@ -574,7 +611,7 @@ struct Lane {
   std::vector<std::string> endpoint_stats;     // each endpoint's stats prefix after <lane>., then the totals'
   sc_core::sc_event_or_list endpoint_done;     // any endpoint finished
   sc_core::sc_event go;
-  driver::DomainId dma_domain = 0;
+  std::vector<driver::DomainId> dma_domain;    // per unit: the DMA domain its endpoints use (0: none)
   uint32_t timeline_pid = 0;                   // its process on the timeline (--trace)
   std::unique_ptr<StressWorkload> stress;
   std::unique_ptr<DmaApiWorkload> dma_api;
@@ -585,7 +622,7 @@ struct Lane {
   // where its invalidation records and event count stood then.
   bool warmed_up = false;
   sc_core::sc_time warmup_end;
-  size_t invalidations_from = 0;
+  std::vector<size_t> invalidations_from;   // per unit
   uint64_t events_from = 0;
   std::string failure;
   bool finished = false;
@@ -631,6 +668,7 @@ struct System::Impl : sc_core::sc_module {
       ls.timing = p.timing;
       ls.pools = p.pools;
       ls.endpoints = p.eps;
+      ls.iommus = p.iommus;
       ls.oracle = p.oracle;
       ls.guest_ram_pa = p.guest_ram_pa;
       ls.guest_ram_bytes = p.guest_ram_bytes;
@@ -643,15 +681,17 @@ struct System::Impl : sc_core::sc_module {
       }
       l.iommu = make_lane(v, path, root.section("iommu"), root.section("driver"), root.section("traffic"), ls);
       l.iommu->bind();
+      l.dma_domain.assign(p.iommus, 0);
+      l.invalidations_from.assign(p.iommus, 0);
       if (timeline) {
         l.timeline_pid = timeline->process(n);
-        l.iommu->driver().set_timeline(*timeline, l.timeline_pid);
+        for (unsigned k = 0; k < p.iommus; ++k) l.iommu->unit_driver(k).set_timeline(*timeline, l.timeline_pid);
       }
       l.memory->register_stats(reg, n + ".memory");
       l.iommu->register_stats(reg, n);
       if (p.pcie.enabled) {
         l.root_complex = std::make_unique<pcie::RootComplex>((l.module + "_root_complex").c_str(), p.pcie.link);
-        l.iommu->bind_requester(l.root_complex->to_iommu);
+        l.iommu->bind_requester(l.root_complex->to_iommu, 0);   // one IOMMU with pcie.enabled
         l.root_complex->register_stats(reg, n + ".pcie");
       }
       if (p.jobs) add_jobs(l);
@@ -683,7 +723,7 @@ struct System::Impl : sc_core::sc_module {
             return lane->move_guest_page(gpa, pa, bytes);
           };
         }
-        l.stress = std::make_unique<StressWorkload>(sc, l.iommu->driver());
+        l.stress = std::make_unique<StressWorkload>(sc, driven_driver(l));
         l.stress->register_stats(reg, n + ".workload");
       }
       if (p.dma_api) add_dma_api(l);
@@ -705,7 +745,7 @@ struct System::Impl : sc_core::sc_module {
       const std::string k = several ? std::to_string(i) : "";
       auto e = std::make_unique<traffic::Endpoint>((l.module + "_endpoint" + k).c_str(), p.eps[i].config);
       if (l.root_complex) e->socket.bind(l.root_complex->from_devices);
-      else l.iommu->bind_requester(e->socket);
+      else l.iommu->bind_requester(e->socket, p.eps[i].iommu);
       e->start(l.go);
       if (l.totals) e->also_count_in(*l.totals);
       if (l.jobs) e->set_job_source(l.jobs->source(i));
@@ -736,9 +776,13 @@ struct System::Impl : sc_core::sc_module {
     l.ats_stats = true;
   }
 
+  // The driver of the first endpoint's IOMMU: the one the single-device workloads (stress,
+  // dma_api, nic, storage) and a trace (whose endpoints share an IOMMU) program.
+  driver::IommuDriver& driven_driver(Lane& l) const { return l.iommu->unit_driver(p.eps.front().iommu); }
+
   // workload.mode = dma_api: the CPUs' buffers, and the endpoint's DMAs redirected into them.
   void add_dma_api(Lane& l) {
-    auto* drv = dynamic_cast<driver::DriverBase*>(&l.iommu->driver());
+    auto* drv = dynamic_cast<driver::DriverBase*>(&driven_driver(l));
     if (!drv) throw std::runtime_error(l.name + ": workload.mode = dma_api needs a DriverBase driver");
     DmaApiWorkloadConfig c;
     c.api = p.dma.api;
@@ -757,7 +801,7 @@ struct System::Impl : sc_core::sc_module {
 
   // workload.mode = nic, storage or trace: the workload that hands the endpoints their DMAs.
   void add_jobs(Lane& l) {
-    auto* drv = dynamic_cast<driver::DriverBase*>(&l.iommu->driver());
+    auto* drv = dynamic_cast<driver::DriverBase*>(&driven_driver(l));
     if (!drv) throw std::runtime_error(l.name + ": workload.mode = " + p.mode + " needs a DriverBase driver");
     l.jobs = make_jobs(*drv, *l.iommu);
     l.jobs->register_stats(reg, l.name);
@@ -816,19 +860,32 @@ struct System::Impl : sc_core::sc_module {
 
   // Maps the DMA window (+ churn pages) to buffers and returns false on failure.
   bool setup(Lane& l) {
-    using driver::DomainKind;
-    driver::IommuDriver& drv = l.iommu->driver();
     if (!check(l, l.iommu->boot(), "driver init")) return false;
-    std::string why;
-    const uint64_t span = p.ep.window_bytes + churn_units(p) * churn_unit(p);
-    if (l.stress) return check(l, l.stress->setup(l.iommu->driver_rid(p.ep.requester_id), pasid_of(p.ep)), "stress setup");
-    if (l.dma_api) return check(l, l.dma_api->setup(l.iommu->driver_rid(p.ep.requester_id), pasid_of(p.ep)), "dma_api setup");
+    const uint32_t rid = l.iommu->driver_rid(p.eps.front().config.requester_id);
+    const std::optional<uint32_t> pasid = pasid_of(p.eps.front().config);
+    if (l.stress) return check(l, l.stress->setup(rid, pasid), "stress setup");
+    if (l.dma_api) return check(l, l.dma_api->setup(rid, pasid), "dma_api setup");
     if (l.jobs) return check(l, l.jobs->setup(), (p.mode + " setup").c_str());
     if (p.translation == "bypass") {
       if (!check(l, l.iommu->bypass_all(), "bypass")) return false;
       if (auto* o = l.iommu->oracle()) o->set_bypass(true);
       return true;
     }
+    // Each IOMMU with endpoints behind it gets the DMA domain (its driver's own, as Linux
+    // attaches one domain to devices on several IOMMUs and invalidates each).
+    for (unsigned k = 0; k < p.iommus; ++k)
+      if (std::any_of(p.eps.begin(), p.eps.end(), [k](const EndpointSettings& e) { return e.iommu == k; }) &&
+          !setup_unit(l, k))
+        return false;
+    return true;
+  }
+
+  // Unit k's DMA domain, mapped and attached to the endpoints behind it.
+  bool setup_unit(Lane& l, unsigned k) {
+    using driver::DomainKind;
+    driver::IommuDriver& drv = l.iommu->unit_driver(k);
+    std::string why;
+    const uint64_t span = p.ep.window_bytes + churn_units(p) * churn_unit(p);
     // A guest's driver builds stage 1 only: its VMM set stage 2 up at boot.
     if (p.translation == "s2" || (p.translation == "nested" && !l.iommu->guest_stage1())) {
       auto s2 = drv.create_domain(DomainKind::Stage2, std::nullopt, &why);
@@ -837,22 +894,22 @@ struct System::Impl : sc_core::sc_module {
       if (!check(l, drv.map(*s2, 0, p.guest_ram_pa, p.guest_ram_bytes, {}, p.s2_page), "map guest RAM")) return false;
       if (p.translation == "s2") {
         // Device IOVA = IPA: map the window onto the buffers directly through stage 2.
-        l.dma_domain = *s2;
-        return attach_endpoints(l);
+        l.dma_domain[k] = *s2;
+        return attach_endpoints(l, k);
       }
       auto s1 = drv.create_domain(DomainKind::Nested, *s2, &why);
       if (!s1) return check(l, driver::Status::fail(why), "create nested domain");
       if (!check(l, drv.map(*s1, p.ep.window_base, dma_target(p.ep.window_base), span, {}, p.s1_page), "map DMA window"))
         return false;
-      l.dma_domain = *s1;
-      return attach_endpoints(l);
+      l.dma_domain[k] = *s1;
+      return attach_endpoints(l, k);
     }
     auto s1 = drv.create_domain(DomainKind::Stage1, std::nullopt, &why);
     if (!s1) return check(l, driver::Status::fail(why), "create stage-1 domain");
     if (!check(l, drv.map(*s1, p.ep.window_base, dma_target(p.ep.window_base), span, {}, p.s1_page), "map DMA window"))
       return false;
-    l.dma_domain = *s1;
-    return attach_endpoints(l);
+    l.dma_domain[k] = *s1;
+    return attach_endpoints(l, k);
   }
 
   // The lane's statistics count afresh from here, except the oracle's, which judge every DMA.
@@ -860,7 +917,8 @@ struct System::Impl : sc_core::sc_module {
     reg.reset(l.name + ".", {l.name + ".oracle."});
     l.warmed_up = true;
     l.warmup_end = sc_core::sc_time_stamp();
-    l.invalidations_from = l.iommu->driver().invalidations().records().size();
+    for (unsigned k = 0; k < p.iommus; ++k)
+      l.invalidations_from[k] = l.iommu->unit_driver(k).invalidations().records().size();
     l.events_from = l.iommu->events_recorded();
   }
 
@@ -868,23 +926,24 @@ struct System::Impl : sc_core::sc_module {
     return e.pasid_valid ? std::optional<uint32_t>(e.pasid) : std::nullopt;
   }
 
-  // Every endpoint to the DMA domain through its RID (and PASID). The same domain is also
-  // attached through PASIDs 1..N of each device (an SVA-like fan-out): vendors that tag
-  // entries by PASID must invalidate each one.
-  bool attach_endpoints(Lane& l) {
-    driver::IommuDriver& drv = l.iommu->driver();
+  // Every endpoint behind unit k to its DMA domain through its RID (and PASID). The same
+  // domain is also attached through PASIDs 1..N of each device (an SVA-like fan-out):
+  // vendors that tag entries by PASID must invalidate each one.
+  bool attach_endpoints(Lane& l, unsigned k) {
+    driver::IommuDriver& drv = l.iommu->unit_driver(k);
     for (const EndpointSettings& e : p.eps) {
+      if (e.iommu != k) continue;
       const uint32_t rid = l.iommu->driver_rid(e.config.requester_id);
-      if (!check(l, drv.attach(rid, pasid_of(e.config), l.dma_domain), "attach")) return false;
+      if (!check(l, drv.attach(rid, pasid_of(e.config), l.dma_domain[k]), "attach")) return false;
       for (uint32_t pasid = 1; pasid <= p.extra_pasids; ++pasid)
-        if (!check(l, drv.attach(rid, pasid, l.dma_domain), "attach extra PASID")) return false;
+        if (!check(l, drv.attach(rid, pasid, l.dma_domain[k]), "attach extra PASID")) return false;
     }
     return true;
   }
 
   void workload(Lane& l) {
     if (!setup(l)) return;
-    driver::IommuDriver& drv = l.iommu->driver();
+    const bool churn = std::any_of(l.dma_domain.begin(), l.dma_domain.end(), [](driver::DomainId d) { return d != 0; });
     l.traffic_start = sc_core::sc_time_stamp();
     l.go.notify(sc_core::SC_ZERO_TIME);
     // The churn region follows the DMA window; it is unmapped and remapped one leaf at a
@@ -899,7 +958,7 @@ struct System::Impl : sc_core::sc_module {
       if (!l.jobs->failure().empty() && !check(l, driver::Status::fail(l.jobs->failure()), p.mode.c_str())) return;
     }
     while (!l.traffic_done()) {
-      if (p.unmap_interval_ns == 0 || (l.dma_domain == 0 && !l.stress)) { sc_core::wait(l.endpoint_done); continue; }
+      if (p.unmap_interval_ns == 0 || (!churn && !l.stress)) { sc_core::wait(l.endpoint_done); continue; }
       sc_core::wait(sc_core::sc_time(double(p.unmap_interval_ns), sc_core::SC_NS), l.endpoint_done);
       if (l.traffic_done()) break;
       ++op;
@@ -914,15 +973,21 @@ struct System::Impl : sc_core::sc_module {
         if (!check(l, st, ("stress " + what).c_str())) return;
         continue;
       }
-      if (p.domain_every && op % p.domain_every == 0) {
-        if (!check(l, drv.invalidate_domain(l.dma_domain), "invalidate_domain")) return;
-        l.domain_flushes.inc();
-        continue;
+      // Each IOMMU's DMA domain in turn: with several IOMMUs, one operation is one per unit.
+      for (unsigned k = 0; k < p.iommus; ++k) {
+        const driver::DomainId d = l.dma_domain[k];
+        if (!d) continue;
+        driver::IommuDriver& drv = l.iommu->unit_driver(k);
+        if (p.domain_every && op % p.domain_every == 0) {
+          if (!check(l, drv.invalidate_domain(d), "invalidate_domain")) return;
+          l.domain_flushes.inc();
+          continue;
+        }
+        const uint64_t iova = churn_iova + (op % units) * unit;
+        if (!check(l, drv.unmap(d, iova, unit), "unmap")) return;
+        l.unmaps.inc();
+        if (!check(l, drv.map(d, iova, dma_target(iova), unit, {}, unit), "remap")) return;
       }
-      const uint64_t iova = churn_iova + (op % units) * unit;
-      if (!check(l, drv.unmap(l.dma_domain, iova, unit), "unmap")) return;
-      l.unmaps.inc();
-      if (!check(l, drv.map(l.dma_domain, iova, dma_target(iova), unit, {}, unit), "remap")) return;
     }
     if (l.dma_api) {
       l.dma_api->stop();
@@ -966,10 +1031,15 @@ common::StatRegistry& System::stats() { return impl_->reg; }
 
 nlohmann::json System::invalidation_records() const {
   json j = json::object();
+  // Several IOMMUs: each unit's records in turn.
   for (auto& l : impl_->lanes) {
-    json records = l->iommu->driver().invalidations().to_json();
-    records.erase(records.begin(), records.begin() + std::ptrdiff_t(l->invalidations_from));
-    j[l->name] = std::move(records);
+    json all = json::array();
+    for (unsigned k = 0; k < l->iommu->units(); ++k) {
+      json records = l->iommu->unit_driver(k).invalidations().to_json();
+      records.erase(records.begin(), records.begin() + std::ptrdiff_t(l->invalidations_from[k]));
+      for (json& r : records) all.push_back(std::move(r));
+    }
+    j[l->name] = std::move(all);
   }
   return j;
 }
@@ -1071,9 +1141,27 @@ RunResult System::run() {
   auto ns = [](double ps) { return fmt(ps / 1000.0); };
   auto measured_from = [](const Lane& l) { return l.warmed_up ? l.warmup_end : l.traffic_start; };
   auto sim_ns = [&](const Lane& l) { return (l.traffic_end - measured_from(l)).to_seconds() * 1e9; };
+  // A stat of every IOMMU of the lane (<base>, or <base><k> with several): summed, merged.
+  // A unit may lack one (a trapped lane's unit without the VM's devices has no guest driver).
+  auto ucount = [&](const Lane& l, const std::string& base, const std::string& stat) {
+    uint64_t n = 0;
+    for (unsigned k = 0, K = l.iommu->units(); k < K; ++k) {
+      const std::string name = unit_name(base, k, K) + "." + stat;
+      if (s.reg.find_counter(l.name + "." + name)) n += count(l, name);
+    }
+    return n;
+  };
+  auto uhist = [&](const Lane& l, const std::string& base, const std::string& stat) {
+    common::Histogram h;
+    for (unsigned k = 0, K = l.iommu->units(); k < K; ++k) {
+      const std::string name = unit_name(base, k, K) + "." + stat;
+      if (s.reg.find_histogram(l.name + "." + name)) h.add(hist(l, name));
+    }
+    return h;
+  };
+  auto ratio = [](uint64_t hits, uint64_t misses) { return hits + misses ? double(hits) / double(hits + misses) : 0.0; };
   auto hit_rate = [&](const Lane& l, const std::string& cache) {
-    const uint64_t hits = count(l, "iommu." + cache + ".hits"), lookups = hits + count(l, "iommu." + cache + ".misses");
-    return lookups ? double(hits) / double(lookups) : 0.0;
+    return ratio(ucount(l, "iommu", cache + ".hits"), ucount(l, "iommu", cache + ".misses"));
   };
   for (auto& lp : s.lanes) {
     const Lane& l = *lp;
@@ -1085,8 +1173,12 @@ RunResult System::run() {
     if (l.warmed_up)
       s.reg.set_value(l.name + ".run.warmup_end", measured_from(l).to_seconds() * 1e9, "ns",
                       "when the lane's warm-up (sim.warmup_transactions) ended: its other stats, except the oracle's, count from here");
-    for (auto& c : l.iommu->caches())
-      s.reg.set_value(l.name + ".iommu." + c.name + ".hit_rate", hit_rate(l, c.name), "ratio", c.name + " hits / lookups");
+    for (unsigned k = 0, K = l.iommu->units(); k < K; ++k)
+      for (auto& c : l.iommu->caches()) {
+        const std::string unit = l.name + "." + unit_name("iommu", k, K) + "." + c.name;
+        s.reg.set_value(unit + ".hit_rate", ratio(s.reg.counter(unit + ".hits"), s.reg.counter(unit + ".misses")), "ratio",
+                        c.name + " hits / lookups");
+      }
     l.iommu->set_end_values(s.reg, l.name);
     // Bytes per nanosecond times 8: Gb/s.
     auto gbps = [&](const std::string& stat) { return t_ns > 0 ? double(count(l, stat)) * 8 / t_ns : 0; };
@@ -1132,41 +1224,46 @@ RunResult System::run() {
   }
   per_lane("IOTLB hit rate", [&](const Lane& l) {
     const std::string iotlb = l.iommu->caches().front().name;
-    return count(l, "iommu." + iotlb + ".hits") + count(l, "iommu." + iotlb + ".misses")
+    return ucount(l, "iommu", iotlb + ".hits") + ucount(l, "iommu", iotlb + ".misses")
                ? fmt(100.0 * hit_rate(l, iotlb)) + "%"
                : std::string("-");
   });
-  per_lane("table reads/walk mean", [&](const Lane& l) { return fmt(hist(l, "iommu.walk_reads").mean(), 2); });
+  per_lane("table reads/walk mean", [&](const Lane& l) { return fmt(uhist(l, "iommu", "walk_reads").mean(), 2); });
   per_lane("  p50 / p99 / max", [&](const Lane& l) {
-    const auto w = hist(l, "iommu.walk_reads");
+    const auto w = uhist(l, "iommu", "walk_reads");
     return fmt(w.percentile(0.5), 0) + " / " + fmt(w.percentile(0.99), 0) + " / " + std::to_string(w.max());
   });
-  per_lane("walks", [&](const Lane& l) { return std::to_string(hist(l, "iommu.walk_reads").count()); });
+  per_lane("walks", [&](const Lane& l) { return std::to_string(uhist(l, "iommu", "walk_reads").count()); });
   // Config structures themselves (STE/CD, root/context/PASID, DTE/GCR3), and apart the
   // stage-2 reads that locate them at guest addresses: one definition for every vendor.
-  per_lane("config reads", [&](const Lane& l) { return std::to_string(count(l, "iommu.config_reads")); });
-  per_lane("  stage-2 reads locating them", [&](const Lane& l) { return std::to_string(count(l, "iommu.config_table_reads")); });
+  per_lane("config reads", [&](const Lane& l) { return std::to_string(ucount(l, "iommu", "config_reads")); });
+  per_lane("  stage-2 reads locating them", [&](const Lane& l) { return std::to_string(ucount(l, "iommu", "config_table_reads")); });
   // Percentiles are bucket upper bounds: the resolution row says how far above the true
   // value they may be (0: exact).
-  auto latency_rows = [&](const std::string& indent, const std::string& what, const std::string& stat) {
-    per_lane(indent + what + " p50 (ns)", [&](const Lane& l) { return ns(hist(l, stat).percentile(0.5)); });
-    per_lane(indent + what + " p99 (ns)", [&](const Lane& l) { return ns(hist(l, stat).percentile(0.99)); });
-    per_lane(indent + "  resolution (ns)", [&](const Lane& l) { return ns(hist(l, stat).resolution({0.5, 0.99})); });
+  auto latency_rows = [&](const std::string& indent, const std::string& what, const std::string& base,
+                          const std::string& stat) {
+    per_lane(indent + what + " p50 (ns)", [&](const Lane& l) { return ns(uhist(l, base, stat).percentile(0.5)); });
+    per_lane(indent + what + " p99 (ns)", [&](const Lane& l) { return ns(uhist(l, base, stat).percentile(0.99)); });
+    per_lane(indent + "  resolution (ns)", [&](const Lane& l) { return ns(uhist(l, base, stat).resolution({0.5, 0.99})); });
   };
-  latency_rows("", "walk latency", "iommu.walk_latency");
+  latency_rows("", "walk latency", "iommu", "walk_latency");
   per_lane("invalidations", [&](const Lane& l) {
-    const std::string n = std::to_string(hist(l, "driver.invalidation.latency").count());
+    const std::string n = std::to_string(uhist(l, "driver", "invalidation.latency").count());
     // What caused them: the DMA API's unmaps (strict: one each; lazy: one per flush of a
     // queue), a trace's unmaps, or the churn loop's unmaps + domain flushes.
     for (const char* unmaps : {"dma_api.unmaps", "trace.unmaps"})
       if (s.reg.find_counter(l.name + "." + unmaps)) return n + " (" + std::to_string(count(l, unmaps)) + " unmaps)";
     return n + " (" + std::to_string(count(l, "workload.unmaps")) + "+" + std::to_string(count(l, "workload.domain_flushes")) + ")";
   });
-  latency_rows("  ", "latency", "driver.invalidation.latency");
-  // Mean breakdown over the kept records: the parts add up to the mean total.
+  latency_rows("  ", "latency", "driver", "invalidation.latency");
+  // Mean breakdown over the kept records of every IOMMU's driver: the parts add up to the mean total.
   auto records = [](const Lane& l) {
-    const auto& all = l.iommu->driver().invalidations().records();
-    return std::make_pair(all.begin() + std::ptrdiff_t(l.invalidations_from), all.end());
+    std::vector<const driver::InvalidationRecord*> kept;
+    for (unsigned k = 0; k < l.iommu->units(); ++k) {
+      const auto& all = l.iommu->unit_driver(k).invalidations().records();
+      for (auto rec = all.begin() + std::ptrdiff_t(l.invalidations_from[k]); rec != all.end(); ++rec) kept.push_back(&*rec);
+    }
+    return kept;
   };
   // The trapped path's parts are rows only when a trapped lane runs.
   const bool trapped = std::find(s.p.paths.begin(), s.p.paths.end(), kTrappedPath) != s.p.paths.end();
@@ -1175,21 +1272,20 @@ RunResult System::run() {
   for (int k = 0; k < 12; ++k) {
     if (!trapped && k >= 2 && k <= 6) continue;
     per_lane(std::string("  mean ") + parts[k] + " (ns)", [&](const Lane& l) {
-      const auto [first, last] = records(l);
-      if (first == last) return std::string("-");
+      const auto kept = records(l);
+      if (kept.empty()) return std::string("-");
       double sum = 0;
-      for (auto rec = first; rec != last; ++rec) {
+      for (const driver::InvalidationRecord* rec : kept) {
         const uint64_t v[] = {rec->software_ps,   rec->lock_ps,       rec->trap_ps,     rec->vmm_ps,
                               rec->host_kernel_ps, rec->host_queue_ps, rec->return_ps,   rec->queueing_ps,
                               rec->fetch_ps,       rec->execution_ps,  rec->atc_ps,      rec->sync_ps};
         sum += double(v[k]);
       }
-      return ns(sum / double(last - first));
+      return ns(sum / double(kept.size()));
     });
   }
   per_lane("  commands per domain flush", [&](const Lane& l) {
-    const auto [first, last] = records(l);
-    for (auto rec = first; rec != last; ++rec)
+    for (const driver::InvalidationRecord* rec : records(l))
       if (rec->op == "invalidate_domain") return std::to_string(rec->commands);
     return std::string("-");
   });
@@ -1205,7 +1301,7 @@ RunResult System::run() {
   for (auto& l : s.lanes) {
     std::string line = l->name + " cache hit rates:";
     for (auto& c : l->iommu->caches()) {
-      const uint64_t n = count(*l, "iommu." + c.name + ".hits") + count(*l, "iommu." + c.name + ".misses");
+      const uint64_t n = ucount(*l, "iommu", c.name + ".hits") + ucount(*l, "iommu", c.name + ".misses");
       line += " " + c.name + " " + (n ? fmt(100.0 * hit_rate(*l, c.name)) + "%" : std::string("-"));
     }
     t.note(line);

@@ -21,17 +21,22 @@ class VtdLane : public ModelLane<vtd::Vtd, driver::VtdDriver> {
     for (const EndpointSettings& e : endpoints_) {
       std::optional<uint32_t> pasid;
       if (e.config.pasid_valid) pasid = e.config.pasid;
-      const driver::Status st = drv_.attach_pass_through(e.config.requester_id, pasid);
+      const driver::Status st = drv(e.iommu).attach_pass_through(e.config.requester_id, pasid);
       if (!st.ok) return st;
     }
     return driver::Status{};
   }
-  void drain_events() override { drv_.drain_faults(); }
-  uint64_t events_recorded() const override { return iommu_.faults_recorded(); }
+  void drain_events() override {
+    for (unsigned k = 0; k < units(); ++k) drv(k).drain_faults();
+  }
+  uint64_t events_recorded() const override {
+    return sum_units([this](unsigned k) { return iommu(k).faults_recorded(); });
+  }
   std::vector<CacheView> caches() const override {
-    return {{"iotlb", &iommu_.iotlb_stats()},       {"context_cache", &iommu_.context_cache_stats()},
-            {"pasid_cache", &iommu_.pasid_cache_stats()}, {"fs_psc", &iommu_.fs_psc_stats()},
-            {"ss_psc", &iommu_.ss_psc_stats()},     {"gpa_cache", &iommu_.gpa_cache_stats()}};
+    const vtd::Vtd& m = iommu(0);
+    return {{"iotlb", &m.iotlb_stats()},       {"context_cache", &m.context_cache_stats()},
+            {"pasid_cache", &m.pasid_cache_stats()}, {"fs_psc", &m.fs_psc_stats()},
+            {"ss_psc", &m.ss_psc_stats()},     {"gpa_cache", &m.gpa_cache_stats()}};
   }
 
  private:
@@ -47,12 +52,13 @@ class VtdTrappedLane : public TrappedLane<VtdLane, vmm::VVtd, driver::VtdDriver>
 
  protected:
   std::optional<driver::ViommuType> viommu_type() const override { return std::nullopt; }
-  driver::Status connect_viommu() override {
-    viommu_.set_parent(vm_.parent_id());
-    for (const vmm::AssignedDevice& d : devices_) viommu_.add_device(uint16_t(d.virt_id), d.dev_id);
+  driver::Status connect_viommu(unsigned k) override {
+    viommu(k).set_parent(vm_.parent_id(k));
+    for (const vmm::AssignedDevice& d : devices_)
+      if (d.unit == k) viommu(k).add_device(uint16_t(d.virt_id), d.dev_id);
     return {};
   }
-  void drain_guest_events() override { guest_.drain_faults(); }
+  void drain_guest_events(unsigned k) override { guest(k).drain_faults(); }
 };
 
 // iommu.vtd: the model (models/vtd/vtd.h).

@@ -56,6 +56,15 @@ uint64_t Histogram::resolution(std::initializer_list<double> qs) const {
 
 void Histogram::reset() { *this = Histogram(); }
 
+void Histogram::add(const Histogram& o) {
+  for (unsigned b = 0; b < kBuckets; ++b) buckets_[b] += o.buckets_[b];
+  count_ += o.count_;
+  sum_ += o.sum_;
+  min_ = std::min(min_, o.min_);
+  max_ = std::max(max_, o.max_);
+  bounds_exact_ = bounds_exact_ && o.bounds_exact_;
+}
+
 Histogram Histogram::since(const Histogram& earlier) const {
   Histogram d;
   d.count_ = count_ - earlier.count_;

@@ -70,6 +70,8 @@ class Histogram {
   // The widest of those ranges over the percentiles qs, min and max: 0 when all are exact.
   uint64_t resolution(std::initializer_list<double> qs) const;
   void reset();
+  // Adds `o`'s samples (several units' histograms as one).
+  void add(const Histogram& o);
 
   // The samples recorded after `earlier`, a copy of this histogram taken before them.
   Histogram since(const Histogram& earlier) const;

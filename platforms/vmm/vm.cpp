@@ -10,8 +10,9 @@ namespace {
 constexpr uint32_t kRw = kIoasMapFixedIova | kIoasMapReadable | kIoasMapWriteable;
 }  // namespace
 
-Vm::Vm(memory::SparseMemory& host_memory, const VmLayout& layout, HostIommu unit)
-    : layout_(layout), ram_(host_memory, layout.ram_pa, layout.ram_bytes), fd_({unit}) {
+Vm::Vm(memory::SparseMemory& host_memory, const VmLayout& layout, std::vector<HostIommu> units)
+    : layout_(layout), ram_(host_memory, layout.ram_pa, layout.ram_bytes), fd_(units), units_(unsigned(units.size())),
+      parents_(units.size(), 0), viommus_(units.size(), 0) {
   fd_.set_backing_page_bytes(layout.backing_page_bytes);
 }
 
@@ -21,7 +22,7 @@ driver::Status Vm::build(std::vector<AssignedDevice>& devices, std::optional<dri
   };
   if (devices.empty()) return driver::Status::fail("VMM: no device assigned to the VM");
   for (AssignedDevice& d : devices)
-    if (Errno e = fd_.bind_device(d.rid, 0, &d.dev_id); e != Errno::Ok) return failed("VFIO_DEVICE_BIND_IOMMUFD", e);
+    if (Errno e = fd_.bind_device(d.rid, d.unit, &d.dev_id); e != Errno::Ok) return failed("VFIO_DEVICE_BIND_IOMMUFD", e);
   if (Errno e = fd_.ioas_alloc(0, &ioas_); e != Errno::Ok) return failed("IOMMU_IOAS_ALLOC", e);
   // Guest RAM in up to three parts: below the movable range, the range a page per area,
   // and above it.
@@ -35,15 +36,21 @@ driver::Status Vm::build(std::vector<AssignedDevice>& devices, std::optional<dri
     if (Errno e = map(gpa, std::min(layout_.backing_page_bytes, hi - gpa)); e != Errno::Ok)
       return failed("IOMMU_IOAS_MAP", e);
   if (Errno e = map(hi, layout_.ram_bytes - hi); e != Errno::Ok) return failed("IOMMU_IOAS_MAP", e);
-  const uint32_t dev0 = devices.front().dev_id;
-  if (Errno e = fd_.hwpt_alloc(kHwptAllocNestParent, dev0, ioas_, driver::UserData{}, &parent_); e != Errno::Ok)
-    return failed("IOMMU_HWPT_ALLOC (nest parent)", e);
+  for (unsigned k = 0; k < units_; ++k) {
+    // The unit's first device: the one a VMM allocates the unit's parent and vIOMMU for.
+    auto first = std::find_if(devices.begin(), devices.end(), [k](const AssignedDevice& d) { return d.unit == k; });
+    if (first == devices.end()) continue;   // none of the VM's devices there: no parent, no vIOMMU
+    if (Errno e = fd_.hwpt_alloc(kHwptAllocNestParent, first->dev_id, ioas_, driver::UserData{}, &parents_[k]);
+        e != Errno::Ok)
+      return failed("IOMMU_HWPT_ALLOC (nest parent)", e);
+    if (!type) continue;
+    if (Errno e = fd_.viommu_alloc(0, *type, first->dev_id, parents_[k], &viommus_[k]); e != Errno::Ok)
+      return failed("IOMMU_VIOMMU_ALLOC", e);
+  }
   if (!type) return {};
-  if (Errno e = fd_.viommu_alloc(0, *type, dev0, parent_, &viommu_); e != Errno::Ok)
-    return failed("IOMMU_VIOMMU_ALLOC", e);
   for (AssignedDevice& d : devices) {
     uint32_t vdev = 0;
-    if (Errno e = fd_.vdevice_alloc(viommu_, d.dev_id, d.virt_id, &vdev); e != Errno::Ok)
+    if (Errno e = fd_.vdevice_alloc(viommus_[d.unit], d.dev_id, d.virt_id, &vdev); e != Errno::Ok)
       return failed("IOMMU_VDEVICE_ALLOC", e);
   }
   return {};
@@ -60,12 +67,14 @@ driver::Status Vm::move_page(uint64_t gpa, uint64_t pa, uint64_t bytes) {
   return {};
 }
 
-common::OracleScope Vm::guest_oracle_scope(const std::vector<AssignedDevice>& devices) const {
+common::OracleScope Vm::guest_oracle_scope(const std::vector<AssignedDevice>& devices, unsigned k,
+                                           uint32_t host_space_base) const {
   common::OracleScope s;
-  s.space_base = layout_.oracle_space_base;
-  s.stage1_parent = fd_.domain_of(parent_);   // the host driver reports with the default scope
+  s.space_base = layout_.oracle_space_base + (k << 20);   // each guest driver's own IDs apart
+  s.stage1_parent = host_space_base + fd_.domain_of(parents_.at(k));
   s.virtual_rids = true;
-  for (const AssignedDevice& d : devices) s.rid_map[uint32_t(d.virt_id)] = d.rid;
+  for (const AssignedDevice& d : devices)
+    if (d.unit == k) s.rid_map[uint32_t(d.virt_id)] = d.rid;
   return s;
 }
 

@@ -17,7 +17,12 @@
 //   host page (IOMMU_IOAS_UNMAP then MAP), as ballooning and migration do; the host driver
 //   invalidates its stage 2 (and the guest's stage-1 entries of the VM) as for any unmap.
 //
-// What it does not model: several IOMMUs per VM, memory slots other than one, copying a
+// - Several physical IOMMUs: per unit that has devices of the VM, one nest parent of the
+//   VM's IOAS (a domain serves one IOMMU: arm_vsmmu_init refuses a parent of another SMMU)
+//   and one vIOMMU over it; each device's vDEVICE lives on its unit's vIOMMU. IOAS
+//   map/unmap reach every parent.
+//
+// What it does not model: memory slots other than one, copying a
 // moved page's contents, the VMM's own CPU time for building the VM or moving pages (only
 // the host driver's work is timed).
 #pragma once
@@ -39,6 +44,7 @@ struct AssignedDevice {
   uint32_t rid = 0;
   uint64_t virt_id = 0;
   uint32_t dev_id = 0;   // iommufd device, once bound
+  unsigned unit = 0;     // the physical IOMMU it sits behind
 };
 
 struct VmLayout {
@@ -52,30 +58,38 @@ struct VmLayout {
 
 class Vm {
  public:
-  Vm(memory::SparseMemory& host_memory, const VmLayout& layout, HostIommu unit);
+  // `units`: the host IOMMUs the VM's devices may sit behind, by unit number.
+  Vm(memory::SparseMemory& host_memory, const VmLayout& layout, std::vector<HostIommu> units);
 
   GuestRam& ram() { return ram_; }
   const GuestRam& ram() const { return ram_; }
   Iommufd& iommufd() { return fd_; }
   const Iommufd& iommufd() const { return fd_; }
 
-  // Binds `devices`, maps guest RAM into a new IOAS, allocates the nest parent and, given a
-  // `type`, a vIOMMU of it over the parent and a vDEVICE per device. Fails naming the call
-  // and its errno.
+  // Binds `devices`, maps guest RAM into a new IOAS, allocates per unit the nest parent and,
+  // given a `type`, a vIOMMU of it over the parent, and a vDEVICE per device on its unit's
+  // vIOMMU. A unit without devices gets neither (they are allocated for a device). Fails
+  // naming the call and its errno.
   driver::Status build(std::vector<AssignedDevice>& devices, std::optional<driver::ViommuType> type);
   // The VMM moves guest page(s) [gpa, gpa + bytes) of the movable range to host `pa`:
   // IOMMU_IOAS_UNMAP (the host invalidates its stage 2) then IOMMU_IOAS_MAP.
   driver::Status move_page(uint64_t gpa, uint64_t pa, uint64_t bytes);
-  uint32_t parent_id() const { return parent_; }
-  uint32_t viommu_id() const { return viommu_; }   // 0: none
-  // The scope a guest driver reports to the lane's oracle through.
-  common::OracleScope guest_oracle_scope(const std::vector<AssignedDevice>& devices) const;
+  // Unit k's nest parent and vIOMMU (0: none).
+  uint32_t parent_id(unsigned k = 0) const { return parents_.at(k); }
+  uint32_t viommu_id(unsigned k = 0) const { return viommus_.at(k); }
+  // The scope unit k's guest driver reports to the lane's oracle through: its own space IDs,
+  // its stage 1 over unit k's parent (which the host driver reports from `host_space_base`),
+  // the devices behind unit k.
+  common::OracleScope guest_oracle_scope(const std::vector<AssignedDevice>& devices, unsigned k = 0,
+                                         uint32_t host_space_base = 0) const;
 
  private:
   VmLayout layout_;
   GuestRam ram_;
   Iommufd fd_;
-  uint32_t ioas_ = 0, parent_ = 0, viommu_ = 0;
+  unsigned units_;
+  uint32_t ioas_ = 0;
+  std::vector<uint32_t> parents_, viommus_;   // per unit
 };
 
 }  // namespace iommusim::vmm

@@ -38,17 +38,19 @@ struct Cell {
   bool trapped = false;  // a guest owns stage 1 behind the VMM's vIOMMU (vmm.paths = trapped)
   bool deferred = false;  // the VMM runs the guest's queue in its iothread (vmm.completion = deferred)
   std::string policy = "";  // a cache-tag policy (docs/vmm.md): "<key>=<value>", named by its value
+  bool unit1 = false;     // two IOMMUs (platform.iommus = 2), the device behind the second
   std::string lane() const { return trapped ? vendor + "@trapped" : vendor; }
 };
 
 void PrintTo(const Cell& c, std::ostream* os) {
-  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "") << (c.pasid ? " PASID" : "") << (c.trapped ? " trapped" : "") << (c.deferred ? " deferred" : "") << (c.policy.empty() ? "" : " " + c.policy);
+  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "") << (c.pasid ? " PASID" : "") << (c.trapped ? " trapped" : "") << (c.deferred ? " deferred" : "") << (c.policy.empty() ? "" : " " + c.policy) << (c.unit1 ? " unit1" : "");
 }
 
 std::string cell_name(const testing::TestParamInfo<Cell>& i) {
   return i.param.vendor + "_" + i.param.translation + "_" + i.param.leaves + (i.param.ril ? "" : "_noRIL") +
          (i.param.ats ? "_ats" : "") + (i.param.pasid ? "_pasid" : "") + (i.param.trapped ? "_trapped" : "") + (i.param.deferred ? "_deferred" : "") +
-         (i.param.policy.empty() ? "" : "_" + i.param.policy.substr(i.param.policy.find('=') + 1));
+         (i.param.policy.empty() ? "" : "_" + i.param.policy.substr(i.param.policy.find('=') + 1)) +
+         (i.param.unit1 ? "_unit1" : "");
 }
 
 std::vector<Cell> cells() {
@@ -79,6 +81,10 @@ std::vector<Cell> cells() {
   for (const char* policy : {"vmm.amd_domid=per_device", "guest.amd_gcr3=shared"})
     v.push_back({"amdvi", "nested", "4k", true, false, false, true, false, policy});
   v.push_back({"smmuv3", "nested", "4k", true, false, false, true, false, "vmm.arm_vmid=per_nested_hwpt"});
+  // Two IOMMUs, the device behind the second: its DMAs, the guest's changes and the VMM's
+  // page moves all reach unit 1.
+  for (const char* vendor : {"smmuv3", "vtd", "amdvi"})
+    v.push_back({vendor, "nested", "4k", true, false, false, true, false, "", true});
   return v;
 }
 
@@ -105,6 +111,7 @@ std::string overrides(const Cell& c) {
   if (c.trapped) p += " -p vmm.paths=trapped -p traffic.transactions=100000";
   if (c.deferred) p += " -p vmm.completion=deferred";
   if (!c.policy.empty()) p += " -p " + c.policy;
+  if (c.unit1) p += " -p platform.iommus=2 -p 'traffic.endpoints=[{\"requester_id\":16,\"iommu\":1}]'";
   return p;
 }
 
@@ -146,6 +153,10 @@ TEST_P(Stress, NoViolationAndTheRacesHappen) {
       EXPECT_GT(stat(stats, v + ".workload.stress_" + op), 0) << op;
     if (c.translation == "nested") {
       EXPECT_GT(stat(stats, v + ".workload.stress_s2_remaps"), 0);
+    }
+    if (c.unit1) {   // every DMA on unit 1, none on unit 0
+      EXPECT_GT(stat(stats, v + ".iommu1.translations"), 19999);
+      EXPECT_EQ(stat(stats, v + ".iommu0.translations"), 0);
     }
     if (c.ats) {   // the device translated through its ATC, and the IOMMU invalidated it
       EXPECT_GT(stat(stats, v + ".endpoint.atc.hits"), 0);

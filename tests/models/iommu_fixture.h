@@ -160,8 +160,13 @@ struct IommuHarness : sc_core::sc_module {
 
   static void expect_ok(const driver::Status& s) { EXPECT_TRUE(s.ok) << s.error; }
 
+  // A second IOMMU beside the harness whose run() drives the test: its own thread must
+  // not end the simulation.
+  void second_unit() { second_unit_ = true; }
+
  private:
   void thread() {
+    if (second_unit_) return;
     started_ = true;
     if (body_) body_(static_cast<Derived&>(*this));
     finished_ = !::testing::Test::HasFatalFailure();
@@ -169,7 +174,7 @@ struct IommuHarness : sc_core::sc_module {
   }
 
   std::function<void(Derived&)> body_;
-  bool started_ = false, finished_ = false;
+  bool started_ = false, finished_ = false, second_unit_ = false;
 };
 
 #define IOMMUSIM_ASSERT_OK(expr)                       \

@@ -1,6 +1,6 @@
 // Fixture of the SMMUv3 model tests: the shared harness of iommu_fixture.h (sparse memory,
 // the model, its driver and a test initiator on the DMA port) around the SMMU and the
-// SMMUv3 driver, plus the SMMU's event queue.
+// SMMUv3 driver, plus the SMMU's event queue and the command queue its driver wrote.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -8,6 +8,7 @@
 #include <systemc>
 
 #include "iommu_fixture.h"
+#include "models/common/bits.h"
 #include "models/smmuv3/commands.h"
 #include "models/smmuv3/events.h"
 #include "models/smmuv3/registers.h"
@@ -48,5 +49,15 @@ struct Harness : IommuHarness<Harness, smmuv3::Smmuv3, smmuv3::Smmuv3Config, dri
     return out;
   }
 };
+
+// The physical command queue of `h`'s SMMU so far, as its driver wrote it (256 entries:
+// the tests never wrap it).
+inline std::vector<smmuv3::CmdWords> host_commands(Harness& h) {
+  const uint64_t base = h.smmu.peek_register(smmuv3::reg::CMDQ_BASE) & common::mask(51, 5);
+  const uint32_t prod = uint32_t(h.smmu.peek_register(smmuv3::reg::CMDQ_PROD, 4)) & 0xFF;
+  std::vector<smmuv3::CmdWords> out(prod);
+  for (uint32_t i = 0; i < prod; ++i) h.memory.read(base + i * 16ull, out[i].data(), 16);
+  return out;
+}
 
 }  // namespace iommusim::test

@@ -22,7 +22,7 @@ using Call = vmm::Iommufd::Call;
 
 TEST(VVtd, IllegalGuestDescriptorRaisesIqeAndIssuesNothingOnTheHost) {
   Harness h;
-  vmm::Vm vm(h.memory, test::guest_layout(test::kGuestRamPa), vmm::HostIommu{&h.drv, &h.drv});
+  vmm::Vm vm(h.memory, test::guest_layout(test::kGuestRamPa), {vmm::HostIommu{&h.drv, &h.drv}});
   vmm::VVtdConfig vc;
   vc.nd = 2;   // 2^(4 + 2 * 2) = 256 DIDs: DID 0x100 is beyond CAP.ND
   vmm::VVtd vvtd("vvtd", vc, vm.ram(), vm.iommufd(), h.drv);
@@ -68,7 +68,7 @@ struct VvtdRig {
   DomainId domain = 0;
 
   VvtdRig(Harness& h, const vmm::VVtdConfig& vc)
-      : vm(h.memory, test::guest_layout(test::kGuestRamPa), vmm::HostIommu{&h.drv, &h.drv}),
+      : vm(h.memory, test::guest_layout(test::kGuestRamPa), {vmm::HostIommu{&h.drv, &h.drv}}),
         vvtd("vvtd", vc, vm.ram(), vm.iommufd(), h.drv),
         guest("guest", test::guest_driver_config<driver::VtdDriverConfig>(), vvtd, vm.ram()) {
     guest.mmio.bind(vvtd.mmio);

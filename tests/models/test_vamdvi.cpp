@@ -54,7 +54,7 @@ struct VamdRig {
   }
   explicit VamdRig(AmdHarness& h, unsigned device_count = 1, AmdGcr3Tables gcr3 = AmdGcr3Tables::PerDevice,
                    const vmm::VAmdViConfig& vc = vmm::VAmdViConfig{})
-      : vm(h.memory, layout(), vmm::HostIommu{&h.drv, &h.drv}),
+      : vm(h.memory, layout(), {vmm::HostIommu{&h.drv, &h.drv}}),
         vamd("vamd", vc, vm.ram(), vm.iommufd(), h.drv),
         guest("guest", guest_config(gcr3), vamd, vm.ram()) {
     if (device_count > 1) devices.push_back({kRid2, 1, 0});

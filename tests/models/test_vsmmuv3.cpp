@@ -48,7 +48,7 @@ struct GuestVm {
 
   GuestVm(Harness& h, const std::string& name, uint64_t ram_pa, uint32_t rid,
           const vmm::VSmmuConfig& vc = vmm::VSmmuConfig{})
-      : vm(h.memory, layout(ram_pa), vmm::HostIommu{&h.drv, &h.drv}),
+      : vm(h.memory, layout(ram_pa), {vmm::HostIommu{&h.drv, &h.drv}}),
         vsmmu((name + "_vsmmu").c_str(), vc, vm.ram(), vm.iommufd(), h.drv),
         guest((name + "_guest").c_str(), guest_config(), vsmmu, vm.ram()),
         devices{{rid, kVsid, 0}} {
@@ -73,15 +73,6 @@ struct GuestVm {
     return *d;
   }
 };
-
-// The host's physical command queue so far (it has not wrapped: 256 entries).
-std::vector<smmuv3::CmdWords> host_commands(Harness& h) {
-  const uint64_t base = h.smmu.peek_register(smmuv3::reg::CMDQ_BASE) & common::mask(51, 5);
-  const uint32_t prod = uint32_t(h.smmu.peek_register(smmuv3::reg::CMDQ_PROD, 4)) & 0xFF;
-  std::vector<smmuv3::CmdWords> out(prod);
-  for (uint32_t i = 0; i < prod; ++i) h.memory.read(base + i * 16ull, out[i].data(), 16);
-  return out;
-}
 
 // The host SMMU and driver (Harness) and one VM.
 struct TrappedHarness {

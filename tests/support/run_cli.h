@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -32,6 +33,20 @@ inline CliRun run_cli(const std::string& args, const std::string& env = "") {
 // test-sanitize) what those frames own reads as leaked. Such runs go without leak checks.
 inline CliRun run_cli_stopped_midway(const std::string& args) {
   return run_cli(args, "ASAN_OPTIONS=\"${ASAN_OPTIONS}:detect_leaks=0\" ");
+}
+
+// A run the config refuses: `params` after `prefix` must exit 2 with a message containing `says`.
+struct ConfigErrorCase {
+  std::string params;
+  std::string says;
+};
+inline void expect_config_errors(const std::string& dir, const std::string& prefix,
+                                 const std::vector<ConfigErrorCase>& cases) {
+  for (const ConfigErrorCase& c : cases) {
+    const CliRun r = run_cli("run --force -o " + dir + " " + prefix + " " + c.params);
+    EXPECT_EQ(r.exit_code, 2) << c.params << "\n" << r.out;
+    EXPECT_NE(r.out.find(c.says), std::string::npos) << c.params << "\n" << r.out;
+  }
 }
 
 inline nlohmann::json read_json(const std::string& path) {
