@@ -4,6 +4,7 @@
 #include "platforms/driver/amdvi_driver.h"
 #include "platforms/iommu_lane.h"
 #include "platforms/trapped_lane.h"
+#include "platforms/virtio_lane.h"
 #include "platforms/vmm/vamdvi.h"
 
 namespace iommusim::platforms {
@@ -143,8 +144,17 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   return std::make_unique<AmdViTrappedLane>(settings, m, host, guest, vc, "vamd");
 }
 
+// vmm.paths = virtio: the host driver as native, a guest behind a virtio-iommu device.
+std::unique_ptr<IommuLane> make_virtio(const ConfigReader& s, const ConfigReader& d, const ConfigReader&,
+                                       const LaneSettings& settings) {
+  amdvi::AmdViConfig m;
+  driver::AmdViDriverConfig host;
+  read_configs(s, d, settings, m, host);
+  return make_virtio_lane<AmdViLane>(settings, m, host, settings.vmm.x86_amd);
+}
+
 const RegisterLane kLane{{"amdvi", [] { return model_keys().info("amdvi"); },
-                          [] { return driver_keys().info("amdvi"); }, make, make_trapped}};
+                          [] { return driver_keys().info("amdvi"); }, make, make_trapped, make_virtio}};
 
 }  // namespace
 

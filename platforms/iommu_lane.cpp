@@ -107,6 +107,10 @@ std::unique_ptr<IommuLane> make_lane(const std::string& vendor, const std::strin
                                      const LaneSettings& settings) {
   for (const LaneType& t : lane_types()) {
     if (t.vendor != vendor) continue;
+    if (path == kVirtioPath) {
+      if (!t.make_virtio) throw ConfigError("vmm.paths: the virtio path is not modelled for " + vendor);
+      return t.make_virtio(iommu.section(vendor), driver.section(vendor), traffic, settings);
+    }
     if (path != kTrappedPath) return t.make(iommu.section(vendor), driver.section(vendor), traffic, settings);
     if (!t.make_trapped)
       throw ConfigError("vmm.paths: the trapped path is not modelled for " + vendor + " yet (only for " +

@@ -277,6 +277,9 @@ struct LaneType {
   // vendor has no trapped path yet.
   std::unique_ptr<IommuLane> (*make_trapped)(const ConfigReader& iommu, const ConfigReader& driver,
                                              const ConfigReader& traffic, const LaneSettings& settings) = nullptr;
+  // The same for vmm.paths "virtio" (a guest behind a virtio-iommu device, platforms/virtio_lane.h).
+  std::unique_ptr<IommuLane> (*make_virtio)(const ConfigReader& iommu, const ConfigReader& driver,
+                                            const ConfigReader& traffic, const LaneSettings& settings) = nullptr;
 };
 struct RegisterLane {
   explicit RegisterLane(LaneType type);

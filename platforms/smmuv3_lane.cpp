@@ -4,6 +4,7 @@
 #include "platforms/driver/smmuv3_driver.h"
 #include "platforms/iommu_lane.h"
 #include "platforms/trapped_lane.h"
+#include "platforms/virtio_lane.h"
 #include "platforms/vmm/vsmmuv3.h"
 
 namespace iommusim::platforms {
@@ -135,8 +136,17 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   return std::make_unique<Smmuv3TrappedLane>(settings, m, host, guest, vc, "vsmmu");
 }
 
+// vmm.paths = virtio: the host driver as native, a guest behind a virtio-iommu device.
+std::unique_ptr<IommuLane> make_virtio(const ConfigReader& s, const ConfigReader& d, const ConfigReader&,
+                                       const LaneSettings& settings) {
+  smmuv3::Smmuv3Config m;
+  driver::Smmuv3DriverConfig host;
+  read_configs(s, d, settings, m, host);
+  return make_virtio_lane<Smmuv3Lane>(settings, m, host, settings.vmm.arm64);
+}
+
 const RegisterLane kLane{{"smmuv3", [] { return model_keys().info("smmuv3"); },
-                          [] { return driver_keys().info("smmuv3"); }, make, make_trapped}};
+                          [] { return driver_keys().info("smmuv3"); }, make, make_trapped, make_virtio}};
 
 }  // namespace
 

@@ -52,6 +52,11 @@ struct Params {
   std::vector<std::string> paths{kNativePath};
   // Only trapped lanes run: a guest's driver over its vIOMMU programs every DMA domain.
   bool trapped_only() const { return paths.size() == 1 && paths.front() == kTrappedPath; }
+  bool has_path(const char* path) const { return std::find(paths.begin(), paths.end(), path) != paths.end(); }
+  // Every lane's driver is a guest's (trapped or virtio): it builds stage 1 only.
+  bool guests_only() const {
+    return std::all_of(paths.begin(), paths.end(), [](const std::string& x) { return x == kTrappedPath || x == kVirtioPath; });
+  }
   driver::DriverTiming timing;
   driver::DriverMemory pools;
   traffic::EndpointConfig ep;                  // traffic.*: the lane's endpoint, or what the listed ones start from
@@ -393,7 +398,7 @@ void read_trace_events(const ConfigReader& tr, Params& p) {
 void read_job_workload(const ConfigReader& root, Params& p) {
   const ConfigReader t = root.section("traffic"), w = root.section("workload");
   // A guest's driver runs NIC and storage over its vIOMMU: nested, on trapped lanes only.
-  const bool guest = p.translation == "nested" && p.trapped_only();
+  const bool guest = p.translation == "nested" && p.guests_only();
   if (p.translation != "s1" && !guest)
     w.fail("mode", p.mode + " needs translation s1 (the DMA API's domain per device), or nested with vmm.paths = trapped");
   if (p.mode != "trace" && p.eps.size() > 1) t.fail("endpoints", "workload.mode = " + p.mode + " drives one endpoint per lane");
@@ -468,8 +473,17 @@ Params read_params(const json& j) {
     // Settings of the VMM's trapped path would silently do nothing on native lanes.
     const ConfigReader v = root.section("vmm");
     if (p.vmm.inject != vmm::VmmFault::None) v.fail("inject", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
-    if (p.vmm.completion != vmm::VmmCompletion::Synchronous)
-      v.fail("completion", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
+    if (p.vmm.completion != vmm::VmmCompletion::Synchronous && !p.has_path(kVirtioPath))
+      v.fail("completion", "needs a trapped or virtio lane (vmm.paths = trapped, virtio, or with native)");
+  }
+  if (p.has_path(kVirtioPath)) {
+    const ConfigReader v = root.section("vmm");
+    if (p.translation != "s1" && p.translation != "nested")
+      v.fail("paths", "virtio needs iommu.translation s1 or nested (the guest's domain is single-stage; its host "
+                      "maps it into a single-stage domain)");
+    if (p.stress) v.fail("paths", "virtio does not run workload.mode = stress (the VMM moves no guest pages there)");
+    if (p.mixed_leaves) v.fail("paths", "virtio does not run workload.mixed_leaves");
+    if (p.iommus != 1) pl.fail("iommus", "vmm.paths = virtio models one IOMMU (set 1)");
   }
   // A cache-tag policy acts on its vendor's trapped lane only: anywhere else it would be ignored.
   auto trapped_lane_of = [&](const char* vendor) {
@@ -526,7 +540,7 @@ Params read_params(const json& j) {
 
   p.dma.api.cpu_mhz = p.timing.cpu_mhz;
   // A guest's DMA API builds its stage 1 over its VMM's stage 2: nested, on trapped lanes only.
-  if (p.dma_api && p.translation != "s1" && !(p.translation == "nested" && p.trapped_only()))
+  if (p.dma_api && p.translation != "s1" && !(p.translation == "nested" && p.guests_only()))
     w.fail("mode", "dma_api needs translation s1 (one DMA domain per device), or nested with vmm.paths = trapped "
                    "(the guest's DMA API over its vIOMMU)");
   if (p.dma_api) {
@@ -845,10 +859,11 @@ struct System::Impl : sc_core::sc_module {
 
   // Where the DMA domain maps an IOVA of the window or churn region: a PA (s1), an IPA
   // (nested) or, for s2, the PA that guest RAM backs the IPA with.
-  uint64_t dma_target(uint64_t iova) const {
+  // A guest's driver (trapped, virtio) maps guest-physical addresses.
+  uint64_t dma_target(const Lane& l, uint64_t iova) const {
     if (p.translation == "s2") return p.guest_ram_pa + iova;
     const uint64_t off = p.buffer_ipa + (iova - p.ep.window_base);
-    return p.translation == "s1" ? p.guest_ram_pa + off : off;
+    return p.translation == "s1" && !l.iommu->guest_stage1() ? p.guest_ram_pa + off : off;
   }
 
   bool check(Lane& l, const driver::Status& s, const char* what) {
@@ -899,14 +914,14 @@ struct System::Impl : sc_core::sc_module {
       }
       auto s1 = drv.create_domain(DomainKind::Nested, *s2, &why);
       if (!s1) return check(l, driver::Status::fail(why), "create nested domain");
-      if (!check(l, drv.map(*s1, p.ep.window_base, dma_target(p.ep.window_base), span, {}, p.s1_page), "map DMA window"))
+      if (!check(l, drv.map(*s1, p.ep.window_base, dma_target(l, p.ep.window_base), span, {}, p.s1_page), "map DMA window"))
         return false;
       l.dma_domain[k] = *s1;
       return attach_endpoints(l, k);
     }
     auto s1 = drv.create_domain(DomainKind::Stage1, std::nullopt, &why);
     if (!s1) return check(l, driver::Status::fail(why), "create stage-1 domain");
-    if (!check(l, drv.map(*s1, p.ep.window_base, dma_target(p.ep.window_base), span, {}, p.s1_page), "map DMA window"))
+    if (!check(l, drv.map(*s1, p.ep.window_base, dma_target(l, p.ep.window_base), span, {}, p.s1_page), "map DMA window"))
       return false;
     l.dma_domain[k] = *s1;
     return attach_endpoints(l, k);
@@ -986,7 +1001,7 @@ struct System::Impl : sc_core::sc_module {
         const uint64_t iova = churn_iova + (op % units) * unit;
         if (!check(l, drv.unmap(d, iova, unit), "unmap")) return;
         l.unmaps.inc();
-        if (!check(l, drv.map(d, iova, dma_target(iova), unit, {}, unit), "remap")) return;
+        if (!check(l, drv.map(d, iova, dma_target(l, iova), unit, {}, unit), "remap")) return;
       }
     }
     if (l.dma_api) {
@@ -1266,7 +1281,7 @@ RunResult System::run() {
     return kept;
   };
   // The trapped path's parts are rows only when a trapped lane runs.
-  const bool trapped = std::find(s.p.paths.begin(), s.p.paths.end(), kTrappedPath) != s.p.paths.end();
+  const bool trapped = s.p.has_path(kTrappedPath) || s.p.has_path(kVirtioPath);
   const char* parts[] = {"software", "lock", "trap", "vmm", "host_kernel", "host_queue", "return",
                          "queueing", "fetch", "execution", "atc", "sync"};
   for (int k = 0; k < 12; ++k) {

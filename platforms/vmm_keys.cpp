@@ -45,6 +45,21 @@ Section<vmm::VmmCosts> cost_keys(const char* what, uint64_t exit_entry_cycles) {
       .integer("irq_inject_cycles", &C::irq_inject_cycles, 2000, 0, 100000000, "cycles",
                "guest faults: the VMM injects the guest's event interrupt (estimate)");
 }
+Section<VirtioSettings> virtio_keys() {
+  using S = VirtioSettings;
+  return Section<S>("The VMM's virtio-iommu device of vmm.paths = virtio (docs/vmm.md, \"virtio-iommu\").")
+      .integer("queue_size", &S::queue_size, 256, 2, 32768, "entries",
+               "the request queue's QueueNumMax (QEMU VIOMMU_DEFAULT_QUEUE_SIZE); a power of two")
+      .integer("probe_size", &S::probe_size, 512, 0, 65536, "bytes",
+               "config probe_size: the PROBE request's property space (QEMU VIOMMU_PROBE_SIZE); 0 offers no PROBE")
+      .integer("tree_cycles", &S::tree_cycles, 300, 0, 100000000, "cycles",
+               "one operation on the device's domain or mapping trees (GTree lookup, insert or remove; estimate)")
+      .integer("pin_page_cycles", &S::pin_page_cycles, 200, 0, 100000000, "cycles",
+               "IOMMU_IOAS_MAP pins, IOMMU_IOAS_UNMAP unpins, each 4 KiB page (pin_user_pages fast path; estimate)")
+      .check("", [](const S& v) -> std::string {
+        return v.queue_size & (v.queue_size - 1) ? "queue_size must be a power of two" : "";
+      });
+}
 }  // namespace
 
 Section<VmmSettings> vmm_keys() {
@@ -52,10 +67,13 @@ Section<VmmSettings> vmm_keys() {
   return Section<V>("Guests behind a vIOMMU: the invalidation paths each vendor runs and what the trapped path's "
                     "steps cost on each host architecture, in cycles of driver.cpu_mhz (docs/vmm.md).",
                     StructDefaults::Own)
-      .choice("paths", &V::paths, "native", {"native", "trapped", "native,trapped"},
+      .choice("paths", &V::paths, "native",
+              {"native", "trapped", "native,trapped", "virtio", "native,virtio", "trapped,virtio", "native,trapped,virtio"},
               "native: the host driver owns both stages; trapped: a guest driver owns stage 1 behind an emulated "
-              "vIOMMU whose commands the VMM forwards through iommufd; both: side by side on identical traffic "
-              "(trapped needs iommu.translation = nested)")
+              "vIOMMU whose commands the VMM forwards through iommufd; virtio: a guest driver sends map and unmap "
+              "requests to a virtio-iommu device whose VMM maps them into a single-stage host domain; several: side "
+              "by side on identical traffic (trapped needs iommu.translation = nested; virtio runs under s1 or nested, "
+              "the guest's domain single-stage either way)")
       .choice("inject", &V::inject, vmm::VmmFault::None,
               {{"none", vmm::VmmFault::None}, {"drop_tlbi", vmm::VmmFault::DropTlbi},
                {"drop_atc_inv", vmm::VmmFault::DropAtcInv}},
@@ -80,6 +98,7 @@ Section<VmmSettings> vmm_keys() {
                {"per_nested_hwpt", driver::ArmNestedVmids::PerNestedHwpt}},
               "smmuv3@trapped: the VMID of the guest's nested domains: per_viommu, the nest parent's (Linux "
               "arm_vsmmu_init); per_nested_hwpt, one per nested HWPT, so a guest TLBI goes to every VMID of the vIOMMU")
+      .section("virtio", &V::virtio, virtio_keys())
       .section("arm64", &V::arm64, cost_keys("An Arm64 host (SMMUv3).", 3826))
       .section("x86_intel", &V::x86_intel, cost_keys("An Intel x86 host (VT-d).", 1226))
       .section("x86_amd", &V::x86_amd, cost_keys("An AMD x86 host (AMD-Vi).", 1264));
@@ -93,7 +112,10 @@ Section<GuestSettings> guest_keys() {
               {{"per_device", driver::AmdGcr3Tables::PerDevice}, {"shared", driver::AmdGcr3Tables::Shared}},
               "amdvi@trapped: the guest driver's GCR3 tables: per_device, one table and DomainID per device "
               "(Linux gcr3_info); shared, devices attached (without PASID) to the same domain share one, so the "
-              "guest names one DomainID per invalidation");
+              "guest names one DomainID per invalidation")
+      .integer("virtio_request_cycles", &G::virtio_request_cycles, 200, 0, 100000000, "cycles",
+               "virtio: the guest driver's interval-tree operation and request build per map or unmap (Linux "
+               "viommu_add_mapping / viommu_del_mappings; estimate)");
 }
 
 }  // namespace iommusim::platforms

@@ -11,6 +11,15 @@
 namespace iommusim::platforms {
 
 inline constexpr const char* kTrappedPath = "trapped";
+inline constexpr const char* kVirtioPath = "virtio";
+
+// vmm.virtio: the VMM's virtio-iommu device (platforms/vmm/virtio_iommu.h).
+struct VirtioSettings {
+  uint16_t queue_size = 256;         // QueueNumMax (QEMU VIOMMU_DEFAULT_QUEUE_SIZE)
+  uint32_t probe_size = 512;         // config probe_size (QEMU VIOMMU_PROBE_SIZE)
+  uint64_t tree_cycles = 300;        // one interval-map operation of the device
+  uint64_t pin_page_cycles = 200;    // pinning (or unpinning) one 4 KiB page in IOMMU_IOAS_MAP / UNMAP
+};
 
 struct VmmSettings {
   std::string paths = "native";   // or "trapped", "native,trapped"
@@ -22,11 +31,13 @@ struct VmmSettings {
   // Cache-tag policies of the host's nesting (docs/vmm.md, "Cache-tag policies").
   driver::AmdNestedDomainIds amd_domid = driver::AmdNestedDomainIds::PerGuestDomain;
   driver::ArmNestedVmids arm_vmid = driver::ArmNestedVmids::PerViommu;
+  VirtioSettings virtio;
 };
 
 // The `guest` section: what a trapped lane's guest driver does differently from the host's.
 struct GuestSettings {
   driver::AmdGcr3Tables amd_gcr3 = driver::AmdGcr3Tables::PerDevice;
+  uint64_t virtio_request_cycles = 200;   // guest.virtio_request_cycles: a virtio-iommu driver's request build
 };
 
 // Its keys; VmmSettings's zeros are placeholders (StructDefaults::Own).

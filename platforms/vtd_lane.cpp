@@ -4,6 +4,7 @@
 #include "platforms/driver/vtd_driver.h"
 #include "platforms/iommu_lane.h"
 #include "platforms/trapped_lane.h"
+#include "platforms/virtio_lane.h"
 #include "platforms/vmm/vvtd.h"
 
 namespace iommusim::platforms {
@@ -167,8 +168,18 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   return std::make_unique<VtdTrappedLane>(settings, m, host, guest, vc, "vvtd");
 }
 
+// vmm.paths = virtio: the host driver as native, a guest behind a virtio-iommu device.
+std::unique_ptr<IommuLane> make_virtio(const ConfigReader& s, const ConfigReader& d, const ConfigReader&,
+                                       const LaneSettings& settings) {
+  vtd::VtdConfig m;
+  driver::VtdDriverConfig host;
+  read_configs(s, d, settings, m, host);
+  return make_virtio_lane<VtdLane>(settings, m, host, settings.vmm.x86_intel);
+}
+
 const RegisterLane kLane{
-    {"vtd", [] { return model_keys().info("vtd"); }, [] { return driver_keys().info("vtd"); }, make, make_trapped}};
+    {"vtd", [] { return model_keys().info("vtd"); }, [] { return driver_keys().info("vtd"); }, make, make_trapped,
+     make_virtio}};
 
 }  // namespace
 

@@ -126,6 +126,10 @@ DriverBase::Domain* DriverBase::table_domain(DomainId d, Status& st) {
     st = Status::fail("domain " + std::to_string(d) + " is user-managed: its tables are the guest's");
     return nullptr;
   }
+  if (dom && !dom->tables) {
+    st = Status::fail("domain " + std::to_string(d) + " has no tables in this driver");
+    return nullptr;
+  }
   return dom;
 }
 
@@ -158,7 +162,9 @@ std::optional<DomainId> DriverBase::create_domain(DomainKind kind, std::optional
   std::unique_ptr<Domain> dom = make_domain(kind, p, why);
   if (!dom) return std::nullopt;
   dom->kind = kind;
-  if (p) {
+  if (!dom->format) {
+    // A para-virtual driver's domain (virtio-iommu): its mappings live in the host, no tables here.
+  } else if (p) {
     p->nest_parent = true;
     dom->parent = *parent;
     guest_tables_.push_back(std::make_unique<GuestTables>(*this, *p));
@@ -171,7 +177,7 @@ std::optional<DomainId> DriverBase::create_domain(DomainKind kind, std::optional
   } else {
     dom->tables = std::make_unique<pagetable::TableBuilder>(*dom->format, *host_tables_);
   }
-  if (dom->tables->root() == 0) {
+  if (dom->tables && dom->tables->root() == 0) {
     if (why) *why = p ? "guest table pool exhausted (platform.guest_table_pool_bytes)"
                       : "host table pool exhausted (platform.table_pool_bytes)";
     return std::nullopt;
@@ -336,7 +342,7 @@ void DriverBase::ring_written_prefix(DriverQueue& q, bool even_if_rung, uint64_t
   for (bool first = true; q.rung_seq_ < q.written_seq_ || (first && even_if_rung); first = false) {
     const uint64_t seq = q.written_seq_;
     q.hooks_.doorbell(q.written_ptr_);
-    if (trapping_) op_state().trapped += trapping_->take_doorbell_spans();
+    collect_doorbell_spans();
     q.rung_seq_ = std::max(q.rung_seq_, seq);
     q.rung_ps_ = to_ps(sc_time_stamp());
     if (covered_ps && !*covered_ps && q.rung_seq_ >= cover_seq) *covered_ps = q.rung_ps_;
@@ -557,6 +563,15 @@ void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_
                        {"atc", r.atc_ps},
                        {"sync", r.sync_ps}});
   }
+}
+
+void DriverBase::collect_doorbell_spans() {
+  if (trapping_) op_state().trapped += trapping_->take_doorbell_spans();
+}
+
+void DriverBase::drop_trap_spans() {
+  op_state().trapped = TrapSpans{};
+  if (trapping_) trapping_->take_background_spans();
 }
 
 void DriverBase::set_trapping_doorbell(TrappingDoorbell* doorbell) {

@@ -67,7 +67,7 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   // The DMA API's lazy unmap (Linux iommu_unmap_fast with a queued gather): clears the
   // PTEs with no invalidation; *change is the oracle's change, completed later by
   // complete_deferred() once a flush covering it has completed.
-  Status unmap_deferred(DomainId d, uint64_t iova, uint64_t bytes, common::CorrectnessOracle::ChangeId* change);
+  virtual Status unmap_deferred(DomainId d, uint64_t iova, uint64_t bytes, common::CorrectnessOracle::ChangeId* change);
   // Completes `c` at the hardware time of the last barrier the calling thread waited for.
   void complete_deferred(common::CorrectnessOracle::ChangeId c) { complete_change(c); }
   // Completes `c` at `barrier_ps`, the hardware time of the barrier that covered it.
@@ -117,7 +117,8 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   DriverBase(sc_core::sc_module_name name, const DriverTiming& timing, const DriverMemory& memory, DriverMemoryRef mem);
   ~DriverBase() override;
 
-  // Backend: a new domain with its format and hardware IDs (tables are built here after).
+  // Backend: a new domain with its format and hardware IDs (tables are built here after;
+  // none for a domain without a format, whose mappings the backend keeps elsewhere).
   // parent is the Stage2 domain of a Nested one. Return nullptr with *why set to refuse.
   virtual std::unique_ptr<Domain> make_domain(DomainKind kind, const Domain* parent, std::string* why) = 0;
   // Backend: point (rid, pasid) at the domain's tables (replacing an earlier attachment), or
@@ -127,6 +128,11 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
 
   // A command queue whose fetches and commands go on the timeline (set_timeline).
   void add_command_queue(DriverQueue& q) { queues_.push_back(&q); }
+  // A backend with its own submit path (not submit_batch) wrote its doorbell: the trap's
+  // spans join the calling thread's operation, for its record_invalidation.
+  void collect_doorbell_spans();
+  // The calling thread's operation is not logged: its trap spans go nowhere.
+  void drop_trap_spans();
 
   Domain* domain(DomainId d, Status& st);
   // A domain whose tables this driver builds: fails on a user-managed one.
