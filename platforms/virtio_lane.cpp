@@ -8,6 +8,9 @@ vmm::VirtioIommuConfig virtio_device_config(const LaneSettings& s, const vmm::Vm
   c.probe_size = s.vmm.virtio.probe_size;
   c.tree_cycles = s.vmm.virtio.tree_cycles;
   c.pin_page_cycles = s.vmm.virtio.pin_page_cycles;
+  // ioeventfd: the device runs in the VMM's main loop (the iothread), whatever vmm.completion says.
+  c.ioeventfd = s.vmm.virtio.notify == VirtioNotify::Ioeventfd;
+  if (c.ioeventfd) c.completion = vmm::VmmCompletion::Deferred;
   return c;
 }
 

@@ -7,7 +7,7 @@ namespace {
 // back, per architecture (docs/vmm.md, "Costs": a KVM hypercall round trip from Dall et al.,
 // ISCA 2016, Table II, plus an estimated user-space transition); the rest are the same
 // estimates on every host (docs/vmm.md gives each one's reasoning).
-Section<vmm::VmmCosts> cost_keys(const char* what, uint64_t exit_entry_cycles) {
+Section<vmm::VmmCosts> cost_keys(const char* what, uint64_t exit_entry_cycles, uint64_t ioeventfd_cycles) {
   using C = vmm::VmmCosts;
   return Section<C>(what, StructDefaults::Own)
       .integer("exit_cycles", &C::exit_cycles, exit_entry_cycles, 0, 100000000, "cycles",
@@ -34,6 +34,9 @@ Section<vmm::VmmCosts> cost_keys(const char* what, uint64_t exit_entry_cycles) {
       .integer("iothread_wakeup_cycles", &C::iothread_wakeup_cycles, 10000, 0, 100000000, "cycles",
                "vmm.completion = deferred: the VMM's iothread wakes for a doorbell (eventfd, poll, handler; "
                "estimate)")
+      .integer("ioeventfd_exit_cycles", &C::ioeventfd_exit_cycles, ioeventfd_cycles, 0, 100000000, "cycles",
+               "vmm.virtio.notify = ioeventfd: the virtio doorbell's exit, handled in the host kernel, and the resume "
+               "(a hypercall-like round trip, docs/vmm.md \"virtio-iommu\")")
       .integer("forward_batch", &C::forward_batch, 1, 1, 64, "commands",
                "guest commands per IOMMU_HWPT_INVALIDATE; QEMU issues one per call")
       .integer("event_irq_cycles", &C::event_irq_cycles, 4000, 0, 100000000, "cycles",
@@ -54,6 +57,11 @@ Section<VirtioSettings> virtio_keys() {
                "config probe_size: the PROBE request's property space (QEMU VIOMMU_PROBE_SIZE); 0 offers no PROBE")
       .integer("tree_cycles", &S::tree_cycles, 300, 0, 100000000, "cycles",
                "one operation on the device's domain or mapping trees (GTree lookup, insert or remove; estimate)")
+      .choice("notify", &S::notify, VirtioNotify::Ioeventfd,
+              {{"ioeventfd", VirtioNotify::Ioeventfd}, {"trap", VirtioNotify::Trap}},
+              "the request queue's doorbell: ioeventfd, handled in the host kernel (vmm.<arch>.ioeventfd_exit_cycles), "
+              "the device then runs in the VMM's main loop while the guest polls (QEMU's virtio default); trap, an "
+              "exit to the VMM that runs the device inside it (vmm.completion applies)")
       .integer("pin_page_cycles", &S::pin_page_cycles, 200, 0, 100000000, "cycles",
                "IOMMU_IOAS_MAP pins, IOMMU_IOAS_UNMAP unpins, each 4 KiB page (pin_user_pages fast path; estimate)")
       .check("", [](const S& v) -> std::string {
@@ -99,9 +107,9 @@ Section<VmmSettings> vmm_keys() {
               "smmuv3@trapped: the VMID of the guest's nested domains: per_viommu, the nest parent's (Linux "
               "arm_vsmmu_init); per_nested_hwpt, one per nested HWPT, so a guest TLBI goes to every VMID of the vIOMMU")
       .section("virtio", &V::virtio, virtio_keys())
-      .section("arm64", &V::arm64, cost_keys("An Arm64 host (SMMUv3).", 3826))
-      .section("x86_intel", &V::x86_intel, cost_keys("An Intel x86 host (VT-d).", 1226))
-      .section("x86_amd", &V::x86_amd, cost_keys("An AMD x86 host (AMD-Vi).", 1264));
+      .section("arm64", &V::arm64, cost_keys("An Arm64 host (SMMUv3).", 3826, 6500))
+      .section("x86_intel", &V::x86_intel, cost_keys("An Intel x86 host (VT-d).", 1226, 1300))
+      .section("x86_amd", &V::x86_amd, cost_keys("An AMD x86 host (AMD-Vi).", 1264, 1376));
 }
 
 Section<GuestSettings> guest_keys() {

@@ -72,6 +72,22 @@ void TrappedMmio::leave(uint64_t t_exit, bool doorbell, bool write, bool woke_io
   if (woke_iothread) waker_returned_ps_ = now_ps();
 }
 
+void TrappedMmio::kernel_doorbell(sc_core::sc_time& delay, uint64_t exit_cycles) {
+  if (delay != sc_core::SC_ZERO_TIME) { sc_core::wait(delay); delay = sc_core::SC_ZERO_TIME; }
+  const uint64_t t0 = now_ps();
+  cpu_.wait_cycles(exit_cycles);
+  driver::TrapSpans mine;
+  mine.trap_ps = now_ps() - t0;
+  doorbell_spans_ += mine;
+  doorbell_exits_.inc();
+  queue_may_run_ = true;
+  // As a trap's deferred doorbell: the kick always, the waker's return time when it woke the iothread.
+  const bool woke_iothread = !iothread_woken_;
+  iothread_woken_ = true;
+  iothread_kick_.notify(sc_core::SC_ZERO_TIME);
+  if (woke_iothread) waker_returned_ps_ = now_ps();
+}
+
 // In the lock: the queue until nothing more lets it run (a run may restart it). A run
 // that found the queue empty (an enable or acknowledge write) is not a queue run.
 void TrappedMmio::run_pending_queue() {

@@ -96,6 +96,10 @@ class TrappedMmio : public driver::TrappingDoorbell {
     }
     leave(t_exit, doorbell, p.is_write(), woke_iothread);
   }
+  // A doorbell the host kernel handles itself (KVM ioeventfd): `exit_cycles` for the exit
+  // and the resume (all trap time), no big lock and no VMM dispatch; the VMM's iothread runs
+  // the queue afterwards. Needs vmm.completion = deferred (the iothread).
+  void kernel_doorbell(sc_core::sc_time& delay, uint64_t exit_cycles);
   // One ioctl with `extra_cycles` of the caller's kernel work before the call.
   template <class Call>
   Errno ioctl(uint64_t extra_cycles, Call&& call) {

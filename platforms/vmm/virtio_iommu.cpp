@@ -84,6 +84,13 @@ void VirtioIommuDevice::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_tim
   const uint64_t off = p.get_address();
   const unsigned len = p.get_data_length();
   const bool doorbell = p.is_write() && off == kQueueNotify;
+  if (doorbell && cfg_.ioeventfd && p.get_data_length() == 4) {
+    uint32_t v;
+    std::memcpy(&v, p.get_data_ptr(), 4);
+    p.set_response_status(tlm::TLM_OK_RESPONSE);
+    if (v == kRequestQueue && queues_[kRequestQueue].side) kernel_doorbell(delay, costs_.ioeventfd_exit_cycles);
+    return;
+  }
   trap(p, delay, doorbell, [&] {
     p.set_response_status(tlm::TLM_OK_RESPONSE);
     if (off + len > kWindowBytes) { p.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE); return; }

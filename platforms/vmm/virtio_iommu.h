@@ -8,9 +8,9 @@
 //   version 2, device ID 23, feature words, queue select / size / areas / ready, QueueNotify
 //   (the doorbell), status, and the device config space at 0x100 (driver::virtio_iommu::
 //   Config). Queue 0 is the request queue; queue 1 (events) is accepted and never used.
-//   Every guest access traps (TrappedMmio: exit, the big lock, dispatch, entry);
-//   vmm.completion = deferred stands for QEMU's ioeventfd, whose handler runs in the main
-//   loop after the vCPU resumed.
+//   Every guest access traps (TrappedMmio: exit, the big lock, dispatch, entry), but with
+//   `ioeventfd` QueueNotify: the host kernel takes that exit itself (ioeventfd_exit_cycles,
+//   no big lock) and the device runs in the VMM's main loop after the vCPU resumed.
 // - Features offered as QEMU does: VERSION_1, INPUT_RANGE, DOMAIN_RANGE, MAP_UNMAP, PROBE,
 //   BYPASS_CONFIG.
 // - Per endpoint (a guest endpoint ID for an assigned device): its own IOAS and an
@@ -100,6 +100,9 @@ struct VirtioIommuConfig : TrappedMmioConfig {
   uint32_t probe_size = 512;              // VIOMMU_PROBE_SIZE
   uint64_t tree_cycles = 300;             // one interval-map operation (GTree insert / lookup / remove)
   uint64_t pin_page_cycles = 200;         // pinning (and unpinning) one 4 KiB page in IOMMU_IOAS_MAP / UNMAP
+  // QueueNotify handled in the host kernel (ioeventfd, costs.ioeventfd_exit_cycles): the
+  // device runs in the VMM's iothread (completion must be Deferred). false: it traps.
+  bool ioeventfd = false;
 };
 
 class VirtioIommuDevice : public sc_core::sc_module, public TrappedMmio {

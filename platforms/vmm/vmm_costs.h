@@ -21,6 +21,7 @@ struct VmmCosts {
   uint64_t destroy_cycles = 0;        // IOMMU_DESTROY
   uint64_t complete_cycles = 0;       // completing the guest's sync (its CONS, MSI or status store)
   uint64_t iothread_wakeup_cycles = 0;   // deferred completion: the VMM's iothread wakes for a doorbell
+  uint64_t ioeventfd_exit_cycles = 0;    // a doorbell the host kernel handles (ioeventfd): exit and resume
   unsigned forward_batch = 1;         // guest commands per IOMMU_HWPT_INVALIDATE (QEMU: 1)
   // Guest faults (the vEVENTQ path, docs/vmm.md "Guest faults").
   uint64_t event_irq_cycles = 0;      // the host's event interrupt -> its threaded handler runs
