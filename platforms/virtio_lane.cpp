@@ -10,6 +10,7 @@ vmm::VirtioIommuConfig virtio_device_config(const LaneSettings& s, const vmm::Vm
   c.pin_page_cycles = s.vmm.virtio.pin_page_cycles;
   // ioeventfd: the device runs in the VMM's main loop (the iothread), whatever vmm.completion says.
   c.ioeventfd = s.vmm.virtio.notify == VirtioNotify::Ioeventfd;
+  c.domain_flush = s.vmm.virtio.host_flush == VirtioHostFlush::Domain;
   if (c.ioeventfd) c.completion = vmm::VmmCompletion::Deferred;
   return c;
 }

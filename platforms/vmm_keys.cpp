@@ -62,6 +62,11 @@ Section<VirtioSettings> virtio_keys() {
               "the request queue's doorbell: ioeventfd, handled in the host kernel (vmm.<arch>.ioeventfd_exit_cycles), "
               "the device then runs in the VMM's main loop while the guest polls (QEMU's virtio default); trap, an "
               "exit to the VMM that runs the device inside it (vmm.completion applies)")
+      .choice("host_flush", &S::host_flush, VirtioHostFlush::PerChunk,
+              {{"per_chunk", VirtioHostFlush::PerChunk}, {"domain", VirtioHostFlush::Domain}},
+              "a guest UNMAP on the host: per_chunk, one IOMMU_IOAS_UNMAP per endpoint per power-of-two chunk, each "
+              "with the host driver's own invalidation (QEMU); domain, the same unmaps clearing PTEs only, then one "
+              "domain-wide invalidation per endpoint (an idealised host, MODEL EXTENSION)")
       .integer("pin_page_cycles", &S::pin_page_cycles, 200, 0, 100000000, "cycles",
                "IOMMU_IOAS_MAP pins, IOMMU_IOAS_UNMAP unpins, each 4 KiB page (pin_user_pages fast path; estimate)")
       .check("", [](const S& v) -> std::string {

@@ -16,9 +16,13 @@ inline constexpr const char* kVirtioPath = "virtio";
 // How the guest's virtio doorbell reaches the VMM (vmm.virtio.notify).
 enum class VirtioNotify : uint8_t { Ioeventfd, Trap };
 
+// What the host does for a guest UNMAP (vmm.virtio.host_flush).
+enum class VirtioHostFlush : uint8_t { PerChunk, Domain };
+
 // vmm.virtio: the VMM's virtio-iommu device (platforms/vmm/virtio_iommu.h).
 struct VirtioSettings {
   VirtioNotify notify = VirtioNotify::Ioeventfd;
+  VirtioHostFlush host_flush = VirtioHostFlush::PerChunk;
   uint16_t queue_size = 256;         // QueueNumMax (QEMU VIOMMU_DEFAULT_QUEUE_SIZE)
   uint32_t probe_size = 512;         // config probe_size (QEMU VIOMMU_PROBE_SIZE)
   uint64_t tree_cycles = 300;        // one interval-map operation of the device

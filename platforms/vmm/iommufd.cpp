@@ -114,7 +114,14 @@ Errno Iommufd::ioas_map(uint32_t ioas_id, uint32_t flags, uint64_t iova, uint64_
   return done(Call::IoasMap, Errno::Ok);
 }
 
-Errno Iommufd::ioas_unmap(uint32_t ioas_id, uint64_t iova, uint64_t length, uint64_t* unmapped) {
+Errno Iommufd::hwpt_flush(uint32_t hwpt_id) {
+  Errno err = Errno::Ok;
+  const Object* hw = get(hwpt_id, ObjType::HwptPaging, &err);
+  if (!hw) return err;
+  return units_[hw->unit].driver->invalidate_domain(hw->domain).ok ? Errno::Ok : Errno::Io;
+}
+
+Errno Iommufd::ioas_unmap(uint32_t ioas_id, uint64_t iova, uint64_t length, uint64_t* unmapped, bool flush) {
   *unmapped = 0;
   Errno err = Errno::Ok;
   Object* ioas = get(ioas_id, ObjType::Ioas, &err);
@@ -137,7 +144,10 @@ Errno Iommufd::ioas_unmap(uint32_t ioas_id, uint64_t iova, uint64_t length, uint
     const Area a = ioas->areas.at(start);
     for (uint32_t h : ioas->paging) {
       const Object& hw = objects_.at(h);
-      if (!units_[hw.unit].driver->unmap(hw.domain, start, a.length).ok) return done(Call::IoasUnmap, Errno::Io);
+      driver::DriverBase& drv = *units_[hw.unit].driver;
+      const driver::Status st = flush ? drv.unmap(hw.domain, start, a.length)
+                                      : drv.unmap_deferred(hw.domain, start, a.length, nullptr);
+      if (!st.ok) return done(Call::IoasUnmap, Errno::Io);
     }
     ioas->areas.erase(start);
     *unmapped += a.length;

@@ -104,7 +104,12 @@ class Iommufd : public driver::ViommuEventSink {
   // Maps [iova, iova + length) to [pa, ...) with the READABLE / WRITEABLE flags.
   Errno ioas_map(uint32_t ioas_id, uint32_t flags, uint64_t iova, uint64_t pa, uint64_t length);
   // Unmaps whole areas in [iova, iova + length) (iova 0 and length ~0: everything).
-  Errno ioas_unmap(uint32_t ioas_id, uint64_t iova, uint64_t length, uint64_t* unmapped);
+  // flush = false (MODEL EXTENSION, no uAPI: an idealised host, vmm.virtio.host_flush =
+  // domain): the host driver clears the PTEs without invalidating; hwpt_flush follows.
+  Errno ioas_unmap(uint32_t ioas_id, uint64_t iova, uint64_t length, uint64_t* unmapped, bool flush = true);
+  // MODEL EXTENSION: the host driver invalidates all of HWPT_PAGING `hwpt_id`'s domain (its
+  // ASID / DID / DomainID) and waits.
+  Errno hwpt_flush(uint32_t hwpt_id);
   // pt_id: an IOAS (a paging HWPT, kNestParent for stage 2), a nest-parent HWPT_PAGING or a
   // vIOMMU (a nested HWPT from the vendor `data`).
   Errno hwpt_alloc(uint32_t flags, uint32_t dev_id, uint32_t pt_id, const driver::UserData& data, uint32_t* hwpt_id);

@@ -327,14 +327,25 @@ VirtioIommuDevice::Status VirtioIommuDevice::unmap(const Request& r) {
   auto it = maps.lower_bound(r.virt_start);
   if (it != maps.begin() && std::prev(it)->second.end >= r.virt_start) --it;
   Status st = Status::Ok;
+  bool removed = false;
+  const bool flush_each = !cfg_.domain_flush;
   while (it != maps.end() && it->first <= r.virt_end) {
     cpu_.wait_cycles(cfg_.tree_cycles);
-    if (it->first < r.virt_start || it->second.end > r.virt_end) return Status::Range;
+    if (it->first < r.virt_start || it->second.end > r.virt_end) { st = Status::Range; break; }
     for (uint32_t id : d->second.endpoints)
-      if (Status s = notify_unmap(endpoints_.at(id), it->first, it->second); s != Status::Ok && st == Status::Ok)
+      if (Status s = notify_unmap(endpoints_.at(id), it->first, it->second, flush_each);
+          s != Status::Ok && st == Status::Ok)
         st = s;
     it = maps.erase(it);
+    removed = true;
   }
+  // The idealised host: one domain-wide invalidation per endpoint for all it removed.
+  if (removed && !flush_each)
+    for (uint32_t id : d->second.endpoints) {
+      ++ioctl_count_;
+      if (ioctl(0, [&] { return fd_.hwpt_flush(endpoints_.at(id).hwpt); }) != Errno::Ok && st == Status::Ok)
+        st = Status::IoErr;
+    }
   return st;
 }
 
@@ -366,13 +377,15 @@ VirtioIommuDevice::Status VirtioIommuDevice::notify_map(const Endpoint& ep, uint
   return st;
 }
 
-VirtioIommuDevice::Status VirtioIommuDevice::notify_unmap(const Endpoint& ep, uint64_t start, const Mapping& m) {
+VirtioIommuDevice::Status VirtioIommuDevice::notify_unmap(const Endpoint& ep, uint64_t start, const Mapping& m,
+                                                          bool flush) {
   Status st = Status::Ok;
   for_each_pow2_chunk(start, m.end, [&](uint64_t iova, uint64_t size) {
     uint64_t unmapped = 0;
     const uint64_t pages = (size + 4095) / 4096;
     ++ioctl_count_;
-    const Errno e = ioctl(cfg_.pin_page_cycles * pages, [&] { return fd_.ioas_unmap(ep.ioas, iova, size, &unmapped); });
+    const Errno e =
+        ioctl(cfg_.pin_page_cycles * pages, [&] { return fd_.ioas_unmap(ep.ioas, iova, size, &unmapped, flush); });
     if (e != Errno::Ok) st = Status::IoErr;
   });
   return st;

@@ -36,6 +36,9 @@
 //   page in the ioctl (pin_page_cycles); a MAP of memory outside guest RAM answers IOERR and
 //   stores nothing, an ioctl that fails answers IOERR (MODEL: QEMU only logs the notifier's
 //   error; the mapping stays stored, as in QEMU).
+// - domain_flush (vmm.virtio.host_flush = domain, MODEL EXTENSION): the idealised
+//   host, which drops what a guest UNMAP removed with one domain-wide invalidation per
+//   endpoint (its ASID / DID / DomainID) after clearing each chunk's PTEs without one.
 // - Costs: per descriptor read fetch_cycles, per request decode_cycles, per interval-map
 //   operation tree_cycles, per ioctl TrappedMmio's ioctl costs, per returned buffer
 //   complete_cycles; the spans (vmm, host_kernel, host_queue) go to the guest's doorbell
@@ -103,6 +106,9 @@ struct VirtioIommuConfig : TrappedMmioConfig {
   // QueueNotify handled in the host kernel (ioeventfd, costs.ioeventfd_exit_cycles): the
   // device runs in the VMM's iothread (completion must be Deferred). false: it traps.
   bool ioeventfd = false;
+  // vmm.virtio.host_flush = domain (MODEL EXTENSION, an idealised host): an UNMAP's host
+  // unmaps clear PTEs only, then one domain-wide invalidation per endpoint.
+  bool domain_flush = false;
 };
 
 class VirtioIommuDevice : public sc_core::sc_module, public TrappedMmio {
@@ -179,7 +185,7 @@ class VirtioIommuDevice : public sc_core::sc_module, public TrappedMmio {
   Status bypass_ram(const Endpoint& ep, bool map);
   // The host side of one mapping for one endpoint, chunk by chunk.
   Status notify_map(const Endpoint& ep, uint64_t start, const Mapping& m);
-  Status notify_unmap(const Endpoint& ep, uint64_t start, const Mapping& m);
+  Status notify_unmap(const Endpoint& ep, uint64_t start, const Mapping& m, bool flush = true);
   // Copies `len` bytes at `offset` of the chain's writable part from/to `buf`.
   void write_writable(const driver::virtq::DeviceSide::Chain& c, size_t offset, const uint8_t* buf, size_t len);
 

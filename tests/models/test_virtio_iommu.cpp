@@ -251,6 +251,11 @@ TEST(VirtioIommuDevice, FullRangeUnmapOnSmmuv3TwoEndpoints) { expect_full_range_
 // VT-d first-stage domain: a PASID-based IOTLB invalidation (page-selective, AM for 8K) +
 // an invalidation wait per chunk.
 TEST(VirtioIommuDevice, FullRangeUnmapOnVtd) { expect_full_range_unmap<vtdtest::Harness>(1, 3, 6); }
+// host_flush = domain: the 3 unmaps clear PTEs only (3 ioctls, no command), then one more
+// call: SMMUv3 TLBI_NH_ASID + CMD_SYNC; VT-d a PASID-selective IOTLB invalidation + wait.
+TEST(VirtioIommuDevice, DomainFlushOnSmmuv3) { expect_full_range_unmap<Harness>(1, 4, 2, true); }
+TEST(VirtioIommuDevice, DomainFlushOnSmmuv3TwoEndpoints) { expect_full_range_unmap<Harness>(2, 8, 4, true); }
+TEST(VirtioIommuDevice, DomainFlushOnVtd) { expect_full_range_unmap<vtdtest::Harness>(1, 4, 2, true); }
 // AMD: test_virtio_iommu_amd.cpp (its fixture's names clash with the SMMU's).
 
 TEST(VirtioIommuDevice, ErrorStatusesFollowQemu) {

@@ -11,6 +11,9 @@ namespace iommusim::test {
 namespace {
 
 TEST(VirtioIommuDevice, FullRangeUnmapOnAmdVi) { expect_full_range_unmap<AmdHarness>(1, 3, 6); }
+// host_flush = domain: the unmaps clear PTEs only, then INVALIDATE_IOMMU_PAGES of the whole
+// DomainID (S = 1, address all ones) + COMPLETION_WAIT.
+TEST(VirtioIommuDevice, DomainFlushOnAmdVi) { expect_full_range_unmap<AmdHarness>(1, 4, 2, true); }
 
 }  // namespace
 }  // namespace iommusim::test

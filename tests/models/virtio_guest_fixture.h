@@ -110,12 +110,15 @@ struct DeviceRig {
   vmm::Iommufd fd{{vmm::HostIommu{&h.drv, &h.drv}}};
   vmm::VirtioIommuDevice dev;
   Guest guest{"guest", ram};
-  static vmm::VirtioIommuConfig config() {
+  static vmm::VirtioIommuConfig config(bool domain_flush) {
     vmm::VirtioIommuConfig c;
     c.cpu_mhz = 2000;
+    c.domain_flush = domain_flush;
     return c;
   }
-  DeviceRig() : dev("viommu", config(), ram, fd, h.drv) { guest.mmio.bind(dev.mmio); }
+  explicit DeviceRig(bool domain_flush = false) : dev("viommu", config(domain_flush), ram, fd, h.drv) {
+    guest.mmio.bind(dev.mmio);
+  }
   // The host up, `rids` bound as endpoints kEndpoint, kEndpoint + 1, ..., the guest's queue set up.
   void boot(std::vector<uint32_t> rids = {kRid}) {
     IOMMUSIM_ASSERT_OK(h.drv.init());
@@ -130,10 +133,12 @@ struct DeviceRig {
 // A domain with [0x1000, 0x1FFF] and [0x3000, 0x5FFF] mapped, `endpoints` attached to it,
 // then a full-range UNMAP (the guest's domain-wide invalidation): per endpoint 3 IOAS_UNMAPs
 // (4K at 0x1000, 4K at 0x3000, 8K at 0x4000), each the host driver's strict unmap of a
-// single-stage domain: one range-invalidation command and one barrier.
+// single-stage domain: one range-invalidation command and one barrier. With domain_flush
+// (vmm.virtio.host_flush = domain) the unmaps invalidate nothing and one domain-wide
+// invalidation per endpoint follows.
 template <class H>
-void expect_full_range_unmap(unsigned endpoints, uint64_t ioctls, uint64_t host_commands) {
-  DeviceRig<H> rig;
+void expect_full_range_unmap(unsigned endpoints, uint64_t ioctls, uint64_t host_commands, bool domain_flush = false) {
+  DeviceRig<H> rig(domain_flush);
   rig.h.run([&](H&) {
     std::vector<uint32_t> rids;
     for (unsigned i = 0; i < endpoints; ++i) rids.push_back(kRid + i);
