@@ -290,9 +290,12 @@ Status VirtioIommuDriver::remap(DomainId, uint64_t, uint64_t, uint64_t, Prot) {
   return Status::fail("virtio-iommu has no in-place remap (unmap and map instead)");
 }
 
-Status VirtioIommuDriver::invalidate_range(DomainId, uint64_t, uint64_t, bool) { return sync_req("flush", now_ps()); }
-Status VirtioIommuDriver::invalidate_domain(DomainId) { return sync_req("flush", now_ps()); }
-Status VirtioIommuDriver::sync() { return sync_req("flush", now_ps()); }
+// The native drivers' operation names, so records compare op by op.
+Status VirtioIommuDriver::invalidate_range(DomainId, uint64_t, uint64_t, bool leaf) {
+  return sync_req(leaf ? "invalidate_range_leaf" : "invalidate_range", now_ps());
+}
+Status VirtioIommuDriver::invalidate_domain(DomainId) { return sync_req("invalidate_domain", now_ps()); }
+Status VirtioIommuDriver::sync() { return sync_req("sync", now_ps()); }
 
 void VirtioIommuDriver::register_stats(common::StatRegistry& reg, const std::string& p) const {
   DriverBase::register_stats(reg, p);

@@ -20,7 +20,7 @@
 //   UNMAP request, a sync, logged as "unmap" with the trapped path's parts. Lazy unmap
 //   (IOMMU_CAP_DEFERRED_FLUSH): the UNMAP is queued without a kick; it reaches the device
 //   with the next sync of any CPU (another map's, or the DMA API's flush: .flush_iotlb_all
-//   = a sync, logged as "flush").
+//   = a sync, logged as "invalidate_domain" like a native domain flush).
 // - attach (viommu_attach_dev): ATTACH and a sync; detach (the blocking domain): DETACH.
 // - The oracle: the guest reports its own mappings, IOVA -> GPA, each domain a Nested space
 //   over one stage-2 space of guest RAM (GPA -> PA) it adds at init; a change completes at

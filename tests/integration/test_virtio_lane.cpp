@@ -69,7 +69,7 @@ void expect_clean_round_trips(const std::string& vendor, const std::string& mode
       parts += rec.at(k).get<double>();
     EXPECT_NEAR(parts, rec.at("total_ns").get<double>(), 0.01) << rec.dump();
     EXPECT_GT(rec.at("trap_ns").get<double>(), 0) << rec.dump();
-    EXPECT_EQ(rec.at("op"), mode == "strict" ? "unmap" : "flush") << rec.dump();
+    EXPECT_EQ(rec.at("op"), mode == "strict" ? "unmap" : "invalidate_domain") << rec.dump();
   }
 }
 
