@@ -131,13 +131,16 @@ bool DeviceSide::pop(Chain* c, std::string* error, unsigned* reads) {
   ++last_avail_;
   c->head = head;
   c->descs.clear();
-  std::fill(seen_.begin(), seen_.end(), 0);
+  if (++pop_stamp_ == 0) {   // the stamp wrapped: forget every earlier pop
+    std::fill(seen_.begin(), seen_.end(), 0);
+    pop_stamp_ = 1;
+  }
   uint16_t i = head;
   bool writable_seen = false;
   for (;;) {
     if (i >= l_.size) { *error = "descriptor " + std::to_string(i) + " beyond the queue size"; return false; }
-    if (seen_[i]) { *error = "descriptor chain loops at " + std::to_string(i); return false; }
-    seen_[i] = 1;
+    if (seen_[i] == pop_stamp_) { *error = "descriptor chain loops at " + std::to_string(i); return false; }
+    seen_[i] = pop_stamp_;
     const Desc d = read_desc(m_, l_, i);
     if (reads) ++*reads;
     if (d.flags & kDescFIndirect) { *error = "indirect descriptor (VIRTIO_F_INDIRECT_DESC not offered)"; return false; }

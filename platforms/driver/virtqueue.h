@@ -131,7 +131,8 @@ class DeviceSide {
   MemoryView& m_;
   Layout l_;
   uint16_t last_avail_ = 0, used_idx_ = 0;
-  std::vector<uint8_t> seen_;   // loop detection, per pop
+  std::vector<uint32_t> seen_;   // loop detection: the pop that last visited each descriptor
+  uint32_t pop_stamp_ = 0;
 };
 
 }  // namespace iommusim::driver::virtq
