@@ -5,7 +5,7 @@ namespace iommusim::platforms {
 vmm::VirtioIommuConfig virtio_device_config(const LaneSettings& s, const vmm::VmmCosts& costs) {
   auto c = viommu_config<vmm::VirtioIommuConfig>(s, costs, false);
   c.queue_size_max = s.vmm.virtio.queue_size;
-  c.probe_size = s.vmm.virtio.probe_size;
+  c.space.probe_size = s.vmm.virtio.probe_size;
   c.tree_cycles = s.vmm.virtio.tree_cycles;
   c.pin_page_cycles = s.vmm.virtio.pin_page_cycles;
   // ioeventfd: the device runs in the VMM's main loop (the iothread), whatever vmm.completion says.

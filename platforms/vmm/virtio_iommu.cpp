@@ -30,10 +30,11 @@ void for_each_pow2_chunk(uint64_t start, uint64_t end, const std::function<void(
 
 VirtioIommuDevice::VirtioIommuDevice(sc_core::sc_module_name name, const VirtioIommuConfig& cfg, GuestRam& ram,
                                      Iommufd& fd, const driver::DriverBase& host)
-    : sc_core::sc_module(name), TrappedMmio(cfg, host), mmio("mmio"), cfg_(cfg), ram_(ram), fd_(fd) {
+    : sc_core::sc_module(name), TrappedMmio(cfg, host), mmio("mmio"), cfg_(cfg), ram_(ram), fd_(fd),
+      bypass_(cfg.space.bypass) {
   mmio.register_b_transport(this, &VirtioIommuDevice::b_transport);
   chain_.descs.reserve(cfg.queue_size_max);
-  writable_.reserve(cfg.probe_size + vi::kTailBytes);
+  writable_.reserve(cfg.space.probe_size + vi::kTailBytes);
 }
 
 driver::Status VirtioIommuDevice::add_endpoint(uint32_t endpoint, uint32_t dev_id) {
@@ -62,21 +63,16 @@ size_t VirtioIommuDevice::mappings(uint32_t domain) const {
 }
 
 vi::Config VirtioIommuDevice::config_space() const {
-  vi::Config c;
-  c.page_size_mask = cfg_.page_size_mask;
-  c.input_start = cfg_.input_start;
-  c.input_end = cfg_.input_end;
-  c.domain_start = cfg_.domain_start;
-  c.domain_end = cfg_.domain_end;
-  c.probe_size = cfg_.probe_size;
+  vi::Config c = cfg_.space;
   c.bypass = bypass_;
   return c;
 }
 
 namespace {
-uint64_t offered_features() {
+// QEMU's feature set; PROBE only with a property space to fill.
+uint64_t offered_features(uint32_t probe_size) {
   return (1ull << driver::virtio_iommu::kFVersion1) | (1ull << vi::kFInputRange) | (1ull << vi::kFDomainRange) |
-         (1ull << vi::kFMapUnmap) | (1ull << vi::kFProbe) | (1ull << vi::kFBypassConfig);
+         (1ull << vi::kFMapUnmap) | (probe_size ? 1ull << vi::kFProbe : 0) | (1ull << vi::kFBypassConfig);
 }
 }  // namespace
 
@@ -126,7 +122,9 @@ uint32_t VirtioIommuDevice::read_register(uint64_t off) const {
     case kVersion: return 2;
     case kDeviceId: return kVirtioIommuDeviceId;
     case kVendorId: return kQemuVendorId;
-    case kDeviceFeatures: return device_features_sel_ < 2 ? uint32_t(offered_features() >> (32 * device_features_sel_)) : 0;
+    case kDeviceFeatures:
+      return device_features_sel_ < 2 ? uint32_t(offered_features(cfg_.space.probe_size) >> (32 * device_features_sel_))
+                                      : 0;
     case kQueueNumMax: return q ? cfg_.queue_size_max : 0;
     case kQueueReady: return q && q->ready;
     case kInterruptStatus: return 0;
@@ -147,7 +145,7 @@ void VirtioIommuDevice::write_register(uint64_t off, uint32_t v) {
       if (driver_features_sel_ < 2) {
         const unsigned shift = 32 * driver_features_sel_;
         driver_features_ = (driver_features_ & ~(0xFFFFFFFFull << shift)) | (uint64_t(v) << shift);
-        driver_features_ &= offered_features();   // a driver may accept only what is offered
+        driver_features_ &= offered_features(cfg_.space.probe_size);   // a driver may accept only what is offered
       }
       break;
     case kQueueSel: queue_sel_ = v; break;
@@ -218,8 +216,8 @@ void VirtioIommuDevice::serve(const vq::DeviceSide::Chain& c) {
     by_type_[size_t(r.type)].inc();
     // PROBE: the properties fill the writable part before the tail.
     const bool probe = r.type == vi::ReqType::Probe;
-    if (probe && writable < cfg_.probe_size + vi::kTailBytes) st = Status::Inval;
-    else st = handle(r, writable_.data(), probe ? cfg_.probe_size : 0);
+    if (probe && writable < cfg_.space.probe_size + vi::kTailBytes) st = Status::Inval;
+    else st = handle(r, writable_.data(), probe ? cfg_.space.probe_size : 0);
   }
   writable_[writable - vi::kTailBytes] = uint8_t(st);
   write_writable(c, 0, writable_.data(), writable);

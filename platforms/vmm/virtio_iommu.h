@@ -11,8 +11,8 @@
 //   Every guest access traps (TrappedMmio: exit, the big lock, dispatch, entry), but with
 //   `ioeventfd` QueueNotify: the host kernel takes that exit itself (ioeventfd_exit_cycles,
 //   no big lock) and the device runs in the VMM's main loop after the vCPU resumed.
-// - Features offered as QEMU does: VERSION_1, INPUT_RANGE, DOMAIN_RANGE, MAP_UNMAP, PROBE,
-//   BYPASS_CONFIG.
+// - Features offered as QEMU does: VERSION_1, INPUT_RANGE, DOMAIN_RANGE, MAP_UNMAP, PROBE
+//   (unless probe_size is 0), BYPASS_CONFIG.
 // - Per endpoint (a guest endpoint ID for an assigned device): its own IOAS and an
 //   IOMMU_HWPT_ALLOC'd paging HWPT the device is attached to from the VM's start, empty, so
 //   an endpoint no domain holds is blocked (config bypass 0).
@@ -97,10 +97,9 @@ void for_each_pow2_chunk(uint64_t start, uint64_t end, const std::function<void(
 
 struct VirtioIommuConfig : TrappedMmioConfig {
   uint16_t queue_size_max = 256;          // VIOMMU_DEFAULT_QUEUE_SIZE
-  uint64_t page_size_mask = ~0xFFFull;    // 4 KiB granule and every larger size (QEMU: the target page mask)
-  uint64_t input_start = 0, input_end = ~0ull;
-  uint32_t domain_start = 0, domain_end = ~0u;
-  uint32_t probe_size = 512;              // VIOMMU_PROBE_SIZE
+  // The config space the guest reads: a 4 KiB granule and every larger size (QEMU: the target
+  // page mask), all IOVAs and domain IDs, VIOMMU_PROBE_SIZE; bypass as the guest writes it.
+  driver::virtio_iommu::Config space{~0xFFFull, 0, ~0ull, 0, ~0u, 512, 0};
   uint64_t tree_cycles = 300;             // one interval-map operation (GTree insert / lookup / remove)
   uint64_t pin_page_cycles = 200;         // pinning (and unpinning) one 4 KiB page in IOMMU_IOAS_MAP / UNMAP
   // QueueNotify handled in the host kernel (ioeventfd, costs.ioeventfd_exit_cycles): the
