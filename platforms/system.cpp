@@ -474,7 +474,7 @@ Params read_params(const json& j) {
     const ConfigReader v = root.section("vmm");
     if (p.vmm.inject != vmm::VmmFault::None) v.fail("inject", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
     if (p.vmm.completion != vmm::VmmCompletion::Synchronous && !p.has_path(kVirtioPath))
-      v.fail("completion", "needs a trapped or virtio lane (vmm.paths = trapped, virtio, or with native)");
+      v.fail("completion", "needs a trapped lane or a virtio lane (vmm.paths = trapped, virtio, or with native)");
   }
   if (p.has_path(kVirtioPath)) {
     const ConfigReader v = root.section("vmm");
