@@ -482,6 +482,10 @@ Params read_params(const json& j) {
       v.fail("paths", "virtio needs iommu.translation s1 or nested (the guest's domain is single-stage; its host "
                       "maps it into a single-stage domain)");
     if (p.stress) v.fail("paths", "virtio does not run workload.mode = stress (the VMM moves no guest pages there)");
+    if (p.mode == "churn")
+      root.section("workload").fail("mode", "churn unmaps single leaves of the window's one mapping, and virtio-iommu "
+                                            "unmaps whole mappings only (Linux viommu_del_mappings): use dma_api, nic, "
+                                            "storage or trace with vmm.paths = virtio");
     if (p.mixed_leaves) v.fail("paths", "virtio does not run workload.mixed_leaves");
     if (p.iommus != 1) pl.fail("iommus", "vmm.paths = virtio models one IOMMU (set 1)");
   }

@@ -116,7 +116,9 @@ Status VirtioIommuDriver::kick_and_wait(uint64_t* t_doorbell) {
   reg_write(kQueueNotify, 0);
   collect_doorbell_spans();
   *t_doorbell = now_ps();
-  const sc_core::sc_time deadline = sync_deadline();
+  // Linux spins without a limit; here the device must use a request within
+  // driver.sync_timeout_us of the kick or of the one used before (a queue that stops is an error).
+  sc_core::sc_time deadline = sync_deadline();
   while (queued_) {
     charge_cycles(timing_.poll_read_cycles);
     polls_.inc();
@@ -133,6 +135,7 @@ Status VirtioIommuDriver::kick_and_wait(uint64_t* t_doorbell) {
       --queued_;
     }
     if (!queued_) break;
+    if (any) deadline = sync_deadline();
     if (!any && sc_core::sc_time_stamp() > deadline)
       return barrier_timeout("virtio-iommu request", std::to_string(queued_) + " requests not used");
     sc_core::wait(poll_interval());
@@ -193,8 +196,22 @@ Status VirtioIommuDriver::attach_device(uint32_t rid, std::optional<uint32_t> pa
   if (Status s = sync_req("attach", t0); !s.ok) return s;
   if (auto old = attached_.find(rid); old != attached_.end()) vdomains_[old->second].endpoints.erase(rid);
   attached_[rid] = d;
-  vdomains_[d].endpoints.insert(rid);
-  return {};
+  VDomain& vd = vdomains_[d];
+  const bool first = vd.endpoints.empty();
+  vd.endpoints.insert(rid);
+  if (!first || vd.mappings.empty()) return {};
+  // viommu_replay_mappings: what was mapped while no endpoint was attached.
+  for (const auto& [start, m] : vd.mappings) {
+    vi::Request map;
+    map.type = vi::ReqType::Map;
+    map.domain = d;
+    map.virt_start = start;
+    map.virt_end = m.end;
+    map.phys_start = m.phys;
+    map.flags = m.flags;
+    if (Status s = add_req(map); !s.ok) return s;
+  }
+  return sync_req("", now_ps());
 }
 
 Status VirtioIommuDriver::detach_device(uint32_t rid, std::optional<uint32_t> pasid) {
@@ -225,7 +242,8 @@ Status VirtioIommuDriver::map(DomainId d, uint64_t iova, uint64_t pa, uint64_t b
   if ((next != vd.mappings.end() && next->first <= end) ||
       (next != vd.mappings.begin() && std::prev(next)->second.end >= iova))
     return Status::fail("virtio-iommu map at " + hex(iova) + ": overlaps a mapping (-EEXIST)");
-  vd.mappings.emplace(iova, Mapping{end});
+  const uint32_t flags = (prot.read ? vi::kMapFRead : 0) | (prot.write ? vi::kMapFWrite : 0);
+  vd.mappings.emplace(iova, Mapping{end, pa, flags});
   oracle_.map(d, iova, pa, bytes, common::Rights{prot.read, prot.write, prot.exec, true});
   // No endpoint yet: nothing to tell the device (viommu_map_pages); the replay is at attach.
   if (vd.endpoints.empty()) return {};
@@ -235,7 +253,7 @@ Status VirtioIommuDriver::map(DomainId d, uint64_t iova, uint64_t pa, uint64_t b
   r.virt_start = iova;
   r.virt_end = end;
   r.phys_start = pa;
-  r.flags = (prot.read ? vi::kMapFRead : 0) | (prot.write ? vi::kMapFWrite : 0);
+  r.flags = flags;
   uint64_t lock_ps = 0;
   if (Status s = add_req(r, vi::kTailBytes, &lock_ps); !s.ok) return s;
   return sync_req("", t0, lock_ps);   // .iotlb_sync_map
@@ -252,15 +270,17 @@ Status VirtioIommuDriver::remove(DomainId d, uint64_t iova, uint64_t bytes, comm
   if (!domain(d, st)) return st;
   charge_cycles(timing_.op_overhead_cycles + cfg_.request_cycles);
   VDomain& vd = vdomains_[d];
-  // viommu_del_mappings: whole mappings inside the range; Linux refuses a partial unmap.
+  // viommu_del_mappings: whole mappings inside the range; a range they do not cover exactly fails.
   const uint64_t end = iova + bytes - 1;
-  uint64_t removed = 0;
-  for (auto it = vd.mappings.lower_bound(iova); it != vd.mappings.end() && it->first <= end;) {
-    if (it->second.end > end) break;
-    removed += it->second.end - it->first + 1;
-    it = vd.mappings.erase(it);
-  }
-  if (removed < bytes) return Status::fail("virtio-iommu unmap at " + hex(iova) + ": not whole mappings");
+  uint64_t covered = 0;
+  const auto first = vd.mappings.lower_bound(iova);
+  auto last = first;
+  for (; last != vd.mappings.end() && last->first <= end && last->second.end <= end; ++last)
+    covered += last->second.end - last->first + 1;
+  if (covered != bytes)
+    return Status::fail("virtio-iommu unmap at " + hex(iova) + " (" + std::to_string(bytes) +
+                        " bytes): not whole mappings (viommu_del_mappings removes whole ones only)");
+  vd.mappings.erase(first, last);
   const common::CorrectnessOracle::ChangeId c = oracle_.unmap(d, iova, bytes);
   if (change) *change = c;
   if (vd.endpoints.empty()) return {};

@@ -21,7 +21,11 @@
 //   (IOMMU_CAP_DEFERRED_FLUSH): the UNMAP is queued without a kick; it reaches the device
 //   with the next sync of any CPU (another map's, or the DMA API's flush: .flush_iotlb_all
 //   = a sync, logged as "invalidate_domain" like a native domain flush).
-// - attach (viommu_attach_dev): ATTACH and a sync; detach (the blocking domain): DETACH.
+// - attach (viommu_attach_dev): ATTACH and a sync; the first endpoint of a domain then gets
+//   the domain's mappings replayed as MAP requests and a sync (viommu_replay_mappings), so a
+//   domain mapped before its attach works; detach (the blocking domain): DETACH.
+// - unmap of a range that is not whole mappings fails and changes nothing (Linux's
+//   viommu_del_mappings removes whole mappings only; the core then reports the short unmap).
 // - The oracle: the guest reports its own mappings, IOVA -> GPA, each domain a Nested space
 //   over one stage-2 space of guest RAM (GPA -> PA) it adds at init; a change completes at
 //   the time the guest saw its sync's last request used.
@@ -82,7 +86,10 @@ class VirtioIommuDriver : public DriverBase {
   Status detach_device(uint32_t rid, std::optional<uint32_t> pasid) override;
 
  private:
-  struct Mapping { uint64_t end = 0; };   // by start: the domain's mappings (viommu_add_mapping)
+  struct Mapping {   // by start: the domain's mappings (viommu_add_mapping)
+    uint64_t end = 0, phys = 0;
+    uint32_t flags = 0;   // VIRTIO_IOMMU_MAP_F_*
+  };
   struct VDomain {
     std::map<uint64_t, Mapping> mappings;
     std::set<uint32_t> endpoints;

@@ -168,6 +168,21 @@ TEST(Virtio, AtsPasidAndSeveralIommusAreConfigErrors) {
   r = run_virtio("virtio_iommus", "-p iommu.vendor=smmuv3 -p platform.iommus=2");
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_NE(r.out.find("platform.iommus"), std::string::npos) << r.out;
+  // churn unmaps single leaves of one mapping: virtio-iommu unmaps whole mappings only.
+  r = run_virtio("virtio_churn", "-p iommu.vendor=smmuv3 -p workload.mode=churn");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("workload.mode"), std::string::npos) << r.out;
+}
+
+// The DMA-API-based job workloads run on a virtio lane too: every DMA checked, none violating.
+TEST(Virtio, NicAndStorageRun) {
+  for (const char* mode : {"nic", "storage"}) {
+    const VirtioRun r = run_virtio(std::string("virtio_") + mode, std::string("-p iommu.vendor=amdvi -p workload.mode=") + mode);
+    ASSERT_EQ(r.exit_code, 0) << mode << r.out;
+    EXPECT_GT(stat(r.stats, "amdvi@virtio.oracle.checked"), 0) << mode;
+    EXPECT_EQ(stat(r.stats, "amdvi@virtio.oracle.violations"), 0) << mode;
+    EXPECT_EQ(stat(r.stats, "amdvi@virtio.endpoint.faults"), 0) << mode;
+  }
 }
 
 // Stress cells (label long): every vendor, strict and lazy, synchronous and ioeventfd-like

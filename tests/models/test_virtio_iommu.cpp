@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <tlm_utils/simple_initiator_socket.h>
 
+#include "platforms/driver/virtio_iommu_driver.h"
 #include "platforms/driver/virtio_iommu_format.h"
 #include "platforms/driver/virtqueue.h"
 #include "platforms/vmm/virtio_iommu.h"
@@ -298,6 +299,52 @@ TEST(VirtioIommuDevice, ErrorStatusesFollowQemu) {
     unknown.type = vi::ReqType(0x09);
     EXPECT_EQ(g.send(unknown, 4, 28), vi::Status::Unsupp);
     EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, 0, 0, 0), 4, 20), vi::Status::DevErr) << "short MAP";
+  });
+}
+
+// The guest driver over the device: a domain mapped before its first attach has its
+// mappings replayed (Linux viommu_replay_mappings), so the DMA after the attach translates;
+// an unmap that is not whole mappings fails and changes nothing.
+TEST(VirtioIommuDriver, MappingsBeforeAttachAreReplayed) {
+  Harness h;
+  vmm::GuestRam ram{h.memory, kGuestRamPa, kRamBytes};
+  vmm::Iommufd fd{{vmm::HostIommu{&h.drv, &h.drv}}};
+  vmm::VirtioIommuDevice dev("viommu", DeviceRig<Harness>::config(false), ram, fd, h.drv);
+  driver::VirtioIommuDriverConfig gc;
+  gc.memory.table_pool_base = 16ull << 20;   // the queue and request buffers, in guest RAM
+  gc.memory.table_pool_bytes = 8ull << 20;
+  gc.memory.guest_pool_ipa = gc.memory.guest_pool_bytes = 0;
+  gc.timing.mmio_write_ns = gc.timing.mmio_read_ns = 0;
+  driver::VirtioIommuDriver guest("guest_driver", gc, ram);
+  guest.mmio.bind(dev.mmio);
+  guest.set_trapping_doorbell(&dev);
+  h.run([&](Harness& h) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    uint32_t id = 0;
+    ASSERT_EQ(fd.bind_device(kRid, 0, &id), Errno::Ok);
+    IOMMUSIM_ASSERT_OK(dev.add_endpoint(kRid, id));
+    IOMMUSIM_ASSERT_OK(guest.init());
+    std::string why;
+    const auto d = guest.create_domain(driver::DomainKind::Stage1, std::nullopt, &why);
+    ASSERT_TRUE(d.has_value()) << why;
+    IOMMUSIM_ASSERT_OK(guest.map(*d, 0x10000, kBufGpa, 0x2000, {}, 4096));
+    EXPECT_EQ(dev.requests(vi::ReqType::Map), 0u) << "no endpoint yet: nothing sent";
+    IOMMUSIM_ASSERT_OK(guest.attach(kRid, std::nullopt, *d));
+    EXPECT_EQ(dev.requests(vi::ReqType::Probe), 1u);
+    EXPECT_EQ(dev.requests(vi::ReqType::Attach), 1u);
+    EXPECT_EQ(dev.requests(vi::ReqType::Map), 1u) << "the mapping replayed after the ATTACH";
+    const uint64_t marker = 0x0BADF00D12345678ull;
+    h.memory.write(kGuestRamPa + kBufGpa + 0x1008, &marker, 8);
+    DmaResult r = h.read(kRid, 0x11008);
+    EXPECT_TRUE(r.ok());
+    EXPECT_EQ(r.data, marker);
+    EXPECT_FALSE(guest.unmap(*d, 0x10000, 0x1000).ok) << "half of the one mapping";
+    EXPECT_EQ(dev.requests(vi::ReqType::Unmap), 0u);
+    EXPECT_TRUE(h.read(kRid, 0x11008).ok()) << "the failed unmap changed nothing";
+    IOMMUSIM_ASSERT_OK(guest.unmap(*d, 0x10000, 0x2000));
+    EXPECT_EQ(dev.requests(vi::ReqType::Unmap), 1u);
+    EXPECT_FALSE(h.read(kRid, 0x11008).ok());
+    EXPECT_EQ(guest.invalidations().records().size(), 1u) << "the unmap; attach and maps are not logged";
   });
 }
 
