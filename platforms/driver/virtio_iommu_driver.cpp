@@ -235,7 +235,7 @@ Status VirtioIommuDriver::map(DomainId d, uint64_t iova, uint64_t pa, uint64_t b
   if (!domain(d, st)) return st;
   if (bytes == 0 || (iova | pa | bytes) & 0xFFF) return Status::fail("virtio-iommu map: not 4 KiB aligned");
   const uint64_t t0 = now_ps();
-  charge_cycles(timing_.op_overhead_cycles + cfg_.request_cycles);
+  charge_cycles(timing_.op_overhead_cycles);
   VDomain& vd = vdomains_[d];
   const uint64_t end = iova + bytes - 1;
   auto next = vd.mappings.lower_bound(iova);
@@ -243,19 +243,33 @@ Status VirtioIommuDriver::map(DomainId d, uint64_t iova, uint64_t pa, uint64_t b
       (next != vd.mappings.begin() && std::prev(next)->second.end >= iova))
     return Status::fail("virtio-iommu map at " + hex(iova) + ": overlaps a mapping (-EEXIST)");
   const uint32_t flags = (prot.read ? vi::kMapFRead : 0) | (prot.write ? vi::kMapFWrite : 0);
-  vd.mappings.emplace(iova, Mapping{end, pa, flags});
   oracle_.map(d, iova, pa, bytes, common::Rights{prot.read, prot.write, prot.exec, true});
-  // No endpoint yet: nothing to tell the device (viommu_map_pages); the replay is at attach.
-  if (vd.endpoints.empty()) return {};
-  vi::Request r;
-  r.type = vi::ReqType::Map;
-  r.domain = d;
-  r.virt_start = iova;
-  r.virt_end = end;
-  r.phys_start = pa;
-  r.flags = flags;
+  // iommu_map splits the range by the device's page sizes (every power of two from 4 KiB):
+  // chunks aligned in both IOVA and PA (iommu_pgsize), each one viommu_map_pages call, so one
+  // mapping and, with an endpoint attached, one MAP request; then one .iotlb_sync_map.
   uint64_t lock_ps = 0;
-  if (Status s = add_req(r, vi::kTailBytes, &lock_ps); !s.ok) return s;
+  for (uint64_t off = 0; off < bytes;) {
+    const uint64_t a = iova + off, p = pa + off, left = bytes - off;
+    uint64_t chunk = (a | p) & (~(a | p) + 1);   // the lowest set bit: the alignment of both
+    if (chunk == 0 || chunk > left) {
+      chunk = 1;
+      while (chunk <= left / 2) chunk <<= 1;   // the largest power of two within what is left
+    }
+    charge_cycles(cfg_.request_cycles);
+    vd.mappings.emplace(a, Mapping{a + chunk - 1, p, flags});
+    if (!vd.endpoints.empty()) {   // no endpoint yet: the replay at attach sends it
+      vi::Request r;
+      r.type = vi::ReqType::Map;
+      r.domain = d;
+      r.virt_start = a;
+      r.virt_end = a + chunk - 1;
+      r.phys_start = p;
+      r.flags = flags;
+      if (Status s = add_req(r, vi::kTailBytes, &lock_ps); !s.ok) return s;
+    }
+    off += chunk;
+  }
+  if (vd.endpoints.empty()) return {};
   return sync_req("", t0, lock_ps);   // .iotlb_sync_map
 }
 

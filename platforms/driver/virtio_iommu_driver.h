@@ -14,8 +14,9 @@
 //   the used ring (poll_interval_ns, poll_read_cycles per look) until every queued request
 //   is used; a status other than OK fails the operation naming it. When the queue is full,
 //   viommu_add_req syncs first and retries.
-// - map (viommu_map_pages + .iotlb_sync_map): the interval-tree insert and request build
-//   (request_cycles), a MAP request, a sync; its time goes to the map_sync histogram, not
+// - map (iommu_map: viommu_map_pages per chunk + .iotlb_sync_map): the range in chunks
+//   naturally aligned in IOVA and PA (iommu_pgsize with every power-of-two size from 4 KiB),
+//   per chunk the interval-tree insert and request build (request_cycles) and a MAP, then a sync; its time goes to the map_sync histogram, not
 //   the invalidation log. unmap (viommu_unmap_pages + .iotlb_sync): the tree removal, an
 //   UNMAP request, a sync, logged as "unmap" with the trapped path's parts. Lazy unmap
 //   (IOMMU_CAP_DEFERRED_FLUSH): the UNMAP is queued without a kick; it reaches the device
