@@ -326,7 +326,8 @@ VirtioIommuDevice::Status VirtioIommuDevice::unmap(const Request& r) {
   if (it != maps.begin() && std::prev(it)->second.end >= r.virt_start) --it;
   Status st = Status::Ok;
   bool removed = false;
-  const bool flush_each = !cfg_.domain_flush;
+  const bool no_flush = cfg_.inject == VmmFault::DropHostFlush;   // the injected bug: PTEs only
+  const bool flush_each = !cfg_.domain_flush && !no_flush;
   while (it != maps.end() && it->first <= r.virt_end) {
     cpu_.wait_cycles(cfg_.tree_cycles);
     if (it->first < r.virt_start || it->second.end > r.virt_end) { st = Status::Range; break; }
@@ -338,7 +339,7 @@ VirtioIommuDevice::Status VirtioIommuDevice::unmap(const Request& r) {
     removed = true;
   }
   // The idealised host: one domain-wide invalidation per endpoint for all it removed.
-  if (removed && !flush_each)
+  if (removed && cfg_.domain_flush && !no_flush)
     for (uint32_t id : d->second.endpoints) {
       ++ioctl_count_;
       if (ioctl(0, [&] { return fd_.hwpt_flush(endpoints_.at(id).hwpt); }) != Errno::Ok && st == Status::Ok)

@@ -108,6 +108,8 @@ struct VirtioIommuConfig : TrappedMmioConfig {
   // vmm.virtio.host_flush = domain (MODEL EXTENSION, an idealised host): an UNMAP's host
   // unmaps clear PTEs only, then one domain-wide invalidation per endpoint.
   bool domain_flush = false;
+  // A VMM bug to inject (VmmFault::DropHostFlush): UNMAP answers OK with the host IOTLB stale.
+  VmmFault inject = VmmFault::None;
 };
 
 class VirtioIommuDevice : public sc_core::sc_module, public TrappedMmio {

@@ -41,6 +41,7 @@ enum class VmmFault : uint8_t {
   None,
   DropTlbi,     // the guest's TLBIs are never forwarded; its CMD_SYNCs still complete
   DropAtcInv,   // the guest's ATC_INVs are never forwarded (with ATS, the device keeps stale entries)
+  DropHostFlush,   // virtio-iommu: an UNMAP clears the host PTEs but never invalidates the host IOTLB
 };
 
 }  // namespace iommusim::vmm

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <tlm_utils/simple_initiator_socket.h>
 
+#include "models/common/correctness_oracle.h"
 #include "platforms/driver/virtio_iommu_driver.h"
 #include "platforms/driver/virtio_iommu_format.h"
 #include "platforms/driver/virtqueue.h"
@@ -244,6 +245,41 @@ TEST(VirtioIommuDevice, MapUnmapReachTheHostTable) {
     EXPECT_EQ(rig.dev.requests(vi::ReqType::Map), 2u);
     EXPECT_EQ(rig.dev.statuses(vi::Status::Range), 1u);
   });
+}
+
+// The oracle over the device: the test reports the guest's view (as the virtio lane's guest
+// driver does: a mapping at MAP, its retirement at UNMAP, complete when the guest sees the
+// used entry). A DMA fills the host IOTLB; after a strict UNMAP a DMA must fault. A device
+// that clears the host PTEs without invalidating the host IOTLB (VmmFault::DropHostFlush)
+// leaves the entry live: that DMA is exactly one violation.
+void expect_stale_dma_after_unmap(vmm::VmmFault inject, uint64_t violations) {
+  SmmuRig rig(false, inject);
+  common::CorrectnessOracle oracle("smmuv3");
+  using Kind = common::CorrectnessOracle::SpaceKind;
+  rig.h.iommu.set_observer(&oracle);
+  rig.h.run([&](Harness& h) {
+    rig.boot();
+    if (::testing::Test::HasFatalFailure()) return;
+    Guest& g = rig.guest;
+    oracle.add_space(1, Kind::Stage1);
+    oracle.complete(oracle.attach(kRid, std::nullopt, 1), 0);
+    EXPECT_EQ(g.send(req(vi::ReqType::Attach, 1)), vi::Status::Ok);
+    oracle.map(1, 0x3000, kGuestRamPa + kBufGpa, 0x1000, common::Rights{});
+    EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, 0x3000, 0x3FFF, kBufGpa)), vi::Status::Ok);
+    EXPECT_TRUE(h.read(kRid, 0x3008).ok());   // the host IOTLB now holds 0x3000
+    const auto change = oracle.unmap(1, 0x3000, 0x1000);
+    EXPECT_EQ(g.send(req(vi::ReqType::Unmap, 1, 0x3000, 0x3FFF)), vi::Status::Ok);
+    oracle.complete(change, sc_core::sc_time_stamp().value());
+    sc_core::wait(10, sc_core::SC_NS);
+    h.read(kRid, 0x3008);
+    oracle.finish();
+    EXPECT_EQ(oracle.checked(), 2u);
+    EXPECT_EQ(oracle.violations(), violations);
+  });
+}
+TEST(VirtioIommuDevice, OracleSeesNoStaleDmaAfterAStrictUnmap) { expect_stale_dma_after_unmap(vmm::VmmFault::None, 0); }
+TEST(VirtioIommuDevice, OracleCatchesADeviceThatSkipsTheHostFlush) {
+  expect_stale_dma_after_unmap(vmm::VmmFault::DropHostFlush, 1);
 }
 
 // SMMUv3 with IDR3.RIL: TLBI_NH_VA (ASID, range) + CMD_SYNC per chunk.

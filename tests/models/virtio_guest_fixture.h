@@ -110,13 +110,15 @@ struct DeviceRig {
   vmm::Iommufd fd{{vmm::HostIommu{&h.drv, &h.drv}}};
   vmm::VirtioIommuDevice dev;
   Guest guest{"guest", ram};
-  static vmm::VirtioIommuConfig config(bool domain_flush) {
+  static vmm::VirtioIommuConfig config(bool domain_flush, vmm::VmmFault inject = vmm::VmmFault::None) {
     vmm::VirtioIommuConfig c;
     c.cpu_mhz = 2000;
     c.domain_flush = domain_flush;
+    c.inject = inject;
     return c;
   }
-  explicit DeviceRig(bool domain_flush = false) : dev("viommu", config(domain_flush), ram, fd, h.drv) {
+  explicit DeviceRig(bool domain_flush = false, vmm::VmmFault inject = vmm::VmmFault::None)
+      : dev("viommu", config(domain_flush, inject), ram, fd, h.drv) {
     guest.mmio.bind(dev.mmio);
   }
   // The host up, `rids` bound as endpoints kEndpoint, kEndpoint + 1, ..., the guest's queue set up.
