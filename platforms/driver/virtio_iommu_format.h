@@ -45,7 +45,7 @@ inline constexpr uint32_t kMapFRead = 1u << 0, kMapFWrite = 1u << 1, kMapFMmio =
 inline constexpr uint32_t kMapFMask = kMapFRead | kMapFWrite | kMapFMmio;   // VIRTIO_IOMMU_MAP_F_MASK
 
 // Sizes of the device-readable part (head + body) and of the tail.
-inline constexpr size_t kTailBytes = 4;
+inline constexpr size_t kHeadBytes = 4, kTailBytes = 4;   // virtio_iommu_req_head / _tail
 inline constexpr size_t kAttachBody = 20, kDetachBody = 20, kMapBody = 36, kUnmapBody = 28, kProbeBody = 72;
 // The largest request body: a guest driver's per-request buffer.
 inline constexpr size_t kMaxBody = kProbeBody;

@@ -179,55 +179,66 @@ bool VirtioIommuDevice::run_queue() {
   bool consumed = false;
   std::string error;
   unsigned reads = 0;
-  while (q.side->pop(&chain_, &error, &reads)) {
+  while (!broken_ && q.side->pop(&chain_, &error, &reads)) {
     cpu_.wait_cycles(costs_.fetch_cycles * reads);
     serve(chain_);
     consumed = true;
   }
   if (!error.empty()) {   // QEMU virtio_error: the device stops until reset
     cpu_.wait_cycles(costs_.fetch_cycles * reads);
-    malformed_.inc();
-    broken_ = true;
+    stop_device();
   }
   return consumed;
 }
 
 void VirtioIommuDevice::serve(const vq::DeviceSide::Chain& c) {
-  // The readable part (head and body, at most the largest body) and the writable part's size.
+  // QEMU virtqueue_pop maps every descriptor: one outside guest RAM is virtio_error. The
+  // readable part (head and body, at most the largest body) is copied; the writable part
+  // is only measured (its length is the guest's: nothing is allocated from it).
   uint8_t body[vi::kMaxBody] = {};
-  size_t readable = 0, writable = 0;
+  uint64_t readable = 0, writable = 0;
   for (const vq::Desc& d : c.descs) {
+    if (!ram_.contains(d.addr, d.len)) { stop_device(); return; }
     if (d.flags & vq::kDescFWrite) { writable += d.len; continue; }
-    const size_t take = std::min<size_t>(d.len, sizeof body - std::min(readable, sizeof body));
-    if (take && !ram_.fetch(d.addr, body + readable, take)) { writable = 0; break; }
+    const size_t take = size_t(std::min<uint64_t>(d.len, sizeof body - std::min<uint64_t>(readable, sizeof body)));
+    ram_.fetch(d.addr, body + readable, take);
     readable += d.len;
   }
+  // No room for the head or the tail: QEMU "virtio-iommu bad head/tail size" (virtio_error).
+  if (writable < vi::kTailBytes || readable < vi::kHeadBytes) { stop_device(); return; }
   const uint64_t ioctls0 = ioctl_count_, commands0 = host_.commands_issued();
-  if (writable < vi::kTailBytes) {   // no room for the status: QEMU virtio_error
-    malformed_.inc();
-    broken_ = true;
-    return;
-  }
   cpu_.wait_cycles(costs_.decode_cycles);
   Request r;
   Status st = Status::Ok;
-  writable_.assign(writable, 0);
-  if (vi::decode(body, std::min(readable, sizeof body), &r, &st)) {
+  // QEMU's output_size: the tail, or for PROBE the property space and the tail. The tail
+  // goes at output_size - 4 and the used length is output_size, whatever the guest offered.
+  size_t output = vi::kTailBytes;
+  writable_.assign(vi::kTailBytes, 0);
+  if (vi::decode(body, size_t(std::min<uint64_t>(readable, sizeof body)), &r, &st)) {
     by_type_[size_t(r.type)].inc();
-    // PROBE: the properties fill the writable part before the tail.
     const bool probe = r.type == vi::ReqType::Probe;
-    if (probe && writable < cfg_.space.probe_size + vi::kTailBytes) st = Status::Inval;
-    else st = handle(r, writable_.data(), probe ? cfg_.space.probe_size : 0);
+    if (probe && writable < cfg_.space.probe_size + vi::kTailBytes) {
+      st = Status::Inval;   // no room for the properties: the tail alone says so
+    } else {
+      if (probe) output += cfg_.space.probe_size;
+      writable_.assign(output, 0);   // at most probe_size + 4: reserved at construction
+      st = handle(r, writable_.data(), probe ? cfg_.space.probe_size : 0);
+    }
   }
-  writable_[writable - vi::kTailBytes] = uint8_t(st);
-  write_writable(c, 0, writable_.data(), writable);
+  writable_[output - vi::kTailBytes] = uint8_t(st);
+  write_writable(c, 0, writable_.data(), output);
   by_status_[size_t(st)].inc();
   cpu_.wait_cycles(costs_.complete_cycles);
-  queues_[kRequestQueue].side->push_used(c.head, uint32_t(writable));
+  queues_[kRequestQueue].side->push_used(c.head, uint32_t(output));
   last_ioctls_ = ioctl_count_ - ioctls0;
   last_host_commands_ = host_.commands_issued() - commands0;
   ioctls_per_request_.record(last_ioctls_);
   host_commands_per_request_.record(last_host_commands_);
+}
+
+void VirtioIommuDevice::stop_device() {
+  malformed_.inc();
+  broken_ = true;
 }
 
 void VirtioIommuDevice::write_writable(const vq::DeviceSide::Chain& c, size_t offset, const uint8_t* buf,

@@ -174,6 +174,7 @@ class VirtioIommuDevice : public sc_core::sc_module, public TrappedMmio {
 
   // One popped chain: its request read, handled, its tail (and PROBE properties) written.
   void serve(const driver::virtq::DeviceSide::Chain& c);
+  void stop_device();   // QEMU virtio_error: a malformed chain; nothing is served until reset
   Status handle(const Request& r, uint8_t* props, size_t props_bytes);
   Status attach(const Request& r);
   Status detach(const Request& r);

@@ -282,6 +282,27 @@ TEST(VirtioIommuDevice, OracleCatchesADeviceThatSkipsTheHostFlush) {
   expect_stale_dma_after_unmap(vmm::VmmFault::DropHostFlush, 1);
 }
 
+// A writable descriptor of 4 GiB - 1 lies outside the 64 MiB of guest RAM: QEMU's
+// virtqueue_pop fails to map it (virtio_error). The device stops with no used entry and
+// allocates nothing from the guest's length; later requests stay unanswered.
+TEST(VirtioIommuDevice, DescriptorOutsideGuestRamBreaksTheDevice) {
+  SmmuRig rig;
+  rig.h.run([&](Harness&) {
+    rig.boot();
+    if (::testing::Test::HasFatalFailure()) return;
+    Guest& g = rig.guest;
+    EXPECT_EQ(g.send(req(vi::ReqType::Attach, 1)), vi::Status::Ok);
+    g.post(req(vi::ReqType::Map, 1, 0x1000, 0x1FFF, kBufGpa), 0xFFFFFFFFu);
+    sc_core::wait(10, sc_core::SC_US);
+    EXPECT_TRUE(rig.dev.broken());
+    EXPECT_FALSE(g.q->get_used().has_value());
+    EXPECT_EQ(rig.dev.mappings(1), 0u);
+    g.post(req(vi::ReqType::Map, 1, 0x1000, 0x1FFF, kBufGpa));
+    sc_core::wait(10, sc_core::SC_US);
+    EXPECT_FALSE(g.q->get_used().has_value()) << "a broken device serves nothing until reset";
+  });
+}
+
 // SMMUv3 with IDR3.RIL: TLBI_NH_VA (ASID, range) + CMD_SYNC per chunk.
 TEST(VirtioIommuDevice, FullRangeUnmapOnSmmuv3) { expect_full_range_unmap<Harness>(1, 3, 6); }
 TEST(VirtioIommuDevice, FullRangeUnmapOnSmmuv3TwoEndpoints) { expect_full_range_unmap<Harness>(2, 6, 12); }
@@ -329,8 +350,12 @@ TEST(VirtioIommuDevice, ErrorStatusesFollowQemu) {
     EXPECT_EQ(g.send(req(vi::ReqType::Detach, 2)), vi::Status::Ok);
     EXPECT_FALSE(rig.dev.endpoint_domain(kEndpoint).has_value());
     // PROBE: the properties (probe_size 512) before the tail; none here.
-    EXPECT_EQ(g.send(req(vi::ReqType::Probe, 0), 512 + 4), vi::Status::Ok);
-    EXPECT_EQ(g.send(req(vi::ReqType::Probe, 0, 0, 0, 0, 0, 7), 512 + 4), vi::Status::NoEnt);
+    EXPECT_EQ(g.send(req(vi::ReqType::Probe, 0), 512 + 4, 0, 512 + 4), vi::Status::Ok);
+    EXPECT_EQ(g.send(req(vi::ReqType::Probe, 0, 0, 0, 0, 0, 7), 512 + 4, 0, 512 + 4), vi::Status::NoEnt);
+    // A writable part larger than the output: the tail at offset 0, used length 4 (QEMU
+    // writes output_size bytes); a PROBE without room for the properties: INVAL in the tail.
+    EXPECT_EQ(g.send(req(vi::ReqType::Detach, 9), 64), vi::Status::Inval);
+    EXPECT_EQ(g.send(req(vi::ReqType::Probe, 0), 64), vi::Status::Inval);
     vi::Request unknown = req(vi::ReqType::Unmap, 1);
     unknown.type = vi::ReqType(0x09);
     EXPECT_EQ(g.send(unknown, 4, 28), vi::Status::Unsupp);

@@ -70,8 +70,9 @@ struct Guest : sc_core::sc_module {
     access(true, kStatus, 1 | 2 | 8 | 4);   // ACKNOWLEDGE, DRIVER, FEATURES_OK, DRIVER_OK
     q = std::make_unique<vq::DriverSide>(ram, l);
   }
-  // Sends r and returns its status; `writable` is the writable part's size.
-  vi::Status send(const vi::Request& r, uint32_t writable = vi::kTailBytes, size_t readable = 0) {
+  // Places r (body and writable part at kReqGpa) on the queue and rings the doorbell;
+  // `writable` is the writable part's size, `readable` the readable part's (0: the body's).
+  void post(const vi::Request& r, uint32_t writable = vi::kTailBytes, size_t readable = 0) {
     uint8_t b[vi::kMaxBody];
     size_t n = vi::encode(r, b);
     if (n == 0) n = 1;   // a type the format does not know: its head's type byte only
@@ -80,11 +81,17 @@ struct Guest : sc_core::sc_module {
     EXPECT_TRUE(q->add(&out, 1, &in, 1).has_value());
     q->publish();
     access(true, vmm::virtio_mmio::kQueueNotify, vmm::virtio_mmio::kRequestQueue);
+  }
+  // Sends r and returns its status. The device writes QEMU's output_size (the tail, or
+  // PROBE's properties and tail) whatever the guest offered: the used length, the tail at its end.
+  vi::Status send(const vi::Request& r, uint32_t writable = vi::kTailBytes, size_t readable = 0,
+                  uint32_t output = vi::kTailBytes) {
+    post(r, writable, readable);
     std::optional<vq::Used> u;
     while (!(u = q->get_used())) sc_core::wait(50, sc_core::SC_NS);
-    EXPECT_EQ(u->len, writable);
+    EXPECT_EQ(u->len, output);
     uint8_t tail[4];
-    ram.read(kReqGpa + 0x100 + writable - 4, tail, 4);
+    ram.read(kReqGpa + 0x100 + output - 4, tail, 4);
     return vi::Status(tail[0]);
   }
 };
