@@ -63,12 +63,14 @@ size_t encode(const Request& r, uint8_t* out) {
 }
 
 bool decode(const uint8_t* in, size_t len, Request* r, Status* error) {
-  if (len < 1) { *error = Status::DevErr; return false; }
+  // QEMU virtio_iommu_iov_to_req: a readable part shorter than head and body is INVAL (a
+  // head under 4 bytes is virtio_error before that, the device's own check).
+  if (len < kHeadBytes) { *error = Status::Inval; return false; }
   const uint8_t type = in[0];
   if (type < uint8_t(ReqType::Attach) || type > uint8_t(ReqType::Probe)) { *error = Status::Unsupp; return false; }
   *r = Request{};
   r->type = ReqType(type);
-  if (len < body_bytes(r->type)) { *error = Status::DevErr; return false; }
+  if (len < body_bytes(r->type)) { *error = Status::Inval; return false; }
   switch (r->type) {
     case ReqType::Attach:
     case ReqType::Detach:

@@ -80,9 +80,9 @@ TEST(VirtioIommuFormat, DecodeErrorsAndStatusCodes) {
   b[0] = 0x09;   // no such type
   EXPECT_FALSE(vi::decode(b, 36, &r, &err));
   EXPECT_EQ(err, vi::Status::Unsupp);
-  b[0] = 0x03;   // a MAP shorter than its 36 readable bytes
+  b[0] = 0x03;   // a MAP shorter than its 36 readable bytes: QEMU virtio_iommu_iov_to_req's INVAL
   EXPECT_FALSE(vi::decode(b, 20, &r, &err));
-  EXPECT_EQ(err, vi::Status::DevErr);
+  EXPECT_EQ(err, vi::Status::Inval);
   // VIRTIO_IOMMU_S_*
   EXPECT_EQ(int(vi::Status::IoErr), 1);
   EXPECT_EQ(int(vi::Status::Unsupp), 2);
@@ -359,7 +359,12 @@ TEST(VirtioIommuDevice, ErrorStatusesFollowQemu) {
     vi::Request unknown = req(vi::ReqType::Unmap, 1);
     unknown.type = vi::ReqType(0x09);
     EXPECT_EQ(g.send(unknown, 4, 28), vi::Status::Unsupp);
-    EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, 0, 0, 0), 4, 20), vi::Status::DevErr) << "short MAP";
+    EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, 0, 0, 0), 4, 20), vi::Status::Inval) << "short MAP";
+    // A head under 4 bytes: QEMU "virtio-iommu bad head/tail size" (virtio_error), no used entry.
+    g.post(req(vi::ReqType::Map, 1, 0, 0, 0), 4, 2);
+    sc_core::wait(10, sc_core::SC_US);
+    EXPECT_TRUE(rig.dev.broken());
+    EXPECT_FALSE(g.q->get_used().has_value());
   });
 }
 
