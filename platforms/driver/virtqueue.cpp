@@ -126,7 +126,14 @@ DeviceSide::DeviceSide(MemoryView& mem, const Layout& l) : m_(mem), l_(l), seen_
 bool DeviceSide::pop(Chain* c, std::string* error, unsigned* reads) {
   error->clear();
   if (reads) *reads = 0;
-  if (read16(m_, l_.avail_idx_addr()) == last_avail_) return false;
+  const uint16_t avail_idx = read16(m_, l_.avail_idx_addr());
+  if (avail_idx == last_avail_) return false;
+  // QEMU virtqueue_num_heads: more heads than the queue holds is "Guest moved avail index".
+  if (uint16_t(avail_idx - last_avail_) > l_.size) {
+    *error = "the guest moved avail->idx " + std::to_string(uint16_t(avail_idx - last_avail_)) +
+             " entries ahead of the device, more than the queue size " + std::to_string(l_.size);
+    return false;
+  }
   const uint16_t head = read16(m_, l_.avail_slot_addr(last_avail_));
   ++last_avail_;
   c->head = head;

@@ -196,6 +196,25 @@ TEST(Virtqueue, MalformedChainsAreTheDevicesError) {
   EXPECT_NE(vq::validate(vq::Layout{0x1000, 0x1040, 0x1050, 6}), "");   // not a power of two
 }
 
+// avail->idx more than the queue size ahead of the device's last seen index (size + 1 = 5
+// here): QEMU virtqueue_num_heads' "Guest moved avail index", an error, no chain popped.
+TEST(Virtqueue, AvailIndexMovedBeyondTheQueueSizeIsAnError) {
+  const vq::Layout l = vq::Layout::contiguous(0x1000, 4);
+  ArrayView m;
+  vq::DeviceSide dev(m, l);
+  vq::write_desc(m, l, 0, vq::Desc{0x2000, 20, 0, 0});
+  m.write(l.avail_slot_addr(0), "\x00\x00", 2);   // head 0
+  m.write(l.avail_idx_addr(), "\x05\x00", 2);
+  vq::DeviceSide::Chain c;
+  std::string error;
+  EXPECT_FALSE(dev.pop(&c, &error));
+  EXPECT_NE(error.find("more than the queue size 4"), std::string::npos) << error;
+  // Exactly the queue size ahead is legal: the first head pops.
+  vq::DeviceSide dev2(m, l);
+  m.write(l.avail_idx_addr(), "\x04\x00", 2);
+  EXPECT_TRUE(dev2.pop(&c, &error)) << error;
+}
+
 TEST(VirtioIommuChunks, NaturallyAlignedPowersOfTwo) {
   std::vector<std::pair<uint64_t, uint64_t>> got;
   const auto collect = [&](uint64_t a, uint64_t n) { got.emplace_back(a, n); };
