@@ -535,6 +535,8 @@ void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_
   barrier_ps = t_done;
   if (!traces.empty() && traces.back().exec_end_ps != 0 && traces.back().exec_end_ps <= t_done)
     barrier_ps = traces.back().exec_end_ps;
+  else if (const uint64_t c = trapping_ ? trapping_->last_completion_ps() : 0; traces.empty() && c && c <= t_done)
+    barrier_ps = c;   // the emulator's completion write (a virtio used entry), not its poll
   const uint64_t accounted = r.parts_ps();
   const uint64_t rest = r.total_ps > accounted ? r.total_ps - accounted : 0;
   // The barrier's wait for device ATC completions is its own part, taken out of sync.

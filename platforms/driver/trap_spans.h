@@ -31,6 +31,9 @@ class TrappingDoorbell {
   virtual ~TrappingDoorbell() = default;
   virtual TrapSpans take_doorbell_spans() = 0;
   virtual TrapSpans take_background_spans() = 0;
+  // When the emulator last wrote a completion the driver polls for (a virtio used entry),
+  // for the oracle's barrier time; 0 when it does not say (the poll's time is used).
+  virtual uint64_t last_completion_ps() const { return 0; }
 };
 
 }  // namespace iommusim::driver

@@ -230,6 +230,7 @@ void VirtioIommuDevice::serve(const vq::DeviceSide::Chain& c) {
   by_status_[size_t(st)].inc();
   cpu_.wait_cycles(costs_.complete_cycles);
   queues_[kRequestQueue].side->push_used(c.head, uint32_t(output));
+  used_write_ps_ = common::now_ps();
   last_ioctls_ = ioctl_count_ - ioctls0;
   last_host_commands_ = host_.commands_issued() - commands0;
   ioctls_per_request_.record(last_ioctls_);

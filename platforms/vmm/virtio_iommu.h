@@ -132,6 +132,8 @@ class VirtioIommuDevice : public sc_core::sc_module, public TrappedMmio {
   size_t mappings(uint32_t domain) const;
   bool driver_ok() const { return status_ & kStatusDriverOk; }
   bool broken() const { return broken_; }
+  // When the last used entry was written: the barrier of the requests it completes.
+  uint64_t last_completion_ps() const override { return used_write_ps_; }
   uint64_t requests(driver::virtio_iommu::ReqType t) const { return by_type_[size_t(t)].value(); }
   uint64_t statuses(driver::virtio_iommu::Status s) const { return by_status_[size_t(s)].value(); }
   // The host ioctls and host queue entries of the last request.
@@ -203,6 +205,7 @@ class VirtioIommuDevice : public sc_core::sc_module, public TrappedMmio {
   driver::virtq::DeviceSide::Chain chain_;   // reused per pop
   std::vector<uint8_t> writable_;            // the current request's writable part, reused
   bool broken_ = false;
+  uint64_t used_write_ps_ = 0;
   uint64_t ioctl_count_ = 0, last_ioctls_ = 0, last_host_commands_ = 0;
   common::Counter malformed_;
   std::array<common::Counter, 6> by_type_;   // by ReqType value (0 unused)

@@ -428,6 +428,10 @@ TEST(VirtioIommuDriver, MappingsBeforeAttachAreReplayed) {
     EXPECT_TRUE(h.read(kRid, 0x11008).ok()) << "the failed unmap changed nothing";
     IOMMUSIM_ASSERT_OK(guest.unmap(*d, 0x10000, 0x2000));
     EXPECT_EQ(dev.requests(vi::ReqType::Unmap), 1u);
+    // The unmap's barrier (the oracle's completion time) is the device's used-ring write,
+    // before the guest's poll saw it: a stale DMA in between is a violation.
+    EXPECT_EQ(guest.last_barrier_ps(), dev.last_completion_ps());
+    EXPECT_LT(guest.last_barrier_ps(), common::now_ps());
     EXPECT_FALSE(h.read(kRid, 0x11008).ok());
     EXPECT_EQ(guest.invalidations().records().size(), 1u) << "the unmap; attach and maps are not logged";
   });
