@@ -24,9 +24,7 @@ class AmdViLane : public ModelLane<amdvi::AmdVi, driver::AmdViDriver> {
   void drain_events() override {
     for (unsigned k = 0; k < units(); ++k) drv(k).drain_events();
   }
-  uint64_t events_recorded() const override {
-    return sum_units([this](unsigned k) { return iommu(k).events_written(); });
-  }
+  uint64_t unit_events_recorded(unsigned k) const override { return iommu(k).events_written(); }
   std::vector<CacheView> caches() const override {
     const amdvi::AmdVi& m = iommu(0);
     return {{"iotlb", &m.iotlb_stats()},         {"dte_cache", &m.dte_cache_stats()},

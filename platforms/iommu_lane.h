@@ -145,7 +145,13 @@ class IommuLane {
   // The event interrupt while the workload runs (records have arrived): the handler runs in
   // the caller's thread, or in a thread of its own where the lane models one.
   virtual void raise_event_interrupt() { drain_events(); }
-  virtual uint64_t events_recorded() const = 0;
+  // Event / fault records unit k has written, and all units' together.
+  virtual uint64_t unit_events_recorded(unsigned k) const = 0;
+  uint64_t events_recorded() const {
+    uint64_t n = 0;
+    for (unsigned k = 0; k < units(); ++k) n += unit_events_recorded(k);
+    return n;
+  }
 
   // For the summary: the names of each unit's caches (<unit>.<name>.hits, .misses).
   struct CacheView { std::string name; const common::CacheStats* stats; };
@@ -246,14 +252,6 @@ class ModelLane : public IommuLane {
   const Model& iommu(unsigned k) const { return units_[k]->iommu; }
   Driver& drv(unsigned k) { return units_[k]->drv; }
   const Driver& drv(unsigned k) const { return units_[k]->drv; }
-  // What every unit's driver or model says, added up.
-  template <class F>
-  uint64_t sum_units(F&& f) const {
-    uint64_t n = 0;
-    for (unsigned k = 0; k < units(); ++k) n += f(k);
-    return n;
-  }
-
   using IdleRequester = tlm_utils::simple_initiator_socket<ModelLane>;
 
   memory::SparseMemory& memory_;

@@ -23,9 +23,7 @@ class Smmuv3Lane : public ModelLane<smmuv3::Smmuv3, driver::Smmuv3Driver> {
   void drain_events() override {
     for (unsigned k = 0; k < units(); ++k) drv(k).drain_events();
   }
-  uint64_t events_recorded() const override {
-    return sum_units([this](unsigned k) { return iommu(k).events_written(); });
-  }
+  uint64_t unit_events_recorded(unsigned k) const override { return iommu(k).events_written(); }
   std::vector<CacheView> caches() const override {
     const smmuv3::Smmuv3& m = iommu(0);
     return {{"iotlb", &m.iotlb_stats()}, {"config_cache", &m.config_cache_stats()},

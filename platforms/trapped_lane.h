@@ -220,11 +220,15 @@ class TrappedLane : public NativeLane {
   // Per unit with the VM's devices: its host driver reports a guest's records to the unit's
   // vEVENTQ, the VMM puts them in that vIOMMU's guest fault log and injects its interrupt,
   // and the guest driver's handler drains them through trapped registers.
+  // A unit with no new record raised no interrupt: its handler does not run.
   void handle_events() {
     if (this->events_recorded() == events_handled_) return;
     events_handled_ = this->events_recorded();
+    unit_events_handled_.resize(this->units());
     for (unsigned k = 0; k < this->units(); ++k) {
-      if (!guests_[k]) continue;
+      const uint64_t recorded = this->unit_events_recorded(k);
+      if (!guests_[k] || recorded == unit_events_handled_[k]) continue;
+      unit_events_handled_[k] = recorded;
       // The interrupt comes once the unit's newest record is written: a DMA's fault is
       // recorded at its own (annotated) time, which may be ahead of the workload's.
       common::wait_until(this->iommu(k).last_event_written_ps());
@@ -233,6 +237,7 @@ class TrappedLane : public NativeLane {
   }
 
   uint64_t events_handled_ = 0;   // host records written (all units) when the handler last ran
+  std::vector<uint64_t> unit_events_handled_;   // per unit, when its handler last ran
   bool irq_pending_ = false, handling_ = false;
   sc_core::sc_event irq_, idle_;
 };

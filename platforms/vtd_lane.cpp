@@ -29,9 +29,7 @@ class VtdLane : public ModelLane<vtd::Vtd, driver::VtdDriver> {
   void drain_events() override {
     for (unsigned k = 0; k < units(); ++k) drv(k).drain_faults();
   }
-  uint64_t events_recorded() const override {
-    return sum_units([this](unsigned k) { return iommu(k).faults_recorded(); });
-  }
+  uint64_t unit_events_recorded(unsigned k) const override { return iommu(k).faults_recorded(); }
   std::vector<CacheView> caches() const override {
     const vtd::Vtd& m = iommu(0);
     return {{"iotlb", &m.iotlb_stats()},       {"context_cache", &m.context_cache_stats()},
