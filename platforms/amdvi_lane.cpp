@@ -44,13 +44,14 @@ class AmdViTrappedLane : public TrappedLane<AmdViLane, vmm::VAmdVi, driver::AmdV
 
  protected:
   std::optional<driver::ViommuType> viommu_type() const override { return driver::ViommuType::Amd; }
-  driver::Status connect_viommu(unsigned k) override {
-    viommu(k).set_viommu(vm_.viommu_id(k));
-    for (const vmm::AssignedDevice& d : devices_)
-      if (d.unit == k) viommu(k).add_device(uint16_t(d.virt_id), d.dev_id);
+  driver::Status connect_viommu(vmm::VAmdVi& viommu, const vmm::Vm& vm, const std::vector<vmm::AssignedDevice>& devices,
+                                unsigned k) override {
+    viommu.set_viommu(vm.viommu_id(k));
+    for (const vmm::AssignedDevice& d : devices)
+      if (d.unit == k) viommu.add_device(uint16_t(d.virt_id), d.dev_id);
     return {};
   }
-  void drain_guest_events(unsigned k) override { guest(k).drain_events(); }
+  void drain_guest_events(driver::AmdViDriver& guest) override { guest.drain_events(); }
 };
 
 // iommu.amdvi: the model (models/amdvi/amdvi.h).

@@ -42,14 +42,15 @@ class Smmuv3TrappedLane : public TrappedLane<Smmuv3Lane, vmm::VSmmuv3, driver::S
 
  protected:
   std::optional<driver::ViommuType> viommu_type() const override { return driver::ViommuType::ArmSmmuv3; }
-  driver::Status connect_viommu(unsigned k) override {
-    viommu(k).set_viommu(vm_.viommu_id(k));
-    for (const vmm::AssignedDevice& d : devices_)
-      if (vmm::Errno e = d.unit == k ? viommu(k).add_device(d.virt_id, d.dev_id) : vmm::Errno::Ok; e != vmm::Errno::Ok)
+  driver::Status connect_viommu(vmm::VSmmuv3& viommu, const vmm::Vm& vm, const std::vector<vmm::AssignedDevice>& devices,
+                                unsigned k) override {
+    viommu.set_viommu(vm.viommu_id(k));
+    for (const vmm::AssignedDevice& d : devices)
+      if (vmm::Errno e = d.unit == k ? viommu.add_device(d.virt_id, d.dev_id) : vmm::Errno::Ok; e != vmm::Errno::Ok)
         return driver::Status::fail(std::string("VMM: IOMMU_HWPT_ALLOC (abort/bypass) failed with ") + vmm::errno_name(e));
     return {};
   }
-  void drain_guest_events(unsigned k) override { guest(k).drain_events(); }
+  void drain_guest_events(driver::Smmuv3Driver& guest) override { guest.drain_events(); }
 };
 
 // iommu.smmuv3: the model (models/smmuv3/smmuv3.h).

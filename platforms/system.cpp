@@ -72,6 +72,7 @@ struct Params {
   TraceConfig trace;
   std::vector<TraceEvent> trace_events;   // trace.file, read and checked
   uint64_t stride = 0;   // stress: distance between the target regions a window leaf moves among
+  uint64_t vm_ram_stride = 0;   // host PA from one VM's guest RAM to the next's (vmm.vms)
 };
 
 constexpr unsigned kBarrierReads = 48;
@@ -416,6 +417,28 @@ void read_job_workload(const ConfigReader& root, Params& p) {
 }
 
 // Reads the run's sections, then the checks that span sections.
+// vmm.vms and vmm.assign against the endpoints and lanes (what vmm_keys checks alone: the
+// VMs' own devices and IDs, already done).
+void check_vm_assignment(const ConfigReader& root, const Params& p) {
+  const ConfigReader v = root.section("vmm");
+  const bool trapped = std::find(p.paths.begin(), p.paths.end(), kTrappedPath) != p.paths.end();
+  if (!trapped && p.vmm.vms > 1) v.fail("vms", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
+  if (!trapped && !p.vmm.assign.empty()) v.fail("assign", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
+  const std::vector<VmAssignment> assign = vm_assignment(p.vmm, p.eps.size());
+  for (size_t i = 0; i < assign.size(); ++i) {
+    const std::string at = "assign[" + std::to_string(i) + "]";
+    if (assign[i].endpoint >= p.eps.size())
+      v.fail(at + ".endpoint", "endpoint " + std::to_string(assign[i].endpoint) + " does not exist (" +
+                                   std::to_string(p.eps.size()) + " endpoint" + (p.eps.size() > 1 ? "s" : "") + ")");
+    if (assign[i].pasid) v.fail(at + ".pasid", "PASID-granular assignment is not modelled yet: assign the RID");
+  }
+  for (size_t e = 0; e < p.eps.size(); ++e)
+    if (std::none_of(assign.begin(), assign.end(), [e](const VmAssignment& a) { return a.endpoint == e; }))
+      v.fail("assign", "endpoint " + std::to_string(e) + " (" + p.eps[e].path + ") is in no VM");
+  if (p.vmm.vms > 1 && p.jobs)
+    v.fail("vms", "workload.mode = " + p.mode + " drives one VM's driver: use vmm.vms = 1");
+}
+
 Params read_params(const json& j) {
   ConfigReader root(j, "");
   Params p;
@@ -490,6 +513,7 @@ Params read_params(const json& j) {
         if (e.iommu != p.eps.front().iommu)
           e.fail("iommu", "workload.mode = trace drives one IOMMU's driver: put every endpoint behind the same IOMMU");
   }
+  check_vm_assignment(root, p);
   if (p.stress && p.eps.size() > 1) t.fail("endpoints", "workload.mode = stress drives one endpoint");
   if (p.dma_api && p.eps.size() > 1) t.fail("endpoints", "workload.mode = dma_api drives one endpoint");
   if (p.jobs) read_job_workload(root, p);
@@ -578,6 +602,13 @@ Params read_params(const json& j) {
   // Regions beyond guest RAM that stress remaps move pages to must exist in memory.
   if (p.stress && p.guest_ram_pa + 2 * p.guest_ram_bytes + 4 * p.stride > p.mem.size_bytes)
     pl.fail("guest_ram_bytes", "the stress workload's target regions end beyond simulated memory");
+  // Several VMs: each its guest RAM (and stress's target regions) after the previous one's.
+  p.vm_ram_stride = p.stress ? (2 * p.guest_ram_bytes + 4 * p.stride + p.s2_page - 1) / p.s2_page * p.s2_page
+                             : p.guest_ram_bytes;
+  if (p.vmm.vms > 1 && p.guest_ram_pa + p.vmm.vms * p.vm_ram_stride > p.mem.size_bytes)
+    root.section("vmm").fail("vms", std::to_string(p.vmm.vms) + " VMs' guest RAM (" +
+                                        std::to_string(p.vm_ram_stride >> 20) + " MiB apart from platform.guest_ram_pa) "
+                                        "ends beyond simulated memory");
   return p;
 }
 
@@ -673,6 +704,7 @@ struct System::Impl : sc_core::sc_module {
       ls.guest_ram_pa = p.guest_ram_pa;
       ls.guest_ram_bytes = p.guest_ram_bytes;
       ls.stage2_page_bytes = p.s2_page;
+      ls.vm_ram_stride = p.vm_ram_stride;
       ls.vmm = p.vmm;
       ls.guest = p.guest;
       if (p.stress) {   // the stress workload's two window regions, whose pages the VMM moves
@@ -681,11 +713,11 @@ struct System::Impl : sc_core::sc_module {
       }
       l.iommu = make_lane(v, path, root.section("iommu"), root.section("driver"), root.section("traffic"), ls);
       l.iommu->bind();
-      l.dma_domain.assign(p.iommus, 0);
-      l.invalidations_from.assign(p.iommus, 0);
+      l.dma_domain.assign(l.iommu->drivers(), 0);
+      l.invalidations_from.assign(l.iommu->drivers(), 0);
       if (timeline) {
         l.timeline_pid = timeline->process(n);
-        for (unsigned k = 0; k < p.iommus; ++k) l.iommu->unit_driver(k).set_timeline(*timeline, l.timeline_pid);
+        for (unsigned k = 0; k < l.iommu->drivers(); ++k) l.iommu->nth_driver(k).set_timeline(*timeline, l.timeline_pid);
       }
       l.memory->register_stats(reg, n + ".memory");
       l.iommu->register_stats(reg, n);
@@ -776,9 +808,9 @@ struct System::Impl : sc_core::sc_module {
     l.ats_stats = true;
   }
 
-  // The driver of the first endpoint's IOMMU: the one the single-device workloads (stress,
-  // dma_api, nic, storage) and a trace (whose endpoints share an IOMMU) program.
-  driver::IommuDriver& driven_driver(Lane& l) const { return l.iommu->unit_driver(p.eps.front().iommu); }
+  // The driver of the first endpoint: the one the single-device workloads (stress, dma_api,
+  // nic, storage) and a trace (whose endpoints share an IOMMU and a VM) program.
+  driver::IommuDriver& driven_driver(Lane& l) const { return l.iommu->nth_driver(l.iommu->endpoint_driver(0)); }
 
   // workload.mode = dma_api: the CPUs' buffers, and the endpoint's DMAs redirected into them.
   void add_dma_api(Lane& l) {
@@ -871,19 +903,22 @@ struct System::Impl : sc_core::sc_module {
       if (auto* o = l.iommu->oracle()) o->set_bypass(true);
       return true;
     }
-    // Each IOMMU with endpoints behind it gets the DMA domain (its driver's own, as Linux
-    // attaches one domain to devices on several IOMMUs and invalidates each).
-    for (unsigned k = 0; k < p.iommus; ++k)
-      if (std::any_of(p.eps.begin(), p.eps.end(), [k](const EndpointSettings& e) { return e.iommu == k; }) &&
-          !setup_unit(l, k))
-        return false;
+    // Each driver with endpoints gets the DMA domain (its own, as Linux attaches one domain
+    // to devices on several IOMMUs and invalidates each; each VM's guest its own).
+    for (unsigned k = 0; k < l.iommu->drivers(); ++k)
+      if (drives_endpoints(l, k) && !setup_unit(l, k)) return false;
     return true;
   }
+  bool drives_endpoints(const Lane& l, unsigned k) const {
+    for (size_t i = 0; i < p.eps.size(); ++i)
+      if (l.iommu->endpoint_driver(i) == k) return true;
+    return false;
+  }
 
-  // Unit k's DMA domain, mapped and attached to the endpoints behind it.
+  // Driver k's DMA domain, mapped and attached to the endpoints it programs.
   bool setup_unit(Lane& l, unsigned k) {
     using driver::DomainKind;
-    driver::IommuDriver& drv = l.iommu->unit_driver(k);
+    driver::IommuDriver& drv = l.iommu->nth_driver(k);
     std::string why;
     const uint64_t span = p.ep.window_bytes + churn_units(p) * churn_unit(p);
     // A guest's driver builds stage 1 only: its VMM set stage 2 up at boot.
@@ -917,8 +952,8 @@ struct System::Impl : sc_core::sc_module {
     reg.reset(l.name + ".", {l.name + ".oracle."});
     l.warmed_up = true;
     l.warmup_end = sc_core::sc_time_stamp();
-    for (unsigned k = 0; k < p.iommus; ++k)
-      l.invalidations_from[k] = l.iommu->unit_driver(k).invalidations().records().size();
+    for (unsigned k = 0; k < l.iommu->drivers(); ++k)
+      l.invalidations_from[k] = l.iommu->nth_driver(k).invalidations().records().size();
     l.events_from = l.iommu->events_recorded();
   }
 
@@ -926,13 +961,14 @@ struct System::Impl : sc_core::sc_module {
     return e.pasid_valid ? std::optional<uint32_t>(e.pasid) : std::nullopt;
   }
 
-  // Every endpoint behind unit k to its DMA domain through its RID (and PASID). The same
+  // Every endpoint driver k programs to its DMA domain through its RID (and PASID). The same
   // domain is also attached through PASIDs 1..N of each device (an SVA-like fan-out):
   // vendors that tag entries by PASID must invalidate each one.
   bool attach_endpoints(Lane& l, unsigned k) {
-    driver::IommuDriver& drv = l.iommu->unit_driver(k);
-    for (const EndpointSettings& e : p.eps) {
-      if (e.iommu != k) continue;
+    driver::IommuDriver& drv = l.iommu->nth_driver(k);
+    for (size_t i = 0; i < p.eps.size(); ++i) {
+      const EndpointSettings& e = p.eps[i];
+      if (l.iommu->endpoint_driver(i) != k) continue;
       const uint32_t rid = l.iommu->driver_rid(e.config.requester_id);
       if (!check(l, drv.attach(rid, pasid_of(e.config), l.dma_domain[k]), "attach")) return false;
       for (uint32_t pasid = 1; pasid <= p.extra_pasids; ++pasid)
@@ -973,11 +1009,11 @@ struct System::Impl : sc_core::sc_module {
         if (!check(l, st, ("stress " + what).c_str())) return;
         continue;
       }
-      // Each IOMMU's DMA domain in turn: with several IOMMUs, one operation is one per unit.
-      for (unsigned k = 0; k < p.iommus; ++k) {
+      // Each driver's DMA domain in turn: with several IOMMUs (or VMs), one operation is one per driver.
+      for (unsigned k = 0; k < l.iommu->drivers(); ++k) {
         const driver::DomainId d = l.dma_domain[k];
         if (!d) continue;
-        driver::IommuDriver& drv = l.iommu->unit_driver(k);
+        driver::IommuDriver& drv = l.iommu->nth_driver(k);
         if (p.domain_every && op % p.domain_every == 0) {
           if (!check(l, drv.invalidate_domain(d), "invalidate_domain")) return;
           l.domain_flushes.inc();
@@ -1034,8 +1070,8 @@ nlohmann::json System::invalidation_records() const {
   // Several IOMMUs: each unit's records in turn.
   for (auto& l : impl_->lanes) {
     json all = json::array();
-    for (unsigned k = 0; k < l->iommu->units(); ++k) {
-      json records = l->iommu->unit_driver(k).invalidations().to_json();
+    for (unsigned k = 0; k < l->iommu->drivers(); ++k) {
+      json records = l->iommu->nth_driver(k).invalidations().to_json();
       records.erase(records.begin(), records.begin() + std::ptrdiff_t(l->invalidations_from[k]));
       for (json& r : records) all.push_back(std::move(r));
     }
@@ -1151,10 +1187,12 @@ RunResult System::run() {
     }
     return n;
   };
+  // "driver": every driver the workload programs (a VM's guest driver per unit with several VMs).
   auto uhist = [&](const Lane& l, const std::string& base, const std::string& stat) {
     common::Histogram h;
-    for (unsigned k = 0, K = l.iommu->units(); k < K; ++k) {
-      const std::string name = unit_name(base, k, K) + "." + stat;
+    const bool drivers = base == "driver";
+    for (unsigned k = 0, K = drivers ? l.iommu->drivers() : l.iommu->units(); k < K; ++k) {
+      const std::string name = (drivers ? l.iommu->driver_stats_name(k) : unit_name(base, k, K)) + "." + stat;
       if (s.reg.find_histogram(l.name + "." + name)) h.add(hist(l, name));
     }
     return h;
@@ -1259,8 +1297,8 @@ RunResult System::run() {
   // Mean breakdown over the kept records of every IOMMU's driver: the parts add up to the mean total.
   auto records = [](const Lane& l) {
     std::vector<const driver::InvalidationRecord*> kept;
-    for (unsigned k = 0; k < l.iommu->units(); ++k) {
-      const auto& all = l.iommu->unit_driver(k).invalidations().records();
+    for (unsigned k = 0; k < l.iommu->drivers(); ++k) {
+      const auto& all = l.iommu->nth_driver(k).invalidations().records();
       for (auto rec = all.begin() + std::ptrdiff_t(l.invalidations_from[k]); rec != all.end(); ++rec) kept.push_back(&*rec);
     }
     return kept;

@@ -52,13 +52,14 @@ class VtdTrappedLane : public TrappedLane<VtdLane, vmm::VVtd, driver::VtdDriver>
 
  protected:
   std::optional<driver::ViommuType> viommu_type() const override { return std::nullopt; }
-  driver::Status connect_viommu(unsigned k) override {
-    viommu(k).set_parent(vm_.parent_id(k));
-    for (const vmm::AssignedDevice& d : devices_)
-      if (d.unit == k) viommu(k).add_device(uint16_t(d.virt_id), d.dev_id);
+  driver::Status connect_viommu(vmm::VVtd& viommu, const vmm::Vm& vm, const std::vector<vmm::AssignedDevice>& devices,
+                                unsigned k) override {
+    viommu.set_parent(vm.parent_id(k));
+    for (const vmm::AssignedDevice& d : devices)
+      if (d.unit == k) viommu.add_device(uint16_t(d.virt_id), d.dev_id);
     return {};
   }
-  void drain_guest_events(unsigned k) override { guest(k).drain_faults(); }
+  void drain_guest_events(driver::VtdDriver& guest) override { guest.drain_faults(); }
 };
 
 // iommu.vtd: the model (models/vtd/vtd.h).
