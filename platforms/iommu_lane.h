@@ -123,6 +123,11 @@ class IommuLane {
   virtual driver::IommuDriver& nth_driver(unsigned i) { return unit_driver(i); }
   virtual std::string driver_stats_name(unsigned i) const { return unit_name("driver", i, units()); }
   virtual unsigned endpoint_driver(size_t ep) const = 0;
+  // The device ID and PASID that driver knows endpoint `ep` (RID `rid`, PASID `pasid`) by:
+  // a trapped lane's guest, its virtual ID, and for a device that is one PASID of a
+  // physical one (vmm.assign with a pasid), no PASID (the guest sees a whole device).
+  virtual uint32_t endpoint_driver_rid(size_t, uint32_t rid) const { return driver_rid(rid); }
+  virtual std::optional<uint32_t> endpoint_driver_pasid(size_t, std::optional<uint32_t> pasid) const { return pasid; }
   // Brings the lane up in simulated time: every unit's driver init, and on a trapped lane
   // the host drivers, the VM's iommufd objects and the guest drivers.
   virtual driver::Status boot() = 0;

@@ -124,6 +124,10 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   smmuv3::Smmuv3Config m;
   driver::Smmuv3DriverConfig host;
   read_configs(s, d, settings, m, host);
+  // One STE holds one stage 2: the VMM would give the PASID a paging HWPT of the VM's IOAS
+  // instead (docs/vmm.md, "Attach topologies"), which the run does not model yet.
+  refuse_pasid_assignment(settings, "smmuv3@trapped cannot nest one PASID of a device (one STE, one stage 2), and "
+                                    "the VMM's paging fallback is not modelled in a run yet");
   host.nested_vmids = settings.vmm.arm_vmid;
   // The guest runs the same driver on guest RAM; the vSMMU offers a linear stream table only.
   driver::Smmuv3DriverConfig guest = guest_driver_config(host, settings);

@@ -424,13 +424,31 @@ void check_vm_assignment(const ConfigReader& root, const Params& p) {
   const bool trapped = std::find(p.paths.begin(), p.paths.end(), kTrappedPath) != p.paths.end();
   if (!trapped && p.vmm.vms > 1) v.fail("vms", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
   if (!trapped && !p.vmm.assign.empty()) v.fail("assign", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
+  if (!trapped) return;
   const std::vector<VmAssignment> assign = vm_assignment(p.vmm, p.eps.size());
   for (size_t i = 0; i < assign.size(); ++i) {
     const std::string at = "assign[" + std::to_string(i) + "]";
     if (assign[i].endpoint >= p.eps.size())
       v.fail(at + ".endpoint", "endpoint " + std::to_string(assign[i].endpoint) + " does not exist (" +
                                    std::to_string(p.eps.size()) + " endpoint" + (p.eps.size() > 1 ? "s" : "") + ")");
-    if (assign[i].pasid) v.fail(at + ".pasid", "PASID-granular assignment is not modelled yet: assign the RID");
+    const EndpointSettings& e = p.eps[assign[i].endpoint];
+    if (assign[i].pasid && (!e.config.pasid_valid || e.config.pasid != *assign[i].pasid))
+      v.fail(at + ".pasid", "the endpoint's DMAs carry " + e.path + ".pasid, which must be this PASID");
+    if (assign[i].pasid && (p.stress || p.dma_api || p.jobs))
+      v.fail(at + ".pasid", "PASID-granular assignment runs with the default workload only (workload.mode)");
+    if (assign[i].pasid && p.extra_pasids)
+      v.fail(at + ".pasid", "not with workload.extra_pasids: the guest's device is one PASID of the physical one");
+    // One RID in two assignments: PASIDs of one device (checked above), in two VMs; whole
+    // twice is a RID assigned twice.
+    for (size_t j = 0; j < i; ++j) {
+      if (p.eps[assign[j].endpoint].config.requester_id != e.config.requester_id) continue;
+      if (!assign[i].pasid || !assign[j].pasid)
+        v.fail(at + ".endpoint", "RID " + std::to_string(e.config.requester_id) + " is already assigned by assign[" +
+                                     std::to_string(j) + "]: a RID is assigned whole once, or PASID by PASID");
+      if (assign[i].vm == assign[j].vm)
+        v.fail(at + ".vm", "VM " + std::to_string(assign[i].vm) + " already has a PASID of RID " +
+                               std::to_string(e.config.requester_id) + " (assign[" + std::to_string(j) + "])");
+    }
   }
   for (size_t e = 0; e < p.eps.size(); ++e)
     if (std::none_of(assign.begin(), assign.end(), [e](const VmAssignment& a) { return a.endpoint == e; }))
@@ -463,9 +481,18 @@ Params read_params(const json& j) {
   for (size_t i = 0; i < p.eps.size(); ++i) {
     const EndpointSettings& e = p.eps[i];
     total += e.config.total_transactions;
-    for (size_t j = 0; j < i; ++j)
-      if (p.eps[j].config.requester_id == e.config.requester_id)
-        e.fail("requester_id", "already used by " + p.eps[j].path + " (each endpoint has its own)");
+    // Endpoints may share a RID as the work queues of one device: each its own PASID, on one
+    // IOMMU, without ATS (a device has one ATC).
+    for (size_t j = 0; j < i; ++j) {
+      const EndpointSettings& o = p.eps[j];
+      if (o.config.requester_id != e.config.requester_id) continue;
+      if (!e.config.pasid_valid || !o.config.pasid_valid || e.config.pasid == o.config.pasid)
+        e.fail("requester_id", "already used by " + o.path + " (endpoints share a RID only as work queues of one "
+                               "device, each with a PASID of its own)");
+      if (e.iommu != o.iommu) e.fail("iommu", "a device sits behind one IOMMU (" + o.path + " shares its RID)");
+      if (e.config.ats.enabled || o.config.ats.enabled)
+        e.fail("ats.enabled", "not with a RID shared with " + o.path + " (one device, one ATC: not modelled)");
+    }
     if (e.config.pasid_valid && p.translation == "s2")
       e.fail("pasid", "with translation s2 the DMA domain attaches to the RID, not a PASID (use -1)");
     if (p.extra_pasids && e.config.pasid_valid && e.config.pasid <= p.extra_pasids)
@@ -969,8 +996,9 @@ struct System::Impl : sc_core::sc_module {
     for (size_t i = 0; i < p.eps.size(); ++i) {
       const EndpointSettings& e = p.eps[i];
       if (l.iommu->endpoint_driver(i) != k) continue;
-      const uint32_t rid = l.iommu->driver_rid(e.config.requester_id);
-      if (!check(l, drv.attach(rid, pasid_of(e.config), l.dma_domain[k]), "attach")) return false;
+      const uint32_t rid = l.iommu->endpoint_driver_rid(i, e.config.requester_id);
+      if (!check(l, drv.attach(rid, l.iommu->endpoint_driver_pasid(i, pasid_of(e.config)), l.dma_domain[k]), "attach"))
+        return false;
       for (uint32_t pasid = 1; pasid <= p.extra_pasids; ++pasid)
         if (!check(l, drv.attach(rid, pasid, l.dma_domain[k]), "attach extra PASID")) return false;
     }

@@ -45,7 +45,8 @@ inline std::vector<vmm::AssignedDevice> assigned_devices(const LaneSettings& s, 
   for (const VmAssignment& a : vm_assignment(s.vmm, s.endpoints.size()))
     if (a.vm == vm) {
       const EndpointSettings& e = s.endpoints.at(a.endpoint);
-      d.push_back(vmm::AssignedDevice{e.config.requester_id, a.virt_id, 0, e.iommu});
+      d.push_back(vmm::AssignedDevice{e.config.requester_id, a.virt_id, 0, e.iommu, a.pasid.has_value(),
+                                      a.pasid.value_or(0)});
     }
   return d;
 }
@@ -62,6 +63,14 @@ inline vmm::VmLayout vm_layout(const LaneSettings& s, unsigned vm) {
   l.movable_gpa = s.movable_gpa;
   l.movable_bytes = s.movable_bytes;
   return l;
+}
+
+// vmm.assign with a pasid on a trapped lane whose VMM cannot serve one PASID of a device
+// yet: a config error naming the assignment, saying `why`.
+inline void refuse_pasid_assignment(const LaneSettings& s, const std::string& why) {
+  const std::vector<VmAssignment> assign = vm_assignment(s.vmm, s.endpoints.size());
+  for (size_t i = 0; i < assign.size(); ++i)
+    if (assign[i].pasid) throw ConfigError("vmm.assign[" + std::to_string(i) + "].pasid: " + why);
 }
 
 // The guest's driver config: the host's, with its tables and queues in the guest table pool
@@ -124,10 +133,8 @@ class TrappedLane : public NativeLane {
         driver_names_.push_back(g ? vms_[v]->prefix + unit_name("driver", k, U) : "host." + unit_name("driver", k, U));
         driver_slot_[{v, k}] = unsigned(drivers_.size() - 1);
       }
-    for (const VmAssignment& a : vm_assignment(s.vmm, s.endpoints.size())) {
-      endpoint_vm_.resize(std::max<size_t>(endpoint_vm_.size(), a.endpoint + 1));
-      endpoint_vm_[a.endpoint] = a.vm;
-    }
+    assignment_.resize(s.endpoints.size());
+    for (const VmAssignment& a : vm_assignment(s.vmm, s.endpoints.size())) assignment_.at(a.endpoint) = a;
     sc_core::sc_spawn([this] { event_thread(); }, sc_core::sc_gen_unique_name("event_thread"));
   }
 
@@ -150,7 +157,11 @@ class TrappedLane : public NativeLane {
   driver::IommuDriver& nth_driver(unsigned i) override { return *drivers_.at(i); }
   std::string driver_stats_name(unsigned i) const override { return driver_names_.at(i); }
   unsigned endpoint_driver(size_t ep) const override {
-    return driver_slot_.at({endpoint_vm_.at(ep), NativeLane::endpoint_driver(ep)});
+    return driver_slot_.at({assignment_.at(ep).vm, NativeLane::endpoint_driver(ep)});
+  }
+  uint32_t endpoint_driver_rid(size_t ep, uint32_t) const override { return uint32_t(assignment_.at(ep).virt_id); }
+  std::optional<uint32_t> endpoint_driver_pasid(size_t ep, std::optional<uint32_t> pasid) const override {
+    return assignment_.at(ep).pasid ? std::nullopt : pasid;
   }
   bool guest_stage1() const override { return true; }
   uint32_t driver_rid(uint32_t rid) const override {
@@ -170,7 +181,7 @@ class TrappedLane : public NativeLane {
   }
   // The VMM of the VM the single-device workloads drive (endpoint 0's) moves its page.
   driver::Status move_guest_page(uint64_t gpa, uint64_t pa, uint64_t bytes) override {
-    return vms_.at(endpoint_vm_.at(0))->vm.move_page(gpa, pa, bytes);
+    return vms_.at(assignment_.at(0).vm)->vm.move_page(gpa, pa, bytes);
   }
   void bind() override {
     NativeLane::bind();
@@ -301,7 +312,7 @@ class TrappedLane : public NativeLane {
   std::vector<driver::IommuDriver*> drivers_;   // what nth_driver() gives, and their stats names
   std::vector<std::string> driver_names_;
   std::map<std::pair<unsigned, unsigned>, unsigned> driver_slot_;   // (VM, unit) -> drivers_ index
-  std::vector<unsigned> endpoint_vm_;                             // by endpoint
+  std::vector<VmAssignment> assignment_;                          // by endpoint: its VM and IDs
   uint64_t events_handled_ = 0;   // host records written (all units) when the handler last ran
   bool irq_pending_ = false, handling_ = false;
   sc_core::sc_event irq_, idle_;

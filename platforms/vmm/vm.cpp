@@ -74,7 +74,10 @@ common::OracleScope Vm::guest_oracle_scope(const std::vector<AssignedDevice>& de
   s.stage1_parent = host_space_base + fd_.domain_of(parents_.at(k));
   s.virtual_rids = true;
   for (const AssignedDevice& d : devices)
-    if (d.unit == k) s.rid_map[uint32_t(d.virt_id)] = d.rid;
+    if (d.unit == k) {
+      s.rid_map[uint32_t(d.virt_id)] = d.rid;
+      if (d.by_pasid) s.rid_pasid_map[uint32_t(d.virt_id)] = d.pasid;
+    }
   return s;
 }
 

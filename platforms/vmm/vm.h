@@ -45,6 +45,10 @@ struct AssignedDevice {
   uint64_t virt_id = 0;
   uint32_t dev_id = 0;   // iommufd device, once bound
   unsigned unit = 0;     // the physical IOMMU it sits behind
+  // The guest's whole device is PASID `pasid` of the physical one (a work queue), or its RID.
+  bool by_pasid = false;
+  uint32_t pasid = 0;
+  std::optional<uint32_t> host_pasid() const { return by_pasid ? std::optional<uint32_t>(pasid) : std::nullopt; }
 };
 
 struct VmLayout {
@@ -79,7 +83,7 @@ class Vm {
   uint32_t viommu_id(unsigned k = 0) const { return viommus_.at(k); }
   // The scope unit k's guest driver reports to the lane's oracle through: its own space IDs,
   // its stage 1 over unit k's parent (which the host driver reports from `host_space_base`),
-  // the devices behind unit k.
+  // the devices behind unit k (a PASID-backed one's RID attachments reaching its PASID).
   common::OracleScope guest_oracle_scope(const std::vector<AssignedDevice>& devices, unsigned k = 0,
                                          uint32_t host_space_base = 0) const;
 

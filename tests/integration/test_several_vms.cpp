@@ -125,6 +125,44 @@ TEST(SeveralVms, OneVmWithTheDefaultAssignmentIsUnchanged) {
   EXPECT_FALSE(has_stat(s[0], "vtd@trapped.vm0.vmm.commands.forwarded"));
 }
 
+// configs/examples/topology_pasid_vms.json on VT-d: D0 (RID 32) has work queues PASID 1
+// (VM A, its vRID 0) and PASID 2 (VM B, its vRID 0); D1 (RID 33) is VM A's vRID 1.
+// - Every DMA of the three endpoints (4000 each) is checked against the mappings of the VM
+//   that owns its queue, with no violation or fault: a DMA of D0/PASID 2 translated
+//   through A's tables would be one.
+// - The VMM installs each guest device's RID_PASID entry once as a nested HWPT (A: two, B:
+//   one), allocated PASID-capable and attached with VFIO_DEVICE_ATTACH_PASID to its
+//   physical (RID, PASID) or to D1's RID: one attach each, none failing.
+// - Fan-out of a churn unmap: guest A's one DMA domain serves both its devices, so its
+//   P_IOTLB reaches two nested HWPTs (QEMU: one call per device whose entry has the DID),
+//   each costing the host its P_IOTLB (that HWPT's DID, the PASID of its attachment) and
+//   inv_wait: 4 host entries per queue run; guest B's reaches one: 2.
+TEST(SeveralVms, VtdWorkQueuesOfOneDeviceServeTwoVms) {
+  const std::string dir = fresh_dir("vms_topology_vtd");
+  const CliRun r = run_cli("run --force -o " + dir + " " + std::string(IOMMUSIM_SOURCE_DIR) +
+                           "/configs/examples/topology_pasid_vms.json -p traffic.transactions=4000"
+                           " -p workload.domain_invalidate_every=0");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const nlohmann::json stats = read_json(dir + "/stats.json");
+  const std::string l = "vtd@trapped.";
+  EXPECT_EQ(stat(stats, l + "oracle.checked"), 12000);
+  EXPECT_EQ(stat(stats, l + "oracle.violations"), 0);
+  EXPECT_EQ(stat(stats, l + "endpoint.faults"), 0);
+  EXPECT_EQ(stat(stats, l + "iommu.translations"), 12000);
+  struct Vm { const char* name; double devices, host_entries_per_unmap; };
+  for (const Vm& vm : {Vm{"vm0.", 2, 4}, Vm{"vm1.", 1, 2}}) {
+    SCOPED_TRACE(vm.name);
+    const std::string m = l + vm.name;
+    EXPECT_EQ(stat(stats, m + "vmm.pasid_installs"), vm.devices);
+    EXPECT_EQ(stat(stats, m + "vmm.iommufd.attach.calls"), vm.devices);
+    EXPECT_EQ(stat(stats, m + "vmm.iommufd.attach.errors"), 0);
+    EXPECT_EQ(stat(stats, m + "vmm.ioctl_errors"), 0);
+    const double unmaps = stat(stats, m + "driver.invalidation.latency", "count");
+    EXPECT_GT(unmaps, 0);
+    EXPECT_GE(bucket_count(stats, m + "vmm.host_commands_per_queue_run", vm.host_entries_per_unmap), unmaps);
+  }
+}
+
 // The last 128 MiB (platform.guest_ram_bytes' default) of the 1 TiB simulated memory: VM 0's
 // guest RAM fits there, VM 1's (the next 128 MiB) does not.
 constexpr uint64_t kGuestRamNearTheTop = (1ull << 40) - (128ull << 20);
@@ -160,6 +198,41 @@ TEST(SeveralVms, ConfigErrorsNameTheKey) {
                assign(a0 + ",{\"endpoint\":1,\"vm\":1,\"virt_id\":0}"),
            "vmm.vms: 2 VMs' guest RAM"},
           {"-p vmm.vms=2" + two + assign(a0 + ",{\"endpoint\":1,\"vm\":1,\"virt_id\":0,\"pasid\":1}"),
-           "vmm.assign[1].pasid"},
+           "vmm.assign[1].pasid: the endpoint's DMAs carry traffic.endpoints[1].pasid"},
+      });
+  // PASID-granular assignment (work queues of one device, RID 32 with PASIDs 1 and 2).
+  const std::string wq = " -p 'traffic.endpoints=[{\"requester_id\":32,\"pasid\":1},{\"requester_id\":32,\"pasid\":2}]'";
+  const std::string q0 = "{\"endpoint\":0,\"vm\":0,\"virt_id\":0,\"pasid\":1}";
+  const std::string q1 = "{\"endpoint\":1,\"vm\":1,\"virt_id\":0,\"pasid\":2}";
+  iommusim::test::expect_config_errors(
+      fresh_dir("vms_bad_pasid"), "-p iommu.vendor=vtd -p iommu.translation=nested -p vmm.paths=trapped",
+      {
+          {"-p vmm.vms=2" + wq + assign(q0 + "," + q1) + " -p iommu.vendor=smmuv3",
+           "vmm.assign[0].pasid: smmuv3@trapped cannot nest one PASID"},
+          {"-p vmm.vms=2" + wq + assign(q0 + "," + q1) + " -p iommu.vendor=amdvi",
+           "vmm.assign[0].pasid: amdvi@trapped cannot nest one PASID"},
+          {"-p 'traffic.endpoints=[{\"requester_id\":32,\"pasid\":1},{\"requester_id\":32}]'",
+           "traffic.endpoints[1].requester_id: already used"},
+          {"-p 'traffic.endpoints=[{\"requester_id\":32,\"pasid\":1},{\"requester_id\":32,\"pasid\":1}]'",
+           "traffic.endpoints[1].requester_id: already used"},
+          {"-p platform.iommus=2 -p 'traffic.endpoints=[{\"requester_id\":32,\"pasid\":1},"
+           "{\"requester_id\":32,\"pasid\":2,\"iommu\":1}]'",
+           "traffic.endpoints[1].iommu: a device sits behind one IOMMU"},
+          {"-p 'traffic.endpoints=[{\"requester_id\":32,\"pasid\":1},{\"requester_id\":32,\"pasid\":2,"
+           "\"ats\":{\"enabled\":true}}]'",
+           "traffic.endpoints[1].ats.enabled"},
+          {"-p vmm.vms=2" + wq + assign(q0 + ",{\"endpoint\":1,\"vm\":1,\"virt_id\":0}"),
+           "vmm.assign[1].endpoint: RID 32 is already assigned by assign[0]"},
+          {wq + assign(q0 + ",{\"endpoint\":1,\"vm\":0,\"virt_id\":1,\"pasid\":2}"),
+           "vmm.assign[1].vm: VM 0 already has a PASID of RID 32"},
+          {"-p vmm.vms=2 -p workload.extra_pasids=2 -p 'traffic.endpoints=[{\"requester_id\":32,\"pasid\":8},"
+           "{\"requester_id\":32,\"pasid\":9}]'" +
+               assign("{\"endpoint\":0,\"vm\":0,\"virt_id\":0,\"pasid\":8},"
+                      "{\"endpoint\":1,\"vm\":1,\"virt_id\":0,\"pasid\":9}"),
+           "vmm.assign[0].pasid: not with workload.extra_pasids"},
+          {"-p vmm.vms=2" + wq + assign(q0 + "," + q1) + " -p workload.mode=stress",
+           "vmm.assign[0].pasid: PASID-granular assignment runs with the default workload only"},
+          {wq, "vmm.assign[1].endpoint: RID 32"},
+          {"-p traffic.pasid=3", "traffic.pasid: vtd@trapped nests the RID_PASID entry only"},
       });
 }
