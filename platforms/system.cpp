@@ -541,7 +541,21 @@ Params read_params(const json& j) {
           e.fail("iommu", "workload.mode = trace drives one IOMMU's driver: put every endpoint behind the same IOMMU");
   }
   check_vm_assignment(root, p);
-  if (p.stress && p.eps.size() > 1) t.fail("endpoints", "workload.mode = stress drives one endpoint");
+  // Stress drives endpoint 0; with several VMs the others are other VMs' devices, each VM's
+  // guest giving them a static DMA domain while endpoint 0's VM is stressed beside them.
+  if (p.stress && p.eps.size() > 1) {
+    if (p.vmm.vms == 1 || !p.trapped_only())
+      t.fail("endpoints", "workload.mode = stress drives one endpoint (or, with vmm.vms above 1 and vmm.paths = "
+                          "trapped, one per VM)");
+    const std::vector<VmAssignment> assign = vm_assignment(p.vmm, p.eps.size());
+    auto vm_of = [&](size_t e) {
+      return std::find_if(assign.begin(), assign.end(), [e](const VmAssignment& a) { return a.endpoint == e; })->vm;
+    };
+    for (size_t e = 1; e < p.eps.size(); ++e)
+      if (vm_of(e) == vm_of(0))
+        root.section("vmm").fail("assign", "workload.mode = stress drives endpoint 0 alone in its VM: endpoint " +
+                                               std::to_string(e) + " shares its VM");
+  }
   if (p.dma_api && p.eps.size() > 1) t.fail("endpoints", "workload.mode = dma_api drives one endpoint");
   if (p.jobs) read_job_workload(root, p);
   // Linux turns ATS off for an identity (bypass) domain, and the STE/context/DTE then refuse
@@ -922,7 +936,13 @@ struct System::Impl : sc_core::sc_module {
     if (!check(l, l.iommu->boot(), "driver init")) return false;
     const uint32_t rid = l.iommu->driver_rid(p.eps.front().config.requester_id);
     const std::optional<uint32_t> pasid = pasid_of(p.eps.front().config);
-    if (l.stress) return check(l, l.stress->setup(rid, pasid), "stress setup");
+    if (l.stress) {
+      if (!check(l, l.stress->setup(rid, pasid), "stress setup")) return false;
+      // Several VMs: the other VMs' devices get static DMA domains from their own guests.
+      for (unsigned k = 0; k < l.iommu->drivers(); ++k)
+        if (k != l.iommu->endpoint_driver(0) && drives_endpoints(l, k) && !setup_unit(l, k)) return false;
+      return true;
+    }
     if (l.dma_api) return check(l, l.dma_api->setup(rid, pasid), "dma_api setup");
     if (l.jobs) return check(l, l.jobs->setup(), (p.mode + " setup").c_str());
     if (p.translation == "bypass") {
