@@ -141,6 +141,8 @@ class IommuLane {
   virtual driver::Status move_guest_page(uint64_t, uint64_t, uint64_t) {
     return driver::Status::fail("no VMM on this lane");
   }
+  // A trapped lane's VMM unmaps all of VM `vm`'s memory (IOMMU_IOAS_UNMAP of everything).
+  virtual driver::Status teardown_vm(unsigned) { return driver::Status::fail("no VMM on this lane"); }
   // Connects the model's memory initiator to the lane's memory and the driver to the model.
   virtual void bind() = 0;
   // Connects a requester (an endpoint, or the root complex in front of the model) to unit

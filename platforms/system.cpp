@@ -424,6 +424,7 @@ void check_vm_assignment(const ConfigReader& root, const Params& p) {
   const bool trapped = std::find(p.paths.begin(), p.paths.end(), kTrappedPath) != p.paths.end();
   if (!trapped && p.vmm.vms > 1) v.fail("vms", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
   if (!trapped && !p.vmm.assign.empty()) v.fail("assign", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
+  if (!trapped && p.vmm.teardown_vm) v.fail("teardown_vm", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
   if (!trapped) return;
   const std::vector<VmAssignment> assign = vm_assignment(p.vmm, p.eps.size());
   for (size_t i = 0; i < assign.size(); ++i) {
@@ -1079,6 +1080,9 @@ struct System::Impl : sc_core::sc_module {
       if (const std::string f = l.dma_api->failure(); !f.empty() && !check(l, driver::Status::fail(f), "dma_api")) return;
     }
     l.traffic_end = sc_core::sc_time_stamp();
+    if (p.vmm.teardown_vm && l.path == kTrappedPath &&
+        !check(l, l.iommu->teardown_vm(*p.vmm.teardown_vm), "vmm.teardown_vm"))
+      return;
     l.iommu->drain_events();
     l.finished = true;
     if (--running == 0) sc_core::sc_stop();

@@ -183,6 +183,7 @@ class TrappedLane : public NativeLane {
   driver::Status move_guest_page(uint64_t gpa, uint64_t pa, uint64_t bytes) override {
     return vms_.at(assignment_.at(0).vm)->vm.move_page(gpa, pa, bytes);
   }
+  driver::Status teardown_vm(unsigned vm) override { return vms_.at(vm)->vm.unmap_all(); }
   void bind() override {
     NativeLane::bind();
     for (auto& vm : vms_)
@@ -220,6 +221,7 @@ class TrappedLane : public NativeLane {
       }
       vm->vm.iommufd().register_stats(reg, q + "vmm.iommufd");
       vm->vm.ram().register_stats(reg, q + "vmm.guest_ram");
+      vm->vm.register_stats(reg, q + "vmm");
     }
     if (this->oracle_on_) this->oracle_.register_stats(reg, p + ".oracle");
   }

@@ -127,6 +127,22 @@ Section<VmmSettings> vmm_keys() {
                         "that PASID only)}. Empty: every endpoint whole to VM 0, its index as virt_id"),
               read_assign, write_assign)
       .check("assign", check_assign)
+      .custom(value_key("teardown_vm", KeyType::Integer, -1, "-1 .. 3", "",
+                        "once the traffic is done, the VMM unmaps all of this VM's memory (IOMMU_IOAS_UNMAP of "
+                        "everything, as when it is torn down): vm<v>.vmm.host_commands_per_ioas_unmap then holds "
+                        "its host fan-out; -1: none"),
+              [](const ConfigReader& r, VmmSettings& v) {
+                const int64_t vm = r.signed_integer("teardown_vm", -1, kMaxVms - 1);
+                v.teardown_vm = vm >= 0 ? std::optional<unsigned>(unsigned(vm)) : std::nullopt;
+              },
+              [](const VmmSettings& v) { return nlohmann::json(v.teardown_vm ? int64_t(*v.teardown_vm) : int64_t(-1)); })
+      .check("teardown_vm",
+             [](const VmmSettings& v) {
+               return v.teardown_vm && *v.teardown_vm >= v.vms
+                          ? "VM " + std::to_string(*v.teardown_vm) + " does not exist (vmm.vms = " +
+                                std::to_string(v.vms) + ")"
+                          : std::string();
+             })
       .choice("inject", &V::inject, vmm::VmmFault::None,
               {{"none", vmm::VmmFault::None}, {"drop_tlbi", vmm::VmmFault::DropTlbi},
                {"drop_atc_inv", vmm::VmmFault::DropAtcInv}},

@@ -28,6 +28,7 @@ struct VmmSettings {
   std::string paths = "native";   // or "trapped", "native,trapped"
   unsigned vms = 1;                   // VMs on each trapped lane
   std::vector<VmAssignment> assign;   // empty: every endpoint to VM 0, its index as its virtual ID
+  std::optional<unsigned> teardown_vm;   // the VM whose memory the VMM unmaps once the traffic is done
   vmm::VmmCosts arm64;        // SMMUv3 hosts
   vmm::VmmCosts x86_intel;    // VT-d hosts
   vmm::VmmCosts x86_amd;      // AMD-Vi hosts

@@ -78,6 +78,12 @@ class Vm {
   // The VMM moves guest page(s) [gpa, gpa + bytes) of the movable range to host `pa`:
   // IOMMU_IOAS_UNMAP (the host invalidates its stage 2) then IOMMU_IOAS_MAP.
   driver::Status move_page(uint64_t gpa, uint64_t pa, uint64_t bytes);
+  // The VMM unmaps all of guest RAM (IOMMU_IOAS_UNMAP of everything), as when the VM is torn
+  // down: every parent and paging HWPT of the IOAS loses it, and the host invalidates.
+  driver::Status unmap_all();
+  // host_commands_per_ioas_unmap: the host queue entries (commands and barriers, every
+  // unit) each IOMMU_IOAS_UNMAP cost, the stage-2 fan-out of a VMM change.
+  void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
   // Unit k's nest parent and vIOMMU (0: none).
   uint32_t parent_id(unsigned k = 0) const { return parents_.at(k); }
   uint32_t viommu_id(unsigned k = 0) const { return viommus_.at(k); }
@@ -88,7 +94,12 @@ class Vm {
                                          uint32_t host_space_base = 0) const;
 
  private:
+  // IOMMU_IOAS_UNMAP of [gpa, gpa + bytes), its host queue entries recorded.
+  driver::Status unmap(uint64_t gpa, uint64_t bytes);
+
   VmLayout layout_;
+  std::vector<HostIommu> hosts_;
+  common::Histogram host_commands_per_unmap_;
   GuestRam ram_;
   Iommufd fd_;
   unsigned units_;

@@ -163,6 +163,27 @@ TEST(SeveralVms, VtdWorkQueuesOfOneDeviceServeTwoVms) {
   }
 }
 
+// The topology's second fan-out (docs/vmm.md, "Attach topologies"): once the traffic is
+// done the VMM unmaps all of VM B's memory (vmm.teardown_vm = 1, one IOMMU_IOAS_UNMAP of
+// B's one IOAS area). B's only paging HWPT is its nest parent, and one nested HWPT hangs on
+// it with an attachment (D0/PASID 2): the host issues an IOTLB invalidation of the
+// parent's DID, one of that nested DID, and an inv_wait: 3 queue entries. VM A unmaps
+// nothing.
+TEST(SeveralVms, VtdTopologyTeardownOfVmBFansOutToItsAttachments) {
+  const std::string dir = fresh_dir("vms_topology_teardown");
+  const CliRun r = run_cli("run --force -o " + dir + " " + std::string(IOMMUSIM_SOURCE_DIR) +
+                           "/configs/examples/topology_pasid_vms.json -p traffic.transactions=2000 -p vmm.teardown_vm=1");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const nlohmann::json stats = read_json(dir + "/stats.json");
+  const std::string h = "vtd@trapped.vm1.vmm.host_commands_per_ioas_unmap";
+  EXPECT_EQ(stat(stats, h, "count"), 1);
+  EXPECT_EQ(stat(stats, h, "max"), 3);
+  EXPECT_EQ(stat(stats, "vtd@trapped.vm0.vmm.host_commands_per_ioas_unmap", "count"), 0);
+  EXPECT_EQ(stat(stats, "vtd@trapped.vm1.vmm.iommufd.ioas_unmap.calls"), 1);
+  EXPECT_EQ(stat(stats, "vtd@trapped.vm1.vmm.iommufd.ioas_unmap.errors"), 0);
+  EXPECT_EQ(stat(stats, "vtd@trapped.oracle.violations"), 0);
+}
+
 // The last 128 MiB (platform.guest_ram_bytes' default) of the 1 TiB simulated memory: VM 0's
 // guest RAM fits there, VM 1's (the next 128 MiB) does not.
 constexpr uint64_t kGuestRamNearTheTop = (1ull << 40) - (128ull << 20);
@@ -192,6 +213,9 @@ TEST(SeveralVms, ConfigErrorsNameTheKey) {
           {"-p vmm.paths=native -p vmm.vms=2" + two + assign(a0 + ",{\"endpoint\":1,\"vm\":1,\"virt_id\":0}"),
            "vmm.vms: needs a trapped lane"},
           {"-p vmm.paths=native" + assign(a0), "vmm.assign: needs a trapped lane"},
+          {"-p vmm.paths=native -p vmm.teardown_vm=0", "vmm.teardown_vm: needs a trapped lane"},
+          {"-p vmm.teardown_vm=1", "vmm.teardown_vm: VM 1 does not exist"},
+          {"-p vmm.teardown_vm=4", "vmm.teardown_vm"},
           {"-p vmm.vms=2 -p workload.mode=nic" + two + assign(a0 + ",{\"endpoint\":1,\"vm\":1,\"virt_id\":0}"),
            "vmm.vms: workload.mode = nic drives one VM's driver"},
           {"-p vmm.vms=2 -p platform.guest_ram_pa=" + std::to_string(kGuestRamNearTheTop) + two +
