@@ -12,15 +12,10 @@
 namespace {
 using iommusim::test::CliRun;
 using iommusim::test::fresh_dir;
+using iommusim::test::has_stat;
 using iommusim::test::read_json;
 using iommusim::test::run_cli;
 using iommusim::test::stat;
-
-bool has_stat(const nlohmann::json& stats, const std::string& name) {
-  for (const auto& s : stats["stats"])
-    if (s["name"] == name) return true;
-  return false;
-}
 
 // Endpoint 0 (RID 16, 1500 DMAs) behind unit 0, endpoint 1 (RID 24, 1000 DMAs) behind unit 1.
 const char* kTwoUnits =
