@@ -25,9 +25,7 @@ class AmdViLane : public ModelLane<amdvi::AmdVi, driver::AmdViDriver> {
   void drain_events() override {
     for (unsigned k = 0; k < units(); ++k) drv(k).drain_events();
   }
-  uint64_t events_recorded() const override {
-    return sum_units([this](unsigned k) { return iommu(k).events_written(); });
-  }
+  uint64_t unit_events_recorded(unsigned k) const override { return iommu(k).events_written(); }
   std::vector<CacheView> caches() const override {
     const amdvi::AmdVi& m = iommu(0);
     return {{"iotlb", &m.iotlb_stats()},         {"dte_cache", &m.dte_cache_stats()},
@@ -45,13 +43,14 @@ class AmdViTrappedLane : public TrappedLane<AmdViLane, vmm::VAmdVi, driver::AmdV
 
  protected:
   std::optional<driver::ViommuType> viommu_type() const override { return driver::ViommuType::Amd; }
-  driver::Status connect_viommu(unsigned k) override {
-    viommu(k).set_viommu(vm_.viommu_id(k));
-    for (const vmm::AssignedDevice& d : devices_)
-      if (d.unit == k) viommu(k).add_device(uint16_t(d.virt_id), d.dev_id);
+  driver::Status connect_viommu(vmm::VAmdVi& viommu, const vmm::Vm& vm, const std::vector<vmm::AssignedDevice>& devices,
+                                unsigned k) override {
+    viommu.set_viommu(vm.viommu_id(k));
+    for (const vmm::AssignedDevice& d : devices)
+      if (d.unit == k) viommu.add_device(uint16_t(d.virt_id), d.dev_id);
     return {};
   }
-  void drain_guest_events(unsigned k) override { guest(k).drain_events(); }
+  void drain_guest_events(driver::AmdViDriver& guest) override { guest.drain_events(); }
 };
 
 // iommu.amdvi: the model (models/amdvi/amdvi.h).
@@ -136,6 +135,9 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   amdvi::AmdViConfig m;
   driver::AmdViDriverConfig host;
   read_configs(s, d, settings, m, host);
+  // One DTE holds one host table for every PASID: as on SMMUv3 (smmuv3_lane.cpp).
+  refuse_pasid_assignment(settings, "amdvi@trapped cannot nest one PASID of a device (one DTE, one host table), "
+                                    "and the VMM's paging fallback is not modelled in a run yet");
   host.nested_domids = settings.vmm.amd_domid;
   driver::AmdViDriverConfig guest = guest_driver_config(host, settings);
   guest.gcr3_tables = settings.guest.amd_gcr3;

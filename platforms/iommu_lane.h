@@ -57,6 +57,7 @@ struct LaneSettings {
   // stage-2 leaf size), and the VMM's costs.
   uint64_t guest_ram_pa = 0, guest_ram_bytes = 0, stage2_page_bytes = 4096;
   uint64_t movable_gpa = 0, movable_bytes = 0;   // guest pages the VMM may move (stress)
+  uint64_t vm_ram_stride = 0;   // vmm.vms: host PA from one VM's guest RAM to the next's
   VmmSettings vmm;
   GuestSettings guest;
 };
@@ -115,6 +116,18 @@ class IommuLane {
   driver::IommuDriver& driver_for(uint32_t rid) { return unit_driver(unit_of(rid)); }
   // Unit 0's driver: the only one when the lane has one unit.
   driver::IommuDriver& driver() { return unit_driver(0); }
+  // Every driver the workload programs, by index: unit k's (k < units()), or on a trapped
+  // lane with several VMs, VM v's guest driver of unit k at v * units() + k; its stats
+  // name (below the lane), and the one programming endpoint `ep` (LaneSettings::endpoints).
+  virtual unsigned drivers() const { return units(); }
+  virtual driver::IommuDriver& nth_driver(unsigned i) { return unit_driver(i); }
+  virtual std::string driver_stats_name(unsigned i) const { return unit_name("driver", i, units()); }
+  virtual unsigned endpoint_driver(size_t ep) const = 0;
+  // The device ID and PASID that driver knows endpoint `ep` (RID `rid`, PASID `pasid`) by:
+  // a trapped lane's guest, its virtual ID, and for a device that is one PASID of a
+  // physical one (vmm.assign with a pasid), no PASID (the guest sees a whole device).
+  virtual uint32_t endpoint_driver_rid(size_t, uint32_t rid) const { return driver_rid(rid); }
+  virtual std::optional<uint32_t> endpoint_driver_pasid(size_t, std::optional<uint32_t> pasid) const { return pasid; }
   // Brings the lane up in simulated time: every unit's driver init, and on a trapped lane
   // the host drivers, the VM's iommufd objects and the guest drivers.
   virtual driver::Status boot() = 0;
@@ -128,6 +141,8 @@ class IommuLane {
   virtual driver::Status move_guest_page(uint64_t, uint64_t, uint64_t) {
     return driver::Status::fail("no VMM on this lane");
   }
+  // A trapped lane's VMM unmaps all of VM `vm`'s memory (IOMMU_IOAS_UNMAP of everything).
+  virtual driver::Status teardown_vm(unsigned) { return driver::Status::fail("no VMM on this lane"); }
   // Connects the model's memory initiator to the lane's memory and the driver to the model.
   virtual void bind() = 0;
   // Connects a requester (an endpoint, or the root complex in front of the model) to unit
@@ -145,7 +160,13 @@ class IommuLane {
   // The event interrupt while the workload runs (records have arrived): the handler runs in
   // the caller's thread, or in a thread of its own where the lane models one.
   virtual void raise_event_interrupt() { drain_events(); }
-  virtual uint64_t events_recorded() const = 0;
+  // Event / fault records unit k has written, and all units' together.
+  virtual uint64_t unit_events_recorded(unsigned k) const = 0;
+  uint64_t events_recorded() const {
+    uint64_t n = 0;
+    for (unsigned k = 0; k < units(); ++k) n += unit_events_recorded(k);
+    return n;
+  }
 
   // For the summary: the names of each unit's caches (<unit>.<name>.hits, .misses).
   struct CacheView { std::string name; const common::CacheStats* stats; };
@@ -183,7 +204,10 @@ class ModelLane : public IommuLane {
         drv(k).set_oracle(&oracle_, scope);
       }
     }
-    for (const EndpointSettings& e : s.endpoints) rid_unit_[e.config.requester_id] = e.iommu;
+    for (const EndpointSettings& e : s.endpoints) {
+      rid_unit_[e.config.requester_id] = e.iommu;
+      endpoint_unit_.push_back(e.iommu);
+    }
     // A unit no endpoint sits behind: an unbound DMA port fails elaboration, so a requester
     // that never sends takes its place.
     for (unsigned k = 0; k < s.iommus; ++k)
@@ -197,6 +221,7 @@ class ModelLane : public IommuLane {
     auto it = rid_unit_.find(rid);
     return it == rid_unit_.end() ? 0 : it->second;
   }
+  unsigned endpoint_driver(size_t ep) const override { return endpoint_unit_.at(ep); }
   driver::Status boot() override {
     for (auto& u : units_)
       if (driver::Status st = u->drv.init(); !st.ok) return st;
@@ -246,20 +271,13 @@ class ModelLane : public IommuLane {
   const Model& iommu(unsigned k) const { return units_[k]->iommu; }
   Driver& drv(unsigned k) { return units_[k]->drv; }
   const Driver& drv(unsigned k) const { return units_[k]->drv; }
-  // What every unit's driver or model says, added up.
-  template <class F>
-  uint64_t sum_units(F&& f) const {
-    uint64_t n = 0;
-    for (unsigned k = 0; k < units(); ++k) n += f(k);
-    return n;
-  }
-
   using IdleRequester = tlm_utils::simple_initiator_socket<ModelLane>;
 
   memory::SparseMemory& memory_;
   std::vector<std::unique_ptr<Unit>> units_;
   std::vector<std::pair<unsigned, std::unique_ptr<IdleRequester>>> idle_requesters_;
   std::map<uint32_t, unsigned> rid_unit_;   // endpoint RID -> its unit
+  std::vector<unsigned> endpoint_unit_;     // by endpoint
   common::CorrectnessOracle oracle_;
   bool oracle_on_;
 };

@@ -24,9 +24,7 @@ class Smmuv3Lane : public ModelLane<smmuv3::Smmuv3, driver::Smmuv3Driver> {
   void drain_events() override {
     for (unsigned k = 0; k < units(); ++k) drv(k).drain_events();
   }
-  uint64_t events_recorded() const override {
-    return sum_units([this](unsigned k) { return iommu(k).events_written(); });
-  }
+  uint64_t unit_events_recorded(unsigned k) const override { return iommu(k).events_written(); }
   std::vector<CacheView> caches() const override {
     const smmuv3::Smmuv3& m = iommu(0);
     return {{"iotlb", &m.iotlb_stats()}, {"config_cache", &m.config_cache_stats()},
@@ -43,14 +41,15 @@ class Smmuv3TrappedLane : public TrappedLane<Smmuv3Lane, vmm::VSmmuv3, driver::S
 
  protected:
   std::optional<driver::ViommuType> viommu_type() const override { return driver::ViommuType::ArmSmmuv3; }
-  driver::Status connect_viommu(unsigned k) override {
-    viommu(k).set_viommu(vm_.viommu_id(k));
-    for (const vmm::AssignedDevice& d : devices_)
-      if (vmm::Errno e = d.unit == k ? viommu(k).add_device(d.virt_id, d.dev_id) : vmm::Errno::Ok; e != vmm::Errno::Ok)
+  driver::Status connect_viommu(vmm::VSmmuv3& viommu, const vmm::Vm& vm, const std::vector<vmm::AssignedDevice>& devices,
+                                unsigned k) override {
+    viommu.set_viommu(vm.viommu_id(k));
+    for (const vmm::AssignedDevice& d : devices)
+      if (vmm::Errno e = d.unit == k ? viommu.add_device(d.virt_id, d.dev_id) : vmm::Errno::Ok; e != vmm::Errno::Ok)
         return driver::Status::fail(std::string("VMM: IOMMU_HWPT_ALLOC (abort/bypass) failed with ") + vmm::errno_name(e));
     return {};
   }
-  void drain_guest_events(unsigned k) override { guest(k).drain_events(); }
+  void drain_guest_events(driver::Smmuv3Driver& guest) override { guest.drain_events(); }
 };
 
 // iommu.smmuv3: the model (models/smmuv3/smmuv3.h).
@@ -124,6 +123,10 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   smmuv3::Smmuv3Config m;
   driver::Smmuv3DriverConfig host;
   read_configs(s, d, settings, m, host);
+  // One STE holds one stage 2: the VMM would give the PASID a paging HWPT of the VM's IOAS
+  // instead (docs/vmm.md, "Attach topologies"), which the run does not model yet.
+  refuse_pasid_assignment(settings, "smmuv3@trapped cannot nest one PASID of a device (one STE, one stage 2), and "
+                                    "the VMM's paging fallback is not modelled in a run yet");
   host.nested_vmids = settings.vmm.arm_vmid;
   // The guest runs the same driver on guest RAM; the vSMMU offers a linear stream table only.
   driver::Smmuv3DriverConfig guest = guest_driver_config(host, settings);

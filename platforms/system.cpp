@@ -77,6 +77,7 @@ struct Params {
   TraceConfig trace;
   std::vector<TraceEvent> trace_events;   // trace.file, read and checked
   uint64_t stride = 0;   // stress: distance between the target regions a window leaf moves among
+  uint64_t vm_ram_stride = 0;   // host PA from one VM's guest RAM to the next's (vmm.vms)
 };
 
 constexpr unsigned kBarrierReads = 48;
@@ -421,6 +422,47 @@ void read_job_workload(const ConfigReader& root, Params& p) {
 }
 
 // Reads the run's sections, then the checks that span sections.
+// vmm.vms and vmm.assign against the endpoints and lanes (what vmm_keys checks alone: the
+// VMs' own devices and IDs, already done).
+void check_vm_assignment(const ConfigReader& root, const Params& p) {
+  const ConfigReader v = root.section("vmm");
+  const bool trapped = std::find(p.paths.begin(), p.paths.end(), kTrappedPath) != p.paths.end();
+  if (!trapped && p.vmm.vms > 1) v.fail("vms", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
+  if (!trapped && !p.vmm.assign.empty()) v.fail("assign", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
+  if (!trapped && p.vmm.teardown_vm) v.fail("teardown_vm", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
+  if (!trapped) return;
+  const std::vector<VmAssignment> assign = vm_assignment(p.vmm, p.eps.size());
+  for (size_t i = 0; i < assign.size(); ++i) {
+    const std::string at = "assign[" + std::to_string(i) + "]";
+    if (assign[i].endpoint >= p.eps.size())
+      v.fail(at + ".endpoint", "endpoint " + std::to_string(assign[i].endpoint) + " does not exist (" +
+                                   std::to_string(p.eps.size()) + " endpoint" + (p.eps.size() > 1 ? "s" : "") + ")");
+    const EndpointSettings& e = p.eps[assign[i].endpoint];
+    if (assign[i].pasid && (!e.config.pasid_valid || e.config.pasid != *assign[i].pasid))
+      v.fail(at + ".pasid", "the endpoint's DMAs carry " + e.path + ".pasid, which must be this PASID");
+    if (assign[i].pasid && (p.stress || p.dma_api || p.jobs))
+      v.fail(at + ".pasid", "PASID-granular assignment runs with the default workload only (workload.mode)");
+    if (assign[i].pasid && p.extra_pasids)
+      v.fail(at + ".pasid", "not with workload.extra_pasids: the guest's device is one PASID of the physical one");
+    // One RID in two assignments: PASIDs of one device (checked above), in two VMs; whole
+    // twice is a RID assigned twice.
+    for (size_t j = 0; j < i; ++j) {
+      if (p.eps[assign[j].endpoint].config.requester_id != e.config.requester_id) continue;
+      if (!assign[i].pasid || !assign[j].pasid)
+        v.fail(at + ".endpoint", "RID " + std::to_string(e.config.requester_id) + " is already assigned by assign[" +
+                                     std::to_string(j) + "]: a RID is assigned whole once, or PASID by PASID");
+      if (assign[i].vm == assign[j].vm)
+        v.fail(at + ".vm", "VM " + std::to_string(assign[i].vm) + " already has a PASID of RID " +
+                               std::to_string(e.config.requester_id) + " (assign[" + std::to_string(j) + "])");
+    }
+  }
+  for (size_t e = 0; e < p.eps.size(); ++e)
+    if (std::none_of(assign.begin(), assign.end(), [e](const VmAssignment& a) { return a.endpoint == e; }))
+      v.fail("assign", "endpoint " + std::to_string(e) + " (" + p.eps[e].path + ") is in no VM");
+  if (p.vmm.vms > 1 && p.jobs)
+    v.fail("vms", "workload.mode = " + p.mode + " drives one VM's driver: use vmm.vms = 1");
+}
+
 Params read_params(const json& j) {
   ConfigReader root(j, "");
   Params p;
@@ -445,9 +487,18 @@ Params read_params(const json& j) {
   for (size_t i = 0; i < p.eps.size(); ++i) {
     const EndpointSettings& e = p.eps[i];
     total += e.config.total_transactions;
-    for (size_t j = 0; j < i; ++j)
-      if (p.eps[j].config.requester_id == e.config.requester_id)
-        e.fail("requester_id", "already used by " + p.eps[j].path + " (each endpoint has its own)");
+    // Endpoints may share a RID as the work queues of one device: each its own PASID, on one
+    // IOMMU, without ATS (a device has one ATC).
+    for (size_t j = 0; j < i; ++j) {
+      const EndpointSettings& o = p.eps[j];
+      if (o.config.requester_id != e.config.requester_id) continue;
+      if (!e.config.pasid_valid || !o.config.pasid_valid || e.config.pasid == o.config.pasid)
+        e.fail("requester_id", "already used by " + o.path + " (endpoints share a RID only as work queues of one "
+                               "device, each with a PASID of its own)");
+      if (e.iommu != o.iommu) e.fail("iommu", "a device sits behind one IOMMU (" + o.path + " shares its RID)");
+      if (e.config.ats.enabled || o.config.ats.enabled)
+        e.fail("ats.enabled", "not with a RID shared with " + o.path + " (one device, one ATC: not modelled)");
+    }
     if (e.config.pasid_valid && p.translation == "s2")
       e.fail("pasid", "with translation s2 the DMA domain attaches to the RID, not a PASID (use -1)");
     if (p.extra_pasids && e.config.pasid_valid && e.config.pasid <= p.extra_pasids)
@@ -508,7 +559,22 @@ Params read_params(const json& j) {
         if (e.iommu != p.eps.front().iommu)
           e.fail("iommu", "workload.mode = trace drives one IOMMU's driver: put every endpoint behind the same IOMMU");
   }
-  if (p.stress && p.eps.size() > 1) t.fail("endpoints", "workload.mode = stress drives one endpoint");
+  check_vm_assignment(root, p);
+  // Stress drives endpoint 0; with several VMs the others are other VMs' devices, each VM's
+  // guest giving them a static DMA domain while endpoint 0's VM is stressed beside them.
+  if (p.stress && p.eps.size() > 1) {
+    if (p.vmm.vms == 1 || !p.trapped_only())
+      t.fail("endpoints", "workload.mode = stress drives one endpoint (or, with vmm.vms above 1 and vmm.paths = "
+                          "trapped, one per VM)");
+    const std::vector<VmAssignment> assign = vm_assignment(p.vmm, p.eps.size());
+    auto vm_of = [&](size_t e) {
+      return std::find_if(assign.begin(), assign.end(), [e](const VmAssignment& a) { return a.endpoint == e; })->vm;
+    };
+    for (size_t e = 1; e < p.eps.size(); ++e)
+      if (vm_of(e) == vm_of(0))
+        root.section("vmm").fail("assign", "workload.mode = stress drives endpoint 0 alone in its VM: endpoint " +
+                                               std::to_string(e) + " shares its VM");
+  }
   if (p.dma_api && p.eps.size() > 1) t.fail("endpoints", "workload.mode = dma_api drives one endpoint");
   if (p.jobs) read_job_workload(root, p);
   // Linux turns ATS off for an identity (bypass) domain, and the STE/context/DTE then refuse
@@ -596,6 +662,13 @@ Params read_params(const json& j) {
   // Regions beyond guest RAM that stress remaps move pages to must exist in memory.
   if (p.stress && p.guest_ram_pa + 2 * p.guest_ram_bytes + 4 * p.stride > p.mem.size_bytes)
     pl.fail("guest_ram_bytes", "the stress workload's target regions end beyond simulated memory");
+  // Several VMs: each its guest RAM (and stress's target regions) after the previous one's.
+  p.vm_ram_stride = p.stress ? (2 * p.guest_ram_bytes + 4 * p.stride + p.s2_page - 1) / p.s2_page * p.s2_page
+                             : p.guest_ram_bytes;
+  if (p.vmm.vms > 1 && p.guest_ram_pa + p.vmm.vms * p.vm_ram_stride > p.mem.size_bytes)
+    root.section("vmm").fail("vms", std::to_string(p.vmm.vms) + " VMs' guest RAM (" +
+                                        std::to_string(p.vm_ram_stride >> 20) + " MiB apart from platform.guest_ram_pa) "
+                                        "ends beyond simulated memory");
   return p;
 }
 
@@ -642,6 +715,10 @@ struct Lane {
   sc_core::sc_time warmup_end;
   std::vector<size_t> invalidations_from;   // per unit
   uint64_t events_from = 0;
+  // Several units: the lane's figures over all of them, under the one-unit names
+  // (iommu.*), so sweeps, reports and goldens read them whatever platform.iommus is.
+  common::Counter all_faults, all_config_reads;
+  common::Histogram all_walk_reads, all_walk_latency, all_invalidation_latency;
   std::string failure;
   bool finished = false;
 
@@ -691,6 +768,7 @@ struct System::Impl : sc_core::sc_module {
       ls.guest_ram_pa = p.guest_ram_pa;
       ls.guest_ram_bytes = p.guest_ram_bytes;
       ls.stage2_page_bytes = p.s2_page;
+      ls.vm_ram_stride = p.vm_ram_stride;
       ls.vmm = p.vmm;
       ls.guest = p.guest;
       if (p.stress) {   // the stress workload's two window regions, whose pages the VMM moves
@@ -699,11 +777,11 @@ struct System::Impl : sc_core::sc_module {
       }
       l.iommu = make_lane(v, path, root.section("iommu"), root.section("driver"), root.section("traffic"), ls);
       l.iommu->bind();
-      l.dma_domain.assign(p.iommus, 0);
-      l.invalidations_from.assign(p.iommus, 0);
+      l.dma_domain.assign(l.iommu->drivers(), 0);
+      l.invalidations_from.assign(l.iommu->drivers(), 0);
       if (timeline) {
         l.timeline_pid = timeline->process(n);
-        for (unsigned k = 0; k < p.iommus; ++k) l.iommu->unit_driver(k).set_timeline(*timeline, l.timeline_pid);
+        for (unsigned k = 0; k < l.iommu->drivers(); ++k) l.iommu->nth_driver(k).set_timeline(*timeline, l.timeline_pid);
       }
       l.memory->register_stats(reg, n + ".memory");
       l.iommu->register_stats(reg, n);
@@ -794,9 +872,9 @@ struct System::Impl : sc_core::sc_module {
     l.ats_stats = true;
   }
 
-  // The driver of the first endpoint's IOMMU: the one the single-device workloads (stress,
-  // dma_api, nic, storage) and a trace (whose endpoints share an IOMMU) program.
-  driver::IommuDriver& driven_driver(Lane& l) const { return l.iommu->unit_driver(p.eps.front().iommu); }
+  // The driver of the first endpoint: the one the single-device workloads (stress, dma_api,
+  // nic, storage) and a trace (whose endpoints share an IOMMU and a VM) program.
+  driver::IommuDriver& driven_driver(Lane& l) const { return l.iommu->nth_driver(l.iommu->endpoint_driver(0)); }
 
   // workload.mode = dma_api: the CPUs' buffers, and the endpoint's DMAs redirected into them.
   void add_dma_api(Lane& l) {
@@ -882,7 +960,13 @@ struct System::Impl : sc_core::sc_module {
     if (!check(l, l.iommu->boot(), "driver init")) return false;
     const uint32_t rid = l.iommu->driver_rid(p.eps.front().config.requester_id);
     const std::optional<uint32_t> pasid = pasid_of(p.eps.front().config);
-    if (l.stress) return check(l, l.stress->setup(rid, pasid), "stress setup");
+    if (l.stress) {
+      if (!check(l, l.stress->setup(rid, pasid), "stress setup")) return false;
+      // Several VMs: the other VMs' devices get static DMA domains from their own guests.
+      for (unsigned k = 0; k < l.iommu->drivers(); ++k)
+        if (k != l.iommu->endpoint_driver(0) && drives_endpoints(l, k) && !setup_unit(l, k)) return false;
+      return true;
+    }
     if (l.dma_api) return check(l, l.dma_api->setup(rid, pasid), "dma_api setup");
     if (l.jobs) return check(l, l.jobs->setup(), (p.mode + " setup").c_str());
     if (p.translation == "bypass") {
@@ -890,19 +974,22 @@ struct System::Impl : sc_core::sc_module {
       if (auto* o = l.iommu->oracle()) o->set_bypass(true);
       return true;
     }
-    // Each IOMMU with endpoints behind it gets the DMA domain (its driver's own, as Linux
-    // attaches one domain to devices on several IOMMUs and invalidates each).
-    for (unsigned k = 0; k < p.iommus; ++k)
-      if (std::any_of(p.eps.begin(), p.eps.end(), [k](const EndpointSettings& e) { return e.iommu == k; }) &&
-          !setup_unit(l, k))
-        return false;
+    // Each driver with endpoints gets the DMA domain (its own, as Linux attaches one domain
+    // to devices on several IOMMUs and invalidates each; each VM's guest its own).
+    for (unsigned k = 0; k < l.iommu->drivers(); ++k)
+      if (drives_endpoints(l, k) && !setup_unit(l, k)) return false;
     return true;
   }
+  bool drives_endpoints(const Lane& l, unsigned k) const {
+    for (size_t i = 0; i < p.eps.size(); ++i)
+      if (l.iommu->endpoint_driver(i) == k) return true;
+    return false;
+  }
 
-  // Unit k's DMA domain, mapped and attached to the endpoints behind it.
+  // Driver k's DMA domain, mapped and attached to the endpoints it programs.
   bool setup_unit(Lane& l, unsigned k) {
     using driver::DomainKind;
-    driver::IommuDriver& drv = l.iommu->unit_driver(k);
+    driver::IommuDriver& drv = l.iommu->nth_driver(k);
     std::string why;
     const uint64_t span = p.ep.window_bytes + churn_units(p) * churn_unit(p);
     // A guest's driver builds stage 1 only: its VMM set stage 2 up at boot.
@@ -936,8 +1023,8 @@ struct System::Impl : sc_core::sc_module {
     reg.reset(l.name + ".", {l.name + ".oracle."});
     l.warmed_up = true;
     l.warmup_end = sc_core::sc_time_stamp();
-    for (unsigned k = 0; k < p.iommus; ++k)
-      l.invalidations_from[k] = l.iommu->unit_driver(k).invalidations().records().size();
+    for (unsigned k = 0; k < l.iommu->drivers(); ++k)
+      l.invalidations_from[k] = l.iommu->nth_driver(k).invalidations().records().size();
     l.events_from = l.iommu->events_recorded();
   }
 
@@ -945,15 +1032,17 @@ struct System::Impl : sc_core::sc_module {
     return e.pasid_valid ? std::optional<uint32_t>(e.pasid) : std::nullopt;
   }
 
-  // Every endpoint behind unit k to its DMA domain through its RID (and PASID). The same
+  // Every endpoint driver k programs to its DMA domain through its RID (and PASID). The same
   // domain is also attached through PASIDs 1..N of each device (an SVA-like fan-out):
   // vendors that tag entries by PASID must invalidate each one.
   bool attach_endpoints(Lane& l, unsigned k) {
-    driver::IommuDriver& drv = l.iommu->unit_driver(k);
-    for (const EndpointSettings& e : p.eps) {
-      if (e.iommu != k) continue;
-      const uint32_t rid = l.iommu->driver_rid(e.config.requester_id);
-      if (!check(l, drv.attach(rid, pasid_of(e.config), l.dma_domain[k]), "attach")) return false;
+    driver::IommuDriver& drv = l.iommu->nth_driver(k);
+    for (size_t i = 0; i < p.eps.size(); ++i) {
+      const EndpointSettings& e = p.eps[i];
+      if (l.iommu->endpoint_driver(i) != k) continue;
+      const uint32_t rid = l.iommu->endpoint_driver_rid(i, e.config.requester_id);
+      if (!check(l, drv.attach(rid, l.iommu->endpoint_driver_pasid(i, pasid_of(e.config)), l.dma_domain[k]), "attach"))
+        return false;
       for (uint32_t pasid = 1; pasid <= p.extra_pasids; ++pasid)
         if (!check(l, drv.attach(rid, pasid, l.dma_domain[k]), "attach extra PASID")) return false;
     }
@@ -992,11 +1081,11 @@ struct System::Impl : sc_core::sc_module {
         if (!check(l, st, ("stress " + what).c_str())) return;
         continue;
       }
-      // Each IOMMU's DMA domain in turn: with several IOMMUs, one operation is one per unit.
-      for (unsigned k = 0; k < p.iommus; ++k) {
+      // Each driver's DMA domain in turn: with several IOMMUs (or VMs), one operation is one per driver.
+      for (unsigned k = 0; k < l.iommu->drivers(); ++k) {
         const driver::DomainId d = l.dma_domain[k];
         if (!d) continue;
-        driver::IommuDriver& drv = l.iommu->unit_driver(k);
+        driver::IommuDriver& drv = l.iommu->nth_driver(k);
         if (p.domain_every && op % p.domain_every == 0) {
           if (!check(l, drv.invalidate_domain(d), "invalidate_domain")) return;
           l.domain_flushes.inc();
@@ -1014,6 +1103,9 @@ struct System::Impl : sc_core::sc_module {
       if (const std::string f = l.dma_api->failure(); !f.empty() && !check(l, driver::Status::fail(f), "dma_api")) return;
     }
     l.traffic_end = sc_core::sc_time_stamp();
+    if (p.vmm.teardown_vm && l.path == kTrappedPath &&
+        !check(l, l.iommu->teardown_vm(*p.vmm.teardown_vm), "vmm.teardown_vm"))
+      return;
     l.iommu->drain_events();
     l.finished = true;
     if (--running == 0) sc_core::sc_stop();
@@ -1053,8 +1145,8 @@ nlohmann::json System::invalidation_records() const {
   // Several IOMMUs: each unit's records in turn.
   for (auto& l : impl_->lanes) {
     json all = json::array();
-    for (unsigned k = 0; k < l->iommu->units(); ++k) {
-      json records = l->iommu->unit_driver(k).invalidations().to_json();
+    for (unsigned k = 0; k < l->iommu->drivers(); ++k) {
+      json records = l->iommu->nth_driver(k).invalidations().to_json();
       records.erase(records.begin(), records.begin() + std::ptrdiff_t(l->invalidations_from[k]));
       for (json& r : records) all.push_back(std::move(r));
     }
@@ -1170,10 +1262,12 @@ RunResult System::run() {
     }
     return n;
   };
+  // "driver": every driver the workload programs (a VM's guest driver per unit with several VMs).
   auto uhist = [&](const Lane& l, const std::string& base, const std::string& stat) {
     common::Histogram h;
-    for (unsigned k = 0, K = l.iommu->units(); k < K; ++k) {
-      const std::string name = unit_name(base, k, K) + "." + stat;
+    const bool drivers = base == "driver";
+    for (unsigned k = 0, K = drivers ? l.iommu->drivers() : l.iommu->units(); k < K; ++k) {
+      const std::string name = (drivers ? l.iommu->driver_stats_name(k) : unit_name(base, k, K)) + "." + stat;
       if (s.reg.find_histogram(l.name + "." + name)) h.add(hist(l, name));
     }
     return h;
@@ -1184,6 +1278,27 @@ RunResult System::run() {
   };
   for (auto& lp : s.lanes) {
     const Lane& l = *lp;
+    if (const unsigned K = l.iommu->units(); K > 1) {
+      const std::string all = l.name + ".iommu.", of_all = " (all " + std::to_string(K) + " IOMMUs)";
+      for (auto& c : l.iommu->caches())
+        s.reg.set_value(all + c.name + ".hit_rate", hit_rate(l, c.name), "ratio", c.name + " hits / lookups" + of_all);
+      lp->all_faults.inc(ucount(l, "iommu", "faults"));
+      lp->all_config_reads.inc(ucount(l, "iommu", "config_reads"));
+      lp->all_walk_reads = uhist(l, "iommu", "walk_reads");
+      lp->all_walk_latency = uhist(l, "iommu", "walk_latency");
+      s.reg.add(all + "faults", l.all_faults, "count", "translation faults" + of_all);
+      s.reg.add(all + "config_reads", l.all_config_reads, "count", "configuration structure reads" + of_all);
+      s.reg.add(all + "walk_reads", l.all_walk_reads, "reads", "page-table reads per IOTLB-miss walk" + of_all);
+      s.reg.add(all + "walk_latency", l.all_walk_latency, "ns", "IOTLB-miss walk time incl. walk-cache probes" + of_all,
+                1e-3);
+    }
+    // Several drivers the workload programs (a unit's each, or a VM's guest driver per unit):
+    // their invalidations as one, under the one-driver name.
+    if (const unsigned n = l.iommu->drivers(); n > 1) {
+      lp->all_invalidation_latency = uhist(l, "driver", "invalidation.latency");
+      s.reg.add(l.name + ".driver.invalidation.latency", l.all_invalidation_latency, "ns",
+                "end-to-end invalidation latency seen by the drivers (all " + std::to_string(n) + ")", 1e-3);
+    }
     const double t_ns = sim_ns(l);
     s.reg.set_value(l.name + ".run.simulated_traffic_time", t_ns, "ns",
                     "simulated time from traffic start (or the end of the warm-up) to its end");
@@ -1278,8 +1393,8 @@ RunResult System::run() {
   // Mean breakdown over the kept records of every IOMMU's driver: the parts add up to the mean total.
   auto records = [](const Lane& l) {
     std::vector<const driver::InvalidationRecord*> kept;
-    for (unsigned k = 0; k < l.iommu->units(); ++k) {
-      const auto& all = l.iommu->unit_driver(k).invalidations().records();
+    for (unsigned k = 0; k < l.iommu->drivers(); ++k) {
+      const auto& all = l.iommu->nth_driver(k).invalidations().records();
       for (auto rec = all.begin() + std::ptrdiff_t(l.invalidations_from[k]); rec != all.end(); ++rec) kept.push_back(&*rec);
     }
     return kept;

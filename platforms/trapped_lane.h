@@ -1,7 +1,13 @@
 // A vendor's trapped lane (vmm.paths = trapped, docs/vmm.md): its native lane (the models and
-// host drivers, on the lane's memory) plus a VM whose guest runs the same driver against
-// the VMM's emulated vIOMMUs, its stage 1 nested over the host's stage 2 through iommufd.
-// The workload programs the guest drivers; DMAs carry physical IDs and reach the models.
+// host drivers, on the lane's memory) plus vmm.vms VMs whose guests run the same driver
+// against the VMM's emulated vIOMMUs, their stage 1 nested over the host's stage 2 through
+// iommufd. The workload programs the guest drivers; DMAs carry physical IDs and reach the
+// models.
+//
+// Several VMs (docs/vmm.md, "Several VMs"): each its own guest RAM (a host PA range of its
+// own), iommufd context, nest parents, vIOMMUs, guest drivers, oracle space IDs and slice
+// of the guest table pool; vmm.assign says which endpoint is which VM's device (whole: its
+// RID). Stats of VM v are under vm<v>. when there are several.
 //
 // Per physical IOMMU (unit) the VM has devices behind, it has one nest parent of its IOAS,
 // one vIOMMU object, one emulated vIOMMU and one guest driver instance (Linux binds a
@@ -21,6 +27,7 @@
 // handler).
 #pragma once
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -30,25 +37,40 @@
 
 namespace iommusim::platforms {
 
-// The guest's view of each endpoint: device k (the k-th endpoint) is the guest's ID k, so
-// virtual and physical IDs differ; it sits behind the endpoint's unit.
-inline std::vector<vmm::AssignedDevice> assigned_devices(const LaneSettings& s) {
+// VM `vm`'s view of the endpoints vmm.assign gives it (by default every endpoint, device k
+// being the guest's ID k, so virtual and physical IDs differ); each sits behind its
+// endpoint's unit.
+inline std::vector<vmm::AssignedDevice> assigned_devices(const LaneSettings& s, unsigned vm) {
   std::vector<vmm::AssignedDevice> d;
-  for (size_t i = 0; i < s.endpoints.size(); ++i)
-    d.push_back(vmm::AssignedDevice{s.endpoints[i].config.requester_id, i, 0, s.endpoints[i].iommu});
+  for (const VmAssignment& a : vm_assignment(s.vmm, s.endpoints.size()))
+    if (a.vm == vm) {
+      const EndpointSettings& e = s.endpoints.at(a.endpoint);
+      d.push_back(vmm::AssignedDevice{e.config.requester_id, a.virt_id, 0, e.iommu, a.pasid.has_value(),
+                                      a.pasid.value_or(0)});
+    }
   return d;
 }
 
-// The VM of a trapped lane: guest RAM from platform.*, its stage-2 leaves from
-// platform.stage2_page_bytes, and the guest pages the stress workload moves.
-inline vmm::VmLayout vm_layout(const LaneSettings& s) {
+// VM `vm` of a trapped lane: guest RAM from platform.* (VM v's s.vm_ram_stride * v further
+// on), its stage-2 leaves from platform.stage2_page_bytes, its own oracle space IDs, and the
+// guest pages the stress workload moves.
+inline vmm::VmLayout vm_layout(const LaneSettings& s, unsigned vm) {
   vmm::VmLayout l;
-  l.ram_pa = s.guest_ram_pa;
+  l.ram_pa = s.guest_ram_pa + vm * s.vm_ram_stride;
+  l.oracle_space_base += vm << 24;   // a VM's guest drivers use (unit << 20) apart below it
   l.ram_bytes = s.guest_ram_bytes;
   l.backing_page_bytes = s.stage2_page_bytes;
   l.movable_gpa = s.movable_gpa;
   l.movable_bytes = s.movable_bytes;
   return l;
+}
+
+// vmm.assign with a pasid on a trapped lane whose VMM cannot serve one PASID of a device
+// yet: a config error naming the assignment, saying `why`.
+inline void refuse_pasid_assignment(const LaneSettings& s, const std::string& why) {
+  const std::vector<VmAssignment> assign = vm_assignment(s.vmm, s.endpoints.size());
+  for (size_t i = 0; i < assign.size(); ++i)
+    if (assign[i].pasid) throw ConfigError("vmm.assign[" + std::to_string(i) + "].pasid: " + why);
 }
 
 // The guest's driver config: the host's, with its tables and queues in the guest table pool
@@ -84,16 +106,35 @@ class TrappedLane : public NativeLane {
   template <class ModelConfig, class DriverConfig, class VIommuConfig>
   TrappedLane(const LaneSettings& s, const ModelConfig& mc, const DriverConfig& host, const DriverConfig& guest,
               const VIommuConfig& vc, const char* viommu_name)
-      : NativeLane(s, mc, host), vm_(*s.sim_memory, vm_layout(s), host_units()), devices_(assigned_devices(s)) {
-    guests_.resize(this->units());
-    for (unsigned k = 0; k < this->units(); ++k) {
-      if (!has_devices(k)) continue;
-      DriverConfig g = guest;
-      g.memory = unit_pools(guest.memory, k, this->units());   // its slice of the guest table pool
-      const std::string n = unit_name("", k, this->units());
-      guests_[k] = std::make_unique<Guest>(s.name + viommu_name + n, s.name + "guest_driver" + n, vc, g, vm_,
-                                           this->drv(k));
+      : NativeLane(s, mc, host) {
+    const unsigned V = s.vmm.vms, U = this->units();
+    for (unsigned v = 0; v < V; ++v) {
+      vms_.push_back(std::make_unique<VmPart>(*s.sim_memory, vm_layout(s, v), host_units(), assigned_devices(s, v)));
+      VmPart& vm = *vms_.back();
+      vm.prefix = V > 1 ? "vm" + std::to_string(v) + "." : "";
+      const std::string sc_prefix = s.name + (V > 1 ? "vm" + std::to_string(v) + "_" : "");
+      vm.guests.resize(U);
+      for (unsigned k = 0; k < U; ++k) {
+        if (!vm.has_devices(k)) continue;
+        DriverConfig g = guest;
+        g.memory = unit_pools(guest.memory, v * U + k, V * U);   // its slice of the guest table pool
+        const std::string n = unit_name("", k, U);
+        vm.guests[k] = std::make_unique<Guest>(sc_prefix + viommu_name + n, sc_prefix + "guest_driver" + n, vc, g,
+                                               vm.vm, this->drv(k));
+      }
     }
+    // The drivers the workload programs: VM 0's per unit (the host's where it has no
+    // device), then every other VM's guest drivers.
+    for (unsigned v = 0; v < V; ++v)
+      for (unsigned k = 0; k < U; ++k) {
+        Guest* g = vms_[v]->guests[k].get();
+        if (!g && v > 0) continue;
+        drivers_.push_back(g ? static_cast<driver::IommuDriver*>(&g->drv) : &this->drv(k));
+        driver_names_.push_back(g ? vms_[v]->prefix + unit_name("driver", k, U) : "host." + unit_name("driver", k, U));
+        driver_slot_[{v, k}] = unsigned(drivers_.size() - 1);
+      }
+    assignment_.resize(s.endpoints.size());
+    for (const VmAssignment& a : vm_assignment(s.vmm, s.endpoints.size())) assignment_.at(a.endpoint) = a;
     sc_core::sc_spawn([this] { event_thread(); }, sc_core::sc_gen_unique_name("event_thread"));
   }
 
@@ -110,13 +151,23 @@ class TrappedLane : public NativeLane {
     handle_events();
   }
 
-  driver::IommuDriver& unit_driver(unsigned k) override {
-    return guests_[k] ? static_cast<driver::IommuDriver&>(guest(k)) : this->drv(k);
+  // VM 0's driver of unit k (the host's where VM 0 has no device there).
+  driver::IommuDriver& unit_driver(unsigned k) override { return *drivers_.at(k); }
+  unsigned drivers() const override { return unsigned(drivers_.size()); }
+  driver::IommuDriver& nth_driver(unsigned i) override { return *drivers_.at(i); }
+  std::string driver_stats_name(unsigned i) const override { return driver_names_.at(i); }
+  unsigned endpoint_driver(size_t ep) const override {
+    return driver_slot_.at({assignment_.at(ep).vm, NativeLane::endpoint_driver(ep)});
+  }
+  uint32_t endpoint_driver_rid(size_t ep, uint32_t) const override { return uint32_t(assignment_.at(ep).virt_id); }
+  std::optional<uint32_t> endpoint_driver_pasid(size_t ep, std::optional<uint32_t> pasid) const override {
+    return assignment_.at(ep).pasid ? std::nullopt : pasid;
   }
   bool guest_stage1() const override { return true; }
   uint32_t driver_rid(uint32_t rid) const override {
-    for (const vmm::AssignedDevice& d : devices_)
-      if (d.rid == rid) return uint32_t(d.virt_id);
+    for (const auto& vm : vms_)
+      for (const vmm::AssignedDevice& d : vm->devices)
+        if (d.rid == rid) return uint32_t(d.virt_id);
     return rid;
   }
   // The host enables ATS on the physical device (its nested entries may allow translated
@@ -125,26 +176,33 @@ class TrappedLane : public NativeLane {
   void enable_ats(uint32_t rid) override {
     const unsigned k = this->unit_of(rid);
     this->drv(k).enable_ats(rid);
-    guest(k).enable_ats(driver_rid(rid));   // an endpoint's unit has the VM's devices
+    for (auto& vm : vms_)   // the VM the device is assigned to has a guest driver on its unit
+      if (vm->owns(rid)) vm->guests[k]->drv.enable_ats(driver_rid(rid));
   }
+  // The VMM of the VM the single-device workloads drive (endpoint 0's) moves its page.
   driver::Status move_guest_page(uint64_t gpa, uint64_t pa, uint64_t bytes) override {
-    return vm_.move_page(gpa, pa, bytes);
+    return vms_.at(assignment_.at(0).vm)->vm.move_page(gpa, pa, bytes);
   }
+  driver::Status teardown_vm(unsigned vm) override { return vms_.at(vm)->vm.unmap_all(); }
   void bind() override {
     NativeLane::bind();
-    for (auto& g : guests_)
-      if (g) g->drv.mmio.bind(g->viommu.mmio);
+    for (auto& vm : vms_)
+      for (auto& g : vm->guests)
+        if (g) g->drv.mmio.bind(g->viommu.mmio);
   }
-  // The host drivers, the VM's iommufd objects, each vIOMMU's devices, the guest drivers.
+  // The host drivers, then per VM its iommufd objects, each vIOMMU's devices, the guest drivers.
   driver::Status boot() override {
     if (driver::Status st = NativeLane::boot(); !st.ok) return st;
-    if (driver::Status st = vm_.build(devices_, viommu_type()); !st.ok) return st;
-    for (unsigned k = 0; k < this->units(); ++k) {
-      if (!guests_[k]) continue;
-      if (driver::Status st = connect_viommu(k); !st.ok) return st;
-      if (this->oracle_on_)
-        guest(k).set_oracle(&this->oracle_, vm_.guest_oracle_scope(devices_, k, unit_space_base(k)));
-      if (driver::Status st = guest(k).init(); !st.ok) return st;
+    for (auto& vm : vms_) {
+      if (driver::Status st = vm->vm.build(vm->devices, viommu_type()); !st.ok) return st;
+      for (unsigned k = 0; k < this->units(); ++k) {
+        Guest* g = vm->guests[k].get();
+        if (!g) continue;
+        if (driver::Status st = connect_viommu(g->viommu, vm->vm, vm->devices, k); !st.ok) return st;
+        if (this->oracle_on_)
+          g->drv.set_oracle(&this->oracle_, vm->vm.guest_oracle_scope(vm->devices, k, unit_space_base(k)));
+        if (driver::Status st = g->drv.init(); !st.ok) return st;
+      }
     }
     return {};
   }
@@ -153,22 +211,32 @@ class TrappedLane : public NativeLane {
     for (unsigned k = 0; k < n; ++k) {
       this->iommu(k).register_stats(reg, p + "." + unit_name("iommu", k, n));
       this->drv(k).register_stats(reg, p + ".host." + unit_name("driver", k, n));
-      if (!guests_[k]) continue;
-      guests_[k]->drv.register_stats(reg, p + "." + unit_name("driver", k, n));
-      guests_[k]->viommu.register_stats(reg, p + "." + unit_name("vmm", k, n));
     }
-    vm_.iommufd().register_stats(reg, p + ".vmm.iommufd");
-    vm_.ram().register_stats(reg, p + ".vmm.guest_ram");
+    for (const auto& vm : vms_) {
+      const std::string q = p + "." + vm->prefix;
+      for (unsigned k = 0; k < n; ++k) {
+        if (!vm->guests[k]) continue;
+        vm->guests[k]->drv.register_stats(reg, q + unit_name("driver", k, n));
+        vm->guests[k]->viommu.register_stats(reg, q + unit_name("vmm", k, n));
+      }
+      vm->vm.iommufd().register_stats(reg, q + "vmm.iommufd");
+      vm->vm.ram().register_stats(reg, q + "vmm.guest_ram");
+      vm->vm.register_stats(reg, q + "vmm");
+    }
     if (this->oracle_on_) this->oracle_.register_stats(reg, p + ".oracle");
   }
   void set_end_values(common::StatRegistry& reg, const std::string& p) const override {
     NativeLane::set_end_values(reg, p);
-    // Per unit with the VM's devices: each host IOMMU has its own tag space.
-    for (unsigned k = 0; k < this->units(); ++k)
-      if (const std::optional<uint64_t> n = this->drv(k).nested_tags_in_use(); n && guests_[k])
+    // Per unit: each host IOMMU has its own tag space; the tags in use are every VM's, so
+    // they are reported once, under the first VM with devices there.
+    for (unsigned k = 0; k < this->units(); ++k) {
+      const std::optional<uint64_t> n = this->drv(k).nested_tags_in_use();
+      auto vm = std::find_if(vms_.begin(), vms_.end(), [k](const auto& m) { return m->guests[k] != nullptr; });
+      if (n && vm != vms_.end())
         reg.set_value(p + "." + unit_name("vmm", k, this->units()) + ".tags.host_ids", double(*n), "count",
-                      "host cache tags (hDomIDs, VMIDs) the VM's nested domains use at the end (vmm.amd_domid, "
+                      "host cache tags (hDomIDs, VMIDs) the VMs' nested domains use at the end (vmm.amd_domid, "
                       "vmm.arm_vmid)");
+    }
   }
 
  protected:
@@ -183,25 +251,34 @@ class TrappedLane : public NativeLane {
     VIommu viommu;
     Driver drv;
   };
-  // The vIOMMU object the VM gets per unit (none: the vendor has no vIOMMU type upstream).
+  // One VM: its iommufd objects and RAM, its devices, and per unit its Guest.
+  struct VmPart {
+    VmPart(memory::SparseMemory& mem, const vmm::VmLayout& layout, std::vector<vmm::HostIommu> units,
+           std::vector<vmm::AssignedDevice> d)
+        : vm(mem, layout, std::move(units)), devices(std::move(d)) {}
+    bool has_devices(unsigned k) const {
+      return std::any_of(devices.begin(), devices.end(), [k](const vmm::AssignedDevice& d) { return d.unit == k; });
+    }
+    bool owns(uint32_t rid) const {
+      return std::any_of(devices.begin(), devices.end(), [rid](const vmm::AssignedDevice& d) { return d.rid == rid; });
+    }
+    vmm::Vm vm;
+    std::vector<vmm::AssignedDevice> devices;
+    std::vector<std::unique_ptr<Guest>> guests;   // per unit; none where the VM has no device
+    std::string prefix;                           // its stats' ("vm<v>." with several VMs)
+  };
+  // The vIOMMU object a VM gets per unit (none: the vendor has no vIOMMU type upstream).
   virtual std::optional<driver::ViommuType> viommu_type() const = 0;
-  // Tells unit k's vIOMMU its iommufd objects and the guest's devices behind it, once the
-  // VM is built.
-  virtual driver::Status connect_viommu(unsigned k) = 0;
-  // Unit k's guest driver's fault / event handler, once the VMM injected its interrupt.
-  virtual void drain_guest_events(unsigned k) = 0;
+  // Tells a VM's vIOMMU of unit k its iommufd objects and the guest's devices behind it,
+  // once the VM is built.
+  virtual driver::Status connect_viommu(VIommu& viommu, const vmm::Vm& vm,
+                                        const std::vector<vmm::AssignedDevice>& devices, unsigned k) = 0;
+  // A guest driver's fault / event handler, once the VMM injected its interrupt.
+  virtual void drain_guest_events(Driver& guest) = 0;
 
-  VIommu& viommu(unsigned k) { return guests_[k]->viommu; }
-  Driver& guest(unsigned k) { return guests_[k]->drv; }
-
-  vmm::Vm vm_;
-  std::vector<vmm::AssignedDevice> devices_;
-  std::vector<std::unique_ptr<Guest>> guests_;   // per unit; none where the VM has no device
+  std::vector<std::unique_ptr<VmPart>> vms_;
 
  private:
-  bool has_devices(unsigned k) const {
-    return std::any_of(devices_.begin(), devices_.end(), [k](const vmm::AssignedDevice& d) { return d.unit == k; });
-  }
   std::vector<vmm::HostIommu> host_units() {
     std::vector<vmm::HostIommu> u;
     for (unsigned k = 0; k < this->units(); ++k) u.push_back(vmm::HostIommu{&this->drv(k), &this->drv(k)});
@@ -217,22 +294,35 @@ class TrappedLane : public NativeLane {
       idle_.notify(sc_core::SC_ZERO_TIME);
     }
   }
-  // Per unit with the VM's devices: its host driver reports a guest's records to the unit's
-  // vEVENTQ, the VMM puts them in that vIOMMU's guest fault log and injects its interrupt,
-  // and the guest driver's handler drains them through trapped registers.
+  // Per unit with a VM's devices: its host driver reports a guest's records to the VM's
+  // vEVENTQ of the unit, the VMM puts them in that vIOMMU's guest fault log and injects its
+  // interrupt, and the guest driver's handler drains them through trapped registers. A
+  // unit with no new record raised no interrupt: its handlers do not run.
   void handle_events() {
     if (this->events_recorded() == events_handled_) return;
     events_handled_ = this->events_recorded();
+    unit_events_handled_.resize(this->units());
     for (unsigned k = 0; k < this->units(); ++k) {
-      if (!guests_[k]) continue;
-      // The interrupt comes once the unit's newest record is written: a DMA's fault is
-      // recorded at its own (annotated) time, which may be ahead of the workload's.
-      common::wait_until(this->iommu(k).last_event_written_ps());
-      if (viommu(k).host_event_interrupt(this->drv(k))) drain_guest_events(k);
+      const uint64_t recorded = this->unit_events_recorded(k);
+      if (recorded == unit_events_handled_[k]) continue;
+      unit_events_handled_[k] = recorded;
+      for (auto& vm : vms_) {
+        Guest* g = vm->guests[k].get();
+        if (!g) continue;
+        // The interrupt comes once the unit's newest record is written: a DMA's fault is
+        // recorded at its own (annotated) time, which may be ahead of the workload's.
+        common::wait_until(this->iommu(k).last_event_written_ps());
+        if (g->viommu.host_event_interrupt(this->drv(k))) drain_guest_events(g->drv);
+      }
     }
   }
 
+  std::vector<driver::IommuDriver*> drivers_;   // what nth_driver() gives, and their stats names
+  std::vector<std::string> driver_names_;
+  std::map<std::pair<unsigned, unsigned>, unsigned> driver_slot_;   // (VM, unit) -> drivers_ index
+  std::vector<VmAssignment> assignment_;                          // by endpoint: its VM and IDs
   uint64_t events_handled_ = 0;   // host records written (all units) when the handler last ran
+  std::vector<uint64_t> unit_events_handled_;   // per unit, when its handler last ran
   bool irq_pending_ = false, handling_ = false;
   sc_core::sc_event irq_, idle_;
 };

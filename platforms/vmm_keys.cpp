@@ -1,8 +1,71 @@
 #include "platforms/vmm_keys.h"
 
+#include <algorithm>
+
 namespace iommusim::platforms {
 
 namespace {
+// One element of vmm.assign. Every key but pasid is required: an assignment names its device.
+VmAssignment read_assignment(const nlohmann::json& j, const std::string& where) {
+  const ConfigReader r(j, where);
+  if (!j.is_object()) r.fail_here("expected an object {endpoint, vm, virt_id, pasid?}");
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (it.key() != "endpoint" && it.key() != "vm" && it.key() != "virt_id" && it.key() != "pasid")
+      r.fail(it.key(), "unknown key (an assignment has endpoint, vm, virt_id and pasid)");
+  VmAssignment a;
+  a.endpoint = unsigned(r.integer("endpoint", 0, 1023));
+  a.vm = unsigned(r.integer("vm", 0, kMaxVms - 1));
+  a.virt_id = r.integer("virt_id", 0, 0xFFFF);
+  // PASID 0 is IOMMU_NO_PASID, the RID's own: iommufd refuses to attach it as a PASID.
+  if (j.contains("pasid")) a.pasid = uint32_t(r.integer("pasid", 1, (1u << 20) - 1));
+  return a;
+}
+
+void read_assign(const ConfigReader& r, VmmSettings& v) {
+  const nlohmann::json& list = r.list("assign");
+  v.assign.clear();
+  for (size_t i = 0; i < list.size(); ++i)
+    v.assign.push_back(read_assignment(list[i], r.path("assign") + "[" + std::to_string(i) + "]"));
+}
+
+nlohmann::json write_assign(const VmmSettings& v) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const VmAssignment& a : v.assign) {
+    nlohmann::json e = {{"endpoint", a.endpoint}, {"vm", a.vm}, {"virt_id", a.virt_id}};
+    if (a.pasid) e["pasid"] = *a.pasid;
+    list.push_back(e);
+  }
+  return list;
+}
+
+// What vmm.assign must say whatever the endpoints and vendor: each VM has a device, a VM's
+// virtual IDs are its own, a device (or one PASID of it) goes to one VM.
+std::string check_assign(const VmmSettings& v) {
+  if (v.assign.empty()) return v.vms > 1 ? "with vmm.vms above 1, say which VM owns each endpoint" : "";
+  auto at = [](size_t i) { return "[" + std::to_string(i) + "] "; };
+  for (size_t i = 0; i < v.assign.size(); ++i) {
+    const VmAssignment& a = v.assign[i];
+    if (a.vm >= v.vms)
+      return at(i) + "vm " + std::to_string(a.vm) + " does not exist (vmm.vms = " + std::to_string(v.vms) + ")";
+    for (size_t j = 0; j < i; ++j) {
+      const VmAssignment& b = v.assign[j];
+      if (b.endpoint == a.endpoint && (!a.pasid || !b.pasid))
+        return at(i) + "endpoint " + std::to_string(a.endpoint) + " is already assigned whole by [" +
+               std::to_string(j) + "] (a RID goes to one VM)";
+      if (b.endpoint == a.endpoint && *a.pasid == *b.pasid)
+        return at(i) + "endpoint " + std::to_string(a.endpoint) + " PASID " + std::to_string(*a.pasid) +
+               " is already assigned by [" + std::to_string(j) + "]";
+      if (b.vm == a.vm && b.virt_id == a.virt_id)
+        return at(i) + "virt_id " + std::to_string(a.virt_id) + " is already VM " + std::to_string(a.vm) +
+               "'s device [" + std::to_string(j) + "] (a VM's virtual IDs are distinct)";
+    }
+  }
+  for (unsigned vm = 0; vm < v.vms; ++vm)
+    if (std::none_of(v.assign.begin(), v.assign.end(), [vm](const VmAssignment& a) { return a.vm == vm; }))
+      return "VM " + std::to_string(vm) + " has no device (vmm.vms = " + std::to_string(v.vms) + ")";
+  return "";
+}
+
 // One architecture's costs. exit/entry: half each of a VM exit to the VMM in user space and
 // back, per architecture (docs/vmm.md, "Costs": a KVM hypercall round trip from Dall et al.,
 // ISCA 2016, Table II, plus an estimated user-space transition); the rest are the same
@@ -87,6 +150,31 @@ Section<VmmSettings> vmm_keys() {
               "requests to a virtio-iommu device whose VMM maps them into a single-stage host domain; several: side "
               "by side on identical traffic (trapped needs iommu.translation = nested; virtio runs under s1 or nested, "
               "the guest's domain single-stage either way)")
+      .integer("vms", &V::vms, 1, 1, kMaxVms, "VMs",
+               "VMs on each trapped lane, each with its own guest RAM (VM v's at platform.guest_ram_pa + v * the "
+               "span one VM takes), iommufd context, vIOMMUs and guest drivers; stats vm<v>.* when more than one")
+      .custom(value_key("assign", KeyType::List, nlohmann::json::array(), "list of objects", "",
+                        "which VM owns each endpoint: objects {endpoint (traffic.endpoints index), vm (below "
+                        "vmm.vms), virt_id (the guest's vSID / vRID / vDeviceID for it, 0 .. 65535), pasid (optional: "
+                        "that PASID only)}. Empty: every endpoint whole to VM 0, its index as virt_id"),
+              read_assign, write_assign)
+      .check("assign", check_assign)
+      .custom(value_key("teardown_vm", KeyType::Integer, -1, "-1 .. 3", "",
+                        "once the traffic is done, the VMM unmaps all of this VM's memory (IOMMU_IOAS_UNMAP of "
+                        "everything, as when it is torn down): vm<v>.vmm.host_commands_per_ioas_unmap then holds "
+                        "its host fan-out; -1: none"),
+              [](const ConfigReader& r, VmmSettings& v) {
+                const int64_t vm = r.signed_integer("teardown_vm", -1, kMaxVms - 1);
+                v.teardown_vm = vm >= 0 ? std::optional<unsigned>(unsigned(vm)) : std::nullopt;
+              },
+              [](const VmmSettings& v) { return nlohmann::json(v.teardown_vm ? int64_t(*v.teardown_vm) : int64_t(-1)); })
+      .check("teardown_vm",
+             [](const VmmSettings& v) {
+               return v.teardown_vm && *v.teardown_vm >= v.vms
+                          ? "VM " + std::to_string(*v.teardown_vm) + " does not exist (vmm.vms = " +
+                                std::to_string(v.vms) + ")"
+                          : std::string();
+             })
       .choice("inject", &V::inject, vmm::VmmFault::None,
               {{"none", vmm::VmmFault::None}, {"drop_tlbi", vmm::VmmFault::DropTlbi},
                {"drop_atc_inv", vmm::VmmFault::DropAtcInv}},
@@ -115,6 +203,13 @@ Section<VmmSettings> vmm_keys() {
       .section("arm64", &V::arm64, cost_keys("An Arm64 host (SMMUv3).", 3826, 6500))
       .section("x86_intel", &V::x86_intel, cost_keys("An Intel x86 host (VT-d).", 1226, 1300))
       .section("x86_amd", &V::x86_amd, cost_keys("An AMD x86 host (AMD-Vi).", 1264, 1376));
+}
+
+std::vector<VmAssignment> vm_assignment(const VmmSettings& v, size_t endpoints) {
+  if (!v.assign.empty()) return v.assign;
+  std::vector<VmAssignment> all;
+  for (size_t i = 0; i < endpoints; ++i) all.push_back(VmAssignment{unsigned(i), 0, i, std::nullopt});
+  return all;
 }
 
 Section<GuestSettings> guest_keys() {

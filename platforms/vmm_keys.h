@@ -2,7 +2,10 @@
 // trapped path's steps cost on each host architecture. Apart from system.cpp so the cost
 // keys stay next to their sources.
 #pragma once
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "platforms/config_keys.h"
 #include "platforms/driver/tag_policies.h"
@@ -29,8 +32,20 @@ struct VirtioSettings {
   uint64_t pin_page_cycles = 200;    // pinning (or unpinning) one 4 KiB page in IOMMU_IOAS_MAP / UNMAP
 };
 
+// One element of vmm.assign: endpoint `endpoint` (traffic.endpoints index) is VM `vm`'s
+// device `virt_id` (its vSID, vRID or vDeviceID), whole (its RID) or, with `pasid`, that PASID only.
+struct VmAssignment {
+  unsigned endpoint = 0, vm = 0;
+  uint64_t virt_id = 0;
+  std::optional<uint32_t> pasid;
+};
+inline constexpr unsigned kMaxVms = 4;   // vmm.vms
+
 struct VmmSettings {
   std::string paths = "native";   // or "trapped", "native,trapped"
+  unsigned vms = 1;                   // VMs on each trapped lane
+  std::vector<VmAssignment> assign;   // empty: every endpoint to VM 0, its index as its virtual ID
+  std::optional<unsigned> teardown_vm;   // the VM whose memory the VMM unmaps once the traffic is done
   vmm::VmmCosts arm64;        // SMMUv3 hosts
   vmm::VmmCosts x86_intel;    // VT-d hosts
   vmm::VmmCosts x86_amd;      // AMD-Vi hosts
@@ -47,6 +62,10 @@ struct GuestSettings {
   driver::AmdGcr3Tables amd_gcr3 = driver::AmdGcr3Tables::PerDevice;
   uint64_t virtio_request_cycles = 200;   // guest.virtio_request_cycles: a virtio-iommu driver's request build
 };
+
+// vmm.assign as a trapped lane applies it: the configured list, or the default one (every
+// endpoint of `endpoints` whole to VM 0 with its index as virtual ID).
+std::vector<VmAssignment> vm_assignment(const VmmSettings& v, size_t endpoints);
 
 // Its keys; VmmSettings's zeros are placeholders (StructDefaults::Own).
 Section<VmmSettings> vmm_keys();

@@ -30,9 +30,7 @@ class VtdLane : public ModelLane<vtd::Vtd, driver::VtdDriver> {
   void drain_events() override {
     for (unsigned k = 0; k < units(); ++k) drv(k).drain_faults();
   }
-  uint64_t events_recorded() const override {
-    return sum_units([this](unsigned k) { return iommu(k).faults_recorded(); });
-  }
+  uint64_t unit_events_recorded(unsigned k) const override { return iommu(k).faults_recorded(); }
   std::vector<CacheView> caches() const override {
     const vtd::Vtd& m = iommu(0);
     return {{"iotlb", &m.iotlb_stats()},       {"context_cache", &m.context_cache_stats()},
@@ -53,13 +51,14 @@ class VtdTrappedLane : public TrappedLane<VtdLane, vmm::VVtd, driver::VtdDriver>
 
  protected:
   std::optional<driver::ViommuType> viommu_type() const override { return std::nullopt; }
-  driver::Status connect_viommu(unsigned k) override {
-    viommu(k).set_parent(vm_.parent_id(k));
-    for (const vmm::AssignedDevice& d : devices_)
-      if (d.unit == k) viommu(k).add_device(uint16_t(d.virt_id), d.dev_id);
+  driver::Status connect_viommu(vmm::VVtd& viommu, const vmm::Vm& vm, const std::vector<vmm::AssignedDevice>& devices,
+                                unsigned k) override {
+    viommu.set_parent(vm.parent_id(k));
+    for (const vmm::AssignedDevice& d : devices)
+      if (d.unit == k) viommu.add_device(uint16_t(d.virt_id), d.dev_id, d.host_pasid());
     return {};
   }
-  void drain_guest_events(unsigned k) override { guest(k).drain_faults(); }
+  void drain_guest_events(driver::VtdDriver& guest) override { guest.drain_faults(); }
 };
 
 // iommu.vtd: the model (models/vtd/vtd.h).
@@ -153,10 +152,18 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   driver::VtdDriverConfig host;
   read_configs(s, d, settings, m, host);
   // QEMU's accelerated vVT-d installs the RID_PASID entry only (intel_iommu_accel.c), and
-  // the host attaches nested HWPTs to the RID only: a DMA with a PASID would fault.
-  for (const EndpointSettings& e : settings.endpoints)
-    if (e.config.pasid_valid)
-      e.fail("pasid", "vtd@trapped nests the RID_PASID entry only (QEMU propagates PASID 0): use -1");
+  // the host attaches nested HWPTs to the RID only: a DMA with a PASID would fault, unless
+  // the guest's device is that PASID of the physical one (vmm.assign with a pasid).
+  const std::vector<VmAssignment> assign = vm_assignment(settings.vmm, settings.endpoints.size());
+  for (size_t i = 0; i < settings.endpoints.size(); ++i) {
+    const EndpointSettings& e = settings.endpoints[i];
+    const bool pasid_assigned = std::any_of(assign.begin(), assign.end(), [i](const VmAssignment& a) {
+      return a.endpoint == i && a.pasid;
+    });
+    if (e.config.pasid_valid && !pasid_assigned)
+      e.fail("pasid", "vtd@trapped nests the RID_PASID entry only (QEMU propagates PASID 0): use -1, or assign "
+                      "the PASID to a VM (vmm.assign pasid)");
+  }
   const driver::VtdDriverConfig guest = guest_driver_config(host, settings);
   auto vc = viommu_config<vmm::VVtdConfig>(settings, settings.vmm.x86_intel, false);
   vc.haw = m.haw;

@@ -412,14 +412,20 @@ void ScopedOracle::add_space(uint32_t local, SpaceKind kind, uint32_t local_pare
   o_->add_space(space(local), kind, kind == SpaceKind::Nested ? space(local_parent) : 0);
 }
 
+std::optional<uint32_t> ScopedOracle::pasid(uint32_t local, std::optional<uint32_t> pasid) const {
+  if (pasid || !scope_.virtual_rids) return pasid;
+  auto it = scope_.rid_pasid_map.find(local);
+  return it == scope_.rid_pasid_map.end() ? pasid : std::optional<uint32_t>(it->second);
+}
+
 CorrectnessOracle::ChangeId ScopedOracle::attach(uint32_t r, std::optional<uint32_t> pasid, uint32_t local_space) {
   const std::optional<uint32_t> p = rid(r);
-  return o_ && p ? o_->attach(*p, pasid, space(local_space)) : 0;
+  return o_ && p ? o_->attach(*p, this->pasid(r, pasid), space(local_space)) : 0;
 }
 
 CorrectnessOracle::ChangeId ScopedOracle::detach(uint32_t r, std::optional<uint32_t> pasid) {
   const std::optional<uint32_t> p = rid(r);
-  return o_ && p ? o_->detach(*p, pasid) : 0;
+  return o_ && p ? o_->detach(*p, this->pasid(r, pasid)) : 0;
 }
 
 }  // namespace iommusim::common

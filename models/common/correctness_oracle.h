@@ -186,6 +186,9 @@ struct OracleScope {
   uint32_t stage1_parent = 0;   // 0: Stage1 domains are Stage1 spaces
   bool virtual_rids = false;    // RIDs go through rid_map
   std::map<uint32_t, uint32_t> rid_map;   // vRID -> pRID
+  // vRID -> the PASID of pRID it stands for (a guest device that is one PASID of a physical
+  // one): attachments of the vRID without a PASID are that PASID's.
+  std::map<uint32_t, uint32_t> rid_pasid_map;
 };
 
 // A driver's handle on the lane's oracle through its scope; every call is a no-op (change
@@ -205,6 +208,8 @@ class ScopedOracle {
 
   uint32_t space(uint32_t local) const { return scope_.space_base + local; }
   std::optional<uint32_t> rid(uint32_t local) const;
+  // The physical PASID of an attachment of `local` with `pasid`.
+  std::optional<uint32_t> pasid(uint32_t local, std::optional<uint32_t> pasid) const;
 
   void add_space(uint32_t local, SpaceKind kind, uint32_t local_parent);
   void map(uint32_t local, uint64_t in, uint64_t out, uint64_t bytes, Rights r) {

@@ -213,9 +213,18 @@ Status VtdDriver::set_pasid_entry(uint32_t rid, uint32_t pasid, const PasidEntry
   return {};
 }
 
+Status VtdDriver::entry_pasid(std::optional<uint32_t> pasid, uint32_t* entry) const {
+  if (pasid && *pasid == cfg_.rid_pasid && cfg_.rid_pasid != 0)
+    return Status::fail("PASID " + std::to_string(*pasid) + " is the RID_PASID (driver.vtd.rid_pasid): attach the RID");
+  *entry = pasid.value_or(cfg_.rid_pasid);
+  return {};
+}
+
 Status VtdDriver::detach_device(uint32_t rid, std::optional<uint32_t> pasid) {
+  uint32_t p = 0;
+  if (Status s = entry_pasid(pasid, &p); !s.ok) return s;
   PasidEntry none;   // P=0
-  return set_pasid_entry(rid, pasid.value_or(cfg_.rid_pasid), none, 0);
+  return set_pasid_entry(rid, p, none, 0);
 }
 
 Status VtdDriver::attach_device(uint32_t rid, std::optional<uint32_t> pasid, DomainId d) {
@@ -252,7 +261,8 @@ Status VtdDriver::attach_device(uint32_t rid, std::optional<uint32_t> pasid, Dom
       break;
     }
   }
-  const uint32_t p = pasid.value_or(cfg_.rid_pasid);
+  uint32_t p = 0;
+  if (Status s = entry_pasid(pasid, &p); !s.ok) return s;
   if (Status s = set_pasid_entry(rid, p, pe, d); !s.ok) return s;
   dom->attached.insert({rid, p});
   return {};
@@ -262,7 +272,9 @@ Status VtdDriver::attach_pass_through(uint32_t rid, std::optional<uint32_t> pasi
   if (!ecap_.pt) return Status::fail("VT-d: ECAP.PT not set");
   PasidEntry pe;
   pe.present = true; pe.did = kPassThroughDid; pe.aw = 2; pe.pgtt = Pgtt::PassThrough; pe.sre = true;
-  return set_pasid_entry(rid, pasid.value_or(cfg_.rid_pasid), pe, 0);
+  uint32_t p = 0;
+  if (Status s = entry_pasid(pasid, &p); !s.ok) return s;
+  return set_pasid_entry(rid, p, pe, 0);
 }
 
 std::vector<uint32_t> VtdDriver::pasids_of(const VtdDomain& d) const {

@@ -19,7 +19,8 @@
 // hardware never caches non-present entries); with CAP.CM (an emulated unit: its VMM learns
 // of new entries this way) it gets Linux's caching-mode flushes (device_pasid_table_setup,
 // pasid_flush_caches). Replacing a present PASID entry issues Linux's tear-down sequence
-// first.
+// first (clear-then-update: Linux 6.19 dropped the in-place intel_pasid_replace_* helpers,
+// which risked a torn 512-bit entry).
 //
 // Nesting for a VMM (NestingOps, platforms/driver/nesting.h), as Linux intel/nested.c and
 // pasid.c: VT-d has no vIOMMU type, so a VMM allocates a user-managed nested domain
@@ -138,6 +139,11 @@ class VtdDriver : public DriverBase, public NestingOps, private DriverQueue::Hoo
   Errno check_nested_setup(DomainId nested) const;
   // The next DID (0 and 1 are reserved); nullopt when CAP.ND has none left.
   std::optional<uint16_t> alloc_did();
+  // The PASID entry an attach or detach of `pasid` writes: the RID's (driver.vtd.rid_pasid)
+  // without one. A PASID that names the RID_PASID is refused: it would replace the RID's
+  // attachment (Linux never has the case: its RID_PASID is IOMMU_NO_PASID, which iommufd
+  // refuses as a PASID).
+  Status entry_pasid(std::optional<uint32_t> pasid, uint32_t* entry) const;
   // A present PASID entry is torn down first (intel_pasid_tear_down_entry); detaching
   // leaves it not present, so the PASID's requests fault.
   Status attach_device(uint32_t rid, std::optional<uint32_t> pasid, DomainId domain) override;

@@ -11,7 +11,8 @@ constexpr uint32_t kRw = kIoasMapFixedIova | kIoasMapReadable | kIoasMapWriteabl
 }  // namespace
 
 Vm::Vm(memory::SparseMemory& host_memory, const VmLayout& layout, std::vector<HostIommu> units)
-    : layout_(layout), ram_(host_memory, layout.ram_pa, layout.ram_bytes), fd_(units), units_(unsigned(units.size())),
+    : layout_(layout), hosts_(units), ram_(host_memory, layout.ram_pa, layout.ram_bytes), fd_(units),
+      units_(unsigned(units.size())),
       parents_(units.size(), 0), viommus_(units.size(), 0) {
   fd_.set_backing_page_bytes(layout.backing_page_bytes);
 }
@@ -56,11 +57,31 @@ driver::Status Vm::build(std::vector<AssignedDevice>& devices, std::optional<dri
   return {};
 }
 
-driver::Status Vm::move_page(uint64_t gpa, uint64_t pa, uint64_t bytes) {
+driver::Status Vm::unmap(uint64_t gpa, uint64_t bytes) {
+  auto issued = [this] {
+    uint64_t n = 0;
+    for (const HostIommu& h : hosts_) n += h.driver->commands_issued();
+    return n;
+  };
+  const uint64_t before = issued();
   uint64_t unmapped = 0;
   if (Errno e = fd_.ioas_unmap(ioas_, gpa, bytes, &unmapped); e != Errno::Ok)
     return driver::Status::fail(std::string("VMM: IOMMU_IOAS_UNMAP of GPA ") + common::hex(gpa) + " failed with " +
                                 errno_name(e));
+  host_commands_per_unmap_.record(issued() - before);
+  return {};
+}
+
+driver::Status Vm::unmap_all() { return unmap(0, ~0ull); }
+
+void Vm::register_stats(common::StatRegistry& reg, const std::string& p) const {
+  reg.add(p + ".host_commands_per_ioas_unmap", host_commands_per_unmap_, "count",
+          "host queue entries (commands and barriers, every unit) per IOMMU_IOAS_UNMAP of the VM's memory: the "
+          "stage-2 fan-out of a VMM change (page moves under stress, vmm.teardown_vm)");
+}
+
+driver::Status Vm::move_page(uint64_t gpa, uint64_t pa, uint64_t bytes) {
+  if (driver::Status st = unmap(gpa, bytes); !st.ok) return st;
   if (Errno e = fd_.ioas_map(ioas_, kRw, gpa, pa, bytes); e != Errno::Ok)
     return driver::Status::fail(std::string("VMM: IOMMU_IOAS_MAP of GPA ") + common::hex(gpa) + " failed with " +
                                 errno_name(e));
@@ -74,7 +95,10 @@ common::OracleScope Vm::guest_oracle_scope(const std::vector<AssignedDevice>& de
   s.stage1_parent = host_space_base + fd_.domain_of(parents_.at(k));
   s.virtual_rids = true;
   for (const AssignedDevice& d : devices)
-    if (d.unit == k) s.rid_map[uint32_t(d.virt_id)] = d.rid;
+    if (d.unit == k) {
+      s.rid_map[uint32_t(d.virt_id)] = d.rid;
+      if (d.by_pasid) s.rid_pasid_map[uint32_t(d.virt_id)] = d.pasid;
+    }
   return s;
 }
 

@@ -45,6 +45,10 @@ struct AssignedDevice {
   uint64_t virt_id = 0;
   uint32_t dev_id = 0;   // iommufd device, once bound
   unsigned unit = 0;     // the physical IOMMU it sits behind
+  // The guest's whole device is PASID `pasid` of the physical one (a work queue), or its RID.
+  bool by_pasid = false;
+  uint32_t pasid = 0;
+  std::optional<uint32_t> host_pasid() const { return by_pasid ? std::optional<uint32_t>(pasid) : std::nullopt; }
 };
 
 struct VmLayout {
@@ -74,17 +78,28 @@ class Vm {
   // The VMM moves guest page(s) [gpa, gpa + bytes) of the movable range to host `pa`:
   // IOMMU_IOAS_UNMAP (the host invalidates its stage 2) then IOMMU_IOAS_MAP.
   driver::Status move_page(uint64_t gpa, uint64_t pa, uint64_t bytes);
+  // The VMM unmaps all of guest RAM (IOMMU_IOAS_UNMAP of everything), as when the VM is torn
+  // down: every parent and paging HWPT of the IOAS loses it, and the host invalidates.
+  driver::Status unmap_all();
+  // host_commands_per_ioas_unmap: the host queue entries (commands and barriers, every
+  // unit) each IOMMU_IOAS_UNMAP cost, the stage-2 fan-out of a VMM change.
+  void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
   // Unit k's nest parent and vIOMMU (0: none).
   uint32_t parent_id(unsigned k = 0) const { return parents_.at(k); }
   uint32_t viommu_id(unsigned k = 0) const { return viommus_.at(k); }
   // The scope unit k's guest driver reports to the lane's oracle through: its own space IDs,
   // its stage 1 over unit k's parent (which the host driver reports from `host_space_base`),
-  // the devices behind unit k.
+  // the devices behind unit k (a PASID-backed one's RID attachments reaching its PASID).
   common::OracleScope guest_oracle_scope(const std::vector<AssignedDevice>& devices, unsigned k = 0,
                                          uint32_t host_space_base = 0) const;
 
  private:
+  // IOMMU_IOAS_UNMAP of [gpa, gpa + bytes), its host queue entries recorded.
+  driver::Status unmap(uint64_t gpa, uint64_t bytes);
+
   VmLayout layout_;
+  std::vector<HostIommu> hosts_;
+  common::Histogram host_commands_per_unmap_;
   GuestRam ram_;
   Iommufd fd_;
   unsigned units_;

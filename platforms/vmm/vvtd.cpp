@@ -232,15 +232,15 @@ void VVtd::resync(uint16_t vrid, Device& d, InScope&& in_scope) {
   data.addr_width = now->fspm ? 57 : 48;
   uint32_t hwpt = 0;
   const Errno e = ioctl(costs_.hwpt_alloc_cycles, [&] {
-    return fd_.hwpt_alloc(0, d.dev_id, parent_, driver::UserData{driver::HwptDataType::VtdS1, &data, sizeof data},
-                          &hwpt);
+    return fd_.hwpt_alloc(d.host_pasid ? kHwptAllocPasid : 0, d.dev_id, parent_,
+                          driver::UserData{driver::HwptDataType::VtdS1, &data, sizeof data}, &hwpt);
   });
   if (e != Errno::Ok) return;
   if (!replace_hwpt(d, hwpt)) ioctl(costs_.destroy_cycles, [&] { return fd_.destroy(hwpt); });
 }
 
 bool VVtd::replace_hwpt(Device& d, uint32_t hwpt) {
-  if (ioctl(0, [&] { return fd_.attach(d.dev_id, hwpt); }) != Errno::Ok) return false;
+  if (ioctl(0, [&] { return fd_.attach(d.dev_id, hwpt, d.host_pasid); }) != Errno::Ok) return false;
   if (d.hwpt && d.hwpt != parent_) ioctl(costs_.destroy_cycles, [&] { return fd_.destroy(d.hwpt); });
   d.hwpt = hwpt;
   return true;

@@ -27,6 +27,11 @@
 //   IOMMU_HWPT_ALLOC (struct iommu_hwpt_vtd_s1 from FSPTPTR, FSPM, SRE/WPE/EAFE) on the
 //   nest parent, an attach and IOMMU_DESTROY of the one it replaces (QEMU
 //   vtd_device_attach_iommufd); a pass-through entry attaches the parent itself.
+//   A guest device that is one PASID of a physical one (vmm.assign with a pasid: a work
+//   queue, Intel Scalable IOV) has its HWPT allocated with IOMMU_HWPT_ALLOC_PASID and
+//   attached to that PASID (VFIO_DEVICE_ATTACH_PASID): the guest's (vRID, RID_PASID)
+//   becomes the physical (RID, PASID), and the host converts the forwarded invalidations
+//   for that attachment (intel_nested_set_dev_pasid).
 //   Dev-TLB, IEC and page-group responses are absorbed. inv_wait completes the guest's
 //   wait: StatusData stored to guest RAM (SW) and/or ICS.IWC (IF). A failed ioctl is
 //   logged and counted, and the queue goes on (QEMU).
@@ -96,8 +101,14 @@ class VVtd : public sc_core::sc_module,
   VVtd(sc_core::sc_module_name name, const VVtdConfig& cfg, GuestRam& ram, Iommufd& fd, const driver::DriverBase& host);
   // The nest parent its nested HWPTs go on (once the VM is built).
   void set_parent(uint32_t parent_hwpt) { parent_ = parent_hwpt; }
-  // The guest's device `vrid` is iommufd device `dev_id` (the VMM's own table).
-  void add_device(uint16_t vrid, uint32_t dev_id) { devices_[vrid].dev_id = dev_id; }
+  // The guest's device `vrid` is iommufd device `dev_id` (the VMM's own table): the whole
+  // device, or with `host_pasid` one PASID of it (a work queue the guest sees as a device
+  // of its own, Intel Scalable IOV): the guest's RID_PASID entry of `vrid` is then nested
+  // on the physical (RID, host_pasid) (VFIO_DEVICE_ATTACH_PASID of a PASID-capable HWPT).
+  void add_device(uint16_t vrid, uint32_t dev_id, std::optional<uint32_t> host_pasid = std::nullopt) {
+    devices_[vrid].dev_id = dev_id;
+    devices_[vrid].host_pasid = host_pasid;
+  }
   // The nested HWPT installed for `vrid` (0: none).
   uint32_t installed_hwpt(uint16_t vrid) const;
   // The host's event interrupt (TrappedMmio::host_event_interrupt): `host` drains its fault
@@ -123,6 +134,7 @@ class VVtd : public sc_core::sc_module,
     uint32_t hwpt = 0;                   // its nested HWPT (0: none, or the parent)
     std::optional<vtd::PasidEntry> pe;   // the guest's RID_PASID entry the HWPT was made from
     uint32_t rid_pasid = 0;              // from the guest's context entry
+    std::optional<uint32_t> host_pasid;  // a PASID of the physical device (add_device)
   };
 
   void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);

@@ -39,18 +39,19 @@ struct Cell {
   bool deferred = false;  // the VMM runs the guest's queue in its iothread (vmm.completion = deferred)
   std::string policy = "";  // a cache-tag policy (docs/vmm.md): "<key>=<value>", named by its value
   bool unit1 = false;     // two IOMMUs (platform.iommus = 2), the device behind the second
+  bool two_vms = false;   // two VMs (vmm.vms = 2): the stressed device is VM 0's, a second one VM 1's
   std::string lane() const { return trapped ? vendor + "@trapped" : vendor; }
 };
 
 void PrintTo(const Cell& c, std::ostream* os) {
-  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "") << (c.pasid ? " PASID" : "") << (c.trapped ? " trapped" : "") << (c.deferred ? " deferred" : "") << (c.policy.empty() ? "" : " " + c.policy) << (c.unit1 ? " unit1" : "");
+  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "") << (c.pasid ? " PASID" : "") << (c.trapped ? " trapped" : "") << (c.deferred ? " deferred" : "") << (c.policy.empty() ? "" : " " + c.policy) << (c.unit1 ? " unit1" : "") << (c.two_vms ? " two VMs" : "");
 }
 
 std::string cell_name(const testing::TestParamInfo<Cell>& i) {
   return i.param.vendor + "_" + i.param.translation + "_" + i.param.leaves + (i.param.ril ? "" : "_noRIL") +
          (i.param.ats ? "_ats" : "") + (i.param.pasid ? "_pasid" : "") + (i.param.trapped ? "_trapped" : "") + (i.param.deferred ? "_deferred" : "") +
          (i.param.policy.empty() ? "" : "_" + i.param.policy.substr(i.param.policy.find('=') + 1)) +
-         (i.param.unit1 ? "_unit1" : "");
+         (i.param.unit1 ? "_unit1" : "") + (i.param.two_vms ? "_2vms" : "");
 }
 
 std::vector<Cell> cells() {
@@ -85,6 +86,10 @@ std::vector<Cell> cells() {
   // page moves all reach unit 1.
   for (const char* vendor : {"smmuv3", "vtd", "amdvi"})
     v.push_back({vendor, "nested", "4k", true, false, false, true, false, "", true});
+  // Two VMs on one trapped lane: VM 0's guest churns and its VMM moves its pages while VM
+  // 1's device runs through its own guest's static domain; neither disturbs the other.
+  for (const char* vendor : {"smmuv3", "vtd", "amdvi"})
+    v.push_back({vendor, "nested", "4k", true, false, false, true, false, "", false, true});
   return v;
 }
 
@@ -112,6 +117,9 @@ std::string overrides(const Cell& c) {
   if (c.deferred) p += " -p vmm.completion=deferred";
   if (!c.policy.empty()) p += " -p " + c.policy;
   if (c.unit1) p += " -p platform.iommus=2 -p 'traffic.endpoints=[{\"requester_id\":16,\"iommu\":1}]'";
+  if (c.two_vms)
+    p += " -p vmm.vms=2 -p 'traffic.endpoints=[{\"requester_id\":16},{\"requester_id\":24}]'"
+         " -p 'vmm.assign=[{\"endpoint\":0,\"vm\":0,\"virt_id\":0},{\"endpoint\":1,\"vm\":1,\"virt_id\":0}]'";
   return p;
 }
 
@@ -157,6 +165,11 @@ TEST_P(Stress, NoViolationAndTheRacesHappen) {
     if (c.unit1) {   // every DMA on unit 1, none on unit 0
       EXPECT_GT(stat(stats, v + ".iommu1.translations"), 19999);
       EXPECT_EQ(stat(stats, v + ".iommu0.translations"), 0);
+    }
+    if (c.two_vms) {   // VM 1's device: every DMA through its own VM's domain, none faulting
+      EXPECT_EQ(stat(stats, v + ".endpoint.ep1.transactions"), 100000);
+      EXPECT_EQ(stat(stats, v + ".endpoint.ep1.faults"), 0);
+      EXPECT_EQ(stat(stats, v + ".vm1.vmm.ioctl_errors"), 0);
     }
     if (c.ats) {   // the device translated through its ATC, and the IOMMU invalidated it
       EXPECT_GT(stat(stats, v + ".endpoint.atc.hits"), 0);

@@ -13,6 +13,7 @@
 
 namespace {
 using iommusim::test::CliRun;
+using iommusim::test::bucket_count;
 using iommusim::test::fresh_dir;
 using iommusim::test::read_json;
 using iommusim::test::run_cli;
@@ -63,15 +64,6 @@ void expect_clean_multi_device_runs(const std::string& vendor, const std::string
   const LaneRun b = run_lane(vendor, "trapped_det_b_" + vendor, eps + "-p vmm.paths=trapped -p sim.seed=3");
   EXPECT_EQ(a.stats, b.stats);
   EXPECT_EQ(a.records, b.records);
-}
-
-// How many samples histogram `name` holds at exactly `value` (its buckets are exact below 64).
-double bucket_count(const nlohmann::json& stats, const std::string& name, double value) {
-  for (const auto& s : stats["stats"])
-    if (s["name"] == name)
-      for (const auto& b : s["buckets"])
-        if (b[0].get<double>() == value && b[1].get<double>() == value + 1) return b[2].get<double>();
-  return 0;
 }
 
 // configs/examples/trace_replay.json as overrides: its trace and its two endpoints (0x10,

@@ -142,5 +142,30 @@ void vtd_topology(bool ats) {
 TEST(IommufdTopology, VtdNestsEveryPasid) { vtd_topology(false); }
 TEST(IommufdTopology, VtdNestsEveryPasidWithAts) { vtd_topology(true); }
 
+// With driver.vtd.rid_pasid = 3 the RID's requests use PASID entry 3, so a PASID attach of
+// PASID 3 would replace the RID's attachment: the host driver refuses it (EINVAL through
+// iommufd) and the RID's entry keeps its DID; PASID 4 is an ordinary PASID.
+TEST(IommufdTopology, VtdRefusesAPasidThatIsTheRidPasid) {
+  driver::VtdDriverConfig dc;
+  dc.rid_pasid = 3;
+  vtdtest::Harness h(vtdtest::vtd_config(), dc);
+  h.run([&](vtdtest::Harness& h) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    VmCtx a(h);
+    a.build(kRamA, false, std::nullopt);
+    ASSERT_FALSE(::testing::Test::HasFatalFailure());
+    uint32_t rid_hwpt = 0, other = 0;
+    ASSERT_EQ(a.fd.hwpt_alloc(vmm::kHwptAllocPasid, a.d0, a.ioas, UserData{}, &rid_hwpt), Errno::Ok);
+    ASSERT_EQ(a.fd.attach(a.d0, rid_hwpt), Errno::Ok);
+    const PasidFields rid_entry = pasid_fields(h, kD0, 3);
+    EXPECT_EQ(rid_entry.pgtt, 1u) << "the RID's entry is PASID 3's, first-stage (001b)";
+    ASSERT_EQ(a.fd.hwpt_alloc(vmm::kHwptAllocPasid, a.d0, a.ioas, UserData{}, &other), Errno::Ok);
+    EXPECT_EQ(a.fd.attach(a.d0, other, 3), Errno::Inval);
+    EXPECT_EQ(pasid_fields(h, kD0, 3).did, rid_entry.did) << "the RID's attachment is untouched";
+    EXPECT_EQ(a.fd.attach(a.d0, other, 4), Errno::Ok);
+    EXPECT_NE(pasid_fields(h, kD0, 4).did, rid_entry.did);
+  });
+}
+
 }  // namespace
 }  // namespace iommusim::test

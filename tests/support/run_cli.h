@@ -62,4 +62,19 @@ inline double stat(const nlohmann::json& stats, const std::string& name, const c
   return -1;
 }
 
+inline bool has_stat(const nlohmann::json& stats, const std::string& name) {
+  for (const auto& s : stats["stats"])
+    if (s["name"] == name) return true;
+  return false;
+}
+
+// How many samples histogram `name` holds at exactly `value` (its buckets are exact below 64).
+inline double bucket_count(const nlohmann::json& stats, const std::string& name, double value) {
+  for (const auto& s : stats["stats"])
+    if (s["name"] == name)
+      for (const auto& b : s["buckets"])
+        if (b[0].get<double>() == value && b[1].get<double>() == value + 1) return b[2].get<double>();
+  return 0;
+}
+
 }  // namespace iommusim::test

@@ -1,0 +1,286 @@
+// Several VMs on one trapped lane (vmm.vms, vmm.assign; docs/vmm.md, "Several VMs"), run as
+// a user runs them: two VMs each owning one device, on every vendor; one VM keeps today's
+// names; and the config errors.
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/run_cli.h"
+#include "tests/support/test_files.h"
+
+namespace {
+using iommusim::test::CliRun;
+using iommusim::test::bucket_count;
+using iommusim::test::fresh_dir;
+using iommusim::test::has_stat;
+using iommusim::test::read_json;
+using iommusim::test::run_cli;
+using iommusim::test::stat;
+
+// Endpoint 0 (RID 16, 6000 DMAs) is VM 0's device, endpoint 1 (RID 24, 4000 DMAs) VM 1's;
+// both guests know theirs as ID 0, so only the VM tells them apart.
+const char* kTwoVms =
+    " -p vmm.paths=trapped -p vmm.vms=2 -p workload.domain_invalidate_every=0"
+    " -p 'traffic.endpoints=[{\"requester_id\":16,\"transactions\":6000},{\"requester_id\":24,\"transactions\":4000}]'"
+    " -p 'vmm.assign=[{\"endpoint\":0,\"vm\":0,\"virt_id\":0},{\"endpoint\":1,\"vm\":1,\"virt_id\":0}]'";
+
+// Host queue entries the host driver writes at its own init, before any guest exists:
+// SMMUv3 CFGI_ALL, TLBI_NSNH_ALL, CMD_SYNC (arm_smmu_device_reset).
+constexpr double kSmmuHostInit = 3;
+
+// Two VMs, one device each, one unit:
+// - every DMA is checked against its own VM's mappings (the guest's stage 1 over the VM's
+//   parent, whose GPA 0 is a host PA range of its own) and none violates or faults: a DMA
+//   landing in the other VM's RAM would be a violation;
+// - each VM's guest driver programmed its own device: every churn unmap is one VM's;
+// - fan-out per VM: a churn unmap is one guest invalidation command (SMMU TLBI_NH_VA, VT-d
+//   P_IOTLB, AMD INVALIDATE_IOMMU_PAGES) and its forward costs the host 2 queue entries:
+//   the converted invalidation with the VM's own tag (VMID, DID, hDomID) and the host's
+//   barrier. Were it to reach the other VM's tags too, it would cost 3. (VT-d reports per
+//   queue run, which for an unmap is the same two entries.)
+void expect_two_vms(const std::string& vendor) {
+  const std::string dir = fresh_dir("vms_" + vendor);
+  const CliRun r = run_cli("run --force -o " + dir + " -p iommu.vendor=" + vendor + " -p iommu.translation=nested" + kTwoVms);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const nlohmann::json stats = read_json(dir + "/stats.json");
+  const std::string l = vendor + "@trapped.";
+  EXPECT_EQ(stat(stats, l + "oracle.checked"), 10000);
+  EXPECT_EQ(stat(stats, l + "oracle.violations"), 0);
+  EXPECT_EQ(stat(stats, l + "endpoint.faults"), 0);
+  EXPECT_EQ(stat(stats, l + "iommu.translations"), 10000);
+  const std::string fanout = vendor == "vtd" ? "vmm.host_commands_per_queue_run" : "vmm.host_commands_per_guest_invalidation";
+  double unmaps = 0;
+  for (const char* v : {"vm0.", "vm1."}) {
+    SCOPED_TRACE(v);
+    const std::string m = l + v;
+    const double vm_unmaps = stat(stats, m + "driver.invalidation.latency", "count");
+    EXPECT_GT(vm_unmaps, 0);
+    unmaps += vm_unmaps;
+    EXPECT_GT(stat(stats, m + "vmm.commands.forwarded"), 0);
+    // (A VT-d guest's invalidations from before its first PASID entry name no device the
+    // vVT-d has attached: dropped there, on one VM as on several.)
+    if (vendor != "vtd") {
+      EXPECT_EQ(stat(stats, m + "vmm.commands.dropped_unattached"), 0);
+    }
+    EXPECT_EQ(stat(stats, m + "vmm.ioctl_errors"), 0);
+    EXPECT_EQ(stat(stats, m + "vmm.guest_ram.outside"), 0);
+    EXPECT_GT(stat(stats, m + "vmm.iommufd.hwpt_alloc.calls"), 0);
+    EXPECT_EQ(stat(stats, m + fanout, "max"), 2);
+    EXPECT_GE(bucket_count(stats, m + fanout, 2), vm_unmaps);
+  }
+  EXPECT_EQ(unmaps, stat(stats, l + "workload.unmaps"));
+  for (const char* single : {"vmm.commands.forwarded", "vmm.iommufd.hwpt_alloc.calls"})
+    EXPECT_FALSE(has_stat(stats, l + single)) << single;
+  // The lane's invalidations under the one-driver name: both VMs' guest drivers' together.
+  EXPECT_EQ(stat(stats, l + "driver.invalidation.latency", "count"), unmaps);
+  if (vendor == "smmuv3") {
+    // Every host queue entry after the host's init came from one VM's queue runs.
+    double from_vms = 0;
+    for (const char* v : {"vm0.", "vm1."}) {
+      const std::string h = l + v + "vmm.host_commands_per_queue_run";
+      from_vms += stat(stats, h, "count") * stat(stats, h, "mean");
+    }
+    EXPECT_DOUBLE_EQ(from_vms, stat(stats, l + "host.driver.commands_issued") - kSmmuHostInit);
+  }
+  // One host tag per VM: a VMID per vIOMMU (vmm.arm_vmid = per_viommu), an hDomID per guest
+  // DomainID (vmm.amd_domid = per_gdomid); VT-d reports none.
+  if (vendor != "vtd") {
+    EXPECT_EQ(stat(stats, l + "vmm.tags.host_ids"), 2);
+  }
+}
+
+}  // namespace
+
+TEST(SeveralVms, SmmuTwoVmsKeepTheirDevicesApart) { expect_two_vms("smmuv3"); }
+TEST(SeveralVms, VtdTwoVmsKeepTheirDevicesApart) { expect_two_vms("vtd"); }
+TEST(SeveralVms, AmdTwoVmsKeepTheirDevicesApart) { expect_two_vms("amdvi"); }
+
+// The oracle still catches a VMM bug with two VMs: VM 0's VMM drops its guest's TLBIs
+// (vmm.inject) while endpoint 0, VM 0's device, is stressed; the stale translations are
+// counted and the run exits 3.
+TEST(SeveralVms, OracleCatchesAVmmThatDropsOneVmsTlbis) {
+  const std::string dir = fresh_dir("vms_inject");
+  const CliRun r = run_cli(
+      "run --force -o " + dir +
+      " -p iommu.vendor=smmuv3 -p iommu.translation=nested -p vmm.paths=trapped -p vmm.vms=2 -p vmm.inject=drop_tlbi"
+      " -p workload.mode=stress -p traffic.pattern=random -p traffic.window_bytes=1048576"
+      " -p workload.unmap_interval_ns=500"
+      " -p 'traffic.endpoints=[{\"requester_id\":16,\"transactions\":100000},{\"requester_id\":24,\"transactions\":2000}]'"
+      " -p 'vmm.assign=[{\"endpoint\":0,\"vm\":0,\"virt_id\":0},{\"endpoint\":1,\"vm\":1,\"virt_id\":0}]'");
+  EXPECT_EQ(r.exit_code, 3) << r.out;
+  const nlohmann::json s = read_json(dir + "/stats.json");
+  EXPECT_GT(stat(s, "smmuv3@trapped.vm0.vmm.commands.dropped_injected"), 0);
+  EXPECT_GT(stat(s, "smmuv3@trapped.oracle.violations"), 0);
+}
+
+// The same seed twice gives identical bytes with two VMs.
+TEST(SeveralVms, TwoVmsAreDeterministic) {
+  nlohmann::json s[2];
+  for (int i = 0; i < 2; ++i) {
+    const std::string dir = fresh_dir("vms_det" + std::to_string(i));
+    const CliRun r = run_cli("run --force -o " + dir + " -p iommu.vendor=smmuv3 -p iommu.translation=nested" + kTwoVms);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    s[i] = read_json(dir + "/stats.json");
+  }
+  EXPECT_EQ(s[0], s[1]);
+}
+
+// vmm.vms = 1 with vmm.assign spelling out the default gives the default run's bytes.
+TEST(SeveralVms, OneVmWithTheDefaultAssignmentIsUnchanged) {
+  const std::string eps =
+      " -p vmm.paths=trapped -p 'traffic.endpoints=[{\"requester_id\":16,\"transactions\":800},"
+      "{\"requester_id\":24,\"transactions\":800}]'";
+  nlohmann::json s[2];
+  const std::string extra[2] = {"", " -p 'vmm.assign=[{\"endpoint\":0,\"vm\":0,\"virt_id\":0},"
+                                    "{\"endpoint\":1,\"vm\":0,\"virt_id\":1}]'"};
+  for (int i = 0; i < 2; ++i) {
+    const std::string dir = fresh_dir("vms_one" + std::to_string(i));
+    const CliRun r = run_cli("run --force -o " + dir + " -p iommu.vendor=vtd -p iommu.translation=nested" + eps + extra[i]);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    s[i] = read_json(dir + "/stats.json");
+  }
+  EXPECT_EQ(s[0]["stats"], s[1]["stats"]);
+  EXPECT_TRUE(has_stat(s[0], "vtd@trapped.vmm.commands.forwarded"));
+  EXPECT_FALSE(has_stat(s[0], "vtd@trapped.vm0.vmm.commands.forwarded"));
+}
+
+// configs/examples/topology_pasid_vms.json on VT-d: D0 (RID 32) has work queues PASID 1
+// (VM A, its vRID 0) and PASID 2 (VM B, its vRID 0); D1 (RID 33) is VM A's vRID 1.
+// - Every DMA of the three endpoints (4000 each) is checked against the mappings of the VM
+//   that owns its queue, with no violation or fault: a DMA of D0/PASID 2 translated
+//   through A's tables would be one.
+// - The VMM installs each guest device's RID_PASID entry once as a nested HWPT (A: two, B:
+//   one), allocated PASID-capable and attached with VFIO_DEVICE_ATTACH_PASID to its
+//   physical (RID, PASID) or to D1's RID: one attach each, none failing.
+// - Fan-out of a churn unmap: guest A's one DMA domain serves both its devices, so its
+//   P_IOTLB reaches two nested HWPTs (QEMU: one call per device whose entry has the DID),
+//   each costing the host its P_IOTLB (that HWPT's DID, the PASID of its attachment) and
+//   inv_wait: 4 host entries per queue run; guest B's reaches one: 2.
+TEST(SeveralVms, VtdWorkQueuesOfOneDeviceServeTwoVms) {
+  const std::string dir = fresh_dir("vms_topology_vtd");
+  const CliRun r = run_cli("run --force -o " + dir + " " + std::string(IOMMUSIM_SOURCE_DIR) +
+                           "/configs/examples/topology_pasid_vms.json -p traffic.transactions=4000"
+                           " -p workload.domain_invalidate_every=0");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const nlohmann::json stats = read_json(dir + "/stats.json");
+  const std::string l = "vtd@trapped.";
+  EXPECT_EQ(stat(stats, l + "oracle.checked"), 12000);
+  EXPECT_EQ(stat(stats, l + "oracle.violations"), 0);
+  EXPECT_EQ(stat(stats, l + "endpoint.faults"), 0);
+  EXPECT_EQ(stat(stats, l + "iommu.translations"), 12000);
+  struct Vm { const char* name; double devices, host_entries_per_unmap; };
+  for (const Vm& vm : {Vm{"vm0.", 2, 4}, Vm{"vm1.", 1, 2}}) {
+    SCOPED_TRACE(vm.name);
+    const std::string m = l + vm.name;
+    EXPECT_EQ(stat(stats, m + "vmm.pasid_installs"), vm.devices);
+    EXPECT_EQ(stat(stats, m + "vmm.iommufd.attach.calls"), vm.devices);
+    EXPECT_EQ(stat(stats, m + "vmm.iommufd.attach.errors"), 0);
+    EXPECT_EQ(stat(stats, m + "vmm.ioctl_errors"), 0);
+    const double unmaps = stat(stats, m + "driver.invalidation.latency", "count");
+    EXPECT_GT(unmaps, 0);
+    EXPECT_GE(bucket_count(stats, m + "vmm.host_commands_per_queue_run", vm.host_entries_per_unmap), unmaps);
+  }
+}
+
+// The topology's second fan-out (docs/vmm.md, "Attach topologies"): once the traffic is
+// done the VMM unmaps all of VM B's memory (vmm.teardown_vm = 1, one IOMMU_IOAS_UNMAP of
+// B's one IOAS area). B's only paging HWPT is its nest parent, and one nested HWPT hangs on
+// it with an attachment (D0/PASID 2): the host issues an IOTLB invalidation of the
+// parent's DID, one of that nested DID, and an inv_wait: 3 queue entries. VM A unmaps
+// nothing.
+TEST(SeveralVms, VtdTopologyTeardownOfVmBFansOutToItsAttachments) {
+  const std::string dir = fresh_dir("vms_topology_teardown");
+  const CliRun r = run_cli("run --force -o " + dir + " " + std::string(IOMMUSIM_SOURCE_DIR) +
+                           "/configs/examples/topology_pasid_vms.json -p traffic.transactions=2000 -p vmm.teardown_vm=1");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const nlohmann::json stats = read_json(dir + "/stats.json");
+  const std::string h = "vtd@trapped.vm1.vmm.host_commands_per_ioas_unmap";
+  EXPECT_EQ(stat(stats, h, "count"), 1);
+  EXPECT_EQ(stat(stats, h, "max"), 3);
+  EXPECT_EQ(stat(stats, "vtd@trapped.vm0.vmm.host_commands_per_ioas_unmap", "count"), 0);
+  EXPECT_EQ(stat(stats, "vtd@trapped.vm1.vmm.iommufd.ioas_unmap.calls"), 1);
+  EXPECT_EQ(stat(stats, "vtd@trapped.vm1.vmm.iommufd.ioas_unmap.errors"), 0);
+  EXPECT_EQ(stat(stats, "vtd@trapped.oracle.violations"), 0);
+}
+
+// The last 128 MiB (platform.guest_ram_bytes' default) of the 1 TiB simulated memory: VM 0's
+// guest RAM fits there, VM 1's (the next 128 MiB) does not.
+constexpr uint64_t kGuestRamNearTheTop = (1ull << 40) - (128ull << 20);
+
+// What vmm.vms and vmm.assign cannot be given is a config error naming the key (exit 2).
+TEST(SeveralVms, ConfigErrorsNameTheKey) {
+  const std::string two = " -p 'traffic.endpoints=[{\"requester_id\":16},{\"requester_id\":24}]'";
+  auto assign = [](const std::string& list) { return " -p 'vmm.assign=[" + list + "]'"; };
+  const std::string a0 = "{\"endpoint\":0,\"vm\":0,\"virt_id\":0}";
+  iommusim::test::expect_config_errors(
+      fresh_dir("vms_bad"), "-p iommu.vendor=smmuv3 -p iommu.translation=nested -p vmm.paths=trapped",
+      {
+          {"-p vmm.vms=0", "vmm.vms"},
+          {"-p vmm.vms=5", "vmm.vms"},
+          {"-p vmm.vms=2" + two, "vmm.assign: with vmm.vms above 1"},
+          {"-p vmm.vms=2" + two + assign(a0 + ",{\"endpoint\":1,\"vm\":2,\"virt_id\":0}"), "vmm.assign: [1] vm 2 does not exist"},
+          {"-p vmm.vms=2" + two + assign(a0 + ",{\"endpoint\":0,\"vm\":1,\"virt_id\":0}"), "already assigned whole"},
+          {two + assign(a0 + ",{\"endpoint\":1,\"vm\":0,\"virt_id\":0}"), "virt_id 0 is already VM 0's"},
+          {"-p vmm.vms=2" + two + assign(a0 + "," + a0), "vmm.assign: [1] endpoint 0 is already assigned"},
+          {"-p vmm.vms=2" + two + assign(a0 + ",{\"endpoint\":1,\"vm\":0,\"virt_id\":1}"), "VM 1 has no device"},
+          {two + assign(a0 + ",{\"endpoint\":2,\"vm\":0,\"virt_id\":1}"), "vmm.assign[1].endpoint"},
+          {two + assign(a0), "vmm.assign: endpoint 1 (traffic.endpoints[1]) is in no VM"},
+          {assign("{\"endpoint\":0,\"vm\":0}"), "vmm.assign[0].virt_id"},
+          {assign("{\"endpoint\":0,\"vm\":0,\"virt_id\":0,\"bus\":1}"), "vmm.assign[0].bus: unknown key"},
+          {assign("3"), "vmm.assign[0]: expected an object"},
+          {assign("{\"endpoint\":0,\"vm\":0,\"virt_id\":70000}"), "vmm.assign[0].virt_id"},
+          {"-p vmm.paths=native -p vmm.vms=2" + two + assign(a0 + ",{\"endpoint\":1,\"vm\":1,\"virt_id\":0}"),
+           "vmm.vms: needs a trapped lane"},
+          {"-p vmm.paths=native" + assign(a0), "vmm.assign: needs a trapped lane"},
+          {"-p vmm.paths=native -p vmm.teardown_vm=0", "vmm.teardown_vm: needs a trapped lane"},
+          {"-p vmm.teardown_vm=1", "vmm.teardown_vm: VM 1 does not exist"},
+          {"-p vmm.teardown_vm=4", "vmm.teardown_vm"},
+          {"-p vmm.vms=2 -p workload.mode=nic" + two + assign(a0 + ",{\"endpoint\":1,\"vm\":1,\"virt_id\":0}"),
+           "vmm.vms: workload.mode = nic drives one VM's driver"},
+          {"-p vmm.vms=2 -p platform.guest_ram_pa=" + std::to_string(kGuestRamNearTheTop) + two +
+               assign(a0 + ",{\"endpoint\":1,\"vm\":1,\"virt_id\":0}"),
+           "vmm.vms: 2 VMs' guest RAM"},
+          {"-p vmm.vms=2" + two + assign(a0 + ",{\"endpoint\":1,\"vm\":1,\"virt_id\":0,\"pasid\":1}"),
+           "vmm.assign[1].pasid: the endpoint's DMAs carry traffic.endpoints[1].pasid"},
+      });
+  // PASID-granular assignment (work queues of one device, RID 32 with PASIDs 1 and 2).
+  const std::string wq = " -p 'traffic.endpoints=[{\"requester_id\":32,\"pasid\":1},{\"requester_id\":32,\"pasid\":2}]'";
+  const std::string q0 = "{\"endpoint\":0,\"vm\":0,\"virt_id\":0,\"pasid\":1}";
+  const std::string q1 = "{\"endpoint\":1,\"vm\":1,\"virt_id\":0,\"pasid\":2}";
+  iommusim::test::expect_config_errors(
+      fresh_dir("vms_bad_pasid"), "-p iommu.vendor=vtd -p iommu.translation=nested -p vmm.paths=trapped",
+      {
+          {"-p vmm.vms=2" + wq + assign(q0 + "," + q1) + " -p iommu.vendor=smmuv3",
+           "vmm.assign[0].pasid: smmuv3@trapped cannot nest one PASID"},
+          {"-p vmm.vms=2" + wq + assign(q0 + "," + q1) + " -p iommu.vendor=amdvi",
+           "vmm.assign[0].pasid: amdvi@trapped cannot nest one PASID"},
+          {"-p 'traffic.endpoints=[{\"requester_id\":32,\"pasid\":1},{\"requester_id\":32}]'",
+           "traffic.endpoints[1].requester_id: already used"},
+          {"-p 'traffic.endpoints=[{\"requester_id\":32,\"pasid\":1},{\"requester_id\":32,\"pasid\":1}]'",
+           "traffic.endpoints[1].requester_id: already used"},
+          {"-p platform.iommus=2 -p 'traffic.endpoints=[{\"requester_id\":32,\"pasid\":1},"
+           "{\"requester_id\":32,\"pasid\":2,\"iommu\":1}]'",
+           "traffic.endpoints[1].iommu: a device sits behind one IOMMU"},
+          {"-p 'traffic.endpoints=[{\"requester_id\":32,\"pasid\":1},{\"requester_id\":32,\"pasid\":2,"
+           "\"ats\":{\"enabled\":true}}]'",
+           "traffic.endpoints[1].ats.enabled"},
+          {"-p vmm.vms=2" + wq + assign(q0 + ",{\"endpoint\":1,\"vm\":1,\"virt_id\":0}"),
+           "vmm.assign[1].endpoint: RID 32 is already assigned by assign[0]"},
+          {wq + assign(q0 + ",{\"endpoint\":1,\"vm\":0,\"virt_id\":1,\"pasid\":2}"),
+           "vmm.assign[1].vm: VM 0 already has a PASID of RID 32"},
+          {"-p vmm.vms=2 -p workload.extra_pasids=2 -p 'traffic.endpoints=[{\"requester_id\":32,\"pasid\":8},"
+           "{\"requester_id\":32,\"pasid\":9}]'" +
+               assign("{\"endpoint\":0,\"vm\":0,\"virt_id\":0,\"pasid\":8},"
+                      "{\"endpoint\":1,\"vm\":1,\"virt_id\":0,\"pasid\":9}"),
+           "vmm.assign[0].pasid: not with workload.extra_pasids"},
+          {"-p vmm.vms=2" + wq + assign(q0 + "," + q1) + " -p workload.mode=stress",
+           "vmm.assign[0].pasid: PASID-granular assignment runs with the default workload only"},
+          // PASID 0 is IOMMU_NO_PASID (the RID's own): iommufd would refuse the attach.
+          {"-p vmm.vms=2 -p 'traffic.endpoints=[{\"requester_id\":32,\"pasid\":0},{\"requester_id\":32,\"pasid\":2}]'" +
+               assign("{\"endpoint\":0,\"vm\":0,\"virt_id\":0,\"pasid\":0}," + q1),
+           "vmm.assign[0].pasid"},
+          {wq, "vmm.assign[1].endpoint: RID 32"},
+          {"-p traffic.pasid=3", "traffic.pasid: vtd@trapped nests the RID_PASID entry only"},
+      });
+}
