@@ -25,6 +25,16 @@ const char* kTwoVms =
     " -p 'traffic.endpoints=[{\"requester_id\":16,\"transactions\":6000},{\"requester_id\":24,\"transactions\":4000}]'"
     " -p 'vmm.assign=[{\"endpoint\":0,\"vm\":0,\"virt_id\":0},{\"endpoint\":1,\"vm\":1,\"virt_id\":0}]'";
 
+// Stress beside work queues (SMMUv3, AMD): endpoint 0 (RID 16) is VM 0's stressed device,
+// D0 (RID 32)'s PASID 1 a work queue of VM 0 (its VMM's page moves reach it), PASID 2 one of VM 1.
+const char* kStressedBesideWorkQueues =
+    " -p iommu.translation=nested -p vmm.paths=trapped -p vmm.vms=2"
+    " -p workload.mode=stress -p workload.unmap_interval_ns=1000 -p traffic.transactions=100000"
+    " -p traffic.window_bytes=262144 -p platform.stage2_page_bytes=4096"
+    " -p 'traffic.endpoints=[{\"requester_id\":16},{\"requester_id\":32,\"pasid\":1},{\"requester_id\":32,\"pasid\":2}]'"
+    " -p 'vmm.assign=[{\"endpoint\":0,\"vm\":0,\"virt_id\":0},{\"endpoint\":1,\"vm\":0,\"virt_id\":1,\"pasid\":1},"
+    "{\"endpoint\":2,\"vm\":1,\"virt_id\":0,\"pasid\":2}]'";
+
 // Host queue entries the host driver writes at its own init, before any guest exists:
 // SMMUv3 CFGI_ALL, TLBI_NSNH_ALL, CMD_SYNC (arm_smmu_device_reset).
 constexpr double kSmmuHostInit = 3;
@@ -100,16 +110,13 @@ TEST(SeveralVms, AmdTwoVmsKeepTheirDevicesApart) { expect_two_vms("amdvi"); }
 // (vmm.inject) while endpoint 0, VM 0's device, is stressed; the stale translations are
 // counted and the run exits 3.
 TEST(SeveralVms, OracleCatchesAVmmThatDropsOneVmsTlbis) {
-  const std::string dir = fresh_dir("vms_inject");
-  const CliRun r = run_cli(
-      "run --force -o " + dir +
-      " -p iommu.vendor=smmuv3 -p iommu.translation=nested -p vmm.paths=trapped -p vmm.vms=2 -p vmm.inject=drop_tlbi"
+  const nlohmann::json s = iommusim::test::run_expecting_violations(
+      fresh_dir("vms_inject"),
+      "-p iommu.vendor=smmuv3 -p iommu.translation=nested -p vmm.paths=trapped -p vmm.vms=2 -p vmm.inject=drop_tlbi"
       " -p workload.mode=stress -p traffic.pattern=random -p traffic.window_bytes=1048576"
       " -p workload.unmap_interval_ns=500"
       " -p 'traffic.endpoints=[{\"requester_id\":16,\"transactions\":100000},{\"requester_id\":24,\"transactions\":2000}]'"
       " -p 'vmm.assign=[{\"endpoint\":0,\"vm\":0,\"virt_id\":0},{\"endpoint\":1,\"vm\":1,\"virt_id\":0}]'");
-  EXPECT_EQ(r.exit_code, 3) << r.out;
-  const nlohmann::json s = read_json(dir + "/stats.json");
   EXPECT_GT(stat(s, "smmuv3@trapped.vm0.vmm.commands.dropped_injected"), 0);
   EXPECT_GT(stat(s, "smmuv3@trapped.oracle.violations"), 0);
 }
@@ -297,16 +304,8 @@ TEST(SeveralVms, OracleCatchesAHostThatKeepsAWorkQueuesOldPages) {
   for (const char* vendor : {"smmuv3", "amdvi"}) {
     SCOPED_TRACE(vendor);
     const std::string dir = fresh_dir(std::string("vms_queue_inject_") + vendor);
-    const CliRun r = run_cli(
-        "run --force -o " + dir + " -p iommu.vendor=" + vendor +
-        " -p iommu.translation=nested -p vmm.paths=trapped -p vmm.vms=2 -p vmm.inject=drop_host_flush"
-        " -p workload.mode=stress -p workload.unmap_interval_ns=1000 -p traffic.transactions=100000"
-        " -p traffic.window_bytes=262144 -p platform.stage2_page_bytes=4096"
-        " -p 'traffic.endpoints=[{\"requester_id\":16},{\"requester_id\":32,\"pasid\":1},{\"requester_id\":32,\"pasid\":2}]'"
-        " -p 'vmm.assign=[{\"endpoint\":0,\"vm\":0,\"virt_id\":0},{\"endpoint\":1,\"vm\":0,\"virt_id\":1,\"pasid\":1},"
-        "{\"endpoint\":2,\"vm\":1,\"virt_id\":0,\"pasid\":2}]'");
-    EXPECT_EQ(r.exit_code, 3) << r.out;
-    const nlohmann::json stats = read_json(dir + "/stats.json");
+    const nlohmann::json stats = iommusim::test::run_expecting_violations(
+        dir, std::string("-p iommu.vendor=") + vendor + " -p vmm.inject=drop_host_flush" + kStressedBesideWorkQueues);
     EXPECT_GT(stat(stats, std::string(vendor) + "@trapped.oracle.violations"), 0);
     EXPECT_GT(stat(stats, std::string(vendor) + "@trapped.workload.stress_s2_remaps"), 0);
     const nlohmann::json v = read_json(dir + "/violations.json");
