@@ -112,7 +112,6 @@ driver::Status Vm::attach_work_queue(AssignedDevice& d, std::optional<driver::Vi
     pasid_fallbacks_.inc();
   }
   d.untranslated = true;
-  d.queue_hwpt = hwpt;
   if (gpa_space_on_) oracle_->complete(oracle_->attach(d.rid, d.pasid, gpa_space()), common::now_ps());
   return {};
 }

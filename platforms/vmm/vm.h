@@ -62,9 +62,8 @@ struct AssignedDevice {
   bool by_pasid = false;
   uint32_t pasid = 0;
   // Set by Vm::build: the guest sees this work queue with no vIOMMU translation (DMAs by
-  // GPA); `queue_hwpt` is the HWPT its (RID, PASID) is attached to.
+  // GPA), its (RID, PASID) attached to a HWPT of the VM's IOAS.
   bool untranslated = false;
-  uint32_t queue_hwpt = 0;
   std::optional<uint32_t> host_pasid() const { return by_pasid ? std::optional<uint32_t>(pasid) : std::nullopt; }
 };
 
