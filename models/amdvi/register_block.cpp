@@ -28,6 +28,7 @@ RegisterBlock::RegisterBlock(common::RegisterFile& f, const Caps& caps, Hooks ho
     status.set<STS_CMD_BUF_RUN>(CTRL_CMD_BUF_EN::get(v) && !cmd_halted_);
     status.set<STS_EVT_LOG_RUN>(CTRL_EVT_LOG_EN::get(v) && !evt_halted_);
     if (CTRL_CMD_BUF_EN::get(v) && !CTRL_CMD_BUF_EN::get(old)) hooks_.queue_may_run();
+    if (hooks_.control_written) hooks_.control_written();
   });
   excl_base.writable(base_mask | 3);
   excl_limit.reset(0xFFF).writable(base_mask);

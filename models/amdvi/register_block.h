@@ -42,6 +42,7 @@ class RegisterBlock {
   using R64 = common::Reg<uint64_t>;
   struct Hooks {
     std::function<void()> queue_may_run;   // a CmdBufTail write, CmdBufEn 0 -> 1
+    std::function<void()> control_written = nullptr;   // any Control write (HW vIOMMU: VCmdEn, vIommuEn)
   };
 
   // Adds the registers to `file`; EFR from `caps`, EFR2.GCR3TRPMode set.
