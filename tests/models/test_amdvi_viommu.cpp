@@ -244,5 +244,44 @@ TEST(AmdViViommu, DevtabInvalidationIsHandedToTheHypervisor) {
   });
 }
 
+// Known answer: one guest INVALIDATE_IOMMU_PAGES + COMPLETION_WAIT, warm (the translation
+// DeviceID's DTE, the two guest pages and the map entry cached), from the config: IOMMU
+// clock 1000 MHz (1 ns a cycle), DTE / GPA / map caches 3 lookup cycles, memory 80 ns +
+// 1 ns per 32 bytes, cmd decode 2, exec 4, completion_wait 4 cycles; cache scans free here
+// (scan_cycles_per_set 0: their cost has tests of its own).
+//   fetch (2 entries, 32 B): DTE lookup 3 + GPA lookup 3 + read 81        =  87 ns
+//   INVALIDATE_IOMMU_PAGES: decode 2 + exec 4 + map lookup 3              =   9 ns ->  96
+//   COMPLETION_WAIT: decode 2 + exec 4 + barrier 4 + store (3 + 3 + 81)   =  97 ns -> 193
+TEST(AmdViViommu, GuestInvalidationKnownAnswerLatency) {
+  amdvi::AmdViConfig cfg = viommu_config();
+  for (common::CacheConfig* c : {&cfg.translation.iotlb, &cfg.translation.s1_walk_cache, &cfg.translation.s2_walk_cache,
+                                 &cfg.translation.ipa_cache, &cfg.dte_cache, &cfg.gcr3_cache, &cfg.map_cache})
+    c->scan_cycles_per_set = 0;
+  AmdHarness h(cfg);
+  h.run([](AmdHarness& h) {
+    ViommuTest v{h};
+    v.setup();
+    h.stage1_device(kRidA, kIova, kPa);
+    v.vfctrl(0, vi::VFCTRL_DOMID_MAP, vi::map_control(5, h.drv.device_domain_id(kRidA)));
+    std::vector<common::CommandTrace> traces;
+    h.iommu.set_guest_command_probe(0, [&](const common::CommandTrace& t) { traces.push_back(t); });
+    v.submit(0, {cmd_inv_iommu_pages(5, kIova, kPage, true, true, 0), v.wait_cmd(0, 1)});   // warm-up
+    v.wait_idle(0);
+    sc_core::wait(1, sc_core::SC_US);
+    traces.clear();
+    v.submit(0, {cmd_inv_iommu_pages(5, kIova, kPage, true, true, 0), v.wait_cmd(0, 2)});
+    const uint64_t t0 = common::now_ps();   // the VF tail write has returned: the doorbell
+    v.wait_idle(0);
+    sc_core::wait(1, sc_core::SC_US);
+    ASSERT_EQ(traces.size(), 2u);
+    EXPECT_EQ(traces[0].fetch_start_ps - t0, 0u);
+    EXPECT_EQ(traces[0].fetch_end_ps - t0, 87000u);
+    EXPECT_EQ(traces[0].exec_end_ps - t0, 96000u);
+    EXPECT_EQ(traces[1].exec_end_ps - t0, 193000u);
+    EXPECT_EQ(v.sem(0), 2u);
+    EXPECT_EQ(h.iommu.map_fetches(), 1u);
+  });
+}
+
 }  // namespace
 }  // namespace iommusim::test
