@@ -219,7 +219,8 @@ std::unique_ptr<IommuLane> make_virtio(const ConfigReader& s, const ConfigReader
 }
 
 const RegisterLane kLane{{"amdvi", [] { return model_keys().info("amdvi"); },
-                          [] { return driver_keys().info("amdvi"); }, make, make_trapped, make_virtio}};
+                          [] { return driver_keys().info("amdvi"); }, make, make_trapped, make_virtio,
+                          make_accelerated}};
 
 }  // namespace
 
