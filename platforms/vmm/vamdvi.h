@@ -50,9 +50,8 @@
 // - Guest DTEs that do not ask for guest translation (V = 0, TV = 0 or GV = 0: counted,
 //   not installed; the device keeps its HWPT, as the iommufd model has no detach), guest
 //   PASIDs beyond what the guest's own GCR3 table holds (the host reads it), interrupt
-//   remapping, the PPR and GA logs, AMD's HW-vIOMMU (guest command buffers the hardware
-//   runs itself). With vmm.completion = deferred the buffer runs in the VMM's iothread
-//   (trapped_mmio.h).
+//   remapping, the PPR and GA logs (the HW-vIOMMU is the accelerated mode above). With
+//   vmm.completion = deferred the buffer runs in the VMM's iothread (trapped_mmio.h).
 #pragma once
 #include <cstdint>
 #include <map>
