@@ -216,7 +216,9 @@ class AmdVi : public common::IommuBlock,
   viommu::MapEntry map_lookup(unsigned gid, viommu::MapTable table, uint16_t guest_id) override;
   void map_update(unsigned gid, viommu::MapTable table, uint64_t control) override;
   void execute_invalidation(const Command& c) override { execute(c); }
-  const Caps& caps() const override { return cfg_.caps; }
+  common::Decoded decode_entry(const uint64_t* entry, Command& out) const override {
+    return r_.decode_queue_entry(entry, out);
+  }
   struct MapKey {
     uint16_t gid = 0; viommu::MapTable table = viommu::MapTable::DomainId; uint16_t guest_id = 0;
     bool operator==(const MapKey& o) const { return gid == o.gid && table == o.table && guest_id == o.guest_id; }

@@ -74,7 +74,7 @@ common::QueueState RegisterBlock::cmd_state() const {
 
 // ILLEGAL_COMMAND_ERROR at the command's address (a failed fetch: COMMAND_HW_ERROR at the
 // batch's); Head stays on it and the buffer stops (CmdBufRun=0) until CmdBufEn is toggled.
-EventRecord RegisterBlock::cmd_halt(const common::QueueError& e) {
+EventRecord queue_halt_record(const common::QueueError& e) {
   EventRecord ev;
   if (e.kind == common::QueueError::Kind::FetchAbort) {
     ev.code = EventCode::CommandHwError;
@@ -83,9 +83,13 @@ EventRecord RegisterBlock::cmd_halt(const common::QueueError& e) {
     ev.code = EventCode::IllegalCommandError;
   }
   ev.address = e.address;
+  return ev;
+}
+
+EventRecord RegisterBlock::cmd_halt(const common::QueueError& e) {
   cmd_halted_ = true;
   status.set<STS_CMD_BUF_RUN>(0);
-  return ev;
+  return queue_halt_record(e);
 }
 
 std::optional<uint64_t> RegisterBlock::evt_log_slot() {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "models/amdvi/events.h"
+#include "models/amdvi/register_block.h"
 #include "models/amdvi/registers.h"
 #include "models/common/queue_ring.h"
 
@@ -89,14 +90,7 @@ common::QueueState GuestCommandBuffer::queue_state() {
 
 common::Decoded GuestCommandBuffer::decode(const uint64_t* entry, const common::QueueState&) {
   pending_words_ = {entry[0], entry[1]};
-  common::Decoded d;
-  const auto cmd = decode_command(pending_words_, owner_.caps(), nullptr);
-  if (!cmd) return d;
-  pending_ = *cmd;
-  d.legal = true;
-  d.type = uint8_t(cmd->op);
-  d.barrier = cmd->op == Opcode::CompletionWait;
-  return d;
+  return owner_.decode_entry(entry, pending_);
 }
 
 void GuestCommandBuffer::execute() {
@@ -146,14 +140,7 @@ void GuestCommandBuffer::consumed(const common::QueueState&, uint32_t head) {
 // COMMAND_HW_ERROR (a failed fetch) at the command's GPA; the head stays on it and the
 // buffer stops until the command control's En is written 0 then 1.
 void GuestCommandBuffer::halt(const common::QueueError& e, const common::QueueState&) {
-  EventRecord ev;
-  if (e.kind == common::QueueError::Kind::FetchAbort) {
-    ev.code = EventCode::CommandHwError;
-    ev.type = kHwErrMasterAbort;
-  } else {
-    ev.code = EventCode::IllegalCommandError;
-  }
-  ev.address = e.address;
+  const EventRecord ev = queue_halt_record(e);
   halted_ = true;   // before the record's write (which waits): the queue must not resume
   stopped_seen_ = false;
   log_guest_event(ev);

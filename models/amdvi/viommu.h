@@ -142,7 +142,8 @@ class GuestQueueOwner {
   virtual void execute_invalidation(const Command& c) = 0;
   // COMPLETION_WAIT's wait: earlier commands, older walks, device invalidations.
   virtual void completion_barrier(common::CommandQueue& q) = 0;
-  virtual const Caps& caps() const = 0;
+  // Decodes a command with the IOMMU's caps (its RegisterBlock's decoder).
+  virtual common::Decoded decode_entry(const uint64_t* entry, Command& out) const = 0;
 };
 
 // A guest command the hardware hands to the hypervisor: the 16 bytes as the guest wrote

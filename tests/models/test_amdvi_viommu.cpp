@@ -41,19 +41,7 @@ struct ViommuTest {
   AmdHarness& h;
   DomainId guest_ram = 0, priv = 0;
 
-  uint64_t mmio(uint64_t offset, bool write, uint64_t value = 0) {
-    tlm::tlm_generic_payload p;
-    p.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
-    p.set_address(offset);
-    p.set_data_ptr(reinterpret_cast<unsigned char*>(&value));
-    p.set_data_length(8);
-    p.set_streaming_width(8);
-    p.set_byte_enable_ptr(nullptr);
-    p.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
-    h.iommu.guest_register_access(p);
-    EXPECT_EQ(p.get_response_status(), tlm::TLM_OK_RESPONSE) << std::hex << offset;
-    return value;
-  }
+  uint64_t mmio(uint64_t offset, bool write, uint64_t value = 0) { return h.register_access(offset, write, value); }
   void vfctrl(unsigned gid, uint64_t reg, uint64_t v) { mmio(vi::vf_cntl_offset(gid, reg), true, v); }
 
   // The host's part (RFC iommu_init_viommu, viommu_init_one, viommu_set_translate_dte):

@@ -74,14 +74,7 @@ struct HwVm {
   }
   void ring(const std::vector<amdvi::CmdWords>& cmds) {
     for (const auto& c : cmds) h.memory.write(kGuestRamPa + kCmdGpa + 16 * tail++, c.data(), 16);
-    uint64_t v = uint64_t(tail) * 16;
-    tlm::tlm_generic_payload p;
-    p.set_command(tlm::TLM_WRITE_COMMAND);
-    p.set_address(vi::vf_offset(0, vi::VF_CMD_TAIL));
-    p.set_data_ptr(reinterpret_cast<unsigned char*>(&v));
-    p.set_data_length(8);
-    p.set_streaming_width(8);
-    h.iommu.guest_register_access(p);
+    h.register_access(vi::vf_offset(0, vi::VF_CMD_TAIL), true, uint64_t(tail) * 16);
     for (int i = 0; i < 10000; ++i) {
       if (h.iommu.peek_register(vi::vf_offset(0, vi::VF_CMD_HEAD)) == uint64_t(tail) * 16) break;
       if (h.iommu.guest_buffer_stopped(0)) break;
