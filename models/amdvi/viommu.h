@@ -39,8 +39,9 @@
 //
 // What it does not model: guest PPR logs, dual event logs, the command-buffer dirty status
 // region (0x400000), guest interrupts (COMPLETION_WAIT's I, EventLogInt: no MSI), guest
-// DMA faults reaching the guest log through DTE.vImuEn (the fields are defined below, not
-// used), the RFC's 64K-entry clear loops at gid allocation (the tables start zeroed).
+// DMA faults reaching the guest log through DTE.vImuEn (the host writes the fields below
+// and the DTE decoder checks them, nothing routes by them), the RFC's 64K-entry clear loops
+// at gid allocation (the tables start zeroed).
 #pragma once
 #include <cstdint>
 #include <functional>

@@ -142,6 +142,14 @@ void AmdViDriver::write_map_control(const AmdViommu& v, uint64_t reg, uint16_t g
   if (v.gid) mmio_write64(amdvi::viommu::vf_cntl_offset(*v.gid, reg), amdvi::viommu::map_control(guest_id, host_id));
 }
 
+void AmdViDriver::add_viommu_fields(uint32_t rid, DeviceTableEntry& e) const {
+  auto it = viommu_devs_.find(rid);
+  if (it == viommu_devs_.end()) return;
+  e.vimu_en = true;
+  e.gdevice_id = it->second.gdev;
+  e.guest_id = it->second.gid;
+}
+
 std::optional<unsigned> AmdViDriver::viommu_gid(ViommuHandle v) const {
   const AmdViommu* vi = viommu(v);
   return vi ? vi->gid : std::nullopt;
@@ -237,8 +245,9 @@ Status AmdViDriver::write_gcr3(Attachment& at, uint32_t pasid, uint64_t cr3, boo
 Status AmdViDriver::write_dte(uint32_t rid) {
   const Attachment& at = devices_.at(rid);
   if (at.user_nested) {
-    const DteWords w =
-        encode_dte(nested_dte(rid, *static_cast<const AmdDomain*>(domain(at.user_nested)), at.nested_domid));
+    DeviceTableEntry n = nested_dte(rid, *static_cast<const AmdDomain*>(domain(at.user_nested)), at.nested_domid);
+    add_viommu_fields(rid, n);
+    const DteWords w = encode_dte(n);
     mem_.write(dte_address(rid), w.data(), 32);
     charge_descriptor_writes(4);
     return {};
@@ -261,6 +270,7 @@ Status AmdViDriver::write_dte(uint32_t rid) {
     e.guest_paging_mode = kGuestPaging4Level;
     e.domain_id = at.gcr3_domid;
   }
+  add_viommu_fields(rid, e);
   const DteWords w = encode_dte(e);
   mem_.write(dte_address(rid), w.data(), 32);
   charge_descriptor_writes(4);
@@ -723,11 +733,22 @@ std::optional<uint16_t> AmdViDriver::host_domain_id(ViommuHandle v, uint16_t gdo
 
 Errno AmdViDriver::set_vdevice(ViommuHandle v, uint64_t virt_id, std::optional<uint32_t> rid) {
   if (!viommu(v)) return Errno::Inval;
-  if (rid) viommus_[v - 1].vdevs[virt_id] = *rid;
-  else viommus_[v - 1].vdevs.erase(virt_id);
-  // set_device_mapping / clear_device_mapping (the DTE's vImuEn, GuestID and GDeviceID
-  // are not written: the model routes no guest DMA fault through them).
-  write_map_control(viommus_[v - 1], amdvi::viommu::VFCTRL_DEVID_MAP, uint16_t(virt_id), rid ? uint16_t(*rid) : 0);
+  AmdViommu& vi = viommus_[v - 1];
+  const auto old = vi.vdevs.find(virt_id);
+  const std::optional<uint32_t> before = old == vi.vdevs.end() ? std::nullopt : std::optional<uint32_t>(old->second);
+  if (rid) vi.vdevs[virt_id] = *rid;
+  else vi.vdevs.erase(virt_id);
+  if (!vi.gid) return Errno::Ok;
+  // amd_viommu_device_update: set_dte_viommu (the DTE's vImuEn, GDeviceID, GuestID, and its
+  // flush) and set_device_mapping, or the clears.
+  const std::optional<uint32_t> dev = rid ? rid : before;
+  if (rid) viommu_devs_[*rid] = ViommuDevice{uint16_t(*vi.gid), uint16_t(virt_id)};
+  else if (before) viommu_devs_.erase(*before);
+  if (dev && devices_.count(*dev)) {
+    write_dte(*dev);
+    submit({cmd_inv_devtab_entry(uint16_t(*dev))}, "vdevice");
+  }
+  write_map_control(vi, amdvi::viommu::VFCTRL_DEVID_MAP, uint16_t(virt_id), rid ? uint16_t(*rid) : 0);
   return Errno::Ok;
 }
 

@@ -200,6 +200,10 @@ class AmdViDriver : public DriverBase, public NestingOps, private DriverQueue::H
   void write_map_control(const AmdViommu& v, uint64_t reg, uint16_t guest_id, uint16_t host_id);
   DomainId viommu_private_ = 0;
   unsigned next_gid_ = 0;
+  struct ViommuDevice { uint16_t gid = 0, gdev = 0; };
+  std::map<uint32_t, ViommuDevice> viommu_devs_;   // by DeviceID: its vDEVICE on a gid
+  // set_dte_viommu: a device with a vDEVICE on a gid has vImuEn, GDeviceID and GuestID.
+  void add_viommu_fields(uint32_t rid, amdvi::DeviceTableEntry& e) const;
   // MODEL EXTENSION (VeventqType::AmdExt): true when event-log record `w` (entry `index`)
   // went to a vIOMMU's vEVENTQ.
   bool report_to_viommu(const amdvi::EventWords& w, const amdvi::EventRecord& e, uint32_t index);

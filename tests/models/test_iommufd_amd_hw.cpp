@@ -98,6 +98,10 @@ TEST(IommufdAmdHw, ViommuTakesAGidAndTheGuestQueueRunsOnTheHardware) {
     EXPECT_EQ(h.iommu.peek_register(0x10010), 0xFF0000ull);
     // The translation DeviceID's DTE: the nest parent's table and DomainID 2.
     EXPECT_EQ(h.drv.device_domain_id(255), 2u);
+    // set_dte_viommu: the device's DTE data[3] = vImuEn [15] | gDevID 3 << 16 | gid 0 << 32.
+    amdvi::DteWords w{};
+    h.memory.read(h.drv.dte_address(kRid), w.data(), 32);
+    EXPECT_EQ(w[3], 0x38000ull);
     ASSERT_EQ(h.drv.host_domain_id(vm.handle(), 5), std::optional<uint16_t>(3));
 
     vm.guest_init();
