@@ -271,5 +271,34 @@ TEST(AmdViViommu, GuestInvalidationKnownAnswerLatency) {
   });
 }
 
+// Bad guest input: an unknown opcode is ILLEGAL_COMMAND_ERROR, a buffer at a GPA the
+// translation DeviceID does not map is COMMAND_HW_ERROR (the fetch aborts); each in the
+// guest's log (48882 §2.5 records), the guest buffer stopped, nothing else run.
+TEST(AmdViViommu, BadGuestCommandsAndBuffersAreArchitectedErrors) {
+  AmdHarness h(viommu_config());
+  h.run([](AmdHarness& h) {
+    ViommuTest v{h};
+    v.setup();
+    v.submit(0, {amdvi::CmdWords{0xF000000000000000ull, 0}, v.wait_cmd(0, 1)});   // opcode 0xF
+    v.wait_idle(0);
+    EXPECT_TRUE(h.iommu.guest_buffer_stopped(0));
+    EXPECT_EQ(v.sem(0), 0u);
+    amdvi::EventWords w;
+    h.memory.read(kGuestRamPa + kEvtGpa, w.data(), 16);
+    EXPECT_EQ(amdvi::decode_event(w).code, amdvi::EventCode::IllegalCommandError);
+    EXPECT_EQ(h.iommu.guest_buffer(0).queue_stats().illegal.value(), 1u);
+    // Guest 1's buffer at GPA 4 MiB, beyond its 2 MiB of RAM: the fetch aborts.
+    v.vfctrl(1, vi::VFCTRL_CMD, 0x400000 | (1u << 8) | 8);
+    v.submit(1, {v.wait_cmd(1, 1)});
+    v.wait_idle(1);
+    EXPECT_TRUE(h.iommu.guest_buffer_stopped(1));
+    h.memory.read(kGuestRamPa + 0x100000 + kEvtGpa, w.data(), 16);
+    const amdvi::EventRecord e = amdvi::decode_event(w);
+    EXPECT_EQ(e.code, amdvi::EventCode::CommandHwError);
+    EXPECT_EQ(e.address, 0x400000u);
+    EXPECT_EQ(v.sem(1), 0u);
+  });
+}
+
 }  // namespace
 }  // namespace iommusim::test
