@@ -67,6 +67,14 @@ inline vmm::VmLayout vm_layout(const LaneSettings& s, unsigned vm) {
   return l;
 }
 
+// vmm.assign with a pasid on a lane that does not run work queues (yet): a config error
+// naming the assignment, saying `why`.
+inline void refuse_pasid_assignment(const LaneSettings& s, const std::string& why) {
+  const std::vector<VmAssignment> assign = vm_assignment(s.vmm, s.endpoints.size());
+  for (size_t i = 0; i < assign.size(); ++i)
+    if (assign[i].pasid) throw ConfigError("vmm.assign[" + std::to_string(i) + "].pasid: " + why);
+}
+
 // vmm.assign with a pasid on a lane whose VMM gives work queues no vIOMMU translation
 // (vmm::Vm::untranslated_work_queues): with ATS the host's paging HWPT would serve the
 // device's ATC for the queue while the guest's driver knows nothing of it; not modelled, a

@@ -40,20 +40,21 @@ struct Cell {
   std::string policy = "";  // a cache-tag policy (docs/vmm.md): "<key>=<value>", named by its value
   bool unit1 = false;     // two IOMMUs (platform.iommus = 2), the device behind the second
   bool two_vms = false;   // two VMs (vmm.vms = 2): the stressed device is VM 0's, a second one VM 1's
+  bool accelerated = false;   // the trapped cell's guest on the hardware's queue (vmm.paths = accelerated)
   // two VMs, each with a work queue of one device (vmm.assign pasid) that its guest sees
   // untranslated (SMMUv3, AMD); VM 0's beside the stressed device, so its VMM's page moves
   // reach the queue's paging HWPT
   bool pasid_vms = false;
-  std::string lane() const { return trapped ? vendor + "@trapped" : vendor; }
+  std::string lane() const { return accelerated ? vendor + "@accelerated" : trapped ? vendor + "@trapped" : vendor; }
 };
 
 void PrintTo(const Cell& c, std::ostream* os) {
-  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "") << (c.pasid ? " PASID" : "") << (c.trapped ? " trapped" : "") << (c.deferred ? " deferred" : "") << (c.policy.empty() ? "" : " " + c.policy) << (c.unit1 ? " unit1" : "") << (c.two_vms ? " two VMs" : "") << (c.pasid_vms ? " work queues in two VMs" : "");
+  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "") << (c.pasid ? " PASID" : "") << (c.trapped ? " trapped" : "") << (c.deferred ? " deferred" : "") << (c.policy.empty() ? "" : " " + c.policy) << (c.unit1 ? " unit1" : "") << (c.two_vms ? " two VMs" : "") << (c.accelerated ? " accelerated" : "") << (c.pasid_vms ? " work queues in two VMs" : "");
 }
 
 std::string cell_name(const testing::TestParamInfo<Cell>& i) {
   return i.param.vendor + "_" + i.param.translation + "_" + i.param.leaves + (i.param.ril ? "" : "_noRIL") +
-         (i.param.ats ? "_ats" : "") + (i.param.pasid ? "_pasid" : "") + (i.param.trapped ? "_trapped" : "") + (i.param.deferred ? "_deferred" : "") +
+         (i.param.ats ? "_ats" : "") + (i.param.pasid ? "_pasid" : "") + (i.param.trapped ? "_trapped" : "") + (i.param.accelerated ? "_accelerated" : "") + (i.param.deferred ? "_deferred" : "") +
          (i.param.policy.empty() ? "" : "_" + i.param.policy.substr(i.param.policy.find('=') + 1)) +
          (i.param.unit1 ? "_unit1" : "") + (i.param.two_vms ? "_2vms" : "") + (i.param.pasid_vms ? "_pasid_vms" : "");
 }
@@ -94,10 +95,15 @@ std::vector<Cell> cells() {
   // 1's device runs through its own guest's static domain; neither disturbs the other.
   for (const char* vendor : {"smmuv3", "vtd", "amdvi"})
     v.push_back({vendor, "nested", "4k", true, false, false, true, false, "", false, true});
+  // AMD's hardware vIOMMU: the guest's invalidations on the hardware-read guest buffer
+  // (gDomID / gDevID rewritten through the map tables), one VM, with ATS, and two VMs.
+  v.push_back({"amdvi", "nested", "4k", true, false, false, false, false, "", false, false, true});
+  v.push_back({"amdvi", "nested", "4k", true, true, false, false, false, "", false, false, true});
+  v.push_back({"amdvi", "nested", "4k", true, false, false, false, false, "", false, true, true});
   // Work queues of one device in two VMs, untranslated on the VMM's paging HWPTs: VM 0's
   // queue sees its VMM's page moves (each a host invalidation of that HWPT too).
   for (const char* vendor : {"smmuv3", "amdvi"})
-    v.push_back({vendor, "nested", "4k", true, false, false, true, false, "", false, false, true});
+    v.push_back({vendor, "nested", "4k", true, false, false, true, false, "", false, false, false, true});
   return v;
 }
 
@@ -122,6 +128,7 @@ std::string overrides(const Cell& c) {
   if (c.pasid) p += " -p traffic.pasid=5";
   // A trapped change takes about ten times a native one: more DMAs, so every kind happens.
   if (c.trapped) p += " -p vmm.paths=trapped -p traffic.transactions=100000";
+  if (c.accelerated) p += " -p vmm.paths=accelerated -p traffic.transactions=100000";
   if (c.deferred) p += " -p vmm.completion=deferred";
   if (!c.policy.empty()) p += " -p " + c.policy;
   if (c.unit1) p += " -p platform.iommus=2 -p 'traffic.endpoints=[{\"requester_id\":16,\"iommu\":1}]'";
