@@ -161,9 +161,8 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   amdvi::AmdViConfig m;
   driver::AmdViDriverConfig host;
   read_configs(s, d, settings, m, host);
-  // One DTE holds one host table for every PASID: as on SMMUv3 (smmuv3_lane.cpp).
-  refuse_pasid_assignment(settings, "amdvi@trapped cannot nest one PASID of a device (one DTE, one host table), "
-                                    "and the VMM's paging fallback is not modelled in a run yet");
+  // A work queue (vmm.assign pasid) runs untranslated on a paging HWPT (vmm::Vm, docs/vmm.md).
+  refuse_ats_on_untranslated_queues(settings, "amdvi@trapped");
   host.nested_domids = settings.vmm.amd_domid;
   driver::AmdViDriverConfig guest = guest_driver_config(host, settings);
   guest.gcr3_tables = settings.guest.amd_gcr3;

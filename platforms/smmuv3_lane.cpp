@@ -123,16 +123,14 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   smmuv3::Smmuv3Config m;
   driver::Smmuv3DriverConfig host;
   read_configs(s, d, settings, m, host);
-  // One STE holds one stage 2: the VMM would give the PASID a paging HWPT of the VM's IOAS
-  // instead (docs/vmm.md, "Attach topologies"), which the run does not model yet.
-  refuse_pasid_assignment(settings, "smmuv3@trapped cannot nest one PASID of a device (one STE, one stage 2), and "
-                                    "the VMM's paging fallback is not modelled in a run yet");
+  // A work queue (vmm.assign pasid) runs untranslated on a paging HWPT (vmm::Vm, docs/vmm.md).
+  refuse_ats_on_untranslated_queues(settings, "smmuv3@trapped");
   host.nested_vmids = settings.vmm.arm_vmid;
   // The guest runs the same driver on guest RAM; the vSMMU offers a linear stream table only.
   driver::Smmuv3DriverConfig guest = guest_driver_config(host, settings);
   guest.two_level_stream_table = false;
   auto vc = viommu_config<vmm::VSmmuConfig>(settings, settings.vmm.arm64, true);
-  vc.inject = settings.vmm.inject;
+  if (settings.vmm.inject != vmm::VmmFault::DropHostFlush) vc.inject = settings.vmm.inject;   // that one is vmm::Vm's
   vc.sid_bits = m.sid_bits;
   vc.ssid_bits = m.ssid_bits;
   vc.range_invalidation = m.range_invalidation;
