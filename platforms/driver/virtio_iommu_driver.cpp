@@ -125,7 +125,7 @@ Status VirtioIommuDriver::kick_and_wait(uint64_t* t_doorbell) {
     bool any = false;
     while (auto u = vq_->get_used()) {
       any = true;
-      Slot& s = slots_.at(u->id);
+      Slot& s = slots_[u->id];   // an outstanding head: DriverSide checked it
       uint8_t tail[vi::kTailBytes];
       memory_view().read(s.tail_gpa, tail, vi::kTailBytes);
       if (tail[0] != uint8_t(vi::Status::Ok) && failed_.empty())
@@ -133,6 +133,12 @@ Status VirtioIommuDriver::kick_and_wait(uint64_t* t_doorbell) {
                   vi::status_name(vi::Status(tail[0]));
       s.pending = false;
       --queued_;
+    }
+    // A used id that names no outstanding head (Linux: BAD_RING, the queue broken): the
+    // device's error; nothing more will come back.
+    if (vq_->broken()) {
+      failed_.clear();
+      return Status::fail("virtio-iommu: the device returned a bad used element: " + vq_->error());
     }
     if (!queued_) break;
     if (any) deadline = sync_deadline();

@@ -6,11 +6,13 @@
 // (little endian); expected chunks and host commands from the ranges.
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
 
 #include "models/common/correctness_oracle.h"
 #include "platforms/driver/virtio_iommu_driver.h"
@@ -435,6 +437,89 @@ TEST(VirtioIommuDriver, MappingsBeforeAttachAreReplayed) {
     EXPECT_FALSE(h.read(kRid, 0x11008).ok());
     EXPECT_EQ(guest.invalidations().records().size(), 1u) << "the unmap; attach and maps are not logged";
   });
+}
+
+// Between the guest driver and the device: forwards every MMIO access, learns where the
+// request queue's used ring is from the guest's QueueDevice writes, and, once armed, rewrites
+// the id of the next used element the device returns (during the QueueNotify write, the
+// device serving inside it) to `bad_id(real id)`: a device returning a bogus id.
+struct UsedIdCorruptor : sc_core::sc_module {
+  tlm_utils::simple_target_socket<UsedIdCorruptor> from_guest{"from_guest"};
+  tlm_utils::simple_initiator_socket<UsedIdCorruptor> to_device{"to_device"};
+  vmm::GuestRam& ram;
+  uint64_t used = 0;
+  uint16_t size = 0;
+  std::function<uint32_t(uint32_t)> bad_id;   // empty: not armed
+  UsedIdCorruptor(sc_core::sc_module_name n, vmm::GuestRam& r) : sc_module(n), ram(r) {
+    from_guest.register_b_transport(this, &UsedIdCorruptor::b_transport);
+  }
+  void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& d) {
+    using namespace vmm::virtio_mmio;
+    uint32_t v = 0;
+    if (p.is_write() && p.get_data_length() == 4) std::memcpy(&v, p.get_data_ptr(), 4);
+    if (p.is_write() && p.get_address() == kQueueNum) size = uint16_t(v);
+    if (p.is_write() && p.get_address() == kQueueDeviceLow) used = (used & ~0xFFFFFFFFull) | v;
+    if (p.is_write() && p.get_address() == kQueueDeviceHigh) used = (used & 0xFFFFFFFFull) | uint64_t(v) << 32;
+    to_device->b_transport(p, d);
+    if (!(p.is_write() && p.get_address() == kQueueNotify && bad_id)) return;
+    uint8_t idx[2], id[4];
+    ram.read(used + 2, idx, 2);
+    const uint16_t last = uint16_t(vi::get_le(idx, 2) - 1);   // the element just written
+    const uint64_t slot = used + 4 + 8ull * (last & (size - 1));
+    ram.read(slot, id, 4);
+    vi::put_le(id, bad_id(uint32_t(vi::get_le(id, 4))), 4);
+    ram.write(slot, id, 4);
+    bad_id = nullptr;
+  }
+};
+
+// A device that returns a used element whose id names no outstanding head is the device's
+// error, as Linux's virtqueue_get_buf_ctx_split reports it (BAD_RING): the guest's operation
+// fails naming the id, and later ones fail too (the queue is broken) instead of reading a
+// wrong slot, throwing or waiting for ever.
+void expect_bad_used_id_fails(const std::function<uint32_t(uint32_t)>& bad_id, const std::string& why) {
+  Harness h;
+  vmm::GuestRam ram{h.memory, kGuestRamPa, kRamBytes};
+  vmm::Iommufd fd{{vmm::HostIommu{&h.drv, &h.drv}}};
+  vmm::VirtioIommuDevice dev("viommu", DeviceRig<Harness>::config(false), ram, fd, h.drv);
+  driver::VirtioIommuDriverConfig gc;
+  gc.memory.table_pool_base = 16ull << 20;
+  gc.memory.table_pool_bytes = 8ull << 20;
+  gc.memory.guest_pool_ipa = gc.memory.guest_pool_bytes = 0;
+  gc.timing.mmio_write_ns = gc.timing.mmio_read_ns = 0;
+  driver::VirtioIommuDriver guest("guest_driver", gc, ram);
+  UsedIdCorruptor corrupt("corrupt", ram);
+  guest.mmio.bind(corrupt.from_guest);
+  corrupt.to_device.bind(dev.mmio);
+  guest.set_trapping_doorbell(&dev);
+  h.run([&](Harness&) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    uint32_t id = 0;
+    ASSERT_EQ(fd.bind_device(kRid, 0, &id), Errno::Ok);
+    IOMMUSIM_ASSERT_OK(dev.add_endpoint(kRid, id));
+    IOMMUSIM_ASSERT_OK(guest.init());
+    std::string err;
+    const auto d = guest.create_domain(driver::DomainKind::Stage1, std::nullopt, &err);
+    ASSERT_TRUE(d.has_value()) << err;
+    IOMMUSIM_ASSERT_OK(guest.attach(kRid, std::nullopt, *d));
+    corrupt.bad_id = bad_id;
+    const driver::Status s = guest.map(*d, 0x10000, kBufGpa, 0x1000, {}, 4096);
+    EXPECT_FALSE(s.ok);
+    EXPECT_NE(s.error.find(why), std::string::npos) << s.error;
+    EXPECT_EQ(dev.requests(vi::ReqType::Map), 1u) << "the device served the MAP; only its used id is bad";
+    const driver::Status later = guest.map(*d, 0x20000, kBufGpa, 0x1000, {}, 4096);
+    EXPECT_FALSE(later.ok) << "a broken queue returns nothing more";
+    EXPECT_NE(later.error.find(why), std::string::npos) << later.error;
+  });
+}
+// The queue has 256 entries (QueueNumMax): id 300 is out of range.
+TEST(VirtioIommuDriver, AUsedIdOutOfRangeIsTheDevicesError) {
+  expect_bad_used_id_fails([](uint32_t) { return 300u; }, "used element id 300 out of range (queue size 256)");
+}
+// The MAP's chain is its head and the tail's descriptor; one past the head is no
+// outstanding head (only the MAP is in flight).
+TEST(VirtioIommuDriver, AUsedIdThatIsNotAHeadIsTheDevicesError) {
+  expect_bad_used_id_fails([](uint32_t real) { return (real + 1) % 256; }, "is not a head");
 }
 
 }  // namespace
