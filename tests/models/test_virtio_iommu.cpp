@@ -389,6 +389,64 @@ TEST(VirtioIommuDevice, ErrorStatusesFollowQemu) {
   });
 }
 
+// virtio spec v1.2, "Device Types / IOMMU Device / Device operations / MAP request", device
+// requirements: "If virt_start, phys_start or (virt_end + 1) is not aligned on the page
+// granularity, the device SHOULD reject the request and set status to
+// VIRTIO_IOMMU_S_RANGE". The granularity is the lowest bit of page_size_mask: ~0xFFF ->
+// 0x1000. Each misaligned MAP below maps nothing (no ioctl, no stored mapping, the DMA
+// faults); the aligned one maps its page with one IOMMU_IOAS_MAP.
+TEST(VirtioIommuDevice, MapNotAlignedOnThePageGranularityIsRange) {
+  SmmuRig rig;
+  rig.h.run([&](Harness& h) {
+    rig.boot();
+    if (::testing::Test::HasFatalFailure()) return;
+    Guest& g = rig.guest;
+    EXPECT_EQ(g.send(req(vi::ReqType::Attach, 1)), vi::Status::Ok);
+    EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, 0x1800, 0x27FF, kBufGpa)), vi::Status::Range) << "virt_start 0x1800";
+    EXPECT_EQ(rig.dev.last_request_ioctls(), 0u);
+    EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, 0x1000, 0x1FFF, kBufGpa + 0x800)), vi::Status::Range) << "phys_start";
+    EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, 0x1000, 0x17FF, kBufGpa)), vi::Status::Range)
+        << "virt_end + 1 = 0x1800: half a page";
+    EXPECT_EQ(rig.dev.last_request_ioctls(), 0u);
+    EXPECT_EQ(rig.dev.mappings(1), 0u);
+    EXPECT_EQ(rig.dev.statuses(vi::Status::Range), 3u);
+    EXPECT_FALSE(h.read(kRid, 0x1008).ok()) << "no partial page was mapped";
+    EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, 0x1000, 0x1FFF, kBufGpa)), vi::Status::Ok);
+    EXPECT_EQ(rig.dev.last_request_ioctls(), 1u);
+    EXPECT_TRUE(h.read(kRid, 0x1008).ok());
+  });
+}
+
+// A MAP whose arithmetic wraps 64 bits (MODEL CHOICE: the spec names no status; RANGE is its
+// "out-of-range parameters"): no mapping is stored and no ioctl made.
+// - [0, 2^64 - 1]: 2^64 bytes, a size no 64-bit length holds (virt_end + 1 wraps to 0, which
+//   the granularity check alone would take for aligned);
+// - [0x1000, 2^64 - 1] at phys 0x100000: phys_end = 0x100000 + (2^64 - 1 - 0x1000) wraps;
+// - [2^64 - 0x2000, 2^64 - 1] at phys 2^64 - 0x1000: phys_end = 2^64 - 0x1000 + 0x1FFF wraps.
+TEST(VirtioIommuDevice, MapWhoseRangeWrapsIsRange) {
+  SmmuRig rig;
+  rig.h.run([&](Harness& h) {
+    rig.boot();
+    if (::testing::Test::HasFatalFailure()) return;
+    Guest& g = rig.guest;
+    EXPECT_EQ(g.send(req(vi::ReqType::Attach, 1)), vi::Status::Ok);
+    EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, 0, ~0ull, 0)), vi::Status::Range) << "the full 64-bit range";
+    EXPECT_EQ(rig.dev.mappings(1), 0u);
+    EXPECT_EQ(rig.dev.last_request_ioctls(), 0u);
+    EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, 0x1000, ~0ull, 0x100000)), vi::Status::Range);
+    EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, ~0ull - 0x1FFF, ~0ull, ~0ull - 0xFFF)), vi::Status::Range);
+    EXPECT_EQ(rig.dev.mappings(1), 0u);
+    EXPECT_EQ(rig.dev.statuses(vi::Status::Range), 3u);
+    EXPECT_FALSE(h.read(kRid, 0x1008).ok());
+    // The domain still works: a page at the bottom maps.
+    EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, 0x1000, 0x1FFF, kBufGpa)), vi::Status::Ok);
+    EXPECT_EQ(rig.dev.mappings(1), 1u);
+    // Top of the 64-bit input range: legal for the device (input_range ends at 2^64 - 1);
+    // the host's domain cannot hold it, so the host map fails: IOERR.
+    EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, ~0ull - 0xFFF, ~0ull, kBufGpa)), vi::Status::IoErr);
+  });
+}
+
 // The guest driver over the device: a domain mapped before its first attach has its
 // mappings replayed (Linux viommu_replay_mappings), so the DMA after the attach translates;
 // an unmap that is not whole mappings fails and changes nothing.
