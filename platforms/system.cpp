@@ -427,6 +427,14 @@ void read_job_workload(const ConfigReader& root, Params& p) {
 void check_vm_assignment(const ConfigReader& root, const Params& p) {
   const ConfigReader v = root.section("vmm");
   const bool trapped = std::find(p.paths.begin(), p.paths.end(), kTrappedPath) != p.paths.end();
+  // A virtio lane holds one VM, whose endpoints are named by their RIDs: beside a trapped
+  // lane these would shape the trapped lane only.
+  if (p.has_path(kVirtioPath)) {
+    if (p.vmm.vms > 1) v.fail("vms", "virtio runs one VM (vmm.paths has virtio): set 1");
+    if (!p.vmm.assign.empty())
+      v.fail("assign", "virtio runs one VM whose endpoints are named by their RIDs (vmm.paths has virtio): leave empty");
+    if (p.vmm.teardown_vm) v.fail("teardown_vm", "virtio runs one VM and does not tear it down (vmm.paths has virtio): use -1");
+  }
   if (!trapped && p.vmm.vms > 1) v.fail("vms", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
   if (!trapped && !p.vmm.assign.empty()) v.fail("assign", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
   if (!trapped && p.vmm.teardown_vm) v.fail("teardown_vm", "needs a trapped lane (vmm.paths = trapped or native,trapped)");

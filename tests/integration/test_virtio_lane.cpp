@@ -174,6 +174,24 @@ TEST(Virtio, AtsPasidAndSeveralIommusAreConfigErrors) {
   EXPECT_NE(r.out.find("workload.mode"), std::string::npos) << r.out;
 }
 
+// A virtio lane runs one VM: beside a trapped lane, vmm.vms, vmm.assign and vmm.teardown_vm
+// would shape the trapped lane alone, so each is a config error naming its key (exit 2).
+TEST(Virtio, SeveralVmsAssignmentsAndTeardownAreConfigErrors) {
+  const std::string both = "-p iommu.vendor=smmuv3 -p vmm.paths=trapped,virtio -p iommu.translation=nested ";
+  VirtioRun r = run_virtio("virtio_vms", both + "-p vmm.vms=2 "
+                           "-p 'traffic.endpoints=[{\"requester_id\":16},{\"requester_id\":24}]' "
+                           "-p 'vmm.assign=[{\"endpoint\":0,\"vm\":0,\"virt_id\":0},{\"endpoint\":1,\"vm\":1,\"virt_id\":0}]'");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("vmm.vms"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("virtio runs one VM"), std::string::npos) << r.out;
+  r = run_virtio("virtio_assign", both + "-p 'vmm.assign=[{\"endpoint\":0,\"vm\":0,\"virt_id\":5}]'");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("vmm.assign"), std::string::npos) << r.out;
+  r = run_virtio("virtio_teardown", both + "-p vmm.teardown_vm=0");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("vmm.teardown_vm"), std::string::npos) << r.out;
+}
+
 // The DMA-API-based job workloads run on a virtio lane too: every DMA checked, none violating.
 TEST(Virtio, NicAndStorageRun) {
   for (const char* mode : {"nic", "storage"}) {
