@@ -531,16 +531,20 @@ Params read_params(const json& j) {
   } else {
     // Settings of the VMM's trapped path would silently do nothing on native lanes.
     const ConfigReader v = root.section("vmm");
-    if (p.vmm.inject != vmm::VmmFault::None) v.fail("inject", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
+    if (p.vmm.inject != vmm::VmmFault::None && p.vmm.inject != vmm::VmmFault::DropHostFlush)
+      v.fail("inject", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
     if (p.vmm.completion != vmm::VmmCompletion::Synchronous && !p.has_path(kVirtioPath))
       v.fail("completion", "needs a trapped lane or a virtio lane (vmm.paths = trapped, virtio, or with native)");
   }
+  // drop_host_flush is the virtio-iommu device's bug: it would do nothing on a trapped lane.
+  if (p.vmm.inject == vmm::VmmFault::DropHostFlush && (!p.has_path(kVirtioPath) || p.has_path(kTrappedPath)))
+    root.section("vmm").fail("inject", "drop_host_flush is the virtio-iommu device's bug: it needs a virtio lane and "
+                                       "no trapped one (vmm.paths = virtio or native,virtio)");
   if (p.has_path(kVirtioPath)) {
     const ConfigReader v = root.section("vmm");
     if (p.translation != "s1" && p.translation != "nested")
       v.fail("paths", "virtio needs iommu.translation s1 or nested (the guest's domain is single-stage; its host "
                       "maps it into a single-stage domain)");
-    if (p.stress) v.fail("paths", "virtio does not run workload.mode = stress (the VMM moves no guest pages there)");
     if (p.mode == "churn")
       root.section("workload").fail("mode", "churn unmaps single leaves of the window's one mapping, and virtio-iommu "
                                             "unmaps whole mappings only (Linux viommu_del_mappings): use dma_api, nic, "
@@ -820,6 +824,8 @@ struct System::Impl : sc_core::sc_module {
         sc.buffer_ipa = p.buffer_ipa;
         sc.stride = p.stride;
         sc.seed = p.seed;
+        // A virtio guest only maps and unmaps whole mappings, and its VMM moves no pages.
+        sc.unmap_map_only = path == kVirtioPath;
         if (l.iommu->guest_stage1()) {
           sc.guest_stage1 = true;
           IommuLane* lane = l.iommu.get();
