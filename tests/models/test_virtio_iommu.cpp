@@ -389,6 +389,17 @@ TEST(VirtioIommuDevice, ErrorStatusesFollowQemu) {
   });
 }
 
+// The device over an SMMUv3 host with the guest's endpoint attached to domain 1; then body.
+void with_domain_1(const std::function<void(SmmuRig&, Harness&, Guest&)>& body) {
+  SmmuRig rig;
+  rig.h.run([&](Harness& h) {
+    rig.boot();
+    if (::testing::Test::HasFatalFailure()) return;
+    EXPECT_EQ(rig.guest.send(req(vi::ReqType::Attach, 1)), vi::Status::Ok);
+    body(rig, h, rig.guest);
+  });
+}
+
 // virtio spec v1.2, "Device Types / IOMMU Device / Device operations / MAP request", device
 // requirements: "If virt_start, phys_start or (virt_end + 1) is not aligned on the page
 // granularity, the device SHOULD reject the request and set status to
@@ -396,12 +407,7 @@ TEST(VirtioIommuDevice, ErrorStatusesFollowQemu) {
 // 0x1000. Each misaligned MAP below maps nothing (no ioctl, no stored mapping, the DMA
 // faults); the aligned one maps its page with one IOMMU_IOAS_MAP.
 TEST(VirtioIommuDevice, MapNotAlignedOnThePageGranularityIsRange) {
-  SmmuRig rig;
-  rig.h.run([&](Harness& h) {
-    rig.boot();
-    if (::testing::Test::HasFatalFailure()) return;
-    Guest& g = rig.guest;
-    EXPECT_EQ(g.send(req(vi::ReqType::Attach, 1)), vi::Status::Ok);
+  with_domain_1([](SmmuRig& rig, Harness& h, Guest& g) {
     EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, 0x1800, 0x27FF, kBufGpa)), vi::Status::Range) << "virt_start 0x1800";
     EXPECT_EQ(rig.dev.last_request_ioctls(), 0u);
     EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, 0x1000, 0x1FFF, kBufGpa + 0x800)), vi::Status::Range) << "phys_start";
@@ -424,12 +430,7 @@ TEST(VirtioIommuDevice, MapNotAlignedOnThePageGranularityIsRange) {
 // - [0x1000, 2^64 - 1] at phys 0x100000: phys_end = 0x100000 + (2^64 - 1 - 0x1000) wraps;
 // - [2^64 - 0x2000, 2^64 - 1] at phys 2^64 - 0x1000: phys_end = 2^64 - 0x1000 + 0x1FFF wraps.
 TEST(VirtioIommuDevice, MapWhoseRangeWrapsIsRange) {
-  SmmuRig rig;
-  rig.h.run([&](Harness& h) {
-    rig.boot();
-    if (::testing::Test::HasFatalFailure()) return;
-    Guest& g = rig.guest;
-    EXPECT_EQ(g.send(req(vi::ReqType::Attach, 1)), vi::Status::Ok);
+  with_domain_1([](SmmuRig& rig, Harness& h, Guest& g) {
     EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, 0, ~0ull, 0)), vi::Status::Range) << "the full 64-bit range";
     EXPECT_EQ(rig.dev.mappings(1), 0u);
     EXPECT_EQ(rig.dev.last_request_ioctls(), 0u);
@@ -447,34 +448,52 @@ TEST(VirtioIommuDevice, MapWhoseRangeWrapsIsRange) {
   });
 }
 
-// The guest driver over the device: a domain mapped before its first attach has its
-// mappings replayed (Linux viommu_replay_mappings), so the DMA after the attach translates;
-// an unmap that is not whole mappings fails and changes nothing.
-TEST(VirtioIommuDriver, MappingsBeforeAttachAreReplayed) {
+// The guest driver over the device on an SMMUv3 host, its queue and request buffers in guest
+// RAM; the test binds guest.mmio (to the device, or through a transport of its own).
+struct DriverRig {
   Harness h;
   vmm::GuestRam ram{h.memory, kGuestRamPa, kRamBytes};
   vmm::Iommufd fd{{vmm::HostIommu{&h.drv, &h.drv}}};
-  vmm::VirtioIommuDevice dev("viommu", DeviceRig<Harness>::config(false), ram, fd, h.drv);
-  driver::VirtioIommuDriverConfig gc;
-  gc.memory.table_pool_base = 16ull << 20;   // the queue and request buffers, in guest RAM
-  gc.memory.table_pool_bytes = 8ull << 20;
-  gc.memory.guest_pool_ipa = gc.memory.guest_pool_bytes = 0;
-  gc.timing.mmio_write_ns = gc.timing.mmio_read_ns = 0;
-  driver::VirtioIommuDriver guest("guest_driver", gc, ram);
-  guest.mmio.bind(dev.mmio);
-  guest.set_trapping_doorbell(&dev);
-  h.run([&](Harness& h) {
+  vmm::VirtioIommuDevice dev{"viommu", DeviceRig<Harness>::config(false), ram, fd, h.drv};
+  driver::VirtioIommuDriver guest{"guest_driver", guest_config(), ram};
+  static driver::VirtioIommuDriverConfig guest_config() {
+    driver::VirtioIommuDriverConfig gc;
+    gc.memory.table_pool_base = 16ull << 20;
+    gc.memory.table_pool_bytes = 8ull << 20;
+    gc.memory.guest_pool_ipa = gc.memory.guest_pool_bytes = 0;
+    gc.timing.mmio_write_ns = gc.timing.mmio_read_ns = 0;
+    return gc;
+  }
+  DriverRig() { guest.set_trapping_doorbell(&dev); }
+  // The host driver, kRid as the device's endpoint, the guest driver, and a stage-1 domain *d.
+  void boot(driver::DomainId* d) {
     IOMMUSIM_ASSERT_OK(h.drv.init());
     uint32_t id = 0;
     ASSERT_EQ(fd.bind_device(kRid, 0, &id), Errno::Ok);
     IOMMUSIM_ASSERT_OK(dev.add_endpoint(kRid, id));
     IOMMUSIM_ASSERT_OK(guest.init());
     std::string why;
-    const auto d = guest.create_domain(driver::DomainKind::Stage1, std::nullopt, &why);
-    ASSERT_TRUE(d.has_value()) << why;
-    IOMMUSIM_ASSERT_OK(guest.map(*d, 0x10000, kBufGpa, 0x2000, {}, 4096));
+    const auto domain = guest.create_domain(driver::DomainKind::Stage1, std::nullopt, &why);
+    ASSERT_TRUE(domain.has_value()) << why;
+    *d = *domain;
+  }
+};
+
+// The guest driver over the device: a domain mapped before its first attach has its
+// mappings replayed (Linux viommu_replay_mappings), so the DMA after the attach translates;
+// an unmap that is not whole mappings fails and changes nothing.
+TEST(VirtioIommuDriver, MappingsBeforeAttachAreReplayed) {
+  DriverRig rig;
+  rig.guest.mmio.bind(rig.dev.mmio);
+  rig.h.run([&](Harness& h) {
+    driver::DomainId d = 0;
+    rig.boot(&d);
+    if (::testing::Test::HasFatalFailure()) return;
+    auto& guest = rig.guest;
+    auto& dev = rig.dev;
+    IOMMUSIM_ASSERT_OK(guest.map(d, 0x10000, kBufGpa, 0x2000, {}, 4096));
     EXPECT_EQ(dev.requests(vi::ReqType::Map), 0u) << "no endpoint yet: nothing sent";
-    IOMMUSIM_ASSERT_OK(guest.attach(kRid, std::nullopt, *d));
+    IOMMUSIM_ASSERT_OK(guest.attach(kRid, std::nullopt, d));
     EXPECT_EQ(dev.requests(vi::ReqType::Probe), 1u);
     EXPECT_EQ(dev.requests(vi::ReqType::Attach), 1u);
     EXPECT_EQ(dev.requests(vi::ReqType::Map), 1u) << "the mapping replayed after the ATTACH";
@@ -483,10 +502,10 @@ TEST(VirtioIommuDriver, MappingsBeforeAttachAreReplayed) {
     DmaResult r = h.read(kRid, 0x11008);
     EXPECT_TRUE(r.ok());
     EXPECT_EQ(r.data, marker);
-    EXPECT_FALSE(guest.unmap(*d, 0x10000, 0x1000).ok) << "half of the one mapping";
+    EXPECT_FALSE(guest.unmap(d, 0x10000, 0x1000).ok) << "half of the one mapping";
     EXPECT_EQ(dev.requests(vi::ReqType::Unmap), 0u);
     EXPECT_TRUE(h.read(kRid, 0x11008).ok()) << "the failed unmap changed nothing";
-    IOMMUSIM_ASSERT_OK(guest.unmap(*d, 0x10000, 0x2000));
+    IOMMUSIM_ASSERT_OK(guest.unmap(d, 0x10000, 0x2000));
     EXPECT_EQ(dev.requests(vi::ReqType::Unmap), 1u);
     // The unmap's barrier (the oracle's completion time) is the device's used-ring write,
     // before the guest's poll saw it: a stale DMA in between is a violation.
@@ -536,36 +555,23 @@ struct UsedIdCorruptor : sc_core::sc_module {
 // fails naming the id, and later ones fail too (the queue is broken) instead of reading a
 // wrong slot, throwing or waiting for ever.
 void expect_bad_used_id_fails(const std::function<uint32_t(uint32_t)>& bad_id, const std::string& why) {
-  Harness h;
-  vmm::GuestRam ram{h.memory, kGuestRamPa, kRamBytes};
-  vmm::Iommufd fd{{vmm::HostIommu{&h.drv, &h.drv}}};
-  vmm::VirtioIommuDevice dev("viommu", DeviceRig<Harness>::config(false), ram, fd, h.drv);
-  driver::VirtioIommuDriverConfig gc;
-  gc.memory.table_pool_base = 16ull << 20;
-  gc.memory.table_pool_bytes = 8ull << 20;
-  gc.memory.guest_pool_ipa = gc.memory.guest_pool_bytes = 0;
-  gc.timing.mmio_write_ns = gc.timing.mmio_read_ns = 0;
-  driver::VirtioIommuDriver guest("guest_driver", gc, ram);
-  UsedIdCorruptor corrupt("corrupt", ram);
-  guest.mmio.bind(corrupt.from_guest);
-  corrupt.to_device.bind(dev.mmio);
-  guest.set_trapping_doorbell(&dev);
-  h.run([&](Harness&) {
-    IOMMUSIM_ASSERT_OK(h.drv.init());
-    uint32_t id = 0;
-    ASSERT_EQ(fd.bind_device(kRid, 0, &id), Errno::Ok);
-    IOMMUSIM_ASSERT_OK(dev.add_endpoint(kRid, id));
-    IOMMUSIM_ASSERT_OK(guest.init());
-    std::string err;
-    const auto d = guest.create_domain(driver::DomainKind::Stage1, std::nullopt, &err);
-    ASSERT_TRUE(d.has_value()) << err;
-    IOMMUSIM_ASSERT_OK(guest.attach(kRid, std::nullopt, *d));
+  DriverRig rig;
+  UsedIdCorruptor corrupt("corrupt", rig.ram);
+  rig.guest.mmio.bind(corrupt.from_guest);
+  corrupt.to_device.bind(rig.dev.mmio);
+  rig.h.run([&](Harness&) {
+    driver::DomainId d = 0;
+    rig.boot(&d);
+    if (::testing::Test::HasFatalFailure()) return;
+    auto& guest = rig.guest;
+    auto& dev = rig.dev;
+    IOMMUSIM_ASSERT_OK(guest.attach(kRid, std::nullopt, d));
     corrupt.bad_id = bad_id;
-    const driver::Status s = guest.map(*d, 0x10000, kBufGpa, 0x1000, {}, 4096);
+    const driver::Status s = guest.map(d, 0x10000, kBufGpa, 0x1000, {}, 4096);
     EXPECT_FALSE(s.ok);
     EXPECT_NE(s.error.find(why), std::string::npos) << s.error;
     EXPECT_EQ(dev.requests(vi::ReqType::Map), 1u) << "the device served the MAP; only its used id is bad";
-    const driver::Status later = guest.map(*d, 0x20000, kBufGpa, 0x1000, {}, 4096);
+    const driver::Status later = guest.map(d, 0x20000, kBufGpa, 0x1000, {}, 4096);
     EXPECT_FALSE(later.ok) << "a broken queue returns nothing more";
     EXPECT_NE(later.error.find(why), std::string::npos) << later.error;
   });
