@@ -40,18 +40,21 @@ struct Cell {
   std::string policy = "";  // a cache-tag policy (docs/vmm.md): "<key>=<value>", named by its value
   bool unit1 = false;     // two IOMMUs (platform.iommus = 2), the device behind the second
   bool two_vms = false;   // two VMs (vmm.vms = 2): the stressed device is VM 0's, a second one VM 1's
+  bool accelerated = false;   // the trapped cell's guest on the hardware's queue (vmm.paths = accelerated)
   bool virtio = false;    // a virtio-iommu guest (vmm.paths = virtio): every change an UNMAP then a MAP
-  std::string lane() const { return trapped ? vendor + "@trapped" : virtio ? vendor + "@virtio" : vendor; }
+  std::string lane() const {
+    return accelerated ? vendor + "@accelerated" : trapped ? vendor + "@trapped" : virtio ? vendor + "@virtio" : vendor;
+  }
 };
 
 void PrintTo(const Cell& c, std::ostream* os) {
-  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "") << (c.pasid ? " PASID" : "") << (c.trapped ? " trapped" : "") << (c.deferred ? " deferred" : "") << (c.policy.empty() ? "" : " " + c.policy) << (c.unit1 ? " unit1" : "") << (c.two_vms ? " two VMs" : "") << (c.virtio ? " virtio" : "");
+  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "") << (c.pasid ? " PASID" : "") << (c.trapped ? " trapped" : "") << (c.deferred ? " deferred" : "") << (c.policy.empty() ? "" : " " + c.policy) << (c.unit1 ? " unit1" : "") << (c.two_vms ? " two VMs" : "") << (c.accelerated ? " accelerated" : "") << (c.virtio ? " virtio" : "");
 }
 
 std::string cell_name(const testing::TestParamInfo<Cell>& i) {
   if (i.param.virtio) return i.param.vendor + "_virtio_" + i.param.translation + "_" + i.param.leaves;
   return i.param.vendor + "_" + i.param.translation + "_" + i.param.leaves + (i.param.ril ? "" : "_noRIL") +
-         (i.param.ats ? "_ats" : "") + (i.param.pasid ? "_pasid" : "") + (i.param.trapped ? "_trapped" : "") + (i.param.deferred ? "_deferred" : "") +
+         (i.param.ats ? "_ats" : "") + (i.param.pasid ? "_pasid" : "") + (i.param.trapped ? "_trapped" : "") + (i.param.accelerated ? "_accelerated" : "") + (i.param.deferred ? "_deferred" : "") +
          (i.param.policy.empty() ? "" : "_" + i.param.policy.substr(i.param.policy.find('=') + 1)) +
          (i.param.unit1 ? "_unit1" : "") + (i.param.two_vms ? "_2vms" : "");
 }
@@ -92,6 +95,11 @@ std::vector<Cell> cells() {
   // 1's device runs through its own guest's static domain; neither disturbs the other.
   for (const char* vendor : {"smmuv3", "vtd", "amdvi"})
     v.push_back({vendor, "nested", "4k", true, false, false, true, false, "", false, true});
+  // AMD's hardware vIOMMU: the guest's invalidations on the hardware-read guest buffer
+  // (gDomID / gDevID rewritten through the map tables), one VM, with ATS, and two VMs.
+  v.push_back({"amdvi", "nested", "4k", true, false, false, false, false, "", false, false, true});
+  v.push_back({"amdvi", "nested", "4k", true, true, false, false, false, "", false, false, true});
+  v.push_back({"amdvi", "nested", "4k", true, false, false, false, false, "", false, true, true});
   // virtio-iommu: the guest's UNMAP and MAP requests race the DMAs; the device's host
   // unmaps invalidate the host IOTLB (a guest domain is single-stage under s1 or nested).
   for (const char* vendor : {"smmuv3", "vtd", "amdvi"}) {
@@ -128,6 +136,7 @@ std::string overrides(const Cell& c) {
   if (c.pasid) p += " -p traffic.pasid=5";
   // A trapped change takes about ten times a native one: more DMAs, so every kind happens.
   if (c.trapped) p += " -p vmm.paths=trapped -p traffic.transactions=100000";
+  if (c.accelerated) p += " -p vmm.paths=accelerated -p traffic.transactions=100000";
   if (c.deferred) p += " -p vmm.completion=deferred";
   if (!c.policy.empty()) p += " -p " + c.policy;
   if (c.unit1) p += " -p platform.iommus=2 -p 'traffic.endpoints=[{\"requester_id\":16,\"iommu\":1}]'";
