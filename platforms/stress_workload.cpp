@@ -19,8 +19,9 @@ StressWorkload::StressWorkload(const StressConfig& c, driver::IommuDriver& drv)
 
 uint64_t StressWorkload::target(uint64_t iova, unsigned region) const {
   const uint64_t off = iova - c_.window_base;
+  // A guest's driver maps GPAs (a virtio guest's too, under s1).
+  if (c_.translation == "nested" || c_.guest_stage1) return c_.buffer_ipa + off + region * c_.stride;
   if (c_.translation == "s1") return c_.guest_ram_pa + c_.buffer_ipa + off + region * c_.stride;
-  if (c_.translation == "nested") return c_.buffer_ipa + off + region * c_.stride;
   // s2: IOVA is the IPA; regions past 0 lie beyond guest RAM.
   if (region == 0) return c_.guest_ram_pa + iova;
   return c_.guest_ram_pa + c_.guest_ram_bytes + (region - 1) * c_.stride + off;
@@ -43,7 +44,12 @@ Status StressWorkload::setup(uint32_t rid, std::optional<uint32_t> pasid) {
     return Status{};
   };
   const uint64_t g = c_.guest_ram_bytes;
-  if (c_.translation == "s1") {
+  if (c_.guest_stage1) {   // a guest's domains (trapped nested, or virtio): B on region 1, in guest RAM
+    if (Status s = create(DomainKind::Stage1, std::nullopt, a_); !s.ok) return s;
+    if (Status s = map_window(a_, 0); !s.ok) return s;
+    if (Status s = create(DomainKind::Stage1, std::nullopt, b_); !s.ok) return s;
+    if (Status s = map_window(b_, 1); !s.ok) return s;
+  } else if (c_.translation == "s1") {
     if (Status s = create(DomainKind::Stage1, std::nullopt, a_); !s.ok) return s;
     if (Status s = map_window(a_, 0); !s.ok) return s;
     if (Status s = create(DomainKind::Stage1, std::nullopt, b_); !s.ok) return s;
@@ -64,11 +70,6 @@ Status StressWorkload::setup(uint32_t rid, std::optional<uint32_t> pasid) {
     for (Leaf& l : leaves_)
       if (Status s = drv_.map(b_, l.iova, target(l.iova, 2), l.bytes, prot(l), l.bytes); !s.ok) return s;
     pasid_.reset();
-  } else if (c_.guest_stage1) {
-    if (Status s = create(DomainKind::Stage1, std::nullopt, a_); !s.ok) return s;
-    if (Status s = map_window(a_, 0); !s.ok) return s;
-    if (Status s = create(DomainKind::Stage1, std::nullopt, b_); !s.ok) return s;
-    if (Status s = map_window(b_, 1); !s.ok) return s;
   } else {
     // Two VMs' worth of stage 2: B's guest memory lies after A's.
     if (Status s = create(DomainKind::Stage2, std::nullopt, s2_a_); !s.ok) return s;
@@ -88,7 +89,17 @@ StressWorkload::Leaf& StressWorkload::pick_leaf() {
   return leaves_[c.first + random(c.count)];
 }
 
+Status StressWorkload::unmap_and_map(std::string& what) {
+  what = "unmap and map";
+  Leaf& l = pick_leaf();
+  unmaps_.inc();
+  if (Status s = drv_.unmap(a_, l.iova, l.bytes); !s.ok) return s;
+  l.region ^= 1;
+  return drv_.map(a_, l.iova, target(l.iova, l.region), l.bytes, prot(l), l.bytes);
+}
+
 Status StressWorkload::step(std::string& what) {
+  if (c_.unmap_map_only) return unmap_and_map(what);
   const uint64_t dice = random(100);
   if (dice < 30 || (dice >= 90 && c_.translation != "nested")) {
     what = "remap";
@@ -104,14 +115,7 @@ Status StressWorkload::step(std::string& what) {
     protects_.inc();
     return drv_.protect(a_, l.iova, l.bytes, prot(l));
   }
-  if (dice < 70) {
-    what = "unmap and map";
-    Leaf& l = pick_leaf();
-    unmaps_.inc();
-    if (Status s = drv_.unmap(a_, l.iova, l.bytes); !s.ok) return s;
-    l.region ^= 1;
-    return drv_.map(a_, l.iova, target(l.iova, l.region), l.bytes, prot(l), l.bytes);
-  }
+  if (dice < 70) return unmap_and_map(what);
   if (dice < 80) {
     what = "reattach";
     on_b_ = !on_b_;

@@ -13,6 +13,11 @@
 //   - flush: a whole-domain invalidation of A;
 //   - nested only, stage-2 remap: an IPA page behind the window moves to another PA.
 // Each is the driver's own operation with its own invalidation and barrier.
+//
+// On a virtio-iommu lane (unmap_map_only) every step is unmap + map: the guest's driver has
+// no in-place remap or protect (a virtio-iommu mapping only comes and goes whole), and the
+// VMM moves no guest pages there; reattach and flush are left out too, so every step races
+// the endpoint's DMAs against one UNMAP and one MAP request.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -40,6 +45,9 @@ struct StressConfig {
   // stage-2 move is the VMM's (move_guest_page: IOMMU_IOAS_UNMAP and MAP of the page).
   bool guest_stage1 = false;
   std::function<driver::Status(uint64_t gpa, uint64_t pa, uint64_t bytes)> move_guest_page;
+  // A virtio-iommu guest (guest_stage1 too: A and B map GPAs whatever the translation):
+  // every step is unmap + map (above).
+  bool unmap_map_only = false;
 };
 
 class StressWorkload {
@@ -58,6 +66,8 @@ class StressWorkload {
   uint64_t target(uint64_t iova, unsigned region) const;
   driver::Status map_window(driver::DomainId d, unsigned region);
   Leaf& pick_leaf();
+  // A leaf strictly unmapped, then mapped anew onto its other region.
+  driver::Status unmap_and_map(std::string& what);
   static driver::Prot prot(const Leaf& l) { return {true, !l.read_only, false}; }
   uint64_t random(uint64_t n) { return n ? rng_() % n : 0; }
 

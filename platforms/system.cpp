@@ -430,6 +430,14 @@ void read_job_workload(const ConfigReader& root, Params& p) {
 void check_vm_assignment(const ConfigReader& root, const Params& p) {
   const ConfigReader v = root.section("vmm");
   const bool trapped = p.has_nested_guest();
+  // A virtio lane holds one VM, whose endpoints are named by their RIDs: beside a trapped
+  // lane these would shape the trapped lane only.
+  if (p.has_path(kVirtioPath)) {
+    if (p.vmm.vms > 1) v.fail("vms", "virtio runs one VM (vmm.paths has virtio): set 1");
+    if (!p.vmm.assign.empty())
+      v.fail("assign", "virtio runs one VM whose endpoints are named by their RIDs (vmm.paths has virtio): leave empty");
+    if (p.vmm.teardown_vm) v.fail("teardown_vm", "virtio runs one VM and does not tear it down (vmm.paths has virtio): use -1");
+  }
   if (!trapped && p.vmm.vms > 1) v.fail("vms", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
   if (!trapped && !p.vmm.assign.empty()) v.fail("assign", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
   if (!trapped && p.vmm.teardown_vm) v.fail("teardown_vm", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
@@ -540,16 +548,21 @@ Params read_params(const json& j) {
   } else {
     // Settings of the VMM's trapped path would silently do nothing on native lanes.
     const ConfigReader v = root.section("vmm");
-    if (p.vmm.inject != vmm::VmmFault::None) v.fail("inject", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
+    if (p.vmm.inject != vmm::VmmFault::None && p.vmm.inject != vmm::VmmFault::DropHostFlush)
+      v.fail("inject", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
     if (p.vmm.completion != vmm::VmmCompletion::Synchronous && !p.has_path(kVirtioPath))
       v.fail("completion", "needs a trapped lane or a virtio lane (vmm.paths = trapped, virtio, or with native)");
   }
+  // drop_host_flush is the VMM's bug: its virtio-iommu device's, or its own IOAS unmaps' on a
+  // trapped or accelerated lane; a native lane has no VMM.
+  if (p.vmm.inject == vmm::VmmFault::DropHostFlush && !p.has_path(kVirtioPath) && !p.has_nested_guest())
+    root.section("vmm").fail("inject", "drop_host_flush is the VMM's bug: it needs a virtio, trapped or accelerated "
+                                       "lane");
   if (p.has_path(kVirtioPath)) {
     const ConfigReader v = root.section("vmm");
     if (p.translation != "s1" && p.translation != "nested")
       v.fail("paths", "virtio needs iommu.translation s1 or nested (the guest's domain is single-stage; its host "
                       "maps it into a single-stage domain)");
-    if (p.stress) v.fail("paths", "virtio does not run workload.mode = stress (the VMM moves no guest pages there)");
     if (p.mode == "churn")
       root.section("workload").fail("mode", "churn unmaps single leaves of the window's one mapping, and virtio-iommu "
                                             "unmaps whole mappings only (Linux viommu_del_mappings): use dma_api, nic, "
@@ -840,6 +853,8 @@ struct System::Impl : sc_core::sc_module {
         sc.buffer_ipa = p.buffer_ipa;
         sc.stride = p.stride;
         sc.seed = p.seed;
+        // A virtio guest only maps and unmaps whole mappings, and its VMM moves no pages.
+        sc.unmap_map_only = path == kVirtioPath;
         if (l.iommu->guest_stage1()) {
           sc.guest_stage1 = true;
           IommuLane* lane = l.iommu.get();

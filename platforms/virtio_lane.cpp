@@ -3,7 +3,9 @@
 namespace iommusim::platforms {
 
 vmm::VirtioIommuConfig virtio_device_config(const LaneSettings& s, const vmm::VmmCosts& costs) {
-  auto c = viommu_config<vmm::VirtioIommuConfig>(s, costs, false);
+  // The one injected bug this device models: vmm.inject = drop_host_flush.
+  auto c = viommu_config<vmm::VirtioIommuConfig>(s, costs, s.vmm.inject == vmm::VmmFault::DropHostFlush);
+  c.inject = s.vmm.inject;
   c.queue_size_max = s.vmm.virtio.queue_size;
   c.space.probe_size = s.vmm.virtio.probe_size;
   c.tree_cycles = s.vmm.virtio.tree_cycles;

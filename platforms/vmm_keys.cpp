@@ -204,10 +204,11 @@ Section<VmmSettings> vmm_keys() {
                {"drop_atc_inv", vmm::VmmFault::DropAtcInv}, {"drop_host_flush", vmm::VmmFault::DropHostFlush}},
               "a VMM bug, to check the oracle: drop_tlbi completes the guest's CMD_SYNCs without forwarding its "
               "TLBIs, drop_atc_inv without forwarding its ATC_INVs (with ATS) (both smmuv3@trapped); "
-              "drop_host_flush makes the VMM's own IOMMU_IOAS_UNMAPs (the stress workload's page moves, "
-              "vmm.teardown_vm) clear the host's PTEs without invalidating its caches (every trapped lane; the oracle "
-              "sees it through a work queue its guest sees untranslated, on smmuv3 and amdvi with vmm.assign pasid). "
-              "Stale translations survive and the run must report violations (exit 3)")
+              "drop_host_flush makes the VMM clear the host's PTEs without invalidating its caches: on a virtio lane "
+              "the device answers a guest UNMAP OK so; on a trapped lane its own IOMMU_IOAS_UNMAPs (the stress "
+              "workload's page moves, vmm.teardown_vm) do (the oracle sees it through a work queue its guest sees "
+              "untranslated, on smmuv3 and amdvi with vmm.assign pasid). Stale translations survive and the run must "
+              "report violations (exit 3)")
       .choice("completion", &V::completion, vmm::VmmCompletion::Synchronous,
               {{"synchronous", vmm::VmmCompletion::Synchronous}, {"deferred", vmm::VmmCompletion::Deferred}},
               "when the VMM runs a guest's queue: synchronous, inside the doorbell write's trap (QEMU); deferred, "

@@ -68,6 +68,14 @@ void CorrectnessOracle::map(uint32_t id, uint64_t in, uint64_t out, uint64_t byt
   }
 }
 
+void CorrectnessOracle::visible_from(uint32_t id, uint64_t in, uint64_t bytes, uint64_t visible_ps) {
+  Space* s = space(id);
+  if (!s || bytes == 0) return;
+  auto it = s->live.upper_bound(in);
+  if (it != s->live.begin() && std::prev(it)->second.end > in) --it;
+  for (; it != s->live.end() && it->first < in + bytes; ++it) it->second.created = visible_ps;
+}
+
 CorrectnessOracle::ChangeId CorrectnessOracle::retire(uint32_t id, uint64_t in, uint64_t bytes, bool by_unmap,
                                                       const uint64_t* out, const Rights* r) {
   const ChangeId c = next_change_++;

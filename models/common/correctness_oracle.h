@@ -68,6 +68,12 @@ class CorrectnessOracle : public DmaObserver {
   // of its covering invalidation has completed (at `barrier_ps`, the hardware time).
   void add_space(uint32_t space, SpaceKind kind, uint32_t parent = 0);
   void map(uint32_t space, uint64_t in, uint64_t out, uint64_t bytes, Rights r);
+  // The live extents of [in, in + bytes) are made by another agent the driver waits for (a
+  // virtio-iommu device maps them on the host while it serves the guest's MAP): a DMA issued
+  // before `visible_ps` (kNotYetVisible: any) that faults there is not blamed on them. They
+  // stay live from their map(), so a DMA that did find them is explained.
+  static constexpr uint64_t kNotYetVisible = ~0ull;
+  void visible_from(uint32_t space, uint64_t in, uint64_t bytes, uint64_t visible_ps);
   ChangeId unmap(uint32_t space, uint64_t in, uint64_t bytes);
   ChangeId change(uint32_t space, uint64_t in, uint64_t bytes, uint64_t out, Rights r);   // in place
   ChangeId change_rights(uint32_t space, uint64_t in, uint64_t bytes, Rights r);         // same outputs
@@ -214,6 +220,9 @@ class ScopedOracle {
   void add_space(uint32_t local, SpaceKind kind, uint32_t local_parent);
   void map(uint32_t local, uint64_t in, uint64_t out, uint64_t bytes, Rights r) {
     if (o_) o_->map(space(local), in, out, bytes, r);
+  }
+  void visible_from(uint32_t local, uint64_t in, uint64_t bytes, uint64_t visible_ps) {
+    if (o_) o_->visible_from(space(local), in, bytes, visible_ps);
   }
   ChangeId unmap(uint32_t local, uint64_t in, uint64_t bytes) { return o_ ? o_->unmap(space(local), in, bytes) : 0; }
   ChangeId change(uint32_t local, uint64_t in, uint64_t bytes, uint64_t out, Rights r) {

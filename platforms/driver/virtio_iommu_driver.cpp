@@ -125,7 +125,7 @@ Status VirtioIommuDriver::kick_and_wait(uint64_t* t_doorbell) {
     bool any = false;
     while (auto u = vq_->get_used()) {
       any = true;
-      Slot& s = slots_.at(u->id);
+      Slot& s = slots_[u->id];   // an outstanding head: DriverSide checked it
       uint8_t tail[vi::kTailBytes];
       memory_view().read(s.tail_gpa, tail, vi::kTailBytes);
       if (tail[0] != uint8_t(vi::Status::Ok) && failed_.empty())
@@ -133,6 +133,12 @@ Status VirtioIommuDriver::kick_and_wait(uint64_t* t_doorbell) {
                   vi::status_name(vi::Status(tail[0]));
       s.pending = false;
       --queued_;
+    }
+    // A used id that names no outstanding head (Linux: BAD_RING, the queue broken): the
+    // device's error; nothing more will come back.
+    if (vq_->broken()) {
+      failed_.clear();
+      return Status::fail("virtio-iommu: the device returned a bad used element: " + vq_->error());
     }
     if (!queued_) break;
     if (any) deadline = sync_deadline();
@@ -192,12 +198,16 @@ Status VirtioIommuDriver::attach_device(uint32_t rid, std::optional<uint32_t> pa
   r.type = vi::ReqType::Attach;
   r.domain = d;
   r.endpoint = rid;
+  VDomain& vd = vdomains_[d];
+  // The domain's first endpoint: the device has none of its mappings until the replay below.
+  const bool first = vd.endpoints.empty();
+  if (first)
+    for (const auto& [start, m] : vd.mappings)
+      oracle_.visible_from(d, start, m.end - start + 1, common::CorrectnessOracle::kNotYetVisible);
   if (Status s = add_req(r); !s.ok) return s;
   if (Status s = sync_req("attach", t0); !s.ok) return s;
   if (auto old = attached_.find(rid); old != attached_.end()) vdomains_[old->second].endpoints.erase(rid);
   attached_[rid] = d;
-  VDomain& vd = vdomains_[d];
-  const bool first = vd.endpoints.empty();
   vd.endpoints.insert(rid);
   if (!first || vd.mappings.empty()) return {};
   // viommu_replay_mappings: what was mapped while no endpoint was attached.
@@ -211,7 +221,9 @@ Status VirtioIommuDriver::attach_device(uint32_t rid, std::optional<uint32_t> pa
     map.flags = m.flags;
     if (Status s = add_req(map); !s.ok) return s;
   }
-  return sync_req("", now_ps());
+  if (Status s = sync_req("", now_ps()); !s.ok) return s;
+  for (const auto& [start, m] : vd.mappings) oracle_.visible_from(d, start, m.end - start + 1, now_ps());
+  return {};
 }
 
 Status VirtioIommuDriver::detach_device(uint32_t rid, std::optional<uint32_t> pasid) {
@@ -244,6 +256,9 @@ Status VirtioIommuDriver::map(DomainId d, uint64_t iova, uint64_t pa, uint64_t b
     return Status::fail("virtio-iommu map at " + hex(iova) + ": overlaps a mapping (-EEXIST)");
   const uint32_t flags = (prot.read ? vi::kMapFRead : 0) | (prot.write ? vi::kMapFWrite : 0);
   oracle_.map(d, iova, pa, bytes, common::Rights{prot.read, prot.write, prot.exec, true});
+  // The device maps on the host while it serves the MAP: until the guest saw it used, a DMA
+  // there may still fault.
+  oracle_.visible_from(d, iova, bytes, common::CorrectnessOracle::kNotYetVisible);
   // iommu_map splits the range by the device's page sizes (every power of two from 4 KiB):
   // chunks aligned in both IOVA and PA (iommu_pgsize), each one viommu_map_pages call, so one
   // mapping and, with an endpoint attached, one MAP request; then one .iotlb_sync_map.
@@ -270,7 +285,9 @@ Status VirtioIommuDriver::map(DomainId d, uint64_t iova, uint64_t pa, uint64_t b
     off += chunk;
   }
   if (vd.endpoints.empty()) return {};
-  return sync_req("", t0, lock_ps);   // .iotlb_sync_map
+  if (Status s = sync_req("", t0, lock_ps); !s.ok) return s;   // .iotlb_sync_map
+  oracle_.visible_from(d, iova, bytes, now_ps());
+  return {};
 }
 
 Status VirtioIommuDriver::unmap_deferred(DomainId d, uint64_t iova, uint64_t bytes,

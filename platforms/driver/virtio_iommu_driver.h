@@ -12,8 +12,10 @@
 // - viommu_sync_req: under the global request_lock (one CPU at a time, in arrival order:
 //   "lock"), publish avail->idx, write QueueNotify (the doorbell, which traps), then poll
 //   the used ring (poll_interval_ns, poll_read_cycles per look) until every queued request
-//   is used; a status other than OK fails the operation naming it. When the queue is full,
-//   viommu_add_req syncs first and retries.
+//   is used; a status other than OK fails the operation naming it. A used id that names no
+//   outstanding head (Linux virtqueue_get_buf_ctx_split's BAD_RING) breaks the queue: the
+//   sync and every later one fail naming the id. When the queue is full, viommu_add_req
+//   syncs first and retries.
 // - map (iommu_map: viommu_map_pages per chunk + .iotlb_sync_map): the range in chunks
 //   naturally aligned in IOVA and PA (iommu_pgsize with every power-of-two size from 4 KiB),
 //   per chunk the interval-tree insert and request build (request_cycles) and a MAP, then a sync; its time goes to the map_sync histogram, not
@@ -29,7 +31,8 @@
 //   viommu_del_mappings removes whole mappings only; the core then reports the short unmap).
 // - The oracle: the guest reports its own mappings, IOVA -> GPA, each domain a Nested space
 //   over one stage-2 space of guest RAM (GPA -> PA) it adds at init; a change completes at
-//   the time the guest saw its sync's last request used.
+//   the time the guest saw its sync's last request used. A new mapping is not blamed for a
+//   fault until the guest saw its MAP used (the device makes it on the host meanwhile).
 //
 // What it does not model: the event queue (faults), reserved regions from PROBE (the device
 // reports none), bypass domains (identity), protect/remap (virtio-iommu has no in-place

@@ -104,20 +104,27 @@ uint16_t DriverSide::publish() {
 }
 
 std::optional<Used> DriverSide::get_used() {
-  if (read16(m_, l_.used_idx_addr()) == last_used_) return std::nullopt;
+  if (broken() || read16(m_, l_.used_idx_addr()) == last_used_) return std::nullopt;
   uint8_t b[8];
   m_.read(l_.used_slot_addr(last_used_), b, 8);
-  ++last_used_;
-  Used u{uint16_t(get_le(b, 4)), uint32_t(get_le(b + 4, 4))};
-  // Its descriptors back on the free list, following the chain as stored.
-  if (u.id < l_.size) {
-    uint16_t i = u.id;
-    for (unsigned k = 0; k < chain_len_[u.id]; ++k) {
-      free_.push_back(i);
-      i = read_desc(m_, l_, i).next;
-    }
-    chain_len_[u.id] = 0;
+  const Used u{uint32_t(get_le(b, 4)), uint32_t(get_le(b + 4, 4))};
+  // Linux virtqueue_get_buf_ctx_split: BAD_RING, the element not consumed.
+  if (u.id >= l_.size) {
+    error_ = "used element id " + std::to_string(u.id) + " out of range (queue size " + std::to_string(l_.size) + ")";
+    return std::nullopt;
   }
+  if (chain_len_[u.id] == 0) {
+    error_ = "used element id " + std::to_string(u.id) + " is not a head (no chain of it is outstanding)";
+    return std::nullopt;
+  }
+  ++last_used_;
+  // Its descriptors back on the free list, following the chain as stored.
+  uint16_t i = uint16_t(u.id);
+  for (unsigned k = 0; k < chain_len_[u.id]; ++k) {
+    free_.push_back(i);
+    i = read_desc(m_, l_, i).next;
+  }
+  chain_len_[u.id] = 0;
   return u;
 }
 

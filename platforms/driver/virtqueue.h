@@ -13,7 +13,10 @@
 // - The driver half: a chain of device-readable then device-writable descriptors from its
 //   free list (the head's number is the buffer's id), its avail slot, then avail->idx (a
 //   separate store, after the slot: the order the spec requires); reading used->idx and the
-//   used elements it has not seen, returning their descriptors to the free list.
+//   used elements it has not seen, returning their descriptors to the free list. A used
+//   element whose id is not an outstanding head is the device's error, as Linux's
+//   virtqueue_get_buf_ctx_split BAD_RING ("id %u out of range", "id %u is not a head!"):
+//   the queue is then broken and returns nothing more.
 // - The device half: reads avail->idx, the slot, then each descriptor of the chain (the reads
 //   a VMM's fetch cost is charged per); writes the used element, then used->idx.
 // - A malformed chain (a descriptor number >= N, a loop, a readable descriptor after a
@@ -74,7 +77,7 @@ struct Buffer {
 };
 // A used element: the chain's head and the bytes the device wrote.
 struct Used {
-  uint16_t id = 0;
+  uint32_t id = 0;   // le32 in the ring: a device may write any value
   uint32_t len = 0;
 };
 
@@ -90,8 +93,12 @@ class DriverSide {
   // Stores avail->idx: the device may see every chain added so far. Returns the new index.
   uint16_t publish();
   // virtqueue_get_buf: the next used element, its descriptors freed; nullopt when the
-  // device has returned nothing new.
+  // device has returned nothing new, or when the queue is broken (below).
   std::optional<Used> get_used();
+  // A used element named no outstanding head (an id >= N, or a descriptor that heads no
+  // chain in flight): the device's error; nothing more is returned. Empty while not broken.
+  bool broken() const { return !error_.empty(); }
+  const std::string& error() const { return error_; }
   unsigned free_descriptors() const { return unsigned(free_.size()); }
   // The descriptor the next add's chain starts with (its id), when one is free.
   uint16_t next_head() const { return free_.empty() ? 0 : free_.back(); }
@@ -107,6 +114,7 @@ class DriverSide {
   std::vector<uint16_t> chain_len_;    // per head: its chain's length
   uint16_t avail_idx_ = 0, last_used_ = 0;
   unsigned last_chain_ = 0;
+  std::string error_;                  // why the queue broke
 };
 
 class DeviceSide {

@@ -315,7 +315,18 @@ VirtioIommuDevice::Status VirtioIommuDevice::map(const Request& r) {
   if (r.flags & ~vi::kMapFMask) return Status::Inval;
   if (d->second.bypass) return Status::Inval;
   if (r.virt_end < r.virt_start) return Status::Inval;
-  if (!ram_.contains(r.phys_start, r.virt_end - r.virt_start + 1)) return Status::IoErr;   // not guest RAM
+  // virtio spec v1.2, "MAP request", device requirements: virt_start, phys_start or
+  // virt_end + 1 not aligned on the page granularity (page_size_mask's lowest bit) is RANGE;
+  // nothing is mapped, not even the whole pages inside.
+  const uint64_t psm = cfg_.space.page_size_mask;
+  const uint64_t granule_mask = psm ? (psm & (~psm + 1)) - 1 : 0;
+  if ((r.virt_start | r.phys_start | (r.virt_end + 1)) & granule_mask) return Status::Range;
+  // MODEL CHOICE (the spec names no status): 64-bit arithmetic that wraps is RANGE ("out-of-
+  // range parameters"): a 2^64-byte mapping, or phys_end = phys_start + (virt_end -
+  // virt_start), the spec's definition, past 2^64 - 1.
+  const uint64_t span = r.virt_end - r.virt_start;   // bytes - 1
+  if (span == ~0ull || r.phys_start > ~0ull - span) return Status::Range;
+  if (!ram_.contains(r.phys_start, span + 1)) return Status::IoErr;   // not guest RAM
   auto& maps = d->second.mappings;
   cpu_.wait_cycles(cfg_.tree_cycles);   // the overlap lookup and insert
   auto next = maps.lower_bound(r.virt_start);

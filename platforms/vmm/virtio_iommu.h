@@ -22,7 +22,10 @@
 //   unlike the domain's -> INVAL; an endpoint attached elsewhere is detached first; the
 //   domain's mappings are replayed onto the new endpoint. DETACH: unknown endpoint -> NOENT,
 //   not attached to that domain -> INVAL. MAP: unknown domain -> NOENT, flags outside
-//   VIRTIO_IOMMU_MAP_F_MASK or a bypass domain -> INVAL, an overlapping mapping -> INVAL.
+//   VIRTIO_IOMMU_MAP_F_MASK or a bypass domain -> INVAL; virt_start, phys_start or
+//   virt_end + 1 not aligned on the page granularity -> RANGE (the spec's device
+//   requirement; QEMU does not check); a 2^64-byte range or a phys_end past 2^64 - 1 ->
+//   RANGE (MODEL CHOICE); an overlapping mapping -> INVAL.
 //   A bypass domain's endpoints see guest RAM at IOVA = GPA (one IOMMU_IOAS_MAP of the RAM
 //   slot, as QEMU's memory listener maps system memory for them).
 //   UNMAP: unknown domain -> NOENT; every mapping wholly inside the range is removed; the

@@ -6,11 +6,13 @@
 // (little endian); expected chunks and host commands from the ranges.
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
 
 #include "models/common/correctness_oracle.h"
 #include "platforms/driver/virtio_iommu_driver.h"
@@ -387,34 +389,111 @@ TEST(VirtioIommuDevice, ErrorStatusesFollowQemu) {
   });
 }
 
-// The guest driver over the device: a domain mapped before its first attach has its
-// mappings replayed (Linux viommu_replay_mappings), so the DMA after the attach translates;
-// an unmap that is not whole mappings fails and changes nothing.
-TEST(VirtioIommuDriver, MappingsBeforeAttachAreReplayed) {
+// The device over an SMMUv3 host with the guest's endpoint attached to domain 1; then body.
+void with_domain_1(const std::function<void(SmmuRig&, Harness&, Guest&)>& body) {
+  SmmuRig rig;
+  rig.h.run([&](Harness& h) {
+    rig.boot();
+    if (::testing::Test::HasFatalFailure()) return;
+    EXPECT_EQ(rig.guest.send(req(vi::ReqType::Attach, 1)), vi::Status::Ok);
+    body(rig, h, rig.guest);
+  });
+}
+
+// virtio spec v1.2, "Device Types / IOMMU Device / Device operations / MAP request", device
+// requirements: "If virt_start, phys_start or (virt_end + 1) is not aligned on the page
+// granularity, the device SHOULD reject the request and set status to
+// VIRTIO_IOMMU_S_RANGE". The granularity is the lowest bit of page_size_mask: ~0xFFF ->
+// 0x1000. Each misaligned MAP below maps nothing (no ioctl, no stored mapping, the DMA
+// faults); the aligned one maps its page with one IOMMU_IOAS_MAP.
+TEST(VirtioIommuDevice, MapNotAlignedOnThePageGranularityIsRange) {
+  with_domain_1([](SmmuRig& rig, Harness& h, Guest& g) {
+    EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, 0x1800, 0x27FF, kBufGpa)), vi::Status::Range) << "virt_start 0x1800";
+    EXPECT_EQ(rig.dev.last_request_ioctls(), 0u);
+    EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, 0x1000, 0x1FFF, kBufGpa + 0x800)), vi::Status::Range) << "phys_start";
+    EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, 0x1000, 0x17FF, kBufGpa)), vi::Status::Range)
+        << "virt_end + 1 = 0x1800: half a page";
+    EXPECT_EQ(rig.dev.last_request_ioctls(), 0u);
+    EXPECT_EQ(rig.dev.mappings(1), 0u);
+    EXPECT_EQ(rig.dev.statuses(vi::Status::Range), 3u);
+    EXPECT_FALSE(h.read(kRid, 0x1008).ok()) << "no partial page was mapped";
+    EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, 0x1000, 0x1FFF, kBufGpa)), vi::Status::Ok);
+    EXPECT_EQ(rig.dev.last_request_ioctls(), 1u);
+    EXPECT_TRUE(h.read(kRid, 0x1008).ok());
+  });
+}
+
+// A MAP whose arithmetic wraps 64 bits (MODEL CHOICE: the spec names no status; RANGE is its
+// "out-of-range parameters"): no mapping is stored and no ioctl made.
+// - [0, 2^64 - 1]: 2^64 bytes, a size no 64-bit length holds (virt_end + 1 wraps to 0, which
+//   the granularity check alone would take for aligned);
+// - [0x1000, 2^64 - 1] at phys 0x100000: phys_end = 0x100000 + (2^64 - 1 - 0x1000) wraps;
+// - [2^64 - 0x2000, 2^64 - 1] at phys 2^64 - 0x1000: phys_end = 2^64 - 0x1000 + 0x1FFF wraps.
+TEST(VirtioIommuDevice, MapWhoseRangeWrapsIsRange) {
+  with_domain_1([](SmmuRig& rig, Harness& h, Guest& g) {
+    EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, 0, ~0ull, 0)), vi::Status::Range) << "the full 64-bit range";
+    EXPECT_EQ(rig.dev.mappings(1), 0u);
+    EXPECT_EQ(rig.dev.last_request_ioctls(), 0u);
+    EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, 0x1000, ~0ull, 0x100000)), vi::Status::Range);
+    EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, ~0ull - 0x1FFF, ~0ull, ~0ull - 0xFFF)), vi::Status::Range);
+    EXPECT_EQ(rig.dev.mappings(1), 0u);
+    EXPECT_EQ(rig.dev.statuses(vi::Status::Range), 3u);
+    EXPECT_FALSE(h.read(kRid, 0x1008).ok());
+    // The domain still works: a page at the bottom maps.
+    EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, 0x1000, 0x1FFF, kBufGpa)), vi::Status::Ok);
+    EXPECT_EQ(rig.dev.mappings(1), 1u);
+    // Top of the 64-bit input range: legal for the device (input_range ends at 2^64 - 1);
+    // the host's domain cannot hold it, so the host map fails: IOERR.
+    EXPECT_EQ(g.send(req(vi::ReqType::Map, 1, ~0ull - 0xFFF, ~0ull, kBufGpa)), vi::Status::IoErr);
+  });
+}
+
+// The guest driver over the device on an SMMUv3 host, its queue and request buffers in guest
+// RAM; the test binds guest.mmio (to the device, or through a transport of its own).
+struct DriverRig {
   Harness h;
   vmm::GuestRam ram{h.memory, kGuestRamPa, kRamBytes};
   vmm::Iommufd fd{{vmm::HostIommu{&h.drv, &h.drv}}};
-  vmm::VirtioIommuDevice dev("viommu", DeviceRig<Harness>::config(false), ram, fd, h.drv);
-  driver::VirtioIommuDriverConfig gc;
-  gc.memory.table_pool_base = 16ull << 20;   // the queue and request buffers, in guest RAM
-  gc.memory.table_pool_bytes = 8ull << 20;
-  gc.memory.guest_pool_ipa = gc.memory.guest_pool_bytes = 0;
-  gc.timing.mmio_write_ns = gc.timing.mmio_read_ns = 0;
-  driver::VirtioIommuDriver guest("guest_driver", gc, ram);
-  guest.mmio.bind(dev.mmio);
-  guest.set_trapping_doorbell(&dev);
-  h.run([&](Harness& h) {
+  vmm::VirtioIommuDevice dev{"viommu", DeviceRig<Harness>::config(false), ram, fd, h.drv};
+  driver::VirtioIommuDriver guest{"guest_driver", guest_config(), ram};
+  static driver::VirtioIommuDriverConfig guest_config() {
+    driver::VirtioIommuDriverConfig gc;
+    gc.memory.table_pool_base = 16ull << 20;
+    gc.memory.table_pool_bytes = 8ull << 20;
+    gc.memory.guest_pool_ipa = gc.memory.guest_pool_bytes = 0;
+    gc.timing.mmio_write_ns = gc.timing.mmio_read_ns = 0;
+    return gc;
+  }
+  DriverRig() { guest.set_trapping_doorbell(&dev); }
+  // The host driver, kRid as the device's endpoint, the guest driver, and a stage-1 domain *d.
+  void boot(driver::DomainId* d) {
     IOMMUSIM_ASSERT_OK(h.drv.init());
     uint32_t id = 0;
     ASSERT_EQ(fd.bind_device(kRid, 0, &id), Errno::Ok);
     IOMMUSIM_ASSERT_OK(dev.add_endpoint(kRid, id));
     IOMMUSIM_ASSERT_OK(guest.init());
     std::string why;
-    const auto d = guest.create_domain(driver::DomainKind::Stage1, std::nullopt, &why);
-    ASSERT_TRUE(d.has_value()) << why;
-    IOMMUSIM_ASSERT_OK(guest.map(*d, 0x10000, kBufGpa, 0x2000, {}, 4096));
+    const auto domain = guest.create_domain(driver::DomainKind::Stage1, std::nullopt, &why);
+    ASSERT_TRUE(domain.has_value()) << why;
+    *d = *domain;
+  }
+};
+
+// The guest driver over the device: a domain mapped before its first attach has its
+// mappings replayed (Linux viommu_replay_mappings), so the DMA after the attach translates;
+// an unmap that is not whole mappings fails and changes nothing.
+TEST(VirtioIommuDriver, MappingsBeforeAttachAreReplayed) {
+  DriverRig rig;
+  rig.guest.mmio.bind(rig.dev.mmio);
+  rig.h.run([&](Harness& h) {
+    driver::DomainId d = 0;
+    rig.boot(&d);
+    if (::testing::Test::HasFatalFailure()) return;
+    auto& guest = rig.guest;
+    auto& dev = rig.dev;
+    IOMMUSIM_ASSERT_OK(guest.map(d, 0x10000, kBufGpa, 0x2000, {}, 4096));
     EXPECT_EQ(dev.requests(vi::ReqType::Map), 0u) << "no endpoint yet: nothing sent";
-    IOMMUSIM_ASSERT_OK(guest.attach(kRid, std::nullopt, *d));
+    IOMMUSIM_ASSERT_OK(guest.attach(kRid, std::nullopt, d));
     EXPECT_EQ(dev.requests(vi::ReqType::Probe), 1u);
     EXPECT_EQ(dev.requests(vi::ReqType::Attach), 1u);
     EXPECT_EQ(dev.requests(vi::ReqType::Map), 1u) << "the mapping replayed after the ATTACH";
@@ -423,10 +502,10 @@ TEST(VirtioIommuDriver, MappingsBeforeAttachAreReplayed) {
     DmaResult r = h.read(kRid, 0x11008);
     EXPECT_TRUE(r.ok());
     EXPECT_EQ(r.data, marker);
-    EXPECT_FALSE(guest.unmap(*d, 0x10000, 0x1000).ok) << "half of the one mapping";
+    EXPECT_FALSE(guest.unmap(d, 0x10000, 0x1000).ok) << "half of the one mapping";
     EXPECT_EQ(dev.requests(vi::ReqType::Unmap), 0u);
     EXPECT_TRUE(h.read(kRid, 0x11008).ok()) << "the failed unmap changed nothing";
-    IOMMUSIM_ASSERT_OK(guest.unmap(*d, 0x10000, 0x2000));
+    IOMMUSIM_ASSERT_OK(guest.unmap(d, 0x10000, 0x2000));
     EXPECT_EQ(dev.requests(vi::ReqType::Unmap), 1u);
     // The unmap's barrier (the oracle's completion time) is the device's used-ring write,
     // before the guest's poll saw it: a stale DMA in between is a violation.
@@ -435,6 +514,76 @@ TEST(VirtioIommuDriver, MappingsBeforeAttachAreReplayed) {
     EXPECT_FALSE(h.read(kRid, 0x11008).ok());
     EXPECT_EQ(guest.invalidations().records().size(), 1u) << "the unmap; attach and maps are not logged";
   });
+}
+
+// Between the guest driver and the device: forwards every MMIO access, learns where the
+// request queue's used ring is from the guest's QueueDevice writes, and, once armed, rewrites
+// the id of the next used element the device returns (during the QueueNotify write, the
+// device serving inside it) to `bad_id(real id)`: a device returning a bogus id.
+struct UsedIdCorruptor : sc_core::sc_module {
+  tlm_utils::simple_target_socket<UsedIdCorruptor> from_guest{"from_guest"};
+  tlm_utils::simple_initiator_socket<UsedIdCorruptor> to_device{"to_device"};
+  vmm::GuestRam& ram;
+  uint64_t used = 0;
+  uint16_t size = 0;
+  std::function<uint32_t(uint32_t)> bad_id;   // empty: not armed
+  UsedIdCorruptor(sc_core::sc_module_name n, vmm::GuestRam& r) : sc_module(n), ram(r) {
+    from_guest.register_b_transport(this, &UsedIdCorruptor::b_transport);
+  }
+  void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& d) {
+    using namespace vmm::virtio_mmio;
+    uint32_t v = 0;
+    if (p.is_write() && p.get_data_length() == 4) std::memcpy(&v, p.get_data_ptr(), 4);
+    if (p.is_write() && p.get_address() == kQueueNum) size = uint16_t(v);
+    if (p.is_write() && p.get_address() == kQueueDeviceLow) used = (used & ~0xFFFFFFFFull) | v;
+    if (p.is_write() && p.get_address() == kQueueDeviceHigh) used = (used & 0xFFFFFFFFull) | uint64_t(v) << 32;
+    to_device->b_transport(p, d);
+    if (!(p.is_write() && p.get_address() == kQueueNotify && bad_id)) return;
+    uint8_t idx[2], id[4];
+    ram.read(used + 2, idx, 2);
+    const uint16_t last = uint16_t(vi::get_le(idx, 2) - 1);   // the element just written
+    const uint64_t slot = used + 4 + 8ull * (last & (size - 1));
+    ram.read(slot, id, 4);
+    vi::put_le(id, bad_id(uint32_t(vi::get_le(id, 4))), 4);
+    ram.write(slot, id, 4);
+    bad_id = nullptr;
+  }
+};
+
+// A device that returns a used element whose id names no outstanding head is the device's
+// error, as Linux's virtqueue_get_buf_ctx_split reports it (BAD_RING): the guest's operation
+// fails naming the id, and later ones fail too (the queue is broken) instead of reading a
+// wrong slot, throwing or waiting for ever.
+void expect_bad_used_id_fails(const std::function<uint32_t(uint32_t)>& bad_id, const std::string& why) {
+  DriverRig rig;
+  UsedIdCorruptor corrupt("corrupt", rig.ram);
+  rig.guest.mmio.bind(corrupt.from_guest);
+  corrupt.to_device.bind(rig.dev.mmio);
+  rig.h.run([&](Harness&) {
+    driver::DomainId d = 0;
+    rig.boot(&d);
+    if (::testing::Test::HasFatalFailure()) return;
+    auto& guest = rig.guest;
+    auto& dev = rig.dev;
+    IOMMUSIM_ASSERT_OK(guest.attach(kRid, std::nullopt, d));
+    corrupt.bad_id = bad_id;
+    const driver::Status s = guest.map(d, 0x10000, kBufGpa, 0x1000, {}, 4096);
+    EXPECT_FALSE(s.ok);
+    EXPECT_NE(s.error.find(why), std::string::npos) << s.error;
+    EXPECT_EQ(dev.requests(vi::ReqType::Map), 1u) << "the device served the MAP; only its used id is bad";
+    const driver::Status later = guest.map(d, 0x20000, kBufGpa, 0x1000, {}, 4096);
+    EXPECT_FALSE(later.ok) << "a broken queue returns nothing more";
+    EXPECT_NE(later.error.find(why), std::string::npos) << later.error;
+  });
+}
+// The queue has 256 entries (QueueNumMax): id 300 is out of range.
+TEST(VirtioIommuDriver, AUsedIdOutOfRangeIsTheDevicesError) {
+  expect_bad_used_id_fails([](uint32_t) { return 300u; }, "used element id 300 out of range (queue size 256)");
+}
+// The MAP's chain is its head and the tail's descriptor; one past the head is no
+// outstanding head (only the MAP is in flight).
+TEST(VirtioIommuDriver, AUsedIdThatIsNotAHeadIsTheDevicesError) {
+  expect_bad_used_id_fails([](uint32_t real) { return (real + 1) % 256; }, "is not a head");
 }
 
 }  // namespace

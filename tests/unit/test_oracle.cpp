@@ -149,6 +149,24 @@ TEST(Oracle, FaultDespiteAStableMappingIsAViolation) {
   }, 3, 1, 1);
 }
 
+// A mapping another agent makes (a virtio-iommu device, while serving the guest's MAP):
+// mapped at 0 but not yet visible, a fault is not blamed and a hit is explained; made visible
+// at 100 ns, a fault of a DMA issued at 150 is a violation, one issued at 90 is not.
+TEST(Oracle, AMappingIsNotBlamedForFaultsBeforeItIsVisible) {
+  run([](Script& s) {
+    s.basic();
+    s.oracle.visible_from(1, kIova, 4096, CorrectnessOracle::kNotYetVisible);
+    Script::at_ns(50);
+    s.dma(20, kIova, false, false, 0);       // not yet visible: correct
+    s.dma(30, kIova, false, true, kPa);      // found it already: correct
+    Script::at_ns(100);
+    s.oracle.visible_from(1, kIova, 4096, now_ps());
+    Script::at_ns(200);
+    s.dma(90, kIova, false, false, 0);       // issued before it was visible: correct
+    s.dma(150, kIova, false, false, 0);      // visible since 100: a violation
+  }, 4, 0, 1);
+}
+
 TEST(Oracle, NestedComposesBothStagesAndTheirChanges) {
   // Stage 1 (space 2) maps kIova -> IPA 0x1000; stage 2 (space 1) maps IPA 0x1000 -> kPa.
   run([](Script& s) {
