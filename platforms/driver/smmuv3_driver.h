@@ -36,6 +36,18 @@
 // nested VMID of the vIOMMU, and a stage-2 change flushes each of them too. Not modelled:
 // the per-opcode reserved-field check of newer kernels (arm_vsmmu_validate_user_cmd),
 // S2FWB / canwbs (devices are coherent here).
+// With a Tegra241 CMDQV beside the SMMU (set_cmdqv), as tegra241-cmdqv.c: at init the CMDQV
+// is enabled and its VCMDQs preassigned to VINTFs (CMDQ_ALLOC without ALLOCATED,
+// tegra241_cmdqv_hw_reset); the host's own commands stay on the main CMDQ (MODEL CHOICE, as
+// Linux's bypass_vcmdq: the native path is unchanged). A vIOMMU of
+// IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV is an SMMUv3 vIOMMU plus a VINTF of its own (the lowest
+// free from 1; none: ENOSPC) with the vIOMMU's VMID and HYP_OWN = 0
+// (tegra241_cmdqv_init_vintf_user); its vDEVICEs take a SID_MATCH / SID_REPLACE pair each
+// (tegra241_vintf_init_vsid; none free: ENOSPC); its HW queues are LVCMDQs mapped in
+// ascending order with their BASE at the host PA (tegra241_vintf_alloc_lvcmdq_user:
+// index beyond the VINTF's EINVAL, taken EEXIST, previous missing EIO, length not a power
+// of two in [32, 2^CMDQS x 16] or base not aligned to it EINVAL). Its CMDQV register
+// writes cost driver.timing MMIO time.
 #pragma once
 #include <array>
 #include <map>
@@ -49,6 +61,7 @@
 #include "models/memory/sparse_memory.h"
 #include "models/pagetable/table_builder.h"
 #include "models/pagetable/vmsa.h"
+#include "models/smmuv3/cmdqv.h"
 #include "models/smmuv3/commands.h"
 #include "models/smmuv3/smmuv3.h"
 #include "models/smmuv3/structures.h"
@@ -104,9 +117,23 @@ class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::
   uint16_t asid_of(DomainId d) const;
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
 
+  // The CMDQV beside this SMMU (before init; nullptr: none).
+  void set_cmdqv(smmuv3::Cmdqv* cmdqv) { cmdqv_ = cmdqv; }
+  // The VINTF of vIOMMU `v` (0: none, an ARM_SMMUV3 vIOMMU).
+  unsigned vintf_of(ViommuHandle v) const { return v && v <= vsmmus_.size() ? vsmmus_[v - 1].vintf : 0; }
+
   // NestingOps
-  // arm_smmu_get_viommu_size: IOMMU_VIOMMU_TYPE_ARM_SMMUV3 on an SMMU that can nest.
-  bool supports_viommu(ViommuType type) const override { return type == ViommuType::ArmSmmuv3 && nesting_; }
+  // arm_smmu_get_viommu_size: IOMMU_VIOMMU_TYPE_ARM_SMMUV3 on an SMMU that can nest, and
+  // tegra241_cmdqv_get_vintf_size: IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV with a CMDQV.
+  bool supports_viommu(ViommuType type) const override {
+    return nesting_ && (type == ViommuType::ArmSmmuv3 || (type == ViommuType::Tegra241Cmdqv && cmdqv_));
+  }
+  bool supports_hw_queue(ViommuHandle v, HwQueueType type) const override {
+    return type == HwQueueType::Tegra241Cmdqv && vintf_of(v) != 0;
+  }
+  Errno hw_queue_init_phys(ViommuHandle v, HwQueueType type, uint32_t index, uint64_t base_pa,
+                           uint64_t length) override;
+  void hw_queue_destroy(ViommuHandle v, uint32_t index) override;
   Errno viommu_init(ViommuType type, DomainId parent, ViommuHandle* out) override;
   Errno alloc_nested(ViommuHandle v, uint32_t flags, const UserData& data, DomainId* out) override;
   // Linux arm-smmu-v3 has no domain_alloc_nested: an SMMU nested domain needs a vIOMMU.
@@ -146,7 +173,14 @@ class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::
     ViommuEventSink* sink = nullptr;      // where its events go (the iommufd core)
     uint32_t sink_id = 0;                 // the vIOMMU as the sink knows it
     std::map<DomainId, uint16_t> hwpt_vmids;   // per_nested_hwpt: each live nested HWPT's VMID
+    unsigned vintf = 0;                         // Tegra241 CMDQV: its VINTF (0: none)
+    std::map<uint64_t, unsigned> sid_slots;     // Tegra241 CMDQV: vSID -> SID_MATCH/REPLACE pair
+    std::vector<bool> lvcmdqs;                  // Tegra241 CMDQV: its LVCMDQs allocated
   };
+  // A CMDQV register write, with the driver's MMIO time.
+  void cmdqv_write(uint64_t offset, uint64_t value, unsigned bytes = 4);
+  smmuv3::Cmdqv* cmdqv_ = nullptr;
+  std::vector<bool> vintf_used_;   // by VINTF index; 0 is the host's
   // The VMIDs a guest TLBI of vIOMMU `vs` must name (its one, or each nested HWPT's).
   template <class F> void for_each_guest_vmid(const VSmmu& vs, F&& f) const;
   // The VMIDs stage-2 domain `d` tags translations with (its own and, per_nested_hwpt,
