@@ -14,6 +14,7 @@
 namespace iommusim::driver {
 
 using namespace iommusim::smmuv3;
+namespace cmdqv = smmuv3::cmdqv;
 using common::to_ps;
 using sc_core::sc_time_stamp;
 
@@ -93,6 +94,8 @@ Status Smmuv3Driver::init() {
   // As Linux: invalidate all config and TLBs before enabling translation.
   if (Status s = submit({cmd_cfgi_all(), cmd_tlbi_nsnh_all()}, "init"); !s.ok) return s;
   mmio_write32(reg::CR0, reg::CR0_CMDQEN::set(0, 1) | reg::CR0_EVTQEN::set(0, 1) | reg::CR0_SMMUEN::set(0, 1));
+  if (cfg_.vcmdqs)
+    if (Status s = init_vcmdqs(); !s.ok) return s;
   return {};
 }
 
@@ -372,7 +375,102 @@ void Smmuv3Driver::global_bypass() {
 
 Status Smmuv3Driver::submit(const std::vector<CmdWords>& cmds, const std::string& op) {
   static_assert(sizeof(CmdWords) == 16, "commands are stored back to back");
-  return submit_batch(cmdq_, cmds.empty() ? nullptr : cmds.front().data(), cmds.size(), op);
+  return submit_batch(queue_for(cmds), cmds.empty() ? nullptr : cmds.front().data(), cmds.size(), op);
+}
+
+// ---- A guest's VCMDQs (Tegra241 CMDQV), as the guest's tegra241-cmdqv.c ----
+
+struct Smmuv3Driver::Vcmdq : DriverQueue::Hooks {
+  Vcmdq(Smmuv3Driver& d, smmuv3::GuestCmdqv& g, unsigned lidx)
+      : d_(d), g_(g), lidx_(lidx),
+        q(common::IndexRing{d.cfg_.cmdq_log2, true}, 16, *this, "VCMDQ space", "CMD_SYNC",
+          DriverQueue::Submission::Concurrent) {
+    q.set_direct(true);
+  }
+  void doorbell(uint32_t producer) override { g_.write32(lidx_, cmdqv::VCMDQ_PROD, producer); }
+  uint32_t read_consumer() override { return g_.read32(lidx_, cmdqv::VCMDQ_CONS) & q.ring().pointer_mask(); }
+  // arm_smmu_cmdq_needs_busy_polling: a guest-owned VCMDQ's CMD_SYNC has no MSI.
+  void barrier_entry(uint32_t, uint64_t, uint64_t* words) override {
+    const CmdWords w = cmd_sync(SyncCs::None);
+    words[0] = w[0];
+    words[1] = w[1];
+  }
+  bool completed(uint32_t first, uint32_t barrier) override {
+    const common::IndexRing& ring = q.ring();
+    const uint32_t cons = g_.read32(lidx_, cmdqv::VCMDQ_CONS) & ring.pointer_mask();
+    return ring.used(cons, first) > ring.used(barrier, first);
+  }
+  // The CMDQV interrupt's handler (tegra241_vintf0_handle_error in the guest): skip the
+  // bad entry (__arm_smmu_cmdq_skip_err: a CMD_SYNC in its place) and acknowledge.
+  Status check_error(unsigned) override {
+    if (recovering_ || !((g_.peek32(lidx_, cmdqv::VCMDQ_GERROR) ^ g_.peek32(lidx_, cmdqv::VCMDQ_GERRORN)) & 1))
+      return {};
+    recovering_ = true;
+    struct Done { bool& f; ~Done() { f = false; } } done{recovering_};
+    const uint32_t gerror = g_.read32(lidx_, cmdqv::VCMDQ_GERROR);
+    const uint32_t cons = g_.read32(lidx_, cmdqv::VCMDQ_CONS);
+    const uint32_t err = uint32_t(cmdqv::VCMDQ_CONS_ERR::get(cons));
+    const std::string regs = registers();
+    if (err != reg::CERROR_ATC_INV_SYNC) {
+      const CmdWords repl = cmd_sync(SyncCs::None);
+      d_.mem_.write(q.slot_address(cons), repl.data(), 16);
+      d_.charge_cycles(d_.cfg_.timing.command_write_cycles);
+    }
+    g_.write32(lidx_, cmdqv::VCMDQ_GERRORN, gerror);
+    ++d_.errors_recovered_;
+    if (err == reg::CERROR_ILL || err == reg::CERROR_ABT) return {};
+    return Status::fail("VCMDQ error " + std::to_string(err) + " (" + regs + ")");
+  }
+  std::string registers() override {
+    return "VCMDQ" + std::to_string(lidx_) + " CONS=" + hex(g_.peek32(lidx_, cmdqv::VCMDQ_CONS)) +
+           ", GERROR=" + hex(g_.peek32(lidx_, cmdqv::VCMDQ_GERROR));
+  }
+  const char* command_name(uint8_t opcode) const override { return opcode_name(Opcode(opcode)); }
+
+  Smmuv3Driver& d_;
+  smmuv3::GuestCmdqv& g_;
+  unsigned lidx_;
+  DriverQueue q;
+  bool recovering_ = false;
+};
+
+Status Smmuv3Driver::init_vcmdqs() {
+  smmuv3::GuestCmdqv* g = smmu_.guest_cmdqv();
+  if (!g) return Status::fail("driver.vcmdqs: the SMMU has no CMDQV VINTF for this driver");
+  if (cfg_.vcmdqs > g->lvcmdqs())
+    return Status::fail("vmm.vcmdqs: " + std::to_string(cfg_.vcmdqs) + " VCMDQs, the VINTF has " +
+                        std::to_string(g->lvcmdqs()));
+  const uint64_t bytes = uint64_t(16) << cfg_.cmdq_log2;
+  for (unsigned l = 0; l < cfg_.vcmdqs; ++l) {
+    // The ring in guest RAM, aligned to its size (tegra241_vintf_alloc_lvcmdq_user's rule).
+    const uint64_t base = alloc_host(bytes, bytes);
+    if (!base) return Status::fail("driver.table_pool_bytes too small for the VCMDQs");
+    if (!g->set_base(l, base | cfg_.cmdq_log2))
+      return Status::fail("VCMDQ " + std::to_string(l) + ": the VMM's IOMMU_HW_QUEUE_ALLOC failed");
+    vcmdqs_.push_back(std::make_unique<Vcmdq>(*this, *g, l));
+    Vcmdq& v = *vcmdqs_.back();
+    v.q.reset(base);
+    g->set_command_probe(l, [&v](const CommandTrace& t) { v.q.trace(t); });
+    add_command_queue(v.q);
+    // tegra241_vcmdq_hw_init: VCMDQ_EN, then STATUS.VCMDQ_ENABLED polled.
+    g->write32(l, cmdqv::VCMDQ_CONFIG, cmdqv::VCMDQ_EN::set(0, 1));
+    if (!(g->read32(l, cmdqv::VCMDQ_STATUS) & 1))
+      return Status::fail("VCMDQ " + std::to_string(l) + " not enabled (" + v.registers() + ")");
+  }
+  return {};
+}
+
+DriverQueue& Smmuv3Driver::queue_for(const std::vector<CmdWords>& cmds) {
+  if (vcmdqs_.empty() || cmds.empty()) return cmdq_;
+  for (const CmdWords& c : cmds)
+    switch (Opcode(c[0] & 0xFF)) {
+      case Opcode::TlbiNhAsid: case Opcode::TlbiNhVa: case Opcode::AtcInv: break;
+      default: return cmdq_;
+    }
+  const sc_core::sc_process_handle h = sc_core::sc_get_current_process_handle();
+  const sc_core::sc_object* thread = h.valid() ? h.get_process_object() : nullptr;
+  const unsigned cpu = cpu_of_thread_.emplace(thread, unsigned(cpu_of_thread_.size())).first->second;
+  return vcmdqs_[cpu % vcmdqs_.size()]->q;
 }
 
 void Smmuv3Driver::doorbell(uint32_t producer) { mmio_write32(reg::CMDQ_PROD, producer); }

@@ -48,6 +48,18 @@
 // index beyond the VINTF's EINVAL, taken EEXIST, previous missing EIO, length not a power
 // of two in [32, 2^CMDQS x 16] or base not aligned to it EINVAL). Its CMDQV register
 // writes cost driver.timing MMIO time.
+// A guest's driver with vcmdqs > 0 behind a vSMMU that offers its VINTF (GuestCmdqv), as
+// the guest's tegra241-cmdqv.c: at init it allocates each LVCMDQ's ring in guest RAM,
+// writes BASE (trapped: the VMM allocates the HW queue) and enables it (its page 0 is
+// mapped: no trap). A batch whose commands are all in the guest subset
+// (tegra241_guest_vcmdq_supports_cmd: TLBI_NH_ASID, TLBI_NH_VA, ATC_INV) goes to the
+// calling CPU's LVCMDQ, cpu % vcmdqs (tegra241_cmdqv_get_cmdq; CPUs numbered in the order
+// they first invalidate); its CMD_SYNC has CS = none and is polled through CONS (no MSI on
+// a guest VCMDQ: arm_smmu_cmdq_needs_busy_polling); anything else goes to the trapped CMDQ.
+// MODEL CHOICE: per batch, where Linux picks the queue per command and splits a batch at
+// the first command of another queue (the driver's batches are uniform). A VCMDQ error is
+// recovered as Linux's VINTF error handler does (the entry at CONS replaced by a CMD_SYNC,
+// GERRORN acknowledged).
 #pragma once
 #include <array>
 #include <map>
@@ -83,6 +95,9 @@ struct Smmuv3DriverConfig {
   unsigned cd_table_log2 = 4;                  // S1CDMax: SubstreamIDs per device
   SmmuSyncMode sync_mode = SmmuSyncMode::MsiPoll;
   ArmNestedVmids nested_vmids = ArmNestedVmids::PerViommu;   // vmm.arm_vmid (a host driver's)
+  // A guest's: the LVCMDQs of its VM's CMDQV VINTF it uses (vmm.vcmdqs; 0: none), each of
+  // 2^cmdq_log2 entries.
+  unsigned vcmdqs = 0;
 };
 std::string validate(const Smmuv3DriverConfig& c);
 
@@ -213,6 +228,13 @@ class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::
   // CMD_ATC_INV of everything `rid` (or its `pasid`) cached, when its attachment changes.
   void add_master_atc_invalidation(uint32_t rid, std::optional<uint32_t> pasid,
                                    std::vector<smmuv3::CmdWords>& cmds) const;
+
+  // The guest's VCMDQs (init), and the queue a batch goes to.
+  struct Vcmdq;
+  Status init_vcmdqs();
+  DriverQueue& queue_for(const std::vector<smmuv3::CmdWords>& cmds);
+  std::vector<std::unique_ptr<Vcmdq>> vcmdqs_;
+  std::map<const sc_core::sc_object*, unsigned> cpu_of_thread_;   // tegra241_cmdqv_get_cmdq's CPU numbers
 
   // The command queue's hooks (DriverBase::submit_batch).
   void doorbell(uint32_t producer) override;
