@@ -96,6 +96,12 @@ std::string trapped_vendors() {
   return list;
 }
 
+bool has_accelerated_path(const std::string& vendor) {
+  for (const LaneType& t : lane_types())
+    if (t.vendor == vendor) return t.make_accelerated != nullptr;
+  return false;
+}
+
 std::vector<std::string> known_vendors() {
   std::vector<std::string> v;
   for (const LaneType& t : lane_types()) v.push_back(t.vendor);
@@ -107,6 +113,15 @@ std::unique_ptr<IommuLane> make_lane(const std::string& vendor, const std::strin
                                      const LaneSettings& settings) {
   for (const LaneType& t : lane_types()) {
     if (t.vendor != vendor) continue;
+    if (path == kAcceleratedPath) {
+      if (!t.make_accelerated)
+        throw ConfigError(vendor == "vtd"
+                              ? std::string("vmm.paths: VT-d has no architected guest-direct invalidation queue, so no "
+                                            "accelerated path (docs/vmm.md, \"Guest invalidation without a trap\"): "
+                                            "compare vtd@trapped")
+                              : "vmm.paths: the accelerated path is not modelled for " + vendor + " yet");
+      return t.make_accelerated(iommu.section(vendor), driver.section(vendor), traffic, settings);
+    }
     if (path == kVirtioPath) {
       if (!t.make_virtio) throw ConfigError("vmm.paths: the virtio path is not modelled for " + vendor);
       return t.make_virtio(iommu.section(vendor), driver.section(vendor), traffic, settings);

@@ -298,6 +298,10 @@ struct LaneType {
   // The same for vmm.paths "virtio" (a guest behind a virtio-iommu device, platforms/virtio_lane.h).
   std::unique_ptr<IommuLane> (*make_virtio)(const ConfigReader& iommu, const ConfigReader& driver,
                                             const ConfigReader& traffic, const LaneSettings& settings) = nullptr;
+  // The same for vmm.paths "accelerated" (the trapped lane's guest, its invalidations on a queue
+  // the hardware reads itself); nullptr: the vendor has none (VT-d) or it is not modelled yet.
+  std::unique_ptr<IommuLane> (*make_accelerated)(const ConfigReader& iommu, const ConfigReader& driver,
+                                                 const ConfigReader& traffic, const LaneSettings& settings) = nullptr;
 };
 struct RegisterLane {
   explicit RegisterLane(LaneType type);
@@ -314,5 +318,7 @@ std::unique_ptr<IommuLane> make_lane(const std::string& vendor, const std::strin
 std::vector<std::string> known_vendors();
 // Those with a trapped path, comma-separated.
 std::string trapped_vendors();
+// Whether `vendor` has a lane for vmm.paths "accelerated" (VT-d has no guest-direct queue).
+bool has_accelerated_path(const std::string& vendor);
 
 }  // namespace iommusim::platforms

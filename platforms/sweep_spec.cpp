@@ -1,5 +1,6 @@
 #include "platforms/sweep_spec.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -96,23 +97,26 @@ std::vector<double> range_values(const ojson& range, const std::string& origin, 
   return out;
 }
 
+// One listed value of a key, typed after the key's default: an integer for an integer key.
+json typed_value(const ojson& spec, const json& def, const std::string& origin, const std::string& at) {
+  json v = plain(spec);
+  if (v.is_null()) fail(origin, at, "null is not a value");
+  if (def.is_number_integer() && v.is_number_float()) {
+    const double d = v.get<double>();
+    if (d != std::floor(d) || std::fabs(d) > 9.0e15) fail(origin, at, v.dump() + ": the key takes integers");
+    v = int64_t(d);
+  }
+  return v;
+}
+
 // The values of one swept key, typed after the key's default: integers for an integer key.
 std::vector<json> key_values(const ojson& spec, const json& def, const std::string& origin, const std::string& field) {
   const bool integer = def.is_number_integer();
   std::vector<json> out;
   if (spec.is_array()) {
     if (spec.empty()) fail(origin, field, "an empty list of values");
-    for (size_t i = 0; i < spec.size(); ++i) {
-      json v = plain(spec[i]);
-      const std::string at = field + "[" + std::to_string(i) + "]";
-      if (v.is_null()) fail(origin, at, "null is not a value");
-      if (integer && v.is_number_float()) {
-        const double d = v.get<double>();
-        if (d != std::floor(d) || std::fabs(d) > 9.0e15) fail(origin, at, v.dump() + ": the key takes integers");
-        v = int64_t(d);
-      }
-      out.push_back(v);
-    }
+    for (size_t i = 0; i < spec.size(); ++i)
+      out.push_back(typed_value(spec[i], def, origin, field + "[" + std::to_string(i) + "]"));
   } else if (spec.is_object()) {
     if (!def.is_number()) fail(origin, field, "a range needs a numeric key (its default is " + def.dump() + ")");
     for (double d : range_values(spec, origin, field)) out.push_back(integer ? json(std::llround(d)) : json(round12(d)));
@@ -137,6 +141,60 @@ json load(const std::string& base, const std::vector<std::string>& params, const
   } catch (const ConfigError& e) {
     fail(origin, field, e.what());
   }
+}
+
+// The first swept key of dimension `d`.
+size_t first_key(const Spec& s, size_t d) {
+  return size_t(std::find(s.dim.begin(), s.dim.end(), d) - s.dim.begin());
+}
+
+// The spec field that names key k: the key, or its group "a+b".
+std::string field_of(const Spec& s, size_t k) {
+  std::string f;
+  for (size_t o = 0; o < s.keys.size(); ++o)
+    if (s.dim[o] == s.dim[k]) f += (f.empty() ? "" : "+") + s.keys[o];
+  return f;
+}
+
+// Keys swept together, "a+b": [[a1, b1], [a2, b2], ...]: one dimension, each tuple distinct.
+template <class Claim>
+void add_group(Spec& s, const std::string& field_keys, const ojson& spec, const std::string& origin, Claim& claim) {
+  const std::string field = "sweep." + field_keys;
+  std::vector<std::string> keys;
+  for (size_t pos = 0; pos <= field_keys.size();) {
+    const size_t plus = std::min(field_keys.find('+', pos), field_keys.size());
+    keys.push_back(field_keys.substr(pos, plus - pos));
+    pos = plus + 1;
+  }
+  std::vector<const json*> defs;
+  for (const std::string& k : keys) {
+    if (k.empty()) fail(origin, field, "an empty key in a group (keys swept together are joined by '+')");
+    claim("sweep", k);
+    defs.push_back(lookup(s.base_config, k));
+    if (!defs.back()) fail(origin, field, "unknown config key " + k);
+  }
+  if (!spec.is_array() || spec.empty())
+    fail(origin, field, "keys swept together take a non-empty list of tuples, one value per key: [[" +
+                            keys.front() + " value, ...], ...]");
+  std::vector<std::vector<json>> values(keys.size());
+  for (size_t i = 0; i < spec.size(); ++i) {
+    const std::string at = field + "[" + std::to_string(i) + "]";
+    if (!spec[i].is_array() || spec[i].size() != keys.size())
+      fail(origin, at, "must be a list of " + std::to_string(keys.size()) + " values, one per key");
+    for (size_t k = 0; k < keys.size(); ++k)
+      values[k].push_back(typed_value(spec[i][k], *defs[k], origin, at + "[" + std::to_string(k) + "]"));
+    for (size_t o = 0; o < i; ++o) {
+      bool same = true;
+      for (size_t k = 0; k < keys.size(); ++k) same = same && values[k][o] == values[k][i];
+      if (same) fail(origin, at, "repeats " + field + "[" + std::to_string(o) + "]");
+    }
+  }
+  for (size_t k = 0; k < keys.size(); ++k) {
+    s.keys.push_back(keys[k]);
+    s.values.push_back(std::move(values[k]));
+    s.dim.push_back(s.dims);
+  }
+  ++s.dims;
 }
 
 }  // namespace
@@ -217,12 +275,17 @@ Spec parse_spec(const ojson& j, const std::string& origin, const std::string& di
   if (j.contains("sweep")) {
     if (!j["sweep"].is_object()) fail(origin, "sweep", "must be an object of config keys and their values");
     for (auto it = j["sweep"].begin(); it != j["sweep"].end(); ++it) {
+      if (it.key().find('+') != std::string::npos) {
+        add_group(s, it.key(), it.value(), origin, claim);
+        continue;
+      }
       const std::string field = claim("sweep", it.key());
       const json* def = lookup(s.base_config, it.key());
       if (!def) fail(origin, field, "unknown config key");
       std::vector<json> values = key_values(it.value(), *def, origin, field);
       s.keys.push_back(it.key());
       s.values.push_back(std::move(values));
+      s.dim.push_back(s.dims++);
     }
   }
   if (j.contains("combine")) {
@@ -233,8 +296,8 @@ Spec parse_spec(const ojson& j, const std::string& origin, const std::string& di
   if (s.zip)
     for (size_t k = 1; k < s.keys.size(); ++k)
       if (s.values[k].size() != s.values[0].size())
-        fail(origin, "sweep." + s.keys[k],
-             std::to_string(s.values[k].size()) + " value(s), but sweep." + s.keys[0] + " has " +
+        fail(origin, "sweep." + field_of(s, k),
+             std::to_string(s.values[k].size()) + " value(s), but sweep." + field_of(s, 0) + " has " +
                  std::to_string(s.values[0].size()) + ": zip needs the same number of values for every key");
 
   if (j.contains("seeds")) {
@@ -286,21 +349,26 @@ Spec parse_spec(const ojson& j, const std::string& origin, const std::string& di
   if (s.zip)
     points *= s.values.empty() ? 1.0 : double(s.values[0].size());
   else
-    for (auto& v : s.values) points *= double(v.size());
+    for (size_t d = 0; d < s.dims; ++d) points *= double(s.values[first_key(s, d)].size());
   if (points > double(kMaxPoints))
     fail(origin, "sweep", std::to_string(uint64_t(points)) + " points, more than " + std::to_string(kMaxPoints));
 
-  // The schema's type check, once per swept value: a combination adds no new type.
+  // The schema's type check, once per swept value (keys swept together: per tuple): a
+  // combination adds no new type.
   for (size_t k = 0; k < s.keys.size(); ++k) {
-    for (const json& v : s.values[k]) {
+    for (size_t i = 0; i < s.values[k].size(); ++i) {
+      if (first_key(s, s.dim[k]) != k) break;   // a group's tuples: checked with its first key
       std::vector<std::string> params = s.set;
-      params.push_back(param(s.keys[k], v));
+      for (size_t o = k; o < s.keys.size(); ++o)
+        if (s.dim[o] == s.dim[k]) params.push_back(param(s.keys[o], s.values[o][i]));
       try {
         load_config(s.base, params);
       } catch (const ConfigError& e) {
-        // "iommu.vendor: expected a string" names the key the field already names.
-        const std::string why = e.what(), own = s.keys[k] + ": ";
-        fail(origin, "sweep." + s.keys[k], why.rfind(own, 0) == 0 ? why.substr(own.size()) : why);
+        // "iommu.vendor: expected a string" names the key the field already names; a group's
+        // field names its tuple, the message the key.
+        const std::string why = e.what(), own = s.keys[k] + ": ", group = field_of(s, k);
+        if (group != s.keys[k]) fail(origin, "sweep." + group + "[" + std::to_string(i) + "]", why);
+        fail(origin, "sweep." + group, why.rfind(own, 0) == 0 ? why.substr(own.size()) : why);
       }
     }
   }
@@ -335,15 +403,15 @@ std::vector<std::vector<json>> combinations(const Spec& s) {
     }
     return out;
   }
-  // An odometer over the value lists, the last key turning fastest.
-  std::vector<size_t> at(s.keys.size(), 0);
+  // An odometer over the dimensions, the last turning fastest.
+  std::vector<size_t> at(s.dims, 0);
   for (;;) {
     std::vector<json> c;
-    for (size_t k = 0; k < at.size(); ++k) c.push_back(s.values[k][at[k]]);
+    for (size_t k = 0; k < s.keys.size(); ++k) c.push_back(s.values[k][at[s.dim[k]]]);
     out.push_back(std::move(c));
-    size_t k = at.size();
-    while (k > 0 && ++at[k - 1] == s.values[k - 1].size()) at[--k] = 0;
-    if (k == 0) return out;
+    size_t d = at.size();
+    while (d > 0 && ++at[d - 1] == s.values[first_key(s, d - 1)].size()) at[--d] = 0;
+    if (d == 0) return out;
   }
 }
 

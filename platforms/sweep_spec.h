@@ -34,6 +34,10 @@ struct Spec {
   nlohmann::json base_config;            // base resolved with set: every point starts here
   std::vector<std::string> keys;         // swept keys, in column order
   std::vector<std::vector<nlohmann::json>> values;   // per swept key
+  // Per swept key, its dimension: keys swept together ("a+b": [[a1, b1], [a2, b2]]) share
+  // one and take the i-th of their values at once; every other key is a dimension of its own.
+  std::vector<size_t> dim;
+  size_t dims = 0;
   bool zip = false;                      // zip instead of product
   std::vector<uint64_t> seeds;
   std::vector<std::string> stats;        // stat names or globs, without the lane prefix
@@ -49,7 +53,8 @@ Spec parse_spec(const nlohmann::ordered_json& j, const std::string& origin, cons
 // Reads and parses a spec file (comments allowed).
 Spec read_spec(const std::string& path);
 
-// One combination of swept values per entry (product: first key outermost; zip: i-th of each).
+// One combination of swept values per entry, one value per key (product over the dimensions,
+// the first outermost; zip: the i-th of each).
 std::vector<std::vector<nlohmann::json>> combinations(const Spec& s);
 
 struct Point {

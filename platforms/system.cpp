@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <iostream>
 #include <sstream>
 
 #include <systemc>
@@ -50,12 +51,14 @@ struct Params {
   VmmSettings vmm;
   GuestSettings guest;
   std::vector<std::string> paths{kNativePath};
-  // Only trapped lanes run: a guest's driver over its vIOMMU programs every DMA domain.
-  bool trapped_only() const { return paths.size() == 1 && paths.front() == kTrappedPath; }
+  // Only trapped (or accelerated) lanes run: a guest's driver over its vIOMMU programs every DMA domain.
+  bool trapped_only() const { return std::all_of(paths.begin(), paths.end(), nested_guest_path); }
+  // A lane whose guest nests over the host's stage 2 (trapped, accelerated) runs.
+  bool has_nested_guest() const { return std::any_of(paths.begin(), paths.end(), nested_guest_path); }
   bool has_path(const char* path) const { return std::find(paths.begin(), paths.end(), path) != paths.end(); }
-  // Every lane's driver is a guest's (trapped or virtio): it builds stage 1 only.
+  // Every lane's driver is a guest's (trapped, accelerated or virtio): it builds stage 1 only.
   bool guests_only() const {
-    return std::all_of(paths.begin(), paths.end(), [](const std::string& x) { return x == kTrappedPath || x == kVirtioPath; });
+    return std::all_of(paths.begin(), paths.end(), [](const std::string& x) { return nested_guest_path(x) || x == kVirtioPath; });
   }
   driver::DriverTiming timing;
   driver::DriverMemory pools;
@@ -426,7 +429,7 @@ void read_job_workload(const ConfigReader& root, Params& p) {
 // VMs' own devices and IDs, already done).
 void check_vm_assignment(const ConfigReader& root, const Params& p) {
   const ConfigReader v = root.section("vmm");
-  const bool trapped = std::find(p.paths.begin(), p.paths.end(), kTrappedPath) != p.paths.end();
+  const bool trapped = p.has_nested_guest();
   if (!trapped && p.vmm.vms > 1) v.fail("vms", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
   if (!trapped && !p.vmm.assign.empty()) v.fail("assign", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
   if (!trapped && p.vmm.teardown_vm) v.fail("teardown_vm", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
@@ -511,15 +514,16 @@ Params read_params(const json& j) {
     p.paths.push_back(p.vmm.paths.substr(pos, comma - pos));
     pos = comma + 1;
   }
-  if (std::find(p.paths.begin(), p.paths.end(), kTrappedPath) != p.paths.end()) {
+  if (p.has_nested_guest()) {
     const ConfigReader v = root.section("vmm");
     if (p.vmm.inject == vmm::VmmFault::DropAtcInv &&
         std::none_of(p.eps.begin(), p.eps.end(), [](const EndpointSettings& e) { return e.config.ats.enabled; }))
       v.fail("inject", "drop_atc_inv drops the guest's ATC invalidations: it needs an endpoint with ATS (traffic.ats.enabled)");
     if (p.translation != "nested")
-      v.fail("paths", "trapped needs iommu.translation = nested (the guest owns stage 1 over the host's stage 2)");
+      v.fail("paths", std::string(p.has_path(kTrappedPath) ? "trapped" : "accelerated") +
+                          " needs iommu.translation = nested (the guest owns stage 1 over the host's stage 2)");
 
-    if (p.mixed_leaves) v.fail("paths", "trapped does not run workload.mixed_leaves yet");
+    if (p.mixed_leaves) v.fail("paths", "trapped and accelerated do not run workload.mixed_leaves yet");
   } else {
     // Settings of the VMM's trapped path would silently do nothing on native lanes.
     const ConfigReader v = root.section("vmm");
@@ -542,8 +546,7 @@ Params read_params(const json& j) {
   }
   // A cache-tag policy acts on its vendor's trapped lane only: anywhere else it would be ignored.
   auto trapped_lane_of = [&](const char* vendor) {
-    return std::find(p.paths.begin(), p.paths.end(), kTrappedPath) != p.paths.end() &&
-           std::find(p.vendors.begin(), p.vendors.end(), vendor) != p.vendors.end();
+    return p.has_nested_guest() && std::find(p.vendors.begin(), p.vendors.end(), vendor) != p.vendors.end();
   };
   if (p.vmm.amd_domid != driver::AmdNestedDomainIds::PerGuestDomain && !trapped_lane_of("amdvi"))
     root.section("vmm").fail("amd_domid", "applies to amdvi@trapped only (iommu.vendor amdvi, vmm.paths trapped)");
@@ -748,6 +751,13 @@ struct System::Impl : sc_core::sc_module {
       : sc_module(name), p(params), timeline_(timeline) {
     ConfigReader root(j, "");
     for (const std::string& v : p.vendors) for (const std::string& path : p.paths) {
+      // Side by side, a vendor without an accelerated path (VT-d) runs its other lanes; alone,
+      // make_lane refuses it, saying why.
+      if (path == kAcceleratedPath && p.vendors.size() > 1 && !has_accelerated_path(v)) {
+        std::cerr << "iommusim: " << lane_name(v, path) << " is not run: " << v
+                  << " has no accelerated path (docs/vmm.md, \"Guest invalidation without a trap\")\n";
+        continue;
+      }
       auto lane = std::make_unique<Lane>();
       Lane& l = *lane;
       l.vendor = v;
@@ -1103,7 +1113,7 @@ struct System::Impl : sc_core::sc_module {
       if (const std::string f = l.dma_api->failure(); !f.empty() && !check(l, driver::Status::fail(f), "dma_api")) return;
     }
     l.traffic_end = sc_core::sc_time_stamp();
-    if (p.vmm.teardown_vm && l.path == kTrappedPath &&
+    if (p.vmm.teardown_vm && nested_guest_path(l.path) &&
         !check(l, l.iommu->teardown_vm(*p.vmm.teardown_vm), "vmm.teardown_vm"))
       return;
     l.iommu->drain_events();
@@ -1304,6 +1314,10 @@ RunResult System::run() {
                     "simulated time from traffic start (or the end of the warm-up) to its end");
     s.reg.set_value(l.name + ".run.dma_throughput", t_ns > 0 ? double(count(l, "endpoint.transactions")) / t_ns * 1e3 : 0,
                     "M DMA/s", "completed DMAs per simulated microsecond");
+    if (l.dma_api)
+      s.reg.set_value(l.name + ".run.map_unmap_throughput",
+                      t_ns > 0 ? double(count(l, "dma_api.maps") + count(l, "dma_api.unmaps")) / t_ns * 1e3 : 0,
+                      "M calls/s", "workload.mode = dma_api: dma_map and dma_unmap calls per simulated microsecond");
     if (l.warmed_up)
       s.reg.set_value(l.name + ".run.warmup_end", measured_from(l).to_seconds() * 1e9, "ns",
                       "when the lane's warm-up (sim.warmup_transactions) ended: its other stats, except the oracle's, count from here");
@@ -1400,7 +1414,7 @@ RunResult System::run() {
     return kept;
   };
   // The trapped path's parts are rows only when a trapped lane runs.
-  const bool trapped = s.p.has_path(kTrappedPath) || s.p.has_path(kVirtioPath);
+  const bool trapped = s.p.has_nested_guest() || s.p.has_path(kVirtioPath);
   const char* parts[] = {"software", "lock", "trap", "vmm", "host_kernel", "host_queue", "return",
                          "queueing", "fetch", "execution", "atc", "sync"};
   for (int k = 0; k < 12; ++k) {

@@ -1,6 +1,7 @@
 #include "platforms/vmm_keys.h"
 
 #include <algorithm>
+#include <iterator>
 
 namespace iommusim::platforms {
 
@@ -26,6 +27,26 @@ void read_assign(const ConfigReader& r, VmmSettings& v) {
   v.assign.clear();
   for (size_t i = 0; i < list.size(); ++i)
     v.assign.push_back(read_assignment(list[i], r.path("assign") + "[" + std::to_string(i) + "]"));
+}
+
+// vmm.paths: each path once, in the order of kPaths (the order of the lanes and their stats).
+void read_paths(const ConfigReader& r, VmmSettings& v) {
+  const std::string text = r.string("paths");
+  std::vector<bool> seen(std::size(kPaths), false);
+  for (size_t pos = 0; pos <= text.size();) {
+    const size_t comma = std::min(text.find(',', pos), text.size());
+    const std::string word = text.substr(pos, comma - pos);
+    pos = comma + 1;
+    const auto it = std::find_if(std::begin(kPaths), std::end(kPaths), [&](const char* p) { return word == p; });
+    if (it == std::end(kPaths))
+      r.fail("paths", "unknown path '" + word + "' (a comma list of native, trapped, accelerated, virtio)");
+    const size_t i = size_t(it - std::begin(kPaths));
+    if (seen[i]) r.fail("paths", "'" + word + "' is listed twice");
+    if (std::find(seen.begin() + i, seen.end(), true) != seen.end())
+      r.fail("paths", "list the paths in the order native, trapped, accelerated, virtio");
+    seen[i] = true;
+  }
+  v.paths = text;
 }
 
 nlohmann::json write_assign(const VmmSettings& v) {
@@ -143,13 +164,16 @@ Section<VmmSettings> vmm_keys() {
   return Section<V>("Guests behind a vIOMMU: the invalidation paths each vendor runs and what the trapped path's "
                     "steps cost on each host architecture, in cycles of driver.cpu_mhz (docs/vmm.md).",
                     StructDefaults::Own)
-      .choice("paths", &V::paths, "native",
-              {"native", "trapped", "native,trapped", "virtio", "native,virtio", "trapped,virtio", "native,trapped,virtio"},
-              "native: the host driver owns both stages; trapped: a guest driver owns stage 1 behind an emulated "
-              "vIOMMU whose commands the VMM forwards through iommufd; virtio: a guest driver sends map and unmap "
-              "requests to a virtio-iommu device whose VMM maps them into a single-stage host domain; several: side "
-              "by side on identical traffic (trapped needs iommu.translation = nested; virtio runs under s1 or nested, "
-              "the guest's domain single-stage either way)")
+      .custom(value_key("paths", KeyType::String, "native", "a comma list of native, trapped, accelerated, virtio",
+                        "",
+                        "native: the host driver owns both stages; trapped: a guest driver owns stage 1 behind an "
+                        "emulated vIOMMU whose commands the VMM forwards through iommufd; accelerated: the same guest, "
+                        "its invalidations on a queue the hardware reads itself (SMMUv3 VCMDQ, AMD hardware vIOMMU; "
+                        "VT-d has none); virtio: a guest driver sends map and unmap requests to a virtio-iommu device "
+                        "whose VMM maps them into a single-stage host domain; several: side by side on identical "
+                        "traffic, in this order (trapped and accelerated need iommu.translation = nested; virtio runs "
+                        "under s1 or nested, the guest's domain single-stage either way)"),
+              read_paths, [](const VmmSettings& v) { return nlohmann::json(v.paths); })
       .integer("vms", &V::vms, 1, 1, kMaxVms, "VMs",
                "VMs on each trapped lane, each with its own guest RAM (VM v's at platform.guest_ram_pa + v * the "
                "span one VM takes), iommufd context, vIOMMUs and guest drivers; stats vm<v>.* when more than one")

@@ -14,7 +14,13 @@
 namespace iommusim::platforms {
 
 inline constexpr const char* kTrappedPath = "trapped";
+inline constexpr const char* kAcceleratedPath = "accelerated";
 inline constexpr const char* kVirtioPath = "virtio";
+// Every path of vmm.paths, in the order a list must give them (stat_names.h: kNativePath).
+inline constexpr const char* kPaths[] = {"native", kTrappedPath, kAcceleratedPath, kVirtioPath};
+// A path whose guest owns stage 1 nested over the host's stage 2 behind an emulated vIOMMU:
+// trapped, and accelerated (the same VM, its invalidations on a hardware-read queue).
+inline bool nested_guest_path(const std::string& path) { return path == kTrappedPath || path == kAcceleratedPath; }
 
 // How the guest's virtio doorbell reaches the VMM (vmm.virtio.notify).
 enum class VirtioNotify : uint8_t { Ioeventfd, Trap };
@@ -42,7 +48,7 @@ struct VmAssignment {
 inline constexpr unsigned kMaxVms = 4;   // vmm.vms
 
 struct VmmSettings {
-  std::string paths = "native";   // or "trapped", "native,trapped"
+  std::string paths = "native";   // a comma list of kPaths, in their order
   unsigned vms = 1;                   // VMs on each trapped lane
   std::vector<VmAssignment> assign;   // empty: every endpoint to VM 0, its index as its virtual ID
   std::optional<unsigned> teardown_vm;   // the VM whose memory the VMM unmaps once the traffic is done

@@ -132,6 +132,47 @@ TEST(SweepSpec, ErrorsNameTheField) {
   }
 }
 
+// Keys swept together ("a+b": a list of tuples) are one dimension of the product: the path
+// comparison pairs each path with the translation it needs.
+TEST(SweepPoints, KeysSweptTogetherAreOneDimension) {
+  const sw::Spec s = spec(R"({"sweep": {
+    "iommu.translation+vmm.paths": [["s1", "native"], ["nested", "trapped,virtio"]],
+    "dma_api.cpus": [1, 2, 4]}})");
+  EXPECT_EQ(s.keys, (std::vector<std::string>{"iommu.translation", "vmm.paths", "dma_api.cpus"}));
+  EXPECT_EQ(s.dims, 2u);
+  const auto points = sw::expand(s);
+  // 2 tuples × 3 CPU counts × 1 seed, the tuple outermost.
+  ASSERT_EQ(points.size(), 6u);
+  EXPECT_EQ(points[0].values, (std::vector<json>{"s1", "native", 1}));
+  EXPECT_EQ(points[2].values, (std::vector<json>{"s1", "native", 4}));
+  EXPECT_EQ(points[3].values, (std::vector<json>{"nested", "trapped,virtio", 1}));
+  EXPECT_EQ(points[5].params, (std::vector<std::string>{"iommu.translation=\"nested\"", "vmm.paths=\"trapped,virtio\"",
+                                                        "dma_api.cpus=4", "sim.seed=1"}));
+  // A value may repeat across tuples; zip counts tuples.
+  const sw::Spec z = spec(R"({"combine": "zip", "sweep": {
+    "iommu.translation+dma_api.cpus": [["nested", 1], ["nested", 2]], "memory.channels": [1, 2]}})");
+  ASSERT_EQ(sw::expand(z).size(), 2u);
+  EXPECT_EQ(sw::expand(z)[1].values, (std::vector<json>{"nested", 2, 2}));
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"sweep": {"iommu.translation+vmm.paths": ["s1", "native"]}})",
+       "sweep.iommu.translation+vmm.paths[0]: must be a list of 2 values, one per key"},
+      {R"({"sweep": {"iommu.translation+vmm.paths": []}})", "sweep.iommu.translation+vmm.paths: keys swept together take"},
+      {R"({"sweep": {"iommu.translation+": [["s1"]]}})", "an empty key in a group"},
+      {R"({"sweep": {"iommu.translation+vmm.pahts": [["s1", "native"]]}})", "unknown config key vmm.pahts"},
+      {R"({"sweep": {"iommu.translation+vmm.paths": [["s1", "native"], ["s1", "native"]]}})",
+       "sweep.iommu.translation+vmm.paths[1]: repeats sweep.iommu.translation+vmm.paths[0]"},
+      {R"({"sweep": {"dma_api.cpus+memory.channels": [[1.5, 1]]}})", "[0][0]: 1.5: the key takes integers"},
+      {R"({"sweep": {"iommu.translation+vmm.paths": [["s1", 3]]}})",
+       "sweep.iommu.translation+vmm.paths[0]: vmm.paths: expected a string"},
+      {R"({"sweep": {"iommu.translation+vmm.paths": [["s1", "native"]], "vmm.paths": ["native"]}})",
+       "sweep.vmm.paths: overlaps sweep.vmm.paths"},
+  };
+  for (const auto& [text, want] : cases) {
+    const std::string got = spec_error(text);
+    EXPECT_NE(got.find(want), std::string::npos) << text << "\n  want: " << want << "\n  got:  " << got;
+  }
+}
+
 TEST(SweepPoints, ProductTakesEveryCombinationLastKeyFastestSeedsInnermost) {
   const sw::Spec s = spec(R"({"set": {"traffic.transactions": 100},
     "sweep": {"memory.channels": [1, 2], "iommu.translation": ["s1", "s2", "nested"]}, "seeds": [7, 8]})");

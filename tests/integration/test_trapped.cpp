@@ -207,6 +207,19 @@ TEST(Trapped, UnsupportedSettingsAreConfigErrors) {
   });
 }
 
+// vmm.paths: each known path once, in the order native, trapped, accelerated, virtio; VT-d has
+// no accelerated path (no architected guest-direct queue).
+TEST(Trapped, PathsAreAnOrderedListOfKnownPaths) {
+  iommusim::test::expect_config_errors(fresh_dir("trapped_bad_paths"), "-p iommu.vendor=smmuv3 -p iommu.translation=nested", {
+      {"-p vmm.paths=trapped,native", "vmm.paths: list the paths in the order native, trapped, accelerated, virtio"},
+      {"-p vmm.paths=native,native", "vmm.paths: 'native' is listed twice"},
+      {"-p vmm.paths=native,", "vmm.paths: unknown path ''"},
+      {"-p vmm.paths=hardware", "vmm.paths: unknown path 'hardware'"},
+      {"-p iommu.translation=s1 -p vmm.paths=accelerated", "accelerated needs iommu.translation = nested"},
+      {"-p iommu.vendor=vtd -p vmm.paths=native,accelerated", "VT-d has no architected guest-direct invalidation queue"},
+  });
+}
+
 // A cache-tag policy: a value it does not know, or a lane it does not act on, is a config
 // error naming the key (exit 2).
 TEST(Trapped, CacheTagPolicyErrorsNameTheKey) {
