@@ -177,6 +177,9 @@ Section<VmmSettings> vmm_keys() {
       .integer("vms", &V::vms, 1, 1, kMaxVms, "VMs",
                "VMs on each trapped lane, each with its own guest RAM (VM v's at platform.guest_ram_pa + v * the "
                "span one VM takes), iommufd context, vIOMMUs and guest drivers; stats vm<v>.* when more than one")
+      .integer("vcmdqs", &V::vcmdqs, 1, 1, 64, "queues",
+               "smmuv3@accelerated: the VCMDQs each VM's CMDQV VINTF maps into its guest; a vCPU uses queue cpu % vcmdqs "
+               "(Linux tegra241_cmdqv_get_cmdq); at most the VINTF's LVCMDQs (4)")
       .custom(value_key("assign", KeyType::List, nlohmann::json::array(), "list of objects", "",
                         "which VM owns each endpoint: objects {endpoint (traffic.endpoints index), vm (below "
                         "vmm.vms), virt_id (the guest's vSID / vRID / vDeviceID for it, 0 .. 65535), pasid (optional: "

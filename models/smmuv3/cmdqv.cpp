@@ -257,8 +257,8 @@ void Cmdqv::write_len(uint64_t offset, unsigned len, uint64_t value) {
   regs_.write(global, len, value);
 }
 
-void Cmdqv::register_stats(common::StatRegistry& reg, const std::string& p) const {
-  for (unsigned q = 0; q < vcmdq_.size(); ++q) {
+void Cmdqv::register_stats(common::StatRegistry& reg, const std::string& p, const std::vector<unsigned>& queues) const {
+  for (unsigned q : queues) {
     const std::string n = p + ".vcmdq" + std::to_string(q);
     const common::CommandQueue::Stats& s = vcmdq_[q]->queue().stats();
     reg.add(n + ".commands", s.executed, "count", "commands executed from this VCMDQ");

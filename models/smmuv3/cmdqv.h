@@ -138,7 +138,8 @@ class Cmdqv : public sc_core::sc_module {   // a module: its queues' threads are
   // Global VCMDQ q's engine (its stats; its probe for a driver's latency breakdown).
   common::CommandQueue& queue(unsigned q);
   uint64_t sids_replaced(unsigned q) const;
-  void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
+  // <prefix>.vcmdq<q>.* of the global VCMDQs `queues`.
+  void register_stats(common::StatRegistry& reg, const std::string& prefix, const std::vector<unsigned>& queues) const;
 
  private:
   class Vcmdq;
