@@ -211,6 +211,7 @@ std::unique_ptr<IommuLane> make_accelerated(const ConfigReader& s, const ConfigR
   vc.sid_bits = m.sid_bits;
   vc.ssid_bits = m.ssid_bits;
   vc.range_invalidation = m.range_invalidation;
+  vc.accelerated = true;
   vc.direct_mmio_read_ns = host.timing.mmio_read_ns;
   vc.direct_mmio_write_ns = host.timing.mmio_write_ns;
   return std::make_unique<Smmuv3AcceleratedLane>(cq, settings.vmm.vcmdqs, settings, m, host, guest, vc, "vsmmu");

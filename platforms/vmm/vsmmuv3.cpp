@@ -260,7 +260,7 @@ void VSmmuv3::register_stats(common::StatRegistry& reg, const std::string& p) co
   if (cfg_.inject != VmmFault::None)
     reg.add(p + ".commands.dropped_injected", stats_.dropped_injected, "count", "guest commands dropped by vmm.inject");
   reg.add(p + ".ste_installs", stats_.installs, "count", "guest STEs installed as nested HWPTs (CFGI_STE*)");
-  if (vintf_)
+  if (cfg_.accelerated)
     reg.add(p + ".hw_queues", stats_.hw_queues, "count", "guest VCMDQs allocated (IOMMU_HW_QUEUE_ALLOC)");
   register_ioctl_stats(reg, p, "of which failed (the guest sees CERROR_ILL)");
   register_fanout_stats(reg, p);

@@ -82,7 +82,9 @@ struct VSmmuConfig : TrappedMmioConfig {
   unsigned ssid_bits = 20;          // IDR1.SSIDSIZE (the host's)
   bool range_invalidation = true;   // IDR3.RIL (the host's)
   VmmFault inject = VmmFault::None;
-  // The accelerated path: the hardware's MMIO time of the guest's mapped VCMDQ pages.
+  // The accelerated path (its stats registered), and the hardware's MMIO time of the
+  // guest's mapped VCMDQ pages.
+  bool accelerated = false;
   double direct_mmio_read_ns = 0, direct_mmio_write_ns = 0;
 };
 

@@ -40,16 +40,17 @@ struct Cell {
   std::string policy = "";  // a cache-tag policy (docs/vmm.md): "<key>=<value>", named by its value
   bool unit1 = false;     // two IOMMUs (platform.iommus = 2), the device behind the second
   bool two_vms = false;   // two VMs (vmm.vms = 2): the stressed device is VM 0's, a second one VM 1's
-  std::string lane() const { return trapped ? vendor + "@trapped" : vendor; }
+  bool accelerated = false;   // with trapped: vmm.paths = accelerated (the guest's TLBIs on its VCMDQs)
+  std::string lane() const { return accelerated ? vendor + "@accelerated" : trapped ? vendor + "@trapped" : vendor; }
 };
 
 void PrintTo(const Cell& c, std::ostream* os) {
-  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "") << (c.pasid ? " PASID" : "") << (c.trapped ? " trapped" : "") << (c.deferred ? " deferred" : "") << (c.policy.empty() ? "" : " " + c.policy) << (c.unit1 ? " unit1" : "") << (c.two_vms ? " two VMs" : "");
+  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "") << (c.pasid ? " PASID" : "") << (c.trapped ? " trapped" : "") << (c.deferred ? " deferred" : "") << (c.policy.empty() ? "" : " " + c.policy) << (c.unit1 ? " unit1" : "") << (c.two_vms ? " two VMs" : "") << (c.accelerated ? " accelerated" : "");
 }
 
 std::string cell_name(const testing::TestParamInfo<Cell>& i) {
   return i.param.vendor + "_" + i.param.translation + "_" + i.param.leaves + (i.param.ril ? "" : "_noRIL") +
-         (i.param.ats ? "_ats" : "") + (i.param.pasid ? "_pasid" : "") + (i.param.trapped ? "_trapped" : "") + (i.param.deferred ? "_deferred" : "") +
+         (i.param.ats ? "_ats" : "") + (i.param.pasid ? "_pasid" : "") + (i.param.accelerated ? "_accelerated" : i.param.trapped ? "_trapped" : "") + (i.param.deferred ? "_deferred" : "") +
          (i.param.policy.empty() ? "" : "_" + i.param.policy.substr(i.param.policy.find('=') + 1)) +
          (i.param.unit1 ? "_unit1" : "") + (i.param.two_vms ? "_2vms" : "");
 }
@@ -90,6 +91,14 @@ std::vector<Cell> cells() {
   // 1's device runs through its own guest's static domain; neither disturbs the other.
   for (const char* vendor : {"smmuv3", "vtd", "amdvi"})
     v.push_back({vendor, "nested", "4k", true, false, false, true, false, "", false, true});
+  // The accelerated path (SMMUv3 CMDQV): the guest's TLBIs on its VCMDQs, read by the SMMU
+  // with the VINTF's VMID inserted; its STE changes still through the VMM; and two VMs,
+  // each with its own VINTF.
+  Cell acc{"smmuv3", "nested", "4k", true, false, false, true};
+  acc.accelerated = true;
+  v.push_back(acc);
+  acc.two_vms = true;
+  v.push_back(acc);
   return v;
 }
 
@@ -113,7 +122,7 @@ std::string overrides(const Cell& c) {
   if (c.ats) p += " -p traffic.ats.enabled=true -p pcie.enabled=true";   // ATC messages on the link
   if (c.pasid) p += " -p traffic.pasid=5";
   // A trapped change takes about ten times a native one: more DMAs, so every kind happens.
-  if (c.trapped) p += " -p vmm.paths=trapped -p traffic.transactions=100000";
+  if (c.trapped) p += " -p vmm.paths=" + std::string(c.accelerated ? "accelerated" : "trapped") + " -p traffic.transactions=100000";
   if (c.deferred) p += " -p vmm.completion=deferred";
   if (!c.policy.empty()) p += " -p " + c.policy;
   if (c.unit1) p += " -p platform.iommus=2 -p 'traffic.endpoints=[{\"requester_id\":16,\"iommu\":1}]'";
@@ -170,6 +179,10 @@ TEST_P(Stress, NoViolationAndTheRacesHappen) {
       EXPECT_EQ(stat(stats, v + ".endpoint.ep1.transactions"), 100000);
       EXPECT_EQ(stat(stats, v + ".endpoint.ep1.faults"), 0);
       EXPECT_EQ(stat(stats, v + ".vm1.vmm.ioctl_errors"), 0);
+    }
+    if (c.accelerated) {   // the guest's TLBIs went to its VCMDQ (VINTF 1's first: global 4), none failed
+      EXPECT_GT(stat(stats, v + ".iommu.cmdqv.vcmdq4.executed.cmd_tlbi_nh_va"), 0);
+      EXPECT_EQ(stat(stats, v + ".iommu.cmdqv.vcmdq4.errors"), 0);
     }
     if (c.ats) {   // the device translated through its ATC, and the IOMMU invalidated it
       EXPECT_GT(stat(stats, v + ".endpoint.atc.hits"), 0);
