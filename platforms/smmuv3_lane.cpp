@@ -173,6 +173,8 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   refuse_pasid_assignment(settings, "smmuv3@trapped cannot nest one PASID of a device (one STE, one stage 2), and "
                                     "the VMM's paging fallback is not modelled in a run yet");
   host.nested_vmids = settings.vmm.arm_vmid;
+  if (settings.vmm.inject == vmm::VmmFault::WrongVintfVmid)
+    throw ConfigError("vmm.inject: wrong_vintf_vmid is a bug of smmuv3@accelerated (vmm.paths = accelerated alone)");
   // The guest runs the same driver on guest RAM; the vSMMU offers a linear stream table only.
   driver::Smmuv3DriverConfig guest = guest_driver_config(host, settings);
   guest.two_level_stream_table = false;
@@ -201,8 +203,10 @@ std::unique_ptr<IommuLane> make_accelerated(const ConfigReader& s, const ConfigR
   // A VINTF inserts one VMID: the guest's TLBIs cannot fan out to per-HWPT VMIDs.
   if (settings.vmm.arm_vmid != driver::ArmNestedVmids::PerViommu)
     throw ConfigError("vmm.arm_vmid: smmuv3@accelerated needs per_viommu (a CMDQV VINTF inserts one VMID)");
-  if (settings.vmm.inject != vmm::VmmFault::None)
-    throw ConfigError("vmm.inject: the injected VMM bugs drop forwarded commands; smmuv3@accelerated forwards none");
+  if (settings.vmm.inject != vmm::VmmFault::None && settings.vmm.inject != vmm::VmmFault::WrongVintfVmid)
+    throw ConfigError("vmm.inject: drop_tlbi and drop_atc_inv drop forwarded commands; smmuv3@accelerated forwards "
+                      "none (wrong_vintf_vmid is its injected bug)");
+  host.inject_wrong_vintf_vmid = settings.vmm.inject == vmm::VmmFault::WrongVintfVmid;
   host.nested_vmids = settings.vmm.arm_vmid;
   driver::Smmuv3DriverConfig guest = guest_driver_config(host, settings);
   guest.two_level_stream_table = false;
@@ -211,7 +215,7 @@ std::unique_ptr<IommuLane> make_accelerated(const ConfigReader& s, const ConfigR
   vc.sid_bits = m.sid_bits;
   vc.ssid_bits = m.ssid_bits;
   vc.range_invalidation = m.range_invalidation;
-  vc.accelerated = true;
+  vc.accelerated = true;   // vc.inject stays none: the vSMMU forwards nothing the bugs drop
   vc.direct_mmio_read_ns = host.timing.mmio_read_ns;
   vc.direct_mmio_write_ns = host.timing.mmio_write_ns;
   return std::make_unique<Smmuv3AcceleratedLane>(cq, settings.vmm.vcmdqs, settings, m, host, guest, vc, "vsmmu");

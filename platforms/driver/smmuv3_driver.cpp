@@ -579,7 +579,7 @@ Errno Smmuv3Driver::viommu_init(ViommuType type, DomainId parent, ViommuHandle* 
       cmdqv_write(q::VINTF(v.vintf) + q::VINTF_SID_MATCH(s), 0);
       cmdqv_write(q::VINTF(v.vintf) + q::VINTF_SID_REPLACE(s), 0);
     }
-    const uint64_t config = q::VINTF_VMID::set(0, v.vmid);
+    const uint64_t config = q::VINTF_VMID::set(0, uint16_t(v.vmid + (cfg_.inject_wrong_vintf_vmid ? 1 : 0)));
     cmdqv_write(q::VINTF(v.vintf) + q::VINTF_CONFIG, config);
     cmdqv_write(q::VINTF(v.vintf) + q::VINTF_CONFIG, config | q::VINTF_EN::set(0, 1));
     v.lvcmdqs.assign(cmdqv_->lvcmdqs_per_vintf(), false);

@@ -98,6 +98,9 @@ struct Smmuv3DriverConfig {
   // A guest's: the LVCMDQs of its VM's CMDQV VINTF it uses (vmm.vcmdqs; 0: none), each of
   // 2^cmdq_log2 entries.
   unsigned vcmdqs = 0;
+  // vmm.inject = wrong_vintf_vmid (a host driver's): a guest VINTF gets its nest parent's
+  // VMID + 1, a bug the oracle must catch.
+  bool inject_wrong_vintf_vmid = false;
 };
 std::string validate(const Smmuv3DriverConfig& c);
 

@@ -42,6 +42,7 @@ enum class VmmFault : uint8_t {
   DropTlbi,     // the guest's TLBIs are never forwarded; its CMD_SYNCs still complete
   DropAtcInv,   // the guest's ATC_INVs are never forwarded (with ATS, the device keeps stale entries)
   DropHostFlush,   // virtio-iommu: an UNMAP clears the host PTEs but never invalidates the host IOTLB
+  WrongVintfVmid,  // smmuv3@accelerated: the host programs the guest's VINTF with another VMID than its nest parent's
 };
 
 }  // namespace iommusim::vmm

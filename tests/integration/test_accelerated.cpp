@@ -120,10 +120,30 @@ TEST(Accelerated, UnsupportedSettingsAreConfigErrors) {
            {"-p vmm.vcmdqs=5", "vmm.vcmdqs"},
            {"-p vmm.vms=4", "vmm.vms"},
            {"-p vmm.arm_vmid=per_nested_hwpt", "vmm.arm_vmid"},
-           {"-p vmm.inject=drop_tlbi", "vmm.inject"}}) {
+           {"-p vmm.inject=drop_tlbi", "vmm.inject"},
+           {"-p vmm.paths=trapped -p vmm.inject=wrong_vintf_vmid", "vmm.inject"}}) {
     const CliRun r = run_cli("run --force -o " + fresh_dir("accel_bad") +
                              " -p iommu.vendor=smmuv3 -p iommu.translation=nested -p vmm.paths=accelerated " + params);
     EXPECT_EQ(r.exit_code, 2) << params << "\n" << r.out;
     EXPECT_NE(r.out.find(key), std::string::npos) << r.out;
   }
+}
+
+// The oracle catches a broken accelerated path: with vmm.inject = wrong_vintf_vmid the host
+// programs the guest's VINTF with its nest parent's VMID + 1, so every guest TLBI the
+// hardware runs names a VMID the guest's translations do not carry; stale translations
+// survive the guest's CMD_SYNC and the run reports violations (exit 3). The same run
+// without the bug is clean.
+TEST(Accelerated, OracleCatchesAWrongVintfVmid) {
+  const std::string stress = " -p iommu.vendor=smmuv3 -p iommu.translation=nested -p vmm.paths=accelerated "
+                             "-p workload.mode=stress -p workload.unmap_interval_ns=1000 -p traffic.transactions=20000 "
+                             "-p traffic.window_bytes=262144 -p platform.guest_ram_bytes=134217728";
+  const std::string bad_dir = fresh_dir("accel_wrong_vmid");
+  const CliRun bad = run_cli("run --force -o " + bad_dir + stress + " -p vmm.inject=wrong_vintf_vmid");
+  EXPECT_EQ(bad.exit_code, 3) << bad.out;
+  EXPECT_GT(stat(read_json(bad_dir + "/stats.json"), std::string(kLane) + "oracle.violations"), 0);
+  const std::string good_dir = fresh_dir("accel_right_vmid");
+  const CliRun good = run_cli("run --force -o " + good_dir + stress);
+  EXPECT_EQ(good.exit_code, 0) << good.out;
+  EXPECT_EQ(stat(read_json(good_dir + "/stats.json"), std::string(kLane) + "oracle.violations"), 0);
 }
