@@ -53,6 +53,32 @@ class AmdViTrappedLane : public TrappedLane<AmdViLane, vmm::VAmdVi, driver::AmdV
   void drain_guest_events(driver::AmdViDriver& guest) override { guest.drain_events(); }
 };
 
+// vmm.paths = accelerated: the trapped lane's VM and guest driver over the AMD hardware
+// vIOMMU (models/amdvi/viommu.h, the unmerged HW-vIOMMU RFC). Each VM's vIOMMU takes a
+// gid on its unit; the guest's command buffer is the hardware's (its head and tail in the
+// VF page, no trap), so its records show the hardware queue's parts, not trapped ones.
+class AmdViAcceleratedLane : public AmdViTrappedLane {
+ public:
+  template <class... Args>
+  explicit AmdViAcceleratedLane(Args&&... args) : AmdViTrappedLane(std::forward<Args>(args)...) {
+    // No trapping doorbell: the guest driver's records take the hardware queue's traces.
+    for (auto& vm : vms_)
+      for (auto& g : vm->guests)
+        if (g) g->drv.set_trapping_doorbell(nullptr);
+  }
+
+ protected:
+  driver::Status connect_viommu(vmm::VAmdVi& viommu, const vmm::Vm& vm, const std::vector<vmm::AssignedDevice>& devices,
+                                unsigned k) override {
+    if (driver::Status st = AmdViTrappedLane::connect_viommu(viommu, vm, devices, k); !st.ok) return st;
+    const driver::ViommuHandle h = vm.iommufd().viommu_handle(vm.viommu_id(k));
+    const std::optional<unsigned> gid = drv(k).viommu_gid(h);
+    if (!gid) return driver::Status::fail("amdvi@accelerated: the vIOMMU got no hardware guest ID");
+    viommu.accelerate(iommu(k), drv(k), h, *gid);
+    return {};
+  }
+};
+
 // iommu.amdvi: the model (models/amdvi/amdvi.h).
 const Section<amdvi::AmdViConfig>& model_keys() {
   using C = amdvi::AmdViConfig;
@@ -135,15 +161,51 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   amdvi::AmdViConfig m;
   driver::AmdViDriverConfig host;
   read_configs(s, d, settings, m, host);
-  // One DTE holds one host table for every PASID: as on SMMUv3 (smmuv3_lane.cpp).
-  refuse_pasid_assignment(settings, "amdvi@trapped cannot nest one PASID of a device (one DTE, one host table), "
-                                    "and the VMM's paging fallback is not modelled in a run yet");
+  // A work queue (vmm.assign pasid) runs untranslated on a paging HWPT (vmm::Vm, docs/vmm.md).
+  refuse_ats_on_untranslated_queues(settings, "amdvi@trapped");
   host.nested_domids = settings.vmm.amd_domid;
   driver::AmdViDriverConfig guest = guest_driver_config(host, settings);
   guest.gcr3_tables = settings.guest.amd_gcr3;
   auto vc = viommu_config<vmm::VAmdViConfig>(settings, settings.vmm.x86_amd, false);
   vc.caps = m.caps;
   return std::make_unique<AmdViTrappedLane>(settings, m, host, guest, vc, "vamd");
+}
+
+// vmm.paths = accelerated: as trapped, with the hardware vIOMMU on (one gid per VM and unit).
+std::unique_ptr<IommuLane> make_accelerated(const ConfigReader& s, const ConfigReader& d, const ConfigReader&,
+                                            const LaneSettings& settings) {
+  amdvi::AmdViConfig m;
+  driver::AmdViDriverConfig host;
+  read_configs(s, d, settings, m, host);
+  refuse_pasid_assignment(settings, "amdvi@accelerated cannot nest one PASID of a device (one DTE, one host table)");
+  // The hardware maps one hDomID per guest DomainID (the DomainID map table).
+  if (settings.vmm.amd_domid == driver::AmdNestedDomainIds::PerDevice)
+    throw ConfigError("vmm.amd_domid: per_device gives a guest DomainID several host DomainIDs; the hardware vIOMMU's "
+                      "DomainID map holds one (amdvi@accelerated)");
+  m.caps.viommu = true;
+  m.viommu_guests = settings.vmm.vms;
+  host.hw_viommu_guests = settings.vmm.vms;
+  host.viommu_devid = m.viommu_devid;
+  host.nested_domids = settings.vmm.amd_domid;
+  // The IOMMU's own DeviceID and the gids' translation DeviceIDs (the top of the table).
+  const unsigned dte_count = unsigned(((uint64_t(host.device_table_entries) * 32 + 4095) & ~uint64_t{4095}) / 32);
+  for (const EndpointSettings& e : settings.endpoints) {
+    if (e.config.requester_id == m.viommu_devid)
+      e.fail("requester_id", "is the IOMMU's own DeviceID on amdvi@accelerated (00:00.2)");
+    if (e.config.requester_id + settings.vmm.vms >= dte_count)
+      e.fail("requester_id", "is a hardware vIOMMU translation DeviceID on amdvi@accelerated (the top " +
+                                 std::to_string(settings.vmm.vms) + " of the device table)");
+  }
+  driver::AmdViDriverConfig guest = guest_driver_config(host, settings);
+  guest.gcr3_tables = settings.guest.amd_gcr3;
+  guest.hw_viommu_guests = 0;
+  // Its head / tail accesses are real posted MMIO to the VF page (no trap): the host's costs.
+  guest.timing.mmio_write_ns = host.timing.mmio_write_ns;
+  guest.timing.mmio_read_ns = host.timing.mmio_read_ns;
+  auto vc = viommu_config<vmm::VAmdViConfig>(settings, settings.vmm.x86_amd, false);
+  vc.caps = m.caps;
+  vc.accelerated = true;
+  return std::make_unique<AmdViAcceleratedLane>(settings, m, host, guest, vc, "vamd");
 }
 
 // vmm.paths = virtio: the host driver as native, a guest behind a virtio-iommu device.
@@ -156,7 +218,8 @@ std::unique_ptr<IommuLane> make_virtio(const ConfigReader& s, const ConfigReader
 }
 
 const RegisterLane kLane{{"amdvi", [] { return model_keys().info("amdvi"); },
-                          [] { return driver_keys().info("amdvi"); }, make, make_trapped, make_virtio}};
+                          [] { return driver_keys().info("amdvi"); }, make, make_trapped, make_virtio,
+                          make_accelerated}};
 
 }  // namespace
 

@@ -128,6 +128,10 @@ class IommuLane {
   // physical one (vmm.assign with a pasid), no PASID (the guest sees a whole device).
   virtual uint32_t endpoint_driver_rid(size_t, uint32_t rid) const { return driver_rid(rid); }
   virtual std::optional<uint32_t> endpoint_driver_pasid(size_t, std::optional<uint32_t> pasid) const { return pasid; }
+  // Endpoint `ep` is a trapped lane's work queue that its guest sees with no vIOMMU
+  // translation (SMMUv3, AMD: docs/vmm.md, "The topology as a run"): no driver programs it,
+  // its DMAs address guest-physical memory.
+  virtual bool endpoint_untranslated(size_t) const { return false; }
   // Brings the lane up in simulated time: every unit's driver init, and on a trapped lane
   // the host drivers, the VM's iommufd objects and the guest drivers.
   virtual driver::Status boot() = 0;

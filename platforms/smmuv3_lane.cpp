@@ -168,10 +168,8 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   smmuv3::Smmuv3Config m;
   driver::Smmuv3DriverConfig host;
   read_configs(s, d, settings, m, host);
-  // One STE holds one stage 2: the VMM would give the PASID a paging HWPT of the VM's IOAS
-  // instead (docs/vmm.md, "Attach topologies"), which the run does not model yet.
-  refuse_pasid_assignment(settings, "smmuv3@trapped cannot nest one PASID of a device (one STE, one stage 2), and "
-                                    "the VMM's paging fallback is not modelled in a run yet");
+  // A work queue (vmm.assign pasid) runs untranslated on a paging HWPT (vmm::Vm, docs/vmm.md).
+  refuse_ats_on_untranslated_queues(settings, "smmuv3@trapped");
   host.nested_vmids = settings.vmm.arm_vmid;
   if (settings.vmm.inject == vmm::VmmFault::WrongVintfVmid)
     throw ConfigError("vmm.inject: wrong_vintf_vmid is a bug of smmuv3@accelerated (vmm.paths = accelerated alone)");
@@ -179,7 +177,7 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   driver::Smmuv3DriverConfig guest = guest_driver_config(host, settings);
   guest.two_level_stream_table = false;
   auto vc = viommu_config<vmm::VSmmuConfig>(settings, settings.vmm.arm64, true);
-  vc.inject = settings.vmm.inject;
+  if (settings.vmm.inject != vmm::VmmFault::DropHostFlush) vc.inject = settings.vmm.inject;   // that one is vmm::Vm's
   vc.sid_bits = m.sid_bits;
   vc.ssid_bits = m.ssid_bits;
   vc.range_invalidation = m.range_invalidation;
@@ -204,8 +202,9 @@ std::unique_ptr<IommuLane> make_accelerated(const ConfigReader& s, const ConfigR
   if (settings.vmm.arm_vmid != driver::ArmNestedVmids::PerViommu)
     throw ConfigError("vmm.arm_vmid: smmuv3@accelerated needs per_viommu (a CMDQV VINTF inserts one VMID)");
   if (settings.vmm.inject != vmm::VmmFault::None && settings.vmm.inject != vmm::VmmFault::WrongVintfVmid)
-    throw ConfigError("vmm.inject: drop_tlbi and drop_atc_inv drop forwarded commands; smmuv3@accelerated forwards "
-                      "none (wrong_vintf_vmid is its injected bug)");
+    throw ConfigError("vmm.inject: drop_tlbi and drop_atc_inv drop forwarded commands, which smmuv3@accelerated's "
+                      "TLBIs are not; drop_host_flush needs a work queue (vmm.assign pasid), which it refuses; "
+                      "wrong_vintf_vmid is its injected bug");
   host.inject_wrong_vintf_vmid = settings.vmm.inject == vmm::VmmFault::WrongVintfVmid;
   host.nested_vmids = settings.vmm.arm_vmid;
   driver::Smmuv3DriverConfig guest = guest_driver_config(host, settings);

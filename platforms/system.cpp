@@ -435,6 +435,7 @@ void check_vm_assignment(const ConfigReader& root, const Params& p) {
   if (!trapped && p.vmm.teardown_vm) v.fail("teardown_vm", "needs a trapped lane (vmm.paths = trapped or native,trapped)");
   if (!trapped) return;
   const std::vector<VmAssignment> assign = vm_assignment(p.vmm, p.eps.size());
+  const bool queues_nested = std::find(p.vendors.begin(), p.vendors.end(), "vtd") != p.vendors.end();
   for (size_t i = 0; i < assign.size(); ++i) {
     const std::string at = "assign[" + std::to_string(i) + "]";
     if (assign[i].endpoint >= p.eps.size())
@@ -443,8 +444,17 @@ void check_vm_assignment(const ConfigReader& root, const Params& p) {
     const EndpointSettings& e = p.eps[assign[i].endpoint];
     if (assign[i].pasid && (!e.config.pasid_valid || e.config.pasid != *assign[i].pasid))
       v.fail(at + ".pasid", "the endpoint's DMAs carry " + e.path + ".pasid, which must be this PASID");
-    if (assign[i].pasid && (p.stress || p.dma_api || p.jobs))
-      v.fail(at + ".pasid", "PASID-granular assignment runs with the default workload only (workload.mode)");
+    // VT-d's guest drives its work queue through its vVT-d (the stressed driver, or a static
+    // domain beside it, would be the wrong one); SMMUv3's and AMD's see theirs untranslated
+    // (docs/vmm.md, "The topology as a run"), which the stress workload takes beside endpoint 0.
+    if (assign[i].pasid && (p.dma_api || p.jobs || (p.stress && queues_nested)))
+      v.fail(at + ".pasid", std::string("PASID-granular assignment runs with the default workload only (workload.mode)") +
+                                (p.stress ? ", or under stress on smmuv3@trapped and amdvi@trapped (vtd@trapped's guest "
+                                            "drives its work queue through its vVT-d)"
+                                          : ""));
+    if (assign[i].pasid && p.stress && assign[i].endpoint == 0)
+      v.fail(at + ".pasid", "workload.mode = stress drives endpoint 0 through its guest's driver: it cannot be a work "
+                            "queue the guest sees untranslated");
     if (assign[i].pasid && p.extra_pasids)
       v.fail(at + ".pasid", "not with workload.extra_pasids: the guest's device is one PASID of the physical one");
     // One RID in two assignments: PASIDs of one device (checked above), in two VMs; whole
@@ -522,6 +532,9 @@ Params read_params(const json& j) {
     if (p.translation != "nested")
       v.fail("paths", std::string(p.has_path(kTrappedPath) ? "trapped" : "accelerated") +
                           " needs iommu.translation = nested (the guest owns stage 1 over the host's stage 2)");
+    if (p.vmm.inject == vmm::VmmFault::DropHostFlush && !p.stress && !p.vmm.teardown_vm)
+      v.fail("inject", "drop_host_flush drops the host's invalidation of the VMM's IOMMU_IOAS_UNMAPs: it needs "
+                       "workload.mode = stress (page moves) or vmm.teardown_vm");
 
     if (p.mixed_leaves) v.fail("paths", "trapped and accelerated do not run workload.mixed_leaves yet");
   } else {
@@ -573,8 +586,13 @@ Params read_params(const json& j) {
     auto vm_of = [&](size_t e) {
       return std::find_if(assign.begin(), assign.end(), [e](const VmAssignment& a) { return a.endpoint == e; })->vm;
     };
+    // A work queue the guest sees untranslated (SMMUv3, AMD; the assignment checks above) is
+    // no device its driver programs: it may share endpoint 0's VM, and sees its VMM's moves.
+    auto untranslated = [&](size_t e) {
+      return std::any_of(assign.begin(), assign.end(), [e](const VmAssignment& a) { return a.endpoint == e && a.pasid; });
+    };
     for (size_t e = 1; e < p.eps.size(); ++e)
-      if (vm_of(e) == vm_of(0))
+      if (vm_of(e) == vm_of(0) && !untranslated(e))
         root.section("vmm").fail("assign", "workload.mode = stress drives endpoint 0 alone in its VM: endpoint " +
                                                std::to_string(e) + " shares its VM");
   }
@@ -854,6 +872,9 @@ struct System::Impl : sc_core::sc_module {
       else l.iommu->bind_requester(e->socket, p.eps[i].iommu);
       e->start(l.go);
       if (l.totals) e->also_count_in(*l.totals);
+      // A work queue its guest sees untranslated: the buffers the guest's own driver maps
+      // the window onto, addressed by GPA (no driver maps anything for it).
+      if (l.iommu->endpoint_untranslated(i)) e->set_address_map([this, &l](uint64_t iova) { return dma_target(l, iova); });
       if (l.jobs) e->set_job_source(l.jobs->source(i));
       if (timeline_) e->set_timeline(*timeline_, l.timeline_pid, "ep" + std::to_string(i));
       l.endpoint_done |= e->done_event();
@@ -992,7 +1013,7 @@ struct System::Impl : sc_core::sc_module {
   }
   bool drives_endpoints(const Lane& l, unsigned k) const {
     for (size_t i = 0; i < p.eps.size(); ++i)
-      if (l.iommu->endpoint_driver(i) == k) return true;
+      if (l.iommu->endpoint_driver(i) == k && !l.iommu->endpoint_untranslated(i)) return true;
     return false;
   }
 
@@ -1049,7 +1070,7 @@ struct System::Impl : sc_core::sc_module {
     driver::IommuDriver& drv = l.iommu->nth_driver(k);
     for (size_t i = 0; i < p.eps.size(); ++i) {
       const EndpointSettings& e = p.eps[i];
-      if (l.iommu->endpoint_driver(i) != k) continue;
+      if (l.iommu->endpoint_driver(i) != k || l.iommu->endpoint_untranslated(i)) continue;
       const uint32_t rid = l.iommu->endpoint_driver_rid(i, e.config.requester_id);
       if (!check(l, drv.attach(rid, l.iommu->endpoint_driver_pasid(i, pasid_of(e.config)), l.dma_domain[k]), "attach"))
         return false;

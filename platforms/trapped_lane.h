@@ -7,7 +7,9 @@
 // Several VMs (docs/vmm.md, "Several VMs"): each its own guest RAM (a host PA range of its
 // own), iommufd context, nest parents, vIOMMUs, guest drivers, oracle space IDs and slice
 // of the guest table pool; vmm.assign says which endpoint is which VM's device (whole: its
-// RID). Stats of VM v are under vm<v>. when there are several.
+// RID, or one PASID of it: a work queue). Stats of VM v are under vm<v>. when there are
+// several. On SMMUv3 and AMD a work queue has no vIOMMU translation (vmm::Vm): it is no
+// device of the guest's vIOMMU, no guest driver programs it, its DMAs address GPAs.
 //
 // Per physical IOMMU (unit) the VM has devices behind, it has one nest parent of its IOAS,
 // one vIOMMU object, one emulated vIOMMU and one guest driver instance (Linux binds a
@@ -65,12 +67,25 @@ inline vmm::VmLayout vm_layout(const LaneSettings& s, unsigned vm) {
   return l;
 }
 
-// vmm.assign with a pasid on a trapped lane whose VMM cannot serve one PASID of a device
-// yet: a config error naming the assignment, saying `why`.
+// vmm.assign with a pasid on a lane that does not run work queues (yet): a config error
+// naming the assignment, saying `why`.
 inline void refuse_pasid_assignment(const LaneSettings& s, const std::string& why) {
   const std::vector<VmAssignment> assign = vm_assignment(s.vmm, s.endpoints.size());
   for (size_t i = 0; i < assign.size(); ++i)
     if (assign[i].pasid) throw ConfigError("vmm.assign[" + std::to_string(i) + "].pasid: " + why);
+}
+
+// vmm.assign with a pasid on a lane whose VMM gives work queues no vIOMMU translation
+// (vmm::Vm::untranslated_work_queues): with ATS the host's paging HWPT would serve the
+// device's ATC for the queue while the guest's driver knows nothing of it; not modelled, a
+// config error naming the assignment.
+inline void refuse_ats_on_untranslated_queues(const LaneSettings& s, const std::string& lane) {
+  const std::vector<VmAssignment> assign = vm_assignment(s.vmm, s.endpoints.size());
+  for (size_t i = 0; i < assign.size(); ++i)
+    if (assign[i].pasid && s.endpoints.at(assign[i].endpoint).config.ats.enabled)
+      throw ConfigError("vmm.assign[" + std::to_string(i) + "].pasid: " + lane + " gives a work queue no vIOMMU "
+                        "translation (a paging HWPT of the VM's IOAS); ATS on it (" +
+                        s.endpoints.at(assign[i].endpoint).path + ".ats.enabled) is not modelled");
 }
 
 // The guest's driver config: the host's, with its tables and queues in the guest table pool
@@ -87,12 +102,13 @@ DriverConfig guest_driver_config(const DriverConfig& host, const LaneSettings& s
 }
 
 // A vIOMMU's config with the run's settings for the VMM: the host architecture's `costs`,
-// vmm.completion and the host CPU's clock. vmm.inject is a config error on a vIOMMU that
-// does not model the injected bugs (only the vSMMU does).
+// vmm.completion and the host CPU's clock. A vmm.inject bug of the guest's commands is a
+// config error on a vIOMMU that does not model them (only the vSMMU does);
+// drop_host_flush is the VMM's own (vmm::Vm), on every trapped lane.
 template <class VIommuConfig>
 VIommuConfig viommu_config(const LaneSettings& s, const vmm::VmmCosts& costs, bool models_injected_bugs) {
-  if (!models_injected_bugs && s.vmm.inject != vmm::VmmFault::None)
-    throw ConfigError("vmm.inject: the injected VMM bugs are modelled on smmuv3@trapped only");
+  if (!models_injected_bugs && s.vmm.inject != vmm::VmmFault::None && s.vmm.inject != vmm::VmmFault::DropHostFlush)
+    throw ConfigError("vmm.inject: the injected VMM bugs of the guest's commands are modelled on smmuv3@trapped only");
   VIommuConfig c;
   c.costs = costs;
   c.completion = s.vmm.completion;
@@ -111,6 +127,7 @@ class TrappedLane : public NativeLane {
     for (unsigned v = 0; v < V; ++v) {
       vms_.push_back(std::make_unique<VmPart>(*s.sim_memory, vm_layout(s, v), host_units(), assigned_devices(s, v)));
       VmPart& vm = *vms_.back();
+      vm.vm.set_drop_host_flush(s.vmm.inject == vmm::VmmFault::DropHostFlush);
       vm.prefix = V > 1 ? "vm" + std::to_string(v) + "." : "";
       const std::string sc_prefix = s.name + (V > 1 ? "vm" + std::to_string(v) + "_" : "");
       vm.guests.resize(U);
@@ -160,6 +177,10 @@ class TrappedLane : public NativeLane {
     return driver_slot_.at({assignment_.at(ep).vm, NativeLane::endpoint_driver(ep)});
   }
   uint32_t endpoint_driver_rid(size_t ep, uint32_t) const override { return uint32_t(assignment_.at(ep).virt_id); }
+  // A work queue on a vendor whose VMM gives it no vIOMMU translation (vmm::Vm).
+  bool endpoint_untranslated(size_t ep) const override {
+    return assignment_.at(ep).pasid && vmm::Vm::untranslated_work_queues(viommu_type());
+  }
   std::optional<uint32_t> endpoint_driver_pasid(size_t ep, std::optional<uint32_t> pasid) const override {
     return assignment_.at(ep).pasid ? std::nullopt : pasid;
   }
@@ -177,7 +198,7 @@ class TrappedLane : public NativeLane {
     const unsigned k = this->unit_of(rid);
     this->drv(k).enable_ats(rid);
     for (auto& vm : vms_)   // the VM the device is assigned to has a guest driver on its unit
-      if (vm->owns(rid)) vm->guests[k]->drv.enable_ats(driver_rid(rid));
+      if (vm->owns(rid) && !vm->untranslated(rid)) vm->guests[k]->drv.enable_ats(driver_rid(rid));
   }
   // The VMM of the VM the single-device workloads drive (endpoint 0's) moves its page.
   driver::Status move_guest_page(uint64_t gpa, uint64_t pa, uint64_t bytes) override {
@@ -191,16 +212,21 @@ class TrappedLane : public NativeLane {
         if (g) g->drv.mmio.bind(g->viommu.mmio);
   }
   // The host drivers, then per VM its iommufd objects, each vIOMMU's devices, the guest drivers.
+  // An untranslated work queue is no device of the guest's vIOMMU.
   driver::Status boot() override {
     if (driver::Status st = NativeLane::boot(); !st.ok) return st;
     for (auto& vm : vms_) {
+      if (this->oracle_on_) vm->vm.set_oracle(&this->oracle_);
       if (driver::Status st = vm->vm.build(vm->devices, viommu_type()); !st.ok) return st;
+      std::vector<vmm::AssignedDevice> translated;
+      for (const vmm::AssignedDevice& d : vm->devices)
+        if (!d.untranslated) translated.push_back(d);
       for (unsigned k = 0; k < this->units(); ++k) {
         Guest* g = vm->guests[k].get();
         if (!g) continue;
-        if (driver::Status st = connect_viommu(g->viommu, vm->vm, vm->devices, k); !st.ok) return st;
+        if (driver::Status st = connect_viommu(g->viommu, vm->vm, translated, k); !st.ok) return st;
         if (this->oracle_on_)
-          g->drv.set_oracle(&this->oracle_, vm->vm.guest_oracle_scope(vm->devices, k, unit_space_base(k)));
+          g->drv.set_oracle(&this->oracle_, vm->vm.guest_oracle_scope(translated, k, unit_space_base(k)));
         if (driver::Status st = g->drv.init(); !st.ok) return st;
       }
     }
@@ -261,6 +287,10 @@ class TrappedLane : public NativeLane {
     }
     bool owns(uint32_t rid) const {
       return std::any_of(devices.begin(), devices.end(), [rid](const vmm::AssignedDevice& d) { return d.rid == rid; });
+    }
+    bool untranslated(uint32_t rid) const {
+      return std::any_of(devices.begin(), devices.end(),
+                         [rid](const vmm::AssignedDevice& d) { return d.rid == rid && d.untranslated; });
     }
     vmm::Vm vm;
     std::vector<vmm::AssignedDevice> devices;

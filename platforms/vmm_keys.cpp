@@ -204,12 +204,16 @@ Section<VmmSettings> vmm_keys() {
              })
       .choice("inject", &V::inject, vmm::VmmFault::None,
               {{"none", vmm::VmmFault::None}, {"drop_tlbi", vmm::VmmFault::DropTlbi},
-               {"drop_atc_inv", vmm::VmmFault::DropAtcInv}, {"wrong_vintf_vmid", vmm::VmmFault::WrongVintfVmid}},
+               {"drop_atc_inv", vmm::VmmFault::DropAtcInv}, {"drop_host_flush", vmm::VmmFault::DropHostFlush},
+               {"wrong_vintf_vmid", vmm::VmmFault::WrongVintfVmid}},
               "a VMM bug, to check the oracle: drop_tlbi completes the guest's CMD_SYNCs without forwarding its "
-              "TLBIs, drop_atc_inv without forwarding its ATC_INVs (with ATS), so stale translations survive and "
-              "the run must report violations (exit 3); wrong_vintf_vmid (smmuv3@accelerated only): the host "
-              "kernel programs the guest's CMDQV VINTF with a VMID other than its nest parent's, so the hardware "
-              "puts a VMID on the guest's TLBIs that its translations do not carry")
+              "TLBIs, drop_atc_inv without forwarding its ATC_INVs (with ATS) (both smmuv3@trapped); "
+              "drop_host_flush makes the VMM's own IOMMU_IOAS_UNMAPs (the stress workload's page moves, "
+              "vmm.teardown_vm) clear the host's PTEs without invalidating its caches (every trapped lane; the oracle "
+              "sees it through a work queue its guest sees untranslated, on smmuv3 and amdvi with vmm.assign pasid); "
+              "wrong_vintf_vmid (smmuv3@accelerated only): the host kernel programs the guest's CMDQV VINTF with a "
+              "VMID other than its nest parent's, so the hardware puts a VMID on the guest's TLBIs that its "
+              "translations do not carry. Stale translations survive and the run must report violations (exit 3)")
       .choice("completion", &V::completion, vmm::VmmCompletion::Synchronous,
               {{"synchronous", vmm::VmmCompletion::Synchronous}, {"deferred", vmm::VmmCompletion::Deferred}},
               "when the VMM runs a guest's queue: synchronous, inside the doorbell write's trap (QEMU); deferred, "

@@ -1,3 +1,4 @@
+#define SC_INCLUDE_DYNAMIC_PROCESSES   // sc_spawn: one consumer thread per guest command buffer
 #include "models/amdvi/amdvi.h"
 
 #include <algorithm>
@@ -23,6 +24,7 @@ common::TranslationCacheNames cache_names() {
   return n;
 }
 constexpr uint64_t kDteBytes = 32;
+constexpr unsigned kMaxViommuGuests = 64;   // the model's limit (the RFC's VIOMMU_MAX_GUESTID is 64K)
 }  // namespace
 
 std::string validate(const AmdViConfig& c) {
@@ -34,11 +36,16 @@ std::string validate(const AmdViConfig& c) {
   if (c.caps.pasmax > 19) return "caps: PASmax must be 0..19";
   if (auto e = common::validate(c.dte_cache); !e.empty()) return "dte_cache: " + e;
   if (auto e = common::validate(c.gcr3_cache); !e.empty()) return "gcr3_cache: " + e;
+  if (c.viommu_guests > kMaxViommuGuests) return "viommu_guests must be 0.." + std::to_string(kMaxViommuGuests);
+  if (c.viommu_guests && !c.caps.viommu) return "viommu_guests needs caps.viommu (EFR FEATURE_VIOMMU)";
+  if (auto e = common::validate(c.map_cache); !e.empty()) return "map_cache: " + e;
   return common::validate(c.translation);
 }
 
 AmdVi::AmdVi(sc_core::sc_module_name name, const AmdViConfig& cfg)
-    : IommuBlock(name, common::Clock::from_mhz(cfg.clock_mhz), reg::kMmioBytes, 16), cfg_(cfg),
+    : IommuBlock(name, common::Clock::from_mhz(cfg.clock_mhz),
+                 cfg.viommu_guests ? viommu::window_bytes(cfg.viommu_guests) : reg::kMmioBytes, 16),
+      cfg_(cfg),
       pipeline_ps_(clk_.cycles_ps(cfg.translation_cycles)),
       dte_cache_("dte_cache", cfg.dte_cache, clk_), gcr3_cache_("gcr3_cache", cfg.gcr3_cache, clk_),
       engine_(this->name(), cfg.translation, clk_,
@@ -46,9 +53,21 @@ AmdVi::AmdVi(sc_core::sc_module_name name, const AmdViConfig& cfg)
       cmdbuf_(clk_, common::CommandQueueConfig{cfg.cmd_batch, cfg.cmd_decode_cycles, cfg.cmd_exec_cycles},
               [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); },
             [this] { engine_.drain_older_requests(); }, *this),
-      r_(regs_, cfg.caps, RegisterBlock::Hooks{[this] { cmdbuf_.kick(); }}) {
+      r_(regs_, cfg.caps,
+         RegisterBlock::Hooks{[this] { cmdbuf_.kick(); },
+                              [this] { for (auto& g : guests_) g->kick(); }}),   // VCmdEn / vIommuEn
+      map_cache_("map_cache", cfg.map_cache, clk_) {
   order_requests_with(engine_);
   SC_THREAD(command_thread);
+  // Hardware vIOMMU: a consumer thread per guest buffer; VCmdEn / vIommuEn turning on
+  // lets them run.
+  const viommu::GuestQueueConfig gq{cfg.cmd_batch, cfg.cmd_decode_cycles, cfg.cmd_exec_cycles};
+  for (unsigned gid = 0; gid < cfg.viommu_guests; ++gid) {
+    guests_.push_back(std::make_unique<viommu::GuestCommandBuffer>(
+        gid, regs_, clk_, gq, [this] { engine_.drain_older_requests(); }, static_cast<viommu::GuestQueueOwner&>(*this)));
+    viommu::GuestCommandBuffer* g = guests_.back().get();
+    sc_core::sc_spawn([g] { g->run(); }, sc_core::sc_gen_unique_name("guest_cmdbuf"));
+  }
 }
 
 // ---------------------------------------------------------------- memory and events
@@ -309,23 +328,28 @@ void AmdVi::consumed(const common::QueueState&, uint32_t head) { r_.cmd_consumed
 
 void AmdVi::halt(const common::QueueError& e, const common::QueueState&) { record_event(r_.cmd_halt(e)); }
 
+// Earlier commands are done (one at a time, in order); older walks must drain too, and
+// every earlier INVALIDATE_IOTLB_PAGES must have its completion, or time out (the
+// IOTLB_INV_TIMEOUT record goes to the host's log, also for a guest's command).
+void AmdVi::completion_barrier(common::CommandQueue& q) {
+  q.barrier(cfg_.completion_wait_cycles);
+  common::Ps waited = 0;
+  uint32_t late = 0;
+  if (!wait_for_device_invalidations(inv_timeout_ps(), &waited, &late)) {
+    EventRecord e;
+    e.code = EventCode::IotlbInvTimeout;
+    e.device_id = uint16_t(late);
+    e.address = late_command_address_;
+    record_event(e);
+  }
+  q.note_device_wait(waited);
+}
+
 void AmdVi::execute(const Command& c) {
   using common::InvalidationScope;
   switch (c.op) {
     case Opcode::CompletionWait: {
-      // Earlier commands are done (one at a time, in order); older walks must drain too,
-      // and every earlier INVALIDATE_IOTLB_PAGES must have its completion, or time out.
-      cmdbuf_.barrier(cfg_.completion_wait_cycles);
-      common::Ps waited = 0;
-      uint32_t late = 0;
-      if (!wait_for_device_invalidations(inv_timeout_ps(), &waited, &late)) {
-        EventRecord e;
-        e.code = EventCode::IotlbInvTimeout;
-        e.device_id = uint16_t(late);
-        e.address = late_command_address_;
-        record_event(e);
-      }
-      cmdbuf_.note_device_wait(waited);
+      completion_barrier(cmdbuf_);
       if (c.store && !write_memory(c.store_addr, &c.store_data, 8)) {
         EventRecord e;   // the store was master-aborted
         e.code = EventCode::CommandHwError;
@@ -401,6 +425,70 @@ void AmdVi::execute(const Command& c) {
   }
 }
 
+// ---------------------------------------------------------------- hardware vIOMMU
+
+void AmdVi::guest_register_access(tlm::tlm_generic_payload& p) {
+  clk_.wait_cycles(1);
+  regs_.transport(p, viommu::window_bytes(cfg_.viommu_guests));
+}
+
+// A DeviceID's view of memory through the v1 table of its DTE: a gid's translation DeviceID
+// (guest RAM, the VM's stage 2) or the IOMMU's own (the private address space). The DTE and
+// the walk are cached as a DMA's would be (DTE cache; host PDC, GPA cache tagged with the
+// DTE's DomainID, so the host's stage-2 invalidations of that DomainID reach them).
+bool AmdVi::device_access(uint16_t devid, bool write, uint64_t addr, void* data, unsigned len) {
+  common::Ps t = common::now_ps();
+  pagetable::Access access;
+  access.write = write;
+  const Request rq{devid, false, 0, addr, access, common::TranslationEngine::kNow};
+  const auto dte = fetch_dte(rq, t);
+  bool ok = dte && dte->valid && dte->tv && dte->mode != kModeNone && (write ? dte->iw : dte->ir);
+  uint64_t spa = 0;
+  if (ok) {
+    const pagetable::AmdV1Format fmt(pagetable::AmdV1Config{dte->mode, 52});
+    common::Regime r;
+    r.stages = common::Stages::Stage2;
+    r.domain = dte->domain_id;
+    r.s2 = &fmt;
+    r.s2_root = dte->host_pt_root;
+    const common::Translation tr = engine_.translate_config_address(r, addr, t);
+    ok = tr.ok;
+    spa = tr.output;
+  }
+  common::wait_until(t);
+  // The data moves when the access completes (a queue thread's rule).
+  return ok && (write ? write_memory(spa, data, len) : read_memory(spa, data, len));
+}
+
+viommu::MapEntry AmdVi::map_lookup(unsigned gid, viommu::MapTable table, uint16_t guest_id) {
+  const MapKey key{uint16_t(gid), table, guest_id};
+  common::Ps t = common::now_ps();
+  const auto hit = map_cache_.lookup_at(key, t);
+  common::wait_until(t);
+  if (hit) return *hit;
+  const uint64_t epoch = map_epoch_;
+  uint64_t raw = 0;
+  map_fetches_.inc();
+  if (!device_access(cfg_.viommu_devid, false, viommu::map_entry_address(table, gid, guest_id), &raw, 8))
+    return viommu::MapEntry{};   // an unreadable entry maps nothing
+  const viommu::MapEntry e = viommu::decode_map_entry(raw);
+  if (map_epoch_ == epoch) map_cache_.insert(key, e, common::now_ps());
+  return e;
+}
+
+// A map control write (set_device_mapping / set_domain_mapping, or their clears): the entry
+// goes to the table, the cached copy goes. Host ID 0 is the RFC's clear (MODEL CHOICE).
+void AmdVi::map_update(unsigned gid, viommu::MapTable table, uint64_t control) {
+  const auto guest_id = uint16_t(viommu::MAP_GUEST_ID::get(control));
+  const auto host_id = uint16_t(viommu::MAP_HOST_ID::get(control));
+  ++map_epoch_;
+  const MapKey key{uint16_t(gid), table, guest_id};
+  map_cache_.invalidate_in_set(key.set_hash(), [&](const MapKey& k, const viommu::MapEntry&) { return k == key; });
+  uint64_t entry[2] = {viommu::encode_map_entry(viommu::MapEntry{host_id != 0, host_id}), 0};
+  const unsigned bytes = unsigned(table == viommu::MapTable::DeviceId ? viommu::kDevIdEntryBytes : viommu::kDomIdEntryBytes);
+  device_access(cfg_.viommu_devid, true, viommu::map_entry_address(table, gid, guest_id), entry, bytes);
+}
+
 // ---------------------------------------------------------------- stats
 
 void AmdVi::register_stats(common::StatRegistry& reg, const std::string& p) const {
@@ -425,6 +513,10 @@ void AmdVi::register_stats(common::StatRegistry& reg, const std::string& p) cons
   dte_cache_.stats().register_stats(reg, p + ".dte_cache", "DTE cache (DeviceID)");
   gcr3_cache_.stats().register_stats(reg, p + ".gcr3_cache", "GCR3 cache (DeviceID+PASID)");
   engine_.register_stats(reg, p);
+  if (guests_.empty()) return;
+  map_cache_.stats().register_stats(reg, p + ".viommu.map_cache", "DomainID / DeviceID map cache (HW vIOMMU)");
+  reg.add(p + ".viommu.map_fetches", map_fetches_, "count", "map-table entries read from memory (map cache misses)");
+  for (const auto& g : guests_) g->register_stats(reg, p + ".viommu.guest" + std::to_string(g->gid()));
 }
 
 }  // namespace iommusim::amdvi

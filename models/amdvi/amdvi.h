@@ -41,16 +41,24 @@
 //   COMPLETION_WAIT completes once every earlier one's completion arrived, or, when one
 //   does not within Control.InvTimeOut (1 ms .. 100 s; 0: none), logs IOTLB_INV_TIMEOUT
 //   (DeviceID, the command's address) and completes at the timeout.
+// - The hardware vIOMMU of the unmerged HW-vIOMMU RFC (viommu_guests > 0; models/amdvi/
+//   viommu.h): per gid a guest command buffer in guest RAM the IOMMU reads itself, its VF
+//   page and VF_CNTL registers, the DomainID / DeviceID map tables in the IOMMU-private
+//   address space (through the IOMMU's own DTE, viommu_devid) and their map cache;
+//   Control.VCmdEn / vIommuEn. Guest invalidations run through this model's own execution.
 //
 // What it does not model
 // - Interrupt remapping, PPR log, GA log, exclusion range, MSI interrupts, A/D updates, SE (suppress repeated
-//   faults; SA is honoured), the segmented device table, HW vIOMMU, perf counters;
+//   faults; SA is honoured), the segmented device table, perf counters; of the HW vIOMMU
+//   what viommu.h lists;
 //   Control.GTEn is not checked (DTE GV and the EFR decide).
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <systemc>
 #include <tlm>
@@ -63,6 +71,7 @@
 #include "models/amdvi/register_block.h"
 #include "models/amdvi/registers.h"
 #include "models/amdvi/structures.h"
+#include "models/amdvi/viommu.h"
 #include "models/common/cache.h"
 #include "models/common/clock.h"
 #include "models/common/command_queue.h"
@@ -89,12 +98,21 @@ struct AmdViConfig {
   common::CacheConfig dte_cache = common::CacheConfig().set_entries(64).set_ways(4).set_lookup_cycles(3).set_ports(2);
   common::CacheConfig gcr3_cache = common::CacheConfig().set_entries(64).set_ways(4).set_lookup_cycles(3).set_ports(2);
   common::TranslationEngineConfig translation;   // walkers, IOTLB, guest/host PDCs, GPA cache
+  // Hardware vIOMMU (viommu.h): guest IDs 0..viommu_guests-1 (0: none; needs caps.viommu),
+  // the IOMMU's own DeviceID (its DTE maps the private address space; MODEL CHOICE: 00:00.2,
+  // where AMD IOMMUs sit) and the DomainID / DeviceID map cache.
+  unsigned viommu_guests = 0;
+  uint16_t viommu_devid = 2;
+  common::CacheConfig map_cache = common::CacheConfig().set_entries(64).set_ways(4).set_lookup_cycles(3).set_ports(2);
 };
 std::string validate(const AmdViConfig& c);   // "" or a message naming the field
 
 using common::CommandTrace;
 
-class AmdVi : public common::IommuBlock, public ProgrammingInterface, private common::CommandQueueVendor {
+class AmdVi : public common::IommuBlock,
+              public ProgrammingInterface,
+              private common::CommandQueueVendor,
+              private viommu::GuestQueueOwner {
  public:
 
   SC_HAS_PROCESS(AmdVi);
@@ -110,6 +128,20 @@ class AmdVi : public common::IommuBlock, public ProgrammingInterface, private co
     return index < event_written_ps_.size() ? event_written_ps_[index] : 0;
   }
   const AmdViConfig& config() const { return cfg_; }
+
+  // Hardware vIOMMU. A register access of a guest's VF page or VF_CNTL block (an address
+  // of viommu.h's window), as the BAR mapped into the guest or the host driver makes it.
+  void guest_register_access(tlm::tlm_generic_payload& p);
+  // Guest `gid`'s commands the hardware hands to the hypervisor go to `h`.
+  void set_hypervisor(unsigned gid, viommu::HypervisorHandler h) { guests_.at(gid)->set_hypervisor(std::move(h)); }
+  void set_guest_command_probe(unsigned gid, std::function<void(const CommandTrace&)> probe) {
+    guests_.at(gid)->set_probe(std::move(probe));
+  }
+  // The guest buffer stopped on an error (until its En is written 0 then 1).
+  bool guest_buffer_stopped(unsigned gid) const { return guests_.at(gid)->stopped(); }
+  const viommu::GuestCommandBuffer& guest_buffer(unsigned gid) const { return *guests_.at(gid); }
+  const common::CacheStats& map_cache_stats() const { return map_cache_.stats(); }
+  uint64_t map_fetches() const { return map_fetches_.value(); }
 
   const common::CacheStats& iotlb_stats() const { return engine_.iotlb_stats(); }
   const common::CacheStats& dte_cache_stats() const { return dte_cache_.stats(); }
@@ -173,6 +205,25 @@ class AmdVi : public common::IommuBlock, public ProgrammingInterface, private co
   void consumed(const common::QueueState& q, uint32_t head) override;
   void halt(const common::QueueError& e, const common::QueueState& q) override;
   void execute(const Command& c);
+  // COMPLETION_WAIT's wait on queue `q` (the host buffer or a guest's).
+  void completion_barrier(common::CommandQueue& q) override;
+
+  // viommu::GuestQueueOwner
+  bool guest_queues_enabled() const override {
+    return r_.control.get<reg::CTRL_VIOMMU_EN>() && r_.control.get<reg::CTRL_VCMD_EN>();
+  }
+  bool device_access(uint16_t devid, bool write, uint64_t addr, void* data, unsigned len) override;
+  viommu::MapEntry map_lookup(unsigned gid, viommu::MapTable table, uint16_t guest_id) override;
+  void map_update(unsigned gid, viommu::MapTable table, uint64_t control) override;
+  void execute_invalidation(const Command& c) override { execute(c); }
+  common::Decoded decode_entry(const uint64_t* entry, Command& out) const override {
+    return r_.decode_queue_entry(entry, out);
+  }
+  struct MapKey {
+    uint16_t gid = 0; viommu::MapTable table = viommu::MapTable::DomainId; uint16_t guest_id = 0;
+    bool operator==(const MapKey& o) const { return gid == o.gid && table == o.table && guest_id == o.guest_id; }
+    uint64_t set_hash() const { return uint64_t(guest_id) * 0x9E37u + gid * 2u + uint64_t(table); }
+  };
 
   AmdViConfig cfg_;
   common::Ps pipeline_ps_;   // translation_cycles, the request pipeline before the caches
@@ -187,6 +238,10 @@ class AmdVi : public common::IommuBlock, public ProgrammingInterface, private co
   common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_;
 
   RegisterBlock r_;   // the registers (48882 §3.4) and their write rules
+  common::SetAssocCache<MapKey, viommu::MapEntry> map_cache_;
+  uint64_t map_epoch_ = 0;   // map_update()s so far: a fetch an update overtook does not fill
+  common::Counter map_fetches_;
+  std::vector<std::unique_ptr<viommu::GuestCommandBuffer>> guests_;
   std::vector<common::Ps> event_written_ps_;   // by event-log entry: when its record was written
   common::Ps last_event_written_ps_ = 0;
 };

@@ -28,6 +28,7 @@ RegisterBlock::RegisterBlock(common::RegisterFile& f, const Caps& caps, Hooks ho
     status.set<STS_CMD_BUF_RUN>(CTRL_CMD_BUF_EN::get(v) && !cmd_halted_);
     status.set<STS_EVT_LOG_RUN>(CTRL_EVT_LOG_EN::get(v) && !evt_halted_);
     if (CTRL_CMD_BUF_EN::get(v) && !CTRL_CMD_BUF_EN::get(old)) hooks_.queue_may_run();
+    if (hooks_.control_written) hooks_.control_written();
   });
   excl_base.writable(base_mask | 3);
   excl_limit.reset(0xFFF).writable(base_mask);
@@ -73,7 +74,7 @@ common::QueueState RegisterBlock::cmd_state() const {
 
 // ILLEGAL_COMMAND_ERROR at the command's address (a failed fetch: COMMAND_HW_ERROR at the
 // batch's); Head stays on it and the buffer stops (CmdBufRun=0) until CmdBufEn is toggled.
-EventRecord RegisterBlock::cmd_halt(const common::QueueError& e) {
+EventRecord queue_halt_record(const common::QueueError& e) {
   EventRecord ev;
   if (e.kind == common::QueueError::Kind::FetchAbort) {
     ev.code = EventCode::CommandHwError;
@@ -82,9 +83,13 @@ EventRecord RegisterBlock::cmd_halt(const common::QueueError& e) {
     ev.code = EventCode::IllegalCommandError;
   }
   ev.address = e.address;
+  return ev;
+}
+
+EventRecord RegisterBlock::cmd_halt(const common::QueueError& e) {
   cmd_halted_ = true;
   status.set<STS_CMD_BUF_RUN>(0);
-  return ev;
+  return queue_halt_record(e);
 }
 
 std::optional<uint64_t> RegisterBlock::evt_log_slot() {

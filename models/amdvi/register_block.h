@@ -37,11 +37,17 @@ namespace iommusim::amdvi {
 // What a driver reaches besides MMIO, on the unit or an emulated one.
 using ProgrammingInterface = common::ProgrammingInterface;
 
+// The record a command buffer's error halt logs: ILLEGAL_COMMAND_ERROR (an illegal entry,
+// or one whose execution failed), or COMMAND_HW_ERROR for a failed fetch; at the
+// command's (the batch's) address.
+EventRecord queue_halt_record(const common::QueueError& e);
+
 class RegisterBlock {
  public:
   using R64 = common::Reg<uint64_t>;
   struct Hooks {
     std::function<void()> queue_may_run;   // a CmdBufTail write, CmdBufEn 0 -> 1
+    std::function<void()> control_written = nullptr;   // any Control write (HW vIOMMU: VCmdEn, vIommuEn)
   };
 
   // Adds the registers to `file`; EFR from `caps`, EFR2.GCR3TRPMode set.

@@ -72,6 +72,10 @@ using CTRL_NUM_INT_REMAP_MODE = Field<44, 43>;  // 1 = 2K IRTEs
 using CTRL_EPH_EN = Field<45, 45>;
 using CTRL_XT_EN = Field<50, 50>;
 using CTRL_INTCAPXT_EN = Field<51, 51>;
+// Hardware vIOMMU (the unmerged HW-vIOMMU RFC only: CONTROL_VCMD_EN, CONTROL_VIOMMU_EN;
+// models/amdvi/viommu.h).
+using CTRL_VCMD_EN = Field<52, 52>;
+using CTRL_VIOMMU_EN = Field<53, 53>;
 using CTRL_IRT_CACHE_DIS = Field<59, 59>;
 using CTRL_GCR3TRP_MODE = Field<58, 58>;  // Linux CONTROL_GCR3TRPMODE: the DTE's GCR3 root is a GPA
 using CTRL_SNPAVIC_EN = Field<61, 61>;
@@ -116,6 +120,7 @@ using EFR_HA_SUP = Field<49, 49>;
 using EFR_EPH_SUP = Field<50, 50>;
 using EFR_HD_SUP = Field<52, 52>;
 using EFR_INV_IOTLB_TYPE_SUP = Field<54, 54>;
+using EFR_VIOMMU_SUP = Field<55, 55>;   // the HW-vIOMMU RFC's FEATURE_VIOMMU
 using EFR_SNP_SUP = Field<63, 63>;
 
 // Status. The interrupt/overflow bits are write-1-to-clear; *_RUN are read-only.
@@ -154,6 +159,7 @@ struct Caps {
   bool gio = true;  // GIoSup: DTE.GIOV
   bool ha = false;  // HASup: DTE.HAD access bit
   bool hd = false;  // HDSup: DTE.HAD dirty bit
+  bool viommu = false;   // the HW-vIOMMU RFC's FEATURE_VIOMMU (EFR bit 55): guest command buffers
 
   unsigned host_levels() const { return hats <= 2 ? 4u + hats : 0u; }
   unsigned guest_levels() const { return gats == 1 ? 5u : 4u; }
@@ -179,6 +185,7 @@ inline uint64_t encode_efr(const Caps& c) {
   reg::EFR_GIO_SUP::put(w, c.gio);
   reg::EFR_HA_SUP::put(w, c.ha);
   reg::EFR_HD_SUP::put(w, c.hd);
+  reg::EFR_VIOMMU_SUP::put(w, c.viommu);
   return w;
 }
 
@@ -200,6 +207,7 @@ inline Caps decode_efr(uint64_t w) {
   c.gio = reg::EFR_GIO_SUP::get(w);
   c.ha = reg::EFR_HA_SUP::get(w);
   c.hd = reg::EFR_HD_SUP::get(w);
+  c.viommu = reg::EFR_VIOMMU_SUP::get(w);
   return c;
 }
 

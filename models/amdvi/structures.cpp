@@ -2,6 +2,7 @@
 
 #include <cassert>
 
+#include "models/amdvi/viommu.h"
 #include "models/common/bits.h"
 
 namespace iommusim::amdvi {
@@ -64,7 +65,7 @@ constexpr uint64_t kRsvd3 = mask(14, 0) | mask(53, 48);
 // Defined by the spec but not modelled: rejected rather than silently ignored.
 constexpr uint64_t kUnmodelled1 = mask(42, 42);
 constexpr uint64_t kUnmodelled2 = mask(59, 59);
-constexpr uint64_t kUnmodelled3 = ~kRsvd3;
+constexpr uint64_t kUnmodelled3 = ~kRsvd3 & ~mask(47, 15);   // [47:15]: the HW vIOMMU's (viommu.h)
 
 constexpr uint8_t kModeReserved = 7;
 constexpr uint8_t kGlxReserved = 3;
@@ -119,6 +120,9 @@ DteWords encode_dte(const DeviceTableEntry& e) {
   dte::IntCtl::put(w[2], e.int_ctl);
   dte::Lint0Pass::put(w[2], e.lint0_pass);
   dte::Lint1Pass::put(w[2], e.lint1_pass);
+  viommu::DTE3_VIMU_EN::put(w[3], e.vimu_en);
+  viommu::DTE3_GDEVICE_ID::put(w[3], e.gdevice_id);
+  viommu::DTE3_GUEST_ID::put(w[3], e.guest_id);
   return w;
 }
 
@@ -160,6 +164,9 @@ std::optional<DeviceTableEntry> decode_dte(const DteWords& w, std::string* why, 
   e.int_ctl = dte::IntCtl::get(w[2]);
   e.lint0_pass = dte::Lint0Pass::get(w[2]);
   e.lint1_pass = dte::Lint1Pass::get(w[2]);
+  e.vimu_en = viommu::DTE3_VIMU_EN::get(w[3]);
+  e.gdevice_id = uint16_t(viommu::DTE3_GDEVICE_ID::get(w[3]));
+  e.guest_id = uint16_t(viommu::DTE3_GUEST_ID::get(w[3]));
 
   // The hardware ignores an invalid DTE's other bits; the caller decides what V=0 means.
   if (!e.valid) return e;
@@ -171,7 +178,7 @@ std::optional<DeviceTableEntry> decode_dte(const DteWords& w, std::string* why, 
   if (w[1] & kUnmodelled1) return reject(why, fault, kIll, "DTE.data[1] bit 42 not modelled");
   if (w[2] & kUnmodelled2) return reject(why, fault, kIll, "DTE.data[2] bit 59 not modelled");
   if (w[3] & kUnmodelled3)
-    return reject(why, fault, kIll, "DTE.data[3] vIOMMU/attribute-override fields not modelled");
+    return reject(why, fault, kIll, "DTE.data[3] attribute-override fields not modelled");
 
   // Mode is only looked at when TV=1 (TV=0: no page-table information).
   if (e.tv && e.mode == kModeReserved)
@@ -200,6 +207,7 @@ bool check_dte_caps(const DeviceTableEntry& e, const Caps& caps, std::string* wh
   if (e.guest_paging_mode == kGuestPaging5Level && caps.guest_levels() < 5)
     return fail("DTE.GuestPagingMode 5-level without EFR.GATS=1");
   if (e.giov && !caps.gio) return fail("DTE.GIOV without EFR.GIoSup");
+  if (e.vimu_en && !caps.viommu) return fail("DTE.vImuEn without EFR FEATURE_VIOMMU");
   if (e.ppr && !caps.ppr) return fail("DTE.PPR without EFR.PPRSup");
   if (e.had != 0 && !caps.ha) return fail("DTE.HAD without EFR.HASup");
   if (e.had == kHadAccessDirty && !caps.hd) return fail("DTE.HAD dirty update without EFR.HDSup");

@@ -56,6 +56,10 @@ struct DeviceTableEntry {
   bool init_pass = false, eint_pass = false, nmi_pass = false;
   uint8_t int_ctl = 0;
   bool lint0_pass = false, lint1_pass = false;
+  // data[3]: the hardware vIOMMU's fields (the unmerged HW-vIOMMU RFC, set_dte_viommu;
+  // positions in models/amdvi/viommu.h): vImuEn, the guest's DeviceID and the gid.
+  bool vimu_en = false;
+  uint16_t gdevice_id = 0, guest_id = 0;
 };
 
 // Which event a DTE rejection maps to: reserved bits and encodings are

@@ -87,11 +87,105 @@ Status AmdViDriver::init() {
   ctrl_ = reg::CTRL_IOMMU_EN::set(ctrl_, 1);
   mmio_write64(reg::CONTROL, ctrl_);
   // As Linux amd_iommu_flush_all_caches: INVALIDATE_IOMMU_ALL, or each DTE and DomainID.
-  if (caps_.ia) return submit({cmd_inv_iommu_all()}, "init");
   std::vector<CmdWords> cmds;
-  for (unsigned i = 0; i < dte_count_; ++i) cmds.push_back(cmd_inv_devtab_entry(uint16_t(i)));
-  for (unsigned id = 0; id < 256; ++id) cmds.push_back(cmd_inv_iommu_pages(uint16_t(id), 0, kInvAllPagesSize));
-  return submit(cmds, "init");
+  if (caps_.ia) {
+    cmds.push_back(cmd_inv_iommu_all());
+  } else {
+    for (unsigned i = 0; i < dte_count_; ++i) cmds.push_back(cmd_inv_devtab_entry(uint16_t(i)));
+    for (unsigned id = 0; id < 256; ++id) cmds.push_back(cmd_inv_iommu_pages(uint16_t(id), 0, kInvAllPagesSize));
+  }
+  if (Status st = submit(cmds, "init"); !st.ok || !cfg_.hw_viommu_guests) return st;
+  return enable_hw_viommu();
+}
+
+Status AmdViDriver::enable_hw_viommu() {
+  if (!caps_.viommu) return Status::fail("EFR FEATURE_VIOMMU (bit 55) clear: no hardware vIOMMU");
+  if (cfg_.viommu_devid >= dte_count_) return Status::fail("the IOMMU's DeviceID is beyond the device table");
+  std::string why;
+  const std::optional<DomainId> d = create_domain(DomainKind::Stage2, std::nullopt, &why);
+  if (!d) return Status::fail("hardware vIOMMU private space: " + why);
+  viommu_private_ = *d;
+  if (Status st = attach(cfg_.viommu_devid, std::nullopt, *d); !st.ok) return st;
+  ctrl_ = reg::CTRL_VCMD_EN::set(ctrl_, 1);
+  ctrl_ = reg::CTRL_VIOMMU_EN::set(ctrl_, 1);
+  mmio_write64(reg::CONTROL, ctrl_);
+  return {};
+}
+
+// amd_viommu_iommu_init / viommu_init_one: the gid's map tables (zeroed pages, so every
+// entry starts unmapped; the RFC's clear loops are not modelled) mapped into the private
+// space, and viommu_set_translate_dte: the translation DeviceID's DTE on the nest parent
+// (MODEL CHOICE: the parent's own v1 table and DomainID, so the host's stage-2 flushes of
+// that DomainID cover the hardware's GPA translations; the RFC keeps a trans_domid apart;
+// the DeviceID is the top of the device table minus the gid, where the RFC takes
+// iommu_viommu_amd.trans_devid from user space).
+Errno AmdViDriver::init_hw_viommu(AmdViommu& v, DomainId parent) {
+  namespace vi = amdvi::viommu;
+  if (next_gid_ >= cfg_.hw_viommu_guests || !viommu_private_ || next_gid_ + 1 >= dte_count_) return Errno::NoSpc;
+  const unsigned gid = next_gid_;
+  for (const vi::MapTable t : {vi::MapTable::DomainId, vi::MapTable::DeviceId}) {
+    const uint64_t pa = alloc_host(vi::map_table_bytes(t), 4096);
+    if (!pa) return Errno::NoMem;
+    if (!map(viommu_private_, vi::map_table_base(t, gid), pa, vi::map_table_bytes(t), Prot{}, 4096).ok)
+      return Errno::NoMem;
+  }
+  const auto trans = uint16_t(dte_count_ - 1 - gid);
+  if (!attach(trans, std::nullopt, parent).ok) return Errno::Inval;
+  mmio_write64(vi::vf_cntl_offset(gid, vi::VFCTRL_MISC), vi::MISC_TRANS_DEVID::set(0, trans));
+  ++next_gid_;
+  v.gid = gid;
+  v.trans_devid = trans;
+  return Errno::Ok;
+}
+
+void AmdViDriver::write_map_control(const AmdViommu& v, uint64_t reg, uint16_t guest_id, uint16_t host_id) {
+  if (v.gid) mmio_write64(amdvi::viommu::vf_cntl_offset(*v.gid, reg), amdvi::viommu::map_control(guest_id, host_id));
+}
+
+void AmdViDriver::add_viommu_fields(uint32_t rid, DeviceTableEntry& e) const {
+  auto it = viommu_devs_.find(rid);
+  if (it == viommu_devs_.end()) return;
+  e.vimu_en = true;
+  e.gdevice_id = it->second.gdev;
+  e.guest_id = it->second.gid;
+}
+
+std::optional<unsigned> AmdViDriver::viommu_gid(ViommuHandle v) const {
+  const AmdViommu* vi = viommu(v);
+  return vi ? vi->gid : std::nullopt;
+}
+
+uint16_t AmdViDriver::viommu_trans_devid(ViommuHandle v) const {
+  const AmdViommu* vi = viommu(v);
+  return vi ? vi->trans_devid : 0;
+}
+
+Errno AmdViDriver::viommu_guest_mmio_write(ViommuHandle v, uint64_t offset, uint64_t value) {
+  namespace vi = amdvi::viommu;
+  const AmdViommu* a = viommu(v);
+  if (!a || !a->gid) return Errno::Inval;
+  const unsigned gid = *a->gid;
+  const auto rmw = [&](uint64_t reg, uint64_t clear, uint64_t set) {
+    const uint64_t off = vi::vf_cntl_offset(gid, reg);
+    mmio_write64(off, (mmio_read64(off) & ~clear) | set);
+  };
+  const uint64_t base_len = common::mask(51, 12) | vi::QCTL_LEN::set(0, 0xF);
+  switch (offset) {
+    case reg::CONTROL:   // CmdBufEn [12] -> 0x20[8], ComWaitIntEn [4] -> [9]; EventLogEn [2] -> 0x28[8], EvtIntEn [3] -> [9]
+      rmw(vi::VFCTRL_CMD, vi::QCTL_EN::set(0, 1) | vi::QCTL_INT_EN::set(0, 1),
+          vi::QCTL_EN::set(0, reg::CTRL_CMD_BUF_EN::get(value)) | vi::QCTL_INT_EN::set(0, reg::CTRL_COMWAIT_INT_EN::get(value)));
+      rmw(vi::VFCTRL_EVT, vi::QCTL_EN::set(0, 1) | vi::QCTL_INT_EN::set(0, 1),
+          vi::QCTL_EN::set(0, reg::CTRL_EVT_LOG_EN::get(value)) | vi::QCTL_INT_EN::set(0, reg::CTRL_EVT_INT_EN::get(value)));
+      return Errno::Ok;
+    case reg::CMD_BUF_BASE:   // ComLen [59:56] -> [3:0], ComBase [51:12]
+      rmw(vi::VFCTRL_CMD, base_len, (value & common::mask(51, 12)) | vi::QCTL_LEN::set(0, reg::CMD_BUF_LEN::get(value)));
+      return Errno::Ok;
+    case reg::EVT_LOG_BASE:
+      rmw(vi::VFCTRL_EVT, base_len, (value & common::mask(51, 12)) | vi::QCTL_LEN::set(0, reg::EVT_LOG_LEN::get(value)));
+      return Errno::Ok;
+    default:
+      return Errno::Ok;
+  }
 }
 
 uint16_t AmdViDriver::domain_id_of(DomainId d) const { return static_cast<const AmdDomain*>(domain(d))->domain_id; }
@@ -151,8 +245,9 @@ Status AmdViDriver::write_gcr3(Attachment& at, uint32_t pasid, uint64_t cr3, boo
 Status AmdViDriver::write_dte(uint32_t rid) {
   const Attachment& at = devices_.at(rid);
   if (at.user_nested) {
-    const DteWords w =
-        encode_dte(nested_dte(rid, *static_cast<const AmdDomain*>(domain(at.user_nested)), at.nested_domid));
+    DeviceTableEntry n = nested_dte(rid, *static_cast<const AmdDomain*>(domain(at.user_nested)), at.nested_domid);
+    add_viommu_fields(rid, n);
+    const DteWords w = encode_dte(n);
     mem_.write(dte_address(rid), w.data(), 32);
     charge_descriptor_writes(4);
     return {};
@@ -175,6 +270,7 @@ Status AmdViDriver::write_dte(uint32_t rid) {
     e.guest_paging_mode = kGuestPaging4Level;
     e.domain_id = at.gcr3_domid;
   }
+  add_viommu_fields(rid, e);
   const DteWords w = encode_dte(e);
   mem_.write(dte_address(rid), w.data(), 32);
   charge_descriptor_writes(4);
@@ -574,6 +670,8 @@ Errno AmdViDriver::viommu_init(ViommuType type, DomainId parent, ViommuHandle* o
   if (!p || p->kind != DomainKind::Stage2 || p->user_managed) return Errno::Inval;
   AmdViommu v;
   v.parent = parent;   // amd_iommufd_viommu_init: aviommu->parent, on pdom->viommu_list
+  if (cfg_.hw_viommu_guests)
+    if (Errno e = init_hw_viommu(v, parent); e != Errno::Ok) return e;
   viommus_.push_back(std::move(v));
   *out = ViommuHandle(viommus_.size());
   return Errno::Ok;
@@ -601,6 +699,7 @@ Errno AmdViDriver::alloc_nested(ViommuHandle v, uint32_t flags, const UserData& 
     const std::optional<uint16_t> id = hdom ? std::optional<uint16_t>(hdom) : new_domain_id();
     if (!id) { vi.gdoms.erase(it); return Errno::NoSpc; }
     hdom = it->second.hdom_id = *id;
+    write_map_control(vi, amdvi::viommu::VFCTRL_DOMID_MAP, dom->gdom_id, *id);   // set_domain_mapping
   }
   ++it->second.users;
   dom->domain_id = it->second.hdom_id;
@@ -617,7 +716,10 @@ void AmdViDriver::free_nested(DomainId nested) {
   // reuses DomainIDs, so amd_iommu_pdom_id_free has nothing to return them to.)
   auto& gdoms = viommus_[dom->viommu - 1].gdoms;
   auto it = gdoms.find(dom->gdom_id);
-  if (it != gdoms.end() && --it->second.users == 0) gdoms.erase(it);
+  if (it != gdoms.end() && --it->second.users == 0) {
+    write_map_control(viommus_[dom->viommu - 1], amdvi::viommu::VFCTRL_DOMID_MAP, dom->gdom_id, 0);   // clear_domain_mapping
+    gdoms.erase(it);
+  }
   dom->viommu = 0;
 }
 
@@ -631,8 +733,22 @@ std::optional<uint16_t> AmdViDriver::host_domain_id(ViommuHandle v, uint16_t gdo
 
 Errno AmdViDriver::set_vdevice(ViommuHandle v, uint64_t virt_id, std::optional<uint32_t> rid) {
   if (!viommu(v)) return Errno::Inval;
-  if (rid) viommus_[v - 1].vdevs[virt_id] = *rid;
-  else viommus_[v - 1].vdevs.erase(virt_id);
+  AmdViommu& vi = viommus_[v - 1];
+  const auto old = vi.vdevs.find(virt_id);
+  const std::optional<uint32_t> before = old == vi.vdevs.end() ? std::nullopt : std::optional<uint32_t>(old->second);
+  if (rid) vi.vdevs[virt_id] = *rid;
+  else vi.vdevs.erase(virt_id);
+  if (!vi.gid) return Errno::Ok;
+  // amd_viommu_device_update: set_dte_viommu (the DTE's vImuEn, GDeviceID, GuestID, and its
+  // flush) and set_device_mapping, or the clears.
+  const std::optional<uint32_t> dev = rid ? rid : before;
+  if (rid) viommu_devs_[*rid] = ViommuDevice{uint16_t(*vi.gid), uint16_t(virt_id)};
+  else if (before) viommu_devs_.erase(*before);
+  if (dev && devices_.count(*dev)) {
+    write_dte(*dev);
+    submit({cmd_inv_devtab_entry(uint16_t(*dev))}, "vdevice");
+  }
+  write_map_control(vi, amdvi::viommu::VFCTRL_DEVID_MAP, uint16_t(virt_id), rid ? uint16_t(*rid) : 0);
   return Errno::Ok;
 }
 

@@ -68,6 +68,7 @@
 #include "models/amdvi/structures.h"
 #include "models/amdvi/commands.h"
 #include "models/amdvi/events.h"
+#include "models/amdvi/viommu.h"
 #include "models/memory/sparse_memory.h"
 #include "platforms/driver/driver_base.h"
 #include "platforms/driver/nesting.h"
@@ -85,6 +86,10 @@ struct AmdViDriverConfig {
   unsigned inv_timeout = 4;         // Control.InvTimeOut: 0 none, n: 10^(n-1) ms (Linux CTRL_INV_TO_1S = 4)
   AmdNestedDomainIds nested_domids = AmdNestedDomainIds::PerGuestDomain;   // vmm.amd_domid (a host's)
   AmdGcr3Tables gcr3_tables = AmdGcr3Tables::PerDevice;                    // guest.amd_gcr3 (a guest's)
+  // A host using the hardware vIOMMU (amdvi@accelerated): the gids its vIOMMUs may take
+  // (0: none), and the IOMMU's own DeviceID (AmdViConfig::viommu_devid).
+  unsigned hw_viommu_guests = 0;
+  uint16_t viommu_devid = 2;
 };
 std::string validate(const AmdViDriverConfig& c);
 
@@ -153,6 +158,16 @@ class AmdViDriver : public DriverBase, public NestingOps, private DriverQueue::H
   uint64_t gcr3_tables() const { return gcr3_tables_.value(); }
   // The hDomID standing for `gdom_id` on vIOMMU `v` (nullopt: none).
   std::optional<uint16_t> host_domain_id(ViommuHandle v, uint16_t gdom_id) const;
+  // Hardware vIOMMU (the HW-vIOMMU RFC, models/amdvi/viommu.h), with hw_viommu_guests:
+  // each vIOMMU takes a gid (amd_viommu_iommu_init: its DomainID / DeviceID map tables in
+  // the private space, its translation DeviceID's DTE on the nest parent). The gid of
+  // vIOMMU `v` (nullopt: none) and its translation DeviceID.
+  std::optional<unsigned> viommu_gid(ViommuHandle v) const;
+  uint16_t viommu_trans_devid(ViommuHandle v) const;
+  // A guest's write of its (trapped) Control, CmdBufBase or EvtLogBase register, mirrored
+  // into the gid's VF_CNTL block (RFC amd_viommu_guest_mmio_write: read-modify-write of
+  // VF_CNTL 0x20 / 0x28). Another offset is ignored; no gid -> EINVAL.
+  Errno viommu_guest_mmio_write(ViommuHandle v, uint64_t offset, uint64_t value);
   // MODEL EXTENSION: the guest command `c` as the physical buffer gets it, appended to
   // `out` (INVALIDATE_IOMMU_ALL becomes several), or EIO.
   Errno convert_user_cmd(ViommuHandle v, const amdvi::CmdWords& c, std::vector<amdvi::CmdWords>& out) const;
@@ -174,7 +189,21 @@ class AmdViDriver : public DriverBase, public NestingOps, private DriverQueue::H
     uint32_t sink_id = 0;                    // the vIOMMU as the sink knows it
     std::map<uint32_t, uint16_t> dev_hdoms;  // per_device: DeviceID -> its hDomID
     uint16_t group_hdom = 0;                 // per_group: the one hDomID (0: none yet)
+    std::optional<unsigned> gid;             // hardware vIOMMU: its guest ID
+    uint16_t trans_devid = 0;                // and its translation DeviceID
   };
+  // Hardware vIOMMU: the private-space domain on the IOMMU's own DeviceID, Control.VCmdEn
+  // and vIommuEn (RFC iommu_init_viommu, set_iommu_dte, viommu_enable).
+  Status enable_hw_viommu();
+  Errno init_hw_viommu(AmdViommu& v, DomainId parent);
+  // Writes a map control of vIOMMU `v`'s gid (set_device_mapping / set_domain_mapping).
+  void write_map_control(const AmdViommu& v, uint64_t reg, uint16_t guest_id, uint16_t host_id);
+  DomainId viommu_private_ = 0;
+  unsigned next_gid_ = 0;
+  struct ViommuDevice { uint16_t gid = 0, gdev = 0; };
+  std::map<uint32_t, ViommuDevice> viommu_devs_;   // by DeviceID: its vDEVICE on a gid
+  // set_dte_viommu: a device with a vDEVICE on a gid has vImuEn, GDeviceID and GuestID.
+  void add_viommu_fields(uint32_t rid, amdvi::DeviceTableEntry& e) const;
   // MODEL EXTENSION (VeventqType::AmdExt): true when event-log record `w` (entry `index`)
   // went to a vIOMMU's vEVENTQ.
   bool report_to_viommu(const amdvi::EventWords& w, const amdvi::EventRecord& e, uint32_t index);

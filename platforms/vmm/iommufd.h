@@ -170,6 +170,8 @@ class Iommufd : public driver::ViommuEventSink {
   driver::ViommuHandle viommu_handle(uint32_t viommu_id) const { return objects_.at(viommu_id).handle; }
   // The physical RID of iommufd device `dev_id` (a VMM without vDEVICEs maps IDs itself).
   uint32_t rid_of(uint32_t dev_id) const { return objects_.at(dev_id).rid; }
+  // The host driver's handle of vIOMMU `id` (a VMM that calls the driver's vendor ioctls).
+  driver::ViommuHandle viommu_handle(uint32_t id) const { return objects_.at(id).handle; }
   uint64_t errors(Call c, Errno e) const;
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
 

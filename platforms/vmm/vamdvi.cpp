@@ -42,16 +42,56 @@ uint64_t VAmdVi::peek_register(uint64_t offset, unsigned len) {
   return v;
 }
 
+void VAmdVi::accelerate(amdvi::AmdVi& hw, driver::AmdViDriver& host, driver::ViommuHandle handle, unsigned gid) {
+  hw_ = &hw;
+  host_drv_ = &host;
+  handle_ = handle;
+  gid_ = gid;
+  hw.set_guest_command_probe(gid, probe_);
+  hw.set_hypervisor(gid, [this](const amdvi::CmdWords& w) { hypervisor_command(w); });
+}
+
 // A guest access: a CmdBufTail write (or CmdBufEn turning on) lets the buffer run (TrappedMmio).
 void VAmdVi::b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay) {
-  const bool doorbell = p.is_write() && p.get_address() == reg::CMD_BUF_TAIL;
+  const uint64_t addr = p.get_address();
+  if (hw_ && addr >= reg::CMD_BUF_HEAD && addr < reg::STATUS) {
+    // The VF page, mapped into the guest: no exit. Head/tail at 0x0 .. 0x18 of the page.
+    if (delay != sc_core::SC_ZERO_TIME) { sc_core::wait(delay); delay = sc_core::SC_ZERO_TIME; }
+    stats_.vf_accesses.inc();
+    p.set_address(amdvi::viommu::vf_offset(gid_, addr - reg::CMD_BUF_HEAD));
+    hw_->guest_register_access(p);
+    p.set_address(addr);
+    return;
+  }
+  const bool doorbell = p.is_write() && addr == reg::CMD_BUF_TAIL;
   trap(p, delay, doorbell, [&] {
+    if (hw_ && !p.is_write() && addr == reg::STATUS)   // the hardware's guest buffer may have stopped
+      r_.status.set<reg::STS_CMD_BUF_RUN>(r_.control.get<reg::CTRL_CMD_BUF_EN>() && !hw_->guest_buffer_stopped(gid_));
     regs_.transport(p, reg::kMmioBytes);
+    if (hw_) {
+      // amd_viommu_guest_mmio_write: the VMM mirrors what the hardware must know into VF_CNTL.
+      if (p.is_write() && (addr == reg::CONTROL || addr == reg::CMD_BUF_BASE || addr == reg::EVT_LOG_BASE)) {
+        const uint64_t v = peek_register(addr);
+        ioctl(0, [&] { return host_drv_->viommu_guest_mmio_write(handle_, addr, v); });
+      }
+      return;
+    }
     // Once the guest enables its event log: the vEVENTQ, of the log's size (MODEL EXTENSION).
-    if (p.is_write() && p.get_address() == reg::CONTROL && r_.control.get<reg::CTRL_EVT_LOG_EN>())
+    if (p.is_write() && addr == reg::CONTROL && r_.control.get<reg::CTRL_EVT_LOG_EN>())
       alloc_veventq(fd_, viommu_id_, driver::VeventqType::AmdExt,
                     uint32_t(reg::log_entries(unsigned(reg::EVT_LOG_LEN::get(r_.evt_log_base.get())))));
   });
+}
+
+// The hardware handed a guest command over (accelerated): the host's interrupt, the VMM's
+// wake-up and decode, then what the trapped path does with it; its forwards go at once.
+void VAmdVi::hypervisor_command(const amdvi::CmdWords& w) {
+  cpu_.wait_cycles(costs_.event_irq_cycles + costs_.iothread_wakeup_cycles + costs_.decode_cycles);
+  stats_.handed_over.inc();
+  pending_words_ = w;
+  if (!r_.decode_queue_entry(w.data(), pending_).legal) return;   // the hardware decoded it: cannot happen
+  execute();
+  flush();
 }
 
 bool VAmdVi::host_event_interrupt(driver::AmdViDriver& host) {
@@ -203,6 +243,11 @@ void VAmdVi::register_stats(common::StatRegistry& reg, const std::string& p) con
   register_event_stats(reg, p, "host event-log records its driver reported to the vIOMMU's vEVENTQ (MODEL EXTENSION)",
                        "the guest's event log (EvtOverflow)");
   reg.add(p + ".illegal_commands", cmdbuf_.stats().illegal, "count", "guest commands that raised ILLEGAL_COMMAND_ERROR");
+  if (!cfg_.accelerated) return;
+  reg.add(p + ".vf_accesses", stats_.vf_accesses, "count",
+          "guest head/tail accesses to the hardware's VF page (no exit; accelerated)");
+  reg.add(p + ".commands.handed_over", stats_.handed_over, "count",
+          "guest commands the hardware handed to the VMM (accelerated: INVALIDATE_DEVTAB_ENTRY, INVALIDATE_IOMMU_ALL, ...)");
 }
 
 }  // namespace iommusim::vmm

@@ -33,13 +33,25 @@
 //   a full guest log, or a LOST_EVENTS header, sets Status.EvtOverflow; then the guest's
 //   event interrupt.
 //
+// - Accelerated (amdvi@accelerated, accelerate(): the AMD hardware vIOMMU of the unmerged
+//   HW-vIOMMU RFC, models/amdvi/viommu.h): the guest's command buffer is the hardware's.
+//   CmdBufHead/Tail and EvtLogHead/Tail go to the gid's VF page without a trap (the RFC
+//   maps it into the guest, out_vfmmio_mmap_offset); a write of Control, CmdBufBase or
+//   EvtLogBase still traps and the VMM mirrors it into VF_CNTL through the host driver
+//   (amd_viommu_guest_mmio_write, charged as one ioctl); Status.CmdBufRun shows whether
+//   the hardware stopped the guest's buffer. The commands the hardware hands to the
+//   hypervisor (hypervisor_command) are run as on the trapped path, after the host's
+//   interrupt and the VMM's wake-up (event_irq_cycles + iothread_wakeup_cycles +
+//   decode_cycles, a MODEL CHOICE: the RFC does not say how the hand-over is signalled).
+//
 // What it does not model
+// - Accelerated: guest faults (no vEVENTQ; the guest's log is the hardware's), the big
+//   lock for hand-over commands.
 // - Guest DTEs that do not ask for guest translation (V = 0, TV = 0 or GV = 0: counted,
 //   not installed; the device keeps its HWPT, as the iommufd model has no detach), guest
 //   PASIDs beyond what the guest's own GCR3 table holds (the host reads it), interrupt
-//   remapping, the PPR and GA logs, AMD's HW-vIOMMU (guest command buffers the hardware
-//   runs itself). With vmm.completion = deferred the buffer runs in the VMM's iothread
-//   (trapped_mmio.h).
+//   remapping, the PPR and GA logs (the HW-vIOMMU is the accelerated mode above). With
+//   vmm.completion = deferred the buffer runs in the VMM's iothread (trapped_mmio.h).
 #pragma once
 #include <cstdint>
 #include <map>
@@ -49,6 +61,7 @@
 #include <tlm>
 #include <tlm_utils/simple_target_socket.h>
 
+#include "models/amdvi/amdvi.h"
 #include "models/amdvi/commands.h"
 #include "models/amdvi/register_block.h"
 #include "models/amdvi/structures.h"
@@ -67,6 +80,7 @@ namespace iommusim::vmm {
 
 struct VAmdViConfig : TrappedMmioConfig {
   amdvi::Caps caps;        // the host's EFR fields the vAMD passes on (GTSup forced on)
+  bool accelerated = false;   // amdvi@accelerated: accelerate() follows once the VM is built
 };
 
 class VAmdVi : public sc_core::sc_module,
@@ -83,6 +97,10 @@ class VAmdVi : public sc_core::sc_module,
   void set_viommu(uint32_t viommu_id) { viommu_id_ = viommu_id; }
   // The guest's DeviceID `gdev` is iommufd device `dev_id`, with a vDEVICE.
   void add_device(uint16_t gdev, uint32_t dev_id) { devices_[gdev].dev_id = dev_id; }
+  // amdvi@accelerated: the guest's buffer runs on `hw`'s gid `gid`; `host` is the host
+  // driver whose vIOMMU `handle` owns that gid.
+  void accelerate(amdvi::AmdVi& hw, driver::AmdViDriver& host, driver::ViommuHandle handle, unsigned gid);
+  bool accelerated() const { return hw_ != nullptr; }
   // The nested HWPT installed for `gdev` (0: none).
   uint32_t installed_hwpt(uint16_t gdev) const;
   // The host's event interrupt (TrappedMmio::host_event_interrupt): `host` drains its event
@@ -91,12 +109,14 @@ class VAmdVi : public sc_core::sc_module,
 
   // amdvi::ProgrammingInterface
   void set_command_probe(std::function<void(const common::CommandTrace&)> probe) override {
+    probe_ = probe;
     cmdbuf_.set_probe(std::move(probe));
   }
   uint64_t peek_register(uint64_t offset, unsigned len = 8) override;
 
   struct Stats {
     common::Counter forwarded, absorbed, dropped_unattached, installs, unsupported_dtes;
+    common::Counter vf_accesses, handed_over;   // accelerated
   };
   const Stats& stats() const { return stats_; }
   uint64_t illegal_commands() const { return cmdbuf_.stats().illegal.value(); }
@@ -111,7 +131,9 @@ class VAmdVi : public sc_core::sc_module,
   };
 
   void b_transport(tlm::tlm_generic_payload& p, sc_core::sc_time& delay);
-  bool run_queue() override { return cmdbuf_.run_until_idle(); }
+  bool run_queue() override { return !hw_ && cmdbuf_.run_until_idle(); }
+  // Accelerated: a guest command the hardware handed over, run as on the trapped path.
+  void hypervisor_command(const amdvi::CmdWords& w);
   // The queue engine's hooks: the guest's command buffer, executed by the VMM.
   common::QueueState queue_state() override { return r_.cmd_state(); }
   uint8_t trace_opcode(const uint64_t* entry) const override { return uint8_t(entry[0] >> 60); }
@@ -144,6 +166,11 @@ class VAmdVi : public sc_core::sc_module,
   std::vector<driver::ViommuAmdInvalidateExt> forwards_;
   std::map<uint16_t, Device> devices_;   // by guest DeviceID
   Stats stats_;
+  std::function<void(const common::CommandTrace&)> probe_;   // the guest driver's
+  amdvi::AmdVi* hw_ = nullptr;                                // accelerated: the hardware
+  driver::AmdViDriver* host_drv_ = nullptr;
+  driver::ViommuHandle handle_ = 0;
+  unsigned gid_ = 0;
 };
 
 }  // namespace iommusim::vmm

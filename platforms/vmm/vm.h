@@ -22,6 +22,19 @@
 //   and one vIOMMU over it; each device's vDEVICE lives on its unit's vIOMMU. IOAS
 //   map/unmap reach every parent.
 //
+// - A work queue (one PASID of a device, vmm.assign pasid) on a vendor with a vIOMMU object
+//   (SMMUv3, AMD), whose per-RID guest configuration (vSTE, guest DTE) cannot carry a guest
+//   stage 1 for one PASID: the VMM tries what VT-d does, a nested HWPT allocated with
+//   IOMMU_HWPT_ALLOC_PASID (the guest's configuration "no stage 1": a bypass vSTE, a guest
+//   DTE without GV) attached to (RID, PASID); when iommufd refuses (its errno, checked) it
+//   falls back to a paging HWPT of the VM's IOAS, allocated with IOMMU_HWPT_ALLOC_PASID and
+//   attached to (RID, PASID) (docs/vmm.md, "The topology as a run"). Either way the guest
+//   sees the queue untranslated: its DMAs address GPAs, and no guest driver programs it.
+//   The VMM reports the VM's GPA map (what IOAS_MAP / UNMAP hold) to the oracle as one
+//   space the queue is attached to, each change complete when its ioctl returns (the VMM
+//   then reuses the page), so a DMA through a translation the host did not invalidate by
+//   then is a violation.
+//
 // What it does not model: memory slots other than one, copying a
 // moved page's contents, the VMM's own CPU time for building the VM or moving pages (only
 // the host driver's work is timed).
@@ -48,6 +61,9 @@ struct AssignedDevice {
   // The guest's whole device is PASID `pasid` of the physical one (a work queue), or its RID.
   bool by_pasid = false;
   uint32_t pasid = 0;
+  // Set by Vm::build: the guest sees this work queue with no vIOMMU translation (DMAs by
+  // GPA), its (RID, PASID) attached to a HWPT of the VM's IOAS.
+  bool untranslated = false;
   std::optional<uint32_t> host_pasid() const { return by_pasid ? std::optional<uint32_t>(pasid) : std::nullopt; }
 };
 
@@ -62,6 +78,11 @@ struct VmLayout {
 
 class Vm {
  public:
+  // Whether a VM of a host whose vIOMMU object is `type` (none: VT-d) gives its work queues
+  // (AssignedDevice::by_pasid) no vIOMMU translation. VT-d's PASID entries each carry their
+  // own stage 2, so its vVT-d nests the guest's entry for the queue instead.
+  static bool untranslated_work_queues(std::optional<driver::ViommuType> type) { return type.has_value(); }
+
   // `units`: the host IOMMUs the VM's devices may sit behind, by unit number.
   Vm(memory::SparseMemory& host_memory, const VmLayout& layout, std::vector<HostIommu> units);
 
@@ -82,8 +103,16 @@ class Vm {
   // down: every parent and paging HWPT of the IOAS loses it, and the host invalidates.
   driver::Status unmap_all();
   // host_commands_per_ioas_unmap: the host queue entries (commands and barriers, every
-  // unit) each IOMMU_IOAS_UNMAP cost, the stage-2 fan-out of a VMM change.
+  // unit) each IOMMU_IOAS_UNMAP cost, the stage-2 fan-out of a VMM change; the work queues
+  // put on a paging HWPT after the nested attempt was refused, and the refusals' errnos.
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
+  // The lane's oracle, before build(): the VM's GPA map, which its untranslated work queues
+  // use, is reported there (space layout.oracle_space_base + kGpaMapSpace).
+  void set_oracle(common::CorrectnessOracle* oracle) { oracle_ = oracle; }
+  // vmm.inject = drop_host_flush: the VMM's IOAS unmaps clear the host PTEs without the
+  // host's invalidation (a bug for the oracle to catch).
+  void set_drop_host_flush(bool on) { drop_host_flush_ = on; }
+  static constexpr uint32_t kGpaMapSpace = 0xF << 20;   // apart from the guest drivers' (unit << 20)
   // Unit k's nest parent and vIOMMU (0: none).
   uint32_t parent_id(unsigned k = 0) const { return parents_.at(k); }
   uint32_t viommu_id(unsigned k = 0) const { return viommus_.at(k); }
@@ -96,10 +125,22 @@ class Vm {
  private:
   // IOMMU_IOAS_UNMAP of [gpa, gpa + bytes), its host queue entries recorded.
   driver::Status unmap(uint64_t gpa, uint64_t bytes);
+  // IOMMU_IOAS_MAP of [gpa, gpa + bytes) at host `pa`, read-write.
+  Errno map(uint64_t gpa, uint64_t pa, uint64_t bytes);
+  // Attaches work queue `d` behind unit `k` (see the header): the nested attempt, then the
+  // paging fallback.
+  driver::Status attach_work_queue(AssignedDevice& d, std::optional<driver::ViommuType> type);
+  // The oracle space of the GPA map (0: not reported: the VM has no untranslated queue).
+  uint32_t gpa_space() const { return gpa_space_on_ ? layout_.oracle_space_base + kGpaMapSpace : 0; }
 
   VmLayout layout_;
   std::vector<HostIommu> hosts_;
   common::Histogram host_commands_per_unmap_;
+  common::Counter pasid_fallbacks_;
+  common::Histogram pasid_refusal_errno_;
+  common::CorrectnessOracle* oracle_ = nullptr;
+  bool gpa_space_on_ = false;
+  bool drop_host_flush_ = false;
   GuestRam ram_;
   Iommufd fd_;
   unsigned units_;

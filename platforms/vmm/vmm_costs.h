@@ -41,7 +41,8 @@ enum class VmmFault : uint8_t {
   None,
   DropTlbi,     // the guest's TLBIs are never forwarded; its CMD_SYNCs still complete
   DropAtcInv,   // the guest's ATC_INVs are never forwarded (with ATS, the device keeps stale entries)
-  DropHostFlush,   // virtio-iommu: an UNMAP clears the host PTEs but never invalidates the host IOTLB
+  DropHostFlush,   // an unmap clears the host PTEs but never invalidates the host IOTLB: a virtio-iommu
+                   // UNMAP (a device test hook), or a trapped lane's VMM's IOMMU_IOAS_UNMAP (vmm.inject)
   WrongVintfVmid,  // smmuv3@accelerated: the host programs the guest's VINTF with another VMID than its nest parent's
 };
 

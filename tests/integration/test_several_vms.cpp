@@ -25,6 +25,16 @@ const char* kTwoVms =
     " -p 'traffic.endpoints=[{\"requester_id\":16,\"transactions\":6000},{\"requester_id\":24,\"transactions\":4000}]'"
     " -p 'vmm.assign=[{\"endpoint\":0,\"vm\":0,\"virt_id\":0},{\"endpoint\":1,\"vm\":1,\"virt_id\":0}]'";
 
+// Stress beside work queues (SMMUv3, AMD): endpoint 0 (RID 16) is VM 0's stressed device,
+// D0 (RID 32)'s PASID 1 a work queue of VM 0 (its VMM's page moves reach it), PASID 2 one of VM 1.
+const char* kStressedBesideWorkQueues =
+    " -p iommu.translation=nested -p vmm.paths=trapped -p vmm.vms=2"
+    " -p workload.mode=stress -p workload.unmap_interval_ns=1000 -p traffic.transactions=100000"
+    " -p traffic.window_bytes=262144 -p platform.stage2_page_bytes=4096"
+    " -p 'traffic.endpoints=[{\"requester_id\":16},{\"requester_id\":32,\"pasid\":1},{\"requester_id\":32,\"pasid\":2}]'"
+    " -p 'vmm.assign=[{\"endpoint\":0,\"vm\":0,\"virt_id\":0},{\"endpoint\":1,\"vm\":0,\"virt_id\":1,\"pasid\":1},"
+    "{\"endpoint\":2,\"vm\":1,\"virt_id\":0,\"pasid\":2}]'";
+
 // Host queue entries the host driver writes at its own init, before any guest exists:
 // SMMUv3 CFGI_ALL, TLBI_NSNH_ALL, CMD_SYNC (arm_smmu_device_reset).
 constexpr double kSmmuHostInit = 3;
@@ -100,16 +110,13 @@ TEST(SeveralVms, AmdTwoVmsKeepTheirDevicesApart) { expect_two_vms("amdvi"); }
 // (vmm.inject) while endpoint 0, VM 0's device, is stressed; the stale translations are
 // counted and the run exits 3.
 TEST(SeveralVms, OracleCatchesAVmmThatDropsOneVmsTlbis) {
-  const std::string dir = fresh_dir("vms_inject");
-  const CliRun r = run_cli(
-      "run --force -o " + dir +
-      " -p iommu.vendor=smmuv3 -p iommu.translation=nested -p vmm.paths=trapped -p vmm.vms=2 -p vmm.inject=drop_tlbi"
+  const nlohmann::json s = iommusim::test::run_expecting_violations(
+      fresh_dir("vms_inject"),
+      "-p iommu.vendor=smmuv3 -p iommu.translation=nested -p vmm.paths=trapped -p vmm.vms=2 -p vmm.inject=drop_tlbi"
       " -p workload.mode=stress -p traffic.pattern=random -p traffic.window_bytes=1048576"
       " -p workload.unmap_interval_ns=500"
       " -p 'traffic.endpoints=[{\"requester_id\":16,\"transactions\":100000},{\"requester_id\":24,\"transactions\":2000}]'"
       " -p 'vmm.assign=[{\"endpoint\":0,\"vm\":0,\"virt_id\":0},{\"endpoint\":1,\"vm\":1,\"virt_id\":0}]'");
-  EXPECT_EQ(r.exit_code, 3) << r.out;
-  const nlohmann::json s = read_json(dir + "/stats.json");
   EXPECT_GT(stat(s, "smmuv3@trapped.vm0.vmm.commands.dropped_injected"), 0);
   EXPECT_GT(stat(s, "smmuv3@trapped.oracle.violations"), 0);
 }
@@ -160,7 +167,7 @@ TEST(SeveralVms, OneVmWithTheDefaultAssignmentIsUnchanged) {
 TEST(SeveralVms, VtdWorkQueuesOfOneDeviceServeTwoVms) {
   const std::string dir = fresh_dir("vms_topology_vtd");
   const CliRun r = run_cli("run --force -o " + dir + " " + std::string(IOMMUSIM_SOURCE_DIR) +
-                           "/configs/examples/topology_pasid_vms.json -p traffic.transactions=4000"
+                           "/configs/examples/topology_pasid_vms.json -p iommu.vendor=vtd -p traffic.transactions=4000"
                            " -p workload.domain_invalidate_every=0");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const nlohmann::json stats = read_json(dir + "/stats.json");
@@ -183,25 +190,131 @@ TEST(SeveralVms, VtdWorkQueuesOfOneDeviceServeTwoVms) {
   }
 }
 
-// The topology's second fan-out (docs/vmm.md, "Attach topologies"): once the traffic is
-// done the VMM unmaps all of VM B's memory (vmm.teardown_vm = 1, one IOMMU_IOAS_UNMAP of
-// B's one IOAS area). B's only paging HWPT is its nest parent, and one nested HWPT hangs on
-// it with an attachment (D0/PASID 2): the host issues an IOTLB invalidation of the
-// parent's DID, one of that nested DID, and an inv_wait: 3 queue entries. VM A unmaps
-// nothing.
-TEST(SeveralVms, VtdTopologyTeardownOfVmBFansOutToItsAttachments) {
-  const std::string dir = fresh_dir("vms_topology_teardown");
+// The same example on SMMUv3 and AMD (docs/vmm.md, "The topology as a run"): one STE / DTE
+// per RID cannot nest one PASID for a guest, so for each work queue (D0/PASID 1 in VM A,
+// D0/PASID 2 in VM B) the VMM's nested attempt is refused and it attaches a paging HWPT of
+// the VM's IOAS instead; the guest sees the queue untranslated.
+// - Every DMA of the three endpoints (4000 each) is checked, with no violation or fault: the
+//   queues' DMAs address GPAs, checked against their own VM's GPA map.
+// - The refusal is the errno Linux gives, one per VM: SMMUv3 refuses the PASID-capable
+//   nested HWPT itself (arm_vsmmu_alloc_domain_nested takes no flags: EOPNOTSUPP, 95); AMD
+//   allocates it and refuses its PASID attach (its nested domain has no set_dev_pasid:
+//   EOPNOTSUPP), and the VMM destroys it. One fallback per VM.
+// - The queues are no device of the guest's vIOMMU: VM A has one vDEVICE (D1), VM B none;
+//   VM B's guest installs nothing and has nothing to invalidate.
+// - Fan-out of A's churn unmap (the table's first column, docs/vmm.md): A's one DMA domain
+//   now covers D1 alone, and one guest invalidation command costs the host 2 queue entries:
+//   SMMUv3, the guest's TLBI_NH_VA with A's VMID forced and one CMD_SYNC
+//   (arm_vsmmu_cache_invalidate); AMD, the guest's INVALIDATE_IOMMU_PAGES with its gDomID
+//   made A's hDomID and one COMPLETION_WAIT. Nothing reaches D0's paging HWPTs.
+void expect_fallback(const std::string& vendor) {
+  const std::string dir = fresh_dir("vms_topology_" + vendor);
   const CliRun r = run_cli("run --force -o " + dir + " " + std::string(IOMMUSIM_SOURCE_DIR) +
-                           "/configs/examples/topology_pasid_vms.json -p traffic.transactions=2000 -p vmm.teardown_vm=1");
+                           "/configs/examples/topology_pasid_vms.json -p iommu.vendor=" + vendor +
+                           " -p traffic.transactions=4000 -p workload.domain_invalidate_every=0");
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const nlohmann::json stats = read_json(dir + "/stats.json");
-  const std::string h = "vtd@trapped.vm1.vmm.host_commands_per_ioas_unmap";
-  EXPECT_EQ(stat(stats, h, "count"), 1);
-  EXPECT_EQ(stat(stats, h, "max"), 3);
-  EXPECT_EQ(stat(stats, "vtd@trapped.vm0.vmm.host_commands_per_ioas_unmap", "count"), 0);
-  EXPECT_EQ(stat(stats, "vtd@trapped.vm1.vmm.iommufd.ioas_unmap.calls"), 1);
-  EXPECT_EQ(stat(stats, "vtd@trapped.vm1.vmm.iommufd.ioas_unmap.errors"), 0);
-  EXPECT_EQ(stat(stats, "vtd@trapped.oracle.violations"), 0);
+  const std::string l = vendor + "@trapped.";
+  EXPECT_EQ(stat(stats, l + "oracle.checked"), 12000);
+  EXPECT_EQ(stat(stats, l + "oracle.violations"), 0);
+  EXPECT_EQ(stat(stats, l + "endpoint.faults"), 0);
+  EXPECT_EQ(stat(stats, l + "iommu.translations"), 12000);
+  const bool smmu = vendor == "smmuv3";
+  const std::string installs = smmu ? "vmm.ste_installs" : "vmm.dte_installs";
+  for (const char* v : {"vm0.", "vm1."}) {
+    SCOPED_TRACE(v);
+    const std::string m = l + v;
+    EXPECT_EQ(stat(stats, m + "vmm.pasid_fallbacks"), 1);
+    EXPECT_EQ(stat(stats, m + "vmm.pasid_refusal_errno", "count"), 1);
+    EXPECT_EQ(stat(stats, m + "vmm.pasid_refusal_errno", "max"), 95);   // EOPNOTSUPP
+    EXPECT_EQ(stat(stats, m + "vmm.pasid_refusal_errno", "min"), 95);
+    EXPECT_EQ(stat(stats, m + "vmm.iommufd.hwpt_alloc.errors"), smmu ? 1 : 0);
+    EXPECT_EQ(stat(stats, m + "vmm.iommufd.attach.errors"), smmu ? 0 : 1);
+    EXPECT_EQ(stat(stats, m + "vmm.iommufd.destroy.calls"), smmu ? 0 : 1);
+    EXPECT_EQ(stat(stats, m + "vmm.ioctl_errors"), 0);
+    EXPECT_EQ(stat(stats, m + "vmm.guest_ram.outside"), 0);
+  }
+  EXPECT_EQ(stat(stats, l + "vm0.vmm.iommufd.vdevice_alloc.calls"), 1);   // D1's
+  EXPECT_EQ(stat(stats, l + "vm1.vmm.iommufd.vdevice_alloc.calls"), 0);
+  EXPECT_GE(stat(stats, l + "vm0." + installs), 1);
+  EXPECT_EQ(stat(stats, l + "vm1." + installs), 0);
+  EXPECT_EQ(stat(stats, l + "vm1.driver.invalidation.latency", "count"), 0);
+  const double unmaps = stat(stats, l + "vm0.driver.invalidation.latency", "count");
+  EXPECT_GT(unmaps, 0);
+  EXPECT_EQ(unmaps, stat(stats, l + "workload.unmaps"));
+  const std::string fanout = l + "vm0.vmm.host_commands_per_guest_invalidation";
+  EXPECT_EQ(stat(stats, fanout, "max"), 2);
+  EXPECT_GE(bucket_count(stats, fanout, 2), unmaps);
+}
+
+TEST(SeveralVms, SmmuWorkQueuesFallBackToPagingHwpts) { expect_fallback("smmuv3"); }
+TEST(SeveralVms, AmdWorkQueuesFallBackToPagingHwpts) { expect_fallback("amdvi"); }
+
+// The topology's second fan-out (docs/vmm.md, "Attach topologies"): once the traffic is
+// done the VMM unmaps all of one VM's memory (vmm.teardown_vm, one IOMMU_IOAS_UNMAP of the
+// VM's one IOAS area, 128 MiB of GPA at 0: platform.guest_ram_bytes), and every paging HWPT
+// of that IOAS invalidates. Host queue entries, from each driver's rules:
+// - VT-d (intel cache_tag_flush_range; the model's VtdDriver): the parent's IOTLB PSI of
+//   its DID, one PSI per nested DID on it with an attachment, one inv_wait. VM A: its
+//   parent, D0/PASID 1's and D1's nested DIDs, inv_wait = 4. VM B: its parent, D0/PASID 2's
+//   nested DID, inv_wait = 3.
+// - SMMUv3 (arm_smmu_tlb_inv_range_domain; Smmuv3Driver::invalidate_range with RIL): the
+//   nest parent's TLBI_S2_IPA (128 MiB = 2^15 pages: one range command, SCALE 15, NUM 0),
+//   TLBI_NH_ALL of its one VMID (vmm.arm_vmid = per_viommu) and CMD_SYNC = 3; the queue's
+//   paging HWPT (a stage-1 domain) TLBI_NH_VA of its ASID (one range command) and CMD_SYNC
+//   = 2. VM A and VM B alike: 5 (D1's nested STE adds nothing: no ATS).
+// - AMD (amd_iommu_domain_flush_pages; AmdViDriver::flush_commands: one command per tag,
+//   whatever the range): the parent's INVALIDATE_IOMMU_PAGES of its own DomainID, one per
+//   hDomID of the VM's vIOMMU (VM A: D1's gDomID; VM B: none, the refused nested HWPT's
+//   gDomID went with it) and COMPLETION_WAIT; the queue's v2 domain INVALIDATE_IOMMU_PAGES
+//   of (D0's GCR3 DomainID, its PASID, GN) and COMPLETION_WAIT. VM A: 3 + 2 = 5; VM B:
+//   2 + 2 = 4.
+// The other VM unmaps nothing; no DMA runs after the teardown, so none is judged by it.
+TEST(SeveralVms, TopologyTeardownFansOutToEveryPagingHwptOfTheIoas) {
+  struct Case { const char* vendor; unsigned vm; double host_entries; };
+  for (const Case& c : {Case{"vtd", 0, 4}, Case{"vtd", 1, 3}, Case{"smmuv3", 0, 5}, Case{"smmuv3", 1, 5},
+                        Case{"amdvi", 0, 5}, Case{"amdvi", 1, 4}}) {
+    const std::string vm = std::to_string(c.vm), other = std::to_string(1 - c.vm);
+    SCOPED_TRACE(std::string(c.vendor) + " VM " + vm);
+    const std::string dir = fresh_dir("vms_topology_teardown_" + std::string(c.vendor) + vm);
+    const CliRun r = run_cli("run --force -o " + dir + " " + std::string(IOMMUSIM_SOURCE_DIR) +
+                             "/configs/examples/topology_pasid_vms.json -p iommu.vendor=" + c.vendor +
+                             " -p traffic.transactions=2000 -p vmm.teardown_vm=" + vm);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    const nlohmann::json stats = read_json(dir + "/stats.json");
+    const std::string l = std::string(c.vendor) + "@trapped.";
+    const std::string h = l + "vm" + vm + ".vmm.host_commands_per_ioas_unmap";
+    EXPECT_EQ(stat(stats, h, "count"), 1);
+    EXPECT_EQ(stat(stats, h, "min"), c.host_entries);
+    EXPECT_EQ(stat(stats, h, "max"), c.host_entries);
+    EXPECT_EQ(stat(stats, l + "vm" + other + ".vmm.host_commands_per_ioas_unmap", "count"), 0);
+    EXPECT_EQ(stat(stats, l + "vm" + vm + ".vmm.iommufd.ioas_unmap.calls"), 1);
+    EXPECT_EQ(stat(stats, l + "vm" + vm + ".vmm.iommufd.ioas_unmap.errors"), 0);
+    EXPECT_EQ(stat(stats, l + "oracle.violations"), 0);
+  }
+}
+
+// The oracle judges an untranslated work queue by its VM's GPA map, each VMM change
+// complete when its ioctl returns: with vmm.inject = drop_host_flush the VMM's page moves
+// (IOMMU_IOAS_UNMAP then MAP, under stress) clear the host's PTEs without invalidating, and
+// the queue of the stressed VM (RID 32, PASID 1) keeps reaching the old pages: violations,
+// exit 3, every one of them that queue's (the stressed device's stage-2 changes stay
+// pending on the host's side, which the architecture permits).
+TEST(SeveralVms, OracleCatchesAHostThatKeepsAWorkQueuesOldPages) {
+  for (const char* vendor : {"smmuv3", "amdvi"}) {
+    SCOPED_TRACE(vendor);
+    const std::string dir = fresh_dir(std::string("vms_queue_inject_") + vendor);
+    const nlohmann::json stats = iommusim::test::run_expecting_violations(
+        dir, std::string("-p iommu.vendor=") + vendor + " -p vmm.inject=drop_host_flush" + kStressedBesideWorkQueues);
+    EXPECT_GT(stat(stats, std::string(vendor) + "@trapped.oracle.violations"), 0);
+    EXPECT_GT(stat(stats, std::string(vendor) + "@trapped.workload.stress_s2_remaps"), 0);
+    const nlohmann::json v = read_json(dir + "/violations.json");
+    ASSERT_FALSE(v["first"].empty());
+    for (const auto& e : v["first"]) {
+      EXPECT_EQ(e["requester_id"], 32);
+      EXPECT_EQ(e["pasid"], 1);
+    }
+  }
 }
 
 // The last 128 MiB (platform.guest_ram_bytes' default) of the 1 TiB simulated memory: VM 0's
@@ -251,10 +364,20 @@ TEST(SeveralVms, ConfigErrorsNameTheKey) {
   iommusim::test::expect_config_errors(
       fresh_dir("vms_bad_pasid"), "-p iommu.vendor=vtd -p iommu.translation=nested -p vmm.paths=trapped",
       {
-          {"-p vmm.vms=2" + wq + assign(q0 + "," + q1) + " -p iommu.vendor=smmuv3",
-           "vmm.assign[0].pasid: smmuv3@trapped cannot nest one PASID"},
-          {"-p vmm.vms=2" + wq + assign(q0 + "," + q1) + " -p iommu.vendor=amdvi",
-           "vmm.assign[0].pasid: amdvi@trapped cannot nest one PASID"},
+          // SMMUv3 and AMD run work queues untranslated (a paging HWPT): not with ATS.
+          {"-p vmm.vms=2 -p 'traffic.endpoints=[{\"requester_id\":32,\"pasid\":1,\"ats\":{\"enabled\":true}},"
+           "{\"requester_id\":33,\"pasid\":2}]' -p iommu.vendor=smmuv3" + assign(q0 + "," + q1),
+           "vmm.assign[0].pasid: smmuv3@trapped gives a work queue no vIOMMU translation"},
+          {"-p vmm.vms=2 -p 'traffic.endpoints=[{\"requester_id\":32,\"pasid\":1,\"ats\":{\"enabled\":true}},"
+           "{\"requester_id\":33,\"pasid\":2}]' -p iommu.vendor=amdvi" + assign(q0 + "," + q1),
+           "vmm.assign[0].pasid: amdvi@trapped gives a work queue no vIOMMU translation"},
+          // Under stress a work queue runs on SMMUv3 and AMD only, beside endpoint 0, never as it.
+          {"-p vmm.vms=2 -p iommu.vendor=smmuv3 -p workload.mode=stress" + wq + assign(q0 + "," + q1),
+           "vmm.assign[0].pasid: workload.mode = stress drives endpoint 0 through its guest's driver"},
+          {"-p vmm.vms=2 -p iommu.vendor=smmuv3,vtd -p workload.mode=stress" + wq + assign(q0 + "," + q1),
+           "or under stress on smmuv3@trapped and amdvi@trapped"},
+          {"-p vmm.inject=drop_host_flush -p iommu.vendor=amdvi", "vmm.inject: drop_host_flush drops the host's "
+                                                                  "invalidation of the VMM's IOMMU_IOAS_UNMAPs"},
           {"-p 'traffic.endpoints=[{\"requester_id\":32,\"pasid\":1},{\"requester_id\":32}]'",
            "traffic.endpoints[1].requester_id: already used"},
           {"-p 'traffic.endpoints=[{\"requester_id\":32,\"pasid\":1},{\"requester_id\":32,\"pasid\":1}]'",

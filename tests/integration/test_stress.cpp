@@ -40,19 +40,23 @@ struct Cell {
   std::string policy = "";  // a cache-tag policy (docs/vmm.md): "<key>=<value>", named by its value
   bool unit1 = false;     // two IOMMUs (platform.iommus = 2), the device behind the second
   bool two_vms = false;   // two VMs (vmm.vms = 2): the stressed device is VM 0's, a second one VM 1's
-  bool accelerated = false;   // with trapped: vmm.paths = accelerated (the guest's TLBIs on its VCMDQs)
+  bool accelerated = false;   // the trapped cell's guest on the hardware's queue (vmm.paths = accelerated)
+  // two VMs, each with a work queue of one device (vmm.assign pasid) that its guest sees
+  // untranslated (SMMUv3, AMD); VM 0's beside the stressed device, so its VMM's page moves
+  // reach the queue's paging HWPT
+  bool pasid_vms = false;
   std::string lane() const { return accelerated ? vendor + "@accelerated" : trapped ? vendor + "@trapped" : vendor; }
 };
 
 void PrintTo(const Cell& c, std::ostream* os) {
-  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "") << (c.pasid ? " PASID" : "") << (c.trapped ? " trapped" : "") << (c.deferred ? " deferred" : "") << (c.policy.empty() ? "" : " " + c.policy) << (c.unit1 ? " unit1" : "") << (c.two_vms ? " two VMs" : "") << (c.accelerated ? " accelerated" : "");
+  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "") << (c.pasid ? " PASID" : "") << (c.trapped ? " trapped" : "") << (c.deferred ? " deferred" : "") << (c.policy.empty() ? "" : " " + c.policy) << (c.unit1 ? " unit1" : "") << (c.two_vms ? " two VMs" : "") << (c.accelerated ? " accelerated" : "") << (c.pasid_vms ? " work queues in two VMs" : "");
 }
 
 std::string cell_name(const testing::TestParamInfo<Cell>& i) {
   return i.param.vendor + "_" + i.param.translation + "_" + i.param.leaves + (i.param.ril ? "" : "_noRIL") +
-         (i.param.ats ? "_ats" : "") + (i.param.pasid ? "_pasid" : "") + (i.param.accelerated ? "_accelerated" : i.param.trapped ? "_trapped" : "") + (i.param.deferred ? "_deferred" : "") +
+         (i.param.ats ? "_ats" : "") + (i.param.pasid ? "_pasid" : "") + (i.param.trapped ? "_trapped" : "") + (i.param.accelerated ? "_accelerated" : "") + (i.param.deferred ? "_deferred" : "") +
          (i.param.policy.empty() ? "" : "_" + i.param.policy.substr(i.param.policy.find('=') + 1)) +
-         (i.param.unit1 ? "_unit1" : "") + (i.param.two_vms ? "_2vms" : "");
+         (i.param.unit1 ? "_unit1" : "") + (i.param.two_vms ? "_2vms" : "") + (i.param.pasid_vms ? "_pasid_vms" : "");
 }
 
 std::vector<Cell> cells() {
@@ -91,14 +95,19 @@ std::vector<Cell> cells() {
   // 1's device runs through its own guest's static domain; neither disturbs the other.
   for (const char* vendor : {"smmuv3", "vtd", "amdvi"})
     v.push_back({vendor, "nested", "4k", true, false, false, true, false, "", false, true});
-  // The accelerated path (SMMUv3 CMDQV): the guest's TLBIs on its VCMDQs, read by the SMMU
-  // with the VINTF's VMID inserted; its STE changes still through the VMM; and two VMs,
-  // each with its own VINTF.
-  Cell acc{"smmuv3", "nested", "4k", true, false, false, true};
-  acc.accelerated = true;
-  v.push_back(acc);
-  acc.two_vms = true;
-  v.push_back(acc);
+  // AMD's hardware vIOMMU: the guest's invalidations on the hardware-read guest buffer
+  // (gDomID / gDevID rewritten through the map tables), one VM, with ATS, and two VMs.
+  v.push_back({"amdvi", "nested", "4k", true, false, false, false, false, "", false, false, true});
+  v.push_back({"amdvi", "nested", "4k", true, true, false, false, false, "", false, false, true});
+  v.push_back({"amdvi", "nested", "4k", true, false, false, false, false, "", false, true, true});
+  // Work queues of one device in two VMs, untranslated on the VMM's paging HWPTs: VM 0's
+  // queue sees its VMM's page moves (each a host invalidation of that HWPT too).
+  for (const char* vendor : {"smmuv3", "amdvi"})
+    v.push_back({vendor, "nested", "4k", true, false, false, true, false, "", false, false, false, true});
+  // SMMUv3's CMDQV: the guest's TLBIs on its VCMDQ, read by the SMMU with the VINTF's VMID
+  // inserted (its STE changes still through the VMM), one VM and two (a VINTF each).
+  v.push_back({"smmuv3", "nested", "4k", true, false, false, false, false, "", false, false, true});
+  v.push_back({"smmuv3", "nested", "4k", true, false, false, false, false, "", false, true, true});
   return v;
 }
 
@@ -122,13 +131,18 @@ std::string overrides(const Cell& c) {
   if (c.ats) p += " -p traffic.ats.enabled=true -p pcie.enabled=true";   // ATC messages on the link
   if (c.pasid) p += " -p traffic.pasid=5";
   // A trapped change takes about ten times a native one: more DMAs, so every kind happens.
-  if (c.trapped) p += " -p vmm.paths=" + std::string(c.accelerated ? "accelerated" : "trapped") + " -p traffic.transactions=100000";
+  if (c.trapped) p += " -p vmm.paths=trapped -p traffic.transactions=100000";
+  if (c.accelerated) p += " -p vmm.paths=accelerated -p traffic.transactions=100000";
   if (c.deferred) p += " -p vmm.completion=deferred";
   if (!c.policy.empty()) p += " -p " + c.policy;
   if (c.unit1) p += " -p platform.iommus=2 -p 'traffic.endpoints=[{\"requester_id\":16,\"iommu\":1}]'";
   if (c.two_vms)
     p += " -p vmm.vms=2 -p 'traffic.endpoints=[{\"requester_id\":16},{\"requester_id\":24}]'"
          " -p 'vmm.assign=[{\"endpoint\":0,\"vm\":0,\"virt_id\":0},{\"endpoint\":1,\"vm\":1,\"virt_id\":0}]'";
+  if (c.pasid_vms)
+    p += " -p vmm.vms=2 -p 'traffic.endpoints=[{\"requester_id\":16},{\"requester_id\":32,\"pasid\":1},"
+         "{\"requester_id\":32,\"pasid\":2}]' -p 'vmm.assign=[{\"endpoint\":0,\"vm\":0,\"virt_id\":0},"
+         "{\"endpoint\":1,\"vm\":0,\"virt_id\":1,\"pasid\":1},{\"endpoint\":2,\"vm\":1,\"virt_id\":0,\"pasid\":2}]'";
   return p;
 }
 
@@ -143,9 +157,9 @@ int run(const std::string& args, std::string& out) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-double stat(const nlohmann::json& stats, const std::string& name) {
+double stat(const nlohmann::json& stats, const std::string& name, const char* field = "value") {
   for (auto& s : stats["stats"])
-    if (s["name"] == name) return s["value"].get<double>();
+    if (s["name"] == name) return s[field].get<double>();
   ADD_FAILURE() << "no stat " << name;
   return -1;
 }
@@ -180,7 +194,18 @@ TEST_P(Stress, NoViolationAndTheRacesHappen) {
       EXPECT_EQ(stat(stats, v + ".endpoint.ep1.faults"), 0);
       EXPECT_EQ(stat(stats, v + ".vm1.vmm.ioctl_errors"), 0);
     }
-    if (c.accelerated) {   // the guest's TLBIs went to its VCMDQ (VINTF 1's first: global 4), none failed
+    if (c.pasid_vms) {   // each queue on its paging HWPT; VM 0's moves invalidated it too
+      for (const char* ep : {"ep1", "ep2"}) EXPECT_EQ(stat(stats, v + ".endpoint." + ep + ".transactions"), 100000);
+      EXPECT_EQ(stat(stats, v + ".endpoint.ep2.faults"), 0);   // VM 1's memory never moves
+      EXPECT_EQ(stat(stats, v + ".vm0.vmm.pasid_fallbacks"), 1);
+      EXPECT_EQ(stat(stats, v + ".vm1.vmm.pasid_fallbacks"), 1);
+      // Each move's IOMMU_IOAS_UNMAP of one 4 KiB page reaches the parent and the queue's
+      // paging HWPT: SMMUv3 TLBI_S2_IPA, TLBI_NH_ALL, CMD_SYNC + TLBI_NH_VA, CMD_SYNC = 5; AMD
+      // INVALIDATE_IOMMU_PAGES of the parent and of each hDomID of the vIOMMU, COMPLETION_WAIT
+      // + INVALIDATE_IOMMU_PAGES (D0's DomainID, PASID 1), COMPLETION_WAIT: at least 5.
+      EXPECT_GE(stat(stats, v + ".vm0.vmm.host_commands_per_ioas_unmap", "min"), 5);
+    }
+    if (c.accelerated && c.vendor == "smmuv3") {   // TLBIs on VM 0's VCMDQ (VINTF 1's first: global 4), none failed
       EXPECT_GT(stat(stats, v + ".iommu.cmdqv.vcmdq4.executed.cmd_tlbi_nh_va"), 0);
       EXPECT_EQ(stat(stats, v + ".iommu.cmdqv.vcmdq4.errors"), 0);
     }

@@ -71,6 +71,23 @@ struct AmdHarness : IommuHarness<AmdHarness, amdvi::AmdVi, amdvi::AmdViConfig, d
     return out;
   }
 
+  // An 8-byte access to the model's register window through the hardware vIOMMU's entry
+  // (AmdVi::guest_register_access: a guest's VF page, the host's VF_CNTL, or the main
+  // registers), as a BAR mapped into a guest makes it. Returns what a read read.
+  uint64_t register_access(uint64_t offset, bool write, uint64_t value = 0) {
+    tlm::tlm_generic_payload p;
+    p.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
+    p.set_address(offset);
+    p.set_data_ptr(reinterpret_cast<unsigned char*>(&value));
+    p.set_data_length(8);
+    p.set_streaming_width(8);
+    p.set_byte_enable_ptr(nullptr);
+    p.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    iommu.guest_register_access(p);
+    EXPECT_EQ(p.get_response_status(), tlm::TLM_OK_RESPONSE) << std::hex << offset;
+    return value;
+  }
+
   // Writes a DTE straight into the device table (tests of encodings the driver never
   // writes) and drops the model's cached copy.
   void write_dte(uint32_t rid, const amdvi::DeviceTableEntry& e) {

@@ -54,6 +54,13 @@ inline nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
+// A run with an injected bug (vmm.inject) into `dir`: it must exit 3 (violations); its stats.
+inline nlohmann::json run_expecting_violations(const std::string& dir, const std::string& params) {
+  const CliRun r = run_cli("run --force -o " + dir + " " + params);
+  EXPECT_EQ(r.exit_code, 3) << r.out;
+  return read_json(dir + "/stats.json");
+}
+
 // A stat's field from a stats.json ("value" for counters and values, "count", "mean", ...
 // for histograms); a test failure and -1 when there is no such stat.
 inline double stat(const nlohmann::json& stats, const std::string& name, const char* field = "value") {

@@ -257,9 +257,31 @@ TEST(AmdViDte, RejectsUnmodelledFields) {
   expect_bad_dte({0x6000000012345803ull, 0x0000040000000007ull, 0, 0}, "bit 42");
   // data[2] bit 59 (n[59:56]=8)
   expect_bad_dte({0x6000000012345803ull, 7, 0x0800000000000000ull, 0}, "bit 59");
-  // data[3] AttrV 1<<54 (n[55:52]=4), vImuEn 1<<15 (0x8000)
+  // data[3] AttrV 1<<54 (n[55:52]=4)
   expect_bad_dte({0x6000000012345803ull, 7, 0, 0x0040000000000000ull}, "data[3]");
-  expect_bad_dte({0x6000000012345803ull, 7, 0, 0x8000ull}, "data[3]");
+}
+
+// The hardware vIOMMU's data[3] fields (HW-vIOMMU RFC set_dte_viommu, as its code uses
+// them: vImuEn [15], GDeviceID [31:16], GuestID [47:32]): vImuEn, gDevID 3, gid 1 =
+// 0x8000 | 3 << 16 | 1 << 32 = 0x0000_0001_0003_8000. Decoded; legal only with FEATURE_VIOMMU.
+TEST(AmdViDte, ViommuFieldsNeedFeatureViommu) {
+  DeviceTableEntry e;
+  e.valid = e.tv = true;
+  e.vimu_en = true;
+  e.gdevice_id = 3;
+  e.guest_id = 1;
+  EXPECT_EQ(encode_dte(e)[3], 0x0000000100038000ull);
+  const auto d = decode_dte({0x3, 0, 0, 0x0000000100038000ull}, nullptr);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_TRUE(d->vimu_en);
+  EXPECT_EQ(d->gdevice_id, 3u);
+  EXPECT_EQ(d->guest_id, 1u);
+  Caps caps;
+  std::string why;
+  EXPECT_FALSE(check_dte_caps(*d, caps, &why));
+  EXPECT_TRUE(has(why, "vImuEn")) << why;
+  caps.viommu = true;
+  EXPECT_TRUE(check_dte_caps(*d, caps, &why)) << why;
 }
 
 TEST(AmdViDte, RejectsReservedEncodings) {
