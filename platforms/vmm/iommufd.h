@@ -166,8 +166,6 @@ class Iommufd : public driver::ViommuEventSink {
     const auto& d = objects_.at(id).deliver;
     return d.empty() ? 0 : d.front().recorded_ps;
   }
-  // The host driver's handle of vIOMMU `viommu_id` (its NestingOps calls take it).
-  driver::ViommuHandle viommu_handle(uint32_t viommu_id) const { return objects_.at(viommu_id).handle; }
   // The physical RID of iommufd device `dev_id` (a VMM without vDEVICEs maps IDs itself).
   uint32_t rid_of(uint32_t dev_id) const { return objects_.at(dev_id).rid; }
   // The host driver's handle of vIOMMU `id` (a VMM that calls the driver's vendor ioctls).
