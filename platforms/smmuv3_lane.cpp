@@ -1,5 +1,6 @@
 // The SMMUv3 lane: the keys of iommu.smmuv3 and driver.smmuv3, read into an Smmuv3 and its
 // Linux-like driver.
+#include "models/smmuv3/cmdqv.h"
 #include "models/smmuv3/smmuv3.h"
 #include "platforms/driver/smmuv3_driver.h"
 #include "platforms/iommu_lane.h"
@@ -50,6 +51,50 @@ class Smmuv3TrappedLane : public TrappedLane<Smmuv3Lane, vmm::VSmmuv3, driver::S
     return {};
   }
   void drain_guest_events(driver::Smmuv3Driver& guest) override { guest.drain_events(); }
+};
+
+// vmm.paths = accelerated: the trapped lane's VM and guest driver, with a Tegra241 CMDQV
+// beside each SMMU (models/smmuv3/cmdqv.h). The VM's vIOMMU is
+// IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV (a VINTF with its VMID); the guest's driver puts its
+// TLBI_NH_ASID / TLBI_NH_VA / ATC_INV batches on its VCMDQs (vmm.vcmdqs, cpu % n), which the
+// SMMU reads from guest RAM itself; the rest still traps to the vSMMU (docs/vmm.md,
+// "Accelerated guest queues (SMMUv3 CMDQV)").
+class Smmuv3AcceleratedLane : public Smmuv3TrappedLane {
+ public:
+  template <class... A>
+  Smmuv3AcceleratedLane(const smmuv3::CmdqvConfig& cq, unsigned vcmdqs, const LaneSettings& s, A&&... a)
+      : Smmuv3TrappedLane(s, std::forward<A>(a)...), vcmdqs_(vcmdqs) {
+    for (unsigned k = 0; k < units(); ++k) {
+      cmdqvs_.push_back(std::make_unique<smmuv3::Cmdqv>((s.name + unit_name("_cmdqv", k, units())).c_str(), cq, iommu(k)));
+      drv(k).set_cmdqv(cmdqvs_.back().get());
+    }
+  }
+  void register_stats(common::StatRegistry& reg, const std::string& p) const override {
+    Smmuv3TrappedLane::register_stats(reg, p);
+    // The VMs' VINTFs are 1.. in the order the VMs are built (VINTF 0 is the host's).
+    for (unsigned k = 0; k < units(); ++k) {
+      std::vector<unsigned> queues;
+      for (unsigned v = 0; v < vms_.size(); ++v)
+        if (vms_[v]->guests[k])
+          for (unsigned l = 0; l < vcmdqs_; ++l) queues.push_back((v + 1) * cmdqvs_[k]->lvcmdqs_per_vintf() + l);
+      cmdqvs_[k]->register_stats(reg, p + "." + unit_name("iommu", k, units()) + ".cmdqv", queues);
+    }
+  }
+
+ protected:
+  std::optional<driver::ViommuType> viommu_type() const override { return driver::ViommuType::Tegra241Cmdqv; }
+  driver::Status connect_viommu(vmm::VSmmuv3& viommu, const vmm::Vm& vm, const std::vector<vmm::AssignedDevice>& devices,
+                                unsigned k) override {
+    if (driver::Status st = Smmuv3TrappedLane::connect_viommu(viommu, vm, devices, k); !st.ok) return st;
+    const unsigned vintf = drv(k).vintf_of(vm.iommufd().viommu_handle(vm.viommu_id(k)));
+    if (!vintf) return driver::Status::fail("VMM: the vIOMMU has no CMDQV VINTF");
+    viommu.set_guest_vintf(*cmdqvs_[k], vintf, cmdqvs_[k]->lvcmdqs_per_vintf());
+    return {};
+  }
+
+ private:
+  unsigned vcmdqs_;
+  std::vector<std::unique_ptr<smmuv3::Cmdqv>> cmdqvs_;   // per unit
 };
 
 // iommu.smmuv3: the model (models/smmuv3/smmuv3.h).
@@ -126,6 +171,8 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   // A work queue (vmm.assign pasid) runs untranslated on a paging HWPT (vmm::Vm, docs/vmm.md).
   refuse_ats_on_untranslated_queues(settings, "smmuv3@trapped");
   host.nested_vmids = settings.vmm.arm_vmid;
+  if (settings.vmm.inject == vmm::VmmFault::WrongVintfVmid)
+    throw ConfigError("vmm.inject: wrong_vintf_vmid is a bug of smmuv3@accelerated (vmm.paths = accelerated alone)");
   // The guest runs the same driver on guest RAM; the vSMMU offers a linear stream table only.
   driver::Smmuv3DriverConfig guest = guest_driver_config(host, settings);
   guest.two_level_stream_table = false;
@@ -135,6 +182,42 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   vc.ssid_bits = m.ssid_bits;
   vc.range_invalidation = m.range_invalidation;
   return std::make_unique<Smmuv3TrappedLane>(settings, m, host, guest, vc, "vsmmu");
+}
+
+std::unique_ptr<IommuLane> make_accelerated(const ConfigReader& s, const ConfigReader& d, const ConfigReader&,
+                                            const LaneSettings& settings) {
+  smmuv3::Smmuv3Config m;
+  driver::Smmuv3DriverConfig host;
+  read_configs(s, d, settings, m, host);
+  refuse_pasid_assignment(settings, "smmuv3@accelerated cannot nest one PASID of a device (one STE, one stage 2)");
+  const smmuv3::CmdqvConfig cq;
+  const unsigned per_vintf = 1u << (cq.vcmdqs_log2 - cq.vintfs_log2);
+  if (settings.vmm.vcmdqs > per_vintf)
+    throw ConfigError("vmm.vcmdqs: " + std::to_string(settings.vmm.vcmdqs) + " VCMDQs, a CMDQV VINTF has " +
+                      std::to_string(per_vintf));
+  if (settings.vmm.vms >= (1u << cq.vintfs_log2))
+    throw ConfigError("vmm.vms: smmuv3@accelerated gives each VM a CMDQV VINTF; the CMDQV has " +
+                      std::to_string((1u << cq.vintfs_log2) - 1) + " besides the host's");
+  // A VINTF inserts one VMID: the guest's TLBIs cannot fan out to per-HWPT VMIDs.
+  if (settings.vmm.arm_vmid != driver::ArmNestedVmids::PerViommu)
+    throw ConfigError("vmm.arm_vmid: smmuv3@accelerated needs per_viommu (a CMDQV VINTF inserts one VMID)");
+  if (settings.vmm.inject != vmm::VmmFault::None && settings.vmm.inject != vmm::VmmFault::WrongVintfVmid)
+    throw ConfigError("vmm.inject: drop_tlbi and drop_atc_inv drop forwarded commands, which smmuv3@accelerated's "
+                      "TLBIs are not; drop_host_flush needs a work queue (vmm.assign pasid), which it refuses; "
+                      "wrong_vintf_vmid is its injected bug");
+  host.inject_wrong_vintf_vmid = settings.vmm.inject == vmm::VmmFault::WrongVintfVmid;
+  host.nested_vmids = settings.vmm.arm_vmid;
+  driver::Smmuv3DriverConfig guest = guest_driver_config(host, settings);
+  guest.two_level_stream_table = false;
+  guest.vcmdqs = settings.vmm.vcmdqs;
+  auto vc = viommu_config<vmm::VSmmuConfig>(settings, settings.vmm.arm64, true);
+  vc.sid_bits = m.sid_bits;
+  vc.ssid_bits = m.ssid_bits;
+  vc.range_invalidation = m.range_invalidation;
+  vc.accelerated = true;   // vc.inject stays none: the vSMMU forwards nothing the bugs drop
+  vc.direct_mmio_read_ns = host.timing.mmio_read_ns;
+  vc.direct_mmio_write_ns = host.timing.mmio_write_ns;
+  return std::make_unique<Smmuv3AcceleratedLane>(cq, settings.vmm.vcmdqs, settings, m, host, guest, vc, "vsmmu");
 }
 
 // vmm.paths = virtio: the host driver as native, a guest behind a virtio-iommu device.
@@ -147,7 +230,8 @@ std::unique_ptr<IommuLane> make_virtio(const ConfigReader& s, const ConfigReader
 }
 
 const RegisterLane kLane{{"smmuv3", [] { return model_keys().info("smmuv3"); },
-                          [] { return driver_keys().info("smmuv3"); }, make, make_trapped, make_virtio}};
+                          [] { return driver_keys().info("smmuv3"); }, make, make_trapped, make_virtio,
+                          make_accelerated}};
 
 }  // namespace
 

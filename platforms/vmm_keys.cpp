@@ -177,6 +177,9 @@ Section<VmmSettings> vmm_keys() {
       .integer("vms", &V::vms, 1, 1, kMaxVms, "VMs",
                "VMs on each trapped lane, each with its own guest RAM (VM v's at platform.guest_ram_pa + v * the "
                "span one VM takes), iommufd context, vIOMMUs and guest drivers; stats vm<v>.* when more than one")
+      .integer("vcmdqs", &V::vcmdqs, 1, 1, 64, "queues",
+               "smmuv3@accelerated: the VCMDQs each VM's CMDQV VINTF maps into its guest; a vCPU uses queue cpu % vcmdqs "
+               "(Linux tegra241_cmdqv_get_cmdq); at most the VINTF's LVCMDQs (4)")
       .custom(value_key("assign", KeyType::List, nlohmann::json::array(), "list of objects", "",
                         "which VM owns each endpoint: objects {endpoint (traffic.endpoints index), vm (below "
                         "vmm.vms), virt_id (the guest's vSID / vRID / vDeviceID for it, 0 .. 65535), pasid (optional: "
@@ -201,14 +204,17 @@ Section<VmmSettings> vmm_keys() {
              })
       .choice("inject", &V::inject, vmm::VmmFault::None,
               {{"none", vmm::VmmFault::None}, {"drop_tlbi", vmm::VmmFault::DropTlbi},
-               {"drop_atc_inv", vmm::VmmFault::DropAtcInv}, {"drop_host_flush", vmm::VmmFault::DropHostFlush}},
+               {"drop_atc_inv", vmm::VmmFault::DropAtcInv}, {"drop_host_flush", vmm::VmmFault::DropHostFlush},
+               {"wrong_vintf_vmid", vmm::VmmFault::WrongVintfVmid}},
               "a VMM bug, to check the oracle: drop_tlbi completes the guest's CMD_SYNCs without forwarding its "
               "TLBIs, drop_atc_inv without forwarding its ATC_INVs (with ATS) (both smmuv3@trapped); "
               "drop_host_flush makes the VMM clear the host's PTEs without invalidating its caches: on a virtio lane "
               "the device answers a guest UNMAP OK so; on a trapped lane its own IOMMU_IOAS_UNMAPs (the stress "
               "workload's page moves, vmm.teardown_vm) do (the oracle sees it through a work queue its guest sees "
-              "untranslated, on smmuv3 and amdvi with vmm.assign pasid). Stale translations survive and the run must "
-              "report violations (exit 3)")
+              "untranslated, on smmuv3 and amdvi with vmm.assign pasid); "
+              "wrong_vintf_vmid (smmuv3@accelerated only): the host kernel programs the guest's CMDQV VINTF with a "
+              "VMID other than its nest parent's, so the hardware puts a VMID on the guest's TLBIs that its "
+              "translations do not carry. Stale translations survive and the run must report violations (exit 3)")
       .choice("completion", &V::completion, vmm::VmmCompletion::Synchronous,
               {{"synchronous", vmm::VmmCompletion::Synchronous}, {"deferred", vmm::VmmCompletion::Deferred}},
               "when the VMM runs a guest's queue: synchronous, inside the doorbell write's trap (QEMU); deferred, "

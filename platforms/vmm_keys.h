@@ -50,6 +50,7 @@ inline constexpr unsigned kMaxVms = 4;   // vmm.vms
 struct VmmSettings {
   std::string paths = "native";   // a comma list of kPaths, in their order
   unsigned vms = 1;                   // VMs on each trapped lane
+  unsigned vcmdqs = 1;                // accelerated (SMMUv3 CMDQV): VCMDQs per VM's VINTF
   std::vector<VmAssignment> assign;   // empty: every endpoint to VM 0, its index as its virtual ID
   std::optional<unsigned> teardown_vm;   // the VM whose memory the VMM unmaps once the traffic is done
   vmm::VmmCosts arm64;        // SMMUv3 hosts

@@ -197,18 +197,19 @@ void IommuBlock::translation_request(tlm::tlm_generic_payload& p, DmaAttributes&
 
 bool IommuBlock::ats_permitted(const DmaRequest&, AtsType, Ps&) { return false; }
 
-void IommuBlock::invalidate_device(uint32_t rid, const AtcInvalidation& inv, Ps at) {
+void IommuBlock::invalidate_device(uint32_t rid, const AtcInvalidation& inv, Ps at, unsigned queue) {
   for (const auto& [r, device] : ats_devices_) {
     if (r != rid) continue;
     atc_invalidations_sent_.inc();
-    pending_atc_.push_back({rid, at, device->invalidate(inv, at)});
+    pending_atc_.push_back({rid, at, device->invalidate(inv, at), queue});
   }
 }
 
-bool IommuBlock::wait_for_device_invalidations(Ps timeout_ps, Ps* waited_ps, uint32_t* late_rid) {
+bool IommuBlock::wait_for_device_invalidations(Ps timeout_ps, Ps* waited_ps, uint32_t* late_rid, unsigned queue) {
   const Ps start = now_ps();
   Ps latest = start, deadline = ~Ps{0};
   for (const PendingDeviceInvalidation& d : pending_atc_) {
+    if (d.queue != queue) continue;
     if (d.result.answered && d.result.done <= d.issued + timeout_ps) {
       latest = std::max(latest, d.result.done);
     } else if (d.issued + timeout_ps < deadline) {
@@ -216,7 +217,10 @@ bool IommuBlock::wait_for_device_invalidations(Ps timeout_ps, Ps* waited_ps, uin
       if (late_rid) *late_rid = d.rid;
     }
   }
-  pending_atc_.clear();
+  // This queue's requests are waited for; another queue's stay for its own barrier.
+  pending_atc_.erase(std::remove_if(pending_atc_.begin(), pending_atc_.end(),
+                                    [queue](const PendingDeviceInvalidation& d) { return d.queue == queue; }),
+                     pending_atc_.end());
   const bool in_time = deadline == ~Ps{0};
   wait_until(in_time ? latest : std::max(start, deadline));
   if (waited_ps) *waited_ps = now_ps() - start;

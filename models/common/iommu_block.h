@@ -109,13 +109,16 @@ class IommuBlock : public sc_core::sc_module {
   // the vendor records its architected fault. Default: ATS is not supported.
   virtual bool ats_permitted(const DmaRequest& rq, AtsType type, Ps& t);
   // Sends an Invalidate Request to the ATC of device `rid` (if it has one) at annotated
-  // time `at`; the next wait_for_device_invalidations() waits for its completion.
-  void invalidate_device(uint32_t rid, const AtcInvalidation& inv, Ps at);
+  // time `at`; the next wait_for_device_invalidations() of the same command queue
+  // (`queue`: the model's own numbering, 0 for a model with one queue) waits for its completion.
+  void invalidate_device(uint32_t rid, const AtcInvalidation& inv, Ps at, unsigned queue = 0);
   // The barrier's part: waits until every Invalidate Request sent since the last call
   // has arrived and returns true; or, when one does not arrive within `timeout_ps` of its
   // request, waits until that deadline and returns false (the vendor's architected timeout).
   // *waited_ps: the time spent waiting; *late_rid: the device that did not answer.
-  bool wait_for_device_invalidations(Ps timeout_ps, Ps* waited_ps = nullptr, uint32_t* late_rid = nullptr);
+  // Only the requests of command queue `queue` count (a barrier orders its own queue).
+  bool wait_for_device_invalidations(Ps timeout_ps, Ps* waited_ps = nullptr, uint32_t* late_rid = nullptr,
+                                     unsigned queue = 0);
 
   // The model's own memory accesses at annotated time `t` (advanced to their completion).
   bool read_memory(uint64_t addr, void* dst, unsigned len, Ps& t);
@@ -148,7 +151,7 @@ class IommuBlock : public sc_core::sc_module {
   Histogram translation_ps_;
   // ATS: the devices with an ATC, and the Invalidate Requests the next barrier waits for.
   std::vector<std::pair<uint32_t, AtsDevice*>> ats_devices_;
-  struct PendingDeviceInvalidation { uint32_t rid = 0; Ps issued = 0; AtcInvalidationResult result; };
+  struct PendingDeviceInvalidation { uint32_t rid = 0; Ps issued = 0; AtcInvalidationResult result; unsigned queue = 0; };
   std::vector<PendingDeviceInvalidation> pending_atc_;   // reused: cleared, never shrunk
   Counter translation_requests_, translation_requests_refused_, translated_requests_, translated_refused_,
       atc_invalidations_sent_;

@@ -38,6 +38,25 @@ struct Features {
   bool range_invalidation = true;     // IDR3.RIL
 };
 
+// What a guest's SMMUv3 driver reaches of its VM's Tegra241 CMDQV VINTF (the VMM's, as
+// QEMU's vCMDQV: platforms/vmm/vsmmuv3.h): the VINTF's logical VCMDQ page 0, mapped into
+// the guest (its accesses do not trap and cost the hardware's MMIO time), and the page-1
+// BASE register, whose write traps to the VMM, which allocates the HW queue.
+class GuestCmdqv {
+ public:
+  virtual ~GuestCmdqv() = default;
+  virtual unsigned lvcmdqs() const = 0;
+  // Writes LVCMDQ `lidx`'s BASE (GPA | LOG2SIZE); false when the VMM's allocation failed.
+  virtual bool set_base(unsigned lidx, uint64_t base) = 0;
+  // Page-0 registers (cmdqv::VCMDQ_CONS, _PROD, _CONFIG, _STATUS, _GERROR, _GERRORN).
+  virtual uint32_t read32(unsigned lidx, uint64_t reg) = 0;
+  virtual void write32(unsigned lidx, uint64_t reg, uint32_t value) = 0;
+  // Untimed, for error checks that stand in for the CMDQV interrupt and for messages.
+  virtual uint32_t peek32(unsigned lidx, uint64_t reg) = 0;
+  // The queue's per-command traces, for the driver's latency breakdown.
+  virtual void set_command_probe(unsigned lidx, std::function<void(const common::CommandTrace&)> probe) = 0;
+};
+
 // What a driver reaches besides MMIO, on an SMMU or an emulated one: the per-command traces
 // of its command queue (for the latency breakdown) and untimed register peeks (error checks
 // and messages).
@@ -49,6 +68,8 @@ class ProgrammingInterface {
   // When the record in event-queue slot `index` was written, in simulated ps (bookkeeping
   // for latency stats: no register shows it); 0 when unknown.
   virtual uint64_t event_written_ps(uint32_t index) const { (void)index; return 0; }
+  // A guest's VCMDQs (nullptr: none, the SMMU's own queue only).
+  virtual GuestCmdqv* guest_cmdqv() { return nullptr; }
 };
 
 class RegisterBlock {

@@ -1,3 +1,4 @@
+#define SC_INCLUDE_DYNAMIC_PROCESSES   // sc_spawn: a consumer thread per added queue
 #include "models/smmuv3/smmuv3.h"
 
 #include <algorithm>
@@ -45,12 +46,71 @@ Smmuv3::Smmuv3(sc_core::sc_module_name name, const Smmuv3Config& cfg)
       config_cache_("config_cache", cfg.config_cache, clk_),
       engine_(this->name(), cfg.translation, clk_,
               [this](uint64_t addr, void* dst, unsigned len, common::Ps& t) { return read_memory(addr, dst, len, t); }),
-      cmdq_(clk_, common::CommandQueueConfig{cfg.cmd_batch, cfg.cmd_decode_cycles, cfg.cmd_exec_cycles},
-            [this](uint64_t addr, void* dst, unsigned len) { return read_memory(addr, dst, len); },
-            [this] { engine_.drain_older_requests(); }, *this),
-      r_(regs_, features(cfg), [this] { cmdq_.kick(); }) {
+      r_(regs_, features(cfg), [this] { cmdq().kick(); }) {
   order_requests_with(engine_);
+  main_cmdq_ = std::make_unique<MainCmdq>(r_);
+  ports_.push_back(std::make_unique<QueuePort>(*this, *main_cmdq_, 0));
   SC_THREAD(command_thread);
+}
+
+// ---------------------------------------------------------------- command queues
+
+// The main command queue's registers: CMDQ_BASE/PROD/CONS, GERROR.CMDQ_ERR.
+class Smmuv3::MainCmdq : public CommandQueueRegisters {
+ public:
+  explicit MainCmdq(RegisterBlock& r) : r_(r) {}
+  common::QueueState queue_state() override { return r_.cmdq_state(); }
+  void consumed(uint32_t head) override { r_.cmdq_cons.set(head); }
+  void halt(const common::QueueError& e) override { r_.cmdq_halt(e); }
+
+ private:
+  RegisterBlock& r_;
+};
+
+// One queue on the shared engine: its registers' hooks, this SMMU's decode and execution.
+class Smmuv3::QueuePort : public common::CommandQueueVendor {
+ public:
+  QueuePort(Smmuv3& smmu, CommandQueueRegisters& regs, unsigned index)
+      : queue(smmu.clk_, common::CommandQueueConfig{smmu.cfg_.cmd_batch, smmu.cfg_.cmd_decode_cycles,
+                                                    smmu.cfg_.cmd_exec_cycles},
+              [&smmu](uint64_t addr, void* dst, unsigned len) { return smmu.read_memory(addr, dst, len); },
+              [&smmu] { smmu.engine_.drain_older_requests(); }, *this),
+        index(index), smmu_(smmu), regs_(regs) {}
+
+  common::QueueState queue_state() override { return regs_.queue_state(); }
+  uint8_t trace_opcode(const uint64_t* entry) const override { return uint8_t(entry[0] & 0xFF); }
+  common::Decoded decode(const uint64_t* entry, const common::QueueState&) override {
+    common::Decoded d = smmu_.decode(entry, pending_);
+    if (d.legal && !regs_.admit(pending_)) {   // the queue's own rules refuse it
+      d = common::Decoded{};
+      d.error_code = reg::CERROR_ILL;
+    }
+    return d;
+  }
+  void execute() override { smmu_.execute(pending_, *this); }
+  void consumed(const common::QueueState&, uint32_t head) override { regs_.consumed(head); }
+  void halt(const common::QueueError& e, const common::QueueState&) override { regs_.halt(e); }
+
+  common::CommandQueue queue;
+  const unsigned index;   // its ATC invalidations' tag (IommuBlock::invalidate_device)
+
+ private:
+  Smmuv3& smmu_;
+  CommandQueueRegisters& regs_;
+  Command pending_;   // decoded, not yet executed
+};
+
+Smmuv3::~Smmuv3() = default;
+
+common::CommandQueue& Smmuv3::cmdq() { return ports_.front()->queue; }
+void Smmuv3::command_thread() { cmdq().run(); }
+void Smmuv3::set_command_probe(std::function<void(const CommandTrace&)> probe) { cmdq().set_probe(std::move(probe)); }
+
+common::CommandQueue& Smmuv3::add_command_queue(CommandQueueRegisters& regs) {
+  ports_.push_back(std::make_unique<QueuePort>(*this, regs, unsigned(ports_.size())));
+  common::CommandQueue& q = ports_.back()->queue;
+  sc_core::sc_spawn([&q] { q.run(); }, sc_core::sc_gen_unique_name("command_queue"));
+  return q;
 }
 
 // ---------------------------------------------------------------- memory helpers
@@ -256,25 +316,20 @@ Smmuv3::Outcome Smmuv3::translate(const Request& rq, common::Ps& t) {
 
 // ---------------------------------------------------------------- command queue
 
-common::QueueState Smmuv3::queue_state() { return r_.cmdq_state(); }
-
-common::Decoded Smmuv3::decode(const uint64_t* entry, const common::QueueState&) {
+common::Decoded Smmuv3::decode(const uint64_t* entry, Command& out) const {
   common::Decoded d;
   const DecodeCaps caps{cfg_.range_invalidation, cfg_.sid_bits, cfg_.ssid_bits};
   const auto cmd = decode_command(CmdWords{entry[0], entry[1]}, caps, nullptr);
   if (!cmd) { d.error_code = reg::CERROR_ILL; return d; }
-  pending_ = *cmd;
+  out = *cmd;
   d.legal = true;
   d.type = uint8_t(cmd->op);
   d.barrier = cmd->op == Opcode::Sync;
   return d;
 }
 
-void Smmuv3::consumed(const common::QueueState&, uint32_t head) { r_.cmdq_cons.set(head); }
-
-void Smmuv3::halt(const common::QueueError& e, const common::QueueState&) { r_.cmdq_halt(e); }
-
-void Smmuv3::execute(const Command& c) {
+void Smmuv3::execute(const Command& c, QueuePort& port) {
+  common::CommandQueue& q = port.queue;
   auto scan_config = [&](auto pred) { config_cache_.charge(config_cache_.invalidate_all_sets(pred)); };
   // A config invalidation starts an epoch: fetches that began before it may not fill.
   switch (c.op) {
@@ -343,12 +398,12 @@ void Smmuv3::execute(const Command& c) {
     case Opcode::Sync: {
       // Complete only once every walk that began before the last invalidation is done,
       // and every earlier CMD_ATC_INV's completion has arrived (IHI 0070 §4.7.3).
-      cmdq_.barrier(cfg_.sync_cycles);
+      q.barrier(cfg_.sync_cycles);
       common::Ps waited = 0;
-      const bool answered = wait_for_device_invalidations(atc_timeout_ps_, &waited);
-      cmdq_.note_device_wait(waited);
+      const bool answered = wait_for_device_invalidations(atc_timeout_ps_, &waited, nullptr, port.index);
+      q.note_device_wait(waited);
       if (!answered) {   // no MSI: the CMD_SYNC did not complete
-        cmdq_.fail_execution(reg::CERROR_ATC_INV_SYNC);
+        q.fail_execution(reg::CERROR_ATC_INV_SYNC);
         break;
       }
       if (c.cs == SyncCs::Irq && c.msi_addr != 0) write_memory(c.msi_addr, &c.msi_data, 4);
@@ -376,7 +431,7 @@ void Smmuv3::execute(const Command& c) {
         inv.bytes = 4096ull << c.size;
         inv.addr = c.addr & ~(inv.bytes - 1);
       }
-      invalidate_device(c.sid, inv, common::now_ps());
+      invalidate_device(c.sid, inv, common::now_ps(), port.index);
       break;
     }
     case Opcode::PriResp:
@@ -398,14 +453,14 @@ void Smmuv3::register_stats(common::StatRegistry& reg, const std::string& p) con
           "configuration fetches not cached because an invalidation overtook them");
   reg.add(p + ".events", events_, "count", "event records raised");
   reg.add(p + ".events_lost", events_lost_, "count", "event records dropped (EVTQ disabled, full or unwritable)");
-  const common::CommandQueue::Stats& q = cmdq_.stats();
+  const common::CommandQueue::Stats& q = ports_.front()->queue.stats();
   reg.add(p + ".commands", q.executed, "count", "commands executed from the CMDQ");
   reg.add(p + ".illegal_commands", q.illegal, "count", "commands that raised CERROR_ILL");
   reg.add(p + ".syncs", q.barriers, "count", "CMD_SYNCs completed");
   register_front_end_stats(reg, p);
   reg.add(p + ".command_exec", q.exec_ps, "ns", "execution time per command (after decode)", 1e-3);
   reg.add(p + ".sync_exec", q.barrier_ps, "ns", "CMD_SYNC execution incl. draining older walks", 1e-3);
-  cmdq_.register_stats(reg, p + ".cmdq", command_type_names());
+  ports_.front()->queue.register_stats(reg, p + ".cmdq", command_type_names());
   config_cache_.stats().register_stats(reg, p + ".config_cache", "STE+CD config cache");
   engine_.register_stats(reg, p);
 }

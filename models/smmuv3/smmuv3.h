@@ -11,7 +11,17 @@
 //   match any ASID for TLBI_NH_VA and survive TLBI_NH_ASID), stage-1 and stage-2 walk
 //   caches by level, and an IPA->PA cache.
 // - Walker slots (a counted resource) shared by all translations.
-// - The command queue, on the shared engine (common::CommandQueue): CFGI_*, TLBI_* (with range form when IDR3.RIL), CMD_SYNC with
+// - Several command queues on one SMMU (add_command_queue): the main CMDQ and any queue an
+//   extension adds (a CMDQV VCMDQ, models/smmuv3/cmdqv.h). Each is a common::CommandQueue
+//   with its own registers, pointers and error reporting (CommandQueueRegisters) and its own
+//   consumer thread; decode and execution (cache invalidations, CMD_SYNC) are this model's,
+//   shared. MODEL CHOICE: one command-execution unit per queue (queues fetch, decode and
+//   execute concurrently); they meet on the caches' lookup ports, which every invalidation
+//   scan reserves. A CMD_SYNC orders its own queue's earlier commands (IHI 0070 §4.7.3 and,
+//   for ECMDQ, §3.5.7: no ordering between queues): it waits for its queue's ATC
+//   invalidations only, and for every walk older than the SMMU's last invalidation (a
+//   superset of its queue's: never early).
+// - The main command queue, on the shared engine (common::CommandQueue): CFGI_*, TLBI_* (with range form when IDR3.RIL), CMD_SYNC with
 //   CS=none/IRQ(MSI write)/SEV, PREFETCH_*; ATC_INV, PRI_RESP and RESUME are accepted and
 //   timed. Illegal commands set GERROR.CMDQ_ERR and CONS.ERR=CERROR_ILL and stop the queue
 //   until GERRORN acknowledges; a failed queue read sets CERROR_ABT.
@@ -25,10 +35,11 @@
 // - PRI queue, stall mode (faults always terminate), split-stage ATS (EATS = 0b10 is
 //   answered as full ATS), MSI-based GERROR/EVTQ interrupts, secure state, hierarchical attribute
 //   controls, TTB1, 2-level CD tables, S1 granules other than those VmsaFormat supports,
-//   HTTU dirty updates, and ECMDQ/VCMDQ (later issues).
+//   HTTU dirty updates, and ECMDQ (a later step).
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -83,14 +94,36 @@ std::string validate(const Smmuv3Config& c);   // "" or a message naming the fie
 
 using common::CommandTrace;
 
-class Smmuv3 : public common::IommuBlock, public ProgrammingInterface, private common::CommandQueueVendor {
+// One command queue of the SMMU as its own registers describe it: the main CMDQ
+// (CMDQ_BASE/PROD/CONS, GERROR.CMDQ_ERR), a CMDQV VCMDQ, an ECMDQ. The SMMU decodes and
+// executes its commands; the queue keeps its pointers and reports its own errors.
+class CommandQueueRegisters {
+ public:
+  virtual ~CommandQueueRegisters() = default;
+  virtual common::QueueState queue_state() = 0;
+  // The head moved past an executed command.
+  virtual void consumed(uint32_t head) = 0;
+  // The queue's architected error (its CONS.ERR, its GERROR); it stays halted until acknowledged.
+  virtual void halt(const common::QueueError& e) = 0;
+  // A command the decoder accepted, before it executes: the queue's own rules may rewrite it
+  // (a guest VCMDQ inserts its VMID, replaces a vSID) or refuse it (false: CERROR_ILL on this
+  // queue, nothing executes).
+  virtual bool admit(Command& c) { (void)c; return true; }
+};
+
+class Smmuv3 : public common::IommuBlock, public ProgrammingInterface {
  public:
 
   SC_HAS_PROCESS(Smmuv3);
   Smmuv3(sc_core::sc_module_name name, const Smmuv3Config& cfg);
+  ~Smmuv3() override;
 
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
-  void set_command_probe(std::function<void(const CommandTrace&)> probe) override { cmdq_.set_probe(std::move(probe)); }
+  void set_command_probe(std::function<void(const CommandTrace&)> probe) override;
+  // Adds a command queue (at elaboration): its own consumer thread on the shared engine,
+  // reading its entries through this SMMU's memory port and executing them here. The
+  // returned engine is the owner's to kick (its doorbells) and to read stats from.
+  common::CommandQueue& add_command_queue(CommandQueueRegisters& regs);
   uint32_t peek32(uint64_t offset) override { return uint32_t(peek_register(offset, 4)); }
   // When the newest event record was written (its event interrupt cannot come before).
   uint64_t last_event_written_ps() const { return last_event_written_ps_; }
@@ -149,23 +182,24 @@ class Smmuv3 : public common::IommuBlock, public ProgrammingInterface, private c
   void record_walk_fault(const Request& rq, const common::TranslationFault& f, common::Ps& t,
                          std::optional<EventClass> cls = std::nullopt);
 
-  // The command queue: the engine's consumer thread and the SMMU's hooks.
-  void command_thread() { cmdq_.run(); }
-  common::QueueState queue_state() override;
-  uint8_t trace_opcode(const uint64_t* entry) const override { return uint8_t(entry[0] & 0xFF); }
-  common::Decoded decode(const uint64_t* entry, const common::QueueState& q) override;
-  void execute() override { execute(pending_); }
-  void consumed(const common::QueueState& q, uint32_t head) override;
-  void halt(const common::QueueError& e, const common::QueueState& q) override;
-  void execute(const Command& c);
+  // A queue's engine and hooks (smmuv3.cpp): its registers, this SMMU's decode and execution.
+  class QueuePort;
+  class MainCmdq;
+  // The main command queue's consumer thread.
+  void command_thread();
+  // Decodes one entry into `out` (the decoder's legality: CERROR_ILL otherwise).
+  common::Decoded decode(const uint64_t* entry, Command& out) const;
+  // Executes `c` for the queue `port` (its barrier, its ATC invalidations).
+  void execute(const Command& c, QueuePort& port);
+  common::CommandQueue& cmdq();
 
   Smmuv3Config cfg_;
   common::Ps pipeline_ps_;   // translation_cycles, the request pipeline before the caches
   common::Ps atc_timeout_ps_;   // atc_inv_timeout_ns
   common::SetAssocCache<ConfigKey, StreamConfig> config_cache_;
   common::TranslationEngine engine_;
-  common::CommandQueue cmdq_;
-  Command pending_;   // decoded, not yet executed
+  std::unique_ptr<MainCmdq> main_cmdq_;
+  std::vector<std::unique_ptr<QueuePort>> ports_;   // [0]: the main CMDQ
 
   common::Counter stale_config_fills_;   // config fetches a CFGI overtook: not cached
   common::Counter translations_, bypassed_, aborted_, faults_, config_reads_, events_, events_lost_;

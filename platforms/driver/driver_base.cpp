@@ -478,13 +478,15 @@ Status DriverBase::submit_batch(DriverQueue& q, const uint64_t* words, size_t co
   // The entry just ahead of this batch (another CPU's, on a shared queue): until it has
   // executed, this batch waits in the queue.
   const uint64_t ahead_end_ps = q.traces_[ring.index(first + ring.pointer_mask())].exec_end_ps;
-  record_invalidation(op, t0, t_doorbell, t_done, traces, lock_ps, ahead_end_ps);
+  record_invalidation(op, t0, t_doorbell, t_done, traces, lock_ps, ahead_end_ps, q.direct_);
   return {};
 }
 
 void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_t t_doorbell, uint64_t t_done,
                                      const std::vector<common::CommandTrace>& traces, uint64_t lock_ps,
-                                     uint64_t ahead_end_ps) {
+                                     uint64_t ahead_end_ps, bool direct) {
+  // A queue the hardware reads (a guest's VCMDQ) took no trap, whatever emulates the others.
+  TrappingDoorbell* const trapping = direct ? nullptr : trapping_;
   InvalidationRecord r;
   r.op = op;
   r.start_ps = t0;
@@ -511,7 +513,7 @@ void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_
   // A trapped doorbell: the emulated queue ran inside the doorbell write, whose time the
   // spans divide; what follows the write until the completion was seen is sync.
   TrapSpans& spans = op_state().trapped;
-  if (trapping_) {
+  if (trapping) {
     r.queueing_ps = r.fetch_ps = r.execution_ps = 0;
     r.software_ps -= std::min(r.software_ps, spans.total());
     r.trap_ps = spans.trap_ps; r.vmm_ps = spans.vmm_ps; r.host_kernel_ps = spans.host_kernel_ps;
@@ -520,8 +522,8 @@ void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_
   spans = TrapSpans{};
   // Work the emulator did in the background while this CPU waited: taken out of the wait
   // (never more than the wait), so the parts still add up to the total.
-  if (trapping_) {
-    const TrapSpans bg = trapping_->take_background_spans();
+  if (trapping) {
+    const TrapSpans bg = trapping->take_background_spans();
     uint64_t wait = r.total_ps - std::min(r.total_ps, r.parts_ps());
     for (auto [part, add] : {std::pair{&r.vmm_ps, bg.vmm_ps}, {&r.host_kernel_ps, bg.host_kernel_ps},
                              {&r.host_queue_ps, bg.host_queue_ps}}) {
@@ -535,13 +537,13 @@ void DriverBase::record_invalidation(const std::string& op, uint64_t t0, uint64_
   barrier_ps = t_done;
   if (!traces.empty() && traces.back().exec_end_ps != 0 && traces.back().exec_end_ps <= t_done)
     barrier_ps = traces.back().exec_end_ps;
-  else if (const uint64_t c = trapping_ ? trapping_->last_completion_ps() : 0; traces.empty() && c && c <= t_done)
+  else if (const uint64_t c = trapping ? trapping->last_completion_ps() : 0; traces.empty() && c && c <= t_done)
     barrier_ps = c;   // the emulator's completion write (a virtio used entry), not its poll
   const uint64_t accounted = r.parts_ps();
   const uint64_t rest = r.total_ps > accounted ? r.total_ps - accounted : 0;
   // The barrier's wait for device ATC completions is its own part, taken out of sync.
   uint64_t device_wait = 0;
-  if (!trapping_)
+  if (!trapping)
     for (const common::CommandTrace& t : traces) device_wait += t.device_wait_ps;
   r.atc_ps = std::min(rest, device_wait);
   r.sync_ps = rest - r.atc_ps;

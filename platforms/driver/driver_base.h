@@ -188,7 +188,7 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   // whose parts, laid end to end in the order above, tile it.
   void record_invalidation(const std::string& op, uint64_t t0, uint64_t t_doorbell, uint64_t t_done,
                            const std::vector<common::CommandTrace>& traces, uint64_t lock_ps = 0,
-                           uint64_t ahead_end_ps = 0);
+                           uint64_t ahead_end_ps = 0, bool direct = false);
 
   static std::string hex(uint64_t v) { return common::hex(v); }
   // "<what> not complete after <sync_timeout_us> us (<registers>)", as Linux's poll timeouts say.

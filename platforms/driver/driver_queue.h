@@ -96,6 +96,10 @@ class DriverQueue {
     track_ = track;
   }
 
+  // The hardware reads this queue itself (a guest's VCMDQ): its doorbell does not trap, so
+  // its records show the hardware queue's parts even on a driver with a trapping doorbell.
+  void set_direct(bool direct) { direct_ = direct; }
+
   const common::IndexRing& ring() const { return ring_; }
   unsigned entry_bytes() const { return entry_bytes_; }
   uint64_t base() const { return base_; }
@@ -105,6 +109,7 @@ class DriverQueue {
   friend class DriverBase;   // submit() drives the pointers
 
   common::IndexRing ring_;
+  bool direct_ = false;
   unsigned entry_bytes_;
   Hooks& hooks_;
   std::string space_what_, barrier_what_;

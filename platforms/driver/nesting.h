@@ -50,6 +50,8 @@ enum class HwptDataType : uint32_t { None = 0, VtdS1 = 1, ArmSmmuv3 = 2, AmdGues
 enum class InvalidateDataType : uint32_t { VtdS1 = 0, ArmSmmuv3 = 1, AmdViommuExt = 0x80000001u };
 // enum iommu_viommu_type (IOMMU_VIOMMU_TYPE_AMD = 3)
 enum class ViommuType : uint32_t { Default = 0, ArmSmmuv3 = 1, Tegra241Cmdqv = 2, Amd = 3 };
+// enum iommu_hw_queue_type
+enum class HwQueueType : uint32_t { Default = 0, Tegra241Cmdqv = 1 };
 // enum iommu_veventq_type, plus VtdExt and AmdExt: MODEL EXTENSIONS (upstream Linux has
 // vEVENTQ types for ARM SMMUv3 and Tegra241 CMDQV only), numbered far above the uAPI's as
 // AmdViommuExt is. VtdExt: one 128-bit fault record (the FRCD image, Intel VT-d spec
@@ -178,6 +180,20 @@ class NestingOps {
   // The host cache tags (VMIDs, hDomIDs) the vIOMMUs' nested domains use now (the
   // vmm.*_domid / arm_vmid policies, platforms/driver/tag_policies.h); nullopt: not counted.
   virtual std::optional<uint64_t> nested_tags_in_use() const { return std::nullopt; }
+  // IOMMU_HW_QUEUE_ALLOC's driver half (iommufd_viommu_ops get_hw_queue_size and
+  // hw_queue_init_phys): whether vIOMMU `v` has HW queues of `type`, then queue `index` of
+  // `length` bytes at host PA `base_pa` (the core pinned the guest pages and checked them
+  // contiguous); hw_queue_destroy undoes it.
+  virtual bool supports_hw_queue(ViommuHandle v, HwQueueType type) const {
+    (void)v; (void)type;
+    return false;
+  }
+  virtual Errno hw_queue_init_phys(ViommuHandle v, HwQueueType type, uint32_t index, uint64_t base_pa,
+                                   uint64_t length) {
+    (void)v; (void)type; (void)index; (void)base_pa; (void)length;
+    return Errno::OpNotSupp;
+  }
+  virtual void hw_queue_destroy(ViommuHandle v, uint32_t index) { (void)v; (void)index; }
   // The core's sink for vIOMMU `v`'s events, reported as `viommu` (its object ID); nullptr
   // stops them. AMD reports through its MODEL EXTENSION type (VeventqType::AmdExt).
   virtual void set_event_sink(ViommuHandle v, ViommuEventSink* sink, uint32_t viommu) {

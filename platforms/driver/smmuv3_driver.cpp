@@ -14,6 +14,7 @@
 namespace iommusim::driver {
 
 using namespace iommusim::smmuv3;
+namespace cmdqv = smmuv3::cmdqv;
 using common::to_ps;
 using sc_core::sc_time_stamp;
 
@@ -79,10 +80,22 @@ Status Smmuv3Driver::init() {
   mmio_write32(reg::EVTQ_PROD, 0);
   mmio_write32(reg::EVTQ_CONS, 0);
   cmdq_.reset(cmdq_base);
+  if (cmdqv_) {
+    // tegra241_cmdqv_hw_reset: enable, then preassign each VINTF's LVCMDQs (not mapped yet).
+    namespace q = smmuv3::cmdqv;
+    cmdqv_write(q::CONFIG, q::CMDQV_EN::set(0, 1));
+    for (unsigned v = 0, g = 0; v < cmdqv_->vintfs(); ++v)
+      for (unsigned l = 0; l < cmdqv_->lvcmdqs_per_vintf(); ++l)
+        cmdqv_write(q::CMDQ_ALLOC(g++), q::CMDQV_CMDQ_ALLOC_VINTF::set(0, v) | q::CMDQV_CMDQ_ALLOC_LVCMDQ::set(0, l));
+    vintf_used_.assign(cmdqv_->vintfs(), false);
+    vintf_used_[0] = true;   // VINTF0: the host's (tegra241_cmdqv_init_structures)
+  }
   mmio_write32(reg::CR0, reg::CR0_CMDQEN::set(0, 1) | reg::CR0_EVTQEN::set(0, 1));
   // As Linux: invalidate all config and TLBs before enabling translation.
   if (Status s = submit({cmd_cfgi_all(), cmd_tlbi_nsnh_all()}, "init"); !s.ok) return s;
   mmio_write32(reg::CR0, reg::CR0_CMDQEN::set(0, 1) | reg::CR0_EVTQEN::set(0, 1) | reg::CR0_SMMUEN::set(0, 1));
+  if (cfg_.vcmdqs)
+    if (Status s = init_vcmdqs(); !s.ok) return s;
   return {};
 }
 
@@ -362,7 +375,102 @@ void Smmuv3Driver::global_bypass() {
 
 Status Smmuv3Driver::submit(const std::vector<CmdWords>& cmds, const std::string& op) {
   static_assert(sizeof(CmdWords) == 16, "commands are stored back to back");
-  return submit_batch(cmdq_, cmds.empty() ? nullptr : cmds.front().data(), cmds.size(), op);
+  return submit_batch(queue_for(cmds), cmds.empty() ? nullptr : cmds.front().data(), cmds.size(), op);
+}
+
+// ---- A guest's VCMDQs (Tegra241 CMDQV), as the guest's tegra241-cmdqv.c ----
+
+struct Smmuv3Driver::Vcmdq : DriverQueue::Hooks {
+  Vcmdq(Smmuv3Driver& d, smmuv3::GuestCmdqv& g, unsigned lidx)
+      : d_(d), g_(g), lidx_(lidx),
+        q(common::IndexRing{d.cfg_.cmdq_log2, true}, 16, *this, "VCMDQ space", "CMD_SYNC",
+          DriverQueue::Submission::Concurrent) {
+    q.set_direct(true);
+  }
+  void doorbell(uint32_t producer) override { g_.write32(lidx_, cmdqv::VCMDQ_PROD, producer); }
+  uint32_t read_consumer() override { return g_.read32(lidx_, cmdqv::VCMDQ_CONS) & q.ring().pointer_mask(); }
+  // arm_smmu_cmdq_needs_busy_polling: a guest-owned VCMDQ's CMD_SYNC has no MSI.
+  void barrier_entry(uint32_t, uint64_t, uint64_t* words) override {
+    const CmdWords w = cmd_sync(SyncCs::None);
+    words[0] = w[0];
+    words[1] = w[1];
+  }
+  bool completed(uint32_t first, uint32_t barrier) override {
+    const common::IndexRing& ring = q.ring();
+    const uint32_t cons = g_.read32(lidx_, cmdqv::VCMDQ_CONS) & ring.pointer_mask();
+    return ring.used(cons, first) > ring.used(barrier, first);
+  }
+  // The CMDQV interrupt's handler (tegra241_vintf0_handle_error in the guest): skip the
+  // bad entry (__arm_smmu_cmdq_skip_err: a CMD_SYNC in its place) and acknowledge.
+  Status check_error(unsigned) override {
+    if (recovering_ || !((g_.peek32(lidx_, cmdqv::VCMDQ_GERROR) ^ g_.peek32(lidx_, cmdqv::VCMDQ_GERRORN)) & 1))
+      return {};
+    recovering_ = true;
+    struct Done { bool& f; ~Done() { f = false; } } done{recovering_};
+    const uint32_t gerror = g_.read32(lidx_, cmdqv::VCMDQ_GERROR);
+    const uint32_t cons = g_.read32(lidx_, cmdqv::VCMDQ_CONS);
+    const uint32_t err = uint32_t(cmdqv::VCMDQ_CONS_ERR::get(cons));
+    const std::string regs = registers();
+    if (err != reg::CERROR_ATC_INV_SYNC) {
+      const CmdWords repl = cmd_sync(SyncCs::None);
+      d_.mem_.write(q.slot_address(cons), repl.data(), 16);
+      d_.charge_cycles(d_.cfg_.timing.command_write_cycles);
+    }
+    g_.write32(lidx_, cmdqv::VCMDQ_GERRORN, gerror);
+    ++d_.errors_recovered_;
+    if (err == reg::CERROR_ILL || err == reg::CERROR_ABT) return {};
+    return Status::fail("VCMDQ error " + std::to_string(err) + " (" + regs + ")");
+  }
+  std::string registers() override {
+    return "VCMDQ" + std::to_string(lidx_) + " CONS=" + hex(g_.peek32(lidx_, cmdqv::VCMDQ_CONS)) +
+           ", GERROR=" + hex(g_.peek32(lidx_, cmdqv::VCMDQ_GERROR));
+  }
+  const char* command_name(uint8_t opcode) const override { return opcode_name(Opcode(opcode)); }
+
+  Smmuv3Driver& d_;
+  smmuv3::GuestCmdqv& g_;
+  unsigned lidx_;
+  DriverQueue q;
+  bool recovering_ = false;
+};
+
+Status Smmuv3Driver::init_vcmdqs() {
+  smmuv3::GuestCmdqv* g = smmu_.guest_cmdqv();
+  if (!g) return Status::fail("driver.vcmdqs: the SMMU has no CMDQV VINTF for this driver");
+  if (cfg_.vcmdqs > g->lvcmdqs())
+    return Status::fail("vmm.vcmdqs: " + std::to_string(cfg_.vcmdqs) + " VCMDQs, the VINTF has " +
+                        std::to_string(g->lvcmdqs()));
+  const uint64_t bytes = uint64_t(16) << cfg_.cmdq_log2;
+  for (unsigned l = 0; l < cfg_.vcmdqs; ++l) {
+    // The ring in guest RAM, aligned to its size (tegra241_vintf_alloc_lvcmdq_user's rule).
+    const uint64_t base = alloc_host(bytes, bytes);
+    if (!base) return Status::fail("driver.table_pool_bytes too small for the VCMDQs");
+    if (!g->set_base(l, base | cfg_.cmdq_log2))
+      return Status::fail("VCMDQ " + std::to_string(l) + ": the VMM's IOMMU_HW_QUEUE_ALLOC failed");
+    vcmdqs_.push_back(std::make_unique<Vcmdq>(*this, *g, l));
+    Vcmdq& v = *vcmdqs_.back();
+    v.q.reset(base);
+    g->set_command_probe(l, [&v](const CommandTrace& t) { v.q.trace(t); });
+    add_command_queue(v.q);
+    // tegra241_vcmdq_hw_init: VCMDQ_EN, then STATUS.VCMDQ_ENABLED polled.
+    g->write32(l, cmdqv::VCMDQ_CONFIG, cmdqv::VCMDQ_EN::set(0, 1));
+    if (!(g->read32(l, cmdqv::VCMDQ_STATUS) & 1))
+      return Status::fail("VCMDQ " + std::to_string(l) + " not enabled (" + v.registers() + ")");
+  }
+  return {};
+}
+
+DriverQueue& Smmuv3Driver::queue_for(const std::vector<CmdWords>& cmds) {
+  if (vcmdqs_.empty() || cmds.empty()) return cmdq_;
+  for (const CmdWords& c : cmds)
+    switch (Opcode(c[0] & 0xFF)) {
+      case Opcode::TlbiNhAsid: case Opcode::TlbiNhVa: case Opcode::AtcInv: break;
+      default: return cmdq_;
+    }
+  const sc_core::sc_process_handle h = sc_core::sc_get_current_process_handle();
+  const sc_core::sc_object* thread = h.valid() ? h.get_process_object() : nullptr;
+  const unsigned cpu = cpu_of_thread_.emplace(thread, unsigned(cpu_of_thread_.size())).first->second;
+  return vcmdqs_[cpu % vcmdqs_.size()]->q;
 }
 
 void Smmuv3Driver::doorbell(uint32_t producer) { mmio_write32(reg::CMDQ_PROD, producer); }
@@ -458,6 +566,24 @@ Errno Smmuv3Driver::viommu_init(ViommuType type, DomainId parent, ViommuHandle* 
   VSmmu v;
   v.parent = parent;
   v.vmid = static_cast<const SmmuDomain*>(p)->vmid;   // "FIXME Move VMID allocation ... to here"
+  if (type == ViommuType::Tegra241Cmdqv) {
+    // tegra241_cmdqv_init_vintf_user: the lowest free VINTF (ida_alloc_max), ENOSPC when
+    // none, then tegra241_vintf_hw_init(vintf, false): the SID pairs cleared, CONFIG with
+    // the VMID and HYP_OWN = 0, then EN.
+    namespace q = smmuv3::cmdqv;
+    auto free = std::find(vintf_used_.begin(), vintf_used_.end(), false);
+    if (free == vintf_used_.end()) return Errno::NoSpc;
+    v.vintf = unsigned(free - vintf_used_.begin());
+    *free = true;
+    for (unsigned s = 0; s < cmdqv_->sids_per_vintf(); ++s) {
+      cmdqv_write(q::VINTF(v.vintf) + q::VINTF_SID_MATCH(s), 0);
+      cmdqv_write(q::VINTF(v.vintf) + q::VINTF_SID_REPLACE(s), 0);
+    }
+    const uint64_t config = q::VINTF_VMID::set(0, uint16_t(v.vmid + (cfg_.inject_wrong_vintf_vmid ? 1 : 0)));
+    cmdqv_write(q::VINTF(v.vintf) + q::VINTF_CONFIG, config);
+    cmdqv_write(q::VINTF(v.vintf) + q::VINTF_CONFIG, config | q::VINTF_EN::set(0, 1));
+    v.lvcmdqs.assign(cmdqv_->lvcmdqs_per_vintf(), false);
+  }
   vsmmus_.push_back(v);
   *out = ViommuHandle(vsmmus_.size());
   return Errno::Ok;
@@ -563,9 +689,77 @@ bool Smmuv3Driver::report_to_viommu(const EventWords& w, const EventRecord& e, u
 
 Errno Smmuv3Driver::set_vdevice(ViommuHandle v, uint64_t virt_id, std::optional<uint32_t> rid) {
   if (v == 0 || v > vsmmus_.size()) return Errno::Inval;
-  if (rid) vsmmus_[v - 1].vdevs[virt_id] = *rid;
-  else vsmmus_[v - 1].vdevs.erase(virt_id);
+  VSmmu& vs = vsmmus_[v - 1];
+  if (vs.vintf) {
+    // tegra241_vintf_init_vsid / _destroy_vsid: a SID_REPLACE / SID_MATCH pair per vDEVICE.
+    namespace q = smmuv3::cmdqv;
+    const uint64_t base = q::VINTF(vs.vintf);
+    if (rid) {
+      if (virt_id > UINT32_MAX) return Errno::Inval;
+      unsigned slot = 0;
+      while (slot < cmdqv_->sids_per_vintf() &&
+             std::any_of(vs.sid_slots.begin(), vs.sid_slots.end(), [slot](const auto& p) { return p.second == slot; }))
+        ++slot;
+      if (slot == cmdqv_->sids_per_vintf()) return Errno::NoSpc;
+      cmdqv_write(base + q::VINTF_SID_REPLACE(slot), *rid);
+      cmdqv_write(base + q::VINTF_SID_MATCH(slot), uint32_t(virt_id) << 1 | 1);
+      vs.sid_slots[virt_id] = slot;
+    } else if (auto it = vs.sid_slots.find(virt_id); it != vs.sid_slots.end()) {
+      cmdqv_write(base + q::VINTF_SID_MATCH(it->second), 0);
+      cmdqv_write(base + q::VINTF_SID_REPLACE(it->second), 0);
+      vs.sid_slots.erase(it);
+    }
+  }
+  if (rid) vs.vdevs[virt_id] = *rid;
+  else vs.vdevs.erase(virt_id);
   return Errno::Ok;
+}
+
+void Smmuv3Driver::cmdqv_write(uint64_t offset, uint64_t value, unsigned bytes) {
+  sc_core::wait(sc_core::sc_time(cfg_.timing.mmio_write_ns, sc_core::SC_NS));
+  if (bytes == 8) cmdqv_->write64(offset, value);
+  else cmdqv_->write32(offset, uint32_t(value));
+}
+
+Errno Smmuv3Driver::hw_queue_init_phys(ViommuHandle v, HwQueueType type, uint32_t index, uint64_t base_pa,
+                                       uint64_t length) {
+  // tegra241_vintf_alloc_lvcmdq_user
+  if (!supports_hw_queue(v, type)) return Errno::OpNotSupp;
+  VSmmu& vs = vsmmus_[v - 1];
+  if (index >= vs.lvcmdqs.size()) return Errno::Inval;
+  if (vs.lvcmdqs[index]) return Errno::Exist;
+  if (index && !vs.lvcmdqs[index - 1]) return Errno::Io;   // mapped in ascending order
+  const unsigned cmdqs = reg::IDR1_CMDQS::get(mmio_read32(reg::IDR1));
+  const bool pow2 = length && !(length & (length - 1));
+  if (!pow2 || length < 32 || length > (uint64_t(1) << (cmdqs + 4))) return Errno::Inval;
+  namespace q = smmuv3::cmdqv;
+  if ((base_pa & ~q::VCMDQ_ADDR::set(0, ~0ull)) || (base_pa & (length - 1))) return Errno::Inval;
+  unsigned log2size = 0;
+  while ((uint64_t(16) << log2size) < length) ++log2size;
+  // tegra241_vcmdq_map_lvcmdq, then _hw_init_user: BASE only; the guest enables it.
+  const unsigned g = vs.vintf * cmdqv_->lvcmdqs_per_vintf() + index;
+  cmdqv_write(q::CMDQ_ALLOC(g), q::CMDQV_CMDQ_ALLOC_VINTF::set(0, vs.vintf) |
+                                    q::CMDQV_CMDQ_ALLOC_LVCMDQ::set(0, index) | q::CMDQV_CMDQ_ALLOCATED::set(0, 1));
+  cmdqv_write(q::VCMDQ_PAGE1(g) + q::VCMDQ_BASE, base_pa | log2size, 8);
+  vs.lvcmdqs[index] = true;
+  return Errno::Ok;
+}
+
+void Smmuv3Driver::hw_queue_destroy(ViommuHandle v, uint32_t index) {
+  // tegra241_vintf_destroy_lvcmdq_user: tegra241_vcmdq_hw_deinit, then unmap.
+  if (!supports_hw_queue(v, HwQueueType::Tegra241Cmdqv)) return;
+  VSmmu& vs = vsmmus_[v - 1];
+  if (index >= vs.lvcmdqs.size() || !vs.lvcmdqs[index]) return;
+  namespace q = smmuv3::cmdqv;
+  const unsigned g = vs.vintf * cmdqv_->lvcmdqs_per_vintf() + index;
+  cmdqv_write(q::VCMDQ_PAGE0(g) + q::VCMDQ_CONFIG, 0);
+  cmdqv_write(q::VCMDQ_PAGE0(g) + q::VCMDQ_PROD, 0);
+  cmdqv_write(q::VCMDQ_PAGE0(g) + q::VCMDQ_CONS, 0);
+  cmdqv_write(q::VCMDQ_PAGE1(g) + q::VCMDQ_BASE, 0, 8);
+  const uint32_t gerror = cmdqv_->read32(q::VCMDQ_PAGE0(g) + q::VCMDQ_GERROR);
+  if (gerror != cmdqv_->read32(q::VCMDQ_PAGE0(g) + q::VCMDQ_GERRORN)) cmdqv_write(q::VCMDQ_PAGE0(g) + q::VCMDQ_GERRORN, gerror);
+  cmdqv_write(q::CMDQ_ALLOC(g), q::CMDQV_CMDQ_ALLOC_VINTF::set(0, vs.vintf) | q::CMDQV_CMDQ_ALLOC_LVCMDQ::set(0, index));
+  vs.lvcmdqs[index] = false;
 }
 
 Errno Smmuv3Driver::attach_nested(uint32_t rid, DomainId nested) {

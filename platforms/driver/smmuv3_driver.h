@@ -36,6 +36,30 @@
 // nested VMID of the vIOMMU, and a stage-2 change flushes each of them too. Not modelled:
 // the per-opcode reserved-field check of newer kernels (arm_vsmmu_validate_user_cmd),
 // S2FWB / canwbs (devices are coherent here).
+// With a Tegra241 CMDQV beside the SMMU (set_cmdqv), as tegra241-cmdqv.c: at init the CMDQV
+// is enabled and its VCMDQs preassigned to VINTFs (CMDQ_ALLOC without ALLOCATED,
+// tegra241_cmdqv_hw_reset); the host's own commands stay on the main CMDQ (MODEL CHOICE, as
+// Linux's bypass_vcmdq: the native path is unchanged). A vIOMMU of
+// IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV is an SMMUv3 vIOMMU plus a VINTF of its own (the lowest
+// free from 1; none: ENOSPC) with the vIOMMU's VMID and HYP_OWN = 0
+// (tegra241_cmdqv_init_vintf_user); its vDEVICEs take a SID_MATCH / SID_REPLACE pair each
+// (tegra241_vintf_init_vsid; none free: ENOSPC); its HW queues are LVCMDQs mapped in
+// ascending order with their BASE at the host PA (tegra241_vintf_alloc_lvcmdq_user:
+// index beyond the VINTF's EINVAL, taken EEXIST, previous missing EIO, length not a power
+// of two in [32, 2^CMDQS x 16] or base not aligned to it EINVAL). Its CMDQV register
+// writes cost driver.timing MMIO time.
+// A guest's driver with vcmdqs > 0 behind a vSMMU that offers its VINTF (GuestCmdqv), as
+// the guest's tegra241-cmdqv.c: at init it allocates each LVCMDQ's ring in guest RAM,
+// writes BASE (trapped: the VMM allocates the HW queue) and enables it (its page 0 is
+// mapped: no trap). A batch whose commands are all in the guest subset
+// (tegra241_guest_vcmdq_supports_cmd: TLBI_NH_ASID, TLBI_NH_VA, ATC_INV) goes to the
+// calling CPU's LVCMDQ, cpu % vcmdqs (tegra241_cmdqv_get_cmdq; CPUs numbered in the order
+// they first invalidate); its CMD_SYNC has CS = none and is polled through CONS (no MSI on
+// a guest VCMDQ: arm_smmu_cmdq_needs_busy_polling); anything else goes to the trapped CMDQ.
+// MODEL CHOICE: per batch, where Linux picks the queue per command and splits a batch at
+// the first command of another queue (the driver's batches are uniform). A VCMDQ error is
+// recovered as Linux's VINTF error handler does (the entry at CONS replaced by a CMD_SYNC,
+// GERRORN acknowledged).
 #pragma once
 #include <array>
 #include <map>
@@ -49,6 +73,7 @@
 #include "models/memory/sparse_memory.h"
 #include "models/pagetable/table_builder.h"
 #include "models/pagetable/vmsa.h"
+#include "models/smmuv3/cmdqv.h"
 #include "models/smmuv3/commands.h"
 #include "models/smmuv3/smmuv3.h"
 #include "models/smmuv3/structures.h"
@@ -70,6 +95,12 @@ struct Smmuv3DriverConfig {
   unsigned cd_table_log2 = 4;                  // S1CDMax: SubstreamIDs per device
   SmmuSyncMode sync_mode = SmmuSyncMode::MsiPoll;
   ArmNestedVmids nested_vmids = ArmNestedVmids::PerViommu;   // vmm.arm_vmid (a host driver's)
+  // A guest's: the LVCMDQs of its VM's CMDQV VINTF it uses (vmm.vcmdqs; 0: none), each of
+  // 2^cmdq_log2 entries.
+  unsigned vcmdqs = 0;
+  // vmm.inject = wrong_vintf_vmid (a host driver's): a guest VINTF gets its nest parent's
+  // VMID + 1, a bug the oracle must catch.
+  bool inject_wrong_vintf_vmid = false;
 };
 std::string validate(const Smmuv3DriverConfig& c);
 
@@ -104,9 +135,23 @@ class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::
   uint16_t asid_of(DomainId d) const;
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
 
+  // The CMDQV beside this SMMU (before init; nullptr: none).
+  void set_cmdqv(smmuv3::Cmdqv* cmdqv) { cmdqv_ = cmdqv; }
+  // The VINTF of vIOMMU `v` (0: none, an ARM_SMMUV3 vIOMMU).
+  unsigned vintf_of(ViommuHandle v) const { return v && v <= vsmmus_.size() ? vsmmus_[v - 1].vintf : 0; }
+
   // NestingOps
-  // arm_smmu_get_viommu_size: IOMMU_VIOMMU_TYPE_ARM_SMMUV3 on an SMMU that can nest.
-  bool supports_viommu(ViommuType type) const override { return type == ViommuType::ArmSmmuv3 && nesting_; }
+  // arm_smmu_get_viommu_size: IOMMU_VIOMMU_TYPE_ARM_SMMUV3 on an SMMU that can nest, and
+  // tegra241_cmdqv_get_vintf_size: IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV with a CMDQV.
+  bool supports_viommu(ViommuType type) const override {
+    return nesting_ && (type == ViommuType::ArmSmmuv3 || (type == ViommuType::Tegra241Cmdqv && cmdqv_));
+  }
+  bool supports_hw_queue(ViommuHandle v, HwQueueType type) const override {
+    return type == HwQueueType::Tegra241Cmdqv && vintf_of(v) != 0;
+  }
+  Errno hw_queue_init_phys(ViommuHandle v, HwQueueType type, uint32_t index, uint64_t base_pa,
+                           uint64_t length) override;
+  void hw_queue_destroy(ViommuHandle v, uint32_t index) override;
   Errno viommu_init(ViommuType type, DomainId parent, ViommuHandle* out) override;
   Errno alloc_nested(ViommuHandle v, uint32_t flags, const UserData& data, DomainId* out) override;
   // Linux arm-smmu-v3 has no domain_alloc_nested: an SMMU nested domain needs a vIOMMU.
@@ -146,7 +191,14 @@ class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::
     ViommuEventSink* sink = nullptr;      // where its events go (the iommufd core)
     uint32_t sink_id = 0;                 // the vIOMMU as the sink knows it
     std::map<DomainId, uint16_t> hwpt_vmids;   // per_nested_hwpt: each live nested HWPT's VMID
+    unsigned vintf = 0;                         // Tegra241 CMDQV: its VINTF (0: none)
+    std::map<uint64_t, unsigned> sid_slots;     // Tegra241 CMDQV: vSID -> SID_MATCH/REPLACE pair
+    std::vector<bool> lvcmdqs;                  // Tegra241 CMDQV: its LVCMDQs allocated
   };
+  // A CMDQV register write, with the driver's MMIO time.
+  void cmdqv_write(uint64_t offset, uint64_t value, unsigned bytes = 4);
+  smmuv3::Cmdqv* cmdqv_ = nullptr;
+  std::vector<bool> vintf_used_;   // by VINTF index; 0 is the host's
   // The VMIDs a guest TLBI of vIOMMU `vs` must name (its one, or each nested HWPT's).
   template <class F> void for_each_guest_vmid(const VSmmu& vs, F&& f) const;
   // The VMIDs stage-2 domain `d` tags translations with (its own and, per_nested_hwpt,
@@ -179,6 +231,13 @@ class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::
   // CMD_ATC_INV of everything `rid` (or its `pasid`) cached, when its attachment changes.
   void add_master_atc_invalidation(uint32_t rid, std::optional<uint32_t> pasid,
                                    std::vector<smmuv3::CmdWords>& cmds) const;
+
+  // The guest's VCMDQs (init), and the queue a batch goes to.
+  struct Vcmdq;
+  Status init_vcmdqs();
+  DriverQueue& queue_for(const std::vector<smmuv3::CmdWords>& cmds);
+  std::vector<std::unique_ptr<Vcmdq>> vcmdqs_;
+  std::map<const sc_core::sc_object*, unsigned> cpu_of_thread_;   // tegra241_cmdqv_get_cmdq's CPU numbers
 
   // The command queue's hooks (DriverBase::submit_batch).
   void doorbell(uint32_t producer) override;

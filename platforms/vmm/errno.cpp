@@ -9,6 +9,7 @@ const char* errno_name(Errno e) {
     case Errno::Io: return "EIO";
     case Errno::TooBig: return "E2BIG";
     case Errno::NoMem: return "ENOMEM";
+    case Errno::Fault: return "EFAULT";
     case Errno::Busy: return "EBUSY";
     case Errno::Exist: return "EEXIST";
     case Errno::NoDev: return "ENODEV";

@@ -19,6 +19,7 @@ enum class Errno : int {
   Io = 5,           // EIO
   TooBig = 7,       // E2BIG
   NoMem = 12,       // ENOMEM
+  Fault = 14,       // EFAULT
   Busy = 16,        // EBUSY
   Exist = 17,       // EEXIST
   NoDev = 19,       // ENODEV

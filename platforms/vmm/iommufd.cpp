@@ -21,6 +21,7 @@ const char* Iommufd::call_name(Call c) {
     case Call::Destroy: return "destroy";
     case Call::VeventqAlloc: return "veventq_alloc";
     case Call::VeventqRead: return "veventq_read";
+    case Call::HwQueueAlloc: return "hw_queue_alloc";
     case Call::Count: break;
   }
   return "?";
@@ -372,6 +373,13 @@ Errno Iommufd::destroy(uint32_t id) {
       --v.users;
       break;
     }
+    case ObjType::HwQueue: {   // the driver's destroy, then the vIOMMU (and the queue before it) are free
+      Object& v = objects_.at(o.viommu);
+      units_[v.unit].nesting->hw_queue_destroy(v.handle, o.index);
+      --v.users;
+      if (o.prev) --objects_.at(o.prev).users;
+      break;
+    }
     case ObjType::Vdevice: {
       Object& v = objects_.at(o.viommu);
       units_[v.unit].nesting->set_vdevice(v.handle, o.virt_id, std::nullopt);
@@ -434,6 +442,56 @@ Errno Iommufd::veventq_alloc(uint32_t flags, uint32_t viommu_id, driver::Veventq
   if (v->type == ObjType::HwptPaging) units_[v->unit].nesting->set_parent_event_sink(v->domain, this, viommu_id);
   *veventq_id = id;
   return done(Call::VeventqAlloc, Errno::Ok);
+}
+
+Errno Iommufd::hw_queue_alloc(uint32_t flags, uint32_t viommu_id, driver::HwQueueType type, uint32_t index,
+                              uint64_t iova, uint64_t length, uint32_t* hw_queue_id) {
+  // iommufd_hw_queue_alloc_ioctl: flags or type DEFAULT EOPNOTSUPP, length 0 EINVAL, an
+  // IOVA range past 2^64 EOVERFLOW, an unknown vIOMMU ENOENT, a type the vIOMMU has no
+  // queues of EOPNOTSUPP.
+  if (flags || type == driver::HwQueueType::Default) return done(Call::HwQueueAlloc, Errno::OpNotSupp);
+  if (!length) return done(Call::HwQueueAlloc, Errno::Inval);
+  if (iova + (length - 1) < iova) return done(Call::HwQueueAlloc, Errno::Overflow);
+  Errno err = Errno::Ok;
+  Object* v = get(viommu_id, ObjType::Viommu, &err);
+  if (!v) return done(Call::HwQueueAlloc, err);
+  driver::NestingOps& ops = *units_[v->unit].nesting;
+  if (!ops.supports_hw_queue(v->handle, type)) return done(Call::HwQueueAlloc, Errno::OpNotSupp);
+  // iommufd_hw_queue_alloc_phys: pin every page of the range through the nest parent's
+  // IOAS (an unmapped one fails the pin), then check them physically contiguous (the
+  // hardware reads by PA).
+  const Object& ioas = objects_.at(objects_.at(v->parent).ioas);
+  constexpr uint64_t kPage = 4096;
+  const uint64_t first = iova & ~(kPage - 1);
+  auto pa_of = [&ioas](uint64_t page) -> std::optional<uint64_t> {
+    auto a = ioas.areas.upper_bound(page);
+    if (a == ioas.areas.begin()) return std::nullopt;
+    --a;
+    if (page >= a->first + a->second.length) return std::nullopt;
+    return a->second.pa + (page - a->first);
+  };
+  for (uint64_t page = first; page < iova + length; page += kPage)
+    if (!pa_of(page)) return done(Call::HwQueueAlloc, Errno::NoEnt);
+  const uint64_t first_pa = *pa_of(first);
+  for (uint64_t page = first + kPage; page < iova + length; page += kPage)
+    if (*pa_of(page) != first_pa + (page - first)) return done(Call::HwQueueAlloc, Errno::Fault);
+  const uint64_t base_pa = first_pa + (iova - first);
+  if (Errno e = ops.hw_queue_init_phys(v->handle, type, index, base_pa, length); e != Errno::Ok)
+    return done(Call::HwQueueAlloc, e);
+  Object o;
+  o.type = ObjType::HwQueue;
+  o.unit = v->unit;
+  o.viommu = viommu_id;
+  o.index = index;
+  // iommufd_hw_queue_depend: the queue of index - 1 stays until this one is destroyed.
+  for (auto& [id, q] : objects_)
+    if (index && q.type == ObjType::HwQueue && q.viommu == viommu_id && q.index == index - 1) {
+      o.prev = id;
+      ++q.users;
+    }
+  ++v->users;
+  *hw_queue_id = add(std::move(o));   // a std::map insert: v stays valid
+  return done(Call::HwQueueAlloc, Errno::Ok);
 }
 
 Errno Iommufd::report_event(uint32_t viommu, driver::VeventqType type, const void* data, uint32_t len,

@@ -24,14 +24,21 @@
 //   MODEL EXTENSIONS (no upstream type): VeventqType::AmdExt on an AMD vIOMMU, and
 //   VeventqType::VtdExt on a VT-d nest parent (HWPT_PAGING): VT-d has no vIOMMU object, so
 //   the one object a VM holds per VT-d unit, the parent its nested HWPTs hang on, owns it.
+// - IOMMU_HW_QUEUE_ALLOC (iommufd_hw_queue_alloc_ioctl): a HW queue of a vIOMMU (a Tegra241
+//   VCMDQ) whose guest memory at nesting_parent_iova the hardware reads by host PA: the
+//   core's checks, then the pages pinned through the vIOMMU's nest parent's IOAS
+//   (iommufd_hw_queue_alloc_phys: an IOVA not mapped is ENOENT, pages not physically
+//   contiguous EFAULT), then the driver's hw_queue_init_phys with the host PA. A queue of
+//   index > 0 holds the one before it (iommufd_hw_queue_depend): that one is EBUSY to destroy.
 // - Per call: calls and errors (stats), and the errors by errno (errors()).
 //
 // What it does not model
 // - Call timing (syscall, iommufd and VMM costs: the trapped path's cost keys come with the
 //   VMM); the host driver's own work is timed by the host driver.
 // - IOAS IOVA allocation (only IOMMU_IOAS_MAP_FIXED_IOVA: a VMM maps GPA = IOVA), pinning,
-//   copy/iova ranges, dirty tracking, detaching a PASID, auto domains (attach to an IOAS),
-//   IOPF fault queues, HW queues; the vEVENTQ's file (poll, its fd): read() is a call here,
+//   copy/iova ranges, dirty tracking, detaching a PASID, refusing IOAS_UNMAP of pages a HW
+//   queue pinned, auto domains (attach to an IOAS),
+//   IOPF fault queues; the vEVENTQ's file (poll, its fd): read() is a call here,
 //   counting records rather than bytes.
 // - Device ownership: Linux binds a device to one iommufd context (iommu_device_claim_dma_owner).
 //   Binding one RID in two VMs' contexts here stands for PASID-granular assignable interfaces
@@ -64,7 +71,7 @@ inline constexpr uint32_t kNoPasid = 0, kPasidBits = 20;
 // IOMMU_IOAS_MAP_FIXED_IOVA, _WRITEABLE, _READABLE
 inline constexpr uint32_t kIoasMapFixedIova = 1u << 0, kIoasMapWriteable = 1u << 1, kIoasMapReadable = 1u << 2;
 
-enum class ObjType : uint8_t { Device, Ioas, HwptPaging, HwptNested, Viommu, Vdevice, Veventq };
+enum class ObjType : uint8_t { Device, Ioas, HwptPaging, HwptNested, Viommu, Vdevice, Veventq, HwQueue };
 
 // IOMMU_VEVENTQ_FLAG_LOST_EVENTS
 inline constexpr uint32_t kVeventqFlagLostEvents = 1u << 0;
@@ -92,7 +99,7 @@ class Iommufd : public driver::ViommuEventSink {
  public:
   enum class Call : uint8_t {
     BindDevice, IoasAlloc, IoasMap, IoasUnmap, HwptAlloc, ViommuAlloc, VdeviceAlloc, HwptInvalidate, Attach, Destroy,
-    VeventqAlloc, VeventqRead, Count
+    VeventqAlloc, VeventqRead, HwQueueAlloc, Count
   };
   static const char* call_name(Call c);
 
@@ -127,6 +134,10 @@ class Iommufd : public driver::ViommuEventSink {
   // VeventqType::VtdExt, a MODEL EXTENSION: on nest-parent HWPT_PAGING `viommu_id`).
   Errno veventq_alloc(uint32_t flags, uint32_t viommu_id, driver::VeventqType type, uint32_t depth,
                       uint32_t* veventq_id);
+  // IOMMU_HW_QUEUE_ALLOC: queue `index` of `type` on vIOMMU `viommu_id`, `length` bytes of
+  // guest memory at `nesting_parent_iova`.
+  Errno hw_queue_alloc(uint32_t flags, uint32_t viommu_id, driver::HwQueueType type, uint32_t index,
+                       uint64_t nesting_parent_iova, uint64_t length, uint32_t* hw_queue_id);
   // read() of the vEVENTQ's fd: up to `max` entries, oldest first, into `out`; *n says how many.
   Errno veventq_read(uint32_t veventq_id, Vevent* out, uint32_t max, uint32_t* n);
   // driver::ViommuEventSink, what the host driver calls: iommufd_viommu_report_event.
@@ -189,6 +200,8 @@ class Iommufd : public driver::ViommuEventSink {
     driver::VeventqType veventq_type{};   // vEVENTQ
     uint32_t depth = 0, num_events = 0, sequence = 0;   // vEVENTQ
     std::deque<Vevent> deliver;                         // vEVENTQ: oldest first
+    uint32_t index = 0;                                 // HW queue: its index on the vIOMMU
+    uint32_t prev = 0;                                  // HW queue: the one of index - 1 it holds
   };
   struct CallStats {
     common::Counter calls, errors;

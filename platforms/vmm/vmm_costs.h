@@ -43,6 +43,7 @@ enum class VmmFault : uint8_t {
   DropAtcInv,   // the guest's ATC_INVs are never forwarded (with ATS, the device keeps stale entries)
   DropHostFlush,   // an unmap clears the host PTEs but never invalidates the host IOTLB: a virtio-iommu
                    // UNMAP (a device test hook), or a trapped lane's VMM's IOMMU_IOAS_UNMAP (vmm.inject)
+  WrongVintfVmid,  // smmuv3@accelerated: the host programs the guest's VINTF with another VMID than its nest parent's
 };
 
 }  // namespace iommusim::vmm

@@ -57,6 +57,30 @@ Errno VSmmuv3::add_device(uint64_t vsid, uint32_t dev_id) {
   return Errno::Ok;
 }
 
+void VSmmuv3::set_guest_vintf(smmuv3::Cmdqv& cmdqv, unsigned vintf, unsigned lvcmdqs) {
+  vintf_ = std::make_unique<GuestVintf>(cmdqv, vintf, lvcmdqs, cfg_.direct_mmio_read_ns, cfg_.direct_mmio_write_ns,
+                                        [this](unsigned lidx, uint64_t base) { return alloc_hw_queue(lidx, base); });
+}
+
+bool VSmmuv3::alloc_hw_queue(unsigned lidx, uint64_t base) {
+  namespace q = smmuv3::cmdqv;
+  // The BASE write's trap; its handler (QEMU's vCMDQV) allocates the HW queue at the GPA.
+  tlm::tlm_generic_payload p;
+  p.set_command(tlm::TLM_WRITE_COMMAND);
+  sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
+  Errno e = Errno::Ok;
+  trap(p, delay, false, [&] {
+    const uint64_t gpa = q::VCMDQ_ADDR::get(base) << 5;
+    const uint64_t length = uint64_t(16) << q::VCMDQ_LOG2SIZE::get(base);
+    uint32_t id = 0;
+    e = ioctl(0, [&] {
+      return fd_.hw_queue_alloc(0, viommu_id_, driver::HwQueueType::Tegra241Cmdqv, lidx, gpa, length, &id);
+    });
+  });
+  if (e == Errno::Ok) stats_.hw_queues.inc();
+  return e == Errno::Ok;
+}
+
 uint32_t VSmmuv3::installed_hwpt(uint64_t vsid) const {
   auto it = devices_.find(vsid);
   return it == devices_.end() ? 0 : it->second.hwpt;
@@ -236,6 +260,8 @@ void VSmmuv3::register_stats(common::StatRegistry& reg, const std::string& p) co
   if (cfg_.inject != VmmFault::None)
     reg.add(p + ".commands.dropped_injected", stats_.dropped_injected, "count", "guest commands dropped by vmm.inject");
   reg.add(p + ".ste_installs", stats_.installs, "count", "guest STEs installed as nested HWPTs (CFGI_STE*)");
+  if (cfg_.accelerated)
+    reg.add(p + ".hw_queues", stats_.hw_queues, "count", "guest VCMDQs allocated (IOMMU_HW_QUEUE_ALLOC)");
   register_ioctl_stats(reg, p, "of which failed (the guest sees CERROR_ILL)");
   register_fanout_stats(reg, p);
   register_event_stats(reg, p, "host event records its driver reported to the vIOMMU's vEVENTQ (arm_vmaster_report_event)",

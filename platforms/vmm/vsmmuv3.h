@@ -39,6 +39,12 @@
 //   into the guest's EVTQ at EVTQ_PROD in guest RAM and advances PROD; a full guest queue,
 //   or a LOST_EVENTS header, toggles EVTQ_PROD.OVFLG (IHI 0070 §7.4; QEMU only logs lost
 //   events); then the guest's event interrupt is injected.
+// - The accelerated path (set_guest_vintf, docs/vmm.md "Accelerated guest queues (SMMUv3
+//   CMDQV)"): the vIOMMU is IOMMU_VIOMMU_TYPE_TEGRA241_CMDQV and the guest reaches its
+//   VINTF (platforms/vmm/guest_vintf.h): a VCMDQ's BASE write traps here and becomes
+//   IOMMU_HW_QUEUE_ALLOC (the queue's GPA and length from the BASE value); its page 0 is
+//   mapped, so its doorbells and polls never come here. The guest's other commands still
+//   come through this vSMMU's emulated CMDQ.
 //
 // What it does not model
 // - GERROR interrupts, two-level guest stream tables, PRI, stall, QEMU's caching of
@@ -48,6 +54,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <vector>
 
 #include <systemc>
@@ -63,6 +70,7 @@
 #include "platforms/driver/nesting.h"
 #include "platforms/driver/smmuv3_driver.h"
 #include "platforms/vmm/guest_ram.h"
+#include "platforms/vmm/guest_vintf.h"
 #include "platforms/vmm/iommufd.h"
 #include "platforms/vmm/trapped_mmio.h"
 #include "platforms/vmm/vmm_costs.h"
@@ -74,6 +82,10 @@ struct VSmmuConfig : TrappedMmioConfig {
   unsigned ssid_bits = 20;          // IDR1.SSIDSIZE (the host's)
   bool range_invalidation = true;   // IDR3.RIL (the host's)
   VmmFault inject = VmmFault::None;
+  // The accelerated path (its stats registered), and the hardware's MMIO time of the
+  // guest's mapped VCMDQ pages.
+  bool accelerated = false;
+  double direct_mmio_read_ns = 0, direct_mmio_write_ns = 0;
 };
 
 class VSmmuv3 : public sc_core::sc_module,
@@ -103,6 +115,10 @@ class VSmmuv3 : public sc_core::sc_module,
   // injected (its driver's handler should run).
   bool host_event_interrupt(driver::Smmuv3Driver& host);
 
+  // The accelerated path: the guest's VINTF `vintf` of `cmdqv`, `lvcmdqs` LVCMDQs.
+  void set_guest_vintf(smmuv3::Cmdqv& cmdqv, unsigned vintf, unsigned lvcmdqs);
+  smmuv3::GuestCmdqv* guest_cmdqv() override { return vintf_.get(); }
+
   // smmuv3::ProgrammingInterface
   void set_command_probe(std::function<void(const common::CommandTrace&)> probe) override {
     cmdq_.set_probe(std::move(probe));
@@ -110,7 +126,7 @@ class VSmmuv3 : public sc_core::sc_module,
   uint32_t peek32(uint64_t offset) override;
 
   struct Stats {
-    common::Counter forwarded, installs, absorbed, dropped_unattached, dropped_injected;
+    common::Counter forwarded, installs, absorbed, dropped_unattached, dropped_injected, hw_queues;
   };
   const Stats& stats() const { return stats_; }
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;
@@ -132,6 +148,8 @@ class VSmmuv3 : public sc_core::sc_module,
   void consumed(const common::QueueState&, uint32_t head) override { r_.cmdq_cons.set(head); }
   void halt(const common::QueueError& e, const common::QueueState&) override { r_.cmdq_halt(e); }
 
+  // The guest's trapped VCMDQ BASE write: IOMMU_HW_QUEUE_ALLOC; false when it failed.
+  bool alloc_hw_queue(unsigned lidx, uint64_t base);
   // Issues the pending forwards as one IOMMU_HWPT_INVALIDATE; false when it failed.
   bool flush();
   // Reads the guest STE of `vsid` and installs it as a nested HWPT; false when an ioctl failed.
@@ -155,6 +173,7 @@ class VSmmuv3 : public sc_core::sc_module,
   std::map<uint64_t, Device> devices_;                        // by vSID
   uint32_t abort_hwpt_ = 0, bypass_hwpt_ = 0;
   smmuv3::CmdWords pending_words_{};
+  std::unique_ptr<GuestVintf> vintf_;
   Stats stats_;
 };
 

@@ -120,6 +120,10 @@ std::vector<Cell> cells() {
     c.virtio = true;
     v.push_back(c);
   }
+  // SMMUv3's CMDQV: the guest's TLBIs on its VCMDQ, read by the SMMU with the VINTF's VMID
+  // inserted (its STE changes still through the VMM), one VM and two (a VINTF each).
+  v.push_back({"smmuv3", "nested", "4k", true, false, false, false, false, "", false, false, true});
+  v.push_back({"smmuv3", "nested", "4k", true, false, false, false, false, "", false, true, true});
   return v;
 }
 
@@ -229,6 +233,10 @@ TEST_P(Stress, NoViolationAndTheRacesHappen) {
       // INVALIDATE_IOMMU_PAGES of the parent and of each hDomID of the vIOMMU, COMPLETION_WAIT
       // + INVALIDATE_IOMMU_PAGES (D0's DomainID, PASID 1), COMPLETION_WAIT: at least 5.
       EXPECT_GE(stat(stats, v + ".vm0.vmm.host_commands_per_ioas_unmap", "min"), 5);
+    }
+    if (c.accelerated && c.vendor == "smmuv3") {   // TLBIs on VM 0's VCMDQ (VINTF 1's first: global 4), none failed
+      EXPECT_GT(stat(stats, v + ".iommu.cmdqv.vcmdq4.executed.cmd_tlbi_nh_va"), 0);
+      EXPECT_EQ(stat(stats, v + ".iommu.cmdqv.vcmdq4.errors"), 0);
     }
     if (c.ats) {   // the device translated through its ATC, and the IOMMU invalidated it
       EXPECT_GT(stat(stats, v + ".endpoint.atc.hits"), 0);
