@@ -329,27 +329,26 @@ void AmdVi::consumed(const common::QueueState&, uint32_t head) { r_.cmd_consumed
 void AmdVi::halt(const common::QueueError& e, const common::QueueState&) { record_event(r_.cmd_halt(e)); }
 
 // Earlier commands are done (one at a time, in order); older walks must drain too, and
-// every earlier INVALIDATE_IOTLB_PAGES must have its completion, or time out (the
-// IOTLB_INV_TIMEOUT record goes to the host's log, also for a guest's command).
-void AmdVi::completion_barrier(common::CommandQueue& q) {
+// every earlier INVALIDATE_IOTLB_PAGES of this buffer must have its completion, or time out.
+bool AmdVi::completion_barrier(common::CommandQueue& q, unsigned queue, uint32_t* late_device) {
   q.barrier(cfg_.completion_wait_cycles);
   common::Ps waited = 0;
-  uint32_t late = 0;
-  if (!wait_for_device_invalidations(inv_timeout_ps(), &waited, &late)) {
-    EventRecord e;
-    e.code = EventCode::IotlbInvTimeout;
-    e.device_id = uint16_t(late);
-    e.address = late_command_address_;
-    record_event(e);
-  }
+  const bool done = wait_for_device_invalidations(inv_timeout_ps(), &waited, late_device, queue);
   q.note_device_wait(waited);
+  return done;
 }
 
-void AmdVi::execute(const Command& c) {
+void AmdVi::execute(const Command& c, unsigned queue) {
   using common::InvalidationScope;
   switch (c.op) {
     case Opcode::CompletionWait: {
-      completion_barrier(cmdbuf_);
+      if (uint32_t late = 0; !completion_barrier(cmdbuf_, 0, &late)) {
+        EventRecord e;   // IOTLB_INV_TIMEOUT in the host's log
+        e.code = EventCode::IotlbInvTimeout;
+        e.device_id = uint16_t(late);
+        e.address = late_command_address_;
+        record_event(e);
+      }
       if (c.store && !write_memory(c.store_addr, &c.store_data, 8)) {
         EventRecord e;   // the store was master-aborted
         e.code = EventCode::CommandHwError;
@@ -401,10 +400,12 @@ void AmdVi::execute(const Command& c) {
       inv.pasid_valid = c.gn;
       inv.pasid = c.pasid;
       if (!range.all()) { inv.addr = range.base; inv.bytes = range.bytes(); }
-      // Before consumed() moves it, CmdBufHead is this command's offset.
-      late_command_address_ = reg::CMD_BUF_BASE_ADDR::get_address(r_.cmd_buf_base.get()) +
-                              reg::RING_PTR::get_address(r_.cmd_buf_head.get());
-      invalidate_device(c.device_id, inv, common::now_ps());
+      // Before consumed() moves it, CmdBufHead is this command's offset (a guest's buffer
+      // keeps its own, viommu.cpp).
+      if (queue == 0)
+        late_command_address_ = reg::CMD_BUF_BASE_ADDR::get_address(r_.cmd_buf_base.get()) +
+                                reg::RING_PTR::get_address(r_.cmd_buf_head.get());
+      invalidate_device(c.device_id, inv, common::now_ps(), queue);
       break;
     }
     case Opcode::InvalidateInterruptTable:
@@ -481,12 +482,18 @@ viommu::MapEntry AmdVi::map_lookup(unsigned gid, viommu::MapTable table, uint16_
 void AmdVi::map_update(unsigned gid, viommu::MapTable table, uint64_t control) {
   const auto guest_id = uint16_t(viommu::MAP_GUEST_ID::get(control));
   const auto host_id = uint16_t(viommu::MAP_HOST_ID::get(control));
-  ++map_epoch_;
   const MapKey key{uint16_t(gid), table, guest_id};
-  map_cache_.invalidate_in_set(key.set_hash(), [&](const MapKey& k, const viommu::MapEntry&) { return k == key; });
+  auto drop_cached = [&] {
+    ++map_epoch_;
+    map_cache_.invalidate_in_set(key.set_hash(), [&](const MapKey& k, const viommu::MapEntry&) { return k == key; });
+  };
+  // Before the write and again once it landed: a lookup whose read of the old entry
+  // finishes while the write is under way must not leave it cached.
+  drop_cached();
   uint64_t entry[2] = {viommu::encode_map_entry(viommu::MapEntry{host_id != 0, host_id}), 0};
   const unsigned bytes = unsigned(table == viommu::MapTable::DeviceId ? viommu::kDevIdEntryBytes : viommu::kDomIdEntryBytes);
   device_access(cfg_.viommu_devid, true, viommu::map_entry_address(table, gid, guest_id), entry, bytes);
+  drop_cached();
 }
 
 // ---------------------------------------------------------------- stats

@@ -204,9 +204,10 @@ class AmdVi : public common::IommuBlock,
   void execute() override { execute(pending_); }
   void consumed(const common::QueueState& q, uint32_t head) override;
   void halt(const common::QueueError& e, const common::QueueState& q) override;
-  void execute(const Command& c);
+  // `queue`: the device-invalidation tag of the buffer the command came from (0: the host's).
+  void execute(const Command& c, unsigned queue = 0);
   // COMPLETION_WAIT's wait on queue `q` (the host buffer or a guest's).
-  void completion_barrier(common::CommandQueue& q) override;
+  bool completion_barrier(common::CommandQueue& q, unsigned queue, uint32_t* late_device) override;
 
   // viommu::GuestQueueOwner
   bool guest_queues_enabled() const override {
@@ -215,7 +216,7 @@ class AmdVi : public common::IommuBlock,
   bool device_access(uint16_t devid, bool write, uint64_t addr, void* data, unsigned len) override;
   viommu::MapEntry map_lookup(unsigned gid, viommu::MapTable table, uint16_t guest_id) override;
   void map_update(unsigned gid, viommu::MapTable table, uint64_t control) override;
-  void execute_invalidation(const Command& c) override { execute(c); }
+  void execute_invalidation(const Command& c, unsigned queue) override { execute(c, queue); }
   common::Decoded decode_entry(const uint64_t* entry, Command& out) const override {
     return r_.decode_queue_entry(entry, out);
   }

@@ -101,19 +101,30 @@ void GuestCommandBuffer::execute() {
       const MapEntry m = owner_.map_lookup(gid_, MapTable::DomainId, c.domain_id);
       if (!m.valid) { stats_.unmapped_ids.inc(); queue_.fail_execution(0); return; }
       c.domain_id = m.host_id;
-      owner_.execute_invalidation(c);
+      owner_.execute_invalidation(c, guest_queue_tag(gid_));
       return;
     }
     case Opcode::InvalidateIotlbPages: {
       stats_.map_lookups.inc();
       const MapEntry m = owner_.map_lookup(gid_, MapTable::DeviceId, c.device_id);
       if (!m.valid) { stats_.unmapped_ids.inc(); queue_.fail_execution(0); return; }
+      // Before consumed() moves it, the head is this command's offset.
+      late_guest_device_ = c.device_id;
+      late_command_gpa_ = QCTL_BASE::get_address(cmd_ctl_.get()) + reg::RING_PTR::get_address(cmd_head_.get());
       c.device_id = c.queue_id = m.host_id;
-      owner_.execute_invalidation(c);
+      owner_.execute_invalidation(c, guest_queue_tag(gid_));
       return;
     }
     case Opcode::CompletionWait:
-      owner_.completion_barrier(queue_);
+      // A device invalidation that timed out: IOTLB_INV_TIMEOUT in the guest's log, naming
+      // its DeviceID and the command's GPA (AMD 48882 Table 58), as the host's buffer does.
+      if (uint32_t late = 0; !owner_.completion_barrier(queue_, guest_queue_tag(gid_), &late)) {
+        EventRecord e;
+        e.code = EventCode::IotlbInvTimeout;
+        e.device_id = late_guest_device_;
+        e.address = late_command_gpa_;
+        log_guest_event(e);
+      }
       // The store goes to guest RAM; a store that fails is COMMAND_HW_ERROR in the guest's log.
       if (c.store && !guest_access(true, c.store_addr, &c.store_data, 8)) {
         EventRecord e;

@@ -139,13 +139,19 @@ class GuestQueueOwner {
   virtual MapEntry map_lookup(unsigned gid, MapTable table, uint16_t guest_id) = 0;
   // A map control register write: the entry stored, its cached copy dropped. Waits.
   virtual void map_update(unsigned gid, MapTable table, uint64_t control) = 0;
-  // The IOMMU's own execution of a (rewritten) INVALIDATE_IOMMU_PAGES / _IOTLB_PAGES.
-  virtual void execute_invalidation(const Command& c) = 0;
-  // COMPLETION_WAIT's wait: earlier commands, older walks, device invalidations.
-  virtual void completion_barrier(common::CommandQueue& q) = 0;
+  // The IOMMU's own execution of a (rewritten) INVALIDATE_IOMMU_PAGES / _IOTLB_PAGES from
+  // command queue `queue` (kGuestQueueTag(gid)): its device invalidations are that queue's.
+  virtual void execute_invalidation(const Command& c, unsigned queue) = 0;
+  // COMPLETION_WAIT's wait: earlier commands, older walks, and queue `queue`'s own device
+  // invalidations (another queue's are not its to wait for, nor to consume). False when one
+  // of them timed out (the late DeviceID in `late_device`).
+  virtual bool completion_barrier(common::CommandQueue& q, unsigned queue, uint32_t* late_device) = 0;
   // Decodes a command with the IOMMU's caps (its RegisterBlock's decoder).
   virtual common::Decoded decode_entry(const uint64_t* entry, Command& out) const = 0;
 };
+
+// The device-invalidation tag of guest `gid`'s command buffer (the host's buffer is 0).
+constexpr unsigned guest_queue_tag(unsigned gid) { return gid + 1; }
 
 // A guest command the hardware hands to the hypervisor: the 16 bytes as the guest wrote
 // them; the queue waits until the call returns.
@@ -196,6 +202,9 @@ class GuestCommandBuffer : private common::CommandQueueVendor {
   HypervisorHandler hypervisor_;
   Command pending_;
   CmdWords pending_words_{};
+  // The last INVALIDATE_IOTLB_PAGES: its gDevID and GPA, for the IOTLB_INV_TIMEOUT record.
+  uint16_t late_guest_device_ = 0;
+  uint64_t late_command_gpa_ = 0;
   bool halted_ = false;
   bool stopped_seen_ = true;
   Stats stats_;

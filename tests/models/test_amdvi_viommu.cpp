@@ -18,6 +18,7 @@ namespace {
 namespace vi = amdvi::viommu;
 using amdvi::cmd_completion_wait;
 using amdvi::cmd_inv_iommu_pages;
+using amdvi::cmd_inv_iotlb_pages;
 
 constexpr uint64_t kIova = 0x10000000ull;
 constexpr uint64_t kPa = 0x40200000ull;
@@ -297,6 +298,51 @@ TEST(AmdViViommu, BadGuestCommandsAndBuffersAreArchitectedErrors) {
     EXPECT_EQ(e.code, amdvi::EventCode::CommandHwError);
     EXPECT_EQ(e.address, 0x400000u);
     EXPECT_EQ(v.sem(1), 0u);
+  });
+}
+
+// A device whose ATC answers an Invalidate Request `answer_ps` after it was sent.
+struct SlowAtc : common::AtsDevice {
+  common::Ps answer_ps = 5'000'000;
+  common::Ps last_done = 0;
+  unsigned requests = 0;
+  common::AtcInvalidationResult invalidate(const common::AtcInvalidation&, common::Ps issued) override {
+    ++requests;
+    last_done = issued + answer_ps;
+    return {true, last_done};
+  }
+};
+
+// Each guest's COMPLETION_WAIT waits for its own INVALIDATE_IOTLB_PAGES' completion. Two
+// guests submit an IOTLB invalidation of their gDevID 1 (guest 0's is host DeviceID 0x10,
+// guest 1's 0x20, each answering 5 us after its request) and a COMPLETION_WAIT at once:
+// whichever barrier runs first must neither wait for nor consume the other guest's request,
+// so each store lands at or after its own device's answer.
+TEST(AmdViViommu, GuestCompletionWaitWaitsForItsOwnDeviceInvalidation) {
+  AmdHarness h(viommu_config());
+  SlowAtc atc_a, atc_b;
+  h.iommu.attach_ats_device(kRidA, &atc_a);
+  h.iommu.attach_ats_device(kRidB, &atc_b);
+  h.run([&](AmdHarness& h) {
+    ViommuTest v{h};
+    v.setup();
+    v.vfctrl(0, vi::VFCTRL_DEVID_MAP, vi::map_control(1, kRidA));
+    v.vfctrl(1, vi::VFCTRL_DEVID_MAP, vi::map_control(1, kRidB));
+    v.submit(0, {cmd_inv_iotlb_pages(1, 0, 0, amdvi::kInvAllPagesSize), v.wait_cmd(0, 1)});
+    v.submit(1, {cmd_inv_iotlb_pages(1, 0, 0, amdvi::kInvAllPagesSize), v.wait_cmd(1, 1)});
+    common::Ps stored[2] = {0, 0};
+    for (int i = 0; i < 100000 && (!stored[0] || !stored[1]); ++i) {
+      for (unsigned g = 0; g < 2; ++g)
+        if (!stored[g] && v.sem(g) == 1) stored[g] = common::now_ps();
+      sc_core::wait(1, sc_core::SC_NS);
+    }
+    ASSERT_EQ(atc_a.requests, 1u) << "guest 0's gDevID 1 is DeviceID 0x10";
+    ASSERT_EQ(atc_b.requests, 1u) << "guest 1's gDevID 1 is DeviceID 0x20";
+    ASSERT_TRUE(stored[0] && stored[1]);
+    EXPECT_GE(stored[0], atc_a.last_done);
+    EXPECT_GE(stored[1], atc_b.last_done);
+    EXPECT_FALSE(h.iommu.guest_buffer_stopped(0));
+    EXPECT_FALSE(h.iommu.guest_buffer_stopped(1));
   });
 }
 
