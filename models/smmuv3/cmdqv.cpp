@@ -95,7 +95,10 @@ class Cmdqv::Vcmdq : public CommandQueueRegisters {
         }
         return false;   // a vSID with no match
       case Opcode::Sync:
-        return true;
+        // Linux drives a guest's VCMDQ with CS = NONE only (ARM_SMMU_OPT_TEGRA241_CMDQV,
+        // arm_smmu_cmdq_needs_busy_polling). MODEL CHOICE: CS = IRQ (an MSI write to an
+        // address the guest chose, untranslated) or SEV is that queue's CERROR_ILL.
+        return c.cs == SyncCs::None;
       default:
         return false;
     }

@@ -470,11 +470,13 @@ Errno Iommufd::hw_queue_alloc(uint32_t flags, uint32_t viommu_id, driver::HwQueu
     if (page >= a->first + a->second.length) return std::nullopt;
     return a->second.pa + (page - a->first);
   };
-  for (uint64_t page = first; page < iova + length; page += kPage)
-    if (!pa_of(page)) return done(Call::HwQueueAlloc, Errno::NoEnt);
+  // By page index from the first to the last byte's: a range ending at 2^64 must not wrap.
+  const uint64_t pages = ((iova + (length - 1)) & ~(kPage - 1)) / kPage - first / kPage + 1;
+  for (uint64_t i = 0; i < pages; ++i)
+    if (!pa_of(first + i * kPage)) return done(Call::HwQueueAlloc, Errno::NoEnt);
   const uint64_t first_pa = *pa_of(first);
-  for (uint64_t page = first + kPage; page < iova + length; page += kPage)
-    if (*pa_of(page) != first_pa + (page - first)) return done(Call::HwQueueAlloc, Errno::Fault);
+  for (uint64_t i = 1; i < pages; ++i)
+    if (*pa_of(first + i * kPage) != first_pa + i * kPage) return done(Call::HwQueueAlloc, Errno::Fault);
   const uint64_t base_pa = first_pa + (iova - first);
   if (Errno e = ops.hw_queue_init_phys(v->handle, type, index, base_pa, length); e != Errno::Ok)
     return done(Call::HwQueueAlloc, e);

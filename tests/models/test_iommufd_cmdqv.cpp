@@ -93,6 +93,8 @@ TEST(IommufdCmdqv, HwQueueAllocChecksAndBase) {
     EXPECT_EQ(alloc(0, HwQueueType::Default, 0, kQueueGpa, kQueueBytes, &x), Errno::OpNotSupp);
     EXPECT_EQ(alloc(0, HwQueueType::Tegra241Cmdqv, 0, kQueueGpa, 0, &x), Errno::Inval);
     EXPECT_EQ(alloc(0, HwQueueType::Tegra241Cmdqv, 0, ~0ull - 100, kQueueBytes, &x), Errno::Overflow);
+    // The last page of the IOVA space (its end is 2^64, no wrap): unmapped, ENOENT.
+    EXPECT_EQ(alloc(0, HwQueueType::Tegra241Cmdqv, 0, ~0ull - 0xFFF, 0x1000, &x), Errno::NoEnt);
     EXPECT_EQ(vm.fd.hw_queue_alloc(0, 999, HwQueueType::Tegra241Cmdqv, 0, kQueueGpa, kQueueBytes, &x), Errno::NoEnt);
     EXPECT_EQ(alloc(0, HwQueueType::Tegra241Cmdqv, 0, 0x400000, kQueueBytes, &x), Errno::NoEnt);   // not mapped
     EXPECT_EQ(alloc(0, HwQueueType::Tegra241Cmdqv, 0, 0x1F000, 0x2000, &x), Errno::Fault);   // across the odd page
@@ -103,7 +105,7 @@ TEST(IommufdCmdqv, HwQueueAllocChecksAndBase) {
     // 16 MB is over IDR1.CMDQS = 19 (2^19 x 16 B = 8 MB), but the core pins first: ENOENT.
     EXPECT_EQ(alloc(0, HwQueueType::Tegra241Cmdqv, 0, 0, 16ull << 20, &x), Errno::NoEnt);
     EXPECT_EQ(alloc(0, HwQueueType::Tegra241Cmdqv, 0, kQueueGpa + 0x800, kQueueBytes, &x), Errno::Inval);   // unaligned
-    EXPECT_EQ(vm.fd.calls(Iommufd::Call::HwQueueAlloc), 13u);
+    EXPECT_EQ(vm.fd.calls(Iommufd::Call::HwQueueAlloc), 14u);
     ASSERT_EQ(alloc(0, HwQueueType::Tegra241Cmdqv, 0, kQueueGpa, kQueueBytes, &q0), Errno::Ok);
     // Global VCMDQ 4 (VINTF 1 x 4 + 0) ALLOCATED: 1 << 15 | 0 << 1 | 1; BASE = host PA
     // 0x40010000 | LOG2SIZE 8 (4096 B = 2^8 commands).

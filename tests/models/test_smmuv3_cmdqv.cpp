@@ -192,6 +192,8 @@ TEST(SmmuCmdqv, DisallowedCommandIsThatQueuesErrorOnly) {
 
 // Each command a guest-owned VINTF refuses (Linux tegra241_guest_vcmdq_supports_cmd admits
 // TLBI_NH_ASID, TLBI_NH_VA, ATC_INV; CMD_SYNC is every queue's).
+constexpr uint64_t kMsiTrapPa = 0x70003000;   // memory nothing else writes
+
 TEST(SmmuCmdqv, GuestSubsetOnly) {
   CmdqvHarness h;
   h.run_body([](CmdqvHarness& h) {
@@ -200,7 +202,10 @@ TEST(SmmuCmdqv, GuestSubsetOnly) {
     h.guest_enable(kGuestVintf, 0);
     const std::vector<smmuv3::CmdWords> refused = {
         smmuv3::cmd_tlbi_s2_ipa(1, 0x1000, true), smmuv3::cmd_tlbi_s12_vmall(1), smmuv3::cmd_tlbi_nsnh_all(),
-        smmuv3::cmd_tlbi_nh_all(1), smmuv3::cmd_cfgi_cd(kVsid, 0, true), {0x20, 0} /* TLBI_EL2_ALL */};
+        smmuv3::cmd_tlbi_nh_all(1), smmuv3::cmd_cfgi_cd(kVsid, 0, true), {0x20, 0} /* TLBI_EL2_ALL */,
+        // CMD_SYNC with CS = IRQ would store its MSI data at a host PA the guest chose;
+        // a guest queue takes CS = NONE only (and SEV is refused with it).
+        smmuv3::cmd_sync(smmuv3::SyncCs::Irq, kMsiTrapPa, 0xDEADBEEF), smmuv3::cmd_sync(smmuv3::SyncCs::Sev)};
     for (const auto& bad : refused) {
       const uint32_t prod = h.guest_submit(kGuestVintf, 0, kRing0, {bad});
       h.wait_idle(kGuestVintf, 0, prod);
@@ -214,6 +219,9 @@ TEST(SmmuCmdqv, GuestSubsetOnly) {
     }
     EXPECT_EQ(h.smmu.iotlb_entries(), 1u) << "none of them executed";
     EXPECT_EQ(h.cmdqv.queue(0).stats().errors.value(), refused.size());
+    uint32_t msi = 0;
+    h.memory.read(kMsiTrapPa, &msi, 4);
+    EXPECT_EQ(msi, 0u) << "no MSI write from a guest queue";
   });
 }
 
