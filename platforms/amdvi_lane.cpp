@@ -64,7 +64,10 @@ class AmdViAcceleratedLane : public AmdViTrappedLane {
     // No trapping doorbell: the guest driver's records take the hardware queue's traces.
     for (auto& vm : vms_)
       for (auto& g : vm->guests)
-        if (g) g->drv.set_trapping_doorbell(nullptr);
+        if (g) {
+          g->drv.set_trapping_doorbell(nullptr);
+          g->drv.report_trapped_parts();
+        }
   }
 
  protected:

@@ -83,6 +83,9 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
   // A guest driver's queues are emulated by `doorbell` (its VMM): each record shows the
   // doorbell's trap spans instead of the queue's fetch and execution.
   void set_trapping_doorbell(TrappingDoorbell* doorbell);
+  // A guest driver whose invalidations reach the hardware without a trap (an accelerated
+  // lane's): its records still carry the trapped parts, all zero, so paths compare part by part.
+  void report_trapped_parts() { log_.set_trapped_parts(true); }
   // The last queue operation's record, set-up ones (init, attach) too.
   const InvalidationRecord& last_record() const { return last_record_; }
   // The time every queue operation so far spent after its doorbell (queueing, fetch,
