@@ -411,11 +411,7 @@ struct Smmuv3Driver::Vcmdq : DriverQueue::Hooks {
     const uint32_t cons = g_.read32(lidx_, cmdqv::VCMDQ_CONS);
     const uint32_t err = uint32_t(cmdqv::VCMDQ_CONS_ERR::get(cons));
     const std::string regs = registers();
-    if (err != reg::CERROR_ATC_INV_SYNC) {
-      const CmdWords repl = cmd_sync(SyncCs::None);
-      d_.mem_.write(q.slot_address(cons), repl.data(), 16);
-      d_.charge_cycles(d_.cfg_.timing.command_write_cycles);
-    }
+    d_.skip_error(err, q.slot_address(cons));
     g_.write32(lidx_, cmdqv::VCMDQ_GERRORN, gerror);
     ++d_.errors_recovered_;
     if (err == reg::CERROR_ILL || err == reg::CERROR_ABT) return {};
@@ -516,15 +512,22 @@ Status Smmuv3Driver::check_error(unsigned) {
     return Status::fail("ATC invalidation not completed: CMD_SYNC failed with CERROR_ATC_INV_SYNC (a device did not "
                         "answer its Invalidate Request within iommu.smmuv3.atc_inv_timeout_ns; " + regs + ")");
   }
-  // Replace the bad entry with a plain CMD_SYNC and acknowledge (Linux's recovery).
-  const CmdWords repl = cmd_sync(SyncCs::None);
-  mem_.write(cmdq_.slot_address(cons), repl.data(), 16);
-  charge_cycles(cfg_.timing.command_write_cycles);
+  skip_error(err, cmdq_.slot_address(cons));
   mmio_write32(reg::GERRORN, gerror);
   ++errors_recovered_;
   if (err != reg::CERROR_ILL && err != reg::CERROR_ABT)
     return Status::fail("CMDQ error " + std::to_string(err) + " not recoverable");
   return {};
+}
+
+// Linux __arm_smmu_cmdq_skip_err, for the CMDQ and a VCMDQ alike: an illegal command is
+// replaced by a CMD_SYNC; a fetch abort is retried as it stands ("retrying command fetch"),
+// so no invalidation is dropped; a CMD_SYNC whose ATC invalidation timed out runs again.
+void Smmuv3Driver::skip_error(uint32_t err, uint64_t slot) {
+  if (err == reg::CERROR_ABT || err == reg::CERROR_ATC_INV_SYNC) return;
+  const CmdWords repl = cmd_sync(SyncCs::None);
+  mem_.write(slot, repl.data(), 16);
+  charge_cycles(cfg_.timing.command_write_cycles);
 }
 
 std::string Smmuv3Driver::registers() {

@@ -246,6 +246,8 @@ class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::
   bool completed(uint32_t first, uint32_t barrier) override;
   Status check_error(unsigned poll) override;
   std::string registers() override;
+  // Error recovery of the queue entry at `slot` that raised CMDQ error `err` (before GERRORN).
+  void skip_error(uint32_t err, uint64_t slot);
   const char* command_name(uint8_t opcode) const override { return smmuv3::opcode_name(smmuv3::Opcode(opcode)); }
 
   Smmuv3DriverConfig cfg_;
