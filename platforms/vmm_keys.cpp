@@ -210,8 +210,7 @@ Section<VmmSettings> vmm_keys() {
               "TLBIs, drop_atc_inv without forwarding its ATC_INVs (with ATS) (both smmuv3@trapped); "
               "drop_host_flush makes the VMM clear the host's PTEs without invalidating its caches: on a virtio lane "
               "the device answers a guest UNMAP OK so; on a trapped lane its own IOMMU_IOAS_UNMAPs (the stress "
-              "workload's page moves, vmm.teardown_vm) do (the oracle sees it through a work queue its guest sees "
-              "untranslated, on smmuv3 and amdvi with vmm.assign pasid); "
+              "workload's page moves, vmm.teardown_vm) do; "
               "wrong_vintf_vmid (smmuv3@accelerated only): the host kernel programs the guest's CMDQV VINTF with a "
               "VMID other than its nest parent's, so the hardware puts a VMID on the guest's TLBIs that its "
               "translations do not carry. Stale translations survive and the run must report violations (exit 3)")

@@ -146,9 +146,13 @@ Errno Iommufd::ioas_unmap(uint32_t ioas_id, uint64_t iova, uint64_t length, uint
     for (uint32_t h : ioas->paging) {
       const Object& hw = objects_.at(h);
       driver::DriverBase& drv = *units_[hw.unit].driver;
+      common::CorrectnessOracle::ChangeId change = 0;
       const driver::Status st = flush ? drv.unmap(hw.domain, start, a.length)
-                                      : drv.unmap_deferred(hw.domain, start, a.length, nullptr);
+                                      : drv.unmap_deferred(hw.domain, start, a.length, &change);
       if (!st.ok) return done(Call::IoasUnmap, Errno::Io);
+      // IOMMU_IOAS_UNMAP returns with the unmap complete: a host that skipped its flush
+      // (vmm.inject = drop_host_flush) leaves stale translations the oracle must see now.
+      if (change) drv.complete_deferred(change, common::now_ps());
     }
     ioas->areas.erase(start);
     *unmapped += a.length;

@@ -349,6 +349,23 @@ TEST(Trapped, OracleCatchesAVmmThatDropsTheGuestsTlbis) {
   EXPECT_GT(stat(s, "smmuv3@trapped.oracle.violations"), 0);
 }
 
+// A host that skips the flush of the VMM's IOAS unmaps (its stage-2 page moves): the IOCTL
+// returns with the unmap complete, so a nested device translating through the old page
+// afterwards is a violation. A 64 KiB window keeps the moved pages in the IOTLB.
+TEST(Trapped, OracleCatchesAHostThatSkipsItsStage2Flush) {
+  for (const char* vendor : {"smmuv3", "vtd", "amdvi"}) {
+    SCOPED_TRACE(vendor);
+    const std::string dir = fresh_dir(std::string("trapped_inject_s2_") + vendor);
+    const CliRun r = run_cli("run --force -o " + dir + " -p iommu.vendor=" + vendor +
+                             " -p iommu.translation=nested -p vmm.paths=trapped -p vmm.inject=drop_host_flush "
+                             "-p workload.mode=stress -p traffic.transactions=100000 -p traffic.window_bytes=65536");
+    EXPECT_EQ(r.exit_code, 3) << r.out;
+    const nlohmann::json s = read_json(dir + "/stats.json");
+    EXPECT_GT(stat(s, std::string(vendor) + "@trapped.oracle.violations"), 0);
+    EXPECT_EQ(stat(s, std::string(vendor) + "@trapped.vmm.host_commands_per_ioas_unmap", "mean"), 0) << "no flush";
+  }
+}
+
 // With ATS, a VMM that forwards the guest's TLBIs but not its ATC_INVs leaves the device's
 // ATC stale after the guest's CMD_SYNC: the oracle sees translated DMAs through entries the
 // guest removed. The same run without the injected bug is the stress cell
