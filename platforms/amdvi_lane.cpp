@@ -1,5 +1,7 @@
 // The AMD IOMMU lane: the keys of iommu.amdvi and driver.amdvi, read into an AmdVi and its
 // Linux-like driver; and its trapped lane (a guest's driver behind the VMM's vAMD).
+#include <utility>
+
 #include "models/amdvi/amdvi.h"
 #include "platforms/driver/amdvi_driver.h"
 #include "platforms/iommu_lane.h"
@@ -159,6 +161,17 @@ std::unique_ptr<IommuLane> make(const ConfigReader& s, const ConfigReader& d, co
   return std::make_unique<AmdViLane>(settings, m, dc);
 }
 
+// The guest's driver and its vAMD, as the trapped and accelerated lanes both build them.
+std::pair<driver::AmdViDriverConfig, vmm::VAmdViConfig> guest_and_vamd(const LaneSettings& settings,
+                                                                       const amdvi::AmdViConfig& m,
+                                                                       const driver::AmdViDriverConfig& host) {
+  driver::AmdViDriverConfig guest = guest_driver_config(host, settings);
+  guest.gcr3_tables = settings.guest.amd_gcr3;
+  auto vc = viommu_config<vmm::VAmdViConfig>(settings, settings.vmm.x86_amd, false);
+  vc.caps = m.caps;
+  return {guest, vc};
+}
+
 std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReader& d, const ConfigReader&,
                                         const LaneSettings& settings) {
   amdvi::AmdViConfig m;
@@ -167,10 +180,7 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   // A work queue (vmm.assign pasid) runs untranslated on a paging HWPT (vmm::Vm, docs/vmm.md).
   refuse_ats_on_untranslated_queues(settings, "amdvi@trapped");
   host.nested_domids = settings.vmm.amd_domid;
-  driver::AmdViDriverConfig guest = guest_driver_config(host, settings);
-  guest.gcr3_tables = settings.guest.amd_gcr3;
-  auto vc = viommu_config<vmm::VAmdViConfig>(settings, settings.vmm.x86_amd, false);
-  vc.caps = m.caps;
+  const auto [guest, vc] = guest_and_vamd(settings, m, host);
   return std::make_unique<AmdViTrappedLane>(settings, m, host, guest, vc, "vamd");
 }
 
@@ -199,14 +209,11 @@ std::unique_ptr<IommuLane> make_accelerated(const ConfigReader& s, const ConfigR
       e.fail("requester_id", "is a hardware vIOMMU translation DeviceID on amdvi@accelerated (the top " +
                                  std::to_string(settings.vmm.vms) + " of the device table)");
   }
-  driver::AmdViDriverConfig guest = guest_driver_config(host, settings);
-  guest.gcr3_tables = settings.guest.amd_gcr3;
+  auto [guest, vc] = guest_and_vamd(settings, m, host);
   guest.hw_viommu_guests = 0;
   // Its head / tail accesses are real posted MMIO to the VF page (no trap): the host's costs.
   guest.timing.mmio_write_ns = host.timing.mmio_write_ns;
   guest.timing.mmio_read_ns = host.timing.mmio_read_ns;
-  auto vc = viommu_config<vmm::VAmdViConfig>(settings, settings.vmm.x86_amd, false);
-  vc.caps = m.caps;
   vc.accelerated = true;
   return std::make_unique<AmdViAcceleratedLane>(settings, m, host, guest, vc, "vamd");
 }

@@ -1,5 +1,7 @@
 // The SMMUv3 lane: the keys of iommu.smmuv3 and driver.smmuv3, read into an Smmuv3 and its
 // Linux-like driver.
+#include <utility>
+
 #include "models/smmuv3/cmdqv.h"
 #include "models/smmuv3/smmuv3.h"
 #include "platforms/driver/smmuv3_driver.h"
@@ -163,6 +165,20 @@ std::unique_ptr<IommuLane> make(const ConfigReader& s, const ConfigReader& d, co
   return std::make_unique<Smmuv3Lane>(settings, m, dc);
 }
 
+// The guest's driver and its vSMMU, as the trapped and accelerated lanes both build them:
+// the same driver on guest RAM, a linear stream table (all the vSMMU offers).
+std::pair<driver::Smmuv3DriverConfig, vmm::VSmmuConfig> guest_and_vsmmu(const LaneSettings& settings,
+                                                                        const smmuv3::Smmuv3Config& m,
+                                                                        const driver::Smmuv3DriverConfig& host) {
+  driver::Smmuv3DriverConfig guest = guest_driver_config(host, settings);
+  guest.two_level_stream_table = false;
+  auto vc = viommu_config<vmm::VSmmuConfig>(settings, settings.vmm.arm64, true);
+  vc.sid_bits = m.sid_bits;
+  vc.ssid_bits = m.ssid_bits;
+  vc.range_invalidation = m.range_invalidation;
+  return {guest, vc};
+}
+
 std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReader& d, const ConfigReader&,
                                         const LaneSettings& settings) {
   smmuv3::Smmuv3Config m;
@@ -173,14 +189,8 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   host.nested_vmids = settings.vmm.arm_vmid;
   if (settings.vmm.inject == vmm::VmmFault::WrongVintfVmid)
     throw ConfigError("vmm.inject: wrong_vintf_vmid is a bug of smmuv3@accelerated (vmm.paths = accelerated alone)");
-  // The guest runs the same driver on guest RAM; the vSMMU offers a linear stream table only.
-  driver::Smmuv3DriverConfig guest = guest_driver_config(host, settings);
-  guest.two_level_stream_table = false;
-  auto vc = viommu_config<vmm::VSmmuConfig>(settings, settings.vmm.arm64, true);
+  auto [guest, vc] = guest_and_vsmmu(settings, m, host);
   if (settings.vmm.inject != vmm::VmmFault::DropHostFlush) vc.inject = settings.vmm.inject;   // that one is vmm::Vm's
-  vc.sid_bits = m.sid_bits;
-  vc.ssid_bits = m.ssid_bits;
-  vc.range_invalidation = m.range_invalidation;
   return std::make_unique<Smmuv3TrappedLane>(settings, m, host, guest, vc, "vsmmu");
 }
 
@@ -207,13 +217,8 @@ std::unique_ptr<IommuLane> make_accelerated(const ConfigReader& s, const ConfigR
                       "wrong_vintf_vmid is its injected bug");
   host.inject_wrong_vintf_vmid = settings.vmm.inject == vmm::VmmFault::WrongVintfVmid;
   host.nested_vmids = settings.vmm.arm_vmid;
-  driver::Smmuv3DriverConfig guest = guest_driver_config(host, settings);
-  guest.two_level_stream_table = false;
+  auto [guest, vc] = guest_and_vsmmu(settings, m, host);
   guest.vcmdqs = settings.vmm.vcmdqs;
-  auto vc = viommu_config<vmm::VSmmuConfig>(settings, settings.vmm.arm64, true);
-  vc.sid_bits = m.sid_bits;
-  vc.ssid_bits = m.ssid_bits;
-  vc.range_invalidation = m.range_invalidation;
   vc.accelerated = true;   // vc.inject stays none: the vSMMU forwards nothing the bugs drop
   vc.direct_mmio_read_ns = host.timing.mmio_read_ns;
   vc.direct_mmio_write_ns = host.timing.mmio_write_ns;
