@@ -254,7 +254,17 @@ TEST(SmmuCmdqv, AtcInvVsidReplacedOrError) {
     h.wait_idle(kGuestVintf, 0, prod);
     EXPECT_EQ(VCMDQ_CONS_ERR::get(h.cons(kGuestVintf, 0)), smmuv3::reg::CERROR_ILL);
     EXPECT_EQ(atc.got.size(), 1u);
-    // The physical SID itself is not a vSID either (the guest cannot name it).
+    // Skip it and acknowledge, as the guest's driver does.
+    uint32_t cons = h.cons(kGuestVintf, 0);
+    h.memory.write(kRing0 + (cons & 0xF) * 16ull, kSyncNone.data(), 16);
+    h.cmdqv.write32(VCMDQ_PAGE0(0) + VCMDQ_GERRORN, h.cmdqv.read32(VCMDQ_PAGE0(0) + VCMDQ_GERROR));
+    h.wait_idle(kGuestVintf, 0, prod, true);
+    ASSERT_EQ(h.cons(kGuestVintf, 0), prod);
+    // The physical SID itself is not a vSID either (the guest cannot name it): an error too.
+    prod = h.guest_submit(kGuestVintf, 0, kRing0, {atc_inv_all(kSid), kSyncNone});
+    h.wait_idle(kGuestVintf, 0, prod);
+    EXPECT_EQ(VCMDQ_CONS_ERR::get(h.cons(kGuestVintf, 0)), smmuv3::reg::CERROR_ILL);
+    EXPECT_EQ(atc.got.size(), 1u);
     EXPECT_EQ(h.cmdqv.sids_replaced(0), 1u);
   });
 }
