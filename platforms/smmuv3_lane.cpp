@@ -205,6 +205,14 @@ std::unique_ptr<IommuLane> make_accelerated(const ConfigReader& s, const ConfigR
   if (settings.vmm.vcmdqs > per_vintf)
     throw ConfigError("vmm.vcmdqs: " + std::to_string(settings.vmm.vcmdqs) + " VCMDQs, a CMDQV VINTF has " +
                       std::to_string(per_vintf));
+  // Each guest driver's slice of the guest table pool (per VM and unit) holds its CMDQ and its
+  // VCMDQs, each aligned to its size, besides its tables: rings that fill it cannot work.
+  const uint64_t ring = uint64_t(16) << host.cmdq_log2;
+  const uint64_t slice = settings.pools.guest_pool_bytes / (settings.vmm.vms * settings.iommus);
+  if ((1 + settings.vmm.vcmdqs) * ring >= slice)
+    throw ConfigError("driver.smmuv3.cmdq_log2: the guest's CMDQ and " + std::to_string(settings.vmm.vcmdqs) +
+                      " VCMDQ(s) of " + std::to_string(ring) + " bytes each fill its " + std::to_string(slice) +
+                      "-byte share of platform.guest_table_pool_bytes; lower it or vmm.vcmdqs, or raise the pool");
   if (settings.vmm.vms >= (1u << cq.vintfs_log2))
     throw ConfigError("vmm.vms: smmuv3@accelerated gives each VM a CMDQV VINTF; the CMDQV has " +
                       std::to_string((1u << cq.vintfs_log2) - 1) + " besides the host's");

@@ -180,6 +180,12 @@ Section<VmmSettings> vmm_keys() {
       .integer("vcmdqs", &V::vcmdqs, 1, 1, 64, "queues",
                "smmuv3@accelerated: the VCMDQs each VM's CMDQV VINTF maps into its guest; a vCPU uses queue cpu % vcmdqs "
                "(Linux tegra241_cmdqv_get_cmdq); at most the VINTF's LVCMDQs (4)")
+      .check("vcmdqs",
+             [](const VmmSettings& v) {
+               return v.vcmdqs != 1 && v.paths.find(kAcceleratedPath) == std::string::npos
+                          ? std::string("only the accelerated path has VCMDQs (vmm.paths has no accelerated): use 1")
+                          : std::string();
+             })
       .custom(value_key("assign", KeyType::List, nlohmann::json::array(), "list of objects", "",
                         "which VM owns each endpoint: objects {endpoint (traffic.endpoints index), vm (below "
                         "vmm.vms), virt_id (the guest's vSID / vRID / vDeviceID for it, 0 .. 65535), pasid (optional: "

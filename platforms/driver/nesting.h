@@ -194,6 +194,9 @@ class NestingOps {
     return Errno::OpNotSupp;
   }
   virtual void hw_queue_destroy(ViommuHandle v, uint32_t index) { (void)v; (void)index; }
+  // IOMMU_DESTROY of vIOMMU `v` (iommufd_viommu_ops destroy): the driver frees what it
+  // holds for it (a Tegra241 CMDQV VINTF). Its HW queues, vDEVICEs and HWPTs went first.
+  virtual void viommu_destroy(ViommuHandle v) { (void)v; }
   // The core's sink for vIOMMU `v`'s events, reported as `viommu` (its object ID); nullptr
   // stops them. AMD reports through its MODEL EXTENSION type (VeventqType::AmdExt).
   virtual void set_event_sink(ViommuHandle v, ViommuEventSink* sink, uint32_t viommu) {

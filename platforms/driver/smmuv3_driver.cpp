@@ -440,7 +440,7 @@ Status Smmuv3Driver::init_vcmdqs() {
   for (unsigned l = 0; l < cfg_.vcmdqs; ++l) {
     // The ring in guest RAM, aligned to its size (tegra241_vintf_alloc_lvcmdq_user's rule).
     const uint64_t base = alloc_host(bytes, bytes);
-    if (!base) return Status::fail("driver.table_pool_bytes too small for the VCMDQs");
+    if (!base) return Status::fail("platform.guest_table_pool_bytes: no room for the VCMDQs (driver.smmuv3.cmdq_log2, vmm.vcmdqs)");
     if (!g->set_base(l, base | cfg_.cmdq_log2))
       return Status::fail("VCMDQ " + std::to_string(l) + ": the VMM's IOMMU_HW_QUEUE_ALLOC failed");
     vcmdqs_.push_back(std::make_unique<Vcmdq>(*this, *g, l));
@@ -650,7 +650,8 @@ void Smmuv3Driver::for_each_s2_vmid(const SmmuDomain& d, DomainId id, F&& f) con
 
 std::optional<uint64_t> Smmuv3Driver::nested_tags_in_use() const {
   uint64_t n = 0;
-  for (const VSmmu& vs : vsmmus_) for_each_guest_vmid(vs, [&](uint16_t) { ++n; });
+  for (const VSmmu& vs : vsmmus_)
+    if (!vs.destroyed) for_each_guest_vmid(vs, [&](uint16_t) { ++n; });
   return n;
 }
 
@@ -746,6 +747,29 @@ Errno Smmuv3Driver::hw_queue_init_phys(ViommuHandle v, HwQueueType type, uint32_
   cmdqv_write(q::VCMDQ_PAGE1(g) + q::VCMDQ_BASE, base_pa | log2size, 8);
   vs.lvcmdqs[index] = true;
   return Errno::Ok;
+}
+
+// IOMMU_DESTROY of a vIOMMU (its vDEVICEs, nested HWPTs and HW queues went first). With a
+// VINTF, tegra241_cmdqv_destroy_vintf_user -> tegra241_cmdqv_remove_vintf:
+// tegra241_vintf_hw_deinit (CONFIG 0: EN and the VMID cleared; the SID pairs cleared) and the
+// VINTF index freed, so a later VM's vIOMMU can take it. The handle stays (handles are
+// positions), unusable.
+void Smmuv3Driver::viommu_destroy(ViommuHandle v) {
+  if (v == 0 || v > vsmmus_.size()) return;
+  VSmmu& vs = vsmmus_[v - 1];
+  vs.destroyed = true;
+  vs.sink = nullptr;
+  if (!vs.vintf) return;
+  namespace q = smmuv3::cmdqv;
+  const uint64_t base = q::VINTF(vs.vintf);
+  cmdqv_write(base + q::VINTF_CONFIG, 0);
+  for (unsigned s = 0; s < cmdqv_->sids_per_vintf(); ++s) {
+    cmdqv_write(base + q::VINTF_SID_MATCH(s), 0);
+    cmdqv_write(base + q::VINTF_SID_REPLACE(s), 0);
+  }
+  vintf_used_[vs.vintf] = false;
+  vs.vintf = 0;
+  vs.sid_slots.clear();
 }
 
 void Smmuv3Driver::hw_queue_destroy(ViommuHandle v, uint32_t index) {

@@ -152,6 +152,7 @@ class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::
   Errno hw_queue_init_phys(ViommuHandle v, HwQueueType type, uint32_t index, uint64_t base_pa,
                            uint64_t length) override;
   void hw_queue_destroy(ViommuHandle v, uint32_t index) override;
+  void viommu_destroy(ViommuHandle v) override;
   Errno viommu_init(ViommuType type, DomainId parent, ViommuHandle* out) override;
   Errno alloc_nested(ViommuHandle v, uint32_t flags, const UserData& data, DomainId* out) override;
   // Linux arm-smmu-v3 has no domain_alloc_nested: an SMMU nested domain needs a vIOMMU.
@@ -194,6 +195,7 @@ class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::
     unsigned vintf = 0;                         // Tegra241 CMDQV: its VINTF (0: none)
     std::map<uint64_t, unsigned> sid_slots;     // Tegra241 CMDQV: vSID -> SID_MATCH/REPLACE pair
     std::vector<bool> lvcmdqs;                  // Tegra241 CMDQV: its LVCMDQs allocated
+    bool destroyed = false;                     // IOMMU_DESTROY: its tags are no longer in use
   };
   // A CMDQV register write, with the driver's MMIO time.
   void cmdqv_write(uint64_t offset, uint64_t value, unsigned bytes = 4);

@@ -136,6 +136,8 @@ Errno Iommufd::ioas_unmap(uint32_t ioas_id, uint64_t iova, uint64_t length, uint
   for (const auto& [start, a] : ioas->areas) {
     const uint64_t end = start + (a.length - 1);
     if (end < iova || start > last) continue;
+    // An area a HW queue has pinned stays until the queue is destroyed (checked first).
+    if (a.locks) return done(Call::IoasUnmap, Errno::Busy);
     if (start < iova || end > last) return done(Call::IoasUnmap, Errno::NoEnt);
     hit.push_back(start);
   }
@@ -368,6 +370,7 @@ Errno Iommufd::destroy(uint32_t id) {
       break;
     case ObjType::Viommu:
       units_[o.unit].nesting->set_event_sink(o.handle, nullptr, id);
+      units_[o.unit].nesting->viommu_destroy(o.handle);
       --objects_.at(o.parent).users;
       break;
     case ObjType::Veventq: {   // iommufd_veventq_abort: its events go, the vIOMMU is free
@@ -380,6 +383,8 @@ Errno Iommufd::destroy(uint32_t id) {
     case ObjType::HwQueue: {   // the driver's destroy, then the vIOMMU (and the queue before it) are free
       Object& v = objects_.at(o.viommu);
       units_[v.unit].nesting->hw_queue_destroy(v.handle, o.index);
+      Object& ioas = objects_.at(o.ioas);
+      for (uint64_t start : o.pinned) --ioas.areas.at(start).locks;
       --v.users;
       if (o.prev) --objects_.at(o.prev).users;
       break;
@@ -464,7 +469,8 @@ Errno Iommufd::hw_queue_alloc(uint32_t flags, uint32_t viommu_id, driver::HwQueu
   // iommufd_hw_queue_alloc_phys: pin every page of the range through the nest parent's
   // IOAS (an unmapped one fails the pin), then check them physically contiguous (the
   // hardware reads by PA).
-  const Object& ioas = objects_.at(objects_.at(v->parent).ioas);
+  const uint32_t ioas_id = objects_.at(v->parent).ioas;
+  Object& ioas = objects_.at(ioas_id);
   constexpr uint64_t kPage = 4096;
   const uint64_t first = iova & ~(kPage - 1);
   auto pa_of = [&ioas](uint64_t page) -> std::optional<uint64_t> {
@@ -489,6 +495,12 @@ Errno Iommufd::hw_queue_alloc(uint32_t flags, uint32_t viommu_id, driver::HwQueu
   o.unit = v->unit;
   o.viommu = viommu_id;
   o.index = index;
+  // iopt_pin_pages with lock_area: the areas under the queue cannot be unmapped while it lives.
+  o.ioas = ioas_id;
+  for (auto a = std::prev(ioas.areas.upper_bound(first)); a != ioas.areas.end() && a->first <= iova + (length - 1); ++a) {
+    ++a->second.locks;
+    o.pinned.push_back(a->first);
+  }
   // iommufd_hw_queue_depend: the queue of index - 1 stays until this one is destroyed.
   for (auto& [id, q] : objects_)
     if (index && q.type == ObjType::HwQueue && q.viommu == viommu_id && q.index == index - 1) {
@@ -498,6 +510,16 @@ Errno Iommufd::hw_queue_alloc(uint32_t flags, uint32_t viommu_id, driver::HwQueu
   ++v->users;
   *hw_queue_id = add(std::move(o));   // a std::map insert: v stays valid
   return done(Call::HwQueueAlloc, Errno::Ok);
+}
+
+std::vector<uint32_t> Iommufd::hw_queues_of(uint32_t viommu_id) const {
+  std::vector<std::pair<uint32_t, uint32_t>> by_index;
+  for (const auto& [id, o] : objects_)
+    if (o.type == ObjType::HwQueue && o.viommu == viommu_id) by_index.emplace_back(o.index, id);
+  std::sort(by_index.rbegin(), by_index.rend());
+  std::vector<uint32_t> ids;
+  for (const auto& [index, id] : by_index) ids.push_back(id);
+  return ids;
 }
 
 Errno Iommufd::report_event(uint32_t viommu, driver::VeventqType type, const void* data, uint32_t len,

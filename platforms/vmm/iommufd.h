@@ -138,6 +138,8 @@ class Iommufd : public driver::ViommuEventSink {
   // guest memory at `nesting_parent_iova`.
   Errno hw_queue_alloc(uint32_t flags, uint32_t viommu_id, driver::HwQueueType type, uint32_t index,
                        uint64_t nesting_parent_iova, uint64_t length, uint32_t* hw_queue_id);
+  // The HW queues of vIOMMU `viommu_id`, highest index first: the order they can be destroyed in.
+  std::vector<uint32_t> hw_queues_of(uint32_t viommu_id) const;
   // read() of the vEVENTQ's fd: up to `max` entries, oldest first, into `out`; *n says how many.
   Errno veventq_read(uint32_t veventq_id, Vevent* out, uint32_t max, uint32_t* n);
   // driver::ViommuEventSink, what the host driver calls: iommufd_viommu_report_event.
@@ -175,7 +177,11 @@ class Iommufd : public driver::ViommuEventSink {
 
  private:
   static constexpr size_t kVeventqSlots = 5;   // ARM SMMUv3, Tegra241 CMDQV, VtdExt, AmdExt (0 unused)
-  struct Area { uint64_t pa = 0, length = 0; uint32_t flags = 0; };
+  struct Area {
+    uint64_t pa = 0, length = 0;
+    uint32_t flags = 0;
+    uint32_t locks = 0;   // HW queues pinning it (iopt_area num_locks): its unmap is EBUSY
+  };
   struct Object {
     ObjType type = ObjType::Device;
     uint32_t users = 0;      // other objects (and attachments) holding it
@@ -186,7 +192,7 @@ class Iommufd : public driver::ViommuEventSink {
     uint32_t vdevice = 0;    // device: its vDEVICE
     std::map<uint64_t, Area> areas;   // IOAS: by IOVA
     std::vector<uint32_t> paging;     // IOAS: its HWPT_PAGINGs
-    uint32_t ioas = 0;                // HWPT_PAGING
+    uint32_t ioas = 0;                // HWPT_PAGING; HW queue: the IOAS it pins
     bool nest_parent = false;         // HWPT_PAGING
     bool pasid_compat = false;        // HWPTs: allocated with IOMMU_HWPT_ALLOC_PASID
     uint32_t parent = 0;              // HWPT_NESTED: its HWPT_PAGING; vIOMMU: its nest parent
@@ -202,6 +208,7 @@ class Iommufd : public driver::ViommuEventSink {
     std::deque<Vevent> deliver;                         // vEVENTQ: oldest first
     uint32_t index = 0;                                 // HW queue: its index on the vIOMMU
     uint32_t prev = 0;                                  // HW queue: the one of index - 1 it holds
+    std::vector<uint64_t> pinned;                       // HW queue: the IOAS areas it locks, by IOVA
   };
   struct CallStats {
     common::Counter calls, errors;

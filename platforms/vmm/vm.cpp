@@ -148,7 +148,16 @@ driver::Status Vm::unmap(uint64_t gpa, uint64_t bytes) {
   return {};
 }
 
-driver::Status Vm::unmap_all() { return unmap(0, ~0ull); }
+driver::Status Vm::unmap_all() {
+  for (uint32_t viommu : viommus_) {
+    if (!viommu) continue;
+    for (uint32_t q : fd_.hw_queues_of(viommu))
+      if (const Errno e = fd_.destroy(q); e != Errno::Ok)
+        return driver::Status::fail("VMM: IOMMU_DESTROY of HW queue " + std::to_string(q) + " failed with " +
+                                    errno_name(e));
+  }
+  return unmap(0, ~0ull);
+}
 
 void Vm::register_stats(common::StatRegistry& reg, const std::string& p) const {
   reg.add(p + ".host_commands_per_ioas_unmap", host_commands_per_unmap_, "count",

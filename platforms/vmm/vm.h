@@ -99,8 +99,9 @@ class Vm {
   // The VMM moves guest page(s) [gpa, gpa + bytes) of the movable range to host `pa`:
   // IOMMU_IOAS_UNMAP (the host invalidates its stage 2) then IOMMU_IOAS_MAP.
   driver::Status move_page(uint64_t gpa, uint64_t pa, uint64_t bytes);
-  // The VMM unmaps all of guest RAM (IOMMU_IOAS_UNMAP of everything), as when the VM is torn
-  // down: every parent and paging HWPT of the IOAS loses it, and the host invalidates.
+  // The VMM tears the VM down: it destroys its vIOMMUs' HW queues (their pinned guest pages
+  // cannot be unmapped before: EBUSY), then unmaps all of guest RAM (IOMMU_IOAS_UNMAP of
+  // everything): every parent and paging HWPT of the IOAS loses it, and the host invalidates.
   driver::Status unmap_all();
   // host_commands_per_ioas_unmap: the host queue entries (commands and barriers, every
   // unit) each IOMMU_IOAS_UNMAP cost, the stage-2 fan-out of a VMM change; the work queues

@@ -114,6 +114,23 @@ TEST(Accelerated, TwoVcpusOnTwoVcmdqsDoNotShareAQueue) {
   EXPECT_LT(stat(two.stats, queueing, "mean"), stat(one.stats, queueing, "mean"));
 }
 
+// vmm.teardown_vm on the accelerated lane: the VMM destroys the VM's HW queues before it
+// unmaps guest RAM, as it must (IOMMU_IOAS_UNMAP of an area a HW queue pins is EBUSY:
+// iopt_unmap_iova_range, num_locks). With 2 VCMDQs: two IOMMU_DESTROY calls (the vIOMMU,
+// its vDEVICE and HWPTs stay), one unmap-all, no failed call.
+TEST(Accelerated, TeardownDestroysTheHwQueuesBeforeUnmapping) {
+  const LaneRun r = run_smmu("accel_teardown", "-p vmm.paths=accelerated -p workload.mode=dma_api "
+                                               "-p dma_api.cpus=2 -p vmm.vcmdqs=2 -p traffic.transactions=4000 "
+                                               "-p vmm.teardown_vm=0");
+  const std::string fd = std::string(kLane) + "vmm.iommufd.";
+  EXPECT_EQ(stat(r.stats, fd + "hw_queue_alloc.calls"), 2);
+  EXPECT_EQ(stat(r.stats, fd + "destroy.calls"), 2);
+  EXPECT_EQ(stat(r.stats, fd + "destroy.errors"), 0);
+  EXPECT_EQ(stat(r.stats, fd + "ioas_unmap.calls"), 1);
+  EXPECT_EQ(stat(r.stats, fd + "ioas_unmap.errors"), 0);
+  EXPECT_EQ(stat(r.stats, std::string(kLane) + "oracle.violations"), 0);
+}
+
 // Settings the accelerated path cannot serve are config errors naming the key.
 TEST(Accelerated, UnsupportedSettingsAreConfigErrors) {
   for (const auto& [params, key] : std::vector<std::pair<std::string, std::string>>{
@@ -121,7 +138,11 @@ TEST(Accelerated, UnsupportedSettingsAreConfigErrors) {
            {"-p vmm.vms=4", "vmm.vms"},
            {"-p vmm.arm_vmid=per_nested_hwpt", "vmm.arm_vmid"},
            {"-p vmm.inject=drop_tlbi", "vmm.inject"},
-           {"-p vmm.paths=trapped -p vmm.inject=wrong_vintf_vmid", "vmm.inject"}}) {
+           {"-p vmm.paths=trapped -p vmm.inject=wrong_vintf_vmid", "vmm.inject"},
+           {"-p vmm.paths=trapped -p vmm.vcmdqs=2", "vmm.vcmdqs"},
+           // 2^18 x 16 B = 4 MB rings: the guest's CMDQ and 3 VCMDQs are 16 MB, the whole
+           // default 16 MB guest table pool.
+           {"-p vmm.vcmdqs=3 -p driver.smmuv3.cmdq_log2=18", "driver.smmuv3.cmdq_log2"}}) {
     const CliRun r = run_cli("run --force -o " + fresh_dir("accel_bad") +
                              " -p iommu.vendor=smmuv3 -p iommu.translation=nested -p vmm.paths=accelerated " + params);
     EXPECT_EQ(r.exit_code, 2) << params << "\n" << r.out;

@@ -80,6 +80,22 @@ TEST(IommufdCmdqv, ViommuGetsAVintfWithItsVmid) {
     EXPECT_EQ(vm.fd.viommu_alloc(0, ViommuType::Tegra241Cmdqv, vm.dev, vm.parent, &v), Errno::Ok);
     EXPECT_EQ(vm.fd.viommu_alloc(0, ViommuType::Tegra241Cmdqv, vm.dev, vm.parent, &v), Errno::Ok);
     EXPECT_EQ(vm.fd.viommu_alloc(0, ViommuType::Tegra241Cmdqv, vm.dev, vm.parent, &v), Errno::NoSpc);
+    // Destroying the first vIOMMU frees its VINTF (tegra241_cmdqv_remove_vintf): not while a
+    // vDEVICE holds it (EBUSY, VINTF untouched); then CONFIG 0 (disabled, no VMID), and the
+    // next vIOMMU takes VINTF 1 again, with the same parent's VMID.
+    ASSERT_EQ(vm.fd.vdevice_alloc(vm.viommu, vm.dev, kVsid, &vdev), Errno::Ok);
+    EXPECT_EQ(vm.fd.destroy(vm.viommu), Errno::Busy);
+    EXPECT_EQ(c.read32(VINTF(1) + VINTF_CONFIG), uint32_t(vmid) << 1 | 1u);
+    ASSERT_EQ(vm.fd.destroy(vdev), Errno::Ok);
+    ASSERT_EQ(vm.fd.destroy(vm.viommu), Errno::Ok);
+    EXPECT_EQ(c.read32(VINTF(1) + VINTF_CONFIG), 0u);
+    EXPECT_EQ(c.read32(VINTF(1) + VINTF_STATUS), 0u);
+    EXPECT_EQ(c.read32(VINTF(1) + VINTF_SID_MATCH(0)), 0u);
+    EXPECT_EQ(vm.fd.viommu_alloc(0, ViommuType::Tegra241Cmdqv, vm.dev, vm.parent, &v), Errno::Ok);
+    EXPECT_EQ(h.drv.vintf_of(1), 0u);   // the destroyed vIOMMU's handle holds none
+    EXPECT_EQ(h.drv.vintf_of(4), 1u);
+    EXPECT_EQ(c.read32(VINTF(1) + VINTF_CONFIG), uint32_t(vmid) << 1 | 1u);
+    EXPECT_EQ(vm.fd.viommu_alloc(0, ViommuType::Tegra241Cmdqv, vm.dev, vm.parent, &v), Errno::NoSpc);
   });
 }
 
@@ -115,13 +131,30 @@ TEST(IommufdCmdqv, HwQueueAllocChecksAndBase) {
     EXPECT_EQ(alloc(0, HwQueueType::Tegra241Cmdqv, 0, kQueueGpa, kQueueBytes, &x), Errno::Exist);
     ASSERT_EQ(alloc(0, HwQueueType::Tegra241Cmdqv, 1, 0x40000, 32, &q1), Errno::Ok);
     EXPECT_EQ(c.read64(VCMDQ_PAGE1(5) + VCMDQ_BASE), 0x4004'0001ull);   // 32 B: LOG2SIZE 1
+    // The queues pin the IOAS areas under them (iopt_unmap_iova_range: num_locks, EBUSY,
+    // checked before a partial range's ENOENT): q0 the area [0, 0x20000), q1 the area
+    // [0x21000, 2 MB); the odd page at 0x20000 is free to go.
+    uint64_t unmapped = 0;
+    EXPECT_EQ(vm.fd.ioas_unmap(vm.ioas, 0, 0x20000, &unmapped), Errno::Busy);
+    EXPECT_EQ(vm.fd.ioas_unmap(vm.ioas, 0x1000, 0x1000, &unmapped), Errno::Busy);
+    EXPECT_EQ(vm.fd.ioas_unmap(vm.ioas, 0x21000, kGpaBytes - 0x21000, &unmapped), Errno::Busy);
+    EXPECT_EQ(vm.fd.ioas_unmap(vm.ioas, 0, ~0ull, &unmapped), Errno::Busy);
+    EXPECT_EQ(unmapped, 0u);
+    ASSERT_EQ(vm.fd.ioas_unmap(vm.ioas, 0x20000, 0x1000, &unmapped), Errno::Ok);
+    EXPECT_EQ(unmapped, 0x1000u);
     // Unmapped in descending order: queue 0 is held by queue 1.
+    EXPECT_EQ(vm.fd.hw_queues_of(vm.viommu), (std::vector<uint32_t>{q1, q0}));
     EXPECT_EQ(vm.fd.destroy(q0), Errno::Busy);
     EXPECT_EQ(vm.fd.destroy(vm.viommu), Errno::Busy);
     ASSERT_EQ(vm.fd.destroy(q1), Errno::Ok);
     EXPECT_EQ(c.read32(CMDQ_ALLOC(5)), 0x8002u) << "unmapped, still assigned to VINTF 1 / LVCMDQ 1";
     EXPECT_EQ(c.read64(VCMDQ_PAGE1(5) + VCMDQ_BASE), 0u);
+    // q1's area is free; q0's still pinned.
+    EXPECT_EQ(vm.fd.ioas_unmap(vm.ioas, 0, 0x20000, &unmapped), Errno::Busy);
+    ASSERT_EQ(vm.fd.ioas_unmap(vm.ioas, 0x21000, kGpaBytes - 0x21000, &unmapped), Errno::Ok);
     EXPECT_EQ(vm.fd.destroy(q0), Errno::Ok);
+    EXPECT_EQ(vm.fd.hw_queues_of(vm.viommu), std::vector<uint32_t>{});
+    ASSERT_EQ(vm.fd.ioas_unmap(vm.ioas, 0, 0x20000, &unmapped), Errno::Ok);
   });
 }
 
