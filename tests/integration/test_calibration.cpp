@@ -37,7 +37,9 @@ struct WindowRun {
 };
 
 WindowRun run_preset(unsigned pages) {
-  const std::string dir = ::testing::TempDir() + "pcie_bench_" + std::to_string(pages);
+  // Named after the test too: two tests run the same window, and ctest -j runs them at once.
+  const std::string dir = ::testing::TempDir() + "pcie_bench_" +
+                          ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" + std::to_string(pages);
   CliRun r = run_cli("run " + std::string(IOMMUSIM_SOURCE_DIR) + "/configs/presets/pcie_bench_broadwell.json --force -o " +
                      dir + " -p traffic.window_bytes=" + std::to_string(uint64_t{pages} * kPageBytes));
   EXPECT_EQ(r.exit_code, 0) << r.out;
