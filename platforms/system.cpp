@@ -509,7 +509,8 @@ Params read_params(const json& j) {
     const EndpointSettings& e = p.eps[i];
     total += e.config.total_transactions;
     // Endpoints may share a RID as the work queues of one device: each its own PASID, on one
-    // IOMMU, without ATS (a device has one ATC).
+    // IOMMU; with ATS they share the device's one ATC (traffic::Endpoint::share_atc_of), so
+    // its settings are the device's.
     for (size_t j = 0; j < i; ++j) {
       const EndpointSettings& o = p.eps[j];
       if (o.config.requester_id != e.config.requester_id) continue;
@@ -517,8 +518,14 @@ Params read_params(const json& j) {
         e.fail("requester_id", "already used by " + o.path + " (endpoints share a RID only as work queues of one "
                                "device, each with a PASID of its own)");
       if (e.iommu != o.iommu) e.fail("iommu", "a device sits behind one IOMMU (" + o.path + " shares its RID)");
-      if (e.config.ats.enabled || o.config.ats.enabled)
-        e.fail("ats.enabled", "not with a RID shared with " + o.path + " (one device, one ATC: not modelled)");
+      const traffic::AtsConfig &a = e.config.ats, &b = o.config.ats;
+      if (a.enabled != b.enabled || (a.enabled && (a.entries != b.entries || a.ways != b.ways ||
+                                                   a.lookup_cycles != b.lookup_cycles ||
+                                                   a.invalidation_response_ns != b.invalidation_response_ns ||
+                                                   a.respond != b.respond)))
+        e.fail("ats", "must equal " + o.path + ".ats: work queues of one device (a shared RID) share its one ATC");
+      if (a.enabled && e.config.clock_mhz != o.config.clock_mhz)
+        e.fail("clock_mhz", "must equal " + o.path + ".clock_mhz: work queues of one device share its ATC and its clock");
     }
     if (e.config.pasid_valid && p.translation == "s2")
       e.fail("pasid", "with translation s2 the DMA domain attaches to the RID, not a PASID (use -1)");
@@ -905,14 +912,21 @@ struct System::Impl : sc_core::sc_module {
   }
 
   // An endpoint with ATS (docs/ats.md): its ATC on the lane's link, known to the IOMMU and
-  // its driver, and its Translated DMAs reported to the oracle.
+  // its driver, and its Translated DMAs reported to the oracle. A work queue of a device
+  // met before (the same RID) uses that device's ATC: attached, enabled and its stats
+  // registered once, under the first endpoint's name.
   void add_ats(Lane& l, traffic::Endpoint& e, const std::string& stats_prefix) {
+    if (!e.atc()) return;
+    if (auto* o = l.iommu->oracle()) e.set_observer(o);
+    for (const auto& device : l.endpoints)
+      if (device->config().requester_id == e.config().requester_id) {
+        e.share_atc_of(*device);
+        return;
+      }
     traffic::Atc* atc = e.atc();
-    if (!atc) return;
     if (l.root_complex) atc->set_link(&l.root_complex->link());
     l.iommu->attach_ats_device(e.config().requester_id, atc);
     l.iommu->enable_ats(e.config().requester_id);
-    if (auto* o = l.iommu->oracle()) e.set_observer(o);
     atc->register_stats(reg, stats_prefix + ".atc");
     if (!l.ats_stats) l.iommu->register_ats_stats(reg, l.name);
     l.ats_stats = true;
