@@ -19,6 +19,7 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <systemc>
 
 #include "models/common/correctness_oracle.h"
@@ -333,6 +334,55 @@ void check_shared_atc_invalidations(H& h) {
   h.oracle.finish();
   EXPECT_EQ(h.ep.faulted() + h.wq->faulted(), 0u);
   EXPECT_EQ(h.oracle.violations(), 0u);
+}
+
+// Both work queues keep reading kAtsIova (400 DMAs each, 100 ns apart) while PASID 2's
+// page is unmapped. The one device invalidation that unmap needs is PASID 2's (PASID 1's
+// domain does not change). Left out (skip): the shared ATC keeps PASID 2's translation, and
+// the oracle reports wq's DMAs that used it after the barrier, every one of them
+// (kAtsRid, PASID 2), while ep (PASID 1) reads on without fault or violation. With it,
+// wq's later DMAs fault and the oracle is content. Needs ep = shared_ats_running(1), wq =
+// shared_ats_running(2).
+inline traffic::EndpointConfig shared_ats_running(uint32_t pasid) {
+  traffic::EndpointConfig e = shared_ats_queue(pasid, 400);
+  e.issue_gap_ns = 100;
+  return e;
+}
+template <class H>
+void check_shared_atc_pasid_invalidation_left_out(H& h, bool skip_device_invalidation) {
+  ASSERT_TRUE(h.wq);
+  ASSERT_TRUE(h.drv.init().ok);
+  std::string why;
+  auto domain = [&](uint64_t pa) {
+    const auto d = h.drv.create_domain(driver::DomainKind::Stage1, std::nullopt, &why);
+    EXPECT_TRUE(d.has_value()) << why;
+    EXPECT_TRUE(d && h.drv.map(*d, kAtsIova, pa, 4096, {}, 4096).ok);
+    return d.value_or(0);
+  };
+  const driver::DomainId d1 = domain(kAtsPa), d2 = domain(kAtsPa + 0x1000);
+  h.drv.enable_ats(kAtsRid);
+  IOMMUSIM_ASSERT_OK(h.drv.attach(kAtsRid, 1, d1));
+  IOMMUSIM_ASSERT_OK(h.drv.attach(kAtsRid, 2, d2));
+  h.go.notify(sc_core::SC_ZERO_TIME);
+  while (h.ep.completed() < 10 || h.wq->completed() < 10) sc_core::wait(sc_core::sc_time(10, sc_core::SC_NS));
+  h.drv.skip_device_invalidations_for_test(skip_device_invalidation);
+  IOMMUSIM_ASSERT_OK(h.drv.unmap(d2, kAtsIova, 4096));
+  while (!h.ep.done() || !h.wq->done()) sc_core::wait(sc_core::sc_time(1, sc_core::SC_US));
+  h.oracle.finish();
+  EXPECT_EQ(h.ep.faulted(), 0u);   // PASID 1's domain never changed
+  if (skip_device_invalidation) {
+    EXPECT_EQ(h.wq->faulted(), 0u);
+    EXPECT_GT(h.oracle.violations(), 0u);
+    const nlohmann::json v = h.oracle.violations_json();
+    ASSERT_FALSE(v.empty());
+    for (const auto& e : v) {
+      EXPECT_EQ(e["requester_id"], kAtsRid);
+      EXPECT_EQ(e["pasid"], 2);
+    }
+  } else {
+    EXPECT_GT(h.wq->faulted(), 0u);
+    EXPECT_EQ(h.oracle.violations(), 0u);
+  }
 }
 
 inline traffic::EndpointConfig ats_endpoint_running() {

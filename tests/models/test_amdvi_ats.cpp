@@ -94,5 +94,15 @@ TEST(AmdAts, SharedAtcDropsOnlyTheInvalidatedPasidsEntriesAndEveryOneWithoutPasi
   h.run([](AtsAmd& h) { check_shared_atc_invalidations(h); }, sc_core::sc_time(2, sc_core::SC_MS));
 }
 
+TEST(AmdAts, OracleCatchesASharedAtcsPasidInvalidationLeftOut) {
+  AtsAmd h(amd_config(), shared_ats_running(1), shared_ats_running(2));
+  h.run([](AtsAmd& h) { check_shared_atc_pasid_invalidation_left_out(h, /*skip_device_invalidation=*/true); });
+}
+
+TEST(AmdAts, WithTheSharedAtcsPasidInvalidationOnlyThatQueueFaults) {
+  AtsAmd h(amd_config(), shared_ats_running(1), shared_ats_running(2));
+  h.run([](AtsAmd& h) { check_shared_atc_pasid_invalidation_left_out(h, /*skip_device_invalidation=*/false); });
+}
+
 }  // namespace
 }  // namespace iommusim::test

@@ -88,5 +88,15 @@ TEST(VtdAts, SharedAtcDropsOnlyTheInvalidatedPasidsEntriesAndEveryOneWithoutPasi
   h.run([](AtsVtd& h) { check_shared_atc_invalidations(h); }, sc_core::sc_time(2, sc_core::SC_MS));
 }
 
+TEST(VtdAts, OracleCatchesASharedAtcsPasidInvalidationLeftOut) {
+  AtsVtd h(vtdtest::vtd_config(), shared_ats_running(1), shared_ats_running(2));
+  h.run([](AtsVtd& h) { check_shared_atc_pasid_invalidation_left_out(h, /*skip_device_invalidation=*/true); });
+}
+
+TEST(VtdAts, WithTheSharedAtcsPasidInvalidationOnlyThatQueueFaults) {
+  AtsVtd h(vtdtest::vtd_config(), shared_ats_running(1), shared_ats_running(2));
+  h.run([](AtsVtd& h) { check_shared_atc_pasid_invalidation_left_out(h, /*skip_device_invalidation=*/false); });
+}
+
 }  // namespace
 }  // namespace iommusim::test
