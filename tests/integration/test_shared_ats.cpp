@@ -156,6 +156,14 @@ TEST(SharedAts, ConfigErrorsNameTheKey) {
            "traffic.endpoints[1].ats: must equal traffic.endpoints[0].ats"},
           {"-p traffic.ats.enabled=true -p 'traffic.endpoints=[" + two + ",\"clock_mhz\":500}]'",
            "traffic.endpoints[1].clock_mhz: must equal traffic.endpoints[0].clock_mhz"},
+          // Stress beside work queues of endpoint 0's device: natively, and nested on VT-d only.
+          {"-p workload.mode=stress -p 'traffic.endpoints=[" + two + "}]'",
+           "traffic.endpoints: workload.mode = stress with work queues of endpoint 0's device and translation nested: "
+           "smmuv3 holds one stage 2 per device"},
+          {"-p workload.mode=stress -p vmm.paths=trapped -p 'traffic.endpoints=[" + two + "}]'",
+           "vmm.assign[1].endpoint: RID 32 is already assigned by assign[0]"},   // a guest gets a RID whole, or PASIDs
+          {"-p workload.mode=stress -p 'traffic.endpoints=[{\"requester_id\":32,\"pasid\":1},{\"requester_id\":33}]'",
+           "traffic.endpoints: workload.mode = stress drives one endpoint"},
       });
 }
 
