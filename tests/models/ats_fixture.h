@@ -270,6 +270,29 @@ inline traffic::EndpointConfig shared_ats_queue(uint32_t pasid, uint64_t dmas) {
   return e;
 }
 
+// A stage-1 domain mapping the page kAtsIova -> `pa` (not attached).
+template <class H>
+driver::DomainId ats_page_domain(H& h, uint64_t pa) {
+  std::string why;
+  const auto d = h.drv.create_domain(driver::DomainKind::Stage1, std::nullopt, &why);
+  EXPECT_TRUE(d.has_value()) << why;
+  EXPECT_TRUE(d && h.drv.map(*d, kAtsIova, pa, 4096, {}, 4096).ok);
+  return d.value_or(0);
+}
+
+// The driver up, ATS on for kAtsRid, PASID 1 attached to a domain mapping kAtsIova to
+// kAtsPa (d1), PASID 2 to one mapping it to kAtsPa + 4 KB (d2). ASSERTs.
+template <class H>
+void attach_two_queues(H& h, driver::DomainId& d1, driver::DomainId& d2) {
+  ASSERT_TRUE(h.wq);
+  IOMMUSIM_ASSERT_OK(h.drv.init());
+  d1 = ats_page_domain(h, kAtsPa);
+  d2 = ats_page_domain(h, kAtsPa + 0x1000);
+  h.drv.enable_ats(kAtsRid);
+  IOMMUSIM_ASSERT_OK(h.drv.attach(kAtsRid, 1, d1));
+  IOMMUSIM_ASSERT_OK(h.drv.attach(kAtsRid, 2, d2));
+}
+
 // PCIe 6.0 §10.3.1 (docs/ats.md, "The shared ATC"):
 // 1. unmapping PASID 1's page sends one Invalidate Request with PASID 1 (SMMU CMD_ATC_INV
 //    SID+SSID 1, VT-d PASID-based dev-TLB of PASID 1, AMD INVALIDATE_IOTLB_PAGES with GN and
@@ -285,20 +308,10 @@ template <class H>
 void check_shared_atc_invalidations(H& h) {
   using traffic::Atc;
   constexpr uint64_t kPa2 = kAtsPa + 0x1000, kPa0 = kAtsPa + 0x2000, kPage = kAtsIova >> 12;
-  ASSERT_TRUE(h.wq);
   ASSERT_EQ(h.wq->atc(), h.ep.atc());   // one ATC for the device
-  ASSERT_TRUE(h.drv.init().ok);
-  std::string why;
-  auto domain = [&](uint64_t pa) {
-    const auto d = h.drv.create_domain(driver::DomainKind::Stage1, std::nullopt, &why);
-    EXPECT_TRUE(d.has_value()) << why;
-    EXPECT_TRUE(d && h.drv.map(*d, kAtsIova, pa, 4096, {}, 4096).ok);
-    return d.value_or(0);
-  };
-  const driver::DomainId d1 = domain(kAtsPa), d2 = domain(kPa2);
-  h.drv.enable_ats(kAtsRid);
-  IOMMUSIM_ASSERT_OK(h.drv.attach(kAtsRid, 1, d1));
-  IOMMUSIM_ASSERT_OK(h.drv.attach(kAtsRid, 2, d2));
+  driver::DomainId d1 = 0, d2 = 0;
+  attach_two_queues(h, d1, d2);
+  if (::testing::Test::HasFatalFailure()) return;
   h.go.notify(sc_core::SC_ZERO_TIME);
   while (h.ep.completed() < 1 || h.wq->completed() < 1) sc_core::wait(sc_core::sc_time(10, sc_core::SC_NS));
   Atc& atc = *h.ep.atc();
@@ -321,7 +334,7 @@ void check_shared_atc_invalidations(H& h) {
   EXPECT_EQ(entry(2)->pa_page, kPa2 >> 12);
 
   // 2. The RID's own domain: a request without PASID.
-  const driver::DomainId d0 = domain(kPa0);
+  const driver::DomainId d0 = ats_page_domain(h, kPa0);
   IOMMUSIM_ASSERT_OK(h.drv.attach(kAtsRid, std::nullopt, d0));
   while (h.wq->completed() < 2) sc_core::wait(sc_core::sc_time(1, sc_core::SC_US));
   ASSERT_TRUE(entry(2).has_value());   // filled again by wq's second read
@@ -350,19 +363,9 @@ inline traffic::EndpointConfig shared_ats_running(uint32_t pasid) {
 }
 template <class H>
 void check_shared_atc_pasid_invalidation_left_out(H& h, bool skip_device_invalidation) {
-  ASSERT_TRUE(h.wq);
-  ASSERT_TRUE(h.drv.init().ok);
-  std::string why;
-  auto domain = [&](uint64_t pa) {
-    const auto d = h.drv.create_domain(driver::DomainKind::Stage1, std::nullopt, &why);
-    EXPECT_TRUE(d.has_value()) << why;
-    EXPECT_TRUE(d && h.drv.map(*d, kAtsIova, pa, 4096, {}, 4096).ok);
-    return d.value_or(0);
-  };
-  const driver::DomainId d1 = domain(kAtsPa), d2 = domain(kAtsPa + 0x1000);
-  h.drv.enable_ats(kAtsRid);
-  IOMMUSIM_ASSERT_OK(h.drv.attach(kAtsRid, 1, d1));
-  IOMMUSIM_ASSERT_OK(h.drv.attach(kAtsRid, 2, d2));
+  driver::DomainId d1 = 0, d2 = 0;
+  attach_two_queues(h, d1, d2);
+  if (::testing::Test::HasFatalFailure()) return;
   h.go.notify(sc_core::SC_ZERO_TIME);
   while (h.ep.completed() < 10 || h.wq->completed() < 10) sc_core::wait(sc_core::sc_time(10, sc_core::SC_NS));
   h.drv.skip_device_invalidations_for_test(skip_device_invalidation);
