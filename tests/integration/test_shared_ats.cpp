@@ -106,43 +106,6 @@ TEST(SharedAts, TopologyGuestInvalidationsFanOutToTheDeviceTlbs) {
   }
 }
 
-// vmm.teardown_vm with ATS (docs/vmm.md, "The topology as a run"; without ATS the figures of
-// SeveralVms.TopologyTeardownFansOutToEveryPagingHwptOfTheIoas): the VMM's one
-// IOMMU_IOAS_UNMAP of the VM's 128 MiB, host queue entries, by hand:
-// - VT-d: without ATS A 4 (IOTLB PSI of A's parent DID, of D0/PASID 1's and D1's nested DIDs,
-//   inv_wait), B 3. The parent's change adds the device-TLB invalidation of every nested
-//   attachment on it (iommu_flush_dev_iotlb for a nest parent): A + 2 (D0 PASID 1, D1) = 6,
-//   B + 1 (D0 PASID 2) = 4.
-// - SMMUv3: without ATS 5 each (parent TLBI_S2_IPA, TLBI_NH_ALL, CMD_SYNC; the queue's paging
-//   HWPT TLBI_NH_VA, CMD_SYNC). The parent's change adds CMD_ATC_INV of each nested ATS
-//   master's whole ATC (A: D1; B: none), the paging HWPT's arm_smmu_atc_inv_domain one
-//   CMD_ATC_INV of D0 for its SSID (A: 1, B: 2): A 5 + 2 = 7, B 5 + 1 = 6.
-// - AMD: without ATS A 5 (parent INVALIDATE_IOMMU_PAGES of its DomainID and D1's hDomID,
-//   COMPLETION_WAIT; the queue's v2 domain INVALIDATE_IOMMU_PAGES (D0's DomainID, PASID, GN),
-//   COMPLETION_WAIT), B 4. Add INVALIDATE_IOTLB_PAGES of every nested ATS device on the
-//   parent (A: D1) and of D0 with GN and the queue's PASID (amd_iommu_domain_flush_pages ->
-//   device_flush_iotlb): A 5 + 2 = 7, B 4 + 1 = 5.
-TEST(SharedAts, TopologyTeardownAddsEachAttachmentsDeviceTlbInvalidation) {
-  struct Case { const char* vendor; unsigned vm; double host_entries; };
-  for (const Case& c : {Case{"vtd", 0, 6}, Case{"vtd", 1, 4}, Case{"smmuv3", 0, 7}, Case{"smmuv3", 1, 6},
-                        Case{"amdvi", 0, 7}, Case{"amdvi", 1, 5}}) {
-    const std::string vm = std::to_string(c.vm);
-    SCOPED_TRACE(std::string(c.vendor) + " VM " + vm);
-    const std::string dir = fresh_dir("shared_ats_teardown_" + std::string(c.vendor) + vm);
-    const CliRun r = run_cli("run --force -o " + dir + " " + std::string(IOMMUSIM_SOURCE_DIR) +
-                             "/configs/examples/topology_pasid_vms_ats.json -p iommu.vendor=" + c.vendor +
-                             " -p traffic.transactions=2000 -p vmm.teardown_vm=" + vm);
-    ASSERT_EQ(r.exit_code, 0) << r.out;
-    const nlohmann::json stats = read_json(dir + "/stats.json");
-    const std::string l = std::string(c.vendor) + "@trapped.";
-    const std::string h = l + "vm" + vm + ".vmm.host_commands_per_ioas_unmap";
-    EXPECT_EQ(stat(stats, h, "count"), 1);
-    EXPECT_EQ(stat(stats, h, "min"), c.host_entries);
-    EXPECT_EQ(stat(stats, h, "max"), c.host_entries);
-    EXPECT_EQ(stat(stats, l + "oracle.violations"), 0);
-  }
-}
-
 // ATS on the work queues of a device needs the same ATC settings on each (one ATC).
 TEST(SharedAts, ConfigErrorsNameTheKey) {
   const std::string two = "{\"requester_id\":32,\"pasid\":1},{\"requester_id\":32,\"pasid\":2";
