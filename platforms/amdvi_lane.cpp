@@ -177,8 +177,6 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   amdvi::AmdViConfig m;
   driver::AmdViDriverConfig host;
   read_configs(s, d, settings, m, host);
-  // A work queue (vmm.assign pasid) runs untranslated on a paging HWPT (vmm::Vm, docs/vmm.md).
-  refuse_ats_on_untranslated_queues(settings, "amdvi@trapped");
   host.nested_domids = settings.vmm.amd_domid;
   const auto [guest, vc] = guest_and_vamd(settings, m, host);
   return std::make_unique<AmdViTrappedLane>(settings, m, host, guest, vc, "vamd");

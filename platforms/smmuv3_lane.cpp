@@ -184,8 +184,6 @@ std::unique_ptr<IommuLane> make_trapped(const ConfigReader& s, const ConfigReade
   smmuv3::Smmuv3Config m;
   driver::Smmuv3DriverConfig host;
   read_configs(s, d, settings, m, host);
-  // A work queue (vmm.assign pasid) runs untranslated on a paging HWPT (vmm::Vm, docs/vmm.md).
-  refuse_ats_on_untranslated_queues(settings, "smmuv3@trapped");
   host.nested_vmids = settings.vmm.arm_vmid;
   if (settings.vmm.inject == vmm::VmmFault::WrongVintfVmid)
     throw ConfigError("vmm.inject: wrong_vintf_vmid is a bug of smmuv3@accelerated (vmm.paths = accelerated alone)");

@@ -55,6 +55,10 @@ class StressWorkload {
   StressWorkload(const StressConfig& c, driver::IommuDriver& drv);
   // Builds domains A and B (and their stage-2 parents), maps them and attaches the device.
   driver::Status setup(uint32_t rid, std::optional<uint32_t> pasid);
+  // A work queue of the same device (its RID, another PASID) on domain A, where it stays
+  // while the device's own PASID moves between A and B: every change of A must reach the
+  // queue's translations too (with ATS, its PASID's entries in the device's shared ATC).
+  driver::Status attach_work_queue(uint32_t rid, uint32_t pasid) { return drv_.attach(rid, pasid, a_); }
   // One random change, with its invalidation; `what` names it for error messages.
   driver::Status step(std::string& what);
   void register_stats(common::StatRegistry& reg, const std::string& prefix) const;

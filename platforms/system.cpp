@@ -509,7 +509,8 @@ Params read_params(const json& j) {
     const EndpointSettings& e = p.eps[i];
     total += e.config.total_transactions;
     // Endpoints may share a RID as the work queues of one device: each its own PASID, on one
-    // IOMMU, without ATS (a device has one ATC).
+    // IOMMU; with ATS they share the device's one ATC (traffic::Endpoint::share_atc_of), so
+    // its settings are the device's.
     for (size_t j = 0; j < i; ++j) {
       const EndpointSettings& o = p.eps[j];
       if (o.config.requester_id != e.config.requester_id) continue;
@@ -517,8 +518,14 @@ Params read_params(const json& j) {
         e.fail("requester_id", "already used by " + o.path + " (endpoints share a RID only as work queues of one "
                                "device, each with a PASID of its own)");
       if (e.iommu != o.iommu) e.fail("iommu", "a device sits behind one IOMMU (" + o.path + " shares its RID)");
-      if (e.config.ats.enabled || o.config.ats.enabled)
-        e.fail("ats.enabled", "not with a RID shared with " + o.path + " (one device, one ATC: not modelled)");
+      const traffic::AtsConfig &a = e.config.ats, &b = o.config.ats;
+      if (a.enabled != b.enabled || (a.enabled && (a.entries != b.entries || a.ways != b.ways ||
+                                                   a.lookup_cycles != b.lookup_cycles ||
+                                                   a.invalidation_response_ns != b.invalidation_response_ns ||
+                                                   a.respond != b.respond)))
+        e.fail("ats", "must equal " + o.path + ".ats: work queues of one device (a shared RID) share its one ATC");
+      if (a.enabled && e.config.clock_mhz != o.config.clock_mhz)
+        e.fail("clock_mhz", "must equal " + o.path + ".clock_mhz: work queues of one device share its ATC and its clock");
     }
     if (e.config.pasid_valid && p.translation == "s2")
       e.fail("pasid", "with translation s2 the DMA domain attaches to the RID, not a PASID (use -1)");
@@ -591,10 +598,28 @@ Params read_params(const json& j) {
   check_vm_assignment(root, p);
   // Stress drives endpoint 0; with several VMs the others are other VMs' devices, each VM's
   // guest giving them a static DMA domain while endpoint 0's VM is stressed beside them.
-  if (p.stress && p.eps.size() > 1) {
+  // Natively, the others may be work queues of endpoint 0's device (its RID, each its own
+  // PASID), which stay on its first domain while it is stressed.
+  const bool work_queues_of_endpoint0 =
+      std::all_of(p.eps.begin() + 1, p.eps.end(), [&](const EndpointSettings& e) {
+        return e.config.requester_id == p.eps[0].config.requester_id;
+      });
+  if (p.stress && p.eps.size() > 1 && work_queues_of_endpoint0) {
+    if (p.has_nested_guest() || p.has_path(kVirtioPath))
+      t.fail("endpoints", "workload.mode = stress with work queues of endpoint 0's device runs on native lanes only "
+                          "(a guest is given a RID whole or PASID by PASID, never both)");
+    // Its reattach moves endpoint 0's PASID onto a nested domain over another stage-2 parent
+    // while the queues stay over the first: an SMMUv3 STE holds one stage 2 for every SSID
+    // of its stream, an AMD DTE one host table for every PASID of its device.
+    for (const char* one_stage2 : {"smmuv3", "amdvi"})
+      if (p.translation == "nested" && std::find(p.vendors.begin(), p.vendors.end(), one_stage2) != p.vendors.end())
+        t.fail("endpoints", std::string("workload.mode = stress with work queues of endpoint 0's device and translation "
+                                        "nested: ") + one_stage2 + " holds one stage 2 per device (STE / DTE), and the "
+                                        "stressed PASID moves to another parent while the queues stay (use s1, or vtd)");
+  } else if (p.stress && p.eps.size() > 1) {
     if (p.vmm.vms == 1 || !p.trapped_only())
       t.fail("endpoints", "workload.mode = stress drives one endpoint (or, with vmm.vms above 1 and vmm.paths = "
-                          "trapped, one per VM)");
+                          "trapped, one per VM; or natively, work queues of endpoint 0's device beside it)");
     const std::vector<VmAssignment> assign = vm_assignment(p.vmm, p.eps.size());
     auto vm_of = [&](size_t e) {
       return std::find_if(assign.begin(), assign.end(), [e](const VmAssignment& a) { return a.endpoint == e; })->vm;
@@ -905,14 +930,21 @@ struct System::Impl : sc_core::sc_module {
   }
 
   // An endpoint with ATS (docs/ats.md): its ATC on the lane's link, known to the IOMMU and
-  // its driver, and its Translated DMAs reported to the oracle.
+  // its driver, and its Translated DMAs reported to the oracle. A work queue of a device
+  // met before (the same RID) uses that device's ATC: attached, enabled and its stats
+  // registered once, under the first endpoint's name.
   void add_ats(Lane& l, traffic::Endpoint& e, const std::string& stats_prefix) {
+    if (!e.atc()) return;
+    if (auto* o = l.iommu->oracle()) e.set_observer(o);
+    for (const auto& device : l.endpoints)
+      if (device->config().requester_id == e.config().requester_id) {
+        e.share_atc_of(*device);
+        return;
+      }
     traffic::Atc* atc = e.atc();
-    if (!atc) return;
     if (l.root_complex) atc->set_link(&l.root_complex->link());
     l.iommu->attach_ats_device(e.config().requester_id, atc);
     l.iommu->enable_ats(e.config().requester_id);
-    if (auto* o = l.iommu->oracle()) e.set_observer(o);
     atc->register_stats(reg, stats_prefix + ".atc");
     if (!l.ats_stats) l.iommu->register_ats_stats(reg, l.name);
     l.ats_stats = true;
@@ -1008,6 +1040,11 @@ struct System::Impl : sc_core::sc_module {
     const std::optional<uint32_t> pasid = pasid_of(p.eps.front().config);
     if (l.stress) {
       if (!check(l, l.stress->setup(rid, pasid), "stress setup")) return false;
+      // Work queues of endpoint 0's device (its RID, their own PASIDs) stay on domain A.
+      for (size_t i = 1; i < p.eps.size(); ++i)
+        if (work_queue_of_endpoint0(i) && l.iommu->endpoint_driver(i) == l.iommu->endpoint_driver(0) &&
+            !check(l, l.stress->attach_work_queue(rid, p.eps[i].config.pasid), "stress work queue attach"))
+          return false;
       // Several VMs: the other VMs' devices get static DMA domains from their own guests.
       for (unsigned k = 0; k < l.iommu->drivers(); ++k)
         if (k != l.iommu->endpoint_driver(0) && drives_endpoints(l, k) && !setup_unit(l, k)) return false;
@@ -1025,6 +1062,10 @@ struct System::Impl : sc_core::sc_module {
     for (unsigned k = 0; k < l.iommu->drivers(); ++k)
       if (drives_endpoints(l, k) && !setup_unit(l, k)) return false;
     return true;
+  }
+  // Endpoint i (> 0) is a work queue of endpoint 0's device: the same RID, a PASID of its own.
+  bool work_queue_of_endpoint0(size_t i) const {
+    return p.eps[i].config.requester_id == p.eps[0].config.requester_id && p.eps[i].config.pasid_valid;
   }
   bool drives_endpoints(const Lane& l, unsigned k) const {
     for (size_t i = 0; i < p.eps.size(); ++i)

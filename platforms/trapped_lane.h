@@ -75,19 +75,6 @@ inline void refuse_pasid_assignment(const LaneSettings& s, const std::string& wh
     if (assign[i].pasid) throw ConfigError("vmm.assign[" + std::to_string(i) + "].pasid: " + why);
 }
 
-// vmm.assign with a pasid on a lane whose VMM gives work queues no vIOMMU translation
-// (vmm::Vm::untranslated_work_queues): with ATS the host's paging HWPT would serve the
-// device's ATC for the queue while the guest's driver knows nothing of it; not modelled, a
-// config error naming the assignment.
-inline void refuse_ats_on_untranslated_queues(const LaneSettings& s, const std::string& lane) {
-  const std::vector<VmAssignment> assign = vm_assignment(s.vmm, s.endpoints.size());
-  for (size_t i = 0; i < assign.size(); ++i)
-    if (assign[i].pasid && s.endpoints.at(assign[i].endpoint).config.ats.enabled)
-      throw ConfigError("vmm.assign[" + std::to_string(i) + "].pasid: " + lane + " gives a work queue no vIOMMU "
-                        "translation (a paging HWPT of the VM's IOAS); ATS on it (" +
-                        s.endpoints.at(assign[i].endpoint).path + ".ats.enabled) is not modelled");
-}
-
 // The guest's driver config: the host's, with its tables and queues in the guest table pool
 // (GPAs) and no MMIO time of its own (its accesses trap: the vIOMMU charges them).
 template <class DriverConfig>

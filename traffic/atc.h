@@ -1,5 +1,6 @@
 // A PCIe device's Address Translation Cache (ATC, PCIe Base Spec 6.0 §10 "Address
-// Translation Services"), one per endpoint with ATS enabled.
+// Translation Services"), one per device (requester ID) with ATS enabled: endpoints that
+// share a RID as the work queues of one device, each with its own PASID, share one ATC.
 //
 // What it models
 // - A set-associative cache (common::SetAssocCache) keyed by (PASID or none, 4 KB page),
@@ -15,6 +16,10 @@
 // - Translation Completions that an invalidation overtook (one covering the page arrived
 //   while the request was outstanding) are discarded and the request is sent again
 //   (§10.3.1).
+// - One ATC per function, shared by its work queues (add_slots): its capacity and lookup
+//   port are the device's, its entries are tagged by PASID, and one Invalidate Request
+//   reaches it once and is answered once (§10.3.1: the completion is the function's),
+//   after the Translated DMAs of every queue in flight at its arrival.
 // - Stats: hits, misses, fills, evictions, invalidations received and entries dropped,
 //   translation requests and their round trip, invalidation completion latency.
 //
@@ -69,6 +74,14 @@ class Atc : public common::AtsDevice {
 
   // `slots`: the endpoint's DMA slots (each has at most one Translated DMA in flight).
   Atc(const std::string& name, const AtsConfig& cfg, const common::Clock& endpoint_clock, unsigned slots);
+  // Another work queue of the device uses this ATC with `slots` slots of its own; returns
+  // the index of its first (its slot i is the ATC's slot first + i). Before sc_start().
+  unsigned add_slots(unsigned slots) {
+    const unsigned first = unsigned(inflight_.size());
+    inflight_.resize(first + slots);
+    requests_.resize(first + slots);
+    return first;
+  }
 
   // The link the invalidation messages cross (nullptr: the device sits on the IOMMU).
   void set_link(pcie::Link* link) { link_ = link; }

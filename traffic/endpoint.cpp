@@ -200,7 +200,10 @@ Endpoint::Endpoint(sc_core::sc_module_name name, const EndpointConfig& cfg)
     p.set_extension(s->ext);  // the payload owns it from here
     slots_.push_back(std::move(s));
   }
-  if (cfg_.ats.enabled) atc_ = std::make_unique<Atc>(std::string(basename()) + ".atc", cfg_.ats, clk_, cfg_.outstanding);
+  if (cfg_.ats.enabled) {
+    own_atc_ = std::make_unique<Atc>(std::string(basename()) + ".atc", cfg_.ats, clk_, cfg_.outstanding);
+    atc_ = own_atc_.get();
+  }
   running_slots_ = cfg_.outstanding;
   for (unsigned i = 0; i < cfg_.outstanding; ++i) {
     const std::string n = "slot_" + std::to_string(i);
@@ -209,6 +212,20 @@ Endpoint::Endpoint(sc_core::sc_module_name name, const EndpointConfig& cfg)
 }
 
 void Endpoint::start(sc_core::sc_event& go) { go_ = &go; }
+
+void Endpoint::share_atc_of(Endpoint& device) {
+  const AtsConfig& a = cfg_.ats;
+  const AtsConfig& b = device.cfg_.ats;
+  if (&device == this || !device.atc_ || !atc_ || device.cfg_.requester_id != cfg_.requester_id)
+    throw std::invalid_argument("share_atc_of: both endpoints need ATS and the same requester ID");
+  if (a.entries != b.entries || a.ways != b.ways || a.lookup_cycles != b.lookup_cycles ||
+      a.invalidation_response_ns != b.invalidation_response_ns || a.respond != b.respond ||
+      cfg_.clock_mhz != device.cfg_.clock_mhz)
+    throw std::invalid_argument("share_atc_of: the ATC settings and clock must be the device's");
+  own_atc_.reset();
+  atc_ = device.atc_;
+  atc_slot_ = atc_->add_slots(cfg_.outstanding);
+}
 
 void Endpoint::stop() { stop_requested_ = true; }
 
@@ -320,7 +337,7 @@ std::optional<Atc::Entry> Endpoint::request_translation(unsigned idx, Slot& s, c
   tlm::tlm_generic_payload& p = s.payload;
   common::DmaAttributes& ext = *s.ext;
   for (;;) {
-    atc_->translation_sent(idx, key);
+    atc_->translation_sent(atc_slot_ + idx, key);
     // A read-like request for the page; a write asks for write permission (No Write = 0).
     p.set_command(is_read ? tlm::TLM_READ_COMMAND : tlm::TLM_WRITE_COMMAND);
     p.set_address(key.page << 12);
@@ -334,7 +351,7 @@ std::optional<Atc::Entry> Endpoint::request_translation(unsigned idx, Slot& s, c
     sc_core::wait(delay);
     t = common::now_ps();
     atc_->count_translation_request(t - sent);
-    const bool overtaken = atc_->translation_overtaken(idx);
+    const bool overtaken = atc_->translation_overtaken(atc_slot_ + idx);
     if (ext.response != common::IommuResponse::Ok || p.get_response_status() != tlm::TLM_OK_RESPONSE)
       return std::nullopt;   // Unsupported Request: ATS is not enabled for this function
     // An invalidation covering the page arrived meanwhile: the translation may be stale (§10.3.1).
@@ -394,12 +411,12 @@ void Endpoint::ats_transfer(unsigned idx, Slot& s, const DmaJob& job, common::Ps
     sc_core::sc_time delay = common::from_ps(t - common::now_ps());
     socket->b_transport(p, delay);
     const common::Ps end = common::now_ps() + common::to_ps(delay);
-    atc_->dma_in_flight(idx, issued, end);   // an invalidation arriving now waits for it
+    atc_->dma_in_flight(atc_slot_ + idx, issued, end);   // an invalidation arriving now waits for it
     o.ok = ext.response == common::IommuResponse::Ok;
     o.output = pa;
     if (observer_) observer_->dma_completed(rq, o, issued, end);
     sc_core::wait(delay);
-    atc_->dma_done(idx);
+    atc_->dma_done(atc_slot_ + idx);
     t = common::now_ps();
     translation += ext.translation_ps;   // the IOMMU's check of the Translated request
     memory += ext.memory_ps;

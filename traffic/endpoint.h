@@ -12,8 +12,8 @@
 // (translation, memory; the rest is the link and root complex), and the bytes each way.
 // Instead of the generator, a workload may hand each free slot its next DMA (JobSource:
 // address, size, direction, PASID, earliest issue time) and hear of its completion.
-// With ATS enabled (cfg.ats, traffic/atc.h, docs/ats.md) the endpoint has an ATC: each page
-// of a DMA is looked up there; a miss sends an ATS Translation Request and fills the ATC
+// With ATS enabled (cfg.ats, traffic/atc.h, docs/ats.md) the endpoint has an ATC (a work
+// queue of a device, share_atc_of, uses its device's one ATC): each page of a DMA is looked up there; a miss sends an ATS Translation Request and fills the ATC
 // from its completion; the page then goes as a Translated request, page after page (no
 // pipelining of a long DMA's pages). The IOMMU cannot see a Translated request's IOVA, so
 // the endpoint reports each such page to the DmaObserver (set_observer) itself.
@@ -208,9 +208,14 @@ class Endpoint : public sc_core::sc_module {
   void set_job_source(JobSource& source) { jobs_ = &source; }
   // Where the endpoint reports its Translated DMAs (the lane's correctness oracle).
   void set_observer(common::DmaObserver* o) { observer_ = o; }
-  // The endpoint's ATC; nullptr unless cfg.ats.enabled.
-  Atc* atc() { return atc_.get(); }
-  const Atc* atc() const { return atc_.get(); }
+  // The endpoint's ATC (its device's, when shared); nullptr unless cfg.ats.enabled.
+  Atc* atc() { return atc_; }
+  const Atc* atc() const { return atc_; }
+  // This endpoint is a work queue of `device` (the same RID, another PASID): it uses that
+  // device's ATC instead of its own (PCIe 6.0 §10: one ATC per function). Both must have
+  // ATS enabled with the same settings (capacity and lookup cost are the device's).
+  // Throws std::invalid_argument otherwise. Call before sc_start().
+  void share_atc_of(Endpoint& device);
   // Notified (once, delta) when total_transactions completed, or when every slot stopped.
   sc_core::sc_event& done_event() { return done_; }
   bool done() const { return done_notified_; }
@@ -270,7 +275,9 @@ class Endpoint : public sc_core::sc_module {
   std::function<uint64_t(uint64_t)> address_map_;
   std::function<void(uint64_t)> address_done_;
   JobSource* jobs_ = nullptr;
-  std::unique_ptr<Atc> atc_;
+  std::unique_ptr<Atc> own_atc_;   // the ATC this endpoint made, unless it shares another's
+  Atc* atc_ = nullptr;             // the ATC it uses
+  unsigned atc_slot_ = 0;          // its slot 0 in that ATC (Atc::add_slots)
   common::DmaObserver* observer_ = nullptr;
 };
 

@@ -269,17 +269,29 @@ TEST(SeveralVms, AmdWorkQueuesFallBackToPagingHwpts) { expect_fallback("amdvi");
 //   gDomID went with it) and COMPLETION_WAIT; the queue's v2 domain INVALIDATE_IOMMU_PAGES
 //   of (D0's GCR3 DomainID, its PASID, GN) and COMPLETION_WAIT. VM A: 3 + 2 = 5; VM B:
 //   2 + 2 = 4.
+// With ATS (configs/examples/topology_pasid_vms_ats.json; D0's queues share one ATC):
+// - VT-d: the parent's change adds the device-TLB invalidation of every nested attachment
+//   on it (iommu_flush_dev_iotlb for a nest parent): A 4 + 2 (D0 PASID 1, D1) = 6, B 3 + 1
+//   (D0 PASID 2) = 4.
+// - SMMUv3: the parent's adds CMD_ATC_INV of each nested ATS master's whole ATC (A: D1; B:
+//   none), the paging HWPT's arm_smmu_atc_inv_domain one CMD_ATC_INV of D0 for its SSID:
+//   A 5 + 2 = 7, B 5 + 1 = 6.
+// - AMD: INVALIDATE_IOTLB_PAGES of every nested ATS device on the parent (A: D1) and of D0
+//   with GN and the queue's PASID (amd_iommu_domain_flush_pages -> device_flush_iotlb):
+//   A 5 + 2 = 7, B 4 + 1 = 5.
 // The other VM unmaps nothing; no DMA runs after the teardown, so none is judged by it.
 TEST(SeveralVms, TopologyTeardownFansOutToEveryPagingHwptOfTheIoas) {
-  struct Case { const char* vendor; unsigned vm; double host_entries; };
+  struct Case { const char* vendor; unsigned vm; double host_entries; bool ats = false; };
   for (const Case& c : {Case{"vtd", 0, 4}, Case{"vtd", 1, 3}, Case{"smmuv3", 0, 5}, Case{"smmuv3", 1, 5},
-                        Case{"amdvi", 0, 5}, Case{"amdvi", 1, 4}}) {
+                        Case{"amdvi", 0, 5}, Case{"amdvi", 1, 4}, Case{"vtd", 0, 6, true}, Case{"vtd", 1, 4, true},
+                        Case{"smmuv3", 0, 7, true}, Case{"smmuv3", 1, 6, true}, Case{"amdvi", 0, 7, true},
+                        Case{"amdvi", 1, 5, true}}) {
     const std::string vm = std::to_string(c.vm), other = std::to_string(1 - c.vm);
-    SCOPED_TRACE(std::string(c.vendor) + " VM " + vm);
-    const std::string dir = fresh_dir("vms_topology_teardown_" + std::string(c.vendor) + vm);
+    SCOPED_TRACE(std::string(c.vendor) + " VM " + vm + (c.ats ? " ATS" : ""));
+    const std::string dir = fresh_dir("vms_topology_teardown_" + std::string(c.vendor) + vm + (c.ats ? "_ats" : ""));
     const CliRun r = run_cli("run --force -o " + dir + " " + std::string(IOMMUSIM_SOURCE_DIR) +
-                             "/configs/examples/topology_pasid_vms.json -p iommu.vendor=" + c.vendor +
-                             " -p traffic.transactions=2000 -p vmm.teardown_vm=" + vm);
+                             "/configs/examples/topology_pasid_vms" + (c.ats ? "_ats" : "") +
+                             ".json -p iommu.vendor=" + c.vendor + " -p traffic.transactions=2000 -p vmm.teardown_vm=" + vm);
     ASSERT_EQ(r.exit_code, 0) << r.out;
     const nlohmann::json stats = read_json(dir + "/stats.json");
     const std::string l = std::string(c.vendor) + "@trapped.";
@@ -364,13 +376,6 @@ TEST(SeveralVms, ConfigErrorsNameTheKey) {
   iommusim::test::expect_config_errors(
       fresh_dir("vms_bad_pasid"), "-p iommu.vendor=vtd -p iommu.translation=nested -p vmm.paths=trapped",
       {
-          // SMMUv3 and AMD run work queues untranslated (a paging HWPT): not with ATS.
-          {"-p vmm.vms=2 -p 'traffic.endpoints=[{\"requester_id\":32,\"pasid\":1,\"ats\":{\"enabled\":true}},"
-           "{\"requester_id\":33,\"pasid\":2}]' -p iommu.vendor=smmuv3" + assign(q0 + "," + q1),
-           "vmm.assign[0].pasid: smmuv3@trapped gives a work queue no vIOMMU translation"},
-          {"-p vmm.vms=2 -p 'traffic.endpoints=[{\"requester_id\":32,\"pasid\":1,\"ats\":{\"enabled\":true}},"
-           "{\"requester_id\":33,\"pasid\":2}]' -p iommu.vendor=amdvi" + assign(q0 + "," + q1),
-           "vmm.assign[0].pasid: amdvi@trapped gives a work queue no vIOMMU translation"},
           // Under stress a work queue runs on SMMUv3 and AMD only, beside endpoint 0, never as it.
           {"-p vmm.vms=2 -p iommu.vendor=smmuv3 -p workload.mode=stress" + wq + assign(q0 + "," + q1),
            "vmm.assign[0].pasid: workload.mode = stress drives endpoint 0 through its guest's driver"},
@@ -387,7 +392,7 @@ TEST(SeveralVms, ConfigErrorsNameTheKey) {
            "traffic.endpoints[1].iommu: a device sits behind one IOMMU"},
           {"-p 'traffic.endpoints=[{\"requester_id\":32,\"pasid\":1},{\"requester_id\":32,\"pasid\":2,"
            "\"ats\":{\"enabled\":true}}]'",
-           "traffic.endpoints[1].ats.enabled"},
+           "traffic.endpoints[1].ats: must equal traffic.endpoints[0].ats"},   // one ATC for the device
           {"-p vmm.vms=2" + wq + assign(q0 + ",{\"endpoint\":1,\"vm\":1,\"virt_id\":0}"),
            "vmm.assign[1].endpoint: RID 32 is already assigned by assign[0]"},
           {wq + assign(q0 + ",{\"endpoint\":1,\"vm\":0,\"virt_id\":1,\"pasid\":2}"),

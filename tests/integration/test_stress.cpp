@@ -46,13 +46,16 @@ struct Cell {
   // reach the queue's paging HWPT
   bool pasid_vms = false;
   bool virtio = false;    // a virtio-iommu guest (vmm.paths = virtio): every change an UNMAP then a MAP
+  // natively, a second work queue of the stressed device (its RID, PASID 6) that stays on
+  // domain A while PASID 5 moves; with ATS the two share the device's ATC
+  bool work_queue = false;
   std::string lane() const {
     return accelerated ? vendor + "@accelerated" : trapped ? vendor + "@trapped" : virtio ? vendor + "@virtio" : vendor;
   }
 };
 
 void PrintTo(const Cell& c, std::ostream* os) {
-  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "") << (c.pasid ? " PASID" : "") << (c.trapped ? " trapped" : "") << (c.deferred ? " deferred" : "") << (c.policy.empty() ? "" : " " + c.policy) << (c.unit1 ? " unit1" : "") << (c.two_vms ? " two VMs" : "") << (c.accelerated ? " accelerated" : "") << (c.pasid_vms ? " work queues in two VMs" : "") << (c.virtio ? " virtio" : "");
+  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "") << (c.pasid ? " PASID" : "") << (c.trapped ? " trapped" : "") << (c.deferred ? " deferred" : "") << (c.policy.empty() ? "" : " " + c.policy) << (c.unit1 ? " unit1" : "") << (c.two_vms ? " two VMs" : "") << (c.accelerated ? " accelerated" : "") << (c.pasid_vms ? " work queues in two VMs" : "") << (c.virtio ? " virtio" : "") << (c.work_queue ? " work queue" : "");
 }
 
 std::string cell_name(const testing::TestParamInfo<Cell>& i) {
@@ -60,7 +63,7 @@ std::string cell_name(const testing::TestParamInfo<Cell>& i) {
   return i.param.vendor + "_" + i.param.translation + "_" + i.param.leaves + (i.param.ril ? "" : "_noRIL") +
          (i.param.ats ? "_ats" : "") + (i.param.pasid ? "_pasid" : "") + (i.param.trapped ? "_trapped" : "") + (i.param.accelerated ? "_accelerated" : "") + (i.param.deferred ? "_deferred" : "") +
          (i.param.policy.empty() ? "" : "_" + i.param.policy.substr(i.param.policy.find('=') + 1)) +
-         (i.param.unit1 ? "_unit1" : "") + (i.param.two_vms ? "_2vms" : "") + (i.param.pasid_vms ? "_pasid_vms" : "");
+         (i.param.unit1 ? "_unit1" : "") + (i.param.two_vms ? "_2vms" : "") + (i.param.pasid_vms ? "_pasid_vms" : "") + (i.param.work_queue ? "_wq" : "");
 }
 
 std::vector<Cell> cells() {
@@ -108,6 +111,21 @@ std::vector<Cell> cells() {
   // queue sees its VMM's page moves (each a host invalidation of that HWPT too).
   for (const char* vendor : {"smmuv3", "amdvi"})
     v.push_back({vendor, "nested", "4k", true, false, false, true, false, "", false, false, false, true});
+  // ATS on a RID shared by work queues: natively, a second work queue of the stressed
+  // device stays on domain A (every change of A must drop its PASID's entries of the shared
+  // ATC, a reattach of the other PASID must not); on a trapped lane, the work queues in two
+  // VMs with ATS, whose paging HWPTs the host invalidates with D0's ATC on VM 0's page moves.
+  // Nested on VT-d alone: each PASID entry has its own stage-2 pointer, while an SMMUv3 STE
+  // or AMD DTE holds one stage 2 for every PASID (a config error under stress).
+  for (const char* vendor : {"smmuv3", "vtd", "amdvi"})
+    for (const char* t : {"s1", "nested"}) {
+      if (std::string(t) == "nested" && std::string(vendor) != "vtd") continue;
+      Cell c{vendor, t, "4k", true, true, true};
+      c.work_queue = true;
+      v.push_back(c);
+    }
+  for (const char* vendor : {"smmuv3", "amdvi"})
+    v.push_back({vendor, "nested", "4k", true, true, false, true, false, "", false, false, false, true});
   // virtio-iommu: the guest's UNMAP and MAP requests race the DMAs; the device's host
   // unmaps invalidate the host IOTLB (a guest domain is single-stage under s1 or nested).
   for (const char* vendor : {"smmuv3", "vtd", "amdvi"}) {
@@ -161,6 +179,7 @@ std::string overrides(const Cell& c) {
     p += " -p vmm.vms=2 -p 'traffic.endpoints=[{\"requester_id\":16},{\"requester_id\":32,\"pasid\":1},"
          "{\"requester_id\":32,\"pasid\":2}]' -p 'vmm.assign=[{\"endpoint\":0,\"vm\":0,\"virt_id\":0},"
          "{\"endpoint\":1,\"vm\":0,\"virt_id\":1,\"pasid\":1},{\"endpoint\":2,\"vm\":1,\"virt_id\":0,\"pasid\":2}]'";
+  if (c.work_queue) p += " -p 'traffic.endpoints=[{\"pasid\":5},{\"pasid\":6}]'";
   return p;
 }
 
@@ -239,8 +258,16 @@ TEST_P(Stress, NoViolationAndTheRacesHappen) {
       EXPECT_EQ(stat(stats, v + ".iommu.cmdqv.vcmdq4.errors"), 0);
     }
     if (c.ats) {   // the device translated through its ATC, and the IOMMU invalidated it
-      EXPECT_GT(stat(stats, v + ".endpoint.atc.hits"), 0);
+      const bool several = c.work_queue || c.pasid_vms;
+      EXPECT_GT(stat(stats, v + (several ? ".endpoint.ep0" : ".endpoint") + ".atc.hits"), 0);
       EXPECT_GT(stat(stats, v + ".iommu.ats.invalidations_sent"), 0);
+    }
+    if (c.work_queue) {   // both queues through the one ATC, each Invalidate Request received once
+      EXPECT_EQ(stat(stats, v + ".endpoint.ep1.transactions"), 20000);
+      EXPECT_EQ(stat(stats, v + ".endpoint.ep0.atc.invalidations"), stat(stats, v + ".iommu.ats.invalidations_sent"));
+    }
+    if (c.pasid_vms && c.ats) {   // VM 0's page moves reached D0's shared ATC (ep1's, for PASID 1)
+      EXPECT_GT(stat(stats, v + ".endpoint.ep1.atc.invalidated"), 0);
     }
   }
 }

@@ -88,5 +88,21 @@ TEST(AmdAts, DteIZeroRefusesTranslationRequestsAndTranslatedDmas) {
   });
 }
 
+// Two work queues of one device share its ATC (ats_fixture.h, check_shared_atc_invalidations).
+TEST(AmdAts, SharedAtcDropsOnlyTheInvalidatedPasidsEntriesAndEveryOneWithoutPasid) {
+  AtsAmd h(amd_config(), shared_ats_queue(1, 1), shared_ats_queue(2, 2));
+  h.run([](AtsAmd& h) { check_shared_atc_invalidations(h); }, sc_core::sc_time(2, sc_core::SC_MS));
+}
+
+TEST(AmdAts, OracleCatchesASharedAtcsPasidInvalidationLeftOut) {
+  AtsAmd h(amd_config(), shared_ats_running(1), shared_ats_running(2));
+  h.run([](AtsAmd& h) { check_shared_atc_pasid_invalidation_left_out(h, /*skip_device_invalidation=*/true); });
+}
+
+TEST(AmdAts, WithTheSharedAtcsPasidInvalidationOnlyThatQueueFaults) {
+  AtsAmd h(amd_config(), shared_ats_running(1), shared_ats_running(2));
+  h.run([](AtsAmd& h) { check_shared_atc_pasid_invalidation_left_out(h, /*skip_device_invalidation=*/false); });
+}
+
 }  // namespace
 }  // namespace iommusim::test

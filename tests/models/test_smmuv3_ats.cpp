@@ -134,5 +134,21 @@ TEST(SmmuAts, BypassAndAbortStesDenyAtsWhateverTheirEats) {
   });
 }
 
+// Two work queues of one device share its ATC (ats_fixture.h, check_shared_atc_invalidations).
+TEST(SmmuAts, SharedAtcDropsOnlyTheInvalidatedPasidsEntriesAndEveryOneWithoutPasid) {
+  AtsSmmu h(smmu_config(), shared_ats_queue(1, 1), shared_ats_queue(2, 2));
+  h.run([](AtsSmmu& h) { check_shared_atc_invalidations(h); }, sc_core::sc_time(2, sc_core::SC_MS));
+}
+
+TEST(SmmuAts, OracleCatchesASharedAtcsPasidInvalidationLeftOut) {
+  AtsSmmu h(smmu_config(), shared_ats_running(1), shared_ats_running(2));
+  h.run([](AtsSmmu& h) { check_shared_atc_pasid_invalidation_left_out(h, /*skip_device_invalidation=*/true); });
+}
+
+TEST(SmmuAts, WithTheSharedAtcsPasidInvalidationOnlyThatQueueFaults) {
+  AtsSmmu h(smmu_config(), shared_ats_running(1), shared_ats_running(2));
+  h.run([](AtsSmmu& h) { check_shared_atc_pasid_invalidation_left_out(h, /*skip_device_invalidation=*/false); });
+}
+
 }  // namespace
 }  // namespace iommusim::test

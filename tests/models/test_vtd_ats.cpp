@@ -82,5 +82,21 @@ TEST(VtdAts, DteClearRefusesTranslationRequestsAndTranslatedDmas) {
   });
 }
 
+// Two work queues of one device share its ATC (ats_fixture.h, check_shared_atc_invalidations).
+TEST(VtdAts, SharedAtcDropsOnlyTheInvalidatedPasidsEntriesAndEveryOneWithoutPasid) {
+  AtsVtd h(vtdtest::vtd_config(), shared_ats_queue(1, 1), shared_ats_queue(2, 2));
+  h.run([](AtsVtd& h) { check_shared_atc_invalidations(h); }, sc_core::sc_time(2, sc_core::SC_MS));
+}
+
+TEST(VtdAts, OracleCatchesASharedAtcsPasidInvalidationLeftOut) {
+  AtsVtd h(vtdtest::vtd_config(), shared_ats_running(1), shared_ats_running(2));
+  h.run([](AtsVtd& h) { check_shared_atc_pasid_invalidation_left_out(h, /*skip_device_invalidation=*/true); });
+}
+
+TEST(VtdAts, WithTheSharedAtcsPasidInvalidationOnlyThatQueueFaults) {
+  AtsVtd h(vtdtest::vtd_config(), shared_ats_running(1), shared_ats_running(2));
+  h.run([](AtsVtd& h) { check_shared_atc_pasid_invalidation_left_out(h, /*skip_device_invalidation=*/false); });
+}
+
 }  // namespace
 }  // namespace iommusim::test
