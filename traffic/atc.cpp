@@ -34,11 +34,12 @@ Atc::Atc(const std::string& name, const AtsConfig& cfg, const common::Clock& clk
       inflight_(slots), requests_(slots) {}
 
 bool Atc::covers(const common::AtcInvalidation& inv, const Key& k) {
-  // PCIe Base Spec, ATS Invalidate Request (§10.3.1): without a PASID it drops the range's
-  // entries requested without a PASID and every entry requested with any PASID, whatever
-  // its address; with a PASID, that PASID's entries in the range, and with Global set every
-  // PASID's global entries there (the ATC keeps no global flag: all PASIDs' entries).
-  if (!inv.pasid_valid && k.pasid != kNoPasid) return true;
+  // PCIe Base Spec, ATS Invalidate Request (§10.3.1): without a PASID it drops every entry
+  // in the range, requested with a PASID or without (Linux arm_smmu_atc_inv_to_cmd: "all
+  // ATC entries within the address range are invalidated, including those that were
+  // requested with a PASID"); with a PASID, that PASID's entries in the range, and with
+  // Global set every PASID's global entries there (the ATC keeps no global flag: all
+  // PASIDs' entries).
   if (inv.pasid_valid && !inv.global && k.pasid != inv.pasid) return false;
   if (inv.bytes == 0) return true;
   const uint64_t first = inv.addr >> 12, last = (inv.addr + inv.bytes - 1) >> 12;
@@ -67,10 +68,12 @@ common::AtcInvalidationResult Atc::invalidate(const common::AtcInvalidation& inv
   for (Request& r : requests_)
     if (r.busy && covers(inv, r.key)) r.overtaken = true;
   if (!cfg_.respond) return {false, 0};
-  // Answer after the response time, and after every Translated DMA in flight at arrival.
+  // Answer after the response time, and after every Translated DMA in flight: each looked
+  // its translation up before this request was handled, so each may have used an entry it
+  // dropped, even one whose annotated issue time is past the request's arrival.
   Ps ready = arrival + response_ps_;
   for (const InFlight& f : inflight_)
-    if (f.busy && f.issued <= arrival) ready = std::max(ready, f.end);
+    if (f.busy) ready = std::max(ready, f.end);
   Ps done = ready;
   if (link_)
     done = link_->send(pcie::Direction::Up, pcie::TlpType::Posted, pcie::invalidate_completion(link_->config()), ready)

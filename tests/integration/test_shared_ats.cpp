@@ -33,7 +33,8 @@ const char* kNativeWorkQueues =
 // attachment, 2 (SMMUv3 arm_smmu_atc_inv_domain: CMD_ATC_INV per master and SSID; VT-d
 // qi_flush_dev_iotlb_pasid per (RID, PASID) of the domain; AMD device_flush_iotlb with GN
 // and the PASID); and each attach: SMMUv3 arm_smmu_atc_inv_master for the SSID attached (2
-// attaches: 2), AMD device_flush_iotlb of the PASID (2), VT-d none (a first PASID entry has
+// attaches: 2), AMD device_flush_dte's whole-device INVALIDATE_IOTLB_PAGES (no GN: every PASID's
+// entries; 2), VT-d none (a first PASID entry has
 // no old one to tear down). So 2 x unmaps + {2, 0, 2}.
 TEST(SharedAts, NativeWorkQueuesShareOneAtcOnEveryVendor) {
   const std::string dir = fresh_dir("shared_ats_native");

@@ -339,11 +339,19 @@ void check_shared_atc_invalidations(H& h) {
   while (h.wq->completed() < 2) sc_core::wait(sc_core::sc_time(1, sc_core::SC_US));
   ASSERT_TRUE(entry(2).has_value());   // filled again by wq's second read
   EXPECT_EQ(entry(2)->pa_page, kPa2 >> 12);
+  // A PASID 2 entry for another page in the same ATC set (page + entries: the set index is
+  // the page modulo the sets, which divide the entries): outside the request's range, so
+  // it stays (PCIe ATS Invalidate Request without PASID: every entry *in the range*).
+  const Atc::Key other{2, kPage + atc.config().entries};
+  atc.fill(other, Atc::Entry{kPa2 >> 12, true, false}, common::now_ps());
+  ASSERT_TRUE(entry(2).has_value());   // the set holds both
   const uint64_t before_rid = atc.invalidations();
   IOMMUSIM_ASSERT_OK(h.drv.unmap(d0, kAtsIova, 4096));
   EXPECT_EQ(atc.invalidations(), before_rid + 1);
   EXPECT_FALSE(entry(2).has_value());
   EXPECT_FALSE(entry(1).has_value());
+  common::Ps t = common::now_ps();
+  EXPECT_TRUE(atc.lookup(other, false, t).has_value()) << "a PASID entry outside the range survives";
   h.oracle.finish();
   EXPECT_EQ(h.ep.faulted() + h.wq->faulted(), 0u);
   EXPECT_EQ(h.oracle.violations(), 0u);
