@@ -193,6 +193,26 @@ Status Smmuv3Driver::attach_device(uint32_t rid, std::optional<uint32_t> pasid, 
   // RID, is EINVAL.
   if (pasid && !dom->user_managed && (at.user_nested || (dom->kind == DomainKind::Stage1 && at.has_s2)))
     return Status::fail("PASID " + std::to_string(*pasid) + ": the RID's STE holds no host CD table for it");
+  // Whether an attach that replaces the whole STE would take other SubstreamIDs' CDs (and
+  // stage 2) with it; `keep`: the one being attached (0 for the RID itself).
+  const auto other_ssids_in_use = [&at](uint32_t keep) {
+    return std::any_of(at.by_ssid.begin(), at.by_ssid.end(), [keep](const auto& e) { return e.first != keep; });
+  };
+  const bool nested = dom->kind == DomainKind::Nested;
+  if (!pasid && (dom->user_managed || dom->kind == DomainKind::Stage2) && at.has_cd && other_ssids_in_use(0))
+    // arm_smmu_attach_dev / arm_smmu_attach_dev_nested: arm_smmu_ssids_in_use -> EBUSY.
+    return Status::fail("RID " + std::to_string(rid) + ": PASIDs are attached; its STE cannot change to " +
+                        (dom->user_managed ? "a nested" : "a stage-2") + " domain (EBUSY)");
+  if (!dom->user_managed && dom->kind != DomainKind::Stage2) {
+    // arm_smmu_set_pasid cannot change the STE: a PASID whose attach would replace it
+    // (another stage-2 parent, or nesting where the STE was S1-only, or the reverse) while
+    // other SubstreamIDs use it is refused rather than moving theirs too.
+    const bool replaces = (at.has_cd && (at.cd_in_guest != nested || (nested && at.s2 != dom->parent))) ||
+                          (!nested && at.has_s2) || at.user_nested;
+    if (replaces && other_ssids_in_use(pasid.value_or(0)))
+      return Status::fail((pasid ? "PASID " + std::to_string(*pasid) : std::string("the RID")) +
+                          ": the RID's STE serves other SubstreamIDs with another configuration (EINVAL)");
+  }
   charge_cycles(cfg_.timing.op_overhead_cycles);
   at.blocked = false;
   std::vector<CmdWords> cmds;
@@ -206,7 +226,6 @@ Status Smmuv3Driver::attach_device(uint32_t rid, std::optional<uint32_t> pasid, 
   } else {
     // Another stage-2 parent, or nesting where the STE was S1-only (or the reverse): the
     // whole STE is replaced, with a CD table where the new configuration can reach it.
-    const bool nested = dom->kind == DomainKind::Nested;
     if (at.has_cd && (at.cd_in_guest != nested || (nested && at.s2 != dom->parent))) at = Attachment{};
     if (!nested && at.has_s2) at = Attachment{};
     if (at.user_nested) at = Attachment{};
