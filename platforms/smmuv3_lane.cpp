@@ -117,6 +117,12 @@ const Section<smmuv3::Smmuv3Config>& model_keys() {
                    "CMD_ATC_INV: building the Invalidate Request (its trip to the device is the link's)")
           .number("atc_inv_timeout_ns", &C::atc_inv_timeout_ns, 50000, 1, 1e9, "ns",
                   "CMD_SYNC fails with CERROR_ATC_INV_SYNC when an ATC invalidation is not completed within this")
+          .integer("ecmdqs", &C::ecmdqs, 0, 0, 256, "queues",
+                   "SMMUv3.3 ECMDQs (IDR1.ECMDQ, IDR6), one control page; the host driver puts CPU i's commands on "
+                   "ECMDQ i % ecmdqs; 0: none, the CMDQ only; a power of two")
+          .check("ecmdqs", [](const C& m) {
+            return m.ecmdqs & (m.ecmdqs - 1) ? std::string("must be 0 or a power of two") : std::string();
+          })
           .section("config_cache", &C::config_cache, cache_keys("STE/CD configuration cache", CacheDefaults(64)))
           .embed(&C::translation, translation_keys(common::TranslationCacheNames{}))
           .check("", [](const C& m) { return smmuv3::validate(m); });
