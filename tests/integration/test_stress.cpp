@@ -49,13 +49,14 @@ struct Cell {
   // natively, a second work queue of the stressed device (its RID, PASID 6) that stays on
   // domain A while PASID 5 moves; with ATS the two share the device's ATC
   bool work_queue = false;
+  unsigned ecmdqs = 0;    // SMMUv3.3 ECMDQs (iommu.smmuv3.ecmdqs): the host driver's commands on its CPU's ECMDQ
   std::string lane() const {
     return accelerated ? vendor + "@accelerated" : trapped ? vendor + "@trapped" : virtio ? vendor + "@virtio" : vendor;
   }
 };
 
 void PrintTo(const Cell& c, std::ostream* os) {
-  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "") << (c.pasid ? " PASID" : "") << (c.trapped ? " trapped" : "") << (c.deferred ? " deferred" : "") << (c.policy.empty() ? "" : " " + c.policy) << (c.unit1 ? " unit1" : "") << (c.two_vms ? " two VMs" : "") << (c.accelerated ? " accelerated" : "") << (c.pasid_vms ? " work queues in two VMs" : "") << (c.virtio ? " virtio" : "") << (c.work_queue ? " work queue" : "");
+  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "") << (c.pasid ? " PASID" : "") << (c.trapped ? " trapped" : "") << (c.deferred ? " deferred" : "") << (c.policy.empty() ? "" : " " + c.policy) << (c.unit1 ? " unit1" : "") << (c.two_vms ? " two VMs" : "") << (c.accelerated ? " accelerated" : "") << (c.pasid_vms ? " work queues in two VMs" : "") << (c.virtio ? " virtio" : "") << (c.work_queue ? " work queue" : "") << (c.ecmdqs ? " ECMDQ" : "");
 }
 
 std::string cell_name(const testing::TestParamInfo<Cell>& i) {
@@ -63,7 +64,8 @@ std::string cell_name(const testing::TestParamInfo<Cell>& i) {
   return i.param.vendor + "_" + i.param.translation + "_" + i.param.leaves + (i.param.ril ? "" : "_noRIL") +
          (i.param.ats ? "_ats" : "") + (i.param.pasid ? "_pasid" : "") + (i.param.trapped ? "_trapped" : "") + (i.param.accelerated ? "_accelerated" : "") + (i.param.deferred ? "_deferred" : "") +
          (i.param.policy.empty() ? "" : "_" + i.param.policy.substr(i.param.policy.find('=') + 1)) +
-         (i.param.unit1 ? "_unit1" : "") + (i.param.two_vms ? "_2vms" : "") + (i.param.pasid_vms ? "_pasid_vms" : "") + (i.param.work_queue ? "_wq" : "");
+         (i.param.unit1 ? "_unit1" : "") + (i.param.two_vms ? "_2vms" : "") + (i.param.pasid_vms ? "_pasid_vms" : "") + (i.param.work_queue ? "_wq" : "") +
+         (i.param.ecmdqs ? "_ecmdq" : "");
 }
 
 std::vector<Cell> cells() {
@@ -142,6 +144,19 @@ std::vector<Cell> cells() {
   // inserted (its STE changes still through the VMM), one VM and two (a VINTF each).
   v.push_back({"smmuv3", "nested", "4k", true, false, false, false, false, "", false, false, true});
   v.push_back({"smmuv3", "nested", "4k", true, false, false, false, false, "", false, true, true});
+  // SMMUv3.3 ECMDQs: the host driver's invalidations on its CPU's ECMDQ, each CMD_SYNC
+  // ordering only its own queue; natively (s1, mixed leaves; nested) and under a trapped
+  // guest (the VMM's host calls on the VMM thread's ECMDQ).
+  for (const char* t : {"s1", "nested"}) {
+    Cell c{"smmuv3", t, std::string(t) == "s1" ? "mixed" : "4k"};
+    c.ecmdqs = 4;
+    v.push_back(c);
+  }
+  {
+    Cell c{"smmuv3", "nested", "4k", true, false, false, true};
+    c.ecmdqs = 4;
+    v.push_back(c);
+  }
   return v;
 }
 
@@ -172,6 +187,7 @@ std::string overrides(const Cell& c) {
   if (c.unit1) p += " -p platform.iommus=2 -p 'traffic.endpoints=[{\"requester_id\":16,\"iommu\":1}]'";
   // A virtio change takes tens of microseconds (two requests, the host's ioctls): more DMAs.
   if (c.virtio) p += " -p vmm.paths=virtio -p traffic.transactions=100000";
+  if (c.ecmdqs) p += " -p iommu.smmuv3.ecmdqs=" + std::to_string(c.ecmdqs);
   if (c.two_vms)
     p += " -p vmm.vms=2 -p 'traffic.endpoints=[{\"requester_id\":16},{\"requester_id\":24}]'"
          " -p 'vmm.assign=[{\"endpoint\":0,\"vm\":0,\"virt_id\":0},{\"endpoint\":1,\"vm\":1,\"virt_id\":0}]'";
@@ -256,6 +272,15 @@ TEST_P(Stress, NoViolationAndTheRacesHappen) {
     if (c.accelerated && c.vendor == "smmuv3") {   // TLBIs on VM 0's VCMDQ (VINTF 1's first: global 4), none failed
       EXPECT_GT(stat(stats, v + ".iommu.cmdqv.vcmdq4.executed.cmd_tlbi_nh_va"), 0);
       EXPECT_EQ(stat(stats, v + ".iommu.cmdqv.vcmdq4.errors"), 0);
+    }
+    if (c.ecmdqs) {   // every host command on the ECMDQs, none on the CMDQ, no error
+      double on_ecmdqs = 0;
+      for (unsigned n = 0; n < c.ecmdqs; ++n) {
+        on_ecmdqs += stat(stats, v + ".iommu.ecmdq" + std::to_string(n) + ".commands");
+        EXPECT_EQ(stat(stats, v + ".iommu.ecmdq" + std::to_string(n) + ".errors"), 0);
+      }
+      EXPECT_GT(on_ecmdqs, 0);
+      EXPECT_EQ(stat(stats, v + ".iommu.commands"), 0);
     }
     if (c.ats) {   // the device translated through its ATC, and the IOMMU invalidated it
       const bool several = c.work_queue || c.pasid_vms;
