@@ -1,7 +1,5 @@
 #include "models/smmuv3/ecmdq.h"
 
-#include <algorithm>
-
 #include "models/common/bits.h"
 #include "models/smmuv3/commands.h"
 #include "models/smmuv3/smmuv3.h"
@@ -39,15 +37,7 @@ class EcmdqInterface::Queue : public CommandQueueRegisters {
   bool error_active() const { return cons.get<ECMDQ_CONS_ERR>() != prod.get<ECMDQ_PROD_ERRACK>(); }
 
   common::QueueState queue_state() override {
-    common::QueueState q;
-    const uint64_t b = base.get();
-    q.ring = common::IndexRing{unsigned(std::min<uint64_t>(Q_BASE_LOG2SIZE::get(b), log2max_)), true};
-    q.base = Q_BASE_ADDR::get_address(b);
-    q.entry_bytes = 16;
-    q.tail = prod.get() & q.ring.pointer_mask();
-    q.head = cons.get() & q.ring.pointer_mask();
-    if (enabled() && !error_active() && !q.ring.empty(q.tail, q.head)) q.status = common::QueueState::Status::Ready;
-    return q;
+    return command_queue_state(base.get(), prod.get(), cons.get(), log2max_, enabled() && !error_active());
   }
   void consumed(uint32_t head) override { cons.set((cons.get() & ~kEcmdqPointerMask) | head); }
   void halt(const common::QueueError& e) override {

@@ -102,17 +102,20 @@ RegisterBlock::RegisterBlock(common::RegisterFile& f, const Features& ft, std::f
   f.alias(EVTQ_CONS_PAGE0, evtq_cons);
 }
 
-common::QueueState RegisterBlock::cmdq_state() const {
+common::QueueState command_queue_state(uint64_t base, uint32_t prod, uint32_t cons, unsigned log2_max, bool runnable) {
   common::QueueState q;
-  const uint64_t base = cmdq_base.get();
-  q.ring = common::IndexRing{unsigned(std::min<uint64_t>(Q_BASE_LOG2SIZE::get(base), cmdq_log2_max_)), true};
+  q.ring = common::IndexRing{unsigned(std::min<uint64_t>(Q_BASE_LOG2SIZE::get(base), log2_max)), true};
   q.base = Q_BASE_ADDR::get_address(base);
   q.entry_bytes = 16;
-  q.tail = cmdq_prod.get() & q.ring.pointer_mask();
-  q.head = cmdq_cons.get() & q.ring.pointer_mask();   // without CONS.ERR
-  if (cr0.get<CR0_CMDQEN>() && !cmdq_error_active() && !q.ring.empty(q.tail, q.head))
-    q.status = common::QueueState::Status::Ready;
+  q.tail = prod & q.ring.pointer_mask();
+  q.head = cons & q.ring.pointer_mask();   // without CONS.ERR
+  if (runnable && !q.ring.empty(q.tail, q.head)) q.status = common::QueueState::Status::Ready;
   return q;
+}
+
+common::QueueState RegisterBlock::cmdq_state() const {
+  return command_queue_state(cmdq_base.get(), cmdq_prod.get(), cmdq_cons.get(), cmdq_log2_max_,
+                             cr0.get<CR0_CMDQEN>() && !cmdq_error_active());
 }
 
 common::WrapRing RegisterBlock::evtq_ring() const {

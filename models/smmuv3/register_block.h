@@ -87,6 +87,11 @@ class ProgrammingInterface {
   virtual EcmdqProbes* ecmdqs() { return nullptr; }
 };
 
+// A command queue in CMDQ_BASE format (the CMDQ, an ECMDQ) from its registers: BASE
+// (ADDR, LOG2SIZE capped at `log2_max`), PROD, CONS (index and wrap; CONS.ERR ignored); ready
+// when `runnable` and not empty.
+common::QueueState command_queue_state(uint64_t base, uint32_t prod, uint32_t cons, unsigned log2_max, bool runnable);
+
 class RegisterBlock {
  public:
   using R32 = common::Reg<uint32_t>;
