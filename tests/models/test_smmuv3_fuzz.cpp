@@ -232,17 +232,20 @@ struct EcmdqOps : SmmuOps {
   }
 };
 
-class SmmuFuzz : public ::testing::TestWithParam<fuzz::FuzzParams> {};
-
-TEST_P(SmmuFuzz, QueueNeverStuckModelNeverCrashes) {
-  const fuzz::FuzzParams p = GetParam();
-  Harness h;
+// One fuzz run of `Ops` on an SMMU configured as `cfg`.
+template <class Ops>
+void fuzz_run(const smmuv3::Smmuv3Config& cfg, const char* name, const fuzz::FuzzParams& p) {
+  Harness h(cfg);
   h.run([&](Harness& h) {
-    SmmuOps ops;
-    fuzz::Fuzzer<Harness, SmmuOps> f(h, ops, p, "smmuv3");
+    Ops ops;
+    fuzz::Fuzzer<Harness, Ops> f(h, ops, p, name);
     f.run();
   }, fuzz::fuzz_limit(p));
 }
+
+class SmmuFuzz : public ::testing::TestWithParam<fuzz::FuzzParams> {};
+
+TEST_P(SmmuFuzz, QueueNeverStuckModelNeverCrashes) { fuzz_run<SmmuOps>(smmu_config(), "smmuv3", GetParam()); }
 
 INSTANTIATE_TEST_SUITE_P(Short, SmmuFuzz, ::testing::ValuesIn(fuzz::short_seeds()), fuzz::seed_name);
 INSTANTIATE_TEST_SUITE_P(Long, SmmuFuzz, ::testing::ValuesIn(fuzz::long_seeds()), fuzz::seed_name);
@@ -250,15 +253,9 @@ INSTANTIATE_TEST_SUITE_P(Long, SmmuFuzz, ::testing::ValuesIn(fuzz::long_seeds())
 class SmmuEcmdqFuzz : public ::testing::TestWithParam<fuzz::FuzzParams> {};
 
 TEST_P(SmmuEcmdqFuzz, QueueNeverStuckModelNeverCrashes) {
-  const fuzz::FuzzParams p = GetParam();
   smmuv3::Smmuv3Config cfg = smmu_config();
   cfg.ecmdqs = EcmdqOps::kQueues;
-  Harness h(cfg);
-  h.run([&](Harness& h) {
-    EcmdqOps ops;
-    fuzz::Fuzzer<Harness, EcmdqOps> f(h, ops, p, "smmuv3 ECMDQ");
-    f.run();
-  }, fuzz::fuzz_limit(p));
+  fuzz_run<EcmdqOps>(cfg, "smmuv3 ECMDQ", GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(Short, SmmuEcmdqFuzz, ::testing::ValuesIn(fuzz::short_seeds()), fuzz::seed_name);
