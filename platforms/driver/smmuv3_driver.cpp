@@ -496,13 +496,17 @@ struct Smmuv3Driver::Ecmdq : DriverQueue::Hooks {
     if (recovering_ || !error_active()) return {};
     recovering_ = true;
     struct Done { bool& f; ~Done() { f = false; } } done{recovering_};
-    const uint32_t prod = d_.mmio_read32(prod_off_), cons = d_.mmio_read32(cons_off_);
+    const uint32_t cons = d_.mmio_read32(cons_off_);
     const uint32_t err = uint32_t(reg::ECMDQ_CONS_ERR_REASON::get(cons));
     const std::string regs = registers();
     d_.skip_error(err, q.slot_address(cons & q.ring().pointer_mask()));
-    // arm_smmu_ecmdq_err_ack: ERRACK := CONS.ERR resumes the queue.
+    // arm_smmu_ecmdq_err_ack: ERRACK := CONS.ERR resumes the queue. On a shared ECMDQ another
+    // CPU may be ringing: v1 writes ERRACK under write_lock(ecmdq_lock), every doorbell under
+    // read_lock. Here the write is one more doorbell, serialised with theirs, its value the
+    // driver's own producer with the new ERRACK (never a register read another CPU's doorbell
+    // can overtake), and every doorbell built from now on carries the new ERRACK.
     enable_errack_ = uint32_t(reg::ECMDQ_PROD_ERRACK::set(enable_errack_, reg::ECMDQ_CONS_ERR::get(cons)));
-    d_.mmio_write32(prod_off_, uint32_t(reg::ECMDQ_PROD_ERRACK::set(prod, reg::ECMDQ_CONS_ERR::get(cons))));
+    d_.ring_again(q);
     d_.acknowledge_cmdqp_error();
     ++d_.errors_recovered_;
     if (err == reg::CERROR_ATC_INV_SYNC)

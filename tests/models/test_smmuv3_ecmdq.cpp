@@ -237,6 +237,37 @@ TEST(SmmuEcmdq, DriverRecoversAnIllegalCommandWithErrack) {
   });
 }
 
+// A shared ECMDQ (1 ECMDQ, 2 CPUs): CPU 0's illegal command is recovered through ERRACK
+// while CPU 1 rings the same queue's doorbell d ns later. The ERRACK write must neither
+// overwrite CPU 1's doorbell with an older PROD.WR (its entries would never be consumed and
+// its CMD_SYNC would time out) nor be undone by a doorbell value built before it (the queue
+// would stop again on ERR != ERRACK). The series' v1 serialises them (ecmdq_lock: ERRACK
+// under write_lock, each doorbell under read_lock). Swept over d so that CPU 1's doorbell
+// lands before, during and after the recovery's register accesses.
+TEST(SmmuEcmdq, ErrackOnASharedEcmdqKeepsAnotherCpusDoorbell) {
+  Harness h(with_ecmdqs(1));
+  h.run([](Harness& h) {
+    IOMMUSIM_ASSERT_OK(h.drv.init());
+    ASSERT_NE(h.stage1_device(1, kIova, kPa), 0u);
+    uint64_t rounds = 0;
+    for (unsigned d = 0; d <= 1500; d += 5) {
+      ++rounds;
+      on_cpus(2, [&h, d](unsigned cpu) {
+        SCOPED_TRACE("d = " + std::to_string(d) + " ns, CPU " + std::to_string(cpu));
+        if (cpu == 0) {
+          IOMMUSIM_EXPECT_OK(h.drv.submit({kIllegal}, "bad"));
+        } else {
+          sc_core::wait(sc_core::sc_time(d, sc_core::SC_NS));
+          IOMMUSIM_EXPECT_OK(h.drv.submit({smmuv3::cmd_tlbi_nh_va(0, 1, kIova, true)}, "tlbi"));
+        }
+      });
+      if (::testing::Test::HasFailure()) break;
+    }
+    EXPECT_EQ(h.drv.command_errors_recovered(), rounds);
+    EXPECT_EQ(h.smmu.ecmdq_interface()->queue(0).stats().illegal.value(), rounds);
+  }, sc_core::sc_time(1, sc_core::SC_SEC));
+}
+
 // The DMA API's randomized multi-CPU run (dma_api_checks.h) with the correctness oracle on
 // ECMDQs: four CPUs sharing two ECMDQs, and each on its own; strict and lazy. No violation.
 TEST(SmmuEcmdq, DmaApiOnSharedEcmdqsStrict) {
