@@ -19,10 +19,13 @@ class EcmdqInterface::Queue : public CommandQueueRegisters {
     base.writable(common::mask(51, 0) | (1ull << 62)).on_write([this](uint64_t old, uint64_t) {
       if (enabled()) base.set(old);
     });
-    // EN is acknowledged at once; a write may enable, acknowledge an error or move WR.
+    // A write may enable, acknowledge an error or move WR. EN = 1 is acknowledged at once.
+    // EN = 0 while a fetched batch is executing: ENACK drops when that batch ends, as IHI
+    // 0070 §3.5.6.2 has consumption stopped and CONS stable once ENACK reads 0.
     prod.writable(uint32_t(kEcmdqPointerMask | ECMDQ_PROD_ERRACK::set(0, 1) | ECMDQ_PROD_EN::set(0, 1)))
         .on_write([this](uint32_t, uint32_t v) {
-          cons.set<ECMDQ_CONS_ENACK>(ECMDQ_PROD_EN::get(v));
+          disabling_ = !ECMDQ_PROD_EN::get(v) && in_batch_;
+          if (!disabling_) cons.set<ECMDQ_CONS_ENACK>(ECMDQ_PROD_EN::get(v));
           queue_->kick();
         });
     // CONS.RD only while disabled (ERR, ERR_REASON and ENACK are read-only).
@@ -36,8 +39,13 @@ class EcmdqInterface::Queue : public CommandQueueRegisters {
   // CONS.ERR differs from PROD.ERRACK until software acknowledges the error.
   bool error_active() const { return cons.get<ECMDQ_CONS_ERR>() != prod.get<ECMDQ_PROD_ERRACK>(); }
 
+  // The engine asks at the start of each batch, so the previous batch has ended here.
   common::QueueState queue_state() override {
-    return command_queue_state(base.get(), prod.get(), cons.get(), log2max_, enabled() && !error_active());
+    if (disabling_) cons.set<ECMDQ_CONS_ENACK>(0);
+    disabling_ = false;
+    common::QueueState q = command_queue_state(base.get(), prod.get(), cons.get(), log2max_, enabled() && !error_active());
+    in_batch_ = q.status == common::QueueState::Status::Ready;
+    return q;
   }
   void consumed(uint32_t head) override { cons.set((cons.get() & ~kEcmdqPointerMask) | head); }
   void halt(const common::QueueError& e) override {
@@ -60,6 +68,8 @@ class EcmdqInterface::Queue : public CommandQueueRegisters {
   RegisterBlock& r_;
   unsigned log2max_;
   common::CommandQueue* queue_ = nullptr;
+  bool in_batch_ = false;    // the engine is executing a batch it fetched
+  bool disabling_ = false;   // EN = 0 written during it: ENACK drops when it ends
 };
 
 EcmdqInterface::EcmdqInterface(common::RegisterFile& file, RegisterBlock& r, unsigned queues, unsigned cmdq_log2_max,

@@ -7,8 +7,10 @@
 // - One command queue control page at the offset SMMU_CMDQ_CONTROL_PAGE_BASE0.ADDR names
 //   (PRESET = 1: register mode), holding 2^IDR6.LOG2NUMQ ECMDQs 64 KB >> LOG2NUMQ apart,
 //   each with ECMDQ_BASE (+0x0), ECMDQ_PROD (+0x8) and ECMDQ_CONS (+0xC) (registers.h).
-// - Enable handshake: PROD.EN is acknowledged in CONS.ENACK at once (as CR0ACK follows CR0);
-//   BASE and CONS.RD are writable only while ENACK = 0, as CMDQ_BASE/CONS while CMDQEN = 0.
+// - Enable handshake: PROD.EN = 1 is acknowledged in CONS.ENACK at once (as CR0ACK follows
+//   CR0); EN = 0 once the batch the queue fetched has executed (IHI 0070 §3.5.6.2: with
+//   ENACK = 0 consumption has stopped and CONS is stable). BASE and CONS.RD are writable
+//   only while ENACK = 0, as CMDQ_BASE/CONS while CMDQEN = 0.
 // - Each ECMDQ is a command queue of the SMMU (Smmuv3::add_command_queue): its own consumer
 //   on the shared engine, the SMMU's decode and execution; a CMD_SYNC orders and waits for
 //   its own queue only.

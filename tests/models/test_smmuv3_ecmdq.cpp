@@ -107,6 +107,32 @@ TEST(SmmuEcmdq, EnableHandshakeAndWhatIsWritableWhenEnabled) {
   });
 }
 
+// IHI 0070 §3.5.6.2: once ENACK reads 0 the ECMDQ has stopped consuming and CONS is stable.
+// EN = 0 written while the queue executes a fetched batch (SMMU cmd_batch = 8 entries per
+// read): ENACK stays 1 until that batch has executed, then drops with RD = 8; the next batch
+// (entries 8-15) is not fetched and RD stays 8.
+TEST(SmmuEcmdq, EnackDropsOnlyWhenTheFetchedBatchHasExecuted) {
+  Harness h(with_ecmdqs(4));
+  h.run([](Harness& h) {
+    const uint64_t q0 = smmuv3::ecmdq_offset(0, 4), ring = 0x7000'0000ull;
+    const smmuv3::CmdWords tlbi_nsnh_all{0x30, 0};   // CMD_TLBI_NSNH_ALL, opcode 0x30
+    for (unsigned i = 0; i < 16; ++i) put(h, ring, i, tlbi_nsnh_all);
+    w64(h, q0 + reg::ECMDQ_BASE, ring | 4);   // LOG2SIZE 4: 16 entries
+    w32(h, q0 + reg::ECMDQ_PROD, kEn | 16);
+    auto cons = [&h, q0] { return uint32_t(h.smmu.peek_register(q0 + reg::ECMDQ_CONS, 4)); };
+    while ((cons() & 0xFFFFF) == 0) sc_core::wait(1, sc_core::SC_NS);   // the first entry executed
+    ASSERT_LT(cons() & 0xFFFFF, 8u) << "the first batch ended before the test could disable the queue";
+    fuzz::mmio_write(h.drv.mmio, q0 + reg::ECMDQ_PROD, 16, 4);   // EN = 0
+    const uint32_t after_write = cons();
+    EXPECT_TRUE(after_write & kEn) << "ENACK dropped with RD = " << (after_write & 0xFFFFF) << " mid-batch";
+    while (cons() & kEn) sc_core::wait(1, sc_core::SC_NS);
+    EXPECT_EQ(cons(), 8u) << "ENACK 0 with RD at the end of the first batch";
+    sc_core::wait(10, sc_core::SC_US);
+    EXPECT_EQ(cons(), 8u) << "CONS stable with ENACK = 0";
+    EXPECT_EQ(h.smmu.ecmdq_interface()->queue(0).stats().executed.value(), 8u);
+  });
+}
+
 // An illegal command on ECMDQ 1 stops ECMDQ 1 alone: ECMDQ 0 and the CMDQ keep executing,
 // and nothing after the bad entry on ECMDQ 1 executes until PROD.ERRACK acknowledges it.
 TEST(SmmuEcmdq, IllegalCommandStopsOnlyItsQueueUntilErrack) {
