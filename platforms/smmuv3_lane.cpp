@@ -155,6 +155,15 @@ void read_configs(const ConfigReader& s, const ConfigReader& d, const LaneSettin
                                    &m.translation.s2_walk_cache, &m.translation.ipa_cache});
   dc = read_driver_config(driver_keys(), d, settings);
   if (dc.stream_table_log2 > m.sid_bits) d.fail("stream_table_log2", "exceeds iommu.smmuv3.sid_bits");
+  // The host driver's CMDQ and ECMDQs, each aligned to its size, come out of each IOMMU's
+  // share of the host table pool besides its tables: rings that fill it cannot work.
+  const uint64_t ring = uint64_t(16) << dc.cmdq_log2;
+  const uint64_t pool = settings.pools.table_pool_bytes / settings.iommus;
+  if (m.ecmdqs && (1 + uint64_t(m.ecmdqs)) * ring >= pool)
+    s.fail("ecmdqs", std::to_string(m.ecmdqs) + " ECMDQs and the CMDQ of " + std::to_string(ring) +
+                         " bytes each (driver.smmuv3.cmdq_log2 = " + std::to_string(dc.cmdq_log2) + ") fill the " +
+                         std::to_string(pool) + "-byte host table pool (platform.table_pool_bytes" +
+                         (settings.iommus > 1 ? " / platform.iommus" : "") + "); lower either, or raise the pool");
   for (const EndpointSettings& e : settings.endpoints) {
     if (e.config.requester_id >> dc.stream_table_log2)
       e.fail("requester_id", "beyond the SMMUv3 stream table (driver.smmuv3.stream_table_log2)");

@@ -75,7 +75,7 @@ class EcmdqInterface::Queue : public CommandQueueRegisters {
 EcmdqInterface::EcmdqInterface(common::RegisterFile& file, RegisterBlock& r, unsigned queues, unsigned cmdq_log2_max,
                                Smmuv3& smmu)
     : control_page_base_(file, "CMDQ_CONTROL_PAGE_BASE0", CMDQ_CONTROL_PAGE_BASE(0)) {
-  control_page_base_.read_only().reset(CP_ADDR::set(CP_PRESET::set(0, 1), kEcmdqControlPage >> 16));
+  control_page_base_.read_only().reset(CP_ADDR::set(CP_CMDQGS::set(CP_PRESET::set(0, 1), kCmdqgs64K), kEcmdqControlPage >> 16));
   for (unsigned n = 0; n < queues; ++n)
     queues_.push_back(std::make_unique<Queue>(file, r, n, ecmdq_offset(n, queues), cmdq_log2_max, smmu));
 }
@@ -91,6 +91,8 @@ void EcmdqInterface::register_stats(common::StatRegistry& reg, const std::string
     reg.add(name + ".commands", s.executed, "count", "commands executed from this ECMDQ");
     reg.add(name + ".errors", s.errors, "count", "error halts of this ECMDQ (CONS.ERR, GERROR.CMDQP_ERR)");
     reg.add(name + ".syncs", s.barriers, "count", "CMD_SYNCs completed on this ECMDQ");
+    reg.add(name + ".command_exec", s.exec_ps, "ns", "execution time per command from this ECMDQ (after decode)", 1e-3);
+    reg.add(name + ".sync_exec", s.barrier_ps, "ns", "CMD_SYNC execution on this ECMDQ incl. draining older walks", 1e-3);
     queues_[n]->queue().register_stats(reg, name, command_type_names());
   }
 }

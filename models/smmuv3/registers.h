@@ -31,9 +31,9 @@ using IDR1_CMDQS = Field<25, 21>;
 // "iommu/arm-smmu-v3: Add support for ECMDQ register mode": IDR1_ECMDQ (1 << 31)).
 using IDR1_ECMDQ = Field<31, 31>;
 // IDR6 (0x190, SMMUv3.3; the series' ARM_SMMU_IDR6, IDR6_LOG2NUMP GENMASK(27, 24),
-// IDR6_LOG2NUMQ GENMASK(19, 16), IDR6_BA_DOORBELLS GENMASK(9, 0)): log2 of the command queue
-// control pages, log2 of the ECMDQs in each page, and the doorbell base (0 here: no
-// separate doorbell pages).
+// IDR6_LOG2NUMQ GENMASK(19, 16)): log2 of the command queue control pages, log2 of the
+// ECMDQs in each page. IDR6_BA_DOORBELLS GENMASK(9, 0) is the series' (the doorbell base);
+// IHI 0070 has IDR6[15:0] RES0. The model reads 0 there either way.
 using IDR6_LOG2NUMQ = Field<19, 16>; using IDR6_LOG2NUMP = Field<27, 24>; using IDR6_BA_DOORBELLS = Field<9, 0>;
 // IDR3 / IDR5
 using IDR3_RIL = Field<10, 10>;
@@ -67,11 +67,12 @@ using EVTQ_PROD_OVFLG = Field<31, 31>;
 // Marvell Odyssey CSR definitions (SMMU()_ECMDQ_PROD/CONS/BASE, SMMU()_CMDQ_CONTROL_PAGE_BASE),
 // which agree bit for bit.
 // SMMU_CMDQ_CONTROL_PAGE_BASE<n> (page 0, 0x4000 + 32n; the series' ARM_SMMU_ECMDQ_CP_BASE):
-// PRESET[0] (1: register mode, the only one Linux accepts), CMDQGS[2:1], ADDR[51:16], the
-// control page's offset from the SMMU's base (Linux masks GENMASK(51, 12); the same for a
-// 64 KB-aligned page).
+// PRESET[0] (1: register mode, the only one Linux accepts), CMDQGS[2:1] (the control page's
+// granule, 0b01: 64 KB, IHI 0070 §6.3.49), ADDR[55:16], the control page's offset from the
+// SMMU's base (Linux masks GENMASK(51, 12); the same for a 64 KB-aligned page below 2^52).
 constexpr uint64_t CMDQ_CONTROL_PAGE_BASE(unsigned n) { return 0x4000 + 32ull * n; }
-using CP_PRESET = Field<0, 0>; using CP_CMDQGS = Field<2, 1>; using CP_ADDR = Field<51, 16>;
+using CP_PRESET = Field<0, 0>; using CP_CMDQGS = Field<2, 1>; using CP_ADDR = Field<55, 16>;
+constexpr uint64_t kCmdqgs64K = 1;   // CMDQGS 0b01
 constexpr uint64_t kControlPageBytes = 0x10000;   // the series' ECMDQ_CP_RRESET_SIZE
 // MODEL CHOICE: the one control page sits right after page 1 (Odyssey has its at 0x180000;
 // software finds it through CMDQ_CONTROL_PAGE_BASE0.ADDR either way).

@@ -461,12 +461,12 @@ void Smmuv3::register_stats(common::StatRegistry& reg, const std::string& p) con
   reg.add(p + ".events", events_, "count", "event records raised");
   reg.add(p + ".events_lost", events_lost_, "count", "event records dropped (EVTQ disabled, full or unwritable)");
   const common::CommandQueue::Stats& q = ports_.front()->queue.stats();
-  reg.add(p + ".commands", q.executed, "count", "commands executed from the CMDQ");
+  reg.add(p + ".commands", q.executed, "count", "commands executed from the CMDQ (ECMDQs: ecmdq<n>.commands)");
   reg.add(p + ".illegal_commands", q.illegal, "count", "commands that raised CERROR_ILL");
-  reg.add(p + ".syncs", q.barriers, "count", "CMD_SYNCs completed");
+  reg.add(p + ".syncs", q.barriers, "count", "CMD_SYNCs completed on the CMDQ (ECMDQs: ecmdq<n>.syncs)");
   register_front_end_stats(reg, p);
-  reg.add(p + ".command_exec", q.exec_ps, "ns", "execution time per command (after decode)", 1e-3);
-  reg.add(p + ".sync_exec", q.barrier_ps, "ns", "CMD_SYNC execution incl. draining older walks", 1e-3);
+  reg.add(p + ".command_exec", q.exec_ps, "ns", "execution time per command from the CMDQ, after decode (ECMDQs: ecmdq<n>.command_exec)", 1e-3);
+  reg.add(p + ".sync_exec", q.barrier_ps, "ns", "CMD_SYNC execution on the CMDQ incl. draining older walks (ECMDQs: ecmdq<n>.sync_exec)", 1e-3);
   ports_.front()->queue.register_stats(reg, p + ".cmdq", command_type_names());
   if (ecmdq_) ecmdq_->register_stats(reg, p);
   config_cache_.stats().register_stats(reg, p + ".config_cache", "STE+CD config cache");

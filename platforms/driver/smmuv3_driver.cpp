@@ -546,24 +546,30 @@ Status Smmuv3Driver::init_ecmdqs() {
   auto* probes = smmu_.ecmdqs();
   if (!probes) return Status::fail("IDR1.ECMDQ is set but the SMMU gives no ECMDQ traces");
   const uint64_t bytes = uint64_t(16) << cfg_.cmdq_log2;
+  std::vector<std::unique_ptr<Ecmdq>> enabled;
   for (unsigned i = 0; i < n; ++i) {
     const uint64_t base = alloc_host(bytes, bytes);
-    if (!base) return Status::fail("driver.table_pool_bytes too small for the ECMDQs");
-    ecmdqs_.push_back(std::make_unique<Ecmdq>(*this, i, page + uint64_t(i) * reg::ecmdq_stride(log2numq)));
-    Ecmdq& e = *ecmdqs_.back();
+    if (!base)
+      return Status::fail("platform.table_pool_bytes too small for " + std::to_string(n) + " ECMDQs of " +
+                          std::to_string(bytes) + " bytes (driver.smmuv3.cmdq_log2)");
+    enabled.push_back(std::make_unique<Ecmdq>(*this, i, page + uint64_t(i) * reg::ecmdq_stride(log2numq)));
+    Ecmdq& e = *enabled.back();
     e.q.reset(base);
-    probes->set_ecmdq_probe(i, [&e](const CommandTrace& t) { e.q.trace(t); });
-    add_command_queue(e.q);
     // arm_smmu_ecmdq_reset: BASE, PROD, CONS, then PROD.EN and CONS.ENACK polled.
     mmio_write64(e.base_off_, base | cfg_.cmdq_log2);
     mmio_write32(e.prod_off_, 0);
     mmio_write32(e.cons_off_, 0);
     mmio_write32(e.prod_off_, uint32_t(reg::ECMDQ_PROD_EN::set(0, 1)));
-    if (!reg::ECMDQ_CONS_ENACK::get(mmio_read32(e.cons_off_))) {
-      ecmdqs_.clear();   // "ecmdq[i] enable failed": the CMDQ for everything
-      return {};
-    }
+    if (!reg::ECMDQ_CONS_ENACK::get(mmio_read32(e.cons_off_)))
+      return {};   // "ecmdq[i] enable failed": the CMDQ for everything (nothing refers to `enabled`)
   }
+  // Every ECMDQ enabled: only now do the SMMU's probes and the driver's queue list refer to them.
+  for (unsigned i = 0; i < n; ++i) {
+    Ecmdq& e = *enabled[i];
+    probes->set_ecmdq_probe(i, [&e](const CommandTrace& t) { e.q.trace(t); });
+    add_command_queue(e.q);
+  }
+  ecmdqs_ = std::move(enabled);
   return {};
 }
 

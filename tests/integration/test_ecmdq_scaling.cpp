@@ -108,4 +108,18 @@ TEST(EcmdqScaling, BadEcmdqsExitsTwoNamingTheKey) {
   }
 }
 
+// Rings that cannot fit: 256 ECMDQs and the CMDQ of 16 << 19 = 8 MiB each (257 x 8 MiB, over 2 GiB)
+// against the default 256 MiB platform.table_pool_bytes: a config error, not an init failure.
+TEST(EcmdqScaling, RingsBeyondTheTablePoolAreAConfigError) {
+  const auto r = run_cli("run --force -o " + iommusim::test::fresh_dir("ecmdq_pool") +
+                         " -p iommu.vendor=smmuv3 -p iommu.smmuv3.ecmdqs=256 -p driver.smmuv3.cmdq_log2=19");
+  EXPECT_EQ(r.exit_code, 2) << r.out;
+  EXPECT_NE(r.out.find("iommu.smmuv3.ecmdqs"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("platform.table_pool_bytes"), std::string::npos) << r.out;
+  // 8 ECMDQs of 16 << 8 = 4 KiB (driver.smmuv3.cmdq_log2 default 8) fit.
+  const auto ok = run_cli("run --force -o " + iommusim::test::fresh_dir("ecmdq_pool_ok") +
+                          " -p iommu.vendor=smmuv3 -p iommu.smmuv3.ecmdqs=8 -p traffic.transactions=100 -p sim.progress=false");
+  EXPECT_EQ(ok.exit_code, 0) << ok.out;
+}
+
 }  // namespace

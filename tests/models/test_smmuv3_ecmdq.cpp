@@ -68,8 +68,9 @@ TEST(SmmuEcmdq, IdRegistersSayHowManyAndWhere) {
   // IDR6: LOG2NUMQ = log2(4) = 2 at [19:16], LOG2NUMP = 0: 0x20000.
   EXPECT_EQ(h.smmu.peek_register(reg::IDR6, 4), 0x00020000u);
   EXPECT_EQ(h.smmu.peek_register(reg::AIDR, 4), 0x03u) << "SMMUv3.3";
-  // CMDQ_CONTROL_PAGE_BASE0 at 0x4000: ADDR[51:16] = 0x20000 >> 16 = 2, PRESET[0] = 1: 0x20001.
-  EXPECT_EQ(h.smmu.peek_register(0x4000, 8), 0x20001u);
+  // CMDQ_CONTROL_PAGE_BASE0 at 0x4000 (IHI 0070 §6.3.49): ADDR[55:16] = 0x20000 >> 16 = 2
+  // (0x20000), CMDQGS[2:1] = 0b01 for 64 KB (0x2), PRESET[0] = 1: 0x20003.
+  EXPECT_EQ(h.smmu.peek_register(0x4000, 8), 0x20003u);
 }
 
 TEST(SmmuEcmdq, QueueRegistersAtTheirOffsets) {
