@@ -118,8 +118,9 @@ const Section<smmuv3::Smmuv3Config>& model_keys() {
           .number("atc_inv_timeout_ns", &C::atc_inv_timeout_ns, 50000, 1, 1e9, "ns",
                   "CMD_SYNC fails with CERROR_ATC_INV_SYNC when an ATC invalidation is not completed within this")
           .integer("ecmdqs", &C::ecmdqs, 0, 0, 256, "queues",
-                   "SMMUv3.3 ECMDQs (IDR1.ECMDQ, IDR6), one control page; the host driver puts CPU i's commands on "
-                   "ECMDQ i % ecmdqs; 0: none, the CMDQ only; a power of two")
+                   "SMMUv3.3 ECMDQs (IDR1.ECMDQ, IDR6), one control page; the host driver puts its CPU i's commands on "
+                   "ECMDQ i % ecmdqs, CPUs numbered as threads first enter the driver (init is CPU 0, so dma_api CPU "
+                   "j is driver CPU j + 1); 0: none, the CMDQ only; a power of two")
           .check("ecmdqs", [](const C& m) {
             return m.ecmdqs & (m.ecmdqs - 1) ? std::string("must be 0 or a power of two") : std::string();
           })
