@@ -331,6 +331,8 @@ TEST_P(EcmdqDmaApi, NoViolationAndSeveralEcmdqsExecute) {
       const std::string q = "smmuv3.iommu.ecmdq" + std::to_string(n);
       if (stat(stats, q + ".executed.cmd_sync") > 0) ++executing;
       EXPECT_EQ(stat(stats, q + ".errors"), 0) << q;
+      // its CMD_SYNCs timed in its own sync_exec (the SMMU-level one is the CMDQ's)
+      EXPECT_EQ(stat(stats, q + ".sync_exec", "count"), stat(stats, q + ".syncs")) << q;
     }
     EXPECT_GE(executing, 2u) << "the CPUs' commands did not spread over the ECMDQs";
     EXPECT_EQ(stat(stats, "smmuv3.iommu.cmdq.executed.cmd_sync"), 0) << "nothing on the CMDQ";
