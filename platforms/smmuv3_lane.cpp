@@ -117,6 +117,13 @@ const Section<smmuv3::Smmuv3Config>& model_keys() {
                    "CMD_ATC_INV: building the Invalidate Request (its trip to the device is the link's)")
           .number("atc_inv_timeout_ns", &C::atc_inv_timeout_ns, 50000, 1, 1e9, "ns",
                   "CMD_SYNC fails with CERROR_ATC_INV_SYNC when an ATC invalidation is not completed within this")
+          .integer("ecmdqs", &C::ecmdqs, 0, 0, 256, "queues",
+                   "SMMUv3.3 ECMDQs (IDR1.ECMDQ, IDR6), one control page; the host driver puts its CPU i's commands on "
+                   "ECMDQ i % ecmdqs, CPUs numbered as threads first enter the driver (init is CPU 0, so dma_api CPU "
+                   "j is driver CPU j + 1); 0: none, the CMDQ only; a power of two")
+          .check("ecmdqs", [](const C& m) {
+            return m.ecmdqs & (m.ecmdqs - 1) ? std::string("must be 0 or a power of two") : std::string();
+          })
           .section("config_cache", &C::config_cache, cache_keys("STE/CD configuration cache", CacheDefaults(64)))
           .embed(&C::translation, translation_keys(common::TranslationCacheNames{}))
           .check("", [](const C& m) { return smmuv3::validate(m); });
@@ -149,6 +156,15 @@ void read_configs(const ConfigReader& s, const ConfigReader& d, const LaneSettin
                                    &m.translation.s2_walk_cache, &m.translation.ipa_cache});
   dc = read_driver_config(driver_keys(), d, settings);
   if (dc.stream_table_log2 > m.sid_bits) d.fail("stream_table_log2", "exceeds iommu.smmuv3.sid_bits");
+  // The host driver's CMDQ and ECMDQs, each aligned to its size, come out of each IOMMU's
+  // share of the host table pool besides its tables: rings that fill it cannot work.
+  const uint64_t ring = uint64_t(16) << dc.cmdq_log2;
+  const uint64_t pool = settings.pools.table_pool_bytes / settings.iommus;
+  if (m.ecmdqs && (1 + uint64_t(m.ecmdqs)) * ring >= pool)
+    s.fail("ecmdqs", std::to_string(m.ecmdqs) + " ECMDQs and the CMDQ of " + std::to_string(ring) +
+                         " bytes each (driver.smmuv3.cmdq_log2 = " + std::to_string(dc.cmdq_log2) + ") fill the " +
+                         std::to_string(pool) + "-byte host table pool (platform.table_pool_bytes" +
+                         (settings.iommus > 1 ? " / platform.iommus" : "") + "); lower either, or raise the pool");
   for (const EndpointSettings& e : settings.endpoints) {
     if (e.config.requester_id >> dc.stream_table_log2)
       e.fail("requester_id", "beyond the SMMUv3 stream table (driver.smmuv3.stream_table_log2)");

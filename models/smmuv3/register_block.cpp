@@ -11,7 +11,7 @@ using namespace reg;
 
 RegisterBlock::RegisterBlock(common::RegisterFile& f, const Features& ft, std::function<void()> queue_may_run)
     : idr0{f, "IDR0", IDR0}, idr1{f, "IDR1", IDR1}, idr2{f, "IDR2", IDR2}, idr3{f, "IDR3", IDR3},
-      idr4{f, "IDR4", IDR4}, idr5{f, "IDR5", IDR5}, iidr{f, "IIDR", IIDR}, aidr{f, "AIDR", AIDR},
+      idr4{f, "IDR4", IDR4}, idr5{f, "IDR5", IDR5}, iidr{f, "IIDR", IIDR}, aidr{f, "AIDR", AIDR}, idr6{f, "IDR6", IDR6},
       cr0{f, "CR0", CR0}, cr0ack{f, "CR0ACK", CR0ACK}, cr1{f, "CR1", CR1}, cr2{f, "CR2", CR2}, gbpa{f, "GBPA", GBPA},
       irq_ctrl{f, "IRQ_CTRL", IRQ_CTRL}, irq_ctrlack{f, "IRQ_CTRLACK", IRQ_CTRLACK},
       gerror{f, "GERROR", GERROR}, gerrorn{f, "GERRORN", GERRORN},
@@ -42,6 +42,11 @@ RegisterBlock::RegisterBlock(common::RegisterFile& f, const Features& ft, std::f
   id1 = IDR1_SSIDSIZE::set(id1, ft.ssid_bits);
   id1 = IDR1_EVTQS::set(id1, ft.evtq_log2_max);
   id1 = IDR1_CMDQS::set(id1, ft.cmdq_log2_max);
+  id1 = IDR1_ECMDQ::set(id1, ft.ecmdqs != 0);
+  // One control page holding every ECMDQ (LOG2NUMP = 0), no doorbell pages.
+  unsigned log2numq = 0;
+  while ((2u << log2numq) <= ft.ecmdqs) ++log2numq;   // ecmdqs is a power of two (validated)
+  const uint64_t id6 = ft.ecmdqs ? IDR6_LOG2NUMQ::set(0, log2numq) : 0;
   const uint64_t id3 = IDR3_RIL::set(0, ft.range_invalidation);
   uint64_t id5 = IDR5_OAS::set(0, 5);  // 48-bit
   id5 = IDR5_GRAN4K::set(id5, 1);
@@ -53,9 +58,10 @@ RegisterBlock::RegisterBlock(common::RegisterFile& f, const Features& ft, std::f
   idr3.read_only().reset(uint32_t(id3));
   idr4.read_only();
   idr5.read_only().reset(uint32_t(id5));
+  idr6.read_only().reset(uint32_t(id6));
   iidr.read_only();
-  // SMMUv3.2: IDR3.RIL (range invalidation) is a v3.2 feature.
-  aidr.read_only().reset(uint32_t(AIDR_MINOR::set(AIDR_MAJOR::set(0, 0), 2)));
+  // SMMUv3.2: IDR3.RIL (range invalidation) is a v3.2 feature; ECMDQ a v3.3 one.
+  aidr.read_only().reset(uint32_t(AIDR_MINOR::set(AIDR_MAJOR::set(0, 0), ft.ecmdqs ? 3 : 2)));
   cr0ack.read_only();
   // Updates take effect at once, so CR0ACK follows CR0 immediately.
   cr0.writable(0x1F).on_write([this](uint32_t, uint32_t v) {
@@ -69,7 +75,8 @@ RegisterBlock::RegisterBlock(common::RegisterFile& f, const Features& ft, std::f
   irq_ctrl.writable(0x7).on_write([this](uint32_t, uint32_t v) { irq_ctrlack.set(v); });
   irq_ctrlack.read_only();
   gerror.read_only();
-  gerrorn.writable(0x1FD).on_write([this](uint32_t, uint32_t) { queue_may_run_(); });   // may acknowledge CMDQ_ERR
+  // May acknowledge CMDQ_ERR; CMDQP_ERR[9] exists with ECMDQs only (RES0 otherwise).
+  gerrorn.writable(ft.ecmdqs ? 0x3FD : 0x1FD).on_write([this](uint32_t, uint32_t) { queue_may_run_(); });
   // MSI configuration (Linux arm_smmu_setup_msis writes ADDR, DATA, MemAttr): stored, not
   // used (GERROR/EVTQ interrupts are signalled through the model's own state).
   gerror_irq_cfg0.writable(common::mask(51, 2));
@@ -95,17 +102,20 @@ RegisterBlock::RegisterBlock(common::RegisterFile& f, const Features& ft, std::f
   f.alias(EVTQ_CONS_PAGE0, evtq_cons);
 }
 
-common::QueueState RegisterBlock::cmdq_state() const {
+common::QueueState command_queue_state(uint64_t base, uint32_t prod, uint32_t cons, unsigned log2_max, bool runnable) {
   common::QueueState q;
-  const uint64_t base = cmdq_base.get();
-  q.ring = common::IndexRing{unsigned(std::min<uint64_t>(Q_BASE_LOG2SIZE::get(base), cmdq_log2_max_)), true};
+  q.ring = common::IndexRing{unsigned(std::min<uint64_t>(Q_BASE_LOG2SIZE::get(base), log2_max)), true};
   q.base = Q_BASE_ADDR::get_address(base);
   q.entry_bytes = 16;
-  q.tail = cmdq_prod.get() & q.ring.pointer_mask();
-  q.head = cmdq_cons.get() & q.ring.pointer_mask();   // without CONS.ERR
-  if (cr0.get<CR0_CMDQEN>() && !cmdq_error_active() && !q.ring.empty(q.tail, q.head))
-    q.status = common::QueueState::Status::Ready;
+  q.tail = prod & q.ring.pointer_mask();
+  q.head = cons & q.ring.pointer_mask();   // without CONS.ERR
+  if (runnable && !q.ring.empty(q.tail, q.head)) q.status = common::QueueState::Status::Ready;
   return q;
+}
+
+common::QueueState RegisterBlock::cmdq_state() const {
+  return command_queue_state(cmdq_base.get(), cmdq_prod.get(), cmdq_cons.get(), cmdq_log2_max_,
+                             cr0.get<CR0_CMDQEN>() && !cmdq_error_active());
 }
 
 common::WrapRing RegisterBlock::evtq_ring() const {

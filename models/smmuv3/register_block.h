@@ -12,7 +12,10 @@
 // - The event queue's producer side (the SMMU's own records, or a VMM's for its guest): the
 //   next free slot, PROD's advance, and OVFLG on a lost record (IHI 0070 §7.4).
 //
-// What it does not model: the secure and Realm register pages, IDR2/IDR4 contents, ECMDQ.
+// - SMMUv3.3 ECMDQ discovery when Features::ecmdqs: IDR1.ECMDQ, IDR6 (one control page of
+//   ecmdqs queues), AIDR 3.3, and GERROR.CMDQP_ERR (the queues' own registers: ecmdq.h).
+//
+// What it does not model: the secure and Realm register pages, IDR2/IDR4 contents.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -22,6 +25,7 @@
 #include "models/common/command_trace.h"
 #include "models/common/queue_ring.h"
 #include "models/common/register_file.h"
+#include "models/smmuv3/registers.h"
 
 namespace iommusim::smmuv3 {
 
@@ -36,6 +40,7 @@ struct Features {
   unsigned cmdq_log2_max = 19;        // IDR1.CMDQS
   unsigned evtq_log2_max = 19;        // IDR1.EVTQS
   bool range_invalidation = true;     // IDR3.RIL
+  unsigned ecmdqs = 0;                // IDR1.ECMDQ, IDR6: ECMDQs in one control page (0: none; a power of two)
 };
 
 // What a guest's SMMUv3 driver reaches of its VM's Tegra241 CMDQV VINTF (the VMM's, as
@@ -57,6 +62,14 @@ class GuestCmdqv {
   virtual void set_command_probe(unsigned lidx, std::function<void(const common::CommandTrace&)> probe) = 0;
 };
 
+// A driver's view of the ECMDQs of an SMMU (nullptr from ProgrammingInterface::ecmdqs():
+// none): the per-command traces of each, for the latency breakdown.
+class EcmdqProbes {
+ public:
+  virtual ~EcmdqProbes() = default;
+  virtual void set_ecmdq_probe(unsigned n, std::function<void(const common::CommandTrace&)> probe) = 0;
+};
+
 // What a driver reaches besides MMIO, on an SMMU or an emulated one: the per-command traces
 // of its command queue (for the latency breakdown) and untimed register peeks (error checks
 // and messages).
@@ -70,7 +83,14 @@ class ProgrammingInterface {
   virtual uint64_t event_written_ps(uint32_t index) const { (void)index; return 0; }
   // A guest's VCMDQs (nullptr: none, the SMMU's own queue only).
   virtual GuestCmdqv* guest_cmdqv() { return nullptr; }
+  // The SMMU's ECMDQs' probes (nullptr: none; smmuv3.h).
+  virtual EcmdqProbes* ecmdqs() { return nullptr; }
 };
+
+// A command queue in CMDQ_BASE format (the CMDQ, an ECMDQ) from its registers: BASE
+// (ADDR, LOG2SIZE capped at `log2_max`), PROD, CONS (index and wrap; CONS.ERR ignored); ready
+// when `runnable` and not empty.
+common::QueueState command_queue_state(uint64_t base, uint32_t prod, uint32_t cons, unsigned log2_max, bool runnable);
 
 class RegisterBlock {
  public:
@@ -81,7 +101,7 @@ class RegisterBlock {
   // `queue_may_run` is called after a write to CR0, GERRORN or CMDQ_PROD.
   RegisterBlock(common::RegisterFile& file, const Features& f, std::function<void()> queue_may_run);
 
-  R32 idr0, idr1, idr2, idr3, idr4, idr5, iidr, aidr;
+  R32 idr0, idr1, idr2, idr3, idr4, idr5, iidr, aidr, idr6;
   R32 cr0, cr0ack, cr1, cr2, gbpa;
   R32 irq_ctrl, irq_ctrlack;
   R32 gerror, gerrorn;
@@ -115,6 +135,11 @@ class RegisterBlock {
   void evtq_overflow();
   // GERROR.CMDQ_ERR differs from GERRORN until software acknowledges the error.
   bool cmdq_error_active() const { return (gerror.get() ^ gerrorn.get()) & 1; }
+  // An ECMDQ stopped on an error: GERROR.CMDQP_ERR toggles unless it is already active
+  // (GERROR != GERRORN in that bit; IHI 0070 §7.1: an active error is not raised again).
+  void ecmdq_error() {
+    if (!((gerror.get() ^ gerrorn.get()) & (1u << 9))) gerror.set<reg::GERROR_CMDQP_ERR>(!gerror.get<reg::GERROR_CMDQP_ERR>());
+  }
 
  private:
   common::WrapRing evtq_ring() const;

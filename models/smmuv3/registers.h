@@ -16,7 +16,7 @@ constexpr uint64_t IDR0 = 0x000, IDR1 = 0x004, IDR2 = 0x008, IDR3 = 0x00C, IDR4 
                    CMDQ_BASE = 0x090, CMDQ_PROD = 0x098, CMDQ_CONS = 0x09C, EVTQ_BASE = 0x0A0,
                    EVTQ_IRQ_CFG0 = 0x0B0, EVTQ_IRQ_CFG1 = 0x0B8, EVTQ_IRQ_CFG2 = 0x0BC,
                    EVTQ_PROD = 0x100A8, EVTQ_CONS = 0x100AC,   // page 1 (also aliased at 0xA8/0xAC)
-                   EVTQ_PROD_PAGE0 = 0x0A8, EVTQ_CONS_PAGE0 = 0x0AC;
+                   EVTQ_PROD_PAGE0 = 0x0A8, EVTQ_CONS_PAGE0 = 0x0AC, IDR6 = 0x190;
 constexpr uint64_t kMmioBytes = 0x20000;   // two 64 KB pages
 
 // IDR0
@@ -27,6 +27,14 @@ using IDR0_STALL_MODEL = Field<25, 24>; using IDR0_TERM_MODEL = Field<26, 26>; u
 // IDR1
 using IDR1_SIDSIZE = Field<5, 0>; using IDR1_SSIDSIZE = Field<10, 6>; using IDR1_EVTQS = Field<20, 16>;
 using IDR1_CMDQS = Field<25, 21>;
+// IDR1.ECMDQ (SMMUv3.3): Enhanced Command queue interfaces present (Linux series
+// "iommu/arm-smmu-v3: Add support for ECMDQ register mode": IDR1_ECMDQ (1 << 31)).
+using IDR1_ECMDQ = Field<31, 31>;
+// IDR6 (0x190, SMMUv3.3; the series' ARM_SMMU_IDR6, IDR6_LOG2NUMP GENMASK(27, 24),
+// IDR6_LOG2NUMQ GENMASK(19, 16)): log2 of the command queue control pages, log2 of the
+// ECMDQs in each page. IDR6_BA_DOORBELLS GENMASK(9, 0) is the series' (the doorbell base);
+// IHI 0070 has IDR6[15:0] RES0. The model reads 0 there either way.
+using IDR6_LOG2NUMQ = Field<19, 16>; using IDR6_LOG2NUMP = Field<27, 24>; using IDR6_BA_DOORBELLS = Field<9, 0>;
 // IDR3 / IDR5
 using IDR3_RIL = Field<10, 10>;
 using IDR5_OAS = Field<2, 0>; using IDR5_GRAN4K = Field<4, 4>; using IDR5_GRAN16K = Field<5, 5>;
@@ -39,6 +47,9 @@ using CR0_SMMUEN = Field<0, 0>; using CR0_EVTQEN = Field<2, 2>; using CR0_CMDQEN
 using GBPA_ABORT = Field<20, 20>; using GBPA_UPDATE = Field<31, 31>;
 // GERROR
 using GERROR_CMDQ_ERR = Field<0, 0>;
+// An ECMDQ reported a command error (the series' GERROR_CMDQP_ERR (1 << 9); Marvell
+// Odyssey CSR SMMU()_GERROR.CMDQP_ERR, bit 9).
+using GERROR_CMDQP_ERR = Field<9, 9>;
 // STRTAB_BASE / _CFG
 using STRTAB_BASE_ADDR = Field<51, 6>;
 using STRTAB_CFG_LOG2SIZE = Field<5, 0>; using STRTAB_CFG_SPLIT = Field<10, 6>; using STRTAB_CFG_FMT = Field<17, 16>;
@@ -49,5 +60,34 @@ using CMDQ_CONS_ERR = Field<30, 24>;
 constexpr uint32_t CERROR_NONE = 0, CERROR_ILL = 1, CERROR_ABT = 2, CERROR_ATC_INV_SYNC = 3;
 // EVTQ_PROD overflow flag
 using EVTQ_PROD_OVFLG = Field<31, 31>;
+
+// ---- Enhanced Command queue interfaces (SMMUv3.3, IHI 0070 "Enhanced Command queue
+// interfaces"). Positions from the Linux series "iommu/arm-smmu-v3: Add support for ECMDQ
+// register mode" (Zhen Lei, resent by Tanmay Jagdale, v3 2024; not merged upstream) and the
+// Marvell Odyssey CSR definitions (SMMU()_ECMDQ_PROD/CONS/BASE, SMMU()_CMDQ_CONTROL_PAGE_BASE),
+// which agree bit for bit.
+// SMMU_CMDQ_CONTROL_PAGE_BASE<n> (page 0, 0x4000 + 32n; the series' ARM_SMMU_ECMDQ_CP_BASE):
+// PRESET[0] (1: register mode, the only one Linux accepts), CMDQGS[2:1] (the control page's
+// granule, 0b01: 64 KB, IHI 0070 §6.3.49), ADDR[55:16], the control page's offset from the
+// SMMU's base (Linux masks GENMASK(51, 12); the same for a 64 KB-aligned page below 2^52).
+constexpr uint64_t CMDQ_CONTROL_PAGE_BASE(unsigned n) { return 0x4000 + 32ull * n; }
+using CP_PRESET = Field<0, 0>; using CP_CMDQGS = Field<2, 1>; using CP_ADDR = Field<55, 16>;
+constexpr uint64_t kCmdqgs64K = 1;   // CMDQGS 0b01
+constexpr uint64_t kControlPageBytes = 0x10000;   // the series' ECMDQ_CP_RRESET_SIZE
+// MODEL CHOICE: the one control page sits right after page 1 (Odyssey has its at 0x180000;
+// software finds it through CMDQ_CONTROL_PAGE_BASE0.ADDR either way).
+constexpr uint64_t kEcmdqControlPage = 0x20000;
+// ECMDQ n of a page is at n x (64 KB >> IDR6.LOG2NUMQ) in it (Linux arm_smmu_ecmdq_probe's
+// `gap`; Odyssey: 128 queues 0x200 apart), its registers at:
+constexpr uint64_t ECMDQ_BASE = 0x00, ECMDQ_PROD = 0x08, ECMDQ_CONS = 0x0C;
+constexpr uint64_t ecmdq_stride(unsigned log2numq) { return kControlPageBytes >> log2numq; }
+// ECMDQ_BASE: as CMDQ_BASE (ADDR[51:5], LOG2SIZE[4:0], RA[62]).
+// ECMDQ_PROD: WR[19:0] (index + wrap), ERRACK[23], EN[31] (ECMDQ_PROD_ERRACK, ECMDQ_PROD_EN).
+using ECMDQ_PROD_ERRACK = Field<23, 23>; using ECMDQ_PROD_EN = Field<31, 31>;
+// ECMDQ_CONS: RD[19:0], ERR[23] (toggles on an error; the queue is stopped while it differs
+// from PROD.ERRACK), ERR_REASON[26:24] (the CERROR_* codes of CMDQ_CONS.ERR), ENACK[31]
+// (ECMDQ_CONS_ERR, ECMDQ_CONS_ENACK; Odyssey ERR_REASON bits 26:24).
+using ECMDQ_CONS_ERR = Field<23, 23>; using ECMDQ_CONS_ERR_REASON = Field<26, 24>; using ECMDQ_CONS_ENACK = Field<31, 31>;
+constexpr uint32_t kEcmdqPointerMask = 0xFFFFF;   // WR / RD [19:0]
 
 }  // namespace iommusim::smmuv3::reg

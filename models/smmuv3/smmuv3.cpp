@@ -22,6 +22,9 @@ std::string validate(const Smmuv3Config& c) {
   if (c.cmdq_log2_max < 1 || c.cmdq_log2_max > 19) return "cmdq_log2_max must be 1..19";
   if (c.evtq_log2_max < 1 || c.evtq_log2_max > 19) return "evtq_log2_max must be 1..19";
   if (!(c.atc_inv_timeout_ns > 0)) return "atc_inv_timeout_ns must be positive";
+  // MODEL CHOICE: every ECMDQ in one control page, at least 256 bytes apart (Odyssey has 128).
+  if (c.ecmdqs > 256 || (c.ecmdqs & (c.ecmdqs - 1)))
+    return "ecmdqs must be 0 (none) or a power of two up to 256 (one control page, IDR6.LOG2NUMQ <= 8)";
   if (auto e = common::validate(c.config_cache); !e.empty()) return "config_cache: " + e;
   return common::validate(c.translation);
 }
@@ -35,12 +38,15 @@ Features features(const Smmuv3Config& c) {
   f.cmdq_log2_max = c.cmdq_log2_max;
   f.evtq_log2_max = c.evtq_log2_max;
   f.range_invalidation = c.range_invalidation;
+  f.ecmdqs = c.ecmdqs;
   return f;
 }
 }  // namespace
 
 Smmuv3::Smmuv3(sc_core::sc_module_name name, const Smmuv3Config& cfg)
-    : IommuBlock(name, common::Clock::from_mhz(cfg.clock_mhz), reg::kMmioBytes, 32), cfg_(cfg),
+    : IommuBlock(name, common::Clock::from_mhz(cfg.clock_mhz),
+                 reg::kMmioBytes + (cfg.ecmdqs ? reg::kControlPageBytes : 0), 32),
+      cfg_(cfg),
       pipeline_ps_(clk_.cycles_ps(cfg.translation_cycles)),
       atc_timeout_ps_(common::Ps(cfg.atc_inv_timeout_ns * 1000.0 + 0.5)),
       config_cache_("config_cache", cfg.config_cache, clk_),
@@ -51,6 +57,7 @@ Smmuv3::Smmuv3(sc_core::sc_module_name name, const Smmuv3Config& cfg)
   main_cmdq_ = std::make_unique<MainCmdq>(r_);
   ports_.push_back(std::make_unique<QueuePort>(*this, *main_cmdq_, 0));
   SC_THREAD(command_thread);
+  if (cfg.ecmdqs) ecmdq_ = std::make_unique<EcmdqInterface>(regs_, r_, cfg.ecmdqs, cfg.cmdq_log2_max, *this);
 }
 
 // ---------------------------------------------------------------- command queues
@@ -454,13 +461,14 @@ void Smmuv3::register_stats(common::StatRegistry& reg, const std::string& p) con
   reg.add(p + ".events", events_, "count", "event records raised");
   reg.add(p + ".events_lost", events_lost_, "count", "event records dropped (EVTQ disabled, full or unwritable)");
   const common::CommandQueue::Stats& q = ports_.front()->queue.stats();
-  reg.add(p + ".commands", q.executed, "count", "commands executed from the CMDQ");
+  reg.add(p + ".commands", q.executed, "count", "commands executed from the CMDQ (ECMDQs: ecmdq<n>.commands)");
   reg.add(p + ".illegal_commands", q.illegal, "count", "commands that raised CERROR_ILL");
-  reg.add(p + ".syncs", q.barriers, "count", "CMD_SYNCs completed");
+  reg.add(p + ".syncs", q.barriers, "count", "CMD_SYNCs completed on the CMDQ (ECMDQs: ecmdq<n>.syncs)");
   register_front_end_stats(reg, p);
-  reg.add(p + ".command_exec", q.exec_ps, "ns", "execution time per command (after decode)", 1e-3);
-  reg.add(p + ".sync_exec", q.barrier_ps, "ns", "CMD_SYNC execution incl. draining older walks", 1e-3);
+  reg.add(p + ".command_exec", q.exec_ps, "ns", "execution time per command from the CMDQ, after decode (ECMDQs: ecmdq<n>.command_exec)", 1e-3);
+  reg.add(p + ".sync_exec", q.barrier_ps, "ns", "CMD_SYNC execution on the CMDQ incl. draining older walks (ECMDQs: ecmdq<n>.sync_exec)", 1e-3);
   ports_.front()->queue.register_stats(reg, p + ".cmdq", command_type_names());
+  if (ecmdq_) ecmdq_->register_stats(reg, p);
   config_cache_.stats().register_stats(reg, p + ".config_cache", "STE+CD config cache");
   engine_.register_stats(reg, p);
 }

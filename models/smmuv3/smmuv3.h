@@ -21,6 +21,9 @@
 //   for ECMDQ, §3.5.7: no ordering between queues): it waits for its queue's ATC
 //   invalidations only, and for every walk older than the SMMU's last invalidation (a
 //   superset of its queue's: never early).
+// - SMMUv3.3 ECMDQs (Smmuv3Config::ecmdqs > 0; models/smmuv3/ecmdq.h): IDR1.ECMDQ, IDR6,
+//   one command queue control page after page 1, each ECMDQ one more queue as above, its
+//   errors in its own CONS and GERROR.CMDQP_ERR; AIDR then reads 3.3.
 // - The main command queue, on the shared engine (common::CommandQueue): CFGI_*, TLBI_* (with range form when IDR3.RIL), CMD_SYNC with
 //   CS=none/IRQ(MSI write)/SEV, PREFETCH_*; ATC_INV, PRI_RESP and RESUME are accepted and
 //   timed. Illegal commands set GERROR.CMDQ_ERR and CONS.ERR=CERROR_ILL and stop the queue
@@ -35,7 +38,7 @@
 // - PRI queue, stall mode (faults always terminate), split-stage ATS (EATS = 0b10 is
 //   answered as full ATS), MSI-based GERROR/EVTQ interrupts, secure state, hierarchical attribute
 //   controls, TTB1, 2-level CD tables, S1 granules other than those VmsaFormat supports,
-//   HTTU dirty updates, and ECMDQ (a later step).
+//   HTTU dirty updates, ECMDQ memory-mode control pages and doorbell pages (ecmdq.h).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -65,6 +68,7 @@
 #include "models/pagetable/vmsa.h"
 #include "models/pagetable/walker.h"
 #include "models/smmuv3/commands.h"
+#include "models/smmuv3/ecmdq.h"
 #include "models/smmuv3/events.h"
 #include "models/smmuv3/register_block.h"
 #include "models/smmuv3/registers.h"
@@ -86,6 +90,7 @@ struct Smmuv3Config {
   unsigned sync_cycles = 4;
   unsigned atc_inv_cycles = 4;        // CMD_ATC_INV: building the Invalidate Request
   double atc_inv_timeout_ns = 50000;  // CMD_SYNC gives up on an ATC invalidation completion
+  unsigned ecmdqs = 0;                // SMMUv3.3 ECMDQs (IDR1.ECMDQ, IDR6.LOG2NUMQ); 0: none
   // Defaults: as iommusim's config declares them (platforms/smmuv3_lane.cpp; a test checks).
   common::CacheConfig config_cache = common::CacheConfig().set_entries(64).set_ways(4).set_lookup_cycles(3).set_ports(2);
   common::TranslationEngineConfig translation;   // walkers, IOTLB, S1/S2 walk caches, IPA cache
@@ -111,7 +116,7 @@ class CommandQueueRegisters {
   virtual bool admit(Command& c) { (void)c; return true; }
 };
 
-class Smmuv3 : public common::IommuBlock, public ProgrammingInterface {
+class Smmuv3 : public common::IommuBlock, public ProgrammingInterface, public EcmdqProbes {
  public:
 
   SC_HAS_PROCESS(Smmuv3);
@@ -131,6 +136,12 @@ class Smmuv3 : public common::IommuBlock, public ProgrammingInterface {
     return index < event_written_ps_.size() ? event_written_ps_[index] : 0;
   }
   const Smmuv3Config& config() const { return cfg_; }
+  // The ECMDQs (nullptr: ecmdqs = 0).
+  EcmdqInterface* ecmdq_interface() { return ecmdq_.get(); }
+  EcmdqProbes* ecmdqs() override { return ecmdq_ ? this : nullptr; }
+  void set_ecmdq_probe(unsigned n, std::function<void(const CommandTrace&)> probe) override {
+    ecmdq_->queue(n).set_probe(std::move(probe));
+  }
 
   // Cache access for tests and the summary.
   const common::CacheStats& iotlb_stats() const { return engine_.iotlb_stats(); }
@@ -207,6 +218,7 @@ class Smmuv3 : public common::IommuBlock, public ProgrammingInterface {
   common::Ps last_event_written_ps_ = 0;
 
   RegisterBlock r_;   // the programming interface (register_block.h)
+  std::unique_ptr<EcmdqInterface> ecmdq_;   // after r_: its queues report into GERROR
 };
 
 }  // namespace iommusim::smmuv3

@@ -336,10 +336,12 @@ std::string DriverBase::take_pending_op(const std::string& fallback) {
 
 void DriverBase::ring_written_prefix(DriverQueue& q, bool even_if_rung, uint64_t cover_seq, uint64_t* covered_ps) {
   // One doorbell writer at a time, so the producer register never moves back; the writer
-  // rings again for whatever other CPUs wrote meanwhile (Linux's CMDQ owner).
+  // rings again for whatever other CPUs wrote meanwhile (Linux's CMDQ owner), and once more
+  // if ring_again() was asked for while it wrote (the doorbell's value changed).
   if (q.ringing_) return;
   q.ringing_ = true;
-  for (bool first = true; q.rung_seq_ < q.written_seq_ || (first && even_if_rung); first = false) {
+  for (bool first = true; q.rung_seq_ < q.written_seq_ || (first && even_if_rung) || q.ring_again_; first = false) {
+    q.ring_again_ = false;   // this ring's value is built now, after the request
     const uint64_t seq = q.written_seq_;
     q.hooks_.doorbell(q.written_ptr_);
     collect_doorbell_spans();
@@ -349,6 +351,11 @@ void DriverBase::ring_written_prefix(DriverQueue& q, bool even_if_rung, uint64_t
     q.doorbell_rung_.notify(sc_core::SC_ZERO_TIME);
   }
   q.ringing_ = false;
+}
+
+void DriverBase::ring_again(DriverQueue& q) {
+  if (q.ringing_) q.ring_again_ = true;   // the writer in flight rings once more
+  else ring_written_prefix(q, true);
 }
 
 Status DriverBase::write_entries(DriverQueue& q, const uint64_t* words, size_t count, sc_core::sc_time deadline,

@@ -212,6 +212,10 @@ class DriverBase : public sc_core::sc_module, public IommuDriver {
  protected:
   MemoryView& mem_;
   common::Counter commands_issued_, polls_, events_consumed_;
+  // Writes q's doorbell again with its written prefix, serialised with the other CPUs'
+  // doorbells: now, or right after the write in flight. For a doorbell whose other fields
+  // changed (SMMUv3 ECMDQ_PROD.ERRACK), so no value built before the change lands after it.
+  void ring_again(DriverQueue& q);
 
  private:
   class HostTables;

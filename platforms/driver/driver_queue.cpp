@@ -19,7 +19,7 @@ void DriverQueue::reset(uint64_t base) {
   producer_ = consumer_seen_ = written_ptr_ = 0;
   reservations_.clear();
   reserved_seq_ = written_seq_ = rung_seq_ = 0;
-  ringing_ = false;
+  ringing_ = ring_again_ = false;
 }
 
 void DriverQueue::record(const common::CommandTrace& t) {

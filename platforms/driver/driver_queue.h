@@ -134,6 +134,7 @@ class DriverQueue {
   uint32_t written_ptr_ = 0;
   uint64_t rung_ps_ = 0;
   bool ringing_ = false;   // a CPU is writing the doorbell
+  bool ring_again_ = false;   // asked for a ring even if rung while one was being written
   sc_core::sc_event doorbell_rung_;
   // Concurrent: CPUs between writing their CMD_SYNC and seeing it complete (Linux's
   // cmdq->lock held shared). While any is waiting, nobody refreshes the consumer view from

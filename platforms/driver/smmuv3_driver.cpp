@@ -91,6 +91,8 @@ Status Smmuv3Driver::init() {
     vintf_used_[0] = true;   // VINTF0: the host's (tegra241_cmdqv_init_structures)
   }
   mmio_write32(reg::CR0, reg::CR0_CMDQEN::set(0, 1) | reg::CR0_EVTQEN::set(0, 1));
+  if (reg::IDR1_ECMDQ::get(idr1))
+    if (Status s = init_ecmdqs(); !s.ok) return s;
   // As Linux: invalidate all config and TLBs before enabling translation.
   if (Status s = submit({cmd_cfgi_all(), cmd_tlbi_nsnh_all()}, "init"); !s.ok) return s;
   mmio_write32(reg::CR0, reg::CR0_CMDQEN::set(0, 1) | reg::CR0_EVTQEN::set(0, 1) | reg::CR0_SMMUEN::set(0, 1));
@@ -475,17 +477,139 @@ Status Smmuv3Driver::init_vcmdqs() {
   return {};
 }
 
+unsigned Smmuv3Driver::calling_cpu() {
+  const sc_core::sc_process_handle h = sc_core::sc_get_current_process_handle();
+  const sc_core::sc_object* thread = h.valid() ? h.get_process_object() : nullptr;
+  return cpu_of_thread_.emplace(thread, unsigned(cpu_of_thread_.size())).first->second;
+}
+
+// ---- The host's ECMDQs (SMMUv3.3), as the Linux ECMDQ series ----
+
+struct Smmuv3Driver::Ecmdq : DriverQueue::Hooks {
+  Ecmdq(Smmuv3Driver& d, unsigned n, uint64_t regs)
+      : d_(d), n_(n), base_off_(regs + reg::ECMDQ_BASE), prod_off_(regs + reg::ECMDQ_PROD),
+        cons_off_(regs + reg::ECMDQ_CONS),
+        q(common::IndexRing{d.cfg_.cmdq_log2, true}, 16, *this, "ECMDQ space", "CMD_SYNC",
+          DriverQueue::Submission::Concurrent) {}
+
+  // PROD = WR | EN | ERRACK as last acknowledged (v1's q->ecmdq_prod).
+  void doorbell(uint32_t producer) override { d_.mmio_write32(prod_off_, producer | enable_errack_); }
+  uint32_t read_consumer() override { return d_.mmio_read32(cons_off_) & q.ring().pointer_mask(); }
+  // The CMDQ's CMD_SYNC (arm_smmu_cmdq_build_sync_cmd on this queue): its MSI clears its own slot.
+  void barrier_entry(uint32_t producer, uint64_t slot_address, uint64_t* words) override {
+    d_.barrier_entry(producer, slot_address, words);
+  }
+  bool completed(uint32_t first, uint32_t barrier) override {
+    if (d_.cfg_.sync_mode == SmmuSyncMode::MsiPoll) {
+      d_.charge_cycles(d_.cfg_.timing.poll_read_cycles);
+      return d_.mem_.read32(q.slot_address(barrier)) == 0;
+    }
+    const common::IndexRing& ring = q.ring();
+    const uint32_t cons = d_.mmio_read32(cons_off_) & ring.pointer_mask();
+    return ring.used(cons, first) > ring.used(barrier, first);
+  }
+  bool error_active() { return reg::ECMDQ_CONS_ERR::get(d_.smmu_.peek32(cons_off_)) != reg::ECMDQ_PROD_ERRACK::get(enable_errack_); }
+  // The GERROR interrupt's CMDQP_ERR part for this queue (arm_smmu_ecmdq_skip_err): the model's
+  // CONS.ERR state stands in for the interrupt (no time); the handler reads the registers.
+  Status check_error(unsigned) override {
+    if (recovering_ || !error_active()) return {};
+    recovering_ = true;
+    struct Done { bool& f; ~Done() { f = false; } } done{recovering_};
+    const uint32_t cons = d_.mmio_read32(cons_off_);
+    const uint32_t err = uint32_t(reg::ECMDQ_CONS_ERR_REASON::get(cons));
+    const std::string regs = registers();
+    d_.skip_error(err, q.slot_address(cons & q.ring().pointer_mask()));
+    // arm_smmu_ecmdq_err_ack: ERRACK := CONS.ERR resumes the queue. On a shared ECMDQ another
+    // CPU may be ringing: v1 writes ERRACK under write_lock(ecmdq_lock), every doorbell under
+    // read_lock. Here the write is one more doorbell, serialised with theirs, its value the
+    // driver's own producer with the new ERRACK (never a register read another CPU's doorbell
+    // can overtake), and every doorbell built from now on carries the new ERRACK.
+    enable_errack_ = uint32_t(reg::ECMDQ_PROD_ERRACK::set(enable_errack_, reg::ECMDQ_CONS_ERR::get(cons)));
+    d_.ring_again(q);
+    d_.acknowledge_cmdqp_error();
+    ++d_.errors_recovered_;
+    if (err == reg::CERROR_ATC_INV_SYNC)
+      return Status::fail("ATC invalidation not completed: CMD_SYNC on ECMDQ " + std::to_string(n_) +
+                          " failed with CERROR_ATC_INV_SYNC (" + regs + ")");
+    if (err != reg::CERROR_ILL && err != reg::CERROR_ABT)
+      return Status::fail("ECMDQ " + std::to_string(n_) + " error " + std::to_string(err) + " not recoverable");
+    return {};
+  }
+  std::string registers() override {
+    return "ECMDQ" + std::to_string(n_) + " PROD=" + hex(d_.smmu_.peek32(prod_off_)) + ", CONS=" +
+           hex(d_.smmu_.peek32(cons_off_)) + ", GERROR=" + hex(d_.smmu_.peek32(reg::GERROR));
+  }
+  const char* command_name(uint8_t opcode) const override { return opcode_name(Opcode(opcode)); }
+
+  Smmuv3Driver& d_;
+  unsigned n_;
+  uint64_t base_off_, prod_off_, cons_off_;
+  DriverQueue q;
+  uint32_t enable_errack_ = uint32_t(reg::ECMDQ_PROD_EN::set(0, 1));
+  bool recovering_ = false;
+};
+
+Status Smmuv3Driver::init_ecmdqs() {
+  // arm_smmu_ecmdq_probe: IDR6, then each control page's BASE (register mode, contiguous).
+  const uint32_t idr6 = mmio_read32(reg::IDR6);
+  const unsigned log2nump = unsigned(reg::IDR6_LOG2NUMP::get(idr6)), log2numq = unsigned(reg::IDR6_LOG2NUMQ::get(idr6));
+  const unsigned n = (1u << log2nump) << log2numq;
+  uint64_t page = 0;
+  for (unsigned p = 0; p < (1u << log2nump); ++p) {
+    const uint64_t cp = mmio_read64(reg::CMDQ_CONTROL_PAGE_BASE(p));
+    if (!reg::CP_PRESET::get(cp)) return {};   // "ecmdq control page is memory mode": the CMDQ
+    const uint64_t addr = cp & common::mask(51, 12);
+    if (p == 0) page = addr;
+    else if (addr != page + p * reg::kControlPageBytes) return {};   // "not contiguous": the CMDQ
+  }
+  auto* probes = smmu_.ecmdqs();
+  if (!probes) return Status::fail("IDR1.ECMDQ is set but the SMMU gives no ECMDQ traces");
+  const uint64_t bytes = uint64_t(16) << cfg_.cmdq_log2;
+  std::vector<std::unique_ptr<Ecmdq>> enabled;
+  for (unsigned i = 0; i < n; ++i) {
+    const uint64_t base = alloc_host(bytes, bytes);
+    if (!base)
+      return Status::fail("platform.table_pool_bytes too small for " + std::to_string(n) + " ECMDQs of " +
+                          std::to_string(bytes) + " bytes (driver.smmuv3.cmdq_log2)");
+    enabled.push_back(std::make_unique<Ecmdq>(*this, i, page + uint64_t(i) * reg::ecmdq_stride(log2numq)));
+    Ecmdq& e = *enabled.back();
+    e.q.reset(base);
+    // arm_smmu_ecmdq_reset: BASE, PROD, CONS, then PROD.EN and CONS.ENACK polled.
+    mmio_write64(e.base_off_, base | cfg_.cmdq_log2);
+    mmio_write32(e.prod_off_, 0);
+    mmio_write32(e.cons_off_, 0);
+    mmio_write32(e.prod_off_, uint32_t(reg::ECMDQ_PROD_EN::set(0, 1)));
+    if (!reg::ECMDQ_CONS_ENACK::get(mmio_read32(e.cons_off_)))
+      return {};   // "ecmdq[i] enable failed": the CMDQ for everything (nothing refers to `enabled`)
+  }
+  // Every ECMDQ enabled: only now do the SMMU's probes and the driver's queue list refer to them.
+  for (unsigned i = 0; i < n; ++i) {
+    Ecmdq& e = *enabled[i];
+    probes->set_ecmdq_probe(i, [&e](const CommandTrace& t) { e.q.trace(t); });
+    add_command_queue(e.q);
+  }
+  ecmdqs_ = std::move(enabled);
+  return {};
+}
+
+// GERRORN.CMDQP_ERR follows GERROR's once no ECMDQ is still stopped on an error.
+void Smmuv3Driver::acknowledge_cmdqp_error() {
+  for (auto& e : ecmdqs_)
+    if (e->error_active()) return;
+  const uint32_t gerror = mmio_read32(reg::GERROR), gerrorn = mmio_read32(reg::GERRORN);
+  const uint32_t bit = uint32_t(reg::GERROR_CMDQP_ERR::set(0, 1));
+  if ((gerror ^ gerrorn) & bit) mmio_write32(reg::GERRORN, gerrorn ^ bit);
+}
+
 DriverQueue& Smmuv3Driver::queue_for(const std::vector<CmdWords>& cmds) {
+  if (!ecmdqs_.empty()) return ecmdqs_[calling_cpu() % ecmdqs_.size()]->q;   // arm_smmu_get_cmdq
   if (vcmdqs_.empty() || cmds.empty()) return cmdq_;
   for (const CmdWords& c : cmds)
     switch (Opcode(c[0] & 0xFF)) {
       case Opcode::TlbiNhAsid: case Opcode::TlbiNhVa: case Opcode::AtcInv: break;
       default: return cmdq_;
     }
-  const sc_core::sc_process_handle h = sc_core::sc_get_current_process_handle();
-  const sc_core::sc_object* thread = h.valid() ? h.get_process_object() : nullptr;
-  const unsigned cpu = cpu_of_thread_.emplace(thread, unsigned(cpu_of_thread_.size())).first->second;
-  return vcmdqs_[cpu % vcmdqs_.size()]->q;
+  return vcmdqs_[calling_cpu() % vcmdqs_.size()]->q;
 }
 
 void Smmuv3Driver::doorbell(uint32_t producer) { mmio_write32(reg::CMDQ_PROD, producer); }

@@ -60,6 +60,21 @@
 // the first command of another queue (the driver's batches are uniform). A VCMDQ error is
 // recovered as Linux's VINTF error handler does (the entry at CONS replaced by a CMD_SYNC,
 // GERRORN acknowledged).
+// With SMMUv3.3 ECMDQs (IDR1.ECMDQ), as the Linux series "iommu/arm-smmu-v3: Add support
+// for ECMDQ register mode" (Zhen Lei; v3 resent by Tanmay Jagdale, 2024; not merged):
+// arm_smmu_ecmdq_probe reads IDR6 and SMMU_CMDQ_CONTROL_PAGE_BASE0 (PRESET must be set, the
+// ECMDQs 64 KB >> LOG2NUMQ apart), and arm_smmu_ecmdq_reset, after CMDQEN, writes each
+// ECMDQ's BASE, PROD, CONS, then PROD.EN, and polls CONS.ENACK (a failure falls back to the
+// CMDQ). Every batch then goes to the calling CPU's ECMDQ (arm_smmu_get_cmdq), CPU i on
+// ECMDQ i % n (v1 patch 4/4, "less than one ECMDQ per core", on one NUMA node; v3 refuses
+// fewer ECMDQs than CPUs and would use the CMDQ), with the same submission as the CMDQ
+// (arm_smmu_cmdq_issue_cmdlist: a shared ECMDQ still reserves slots and batches the
+// doorbell; an exclusive one has nobody to wait for). The doorbell writes
+// PROD = WR | EN | the ERRACK state (v1's ecmdq_prod). A command error (GERROR.CMDQP_ERR,
+// the ECMDQ's CONS.ERR != PROD.ERRACK) is recovered as arm_smmu_ecmdq_skip_err: the entry
+// skipped as on the CMDQ, PROD.ERRACK set to CONS.ERR (arm_smmu_ecmdq_err_ack), GERRORN
+// acknowledged once no ECMDQ is in error. MODEL CHOICE: the poller of the failed queue runs
+// the handler for that queue (Linux's GERROR handler walks every ECMDQ and IPIs the owner).
 #pragma once
 #include <array>
 #include <map>
@@ -129,6 +144,9 @@ class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::
   // Queues raw entries plus a CMD_SYNC and waits (tests use it to inject bad commands).
   Status submit(const std::vector<smmuv3::CmdWords>& cmds, const std::string& op);
   uint64_t command_errors_recovered() const { return errors_recovered_; }
+  // ECMDQs in use (0: the CMDQ), and the one the calling thread's CPU submits to.
+  unsigned ecmdqs_in_use() const { return unsigned(ecmdqs_.size()); }
+  unsigned ecmdq_of_calling_cpu() { return ecmdqs_.empty() ? 0 : calling_cpu() % unsigned(ecmdqs_.size()); }
   uint64_t ste_address(uint32_t sid) const;
   uint64_t evtq_base() const { return evtq_base_; }
   uint16_t vmid_of(DomainId d) const;
@@ -239,7 +257,15 @@ class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::
   Status init_vcmdqs();
   DriverQueue& queue_for(const std::vector<smmuv3::CmdWords>& cmds);
   std::vector<std::unique_ptr<Vcmdq>> vcmdqs_;
-  std::map<const sc_core::sc_object*, unsigned> cpu_of_thread_;   // tegra241_cmdqv_get_cmdq's CPU numbers
+  std::map<const sc_core::sc_object*, unsigned> cpu_of_thread_;   // CPU numbers of the calling threads
+  // The calling thread's CPU number, in the order threads first submit (smp_processor_id()).
+  unsigned calling_cpu();
+
+  // The host's ECMDQs (SMMUv3.3), when IDR1.ECMDQ says so: probed and enabled at init.
+  struct Ecmdq;
+  Status init_ecmdqs();
+  std::vector<std::unique_ptr<Ecmdq>> ecmdqs_;
+  void acknowledge_cmdqp_error();
 
   // The command queue's hooks (DriverBase::submit_batch).
   void doorbell(uint32_t producer) override;

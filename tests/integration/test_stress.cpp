@@ -49,13 +49,14 @@ struct Cell {
   // natively, a second work queue of the stressed device (its RID, PASID 6) that stays on
   // domain A while PASID 5 moves; with ATS the two share the device's ATC
   bool work_queue = false;
+  unsigned ecmdqs = 0;    // SMMUv3.3 ECMDQs (iommu.smmuv3.ecmdqs): the host driver's commands on its CPU's ECMDQ
   std::string lane() const {
     return accelerated ? vendor + "@accelerated" : trapped ? vendor + "@trapped" : virtio ? vendor + "@virtio" : vendor;
   }
 };
 
 void PrintTo(const Cell& c, std::ostream* os) {
-  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "") << (c.pasid ? " PASID" : "") << (c.trapped ? " trapped" : "") << (c.deferred ? " deferred" : "") << (c.policy.empty() ? "" : " " + c.policy) << (c.unit1 ? " unit1" : "") << (c.two_vms ? " two VMs" : "") << (c.accelerated ? " accelerated" : "") << (c.pasid_vms ? " work queues in two VMs" : "") << (c.virtio ? " virtio" : "") << (c.work_queue ? " work queue" : "");
+  *os << c.vendor << " " << c.translation << " " << c.leaves << (c.ril ? "" : " RIL off") << (c.ats ? " ATS" : "") << (c.pasid ? " PASID" : "") << (c.trapped ? " trapped" : "") << (c.deferred ? " deferred" : "") << (c.policy.empty() ? "" : " " + c.policy) << (c.unit1 ? " unit1" : "") << (c.two_vms ? " two VMs" : "") << (c.accelerated ? " accelerated" : "") << (c.pasid_vms ? " work queues in two VMs" : "") << (c.virtio ? " virtio" : "") << (c.work_queue ? " work queue" : "") << (c.ecmdqs ? " ECMDQ" : "");
 }
 
 std::string cell_name(const testing::TestParamInfo<Cell>& i) {
@@ -63,7 +64,8 @@ std::string cell_name(const testing::TestParamInfo<Cell>& i) {
   return i.param.vendor + "_" + i.param.translation + "_" + i.param.leaves + (i.param.ril ? "" : "_noRIL") +
          (i.param.ats ? "_ats" : "") + (i.param.pasid ? "_pasid" : "") + (i.param.trapped ? "_trapped" : "") + (i.param.accelerated ? "_accelerated" : "") + (i.param.deferred ? "_deferred" : "") +
          (i.param.policy.empty() ? "" : "_" + i.param.policy.substr(i.param.policy.find('=') + 1)) +
-         (i.param.unit1 ? "_unit1" : "") + (i.param.two_vms ? "_2vms" : "") + (i.param.pasid_vms ? "_pasid_vms" : "") + (i.param.work_queue ? "_wq" : "");
+         (i.param.unit1 ? "_unit1" : "") + (i.param.two_vms ? "_2vms" : "") + (i.param.pasid_vms ? "_pasid_vms" : "") + (i.param.work_queue ? "_wq" : "") +
+         (i.param.ecmdqs ? "_ecmdq" : "");
 }
 
 std::vector<Cell> cells() {
@@ -142,6 +144,21 @@ std::vector<Cell> cells() {
   // inserted (its STE changes still through the VMM), one VM and two (a VINTF each).
   v.push_back({"smmuv3", "nested", "4k", true, false, false, false, false, "", false, false, true});
   v.push_back({"smmuv3", "nested", "4k", true, false, false, false, false, "", false, true, true});
+  // SMMUv3.3 ECMDQs: the host driver's invalidations on an ECMDQ instead of the CMDQ, each
+  // CMD_SYNC ordering only its own queue; natively (s1, mixed leaves; nested) and under a
+  // trapped guest. The stress workload initialises and changes the tables from one thread
+  // (the driver's CPU 0), so every command lands on ecmdq0: these cells check one ECMDQ in
+  // place of the CMDQ; several CPUs on several ECMDQs are the EcmdqDmaApi cells below.
+  for (const char* t : {"s1", "nested"}) {
+    Cell c{"smmuv3", t, std::string(t) == "s1" ? "mixed" : "4k"};
+    c.ecmdqs = 4;
+    v.push_back(c);
+  }
+  {
+    Cell c{"smmuv3", "nested", "4k", true, false, false, true};
+    c.ecmdqs = 4;
+    v.push_back(c);
+  }
   return v;
 }
 
@@ -172,6 +189,7 @@ std::string overrides(const Cell& c) {
   if (c.unit1) p += " -p platform.iommus=2 -p 'traffic.endpoints=[{\"requester_id\":16,\"iommu\":1}]'";
   // A virtio change takes tens of microseconds (two requests, the host's ioctls): more DMAs.
   if (c.virtio) p += " -p vmm.paths=virtio -p traffic.transactions=100000";
+  if (c.ecmdqs) p += " -p iommu.smmuv3.ecmdqs=" + std::to_string(c.ecmdqs);
   if (c.two_vms)
     p += " -p vmm.vms=2 -p 'traffic.endpoints=[{\"requester_id\":16},{\"requester_id\":24}]'"
          " -p 'vmm.assign=[{\"endpoint\":0,\"vm\":0,\"virt_id\":0},{\"endpoint\":1,\"vm\":1,\"virt_id\":0}]'";
@@ -257,6 +275,15 @@ TEST_P(Stress, NoViolationAndTheRacesHappen) {
       EXPECT_GT(stat(stats, v + ".iommu.cmdqv.vcmdq4.executed.cmd_tlbi_nh_va"), 0);
       EXPECT_EQ(stat(stats, v + ".iommu.cmdqv.vcmdq4.errors"), 0);
     }
+    if (c.ecmdqs) {   // every host command on the ECMDQs, none on the CMDQ, no error
+      double on_ecmdqs = 0;
+      for (unsigned n = 0; n < c.ecmdqs; ++n) {
+        on_ecmdqs += stat(stats, v + ".iommu.ecmdq" + std::to_string(n) + ".commands");
+        EXPECT_EQ(stat(stats, v + ".iommu.ecmdq" + std::to_string(n) + ".errors"), 0);
+      }
+      EXPECT_GT(on_ecmdqs, 0);
+      EXPECT_EQ(stat(stats, v + ".iommu.commands"), 0);
+    }
     if (c.ats) {   // the device translated through its ATC, and the IOMMU invalidated it
       const bool several = c.work_queue || c.pasid_vms;
       EXPECT_GT(stat(stats, v + (several ? ".endpoint.ep0" : ".endpoint") + ".atc.hits"), 0);
@@ -273,5 +300,55 @@ TEST_P(Stress, NoViolationAndTheRacesHappen) {
 }
 
 INSTANTIATE_TEST_SUITE_P(STRESS_SUITE, Stress, testing::ValuesIn(cells()), cell_name);
+
+// SMMUv3.3 ECMDQs under several CPUs: the DMA API in strict mode on 4 CPUs maps and unmaps
+// back to back, each CPU's invalidations and CMD_SYNC on its own ECMDQ (4 ECMDQs) or on one
+// it shares with another CPU (2 ECMDQs: reservation and batched doorbells on an ECMDQ), with
+// the oracle judging every DMA (and, with ATS, the device's ATC too). Passes when the oracle
+// saw no violation, at least two ECMDQs executed commands and none stopped on an error.
+struct EcmdqDmaApiCell { unsigned ecmdqs; bool ats; };
+void PrintTo(const EcmdqDmaApiCell& c, std::ostream* os) { *os << c.ecmdqs << " ECMDQs" << (c.ats ? " ATS" : ""); }
+class EcmdqDmaApi : public testing::TestWithParam<EcmdqDmaApiCell> {};
+
+TEST_P(EcmdqDmaApi, NoViolationAndSeveralEcmdqsExecute) {
+  const EcmdqDmaApiCell c = GetParam();
+  for (unsigned seed = STRESS_FIRST_SEED; seed < STRESS_FIRST_SEED + STRESS_SEEDS; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    const std::string dir = testing::TempDir() + "stress_ecmdq_dma_api_" + std::to_string(c.ecmdqs) + (c.ats ? "_ats_" : "_") + std::to_string(seed);
+    std::string args = "run --force -o " + dir + " -p sim.seed=" + std::to_string(seed) +
+                       " -p iommu.vendor=smmuv3 -p iommu.translation=s1 -p workload.mode=dma_api -p dma_api.mode=strict"
+                       " -p dma_api.cpus=4 -p workload.unmap_interval_ns=1 -p traffic.transactions=20000 -p sim.progress=false"
+                       " -p iommu.smmuv3.ecmdqs=" + std::to_string(c.ecmdqs);
+    if (c.ats) args += " -p traffic.ats.enabled=true -p pcie.enabled=true";
+    std::string out;
+    ASSERT_EQ(run(args, out), 0) << out;
+    std::ifstream in(dir + "/stats.json");
+    const nlohmann::json stats = nlohmann::json::parse(in);
+    EXPECT_GT(stat(stats, "smmuv3.oracle.checked"), 19999);
+    EXPECT_EQ(stat(stats, "smmuv3.oracle.violations"), 0);
+    unsigned executing = 0;
+    for (unsigned n = 0; n < c.ecmdqs; ++n) {
+      const std::string q = "smmuv3.iommu.ecmdq" + std::to_string(n);
+      if (stat(stats, q + ".executed.cmd_sync") > 0) ++executing;
+      EXPECT_EQ(stat(stats, q + ".errors"), 0) << q;
+      // its CMD_SYNCs timed in its own sync_exec (the SMMU-level one is the CMDQ's)
+      EXPECT_EQ(stat(stats, q + ".sync_exec", "count"), stat(stats, q + ".syncs")) << q;
+    }
+    EXPECT_GE(executing, 2u) << "the CPUs' commands did not spread over the ECMDQs";
+    EXPECT_EQ(stat(stats, "smmuv3.iommu.cmdq.executed.cmd_sync"), 0) << "nothing on the CMDQ";
+    if (c.ats) {   // the device translated through its ATC, and the ECMDQs invalidated it
+      EXPECT_GT(stat(stats, "smmuv3.endpoint.atc.hits"), 0);
+      EXPECT_GT(stat(stats, "smmuv3.iommu.ats.invalidations_sent"), 0);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(STRESS_SUITE, EcmdqDmaApi,
+                         testing::Values(EcmdqDmaApiCell{4, false}, EcmdqDmaApiCell{4, true}, EcmdqDmaApiCell{2, false},
+                                         EcmdqDmaApiCell{2, true}),
+                         [](const testing::TestParamInfo<EcmdqDmaApiCell>& i) {
+                           return "smmuv3_s1_dma_api_strict_4cpus_" + std::to_string(i.param.ecmdqs) + "ecmdqs" +
+                                  (i.param.ats ? "_ats" : "");
+                         });
 
 }  // namespace

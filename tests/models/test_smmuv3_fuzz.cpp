@@ -1,7 +1,10 @@
 // SMMUv3 model: random-command fuzzing (fuzz_support.h). Random, bit-flipped and valid
 // CMDQ entries, corrupted STEs, CDs and page tables while DMAs run, random register
 // writes. After each batch CMDQ_CONS reaches CMDQ_PROD, or GERROR.CMDQ_ERR is active with
-// CMDQ_CONS.ERR set, within a simulated-time deadline.
+// CMDQ_CONS.ERR set, within a simulated-time deadline. SmmuEcmdqFuzz does the same on an
+// SMMUv3.3 ECMDQ (ECMDQ 1 of 4): ECMDQ_CONS reaches ECMDQ_PROD, or its CONS.ERR differs
+// from PROD.ERRACK with ERR_REASON set; the random register writes reach the ECMDQ
+// registers and the control page too.
 #define SC_INCLUDE_DYNAMIC_PROCESSES   // sc_spawn (the DMA thread)
 #include <cstdint>
 #include <string>
@@ -162,20 +165,101 @@ struct SmmuOps {
   }
 };
 
-class SmmuFuzz : public ::testing::TestWithParam<fuzz::FuzzParams> {};
+// The same fuzzing on ECMDQ 1 (the driver, on this thread's CPU 0, uses ECMDQ 0).
+struct EcmdqOps : SmmuOps {
+  static constexpr unsigned kQueues = 4;
+  const uint64_t q = smmuv3::ecmdq_offset(1, kQueues);
+  uint64_t ecmdq = 0, ecmdq_ring = 0;
 
-TEST_P(SmmuFuzz, QueueNeverStuckModelNeverCrashes) {
-  const fuzz::FuzzParams p = GetParam();
-  Harness h;
+  void snapshot(Harness& h) {
+    SmmuOps::snapshot(h);
+    ecmdq = h.smmu.peek_register(q + reg::ECMDQ_BASE);
+    ecmdq_ring = reg::Q_BASE_ADDR::get(ecmdq) << 5;
+  }
+  std::vector<Region> queue_regions(Harness& h) {
+    std::vector<Region> r = SmmuOps::queue_regions(h);
+    r.push_back({h.smmu.peek_register(q + reg::ECMDQ_BASE) & common::mask(51, 5), 16ull << dcfg.cmdq_log2});
+    return r;
+  }
+  // As the series' reset: disabled, BASE and CONS rewritten, the error acknowledged, enabled.
+  void restore(Harness& h) {
+    SmmuOps::restore(h);
+    auto& s = h.drv.mmio;
+    const uint32_t c = cons(h);
+    const uint32_t errack = uint32_t(reg::ECMDQ_PROD_ERRACK::set(0, reg::ECMDQ_CONS_ERR::get(c)));
+    fuzz::mmio_write(s, q + reg::ECMDQ_PROD, errack, 4);
+    fuzz::mmio_write(s, q + reg::ECMDQ_BASE, ecmdq, 8);
+    prod = c & ring.pointer_mask();
+    fuzz::mmio_write(s, q + reg::ECMDQ_CONS, prod, 4);
+    fuzz::mmio_write(s, q + reg::ECMDQ_PROD, prod | errack | reg::ECMDQ_PROD_EN::set(0, 1), 4);
+  }
+  std::vector<uint64_t> registers() {
+    std::vector<uint64_t> r = SmmuOps::registers();
+    for (uint64_t o : {q + reg::ECMDQ_BASE, q + reg::ECMDQ_PROD, q + reg::ECMDQ_CONS}) r.push_back(o);
+    r.push_back(reg::CMDQ_CONTROL_PAGE_BASE(0));
+    r.push_back(reg::IDR6);
+    return r;
+  }
+  uint64_t mmio_bytes() { return reg::kMmioBytes + reg::kControlPageBytes; }
+  void push(Harness& h, const std::vector<uint64_t>& w) {
+    h.memory.write(ecmdq_ring + uint64_t(ring.index(prod)) * 16, w.data(), 16);
+    prod = ring.next(prod);
+  }
+  uint32_t errack(Harness& h) {
+    return uint32_t(h.smmu.peek_register(q + reg::ECMDQ_PROD, 4)) & reg::ECMDQ_PROD_ERRACK::set(0, 1);
+  }
+  void doorbell(Harness& h) {
+    fuzz::mmio_write(h.drv.mmio, q + reg::ECMDQ_PROD, prod | errack(h) | reg::ECMDQ_PROD_EN::set(0, 1), 4);
+  }
+  uint32_t cons(Harness& h) { return uint32_t(h.smmu.peek_register(q + reg::ECMDQ_CONS, 4)); }
+  bool consumed(Harness& h) { return (cons(h) & ring.pointer_mask()) == prod; }
+  bool error(Harness& h, std::string*) {
+    const uint32_t c = cons(h);
+    return reg::ECMDQ_CONS_ERR::get(c) != reg::ECMDQ_PROD_ERRACK::get(errack(h)) &&
+           reg::ECMDQ_CONS_ERR_REASON::get(c) != reg::CERROR_NONE;
+  }
+  // The series' recovery: the bad entry becomes a CMD_SYNC, then ERRACK := CONS.ERR.
+  void recover(Harness& h) {
+    const auto sync = smmuv3::cmd_sync(smmuv3::SyncCs::None);
+    const uint32_t c = cons(h);
+    h.memory.write(ecmdq_ring + uint64_t(ring.index(c & ring.pointer_mask())) * 16, sync.data(), 16);
+    const uint32_t ack = uint32_t(reg::ECMDQ_PROD_ERRACK::set(0, reg::ECMDQ_CONS_ERR::get(c)));
+    fuzz::mmio_write(h.drv.mmio, q + reg::ECMDQ_PROD, prod | ack | reg::ECMDQ_PROD_EN::set(0, 1), 4);
+  }
+  std::string state(Harness& h) {
+    return "ECMDQ1_PROD=" + common::hex(h.smmu.peek_register(q + reg::ECMDQ_PROD, 4)) +
+           " ECMDQ1_CONS=" + common::hex(cons(h)) + " " + SmmuOps::state(h);
+  }
+};
+
+// One fuzz run of `Ops` on an SMMU configured as `cfg`.
+template <class Ops>
+void fuzz_run(const smmuv3::Smmuv3Config& cfg, const char* name, const fuzz::FuzzParams& p) {
+  Harness h(cfg);
   h.run([&](Harness& h) {
-    SmmuOps ops;
-    fuzz::Fuzzer<Harness, SmmuOps> f(h, ops, p, "smmuv3");
+    Ops ops;
+    fuzz::Fuzzer<Harness, Ops> f(h, ops, p, name);
     f.run();
   }, fuzz::fuzz_limit(p));
 }
 
+class SmmuFuzz : public ::testing::TestWithParam<fuzz::FuzzParams> {};
+
+TEST_P(SmmuFuzz, QueueNeverStuckModelNeverCrashes) { fuzz_run<SmmuOps>(smmu_config(), "smmuv3", GetParam()); }
+
 INSTANTIATE_TEST_SUITE_P(Short, SmmuFuzz, ::testing::ValuesIn(fuzz::short_seeds()), fuzz::seed_name);
 INSTANTIATE_TEST_SUITE_P(Long, SmmuFuzz, ::testing::ValuesIn(fuzz::long_seeds()), fuzz::seed_name);
+
+class SmmuEcmdqFuzz : public ::testing::TestWithParam<fuzz::FuzzParams> {};
+
+TEST_P(SmmuEcmdqFuzz, QueueNeverStuckModelNeverCrashes) {
+  smmuv3::Smmuv3Config cfg = smmu_config();
+  cfg.ecmdqs = EcmdqOps::kQueues;
+  fuzz_run<EcmdqOps>(cfg, "smmuv3 ECMDQ", GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(Short, SmmuEcmdqFuzz, ::testing::ValuesIn(fuzz::short_seeds()), fuzz::seed_name);
+INSTANTIATE_TEST_SUITE_P(Long, SmmuEcmdqFuzz, ::testing::ValuesIn(fuzz::long_seeds()), fuzz::seed_name);
 
 }  // namespace
 }  // namespace iommusim::test
