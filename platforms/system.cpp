@@ -519,10 +519,7 @@ Params read_params(const json& j) {
                                "device, each with a PASID of its own)");
       if (e.iommu != o.iommu) e.fail("iommu", "a device sits behind one IOMMU (" + o.path + " shares its RID)");
       const traffic::AtsConfig &a = e.config.ats, &b = o.config.ats;
-      if (a.enabled != b.enabled || (a.enabled && (a.entries != b.entries || a.ways != b.ways ||
-                                                   a.lookup_cycles != b.lookup_cycles ||
-                                                   a.invalidation_response_ns != b.invalidation_response_ns ||
-                                                   a.respond != b.respond)))
+      if (a.enabled != b.enabled || (a.enabled && !traffic::same_atc(a, b)))
         e.fail("ats", "must equal " + o.path + ".ats: work queues of one device (a shared RID) share its one ATC");
       if (a.enabled && e.config.clock_mhz != o.config.clock_mhz)
         e.fail("clock_mhz", "must equal " + o.path + ".clock_mhz: work queues of one device share its ATC and its clock");

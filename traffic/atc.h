@@ -57,6 +57,12 @@ struct AtsConfig {
 };
 // "" when usable, else a message naming the field.
 std::string validate(const AtsConfig& c);
+// The settings that make an ATC what it is (all but `enabled`) are equal: work queues of one
+// device share its ATC only with the same ones.
+inline bool same_atc(const AtsConfig& a, const AtsConfig& b) {
+  return a.entries == b.entries && a.ways == b.ways && a.lookup_cycles == b.lookup_cycles &&
+         a.invalidation_response_ns == b.invalidation_response_ns && a.respond == b.respond;
+}
 
 class Atc : public common::AtsDevice {
  public:

@@ -218,9 +218,7 @@ void Endpoint::share_atc_of(Endpoint& device) {
   const AtsConfig& b = device.cfg_.ats;
   if (&device == this || !device.atc_ || !atc_ || device.cfg_.requester_id != cfg_.requester_id)
     throw std::invalid_argument("share_atc_of: both endpoints need ATS and the same requester ID");
-  if (a.entries != b.entries || a.ways != b.ways || a.lookup_cycles != b.lookup_cycles ||
-      a.invalidation_response_ns != b.invalidation_response_ns || a.respond != b.respond ||
-      cfg_.clock_mhz != device.cfg_.clock_mhz)
+  if (!same_atc(a, b) || cfg_.clock_mhz != device.cfg_.clock_mhz)
     throw std::invalid_argument("share_atc_of: the ATC settings and clock must be the device's");
   own_atc_.reset();
   atc_ = device.atc_;

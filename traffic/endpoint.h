@@ -13,7 +13,8 @@
 // Instead of the generator, a workload may hand each free slot its next DMA (JobSource:
 // address, size, direction, PASID, earliest issue time) and hear of its completion.
 // With ATS enabled (cfg.ats, traffic/atc.h, docs/ats.md) the endpoint has an ATC (a work
-// queue of a device, share_atc_of, uses its device's one ATC): each page of a DMA is looked up there; a miss sends an ATS Translation Request and fills the ATC
+// queue of a device, share_atc_of, uses its device's one ATC): each page of a DMA is looked
+// up there; a miss sends an ATS Translation Request and fills the ATC
 // from its completion; the page then goes as a Translated request, page after page (no
 // pipelining of a long DMA's pages). The IOMMU cannot see a Translated request's IOVA, so
 // the endpoint reports each such page to the DmaObserver (set_observer) itself.

@@ -44,9 +44,7 @@ class Smmuv3;
 
 // ECMDQ n's register block offset from the SMMU's base, with `queues` ECMDQs in the page.
 inline uint64_t ecmdq_offset(unsigned n, unsigned queues) {
-  unsigned log2numq = 0;
-  while ((2u << log2numq) <= queues) ++log2numq;
-  return reg::kEcmdqControlPage + uint64_t(n) * reg::ecmdq_stride(log2numq);
+  return reg::kEcmdqControlPage + uint64_t(n) * reg::ecmdq_stride(reg::ecmdq_log2numq(queues));
 }
 
 class EcmdqInterface {

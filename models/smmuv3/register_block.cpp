@@ -44,9 +44,7 @@ RegisterBlock::RegisterBlock(common::RegisterFile& f, const Features& ft, std::f
   id1 = IDR1_CMDQS::set(id1, ft.cmdq_log2_max);
   id1 = IDR1_ECMDQ::set(id1, ft.ecmdqs != 0);
   // One control page holding every ECMDQ (LOG2NUMP = 0), no doorbell pages.
-  unsigned log2numq = 0;
-  while ((2u << log2numq) <= ft.ecmdqs) ++log2numq;   // ecmdqs is a power of two (validated)
-  const uint64_t id6 = ft.ecmdqs ? IDR6_LOG2NUMQ::set(0, log2numq) : 0;
+  const uint64_t id6 = ft.ecmdqs ? IDR6_LOG2NUMQ::set(0, ecmdq_log2numq(ft.ecmdqs)) : 0;   // a power of two (validated)
   const uint64_t id3 = IDR3_RIL::set(0, ft.range_invalidation);
   uint64_t id5 = IDR5_OAS::set(0, 5);  // 48-bit
   id5 = IDR5_GRAN4K::set(id5, 1);

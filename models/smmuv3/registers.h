@@ -81,6 +81,12 @@ constexpr uint64_t kEcmdqControlPage = 0x20000;
 // `gap`; Odyssey: 128 queues 0x200 apart), its registers at:
 constexpr uint64_t ECMDQ_BASE = 0x00, ECMDQ_PROD = 0x08, ECMDQ_CONS = 0x0C;
 constexpr uint64_t ecmdq_stride(unsigned log2numq) { return kControlPageBytes >> log2numq; }
+// IDR6.LOG2NUMQ of a control page holding `queues` ECMDQs (a power of two; 0 for none).
+constexpr unsigned ecmdq_log2numq(unsigned queues) {
+  unsigned log2 = 0;
+  while ((2u << log2) <= queues) ++log2;
+  return log2;
+}
 // ECMDQ_BASE: as CMDQ_BASE (ADDR[51:5], LOG2SIZE[4:0], RA[62]).
 // ECMDQ_PROD: WR[19:0] (index + wrap), ERRACK[23], EN[31] (ECMDQ_PROD_ERRACK, ECMDQ_PROD_EN).
 using ECMDQ_PROD_ERRACK = Field<23, 23>; using ECMDQ_PROD_EN = Field<31, 31>;

@@ -499,15 +499,7 @@ struct Smmuv3Driver::Ecmdq : DriverQueue::Hooks {
   void barrier_entry(uint32_t producer, uint64_t slot_address, uint64_t* words) override {
     d_.barrier_entry(producer, slot_address, words);
   }
-  bool completed(uint32_t first, uint32_t barrier) override {
-    if (d_.cfg_.sync_mode == SmmuSyncMode::MsiPoll) {
-      d_.charge_cycles(d_.cfg_.timing.poll_read_cycles);
-      return d_.mem_.read32(q.slot_address(barrier)) == 0;
-    }
-    const common::IndexRing& ring = q.ring();
-    const uint32_t cons = d_.mmio_read32(cons_off_) & ring.pointer_mask();
-    return ring.used(cons, first) > ring.used(barrier, first);
-  }
+  bool completed(uint32_t first, uint32_t barrier) override { return d_.sync_completed(q, cons_off_, first, barrier); }
   bool error_active() { return reg::ECMDQ_CONS_ERR::get(d_.smmu_.peek32(cons_off_)) != reg::ECMDQ_PROD_ERRACK::get(enable_errack_); }
   // The GERROR interrupt's CMDQP_ERR part for this queue (arm_smmu_ecmdq_skip_err): the model's
   // CONS.ERR state stands in for the interrupt (no time); the handler reads the registers.
@@ -626,13 +618,18 @@ void Smmuv3Driver::barrier_entry(uint32_t, uint64_t slot_address, uint64_t* word
 }
 
 bool Smmuv3Driver::completed(uint32_t first, uint32_t barrier) {
+  return sync_completed(cmdq_, reg::CMDQ_CONS, first, barrier);
+}
+
+// One poll of queue q's CMD_SYNC in slot `barrier` (the CMDQ's or an ECMDQ's, whose consumer
+// register is at `cons_offset`): its MSI word cleared, or (SEV) CONS moved past its slot.
+bool Smmuv3Driver::sync_completed(const DriverQueue& q, uint64_t cons_offset, uint32_t first, uint32_t barrier) {
   if (cfg_.sync_mode == SmmuSyncMode::MsiPoll) {
     charge_cycles(cfg_.timing.poll_read_cycles);
-    return mem_.read32(cmdq_.slot_address(barrier)) == 0;
+    return mem_.read32(q.slot_address(barrier)) == 0;
   }
-  // SEV: done once CONS has moved past the sync slot.
-  const common::IndexRing& ring = cmdq_.ring();
-  const uint32_t cons = mmio_read32(reg::CMDQ_CONS) & ring.pointer_mask();
+  const common::IndexRing& ring = q.ring();
+  const uint32_t cons = mmio_read32(cons_offset) & ring.pointer_mask();
   return ring.used(cons, first) > ring.used(barrier, first);
 }
 

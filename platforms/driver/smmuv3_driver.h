@@ -272,6 +272,7 @@ class Smmuv3Driver : public DriverBase, public NestingOps, private DriverQueue::
   uint32_t read_consumer() override;
   void barrier_entry(uint32_t producer, uint64_t slot_address, uint64_t* words) override;
   bool completed(uint32_t first, uint32_t barrier) override;
+  bool sync_completed(const DriverQueue& q, uint64_t cons_offset, uint32_t first, uint32_t barrier);
   Status check_error(unsigned poll) override;
   std::string registers() override;
   // Error recovery of the queue entry at `slot` that raised CMDQ error `err` (before GERRORN).
