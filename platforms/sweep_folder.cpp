@@ -193,6 +193,15 @@ std::vector<size_t> Folder::merge() const {
       missing.push_back(p.index);
       continue;
     }
+    // A point keeps its chosen stats beside stats.json; older points, or a spec whose
+    // stats changed since, are merged from stats.json itself.
+    const fs::path kept = fs::path(point_dir(p.index)) / kChosenStatsFile;
+    if (fs::exists(kept)) {
+      try {
+        if (merger.add_chosen(p.index, json::parse(read_text(kept)))) continue;
+      } catch (const json::exception&) {   // unreadable: stats.json decides
+      }
+    }
     const fs::path f = fs::path(point_dir(p.index)) / "stats.json";
     try {
       merger.add(p.index, json::parse(read_text(f)));

@@ -21,6 +21,7 @@ inline constexpr const char* kPointsDir = "points";
 inline constexpr const char* kDoneMarker = "done.json";
 inline constexpr const char* kFailedMarker = "failed.json";
 inline constexpr const char* kRunLog = "run.log";
+inline constexpr const char* kChosenStatsFile = "chosen_stats.json";   // sweep_results.h chosen_stats()
 inline constexpr const char* kSbatchFile = "sweep.sbatch";
 inline constexpr const char* kSlurmLogDir = "slurm";
 

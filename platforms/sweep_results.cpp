@@ -65,6 +65,12 @@ double student_t_cdf(double t, double df) {
 
 bool is_glob(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
 
+bool is_chosen(const Spec& spec, const std::string& stat) {
+  for (const auto& sel : spec.stats)
+    if (is_glob(sel) ? fnmatch(sel.c_str(), stat.c_str(), 0) == 0 : sel == stat) return true;
+  return false;
+}
+
 using Lane = CsvMerger::Lane;
 
 // One point's stats by lane, the lanes in the order stats.json lists them; `keep` says
@@ -165,10 +171,33 @@ std::string csv_cell(const std::string& text) {
 CsvMerger::CsvMerger(const Spec& spec, const std::vector<Point>& points)
     : spec_(spec), points_(points), lanes_(points.size()) {}
 
-bool CsvMerger::chosen(const std::string& stat) const {
-  for (const auto& sel : spec_.stats)
-    if (is_glob(sel) ? fnmatch(sel.c_str(), stat.c_str(), 0) == 0 : sel == stat) return true;
-  return false;
+bool CsvMerger::chosen(const std::string& stat) const { return is_chosen(spec_, stat); }
+
+bool CsvMerger::add_chosen(size_t i, const json& kept) {
+  if (i >= points_.size() || !kept.is_object() || kept.value("stats", json()) != json(spec_.stats)) return false;
+  std::vector<Lane> lanes;
+  for (const auto& l : kept.at("lanes")) {
+    Lane lane{l.at("vendor").get<std::string>(), l.at("path").get<std::string>(), {}};
+    for (auto it = l.at("values").begin(); it != l.at("values").end(); ++it)
+      lane.values[it.key()] = it.value().get<double>();
+    lanes.push_back(std::move(lane));
+  }
+  const auto names = kept.at("names").get<std::vector<std::string>>();
+  // Nothing is taken until all of it has been read.
+  known_.insert(names.begin(), names.end());
+  lanes_[i] = std::move(lanes);
+  any_done_ = true;
+  return true;
+}
+
+json chosen_stats(const Spec& spec, const json& stats, size_t index) {
+  std::set<std::string> names;
+  const std::vector<Lane> lanes = lanes_of(
+      stats, index, [&spec](const std::string& s) { return is_chosen(spec, s); },
+      [&names](const std::string& s) { names.insert(s); });
+  json out = {{"stats", spec.stats}, {"names", names}, {"lanes", json::array()}};
+  for (const Lane& l : lanes) out["lanes"].push_back({{"vendor", l.vendor}, {"path", l.path}, {"values", l.values}});
+  return out;
 }
 
 void CsvMerger::add(size_t i, const json& stats) {

@@ -40,6 +40,9 @@ class CsvMerger {
   // Point i's stats.json content; points never added are not done. Throws SweepError when
   // it is not a stats.json.
   void add(size_t i, const nlohmann::json& stats);
+  // The same from what chosen_stats() kept of it, when it was kept for this spec's stats
+  // (returns false, adding nothing, otherwise: merge from stats.json then).
+  bool add_chosen(size_t i, const nlohmann::json& kept);
   // The CSV text. Throws SweepError when a chosen stat matches nothing in any done point.
   std::string csv() const;
 
@@ -58,6 +61,12 @@ class CsvMerger {
   std::set<std::string> known_;            // every stat name (without the lane) of a done point
   bool any_done_ = false;
 };
+
+// What a merge needs of one point's stats.json document: the values of the spec's chosen
+// stats by lane, and every stat name (to expand globs and explain a name that matches
+// nothing). A point keeps it beside stats.json, so a merge parses a few KB per point, not
+// the whole stats.json. Throws SweepError when it is not a stats.json.
+nlohmann::json chosen_stats(const Spec& spec, const nlohmann::json& stats, size_t index);
 
 // The CSV text. stats[i] is point i's stats.json content, or null when the point is not done.
 // Throws SweepError when a chosen stat matches nothing in any done point.

@@ -1541,7 +1541,7 @@ RunResult System::run() {
   return r;
 }
 
-void write_outputs(const std::string& dir, const json& config, const RunResult& r, const json& invalidations) {
+json write_outputs(const std::string& dir, const json& config, const RunResult& r, const json& invalidations) {
   std::filesystem::create_directories(dir);
   auto write = [&](const std::string& name, const std::string& text) {
     std::ofstream out(std::filesystem::path(dir) / name);
@@ -1549,10 +1549,12 @@ void write_outputs(const std::string& dir, const json& config, const RunResult& 
     if (!out) throw std::runtime_error("cannot write " + (std::filesystem::path(dir) / name).string());
   };
   write("config.resolved.json", config.dump(2) + "\n");
-  write("stats.json", json{{"ok", r.ok}, {"error", r.error}, {"stats", r.stats}}.dump(2) + "\n");
+  json stats{{"ok", r.ok}, {"error", r.error}, {"stats", r.stats}};
+  write("stats.json", stats.dump(2) + "\n");
   write("invalidations.json", invalidations.dump(1) + "\n");
   write("summary.txt", r.summary);
   if (r.violations) write("violations.json", json{{"violations", r.violations}, {"first", r.violation_records}}.dump(2) + "\n");
+  return stats;
 }
 
 }  // namespace iommusim::platforms

@@ -42,8 +42,8 @@ class System {
 };
 
 // Writes config.resolved.json, stats.json, invalidations.json and summary.txt into dir,
-// and violations.json when the correctness oracle found any.
-void write_outputs(const std::string& dir, const nlohmann::json& config, const RunResult& r,
+// and violations.json when the correctness oracle found any. Returns stats.json's document.
+nlohmann::json write_outputs(const std::string& dir, const nlohmann::json& config, const RunResult& r,
                    const nlohmann::json& invalidations);
 
 }  // namespace iommusim::platforms

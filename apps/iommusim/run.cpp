@@ -33,7 +33,8 @@ int run_simulation(const RunOptions& o) {
     }
     platforms::System system(cfg, timeline ? &*timeline : nullptr);
     platforms::RunResult r = system.run();
-    platforms::write_outputs(o.out_dir, cfg, r, system.invalidation_records());
+    const nlohmann::json stats = platforms::write_outputs(o.out_dir, cfg, r, system.invalidation_records());
+    if (o.after_outputs) o.after_outputs(stats);
     std::cout << r.summary << "  outputs in " << o.out_dir << "/ (config.resolved.json, stats.json, invalidations.json)\n";
     if (timeline) {
       timeline->finish();

@@ -1,8 +1,11 @@
 // `iommusim run`: one simulation from a config, its outputs written to a run folder.
 // The sweep pool calls the same function in a forked child for each point.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "models/common/timeline.h"
 
@@ -16,6 +19,9 @@ struct RunOptions {
   bool force = false;                    // overwrite a run already in out_dir
   std::string trace_path;                // --trace: a Chrome/Perfetto timeline ("" = none)
   double trace_limit_mb = common::Timeline::kDefaultLimitMb;   // --trace-limit
+  // Called with stats.json's document once the outputs are written (the sweep keeps its
+  // chosen stats from it); what it throws fails the run.
+  std::function<void(const nlohmann::json&)> after_outputs;
 };
 
 // Exit status: 0 ok, 1 the run failed, 2 bad config or usage, 3 correctness violations.

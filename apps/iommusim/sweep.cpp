@@ -12,10 +12,13 @@
 #include <sstream>
 #include <thread>
 
+#include <systemc>
+
 #include "apps/iommusim/run.h"
 #include "apps/iommusim/sweep_pool.h"
 #include "platforms/progress.h"
 #include "platforms/sweep_folder.h"
+#include "platforms/sweep_results.h"
 
 namespace iommusim::app {
 namespace {
@@ -48,6 +51,11 @@ PoolJob point_job(const sw::Folder& folder, size_t index) {
   run.overrides = folder.points()[index].params;
   run.out_dir = folder.point_dir(index);
   run.force = true;
+  const sw::Spec* spec = &folder.spec();
+  const std::string kept = (fs::path(run.out_dir) / sw::kChosenStatsFile).string();
+  run.after_outputs = [spec, kept, index](const nlohmann::json& stats) {
+    sw::write_atomically(kept, sw::chosen_stats(*spec, stats, index).dump() + "\n");
+  };
   job.work = [run] { return run_simulation(run); };
   job.log_path = (fs::path(folder.point_dir(index)) / sw::kRunLog).string();
   return job;
@@ -237,6 +245,7 @@ int SweepCommand::exec() const {
       return 0;
     }
 
+    if (!slurm_) prefer_huge_pages_for_points(sc_core::sc_argc(), sc_core::sc_argv());
     folder.prepare(force_);
     std::vector<size_t> todo;
     for (const auto& p : points)

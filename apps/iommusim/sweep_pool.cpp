@@ -8,11 +8,14 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <string>
+#include <vector>
 
 namespace iommusim::app {
 namespace {
@@ -160,6 +163,30 @@ std::string self_executable() {
   const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
   if (n <= 0) return "";
   return std::string(buf, size_t(n));
+}
+
+void prefer_huge_pages_for_points(int argc, const char* const* argv) {
+#ifdef __GLIBC__
+  constexpr const char* kTunable = "glibc.malloc.hugetlb";
+  const char* had = std::getenv("GLIBC_TUNABLES");
+  const std::string before = had ? had : "";
+  if (before.find(kTunable) != std::string::npos || argc < 1) return;   // set (by us or by the user)
+  const std::string exe = self_executable();
+  if (exe.empty()) return;
+  const std::string tunables = (before.empty() ? "" : before + ":") + kTunable + "=1";
+  if (setenv("GLIBC_TUNABLES", tunables.c_str(), 1) != 0) return;
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) args.push_back(const_cast<char*>(argv[i]));
+  args.push_back(nullptr);
+  std::cout.flush();
+  std::cerr.flush();
+  execv(exe.c_str(), args.data());
+  // Not run again: carry on as we are, without the tunable in our children's environment.
+  if (had) setenv("GLIBC_TUNABLES", had, 1); else unsetenv("GLIBC_TUNABLES");
+#else
+  (void)argc;
+  (void)argv;
+#endif
 }
 
 }  // namespace iommusim::app

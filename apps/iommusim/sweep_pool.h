@@ -41,4 +41,12 @@ unsigned usable_cpus();
 // The absolute path of the running executable.
 std::string self_executable();
 
+// Runs this program again (same arguments) with glibc's malloc asking for transparent huge
+// pages (GLIBC_TUNABLES glibc.malloc.hugetlb=1), unless the tunable is already set; returns
+// only when it is set or the program cannot be run again. The tunable is read at start-up
+// only, and forked points inherit it. Why: a point's heap is new memory, so without it each
+// 4 KB page costs a fault; measured on a 2-vCPU VM, 300 default points with 10k DMAs each
+// cost 25-40% less system time with it, and two points at once slow each other less.
+void prefer_huge_pages_for_points(int argc, const char* const* argv);
+
 }  // namespace iommusim::app

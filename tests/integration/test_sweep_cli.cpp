@@ -90,6 +90,46 @@ TEST(SweepCli, LocalPoolRunsEveryPointAndMergesReplicateMeans) {
   }
 }
 
+// Each point keeps its chosen stats beside stats.json, and --merge reads them; when the
+// spec's stats change, or the kept file is damaged, --merge reads stats.json instead, so
+// the CSV is the one a merge of the stats.json files alone gives.
+TEST(SweepCli, MergeUsesTheKeptStatsOnlyWhileTheyMatchTheSpec) {
+  const std::string d = fresh_dir("kept");
+  const std::string spec = write_spec(d, "seeds", R"("seeds": {"count": 3}, "stats": ["endpoint.transactions"])");
+  const std::string out = d + "/out";
+  ASSERT_EQ(run_cli("sweep " + spec + " -o " + out + " -j 2").exit_code, 0);
+  const json kept = read_json(out + "/points/0001/chosen_stats.json");
+  EXPECT_EQ(kept["stats"], json({"endpoint.transactions"}));
+  EXPECT_EQ(kept["lanes"][1]["vendor"], "vtd");
+  EXPECT_EQ(kept["lanes"][1]["values"]["endpoint.transactions"], 300);
+  const std::string csv = read_file(out + "/results.csv");
+
+  // The kept files of every point say 299 DMAs: --merge believes them while they match.
+  for (const char* p : {"0000", "0001", "0002"}) {
+    std::string text = read_file(out + "/points/" + p + "/chosen_stats.json");
+    const size_t at = text.find("\"endpoint.transactions\":300");
+    ASSERT_NE(at, std::string::npos) << text;
+    text.replace(at, 27, "\"endpoint.transactions\":299");
+    write_file(out + "/points/" + p + "/chosen_stats.json", text);
+  }
+  ASSERT_EQ(run_cli("sweep " + spec + " -o " + out + " --merge").exit_code, 0);
+  EXPECT_TRUE(has(read_file(out + "/results.csv"), ",299,")) << read_file(out + "/results.csv");
+
+  // Another stats selection: merged from stats.json (300, and the new column).
+  const std::string spec2 =
+      write_spec(d, "seeds", R"("seeds": {"count": 3}, "stats": ["endpoint.transactions", "iommu.iotlb.hits"])");
+  ASSERT_EQ(run_cli("sweep " + spec2 + " -o " + out + " --merge").exit_code, 0);
+  const auto rows = csv_rows(out + "/results.csv");
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0][6], "iommu.iotlb.hits");
+  EXPECT_EQ(rows[1][3], "300");
+  // Back to the first spec, with damaged kept files: stats.json again, the CSV of the run.
+  const std::string spec3 = write_spec(d, "seeds", R"("seeds": {"count": 3}, "stats": ["endpoint.transactions"])");
+  for (const char* p : {"0000", "0001", "0002"}) write_file(out + "/points/" + p + "/chosen_stats.json", "{\"stats\": [");
+  ASSERT_EQ(run_cli("sweep " + spec3 + " -o " + out + " --merge").exit_code, 0);
+  EXPECT_EQ(read_file(out + "/results.csv"), csv);
+}
+
 TEST(SweepCli, ResumeSkipsDonePointsAndRerunsThoseWithoutAMarker) {
   const std::string d = fresh_dir("resume");
   const std::string spec = write_spec(d, "seeds", R"("seeds": {"count": 3})");

@@ -374,6 +374,43 @@ TEST(SweepCsv, AStatThatMatchesNothingIsAnError) {
             "vendor,path,replicates,vtd.iommu.iotlb.hit_rate,vtd.iommu.iotlb.hit_rate.ci95_lo,vtd.iommu.iotlb.hit_rate.ci95_hi\n");
 }
 
+// What a point keeps of its stats.json (chosen_stats) merges to the same CSV, text for text,
+// as the stats.json itself; kept for another stats selection, it is refused.
+TEST(SweepCsv, ChosenStatsMergeLikeTheirStatsJson) {
+  const sw::Spec s = spec(R"({"seeds": [1, 2, 3], "stats": ["iommu.iotlb.hit_rate", "x.*"]})");
+  const auto points = sw::expand(s);
+  std::vector<json> stats(3);
+  stats[0] = stats_json({{"smmuv3.iommu.iotlb.hit_rate", 0.1}, {"smmuv3@trapped.iommu.iotlb.hit_rate", 1.0 / 3},
+                         {"smmuv3.x.b", 1}, {"smmuv3.y", 5}}, "smmuv3", 100);
+  stats[2] = stats_json({{"smmuv3.iommu.iotlb.hit_rate", 0.7}, {"smmuv3.x.a", 2}});
+  sw::CsvMerger from_kept(s, points);
+  for (size_t i : {0u, 2u}) {
+    const json kept = sw::chosen_stats(s, stats[i], i);
+    // Only the chosen stats' values are kept (y and the histogram are not), but every name.
+    EXPECT_FALSE(kept.dump().find("\"y\":") != std::string::npos) << kept.dump();
+    EXPECT_EQ(kept["names"].dump().find("\"y\"") != std::string::npos, i == 0) << kept.dump();
+    ASSERT_TRUE(from_kept.add_chosen(i, json::parse(kept.dump())));
+  }
+  EXPECT_EQ(from_kept.csv(), sw::merge_csv(s, points, stats));
+  EXPECT_NE(from_kept.csv().find("\nsmmuv3,trapped,1,0.3333333333333333,"), std::string::npos) << from_kept.csv();
+
+  const sw::Spec other = spec(R"({"seeds": [1, 2, 3], "stats": ["iommu.iotlb.hit_rate"]})");
+  sw::CsvMerger m(other, points);
+  EXPECT_FALSE(m.add_chosen(0, sw::chosen_stats(s, stats[0], 0)));
+  EXPECT_FALSE(m.add_chosen(0, json::object()));
+  // A name that matches nothing is still explained from the kept names.
+  const sw::Spec lane_named = spec(R"({"seeds": [1, 2, 3], "stats": ["smmuv3.iommu.iotlb.hit_rate"]})");
+  sw::CsvMerger e(lane_named, points);
+  ASSERT_TRUE(e.add_chosen(0, sw::chosen_stats(lane_named, stats[0], 0)));
+  try {
+    e.csv();
+    FAIL() << "no error";
+  } catch (const sw::SweepError& err) {
+    EXPECT_NE(std::string(err.what()).find("leave out the lane: write \"iommu.iotlb.hit_rate\""), std::string::npos)
+        << err.what();
+  }
+}
+
 TEST(SweepCsv, NumbersReadBackExactly) {
   EXPECT_EQ(sw::format_number(20000), "20000");
   EXPECT_EQ(sw::format_number(-3), "-3");
