@@ -44,7 +44,7 @@ Ps BusyUnits::reserve(Ps at, Ps duration) {
     Timeline& tl = busy_[u];
     forget_past(tl, now);
     if (tl.empty() || tl.back().end <= at) {   // free from `at` on: the common, uncontended case
-      if (duration) tl.push_back(Interval{at, at + duration});
+      if (duration) tl.emplace_back(at, at + duration);
       count(at, at);
       return at;
     }
@@ -61,7 +61,7 @@ Ps BusyUnits::reserve(Ps at, Ps duration) {
   if (duration) {
     auto pos = std::lower_bound(tl.begin(), tl.end(), best_start,
                                 [](const Interval& iv, Ps t) { return iv.start < t; });
-    tl.insert(pos, Interval{best_start, best_start + duration});
+    tl.emplace(pos, best_start, best_start + duration);
   }
   count(at, best_start);
   return best_start;
@@ -81,7 +81,7 @@ BusyUnits::Hold BusyUnits::begin(Ps at) {
     count(at, at);
     return {units(), at};
   }
-  busy_[best].push_back(Interval{best_start, kOpen});
+  busy_[best].emplace_back(best_start, kOpen);
   count(at, best_start);
   return {best, best_start};
 }
