@@ -72,9 +72,11 @@ run_one() {   # run_one J DIR -> prints "wall user sys"
 }
 for p in $(seq "$pairs"); do
   rm -rf "$out/par" "$out/ser"
-  read -r w u s < <(run_one "$jobs" "$out/par"); wall_par+=("$w"); cpu_par+=("$(awk -v u="$u" -v s="$s" 'BEGIN { print u + s }')")
+  read -r w u s < <(run_one "$jobs" "$out/par") || exit 1   # run_one said why
+  wall_par+=("$w"); cpu_par+=("$(awk -v u="$u" -v s="$s" 'BEGIN { print u + s }')")
   printf '%-5s %-6s %9s %9s %9s\n' "$p" "$jobs" "$w" "$u" "$s"
-  read -r w u s < <(run_one 1 "$out/ser"); wall_ser+=("$w"); cpu_ser+=("$(awk -v u="$u" -v s="$s" 'BEGIN { print u + s }')")
+  read -r w u s < <(run_one 1 "$out/ser") || exit 1
+  wall_ser+=("$w"); cpu_ser+=("$(awk -v u="$u" -v s="$s" 'BEGIN { print u + s }')")
   printf '%-5s %-6s %9s %9s %9s\n' "$p" 1 "$w" "$u" "$s"
   cmp -s "$out/par/results.csv" "$out/ser/results.csv" \
     || { echo "sweep_efficiency: -j $jobs and -j 1 merged different results.csv" >&2; exit 1; }
