@@ -25,6 +25,8 @@ out=""
 usage() { sed -n '/^#   bench/,/^$/p' "$0" | sed 's/^# \{0,3\}//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
+    --iommusim|--points|--pairs|-j|--transactions|--out)
+      [ $# -ge 2 ] || { echo "sweep_efficiency: $1 needs a value" >&2; exit 2; } ;;&
     --iommusim) bin="$2"; shift 2 ;;
     --points) points="$2"; shift 2 ;;
     --pairs) pairs="$2"; shift 2 ;;
@@ -78,6 +80,9 @@ for p in $(seq "$pairs"); do
   read -r w u s < <(run_one 1 "$out/ser") || exit 1
   wall_ser+=("$w"); cpu_ser+=("$(awk -v u="$u" -v s="$s" 'BEGIN { print u + s }')")
   printf '%-5s %-6s %9s %9s %9s\n' "$p" 1 "$w" "$u" "$s"
+  for d in par ser; do
+    [ -s "$out/$d/results.csv" ] || { echo "sweep_efficiency: $out/$d has no results.csv" >&2; exit 1; }
+  done
   cmp -s "$out/par/results.csv" "$out/ser/results.csv" \
     || { echo "sweep_efficiency: -j $jobs and -j 1 merged different results.csv" >&2; exit 1; }
   awk -v s="${wall_ser[-1]}" -v q="${wall_par[-1]}" -v j="$jobs" \
