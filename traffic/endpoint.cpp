@@ -73,7 +73,10 @@ std::string validate(const EndpointConfig& c) {
 AddressGenerator::AddressGenerator(const EndpointConfig& cfg)
     : pattern_(cfg.pattern), base_(cfg.window_base), bytes_(cfg.window_bytes), stride_(cfg.stride_bytes),
       len_(cfg.transfer_bytes), read_fraction_(cfg.read_fraction), slots_(cfg.outstanding),
-      rng_(cfg.seed * 1000003ull) {}
+      rng_(cfg.seed * 1000003ull) {
+  if (len_ && bytes_ >= len_) random_choices_ = (bytes_ - len_) / len_ + 1;
+  if ((random_choices_ & (random_choices_ - 1)) == 0) random_mask_ = random_choices_ - 1;
+}
 
 uint64_t AddressGenerator::fit(uint64_t addr) const {
   if (len_ > kPage || addr % kPage + len_ <= kPage) return addr;
@@ -106,8 +109,8 @@ uint64_t AddressGenerator::next_strided() {
 }
 
 uint64_t AddressGenerator::next_random() {
-  const uint64_t choices = (bytes_ - len_) / len_ + 1;  // transfer-aligned offsets that fit
-  return fit(base_ + (rng_() % choices) * len_);
+  const uint64_t r = rng_();
+  return fit(base_ + (random_mask_ || random_choices_ == 1 ? r & random_mask_ : r % random_choices_) * len_);
 }
 
 AddressGenerator::Access AddressGenerator::next(unsigned) {

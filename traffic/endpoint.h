@@ -170,6 +170,9 @@ class AddressGenerator {
   uint64_t base_, bytes_, stride_, len_;
   double read_fraction_;
   uint64_t cursor_ = 0;  // offset in the window
+  // Transfer-aligned offsets that fit (random pattern), and that count - 1 when it is a
+  // power of two: the same choice without a divide per DMA.
+  uint64_t random_choices_ = 1, random_mask_ = 0;
   unsigned slots_;
   std::mt19937_64 rng_;
 };

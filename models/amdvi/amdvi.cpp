@@ -171,7 +171,7 @@ bool AmdVi::ats_permitted(const common::DmaRequest& d, common::AtsType type, com
   // IommuEn = 0: Translated traffic passes like any other; no ATS service.
   if (!r_.control.get<reg::CTRL_IOMMU_EN>()) return type == common::AtsType::Translated;
   t += pipeline_ps_;
-  const auto dte = fetch_dte(rq, t);
+  const DeviceTableEntry* dte = fetch_dte(rq, t);
   if (!dte) return false;   // its event is logged
   if (dte->valid && dte->iotlb) return true;
   faults_.inc();
@@ -185,8 +185,8 @@ bool AmdVi::ats_permitted(const common::DmaRequest& d, common::AtsType type, com
   return false;
 }
 
-std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq, common::Ps& t) {
-  if (auto hit = dte_cache_.lookup_at(DteKey{rq.device_id}, t)) return hit;
+const DeviceTableEntry* AmdVi::fetch_dte(const Request& rq, common::Ps& t) {
+  if (const DeviceTableEntry* hit = dte_cache_.find_at(DteKey{rq.device_id}, t)) return hit;
   // A DTE (or any) invalidation that overtakes this fetch forbids its fill.
   const uint64_t epoch = engine_.epoch();
   auto illegal = [&](bool rz) {
@@ -198,7 +198,7 @@ std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq, common::Ps& 
     e.rz = rz;
     e.address = rq.input;
     record_event(e, t);
-    return std::optional<DeviceTableEntry>{};
+    return static_cast<const DeviceTableEntry*>(nullptr);
   };
   const uint64_t dtb = r_.dev_table_base.get();
   const uint64_t bytes = reg::dev_table_bytes(reg::DTB_SIZE::get(dtb));
@@ -206,7 +206,7 @@ std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq, common::Ps& 
   // as VirtualBox raises it (kIoPageFaultType_DevId_Invalid); the access is aborted.
   if ((uint64_t(rq.device_id) + 1) * kDteBytes > bytes) {
     page_fault(rq, DeviceTableEntry{}, false, 0, false, false, false, t);
-    return std::nullopt;
+    return nullptr;
   }
   const uint64_t addr = reg::DTB_BASE::get_address(dtb) + uint64_t(rq.device_id) * kDteBytes;
   DteWords w{};
@@ -220,7 +220,7 @@ std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq, common::Ps& 
     e.type = kHwErrMasterAbort;
     e.address = addr;
     record_event(e, t);
-    return std::nullopt;
+    return nullptr;
   }
   std::string why;
   DteFault kind = DteFault::IllegalDte;
@@ -230,14 +230,15 @@ std::optional<DeviceTableEntry> AmdVi::fetch_dte(const Request& rq, common::Ps& 
       DeviceTableEntry partial;
       partial.domain_id = uint16_t(w[1] & 0xFFFF);
       page_fault(rq, partial, false, 0, true, false, true, t);
-      return std::nullopt;
+      return nullptr;
     }
     return illegal(true);
   }
   if (dte->valid && !check_dte_caps(*dte, cfg_.caps, &why)) return illegal(true);
   if (engine_.epoch() == epoch) dte_cache_.insert(DteKey{rq.device_id}, *dte, t);
   else stale_config_fills_.inc();
-  return dte;
+  fetched_dte_ = *dte;
+  return &fetched_dte_;
 }
 
 std::optional<uint64_t> AmdVi::fetch_gcr3(const Request& rq, const DeviceTableEntry& dte, uint32_t pasid,
@@ -279,7 +280,7 @@ AmdVi::Outcome AmdVi::translate(const Request& rq, common::Ps& t) {
   translations_.inc();
   t += pipeline_ps_;
   Outcome o;
-  const auto d = fetch_dte(rq, t);
+  const DeviceTableEntry* d = fetch_dte(rq, t);
   if (!d) return o;
   const DeviceTableEntry& dte = *d;
   if (!dte.valid) { bypassed_.inc(); o.ok = true; o.output = rq.input; return o; }   // V=0: untranslated

@@ -186,7 +186,9 @@ class AmdVi : public common::IommuBlock,
 
   // The request path, at the request's annotated time `t`, which they advance.
   Outcome translate(const Request& rq, common::Ps& t);
-  std::optional<DeviceTableEntry> fetch_dte(const Request& rq, common::Ps& t);
+  // The device's DTE, or null after logging its event. It points into the DTE cache, or at
+  // the one just fetched: valid until the next fetch or change of the cache.
+  const DeviceTableEntry* fetch_dte(const Request& rq, common::Ps& t);
   std::optional<uint64_t> fetch_gcr3(const Request& rq, const DeviceTableEntry& dte, uint32_t pasid,
                                      const common::Regime& host, common::Ps& t);
   void record_event(const EventRecord& e, common::Ps& t);
@@ -229,6 +231,7 @@ class AmdVi : public common::IommuBlock,
   AmdViConfig cfg_;
   common::Ps pipeline_ps_;   // translation_cycles, the request pipeline before the caches
   common::SetAssocCache<DteKey, DeviceTableEntry> dte_cache_;
+  DeviceTableEntry fetched_dte_;   // what fetch_dte returns on a miss
   common::SetAssocCache<Gcr3Key, Gcr3Value> gcr3_cache_;
   common::TranslationEngine engine_;
   common::CommandQueue cmdbuf_;

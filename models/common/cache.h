@@ -82,6 +82,7 @@ class SetAssocCache {
         lookup_ps_(clk.cycles_ps(cfg.lookup_cycles)) {
     ways_ = (cfg.ways == 0 || cfg.ways > cfg.entries) ? cfg.entries : cfg.ways;
     sets_ = ways_ ? cfg.entries / ways_ : 0;
+    set_mask_ = sets_ > 1 && (sets_ & (sets_ - 1)) == 0 ? uint64_t(sets_) - 1 : 0;
     lines_.resize(size_t(sets_) * ways_);
     rr_next_.assign(sets_, 0);
     rng_ = cfg.seed ? cfg.seed : 0x9E3779B97F4A7C15ull;
@@ -109,15 +110,20 @@ class SetAssocCache {
   // Functional lookup that updates replacement state but counts nothing: for a lookup
   // made of several probes (one per page size or level), counted once with count_lookup.
   std::optional<Value> probe(const Key& key, Ps at = kAnyTime) {
-    if (!enabled()) return std::nullopt;
+    if (const Value* v = find(key, at)) return *v;
+    return std::nullopt;
+  }
+  // The same without a copy: the entry itself, valid until the cache next changes.
+  const Value* find(const Key& key, Ps at = kAnyTime) {
+    if (!enabled()) return nullptr;
     Line* set = set_of(key.set_hash());
     for (unsigned w = 0; w < ways_; ++w) {
       if (set[w].valid && set[w].key == key && set[w].ready <= at) {
         set[w].stamp = ++clock_;
-        return set[w].value;
+        return &set[w].value;
       }
     }
-    return std::nullopt;
+    return nullptr;
   }
   void count_lookup(bool hit) { (hit ? stats_.hits : stats_.misses).inc(); }
 
@@ -126,8 +132,15 @@ class SetAssocCache {
 
   // Timed lookup at the requester's annotated time `t`, which it advances.
   std::optional<Value> lookup_at(const Key& key, Ps& t) {
+    if (const Value* v = find_at(key, t)) return *v;
+    return std::nullopt;
+  }
+  // The same without a copy (see find).
+  const Value* find_at(const Key& key, Ps& t) {
     if (enabled()) t = port_lookup(t);
-    return lookup(key, t);
+    const Value* v = find(key, t);
+    count_lookup(v != nullptr);
+    return v;
   }
 
   // Inserts or refreshes an entry visible from annotated time `ready`. Never takes time:
@@ -168,7 +181,7 @@ class SetAssocCache {
   template <class Pred>
   InvalidationScan invalidate_in_set(uint64_t set_hash, Pred&& pred) {
     InvalidationScan scan;
-    if (sets_) scan_set(unsigned(set_hash % sets_), pred, scan);
+    if (sets_) scan_set(set_index(set_hash), pred, scan);
     account(scan);
     return scan;
   }
@@ -180,7 +193,7 @@ class SetAssocCache {
   InvalidationScan invalidate_span(uint64_t first, uint64_t last, HashOf&& hash_of, Pred&& pred) {
     if (last - first + 1 >= sets_) return invalidate_all_sets(pred);
     InvalidationScan scan;
-    for (uint64_t v = first; v <= last; ++v) scan_set(unsigned(hash_of(v) % sets_), pred, scan);
+    for (uint64_t v = first; v <= last; ++v) scan_set(set_index(hash_of(v)), pred, scan);
     account(scan);
     return scan;
   }
@@ -204,7 +217,9 @@ class SetAssocCache {
  private:
   struct Line { bool valid = false; Key key{}; Value value{}; uint64_t stamp = 0; Ps ready = 0; };
 
-  Line* set_of(uint64_t hash) { return &lines_[size_t(hash % sets_) * ways_]; }
+  // A mask when the set count is a power of two: the same set, without a divide per probe.
+  unsigned set_index(uint64_t hash) const { return unsigned(set_mask_ ? hash & set_mask_ : hash % sets_); }
+  Line* set_of(uint64_t hash) { return &lines_[size_t(set_index(hash)) * ways_]; }
 
   unsigned choose_victim(Line* set, uint64_t hash) {
     switch (cfg_.replacement) {
@@ -215,7 +230,7 @@ class SetAssocCache {
         return v;
       }
       case Replacement::RoundRobin: {
-        unsigned& next = rr_next_[hash % sets_];
+        unsigned& next = rr_next_[set_index(hash)];
         unsigned v = next;
         next = (next + 1) % ways_;
         return v;
@@ -251,6 +266,7 @@ class SetAssocCache {
   BusyUnits ports_;
   Ps lookup_ps_;
   unsigned ways_ = 0, sets_ = 0;
+  uint64_t set_mask_ = 0;   // sets_ - 1 when sets_ is a power of two above 1, else 0
   std::vector<Line> lines_;
   std::vector<unsigned> rr_next_;
   uint64_t clock_ = 0, rng_ = 0;

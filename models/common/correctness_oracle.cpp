@@ -221,11 +221,11 @@ void CorrectnessOracle::versions(uint32_t id, uint64_t addr, uint64_t issue_ps, 
   if (it != s->live.begin()) {
     const Extent& e = std::prev(it)->second;
     if (addr >= e.in && addr < e.end) {
-      Candidate c = base;
+      // Built in place: a stack copy pushed afterwards stalled on store forwarding.
+      Candidate& c = out.emplace_back(base);
       c.out = e.out + (addr - e.in);
       c.rights = base.rights & e.rights;
       c.created = std::max(base.created, e.created);
-      out.push_back(c);
     }
   }
   if (s->retired.empty()) return;

@@ -155,7 +155,7 @@ bool Smmuv3::ats_permitted(const common::DmaRequest& d, common::AtsType type, co
   if (!r_.cr0.get<reg::CR0_SMMUEN>()) return type == common::AtsType::Translated && !r_.gbpa.get<reg::GBPA_ABORT>();
   const Request rq{d.requester_id, d.pasid_valid, d.pasid, d.input, d.access, d.epoch};
   t += pipeline_ps_;
-  auto cfg = fetch_config(rq, t);
+  const StreamConfig* cfg = fetch_config(rq, t);
   if (!cfg) { faults_.inc(); return false; }   // its configuration error is recorded
   // IHI 0070 §5.2, STE.Config: 0b000 (abort) denies ATS with no event recorded; 0b100
   // (bypass) denies it as though EATS were 0b00, with the event.
@@ -169,9 +169,9 @@ bool Smmuv3::ats_permitted(const common::DmaRequest& d, common::AtsType type, co
   return false;
 }
 
-std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq, common::Ps& t) {
+const Smmuv3::StreamConfig* Smmuv3::fetch_config(const Request& rq, common::Ps& t) {
   const ConfigKey key{rq.sid, rq.ssv ? rq.ssid : 0, rq.ssv};
-  if (auto hit = config_cache_.lookup_at(key, t)) return hit;
+  if (const StreamConfig* hit = config_cache_.find_at(key, t)) return hit;
   // A CFGI (or any invalidation) that overtakes this fetch forbids its fill.
   const uint64_t epoch = engine_.epoch();
 
@@ -180,7 +180,7 @@ std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq, comm
     e.id = id; e.sid = rq.sid; e.ssv = rq.ssv; e.ssid = rq.ssid; e.input_addr = rq.input;
     e.rnw = !rq.access.write; e.ipa_or_fetch_addr = fetch;
     record_event(e, t);
-    return std::optional<StreamConfig>{};
+    return static_cast<const StreamConfig*>(nullptr);
   };
 
   // Locate the STE: linear, or through a level-1 descriptor.
@@ -242,7 +242,7 @@ std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq, comm
         r.stages = common::Stages::Nested; r.domain = c.vmid; r.s2 = &s2f; r.s2_root = c.s2_ttb;
         const common::Translation tr = engine_.translate_config_address(r, cd_addr, t);
         // A stage-2 fault on the CD fetch reports CLASS=CD (QEMU smmu_get_cd).
-        if (!tr.ok) { record_walk_fault(rq, tr.fault, t, EventClass::Cd); return std::nullopt; }
+        if (!tr.ok) { record_walk_fault(rq, tr.fault, t, EventClass::Cd); return nullptr; }
         cd_addr = tr.output;
       }
       CdWords cd_words{};
@@ -263,7 +263,8 @@ std::optional<Smmuv3::StreamConfig> Smmuv3::fetch_config(const Request& rq, comm
   }
   if (engine_.epoch() == epoch) config_cache_.insert(key, c, t);
   else stale_config_fills_.inc();
-  return c;
+  fetched_config_ = c;
+  return &fetched_config_;
 }
 
 void Smmuv3::record_walk_fault(const Request& rq, const common::TranslationFault& f, common::Ps& t,
@@ -291,7 +292,7 @@ Smmuv3::Outcome Smmuv3::translate(const Request& rq, common::Ps& t) {
   translations_.inc();
   t += pipeline_ps_;
   Outcome o;
-  auto cfg = fetch_config(rq, t);
+  const StreamConfig* cfg = fetch_config(rq, t);
   if (!cfg) { faults_.inc(); return o; }
   const StreamConfig& c = *cfg;
   switch (c.config) {

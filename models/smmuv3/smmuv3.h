@@ -187,7 +187,10 @@ class Smmuv3 : public common::IommuBlock, public ProgrammingInterface, public Ec
 
   // At the request's annotated time `t`, which they advance.
   Outcome translate(const Request& rq, common::Ps& t);
-  std::optional<StreamConfig> fetch_config(const Request& rq, common::Ps& t);
+  // The stream's configuration, or null after recording its configuration error. It points
+  // into the config cache, or at the one just fetched: valid until the next fetch or change
+  // of the cache.
+  const StreamConfig* fetch_config(const Request& rq, common::Ps& t);
   void record_event(const EventRecord& e, common::Ps& t);
   // cls: CLASS override (a stage-2 fault while fetching the CD reports CLASS=CD).
   void record_walk_fault(const Request& rq, const common::TranslationFault& f, common::Ps& t,
@@ -208,6 +211,7 @@ class Smmuv3 : public common::IommuBlock, public ProgrammingInterface, public Ec
   common::Ps pipeline_ps_;   // translation_cycles, the request pipeline before the caches
   common::Ps atc_timeout_ps_;   // atc_inv_timeout_ns
   common::SetAssocCache<ConfigKey, StreamConfig> config_cache_;
+  StreamConfig fetched_config_;   // what fetch_config returns on a miss
   common::TranslationEngine engine_;
   std::unique_ptr<MainCmdq> main_cmdq_;
   std::vector<std::unique_ptr<QueuePort>> ports_;   // [0]: the main CMDQ

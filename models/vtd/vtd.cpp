@@ -165,25 +165,23 @@ bool Vtd::ats_permitted(const common::DmaRequest& d, common::AtsType type, commo
   // Translation disabled: Translated traffic passes like any other; no ATS service.
   if (!r_.translation_enabled()) return type == common::AtsType::Translated;
   t += pipeline_ps_;
-  const auto res = resolve(rq, t);
+  const Resolved* res = resolve(rq, t);
   if (!res) return false;   // its fault is recorded
   if (res->dte) return true;
   record_fault(rq, FaultReason::SM_CONTEXT_DTE_CLEAR, res->fpd, t);
   return false;
 }
 
-std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq, common::Ps& t) {
+const Vtd::Resolved* Vtd::resolve(const Request& rq, common::Ps& t) {
   auto fail = [&](FaultReason r, bool fpd = false) {
     record_fault(rq, r, fpd, t);
-    return std::optional<Resolved>{};
+    return static_cast<const Resolved*>(nullptr);
   };
   if (r_.ttm() != reg::TTM_SCALABLE) return fail(FaultReason::SM_ROOT_TABLE_ADDR_INVALID);
   std::string why;
   // Context entry, through the context cache.
-  SmContextEntry ctx;
-  if (auto hit = context_cache_.lookup_at(ContextKey{rq.rid}, t)) {
-    ctx = *hit;
-  } else {
+  const SmContextEntry* ctxp = context_cache_.find_at(ContextKey{rq.rid}, t);
+  if (!ctxp) {
     // A context-cache (or any) invalidation that overtakes this fetch forbids its fill.
     const uint64_t epoch = engine_.epoch();
     const uint8_t bus = sid_bus(rq.rid), devfn = sid_devfn(rq.rid);
@@ -202,10 +200,12 @@ std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq, common::Ps& t) {
     const auto c = decode_sm_context(cw, &why, cfg_.haw);
     if (!c) return fail(FaultReason::SM_CONTEXT_ENTRY_RESERVED);
     if (!c->present) return fail(FaultReason::SM_CONTEXT_ENTRY_NOT_PRESENT);
-    ctx = *c;
-    if (engine_.epoch() == epoch) context_cache_.insert(ContextKey{rq.rid}, ctx, t);
+    fetched_context_ = *c;
+    ctxp = &fetched_context_;
+    if (engine_.epoch() == epoch) context_cache_.insert(ContextKey{rq.rid}, fetched_context_, t);
     else stale_config_fills_.inc();
   }
+  const SmContextEntry& ctx = *ctxp;
   if (rq.pasid_valid && !ctx.paside) return fail(FaultReason::SM_CONTEXT_PASIDE_CLEAR, ctx.fpd);
   const uint32_t pasid = rq.pasid_valid ? rq.pasid : ctx.rid_pasid;
   if ((pasid >> cfg_.pasid_bits) != 0 || !pasid_within_dir(pasid, ctx.pdts))
@@ -213,7 +213,7 @@ std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq, common::Ps& t) {
 
   // PASID entry, through the PASID cache.
   const PasidKey pk{rq.rid, pasid};
-  if (auto hit = pasid_cache_.lookup_at(pk, t)) return hit;
+  if (const Resolved* hit = pasid_cache_.find_at(pk, t)) return hit;
   const uint64_t epoch = engine_.epoch();   // as for the context entry
   uint64_t dw = 0;
   config_reads_.inc();
@@ -238,17 +238,17 @@ std::optional<Vtd::Resolved> Vtd::resolve(const Request& rq, common::Ps& t) {
   if ((pe->uses_first_stage() && pe->fspm == 1 && !cfg_.fs_5level) ||
       (pe->uses_second_stage() && (pe->aw < 1 || pe->aw > 3)))
     return fail(FaultReason::SM_PASID_ENTRY_INVALID, efpd);
-  Resolved r{*pe, pasid, efpd, ctx.dte};
-  if (engine_.epoch() == epoch) pasid_cache_.insert(pk, r, t);
+  resolved_ = Resolved{*pe, pasid, efpd, ctx.dte};
+  if (engine_.epoch() == epoch) pasid_cache_.insert(pk, resolved_, t);
   else stale_config_fills_.inc();
-  return r;
+  return &resolved_;
 }
 
 Vtd::Outcome Vtd::translate(const Request& rq, common::Ps& t) {
   translations_.inc();
   t += pipeline_ps_;
   Outcome o;
-  const auto res = resolve(rq, t);
+  const Resolved* res = resolve(rq, t);
   if (!res) return o;
   const PasidEntry& pe = res->pe;
   if (rq.access.privileged && rq.pasid_valid && !pe.sre && pe.pgtt != Pgtt::SecondStage) {

@@ -156,7 +156,10 @@ class Vtd : public common::IommuBlock, public ProgrammingInterface, private comm
   static Features features(const VtdConfig& c);
 
   Outcome translate(const Request& rq, common::Ps& t);
-  std::optional<Resolved> resolve(const Request& rq, common::Ps& t);   // at annotated time t
+  // At annotated time t: the request's PASID entry, or null after recording its fault. It
+  // points into the PASID cache, or at the one just fetched: valid until the next resolve or
+  // change of the cache.
+  const Resolved* resolve(const Request& rq, common::Ps& t);
   void record_fault(const Request& rq, FaultReason reason, bool fpd, common::Ps t);   // at annotated time t
   FaultReason walk_reason(const Request& rq, const common::TranslationFault& f) const;
 
@@ -177,6 +180,8 @@ class Vtd : public common::IommuBlock, public ProgrammingInterface, private comm
   common::Ps devtlb_timeout_ps_;   // devtlb_inv_timeout_ns
   common::SetAssocCache<ContextKey, SmContextEntry> context_cache_;
   common::SetAssocCache<PasidKey, Resolved> pasid_cache_;
+  SmContextEntry fetched_context_;   // what resolve uses on a context-cache miss
+  Resolved resolved_;                // what resolve returns on a PASID-cache miss
   common::TranslationEngine engine_;
   common::CommandQueue iq_;
   Descriptor pending_;   // decoded, not yet executed
