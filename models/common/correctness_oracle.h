@@ -141,6 +141,9 @@ class CorrectnessOracle : public DmaObserver {
   // Removes [in, in+bytes) from the live map; the removed pieces go to `removed`.
   void carve(Space& s, uint64_t in, uint64_t bytes, std::vector<Extent>& removed);
   ChangeId retire(uint32_t id, uint64_t in, uint64_t bytes, bool by_unmap, const uint64_t* out, const Rights* r);
+  // Appends `base` extended by one version: its output and its rights ANDed in. `base` must
+  // not be an element of `out`.
+  static Candidate& extend(std::vector<Candidate>& out, const Candidate& base, uint64_t output, const Rights& rights);
   // Live and retired versions of `addr` in one space, as candidates extending `base`.
   void versions(uint32_t id, uint64_t addr, uint64_t issue_ps, const Candidate& base, std::vector<Candidate>& out);
   void candidates(uint32_t space, uint64_t addr, uint64_t issue_ps, const Candidate& base, std::vector<Candidate>& out);
