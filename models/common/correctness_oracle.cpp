@@ -217,6 +217,7 @@ void CorrectnessOracle::prune(Space& s) {
 // wider loads, which stalled on store forwarding (a tenth of the oracle's time).
 CorrectnessOracle::Candidate& CorrectnessOracle::extend(std::vector<Candidate>& out, const Candidate& base,
                                                         uint64_t output, const Rights& rights) {
+  static_assert(sizeof(Candidate) == 56, "extend() copies every field of Candidate: copy a new one here too");
   Candidate& c = out.emplace_back();
   c.out = output;
   c.rights = base.rights & rights;
