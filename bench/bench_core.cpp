@@ -40,9 +40,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,6 +54,7 @@
 #include <tlm_utils/simple_target_socket.h>
 
 #include "platforms/config.h"
+#include "platforms/iommu_lane.h"
 #include "platforms/system.h"
 
 namespace {
@@ -325,21 +328,50 @@ int sc_main(int, char**) {
   uint64_t n = 400000;
   int repeats = 5;
   std::vector<std::string> vendors{"smmuv3", "vtd", "amdvi"};
+  // A whole positive decimal number, or nullopt ("12abc", "-3" and "" are not).
+  auto number = [](const char* s) -> std::optional<uint64_t> {
+    if (!s || *s < '0' || *s > '9') return std::nullopt;
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long v = std::strtoull(s, &end, 10);
+    if (errno || *end) return std::nullopt;
+    return uint64_t(v);
+  };
   for (int i = 1; i < g_argc; ++i) {
     const std::string a = g_argv[i];
-    if (a == "--quick") { n = 50000; repeats = 1; }
-    else if (a == "--transactions" && i + 1 < g_argc) n = std::strtoull(g_argv[++i], nullptr, 10);
-    else if (a == "--repeats" && i + 1 < g_argc) repeats = std::max(1, std::atoi(g_argv[++i]));
-    else if (a == "--vendors" && i + 1 < g_argc) vendors = split(g_argv[++i]);
-    else {
+    const char* value = i + 1 < g_argc ? g_argv[i + 1] : nullptr;
+    if (a == "--quick") { n = 50000; repeats = 1; continue; }
+    if (a != "--transactions" && a != "--repeats" && a != "--vendors") {
       std::fprintf(stderr, "usage: bench_core [--transactions N] [--repeats R] [--vendors a,b] [--quick]\n");
       return 2;
     }
+    if (!value) { std::fprintf(stderr, "bench_core: %s needs a value\n", a.c_str()); return 2; }
+    ++i;
+    if (a == "--vendors") { vendors = split(value); continue; }
+    const auto v = number(value);
+    // The floors' step checks need many DMAs per thread.
+    const uint64_t least = a == "--transactions" ? 1000 : 1, most = a == "--transactions" ? (1ull << 40) : 1000;
+    if (!v || *v < least || *v > most) {
+      std::fprintf(stderr, "bench_core: %s must be a whole number from %llu to %llu, got '%s'\n", a.c_str(),
+                   (unsigned long long)least, (unsigned long long)most, value);
+      return 2;
+    }
+    if (a == "--transactions") n = *v; else repeats = int(*v);
   }
-  if (n < 1000) {   // the floors' step checks need many DMAs per thread
-    std::fprintf(stderr, "bench_core: --transactions must be at least 1000, got %llu\n", (unsigned long long)n);
-    return 2;
+  // An unknown or repeated vendor is refused before any case runs.
+  const std::vector<std::string> known = iommusim::platforms::known_vendors();
+  for (size_t i = 0; i < vendors.size(); ++i) {
+    const bool unknown = std::find(known.begin(), known.end(), vendors[i]) == known.end();
+    const bool repeated = std::find(vendors.begin(), vendors.begin() + long(i), vendors[i]) != vendors.begin() + long(i);
+    if (unknown || repeated) {
+      std::string list;
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      std::fprintf(stderr, "bench_core: --vendors: '%s' is %s (known: %s)\n", vendors[i].c_str(),
+                   unknown ? "not a vendor" : "given twice", list.c_str());
+      return 2;
+    }
   }
+  if (vendors.empty()) { std::fprintf(stderr, "bench_core: --vendors names no vendor\n"); return 2; }
   bool failed = false;
   const Sample floor = measure(repeats, [&] { return run_floor(n, 0); });
   const Sample floor_distinct = measure(repeats, [&] { return run_floor(n, 125); });
@@ -451,6 +483,11 @@ int sc_main(int, char**) {
     if (with.cpu_s < 0 || without.cpu_s < 0 || with.invalidations <= 0) {
       std::printf("%-8s %-12s FAILED\n", "smmuv3", label);
       failed = true;
+      continue;
+    }
+    if (with.cpu_s <= without.cpu_s) {   // the host's noise exceeded the invalidations' cost: no figure
+      std::printf("%-8s %-12s %10.3f s with unmaps, %.3f s without: not measurable in this run (repeat it)\n",
+                  "smmuv3", label, with.cpu_s, without.cpu_s);
       continue;
     }
     per_inv[trapped] = (with.cpu_s - without.cpu_s) / with.invalidations;
