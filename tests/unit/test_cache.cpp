@@ -91,3 +91,62 @@ TEST(Cache, SpanInvalidationVisitsOnlyItsSetsUntilItCoversTheCache) {
   EXPECT_EQ(wide.entries_removed, 4u);                   // pages 0, 1, 4, 5
   EXPECT_EQ(c.valid_entries(), 2u);                      // pages 6, 7
 }
+
+// The set is the key's hash modulo the set count, whether the count is a power of two
+// (a mask is used) or not (a divide): worked out by hand from that rule.
+TEST(Cache, SetIsTheHashModuloTheSetCount) {
+  SetAssocCache<Key, int> three("c", geometry(3, 1, Replacement::Lru), Clock{});   // 3 sets, direct-mapped
+  for (uint64_t p = 0; p < 3; ++p) three.insert({1, p}, int(p));
+  three.insert({1, 3}, 3);   // 3 mod 3 = set 0: evicts page 0 only
+  three.insert({1, 7}, 7);   // 7 mod 3 = set 1: evicts page 1 only
+  EXPECT_FALSE(three.lookup({1, 0}));
+  EXPECT_FALSE(three.lookup({1, 1}));
+  EXPECT_EQ(*three.lookup({1, 2}), 2);
+  EXPECT_EQ(*three.lookup({1, 3}), 3);
+  EXPECT_EQ(*three.lookup({1, 7}), 7);
+
+  SetAssocCache<Key, int> four("c", geometry(4, 1, Replacement::Lru), Clock{});   // 4 sets
+  for (uint64_t p = 0; p < 4; ++p) four.insert({1, p}, int(p));
+  four.insert({1, 6}, 6);    // 6 mod 4 = set 2: evicts page 2 only
+  EXPECT_FALSE(four.lookup({1, 2}));
+  for (uint64_t p : {0u, 1u, 3u, 6u}) EXPECT_TRUE(four.lookup({1, p})) << p;
+
+  // Round-robin keeps a pointer per set: set 0 of 3 turning over leaves set 1's alone.
+  SetAssocCache<Key, int> rr("c", geometry(6, 2, Replacement::RoundRobin), Clock{});   // 3 sets of 2
+  rr.insert({1, 0}, 0); rr.insert({1, 3}, 3);   // set 0, ways 0 and 1
+  rr.insert({1, 1}, 1); rr.insert({1, 4}, 4);   // set 1, ways 0 and 1
+  rr.insert({1, 6}, 6);                         // set 0: evicts way 0 (page 0)
+  rr.insert({1, 9}, 9);                         // set 0: evicts way 1 (page 3)
+  rr.insert({1, 7}, 7);                         // set 1: its own pointer, way 0 (page 1)
+  EXPECT_FALSE(rr.lookup({1, 0}));
+  EXPECT_FALSE(rr.lookup({1, 3}));
+  EXPECT_FALSE(rr.lookup({1, 1}));
+  for (uint64_t p : {4u, 6u, 7u, 9u}) EXPECT_TRUE(rr.lookup({1, p})) << p;
+}
+
+// find_at: one lookup's time on a free port (3 cycles of 1 ns), one hit or miss counted,
+// and the cached entry itself; an entry is not visible before its ready time.
+TEST(Cache, FindAtTakesALookupCountsOnceAndReturnsTheEntry) {
+  CacheConfig cfg = geometry(8, 2, Replacement::Lru);
+  cfg.lookup_cycles = 3;
+  SetAssocCache<Key, int> c("c", cfg, Clock{});
+  Ps t = 1000;
+  EXPECT_EQ(c.find_at({1, 5}, t), nullptr);
+  EXPECT_EQ(t, 4000u);
+  EXPECT_EQ(c.stats().misses.value(), 1u);
+  EXPECT_EQ(c.stats().hits.value(), 0u);
+
+  c.insert({1, 5}, 55, 20000);
+  t = 10000;
+  EXPECT_EQ(c.find_at({1, 5}, t), nullptr);   // looked up at 13000, before it is ready
+  EXPECT_EQ(t, 13000u);
+  t = 20000;
+  const int* v = c.find_at({1, 5}, t);
+  ASSERT_NE(v, nullptr);
+  EXPECT_EQ(*v, 55);
+  EXPECT_EQ(t, 23000u);
+  EXPECT_EQ(c.stats().hits.value(), 1u);
+  EXPECT_EQ(c.stats().misses.value(), 2u);
+  EXPECT_EQ(c.find({1, 5}), v);   // the same entry, not a copy; find counts nothing
+  EXPECT_EQ(c.stats().hits.value() + c.stats().misses.value(), 3u);
+}
